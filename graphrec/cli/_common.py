@@ -1,0 +1,84 @@
+"""Helpers shared by the CLI commands: error handling, device choice, tables."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+import typer
+
+from graphrec.errors import GraphrecError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn a :class:`GraphrecError` into one red line on stderr and exit status 1.
+
+    Set ``GRAPHREC_DEBUG=1`` to see the traceback instead.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (GraphrecError, FileNotFoundError) as e:
+            if os.environ.get("GRAPHREC_DEBUG"):
+                raise
+            typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` picks CUDA when available, else CPU; other values are checked."""
+    import torch
+
+    from graphrec.errors import ConfigError
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available on this machine: use --device cpu")
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device {device!r} is not a torch device: use auto, cpu, cuda or cuda:N") from None
+    return device
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def metric_table(columns: Mapping[str, Mapping[str, float]], keys: Iterable[str] | None = None) -> str:
+    """Plain-text table: one row per metric name, one column per entry of ``columns``."""
+    cols = list(columns)
+    if keys is None:
+        keys = [k for k in next(iter(columns.values())) if "@" in k]
+    keys = list(keys)
+    width = max([len(k) for k in keys] + [6])
+    colw = [max(len(c), 8) for c in cols]
+    lines = ["  ".join([f"{'metric':<{width}}"] + [f"{c:>{w}}" for c, w in zip(cols, colw)])]
+    lines.append("-" * len(lines[0]))
+    for k in keys:
+        cells = []
+        for c, w in zip(cols, colw):
+            v = columns[c].get(k)
+            cells.append(f"{v:>{w}.4f}" if isinstance(v, (int, float)) else f"{'-':>{w}}")
+        lines.append("  ".join([f"{k:<{width}}"] + cells))
+    return "\n".join(lines)
+
+
+def ordered_metric_keys(metrics: Mapping[str, float], names: Iterable[str] = ("recall", "ndcg", "precision", "hit", "mrr", "map")) -> list[str]:
+    """Metric keys grouped by metric name, K ascending."""
+    out = []
+    for n in names:
+        ks = sorted(int(k.split("@")[1]) for k in metrics if k.startswith(n + "@"))
+        out += [f"{n}@{k}" for k in ks]
+    return out

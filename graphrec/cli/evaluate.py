@@ -1,0 +1,36 @@
+"""Re-evaluate a saved run on its dataset (valid and test).
+
+Example:
+
+    graphrec evaluate runs/lightgcn-lfm2k --protocol mmrec
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from graphrec.cli._common import metric_table, ordered_metric_keys, resolve_device, user_errors
+
+
+@user_errors
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `graphrec train`."),
+    data: Optional[Path] = typer.Option(None, help="Dataset directory (default: the one in the run record)."),
+    protocol: Optional[str] = typer.Option(None, help="recbole or mmrec (default: the run's)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
+) -> None:
+    """Re-evaluate a saved run on its dataset (valid and test).
+
+    Example: graphrec evaluate runs/lightgcn-lfm2k --protocol mmrec
+    """
+    from graphrec.train import reevaluate
+
+    res = reevaluate(run_dir, device=resolve_device(device), data_path=data, protocol=protocol, progress=True)
+    cols = {}
+    for split, groups in res.items():
+        for group, metrics in groups.items():
+            cols[split if group == "all" else f"{split}-{group}"] = metrics
+    typer.echo(metric_table(cols, ordered_metric_keys(res["valid"]["all"])))

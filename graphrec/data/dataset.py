@@ -1,0 +1,496 @@
+"""The dataset object every graphrec model and command works on.
+
+A :class:`Dataset` holds
+
+* ``user_ids`` / ``item_ids``: the original ids (strings), position = contiguous index;
+* ``splits``: ``{"train": R_train, "valid": R_valid, "test": R_test}``, each a canonical
+  ``scipy.sparse.csr_matrix`` of shape ``(n_users, n_items)`` with ones as values
+  (sorted indices, no duplicates; one entry per distinct user-item pair);
+* ``timestamps``: optional ``{split: array}``, aligned with ``splits[split].data``
+  (entry ``k`` is the time of the pair stored at ``indices[k]``; for a pair seen several
+  times, the latest time);
+* ``item_features``: ``{modality: float32 array (n_items, dim)}`` (e.g. ``image``,
+  ``text``), row ``i`` belongs to item index ``i``;
+* ``user_fields`` / ``item_fields``: optional side information, one 1-D array per field
+  (numbers or strings; token sequences are space-joined strings);
+* ``cold_items``: sorted item indices whose training interactions were removed by
+  :func:`graphrec.data.splits.cold_start` (``None`` when no cold-start split applies).
+
+Pure data: no device, no model. Datasets are built by the importers in
+:mod:`graphrec.data.formats`, saved with :meth:`Dataset.save` and read back with
+:meth:`Dataset.load` (format documented in ``docs/data-formats.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from graphrec.errors import DataError
+
+__all__ = ["Dataset", "SPLITS", "build_dataset", "interactions_matrix"]
+
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+FORMAT_NAME = "graphrec-dataset"
+FORMAT_VERSION = 1
+
+
+def interactions_matrix(
+    users: np.ndarray,
+    items: np.ndarray,
+    shape: tuple[int, int],
+    timestamps: np.ndarray | None = None,
+) -> tuple[sp.csr_matrix, np.ndarray | None]:
+    """Canonical binary CSR of ``(users, items)`` pairs, duplicates merged.
+
+    Returns the matrix and, when ``timestamps`` is given, the per-entry timestamps
+    aligned with ``matrix.data`` (latest time of each pair).
+    """
+    users = np.asarray(users, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    n_users, n_items = shape
+    if users.size:
+        if users.min() < 0 or users.max() >= n_users or items.min() < 0 or items.max() >= n_items:
+            raise DataError(f"interaction indices out of range for shape {shape}")
+    keys = users * n_items + items
+    if timestamps is not None:
+        ts = np.asarray(timestamps, dtype=np.float64)
+        order = np.lexsort((ts, keys))  # by key, then time: the last of a run is the latest
+        keys_sorted = keys[order]
+        last = np.ones(keys_sorted.size, dtype=bool)
+        last[:-1] = keys_sorted[1:] != keys_sorted[:-1]
+        keys_u = keys_sorted[last]
+        ts_u = ts[order][last]
+    else:
+        keys_u = np.unique(keys)
+        ts_u = None
+    rows = keys_u // n_items
+    cols = keys_u % n_items
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+    mat = sp.csr_matrix(
+        (np.ones(keys_u.size, dtype=np.float32), cols.astype(np.int32), indptr), shape=shape
+    )
+    mat.has_sorted_indices = True
+    return mat, ts_u
+
+
+def _natural_unique(raw: np.ndarray) -> np.ndarray:
+    """Distinct ids in natural order: numeric order when all ids are integers."""
+    uniq = np.unique(raw.astype(str))
+    try:
+        as_int = uniq.astype(np.int64)
+    except ValueError:
+        return uniq
+    return uniq[np.argsort(as_int, kind="stable")]
+
+
+def _index_of(raw: np.ndarray, ids: np.ndarray, what: str, source: str) -> np.ndarray:
+    """Positions of ``raw`` ids in ``ids``; a clear error for an unknown id."""
+    raw = raw.astype(str)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    pos = np.searchsorted(sorted_ids, raw)
+    pos_clipped = np.minimum(pos, max(len(ids) - 1, 0))
+    ok = (pos < len(ids)) & (sorted_ids[pos_clipped] == raw) if len(ids) else np.zeros(len(raw), bool)
+    if not np.all(ok):
+        bad = raw[~ok][0]
+        raise DataError(
+            f"{what} id {bad!r} in {source} is not in the {what} id list: "
+            f"add it to the {what} mapping or remove its rows"
+        )
+    return order[pos_clipped]
+
+
+def build_dataset(
+    users: Sequence | np.ndarray,
+    items: Sequence | np.ndarray,
+    split: Sequence | np.ndarray,
+    *,
+    timestamps: Sequence | np.ndarray | None = None,
+    user_ids: Sequence | np.ndarray | None = None,
+    item_ids: Sequence | np.ndarray | None = None,
+    item_features: Mapping[str, np.ndarray] | None = None,
+    user_fields: Mapping[str, np.ndarray] | None = None,
+    item_fields: Mapping[str, np.ndarray] | None = None,
+    name: str = "dataset",
+    source: str = "input",
+    meta: Mapping[str, Any] | None = None,
+    unseen: str = "error",
+) -> "Dataset":
+    """Build a :class:`Dataset` from raw (original-id) interaction columns.
+
+    Args:
+        users, items: original ids per interaction (any type; compared as strings).
+        split: per interaction, one of ``"train"``, ``"valid"``, ``"test"``.
+        timestamps: optional time per interaction.
+        user_ids, item_ids: the complete id lists in index order (e.g. when feature rows
+            follow a given item order). Inferred from the interactions when omitted
+            (numeric order when all ids are integers, else lexicographic).
+        source: how to name the input in error messages (a file name).
+        unseen: what to do with users/items that occur in valid/test but never in train:
+            ``"error"`` (default), ``"drop"`` their valid/test rows, or ``"keep"``.
+    """
+    users = np.asarray(users).astype(str)
+    items = np.asarray(items).astype(str)
+    split = np.asarray(split).astype(str)
+    if not (len(users) == len(items) == len(split)):
+        raise DataError(f"{source}: user, item and split columns differ in length")
+    bad_split = ~np.isin(split, SPLITS)
+    if bad_split.any():
+        raise DataError(
+            f"{source}: unknown split label {split[bad_split][0]!r}: use train, valid or test"
+        )
+    ts = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)
+    uids = _natural_unique(users) if user_ids is None else np.asarray(user_ids).astype(str)
+    iids = _natural_unique(items) if item_ids is None else np.asarray(item_ids).astype(str)
+    for ids, what in ((uids, "user"), (iids, "item")):
+        u, c = np.unique(ids, return_counts=True)
+        if (c > 1).any():
+            raise DataError(f"{source}: {what} id {u[c > 1][0]!r} is listed twice in the {what} id list")
+    u_idx = _index_of(users, uids, "user", source)
+    i_idx = _index_of(items, iids, "item", source)
+
+    if unseen not in ("error", "drop", "keep"):
+        raise DataError(f"unseen={unseen!r} is not one of error, drop, keep")
+    in_train = split == "train"
+    if not in_train.any():
+        raise DataError(f"{source}: the train split is empty: check the split column or files")
+    seen_u = np.zeros(len(uids), bool)
+    seen_u[u_idx[in_train]] = True
+    seen_i = np.zeros(len(iids), bool)
+    seen_i[i_idx[in_train]] = True
+    orphan = ~in_train & (~seen_u[u_idx] | ~seen_i[i_idx])
+    if orphan.any() and unseen == "error":
+        k = np.flatnonzero(orphan)[0]
+        who = f"user {users[k]!r}" if not seen_u[u_idx[k]] else f"item {items[k]!r}"
+        raise DataError(
+            f"{source}: {who} appears in {split[k]} but never in train "
+            f"({int(orphan.sum())} such interactions): pass unseen='drop' (CLI: --unseen drop) "
+            "to remove them or unseen='keep' (--unseen keep) to keep them"
+        )
+    keep = ~orphan if unseen == "drop" else np.ones(len(users), bool)
+
+    shape = (len(uids), len(iids))
+    mats: dict[str, sp.csr_matrix] = {}
+    stamps: dict[str, np.ndarray] | None = {} if ts is not None else None
+    for s in SPLITS:
+        sel = keep & (split == s)
+        if s != "train" and not (split == s).any():
+            continue
+        m, t = interactions_matrix(u_idx[sel], i_idx[sel], shape, None if ts is None else ts[sel])
+        mats[s] = m
+        if stamps is not None:
+            stamps[s] = t
+    return Dataset(
+        user_ids=uids,
+        item_ids=iids,
+        splits=mats,
+        timestamps=stamps,
+        item_features=dict(item_features or {}),
+        user_fields=dict(user_fields or {}),
+        item_fields=dict(item_fields or {}),
+        name=name,
+        meta=dict(meta or {}),
+    )
+
+
+@dataclass
+class Dataset:
+    """Users, items, split interactions, features and side fields (see module doc)."""
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    splits: dict[str, sp.csr_matrix]
+    timestamps: dict[str, np.ndarray] | None = None
+    item_features: dict[str, np.ndarray] = field(default_factory=dict)
+    user_fields: dict[str, np.ndarray] = field(default_factory=dict)
+    item_fields: dict[str, np.ndarray] = field(default_factory=dict)
+    cold_items: np.ndarray | None = None
+    name: str = "dataset"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.user_ids = np.asarray(self.user_ids).astype(str)
+        self.item_ids = np.asarray(self.item_ids).astype(str)
+        shape = (len(self.user_ids), len(self.item_ids))
+        if "train" not in self.splits:
+            raise DataError(f"dataset {self.name!r} has no train split")
+        splits = {}
+        for s, m in self.splits.items():
+            if s not in SPLITS:
+                raise DataError(f"dataset {self.name!r}: unknown split {s!r} (use train/valid/test)")
+            if m.shape != shape:
+                raise DataError(f"split {s!r} has shape {m.shape}, expected {shape}")
+            m = sp.csr_matrix(m).astype(np.float32, copy=True)
+            m.sum_duplicates()
+            m.sort_indices()
+            m.data[:] = 1.0
+            splits[s] = m
+        self.splits = splits
+        if self.timestamps is not None:
+            for s, t in self.timestamps.items():
+                if s not in self.splits or len(t) != self.splits[s].nnz:
+                    raise DataError(f"timestamps of split {s!r} do not align with its interactions")
+        feats = {}
+        for mod, x in self.item_features.items():
+            x = np.asarray(x)
+            if x.ndim != 2 or x.shape[0] != shape[1]:
+                raise DataError(
+                    f"features {mod!r} have shape {x.shape}, expected ({shape[1]}, dim): "
+                    "one row per item, in item index order"
+                )
+            x = x.astype(np.float32, copy=False)
+            bad = ~np.isfinite(x).all(axis=1)
+            if bad.any():
+                r = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"features {mod!r} row {r} (item {self.item_ids[r]!r}) contains NaN or inf "
+                    f"({int(bad.sum())} rows): replace them with zeros to mark the item's "
+                    "modality as missing"
+                )
+            feats[mod] = x
+        self.item_features = feats
+        for kind, fields, n in (("user", self.user_fields, shape[0]), ("item", self.item_fields, shape[1])):
+            for k, v in fields.items():
+                if len(v) != n:
+                    raise DataError(f"{kind} field {k!r} has {len(v)} values, expected {n}")
+        if self.cold_items is not None:
+            self.cold_items = np.unique(np.asarray(self.cold_items, dtype=np.int64))
+        self._fingerprint: str | None = None
+
+    # ------------------------------------------------------------------ basic views
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def train(self) -> sp.csr_matrix:
+        return self.splits["train"]
+
+    @property
+    def valid(self) -> sp.csr_matrix:
+        return self.split("valid")
+
+    @property
+    def test(self) -> sp.csr_matrix:
+        return self.split("test")
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.item_features)
+
+    def split(self, name: str) -> sp.csr_matrix:
+        """The interaction matrix of split ``name``; a clear error when it is absent."""
+        if name not in self.splits:
+            raise DataError(
+                f"dataset {self.name!r} has no {name} split: re-run `graphrec prepare` with "
+                "--split random or --split temporal"
+            )
+        return self.splits[name]
+
+    def replace(self, **changes: Any) -> "Dataset":
+        """A copy with some fields replaced (the fingerprint is recomputed)."""
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------------ identity
+    def fingerprint(self) -> str:
+        """SHA-256 of the content (ids, splits, features, fields, cold items); not the name."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+
+            def put(tag: str, arr: np.ndarray) -> None:
+                arr = np.ascontiguousarray(arr)
+                h.update(f"{tag}:{arr.dtype.str}:{arr.shape}".encode())
+                h.update(arr.tobytes())
+
+            put("users", self.user_ids)
+            put("items", self.item_ids)
+            for s in SPLITS:
+                if s in self.splits:
+                    m = self.splits[s]
+                    put(f"{s}.indptr", m.indptr.astype(np.int64))
+                    put(f"{s}.indices", m.indices.astype(np.int64))
+                    if self.timestamps is not None and s in self.timestamps:
+                        put(f"{s}.ts", self.timestamps[s])
+            for mod in sorted(self.item_features):
+                put(f"feat.{mod}", self.item_features[mod])
+            for kind, fields in (("user", self.user_fields), ("item", self.item_fields)):
+                for k in sorted(fields):
+                    put(f"{kind}.{k}", np.asarray(fields[k]))
+            if self.cold_items is not None:
+                put("cold", self.cold_items)
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def stats(self) -> dict[str, Any]:
+        """Counts that `graphrec info` prints."""
+        out: dict[str, Any] = {"name": self.name, "users": self.n_users, "items": self.n_items}
+        total = 0
+        for s in SPLITS:
+            if s in self.splits:
+                out[f"{s}_interactions"] = int(self.splits[s].nnz)
+                total += int(self.splits[s].nnz)
+        out["interactions"] = total
+        out["density"] = total / max(self.n_users * self.n_items, 1)
+        tr = self.train
+        out["users_without_train"] = int((np.diff(tr.indptr) == 0).sum())
+        out["items_without_train"] = int((np.bincount(tr.indices, minlength=self.n_items) == 0).sum())
+        out["modalities"] = {m: int(x.shape[1]) for m, x in self.item_features.items()}
+        out["user_fields"] = sorted(self.user_fields)
+        out["item_fields"] = sorted(self.item_fields)
+        out["timestamps"] = self.timestamps is not None
+        out["cold_items"] = None if self.cold_items is None else int(len(self.cold_items))
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the dataset directory atomically (temporary folder, then rename)."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise DataError(f"{path} already exists: choose another --out or pass --overwrite")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        try:
+            np.savez(tmp / "ids.npz", user_ids=self.user_ids, item_ids=self.item_ids)
+            arrays = {}
+            for s, m in self.splits.items():
+                arrays[f"{s}_indptr"] = m.indptr.astype(np.int64)
+                arrays[f"{s}_indices"] = m.indices.astype(np.int64)
+                if self.timestamps is not None and s in self.timestamps:
+                    arrays[f"{s}_timestamps"] = self.timestamps[s]
+            np.savez_compressed(tmp / "interactions.npz", **arrays)
+            if self.item_features:
+                (tmp / "features").mkdir()
+                for mod, x in self.item_features.items():
+                    np.save(tmp / "features" / f"{mod}.npy", x)
+            fields = {f"user__{k}": _field_array(v) for k, v in self.user_fields.items()}
+            fields.update({f"item__{k}": _field_array(v) for k, v in self.item_fields.items()})
+            if fields:
+                np.savez_compressed(tmp / "fields.npz", **fields)
+            if self.cold_items is not None:
+                np.save(tmp / "cold_items.npy", self.cold_items)
+            header = {
+                "format": FORMAT_NAME,
+                "version": FORMAT_VERSION,
+                "name": self.name,
+                "n_users": self.n_users,
+                "n_items": self.n_items,
+                "splits": [s for s in SPLITS if s in self.splits],
+                "timestamps": self.timestamps is not None,
+                "modalities": {m: int(x.shape[1]) for m, x in self.item_features.items()},
+                "user_fields": list(self.user_fields),
+                "item_fields": list(self.item_fields),
+                "cold_items": self.cold_items is not None,
+                "fingerprint": self.fingerprint(),
+                "meta": self.meta,
+            }
+            (tmp / "dataset.json").write_text(json.dumps(header, indent=2, default=str))
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                path.rename(old)
+                tmp.rename(path)
+                shutil.rmtree(old)
+            else:
+                tmp.rename(path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Dataset":
+        """Read a directory written by :meth:`save` (no pickles are ever loaded)."""
+        path = Path(path)
+        head_file = path / "dataset.json"
+        if not head_file.is_file():
+            raise DataError(
+                f"{path} is not a graphrec dataset directory (no dataset.json): "
+                "create one with `graphrec prepare`"
+            )
+        try:
+            header = json.loads(head_file.read_text())
+        except json.JSONDecodeError as e:
+            raise DataError(f"{head_file}: invalid JSON ({e}): re-run `graphrec prepare`") from None
+        if header.get("format") != FORMAT_NAME or header.get("version") != FORMAT_VERSION:
+            raise DataError(
+                f"{head_file}: format {header.get('format')!r} version {header.get('version')!r} "
+                f"is not {FORMAT_NAME} v{FORMAT_VERSION}: re-run `graphrec prepare`"
+            )
+        try:
+            with np.load(path / "ids.npz", allow_pickle=False) as z:
+                user_ids, item_ids = z["user_ids"], z["item_ids"]
+            shape = (len(user_ids), len(item_ids))
+            splits: dict[str, sp.csr_matrix] = {}
+            stamps: dict[str, np.ndarray] | None = {} if header["timestamps"] else None
+            with np.load(path / "interactions.npz", allow_pickle=False) as z:
+                for s in header["splits"]:
+                    indptr, indices = z[f"{s}_indptr"], z[f"{s}_indices"]
+                    splits[s] = sp.csr_matrix(
+                        (np.ones(len(indices), np.float32), indices, indptr), shape=shape
+                    )
+                    if stamps is not None:
+                        stamps[s] = z[f"{s}_timestamps"]
+            feats = {
+                m: np.load(path / "features" / f"{m}.npy", allow_pickle=False)
+                for m in header["modalities"]
+            }
+            user_fields: dict[str, np.ndarray] = {}
+            item_fields: dict[str, np.ndarray] = {}
+            if header["user_fields"] or header["item_fields"]:
+                with np.load(path / "fields.npz", allow_pickle=False) as z:
+                    user_fields = {k: z[f"user__{k}"] for k in header["user_fields"]}
+                    item_fields = {k: z[f"item__{k}"] for k in header["item_fields"]}
+            cold = np.load(path / "cold_items.npy", allow_pickle=False) if header["cold_items"] else None
+        except (OSError, KeyError, ValueError) as e:
+            raise DataError(f"{path}: dataset directory is incomplete or corrupt ({e}): re-run `graphrec prepare`") from None
+        ds = cls(
+            user_ids=user_ids,
+            item_ids=item_ids,
+            splits=splits,
+            timestamps=stamps,
+            item_features=feats,
+            user_fields=user_fields,
+            item_fields=item_fields,
+            cold_items=cold,
+            name=header["name"],
+            meta=header.get("meta", {}),
+        )
+        if ds.fingerprint() != header["fingerprint"]:
+            raise DataError(
+                f"{path}: content does not match the fingerprint in dataset.json (files were "
+                "modified): re-run `graphrec prepare`"
+            )
+        return ds
+
+    # ------------------------------------------------------------------ helpers
+    def pairs(self, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        """(user, item) index arrays of a split, in CSR order."""
+        m = self.split(split)
+        users = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(m.indptr))
+        return users, m.indices.astype(np.int64)
+
+    def users_with(self, split: str) -> np.ndarray:
+        """Indices of users with at least one interaction in ``split``."""
+        return np.flatnonzero(np.diff(self.split(split).indptr) > 0)
+
+
+def _field_array(v: Iterable) -> np.ndarray:
+    arr = np.asarray(v)
+    if arr.dtype == object:
+        arr = arr.astype(str)
+    return arr

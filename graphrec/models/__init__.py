@@ -1,0 +1,6 @@
+"""Models, one paper per file. They receive graphs and features as tensors."""
+
+from graphrec.models.base import Recommender, Scorer
+from graphrec.models.lightgcn import LightGCN
+
+__all__ = ["Recommender", "Scorer", "LightGCN"]

@@ -1,0 +1,52 @@
+"""The contract every top-k ranking model of graphrec follows.
+
+A model is a ``torch.nn.Module`` that
+
+* stores its hyper-parameters in ``__init__`` and ends it with ``reset_parameters()``
+  (re-seeding then calling ``reset_parameters()`` reproduces the same weights);
+* receives graphs and features as tensors (buffers), never reads files or picks a
+  device (the caller moves it with ``.to(device)``);
+* returns the training loss of a batch of (user, positive, negative) triples with
+  :meth:`loss`;
+* exposes :meth:`embeddings` (final user and item representations) and :meth:`scorer`,
+  which does the expensive propagation once and returns a closure scoring all items for
+  a batch of users (used by the evaluator).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Recommender", "Scorer"]
+
+Scorer = Callable[[Tensor], Tensor]
+
+
+class Recommender(nn.Module):
+    """Base class of the top-k ranking models (inner-product scores)."""
+
+    n_users: int
+    n_items: int
+
+    def reset_parameters(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def embeddings(self) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+        """Final user (n_users x d) and item (n_items x d) representations."""
+        raise NotImplementedError
+
+    def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def scorer(self) -> Scorer:
+        """Propagate once; return ``users -> scores of all items`` (B x n_items)."""
+        user_emb, item_emb = self.embeddings()
+        item_t = item_emb.t().contiguous()
+        return lambda users: user_emb[users] @ item_t
+
+    def extra_repr(self) -> str:
+        return f"n_users={self.n_users}, n_items={self.n_items}"

@@ -1,0 +1,72 @@
+"""Typed training configuration. Unknown keys are errors, never silently ignored."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from graphrec.errors import ConfigError
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    """Options of the generic fit loop (:func:`graphrec.train.fit`).
+
+    Attributes:
+        epochs: maximum number of training epochs.
+        batch_size: BPR triples per optimiser step.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay (the models' own L2 is usually preferred).
+        patience: stop after this many evaluations without a better validation metric.
+        eval_every: validate every this many epochs.
+        valid_metric: metric for model selection and early stopping (e.g. ``recall@20``).
+        ks: cut-offs reported for every metric.
+        protocol: ``recbole`` (test masks train + valid) or ``mmrec`` (masks train only).
+        eval_batch_size: users scored per evaluation batch.
+        seed: seeds parameter initialisation, shuffling and negative sampling.
+        progress: show progress bars.
+    """
+
+    epochs: int = 300
+    batch_size: int = 2048
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 20
+    eval_every: int = 1
+    valid_metric: str = "recall@20"
+    ks: tuple[int, ...] = (10, 20, 50)
+    protocol: str = "recbole"
+    eval_batch_size: int = 4096
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.ks = tuple(int(k) for k in self.ks)
+        for name in ("epochs", "batch_size", "patience", "eval_every", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.protocol not in ("recbole", "mmrec"):
+            raise ConfigError(f"protocol {self.protocol!r} is not one of recbole, mmrec")
+        metric, _, k = self.valid_metric.partition("@")
+        if not k.isdigit():
+            raise ConfigError(f"valid_metric {self.valid_metric!r} must look like recall@20")
+        if int(k) not in self.ks:
+            self.ks = tuple(sorted(set(self.ks) | {int(k)}))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}: valid are {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["ks"] = list(self.ks)
+        return d

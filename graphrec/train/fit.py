@@ -1,0 +1,181 @@
+"""The generic fit loop shared by every ranking model.
+
+``fit`` trains with Adam on shuffled BPR triples (uniform negatives that are never a
+training positive and never a cold-start item), validates every ``eval_every`` epochs,
+keeps the best state by the validation metric, stops after ``patience`` evaluations
+without improvement, restores the best state and evaluates the test split ONCE. The test
+split is never looked at before that. Everything is seeded by ``config.seed``.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from graphrec.data import Dataset
+from graphrec.data.sampling import NegativeSampler, bpr_batches
+from graphrec.errors import ConfigError
+from graphrec.models import Recommender
+from graphrec.train.config import TrainConfig
+from graphrec.train.evaluate import evaluate_ranking
+
+__all__ = ["FitResult", "fit", "seed_everything", "evaluate_model"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) generators."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns (the model is left in its best state)."""
+
+    best_epoch: int
+    best_valid: dict[str, float]
+    test: dict[str, dict[str, float]]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
+
+
+def evaluate_model(
+    model: Recommender,
+    dataset: Dataset,
+    split: str,
+    config: TrainConfig,
+    device: torch.device | str,
+    progress: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Metrics of ``split`` for all items and, under cold start, warm and cold items."""
+    model.eval()
+    with torch.no_grad():
+        scorer = model.scorer()
+        kw = dict(
+            protocol=config.protocol,
+            ks=config.ks,
+            batch_size=config.eval_batch_size,
+            device=device,
+            progress=progress,
+        )
+        out = {"all": evaluate_ranking(scorer, dataset, split, **kw)}
+        if dataset.cold_items is not None:
+            warm = np.setdiff1d(np.arange(dataset.n_items), dataset.cold_items)
+            out["warm"] = evaluate_ranking(scorer, dataset, split, items=warm, **kw)
+            out["cold"] = evaluate_ranking(scorer, dataset, split, items=dataset.cold_items, **kw)
+    return out
+
+
+def fit(
+    model: Recommender,
+    dataset: Dataset,
+    config: TrainConfig,
+    device: torch.device | str = "cpu",
+    log: Callable[[str], None] | None = None,
+) -> FitResult:
+    """Train ``model`` on ``dataset.train``, select on valid, evaluate test once."""
+    for split in ("valid", "test"):
+        dataset.split(split)  # a clear error when the dataset has no such split
+    if config.valid_metric not in _metric_names(config):
+        raise ConfigError(f"valid_metric {config.valid_metric!r} is not a reported metric")
+    device = torch.device(device)
+    model.to(device)
+    rng = np.random.default_rng(config.seed)
+    sampler = NegativeSampler(dataset.train, exclude_items=dataset.cold_items)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    n_batches = -(-dataset.train.nnz // config.batch_size)
+
+    best_score, best_epoch, best_state, best_valid = -np.inf, 0, None, {}
+    history: list[dict[str, Any]] = []
+    bad_evals = 0
+    train_time, eval_time, n_evals = 0.0, 0.0, 0
+    stopped = False
+    bar = _progress(range(1, config.epochs + 1), config.progress, desc="train", unit="epoch")
+    for epoch in bar:
+        model.train()
+        t0 = time.perf_counter()
+        total = 0.0
+        for users, pos, neg in bpr_batches(dataset.train, config.batch_size, rng, sampler):
+            loss = model.loss(
+                torch.from_numpy(users).to(device),
+                torch.from_numpy(pos).to(device),
+                torch.from_numpy(neg).to(device),
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        dt = time.perf_counter() - t0
+        train_time += dt
+        row: dict[str, Any] = {"epoch": epoch, "loss": total / n_batches, "train_seconds": dt}
+        if not np.isfinite(row["loss"]):
+            raise FloatingPointError(f"training loss became {row['loss']} at epoch {epoch}: lower --lr")
+        if epoch % config.eval_every == 0 or epoch == config.epochs:
+            t1 = time.perf_counter()
+            valid = evaluate_model(model, dataset, "valid", config, device)["all"]
+            et = time.perf_counter() - t1
+            eval_time += et
+            n_evals += 1
+            row["valid"] = valid
+            row["eval_seconds"] = et
+            score = valid[config.valid_metric]
+            if score > best_score:
+                best_score, best_epoch, best_valid = score, epoch, valid
+                best_state = copy.deepcopy(model.state_dict())
+                bad_evals = 0
+            else:
+                bad_evals += 1
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{row['loss']:.4f}", **{config.valid_metric: f"{score:.4f}"}, best=best_epoch)
+            if log is not None:
+                log(f"epoch {epoch}: loss {row['loss']:.4f} {config.valid_metric} {score:.4f}")
+        history.append(row)
+        if bad_evals >= config.patience:
+            stopped = True
+            break
+    if hasattr(bar, "close"):
+        bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    t2 = time.perf_counter()
+    test = evaluate_model(model, dataset, "test", config, device)
+    test_time = time.perf_counter() - t2
+    epochs_run = len(history)
+    return FitResult(
+        best_epoch=best_epoch,
+        best_valid=best_valid,
+        test=test,
+        history=history,
+        timings={
+            "epochs": epochs_run,
+            "train_seconds": train_time,
+            "seconds_per_epoch": train_time / max(epochs_run, 1),
+            "eval_seconds_per_pass": eval_time / max(n_evals, 1),
+            "test_seconds": test_time,
+        },
+        stopped_early=stopped,
+    )
+
+
+def _metric_names(config: TrainConfig) -> set[str]:
+    from graphrec.metrics import METRICS
+
+    return {f"{m}@{k}" for m in METRICS for k in config.ks}
+
+
+def _progress(it, enabled: bool, **kw):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, dynamic_ncols=True, **kw)

@@ -1,0 +1,133 @@
+"""The Dataset object: construction, validation, fingerprint, save/load round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from graphrec.data import Dataset, build_dataset, cold_start
+from graphrec.errors import DataError
+
+
+def small(**kw):
+    users = ["u1", "u1", "u1", "u2", "u2", "u3", "u3", "u1"]
+    items = ["a", "b", "c", "a", "c", "b", "c", "a"]
+    split = ["train", "train", "valid", "train", "test", "train", "test", "train"]
+    ts = [5, 6, 7, 1, 2, 3, 4, 9]
+    kw.setdefault("unseen", "keep")  # item c only occurs in valid/test here
+    return build_dataset(users, items, split, timestamps=ts, **kw)
+
+
+def test_build_remaps_ids_and_merges_duplicates():
+    ds = small()
+    assert list(ds.user_ids) == ["u1", "u2", "u3"]
+    assert list(ds.item_ids) == ["a", "b", "c"]
+    # u1-a appears twice in train: one entry, with the LATEST timestamp (9)
+    assert ds.train.toarray().tolist() == [[1, 1, 0], [1, 0, 0], [0, 1, 0]]
+    assert ds.valid.toarray().tolist() == [[0, 0, 1], [0, 0, 0], [0, 0, 0]]
+    assert ds.test.toarray().tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 1]]
+    assert ds.timestamps["train"].tolist() == [9, 6, 1, 3]
+
+
+def test_numeric_ids_are_ordered_numerically():
+    ds = build_dataset([10, 9, 100], [2, 1, 30], ["train"] * 3)
+    assert list(ds.user_ids) == ["9", "10", "100"]
+    assert list(ds.item_ids) == ["1", "2", "30"]
+
+
+def test_given_id_lists_fix_the_order_and_reject_unknown_ids():
+    ds = build_dataset(["x"], ["b"], ["train"], item_ids=["c", "b", "a"])
+    assert ds.train.toarray().tolist() == [[0, 1, 0]]
+    with pytest.raises(DataError, match="item id 'z' in f.inter"):
+        build_dataset(["x"], ["z"], ["train"], item_ids=["a"], source="f.inter")
+
+
+def test_unseen_user_or_item_in_test():
+    with pytest.raises(DataError, match="user 'u9' appears in test but never in train"):
+        build_dataset(["u1", "u9"], ["a", "a"], ["train", "test"], source="x.inter")
+    with pytest.raises(DataError, match="item 'b' appears in valid"):
+        build_dataset(["u1", "u1"], ["a", "b"], ["train", "valid"])
+    dropped = build_dataset(["u1", "u1", "u1"], ["a", "b", "c"], ["train", "valid", "test"], unseen="drop")
+    assert dropped.valid.nnz == 0 and dropped.test.nnz == 0
+    kept = build_dataset(["u1", "u1"], ["a", "b"], ["train", "test"], unseen="keep")
+    assert kept.test.nnz == 1
+
+
+def test_empty_train_split_is_an_error():
+    with pytest.raises(DataError, match="train split is empty"):
+        build_dataset(["u"], ["i"], ["test"])
+
+
+def test_feature_validation_names_the_problem():
+    with pytest.raises(DataError, match=r"features 'image' have shape \(2, 4\), expected \(3, dim\)"):
+        small(item_features={"image": np.zeros((2, 4))})
+    bad = np.ones((3, 4))
+    bad[1, 2] = np.nan
+    with pytest.raises(DataError, match=r"row 1 \(item 'b'\) contains NaN"):
+        small(item_features={"text": bad})
+
+
+def test_fingerprint_tracks_content_not_name():
+    a, b = small(name="one"), small(name="two")
+    assert a.fingerprint() == b.fingerprint()
+    c = small(item_features={"image": np.eye(3)})
+    assert c.fingerprint() != a.fingerprint()
+
+
+def test_save_load_round_trip_is_lossless(tmp_path):
+    ds = small(
+        item_features={"image": np.arange(12, dtype=np.float32).reshape(3, 4)},
+        user_fields={"age": np.array([20, 30, 40])},
+        item_fields={"title": np.array(["A", "B b", "C"])},
+        meta={"source": "test"},
+    )
+    ds = cold_start(ds, 0.34, seed=1)
+    out = ds.save(tmp_path / "ds")
+    back = Dataset.load(out)
+    assert back.fingerprint() == ds.fingerprint()
+    assert back.name == ds.name and back.meta["source"] == "test"
+    assert np.array_equal(back.cold_items, ds.cold_items)
+    for s in ds.splits:
+        assert (back.splits[s] != ds.splits[s]).nnz == 0
+        assert np.array_equal(back.timestamps[s], ds.timestamps[s])
+    assert np.array_equal(back.item_features["image"], ds.item_features["image"])
+    assert back.item_fields["title"].tolist() == ["A", "B b", "C"]
+    assert back.user_fields["age"].tolist() == [20, 30, 40]
+    assert not list(tmp_path.glob(".*tmp*")), "temporary folders must not be left behind"
+
+
+def test_save_refuses_to_overwrite_and_overwrites_when_asked(tmp_path):
+    ds = small()
+    ds.save(tmp_path / "ds")
+    with pytest.raises(DataError, match="already exists"):
+        ds.save(tmp_path / "ds")
+    ds2 = small(item_features={"t": np.ones((3, 2))})
+    ds2.save(tmp_path / "ds", overwrite=True)
+    assert Dataset.load(tmp_path / "ds").modalities == ["t"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_load_detects_tampering_and_non_datasets(tmp_path):
+    with pytest.raises(DataError, match="no dataset.json"):
+        Dataset.load(tmp_path)
+    out = small().save(tmp_path / "ds")
+    head = json.loads((out / "dataset.json").read_text())
+    head["fingerprint"] = "0" * 64
+    (out / "dataset.json").write_text(json.dumps(head))
+    with pytest.raises(DataError, match="does not match the fingerprint"):
+        Dataset.load(out)
+
+
+def test_missing_split_gives_a_clear_error():
+    ds = build_dataset(["u"], ["i"], ["train"])
+    with pytest.raises(DataError, match="has no valid split"):
+        ds.valid
+
+
+def test_pairs_and_users_with():
+    ds = small()
+    u, i = ds.pairs("train")
+    assert list(zip(u.tolist(), i.tolist())) == [(0, 0), (0, 1), (1, 0), (2, 1)]
+    assert ds.users_with("test").tolist() == [1, 2]

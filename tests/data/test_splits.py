@@ -1,0 +1,94 @@
+"""Splits: the LATTICE/MMRec random rule, temporal leave-last-out, cold-start items."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graphrec.data import build_dataset, cold_start, random_split, temporal_split
+from graphrec.data.splits import all_interactions
+from graphrec.errors import DataError
+
+
+def user_sizes_dataset(sizes, n_items=60, seed=0):
+    rng = np.random.default_rng(seed)
+    users, items, ts = [], [], []
+    for u, n in enumerate(sizes):
+        chosen = rng.choice(n_items, size=n, replace=False)
+        users += [u] * n
+        items += chosen.tolist()
+        ts += rng.permutation(n).tolist()
+    return build_dataset(users, items, ["train"] * len(users), timestamps=ts,
+                         item_ids=np.arange(n_items), user_ids=np.arange(len(sizes)))
+
+
+def per_user(m):
+    return np.diff(m.indptr).tolist()
+
+
+def test_random_split_follows_the_lattice_rule():
+    # n < 3: all train; 3 <= n < 10: 1 valid + 1 test; n >= 10: round(0.2 n) held out,
+    # half (floor) to valid, the rest to test.
+    sizes = [1, 2, 3, 9, 10, 14, 23, 50]
+    ds = random_split(user_sizes_dataset(sizes), seed=3)
+    assert per_user(ds.valid) == [0, 0, 1, 1, 1, 1, 2, 5]
+    assert per_user(ds.test) == [0, 0, 1, 1, 1, 2, 3, 5]
+    assert per_user(ds.train) == [1, 2, 1, 7, 8, 11, 18, 40]
+
+
+def test_random_split_keeps_every_pair_once_and_is_seeded():
+    base = user_sizes_dataset([12, 30, 5, 17])
+    a, b, c = random_split(base, 0), random_split(base, 0), random_split(base, 1)
+    assert a.fingerprint() == b.fingerprint()
+    assert a.fingerprint() != c.fingerprint()
+    total = a.train + a.valid + a.test
+    assert total.max() == 1  # disjoint
+    assert (total != base.train).nnz == 0  # nothing lost or invented
+
+
+def test_temporal_split_leaves_the_last_items_out():
+    ds = build_dataset(
+        [0, 0, 0, 0, 1, 1, 1, 2, 2],
+        [0, 1, 2, 3, 0, 1, 2, 0, 1],
+        ["train"] * 9,
+        timestamps=[4, 1, 3, 2, 5, 5, 1, 1, 2],
+        user_ids=[0, 1, 2],
+        item_ids=[0, 1, 2, 3],
+    )
+    t = temporal_split(ds)
+    # user 0 by time: 1,3,2,0 -> valid 2, test 0; user 1: 2 then tie 0/1 at t=5 broken
+    # by item index -> valid 0, test 1; user 2 has only 2 items: all train
+    assert t.test.toarray()[:, :].tolist() == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]]
+    assert t.valid.toarray().tolist() == [[0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
+    assert t.timestamps["test"].tolist() == [4, 5]
+
+
+def test_temporal_split_needs_timestamps():
+    ds = build_dataset([0], [0], ["train"])
+    with pytest.raises(DataError, match="no timestamps"):
+        temporal_split(ds)
+
+
+def test_cold_start_hides_all_training_interactions_of_the_cold_items():
+    ds = random_split(user_sizes_dataset([20] * 30, n_items=50), seed=0)
+    cold = cold_start(ds, 0.2, seed=7)
+    assert len(cold.cold_items) == 10
+    assert cold.train[:, cold.cold_items].nnz == 0
+    # warm training interactions untouched, valid/test untouched
+    warm = np.setdiff1d(np.arange(50), cold.cold_items)
+    assert (cold.train[:, warm] != ds.train[:, warm]).nnz == 0
+    assert (cold.valid != ds.valid).nnz == 0 and (cold.test != ds.test).nnz == 0
+    assert len(cold.timestamps["train"]) == cold.train.nnz
+    # same seed, same items; another seed, other items
+    assert np.array_equal(cold_start(ds, 0.2, seed=7).cold_items, cold.cold_items)
+    assert not np.array_equal(cold_start(ds, 0.2, seed=8).cold_items, cold.cold_items)
+    with pytest.raises(DataError, match="already has a cold-start split"):
+        cold_start(cold, 0.2)
+    with pytest.raises(DataError, match=r"fraction must be in \(0, 1\)"):
+        cold_start(ds, 1.5)
+
+
+def test_all_interactions_is_the_union():
+    ds = random_split(user_sizes_dataset([12, 4]), seed=0)
+    u, i, t = all_interactions(ds)
+    assert len(u) == 16 and len(t) == 16

@@ -1,0 +1,114 @@
+"""Every CLI command, through typer's runner: outputs, run records, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from graphrec.cli import app
+from graphrec.data import Dataset
+from graphrec.data.synthetic import synthetic_catalogue
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "synthetic"
+    synthetic_catalogue(n_users=150, n_items=90, n_clusters=5, seed=0).save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "command", [["prepare"], ["info"], ["train", "lightgcn"], ["evaluate"], ["demo"]]
+)
+def test_help_has_an_example(command):
+    res = run(*command, "--help")
+    assert res.exit_code == 0
+    assert "Example" in res.output
+
+
+def test_info(data_dir):
+    res = run("info", data_dir)
+    assert res.exit_code == 0, res.output
+    assert "users" in res.output and "150" in res.output and "image:32" in res.output
+
+
+def test_train_then_evaluate_reproduces_the_test_metrics(data_dir, tmp_path):
+    out = tmp_path / "run"
+    res = run("train", "lightgcn", "--data", data_dir, "--epochs", "3", "--dim", "8",
+              "--device", "cpu", "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "recall@20" in res.output and "valid@" in res.output and "test" in res.output
+    record = json.loads((out / "record.json").read_text())
+    assert record["model"] == "lightgcn" and record["model_params"]["embedding_dim"] == 8
+    assert len(record["history"]) == 3
+    res = run("evaluate", out, "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    line = next(l for l in res.output.splitlines() if l.startswith("recall@20"))
+    assert f"{record['test']['all']['recall@20']:.4f}" in line
+
+
+def test_train_with_cold_start_reports_warm_and_cold(data_dir, tmp_path):
+    res = run("train", "lightgcn", "--data", data_dir, "--epochs", "2", "--dim", "8",
+              "--cold-start", "0.2", "--device", "cpu", "--out", tmp_path / "run", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "test-cold" in res.output and "test-warm" in res.output
+
+
+def test_prepare_movielens_with_random_split(shared_data, tmp_path):
+    out = tmp_path / "ml"
+    res = run("prepare", "--format", "movielens", shared_data / "ml100k" / "ratings.csv", out)
+    assert res.exit_code == 0, res.output
+    ds = Dataset.load(out)
+    assert ds.n_users == 943 and ds.n_items == 1682
+    assert ds.train.nnz + ds.valid.nnz + ds.test.nnz == 100_000
+    assert "random" in ds.meta["split"]
+
+
+def test_prepare_mmrec_keeps_the_given_split(shared_data, tmp_path):
+    out = tmp_path / "lfm"
+    res = run("prepare", "--format", "mmrec", shared_data / "lfm2k", out, "--feature", "text=all-MiniLM-L6-v2.npy")
+    assert res.exit_code == 0, res.output
+    ds = Dataset.load(out)
+    assert (ds.train.nnz, ds.valid.nnz, ds.test.nnz) == (44_327, 4_799, 7_219)
+    assert ds.item_features["text"].shape == (1425, 384)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["info", "/nonexistent/dir"], "not a graphrec dataset directory"),
+        (["prepare", "--format", "nosuch", ".", "OUT"], "nosuch"),
+        (["prepare", "--format", "mmrec", ".", "OUT", "--feature", "broken"], "MODALITY=FILE"),
+        (["train", "lightgcn", "--data", "/nonexistent/dir"], "not a graphrec dataset directory"),
+        (["evaluate", "/nonexistent/run"], "not a graphrec run directory"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_1(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = run(*args)
+    assert res.exit_code == 1
+    err = res.stderr if hasattr(res, "stderr") else res.output
+    lines = [l for l in err.strip().splitlines() if l]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], err
+    assert not (tmp_path / "OUT").exists()
+
+
+def test_bad_device_is_a_user_error(data_dir):
+    res = run("train", "lightgcn", "--data", data_dir, "--device", "cuda:7", "--epochs", "1")
+    assert res.exit_code == 1
+
+
+def test_demo(tmp_path):
+    res = run("demo", "--out", tmp_path / "demo", "--epochs", "15", "--device", "cpu", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "MostPop" in res.output and "LightGCN" in res.output
+    assert (tmp_path / "demo" / "runs" / "lightgcn" / "record.json").is_file()
+    assert Dataset.load(tmp_path / "demo" / "data").n_items == 800

@@ -1,0 +1,98 @@
+"""The fit loop: early stopping restores the best validation epoch; runs are seeded."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from graphrec.data import build_dataset
+from graphrec.data.synthetic import synthetic_catalogue
+from graphrec.errors import ConfigError, DataError
+from graphrec.train import TrainConfig, build_model, evaluate_model, fit, load_record, load_state, reevaluate, run_training
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return synthetic_catalogue(n_users=200, n_items=120, n_clusters=6, seed=1)
+
+
+def test_early_stopping_restores_the_best_epoch(ds):
+    torch.manual_seed(0)
+    model = build_model("lightgcn", ds, {"embedding_dim": 16})
+    # a high learning rate overfits quickly, so validation peaks and then declines
+    cfg = TrainConfig(epochs=60, lr=0.05, batch_size=256, patience=3, ks=(20,), progress=False)
+    res = fit(model, ds, cfg)
+    scores = [h["valid"]["recall@20"] for h in res.history]
+    assert res.stopped_early
+    assert res.best_epoch == int(np.argmax(scores)) + 1
+    assert len(res.history) == res.best_epoch + cfg.patience
+    # the model left behind is the best one, not the last one
+    again = evaluate_model(model, ds, "valid", cfg, "cpu")["all"]
+    assert again["recall@20"] == pytest.approx(res.best_valid["recall@20"], abs=1e-9)
+    assert again["recall@20"] > scores[-1]
+    assert set(res.test) == {"all"}
+
+
+def test_same_seed_same_run(ds):
+    cfg = TrainConfig(epochs=3, batch_size=512, ks=(20,), progress=False, seed=4)
+    r1, _ = run_training(ds, "lightgcn", {"embedding_dim": 8}, cfg)
+    r2, _ = run_training(ds, "lightgcn", {"embedding_dim": 8}, cfg)
+    assert [h["loss"] for h in r1["history"]] == [h["loss"] for h in r2["history"]]
+    assert r1["test"] == r2["test"]
+
+
+def test_run_record_and_reevaluation(ds, tmp_path):
+    data_dir = ds.save(tmp_path / "data")
+    cfg = TrainConfig(epochs=4, batch_size=512, ks=(10, 20), progress=False)
+    record, model = run_training(ds, "lightgcn", {"embedding_dim": 8}, cfg, out=tmp_path / "run", data_path=data_dir)
+    on_disk = load_record(tmp_path / "run")
+    assert on_disk["dataset"]["fingerprint"] == ds.fingerprint()
+    assert on_disk["best_epoch"] == record["best_epoch"]
+    assert len(on_disk["history"]) == 4 and "valid" in on_disk["history"][0]
+    assert {"seconds_per_epoch", "eval_seconds_per_pass"} <= set(on_disk["timings"])
+    json.dumps(on_disk)  # JSON-clean
+    assert set(load_state(tmp_path / "run")) == set(model.state_dict())
+    again = reevaluate(tmp_path / "run")
+    for k, v in record["test"]["all"].items():
+        assert again["test"]["all"][k] == pytest.approx(v, abs=1e-6)
+
+
+def test_cold_start_runs_report_warm_and_cold(ds, tmp_path):
+    from graphrec.train.run import prepare_dataset
+
+    cold = prepare_dataset(ds, 0.2, 0)
+    cfg = TrainConfig(epochs=2, batch_size=512, ks=(20,), progress=False)
+    record, _ = run_training(cold, "lightgcn", {"embedding_dim": 8}, cfg, out=tmp_path / "run",
+                             data_path=ds.save(tmp_path / "d"), transforms={"cold_start": 0.2, "cold_start_seed": 0})
+    assert set(record["test"]) == {"all", "warm", "cold"}
+    assert record["test"]["cold"]["users"] > 0
+    again = reevaluate(tmp_path / "run")
+    assert again["test"]["cold"]["recall@20"] == pytest.approx(record["test"]["cold"]["recall@20"], abs=1e-6)
+
+
+def test_reevaluation_refuses_other_data(ds, tmp_path):
+    cfg = TrainConfig(epochs=1, ks=(20,), progress=False)
+    run_training(ds, "lightgcn", {"embedding_dim": 8}, cfg, out=tmp_path / "run", data_path=ds.save(tmp_path / "d"))
+    other = synthetic_catalogue(n_users=200, n_items=120, n_clusters=6, seed=2).save(tmp_path / "other")
+    with pytest.raises(DataError, match="fingerprint mismatch"):
+        reevaluate(tmp_path / "run", data_path=other)
+
+
+def test_config_rejects_unknown_keys_and_bad_values():
+    with pytest.raises(ConfigError, match="unknown training option"):
+        TrainConfig.from_dict({"epochs": 1, "learning_rate": 0.1})
+    with pytest.raises(ConfigError, match="protocol"):
+        TrainConfig(protocol="leaky")
+    with pytest.raises(ConfigError, match="valid_metric"):
+        TrainConfig(valid_metric="recall")
+    assert 20 in TrainConfig(ks=(10,), valid_metric="ndcg@20").ks
+
+
+def test_fit_needs_valid_and_test_splits():
+    ds = build_dataset([0, 1], [0, 1], ["train", "train"])
+    model = build_model("lightgcn", ds, {"embedding_dim": 4})
+    with pytest.raises(DataError, match="has no valid split"):
+        fit(model, ds, TrainConfig(epochs=1, progress=False))

@@ -23,7 +23,7 @@ from graphrec.data.sampling import NegativeSampler, bpr_batches
 from graphrec.errors import ConfigError
 from graphrec.models import Recommender
 from graphrec.train.config import TrainConfig
-from graphrec.train.evaluate import evaluate_ranking
+from graphrec.train.evaluate import evaluate_cold_start, evaluate_ranking
 
 __all__ = ["FitResult", "fit", "seed_everything", "evaluate_model"]
 
@@ -66,12 +66,9 @@ def evaluate_model(
             device=device,
             progress=progress,
         )
-        out = {"all": evaluate_ranking(scorer, dataset, split, **kw)}
         if dataset.cold_items is not None:
-            warm = np.setdiff1d(np.arange(dataset.n_items), dataset.cold_items)
-            out["warm"] = evaluate_ranking(scorer, dataset, split, items=warm, **kw)
-            out["cold"] = evaluate_ranking(scorer, dataset, split, items=dataset.cold_items, **kw)
-    return out
+            return evaluate_cold_start(scorer, dataset, split, **kw)
+        return {"all": evaluate_ranking(scorer, dataset, split, **kw)}
 
 
 def fit(

@@ -1,0 +1,314 @@
+r"""Full-ranking evaluation of a scorer on a dataset split (RecBole-compatible).
+
+For every evaluated user :math:`u` the scorer gives a score :math:`s_{ui}` to *every*
+item (full ranking, no sampled negatives). Items the user already interacted with in
+the splits the protocol masks get :math:`s_{ui} = -\infty`:
+
+=============  ====================  ====================
+protocol       split ``"valid"``     split ``"test"``
+=============  ====================  ====================
+``recbole``    train                 train + valid
+``mmrec``      train                 train
+=============  ====================  ====================
+
+The top :math:`\max K` items (``torch.topk``) give the hit matrix
+:math:`h_{uj} = \mathbb{1}[\text{item at rank } j \in P_u]`, with :math:`P_u` the user's
+positives in the split; a masked item never counts as a hit. The per-user metrics of
+:mod:`graphrec.metrics.ranking` are averaged over the users with :math:`|P_u| > 0`:
+
+.. math::  \mathrm{metric@K} = \frac{1}{|U^+|} \sum_{u \in U^+} \mathrm{metric@K}(u),
+           \qquad U^+ = \{u : |P_u| > 0\}
+
+Subset evaluation (``items``, e.g. the cold-start items): :math:`P_u` is restricted to
+the subset and :math:`U^+` to the users with a positive in it, while the ranking is
+still over *all* items (the model is not told which items are evaluated).
+
+Users are processed in batches of ``batch_size``: scores ``[B, n_items]``, the mask and
+the positives are built on the device from CSR indices (never an ``n_items x n_items``
+or ``n_users x n_items`` dense matrix), and per-user metric sums are accumulated on the
+device; the loop is over batches, never over users.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from graphrec.data.dataset import Dataset
+from graphrec.errors import ConfigError, DataError, GraphrecError
+from graphrec.metrics.ranking import METRICS, check_metrics, ranking_sums
+
+__all__ = [
+    "PROTOCOLS",
+    "Scorer",
+    "evaluate_ranking",
+    "evaluate_cold_start",
+    "masked_splits",
+    "most_popular_scorer",
+]
+
+PROTOCOLS: tuple[str, ...] = ("recbole", "mmrec")
+
+#: ``scorer(users) -> scores``: users a LongTensor on the evaluation device, scores a
+#: float tensor ``[len(users), n_items]`` on that device. The evaluator overwrites the
+#: masked entries of the returned tensor in place: return a fresh tensor.
+Scorer = Callable[[torch.Tensor], torch.Tensor]
+
+
+def masked_splits(split: str, protocol: str = "recbole") -> tuple[str, ...]:
+    """The splits whose items are masked when ranking for ``split`` under ``protocol``."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown evaluation protocol {protocol!r}: use recbole or mmrec")
+    if split == "valid":
+        return ("train",)
+    if split == "test":
+        return ("train", "valid") if protocol == "recbole" else ("train",)
+    raise ConfigError(f"cannot evaluate split {split!r}: use valid or test")
+
+
+def _csr_to_torch(m: sp.csr_matrix, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return (
+        torch.as_tensor(m.indptr.astype(np.int64), device=device),
+        torch.as_tensor(m.indices.astype(np.int64), device=device),
+    )
+
+
+def _gather_rows(
+    indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Entries of CSR rows ``rows``: (batch row position, column, per-row count)."""
+    start = indptr[rows]
+    count = indptr[rows + 1] - start
+    total = int(count.sum())
+    pos = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), count, output_size=total)
+    # offset of each entry inside its row: global rank minus the row's first rank
+    first = torch.cumsum(count, 0) - count
+    within = torch.arange(total, device=rows.device) - first[pos]
+    cols = indices[start[pos] + within]
+    return pos, cols, count
+
+
+def _item_subset(items: np.ndarray | Sequence[int], n_items: int) -> np.ndarray:
+    arr = np.asarray(items)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ConfigError("items must be a 1-D array of item indices (e.g. dataset.cold_items)")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= n_items):
+        raise ConfigError(f"item subset contains indices outside [0, {n_items}): pass item indices, not ids")
+    return np.unique(arr)
+
+
+def _restrict(m: sp.csr_matrix, items: np.ndarray | None) -> sp.csr_matrix:
+    """``m`` with only the columns in ``items`` kept (same shape)."""
+    if items is None:
+        return m
+    keep = np.zeros(m.shape[1], dtype=np.float32)
+    keep[items] = 1.0
+    out = sp.csr_matrix(m @ sp.diags(keep))
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
+
+
+def _evaluate_groups(
+    scorer: Scorer,
+    dataset: Dataset,
+    split: str,
+    groups: Mapping[str, np.ndarray | None],
+    *,
+    protocol: str,
+    ks: Sequence[int],
+    metrics: Sequence[str],
+    batch_size: int,
+    device: str | torch.device,
+    progress: bool,
+) -> dict[str, dict[str, float]]:
+    """Evaluate several item subsets (``None`` = all items) with one ranking pass."""
+    names, cutoffs = check_metrics(metrics, ks)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    batch_size = int(batch_size)
+    masked = masked_splits(split, protocol)
+    dev = torch.device(device)
+    n_items = dataset.n_items
+    target = dataset.split(split)
+    group_items = {g: (None if it is None else _item_subset(it, n_items)) for g, it in groups.items()}
+    pos_mats = {g: _restrict(target, it) for g, it in group_items.items()}
+
+    mask_mat = None
+    for s in masked:
+        if s in dataset.splits:  # a dataset without a valid split masks train only
+            mask_mat = dataset.splits[s] if mask_mat is None else mask_mat + dataset.splits[s]
+    assert mask_mat is not None  # train always exists
+    mask_mat = sp.csr_matrix(mask_mat)
+    mask_mat.sort_indices()
+
+    # evaluate the union of the users with a positive in some group, in index order
+    has_pos = np.zeros(dataset.n_users, dtype=bool)
+    for m in pos_mats.values():
+        has_pos |= np.diff(m.indptr) > 0
+    users = np.flatnonzero(has_pos)
+    n_eval = {g: int((np.diff(m.indptr) > 0).sum()) for g, m in pos_mats.items()}
+
+    mask_ptr, mask_idx = _csr_to_torch(mask_mat, dev)
+    pos_csr = {g: _csr_to_torch(m, dev) for g, m in pos_mats.items()}
+    users_t = torch.as_tensor(users, dtype=torch.long, device=dev)
+    k_max = cutoffs[-1]
+    k_rank = min(k_max, n_items)  # topk cannot return more than n_items; pad with misses
+    sums: dict[str, dict[str, torch.Tensor]] = {g: {} for g in groups}
+    nan_seen = torch.zeros((), dtype=torch.bool, device=dev)
+
+    starts = range(0, len(users), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"evaluate {split}", unit="batch", leave=False)
+    # no_grad, not inference_mode: a scorer may cache tensors that training reuses
+    with torch.no_grad():
+        for start in starts:
+            batch = users_t[start : start + batch_size]
+            b = len(batch)
+            scores = scorer(batch)
+            if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (b, n_items):
+                got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+                raise GraphrecError(f"scorer returned {got} for {b} users, expected ({b}, {n_items}) scores")
+            scores = scores.to(dev)
+            if not scores.is_floating_point():
+                scores = scores.float()
+            if not scores.is_contiguous():  # e.g. an expanded view: in-place writes need own memory
+                scores = scores.contiguous()
+            r, c, _ = _gather_rows(mask_ptr, mask_idx, batch)
+            scores[r, c] = float("-inf")
+            top_val, top_idx = torch.topk(scores, k_rank, dim=1)
+            # topk ranks NaN above everything: a NaN score anywhere shows in top_val;
+            # checked once after the loop (no per-batch device synchronisation)
+            nan_seen = nan_seen | torch.isnan(top_val).any()
+            ranked = top_val > float("-inf")  # masked items never count as hits
+            for g, (ptr, idx) in pos_csr.items():
+                pr, pc, n_pos = _gather_rows(ptr, idx, batch)
+                pos = torch.zeros(b, n_items, dtype=torch.bool, device=dev)
+                pos[pr, pc] = True
+                hits = pos.gather(1, top_idx) & ranked
+                if k_rank < k_max:
+                    hits = torch.cat([hits, hits.new_zeros(b, k_max - k_rank)], dim=1)
+                # users without a positive in this group have all-zero metrics: summing
+                # them adds nothing, the mean divides by n_eval[g] only
+                for key, val in ranking_sums(hits, n_pos, cutoffs, names).items():
+                    sums[g][key] = sums[g][key] + val if key in sums[g] else val
+
+    if bool(nan_seen):
+        raise GraphrecError(
+            f"scorer returned NaN scores at {split}: the model diverged "
+            "(lower the learning rate or check the input features)"
+        )
+    out: dict[str, dict[str, float]] = {}
+    for g in groups:
+        n = n_eval[g]
+        res: dict[str, float] = {}
+        for m in names:
+            for k in cutoffs:
+                key = f"{m}@{k}"
+                res[key] = float(sums[g][key]) / n if n and key in sums[g] else float("nan")
+        res["users"] = n
+        out[g] = res
+    return out
+
+
+def evaluate_ranking(
+    scorer: Scorer,
+    dataset: Dataset,
+    split: str = "valid",
+    *,
+    protocol: str = "recbole",
+    ks: Sequence[int] = (10, 20, 50),
+    metrics: Sequence[str] = METRICS,
+    items: np.ndarray | Sequence[int] | None = None,
+    batch_size: int = 1024,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> dict[str, float]:
+    """Full-ranking top-K metrics of ``scorer`` on ``split`` (see module doc).
+
+    Args:
+        scorer: ``scorer(users) -> [len(users), n_items]`` scores on ``device``.
+        dataset: the dataset; ``split`` must be ``"valid"`` or ``"test"``.
+        protocol: ``"recbole"`` (valid masks train, test masks train + valid) or
+            ``"mmrec"`` (both mask train only).
+        ks, metrics: cut-offs and names from :data:`graphrec.metrics.METRICS`.
+        items: optional item indices (e.g. ``dataset.cold_items``): only these count as
+            positives and only users with a positive among them are evaluated; the
+            ranking is still over all items.
+        batch_size: users per batch (results do not depend on it).
+        device: where scores, masks and metrics live.
+        progress: show a tqdm bar over the batches.
+
+    Returns:
+        ``{"recall@10": ..., "ndcg@10": ..., ..., "users": n_evaluated_users}``; metric
+        values are NaN when no user has a positive.
+    """
+    return _evaluate_groups(
+        scorer,
+        dataset,
+        split,
+        {"all": items},
+        protocol=protocol,
+        ks=ks,
+        metrics=metrics,
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+    )["all"]
+
+
+def evaluate_cold_start(
+    scorer: Scorer,
+    dataset: Dataset,
+    split: str = "test",
+    *,
+    protocol: str = "recbole",
+    ks: Sequence[int] = (10, 20, 50),
+    metrics: Sequence[str] = METRICS,
+    batch_size: int = 1024,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> dict[str, dict[str, float]]:
+    """``{"all": ..., "warm": ..., "cold": ...}`` metrics of a cold-start dataset.
+
+    ``cold`` counts only ``dataset.cold_items`` as positives, ``warm`` only the other
+    items, ``all`` every item; each averages over its own users (``"users"`` key) and
+    all three rank over all items. One scoring pass serves the three. Raises
+    :class:`ConfigError` when the dataset has no cold-start split.
+    """
+    if dataset.cold_items is None:
+        raise ConfigError(
+            f"dataset {dataset.name!r} has no cold-start items: prepare it with a cold-start "
+            "split or use evaluate_ranking"
+        )
+    cold = np.asarray(dataset.cold_items, dtype=np.int64)
+    warm = np.setdiff1d(np.arange(dataset.n_items, dtype=np.int64), cold)
+    return _evaluate_groups(
+        scorer,
+        dataset,
+        split,
+        {"all": None, "warm": warm, "cold": cold},
+        protocol=protocol,
+        ks=ks,
+        metrics=metrics,
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+    )
+
+
+def most_popular_scorer(dataset: Dataset, device: str | torch.device = "cpu") -> Scorer:
+    """Baseline scorer: every user gets the items' training interaction counts."""
+    pop = np.bincount(dataset.train.indices, minlength=dataset.n_items).astype(np.float32)
+    pop_t = torch.as_tensor(pop, device=torch.device(device))
+
+    def score(users: torch.Tensor) -> torch.Tensor:
+        return pop_t.repeat(len(users), 1)
+
+    return score

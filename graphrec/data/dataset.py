@@ -221,8 +221,8 @@ class Dataset:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.user_ids = np.asarray(self.user_ids).astype(str)
-        self.item_ids = np.asarray(self.item_ids).astype(str)
+        self.user_ids = _compact_str(self.user_ids)
+        self.item_ids = _compact_str(self.item_ids)
         shape = (len(self.user_ids), len(self.item_ids))
         if "train" not in self.splits:
             raise DataError(f"dataset {self.name!r} has no train split")
@@ -487,6 +487,14 @@ class Dataset:
     def users_with(self, split: str) -> np.ndarray:
         """Indices of users with at least one interaction in ``split``."""
         return np.flatnonzero(np.diff(self.split(split).indptr) > 0)
+
+
+def _compact_str(values: Iterable) -> np.ndarray:
+    """Strings at their minimal fixed width, so equal ids always hash equally
+    (``np.arange(3).astype(str)`` is ``<U21``; the same ids read from text are ``<U1``)."""
+    arr = np.asarray(values).astype(str)
+    width = int(np.char.str_len(arr).max()) if arr.size else 1
+    return arr.astype(f"<U{max(width, 1)}")
 
 
 def _field_array(v: Iterable) -> np.ndarray:

@@ -131,3 +131,9 @@ def test_pairs_and_users_with():
     u, i = ds.pairs("train")
     assert list(zip(u.tolist(), i.tolist())) == [(0, 0), (0, 1), (1, 0), (2, 1)]
     assert ds.users_with("test").tolist() == [1, 2]
+
+
+def test_fingerprint_does_not_depend_on_id_string_width():
+    a = build_dataset([0, 1], [0, 1], ["train", "train"], user_ids=np.arange(2), item_ids=np.arange(2))
+    b = build_dataset(["0", "1"], ["0", "1"], ["train", "train"])
+    assert a.fingerprint() == b.fingerprint()

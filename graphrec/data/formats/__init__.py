@@ -1,0 +1,96 @@
+"""Importers: the community formats users arrive with, each read into a :class:`Dataset`.
+
+====================  =================================================================
+format                reader
+====================  =================================================================
+``mmrec``             :func:`read_mmrec`: ``{name}.inter`` with ``x_label`` + ``.npy``
+``lattice``           :func:`read_lattice`: ``train/val/test.json`` + id maps + ``.npy``
+``unisrec``           :func:`read_unisrec`: ``{name}.{train,valid,test}.inter`` + raw float32
+``recbole``           :func:`read_recbole` / :func:`write_recbole`: RecBole atomic files
+``movielens``         :func:`read_movielens`: ratings CSV / ``u.data`` + side files
+====================  =================================================================
+
+Every reader is a pure function of its files; bad input raises
+:class:`~graphrec.errors.DataError` with a one-line message naming the file, the line or
+id, and the fix. Formats are described in ``docs/data-formats.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from graphrec.data.dataset import Dataset
+from graphrec.data.formats.lattice import read_lattice
+from graphrec.data.formats.mmrec import read_mmrec
+from graphrec.data.formats.movielens import read_movielens
+from graphrec.data.formats.recbole import read_recbole, write_recbole
+from graphrec.data.formats.unisrec import read_unisrec
+from graphrec.errors import ConfigError, DataError
+
+__all__ = [
+    "FORMATS",
+    "read_source",
+    "read_mmrec",
+    "read_lattice",
+    "read_unisrec",
+    "read_recbole",
+    "write_recbole",
+    "read_movielens",
+]
+
+FORMATS: dict[str, Callable[..., Dataset]] = {
+    "mmrec": read_mmrec,
+    "lattice": read_lattice,
+    "unisrec": read_unisrec,
+    "recbole": read_recbole,
+    "movielens": read_movielens,
+}
+
+# Which read_source options each format takes (beyond the path).
+_OPTIONS: dict[str, frozenset[str]] = {
+    "mmrec": frozenset({"features", "name", "unseen"}),
+    "lattice": frozenset({"features", "name", "unseen"}),
+    "unisrec": frozenset({"features", "name", "unseen"}),
+    "recbole": frozenset({"name", "unseen"}),
+    "movielens": frozenset({"name", "min_rating"}),
+}
+
+
+def read_source(
+    fmt: str,
+    src: str | Path,
+    *,
+    features: Mapping[str, str] | None = None,
+    name: str | None = None,
+    unseen: str = "error",
+    min_rating: float | None = None,
+) -> Dataset:
+    """Read ``src`` with the importer of format ``fmt`` (a key of :data:`FORMATS`).
+
+    Options a format does not take are rejected with a :class:`ConfigError` when they
+    are set (``features`` for recbole/movielens, ``min_rating`` for all but movielens),
+    rather than silently ignored. ``unseen`` is the exception: movielens has no given
+    split, so nothing can be unseen and the value is accepted and has no effect.
+    ``features`` maps modality -> ``.npy`` path for mmrec and lattice, and modality ->
+    file suffix (e.g. ``feat1CLS``) for unisrec.
+
+    Raises:
+        DataError: unknown format (the message lists the valid ones) or bad input.
+        ConfigError: an option the format does not take.
+    """
+    key = str(fmt).strip().lower()
+    if key not in FORMATS:
+        raise DataError(f"unknown data format {fmt!r}: use one of {', '.join(FORMATS)}")
+    given: dict[str, Any] = {"features": features, "name": name, "min_rating": min_rating}
+    takes = _OPTIONS[key]
+    for opt, val in given.items():
+        if val is not None and opt not in takes:
+            takers = ", ".join(f for f, opts in _OPTIONS.items() if opt in opts)
+            raise ConfigError(
+                f"format {key!r} does not take {opt} (formats that do: {takers}): remove the {opt} option"
+            )
+    kwargs: dict[str, Any] = {k: v for k, v in given.items() if k in takes and v is not None}
+    if "unseen" in takes:
+        kwargs["unseen"] = unseen
+    return FORMATS[key](Path(src), **kwargs)

@@ -1,0 +1,462 @@
+"""Helpers shared by the importers: table parsing, numeric columns, id maps, features.
+
+Every helper raises :class:`~graphrec.errors.DataError` with a one-line message that
+names the file, the line (1-based, as an editor shows it) or the id, and the fix.
+Nothing here unpickles: ``.npy`` files are loaded with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from graphrec.errors import DataError
+
+__all__ = [
+    "PathLike",
+    "SPLIT_NAMES",
+    "Table",
+    "LazyWhere",
+    "one_line",
+    "require_file",
+    "read_table",
+    "quote_cell",
+    "unquote_cell",
+    "to_int64",
+    "parse_int",
+    "parse_float",
+    "read_json",
+    "index_from_map",
+    "read_index_map",
+    "index_ids",
+    "resolve",
+    "load_npy",
+    "load_feature_files",
+    "item_count_from_features",
+    "check_feature_matrix",
+    "check_unseen",
+    "find_prefix",
+]
+
+PathLike = str | os.PathLike
+SPLIT_NAMES = np.array(["train", "valid", "test"])
+
+
+def one_line(text: Any) -> str:
+    """``text`` with line breaks and tabs turned into spaces (messages stay one line)."""
+    return " ".join(str(text).split())
+
+
+def require_file(path: Path, what: str, fix: str = "") -> Path:
+    """``path`` if it is a file, else a DataError naming it."""
+    if not path.is_file():
+        hint = f": {fix}" if fix else ""
+        raise DataError(f"{path}: {what} not found{hint}")
+    return path
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}): re-save the file as UTF-8") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({one_line(e.strerror or e)})") from None
+
+
+class Table:
+    """Columns of a delimited text file, all as strings, with their line numbers.
+
+    Row ``k`` of every column comes from file line ``first_line + k``, or ``lines[k]``
+    when the rows are not one per line (CSV fields with quoted line breaks).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        header: list[str],
+        columns: dict[str, list[str]],
+        first_line: int,
+        lines: Sequence[int] | None = None,
+    ):
+        self.path = path
+        self.header = header
+        self.columns = columns
+        self.first_line = first_line
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def line(self, row: int) -> int:
+        """The file line number of row ``row``."""
+        if self.lines is not None:
+            return int(self.lines[int(row)])
+        return self.first_line + int(row)
+
+    def has(self, column: str) -> bool:
+        return column in self.columns
+
+    def col(self, column: str, fix: str = "") -> list[str]:
+        """The values of ``column``; a DataError naming the header when it is absent."""
+        if column not in self.columns:
+            hint = fix or f"add a {column!r} column"
+            raise DataError(
+                f"{self.path} line 1: header has no {column!r} column "
+                f"(found {self.header}): {hint}"
+            )
+        return self.columns[column]
+
+
+def read_table(
+    path: Path,
+    *,
+    sep: str = "\t",
+    header: bool = True,
+    names: Sequence[str] | None = None,
+    strip_types: bool = False,
+    allow_empty: bool = False,
+    quoted_cells: bool = False,
+) -> Table:
+    """Read a delimited text file into string columns (rows are lines: no multi-line cells).
+
+    ``header=False`` takes column names from ``names``. ``strip_types`` turns RecBole
+    style ``name:type`` header fields into ``name`` (the raw header is kept in
+    ``Table.header``). ``quoted_cells`` reads a cell that starts and ends with ``"`` the
+    way RecBole's CSV parser does (outer quotes removed, ``""`` -> ``"``); see
+    :func:`unquote_cell`. Lines may end in ``\\n`` or ``\\r\\n``; a final newline is
+    optional; every other line, blank ones included, must have one field per column.
+    """
+    require_file(path, "file")
+    text = _read_text(path)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    if header:
+        if not lines:
+            raise DataError(f"{path}: file is empty (no header line): write the header and the rows")
+        head = lines[0].split(sep)
+        if lines[0].startswith("\ufeff"):
+            head[0] = head[0][1:]
+        body = lines[1:]
+        first = 2
+    else:
+        if names is None:
+            raise ValueError("names are required when header=False")
+        head = list(names)
+        body = lines
+        first = 1
+    keys = [h.split(":", 1)[0] if strip_types else h for h in head]
+    seen: set[str] = set()
+    for k in keys:
+        if k in seen:
+            raise DataError(f"{path} line 1: column {k!r} appears twice in the header: rename or remove one")
+        seen.add(k)
+    if not body and not allow_empty:
+        raise DataError(f"{path}: no data rows after the header: the file is empty, add its rows")
+    n = len(keys)
+    rows = [ln.split(sep) for ln in body]
+    for k, r in enumerate(rows):
+        if len(r) != n:
+            what = "tab" if sep == "\t" else repr(sep)
+            raise DataError(
+                f"{path} line {first + k}: expected {n} {what}-separated fields "
+                f"({', '.join(keys)}), found {len(r)}: fix or remove the line"
+            )
+    cols = list(zip(*rows)) if rows else [() for _ in keys]
+    columns = {k: list(c) for k, c in zip(keys, cols)}
+    if quoted_cells:
+        for k, c in columns.items():
+            if any(v.startswith('"') for v in c):
+                columns[k] = [unquote_cell(v) for v in c]
+    return Table(path, head, columns, first)
+
+
+def unquote_cell(value: str) -> str:
+    """A cell as RecBole (pandas CSV parsing) reads it: a quoted cell is unquoted.
+
+    Only a cell that starts *and* ends with a double quote is unquoted (outer quotes
+    dropped, each doubled quote read as one); any other cell is literal.
+    """
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1].replace('""', '"')
+    return value
+
+
+def quote_cell(value: str) -> str:
+    """The inverse of :func:`unquote_cell` for writing: quote a cell starting with ``"``
+    (RecBole's parser would take it for a quoted field), leave the others as they are."""
+    if value.startswith('"'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _first_bad(values: Sequence[str], conv: Any) -> int:
+    for k, v in enumerate(values):
+        try:
+            conv(v)
+        except (TypeError, ValueError, OverflowError):
+            return k
+    return -1
+
+
+def _to_int64(v: str) -> np.int64:
+    return np.int64(int(v))
+
+
+def to_int64(values: Sequence[str]) -> tuple[np.ndarray | None, int]:
+    """``(int64 array, -1)``, or ``(None, k)`` where ``values[k]`` is the first value that is
+    not an integer in int64 range."""
+    try:
+        return (np.array(values, dtype=np.int64) if len(values) else np.zeros(0, np.int64)), -1
+    except (TypeError, ValueError, OverflowError):
+        return None, max(_first_bad(values, _to_int64), 0)
+
+
+def parse_int(table: Table, column: str, *, what: str = "an integer index", nonneg: bool = True) -> np.ndarray:
+    """Column ``column`` of ``table`` as int64, with the line of the first bad value."""
+    values = table.col(column)
+    out, k = to_int64(values)
+    if out is None:
+        raise DataError(
+            f"{table.path} line {table.line(k)}: {column} {values[k]!r} is not "
+            f"{what}: {column} must be a whole number below 2**63"
+        )
+    if nonneg and out.size and out.min() < 0:
+        k = int(np.flatnonzero(out < 0)[0])
+        raise DataError(
+            f"{table.path} line {table.line(k)}: {column} {values[k]!r} is negative: "
+            f"{column} must be {what} >= 0"
+        )
+    return out
+
+
+def parse_float(table: Table, column: str, *, empty_nan: bool = False) -> np.ndarray:
+    """Column ``column`` as float64 (``empty_nan``: an empty value is NaN)."""
+    values = table.col(column)
+    if empty_nan:
+        values = [v if v.strip() else "nan" for v in values]
+    try:
+        return np.array(values, dtype=np.float64) if values else np.zeros(0, np.float64)
+    except (TypeError, ValueError):
+        k = max(_first_bad(values, float), 0)
+        raise DataError(
+            f"{table.path} line {table.line(k)}: {column} {values[k]!r} is not a number: "
+            f"fix the value"
+        ) from None
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Parse a JSON file; a DataError with the line and column of a syntax error."""
+    require_file(path, what)
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path} line {e.lineno} column {e.colno}: invalid JSON ({e.msg}): fix the file") from None
+
+
+def index_from_map(mapping: Mapping[str, Any], path: Path, what: str) -> np.ndarray:
+    """Original ids in index order from ``{original id: index}``; indices must be 0..n-1."""
+    n = len(mapping)
+    ids = np.empty(n, dtype=object)
+    filled = np.zeros(n, dtype=bool)
+    for orig, idx in mapping.items():
+        if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
+            try:
+                idx = int(str(idx))
+            except ValueError:
+                raise DataError(
+                    f"{path}: {what} {orig!r} maps to {idx!r}, not an integer index: "
+                    "map every id to an index 0..n-1"
+                ) from None
+        idx = int(idx)
+        if not 0 <= idx < n:
+            raise DataError(
+                f"{path}: {what} {orig!r} maps to index {idx}, outside 0..{n - 1}: "
+                f"indices must be 0..n-1 for the {n} ids listed"
+            )
+        if filled[idx]:
+            raise DataError(
+                f"{path}: index {idx} is given to {what} {ids[idx]!r} and {orig!r}: "
+                "every index must belong to one id"
+            )
+        ids[idx] = str(orig)
+        filled[idx] = True
+    return ids.astype(str) if n else np.zeros(0, dtype=str)
+
+
+def read_index_map(path: Path, what: str) -> np.ndarray:
+    """A two-column ``original id <TAB> index`` file (no header) as ids in index order."""
+    table = read_table(path, header=False, names=("id", "index"))
+    idx = parse_int(table, "index")
+    mapping: dict[str, int] = {}
+    for k, (orig, i) in enumerate(zip(table.col("id"), idx.tolist())):
+        if orig in mapping:
+            raise DataError(
+                f"{path} line {table.line(k)}: {what} {orig!r} is listed twice: keep one line per id"
+            )
+        mapping[orig] = i
+    return index_from_map(mapping, path, what)
+
+
+def load_npy(path: Path, modality: str) -> np.ndarray:
+    """A 2-D numeric ``.npy`` matrix, loaded without pickle, as float32."""
+    require_file(path, f"feature file for modality {modality!r}", "check the path in features")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise DataError(
+            f"{path}: cannot be loaded without pickle ({one_line(e)}): save the features as a "
+            "numeric array with numpy.save"
+        ) from None
+    except OSError as e:
+        raise DataError(f"{path}: not a .npy file ({one_line(e)}): save it with numpy.save") from None
+    if not isinstance(x, np.ndarray) or x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+        shape = getattr(x, "shape", None)
+        raise DataError(
+            f"{path}: modality {modality!r} must be a 2-D numeric array (items x dim), "
+            f"got shape {shape} dtype {getattr(x, 'dtype', type(x).__name__)}: save one row per item"
+        )
+    return x.astype(np.float32, copy=False)
+
+
+def check_feature_matrix(x: np.ndarray, path: Path, modality: str, item_ids: np.ndarray) -> np.ndarray:
+    """Row count and finiteness of a feature matrix, with errors naming ``path``."""
+    n = len(item_ids)
+    if x.shape[0] != n:
+        raise DataError(
+            f"{path}: modality {modality!r} has {x.shape[0]} rows but the dataset has {n} items: "
+            "give one feature row per item, row i = item index i"
+        )
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}: modality {modality!r} row {r} (item {item_ids[r]!r}) contains NaN or inf "
+            f"({int(bad.sum())} rows): replace them with zeros to mark the item's modality as missing"
+        )
+    return x
+
+
+def check_unseen(
+    users: np.ndarray,
+    items: np.ndarray,
+    split: np.ndarray,
+    unseen: str,
+    where: Sequence[str],
+) -> None:
+    """Raise, naming the file and line of the first one, for valid/test rows whose user or
+    item never occurs in train, when ``unseen == "error"``.
+
+    ``where[k]`` describes the origin of row ``k`` (e.g. ``"path line 12"``). The
+    ``"drop"``/``"keep"`` cases are left to :func:`~graphrec.data.dataset.build_dataset`.
+    """
+    if unseen not in ("error", "drop", "keep"):
+        raise DataError(f"unseen={unseen!r} is not one of error, drop, keep")
+    if unseen != "error":
+        return
+    split = np.asarray(split)
+    in_train = split == "train"
+    if in_train.all():
+        return
+    users = np.asarray(users)
+    items = np.asarray(items)
+    u_ok = np.isin(users, users[in_train])
+    i_ok = np.isin(items, items[in_train])
+    orphan = ~in_train & ~(u_ok & i_ok)
+    if not orphan.any():
+        return
+    k = int(np.flatnonzero(orphan)[0])
+    who = f"user {str(users[k])!r}" if not u_ok[k] else f"item {str(items[k])!r}"
+    raise DataError(
+        f"{where[k]}: {who} appears in {split[k]} but never in train "
+        f"({int(orphan.sum())} such interactions): pass unseen='drop' (CLI: --unseen drop) "
+        "to remove them or unseen='keep' (--unseen keep) to keep them"
+    )
+
+
+def find_prefix(directory: Path, suffix: str, name: str | None, what: str) -> str:
+    """The dataset prefix of files ``{prefix}{suffix}`` in ``directory``.
+
+    ``name`` if given, else the directory name when ``{dirname}{suffix}`` exists, else
+    the only prefix found.
+    """
+    if not directory.is_dir():
+        raise DataError(f"{directory}: directory not found: pass the folder that holds the {what} files")
+    if name is not None:
+        return name
+    if (directory / f"{directory.name}{suffix}").is_file():
+        return directory.name
+    found = sorted(
+        p.name[: -len(suffix)]
+        for p in directory.glob(f"*{suffix}")
+        if p.is_file()
+    )
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DataError(f"{directory}: no *{suffix} file found: this is not a {what} directory")
+    raise DataError(
+        f"{directory}: several datasets ({', '.join(found)}) have {suffix} files: pass name= "
+        "(CLI: --name) to choose one"
+    )
+
+
+class LazyWhere(Sequence[str]):
+    """Row origins computed on access (avoids building strings for every row)."""
+
+    def __init__(self, fn: Any, n: int):
+        self._fn = fn
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, k: Any) -> Any:  # type: ignore[override]
+        return self._fn(int(k))
+
+
+def index_ids(n: int) -> np.ndarray:
+    """``["0", "1", ..., str(n-1)]`` as a compact string array.
+
+    (``np.arange(n).astype(str)`` would give a ``<U21`` array, and the string width is
+    part of :meth:`Dataset.fingerprint`; ids read back from text files are compact.)
+    """
+    return np.array([str(i) for i in range(n)], dtype=str) if n else np.zeros(0, dtype="<U1")
+
+
+def resolve(path: PathLike, base: Path) -> Path:
+    """``path`` relative to ``base`` unless absolute."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def load_feature_files(
+    features: Mapping[str, PathLike] | None, base: Path
+) -> dict[str, tuple[np.ndarray, Path]]:
+    """``{modality: (float32 matrix, path)}`` from ``{modality: .npy path}``."""
+    out: dict[str, tuple[np.ndarray, Path]] = {}
+    for mod, p in (features or {}).items():
+        path = resolve(p, base)
+        out[str(mod)] = (load_npy(path, str(mod)), path)
+    return out
+
+
+def item_count_from_features(feats: Mapping[str, tuple[np.ndarray, Path]]) -> int | None:
+    """The common row count of the feature matrices (None when there are none)."""
+    if not feats:
+        return None
+    items = list(feats.items())
+    mod0, (x0, p0) = items[0]
+    for mod, (x, p) in items[1:]:
+        if x.shape[0] != x0.shape[0]:
+            raise DataError(
+                f"{p}: modality {mod!r} has {x.shape[0]} rows but {p0} ({mod0!r}) has "
+                f"{x0.shape[0]}: every feature file needs one row per item, in the same order"
+            )
+    return int(x0.shape[0])

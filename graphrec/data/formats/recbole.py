@@ -1,0 +1,454 @@
+"""RecBole atomic files: read and write ``{name}.inter``, ``.item``, ``.user`` and the
+benchmark split files ``{name}.{train,valid,test}.inter``.
+
+Format (RecBole 1.x "atomic files", one folder ``{data_path}/{name}/``):
+
+* every file is tab-separated UTF-8 text with one header line whose fields are
+  ``name:type``; ``type`` is ``token`` (a string), ``token_seq`` (space-separated
+  strings), ``float`` or ``float_seq`` (space-separated numbers). A cell cannot hold a
+  tab or line break; a cell that starts and ends with ``"`` is CSV-unquoted
+  (outer quotes removed, each doubled `""` read as one `"`), as RecBole's pandas-based reader does.
+* ``{name}.inter``: one interaction per row. ``user_id`` and ``item_id`` are required
+  (any type, taken as strings); ``timestamp`` (optional, a number) is kept as the
+  interaction time. Other columns (``rating``, ``label``, ``item_id_list``, ...) are
+  ignored and **every row is an interaction** (no rating/label threshold is applied;
+  filter the file first if negatives are in it).
+* ``{name}.train.inter``, ``{name}.valid.inter``, ``{name}.test.inter`` (RecBole's
+  ``benchmark_filename`` layout), same columns: when ``{name}.train.inter`` exists the
+  split is given and its rows go to train, ``.valid.inter`` rows to valid and
+  ``.test.inter`` rows to test (either of the last two may be missing: that split is
+  then absent). Otherwise all rows of ``{name}.inter`` go to train (no given split:
+  split the dataset afterwards, e.g. with :func:`graphrec.data.splits.random_split`).
+* ``{name}.item`` (optional): ``item_id`` plus item fields. Its row order is the item
+  index order, and every listed item is in the dataset (also without interactions).
+  A ``float_seq`` field whose non-empty values all have the same length ``d`` becomes
+  ``item_features[field]`` (float32, ``n_items x d``; an empty value is a zero row =
+  modality missing). Other fields become ``item_fields``: ``token`` and ``token_seq``
+  as strings (the text as written, sequences stay space-joined), ``float`` as float64
+  (empty = NaN), ragged ``float_seq`` as their text.
+* ``{name}.user`` (optional): ``user_id`` plus user fields (same rules, no features);
+  its row order is the user index order.
+* an item field ``{x}_field`` beside a ``{x}`` feature is read as item field ``{x}``
+  (that is how :func:`write_recbole` stores a field named like a modality).
+
+Without ``.item``/``.user`` the ids are the distinct ids of the interactions (numeric
+order when all are integers, else lexicographic).
+
+:func:`write_recbole` writes the same layout (see its docstring); reading what it wrote
+gives back the same :meth:`~graphrec.data.dataset.Dataset.fingerprint` for datasets
+without cold items whose fields are strings or float64.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from graphrec.data.dataset import SPLITS, Dataset, build_dataset
+from graphrec.data.formats._common import (
+    LazyWhere,
+    PathLike,
+    Table,
+    check_feature_matrix,
+    check_unseen,
+    parse_float,
+    quote_cell,
+    read_table,
+    require_file,
+)
+from graphrec.errors import DataError
+
+__all__ = ["read_recbole", "write_recbole", "FIELD_TYPES"]
+
+FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
+FIELD_SUFFIX = "_field"  # renames an item field whose name is also a modality (see write_recbole)
+
+
+def _read_atomic(path: Path, id_field: str | None = None) -> tuple[Table, dict[str, str]]:
+    """A table with ``name:type`` header; returns it and ``{field: type}``."""
+    table = read_table(path, strip_types=True, quoted_cells=True)
+    types: dict[str, str] = {}
+    for raw in table.header:
+        if ":" not in raw:
+            raise DataError(
+                f"{path} line 1: header field {raw!r} has no type: write it as "
+                f"{raw}:token (or :token_seq, :float, :float_seq)"
+            )
+        fname, ftype = raw.split(":", 1)
+        if fname.startswith("\ufeff"):
+            fname = fname[1:]
+        if ftype not in FIELD_TYPES:
+            raise DataError(
+                f"{path} line 1: field {fname!r} has type {ftype!r}: use one of {', '.join(FIELD_TYPES)}"
+            )
+        types[fname] = ftype
+    if id_field is not None:
+        table.col(id_field, f"add a {id_field}:token column")
+    return table, types
+
+
+def _unique_ids(table: Table, field: str, what: str) -> np.ndarray:
+    ids = table.col(field)
+    seen: dict[str, int] = {}
+    for k, v in enumerate(ids):
+        if v in seen:
+            raise DataError(
+                f"{table.path} line {table.line(k)}: {what} {v!r} is listed twice "
+                f"(first on line {table.line(seen[v])}): keep one row per {what}"
+            )
+        seen[v] = k
+    return np.asarray(ids, dtype=str)
+
+
+def _float_seq_matrix(table: Table, field: str) -> np.ndarray | None:
+    """A float32 matrix when all non-empty values have one length, else None."""
+    values = table.col(field)
+    parts = [v.split() for v in values]
+    lengths = {len(p) for p in parts if p}
+    if len(lengths) != 1:
+        return None
+    d = lengths.pop()
+    filled = [k for k, p in enumerate(parts) if p]
+    try:
+        flat = np.array([x for k in filled for x in parts[k]], dtype=np.float32)
+    except ValueError:
+        for k in filled:
+            bad = next((x for x in parts[k] if not _is_float(x)), None)
+            if bad is not None:
+                raise DataError(
+                    f"{table.path} line {table.line(k)}: {field} value {bad!r} is not a number: "
+                    "fix the value"
+                ) from None
+        raise
+    out = np.zeros((len(values), d), dtype=np.float32)
+    out[filled] = flat.reshape(len(filled), d)
+    return out
+
+
+def _is_float(x: str) -> bool:
+    try:
+        float(x)
+    except ValueError:
+        return False
+    return True
+
+
+def _side_fields(
+    table: Table, types: Mapping[str, str], id_field: str, ids: np.ndarray, features: bool
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(features, fields) of a ``.item``/``.user`` table, rows in file order."""
+    feats: dict[str, np.ndarray] = {}
+    fields: dict[str, np.ndarray] = {}
+    for fname, ftype in types.items():
+        if fname == id_field:
+            continue
+        if ftype == "float":
+            fields[fname] = parse_float(table, fname, empty_nan=True)
+        elif ftype == "float_seq" and features:
+            x = _float_seq_matrix(table, fname)
+            if x is not None:
+                feats[fname] = check_feature_matrix(x, table.path, fname, ids)
+            else:
+                fields[fname] = np.asarray(table.col(fname), dtype=str)
+        else:
+            fields[fname] = np.asarray(table.col(fname), dtype=str)
+    # write_recbole stores a field that shares its name with a modality as {name}_field
+    for fname in list(fields):
+        base = fname[: -len(FIELD_SUFFIX)]
+        if fname.endswith(FIELD_SUFFIX) and base in feats and base not in fields:
+            fields[base] = fields.pop(fname)
+    return feats, fields
+
+
+def _check_listed(values: np.ndarray, table: Table, listed: np.ndarray, what: str, list_file: Path) -> None:
+    ok = np.isin(values, listed)
+    if not ok.all():
+        k = int(np.flatnonzero(~ok)[0])
+        raise DataError(
+            f"{table.path} line {table.line(k)}: {what} {str(values[k])!r} is not in {list_file}: "
+            f"add a row for it to {list_file.name} or remove its interactions"
+        )
+
+
+def _infer_name(root: Path) -> str:
+    """The folder name when its files exist, else the only dataset prefix in ``root``."""
+    if (root / f"{root.name}.inter").is_file() or (root / f"{root.name}.train.inter").is_file():
+        return root.name
+    prefixes = set()
+    for p in root.glob("*.inter"):
+        stem = p.name[: -len(".inter")]
+        for s in SPLITS:
+            if stem.endswith(f".{s}"):
+                stem = stem[: -len(s) - 1]
+                break
+        prefixes.add(stem)
+    if len(prefixes) == 1:
+        return prefixes.pop()
+    if not prefixes:
+        raise DataError(f"{root}: no *.inter file found: this is not a RecBole dataset folder")
+    raise DataError(
+        f"{root}: several datasets ({', '.join(sorted(prefixes))}) have .inter files: pass name= "
+        "(CLI: --name) to choose one"
+    )
+
+
+def read_recbole(
+    dir: PathLike,
+    name: str | None = None,
+    *,
+    unseen: str = "error",
+    split: str | None = None,
+) -> Dataset:
+    """Read RecBole atomic files (module doc) into a :class:`Dataset`.
+
+    Args:
+        dir: the folder ``{data_path}/{name}``.
+        name: file prefix and dataset name; default: the folder name when
+            ``{folder}.inter`` or ``{folder}.train.inter`` exists, else the only prefix.
+        unseen: users/items in valid/test but never in train: ``"error"``, ``"drop"``,
+            ``"keep"`` (only matters with a given split).
+        split: ``None`` (default): use the benchmark files when ``{name}.train.inter``
+            exists, else ``{name}.inter``; ``"given"``: require the benchmark files;
+            ``"none"``: read ``{name}.inter`` into train even if benchmark files exist.
+    """
+    root = Path(dir)
+    if split not in (None, "given", "none"):
+        raise DataError(f"split={split!r} is not one of None, 'given', 'none'")
+    if not root.is_dir():
+        raise DataError(f"{root}: directory not found: pass the RecBole dataset folder")
+    if name is None:
+        name = _infer_name(root)
+    benchmark = (root / f"{name}.train.inter").is_file()
+    if split == "given" and not benchmark:
+        raise DataError(
+            f"{root / f'{name}.train.inter'}: benchmark train file not found: split='given' needs "
+            f"{name}.train.inter (and .valid.inter/.test.inter)"
+        )
+    if split == "none":
+        benchmark = False
+
+    if benchmark:
+        files = [(s, root / f"{name}.{s}.inter") for s in SPLITS]
+        files = [(s, p) for s, p in files if s == "train" or p.is_file()]
+    else:
+        inter = root / f"{name}.inter"
+        require_file(inter, "RecBole interaction file", f"expected {name}.inter or {name}.train.inter")
+        files = [("train", inter)]
+
+    tables: list[Table] = []
+    users_l, items_l, split_l, ts_l = [], [], [], []
+    has_ts: bool | None = None
+    for s, path in files:
+        table, types = _read_atomic(path)
+        table.col("user_id", "add a user_id:token column")
+        table.col("item_id", "add an item_id:token column")
+        tables.append(table)
+        users_l.append(np.asarray(table.col("user_id"), dtype=str))
+        items_l.append(np.asarray(table.col("item_id"), dtype=str))
+        split_l.append(np.full(len(table), s))
+        t_here = "timestamp" in types
+        if has_ts is None:
+            has_ts = t_here
+        elif has_ts != t_here:
+            raise DataError(
+                f"{path} line 1: timestamp column {'present' if t_here else 'missing'} unlike in "
+                f"{tables[0].path}: give all split files the same columns"
+            )
+        if t_here:
+            ts_l.append(parse_float(table, "timestamp"))
+    users = np.concatenate(users_l)
+    items = np.concatenate(items_l)
+    split_arr = np.concatenate(split_l)
+    ts = np.concatenate(ts_l) if has_ts else None
+    offsets = np.cumsum([0] + [len(t) for t in tables])
+
+    def where(k: int) -> str:
+        ti = int(np.searchsorted(offsets, k, side="right") - 1)
+        return f"{tables[ti].path} line {tables[ti].line(k - offsets[ti])}"
+
+    item_ids: np.ndarray | None = None
+    user_ids: np.ndarray | None = None
+    item_features: dict[str, np.ndarray] = {}
+    item_fields: dict[str, np.ndarray] = {}
+    user_fields: dict[str, np.ndarray] = {}
+    item_file = root / f"{name}.item"
+    if item_file.is_file():
+        itab, itypes = _read_atomic(item_file, "item_id")
+        item_ids = _unique_ids(itab, "item_id", "item")
+        for t, arr in zip(tables, items_l):
+            _check_listed(arr, t, item_ids, "item", item_file)
+        item_features, item_fields = _side_fields(itab, itypes, "item_id", item_ids, True)
+    user_file = root / f"{name}.user"
+    if user_file.is_file():
+        utab, utypes = _read_atomic(user_file, "user_id")
+        user_ids = _unique_ids(utab, "user_id", "user")
+        for t, arr in zip(tables, users_l):
+            _check_listed(arr, t, user_ids, "user", user_file)
+        _, user_fields = _side_fields(utab, utypes, "user_id", user_ids, False)
+
+    check_unseen(users, items, split_arr, unseen, LazyWhere(where, len(users)))
+    return build_dataset(
+        users,
+        items,
+        split_arr,
+        timestamps=ts,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        item_features=item_features,
+        user_fields=user_fields,
+        item_fields=item_fields,
+        name=name,
+        source=str(tables[0].path),
+        meta={"format": "recbole", "source": str(root), "given_split": benchmark},
+        unseen=unseen,
+    )
+
+
+# ---------------------------------------------------------------------- writing
+def _fmt_float(x: float) -> str:
+    """Shortest text that reads back as the same float64 (integers without ``.0``)."""
+    if np.isfinite(x) and float(x).is_integer() and abs(x) < 2**53:
+        return str(int(x))
+    return repr(float(x))
+
+
+def _check_token(values: list[str], what: str) -> None:
+    for v in values:
+        if "\t" in v or "\n" in v or "\r" in v:
+            raise DataError(
+                f"{what} {v!r} contains a tab or line break, which RecBole atomic files cannot "
+                "hold: replace it before writing"
+            )
+
+
+def _field_column(field: str, values: np.ndarray, kind: str) -> tuple[str, list[str]]:
+    """(header ``field:type``, cell texts) of one side field."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "biuf":
+        return f"{field}:float", [_fmt_float(v) for v in arr.astype(np.float64).tolist()]
+    text = arr.astype(str).tolist()
+    _check_token(text, f"{kind} field {field!r} value")
+    ftype = "token_seq" if any(" " in v for v in text) else "token"
+    return f"{field}:{ftype}", [quote_cell(v) for v in text]
+
+
+def _feature_column(x: np.ndarray) -> list[str]:
+    buf = io.StringIO()
+    # %.9g prints every float32 exactly enough to read it back bit for bit
+    np.savetxt(buf, np.asarray(x, dtype=np.float32), fmt="%.9g", delimiter=" ")
+    return buf.getvalue().split("\n")[: len(x)]
+
+
+def _write_table(path: Path, header: list[str], columns: list[list[str]]) -> None:
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write("\t".join(header) + "\n")
+        if columns and columns[0]:
+            f.write("\n".join("\t".join(row) for row in zip(*columns)) + "\n")
+
+
+def write_recbole(
+    dataset: Dataset, out_dir: PathLike, name: str | None = None, *, overwrite: bool = False
+) -> Path:
+    """Write ``dataset`` as RecBole atomic files into ``out_dir`` (atomically).
+
+    Files (``name`` defaults to ``dataset.name``; RecBole expects
+    ``out_dir == {data_path}/{name}``):
+
+    * ``{name}.inter``: every interaction of every split, ``user_id:token
+      item_id:token`` (+ ``timestamp:float`` when the dataset has timestamps);
+    * ``{name}.train.inter``, ``{name}.valid.inter``, ``{name}.test.inter``: the same per
+      split (RecBole ``benchmark_filename: [train, valid, test]``), written when the
+      dataset has a valid or test split; an empty valid/test split is not written;
+    * ``{name}.item``: ``item_id:token`` for every item in index order, each feature
+      matrix as ``{modality}:float_seq`` (``%.9g``: float32 values read back exactly) and
+      each item field (numbers as ``float``, strings as ``token``, or ``token_seq`` when a
+      value contains a space). An item field named like a modality (UniSRec's ``text``
+      field beside the ``text`` features) is written as ``{field}_field``;
+      :func:`read_recbole` renames it back;
+    * ``{name}.user``: ``user_id:token`` for every user in index order + user fields.
+
+    Ids and string values must not contain tabs or line breaks; one that starts with
+    ``"`` is written CSV-quoted, which RecBole and :func:`read_recbole` both unquote.
+    Cold-item marks are not part of the RecBole format and are not written.
+    """
+    out = Path(out_dir)
+    name = name or dataset.name
+    if out.exists() and not overwrite:
+        raise DataError(f"{out} already exists: choose another output folder or pass overwrite=True")
+    names = [*dataset.item_features, *dataset.item_fields, *dataset.user_fields]
+    for n in names:
+        if n in ("item_id", "user_id") or ":" in n or not n or any(c.isspace() for c in n):
+            raise DataError(
+                f"field or modality name {n!r} cannot be a RecBole field name (reserved, empty, "
+                "or containing ':' or spaces): rename it before writing"
+            )
+    clash = [
+        f for f in dataset.item_fields
+        if f in dataset.item_features and f + FIELD_SUFFIX in dataset.item_fields
+    ]
+    if clash:
+        raise DataError(
+            f"item field {clash[0]!r} shares its name with a modality and {clash[0] + FIELD_SUFFIX!r} "
+            "is taken too: rename one of the item fields before writing"
+        )
+    _check_token(dataset.user_ids.tolist(), "user id")
+    _check_token(dataset.item_ids.tolist(), "item id")
+    user_cells = [quote_cell(v) for v in dataset.user_ids.tolist()]
+    item_cells = [quote_cell(v) for v in dataset.item_ids.tolist()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        stamps = dataset.timestamps
+        with_ts = stamps is not None and all(s in stamps for s in dataset.splits)
+        head = ["user_id:token", "item_id:token"] + (["timestamp:float"] if with_ts else [])
+        per_split: dict[str, list[list[str]]] = {}
+        for s in SPLITS:
+            if s not in dataset.splits:
+                continue
+            u, i = dataset.pairs(s)
+            cols = [[user_cells[k] for k in u.tolist()], [item_cells[k] for k in i.tolist()]]
+            if with_ts and stamps is not None:
+                cols.append([_fmt_float(t) for t in stamps[s].tolist()])
+            per_split[s] = cols
+        all_cols = [[v for s in per_split for v in per_split[s][c]] for c in range(len(head))]
+        _write_table(tmp / f"{name}.inter", head, all_cols)
+        if any(s in per_split for s in ("valid", "test")):
+            for s, cols in per_split.items():
+                if s == "train" or cols[0]:
+                    _write_table(tmp / f"{name}.{s}.inter", head, cols)
+
+        ihead, icols = ["item_id:token"], [item_cells]
+        for mod, x in dataset.item_features.items():
+            ihead.append(f"{mod}:float_seq")
+            icols.append(_feature_column(x))
+        for field, values in dataset.item_fields.items():
+            col = field + FIELD_SUFFIX if field in dataset.item_features else field
+            h, c = _field_column(col, values, "item")
+            ihead.append(h)
+            icols.append(c)
+        _write_table(tmp / f"{name}.item", ihead, icols)
+
+        uhead, ucols = ["user_id:token"], [user_cells]
+        for field, values in dataset.user_fields.items():
+            h, c = _field_column(field, values, "user")
+            uhead.append(h)
+            ucols.append(c)
+        _write_table(tmp / f"{name}.user", uhead, ucols)
+
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out

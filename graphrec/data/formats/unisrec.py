@@ -1,0 +1,256 @@
+"""UniSRec sequential files: ``{name}.{train,valid,test}.inter`` + raw feature files.
+
+Format (UniSRec / DecoRec downstream sets, e.g. ``amazon-scientific/``), one folder:
+
+* ``{name}.train.inter``, ``{name}.valid.inter``, ``{name}.test.inter`` (all required):
+  tab-separated, RecBole header ``user_id:token  item_id_list:token_seq  item_id:token``
+  (columns found by field name; cells are read as RecBole reads them, see
+  :mod:`graphrec.data.formats.recbole`). Each row is a user's history (space-separated item
+  indices, oldest first) and the next item (the target). The train file has one row
+  per prefix of each user's training sequence; valid and test have one row per user
+  (leave-one-out: the second-to-last and the last item).
+* ``{name}.item2index`` / ``{name}.user2index`` (optional): ``original id <TAB> index``
+  without header. When present the ``.inter`` ids are indices ``0..n-1`` and the
+  original ids (ASINs, reviewer ids) become the dataset ids; every listed item/user is
+  in the dataset, also without interactions. Without them the ``.inter`` tokens are the
+  ids, and ``n_items`` = ``max(item index) + 1``.
+* feature files ``{name}.{suffix}``: raw little-endian float32, ``n_items x dim``
+  row-major, row ``i`` = item index ``i`` (read with ``numpy.fromfile``). ``dim`` is
+  ``file size / 4 / n_items`` unless given. Default modalities:
+  ``{"text": "feat1CLS", "image": "feat3CLS"}`` for those files that exist.
+* ``{name}.text`` (optional): header ``item_id:token  text:token_seq``, the item's
+  original id and its text; stored in ``item_fields["text"]`` aligned by id (``""`` for
+  an item without a text row; rows of unknown items are ignored).
+
+Split assignment (the pairs of a user are distinct in a :class:`Dataset`): every train
+row contributes ``(user, target)`` and ``(user, h)`` for each history item ``h`` to
+train; a valid row contributes ``(user, target)`` to valid and a test row to test. The
+histories of valid/test rows repeat the train sequence (plus the valid target) and are
+not used. A pair that occurs in several splits goes to the **earliest** one
+(train < valid < test): under leave-last-out a valid/test target that the user already
+bought is a repeat purchase, which a non-sequential recommender cannot be asked to find
+(training items are excluded from its ranking), so it is dropped from the later split.
+The files carry no timestamps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from graphrec.data.dataset import Dataset, build_dataset
+from graphrec.data.formats._common import (
+    LazyWhere,
+    PathLike,
+    Table,
+    check_feature_matrix,
+    check_unseen,
+    find_prefix,
+    index_ids,
+    read_index_map,
+    read_table,
+    require_file,
+    to_int64,
+)
+from graphrec.errors import DataError
+
+__all__ = ["read_unisrec", "DEFAULT_FEATURES"]
+
+DEFAULT_FEATURES: dict[str, str] = {"text": "feat1CLS", "image": "feat3CLS"}
+_SPLITS = ("train", "valid", "test")
+
+
+def _check_header(table: Table, fields: tuple[str, ...]) -> None:
+    for f in fields:
+        table.col(f, "UniSRec files need the header user_id:token, item_id_list:token_seq, item_id:token")
+
+
+def _indices(
+    values: list[str],
+    table: Table,
+    row_of: np.ndarray | None,
+    n: int | None,
+    what: str,
+    map_file: Path | None,
+) -> np.ndarray:
+    """Integer indices of ``values`` (``row_of[k]``: table row of value ``k``)."""
+    idx, k = to_int64(values)
+    if idx is None:
+        row = k if row_of is None else int(row_of[k])
+        raise DataError(
+            f"{table.path} line {table.line(row)}: {what} {values[k]!r} is not an integer index: "
+            f"ids in UniSRec .inter files are indices (original ids go in .{what}2index)"
+        )
+    bad = (idx < 0) if n is None else ((idx < 0) | (idx >= n))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        row = k if row_of is None else int(row_of[k])
+        limit = f"outside {map_file} (indices 0..{n - 1})" if map_file is not None else "negative"
+        raise DataError(
+            f"{table.path} line {table.line(row)}: {what} index {values[k]} is {limit}: fix the "
+            f"row or the {what} map"
+        )
+    return idx
+
+
+def _read_features(
+    root: Path, prefix: str, features: Mapping[str, str], n_items: int, dim: int | None, item_ids: np.ndarray
+) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for mod, suffix in features.items():
+        path = root / f"{prefix}.{suffix}"
+        require_file(path, f"feature file for modality {mod!r}", f"expected {prefix}.{suffix} (raw float32)")
+        size = path.stat().st_size
+        if dim is None:
+            if n_items == 0 or size % (4 * n_items):
+                raise DataError(
+                    f"{path}: {size} bytes is not n_items x dim float32 values for {n_items} items: "
+                    "check that the file belongs to this dataset, or pass dim="
+                )
+            d = size // (4 * n_items)
+        else:
+            d = int(dim)
+            if size != 4 * n_items * d:
+                raise DataError(
+                    f"{path}: {size} bytes, expected {4 * n_items * d} for {n_items} items x "
+                    f"{d} float32 values: fix dim= or the file"
+                )
+        x = np.fromfile(path, dtype="<f4").reshape(n_items, d).astype(np.float32, copy=False)
+        out[mod] = check_feature_matrix(x, path, mod, item_ids)
+    return out
+
+
+def _read_text(path: Path, item_ids: np.ndarray) -> np.ndarray:
+    table = read_table(path, strip_types=True, allow_empty=True, quoted_cells=True)
+    ids = table.col("item_id", "the .text file needs the header item_id:token, text:token_seq")
+    texts = table.col("text", "the .text file needs the header item_id:token, text:token_seq")
+    pos = {v: k for k, v in enumerate(item_ids.tolist())}
+    out = np.full(len(item_ids), "", dtype=object)
+    for iid, txt in zip(ids, texts):
+        k = pos.get(iid)
+        if k is not None:
+            out[k] = txt
+    return out.astype(str)
+
+
+def read_unisrec(
+    dir: PathLike,
+    *,
+    name: str | None = None,
+    features: Mapping[str, str] | None = None,
+    dim: int | None = None,
+    unseen: str = "error",
+) -> Dataset:
+    """Read a UniSRec folder (module doc) into a :class:`Dataset`.
+
+    Args:
+        dir: folder with ``{name}.train.inter``, ``{name}.valid.inter``, ``{name}.test.inter``.
+        name: file prefix and dataset name; default: the only ``*.train.inter`` prefix.
+        features: ``{modality: file suffix}``; default :data:`DEFAULT_FEATURES` for the
+            files that exist. Pass ``{}`` for none.
+        dim: feature dimension; inferred from the file size when omitted.
+        unseen: users/items in valid/test but never in train: ``"error"``, ``"drop"``,
+            ``"keep"``.
+    """
+    root = Path(dir)
+    prefix = find_prefix(root, ".train.inter", name, "UniSRec")
+
+    user_map_file = root / f"{prefix}.user2index"
+    item_map_file = root / f"{prefix}.item2index"
+    user_ids = read_index_map(user_map_file, "user") if user_map_file.is_file() else None
+    item_ids = read_index_map(item_map_file, "item") if item_map_file.is_file() else None
+
+    tables = []
+    for s in _SPLITS:
+        path = require_file(root / f"{prefix}.{s}.inter", f"UniSRec {s} file", f"expected {prefix}.{s}.inter")
+        t = read_table(path, strip_types=True, quoted_cells=True)
+        _check_header(t, ("user_id", "item_id_list", "item_id") if s == "train" else ("user_id", "item_id"))
+        tables.append(t)
+
+    # Raw pairs: (table number, row, user token, item token, split label)
+    u_tok: list[str] = []
+    i_tok: list[str] = []
+    label: list[int] = []
+    src_table: list[int] = []
+    src_row: list[int] = []
+    for ti, t in enumerate(tables):
+        users = t.col("user_id")
+        targets = t.col("item_id")
+        n = len(users)
+        u_tok.extend(users)
+        i_tok.extend(targets)
+        label.extend([ti] * n)
+        src_table.extend([ti] * n)
+        src_row.extend(range(n))
+        if ti == 0:
+            for r, (u, hist) in enumerate(zip(users, t.col("item_id_list"))):
+                h = hist.split()
+                u_tok.extend([u] * len(h))
+                i_tok.extend(h)
+                label.extend([0] * len(h))
+                src_table.extend([0] * len(h))
+                src_row.extend([r] * len(h))
+    lab = np.asarray(label, dtype=np.int64)
+    st = np.asarray(src_table, dtype=np.int64)
+    sr = np.asarray(src_row, dtype=np.int64)
+
+    def where(k: int) -> str:
+        return f"{tables[st[k]].path} line {tables[st[k]].line(sr[k])}"
+
+    def indices(tokens: list[str], n: int | None, what: str, map_file: Path | None) -> np.ndarray:
+        idx = np.empty(len(tokens), np.int64)
+        for ti, t in enumerate(tables):
+            sel = np.flatnonzero(st == ti)
+            idx[sel] = _indices([tokens[k] for k in sel], t, sr[sel], n, what, map_file)
+        return idx
+
+    # Item tokens are indices (they address feature rows); user tokens are indices only
+    # when a user map exists.
+    if item_ids is not None:
+        items = item_ids[indices(i_tok, len(item_ids), "item", item_map_file)]
+    else:
+        i_idx = indices(i_tok, None, "item", None)
+        item_ids = index_ids(int(i_idx.max()) + 1)
+        items = item_ids[i_idx]
+    if user_ids is not None:
+        users_arr = user_ids[indices(u_tok, len(user_ids), "user", user_map_file)]
+    else:
+        users_arr = np.asarray(u_tok, dtype=str)
+
+    # Earliest split wins for a pair seen in several splits (module doc).
+    order = np.argsort(lab, kind="stable")
+    key = np.char.add(np.char.add(users_arr[order], "\t"), items[order])
+    _, first = np.unique(key, return_index=True)
+    keep = np.sort(order[first])
+    users_arr, items, lab = users_arr[keep], items[keep], lab[keep]
+    split = np.asarray(_SPLITS)[lab]
+
+    feats_spec = dict(features) if features is not None else {
+        m: s for m, s in DEFAULT_FEATURES.items() if (root / f"{prefix}.{s}").is_file()
+    }
+    item_features = _read_features(root, prefix, feats_spec, len(item_ids), dim, item_ids)
+    item_fields: dict[str, np.ndarray] = {}
+    text_file = root / f"{prefix}.text"
+    if text_file.is_file():
+        item_fields["text"] = _read_text(text_file, item_ids)
+
+    check_unseen(users_arr, items, split, unseen, LazyWhere(lambda k: where(int(keep[k])), len(keep)))
+    return build_dataset(
+        users_arr,
+        items,
+        split,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        item_features=item_features,
+        item_fields=item_fields,
+        name=name or prefix,
+        source=str(tables[0].path),
+        meta={
+            "format": "unisrec",
+            "source": str(root),
+            "pair_rule": "earliest split wins (train < valid < test)",
+        },
+        unseen=unseen,
+    )

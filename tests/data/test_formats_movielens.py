@@ -1,0 +1,204 @@
+"""MovieLens importer: real ml100k and ml-latest-small, the u.data layout, bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphrec.data.dataset import Dataset
+from graphrec.data.formats import read_movielens
+from graphrec.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def ml100k(shared_data: Path) -> Dataset:
+    return read_movielens(shared_data / "ml100k")
+
+
+def test_ml100k_counts(ml100k: Dataset) -> None:
+    assert ml100k.name == "ml100k"
+    assert (ml100k.n_users, ml100k.n_items, ml100k.train.nnz) == (943, 1682, 100000)
+    assert set(ml100k.splits) == {"train"}
+    assert ml100k.item_ids[0] == "1" and ml100k.item_ids[-1] == "1682"
+    assert ml100k.user_ids[0] == "1" and ml100k.user_ids[-1] == "943"
+
+
+def test_ml100k_timestamps(ml100k: Dataset) -> None:
+    # first rating of the file: 196,242,3,881250949
+    assert ml100k.timestamps is not None
+    u = int(np.flatnonzero(ml100k.user_ids == "196")[0])
+    i = int(np.flatnonzero(ml100k.item_ids == "242")[0])
+    row = ml100k.train
+    k = row.indptr[u] + int(np.flatnonzero(row.indices[row.indptr[u] : row.indptr[u + 1]] == i)[0])
+    assert ml100k.timestamps["train"][k] == 881250949.0
+
+
+def test_ml100k_text_features_aligned(ml100k: Dataset, shared_data: Path) -> None:
+    raw = np.load(shared_data / "ml100k" / "text_minilm.npy")
+    ids = np.load(shared_data / "ml100k" / "text_minilm_item_ids.npy")
+    x = ml100k.item_features["text"]
+    assert x.shape == (1682, 384) and x.dtype == np.float32
+    for mid in (1, 50, 1682):
+        k = int(np.flatnonzero(ml100k.item_ids == str(mid))[0])
+        np.testing.assert_array_equal(x[k], raw[int(np.flatnonzero(ids == mid)[0])])
+
+
+def test_ml100k_side_fields(ml100k: Dataset) -> None:
+    assert ml100k.item_fields["title"][0] == "Toy Story"
+    assert "Animation" in ml100k.item_fields["genres"][0]
+    assert ml100k.item_fields["plot"][0].startswith("A cowboy doll")
+    assert sorted(ml100k.user_fields) == ["age", "gender", "occupation"]
+    assert ml100k.user_fields["age"][0] == "24" and ml100k.user_fields["gender"][1] == "F"
+    assert ml100k.user_fields["occupation"][0] == "technician"
+
+
+def test_ml100k_min_rating_and_fast(shared_data: Path) -> None:
+    t = time.perf_counter()
+    ds = read_movielens(shared_data / "ml100k" / "ratings.csv", min_rating=4)
+    assert time.perf_counter() - t < 2.0
+    assert ds.train.nnz == 55375
+    assert ds.n_items < 1682 and ds.item_features["text"].shape[0] == ds.n_items
+
+
+def test_ml100k_save_load(ml100k: Dataset, tmp_path: Path) -> None:
+    ml100k.save(tmp_path / "ds")
+    assert Dataset.load(tmp_path / "ds").fingerprint() == ml100k.fingerprint()
+
+
+def test_movielens_small(shared_data: Path, tmp_path: Path) -> None:
+    ds = read_movielens(shared_data / "movielens-small")
+    # 9,742 movies are listed in movies.csv, 9,724 of them rated: only those are items
+    assert (ds.n_users, ds.n_items, ds.train.nnz) == (610, 9724, 100836)
+    assert ds.item_fields["title"][0] == "Toy Story (1995)"
+    assert ds.item_fields["genres"][0] == "Adventure|Animation|Children|Comedy|Fantasy"
+    assert (ds.item_fields["title"] != "").all()
+    assert ds.item_features == {} and ds.user_fields == {}
+    ds.save(tmp_path / "ds")
+    assert Dataset.load(tmp_path / "ds").fingerprint() == ds.fingerprint()
+
+
+# ---------------------------------------------------------------- tiny files
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_udata_layout(tmp_path: Path) -> None:
+    f = write(tmp_path / "ml" / "u.data", "3\t20\t4\t100\n1\t10\t2\t50\n3\t10\t5\t70\n")
+    ds = read_movielens(tmp_path / "ml")
+    assert list(ds.user_ids) == ["1", "3"] and list(ds.item_ids) == ["10", "20"]
+    assert ds.train.nnz == 3 and ds.timestamps is not None
+    assert read_movielens(f, min_rating=4).train.nnz == 2
+
+
+def test_ml_latest_header_and_quoted_titles(tmp_path: Path) -> None:
+    write(tmp_path / "m" / "ratings.csv", "userId,movieId,rating,timestamp\n1,11,4.0,5\n2,29,3.5,6\n")
+    write(
+        tmp_path / "m" / "movies.csv",
+        'movieId,title,genres\n11,"American President, The (1995)",Comedy|Drama\n12,Unrated (1990),Drama\n',
+    )
+    ds = read_movielens(tmp_path / "m" / "ratings.csv", name="mini")
+    assert ds.name == "mini" and list(ds.item_ids) == ["11", "29"]
+    assert ds.item_fields["title"].tolist() == ["American President, The (1995)", ""]
+    assert ds.item_fields["genres"].tolist() == ["Comedy|Drama", ""]
+
+
+def test_features_aligned_by_id_not_row(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    write(root / "ratings.csv", "user_id,item_id,rating,timestamp\n1,5,4,1\n1,2,4,2\n2,9,1,3\n")
+    np.save(root / "text_minilm.npy", np.array([[9, 9], [5, 5], [7, 7], [2, 2]], np.float32))
+    np.save(root / "text_minilm_item_ids.npy", np.array([9, 5, 7, 2]))
+    ds = read_movielens(root)
+    assert list(ds.item_ids) == ["2", "5", "9"]
+    np.testing.assert_array_equal(ds.item_features["text"], [[2, 2], [5, 5], [9, 9]])
+
+
+def test_missing_feature_row(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    write(root / "ratings.csv", "user_id,item_id,rating,timestamp\n1,5,4,1\n1,2,4,2\n")
+    np.save(root / "text_minilm.npy", np.ones((1, 2), np.float32))
+    np.save(root / "text_minilm_item_ids.npy", np.array([5]))
+    with pytest.raises(DataError, match=r"text_minilm_item_ids\.npy: movie 2 has no row in text_minilm\.npy"):
+        read_movielens(root)
+
+
+def test_feature_id_count_mismatch(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    write(root / "ratings.csv", "user_id,item_id,rating,timestamp\n1,5,4,1\n")
+    np.save(root / "text_minilm.npy", np.ones((2, 2), np.float32))
+    np.save(root / "text_minilm_item_ids.npy", np.array([5]))
+    with pytest.raises(DataError, match=r"text_minilm_item_ids\.npy: 1 ids but .*text_minilm\.npy has 2 rows"):
+        read_movielens(root)
+
+
+def test_feature_ids_without_matrix(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    write(root / "ratings.csv", "user_id,item_id,rating,timestamp\n1,5,4,1\n")
+    np.save(root / "text_minilm_item_ids.npy", np.array([5]))
+    with pytest.raises(DataError, match=r"text_minilm\.npy: feature file for modality 'text' not found"):
+        read_movielens(root)
+
+
+def test_nan_feature(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    write(root / "ratings.csv", "user_id,item_id,rating,timestamp\n1,5,4,1\n")
+    np.save(root / "text_minilm.npy", np.array([[np.nan, 1.0]], np.float32))
+    np.save(root / "text_minilm_item_ids.npy", np.array([5]))
+    with pytest.raises(DataError, match=r"text_minilm\.npy: modality 'text' row 0 \(item '5'\) contains NaN"):
+        read_movielens(root)
+
+
+def test_side_files_for_missing_entries(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    write(root / "ratings.csv", "user_id,item_id,rating,timestamp\n1,5,4,1\n2,6,4,1\n")
+    write(root / "users_info.csv", "user_id,age,gender,occupation,zip_code\n2,30,F,writer,000\n")
+    (root / "items_info.json").write_text(json.dumps([{"movielens_id": "6", "title": "Six", "genres": "Drama", "plot": None}]))
+    ds = read_movielens(root)
+    assert ds.user_fields["age"].tolist() == ["", "30"]
+    assert ds.item_fields["title"].tolist() == ["", "Six"] and ds.item_fields["plot"].tolist() == ["", ""]
+
+
+def test_missing_ratings(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    with pytest.raises(DataError, match=r"m: no ratings\.csv or u\.data found"):
+        read_movielens(tmp_path / "m")
+    with pytest.raises(DataError, match=r"r\.csv: MovieLens ratings file not found"):
+        read_movielens(tmp_path / "m" / "r.csv")
+
+
+def test_missing_column(tmp_path: Path) -> None:
+    f = write(tmp_path / "ratings.csv", "user,movieId,rating\n1,2,3\n")
+    with pytest.raises(DataError, match=r"ratings\.csv line 1: header has no user id column .*userId or user_id"):
+        read_movielens(f)
+
+
+def test_non_numeric_id(tmp_path: Path) -> None:
+    f = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n1,tt0114709,3,4\n")
+    with pytest.raises(DataError, match=r"ratings\.csv line 3: movieId 'tt0114709' is not a MovieLens movie id"):
+        read_movielens(f)
+
+
+def test_wrong_field_count(tmp_path: Path) -> None:
+    f = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n1,2,3\n")
+    with pytest.raises(DataError, match=r"ratings\.csv line 3: expected 4 comma-separated fields"):
+        read_movielens(f)
+
+
+def test_bad_rating_and_min_rating(tmp_path: Path) -> None:
+    f = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n1,3,five,4\n")
+    with pytest.raises(DataError, match=r"ratings\.csv line 3: rating 'five' is not a number"):
+        read_movielens(f)
+    g = write(tmp_path / "g" / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n")
+    with pytest.raises(DataError, match=r"ratings\.csv: no rating is >= min_rating=4"):
+        read_movielens(g, min_rating=4)
+
+
+def test_header_only(tmp_path: Path) -> None:
+    f = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n")
+    with pytest.raises(DataError, match=r"ratings\.csv: no data rows"):
+        read_movielens(f)

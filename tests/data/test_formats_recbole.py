@@ -1,0 +1,293 @@
+"""RecBole atomic files: round trips on real data, RecBole reading our output, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphrec.data.dataset import Dataset, build_dataset
+from graphrec.data.formats import read_mmrec, read_movielens, read_recbole, read_unisrec, write_recbole
+from graphrec.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def lfm2k(shared_data: Path) -> Dataset:
+    return read_mmrec(shared_data / "lfm2k", features={"text": "all-MiniLM-L6-v2.npy", "audio": "vggish.npy"})
+
+
+def test_round_trip_lfm2k(lfm2k: Dataset, tmp_path: Path) -> None:
+    out = write_recbole(lfm2k, tmp_path / "lfm2k", "lfm2k")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        ["lfm2k.inter", "lfm2k.train.inter", "lfm2k.valid.inter", "lfm2k.test.inter", "lfm2k.item", "lfm2k.user"]
+    )
+    head = (out / "lfm2k.item").read_text().split("\n", 1)[0]
+    assert head == "item_id:token\ttext:float_seq\taudio:float_seq"
+    assert (out / "lfm2k.train.inter").read_text().split("\n", 1)[0] == "user_id:token\titem_id:token"
+    back = read_recbole(out)
+    assert back.name == "lfm2k" and back.meta["given_split"] is True
+    assert back.fingerprint() == lfm2k.fingerprint()
+    np.testing.assert_array_equal(back.item_features["audio"], lfm2k.item_features["audio"])
+    # {name}.inter alone: all interactions, no given split
+    alone = read_recbole(out, split="none")
+    assert set(alone.splits) == {"train"} and alone.train.nnz == 56345
+
+
+def test_round_trip_scientific_with_text(shared_data: Path, tmp_path: Path) -> None:
+    ds = read_unisrec(shared_data / "amazon-scientific", unseen="keep")
+    out = write_recbole(ds, tmp_path / "sci")
+    head = (out / "Scientific.item").read_text().split("\n", 1)[0]
+    assert head == "item_id:token\ttext:float_seq\timage:float_seq\ttext_field:token_seq"
+    back = read_recbole(out, unseen="keep")
+    assert sorted(back.item_fields) == ["text"]
+    assert back.fingerprint() == ds.fingerprint()
+
+
+def test_round_trip_ml100k_timestamps_and_fields(shared_data: Path, tmp_path: Path) -> None:
+    ds = read_movielens(shared_data / "ml100k")
+    out = write_recbole(ds, tmp_path / "ml100k")
+    assert not (out / "ml100k.train.inter").exists()  # no given split: only {name}.inter
+    assert (out / "ml100k.inter").read_text().split("\n", 2)[1].count("\t") == 2
+    back = read_recbole(out)
+    assert back.user_fields["occupation"][0] == ds.user_fields["occupation"][0]
+    assert back.timestamps is not None
+    assert back.fingerprint() == ds.fingerprint()
+    back.save(tmp_path / "saved")
+    assert Dataset.load(tmp_path / "saved").fingerprint() == ds.fingerprint()
+
+
+def test_round_trip_float_field_and_string_ids(tmp_path: Path) -> None:
+    ds = build_dataset(
+        ["ann", "bob", "ann", "bob"],
+        ["x y", "z", "z", "x y"],  # an item id with a space is fine for a token
+        ["train", "train", "test", "valid"],
+        timestamps=[1.5, 2.0, 3.25, 1e12],
+        item_ids=["z", "x y", "w"],
+        item_features={"img": np.array([[0.1, -0.0], [1e-30, 3.4e38], [0.0, 0.0]], np.float32)},
+        item_fields={
+            "price": np.array([9.99, np.nan, 1.0]),
+            "tag": np.array(["a", "", "c d"]),
+            "quote": np.array(['"Rambo" parody', '"', 'ends with "']),
+        },
+        user_fields={"age": np.array(["20", "30"])},
+        name="tiny",
+    )
+    out = write_recbole(ds, tmp_path / "tiny")
+    assert '\t"""Rambo"" parody"' in (out / "tiny.item").read_text()  # CSV-quoted for RecBole
+    back = read_recbole(out)
+    assert back.fingerprint() == ds.fingerprint()
+    assert list(back.item_ids) == ["z", "x y", "w"]
+    assert back.item_fields["quote"].tolist() == ['"Rambo" parody', '"', 'ends with "']
+
+
+def test_write_refuses_existing_and_bad_values(lfm2k: Dataset, tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    with pytest.raises(DataError, match=r"x already exists"):
+        write_recbole(lfm2k, tmp_path / "x")
+    write_recbole(lfm2k, tmp_path / "x", overwrite=True)
+    assert (tmp_path / "x" / "lfm2k.item").is_file()
+    bad = build_dataset(["a"], ["i"], ["train"], item_fields={"t": np.array(["two\tparts"])})
+    with pytest.raises(DataError, match=r"item field 't' value 'two\\tparts' contains a tab"):
+        write_recbole(bad, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_recbole_reads_what_we_write(lfm2k: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("recbole")
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+
+    # a small real subset: the first 300 users of lfm2k, items they touch
+    keep = np.arange(300)
+    sub_splits = {s: m[keep] for s, m in lfm2k.splits.items()}
+    used = np.unique(np.concatenate([m.indices for m in sub_splits.values()]))
+    titles = np.array([f'"Artist" {k}' if k % 2 == 0 else f"artist {k}" for k in range(len(used))])
+    sub = lfm2k.replace(
+        user_ids=lfm2k.user_ids[keep],
+        item_ids=lfm2k.item_ids[used],
+        splits={s: m[:, used] for s, m in sub_splits.items()},
+        item_features={k: v[used] for k, v in lfm2k.item_features.items()},
+        item_fields={"title": titles},  # values starting with a quote must survive
+    )
+    data_path = tmp_path / "recbole_data"
+    write_recbole(sub, data_path / "lfm2k_sub", "lfm2k_sub")
+    monkeypatch.chdir(tmp_path)
+    config = Config(
+        model="BPR",
+        dataset="lfm2k_sub",
+        config_dict={
+            "data_path": str(data_path),
+            "benchmark_filename": ["train", "valid", "test"],
+            "load_col": None,
+            "USER_ID_FIELD": "user_id",
+            "ITEM_ID_FIELD": "item_id",
+            "show_progress": False,
+            "checkpoint_dir": str(tmp_path / "saved"),
+            "save_dataset": False,
+            "save_dataloaders": False,
+            "use_gpu": False,
+            "seed": 0,
+        },
+    )
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+    assert dataset.user_num - 1 == sub.n_users  # RecBole adds a [PAD] id
+    assert dataset.item_num - 1 == sub.n_items
+    assert train.dataset.inter_num == sub.train.nnz
+    assert valid.dataset.inter_num == sub.valid.nnz
+    assert test.dataset.inter_num == sub.test.nnz
+    # features land on the right item although RecBole remaps ids
+    text = dataset.item_feat["text"].numpy()
+    for k in (0, 5, sub.n_items - 1):
+        rid = dataset.token2id("item_id", sub.item_ids[k])
+        np.testing.assert_array_equal(text[rid], sub.item_features["text"][k])
+    # a token_seq value that starts with a double quote is read as written
+    title = dataset.item_feat["title"][dataset.token2id("item_id", sub.item_ids[0])]
+    assert [dataset.id2token("title", int(t)) for t in title if t > 0] == ['"Artist"', "0"]
+    # per-user counts survive the remap too
+    u = sub.user_ids[3]
+    uid = dataset.token2id("user_id", u)
+    tr_users = train.dataset.inter_feat["user_id"].numpy()
+    assert int((tr_users == uid).sum()) == sub.train[3].nnz
+
+
+# ---------------------------------------------------------------- tiny files
+INTER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+
+
+def write(root: Path, **files: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for fname, text in files.items():
+        (root / fname.replace("__", ".")).write_text(text)
+    return root
+
+
+def test_tiny_all_to_train_and_rating_ignored(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__inter=INTER + "1\t10\t5\t100\n2\t10\t1\t50\n1\t11\t0\t70\n1\t10\t4\t200\n")
+    ds = read_recbole(root)
+    assert ds.name == "r" and set(ds.splits) == {"train"} and ds.train.nnz == 3
+    assert list(ds.item_ids) == ["10", "11"]
+    assert ds.timestamps is not None and ds.timestamps["train"].tolist() == [200.0, 70.0, 50.0]
+
+
+def test_tiny_item_and_user_files(tmp_path: Path) -> None:
+    root = write(
+        tmp_path / "r",
+        r__inter="user_id:token\titem_id:token\nu\tb\nv\ta\n",
+        r__item="item_id:token\temb:float_seq\tcats:token_seq\tprice:float\tragged:float_seq\n"
+        "a\t1 2\tx y\t1.5\t1\nb\t\tz\t\t1 2\nc\t3 4\t\t2\t\n",
+        r__user="user_id:token\tage:token\nv\t30\nu\t20\n",
+    )
+    ds = read_recbole(root)
+    assert list(ds.item_ids) == ["a", "b", "c"] and list(ds.user_ids) == ["v", "u"]
+    np.testing.assert_array_equal(ds.item_features["emb"], [[1, 2], [0, 0], [3, 4]])
+    assert ds.item_fields["cats"].tolist() == ["x y", "z", ""]
+    assert np.isnan(ds.item_fields["price"][1]) and ds.item_fields["price"][2] == 2.0
+    assert ds.item_fields["ragged"].tolist() == ["1", "1 2", ""]
+    assert ds.user_fields["age"].tolist() == ["30", "20"]
+
+
+def test_missing_inter(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__item="item_id:token\na\n")
+    with pytest.raises(DataError, match=r"r\.inter: RecBole interaction file not found"):
+        read_recbole(root, "r")
+    with pytest.raises(DataError, match=r"no \*\.inter file found"):
+        read_recbole(tmp_path / "r")
+
+
+def test_header_without_type(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__inter="user_id\titem_id:token\n1\t2\n")
+    with pytest.raises(DataError, match=r"r\.inter line 1: header field 'user_id' has no type"):
+        read_recbole(root)
+
+
+def test_unknown_type(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__inter="user_id:token\titem_id:int\n1\t2\n")
+    with pytest.raises(DataError, match=r"r\.inter line 1: field 'item_id' has type 'int'"):
+        read_recbole(root)
+
+
+def test_missing_item_column(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__inter="user_id:token\titem:token\n1\t2\n")
+    with pytest.raises(DataError, match=r"r\.inter line 1: header has no 'item_id' column"):
+        read_recbole(root)
+
+
+def test_bad_timestamp(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__inter=INTER + "1\t10\t5\t100\n2\t10\t1\tyesterday\n")
+    with pytest.raises(DataError, match=r"r\.inter line 3: timestamp 'yesterday' is not a number"):
+        read_recbole(root)
+
+
+def test_item_not_in_item_file(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__inter="user_id:token\titem_id:token\n1\ta\n1\tq\n", r__item="item_id:token\na\n")
+    with pytest.raises(DataError, match=r"r\.inter line 3: item 'q' is not in .*r\.item"):
+        read_recbole(root)
+
+
+def test_duplicate_item_row(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__inter="user_id:token\titem_id:token\n1\ta\n", r__item="item_id:token\na\nb\na\n")
+    with pytest.raises(DataError, match=r"r\.item line 4: item 'a' is listed twice \(first on line 2\)"):
+        read_recbole(root)
+
+
+def test_bad_float_seq_value(tmp_path: Path) -> None:
+    root = write(
+        tmp_path / "r",
+        r__inter="user_id:token\titem_id:token\n1\ta\n",
+        r__item="item_id:token\temb:float_seq\na\t1 2\nb\t3 x\n",
+    )
+    with pytest.raises(DataError, match=r"r\.item line 3: emb value 'x' is not a number"):
+        read_recbole(root)
+
+
+def test_nan_float_seq(tmp_path: Path) -> None:
+    root = write(
+        tmp_path / "r",
+        r__inter="user_id:token\titem_id:token\n1\ta\n",
+        r__item="item_id:token\temb:float_seq\na\t1 2\nb\tnan 4\n",
+    )
+    with pytest.raises(DataError, match=r"r\.item: modality 'emb' row 1 \(item 'b'\) contains NaN"):
+        read_recbole(root)
+
+
+BENCH = "user_id:token\titem_id:token\n"
+
+
+def test_given_split_and_unseen(tmp_path: Path) -> None:
+    root = write(
+        tmp_path / "r",
+        r__train__inter=BENCH + "1\ta\n1\tb\n2\ta\n",
+        r__valid__inter=BENCH + "2\tb\n",
+        r__test__inter=BENCH + "1\ta\n3\ta\n",
+    )
+    with pytest.raises(DataError, match=r"r\.test\.inter line 3: user '3' appears in test but never in train"):
+        read_recbole(root)
+    ds = read_recbole(root, unseen="keep")
+    assert ds.train.nnz == 3 and ds.valid.nnz == 1 and ds.test.nnz == 2
+    assert read_recbole(root, unseen="drop").test.nnz == 1
+    with pytest.raises(DataError, match=r"r\.inter: RecBole interaction file not found"):
+        read_recbole(root, split="none")
+
+
+def test_empty_split_file(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__train__inter=BENCH + "1\ta\n", r__test__inter=BENCH)
+    with pytest.raises(DataError, match=r"r\.test\.inter: no data rows after the header"):
+        read_recbole(root)
+
+
+def test_split_given_requires_benchmark(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__inter=BENCH + "1\ta\n")
+    with pytest.raises(DataError, match=r"r\.train\.inter: benchmark train file not found"):
+        read_recbole(root, split="given")
+    with pytest.raises(DataError, match=r"split='odd'"):
+        read_recbole(root, split="odd")
+
+
+def test_only_train_benchmark_file(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__train__inter=BENCH + "1\ta\n")
+    ds = read_recbole(root)
+    assert set(ds.splits) == {"train"}

@@ -1,0 +1,43 @@
+"""read_source: dispatch by format name, option checks, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from graphrec.data.formats import FORMATS, read_lattice, read_source
+from graphrec.errors import ConfigError, DataError
+
+
+def test_formats_table() -> None:
+    assert sorted(FORMATS) == ["lattice", "mmrec", "movielens", "recbole", "unisrec"]
+    assert FORMATS["lattice"] is read_lattice
+
+
+def test_unknown_format() -> None:
+    with pytest.raises(DataError, match=r"unknown data format 'csv': use one of mmrec, lattice, unisrec, recbole, movielens"):
+        read_source("csv", Path("x"))
+
+
+def test_option_not_taken() -> None:
+    with pytest.raises(ConfigError, match=r"format 'movielens' does not take features"):
+        read_source("movielens", Path("x"), features={"text": "t.npy"})
+    with pytest.raises(ConfigError, match=r"format 'mmrec' does not take min_rating .*movielens"):
+        read_source("mmrec", Path("x"), min_rating=3.0)
+
+
+def test_dispatch_real(shared_data: Path) -> None:
+    ds = read_source("MMRec", shared_data / "lfm2k" / "lfm2k.inter", features={"text": "all-MiniLM-L6-v2.npy"}, name="lfm")
+    assert ds.name == "lfm" and ds.n_items == 1425 and ds.modalities == ["text"]
+    sci = read_source("unisrec", shared_data / "amazon-scientific", features={"image": "feat3CLS"}, unseen="drop")
+    assert sci.modalities == ["image"]
+    ml = read_source("movielens", shared_data / "ml100k", min_rating=5, unseen="drop")
+    assert ml.train.nnz < 100000
+
+
+def test_errors_are_one_line(tmp_path: Path) -> None:
+    for fmt in FORMATS:
+        with pytest.raises(DataError) as e:
+            read_source(fmt, tmp_path / "missing")
+        assert "\n" not in str(e.value) and "missing" in str(e.value)

@@ -1,0 +1,203 @@
+"""UniSRec importer: real amazon-scientific files and bad-input cases on tiny folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphrec.data.dataset import Dataset
+from graphrec.data.formats import read_unisrec
+from graphrec.errors import DataError
+
+HEAD = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
+
+
+@pytest.fixture(scope="module")
+def sci(shared_data: Path) -> Dataset:
+    # 5 items occur only as valid/test targets: keep them (they have features).
+    return read_unisrec(shared_data / "amazon-scientific", unseen="keep")
+
+
+def _index_map(path: Path) -> dict[str, int]:
+    return {a: int(b) for a, b in (ln.split("\t") for ln in path.read_text().splitlines())}
+
+
+def test_scientific_counts(sci: Dataset) -> None:
+    assert sci.name == "Scientific"
+    assert (sci.n_users, sci.n_items) == (2928, 1585)
+    counts = {s: m.nnz for s, m in sci.splits.items()}
+    assert sum(counts.values()) == 19568
+    # earliest split wins: 26 valid and 25 test targets were already bought earlier
+    assert counts == {"train": 13763, "valid": 2928 - 26, "test": 2928 - 25}
+    assert sci.timestamps is None
+
+
+def test_scientific_splits_disjoint(sci: Dataset) -> None:
+    tr, va, te = sci.train, sci.valid, sci.test
+    assert tr.multiply(va).nnz == 0 and tr.multiply(te).nnz == 0 and va.multiply(te).nnz == 0
+
+
+def test_scientific_ids_kept(sci: Dataset, shared_data: Path) -> None:
+    root = shared_data / "amazon-scientific"
+    items = _index_map(root / "Scientific.item2index")
+    users = _index_map(root / "Scientific.user2index")
+    inv_i = {v: k for k, v in items.items()}
+    inv_u = {v: k for k, v in users.items()}
+    assert sci.item_ids[0] == inv_i[0] and sci.item_ids[1584] == inv_i[1584]
+    assert sci.user_ids[0] == inv_u[0] and sci.user_ids[2927] == inv_u[2927]
+    # user 0: history "0 1 2" in valid -> target 3; test target 4
+    assert sci.train[0].indices.tolist() == [0, 1, 2]
+    assert sci.valid[0].indices.tolist() == [3] and sci.test[0].indices.tolist() == [4]
+
+
+def test_scientific_features_aligned(sci: Dataset, shared_data: Path) -> None:
+    root = shared_data / "amazon-scientific"
+    for mod, suffix in (("text", "feat1CLS"), ("image", "feat3CLS")):
+        raw = np.fromfile(root / f"Scientific.{suffix}", dtype=np.float32).reshape(-1, 512)
+        x = sci.item_features[mod]
+        assert x.shape == (1585, 512) and x.dtype == np.float32
+        for i in (0, 17, 1584):
+            np.testing.assert_array_equal(x[i], raw[i])
+
+
+def test_scientific_text_by_asin(sci: Dataset, shared_data: Path) -> None:
+    lines = (shared_data / "amazon-scientific" / "Scientific.text").read_text().split("\n")[1:]
+    text = dict(ln.split("\t", 1) for ln in lines if ln)
+    assert (sci.item_fields["text"] != "").all()
+    for i in (0, 500, 1584):
+        assert sci.item_fields["text"][i] == text[sci.item_ids[i]]
+
+
+def test_scientific_unseen_error(shared_data: Path) -> None:
+    with pytest.raises(DataError, match=r"Scientific\.valid\.inter line \d+: item 'B0\w+' appears in valid but never in train"):
+        read_unisrec(shared_data / "amazon-scientific")
+
+
+def test_scientific_save_load(sci: Dataset, tmp_path: Path) -> None:
+    sci.save(tmp_path / "ds")
+    assert Dataset.load(tmp_path / "ds").fingerprint() == sci.fingerprint()
+
+
+def test_explicit_features_and_dim(shared_data: Path) -> None:
+    ds = read_unisrec(shared_data / "amazon-scientific", features={"image": "feat3CLS"}, dim=512, unseen="drop")
+    assert list(ds.item_features) == ["image"]
+    with pytest.raises(DataError, match=r"Scientific\.feat3CLS: 3246080 bytes, expected .* 500 float32"):
+        read_unisrec(shared_data / "amazon-scientific", features={"image": "feat3CLS"}, dim=500, unseen="keep")
+
+
+# ---------------------------------------------------------------- tiny folders
+def make(root: Path, train: str | None = None, valid: str | None = None, test: str | None = None, maps: bool = True) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    files = {
+        "x.train.inter": HEAD + "0\t0\t1\n0\t0 1\t2\n1\t1\t0\n" if train is None else train,
+        "x.valid.inter": HEAD + "0\t0 1 2\t3\n1\t1 0\t2\n" if valid is None else valid,
+        "x.test.inter": HEAD + "0\t0 1 2 3\t1\n1\t1 0 2\t3\n" if test is None else test,
+    }
+    if maps:
+        files["x.item2index"] = "A\t0\nB\t1\nC\t2\nD\t3\n"
+        files["x.user2index"] = "u0\t0\nu1\t1\n"
+    for fname, text in files.items():
+        (root / fname).write_text(text)
+    return root
+
+
+def test_tiny_pair_rule_and_ids(tmp_path: Path) -> None:
+    ds = read_unisrec(make(tmp_path / "t"), unseen="keep")
+    assert ds.name == "x" and list(ds.item_ids) == ["A", "B", "C", "D"] and list(ds.user_ids) == ["u0", "u1"]
+    assert ds.train[0].indices.tolist() == [0, 1, 2] and ds.train[1].indices.tolist() == [0, 1]
+    assert ds.valid[0].indices.tolist() == [3] and ds.valid[1].indices.tolist() == [2]
+    # user 0's test target B (1) is a repeat of a train item -> stays in train only
+    assert ds.test[0].indices.tolist() == [] and ds.test[1].indices.tolist() == [3]
+    assert ds.item_features == {}
+
+
+def test_tiny_without_maps(tmp_path: Path) -> None:
+    ds = read_unisrec(make(tmp_path / "t", maps=False), unseen="keep")
+    assert list(ds.item_ids) == ["0", "1", "2", "3"] and list(ds.user_ids) == ["0", "1"]
+
+
+def test_tiny_features_and_text(tmp_path: Path) -> None:
+    root = make(tmp_path / "t")
+    feats = np.arange(4 * 6, dtype=np.float32).reshape(4, 6)
+    feats.tofile(root / "x.feat1CLS")
+    (root / "x.text").write_text("item_id:token\ttext:token_seq\nC\tthird item \nZ\tunknown\nA\tfirst\n")
+    ds = read_unisrec(root, unseen="keep")
+    assert list(ds.item_features) == ["text"]
+    np.testing.assert_array_equal(ds.item_features["text"][2], feats[2])
+    assert ds.item_fields["text"].tolist() == ["first", "", "third item ", ""]
+
+
+def test_missing_split_file(tmp_path: Path) -> None:
+    root = make(tmp_path / "t")
+    (root / "x.test.inter").unlink()
+    with pytest.raises(DataError, match=r"x\.test\.inter: UniSRec test file not found"):
+        read_unisrec(root)
+
+
+def test_no_unisrec_files(tmp_path: Path) -> None:
+    (tmp_path / "e").mkdir()
+    with pytest.raises(DataError, match=r"e: no \*\.train\.inter file found"):
+        read_unisrec(tmp_path / "e")
+
+
+def test_missing_header_column(tmp_path: Path) -> None:
+    root = make(tmp_path / "t", valid="user_id:token\titem:token\n0\t3\n")
+    with pytest.raises(DataError, match=r"x\.valid\.inter line 1: header has no 'item_id' column"):
+        read_unisrec(root)
+
+
+def test_empty_split_file(tmp_path: Path) -> None:
+    root = make(tmp_path / "t", test=HEAD)
+    with pytest.raises(DataError, match=r"x\.test\.inter: no data rows after the header"):
+        read_unisrec(root)
+
+
+def test_non_numeric_item(tmp_path: Path) -> None:
+    root = make(tmp_path / "t", train=HEAD + "0\t0\t1\n0\t0 B\t2\n")
+    with pytest.raises(DataError, match=r"x\.train\.inter line 3: item 'B' is not an integer index"):
+        read_unisrec(root)
+
+
+def test_item_index_outside_map(tmp_path: Path) -> None:
+    root = make(tmp_path / "t", test=HEAD + "0\t0 1 2 3\t9\n")
+    with pytest.raises(DataError, match=r"x\.test\.inter line 2: item index 9 is outside .*x\.item2index"):
+        read_unisrec(root)
+
+
+def test_duplicate_in_index_map(tmp_path: Path) -> None:
+    root = make(tmp_path / "t")
+    (root / "x.item2index").write_text("A\t0\nB\t1\nA\t2\nD\t3\n")
+    with pytest.raises(DataError, match=r"x\.item2index line 3: item 'A' is listed twice"):
+        read_unisrec(root)
+
+
+def test_feature_size_not_integral(tmp_path: Path) -> None:
+    root = make(tmp_path / "t")
+    np.ones(10, np.float32).tofile(root / "x.feat3CLS")
+    with pytest.raises(DataError, match=r"x\.feat3CLS: 40 bytes is not n_items x dim float32 values for 4 items"):
+        read_unisrec(root, unseen="keep")
+
+
+def test_missing_requested_feature(tmp_path: Path) -> None:
+    root = make(tmp_path / "t")
+    with pytest.raises(DataError, match=r"x\.clip: feature file for modality 'image' not found"):
+        read_unisrec(root, features={"image": "clip"}, unseen="keep")
+
+
+def test_nan_feature(tmp_path: Path) -> None:
+    root = make(tmp_path / "t")
+    x = np.ones((4, 3), np.float32)
+    x[3, 1] = np.nan
+    x.tofile(root / "x.feat1CLS")
+    with pytest.raises(DataError, match=r"x\.feat1CLS: modality 'text' row 3 \(item 'D'\) contains NaN"):
+        read_unisrec(root, unseen="keep")
+
+
+def test_item_only_in_test(tmp_path: Path) -> None:
+    root = make(tmp_path / "t")
+    with pytest.raises(DataError, match=r"x\.valid\.inter line 2: item 'D' appears in valid but never in train"):
+        read_unisrec(root)
+    dropped = read_unisrec(root, unseen="drop")
+    assert dropped.valid[0].indices.tolist() == [] and dropped.test[1].indices.tolist() == []

@@ -109,7 +109,7 @@ def lightgcn(
     dim: Annotated[int, typer.Option(help="Embedding size.")] = 64,
     layers: Annotated[int, typer.Option(help="Propagation layers.")] = 2,
     reg: Annotated[float, typer.Option(help="L2 weight on the batch's layer-0 embeddings.")] = 1e-4,
-    epochs: Epochs = 300,
+    epochs: Epochs = 1000,
     lr: Lr = 1e-3,
     batch_size: BatchSize = 2048,
     patience: Patience = 20,

@@ -30,7 +30,7 @@ class TrainConfig:
         progress: show progress bars.
     """
 
-    epochs: int = 300
+    epochs: int = 1000
     batch_size: int = 2048
     lr: float = 1e-3
     weight_decay: float = 0.0

@@ -39,7 +39,7 @@ class TrainConfig:
     valid_metric: str = "recall@20"
     ks: tuple[int, ...] = (10, 20, 50)
     protocol: str = "recbole"
-    eval_batch_size: int = 4096
+    eval_batch_size: int = 512
     seed: int = 0
     progress: bool = True
 

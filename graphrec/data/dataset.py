@@ -27,8 +27,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -36,6 +34,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from graphrec._atomic import atomic_dir
 from graphrec.errors import DataError
 
 __all__ = ["Dataset", "SPLITS", "build_dataset", "interactions_matrix"]
@@ -361,11 +360,7 @@ class Dataset:
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write the dataset directory atomically (temporary folder, then rename)."""
         path = Path(path)
-        if path.exists() and not overwrite:
-            raise DataError(f"{path} already exists: choose another --out or pass --overwrite")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        try:
+        with atomic_dir(path, overwrite) as tmp:
             np.savez(tmp / "ids.npz", user_ids=self.user_ids, item_ids=self.item_ids)
             arrays = {}
             for s, m in self.splits.items():
@@ -400,16 +395,6 @@ class Dataset:
                 "meta": self.meta,
             }
             (tmp / "dataset.json").write_text(json.dumps(header, indent=2, default=str))
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                path.rename(old)
-                tmp.rename(path)
-                shutil.rmtree(old)
-            else:
-                tmp.rename(path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
         return path
 
     @classmethod

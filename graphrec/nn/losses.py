@@ -12,7 +12,6 @@ and the L2 penalty on the layer-0 (ego) embeddings of the batch, as in LightGCN
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

@@ -6,7 +6,6 @@ checkpoint reloading construct models identically.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 

@@ -38,7 +38,7 @@ import scipy.sparse as sp
 import torch
 
 from graphrec.data.dataset import Dataset
-from graphrec.errors import ConfigError, DataError, GraphrecError
+from graphrec.errors import ConfigError, GraphrecError
 from graphrec.metrics.ranking import METRICS, check_metrics, ranking_sums
 
 __all__ = [

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from graphrec._atomic import atomic_dir
 from graphrec.errors import DataError
 
 __all__ = ["save_run", "load_record", "load_state"]
@@ -33,21 +32,9 @@ WEIGHTS = "model.pt"
 def save_run(out: str | os.PathLike, record: dict[str, Any], state_dict: dict[str, Any]) -> Path:
     """Write ``record.json`` and ``model.pt`` to ``out`` atomically (replacing an old run)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out, overwrite=True) as tmp:
         torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / WEIGHTS)
         (tmp / RECORD).write_text(json.dumps(record, indent=2, default=_jsonable))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out
 
 

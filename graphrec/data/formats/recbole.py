@@ -42,14 +42,12 @@ without cold items whose fields are strings or float64.
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
+from graphrec._atomic import atomic_dir
 from graphrec.data.dataset import SPLITS, Dataset, build_dataset
 from graphrec.data.formats._common import (
     LazyWhere,
@@ -401,9 +399,7 @@ def write_recbole(
     _check_token(dataset.item_ids.tolist(), "item id")
     user_cells = [quote_cell(v) for v in dataset.user_ids.tolist()]
     item_cells = [quote_cell(v) for v in dataset.item_ids.tolist()]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out, overwrite) as tmp:
         stamps = dataset.timestamps
         with_ts = stamps is not None and all(s in stamps for s in dataset.splits)
         head = ["user_id:token", "item_id:token"] + (["timestamp:float"] if with_ts else [])
@@ -440,15 +436,4 @@ def write_recbole(
             uhead.append(h)
             ucols.append(c)
         _write_table(tmp / f"{name}.user", uhead, ucols)
-
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out

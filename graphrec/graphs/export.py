@@ -1,0 +1,98 @@
+"""Export item graphs to networkx (and GraphML) for inspection.
+
+A node is an item index; its attributes come from the dataset when given:
+``item_id`` (original id), ``title`` (the dataset's ``title`` item field, else its
+``text`` field, when present), ``has_<modality>`` (the item has a non-zero feature row
+for that modality) and ``cold`` (the item is a cold-start item). Edges carry the graph's
+value as ``weight``. networkx is imported inside the functions: it is only needed when
+a graph is inspected.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from graphrec.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import networkx as nx
+
+    from graphrec.data import Dataset
+
+__all__ = ["item_attributes", "to_networkx", "write_graphml"]
+
+TITLE_FIELDS = ("title", "text")
+
+
+def item_attributes(dataset: "Dataset") -> dict[str, np.ndarray]:
+    """Per-item attribute columns (see module doc), each of length ``n_items``."""
+    attrs: dict[str, np.ndarray] = {"item_id": dataset.item_ids}
+    for field in TITLE_FIELDS:
+        if field in dataset.item_fields:
+            attrs["title"] = np.asarray(dataset.item_fields[field]).astype(str)
+            break
+    for mod, x in dataset.item_features.items():
+        attrs[f"has_{mod}"] = np.abs(x).sum(axis=1) > 0
+    cold = np.zeros(dataset.n_items, dtype=bool)
+    if dataset.cold_items is not None:
+        cold[dataset.cold_items] = True
+    attrs["cold"] = cold
+    return attrs
+
+
+def to_networkx(graph: sp.spmatrix, dataset: "Dataset | None" = None, directed: bool | None = None) -> "nx.Graph":
+    """The item graph as a networkx graph with item attributes.
+
+    ``directed=None`` returns an undirected ``nx.Graph`` when the matrix is symmetric and
+    a ``nx.DiGraph`` otherwise (a kNN graph is directed: j in i's list does not imply
+    the converse).
+    """
+    import networkx as nx
+
+    g = sp.csr_matrix(graph)
+    if g.shape[0] != g.shape[1]:
+        raise DataError(f"an item graph must be square, got shape {g.shape}")
+    if dataset is not None and dataset.n_items != g.shape[0]:
+        raise DataError(
+            f"graph has {g.shape[0]} items but dataset {dataset.name!r} has {dataset.n_items}: "
+            "pass the dataset the graph was built from"
+        )
+    if directed is None:
+        directed = (abs(g - g.T) > 1e-6).nnz > 0
+    out = nx.DiGraph() if directed else nx.Graph()
+    out.add_nodes_from(range(g.shape[0]))
+    if dataset is not None:
+        for name, col in item_attributes(dataset).items():
+            values = col.tolist()
+            nx.set_node_attributes(out, dict(enumerate(values)), name)
+    coo = g.tocoo()
+    keep = coo.row != coo.col
+    if not directed:
+        keep &= coo.row < coo.col
+    out.add_weighted_edges_from(
+        zip(coo.row[keep].tolist(), coo.col[keep].tolist(), coo.data[keep].astype(float).tolist())
+    )
+    return out
+
+
+def write_graphml(
+    graph: sp.spmatrix, path: str | os.PathLike, dataset: "Dataset | None" = None, **kwargs: Any
+) -> Path:
+    """Write the graph (with item attributes) as GraphML, atomically."""
+    import networkx as nx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        nx.write_graphml(to_networkx(graph, dataset, **kwargs), tmp)
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

@@ -1,0 +1,39 @@
+"""networkx / GraphML export with item attributes."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import scipy.sparse as sp
+
+from graphrec.data import build_dataset, cold_start
+from graphrec.graphs.export import to_networkx, write_graphml
+
+
+def tiny():
+    feats = {"image": np.array([[1, 0], [0, 0], [1, 1]], np.float32), "text": np.ones((3, 2), np.float32)}
+    ds = build_dataset([0, 0, 1, 1], ["a", "b", "b", "c"], ["train"] * 4, item_features=feats,
+                       item_fields={"title": np.array(["Apple", "Banana", "Cherry"])})
+    return ds
+
+
+def test_symmetric_graph_becomes_undirected_with_attributes():
+    ds = tiny()
+    g = sp.csr_matrix(np.array([[0, 0.5, 0], [0.5, 0, 0.2], [0, 0.2, 0]], np.float32))
+    nxg = to_networkx(g, ds)
+    assert isinstance(nxg, nx.Graph) and not nxg.is_directed()
+    assert sorted(nxg.edges(data="weight")) == [(0, 1, 0.5), (1, 2, 0.20000000298023224)]
+    assert nxg.nodes[1]["item_id"] == "b" and nxg.nodes[1]["title"] == "Banana"
+    assert nxg.nodes[1]["has_image"] is False and nxg.nodes[0]["has_image"] is True
+    assert nxg.nodes[2]["cold"] is False
+
+
+def test_knn_graph_is_directed_and_cold_flags_follow_the_dataset(tmp_path):
+    ds = cold_start(tiny(), 0.34, seed=0)
+    g = sp.csr_matrix(np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]], np.float32))
+    nxg = to_networkx(g, ds)
+    assert nxg.is_directed() and set(nxg.edges()) == {(0, 1), (1, 2)}
+    assert [nxg.nodes[i]["cold"] for i in range(3)] == [i in set(ds.cold_items.tolist()) for i in range(3)]
+    path = write_graphml(g, tmp_path / "g.graphml", ds)
+    back = nx.read_graphml(path)
+    assert back.number_of_edges() == 2 and back.nodes["0"]["item_id"] == "a"

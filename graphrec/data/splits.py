@@ -54,7 +54,8 @@ def _assemble(dataset: Dataset, u, i, t, label: np.ndarray, how: str) -> Dataset
         splits[s] = m
         if stamps is not None:
             stamps[s] = ts
-    meta = dict(dataset.meta, split=how)
+    meta = {k: v for k, v in dataset.meta.items() if k != "cold_start"}  # re-splitting ends a cold start
+    meta["split"] = how
     return dataset.replace(splits=splits, timestamps=stamps, cold_items=None, meta=meta)
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from graphrec.data import Dataset
 
-__all__ = ["item_attributes", "to_networkx", "write_graphml"]
+__all__ = ["item_attributes", "to_networkx", "write_graphml", "plot_degree_distribution"]
 
 TITLE_FIELDS = ("title", "text")
 
@@ -93,6 +93,45 @@ def write_graphml(
         nx.write_graphml(to_networkx(graph, dataset, **kwargs), tmp)
         tmp.replace(path)
     finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def plot_degree_distribution(graph: sp.spmatrix, path: str | os.PathLike, title: str = "") -> Path:
+    """Log-log plot of the out- and in-degree distributions to a PNG (matplotlib, extra
+    ``plot``). A kNN graph has constant out-degree k; its in-degree shows the hubs."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise DataError("--plot needs matplotlib: pip install 'graphrec[plot]'") from None
+    g = sp.csr_matrix(graph)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for name, deg, marker in (
+        ("out-degree", np.diff(g.indptr), "o"),
+        ("in-degree", np.bincount(g.indices, minlength=g.shape[0]), "x"),
+    ):
+        counts = np.bincount(deg)
+        ks = np.flatnonzero(counts)
+        ax.scatter(np.maximum(ks, 0.8), counts[ks], s=12, marker=marker, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_xlabel("degree (0 drawn at 0.8)")
+    ax.set_ylabel("items")
+    ax.set_title(title or f"{g.shape[0]} items, {g.nnz} edges")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
+    try:
+        fig.savefig(tmp)
+        tmp.replace(path)
+    finally:
+        plt.close(fig)
         if tmp.exists():
             tmp.unlink()
     return path

@@ -1,0 +1,99 @@
+"""Inspect a stored item graph: statistics, an item's neighbours, plots, GraphML.
+
+Example:
+
+    graphrec inspect graphs/scientific/knn --item B00O47ILVA --top 10 --plot knn-degrees.png
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from graphrec.cli._common import user_errors
+from graphrec.errors import ConfigError
+
+
+def _dataset_for(record, data: Optional[Path]):
+    """The dataset a graph was built from (its recorded source, or --data), checked."""
+    from graphrec.cli.sources import load_source
+    from graphrec.data import Dataset, cold_start
+
+    source = {"data": str(data)} if data is not None else record.options.get("source")
+    if not source:
+        return None
+    ds = Dataset.load(source["data"]) if "data" in source else load_source(source)
+    if record.cold_start_fraction:
+        ds = cold_start(ds, float(record.cold_start_fraction), int(record.cold_start_seed or 0))
+    return ds
+
+
+@user_errors
+def inspect_graph(
+    graph: Path = typer.Argument(..., help="A graph folder written by `graphrec build-graph` (e.g. graphs/NAME/knn)."),
+    item: Optional[str] = typer.Option(None, help="Show this item's neighbours (original id)."),
+    top: int = typer.Option(10, help="How many neighbours to show."),
+    compare: Optional[Path] = typer.Option(None, help="Another graph to measure overlap with [the sibling co-interaction/kNN graph]."),
+    data: Optional[Path] = typer.Option(None, help="Dataset directory [the graph's recorded source]."),
+    plot: Optional[Path] = typer.Option(None, help="Write the degree distribution to this PNG."),
+    graphml: Optional[Path] = typer.Option(None, help="Export the graph with item attributes to GraphML."),
+    sample: int = typer.Option(1000, help="Nodes sampled for the clustering coefficient."),
+) -> None:
+    """Inspect a stored item graph: statistics, an item's neighbours, plots, GraphML.
+
+    Example: graphrec inspect graphs/scientific/knn --item B00O47ILVA --top 10 --plot knn-degrees.png
+    """
+    import numpy as np
+
+    from graphrec.graphs.export import plot_degree_distribution, write_graphml
+    from graphrec.graphs.stats import graph_report, neighbours
+    from graphrec.graphs.store import load_graph
+
+    g, record = load_graph(graph)
+    ds = _dataset_for(record, data)
+    if ds is not None:
+        g, record = load_graph(graph, dataset=ds)  # refuses a graph of other data
+    other = None
+    if compare is None:
+        sibling = graph.parent / ("cooccur" if record.kind == "knn" else "knn")
+        compare = sibling if (sibling / "graph.json").is_file() else None
+    if compare is not None:
+        other, _ = load_graph(compare, dataset=ds) if ds is not None else load_graph(compare)
+    rep = graph_report(g, other=other, train=None if ds is None else ds.train, sample=sample)
+    typer.echo(f"{graph}: {record.kind} graph of {record.dataset_name} ({record.builder}, k={record.k}, "
+               f"modalities={','.join(record.modalities) or '-'}, {record.normalization} normalisation)")
+    typer.echo(f"nodes {rep['nodes']}, edges {rep['edges']}, symmetric {rep['symmetric']}, isolated {rep['isolated']}")
+    typer.echo(f"out-degree min/median/mean/max {rep['degree_min']}/{rep['degree_median']:.0f}/"
+               f"{rep['degree_mean']:.1f}/{rep['degree_max']}; in-degree max {rep['in_degree_max']}")
+    typer.echo(f"weak components {rep['components']} (largest {rep['largest_component']} items); "
+               f"mean local clustering on {min(sample, rep['nodes'])} sampled items {rep['clustering_sample']:.4f}")
+    if other is not None:
+        typer.echo(f"edges also in {compare}: {rep['overlap_with_other']:.4f} "
+                   f"(random item pairs: {rep['random_pair_overlap_other']:.4f})")
+    if "coconsumption_rate" in rep:
+        typer.echo(f"edges whose two items share a training user: {rep['coconsumption_rate']:.4f}")
+    if item is not None:
+        if ds is None:
+            raise ConfigError("--item needs the dataset: pass --data DIR")
+        where = np.flatnonzero(ds.item_ids == item)
+        if where.size == 0:
+            raise ConfigError(f"item {item!r} is not in dataset {ds.name!r}: use an original item id")
+        titles = None
+        for field in ("title", "text"):
+            if field in ds.item_fields:
+                titles = np.asarray(ds.item_fields[field]).astype(str)
+                break
+        i = int(where[0])
+        head = f"neighbours of {item}" + (f" ({titles[i][:70]})" if titles is not None else "")
+        typer.echo(head + ":")
+        for j, w in neighbours(g, i, top):
+            label = f"  {w:.4f}  {ds.item_ids[j]}"
+            typer.echo(label + (f"  {titles[j][:70]}" if titles is not None else ""))
+    if plot is not None:
+        plot_degree_distribution(g, plot, title=f"{record.kind} graph of {record.dataset_name}")
+        typer.echo(f"degree distribution plotted to {plot}")
+    if graphml is not None:
+        write_graphml(g, graphml, ds)
+        typer.echo(f"GraphML written to {graphml}")

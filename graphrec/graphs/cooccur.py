@@ -1,0 +1,274 @@
+"""The co-interaction item graph of MM-GEF (paper 002, eq. 3-4), blocked and prunable.
+
+For the binarised TRAINING matrix R (n_users x n_items, R_ui = 1 when user u consumed
+item i in the training split):
+
+    C = R^T R  with the diagonal removed:
+        C_ij = sum_u R_ui R_uj = number of users who consumed both i and j   (i != j)
+    E^c_ij = C_ij / max_kl C_kl                                               (eq. 4)
+
+C is symmetric and integer; E^c (``normalize_max=True``) lies in (0, 1] with a global
+maximum of exactly 1 (an empty graph stays empty, nothing is divided by zero).
+
+Blocked computation. The rows of C are computed a block of items at a time,
+``C[s:e] = (R^T)[s:e] @ R``, and each block is pruned before the next one is computed,
+so the memory in use is the pruned graph plus one unpruned block. Block boundaries are
+chosen from an upper bound of each row's size: row i of C has at most
+``w_i = min(sum_{u in users(i)} |items(u)|, n_items)`` entries, so with
+``block_size=None`` blocks are grown until their summed bound reaches
+``DEFAULT_BLOCK_ENTRIES``; a popular item gets a small block (down to one row). An
+explicit ``block_size`` uses fixed blocks of that many items. Results do not depend on
+the blocking.
+
+Pruning (applied per row, in this order, before E^c's normalisation):
+
+* ``min_count``: keep C_ij only when C_ij >= min_count (symmetric: C_ij = C_ji);
+* ``top_k``: keep, per row i, the k largest C_ij; ties are broken towards the lower item
+  index j. Top-k per row makes the kept pattern ASYMMETRIC in general (j may be among
+  i's k strongest partners while i is not among j's), like the top-k kNN graph of
+  LATTICE. ``symmetric=True`` returns the union max(C', C'^T) of the pruned graph
+  instead; the kept values are the true counts (C is symmetric), so a row of the union
+  can hold more than k entries.
+
+The max-normalisation uses the maximum of the kept counts, which equals the maximum of
+the unpruned C: the largest count of its row always survives top-k (k >= 1), and
+min_count only removes counts below it.
+
+Leakage: the function sees only the matrix it is given. Pass ``dataset.train``: after
+:func:`graphrec.data.splits.cold_start` a cold item has no training interaction, so its
+row and column of C are empty, and a pair that co-occurs only through valid/test
+interactions has C_ij = 0.
+
+Counts are accumulated as integers and returned as float32 (exact up to 2^24 users per
+pair).
+The n_items x n_items matrix is never dense.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+from graphrec.errors import ConfigError, DataError
+
+__all__ = ["DEFAULT_BLOCK_ENTRIES", "block_bounds", "cooccurrence_graph", "expected_products"]
+
+#: Upper bound on the entries of one unpruned block of C when ``block_size`` is None
+#: (about 35 bytes each while the block is pruned: ~300 MB of scratch at most).
+DEFAULT_BLOCK_ENTRIES: int = 1 << 23
+
+
+def _binary_csr(train: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+    """A canonical 0/1 CSR copy of ``train`` (stored zeros dropped, duplicates merged)."""
+    if not sp.issparse(train):
+        raise DataError(
+            f"co-interaction graph needs a scipy sparse user-item matrix, got {type(train).__name__}: "
+            "pass dataset.train"
+        )
+    if train.ndim != 2:
+        raise DataError(f"co-interaction graph needs a 2-D user-item matrix, got shape {train.shape}")
+    r = sp.csr_matrix(train, copy=True)
+    r.sum_duplicates()
+    r.eliminate_zeros()
+    # int32 counts are exact (at most n_users) and faster than int64 in the product
+    r.data = np.ones(r.nnz, dtype=np.int32 if r.shape[0] < 2**31 else np.int64)
+    return r
+
+
+def _check_int(name: str, value: object, minimum: int, allow_none: bool) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        what = f"an integer >= {minimum}" + (" or None" if allow_none else "")
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
+
+
+def block_bounds(
+    row_sizes: np.ndarray, *, block_size: int | None = None, max_entries: int = DEFAULT_BLOCK_ENTRIES
+) -> list[tuple[int, int]]:
+    """Item blocks ``[(start, end), ...]`` covering ``range(len(row_sizes))``.
+
+    Fixed blocks of ``block_size`` rows when given; otherwise consecutive rows are grouped
+    while their summed ``row_sizes`` (upper bounds of each row's entries) stay within
+    ``max_entries`` (a single row larger than that forms its own block).
+    """
+    n = len(row_sizes)
+    if block_size is not None:
+        return [(s, min(s + block_size, n)) for s in range(0, n, block_size)]
+    cum = np.cumsum(np.asarray(row_sizes, dtype=np.int64))
+    out: list[tuple[int, int]] = []
+    s = 0
+    while s < n:
+        base = cum[s - 1] if s > 0 else 0
+        e = int(np.searchsorted(cum, base + max_entries, side="right"))
+        e = max(e, s + 1)
+        out.append((s, e))
+        s = e
+    return out
+
+
+def _levels(counts: np.ndarray) -> np.ndarray:
+    """floor(log2(count)) for counts >= 1, as a monotone int8 bucket index (0..31).
+
+    Read from the float32 exponent: exact below 2^24, and still non-decreasing in
+    ``count`` above (float rounding is monotone), which is all the bucketing needs.
+    """
+    f = counts.astype(np.float32)
+    return ((f.view(np.int32) >> 23) - 127).astype(np.int8)
+
+
+def _top_k_mask(
+    rows: np.ndarray, cols: np.ndarray, counts: np.ndarray, row_len: np.ndarray, k: int, n_cols: int
+) -> np.ndarray:
+    """Mask of the k largest ``counts`` of each row; ties go to the lower column.
+
+    Entries may be in any order. Instead of sorting every entry, counts are first put
+    in power-of-two buckets: per row, the bucket b that holds the k-th largest count is
+    found from a (rows x 32) histogram; entries in higher buckets are kept, entries in
+    lower buckets dropped, and only the entries of bucket b are sorted, by
+    (row, -count, column). Most co-interaction counts are 1 or 2, so this sorts a small
+    share of the block.
+    """
+    keep = np.ones(rows.size, dtype=bool)
+    big = row_len > k
+    if not big.any():
+        return keep
+    n_rows = row_len.size
+    n_lev = 32
+    lev = _levels(counts)
+    hist = np.bincount(rows.astype(np.int64) * n_lev + lev, minlength=n_rows * n_lev).reshape(n_rows, n_lev)
+    at_least = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # at_least[r, l] = #entries with level >= l
+    # boundary bucket: the highest level whose "at least" count reaches k
+    boundary = (n_lev - 1 - np.argmax((at_least >= k)[:, ::-1], axis=1)).astype(np.int8)
+    above = np.zeros(n_rows, dtype=np.int64)
+    inner = boundary < n_lev - 1
+    above[inner] = at_least[np.flatnonzero(inner), boundary[inner].astype(np.int64) + 1]
+    need = k - above  # entries still to take from the boundary bucket, per row
+    b_of = boundary[rows]
+    big_of = big[rows]
+    keep = ~big_of | (lev > b_of)
+    cand = np.flatnonzero(big_of & (lev == b_of))
+    if cand.size:
+        r = rows[cand].astype(np.int64)
+        c = counts[cand].astype(np.int64)
+        j = cols[cand].astype(np.int64)
+        top = int(c.max())
+        if (n_rows + 1) * (top + 1) * max(n_cols, 1) < 2**62:
+            order = np.argsort((r * (top + 1) + (top - c)) * n_cols + j)
+        else:  # pragma: no cover - astronomically large blocks
+            order = np.lexsort((j, -c, r))
+        r_sorted = r[order]
+        first = np.searchsorted(r_sorted, r_sorted, side="left")
+        rank = np.arange(cand.size, dtype=np.int64) - first
+        keep[cand[order[rank < need[r_sorted]]]] = True
+    return keep
+
+
+def _iter_blocks(bounds: list[tuple[int, int]], progress: bool) -> Iterator[tuple[int, int]]:
+    if not progress:
+        yield from bounds
+        return
+    from tqdm.auto import tqdm
+
+    yield from tqdm(bounds, desc="co-interactions", unit="block", leave=False, dynamic_ncols=True)
+
+
+def cooccurrence_graph(
+    train: sp.spmatrix | sp.sparray,
+    *,
+    top_k: int | None = None,
+    min_count: int = 1,
+    block_size: int | None = None,
+    normalize_max: bool = True,
+    symmetric: bool = False,
+    progress: bool = False,
+) -> sp.csr_matrix:
+    """The co-interaction graph E^c (or the raw counts C) of a training matrix.
+
+    Args:
+        train: the user-item TRAINING matrix (n_users x n_items), e.g. ``dataset.train``;
+            any stored nonzero counts as one interaction.
+        top_k: keep the ``top_k`` largest counts per row (ties: lower item index);
+            None keeps all. Makes the graph asymmetric unless ``symmetric``.
+        min_count: drop pairs consumed together by fewer than ``min_count`` users.
+        block_size: items per block of C rows; None sizes blocks adaptively so that no
+            unpruned block exceeds ``DEFAULT_BLOCK_ENTRIES`` entries.
+        normalize_max: divide by the maximum count (MM-GEF eq. 4); False returns the raw
+            counts C_ij.
+        symmetric: return the union of the pruned graph and its transpose.
+        progress: show a tqdm bar over the blocks.
+
+    Returns:
+        float32 CSR, n_items x n_items, zero diagonal, sorted indices.
+    """
+    _check_int("top_k", top_k, 1, allow_none=True)
+    _check_int("min_count", min_count, 1, allow_none=False)
+    _check_int("block_size", block_size, 1, allow_none=True)
+    r = _binary_csr(train)
+    n_items = r.shape[1]
+    rt = r.T.tocsr()  # items x users
+    rt.sort_indices()
+
+    # upper bound of the entries of row i of R^T R: products formed for it, capped at n_items
+    user_deg = np.diff(r.indptr).astype(np.int64)
+    row_bound = np.minimum(rt @ user_deg, n_items) if n_items else np.zeros(0, np.int64)
+    bounds = block_bounds(row_bound, block_size=block_size)
+
+    indptr = np.zeros(n_items + 1, dtype=np.int64)
+    idx_t = np.int32 if n_items < 2**31 else np.int64
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    for s, e in _iter_blocks(bounds, progress):
+        blk = sp.csr_matrix(rt[s:e] @ r)  # (e - s) x n_items counts, unsorted columns
+        rows = np.repeat(np.arange(e - s, dtype=idx_t), np.diff(blk.indptr))
+        c, v = blk.indices, blk.data
+        del blk
+        keep = c != rows + s  # no self pairs
+        if min_count > 1:
+            keep &= v >= min_count
+        if not keep.all():
+            rows, c, v = rows[keep], c[keep], v[keep]
+        row_len = np.bincount(rows, minlength=e - s)
+        if top_k is not None and rows.size:
+            keep = _top_k_mask(rows, c, v, row_len, top_k, n_items)
+            if not keep.all():
+                rows, c, v = rows[keep], c[keep], v[keep]
+                row_len = np.bincount(rows, minlength=e - s)
+        # the kept entries are still in CSR row order; sort each row's columns
+        local = np.zeros(e - s + 1, dtype=np.int64)
+        np.cumsum(row_len, out=local[1:])
+        part = sp.csr_matrix((v, c, local), shape=(e - s, n_items))
+        part.sort_indices()
+        indptr[s + 1 : e + 1] = row_len
+        cols.append(part.indices.astype(idx_t, copy=False))
+        vals.append(part.data)
+        del rows, c, v, keep, part
+
+    np.cumsum(indptr, out=indptr)
+    # float32 from here on: counts are exact below 2^24, and a float32 division of two
+    # exact values is the correctly rounded quotient
+    if vals:
+        data = np.concatenate(vals, dtype=np.float32, casting="same_kind")
+    else:
+        data = np.zeros(0, np.float32)
+    del vals
+    if normalize_max and data.size:
+        data /= data.max()
+    idx_dtype = np.int32 if indptr[-1] < 2**31 and n_items < 2**31 else np.int64
+    indices = np.concatenate(cols).astype(idx_dtype, copy=False) if cols else np.zeros(0, idx_dtype)
+    del cols
+    out = sp.csr_matrix((data, indices, indptr.astype(idx_dtype)), shape=(n_items, n_items), copy=False)
+    out.has_sorted_indices = True
+    if symmetric and top_k is not None:
+        out = out.maximum(out.T.tocsr()).tocsr()
+        out.sort_indices()
+    return out
+
+
+def expected_products(train: sp.spmatrix | sp.sparray) -> int:
+    """sum_u |items(u)|^2: the scalar products R^T R forms (the cost of an unpruned build)."""
+    deg = np.diff(sp.csr_matrix(train).indptr).astype(np.float64)
+    return int(math.fsum(deg * deg))

@@ -1,0 +1,493 @@
+"""Saving and loading built item graphs with their provenance; stale graphs are refused.
+
+A stored graph is a DIRECTORY (conventionally under ``graphs/``, which git ignores)::
+
+    <path>/graph.npz    the matrix: scipy.sparse.save_npz layout (CSR, float32), so
+                        ``scipy.sparse.load_npz`` reads it too; read back here with
+                        ``np.load(..., allow_pickle=False)``
+    <path>/graph.json   {"format": "graphrec-graph", "version": 1, <GraphRecord fields>}
+
+The record says what the graph was built from and how: the dataset's content
+fingerprint (:meth:`graphrec.data.Dataset.fingerprint`, which covers ids, all splits,
+features, fields and cold items), the split used ("train"), the cold-start fraction,
+seed and number of cold items, the kind of graph and its options (modalities, k,
+weighting, symmetrisation, normalisation, pruning), the builder, the build time, the
+creation time, n_items, nnz and a SHA-256 checksum of the stored arrays.
+
+Writes are atomic: both files are written into a hidden temporary directory beside
+``path``, flushed, and the directory is renamed into place. An existing graph is kept
+unless ``overwrite=True``; it is replaced only after the new one is complete, and a
+failure at any point leaves the old graph as it was and no temporary files behind.
+
+:func:`load_graph` refuses (one-line :class:`~graphrec.errors.DataError` naming the
+field, both values and the fix) a graph
+
+* whose item count or matrix shape differs from the dataset's ``n_items``;
+* built under a different cold-start split than the dataset's (fraction, seed, count);
+* built from different data (fingerprint; the dataset's *name* is not compared);
+* built from a split other than ``"train"`` (unless ``expect={"split": ...}`` says so);
+* whose options differ from ``expect`` (e.g. ``{"k": 10}`` for a graph built with 20);
+* whose files do not match each other (shape, nnz, checksum).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from graphrec import __version__
+from graphrec.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.data.dataset import Dataset
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "GRAPH_FILE",
+    "RECORD_FILE",
+    "GraphRecord",
+    "save_graph",
+    "load_graph",
+    "check_record",
+    "graph_checksum",
+]
+
+FORMAT_NAME = "graphrec-graph"
+FORMAT_VERSION = 1
+GRAPH_FILE = "graph.npz"
+RECORD_FILE = "graph.json"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class GraphRecord:
+    """Provenance of a stored graph (one JSON object; see the module doc).
+
+    Attributes:
+        kind: ``"knn"``, ``"cooccur"``, ``"fused"``, ... (what built it).
+        dataset_fingerprint: ``Dataset.fingerprint()`` of the data it was built from.
+        dataset_name: the dataset's name (informative; not compared on load).
+        n_items: number of items (the matrix is ``n_items x n_items``).
+        split: the interactions it was built from; ``"train"`` for every graph that a
+            model may use (content-only graphs record ``"train"`` as well: they read no
+            interactions at all).
+        cold_start_fraction, cold_start_seed: from ``dataset.meta["cold_start"]``;
+            None without a cold-start split.
+        n_cold_items: ``len(dataset.cold_items)`` (0 without a cold-start split).
+        modalities: feature modalities used (empty for interaction-only graphs).
+        k: neighbours kept per row (kNN k, co-interaction top_k); None when unpruned.
+        weighting: edge weights, e.g. ``"cosine"``, ``"count"``, ``"count/max"``.
+        symmetric: whether the stored matrix was symmetrised.
+        normalization: normalisation applied before storing (``"none"``, ``"sym"``,
+            ``"row"``).
+        pruning: other pruning options, e.g. ``{"min_count": 2}``.
+        options: any further builder options (e.g. ``{"include_self": False}``).
+        builder: ``"graphrec <version>"``.
+        build_seconds: wall-clock seconds the build took (None if not measured).
+        created: ISO-8601 UTC time the record was made.
+        nnz: stored entries (set by :func:`save_graph`).
+        checksum: SHA-256 of the stored arrays (set by :func:`save_graph`).
+    """
+
+    kind: str
+    dataset_fingerprint: str
+    dataset_name: str
+    n_items: int
+    split: str = "train"
+    cold_start_fraction: float | None = None
+    cold_start_seed: int | None = None
+    n_cold_items: int = 0
+    modalities: list[str] = field(default_factory=list)
+    k: int | None = None
+    weighting: str | None = None
+    symmetric: bool = False
+    normalization: str = "none"
+    pruning: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    builder: str = f"graphrec {__version__}"
+    build_seconds: float | None = None
+    created: str = field(default_factory=_now)
+    nnz: int | None = None
+    checksum: str | None = None
+
+    def __post_init__(self) -> None:
+        self.modalities = [str(m) for m in self.modalities]
+        self.pruning = dict(self.pruning)
+        self.options = dict(self.options)
+
+    @classmethod
+    def for_dataset(cls, dataset: "Dataset", *, kind: str, split: str = "train", **fields: Any) -> "GraphRecord":
+        """A record for a graph built from ``dataset`` (fingerprint, name, items and
+        cold-start fields filled in from it); ``fields`` sets the other attributes."""
+        fraction, seed, n_cold = _dataset_cold_start(dataset)
+        return cls(
+            kind=kind,
+            dataset_fingerprint=dataset.fingerprint(),
+            dataset_name=dataset.name,
+            n_items=int(dataset.n_items),
+            split=split,
+            cold_start_fraction=fraction,
+            cold_start_seed=seed,
+            n_cold_items=n_cold,
+            **fields,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of all fields."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "GraphRecord":
+        """Inverse of :meth:`to_dict`; unknown or missing required fields are errors."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise DataError(
+                f"graph record has unknown field {unknown[0]!r}: it was written by another graphrec "
+                "version; rebuild the graph with `graphrec build-graph`"
+            )
+        required = ("kind", "dataset_fingerprint", "dataset_name", "n_items")
+        missing = [n for n in required if n not in data]
+        if missing:
+            raise DataError(
+                f"graph record lacks the field {missing[0]!r}: rebuild the graph with `graphrec build-graph`"
+            )
+        for name in ("kind", "dataset_fingerprint", "dataset_name", "split"):
+            if name in data and not isinstance(data[name], str):
+                raise DataError(f"graph record field {name!r} is {data[name]!r}, not a string: rebuild the graph")
+        n = data["n_items"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise DataError(f"graph record field 'n_items' is {n!r}, not a count: rebuild the graph")
+        return cls(**dict(data))
+
+    def get(self, key: str) -> Any:
+        """A provenance value by name: a field, else a ``pruning`` or ``options`` key
+        (None when absent)."""
+        if key in {f.name for f in dataclasses.fields(self)}:
+            return getattr(self, key)
+        if key in self.pruning:
+            return self.pruning[key]
+        return self.options.get(key)
+
+    def mismatches(self, expect: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+        """``[(key, recorded, expected), ...]`` for every ``expect`` entry that differs
+        (numbers compare by value, ``modalities`` as a set, tuples as lists)."""
+        out = []
+        for key, want in expect.items():
+            have = self.get(key)
+            if not _same(key, have, want):
+                out.append((key, have, want))
+        return out
+
+
+# ---------------------------------------------------------------------------- helpers
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return [_jsonable(x) for x in v.tolist()]
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+def _same(key: str, have: Any, want: Any) -> bool:
+    have, want = _jsonable(have), _jsonable(want)
+    if key == "modalities" and isinstance(have, list) and isinstance(want, list):
+        return sorted(map(str, have)) == sorted(map(str, want))
+    if isinstance(have, bool) or isinstance(want, bool):
+        return isinstance(have, bool) and isinstance(want, bool) and have == want
+    if isinstance(have, (int, float)) and isinstance(want, (int, float)):
+        return float(have) == float(want)
+    return bool(have == want)
+
+
+def _dataset_cold_start(dataset: "Dataset") -> tuple[float | None, int | None, int]:
+    """(fraction, seed, number of cold items); (None, None, 0) without cold items (a
+    ``meta["cold_start"]`` left over from before a re-split does not count)."""
+    if dataset.cold_items is None:
+        return None, None, 0
+    info = dataset.meta.get("cold_start") if isinstance(dataset.meta, Mapping) else None
+    fraction = seed = None
+    if isinstance(info, Mapping):
+        fraction = None if info.get("fraction") is None else float(info["fraction"])
+        seed = None if info.get("seed") is None else int(info["seed"])
+    return fraction, seed, int(len(dataset.cold_items))
+
+
+def _describe_cold(fraction: float | None, seed: int | None, n_cold: int) -> str:
+    if fraction is None and n_cold == 0:
+        return "no cold-start split"
+    return f"cold-start fraction {fraction} seed {seed} ({n_cold} cold items)"
+
+
+# build-graph options are named like the recipe keys (graphs/README.md); the
+# co-interaction graph's pruning has its own names there
+_FLAG_NAMES = {("cooccur", "k"): "cooccur_top_k", ("cooccur", "min_count"): "cooccur_min_count"}
+
+
+def _flag(kind: str, key: str, value: Any) -> str:
+    name = _FLAG_NAMES.get((kind, key), key).replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    if isinstance(value, (list, tuple)):
+        value = ",".join(map(str, value))
+    return f"--{name} {value}"
+
+
+def _rebuild(path: Path | str, record: GraphRecord, **changes: Any) -> str:
+    """The fix: the build-graph command line for this graph with ``changes`` applied."""
+    opts: dict[str, Any] = {"kind": record.kind}
+    if record.k is not None:
+        opts["k"] = record.k
+    opts.update(changes)
+    kind = str(opts["kind"])
+    flags = " ".join(_flag(kind, k, v) for k, v in opts.items() if v is not None)
+    return f"rebuild it with `graphrec build-graph {flags} --out {path} --overwrite`"
+
+
+def graph_checksum(graph: sp.csr_matrix) -> str:
+    """SHA-256 over shape, indptr, indices and data (dtypes included) of a CSR matrix."""
+    h = hashlib.sha256()
+    h.update(f"csr:{graph.shape[0]}x{graph.shape[1]}".encode())
+    for name in ("indptr", "indices", "data"):
+        arr = np.ascontiguousarray(getattr(graph, name))
+        h.update(f"{name}:{arr.dtype.str}:{arr.size}".encode())
+        h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()
+
+
+def _canonical(graph: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+    if not sp.issparse(graph):
+        raise DataError(f"save_graph needs a scipy sparse matrix, got {type(graph).__name__}")
+    g = sp.csr_matrix(graph, dtype=np.float32, copy=True)
+    if g.ndim != 2 or g.shape[0] != g.shape[1]:
+        raise DataError(f"an item graph must be square (n_items x n_items), got shape {g.shape}")
+    g.sum_duplicates()
+    g.eliminate_zeros()
+    g.sort_indices()
+    if not np.isfinite(g.data).all():
+        raise DataError("the graph holds NaN or inf weights: fix the builder before saving it")
+    return g
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _is_graph_dir(path: Path) -> bool:
+    return path.is_dir() and (path / RECORD_FILE).is_file()
+
+
+# ---------------------------------------------------------------------------- save
+def save_graph(
+    path: str | os.PathLike,
+    graph: sp.spmatrix | sp.sparray,
+    record: GraphRecord,
+    *,
+    overwrite: bool = False,
+    compressed: bool = False,
+) -> GraphRecord:
+    """Store ``graph`` with its provenance ``record`` in the directory ``path``.
+
+    The matrix is stored as canonical float32 CSR (duplicates summed, zeros dropped,
+    sorted indices); ``record.nnz`` and ``record.checksum`` are set from it. Returns
+    the record as written.
+
+    Raises:
+        DataError: the graph is not square, its size differs from ``record.n_items``,
+            ``path`` exists and ``overwrite`` is False, or ``path`` exists and is not a
+            graph directory (never replaced, even with ``overwrite``).
+    """
+    path = Path(path)
+    g = _canonical(graph)
+    if g.shape[0] != record.n_items:
+        raise DataError(
+            f"the graph is {g.shape[0]} x {g.shape[1]} but its record says n_items={record.n_items}: "
+            "build the graph and its record from the same dataset"
+        )
+    if path.exists() or path.is_symlink():
+        if not _is_graph_dir(path):
+            raise DataError(
+                f"{path} exists and is not a graphrec graph directory (no {RECORD_FILE}): "
+                "choose another path; it will not be overwritten"
+            )
+        if not overwrite:
+            raise DataError(
+                f"a graph already exists at {path}: pass overwrite=True (CLI: --overwrite) to "
+                "replace it, or choose another path"
+            )
+    record = dataclasses.replace(record, nnz=int(g.nnz), checksum=graph_checksum(g))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    old: Path | None = None
+    try:
+        sp.save_npz(tmp / GRAPH_FILE, g, compressed=compressed)
+        header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **record.to_dict()}
+        (tmp / RECORD_FILE).write_text(json.dumps(header, indent=2) + "\n")
+        for name in (GRAPH_FILE, RECORD_FILE):
+            _fsync_file(tmp / name)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            old.rmdir()  # reserve a unique name; rename needs it absent
+            path.rename(old)
+            try:
+                tmp.rename(path)
+            except BaseException:
+                old.rename(path)  # put the previous graph back
+                old = None
+                raise
+        else:
+            tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return record
+
+
+# ---------------------------------------------------------------------------- load
+def check_record(
+    record: GraphRecord,
+    *,
+    expect: Mapping[str, Any] | None = None,
+    dataset: "Dataset | None" = None,
+    path: str | os.PathLike = "<graph>",
+) -> None:
+    """Raise :class:`DataError` when ``record`` does not fit ``dataset`` or ``expect``
+    (the rules of :func:`load_graph`, without reading the matrix)."""
+    where = f"graph {path}"
+    if dataset is not None:
+        if record.n_items != dataset.n_items:
+            raise DataError(
+                f"{where}: n_items is {record.n_items} but dataset {dataset.name!r} has "
+                f"{dataset.n_items} items: {_rebuild(path, record)}"
+            )
+        have_cold = (record.cold_start_fraction, record.cold_start_seed, record.n_cold_items)
+        want_cold = _dataset_cold_start(dataset)
+        if have_cold != want_cold:
+            raise DataError(
+                f"{where}: cold_start differs: the graph was built with {_describe_cold(*have_cold)} but "
+                f"dataset {dataset.name!r} has {_describe_cold(*want_cold)}: "
+                f"{_rebuild(path, record, cold_start=want_cold[0], seed=want_cold[1])}"
+            )
+        fp = dataset.fingerprint()
+        if record.dataset_fingerprint != fp:
+            raise DataError(
+                f"{where}: dataset_fingerprint is {record.dataset_fingerprint[:12]} (built from "
+                f"{record.dataset_name!r}) but dataset {dataset.name!r} has {fp[:12]} (the data "
+                f"differ): {_rebuild(path, record)} from this dataset"
+            )
+    wanted: dict[str, Any] = {"split": "train"}
+    wanted.update(expect or {})
+    for key, have, want in record.mismatches(wanted):
+        raise DataError(
+            f"{where}: {key} is {_jsonable(have)!r} but {_jsonable(want)!r} was requested: "
+            f"{_rebuild(path, record, **{key: _jsonable(want)})}"
+        )
+
+
+def load_graph(
+    path: str | os.PathLike,
+    *,
+    expect: Mapping[str, Any] | None = None,
+    dataset: "Dataset | None" = None,
+    verify: bool = True,
+) -> tuple[sp.csr_matrix, GraphRecord]:
+    """Read a graph directory written by :func:`save_graph`, refusing a stale one.
+
+    Args:
+        path: the graph directory.
+        expect: provenance values the caller needs, e.g. ``{"kind": "knn", "k": 10,
+            "modalities": ["image", "text"]}``; keys are :class:`GraphRecord` fields or
+            ``pruning`` / ``options`` keys. ``split`` defaults to ``"train"``.
+        dataset: the dataset the graph will be used with: item count, cold-start split
+            and content fingerprint must match.
+        verify: check the SHA-256 checksum of the arrays (one pass over the data).
+
+    Returns:
+        ``(graph, record)``: float32 CSR ``n_items x n_items`` and its provenance.
+    """
+    path = Path(path)
+    rec_file, npz_file = path / RECORD_FILE, path / GRAPH_FILE
+    if not rec_file.is_file() or not npz_file.is_file():
+        missing = RECORD_FILE if not rec_file.is_file() else GRAPH_FILE
+        raise DataError(
+            f"no graph at {path} ({missing} not found): build it with `graphrec build-graph --out {path}`"
+        )
+    try:
+        header = json.loads(rec_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{rec_file}: invalid JSON ({e}): rebuild the graph with `graphrec build-graph`") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME or header.get("version") != FORMAT_VERSION:
+        got = (header.get("format"), header.get("version")) if isinstance(header, dict) else None
+        raise DataError(
+            f"{rec_file}: format {got!r} is not {FORMAT_NAME} v{FORMAT_VERSION}: "
+            "rebuild the graph with `graphrec build-graph`"
+        )
+    body = {k: v for k, v in header.items() if k not in ("format", "version")}
+    try:
+        record = GraphRecord.from_dict(body)
+    except DataError as e:
+        raise DataError(f"{rec_file}: {e}") from None
+    check_record(record, expect=expect, dataset=dataset, path=path)
+
+    try:
+        with np.load(npz_file, allow_pickle=False) as z:
+            fmt = z["format"].item()
+            fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+            shape = tuple(int(x) for x in z["shape"])
+            indptr, indices, data = z["indptr"], z["indices"], z["data"]
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(f"{npz_file}: unreadable graph file ({e}): rebuild the graph with `graphrec build-graph`") from None
+    if fmt != "csr":
+        raise DataError(f"{npz_file}: stored as {fmt!r}, not csr: rebuild the graph with `graphrec build-graph`")
+    if shape != (record.n_items, record.n_items) or len(indptr) != record.n_items + 1:
+        raise DataError(
+            f"{npz_file}: shape is {shape} but {RECORD_FILE} says n_items={record.n_items}: "
+            f"the files do not belong together; {_rebuild(path, record)}"
+        )
+    if len(indices) != len(data) or (record.nnz is not None and len(data) != record.nnz):
+        raise DataError(
+            f"{npz_file}: holds {len(data)} entries but {RECORD_FILE} says nnz={record.nnz}: "
+            f"the files do not belong together; {_rebuild(path, record)}"
+        )
+    graph = sp.csr_matrix((data, indices, indptr), shape=shape)
+    if verify and record.checksum is not None:
+        got = graph_checksum(graph)
+        if got != record.checksum:
+            raise DataError(
+                f"{npz_file}: checksum is {got[:12]} but {RECORD_FILE} says {record.checksum[:12]} "
+                f"(the matrix was modified): {_rebuild(path, record)}"
+            )
+    graph.has_sorted_indices = True
+    if graph.dtype != np.float32:
+        graph = graph.astype(np.float32)
+    return graph, record

@@ -1,0 +1,130 @@
+"""`graphrec build-graph`: recipes, options, provenance, refusals, real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from typer.testing import CliRunner
+
+from graphrec.cli import app
+from graphrec.data import Dataset, cold_start
+from graphrec.data.synthetic import synthetic_catalogue
+from graphrec.graphs.store import load_graph
+
+runner = CliRunner()
+REPO_GRAPHS = __import__("pathlib").Path(__file__).resolve().parents[2] / "graphs"
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bg") / "syn"
+    synthetic_catalogue(n_users=120, n_items=70, n_clusters=4, seed=0).save(path)
+    return path
+
+
+def test_both_graphs_with_provenance(data_dir, tmp_path):
+    out = tmp_path / "g"
+    res = run("build-graph", "--data", data_dir, "--kind", "both", "--k", "5", "--out", out, "--quiet", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "knn: 70 nodes, 350 edges" in res.output
+    assert "kNN edges that are co-interaction edges" in res.output
+    ds = Dataset.load(data_dir)
+    knn, rec = load_graph(out / "knn", dataset=ds, expect={"k": 5})
+    assert rec.kind == "knn" and sorted(rec.modalities) == ["image", "text"]
+    assert np.all(np.diff(knn.indptr) == 5) and knn.diagonal().sum() == 0
+    co, rec = load_graph(out / "cooccur", dataset=ds)
+    # the co-interaction graph is R^T R of the TRAINING split over its max, no diagonal
+    c = (ds.train.T @ ds.train).toarray()
+    np.fill_diagonal(c, 0)
+    assert np.allclose(co.toarray(), c / c.max(), atol=1e-6)
+
+
+def test_existing_output_is_refused_before_any_work(data_dir, tmp_path):
+    out = tmp_path / "g"
+    assert run("build-graph", "--data", data_dir, "--kind", "knn", "--out", out, "--quiet").exit_code == 0
+    res = run("build-graph", "--data", data_dir, "--kind", "knn", "--out", out, "--quiet")
+    assert res.exit_code == 1 and "already exists" in res.output
+    assert run("build-graph", "--data", data_dir, "--kind", "knn", "--out", out, "--quiet", "--overwrite", "--k", "3").exit_code == 0
+    g, _ = load_graph(out / "knn", expect={"k": 3})
+    assert g.nnz == 70 * 3
+
+
+def test_cold_start_graph_hides_cold_items_from_cooccurrence(data_dir, tmp_path):
+    out = tmp_path / "g"
+    res = run("build-graph", "--data", data_dir, "--kind", "cooccur", "--cold-start", "0.2", "--seed", "3", "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    cold = cold_start(Dataset.load(data_dir), 0.2, 3)
+    g, rec = load_graph(out / "cooccur", dataset=cold)
+    assert rec.n_cold_items == len(cold.cold_items)
+    assert g[cold.cold_items].nnz == 0 and g[:, cold.cold_items].nnz == 0
+    # the warm dataset is a different one: refused
+    with pytest.raises(Exception, match="cold"):
+        load_graph(out / "cooccur", dataset=Dataset.load(data_dir))
+
+
+def test_recipe_with_overrides(tmp_path, data_dir):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data: {data_dir}\nkind: knn\nk: 4\nout: built\n")
+    res = run("build-graph", "--recipe", recipe, "--k", "2", "--quiet")
+    assert res.exit_code == 0, res.output
+    g, rec = load_graph(tmp_path / "built" / "knn")
+    assert rec.k == 2 and g.nnz == 140
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: knn\nneighbours: 3\n")
+    res = run("build-graph", "--recipe", bad)
+    assert res.exit_code == 1 and "unknown key(s) neighbours" in res.output
+
+
+def test_modalities_of_different_dimension_are_a_clear_error(tmp_path):
+    ds = synthetic_catalogue(n_users=50, n_items=30, n_clusters=3, seed=0)
+    feats = dict(ds.item_features, audio=np.ones((30, 7), np.float32))
+    path = ds.replace(item_features=feats).save(tmp_path / "d")
+    res = run("build-graph", "--data", path, "--kind", "knn", "--out", tmp_path / "g", "--quiet")
+    assert res.exit_code == 1 and "different dimensions" in res.output
+    assert not (tmp_path / "g").exists()
+    res = run("build-graph", "--data", path, "--kind", "knn", "--modalities", "audio", "--out", tmp_path / "g", "--quiet")
+    assert res.exit_code == 0, res.output
+
+
+def test_scientific_recipe_carries_real_signal(shared_data, tmp_path):
+    recipe = REPO_GRAPHS / "scientific.yaml"
+    res = run("build-graph", "--recipe", recipe, "--out", tmp_path / "sci", "--quiet")
+    assert res.exit_code == 0, res.output
+    from graphrec.graphs.stats import overlap, random_pair_overlap
+
+    knn, _ = load_graph(tmp_path / "sci" / "knn")
+    co, _ = load_graph(tmp_path / "sci" / "cooccur")
+    # CLIP neighbours are co-purchased far more often than random pairs
+    assert overlap(knn, co) > 4 * random_pair_overlap(co, 100_000, seed=0)
+
+
+def test_inspect_prints_statistics_neighbours_and_writes_plot_and_graphml(data_dir, tmp_path):
+    out = tmp_path / "g"
+    assert run("build-graph", "--data", data_dir, "--kind", "both", "--k", "5", "--out", out, "--quiet").exit_code == 0
+    ds = Dataset.load(data_dir)
+    item = ds.item_ids[3]
+    res = run("inspect", out / "knn", "--item", item, "--top", "3", "--plot", tmp_path / "deg.png",
+              "--graphml", tmp_path / "g.graphml")
+    assert res.exit_code == 0, res.output
+    assert "nodes 70, edges 350" in res.output
+    assert f"edges also in {out / 'cooccur'}" in res.output
+    assert "share a training user" in res.output
+    lines = res.output.split(f"neighbours of {item}:")[1].strip().splitlines()[:3]
+    # the three strongest kNN neighbours of item 3, in order
+    from graphrec.graphs.store import load_graph as lg
+
+    g, _ = lg(out / "knn")
+    row = g[3].toarray().ravel()
+    expected = [ds.item_ids[j] for j in np.argsort(-row, kind="stable")[:3]]
+    assert [l.split()[1] for l in lines] == expected
+    assert (tmp_path / "deg.png").stat().st_size > 1000
+    import networkx as nx
+
+    assert nx.read_graphml(tmp_path / "g.graphml").number_of_edges() == 350
+    res = run("inspect", out / "knn", "--item", "no-such-item")
+    assert res.exit_code == 1 and "no-such-item" in res.output

@@ -1,0 +1,195 @@
+"""Graph statistics on small graphs computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from graphrec.errors import ConfigError, DataError
+from graphrec.graphs import stats
+from graphrec.graphs.stats import (
+    clustering_sample,
+    coconsumption_rate,
+    connected_components,
+    degree_stats,
+    local_clustering,
+    overlap,
+    random_pair_overlap,
+)
+
+
+def graph(n: int, edges: list[tuple[int, int]], weights=None, symmetric: bool = False) -> sp.csr_matrix:
+    rows = [i for i, _ in edges]
+    cols = [j for _, j in edges]
+    vals = list(weights) if weights is not None else [1.0] * len(edges)
+    if symmetric:
+        rows, cols, vals = rows + cols, cols + rows, vals + vals
+    return sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(n, n))
+
+
+def test_degree_stats_of_a_directed_graph():
+    # 0 -> 1, 0 -> 2, 1 -> 0, 2 -> 2 (self loop); 3 and 4 have no edges; an explicit zero 3 -> 4
+    g = graph(5, [(0, 1), (0, 2), (1, 0), (2, 2), (3, 4)], weights=[1, 1, 1, 1, 0])
+    s = degree_stats(g)
+    assert s == {
+        "nodes": 5,
+        "edges": 4,
+        "self_loops": 1,
+        "symmetric": False,
+        "undirected_edges": None,
+        "degree_min": 0,  # out-degrees 2 1 1 0 0
+        "degree_median": 1.0,
+        "degree_mean": 0.8,
+        "degree_max": 2,
+        "in_degree_min": 0,  # in-degrees 1 1 2 0 0
+        "in_degree_median": 1.0,
+        "in_degree_mean": 0.8,
+        "in_degree_max": 2,
+        "isolated": 2,  # nodes 3 and 4 (the zero-weight entry is no edge)
+    }
+
+
+def test_degree_stats_of_a_symmetric_graph():
+    # triangle 0-1-2, edge 2-3, node 4 with only a self loop
+    g = graph(5, [(0, 1), (1, 2), (0, 2), (2, 3)], weights=[1, 2, 3, 4], symmetric=True)
+    g = g + graph(5, [(4, 4)])
+    s = degree_stats(g)
+    assert s["symmetric"] is True and s["edges"] == 9 and s["self_loops"] == 1
+    assert s["undirected_edges"] == 5  # 4 pairs + 1 self loop
+    assert (s["degree_min"], s["degree_median"], s["degree_max"]) == (1, 2.0, 3)
+    assert s["degree_mean"] == pytest.approx(9 / 5) and s["in_degree_mean"] == pytest.approx(9 / 5)
+    assert s["isolated"] == 1  # node 4: a self loop is no neighbour
+
+
+def test_asymmetric_values_on_a_symmetric_pattern_are_not_symmetric():
+    g = graph(2, [(0, 1), (1, 0)], weights=[1, 2])
+    assert degree_stats(g)["symmetric"] is False
+    assert degree_stats(graph(2, [(0, 1), (1, 0)], weights=[2, 2]))["undirected_edges"] == 1
+
+
+def test_degree_stats_of_an_empty_graph():
+    s = degree_stats(sp.csr_matrix((3, 3)))
+    assert s["edges"] == 0 and s["isolated"] == 3 and s["symmetric"] and s["undirected_edges"] == 0
+    assert degree_stats(sp.csr_matrix((0, 0)))["nodes"] == 0
+
+
+def test_weak_connected_components():
+    # 0 -> 1 <- 2 (weakly one component), 3 alone, 4 -> 5
+    g = graph(6, [(0, 1), (2, 1), (4, 5)])
+    n, labels = connected_components(g)
+    assert n == 3
+    assert labels[0] == labels[1] == labels[2] and labels[4] == labels[5]
+    assert len({labels[0], labels[3], labels[4]}) == 3
+    assert sorted(np.bincount(labels).tolist()) == [1, 2, 3]
+
+
+def test_overlap_by_hand():
+    a = graph(4, [(0, 1), (1, 2), (2, 0), (3, 3)], weights=[0.5, 1, 2, 3])
+    b = graph(4, [(0, 1), (2, 0), (2, 1)], weights=[9, 9, 9])
+    assert overlap(a, b) == 0.5  # (0,1) and (2,0) of a's four edges
+    assert overlap(b, a) == pytest.approx(2 / 3)
+    assert overlap(a, a) == 1.0
+    assert math.isnan(overlap(sp.csr_matrix((4, 4)), b))
+    with pytest.raises(DataError, match="graphs of different sizes"):
+        overlap(a, sp.csr_matrix((3, 3)))
+
+
+def test_random_pair_overlap_chance_level():
+    n = 6
+    complete = sp.csr_matrix(np.ones((n, n)) - np.eye(n))
+    assert random_pair_overlap(complete, 1000, seed=1) == 1.0
+    # only self loops: pairs are never (i, i), so never an edge
+    assert random_pair_overlap(sp.identity(n, format="csr"), 1000, seed=1) == 0.0
+    # 4 nodes, 6 of the 12 ordered off-diagonal pairs: expectation 1/2
+    half = graph(4, [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)])
+    share = random_pair_overlap(half, 200_000, seed=3)
+    assert share == pytest.approx(0.5, abs=0.01)
+    assert random_pair_overlap(half, 5000, seed=3) == random_pair_overlap(half, 5000, seed=3)
+    with pytest.raises(ConfigError, match="n_pairs must be a positive integer"):
+        random_pair_overlap(half, 0)
+    with pytest.raises(DataError, match="at least 2 items"):
+        random_pair_overlap(sp.csr_matrix((1, 1)), 10)
+
+
+def test_random_pair_overlap_is_unbiased_on_a_random_graph():
+    rng = np.random.default_rng(0)
+    g = sp.random(50, 50, density=0.2, random_state=rng, format="csr")
+    g = sp.csr_matrix(g - sp.diags(g.diagonal()))
+    g.eliminate_zeros()
+    density = g.nnz / (50 * 49)
+    assert random_pair_overlap(g, 400_000, seed=2) == pytest.approx(density, abs=0.005)
+
+
+def test_coconsumption_rate_by_hand(monkeypatch):
+    # users: u0 consumed 0 and 1; u1 consumed 1 and 2; u2 consumed 3
+    train = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]], dtype=np.float32))
+    # edges: (0,1) yes, (1,0) yes, (0,2) no, (2,1) yes, (3,0) no; the self loop (3,3) is ignored
+    knn = graph(4, [(0, 1), (1, 0), (0, 2), (2, 1), (3, 0), (3, 3)])
+    assert coconsumption_rate(knn, train) == pytest.approx(3 / 5)
+    monkeypatch.setattr(stats, "_BLOCK_ENTRIES", 1)  # one edge per block: same answer
+    assert coconsumption_rate(knn, train) == pytest.approx(3 / 5)
+    assert math.isnan(coconsumption_rate(sp.identity(4, format="csr"), train))
+    with pytest.raises(DataError, match="the graph has 4 items but train has 3 item columns"):
+        coconsumption_rate(knn, train[:, :3])
+
+
+def test_coconsumption_rate_of_the_cooccurrence_graph_is_one():
+    from graphrec.graphs.cooccur import cooccurrence_graph
+
+    rng = np.random.default_rng(5)
+    train = sp.random(40, 30, density=0.1, random_state=rng, format="csr")
+    c = cooccurrence_graph(train)
+    assert coconsumption_rate(c, train) == 1.0
+    # and the dense reference on a random graph
+    g = sp.random(30, 30, density=0.3, random_state=rng, format="csr")
+    b = (train.toarray() != 0).astype(int)
+    co = (b.T @ b) > 0
+    gi, gj = g.nonzero()
+    off = gi != gj
+    assert coconsumption_rate(g, train) == pytest.approx(co[gi[off], gj[off]].mean())
+
+
+def test_local_clustering_by_hand():
+    # triangle 0-1-2 plus 3 hanging on 2; given one direction per edge and a self loop
+    g = graph(5, [(0, 1), (1, 2), (2, 0), (3, 2), (2, 2)])
+    c = local_clustering(g)
+    # c0 = c1 = 1; node 2 has neighbours {0,1,3} with one edge among them: 2*1/(3*2); 3 and 4 < 2 neighbours
+    assert c.tolist() == pytest.approx([1, 1, 1 / 3, 0, 0])
+    assert local_clustering(g, np.array([2, 0])).tolist() == pytest.approx([1 / 3, 1])
+    assert clustering_sample(g, 10) == pytest.approx((1 + 1 + 1 / 3) / 5)
+    with pytest.raises(DataError, match="node indices must lie in"):
+        local_clustering(g, np.array([5]))
+
+
+def test_clustering_sample_is_a_seeded_sample_mean():
+    g = graph(5, [(0, 1), (1, 2), (2, 0), (3, 2)])
+    c = local_clustering(g)
+    a = clustering_sample(g, 2, seed=4)
+    assert a == clustering_sample(g, 2, seed=4)
+    pair_means = {round((c[i] + c[j]) / 2, 12) for i in range(5) for j in range(i + 1, 5)}
+    assert round(a, 12) in pair_means
+    assert clustering_sample(sp.csr_matrix((0, 0)), 3) == 0.0
+    with pytest.raises(ConfigError, match="n must be a positive integer"):
+        clustering_sample(g, 0)
+
+
+def test_clustering_matches_networkx(monkeypatch):
+    nx = pytest.importorskip("networkx")
+    rng = np.random.default_rng(8)
+    g = sp.random(60, 60, density=0.08, random_state=rng, format="csr")
+    monkeypatch.setattr(stats, "_BLOCK_ENTRIES", 50)  # several chunks
+    nxg = nx.from_scipy_sparse_array(((g + g.T) != 0).astype(int))
+    nxg.remove_edges_from(list(nx.selfloop_edges(nxg)))
+    ref = nx.clustering(nxg)
+    assert local_clustering(g).tolist() == pytest.approx([ref[i] for i in range(60)])
+    assert clustering_sample(g, 1000) == pytest.approx(nx.average_clustering(nxg))
+
+
+def test_inputs_must_be_square_sparse():
+    with pytest.raises(DataError, match="must be square"):
+        degree_stats(sp.csr_matrix((2, 3)))
+    with pytest.raises(DataError, match="must be a scipy sparse matrix, got ndarray"):
+        connected_components(np.eye(2))

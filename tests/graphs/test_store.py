@@ -1,0 +1,332 @@
+"""Graph store: round trip, atomic writes, and every refusal of a stale or foreign graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import graphrec
+from graphrec.data import build_dataset, cold_start
+from graphrec.errors import DataError
+from graphrec.graphs import store
+from graphrec.graphs.cooccur import cooccurrence_graph
+from graphrec.graphs.store import GraphRecord, check_record, load_graph, save_graph
+
+
+def _dataset(seed: int = 0, n_users: int = 30, n_items: int = 12, name: str = "toy"):
+    rng = np.random.default_rng(seed)
+    u = rng.integers(0, n_users, 300)
+    i = rng.integers(0, n_items, 300)
+    split = rng.choice(["train", "valid", "test"], size=300, p=[0.8, 0.1, 0.1])
+    return build_dataset(
+        u, i, split, user_ids=np.arange(n_users), item_ids=np.arange(n_items), unseen="keep", name=name
+    )
+
+
+@pytest.fixture()
+def ds():
+    return _dataset()
+
+
+def _build(ds, k=3, **extra):
+    g = cooccurrence_graph(ds.train, top_k=k)
+    rec = GraphRecord.for_dataset(
+        ds, kind="cooccur", k=k, weighting="count/max", pruning={"min_count": 1}, build_seconds=0.01, **extra
+    )
+    return g, rec
+
+
+def _one_line(e: pytest.ExceptionInfo) -> str:
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+# ------------------------------------------------------------------ round trip
+def test_round_trip_keeps_matrix_and_every_field(ds, tmp_path):
+    g, rec = _build(ds, modalities=["image", "text"], symmetric=False, options={"include_self": False})
+    written = save_graph(tmp_path / "g", g, rec)
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["graph.json", "graph.npz"]
+    g2, rec2 = load_graph(tmp_path / "g", dataset=ds)
+    assert isinstance(g2, sp.csr_matrix) and g2.dtype == np.float32 and g2.shape == g.shape
+    assert (g2 != g).nnz == 0 and g2.has_sorted_indices
+    assert rec2 == written
+    assert rec2.nnz == g.nnz and rec2.n_items == ds.n_items and rec2.checksum == store.graph_checksum(g2)
+    assert rec2.dataset_fingerprint == ds.fingerprint() and rec2.dataset_name == "toy"
+    assert rec2.split == "train" and rec2.builder == f"graphrec {graphrec.__version__}"
+    assert rec2.cold_start_fraction is None and rec2.n_cold_items == 0
+    assert rec2.options == {"include_self": False} and rec2.pruning == {"min_count": 1}
+    # the file is plain JSON with a format header, and scipy can read the matrix itself
+    header = json.loads((tmp_path / "g" / "graph.json").read_text())
+    assert header["format"] == "graphrec-graph" and header["version"] == 1
+    assert set(header) - {"format", "version"} == set(rec.to_dict())
+    assert (sp.load_npz(tmp_path / "g" / "graph.npz") != g).nnz == 0
+    assert GraphRecord.from_dict(rec2.to_dict()) == rec2
+
+
+def test_matching_expectations_load(ds, tmp_path):
+    g, rec = _build(ds, modalities=["image", "text"])
+    save_graph(tmp_path / "g", g, rec)
+    expect = {"kind": "cooccur", "k": 3, "min_count": 1, "modalities": ("text", "image"),
+              "symmetric": False, "normalization": "none", "split": "train"}  # fmt: skip
+    g2, _ = load_graph(tmp_path / "g", expect=expect, dataset=ds)
+    assert g2.nnz == g.nnz
+    load_graph(tmp_path / "g", expect={"k": 3.0})  # numbers compare by value
+
+
+def test_canonicalises_on_save(ds, tmp_path):
+    n = ds.n_items
+    coo = sp.coo_matrix((np.array([1.0, 2.0, 0.0], np.float64), ([0, 0, 1], [1, 1, 2])), shape=(n, n))
+    rec = GraphRecord.for_dataset(ds, kind="knn", k=1)
+    out = save_graph(tmp_path / "g", coo, rec)
+    g, _ = load_graph(tmp_path / "g")
+    assert out.nnz == 1 and g[0, 1] == 3.0 and g.dtype == np.float32
+
+
+def test_cold_start_fields_come_from_the_dataset(ds, tmp_path):
+    cold = cold_start(ds, 0.25, seed=3)
+    g, rec = _build(cold)
+    assert (rec.cold_start_fraction, rec.cold_start_seed, rec.n_cold_items) == (0.25, 3, 3)
+    save_graph(tmp_path / "g", g, rec)
+    _, rec2 = load_graph(tmp_path / "g", dataset=cold)
+    assert rec2.n_cold_items == 3
+    # a re-split drops the cold items and the cold-start record with them
+    from graphrec.data import random_split
+
+    resplit = random_split(cold, seed=1)
+    assert resplit.cold_items is None and "cold_start" not in resplit.meta
+    assert GraphRecord.for_dataset(resplit, kind="cooccur").cold_start_fraction is None
+
+
+# ------------------------------------------------------------------ atomic writes
+def test_no_overwrite_without_permission(ds, tmp_path):
+    g, rec = _build(ds)
+    save_graph(tmp_path / "g", g, rec)
+    before = (tmp_path / "g" / "graph.json").read_bytes()
+    g5, rec5 = _build(ds, k=5)
+    with pytest.raises(DataError, match="a graph already exists at .*: pass overwrite=True") as e:
+        save_graph(tmp_path / "g", g5, rec5)
+    _one_line(e)
+    assert (tmp_path / "g" / "graph.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g"]
+
+
+def test_overwrite_replaces_and_leaves_nothing_behind(ds, tmp_path):
+    g, rec = _build(ds)
+    save_graph(tmp_path / "g", g, rec)
+    g5, rec5 = _build(ds, k=5)
+    save_graph(tmp_path / "g", g5, rec5, overwrite=True)
+    g2, rec2 = load_graph(tmp_path / "g", expect={"k": 5})
+    assert (g2 != g5).nnz == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g"]
+
+
+def test_failed_write_keeps_the_old_graph_and_no_temp_files(ds, tmp_path, monkeypatch):
+    g, rec = _build(ds)
+    save_graph(tmp_path / "g", g, rec)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "g").iterdir()}
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store.sp, "save_npz", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save_graph(tmp_path / "g", *_build(ds, k=5), overwrite=True)
+    with pytest.raises(OSError, match="disk full"):
+        save_graph(tmp_path / "new", *_build(ds, k=5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g"]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "g").iterdir()} == before
+
+
+def test_failed_final_rename_restores_the_old_graph(ds, tmp_path, monkeypatch):
+    g, rec = _build(ds)
+    save_graph(tmp_path / "g", g, rec)
+    before = (tmp_path / "g" / "graph.json").read_bytes()
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if self.name.startswith(".g.tmp-"):
+            raise OSError("rename failed")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(store.Path, "rename", rename)
+    with pytest.raises(OSError, match="rename failed"):
+        save_graph(tmp_path / "g", *_build(ds, k=5), overwrite=True)
+    monkeypatch.undo()
+    assert (tmp_path / "g" / "graph.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g"]
+    load_graph(tmp_path / "g", dataset=ds, expect={"k": 3})
+
+
+def test_never_replaces_something_that_is_not_a_graph(ds, tmp_path):
+    g, rec = _build(ds)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "keep.txt").write_text("precious")
+    (tmp_path / "file").write_text("x")
+    for target in ("results", "file"):
+        with pytest.raises(DataError, match="is not a graphrec graph directory .*it will not be overwritten"):
+            save_graph(tmp_path / target, g, rec, overwrite=True)
+    assert (tmp_path / "results" / "keep.txt").read_text() == "precious"
+
+
+def test_creates_parent_folders(ds, tmp_path):
+    save_graph(tmp_path / "graphs" / "toy" / "cooccur-k3", *_build(ds))
+    load_graph(tmp_path / "graphs" / "toy" / "cooccur-k3", dataset=ds)
+
+
+# ------------------------------------------------------------------ refusals on save
+def test_save_refuses_bad_graphs(ds, tmp_path):
+    rec = GraphRecord.for_dataset(ds, kind="knn", k=3)
+    with pytest.raises(DataError, match=r"the graph is 5 x 5 but its record says n_items=12"):
+        save_graph(tmp_path / "g", sp.identity(5, format="csr"), rec)
+    with pytest.raises(DataError, match="must be square"):
+        save_graph(tmp_path / "g", sp.csr_matrix((12, 11)), rec)
+    with pytest.raises(DataError, match="needs a scipy sparse matrix"):
+        save_graph(tmp_path / "g", np.eye(12), rec)
+    bad = sp.identity(12, format="csr") * np.nan
+    with pytest.raises(DataError, match="NaN or inf"):
+        save_graph(tmp_path / "g", bad, rec)
+    assert not any(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------ refusals on load
+@pytest.mark.parametrize(
+    "expect, field, have, want",
+    [
+        ({"k": 10}, "k", "3", "10"),
+        ({"kind": "knn"}, "kind", "'cooccur'", "'knn'"),
+        ({"modalities": ["image"]}, "modalities", "[]", "['image']"),
+        ({"symmetric": True}, "symmetric", "False", "True"),
+        ({"normalization": "sym"}, "normalization", "'none'", "'sym'"),
+        ({"min_count": 2}, "min_count", "1", "2"),
+        ({"weighting": "count"}, "weighting", "'count/max'", "'count'"),
+        ({"include_self": True}, "include_self", "None", "True"),
+    ],
+)
+def test_refuses_other_options(ds, tmp_path, expect, field, have, want):
+    save_graph(tmp_path / "g", *_build(ds))
+    with pytest.raises(DataError) as e:
+        load_graph(tmp_path / "g", expect=expect, dataset=ds)
+    msg = _one_line(e)
+    assert f": {field} is {have} but {want} was requested: " in msg
+    kind = expect.get("kind", "cooccur")
+    assert f"rebuild it with `graphrec build-graph --kind {kind} " in msg and "--overwrite`" in msg
+    if field in ("k", "min_count"):  # the co-interaction pruning options have recipe names
+        assert f"--cooccur-{field.replace('k', 'top-k').replace('_', '-')} {want}" in msg
+
+
+def test_refusal_message_suggests_the_requested_value(ds, tmp_path):
+    save_graph(tmp_path / "g", *_build(ds, k=20))
+    with pytest.raises(DataError) as e:
+        load_graph(tmp_path / "g", expect={"k": 10})
+    assert f"k is 20 but 10 was requested: rebuild it with `graphrec build-graph --kind cooccur --cooccur-top-k 10 --out {tmp_path / 'g'} --overwrite`" in _one_line(e)
+
+
+def test_refuses_a_graph_from_another_split(ds, tmp_path):
+    g, rec = _build(ds)
+    rec.split = "all"
+    save_graph(tmp_path / "g", g, rec)
+    with pytest.raises(DataError, match="split is 'all' but 'train' was requested"):
+        load_graph(tmp_path / "g", dataset=ds)
+    load_graph(tmp_path / "g", dataset=ds, expect={"split": "all"})  # explicit opt-in
+
+
+def test_refuses_another_item_count(ds, tmp_path):
+    save_graph(tmp_path / "g", *_build(ds))
+    other = _dataset(n_items=15)
+    with pytest.raises(DataError) as e:
+        load_graph(tmp_path / "g", dataset=other)
+    assert "n_items is 12 but dataset 'toy' has 15 items: rebuild it with `graphrec build-graph" in _one_line(e)
+
+
+def test_refuses_different_data_with_the_same_shape(ds, tmp_path):
+    save_graph(tmp_path / "g", *_build(ds))
+    other = _dataset(seed=1, name="toy2")
+    assert other.n_items == ds.n_items
+    with pytest.raises(DataError) as e:
+        load_graph(tmp_path / "g", dataset=other)
+    msg = _one_line(e)
+    assert f"dataset_fingerprint is {ds.fingerprint()[:12]} (built from 'toy') but dataset 'toy2' has {other.fingerprint()[:12]}" in msg
+    assert "rebuild it with `graphrec build-graph --kind cooccur --cooccur-top-k 3 --out" in msg
+    # the same content under another name is fine (names are not compared)
+    load_graph(tmp_path / "g", dataset=ds.replace(name="renamed"))
+
+
+def test_refuses_a_warm_graph_for_a_cold_start_split_and_vice_versa(ds, tmp_path):
+    save_graph(tmp_path / "warm", *_build(ds))
+    cold = cold_start(ds, 0.25, seed=0)
+    with pytest.raises(DataError) as e:
+        load_graph(tmp_path / "warm", dataset=cold)
+    msg = _one_line(e)
+    assert "cold_start differs: the graph was built with no cold-start split but dataset 'toy' has cold-start fraction 0.25 seed 0 (3 cold items)" in msg
+    assert "`graphrec build-graph --kind cooccur --cooccur-top-k 3 --cold-start 0.25 --seed 0 --out" in msg
+    save_graph(tmp_path / "cold", *_build(cold))
+    with pytest.raises(DataError, match="built with cold-start fraction 0.25 seed 0 .* but dataset 'toy' has no cold-start split"):
+        load_graph(tmp_path / "cold", dataset=ds)
+    with pytest.raises(DataError, match="seed 0 .*but dataset 'toy' has cold-start fraction 0.25 seed 1"):
+        load_graph(tmp_path / "cold", dataset=cold_start(ds, 0.25, seed=1))
+
+
+def test_refuses_a_missing_graph(tmp_path):
+    with pytest.raises(DataError, match=r"no graph at .* \(graph.json not found\): build it with `graphrec build-graph"):
+        load_graph(tmp_path / "nothing")
+
+
+def test_refuses_broken_or_foreign_records(ds, tmp_path):
+    save_graph(tmp_path / "g", *_build(ds))
+    rec_file = tmp_path / "g" / "graph.json"
+    good = json.loads(rec_file.read_text())
+
+    def check(header, match):
+        rec_file.write_text(header if isinstance(header, str) else json.dumps(header))
+        with pytest.raises(DataError, match=match) as e:
+            load_graph(tmp_path / "g")
+        _one_line(e)
+
+    check("{not json", "invalid JSON")
+    check(dict(good, format="other"), "is not graphrec-graph v1")
+    check(dict(good, version=2), "is not graphrec-graph v1")
+    check(dict(good, surprise=1), "unknown field 'surprise'")
+    check({k: v for k, v in good.items() if k != "dataset_fingerprint"}, "lacks the field 'dataset_fingerprint'")
+    check(dict(good, n_items="12"), "'n_items' is '12', not a count")
+    check([1, 2], "is not graphrec-graph v1")
+    (tmp_path / "g" / "graph.npz").unlink()
+    rec_file.write_text(json.dumps(good))
+    with pytest.raises(DataError, match=r"\(graph.npz not found\)"):
+        load_graph(tmp_path / "g")
+
+
+def test_refuses_a_matrix_that_does_not_belong_to_its_record(ds, tmp_path):
+    g, rec = _build(ds)
+    save_graph(tmp_path / "g", g, rec)
+    npz = tmp_path / "g" / "graph.npz"
+    # another shape
+    sp.save_npz(npz, sp.identity(5, format="csr", dtype=np.float32))
+    with pytest.raises(DataError, match=r"shape is \(5, 5\) but graph.json says n_items=12"):
+        load_graph(tmp_path / "g", dataset=ds)
+    # same shape, other entry count
+    sp.save_npz(npz, sp.identity(12, format="csr", dtype=np.float32))
+    with pytest.raises(DataError, match=f"holds 12 entries but graph.json says nnz={g.nnz}"):
+        load_graph(tmp_path / "g")
+    # same structure, one weight changed
+    h = g.copy()
+    h.data[0] += 1
+    sp.save_npz(npz, h)
+    with pytest.raises(DataError, match="checksum is .* but graph.json says .*the matrix was modified"):
+        load_graph(tmp_path / "g")
+    assert load_graph(tmp_path / "g", verify=False)[0][h.nonzero()[0][0], h.indices[0]] == h.data[0]
+    npz.write_bytes(b"garbage")
+    with pytest.raises(DataError, match="unreadable graph file"):
+        load_graph(tmp_path / "g")
+
+
+def test_check_record_without_loading(ds):
+    _, rec = _build(ds)
+    check_record(rec, dataset=ds, expect={"k": 3})
+    with pytest.raises(DataError, match="k is 3 but 4 was requested"):
+        check_record(rec, expect={"k": 4})
+    assert rec.mismatches({"k": 4, "kind": "cooccur", "modalities": []}) == [("k", 3, 4)]

@@ -1,6 +1,28 @@
-"""Pure functions that build, normalise and store item-item (and user-item) graphs."""
+"""Pure functions that build, normalise, store and inspect item (and user-item) graphs."""
 
 from graphrec.graphs.bipartite import bipartite_adjacency, normalized_bipartite
+from graphrec.graphs.build import GRAPH_KINDS, BuiltGraph, GraphSpec, build_item_graph
+from graphrec.graphs.cooccur import cooccurrence_graph
+from graphrec.graphs.fuse import FusedFeatures, fuse_features
+from graphrec.graphs.knn import knn_graph, knn_recall
 from graphrec.graphs.normalize import NORMALIZATIONS, normalize_adjacency
+from graphrec.graphs.store import GraphRecord, load_graph, save_graph
 
-__all__ = ["bipartite_adjacency", "normalized_bipartite", "NORMALIZATIONS", "normalize_adjacency"]
+__all__ = [
+    "bipartite_adjacency",
+    "normalized_bipartite",
+    "GRAPH_KINDS",
+    "BuiltGraph",
+    "GraphSpec",
+    "build_item_graph",
+    "cooccurrence_graph",
+    "FusedFeatures",
+    "fuse_features",
+    "knn_graph",
+    "knn_recall",
+    "NORMALIZATIONS",
+    "normalize_adjacency",
+    "GraphRecord",
+    "load_graph",
+    "save_graph",
+]

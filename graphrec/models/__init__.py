@@ -2,5 +2,6 @@
 
 from graphrec.models.base import Recommender, Scorer
 from graphrec.models.lightgcn import LightGCN
+from graphrec.models.mmgef import MMGEF
 
-__all__ = ["Recommender", "Scorer", "LightGCN"]
+__all__ = ["Recommender", "Scorer", "LightGCN", "MMGEF"]

@@ -41,6 +41,11 @@ class Recommender(nn.Module):
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def log_values(self) -> dict[str, float]:
+        """Scalars worth recording every epoch in the run record (e.g. learned
+        attention weights over graphs); none by default."""
+        return {}
+
     @torch.no_grad()
     def scorer(self) -> Scorer:
         """Propagate once; return ``users -> scores of all items`` (B x n_items)."""

@@ -115,6 +115,9 @@ def fit(
         dt = time.perf_counter() - t0
         train_time += dt
         row: dict[str, Any] = {"epoch": epoch, "loss": total / n_batches, "train_seconds": dt}
+        logged = model.log_values()
+        if logged:
+            row["model"] = logged
         if not np.isfinite(row["loss"]):
             raise FloatingPointError(f"training loss became {row['loss']} at epoch {epoch}: lower --lr")
         if epoch % config.eval_every == 0 or epoch == config.epochs:

@@ -26,7 +26,8 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "command", [["prepare"], ["info"], ["train", "lightgcn"], ["evaluate"], ["demo"]]
+    "command",
+    [["prepare"], ["info"], ["train", "lightgcn"], ["train", "mmgef"], ["evaluate"], ["demo"], ["build-graph"], ["inspect"]],
 )
 def test_help_has_an_example(command):
     res = run(*command, "--help")
@@ -112,3 +113,25 @@ def test_demo(tmp_path):
     assert "MostPop" in res.output and "LightGCN" in res.output
     assert (tmp_path / "demo" / "runs" / "lightgcn" / "record.json").is_file()
     assert Dataset.load(tmp_path / "demo" / "data").n_items == 800
+
+
+def test_train_mmgef_records_attention_and_reports_cold_items(data_dir, tmp_path):
+    out = tmp_path / "mmgef"
+    res = run("train", "mmgef", "--data", data_dir, "--epochs", "3", "--dim", "8", "--k", "5",
+              "--cold-start", "0.2", "--device", "cpu", "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "test-cold" in res.output and "attention_knn" in res.output
+    record = json.loads((out / "record.json").read_text())
+    assert record["model"] == "mmgef" and record["model_params"]["k"] == 5
+    weights = record["history"][0]["model"]
+    assert abs(weights["attention_knn"] + weights["attention_cooccur"] - 1) < 1e-6
+    res = run("evaluate", out, "--device", "cpu")
+    assert res.exit_code == 0, res.output
+
+
+def test_train_mmgef_ablation_flags(data_dir, tmp_path):
+    res = run("train", "mmgef", "--data", data_dir, "--epochs", "1", "--dim", "8", "--no-cf-graph",
+              "--no-attention", "--device", "cpu", "--out", tmp_path / "abl", "--quiet")
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "abl" / "record.json").read_text())
+    assert record["model_params"]["use_cf_graph"] is False and record["model_params"]["attention"] is False

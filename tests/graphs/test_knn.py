@@ -118,6 +118,19 @@ def test_block_size_does_not_matter(data, backend, block_size):
     check_against_brute(g, data, 5)
 
 
+@pytest.mark.parametrize("tile_cols", [1, 3, 7, 16])
+@pytest.mark.parametrize("k", [1, 5, 21])
+def test_torch_column_tiles_do_not_matter(data, tile_cols, k):
+    # a budget too small for whole rows tiles the columns too: topk per tile, then merged
+    budget_mb = 12 * 4 * tile_cols / 2**20  # 4 query rows x tile_cols columns
+    g = knn_graph(data, k, backend="torch", block_size=4, memory_budget_mb=budget_mb)
+    check_against_brute(g, data, k)
+    x = np.random.default_rng(1).integers(-2, 3, size=(200, 3)).astype(np.float32)  # ties
+    a = knn_graph(x, 6, backend="torch", block_size=9, memory_budget_mb=12 * 9 * 13 / 2**20)
+    b = knn_graph(x, 6, backend="faiss")
+    assert (pattern_of(a) == pattern_of(b)).all()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_symmetric_binary_and_weighted(data, backend):
     for weighted in (True, False):
@@ -170,7 +183,7 @@ def test_exact_duplicates_lower_index_wins(backend, k):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_duplicates_that_straddle_the_kth_place(backend):
-    # query 0's top-2 is {1} plus one of the 3 exact copies at rows 6, 2, 9 -> 2 wins
+    # query 0's top-2 is item 1 plus one of the 3 exact copies (rows 2, 6, 9): 2 wins
     x = np.array(
         [
             [1, 0, 0], [1, 0.05, 0], [1, 0.3, 0], [0, 0, 1], [0, 1, 0],
@@ -184,9 +197,9 @@ def test_duplicates_that_straddle_the_kth_place(backend):
 
 
 def test_backends_identical_on_near_ties():
-    # low dimension + many points: many neighbours within 1e-6 of each other
+    # small integer vectors in 4-d: many exact ties and duplicates around the k-th place
     rng = np.random.default_rng(11)
-    x = rng.integers(-3, 4, size=(1500, 4)).astype(np.float32)  # many exact ties and duplicates
+    x = rng.integers(-3, 4, size=(1500, 4)).astype(np.float32)
     x[::50] = 0
     ref = knn_graph(x, 10, backend="faiss")
     for g in (
@@ -335,3 +348,10 @@ def test_real_clip_features_both_backends(shared_data):
         ai = knn_graph(image, k, backend=backend)
         for i in group:
             assert sorted(ai[i].indices.tolist()) == [j for j in group if j != i][:k]
+
+
+@pytest.mark.parametrize("backend", [*BACKENDS, "faiss-hnsw"])
+def test_progress_bar_does_not_change_the_graph(data, backend):
+    a = knn_graph(data, 3, backend=backend, progress=True, block_size=5)
+    b = knn_graph(data, 3, backend=backend)
+    assert (pattern_of(a) == pattern_of(b)).all()

@@ -1,0 +1,353 @@
+r"""MM-GEF: "MM-GEF: Multi-modal representation meet collaborative filtering" (Wu,
+Ariza-Casabona, Twardowski, Wijaya; paper 002 in ``shared/papers``).
+
+MM-GEF puts an item-item branch beside LightGCN. Two item graphs over the same items
+are built from data (by :func:`graphrec.train.builders._build_mmgef`, never here):
+
+* the content graph :math:`E^m` (section 3.2, eq. 1-2): top-k cosine neighbours of the
+  early-fused features :math:`x_i = \mathrm{mean}_m\, x_{i,m} / \|x_{i,m}\|` (section 3.1);
+* the co-interaction graph :math:`E^c` (section 3.3, eq. 3-4): :math:`C_{ij}` = number of
+  users who consumed both i and j in the TRAINING interactions, :math:`E^c = C / C_{max}`.
+
+Each graph is normalised, :math:`\hat E_g = D_g^{-1/2} E_g D_g^{-1/2}` with the row
+degrees :math:`D_g` (as LATTICE normalises its graphs), and the two are merged with a
+soft attention of one learnable logit per graph (eq. 5):
+
+.. math::
+    E^u = \sum_g \alpha_g \hat E_g, \qquad \alpha = \mathrm{softmax}(a), \quad
+    g \in \{m, c\}.
+
+The item GCN (eq. 6) starts from the item ID embeddings, which are LightGCN's layer-0
+item embeddings (shared, as in LATTICE), and keeps the last layer:
+
+.. math::
+    h^{0} = E_i^{(0)}, \qquad h^{t} = E^u h^{t-1} = \sum_g \alpha_g \hat E_g h^{t-1}
+    \quad (t = 1 .. L').
+
+By linearity each layer is computed as :math:`\sum_g \alpha_g (\hat E_g h)` (one sparse
+product per graph), so no merged sparse matrix is formed and the gradient reaches the
+logits :math:`a` through the scalar weights. Joining with LightGCN (section 3.5):
+
+.. math::
+    e_u = \mathrm{LightGCN}_u, \qquad
+    e_i = \mathrm{LightGCN}_i + \frac{h^{L'}_i}{\|h^{L'}_i\|}, \qquad
+    \hat y_{ui} = e_u^\top e_i,
+
+trained with BPR plus L2 on the batch's layer-0 user/item embeddings
+(:func:`graphrec.nn.bpr_loss`, :func:`graphrec.nn.l2_penalty`), as LightGCN.
+
+Feature modes (section 3.2: "the CLIP feature will be transformed into the
+low-dimensional latent space with a trainable linear layer", then the graph is built
+from the cosine similarity of the content feature):
+
+* ``"fixed"``: :math:`E^m` is the top-k cosine graph of the stored fused features,
+  normalised once; the model holds no feature parameters.
+* ``"projected"``: a trainable linear layer (:math:`W \in \mathbb{R}^{d \times d_{feat}}`
+  Xavier-initialised, bias :math:`b` zero-initialised) compresses the fused features,
+  :math:`p_i = W x_i + b`, and the VALUES of :math:`E^m` are the cosines of the
+  projections on the kNN PATTERN of the fused features, recomputed (and re-normalised)
+  at every forward pass: :math:`E^m_{ij} = \max(0, \cos(p_i, p_j))` for
+  :math:`j \in \mathrm{topk}(x_i)`. The neighbour sets are not re-searched over the
+  projections (LATTICE rebuilds its learned graph once per epoch); negative cosines are
+  clipped so the degrees stay positive. The value gradient is gathered per edge,
+  O(nnz d) (:class:`_PatternSpMM`), never through a dense n x n product.
+
+Reading of the ambiguous points (documented in ``docs/models/mmgef.md``):
+
+* eq. 5 gives no form for SoftAttn; DESIGN.md asks for one softmax weight per graph.
+  The paper does not say whether the item graphs are normalised; we normalise each
+  graph before the merge (LATTICE does so for its modality graphs), which makes the
+  weights comparable (E^c = C / C_max has
+  values ~1/C_max while the kNN cosines are ~0.5-0.9) and keeps propagation linear in
+  the weights. Symmetric normalisation is invariant to a global scale, so the division
+  by C_max of eq. 4 does not change :math:`\hat E^c`.
+* with ``use_cf_graph=False`` only :math:`E^m` remains, the softmax over one graph is 1
+  and ``attention`` has no effect (the paper reports different numbers for "w/o CF" and
+  "w/o CF+Att", which this reading cannot reproduce).
+* ``attention=False`` ("w/o Att"): fixed equal weights 1/2, 1/2, not trainable.
+
+Shapes: ``adj`` (n_users + n_items) square, ``knn_graph`` and ``cooccur_graph``
+(n_items x n_items), torch sparse (CSR or COO); ``features`` (n_items x d_feat).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from graphrec.errors import ConfigError
+from graphrec.graphs.knn import pair_cosine
+from graphrec.models.base import Recommender
+from graphrec.models.lightgcn import LightGCN
+from graphrec.nn import bpr_loss, l2_penalty, propagate
+
+__all__ = ["MMGEF", "FEATURE_MODES", "GRAPH_NAMES"]
+
+FEATURE_MODES = ("fixed", "projected")
+
+#: names of the item graphs, in the order of the attention logits
+GRAPH_NAMES = ("knn", "cooccur")
+
+#: (item, neighbour) pairs per chunk of the value gradient in projected mode
+_PAIR_CHUNK = 1 << 16
+
+
+def _as_csr(t: Tensor, name: str, n: int) -> Tensor:
+    """``t`` as a torch sparse CSR tensor of shape (n, n)."""
+    if not isinstance(t, Tensor) or t.layout not in (torch.sparse_csr, torch.sparse_coo):
+        raise ConfigError(f"{name} must be a torch sparse tensor (graphrec.nn.to_torch_sparse)")
+    if tuple(t.shape) != (n, n):
+        raise ConfigError(f"{name} has shape {tuple(t.shape)}, expected {(n, n)}")
+    if t.layout == torch.sparse_coo:
+        t = t.coalesce().to_sparse_csr()
+    return t
+
+
+def _csr_transpose(t: Tensor) -> Tensor:
+    """The transpose of a sparse CSR tensor as CSR; ``t`` itself when it is symmetric."""
+    tt = t.to_sparse_coo().t().coalesce().to_sparse_csr()
+    same = (
+        torch.equal(tt.crow_indices(), t.crow_indices())
+        and torch.equal(tt.col_indices(), t.col_indices())
+        and torch.equal(tt.values(), t.values())
+    )
+    return t if same else tt
+
+
+def _csr(crow: Tensor, cols: Tensor, values: Tensor, n: int) -> Tensor:
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, cols, values, size=(n, n))
+
+
+class _PatternSpMM(torch.autograd.Function):
+    """``A @ x`` for a FIXED sparse pattern with learned ``values``, memory O(nnz d).
+
+    Autograd's own rule for a CSR product with values that require grad forms the dense
+    ``grad @ x^T`` (n x n) on the CPU (measured: 18 GB at 60,000 items). Here
+    dL/dA_e = <dL/dY[row_e], x[col_e]> is gathered in chunks of pairs, and dL/dx = A^T dL/dY
+    uses the transposed pattern (precomputed: ``t_crow``, ``t_cols`` and the permutation
+    ``t_perm`` that maps the values of A to those of A^T). Both products go through
+    :func:`graphrec.nn.propagate`.
+    """
+
+    @staticmethod
+    def forward(ctx, values, x, crow, cols, rows, t_crow, t_cols, t_perm, chunk):  # type: ignore[override]
+        n = crow.numel() - 1
+        ctx.save_for_backward(values, x, rows, cols, t_crow, t_cols, t_perm)
+        ctx.chunk = chunk
+        return propagate(_csr(crow, cols, values, n), x)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        values, x, rows, cols, t_crow, t_cols, t_perm = ctx.saved_tensors
+        g_values = g_x = None
+        if ctx.needs_input_grad[0]:
+            g_values = torch.empty_like(values)
+            for s in range(0, values.numel(), ctx.chunk):
+                e = min(values.numel(), s + ctx.chunk)
+                g_values[s:e] = (grad.index_select(0, rows[s:e]) * x.index_select(0, cols[s:e])).sum(1)
+        if ctx.needs_input_grad[1]:
+            g_x = propagate(_csr(t_crow, t_cols, values[t_perm], t_crow.numel() - 1), grad)
+        return g_values, g_x, None, None, None, None, None, None, None
+
+
+class MMGEF(Recommender):
+    """MM-GEF: LightGCN plus a soft-attention merge of a content kNN graph and a
+    co-interaction graph over items.
+
+    Args:
+        n_users: number of users.
+        n_items: number of items.
+        adj: normalised user-item bipartite adjacency (as for :class:`LightGCN`).
+        knn_graph: the content graph E^m, (n_items x n_items) torch sparse. ``fixed``
+            mode: already normalised (its values are used as they are). ``projected``
+            mode: only its pattern (the top-k neighbours) is used.
+        cooccur_graph: the normalised co-interaction graph Ê^c of the training data;
+            required with ``use_cf_graph``, ignored (not stored) without.
+        features: fused item features (n_items x d_feat), required by ``projected``
+            mode, ignored in ``fixed`` mode.
+        embedding_dim: d of the ID embeddings, the item GCN and the projection (paper: 64).
+        num_layers: LightGCN layers L.
+        item_layers: item-graph layers L' (LATTICE and our default: 1).
+        reg_weight: L2 coefficient on the batch's layer-0 embeddings.
+        use_cf_graph: merge E^c with E^m (False: the paper's "w/o CF" ablation).
+        attention: learnable softmax weights (False: fixed equal weights, "w/o Att").
+        feature_mode: ``fixed`` or ``projected`` (see the module doc).
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        adj: Tensor,
+        knn_graph: Tensor,
+        cooccur_graph: Tensor | None = None,
+        *,
+        features: Tensor | None = None,
+        embedding_dim: int = 64,
+        num_layers: int = 2,
+        item_layers: int = 1,
+        reg_weight: float = 1e-4,
+        use_cf_graph: bool = True,
+        attention: bool = True,
+        feature_mode: str = "fixed",
+    ) -> None:
+        super().__init__()
+        if feature_mode not in FEATURE_MODES:
+            raise ConfigError(f"feature_mode {feature_mode!r} is not one of {', '.join(FEATURE_MODES)}")
+        if item_layers < 1:
+            raise ConfigError(f"item_layers must be at least 1, got {item_layers}")
+        self.n_users = n_users
+        self.n_items = n_items
+        self.embedding_dim = embedding_dim
+        self.num_layers = num_layers
+        self.item_layers = item_layers
+        self.reg_weight = reg_weight
+        self.use_cf_graph = use_cf_graph
+        self.attention = attention
+        self.feature_mode = feature_mode
+        # The CF branch: LightGCN itself (its layer-0 item embeddings are also h^0).
+        self.lightgcn = LightGCN(
+            n_users, n_items, adj, embedding_dim=embedding_dim, num_layers=num_layers, reg_weight=reg_weight
+        )
+
+        # Graphs and features are data, not parameters: non-persistent buffers.
+        knn = _as_csr(knn_graph, "knn_graph", n_items)
+        if feature_mode == "fixed":
+            self.register_buffer("knn_adj", knn, persistent=False)
+            self.register_buffer("knn_adj_t", _csr_transpose(knn), persistent=False)
+            self.feature_proj = None
+        else:
+            if features is None:
+                raise ConfigError("feature_mode 'projected' needs the fused item features (features=...)")
+            if features.dim() != 2 or features.shape[0] != n_items:
+                raise ConfigError(f"features have shape {tuple(features.shape)}, expected ({n_items}, d_feat)")
+            crow, cols = knn.crow_indices().long(), knn.col_indices().long()
+            rows = torch.repeat_interleave(torch.arange(n_items, device=crow.device), crow.diff())
+            # the transposed pattern: entries ordered by (col, row)
+            t_perm = torch.argsort(cols * n_items + rows)
+            t_crow = torch.zeros(n_items + 1, dtype=torch.long, device=crow.device)
+            t_crow[1:] = torch.cumsum(torch.bincount(cols, minlength=n_items), 0)
+            for name, t in (("crow", crow), ("rows", rows), ("cols", cols), ("t_crow", t_crow),
+                            ("t_cols", rows[t_perm]), ("t_perm", t_perm)):
+                self.register_buffer(f"knn_{name}", t, persistent=False)
+            self.register_buffer("features", features.detach().float(), persistent=False)
+            self.feature_proj = nn.Linear(features.shape[1], embedding_dim)
+
+        if use_cf_graph:
+            if cooccur_graph is None:
+                raise ConfigError("use_cf_graph=True needs the co-interaction graph (cooccur_graph=...)")
+            co = _as_csr(cooccur_graph, "cooccur_graph", n_items)
+            self.register_buffer("cooccur_adj", co, persistent=False)
+            self.register_buffer("cooccur_adj_t", _csr_transpose(co), persistent=False)
+        self.n_graphs = 2 if use_cf_graph else 1
+
+        # One logit per graph; with a single graph the softmax is 1 and nothing is learned.
+        if attention and self.n_graphs > 1:
+            self.attention_logits: nn.Parameter | None = nn.Parameter(torch.zeros(self.n_graphs))
+        else:
+            self.attention_logits = None
+            self.register_buffer("fixed_weights", torch.full((self.n_graphs,), 1.0 / self.n_graphs), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.lightgcn.reset_parameters()
+        if self.attention_logits is not None:
+            nn.init.zeros_(self.attention_logits)  # equal weights at the start
+        if self.feature_proj is not None:
+            nn.init.xavier_uniform_(self.feature_proj.weight)
+            nn.init.zeros_(self.feature_proj.bias)
+
+    # ------------------------------------------------------------------ item graphs
+    def graph_weights(self) -> Tensor:
+        """The merge weights alpha (n_graphs,), differentiable when learned."""
+        if self.attention_logits is not None:
+            return torch.softmax(self.attention_logits, dim=0)
+        return self.fixed_weights
+
+    def attention_weights(self) -> dict[str, float]:
+        """Current weights as ``{"knn": w, "cooccur": w}`` (0.0 for a graph not used)."""
+        w = self.graph_weights().detach().cpu().tolist()
+        return {name: (float(w[g]) if g < self.n_graphs else 0.0) for g, name in enumerate(GRAPH_NAMES)}
+
+    def log_values(self) -> dict[str, float]:
+        """Per-epoch record: the learned graph weights (nothing when they are fixed)."""
+        if self.attention_logits is None:
+            return {}
+        return {f"attention_{name}": w for name, w in self.attention_weights().items()}
+
+    def _projected_knn_values(self) -> Tensor:
+        """Values of Ê^m in projected mode: max(0, cos(p_i, p_j)) on the kNN pattern, with
+        p = W x + b, symmetrically normalised with the row degrees (differentiable)."""
+        assert self.feature_proj is not None
+        p = self.feature_proj(self.features)
+        rows, cols = self.knn_rows, self.knn_cols
+        v = pair_cosine(p, rows, cols).clamp_min(0.0)
+        deg = torch.zeros(self.n_items, dtype=v.dtype, device=v.device).index_add(0, rows, v)
+        inv = torch.where(deg > 0, deg.clamp_min(torch.finfo(v.dtype).tiny).rsqrt(), torch.zeros_like(deg))
+        return v * inv[rows] * inv[cols]
+
+    def projected_knn_graph(self) -> Tensor:
+        """Ê^m of projected mode as a torch sparse CSR tensor (detached; for inspection)."""
+        with torch.no_grad():
+            return _csr(self.knn_crow, self.knn_cols, self._projected_knn_values(), self.n_items)
+
+    def _item_operators(self) -> list[Callable[[Tensor], Tensor]]:
+        """``h -> Ê_g h`` for each graph, in the order of :data:`GRAPH_NAMES`."""
+        ops: list[Callable[[Tensor], Tensor]] = []
+        if self.feature_mode == "fixed":
+            ops.append(lambda h: propagate(self.knn_adj, h, adj_t=self.knn_adj_t))
+        else:
+            vals = self._projected_knn_values()  # once per forward pass, shared by the layers
+            ops.append(
+                lambda h: _PatternSpMM.apply(
+                    vals, h, self.knn_crow, self.knn_cols, self.knn_rows,
+                    self.knn_t_crow, self.knn_t_cols, self.knn_t_perm, _PAIR_CHUNK,
+                )
+            )
+        if self.use_cf_graph:
+            ops.append(lambda h: propagate(self.cooccur_adj, h, adj_t=self.cooccur_adj_t))
+        return ops
+
+    def item_propagate(self, h: Tensor | None = None) -> Tensor:
+        """h^{L'} = (sum_g alpha_g Ê_g)^{L'} h^0, with h^0 the layer-0 item embeddings."""
+        h = self.lightgcn.item_embedding.weight if h is None else h
+        ops = self._item_operators()
+        w = self.graph_weights()
+        for _ in range(self.item_layers):
+            out = w[0] * ops[0](h)
+            for g in range(1, len(ops)):
+                out = out + w[g] * ops[g](h)
+            h = out
+        return h
+
+    # ------------------------------------------------------------------ contract
+    def embeddings(self) -> tuple[Tensor, Tensor]:
+        user_emb, item_emb = self.lightgcn.embeddings()
+        h = self.item_propagate()
+        return user_emb, item_emb + F.normalize(h, p=2, dim=1)
+
+    def forward(self, users: Tensor, items: Tensor) -> Tensor:
+        """Scores of (user, item) pairs."""
+        user_emb, item_emb = self.embeddings()
+        return (user_emb[users] * item_emb[items]).sum(-1)
+
+    def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
+        user_emb, item_emb = self.embeddings()
+        u = user_emb[users]
+        pos = (u * item_emb[pos_items]).sum(-1)
+        neg = (u * item_emb[neg_items]).sum(-1)
+        lg = self.lightgcn
+        reg = l2_penalty(lg.user_embedding(users), lg.item_embedding(pos_items), lg.item_embedding(neg_items))
+        return bpr_loss(pos, neg) + self.reg_weight * reg
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_users={self.n_users}, n_items={self.n_items}, item_layers={self.item_layers}, "
+            f"use_cf_graph={self.use_cf_graph}, attention={self.attention}, feature_mode={self.feature_mode!r}"
+        )

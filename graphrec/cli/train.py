@@ -32,6 +32,17 @@ Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 
 
+COMMON_OPTIONS = (
+    "epochs", "lr", "batch_size", "patience", "eval_every", "metric", "protocol",
+    "seed", "device", "out", "cold_start", "threads", "quiet",
+)
+
+
+def _common_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The shared training options among a command's arguments."""
+    return {name: values[name] for name in COMMON_OPTIONS}
+
+
 def train_command(
     model_name: str,
     model_overrides: dict[str, Any],
@@ -134,19 +145,7 @@ def lightgcn(
         "lightgcn",
         {"embedding_dim": dim, "num_layers": layers, "reg_weight": reg},
         data,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        patience=patience,
-        eval_every=eval_every,
-        metric=metric,
-        protocol=protocol,
-        seed=seed,
-        device=device,
-        out=out,
-        cold_start=cold_start,
-        threads=threads,
-        quiet=quiet,
+        **_common_options(locals()),
     )
 
 
@@ -198,17 +197,5 @@ def mmgef(
             "cooccur_top_k": cooccur_top_k,
         },
         data,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        patience=patience,
-        eval_every=eval_every,
-        metric=metric,
-        protocol=protocol,
-        seed=seed,
-        device=device,
-        out=out,
-        cold_start=cold_start,
-        threads=threads,
-        quiet=quiet,
+        **_common_options(locals()),
     )

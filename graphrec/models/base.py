@@ -41,6 +41,17 @@ class Recommender(nn.Module):
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def forward(self, users: Tensor, items: Tensor) -> Tensor:
+        """Scores of (user, item) pairs: inner products of the final embeddings."""
+        user_emb, item_emb = self.embeddings()
+        return (user_emb[users] * item_emb[items]).sum(-1)
+
+    def pairwise_scores(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> tuple[Tensor, Tensor]:
+        """Scores of (user, positive) and (user, negative) from one propagation."""
+        user_emb, item_emb = self.embeddings()
+        u = user_emb[users]
+        return (u * item_emb[pos_items]).sum(-1), (u * item_emb[neg_items]).sum(-1)
+
     def log_values(self) -> dict[str, float]:
         """Scalars worth recording every epoch in the run record (e.g. learned
         attention weights over graphs); none by default."""

@@ -86,16 +86,8 @@ class LightGCN(Recommender):
         out = self.propagate()
         return out[: self.n_users], out[self.n_users :]
 
-    def forward(self, users: Tensor, items: Tensor) -> Tensor:
-        """Scores of (user, item) pairs."""
-        user_emb, item_emb = self.embeddings()
-        return (user_emb[users] * item_emb[items]).sum(-1)
-
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
-        user_emb, item_emb = self.embeddings()
-        u = user_emb[users]
-        pos = (u * item_emb[pos_items]).sum(-1)
-        neg = (u * item_emb[neg_items]).sum(-1)
+        pos, neg = self.pairwise_scores(users, pos_items, neg_items)
         reg = l2_penalty(
             self.user_embedding(users), self.item_embedding(pos_items), self.item_embedding(neg_items)
         )

@@ -332,16 +332,8 @@ class MMGEF(Recommender):
         h = self.item_propagate()
         return user_emb, item_emb + F.normalize(h, p=2, dim=1)
 
-    def forward(self, users: Tensor, items: Tensor) -> Tensor:
-        """Scores of (user, item) pairs."""
-        user_emb, item_emb = self.embeddings()
-        return (user_emb[users] * item_emb[items]).sum(-1)
-
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
-        user_emb, item_emb = self.embeddings()
-        u = user_emb[users]
-        pos = (u * item_emb[pos_items]).sum(-1)
-        neg = (u * item_emb[neg_items]).sum(-1)
+        pos, neg = self.pairwise_scores(users, pos_items, neg_items)
         lg = self.lightgcn
         reg = l2_penalty(lg.user_embedding(users), lg.item_embedding(pos_items), lg.item_embedding(neg_items))
         return bpr_loss(pos, neg) + self.reg_weight * reg

@@ -23,19 +23,18 @@ with negative weights (explicitly stored, also exact zeros).
 with value 1 (the cosine of a vector with itself) and takes one of the k slots; the
 other k - 1 slots are the k - 1 nearest other items.
 
-Blocked computation (``backend="torch"``): for a block B of query rows,
-S_B = X̂_B X̂^T (|B| x n, on the chosen device, CPU or CUDA, same code), the self
-entries are set to -inf, and torch.topk keeps m = k + EXTRA candidates per row; then the
-next block reuses the same buffer. With ``block_size=None`` |B| is chosen so that one
-block takes about ``memory_budget_mb``; when that would be fewer than 2048 rows (large n)
-the block keeps 2048 rows and the COLUMNS are tiled as well (S_{B,T} for a tile T of
-items, topk per tile, merged with the best m so far), because a matrix product with few
-rows re-reads all n x d features per block and is then bound by memory traffic (at
-n = 200,000, d = 512, 111-row blocks took 1.6x the CPU time of faiss). Memory is O(n m)
-for the candidates plus one tile, never n x n. ``backend="faiss"`` gets the same m
-candidates per row from faiss's exact ``IndexFlatIP`` (BLAS tiles + heaps, CPU; it
-copies X̂, n d floats). ``"auto"`` is faiss when faiss is importable and the device is
-the CPU, else torch.
+Blocked computation (``backend="torch"``): for a block B of query rows and a tile T of
+items, S_BT = X̂_B X̂_T^T (on the chosen device, CPU or CUDA, same code) goes into one
+reused buffer, the self entries are set to -inf, torch.topk keeps the best m = k + EXTRA
+of the tile, and one topk over the tiles' candidates gives the row's m candidates. Up to
+16,384 items a tile spans whole rows and |B| = ``memory_budget_mb`` / (12 n); beyond,
+tiles are 2048 x 8192 (64 MB of similarities), shrunk to fit a smaller budget. Fixed
+tiles rather than full rows, because a matrix product with few rows and very many
+columns runs far below the BLAS peak (CPU, d = 512, n = 200,000: 111-row full blocks
+took 1.4x faiss's CPU time, 2048 x 8192 tiles 1.05-1.25x). Memory: O(n m) candidates
+plus one tile, never n x n. ``backend="faiss"`` gets the same m candidates per row
+from faiss's exact ``IndexFlatIP`` (BLAS tiles + heaps, CPU; it copies X̂, n d floats).
+``"auto"`` is faiss when faiss is importable and the device is the CPU, else torch.
 
 Deterministic tie-breaking, identical across backends. The backends rank the float32
 unit rows x̂; any BLAS, faiss kernel or GPU (TF32 is switched off while the graph is
@@ -116,8 +115,9 @@ DEFAULT_MEMORY_BUDGET_MB: float = 256.0
 #: candidates kept per row beyond k, to see whether the k-th place is contested
 _EXTRA = 6
 
-#: torch backend: fewest query rows per block before the columns are tiled instead
-_MIN_QUERY_ROWS = 2048
+#: torch backend: tile shape for catalogues of more than 2 * _TILE_COLS items
+_TILE_ROWS = 2048
+_TILE_COLS = 8192
 
 #: rows of float64 pair products evaluated at a time when re-deciding rows
 _PAIR_BUDGET_BYTES = 64 << 20
@@ -256,19 +256,24 @@ def _budget_rows(n_cols: int, bytes_per_entry: int, budget_mb: float, n_rows: in
 def _torch_tiles(n: int, nq: int, budget_mb: float, block_size: int | None) -> tuple[int, int]:
     """Query rows per block and columns per tile for the torch backend.
 
-    One tile of similarities (rows x cols float32, plus topk's workspace: ~12 bytes per
-    entry) stays within the budget. Full rows are used when a block of at least
-    ``_MIN_QUERY_ROWS`` rows fits; otherwise the columns are tiled too, because a
-    matrix product with few rows re-reads (packs) all n x d features per block and
-    would be dominated by memory traffic, not arithmetic.
+    Up to ``2 * _TILE_COLS`` items a block spans whole rows (``rows`` from the budget);
+    beyond, tiles of at most ``_TILE_ROWS x _TILE_COLS``. A matrix product with few rows
+    and very many columns runs well below the BLAS peak (measured on CPU with torch's
+    MKL: 111 x 200,000 blocks took 1.4x faiss's time, 2048 x 8192 tiles 1.05-1.25x). A
+    tile of similarities (float32, plus topk's workspace: ~12 bytes per entry) never
+    exceeds the budget.
     """
     budget = max(1, int(budget_mb * (1 << 20)))
+    cols = n if n <= 2 * _TILE_COLS else _TILE_COLS
     if block_size:
-        rows = min(int(block_size), nq)
+        rows = int(block_size)
     else:
-        rows = max(budget // (12 * n), min(_MIN_QUERY_ROWS, nq))
-        rows = min(max(rows, 1), nq)
-    cols = n if rows * n * 12 <= budget else max(1, budget // (12 * rows))
+        rows = max(1, budget // (12 * cols))
+        if cols < n:
+            rows = min(rows, _TILE_ROWS)
+    rows = min(rows, nq)
+    if rows * cols * 12 > budget:
+        cols = max(1, budget // (12 * rows))
     return rows, min(cols, n)
 
 
@@ -283,8 +288,8 @@ def _torch_candidates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-m other items per query row (values sorted descending): tiled matmul + topk.
 
-    For a block of query rows and a tile of columns: S = X̂_q X̂_tile^T, self entries
-    -inf, topk per row, merged with the best m so far (topk of the 2m union).
+    For a block of query rows and each tile of columns: S = X̂_q X̂_tile^T, self entries
+    -inf, topk per row into a candidate buffer; then one topk over the block's candidates.
     """
     n = xn.shape[0]
     nq = q_pos.size
@@ -293,35 +298,38 @@ def _torch_candidates(
     xt = torch.from_numpy(xn).to(device)
     qt = torch.from_numpy(q_pos).to(device)
     buf = torch.empty(rows * cols, dtype=torch.float32, device=device)
+    tiles = [(c0, min(n, c0 + cols)) for c0 in range(0, n, cols)]
+    width = sum(min(m, c1 - c0) for c0, c1 in tiles)
+    cand_v = torch.empty((rows, width), dtype=torch.float32, device=device)
+    cand_i = torch.empty((rows, width), dtype=torch.int64, device=device)
     starts = range(0, nq, rows)
     with torch.no_grad(), _full_fp32():
         for s in _bar(starts, len(starts), progress, "kNN (torch)"):
             e = min(nq, s + rows)
+            b = e - s
             q = qt[s:e]
             xq = xt.index_select(0, q)
-            best_v: Tensor | None = None
-            best_i: Tensor | None = None
-            for c0 in range(0, n, cols):
-                c1 = min(n, c0 + cols)
-                sims = buf[: (e - s) * (c1 - c0)].view(e - s, c1 - c0)
+            at = 0
+            for c0, c1 in tiles:
+                sims = buf[: b * (c1 - c0)].view(b, c1 - c0)
                 torch.mm(xq, xt[c0:c1].T, out=sims)
                 local = q - c0
-                inside = (local >= 0) & (local < c1 - c0)
                 if c1 - c0 == n:
-                    sims[torch.arange(e - s, device=device), local] = -math.inf  # never one's own neighbour
-                elif bool(inside.any()):
-                    r = torch.nonzero(inside).squeeze(1)
-                    sims[r, local[r]] = -math.inf
-                v, i = torch.topk(sims, min(m, c1 - c0), dim=1, largest=True, sorted=True)
-                i += c0
-                if best_v is None or best_i is None:
-                    best_v, best_i = v, i
-                    continue
-                cat_v = torch.cat([best_v, v], dim=1)
-                cat_i = torch.cat([best_i, i], dim=1)
-                best_v, pos = torch.topk(cat_v, min(m, cat_v.shape[1]), dim=1, largest=True, sorted=True)
-                best_i = torch.gather(cat_i, 1, pos)
-            assert best_v is not None and best_i is not None
+                    sims[torch.arange(b, device=device), local] = -math.inf  # never one's own neighbour
+                else:
+                    r = torch.nonzero((local >= 0) & (local < c1 - c0)).squeeze(1)
+                    if r.numel():
+                        sims[r, local[r]] = -math.inf
+                mt = min(m, c1 - c0)
+                v, i = torch.topk(sims, mt, dim=1, largest=True, sorted=len(tiles) == 1)
+                cand_v[:b, at : at + mt] = v
+                cand_i[:b, at : at + mt] = i + c0
+                at += mt
+            if len(tiles) == 1:
+                best_v, best_i = cand_v[:b], cand_i[:b]
+            else:
+                best_v, pos = torch.topk(cand_v[:b], m, dim=1, largest=True, sorted=True)
+                best_i = torch.gather(cand_i[:b], 1, pos)
             vals[s:e] = best_v.cpu().numpy()
             idx[s:e] = best_i.cpu().numpy()
     return vals, idx
@@ -540,10 +548,9 @@ def knn_graph(
         include_self: keep item i in its own list (value 1) in one of the k slots.
         weighted: cosine values (True) or ones (False) on the kNN pattern.
         symmetric: return the union of both directions, max(A_ij, A_ji).
-        block_size: query rows per block; default from ``memory_budget_mb`` (torch: one
-            block of similarities, ``block_size x n_items`` float32, with the columns
-            tiled when that exceeds the budget; faiss: rows per ``search`` call, default
-            16384). The graph does not depend on it.
+        block_size: query rows per block (torch: rows of a tile of similarities, whose
+            columns shrink to fit ``memory_budget_mb``; faiss: rows per ``search`` call,
+            default 16384). Default: chosen from the budget. The graph does not depend on it.
         device: where the torch backend computes (``"cpu"``, ``"cuda"``, ...).
         backend: ``"torch"``, ``"faiss"`` (exact IndexFlatIP, CPU), ``"auto"`` (faiss if
             installed and device is the CPU, else torch) or ``"faiss-hnsw"``

@@ -355,3 +355,15 @@ def test_progress_bar_does_not_change_the_graph(data, backend):
     a = knn_graph(data, 3, backend=backend, progress=True, block_size=5)
     b = knn_graph(data, 3, backend=backend)
     assert (pattern_of(a) == pattern_of(b)).all()
+
+
+def test_default_tiles_of_a_larger_catalogue_match_faiss():
+    # more than 2 x 8192 items: the torch backend tiles the columns by default
+    x = np.random.default_rng(2).standard_normal((17000, 8)).astype(np.float32)
+    x[100:110] = x[5]  # a few exact ties as well
+    a = knn_graph(x, 5, backend="torch")
+    b = knn_graph(x, 5, backend="faiss")
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.indices, b.indices)  # sorted per row: same sets
+    np.testing.assert_allclose(a.data, b.data, atol=1e-6)
+    assert a[100].indices.tolist() == [5, 101, 102, 103, 104]

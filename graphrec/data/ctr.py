@@ -1,0 +1,647 @@
+r"""Click-through-rate samples from time-ordered behaviour sequences (DIN's protocol).
+
+Both CTR papers (GMMF, paper 000 section 4.1; MARN, paper 001 section 4.1) build their
+Amazon samples as Zhou et al. (DIN) do. For a user with behaviour sequence
+:math:`x_1 .. x_N` (oldest first):
+
+* **train**: for every :math:`t = 2 .. N-2`, a positive sample "history
+  :math:`x_1 .. x_{t-1}`, candidate :math:`x_t`, label 1" and a negative sample with the
+  same history and a sampled item, label 0;
+* **valid**: history :math:`x_1 .. x_{N-2}`, candidate :math:`x_{N-1}`, plus a negative;
+* **test**: history :math:`x_1 .. x_{N-1}`, candidate :math:`x_N`, plus a negative.
+
+Histories keep the most recent ``max_history`` behaviours (chronological order,
+left-aligned, padded with ``-1``). A negative is drawn uniformly from the items that are
+never a positive of that user (no item of the user's whole sequence), one per positive,
+from ``numpy.random.default_rng(seed)``: the same seed gives the same samples, and
+:meth:`CTRData.save` / :meth:`CTRData.load` store them (``.npz`` without pickles, written
+atomically) so every model of an experiment sees exactly the same samples. Users with
+fewer than 3 behaviours give no samples (their behaviours stay in the training
+interactions). The target is never in its own history: histories are strict prefixes.
+
+Alongside the samples, :class:`CTRData` holds a :class:`~graphrec.data.Dataset` whose
+splits are the same leave-two-out partition (train = :math:`x_1 .. x_{N-2}`, valid =
+:math:`x_{N-1}`, test = :math:`x_N`), so item graphs built from it
+(:func:`graphrec.graphs.build_item_graph`) see the training behaviours only, and its
+fingerprint is the provenance of such graphs.
+
+Behaviour properties (MARN section 3.1.2, "seconds from the time it happens to the
+current recommendation time"): with timestamps, ``hist_delta`` holds the seconds between
+each history behaviour and the candidate's time; :func:`behaviour_properties` turns them
+into log-scaled buckets. Without timestamps the property is the recency rank.
+
+Side features become integer codes (``0`` = unknown): user fields (MovieLens age group,
+gender, occupation) one code per user, multi-valued item fields (genres, comma- or
+``|``-separated) a ``(n_items, k)`` code matrix padded with ``-1``.
+
+Evaluation slices: :func:`item_popularity` (train frequency of each item, i.e. how many
+training users consumed it), :func:`popularity_levels` (MARN Table 4: the candidate items
+of a split divided into equal-size popularity levels, 0 = least popular) and cold
+candidates (train frequency below a threshold, by default never seen in training).
+
+Sources: :func:`sequences_from_dataset` (any dataset with timestamps, e.g. MovieLens
+ratings ordered by time, ties broken by item index) and :func:`read_unisrec_sequences`
+(UniSRec ``.inter`` files: a user's full sequence is ``item_id_list`` + ``item_id`` of
+the test row, checked against the train and valid rows); :func:`load_ctr_source` reads
+a source folder (UniSRec or MovieLens) into a :class:`CTRData`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphrec._atomic import atomic_dir
+from graphrec.data.dataset import Dataset, interactions_matrix
+from graphrec.data.sampling import NegativeSampler
+from graphrec.errors import ConfigError, DataError
+
+__all__ = [
+    "CTR_SPLITS",
+    "Sequences",
+    "CTRSplit",
+    "CTRData",
+    "sequences_from_dataset",
+    "read_unisrec_sequences",
+    "build_ctr_data",
+    "load_ctr_source",
+    "encode_side_fields",
+    "behaviour_properties",
+    "item_popularity",
+    "popularity_levels",
+    "cold_mask",
+    "N_PROPERTY_BUCKETS",
+]
+
+CTR_SPLITS: tuple[str, ...] = ("train", "valid", "test")
+FORMAT_NAME = "graphrec-ctr"
+FORMAT_VERSION = 1
+#: property codes are 1..N_PROPERTY_BUCKETS (0 = padding)
+N_PROPERTY_BUCKETS = 24
+_MIN_LENGTH = 3
+
+
+# ---------------------------------------------------------------------- sequences
+@dataclass
+class Sequences:
+    """Every user's behaviour sequence, oldest first, in CSR layout.
+
+    ``items[indptr[u]:indptr[u + 1]]`` is the sequence of user index ``u`` (all users of
+    the dataset, possibly empty); ``times`` (optional) aligns with ``items``.
+    """
+
+    indptr: np.ndarray
+    items: np.ndarray
+    times: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.indptr = np.asarray(self.indptr, dtype=np.int64)
+        self.items = np.asarray(self.items, dtype=np.int64)
+        if self.indptr[-1] != len(self.items):
+            raise DataError("sequence offsets do not match the number of items")
+        if self.times is not None:
+            self.times = np.asarray(self.times, dtype=np.float64)
+            if len(self.times) != len(self.items):
+                raise DataError("sequence times do not align with the sequence items")
+
+    @property
+    def n_users(self) -> int:
+        return len(self.indptr) - 1
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def of(self, user: int) -> np.ndarray:
+        return self.items[self.indptr[user] : self.indptr[user + 1]]
+
+
+def sequences_from_dataset(dataset: Dataset) -> Sequences:
+    """Per-user sequences of all interactions of ``dataset`` (every split), ordered by
+    timestamp, ties broken by item index (deterministic)."""
+    if dataset.timestamps is None:
+        raise DataError(
+            f"dataset {dataset.name!r} has no timestamps: behaviour sequences need the time of "
+            "each interaction (MovieLens ratings.csv has them; UniSRec folders give ordered lists)"
+        )
+    users, items, times = [], [], []
+    for s in CTR_SPLITS:
+        if s in dataset.splits:
+            u, i = dataset.pairs(s)
+            users.append(u)
+            items.append(i)
+            times.append(np.asarray(dataset.timestamps[s], dtype=np.float64))
+    u = np.concatenate(users)
+    i = np.concatenate(items)
+    t = np.concatenate(times)
+    order = np.lexsort((i, t, u))
+    indptr = np.zeros(dataset.n_users + 1, np.int64)
+    np.cumsum(np.bincount(u, minlength=dataset.n_users), out=indptr[1:])
+    return Sequences(indptr, i[order], t[order])
+
+
+def read_unisrec_sequences(directory: str | os.PathLike, dataset: Dataset, name: str | None = None) -> Sequences:
+    """Full sequences from UniSRec ``.inter`` files, in the index space of ``dataset``
+    (read by :func:`graphrec.data.formats.read_unisrec` from the same folder).
+
+    A user's sequence is ``item_id_list`` + ``item_id`` of its test row. Every valid row
+    must be that sequence without its last item, and every train row a prefix of it;
+    otherwise the files disagree and a :class:`DataError` names the line.
+    """
+    from graphrec.data.formats._common import find_prefix, read_table, require_file
+
+    root = Path(directory)
+    prefix = find_prefix(root, ".train.inter", name, "UniSRec")
+    tables = {}
+    for s in CTR_SPLITS:
+        path = require_file(root / f"{prefix}.{s}.inter", f"UniSRec {s} file", f"expected {prefix}.{s}.inter")
+        tables[s] = read_table(path, strip_types=True, quoted_cells=True)
+        for col in ("user_id", "item_id_list", "item_id"):
+            tables[s].col(col, "UniSRec files need user_id:token, item_id_list:token_seq, item_id:token")
+    has_user_map = (root / f"{prefix}.user2index").is_file()
+    has_item_map = (root / f"{prefix}.item2index").is_file()
+    user_pos = {u: k for k, u in enumerate(dataset.user_ids.tolist())}
+    item_pos = {v: k for k, v in enumerate(dataset.item_ids.tolist())}
+
+    def user_index(tok: str, table: Any, row: int) -> int:
+        if has_user_map:
+            k = int(tok) if tok.isdigit() and int(tok) < dataset.n_users else None
+        else:
+            k = user_pos.get(tok)
+        if k is None:
+            raise DataError(f"{table.path} line {table.line(row)}: user {tok!r} is not in the dataset: use the folder the dataset was read from")
+        return k
+
+    def item_indices(toks: list[str], table: Any, row: int) -> list[int]:
+        out = []
+        for tok in toks:
+            if has_item_map:
+                if not tok.isdigit() or int(tok) >= dataset.n_items:
+                    raise DataError(f"{table.path} line {table.line(row)}: item index {tok!r} is outside the item map: fix the row")
+                out.append(int(tok))
+            else:
+                k = item_pos.get(tok)
+                if k is None:
+                    raise DataError(f"{table.path} line {table.line(row)}: item {tok!r} is not in the dataset: use the folder the dataset was read from")
+                out.append(k)
+        return out
+
+    test = tables["test"]
+    seqs: dict[int, list[int]] = {}
+    for r, (u, hist, tgt) in enumerate(zip(test.col("user_id"), test.col("item_id_list"), test.col("item_id"))):
+        uk = user_index(u, test, r)
+        if uk in seqs:
+            raise DataError(f"{test.path} line {test.line(r)}: user {u!r} has two test rows: keep one row per user")
+        seqs[uk] = item_indices(hist.split() + [tgt], test, r)
+    for s in ("valid", "train"):
+        t = tables[s]
+        for r, (u, hist, tgt) in enumerate(zip(t.col("user_id"), t.col("item_id_list"), t.col("item_id"))):
+            uk = user_index(u, t, r)
+            row = item_indices(hist.split() + [tgt], t, r)
+            full = seqs.get(uk)
+            if full is None:
+                raise DataError(f"{t.path} line {t.line(r)}: user {u!r} has no test row: every user needs one")
+            ok = row == full[:-1] if s == "valid" else (len(row) < len(full) and row == full[: len(row)])
+            if not ok:
+                what = "the test sequence without its last item" if s == "valid" else "a prefix of the test sequence"
+                raise DataError(
+                    f"{t.path} line {t.line(r)}: history + target of user {u!r} is not {what}: "
+                    "the .inter files do not belong together"
+                )
+    lengths = np.zeros(dataset.n_users, np.int64)
+    for uk, sq in seqs.items():
+        lengths[uk] = len(sq)
+    indptr = np.zeros(dataset.n_users + 1, np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    items = np.zeros(indptr[-1], np.int64)
+    for uk, sq in seqs.items():
+        items[indptr[uk] : indptr[uk + 1]] = sq
+    return Sequences(indptr, items, None)
+
+
+# ---------------------------------------------------------------------- side fields
+_AGE_EDGES = (18, 25, 35, 45, 50, 56)  # MovieLens-1M age groups: <18, 18-24, ..., 56+
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Integer codes of string values, 0 for empty, 1.. in sorted vocabulary order."""
+    vals = np.asarray(values).astype(str)
+    vocab = sorted(set(v for v in vals.tolist() if v.strip()))
+    pos = {v: k + 1 for k, v in enumerate(vocab)}
+    return np.array([pos.get(v, 0) for v in vals.tolist()], dtype=np.int64), vocab
+
+
+def _multi_codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """``(n, k)`` codes of comma/pipe-separated tokens (padded with -1), vocabulary."""
+    rows = []
+    for v in np.asarray(values).astype(str).tolist():
+        toks = [t.strip() for t in v.replace("|", ",").split(",")]
+        rows.append([t for t in toks if t and t != "(no genres listed)"])
+    vocab = sorted(set(t for r in rows for t in r))
+    pos = {v: k + 1 for k, v in enumerate(vocab)}
+    width = max([len(r) for r in rows] + [1])
+    out = np.full((len(rows), width), -1, dtype=np.int64)
+    for k, r in enumerate(rows):
+        if r:
+            out[k, : len(r)] = [pos[t] for t in r]
+        else:
+            out[k, 0] = 0  # unknown
+    return out, vocab
+
+
+def encode_side_fields(dataset: Dataset) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, int]]:
+    """Categorical side features as integer codes.
+
+    Returns ``(user_side, item_side, vocab_sizes)``: ``user_side[name]`` is ``(n_users,)``
+    (MovieLens ``age`` is bucketed into the ML-1M age groups); ``item_side[name]`` is
+    ``(n_items, k)`` padded with ``-1`` (``genres``); ``vocab_sizes[name]`` counts code 0.
+    Free text fields (titles, plots, UniSRec ``text``) are not categorical and are skipped.
+    """
+    user_side: dict[str, np.ndarray] = {}
+    item_side: dict[str, np.ndarray] = {}
+    sizes: dict[str, int] = {}
+    for name in ("age", "gender", "occupation"):
+        if name not in dataset.user_fields:
+            continue
+        v = np.asarray(dataset.user_fields[name]).astype(str)
+        if name == "age":
+            ok = np.char.isdigit(v)
+            age = np.where(ok, np.where(ok, v, "0"), "0").astype(np.int64)
+            codes = np.where(ok, np.searchsorted(np.asarray(_AGE_EDGES), age, side="right") + 1, 0)
+            user_side["age"] = codes.astype(np.int64)
+            sizes["age"] = len(_AGE_EDGES) + 2
+        else:
+            codes, vocab = _codes(v)
+            user_side[name] = codes
+            sizes[name] = len(vocab) + 1
+    for name in ("genres", "category", "categories"):
+        if name in dataset.item_fields:
+            codes, vocab = _multi_codes(dataset.item_fields[name])
+            item_side[name] = codes
+            sizes[name] = len(vocab) + 1
+    return user_side, item_side, sizes
+
+
+# ---------------------------------------------------------------------- samples
+@dataclass
+class CTRSplit:
+    """The samples of one split (aligned arrays, one row per sample).
+
+    ``history`` is ``(n, max_history)`` item indices, oldest first, padded with ``-1``;
+    ``hist_delta`` (optional) the seconds from each history behaviour to the candidate's
+    time (NaN at padding); ``position`` the 1-based position ``t`` of the target in its
+    user's sequence (both the positive and its negative carry it).
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    labels: np.ndarray
+    history: np.ndarray
+    position: np.ndarray
+    hist_delta: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def lengths(self) -> np.ndarray:
+        return (self.history >= 0).sum(1)
+
+    def subset(self, index: np.ndarray) -> "CTRSplit":
+        return CTRSplit(
+            self.users[index],
+            self.items[index],
+            self.labels[index],
+            self.history[index],
+            self.position[index],
+            None if self.hist_delta is None else self.hist_delta[index],
+        )
+
+
+@dataclass
+class CTRData:
+    """Samples of the three splits, the leave-two-out :class:`Dataset`, side features."""
+
+    dataset: Dataset
+    samples: dict[str, CTRSplit]
+    user_side: dict[str, np.ndarray] = field(default_factory=dict)
+    item_side: dict[str, np.ndarray] = field(default_factory=dict)
+    vocab_sizes: dict[str, int] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_users(self) -> int:
+        return self.dataset.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.dataset.n_items
+
+    @property
+    def max_history(self) -> int:
+        return int(self.meta["max_history"])
+
+    @property
+    def has_time(self) -> bool:
+        return self.samples["train"].hist_delta is not None
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the samples, side features and the dataset's fingerprint."""
+        h = hashlib.sha256()
+        h.update(self.dataset.fingerprint().encode())
+        for s in CTR_SPLITS:
+            sp_ = self.samples[s]
+            for k, a in _split_arrays(sp_).items():
+                a = np.ascontiguousarray(a)
+                h.update(f"{s}.{k}:{a.dtype.str}:{a.shape}".encode())
+                h.update(a.tobytes())
+        for kind, side in (("user", self.user_side), ("item", self.item_side)):
+            for k in sorted(side):
+                a = np.ascontiguousarray(side[k])
+                h.update(f"{kind}.{k}:{a.dtype.str}:{a.shape}".encode())
+                h.update(a.tobytes())
+        return h.hexdigest()
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.dataset.name, "users": self.n_users, "items": self.n_items}
+        for s in CTR_SPLITS:
+            sp_ = self.samples[s]
+            out[f"{s}_samples"] = len(sp_)
+            out[f"{s}_positives"] = int(sp_.labels.sum())
+        out["mean_history"] = float(self.samples["test"].lengths().mean()) if len(self.samples["test"]) else 0.0
+        out["max_history"] = self.max_history
+        out["modalities"] = {m: int(x.shape[1]) for m, x in self.dataset.item_features.items()}
+        out["user_side"] = list(self.user_side)
+        out["item_side"] = list(self.item_side)
+        out["timestamps"] = self.has_time
+        return out
+
+    # ------------------------------------------------------------------ storage
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write ``ctr.json``, ``samples.npz``, ``side.npz`` and ``dataset/`` atomically."""
+        path = Path(path)
+        with atomic_dir(path, overwrite) as tmp:
+            self.dataset.save(tmp / "dataset")
+            arrays = {}
+            for s in CTR_SPLITS:
+                for k, a in _split_arrays(self.samples[s]).items():
+                    arrays[f"{s}__{k}"] = a
+            np.savez_compressed(tmp / "samples.npz", **arrays)
+            side = {f"user__{k}": v for k, v in self.user_side.items()}
+            side.update({f"item__{k}": v for k, v in self.item_side.items()})
+            np.savez_compressed(tmp / "side.npz", **side)
+            header = {
+                "format": FORMAT_NAME,
+                "version": FORMAT_VERSION,
+                "meta": self.meta,
+                "vocab_sizes": self.vocab_sizes,
+                "user_side": list(self.user_side),
+                "item_side": list(self.item_side),
+                "has_time": self.has_time,
+                "fingerprint": self.fingerprint(),
+                "stats": self.stats(),
+            }
+            (tmp / "ctr.json").write_text(json.dumps(header, indent=2, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "CTRData":
+        """Read a directory written by :meth:`save` (no pickles), checking its fingerprint."""
+        path = Path(path)
+        head = path / "ctr.json"
+        if not head.is_file():
+            raise DataError(f"{path} is not a CTR samples directory (no ctr.json): create it with --samples {path}")
+        try:
+            header = json.loads(head.read_text())
+        except json.JSONDecodeError as e:
+            raise DataError(f"{head}: invalid JSON ({e}): delete the folder and build the samples again") from None
+        if header.get("format") != FORMAT_NAME or header.get("version") != FORMAT_VERSION:
+            raise DataError(f"{head}: not {FORMAT_NAME} v{FORMAT_VERSION}: delete the folder and build the samples again")
+        dataset = Dataset.load(path / "dataset")
+        try:
+            samples = {}
+            with np.load(path / "samples.npz", allow_pickle=False) as z:
+                for s in CTR_SPLITS:
+                    delta = z[f"{s}__hist_delta"] if header["has_time"] else None
+                    samples[s] = CTRSplit(
+                        z[f"{s}__users"], z[f"{s}__items"], z[f"{s}__labels"],
+                        z[f"{s}__history"], z[f"{s}__position"], delta,
+                    )
+            with np.load(path / "side.npz", allow_pickle=False) as z:
+                user_side = {k: z[f"user__{k}"] for k in header["user_side"]}
+                item_side = {k: z[f"item__{k}"] for k in header["item_side"]}
+        except (OSError, KeyError, ValueError) as e:
+            raise DataError(f"{path}: CTR samples are incomplete or corrupt ({e}): delete the folder and build again") from None
+        data = cls(dataset, samples, user_side, item_side, dict(header["vocab_sizes"]), dict(header["meta"]))
+        if data.fingerprint() != header["fingerprint"]:
+            raise DataError(f"{path}: content does not match the fingerprint in ctr.json (files were modified): build the samples again")
+        return data
+
+
+def _split_arrays(s: CTRSplit) -> dict[str, np.ndarray]:
+    out = {"users": s.users, "items": s.items, "labels": s.labels, "history": s.history, "position": s.position}
+    if s.hist_delta is not None:
+        out["hist_delta"] = s.hist_delta
+    return out
+
+
+def _make_split(
+    seqs: Sequences,
+    users: np.ndarray,
+    pos: np.ndarray,
+    max_history: int,
+    sampler: NegativeSampler,
+    rng: np.random.Generator,
+) -> CTRSplit:
+    """Positive samples (user, 0-based position ``pos`` in its sequence) and one negative each."""
+    starts = seqs.indptr[users]
+    flat = starts + pos  # index of the target in seqs.items
+    # history: the max_history items before the target, oldest first, left-aligned
+    n_hist = np.minimum(pos, max_history)
+    first = flat - n_hist
+    offs = np.arange(max_history)
+    idx = first[:, None] + offs[None, :]
+    valid = offs[None, :] < n_hist[:, None]
+    hist = np.where(valid, seqs.items[np.where(valid, idx, 0)], -1)
+    delta = None
+    if seqs.times is not None:
+        t_target = seqs.times[flat]
+        delta = np.where(valid, t_target[:, None] - seqs.times[np.where(valid, idx, 0)], np.nan).astype(np.float32)
+    items = seqs.items[flat]
+    negs = sampler.sample(users, rng)
+    n = len(users)
+    # interleave: positive then its negative
+    order_users = np.repeat(users, 2)
+    order_items = np.empty(2 * n, np.int64)
+    order_items[0::2] = items
+    order_items[1::2] = negs
+    labels = np.tile(np.array([1.0, 0.0], np.float32), n)
+    return CTRSplit(
+        users=order_users.astype(np.int64),
+        items=order_items,
+        labels=labels,
+        history=np.repeat(hist, 2, axis=0).astype(np.int32),
+        position=np.repeat(pos + 1, 2).astype(np.int32),
+        hist_delta=None if delta is None else np.repeat(delta, 2, axis=0),
+    )
+
+
+def build_ctr_data(
+    dataset: Dataset,
+    sequences: Sequences,
+    *,
+    max_history: int = 50,
+    seed: int = 0,
+    source: str = "",
+) -> CTRData:
+    """Samples of the module doc from ``sequences`` (index space of ``dataset``).
+
+    The returned :class:`CTRData` carries ``dataset`` with its splits replaced by the
+    leave-two-out partition of the sequences (timestamps kept when the sequences have
+    them) and its cold-start marks dropped.
+    """
+    if max_history < 1:
+        raise ConfigError(f"max_history must be at least 1, got {max_history}")
+    if sequences.n_users != dataset.n_users:
+        raise DataError(f"sequences cover {sequences.n_users} users but the dataset has {dataset.n_users}")
+    if len(sequences.items) and (sequences.items.min() < 0 or sequences.items.max() >= dataset.n_items):
+        raise DataError("a sequence item index is outside the dataset's items")
+    lengths = sequences.lengths()
+    eligible = lengths >= _MIN_LENGTH
+    if not eligible.any():
+        raise DataError(
+            f"no user of {dataset.name!r} has {_MIN_LENGTH} or more behaviours: CTR samples need "
+            "a history, a validation and a test behaviour per user"
+        )
+    n_users, n_items = dataset.n_users, dataset.n_items
+    user_of = np.repeat(np.arange(n_users, dtype=np.int64), lengths)
+    rank = np.arange(len(sequences.items)) - sequences.indptr[user_of]
+    n_of = lengths[user_of]
+    label = np.zeros(len(sequences.items), np.int64)  # 0 train, 1 valid, 2 test
+    label[(rank == n_of - 2) & eligible[user_of]] = 1
+    label[(rank == n_of - 1) & eligible[user_of]] = 2
+
+    # all positives of a user (any split): negatives are drawn outside them
+    all_pos, _ = interactions_matrix(user_of, sequences.items, (n_users, n_items))
+    sampler = NegativeSampler(all_pos)
+    rng = np.random.default_rng(seed)
+
+    samples = {}
+    # train: t = 2 .. N-2 (1-based), i.e. 0-based positions 1 .. N-3
+    train_sel = eligible[user_of] & (rank >= 1) & (rank <= n_of - 3)
+    samples["train"] = _make_split(sequences, user_of[train_sel], rank[train_sel], max_history, sampler, rng)
+    for k, s in ((1, "valid"), (2, "test")):
+        sel = label == k
+        samples[s] = _make_split(sequences, user_of[sel], rank[sel], max_history, sampler, rng)
+
+    splits, stamps = {}, ({} if sequences.times is not None else None)
+    for k, s in enumerate(CTR_SPLITS):
+        sel = label == k
+        m, t = interactions_matrix(
+            user_of[sel], sequences.items[sel], (n_users, n_items),
+            None if sequences.times is None else sequences.times[sel],
+        )
+        splits[s] = m
+        if stamps is not None:
+            stamps[s] = t
+    meta = {k: v for k, v in dataset.meta.items() if k not in ("cold_start", "split")}
+    meta["split"] = "ctr-leave-two-out"
+    ctr_dataset = dataset.replace(splits=splits, timestamps=stamps, cold_items=None, meta=meta)
+    user_side, item_side, sizes = encode_side_fields(dataset)
+    info = {
+        "protocol": "din",
+        "max_history": int(max_history),
+        "seed": int(seed),
+        "negatives_per_positive": 1,
+        "min_length": _MIN_LENGTH,
+        "source": str(source),
+        "source_fingerprint": dataset.fingerprint(),
+        "users_with_samples": int(eligible.sum()),
+    }
+    return CTRData(ctr_dataset, samples, user_side, item_side, sizes, info)
+
+
+def load_ctr_source(
+    path: str | os.PathLike,
+    *,
+    max_history: int = 50,
+    seed: int = 0,
+) -> CTRData:
+    """Build CTR samples from a source folder: a UniSRec folder (``*.train.inter``; CLIP
+    ``image``/``text`` features), a MovieLens folder or ratings file (``ratings.csv`` /
+    ``u.data``, with ``text_minilm.npy`` text features and user/item side files), or a
+    graphrec dataset directory with timestamps (``dataset.json``)."""
+    p = Path(path)
+    if p.is_dir() and (p / "dataset.json").is_file():
+        ds = Dataset.load(p)
+        seqs = sequences_from_dataset(ds)
+    elif p.is_dir() and any(p.glob("*.train.inter")):
+        from graphrec.data.formats import read_unisrec
+
+        ds = read_unisrec(p, unseen="keep")
+        seqs = read_unisrec_sequences(p, ds)
+    elif (p.is_dir() and ((p / "ratings.csv").is_file() or (p / "u.data").is_file())) or p.name in ("ratings.csv", "u.data"):
+        from graphrec.data.formats import read_movielens
+
+        ds = read_movielens(p)
+        seqs = sequences_from_dataset(ds)
+    elif not p.exists():
+        raise DataError(f"{p}: not found: pass a UniSRec folder, a MovieLens folder or a graphrec dataset directory")
+    else:
+        raise DataError(
+            f"{p}: not a CTR source (no *.train.inter, ratings.csv, u.data or dataset.json): pass a "
+            "UniSRec folder, a MovieLens folder or a graphrec dataset directory with timestamps"
+        )
+    return build_ctr_data(ds, seqs, max_history=max_history, seed=seed, source=str(p))
+
+
+# ---------------------------------------------------------------------- properties and slices
+def behaviour_properties(split: CTRSplit, n_buckets: int = N_PROPERTY_BUCKETS) -> np.ndarray:
+    """Integer behaviour-property codes ``(n, max_history)``, 0 at padding.
+
+    With times: ``1 + min(floor(log2(1 + minutes before the candidate)), n_buckets - 1)``
+    (MARN's behaviour time, log-bucketed). Without: the recency rank,
+    ``1 + min(steps back - 1, n_buckets - 1)`` (1 = the most recent behaviour).
+    """
+    mask = split.history >= 0
+    if split.hist_delta is not None:
+        minutes = np.nan_to_num(np.maximum(split.hist_delta, 0.0), nan=0.0) / 60.0
+        code = 1 + np.minimum(np.floor(np.log2(1.0 + minutes)), n_buckets - 1).astype(np.int64)
+    else:
+        lengths = mask.sum(1, keepdims=True)
+        steps_back = lengths - np.arange(split.history.shape[1])[None, :]
+        code = 1 + np.minimum(np.maximum(steps_back - 1, 0), n_buckets - 1)
+    return np.where(mask, code, 0).astype(np.int64)
+
+
+def item_popularity(data: CTRData) -> np.ndarray:
+    """Train frequency of every item: number of users with the item among their training
+    behaviours (:math:`x_1 .. x_{N-2}`)."""
+    return np.asarray(data.dataset.train.sum(axis=0)).ravel().astype(np.int64)
+
+
+def popularity_levels(data: CTRData, split: str = "test", n_levels: int = 10) -> np.ndarray:
+    """Popularity level of each sample's candidate (MARN Table 4): the distinct candidate
+    items of ``split`` sorted by train frequency (ties by item index) and cut into
+    ``n_levels`` equal-size groups, 0 = least popular."""
+    if n_levels < 1:
+        raise ConfigError(f"n_levels must be at least 1, got {n_levels}")
+    pop = item_popularity(data)
+    items = data.samples[split].items
+    uniq = np.unique(items)
+    order = np.lexsort((uniq, pop[uniq]))
+    level_of = np.empty(data.n_items, np.int64)
+    level_of[uniq[order]] = (np.arange(len(uniq)) * n_levels) // max(len(uniq), 1)
+    return level_of[items]
+
+
+def cold_mask(data: CTRData, split: str = "test", threshold: int = 1) -> np.ndarray:
+    """Samples whose candidate has train frequency below ``threshold`` (default: items
+    never seen in training)."""
+    pop = item_popularity(data)
+    return pop[data.samples[split].items] < threshold
+

@@ -3,7 +3,10 @@
 :mod:`graphrec.metrics.ranking`: top-K ranking metrics (recall, ndcg, precision, hit,
 mrr, map) with RecBole's definitions and names. The full-ranking evaluator that feeds
 them lives in :mod:`graphrec.train.evaluate`.
+:mod:`graphrec.metrics.ctr`: click-through-rate metrics (AUC, GAUC as GMMF eq. 18, logloss).
 """
+
+from graphrec.metrics.ctr import CTR_METRICS, auc, ctr_metrics, gauc, logloss
 
 from graphrec.metrics.ranking import (
     METRICS,
@@ -15,6 +18,11 @@ from graphrec.metrics.ranking import (
 )
 
 __all__ = [
+    "CTR_METRICS",
+    "auc",
+    "gauc",
+    "logloss",
+    "ctr_metrics",
     "METRICS",
     "check_metrics",
     "metric_names",

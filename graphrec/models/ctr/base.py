@@ -1,0 +1,465 @@
+r"""The contract every click-through-rate (CTR) model of graphrec follows, and the
+encoders the models share.
+
+A CTR model is a ``torch.nn.Module`` that
+
+* takes a :class:`CTRSchema` (sizes, item content features and side-feature codes as
+  tensors) plus plain typed hyper-parameters, and ends ``__init__`` with
+  ``reset_parameters()`` (re-seeding then resetting reproduces the same weights);
+* never reads files or picks a device (the caller moves it with ``.to(device)``);
+* maps a :class:`CTRBatch` (user, candidate item, behaviour history) to one logit per
+  sample with :meth:`CTRModel.forward`; :meth:`CTRModel.losses` returns the training
+  loss (``"loss"``: BCE plus the model's own auxiliary terms) and its parts, which the
+  fit loop logs per epoch;
+* may expose a generator/discriminator pair trained by its own optimiser
+  (:meth:`CTRModel.gan_parameters`, :meth:`CTRModel.discriminator_loss`,
+  :meth:`CTRModel.generator_loss`; GMMF's Algorithm 1), a training-progress hook
+  (:meth:`CTRModel.set_progress`, MARN's lambda schedule) and per-sample modality
+  weights (:meth:`CTRModel.modality_attention`, the papers' Figure 4).
+
+Graph enrichment (:class:`ItemGraphPropagation`): every model with an item ID embedding
+table :math:`E \in \mathbb{R}^{n \times d}` can replace it by its propagation over
+normalised item-item graphs :math:`\hat A_g` (content kNN, co-interaction, or both,
+built from TRAINING data only), LightGCN-style with the layer mean keeping each item's
+own embedding:
+
+.. math::
+    \hat A = \sum_g \alpha_g \hat A_g, \quad \alpha = \mathrm{softmax}(a), \qquad
+    E' = \frac{1}{L + 1} \sum_{l=0}^{L} \hat A^{l} E .
+
+By linearity :math:`\hat A h = \sum_g \alpha_g (\hat A_g h)`: one sparse product per
+graph and layer (:func:`graphrec.nn.propagate`), no merged matrix, and the logits
+:math:`a` are learned through the scalar weights. The propagated table is computed once
+per forward pass; items enter the models through it (candidates and histories alike).
+
+Item content features :math:`x_m` (frozen, e.g. CLIP) are rescaled to
+:math:`\sqrt{d_m}\, x_m / \|x_m\|` (unit mean square per dimension, so reconstruction
+losses and projections see the same scale for every encoder); an all-zero row (missing
+content) stays zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from graphrec.errors import ConfigError
+from graphrec.nn import propagate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.data.ctr import CTRData, CTRSplit
+
+__all__ = [
+    "CTRBatch",
+    "CTRSchema",
+    "CTRModel",
+    "MLP",
+    "ItemGraphPropagation",
+    "ItemIDEncoder",
+    "SideEncoder",
+    "ConcatItemEncoder",
+    "UserEncoder",
+    "masked_mean",
+    "normalized_features",
+]
+
+
+@dataclass
+class CTRBatch:
+    """A batch of CTR samples as tensors.
+
+    Attributes:
+        users: ``(B,)`` user indices.
+        items: ``(B,)`` candidate item indices.
+        history: ``(B, L)`` behaviour item indices, oldest first, ``-1`` at padding.
+        props: ``(B, L)`` behaviour-property codes (time buckets or recency), 0 at padding.
+        labels: ``(B,)`` float 0/1 (``None`` when predicting).
+    """
+
+    users: Tensor
+    items: Tensor
+    history: Tensor
+    props: Tensor
+    labels: Tensor | None = None
+
+    @property
+    def mask(self) -> Tensor:
+        return self.history >= 0
+
+    @property
+    def hist_index(self) -> Tensor:
+        return self.history.clamp_min(0)
+
+    def to(self, device: torch.device | str) -> "CTRBatch":
+        return CTRBatch(
+            self.users.to(device), self.items.to(device), self.history.to(device), self.props.to(device),
+            None if self.labels is None else self.labels.to(device),
+        )
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+    @classmethod
+    def from_split(cls, split: "CTRSplit", index: np.ndarray | slice | None = None) -> "CTRBatch":
+        """Samples ``index`` of a :class:`~graphrec.data.ctr.CTRSplit` (all by default)."""
+        from graphrec.data.ctr import behaviour_properties
+
+        s = split if index is None else split.subset(np.arange(len(split))[index])
+        return cls(
+            torch.from_numpy(s.users.astype(np.int64)),
+            torch.from_numpy(s.items.astype(np.int64)),
+            torch.from_numpy(s.history.astype(np.int64)),
+            torch.from_numpy(behaviour_properties(s)),
+            torch.from_numpy(s.labels.astype(np.float32)),
+        )
+
+
+@dataclass
+class CTRSchema:
+    """What a CTR model needs to know about the data (all tensors, no files).
+
+    Attributes:
+        n_users, n_items: sizes.
+        item_features: ``{modality: (n_items, d_m) float}`` frozen content features.
+        user_side: ``{field: (n_users,) long}`` categorical codes (0 = unknown).
+        item_side: ``{field: (n_items, k) long}`` multi-valued codes, ``-1`` padding.
+        vocab_sizes: ``{field: number of codes}`` for every side field.
+        n_properties: number of behaviour-property codes (padding 0 included).
+    """
+
+    n_users: int
+    n_items: int
+    item_features: dict[str, Tensor] = field(default_factory=dict)
+    user_side: dict[str, Tensor] = field(default_factory=dict)
+    item_side: dict[str, Tensor] = field(default_factory=dict)
+    vocab_sizes: dict[str, int] = field(default_factory=dict)
+    n_properties: int = 25
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.item_features)
+
+    @classmethod
+    def from_data(cls, data: "CTRData") -> "CTRSchema":
+        """The schema of :class:`~graphrec.data.ctr.CTRData` (features, side codes, sizes)."""
+        from graphrec.data.ctr import N_PROPERTY_BUCKETS
+
+        return cls(
+            n_users=data.n_users,
+            n_items=data.n_items,
+            item_features={m: torch.from_numpy(np.ascontiguousarray(x)) for m, x in data.dataset.item_features.items()},
+            user_side={k: torch.from_numpy(v) for k, v in data.user_side.items()},
+            item_side={k: torch.from_numpy(v) for k, v in data.item_side.items()},
+            vocab_sizes=dict(data.vocab_sizes),
+            n_properties=N_PROPERTY_BUCKETS + 1,
+        )
+
+
+def normalized_features(x: Tensor) -> Tensor:
+    r""":math:`\sqrt{d}\, x / \|x\|` per row; zero rows stay zero."""
+    x = x.detach().float()
+    norm = x.norm(dim=1, keepdim=True)
+    return torch.where(norm > 0, x * math.sqrt(x.shape[1]) / norm.clamp_min(1e-12), torch.zeros_like(x))
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``x`` (B, L, d) over the valid steps of ``mask`` (B, L); zeros when none."""
+    m = mask.unsqueeze(-1).to(x.dtype)
+    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+class MLP(nn.Sequential):
+    """Linear layers with ReLU between them (none after the last)."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int | None = 1, dropout: float = 0.0) -> None:
+        layers: list[nn.Module] = []
+        d = in_dim
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            d = h
+        if out_dim is not None:
+            layers.append(nn.Linear(d, out_dim))
+            d = out_dim
+        super().__init__(*layers)
+        self.out_dim = d
+
+    def reset_parameters(self) -> None:
+        for m in self:
+            if isinstance(m, nn.Linear):
+                m.reset_parameters()
+
+
+class ItemGraphPropagation(nn.Module):
+    """Propagation of item embeddings over item-item graphs (module doc).
+
+    Args:
+        graphs: normalised ``(n_items, n_items)`` torch sparse tensors (CSR or COO); kept
+            as non-persistent buffers (data, not parameters).
+        num_layers: L (``0`` returns the embeddings unchanged).
+        learn_weights: learn one softmax logit per graph (else equal fixed weights).
+    """
+
+    def __init__(self, graphs: Sequence[Tensor], num_layers: int = 2, learn_weights: bool = True) -> None:
+        super().__init__()
+        if not graphs:
+            raise ConfigError("graph enrichment needs at least one item graph")
+        if num_layers < 0:
+            raise ConfigError(f"graph layers must be >= 0, got {num_layers}")
+        n = graphs[0].shape[0]
+        for k, g in enumerate(graphs):
+            if not isinstance(g, Tensor) or g.layout not in (torch.sparse_csr, torch.sparse_coo):
+                raise ConfigError("item graphs must be torch sparse tensors (graphrec.nn.to_torch_sparse)")
+            if tuple(g.shape) != (n, n):
+                raise ConfigError(f"item graph {k} has shape {tuple(g.shape)}, expected {(n, n)}")
+            if g.layout == torch.sparse_coo:
+                g = g.coalesce().to_sparse_csr()
+            gt = g.to_sparse_coo().t().coalesce().to_sparse_csr()
+            self.register_buffer(f"graph_{k}", g, persistent=False)
+            self.register_buffer(f"graph_t_{k}", gt, persistent=False)
+        self.n_graphs = len(graphs)
+        self.num_layers = num_layers
+        self.logits = nn.Parameter(torch.zeros(self.n_graphs)) if learn_weights and self.n_graphs > 1 else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.logits is not None:
+            nn.init.zeros_(self.logits)
+
+    def weights(self) -> Tensor:
+        if self.logits is not None:
+            return torch.softmax(self.logits, 0)
+        return torch.full((self.n_graphs,), 1.0 / self.n_graphs, device=self.graph_0.device)
+
+    def forward(self, emb: Tensor) -> Tensor:
+        w = self.weights()
+        h, acc = emb, emb
+        for _ in range(self.num_layers):
+            out = w[0] * propagate(self.graph_0, h, adj_t=self.graph_t_0)
+            for g in range(1, self.n_graphs):
+                out = out + w[g] * propagate(getattr(self, f"graph_{g}"), h, adj_t=getattr(self, f"graph_t_{g}"))
+            h = out
+            acc = acc + h
+        return acc / (self.num_layers + 1)
+
+
+class ItemIDEncoder(nn.Module):
+    """Item ID embedding table, optionally graph-enriched (:class:`ItemGraphPropagation`).
+
+    :meth:`table` returns the ``(n_items, dim)`` table the model indexes (propagated when
+    graphs are given), computed once per forward pass.
+    """
+
+    def __init__(
+        self, n_items: int, dim: int, graphs: Sequence[Tensor] | None = None, graph_layers: int = 2,
+        learn_graph_weights: bool = True,
+    ) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(n_items, dim)
+        self.propagation = ItemGraphPropagation(graphs, graph_layers, learn_graph_weights) if graphs else None
+        self.dim = dim
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.embedding.weight, std=0.1)
+        if self.propagation is not None:
+            self.propagation.reset_parameters()
+
+    def table(self) -> Tensor:
+        if self.propagation is None:
+            return self.embedding.weight
+        return self.propagation(self.embedding.weight)
+
+
+class SideEncoder(nn.Module):
+    """Embeddings of categorical side fields, concatenated (one ``dim`` block per field).
+
+    Single-valued fields (``(n,)`` codes) are looked up; multi-valued ones (``(n, k)``
+    codes with ``-1`` padding, e.g. genres) are mean-pooled over their codes.
+    """
+
+    def __init__(self, codes: dict[str, Tensor], vocab_sizes: dict[str, int], dim: int) -> None:
+        super().__init__()
+        self.names = list(codes)
+        self.tables = nn.ModuleDict()
+        for name, c in codes.items():
+            if name not in vocab_sizes:
+                raise ConfigError(f"side field {name!r} has no vocabulary size")
+            self.register_buffer(f"codes_{name}", c.detach().long(), persistent=False)
+            self.tables[name] = nn.Embedding(int(vocab_sizes[name]), dim)
+        self.dim = dim
+        self.out_dim = dim * len(self.names)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for t in self.tables.values():
+            nn.init.normal_(t.weight, std=0.1)
+
+    def table(self) -> Tensor | None:
+        """``(n, out_dim)`` side embedding of every user/item, or None without fields."""
+        if not self.names:
+            return None
+        parts = []
+        for name in self.names:
+            c = getattr(self, f"codes_{name}")
+            emb = self.tables[name]
+            if c.dim() == 1:
+                parts.append(emb(c))
+            else:
+                m = c >= 0
+                parts.append(masked_mean(emb(c.clamp_min(0)), m))
+        return torch.cat(parts, -1)
+
+    def field_tables(self) -> list[Tensor]:
+        """One ``(n, dim)`` embedding per field (FM-style models)."""
+        t = self.table()
+        if t is None:
+            return []
+        return list(t.split(self.dim, dim=-1))
+
+
+class ConcatItemEncoder(nn.Module):
+    r"""The item vector of the concatenation baselines (GMMF section 4.2: "DeepFM,
+    YoutubeNet, and DIN concatenate ID, visual, and text features into a large vector"):
+
+    .. math:: v_i = [E_i;\ S_i;\ W_V x_{V,i};\ W_T x_{T,i}]
+
+    with the (optionally graph-enriched) item ID embedding :math:`E_i`, the side-field
+    embeddings :math:`S_i` and one linear projection per modality to ``modality_dim``
+    (``modality_dim=0``: the normalised features themselves, unprojected).
+    """
+
+    def __init__(
+        self,
+        schema: CTRSchema,
+        id_dim: int = 32,
+        side_dim: int = 16,
+        modality_dim: int = 32,
+        modalities: Sequence[str] | None = None,
+        item_graphs: Sequence[Tensor] | None = None,
+        graph_layers: int = 2,
+    ) -> None:
+        super().__init__()
+        self.ids = ItemIDEncoder(schema.n_items, id_dim, item_graphs, graph_layers)
+        self.side = SideEncoder(schema.item_side, schema.vocab_sizes, side_dim)
+        mods = schema.modalities if modalities is None else list(modalities)
+        for m in mods:
+            if m not in schema.item_features:
+                raise ConfigError(f"modality {m!r} is not in the data (has {', '.join(schema.modalities) or 'none'})")
+        self.modalities = mods
+        self.proj = nn.ModuleDict()
+        out = id_dim + self.side.out_dim
+        for m in mods:
+            x = schema.item_features[m]
+            self.register_buffer(f"feat_{m}", normalized_features(x), persistent=False)
+            if modality_dim > 0:
+                self.proj[m] = nn.Linear(x.shape[1], modality_dim)
+                out += modality_dim
+            else:
+                out += x.shape[1]
+        self.out_dim = out
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.ids.reset_parameters()
+        self.side.reset_parameters()
+        for p in self.proj.values():
+            p.reset_parameters()
+
+    def table(self) -> Tensor:
+        parts = [self.ids.table()]
+        s = self.side.table()
+        if s is not None:
+            parts.append(s)
+        for m in self.modalities:
+            x = getattr(self, f"feat_{m}")
+            parts.append(self.proj[m](x) if m in self.proj else x)
+        return torch.cat(parts, -1)
+
+
+class UserEncoder(nn.Module):
+    """User ID embedding concatenated with the user side-field embeddings."""
+
+    def __init__(self, schema: CTRSchema, id_dim: int = 32, side_dim: int = 8) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(schema.n_users, id_dim)
+        self.side = SideEncoder(schema.user_side, schema.vocab_sizes, side_dim)
+        self.out_dim = id_dim + self.side.out_dim
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.embedding.weight, std=0.1)
+        self.side.reset_parameters()
+
+    def forward(self, users: Tensor) -> Tensor:
+        s = self.side.table()
+        u = self.embedding(users)
+        return u if s is None else torch.cat([u, s[users]], -1)
+
+
+class CTRModel(nn.Module):
+    """Base class of the CTR models (module doc)."""
+
+    n_users: int
+    n_items: int
+
+    def reset_parameters(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, batch: CTRBatch) -> Tensor:  # pragma: no cover - abstract
+        """One logit per sample, shape ``(B,)``."""
+        raise NotImplementedError
+
+    def predict(self, batch: CTRBatch) -> Tensor:
+        """Click probabilities ``(B,)``."""
+        return torch.sigmoid(self.forward(batch))
+
+    def losses(self, batch: CTRBatch) -> dict[str, Tensor]:
+        """``{"loss": total, "ctr": BCE, ...}``: the backbone's training loss and parts."""
+        if batch.labels is None:
+            raise ConfigError("training needs labels in the batch")
+        bce = F.binary_cross_entropy_with_logits(self.forward(batch), batch.labels.float())
+        return {"loss": bce, "ctr": bce}
+
+    def loss(self, batch: CTRBatch) -> Tensor:
+        return self.losses(batch)["loss"]
+
+    # optional hooks ---------------------------------------------------------
+    def gan_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]] | None:
+        """``(generator params, discriminator params)`` trained by the GAN optimiser,
+        outside the backbone's; None for models without a GAN."""
+        return None
+
+    def discriminator_loss(self, batch: CTRBatch) -> Tensor:  # pragma: no cover - optional
+        raise NotImplementedError
+
+    def generator_loss(self, batch: CTRBatch) -> Tensor:  # pragma: no cover - optional
+        raise NotImplementedError
+
+    def set_progress(self, progress: float) -> None:
+        """Training progress in [0, 1] (called before every step); unused by default."""
+
+    def log_values(self) -> dict[str, float]:
+        """Scalars worth recording every epoch (e.g. learned graph weights)."""
+        return {}
+
+    def modality_attention(self, batch: CTRBatch) -> tuple[list[str], Tensor] | None:
+        """``(modality names, (B, M) weights)`` per sample, for the Figure 4 heat map;
+        None for models without modality weights."""
+        return None
+
+    def _graph_log(self, encoder: ItemIDEncoder | None) -> dict[str, float]:
+        if encoder is None or encoder.propagation is None or encoder.propagation.logits is None:
+            return {}
+        w = encoder.propagation.weights().detach().cpu().tolist()
+        return {f"graph_weight_{k}": float(v) for k, v in enumerate(w)}
+
+    def extra_repr(self) -> str:
+        return f"n_users={self.n_users}, n_items={self.n_items}"

@@ -1,0 +1,532 @@
+"""Training and evaluation of the click-through-rate (CTR) models.
+
+:func:`fit_ctr` is the one fit loop of every CTR model: binary cross-entropy (plus the
+model's own auxiliary losses, :meth:`~graphrec.models.ctr.CTRModel.losses`) with Adam on
+shuffled training samples, validation AUC after every epoch, early stopping after
+``patience`` epochs without a better validation AUC, the best state restored, and the
+test split evaluated ONCE at the end (AUC, GAUC, logloss, plus the popularity-level and
+cold-item slices). Everything is seeded by ``config.seed``.
+
+Models with a generator/discriminator pair (GMMF's cross-modal GAN) are trained as in
+GMMF's Algorithm 1: the backbone every epoch; the GAN only in epochs after
+``gan_start_epoch`` (K), with its own Adam optimisers and learning rate ``gan_lr``,
+one discriminator step then one generator step per batch before the backbone step.
+The GAN losses are logged per epoch (``None`` before K).
+
+:func:`run_ctr` builds the model (optionally graph-enriched, :func:`resolve_item_graphs`),
+fits it, and writes a run directory (``record.json``, ``model.pt`` and, for models with
+modality weights, ``attention.npz`` with the per-sample weights on the test split).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import inspect
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+import graphrec
+from graphrec._atomic import atomic_dir
+from graphrec.data.ctr import CTRData, CTRSplit, behaviour_properties, cold_mask, popularity_levels
+from graphrec.errors import ConfigError, DataError
+from graphrec.metrics.ctr import auc, ctr_metrics
+from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
+from graphrec.train.fit import seed_everything
+from graphrec.train.record import RECORD, WEIGHTS
+
+__all__ = [
+    "CTRConfig",
+    "CTRFitResult",
+    "ctr_schema",
+    "build_ctr_model",
+    "resolve_item_graphs",
+    "split_tensors",
+    "predict_ctr",
+    "evaluate_ctr",
+    "fit_ctr",
+    "run_ctr",
+    "save_ctr_run",
+    "ATTENTION_FILE",
+]
+
+ATTENTION_FILE = "attention.npz"
+GRAPH_CHOICES = ("none", "knn", "cooccur", "both")
+
+
+@dataclass
+class CTRConfig:
+    """Options of :func:`fit_ctr`.
+
+    Attributes:
+        epochs: maximum number of epochs.
+        batch_size: samples per step.
+        lr: Adam learning rate of the backbone.
+        weight_decay: Adam weight decay.
+        patience: stop after this many epochs without a better validation AUC.
+        seed: seeds initialisation and shuffling.
+        gan_start_epoch: K of GMMF's Algorithm 1: the GAN is trained in epochs > K.
+        gan_lr: Adam learning rate of the generator and discriminator (GMMF: 1e-5).
+        eval_batch_size: samples per prediction batch.
+        popularity_levels: number of popularity levels of the test slices (MARN: 10).
+        cold_threshold: a test candidate with train frequency below this is cold.
+        progress: show progress bars.
+    """
+
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 3
+    seed: int = 0
+    gan_start_epoch: int = 1
+    gan_lr: float = 1e-5
+    eval_batch_size: int = 4096
+    popularity_levels: int = 10
+    cold_threshold: int = 1
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience", "eval_batch_size", "popularity_levels", "cold_threshold"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.gan_lr <= 0:
+            raise ConfigError(f"learning rates must be positive, got lr={self.lr}, gan_lr={self.gan_lr}")
+        if self.gan_start_epoch < 0:
+            raise ConfigError(f"gan_start_epoch must be >= 0, got {self.gan_start_epoch}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "CTRConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown CTR training option(s) {', '.join(unknown)}: valid are {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CTRFitResult:
+    """What :func:`fit_ctr` returns (the model is left in its best state)."""
+
+    best_epoch: int
+    best_valid: dict[str, float]
+    test: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
+
+
+# ---------------------------------------------------------------------- model building
+def ctr_schema(data: CTRData) -> CTRSchema:
+    """The tensors a CTR model is built from (:meth:`CTRSchema.from_data`)."""
+    return CTRSchema.from_data(data)
+
+
+def resolve_item_graphs(
+    data: CTRData,
+    item_graph: str | None,
+    *,
+    k: int = 10,
+    cooccur_top_k: int | None = 20,
+    modalities: Sequence[str] | None = None,
+    progress: bool = False,
+) -> tuple[list[Tensor] | None, list[dict[str, Any]]]:
+    """The normalised item graphs for graph enrichment, and their provenance records.
+
+    ``item_graph``: ``None``/``"none"`` (no enrichment); ``"knn"`` (top-``k`` cosine
+    graph of the early-fused content features), ``"cooccur"`` (co-interactions of the
+    TRAINING behaviours, top ``cooccur_top_k`` per item) or ``"both"``, built with
+    :func:`graphrec.graphs.build_item_graph` from ``data.dataset`` (whose train split is
+    :math:`x_1 .. x_{N-2}`); or paths (comma-separated) of stored graphs
+    (``graphrec build-graph --data SAMPLES/dataset``), refused unless their provenance
+    matches ``data.dataset``. Each graph is made symmetric and normalised
+    :math:`D^{-1/2} A D^{-1/2}`.
+    """
+    from graphrec.graphs import GraphSpec, build_item_graph, load_graph, normalize_adjacency
+    from graphrec.nn import to_torch_sparse
+
+    if item_graph is None or item_graph == "none":
+        return None, []
+    mats, records = [], []
+    if item_graph in GRAPH_CHOICES:
+        kinds = ("knn", "cooccur") if item_graph == "both" else (item_graph,)
+        for kind in kinds:
+            spec = GraphSpec(
+                kind=kind, k=k, modalities=None if modalities is None else tuple(modalities),
+                symmetric=True, cooccur_top_k=cooccur_top_k,
+            )
+            built = build_item_graph(data.dataset, spec, progress=progress)
+            mats.append(built.graph)
+            records.append(built.record.to_dict())
+    else:
+        for part in item_graph.split(","):
+            path = Path(part.strip())
+            if not path.exists():
+                raise ConfigError(
+                    f"--item-graph {part!r} is neither none, knn, cooccur, both nor an existing graph directory"
+                )
+            g, rec = load_graph(path, dataset=data.dataset)
+            mats.append(g)
+            records.append(dict(rec.to_dict(), path=str(path)))
+    tensors = []
+    for g in mats:
+        g = sp.csr_matrix(g.maximum(g.T))
+        g = sp.csr_matrix(g - sp.diags(g.diagonal()))
+        g.eliminate_zeros()
+        tensors.append(to_torch_sparse(normalize_adjacency(g, "sym")))
+    return tensors, records
+
+
+def build_ctr_model(
+    name: str,
+    data: CTRData | CTRSchema,
+    params: Mapping[str, Any] | None = None,
+    item_graphs: Sequence[Tensor] | None = None,
+) -> CTRModel:
+    """Construct CTR model ``name`` with constructor arguments ``params`` (unknown keys
+    are errors) and optional graph enrichment."""
+    if name not in CTR_MODELS:
+        raise ConfigError(f"unknown CTR model {name!r}: choose one of {', '.join(CTR_MODELS)}")
+    cls = CTR_MODELS[name]
+    schema = data if isinstance(data, CTRSchema) else ctr_schema(data)
+    params = dict(params or {})
+    sig = inspect.signature(cls.__init__)
+    allowed = {p for p in sig.parameters if p not in ("self", "schema", "item_graphs")}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ConfigError(f"{name} has no option(s) {', '.join(unknown)}: valid are {', '.join(sorted(allowed))}")
+    if item_graphs:
+        if "item_graphs" not in sig.parameters:
+            raise ConfigError(f"{name} has no item ID embedding to enrich: drop --item-graph")
+        params["item_graphs"] = list(item_graphs)
+    return cls(schema, **params)
+
+
+# ---------------------------------------------------------------------- batches
+def split_tensors(split: CTRSplit) -> dict[str, Tensor]:
+    """A split as CPU tensors (history as long, properties precomputed)."""
+    return {
+        "users": torch.from_numpy(split.users.astype(np.int64)),
+        "items": torch.from_numpy(split.items.astype(np.int64)),
+        "history": torch.from_numpy(split.history.astype(np.int64)),
+        "props": torch.from_numpy(behaviour_properties(split)),
+        "labels": torch.from_numpy(split.labels.astype(np.float32)),
+    }
+
+
+def _batch(t: Mapping[str, Tensor], idx: Tensor | slice, device: torch.device) -> CTRBatch:
+    b = CTRBatch(t["users"][idx], t["items"][idx], t["history"][idx], t["props"][idx], t["labels"][idx])
+    # drop all-padding columns at the end of the batch (shorter histories, faster steps)
+    width = int((b.history >= 0).sum(1).max()) if len(b) else 0
+    width = max(width, 1)
+    b.history, b.props = b.history[:, :width], b.props[:, :width]
+    return b.to(device) if device.type != "cpu" else b
+
+
+@torch.no_grad()
+def predict_ctr(
+    model: CTRModel, tensors: Mapping[str, Tensor], device: torch.device | str = "cpu", batch_size: int = 4096
+) -> np.ndarray:
+    """Click probabilities of every sample of a split (in order)."""
+    device = torch.device(device)
+    model.eval()
+    n = len(tensors["users"])
+    out = []
+    for s in range(0, n, batch_size):
+        out.append(model.predict(_batch(tensors, slice(s, min(n, s + batch_size)), device)).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def _slices(data: CTRData, split: str, probs: np.ndarray, config: CTRConfig) -> dict[str, dict[str, float]]:
+    s = data.samples[split]
+    out: dict[str, dict[str, float]] = {}
+    levels = popularity_levels(data, split, config.popularity_levels)
+    for lv in range(config.popularity_levels):
+        sel = levels == lv
+        out[f"level_{lv}"] = {"auc": auc(s.labels[sel], probs[sel]), "samples": int(sel.sum()), "positives": int(s.labels[sel].sum())}
+    cold = cold_mask(data, split, config.cold_threshold)
+    out["cold"] = {"auc": auc(s.labels[cold], probs[cold]), "samples": int(cold.sum()), "positives": int(s.labels[cold].sum())}
+    warm = ~cold
+    out["warm"] = {"auc": auc(s.labels[warm], probs[warm]), "samples": int(warm.sum()), "positives": int(s.labels[warm].sum())}
+    return out
+
+
+def evaluate_ctr(
+    model: CTRModel,
+    data: CTRData,
+    split: str,
+    config: CTRConfig | None = None,
+    device: torch.device | str = "cpu",
+    slices: bool = False,
+    tensors: Mapping[str, Tensor] | None = None,
+) -> dict[str, Any]:
+    """AUC, GAUC and logloss of ``split`` (and, with ``slices``, per popularity level
+    and for cold/warm candidates)."""
+    config = config or CTRConfig(progress=False)
+    t = tensors if tensors is not None else split_tensors(data.samples[split])
+    probs = predict_ctr(model, t, device, config.eval_batch_size)
+    s = data.samples[split]
+    out: dict[str, Any] = ctr_metrics(s.users, s.labels, probs)
+    if slices:
+        out["slices"] = _slices(data, split, probs, config)
+    return out
+
+
+# ---------------------------------------------------------------------- fit loop
+def _progress(it, enabled: bool, **kw):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, dynamic_ncols=True, leave=False, **kw)
+
+
+def fit_ctr(
+    model: CTRModel,
+    data: CTRData,
+    config: CTRConfig,
+    device: torch.device | str = "cpu",
+    log: Callable[[str], None] | None = None,
+) -> CTRFitResult:
+    """Train ``model`` on the training samples, select on validation AUC, test once."""
+    device = torch.device(device)
+    model.to(device)
+    gen = torch.Generator().manual_seed(config.seed)
+    train = split_tensors(data.samples["train"])
+    valid = split_tensors(data.samples["valid"])
+    n = len(train["users"])
+    if n == 0:
+        raise DataError("there are no training samples: users need at least 4 behaviours")
+    n_batches = -(-n // config.batch_size)
+
+    gan = model.gan_parameters()
+    gan_ids = set()
+    opt_g = opt_d = None
+    if gan is not None:
+        g_params, d_params = gan
+        gan_ids = {id(p) for p in g_params} | {id(p) for p in d_params}
+        opt_g = torch.optim.Adam(g_params, lr=config.gan_lr)
+        opt_d = torch.optim.Adam(d_params, lr=config.gan_lr)
+    backbone = [p for p in model.parameters() if id(p) not in gan_ids]
+    opt = torch.optim.Adam(backbone, lr=config.lr, weight_decay=config.weight_decay)
+
+    best_score, best_epoch, best_state, best_valid = -np.inf, 0, None, {}
+    history: list[dict[str, Any]] = []
+    bad, stopped = 0, False
+    train_time = eval_time = 0.0
+    total_steps = config.epochs * n_batches
+    step = 0
+    bar = _progress(range(1, config.epochs + 1), config.progress, desc=f"train {type(model).__name__}", unit="epoch")
+    for epoch in bar:
+        model.train()
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {}
+        gan_on = gan is not None and epoch > config.gan_start_epoch
+        d_sum = g_sum = 0.0
+        order = torch.randperm(n, generator=gen)
+        batches = _progress(range(n_batches), config.progress and n_batches > 50, desc=f"epoch {epoch}", unit="batch")
+        for b in batches:
+            batch = _batch(train, order[b * config.batch_size : (b + 1) * config.batch_size], device)
+            model.set_progress(step / max(total_steps, 1))
+            step += 1
+            if gan_on:
+                assert opt_d is not None and opt_g is not None
+                d_loss = model.discriminator_loss(batch)
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                g_loss = model.generator_loss(batch)
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+                d_sum += float(d_loss.detach())
+                g_sum += float(g_loss.detach())
+            parts = model.losses(batch)
+            opt.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            opt.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+        dt = time.perf_counter() - t0
+        train_time += dt
+        row: dict[str, Any] = {"epoch": epoch}
+        row.update({k: v / n_batches for k, v in sums.items()})
+        if gan is not None:
+            row["gan_d_loss"] = d_sum / n_batches if gan_on else None
+            row["gan_g_loss"] = g_sum / n_batches if gan_on else None
+        row["train_seconds"] = dt
+        for k in list(sums) + (["gan_d_loss", "gan_g_loss"] if gan_on else []):
+            if not np.isfinite(row[k]):
+                raise FloatingPointError(f"{k} became {row[k]} at epoch {epoch}: lower --lr (or --gan-lr)")
+        logged = model.log_values()
+        if logged:
+            row["model"] = logged
+        t1 = time.perf_counter()
+        v = evaluate_ctr(model, data, "valid", config, device, tensors=valid)
+        eval_time += time.perf_counter() - t1
+        row["valid"] = v
+        history.append(row)
+        if v["auc"] > best_score:
+            best_score, best_epoch, best_valid = v["auc"], epoch, v
+            best_state = copy.deepcopy(model.state_dict())
+            bad = 0
+        else:
+            bad += 1
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{row['loss']:.4f}", auc=f"{v['auc']:.4f}", best=best_epoch)
+        if log is not None:
+            log(f"epoch {epoch}: loss {row['loss']:.4f} valid auc {v['auc']:.4f}")
+        if bad >= config.patience:
+            stopped = True
+            break
+    if hasattr(bar, "close"):
+        bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    t2 = time.perf_counter()
+    test = evaluate_ctr(model, data, "test", config, device, slices=True)
+    return CTRFitResult(
+        best_epoch=best_epoch,
+        best_valid=best_valid,
+        test=test,
+        history=history,
+        timings={
+            "epochs": len(history),
+            "train_seconds": train_time,
+            "seconds_per_epoch": train_time / max(len(history), 1),
+            "eval_seconds_per_pass": eval_time / max(len(history), 1),
+            "test_seconds": time.perf_counter() - t2,
+        },
+        stopped_early=stopped,
+    )
+
+
+# ---------------------------------------------------------------------- runs
+@torch.no_grad()
+def modality_attention(
+    model: CTRModel, data: CTRData, split: str = "test", device: torch.device | str = "cpu", batch_size: int = 4096
+) -> dict[str, np.ndarray] | None:
+    """Per-sample modality weights of ``split`` (None when the model has none)."""
+    device = torch.device(device)
+    t = split_tensors(data.samples[split])
+    n = len(t["users"])
+    model.eval()
+    names, parts = None, []
+    for s in range(0, n, batch_size):
+        res = model.modality_attention(_batch(t, slice(s, min(n, s + batch_size)), device))
+        if res is None:
+            return None
+        names, w = res
+        parts.append(w.float().cpu())
+    if names is None:
+        return None
+    sp_ = data.samples[split]
+    return {
+        "modalities": np.asarray(names, dtype=str),
+        "weights": torch.cat(parts).numpy(),
+        "users": sp_.users,
+        "items": sp_.items,
+        "labels": sp_.labels,
+        "item_ids": data.dataset.item_ids[sp_.items],
+    }
+
+
+def save_ctr_run(
+    out: str | os.PathLike, record: dict[str, Any], state_dict: Mapping[str, Tensor], attention: Mapping[str, np.ndarray] | None = None
+) -> Path:
+    """``record.json``, ``model.pt`` (and ``attention.npz``) written atomically."""
+    out = Path(out)
+    with atomic_dir(out, overwrite=True) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / WEIGHTS)
+        (tmp / RECORD).write_text(json.dumps(record, indent=2, default=_jsonable))
+        if attention is not None:
+            np.savez_compressed(tmp / ATTENTION_FILE, **attention)
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def _finite(obj: Any) -> Any:
+    """NaN -> None, recursively (JSON has no NaN)."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def run_ctr(
+    data: CTRData,
+    model_name: str,
+    params: Mapping[str, Any] | None,
+    config: CTRConfig,
+    *,
+    device: str | torch.device = "cpu",
+    item_graph: str | None = None,
+    graph_options: Mapping[str, Any] | None = None,
+    out: str | os.PathLike | None = None,
+    data_path: str | os.PathLike | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], CTRModel]:
+    """Seed, build (with graph enrichment when asked), fit, and record a CTR run."""
+    seed_everything(config.seed)
+    t0 = time.perf_counter()
+    graph_options = dict(graph_options or {})
+    graphs, graph_records = resolve_item_graphs(data, item_graph, progress=False, **graph_options)
+    seed_everything(config.seed)
+    model = build_ctr_model(model_name, data, params, graphs)
+    build_seconds = time.perf_counter() - t0
+    result = fit_ctr(model, data, config, device, log=log)
+    params_rec = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(params or {}).items()}
+    record: dict[str, Any] = {
+        "graphrec_version": graphrec.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "task": "ctr",
+        "model": model_name,
+        "model_params": params_rec,
+        "item_graph": {"spec": item_graph or "none", "options": graph_options, "graphs": graph_records},
+        "train_config": config.to_dict(),
+        "dataset": {
+            "path": None if data_path is None else str(data_path),
+            "name": data.dataset.name,
+            "samples_fingerprint": data.fingerprint(),
+            "dataset_fingerprint": data.dataset.fingerprint(),
+            "samples": dict(data.meta),
+            "stats": data.stats(),
+        },
+        "device": str(device),
+        "environment": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "best_valid": result.best_valid,
+        "test": result.test,
+        "timings": dict(result.timings, build_seconds=build_seconds),
+        "history": result.history,
+    }
+    record = _finite(record)
+    if out is not None:
+        att = modality_attention(model, data, "test", device, config.eval_batch_size)
+        save_ctr_run(out, record, model.state_dict(), att)
+    return record, model
+

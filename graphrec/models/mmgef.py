@@ -49,8 +49,8 @@ from the cosine similarity of the content feature):
   at every forward pass: :math:`E^m_{ij} = \max(0, \cos(p_i, p_j))` for
   :math:`j \in \mathrm{topk}(x_i)`. The neighbour sets are not re-searched over the
   projections (LATTICE rebuilds its learned graph once per epoch); negative cosines are
-  clipped so the degrees stay positive. The value gradient is gathered per edge,
-  O(nnz d) (:class:`_PatternSpMM`), never through a dense n x n product.
+  clipped so the degrees stay positive. The value gradient is sampled per edge,
+  O(nnz d) (:func:`graphrec.nn.pattern_dot`, :func:`graphrec.nn.pattern_spmm`), never through a dense n x n product.
 
 Reading of the ambiguous points (documented in ``docs/models/mmgef.md``):
 
@@ -72,7 +72,6 @@ Shapes: ``adj`` (n_users + n_items) square, ``knn_graph`` and ``cooccur_graph``
 
 from __future__ import annotations
 
-import warnings
 from typing import Callable
 
 import torch
@@ -80,10 +79,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
-from graphrec.graphs.knn import pair_cosine
 from graphrec.models.base import Recommender
 from graphrec.models.lightgcn import LightGCN
-from graphrec.nn import bpr_loss, l2_penalty, propagate
+from graphrec.nn import (
+    SparsePattern,
+    bpr_loss,
+    l2_penalty,
+    module_pattern,
+    pattern_dot,
+    pattern_spmm,
+    propagate,
+    register_pattern,
+    sym_normalized_values,
+)
 
 __all__ = ["MMGEF", "FEATURE_MODES", "GRAPH_NAMES"]
 
@@ -91,9 +99,6 @@ FEATURE_MODES = ("fixed", "projected")
 
 #: names of the item graphs, in the order of the attention logits
 GRAPH_NAMES = ("knn", "cooccur")
-
-#: (item, neighbour) pairs per chunk of the value gradient in projected mode
-_PAIR_CHUNK = 1 << 16
 
 
 def _as_csr(t: Tensor, name: str, n: int) -> Tensor:
@@ -116,44 +121,6 @@ def _csr_transpose(t: Tensor) -> Tensor:
         and torch.equal(tt.values(), t.values())
     )
     return t if same else tt
-
-
-def _csr(crow: Tensor, cols: Tensor, values: Tensor, n: int) -> Tensor:
-    with warnings.catch_warnings():  # "sparse CSR support is in beta"
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(crow, cols, values, size=(n, n))
-
-
-class _PatternSpMM(torch.autograd.Function):
-    """``A @ x`` for a FIXED sparse pattern with learned ``values``, memory O(nnz d).
-
-    Autograd's own rule for a CSR product with values that require grad forms the dense
-    ``grad @ x^T`` (n x n) on the CPU (measured: 18 GB at 60,000 items). Here
-    dL/dA_e = <dL/dY[row_e], x[col_e]> is gathered in chunks of pairs, and dL/dx = A^T dL/dY
-    uses the transposed pattern (precomputed: ``t_crow``, ``t_cols`` and the permutation
-    ``t_perm`` that maps the values of A to those of A^T). Both products go through
-    :func:`graphrec.nn.propagate`.
-    """
-
-    @staticmethod
-    def forward(ctx, values, x, crow, cols, rows, t_crow, t_cols, t_perm, chunk):  # type: ignore[override]
-        n = crow.numel() - 1
-        ctx.save_for_backward(values, x, rows, cols, t_crow, t_cols, t_perm)
-        ctx.chunk = chunk
-        return propagate(_csr(crow, cols, values, n), x)
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        values, x, rows, cols, t_crow, t_cols, t_perm = ctx.saved_tensors
-        g_values = g_x = None
-        if ctx.needs_input_grad[0]:
-            g_values = torch.empty_like(values)
-            for s in range(0, values.numel(), ctx.chunk):
-                e = min(values.numel(), s + ctx.chunk)
-                g_values[s:e] = (grad.index_select(0, rows[s:e]) * x.index_select(0, cols[s:e])).sum(1)
-        if ctx.needs_input_grad[1]:
-            g_x = propagate(_csr(t_crow, t_cols, values[t_perm], t_crow.numel() - 1), grad)
-        return g_values, g_x, None, None, None, None, None, None, None
 
 
 class MMGEF(Recommender):
@@ -227,15 +194,7 @@ class MMGEF(Recommender):
                 raise ConfigError("feature_mode 'projected' needs the fused item features (features=...)")
             if features.dim() != 2 or features.shape[0] != n_items:
                 raise ConfigError(f"features have shape {tuple(features.shape)}, expected ({n_items}, d_feat)")
-            crow, cols = knn.crow_indices().long(), knn.col_indices().long()
-            rows = torch.repeat_interleave(torch.arange(n_items, device=crow.device), crow.diff())
-            # the transposed pattern: entries ordered by (col, row)
-            t_perm = torch.argsort(cols * n_items + rows)
-            t_crow = torch.zeros(n_items + 1, dtype=torch.long, device=crow.device)
-            t_crow[1:] = torch.cumsum(torch.bincount(cols, minlength=n_items), 0)
-            for name, t in (("crow", crow), ("rows", rows), ("cols", cols), ("t_crow", t_crow),
-                            ("t_cols", rows[t_perm]), ("t_perm", t_perm)):
-                self.register_buffer(f"knn_{name}", t, persistent=False)
+            register_pattern(self, "knn", SparsePattern.from_csr(knn))
             self.register_buffer("features", features.detach().float(), persistent=False)
             self.feature_proj = nn.Linear(features.shape[1], embedding_dim)
 
@@ -285,17 +244,15 @@ class MMGEF(Recommender):
         """Values of Ê^m in projected mode: max(0, cos(p_i, p_j)) on the kNN pattern, with
         p = W x + b, symmetrically normalised with the row degrees (differentiable)."""
         assert self.feature_proj is not None
-        p = self.feature_proj(self.features)
-        rows, cols = self.knn_rows, self.knn_cols
-        v = pair_cosine(p, rows, cols).clamp_min(0.0)
-        deg = torch.zeros(self.n_items, dtype=v.dtype, device=v.device).index_add(0, rows, v)
-        inv = torch.where(deg > 0, deg.clamp_min(torch.finfo(v.dtype).tiny).rsqrt(), torch.zeros_like(deg))
-        return v * inv[rows] * inv[cols]
+        z = F.normalize(self.feature_proj(self.features), dim=1)
+        pattern = module_pattern(self, "knn")
+        v = pattern_dot(pattern, z, z).clamp_min(0.0)
+        return sym_normalized_values(pattern, v)
 
     def projected_knn_graph(self) -> Tensor:
         """Ê^m of projected mode as a torch sparse CSR tensor (detached; for inspection)."""
         with torch.no_grad():
-            return _csr(self.knn_crow, self.knn_cols, self._projected_knn_values(), self.n_items)
+            return module_pattern(self, "knn").matrix(self._projected_knn_values())
 
     def _item_operators(self) -> list[Callable[[Tensor], Tensor]]:
         """``h -> Ê_g h`` for each graph, in the order of :data:`GRAPH_NAMES`."""
@@ -304,12 +261,8 @@ class MMGEF(Recommender):
             ops.append(lambda h: propagate(self.knn_adj, h, adj_t=self.knn_adj_t))
         else:
             vals = self._projected_knn_values()  # once per forward pass, shared by the layers
-            ops.append(
-                lambda h: _PatternSpMM.apply(
-                    vals, h, self.knn_crow, self.knn_cols, self.knn_rows,
-                    self.knn_t_crow, self.knn_t_cols, self.knn_t_perm, _PAIR_CHUNK,
-                )
-            )
+            pattern = module_pattern(self, "knn")
+            ops.append(lambda h: pattern_spmm(pattern, vals, h))
         if self.use_cf_graph:
             ops.append(lambda h: propagate(self.cooccur_adj, h, adj_t=self.cooccur_adj_t))
         return ops

@@ -1,6 +1,27 @@
-"""Reusable layers and functions: sparse propagation, losses."""
+"""Reusable layers and functions: sparse propagation, learned-value sparse products, losses."""
 
 from graphrec.nn.losses import bpr_loss, l2_penalty
+from graphrec.nn.pattern import (
+    SparsePattern,
+    module_pattern,
+    pattern_dot,
+    pattern_spmm,
+    register_pattern,
+    row_normalized_values,
+    sym_normalized_values,
+)
 from graphrec.nn.propagation import propagate, to_torch_sparse
 
-__all__ = ["bpr_loss", "l2_penalty", "propagate", "to_torch_sparse"]
+__all__ = [
+    "SparsePattern",
+    "bpr_loss",
+    "l2_penalty",
+    "module_pattern",
+    "pattern_dot",
+    "pattern_spmm",
+    "propagate",
+    "register_pattern",
+    "row_normalized_values",
+    "sym_normalized_values",
+    "to_torch_sparse",
+]

@@ -194,31 +194,6 @@ def test_projected_mode_learns_the_edge_values_on_the_fixed_pattern():
     assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
 
 
-def test_learned_value_product_gradients_match_finite_differences():
-    from graphrec.models.mmgef import _PatternSpMM
-
-    # an asymmetric 5-node pattern (a row without entries, a column without entries)
-    a = sp.csr_matrix(np.array(
-        [[0, 1, 1, 0, 0], [1, 0, 0, 1, 0], [0, 0, 0, 0, 0], [1, 1, 0, 0, 1], [0, 0, 1, 0, 0]], dtype=np.float64
-    ))
-    crow = torch.from_numpy(a.indptr.astype(np.int64))
-    cols = torch.from_numpy(a.indices.astype(np.int64))
-    rows = torch.repeat_interleave(torch.arange(5), crow.diff())
-    t_perm = torch.argsort(cols * 5 + rows)
-    t_crow = torch.zeros(6, dtype=torch.long)
-    t_crow[1:] = torch.cumsum(torch.bincount(cols, minlength=5), 0)
-    gen = torch.Generator().manual_seed(0)
-    values = torch.rand(a.nnz, dtype=torch.float64, generator=gen, requires_grad=True)
-    x = torch.randn(5, 3, dtype=torch.float64, generator=gen, requires_grad=True)
-
-    def op(v, h):
-        return _PatternSpMM.apply(v, h, crow, cols, rows, t_crow, rows[t_perm], t_perm, 3)  # chunk < nnz
-
-    assert torch.autograd.gradcheck(op, (values, x))
-    dense = torch.zeros(5, 5, dtype=torch.float64).index_put((rows, cols), values.detach())
-    assert torch.allclose(op(values, x), dense @ x)
-
-
 # --------------------------------------------------------------- builder
 
 

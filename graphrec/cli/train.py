@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
@@ -30,6 +30,18 @@ Out = Annotated[Optional[Path], typer.Option(help="Run directory (default runs/M
 ColdStart = Annotated[float, typer.Option(help="Hide all training interactions of this fraction of items (e.g. 0.2).")]
 Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+Graphs = Annotated[
+    Optional[List[Path]],
+    typer.Option(
+        "--graph",
+        help="A stored item graph (`graphrec build-graph --out DIR`) to use instead of building it; "
+        "repeat for several. Refused when built from other data or another cold-start split.",
+    ),
+]
+Modalities = Annotated[Optional[str], typer.Option(help="Modalities to use, e.g. image,text [all the dataset has].")]
+Dim = Annotated[int, typer.Option(help="Embedding size.")]
+Layers = Annotated[int, typer.Option(help="LightGCN propagation layers.")]
+Reg = Annotated[float, typer.Option(help="L2 weight on the batch's layer-0 embeddings.")]
 
 
 COMMON_OPTIONS = (
@@ -157,8 +169,9 @@ def mmgef(
     layers: Annotated[int, typer.Option(help="LightGCN propagation layers.")] = 2,
     item_layers: Annotated[int, typer.Option(help="Propagation layers on the item graph.")] = 1,
     reg: Annotated[float, typer.Option(help="L2 weight on the batch's layer-0 embeddings.")] = 1e-4,
-    k: Annotated[int, typer.Option(help="Neighbours per item in the content kNN graph.")] = 10,
+    k: Annotated[Optional[int], typer.Option(help="Neighbours per item in the content kNN graph [10, or the stored graph's].")] = None,
     modalities: Annotated[Optional[str], typer.Option(help="Modalities fused early, e.g. image,text [all].")] = None,
+    graph: Graphs = None,
     no_cf_graph: Annotated[bool, typer.Option("--no-cf-graph", help="Ablation: drop the co-interaction graph.")] = False,
     no_attention: Annotated[bool, typer.Option("--no-attention", help="Ablation: fixed equal graph weights.")] = False,
     feature_mode: Annotated[str, typer.Option(help="fixed (graph from stored features) or projected (trainable projection).")] = "fixed",
@@ -195,7 +208,121 @@ def mmgef(
             "attention": not no_attention,
             "feature_mode": feature_mode,
             "cooccur_top_k": cooccur_top_k,
+            "graphs": _paths(graph),
         },
         data,
         **_common_options(locals()),
     )
+
+
+@app.command("lattice")
+@user_errors
+def lattice(
+    data: Data,
+    dim: Dim = 64,
+    layers: Layers = 2,
+    item_layers: Annotated[int, typer.Option(help="Propagation layers on the item graph.")] = 1,
+    reg: Reg = 1e-4,
+    k: Annotated[int, typer.Option(help="Neighbours per item in the original and learned graphs.")] = 10,
+    modalities: Modalities = None,
+    lambda_: Annotated[float, typer.Option("--lambda", help="Weight of the original graphs in the skip mix.")] = 0.9,
+    include_self: Annotated[bool, typer.Option("--include-self/--no-include-self", help="Each item is one of its own k neighbours (reference-code parity).")] = False,
+    train_features: Annotated[bool, typer.Option("--train-features/--fixed-features", help="Fine-tune the feature tables (as the reference).")] = True,
+    graph: Graphs = None,
+    epochs: Epochs = 1000,
+    lr: Lr = 1e-3,
+    batch_size: BatchSize = 2048,
+    patience: Patience = 20,
+    eval_every: EvalEvery = 1,
+    metric: Metric = "recall@20",
+    protocol: Protocol = "recbole",
+    seed: Seed = 0,
+    device: Device = "auto",
+    out: Out = None,
+    cold_start: ColdStart = 0.0,
+    threads: Threads = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train LATTICE (Zhang et al. 2021): LightGCN plus an item branch over learned and
+    original per-modality kNN graphs, the learned ones rebuilt every epoch.
+
+    Example: graphrec train lattice --data data/scientific --lambda 0.9 --cold-start 0.2
+    """
+    train_command(
+        "lattice",
+        {
+            "embedding_dim": dim,
+            "num_layers": layers,
+            "item_layers": item_layers,
+            "reg_weight": reg,
+            "k": k,
+            "modalities": modalities,
+            "lambda_coeff": lambda_,
+            "include_self": include_self,
+            "train_features": train_features,
+            "graphs": _paths(graph),
+        },
+        data,
+        **_common_options(locals()),
+    )
+
+
+@app.command("mf")
+@user_errors
+def mf(
+    data: Data,
+    dim: Dim = 64,
+    reg: Reg = 1e-4,
+    epochs: Epochs = 1000,
+    lr: Lr = 1e-3,
+    batch_size: BatchSize = 2048,
+    patience: Patience = 20,
+    eval_every: EvalEvery = 1,
+    metric: Metric = "recall@20",
+    protocol: Protocol = "recbole",
+    seed: Seed = 0,
+    device: Device = "auto",
+    out: Out = None,
+    cold_start: ColdStart = 0.0,
+    threads: Threads = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train MF-BPR (Rendle et al. 2009): matrix factorisation with BPR, no graph.
+
+    Example: graphrec train mf --data data/lfm2k --dim 64 --reg 1e-4
+    """
+    train_command("mf", {"embedding_dim": dim, "reg_weight": reg}, data, **_common_options(locals()))
+
+
+@app.command("cb")
+@user_errors
+def cb(
+    data: Data,
+    k: Annotated[Optional[int], typer.Option(help="Neighbours per item in the content kNN graph [50, or the stored graph's].")] = None,
+    modalities: Modalities = None,
+    graph: Graphs = None,
+    epochs: Annotated[int, typer.Option(hidden=True)] = 1,
+    lr: Annotated[float, typer.Option(hidden=True)] = 1e-3,
+    batch_size: Annotated[int, typer.Option(hidden=True)] = 2048,
+    patience: Annotated[int, typer.Option(hidden=True)] = 20,
+    eval_every: Annotated[int, typer.Option(hidden=True)] = 1,
+    metric: Metric = "recall@20",
+    protocol: Protocol = "recbole",
+    seed: Seed = 0,
+    device: Device = "auto",
+    out: Out = None,
+    cold_start: ColdStart = 0.0,
+    threads: Threads = None,
+    quiet: Quiet = False,
+) -> None:
+    """Evaluate the content-only item-kNN recommender (CB): a user's score for an item
+    sums its content cosines to the user's training items. Nothing is trained.
+
+    Example: graphrec train cb --data data/scientific --k 50 --cold-start 0.2
+    """
+    train_command("cb", {"k": k, "modalities": modalities, "graphs": _paths(graph)}, data, **_common_options(locals()))
+
+
+def _paths(paths: Optional[List[Path]]) -> Optional[list[str]]:
+    """Stored graph paths as absolute strings (recorded in the run), or None."""
+    return [str(p.resolve()) for p in paths] if paths else None

@@ -102,6 +102,7 @@ __all__ = [
     "HNSWParams",
     "knn_graph",
     "knn_graph_torch_values",
+    "knn_neighbours",
     "knn_recall",
     "pair_cosine",
     "dot_tolerance",
@@ -721,6 +722,41 @@ def pair_cosine(
     """
     z = torch.nn.functional.normalize(x, dim=1, eps=eps)
     return _PairDot.apply(z, rows, cols, int(chunk))
+
+
+@torch.no_grad()
+def knn_neighbours(
+    x: Tensor,
+    k: int,
+    *,
+    include_self: bool = False,
+    memory_budget_mb: float = 64.0,
+) -> tuple[Tensor, Tensor]:
+    """(rows, cols) of the top-k cosine neighbours of every row of ``x``, on ``x``'s device.
+
+    The lean search for graphs rebuilt during training (LATTICE's learned graphs): one
+    ``torch.mm`` + ``torch.topk`` per block of rows (a block of similarities stays within
+    ``memory_budget_mb``), no copy to the host, no tie analysis. Ties are broken by
+    ``torch.topk`` (deterministic on a given device, not canonical: use
+    :func:`knn_graph` for stored graphs). Zero rows have cosine 0 with every item.
+    ``include_self`` puts item i in its own list (one of the k slots). No gradient.
+    """
+    n = x.shape[0]
+    k_other = min(k - 1 if include_self else k, n - 1)
+    z = torch.nn.functional.normalize(x.float(), dim=1)
+    block = max(1, min(n, int(memory_budget_mb * (1 << 20)) // (4 * max(n, 1))))
+    cols = []
+    if k_other > 0:
+        for s in range(0, n, block):
+            e = min(n, s + block)
+            sim = z[s:e] @ z.t()
+            sim[torch.arange(e - s, device=x.device), torch.arange(s, e, device=x.device)] = -torch.inf
+            cols.append(torch.topk(sim, k_other, dim=1, sorted=False).indices)
+    nbr = torch.cat(cols) if cols else torch.empty(n, 0, dtype=torch.long, device=x.device)
+    if include_self:
+        nbr = torch.cat([torch.arange(n, device=x.device).unsqueeze(1), nbr], dim=1)
+    rows = torch.arange(n, device=x.device).repeat_interleave(nbr.shape[1])
+    return rows, nbr.reshape(-1)
 
 
 def knn_graph_torch_values(

@@ -1,7 +1,10 @@
-"""Models, one paper per file. They receive graphs and features as tensors."""
+"""Top-k ranking models: one paper per file, all following :class:`Recommender`."""
 
 from graphrec.models.base import Recommender, Scorer
+from graphrec.models.cb import ContentKNN
+from graphrec.models.lattice import LATTICE
 from graphrec.models.lightgcn import LightGCN
+from graphrec.models.mf import MF
 from graphrec.models.mmgef import MMGEF
 
-__all__ = ["Recommender", "Scorer", "LightGCN", "MMGEF"]
+__all__ = ["Recommender", "Scorer", "ContentKNN", "LATTICE", "LightGCN", "MF", "MMGEF"]

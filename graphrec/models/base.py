@@ -10,7 +10,9 @@ A model is a ``torch.nn.Module`` that
   :meth:`loss`;
 * exposes :meth:`embeddings` (final user and item representations) and :meth:`scorer`,
   which does the expensive propagation once and returns a closure scoring all items for
-  a batch of users (used by the evaluator).
+  a batch of users (used by the evaluator);
+* may override :meth:`start_epoch` (per-epoch work, called by the fit loop) and
+  :meth:`log_values` (scalars recorded every epoch).
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class Recommender(nn.Module):
         user_emb, item_emb = self.embeddings()
         u = user_emb[users]
         return (u * item_emb[pos_items]).sum(-1), (u * item_emb[neg_items]).sum(-1)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called by the fit loop before each training epoch (``epoch`` counts from 1);
+        models with per-epoch work (LATTICE rebuilds its learned graph) override it."""
 
     def log_values(self) -> dict[str, float]:
         """Scalars worth recording every epoch in the run record (e.g. learned

@@ -3,7 +3,9 @@
 ``fit`` trains with Adam on shuffled BPR triples (uniform negatives that are never a
 training positive and never a cold-start item), validates every ``eval_every`` epochs,
 keeps the best state by the validation metric, stops after ``patience`` evaluations
-without improvement, restores the best state and evaluates the test split ONCE. The test
+without improvement, restores the best state and evaluates the test split ONCE. Before
+each epoch it calls ``model.start_epoch(epoch)``; a model without trainable parameters
+(content kNN) is validated once and tested, with nothing to train. The test
 split is never looked at before that. Everything is seeded by ``config.seed``.
 """
 
@@ -85,6 +87,8 @@ def fit(
         raise ConfigError(f"valid_metric {config.valid_metric!r} is not a reported metric")
     device = torch.device(device)
     model.to(device)
+    if not any(p.requires_grad for p in model.parameters()):
+        return _fit_nothing(model, dataset, config, device)
     rng = np.random.default_rng(config.seed)
     sampler = NegativeSampler(dataset.train, exclude_items=dataset.cold_items)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -98,6 +102,7 @@ def fit(
     bar = _progress(range(1, config.epochs + 1), config.progress, desc="train", unit="epoch")
     for epoch in bar:
         model.train()
+        model.start_epoch(epoch)
         t0 = time.perf_counter()
         total = 0.0
         for users, pos, neg in bpr_batches(dataset.train, config.batch_size, rng, sampler):
@@ -164,6 +169,28 @@ def fit(
             "test_seconds": test_time,
         },
         stopped_early=stopped,
+    )
+
+
+def _fit_nothing(model: Recommender, dataset: Dataset, config: TrainConfig, device: torch.device) -> FitResult:
+    """A model without trainable parameters (e.g. content kNN): validate once, test once."""
+    t1 = time.perf_counter()
+    valid = evaluate_model(model, dataset, "valid", config, device)["all"]
+    et = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    test = evaluate_model(model, dataset, "test", config, device)
+    return FitResult(
+        best_epoch=0,
+        best_valid=valid,
+        test=test,
+        history=[{"epoch": 0, "valid": valid, "eval_seconds": et}],
+        timings={
+            "epochs": 0,
+            "train_seconds": 0.0,
+            "seconds_per_epoch": 0.0,
+            "eval_seconds_per_pass": et,
+            "test_seconds": time.perf_counter() - t2,
+        },
     )
 
 

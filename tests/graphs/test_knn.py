@@ -367,3 +367,24 @@ def test_default_tiles_of_a_larger_catalogue_match_faiss():
     np.testing.assert_array_equal(a.indices, b.indices)  # sorted per row: same sets
     np.testing.assert_allclose(a.data, b.data, atol=1e-6)
     assert a[100].indices.tolist() == [5, 101, 102, 103, 104]
+
+
+@pytest.mark.parametrize("include_self", [False, True])
+@pytest.mark.parametrize("budget_mb", [64.0, 4 * 37 * 5 / 2**20])  # whole matrix; 5-row blocks
+def test_knn_neighbours_match_brute_force(include_self, budget_mb):
+    from graphrec.graphs.knn import knn_neighbours
+
+    x = torch.from_numpy(np.random.default_rng(4).normal(size=(37, 6)).astype(np.float32))
+    rows, cols = knn_neighbours(x, 4, include_self=include_self, memory_budget_mb=budget_mb)
+    z = torch.nn.functional.normalize(x.double(), dim=1)
+    s = z @ z.t()
+    s.fill_diagonal_(-np.inf)
+    want = torch.topk(s, 3 if include_self else 4, dim=1).indices
+    got = {(int(r), int(c)) for r, c in zip(rows, cols)}
+    expect = {(i, int(j)) for i in range(37) for j in want[i]}
+    if include_self:
+        expect |= {(i, i) for i in range(37)}
+    assert got == expect and len(rows) == 37 * 4
+    # the same lists as the canonical graph builder (no ties in Gaussian data)
+    g = knn_graph(x.numpy(), 4, include_self=include_self).tocoo()
+    assert got == set(zip(g.row.tolist(), g.col.tolist()))

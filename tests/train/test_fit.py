@@ -96,3 +96,19 @@ def test_fit_needs_valid_and_test_splits():
     model = build_model("lightgcn", ds, {"embedding_dim": 4})
     with pytest.raises(DataError, match="has no valid split"):
         fit(model, ds, TrainConfig(epochs=1, progress=False))
+
+
+def test_fit_announces_every_epoch_to_the_model(ds):
+    model = build_model("mf", ds, {"embedding_dim": 8})
+    seen: list[tuple[int, bool]] = []
+    model.start_epoch = lambda epoch: seen.append((epoch, model.training))  # type: ignore[method-assign]
+    fit(model, ds, TrainConfig(epochs=4, patience=100, ks=(20,), progress=False))
+    assert seen == [(1, True), (2, True), (3, True), (4, True)]  # before each epoch, in train mode
+
+
+def test_a_model_without_parameters_is_validated_and_tested_once(ds):
+    model = build_model("cb", ds, {"k": 10})
+    result = fit(model, ds, TrainConfig(epochs=50, ks=(20,), progress=False))
+    assert result.best_epoch == 0 and result.timings["epochs"] == 0
+    assert len(result.history) == 1 and "valid" in result.history[0]
+    assert result.test["all"]["recall@20"] > 0

@@ -1,0 +1,244 @@
+"""LATTICE: the model contract, its item graph computed densely by hand, the once-per-
+epoch rebuild schedule, the builder's original graphs and stored graphs, and a short
+real-data run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from graphrec.data import cold_start
+from graphrec.errors import ConfigError, DataError
+from graphrec.graphs import normalize_adjacency, normalized_bipartite
+from graphrec.graphs.build import GraphSpec, build_item_graph
+from graphrec.graphs.knn import knn_graph
+from graphrec.graphs.store import save_graph
+from graphrec.models import LATTICE
+from graphrec.nn import to_torch_sparse
+from graphrec.testing import RecommenderContract, contract_dataset
+from graphrec.train import TrainConfig, build_model, evaluate_ranking, run_training
+from graphrec.train.evaluate import most_popular_scorer
+
+SMALL = {"embedding_dim": 16, "num_layers": 2, "k": 5}
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class TestLATTICEContract(RecommenderContract):
+    def make_model(self, dataset):
+        return build_model("lattice", dataset, SMALL)
+
+
+class TestLATTICEFixedFeaturesContract(RecommenderContract):
+    def make_model(self, dataset):
+        return build_model("lattice", dataset, dict(SMALL, train_features=False, include_self=True, item_layers=2))
+
+
+# --------------------------------------------------------------- by hand, densely
+
+N_USERS, N_ITEMS = 4, 7
+R = np.zeros((N_USERS, N_ITEMS), dtype=np.float32)
+R[[0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 1, 2, 3, 4, 5, 6]] = 1
+
+
+def _features() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return {"image": rng.normal(size=(N_ITEMS, 6)).astype(np.float32), "text": rng.normal(size=(N_ITEMS, 4)).astype(np.float32)}
+
+
+def _dense_topk_cos(x: np.ndarray, k: int, include_self: bool) -> np.ndarray:
+    """Top-k cosine graph by brute force (self excluded unless include_self)."""
+    z = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s = z @ z.T
+    out = np.zeros_like(s)
+    for i in range(len(s)):
+        row = s[i].copy()
+        if include_self:
+            out[i, i] = 1.0
+            row[i] = -np.inf
+            kk = k - 1
+        else:
+            row[i] = -np.inf
+            kk = k
+        nb = np.argsort(-row)[:kk]
+        out[i, nb] = s[i, nb]
+    return out
+
+
+def _sym(a: np.ndarray) -> np.ndarray:
+    d = a.sum(1)
+    inv = np.where(d > 0, 1 / np.sqrt(np.where(d > 0, d, 1)), 0)
+    return inv[:, None] * a * inv[None, :]
+
+
+def _tiny(k: int = 3, include_self: bool = False, lam: float = 0.9, **kw) -> tuple[LATTICE, dict[str, np.ndarray]]:
+    feats = _features()
+    originals = {m: to_torch_sparse(_sym(_dense_topk_cos(x, k, include_self))) for m, x in feats.items()}
+    torch.manual_seed(0)
+    model = LATTICE(
+        N_USERS, N_ITEMS, to_torch_sparse(normalized_bipartite(sp.csr_matrix(R))), originals,
+        {m: torch.from_numpy(x) for m, x in feats.items()},
+        embedding_dim=5, num_layers=1, k=k, lambda_coeff=lam, include_self=include_self, **kw,
+    )
+    return model, feats
+
+
+def _expected_graph(model: LATTICE, feats: dict[str, np.ndarray], k: int, include_self: bool, lam: float) -> np.ndarray:
+    w = torch.softmax(model.modality_logits.detach(), 0).double().numpy()
+    learned = np.zeros((N_ITEMS, N_ITEMS))
+    original = np.zeros((N_ITEMS, N_ITEMS))
+    for g, m in enumerate(model.modalities):
+        x = model._features(m).detach().double().numpy()
+        lin = model.projections[m]
+        p = x @ lin.weight.detach().double().numpy().T + lin.bias.detach().double().numpy()
+        learned += w[g] * np.maximum(_dense_topk_cos(p, k, include_self), 0.0)
+        original += w[g] * _sym(_dense_topk_cos(feats[m].astype(np.float64), k, include_self))
+    return (1 - lam) * _sym(learned) + lam * original
+
+
+@pytest.mark.parametrize("include_self", [False, True])
+@pytest.mark.parametrize("lam", [0.9, 0.3])
+def test_item_graph_matches_the_dense_formula(include_self, lam):
+    model, feats = _tiny(include_self=include_self, lam=lam)
+    with torch.no_grad():  # move away from the initial equal weights
+        model.modality_logits.copy_(torch.tensor([0.4, -0.2]))
+    got = model.item_graph().to_dense().double().numpy()
+    want = _expected_graph(model, feats, 3, include_self, lam)
+    assert np.allclose(got, want, atol=1e-5)
+    # nothing n x n is stored: the graph has at most 4 k entries per row (2 modalities x 2 graphs)
+    assert model.item_graph().values().numel() <= 4 * 3 * N_ITEMS
+    # the item branch is A h^0, added normalised to LightGCN's item embeddings
+    model.eval()
+    h0 = model.lightgcn.item_embedding.weight.detach().double().numpy()
+    _, items = model.embeddings()
+    _, lg_items = model.lightgcn.embeddings()
+    h = torch.from_numpy(want @ h0)
+    assert torch.allclose(items.double(), lg_items.double() + F.normalize(h, dim=1), atol=1e-5)
+
+
+def test_learned_graph_is_rebuilt_once_per_epoch_with_gradients_then_reused():
+    model, _ = _tiny()
+    model.train()
+    model.start_epoch(1)
+    users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3]), torch.tensor([5, 6, 0])
+    model.loss(users, pos, neg).backward()
+    proj = model.projections["image"]
+    assert proj.weight.grad is not None and proj.weight.grad.abs().sum() > 0
+    assert model.modality_logits.grad is not None and model.modality_logits.grad.abs().sum() > 0
+    assert model.feature_tables["image"].grad is not None
+    before = model.item_graph().to_dense()
+    with torch.no_grad():  # a parameter change changes the graph that WOULD be built ...
+        proj.weight.mul_(-1.5).add_(0.3)
+        model.modality_logits.copy_(torch.tensor([1.0, -1.0]))
+    after = model.item_graph().to_dense()
+    assert not torch.allclose(before, after)
+    model.zero_grad(set_to_none=True)
+    model.loss(users, pos, neg).backward()  # ... but within the epoch the cached graph is used
+    assert proj.weight.grad is None and model.modality_logits.grad is None
+    cached = model._cached[0].to_dense()
+    assert torch.allclose(cached, before, atol=1e-6)
+    model.start_epoch(2)  # the next epoch rebuilds it from the current parameters
+    model.loss(users, pos, neg).backward()
+    assert torch.allclose(model._cached[0].to_dense(), after, atol=1e-6)
+    assert proj.weight.grad is not None
+
+
+def test_evaluation_uses_the_current_parameters_and_survives_a_reload():
+    model, _ = _tiny()
+    model.train()
+    model.start_epoch(1)
+    model.loss(torch.tensor([0]), torch.tensor([1]), torch.tensor([4])).backward()
+    with torch.no_grad():
+        model.projections["text"].weight.mul_(2.0).add_(0.1)
+    model.eval()
+    scores = model.scorer()(torch.arange(N_USERS))
+    clone, _ = _tiny()
+    clone.load_state_dict(model.state_dict())
+    clone.eval()
+    assert torch.allclose(clone.scorer()(torch.arange(N_USERS)), scores, atol=1e-6)
+
+
+def test_modality_weights_are_logged():
+    model, _ = _tiny()
+    logged = model.log_values()
+    assert logged == {"modality_weight_image": pytest.approx(0.5), "modality_weight_text": pytest.approx(0.5)}
+
+
+def test_invalid_arguments():
+    feats = {m: torch.from_numpy(x) for m, x in _features().items()}
+    adj = to_torch_sparse(normalized_bipartite(sp.csr_matrix(R)))
+    orig = {"image": to_torch_sparse(sp.eye(N_ITEMS, format="csr"))}
+    with pytest.raises(ConfigError, match="same modalities"):
+        LATTICE(N_USERS, N_ITEMS, adj, orig, feats)
+    both = dict(orig, text=orig["image"])
+    with pytest.raises(ConfigError, match="lambda_coeff"):
+        LATTICE(N_USERS, N_ITEMS, adj, both, feats, lambda_coeff=1.5)
+    with pytest.raises(ConfigError, match="features"):
+        LATTICE(N_USERS, N_ITEMS, adj, both, {"image": feats["image"][:3], "text": feats["text"]})
+
+
+# --------------------------------------------------------------- builder
+
+
+def test_builder_original_graphs_are_per_modality_knn_of_the_raw_features():
+    ds = contract_dataset()
+    model = build_model("lattice", ds, SMALL)
+    assert model.modalities == tuple(ds.item_features)
+    for m, x in ds.item_features.items():
+        want = normalize_adjacency(knn_graph(x, 5), "sym").toarray()
+        pattern_values = getattr(model, f"original_{m}_values")
+        from graphrec.nn import module_pattern
+
+        got = module_pattern(model, f"original_{m}").matrix(pattern_values).to_dense().numpy()
+        assert np.allclose(got, want, atol=1e-6)
+    text_only = build_model("lattice", ds, dict(SMALL, modalities="text"))
+    assert text_only.modalities == ("text",)
+    with pytest.raises(DataError, match="no audio features"):
+        build_model("lattice", ds, dict(SMALL, modalities="audio"))
+
+
+def test_builder_uses_stored_graphs_with_provenance(tmp_path):
+    ds = contract_dataset()
+    text = build_item_graph(ds, GraphSpec(kind="knn", k=5, modalities=("text",)))
+    save_graph(tmp_path / "text", text.graph, text.record)
+    model = build_model("lattice", ds, dict(SMALL, graphs=[str(tmp_path / "text")]))
+    want = normalize_adjacency(text.graph, "sym").toarray()
+    from graphrec.nn import module_pattern
+
+    got = module_pattern(model, "original_text").matrix(model.original_text_values).to_dense().numpy()
+    assert np.allclose(got, want, atol=1e-6)
+    with pytest.raises(DataError, match="k=5 but --k 7"):
+        build_model("lattice", ds, dict(SMALL, k=7, graphs=[str(tmp_path / "text")]))
+    # built from the full data, refused for a cold-start split of it
+    with pytest.raises(DataError, match="cold_start differs"):
+        build_model("lattice", cold_start(ds, 0.2, 0), dict(SMALL, graphs=[str(tmp_path / "text")]))
+    fused = build_item_graph(ds, GraphSpec(kind="knn", k=5))
+    save_graph(tmp_path / "fused", fused.graph, fused.record)
+    with pytest.raises(DataError, match="one-modality kNN graphs"):
+        build_model("lattice", ds, dict(SMALL, graphs=[str(tmp_path / "fused")]))
+
+
+# --------------------------------------------------------------- real data
+
+
+def test_lattice_beats_most_popular_on_lfm2k(shared_data):
+    from graphrec.data.formats import read_mmrec
+
+    ds = read_mmrec(shared_data / "lfm2k", features={"text": "all-MiniLM-L6-v2.npy", "audio": "vggish.npy"})
+    config = TrainConfig(epochs=4, lr=5e-3, batch_size=2048, ks=(20,), progress=False, seed=0)
+    record, model = run_training(ds, "lattice", {"embedding_dim": 32}, config)
+    pop = evaluate_ranking(most_popular_scorer(ds), ds, "test", ks=(20,))
+    ours = record["test"]["all"]
+    assert ours["recall@20"] > 1.3 * pop["recall@20"], (ours["recall@20"], pop["recall@20"])
+    logged = record["history"][-1]["model"]
+    assert set(logged) == {"modality_weight_text", "modality_weight_audio"}
+    assert logged["modality_weight_text"] != pytest.approx(0.5, abs=1e-4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from graphrec.cli import build_graph, demo, evaluate, info, inspect_graph, prepare, train
+from graphrec.cli import build_graph, demo, evaluate, features, info, inspect_graph, prepare, train
 
 app = typer.Typer(
     name="graphrec",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command("prepare", help=prepare.__doc__)(prepare.prepare)
 app.command("info", help=info.__doc__)(info.info)
+app.command("features", help=features.__doc__)(features.features)
 app.command("build-graph", help=build_graph.__doc__)(build_graph.build_graph)
 app.command("inspect", help=inspect_graph.__doc__)(inspect_graph.inspect_graph)
 app.add_typer(train.app, name="train")

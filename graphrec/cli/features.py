@@ -1,0 +1,200 @@
+"""Embed item images and texts with CLIP into a dataset directory (resumable).
+
+Example:
+
+    graphrec features --data data/ml-small --images ../shared/data/movielens-small/posters \\
+        --image-map ../shared/data/movielens-small/links.csv --image-key tmdbId \\
+        --texts ../shared/data/movielens-small/movies.csv --text-fields title,genres \\
+        --model ViT-B-32 --pretrained openai --fuse
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from graphrec.cli._common import resolve_device, set_threads, user_errors
+from graphrec.errors import ConfigError
+
+_RANDOM = ("none", "random")
+
+
+def _echo_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+@user_errors
+def features(
+    data: Path = typer.Option(..., help="Dataset directory (from `graphrec prepare`)."),
+    images: Optional[Path] = typer.Option(None, help="Folder of item images (JPEG, PNG, WebP)."),
+    image_key: str = typer.Option(
+        "item_id",
+        help="What names an item's image file: item_id (IMAGE_DIR/<item_id>.<ext>), a column of --image-map, "
+        "or an item field of the dataset.",
+    ),
+    image_map: Optional[Path] = typer.Option(
+        None, help="Table (CSV/TSV/JSONL) mapping item ids to image keys, e.g. MovieLens links.csv with --image-key tmdbId."
+    ),
+    texts: Optional[Path] = typer.Option(None, help="Table (CSV/TSV/JSONL) of item texts with an item id column."),
+    text_fields: Optional[str] = typer.Option(
+        None, help="Text columns joined per item, e.g. title,description [title]; without --texts, item fields of the dataset."
+    ),
+    id_column: Optional[str] = typer.Option(None, help="Item id column of --texts/--image-map [item_id, movieId, asin, id, ...]."),
+    model: str = typer.Option("ViT-B-32", help="open_clip model name, hf-hub:/local-dir: reference, or a model config .json."),
+    pretrained: Optional[str] = typer.Option(
+        None, help="open_clip weights: a tag (openai, laion2b_s34b_b79k; needs internet), a checkpoint file, or none (random weights: tests only)."
+    ),
+    text_model: Optional[str] = typer.Option(
+        None, help="Embed texts with this sentence-transformers model (name or folder) instead of CLIP."
+    ),
+    batch_size: int = typer.Option(64, help="Items per forward pass."),
+    chunk_size: Optional[int] = typer.Option(None, help="Items per resumable chunk [16 x batch size]."),
+    workers: Optional[int] = typer.Option(None, help="Image decoding threads [min(8, CPUs)]."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
+    precision: str = typer.Option("auto", help="auto (mixed precision on CUDA), fp32, amp."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads of torch."),
+    out: Optional[Path] = typer.Option(None, help="Dataset directory to write [--data, updated in place]."),
+    work_dir: Optional[Path] = typer.Option(None, help="Folder of resumable chunks [.<out>.features-work beside the output]."),
+    fuse: bool = typer.Option(False, "--fuse", help="Also store the early-fused vector as modality 'fused'."),
+    overwrite: bool = typer.Option(False, help="Replace existing image/text features (or an existing --out)."),
+    restart: bool = typer.Option(False, "--restart", help="Discard chunks of an interrupted run instead of resuming."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Embed item images and texts with CLIP into a dataset directory (resumable).
+
+    Example: graphrec features --data data/ml --images posters --image-map links.csv --image-key tmdbId
+    --texts movies.csv --text-fields title,genres --model ViT-B-32 --pretrained openai --fuse
+    """
+    from graphrec.data import Dataset
+    from graphrec.features import (
+        ClipEncoder,
+        SentenceTextEncoder,
+        UnreadableImageWarning,
+        attach_features,
+        compose_texts,
+        default_work_dir,
+        extract_item_features,
+        find_images,
+        image_keys,
+        parse_fields,
+        read_item_table,
+    )
+
+    if image_map is not None and images is None:
+        raise ConfigError("--image-map needs --images DIR (the folder the image keys refer to)")
+    if images is None and texts is None and text_fields is None:
+        raise ConfigError(
+            "nothing to extract: pass --images DIR and/or --texts FILE (or --text-fields to embed "
+            "the dataset's own item fields)"
+        )
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    out_dir = out if out is not None else data
+    in_place = out is None or out.resolve() == data.resolve()
+    if not in_place and out_dir.exists() and not overwrite:
+        raise ConfigError(f"{out_dir} already exists: choose another --out or pass --overwrite")
+    ds = Dataset.load(data)
+    item_ids = ds.item_ids
+
+    # ---- inputs, aligned with the dataset's items
+    paths = None
+    sources: dict[str, dict[str, Any]] = {}
+    if images is not None:
+        table = read_item_table(image_map, id_column) if image_map is not None else None
+        keys = image_keys(item_ids, image_key, table=table, item_fields=ds.item_fields)
+        paths = find_images(images, keys)
+        sources["image"] = {
+            "images": str(images.resolve()),
+            "image_key": image_key,
+            "image_map": None if image_map is None else str(image_map.resolve()),
+        }
+    item_texts = None
+    if texts is not None or text_fields is not None:
+        fields = parse_fields(text_fields or "title")
+        if texts is not None:
+            ttable = read_item_table(texts, id_column)
+            columns = {f: ttable.lookup(f, item_ids) for f in fields}
+        else:
+            missing = [f for f in fields if f not in ds.item_fields]
+            if missing:
+                raise ConfigError(
+                    f"the dataset has no item field {missing[0]!r} (fields: {', '.join(sorted(ds.item_fields)) or 'none'}): "
+                    "pass --texts FILE with that column or choose other --text-fields"
+                )
+            columns = {f: ds.item_fields[f] for f in fields}
+        item_texts = compose_texts(columns, fields)
+        sources["text"] = {"texts": None if texts is None else str(texts.resolve()), "fields": list(fields)}
+    existing = [m for m in (("image",) if paths is not None else ()) + (("text",) if item_texts is not None else ()) if m in ds.item_features]
+    if existing and not overwrite:
+        raise ConfigError(
+            f"{data} already has {' and '.join(existing)} features: pass --overwrite to replace them"
+        )
+
+    # ---- encoders
+    dev = resolve_device(device)
+    set_threads(threads)
+    clip = None
+    if paths is not None or (item_texts is not None and text_model is None):
+        if pretrained is None:
+            raise ConfigError(
+                "--pretrained is required: an open_clip tag (e.g. openai; needs internet), a local "
+                "checkpoint file, or none for random weights (tests only)"
+            )
+        weights = None if pretrained.lower() in _RANDOM else pretrained
+        clip = ClipEncoder(model, weights, device=dev, precision=precision)
+        if weights is None:
+            typer.echo(f"note: {clip.model_name} has RANDOM weights (--pretrained {pretrained}): for tests and benchmarks only", err=True)
+    text_encoder = None
+    if item_texts is not None:
+        text_encoder = SentenceTextEncoder(text_model, device=dev) if text_model is not None else clip
+    if fuse and clip is not None and text_encoder is not None and paths is not None and text_encoder.dim != clip.dim:
+        raise ConfigError(
+            f"--fuse averages image and text vectors, but the image dimension is {clip.dim} and the text "
+            f"dimension {text_encoder.dim} ({text_model}): use CLIP for both or drop --fuse"
+        )
+
+    # ---- extraction (resumable)
+    wdir = work_dir if work_dir is not None else default_work_dir(out_dir)
+    if restart and wdir.exists():
+        shutil.rmtree(wdir)
+    n_image = 0 if paths is None else sum(p is not None for p in paths)
+    n_text = 0 if item_texts is None else sum(bool(t) for t in item_texts)
+    typer.echo(
+        f"{ds.name}: {ds.n_items} items"
+        + (f"; {n_image} with an image file" if paths is not None else "")
+        + (f"; {n_text} with a text" if item_texts is not None else "")
+        + f"; device {dev}; chunks in {wdir}"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UnreadableImageWarning)
+        warnings.showwarning = _echo_warning
+        result = extract_item_features(
+            ds.n_items,
+            image_paths=paths,
+            texts=item_texts,
+            image_encoder=clip,
+            text_encoder=text_encoder,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            work_dir=wdir,
+            workers=workers,
+            progress=not quiet,
+        )
+    new_ds, notes = attach_features(ds, result, fuse=fuse, sources=sources)
+    new_ds.save(out_dir, overwrite=True)
+    shutil.rmtree(wdir, ignore_errors=True)
+    for f in result.values():
+        typer.echo(f.summary())
+    for note in notes:
+        typer.echo(note)
+    mods = ",".join(m for m in ("fused",) if m in new_ds.item_features) or ",".join(
+        m for m in ("image", "text") if m in new_ds.item_features
+    )
+    typer.echo(f"wrote {out_dir} (features: {', '.join(new_ds.modalities)}); next: graphrec build-graph --data {out_dir} --modalities {mods}")

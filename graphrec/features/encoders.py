@@ -1,0 +1,344 @@
+"""Image and text encoders: open_clip (both modalities) and sentence-transformers (text).
+
+Both backends are optional extras and are imported lazily, inside the constructors, so
+``import graphrec.features`` works without them:
+
+* :class:`ClipEncoder`: ``open_clip.create_model_and_transforms(model, pretrained=...)``,
+  the model's own evaluation preprocessing for images and its tokenizer for texts
+  (which truncates to the model's context length). ``pretrained`` is an open_clip tag
+  (``openai``, ``laion2b_s34b_b79k``, ...; downloaded, needs internet), a local
+  checkpoint file, or ``None`` for random weights (tests and benchmarks only; seeded,
+  so two runs build the same model). ``model`` is an open_clip model name, an
+  ``hf-hub:``/``local-dir:`` reference, or a path to a model config ``.json`` (registered
+  with ``open_clip.add_model_config``; the model name is the file stem).
+* :class:`SentenceTextEncoder`: ``sentence_transformers.SentenceTransformer(name)`` for
+  texts only.
+
+Encoders run in inference mode on the device they were given; on CUDA, ``precision="auto"``
+uses mixed precision (``torch.autocast`` to float16). Outputs are float32 numpy arrays of
+the raw (not normalised) embeddings. Decoding an image file is :func:`load_image`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from graphrec.errors import ConfigError
+
+__all__ = [
+    "ImageEncoder",
+    "TextEncoder",
+    "ClipEncoder",
+    "SentenceTextEncoder",
+    "load_image",
+    "UnreadableImage",
+    "PRECISIONS",
+]
+
+PRECISIONS = ("auto", "fp32", "amp")
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
+class ImageEncoder(Protocol):
+    """What the extraction loop needs from an image encoder."""
+
+    dim: int
+
+    def preprocess(self, image: Any) -> Any:
+        """A decoded RGB PIL image -> the model's input tensor (no batch dimension)."""
+
+    def encode_images(self, pixels: Any) -> np.ndarray:
+        """A batch tensor from :meth:`preprocess` outputs -> float32 ``(batch, dim)``."""
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance recorded with the features (backend, model, weights, dim)."""
+
+
+class TextEncoder(Protocol):
+    """What the extraction loop needs from a text encoder."""
+
+    dim: int
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Strings -> float32 ``(len(texts), dim)``."""
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance recorded with the features."""
+
+
+class UnreadableImage(Exception):
+    """An image file that exists but cannot be decoded (truncated, not an image, ...)."""
+
+
+def load_image(path: str | os.PathLike) -> Any:
+    """Decode an image file into an RGB PIL image.
+
+    EXIF orientation is applied; transparent images (RGBA, LA, palette with transparency)
+    are composited on white rather than on black. Raises :class:`UnreadableImage` when the
+    file cannot be decoded.
+    """
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                return Image.alpha_composite(background, rgba).convert("RGB")
+            return im.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise UnreadableImage(" ".join(str(e).split()) or type(e).__name__) from None
+
+
+def _import_open_clip() -> Any:
+    try:
+        import open_clip
+    except ImportError as e:
+        raise ConfigError(
+            f"CLIP features need open_clip_torch ({e}): pip install 'graphrec[clip]' "
+            "(or pip install open_clip_torch torchvision pillow)"
+        ) from None
+    except RuntimeError as e:  # torchvision built for another torch (e.g. CPU-only torch)
+        raise ConfigError(
+            f"open_clip could not be imported ({' '.join(str(e).split())}): install matching "
+            "torch and torchvision builds, e.g. pip install torch==2.14.1 torchvision==0.29.1"
+        ) from None
+    return open_clip
+
+
+def _use_amp(precision: str, device: str) -> bool:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "amp" and not str(device).startswith("cuda"):
+        raise ConfigError(f"mixed precision needs a CUDA device (got {device}): use precision fp32 or auto")
+    return precision == "amp" or (precision == "auto" and str(device).startswith("cuda"))
+
+
+def _file_identity(path: Path) -> str:
+    """Size, modification time and a hash of the first MiB: enough to notice another file."""
+    st = path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+    return f"{st.st_size}:{st.st_mtime_ns}:{h.hexdigest()[:16]}"
+
+
+def _looks_like_path(value: str) -> bool:
+    return os.sep in value or "/" in value or value.lower().endswith(_CHECKPOINT_SUFFIXES)
+
+
+class ClipEncoder:
+    """open_clip image + text encoder (see the module doc).
+
+    Args:
+        model: open_clip model name (``ViT-B-32``), ``hf-hub:ORG/REPO``,
+            ``local-dir:PATH``, or a path to a model config ``.json``.
+        pretrained: weights: an open_clip tag, a local checkpoint path, or ``None`` for
+            random weights.
+        device: torch device string (``cpu``, ``cuda``, ``cuda:1``).
+        precision: ``auto`` (mixed precision on CUDA, float32 on CPU), ``fp32`` or ``amp``.
+        seed: seed of the random initialisation (used when ``pretrained`` is ``None``).
+        cache_dir: where open_clip stores downloaded weights (its default when ``None``).
+    """
+
+    def __init__(
+        self,
+        model: str = "ViT-B-32",
+        pretrained: str | None = None,
+        *,
+        device: str = "cpu",
+        precision: str = "auto",
+        seed: int = 0,
+        cache_dir: str | None = None,
+    ) -> None:
+        import torch
+
+        self.device = str(device)
+        self.amp = _use_amp(precision, self.device)
+        self.precision = "amp" if self.amp else "fp32"
+        open_clip = _import_open_clip()
+        name = str(model)
+        self.model_config: str | None = None
+        if name.lower().endswith(".json"):
+            cfg = Path(name)
+            if not cfg.is_file():
+                raise ConfigError(f"model config {cfg} not found: pass an open_clip model name or a config .json")
+            open_clip.add_model_config(cfg)
+            if cfg.stem not in open_clip.list_models():
+                raise ConfigError(
+                    f"{cfg} is not an open_clip model config (it needs embed_dim, vision_cfg, text_cfg)"
+                )
+            self.model_config = _file_identity(cfg)
+            name = cfg.stem
+        weights_id = "random"
+        if pretrained is not None:
+            p = Path(pretrained).expanduser()
+            if p.is_file():
+                pretrained = str(p)
+                weights_id = _file_identity(p)
+            elif _looks_like_path(pretrained):
+                raise ConfigError(
+                    f"checkpoint {pretrained} not found: pass an existing checkpoint file or an "
+                    "open_clip pretrained tag (e.g. openai)"
+                )
+            else:
+                weights_id = f"tag:{pretrained}"
+        self.model_name = name
+        self.pretrained = pretrained
+        self._weights_id = weights_id
+        try:
+            if pretrained is None:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    model_, _, preprocess = open_clip.create_model_and_transforms(
+                        name, pretrained=None, device=self.device, cache_dir=cache_dir
+                    )
+            else:
+                model_, _, preprocess = open_clip.create_model_and_transforms(
+                    name, pretrained=pretrained, device=self.device, cache_dir=cache_dir
+                )
+            tokenizer = open_clip.get_tokenizer(name)
+        except ConfigError:
+            raise
+        except Exception as e:  # open_clip raises RuntimeError/ValueError/HF hub errors
+            msg = " ".join(str(e).split())[:300]
+            if not name.startswith(("hf-hub:", "local-dir:")) and name not in open_clip.list_models():
+                raise ConfigError(
+                    f"unknown open_clip model {name!r}: pick one of open_clip.list_models() "
+                    "(e.g. ViT-B-32, ViT-L-14) or pass a model config .json"
+                ) from None
+            raise ConfigError(
+                f"could not load open_clip model {name!r} with pretrained {pretrained!r} ({msg}): "
+                "a pretrained tag needs internet; offline, pass a local checkpoint file"
+            ) from None
+        model_.eval()
+        self.seed = seed if pretrained is None else None
+        self._model = model_
+        self._preprocess = preprocess
+        self._tokenizer = tokenizer
+        self.dim = int(self._infer_dim())
+        self.context_length = int(getattr(tokenizer, "context_length", 0) or 0)
+
+    def _infer_dim(self) -> int:
+        import torch
+
+        visual = getattr(self._model, "visual", None)
+        dim = getattr(visual, "output_dim", None)
+        if isinstance(dim, int):
+            return dim
+        proj = getattr(self._model, "text_projection", None)
+        if isinstance(proj, torch.Tensor):
+            return int(proj.shape[-1])
+        with torch.inference_mode():  # last resort: embed one empty text
+            return int(self.encode_texts([""]).shape[1])
+
+    def _autocast(self) -> Any:
+        import torch
+
+        if self.amp:
+            return torch.autocast(device_type="cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def preprocess(self, image: Any) -> Any:
+        """The model's evaluation transform (resize, crop, normalise) of an RGB image."""
+        return self._preprocess(image)
+
+    def encode_images(self, pixels: Any) -> np.ndarray:
+        """Image embeddings of a preprocessed batch ``(batch, 3, H, W)``."""
+        import torch
+
+        with torch.inference_mode(), self._autocast():
+            out = self._model.encode_image(pixels.to(self.device, non_blocking=True))
+        return out.float().cpu().numpy()
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Text embeddings; the tokenizer truncates each text to the context length."""
+        import torch
+
+        tokens = self._tokenizer(list(texts))
+        with torch.inference_mode(), self._autocast():
+            out = self._model.encode_text(tokens.to(self.device))
+        return out.float().cpu().numpy()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": "open_clip",
+            "model": self.model_name,
+            "pretrained": self.pretrained if self.pretrained is not None else "none (random weights)",
+            "dim": self.dim,
+            "precision": self.precision,
+            "context_length": self.context_length,
+        }
+
+    def cache_key(self) -> str:
+        """Identifies model + weights + numerics for resuming (device type included)."""
+        dev = "cuda" if self.device.startswith("cuda") else self.device
+        return "|".join(
+            str(v)
+            for v in ("open_clip", self.model_name, self.model_config, self._weights_id, self.seed, self.precision, dev)
+        )
+
+
+class SentenceTextEncoder:
+    """sentence-transformers text encoder (``--text-model``), imported lazily.
+
+    Args:
+        model: a sentence-transformers model name or a local model folder.
+        device: torch device string.
+        normalize: return unit vectors (default ``False``: raw, as for CLIP).
+    """
+
+    def __init__(self, model: str, *, device: str = "cpu", normalize: bool = False) -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise ConfigError(
+                "the sentence-transformers text backend is not installed: pip install sentence-transformers"
+            ) from None
+        try:
+            self._model = SentenceTransformer(model, device=device)
+        except Exception as e:  # download/config errors of the library
+            msg = " ".join(str(e).split())[:300]
+            raise ConfigError(
+                f"could not load sentence-transformers model {model!r} ({msg}): pass a local model "
+                "folder when offline"
+            ) from None
+        self.model_name = str(model)
+        self.device = str(device)
+        self.normalize = bool(normalize)
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        p = Path(model)
+        self._weights_id = _file_identity(p / "config.json") if (p / "config.json").is_file() else str(model)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        out = self._model.encode(
+            list(texts),
+            batch_size=max(len(texts), 1),
+            convert_to_numpy=True,
+            show_progress_bar=False,
+            normalize_embeddings=self.normalize,
+        )
+        return np.asarray(out, dtype=np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "sentence-transformers", "model": self.model_name, "dim": self.dim}
+
+    def cache_key(self) -> str:
+        dev = "cuda" if self.device.startswith("cuda") else self.device
+        return f"sentence-transformers|{self._weights_id}|{self.normalize}|{dev}"
+
+
+def cache_key_of(encoder: Any) -> str:
+    """An encoder's resume key: its ``cache_key()`` when it has one, else its description."""
+    fn: Callable[[], str] | None = getattr(encoder, "cache_key", None)
+    if fn is not None:
+        return fn()
+    return repr(sorted(encoder.describe().items()))

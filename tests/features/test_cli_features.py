@@ -1,0 +1,171 @@
+"""`graphrec features` through typer's CliRunner, on the real MovieLens-small files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import graphrec.features as gf
+from graphrec.cli import app
+from graphrec.data import Dataset
+from graphrec.features import ClipEncoder, extract_item_features, present_mask
+from graphrec.graphs.store import load_graph
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def ml_args(ml_small, tiny_config, *extra):
+    return (
+        "--images", ml_small / "posters", "--image-map", ml_small / "links.csv", "--image-key", "tmdbId",
+        "--texts", ml_small / "movies.csv", "--text-fields", "title,genres",
+        "--model", tiny_config, "--pretrained", "none", "--device", "cpu", "--batch-size", "64", "--quiet",
+        *extra,
+    )
+
+
+@pytest.fixture
+def data_copy(ml_dataset_dir, tmp_path):
+    path = tmp_path / "ml"
+    shutil.copytree(ml_dataset_dir, path)
+    return path
+
+
+def test_features_then_build_graph(ml_small, data_copy, tiny_config, tmp_path):
+    out = tmp_path / "ml-feat"
+    res = run("features", "--data", data_copy, "--out", out, "--fuse", *ml_args(ml_small, tiny_config))
+    assert res.exit_code == 0, res.output
+    assert "image: 400/9724 items (9324 with no image file, 0 unreadable), dim 16" in res.output
+    assert "text: 9724/9724 items" in res.output and "fused image + text" in res.output
+    assert "next: graphrec build-graph --data" in res.output
+    ds = Dataset.load(out)
+    assert ds.modalities == ["image", "text", "fused"]
+    assert all(ds.item_features[m].shape == (9724, 16) for m in ds.modalities)
+    rec = ds.meta["features"]
+    assert rec["image"]["model"] == "GraphrecTinyCLIP" and rec["image"]["dim"] == 16
+    assert rec["image"]["source"]["image_key"] == "tmdbId"
+    assert rec["text"]["source"]["fields"] == ["title", "genres"]
+    assert present_mask(ds, "image").sum() == 400 and present_mask(ds, "fused").all()
+    assert not (tmp_path / ".ml-feat.features-work").exists()  # chunks removed after the save
+    assert Dataset.load(data_copy).modalities == []  # --out leaves --data as it was
+
+    # the stored fused vector gives the same kNN graph as fusing image and text in build-graph
+    for mods in ("fused", "image,text"):
+        r = run("build-graph", "--data", out, "--kind", "knn", "--modalities", mods, "--k", "5",
+                "--out", tmp_path / mods.replace(",", "-"), "--quiet", "--device", "cpu")
+        assert r.exit_code == 0, r.output
+    g1, _ = load_graph(tmp_path / "fused" / "knn")
+    g2, _ = load_graph(tmp_path / "image-text" / "knn")
+    assert np.array_equal(g1.indices, g2.indices) and np.allclose(g1.data, g2.data, atol=1e-5)
+
+
+def test_interrupted_command_resumes(ml_small, data_copy, tiny_config, monkeypatch):
+    real = gf.extract_item_features
+    seen = []
+
+    def interrupted(*a, **kw):
+        def stop(modality, chunk, n):
+            seen.append((modality, chunk))
+            if len(seen) == 2:
+                raise KeyboardInterrupt
+
+        return real(*a, **kw, on_chunk=stop)
+
+    args = ("features", "--data", data_copy, "--chunk-size", "128", *ml_args(ml_small, tiny_config))
+    monkeypatch.setattr(gf, "extract_item_features", interrupted)
+    res = run(*args)
+    assert res.exit_code != 0 and len(seen) == 2  # click turns Ctrl-C into exit status 130
+    work = data_copy.parent / ".ml.features-work"
+    assert sorted(p.name for p in (work / "image").glob("*.npz")) == ["000000.npz", "000001.npz"]
+    assert Dataset.load(data_copy).modalities == []  # the dataset is untouched
+    monkeypatch.setattr(gf, "extract_item_features", real)
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    assert "256 resumed from an earlier run" in res.output and not work.exists()
+    ds = Dataset.load(data_copy)
+    # equal to one uninterrupted library run with the same sizes
+    enc = ClipEncoder(str(tiny_config), None, device="cpu")
+    ref = extract_item_features(
+        ds.n_items,
+        image_paths=gf.find_images(ml_small / "posters", gf.image_keys(
+            ds.item_ids, "tmdbId", table=gf.read_item_table(ml_small / "links.csv"))),
+        texts=gf.compose_texts(ds.item_fields, ["title", "genres"]),
+        image_encoder=enc, text_encoder=enc, batch_size=64,
+    )
+    assert np.array_equal(ds.item_features["image"], ref["image"].x)
+    assert np.array_equal(ds.item_features["text"], ref["text"].x)
+
+
+def test_images_named_by_item_id_png_webp_corrupt(ml_small, poster_of, data_copy, tiny_config, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    movies = ["1", "2", "3", "5"]
+    Image.open(poster_of["1"]).save(folder / "1.png")
+    Image.open(poster_of["2"]).save(folder / "2.webp")
+    shutil.copy(poster_of["3"], folder / "3.jpg")
+    (folder / "5.jpg").write_bytes(b"not an image")
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text("".join(json.dumps({"movieId": m, "title": f"movie {m}", "description": ""}) + "\n" for m in movies))
+    res = run("features", "--data", data_copy, "--images", folder, "--texts", texts,
+              "--text-fields", "title,description", "--model", tiny_config, "--pretrained", "none",
+              "--device", "cpu", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "warning: cannot read image" in res.output and "5.jpg" in res.output
+    assert "image: 3/9724 items (9720 with no image file, 1 unreadable)" in res.output
+    assert "text: 4/9724 items (9720 with no text)" in res.output
+    ds = Dataset.load(data_copy)
+    ids = ds.item_ids.tolist()
+    assert present_mask(ds, "image")[[ids.index(m) for m in movies]].tolist() == [True, True, True, False]
+    assert ds.meta["features"]["image"]["unreadable"] == [str(folder / "5.jpg")]
+    # a second run must be asked to replace them
+    res = run("features", "--data", data_copy, "--images", folder, "--model", tiny_config, "--pretrained", "none", "--quiet")
+    assert res.exit_code == 1 and "already has image features: pass --overwrite" in res.output
+    res = run("features", "--data", data_copy, "--images", folder, "--model", tiny_config, "--pretrained", "none",
+              "--quiet", "--overwrite", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+
+
+def test_texts_from_dataset_fields(data_copy, tiny_config):
+    res = run("features", "--data", data_copy, "--text-fields", "title", "--model", tiny_config,
+              "--pretrained", "none", "--device", "cpu", "--quiet", "--fuse")
+    assert res.exit_code == 0, res.output
+    ds = Dataset.load(data_copy)
+    assert ds.modalities == ["text", "fused"] and ds.meta["features"]["text"]["source"]["texts"] is None
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ((), "nothing to extract"),
+        (("--text-fields", "title"), "--pretrained is required"),
+        (("--text-fields", "plot", "--pretrained", "none"), "no item field 'plot'"),
+        (("--image-map", "links.csv", "--pretrained", "none"), "--image-map needs --images"),
+        (("--text-fields", "title", "--model", "NoSuchModel-9", "--pretrained", "none", "--device", "cpu"),
+         "unknown open_clip model"),
+        (("--text-fields", "title", "--pretrained", "weights/missing.pt", "--device", "cpu"), "checkpoint weights/missing.pt not found"),
+        (("--text-fields", "title", "--pretrained", "none", "--device", "cpu", "--precision", "amp"), "needs a CUDA device"),
+    ],
+)
+def test_user_errors_are_one_line(data_copy, extra, message):
+    res = run("features", "--data", data_copy, "--quiet", *extra)
+    assert res.exit_code == 1, res.output
+    assert message in res.output and res.output.strip().count("\n") == 0, res.output
+
+
+def test_text_model_without_sentence_transformers(data_copy, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    res = run("features", "--data", data_copy, "--text-fields", "title", "--text-model", "all-MiniLM-L6-v2",
+              "--device", "cpu", "--quiet")
+    assert res.exit_code == 1
+    assert res.output.strip() == (
+        "error: the sentence-transformers text backend is not installed: pip install sentence-transformers"
+    )

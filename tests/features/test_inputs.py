@@ -1,0 +1,121 @@
+"""Item tables, image lookup, text composition and image decoding (no model needed)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from graphrec.errors import ConfigError, DataError
+from graphrec.features import compose_texts, find_images, image_keys, load_image, parse_fields, read_item_table
+from graphrec.features.encoders import UnreadableImage
+
+
+def test_csv_with_quotes_tsv_and_jsonl_read_the_same(tmp_path):
+    (tmp_path / "t.csv").write_text('item_id,title,description\n1,"Heat, the film","a ""classic"""\n2,Up,\n')
+    (tmp_path / "t.tsv").write_text("item_id\ttitle\tdescription\n1\tHeat, the film\ta \"classic\"\n2\tUp\t\n")
+    (tmp_path / "t.jsonl").write_text(
+        json.dumps({"item_id": 1, "title": "Heat, the film", "description": 'a "classic"'}) + "\n\n"
+        + json.dumps({"item_id": "2", "title": "Up", "description": None}) + "\n"
+    )
+    (tmp_path / "t.json").write_text(json.dumps([{"item_id": 1, "title": "Heat, the film", "description": 'a "classic"'},
+                                                 {"item_id": 2, "title": "Up"}]))
+    for name in ("t.csv", "t.tsv", "t.jsonl", "t.json"):
+        t = read_item_table(tmp_path / name)
+        assert t.id_column == "item_id"
+        got = list(t.lookup("description", ["2", "1", "3"]))
+        assert got == ["", 'a "classic"', ""], name
+        assert list(t.lookup("title", ["1"])) == ["Heat, the film"]
+
+
+def test_id_column_detection_recbole_headers_and_lists(tmp_path):
+    (tmp_path / "x.item").write_text("item_id:token\ttitle:token_seq\nB01\tA lamp\n")
+    t = read_item_table(tmp_path / "x.item")
+    assert t.id_column == "item_id:token" and list(t.lookup("title", ["B01"])) == ["A lamp"]
+    (tmp_path / "y.jsonl").write_text(json.dumps({"asin": "B1", "categories": ["Lab", "Tools"]}) + "\n")
+    assert list(read_item_table(tmp_path / "y.jsonl").lookup("categories", ["B1"])) == ["Lab, Tools"]
+    (tmp_path / "links.csv").write_text("movieId,imdbId,tmdbId\n1,0114709,862\n")
+    assert read_item_table(tmp_path / "links.csv").id_column == "movieId"
+    assert read_item_table(tmp_path / "links.csv", id_column="imdbId").id_column == "imdbId"
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("title\nA\n", "no item id column found"),
+        ("item_id,title\n1,A\n1,B\n", "line 3: item id '1' already appears on line 2"),
+        ("item_id,title\n,A\n", "line 2: empty item id"),
+        ("item_id,title\n1,A,extra\n", "line 2: expected 2 comma-separated fields"),
+        ("", "file is empty"),
+    ],
+)
+def test_table_errors_name_file_and_line(tmp_path, text, match):
+    (tmp_path / "t.csv").write_text(text)
+    with pytest.raises(DataError, match=match):
+        read_item_table(tmp_path / "t.csv")
+
+
+def test_table_unknown_column_and_missing_file(tmp_path):
+    (tmp_path / "t.csv").write_text("item_id,title\n1,A\n")
+    t = read_item_table(tmp_path / "t.csv")
+    with pytest.raises(DataError, match="no column 'plot'.*columns: item_id, title"):
+        t.lookup("plot", ["1"])
+    with pytest.raises(DataError, match="no item id column 'sku'"):
+        read_item_table(tmp_path / "t.csv", id_column="sku")
+    with pytest.raises(DataError, match="file not found"):
+        read_item_table(tmp_path / "nope.csv")
+
+
+def test_compose_texts_skips_empty_fields():
+    cols = {"title": ["Heat", "", "  Up  "], "description": ["A  heist\nfilm", "", ""]}
+    assert compose_texts(cols, ["title", "description"]) == ["Heat. A heist film", "", "Up"]
+    assert parse_fields(" title, description ") == ("title", "description")
+    with pytest.raises(ConfigError):
+        parse_fields(" , ")
+    with pytest.raises(ConfigError, match="once"):
+        parse_fields("title,title")
+
+
+def test_find_images_by_id_by_field_and_by_map(tmp_path):
+    img = tmp_path / "img"
+    img.mkdir()
+    for name in ("1.jpg", "2.PNG", "3.webp", "3.png", "notes.txt", "sub"):
+        (img / name).mkdir() if name == "sub" else (img / name).write_bytes(b"x")
+    (img / "sub" / "4.jpeg").write_bytes(b"x")
+    ids = ["1", "2", "3", "4", "5"]
+    got = find_images(img, image_keys(ids))
+    assert got == [img / "1.jpg", img / "2.PNG", img / "3.png", None, None]  # png preferred over webp
+    fields = {"pic": np.array(["sub/4.jpeg", "2", "", "sub/4", "notes"])}
+    got = find_images(img, image_keys(ids, "pic", item_fields=fields))
+    assert got == [img / "sub/4.jpeg", img / "2.PNG", None, img / "sub/4.jpeg", None]
+    (tmp_path / "map.csv").write_text("item_id,file\n1,3.webp\n2,1.0\n9,1\n")
+    table = read_item_table(tmp_path / "map.csv")
+    got = find_images(img, image_keys(ids, "file", table=table))
+    assert got == [img / "3.webp", img / "1.jpg", None, None, None]  # "1.0" from a float export is key "1"
+    with pytest.raises(ConfigError, match="--image-key COLUMN"):
+        image_keys(ids, "item_id", table=table)
+    with pytest.raises(ConfigError, match="neither item_id nor an item field"):
+        image_keys(ids, "tmdbId", item_fields={})
+    with pytest.raises(DataError, match="image folder not found"):
+        find_images(tmp_path / "absent", ["1"])
+
+
+def test_load_image_formats_and_transparency(tmp_path):
+    Image.new("L", (8, 6), 128).save(tmp_path / "g.png")
+    rgba = Image.new("RGBA", (4, 4), (255, 0, 0, 0))  # fully transparent red
+    rgba.save(tmp_path / "t.png")
+    Image.new("RGB", (5, 5), (0, 0, 255)).save(tmp_path / "b.webp")
+    assert load_image(tmp_path / "g.png").mode == "RGB"
+    assert load_image(tmp_path / "t.png").getpixel((0, 0)) == (255, 255, 255)  # composited on white
+    r, g, b = load_image(tmp_path / "b.webp").getpixel((2, 2))
+    assert b > 200 and r < 50
+    (tmp_path / "bad.jpg").write_bytes(b"garbage")
+    with pytest.raises(UnreadableImage):
+        load_image(tmp_path / "bad.jpg")
+    full = tmp_path / "cut.jpg"
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(full, quality=95)
+    full.write_bytes(full.read_bytes()[:200])  # truncated file
+    with pytest.raises(UnreadableImage):
+        load_image(full)

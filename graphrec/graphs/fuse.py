@@ -40,7 +40,10 @@ import numpy as np
 
 from graphrec.errors import ConfigError, DataError
 
-__all__ = ["FusedFeatures", "fuse_features"]
+__all__ = ["FUSED", "FusedFeatures", "default_modalities", "fuse_features"]
+
+#: name of the stored early-fused vector (``graphrec features --fuse``)
+FUSED = "fused"
 
 #: rows processed at a time (bounds the float64 temporaries to ~CHUNK x dim x 8 bytes)
 _CHUNK = 1 << 15
@@ -89,12 +92,22 @@ class FusedFeatures:
         return line
 
 
+def default_modalities(features: Mapping[str, np.ndarray]) -> tuple[str, ...]:
+    """The modalities used when none are chosen: all of them, except a stored early-fused
+    vector (``"fused"``, written by ``graphrec features --fuse``) beside the modalities
+    it was made from: fusing it again would count those modalities twice. A dataset
+    whose only features are ``"fused"`` uses it."""
+    names = tuple(features)
+    raw = tuple(m for m in names if m != FUSED)
+    return raw or names
+
+
 def _select(features: Mapping[str, np.ndarray], modalities: Sequence[str] | None) -> tuple[str, ...]:
     available = list(features)
     if not available:
         raise DataError("no item features to fuse: import a dataset with item features (e.g. image, text)")
     if modalities is None:
-        return tuple(available)
+        return default_modalities(features)
     if isinstance(modalities, str):
         modalities = [modalities]
     chosen = tuple(modalities)

@@ -18,6 +18,7 @@ from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError
 from graphrec.graphs import normalized_bipartite
 from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
+from graphrec.graphs.fuse import default_modalities
 from graphrec.graphs.normalize import normalize_adjacency
 from graphrec.graphs.store import GraphRecord, load_graph
 from graphrec.models import LATTICE, MF, MMGEF, ContentKNN, LightGCN, Recommender
@@ -207,7 +208,7 @@ def _build_lattice(
     normalised; ``include_self`` for reference parity). ``graphs``: stored one-modality
     kNN graphs used as the original graph of their modality (provenance-checked)."""
     _needs_features(dataset, "lattice")
-    mods = parse_modalities(modalities) or tuple(dataset.item_features)
+    mods = parse_modalities(modalities) or default_modalities(dataset.item_features)
     missing = [m for m in mods if m not in dataset.item_features]
     if missing:
         raise DataError(

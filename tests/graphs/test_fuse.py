@@ -112,3 +112,14 @@ def test_real_clip_features(shared_data):
     assert (norms > 0.5).all() and (norms <= 1 + 1e-6).all()
     cos_it = np.einsum("ij,ij->i", image, text) / np.linalg.norm(image, axis=1) / np.linalg.norm(text, axis=1)
     np.testing.assert_allclose(norms, np.sqrt((1 + cos_it) / 2), rtol=1e-5)
+
+
+def test_a_stored_fused_vector_is_not_fused_again_by_default():
+    feats = _features()
+    with_fused = dict(feats, fused=fuse_features(feats).x)
+    f = fuse_features(with_fused)
+    assert f.modalities == ("image", "text")  # not image + text + fused
+    np.testing.assert_allclose(f.x, fuse_features(feats).x)
+    assert fuse_features(with_fused, ["fused"]).modalities == ("fused",)  # when asked for
+    only = fuse_features({"fused": with_fused["fused"]})
+    assert only.modalities == ("fused",)

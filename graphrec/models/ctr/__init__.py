@@ -8,10 +8,12 @@ from graphrec.models.ctr.base import CTRBatch, CTRModel, CTRSchema, ItemGraphPro
 from graphrec.models.ctr.deepfm import DeepFM
 from graphrec.models.ctr.din import DIN
 from graphrec.models.ctr.fm import FM
+from graphrec.models.ctr.gmmf import GMMF
 from graphrec.models.ctr.lr import LR
+from graphrec.models.ctr.marn import MARN
 from graphrec.models.ctr.youtubenet import YouTubeNet
 
-CTR_MODELS = {"lr": LR, "fm": FM, "deepfm": DeepFM, "youtubenet": YouTubeNet, "din": DIN}
+CTR_MODELS = {"lr": LR, "fm": FM, "deepfm": DeepFM, "youtubenet": YouTubeNet, "din": DIN, "gmmf": GMMF, "marn": MARN}
 
 __all__ = [
     "CTRBatch",
@@ -24,4 +26,6 @@ __all__ = [
     "DeepFM",
     "YouTubeNet",
     "DIN",
+    "GMMF",
+    "MARN",
 ]

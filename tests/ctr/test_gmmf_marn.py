@@ -1,0 +1,193 @@
+"""GMMF and MARN: contract (every ablation), eq. 10 pooling, the GAN schedule of
+Algorithm 1, gradient reversal and the lambda schedule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from graphrec.errors import ConfigError
+from graphrec.models.ctr import GMMF, MARN
+from graphrec.models.ctr.gmmf import min_pooling
+from graphrec.models.ctr.marn import grad_reverse, lambda_schedule
+from graphrec.models.ctr.testing import CTRModelContract, contract_ctr_data
+from graphrec.train.ctr import CTRConfig, build_ctr_model, fit_ctr
+
+SMALL_GMMF = dict(id_dim=8, side_dim=4, user_dim=8, ae_hidden=16, gan_hidden=8, hidden=(16,))
+SMALL_MARN = dict(dim=8, id_dim=8, side_dim=4, user_dim=8, hidden=(16,))
+
+
+class TestGMMF(CTRModelContract):
+    def make_model(self, schema, item_graphs=None):
+        return GMMF(schema, item_graphs=item_graphs, **SMALL_GMMF)
+
+
+class TestGMMFBase(CTRModelContract):
+    """Table 3 (a): concatenation of ID embedding and original features."""
+
+    def make_model(self, schema, item_graphs=None):
+        return GMMF(schema, use_autoencoder=False, use_cgan=False, use_min=False, item_graphs=item_graphs, **SMALL_GMMF)
+
+
+class TestGMMFNoAE(CTRModelContract):
+    """Table 3 (g): CGAN + auto-difference + MIN on the original features."""
+
+    def make_model(self, schema, item_graphs=None):
+        return GMMF(schema, use_autoencoder=False, item_graphs=item_graphs, **SMALL_GMMF)
+
+
+class TestMARN(CTRModelContract):
+    def make_model(self, schema, item_graphs=None):
+        return MARN(schema, item_graphs=item_graphs, **SMALL_MARN)
+
+
+class TestMARNBaseIDs(CTRModelContract):
+    """BaseModel+IDs: ID modality, plain GRU, no fusion, no adversary."""
+
+    def make_model(self, schema, item_graphs=None):
+        return MARN(schema, modalities=["id"], fusion="concat", adversarial="none", sequence="gru",
+                    item_graphs=item_graphs, **SMALL_MARN)
+
+
+class TestMARNAdv(CTRModelContract):
+    """BaseModel+MAF+ADV: the original one-to-one adversarial transfer."""
+
+    def make_model(self, schema, item_graphs=None):
+        return MARN(schema, adversarial="adv", sequence="gru", item_graphs=item_graphs, **SMALL_MARN)
+
+
+def test_min_pooling_by_hand():
+    cand = torch.tensor([[1.0, 0.0]])
+    hist = torch.tensor([[[2.0, 0.0], [-1.0, 5.0], [1.0, 1.0], [9.0, 9.0]]])
+    mask = torch.tensor([[True, True, True, False]])
+    pooled, w = min_pooling(cand, hist, mask)
+    # scores 2, -1, 1 (padding ignored), D = 2 -> ReLU(1, -0.5, 0.5)
+    assert w.tolist() == [[1.0, 0.0, 0.5, 0.0]]
+    assert pooled.tolist() == [[2.5, 0.5]]
+    # a vanishing normaliser is floored at 0.1 * sum |s|: weights stay bounded
+    hist2 = torch.tensor([[[1.0, 0.0], [-1.0, 0.0]]])
+    _, w2 = min_pooling(cand, hist2, torch.tensor([[True, True]]))
+    assert torch.isfinite(w2).all() and w2.max() <= 1 / 0.1 + 1e-4
+
+
+def test_gan_schedule_no_update_before_k():
+    data = contract_ctr_data()
+    torch.manual_seed(0)
+    model = build_ctr_model("gmmf", data, SMALL_GMMF)
+    g0 = [p.detach().clone() for p in model.generators.parameters()]
+    d0 = [p.detach().clone() for p in model.discriminators.parameters()]
+    b0 = model.head[0].weight.detach().clone()
+    cfg = CTRConfig(epochs=2, batch_size=64, lr=1e-2, gan_lr=1e-3, gan_start_epoch=2, patience=5, progress=False)
+    res = fit_ctr(model, data, cfg)
+    # K = 2: epochs 1 and 2 train the backbone only
+    assert all(torch.equal(a, b) for a, b in zip(g0, model.generators.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(d0, model.discriminators.parameters()))
+    assert not torch.equal(b0, model.head[0].weight)
+    assert [r["gan_d_loss"] for r in res.history] == [None, None]
+
+    torch.manual_seed(0)
+    model = build_ctr_model("gmmf", data, SMALL_GMMF)
+    cfg = CTRConfig(epochs=2, batch_size=64, lr=1e-2, gan_lr=1e-3, gan_start_epoch=1, patience=5, progress=False)
+    res = fit_ctr(model, data, cfg)
+    # after K = 1 the GAN trains in epoch 2 and its losses are logged
+    assert res.history[0]["gan_d_loss"] is None and res.history[1]["gan_d_loss"] > 0
+    assert res.history[1]["gan_g_loss"] > 0
+    assert not all(torch.equal(a, b) for a, b in zip(g0, model.generators.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(d0, model.discriminators.parameters()))
+    assert all("recon" in r and r["recon"] > 0 for r in res.history)
+
+
+def test_gan_steps_move_only_their_parameters():
+    data = contract_ctr_data()
+    torch.manual_seed(0)
+    model = build_ctr_model("gmmf", data, SMALL_GMMF)
+    from graphrec.models.ctr.base import CTRBatch
+
+    batch = CTRBatch.from_split(data.samples["train"], slice(0, 32))
+    model.discriminator_loss(batch).backward()
+    g_params, d_params = model.gan_parameters()
+    gan = {id(p) for p in g_params + d_params}
+    assert all(p.grad is not None for p in d_params)
+    assert all(p.grad is None for p in g_params)
+    assert all(p.grad is None for p in model.parameters() if id(p) not in gan)
+    model.zero_grad(set_to_none=True)
+    model.generator_loss(batch).backward()
+    assert all(p.grad is not None for p in g_params)
+    assert all(p.grad is None for p in model.parameters() if id(p) not in gan)
+    # the backbone loss does not reach the generator (Algorithm 1)
+    model.zero_grad(set_to_none=True)
+    model.loss(batch).backward()
+    assert all(p.grad is None for p in g_params + d_params)
+
+
+def test_gradient_reversal():
+    x = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y = grad_reverse(x, 0.5)
+    assert torch.equal(y, x)
+    (y * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert x.grad.tolist() == [-0.5, -1.0, -1.5]
+
+
+def test_lambda_schedule():
+    assert lambda_schedule(0.0) == 0.0
+    assert lambda_schedule(1.0) == pytest.approx(2 / (1 + math.exp(-10)) - 1)
+    assert lambda_schedule(0.1) < lambda_schedule(0.5) < lambda_schedule(1.0) < 1
+
+
+def test_marn_adversary_through_reversal():
+    """D2 lowers its loss while the invariant projection receives the reversed gradient."""
+    data = contract_ctr_data()
+    torch.manual_seed(0)
+    model = build_ctr_model("marn", data, SMALL_MARN)
+    from graphrec.models.ctr.base import CTRBatch
+
+    batch = CTRBatch.from_split(data.samples["train"], slice(0, 32))
+    model.set_progress(1.0)
+    parts = model.losses(batch)
+    assert set(parts) >= {"ctr", "adv", "d1", "spec", "lambda"}
+    # gradient of the adversarial term alone: D2 descends, W_inv ascends (reversal)
+    model.zero_grad()
+    parts["adv"].backward()
+    w = model.invariant.weight
+    g_inv = w.grad.clone()
+    g_d2 = model.d2.weight.grad.clone()
+    with torch.no_grad():
+        model.d2.weight -= 0.5 * g_d2
+    assert float(model.losses(batch)["adv"].detach()) < float(parts["adv"].detach())
+    with torch.no_grad():
+        model.d2.weight += 0.5 * g_d2
+        w -= 0.5 * g_inv  # a descent step on the reversed gradient = ascent on the adv loss
+    assert float(model.losses(batch)["adv"].detach()) > float(parts["adv"].detach())
+    # D1 learns on detached z: no gradient reaches W_inv from it
+    model.zero_grad()
+    model.losses(batch)["d1"].backward()
+    assert model.invariant.weight.grad is None or model.invariant.weight.grad.abs().sum() == 0
+    # progress 0: lambda 0, no reversed gradient into W_inv
+    model.set_progress(0.0)
+    model.zero_grad()
+    model.losses(batch)["adv"].backward()
+    assert model.invariant.weight.grad.abs().sum() == 0
+
+
+def test_modality_attention_shapes():
+    data = contract_ctr_data()
+    from graphrec.models.ctr.base import CTRBatch
+
+    batch = CTRBatch.from_split(data.samples["test"], slice(0, 10))
+    for name, params in (("gmmf", SMALL_GMMF), ("marn", SMALL_MARN)):
+        torch.manual_seed(0)
+        names, w = build_ctr_model(name, data, params).modality_attention(batch)
+        assert names == ["id", "image", "text"] and w.shape == (10, 3)
+        assert torch.allclose(w.sum(-1), torch.ones(10), atol=1e-5)
+
+
+def test_bad_options():
+    data = contract_ctr_data()
+    with pytest.raises(ConfigError, match="fusion"):
+        build_ctr_model("marn", data, {"fusion": "sum"})
+    with pytest.raises(ConfigError, match="two modalities"):
+        build_ctr_model("marn", data, {"modalities": ["id"]})
+    with pytest.raises(ConfigError, match="not in the data"):
+        build_ctr_model("gmmf", data, {"modalities": ["audio"]})

@@ -1,0 +1,81 @@
+"""Graph enrichment of CTR models: graphs built from training behaviours, stored graphs
+checked against the samples' dataset, propagation over the sparse normalised graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from graphrec.errors import DataError
+from graphrec.graphs import GraphSpec, build_item_graph, save_graph
+from graphrec.models.ctr.base import ItemGraphPropagation
+from graphrec.models.ctr.testing import contract_ctr_data
+from graphrec.nn import to_torch_sparse
+from graphrec.train.ctr import CTRConfig, resolve_item_graphs, run_ctr
+
+
+@pytest.fixture(scope="module")
+def data():
+    return contract_ctr_data()
+
+
+def test_propagation_by_hand():
+    # path graph 0 - 1 - 2, symmetric normalisation
+    a = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=np.float32))
+    d = np.asarray(a.sum(1)).ravel() ** -0.5
+    a_hat = sp.diags(d) @ a @ sp.diags(d)
+    prop = ItemGraphPropagation([to_torch_sparse(a_hat)], num_layers=2)
+    e = torch.eye(3)
+    dense = torch.tensor(a_hat.toarray(), dtype=torch.float32)
+    expect = (e + dense @ e + dense @ dense @ e) / 3
+    assert torch.allclose(prop(e), expect, atol=1e-6)
+    assert torch.allclose(ItemGraphPropagation([to_torch_sparse(a_hat)], num_layers=0)(e), e)
+
+
+def test_two_graphs_weighted_by_softmax():
+    eye = to_torch_sparse(sp.identity(3, format="csr", dtype=np.float32))
+    swap = to_torch_sparse(sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=np.float32)))
+    prop = ItemGraphPropagation([eye, swap], num_layers=1)
+    with torch.no_grad():
+        prop.logits.copy_(torch.tensor([0.0, np.log(3.0)]))  # weights 1/4, 3/4
+    x = torch.tensor([[1.0], [0.0], [2.0]])
+    # layer 1: 1/4 x + 3/4 swap x = [[0.25], [0.75], [2]]; mean with layer 0
+    assert torch.allclose(prop(x), torch.tensor([[0.625], [0.375], [2.0]]))
+
+
+def test_graphs_from_training_behaviours_only(data):
+    graphs, records = resolve_item_graphs(data, "cooccur", cooccur_top_k=None)
+    assert len(graphs) == 1 and records[0]["kind"] == "cooccur"
+    g = graphs[0].to_dense()
+    assert torch.allclose(g, g.T, atol=1e-6) and (torch.diagonal(g) == 0).all()
+    # an edge exists only between items that some user consumed together in TRAIN
+    train = data.dataset.train
+    co = (train.T @ train).toarray() > 0
+    np.fill_diagonal(co, False)
+    assert np.array_equal(g.numpy() > 0, co)
+    both, recs = resolve_item_graphs(data, "both")
+    assert [r["kind"] for r in recs] == ["knn", "cooccur"] and len(both) == 2
+    assert resolve_item_graphs(data, "none") == (None, [])
+
+
+def test_stored_graph_is_provenance_checked(data, tmp_path):
+    built = build_item_graph(data.dataset, GraphSpec(kind="knn", k=5))
+    save_graph(tmp_path / "ok", built.graph, built.record)
+    graphs, recs = resolve_item_graphs(data, str(tmp_path / "ok"))
+    assert len(graphs) == 1 and recs[0]["path"] == str(tmp_path / "ok")
+    # a graph built from other data (here: the dataset before the CTR split) is refused
+    other = data.dataset.replace(splits={"train": data.dataset.train + data.dataset.test}, timestamps=None)
+    stale = build_item_graph(other, GraphSpec(kind="cooccur"))
+    save_graph(tmp_path / "stale", stale.graph, stale.record)
+    with pytest.raises(DataError):
+        resolve_item_graphs(data, str(tmp_path / "stale"))
+
+
+def test_enriched_run_records_graphs(data):
+    rec, model = run_ctr(data, "din", {"id_dim": 8, "modality_dim": 8, "hidden": (16,)},
+                         CTRConfig(epochs=2, batch_size=64, progress=False), item_graph="both")
+    assert rec["item_graph"]["spec"] == "both" and len(rec["item_graph"]["graphs"]) == 2
+    assert "graph_weight_0" in rec["history"][-1]["model"]
+    assert model.item_enc.ids.propagation is not None

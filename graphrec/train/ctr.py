@@ -204,13 +204,13 @@ def build_ctr_model(
     schema = data if isinstance(data, CTRSchema) else ctr_schema(data)
     params = dict(params or {})
     sig = inspect.signature(cls.__init__)
+    if item_graphs and "item_graphs" not in sig.parameters:
+        raise ConfigError(f"{name} has no item ID embedding to enrich: drop --item-graph")
     allowed = {p for p in sig.parameters if p not in ("self", "schema", "item_graphs")}
     unknown = sorted(set(params) - allowed)
     if unknown:
-        raise ConfigError(f"{name} has no option(s) {', '.join(unknown)}: valid are {', '.join(sorted(allowed))}")
+        raise ConfigError(f"{name} has no option(s) {', '.join(unknown)}: valid are {', '.join(sorted(allowed)) or 'none'}")
     if item_graphs:
-        if "item_graphs" not in sig.parameters:
-            raise ConfigError(f"{name} has no item ID embedding to enrich: drop --item-graph")
         params["item_graphs"] = list(item_graphs)
     return cls(schema, **params)
 

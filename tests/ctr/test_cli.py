@@ -1,0 +1,77 @@
+"""`graphrec train <ctr model> --task ctr` and `graphrec plot-modality-attention`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from graphrec.cli import app
+from graphrec.models.ctr.testing import contract_ctr_data
+from graphrec.train.record import load_record
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ctr") / "samples"
+    contract_ctr_data().save(path)
+    return path
+
+
+def test_train_din_writes_run_and_table(samples, tmp_path):
+    res = runner.invoke(app, ["train", "din", "--data", str(samples), "--task", "ctr", "--epochs", "2",
+                              "--item-graph", "cooccur", "--threads", "1", "--device", "cpu",
+                              "--out", str(tmp_path / "run"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    for word in ("auc", "gauc", "logloss", "level_0", "cold"):
+        assert word in res.output
+    rec = load_record(tmp_path / "run")
+    assert rec["model"] == "din" and rec["item_graph"]["spec"] == "cooccur"
+    assert rec["model_params"]["graph_layers"] == 2
+
+
+def test_gmmf_attention_heat_map(samples, tmp_path):
+    res = runner.invoke(app, ["train", "gmmf", "--data", str(samples), "--epochs", "2", "--gan-start-epoch", "1",
+                              "--device", "cpu", "--out", str(tmp_path / "run"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "GAN losses at epoch 2" in res.output
+    with np.load(tmp_path / "run" / "attention.npz") as z:
+        assert list(z["modalities"]) == ["id", "image", "text"]
+        assert np.allclose(z["weights"].sum(1), 1.0, atol=1e-5)
+    res = runner.invoke(app, ["plot-modality-attention", str(tmp_path / "run"), "--out", str(tmp_path / "fig.png")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
+    # a run without modality weights: one clear line, exit 1
+    runner.invoke(app, ["train", "lr", "--data", str(samples), "--epochs", "1", "--device", "cpu",
+                        "--out", str(tmp_path / "lr"), "--quiet"])
+    res = runner.invoke(app, ["plot-modality-attention", str(tmp_path / "lr"), "--out", str(tmp_path / "x.png")])
+    assert res.exit_code == 1 and "only GMMF and MARN" in res.output
+
+
+def test_user_errors_are_one_line(samples, tmp_path):
+    res = runner.invoke(app, ["train", "marn", "--data", str(samples), "--task", "ranking", "--quiet"])
+    assert res.exit_code == 1 and "--task ctr" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["train", "marn", "--data", str(samples), "--fusion", "sum", "--epochs", "1",
+                              "--device", "cpu", "--out", str(tmp_path / "r"), "--quiet"])
+    assert res.exit_code == 1 and "fusion" in res.output
+    res = runner.invoke(app, ["train", "lr", "--data", str(samples), "--item-graph", "knn", "--quiet",
+                              "--device", "cpu", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and "no item ID embedding" in res.output
+
+
+def test_source_folder_and_samples_store(shared_data, tmp_path):
+    src = shared_data / "amazon-scientific"
+    args = ["train", "lr", "--data", str(src), "--samples", str(tmp_path / "s"), "--max-history", "10",
+            "--epochs", "1", "--device", "cpu", "--quiet"]
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "s" / "ctr.json").is_file()
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "b")])  # reuses the stored samples
+    assert res.exit_code == 0, res.output
+    a, b = load_record(tmp_path / "a"), load_record(tmp_path / "b")
+    assert a["dataset"]["samples_fingerprint"] == b["dataset"]["samples_fingerprint"]
+    res = runner.invoke(app, [*args[:-3], "--sample-seed", "1", "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--out", str(tmp_path / "c")])
+    assert res.exit_code == 1 and "other samples" in res.output

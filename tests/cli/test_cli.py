@@ -110,8 +110,13 @@ def test_bad_device_is_a_user_error(data_dir):
 def test_demo(tmp_path):
     res = run("demo", "--out", tmp_path / "demo", "--epochs", "15", "--device", "cpu", "--quiet")
     assert res.exit_code == 0, res.output
-    assert "MostPop" in res.output and "LightGCN" in res.output
-    assert (tmp_path / "demo" / "runs" / "lightgcn" / "record.json").is_file()
+    assert "MostPop" in res.output and "LightGCN" in res.output and "MM-GEF" in res.output
+    for run_name in ("lightgcn", "mmgef", "lightgcn-cold", "mmgef-cold"):
+        assert (tmp_path / "demo" / "runs" / run_name / "record.json").is_file()
+    cold = json.loads((tmp_path / "demo" / "runs" / "lightgcn-cold" / "record.json").read_text())
+    assert cold["test"]["cold"]["recall@20"] == 0.0  # LightGCN cannot rank items it never saw
+    assert cold["dataset"]["transforms"] == {"cold_start": 0.2, "cold_start_seed": 0}
+    assert "cold items, recall@20" in res.output
     assert Dataset.load(tmp_path / "demo" / "data").n_items == 800
 
 

@@ -190,8 +190,7 @@ def mmgef(
     threads: Threads = None,
     quiet: Quiet = False,
 ) -> None:
-    """Train MM-GEF (Wu et al.): LightGCN plus an item branch over the attention-merged
-    content kNN and co-interaction graphs.
+    """Train MM-GEF (Wu et al.): LightGCN plus attention-merged content kNN and co-interaction item graphs.
 
     Example: graphrec train mmgef --data data/scientific --modalities image,text --cold-start 0.2
     """
@@ -243,8 +242,9 @@ def lattice(
     threads: Threads = None,
     quiet: Quiet = False,
 ) -> None:
-    """Train LATTICE (Zhang et al. 2021): LightGCN plus an item branch over learned and
-    original per-modality kNN graphs, the learned ones rebuilt every epoch.
+    """Train LATTICE (Zhang et al. 2021): LightGCN plus learned and original per-modality item graphs.
+
+    The learned kNN graphs are rebuilt from trainable projections at every epoch.
 
     Example: graphrec train lattice --data data/scientific --lambda 0.9 --cold-start 0.2
     """
@@ -315,8 +315,9 @@ def cb(
     threads: Threads = None,
     quiet: Quiet = False,
 ) -> None:
-    """Evaluate the content-only item-kNN recommender (CB): a user's score for an item
-    sums its content cosines to the user's training items. Nothing is trained.
+    """Evaluate the content-only item-kNN recommender (CB); nothing is trained.
+
+    A user's score for an item sums its content cosines to the user's training items.
 
     Example: graphrec train cb --data data/scientific --k 50 --cold-start 0.2
     """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from graphrec.cli import build_graph, demo, evaluate, features, info, inspect_graph, plot, prepare, train, train_ctr
+from graphrec.cli import build_graph, demo, evaluate, export_recbole, features, info, inspect_graph, plot, prepare, train, train_ctr
 
 app = typer.Typer(
     name="graphrec",
@@ -22,6 +22,7 @@ train_ctr.register(train.app)  # graphrec train lr|fm|deepfm|youtubenet|din|gmmf
 app.add_typer(train.app, name="train")
 app.command("plot-modality-attention", help=plot.__doc__)(plot.plot_modality_attention)
 app.command("evaluate", help=evaluate.__doc__)(evaluate.evaluate)
+app.command("export-recbole", help=export_recbole.__doc__)(export_recbole.export_recbole)
 app.command("demo", help=demo.__doc__)(demo.demo)
 
 

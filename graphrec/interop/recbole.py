@@ -1,0 +1,473 @@
+"""graphrec models inside RecBole 1.2.1, and RecBole datasets as graphrec datasets.
+
+Importing this module imports RecBole (``pip install 'graphrec[recbole]'``: RecBole
+1.2.1 needs numpy < 2, pandas < 2.3 and, for its own LightGCN, scipy < 1.12). Nothing
+else in graphrec imports it. On import it restores the ``np.float``/``np.int``/``np.bool``
+aliases RecBole 1.2.1 still uses (removed in numpy 1.24); it never imports
+``recbole.quick_start`` (which imports ray, broken on current numpy).
+
+Models (``docs/recbole.md`` has a complete example):
+
+====================  ==============  ================================================
+RecBole model class   graphrec model  item graphs built from RecBole's training split
+====================  ==============  ================================================
+:class:`GraphrecLightGCN`  ``lightgcn``  none (user-item graph only)
+:class:`GraphrecMMGEF`     ``mmgef``     content kNN of the fused features + co-interactions
+:class:`GraphrecLATTICE`   ``lattice``   one original kNN graph per modality
+====================  ==============  ================================================
+
+Each is a ``recbole.model.abstract_recommender.GeneralRecommender`` with
+``input_type = InputType.PAIRWISE`` (RecBole samples one negative per positive) and
+``calculate_loss`` / ``predict`` / ``full_sort_predict``. The constructor receives
+RecBole's TRAINING dataset (``train_data.dataset`` after ``data_preparation``, as for
+every RecBole model), turns it into a graphrec :class:`~graphrec.data.Dataset`
+(:func:`recbole_to_dataset`) and builds the graphrec model with
+:func:`graphrec.train.builders.build_model`, so the bipartite graph, the kNN graphs and
+the co-interaction graph come from graphrec's builders and from the training
+interactions only.
+
+Ids: RecBole reserves internal id 0 of users and items for ``[PAD]``. The graphrec
+dataset drops it: graphrec index ``k`` is RecBole id ``k + 1``. ``full_sort_predict``
+returns ``n_items`` scores per user with ``-inf`` for ``[PAD]`` (RecBole masks it too).
+
+Hyper-parameters come from the RecBole config under graphrec's names (the keys of
+``graphrec.train.builders.MODELS[name].defaults``: ``embedding_dim``, ``num_layers``,
+``reg_weight``, ``k``, ``modalities``, ``item_layers``, ...); RecBole's
+``embedding_size`` and ``n_layers`` are accepted as aliases. Missing keys take
+graphrec's defaults. ``graphs`` (stored graphs) is refused: stored graphs are tied to a
+graphrec dataset's fingerprint, and the adapters build their graphs themselves.
+
+Item features (MM-GEF and LATTICE need at least one modality):
+
+* ``feature_fields``: ``float_seq`` fields of the ``.item`` file used as modalities
+  (default: every ``float_seq`` field RecBole loaded; RecBole loads ``.item`` columns
+  only when ``load_col`` names them, e.g. ``load_col: {inter: [user_id, item_id],
+  item: [item_id, text]}``, or with ``load_col: ~``). The fields must not be normalised
+  or discretised by RecBole (``normalize_all``, ``normalize_field``, ``discretization``,
+  ``numerical_features``): the kNN graphs need the raw vectors.
+* ``feature_files``: ``{modality: path to a .npy matrix}`` (relative paths are relative
+  to the RecBole dataset folder ``{data_path}/{dataset}``). Row ``r`` belongs to the item
+  whose token is ``str(r)`` (the MMRec convention), or to the ``r``-th token of the text
+  file ``feature_item_ids`` (one item token per line) when that key is set. Every item
+  RecBole kept must have a row.
+
+Epochs: LATTICE rebuilds its learned item graph once per epoch. RecBole's ``Trainer``
+calls ``model.train()`` at the start of every training epoch (and ``model.eval()``
+before each evaluation); the adapters count those calls and call the graphrec model's
+``start_epoch(epoch)`` from ``train()``. A hand-written loop must do the same: call
+``model.train()`` once at the start of each epoch.
+
+Evaluation: the final user and item representations are computed once per evaluation
+pass (on the first ``predict``/``full_sort_predict`` call in eval mode) and reused for
+all batches; ``train()``, ``eval()``, ``calculate_loss`` and ``load_state_dict`` drop
+that cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from graphrec.data import Dataset
+from graphrec.data.formats._common import load_npy, resolve
+from graphrec.errors import ConfigError, DataError
+from graphrec.models import Recommender
+from graphrec.train.builders import MODELS, build_model, model_params
+
+
+def _prepare_numpy() -> None:
+    """Refuse numpy 2 with a clear message; restore the aliases RecBole 1.2.1 uses."""
+    if int(np.__version__.split(".")[0]) >= 2:
+        raise ConfigError(
+            f"RecBole 1.2.1 does not run on numpy {np.__version__} (it uses aliases removed in numpy 2): "
+            "install the recbole extra, pip install 'graphrec[recbole]' (numpy<2, pandas<2.3, scipy<1.12)"
+        )
+    for alias, typ in (("float", float), ("int", int), ("bool", bool)):
+        if alias not in np.__dict__:
+            setattr(np, alias, typ)
+
+
+_prepare_numpy()
+try:
+    from recbole.model.abstract_recommender import GeneralRecommender
+    from recbole.utils import FeatureSource, FeatureType, InputType
+except ImportError as e:  # pragma: no cover - the development lock installs recbole
+    raise ImportError(
+        f"graphrec.interop.recbole needs RecBole 1.2.1 ({e}): pip install 'graphrec[recbole]'"
+    ) from e
+
+__all__ = [
+    "GraphrecRecommender",
+    "GraphrecLightGCN",
+    "GraphrecMMGEF",
+    "GraphrecLATTICE",
+    "ADAPTERS",
+    "RECBOLE_ALIASES",
+    "recbole_to_dataset",
+    "model_params_from_config",
+    "load_checkpoint",
+    "recbole_workdir",
+]
+
+#: RecBole's names for graphrec's hyper-parameters
+RECBOLE_ALIASES: dict[str, str] = {"embedding_size": "embedding_dim", "n_layers": "num_layers"}
+
+#: config keys the adapters read besides the model's hyper-parameters
+FEATURE_KEYS = ("feature_fields", "feature_files", "feature_item_ids")
+
+
+# ----------------------------------------------------------------------------- config
+def _get(config: Any, key: str) -> Any:
+    """``config[key]`` of a RecBole ``Config`` or a plain mapping; None when absent."""
+    if config is None:
+        return None
+    values = getattr(config, "final_config_dict", config)
+    return values.get(key) if isinstance(values, Mapping) else None
+
+
+def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
+    """Numbers written as text in a config (``"1e-4"``) become numbers."""
+    if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
+        try:
+            return type(default)(float(value)) if isinstance(default, int) else float(value)
+        except ValueError:
+            raise ConfigError(f"{name} option {key}={value!r} is not a number: fix it in the RecBole config") from None
+    return value
+
+
+def model_params_from_config(name: str, config: Any) -> dict[str, Any]:
+    """The hyper-parameters of graphrec model ``name`` found in a RecBole config (or a
+    mapping), completed with graphrec's defaults (module doc)."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown graphrec model {name!r}: available are {', '.join(sorted(MODELS))}")
+    defaults = MODELS[name].defaults
+    given: dict[str, Any] = {}
+    for key, default in defaults.items():
+        value = _get(config, key)
+        if value is None:
+            continue
+        if key == "graphs":
+            raise ConfigError(
+                "the RecBole adapters build their item graphs from RecBole's training split; stored graphs "
+                "(graphs=...) belong to a graphrec dataset: remove the graphs key"
+            )
+        given[key] = _coerce(name, key, value, default)
+    for alias, key in RECBOLE_ALIASES.items():
+        value = _get(config, alias)
+        if value is None or key not in defaults:
+            continue
+        value = _coerce(name, alias, value, defaults[key])
+        if key in given and given[key] != value:
+            raise ConfigError(
+                f"the config sets both {alias}={value!r} and {key}={given[key]!r}: keep one of them"
+            )
+        given[key] = value
+    return model_params(name, given)
+
+
+# ----------------------------------------------------------------------------- data
+def _field_features(dataset: Any, config: Any) -> dict[str, np.ndarray]:
+    """``float_seq`` fields of RecBole's item features as ``{field: (n_items - 1) x d}``."""
+    item_feat = dataset.item_feat
+    available = [
+        f
+        for f, t in dataset.field2type.items()
+        if t == FeatureType.FLOAT_SEQ
+        and dataset.field2source.get(f) == FeatureSource.ITEM
+        and item_feat is not None
+        and f in item_feat.columns
+    ]
+    wanted = _get(config, "feature_fields")
+    if wanted is None:
+        chosen = available
+    else:
+        chosen = [wanted] if isinstance(wanted, str) else [str(f) for f in wanted]
+        missing = [f for f in chosen if f not in available]
+        if missing:
+            raise ConfigError(
+                f"feature_fields names {', '.join(missing)}, but RecBole loaded "
+                f"{'the float_seq item fields ' + ', '.join(available) if available else 'no float_seq item field'}: "
+                f"add them to load_col (item: [{dataset.iid_field}, {', '.join(chosen)}]) or fix feature_fields"
+            )
+    normalized = set(_get(config, "normalize_field") or [])
+    if _get(config, "normalize_all"):
+        normalized |= set(chosen)
+    changed = (
+        normalized | set(_get(config, "discretization") or {}) | set(_get(config, "numerical_features") or [])
+    )
+    out: dict[str, np.ndarray] = {}
+    for f in chosen:
+        if f in changed:
+            raise ConfigError(
+                f"RecBole rescales or discretises the feature field {f!r} (normalize_all, normalize_field, "
+                "discretization or numerical_features): the item graphs need the raw vectors: set "
+                f"normalize_all: False and leave {f} out of those options"
+            )
+        x = _column(item_feat, f)
+        if x.ndim != 2:
+            raise DataError(
+                f"RecBole item field {f!r} has shape {x.shape}, expected (items, dim): "
+                "give every item a vector of the same length"
+            )
+        full = np.zeros((dataset.item_num, x.shape[1]), dtype=np.float32)
+        full[_column(item_feat, dataset.iid_field).astype(np.int64)] = x  # rows by item id
+        out[f] = full[1:]
+    return out
+
+
+def _column(feat: Any, field: str) -> np.ndarray:
+    """One column of RecBole's item features, an ``Interaction`` (after
+    ``data_preparation``) or a pandas frame (right after ``create_dataset``)."""
+    col = feat[field]
+    if isinstance(col, Tensor):
+        return col.detach().cpu().numpy()
+    values = list(col.values)
+    if values and isinstance(values[0], np.ndarray):
+        lengths = {len(v) for v in values if len(v)}
+        if len(lengths) > 1:
+            raise DataError(
+                f"RecBole item field {field!r} holds vectors of lengths {sorted(lengths)}: "
+                "give every item a vector of the same length"
+            )
+        d = lengths.pop() if lengths else 0
+        return np.stack([v if len(v) else np.zeros(d) for v in values]).astype(np.float32)
+    return np.asarray(values)
+
+
+def _read_item_ids(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DataError(f"{path}: feature_item_ids file not found: give one item token per line, row order")
+    return [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _file_features(config: Any, item_tokens: np.ndarray) -> dict[str, np.ndarray]:
+    """``feature_files`` of the config, rows reordered to RecBole's items."""
+    files = _get(config, "feature_files")
+    if not files:
+        return {}
+    if not isinstance(files, Mapping):
+        raise ConfigError(
+            f"feature_files must map modality -> .npy path (e.g. {{text: text.npy}}), got {files!r}"
+        )
+    base = Path(_get(config, "data_path") or ".")
+    ids_file = _get(config, "feature_item_ids")
+    row_tokens = _read_item_ids(resolve(ids_file, base)) if ids_file else None
+    out: dict[str, np.ndarray] = {}
+    for mod, p in files.items():
+        path = resolve(p, base)
+        x = load_npy(path, str(mod))
+        tokens = row_tokens if row_tokens is not None else [str(r) for r in range(x.shape[0])]
+        if len(tokens) != x.shape[0]:
+            raise DataError(
+                f"{path}: {x.shape[0]} rows but feature_item_ids lists {len(tokens)} items: "
+                "give one token per feature row"
+            )
+        row_of = {t: r for r, t in enumerate(tokens)}
+        rows = np.array([row_of.get(t, -1) for t in item_tokens.tolist()], dtype=np.int64)
+        if (rows < 0).any():
+            k = int(np.flatnonzero(rows < 0)[0])
+            how = "in feature_item_ids" if row_tokens is not None else "as a row index (row r = item token 'r')"
+            raise DataError(
+                f"{path}: item {item_tokens[k]!r} has no feature row {how} ({int((rows < 0).sum())} items lack "
+                "one): set feature_item_ids to a file listing the item token of every row"
+            )
+        out[str(mod)] = np.ascontiguousarray(x[rows], dtype=np.float32)
+    return out
+
+
+def recbole_to_dataset(dataset: Any, config: Any = None) -> Dataset:
+    """A graphrec :class:`Dataset` of a RecBole dataset's interactions (all in ``train``).
+
+    Pass RecBole's TRAINING dataset (``train_data.dataset`` after ``data_preparation``)
+    so that graphs built from it use training interactions only. graphrec index ``k``
+    is RecBole id ``k + 1`` (id 0 is ``[PAD]``); ids keep RecBole's tokens. Item
+    features come from ``config`` as described in the module doc (none without a config
+    or feature keys, except the ``float_seq`` fields RecBole loaded).
+    """
+    uid, iid = dataset.uid_field, dataset.iid_field
+    user_tokens = np.asarray(dataset.field2id_token[uid][1:]).astype(str)
+    item_tokens = np.asarray(dataset.field2id_token[iid][1:]).astype(str)
+    r = sp.csr_matrix(dataset.inter_matrix(form="csr"))[1:, 1:]
+    feats = _field_features(dataset, config)
+    for mod, x in _file_features(config, item_tokens).items():
+        if mod in feats:
+            raise ConfigError(
+                f"modality {mod!r} is both a .item float_seq field and a feature_files entry: rename one"
+            )
+        feats[mod] = x
+    return Dataset(
+        user_ids=user_tokens,
+        item_ids=item_tokens,
+        splits={"train": r},
+        item_features=feats,
+        name=str(getattr(dataset, "dataset_name", "recbole")),
+        meta={"format": "recbole-dataset", "note": "interactions of the RecBole dataset given (training split)"},
+    )
+
+
+# ----------------------------------------------------------------------------- models
+class GraphrecRecommender(GeneralRecommender):
+    """A graphrec ranking model as a RecBole ``GeneralRecommender`` (module doc).
+
+    Subclasses set :attr:`graphrec_model` (a key of ``graphrec.train.builders.MODELS``).
+
+    Attributes:
+        inner: the graphrec :class:`~graphrec.models.Recommender` (indices without [PAD]).
+        graphrec_params: the hyper-parameters it was built with.
+        epoch: training epochs started (``train()`` calls).
+    """
+
+    input_type = InputType.PAIRWISE
+    graphrec_model: str = ""
+
+    def __init__(self, config: Any, dataset: Any) -> None:
+        super().__init__(config, dataset)
+        if not self.graphrec_model:
+            raise TypeError("GraphrecRecommender is abstract: use GraphrecLightGCN, GraphrecMMGEF or GraphrecLATTICE")
+        self._cache: tuple[Tensor, Tensor] | None = None
+        self.epoch = 0
+        self.graphrec_params = model_params_from_config(self.graphrec_model, config)
+        data = recbole_to_dataset(dataset, config)
+        if self.graphrec_model in ("mmgef", "lattice") and not data.item_features:
+            raise ConfigError(
+                f"{type(self).__name__} needs item features: load float_seq columns of the .item file "
+                f"(load_col: {{inter: [{self.USER_ID}, {self.ITEM_ID}], item: [{self.ITEM_ID}, FIELD]}}) or set "
+                "feature_files: {MODALITY: FILE.npy} in the RecBole config"
+            )
+        self.graphrec_modalities = list(data.item_features)
+        self.inner: Recommender = build_model(self.graphrec_model, data, self.graphrec_params)
+        self.to(self.device)
+
+    # -------------------------------------------------------------- epochs and caches
+    def train(self, mode: bool = True) -> "GraphrecRecommender":
+        """Set the mode; ``train()`` starts a new epoch (``inner.start_epoch``)."""
+        super().train(mode)
+        self._cache = None
+        if mode:
+            self.epoch += 1
+            self.inner.start_epoch(self.epoch)
+        return self
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Load through the graphrec model's own ``load_state_dict`` (which may reset
+        derived state, as LATTICE's learned graph)."""
+        prefix = "inner."
+        other = [k for k in state_dict if not k.startswith(prefix)]
+        if strict and other:
+            raise RuntimeError(f"unexpected keys in the state dict of {type(self).__name__}: {other[:5]}")
+        self._cache = None
+        inner = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        return self.inner.load_state_dict(inner, strict=strict, assign=assign)
+
+    def _embeddings(self) -> tuple[Tensor, Tensor]:
+        """Final user and item representations; cached for a whole evaluation pass."""
+        if self.training:
+            return self.inner.embeddings()
+        if self._cache is None:
+            with torch.no_grad():
+                self._cache = self.inner.embeddings()
+        return self._cache
+
+    # -------------------------------------------------------------- RecBole contract
+    def calculate_loss(self, interaction: Any) -> Tensor:
+        """BPR loss (+ the model's L2) of a batch of (user, item, neg_item) triples."""
+        self._cache = None
+        users = interaction[self.USER_ID] - 1
+        pos = interaction[self.ITEM_ID] - 1
+        neg = interaction[self.NEG_ITEM_ID] - 1
+        return self.inner.loss(users, pos, neg)
+
+    def predict(self, interaction: Any) -> Tensor:
+        """Scores of the batch's (user, item) pairs, shape (batch,)."""
+        user_emb, item_emb = self._embeddings()
+        users = interaction[self.USER_ID] - 1
+        items = interaction[self.ITEM_ID] - 1
+        return (user_emb[users] * item_emb[items]).sum(-1)
+
+    def full_sort_predict(self, interaction: Any) -> Tensor:
+        """Scores of every item (``[PAD]`` first, ``-inf``) for the batch's users,
+        flattened to (batch * n_items,) as RecBole expects."""
+        user_emb, item_emb = self._embeddings()
+        users = interaction[self.USER_ID] - 1
+        scores = user_emb[users] @ item_emb.t()
+        pad = scores.new_full((scores.shape[0], 1), float("-inf"))
+        return torch.cat([pad, scores], dim=1).reshape(-1)
+
+
+class GraphrecLightGCN(GraphrecRecommender):
+    """graphrec's LightGCN (:class:`graphrec.models.LightGCN`) for RecBole."""
+
+    graphrec_model = "lightgcn"
+
+
+class GraphrecMMGEF(GraphrecRecommender):
+    """graphrec's MM-GEF (:class:`graphrec.models.MMGEF`) for RecBole; needs item features."""
+
+    graphrec_model = "mmgef"
+
+
+class GraphrecLATTICE(GraphrecRecommender):
+    """graphrec's LATTICE (:class:`graphrec.models.LATTICE`) for RecBole; needs item features."""
+
+    graphrec_model = "lattice"
+
+
+#: graphrec model name -> RecBole adapter class
+ADAPTERS: dict[str, type[GraphrecRecommender]] = {
+    "lightgcn": GraphrecLightGCN,
+    "mmgef": GraphrecMMGEF,
+    "lattice": GraphrecLATTICE,
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+def load_checkpoint(model: GraphrecRecommender, path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint written by RecBole's ``Trainer`` (``trainer.saved_model_file``)
+    into ``model`` and return it.
+
+    RecBole 1.2.1's ``Trainer.evaluate(load_best_model=True)`` calls ``torch.load``
+    without ``weights_only=False``, which fails on torch >= 2.6 (the checkpoint holds the
+    RecBole config). Load the best model with this function, then call
+    ``trainer.evaluate(test_data, load_best_model=False)``. Only load files you wrote.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: checkpoint not found: train with trainer.fit(..., saved=True) first")
+    ckpt = torch.load(p, map_location=next(model.parameters()).device, weights_only=False)
+    model.load_state_dict(ckpt["state_dict"])
+    model.load_other_parameter(ckpt.get("other_parameter"))
+    return ckpt
+
+
+@contextlib.contextmanager
+def recbole_workdir(workdir: str | os.PathLike) -> Iterator[Path]:
+    """Run RecBole inside ``workdir``, with a bare ``sys.argv``, quietly.
+
+    RecBole's ``Trainer`` writes ``log_tensorboard/`` into the current directory, and its
+    ``Config`` parses every ``--key=value`` of ``sys.argv`` as an option (the arguments of
+    the calling program would leak into it). RecBole's own deprecation warnings (pandas,
+    torch) are silenced.
+    """
+    path = Path(workdir)
+    path.mkdir(parents=True, exist_ok=True)
+    old_cwd, old_argv = os.getcwd(), sys.argv
+    os.chdir(path)
+    sys.argv = sys.argv[:1]
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module="recbole")
+            warnings.filterwarnings("ignore", category=UserWarning, module="recbole")
+            warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
+            yield path
+    finally:
+        os.chdir(old_cwd)
+        sys.argv = old_argv

@@ -1,0 +1,226 @@
+"""The RecBole adapters' contract on real data (250 lfm2k users): shapes of predict /
+full_sort_predict, finite loss and gradients, the [PAD] id, graphs from the training
+split only, features from .item fields or files, epochs, caches, state dicts, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("recbole")
+
+from graphrec.data import Dataset  # noqa: E402
+from graphrec.errors import ConfigError, DataError  # noqa: E402
+from graphrec.graphs.build import GraphSpec, build_item_graph  # noqa: E402
+from graphrec.interop.recbole import (  # noqa: E402
+    ADAPTERS,
+    GraphrecLATTICE,
+    GraphrecLightGCN,
+    GraphrecMMGEF,
+    load_checkpoint,
+    model_params_from_config,
+    recbole_to_dataset,
+    recbole_workdir,
+)
+
+PARAMS = {"embedding_dim": 16, "modalities": "text"}
+
+
+@pytest.fixture(scope="module")
+def rb(lfm2k_small: Dataset, tmp_path_factory: pytest.TempPathFactory, load_recbole: Any) -> Any:
+    """RecBole's config, dataset and dataloaders of the 250-user subset (a RecBoleRun)."""
+    return load_recbole(lfm2k_small, tmp_path_factory.mktemp("adapter"), GraphrecMMGEF, PARAMS)
+
+
+def make(cls, rb: Any, **changes):
+    """An adapter built like RecBole builds models: seeded, on RecBole's TRAIN dataset."""
+    from recbole.utils import init_seed
+
+    values = rb.config.final_config_dict
+    saved = {k: values[k] for k in changes if k in values}
+    values.update(changes)
+    try:
+        init_seed(0, True)
+        return cls(rb.config, rb.train.dataset)
+    finally:
+        for k in changes:
+            values.pop(k)
+        values.update(saved)
+
+
+def first_batch(rb: Any):
+    return next(iter(rb.train))
+
+
+def maps(rb: Any, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """RecBole internal id of every graphrec user / item index."""
+    d = rb.dataset
+    return d.token2id("user_id", ds.user_ids), d.token2id("item_id", ds.item_ids)
+
+
+def test_training_split_only_and_ids(rb: Any, lfm2k_small: Dataset) -> None:
+    g = recbole_to_dataset(rb.train.dataset, rb.config)
+    uid, iid = maps(rb, lfm2k_small)
+    # graphrec index k is RecBole id k + 1 ([PAD] = 0 dropped), tokens kept
+    assert g.n_users == rb.dataset.user_num - 1 and g.n_items == rb.dataset.item_num - 1
+    np.testing.assert_array_equal(g.user_ids[uid - 1], lfm2k_small.user_ids)
+    np.testing.assert_array_equal(g.item_ids[iid - 1], lfm2k_small.item_ids)
+    # only the training interactions, exactly
+    assert set(g.splits) == {"train"}
+    want = lfm2k_small.train.toarray()
+    np.testing.assert_array_equal(g.train.toarray()[np.ix_(uid - 1, iid - 1)], want)
+    # .item float_seq fields become modalities, rows on the right items
+    assert set(g.item_features) == {"text", "audio"}
+    np.testing.assert_array_equal(g.item_features["text"][iid - 1], lfm2k_small.item_features["text"])
+    np.testing.assert_array_equal(g.item_features["audio"][iid - 1], lfm2k_small.item_features["audio"])
+
+
+def test_item_graphs_are_graphrecs_own_on_training_data(rb: Any, lfm2k_small: Dataset) -> None:
+    model = make(GraphrecMMGEF, rb)
+    _, iid = maps(rb, lfm2k_small)
+    perm = iid - 1
+    co = model.inner.cooccur_adj.to_dense().numpy()
+    knn = model.inner.knn_adj.to_dense().numpy()
+    want_co = build_item_graph(lfm2k_small, GraphSpec(kind="cooccur", normalization="sym")).graph.toarray()
+    want_knn = build_item_graph(
+        lfm2k_small, GraphSpec(kind="knn", k=10, modalities=("text",), normalization="sym")
+    ).graph.toarray()
+    np.testing.assert_allclose(co[np.ix_(perm, perm)], want_co, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(knn[np.ix_(perm, perm)], want_knn, rtol=1e-5, atol=1e-7)
+    # a valid/test pair never shows up in the co-interaction graph's source matrix
+    assert model.inner.lightgcn.adj._nnz() == 2 * lfm2k_small.train.nnz
+
+
+@pytest.mark.parametrize("cls", [GraphrecLightGCN, GraphrecMMGEF, GraphrecLATTICE])
+def test_contract(cls, rb: Any) -> None:
+    model = make(cls, rb)
+    n_items = rb.dataset.item_num
+    batch = first_batch(rb)
+    model.train()
+    loss = model.calculate_loss(batch)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+    model.eval()
+    users = torch.tensor([1, 5, 17])
+    items = torch.tensor([3, 3, 9])
+    inter = {"user_id": users, "item_id": items}
+    with torch.no_grad():
+        full = model.full_sort_predict(inter)
+        pairs = model.predict(inter)
+    assert full.shape == (3 * n_items,)
+    assert pairs.shape == (3,)
+    full = full.view(3, n_items)
+    assert torch.isinf(full[:, 0]).all() and (full[:, 0] < 0).all()  # [PAD] is never recommended
+    assert torch.isfinite(full[:, 1:]).all()
+    torch.testing.assert_close(pairs, full[torch.arange(3), items])
+    # cached for the evaluation pass; the cache follows the parameters
+    with torch.no_grad():
+        assert torch.equal(model.full_sort_predict(inter), full.reshape(-1))
+        for p in model.parameters():
+            p.add_(0.01)
+    model.train()
+    model.eval()
+    with torch.no_grad():
+        assert not torch.equal(model.full_sort_predict(inter), full.reshape(-1))
+
+
+def test_state_dict_round_trip_and_checkpoint(rb: Any, tmp_path: Path) -> None:
+    a = make(GraphrecLATTICE, rb)
+    b = make(GraphrecLATTICE, rb)
+    with torch.no_grad():
+        for p in a.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    inter = {"user_id": torch.arange(1, 9)}
+    a.eval()
+    b.eval()
+    with torch.no_grad():
+        want = a.full_sort_predict(inter)
+        assert not torch.equal(b.full_sort_predict(inter), want)
+        b.load_state_dict(a.state_dict())
+        torch.testing.assert_close(b.full_sort_predict(inter), want)
+    path = tmp_path / "ckpt.pth"
+    torch.save({"state_dict": a.state_dict(), "other_parameter": a.other_parameter(), "config": rb.config}, path)
+    c = make(GraphrecLATTICE, rb)
+    c.eval()
+    load_checkpoint(c, path)
+    with torch.no_grad():
+        torch.testing.assert_close(c.full_sort_predict(inter), want)
+
+
+def test_train_starts_an_epoch_and_lattice_rebuilds(rb: Any) -> None:
+    model = make(GraphrecLATTICE, rb)
+    assert model.epoch == 0
+    batch = first_batch(rb)
+    model.train()
+    model.calculate_loss(batch).backward()
+    assert model.epoch == 1 and not model.inner._stale  # built at the first batch, reused after
+    model.eval()
+    model.train()
+    assert model.epoch == 2 and model.inner._stale  # next training forward rebuilds it
+
+
+def test_params_from_config() -> None:
+    p = model_params_from_config("lattice", {"embedding_size": 32, "n_layers": 3, "k": "5", "reg_weight": "1e-3"})
+    assert p["embedding_dim"] == 32 and p["num_layers"] == 3 and p["k"] == 5 and p["reg_weight"] == 1e-3
+    # keys of other RecBole models or of RecBole itself are not graphrec's business
+    assert model_params_from_config("lightgcn", {"learning_rate": 0.1, "lambda_coeff": 0.5})["reg_weight"] == 1e-4
+    assert model_params_from_config("lightgcn", {}) == {"embedding_dim": 64, "num_layers": 2, "reg_weight": 1e-4}
+    with pytest.raises(ConfigError, match="both embedding_size=32 and embedding_dim=16"):
+        model_params_from_config("lightgcn", {"embedding_size": 32, "embedding_dim": 16})
+    with pytest.raises(ConfigError, match="remove the graphs key"):
+        model_params_from_config("mmgef", {"graphs": ["g1"]})
+    assert set(ADAPTERS) == {"lightgcn", "mmgef", "lattice"}
+
+
+def test_feature_files_equal_item_fields(rb: Any, lfm2k: Dataset, shared_data: Path, tmp_path: Path) -> None:
+    # lfm2k's feature file rows follow its item tokens 0..n-1 (the MMRec convention)
+    cfg = {"data_path": str(shared_data / "lfm2k"), "feature_fields": [], "feature_files": {"t": "all-MiniLM-L6-v2.npy"}}
+    g = recbole_to_dataset(rb.train.dataset, cfg)
+    h = recbole_to_dataset(rb.train.dataset, rb.config)
+    assert list(g.item_features) == ["t"]
+    np.testing.assert_array_equal(g.item_features["t"], h.item_features["text"])
+    # a row order given by an ids file (here: reversed rows)
+    x = np.load(shared_data / "lfm2k" / "all-MiniLM-L6-v2.npy")[::-1]
+    np.save(tmp_path / "rev.npy", x)
+    (tmp_path / "rev_ids.txt").write_text("\n".join(str(i) for i in range(len(x) - 1, -1, -1)) + "\n")
+    cfg = {"data_path": str(tmp_path), "feature_fields": [], "feature_files": {"t": "rev.npy"}, "feature_item_ids": "rev_ids.txt"}
+    np.testing.assert_array_equal(recbole_to_dataset(rb.train.dataset, cfg).item_features["t"], h.item_features["text"])
+    # rows that do not cover RecBole's items are refused
+    np.save(tmp_path / "short.npy", x[:10])
+    with pytest.raises(DataError, match=r"short.npy: item '\d+' has no feature row as a row index"):
+        recbole_to_dataset(rb.train.dataset, {"data_path": str(tmp_path), "feature_files": {"t": "short.npy"}})
+    with pytest.raises(ConfigError, match="both a .item float_seq field and a feature_files entry"):
+        recbole_to_dataset(rb.train.dataset, {"data_path": str(shared_data / "lfm2k"), "feature_files": {"text": "all-MiniLM-L6-v2.npy"}})
+
+
+def test_errors(rb: Any) -> None:
+    with pytest.raises(ConfigError, match=r"feature_fields names image.*float_seq item fields text, audio"):
+        make(GraphrecMMGEF, rb, feature_fields=["image"])
+    with pytest.raises(ConfigError, match="needs item features"):
+        make(GraphrecLATTICE, rb, feature_fields=[])
+    with pytest.raises(ConfigError, match="rescales or discretises the feature field 'text'"):
+        make(GraphrecMMGEF, rb, normalize_all=True)
+    # LightGCN needs no features
+    assert make(GraphrecLightGCN, rb, feature_fields=[]).inner.n_items == rb.dataset.item_num - 1
+
+
+def test_runs_inside_recbole_trainer_with_lattice(rb: Any) -> None:
+    from recbole.trainer import Trainer
+
+    model = make(GraphrecLATTICE, rb)
+    with recbole_workdir(rb.workdir):
+        epochs, rb.config["epochs"] = rb.config["epochs"], 2
+        try:
+            trainer = Trainer(rb.config, model)
+        finally:
+            rb.config["epochs"] = epochs
+        best, valid = trainer.fit(rb.train, rb.valid, saved=False, show_progress=False)
+    assert model.epoch == 2  # one train() per epoch: the learned graph was rebuilt twice
+    assert np.isfinite(best) and 0.0 < valid["recall@20"] <= 1.0

@@ -8,13 +8,11 @@ aliases RecBole 1.2.1 still uses (removed in numpy 1.24); it never imports
 
 Models (``docs/recbole.md`` has a complete example):
 
-====================  ==============  ================================================
-RecBole model class   graphrec model  item graphs built from RecBole's training split
-====================  ==============  ================================================
-:class:`GraphrecLightGCN`  ``lightgcn``  none (user-item graph only)
-:class:`GraphrecMMGEF`     ``mmgef``     content kNN of the fused features + co-interactions
-:class:`GraphrecLATTICE`   ``lattice``   one original kNN graph per modality
-====================  ==============  ================================================
+* :class:`GraphrecLightGCN` (graphrec ``lightgcn``): the user-item graph only;
+* :class:`GraphrecMMGEF` (``mmgef``): content kNN graph of the early-fused features and
+  co-interaction graph;
+* :class:`GraphrecLATTICE` (``lattice``): one original kNN graph per modality, plus the
+  learned graphs it rebuilds every epoch.
 
 Each is a ``recbole.model.abstract_recommender.GeneralRecommender`` with
 ``input_type = InputType.PAIRWISE`` (RecBole samples one negative per positive) and
@@ -336,6 +334,13 @@ class GraphrecRecommender(GeneralRecommender):
         self._cache: tuple[Tensor, Tensor] | None = None
         self.epoch = 0
         self.graphrec_params = model_params_from_config(self.graphrec_model, config)
+        sizes = getattr(dataset, "file_size_list", None)
+        if sizes and len(sizes) > 1 and dataset.inter_num == sum(sizes) and sizes[0] < dataset.inter_num:
+            # benchmark files: the training split holds only the first file's rows
+            raise ConfigError(
+                f"{type(self).__name__} got the whole RecBole dataset ({dataset.inter_num} interactions of all "
+                "benchmark files): pass train_data.dataset, so that the graphs see training interactions only"
+            )
         data = recbole_to_dataset(dataset, config)
         if self.graphrec_model in ("mmgef", "lattice") and not data.item_features:
             raise ConfigError(

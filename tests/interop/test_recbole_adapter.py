@@ -207,6 +207,8 @@ def test_errors(rb: Any) -> None:
         make(GraphrecLATTICE, rb, feature_fields=[])
     with pytest.raises(ConfigError, match="rescales or discretises the feature field 'text'"):
         make(GraphrecMMGEF, rb, normalize_all=True)
+    with pytest.raises(ConfigError, match="got the whole RecBole dataset.*pass train_data.dataset"):
+        GraphrecLightGCN(rb.config, rb.dataset)
     # LightGCN needs no features
     assert make(GraphrecLightGCN, rb, feature_fields=[]).inner.n_items == rb.dataset.item_num - 1
 

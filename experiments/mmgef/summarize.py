@@ -64,13 +64,13 @@ def load(root: Path) -> dict[str, dict[tuple[str, float], list[dict]]]:
     return out
 
 
-def ms(values: list[float], scale: float = 100.0) -> str:
+def ms(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     a = np.asarray(values) * scale
-    return f"{a.mean():.2f} ± {a.std():.2f}" if len(a) > 1 else f"{a.mean():.2f}"
+    return f"{a.mean():.{digits}f} ± {a.std():.{digits}f}" if len(a) > 1 else f"{a.mean():.{digits}f}"
 
 
 def table(runs: dict, names: list[str], cold: float, protocol: str, group: str, paper: dict | None) -> list[str]:
-    head = "| model | seeds | " + " | ".join(m.replace("@", "@") for m in METRICS) + " | best epoch | s/epoch |"
+    head = "| model | seeds | " + " | ".join(METRICS) + " | valid recall@20 | best epoch | s/epoch |"
     if paper is not None:
         head += " paper (Baby) R / P / N |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -80,6 +80,7 @@ def table(runs: dict, names: list[str], cold: float, protocol: str, group: str, 
             continue
         cells = [ms([r["test"][protocol][group][m] for r in rs]) for m in METRICS]
         row = f"| {name} | {len(rs)} | " + " | ".join(cells)
+        row += f" | {ms([r['best_valid']['recall@20'] for r in rs])}"
         row += f" | {np.mean([r['best_epoch'] for r in rs]):.0f} | {np.mean([r['seconds_per_epoch'] for r in rs]):.3f} |"
         if paper is not None:
             p = paper.get(name)
@@ -113,13 +114,15 @@ def main() -> None:
             print("| model | ours recall@20 | ours ndcg@20 | ours s/epoch | MMRec recall@20 | MMRec ndcg@20 | MMRec s/epoch |")
             print("|---|---|---|---|---|---|---|")
             for name, (r, n, s) in ref:
-                rs = runs.get((name, 0.0), [])
-                ours = (
-                    [ms([x["test"]["mmrec"]["all"][m] for x in rs], 1.0) for m in ("recall@20", "ndcg@20")]
-                    + [f"{np.mean([x['seconds_per_epoch'] for x in rs]):.3f}"]
-                    if rs else ["-", "-", "-"]
-                )
-                print(f"| {name} | " + " | ".join(ours) + f" | {r:.4f} | {n:.4f} | {s if s is not None else '-'} |")
+                variants = [c for (c, cold) in runs if not cold and (c == name or c.startswith(name + " "))] or [name]
+                for variant in variants:
+                    rs = runs.get((variant, 0.0), [])
+                    ours = (
+                        [ms([x["test"]["mmrec"]["all"][m] for x in rs], 1.0, 4) for m in ("recall@20", "ndcg@20")]
+                        + [f"{np.mean([x['seconds_per_epoch'] for x in rs]):.3f}"]
+                        if rs else ["-", "-", "-"]
+                    )
+                    print(f"| {variant} | " + " | ".join(ours) + f" | {r:.4f} | {n:.4f} | {s if s is not None else '-'} |")
             print()
 
 

@@ -750,7 +750,7 @@ def knn_neighbours(
         for s in range(0, n, block):
             e = min(n, s + block)
             sim = z[s:e] @ z.t()
-            sim[torch.arange(e - s, device=x.device), torch.arange(s, e, device=x.device)] = -torch.inf
+            sim.diagonal(offset=s).fill_(-torch.inf)  # entries (i, s + i): the items themselves
             cols.append(torch.topk(sim, k_other, dim=1, sorted=False).indices)
     nbr = torch.cat(cols) if cols else torch.empty(n, 0, dtype=torch.long, device=x.device)
     if include_self:

@@ -75,7 +75,10 @@ def configs(dataset: str) -> list[Config]:
         Config("CB", "cb", {"modalities": fused}, tables=(1,)),
         Config("MF-BPR", "mf", tables=(1,)),
         Config("LightGCN", "lightgcn", tables=(1,)),
-        *([Config("LightGCN 1 layer", "lightgcn", {"num_layers": 1}, tables=(1,))] if dataset == "lfm2k" else []),
+        # lfm2k: MMRec's LightGCN grid starts at 1 layer, reg 1e-2 (its reference numbers)
+        *([Config("LightGCN 1 layer", "lightgcn", {"num_layers": 1}, tables=(1,)),
+           Config("LightGCN 1 layer reg 1e-2", "lightgcn", {"num_layers": 1, "reg_weight": 1e-2}, tables=(1,))]
+          if dataset == "lfm2k" else []),
         Config("LATTICE", "lattice", tables=(1, 2)),
         # "w/o CF+Att" and "w/o CF" are one configuration here: with the kNN graph alone the
         # softmax over one graph is 1 whether or not it is learned (docs/models/mmgef.md)

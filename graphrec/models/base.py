@@ -20,9 +20,12 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Recommender", "Scorer"]
+from graphrec.nn import bpr_loss, l2_penalty
+
+__all__ = ["ItemGraphRecommender", "Recommender", "Scorer"]
 
 Scorer = Callable[[Tensor], Tensor]
 
@@ -72,3 +75,31 @@ class Recommender(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_users={self.n_users}, n_items={self.n_items}"
+
+
+class ItemGraphRecommender(Recommender):
+    r"""LightGCN plus an item-item branch (LATTICE, MM-GEF): the subclass holds the
+    LightGCN module as ``self.lightgcn`` and implements :meth:`item_propagate`
+    (h^{L'} over its item graph, starting from LightGCN's layer-0 item embeddings).
+
+    .. math::
+        e_u = \mathrm{LightGCN}_u, \quad
+        e_i = \mathrm{LightGCN}_i + h^{L'}_i / \|h^{L'}_i\|, \qquad
+        \mathcal{L} = \mathrm{BPR} + \lambda\, \mathrm{L2}(e^{(0)}_u, e^{(0)}_{i^+}, e^{(0)}_{i^-})
+    """
+
+    lightgcn: nn.Module
+    reg_weight: float
+
+    def item_propagate(self) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def embeddings(self) -> tuple[Tensor, Tensor]:
+        user_emb, item_emb = self.lightgcn.embeddings()
+        return user_emb, item_emb + F.normalize(self.item_propagate(), p=2, dim=1)
+
+    def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
+        pos, neg = self.pairwise_scores(users, pos_items, neg_items)
+        lg = self.lightgcn
+        reg = l2_penalty(lg.user_embedding(users), lg.item_embedding(pos_items), lg.item_embedding(neg_items))
+        return bpr_loss(pos, neg) + self.reg_weight * reg

@@ -61,12 +61,11 @@ from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
 from graphrec.graphs.knn import knn_neighbours
-from graphrec.models.base import Recommender
+from graphrec.models.base import ItemGraphRecommender
 from graphrec.models.lightgcn import LightGCN
 from graphrec.nn import (
     SparsePattern,
-    bpr_loss,
-    l2_penalty,
+    inv_sqrt_degree,
     module_pattern,
     pattern_dot,
     pattern_spmm,
@@ -77,7 +76,7 @@ from graphrec.nn import (
 __all__ = ["LATTICE"]
 
 
-class LATTICE(Recommender):
+class LATTICE(ItemGraphRecommender):
     """LATTICE: LightGCN plus an item branch over learned + original modality graphs.
 
     Args:
@@ -227,7 +226,7 @@ class LATTICE(Recommender):
             cols.append(pattern.cols)
             vals.append(v)
         assert deg is not None
-        inv = torch.where(deg > 0, deg.clamp_min(torch.finfo(deg.dtype).tiny).rsqrt(), torch.zeros_like(deg))
+        inv = inv_sqrt_degree(deg)
         vals = [(1.0 - self.lambda_coeff) * v * inv[r] * inv[c] for v, r, c in zip(vals, rows, cols)]
         for g, m in enumerate(self.modalities):
             op = module_pattern(self, f"original_{m}")
@@ -265,17 +264,6 @@ class LATTICE(Recommender):
         for _ in range(self.item_layers):
             h = propagate(adj, h, adj_t=adj_t)
         return h
-
-    # ------------------------------------------------------------------ contract
-    def embeddings(self) -> tuple[Tensor, Tensor]:
-        user_emb, item_emb = self.lightgcn.embeddings()
-        return user_emb, item_emb + F.normalize(self.item_propagate(), p=2, dim=1)
-
-    def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
-        pos, neg = self.pairwise_scores(users, pos_items, neg_items)
-        lg = self.lightgcn
-        reg = l2_penalty(lg.user_embedding(users), lg.item_embedding(pos_items), lg.item_embedding(neg_items))
-        return bpr_loss(pos, neg) + self.reg_weight * reg
 
     def extra_repr(self) -> str:
         return (

@@ -79,12 +79,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
-from graphrec.models.base import Recommender
+from graphrec.models.base import ItemGraphRecommender
 from graphrec.models.lightgcn import LightGCN
 from graphrec.nn import (
     SparsePattern,
-    bpr_loss,
-    l2_penalty,
     module_pattern,
     pattern_dot,
     pattern_spmm,
@@ -123,7 +121,7 @@ def _csr_transpose(t: Tensor) -> Tensor:
     return t if same else tt
 
 
-class MMGEF(Recommender):
+class MMGEF(ItemGraphRecommender):
     """MM-GEF: LightGCN plus a soft-attention merge of a content kNN graph and a
     co-interaction graph over items.
 
@@ -278,18 +276,6 @@ class MMGEF(Recommender):
                 out = out + w[g] * ops[g](h)
             h = out
         return h
-
-    # ------------------------------------------------------------------ contract
-    def embeddings(self) -> tuple[Tensor, Tensor]:
-        user_emb, item_emb = self.lightgcn.embeddings()
-        h = self.item_propagate()
-        return user_emb, item_emb + F.normalize(h, p=2, dim=1)
-
-    def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
-        pos, neg = self.pairwise_scores(users, pos_items, neg_items)
-        lg = self.lightgcn
-        reg = l2_penalty(lg.user_embedding(users), lg.item_embedding(pos_items), lg.item_embedding(neg_items))
-        return bpr_loss(pos, neg) + self.reg_weight * reg
 
     def extra_repr(self) -> str:
         return (

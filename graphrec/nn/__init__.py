@@ -3,6 +3,7 @@
 from graphrec.nn.losses import bpr_loss, l2_penalty
 from graphrec.nn.pattern import (
     SparsePattern,
+    inv_sqrt_degree,
     module_pattern,
     pattern_dot,
     pattern_spmm,
@@ -15,6 +16,7 @@ from graphrec.nn.propagation import propagate, to_torch_sparse
 __all__ = [
     "SparsePattern",
     "bpr_loss",
+    "inv_sqrt_degree",
     "l2_penalty",
     "module_pattern",
     "pattern_dot",

@@ -39,6 +39,7 @@ from graphrec.nn.propagation import propagate
 
 __all__ = [
     "SparsePattern",
+    "inv_sqrt_degree",
     "module_pattern",
     "pattern_dot",
     "pattern_spmm",
@@ -189,7 +190,8 @@ def pattern_dot(pattern: SparsePattern, a: Tensor, b: Tensor) -> Tensor:
     return _PatternDot.apply(a.contiguous(), b.contiguous(), pattern)
 
 
-def _inv_sqrt(deg: Tensor) -> Tensor:
+def inv_sqrt_degree(deg: Tensor) -> Tensor:
+    """:math:`d^{-1/2}` per node, 0 where the degree is 0 (differentiable)."""
     return torch.where(deg > 0, deg.clamp_min(torch.finfo(deg.dtype).tiny).rsqrt(), torch.zeros_like(deg))
 
 
@@ -197,7 +199,7 @@ def sym_normalized_values(pattern: SparsePattern, values: Tensor) -> Tensor:
     r"""Values of :math:`D^{-1/2} A D^{-1/2}` with the row sums :math:`D` of ``A``
     (rows summing to 0 stay 0); differentiable."""
     deg = torch.zeros(pattern.n, dtype=values.dtype, device=values.device).index_add(0, pattern.rows, values)
-    inv = _inv_sqrt(deg)
+    inv = inv_sqrt_degree(deg)
     return values * inv[pattern.rows] * inv[pattern.cols]
 
 

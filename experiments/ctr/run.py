@@ -3,6 +3,12 @@ both papers' ablation tables (GMMF Table 3, MARN Table 3), over several seeds.
 
     python experiments/ctr/run.py --datasets amazon-scientific,ml100k --seeds 5 \
         --parts table2,gmmf_ablation,marn_ablation
+    python experiments/ctr/run.py --datasets amazon-scientific --parts cold --cold-start 0.2 --seeds 5
+
+The ``cold`` part (cold-start protocol of :mod:`graphrec.data.ctr`, one sample set per
+seed under ``results/<dataset>/cold<F>-s<seed>/``) compares DIN, YouTubeNet, MARN and
+GMMF (``--models``) with the item graphs of ``--cold-graphs`` on all / warm-target /
+cold-target test samples and writes ``results/<dataset>-cold<F>.md``.
 
 For each dataset the samples are built once (DIN protocol, seed 0) and stored under
 ``results/<dataset>/samples``, so every model and seed sees exactly the same samples.
@@ -96,7 +102,9 @@ def _run(data: CTRData, key: str, model: str, params: dict, graph: str | None, s
         "best_epoch": rec["best_epoch"], "valid_auc": rec["best_valid"]["auc"],
         "test": {k: rec["test"][k] for k in ("auc", "gauc", "logloss")},
         "levels": [rec["test"]["slices"][f"level_{k}"]["auc"] for k in range(10)],
-        "cold": rec["test"]["slices"]["cold"], "seconds": time.perf_counter() - t0,
+        "cold": rec["test"]["slices"]["cold"], "warm": rec["test"]["slices"]["warm"],
+        "valid_slices": {k: rec["best_valid"]["slices"][k] for k in ("cold", "warm")},
+        "seconds": time.perf_counter() - t0,
         "gan": [(h["epoch"], h.get("gan_d_loss"), h.get("gan_g_loss")) for h in rec["history"] if "gan_d_loss" in h],
     }
     tmp = path.with_suffix(".tmp")
@@ -113,6 +121,9 @@ def main() -> None:
     ap.add_argument("--datasets", default="amazon-scientific,ml100k")
     ap.add_argument("--parts", default="table2,gmmf_ablation,marn_ablation")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--models", default=None,
+                    help="comma-separated model names (lr,fm,deepfm,youtubenet,din,marn,gmmf) of the table2 and "
+                         "cold parts [all]")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -120,11 +131,16 @@ def main() -> None:
     ap.add_argument("--max-history", type=int, default=20)
     ap.add_argument("--gan-start-epoch", type=int, default=1)
     ap.add_argument("--graph", default="both", help="graph enrichment compared with none in table 2")
+    ap.add_argument("--cold-start", type=float, default=0.2, help="fraction of cold items of the cold part")
+    ap.add_argument("--cold-graphs", default="none,knn,both", help="item graphs compared in the cold part")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     parts = args.parts.split(",")
+    models = None if args.models is None else {m.strip() for m in args.models.split(",") if m.strip()}
+    if models is not None and not models <= {m for _, m, _, _ in TABLE2}:
+        ap.error(f"--models: unknown model(s) {sorted(models - {m for _, m, _, _ in TABLE2})}")
     for ds in args.datasets.split(","):
         root = args.out / ds
         cache = root / "runs"
@@ -152,6 +168,8 @@ def main() -> None:
                       "|---|---|---|---|---|---|---|---|"]
             levels_rows = []
             for row, model, params, enrich in TABLE2:
+                if models is not None and model not in models:
+                    continue
                 for graph in ([None, args.graph] if enrich else [None]):
                     key = f"t2-{model}-{graph or 'none'}"
                     runs = [_run(data, key, model, params, graph, s, args, cache) for s in seeds]
@@ -187,11 +205,70 @@ def main() -> None:
                 runs = [_run(data, f"m3-{k}", "marn", params, None, s, args, cache) for s in seeds]
                 lines.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
                              + " / ".join(f"{x:.4f}" for x in paper) + " |")
-        md = args.out / f"{ds}.md"
-        tmp = md.with_suffix(".md.tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        tmp.replace(md)
-        print(f"wrote {md}", flush=True)
+        if parts != ["cold"]:
+            _write(args.out / f"{ds}.md", lines)
+        if "cold" in parts:
+            _write(args.out / f"{ds}-cold{args.cold_start}.md", _cold_part(ds, root, models, args))
+
+
+def _write(md: Path, lines: list[str]) -> None:
+    tmp = md.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(md)
+    print(f"wrote {md}", flush=True)
+
+
+COLD_MODELS = ("youtubenet", "din", "marn", "gmmf")
+
+
+def _cold_part(ds: str, root: Path, models: set[str] | None, args) -> list[str]:
+    """Cold-start protocol (graphrec.data.ctr): per seed s the cold items are drawn with
+    seed s (fraction --cold-start), the negatives with seed 0, the model with seed s.
+    Seeds are the outer loop, so an interrupted run leaves whole seeds."""
+    f = args.cold_start
+    names = [m for _, m, _, _ in TABLE2 if m in (models or COLD_MODELS)]
+    graphs = [g.strip() for g in args.cold_graphs.split(",") if g.strip()]
+    rows: dict[tuple[str, str], list[dict]] = {(m, g): [] for m in names for g in graphs}
+    n_cold, stats = [], None
+    for s in range(args.seeds):
+        sdir = root / f"cold{f}-s{s}" / "samples"
+        if (sdir / "ctr.json").is_file():
+            data = CTRData.load(sdir)
+        else:
+            data = load_ctr_source(args.data_root / SOURCES[ds], max_history=args.max_history, seed=0,
+                                   cold_start=f, cold_seed=s)
+            data.save(sdir)
+        stats = data.stats()
+        n_cold.append((data.meta["cold_start"]["n_cold_items"], int(data.samples["test"].labels[
+            np.isin(data.samples["test"].items, data.dataset.cold_items)].sum()), stats["train_samples"]))
+        cache = sdir.parent / "runs"
+        cache.mkdir(exist_ok=True)
+        for m in names:
+            for g in graphs:
+                if m == "lr" and g != "none":
+                    continue
+                rows[(m, g)].append(_run(data, f"cold-{m}-{g}", m, {}, None if g == "none" else g, s, args, cache))
+    row_name = {m: r for r, m, _, _ in TABLE2}
+    out = [f"# CTR cold start on {ds}", "",
+           f"Cold-start protocol of graphrec.data.ctr: per seed s, round({f} x items) cold items drawn with seed s "
+           "(all their interactions hidden from training samples, histories, negatives and the co-interaction "
+           "graph; they appear only as valid/test candidates, each cold positive paired with a cold negative). "
+           f"Seeds {list(range(args.seeds))} (cold items, initialisation); negatives seed 0; max history "
+           f"{args.max_history}; Adam lr {args.lr}, batch {args.batch_size}, at most {args.epochs} epochs, early "
+           f"stopping on validation AUC (all samples, patience {args.patience}). Per seed (cold items, cold test "
+           f"positives, train samples): {n_cold}. torch {torch.__version__}, {args.threads} thread(s).", "",
+           "Mean ± std over seeds of the TEST AUC at the best validation epoch, on all test samples, the warm-target "
+           "and the cold-target samples; validation AUC beside it (model selection uses validation only).", "",
+           "| model | item graph | test AUC all | test AUC warm | test AUC cold | valid AUC all | valid AUC cold | seeds |",
+           "|---|---|---|---|---|---|---|---|"]
+    for (m, g), runs in rows.items():
+        if not runs:
+            continue
+        out.append(f"| {row_name[m]} | {g} | {_fmt([r['test']['auc'] for r in runs])} | "
+                   f"{_fmt([r['warm']['auc'] for r in runs])} | {_fmt([r['cold']['auc'] for r in runs])} | "
+                   f"{_fmt([r['valid_auc'] for r in runs])} | {_fmt([r['valid_slices']['cold']['auc'] for r in runs])} | "
+                   f"{len(runs)} |")
+    return out
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ folder, a graphrec dataset directory with timestamps) or a CTR samples directory
 written by an earlier run's ``--samples``. Samples follow DIN's protocol
 (:mod:`graphrec.data.ctr`); ``--samples DIR`` stores them the first time and checks
 them afterwards, so every model of an experiment sees the same samples.
+``--cold-start F`` hides every interaction with a fraction F of the items (drawn with
+``--seed``) from training and from all histories; they are then only valid/test
+candidates, and the results table reports them as the cold slice.
 
 The commands are registered under ``graphrec train`` by :func:`register`. Shared
 options are declared once (``Annotated`` aliases) and every command adds its own.
@@ -35,7 +38,8 @@ Epochs = Annotated[int, typer.Option(help="Maximum number of epochs.")]
 Lr = Annotated[float, typer.Option(help="Adam learning rate.")]
 BatchSize = Annotated[int, typer.Option(help="Samples per step.")]
 Patience = Annotated[int, typer.Option(help="Stop after this many epochs without a better validation AUC.")]
-Seed = Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")]
+Seed = Annotated[int, typer.Option(help="Seed of initialisation, shuffling and the cold-start items.")]
+ColdStart = Annotated[float, typer.Option(help="Hide every interaction with a random fraction of the items from training (0: off).")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
 Out = Annotated[Optional[Path], typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")]
 Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
@@ -46,14 +50,20 @@ Modalities = Annotated[Optional[str], typer.Option(help="Content modalities used
 
 COMMON = (
     "task", "max_history", "sample_seed", "samples", "item_graph", "graph_k", "cooccur_top_k", "graph_layers",
-    "epochs", "lr", "batch_size", "patience", "seed", "device", "out", "threads", "quiet",
+    "epochs", "lr", "batch_size", "patience", "seed", "device", "out", "threads", "quiet", "cold_start",
 )
 
 
-def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int], sample_seed: int):
-    """CTR samples from ``--data`` (source or samples dir), stored/checked at ``--samples``."""
+def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int], sample_seed: int,
+                  cold_start: float = 0.0, cold_seed: int = 0):
+    """CTR samples from ``--data`` (source or samples dir), stored/checked at ``--samples``;
+    ``cold_start`` > 0 applies the cold-start protocol with the items of ``cold_seed``."""
     from graphrec.data.ctr import CTRData, load_ctr_source
     from graphrec.errors import ConfigError, DataError
+
+    def _cold(meta: dict[str, Any]) -> str:
+        c = meta.get("cold_start")
+        return "no cold start" if not c else f"--cold-start {c['fraction']} --seed {c['seed']}"
 
     if (data / "ctr.json").is_file():
         loaded = CTRData.load(data)
@@ -62,16 +72,25 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
                 f"{data} holds samples with max history {loaded.max_history}, not {max_history}: "
                 "drop --max-history or pass the source folder"
             )
+        want = {"fraction": float(cold_start), "seed": int(cold_seed)} if cold_start else None
+        have = loaded.meta.get("cold_start")
+        if want is not None and (have is None or {k: have[k] for k in ("fraction", "seed")} != want):
+            raise ConfigError(
+                f"{data} holds samples built with {_cold(loaded.meta)}, not --cold-start {cold_start} --seed "
+                f"{cold_seed}: drop --cold-start or pass the source folder"
+            )
         return loaded
-    built = load_ctr_source(data, max_history=max_history or 50, seed=sample_seed)
+    built = load_ctr_source(data, max_history=max_history or 50, seed=sample_seed,
+                            cold_start=cold_start or None, cold_seed=cold_seed)
     if samples is not None:
         if (samples / "ctr.json").is_file():
             stored = CTRData.load(samples)
             if stored.fingerprint() != built.fingerprint():
                 raise DataError(
                     f"{samples} holds other samples than {data} gives with --max-history "
-                    f"{built.max_history} --sample-seed {sample_seed}: pass the options it was built "
-                    f"with (max history {stored.max_history}, seed {stored.meta.get('seed')}) or another --samples"
+                    f"{built.max_history} --sample-seed {sample_seed} and {_cold(built.meta)}: pass the options it "
+                    f"was built with (max history {stored.max_history}, seed {stored.meta.get('seed')}, "
+                    f"{_cold(stored.meta)}) or another --samples"
                 )
             return stored
         built.save(samples)
@@ -91,7 +110,10 @@ def print_ctr_record(record: dict[str, Any]) -> None:
         names = [k for k in slices if k.startswith("level_")] + ["warm", "cold"]
         row = {k: {"test auc": slices[k]["auc"], "samples": slices[k]["samples"]} for k in names if k in slices}
         typer.echo("")
-        typer.echo("test AUC by candidate popularity (level 0 = least popular; cold = unseen in training):")
+        cs = record["dataset"]["samples"].get("cold_start")
+        cold_what = (f"cold = the {cs['n_cold_items']} cold-start items (--cold-start {cs['fraction']} --seed {cs['seed']})"
+                     if cs else "cold = unseen in training")
+        typer.echo(f"test AUC by candidate popularity (level 0 = least popular; {cold_what}):")
         typer.echo(metric_table({"test auc": {k: v["test auc"] for k, v in row.items()},
                                  "samples": {k: float(v["samples"]) for k, v in row.items()}}, list(row)))
     t = record["timings"]
@@ -115,7 +137,10 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, gan_star
         raise ConfigError(f"--task {common['task']!r}: {model_name} is a CTR model; use --task ctr")
     set_threads(common["threads"])
     dev = resolve_device(common["device"])
-    ctr = load_ctr_data(data, common["samples"], common["max_history"], common["sample_seed"])
+    if not 0.0 <= common["cold_start"] < 1.0:
+        raise ConfigError(f"--cold-start must be in [0, 1), got {common['cold_start']}")
+    ctr = load_ctr_data(data, common["samples"], common["max_history"], common["sample_seed"],
+                        common["cold_start"], common["seed"])
     config = CTRConfig(
         epochs=common["epochs"], lr=common["lr"], batch_size=common["batch_size"], patience=common["patience"],
         seed=common["seed"], gan_start_epoch=gan_start_epoch, gan_lr=gan_lr, progress=not common["quiet"],
@@ -150,6 +175,7 @@ def _mods(value: Optional[str]) -> Optional[list[str]]:
 @user_errors
 def lr(
     data: Data, task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
+    cold_start: ColdStart = 0.0,
     item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
     epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
     device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,
@@ -165,6 +191,7 @@ def lr(
 def fm(
     data: Data, dim: Dim = 32,
     task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
+    cold_start: ColdStart = 0.0,
     item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
     epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
     device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,
@@ -177,6 +204,7 @@ def fm(
 def deepfm(
     data: Data, dim: Dim = 32, modalities: Modalities = None,
     task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
+    cold_start: ColdStart = 0.0,
     item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
     epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
     device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,
@@ -189,6 +217,7 @@ def deepfm(
 def youtubenet(
     data: Data, dim: Dim = 32, modality_dim: ModalityDim = 32, modalities: Modalities = None,
     task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
+    cold_start: ColdStart = 0.0,
     item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
     epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
     device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,
@@ -202,6 +231,7 @@ def youtubenet(
 def din(
     data: Data, dim: Dim = 32, modality_dim: ModalityDim = 32, modalities: Modalities = None,
     task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
+    cold_start: ColdStart = 0.0,
     item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
     epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
     device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,
@@ -224,6 +254,7 @@ def gmmf(
     no_cgan: Annotated[bool, typer.Option("--no-cgan", help="Ablation: no CGAN + auto-difference.")] = False,
     no_min: Annotated[bool, typer.Option("--no-min", help="Ablation: mean pooling, no user gates (no MIN).")] = False,
     task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
+    cold_start: ColdStart = 0.0,
     item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
     epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
     device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,
@@ -247,6 +278,7 @@ def marn(
     sequence: Annotated[str, typer.Option(help="apgru or gru (ablation).")] = "apgru",
     adv_weight: Annotated[float, typer.Option(help="lambda_0 of the adversarial terms.")] = 0.1,
     task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
+    cold_start: ColdStart = 0.0,
     item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
     epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
     device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,

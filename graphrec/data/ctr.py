@@ -34,10 +34,35 @@ Side features become integer codes (``0`` = unknown): user fields (MovieLens age
 gender, occupation) one code per user, multi-valued item fields (genres, comma- or
 ``|``-separated) a ``(n_items, k)`` code matrix padded with ``-1``.
 
+Cold-start protocol (``cold_start=F``, ``cold_seed=S``; the CTR analogue of
+:func:`graphrec.data.splits.cold_start`, which picks the same items for the same ``F``,
+``S`` and item count): :func:`select_cold_items` draws ``round(F * n_items)`` items, and
+every interaction with them is hidden from everything the model learns from or
+conditions on. The split positions stay those of the full sequence (valid = :math:`x_{N-1}`,
+test = :math:`x_N`, cold or not), and then
+
+* **train**: the training part :math:`x_1 .. x_{N-2}` with the cold items removed,
+  :math:`w_1 .. w_M`; samples predict :math:`w_t` from :math:`w_1 .. w_{t-1}`, t = 2..M;
+  their negatives are warm items; the dataset's train split (hence the co-interaction
+  graph and popularity) holds warm items only;
+* **valid / test histories** drop cold items too (a cold item is new: nobody has a
+  recorded behaviour on it before the candidate's time), so cold items occur ONLY as
+  valid/test candidates;
+* **valid / test negatives** come from the target's own group: a cold target's negative
+  is a cold item, a warm target's a warm item (never a positive of the user). The cold
+  slice therefore asks "which cold item does the user click", not "cold or warm";
+* a user gives samples when :math:`N \ge 3` and at least one of :math:`x_1 .. x_{N-2}`
+  is warm (so every valid/test history is non-empty).
+
+Cold items keep their content features, so the kNN content graph still links them to
+warm items; ``dataset.cold_items`` and ``meta["cold_start"]`` record the split (stored
+graphs are refused across different splits).
+
 Evaluation slices: :func:`item_popularity` (train frequency of each item, i.e. how many
 training users consumed it), :func:`popularity_levels` (MARN Table 4: the candidate items
 of a split divided into equal-size popularity levels, 0 = least popular) and cold
-candidates (train frequency below a threshold, by default never seen in training).
+candidates (:func:`cold_mask`: the cold-start items under the cold-start protocol,
+otherwise train frequency below a threshold, by default never seen in training).
 
 Sources: :func:`sequences_from_dataset` (any dataset with timestamps, e.g. MovieLens
 ratings ordered by time, ties broken by item index) and :func:`read_unisrec_sequences`
@@ -53,7 +78,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -76,6 +101,7 @@ __all__ = [
     "item_popularity",
     "popularity_levels",
     "cold_mask",
+    "select_cold_items",
     "N_PROPERTY_BUCKETS",
 ]
 
@@ -454,10 +480,10 @@ def _make_split(
     users: np.ndarray,
     pos: np.ndarray,
     max_history: int,
-    sampler: NegativeSampler,
-    rng: np.random.Generator,
+    negatives: Callable[[np.ndarray, np.ndarray], np.ndarray],
 ) -> CTRSplit:
-    """Positive samples (user, 0-based position ``pos`` in its sequence) and one negative each."""
+    """Positive samples (user, 0-based position ``pos`` in its sequence) and one negative
+    each, ``negatives(users, targets)``."""
     starts = seqs.indptr[users]
     flat = starts + pos  # index of the target in seqs.items
     # history: the max_history items before the target, oldest first, left-aligned
@@ -472,7 +498,7 @@ def _make_split(
         t_target = seqs.times[flat]
         delta = np.where(valid, t_target[:, None] - seqs.times[np.where(valid, idx, 0)], np.nan).astype(np.float32)
     items = seqs.items[flat]
-    negs = sampler.sample(users, rng)
+    negs = negatives(users, items)
     n = len(users)
     # interleave: positive then its negative
     order_users = np.repeat(users, 2)
@@ -490,6 +516,30 @@ def _make_split(
     )
 
 
+def select_cold_items(n_items: int, fraction: float, seed: int = 0) -> np.ndarray:
+    """The sorted cold-start items: ``round(fraction * n_items)`` items drawn without
+    replacement by ``numpy.random.default_rng(seed)`` (the same draw as
+    :func:`graphrec.data.splits.cold_start`)."""
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"cold-start fraction must be in (0, 1), got {fraction}")
+    n_cold = int(round(fraction * n_items))
+    if n_cold < 1:
+        raise ConfigError(f"cold-start fraction {fraction} of {n_items} items selects no item: use a larger fraction")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_items, size=n_cold, replace=False)).astype(np.int64)
+
+
+def _compact(seqs: Sequences, keep: np.ndarray) -> tuple[Sequences, np.ndarray]:
+    """The sequences restricted to the entries ``keep`` (order kept), and for every kept
+    entry its 0-based position in its user's restricted sequence."""
+    user_of = np.repeat(np.arange(seqs.n_users, dtype=np.int64), seqs.lengths())
+    indptr = np.zeros(seqs.n_users + 1, np.int64)
+    np.cumsum(np.bincount(user_of[keep], minlength=seqs.n_users), out=indptr[1:])
+    out = Sequences(indptr, seqs.items[keep], None if seqs.times is None else seqs.times[keep])
+    rank = np.arange(int(keep.sum())) - indptr[user_of[keep]]
+    return out, rank
+
+
 def build_ctr_data(
     dataset: Dataset,
     sequences: Sequences,
@@ -497,12 +547,16 @@ def build_ctr_data(
     max_history: int = 50,
     seed: int = 0,
     source: str = "",
+    cold_start: float | None = None,
+    cold_seed: int = 0,
 ) -> CTRData:
     """Samples of the module doc from ``sequences`` (index space of ``dataset``).
 
     The returned :class:`CTRData` carries ``dataset`` with its splits replaced by the
     leave-two-out partition of the sequences (timestamps kept when the sequences have
-    them) and its cold-start marks dropped.
+    them). ``cold_start`` (a fraction in (0, 1)) applies the cold-start protocol of the
+    module doc with the items of :func:`select_cold_items` (``cold_seed``); without it
+    the dataset's own cold-start marks are dropped.
     """
     if max_history < 1:
         raise ConfigError(f"max_history must be at least 1, got {max_history}")
@@ -510,37 +564,72 @@ def build_ctr_data(
         raise DataError(f"sequences cover {sequences.n_users} users but the dataset has {dataset.n_users}")
     if len(sequences.items) and (sequences.items.min() < 0 or sequences.items.max() >= dataset.n_items):
         raise DataError("a sequence item index is outside the dataset's items")
-    lengths = sequences.lengths()
-    eligible = lengths >= _MIN_LENGTH
-    if not eligible.any():
-        raise DataError(
-            f"no user of {dataset.name!r} has {_MIN_LENGTH} or more behaviours: CTR samples need "
-            "a history, a validation and a test behaviour per user"
-        )
     n_users, n_items = dataset.n_users, dataset.n_items
+    cold = None if not cold_start else select_cold_items(n_items, float(cold_start), int(cold_seed))
+    is_cold = np.zeros(n_items, bool)
+    if cold is not None:
+        is_cold[cold] = True
+    lengths = sequences.lengths()
     user_of = np.repeat(np.arange(n_users, dtype=np.int64), lengths)
     rank = np.arange(len(sequences.items)) - sequences.indptr[user_of]
     n_of = lengths[user_of]
+    cold_entry = is_cold[sequences.items]
+    eligible = lengths >= _MIN_LENGTH
+    if cold is not None:  # at least one warm behaviour before the validation target
+        warm_before = np.bincount(user_of[(rank <= n_of - 3) & ~cold_entry], minlength=n_users)
+        eligible &= warm_before > 0
+    if not eligible.any():
+        raise DataError(
+            f"no user of {dataset.name!r} has {_MIN_LENGTH} or more behaviours"
+            + (" with a warm one before the last two" if cold is not None else "")
+            + ": CTR samples need a history, a validation and a test behaviour per user"
+        )
     label = np.zeros(len(sequences.items), np.int64)  # 0 train, 1 valid, 2 test
     label[(rank == n_of - 2) & eligible[user_of]] = 1
     label[(rank == n_of - 1) & eligible[user_of]] = 2
 
     # all positives of a user (any split): negatives are drawn outside them
     all_pos, _ = interactions_matrix(user_of, sequences.items, (n_users, n_items))
-    sampler = NegativeSampler(all_pos)
     rng = np.random.default_rng(seed)
-
     samples = {}
-    # train: t = 2 .. N-2 (1-based), i.e. 0-based positions 1 .. N-3
-    train_sel = eligible[user_of] & (rank >= 1) & (rank <= n_of - 3)
-    samples["train"] = _make_split(sequences, user_of[train_sel], rank[train_sel], max_history, sampler, rng)
-    for k, s in ((1, "valid"), (2, "test")):
-        sel = label == k
-        samples[s] = _make_split(sequences, user_of[sel], rank[sel], max_history, sampler, rng)
+    if cold is None:
+        sampler = NegativeSampler(all_pos)
+
+        def draw(users: np.ndarray, targets: np.ndarray) -> np.ndarray:
+            return sampler.sample(users, rng)
+
+        # train: t = 2 .. N-2 (1-based), i.e. 0-based positions 1 .. N-3
+        train_sel = eligible[user_of] & (rank >= 1) & (rank <= n_of - 3)
+        samples["train"] = _make_split(sequences, user_of[train_sel], rank[train_sel], max_history, draw)
+        for k, s in ((1, "valid"), (2, "test")):
+            sel = label == k
+            samples[s] = _make_split(sequences, user_of[sel], rank[sel], max_history, draw)
+    else:
+        warm_sampler = NegativeSampler(all_pos, exclude_items=cold)
+        cold_sampler = NegativeSampler(all_pos, exclude_items=np.flatnonzero(~is_cold))
+
+        def draw(users: np.ndarray, targets: np.ndarray) -> np.ndarray:
+            negs = np.empty(len(users), np.int64)
+            c = is_cold[targets]
+            negs[~c] = warm_sampler.sample(users[~c], rng)
+            if c.any():
+                negs[c] = cold_sampler.sample(users[c], rng)
+            return negs
+
+        warm_train = (label == 0) & ~cold_entry
+        seq_tr, rank_tr = _compact(sequences, warm_train)
+        user_tr = user_of[warm_train]
+        sel = eligible[user_tr] & (rank_tr >= 1)
+        samples["train"] = _make_split(seq_tr, user_tr[sel], rank_tr[sel], max_history, draw)
+        for k, s in ((1, "valid"), (2, "test")):
+            keep = ((label < k) & ~cold_entry) | (label == k)  # warm history + the target
+            seq_k, rank_k = _compact(sequences, keep)
+            tgt = label[keep] == k
+            samples[s] = _make_split(seq_k, user_of[keep][tgt], rank_k[tgt], max_history, draw)
 
     splits, stamps = {}, ({} if sequences.times is not None else None)
     for k, s in enumerate(CTR_SPLITS):
-        sel = label == k
+        sel = (label == k) & ~cold_entry if k == 0 else label == k
         m, t = interactions_matrix(
             user_of[sel], sequences.items[sel], (n_users, n_items),
             None if sequences.times is None else sequences.times[sel],
@@ -550,7 +639,9 @@ def build_ctr_data(
             stamps[s] = t
     meta = {k: v for k, v in dataset.meta.items() if k not in ("cold_start", "split")}
     meta["split"] = "ctr-leave-two-out"
-    ctr_dataset = dataset.replace(splits=splits, timestamps=stamps, cold_items=None, meta=meta)
+    if cold is not None:
+        meta["cold_start"] = {"fraction": float(cold_start), "seed": int(cold_seed)}
+    ctr_dataset = dataset.replace(splits=splits, timestamps=stamps, cold_items=cold, meta=meta)
     user_side, item_side, sizes = encode_side_fields(dataset)
     info = {
         "protocol": "din",
@@ -562,6 +653,8 @@ def build_ctr_data(
         "source_fingerprint": dataset.fingerprint(),
         "users_with_samples": int(eligible.sum()),
     }
+    if cold is not None:
+        info["cold_start"] = {"fraction": float(cold_start), "seed": int(cold_seed), "n_cold_items": int(len(cold))}
     return CTRData(ctr_dataset, samples, user_side, item_side, sizes, info)
 
 
@@ -570,11 +663,14 @@ def load_ctr_source(
     *,
     max_history: int = 50,
     seed: int = 0,
+    cold_start: float | None = None,
+    cold_seed: int = 0,
 ) -> CTRData:
     """Build CTR samples from a source folder: a UniSRec folder (``*.train.inter``; CLIP
     ``image``/``text`` features), a MovieLens folder or ratings file (``ratings.csv`` /
     ``u.data``, with ``text_minilm.npy`` text features and user/item side files), or a
-    graphrec dataset directory with timestamps (``dataset.json``)."""
+    graphrec dataset directory with timestamps (``dataset.json``). ``cold_start`` and
+    ``cold_seed``: the cold-start protocol of the module doc."""
     p = Path(path)
     if p.is_dir() and (p / "dataset.json").is_file():
         ds = Dataset.load(p)
@@ -596,7 +692,9 @@ def load_ctr_source(
             f"{p}: not a CTR source (no *.train.inter, ratings.csv, u.data or dataset.json): pass a "
             "UniSRec folder, a MovieLens folder or a graphrec dataset directory with timestamps"
         )
-    return build_ctr_data(ds, seqs, max_history=max_history, seed=seed, source=str(p))
+    return build_ctr_data(
+        ds, seqs, max_history=max_history, seed=seed, source=str(p), cold_start=cold_start, cold_seed=cold_seed
+    )
 
 
 # ---------------------------------------------------------------------- properties and slices
@@ -640,8 +738,11 @@ def popularity_levels(data: CTRData, split: str = "test", n_levels: int = 10) ->
 
 
 def cold_mask(data: CTRData, split: str = "test", threshold: int = 1) -> np.ndarray:
-    """Samples whose candidate has train frequency below ``threshold`` (default: items
-    never seen in training)."""
+    """Samples whose candidate is cold: one of the cold-start items when the samples
+    follow the cold-start protocol (``threshold`` is then unused), else an item with
+    train frequency below ``threshold`` (default: never seen in training)."""
+    if data.dataset.cold_items is not None:
+        return np.isin(data.samples[split].items, data.dataset.cold_items)
     pop = item_popularity(data)
     return pop[data.samples[split].items] < threshold
 

@@ -5,7 +5,9 @@ model's own auxiliary losses, :meth:`~graphrec.models.ctr.CTRModel.losses`) with
 shuffled training samples, validation AUC after every epoch, early stopping after
 ``patience`` epochs without a better validation AUC, the best state restored, and the
 test split evaluated ONCE at the end (AUC, GAUC, logloss, plus the popularity-level and
-cold-item slices). Everything is seeded by ``config.seed``.
+cold/warm-candidate slices, which are also reported for validation at the best epoch).
+Under the cold-start protocol (:mod:`graphrec.data.ctr`) the cold slice holds exactly
+the samples whose candidate is a cold-start item. Everything is seeded by ``config.seed``.
 
 Models with a generator/discriminator pair (GMMF's cross-modal GAN) are trained as in
 GMMF's Algorithm 1: the backbone every epoch; the GAN only in epochs after
@@ -79,7 +81,8 @@ class CTRConfig:
         gan_lr: Adam learning rate of the generator and discriminator (GMMF: 1e-5).
         eval_batch_size: samples per prediction batch.
         popularity_levels: number of popularity levels of the test slices (MARN: 10).
-        cold_threshold: a test candidate with train frequency below this is cold.
+        cold_threshold: without a cold-start split, a candidate with train frequency below
+            this is cold (with one, the cold-start items are).
         progress: show progress bars.
     """
 
@@ -375,9 +378,9 @@ def fit_ctr(
         if logged:
             row["model"] = logged
         t1 = time.perf_counter()
-        v = evaluate_ctr(model, data, "valid", config, device, tensors=valid)
+        v = evaluate_ctr(model, data, "valid", config, device, slices=True, tensors=valid)
         eval_time += time.perf_counter() - t1
-        row["valid"] = v
+        row["valid"] = {k: x for k, x in v.items() if k != "slices"}  # slices: best epoch only
         history.append(row)
         if v["auc"] > best_score:
             best_score, best_epoch, best_valid = v["auc"], epoch, v

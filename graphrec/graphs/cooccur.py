@@ -42,11 +42,24 @@ interactions has C_ij = 0.
 Counts are accumulated as integers and returned as float32 (exact up to 2^24 users per
 pair).
 The n_items x n_items matrix is never dense.
+
+Factored form. Unpruned, the symmetrically normalised graph is a product of the
+interaction matrix with itself,
+
+    Ê^c = D^{-1/2} (R^T R - diag(s)) D^{-1/2},   s_i = (R^T R)_ii = |users(i)|,
+    D_ii = sum_{j != i} C_ij = sum_{u in users(i)} (|items(u)| - 1),
+
+(the division by C_max of eq. 4 cancels in the symmetric normalisation), so
+:func:`cooccurrence_factors` returns R, s and D^{-1/2} without forming C: applying Ê^c to
+a d-column matrix then costs 2 nnz(R) d multiply-adds instead of nnz(C) d, and C is
+typically many times denser than R (Amazon Baby: 119,674 training interactions,
+933,582 co-interaction pairs).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -54,7 +67,14 @@ import scipy.sparse as sp
 
 from graphrec.errors import ConfigError, DataError
 
-__all__ = ["DEFAULT_BLOCK_ENTRIES", "block_bounds", "cooccurrence_graph", "expected_products"]
+__all__ = [
+    "DEFAULT_BLOCK_ENTRIES",
+    "CooccurrenceFactors",
+    "block_bounds",
+    "cooccurrence_factors",
+    "cooccurrence_graph",
+    "expected_products",
+]
 
 #: Upper bound on the entries of one unpruned block of C when ``block_size`` is None
 #: (about 35 bytes each while the block is pruned: ~300 MB of scratch at most).
@@ -272,3 +292,59 @@ def expected_products(train: sp.spmatrix | sp.sparray) -> int:
     """sum_u |items(u)|^2: the scalar products R^T R forms (the cost of an unpruned build)."""
     deg = np.diff(sp.csr_matrix(train).indptr).astype(np.float64)
     return int(math.fsum(deg * deg))
+
+
+@dataclass(frozen=True)
+class CooccurrenceFactors:
+    r"""The symmetrically normalised co-interaction graph kept as its factors:
+    :math:`\hat E^c = D^{-1/2} (R^\top R - \mathrm{diag}(s)) D^{-1/2}` (module doc).
+
+    Attributes:
+        interactions: R, the binarised training matrix (n_users x n_items), float32 CSR.
+        self_counts: s (n_items,), users per item, the diagonal of R^T R, float32.
+        inv_sqrt_degree: D^{-1/2} (n_items,), float32; 0 for an item with no
+            co-interaction (no training user, or only users who consumed nothing else).
+    """
+
+    interactions: sp.csr_matrix
+    self_counts: np.ndarray
+    inv_sqrt_degree: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        return self.interactions.shape[1]
+
+    def apply(self, h: np.ndarray) -> np.ndarray:
+        r""":math:`\hat E^c h` for a dense ``h`` (n_items x d) (reference; the model uses
+        :class:`graphrec.nn.FactoredCooccurrence`)."""
+        x = self.inv_sqrt_degree[:, None] * h
+        r = self.interactions
+        return self.inv_sqrt_degree[:, None] * (r.T @ (r @ x) - self.self_counts[:, None] * x)
+
+    def matrix(self) -> sp.csr_matrix:
+        r"""The explicit :math:`\hat E^c` (float32 CSR, forms C: for inspection and tests)."""
+        c = sp.coo_matrix(self.interactions.T @ self.interactions)
+        off = c.row != c.col
+        d = self.inv_sqrt_degree.astype(np.float64)
+        vals = c.data[off] * d[c.row[off]] * d[c.col[off]]
+        out = sp.csr_matrix((vals.astype(np.float32), (c.row[off], c.col[off])), shape=c.shape)
+        out.eliminate_zeros()
+        out.sort_indices()
+        return out
+
+
+def cooccurrence_factors(train: sp.spmatrix | sp.sparray) -> CooccurrenceFactors:
+    """The factors of the symmetrically normalised, unpruned co-interaction graph of a
+    training matrix (module doc, "Factored form"); C itself is never formed.
+
+    Equal, up to float rounding, to ``normalize_adjacency(cooccurrence_graph(train), "sym")``.
+    """
+    r = _binary_csr(train).astype(np.float32)
+    user_deg = np.diff(r.indptr).astype(np.float64)
+    self_counts = np.diff(r.tocsc().indptr).astype(np.float64)  # users per item
+    degree = r.T @ (user_deg - 1.0)  # sum_{u in users(i)} (|items(u)| - 1)
+    inv_sqrt = np.zeros_like(degree)
+    pos = degree > 0
+    inv_sqrt[pos] = degree[pos] ** -0.5
+    r.sort_indices()
+    return CooccurrenceFactors(r, self_counts.astype(np.float32), inv_sqrt.astype(np.float32))

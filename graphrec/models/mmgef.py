@@ -65,6 +65,9 @@ Reading of the ambiguous points (documented in ``docs/models/mmgef.md``):
   and ``attention`` has no effect (the paper reports different numbers for "w/o CF" and
   "w/o CF+Att", which this reading cannot reproduce).
 * ``attention=False`` ("w/o Att"): fixed equal weights 1/2, 1/2, not trainable.
+* ``knn_graph=None`` drops the content graph: only :math:`\hat E^c` remains (a pure
+  collaborative item branch for data without content, or to time the model on
+  interactions alone); as with one graph above, the softmax is 1.
 
 Shapes: ``adj`` (n_users + n_items) square, ``knn_graph`` and ``cooccur_graph``
 (n_items x n_items), torch sparse (CSR or COO); ``features`` (n_items x d_feat).
@@ -82,6 +85,7 @@ from graphrec.errors import ConfigError
 from graphrec.models.base import ItemGraphRecommender
 from graphrec.models.lightgcn import LightGCN
 from graphrec.nn import (
+    FactoredCooccurrence,
     SparsePattern,
     module_pattern,
     pattern_dot,
@@ -131,9 +135,13 @@ class MMGEF(ItemGraphRecommender):
         adj: normalised user-item bipartite adjacency (as for :class:`LightGCN`).
         knn_graph: the content graph E^m, (n_items x n_items) torch sparse. ``fixed``
             mode: already normalised (its values are used as they are). ``projected``
-            mode: only its pattern (the top-k neighbours) is used.
-        cooccur_graph: the normalised co-interaction graph Ê^c of the training data;
-            required with ``use_cf_graph``, ignored (not stored) without.
+            mode: only its pattern (the top-k neighbours) is used. ``None``: no content
+            graph (co-interaction graph only; needs ``use_cf_graph`` and ``fixed`` mode).
+        cooccur_graph: the normalised co-interaction graph Ê^c of the training data,
+            explicit (torch sparse) or as its factors (:class:`graphrec.nn.FactoredCooccurrence`,
+            what the builder passes for the unpruned graph: same values, 2 nnz(R) instead
+            of nnz(C) work per product); required with ``use_cf_graph``, ignored (not
+            stored) without.
         features: fused item features (n_items x d_feat), required by ``projected``
             mode, ignored in ``fixed`` mode.
         embedding_dim: d of the ID embeddings, the item GCN and the projection (paper: 64).
@@ -150,8 +158,8 @@ class MMGEF(ItemGraphRecommender):
         n_users: int,
         n_items: int,
         adj: Tensor,
-        knn_graph: Tensor,
-        cooccur_graph: Tensor | None = None,
+        knn_graph: Tensor | None,
+        cooccur_graph: Tensor | FactoredCooccurrence | None = None,
         *,
         features: Tensor | None = None,
         embedding_dim: int = 64,
@@ -182,27 +190,42 @@ class MMGEF(ItemGraphRecommender):
         )
 
         # Graphs and features are data, not parameters: non-persistent buffers.
-        knn = _as_csr(knn_graph, "knn_graph", n_items)
-        if feature_mode == "fixed":
+        self.feature_proj = None
+        if knn_graph is None:
+            if not use_cf_graph:
+                raise ConfigError("MM-GEF needs at least one item graph: knn_graph is None and use_cf_graph is False")
+            if feature_mode != "fixed":
+                raise ConfigError("feature_mode 'projected' projects the content graph, and knn_graph is None")
+        elif feature_mode == "fixed":
+            knn = _as_csr(knn_graph, "knn_graph", n_items)
             self.register_buffer("knn_adj", knn, persistent=False)
             self.register_buffer("knn_adj_t", _csr_transpose(knn), persistent=False)
-            self.feature_proj = None
         else:
             if features is None:
                 raise ConfigError("feature_mode 'projected' needs the fused item features (features=...)")
             if features.dim() != 2 or features.shape[0] != n_items:
                 raise ConfigError(f"features have shape {tuple(features.shape)}, expected ({n_items}, d_feat)")
-            register_pattern(self, "knn", SparsePattern.from_csr(knn))
+            register_pattern(self, "knn", SparsePattern.from_csr(_as_csr(knn_graph, "knn_graph", n_items)))
             self.register_buffer("features", features.detach().float(), persistent=False)
             self.feature_proj = nn.Linear(features.shape[1], embedding_dim)
 
+        self.cooccur_op = None
         if use_cf_graph:
             if cooccur_graph is None:
                 raise ConfigError("use_cf_graph=True needs the co-interaction graph (cooccur_graph=...)")
-            co = _as_csr(cooccur_graph, "cooccur_graph", n_items)
-            self.register_buffer("cooccur_adj", co, persistent=False)
-            self.register_buffer("cooccur_adj_t", _csr_transpose(co), persistent=False)
-        self.n_graphs = 2 if use_cf_graph else 1
+            if isinstance(cooccur_graph, FactoredCooccurrence):
+                if cooccur_graph.n_items != n_items:
+                    raise ConfigError(f"cooccur_graph has {cooccur_graph.n_items} items, expected {n_items}")
+                self.cooccur_op = cooccur_graph
+            else:
+                co = _as_csr(cooccur_graph, "cooccur_graph", n_items)
+                self.register_buffer("cooccur_adj", co, persistent=False)
+                self.register_buffer("cooccur_adj_t", _csr_transpose(co), persistent=False)
+        #: the item graphs in use, in the order of the attention logits
+        self.graph_names = tuple(
+            name for name, used in zip(GRAPH_NAMES, (knn_graph is not None, use_cf_graph)) if used
+        )
+        self.n_graphs = len(self.graph_names)
 
         # One logit per graph; with a single graph the softmax is 1 and nothing is learned.
         if attention and self.n_graphs > 1:
@@ -229,8 +252,8 @@ class MMGEF(ItemGraphRecommender):
 
     def attention_weights(self) -> dict[str, float]:
         """Current weights as ``{"knn": w, "cooccur": w}`` (0.0 for a graph not used)."""
-        w = self.graph_weights().detach().cpu().tolist()
-        return {name: (float(w[g]) if g < self.n_graphs else 0.0) for g, name in enumerate(GRAPH_NAMES)}
+        w = dict(zip(self.graph_names, self.graph_weights().detach().cpu().tolist()))
+        return {name: float(w.get(name, 0.0)) for name in GRAPH_NAMES}
 
     def log_values(self) -> dict[str, float]:
         """Per-epoch record: the learned graph weights (nothing when they are fixed)."""
@@ -255,15 +278,24 @@ class MMGEF(ItemGraphRecommender):
     def _item_operators(self) -> list[Callable[[Tensor], Tensor]]:
         """``h -> Ê_g h`` for each graph, in the order of :data:`GRAPH_NAMES`."""
         ops: list[Callable[[Tensor], Tensor]] = []
-        if self.feature_mode == "fixed":
+        if "knn" in self.graph_names and self.feature_mode == "fixed":
             ops.append(lambda h: propagate(self.knn_adj, h, adj_t=self.knn_adj_t))
-        else:
+        elif "knn" in self.graph_names:
             vals = self._projected_knn_values()  # once per forward pass, shared by the layers
             pattern = module_pattern(self, "knn")
             ops.append(lambda h: pattern_spmm(pattern, vals, h))
-        if self.use_cf_graph:
+        if self.use_cf_graph and self.cooccur_op is not None:
+            ops.append(self.cooccur_op)
+        elif self.use_cf_graph:
             ops.append(lambda h: propagate(self.cooccur_adj, h, adj_t=self.cooccur_adj_t))
         return ops
+
+    def cooccur_graph(self) -> Tensor:
+        """Ê^c as a torch sparse CSR tensor (explicit even when the model holds its
+        factors; for inspection)."""
+        if not self.use_cf_graph:
+            raise ConfigError("this MM-GEF has no co-interaction graph (use_cf_graph=False)")
+        return self.cooccur_op.matrix() if self.cooccur_op is not None else self.cooccur_adj
 
     def item_propagate(self, h: Tensor | None = None) -> Tensor:
         """h^{L'} = (sum_g alpha_g Ê_g)^{L'} h^0, with h^0 the layer-0 item embeddings."""
@@ -280,5 +312,5 @@ class MMGEF(ItemGraphRecommender):
     def extra_repr(self) -> str:
         return (
             f"n_users={self.n_users}, n_items={self.n_items}, item_layers={self.item_layers}, "
-            f"use_cf_graph={self.use_cf_graph}, attention={self.attention}, feature_mode={self.feature_mode!r}"
+            f"graphs={','.join(self.graph_names)}, attention={self.attention}, feature_mode={self.feature_mode!r}"
         )

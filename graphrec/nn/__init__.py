@@ -1,5 +1,6 @@
 """Reusable layers and functions: sparse propagation, learned-value sparse products, losses."""
 
+from graphrec.nn.cooccur import FactoredCooccurrence
 from graphrec.nn.losses import bpr_loss, l2_penalty
 from graphrec.nn.pattern import (
     SparsePattern,
@@ -14,6 +15,7 @@ from graphrec.nn.pattern import (
 from graphrec.nn.propagation import propagate, to_torch_sparse
 
 __all__ = [
+    "FactoredCooccurrence",
     "SparsePattern",
     "bpr_loss",
     "inv_sqrt_degree",

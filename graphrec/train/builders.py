@@ -18,12 +18,13 @@ from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError
 from graphrec.graphs import normalized_bipartite
 from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
+from graphrec.graphs.cooccur import cooccurrence_factors
 from graphrec.graphs.fuse import default_modalities
 from graphrec.graphs.normalize import normalize_adjacency
 from graphrec.graphs.store import GraphRecord, load_graph
 from graphrec.models import LATTICE, MF, MMGEF, ContentKNN, LightGCN, Recommender
 from graphrec.models.mmgef import FEATURE_MODES
-from graphrec.nn import to_torch_sparse
+from graphrec.nn import FactoredCooccurrence, to_torch_sparse
 
 __all__ = ["ModelSpec", "MODELS", "build_model", "model_params"]
 
@@ -117,6 +118,7 @@ def _build_mmgef(
     feature_mode: str,
     cooccur_top_k: int | None,
     graphs: Sequence[str] | None = None,
+    use_knn_graph: bool = True,
 ) -> MMGEF:
     """MM-GEF's inputs: the bipartite graph and, from the TRAINING data only, the content
     kNN graph E^m (early-fused ``modalities``, top-``k`` cosine; ``k`` None means 10) and
@@ -124,14 +126,25 @@ def _build_mmgef(
     each symmetrically normalised. ``graphs``: stored graphs (``graphrec build-graph``)
     used instead of building E^m and/or E^c, provenance-checked against ``dataset``.
     ``projected`` mode passes the raw kNN pattern plus the fused features.
+    ``use_knn_graph=False``: no content graph (co-interaction graph only; no features needed).
     """
-    _needs_features(dataset, "mmgef")
     if feature_mode not in FEATURE_MODES:
         raise ConfigError(f"feature_mode {feature_mode!r} is not one of {', '.join(FEATURE_MODES)}")
+    if not use_knn_graph:
+        if not use_cf_graph:
+            raise ConfigError("--no-knn-graph and --no-cf-graph together leave MM-GEF no item graph: drop one")
+        given = [o for o, flag in (("--k", k is not None), ("--modalities", modalities is not None),
+                                   ("--feature-mode projected", feature_mode != "fixed")) if flag]
+        if given:
+            raise ConfigError(f"{', '.join(given)} configure the content graph, which --no-knn-graph drops: drop them")
+    else:
+        _needs_features(dataset, "mmgef")
     stored = load_stored_graphs(dataset, graphs)
     adj = to_torch_sparse(normalized_bipartite(dataset.train, "sym"))
     mods = parse_modalities(modalities)
     given_knn = _pick(stored, "knn", "mmgef", ("knn", "cooccur"))
+    if given_knn is not None and not use_knn_graph:
+        raise ConfigError(f"graph {given_knn[2]} is a content kNN graph and --no-knn-graph drops it: drop one of them")
     if given_knn is not None:
         g, rec, path = given_knn
         _check_k(rec, k, path)
@@ -145,7 +158,7 @@ def _build_mmgef(
     else:
         knn_matrix = None
     fused = None
-    if knn_matrix is None or feature_mode == "projected":
+    if use_knn_graph and (knn_matrix is None or feature_mode == "projected"):
         spec = GraphSpec(
             kind="knn", k=10 if k is None else k, modalities=mods,
             normalization="sym" if feature_mode == "fixed" else "none",
@@ -169,6 +182,8 @@ def _build_mmgef(
                     "given: drop the option, or rebuild the graph with it"
                 )
             cooccur = _sym(g, rec, path)
+        elif cooccur_top_k is None:  # unpruned: kept as its factors, C is never formed
+            cooccur = FactoredCooccurrence(cooccurrence_factors(dataset.train))
         else:
             cooccur = build_item_graph(
                 dataset, GraphSpec(kind="cooccur", cooccur_top_k=cooccur_top_k, normalization="sym")
@@ -177,8 +192,8 @@ def _build_mmgef(
         dataset.n_users,
         dataset.n_items,
         adj,
-        to_torch_sparse(knn_matrix),
-        None if cooccur is None else to_torch_sparse(cooccur),
+        None if knn_matrix is None else to_torch_sparse(knn_matrix),
+        cooccur if cooccur is None or isinstance(cooccur, FactoredCooccurrence) else to_torch_sparse(cooccur),
         features=features,
         embedding_dim=embedding_dim,
         num_layers=num_layers,
@@ -302,6 +317,7 @@ MODELS: dict[str, ModelSpec] = {
             "feature_mode": "fixed",
             "cooccur_top_k": None,
             "graphs": None,
+            "use_knn_graph": True,
         },
     ),
     "lattice": ModelSpec(

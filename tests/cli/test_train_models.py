@@ -94,3 +94,12 @@ def test_mmgef_reuses_stored_graphs_and_refuses_stale_ones(data_dir, tmp_path):
     res = run("train", "mmgef", "--data", data_dir, "--epochs", "1", "--graph", graphs / "knn", "--k", "10",
               "--device", "cpu", "--out", tmp_path / "k", "--quiet")
     assert res.exit_code == 1 and "k=6 but --k 10" in res.output
+    # the content graph can be dropped (co-interaction graph only), but not while reusing it
+    res = run("train", "mmgef", "--data", data_dir, "--epochs", "1", "--dim", "8", "--no-knn-graph",
+              "--device", "cpu", "--out", tmp_path / "co", "--quiet")
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "co" / "record.json").read_text())
+    assert record["model_params"]["use_knn_graph"] is False
+    res = run("train", "mmgef", "--data", data_dir, "--epochs", "1", "--no-knn-graph", "--graph", graphs / "knn",
+              "--device", "cpu", "--out", tmp_path / "co2", "--quiet")
+    assert res.exit_code == 1 and "--no-knn-graph" in res.output and len(res.output.strip().splitlines()) == 1

@@ -8,7 +8,8 @@ import scipy.sparse as sp
 
 from graphrec.data import build_dataset, cold_start
 from graphrec.errors import ConfigError, DataError
-from graphrec.graphs.cooccur import block_bounds, cooccurrence_graph, expected_products
+from graphrec.graphs.cooccur import block_bounds, cooccurrence_factors, cooccurrence_graph, expected_products
+from graphrec.graphs.normalize import normalize_adjacency
 
 # 4 users x 5 items; item 4 has no interaction.
 #   u0: 0 1 2    u1: 0 1    u2: 1 3    u3: 0 1 3
@@ -276,3 +277,54 @@ def test_baby_builds_quickly_and_matches_scipy(shared_data):
     assert g.nnz == ref.nnz and abs(g - ref).max() == 0
     pruned = cooccurrence_graph(ds.train, top_k=10)
     assert pruned.max() == 1.0 and np.diff(pruned.indptr).max() == 10
+
+
+# ------------------------------------------------------------------ factored form
+
+
+def test_factors_by_hand():
+    f = cooccurrence_factors(R)
+    # users per item, and D_ii = row sums of C (= sum over i's users of their other items)
+    assert np.array_equal(f.self_counts, [3, 4, 1, 2, 0])
+    deg = C.sum(1)  # 5, 6, 2, 3, 0
+    assert np.array_equal(deg, [5, 6, 2, 3, 0])
+    want = np.array([5**-0.5, 6**-0.5, 2**-0.5, 3**-0.5, 0.0])
+    assert np.allclose(f.inv_sqrt_degree, want)
+    sym = want[:, None] * C * want[None, :]
+    assert np.allclose(f.matrix().toarray(), sym, atol=1e-7)
+    h = np.arange(10, dtype=np.float64).reshape(5, 2) - 3
+    assert np.allclose(f.apply(h), sym @ h, atol=1e-6)
+    # an isolated item (no training user, or users with nothing else) propagates nothing
+    assert np.array_equal(f.apply(h)[4], [0, 0])
+
+
+def test_factored_operator_matches_the_explicit_graph_forward_and_backward():
+    torch = pytest.importorskip("torch")
+    from graphrec.nn import FactoredCooccurrence
+
+    rng = np.random.default_rng(0)
+    r = sp.random(60, 40, density=0.08, format="csr", random_state=1)
+    r.data[:] = rng.integers(1, 4, r.nnz)  # counts: binarised like cooccurrence_graph
+    r = sp.csr_matrix(r.multiply(np.arange(60)[:, None] != 5))  # user 5 has no item
+    explicit = normalize_adjacency(cooccurrence_graph(r), "sym").toarray()
+    op = FactoredCooccurrence(cooccurrence_factors(r))
+    assert np.allclose(op.matrix().to_dense().numpy(), explicit, atol=1e-6)
+    h = torch.randn(40, 3, dtype=torch.float32, requires_grad=True)
+    g = torch.randn(40, 3)
+    (op(h) * g).sum().backward()
+    e = torch.from_numpy(explicit)
+    assert torch.allclose(op(h.detach()), e @ h.detach(), atol=1e-5)
+    assert torch.allclose(h.grad, e.T @ g, atol=1e-5)
+    assert op.state_dict() == {}  # data, not parameters
+
+
+def test_factored_form_on_baby_matches_the_explicit_graph(shared_data):
+    from graphrec.data.formats import read_lattice
+
+    ds = read_lattice(shared_data / "amazon-baby", unseen="keep")
+    f = cooccurrence_factors(ds.train)
+    explicit = normalize_adjacency(cooccurrence_graph(ds.train), "sym")
+    assert explicit.nnz > 7 * f.interactions.nnz  # why the factored form pays: C is much denser
+    h = np.random.default_rng(0).standard_normal((ds.n_items, 8)).astype(np.float32)
+    got, want = f.apply(h), explicit @ h
+    assert np.abs(got - want).max() < 1e-4 * np.abs(want).max()

@@ -83,7 +83,7 @@ def test_item_graphs_are_graphrecs_own_on_training_data(rb: Any, lfm2k_small: Da
     model = make(GraphrecMMGEF, rb)
     _, iid = maps(rb, lfm2k_small)
     perm = iid - 1
-    co = model.inner.cooccur_adj.to_dense().numpy()
+    co = model.inner.cooccur_graph().to_dense().numpy()
     knn = model.inner.knn_adj.to_dense().numpy()
     want_co = build_item_graph(lfm2k_small, GraphSpec(kind="cooccur", normalization="sym")).graph.toarray()
     want_knn = build_item_graph(

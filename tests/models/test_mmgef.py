@@ -161,6 +161,28 @@ def test_without_cf_graph_the_cooccurrence_graph_is_ignored():
     assert torch.equal(outs[0], outs[1])
 
 
+def test_without_knn_graph_only_the_cooccurrence_graph_propagates():
+    adj = to_torch_sparse(normalized_bipartite(sp.csr_matrix(R)))
+    co = to_torch_sparse(normalize_adjacency(sp.csr_matrix(CO), "sym"))
+    torch.manual_seed(0)
+    m = MMGEF(3, 4, adj, None, co, embedding_dim=3, num_layers=1, item_layers=2)
+    assert m.graph_names == ("cooccur",) and not hasattr(m, "knn_adj") and m.attention_logits is None
+    assert m.attention_weights() == {"knn": 0.0, "cooccur": 1.0}
+    h0 = m.lightgcn.item_embedding.weight.detach().double().numpy()
+    e = _sym_dense(CO)
+    assert np.allclose(m.item_propagate().detach().double().numpy(), e @ e @ h0, atol=1e-6)
+    # e_i = LightGCN_i + h_i / ||h_i||
+    users, items = m.embeddings()
+    lu, li = m.lightgcn.embeddings()
+    h = e @ e @ h0
+    expected = li.detach().double().numpy() + h / np.linalg.norm(h, axis=1, keepdims=True)
+    assert np.allclose(items.detach().double().numpy(), expected, atol=1e-5)
+    with pytest.raises(ConfigError, match="no item graph|at least one item graph"):
+        MMGEF(3, 4, adj, None, co, use_cf_graph=False)
+    with pytest.raises(ConfigError, match="projected"):
+        MMGEF(3, 4, adj, None, co, feature_mode="projected", features=torch.randn(4, 5))
+
+
 def test_bad_arguments_are_clear_errors():
     adj = to_torch_sparse(normalized_bipartite(sp.csr_matrix(R)))
     knn = to_torch_sparse(sp.csr_matrix(KNN))
@@ -201,7 +223,7 @@ def test_builder_graphs_and_cold_items_never_in_the_cooccurrence_graph():
     ds = contract_dataset()
     cold = cold_start(ds, 0.2, 0)
     model = build_model("mmgef", cold, SMALL)
-    co = model.cooccur_adj.to_dense().numpy()
+    co = model.cooccur_graph().to_dense().numpy()
     c_items = cold.cold_items
     assert len(c_items) == 12
     assert not co[c_items].any() and not co[:, c_items].any()
@@ -215,7 +237,7 @@ def test_builder_graphs_and_cold_items_never_in_the_cooccurrence_graph():
     knn = model.knn_adj.to_dense().numpy()
     assert ((knn[c_items] != 0).sum(1) == 5).all()
     assert np.isfinite(knn).all()
-    assert model.cooccur_adj_t is model.cooccur_adj  # symmetric: the backward reuses it
+    assert model.cooccur_op is not None  # unpruned: kept as its factors
 
 
 def test_builder_ablations_and_errors():
@@ -227,6 +249,15 @@ def test_builder_ablations_and_errors():
         build_model("mmgef", ds.replace(item_features={}), SMALL)
     with pytest.raises(ConfigError, match="feature_mode"):
         build_model("mmgef", ds, dict(SMALL, feature_mode="nope"))
+    # co-interaction graph only: works on data without content, refuses content options
+    co_only = build_model("mmgef", ds.replace(item_features={}), {"embedding_dim": 16, "use_knn_graph": False})
+    assert co_only.graph_names == ("cooccur",)
+    expected = normalize_adjacency(cooccurrence_graph(ds.train), "sym").toarray()
+    assert np.allclose(co_only.cooccur_graph().to_dense().numpy(), expected, atol=1e-6)
+    with pytest.raises(ConfigError, match="--k.*--no-knn-graph"):
+        build_model("mmgef", ds, dict(SMALL, use_knn_graph=False))
+    with pytest.raises(ConfigError, match="no item graph"):
+        build_model("mmgef", ds, {"use_knn_graph": False, "use_cf_graph": False})
 
 
 # --------------------------------------------------------------- real data

@@ -1,0 +1,136 @@
+"""Seconds per training epoch of graphrec's item-graph models against LightGCN, timed in
+the same run.
+
+    PYTHONPATH=. python experiments/benchmarks/epoch_time.py --setting lfm2k --threads 1 --epochs 15
+    PYTHONPATH=. python experiments/benchmarks/epoch_time.py --setting baby --threads 1 --epochs 5
+
+Settings (issue 4's bars):
+
+* ``lfm2k``: LATTICE vs LightGCN on the MMRec split of lfm2k (MiniLM text 384-d + VGGish
+  audio 128-d). MMRec's per-epoch seconds there, one core, one thread: LightGCN 0.28 s,
+  LATTICE 1.08 s; the bar is a LATTICE epoch at least 5x faster than 1.08 s.
+* ``baby``: MM-GEF with the co-interaction graph only (``use_knn_graph=False``: the LATTICE
+  split of Amazon Baby carries no features) vs LightGCN. For orientation MMRec's LightGCN
+  takes 2.4 s per epoch there and RecBole's 3.7 s (one core); the bar is an MM-GEF epoch
+  at most 1.5x our LightGCN epoch.
+
+Every model with its defaults (dim 64, 2 LightGCN layers, batch 2048, Adam lr 1e-3;
+LATTICE k 10, lambda 0.9, one item layer, learned graphs rebuilt at the first batch of
+every epoch; MM-GEF one item layer). An epoch is what ``fit`` times: sampling, forward,
+backward and Adam for every batch, plus LATTICE's rebuild; no validation. The models
+alternate epoch by epoch so that load on the machine hits both alike; the report gives
+the median and the minimum wall time and the median CPU time of the process over
+``--epochs`` epochs after one warm-up epoch, and the CPU pressure (share of time tasks
+waited for a CPU) measured during the run: on a busy machine the CPU time is the
+better estimate of the quiet wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: per setting: (models as (label, graphrec model, params), reference s/epoch, compared pair, bar)
+SETTINGS = {
+    "lfm2k": {
+        "models": [("lightgcn", "lightgcn", {}), ("lattice", "lattice", {})],
+        "reference": {"lightgcn": ("MMRec", 0.28), "lattice": ("MMRec", 1.08)},
+        "bar": "LATTICE epoch <= 1.08 / 5 = 0.216 s (5x faster than MMRec's LATTICE)",
+    },
+    "baby": {
+        "models": [("lightgcn", "lightgcn", {}), ("mmgef-cooccur", "mmgef", {"use_knn_graph": False})],
+        "reference": {"lightgcn": ("MMRec", 2.4)},
+        "bar": "MM-GEF epoch <= 1.5x graphrec's LightGCN epoch",
+    },
+}
+
+
+def _cpu_pressure() -> float | None:
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return float(line.split("total=")[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _load(setting: str, root: Path):
+    from graphrec.data.formats import read_lattice, read_mmrec
+
+    if setting == "lfm2k":
+        return read_mmrec(root / "lfm2k", features={"text": "all-MiniLM-L6-v2.npy", "audio": "vggish.npy"})
+    return read_lattice(root / "amazon-baby", unseen="keep")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--setting", choices=sorted(SETTINGS), default="lfm2k")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
+    args = ap.parse_args()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    sys.path.insert(0, str(REPO))
+    import numpy as np
+    import torch
+
+    from graphrec.data.sampling import NegativeSampler, bpr_batches
+    from graphrec.train import build_model
+
+    torch.set_num_threads(args.threads)
+    setting = SETTINGS[args.setting]
+    ds = _load(args.setting, args.data_root)
+    runs = {}
+    for label, name, params in setting["models"]:
+        torch.manual_seed(0)
+        model = build_model(name, ds, params)
+        runs[label] = (model, torch.optim.Adam(model.parameters(), lr=1e-3), np.random.default_rng(0))
+    sampler = NegativeSampler(ds.train)
+    times: dict[str, list[float]] = {label: [] for label in runs}
+    cpu: dict[str, list[float]] = {label: [] for label in runs}
+    p0, w0 = _cpu_pressure(), time.perf_counter()
+    for epoch in range(args.epochs + 1):
+        for label, (model, opt, rng) in runs.items():
+            model.train()
+            c0, t0 = time.process_time(), time.perf_counter()
+            model.start_epoch(epoch + 1)
+            for users, pos, neg in bpr_batches(ds.train, 2048, rng, sampler):
+                loss = model.loss(torch.from_numpy(users), torch.from_numpy(pos), torch.from_numpy(neg))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            if epoch:  # epoch 0 warms up
+                times[label].append(time.perf_counter() - t0)
+                cpu[label].append(time.process_time() - c0)
+    p1, wall = _cpu_pressure(), time.perf_counter() - w0
+    print(
+        f"{args.setting} ({ds.n_users} users, {ds.n_items} items, {ds.train.nnz} training interactions), "
+        f"{args.threads} thread(s), {args.epochs} epochs each after a warm-up, torch {torch.__version__}"
+    )
+    if p0 is not None and p1 is not None:
+        print(f"CPU pressure during the run: {100 * (p1 - p0) / wall:.1f}% of wall time (more than a few % = disturbed)")
+    print("| model | median s/epoch | min s/epoch | median CPU s/epoch | reference s/epoch | speed-up vs reference (median wall) |")
+    print("|---|---|---|---|---|---|")
+    for label, ts in times.items():
+        med = float(np.median(ts))
+        ref = setting["reference"].get(label)
+        ref_s = f"{ref[1]:.2f} ({ref[0]})" if ref else "-"
+        speed = f"{ref[1] / med:.1f}x" if ref else "-"
+        print(f"| {label} | {med:.3f} | {min(ts):.3f} | {np.median(cpu[label]):.3f} | {ref_s} | {speed} |")
+    base = np.median(times["lightgcn"])
+    for label in times:
+        if label != "lightgcn":
+            cpu_ratio = np.median(cpu[label]) / np.median(cpu["lightgcn"])
+            print(f"{label} / lightgcn epoch: {np.median(times[label]) / base:.2f} wall, {cpu_ratio:.2f} CPU")
+    if args.setting == "lfm2k":
+        print(f"(MMRec: LATTICE / LightGCN {1.08 / 0.28:.2f})")
+    print(f"bar: {setting['bar']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,8 +6,8 @@ both papers' ablation tables (GMMF Table 3, MARN Table 3), over several seeds.
     python experiments/ctr/run.py --datasets amazon-scientific --parts cold --cold-start 0.2 --seeds 5
 
 The ``cold`` part (cold-start protocol of :mod:`graphrec.data.ctr`, one sample set per
-seed under ``results/<dataset>/cold<F>-s<seed>/``) compares DIN, YouTubeNet, MARN and
-GMMF (``--models``) with the item graphs of ``--cold-graphs`` on all / warm-target /
+seed under ``results/<dataset>/cold<F>-s<seed>/``) compares FM (IDs only: content reaches
+a cold item only through the graph), YouTubeNet, DIN, MARN and GMMF (``--models``) with the item graphs of ``--cold-graphs`` on all / warm-target /
 cold-target test samples and writes ``results/<dataset>-cold<F>.md``.
 
 For each dataset the samples are built once (DIN protocol, seed 0) and stored under
@@ -218,7 +218,7 @@ def _write(md: Path, lines: list[str]) -> None:
     print(f"wrote {md}", flush=True)
 
 
-COLD_MODELS = ("youtubenet", "din", "marn", "gmmf")
+COLD_MODELS = ("fm", "youtubenet", "din", "marn", "gmmf")
 
 
 def _cold_part(ds: str, root: Path, models: set[str] | None, args) -> list[str]:
@@ -259,15 +259,26 @@ def _cold_part(ds: str, root: Path, models: set[str] | None, args) -> list[str]:
            f"positives, train samples): {n_cold}. torch {torch.__version__}, {args.threads} thread(s).", "",
            "Mean ± std over seeds of the TEST AUC at the best validation epoch, on all test samples, the warm-target "
            "and the cold-target samples; validation AUC beside it (model selection uses validation only).", "",
-           "| model | item graph | test AUC all | test AUC warm | test AUC cold | valid AUC all | valid AUC cold | seeds |",
-           "|---|---|---|---|---|---|---|---|"]
+           "The Δ columns are paired per seed (same cold items and samples): this graph minus none.", "",
+           "| model | item graph | test AUC all | test AUC warm | test AUC cold | Δ cold vs none | valid AUC all | "
+           "valid AUC cold | Δ valid cold vs none | seeds |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def delta(runs: list[dict], base: list[dict], get) -> str:
+        if not base or runs is base:
+            return "-"
+        d = [get(r) - get(b) for r, b in zip(runs, base)]
+        return f"{np.mean(d):+.4f} ± {np.std(d):.4f}"
+
     for (m, g), runs in rows.items():
         if not runs:
             continue
+        base = rows.get((m, "none"), [])
         out.append(f"| {row_name[m]} | {g} | {_fmt([r['test']['auc'] for r in runs])} | "
                    f"{_fmt([r['warm']['auc'] for r in runs])} | {_fmt([r['cold']['auc'] for r in runs])} | "
+                   f"{delta(runs, base, lambda r: r['cold']['auc'])} | "
                    f"{_fmt([r['valid_auc'] for r in runs])} | {_fmt([r['valid_slices']['cold']['auc'] for r in runs])} | "
-                   f"{len(runs)} |")
+                   f"{delta(runs, base, lambda r: r['valid_slices']['cold']['auc'])} | {len(runs)} |")
     return out
 
 

@@ -321,7 +321,8 @@ class CTRSplit:
     ``history`` is ``(n, max_history)`` item indices, oldest first, padded with ``-1``;
     ``hist_delta`` (optional) the seconds from each history behaviour to the candidate's
     time (NaN at padding); ``position`` the 1-based position ``t`` of the target in its
-    user's sequence (both the positive and its negative carry it).
+    user's sequence (both the positive and its negative carry it; under the cold-start
+    protocol, in the sequence without cold items that the history is taken from).
     """
 
     users: np.ndarray

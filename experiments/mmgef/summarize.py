@@ -108,13 +108,28 @@ def main() -> None:
             for group in ("cold", "warm", "all"):
                 print(f"## {ds}: Table 3 (cold start, 20% of items hidden from training), {group} items, recbole protocol\n")
                 print("\n".join(table(runs, cold_names, 0.2, "recbole", group, PAPER_T3 if group == "cold" else None)) + "\n")
+        grid = [n for (n, c), rs in runs.items() if not c and 4 in rs[0]["tables"]]
+        best = None
+        if grid:
+            print(f"## {ds}: LightGCN grid (layers x reg), selected on validation recall@20, mmrec protocol\n")
+            print("| config | seeds | valid recall@20 | test recall@20 | test ndcg@20 |")
+            print("|---|---|---|---|---|")
+            best = max(grid, key=lambda n: np.mean([r["best_valid"]["recall@20"] for r in runs[(n, 0.0)]]))
+            for n in grid:
+                rs = runs[(n, 0.0)]
+                mark = " (best on validation)" if n == best else ""
+                print(f"| {n}{mark} | {len(rs)} | {ms([r['best_valid']['recall@20'] for r in rs], 1.0, 4)} | "
+                      f"{ms([r['test']['mmrec']['all']['recall@20'] for r in rs], 1.0, 4)} | "
+                      f"{ms([r['test']['mmrec']['all']['ndcg@20'] for r in rs], 1.0, 4)} |")
+            print()
         ref = [(n, v) for (d, n), v in MMREC.items() if d == ds]
         if ref:
             print(f"## {ds}: side by side with MMRec (mmrec protocol, test)\n")
             print("| model | ours recall@20 | ours ndcg@20 | ours s/epoch | MMRec recall@20 | MMRec ndcg@20 | MMRec s/epoch |")
             print("|---|---|---|---|---|---|---|")
             for name, (r, n, s) in ref:
-                variants = [c for (c, cold) in runs if not cold and (c == name or c.startswith(name + " "))] or [name]
+                variants = [c for (c, cold) in runs if not cold and (c == name or c.startswith(name + " "))
+                            and (c not in grid or c == best)] or [name]
                 for variant in variants:
                     rs = runs.get((variant, 0.0), [])
                     ours = (

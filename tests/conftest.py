@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+# The test problems are small: one BLAS/OpenMP thread is as fast as several, and on a
+# busy machine an oversubscribed OpenMP pool (every process spinning on every core) makes
+# the training tests 10-50x slower. Set before torch/numpy are first imported; an
+# explicit OMP_NUM_THREADS in the environment wins.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

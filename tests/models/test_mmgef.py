@@ -277,3 +277,18 @@ def test_mmgef_beats_most_popular_on_amazon_scientific(shared_data):
     assert set(weights) == {"knn", "cooccur"} and sum(weights.values()) == pytest.approx(1.0)
     # the learned weights moved away from 1/2 (gradients reach the logits in training)
     assert weights["knn"] != pytest.approx(0.5, abs=1e-3)
+
+
+def test_mmgef_ranks_cold_items_of_amazon_scientific_lightgcn_cannot(shared_data):
+    """Cold start 0.2 on real data: the hidden items have no training interaction, so
+    LightGCN scores them with untrained ID vectors and never recalls one; MM-GEF reaches
+    them through their content neighbours (measured: 0.029 cold recall@20 vs 0)."""
+    from graphrec.data.formats import read_unisrec
+
+    ds = cold_start(read_unisrec(shared_data / "amazon-scientific", unseen="keep"), 0.2, 0)
+    config = TrainConfig(epochs=10, lr=1e-3, batch_size=1024, ks=(20,), progress=False, seed=0)
+    lightgcn, _ = run_training(ds, "lightgcn", {"embedding_dim": 32}, config)
+    mmgef, _ = run_training(ds, "mmgef", {"embedding_dim": 32}, config)
+    assert lightgcn["test"]["cold"]["recall@20"] == 0.0
+    assert mmgef["test"]["cold"]["recall@20"] > 0.01, mmgef["test"]["cold"]
+    assert mmgef["test"]["cold"]["users"] == lightgcn["test"]["cold"]["users"] > 100

@@ -13,11 +13,14 @@ from graphrec.nn.pattern import (
     sym_normalized_values,
 )
 from graphrec.nn.propagation import propagate, to_torch_sparse
+from graphrec.nn.reversal import GradientReversal, grad_reverse
 
 __all__ = [
     "FactoredCooccurrence",
+    "GradientReversal",
     "SparsePattern",
     "bpr_loss",
+    "grad_reverse",
     "inv_sqrt_degree",
     "l2_penalty",
     "module_pattern",

@@ -11,7 +11,8 @@ import torch
 from graphrec.errors import ConfigError
 from graphrec.models.ctr import GMMF, MARN
 from graphrec.models.ctr.gmmf import min_pooling
-from graphrec.models.ctr.marn import grad_reverse, lambda_schedule
+from graphrec.models.ctr.marn import lambda_schedule
+from graphrec.nn import grad_reverse
 from graphrec.models.ctr.testing import CTRModelContract, contract_ctr_data
 from graphrec.train.ctr import CTRConfig, build_ctr_model, fit_ctr
 

@@ -84,30 +84,13 @@ from graphrec.models.ctr.base import (
     UserEncoder,
     normalized_features,
 )
+from graphrec.nn.reversal import GradientReversal, grad_reverse
 
 __all__ = ["MARN", "GradientReversal", "grad_reverse", "lambda_schedule", "APGRU"]
 
 FUSIONS = ("maf", "concat")
 ADVERSARIAL = ("ddma", "adv", "none")
 SEQUENCES = ("apgru", "gru")
-
-
-class GradientReversal(torch.autograd.Function):
-    """Identity forward; the backward multiplies the gradient by ``-coeff``."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, coeff: float) -> Tensor:  # type: ignore[override]
-        ctx.coeff = coeff
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return -ctx.coeff * grad, None
-
-
-def grad_reverse(x: Tensor, coeff: float = 1.0) -> Tensor:
-    """Gradient reversal layer (Ganin & Lempitsky 2015)."""
-    return GradientReversal.apply(x, coeff)
 
 
 def lambda_schedule(progress: float, gamma: float = 10.0) -> float:

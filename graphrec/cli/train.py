@@ -23,6 +23,13 @@ BatchSize = Annotated[int, typer.Option(help="BPR triples per step.")]
 Patience = Annotated[int, typer.Option(help="Stop after this many validations without improvement.")]
 EvalEvery = Annotated[int, typer.Option(help="Validate every N epochs.")]
 Metric = Annotated[str, typer.Option(help="Validation metric for model selection.")]
+SelectOn = Annotated[
+    str,
+    typer.Option(
+        help="Items whose validation metric selects the model: all, or with --cold-start warm / cold "
+        "(only the hidden items count, the usual protocol of cold-start studies).",
+    ),
+]
 Protocol = Annotated[str, typer.Option(help="recbole (test masks train+valid) or mmrec (train only).")]
 Seed = Annotated[int, typer.Option(help="Seed of initialisation, sampling and the cold-start items.")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
@@ -45,7 +52,7 @@ Reg = Annotated[float, typer.Option(help="L2 weight on the batch's layer-0 embed
 
 
 COMMON_OPTIONS = (
-    "epochs", "lr", "batch_size", "patience", "eval_every", "metric", "protocol",
+    "epochs", "lr", "batch_size", "patience", "eval_every", "metric", "select_on", "protocol",
     "seed", "device", "out", "cold_start", "threads", "quiet",
 )
 
@@ -66,6 +73,7 @@ def train_command(
     patience: int,
     eval_every: int,
     metric: str,
+    select_on: str,
     protocol: str,
     seed: int,
     device: str,
@@ -88,10 +96,15 @@ def train_command(
         patience=patience,
         eval_every=eval_every,
         valid_metric=metric,
+        select_on=select_on,
         protocol=protocol,
         seed=seed,
         progress=not quiet,
     )
+    if select_on != "all" and not cold_start:
+        from graphrec.errors import ConfigError
+
+        raise ConfigError(f"--select-on {select_on} needs a cold-start split: add --cold-start (e.g. 0.2)")
     ds = Dataset.load(data)
     transforms = {}
     if cold_start:
@@ -111,19 +124,21 @@ def train_command(
 def print_record(record: dict[str, Any]) -> None:
     """The final table: best validation and test (all / warm / cold) metrics."""
     cols = {f"valid@{record['best_epoch']}": record["best_valid"]}
+    best_row = next((h for h in record["history"] if h["epoch"] == record["best_epoch"]), None)
+    for group, metrics in ((best_row or {}).get("valid_groups") or {}).items():
+        cols[f"valid-{group}"] = metrics
     for group, metrics in record["test"].items():
         cols["test" if group == "all" else f"test-{group}"] = metrics
     keys = ordered_metric_keys(record["best_valid"])
     t = record["timings"]
     typer.echo("")
     typer.echo(metric_table(cols, keys))
-    best_row = next((h for h in record["history"] if h["epoch"] == record["best_epoch"]), None)
     if best_row and best_row.get("model"):
         typer.echo("learned at the best epoch: " + ", ".join(f"{k} {v:.4f}" for k, v in best_row["model"].items()))
     users = {g: int(m.get("users", 0)) for g, m in record["test"].items()}
     typer.echo(
-        f"{record['model']} on {record['dataset']['name']} ({record['train_config']['protocol']} protocol): "
-        f"best epoch {record['best_epoch']} of {t['epochs']}, {t['seconds_per_epoch']:.2f} s/epoch, "
+        f"{record['model']} on {record['dataset']['name']} ({record['train_config']['protocol']} protocol, "
+        f"selected on {record['train_config'].get('select_on', 'all')} items): best epoch {record['best_epoch']} of {t['epochs']}, {t['seconds_per_epoch']:.2f} s/epoch, "
         f"{t['eval_seconds_per_pass']:.2f} s/validation, test users " + ", ".join(f"{g} {n}" for g, n in users.items())
     )
 
@@ -141,6 +156,7 @@ def lightgcn(
     patience: Patience = 20,
     eval_every: EvalEvery = 1,
     metric: Metric = "recall@20",
+    select_on: SelectOn = "all",
     protocol: Protocol = "recbole",
     seed: Seed = 0,
     device: Device = "auto",
@@ -183,6 +199,7 @@ def mmgef(
     patience: Patience = 20,
     eval_every: EvalEvery = 1,
     metric: Metric = "recall@20",
+    select_on: SelectOn = "all",
     protocol: Protocol = "recbole",
     seed: Seed = 0,
     device: Device = "auto",
@@ -236,6 +253,7 @@ def lattice(
     patience: Patience = 20,
     eval_every: EvalEvery = 1,
     metric: Metric = "recall@20",
+    select_on: SelectOn = "all",
     protocol: Protocol = "recbole",
     seed: Seed = 0,
     device: Device = "auto",
@@ -281,6 +299,7 @@ def mf(
     patience: Patience = 20,
     eval_every: EvalEvery = 1,
     metric: Metric = "recall@20",
+    select_on: SelectOn = "all",
     protocol: Protocol = "recbole",
     seed: Seed = 0,
     device: Device = "auto",
@@ -309,6 +328,7 @@ def cb(
     patience: Annotated[int, typer.Option(hidden=True)] = 20,
     eval_every: Annotated[int, typer.Option(hidden=True)] = 1,
     metric: Metric = "recall@20",
+    select_on: SelectOn = "all",
     protocol: Protocol = "recbole",
     seed: Seed = 0,
     device: Device = "auto",

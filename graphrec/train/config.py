@@ -8,7 +8,9 @@ from typing import Any, Mapping
 
 from graphrec.errors import ConfigError
 
-__all__ = ["TrainConfig"]
+__all__ = ["TrainConfig", "SELECT_GROUPS"]
+
+SELECT_GROUPS = ("all", "warm", "cold")
 
 
 @dataclass
@@ -23,6 +25,9 @@ class TrainConfig:
         patience: stop after this many evaluations without a better validation metric.
         eval_every: validate every this many epochs.
         valid_metric: metric for model selection and early stopping (e.g. ``recall@20``).
+        select_on: item group whose validation ``valid_metric`` selects the model: ``all``
+            (default), or under cold start ``warm`` / ``cold`` (only the warm / the hidden
+            items count as validation positives; the usual protocol of cold-start studies).
         ks: cut-offs reported for every metric.
         protocol: ``recbole`` (test masks train + valid) or ``mmrec`` (masks train only).
         eval_batch_size: users scored per evaluation batch.
@@ -37,6 +42,7 @@ class TrainConfig:
     patience: int = 20
     eval_every: int = 1
     valid_metric: str = "recall@20"
+    select_on: str = "all"
     ks: tuple[int, ...] = (10, 20, 50)
     protocol: str = "recbole"
     eval_batch_size: int = 512
@@ -48,6 +54,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "patience", "eval_every", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.select_on not in SELECT_GROUPS:
+            raise ConfigError(f"select_on must be one of {', '.join(SELECT_GROUPS)}, got {self.select_on!r}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.protocol not in ("recbole", "mmrec"):

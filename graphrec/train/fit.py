@@ -85,6 +85,11 @@ def fit(
         dataset.split(split)  # a clear error when the dataset has no such split
     if config.valid_metric not in _metric_names(config):
         raise ConfigError(f"valid_metric {config.valid_metric!r} is not a reported metric")
+    if config.select_on != "all" and dataset.cold_items is None:
+        raise ConfigError(
+            f"selecting on {config.select_on} items needs a cold-start split: add --cold-start (e.g. 0.2) "
+            "or select on all items"
+        )
     device = torch.device(device)
     model.to(device)
     if not any(p.requires_grad for p in model.parameters()):
@@ -127,13 +132,16 @@ def fit(
             raise FloatingPointError(f"training loss became {row['loss']} at epoch {epoch}: lower --lr")
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             t1 = time.perf_counter()
-            valid = evaluate_model(model, dataset, "valid", config, device)["all"]
+            groups = evaluate_model(model, dataset, "valid", config, device)
+            valid = groups["all"]
             et = time.perf_counter() - t1
             eval_time += et
             n_evals += 1
             row["valid"] = valid
+            if len(groups) > 1:
+                row["valid_groups"] = {g: m for g, m in groups.items() if g != "all"}
             row["eval_seconds"] = et
-            score = valid[config.valid_metric]
+            score = groups[config.select_on][config.valid_metric]
             if score > best_score:
                 best_score, best_epoch, best_valid = score, epoch, valid
                 best_state = copy.deepcopy(model.state_dict())

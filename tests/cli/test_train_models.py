@@ -43,10 +43,14 @@ def test_help_has_an_example(model):
 def test_lattice_with_cold_start_then_evaluate(data_dir, tmp_path):
     out = tmp_path / "lattice"
     res = run("train", "lattice", "--data", data_dir, "--epochs", "3", "--dim", "8", "--k", "5", "--lambda", "0.7",
-              "--cold-start", "0.2", "--device", "cpu", "--out", out, "--quiet")
+              "--cold-start", "0.2", "--select-on", "cold", "--device", "cpu", "--out", out, "--quiet")
     assert res.exit_code == 0, res.output
     assert "test-cold" in res.output and "modality_weight_image" in res.output
+    assert "valid-cold" in res.output and "selected on cold items" in res.output
     record = json.loads((out / "record.json").read_text())
+    assert record["train_config"]["select_on"] == "cold"
+    cold_valid = [h["valid_groups"]["cold"]["recall@20"] for h in record["history"]]
+    assert record["best_epoch"] == cold_valid.index(max(cold_valid)) + 1
     assert record["model_params"]["lambda_coeff"] == 0.7 and record["model_params"]["k"] == 5
     assert set(record["test"]) == {"all", "warm", "cold"}
     assert len(record["history"]) == 3 and "modality_weight_text" in record["history"][0]["model"]
@@ -66,6 +70,10 @@ def test_cb_and_mf(data_dir, tmp_path):
               "--out", tmp_path / "mf", "--quiet")
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "mf" / "record.json").read_text())["model"] == "mf"
+    res = run("train", "mf", "--data", data_dir, "--epochs", "1", "--select-on", "cold", "--device", "cpu",
+              "--out", tmp_path / "mf2", "--quiet")
+    assert res.exit_code == 1 and "needs a cold-start split: add --cold-start" in res.output
+    assert not (tmp_path / "mf2").exists()
 
 
 def test_mmgef_reuses_stored_graphs_and_refuses_stale_ones(data_dir, tmp_path):

@@ -112,3 +112,33 @@ def test_a_model_without_parameters_is_validated_and_tested_once(ds):
     assert result.best_epoch == 0 and result.timings["epochs"] == 0
     assert len(result.history) == 1 and "valid" in result.history[0]
     assert result.test["all"]["recall@20"] > 0
+
+
+def test_cold_start_selection_on_the_hidden_items(ds):
+    """select_on="cold" early-stops on the validation metric of the hidden items only."""
+    from graphrec.train.run import prepare_dataset
+
+    cold = prepare_dataset(ds, 0.2, 0)
+    best = {}
+    for group in ("all", "cold"):
+        torch.manual_seed(0)
+        model = build_model("mmgef", cold, {"embedding_dim": 16})
+        cfg = TrainConfig(epochs=12, lr=0.02, batch_size=256, patience=100, ks=(20,), progress=False, select_on=group)
+        res = fit(model, cold, cfg)
+        # every validation reports the three groups; the chosen one decides
+        assert all(set(h["valid_groups"]) == {"warm", "cold"} for h in res.history)
+        scores = [h["valid"]["recall@20"] if group == "all" else h["valid_groups"]["cold"]["recall@20"]
+                  for h in res.history]
+        assert res.best_epoch == int(np.argmax(scores)) + 1
+        best[group] = res
+    # the same training trajectory (same seed), two different selected epochs
+    assert [h["loss"] for h in best["all"].history] == [h["loss"] for h in best["cold"].history]
+    assert best["all"].best_epoch != best["cold"].best_epoch
+
+
+def test_selecting_on_cold_items_needs_a_cold_start_split(ds):
+    model = build_model("lightgcn", ds, {"embedding_dim": 4})
+    with pytest.raises(ConfigError, match="needs a cold-start split: add --cold-start"):
+        fit(model, ds, TrainConfig(epochs=1, progress=False, select_on="cold"))
+    with pytest.raises(ConfigError, match="select_on must be one of all, warm, cold"):
+        TrainConfig(select_on="hidden")

@@ -10,9 +10,9 @@ seed under ``results/<dataset>/cold<F>-s<seed>/``) compares FM (IDs only: conten
 a cold item only through the graph), YouTubeNet, DIN, MARN and GMMF (``--models``) with the item graphs of ``--cold-graphs`` on all / warm-target /
 cold-target test samples and writes ``results/<dataset>-cold<F>.md``.
 
-The ``tune`` part gives YouTubeNet, DIN, MARN and GMMF the same small grid (learning
-rates x one knob per model: the papers' tuned loss coefficients for GMMF and MARN, the
-content projection size for the baselines; ``TUNE_KNOBS``), selects each model's grid
+The ``tune`` part gives LR, FM, YouTubeNet, DIN, MARN and GMMF the same small grid
+(learning rates x one knob per model: the papers' tuned loss coefficients for GMMF and
+MARN, the content projection size for the deep baselines, L2 for LR and FM; ``TUNE_KNOBS``), selects each model's grid
 point by mean VALIDATION AUC over ``--tune-seeds`` seeds, runs it on all ``--seeds`` and
 writes ``results/<dataset>-tune.md``:
 
@@ -81,12 +81,15 @@ MARN_ABLATION = [
 # The `tune` part: every model of the comparison gets a small grid, the same learning
 # rates for all, with one model-specific knob of three values each: the papers' own tuned
 # coefficients for GMMF (lambda_m of eq. 14, "adjust the strictness of the constraints")
-# and MARN (lambda_0 of eq. 10, "tuned ranging from 0.01 to 1.8"), and the size of the
-# content projection for the baselines. GMMF's paper trains at Adam 1e-4 (section 4.1);
+# and MARN (lambda_0 of eq. 10, "tuned ranging from 0.01 to 1.8"), the size of the
+# content projection for the deep baselines, and L2 (Adam weight decay) for LR and FM,
+# which have no content and overfit the ID fields. GMMF's paper trains at Adam 1e-4 (section 4.1);
 # the cap of 60 epochs leaves the slower rates room (patience 3 still stops every run).
 TUNE_LRS = (1e-3, 1e-4)
 TUNE_EPOCHS = 60
-TUNE_KNOBS = {
+TUNE_KNOBS = {  # "weight_decay" is the optimiser's (CTRConfig), the others are model options
+    "lr": ("weight_decay", (0.0, 1e-5, 1e-4)),
+    "fm": ("weight_decay", (0.0, 1e-5, 1e-4)),
     "youtubenet": ("modality_dim", (16, 32, 64)),
     "din": ("modality_dim", (16, 32, 64)),
     "marn": ("adv_weight", (0.01, 0.1, 1.0)),
@@ -224,14 +227,21 @@ def main() -> None:
             lines += ["", "## GMMF Table 3 ablations (no graph enrichment)", "",
                       "| row | test AUC | valid AUC | paper Elec / Home / Cell |", "|---|---|---|---|"]
             for row, params, paper in GMMF_ABLATION:
-                runs = [_run(data, "g3-" + row.split()[0].strip("()"), "gmmf", params, None, s, args, cache) for s in seeds]
+                key = _same_as_table2("gmmf", params) or "g3-" + row.split()[0].strip("()")
+                runs = [_run(data, key, "gmmf", params, None, s, args, cache) for s in seeds]
                 lines.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
                              + " / ".join(f"{x:.4f}" for x in paper) + " |")
         if "marn_ablation" in parts:
             lines += ["", "## MARN Table 3 ablations (no graph enrichment)", "",
                       "| row | test AUC | valid AUC | paper Electro / Clothe |", "|---|---|---|---|"]
+            content = list(data.stats()["modalities"])
             for k, (row, params, paper) in enumerate(MARN_ABLATION):
-                runs = [_run(data, f"m3-{k}", "marn", params, None, s, args, cache) for s in seeds]
+                if params.get("modalities") == ["image"] and "image" not in content:
+                    # one content modality (ml100k: plot text) stands in for the image
+                    params = dict(params, modalities=content[:1])
+                    row = f"BaseModel+{content[0].upper()}"
+                key = _same_as_table2("marn", params) or f"m3-{k}"
+                runs = [_run(data, key, "marn", params, None, s, args, cache) for s in seeds]
                 lines.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
                              + " / ".join(f"{x:.4f}" for x in paper) + " |")
         if "tune" in parts:
@@ -242,11 +252,31 @@ def main() -> None:
             _write(args.out / f"{ds}-cold{args.cold_start}.md", _cold_part(ds, root, models, args))
 
 
+def _same_as_table2(model: str, params: dict) -> str | None:
+    """The Table 2 run key when ``params`` are the model's defaults (the full model row of an
+    ablation table is the same run as Table 2's, so it is trained once)."""
+    import inspect
+
+    from graphrec.models.ctr import CTR_MODELS
+
+    sig = inspect.signature(CTR_MODELS[model].__init__).parameters
+    same = all(k in sig and sig[k].default == v for k, v in params.items())
+    return f"t2-{model}-none" if same else None
+
+
 def _write(md: Path, lines: list[str]) -> None:
     tmp = md.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(md)
     print(f"wrote {md}", flush=True)
+
+
+def _tune_point(knob: str, value: float, lr: float) -> tuple[dict, dict]:
+    """(model options, CTRConfig overrides) of one grid point."""
+    train = dict(lr=lr, epochs=TUNE_EPOCHS)
+    if knob == "weight_decay":
+        return {}, dict(train, weight_decay=value)
+    return {knob: value}, train
 
 
 def _tune_part(data: CTRData, cache: Path, models: set[str] | None, args) -> list[str]:
@@ -267,13 +297,14 @@ def _tune_part(data: CTRData, cache: Path, models: set[str] | None, args) -> lis
         for lr in TUNE_LRS:
             for v in values:
                 label = f"lr{lr:g}-{knob}{v:g}"
-                runs = [_run(data, f"tu-{m}-{label}", m, {knob: v}, None, s, args, cache,
-                             train=dict(lr=lr, epochs=TUNE_EPOCHS)) for s in range(args.tune_seeds)]
+                params, train = _tune_point(knob, v, lr)
+                runs = [_run(data, f"tu-{m}-{label}", m, params, None, s, args, cache, train=train)
+                        for s in range(args.tune_seeds)]
                 grid[label] = (float(np.mean([r["valid_auc"] for r in runs])), lr, v)
         best = max(grid, key=lambda k: grid[k][0])
         _, lr, v = grid[best]
-        runs = [_run(data, f"tu-{m}-{best}", m, {knob: v}, None, s, args, cache,
-                     train=dict(lr=lr, epochs=TUNE_EPOCHS)) for s in range(args.seeds)]
+        params, train = _tune_point(knob, v, lr)
+        runs = [_run(data, f"tu-{m}-{best}", m, params, None, s, args, cache, train=train) for s in range(args.seeds)]
         cells = ", ".join(f"{k}: {grid[k][0]:.4f}" for k in grid)
         out.append(f"| {row_name[m]} | {knob} | **{best}** | {cells} | {_fmt([r['valid_auc'] for r in runs])} | "
                    f"{_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['test']['gauc'] for r in runs])} | {len(runs)} |")

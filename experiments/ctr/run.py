@@ -31,6 +31,7 @@ orientation (other datasets: not comparable), and the test AUC per popularity le
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import platform
 import sys
@@ -44,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from graphrec.data.ctr import CTRData, load_ctr_source  # noqa: E402
+from graphrec.models.ctr import CTR_MODELS  # noqa: E402
 from graphrec.train.ctr import CTRConfig, run_ctr  # noqa: E402
 
 SOURCES = {"amazon-scientific": "amazon-scientific", "ml100k": "ml100k"}
@@ -258,10 +260,6 @@ def main() -> None:
 def _same_as_table2(model: str, params: dict) -> str | None:
     """The Table 2 run key when ``params`` are the model's defaults (the full model row of an
     ablation table is the same run as Table 2's, so it is trained once)."""
-    import inspect
-
-    from graphrec.models.ctr import CTR_MODELS
-
     sig = inspect.signature(CTR_MODELS[model].__init__).parameters
     same = all(k in sig and sig[k].default == v for k, v in params.items())
     return f"t2-{model}-none" if same else None

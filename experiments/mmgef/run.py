@@ -148,9 +148,11 @@ def run_one(ds: Dataset, c: Config, seed: int, settings: dict[str, Any], epochs:
     t0 = time.perf_counter()
     record, model = run_training(data, c.model, c.params, config, device=device)
     mmrec = evaluate_model(model, data, "test", TrainConfig.from_dict(dict(config.to_dict(), protocol="mmrec")), device)
-    # validation of the selected model per item group (all / warm / cold under cold start)
-    valid = evaluate_model(model, data, "valid", config, device)
     history = record["history"]
+    # validation of the selected model per item group (all / warm / cold under cold start),
+    # as the fit loop recorded it at the best epoch
+    best = next(h for h in history if h["epoch"] == record["best_epoch"])
+    valid = {"all": best["valid"], **best.get("valid_groups", {})}
     return {
         "config": c.name,
         "model": c.model,

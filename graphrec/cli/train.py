@@ -101,10 +101,6 @@ def train_command(
         seed=seed,
         progress=not quiet,
     )
-    if select_on != "all" and not cold_start:
-        from graphrec.errors import ConfigError
-
-        raise ConfigError(f"--select-on {select_on} needs a cold-start split: add --cold-start (e.g. 0.2)")
     ds = Dataset.load(data)
     transforms = {}
     if cold_start:

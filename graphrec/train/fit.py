@@ -137,10 +137,7 @@ def fit(
             et = time.perf_counter() - t1
             eval_time += et
             n_evals += 1
-            row["valid"] = valid
-            if len(groups) > 1:
-                row["valid_groups"] = {g: m for g, m in groups.items() if g != "all"}
-            row["eval_seconds"] = et
+            row.update(_valid_entries(groups), eval_seconds=et)
             score = groups[config.select_on][config.valid_metric]
             if score > best_score:
                 best_score, best_epoch, best_valid = score, epoch, valid
@@ -183,15 +180,15 @@ def fit(
 def _fit_nothing(model: Recommender, dataset: Dataset, config: TrainConfig, device: torch.device) -> FitResult:
     """A model without trainable parameters (e.g. content kNN): validate once, test once."""
     t1 = time.perf_counter()
-    valid = evaluate_model(model, dataset, "valid", config, device)["all"]
+    groups = evaluate_model(model, dataset, "valid", config, device)
     et = time.perf_counter() - t1
     t2 = time.perf_counter()
     test = evaluate_model(model, dataset, "test", config, device)
     return FitResult(
         best_epoch=0,
-        best_valid=valid,
+        best_valid=groups["all"],
         test=test,
-        history=[{"epoch": 0, "valid": valid, "eval_seconds": et}],
+        history=[{"epoch": 0, **_valid_entries(groups), "eval_seconds": et}],
         timings={
             "epochs": 0,
             "train_seconds": 0.0,
@@ -200,6 +197,15 @@ def _fit_nothing(model: Recommender, dataset: Dataset, config: TrainConfig, devi
             "test_seconds": time.perf_counter() - t2,
         },
     )
+
+
+def _valid_entries(groups: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """A history row's validation entries: ``valid`` (all items) and, under cold start,
+    ``valid_groups`` (warm and cold items)."""
+    out: dict[str, Any] = {"valid": groups["all"]}
+    if len(groups) > 1:
+        out["valid_groups"] = {g: m for g, m in groups.items() if g != "all"}
+    return out
 
 
 def _metric_names(config: TrainConfig) -> set[str]:

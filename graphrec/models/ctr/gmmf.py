@@ -219,26 +219,31 @@ class GMMF(CTRModel):
         x = getattr(self, f"feat_{m}")[items]
         return self.encoders[m](x) if self.use_autoencoder else x
 
-    def _item_reps(self, items: Tensor, e_table: Tensor) -> dict[str, Tensor]:
-        """``{"id": H'_E, m: H'_m}`` of ``items`` (any shape), eq. 8."""
+    def _item_reps(self, items: Tensor, e_table: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """``({"id": H'_E, m: H'_m}, {m: H_m})`` of ``items`` (any shape), eq. 1 and 8."""
         e = e_table[items]
-        reps = {"id": e}
+        reps, encoded = {"id": e}, {}
         for m in self.modalities:
-            h = self._h(m, items)
+            h = encoded[m] = self._h(m, items)
             if self.use_cgan:
                 h_hat = self.generators[m](e.detach()).detach()
                 w_s = self.autodiff[m](torch.cat([h, h_hat, h * h_hat, h - h_hat], -1))
                 h = h - w_s * h_hat
             reps[m] = h
-        return reps
+        return reps, encoded
 
     # ------------------------------------------------------------------ forward
-    def _user_parts(self, batch: CTRBatch) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+    def _user_parts(
+        self, batch: CTRBatch, with_recon: bool = False
+    ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor], Tensor]:
+        """User vector, gated pooled histories, candidate representations, and eq. 14's
+        loss (zero unless ``with_recon`` and the auto-encoders are on)."""
         e_table = self._e_table()
-        # representations of the batch's distinct items, computed once and gathered
+        # representations of the batch's distinct items, computed once and gathered; the
+        # reconstruction loss reuses their H_m instead of encoding the items again
         flat = torch.cat([batch.items, batch.hist_index.reshape(-1)])
         uniq, inv = torch.unique(flat, return_inverse=True)
-        reps = self._item_reps(uniq, e_table)
+        reps, encoded = self._item_reps(uniq, e_table)
         b = len(batch)
         cand = {m: r[inv[:b]] for m, r in reps.items()}
         hist = {m: r[inv[b:]].reshape(*batch.history.shape, -1) for m, r in reps.items()}
@@ -250,32 +255,32 @@ class GMMF(CTRModel):
                 gated[m] = torch.softmax(self.gates[m](u), -1) * pooled * pooled.shape[-1]
             else:
                 gated[m] = masked_mean(hist[m], batch.mask)
-        return u, gated, cand
+        recon = torch.zeros((), device=uniq.device)
+        if with_recon and self.use_autoencoder:
+            # eq. 14 over the items the batch holds: candidates and real (unpadded) behaviours
+            used = torch.zeros(len(uniq), dtype=torch.bool, device=uniq.device)
+            used[inv[:b]] = True
+            used[inv[b:][batch.mask.reshape(-1)]] = True
+            for m in self.modalities:
+                x = getattr(self, f"feat_{m}")[uniq[used]]
+                recon = recon + self.recon_weight * F.mse_loss(self.decoders[m](encoded[m][used]), x)
+        return u, gated, cand, recon
 
-    def forward(self, batch: CTRBatch) -> Tensor:
-        u, gated, cand = self._user_parts(batch)
+    def _logits(self, u: Tensor, gated: dict[str, Tensor], cand: dict[str, Tensor]) -> Tensor:
         names = ["id"] + self.modalities
         parts = [gated[m] for m in names] + [u]
         if self.candidate_in_head:
             parts += [cand[m] for m in names]
         return self.head(torch.cat(parts, -1)).squeeze(-1)
 
-    def reconstruction_loss(self, items: Tensor) -> Tensor:
-        """Eq. 14 over the distinct ``items``."""
-        loss = torch.zeros((), device=items.device)
-        if not self.use_autoencoder:
-            return loss
-        items = torch.unique(items)
-        for m in self.modalities:
-            x = getattr(self, f"feat_{m}")[items]
-            loss = loss + self.recon_weight * F.mse_loss(self.decoders[m](self.encoders[m](x)), x)
-        return loss
+    def forward(self, batch: CTRBatch) -> Tensor:
+        u, gated, cand, _ = self._user_parts(batch)
+        return self._logits(u, gated, cand)
 
     def losses(self, batch: CTRBatch) -> dict[str, Tensor]:
         assert batch.labels is not None
-        bce = F.binary_cross_entropy_with_logits(self.forward(batch), batch.labels.float())
-        items = torch.cat([batch.items, batch.history[batch.mask]])
-        rec = self.reconstruction_loss(items)
+        u, gated, cand, rec = self._user_parts(batch, with_recon=True)
+        bce = F.binary_cross_entropy_with_logits(self._logits(u, gated, cand), batch.labels.float())
         return {"loss": bce + rec, "ctr": bce, "recon": rec}
 
     # ------------------------------------------------------------------ GAN
@@ -314,7 +319,7 @@ class GMMF(CTRModel):
 
     # ------------------------------------------------------------------ inspection
     def modality_attention(self, batch: CTRBatch) -> tuple[list[str], Tensor] | None:
-        _, gated, _ = self._user_parts(batch)
+        _, gated, _, _ = self._user_parts(batch)
         names = ["id"] + self.modalities
         norms = torch.stack([gated[m].norm(dim=-1) for m in names], -1)
         return names, norms / norms.sum(-1, keepdim=True).clamp_min(1e-12)

@@ -128,15 +128,20 @@ class APGRU(nn.Module):
         pg = self.prop_gate(self.prop(props)) if self.use_property else None
         out = []
         m = mask.to(seq.dtype).unsqueeze(-1)
-        for t in range(length):
-            xr, xu, xh = xg[:, t].chunk(3, -1)
+        # unbind once: indexing xg[:, t] in the loop would make autograd allocate and
+        # zero a full (B, L, 3d) gradient per step (O(L^2) memory traffic)
+        steps_x = xg.unbind(1)
+        steps_p = pg.unbind(1) if pg is not None else (None,) * length
+        steps_m = m.unbind(1)
+        for x_t, p_t, m_t in zip(steps_x, steps_p, steps_m):
+            xr, xu, xh = x_t.chunk(3, -1)
             hr, hu, hh = self.h_gates(h).chunk(3, -1)
             r = torch.sigmoid(xr + hr)
-            pre_u = xu + hu + (pg[:, t] if pg is not None else 0.0)
+            pre_u = xu + hu if p_t is None else xu + hu + p_t
             u = torch.sigmoid(pre_u)
             cand = torch.tanh(xh + r * hh)
             h_new = (1 - u) * h + u * cand
-            h = m[:, t] * h_new + (1 - m[:, t]) * h
+            h = m_t * h_new + (1 - m_t) * h
             out.append(h)
         return torch.stack(out, 1)
 

@@ -12,8 +12,9 @@ cold-target test samples and writes ``results/<dataset>-cold<F>.md``.
 
 The ``tune`` part gives LR, FM, YouTubeNet, DIN, MARN and GMMF the same small grid
 (learning rates x one knob per model: the papers' tuned loss coefficients for GMMF and
-MARN, the content projection size for the deep baselines, L2 for LR and FM; ``TUNE_KNOBS``), selects each model's grid
-point by mean VALIDATION AUC over ``--tune-seeds`` seeds, runs it on all ``--seeds`` and
+MARN, the content projection size for the deep baselines, L2 for LR and FM; ``TUNE_KNOBS``;
+then, for GMMF and MARN, their item representation size at the best point, ``TUNE_SIZES``),
+selects each model's grid point by mean VALIDATION AUC over ``--tune-seeds`` seeds, runs it on all ``--seeds`` and
 writes ``results/<dataset>-tune.md``:
 
     python experiments/ctr/run.py --datasets amazon-scientific --parts tune --seeds 5
@@ -96,6 +97,14 @@ TUNE_KNOBS = {  # "weight_decay" is the optimiser's (CTRConfig), the others are 
     "din": ("modality_dim", (16, 32, 64, 128)),
     "marn": ("adv_weight", (0.01, 0.1, 1.0)),
     "gmmf": ("recon_weight", (0.01, 0.1, 1.0, 10.0)),
+}
+# Second stage, at the learning rate and knob value the first stage selected: the size
+# of the item representation of GMMF (id_dim: the ID embedding and the auto-encoders'
+# H_m) and MARN (dim: modality embeddings and fused item vector), default 32 in both
+# papers, so that the two models get a size search as YouTubeNet and DIN do.
+TUNE_SIZES = {
+    "marn": ("dim", (64, 128)),
+    "gmmf": ("id_dim", (64, 128)),
 }
 # (The first grid had three values per knob; where validation peaked at its edge -- the
 # largest projection for YouTubeNet and DIN, the largest lambda_m for GMMF, the largest
@@ -272,12 +281,16 @@ def _write(md: Path, lines: list[str]) -> None:
     print(f"wrote {md}", flush=True)
 
 
-def _tune_point(knob: str, value: float, lr: float) -> tuple[dict, dict]:
-    """(model options, CTRConfig overrides) of one grid point."""
+def _tune_point(point: dict, lr: float) -> tuple[dict, dict]:
+    """(model options, CTRConfig overrides) of one grid point ``{knob: value}``."""
     train = dict(lr=lr, epochs=TUNE_EPOCHS)
-    if knob == "weight_decay":
-        return {}, dict(train, weight_decay=value)
-    return {knob: value}, train
+    params = {}
+    for knob, value in point.items():
+        if knob == "weight_decay":
+            train["weight_decay"] = value
+        else:
+            params[knob] = value
+    return params, train
 
 
 def _tune_part(data: CTRData, cache: Path, models: set[str] | None, args) -> list[str]:
@@ -289,25 +302,37 @@ def _tune_part(data: CTRData, cache: Path, models: set[str] | None, args) -> lis
     out = ["", f"## Tuned on validation (no graph enrichment; grid on seeds 0-{args.tune_seeds - 1}, "
            f"selected by mean validation AUC, then seeds 0-{args.seeds - 1})", "",
            f"Grid per model: Adam lr {' / '.join(f'{x:g}' for x in TUNE_LRS)} x one knob (below), at most "
-           f"{TUNE_EPOCHS} epochs, patience {args.patience}; everything else as in Table 2.", "",
+           f"{TUNE_EPOCHS} epochs, patience {args.patience}; everything else as in Table 2. GMMF and MARN then "
+           "try larger item representations at their best point (second knob).", "",
            "| model | knob | selected | grid valid AUC (mean over grid seeds) | valid AUC | test AUC | test GAUC | seeds |",
            "|---|---|---|---|---|---|---|---|"]
     for m in names:
         knob, values = TUNE_KNOBS[m]
-        grid = {}
+        grid: dict[str, tuple[float, float, dict]] = {}
+
+        def point(label: str, lr: float, knobs: dict) -> None:
+            params, train = _tune_point(knobs, lr)
+            runs = [_run(data, f"tu-{m}-{label}", m, params, None, s, args, cache, train=train)
+                    for s in range(args.tune_seeds)]
+            grid[label] = (float(np.mean([r["valid_auc"] for r in runs])), lr, knobs)
+
         for lr in TUNE_LRS:
             for v in values:
-                label = f"lr{lr:g}-{knob}{v:g}"
-                params, train = _tune_point(knob, v, lr)
-                runs = [_run(data, f"tu-{m}-{label}", m, params, None, s, args, cache, train=train)
-                        for s in range(args.tune_seeds)]
-                grid[label] = (float(np.mean([r["valid_auc"] for r in runs])), lr, v)
+                point(f"lr{lr:g}-{knob}{v:g}", lr, {knob: v})
+        knobs_used = knob
+        if m in TUNE_SIZES:  # second stage: sizes at the first stage's best point
+            size, sizes = TUNE_SIZES[m]
+            first = max(grid, key=lambda k: grid[k][0])
+            _, lr, knobs = grid[first]
+            for v in sizes:
+                point(f"{first}-{size}{v:g}", lr, dict(knobs, **{size: v}))
+            knobs_used = f"{knob}, then {size}"
         best = max(grid, key=lambda k: grid[k][0])
-        _, lr, v = grid[best]
-        params, train = _tune_point(knob, v, lr)
+        _, lr, knobs = grid[best]
+        params, train = _tune_point(knobs, lr)
         runs = [_run(data, f"tu-{m}-{best}", m, params, None, s, args, cache, train=train) for s in range(args.seeds)]
         cells = ", ".join(f"{k}: {grid[k][0]:.4f}" for k in grid)
-        out.append(f"| {row_name[m]} | {knob} | **{best}** | {cells} | {_fmt([r['valid_auc'] for r in runs])} | "
+        out.append(f"| {row_name[m]} | {knobs_used} | **{best}** | {cells} | {_fmt([r['valid_auc'] for r in runs])} | "
                    f"{_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['test']['gauc'] for r in runs])} | {len(runs)} |")
     return out
 

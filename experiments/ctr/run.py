@@ -179,6 +179,9 @@ def main() -> None:
     ap.add_argument("--cold-start", type=float, default=0.2, help="fraction of cold items of the cold part")
     ap.add_argument("--cold-graphs", default="none,knn,both", help="item graphs compared in the cold part")
     ap.add_argument("--tune-seeds", type=int, default=3, help="seeds of the tune part's grid search")
+    ap.add_argument("--rows", default=None,
+                    help="comma-separated run keys of ablation rows to run, in this order (g3-a .. g3-g, m3-0 .. m3-5; "
+                         "the full-model rows are Table 2's runs), e.g. to share a table between processes [all]")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args()
@@ -240,8 +243,9 @@ def main() -> None:
         if "gmmf_ablation" in parts:
             lines += ["", "## GMMF Table 3 ablations (no graph enrichment)", "",
                       "| row | test AUC | valid AUC | paper Elec / Home / Cell |", "|---|---|---|---|"]
-            for row, params, paper in GMMF_ABLATION:
-                key = _same_as_table2("gmmf", params) or "g3-" + row.split()[0].strip("()")
+            for row, params, paper, key in _rows(args.rows, [
+                    (row, params, paper, _same_as_table2("gmmf", params) or "g3-" + row.split()[0].strip("()"))
+                    for row, params, paper in GMMF_ABLATION]):
                 runs = [_run(data, key, "gmmf", params, None, s, args, cache) for s in seeds]
                 lines.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
                              + " / ".join(f"{x:.4f}" for x in paper) + " |")
@@ -249,12 +253,14 @@ def main() -> None:
             lines += ["", "## MARN Table 3 ablations (no graph enrichment)", "",
                       "| row | test AUC | valid AUC | paper Electro / Clothe |", "|---|---|---|---|"]
             content = list(data.stats()["modalities"])
+            marn_rows = []
             for k, (row, params, paper) in enumerate(MARN_ABLATION):
                 if params.get("modalities") == ["image"] and "image" not in content:
                     # one content modality (ml100k: plot text) stands in for the image
                     params = dict(params, modalities=content[:1])
                     row = f"BaseModel+{content[0].upper()}"
-                key = _same_as_table2("marn", params) or f"m3-{k}"
+                marn_rows.append((row, params, paper, _same_as_table2("marn", params) or f"m3-{k}"))
+            for row, params, paper, key in _rows(args.rows, marn_rows):
                 runs = [_run(data, key, "marn", params, None, s, args, cache) for s in seeds]
                 lines.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
                              + " / ".join(f"{x:.4f}" for x in paper) + " |")
@@ -272,6 +278,14 @@ def _same_as_table2(model: str, params: dict) -> str | None:
     sig = inspect.signature(CTR_MODELS[model].__init__).parameters
     same = all(k in sig and sig[k].default == v for k, v in params.items())
     return f"t2-{model}-none" if same else None
+
+
+def _rows(keys: str | None, rows: list[tuple]) -> list[tuple]:
+    """The ablation rows whose run key (last element) is in ``keys``, in that order (all if None)."""
+    if keys is None:
+        return rows
+    by_key = {r[-1]: r for r in rows}
+    return [by_key[k.strip()] for k in keys.split(",") if k.strip() in by_key]
 
 
 def _write(md: Path, lines: list[str]) -> None:

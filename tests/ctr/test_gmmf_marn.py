@@ -150,28 +150,25 @@ def test_gmmf_reconstruction_is_eq14_over_the_batch_items():
     model = build_ctr_model("gmmf", data, dict(SMALL_GMMF, recon_weight=0.5))
     batch = CTRBatch.from_split(data.samples["train"], slice(0, 16))
     assert (~batch.mask).any()  # some histories are padded (index 0 after clamping)
-    items = torch.unique(torch.cat([batch.items, batch.history[batch.mask]]))
-    expected = sum(
-        0.5 * F.mse_loss(model.decoders[m](model.encoders[m](getattr(model, f"feat_{m}")[items])),
-                         getattr(model, f"feat_{m}")[items])
-        for m in model.modalities
-    )
+
+    def eq14(b: CTRBatch) -> torch.Tensor:
+        items = torch.unique(torch.cat([b.items, b.history[b.mask]]))
+        return sum(
+            0.5 * F.mse_loss(model.decoders[m](model.encoders[m](getattr(model, f"feat_{m}")[items])),
+                             getattr(model, f"feat_{m}")[items])
+            for m in model.modalities
+        )
+
     parts = model.losses(batch)
-    torch.testing.assert_close(parts["recon"], expected)
-    torch.testing.assert_close(parts["loss"], parts["ctr"] + expected)
+    torch.testing.assert_close(parts["recon"], eq14(batch))
+    torch.testing.assert_close(parts["loss"], parts["ctr"] + eq14(batch))
     # a batch whose padding maps to an item that is not in it: that item is left out
     hist = batch.history.clone()
     hist[hist == 0] = 1
     hist[:, -1] = -1
     lone = CTRBatch(batch.users, torch.where(batch.items == 0, 1, batch.items), hist, batch.props, batch.labels)
     assert 0 not in lone.history[lone.mask].tolist() and 0 not in lone.items.tolist()
-    items = torch.unique(torch.cat([lone.items, lone.history[lone.mask]]))
-    expected = sum(
-        0.5 * F.mse_loss(model.decoders[m](model.encoders[m](getattr(model, f"feat_{m}")[items])),
-                         getattr(model, f"feat_{m}")[items])
-        for m in model.modalities
-    )
-    torch.testing.assert_close(model.losses(lone)["recon"], expected)
+    torch.testing.assert_close(model.losses(lone)["recon"], eq14(lone))
     # without the auto-encoders there is nothing to reconstruct
     base = build_ctr_model("gmmf", data, dict(SMALL_GMMF, use_autoencoder=False))
     assert float(base.losses(batch)["recon"]) == 0.0

@@ -4,6 +4,8 @@ both papers' ablation tables (GMMF Table 3, MARN Table 3), over several seeds.
     python experiments/ctr/run.py --datasets amazon-scientific,ml100k --seeds 5 \
         --parts table2,gmmf_ablation,marn_ablation
     python experiments/ctr/run.py --datasets amazon-scientific --parts cold --cold-start 0.2 --seeds 5
+    python experiments/ctr/run.py --datasets amazon-scientific --parts gmmf_ablation,marn_ablation \
+        --seeds 5 --ablation-graph both      # the ablation tables with graph enrichment
 
 The ``cold`` part (cold-start protocol of :mod:`graphrec.data.ctr`, one sample set per
 seed under ``results/<dataset>/cold<F>-s<seed>/``) compares FM (IDs only: content reaches
@@ -179,6 +181,8 @@ def main() -> None:
     ap.add_argument("--cold-start", type=float, default=0.2, help="fraction of cold items of the cold part")
     ap.add_argument("--cold-graphs", default="none,knn,both", help="item graphs compared in the cold part")
     ap.add_argument("--tune-seeds", type=int, default=3, help="seeds of the tune part's grid search")
+    ap.add_argument("--ablation-graph", default="none",
+                    help="item graph of the ablation tables' runs (none, knn, cooccur, both) [none]")
     ap.add_argument("--rows", default=None,
                     help="comma-separated run keys of ablation rows to run, in this order (g3-a .. g3-g, m3-0 .. m3-5; "
                          "the full-model rows are Table 2's runs), e.g. to share a table between processes [all]")
@@ -240,17 +244,20 @@ def main() -> None:
                 lines += ["", "GMMF GAN losses per epoch (seed 0; D, G; None before K): "
                           + ", ".join(f"{e}: {d if d is None else round(d, 3)}/{g if g is None else round(g, 3)}"
                                       for e, d, g in gan[0]["gan"])]
+        ag = args.ablation_graph
+        graph = None if ag == "none" else ag
+        suffix = "" if ag == "none" else f"-{ag}"  # the plain rows keep their keys (cache)
         if "gmmf_ablation" in parts:
-            lines += ["", "## GMMF Table 3 ablations (no graph enrichment)", "",
+            lines += ["", f"## GMMF Table 3 ablations (item graph: {ag})", "",
                       "| row | test AUC | valid AUC | paper Elec / Home / Cell |", "|---|---|---|---|"]
             for row, params, paper, key in _rows(args.rows, [
-                    (row, params, paper, _same_as_table2("gmmf", params) or "g3-" + row.split()[0].strip("()"))
+                    (row, params, paper, _same_as_table2("gmmf", params, ag) or "g3-" + row.split()[0].strip("()") + suffix)
                     for row, params, paper in GMMF_ABLATION]):
-                runs = [_run(data, key, "gmmf", params, None, s, args, cache) for s in seeds]
+                runs = [_run(data, key, "gmmf", params, graph, s, args, cache) for s in seeds]
                 lines.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
                              + " / ".join(f"{x:.4f}" for x in paper) + " |")
         if "marn_ablation" in parts:
-            lines += ["", "## MARN Table 3 ablations (no graph enrichment)", "",
+            lines += ["", f"## MARN Table 3 ablations (item graph: {ag})", "",
                       "| row | test AUC | valid AUC | paper Electro / Clothe |", "|---|---|---|---|"]
             content = list(data.stats()["modalities"])
             marn_rows = []
@@ -259,9 +266,9 @@ def main() -> None:
                     # one content modality (ml100k: plot text) stands in for the image
                     params = dict(params, modalities=content[:1])
                     row = f"BaseModel+{content[0].upper()}"
-                marn_rows.append((row, params, paper, _same_as_table2("marn", params) or f"m3-{k}"))
+                marn_rows.append((row, params, paper, _same_as_table2("marn", params, ag) or f"m3-{k}{suffix}"))
             for row, params, paper, key in _rows(args.rows, marn_rows):
-                runs = [_run(data, key, "marn", params, None, s, args, cache) for s in seeds]
+                runs = [_run(data, key, "marn", params, graph, s, args, cache) for s in seeds]
                 lines.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
                              + " / ".join(f"{x:.4f}" for x in paper) + " |")
         if "tune" in parts:
@@ -272,12 +279,12 @@ def main() -> None:
             _write(args.out / f"{ds}-cold{args.cold_start}.md", _cold_part(ds, root, models, args))
 
 
-def _same_as_table2(model: str, params: dict) -> str | None:
+def _same_as_table2(model: str, params: dict, graph: str = "none") -> str | None:
     """The Table 2 run key when ``params`` are the model's defaults (the full model row of an
     ablation table is the same run as Table 2's, so it is trained once)."""
     sig = inspect.signature(CTR_MODELS[model].__init__).parameters
     same = all(k in sig and sig[k].default == v for k, v in params.items())
-    return f"t2-{model}-none" if same else None
+    return f"t2-{model}-{graph}" if same else None
 
 
 def _rows(keys: str | None, rows: list[tuple]) -> list[tuple]:

@@ -234,13 +234,12 @@ class GMMF(CTRModel):
 
     # ------------------------------------------------------------------ forward
     def _user_parts(
-        self, batch: CTRBatch, with_recon: bool = False
-    ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor], Tensor]:
-        """User vector, gated pooled histories, candidate representations, and eq. 14's
-        loss (zero unless ``with_recon`` and the auto-encoders are on)."""
+        self, batch: CTRBatch
+    ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor], tuple[Tensor, Tensor, dict[str, Tensor]]]:
+        """User vector, gated pooled histories, candidate representations, and the batch's
+        encoding ``(distinct items, inverse index, {m: H_m})`` that eq. 14 reuses."""
         e_table = self._e_table()
-        # representations of the batch's distinct items, computed once and gathered; the
-        # reconstruction loss reuses their H_m instead of encoding the items again
+        # representations of the batch's distinct items, computed once and gathered
         flat = torch.cat([batch.items, batch.hist_index.reshape(-1)])
         uniq, inv = torch.unique(flat, return_inverse=True)
         reps, encoded = self._item_reps(uniq, e_table)
@@ -255,16 +254,7 @@ class GMMF(CTRModel):
                 gated[m] = torch.softmax(self.gates[m](u), -1) * pooled * pooled.shape[-1]
             else:
                 gated[m] = masked_mean(hist[m], batch.mask)
-        recon = torch.zeros((), device=uniq.device)
-        if with_recon and self.use_autoencoder:
-            # eq. 14 over the items the batch holds: candidates and real (unpadded) behaviours
-            used = torch.zeros(len(uniq), dtype=torch.bool, device=uniq.device)
-            used[inv[:b]] = True
-            used[inv[b:][batch.mask.reshape(-1)]] = True
-            for m in self.modalities:
-                x = getattr(self, f"feat_{m}")[uniq[used]]
-                recon = recon + self.recon_weight * F.mse_loss(self.decoders[m](encoded[m][used]), x)
-        return u, gated, cand, recon
+        return u, gated, cand, (uniq, inv, encoded)
 
     def _logits(self, u: Tensor, gated: dict[str, Tensor], cand: dict[str, Tensor]) -> Tensor:
         names = ["id"] + self.modalities
@@ -277,10 +267,27 @@ class GMMF(CTRModel):
         u, gated, cand, _ = self._user_parts(batch)
         return self._logits(u, gated, cand)
 
+    def reconstruction_loss(self, batch: CTRBatch, encoding: tuple[Tensor, Tensor, dict[str, Tensor]]) -> Tensor:
+        """Eq. 14 over the items the batch holds (candidates and unpadded behaviours), from
+        the H_m the forward pass computed (``encoding`` of :meth:`_user_parts`)."""
+        uniq, inv, encoded = encoding
+        loss = torch.zeros((), device=uniq.device)
+        if not self.use_autoencoder:
+            return loss
+        b = len(batch)
+        used = torch.zeros(len(uniq), dtype=torch.bool, device=uniq.device)
+        used[inv[:b]] = True
+        used[inv[b:][batch.mask.reshape(-1)]] = True  # padding (clamped to item 0) is not an item
+        for m in self.modalities:
+            x = getattr(self, f"feat_{m}")[uniq[used]]
+            loss = loss + self.recon_weight * F.mse_loss(self.decoders[m](encoded[m][used]), x)
+        return loss
+
     def losses(self, batch: CTRBatch) -> dict[str, Tensor]:
         assert batch.labels is not None
-        u, gated, cand, rec = self._user_parts(batch, with_recon=True)
+        u, gated, cand, encoding = self._user_parts(batch)
         bce = F.binary_cross_entropy_with_logits(self._logits(u, gated, cand), batch.labels.float())
+        rec = self.reconstruction_loss(batch, encoding)
         return {"loss": bce + rec, "ctr": bce, "recon": rec}
 
     # ------------------------------------------------------------------ GAN

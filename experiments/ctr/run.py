@@ -181,8 +181,8 @@ def main() -> None:
     ap.add_argument("--cold-start", type=float, default=0.2, help="fraction of cold items of the cold part")
     ap.add_argument("--cold-graphs", default="none,knn,both", help="item graphs compared in the cold part")
     ap.add_argument("--tune-seeds", type=int, default=3, help="seeds of the tune part's grid search")
-    ap.add_argument("--ablation-graph", default="none",
-                    help="item graph of the ablation tables' runs (none, knn, cooccur, both) [none]")
+    ap.add_argument("--ablation-graph", default="none", choices=("none", "knn", "cooccur", "both"),
+                    help="item graph of the ablation tables' runs [none]")
     ap.add_argument("--rows", default=None,
                     help="comma-separated run keys of ablation rows to run, in this order (g3-a .. g3-g, m3-0 .. m3-5; "
                          "the full-model rows are Table 2's runs), e.g. to share a table between processes [all]")
@@ -205,6 +205,13 @@ def main() -> None:
             data = load_ctr_source(args.data_root / SOURCES[ds], max_history=args.max_history, seed=0)
             data.save(sdir)
         print(f"{ds}: {data.stats()}", flush=True)
+        ablation = _ablation_rows(data, args.ablation_graph)
+        if args.rows is not None:  # refuse unknown keys before any run starts
+            known = {r[-1] for p in parts if p in ablation for r in ablation[p]}
+            unknown = [k.strip() for k in args.rows.split(",") if k.strip() not in known]
+            if unknown:
+                ap.error(f"--rows: {', '.join(unknown)} not among the rows of {ds}'s requested ablation tables "
+                         f"({', '.join(sorted(known)) or 'no ablation part in --parts'})")
         seeds = range(args.seeds)
         lines = [f"# CTR experiments on {ds}", "",
                  f"Samples: DIN protocol, max history {data.max_history}, negatives seed 0, "
@@ -246,28 +253,17 @@ def main() -> None:
                                       for e, d, g in gan[0]["gan"])]
         ag = args.ablation_graph
         graph = None if ag == "none" else ag
-        suffix = "" if ag == "none" else f"-{ag}"  # the plain rows keep their keys (cache)
         if "gmmf_ablation" in parts:
             lines += ["", f"## GMMF Table 3 ablations (item graph: {ag})", "",
                       "| row | test AUC | valid AUC | paper Elec / Home / Cell |", "|---|---|---|---|"]
-            for row, params, paper, key in _rows(args.rows, [
-                    (row, params, paper, _same_as_table2("gmmf", params, ag) or "g3-" + row.split()[0].strip("()") + suffix)
-                    for row, params, paper in GMMF_ABLATION]):
+            for row, params, paper, key in _rows(args.rows, ablation["gmmf_ablation"]):
                 runs = [_run(data, key, "gmmf", params, graph, s, args, cache) for s in seeds]
                 lines.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
                              + " / ".join(f"{x:.4f}" for x in paper) + " |")
         if "marn_ablation" in parts:
             lines += ["", f"## MARN Table 3 ablations (item graph: {ag})", "",
                       "| row | test AUC | valid AUC | paper Electro / Clothe |", "|---|---|---|---|"]
-            content = list(data.stats()["modalities"])
-            marn_rows = []
-            for k, (row, params, paper) in enumerate(MARN_ABLATION):
-                if params.get("modalities") == ["image"] and "image" not in content:
-                    # one content modality (ml100k: plot text) stands in for the image
-                    params = dict(params, modalities=content[:1])
-                    row = f"BaseModel+{content[0].upper()}"
-                marn_rows.append((row, params, paper, _same_as_table2("marn", params, ag) or f"m3-{k}{suffix}"))
-            for row, params, paper, key in _rows(args.rows, marn_rows):
+            for row, params, paper, key in _rows(args.rows, ablation["marn_ablation"]):
                 runs = [_run(data, key, "marn", params, graph, s, args, cache) for s in seeds]
                 lines.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
                              + " / ".join(f"{x:.4f}" for x in paper) + " |")
@@ -285,6 +281,23 @@ def _same_as_table2(model: str, params: dict, graph: str = "none") -> str | None
     sig = inspect.signature(CTR_MODELS[model].__init__).parameters
     same = all(k in sig and sig[k].default == v for k, v in params.items())
     return f"t2-{model}-{graph}" if same else None
+
+
+def _ablation_rows(data: CTRData, graph: str) -> dict[str, list[tuple]]:
+    """Rows ``(label, model options, paper AUCs, run key)`` of both ablation tables with item
+    graph ``graph``; plain rows keep their historical keys, graph rows get ``-<graph>``."""
+    suffix = "" if graph == "none" else f"-{graph}"
+    gmmf = [(row, params, paper, _same_as_table2("gmmf", params, graph) or "g3-" + row.split()[0].strip("()") + suffix)
+            for row, params, paper in GMMF_ABLATION]
+    content = list(data.stats()["modalities"])
+    marn = []
+    for k, (row, params, paper) in enumerate(MARN_ABLATION):
+        if params.get("modalities") == ["image"] and "image" not in content:
+            # one content modality (ml100k: plot text) stands in for the image
+            params = dict(params, modalities=content[:1])
+            row = f"BaseModel+{content[0].upper()}"
+        marn.append((row, params, paper, _same_as_table2("marn", params, graph) or f"m3-{k}{suffix}"))
+    return {"gmmf_ablation": gmmf, "marn_ablation": marn}
 
 
 def _rows(keys: str | None, rows: list[tuple]) -> list[tuple]:

@@ -10,11 +10,18 @@ and inherits the checks: output shapes, deterministic reset, finite loss and gra
 a loss that decreases when optimised, ``state_dict`` round trip through
 ``torch.load(weights_only=True)``, and training items never recommended. Third-party
 models can run the same suite.
+
+The suite runs on the device named by the environment variable ``GRAPHREC_TEST_DEVICE``
+(default ``cpu``): ``GRAPHREC_TEST_DEVICE=cuda pytest tests/models`` builds every model on
+the CPU, moves it there and runs the same checks, plus one that only exists off the CPU:
+the model's loss, gradients and scores on the device equal those of the same model on
+the CPU.
 """
 
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import torch
@@ -24,7 +31,22 @@ from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.models.base import Recommender
 from graphrec.train.recommend import recommend
 
-__all__ = ["RecommenderContract", "contract_dataset"]
+__all__ = ["RecommenderContract", "contract_dataset", "contract_device"]
+
+
+def contract_device() -> torch.device:
+    """The device the contract suites run on: ``$GRAPHREC_TEST_DEVICE``, else the CPU.
+
+    Raises a one-line error when the variable names a device this machine lacks, rather
+    than letting every test fail on its own.
+    """
+    dev = torch.device(os.environ.get("GRAPHREC_TEST_DEVICE") or "cpu")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"GRAPHREC_TEST_DEVICE={dev} but torch sees no CUDA device: unset it or run on a GPU machine")
+    return dev
+
+#: where the contract suites run (``GRAPHREC_TEST_DEVICE``)
+DEVICE = contract_device()
 
 
 def contract_dataset() -> Dataset:
@@ -49,11 +71,12 @@ class RecommenderContract:
         rng = np.random.default_rng(0)
         sel = rng.choice(len(u), size=n, replace=False)
         neg = rng.integers(0, ds.n_items, size=n)
-        return torch.as_tensor(u[sel]), torch.as_tensor(i[sel]), torch.as_tensor(neg)
+        return tuple(torch.as_tensor(a, device=DEVICE) for a in (u[sel], i[sel], neg))
 
     def _seeded(self, ds: Dataset, seed: int) -> Recommender:
+        """The model built on the CPU after ``torch.manual_seed(seed)``, on :data:`DEVICE`."""
         torch.manual_seed(seed)
-        return self.make_model(ds)
+        return self.make_model(ds).to(DEVICE)
 
     # checks --------------------------------------------------------------
     def test_shapes(self) -> None:
@@ -62,7 +85,7 @@ class RecommenderContract:
         assert model.n_users == ds.n_users and model.n_items == ds.n_items
         users_emb, items_emb = model.embeddings()
         assert users_emb.shape[0] == ds.n_users and items_emb.shape[0] == ds.n_items
-        scores = model.scorer()(torch.arange(5))
+        scores = model.scorer()(torch.arange(5, device=DEVICE))
         assert scores.shape == (5, ds.n_items)
         loss = model.loss(*self._batch(ds))
         assert loss.dim() == 0
@@ -111,7 +134,7 @@ class RecommenderContract:
         buf.seek(0)
         other = self._seeded(ds, 123)
         other.load_state_dict(torch.load(buf, weights_only=True))
-        users = torch.arange(10)
+        users = torch.arange(10, device=DEVICE)
         with torch.no_grad():
             assert torch.allclose(model.scorer()(users), other.scorer()(users))
 
@@ -119,6 +142,29 @@ class RecommenderContract:
         ds = self._dataset()
         model = self._seeded(ds, 0)
         users = np.arange(ds.n_users)
-        top, _ = recommend(model.scorer(), ds, users, k=20)
+        top, _ = recommend(model.scorer(), ds, users, k=20, device=DEVICE)
         train = ds.train.toarray().astype(bool)
         assert not train[users[:, None], top].any()
+
+    if DEVICE.type != "cpu":
+
+        def test_device_matches_cpu(self) -> None:
+            """Same seed, same batch: loss, gradients and scores on the device equal the CPU's."""
+            ds = self._dataset()
+            on_dev = self._seeded(ds, 0)
+            torch.manual_seed(0)
+            on_cpu = self.make_model(ds)
+            for model in (on_dev, on_cpu):
+                model.start_epoch(1)
+            batch = self._batch(ds)
+            loss_dev = on_dev.loss(*batch)
+            loss_cpu = on_cpu.loss(*(t.cpu() for t in batch))
+            torch.testing.assert_close(loss_dev.cpu(), loss_cpu, rtol=1e-4, atol=1e-6)
+            loss_dev.backward()
+            loss_cpu.backward()
+            for (name, p_dev), (_, p_cpu) in zip(on_dev.named_parameters(), on_cpu.named_parameters()):
+                assert (p_dev.grad is None) == (p_cpu.grad is None), name
+                if p_cpu.grad is not None:
+                    torch.testing.assert_close(p_dev.grad.cpu(), p_cpu.grad, rtol=1e-3, atol=1e-6, msg=name)
+            users = torch.arange(ds.n_users)
+            torch.testing.assert_close(on_dev.scorer()(users.to(DEVICE)).cpu(), on_cpu.scorer()(users), rtol=1e-4, atol=1e-5)

@@ -16,7 +16,7 @@ from graphrec.graphs.knn import knn_graph
 from graphrec.graphs.store import save_graph
 from graphrec.models import MF, ContentKNN
 from graphrec.nn import to_torch_sparse
-from graphrec.testing import RecommenderContract, contract_dataset
+from graphrec.testing import DEVICE, RecommenderContract, contract_dataset
 from graphrec.train import TrainConfig, build_model, evaluate_ranking, run_training
 from graphrec.train.evaluate import most_popular_scorer
 
@@ -51,7 +51,7 @@ def test_mf_beats_most_popular_on_lfm2k(shared_data):
 
     ds = read_mmrec(shared_data / "lfm2k")
     config = TrainConfig(epochs=8, lr=1e-2, batch_size=2048, ks=(20,), progress=False, seed=0)
-    record, _ = run_training(ds, "mf", {"embedding_dim": 32}, config)
+    record, _ = run_training(ds, "mf", {"embedding_dim": 32}, config, device=DEVICE)
     pop = evaluate_ranking(most_popular_scorer(ds), ds, "test", ks=(20,))
     assert record["test"]["all"]["recall@20"] > 1.2 * pop["recall@20"]
 

@@ -18,7 +18,7 @@ from graphrec.graphs.knn import knn_graph
 from graphrec.graphs.store import save_graph
 from graphrec.models import LATTICE
 from graphrec.nn import to_torch_sparse
-from graphrec.testing import RecommenderContract, contract_dataset
+from graphrec.testing import DEVICE, RecommenderContract, contract_dataset
 from graphrec.train import TrainConfig, build_model, evaluate_ranking, run_training
 from graphrec.train.evaluate import most_popular_scorer
 
@@ -235,7 +235,7 @@ def test_lattice_beats_most_popular_on_lfm2k(shared_data):
 
     ds = read_mmrec(shared_data / "lfm2k", features={"text": "all-MiniLM-L6-v2.npy", "audio": "vggish.npy"})
     config = TrainConfig(epochs=4, lr=5e-3, batch_size=2048, ks=(20,), progress=False, seed=0)
-    record, model = run_training(ds, "lattice", {"embedding_dim": 32}, config)
+    record, model = run_training(ds, "lattice", {"embedding_dim": 32}, config, device=DEVICE)
     pop = evaluate_ranking(most_popular_scorer(ds), ds, "test", ks=(20,))
     ours = record["test"]["all"]
     assert ours["recall@20"] > 1.3 * pop["recall@20"], (ours["recall@20"], pop["recall@20"])

@@ -15,7 +15,7 @@ from graphrec.graphs import normalize_adjacency, normalized_bipartite
 from graphrec.graphs.cooccur import cooccurrence_graph
 from graphrec.models import MMGEF
 from graphrec.nn import to_torch_sparse
-from graphrec.testing import RecommenderContract, contract_dataset
+from graphrec.testing import DEVICE, RecommenderContract, contract_dataset
 from graphrec.train import TrainConfig, build_model, evaluate_ranking, run_training
 from graphrec.train.evaluate import most_popular_scorer
 
@@ -268,7 +268,7 @@ def test_mmgef_beats_most_popular_on_amazon_scientific(shared_data):
 
     ds = read_unisrec(shared_data / "amazon-scientific", unseen="keep")
     config = TrainConfig(epochs=5, lr=5e-3, batch_size=1024, ks=(20,), progress=False, seed=0)
-    record, model = run_training(ds, "mmgef", {"embedding_dim": 32}, config)
+    record, model = run_training(ds, "mmgef", {"embedding_dim": 32}, config, device=DEVICE)
     pop = evaluate_ranking(most_popular_scorer(ds), ds, "test", ks=(20,))
     ours = record["test"]["all"]
     assert ours["users"] == pop["users"]
@@ -287,8 +287,8 @@ def test_mmgef_ranks_cold_items_of_amazon_scientific_lightgcn_cannot(shared_data
 
     ds = cold_start(read_unisrec(shared_data / "amazon-scientific", unseen="keep"), 0.2, 0)
     config = TrainConfig(epochs=10, lr=1e-3, batch_size=1024, ks=(20,), progress=False, seed=0)
-    lightgcn, _ = run_training(ds, "lightgcn", {"embedding_dim": 32}, config)
-    mmgef, _ = run_training(ds, "mmgef", {"embedding_dim": 32}, config)
+    lightgcn, _ = run_training(ds, "lightgcn", {"embedding_dim": 32}, config, device=DEVICE)
+    mmgef, _ = run_training(ds, "mmgef", {"embedding_dim": 32}, config, device=DEVICE)
     assert lightgcn["test"]["cold"]["recall@20"] == 0.0
     assert mmgef["test"]["cold"]["recall@20"] > 0.01, mmgef["test"]["cold"]
     assert mmgef["test"]["cold"]["users"] == lightgcn["test"]["cold"]["users"] > 100

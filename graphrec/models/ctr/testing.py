@@ -11,6 +11,10 @@ reset, finite loss and gradients, a loss that decreases when optimised, ``state_
 round trip through ``torch.load(weights_only=True)``, predictions that do not depend on
 extra padding of the history, and (for models with an item ID embedding) graph
 enrichment that changes the item representation and trains the graph weights.
+
+Like :class:`graphrec.testing.RecommenderContract`, the suite runs on
+``$GRAPHREC_TEST_DEVICE`` (default ``cpu``) and, off the CPU, also checks that loss,
+gradients and predictions on the device equal the CPU's.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from graphrec.data.ctr import CTRData, build_ctr_data, sequences_from_dataset
 from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.models.ctr.base import CTRBatch, CTRModel, CTRSchema
 from graphrec.nn import to_torch_sparse
+from graphrec.testing import DEVICE
 
 __all__ = ["CTRModelContract", "contract_ctr_data", "contract_graphs"]
 
@@ -74,11 +79,12 @@ class CTRModelContract:
         return CTRSchema.from_data(self._data())
 
     def _batch(self, n: int = 32) -> CTRBatch:
-        return CTRBatch.from_split(self._data().samples["train"], slice(0, n))
+        return CTRBatch.from_split(self._data().samples["train"], slice(0, n)).to(DEVICE)
 
     def _seeded(self, seed: int, **kw) -> CTRModel:
+        """The model built on the CPU after ``torch.manual_seed(seed)``, on :data:`DEVICE`."""
         torch.manual_seed(seed)
-        return self.make_model(self._schema(), **kw)
+        return self.make_model(self._schema(), **kw).to(DEVICE)
 
     # checks --------------------------------------------------------------
     def test_shapes(self) -> None:
@@ -142,7 +148,7 @@ class CTRModelContract:
         model = self._seeded(0)
         model.eval()
         batch = self._batch()
-        pad = torch.full((len(batch), 3), -1, dtype=torch.long)
+        pad = torch.full((len(batch), 3), -1, dtype=torch.long, device=DEVICE)
         wider = CTRBatch(batch.users, batch.items, torch.cat([batch.history, pad], 1),
                          torch.cat([batch.props, torch.zeros_like(pad)], 1), batch.labels)
         with torch.no_grad():
@@ -161,3 +167,25 @@ class CTRModelContract:
         loss.backward()
         logits = [p for n, p in enriched.named_parameters() if n.endswith("propagation.logits")]
         assert logits and logits[0].grad is not None and torch.isfinite(logits[0].grad).all()
+
+    if DEVICE.type != "cpu":
+
+        def test_device_matches_cpu(self) -> None:
+            """Same seed, same batch: loss, gradients and predictions on the device equal the CPU's."""
+            on_dev = self._seeded(0)
+            torch.manual_seed(0)
+            on_cpu = self.make_model(self._schema())
+            batch = self._batch()
+            loss_dev = on_dev.loss(batch)
+            loss_cpu = on_cpu.loss(batch.to("cpu"))
+            torch.testing.assert_close(loss_dev.cpu(), loss_cpu, rtol=1e-4, atol=1e-6)
+            loss_dev.backward()
+            loss_cpu.backward()
+            for (name, p_dev), (_, p_cpu) in zip(on_dev.named_parameters(), on_cpu.named_parameters()):
+                assert (p_dev.grad is None) == (p_cpu.grad is None), name
+                if p_cpu.grad is not None:
+                    torch.testing.assert_close(p_dev.grad.cpu(), p_cpu.grad, rtol=1e-3, atol=1e-6, msg=name)
+            on_dev.eval()
+            on_cpu.eval()
+            with torch.no_grad():
+                torch.testing.assert_close(on_dev.predict(batch).cpu(), on_cpu.predict(batch.to("cpu")), rtol=1e-4, atol=1e-6)

@@ -139,6 +139,36 @@ def test_gan_steps_move_only_their_parameters():
     assert all(p.grad is None for p in g_params + d_params)
 
 
+def test_gan_losses_are_eq16_and_eq17_over_the_batch_candidates():
+    """Eq. 17 (D: real (E, H_m) -> 1, generated (E, G_m(E)) -> 0) and eq. 16 (G: generated
+    pairs -> 1), summed over modalities, over the batch's distinct candidates."""
+    import torch.nn.functional as F
+
+    from graphrec.models.ctr.base import CTRBatch
+
+    data = contract_ctr_data()
+    torch.manual_seed(0)
+    model = build_ctr_model("gmmf", data, SMALL_GMMF)
+    batch = CTRBatch.from_split(data.samples["train"], slice(0, 32))
+    items = torch.unique(batch.items)
+    with torch.no_grad():
+        e = model.ids.table()[items]
+        if model.item_side.table() is not None:
+            e = torch.cat([e, model.item_side.table()[items]], -1)
+        want_d = want_g = torch.zeros(())
+        for m in model.modalities:
+            h = model.encoders[m](getattr(model, f"feat_{m}")[items])
+            d, g = model.discriminators[m], model.generators[m]
+            real = d(torch.cat([e, h], -1)).squeeze(-1)
+            fake = d(torch.cat([e, g(e)], -1)).squeeze(-1)
+            want_d = want_d + F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+            want_d = want_d + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+            want_g = want_g + F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    assert len(model.modalities) == 2 and len(items) < len(batch)
+    torch.testing.assert_close(model.discriminator_loss(batch).detach(), want_d)
+    torch.testing.assert_close(model.generator_loss(batch).detach(), want_g)
+
+
 def test_gmmf_reconstruction_is_eq14_over_the_batch_items():
     """Eq. 14 reuses the forward pass's H_m: it must equal the loss computed from scratch
     over the batch's distinct candidates and real behaviours (padding is not an item)."""

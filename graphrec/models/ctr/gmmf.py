@@ -296,28 +296,31 @@ class GMMF(CTRModel):
             return None
         return list(self.generators.parameters()), list(self.discriminators.parameters())
 
-    def _gan_inputs(self, batch: CTRBatch) -> tuple[Tensor, dict[str, Tensor]]:
+    def _gan_condition(self, batch: CTRBatch) -> tuple[Tensor, Tensor]:
+        """The batch's distinct candidates and their E, the GAN's condition (no gradient:
+        the D and G steps train only D and G)."""
         items = torch.unique(batch.items)
         with torch.no_grad():
             e = self._e_table()[items]
-            h = {m: self._h(m, items) for m in self.modalities}
-        return e, h
+        return items, e
 
     def discriminator_loss(self, batch: CTRBatch) -> Tensor:
         """Eq. 17: real pairs (E, H_m) -> 1, generated pairs (E, G_m(E)) -> 0."""
-        e, h = self._gan_inputs(batch)
+        items, e = self._gan_condition(batch)
         loss = torch.zeros((), device=e.device)
         for m in self.modalities:
             d = self.discriminators[m]
-            real = d(torch.cat([e, h[m]], -1)).squeeze(-1)
+            with torch.no_grad():
+                h = self._h(m, items)
+            real = d(torch.cat([e, h], -1)).squeeze(-1)
             fake = d(torch.cat([e, self.generators[m](e).detach()], -1)).squeeze(-1)
             loss = loss + F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
             loss = loss + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
         return loss
 
     def generator_loss(self, batch: CTRBatch) -> Tensor:
-        """Eq. 16: generated pairs (E, G_m(E)) should look real to D_m."""
-        e, _ = self._gan_inputs(batch)
+        """Eq. 16: generated pairs (E, G_m(E)) should look real to D_m (needs no H_m)."""
+        _, e = self._gan_condition(batch)
         loss = torch.zeros((), device=e.device)
         for m in self.modalities:
             fake = self.discriminators[m](torch.cat([e, self.generators[m](e)], -1)).squeeze(-1)

@@ -31,7 +31,7 @@ from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.models.base import Recommender
 from graphrec.train.recommend import recommend
 
-__all__ = ["RecommenderContract", "contract_dataset", "contract_device"]
+__all__ = ["RecommenderContract", "assert_same_loss_and_gradients", "contract_dataset", "contract_device"]
 
 
 def contract_device() -> torch.device:
@@ -47,6 +47,19 @@ def contract_device() -> torch.device:
 
 #: where the contract suites run (``GRAPHREC_TEST_DEVICE``)
 DEVICE = contract_device()
+
+
+def assert_same_loss_and_gradients(on_dev: torch.nn.Module, loss_dev: torch.Tensor,
+                                   on_cpu: torch.nn.Module, loss_cpu: torch.Tensor) -> None:
+    """The same model on the device and on the CPU: equal losses, and after backward the
+    same parameters receive a gradient, with equal values (float32 tolerances)."""
+    torch.testing.assert_close(loss_dev.detach().cpu(), loss_cpu.detach(), rtol=1e-4, atol=1e-6)
+    loss_dev.backward()
+    loss_cpu.backward()
+    for (name, p_dev), (_, p_cpu) in zip(on_dev.named_parameters(), on_cpu.named_parameters()):
+        assert (p_dev.grad is None) == (p_cpu.grad is None), name
+        if p_cpu.grad is not None:
+            torch.testing.assert_close(p_dev.grad.cpu(), p_cpu.grad, rtol=1e-3, atol=1e-6, msg=name)
 
 
 def contract_dataset() -> Dataset:
@@ -157,14 +170,6 @@ class RecommenderContract:
             for model in (on_dev, on_cpu):
                 model.start_epoch(1)
             batch = self._batch(ds)
-            loss_dev = on_dev.loss(*batch)
-            loss_cpu = on_cpu.loss(*(t.cpu() for t in batch))
-            torch.testing.assert_close(loss_dev.cpu(), loss_cpu, rtol=1e-4, atol=1e-6)
-            loss_dev.backward()
-            loss_cpu.backward()
-            for (name, p_dev), (_, p_cpu) in zip(on_dev.named_parameters(), on_cpu.named_parameters()):
-                assert (p_dev.grad is None) == (p_cpu.grad is None), name
-                if p_cpu.grad is not None:
-                    torch.testing.assert_close(p_dev.grad.cpu(), p_cpu.grad, rtol=1e-3, atol=1e-6, msg=name)
+            assert_same_loss_and_gradients(on_dev, on_dev.loss(*batch), on_cpu, on_cpu.loss(*(t.cpu() for t in batch)))
             users = torch.arange(ds.n_users)
             torch.testing.assert_close(on_dev.scorer()(users.to(DEVICE)).cpu(), on_cpu.scorer()(users), rtol=1e-4, atol=1e-5)

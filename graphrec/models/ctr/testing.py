@@ -29,7 +29,7 @@ from graphrec.data.ctr import CTRData, build_ctr_data, sequences_from_dataset
 from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.models.ctr.base import CTRBatch, CTRModel, CTRSchema
 from graphrec.nn import to_torch_sparse
-from graphrec.testing import DEVICE
+from graphrec.testing import DEVICE, assert_same_loss_and_gradients
 
 __all__ = ["CTRModelContract", "contract_ctr_data", "contract_graphs"]
 
@@ -176,15 +176,7 @@ class CTRModelContract:
             torch.manual_seed(0)
             on_cpu = self.make_model(self._schema())
             batch = self._batch()
-            loss_dev = on_dev.loss(batch)
-            loss_cpu = on_cpu.loss(batch.to("cpu"))
-            torch.testing.assert_close(loss_dev.cpu(), loss_cpu, rtol=1e-4, atol=1e-6)
-            loss_dev.backward()
-            loss_cpu.backward()
-            for (name, p_dev), (_, p_cpu) in zip(on_dev.named_parameters(), on_cpu.named_parameters()):
-                assert (p_dev.grad is None) == (p_cpu.grad is None), name
-                if p_cpu.grad is not None:
-                    torch.testing.assert_close(p_dev.grad.cpu(), p_cpu.grad, rtol=1e-3, atol=1e-6, msg=name)
+            assert_same_loss_and_gradients(on_dev, on_dev.loss(batch), on_cpu, on_cpu.loss(batch.to("cpu")))
             on_dev.eval()
             on_cpu.eval()
             with torch.no_grad():

@@ -45,6 +45,7 @@ def contract_device() -> torch.device:
         raise RuntimeError(f"GRAPHREC_TEST_DEVICE={dev} but torch sees no CUDA device: unset it or run on a GPU machine")
     return dev
 
+
 #: where the contract suites run (``GRAPHREC_TEST_DEVICE``)
 DEVICE = contract_device()
 

@@ -5,8 +5,7 @@
 #   1. the model contract suites (every ranking and CTR model) and the real-data training
 #      tests run on the GPU (GRAPHREC_TEST_DEVICE=cuda): models are built on the CPU and
 #      moved, and each contract also checks loss, gradients and scores against the same
-#      model on the CPU; the training, metric, kNN and propagation tests run their own
-#      CUDA cases;
+#      model on the CPU; the metric, evaluation and kNN tests run their own CUDA cases;
 #   2. an epoch of LightGCN and of MM-GEF (co-interaction graph only) on Amazon Baby is
 #      timed on the GPU, the two alternating in one process (epoch_time.py).
 #

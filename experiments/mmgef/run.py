@@ -96,6 +96,9 @@ def configs(dataset: str) -> list[Config]:
         Config("LATTICE", "lattice"),
         Config("MM-GEF w/o CF", "mmgef", {"modalities": fused, "use_cf_graph": False}),
         Config("MM-GEF", "mmgef", {"modalities": fused}),
+        # section 3.2: the features pass a trainable linear layer, the kNN edges carry the
+        # cosines of the projections (learned on the warm items, applied to the hidden ones)
+        Config("MM-GEF projected", "mmgef", {"modalities": fused, "feature_mode": "projected"}),
         # two item-graph layers: a hidden item then reaches the co-interaction neighbours of
         # its content neighbours (kNN -> E^c paths), a CF signal one layer cannot give it
         Config("LATTICE 2 item layers", "lattice", {"item_layers": 2}),
@@ -107,7 +110,7 @@ def configs(dataset: str) -> list[Config]:
     # the protocol of cold-start studies: the epoch is selected on the validation recall of
     # the hidden items only (TrainConfig.select_on = "cold"); still never on test
     cold += [Config(f"{c.name} (cold-selected)", c.model, c.params, select_on="cold")
-             for c in cold if c.name in ("LATTICE", "MM-GEF", "MM-GEF w/o CF")]
+             for c in cold if c.name in ("LATTICE", "MM-GEF", "MM-GEF w/o CF", "MM-GEF projected")]
     rows += [Config(c.name, c.model, c.params, cold_start=0.2, tables=(3,), select_on=c.select_on) for c in cold]
     # "table 4": LightGCN's search space, selected on validation (as MMRec selects its runs):
     # layers 1-4 x reg 1e-5..1e-3 (squared L2 / 2B here; MMRec's EmbLoss is an unsquared

@@ -101,7 +101,7 @@ def test_cb_beats_most_popular_on_cold_items_of_amazon_scientific(shared_data):
     from graphrec.data.formats import read_unisrec
 
     ds = cold_start(read_unisrec(shared_data / "amazon-scientific", unseen="keep"), 0.2, 0)
-    record, _ = run_training(ds, "cb", {}, TrainConfig(ks=(20,), progress=False))
+    record, _ = run_training(ds, "cb", {}, TrainConfig(ks=(20,), progress=False), device=DEVICE)
     assert record["test"]["cold"]["users"] > 300
     # cold items never occur in training: popularity and CF embeddings cannot rank them
     assert record["test"]["cold"]["recall@20"] > 0.02

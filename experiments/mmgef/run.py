@@ -81,6 +81,9 @@ def configs(dataset: str) -> list[Config]:
            Config("LightGCN 1 layer reg 1e-2", "lightgcn", {"num_layers": 1, "reg_weight": 1e-2}, tables=(1,))]
           if dataset == "lfm2k" else []),
         Config("LATTICE", "lattice", tables=(1, 2)),
+        # the paper's Table 2 also runs LATTICE with the CF graph, and its Table 3 (cold
+        # start) compares MM-GEF with that row
+        Config("LATTICE + CF", "lattice", {"use_cf_graph": True}, tables=(2,)),
         # "w/o CF+Att" and "w/o CF" are one configuration here: with the kNN graph alone the
         # softmax over one graph is 1 whether or not it is learned (docs/models/mmgef.md)
         Config("MM-GEF w/o CF(+Att)", "mmgef", {"modalities": fused, "use_cf_graph": False}, tables=(1, 2)),
@@ -94,6 +97,7 @@ def configs(dataset: str) -> list[Config]:
         Config("CB", "cb", {"modalities": fused}),
         Config("LightGCN", "lightgcn"),
         Config("LATTICE", "lattice"),
+        Config("LATTICE + CF", "lattice", {"use_cf_graph": True}),
         Config("MM-GEF w/o CF", "mmgef", {"modalities": fused, "use_cf_graph": False}),
         Config("MM-GEF", "mmgef", {"modalities": fused}),
         # section 3.2: the features pass a trainable linear layer, the kNN edges carry the

@@ -31,6 +31,15 @@ the result is added, L2-normalised, to LightGCN's item embeddings (eq. 11-12):
 
 trained with BPR plus L2 on the batch's layer-0 embeddings (as LightGCN).
 
+LATTICE with the co-interaction graph (``cooccur_graph``; MM-GEF's Tables 2 and 3 run
+"LATTICE" with CF, and its cold-start comparison uses that row): the normalised
+co-interaction graph :math:`\hat E^c` of MM-GEF (training interactions only) joins A
+through MM-GEF's soft attention, one learnable logit per graph (our reading; the paper
+does not say how CF enters LATTICE):
+
+.. math::
+    \beta = \mathrm{softmax}(b), \qquad h^{t} = \beta_A\, A h^{t-1} + \beta_c\, \hat E^c h^{t-1} .
+
 Schedule (as the authors' code): the learned graph is rebuilt at the first training
 batch of every epoch (:meth:`LATTICE.start_epoch` marks it stale; the fit loop calls
 it), with gradients into the projections, the modality logits and (``train_features``)
@@ -64,6 +73,7 @@ from graphrec.graphs.knn import knn_neighbours
 from graphrec.models.base import ItemGraphRecommender
 from graphrec.models.lightgcn import LightGCN
 from graphrec.nn import (
+    FactoredCooccurrence,
     SparsePattern,
     inv_sqrt_degree,
     module_pattern,
@@ -95,6 +105,9 @@ class LATTICE(ItemGraphRecommender):
             (reference-code parity; build the original graphs the same way).
         train_features: fine-tune the feature tables (the reference does); otherwise
             they are constants.
+        cooccur_graph: the normalised co-interaction graph Ê^c (n_items x n_items torch
+            sparse, or its factors as :class:`graphrec.nn.FactoredCooccurrence`): merged
+            with A by learned softmax weights (module doc); None: LATTICE as published.
     """
 
     def __init__(
@@ -113,6 +126,7 @@ class LATTICE(ItemGraphRecommender):
         lambda_coeff: float = 0.9,
         include_self: bool = False,
         train_features: bool = True,
+        cooccur_graph: Tensor | FactoredCooccurrence | None = None,
     ) -> None:
         super().__init__()
         if not features:
@@ -166,6 +180,20 @@ class LATTICE(ItemGraphRecommender):
             # from_indices keeps the coalesced (row-major) order: values align
             self.register_buffer(f"original_{m}_values", coo.values().float(), persistent=False)
         self.modality_logits = nn.Parameter(torch.zeros(len(self.modalities)))
+        self.cooccur_op: FactoredCooccurrence | None = None
+        self.cf_logits: nn.Parameter | None = None
+        if cooccur_graph is not None:
+            if isinstance(cooccur_graph, FactoredCooccurrence):
+                if cooccur_graph.n_items != n_items:
+                    raise ConfigError(f"cooccur_graph has {cooccur_graph.n_items} items, expected {n_items}")
+                self.cooccur_op = cooccur_graph
+            else:
+                if tuple(cooccur_graph.shape) != (n_items, n_items):
+                    raise ConfigError(f"cooccur_graph has shape {tuple(cooccur_graph.shape)}, expected {(n_items, n_items)}")
+                co = cooccur_graph.to_sparse_coo().coalesce()
+                self.register_buffer("cooccur_adj", co.to_sparse_csr(), persistent=False)
+                self.register_buffer("cooccur_adj_t", co.t().coalesce().to_sparse_csr(), persistent=False)
+            self.cf_logits = nn.Parameter(torch.zeros(2))  # (A, Ê^c)
         self._cached: tuple[Tensor, Tensor] | None = None  # (graph, its transpose), constants
         self._stale = True
         self.reset_parameters()
@@ -179,6 +207,8 @@ class LATTICE(ItemGraphRecommender):
                 with torch.no_grad():
                     self.feature_tables[m].copy_(self._initial_features[m])
         nn.init.zeros_(self.modality_logits)  # equal modality weights at the start
+        if self.cf_logits is not None:
+            nn.init.zeros_(self.cf_logits)
         self._cached, self._stale = None, True
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
@@ -195,8 +225,26 @@ class LATTICE(ItemGraphRecommender):
         w = torch.softmax(self.modality_logits.detach(), 0).cpu().tolist()
         return {m: float(v) for m, v in zip(self.modalities, w)}
 
+    def cf_weights(self) -> dict[str, float] | None:
+        """Current softmax weights of LATTICE's graph and the co-interaction graph
+        (``{"lattice": w, "cooccur": w}``), None without the co-interaction graph."""
+        if self.cf_logits is None:
+            return None
+        w = torch.softmax(self.cf_logits.detach(), 0).cpu().tolist()
+        return {"lattice": float(w[0]), "cooccur": float(w[1])}
+
     def log_values(self) -> dict[str, float]:
-        return {f"modality_weight_{m}": w for m, w in self.modality_weights().items()}
+        out = {f"modality_weight_{m}": w for m, w in self.modality_weights().items()}
+        cf = self.cf_weights()
+        if cf is not None:
+            out["cf_weight"] = cf["cooccur"]
+        return out
+
+    def _cooccur(self, h: Tensor) -> Tensor:
+        """Ê^c h."""
+        if self.cooccur_op is not None:
+            return self.cooccur_op(h)
+        return propagate(self.cooccur_adj, h, adj_t=self.cooccur_adj_t)
 
     def _features(self, m: str) -> Tensor:
         if self.feature_tables is not None:
@@ -245,28 +293,35 @@ class LATTICE(ItemGraphRecommender):
             return pattern.matrix(values)
 
     def item_propagate(self) -> Tensor:
-        """h^{L'} = A^{L'} h^0 (see the module doc for when A is rebuilt)."""
+        """h^{L'} = A^{L'} h^0, or with the co-interaction graph (beta_A A + beta_c Ê^c)^{L'} h^0
+        (see the module doc for when A is rebuilt)."""
         h = self.lightgcn.item_embedding.weight
         if self.training and (self._stale or self._cached is None):
             pattern, values = self.build_item_graph()
             const = values.detach()
             self._cached = (pattern.matrix(const), pattern.transpose(const))
             self._stale = False
-            for _ in range(self.item_layers):
-                h = pattern_spmm(pattern, values, h)
-            return h
-        if self.training:
-            adj, adj_t = self._cached  # type: ignore[misc]
+
+            def step(x: Tensor) -> Tensor:
+                return pattern_spmm(pattern, values, x)
         else:
-            with torch.no_grad():
-                pattern, values = self.build_item_graph()
-            adj, adj_t = pattern.matrix(values), pattern.transpose(values)
+            if self.training:
+                adj, adj_t = self._cached  # type: ignore[misc]
+            else:
+                with torch.no_grad():
+                    pattern, values = self.build_item_graph()
+                adj, adj_t = pattern.matrix(values), pattern.transpose(values)
+
+            def step(x: Tensor) -> Tensor:
+                return propagate(adj, x, adj_t=adj_t)
+        beta = None if self.cf_logits is None else torch.softmax(self.cf_logits, 0)
         for _ in range(self.item_layers):
-            h = propagate(adj, h, adj_t=adj_t)
+            h = step(h) if beta is None else beta[0] * step(h) + beta[1] * self._cooccur(h)
         return h
 
     def extra_repr(self) -> str:
         return (
             f"n_users={self.n_users}, n_items={self.n_items}, modalities={self.modalities}, k={self.k}, "
-            f"lambda_coeff={self.lambda_coeff}, item_layers={self.item_layers}, include_self={self.include_self}"
+            f"lambda_coeff={self.lambda_coeff}, item_layers={self.item_layers}, include_self={self.include_self}, "
+            f"cooccur_graph={self.cf_logits is not None}"
         )

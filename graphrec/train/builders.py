@@ -217,11 +217,14 @@ def _build_lattice(
     include_self: bool,
     train_features: bool,
     graphs: Sequence[str] | None = None,
+    use_cf_graph: bool = False,
 ) -> LATTICE:
     """LATTICE's inputs: the bipartite graph, the raw features of each modality and
     their ORIGINAL graphs (top-``k`` cosine of the raw features, symmetrically
     normalised; ``include_self`` for reference parity). ``graphs``: stored one-modality
-    kNN graphs used as the original graph of their modality (provenance-checked)."""
+    kNN graphs used as the original graph of their modality (provenance-checked).
+    ``use_cf_graph``: also MM-GEF's co-interaction graph of the TRAINING interactions,
+    kept as its factors (hidden cold-start items never enter it)."""
     _needs_features(dataset, "lattice")
     mods = parse_modalities(modalities) or default_modalities(dataset.item_features)
     missing = [m for m in mods if m not in dataset.item_features]
@@ -269,6 +272,7 @@ def _build_lattice(
         lambda_coeff=lambda_coeff,
         include_self=include_self,
         train_features=train_features,
+        cooccur_graph=FactoredCooccurrence(cooccurrence_factors(dataset.train)) if use_cf_graph else None,
     )
 
 
@@ -334,6 +338,7 @@ MODELS: dict[str, ModelSpec] = {
             "include_self": False,
             "train_features": True,
             "graphs": None,
+            "use_cf_graph": False,
         },
     ),
     "cb": ModelSpec("cb", _build_cb, {"k": None, "modalities": None, "graphs": None}),

@@ -60,6 +60,20 @@ def test_lattice_with_cold_start_then_evaluate(data_dir, tmp_path):
     assert f"{record['test']['all']['recall@20']:.4f}" in line
 
 
+def test_lattice_with_the_cf_graph_records_its_weight_and_reloads(data_dir, tmp_path):
+    out = tmp_path / "lattice-cf"
+    res = run("train", "lattice", "--data", data_dir, "--epochs", "2", "--dim", "8", "--k", "5", "--cf-graph",
+              "--cold-start", "0.2", "--device", "cpu", "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    record = json.loads((out / "record.json").read_text())
+    assert record["model_params"]["use_cf_graph"] is True
+    assert 0 < record["history"][-1]["model"]["cf_weight"] < 1
+    res = run("evaluate", out, "--device", "cpu")  # the reloaded model rebuilds E^c from the same split
+    assert res.exit_code == 0, res.output
+    line = next(l for l in res.output.splitlines() if l.startswith("recall@20"))
+    assert f"{record['test']['all']['recall@20']:.4f}" in line
+
+
 def test_cb_and_mf(data_dir, tmp_path):
     res = run("train", "cb", "--data", data_dir, "--k", "20", "--cold-start", "0.2", "--device", "cpu",
               "--out", tmp_path / "cb", "--quiet")

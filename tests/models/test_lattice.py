@@ -43,6 +43,11 @@ class TestLATTICEFixedFeaturesContract(RecommenderContract):
         return build_model("lattice", dataset, dict(SMALL, train_features=False, include_self=True, item_layers=2))
 
 
+class TestLATTICEWithCFContract(RecommenderContract):
+    def make_model(self, dataset):
+        return build_model("lattice", dataset, dict(SMALL, use_cf_graph=True, item_layers=2))
+
+
 # --------------------------------------------------------------- by hand, densely
 
 N_USERS, N_ITEMS = 4, 7
@@ -123,6 +128,55 @@ def test_item_graph_matches_the_dense_formula(include_self, lam):
     _, lg_items = model.lightgcn.embeddings()
     h = torch.from_numpy(want @ h0)
     assert torch.allclose(items.double(), lg_items.double() + F.normalize(h, dim=1), atol=1e-5)
+
+
+@pytest.mark.parametrize("factored", [False, True])
+@pytest.mark.parametrize("item_layers", [1, 2])
+def test_cf_graph_joins_the_item_graph_by_learned_weights(factored, item_layers):
+    """h^t = beta_A A h^{t-1} + beta_c Ê^c h^{t-1}, beta = softmax of two logits; Ê^c the
+    symmetrically normalised co-interaction counts of R (diagonal zero), by hand."""
+    from graphrec.graphs.cooccur import cooccurrence_factors, cooccurrence_graph
+    from graphrec.nn import FactoredCooccurrence
+
+    train = sp.csr_matrix(R)
+    co = FactoredCooccurrence(cooccurrence_factors(train)) if factored else to_torch_sparse(
+        normalize_adjacency(cooccurrence_graph(train), "sym"))
+    model, feats = _tiny(item_layers=item_layers, cooccur_graph=co)
+    with torch.no_grad():
+        model.modality_logits.copy_(torch.tensor([0.4, -0.2]))
+        model.cf_logits.copy_(torch.tensor([0.3, -0.5]))
+    counts = R.T.astype(np.float64) @ R
+    np.fill_diagonal(counts, 0)
+    e_c = _sym(counts)
+    a = _expected_graph(model, feats, 3, False, 0.9)
+    beta = torch.softmax(torch.tensor([0.3, -0.5], dtype=torch.float64), 0).numpy()
+    step = beta[0] * a + beta[1] * e_c
+    h0 = model.lightgcn.item_embedding.weight.detach().double().numpy()
+    want = np.linalg.matrix_power(step, item_layers) @ h0
+    model.eval()
+    assert np.allclose(model.item_propagate().detach().double().numpy(), want, atol=1e-5)
+    assert model.cf_weights() == pytest.approx({"lattice": beta[0], "cooccur": beta[1]})
+    assert model.log_values()["cf_weight"] == pytest.approx(beta[1])
+    # the merge weights are learned: BPR's gradient reaches their logits
+    model.train()
+    model.start_epoch(1)
+    model.loss(torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3]), torch.tensor([5, 6, 0])).backward()
+    assert model.cf_logits.grad is not None and model.cf_logits.grad.abs().sum() > 0
+
+
+def test_builder_cf_graph_comes_from_training_data_only():
+    """Under cold start the hidden items have no co-interaction edge (no leakage); the
+    explicit graph equals MM-GEF's co-interaction graph of the same training data."""
+    from graphrec.graphs.cooccur import cooccurrence_graph
+
+    ds = cold_start(contract_dataset(), 0.2, 0)
+    model = build_model("lattice", ds, dict(SMALL, use_cf_graph=True))
+    assert "cf_weight" in model.log_values()
+    explicit = model.cooccur_op.matrix().to_dense().numpy()
+    assert not explicit[ds.cold_items].any() and not explicit[:, ds.cold_items].any()
+    want = normalize_adjacency(cooccurrence_graph(ds.train), "sym").toarray()
+    assert np.allclose(explicit, want, atol=1e-6)
+    assert build_model("lattice", ds, SMALL).cf_weights() is None
 
 
 def test_learned_graph_is_rebuilt_once_per_epoch_with_gradients_then_reused():

@@ -114,7 +114,7 @@ def configs(dataset: str) -> list[Config]:
     # the protocol of cold-start studies: the epoch is selected on the validation recall of
     # the hidden items only (TrainConfig.select_on = "cold"); still never on test
     cold += [Config(f"{c.name} (cold-selected)", c.model, c.params, select_on="cold")
-             for c in cold if c.name in ("LATTICE", "MM-GEF", "MM-GEF w/o CF", "MM-GEF projected")]
+             for c in cold if c.name in ("LATTICE", "LATTICE + CF", "MM-GEF", "MM-GEF w/o CF", "MM-GEF projected")]
     rows += [Config(c.name, c.model, c.params, cold_start=0.2, tables=(3,), select_on=c.select_on) for c in cold]
     # "table 4": LightGCN's search space, selected on validation (as MMRec selects its runs):
     # layers 1-4 x reg 1e-5..1e-3 (squared L2 / 2B here; MMRec's EmbLoss is an unsquared

@@ -75,6 +75,7 @@ from graphrec.models.lightgcn import LightGCN
 from graphrec.nn import (
     FactoredCooccurrence,
     SparsePattern,
+    cooccurrence_operator,
     inv_sqrt_degree,
     module_pattern,
     pattern_dot,
@@ -180,20 +181,8 @@ class LATTICE(ItemGraphRecommender):
             # from_indices keeps the coalesced (row-major) order: values align
             self.register_buffer(f"original_{m}_values", coo.values().float(), persistent=False)
         self.modality_logits = nn.Parameter(torch.zeros(len(self.modalities)))
-        self.cooccur_op: FactoredCooccurrence | None = None
-        self.cf_logits: nn.Parameter | None = None
-        if cooccur_graph is not None:
-            if isinstance(cooccur_graph, FactoredCooccurrence):
-                if cooccur_graph.n_items != n_items:
-                    raise ConfigError(f"cooccur_graph has {cooccur_graph.n_items} items, expected {n_items}")
-                self.cooccur_op = cooccur_graph
-            else:
-                if tuple(cooccur_graph.shape) != (n_items, n_items):
-                    raise ConfigError(f"cooccur_graph has shape {tuple(cooccur_graph.shape)}, expected {(n_items, n_items)}")
-                co = cooccur_graph.to_sparse_coo().coalesce()
-                self.register_buffer("cooccur_adj", co.to_sparse_csr(), persistent=False)
-                self.register_buffer("cooccur_adj_t", co.t().coalesce().to_sparse_csr(), persistent=False)
-            self.cf_logits = nn.Parameter(torch.zeros(2))  # (A, Ê^c)
+        self.cooccur_op = None if cooccur_graph is None else cooccurrence_operator(cooccur_graph, n_items)
+        self.cf_logits = nn.Parameter(torch.zeros(2)) if cooccur_graph is not None else None  # (A, Ê^c)
         self._cached: tuple[Tensor, Tensor] | None = None  # (graph, its transpose), constants
         self._stale = True
         self.reset_parameters()
@@ -239,12 +228,6 @@ class LATTICE(ItemGraphRecommender):
         if cf is not None:
             out["cf_weight"] = cf["cooccur"]
         return out
-
-    def _cooccur(self, h: Tensor) -> Tensor:
-        """Ê^c h."""
-        if self.cooccur_op is not None:
-            return self.cooccur_op(h)
-        return propagate(self.cooccur_adj, h, adj_t=self.cooccur_adj_t)
 
     def _features(self, m: str) -> Tensor:
         if self.feature_tables is not None:
@@ -316,7 +299,7 @@ class LATTICE(ItemGraphRecommender):
                 return propagate(adj, x, adj_t=adj_t)
         beta = None if self.cf_logits is None else torch.softmax(self.cf_logits, 0)
         for _ in range(self.item_layers):
-            h = step(h) if beta is None else beta[0] * step(h) + beta[1] * self._cooccur(h)
+            h = step(h) if beta is None else beta[0] * step(h) + beta[1] * self.cooccur_op(h)
         return h
 
     def extra_repr(self) -> str:

@@ -86,7 +86,11 @@ from graphrec.models.base import ItemGraphRecommender
 from graphrec.models.lightgcn import LightGCN
 from graphrec.nn import (
     FactoredCooccurrence,
+    SparseOperator,
     SparsePattern,
+    as_sparse_csr,
+    cooccurrence_operator,
+    csr_transpose,
     module_pattern,
     pattern_dot,
     pattern_spmm,
@@ -101,28 +105,6 @@ FEATURE_MODES = ("fixed", "projected")
 
 #: names of the item graphs, in the order of the attention logits
 GRAPH_NAMES = ("knn", "cooccur")
-
-
-def _as_csr(t: Tensor, name: str, n: int) -> Tensor:
-    """``t`` as a torch sparse CSR tensor of shape (n, n)."""
-    if not isinstance(t, Tensor) or t.layout not in (torch.sparse_csr, torch.sparse_coo):
-        raise ConfigError(f"{name} must be a torch sparse tensor (graphrec.nn.to_torch_sparse)")
-    if tuple(t.shape) != (n, n):
-        raise ConfigError(f"{name} has shape {tuple(t.shape)}, expected {(n, n)}")
-    if t.layout == torch.sparse_coo:
-        t = t.coalesce().to_sparse_csr()
-    return t
-
-
-def _csr_transpose(t: Tensor) -> Tensor:
-    """The transpose of a sparse CSR tensor as CSR; ``t`` itself when it is symmetric."""
-    tt = t.to_sparse_coo().t().coalesce().to_sparse_csr()
-    same = (
-        torch.equal(tt.crow_indices(), t.crow_indices())
-        and torch.equal(tt.col_indices(), t.col_indices())
-        and torch.equal(tt.values(), t.values())
-    )
-    return t if same else tt
 
 
 class MMGEF(ItemGraphRecommender):
@@ -197,30 +179,23 @@ class MMGEF(ItemGraphRecommender):
             if feature_mode != "fixed":
                 raise ConfigError("feature_mode 'projected' projects the content graph, and knn_graph is None")
         elif feature_mode == "fixed":
-            knn = _as_csr(knn_graph, "knn_graph", n_items)
+            knn = as_sparse_csr(knn_graph, "knn_graph", n_items)
             self.register_buffer("knn_adj", knn, persistent=False)
-            self.register_buffer("knn_adj_t", _csr_transpose(knn), persistent=False)
+            self.register_buffer("knn_adj_t", csr_transpose(knn), persistent=False)
         else:
             if features is None:
                 raise ConfigError("feature_mode 'projected' needs the fused item features (features=...)")
             if features.dim() != 2 or features.shape[0] != n_items:
                 raise ConfigError(f"features have shape {tuple(features.shape)}, expected ({n_items}, d_feat)")
-            register_pattern(self, "knn", SparsePattern.from_csr(_as_csr(knn_graph, "knn_graph", n_items)))
+            register_pattern(self, "knn", SparsePattern.from_csr(as_sparse_csr(knn_graph, "knn_graph", n_items)))
             self.register_buffer("features", features.detach().float(), persistent=False)
             self.feature_proj = nn.Linear(features.shape[1], embedding_dim)
 
-        self.cooccur_op = None
+        self.cooccur_op: FactoredCooccurrence | SparseOperator | None = None
         if use_cf_graph:
             if cooccur_graph is None:
                 raise ConfigError("use_cf_graph=True needs the co-interaction graph (cooccur_graph=...)")
-            if isinstance(cooccur_graph, FactoredCooccurrence):
-                if cooccur_graph.n_items != n_items:
-                    raise ConfigError(f"cooccur_graph has {cooccur_graph.n_items} items, expected {n_items}")
-                self.cooccur_op = cooccur_graph
-            else:
-                co = _as_csr(cooccur_graph, "cooccur_graph", n_items)
-                self.register_buffer("cooccur_adj", co, persistent=False)
-                self.register_buffer("cooccur_adj_t", _csr_transpose(co), persistent=False)
+            self.cooccur_op = cooccurrence_operator(cooccur_graph, n_items)
         #: the item graphs in use, in the order of the attention logits
         self.graph_names = tuple(
             name for name, used in zip(GRAPH_NAMES, (knn_graph is not None, use_cf_graph)) if used
@@ -284,10 +259,8 @@ class MMGEF(ItemGraphRecommender):
             vals = self._projected_knn_values()  # once per forward pass, shared by the layers
             pattern = module_pattern(self, "knn")
             ops.append(lambda h: pattern_spmm(pattern, vals, h))
-        if self.use_cf_graph and self.cooccur_op is not None:
+        if self.cooccur_op is not None:
             ops.append(self.cooccur_op)
-        elif self.use_cf_graph:
-            ops.append(lambda h: propagate(self.cooccur_adj, h, adj_t=self.cooccur_adj_t))
         return ops
 
     def cooccur_graph(self) -> Tensor:
@@ -295,7 +268,7 @@ class MMGEF(ItemGraphRecommender):
         factors; for inspection)."""
         if not self.use_cf_graph:
             raise ConfigError("this MM-GEF has no co-interaction graph (use_cf_graph=False)")
-        return self.cooccur_op.matrix() if self.cooccur_op is not None else self.cooccur_adj
+        return self.cooccur_op.matrix()
 
     def item_propagate(self, h: Tensor | None = None) -> Tensor:
         """h^{L'} = (sum_g alpha_g Ê_g)^{L'} h^0, with h^0 the layer-0 item embeddings."""

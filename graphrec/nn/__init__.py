@@ -1,6 +1,6 @@
 """Reusable layers and functions: sparse propagation, learned-value sparse products, losses."""
 
-from graphrec.nn.cooccur import FactoredCooccurrence
+from graphrec.nn.cooccur import FactoredCooccurrence, cooccurrence_operator
 from graphrec.nn.losses import bpr_loss, l2_penalty
 from graphrec.nn.pattern import (
     SparsePattern,
@@ -12,14 +12,18 @@ from graphrec.nn.pattern import (
     row_normalized_values,
     sym_normalized_values,
 )
-from graphrec.nn.propagation import propagate, to_torch_sparse
+from graphrec.nn.propagation import SparseOperator, as_sparse_csr, csr_transpose, propagate, to_torch_sparse
 from graphrec.nn.reversal import GradientReversal, grad_reverse
 
 __all__ = [
     "FactoredCooccurrence",
     "GradientReversal",
+    "SparseOperator",
     "SparsePattern",
+    "as_sparse_csr",
     "bpr_loss",
+    "cooccurrence_operator",
+    "csr_transpose",
     "grad_reverse",
     "inv_sqrt_degree",
     "l2_penalty",

@@ -21,10 +21,11 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
+from graphrec.errors import ConfigError
 from graphrec.graphs.cooccur import CooccurrenceFactors
-from graphrec.nn.propagation import propagate, to_torch_sparse
+from graphrec.nn.propagation import SparseOperator, propagate, to_torch_sparse
 
-__all__ = ["FactoredCooccurrence"]
+__all__ = ["FactoredCooccurrence", "cooccurrence_operator"]
 
 
 class FactoredCooccurrence(nn.Module):
@@ -65,3 +66,14 @@ class FactoredCooccurrence(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_items={self.n_items}, interactions={self.r.values().numel()}"
+
+
+def cooccurrence_operator(graph: Tensor | FactoredCooccurrence, n_items: int) -> FactoredCooccurrence | SparseOperator:
+    """``h -> Ê^c h`` for a model: the factored operator as it is (its size checked), or an
+    explicit normalised graph (torch sparse, e.g. pruned or stored) as a
+    :class:`graphrec.nn.SparseOperator`."""
+    if isinstance(graph, FactoredCooccurrence):
+        if graph.n_items != n_items:
+            raise ConfigError(f"cooccur_graph has {graph.n_items} items, expected {n_items}")
+        return graph
+    return SparseOperator(graph, "cooccur_graph", n_items)

@@ -18,9 +18,11 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["to_torch_sparse", "propagate"]
+from graphrec.errors import ConfigError
+
+__all__ = ["SparseOperator", "as_sparse_csr", "csr_transpose", "propagate", "to_torch_sparse"]
 
 
 def to_torch_sparse(
@@ -70,3 +72,46 @@ def propagate(adj: Tensor, x: Tensor, adj_t: Tensor | None = None) -> Tensor:
     if adj_t is None or not (x.requires_grad and torch.is_grad_enabled()):
         return torch.sparse.mm(adj, x)
     return _SpMM.apply(adj, adj_t, x)
+
+
+def as_sparse_csr(t: Tensor, name: str, n: int) -> Tensor:
+    """``t`` (torch sparse CSR or COO, shape (n, n)) as CSR; a one-line error naming
+    ``name`` otherwise."""
+    if not isinstance(t, Tensor) or t.layout not in (torch.sparse_csr, torch.sparse_coo):
+        raise ConfigError(f"{name} must be a torch sparse tensor (graphrec.nn.to_torch_sparse)")
+    if tuple(t.shape) != (n, n):
+        raise ConfigError(f"{name} has shape {tuple(t.shape)}, expected {(n, n)}")
+    if t.layout == torch.sparse_coo:
+        t = t.coalesce().to_sparse_csr()
+    return t
+
+
+def csr_transpose(t: Tensor) -> Tensor:
+    """The transpose of a sparse CSR tensor as CSR; ``t`` itself when it is symmetric."""
+    tt = t.to_sparse_coo().t().coalesce().to_sparse_csr()
+    same = (
+        torch.equal(tt.crow_indices(), t.crow_indices())
+        and torch.equal(tt.col_indices(), t.col_indices())
+        and torch.equal(tt.values(), t.values())
+    )
+    return t if same else tt
+
+
+class SparseOperator(nn.Module):
+    """``h -> A h`` for a fixed sparse item graph A (n x n), its transpose precomputed for
+    the backward pass. Same interface as :class:`graphrec.nn.FactoredCooccurrence`
+    (``n_items``, ``forward``, ``matrix``); the graph is a non-persistent buffer."""
+
+    def __init__(self, adj: Tensor, name: str, n: int) -> None:
+        super().__init__()
+        self.n_items = n
+        csr = as_sparse_csr(adj, name, n)
+        self.register_buffer("adj", csr, persistent=False)
+        self.register_buffer("adj_t", csr_transpose(csr), persistent=False)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return propagate(self.adj, h, adj_t=self.adj_t)
+
+    def matrix(self) -> Tensor:
+        """A as a torch sparse CSR tensor."""
+        return self.adj

@@ -14,7 +14,7 @@ from graphrec.errors import ConfigError, DataError
 from graphrec.graphs import normalize_adjacency, normalized_bipartite
 from graphrec.graphs.cooccur import cooccurrence_graph
 from graphrec.models import MMGEF
-from graphrec.nn import to_torch_sparse
+from graphrec.nn import FactoredCooccurrence, to_torch_sparse
 from graphrec.testing import DEVICE, RecommenderContract, contract_dataset
 from graphrec.train import TrainConfig, build_model, evaluate_ranking, run_training
 from graphrec.train.evaluate import most_popular_scorer
@@ -238,6 +238,7 @@ def test_builder_graphs_and_cold_items_never_in_the_cooccurrence_graph():
     assert ((knn[c_items] != 0).sum(1) == 5).all()
     assert np.isfinite(knn).all()
     assert model.cooccur_op is not None  # unpruned: kept as its factors
+    assert isinstance(model.cooccur_op, FactoredCooccurrence)
 
 
 def test_builder_ablations_and_errors():

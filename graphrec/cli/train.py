@@ -132,9 +132,15 @@ def print_record(record: dict[str, Any]) -> None:
     if best_row and best_row.get("model"):
         typer.echo("learned at the best epoch: " + ", ".join(f"{k} {v:.4f}" for k, v in best_row["model"].items()))
     users = {g: int(m.get("users", 0)) for g, m in record["test"].items()}
+    if t["epochs"]:
+        training = (
+            f"selected on {record['train_config'].get('select_on', 'all')} items): best epoch "
+            f"{record['best_epoch']} of {t['epochs']}, {t['seconds_per_epoch']:.2f} s/epoch"
+        )
+    else:
+        training = "no parameters, no training)"
     typer.echo(
-        f"{record['model']} on {record['dataset']['name']} ({record['train_config']['protocol']} protocol, "
-        f"selected on {record['train_config'].get('select_on', 'all')} items): best epoch {record['best_epoch']} of {t['epochs']}, {t['seconds_per_epoch']:.2f} s/epoch, "
+        f"{record['model']} on {record['dataset']['name']} ({record['train_config']['protocol']} protocol, {training}, "
         f"{t['eval_seconds_per_pass']:.2f} s/validation, test users " + ", ".join(f"{g} {n}" for g, n in users.items())
     )
 

@@ -347,11 +347,12 @@ def fit_ctr(
             step += 1
             if gan_on:
                 assert opt_d is not None and opt_g is not None
-                d_loss = model.discriminator_loss(batch)
+                condition = model.gan_condition(batch)  # unchanged by the D step: shared
+                d_loss = model.discriminator_loss(batch, condition)
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 opt_d.step()
-                g_loss = model.generator_loss(batch)
+                g_loss = model.generator_loss(batch, condition)
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()

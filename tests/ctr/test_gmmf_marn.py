@@ -167,6 +167,32 @@ def test_gan_losses_are_eq16_and_eq17_over_the_batch_candidates():
     assert len(model.modalities) == 2 and len(items) < len(batch)
     torch.testing.assert_close(model.discriminator_loss(batch).detach(), want_d)
     torch.testing.assert_close(model.generator_loss(batch).detach(), want_g)
+    condition = model.gan_condition(batch)  # what the fit loop computes once for both steps
+    torch.testing.assert_close(model.discriminator_loss(batch, condition).detach(), want_d)
+    torch.testing.assert_close(model.generator_loss(batch, condition).detach(), want_g)
+
+
+def test_fit_propagates_the_item_graph_twice_per_gan_batch():
+    """With an item graph E is a propagation over all items: the D and G steps share one
+    (no gradient), the backbone step needs its own (with gradient); not three."""
+    from graphrec.models.ctr.testing import contract_graphs
+
+    data = contract_ctr_data()
+    torch.manual_seed(0)
+    model = build_ctr_model("gmmf", data, SMALL_GMMF, item_graphs=contract_graphs(data.dataset.n_items))
+    calls = []
+    forward = model.ids.propagation.forward
+
+    def counted(*args, **kwargs):
+        calls.append(torch.is_grad_enabled())
+        return forward(*args, **kwargs)
+
+    model.ids.propagation.forward = counted
+    cfg = CTRConfig(epochs=1, batch_size=64, gan_start_epoch=0, patience=5, progress=False)
+    n_batches = -(-len(data.samples["train"].users) // 64)
+    fit_ctr(model, data, cfg)
+    training = calls[: 2 * n_batches]  # then validation and test, without gradient
+    assert training == [False, True] * n_batches
 
 
 def test_gmmf_reconstruction_is_eq14_over_the_batch_items():

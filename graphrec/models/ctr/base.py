@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -437,10 +437,19 @@ class CTRModel(nn.Module):
         outside the backbone's; None for models without a GAN."""
         return None
 
-    def discriminator_loss(self, batch: CTRBatch) -> Tensor:  # pragma: no cover - optional
+    def gan_condition(self, batch: CTRBatch) -> Any:
+        """What the discriminator and generator steps of one training batch share (computed
+        once, without gradient, and passed to both: the D step does not change it); None
+        for models without a GAN."""
+        return None
+
+    def discriminator_loss(self, batch: CTRBatch, condition: Any = None) -> Tensor:  # pragma: no cover - optional
+        """The discriminator's loss; ``condition`` from :meth:`gan_condition` (computed
+        here when None)."""
         raise NotImplementedError
 
-    def generator_loss(self, batch: CTRBatch) -> Tensor:  # pragma: no cover - optional
+    def generator_loss(self, batch: CTRBatch, condition: Any = None) -> Tensor:  # pragma: no cover - optional
+        """The generator's loss; ``condition`` as in :meth:`discriminator_loss`."""
         raise NotImplementedError
 
     def set_progress(self, progress: float) -> None:

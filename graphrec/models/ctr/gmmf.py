@@ -296,17 +296,18 @@ class GMMF(CTRModel):
             return None
         return list(self.generators.parameters()), list(self.discriminators.parameters())
 
-    def _gan_condition(self, batch: CTRBatch) -> tuple[Tensor, Tensor]:
+    def gan_condition(self, batch: CTRBatch) -> tuple[Tensor, Tensor]:
         """The batch's distinct candidates and their E, the GAN's condition (no gradient:
-        the D and G steps train only D and G)."""
+        the D and G steps train only D and G). With an item graph E is a propagation over
+        all items; the fit loop computes it once for both steps."""
         items = torch.unique(batch.items)
         with torch.no_grad():
             e = self._e_table()[items]
         return items, e
 
-    def discriminator_loss(self, batch: CTRBatch) -> Tensor:
+    def discriminator_loss(self, batch: CTRBatch, condition: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Eq. 17: real pairs (E, H_m) -> 1, generated pairs (E, G_m(E)) -> 0."""
-        items, e = self._gan_condition(batch)
+        items, e = self.gan_condition(batch) if condition is None else condition
         loss = torch.zeros((), device=e.device)
         for m in self.modalities:
             d = self.discriminators[m]
@@ -318,9 +319,9 @@ class GMMF(CTRModel):
             loss = loss + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
         return loss
 
-    def generator_loss(self, batch: CTRBatch) -> Tensor:
+    def generator_loss(self, batch: CTRBatch, condition: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Eq. 16: generated pairs (E, G_m(E)) should look real to D_m (needs no H_m)."""
-        _, e = self._gan_condition(batch)
+        _, e = self.gan_condition(batch) if condition is None else condition
         loss = torch.zeros((), device=e.device)
         for m in self.modalities:
             fake = self.discriminators[m](torch.cat([e, self.generators[m](e)], -1)).squeeze(-1)

@@ -38,11 +38,11 @@ class ModelSpec:
     defaults: Mapping[str, Any]
 
 
-def _needs_features(dataset: Dataset, model: str) -> None:
+def _needs_features(dataset: Dataset, model: str, alternative: str = "") -> None:
     if not dataset.item_features:
         raise DataError(
             f"{model} needs item content features for its kNN graph, and dataset {dataset.name!r} has "
-            "none: prepare it with --feature MODALITY=FILE (e.g. image=clip_image.npy)"
+            f"none: prepare it with --feature MODALITY=FILE (e.g. image=clip_image.npy){alternative}"
         )
 
 
@@ -138,7 +138,7 @@ def _build_mmgef(
         if given:
             raise ConfigError(f"{', '.join(given)} configure the content graph, which --no-knn-graph drops: drop them")
     else:
-        _needs_features(dataset, "mmgef")
+        _needs_features(dataset, "mmgef", " or train on co-interactions alone with --no-knn-graph")
     stored = load_stored_graphs(dataset, graphs)
     adj = to_torch_sparse(normalized_bipartite(dataset.train, "sym"))
     mods = parse_modalities(modalities)

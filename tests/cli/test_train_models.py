@@ -126,3 +126,20 @@ def test_mmgef_reuses_stored_graphs_and_refuses_stale_ones(data_dir, tmp_path):
     res = run("train", "mmgef", "--data", data_dir, "--epochs", "1", "--no-knn-graph", "--graph", graphs / "knn",
               "--device", "cpu", "--out", tmp_path / "co2", "--quiet")
     assert res.exit_code == 1 and "--no-knn-graph" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_content_models_on_data_without_features(tmp_path):
+    """A dataset without item features (e.g. the LATTICE split of Amazon Baby): the content
+    models refuse it in one line naming the fix; MM-GEF also names --no-knn-graph, and
+    trains with it on the co-interaction graph alone."""
+    path = tmp_path / "plain"
+    synthetic_catalogue(n_users=150, n_items=90, n_clusters=5, seed=0).replace(item_features={}).save(path)
+    for model in ("lattice", "cb", "mmgef"):
+        res = run("train", model, "--data", path, "--epochs", "1", "--device", "cpu", "--out", tmp_path / model, "--quiet")
+        assert res.exit_code == 1 and "has none: prepare it with --feature MODALITY=FILE" in res.output, res.output
+        assert ("--no-knn-graph" in res.output) == (model == "mmgef")
+        assert not (tmp_path / model).exists()
+    res = run("train", "mmgef", "--data", path, "--epochs", "1", "--dim", "8", "--no-knn-graph", "--device", "cpu",
+              "--out", tmp_path / "cooccur", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "cooccur" / "record.json").read_text())["model_params"]["use_knn_graph"] is False

@@ -138,7 +138,7 @@ def _build_mmgef(
         if given:
             raise ConfigError(f"{', '.join(given)} configure the content graph, which --no-knn-graph drops: drop them")
     else:
-        _needs_features(dataset, "mmgef", " or train on co-interactions alone with --no-knn-graph")
+        _needs_features(dataset, "mmgef", " or train on co-interactions alone with --no-knn-graph (use_knn_graph=False)")
     stored = load_stored_graphs(dataset, graphs)
     adj = to_torch_sparse(normalized_bipartite(dataset.train, "sym"))
     mods = parse_modalities(modalities)

@@ -28,10 +28,16 @@ import torch
 
 from graphrec.data import Dataset
 from graphrec.data.synthetic import synthetic_catalogue
-from graphrec.models.base import Recommender
+from graphrec.models.base import ItemGraphRecommender, Recommender
 from graphrec.train.recommend import recommend
 
-__all__ = ["RecommenderContract", "assert_same_loss_and_gradients", "contract_dataset", "contract_device"]
+__all__ = [
+    "ItemGraphRecommenderContract",
+    "RecommenderContract",
+    "assert_same_loss_and_gradients",
+    "contract_dataset",
+    "contract_device",
+]
 
 
 def contract_device() -> torch.device:
@@ -174,3 +180,30 @@ class RecommenderContract:
             assert_same_loss_and_gradients(on_dev, on_dev.loss(*batch), on_cpu, on_cpu.loss(*(t.cpu() for t in batch)))
             users = torch.arange(ds.n_users)
             torch.testing.assert_close(on_dev.scorer()(users.to(DEVICE)).cpu(), on_cpu.scorer()(users), rtol=1e-4, atol=1e-5)
+
+
+class ItemGraphRecommenderContract(RecommenderContract):
+    """The contract plus the checks of item-graph models (LightGCN + an item branch:
+    MM-GEF, LATTICE); :meth:`make_model` returns an :class:`ItemGraphRecommender`."""
+
+    def test_item_graph_is_the_operator_of_the_item_branch(self) -> None:
+        """``item_graph()`` (what ``graphrec export-graph`` stores) is the graph the branch
+        propagates over: h^{L'} = M^{L'} h^0, with learned graph weights away from their
+        initial values."""
+        ds = self._dataset()
+        model = self._seeded(ds, 0)
+        assert isinstance(model, ItemGraphRecommender)
+        gen = torch.Generator().manual_seed(3)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("logits"):  # attention / modality / CF weights
+                    p.copy_(torch.randn(p.shape, generator=gen).to(p.device))
+        model.eval()
+        with torch.no_grad():
+            m = model.item_graph()
+            assert m.layout == torch.sparse_csr and tuple(m.shape) == (ds.n_items, ds.n_items)
+            assert m.device == model.lightgcn.item_embedding.weight.device
+            want = model.lightgcn.item_embedding.weight
+            for _ in range(model.item_layers):
+                want = torch.sparse.mm(m, want)
+            torch.testing.assert_close(model.item_propagate(), want, rtol=1e-4, atol=1e-6)

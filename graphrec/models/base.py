@@ -94,6 +94,13 @@ class ItemGraphRecommender(Recommender):
     def item_propagate(self) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def item_graph(self) -> Tensor:  # pragma: no cover - abstract
+        r"""The item graph the branch propagates over, as one operator :math:`M` with the
+        current (learned) weights applied, :math:`h^t = M h^{t-1}`: a detached torch
+        sparse CSR tensor (n_items x n_items) on the model's device, for inspection and
+        export (``graphrec export-graph``)."""
+        raise NotImplementedError
+
     def embeddings(self) -> tuple[Tensor, Tensor]:
         user_emb, item_emb = self.lightgcn.embeddings()
         return user_emb, item_emb + F.normalize(self.item_propagate(), p=2, dim=1)

@@ -82,6 +82,7 @@ from graphrec.nn import (
     pattern_spmm,
     propagate,
     register_pattern,
+    weighted_sparse_sum,
 )
 
 __all__ = ["LATTICE"]
@@ -269,11 +270,15 @@ class LATTICE(ItemGraphRecommender):
         return merged, values
 
     def item_graph(self) -> Tensor:
-        """The current item graph A as a torch sparse CSR tensor (detached; for inspection
-        and export)."""
+        """The graph the item branch propagates over, from the current parameters, as a
+        detached torch sparse CSR tensor: A, or beta_A A + beta_c Ê^c with the
+        co-interaction graph (Ê^c formed explicitly). For inspection and export."""
         with torch.no_grad():
             pattern, values = self.build_item_graph()
-            return pattern.matrix(values)
+            a = pattern.matrix(values)
+            if self.cf_logits is None:
+                return a
+            return weighted_sparse_sum([a, self.cooccur_op.matrix()], torch.softmax(self.cf_logits, 0))
 
     def item_propagate(self) -> Tensor:
         """h^{L'} = A^{L'} h^0, or with the co-interaction graph (beta_A A + beta_c Ê^c)^{L'} h^0

@@ -97,6 +97,7 @@ from graphrec.nn import (
     propagate,
     register_pattern,
     sym_normalized_values,
+    weighted_sparse_sum,
 )
 
 __all__ = ["MMGEF", "FEATURE_MODES", "GRAPH_NAMES"]
@@ -269,6 +270,17 @@ class MMGEF(ItemGraphRecommender):
         if not self.use_cf_graph:
             raise ConfigError("this MM-GEF has no co-interaction graph (use_cf_graph=False)")
         return self.cooccur_op.matrix()
+
+    def item_graph(self) -> Tensor:
+        """E^u = sum_g alpha_g Ê_g with the current weights (and, in projected mode, the
+        current Ê^m), as one detached sparse CSR tensor; forms Ê^c explicitly."""
+        with torch.no_grad():
+            mats = []
+            if "knn" in self.graph_names:
+                mats.append(self.knn_adj if self.feature_mode == "fixed" else self.projected_knn_graph())
+            if self.cooccur_op is not None:
+                mats.append(self.cooccur_op.matrix())
+            return weighted_sparse_sum(mats, self.graph_weights())
 
     def item_propagate(self, h: Tensor | None = None) -> Tensor:
         """h^{L'} = (sum_g alpha_g Ê_g)^{L'} h^0, with h^0 the layer-0 item embeddings."""

@@ -12,7 +12,14 @@ from graphrec.nn.pattern import (
     row_normalized_values,
     sym_normalized_values,
 )
-from graphrec.nn.propagation import SparseOperator, as_sparse_csr, csr_transpose, propagate, to_torch_sparse
+from graphrec.nn.propagation import (
+    SparseOperator,
+    as_sparse_csr,
+    csr_transpose,
+    propagate,
+    to_torch_sparse,
+    weighted_sparse_sum,
+)
 from graphrec.nn.reversal import GradientReversal, grad_reverse
 
 __all__ = [
@@ -35,4 +42,5 @@ __all__ = [
     "row_normalized_values",
     "sym_normalized_values",
     "to_torch_sparse",
+    "weighted_sparse_sum",
 ]

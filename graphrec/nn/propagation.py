@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
 
-__all__ = ["SparseOperator", "as_sparse_csr", "csr_transpose", "propagate", "to_torch_sparse"]
+__all__ = ["SparseOperator", "as_sparse_csr", "csr_transpose", "propagate", "to_torch_sparse", "weighted_sparse_sum"]
 
 
 def to_torch_sparse(
@@ -95,6 +95,22 @@ def csr_transpose(t: Tensor) -> Tensor:
         and torch.equal(tt.values(), t.values())
     )
     return t if same else tt
+
+
+def weighted_sparse_sum(mats: list[Tensor], weights: list[float] | Tensor) -> Tensor:
+    """``sum_g w_g M_g`` of same-shape torch sparse matrices (CSR or COO) as CSR, without
+    gradient (the explicit operator of a merged item graph, for inspection and export)."""
+    if not mats or len(mats) != len(weights):
+        raise ConfigError(f"weighted_sparse_sum needs one weight per matrix, got {len(mats)} and {len(weights)}")
+    shape = tuple(mats[0].shape)
+    if any(tuple(m.shape) != shape for m in mats):
+        raise ConfigError(f"weighted_sparse_sum: shapes differ ({[tuple(m.shape) for m in mats]})")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        parts = [m.to_sparse_coo().coalesce() for m in mats]
+        idx = torch.cat([p.indices() for p in parts], dim=1)
+        val = torch.cat([float(w) * p.values() for p, w in zip(parts, weights)])
+        return torch.sparse_coo_tensor(idx, val, shape, check_invariants=False).coalesce().to_sparse_csr()
 
 
 class SparseOperator(nn.Module):

@@ -18,7 +18,7 @@ from graphrec.graphs.knn import knn_graph
 from graphrec.graphs.store import save_graph
 from graphrec.models import LATTICE
 from graphrec.nn import to_torch_sparse
-from graphrec.testing import DEVICE, RecommenderContract, contract_dataset
+from graphrec.testing import DEVICE, ItemGraphRecommenderContract, contract_dataset
 from graphrec.train import TrainConfig, build_model, evaluate_ranking, run_training
 from graphrec.train.evaluate import most_popular_scorer
 
@@ -33,17 +33,17 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-class TestLATTICEContract(RecommenderContract):
+class TestLATTICEContract(ItemGraphRecommenderContract):
     def make_model(self, dataset):
         return build_model("lattice", dataset, SMALL)
 
 
-class TestLATTICEFixedFeaturesContract(RecommenderContract):
+class TestLATTICEFixedFeaturesContract(ItemGraphRecommenderContract):
     def make_model(self, dataset):
         return build_model("lattice", dataset, dict(SMALL, train_features=False, include_self=True, item_layers=2))
 
 
-class TestLATTICEWithCFContract(RecommenderContract):
+class TestLATTICEWithCFContract(ItemGraphRecommenderContract):
     def make_model(self, dataset):
         return build_model("lattice", dataset, dict(SMALL, use_cf_graph=True, item_layers=2))
 

@@ -15,7 +15,7 @@ from graphrec.graphs import normalize_adjacency, normalized_bipartite
 from graphrec.graphs.cooccur import cooccurrence_graph
 from graphrec.models import MMGEF
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
-from graphrec.testing import DEVICE, RecommenderContract, contract_dataset
+from graphrec.testing import DEVICE, ItemGraphRecommenderContract, contract_dataset
 from graphrec.train import TrainConfig, build_model, evaluate_ranking, run_training
 from graphrec.train.evaluate import most_popular_scorer
 
@@ -32,12 +32,12 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-class TestMMGEFContract(RecommenderContract):
+class TestMMGEFContract(ItemGraphRecommenderContract):
     def make_model(self, dataset):
         return build_model("mmgef", dataset, SMALL)
 
 
-class TestMMGEFProjectedContract(RecommenderContract):
+class TestMMGEFProjectedContract(ItemGraphRecommenderContract):
     def make_model(self, dataset):
         return build_model("mmgef", dataset, dict(SMALL, feature_mode="projected", item_layers=2))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+import pytest
 import torch
 
 from graphrec.nn import propagate, to_torch_sparse
@@ -34,3 +35,20 @@ def test_symmetric_shortcut_and_autograd_path_agree():
     x.grad = None
     propagate(t, propagate(t, x)).sum().backward()
     assert torch.allclose(g1, x.grad, atol=1e-5)
+
+
+def test_weighted_sparse_sum_by_hand():
+    from graphrec.errors import ConfigError
+    from graphrec.nn import weighted_sparse_sum
+
+    a = torch.tensor([[0.0, 1.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
+    b = torch.tensor([[0.0, 4.0, 5.0], [0.0, 0.0, 0.0], [6.0, 0.0, 0.0]])
+    got = weighted_sparse_sum([a.to_sparse_csr(), b.to_sparse_coo()], torch.tensor([0.25, 2.0]))
+    assert got.layout == torch.sparse_csr
+    want = torch.tensor([[0.0, 8.25, 10.0], [0.5, 0.0, 0.0], [12.0, 0.0, 0.75]])
+    torch.testing.assert_close(got.to_dense(), want)
+    assert got.values().numel() == 5  # overlapping entries (0, 1) merged
+    with pytest.raises(ConfigError, match="one weight per matrix"):
+        weighted_sparse_sum([a.to_sparse_csr()], [1.0, 2.0])
+    with pytest.raises(ConfigError, match="shapes differ"):
+        weighted_sparse_sum([a.to_sparse_csr(), torch.eye(2).to_sparse_csr()], [1.0, 1.0])

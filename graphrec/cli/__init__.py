@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from graphrec.cli import build_graph, demo, evaluate, export_recbole, features, info, inspect_graph, plot, prepare, train, train_ctr
+from graphrec.cli import (
+    build_graph,
+    demo,
+    evaluate,
+    export_graph,
+    export_recbole,
+    features,
+    info,
+    inspect_graph,
+    plot,
+    prepare,
+    train,
+    train_ctr,
+)
 
 app = typer.Typer(
     name="graphrec",
@@ -18,6 +31,7 @@ app.command("info", help=info.__doc__)(info.info)
 app.command("features", help=features.__doc__)(features.features)
 app.command("build-graph", help=build_graph.__doc__)(build_graph.build_graph)
 app.command("inspect", help=inspect_graph.__doc__)(inspect_graph.inspect_graph)
+app.command("export-graph", help=export_graph.__doc__)(export_graph.export_graph)
 train_ctr.register(train.app)  # graphrec train lr|fm|deepfm|youtubenet|din|gmmf|marn --task ctr
 app.add_typer(train.app, name="train")
 app.command("plot-modality-attention", help=plot.__doc__)(plot.plot_modality_attention)

@@ -32,7 +32,7 @@ def _dataset_for(record, data: Optional[Path]):
 
 @user_errors
 def inspect_graph(
-    graph: Path = typer.Argument(..., help="A graph folder written by `graphrec build-graph` (e.g. graphs/NAME/knn)."),
+    graph: Path = typer.Argument(..., help="A graph folder written by `graphrec build-graph` (e.g. graphs/NAME/knn) or `graphrec export-graph`."),
     item: Optional[str] = typer.Option(None, help="Show this item's neighbours (original id)."),
     top: int = typer.Option(10, help="How many neighbours to show."),
     compare: Optional[Path] = typer.Option(None, help="Another graph to measure overlap with [the sibling co-interaction/kNN graph]."),
@@ -62,8 +62,15 @@ def inspect_graph(
     if compare is not None:
         other, _ = load_graph(compare, dataset=ds) if ds is not None else load_graph(compare)
     rep = graph_report(g, other=other, train=None if ds is None else ds.train, sample=sample)
-    typer.echo(f"{graph}: {record.kind} graph of {record.dataset_name} ({record.builder}, k={record.k}, "
-               f"modalities={','.join(record.modalities) or '-'}, {record.normalization} normalisation)")
+    if record.kind == "model":  # exported from a trained run (graphrec export-graph)
+        o = record.options
+        weights = ", ".join(f"{k} {v:.4f}" for k, v in (o.get("weights") or {}).items()) or "fixed"
+        typer.echo(f"{graph}: the item graph of {o.get('model')} run {o.get('run')} on {record.dataset_name} "
+                   f"(best epoch {o.get('best_epoch')}, {o.get('item_layers')} item layer(s), learned weights: "
+                   f"{weights}; modalities={','.join(record.modalities) or '-'})")
+    else:
+        typer.echo(f"{graph}: {record.kind} graph of {record.dataset_name} ({record.builder}, k={record.k}, "
+                   f"modalities={','.join(record.modalities) or '-'}, {record.normalization} normalisation)")
     typer.echo(f"nodes {rep['nodes']}, edges {rep['edges']}, symmetric {rep['symmetric']}, isolated {rep['isolated']}")
     typer.echo(f"out-degree min/median/mean/max {rep['degree_min']}/{rep['degree_median']:.0f}/"
                f"{rep['degree_mean']:.1f}/{rep['degree_max']}; in-degree max {rep['in_degree_max']}")

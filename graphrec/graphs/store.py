@@ -79,7 +79,8 @@ class GraphRecord:
     """Provenance of a stored graph (one JSON object; see the module doc).
 
     Attributes:
-        kind: ``"knn"``, ``"cooccur"``, ``"fused"``, ... (what built it).
+        kind: ``"knn"``, ``"cooccur"``, ``"fused"``, ... (what built it); ``"model"`` for the
+            item graph of a trained run (:func:`graphrec.train.export_item_graph`).
         dataset_fingerprint: ``Dataset.fingerprint()`` of the data it was built from.
         dataset_name: the dataset's name (informative; not compared on load).
         n_items: number of items (the matrix is ``n_items x n_items``).
@@ -257,7 +258,11 @@ def _flag(kind: str, key: str, value: Any) -> str:
 
 
 def _rebuild(path: Path | str, record: GraphRecord, **changes: Any) -> str:
-    """The fix: the build-graph command line for this graph with ``changes`` applied."""
+    """The fix: the build-graph command line for this graph with ``changes`` applied (for
+    a graph exported from a trained model: the export command)."""
+    if record.kind == "model":
+        run = record.options.get("run", "RUN")
+        return f"export it again from a run on this data with `graphrec export-graph {run} --out {path} --overwrite`"
     opts: dict[str, Any] = {"kind": record.kind}
     if record.k is not None:
         opts["k"] = record.k

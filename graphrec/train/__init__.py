@@ -5,7 +5,7 @@ from graphrec.train.config import TrainConfig
 from graphrec.train.evaluate import evaluate_ranking
 from graphrec.train.fit import FitResult, evaluate_model, fit, seed_everything
 from graphrec.train.record import load_record, load_state, save_run
-from graphrec.train.run import run_training, reevaluate
+from graphrec.train.run import export_item_graph, load_run, reevaluate, run_training
 
 __all__ = [
     "MODELS",
@@ -22,4 +22,6 @@ __all__ = [
     "save_run",
     "run_training",
     "reevaluate",
+    "load_run",
+    "export_item_graph",
 ]

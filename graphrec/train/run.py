@@ -16,18 +16,21 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+import scipy.sparse as sp
 import torch
 
 import graphrec
 from graphrec.data import Dataset, cold_start
-from graphrec.errors import DataError
-from graphrec.models import Recommender
+from graphrec.errors import ConfigError, DataError
+from graphrec.graphs.build import parse_modalities
+from graphrec.graphs.store import GraphRecord, save_graph
+from graphrec.models import ItemGraphRecommender, Recommender
 from graphrec.train.builders import build_model, model_params
 from graphrec.train.config import TrainConfig
 from graphrec.train.fit import evaluate_model, fit, seed_everything
 from graphrec.train.record import load_record, load_state, save_run
 
-__all__ = ["prepare_dataset", "run_training", "reevaluate"]
+__all__ = ["export_item_graph", "load_run", "prepare_dataset", "reevaluate", "run_training"]
 
 
 def prepare_dataset(dataset: Dataset, cold_start_fraction: float | None = None, cold_start_seed: int = 0) -> Dataset:
@@ -88,18 +91,17 @@ def run_training(
     return record, model
 
 
-def reevaluate(
+def load_run(
     run_dir: str | os.PathLike,
     device: str | torch.device = "cpu",
     data_path: str | os.PathLike | None = None,
-    protocol: str | None = None,
-    progress: bool = False,
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Rebuild a saved run's model, load its weights, evaluate valid and test again.
+) -> tuple[dict[str, Any], Dataset, Recommender]:
+    """A saved run's record, its dataset (after the recorded transforms) and its model with
+    the saved weights, on ``device``.
 
     The dataset is read from ``data_path`` or the path in the record; it must have the
-    fingerprint the model was trained on (after the recorded transforms), otherwise the
-    numbers would silently describe other data.
+    fingerprint the model was trained on, otherwise everything computed from the model
+    would silently describe other data.
     """
     record = load_record(run_dir)
     path = data_path or record["dataset"].get("path")
@@ -113,15 +115,80 @@ def reevaluate(
             f"{path} differs from the data run {Path(run_dir).name} was trained on "
             "(fingerprint mismatch): pass the original dataset with --data"
         )
+    model = build_model(record["model"], dataset, record["model_params"])
+    model.load_state_dict(load_state(run_dir))
+    model.to(torch.device(device))
+    return record, dataset, model
+
+
+def reevaluate(
+    run_dir: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    data_path: str | os.PathLike | None = None,
+    protocol: str | None = None,
+    progress: bool = False,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Rebuild a saved run's model, load its weights, evaluate valid and test again
+    (the dataset as in :func:`load_run`)."""
+    record, dataset, model = load_run(run_dir, device, data_path)
     cfg = dict(record["train_config"])
     if protocol is not None:
         cfg["protocol"] = protocol
     cfg["progress"] = False
     config = TrainConfig.from_dict(cfg)
-    model = build_model(record["model"], dataset, record["model_params"])
-    model.load_state_dict(load_state(run_dir))
-    model.to(torch.device(device))
     return {
         split: evaluate_model(model, dataset, split, config, device, progress=progress)
         for split in ("valid", "test")
     }
+
+
+def export_item_graph(
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    data_path: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> GraphRecord:
+    """Store the item graph a trained MM-GEF or LATTICE propagates over
+    (:meth:`graphrec.models.ItemGraphRecommender.item_graph`, with the learned weights of
+    the saved best epoch) as a graph directory (:func:`graphrec.graphs.save_graph`), so
+    that ``graphrec inspect``, networkx and GraphML read it like a built graph.
+
+    The record has ``kind="model"``, ``weighting="learned"``, the dataset's provenance
+    (cold-start split included) and, in ``options``, the model, the run, its best epoch,
+    the item layers, the learned weights (``model.log_values()``) and the dataset path.
+    """
+    t0 = time.perf_counter()
+    record, dataset, model = load_run(run_dir, "cpu", data_path)
+    if not isinstance(model, ItemGraphRecommender):
+        raise ConfigError(
+            f"run {Path(run_dir).name} trained {record['model']}, which has no item graph: "
+            "export-graph works for mmgef and lattice runs"
+        )
+    model.eval()
+    graph = model.item_graph()
+    matrix = sp.csr_matrix(
+        (graph.values().numpy(), graph.col_indices().numpy(), graph.crow_indices().numpy()), shape=tuple(graph.shape)
+    )
+    params = record["model_params"]
+    uses_content = record["model"] != "mmgef" or params.get("use_knn_graph", True)
+    mods = parse_modalities(params.get("modalities")) if uses_content else ()
+    if uses_content and mods is None:
+        mods = tuple(sorted(dataset.item_features))
+    data = data_path or record["dataset"].get("path")
+    graph_record = GraphRecord.for_dataset(
+        dataset,
+        kind="model",
+        modalities=list(mods or ()),
+        weighting="learned",
+        symmetric=bool((matrix != matrix.T).nnz == 0),
+        options={
+            "model": record["model"],
+            "run": str(Path(run_dir).resolve()),
+            "best_epoch": record["best_epoch"],
+            "item_layers": int(model.item_layers),
+            "weights": model.log_values(),
+            "source": {"data": str(Path(data).resolve())},
+        },
+        build_seconds=time.perf_counter() - t0,
+    )
+    return save_graph(out, matrix, graph_record, overwrite=overwrite)

@@ -27,7 +27,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "command",
-    [["prepare"], ["info"], ["train", "lightgcn"], ["train", "mmgef"], ["evaluate"], ["demo"], ["build-graph"], ["inspect"]],
+    [["prepare"], ["info"], ["train", "lightgcn"], ["train", "mmgef"], ["evaluate"], ["demo"], ["build-graph"], ["inspect"], ["export-graph"]],
 )
 def test_help_has_an_example(command):
     res = run(*command, "--help")

@@ -143,3 +143,47 @@ def test_content_models_on_data_without_features(tmp_path):
               "--out", tmp_path / "cooccur", "--quiet")
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "cooccur" / "record.json").read_text())["model_params"]["use_knn_graph"] is False
+
+
+def test_export_graph_of_a_trained_run_and_inspect_it(data_dir, tmp_path):
+    """`graphrec export-graph RUN` stores the item graph the trained model propagates over
+    (with its learned weights at the best epoch) as a provenance-checked graph that
+    `graphrec inspect` reads; other models and reuse as a training input are refused."""
+    from graphrec.data import Dataset, cold_start
+    from graphrec.graphs.store import load_graph
+    from graphrec.train import load_run
+
+    run_dir, out = tmp_path / "lat", tmp_path / "g" / "lattice"
+    res = run("train", "lattice", "--data", data_dir, "--epochs", "3", "--dim", "8", "--cf-graph", "--cold-start", "0.2",
+              "--device", "cpu", "--out", run_dir, "--quiet")
+    assert res.exit_code == 0, res.output
+    res = run("export-graph", run_dir, "--out", out)
+    assert res.exit_code == 0, res.output
+    record = json.loads((run_dir / "record.json").read_text())
+    ds = cold_start(Dataset.load(data_dir), 0.2, 0)
+    graph, rec = load_graph(out, dataset=ds)  # the run's cold-start split: accepted
+    assert rec.kind == "model" and rec.weighting == "learned" and rec.n_cold_items == len(ds.cold_items)
+    assert rec.options["model"] == "lattice" and rec.options["best_epoch"] == record["best_epoch"]
+    best = next(h for h in record["history"] if h["epoch"] == record["best_epoch"])
+    assert rec.options["weights"] == pytest.approx(best["model"])
+    _, _, model = load_run(run_dir)
+    model.eval()
+    want = model.item_graph().to_dense().numpy()
+    np.testing.assert_allclose(graph.toarray(), want, rtol=1e-6, atol=1e-7)
+    with pytest.raises(Exception, match="cold_start differs.*export it again .*`graphrec export-graph "):
+        load_graph(out, dataset=Dataset.load(data_dir))
+    res = run("inspect", out, "--sample", "50")
+    assert res.exit_code == 0, res.output
+    assert f"the item graph of lattice run {run_dir.resolve()}" in res.output and "cf_weight" in res.output
+    res = run("export-graph", run_dir, "--out", out)
+    assert res.exit_code == 1 and "a graph already exists" in res.output
+    assert run("export-graph", run_dir, "--out", out, "--overwrite").exit_code == 0
+    res = run("train", "mmgef", "--data", data_dir, "--epochs", "1", "--graph", out, "--cold-start", "0.2", "--device", "cpu",
+              "--quiet")
+    assert res.exit_code == 1 and "is a 'model' graph" in res.output
+    lg = tmp_path / "lg"
+    assert run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--dim", "8", "--device", "cpu", "--out", lg,
+               "--quiet").exit_code == 0
+    res = run("export-graph", lg, "--out", tmp_path / "g" / "lg")
+    assert res.exit_code == 1 and "lightgcn, which has no item graph" in res.output
+    assert not (tmp_path / "g" / "lg").exists()

@@ -60,6 +60,7 @@ __all__ = [
     "GraphRecord",
     "save_graph",
     "load_graph",
+    "read_record",
     "check_record",
     "graph_checksum",
 ]
@@ -418,6 +419,33 @@ def check_record(
         )
 
 
+def read_record(path: str | os.PathLike) -> GraphRecord:
+    """The provenance record of a graph directory (``graph.json``), without reading the
+    matrix or checking it against data (:func:`load_graph` does both)."""
+    path = Path(path)
+    rec_file, npz_file = path / RECORD_FILE, path / GRAPH_FILE
+    if not rec_file.is_file() or not npz_file.is_file():
+        missing = RECORD_FILE if not rec_file.is_file() else GRAPH_FILE
+        raise DataError(
+            f"no graph at {path} ({missing} not found): build it with `graphrec build-graph --out {path}`"
+        )
+    try:
+        header = json.loads(rec_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{rec_file}: invalid JSON ({e}): rebuild the graph with `graphrec build-graph`") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME or header.get("version") != FORMAT_VERSION:
+        got = (header.get("format"), header.get("version")) if isinstance(header, dict) else None
+        raise DataError(
+            f"{rec_file}: format {got!r} is not {FORMAT_NAME} v{FORMAT_VERSION}: "
+            "rebuild the graph with `graphrec build-graph`"
+        )
+    body = {k: v for k, v in header.items() if k not in ("format", "version")}
+    try:
+        return GraphRecord.from_dict(body)
+    except DataError as e:
+        raise DataError(f"{rec_file}: {e}") from None
+
+
 def load_graph(
     path: str | os.PathLike,
     *,
@@ -440,27 +468,8 @@ def load_graph(
         ``(graph, record)``: float32 CSR ``n_items x n_items`` and its provenance.
     """
     path = Path(path)
-    rec_file, npz_file = path / RECORD_FILE, path / GRAPH_FILE
-    if not rec_file.is_file() or not npz_file.is_file():
-        missing = RECORD_FILE if not rec_file.is_file() else GRAPH_FILE
-        raise DataError(
-            f"no graph at {path} ({missing} not found): build it with `graphrec build-graph --out {path}`"
-        )
-    try:
-        header = json.loads(rec_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{rec_file}: invalid JSON ({e}): rebuild the graph with `graphrec build-graph`") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME or header.get("version") != FORMAT_VERSION:
-        got = (header.get("format"), header.get("version")) if isinstance(header, dict) else None
-        raise DataError(
-            f"{rec_file}: format {got!r} is not {FORMAT_NAME} v{FORMAT_VERSION}: "
-            "rebuild the graph with `graphrec build-graph`"
-        )
-    body = {k: v for k, v in header.items() if k not in ("format", "version")}
-    try:
-        record = GraphRecord.from_dict(body)
-    except DataError as e:
-        raise DataError(f"{rec_file}: {e}") from None
+    record = read_record(path)
+    npz_file = path / GRAPH_FILE
     check_record(record, expect=expect, dataset=dataset, path=path)
 
     try:

@@ -17,6 +17,7 @@ from graphrec.nn.propagation import (
     as_sparse_csr,
     csr_transpose,
     propagate,
+    to_scipy_csr,
     to_torch_sparse,
     weighted_sparse_sum,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "register_pattern",
     "row_normalized_values",
     "sym_normalized_values",
+    "to_scipy_csr",
     "to_torch_sparse",
     "weighted_sparse_sum",
 ]

@@ -17,13 +17,12 @@ the precomputed transpose). The factors are non-persistent buffers: they move wi
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
 from graphrec.graphs.cooccur import CooccurrenceFactors
-from graphrec.nn.propagation import SparseOperator, propagate, to_torch_sparse
+from graphrec.nn.propagation import SparseOperator, propagate, to_scipy_csr, to_torch_sparse
 
 __all__ = ["FactoredCooccurrence", "cooccurrence_operator"]
 
@@ -53,12 +52,8 @@ class FactoredCooccurrence(nn.Module):
     def matrix(self) -> Tensor:
         """The explicit Ê^c as a torch sparse CSR tensor on the operator's device (forms
         C = R^T R: for inspection and tests, not for training)."""
-        r = self.r.to("cpu")
-        csr = sp.csr_matrix(
-            (r.values().numpy(), r.col_indices().numpy(), r.crow_indices().numpy()), shape=tuple(r.shape)
-        )
         factors = CooccurrenceFactors(
-            csr,
+            to_scipy_csr(self.r),
             self.self_counts.squeeze(1).cpu().numpy(),
             self.inv_sqrt_degree.squeeze(1).cpu().numpy().astype(np.float32),
         )

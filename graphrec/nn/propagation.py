@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
 
-__all__ = ["SparseOperator", "as_sparse_csr", "csr_transpose", "propagate", "to_torch_sparse", "weighted_sparse_sum"]
+__all__ = ["SparseOperator", "as_sparse_csr", "csr_transpose", "propagate", "to_scipy_csr", "to_torch_sparse", "weighted_sparse_sum"]
 
 
 def to_torch_sparse(
@@ -43,6 +43,13 @@ def to_torch_sparse(
             size=m.shape,
             device=device,
         )
+
+
+def to_scipy_csr(t: Tensor) -> sp.csr_matrix:
+    """A torch sparse CSR tensor as a scipy CSR matrix on the host (inverse of
+    :func:`to_torch_sparse`)."""
+    t = t.detach().to("cpu")
+    return sp.csr_matrix((t.values().numpy(), t.col_indices().numpy(), t.crow_indices().numpy()), shape=tuple(t.shape))
 
 
 class _SpMM(torch.autograd.Function):

@@ -21,7 +21,7 @@ from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
 from graphrec.graphs.cooccur import cooccurrence_factors
 from graphrec.graphs.fuse import default_modalities
 from graphrec.graphs.normalize import normalize_adjacency
-from graphrec.graphs.store import GraphRecord, load_graph
+from graphrec.graphs.store import GraphRecord, load_graph, read_record
 from graphrec.models import LATTICE, MF, MMGEF, ContentKNN, LightGCN, Recommender
 from graphrec.models.mmgef import FEATURE_MODES
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
@@ -91,6 +91,22 @@ def _pick(stored: list[tuple[sp.csr_matrix, GraphRecord, str]], kind: str, model
 def _check_k(record: GraphRecord, k: int | None, path: str) -> None:
     if k is not None and record.k != k:
         raise DataError(f"graph {path} has k={record.k} but --k {k} was given: drop --k, or rebuild the graph with --k {k}")
+
+
+def content_modalities(model: Recommender, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The feature modalities behind a built item-graph model's content graphs, resolved as
+    the builders resolve them: LATTICE's own; MM-GEF's fused kNN graph: a stored kNN
+    graph's modalities, else ``params["modalities"]``, else the dataset's defaults; none
+    without a content graph."""
+    if isinstance(model, LATTICE):
+        return tuple(model.modalities)
+    if not isinstance(model, MMGEF) or "knn" not in model.graph_names:
+        return ()
+    for path in params.get("graphs") or ():
+        record = read_record(path)
+        if record.kind == "knn":
+            return tuple(record.modalities)
+    return parse_modalities(params.get("modalities")) or default_modalities(dataset.item_features)
 
 
 def _build_lightgcn(dataset: Dataset, embedding_dim: int, num_layers: int, reg_weight: float) -> LightGCN:

@@ -16,16 +16,15 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-import scipy.sparse as sp
 import torch
 
 import graphrec
 from graphrec.data import Dataset, cold_start
 from graphrec.errors import ConfigError, DataError
-from graphrec.graphs.build import parse_modalities
 from graphrec.graphs.store import GraphRecord, save_graph
 from graphrec.models import ItemGraphRecommender, Recommender
-from graphrec.train.builders import build_model, model_params
+from graphrec.nn import to_scipy_csr
+from graphrec.train.builders import build_model, content_modalities, model_params
 from graphrec.train.config import TrainConfig
 from graphrec.train.fit import evaluate_model, fit, seed_everything
 from graphrec.train.record import load_record, load_state, save_run
@@ -165,20 +164,12 @@ def export_item_graph(
             "export-graph works for mmgef and lattice runs"
         )
     model.eval()
-    graph = model.item_graph()
-    matrix = sp.csr_matrix(
-        (graph.values().numpy(), graph.col_indices().numpy(), graph.crow_indices().numpy()), shape=tuple(graph.shape)
-    )
-    params = record["model_params"]
-    uses_content = record["model"] != "mmgef" or params.get("use_knn_graph", True)
-    mods = parse_modalities(params.get("modalities")) if uses_content else ()
-    if uses_content and mods is None:
-        mods = tuple(sorted(dataset.item_features))
+    matrix = to_scipy_csr(model.item_graph())
     data = data_path or record["dataset"].get("path")
     graph_record = GraphRecord.for_dataset(
         dataset,
         kind="model",
-        modalities=list(mods or ()),
+        modalities=list(content_modalities(model, dataset, record["model_params"])),
         weighting="learned",
         symmetric=bool((matrix != matrix.T).nnz == 0),
         options={

@@ -187,3 +187,22 @@ def test_export_graph_of_a_trained_run_and_inspect_it(data_dir, tmp_path):
     res = run("export-graph", lg, "--out", tmp_path / "g" / "lg")
     assert res.exit_code == 1 and "lightgcn, which has no item graph" in res.output
     assert not (tmp_path / "g" / "lg").exists()
+
+
+def test_export_graph_records_the_modalities_the_model_fused(data_dir, tmp_path):
+    """MM-GEF's exported graph names the modalities of its content graph as the builder
+    resolved them: a stored text-only kNN graph's, else the dataset's defaults."""
+    from graphrec.graphs.store import read_record
+
+    graphs = tmp_path / "g"
+    res = run("build-graph", "--data", data_dir, "--kind", "knn", "--modalities", "text", "--k", "6", "--out", graphs,
+              "--quiet", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    for name, extra, want in (("stored", ["--graph", graphs / "knn"], ["text"]), ("built", [], ["image", "text"]),
+                              ("cooccur", ["--no-knn-graph"], [])):
+        run_dir = tmp_path / name
+        res = run("train", "mmgef", "--data", data_dir, "--epochs", "1", "--dim", "8", *extra, "--device", "cpu",
+                  "--out", run_dir, "--quiet")
+        assert res.exit_code == 0, res.output
+        assert run("export-graph", run_dir, "--out", tmp_path / "x" / name).exit_code == 0
+        assert sorted(read_record(tmp_path / "x" / name).modalities) == want, name

@@ -82,3 +82,9 @@ def ordered_metric_keys(metrics: Mapping[str, float], names: Iterable[str] = ("r
         ks = sorted(int(k.split("@")[1]) for k in metrics if k.startswith(n + "@"))
         out += [f"{n}@{k}" for k in ks]
     return out
+
+
+def format_learned(values: Mapping[str, float] | None) -> str:
+    """Learned scalars of a run (graph / modality weights) as ``name 0.1234, ...``;
+    ``fixed`` when there are none."""
+    return ", ".join(f"{k} {v:.4f}" for k, v in (values or {}).items()) or "fixed"

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from graphrec.cli._common import user_errors
+from graphrec.cli._common import format_learned, user_errors
 
 
 @user_errors
@@ -36,7 +36,7 @@ def export_graph(
     from graphrec.train import export_item_graph
 
     rec = export_item_graph(run_dir, out, data_path=data, overwrite=overwrite)
-    weights = ", ".join(f"{k} {v:.4f}" for k, v in rec.options["weights"].items()) or "fixed"
+    weights = format_learned(rec.options["weights"])
     typer.echo(
         f"{rec.options['model']} item graph of run {run_dir} (best epoch {rec.options['best_epoch']}; "
         f"learned weights: {weights}): {rec.n_items} items, {rec.nnz} edges -> {out}"

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from graphrec.cli._common import user_errors
+from graphrec.cli._common import format_learned, user_errors
 from graphrec.errors import ConfigError
 
 
@@ -49,12 +49,10 @@ def inspect_graph(
 
     from graphrec.graphs.export import plot_degree_distribution, write_graphml
     from graphrec.graphs.stats import graph_report, neighbours
-    from graphrec.graphs.store import load_graph
+    from graphrec.graphs.store import load_graph, read_record
 
-    g, record = load_graph(graph)
-    ds = _dataset_for(record, data)
-    if ds is not None:
-        g, record = load_graph(graph, dataset=ds)  # refuses a graph of other data
+    ds = _dataset_for(read_record(graph), data)
+    g, record = load_graph(graph, dataset=ds)  # with a dataset: refuses a graph of other data
     other = None
     if compare is None:
         sibling = graph.parent / ("cooccur" if record.kind == "knn" else "knn")
@@ -64,7 +62,7 @@ def inspect_graph(
     rep = graph_report(g, other=other, train=None if ds is None else ds.train, sample=sample)
     if record.kind == "model":  # exported from a trained run (graphrec export-graph)
         o = record.options
-        weights = ", ".join(f"{k} {v:.4f}" for k, v in (o.get("weights") or {}).items()) or "fixed"
+        weights = format_learned(o.get("weights"))
         typer.echo(f"{graph}: the item graph of {o.get('model')} run {o.get('run')} on {record.dataset_name} "
                    f"(best epoch {o.get('best_epoch')}, {o.get('item_layers')} item layer(s), learned weights: "
                    f"{weights}; modalities={','.join(record.modalities) or '-'})")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from graphrec.cli._common import metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
+from graphrec.cli._common import format_learned, metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
 
 app = typer.Typer(help="Train a model: graphrec train lightgcn --data DIR", no_args_is_help=True)
 
@@ -130,7 +130,7 @@ def print_record(record: dict[str, Any]) -> None:
     typer.echo("")
     typer.echo(metric_table(cols, keys))
     if best_row and best_row.get("model"):
-        typer.echo("learned at the best epoch: " + ", ".join(f"{k} {v:.4f}" for k, v in best_row["model"].items()))
+        typer.echo("learned at the best epoch: " + format_learned(best_row["model"]))
     users = {g: int(m.get("users", 0)) for g, m in record["test"].items()}
     if t["epochs"]:
         training = (

@@ -215,12 +215,17 @@ class LATTICE(ItemGraphRecommender):
         w = torch.softmax(self.modality_logits.detach(), 0).cpu().tolist()
         return {m: float(v) for m, v in zip(self.modalities, w)}
 
+    def cf_graph_weights(self) -> Tensor | None:
+        """beta = softmax(b) over (A, Ê^c), differentiable; None without the co-interaction graph."""
+        return None if self.cf_logits is None else torch.softmax(self.cf_logits, 0)
+
     def cf_weights(self) -> dict[str, float] | None:
         """Current softmax weights of LATTICE's graph and the co-interaction graph
         (``{"lattice": w, "cooccur": w}``), None without the co-interaction graph."""
-        if self.cf_logits is None:
+        beta = self.cf_graph_weights()
+        if beta is None:
             return None
-        w = torch.softmax(self.cf_logits.detach(), 0).cpu().tolist()
+        w = beta.detach().cpu().tolist()
         return {"lattice": float(w[0]), "cooccur": float(w[1])}
 
     def log_values(self) -> dict[str, float]:
@@ -276,9 +281,8 @@ class LATTICE(ItemGraphRecommender):
         with torch.no_grad():
             pattern, values = self.build_item_graph()
             a = pattern.matrix(values)
-            if self.cf_logits is None:
-                return a
-            return weighted_sparse_sum([a, self.cooccur_op.matrix()], torch.softmax(self.cf_logits, 0))
+            beta = self.cf_graph_weights()
+            return a if beta is None else weighted_sparse_sum([a, self.cooccur_op.matrix()], beta)
 
     def item_propagate(self) -> Tensor:
         """h^{L'} = A^{L'} h^0, or with the co-interaction graph (beta_A A + beta_c Ê^c)^{L'} h^0
@@ -302,7 +306,7 @@ class LATTICE(ItemGraphRecommender):
 
             def step(x: Tensor) -> Tensor:
                 return propagate(adj, x, adj_t=adj_t)
-        beta = None if self.cf_logits is None else torch.softmax(self.cf_logits, 0)
+        beta = self.cf_graph_weights()
         for _ in range(self.item_layers):
             h = step(h) if beta is None else beta[0] * step(h) + beta[1] * self.cooccur_op(h)
         return h

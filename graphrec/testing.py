@@ -20,8 +20,10 @@ the CPU.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+from typing import Annotated, Iterator
 
 import numpy as np
 import torch
@@ -30,9 +32,12 @@ from graphrec.data import Dataset
 from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.models.base import ItemGraphRecommender, Recommender
 from graphrec.train.recommend import recommend
+from graphrec.train.registry import Option, register_model, unregister_model
 
 __all__ = [
     "ItemGraphRecommenderContract",
+    "ScaledMF",
+    "registered_toy_model",
     "RecommenderContract",
     "assert_same_loss_and_gradients",
     "contract_dataset",
@@ -207,3 +212,48 @@ class ItemGraphRecommenderContract(RecommenderContract):
             for _ in range(model.item_layers):
                 want = torch.sparse.mm(m, want)
             torch.testing.assert_close(model.item_propagate(), want, rtol=1e-4, atol=1e-6)
+
+
+class ScaledMF(Recommender):
+    r"""A toy ranking model for testing what works through the model registry (the CLI,
+    ``evaluate``, the RecBole adapter): matrix factorisation whose scores are multiplied
+    by a fixed ``scale``, :math:`\hat y_{ui} = s\, e_u^\top e_i`, trained with BPR."""
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 8, scale: float = 1.0) -> None:
+        super().__init__()
+        self.n_users, self.n_items, self.scale = n_users, n_items, scale
+        self.user_embedding = torch.nn.Embedding(n_users, embedding_dim)
+        self.item_embedding = torch.nn.Embedding(n_items, embedding_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.normal_(self.user_embedding.weight, std=0.1)
+        torch.nn.init.normal_(self.item_embedding.weight, std=0.1)
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.user_embedding.weight * self.scale, self.item_embedding.weight
+
+    def loss(self, users: torch.Tensor, pos_items: torch.Tensor, neg_items: torch.Tensor) -> torch.Tensor:
+        from graphrec.nn import bpr_loss
+
+        return bpr_loss(*self.pairwise_scores(users, pos_items, neg_items))
+
+
+@contextlib.contextmanager
+def registered_toy_model(name: str = "toy-mf") -> Iterator[str]:
+    """Register :class:`ScaledMF` as ranking model ``name`` for the duration of the block
+    (its builder declares ``--dim`` and ``--scale``), then remove it."""
+    def build_toy(
+        dataset: Dataset,
+        embedding_dim: Annotated[int, Option("--dim", help="Embedding size.", min=1)] = 8,
+        scale: Annotated[float, Option(help="Score multiplier s.", min=0.0, min_open=True)] = 2.0,
+    ) -> ScaledMF:
+        """Sizes from the dataset, nothing else."""
+        return ScaledMF(dataset.n_users, dataset.n_items, embedding_dim=embedding_dim, scale=scale)
+
+    register_model(name, title="Toy MF", paper="a test fixture", summary="scaled matrix factorisation",
+                   example=f"graphrec train {name} --data DIR --scale 3")(build_toy)
+    try:
+        yield name
+    finally:
+        unregister_model(name)

@@ -13,31 +13,41 @@ from graphrec.cli import (
     features,
     info,
     inspect_graph,
+    models,
     plot,
     prepare,
     train,
     train_ctr,
 )
 
-app = typer.Typer(
-    name="graphrec",
-    help="Multimodal graph recommenders: prepare data, build item graphs, train, evaluate.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command("prepare", help=prepare.__doc__)(prepare.prepare)
-app.command("info", help=info.__doc__)(info.info)
-app.command("features", help=features.__doc__)(features.features)
-app.command("build-graph", help=build_graph.__doc__)(build_graph.build_graph)
-app.command("inspect", help=inspect_graph.__doc__)(inspect_graph.inspect_graph)
-app.command("export-graph", help=export_graph.__doc__)(export_graph.export_graph)
-train_ctr.register(train.app)  # graphrec train lr|fm|deepfm|youtubenet|din|gmmf|marn --task ctr
-app.add_typer(train.app, name="train")
-app.command("plot-modality-attention", help=plot.__doc__)(plot.plot_modality_attention)
-app.command("evaluate", help=evaluate.__doc__)(evaluate.evaluate)
-app.command("export-recbole", help=export_recbole.__doc__)(export_recbole.export_recbole)
-app.command("demo", help=demo.__doc__)(demo.demo)
+
+
+def make_app() -> typer.Typer:
+    """The ``graphrec`` application, with one ``graphrec train`` command per model
+    registered at the time of the call (:mod:`graphrec.train.registry`)."""
+    app = typer.Typer(
+        name="graphrec",
+        help="Multimodal graph recommenders: prepare data, build item graphs, train, evaluate.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.command("prepare", help=prepare.__doc__)(prepare.prepare)
+    app.command("info", help=info.__doc__)(info.info)
+    app.command("features", help=features.__doc__)(features.features)
+    app.command("build-graph", help=build_graph.__doc__)(build_graph.build_graph)
+    app.command("inspect", help=inspect_graph.__doc__)(inspect_graph.inspect_graph)
+    app.command("export-graph", help=export_graph.__doc__)(export_graph.export_graph)
+    app.command("models", help=models.__doc__)(models.models)
+    app.add_typer(train.make_app(), name="train")
+    app.command("plot-modality-attention", help=plot.__doc__)(plot.plot_modality_attention)
+    app.command("evaluate", help=evaluate.__doc__)(evaluate.evaluate)
+    app.command("export-recbole", help=export_recbole.__doc__)(export_recbole.export_recbole)
+    app.command("demo", help=demo.__doc__)(demo.demo)
+    return app
+
+
+app = make_app()
 
 
 def main() -> None:

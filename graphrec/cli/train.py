@@ -1,20 +1,21 @@
 """Train a model on a dataset directory: `graphrec train MODEL --data DIR`.
 
-Shared options are declared once (``Annotated`` aliases below) and reused by every
-model command; each command only adds its own hyper-parameters.
+One command per registered ranking model (:mod:`graphrec.train.registry`), generated
+from the model's declared hyper-parameters: their flags, help text and defaults come
+from the builder's signature, so a new model gets its command without touching this
+file. The training options every ranking command shares are declared once below.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 from pathlib import Path
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
 from graphrec.cli._common import format_learned, metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
-
-app = typer.Typer(help="Train a model: graphrec train lightgcn --data DIR", no_args_is_help=True)
 
 Data = Annotated[Path, typer.Option("--data", help="Dataset directory (from `graphrec prepare`).")]
 Epochs = Annotated[int, typer.Option(help="Maximum number of epochs.")]
@@ -37,20 +38,6 @@ Out = Annotated[Optional[Path], typer.Option(help="Run directory (default runs/M
 ColdStart = Annotated[float, typer.Option(help="Hide all training interactions of this fraction of items (e.g. 0.2).")]
 Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
-Graphs = Annotated[
-    Optional[List[Path]],
-    typer.Option(
-        "--graph",
-        help="A stored item graph (`graphrec build-graph --out DIR`) to use instead of building it; "
-        "repeat for several. Refused when built from other data or another cold-start split.",
-    ),
-]
-Modalities = Annotated[Optional[str], typer.Option(help="Modalities to use, e.g. image,text [all the dataset has].")]
-Dim = Annotated[int, typer.Option(help="Embedding size.")]
-Layers = Annotated[int, typer.Option(help="LightGCN propagation layers.")]
-Reg = Annotated[float, typer.Option(help="L2 weight on the batch's layer-0 embeddings.")]
-
-
 COMMON_OPTIONS = (
     "epochs", "lr", "batch_size", "patience", "eval_every", "metric", "select_on", "protocol",
     "seed", "device", "out", "cold_start", "threads", "quiet",
@@ -145,211 +132,98 @@ def print_record(record: dict[str, Any]) -> None:
     )
 
 
-@app.command("lightgcn")
-@user_errors
-def lightgcn(
-    data: Data,
-    dim: Annotated[int, typer.Option(help="Embedding size.")] = 64,
-    layers: Annotated[int, typer.Option(help="Propagation layers.")] = 2,
-    reg: Annotated[float, typer.Option(help="L2 weight on the batch's layer-0 embeddings.")] = 1e-4,
-    epochs: Epochs = 1000,
-    lr: Lr = 1e-3,
-    batch_size: BatchSize = 2048,
-    patience: Patience = 20,
-    eval_every: EvalEvery = 1,
-    metric: Metric = "recall@20",
-    select_on: SelectOn = "all",
-    protocol: Protocol = "recbole",
-    seed: Seed = 0,
-    device: Device = "auto",
-    out: Out = None,
-    cold_start: ColdStart = 0.0,
-    threads: Threads = None,
-    quiet: Quiet = False,
-) -> None:
-    """Train LightGCN (He et al. 2020) with BPR, early stopping on validation.
-
-    Example: graphrec train lightgcn --data data/lfm2k --epochs 200 --layers 2 --out runs/lightgcn-lfm2k
-    """
-    train_command(
-        "lightgcn",
-        {"embedding_dim": dim, "num_layers": layers, "reg_weight": reg},
-        data,
-        **_common_options(locals()),
-    )
+def _common_parameters(trainable: bool, train_defaults: dict[str, Any]) -> list[inspect.Parameter]:
+    """The shared training options, as signature parameters (optimiser options hidden for
+    a model without parameters)."""
+    defaults: dict[str, Any] = {
+        "epochs": 1000, "lr": 1e-3, "batch_size": 2048, "patience": 20, "eval_every": 1,
+        "metric": "recall@20", "select_on": "all", "protocol": "recbole", "seed": 0, "device": "auto",
+        "out": None, "cold_start": 0.0, "threads": None, "quiet": False,
+    }
+    defaults.update(train_defaults)
+    types: dict[str, Any] = {
+        "epochs": Epochs, "lr": Lr, "batch_size": BatchSize, "patience": Patience, "eval_every": EvalEvery,
+        "metric": Metric, "select_on": SelectOn, "protocol": Protocol, "seed": Seed, "device": Device, "out": Out,
+        "cold_start": ColdStart, "threads": Threads, "quiet": Quiet,
+    }
+    if not trainable:
+        hidden = {"epochs": int, "lr": float, "batch_size": int, "patience": int, "eval_every": int}
+        for name, typ in hidden.items():
+            types[name] = Annotated[typ, typer.Option(hidden=True)]
+        defaults["epochs"] = 1
+    return [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=types[name], default=defaults[name])
+        for name in COMMON_OPTIONS
+    ]
 
 
-@app.command("mmgef")
-@user_errors
-def mmgef(
-    data: Data,
-    dim: Annotated[int, typer.Option(help="Embedding size.")] = 64,
-    layers: Annotated[int, typer.Option(help="LightGCN propagation layers.")] = 2,
-    item_layers: Annotated[int, typer.Option(help="Propagation layers on the item graph.")] = 1,
-    reg: Annotated[float, typer.Option(help="L2 weight on the batch's layer-0 embeddings.")] = 1e-4,
-    k: Annotated[Optional[int], typer.Option(help="Neighbours per item in the content kNN graph [10, or the stored graph's].")] = None,
-    modalities: Annotated[Optional[str], typer.Option(help="Modalities fused early, e.g. image,text [all].")] = None,
-    graph: Graphs = None,
-    no_cf_graph: Annotated[bool, typer.Option("--no-cf-graph", help="Ablation: drop the co-interaction graph.")] = False,
-    no_knn_graph: Annotated[bool, typer.Option("--no-knn-graph", help="Drop the content kNN graph (co-interaction graph only; no features needed).")] = False,
-    no_attention: Annotated[bool, typer.Option("--no-attention", help="Ablation: fixed equal graph weights.")] = False,
-    feature_mode: Annotated[str, typer.Option(help="fixed (graph from stored features) or projected (trainable projection).")] = "fixed",
-    cooccur_top_k: Annotated[Optional[int], typer.Option(help="Keep the top-k co-interactions per item [all].")] = None,
-    epochs: Epochs = 1000,
-    lr: Lr = 1e-3,
-    batch_size: BatchSize = 2048,
-    patience: Patience = 20,
-    eval_every: EvalEvery = 1,
-    metric: Metric = "recall@20",
-    select_on: SelectOn = "all",
-    protocol: Protocol = "recbole",
-    seed: Seed = 0,
-    device: Device = "auto",
-    out: Out = None,
-    cold_start: ColdStart = 0.0,
-    threads: Threads = None,
-    quiet: Quiet = False,
-) -> None:
-    """Train MM-GEF (Wu et al.): LightGCN plus attention-merged content kNN and co-interaction item graphs.
-
-    Example: graphrec train mmgef --data data/scientific --modalities image,text --cold-start 0.2
-    """
-    train_command(
-        "mmgef",
-        {
-            "embedding_dim": dim,
-            "num_layers": layers,
-            "item_layers": item_layers,
-            "reg_weight": reg,
-            "k": k,
-            "modalities": modalities,
-            "use_cf_graph": not no_cf_graph,
-            "attention": not no_attention,
-            "feature_mode": feature_mode,
-            "cooccur_top_k": cooccur_top_k,
-            "graphs": _paths(graph),
-            "use_knn_graph": not no_knn_graph,
-        },
-        data,
-        **_common_options(locals()),
-    )
+def model_parameter(spec: Any) -> inspect.Parameter:
+    """A declared hyper-parameter (:class:`graphrec.train.registry.ParamSpec`) as a typer option."""
+    opt = spec.option
+    if opt.invert:
+        annotation: Any = Annotated[bool, typer.Option(*spec.flags, help=opt.help)]
+        default: Any = False
+    else:
+        typ = opt.cli_type if opt.cli_type is not None else spec.type
+        annotation = Annotated[typ, typer.Option(*spec.flags, help=opt.help)]
+        default = spec.default
+    return inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
 
 
-@app.command("lattice")
-@user_errors
-def lattice(
-    data: Data,
-    dim: Dim = 64,
-    layers: Layers = 2,
-    item_layers: Annotated[int, typer.Option(help="Propagation layers on the item graph.")] = 1,
-    reg: Reg = 1e-4,
-    k: Annotated[int, typer.Option(help="Neighbours per item in the original and learned graphs.")] = 10,
-    modalities: Modalities = None,
-    lambda_: Annotated[float, typer.Option("--lambda", help="Weight of the original graphs in the skip mix.")] = 0.9,
-    include_self: Annotated[bool, typer.Option("--include-self/--no-include-self", help="Each item is one of its own k neighbours (reference-code parity).")] = False,
-    train_features: Annotated[bool, typer.Option("--train-features/--fixed-features", help="Fine-tune the feature tables (as the reference).")] = True,
-    cf_graph: Annotated[bool, typer.Option("--cf-graph/--no-cf-graph", help="Also MM-GEF's co-interaction graph, merged with LATTICE's by learned weights (the LATTICE of MM-GEF's Tables 2-3).")] = False,
-    graph: Graphs = None,
-    epochs: Epochs = 1000,
-    lr: Lr = 1e-3,
-    batch_size: BatchSize = 2048,
-    patience: Patience = 20,
-    eval_every: EvalEvery = 1,
-    metric: Metric = "recall@20",
-    select_on: SelectOn = "all",
-    protocol: Protocol = "recbole",
-    seed: Seed = 0,
-    device: Device = "auto",
-    out: Out = None,
-    cold_start: ColdStart = 0.0,
-    threads: Threads = None,
-    quiet: Quiet = False,
-) -> None:
-    """Train LATTICE (Zhang et al. 2021): LightGCN plus learned and original per-modality item graphs.
+def make_command(entry: Any) -> Callable[..., None]:
+    """The ``graphrec train NAME`` command of a registered ranking model."""
+    specs = [p for p in entry.params if p.option.cli]
+    if any(p.option.target != "model" for p in specs):
+        raise TypeError(f"ranking model {entry.name!r}: training options cannot be declared as hyper-parameters")
+    clash = {p.name for p in specs} & (set(COMMON_OPTIONS) | {"data"})
+    if clash:
+        raise TypeError(f"model {entry.name!r} declares {', '.join(sorted(clash))}, which are shared training options")
 
-    The learned kNN graphs are rebuilt from trainable projections at every epoch.
+    @user_errors
+    def command(**values: Any) -> None:
+        data = values.pop("data")
+        common = {name: values.pop(name) for name in COMMON_OPTIONS}
+        overrides: dict[str, Any] = {}
+        for spec in specs:
+            value = values[spec.name]
+            if spec.option.invert:
+                value = not value
+            elif spec.option.to_value is not None:
+                value = spec.option.to_value(value)
+            overrides[spec.name] = value
+        train_command(entry.name, overrides, data, **common)
 
-    Example: graphrec train lattice --data data/scientific --lambda 0.9 --cold-start 0.2
-    """
-    train_command(
-        "lattice",
-        {
-            "embedding_dim": dim,
-            "num_layers": layers,
-            "item_layers": item_layers,
-            "reg_weight": reg,
-            "k": k,
-            "modalities": modalities,
-            "lambda_coeff": lambda_,
-            "include_self": include_self,
-            "train_features": train_features,
-            "graphs": _paths(graph),
-            "use_cf_graph": cf_graph,
-        },
-        data,
-        **_common_options(locals()),
-    )
+    params = [inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, annotation=Data)]
+    params += [model_parameter(p) for p in specs]
+    params += _common_parameters(entry.trainable, dict(entry.train_defaults))
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__name__ = command.__qualname__ = entry.name.replace("-", "_")
+    command.__doc__ = command_help(entry)
+    return command
 
 
-@app.command("mf")
-@user_errors
-def mf(
-    data: Data,
-    dim: Dim = 64,
-    reg: Reg = 1e-4,
-    epochs: Epochs = 1000,
-    lr: Lr = 1e-3,
-    batch_size: BatchSize = 2048,
-    patience: Patience = 20,
-    eval_every: EvalEvery = 1,
-    metric: Metric = "recall@20",
-    select_on: SelectOn = "all",
-    protocol: Protocol = "recbole",
-    seed: Seed = 0,
-    device: Device = "auto",
-    out: Out = None,
-    cold_start: ColdStart = 0.0,
-    threads: Threads = None,
-    quiet: Quiet = False,
-) -> None:
-    """Train MF-BPR (Rendle et al. 2009): matrix factorisation with BPR, no graph.
-
-    Example: graphrec train mf --data data/lfm2k --dim 64 --reg 1e-4
-    """
-    train_command("mf", {"embedding_dim": dim, "reg_weight": reg}, data, **_common_options(locals()))
+def command_help(entry: Any) -> str:
+    """Help of a model's command: what it is, its paper, its builder's notes, an example."""
+    verb = "Train" if entry.trainable else "Evaluate"
+    task = " (CTR task)" if entry.task == "ctr" else ""
+    parts = [f"{verb} {entry.title} ({entry.paper}): {entry.summary}{task}."]
+    if entry.description:
+        parts.append(entry.description.replace("``", ""))
+    if entry.example:
+        parts.append(f"Example: {entry.example}")
+    return "\n\n".join(parts)
 
 
-@app.command("cb")
-@user_errors
-def cb(
-    data: Data,
-    k: Annotated[Optional[int], typer.Option(help="Neighbours per item in the content kNN graph [50, or the stored graph's].")] = None,
-    modalities: Modalities = None,
-    graph: Graphs = None,
-    epochs: Annotated[int, typer.Option(hidden=True)] = 1,
-    lr: Annotated[float, typer.Option(hidden=True)] = 1e-3,
-    batch_size: Annotated[int, typer.Option(hidden=True)] = 2048,
-    patience: Annotated[int, typer.Option(hidden=True)] = 20,
-    eval_every: Annotated[int, typer.Option(hidden=True)] = 1,
-    metric: Metric = "recall@20",
-    select_on: SelectOn = "all",
-    protocol: Protocol = "recbole",
-    seed: Seed = 0,
-    device: Device = "auto",
-    out: Out = None,
-    cold_start: ColdStart = 0.0,
-    threads: Threads = None,
-    quiet: Quiet = False,
-) -> None:
-    """Evaluate the content-only item-kNN recommender (CB); nothing is trained.
+def make_app() -> typer.Typer:
+    """The ``graphrec train`` group: one command per registered ranking model, then the
+    CTR models (:mod:`graphrec.cli.train_ctr`)."""
+    from graphrec.cli import train_ctr
+    from graphrec.train.registry import registered_models
 
-    A user's score for an item sums its content cosines to the user's training items.
-
-    Example: graphrec train cb --data data/scientific --k 50 --cold-start 0.2
-    """
-    train_command("cb", {"k": k, "modalities": modalities, "graphs": _paths(graph)}, data, **_common_options(locals()))
-
-
-def _paths(paths: Optional[List[Path]]) -> Optional[list[str]]:
-    """Stored graph paths as absolute strings (recorded in the run), or None."""
-    return [str(p.resolve()) for p in paths] if paths else None
+    train_app = typer.Typer(help="Train a model: graphrec train lightgcn --data DIR (graphrec models lists them)",
+                            no_args_is_help=True)
+    for entry in registered_models("ranking"):
+        fn = make_command(entry)
+        train_app.command(entry.name, help=fn.__doc__, short_help=command_help(entry).split("\n\n")[0])(fn)
+    train_ctr.register(train_app)
+    return train_app

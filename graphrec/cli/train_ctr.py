@@ -9,21 +9,24 @@ them afterwards, so every model of an experiment sees the same samples.
 ``--seed``) from training and from all histories; they are then only valid/test
 candidates, and the results table reports them as the cold slice.
 
-The commands are registered under ``graphrec train`` by :func:`register`. Shared
-options are declared once (``Annotated`` aliases) and every command adds its own.
+The commands are generated from the registered CTR models
+(:mod:`graphrec.train.builders.ctr`) and added under ``graphrec train`` by
+:func:`register`: each model's declared hyper-parameters, then the options every CTR
+command shares (declared once below).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
 from graphrec.cli._common import metric_table, resolve_device, set_threads, user_errors
 
-__all__ = ["register", "COMMANDS", "load_ctr_data", "print_ctr_record"]
+__all__ = ["register", "make_command", "load_ctr_data", "print_ctr_record"]
 
 Data = Annotated[Path, typer.Option("--data", help="Source folder (UniSRec, MovieLens, graphrec dataset) or CTR samples directory.")]
 Task = Annotated[str, typer.Option(help="Task: ctr (click-through rate, AUC).")]
@@ -44,9 +47,6 @@ Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, 
 Out = Annotated[Optional[Path], typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")]
 Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
-Dim = Annotated[int, typer.Option(help="Item ID embedding size (papers: 32).")]
-ModalityDim = Annotated[int, typer.Option(help="Projection size of each content modality (0: raw features).")]
-Modalities = Annotated[Optional[str], typer.Option(help="Content modalities used, e.g. image,text [all].")]
 
 COMMON = (
     "task", "max_history", "sample_seed", "samples", "item_graph", "graph_k", "cooccur_top_k", "graph_layers",
@@ -127,7 +127,7 @@ def print_ctr_record(record: dict[str, Any]) -> None:
     )
 
 
-def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, gan_start_epoch: int = 1, gan_lr: float = 1e-5,
+def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_options: Optional[dict[str, Any]] = None,
                 **common: Any) -> dict[str, Any]:
     """What every `graphrec train MODEL --task ctr` does; returns the run record."""
     from graphrec.errors import ConfigError
@@ -143,7 +143,7 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, gan_star
                         common["cold_start"], common["seed"])
     config = CTRConfig(
         epochs=common["epochs"], lr=common["lr"], batch_size=common["batch_size"], patience=common["patience"],
-        seed=common["seed"], gan_start_epoch=gan_start_epoch, gan_lr=gan_lr, progress=not common["quiet"],
+        seed=common["seed"], progress=not common["quiet"], **(train_options or {}),
     )
     item_graph = common["item_graph"]
     if item_graph != "none":
@@ -162,139 +162,62 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, gan_star
     return record
 
 
-def _common(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: values[k] for k in COMMON}
+COMMON_DEFAULTS: dict[str, Any] = {
+    "task": "ctr", "max_history": None, "sample_seed": 0, "samples": None, "cold_start": 0.0,
+    "item_graph": "none", "graph_k": 10, "cooccur_top_k": 20, "graph_layers": 2,
+    "epochs": 30, "lr": 1e-3, "batch_size": 256, "patience": 3, "seed": 0,
+    "device": "auto", "out": None, "threads": None, "quiet": False,
+}
+COMMON_TYPES: dict[str, Any] = {
+    "task": Task, "max_history": MaxHistory, "sample_seed": SampleSeed, "samples": Samples, "cold_start": ColdStart,
+    "item_graph": ItemGraph, "graph_k": GraphK, "cooccur_top_k": CooccurTopK, "graph_layers": GraphLayers,
+    "epochs": Epochs, "lr": Lr, "batch_size": BatchSize, "patience": Patience, "seed": Seed,
+    "device": Device, "out": Out, "threads": Threads, "quiet": Quiet,
+}
 
 
-def _mods(value: Optional[str]) -> Optional[list[str]]:
-    if value is None:
-        return None
-    return [m.strip() for m in value.split(",") if m.strip()] or None
+def make_command(entry: Any) -> Callable[..., None]:
+    """The ``graphrec train NAME --task ctr`` command of a registered CTR model."""
+    from graphrec.cli.train import command_help, model_parameter
 
+    specs = [p for p in entry.params if p.option.cli]
+    clash = {p.name for p in specs} & (set(COMMON) | {"data"})
+    if clash:
+        raise TypeError(f"model {entry.name!r} declares {', '.join(sorted(clash))}, which are shared CTR options")
 
-@user_errors
-def lr(
-    data: Data, task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
-    cold_start: ColdStart = 0.0,
-    item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
-    epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
-    device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,
-) -> None:
-    """Train LR (McMahan et al. 2013) on user, item and side-field IDs (CTR task).
+    @user_errors
+    def command(**values: Any) -> None:
+        data = values.pop("data")
+        common = {name: values.pop(name) for name in COMMON}
+        params: dict[str, Any] = {}
+        train_options: dict[str, Any] = {}
+        for spec in specs:
+            value = values[spec.name]
+            if spec.option.invert:
+                value = not value
+            elif spec.option.to_value is not None:
+                value = spec.option.to_value(value)
+            (train_options if spec.option.target == "train" else params)[spec.name] = value
+        for spec in entry.params:
+            spec.check(entry.name, params.get(spec.name, train_options.get(spec.name)))
+        ctr_command(entry.name, params, data, train_options=train_options, **common)
 
-    Example: graphrec train lr --data ../shared/data/ml100k --task ctr --epochs 30
-    """
-    ctr_command("lr", {}, data, **_common(locals()))
-
-
-@user_errors
-def fm(
-    data: Data, dim: Dim = 32,
-    task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
-    cold_start: ColdStart = 0.0,
-    item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
-    epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
-    device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,
-) -> None:
-    """Train FM (Rendle 2010) on user, item and side-field IDs (CTR task)."""
-    ctr_command("fm", {"dim": dim}, data, **_common(locals()))
-
-
-@user_errors
-def deepfm(
-    data: Data, dim: Dim = 32, modalities: Modalities = None,
-    task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
-    cold_start: ColdStart = 0.0,
-    item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
-    epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
-    device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,
-) -> None:
-    """Train DeepFM (Guo et al. 2017): FM + MLP, content modalities as dense fields (CTR task)."""
-    ctr_command("deepfm", {"dim": dim, "modalities": _mods(modalities)}, data, **_common(locals()))
-
-
-@user_errors
-def youtubenet(
-    data: Data, dim: Dim = 32, modality_dim: ModalityDim = 32, modalities: Modalities = None,
-    task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
-    cold_start: ColdStart = 0.0,
-    item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
-    epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
-    device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,
-) -> None:
-    """Train YouTubeNet (Covington et al. 2016): mean-pooled history + MLP (CTR task)."""
-    ctr_command("youtubenet", {"id_dim": dim, "modality_dim": modality_dim, "modalities": _mods(modalities)}, data,
-                **_common(locals()))
-
-
-@user_errors
-def din(
-    data: Data, dim: Dim = 32, modality_dim: ModalityDim = 32, modalities: Modalities = None,
-    task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
-    cold_start: ColdStart = 0.0,
-    item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
-    epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
-    device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,
-) -> None:
-    """Train DIN (Zhou et al. 2018): candidate attention over the history (CTR task).
-
-    Example: graphrec train din --data ../shared/data/amazon-scientific --task ctr --item-graph both
-    """
-    ctr_command("din", {"id_dim": dim, "modality_dim": modality_dim, "modalities": _mods(modalities)}, data,
-                **_common(locals()))
-
-
-@user_errors
-def gmmf(
-    data: Data, dim: Dim = 32, modalities: Modalities = None,
-    gan_start_epoch: Annotated[int, typer.Option(help="K of Algorithm 1: the GAN trains in epochs > K.")] = 1,
-    gan_lr: Annotated[float, typer.Option(help="Learning rate of generator and discriminator (paper: 1e-5).")] = 1e-5,
-    recon_weight: Annotated[float, typer.Option(help="Weight of the reconstruction loss (eq. 14).")] = 1.0,
-    no_autoencoder: Annotated[bool, typer.Option("--no-autoencoder", help="Ablation: original features, no AE.")] = False,
-    no_cgan: Annotated[bool, typer.Option("--no-cgan", help="Ablation: no CGAN + auto-difference.")] = False,
-    no_min: Annotated[bool, typer.Option("--no-min", help="Ablation: mean pooling, no user gates (no MIN).")] = False,
-    task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
-    cold_start: ColdStart = 0.0,
-    item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
-    epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
-    device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,
-) -> None:
-    """Train GMMF (Xiao et al. 2022): difference-set network + modal-interest network (CTR task).
-
-    Example: graphrec train gmmf --data ../shared/data/amazon-scientific --task ctr --gan-start-epoch 2 --item-graph both
-    """
-    params = {
-        "id_dim": dim, "modalities": _mods(modalities), "recon_weight": recon_weight,
-        "use_autoencoder": not no_autoencoder, "use_cgan": not no_cgan, "use_min": not no_min,
-    }
-    ctr_command("gmmf", params, data, gan_start_epoch=gan_start_epoch, gan_lr=gan_lr, **_common(locals()))
-
-
-@user_errors
-def marn(
-    data: Data, dim: Dim = 32, modalities: Annotated[Optional[str], typer.Option(help="Modalities: id and/or content names, e.g. id,image,text [all].")] = None,
-    fusion: Annotated[str, typer.Option(help="maf (attention) or concat (ablation).")] = "maf",
-    adversarial: Annotated[str, typer.Option(help="ddma, adv (one-to-one) or none.")] = "ddma",
-    sequence: Annotated[str, typer.Option(help="apgru or gru (ablation).")] = "apgru",
-    adv_weight: Annotated[float, typer.Option(help="lambda_0 of the adversarial terms.")] = 0.1,
-    task: Task = "ctr", max_history: MaxHistory = None, sample_seed: SampleSeed = 0, samples: Samples = None,
-    cold_start: ColdStart = 0.0,
-    item_graph: ItemGraph = "none", graph_k: GraphK = 10, cooccur_top_k: CooccurTopK = 20, graph_layers: GraphLayers = 2,
-    epochs: Epochs = 30, lr: Lr = 1e-3, batch_size: BatchSize = 256, patience: Patience = 3, seed: Seed = 0,
-    device: Device = "auto", out: Out = None, threads: Threads = None, quiet: Quiet = False,
-) -> None:
-    """Train MARN (Li et al. 2020): MAF + double-discriminator adversarial network + APGRU (CTR task)."""
-    params = {
-        "id_dim": dim, "dim": dim, "modalities": _mods(modalities), "fusion": fusion,
-        "adversarial": adversarial, "sequence": sequence, "adv_weight": adv_weight,
-    }
-    ctr_command("marn", params, data, **_common(locals()))
-
-
-COMMANDS = {"lr": lr, "fm": fm, "deepfm": deepfm, "youtubenet": youtubenet, "din": din, "gmmf": gmmf, "marn": marn}
+    defaults = dict(COMMON_DEFAULTS, **entry.train_defaults)
+    sig = [inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, annotation=Data)]
+    sig += [model_parameter(p) for p in specs]
+    sig += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=COMMON_TYPES[n], default=defaults[n])
+            for n in COMMON]
+    command.__signature__ = inspect.Signature(sig)  # type: ignore[attr-defined]
+    command.__name__ = command.__qualname__ = entry.name.replace("-", "_")
+    command.__doc__ = command_help(entry)
+    return command
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``graphrec train <model>`` for every CTR model to the ``train`` app."""
-    for name, fn in COMMANDS.items():
-        app.command(name, help=fn.__doc__)(fn)
+    """Add ``graphrec train <model>`` for every registered CTR model to the ``train`` app."""
+    from graphrec.cli.train import command_help
+    from graphrec.train.registry import registered_models
+
+    for entry in registered_models("ctr"):
+        fn = make_command(entry)
+        app.command(entry.name, help=fn.__doc__, short_help=command_help(entry).split("\n\n")[0])(fn)

@@ -12,7 +12,9 @@ Models (``docs/recbole.md`` has a complete example):
 * :class:`GraphrecMMGEF` (``mmgef``): content kNN graph of the early-fused features and
   co-interaction graph;
 * :class:`GraphrecLATTICE` (``lattice``): one original kNN graph per modality, plus the
-  learned graphs it rebuilds every epoch.
+  learned graphs it rebuilds every epoch;
+* :func:`recbole_model` (``NAME``): the adapter of any other registered trainable ranking
+  model (:mod:`graphrec.train.registry`); :data:`ADAPTERS` maps every name to its class.
 
 Each is a ``recbole.model.abstract_recommender.GeneralRecommender`` with
 ``input_type = InputType.PAIRWISE`` (RecBole samples one negative per positive) and
@@ -28,8 +30,8 @@ Ids: RecBole reserves internal id 0 of users and items for ``[PAD]``. The graphr
 dataset drops it: graphrec index ``k`` is RecBole id ``k + 1``. ``full_sort_predict``
 returns ``n_items`` scores per user with ``-inf`` for ``[PAD]`` (RecBole masks it too).
 
-Hyper-parameters come from the RecBole config under graphrec's names (the keys of
-``graphrec.train.builders.MODELS[name].defaults``: ``embedding_dim``, ``num_layers``,
+Hyper-parameters come from the RecBole config under graphrec's names (the model's
+declared hyper-parameters, ``graphrec models --params``: ``embedding_dim``, ``num_layers``,
 ``reg_weight``, ``k``, ``modalities``, ``item_layers``, ...); RecBole's
 ``embedding_size`` and ``n_layers`` are accepted as aliases. Missing keys take
 graphrec's defaults. ``graphs`` (stored graphs) is refused: stored graphs are tied to a
@@ -80,6 +82,7 @@ from graphrec.data.formats._common import load_npy, resolve
 from graphrec.errors import ConfigError, DataError
 from graphrec.models import Recommender
 from graphrec.train.builders import MODELS, build_model, model_params
+from graphrec.train.registry import get_model
 
 
 def _prepare_numpy() -> None:
@@ -109,6 +112,7 @@ __all__ = [
     "GraphrecMMGEF",
     "GraphrecLATTICE",
     "ADAPTERS",
+    "recbole_model",
     "RECBOLE_ALIASES",
     "recbole_to_dataset",
     "model_params_from_config",
@@ -316,7 +320,8 @@ def recbole_to_dataset(dataset: Any, config: Any = None) -> Dataset:
 class GraphrecRecommender(GeneralRecommender):
     """A graphrec ranking model as a RecBole ``GeneralRecommender`` (module doc).
 
-    Subclasses set :attr:`graphrec_model` (a key of ``graphrec.train.builders.MODELS``).
+    Subclasses set :attr:`graphrec_model` (a registered ranking model);
+    :func:`recbole_model` makes one for any registered model.
 
     Attributes:
         inner: the graphrec :class:`~graphrec.models.Recommender` (indices without [PAD]).
@@ -330,7 +335,7 @@ class GraphrecRecommender(GeneralRecommender):
     def __init__(self, config: Any, dataset: Any) -> None:
         super().__init__(config, dataset)
         if not self.graphrec_model:
-            raise TypeError("GraphrecRecommender is abstract: use GraphrecLightGCN, GraphrecMMGEF or GraphrecLATTICE")
+            raise TypeError("GraphrecRecommender is abstract: use recbole_model(NAME), e.g. GraphrecLightGCN")
         self._cache: tuple[Tensor, Tensor] | None = None
         self.epoch = 0
         self.graphrec_params = model_params_from_config(self.graphrec_model, config)
@@ -342,7 +347,7 @@ class GraphrecRecommender(GeneralRecommender):
                 "benchmark files): pass train_data.dataset, so that the graphs see training interactions only"
             )
         data = recbole_to_dataset(dataset, config)
-        if self.graphrec_model in ("mmgef", "lattice") and not data.item_features:
+        if get_model(self.graphrec_model, "ranking").uses_features(self.graphrec_params) and not data.item_features:
             raise ConfigError(
                 f"{type(self).__name__} needs item features: load float_seq columns of the .item file "
                 f"(load_col: {{inter: [{self.USER_ID}, {self.ITEM_ID}], item: [{self.ITEM_ID}, FIELD]}}) or set "
@@ -426,12 +431,54 @@ class GraphrecLATTICE(GraphrecRecommender):
     graphrec_model = "lattice"
 
 
-#: graphrec model name -> RecBole adapter class
-ADAPTERS: dict[str, type[GraphrecRecommender]] = {
+_ADAPTER_CLASSES: dict[str, type[GraphrecRecommender]] = {
     "lightgcn": GraphrecLightGCN,
     "mmgef": GraphrecMMGEF,
     "lattice": GraphrecLATTICE,
 }
+
+
+def recbole_model(name: str) -> type[GraphrecRecommender]:
+    """The RecBole adapter class of any registered graphrec ranking model ``name``
+    (:mod:`graphrec.train.registry`), e.g. ``recbole_model("freedom")``; made once and
+    reused, named ``Graphrec<Title>``."""
+    entry = get_model(name, "ranking")
+    if not entry.trainable:
+        raise ConfigError(f"{name} has no parameters for RecBole's Trainer to train: evaluate it with graphrec train {name}")
+    cls = _ADAPTER_CLASSES.get(name)
+    if cls is None or cls.graphrec_model != name:
+        title = "".join(ch for ch in entry.title if ch.isalnum())
+        cls = type(
+            f"Graphrec{title}",
+            (GraphrecRecommender,),
+            {"graphrec_model": name, "__doc__": f"graphrec's {entry.title} ({entry.paper}) for RecBole.",
+             "__module__": __name__},
+        )
+        _ADAPTER_CLASSES[name] = cls
+    return cls
+
+
+class _Adapters(Mapping[str, type[GraphrecRecommender]]):
+    """``name -> adapter class`` for every registered ranking model."""
+
+    def __getitem__(self, name: str) -> type[GraphrecRecommender]:
+        if name not in self._names():
+            raise KeyError(name)
+        return recbole_model(name)
+
+    @staticmethod
+    def _names() -> list[str]:
+        return [n for n, e in MODELS.items() if e.trainable]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+#: graphrec model name -> RecBole adapter class, for every registered trainable ranking model
+ADAPTERS: Mapping[str, type[GraphrecRecommender]] = _Adapters()
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -4,7 +4,7 @@ Wu, Wang, Wang; ACM MM 2021). MM-GEF's main baseline (paper 002, Tables 1-3).
 For every modality m with raw item features :math:`X_m`, LATTICE keeps two item graphs.
 
 * The ORIGINAL graph (section 3.1.1, fixed; built from data by
-  :func:`graphrec.train.builders._build_lattice`, never here): the top-k cosine graph of
+  :func:`graphrec.train.builders.lattice.build_lattice`, never here): the top-k cosine graph of
   :math:`X_m`, :math:`\hat S_m = D^{-1/2} S_m D^{-1/2}` with the row sums :math:`D`.
 * The LEARNED graph (section 3.1.2): the features are projected by a trainable linear
   layer, :math:`\tilde x_{i,m} = W_m x_{i,m} + b_m`, and the top-k cosine graph

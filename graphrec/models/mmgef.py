@@ -2,7 +2,7 @@ r"""MM-GEF: "MM-GEF: Multi-modal representation meet collaborative filtering" (W
 Ariza-Casabona, Twardowski, Wijaya; paper 002 in ``shared/papers``).
 
 MM-GEF puts an item-item branch beside LightGCN. Two item graphs over the same items
-are built from data (by :func:`graphrec.train.builders._build_mmgef`, never here):
+are built from data (by :func:`graphrec.train.builders.mmgef.build_mmgef`, never here):
 
 * the content graph :math:`E^m` (section 3.2, eq. 1-2): top-k cosine neighbours of the
   early-fused features :math:`x_i = \mathrm{mean}_m\, x_{i,m} / \|x_{i,m}\|` (section 3.1);

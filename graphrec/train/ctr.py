@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import time
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -199,23 +200,28 @@ def build_ctr_model(
     params: Mapping[str, Any] | None = None,
     item_graphs: Sequence[Tensor] | None = None,
 ) -> CTRModel:
-    """Construct CTR model ``name`` with constructor arguments ``params`` (unknown keys
-    are errors) and optional graph enrichment."""
-    if name not in CTR_MODELS:
-        raise ConfigError(f"unknown CTR model {name!r}: choose one of {', '.join(CTR_MODELS)}")
-    cls = CTR_MODELS[name]
+    """Construct registered CTR model ``name`` (:mod:`graphrec.train.builders.ctr`) with
+    its declared hyper-parameters or any other constructor argument in ``params``
+    (unknown keys are errors) and optional graph enrichment."""
+    from graphrec.train.registry import get_model, model_params
+
+    entry = get_model(name, "ctr")
+    cls = typing.get_type_hints(entry.build).get("return")
     schema = data if isinstance(data, CTRSchema) else ctr_schema(data)
     params = dict(params or {})
-    sig = inspect.signature(cls.__init__)
-    if item_graphs and "item_graphs" not in sig.parameters:
-        raise ConfigError(f"{name} has no item ID embedding to enrich: drop --item-graph")
-    allowed = {p for p in sig.parameters if p not in ("self", "schema", "item_graphs")}
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ConfigError(f"{name} has no option(s) {', '.join(unknown)}: valid are {', '.join(sorted(allowed)) or 'none'}")
+    sig = inspect.signature(cls.__init__) if isinstance(cls, type) else None
+    if sig is not None:
+        if item_graphs and "item_graphs" not in sig.parameters:
+            raise ConfigError(f"{name} has no item ID embedding to enrich: drop --item-graph")
+        allowed = {p for p in sig.parameters if p not in ("self", "schema", "item_graphs")}
+        allowed |= {p.name for p in entry.params if p.option.target == "model"}
+        unknown = sorted(set(params) - allowed)
+        if unknown:
+            raise ConfigError(f"{name} has no option(s) {', '.join(unknown)}: valid are {', '.join(sorted(allowed)) or 'none'}")
+    params = model_params(name, params, task="ctr")
     if item_graphs:
         params["item_graphs"] = list(item_graphs)
-    return cls(schema, **params)
+    return entry.build(schema, **params)
 
 
 # ---------------------------------------------------------------------- batches

@@ -169,7 +169,7 @@ def export_item_graph(
     graph_record = GraphRecord.for_dataset(
         dataset,
         kind="model",
-        modalities=list(content_modalities(model, dataset, record["model_params"])),
+        modalities=list(content_modalities(record["model"], model, dataset, record["model_params"])),
         weighting="learned",
         symmetric=bool((matrix != matrix.T).nnz == 0),
         options={

@@ -176,7 +176,7 @@ def test_params_from_config() -> None:
         model_params_from_config("lightgcn", {"embedding_size": 32, "embedding_dim": 16})
     with pytest.raises(ConfigError, match="remove the graphs key"):
         model_params_from_config("mmgef", {"graphs": ["g1"]})
-    assert set(ADAPTERS) == {"lightgcn", "mmgef", "lattice"}
+    assert {"lightgcn", "mmgef", "lattice", "mf"} <= set(ADAPTERS) and "cb" not in ADAPTERS
 
 
 def test_feature_files_equal_item_fields(rb: Any, lfm2k: Dataset, shared_data: Path, tmp_path: Path) -> None:
@@ -226,3 +226,31 @@ def test_runs_inside_recbole_trainer_with_lattice(rb: Any) -> None:
         best, valid = trainer.fit(rb.train, rb.valid, saved=False, show_progress=False)
     assert model.epoch == 2  # one train() per epoch: the learned graph was rebuilt twice
     assert np.isfinite(best) and 0.0 < valid["recall@20"] <= 1.0
+
+
+def test_a_model_registered_in_a_test_gets_its_adapter(rb: Any) -> None:
+    """Any registered ranking model becomes a RecBole model through the registry alone."""
+    from recbole.trainer import Trainer
+
+    from graphrec.interop.recbole import recbole_model
+    from graphrec.testing import ScaledMF, registered_toy_model
+
+    with registered_toy_model("toy-recbole") as name:
+        cls = recbole_model(name)
+        assert cls.__name__ == "GraphrecToyMF" and name in ADAPTERS and recbole_model(name) is cls
+        model = make(cls, rb, scale=3.0)  # the config key of the declared hyper-parameter
+        assert isinstance(model.inner, ScaledMF) and model.inner.scale == 3.0
+        assert model.inner.user_embedding.weight.shape[1] == 16  # embedding_dim of the config
+        with recbole_workdir(rb.workdir):
+            epochs, rb.config["epochs"] = rb.config["epochs"], 2
+            try:
+                trainer = Trainer(rb.config, model)
+            finally:
+                rb.config["epochs"] = epochs
+            best, valid = trainer.fit(rb.train, rb.valid, saved=False, show_progress=False)
+        assert model.epoch == 2 and np.isfinite(best) and 0.0 < valid["recall@20"] <= 1.0
+    assert name not in ADAPTERS
+    with pytest.raises(ConfigError, match="no parameters for RecBole"):
+        from graphrec.interop.recbole import recbole_model
+
+        recbole_model("cb")

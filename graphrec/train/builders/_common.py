@@ -1,0 +1,113 @@
+"""What the model builders share: stored-graph loading and checks, and the
+hyper-parameter declarations several models use (``Annotated`` aliases, so a flag and
+its help text are written once)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, List, Optional, Sequence, Union
+
+import scipy.sparse as sp
+
+from graphrec.data import Dataset
+from graphrec.errors import DataError
+from graphrec.graphs.normalize import normalize_adjacency
+from graphrec.graphs.store import GraphRecord, load_graph
+from graphrec.train.registry import Option
+
+__all__ = [
+    "EmbeddingDim",
+    "Layers",
+    "ItemLayers",
+    "Reg",
+    "Modalities",
+    "StoredGraphs",
+    "needs_features",
+    "load_stored_graphs",
+    "sym_graph",
+    "pick_graph",
+    "check_k",
+]
+
+
+def _paths(paths: Optional[List[Path]]) -> Optional[list[str]]:
+    """Stored graph paths as absolute strings (recorded in the run), or None."""
+    return [str(Path(p).resolve()) for p in paths] if paths else None
+
+
+EmbeddingDim = Annotated[int, Option("--dim", help="Embedding size.", min=1)]
+Layers = Annotated[int, Option("--layers", help="LightGCN propagation layers.", min=0)]
+ItemLayers = Annotated[int, Option("--item-layers", help="Propagation layers on the item graph.", min=1)]
+Reg = Annotated[float, Option("--reg", help="L2 weight on the batch's layer-0 embeddings.", min=0.0)]
+Modalities = Annotated[
+    Optional[Union[str, Sequence[str]]],
+    Option(help="Modalities to use, e.g. image,text [all the dataset has].", cli_type=Optional[str]),
+]
+StoredGraphs = Annotated[
+    Optional[Sequence[str]],
+    Option(
+        "--graph",
+        help="A stored item graph (`graphrec build-graph --out DIR`) to use instead of building it; "
+        "repeat for several. Refused when built from other data or another cold-start split.",
+        cli_type=Optional[List[Path]],
+        to_value=_paths,
+    ),
+]
+
+
+def needs_features(dataset: Dataset, model: str, alternative: str = "") -> None:
+    """A one-line error when ``dataset`` has no item features."""
+    if not dataset.item_features:
+        raise DataError(
+            f"{model} needs item content features for its kNN graph, and dataset {dataset.name!r} has "
+            f"none: prepare it with --feature MODALITY=FILE (e.g. image=clip_image.npy){alternative}"
+        )
+
+
+def load_stored_graphs(
+    dataset: Dataset, paths: str | os.PathLike | Sequence[str | os.PathLike] | None
+) -> list[tuple[sp.csr_matrix, GraphRecord, str]]:
+    """Read stored graphs (``graphrec build-graph`` directories) for ``dataset``,
+    refusing any built from other data, another cold-start split or another split
+    (:func:`graphrec.graphs.store.load_graph`). Returns (graph, record, path) triples."""
+    if paths is None:
+        return []
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out = []
+    for p in paths:
+        graph, record = load_graph(p, dataset=dataset)
+        out.append((graph, record, str(p)))
+    return out
+
+
+def sym_graph(graph: sp.csr_matrix, record: GraphRecord, path: str) -> sp.csr_matrix:
+    """A stored graph, symmetrically normalised (as built, when it already is)."""
+    if record.normalization == "sym":
+        return graph
+    if record.normalization != "none":
+        raise DataError(
+            f"graph {path} is stored with {record.normalization!r} normalisation; the models normalise "
+            "symmetrically themselves: rebuild it with --normalization none (or sym)"
+        )
+    return normalize_adjacency(graph, "sym")
+
+
+def pick_graph(stored: list[tuple[sp.csr_matrix, GraphRecord, str]], kind: str, model: str, allowed: tuple[str, ...]):
+    """The stored graph of ``kind`` (at most one), refusing kinds the model cannot use."""
+    found = []
+    for g, r, p in stored:
+        if r.kind not in allowed:
+            raise DataError(f"graph {p} is a {r.kind!r} graph; {model} uses {' and '.join(allowed)} graphs")
+        if r.kind == kind:
+            found.append((g, r, p))
+    if len(found) > 1:
+        raise DataError(f"{len(found)} stored {kind} graphs given ({', '.join(p for _, _, p in found)}): pass one")
+    return found[0] if found else None
+
+
+def check_k(record: GraphRecord, k: int | None, path: str) -> None:
+    """A stored graph's k must be the one asked for (when one is)."""
+    if k is not None and record.k != k:
+        raise DataError(f"graph {path} has k={record.k} but --k {k} was given: drop --k, or rebuild the graph with --k {k}")

@@ -1,0 +1,377 @@
+"""The model registry: one entry per model, declared once, next to its builder.
+
+A model is registered by decorating its *builder*, the function that turns data (a
+:class:`~graphrec.data.Dataset` for ranking models, a CTR schema for CTR models) plus
+hyper-parameters into a model. The builder's signature IS the model's typed
+hyper-parameter declaration: every parameter after the data has a type, a default and,
+through ``Annotated[..., Option(...)]``, its command-line flag and help text::
+
+    from typing import Annotated
+    from graphrec.train.registry import Option, register_model
+
+    @register_model("lightgcn", title="LightGCN", paper="He et al., SIGIR 2020",
+                    summary="the user-item graph with parameter-free propagation")
+    def build_lightgcn(
+        dataset: Dataset,
+        embedding_dim: Annotated[int, Option("--dim", help="Embedding size.", min=1)] = 64,
+        num_layers: Annotated[int, Option("--layers", help="Propagation layers.", min=0)] = 2,
+    ) -> LightGCN:
+        ...
+
+Everything generic is derived from the entry: ``graphrec train MODEL`` (its options, help
+and defaults), ``graphrec models``, ``graphrec evaluate`` and ``export-graph`` (they
+rebuild the model from the run record's name and parameters), the RecBole adapter
+(:func:`graphrec.interop.recbole.recbole_model`), cold start and run records.
+
+Built-in builders live one module per model in :mod:`graphrec.train.builders` (every
+module there is imported when the registry is first used). Other packages register
+theirs through the ``graphrec.models`` entry-point group (the entry point names a module
+whose import registers its models), or by calling :func:`register_model` before use.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Callable, Iterator, Mapping
+
+from graphrec.errors import ConfigError
+
+__all__ = [
+    "Option",
+    "ParamSpec",
+    "ModelEntry",
+    "TASKS",
+    "register_model",
+    "unregister_model",
+    "get_model",
+    "registered_models",
+    "model_params",
+    "build_model",
+]
+
+#: the tasks a model can serve
+TASKS = ("ranking", "ctr")
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one hyper-parameter appears on the command line (metadata of ``Annotated``).
+
+    Args:
+        flags: option names, e.g. ``"--dim"`` or ``"--cf-graph/--no-cf-graph"``; default
+            ``--name-with-dashes``.
+        help: one line of help text.
+        invert: a boolean parameter shown as one negative flag (``--no-cf-graph``), which,
+            when given, sets the parameter to ``False``.
+        choices: the allowed values (checked on the command line and in Python).
+        min, max: the allowed range of a number (inclusive; checked in both places).
+        min_open: ``min`` itself is not allowed (e.g. a learning rate > 0).
+        cli: whether the parameter gets a command-line option at all.
+        cli_type: the type on the command line when it differs from the Python type
+            (e.g. ``Optional[str]`` for a ``str | list[str] | None`` modality list).
+        to_value: converts the command-line value to the Python value.
+        target: ``"model"`` (passed to the builder) or ``"train"`` (a training option
+            of the model's fit loop, e.g. GMMF's GAN learning rate).
+    """
+
+    flags: str | tuple[str, ...] = ()
+    help: str = ""
+    invert: bool = False
+    choices: tuple[Any, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    min_open: bool = False
+    cli: bool = True
+    cli_type: Any = None
+    to_value: Callable[[Any], Any] | None = None
+    target: str = "model"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.flags, str):
+            object.__setattr__(self, "flags", (self.flags,))
+        if self.target not in ("model", "train"):
+            raise ValueError(f"Option.target must be 'model' or 'train', got {self.target!r}")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared hyper-parameter: name, Python type, default and its :class:`Option`."""
+
+    name: str
+    type: Any
+    default: Any
+    option: Option
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return self.option.flags or ("--" + self.name.replace("_", "-"),)
+
+    def check(self, model: str, value: Any) -> Any:
+        """``value`` checked against the declared choices and range (one-line errors)."""
+        if value is None:
+            return value
+        opt = self.option
+        if opt.choices and value not in opt.choices:
+            raise ConfigError(
+                f"{model} option {self.name}={value!r} is not one of {', '.join(map(str, opt.choices))}"
+            )
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and math.isnan(value):
+                raise ConfigError(f"{model} option {self.name} is NaN: give a number")
+            if opt.min is not None and (value < opt.min or (opt.min_open and value == opt.min)):
+                bound = f"> {opt.min}" if opt.min_open else f">= {opt.min}"
+                raise ConfigError(f"{model} option {self.name} must be {bound}, got {value}")
+            if opt.max is not None and value > opt.max:
+                raise ConfigError(f"{model} option {self.name} must be <= {opt.max}, got {value}")
+        return value
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model (see the module doc).
+
+    Attributes:
+        name: the command and record name (``graphrec train NAME``).
+        task: ``"ranking"`` (top-k, BPR-style, :class:`~graphrec.models.Recommender`) or
+            ``"ctr"`` (click probability, :class:`~graphrec.models.ctr.CTRModel`).
+        title: the model's usual name (``"LightGCN"``).
+        paper: the citation, e.g. ``"He et al., LightGCN, SIGIR 2020"``.
+        summary: one line on what it computes.
+        build: the builder ``build(data, **params) -> model``.
+        params: the declared hyper-parameters, in signature order.
+        example: an example command line (shown by ``--help``).
+        description: longer help text (the builder's docstring by default).
+        needs_features: the model needs item content features (or a function of the
+            parameters saying whether it does).
+        trainable: ``False`` for a model without parameters (content kNN): ``graphrec
+            train`` then hides the optimiser options.
+        content_modalities: ``(model, dataset, params) -> modalities`` behind the item
+            graph of a built model (for ``export-graph``'s provenance), if it has one.
+        train_defaults: defaults of the generic training options that differ for this
+            model (e.g. ``{"lr": 1e-4}``), used by ``graphrec train``.
+    """
+
+    name: str
+    task: str
+    title: str
+    paper: str
+    summary: str
+    build: Callable[..., Any]
+    params: tuple[ParamSpec, ...]
+    example: str = ""
+    description: str = ""
+    needs_features: bool | Callable[[Mapping[str, Any]], bool] = False
+    trainable: bool = True
+    content_modalities: Callable[..., tuple[str, ...]] | None = None
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The model's hyper-parameters at their defaults (``target="model"`` only)."""
+        return {p.name: p.default for p in self.params if p.option.target == "model"}
+
+    @property
+    def train_params(self) -> tuple[ParamSpec, ...]:
+        """Declared training options of the model (``Option(target="train")``)."""
+        return tuple(p for p in self.params if p.option.target == "train")
+
+    @property
+    def passes_more(self) -> bool:
+        """The builder takes ``**kwargs``: undeclared keyword arguments pass through to
+        the model's constructor (Python only; they get no command-line option)."""
+        return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(self.build).parameters.values())
+
+    def uses_features(self, params: Mapping[str, Any] | None = None) -> bool:
+        """Whether the model, with ``params``, needs item content features."""
+        nf = self.needs_features
+        return bool(nf(dict(self.defaults, **(params or {})))) if callable(nf) else bool(nf)
+
+    def param(self, name: str) -> ParamSpec:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+_LOADED = False
+
+
+def _load() -> None:
+    """Import the built-in builders (one module per model) and the ``graphrec.models``
+    entry points, once."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    import graphrec.train.builders  # noqa: F401  (registers the built-in models)
+
+    try:
+        from importlib.metadata import entry_points
+
+        eps = entry_points(group="graphrec.models")
+    except Exception:  # pragma: no cover - importlib.metadata is in the standard library
+        eps = ()
+    for ep in eps:
+        try:
+            ep.load()
+        except Exception as e:  # a broken plug-in must not break graphrec
+            import warnings
+
+            warnings.warn(f"graphrec: the model plug-in {ep.name!r} ({ep.value}) failed to load: {e}", stacklevel=2)
+
+
+def _declared_params(fn: Callable[..., Any]) -> tuple[ParamSpec, ...]:
+    """The hyper-parameters of a builder: every parameter after the first (the data)."""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    sig = inspect.signature(fn)
+    names = list(sig.parameters)
+    if not names:
+        raise TypeError(f"builder {fn.__qualname__} takes no data argument")
+    out = []
+    for name in names[1:]:
+        p = sig.parameters[name]
+        if p.kind == p.VAR_KEYWORD:  # further keyword arguments pass through (Python only)
+            continue
+        if p.kind == p.VAR_POSITIONAL:
+            raise TypeError(f"builder {fn.__qualname__}: *args cannot be declared hyper-parameters")
+        if p.default is p.empty:
+            raise TypeError(f"builder {fn.__qualname__}: hyper-parameter {name!r} needs a default")
+        hint = hints.get(name, Any)
+        option = Option()
+        if typing.get_origin(hint) is Annotated:
+            base, *meta = typing.get_args(hint)
+            options = [m for m in meta if isinstance(m, Option)]
+            if options:  # Annotated[SharedAlias, Option(...)]: the outermost (last) one wins
+                option = options[-1]
+            hint = base
+        out.append(ParamSpec(name, hint, p.default, option))
+    return tuple(out)
+
+
+def _first_line(text: str | None) -> str:
+    return (inspect.cleandoc(text or "").split("\n\n")[0]).replace("\n", " ").strip()
+
+
+def register_model(
+    name: str,
+    *,
+    title: str,
+    paper: str,
+    summary: str,
+    task: str = "ranking",
+    example: str = "",
+    needs_features: bool | Callable[[Mapping[str, Any]], bool] = False,
+    trainable: bool = True,
+    content_modalities: Callable[..., tuple[str, ...]] | None = None,
+    train_defaults: Mapping[str, Any] | None = None,
+    replace: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering a builder as model ``name`` (see the module doc).
+
+    ``replace=True`` lets a plug-in or a test replace an existing entry; otherwise a name
+    registered twice is an error (two models must not silently share a command).
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    if not name or not name.replace("-", "").replace("_", "").isalnum() or name != name.lower():
+        raise ValueError(f"model name {name!r} must be lower-case letters, digits, '-' or '_'")
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _REGISTRY and not replace:
+            raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].build.__module__})")
+        entry = ModelEntry(
+            name=name,
+            task=task,
+            title=title,
+            paper=paper,
+            summary=summary,
+            build=fn,
+            params=_declared_params(fn),
+            example=example,
+            description=inspect.cleandoc(fn.__doc__ or ""),
+            needs_features=needs_features,
+            trainable=trainable,
+            content_modalities=content_modalities,
+            train_defaults=dict(train_defaults or {}),
+        )
+        _REGISTRY[name] = entry
+        return fn
+
+    return decorate
+
+
+def unregister_model(name: str) -> None:
+    """Remove model ``name`` from the registry (tests, plug-ins replacing a model)."""
+    _REGISTRY.pop(name, None)
+
+
+def registered_models(task: str | None = None) -> list[ModelEntry]:
+    """Every registered model (of ``task`` when given): ranking models first, by name."""
+    _load()
+    entries = [e for e in _REGISTRY.values() if task is None or e.task == task]
+    return sorted(entries, key=lambda e: (TASKS.index(e.task), e.name))
+
+
+def get_model(name: str, task: str | None = None) -> ModelEntry:
+    """The entry of model ``name``; a one-line error listing the models otherwise."""
+    _load()
+    entry = _REGISTRY.get(name)
+    if entry is None or (task is not None and entry.task != task):
+        names = ", ".join(e.name for e in registered_models(task))
+        what = {"ranking": "ranking model", "ctr": "CTR model"}.get(task or "", "model")
+        raise ConfigError(f"unknown {what} {name!r}: available are {names} (graphrec models lists them)")
+    return entry
+
+
+class _RegistryView(Mapping[str, ModelEntry]):
+    """Read-only ``name -> entry`` view of the registry (loads it on first use)."""
+
+    def __init__(self, task: str | None = None) -> None:
+        self._task = task
+
+    def _items(self) -> dict[str, ModelEntry]:
+        _load()
+        return {k: v for k, v in _REGISTRY.items() if self._task is None or v.task == self._task}
+
+    def __getitem__(self, name: str) -> ModelEntry:
+        return self._items()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __repr__(self) -> str:
+        return f"<graphrec models: {', '.join(self._items())}>"
+
+
+#: every registered ranking model, ``name -> ModelEntry`` (``.defaults``, ``.build``)
+RANKING_MODELS: Mapping[str, ModelEntry] = _RegistryView("ranking")
+
+
+def model_params(name: str, overrides: Mapping[str, Any] | None = None, task: str | None = "ranking") -> dict[str, Any]:
+    """Defaults of model ``name`` updated with ``overrides``: unknown keys, values
+    outside a declared range or choice are one-line errors; ``None`` keeps the default."""
+    entry = get_model(name, task)
+    params = entry.defaults
+    specs = {p.name: p for p in entry.params}
+    for key, value in (overrides or {}).items():
+        if key not in specs or specs[key].option.target != "model":
+            if entry.passes_more:
+                params[key] = value
+                continue
+            raise ConfigError(f"model {name!r} has no option {key!r}: valid are {', '.join(sorted(params))}")
+        if value is not None:
+            params[key] = specs[key].check(name, value)
+    return params
+
+
+def build_model(name: str, data: Any, params: Mapping[str, Any] | None = None) -> Any:
+    """Construct ranking model ``name`` for ``data`` (on the CPU; move it with ``.to(device)``)."""
+    entry = get_model(name, "ranking")
+    return entry.build(data, **model_params(name, params))

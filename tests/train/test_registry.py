@@ -1,0 +1,217 @@
+"""The model registry: one declaration per model drives the CLI, `graphrec models`,
+evaluate and the Python API; the commands that existed before it keep their flags."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import pytest
+from typer.testing import CliRunner
+
+from graphrec.cli import make_app
+from graphrec.data.synthetic import synthetic_catalogue
+from graphrec.errors import ConfigError
+from graphrec.testing import RecommenderContract, ScaledMF, registered_toy_model
+from graphrec.train import TrainConfig, build_model, model_params, run_training
+from graphrec.train.registry import Option, get_model, register_model, registered_models, unregister_model
+
+runner = CliRunner()
+
+# The options of every `graphrec train` command as they were written by hand before the
+# registry (graphrec 0.1, commit f4886e0): the generated commands must keep them all.
+RANKING_COMMON = {
+    "--data", "--epochs", "--lr", "--batch-size", "--patience", "--eval-every", "--metric", "--select-on",
+    "--protocol", "--seed", "--device", "--out", "--cold-start", "--threads", "--quiet",
+}
+CTR_COMMON = {
+    "--data", "--task", "--max-history", "--sample-seed", "--samples", "--cold-start", "--item-graph", "--graph-k",
+    "--cooccur-top-k", "--graph-layers", "--epochs", "--lr", "--batch-size", "--patience", "--seed", "--device",
+    "--out", "--threads", "--quiet",
+}
+BEFORE = {
+    "lightgcn": RANKING_COMMON | {"--dim", "--layers", "--reg"},
+    "mmgef": RANKING_COMMON | {"--dim", "--layers", "--item-layers", "--reg", "--k", "--modalities", "--graph",
+                               "--no-cf-graph", "--no-knn-graph", "--no-attention", "--feature-mode", "--cooccur-top-k"},
+    "lattice": RANKING_COMMON | {"--dim", "--layers", "--item-layers", "--reg", "--k", "--modalities", "--lambda",
+                                 "--include-self", "--no-include-self", "--train-features", "--fixed-features",
+                                 "--cf-graph", "--no-cf-graph", "--graph"},
+    "mf": RANKING_COMMON | {"--dim", "--reg"},
+    "cb": RANKING_COMMON | {"--k", "--modalities", "--graph"},
+    "lr": CTR_COMMON,
+    "fm": CTR_COMMON | {"--dim"},
+    "deepfm": CTR_COMMON | {"--dim", "--modalities"},
+    "youtubenet": CTR_COMMON | {"--dim", "--modality-dim", "--modalities"},
+    "din": CTR_COMMON | {"--dim", "--modality-dim", "--modalities"},
+    "gmmf": CTR_COMMON | {"--dim", "--modalities", "--gan-start-epoch", "--gan-lr", "--recon-weight",
+                          "--no-autoencoder", "--no-cgan", "--no-min"},
+    "marn": CTR_COMMON | {"--dim", "--modalities", "--fusion", "--adversarial", "--sequence", "--adv-weight"},
+}
+
+
+def _options(app, model: str) -> set[str]:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    cmd = group.commands["train"].commands[model]
+    return {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("registry") / "synthetic"
+    synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=0).save(path)
+    return path
+
+
+@pytest.mark.parametrize("model", sorted(BEFORE))
+def test_existing_commands_keep_their_flags(model):
+    assert _options(make_app(), model) >= BEFORE[model]
+
+
+def test_models_lists_every_model_with_its_task_and_paper():
+    res = runner.invoke(make_app(), ["models"])
+    assert res.exit_code == 0, res.output
+    for name in BEFORE:
+        entry = get_model(name)
+        line = next(line for line in res.output.splitlines() if line.startswith(name + " "))
+        assert entry.task in line and entry.paper in line
+    res = runner.invoke(make_app(), ["models", "--task", "ctr"])
+    assert "lightgcn" not in res.output and "gmmf" in res.output
+    res = runner.invoke(make_app(), ["models", "--task", "bogus"])
+    assert res.exit_code == 1 and "ranking, ctr" in res.output
+
+
+def test_train_help_lists_every_model_with_its_paper():
+    res = runner.invoke(make_app(), ["train", "--help"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0
+    for entry in registered_models():
+        assert entry.name in res.output and entry.paper in res.output
+
+
+def test_defaults_and_checks_come_from_the_declaration():
+    assert model_params("lightgcn") == {"embedding_dim": 64, "num_layers": 2, "reg_weight": 1e-4}
+    with pytest.raises(ConfigError, match="reg_weight must be >= 0.0, got -1"):
+        model_params("lightgcn", {"reg_weight": -1.0})
+    with pytest.raises(ConfigError, match="feature_mode='dense' is not one of fixed, projected"):
+        model_params("mmgef", {"feature_mode": "dense"})
+    with pytest.raises(ConfigError, match="lambda_coeff must be <= 1.0"):
+        model_params("lattice", {"lambda_coeff": 1.5})
+    with pytest.raises(ConfigError, match="no option 'layer'"):
+        model_params("lightgcn", {"layer": 3})
+    with pytest.raises(ConfigError, match="unknown ranking model 'nope'.*lightgcn"):
+        model_params("nope")
+
+
+def test_bad_value_on_the_command_line_is_one_line(data_dir, tmp_path):
+    res = runner.invoke(make_app(), ["train", "lightgcn", "--data", str(data_dir), "--reg", "-1",
+                                     "--out", str(tmp_path / "r"), "--quiet"])
+    assert res.exit_code == 1 and "reg_weight must be >= 0.0" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_model_registered_in_a_test_gets_train_evaluate_and_python(data_dir, tmp_path):
+    with registered_toy_model("toy-mf") as name:
+        app = make_app()
+        assert _options(app, name) >= RANKING_COMMON | {"--dim", "--scale"}
+        res = runner.invoke(app, ["train", name, "--help"], env={"COLUMNS": "300"})
+        assert "Toy MF (a test fixture)" in res.output and "Score multiplier s." in res.output
+        assert "[default: 2.0]" in res.output and "Example: graphrec train toy-mf" in res.output
+        out = tmp_path / "toy"
+        res = runner.invoke(app, ["train", name, "--data", str(data_dir), "--dim", "4", "--scale", "3", "--epochs", "2",
+                                  "--cold-start", "0.2", "--device", "cpu", "--out", str(out), "--quiet"])
+        assert res.exit_code == 0, res.output
+        record = json.loads((out / "record.json").read_text())
+        assert record["model"] == name and record["model_params"] == {"embedding_dim": 4, "scale": 3.0}
+        assert set(record["test"]) == {"all", "warm", "cold"}
+        res = runner.invoke(app, ["evaluate", str(out), "--device", "cpu"])
+        assert res.exit_code == 0, res.output
+        line = next(l for l in res.output.splitlines() if l.startswith("recall@20"))
+        assert f"{record['test']['all']['recall@20']:.4f}" in line
+        model = build_model(name, synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=0), {"scale": 0.5})
+        assert isinstance(model, ScaledMF) and model.scale == 0.5
+        res = runner.invoke(app, ["train", name, "--data", str(data_dir), "--scale", "0", "--quiet"])
+        assert res.exit_code == 1 and "scale must be > 0.0" in res.output
+    assert name not in {e.name for e in registered_models()}
+    assert name not in _registered_commands(make_app())
+
+
+def _registered_commands(app) -> set[str]:
+    import typer.main
+
+    return set(typer.main.get_command(app).commands["train"].commands)
+
+
+def test_python_training_of_a_registered_model():
+    ds = synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=1)
+    with registered_toy_model("toy-py") as name:
+        record, model = run_training(ds, name, {"embedding_dim": 4}, TrainConfig(epochs=3, progress=False))
+    assert record["model_params"] == {"embedding_dim": 4, "scale": 2.0} and isinstance(model, ScaledMF)
+
+
+class TestToyModelContract(RecommenderContract):
+    """A registered model's constructor handed to the shared contract suite."""
+
+    def make_model(self, dataset):
+        with registered_toy_model("toy-contract") as name:
+            return build_model(name, dataset)
+
+
+def test_registration_rules():
+    def build(dataset, width: Annotated[int, Option(help="w")] = 3) -> ScaledMF:
+        return ScaledMF(dataset.n_users, dataset.n_items, width)
+
+    register_model("toy-rules", title="T", paper="p", summary="s")(build)
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_model("toy-rules", title="T", paper="p", summary="s")(build)
+        register_model("toy-rules", title="T2", paper="p", summary="s", replace=True)(build)
+        assert get_model("toy-rules").title == "T2" and get_model("toy-rules").param("width").flags == ("--width",)
+    finally:
+        unregister_model("toy-rules")
+    with pytest.raises(ValueError, match="lower-case"):
+        register_model("Toy Rules", title="T", paper="p", summary="s")
+    with pytest.raises(TypeError, match="needs a default"):
+        register_model("toy-nodefault", title="T", paper="p", summary="s")(lambda dataset, width: None)
+    with pytest.raises(ValueError, match="task must be one of"):
+        register_model("toy-task", title="T", paper="p", summary="s", task="regression")
+
+
+def test_plugins_are_loaded_from_entry_points(monkeypatch):
+    import importlib.metadata
+
+    import graphrec.train.registry as registry
+
+    class EP:
+        def __init__(self, name, fn):
+            self.name, self.value, self._fn = name, f"plugin:{name}", fn
+
+        def load(self):
+            return self._fn()
+
+    def good():
+        def build(dataset, scale: float = 1.0) -> ScaledMF:
+            return ScaledMF(dataset.n_users, dataset.n_items, scale=scale)
+
+        register_model("toy-plugin", title="Plug", paper="p", summary="s")(build)
+
+    def broken():
+        raise ImportError("no such package")
+
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group: [EP("good", good), EP("broken", broken)] if group == "graphrec.models" else [])
+    monkeypatch.setattr(registry, "_LOADED", False)
+    try:
+        with pytest.warns(UserWarning, match="plug-in 'broken'.*no such package"):
+            names = {e.name for e in registered_models()}
+        assert "toy-plugin" in names and "lightgcn" in names
+    finally:
+        unregister_model("toy-plugin")
+
+
+def test_ctr_models_are_registered_with_their_training_options():
+    gmmf = get_model("gmmf", "ctr")
+    assert {p.name for p in gmmf.train_params} == {"gan_start_epoch", "gan_lr"}
+    assert "gan_lr" not in gmmf.defaults and gmmf.defaults["id_dim"] == 32
+    with pytest.raises(ConfigError, match="unknown CTR model 'lightgcn'"):
+        get_model("lightgcn", "ctr")

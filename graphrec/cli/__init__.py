@@ -9,6 +9,7 @@ from graphrec.cli import (
     demo,
     evaluate,
     export_graph,
+    export_mmrec,
     export_recbole,
     features,
     info,
@@ -43,6 +44,7 @@ def make_app() -> typer.Typer:
     app.command("plot-modality-attention", help=plot.__doc__)(plot.plot_modality_attention)
     app.command("evaluate", help=evaluate.__doc__)(evaluate.evaluate)
     app.command("export-recbole", help=export_recbole.__doc__)(export_recbole.export_recbole)
+    app.command("export-mmrec", help=export_mmrec.__doc__)(export_mmrec.export_mmrec)
     app.command("demo", help=demo.__doc__)(demo.demo)
     return app
 

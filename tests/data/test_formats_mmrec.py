@@ -1,4 +1,5 @@
-"""MMRec importer: real lfm2k files and every bad-input case on tiny files."""
+"""MMRec importer and exporter: real lfm2k files, every bad-input case on tiny files,
+the written files line by line and the round trip (write, read back, same fingerprint)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-from graphrec.data.dataset import Dataset
-from graphrec.data.formats import read_mmrec
+from graphrec.data.dataset import Dataset, build_dataset
+from graphrec.data.formats import read_mmrec, write_mmrec
+from graphrec.data.formats.mmrec import mmrec_slots
+from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.errors import DataError
 
 LFM_FEATURES = {"text": "all-MiniLM-L6-v2.npy", "audio": "vggish.npy", "audio_whisper": "whisper.npy"}
@@ -199,3 +203,207 @@ def test_item_only_in_valid(tmp_path: Path) -> None:
     f = write(tmp_path / "d.inter", "userID\titemID\tx_label\n0\t0\t0\n0\t1\t1\n")
     with pytest.raises(DataError, match=r"d\.inter line 3: item '1' appears in valid but never in train"):
         read_mmrec(f)
+
+
+# ---------------------------------------------------------------- writing (write_mmrec)
+BACK = {"image": "image_feat.npy", "text": "text_feat.npy"}
+
+
+def tiny(**changes) -> Dataset:
+    """3 users x 4 items with original ids; user '"q' and item 'i2' have no interactions
+    in any split; item 'i3' (the last) only in valid/test; timestamps (integral and
+    fractional), image (2-d) and text (3-d) features."""
+    ds = build_dataset(
+        ["ub", "ub", "ua", "ua", "ub", "ua"],
+        ["i1", "i0", "i0", "i1", "i3", "i3"],
+        ["train", "train", "train", "valid", "valid", "test"],
+        timestamps=[5, 7.25, 1, 2, 3e10, 0.1],
+        user_ids=["ua", '"q', "ub"],
+        item_ids=["i0", "i1", "i2", "i3"],
+        item_features={
+            "image": np.arange(8, dtype=np.float32).reshape(4, 2) / 3,
+            "text": -np.arange(12, dtype=np.float32).reshape(4, 3),
+        },
+        name="tiny",
+        unseen="keep",
+    )
+    return ds.replace(**changes) if changes else ds
+
+
+def test_write_tiny_inter_and_maps_line_by_line(tmp_path: Path) -> None:
+    out = write_mmrec(tiny(), tmp_path / "tiny")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "i_id_mapping.csv", "image_feat.npy", "text_feat.npy", "tiny.inter", "u_id_mapping.csv"
+    ]
+    # users: ua=0, "q=1, ub=2; items: i0..i3 = 0..3; train, valid, test, each by user then item
+    assert (out / "tiny.inter").read_text().split("\n") == [
+        "userID\titemID\trating\ttimestamp\tx_label",
+        "0\t0\t1\t1\t0",
+        "2\t0\t1\t7.25\t0",
+        "2\t1\t1\t5\t0",
+        "0\t1\t1\t2\t1",
+        "2\t3\t1\t30000000000\t1",
+        "0\t3\t1\t0.1\t2",
+        "",
+    ]
+    assert (out / "u_id_mapping.csv").read_text().split("\n") == [
+        "user_id\tuserID", "ua\t0", '"""q"\t1', "ub\t2", ""
+    ]
+    assert (out / "i_id_mapping.csv").read_text().split("\n") == [
+        "asin\titemID", "i0\t0", "i1\t1", "i2\t2", "i3\t3", ""
+    ]
+    img = np.load(out / "image_feat.npy", allow_pickle=False)
+    assert img.dtype == np.float32 and img.shape == (4, 2)
+    np.testing.assert_array_equal(img, tiny().item_features["image"])
+    np.testing.assert_array_equal(np.load(out / "text_feat.npy"), tiny().item_features["text"])
+
+
+def test_write_without_timestamps_has_the_plain_header(tmp_path: Path) -> None:
+    out = write_mmrec(tiny(timestamps=None), tmp_path / "tiny")
+    lines = (out / "tiny.inter").read_text().split("\n")
+    assert lines[:3] == ["userID\titemID\trating\tx_label", "0\t0\t1\t0", "2\t0\t1\t0"]
+    assert lines[-2] == "0\t3\t1\t2"
+
+
+def test_tiny_round_trip_same_fingerprint(tmp_path: Path) -> None:
+    ds = tiny()
+    write_mmrec(ds, tmp_path / "tiny")
+    back = read_mmrec(tmp_path / "tiny", features=BACK, unseen="keep")
+    assert back.fingerprint() == ds.fingerprint()
+    assert list(back.user_ids) == ["ua", '"q', "ub"] and list(back.item_ids) == ["i0", "i1", "i2", "i3"]
+    for s in ("train", "valid", "test"):
+        assert (back.splits[s] != ds.splits[s]).nnz == 0
+        np.testing.assert_array_equal(back.timestamps[s], ds.timestamps[s])
+    for m in ("image", "text"):
+        np.testing.assert_array_equal(back.item_features[m], ds.item_features[m])
+    assert back.meta["id_maps"] == ["u_id_mapping.csv", "i_id_mapping.csv"]
+    # item 'i3' is only in valid/test: the default unseen="error" says so, as for the original
+    with pytest.raises(DataError, match=r"tiny\.inter line 6: item 'i3' appears in valid but never in train"):
+        read_mmrec(tmp_path / "tiny", features=BACK)
+
+
+def test_synthetic_round_trip_through_save_and_load(tmp_path: Path) -> None:
+    ds = synthetic_catalogue(n_users=80, n_items=50, n_clusters=4, seed=3).replace(item_fields={})
+    ds.save(tmp_path / "graphrec")
+    write_mmrec(Dataset.load(tmp_path / "graphrec"), tmp_path / "synthetic")
+    back = read_mmrec(tmp_path / "synthetic" / "synthetic.inter", features=BACK)
+    assert back.fingerprint() == ds.fingerprint() and back.name == "synthetic"
+    for s in ("train", "valid", "test"):
+        assert back.splits[s].nnz == ds.splits[s].nnz > 0
+
+
+def test_lfm2k_export_is_mmrecs_own_file_and_reads_back(lfm2k: Dataset, shared_data: Path, tmp_path: Path) -> None:
+    ds = lfm2k.replace(item_features={"text": lfm2k.item_features["text"], "image": lfm2k.item_features["audio"]})
+    out = write_mmrec(ds, tmp_path / "lfm2k")
+    written = (out / "lfm2k.inter").read_text().splitlines()
+    original = (shared_data / "lfm2k" / "lfm2k.inter").read_text().splitlines()
+    assert written[0] == original[0] == "userID\titemID\trating\tx_label"
+    assert sorted(written[1:]) == sorted(original[1:])  # the same rows (ids are 0..n-1 there too)
+    back = read_mmrec(out, features=BACK)
+    assert back.fingerprint() == ds.fingerprint()
+    np.testing.assert_array_equal(np.load(out / "image_feat.npy"), lfm2k.item_features["audio"])
+
+
+def test_slots_defaults_and_choices() -> None:
+    ds = tiny()
+    assert mmrec_slots(ds) == {"image": "image", "text": "text"}
+    assert mmrec_slots(ds, image="text", text="image") == {"image": "text", "text": "image"}
+    three = ds.replace(item_features=dict(ds.item_features, audio=ds.item_features["image"]))
+    assert mmrec_slots(three) == {"image": "image", "text": "text"}  # audio is left out
+    assert mmrec_slots(three, image="audio") == {"image": "audio", "text": "text"}
+    only_text = ds.replace(item_features={"text": ds.item_features["text"]})
+    assert mmrec_slots(only_text) == {"text": "text"}
+    assert mmrec_slots(ds.replace(item_features={})) == {}
+    audio = ds.replace(item_features={"audio": ds.item_features["image"]})
+    assert mmrec_slots(audio, text="audio") == {"text": "audio"}
+
+
+@pytest.mark.parametrize(
+    "changes, kwargs, message",
+    [
+        ({}, {"image": "audio"}, r"image='audio' \(CLI: --image\): dataset 'tiny' has no modality 'audio' \(it has: image, text\)"),
+        ({}, {"image": "text", "text": "text"}, r"both name modality 'text'"),
+        ({"item_features": {"audio": np.ones((4, 2), np.float32)}}, {},
+         r"no modality named 'image' for MMRec's image_feat\.npy and 'audio' would not be written .*--image MODALITY"),
+        ({}, {"name": "other"}, r"dataset name 'other' differs from the folder name 'tiny'.*--name tiny"),
+        ({"splits": {"train": tiny().train, "test": tiny().test}, "timestamps": None}, {},
+         r"dataset 'tiny' has no valid split: MMRec .* needs all three"),
+        ({"splits": dict(tiny().splits, test=sp.csr_matrix((3, 4), dtype=np.float32)), "timestamps": None}, {},
+         r"dataset 'tiny' has an empty test split"),
+        ({"user_ids": np.array(["ua", "q\tq", "ub"])}, {}, r"user id 'q\\tq' contains a tab"),
+    ],
+)
+def test_write_errors_write_nothing(tmp_path: Path, changes: dict, kwargs: dict, message: str) -> None:
+    with pytest.raises(DataError, match=message) as e:
+        write_mmrec(tiny(**changes), tmp_path / "tiny", **kwargs)
+    assert "\n" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_refuses_a_last_item_without_interactions(tmp_path: Path) -> None:
+    ds = tiny(timestamps=None)
+    ds = ds.replace(
+        item_ids=np.array(["i0", "i1", "i2", "i3", "i4"]),
+        splits={s: sp.hstack([m, sp.csr_matrix((3, 1))]).tocsr() for s, m in ds.splits.items()},
+        item_features={m: np.vstack([x, np.zeros((1, x.shape[1]), np.float32)]) for m, x in ds.item_features.items()},
+    )
+    with pytest.raises(DataError, match=r"item 'i4' \(index 4, the last\) has no interactions: MMRec counts "
+                       r"max\(itemID\) \+ 1 = 4 items but the dataset has 5"):
+        write_mmrec(ds, tmp_path / "tiny")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_refuses_an_existing_folder_unless_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "tiny"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(DataError, match="already exists"):
+        write_mmrec(tiny(), out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    write_mmrec(tiny(), out, overwrite=True)
+    assert not (out / "keep.txt").exists() and (out / "tiny.inter").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]  # no temporary left
+
+
+# ---------------------------------------------------------------- reading id maps
+def test_reads_mmrec_preprocessing_maps(tmp_path: Path) -> None:
+    """The layout MMRec's 0rating2inter notebook writes with pandas (quoted cells too)."""
+    write(tmp_path / "d" / "d.inter", GOOD)
+    write(tmp_path / "d" / "u_id_mapping.csv", 'user_id\tuserID\nA2\t1\n"say ""hi"""\t0\n')
+    write(tmp_path / "d" / "i_id_mapping.csv", "asin\titemID\nB0\t0\nB1\t1\nB2\t2\nB3\t3\n")
+    ds = read_mmrec(tmp_path / "d")
+    assert list(ds.user_ids) == ['say "hi"', "A2"] and list(ds.item_ids) == ["B0", "B1", "B2", "B3"]
+    assert ds.train[0].indices.tolist() == [0, 1, 2] and ds.test[1].indices.tolist() == [0]
+
+
+@pytest.mark.parametrize(
+    "umap, imap, message",
+    [
+        ("user_id\tuserID\nA\t0\n", None, r"d\.inter line 4: userID 1 is not in u_id_mapping\.csv \(indices 0\.\.0\)"),
+        (None, "asin\titemID\nB0\t0\nB1\t1\n", r"d\.inter line 6: itemID 2 is not in i_id_mapping\.csv"),
+        (None, "asin\titemID\tx\nB0\t0\t1\n", r"i_id_mapping\.csv line 1: header .* is not an MMRec id map"),
+        ("user_id\tuserID\nA\t0\nA\t1\n", None, r"u_id_mapping\.csv line 3: user 'A' is listed twice"),
+        ("user_id\tuserID\nA\t0\nB\t2\n", None, r"u_id_mapping\.csv: user 'B' maps to index 2, outside 0\.\.1"),
+        ("user_id\tuserID\nA\t0\nB\t1\n", None, None),
+    ],
+)
+def test_id_map_errors(tmp_path: Path, umap: str | None, imap: str | None, message: str | None) -> None:
+    f = write(tmp_path / "d.inter", GOOD)
+    if umap is not None:
+        write(tmp_path / "u_id_mapping.csv", umap)
+    if imap is not None:
+        write(tmp_path / "i_id_mapping.csv", imap)
+    if message is None:
+        assert list(read_mmrec(f).user_ids) == ["A", "B"]
+        return
+    with pytest.raises(DataError, match=message) as e:
+        read_mmrec(f)
+    assert "\n" not in str(e.value)
+
+
+def test_item_map_and_feature_rows_must_agree(tmp_path: Path) -> None:
+    f = write(tmp_path / "d.inter", GOOD)
+    write(tmp_path / "i_id_mapping.csv", "asin\titemID\nB0\t0\nB1\t1\nB2\t2\nB3\t3\n")
+    np.save(tmp_path / "img.npy", np.ones((3, 2), np.float32))
+    with pytest.raises(DataError, match=r"img\.npy: modality 'image' has 3 rows but the dataset has 4 items"):
+        read_mmrec(f, features={"image": "img.npy"})

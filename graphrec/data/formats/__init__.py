@@ -3,7 +3,7 @@
 ====================  =================================================================
 format                reader
 ====================  =================================================================
-``mmrec``             :func:`read_mmrec`: ``{name}.inter`` with ``x_label`` + ``.npy``
+``mmrec``             :func:`read_mmrec` / :func:`write_mmrec`: ``{name}.inter`` with ``x_label`` + ``.npy``
 ``lattice``           :func:`read_lattice`: ``train/val/test.json`` + id maps + ``.npy``
 ``unisrec``           :func:`read_unisrec`: ``{name}.{train,valid,test}.inter`` + raw float32
 ``recbole``           :func:`read_recbole` / :func:`write_recbole`: RecBole atomic files
@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 
 from graphrec.data.dataset import Dataset
 from graphrec.data.formats.lattice import read_lattice
-from graphrec.data.formats.mmrec import read_mmrec
+from graphrec.data.formats.mmrec import read_mmrec, write_mmrec
 from graphrec.data.formats.movielens import read_movielens
 from graphrec.data.formats.recbole import read_recbole, write_recbole
 from graphrec.data.formats.unisrec import read_unisrec
@@ -32,6 +32,7 @@ __all__ = [
     "FORMATS",
     "read_source",
     "read_mmrec",
+    "write_mmrec",
     "read_lattice",
     "read_unisrec",
     "read_recbole",

@@ -1,16 +1,25 @@
-"""MMRec interaction files: ``{name}.inter`` with an ``x_label`` split column.
+"""MMRec interaction files: read and write ``{name}.inter`` with an ``x_label`` split
+column, the id maps and the two feature files.
 
 Format (as used by MMRec and the datasets built for it, e.g. ``lfm2k/lfm2k.inter``):
 
 * one tab-separated text file ``{name}.inter`` with a header line; columns are found by
   name, in any order:
 
-  - ``userID``: the user id, taken as an opaque token (kept as the user id string);
+  - ``userID``: the user id, taken as an opaque token (kept as the user id string), or
+    a user index ``0..n-1`` when ``u_id_mapping.csv`` is present;
   - ``itemID``: the item id, a non-negative **integer index** (item ``i`` is row ``i``
     of every feature file);
   - ``x_label``: ``0`` = train, ``1`` = valid, ``2`` = test;
   - ``timestamp`` (optional): a number, kept as the interaction time;
   - any other column (``rating``, ...) is ignored: every row is an interaction.
+
+* id maps (optional, in the folder of the ``.inter`` file; MMRec's preprocessing writes
+  them): ``u_id_mapping.csv`` and ``i_id_mapping.csv``, tab-separated, a header of two
+  columns, one of them ``userID`` (resp. ``itemID``, the index used in the ``.inter``
+  file) and the other the original id, whatever its name (MMRec writes
+  ``user_id`` and ``asin``). Cells are CSV-unquoted as pandas reads them (see
+  :func:`~graphrec.data.formats._common.unquote_cell`). Indices must be ``0..n-1``.
 
 * feature files (optional, passed as ``features={"text": "x.npy", ...}``, paths relative
   to the folder of the ``.inter`` file unless absolute): 2-D ``.npy`` arrays, row ``i`` =
@@ -20,21 +29,31 @@ Mapping to :class:`~graphrec.data.dataset.Dataset`:
 
 * the split of a row is its ``x_label``; a pair listed twice in a split is kept once
   (latest timestamp);
-* item ids are the indices as strings, ``item_ids = arange(n_items)``, so item index
-  == MMRec item id. ``n_items`` is the number of feature rows when features are given
-  (an ``itemID`` >= that is an error), else ``max(itemID) + 1`` (ids that never occur
-  become items without interactions, which keeps index == id);
-* users are the distinct ``userID`` values, in numeric order when all are integers.
+* with ``i_id_mapping.csv``: the item ids are the original ids in index order and
+  ``n_items`` is the number of ids listed (also items without interactions); without
+  it, the item ids are the indices as strings, ``item_ids = arange(n_items)``, so item
+  index == MMRec item id, and ``n_items`` is the number of feature rows when features
+  are given (an ``itemID`` >= that is an error), else ``max(itemID) + 1`` (ids that
+  never occur become items without interactions, which keeps index == id);
+* with ``u_id_mapping.csv``: the user ids are the original ids in index order (also
+  users without interactions); without it, users are the distinct ``userID`` values,
+  in numeric order when all are integers.
+
+:func:`write_mmrec` writes this layout (``{name}.inter``, both id maps,
+``image_feat.npy`` / ``text_feat.npy``); reading it back with the written modalities
+gives the same :meth:`~graphrec.data.dataset.Dataset.fingerprint` for a dataset that
+holds nothing MMRec cannot (see :func:`write_mmrec`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
-from graphrec.data.dataset import Dataset, build_dataset
+from graphrec._atomic import atomic_dir
+from graphrec.data.dataset import SPLITS, Dataset, build_dataset
 from graphrec.data.formats._common import (
     SPLIT_NAMES,
     LazyWhere,
@@ -42,22 +61,32 @@ from graphrec.data.formats._common import (
     check_feature_matrix,
     check_unseen,
     find_prefix,
+    index_from_map,
     index_ids,
     item_count_from_features,
     load_feature_files,
     parse_float,
     parse_int,
+    quote_cell,
     read_table,
     require_file,
 )
 from graphrec.errors import DataError
 
-__all__ = ["read_mmrec"]
+__all__ = ["read_mmrec", "write_mmrec", "mmrec_slots", "FEATURE_FILES", "USER_MAP", "ITEM_MAP"]
 
 USER_COL = "userID"
 ITEM_COL = "itemID"
 LABEL_COL = "x_label"
 TIME_COL = "timestamp"
+RATING_COL = "rating"
+USER_MAP = "u_id_mapping.csv"
+ITEM_MAP = "i_id_mapping.csv"
+# the original-id column names MMRec's preprocessing writes (0rating2inter.ipynb)
+USER_MAP_ID = "user_id"
+ITEM_MAP_ID = "asin"
+# MMRec's feature slots: {slot: file name} (its dataset yaml: vision_/text_feature_file)
+FEATURE_FILES: dict[str, str] = {"image": "image_feat.npy", "text": "text_feat.npy"}
 
 
 def _inter_file(path: Path, name: str | None) -> Path:
@@ -67,6 +96,39 @@ def _inter_file(path: Path, name: str | None) -> Path:
             path / f"{prefix}.inter", "MMRec interaction file", "check name= or pass the .inter file itself"
         )
     return require_file(path, "MMRec interaction file", "pass the dataset folder or its .inter file")
+
+
+def _read_id_map(path: Path, index_col: str, what: str) -> np.ndarray:
+    """Original ids in index order from an MMRec id map (module doc)."""
+    table = read_table(path, quoted_cells=True)
+    others = [c for c in table.columns if c != index_col]
+    if not table.has(index_col) or len(others) != 1:
+        raise DataError(
+            f"{path} line 1: header {table.header} is not an MMRec id map: write two "
+            f"tab-separated columns, the original {what} id and {index_col}"
+        )
+    idx = parse_int(table, index_col, what=f"a {what} index")
+    mapping: dict[str, int] = {}
+    for k, (orig, i) in enumerate(zip(table.col(others[0]), idx.tolist())):
+        if orig in mapping:
+            raise DataError(
+                f"{path} line {table.line(k)}: {what} {orig!r} is listed twice: keep one line per id"
+            )
+        mapping[orig] = i
+    return index_from_map(mapping, path, what)
+
+
+def _check_in_map(
+    idx: np.ndarray, n: int, col: str, table_path: Path, line_of: Callable[[int], int], map_path: Path
+) -> None:
+    """An index of column ``col`` beyond the ``n`` ids of ``map_path`` is an error naming its line."""
+    bad = idx >= n
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{table_path} line {line_of(k)}: {col} {int(idx[k])} is not in {map_path.name} "
+            f"(indices 0..{n - 1}): add it to {map_path} or remove the row"
+        )
 
 
 def read_mmrec(
@@ -81,6 +143,8 @@ def read_mmrec(
     Args:
         path: the dataset folder (its ``{name}.inter`` is used; ``name`` defaults to the
             folder name, or the only ``.inter`` file) or the ``.inter`` file itself.
+            ``u_id_mapping.csv`` / ``i_id_mapping.csv`` beside the ``.inter`` file, when
+            present, give the original ids (module doc).
         features: ``{modality: .npy file}``; relative paths are taken from the folder of
             the ``.inter`` file.
         unseen: users/items that occur in valid/test but never in train: ``"error"``,
@@ -100,40 +164,228 @@ def read_mmrec(
             f"{inter} line {table.line(k)}: {LABEL_COL} {int(labels[k])} is not a split label: "
             "use 0 (train), 1 (valid) or 2 (test)"
         )
-    users = np.array(table.col(USER_COL), dtype=str)
     ts = parse_float(table, TIME_COL) if table.has(TIME_COL) else None
 
-    feats = load_feature_files(features, inter.parent)
-    n_feat = item_count_from_features(feats)
-    if n_feat is not None:
-        too_big = items >= n_feat
-        if too_big.any():
-            k = int(np.flatnonzero(too_big)[0])
-            mod, (_, fpath) = next(iter(feats.items()))
-            raise DataError(
-                f"{inter} line {table.line(k)}: itemID {int(items[k])} has no feature row "
-                f"({fpath} has {n_feat} rows for items 0..{n_feat - 1}): give one feature row "
-                "per item index"
-            )
-        n_items = n_feat
+    user_map, item_map = inter.parent / USER_MAP, inter.parent / ITEM_MAP
+    user_ids: np.ndarray | None = None
+    if user_map.is_file():
+        user_ids = _read_id_map(user_map, USER_COL, "user")
+        uidx = parse_int(table, USER_COL, what=f"a user index (the users are listed in {USER_MAP})")
+        _check_in_map(uidx, len(user_ids), USER_COL, inter, table.line, user_map)
+        users = user_ids[uidx]
     else:
-        n_items = int(items.max()) + 1
-    item_ids = index_ids(n_items)
+        users = np.array(table.col(USER_COL), dtype=str)
+
+    feats = load_feature_files(features, inter.parent)
+    if item_map.is_file():
+        item_ids = _read_id_map(item_map, ITEM_COL, "item")
+        _check_in_map(items, len(item_ids), ITEM_COL, inter, table.line, item_map)
+        raw_items = item_ids[items]
+    else:
+        n_feat = item_count_from_features(feats)
+        if n_feat is not None:
+            too_big = items >= n_feat
+            if too_big.any():
+                k = int(np.flatnonzero(too_big)[0])
+                mod, (_, fpath) = next(iter(feats.items()))
+                raise DataError(
+                    f"{inter} line {table.line(k)}: itemID {int(items[k])} has no feature row "
+                    f"({fpath} has {n_feat} rows for items 0..{n_feat - 1}): give one feature row "
+                    "per item index"
+                )
+            n_items = n_feat
+        else:
+            n_items = int(items.max()) + 1
+        item_ids = index_ids(n_items)
+        raw_items = items
     item_features = {
         mod: check_feature_matrix(x, fpath, mod, item_ids) for mod, (x, fpath) in feats.items()
     }
 
+    meta: dict[str, object] = {"format": "mmrec", "source": str(inter)}
+    maps = [f.name for f in (user_map, item_map) if f.is_file()]
+    if maps:
+        meta["id_maps"] = maps
     split = SPLIT_NAMES[labels]
-    check_unseen(users, items, split, unseen, LazyWhere(lambda k: f"{inter} line {table.line(k)}", len(split)))
+    check_unseen(users, raw_items, split, unseen, LazyWhere(lambda k: f"{inter} line {table.line(k)}", len(split)))
     return build_dataset(
         users,
-        items,
+        raw_items,
         split,
         timestamps=ts,
+        user_ids=user_ids,
         item_ids=item_ids,
         item_features=item_features,
         name=name or inter.stem,
         source=str(inter),
-        meta={"format": "mmrec", "source": str(inter)},
+        meta=meta,
         unseen=unseen,
     )
+
+
+# ---------------------------------------------------------------------- writing
+def mmrec_slots(dataset: Dataset, image: str | None = None, text: str | None = None) -> dict[str, str]:
+    """``{slot: modality}``: which modality :func:`write_mmrec` writes as
+    ``image_feat.npy`` (slot ``image``) and ``text_feat.npy`` (slot ``text``).
+
+    ``image`` / ``text`` name a modality of ``dataset``; ``None`` takes the modality named
+    like the slot when the dataset has one (and no other slot took it). A modality that
+    would be left out while a slot is free is an error (say which slot gets it); with
+    both slots filled, further modalities are not written. A dataset without features
+    gives ``{}``.
+    """
+    mods = list(dataset.item_features)
+    has = ", ".join(mods) or "none"
+    chosen: dict[str, str] = {}
+    for slot, given in (("image", image), ("text", text)):
+        if given is None:
+            continue
+        if given not in dataset.item_features:
+            raise DataError(
+                f"{slot}={given!r} (CLI: --{slot}): dataset {dataset.name!r} has no modality "
+                f"{given!r} (it has: {has}): choose one of those"
+            )
+        chosen[slot] = given
+    if image is not None and image == text:
+        raise DataError(
+            f"image and text (CLI: --image, --text) both name modality {image!r}: give each "
+            "MMRec feature file a different modality"
+        )
+    for slot in FEATURE_FILES:
+        if slot not in chosen and slot in dataset.item_features and slot not in chosen.values():
+            chosen[slot] = slot
+    left = [m for m in mods if m not in chosen.values()]
+    free = [s for s in FEATURE_FILES if s not in chosen]
+    if left and free:
+        slot = free[0]
+        raise DataError(
+            f"dataset {dataset.name!r} has no modality named {slot!r} for MMRec's "
+            f"{FEATURE_FILES[slot]} and {', '.join(repr(m) for m in left)} would not be written "
+            f"(modalities: {has}): choose one with {slot}=MODALITY (CLI: --{slot} MODALITY)"
+        )
+    return {s: chosen[s] for s in FEATURE_FILES if s in chosen}
+
+
+def _fmt_number(x: float) -> str:
+    """Shortest text that reads back as the same float64 (integers without ``.0``)."""
+    if np.isfinite(x) and float(x).is_integer() and abs(x) < 2**53:
+        return str(int(x))
+    return repr(float(x))
+
+
+def _check_ids(ids: np.ndarray, what: str) -> list[str]:
+    cells = ids.tolist()
+    for v in cells:
+        if "\t" in v or "\n" in v or "\r" in v:
+            raise DataError(
+                f"{what} id {v!r} contains a tab or line break, which MMRec's tab-separated id "
+                "map cannot hold: replace it before writing"
+            )
+    return [quote_cell(v) for v in cells]
+
+
+def _write_lines(path: Path, header: list[str], rows: list[str]) -> None:
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write("\t".join(header) + "\n")
+        if rows:
+            f.write("\n".join(rows) + "\n")
+
+
+def write_mmrec(
+    dataset: Dataset,
+    out_dir: PathLike,
+    name: str | None = None,
+    *,
+    image: str | None = None,
+    text: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``dataset`` as an MMRec dataset folder ``out_dir`` (atomically).
+
+    ``name`` (default ``dataset.name``) must be ``out_dir``'s folder name: MMRec reads
+    ``{data_path}/{name}/{name}.inter``. Files:
+
+    * ``{name}.inter``: tab-separated, header ``userID itemID rating x_label``
+      (``userID itemID rating timestamp x_label`` when every split has timestamps);
+      ``userID`` / ``itemID`` are the dataset's user / item indices (0-based,
+      contiguous), ``rating`` is ``1`` (graphrec datasets are implicit feedback),
+      ``x_label`` ``0``/``1``/``2`` = train/valid/test. Rows: train, then valid, then
+      test, each by user index then item index;
+    * ``u_id_mapping.csv`` (header ``user_id userID``) and ``i_id_mapping.csv`` (header
+      ``asin itemID``), MMRec's own id-map layout: the original id of every user/item
+      index, users and items without interactions included;
+    * ``image_feat.npy`` / ``text_feat.npy``: float32, row ``i`` = item ``i``, the
+      modalities chosen by :func:`mmrec_slots` (``image`` / ``text``; none are written
+      for a dataset without features).
+
+    Refused (:class:`DataError`, nothing written): an existing ``out_dir`` without
+    ``overwrite``; ``name`` other than the folder name; a missing or empty train, valid
+    or test split (MMRec stops early on valid and reports test); an item of the last
+    index without any interaction (MMRec counts ``max(itemID) + 1`` items, so it would
+    see fewer items than feature rows); ids with tabs or line breaks.
+
+    Written as they are: users without interactions (in the map only; MMRec never sees
+    them), items without interactions before the last index (MMRec ranks them, as
+    graphrec does), and users whose only interactions are in valid/test (MMRec's
+    ``filter_out_cod_start_users`` removes them from its evaluation).
+
+    :func:`read_mmrec` (``graphrec prepare --format mmrec``) reads the folder back, with
+    ``features={modality: "image_feat.npy", ...}`` for the written modalities and the
+    ``unseen`` setting the dataset was made with, to the same fingerprint, unless the
+    dataset holds what MMRec's layout has no place for: modalities beyond the two
+    written, user/item fields, cold-item marks, or timestamps for some splits only.
+    """
+    out = Path(out_dir)
+    name = name or dataset.name
+    if out.exists() and not overwrite:
+        raise DataError(f"{out} already exists: choose another output folder or pass overwrite=True")
+    folder = out.resolve().name
+    if name != folder:
+        raise DataError(
+            f"dataset name {name!r} differs from the folder name {folder!r} of {out}: MMRec reads "
+            f"{{data_path}}/NAME/NAME.inter, so write to a folder named {name!r} or pass "
+            f"name={folder!r} (CLI: --name {folder})"
+        )
+    slots = mmrec_slots(dataset, image=image, text=text)
+    for s in SPLITS:
+        if s not in dataset.splits or dataset.splits[s].nnz == 0:
+            state = "no" if s not in dataset.splits else "an empty"
+            raise DataError(
+                f"dataset {dataset.name!r} has {state} {s} split: MMRec trains on train, stops "
+                "early on valid and reports test, so it needs all three: re-run `graphrec prepare` "
+                "with --split random or --split temporal"
+            )
+    used = np.zeros(dataset.n_items, dtype=bool)
+    for m in dataset.splits.values():
+        used[m.indices] = True
+    if not used[-1]:
+        last = int(np.flatnonzero(used)[-1])
+        raise DataError(
+            f"item {str(dataset.item_ids[-1])!r} (index {dataset.n_items - 1}, the last) has no "
+            f"interactions: MMRec counts max(itemID) + 1 = {last + 1} items but the dataset has "
+            f"{dataset.n_items} (and as many feature rows): remove the {dataset.n_items - 1 - last} "
+            "trailing items without interactions first"
+        )
+    user_cells = _check_ids(dataset.user_ids, "user")
+    item_cells = _check_ids(dataset.item_ids, "item")
+
+    stamps = dataset.timestamps
+    with_ts = stamps is not None and all(s in stamps for s in SPLITS)
+    header = [USER_COL, ITEM_COL, RATING_COL] + ([TIME_COL] if with_ts else []) + [LABEL_COL]
+    rows: list[str] = []
+    for label, s in enumerate(SPLITS):
+        u, i = dataset.pairs(s)
+        if with_ts and stamps is not None:
+            rows.extend(
+                f"{a}\t{b}\t1\t{_fmt_number(t)}\t{label}"
+                for a, b, t in zip(u.tolist(), i.tolist(), stamps[s].tolist())
+            )
+        else:
+            rows.extend(f"{a}\t{b}\t1\t{label}" for a, b in zip(u.tolist(), i.tolist()))
+    with atomic_dir(out, overwrite) as tmp:
+        _write_lines(tmp / f"{name}.inter", header, rows)
+        _write_lines(tmp / USER_MAP, [USER_MAP_ID, USER_COL], [f"{c}\t{k}" for k, c in enumerate(user_cells)])
+        _write_lines(tmp / ITEM_MAP, [ITEM_MAP_ID, ITEM_COL], [f"{c}\t{k}" for k, c in enumerate(item_cells)])
+        for slot, mod in slots.items():
+            np.save(tmp / FEATURE_FILES[slot], np.ascontiguousarray(dataset.item_features[mod], dtype=np.float32))
+    return out

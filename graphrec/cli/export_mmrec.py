@@ -1,0 +1,118 @@
+"""Write a graphrec dataset as an MMRec dataset folder that MMRec reads with no edits.
+
+Example:
+
+    graphrec export-mmrec data/lfm2k mmrec_data/lfm2k
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from graphrec.cli._common import user_errors
+from graphrec.errors import ConfigError
+
+
+def mmrec_config_lines(name: str, features: bool) -> list[str]:
+    """MMRec's dataset config (``src/configs/dataset/{name}.yaml``) for an exported folder."""
+    lines = [
+        "USER_ID_FIELD: userID",
+        "ITEM_ID_FIELD: itemID",
+        "TIME_FIELD: timestamp",
+        "filter_out_cod_start_users: True",
+        f"inter_file_name: '{name}.inter'",
+    ]
+    if features:
+        lines += ["vision_feature_file: 'image_feat.npy'", "text_feature_file: 'text_feat.npy'"]
+    lines.append('field_separator: "\\t"')
+    return lines
+
+
+@user_errors
+def export_mmrec(
+    data: Path = typer.Argument(..., help="A dataset directory written by `graphrec prepare`."),
+    out: Path = typer.Argument(
+        ..., help="Folder to write, named like the dataset MMRec should see: {data_path}/{name}."
+    ),
+    image: Optional[str] = typer.Option(
+        None, help="Modality written as image_feat.npy (default: the modality named image, if any)."
+    ),
+    text: Optional[str] = typer.Option(
+        None, help="Modality written as text_feat.npy (default: the modality named text, if any)."
+    ),
+    name: Optional[str] = typer.Option(
+        None, help="Dataset name = file prefix = OUT's folder name (default: the dataset's name)."
+    ),
+    overwrite: bool = typer.Option(False, help="Replace OUT if it exists."),
+) -> None:
+    """Write a graphrec dataset as an MMRec dataset folder that MMRec reads with no edits.
+
+    Written into OUT (its folder name must be the dataset name, see --name): NAME.inter
+    (userID itemID rating [timestamp] x_label; ids are graphrec's 0-based indices,
+    rating 1, x_label 0/1/2 = train/valid/test), u_id_mapping.csv and i_id_mapping.csv
+    (the original ids, as MMRec's preprocessing writes them) and image_feat.npy /
+    text_feat.npy (row i = item i) from the modalities chosen with --image / --text.
+    `graphrec prepare --format mmrec OUT ...` reads it back (the command is printed).
+    Prints the MMRec dataset config that reads the folder.
+
+    Example: graphrec export-mmrec data/lfm2k mmrec_data/lfm2k
+    """
+    from graphrec.data import Dataset
+    from graphrec.data.formats.mmrec import FEATURE_FILES, mmrec_slots, write_mmrec
+
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists: choose another OUT or pass --overwrite")
+    ds = Dataset.load(data)
+    name = name or ds.name
+    slots = mmrec_slots(ds, image=image, text=text)
+    write_mmrec(ds, out, name, image=image, text=text, overwrite=overwrite)
+
+    counts = ", ".join(f"{s} {ds.splits[s].nnz}" for s in ("train", "valid", "test"))
+    feats = ", ".join(f"{FEATURE_FILES[s]} = {m} ({ds.item_features[m].shape[1]}-d)" for s, m in slots.items())
+    typer.echo(f"wrote {out}: {ds.n_users} users, {ds.n_items} items, {counts}" + (f"; {feats}" if feats else ""))
+
+    exact = True
+    left = [m for m in ds.item_features if m not in slots.values()]
+    if left:
+        exact = False
+        typer.echo(f"note: modalities {', '.join(left)} are not written (MMRec reads two feature files)")
+    if not slots:
+        typer.echo("note: the dataset has no features: only MMRec's general models (BPR, LightGCN) run on it")
+    fields = [f"user {f}" for f in ds.user_fields] + [f"item {f}" for f in ds.item_fields]
+    if fields:
+        exact = False
+        typer.echo(f"note: fields ({', '.join(fields)}) have no place in MMRec files and are not written")
+    if ds.cold_items is not None:
+        exact = False
+        typer.echo(
+            f"note: the {len(ds.cold_items)} cold-start items are not marked in MMRec files "
+            "(their training interactions are absent, as in the dataset)"
+        )
+    if ds.timestamps is not None and not all(s in ds.timestamps for s in ds.splits):
+        exact = False
+        typer.echo("note: timestamps are not written (some splits have none)")
+    in_train_u = np.diff(ds.train.indptr) > 0
+    in_train_i = np.bincount(ds.train.indices, minlength=ds.n_items) > 0
+    unseen = False
+    for s in ("valid", "test"):
+        u, i = ds.pairs(s)
+        cold_u = ~in_train_u[u]
+        unseen = unseen or bool((cold_u | ~in_train_i[i]).any())
+        if cold_u.any():
+            typer.echo(
+                f"note: {int(cold_u.sum())} {s} interactions of {len(np.unique(u[cold_u]))} users without "
+                "training interactions: MMRec drops them (filter_out_cod_start_users), graphrec evaluates them"
+            )
+
+    opts = " ".join(f"--feature {m}={FEATURE_FILES[s]}" for s, m in slots.items())
+    back = f"graphrec prepare --format mmrec {out} DATASET_DIR {opts}".rstrip()
+    if unseen:
+        back += " --unseen keep"
+    typer.echo(f"read back{' (same fingerprint ' + ds.fingerprint()[:16] + ')' if exact else ''}: {back}")
+    typer.echo(f"MMRec dataset config (src/configs/dataset/{name}.yaml; data_path: {out.resolve().parent}/):")
+    for line in mmrec_config_lines(name, bool(slots)):
+        typer.echo(f"  {line}")

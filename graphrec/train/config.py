@@ -21,6 +21,9 @@ class TrainConfig:
         epochs: maximum number of training epochs.
         batch_size: BPR triples per optimiser step.
         lr: Adam learning rate.
+        lr_decay: the learning rate of epoch t (from 0) is ``lr * lr_decay ** (t / lr_decay_every)``
+            (MMRec's ``learning_rate_scheduler: [lr_decay, lr_decay_every]``; 1.0: constant).
+        lr_decay_every: epochs over which the rate is multiplied by ``lr_decay`` once.
         weight_decay: Adam weight decay (the models' own L2 is usually preferred).
         patience: stop after this many evaluations without a better validation metric.
         eval_every: validate every this many epochs.
@@ -38,6 +41,8 @@ class TrainConfig:
     epochs: int = 1000
     batch_size: int = 2048
     lr: float = 1e-3
+    lr_decay: float = 1.0
+    lr_decay_every: int = 50
     weight_decay: float = 0.0
     patience: int = 20
     eval_every: int = 1
@@ -56,8 +61,12 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.select_on not in SELECT_GROUPS:
             raise ConfigError(f"select_on must be one of {', '.join(SELECT_GROUPS)}, got {self.select_on!r}")
-        if self.lr <= 0:
+        if not self.lr > 0:  # also refuses NaN
             raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if self.lr_decay_every < 1:
+            raise ConfigError(f"lr_decay_every must be at least 1, got {self.lr_decay_every}")
         if self.protocol not in ("recbole", "mmrec"):
             raise ConfigError(f"protocol {self.protocol!r} is not one of recbole, mmrec")
         metric, _, k = self.valid_metric.partition("@")

@@ -98,6 +98,9 @@ def fit(
     rng = np.random.default_rng(config.seed)
     sampler = NegativeSampler(dataset.train, exclude_items=dataset.cold_items)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    decay = config.lr_decay
+    sched = (None if decay == 1.0 else
+             torch.optim.lr_scheduler.LambdaLR(opt, lambda t: decay ** (t / config.lr_decay_every)))
     n_batches = -(-dataset.train.nnz // config.batch_size)
 
     best_score, best_epoch, best_state, best_valid = -np.inf, 0, None, {}
@@ -121,6 +124,8 @@ def fit(
             loss.backward()
             opt.step()
             total += float(loss.detach())
+        if sched is not None:
+            sched.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         dt = time.perf_counter() - t0

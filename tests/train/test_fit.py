@@ -142,3 +142,33 @@ def test_selecting_on_cold_items_needs_a_cold_start_split(ds):
         fit(model, ds, TrainConfig(epochs=1, progress=False, select_on="cold"))
     with pytest.raises(ConfigError, match="select_on must be one of all, warm, cold"):
         TrainConfig(select_on="hidden")
+
+
+def test_learning_rate_decays_as_mmrec_schedules_it():
+    """lr_decay / lr_decay_every: epoch t trains at lr * decay ** (t / every) (MMRec's
+    learning_rate_scheduler). With a vanishing factor, epochs after the first leave the
+    weights where epoch 1 put them; without decay they keep moving."""
+    from graphrec.testing import ScaledMF
+
+    class Snapshots(ScaledMF):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self.seen = []
+
+        def start_epoch(self, epoch):
+            self.seen.append(self.user_embedding.weight.detach().clone())
+
+    ds = synthetic_catalogue(n_users=40, n_items=30, n_clusters=3, seed=0)
+    moved = {}
+    for decay in (1.0, 1e-12):
+        torch.manual_seed(0)
+        model = Snapshots(ds.n_users, ds.n_items, embedding_dim=4)
+        fit(model, ds, TrainConfig(epochs=3, lr=0.05, lr_decay=decay, lr_decay_every=1, progress=False, patience=5))
+        first, second, third = model.seen
+        assert not torch.allclose(first, second)  # epoch 1 trains at the full rate
+        moved[decay] = float((third - second).abs().max())
+    assert moved[1e-12] < 1e-9 < moved[1.0]
+    with pytest.raises(ConfigError, match="lr_decay must be in"):
+        TrainConfig(lr_decay=0.0)
+    with pytest.raises(ConfigError, match="lr must be positive"):
+        TrainConfig(lr=float("nan"))

@@ -3,6 +3,11 @@
 Every command that writes a directory (datasets, runs, exported files, graphs) goes
 through :func:`atomic_dir`, so an interrupted or failing write never leaves a
 half-written output and never destroys the previous one.
+
+Every command also calls :func:`check_output` on each of its outputs before it does any
+work (reading data, training, building a graph): an output that exists (without
+``--overwrite``), whose parent is a file or cannot be written is a one-line
+:class:`~graphrec.errors.ConfigError` then, not a traceback after the work is done.
 """
 
 from __future__ import annotations
@@ -14,9 +19,90 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from graphrec.errors import DataError
+from graphrec.errors import ConfigError, DataError
 
-__all__ = ["atomic_dir"]
+__all__ = ["atomic_dir", "check_output", "check_output_folder"]
+
+
+def check_output(
+    path: str | os.PathLike,
+    overwrite: bool = False,
+    *,
+    option: str = "--out",
+    kind: str = "dir",
+    marker: str | None = None,
+    what: str = "output",
+) -> Path:
+    """Check, before any work, that ``path`` can be written.
+
+    Refused with a one-line :class:`ConfigError`: ``path`` exists and ``overwrite`` is
+    false; ``path`` exists with the wrong type (a file where a folder is written, or the
+    reverse); with ``overwrite``, an existing non-empty folder holding no file matching
+    ``marker`` (a glob, e.g. ``record.json``: ``--overwrite`` replaces an earlier output of
+    the same command, never an unrelated folder); an ancestor that is a file; a parent
+    folder (or, when missing, its nearest existing ancestor) that cannot be written
+    (probed by creating and removing a temporary folder in it, so read-only file systems
+    are caught even for root). Nothing is left behind: missing parents are created by
+    the write at the end. ``option`` names the
+    option or argument in the message, ``what`` the thing written (``run directory``).
+    """
+    path = Path(path)
+    shown = str(path)
+    if kind not in ("dir", "file"):
+        raise ValueError(f"kind={kind!r} is not dir or file")
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise ConfigError(f"{shown} already exists: choose another {option} or pass --overwrite")
+        if kind == "dir" and not path.is_dir():
+            raise ConfigError(f"{option} {shown} is a file, not a folder: remove it or choose another {option}")
+        if kind == "file" and path.is_dir():
+            raise ConfigError(f"{option} {shown} is a folder, not a file: choose another {option}")
+        if kind == "dir" and marker is not None and any(path.iterdir()) and not any(path.glob(marker)):
+            raise ConfigError(
+                f"{option} {shown} is not a {what} (no {marker} in it): --overwrite replaces only an earlier "
+                f"{what}; choose another {option} or remove the folder yourself"
+            )
+    _check_folder(path.absolute().parent, option, shown)
+    return path
+
+
+def check_output_folder(folder: str | os.PathLike, option: str = "--out") -> Path:
+    """Check, before any work, that outputs can be created inside ``folder`` (it or, when
+    missing, its nearest existing ancestor must be a writable folder): a one-line :class:`ConfigError` when it or an ancestor is a file or it
+    cannot be written (used for default output locations such as ``runs/``)."""
+    folder = Path(folder)
+    _check_folder(folder.absolute(), option, f"into {folder}")
+    return folder
+
+
+def _check_folder(folder: Path, option: str, shown: str) -> None:
+    """New entries can be made in ``folder``, else a one-line error about writing
+    ``shown`` (the output as the user named it). A missing ``folder`` is not created
+    (a refused command leaves nothing behind): its nearest existing ancestor must be a
+    writable folder, which makes creating it at the end succeed."""
+    ancestor = folder
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(
+            f"cannot write {option} {shown}: {_shown(ancestor)} is a file, not a folder: choose another {option}"
+        )
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".graphrec-write-check-", dir=ancestor))
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ConfigError(
+            f"cannot write {option} {shown}: the folder {_shown(ancestor)} cannot be written ({reason}): "
+            f"choose another {option}"
+        ) from None
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 @contextlib.contextmanager

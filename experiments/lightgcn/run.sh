@@ -17,7 +17,7 @@ mkdir -p "$res/data" "$res/runs"
 for ds in baby lfm2k; do
   # one thread, as the reference numbers of MMRec and RecBole were measured
   g train lightgcn --data "$res/data/$ds" --layers 2 --reg 1e-4 --threads 1 --device cpu \
-    --out "$res/runs/lightgcn-$ds" --quiet
+    --out "$res/runs/lightgcn-$ds" --overwrite --quiet
   g evaluate "$res/runs/lightgcn-$ds" --protocol mmrec --device cpu > "$res/runs/lightgcn-$ds/mmrec.txt"
 done
 

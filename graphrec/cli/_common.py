@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+import warnings
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import typer
 
@@ -30,6 +32,20 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Python warnings raised inside print as one ``warning: ...`` line on stderr each
+    (not the interpreter's two-line file:line form)."""
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
 
 
 def resolve_device(device: str) -> str:

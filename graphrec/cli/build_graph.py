@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import typer
 
+from graphrec._atomic import check_output, check_output_folder
 from graphrec.cli._common import resolve_device, user_errors
 from graphrec.errors import ConfigError
 
@@ -112,10 +113,16 @@ def build_graph(
         raise ConfigError(f"--kind {opts['kind']!r} is not one of knn, cooccur, both")
     dev = resolve_device(device)
     kinds = ["knn", "cooccur"] if opts["kind"] == "both" else [opts["kind"]]
-    if opts["out"] is not None and not overwrite:
-        for kd in kinds:  # refuse before any work is done
-            if (Path(opts["out"]) / kd).exists():
-                raise ConfigError(f"{Path(opts['out']) / kd} already exists: pass --overwrite or choose another --out")
+    from graphrec.graphs.store import RECORD_FILE
+
+    def check_outputs(out_dir: Path) -> None:
+        for kd in kinds:
+            check_output(out_dir / kd, overwrite, option="--out", marker=RECORD_FILE, what="graph directory")
+
+    if opts["out"] is not None:  # refuse before any work is done
+        check_outputs(Path(opts["out"]))
+    else:  # graphs/DATASET: the name is known once the data is read
+        check_output_folder(Path("graphs"), "--out")
 
     t_load = time.perf_counter()
     ds = load_source(source)
@@ -125,6 +132,8 @@ def build_graph(
                f"(loaded in {time.perf_counter() - t_load:.2f} s)"
                + (f", {len(ds.cold_items)} cold items" if ds.cold_items is not None else ""))
     out_dir = Path(opts["out"]) if opts["out"] is not None else Path("graphs") / ds.name
+    if opts["out"] is None:
+        check_outputs(out_dir)  # before the first graph is built
     built = {}
     for kd in kinds:
         spec = GraphSpec(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from graphrec._atomic import check_output_folder
 from graphrec.cli._common import metric_table, resolve_device, user_errors
 
 
@@ -35,6 +36,7 @@ def demo(
     from graphrec.train.evaluate import most_popular_scorer
 
     dev = resolve_device(device)
+    check_output_folder(out, "--out")  # the demo's data and runs are replaced on every run
     ds = synthetic_catalogue(seed=seed)
     st = ds.stats()
     typer.echo(
@@ -51,7 +53,8 @@ def demo(
         if not quiet:
             typer.echo(f"training {run}")
         record, _ = run_training(data, name, {}, config, device=dev, out=out / "runs" / run, data_path=data_dir,
-                                 transforms={"cold_start": cold, "cold_start_seed": seed} if data is not ds else None)
+                                 transforms={"cold_start": cold, "cold_start_seed": seed} if data is not ds else None,
+                                 overwrite=True)
         return record
 
     lightgcn = train("lightgcn", ds, 5e-3, "lightgcn")

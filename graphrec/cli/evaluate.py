@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from graphrec.cli._common import metric_table, ordered_metric_keys, resolve_device, user_errors
+from graphrec.cli._common import metric_table, ordered_metric_keys, resolve_device, user_errors, warnings_as_lines
 
 
 @user_errors
@@ -28,7 +28,8 @@ def evaluate(
     """
     from graphrec.train import reevaluate
 
-    res = reevaluate(run_dir, device=resolve_device(device), data_path=data, protocol=protocol, progress=True)
+    with warnings_as_lines():  # e.g. a run too old to have its checkpoint hash
+        res = reevaluate(run_dir, device=resolve_device(device), data_path=data, protocol=protocol, progress=True)
     cols = {}
     for split, groups in res.items():
         for group, metrics in groups.items():

@@ -12,7 +12,9 @@ from typing import Optional
 
 import typer
 
-from graphrec.cli._common import format_learned, user_errors
+from graphrec._atomic import check_output
+from graphrec.cli._common import format_learned, user_errors, warnings_as_lines
+from graphrec.errors import ConfigError
 
 
 @user_errors
@@ -33,9 +35,14 @@ def export_graph(
 
     Example: graphrec export-graph runs/lattice-lfm2k --out graphs/lfm2k/lattice
     """
+    from graphrec.graphs.store import RECORD_FILE
     from graphrec.train import export_item_graph
 
-    rec = export_item_graph(run_dir, out, data_path=data, overwrite=overwrite)
+    if (out / RECORD_FILE).is_file() and not overwrite:  # checked before the run is loaded
+        raise ConfigError(f"a graph already exists at {out}: pass --overwrite to replace it, or choose another --out")
+    check_output(out, overwrite, option="--out", marker=RECORD_FILE, what="graph directory")
+    with warnings_as_lines():  # e.g. a run too old to have its checkpoint hash
+        rec = export_item_graph(run_dir, out, data_path=data, overwrite=overwrite)
     weights = format_learned(rec.options["weights"])
     typer.echo(
         f"{rec.options['model']} item graph of run {run_dir} (best epoch {rec.options['best_epoch']}; "

@@ -13,8 +13,8 @@ from typing import Optional
 import numpy as np
 import typer
 
+from graphrec._atomic import check_output
 from graphrec.cli._common import user_errors
-from graphrec.errors import ConfigError
 
 
 def mmrec_config_lines(name: str, features: bool) -> list[str]:
@@ -64,8 +64,7 @@ def export_mmrec(
     from graphrec.data import Dataset
     from graphrec.data.formats.mmrec import FEATURE_FILES, mmrec_slots, write_mmrec
 
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} already exists: choose another OUT or pass --overwrite")
+    check_output(out, overwrite, option="OUT")
     ds = Dataset.load(data)
     name = name or ds.name
     slots = mmrec_slots(ds, image=image, text=text)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
+from graphrec._atomic import check_output
 from graphrec.cli._common import user_errors
-from graphrec.errors import ConfigError
 
 
 def recbole_config_lines(data_path: Path, name: str, split: bool, feature_fields: list[str]) -> list[str]:
@@ -47,8 +47,7 @@ def export_recbole(
     from graphrec.data import Dataset
     from graphrec.data.formats.recbole import write_recbole
 
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} already exists: choose another OUT or pass --overwrite")
+    check_output(out, overwrite, option="OUT")
     ds = Dataset.load(data)
     name = out.resolve().name
     write_recbole(ds, out, name, overwrite=overwrite)

@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 import typer
 
+from graphrec._atomic import check_output
 from graphrec.cli._common import resolve_device, set_threads, user_errors
 from graphrec.errors import ConfigError
 
@@ -98,8 +99,8 @@ def features(
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     out_dir = out if out is not None else data
     in_place = out is None or out.resolve() == data.resolve()
-    if not in_place and out_dir.exists() and not overwrite:
-        raise ConfigError(f"{out_dir} already exists: choose another --out or pass --overwrite")
+    if not in_place:  # before anything is read or encoded
+        check_output(out_dir, overwrite, option="--out", marker="dataset.json", what="graphrec dataset directory")
     ds = Dataset.load(data)
     item_ids = ds.item_ids
 

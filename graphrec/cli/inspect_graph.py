@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from graphrec._atomic import check_output
 from graphrec.cli._common import format_learned, user_errors
 from graphrec.errors import ConfigError
 
@@ -51,6 +52,12 @@ def inspect_graph(
     from graphrec.graphs.stats import graph_report, neighbours
     from graphrec.graphs.store import load_graph, read_record
 
+    # the files written at the end are checked before anything is read or computed
+    # (an existing file is replaced, as before: these are reports, not data)
+    if plot is not None:
+        check_output(plot, overwrite=True, option="--plot", kind="file")
+    if graphml is not None:
+        check_output(graphml, overwrite=True, option="--graphml", kind="file")
     ds = _dataset_for(read_record(graph), data)
     g, record = load_graph(graph, dataset=ds)  # with a dataset: refuses a graph of other data
     other = None

@@ -12,8 +12,11 @@ from typing import List, Optional
 
 import typer
 
+from graphrec._atomic import check_output
 from graphrec.cli._common import user_errors
 from graphrec.errors import ConfigError
+
+SPLIT_CHOICES = ("auto", "keep", "random", "temporal")  # graphrec.data.splits.SPLIT_CHOICES
 
 
 @user_errors
@@ -33,7 +36,7 @@ def prepare(
 
     Example: graphrec prepare --format mmrec ../shared/data/lfm2k data/lfm2k --feature text=all-MiniLM-L6-v2.npy
     """
-    from graphrec.data import random_split, temporal_split
+    from graphrec.data.splits import apply_split
     from graphrec.data.formats import read_source
 
     features = {}
@@ -42,18 +45,12 @@ def prepare(
         if not sep or not mod or not file:
             raise ConfigError(f"--feature {spec!r} must look like MODALITY=FILE, e.g. image=image_feat.npy")
         features[mod] = file
-    if split not in ("auto", "keep", "random", "temporal"):
-        raise ConfigError(f"--split {split!r} is not one of auto, keep, random, temporal")
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} already exists: choose another OUT or pass --overwrite")
+    if split not in SPLIT_CHOICES:
+        raise ConfigError(f"--split {split!r} is not one of {', '.join(SPLIT_CHOICES)}")
+    check_output(out, overwrite, option="OUT", marker="dataset.json", what="graphrec dataset directory")
     ds = read_source(fmt, src, features=features or None, name=name, unseen=unseen, min_rating=min_rating)
-    given = "valid" in ds.splits and "test" in ds.splits
-    if split == "keep" and not given:
-        raise ConfigError(f"{src} has no given valid/test split: use --split random or --split temporal")
-    if split == "random" or (split == "auto" and not given):
-        ds = random_split(ds, seed=seed)
-    elif split == "temporal":
-        ds = temporal_split(ds)
+    given = ds
+    ds = apply_split(ds, split, seed=seed, source=src)
     ds.save(out, overwrite=overwrite)
     st = ds.stats()
     typer.echo(
@@ -61,3 +58,7 @@ def prepare(
         + ", ".join(f"{s} {st[s + '_interactions']}" for s in ("train", "valid", "test") if s + "_interactions" in st)
         + (f", features {st['modalities']}" if st["modalities"] else "")
     )
+    if ds is given:
+        typer.echo("split: as given in the source")
+    else:
+        typer.echo(f"split: {ds.meta.get('split')}" + (" (the source gives no valid/test split)" if split == "auto" else ""))

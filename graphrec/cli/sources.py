@@ -31,7 +31,8 @@ def resolve_source(spec: Mapping[str, Any], base: Path) -> dict[str, Any]:
 
 def load_source(source: Mapping[str, Any]):
     """The Dataset a source description names (see module doc)."""
-    from graphrec.data import Dataset, random_split, temporal_split
+    from graphrec.data import Dataset
+    from graphrec.data.splits import apply_split
     from graphrec.data.formats import read_source
 
     if "data" in source:
@@ -44,10 +45,4 @@ def load_source(source: Mapping[str, Any]):
         unseen=source.get("unseen", "error"),
         min_rating=source.get("min_rating"),
     )
-    split = source.get("split", "auto")
-    given = "valid" in ds.splits and "test" in ds.splits
-    if split == "random" or (split == "auto" and not given):
-        ds = random_split(ds, seed=int(source.get("seed", 0)))
-    elif split == "temporal":
-        ds = temporal_split(ds)
-    return ds
+    return apply_split(ds, source.get("split", "auto"), seed=int(source.get("seed", 0)), option="split:")

@@ -15,11 +15,14 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from graphrec._atomic import check_output_folder
 from graphrec.cli._common import format_learned, metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
 
 Data = Annotated[Path, typer.Option("--data", help="Dataset directory (from `graphrec prepare`).")]
 Epochs = Annotated[int, typer.Option(help="Maximum number of epochs.")]
 Lr = Annotated[float, typer.Option(help="Adam learning rate.")]
+LrDecay = Annotated[float, typer.Option(help="Multiply the learning rate by this every --lr-decay-every epochs, smoothly (MMRec's learning_rate_scheduler; 1: constant).")]
+LrDecayEvery = Annotated[int, typer.Option(help="Epochs per --lr-decay factor.")]
 BatchSize = Annotated[int, typer.Option(help="BPR triples per step.")]
 Patience = Annotated[int, typer.Option(help="Stop after this many validations without improvement.")]
 EvalEvery = Annotated[int, typer.Option(help="Validate every N epochs.")]
@@ -35,12 +38,13 @@ Protocol = Annotated[str, typer.Option(help="recbole (test masks train+valid) or
 Seed = Annotated[int, typer.Option(help="Seed of initialisation, sampling and the cold-start items.")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
 Out = Annotated[Optional[Path], typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run directory --out if it holds an earlier run.")]
 ColdStart = Annotated[float, typer.Option(help="Hide all training interactions of this fraction of items (e.g. 0.2).")]
 Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 COMMON_OPTIONS = (
-    "epochs", "lr", "batch_size", "patience", "eval_every", "metric", "select_on", "protocol",
-    "seed", "device", "out", "cold_start", "threads", "quiet",
+    "epochs", "lr", "lr_decay", "lr_decay_every", "batch_size", "patience", "eval_every", "metric", "select_on", "protocol",
+    "seed", "device", "out", "overwrite", "cold_start", "threads", "quiet",
 )
 
 
@@ -57,6 +61,8 @@ def train_command(
     epochs: int,
     lr: float,
     batch_size: int,
+    lr_decay: float = 1.0,
+    lr_decay_every: int = 50,
     patience: int,
     eval_every: int,
     metric: str,
@@ -68,17 +74,25 @@ def train_command(
     cold_start: float,
     threads: Optional[int],
     quiet: bool,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """What every `graphrec train MODEL` does; returns the run record."""
     from graphrec.data import Dataset
     from graphrec.train import TrainConfig, run_training
-    from graphrec.train.run import prepare_dataset
+    from graphrec.train.run import check_run_output, prepare_dataset
 
+    # the run directory is checked before anything is read or trained
+    if out is not None:
+        check_run_output(out, overwrite)
+    else:
+        check_output_folder(Path("runs"), "--out")
     set_threads(threads)
     dev = resolve_device(device)
     config = TrainConfig(
         epochs=epochs,
         lr=lr,
+        lr_decay=lr_decay,
+        lr_decay_every=lr_decay_every,
         batch_size=batch_size,
         patience=patience,
         eval_every=eval_every,
@@ -97,7 +111,8 @@ def train_command(
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{model_name}-{ds.name}-{stamp}"
     record, _ = run_training(
-        ds, model_name, model_overrides, config, device=dev, out=out, data_path=data.resolve(), transforms=transforms
+        ds, model_name, model_overrides, config, device=dev, out=out, data_path=data.resolve(), transforms=transforms,
+        overwrite=overwrite,
     )
     print_record(record)
     typer.echo(f"run saved to {out}")
@@ -136,18 +151,19 @@ def _common_parameters(trainable: bool, train_defaults: dict[str, Any]) -> list[
     """The shared training options, as signature parameters (optimiser options hidden for
     a model without parameters)."""
     defaults: dict[str, Any] = {
-        "epochs": 1000, "lr": 1e-3, "batch_size": 2048, "patience": 20, "eval_every": 1,
+        "epochs": 1000, "lr": 1e-3, "lr_decay": 1.0, "lr_decay_every": 50, "batch_size": 2048, "patience": 20, "eval_every": 1,
         "metric": "recall@20", "select_on": "all", "protocol": "recbole", "seed": 0, "device": "auto",
-        "out": None, "cold_start": 0.0, "threads": None, "quiet": False,
+        "out": None, "overwrite": False, "cold_start": 0.0, "threads": None, "quiet": False,
     }
     defaults.update(train_defaults)
     types: dict[str, Any] = {
-        "epochs": Epochs, "lr": Lr, "batch_size": BatchSize, "patience": Patience, "eval_every": EvalEvery,
+        "epochs": Epochs, "lr": Lr, "lr_decay": LrDecay, "lr_decay_every": LrDecayEvery, "batch_size": BatchSize, "patience": Patience, "eval_every": EvalEvery,
         "metric": Metric, "select_on": SelectOn, "protocol": Protocol, "seed": Seed, "device": Device, "out": Out,
-        "cold_start": ColdStart, "threads": Threads, "quiet": Quiet,
+        "overwrite": Overwrite, "cold_start": ColdStart, "threads": Threads, "quiet": Quiet,
     }
     if not trainable:
-        hidden = {"epochs": int, "lr": float, "batch_size": int, "patience": int, "eval_every": int}
+        hidden = {"epochs": int, "lr": float, "lr_decay": float, "lr_decay_every": int, "batch_size": int,
+                  "patience": int, "eval_every": int}
         for name, typ in hidden.items():
             types[name] = Annotated[typ, typer.Option(hidden=True)]
         defaults["epochs"] = 1

@@ -45,12 +45,13 @@ Seed = Annotated[int, typer.Option(help="Seed of initialisation, shuffling and t
 ColdStart = Annotated[float, typer.Option(help="Hide every interaction with a fraction of the items (drawn with --seed) from training and histories (0: off).")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
 Out = Annotated[Optional[Path], typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run directory --out if it holds an earlier run.")]
 Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 COMMON = (
     "task", "max_history", "sample_seed", "samples", "item_graph", "graph_k", "cooccur_top_k", "graph_layers",
-    "epochs", "lr", "batch_size", "patience", "seed", "device", "out", "threads", "quiet", "cold_start",
+    "epochs", "lr", "batch_size", "patience", "seed", "device", "out", "overwrite", "threads", "quiet", "cold_start",
 )
 
 
@@ -130,11 +131,24 @@ def print_ctr_record(record: dict[str, Any]) -> None:
 def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_options: Optional[dict[str, Any]] = None,
                 **common: Any) -> dict[str, Any]:
     """What every `graphrec train MODEL --task ctr` does; returns the run record."""
+    from graphrec._atomic import check_output, check_output_folder
     from graphrec.errors import ConfigError
     from graphrec.train.ctr import CTRConfig, run_ctr
+    from graphrec.train.run import check_run_output
 
     if common["task"] != "ctr":
         raise ConfigError(f"--task {common['task']!r}: {model_name} is a CTR model; use --task ctr")
+    # every output is checked before samples are built or anything is trained
+    overwrite = bool(common.get("overwrite", False))
+    if common["out"] is not None:
+        check_run_output(common["out"], overwrite)
+    else:
+        check_output_folder(Path("runs"), "--out")
+    samples = common["samples"]
+    if samples is not None and not (samples / "ctr.json").is_file():  # written now (else: checked against)
+        if samples.exists():
+            raise ConfigError(f"--samples {samples} exists and holds no CTR samples (no ctr.json): choose another --samples")
+        check_output(samples, option="--samples", what="CTR samples directory")
     set_threads(common["threads"])
     dev = resolve_device(common["device"])
     if not 0.0 <= common["cold_start"] < 1.0:
@@ -155,7 +169,7 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     record, _ = run_ctr(
         ctr, model_name, params, config, device=dev, item_graph=item_graph,
         graph_options={"k": common["graph_k"], "cooccur_top_k": common["cooccur_top_k"] or None},
-        out=out, data_path=data.resolve(),
+        out=out, data_path=data.resolve(), overwrite=overwrite,
     )
     print_ctr_record(record)
     typer.echo(f"run saved to {out}")
@@ -166,13 +180,13 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "task": "ctr", "max_history": None, "sample_seed": 0, "samples": None, "cold_start": 0.0,
     "item_graph": "none", "graph_k": 10, "cooccur_top_k": 20, "graph_layers": 2,
     "epochs": 30, "lr": 1e-3, "batch_size": 256, "patience": 3, "seed": 0,
-    "device": "auto", "out": None, "threads": None, "quiet": False,
+    "device": "auto", "out": None, "overwrite": False, "threads": None, "quiet": False,
 }
 COMMON_TYPES: dict[str, Any] = {
     "task": Task, "max_history": MaxHistory, "sample_seed": SampleSeed, "samples": Samples, "cold_start": ColdStart,
     "item_graph": ItemGraph, "graph_k": GraphK, "cooccur_top_k": CooccurTopK, "graph_layers": GraphLayers,
     "epochs": Epochs, "lr": Lr, "batch_size": BatchSize, "patience": Patience, "seed": Seed,
-    "device": Device, "out": Out, "threads": Threads, "quiet": Quiet,
+    "device": Device, "out": Out, "overwrite": Overwrite, "threads": Threads, "quiet": Quiet,
 }
 
 

@@ -105,7 +105,7 @@ def _index_of(raw: np.ndarray, ids: np.ndarray, what: str, source: str) -> np.nd
     if not np.all(ok):
         bad = raw[~ok][0]
         raise DataError(
-            f"{what} id {bad!r} in {source} is not in the {what} id list: "
+            f"{what} id {str(bad)!r} in {source} is not in the {what} id list: "
             f"add it to the {what} mapping or remove its rows"
         )
     return order[pos_clipped]
@@ -148,7 +148,7 @@ def build_dataset(
     bad_split = ~np.isin(split, SPLITS)
     if bad_split.any():
         raise DataError(
-            f"{source}: unknown split label {split[bad_split][0]!r}: use train, valid or test"
+            f"{source}: unknown split label {str(split[bad_split][0])!r}: use train, valid or test"
         )
     ts = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)
     uids = _natural_unique(users) if user_ids is None else np.asarray(user_ids).astype(str)
@@ -156,7 +156,7 @@ def build_dataset(
     for ids, what in ((uids, "user"), (iids, "item")):
         u, c = np.unique(ids, return_counts=True)
         if (c > 1).any():
-            raise DataError(f"{source}: {what} id {u[c > 1][0]!r} is listed twice in the {what} id list")
+            raise DataError(f"{source}: {what} id {str(u[c > 1][0])!r} is listed twice in the {what} id list")
     u_idx = _index_of(users, uids, "user", source)
     i_idx = _index_of(items, iids, "item", source)
 
@@ -172,7 +172,7 @@ def build_dataset(
     orphan = ~in_train & (~seen_u[u_idx] | ~seen_i[i_idx])
     if orphan.any() and unseen == "error":
         k = np.flatnonzero(orphan)[0]
-        who = f"user {users[k]!r}" if not seen_u[u_idx[k]] else f"item {items[k]!r}"
+        who = f"user {str(users[k])!r}" if not seen_u[u_idx[k]] else f"item {str(items[k])!r}"
         raise DataError(
             f"{source}: {who} appears in {split[k]} but never in train "
             f"({int(orphan.sum())} such interactions): pass unseen='drop' (CLI: --unseen drop) "
@@ -254,7 +254,7 @@ class Dataset:
             if bad.any():
                 r = int(np.flatnonzero(bad)[0])
                 raise DataError(
-                    f"features {mod!r} row {r} (item {self.item_ids[r]!r}) contains NaN or inf "
+                    f"features {mod!r} row {r} (item {str(self.item_ids[r])!r}) contains NaN or inf "
                     f"({int(bad.sum())} rows): replace them with zeros to mark the item's "
                     "modality as missing"
                 )

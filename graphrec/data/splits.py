@@ -14,6 +14,11 @@ new one; the input is never modified. Randomness comes only from the ``seed`` ar
   items (MM-GEF, paper 002, section 4.4: "20% of items ... unseen in training"). The
   items keep their valid/test interactions and their content features, and are recorded
   in ``Dataset.cold_items`` so that evaluation reports warm, cold and all.
+* :func:`apply_split`: the decision ``graphrec prepare --split`` (and a recipe's
+  ``source``) makes: keep the split a source gives, or re-split. A given split with an
+  empty part (e.g. an MMRec ``.inter`` whose ``x_label`` has test rows but no
+  validation rows) is an error unless a re-split is asked for explicitly: re-splitting
+  silently would discard the given test split.
 """
 
 from __future__ import annotations
@@ -22,9 +27,54 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec.data.dataset import SPLITS, Dataset, interactions_matrix
-from graphrec.errors import DataError
+from graphrec.errors import ConfigError, DataError
 
-__all__ = ["random_split", "temporal_split", "cold_start", "all_interactions"]
+__all__ = ["apply_split", "random_split", "temporal_split", "cold_start", "all_interactions", "SPLIT_CHOICES"]
+
+SPLIT_CHOICES = ("auto", "keep", "random", "temporal")
+# where each format keeps the valid / test part of a given split (for the messages)
+_PART_WHERE: dict[str, dict[str, str]] = {
+    "mmrec": {"valid": "x_label 1", "test": "x_label 2"},
+    "lattice": {"valid": "val.json", "test": "test.json"},
+    "unisrec": {"valid": ".valid.inter", "test": ".test.inter"},
+    "recbole": {"valid": ".valid.inter", "test": ".test.inter"},
+}
+
+
+def apply_split(dataset: Dataset, split: str = "auto", seed: int = 0, source: object = None,
+                option: str = "--split") -> Dataset:
+    """Keep the split ``dataset`` was read with, or re-split it, as ``split`` says.
+
+    * ``auto``: keep a given split (valid and test both non-empty); with no valid and no
+      test interactions at all (nothing given), re-split at random (:func:`random_split`);
+    * ``keep``: keep the given split; none given is an error;
+    * ``random`` / ``temporal``: re-split all interactions (the given split is discarded).
+
+    A given split with one empty part (valid or test) is a :class:`DataError` under
+    ``auto`` and ``keep``, naming the source file, the empty part and the fix (``option``
+    ``random`` re-splits on purpose). ``source`` names the data in messages when the
+    dataset's ``meta["source"]`` does not.
+    """
+    if split not in SPLIT_CHOICES:
+        raise ConfigError(f"{option} {split!r} is not one of {', '.join(SPLIT_CHOICES)}")
+    where = dataset.meta.get("source") or source or f"dataset {dataset.name!r}"
+    have = {s: s in dataset.splits and dataset.splits[s].nnz > 0 for s in ("valid", "test")}
+    if split in ("auto", "keep") and have["valid"] != have["test"]:
+        empty, other = ("valid", "test") if have["test"] else ("test", "valid")
+        part = _PART_WHERE.get(str(dataset.meta.get("format")), {}).get(empty)
+        raise DataError(
+            f"{where}: the given split has no {empty} interactions{f' ({part})' if part else ''} but "
+            f"{dataset.splits[other].nnz} {other} ones: add the {empty} interactions, or re-split all "
+            f"interactions on purpose with {option} random (or {option} temporal), which discards the given "
+            f"{other} split"
+        )
+    if split == "keep" and not have["valid"]:
+        raise ConfigError(f"{where} has no given valid/test split: use {option} random or {option} temporal")
+    if split == "random" or (split == "auto" and not have["valid"]):
+        return random_split(dataset, seed=seed)
+    if split == "temporal":
+        return temporal_split(dataset)
+    return dataset
 
 
 def all_interactions(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

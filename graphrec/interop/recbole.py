@@ -279,7 +279,7 @@ def _file_features(config: Any, item_tokens: np.ndarray) -> dict[str, np.ndarray
             k = int(np.flatnonzero(rows < 0)[0])
             how = "in feature_item_ids" if row_tokens is not None else "as a row index (row r = item token 'r')"
             raise DataError(
-                f"{path}: item {item_tokens[k]!r} has no feature row {how} ({int((rows < 0).sum())} items lack "
+                f"{path}: item {str(item_tokens[k])!r} has no feature row {how} ({int((rows < 0).sum())} items lack "
                 "one): set feature_item_ids to a file listing the item token of every row"
             )
         out[str(mod)] = np.ascontiguousarray(x[rows], dtype=np.float32)

@@ -40,13 +40,13 @@ import torch
 from torch import Tensor
 
 import graphrec
-from graphrec._atomic import atomic_dir
+from graphrec._atomic import atomic_dir, check_output
 from graphrec.data.ctr import CTRData, CTRSplit, behaviour_properties, cold_mask, popularity_levels
 from graphrec.errors import ConfigError, DataError
 from graphrec.metrics.ctr import auc, ctr_metrics
 from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
 from graphrec.train.fit import seed_everything
-from graphrec.train.record import RECORD, WEIGHTS
+from graphrec.train.record import RECORD, WEIGHTS, checkpoint_entry
 
 __all__ = [
     "CTRConfig",
@@ -455,12 +455,19 @@ def modality_attention(
 
 
 def save_ctr_run(
-    out: str | os.PathLike, record: dict[str, Any], state_dict: Mapping[str, Tensor], attention: Mapping[str, np.ndarray] | None = None
+    out: str | os.PathLike,
+    record: dict[str, Any],
+    state_dict: Mapping[str, Tensor],
+    attention: Mapping[str, np.ndarray] | None = None,
+    overwrite: bool = True,
 ) -> Path:
-    """``record.json``, ``model.pt`` (and ``attention.npz``) written atomically."""
+    """``record.json``, ``model.pt`` (and ``attention.npz``) written atomically; the
+    record's ``checkpoint`` entry binds the weights to it (:mod:`graphrec.train.record`).
+    An existing ``out`` is replaced only with ``overwrite``."""
     out = Path(out)
-    with atomic_dir(out, overwrite=True) as tmp:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / WEIGHTS)
+        record["checkpoint"] = checkpoint_entry(tmp / WEIGHTS, record)
         (tmp / RECORD).write_text(json.dumps(record, indent=2, default=_jsonable))
         if attention is not None:
             np.savez_compressed(tmp / ATTENTION_FILE, **attention)
@@ -498,8 +505,14 @@ def run_ctr(
     out: str | os.PathLike | None = None,
     data_path: str | os.PathLike | None = None,
     log: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> tuple[dict[str, Any], CTRModel]:
-    """Seed, build (with graph enrichment when asked), fit, and record a CTR run."""
+    """Seed, build (with graph enrichment when asked), fit, and record a CTR run.
+
+    ``out`` is checked before anything is built or trained: an existing ``out`` is
+    replaced only with ``overwrite`` and only when it holds an earlier run."""
+    if out is not None:
+        check_output(out, overwrite, option="--out", marker=RECORD, what="run directory")
     seed_everything(config.seed)
     t0 = time.perf_counter()
     graph_options = dict(graph_options or {})
@@ -537,6 +550,6 @@ def run_ctr(
     record = _finite(record)
     if out is not None:
         att = modality_attention(model, data, "test", device, config.eval_batch_size)
-        save_ctr_run(out, record, model.state_dict(), att)
+        save_ctr_run(out, record, model.state_dict(), att, overwrite=overwrite)
     return record, model
 

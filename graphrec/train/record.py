@@ -9,31 +9,73 @@ A run directory holds
   ``torch.load(weights_only=True)``, so a crafted checkpoint cannot run code).
 
 Both are written into a temporary folder that is renamed into place at the end.
+
+The checkpoint is bound to its record: at save time ``record["checkpoint"]`` gets the
+file name, the sha256 of the written ``model.pt`` and the model name and
+hyper-parameters the weights were trained with. :func:`load_state` (with the record)
+refuses, with one line naming the run and what differs, a ``model.pt`` whose hash is
+not the recorded one (another run's or another seed's weights, a damaged file) and a
+record whose model or hyper-parameters were changed after training. A run written
+before the binding existed (no ``checkpoint`` entry) still loads, with a
+:class:`UnverifiedCheckpointWarning` saying the weights cannot be verified.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
 from graphrec._atomic import atomic_dir
 from graphrec.errors import DataError
 
-__all__ = ["save_run", "load_record", "load_state"]
+__all__ = ["save_run", "load_record", "load_state", "file_sha256", "checkpoint_entry", "UnverifiedCheckpointWarning"]
 
 RECORD = "record.json"
 WEIGHTS = "model.pt"
 
 
-def save_run(out: str | os.PathLike, record: dict[str, Any], state_dict: dict[str, Any]) -> Path:
-    """Write ``record.json`` and ``model.pt`` to ``out`` atomically (replacing an old run)."""
+class UnverifiedCheckpointWarning(UserWarning):
+    """A run's ``model.pt`` has no recorded hash (a run written before checkpoints were
+    bound to their records): its weights are loaded unverified."""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_entry(weights: Path, record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record["checkpoint"]`` for the weights file just written (module doc)."""
+    return {
+        "file": weights.name,
+        "sha256": file_sha256(weights),
+        "model": record.get("model"),
+        "model_params": _plain(record.get("model_params")),
+    }
+
+
+def save_run(
+    out: str | os.PathLike, record: dict[str, Any], state_dict: dict[str, Any], overwrite: bool = True
+) -> Path:
+    """Write ``record.json`` and ``model.pt`` to ``out`` atomically.
+
+    ``record["checkpoint"]`` is set (in the caller's dict too) to bind the weights to the
+    record (module doc). An existing ``out`` is replaced only with ``overwrite``.
+    """
     out = Path(out)
-    with atomic_dir(out, overwrite=True) as tmp:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / WEIGHTS)
+        record["checkpoint"] = checkpoint_entry(tmp / WEIGHTS, record)
         (tmp / RECORD).write_text(json.dumps(record, indent=2, default=_jsonable))
     return out
 
@@ -48,14 +90,63 @@ def load_record(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise DataError(f"{path}: invalid JSON ({e})") from None
 
 
-def load_state(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_state(
+    run_dir: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    record: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run's saved ``state_dict``; with its ``record``, verified against the
+    record's checkpoint entry first (module doc)."""
     path = Path(run_dir) / WEIGHTS
     if not path.is_file():
         raise DataError(f"{path} is missing: the run did not finish; train again")
+    if record is not None:
+        verify_checkpoint(run_dir, record)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
         raise DataError(f"{path} is not a graphrec checkpoint ({type(e).__name__}): train again") from None
+
+
+def verify_checkpoint(run_dir: str | os.PathLike, record: Mapping[str, Any]) -> None:
+    """Refuse a ``model.pt`` that is not the one written with ``record`` (module doc)."""
+    run = Path(run_dir)
+    ck = record.get("checkpoint")
+    if not ck:
+        warnings.warn(
+            f"run {run}: record.json has no checkpoint hash (a run written by an older graphrec), so "
+            f"{WEIGHTS} cannot be verified to be this run's weights; train again to get a verifiable run",
+            UnverifiedCheckpointWarning,
+            stacklevel=3,
+        )
+        return
+    if ck.get("model") != record.get("model"):
+        raise DataError(
+            f"run {run}: record.json says model {record.get('model')!r} but its checkpoint was written for "
+            f"{ck.get('model')!r}: the record was edited after training; restore it or train again"
+        )
+    params, saved = _plain(record.get("model_params")) or {}, ck.get("model_params") or {}
+    if params != saved:
+        diff = sorted(k for k in set(params) | set(saved) if params.get(k, "<unset>") != saved.get(k, "<unset>"))
+        k = diff[0]
+        raise DataError(
+            f"run {run}: record.json's model_params differ from those the checkpoint was trained with "
+            f"({k}: {params.get(k, '<unset>')!r} in the record, {saved.get(k, '<unset>')!r} at training"
+            + (f", and {len(diff) - 1} more" if len(diff) > 1 else "")
+            + "): the record was edited after training; restore it or train again"
+        )
+    have = file_sha256(run / WEIGHTS)
+    if have != ck.get("sha256"):
+        raise DataError(
+            f"run {run}: {WEIGHTS} is not the checkpoint this run wrote (sha256 {have[:12]} on disk, "
+            f"{str(ck.get('sha256'))[:12]} in record.json): it was replaced by another run's weights or "
+            "damaged; restore the run's own model.pt or train again"
+        )
+
+
+def _plain(obj: Any) -> Any:
+    """JSON round trip: tuples become lists, so saved and loaded parameters compare equal."""
+    return None if obj is None else json.loads(json.dumps(obj, default=_jsonable))
 
 
 def _jsonable(obj: Any) -> Any:

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import torch
 
 import graphrec
+from graphrec._atomic import check_output
 from graphrec.data import Dataset, cold_start
 from graphrec.errors import ConfigError, DataError
 from graphrec.graphs.store import GraphRecord, save_graph
@@ -27,9 +28,17 @@ from graphrec.nn import to_scipy_csr
 from graphrec.train.builders import build_model, content_modalities, model_params
 from graphrec.train.config import TrainConfig
 from graphrec.train.fit import evaluate_model, fit, seed_everything
-from graphrec.train.record import load_record, load_state, save_run
+from graphrec.train.record import RECORD, load_record, load_state, save_run
 
-__all__ = ["export_item_graph", "load_run", "prepare_dataset", "reevaluate", "run_training"]
+__all__ = ["check_run_output", "export_item_graph", "load_run", "prepare_dataset", "reevaluate", "run_training"]
+
+
+def check_run_output(out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse, before any work, a run directory that cannot be written: it exists and
+    ``overwrite`` is false, it exists and is not a run directory (``--overwrite`` replaces
+    only an earlier run), or its parent is a file or not writable (one-line
+    :class:`~graphrec.errors.ConfigError`, see :func:`graphrec._atomic.check_output`)."""
+    return check_output(out, overwrite, option="--out", marker=RECORD, what="run directory")
 
 
 def prepare_dataset(dataset: Dataset, cold_start_fraction: float | None = None, cold_start_seed: int = 0) -> Dataset:
@@ -48,11 +57,17 @@ def run_training(
     out: str | os.PathLike | None = None,
     data_path: str | os.PathLike | None = None,
     transforms: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> tuple[dict[str, Any], Recommender]:
     """Seed, build ``model_name`` for ``dataset``, fit it, and write a run directory.
 
-    Returns the run record (a JSON-able dict) and the trained model (best state).
+    ``out`` is checked before anything is built or trained (:func:`check_run_output`):
+    an existing ``out`` is replaced only with ``overwrite`` and only when it holds an
+    earlier run. Returns the run record (a JSON-able dict) and the trained model (best
+    state).
     """
+    if out is not None:
+        check_run_output(out, overwrite)
     params = model_params(model_name, model_overrides)
     seed_everything(config.seed)
     t0 = time.perf_counter()
@@ -86,7 +101,7 @@ def run_training(
         "history": result.history,
     }
     if out is not None:
-        save_run(out, record, model.state_dict())
+        save_run(out, record, model.state_dict(), overwrite=overwrite)
     return record, model
 
 
@@ -100,7 +115,9 @@ def load_run(
 
     The dataset is read from ``data_path`` or the path in the record; it must have the
     fingerprint the model was trained on, otherwise everything computed from the model
-    would silently describe other data.
+    would silently describe other data. The weights must be the ones written with the
+    record (:func:`graphrec.train.record.load_state`): another run's ``model.pt``, or a
+    record edited after training, is a :class:`DataError`.
     """
     record = load_record(run_dir)
     path = data_path or record["dataset"].get("path")
@@ -114,10 +131,36 @@ def load_run(
             f"{path} differs from the data run {Path(run_dir).name} was trained on "
             "(fingerprint mismatch): pass the original dataset with --data"
         )
+    state = load_state(run_dir, record=record)
     model = build_model(record["model"], dataset, record["model_params"])
-    model.load_state_dict(load_state(run_dir))
+    _load_weights(model, state, run_dir, record)
     model.to(torch.device(device))
     return record, dataset, model
+
+
+def _load_weights(model: Recommender, state: Mapping[str, torch.Tensor], run_dir: Any, record: Mapping[str, Any]) -> None:
+    """``model.load_state_dict(state)``; weights of another shape or other names are a
+    one-line :class:`DataError` naming the run and the first difference."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        own = model.state_dict()
+        shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+        missing = [k for k in own if k not in state]
+        extra = [k for k in state if k not in own]
+        if shape:
+            k = shape[0]
+            what = f"{k} is {tuple(state[k].shape)} in model.pt, {tuple(own[k].shape)} in the model"
+        elif missing:
+            what = f"model.pt has no {missing[0]}"
+        elif extra:
+            what = f"model.pt has {extra[0]}, which the model does not"
+        else:
+            what = " ".join(str(e).split())[:200]
+        raise DataError(
+            f"run {run_dir}: model.pt does not fit {record['model']} with the recorded parameters ({what}): "
+            "it is not this run's checkpoint; train again"
+        ) from None
 
 
 def reevaluate(

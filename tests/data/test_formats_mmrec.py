@@ -407,3 +407,38 @@ def test_item_map_and_feature_rows_must_agree(tmp_path: Path) -> None:
     np.save(tmp_path / "img.npy", np.ones((3, 2), np.float32))
     with pytest.raises(DataError, match=r"img\.npy: modality 'image' has 3 rows but the dataset has 4 items"):
         read_mmrec(f, features={"image": "img.npy"})
+
+
+# a given split with an empty part: x_label has train and test rows, no validation rows
+NO_VALID = "userID\titemID\trating\tx_label\n" + "".join(
+    f"{u}\t{i}\t1\t{2 if i == u % 5 else 0}\n" for u in range(6) for i in range(5)
+)
+
+
+def test_given_split_without_validation_rows_is_an_error_not_a_silent_resplit(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    write(tmp_path / "src" / "src.inter", NO_VALID)
+    runner = CliRunner()
+    res = runner.invoke(app, ["prepare", "--format", "mmrec", str(tmp_path / "src"), str(tmp_path / "out")])
+    assert res.exit_code == 1, res.output
+    err = res.stderr if hasattr(res, "stderr") else res.output
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    line = lines[0]
+    assert str(tmp_path / "src" / "src.inter") in line  # the file
+    assert "no valid interactions (x_label 1)" in line and "6 test ones" in line  # the empty part
+    assert "--split random" in line  # the fix
+    assert not (tmp_path / "out").exists()
+    # --split keep refuses it too; re-splitting is there when asked for
+    res = runner.invoke(app, ["prepare", "--format", "mmrec", str(tmp_path / "src"), str(tmp_path / "out"),
+                              "--split", "keep"])
+    assert res.exit_code == 1 and "no valid interactions" in res.output
+    res = runner.invoke(app, ["prepare", "--format", "mmrec", str(tmp_path / "src"), str(tmp_path / "out"),
+                              "--split", "random"])
+    assert res.exit_code == 0, res.output
+    assert "split: random(seed=0)" in res.output
+    ds = Dataset.load(tmp_path / "out")
+    assert ds.valid.nnz > 0 and "random" in ds.meta["split"]

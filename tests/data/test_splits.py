@@ -92,3 +92,30 @@ def test_all_interactions_is_the_union():
     ds = random_split(user_sizes_dataset([12, 4]), seed=0)
     u, i, t = all_interactions(ds)
     assert len(u) == 16 and len(t) == 16
+
+
+def test_apply_split_keeps_a_given_split_and_refuses_one_with_an_empty_part():
+    from graphrec.data.splits import apply_split
+    from graphrec.errors import ConfigError
+
+    users = [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    items = [0, 1, 2, 0, 1, 2, 0, 1, 2]
+    full = build_dataset(users, items, ["train", "valid", "test"] * 3, unseen="keep")
+    assert apply_split(full, "auto") is full and apply_split(full, "keep") is full
+    assert "random" in apply_split(full, "random").meta["split"]
+    nothing_given = build_dataset(users, items, ["train"] * 9)
+    assert "random" in apply_split(nothing_given, "auto").meta["split"]
+    with pytest.raises(ConfigError, match="no given valid/test split"):
+        apply_split(nothing_given, "keep")
+    no_valid = build_dataset(users, items, ["train", "train", "test"] * 3, unseen="keep",
+                             meta={"format": "mmrec", "source": "x.inter"})
+    for how in ("auto", "keep"):
+        with pytest.raises(DataError, match=r"x.inter: the given split has no valid interactions \(x_label 1\) "
+                                            r"but 3 test ones: .*--split random"):
+            apply_split(no_valid, how)
+    assert apply_split(no_valid, "random", seed=1).valid.nnz > 0
+    no_test = build_dataset(users, items, ["train", "valid", "train"] * 3, unseen="keep")
+    with pytest.raises(DataError, match="no test interactions but 3 valid ones"):
+        apply_split(no_test, "auto")
+    with pytest.raises(ConfigError, match="'shuffle' is not one of auto, keep, random, temporal"):
+        apply_split(full, "shuffle")

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+#: why a test that needs open_clip skips (it imports torchvision, which has no CPU wheel:
+#: the core-only environment of `./dev test` has neither)
+NEEDS_CLIP = "needs open_clip_torch + torchvision (the [clip] extra; the development lock has them)"
+
 #: a CLIP small enough for CPU tests: 2 layers of width 32 per tower, 32 x 32 images
 TINY_CONFIG = {
     "embed_dim": 16,
@@ -18,7 +22,8 @@ TINY_CONFIG = {
 @pytest.fixture(scope="session")
 def tiny_config(tmp_path_factory) -> Path:
     """Path of the tiny model config; ``ClipEncoder(model=str(path))`` registers it
-    with open_clip (model name ``GraphrecTinyCLIP``)."""
+    with open_clip (model name ``GraphrecTinyCLIP``). Skips without open_clip."""
+    pytest.importorskip("open_clip", reason=NEEDS_CLIP)
     path = tmp_path_factory.mktemp("clipcfg") / "GraphrecTinyCLIP.json"
     path.write_text(json.dumps(TINY_CONFIG))
     return path

@@ -113,16 +113,17 @@ def test_bad_value_on_the_command_line_is_one_line(data_dir, tmp_path):
 def test_a_model_registered_in_a_test_gets_train_evaluate_and_python(data_dir, tmp_path):
     with registered_toy_model("toy-mf") as name:
         app = make_app()
-        assert _options(app, name) >= RANKING_COMMON | {"--dim", "--scale"}
+        assert _options(app, name) >= RANKING_COMMON | {"--lr-decay", "--lr-decay-every", "--overwrite", "--dim", "--scale"}
         res = runner.invoke(app, ["train", name, "--help"], env={"COLUMNS": "300"})
         assert "Toy MF (a test fixture)" in res.output and "Score multiplier s." in res.output
         assert "[default: 2.0]" in res.output and "Example: graphrec train toy-mf" in res.output
         out = tmp_path / "toy"
         res = runner.invoke(app, ["train", name, "--data", str(data_dir), "--dim", "4", "--scale", "3", "--epochs", "2",
-                                  "--cold-start", "0.2", "--device", "cpu", "--out", str(out), "--quiet"])
+                                  "--cold-start", "0.2", "--lr-decay", "0.5", "--device", "cpu", "--out", str(out), "--quiet"])
         assert res.exit_code == 0, res.output
         record = json.loads((out / "record.json").read_text())
         assert record["model"] == name and record["model_params"] == {"embedding_dim": 4, "scale": 3.0}
+        assert record["train_config"]["lr_decay"] == 0.5 and record["train_config"]["lr_decay_every"] == 50
         assert set(record["test"]) == {"all", "warm", "cold"}
         res = runner.invoke(app, ["evaluate", str(out), "--device", "cpu"])
         assert res.exit_code == 0, res.output

@@ -337,7 +337,7 @@ def check_feature_matrix(x: np.ndarray, path: Path, modality: str, item_ids: np.
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{path}: modality {modality!r} row {r} (item {item_ids[r]!r}) contains NaN or inf "
+            f"{path}: modality {modality!r} row {r} (item {str(item_ids[r])!r}) contains NaN or inf "
             f"({int(bad.sum())} rows): replace them with zeros to mark the item's modality as missing"
         )
     return x

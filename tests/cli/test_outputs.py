@@ -1,0 +1,215 @@
+"""Outputs of every command: checked before any work, never replaced without --overwrite.
+
+An existing run directory is replaced only with ``--overwrite`` (ranking and CTR
+``graphrec train``, like ``prepare`` and ``build-graph``); an output whose parent is a
+file or cannot be written is a one-line error before any data is read or any model
+trained (the inputs below do not exist: a command that looked at them first would fail
+with another message).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import pytest
+from typer.testing import CliRunner
+
+from graphrec.cli import app
+from graphrec.data.synthetic import synthetic_catalogue
+from graphrec.errors import ConfigError
+from graphrec.models.ctr.testing import contract_ctr_data
+from graphrec.train import TrainConfig, run_training
+from graphrec.train.ctr import CTRConfig, run_ctr
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_error_line(res) -> str:
+    """The single ``error:`` line of a refused command (exit status 1, no traceback)."""
+    assert res.exit_code == 1, res.output
+    err = res.stderr if hasattr(res, "stderr") else res.output
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("outputs") / "synthetic"
+    synthetic_catalogue(n_users=120, n_items=80, n_clusters=4, seed=0).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ctr-outputs") / "samples"
+    contract_ctr_data().save(path)
+    return path
+
+
+# ------------------------------------------------------------------ item 1: --overwrite
+def test_train_refuses_to_replace_a_run_without_overwrite(data_dir, tmp_path):
+    out = tmp_path / "runs" / "lightgcn"
+    res = run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--dim", "8", "--device", "cpu",
+              "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    before = (out / "record.json").read_text()
+    line = one_error_line(run("train", "mf", "--data", data_dir, "--epochs", "1", "--device", "cpu",
+                              "--out", out, "--quiet"))
+    assert f"{out} already exists" in line and "--overwrite" in line
+    assert (out / "record.json").read_text() == before  # still the LightGCN run
+    # refused before the data is read: a missing --data is not what it complains about
+    line = one_error_line(run("train", "mf", "--data", tmp_path / "nodata", "--out", out))
+    assert "already exists" in line
+    res = run("train", "mf", "--data", data_dir, "--epochs", "1", "--dim", "8", "--device", "cpu",
+              "--out", out, "--quiet", "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "record.json").read_text())["model"] == "mf"
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_train_overwrite_replaces_only_a_run_directory(data_dir, tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "paper.txt").write_text("keep me")
+    line = one_error_line(run("train", "mf", "--data", data_dir, "--epochs", "1", "--device", "cpu",
+                              "--out", folder, "--overwrite", "--quiet"))
+    assert "not a run directory" in line and "record.json" in line
+    assert (folder / "paper.txt").read_text() == "keep me"
+
+
+def test_ctr_train_refuses_to_replace_a_run_without_overwrite(samples, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "lr", "--data", samples, "--task", "ctr", "--epochs", "1", "--device", "cpu", "--quiet"]
+    res = run(*args, "--out", out)
+    assert res.exit_code == 0, res.output
+    before = (out / "record.json").read_text()
+    line = one_error_line(run("train", "din", "--data", samples, "--task", "ctr", "--epochs", "1",
+                              "--device", "cpu", "--quiet", "--out", out))
+    assert "already exists" in line and "--overwrite" in line
+    assert (out / "record.json").read_text() == before
+    line = one_error_line(run("train", "din", "--data", tmp_path / "nodata", "--out", out))
+    assert "already exists" in line
+    res = run("train", "din", "--data", samples, "--task", "ctr", "--epochs", "1", "--device", "cpu",
+              "--quiet", "--out", out, "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "record.json").read_text())["model"] == "din"
+
+
+def test_every_train_command_has_overwrite():
+    from graphrec.train.registry import registered_models
+
+    for entry in registered_models():
+        res = run("train", entry.name, "--help")
+        assert res.exit_code == 0 and "--overwrite" in res.output, entry.name
+
+
+def test_run_training_checks_out_before_training(data_dir, tmp_path, monkeypatch):
+    ds = synthetic_catalogue(n_users=120, n_items=80, n_clusters=4, seed=0)
+    cfg = TrainConfig(epochs=1, ks=(20,), progress=False)
+    out = tmp_path / "run"
+    record, _ = run_training(ds, "mf", {"embedding_dim": 4}, cfg, out=out)
+
+    def no_training(*a, **k):
+        raise AssertionError("trained before checking the output")
+
+    monkeypatch.setattr("graphrec.train.run.fit", no_training)
+    with pytest.raises(ConfigError, match="already exists"):
+        run_training(ds, "lightgcn", {"embedding_dim": 4}, cfg, out=out)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="is a file"):
+        run_training(ds, "lightgcn", {"embedding_dim": 4}, cfg, out=tmp_path / "file" / "run")
+    monkeypatch.undo()
+    again, _ = run_training(ds, "lightgcn", {"embedding_dim": 4}, cfg, out=out, overwrite=True)
+    assert json.loads((out / "record.json").read_text())["model"] == "lightgcn" == again["model"]
+
+
+def test_run_ctr_checks_out_before_training(tmp_path, monkeypatch):
+    data = contract_ctr_data()
+    cfg = CTRConfig(epochs=1, progress=False)
+    out = tmp_path / "run"
+    run_ctr(data, "lr", {}, cfg, out=out)
+    monkeypatch.setattr("graphrec.train.ctr.fit_ctr", lambda *a, **k: pytest.fail("trained before checking"))
+    with pytest.raises(ConfigError, match="already exists"):
+        run_ctr(data, "lr", {}, cfg, out=out)
+
+
+# ------------------------------------------------- item 4: every output checked up front
+def _commands(tmp_path, out):
+    """Each command with inputs that do not exist and ``out`` as its output."""
+    missing = tmp_path / "missing"
+    return {
+        "train": ["train", "lightgcn", "--data", missing, "--out", out],
+        "train-ctr": ["train", "din", "--data", missing, "--task", "ctr", "--out", out],
+        "prepare": ["prepare", "--format", "mmrec", missing, out],
+        "build-graph": ["build-graph", "--data", missing, "--out", out],
+        "export-graph": ["export-graph", missing, "--out", out],
+        "export-recbole": ["export-recbole", missing, out],
+        "export-mmrec": ["export-mmrec", missing, out],
+        "inspect --plot": ["inspect", missing, "--plot", out],
+        "inspect --graphml": ["inspect", missing, "--graphml", out],
+        "plot-modality-attention": ["plot-modality-attention", missing, "--out", out],
+    }
+
+
+COMMANDS = list(_commands(__import__("pathlib").Path("."), "x"))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_output_under_a_file_is_refused_before_any_work(command, tmp_path):
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "out"
+    line = one_error_line(run(*_commands(tmp_path, out)[command]))
+    assert "afile is a file, not a folder" in line, line
+    assert "missing" not in line  # the output was checked first
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_unwritable_output_folder_is_refused_before_any_work(command, tmp_path, monkeypatch):
+    # a folder nobody may write into (simulated: the tests may run as root, for whom
+    # permission bits do not apply; the real case is below)
+    real = tempfile.mkdtemp
+    parent = tmp_path / "readonly"
+    parent.mkdir()
+
+    def mkdtemp(*args, dir=None, **kwargs):
+        if dir is not None and os.fspath(dir) == os.fspath(parent):
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    line = one_error_line(run(*_commands(tmp_path, parent / "out")[command]))
+    assert "cannot be written (Permission denied)" in line and "missing" not in line, line
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_folder_is_refused(data_dir, tmp_path):
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        line = one_error_line(run("train", "mf", "--data", data_dir, "--out", parent / "run", "--quiet"))
+        assert "cannot be written" in line
+    finally:
+        parent.chmod(0o755)
+
+
+def test_existing_outputs_are_refused_before_any_work(tmp_path):
+    out = tmp_path / "exists"
+    out.mkdir()
+    for command in ("prepare", "export-recbole", "export-mmrec", "export-graph"):
+        line = one_error_line(run(*_commands(tmp_path, out)[command]))
+        assert "already exists" in line and "missing" not in line, (command, line)
+
+
+def test_default_run_folder_is_checked(data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("not a folder")
+    line = one_error_line(run("train", "mf", "--data", data_dir, "--epochs", "1", "--quiet"))
+    assert "runs is a file" in line

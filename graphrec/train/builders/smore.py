@@ -1,0 +1,234 @@
+"""SMORE's builder: the normalised bipartite graph of the training data, one normalised
+top-k item graph per modality (its own k), their max-pooled fusion, and the raw features."""
+
+from __future__ import annotations
+
+from typing import Annotated, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from graphrec.data import Dataset
+from graphrec.errors import ConfigError, DataError
+from graphrec.graphs import normalized_bipartite
+from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
+from graphrec.graphs.fuse import default_modalities
+from graphrec.models.smore import FUSION, SMORE
+from graphrec.nn import to_torch_sparse
+from graphrec.train.builders._common import EmbeddingDim, ItemLayers, Modalities, Reg, needs_features
+from graphrec.train.builders.freedom import _parse_weights, frozen_item_graph
+from graphrec.train.registry import Option, register_model
+
+__all__ = ["build_smore", "max_pool_graphs", "modality_graph", "modality_knn_k", "DEFAULT_KNN_K"]
+
+#: MMRec's first grid value of image_knn_k / text_knn_k, the k of any other modality
+DEFAULT_KNN_K = 10
+
+_NOT_KNN_K = "knn_k {!r} is neither a number nor MODALITY=K pairs (e.g. image=10,text=20)"
+
+#: edge values of the modality kNN graphs
+WEIGHTINGS = ("cosine", "binary")
+
+KnnK = Annotated[
+    Optional[Union[str, int, Mapping[str, int]]],
+    Option(
+        help="k per modality: one number for every modality, or MODALITY=K pairs (e.g. audio=20,text=10); "
+        "modalities not named use --image-knn-k / --text-knn-k for image / text and 10 for any other.",
+        cli_type=Optional[str],
+    ),
+]
+
+
+def _positive_int(name: str, value: float | int | str) -> int:
+    try:
+        k = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"knn_k of {name}: {value!r} is not a number") from None
+    if not k.is_integer() or k < 1:
+        raise ConfigError(f"knn_k of {name} must be a whole number >= 1, got {value}")
+    return int(k)
+
+
+def modality_knn_k(
+    modalities: Sequence[str],
+    knn_k: str | int | Mapping[str, int] | None = None,
+    image_knn_k: int = DEFAULT_KNN_K,
+    text_knn_k: int = DEFAULT_KNN_K,
+) -> dict[str, int]:
+    """The kNN size of each modality's item graph.
+
+    ``knn_k``: a single number (every modality), or ``MODALITY=K`` pairs (a string or a
+    mapping) for the modalities it names; the others take ``image_knn_k`` (image),
+    ``text_knn_k`` (text) or :data:`DEFAULT_KNN_K` (any other name).
+    """
+    base = {m: image_knn_k if m == "image" else text_knn_k if m == "text" else DEFAULT_KNN_K for m in modalities}
+    if knn_k is None:
+        pairs: dict[str, int] = {}
+    elif isinstance(knn_k, Mapping):
+        pairs = {str(m): _positive_int(str(m), k) for m, k in knn_k.items()}
+    elif isinstance(knn_k, (int, np.integer)) or (isinstance(knn_k, str) and "=" not in knn_k and knn_k.strip()):
+        try:
+            k = float(knn_k)
+        except ValueError:
+            raise ConfigError(_NOT_KNN_K.format(knn_k)) from None
+        k = _positive_int("every modality", k)
+        return {m: k for m in modalities}
+    else:
+        try:
+            parsed = _parse_weights(str(knn_k))  # MODALITY=VALUE pairs, as FREEDOM's --modality-weights
+        except ConfigError:
+            raise ConfigError(_NOT_KNN_K.format(knn_k)) from None
+        pairs = {m: _positive_int(m, k) for m, k in parsed.items()}
+    unknown = [m for m in pairs if m not in base]
+    if unknown:
+        raise ConfigError(
+            f"knn_k names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not among the "
+            f"modalities used ({', '.join(modalities)})"
+        )
+    for name, k in (("image_knn_k", image_knn_k), ("text_knn_k", text_knn_k)):
+        if int(k) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {k}")
+    return {**base, **pairs}
+
+
+def modality_graph(
+    dataset: Dataset, modality: str, k: int, weighting: str = "cosine", include_self: bool = True
+) -> sp.csr_matrix:
+    """One modality's item graph: the top-``k`` cosine neighbours of each item's raw
+    features (the item itself among them with ``include_self``), with the cosine
+    (``weighting="cosine"``) or 1 (``"binary"``, FREEDOM's graph) as edge values,
+    normalised D^-1/2 S D^-1/2 with its row sums D. float32 scipy CSR, n_items square."""
+    if weighting == "binary":
+        return frozen_item_graph(dataset, {modality: 1.0}, k=k, include_self=include_self)
+    if weighting != "cosine":
+        raise ConfigError(f"weighting {weighting!r} is not one of {', '.join(WEIGHTINGS)}")
+    spec = GraphSpec(
+        kind="knn", k=k, modalities=(modality,), weighting="cosine", include_self=include_self, normalization="sym"
+    )
+    return build_item_graph(dataset, spec).graph
+
+
+def max_pool_graphs(graphs: Sequence[sp.spmatrix]) -> sp.csr_matrix:
+    """Entry-wise maximum of sparse matrices over the UNION of their stored entries: an
+    entry stored in one matrix only keeps its value (even a negative one), an entry
+    stored in several takes the largest. float32 CSR."""
+    if not graphs:
+        raise ConfigError("max_pool_graphs needs at least one graph")
+    shape = graphs[0].shape
+    if any(g.shape != shape for g in graphs):
+        raise ConfigError(f"max_pool_graphs: shapes differ ({[g.shape for g in graphs]})")
+    coos = [sp.coo_matrix(g) for g in graphs]
+    for c in coos:
+        c.sum_duplicates()
+    rows = np.concatenate([c.row for c in coos]).astype(np.int64)
+    cols = np.concatenate([c.col for c in coos]).astype(np.int64)
+    vals = np.concatenate([c.data for c in coos]).astype(np.float64)
+    if rows.size == 0:
+        return sp.csr_matrix(shape, dtype=np.float32)
+    key = rows * shape[1] + cols
+    order = np.argsort(key, kind="stable")
+    key, vals = key[order], vals[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    best = np.maximum.reduceat(vals, starts)
+    uniq = key[starts]
+    out = sp.csr_matrix((best.astype(np.float32), (uniq // shape[1], uniq % shape[1])), shape=shape)
+    out.sort_indices()
+    return out
+
+
+@register_model(
+    "smore",
+    title="SMORE",
+    paper="Ong & Khong, WSDM 2025",
+    summary="modalities denoised and fused by learnable filters in the frequency domain, gating item ID "
+    "embeddings on per-modality and max-pooled kNN graphs; LightGCN; modality-aware preference gates; InfoNCE",
+    example="graphrec train smore --data data/lfm2k --layers 3 --image-knn-k 10 --text-knn-k 10 --reg 1e-5",
+    needs_features=True,
+)
+def build_smore(
+    dataset: Dataset,
+    embedding_dim: EmbeddingDim = 64,
+    num_layers: Annotated[
+        int, Option("--layers", help="LightGCN layers over the user-item graph (MMRec n_ui_layers, grid 3, 4).", min=0)
+    ] = 3,
+    item_layers: ItemLayers = 1,
+    image_knn_k: Annotated[
+        int, Option(help="Neighbours per item in the image graph (grid 10, 15, 20, 40).", min=1)
+    ] = 10,
+    text_knn_k: Annotated[
+        int, Option(help="Neighbours per item in the text graph (grid 10, 15, 20, 40).", min=1)
+    ] = 10,
+    knn_k: KnnK = None,
+    modalities: Modalities = None,
+    weighting: Annotated[
+        str,
+        Option(
+            help="Edge values of the modality kNN graphs: cosine (the reference) or binary (FREEDOM's).",
+            choices=WEIGHTINGS,
+        ),
+    ] = "cosine",
+    include_self: Annotated[
+        bool,
+        Option(
+            "--include-self/--no-include-self",
+            help="Each item is one of its own k neighbours (as the reference's dense top-k).",
+        ),
+    ] = True,
+    dropout: Annotated[
+        float,
+        Option(
+            help="Dropout of the preference gates while training, in [0, 1) (MMRec dropout_rate, grid 0, 0.1).",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.0,
+    reg_weight: Annotated[
+        Reg, Option("--reg", help="L2 weight on the batch's final representations (grid 1e-5, 1e-4).", min=0.0)
+    ] = 1e-5,
+    cl_weight: Annotated[float, Option(help="Weight of the InfoNCE terms (MMRec cl_loss).", min=0.0)] = 0.01,
+    temperature: Annotated[float, Option(help="InfoNCE temperature.", min=0.0, min_open=True)] = 0.2,
+    train_features: Annotated[
+        bool, Option("--train-features/--fixed-features", help="Fine-tune the feature tables (as the reference).")
+    ] = True,
+) -> SMORE:
+    """SMORE's inputs, from the TRAINING data: D^-1/2 A D^-1/2 of the interactions, per
+    modality (default all the dataset has) the normalised top-k cosine graph of the raw
+    features with that modality's k, the entry-wise maximum of those graphs (the fusion
+    view's graph), and the raw features (projected to --dim by the model).
+
+    MMRec trains SMORE with the learning rate decayed by 0.96 every 50 epochs
+    (learning_rate_scheduler [0.96, 50]); graphrec's TrainConfig(lr_decay=0.96) does that."""
+    needs_features(dataset, "smore")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"smore option dropout must be < 1, got {dropout}")
+    mods = parse_modalities(modalities) or default_modalities(dataset.item_features)
+    missing = [m for m in mods if m not in dataset.item_features]
+    if missing:
+        raise DataError(
+            f"dataset {dataset.name!r} has no {', '.join(missing)} features (it has "
+            f"{', '.join(dataset.item_features)}): choose --modalities among those"
+        )
+    if FUSION in mods:
+        raise DataError(f"smore names its fused view {FUSION!r}: a modality cannot have that name")
+    ks = modality_knn_k(mods, knn_k, image_knn_k, text_knn_k)
+    graphs = {m: modality_graph(dataset, m, ks[m], weighting, include_self) for m in mods}
+    fusion = max_pool_graphs(list(graphs.values()))
+    adj = to_torch_sparse(normalized_bipartite(dataset.train, "sym"))
+    features = {m: torch.from_numpy(np.asarray(dataset.item_features[m], dtype=np.float32)) for m in mods}
+    return SMORE(
+        dataset.n_users,
+        dataset.n_items,
+        adj,
+        {m: to_torch_sparse(g) for m, g in graphs.items()},
+        to_torch_sparse(fusion),
+        features,
+        embedding_dim=embedding_dim,
+        num_layers=num_layers,
+        item_layers=item_layers,
+        dropout=dropout,
+        reg_weight=reg_weight,
+        cl_weight=cl_weight,
+        temperature=temperature,
+        train_features=train_features,
+    )

@@ -1,73 +1,78 @@
 r"""MM-GEF: "MM-GEF: Multi-modal representation meet collaborative filtering" (Wu,
 Ariza-Casabona, Twardowski, Wijaya; paper 002 in ``shared/papers``).
 
-MM-GEF puts an item-item branch beside LightGCN. Two item graphs over the same items
-are built from data (by :func:`graphrec.train.builders.mmgef.build_mmgef`, never here):
+MM-GEF puts an item-item branch beside LightGCN, built on LATTICE (section 3.2:
+"Following [21]", the LATTICE paper; section 3.5: "we follow [21] and combine them
+with Light-GCN"). Inputs built from data (by :func:`graphrec.train.builders.mmgef.build_mmgef`,
+never here):
 
-* the content graph :math:`E^m` (section 3.2, eq. 1-2): top-k cosine neighbours of the
-  early-fused features :math:`x_i = \mathrm{mean}_m\, x_{i,m} / \|x_{i,m}\|` (section 3.1);
+* the early-fused content feature (section 3.1): :math:`x_i = \mathrm{mean}_m\,
+  x_{i,m} / \|x_{i,m}\|` (CLIP image and text in the paper) and its top-k cosine graph
+  :math:`\hat S` (eq. 1-2), normalised :math:`D^{-1/2} S D^{-1/2}`;
 * the co-interaction graph :math:`E^c` (section 3.3, eq. 3-4): :math:`C_{ij}` = number of
-  users who consumed both i and j in the TRAINING interactions, :math:`E^c = C / C_{max}`.
+  users who consumed both i and j in the TRAINING interactions, :math:`E^c = C / C_{max}`,
+  normalised :math:`\hat E^c = D^{-1/2} E^c D^{-1/2}` (scale-free: the division by
+  :math:`C_{max}` has no effect).
 
-Each graph is normalised, :math:`\hat E_g = D_g^{-1/2} E_g D_g^{-1/2}` with the row
-degrees :math:`D_g` (as LATTICE normalises its graphs), and the two are merged with a
-soft attention of one learnable logit per graph (eq. 5):
+**Content structure** (``structure``):
+
+* ``"learned"`` (the paper's, our default reading): LATTICE's machinery on ONE view, the
+  fused feature (:class:`graphrec.models.lattice.LatentStructureRecommender`): "the CLIP
+  feature will be transformed into the low-dimensional latent space with a trainable
+  linear layer" (section 3.2), :math:`\tilde x_i = W x_i + b`, the top-k cosine graph
+  :math:`\tilde S` of the projections is rebuilt once per epoch, and mixed with the
+  original graph by LATTICE's skip :math:`\lambda` (0.9):
+
+  .. math::
+      E^m = (1 - \lambda)\, \mathrm{norm}(\tilde S) + \lambda \hat S .
+
+  The fused feature table is fine-tuned as LATTICE's reference fine-tunes its feature
+  tables (``train_features``).
+* ``"fixed"``: :math:`E^m = \hat S`, no parameter (LATTICE with :math:`\lambda = 1`);
+  cheaper at scale (no per-epoch kNN search over the projections). With
+  ``feature_mode="projected"`` the VALUES of :math:`E^m` are the cosines of a trainable
+  projection :math:`p_i = W x_i + b` on the FIXED kNN pattern of the fused features,
+  recomputed (and re-normalised) at every forward pass,
+  :math:`E^m_{ij} = \max(0, \cos(p_i, p_j))` for :math:`j \in \mathrm{topk}(x_i)`: an
+  earlier reading of section 3.2, kept as a variant. The value gradient is sampled per
+  edge, O(nnz d) (:func:`graphrec.nn.pattern_dot`, :func:`graphrec.nn.pattern_spmm`).
+
+**Merge** (eq. 5, SoftAttn): one learnable logit per graph, :math:`\alpha =
+\mathrm{softmax}(a)` (``attention=False``: fixed 1/2, 1/2), and the item GCN (eq. 6)
+from the item ID embeddings (LightGCN's layer-0 item embeddings, shared, as LATTICE),
+keeping the last layer:
 
 .. math::
-    E^u = \sum_g \alpha_g \hat E_g, \qquad \alpha = \mathrm{softmax}(a), \quad
-    g \in \{m, c\}.
-
-The item GCN (eq. 6) starts from the item ID embeddings, which are LightGCN's layer-0
-item embeddings (shared, as in LATTICE), and keeps the last layer:
-
-.. math::
-    h^{0} = E_i^{(0)}, \qquad h^{t} = E^u h^{t-1} = \sum_g \alpha_g \hat E_g h^{t-1}
+    h^{0} = E_i^{(0)}, \qquad h^{t} = \alpha_m E^m h^{t-1} + \alpha_c \hat E^c h^{t-1}
     \quad (t = 1 .. L').
 
-By linearity each layer is computed as :math:`\sum_g \alpha_g (\hat E_g h)` (one sparse
-product per graph), so no merged sparse matrix is formed and the gradient reaches the
-logits :math:`a` through the scalar weights. Joining with LightGCN (section 3.5):
+Joining with LightGCN (section 3.5):
 
 .. math::
     e_u = \mathrm{LightGCN}_u, \qquad
     e_i = \mathrm{LightGCN}_i + \frac{h^{L'}_i}{\|h^{L'}_i\|}, \qquad
     \hat y_{ui} = e_u^\top e_i,
 
-trained with BPR plus L2 on the batch's layer-0 user/item embeddings
-(:func:`graphrec.nn.bpr_loss`, :func:`graphrec.nn.l2_penalty`), as LightGCN.
-
-Feature modes (section 3.2: "the CLIP feature will be transformed into the
-low-dimensional latent space with a trainable linear layer", then the graph is built
-from the cosine similarity of the content feature):
-
-* ``"fixed"``: :math:`E^m` is the top-k cosine graph of the stored fused features,
-  normalised once; the model holds no feature parameters.
-* ``"projected"``: a trainable linear layer (:math:`W \in \mathbb{R}^{d \times d_{feat}}`
-  Xavier-initialised, bias :math:`b` zero-initialised) compresses the fused features,
-  :math:`p_i = W x_i + b`, and the VALUES of :math:`E^m` are the cosines of the
-  projections on the kNN PATTERN of the fused features, recomputed (and re-normalised)
-  at every forward pass: :math:`E^m_{ij} = \max(0, \cos(p_i, p_j))` for
-  :math:`j \in \mathrm{topk}(x_i)`. The neighbour sets are not re-searched over the
-  projections (LATTICE rebuilds its learned graph once per epoch); negative cosines are
-  clipped so the degrees stay positive. The value gradient is sampled per edge,
-  O(nnz d) (:func:`graphrec.nn.pattern_dot`, :func:`graphrec.nn.pattern_spmm`), never through a dense n x n product.
+trained with BPR plus L2 on the batch's layer-0 user/item embeddings, as LightGCN.
 
 Reading of the ambiguous points (documented in ``docs/models/mmgef.md``):
 
+* MM-GEF's tables say what it is built on: Table 1's "w/o Att" has exactly the numbers of
+  Table 2's "LATTICE with CF", "w/o CF+Att" is within rounding of Table 2's plain LATTICE
+  row (Baby 8.12 vs 8.13 recall), and section 4.3 reads "w/o CF+Att vs LATTICE" as the
+  gain of CLIP features. Hence ``structure="learned"``; "w/o CF+Att" (``use_cf_graph=False``)
+  is exactly LATTICE on the fused feature (tested), "w/o Att" (``attention=False``) is
+  LATTICE with CF at fixed equal weights.
 * eq. 5 gives no form for SoftAttn; DESIGN.md asks for one softmax weight per graph.
-  The paper does not say whether the item graphs are normalised; we normalise each
-  graph before the merge (LATTICE does so for its modality graphs), which makes the
-  weights comparable (E^c = C / C_max has
-  values ~1/C_max while the kNN cosines are ~0.5-0.9) and keeps propagation linear in
-  the weights. Symmetric normalisation is invariant to a global scale, so the division
-  by C_max of eq. 4 does not change :math:`\hat E^c`.
-* with ``use_cf_graph=False`` only :math:`E^m` remains, the softmax over one graph is 1
-  and ``attention`` has no effect (the paper reports different numbers for "w/o CF" and
-  "w/o CF+Att", which this reading cannot reproduce).
-* ``attention=False`` ("w/o Att"): fixed equal weights 1/2, 1/2, not trainable.
+  Each graph is normalised before the merge (LATTICE normalises its graphs), which makes
+  the weights comparable and keeps propagation linear in them.
+* "w/o CF" vs "w/o CF+Att": with only the content structure the softmax over one graph is
+  1 and ``attention`` has no effect, so the two rows are one model here; the paper
+  reports different numbers (Clothing 8.78 vs 6.93). Attention acting inside the content
+  structure (e.g. a learned weight in place of the skip's fixed :math:`\lambda`) would
+  make them differ; the paper does not describe it and we do not invent it.
 * ``knn_graph=None`` drops the content graph: only :math:`\hat E^c` remains (a pure
-  collaborative item branch for data without content, or to time the model on
-  interactions alone); as with one graph above, the softmax is 1.
+  collaborative item branch for data without content; fixed structure only).
 
 Shapes: ``adj`` (n_users + n_items) square, ``knn_graph`` and ``cooccur_graph``
 (n_items x n_items), torch sparse (CSR or COO); ``features`` (n_items x d_feat).
@@ -82,58 +87,63 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
-from graphrec.models.base import ItemGraphRecommender
-from graphrec.models.lightgcn import LightGCN
+from graphrec.models.lattice import LatentStructureRecommender
 from graphrec.nn import (
     FactoredCooccurrence,
-    SparseOperator,
     SparsePattern,
     as_sparse_csr,
-    cooccurrence_operator,
-    csr_transpose,
     module_pattern,
     pattern_dot,
     pattern_spmm,
-    propagate,
     register_pattern,
     sym_normalized_values,
-    weighted_sparse_sum,
 )
 
-__all__ = ["MMGEF", "FEATURE_MODES", "GRAPH_NAMES"]
+__all__ = ["MMGEF", "FEATURE_MODES", "GRAPH_NAMES", "STRUCTURES"]
 
+#: the content structures: LATTICE's learned graph on the fused feature, or its fixed kNN graph
+STRUCTURES = ("learned", "fixed")
+
+#: edge values of the fixed structure's content graph
 FEATURE_MODES = ("fixed", "projected")
 
 #: names of the item graphs, in the order of the attention logits
 GRAPH_NAMES = ("knn", "cooccur")
 
+#: the name of MM-GEF's single content view (the early-fused feature)
+VIEW = "fused"
 
-class MMGEF(ItemGraphRecommender):
-    """MM-GEF: LightGCN plus a soft-attention merge of a content kNN graph and a
-    co-interaction graph over items.
+
+class MMGEF(LatentStructureRecommender):
+    """MM-GEF: LightGCN plus a soft-attention merge of a content structure of the
+    early-fused features and a co-interaction graph over items.
 
     Args:
         n_users: number of users.
         n_items: number of items.
         adj: normalised user-item bipartite adjacency (as for :class:`LightGCN`).
-        knn_graph: the content graph E^m, (n_items x n_items) torch sparse. ``fixed``
-            mode: already normalised (its values are used as they are). ``projected``
-            mode: only its pattern (the top-k neighbours) is used. ``None``: no content
-            graph (co-interaction graph only; needs ``use_cf_graph`` and ``fixed`` mode).
+        knn_graph: the top-k cosine graph of the fused features, (n_items x n_items)
+            torch sparse. ``learned`` and ``fixed`` structures: already normalised (the
+            original graph Ŝ; its values are used as they are). ``projected`` mode: only
+            its pattern is used. ``None``: no content graph (co-interaction graph only;
+            fixed structure).
         cooccur_graph: the normalised co-interaction graph Ê^c of the training data,
-            explicit (torch sparse) or as its factors (:class:`graphrec.nn.FactoredCooccurrence`,
-            what the builder passes for the unpruned graph: same values, 2 nnz(R) instead
-            of nnz(C) work per product); required with ``use_cf_graph``, ignored (not
-            stored) without.
-        features: fused item features (n_items x d_feat), required by ``projected``
-            mode, ignored in ``fixed`` mode.
+            explicit (torch sparse) or as its factors (:class:`graphrec.nn.FactoredCooccurrence`);
+            required with ``use_cf_graph``, ignored (not stored) without.
+        features: fused item features (n_items x d_feat), required by the ``learned``
+            structure and by ``projected`` mode, ignored otherwise.
         embedding_dim: d of the ID embeddings, the item GCN and the projection (paper: 64).
         num_layers: LightGCN layers L.
         item_layers: item-graph layers L' (LATTICE and our default: 1).
         reg_weight: L2 coefficient on the batch's layer-0 embeddings.
-        use_cf_graph: merge E^c with E^m (False: the paper's "w/o CF" ablation).
+        use_cf_graph: merge E^c with E^m (False: the paper's "w/o CF").
         attention: learnable softmax weights (False: fixed equal weights, "w/o Att").
-        feature_mode: ``fixed`` or ``projected`` (see the module doc).
+        structure: ``learned`` or ``fixed`` (module doc).
+        feature_mode: ``fixed`` or ``projected`` edge values of the ``fixed`` structure.
+        k: neighbours per item of the learned graph (``learned``; paper: 10).
+        lambda_coeff: weight of the original graph in the skip mix (``learned``; LATTICE: 0.9).
+        include_self: each item is one of its own k neighbours in the learned graph.
+        train_features: fine-tune the fused feature table (``learned``; as LATTICE).
     """
 
     def __init__(
@@ -151,70 +161,63 @@ class MMGEF(ItemGraphRecommender):
         reg_weight: float = 1e-4,
         use_cf_graph: bool = True,
         attention: bool = True,
+        structure: str = "learned",
         feature_mode: str = "fixed",
+        k: int = 10,
+        lambda_coeff: float = 0.9,
+        include_self: bool = False,
+        train_features: bool = True,
     ) -> None:
-        super().__init__()
+        if structure not in STRUCTURES:
+            raise ConfigError(f"structure {structure!r} is not one of {', '.join(STRUCTURES)}")
         if feature_mode not in FEATURE_MODES:
             raise ConfigError(f"feature_mode {feature_mode!r} is not one of {', '.join(FEATURE_MODES)}")
-        if item_layers < 1:
-            raise ConfigError(f"item_layers must be at least 1, got {item_layers}")
-        self.n_users = n_users
-        self.n_items = n_items
-        self.embedding_dim = embedding_dim
-        self.num_layers = num_layers
-        self.item_layers = item_layers
-        self.reg_weight = reg_weight
-        self.use_cf_graph = use_cf_graph
-        self.attention = attention
-        self.feature_mode = feature_mode
-        # The CF branch: LightGCN itself (its layer-0 item embeddings are also h^0).
-        self.lightgcn = LightGCN(
-            n_users, n_items, adj, embedding_dim=embedding_dim, num_layers=num_layers, reg_weight=reg_weight
-        )
-
-        # Graphs and features are data, not parameters: non-persistent buffers.
-        self.feature_proj = None
+        learned = structure == "learned"
+        projected = feature_mode == "projected"
+        if learned and projected:
+            raise ConfigError("feature_mode 'projected' belongs to the fixed structure; the learned structure projects anyway")
         if knn_graph is None:
             if not use_cf_graph:
                 raise ConfigError("MM-GEF needs at least one item graph: knn_graph is None and use_cf_graph is False")
-            if feature_mode != "fixed":
+            if projected:
                 raise ConfigError("feature_mode 'projected' projects the content graph, and knn_graph is None")
-        elif feature_mode == "fixed":
-            knn = as_sparse_csr(knn_graph, "knn_graph", n_items)
-            self.register_buffer("knn_adj", knn, persistent=False)
-            self.register_buffer("knn_adj_t", csr_transpose(knn), persistent=False)
-        else:
+            if learned:
+                raise ConfigError("structure 'learned' learns the content graph, and knn_graph is None: use structure 'fixed'")
+        if use_cf_graph and cooccur_graph is None:
+            raise ConfigError("use_cf_graph=True needs the co-interaction graph (cooccur_graph=...)")
+        if (learned or projected) and knn_graph is not None:
             if features is None:
-                raise ConfigError("feature_mode 'projected' needs the fused item features (features=...)")
+                raise ConfigError(f"{'structure learned' if learned else 'feature_mode projected'} needs the fused item features (features=...)")
             if features.dim() != 2 or features.shape[0] != n_items:
                 raise ConfigError(f"features have shape {tuple(features.shape)}, expected ({n_items}, d_feat)")
+        views: dict[str, Tensor] = {}
+        if knn_graph is not None and not projected:
+            views[VIEW] = as_sparse_csr(knn_graph, "knn_graph", n_items)
+        super().__init__(
+            n_users, n_items, adj, views, {VIEW: features} if learned else None,  # type: ignore[dict-item]
+            embedding_dim=embedding_dim, num_layers=num_layers, item_layers=item_layers, reg_weight=reg_weight,
+            k=k, lambda_coeff=lambda_coeff if learned else 1.0, include_self=include_self,
+            train_features=train_features, learned=learned, view_logits=False,
+            cooccur_graph=cooccur_graph if use_cf_graph else None,
+            merge_weights="learned" if attention else "fixed", merge_logits_name="attention_logits",
+            external_content=projected and knn_graph is not None,
+        )
+        self.structure = structure
+        self.use_cf_graph = use_cf_graph
+        self.attention = attention
+        self.feature_mode = feature_mode
+        #: the item graphs in use, in the order of the attention logits
+        self.graph_names = tuple(name for name, used in zip(GRAPH_NAMES, (self.has_content, use_cf_graph)) if used)
+        self.feature_proj: nn.Linear | None = None
+        if projected and knn_graph is not None:
+            assert features is not None
             register_pattern(self, "knn", SparsePattern.from_csr(as_sparse_csr(knn_graph, "knn_graph", n_items)))
             self.register_buffer("features", features.detach().float(), persistent=False)
             self.feature_proj = nn.Linear(features.shape[1], embedding_dim)
-
-        self.cooccur_op: FactoredCooccurrence | SparseOperator | None = None
-        if use_cf_graph:
-            if cooccur_graph is None:
-                raise ConfigError("use_cf_graph=True needs the co-interaction graph (cooccur_graph=...)")
-            self.cooccur_op = cooccurrence_operator(cooccur_graph, n_items)
-        #: the item graphs in use, in the order of the attention logits
-        self.graph_names = tuple(
-            name for name, used in zip(GRAPH_NAMES, (knn_graph is not None, use_cf_graph)) if used
-        )
-        self.n_graphs = len(self.graph_names)
-
-        # One logit per graph; with a single graph the softmax is 1 and nothing is learned.
-        if attention and self.n_graphs > 1:
-            self.attention_logits: nn.Parameter | None = nn.Parameter(torch.zeros(self.n_graphs))
-        else:
-            self.attention_logits = None
-            self.register_buffer("fixed_weights", torch.full((self.n_graphs,), 1.0 / self.n_graphs), persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self.lightgcn.reset_parameters()
-        if self.attention_logits is not None:
-            nn.init.zeros_(self.attention_logits)  # equal weights at the start
+        super().reset_parameters()
         if self.feature_proj is not None:
             nn.init.xavier_uniform_(self.feature_proj.weight)
             nn.init.zeros_(self.feature_proj.bias)
@@ -222,12 +225,11 @@ class MMGEF(ItemGraphRecommender):
     # ------------------------------------------------------------------ item graphs
     def graph_weights(self) -> Tensor:
         """The merge weights alpha (n_graphs,), differentiable when learned."""
-        if self.attention_logits is not None:
-            return torch.softmax(self.attention_logits, dim=0)
-        return self.fixed_weights
+        return self.merge_weights()
 
     def attention_weights(self) -> dict[str, float]:
-        """Current weights as ``{"knn": w, "cooccur": w}`` (0.0 for a graph not used)."""
+        """Current weights as ``{"knn": w, "cooccur": w}`` (0.0 for a graph not used);
+        "knn" is the content structure E^m."""
         w = dict(zip(self.graph_names, self.graph_weights().detach().cpu().tolist()))
         return {name: float(w.get(name, 0.0)) for name in GRAPH_NAMES}
 
@@ -236,6 +238,16 @@ class MMGEF(ItemGraphRecommender):
         if self.attention_logits is None:
             return {}
         return {f"attention_{name}": w for name, w in self.attention_weights().items()}
+
+    @property
+    def knn_adj(self) -> Tensor:
+        """The normalised kNN graph Ŝ of the fused features as given (the learned
+        structure's original graph; the fixed structure's E^m). Not in projected mode."""
+        if not self.modalities:
+            raise AttributeError("this MM-GEF has no fixed content kNN graph")
+        if self.learned:
+            return module_pattern(self, f"original_{VIEW}").matrix(getattr(self, f"original_{VIEW}_values"))
+        return self.content_adj
 
     def _projected_knn_values(self) -> Tensor:
         """Values of Ê^m in projected mode: max(0, cos(p_i, p_j)) on the kNN pattern, with
@@ -251,51 +263,35 @@ class MMGEF(ItemGraphRecommender):
         with torch.no_grad():
             return module_pattern(self, "knn").matrix(self._projected_knn_values())
 
-    def _item_operators(self) -> list[Callable[[Tensor], Tensor]]:
-        """``h -> Ê_g h`` for each graph, in the order of :data:`GRAPH_NAMES`."""
-        ops: list[Callable[[Tensor], Tensor]] = []
-        if "knn" in self.graph_names and self.feature_mode == "fixed":
-            ops.append(lambda h: propagate(self.knn_adj, h, adj_t=self.knn_adj_t))
-        elif "knn" in self.graph_names:
-            vals = self._projected_knn_values()  # once per forward pass, shared by the layers
-            pattern = module_pattern(self, "knn")
-            ops.append(lambda h: pattern_spmm(pattern, vals, h))
-        if self.cooccur_op is not None:
-            ops.append(self.cooccur_op)
-        return ops
+    def _content_step(self) -> Callable[[Tensor], Tensor]:
+        if self.feature_proj is None:
+            return super()._content_step()
+        vals = self._projected_knn_values()  # once per forward pass, shared by the layers
+        pattern = module_pattern(self, "knn")
+        return lambda h: pattern_spmm(pattern, vals, h)
+
+    def _content_matrix(self) -> Tensor:
+        if self.feature_proj is None:
+            return super()._content_matrix()
+        return self.projected_knn_graph()
+
+    def content_graph(self) -> Tensor:
+        """E^m from the current parameters (learned: rebuilt now), detached sparse CSR."""
+        if not self.has_content:
+            raise ConfigError("this MM-GEF has no content graph (knn_graph=None)")
+        return self._content_matrix()
 
     def cooccur_graph(self) -> Tensor:
         """Ê^c as a torch sparse CSR tensor (explicit even when the model holds its
         factors; for inspection)."""
-        if not self.use_cf_graph:
+        if self.cooccur_op is None:
             raise ConfigError("this MM-GEF has no co-interaction graph (use_cf_graph=False)")
         return self.cooccur_op.matrix()
 
-    def item_graph(self) -> Tensor:
-        """E^u = sum_g alpha_g Ê_g with the current weights (and, in projected mode, the
-        current Ê^m), as one detached sparse CSR tensor; forms Ê^c explicitly."""
-        with torch.no_grad():
-            mats = []
-            if "knn" in self.graph_names:
-                mats.append(self.knn_adj if self.feature_mode == "fixed" else self.projected_knn_graph())
-            if self.cooccur_op is not None:
-                mats.append(self.cooccur_op.matrix())
-            return weighted_sparse_sum(mats, self.graph_weights())
-
-    def item_propagate(self, h: Tensor | None = None) -> Tensor:
-        """h^{L'} = (sum_g alpha_g Ê_g)^{L'} h^0, with h^0 the layer-0 item embeddings."""
-        h = self.lightgcn.item_embedding.weight if h is None else h
-        ops = self._item_operators()
-        w = self.graph_weights()
-        for _ in range(self.item_layers):
-            out = w[0] * ops[0](h)
-            for g in range(1, len(ops)):
-                out = out + w[g] * ops[g](h)
-            h = out
-        return h
-
     def extra_repr(self) -> str:
         return (
-            f"n_users={self.n_users}, n_items={self.n_items}, item_layers={self.item_layers}, "
-            f"graphs={','.join(self.graph_names)}, attention={self.attention}, feature_mode={self.feature_mode!r}"
+            f"n_users={self.n_users}, n_items={self.n_items}, structure={self.structure!r}, "
+            f"item_layers={self.item_layers}, graphs={','.join(self.graph_names)}, attention={self.attention}, "
+            f"feature_mode={self.feature_mode!r}"
+            + (f", k={self.k}, lambda_coeff={self.lambda_coeff}" if self.learned else "")
         )

@@ -1,6 +1,7 @@
 """LATTICE: the model contract, its item graph computed densely by hand, the once-per-
-epoch rebuild schedule, the builder's original graphs and stored graphs, and a short
-real-data run."""
+epoch rebuild schedule, the co-interaction graph with learned or fixed weights, the
+reference-parity switch (row-normalised backbone, L2 on the final embeddings), the
+builder's original graphs and stored graphs, and short real-data runs."""
 
 from __future__ import annotations
 
@@ -46,6 +47,16 @@ class TestLATTICEFixedFeaturesContract(ItemGraphRecommenderContract):
 class TestLATTICEWithCFContract(ItemGraphRecommenderContract):
     def make_model(self, dataset):
         return build_model("lattice", dataset, dict(SMALL, use_cf_graph=True, item_layers=2))
+
+
+class TestLATTICEWithFixedCFContract(ItemGraphRecommenderContract):
+    def make_model(self, dataset):
+        return build_model("lattice", dataset, dict(SMALL, use_cf_graph=True, cf_weights="fixed"))
+
+
+class TestLATTICEReferenceParityContract(ItemGraphRecommenderContract):
+    def make_model(self, dataset):
+        return build_model("lattice", dataset, dict(SMALL, parity="reference"))
 
 
 # --------------------------------------------------------------- by hand, densely
@@ -240,6 +251,114 @@ def test_invalid_arguments():
         LATTICE(N_USERS, N_ITEMS, adj, both, {"image": feats["image"][:3], "text": feats["text"]})
 
 
+@pytest.mark.parametrize("item_layers", [1, 2])
+def test_cf_graph_with_fixed_weights_weighs_one_half_each(item_layers):
+    """cf_weights="fixed" (MM-GEF's "LATTICE with CF" row): h^t = A h/2 + Ê^c h/2, no
+    logits, nothing learned or logged for the merge."""
+    from graphrec.graphs.cooccur import cooccurrence_factors
+    from graphrec.nn import FactoredCooccurrence
+
+    model, feats = _tiny(item_layers=item_layers, cf_weights="fixed",
+                         cooccur_graph=FactoredCooccurrence(cooccurrence_factors(sp.csr_matrix(R))))
+    assert model.cf_logits is None and not any("cf" in n for n, _ in model.named_parameters())
+    assert set(model.log_values()) == {"modality_weight_image", "modality_weight_text"}
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    model.train()
+    for epoch in (1, 2):
+        model.start_epoch(epoch)
+        opt.zero_grad()
+        model.loss(torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3]), torch.tensor([5, 6, 0])).backward()
+        opt.step()
+    assert model.cf_weights() == {"lattice": 0.5, "cooccur": 0.5}
+    counts = R.T.astype(np.float64) @ R
+    np.fill_diagonal(counts, 0)
+    step = 0.5 * _expected_graph(model, feats, 3, False, 0.9) + 0.5 * _sym(counts)
+    h0 = model.lightgcn.item_embedding.weight.detach().double().numpy()
+    model.eval()
+    want = np.linalg.matrix_power(step, item_layers) @ h0
+    assert np.allclose(model.item_propagate().detach().double().numpy(), want, atol=1e-5)
+    assert np.allclose(model.item_graph().to_dense().double().numpy(), step, atol=1e-5)
+    with pytest.raises(ConfigError, match="cf_weights"):
+        _tiny(cf_weights="soft")
+
+
+def _reference_adjacency_by_hand() -> np.ndarray:
+    """D^-1 (A + I) of the bipartite graph of R, densely."""
+    n = N_USERS + N_ITEMS
+    a = np.zeros((n, n))
+    a[:N_USERS, N_USERS:] = R
+    a[N_USERS:, :N_USERS] = R.T
+    a += np.eye(n)
+    return a / a.sum(1, keepdims=True)
+
+
+def test_non_symmetric_backbone_propagates_with_its_transpose():
+    """The reference's D^-1 (A + I) is not symmetric: LightGCN's layer mean over it, and
+    its gradient, equal the dense computation (autograd on dense tensors)."""
+    adj = _reference_adjacency_by_hand()
+    assert not np.allclose(adj, adj.T)
+    feats = _features()
+    originals = {m: to_torch_sparse(_sym(_dense_topk_cos(x, 3, False))) for m, x in feats.items()}
+    torch.manual_seed(0)
+    model = LATTICE(N_USERS, N_ITEMS, to_torch_sparse(sp.csr_matrix(adj)), originals,
+                    {m: torch.from_numpy(x) for m, x in feats.items()}, embedding_dim=5, num_layers=2, k=3)
+    gen = torch.Generator().manual_seed(1)
+    weight = torch.randn(N_USERS + N_ITEMS, 5, generator=gen)
+    (model.lightgcn.propagate() * weight).sum().backward()
+    got = torch.cat([model.lightgcn.user_embedding.weight.grad, model.lightgcn.item_embedding.weight.grad])
+    e0 = torch.cat([model.lightgcn.user_embedding.weight, model.lightgcn.item_embedding.weight]).detach().double()
+    e0.requires_grad_(True)
+    a = torch.from_numpy(adj)
+    out = (e0 + a @ e0 + a @ (a @ e0)) / 3
+    (out * weight.double()).sum().backward()
+    assert torch.allclose(model.lightgcn.propagate().double(), out, atol=1e-6)
+    assert torch.allclose(got.double(), e0.grad, atol=1e-6)
+
+
+def test_l2_on_the_final_embeddings_is_the_reference_form():
+    """reg_on="final": BPR + reg / (2B) sum(|e_u|^2 + |e_i+|^2 + |e_i-|^2) over the batch's
+    FINAL embeddings (LightGCN's output plus the item branch)."""
+    model, _ = _tiny(reg_on="final", reg_weight=0.3)
+    u, p, n = torch.tensor([0, 1, 3]), torch.tensor([1, 2, 5]), torch.tensor([4, 0, 1])
+    model.eval()  # the same item graph in both computations
+    eu, ei = model.embeddings()
+    bpr = F.softplus((eu[u] * ei[n]).sum(-1) - (eu[u] * ei[p]).sum(-1)).mean()
+    l2 = eu[u].pow(2).sum() + ei[p].pow(2).sum() + ei[n].pow(2).sum()
+    assert torch.allclose(model.loss(u, p, n), bpr + 0.3 * l2 / (2 * 3))
+    layer0, _ = _tiny(reg_weight=0.3)
+    layer0.eval()
+    assert not torch.allclose(layer0.loss(u, p, n), model.loss(u, p, n))
+    with pytest.raises(ConfigError, match="reg_on"):
+        _tiny(reg_on="ego")
+
+
+def test_builder_parity_reference_sets_the_reference_choices():
+    ds = contract_dataset()
+    model = build_model("lattice", ds, dict(SMALL, parity="reference"))
+    n = ds.n_users + ds.n_items
+    a = np.zeros((n, n))
+    r = ds.train.toarray() > 0
+    a[: ds.n_users, ds.n_users:] = r
+    a[ds.n_users:, : ds.n_users] = r.T
+    a += np.eye(n)
+    assert np.allclose(model.lightgcn.adj.to_dense().numpy(), a / a.sum(1, keepdims=True), atol=1e-6)
+    assert model.reg_on == "final" and model.reg_weight == pytest.approx(1e-5) and model.include_self
+    # the original graphs keep each item among its own k neighbours, as the learned ones
+    from graphrec.nn import module_pattern
+
+    for m in model.modalities:
+        dense = module_pattern(model, f"original_{m}").matrix(getattr(model, f"original_{m}_values")).to_dense()
+        assert bool((dense.diagonal() > 0).all())
+    plain = build_model("lattice", ds, SMALL)
+    assert plain.reg_on == "layer0" and plain.reg_weight == 1e-4 and not plain.include_self
+    assert torch.equal(plain.lightgcn.adj.to_dense(), to_torch_sparse(normalized_bipartite(ds.train)).to_dense())
+    assert not build_model("lattice", ds, dict(SMALL, parity="reference", include_self=False)).include_self
+    with pytest.raises(ConfigError, match="--parity reference replaces"):
+        build_model("lattice", ds, dict(SMALL, parity="reference", reg_weight=1e-3))
+    with pytest.raises(ConfigError, match="parity='exact' is not one of none, reference"):
+        build_model("lattice", ds, dict(SMALL, parity="exact"))
+
+
 # --------------------------------------------------------------- builder
 
 
@@ -296,3 +415,17 @@ def test_lattice_beats_most_popular_on_lfm2k(shared_data):
     logged = record["history"][-1]["model"]
     assert set(logged) == {"modality_weight_text", "modality_weight_audio"}
     assert logged["modality_weight_text"] != pytest.approx(0.5, abs=1e-4)
+
+
+def test_lattice_in_reference_parity_beats_most_popular_on_lfm2k(shared_data):
+    """The parity switch trains: D^-1 (A + I), L2 1e-5 on the final embeddings, batches of
+    1,024 (the reference's lr 5e-4 is slower than 4 epochs allow; 5e-3 here)."""
+    from graphrec.data.formats import read_mmrec
+
+    ds = read_mmrec(shared_data / "lfm2k", features={"text": "all-MiniLM-L6-v2.npy", "audio": "vggish.npy"})
+    config = TrainConfig(epochs=4, lr=5e-3, lr_decay=0.96, batch_size=1024, ks=(20,), progress=False, seed=0)
+    record, model = run_training(ds, "lattice", {"embedding_dim": 32, "parity": "reference"}, config, device=DEVICE)
+    assert model.reg_on == "final" and model.include_self
+    pop = evaluate_ranking(most_popular_scorer(ds), ds, "test", ks=(20,))
+    ours = record["test"]["all"]
+    assert ours["recall@20"] > 1.3 * pop["recall@20"], (ours["recall@20"], pop["recall@20"])

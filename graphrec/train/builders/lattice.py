@@ -1,21 +1,23 @@
 """LATTICE's builder: the bipartite graph, each modality's raw features and its original
-top-k cosine graph, and optionally MM-GEF's co-interaction graph."""
+top-k cosine graph, and optionally MM-GEF's co-interaction graph; ``parity="reference"``
+switches to the authors' code's choices (``docs/models/lattice.md``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any, Mapping, Optional
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from graphrec.data import Dataset
-from graphrec.errors import DataError
-from graphrec.graphs import normalized_bipartite
+from graphrec.errors import ConfigError, DataError
+from graphrec.graphs import normalize_adjacency, normalized_bipartite
+from graphrec.graphs.bipartite import bipartite_adjacency
 from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
 from graphrec.graphs.cooccur import cooccurrence_factors
 from graphrec.graphs.fuse import default_modalities
-from graphrec.models import LATTICE
+from graphrec.models.lattice import CF_WEIGHTS, LATTICE
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
 from graphrec.train.builders._common import (
     EmbeddingDim,
@@ -30,6 +32,19 @@ from graphrec.train.builders._common import (
     sym_graph,
 )
 from graphrec.train.registry import Option, register_model
+
+#: ``parity`` values: graphrec's LATTICE, or the authors' code's backbone, L2 and kNN lists
+PARITY = ("none", "reference")
+
+#: the reference code's L2 weight on the final embeddings (``--regs [1e-5, ...]``)
+REFERENCE_REG = 1e-5
+
+
+def reference_adjacency(train: sp.spmatrix) -> sp.csr_matrix:
+    """The reference code's backbone graph: D^-1 (A + I) of the bipartite graph A with
+    self loops (row-normalised; not symmetric)."""
+    a = bipartite_adjacency(train)
+    return normalize_adjacency(a + sp.eye(a.shape[0], dtype=np.float32, format="csr"), "row")
 
 
 def content_modalities(model: LATTICE, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -58,9 +73,12 @@ def build_lattice(
         float, Option("--lambda", help="Weight of the original graphs in the skip mix.", min=0.0, max=1.0)
     ] = 0.9,
     include_self: Annotated[
-        bool,
-        Option("--include-self/--no-include-self", help="Each item is one of its own k neighbours (reference-code parity)."),
-    ] = False,
+        Optional[bool],
+        Option(
+            "--include-self/--no-include-self",
+            help="Each item is one of its own k neighbours (reference-code parity) [no; yes with --parity reference].",
+        ),
+    ] = None,
     train_features: Annotated[
         bool, Option("--train-features/--fixed-features", help="Fine-tune the feature tables (as the reference).")
     ] = True,
@@ -69,16 +87,46 @@ def build_lattice(
         bool,
         Option(
             "--cf-graph/--no-cf-graph",
-            help="Also MM-GEF's co-interaction graph, merged with LATTICE's by learned weights (the LATTICE of MM-GEF's Tables 2-3).",
+            help="Also MM-GEF's co-interaction graph, merged with LATTICE's graph (the LATTICE of MM-GEF's Tables 2-3).",
         ),
     ] = False,
+    cf_weights: Annotated[
+        str,
+        Option(
+            help="Weights of LATTICE's graph and the co-interaction graph: learned (softmax) or fixed "
+            "(1/2, 1/2: the paper's 'LATTICE with CF').",
+            choices=CF_WEIGHTS,
+        ),
+    ] = "learned",
+    parity: Annotated[
+        str,
+        Option(
+            help="reference: the authors' code's backbone D^-1(A+I), L2 1e-5 on the final embeddings (instead of "
+            "--reg on layer 0) and self in the kNN lists; train with --lr 5e-4 --lr-decay 0.96 --batch-size 1024.",
+            choices=PARITY,
+        ),
+    ] = "none",
 ) -> LATTICE:
     """LATTICE's inputs: the bipartite graph, the raw features of each modality and
     their ORIGINAL graphs (top-``k`` cosine of the raw features, symmetrically
     normalised; ``include_self`` for reference parity). ``graphs``: stored one-modality
     kNN graphs used as the original graph of their modality (provenance-checked).
     ``use_cf_graph``: also MM-GEF's co-interaction graph of the TRAINING interactions,
-    kept as its factors (hidden cold-start items never enter it)."""
+    kept as its factors (hidden cold-start items never enter it), weighted by
+    ``cf_weights``. ``parity="reference"``: the backbone graph D^-1 (A + I), the L2 on the
+    batch's final embeddings with the reference's 1e-5 (``reg_weight``, the layer-0 L2,
+    is then not used: another value than its default is an error) and ``include_self``
+    unless it is given."""
+    if parity not in PARITY:
+        raise ConfigError(f"parity {parity!r} is not one of {', '.join(PARITY)}")
+    reference = parity == "reference"
+    if reference and reg_weight != 1e-4:
+        raise ConfigError(
+            f"--reg {reg_weight} sets the L2 on the layer-0 embeddings, which --parity reference replaces with the "
+            f"reference's {REFERENCE_REG} on the final embeddings: drop --reg"
+        )
+    if include_self is None:
+        include_self = reference
     needs_features(dataset, "lattice")
     mods = parse_modalities(modalities) or default_modalities(dataset.item_features)
     missing = [m for m in mods if m not in dataset.item_features]
@@ -111,7 +159,7 @@ def build_lattice(
             continue
         spec = GraphSpec(kind="knn", k=k, modalities=(m,), include_self=include_self, normalization="sym")
         originals[m] = to_torch_sparse(build_item_graph(dataset, spec).graph)
-    adj = to_torch_sparse(normalized_bipartite(dataset.train, "sym"))
+    adj = to_torch_sparse(reference_adjacency(dataset.train) if reference else normalized_bipartite(dataset.train, "sym"))
     return LATTICE(
         dataset.n_users,
         dataset.n_items,
@@ -121,10 +169,12 @@ def build_lattice(
         embedding_dim=embedding_dim,
         num_layers=num_layers,
         item_layers=item_layers,
-        reg_weight=reg_weight,
+        reg_weight=REFERENCE_REG if reference else reg_weight,
         k=k,
         lambda_coeff=lambda_coeff,
         include_self=include_self,
         train_features=train_features,
         cooccur_graph=FactoredCooccurrence(cooccurrence_factors(dataset.train)) if use_cf_graph else None,
+        cf_weights=cf_weights,
+        reg_on="final" if reference else "layer0",
     )

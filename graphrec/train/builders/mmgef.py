@@ -1,5 +1,6 @@
-"""MM-GEF's builder: the bipartite graph, the content kNN graph E^m of the early-fused
-features and the co-interaction graph E^c, all from the TRAINING data."""
+"""MM-GEF's builder: the bipartite graph, the content kNN graph of the early-fused
+features (and, for the learned structure, the fused features themselves) and the
+co-interaction graph E^c, all from the TRAINING data."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from graphrec.errors import ConfigError, DataError
 from graphrec.graphs import normalized_bipartite
 from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
 from graphrec.graphs.cooccur import cooccurrence_factors
-from graphrec.graphs.fuse import default_modalities
+from graphrec.graphs.fuse import default_modalities, fuse_features
 from graphrec.graphs.store import read_record
-from graphrec.models import MMGEF
-from graphrec.models.mmgef import FEATURE_MODES
+from graphrec.models.mmgef import FEATURE_MODES, MMGEF, STRUCTURES
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
 from graphrec.train.builders._common import (
     EmbeddingDim,
@@ -31,6 +31,10 @@ from graphrec.train.builders._common import (
     sym_graph,
 )
 from graphrec.train.registry import Option, register_model
+
+#: the structure ``graphrec train mmgef`` uses when neither --structure nor --feature-mode
+#: is given: the one validation preferred on amazon-scientific and lfm2k (docs/models/mmgef.md)
+DEFAULT_STRUCTURE = "learned"
 
 
 def content_modalities(model: MMGEF, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -49,8 +53,8 @@ def content_modalities(model: MMGEF, dataset: Dataset, params: Mapping[str, Any]
     "mmgef",
     title="MM-GEF",
     paper="Wu et al., Multi-modal representation meet collaborative filtering",
-    summary="LightGCN plus attention-merged content kNN and co-interaction item graphs",
-    example="graphrec train mmgef --data data/scientific --modalities image,text --cold-start 0.2",
+    summary="LightGCN plus attention-merged LATTICE structure of the early-fused features and co-interaction item graphs",
+    example="graphrec train mmgef --data data/scientific --modalities image,text --structure learned --cold-start 0.2",
     needs_features=lambda params: params["use_knn_graph"],
     content_modalities=content_modalities,
 )
@@ -71,21 +75,57 @@ def build_mmgef(
         Option("--no-knn-graph", invert=True, help="Drop the content kNN graph (co-interaction graph only; no features needed)."),
     ] = True,
     attention: Annotated[bool, Option("--no-attention", invert=True, help="Ablation: fixed equal graph weights.")] = True,
+    structure: Annotated[
+        Optional[str],
+        Option(
+            help=f"Content structure: learned (LATTICE's learned + original graph of the fused feature, the paper's) "
+            f"or fixed (the kNN graph only; cheaper) [{DEFAULT_STRUCTURE}; fixed when --feature-mode is given].",
+            choices=STRUCTURES,
+        ),
+    ] = None,
     feature_mode: Annotated[
-        str, Option(help="fixed (graph from stored features) or projected (trainable projection).", choices=FEATURE_MODES)
-    ] = "fixed",
+        Optional[str],
+        Option(
+            help="Edge values of the fixed structure: fixed (cosines of the stored features) or projected "
+            "(cosines of a trainable projection on the fixed kNN pattern) [fixed].",
+            choices=FEATURE_MODES,
+        ),
+    ] = None,
+    lambda_coeff: Annotated[
+        float, Option("--lambda", help="Learned structure: weight of the original kNN graph in the skip mix.", min=0.0, max=1.0)
+    ] = 0.9,
+    train_features: Annotated[
+        bool,
+        Option("--train-features/--fixed-features", help="Learned structure: fine-tune the fused feature table (as LATTICE)."),
+    ] = True,
     cooccur_top_k: Annotated[Optional[int], Option(help="Keep the top-k co-interactions per item [all].", min=1)] = None,
 ) -> MMGEF:
     """MM-GEF's inputs: the bipartite graph and, from the TRAINING data only, the content
-    kNN graph E^m (early-fused ``modalities``, top-``k`` cosine; ``k`` None means 10) and
+    kNN graph (early-fused ``modalities``, top-``k`` cosine; ``k`` None means 10) and
     the co-interaction graph E^c (counts / max, optionally top-``cooccur_top_k`` per row),
-    each symmetrically normalised. ``graphs``: stored graphs (``graphrec build-graph``)
-    used instead of building E^m and/or E^c, provenance-checked against ``dataset``.
-    ``projected`` mode passes the raw kNN pattern plus the fused features.
+    each symmetrically normalised. ``structure``: ``learned`` also passes the fused
+    features (LATTICE's learned graph over their projection, mixed with the kNN graph by
+    ``lambda_coeff``); ``fixed`` propagates over the kNN graph (``projected`` mode: its
+    pattern plus the fused features). None: ``learned``, or ``fixed`` when
+    ``feature_mode`` is given (so run records made before ``structure`` existed rebuild
+    the model they trained). ``graphs``: stored graphs (``graphrec build-graph``) used
+    instead of building the kNN graph and/or E^c, provenance-checked against ``dataset``.
     ``use_knn_graph=False``: no content graph (co-interaction graph only; no features needed).
     """
-    if feature_mode not in FEATURE_MODES:
+    if structure is not None and structure not in STRUCTURES:
+        raise ConfigError(f"structure {structure!r} is not one of {', '.join(STRUCTURES)}")
+    if feature_mode is not None and feature_mode not in FEATURE_MODES:
         raise ConfigError(f"feature_mode {feature_mode!r} is not one of {', '.join(FEATURE_MODES)}")
+    if structure == "learned" and feature_mode is not None:
+        raise ConfigError("--feature-mode belongs to --structure fixed (the learned structure projects its features anyway)")
+    if not use_knn_graph and structure == "learned":
+        raise ConfigError("--structure learned learns the content graph, which --no-knn-graph drops: drop one of them")
+    if structure is None:
+        structure = "fixed" if feature_mode is not None or not use_knn_graph else DEFAULT_STRUCTURE
+    feature_mode = feature_mode or "fixed"
+    learned = structure == "learned"
+    if not learned and (lambda_coeff != 0.9 or not train_features):
+        raise ConfigError("--lambda and --fixed-features configure --structure learned: drop them or use it")
     if not use_knn_graph:
         if not use_cf_graph:
             raise ConfigError("--no-knn-graph and --no-cf-graph together leave MM-GEF no item graph: drop one")
@@ -101,6 +141,8 @@ def build_mmgef(
     given_knn = pick_graph(stored, "knn", "mmgef", ("knn", "cooccur"))
     if given_knn is not None and not use_knn_graph:
         raise ConfigError(f"graph {given_knn[2]} is a content kNN graph and --no-knn-graph drops it: drop one of them")
+    include_self = False
+    fused_x = None
     if given_knn is not None:
         g, rec, path = given_knn
         check_k(rec, k, path)
@@ -110,23 +152,23 @@ def build_mmgef(
                 "given: drop --modalities, or rebuild the graph with them"
             )
         mods = tuple(rec.modalities or ()) or None
-        knn_matrix = sym_graph(g, rec, path) if feature_mode == "fixed" else g
+        knn_matrix = g if feature_mode == "projected" else sym_graph(g, rec, path)
+        k = rec.k
+        include_self = bool((rec.options or {}).get("include_self", False))  # the learned graph's lists alike
+        if learned or feature_mode == "projected":
+            fused_x = fuse_features(dataset.item_features, mods).x
     else:
         knn_matrix = None
-    fused = None
-    if use_knn_graph and (knn_matrix is None or feature_mode == "projected"):
-        spec = GraphSpec(
-            kind="knn", k=10 if k is None else k, modalities=mods,
-            normalization="sym" if feature_mode == "fixed" else "none",
-        )
-        built = build_item_graph(dataset, spec)
-        fused = built.fused
-        if knn_matrix is None:
+        if use_knn_graph:
+            spec = GraphSpec(
+                kind="knn", k=10 if k is None else k, modalities=mods,
+                normalization="none" if feature_mode == "projected" else "sym",
+            )
+            built = build_item_graph(dataset, spec)
             knn_matrix = built.graph
-    features = None
-    if feature_mode == "projected":
-        assert fused is not None
-        features = torch.from_numpy(fused.x)
+            assert built.fused is not None
+            fused_x = built.fused.x
+    features = torch.from_numpy(fused_x) if fused_x is not None and (learned or feature_mode == "projected") else None
     cooccur = None
     if use_cf_graph:
         given_co = pick_graph(stored, "cooccur", "mmgef", ("knn", "cooccur"))
@@ -157,5 +199,10 @@ def build_mmgef(
         reg_weight=reg_weight,
         use_cf_graph=use_cf_graph,
         attention=attention,
+        structure=structure,
         feature_mode=feature_mode,
+        k=10 if k is None else k,
+        lambda_coeff=lambda_coeff,
+        include_self=include_self,
+        train_features=train_features,
     )

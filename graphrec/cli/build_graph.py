@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "normalization": "none",
     "backend": "auto",
     "cold_start": 0.0,
+    "cold_protocol": "papers",
     "seed": 0,
     "out": None,
 }
@@ -69,7 +70,8 @@ def build_graph(
     cooccur_min_count: Optional[int] = typer.Option(None, help="Drop pairs with fewer co-interactions [1]."),
     normalization: Optional[str] = typer.Option(None, help="Store normalised: none, sym, row [none]."),
     backend: Optional[str] = typer.Option(None, help="kNN search: auto, torch, faiss, faiss-hnsw [auto]."),
-    cold_start: Optional[float] = typer.Option(None, help="Build from a cold-start split hiding this fraction of items [0]."),
+    cold_start: Optional[float] = typer.Option(None, help="Build from a cold-start split with this fraction of items cold [0]."),
+    cold_protocol: Optional[str] = typer.Option(None, help="Cold-start protocol: papers (cold items only in valid/test) or hidden (their training interactions removed) [papers]."),
     seed: Optional[int] = typer.Option(None, help="Seed of the cold-start items [0]."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N (kNN search)."),
     out: Optional[Path] = typer.Option(None, help="Output folder [graphs/DATASET]; one subfolder per graph."),
@@ -90,7 +92,8 @@ def build_graph(
     given = dict(
         kind=kind, modalities=modalities, k=k, weighting=weighting, symmetric=symmetric,
         include_self=include_self, cooccur_top_k=cooccur_top_k, cooccur_min_count=cooccur_min_count,
-        normalization=normalization, backend=backend, cold_start=cold_start, seed=seed, out=out,
+        normalization=normalization, backend=backend, cold_start=cold_start, cold_protocol=cold_protocol, seed=seed,
+        out=out,
     )
     opts = dict(DEFAULTS)
     base = Path.cwd()
@@ -127,7 +130,7 @@ def build_graph(
     t_load = time.perf_counter()
     ds = load_source(source)
     if opts["cold_start"]:
-        ds = make_cold(ds, float(opts["cold_start"]), int(opts["seed"]))
+        ds = make_cold(ds, float(opts["cold_start"]), int(opts["seed"]), str(opts["cold_protocol"]))
     typer.echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {ds.train.nnz} training interactions "
                f"(loaded in {time.perf_counter() - t_load:.2f} s)"
                + (f", {len(ds.cold_items)} cold items" if ds.cold_items is not None else ""))

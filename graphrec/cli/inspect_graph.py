@@ -27,7 +27,8 @@ def _dataset_for(record, data: Optional[Path]):
         return None
     ds = Dataset.load(source["data"]) if "data" in source else load_source(source)
     if record.cold_start_fraction:
-        ds = cold_start(ds, float(record.cold_start_fraction), int(record.cold_start_seed or 0))
+        ds = cold_start(ds, float(record.cold_start_fraction), int(record.cold_start_seed or 0),
+                        record.cold_start_protocol or "hidden")
     return ds
 
 

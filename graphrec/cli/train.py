@@ -31,7 +31,7 @@ SelectOn = Annotated[
     str,
     typer.Option(
         help="Items whose validation metric selects the model: all, or with --cold-start warm / cold "
-        "(only the hidden items count, the usual protocol of cold-start studies).",
+        "(only the hidden items count; under --cold-protocol papers valid holds cold items only, so all = cold).",
     ),
 ]
 Protocol = Annotated[str, typer.Option(help="recbole (test masks train+valid) or mmrec (train only).")]
@@ -39,12 +39,21 @@ Seed = Annotated[int, typer.Option(help="Seed of initialisation, sampling and th
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
 Out = Annotated[Optional[Path], typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run directory --out if it holds an earlier run.")]
-ColdStart = Annotated[float, typer.Option(help="Hide all training interactions of this fraction of items (e.g. 0.2).")]
+ColdStart = Annotated[float, typer.Option(help="Make this fraction of the items cold, never seen in training (e.g. 0.2; --cold-protocol says how).")]
+ColdProtocol = Annotated[
+    str,
+    typer.Option(
+        help="papers: half the cold items are validation items and half test items, all their interactions "
+        "move there (valid/test hold cold items only; LATTICE's and MM-GEF's Table 3 protocol); hidden: "
+        "their training interactions are removed, valid/test keep the per-user split (warm and cold items).",
+    ),
+]
+Negatives = Annotated[str, typer.Option(help="BPR negatives: all (cold items included, as LATTICE's reference) or warm (never a cold item).")]
 Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 COMMON_OPTIONS = (
     "epochs", "lr", "lr_decay", "lr_decay_every", "batch_size", "patience", "eval_every", "metric", "select_on", "protocol",
-    "seed", "device", "out", "overwrite", "cold_start", "threads", "quiet",
+    "seed", "device", "out", "overwrite", "cold_start", "cold_protocol", "negatives", "threads", "quiet",
 )
 
 
@@ -75,11 +84,20 @@ def train_command(
     threads: Optional[int],
     quiet: bool,
     overwrite: bool = False,
+    cold_protocol: str = "papers",
+    negatives: str = "all",
 ) -> dict[str, Any]:
     """What every `graphrec train MODEL` does; returns the run record."""
     from graphrec.data import Dataset
     from graphrec.train import TrainConfig, run_training
-    from graphrec.train.run import check_run_output, prepare_dataset
+    from graphrec.data.splits import COLD_PROTOCOLS
+    from graphrec.errors import ConfigError
+    from graphrec.train.run import check_run_output, cold_start_transforms, prepare_dataset
+
+    if cold_protocol not in COLD_PROTOCOLS:
+        raise ConfigError(f"--cold-protocol {cold_protocol!r} is not one of {', '.join(COLD_PROTOCOLS)}")
+    if not 0.0 <= cold_start < 1.0:
+        raise ConfigError(f"--cold-start must be in [0, 1), got {cold_start}")
 
     # the run directory is checked before anything is read or trained
     if out is not None:
@@ -98,6 +116,7 @@ def train_command(
         eval_every=eval_every,
         valid_metric=metric,
         select_on=select_on,
+        negatives=negatives,
         protocol=protocol,
         seed=seed,
         progress=not quiet,
@@ -105,8 +124,8 @@ def train_command(
     ds = Dataset.load(data)
     transforms = {}
     if cold_start:
-        ds = prepare_dataset(ds, cold_start, seed)
-        transforms = {"cold_start": cold_start, "cold_start_seed": seed}
+        ds = prepare_dataset(ds, cold_start, seed, cold_protocol)
+        transforms = cold_start_transforms(cold_start, seed, cold_protocol)
     if out is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{model_name}-{ds.name}-{stamp}"
@@ -153,13 +172,15 @@ def _common_parameters(trainable: bool, train_defaults: dict[str, Any]) -> list[
     defaults: dict[str, Any] = {
         "epochs": 1000, "lr": 1e-3, "lr_decay": 1.0, "lr_decay_every": 50, "batch_size": 2048, "patience": 20, "eval_every": 1,
         "metric": "recall@20", "select_on": "all", "protocol": "recbole", "seed": 0, "device": "auto",
-        "out": None, "overwrite": False, "cold_start": 0.0, "threads": None, "quiet": False,
+        "out": None, "overwrite": False, "cold_start": 0.0, "cold_protocol": "papers", "negatives": "all",
+        "threads": None, "quiet": False,
     }
     defaults.update(train_defaults)
     types: dict[str, Any] = {
         "epochs": Epochs, "lr": Lr, "lr_decay": LrDecay, "lr_decay_every": LrDecayEvery, "batch_size": BatchSize, "patience": Patience, "eval_every": EvalEvery,
         "metric": Metric, "select_on": SelectOn, "protocol": Protocol, "seed": Seed, "device": Device, "out": Out,
-        "overwrite": Overwrite, "cold_start": ColdStart, "threads": Threads, "quiet": Quiet,
+        "overwrite": Overwrite, "cold_start": ColdStart, "cold_protocol": ColdProtocol, "negatives": Negatives,
+        "threads": Threads, "quiet": Quiet,
     }
     if not trainable:
         hidden = {"epochs": int, "lr": float, "lr_decay": float, "lr_decay_every": int, "batch_size": int,

@@ -10,10 +10,22 @@ new one; the input is never modified. Randomness comes only from the ``seed`` ar
   is needed to learn the user at all).
 * :func:`temporal_split`: leave-last-out by time: per user the latest item goes to test,
   the one before it to valid (ties broken by item index); users with < 3 items: train.
-* :func:`cold_start`: removes ALL training interactions of a random ``fraction`` of the
-  items (MM-GEF, paper 002, section 4.4: "20% of items ... unseen in training"). The
-  items keep their valid/test interactions and their content features, and are recorded
-  in ``Dataset.cold_items`` so that evaluation reports warm, cold and all.
+* :func:`cold_start`: a random ``fraction`` of the items becomes cold (never seen in
+  training), under one of two protocols (``COLD_PROTOCOLS``):
+
+  - ``"papers"`` (the default): LATTICE's ``data/cold_start.py``, which MM-GEF's Table 3
+    follows (its footnote 2). Of the drawn items the first half are the TEST items and
+    the second half the VALIDATION items (disjoint); EVERY interaction of a validation
+    item (whatever split it was in) goes to valid, every interaction of a test item to
+    test, and train keeps all the interactions of the other items (also those that were
+    in valid/test). Valid and test therefore hold cold items only.
+  - ``"hidden"``: graphrec's earlier protocol. The training interactions of the drawn
+    items are removed; valid/test stay as they are (the per-user split), so they mix
+    warm and cold items and evaluation reports warm, cold and all.
+
+  Both draw the same items for the same ``fraction`` and ``seed``; both record them in
+  ``Dataset.cold_items`` and the protocol in ``meta["cold_start"]``. Content features
+  are kept: the item graphs reach cold items only through them.
 * :func:`apply_split`: the decision ``graphrec prepare --split`` (and a recipe's
   ``source``) makes: keep the split a source gives, or re-split. A given split with an
   empty part (e.g. an MMRec ``.inter`` whose ``x_label`` has test rows but no
@@ -29,9 +41,20 @@ import scipy.sparse as sp
 from graphrec.data.dataset import SPLITS, Dataset, interactions_matrix
 from graphrec.errors import ConfigError, DataError
 
-__all__ = ["apply_split", "random_split", "temporal_split", "cold_start", "all_interactions", "SPLIT_CHOICES"]
+__all__ = [
+    "apply_split",
+    "random_split",
+    "temporal_split",
+    "cold_start",
+    "cold_start_items",
+    "all_interactions",
+    "SPLIT_CHOICES",
+    "COLD_PROTOCOLS",
+]
 
 SPLIT_CHOICES = ("auto", "keep", "random", "temporal")
+#: the cold-start protocols of :func:`cold_start` (module doc); the first is the default
+COLD_PROTOCOLS = ("papers", "hidden")
 # where each format keeps the valid / test part of a given split (for the messages)
 _PART_WHERE: dict[str, dict[str, str]] = {
     "mmrec": {"valid": "x_label 1", "test": "x_label 2"},
@@ -150,20 +173,41 @@ def temporal_split(dataset: Dataset) -> Dataset:
     return _assemble(dataset, u, i, t, label, "temporal(leave-last-out)")
 
 
-def cold_start(dataset: Dataset, fraction: float, seed: int = 0) -> Dataset:
-    """Hide every training interaction of a random ``fraction`` of the items.
-
-    The chosen items stay in valid/test and keep their features; their indices are
-    stored in ``cold_items`` (sorted). Everything downstream that reads
-    ``dataset.train`` (graphs, negative sampling, the model) therefore never sees them.
-    """
+def cold_start_items(n_items: int, fraction: float, seed: int = 0) -> np.ndarray:
+    """The items drawn cold: ``round(fraction * n_items)`` distinct indices, in the order
+    drawn (:func:`cold_start` of the papers' protocol makes the first half test items)."""
     if not 0.0 < fraction < 1.0:
         raise DataError(f"cold-start fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    n_cold = int(round(fraction * n_items))
+    return rng.choice(n_items, size=n_cold, replace=False).astype(np.int64)
+
+
+def cold_start(dataset: Dataset, fraction: float, seed: int = 0, protocol: str = "papers") -> Dataset:
+    """A cold-start split: a random ``fraction`` of the items never seen in training,
+    under ``protocol`` ``"papers"`` (default) or ``"hidden"`` (module doc).
+
+    The cold items (sorted) are stored in ``cold_items`` and ``meta["cold_start"]``
+    records ``fraction``, ``seed``, ``protocol`` and (papers) the numbers of validation
+    and test items. Everything downstream that reads ``dataset.train`` (graphs, negative
+    sampling, the model) never sees a cold item's interactions.
+    """
+    if protocol not in COLD_PROTOCOLS:
+        raise ConfigError(f"cold-start protocol {protocol!r} is not one of {', '.join(COLD_PROTOCOLS)}")
     if dataset.cold_items is not None:
         raise DataError(f"dataset {dataset.name!r} already has a cold-start split")
-    rng = np.random.default_rng(seed)
-    n_cold = int(round(fraction * dataset.n_items))
-    cold = np.sort(rng.choice(dataset.n_items, size=n_cold, replace=False))
+    drawn = cold_start_items(dataset.n_items, fraction, seed)
+    cold = np.sort(drawn)
+    info: dict[str, object] = {"fraction": fraction, "seed": seed, "protocol": protocol}
+    if protocol == "papers":
+        test_items, valid_items = drawn[: len(drawn) // 2], drawn[len(drawn) // 2 :]
+        u, i, t = all_interactions(dataset)
+        where = np.zeros(dataset.n_items, np.int64)  # 0 train, 1 valid, 2 test (SPLITS order)
+        where[valid_items] = 1
+        where[test_items] = 2
+        out = _assemble(dataset, u, i, t, where[i], dataset.meta.get("split", "given"))
+        meta = dict(out.meta, cold_start=dict(info, valid_items=int(len(valid_items)), test_items=int(len(test_items))))
+        return out.replace(cold_items=cold, meta=meta)
     keep_col = np.ones(dataset.n_items, np.float32)
     keep_col[cold] = 0.0
     train = dataset.train
@@ -178,5 +222,5 @@ def cold_start(dataset: Dataset, fraction: float, seed: int = 0) -> Dataset:
     stamps = None
     if dataset.timestamps is not None:
         stamps = dict(dataset.timestamps, train=dataset.timestamps["train"][mask])
-    meta = dict(dataset.meta, cold_start={"fraction": fraction, "seed": seed})
+    meta = dict(dataset.meta, cold_start=info)
     return dataset.replace(splits=splits, timestamps=stamps, cold_items=cold, meta=meta)

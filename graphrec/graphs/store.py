@@ -88,8 +88,9 @@ class GraphRecord:
         split: the interactions it was built from; ``"train"`` for every graph that a
             model may use (content-only graphs record ``"train"`` as well: they read no
             interactions at all).
-        cold_start_fraction, cold_start_seed: from ``dataset.meta["cold_start"]``;
-            None without a cold-start split.
+        cold_start_fraction, cold_start_seed, cold_start_protocol: from
+            ``dataset.meta["cold_start"]``; None without a cold-start split (a record
+            written before protocols existed has ``"hidden"``, the only one then).
         n_cold_items: ``len(dataset.cold_items)`` (0 without a cold-start split).
         modalities: feature modalities used (empty for interaction-only graphs).
         k: neighbours kept per row (kNN k, co-interaction top_k); None when unpruned.
@@ -113,6 +114,7 @@ class GraphRecord:
     split: str = "train"
     cold_start_fraction: float | None = None
     cold_start_seed: int | None = None
+    cold_start_protocol: str | None = None
     n_cold_items: int = 0
     modalities: list[str] = field(default_factory=list)
     k: int | None = None
@@ -136,7 +138,7 @@ class GraphRecord:
     def for_dataset(cls, dataset: "Dataset", *, kind: str, split: str = "train", **fields: Any) -> "GraphRecord":
         """A record for a graph built from ``dataset`` (fingerprint, name, items and
         cold-start fields filled in from it); ``fields`` sets the other attributes."""
-        fraction, seed, n_cold = _dataset_cold_start(dataset)
+        fraction, seed, protocol, n_cold = _dataset_cold_start(dataset)
         return cls(
             kind=kind,
             dataset_fingerprint=dataset.fingerprint(),
@@ -145,6 +147,7 @@ class GraphRecord:
             split=split,
             cold_start_fraction=fraction,
             cold_start_seed=seed,
+            cold_start_protocol=protocol,
             n_cold_items=n_cold,
             **fields,
         )
@@ -225,23 +228,32 @@ def _same(key: str, have: Any, want: Any) -> bool:
     return bool(have == want)
 
 
-def _dataset_cold_start(dataset: "Dataset") -> tuple[float | None, int | None, int]:
-    """(fraction, seed, number of cold items); (None, None, 0) without cold items (a
-    ``meta["cold_start"]`` left over from before a re-split does not count)."""
+def _dataset_cold_start(dataset: "Dataset") -> tuple[float | None, int | None, str | None, int]:
+    """(fraction, seed, protocol, number of cold items); (None, None, None, 0) without
+    cold items (a ``meta["cold_start"]`` left over from before a re-split does not count)."""
     if dataset.cold_items is None:
-        return None, None, 0
+        return None, None, None, 0
     info = dataset.meta.get("cold_start") if isinstance(dataset.meta, Mapping) else None
-    fraction = seed = None
+    fraction = seed = protocol = None
     if isinstance(info, Mapping):
         fraction = None if info.get("fraction") is None else float(info["fraction"])
         seed = None if info.get("seed") is None else int(info["seed"])
-    return fraction, seed, int(len(dataset.cold_items))
+        protocol = str(info.get("protocol") or "hidden")
+    return fraction, seed, protocol, int(len(dataset.cold_items))
 
 
-def _describe_cold(fraction: float | None, seed: int | None, n_cold: int) -> str:
+def _record_cold_start(record: "GraphRecord") -> tuple[float | None, int | None, str | None, int]:
+    """A record's cold-start fields as :func:`_dataset_cold_start` gives them."""
+    protocol = record.cold_start_protocol
+    if protocol is None and record.cold_start_fraction is not None:
+        protocol = "hidden"  # written before protocols existed
+    return record.cold_start_fraction, record.cold_start_seed, protocol, record.n_cold_items
+
+
+def _describe_cold(fraction: float | None, seed: int | None, protocol: str | None, n_cold: int) -> str:
     if fraction is None and n_cold == 0:
         return "no cold-start split"
-    return f"cold-start fraction {fraction} seed {seed} ({n_cold} cold items)"
+    return f"cold-start fraction {fraction} seed {seed} protocol {protocol} ({n_cold} cold items)"
 
 
 # build-graph options are named like the recipe keys (graphs/README.md); the
@@ -395,13 +407,13 @@ def check_record(
                 f"{where}: n_items is {record.n_items} but dataset {dataset.name!r} has "
                 f"{dataset.n_items} items: {_rebuild(path, record)}"
             )
-        have_cold = (record.cold_start_fraction, record.cold_start_seed, record.n_cold_items)
+        have_cold = _record_cold_start(record)
         want_cold = _dataset_cold_start(dataset)
         if have_cold != want_cold:
             raise DataError(
                 f"{where}: cold_start differs: the graph was built with {_describe_cold(*have_cold)} but "
                 f"dataset {dataset.name!r} has {_describe_cold(*want_cold)}: "
-                f"{_rebuild(path, record, cold_start=want_cold[0], seed=want_cold[1])}"
+                f"{_rebuild(path, record, cold_start=want_cold[0], seed=want_cold[1], cold_protocol=want_cold[2])}"
             )
         fp = dataset.fingerprint()
         if record.dataset_fingerprint != fp:

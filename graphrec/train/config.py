@@ -8,9 +8,12 @@ from typing import Any, Mapping
 
 from graphrec.errors import ConfigError
 
-__all__ = ["TrainConfig", "SELECT_GROUPS"]
+__all__ = ["TrainConfig", "SELECT_GROUPS", "NEGATIVES"]
 
 SELECT_GROUPS = ("all", "warm", "cold")
+#: where BPR negatives come from: every item (cold ones included, as LATTICE's reference
+#: samples them) or warm items only (never a cold-start item)
+NEGATIVES = ("all", "warm")
 
 
 @dataclass
@@ -31,6 +34,9 @@ class TrainConfig:
         select_on: item group whose validation ``valid_metric`` selects the model: ``all``
             (default), or under cold start ``warm`` / ``cold`` (only the warm / the hidden
             items count as validation positives; the usual protocol of cold-start studies).
+        negatives: ``all``: uniform over the items that are not a training positive of the
+            user, cold-start items included (LATTICE's reference samples them so);
+            ``warm``: never a cold-start item. Without a cold-start split both are the same.
         ks: cut-offs reported for every metric.
         protocol: ``recbole`` (test masks train + valid) or ``mmrec`` (masks train only).
         eval_batch_size: users scored per evaluation batch.
@@ -48,6 +54,7 @@ class TrainConfig:
     eval_every: int = 1
     valid_metric: str = "recall@20"
     select_on: str = "all"
+    negatives: str = "all"
     ks: tuple[int, ...] = (10, 20, 50)
     protocol: str = "recbole"
     eval_batch_size: int = 512
@@ -59,6 +66,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "patience", "eval_every", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.negatives not in NEGATIVES:
+            raise ConfigError(f"negatives must be one of {', '.join(NEGATIVES)}, got {self.negatives!r}")
         if self.select_on not in SELECT_GROUPS:
             raise ConfigError(f"select_on must be one of {', '.join(SELECT_GROUPS)}, got {self.select_on!r}")
         if not self.lr > 0:  # also refuses NaN

@@ -279,8 +279,10 @@ def evaluate_cold_start(
 
     ``cold`` counts only ``dataset.cold_items`` as positives, ``warm`` only the other
     items, ``all`` every item; each averages over its own users (``"users"`` key) and
-    all three rank over all items. One scoring pass serves the three. Raises
-    :class:`ConfigError` when the dataset has no cold-start split.
+    all three rank over all items. One scoring pass serves the three. A group without
+    any positive in ``split`` is left out (under the papers' cold-start protocol valid
+    and test hold cold items only: there is no ``warm``). Raises :class:`ConfigError`
+    when the dataset has no cold-start split.
     """
     if dataset.cold_items is None:
         raise ConfigError(
@@ -289,11 +291,19 @@ def evaluate_cold_start(
         )
     cold = np.asarray(dataset.cold_items, dtype=np.int64)
     warm = np.setdiff1d(np.arange(dataset.n_items, dtype=np.int64), cold)
+    groups: dict[str, np.ndarray | None] = {"all": None}
+    is_cold = np.zeros(dataset.n_items, dtype=bool)
+    is_cold[cold] = True
+    positives = dataset.split(split).indices
+    if (~is_cold[positives]).any():
+        groups["warm"] = warm
+    if is_cold[positives].any():
+        groups["cold"] = cold
     return _evaluate_groups(
         scorer,
         dataset,
         split,
-        {"all": None, "warm": warm, "cold": cold},
+        groups,
         protocol=protocol,
         ks=ks,
         metrics=metrics,

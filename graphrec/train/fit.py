@@ -1,7 +1,7 @@
 """The generic fit loop shared by every ranking model.
 
 ``fit`` trains with Adam on shuffled BPR triples (uniform negatives that are never a
-training positive and never a cold-start item), validates every ``eval_every`` epochs,
+training positive of the user; cold-start items included unless ``negatives="warm"``), validates every ``eval_every`` epochs,
 keeps the best state by the validation metric, stops after ``patience`` evaluations
 without improvement, restores the best state and evaluates the test split ONCE. Before
 each epoch it calls ``model.start_epoch(epoch)`` (its time counts in the epoch's
@@ -91,12 +91,19 @@ def fit(
             f"selecting on {config.select_on} items needs a cold-start split: add --cold-start (e.g. 0.2) "
             "or select on all items"
         )
+    if config.select_on == "warm" and dataset.cold_items is not None:
+        valid = dataset.split("valid").indices
+        if np.isin(valid, dataset.cold_items).all():
+            raise ConfigError(
+                "validation holds cold items only (the papers' cold-start protocol): select on all or cold, "
+                "or use --cold-protocol hidden to keep warm items in valid/test"
+            )
     device = torch.device(device)
     model.to(device)
     if not any(p.requires_grad for p in model.parameters()):
         return _fit_nothing(model, dataset, config, device)
     rng = np.random.default_rng(config.seed)
-    sampler = NegativeSampler(dataset.train, exclude_items=dataset.cold_items)
+    sampler = NegativeSampler(dataset.train, exclude_items=dataset.cold_items if config.negatives == "warm" else None)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     decay = config.lr_decay
     sched = (None if decay == 1.0 else

@@ -30,7 +30,16 @@ from graphrec.train.config import TrainConfig
 from graphrec.train.fit import evaluate_model, fit, seed_everything
 from graphrec.train.record import RECORD, load_record, load_state, save_run
 
-__all__ = ["check_run_output", "export_item_graph", "load_run", "prepare_dataset", "reevaluate", "run_training"]
+__all__ = [
+    "check_run_output",
+    "cold_start_transforms",
+    "export_item_graph",
+    "load_run",
+    "prepare_dataset",
+    "recorded_dataset",
+    "reevaluate",
+    "run_training",
+]
 
 
 def check_run_output(out: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -41,11 +50,30 @@ def check_run_output(out: str | os.PathLike, overwrite: bool = False) -> Path:
     return check_output(out, overwrite, option="--out", marker=RECORD, what="run directory")
 
 
-def prepare_dataset(dataset: Dataset, cold_start_fraction: float | None = None, cold_start_seed: int = 0) -> Dataset:
-    """Apply the on-the-fly transforms a run records (currently: cold start)."""
+def prepare_dataset(
+    dataset: Dataset,
+    cold_start_fraction: float | None = None,
+    cold_start_seed: int = 0,
+    cold_start_protocol: str = "papers",
+) -> Dataset:
+    """Apply the on-the-fly transforms a run records (currently: cold start, under
+    ``cold_start_protocol``, :func:`graphrec.data.splits.cold_start`)."""
     if cold_start_fraction:
-        return cold_start(dataset, cold_start_fraction, cold_start_seed)
+        return cold_start(dataset, cold_start_fraction, cold_start_seed, cold_start_protocol)
     return dataset
+
+
+def cold_start_transforms(fraction: float, seed: int, protocol: str = "papers") -> dict[str, Any]:
+    """The ``transforms`` entry a run records for a cold start (read by :func:`load_run`)."""
+    return {"cold_start": fraction, "cold_start_seed": seed, "cold_start_protocol": protocol} if fraction else {}
+
+
+def recorded_dataset(dataset: Dataset, transforms: Mapping[str, Any] | None) -> Dataset:
+    """``dataset`` after the transforms a run record lists (a record written before the
+    cold-start protocols existed used the ``hidden`` one)."""
+    tf = transforms or {}
+    return prepare_dataset(dataset, tf.get("cold_start"), tf.get("cold_start_seed", 0),
+                           tf.get("cold_start_protocol", "hidden"))
 
 
 def run_training(
@@ -125,7 +153,7 @@ def load_run(
         raise DataError(f"{run_dir}: the record names no dataset path: pass --data DIR")
     dataset = Dataset.load(path)
     tf = record["dataset"].get("transforms") or {}
-    dataset = prepare_dataset(dataset, tf.get("cold_start"), tf.get("cold_start_seed", 0))
+    dataset = recorded_dataset(dataset, tf)
     if dataset.fingerprint() != record["dataset"]["fingerprint"]:
         raise DataError(
             f"{path} differs from the data run {Path(run_dir).name} was trained on "

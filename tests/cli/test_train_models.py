@@ -43,7 +43,8 @@ def test_help_has_an_example(model):
 def test_lattice_with_cold_start_then_evaluate(data_dir, tmp_path):
     out = tmp_path / "lattice"
     res = run("train", "lattice", "--data", data_dir, "--epochs", "3", "--dim", "8", "--k", "5", "--lambda", "0.7",
-              "--cold-start", "0.2", "--select-on", "cold", "--device", "cpu", "--out", out, "--quiet")
+              "--cold-start", "0.2", "--cold-protocol", "hidden", "--select-on", "cold", "--device", "cpu", "--out", out,
+              "--quiet")
     assert res.exit_code == 0, res.output
     assert "test-cold" in res.output and "modality_weight_image" in res.output
     assert "valid-cold" in res.output and "selected on cold items" in res.output

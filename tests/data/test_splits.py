@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from graphrec.data import build_dataset, cold_start, random_split, temporal_split
-from graphrec.data.splits import all_interactions
-from graphrec.errors import DataError
+from graphrec.data.splits import all_interactions, cold_start_items
+from graphrec.errors import ConfigError, DataError
 
 
 def user_sizes_dataset(sizes, n_items=60, seed=0):
@@ -69,9 +69,10 @@ def test_temporal_split_needs_timestamps():
         temporal_split(ds)
 
 
-def test_cold_start_hides_all_training_interactions_of_the_cold_items():
+def test_cold_start_hidden_removes_all_training_interactions_of_the_cold_items():
     ds = random_split(user_sizes_dataset([20] * 30, n_items=50), seed=0)
-    cold = cold_start(ds, 0.2, seed=7)
+    cold = cold_start(ds, 0.2, seed=7, protocol="hidden")
+    assert cold.meta["cold_start"] == {"fraction": 0.2, "seed": 7, "protocol": "hidden"}
     assert len(cold.cold_items) == 10
     assert cold.train[:, cold.cold_items].nnz == 0
     # warm training interactions untouched, valid/test untouched
@@ -79,13 +80,66 @@ def test_cold_start_hides_all_training_interactions_of_the_cold_items():
     assert (cold.train[:, warm] != ds.train[:, warm]).nnz == 0
     assert (cold.valid != ds.valid).nnz == 0 and (cold.test != ds.test).nnz == 0
     assert len(cold.timestamps["train"]) == cold.train.nnz
-    # same seed, same items; another seed, other items
+    # same seed, same items (under both protocols); another seed, other items
+    assert np.array_equal(cold_start(ds, 0.2, seed=7, protocol="hidden").cold_items, cold.cold_items)
     assert np.array_equal(cold_start(ds, 0.2, seed=7).cold_items, cold.cold_items)
-    assert not np.array_equal(cold_start(ds, 0.2, seed=8).cold_items, cold.cold_items)
+    assert not np.array_equal(cold_start(ds, 0.2, seed=8, protocol="hidden").cold_items, cold.cold_items)
     with pytest.raises(DataError, match="already has a cold-start split"):
         cold_start(cold, 0.2)
     with pytest.raises(DataError, match=r"fraction must be in \(0, 1\)"):
         cold_start(ds, 1.5)
+    with pytest.raises(ConfigError, match="protocol 'lattice' is not one of papers, hidden"):
+        cold_start(ds, 0.2, protocol="lattice")
+
+
+def test_cold_start_papers_moves_every_interaction_of_the_cold_items_by_hand():
+    """LATTICE's data/cold_start.py: of the drawn items the first half are test items, the
+    second half validation items; all their interactions (any split) move there, train
+    keeps every interaction of the other items (also the valid/test ones)."""
+    # 3 users x 6 items; rows: train / valid / test interactions as given
+    ds = build_dataset(
+        [0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2],
+        [0, 1, 2, 3, 1, 4, 5, 0, 2, 4, 5],
+        ["train", "train", "valid", "test", "train", "valid", "test", "train", "train", "valid", "test"],
+        user_ids=[0, 1, 2], item_ids=list(range(6)), timestamps=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], unseen="keep",
+    )
+    drawn = cold_start_items(6, 0.5, seed=3)  # round(0.5 * 6) = 3 items, in draw order
+    test_items, valid_items = drawn[:1], drawn[1:]
+    cold = cold_start(ds, 0.5, seed=3)
+    assert cold.cold_items.tolist() == sorted(drawn.tolist())
+    assert cold.meta["cold_start"] == {"fraction": 0.5, "seed": 3, "protocol": "papers", "valid_items": 2, "test_items": 1}
+    every = (ds.train + ds.valid + ds.test).toarray() > 0
+    for split, items in (("valid", valid_items), ("test", test_items)):
+        want = np.zeros_like(every)
+        want[:, items] = every[:, items]
+        assert np.array_equal(cold.split(split).toarray() > 0, want), split
+    warm = np.setdiff1d(np.arange(6), drawn)
+    want_train = np.zeros_like(every)
+    want_train[:, warm] = every[:, warm]
+    assert np.array_equal(cold.train.toarray() > 0, want_train)
+    assert set(np.flatnonzero(cold.train.toarray().any(0))) <= set(warm.tolist())  # no cold item in train
+    # valid and test items are disjoint; timestamps follow their interactions
+    assert not set(valid_items.tolist()) & set(test_items.tolist())
+    assert sum(len(cold.timestamps[s]) for s in ("train", "valid", "test")) == 11
+    # deterministic; the record of the split survives save/load
+    assert cold_start(ds, 0.5, seed=3).fingerprint() == cold.fingerprint()
+    assert cold_start(ds, 0.5, seed=4).fingerprint() != cold.fingerprint()
+
+
+def test_cold_start_papers_on_real_data_valid_and_test_hold_cold_items_only(shared_data):
+    from graphrec.data.formats import read_mmrec
+
+    ds = read_mmrec(shared_data / "lfm2k")
+    cold = cold_start(ds, 0.2, seed=0)
+    info = cold.meta["cold_start"]
+    assert info["valid_items"] + info["test_items"] == len(cold.cold_items) == round(0.2 * ds.n_items)
+    is_cold = np.zeros(ds.n_items, bool)
+    is_cold[cold.cold_items] = True
+    assert not is_cold[cold.train.indices].any()
+    assert is_cold[cold.valid.indices].all() and is_cold[cold.test.indices].all()
+    assert not set(cold.valid.indices) & set(cold.test.indices)
+    total = sum(ds.split(s).nnz for s in ("train", "valid", "test"))
+    assert sum(cold.split(s).nnz for s in ("train", "valid", "test")) == total  # nothing lost
 
 
 def test_all_interactions_is_the_union():

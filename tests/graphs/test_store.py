@@ -262,13 +262,16 @@ def test_refuses_a_warm_graph_for_a_cold_start_split_and_vice_versa(ds, tmp_path
     with pytest.raises(DataError) as e:
         load_graph(tmp_path / "warm", dataset=cold)
     msg = _one_line(e)
-    assert "cold_start differs: the graph was built with no cold-start split but dataset 'toy' has cold-start fraction 0.25 seed 0 (3 cold items)" in msg
-    assert "`graphrec build-graph --kind cooccur --cooccur-top-k 3 --cold-start 0.25 --seed 0 --out" in msg
+    assert "cold_start differs: the graph was built with no cold-start split but dataset 'toy' has cold-start fraction 0.25 seed 0 protocol papers (3 cold items)" in msg
+    assert "`graphrec build-graph --kind cooccur --cooccur-top-k 3 --cold-start 0.25 --seed 0 --cold-protocol papers --out" in msg
     save_graph(tmp_path / "cold", *_build(cold))
     with pytest.raises(DataError, match="built with cold-start fraction 0.25 seed 0 .* but dataset 'toy' has no cold-start split"):
         load_graph(tmp_path / "cold", dataset=ds)
     with pytest.raises(DataError, match="seed 0 .*but dataset 'toy' has cold-start fraction 0.25 seed 1"):
         load_graph(tmp_path / "cold", dataset=cold_start(ds, 0.25, seed=1))
+    # the same items drawn under the other protocol is another split: refused too
+    with pytest.raises(DataError, match="protocol papers .*but dataset 'toy' has cold-start fraction 0.25 seed 0 protocol hidden"):
+        load_graph(tmp_path / "cold", dataset=cold_start(ds, 0.25, seed=0, protocol="hidden"))
 
 
 def test_refuses_a_missing_graph(tmp_path):

@@ -1,5 +1,7 @@
-"""MM-GEF: the shared model contract, the attention merge by hand, the ablation flags,
-no cold-start leakage into the co-interaction graph, and a short real-data check."""
+"""MM-GEF: the shared model contract for every variant, the learned structure (learned
+graph, skip, attention, fixed weights) and the attention merge by hand, the paper's
+Table 1 rows against LATTICE, the ablation flags, no cold-start leakage into the
+co-interaction graph, and short real-data checks."""
 
 from __future__ import annotations
 
@@ -12,9 +14,13 @@ import torch.nn.functional as F
 from graphrec.data import cold_start
 from graphrec.errors import ConfigError, DataError
 from graphrec.graphs import normalize_adjacency, normalized_bipartite
+from graphrec.graphs.build import GraphSpec, build_item_graph
 from graphrec.graphs.cooccur import cooccurrence_graph
-from graphrec.models import MMGEF
+from graphrec.graphs.fuse import fuse_features
+from graphrec.graphs.knn import knn_graph
+from graphrec.models import LATTICE, MMGEF
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
+from graphrec.train.builders.mmgef import DEFAULT_STRUCTURE
 from graphrec.testing import DEVICE, ItemGraphRecommenderContract, contract_dataset
 from graphrec.train import TrainConfig, build_model, evaluate_ranking, run_training
 from graphrec.train.evaluate import most_popular_scorer
@@ -35,6 +41,31 @@ def _one_torch_thread():
 class TestMMGEFContract(ItemGraphRecommenderContract):
     def make_model(self, dataset):
         return build_model("mmgef", dataset, SMALL)
+
+
+class TestMMGEFLearnedContract(ItemGraphRecommenderContract):
+    def make_model(self, dataset):
+        return build_model("mmgef", dataset, dict(SMALL, structure="learned", item_layers=2))
+
+
+class TestMMGEFLearnedWithoutAttentionContract(ItemGraphRecommenderContract):
+    def make_model(self, dataset):
+        return build_model("mmgef", dataset, dict(SMALL, structure="learned", attention=False, train_features=False))
+
+
+class TestMMGEFLearnedWithoutCFContract(ItemGraphRecommenderContract):
+    def make_model(self, dataset):
+        return build_model("mmgef", dataset, dict(SMALL, structure="learned", use_cf_graph=False))
+
+
+class TestMMGEFFixedContract(ItemGraphRecommenderContract):
+    def make_model(self, dataset):
+        return build_model("mmgef", dataset, dict(SMALL, structure="fixed"))
+
+
+class TestMMGEFFixedWithoutAttentionContract(ItemGraphRecommenderContract):
+    def make_model(self, dataset):
+        return build_model("mmgef", dataset, dict(SMALL, structure="fixed", attention=False, use_cf_graph=False))
 
 
 class TestMMGEFProjectedContract(ItemGraphRecommenderContract):
@@ -61,6 +92,8 @@ def _sym_dense(a: np.ndarray) -> np.ndarray:
 
 
 def _tiny(**kw) -> MMGEF:
+    """The fixed structure over the hand-made graphs (``structure`` may be overridden)."""
+    kw.setdefault("structure", "fixed")
     torch.manual_seed(0)
     return MMGEF(
         3,
@@ -152,7 +185,7 @@ def test_without_cf_graph_the_cooccurrence_graph_is_ignored():
     outs = []
     for co in (None, other):
         torch.manual_seed(0)
-        m = MMGEF(3, 4, adj, knn, co, embedding_dim=3, num_layers=1, use_cf_graph=False)
+        m = MMGEF(3, 4, adj, knn, co, embedding_dim=3, num_layers=1, use_cf_graph=False, structure="fixed")
         assert not hasattr(m, "cooccur_adj") and m.attention_logits is None
         assert m.attention_weights() == {"knn": 1.0, "cooccur": 0.0}
         outs.append(m.embeddings()[1].detach())
@@ -165,7 +198,7 @@ def test_without_knn_graph_only_the_cooccurrence_graph_propagates():
     adj = to_torch_sparse(normalized_bipartite(sp.csr_matrix(R)))
     co = to_torch_sparse(normalize_adjacency(sp.csr_matrix(CO), "sym"))
     torch.manual_seed(0)
-    m = MMGEF(3, 4, adj, None, co, embedding_dim=3, num_layers=1, item_layers=2)
+    m = MMGEF(3, 4, adj, None, co, embedding_dim=3, num_layers=1, item_layers=2, structure="fixed")
     assert m.graph_names == ("cooccur",) and not hasattr(m, "knn_adj") and m.attention_logits is None
     assert m.attention_weights() == {"knn": 0.0, "cooccur": 1.0}
     h0 = m.lightgcn.item_embedding.weight.detach().double().numpy()
@@ -180,20 +213,28 @@ def test_without_knn_graph_only_the_cooccurrence_graph_propagates():
     with pytest.raises(ConfigError, match="no item graph|at least one item graph"):
         MMGEF(3, 4, adj, None, co, use_cf_graph=False)
     with pytest.raises(ConfigError, match="projected"):
-        MMGEF(3, 4, adj, None, co, feature_mode="projected", features=torch.randn(4, 5))
+        MMGEF(3, 4, adj, None, co, feature_mode="projected", features=torch.randn(4, 5), structure="fixed")
+    with pytest.raises(ConfigError, match="learned"):
+        MMGEF(3, 4, adj, None, co, structure="learned")
 
 
 def test_bad_arguments_are_clear_errors():
     adj = to_torch_sparse(normalized_bipartite(sp.csr_matrix(R)))
     knn = to_torch_sparse(sp.csr_matrix(KNN))
     with pytest.raises(ConfigError, match="cooccur_graph"):
-        MMGEF(3, 4, adj, knn, None)
+        MMGEF(3, 4, adj, knn, None, structure="fixed")
     with pytest.raises(ConfigError, match="feature_mode"):
         MMGEF(3, 4, adj, knn, knn, feature_mode="learned")
     with pytest.raises(ConfigError, match="features"):
-        MMGEF(3, 4, adj, knn, knn, feature_mode="projected")
+        MMGEF(3, 4, adj, knn, knn, feature_mode="projected", structure="fixed")
+    with pytest.raises(ConfigError, match="features"):
+        MMGEF(3, 4, adj, knn, knn, structure="learned")
+    with pytest.raises(ConfigError, match="structure"):
+        MMGEF(3, 4, adj, knn, knn, structure="dense")
+    with pytest.raises(ConfigError, match="projected.*fixed structure"):
+        MMGEF(3, 4, adj, knn, knn, structure="learned", feature_mode="projected", features=torch.randn(4, 5))
     with pytest.raises(ConfigError, match="shape"):
-        MMGEF(3, 4, adj, to_torch_sparse(sp.eye(5, format="csr")), knn)
+        MMGEF(3, 4, adj, to_torch_sparse(sp.eye(5, format="csr")), knn, structure="fixed")
 
 
 def test_projected_mode_learns_the_edge_values_on_the_fixed_pattern():
@@ -202,7 +243,7 @@ def test_projected_mode_learns_the_edge_values_on_the_fixed_pattern():
     model = MMGEF(
         3, 4, to_torch_sparse(normalized_bipartite(sp.csr_matrix(R))), to_torch_sparse(sp.csr_matrix(KNN)),
         to_torch_sparse(normalize_adjacency(sp.csr_matrix(CO), "sym")),
-        features=feats, embedding_dim=3, num_layers=1, feature_mode="projected",
+        features=feats, embedding_dim=3, num_layers=1, feature_mode="projected", structure="fixed",
     )
     p = model.feature_proj(feats).detach().double().numpy()
     pn = p / np.linalg.norm(p, axis=1, keepdims=True)
@@ -214,6 +255,188 @@ def test_projected_mode_learns_the_edge_values_on_the_fixed_pattern():
     model.loss(torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3]), torch.tensor([3, 0, 0])).backward()
     g = model.feature_proj.weight.grad
     assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+# --------------------------------------------------------------- the learned structure, by hand
+
+FEATS = np.random.default_rng(1).normal(size=(4, 6)).astype(np.float32)
+
+
+def _dense_topk_cos(x: np.ndarray, k: int) -> np.ndarray:
+    """Top-k cosine graph by brute force, self excluded."""
+    z = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s = z @ z.T
+    out = np.zeros_like(s)
+    for i in range(len(s)):
+        row = s[i].copy()
+        row[i] = -np.inf
+        nb = np.argsort(-row)[:k]
+        out[i, nb] = s[i, nb]
+    return out
+
+
+def _learned(lam: float = 0.9, **kw) -> tuple[MMGEF, np.ndarray]:
+    """MM-GEF's learned structure on the 4 hand-made items: original graph = the
+    normalised top-2 cosine graph of FEATS."""
+    original = _sym_dense(_dense_topk_cos(FEATS.astype(np.float64), 2))
+    torch.manual_seed(0)
+    model = MMGEF(
+        3, 4, to_torch_sparse(normalized_bipartite(sp.csr_matrix(R))), to_torch_sparse(sp.csr_matrix(original)),
+        to_torch_sparse(normalize_adjacency(sp.csr_matrix(CO), "sym")), features=torch.from_numpy(FEATS),
+        embedding_dim=3, num_layers=1, structure="learned", k=2, lambda_coeff=lam, **kw,
+    )
+    return model, original
+
+
+def _expected_content(model: MMGEF, original: np.ndarray, lam: float) -> np.ndarray:
+    """E^m = (1 - lambda) norm(top-2 max(0, cos) of W x + b) + lambda Ŝ, densely."""
+    x = model._features("fused").detach().double().numpy()
+    lin = model.projections["fused"]
+    p = x @ lin.weight.detach().double().numpy().T + lin.bias.detach().double().numpy()
+    learned = np.maximum(_dense_topk_cos(p, 2), 0.0)
+    return (1 - lam) * _sym_dense(learned) + lam * original
+
+
+@pytest.mark.parametrize("lam", [0.9, 0.3])
+@pytest.mark.parametrize("item_layers", [1, 2])
+def test_learned_structure_and_attention_match_the_dense_formula(lam, item_layers):
+    model, original = _learned(lam, item_layers=item_layers)
+    with torch.no_grad():
+        model.projections["fused"].weight.mul_(-1.3).add_(0.2)  # away from the raw neighbours
+        model.attention_logits.copy_(torch.tensor([0.7, -0.4]))
+    model.eval()
+    e_m = _expected_content(model, original, lam)
+    learned_part = e_m - lam * original
+    assert learned_part[learned_part != 0].size > 0  # the learned graph is not empty ...
+    assert (np.abs(learned_part) > 1e-9).sum() <= 2 * 4  # ... and has at most k = 2 entries per row
+    assert np.allclose(model.content_graph().to_dense().double().numpy(), e_m, atol=1e-6)
+    assert np.allclose(model.knn_adj.to_dense().double().numpy(), original, atol=1e-6)
+    w = np.exp([0.7, -0.4]) / np.exp([0.7, -0.4]).sum()
+    step = w[0] * e_m + w[1] * _sym_dense(CO)
+    assert np.allclose(model.item_graph().to_dense().double().numpy(), step, atol=1e-6)
+    h0 = model.lightgcn.item_embedding.weight.detach().double().numpy()
+    h = np.linalg.matrix_power(step, item_layers) @ h0
+    assert np.allclose(model.item_propagate().detach().double().numpy(), h, atol=1e-5)
+    assert model.attention_weights() == pytest.approx({"knn": w[0], "cooccur": w[1]})
+    _, items = model.embeddings()
+    _, lg_items = model.lightgcn.embeddings()
+    expected = lg_items.detach().double().numpy() + h / np.linalg.norm(h, axis=1, keepdims=True)
+    assert np.allclose(items.detach().double().numpy(), expected, atol=1e-5)
+
+
+def test_learned_structure_is_rebuilt_once_per_epoch_and_the_attention_learns_every_batch():
+    model, original = _learned()
+    batch = (torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3]), torch.tensor([3, 0, 0]))
+    model.train()
+    model.start_epoch(1)
+    model.loss(*batch).backward()
+    proj = model.projections["fused"]
+    assert proj.weight.grad is not None and proj.weight.grad.abs().sum() > 0
+    assert model.feature_tables["fused"].grad is not None  # the fused table is fine-tuned (as LATTICE)
+    assert model.attention_logits.grad is not None and model.attention_logits.grad.abs().sum() > 0
+    before = model.content_graph().to_dense()
+    with torch.no_grad():
+        proj.weight.mul_(-1.5).add_(0.3)
+    model.zero_grad(set_to_none=True)
+    model.loss(*batch).backward()  # same epoch: the cached structure, a constant ...
+    assert proj.weight.grad is None
+    assert model.attention_logits.grad is not None  # ... while the merge weights still learn
+    model.start_epoch(2)  # the next epoch rebuilds it from the current projection
+    model.loss(*batch).backward()
+    assert proj.weight.grad is not None
+    after = model.content_graph().to_dense()
+    assert not torch.allclose(before, after)
+    assert np.allclose(after.double().numpy(), _expected_content(model, original, 0.9), atol=1e-6)
+
+
+def test_without_attention_the_learned_structure_and_cf_graph_weigh_one_half_each():
+    model, original = _learned(attention=False)
+    assert model.attention_logits is None and model.log_values() == {}
+    assert not any("attention" in name for name, _ in model.named_parameters())
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    model.train()
+    for epoch in (1, 2):
+        model.start_epoch(epoch)
+        opt.zero_grad()
+        model.loss(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([3, 0])).backward()
+        opt.step()
+    assert model.attention_weights() == {"knn": 0.5, "cooccur": 0.5}
+    model.eval()
+    h0 = model.lightgcn.item_embedding.weight.detach().double().numpy()
+    e_m = _expected_content(model, original, 0.9)  # the trained projection's graph
+    expected = 0.5 * e_m @ h0 + 0.5 * _sym_dense(CO) @ h0
+    assert np.allclose(model.item_propagate().detach().double().numpy(), expected, atol=1e-5)
+
+
+def test_fixed_structure_is_the_learned_one_with_lambda_one():
+    learned, original = _learned(lam=1.0)
+    fixed = MMGEF(
+        3, 4, to_torch_sparse(normalized_bipartite(sp.csr_matrix(R))), to_torch_sparse(sp.csr_matrix(original)),
+        to_torch_sparse(normalize_adjacency(sp.csr_matrix(CO), "sym")), embedding_dim=3, num_layers=1, structure="fixed",
+    )
+    fixed.lightgcn.load_state_dict(learned.lightgcn.state_dict())
+    assert not any(n.startswith(("projections", "feature_tables")) for n, _ in fixed.named_parameters())
+    for m in (learned, fixed):
+        m.eval()
+    assert torch.allclose(learned.item_propagate(), fixed.item_propagate(), atol=1e-6)
+    assert np.allclose(fixed.content_graph().to_dense().double().numpy(), original, atol=1e-6)
+
+
+def _fused(ds):
+    """``ds`` with one modality: the early-fused features MM-GEF builds on."""
+    return ds.replace(item_features={"fused": fuse_features(ds.item_features).x})
+
+
+def _train_a_little(model, ds, epochs: int = 2):
+    """Two epochs of two fixed batches each, Adam: the losses and the final scores."""
+    gen = torch.Generator().manual_seed(7)
+    batches = [tuple(torch.randint(0, n, (32,), generator=gen) for n in (ds.n_users, ds.n_items, ds.n_items))
+               for _ in range(2)]
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    model.train()
+    for epoch in range(1, epochs + 1):
+        model.start_epoch(epoch)
+        for b in batches:
+            opt.zero_grad()
+            loss = model.loss(*b)
+            loss.backward()
+            opt.step()
+            losses.append(loss.detach())
+    model.eval()
+    return torch.stack(losses), model.scorer()(torch.arange(ds.n_users))
+
+
+@pytest.mark.parametrize(
+    "mmgef_params, lattice_params",
+    [
+        # Table 1 "w/o CF+Att" and "w/o CF" (one graph: the softmax over it is 1) = LATTICE
+        ({"use_cf_graph": False, "attention": False}, {}),
+        ({"use_cf_graph": False}, {}),
+        # "w/o Att" = Table 2's "LATTICE with CF" (fixed equal weights)
+        ({"attention": False}, {"use_cf_graph": True, "cf_weights": "fixed"}),
+        # MM-GEF = LATTICE + CF with learned weights, on the early-fused feature
+        ({}, {"use_cf_graph": True, "cf_weights": "learned"}),
+    ],
+)
+def test_table1_rows_are_lattice_on_the_fused_feature(mmgef_params, lattice_params):
+    """The paper's tables (module doc): the learned MM-GEF rows train exactly like
+    LATTICE given one modality, the early-fused feature."""
+    ds = contract_dataset()
+    torch.manual_seed(0)
+    mmgef = build_model("mmgef", ds, dict(SMALL, structure="learned", **mmgef_params))
+    torch.manual_seed(0)
+    lattice = build_model("lattice", _fused(ds), dict(SMALL, **lattice_params))
+    assert isinstance(lattice, LATTICE) and lattice.modalities == ("fused",)
+    loss_a, scores_a = _train_a_little(mmgef, ds)
+    loss_b, scores_b = _train_a_little(lattice, ds)
+    torch.testing.assert_close(loss_a, loss_b)
+    torch.testing.assert_close(scores_a, scores_b)
+    # not vacuous: MM-GEF's fixed structure trains differently
+    torch.manual_seed(0)
+    fixed = build_model("mmgef", ds, dict(SMALL, structure="fixed", **mmgef_params))
+    loss_c, _ = _train_a_little(fixed, ds)
+    assert not torch.allclose(loss_a, loss_c)
 
 
 # --------------------------------------------------------------- builder
@@ -261,6 +484,46 @@ def test_builder_ablations_and_errors():
         build_model("mmgef", ds, {"use_knn_graph": False, "use_cf_graph": False})
 
 
+def test_builder_structures():
+    ds = contract_dataset()
+    assert build_model("mmgef", ds, SMALL).structure == DEFAULT_STRUCTURE
+    learned = build_model("mmgef", ds, dict(SMALL, structure="learned", lambda_coeff=0.5))
+    fused = fuse_features(ds.item_features)
+    # the original graph is the normalised kNN graph of the fused features, the learned
+    # graph's input the fused features themselves
+    want = normalize_adjacency(knn_graph(fused.x, 5), "sym").toarray()
+    assert np.allclose(learned.knn_adj.to_dense().numpy(), want, atol=1e-6)
+    assert np.allclose(learned._features("fused").detach().numpy(), fused.x)
+    assert learned.k == 5 and learned.lambda_coeff == 0.5 and learned.modalities == ("fused",)
+    fixed = build_model("mmgef", ds, dict(SMALL, structure="fixed"))
+    assert fixed.structure == "fixed" and not list(fixed.projections or [])
+    assert np.allclose(fixed.knn_adj.to_dense().numpy(), want, atol=1e-6)
+    # --feature-mode alone keeps its meaning from before --structure existed: the fixed structure
+    assert build_model("mmgef", ds, dict(SMALL, feature_mode="fixed")).structure == "fixed"
+    assert build_model("mmgef", ds, dict(SMALL, feature_mode="projected")).feature_proj is not None
+    assert build_model("mmgef", ds, {"use_knn_graph": False}).structure == "fixed"
+    with pytest.raises(ConfigError, match="--feature-mode belongs to --structure fixed"):
+        build_model("mmgef", ds, dict(SMALL, structure="learned", feature_mode="projected"))
+    with pytest.raises(ConfigError, match="--lambda and --fixed-features"):
+        build_model("mmgef", ds, dict(SMALL, structure="fixed", lambda_coeff=0.5))
+    with pytest.raises(ConfigError, match="--no-knn-graph"):
+        build_model("mmgef", ds, {"structure": "learned", "use_knn_graph": False})
+    with pytest.raises(ConfigError, match="structure='dense' is not one of learned, fixed"):
+        build_model("mmgef", ds, dict(SMALL, structure="dense"))
+
+
+def test_builder_learned_structure_from_a_stored_graph(tmp_path):
+    from graphrec.graphs.store import save_graph
+
+    ds = contract_dataset()
+    built = build_item_graph(ds, GraphSpec(kind="knn", k=5, modalities=("text",)))
+    save_graph(tmp_path / "text", built.graph, built.record)
+    model = build_model("mmgef", ds, {"embedding_dim": 16, "structure": "learned", "graphs": [str(tmp_path / "text")]})
+    assert model.k == 5
+    assert np.allclose(model.knn_adj.to_dense().numpy(), normalize_adjacency(built.graph, "sym").toarray(), atol=1e-6)
+    assert np.allclose(model._features("fused").detach().numpy(), fuse_features(ds.item_features, ["text"]).x)
+
+
 # --------------------------------------------------------------- real data
 
 
@@ -281,15 +544,17 @@ def test_mmgef_beats_most_popular_on_amazon_scientific(shared_data):
 
 
 def test_mmgef_ranks_cold_items_of_amazon_scientific_lightgcn_cannot(shared_data):
-    """Cold start 0.2 on real data: the hidden items have no training interaction, so
-    LightGCN scores them with untrained ID vectors and never recalls one; MM-GEF reaches
-    them through their content neighbours (measured: 0.029 cold recall@20 vs 0)."""
+    """Cold start 0.2 on real data, the papers' protocol: valid and test hold only new
+    items, which have no training interaction; LightGCN scores them with ID vectors that
+    only ever served as negatives and ranks them below chance (20 / n_items); MM-GEF
+    reaches them through their content neighbours."""
     from graphrec.data.formats import read_unisrec
 
     ds = cold_start(read_unisrec(shared_data / "amazon-scientific", unseen="keep"), 0.2, 0)
     config = TrainConfig(epochs=10, lr=1e-3, batch_size=1024, ks=(20,), progress=False, seed=0)
     lightgcn, _ = run_training(ds, "lightgcn", {"embedding_dim": 32}, config, device=DEVICE)
     mmgef, _ = run_training(ds, "mmgef", {"embedding_dim": 32}, config, device=DEVICE)
-    assert lightgcn["test"]["cold"]["recall@20"] == 0.0
-    assert mmgef["test"]["cold"]["recall@20"] > 0.01, mmgef["test"]["cold"]
+    chance = 20 / ds.n_items
+    assert lightgcn["test"]["cold"]["recall@20"] < chance, lightgcn["test"]["cold"]
+    assert mmgef["test"]["cold"]["recall@20"] > 3 * chance, mmgef["test"]["cold"]
     assert mmgef["test"]["cold"]["users"] == lightgcn["test"]["cold"]["users"] > 100

@@ -60,15 +60,22 @@ def test_run_record_and_reevaluation(ds, tmp_path):
         assert again["test"]["all"][k] == pytest.approx(v, abs=1e-6)
 
 
-def test_cold_start_runs_report_warm_and_cold(ds, tmp_path):
-    from graphrec.train.run import prepare_dataset
+@pytest.mark.parametrize("protocol, groups", [("hidden", {"all", "warm", "cold"}), ("papers", {"all", "cold"})])
+def test_cold_start_runs_report_warm_and_cold(ds, tmp_path, protocol, groups):
+    """hidden: valid/test keep warm and cold items, three groups; papers: valid/test hold
+    the cold items only, so "all" is "cold" and there is no warm group. Reevaluation
+    rebuilds the same split from the record (which names the protocol)."""
+    from graphrec.train.run import cold_start_transforms, prepare_dataset
 
-    cold = prepare_dataset(ds, 0.2, 0)
+    cold = prepare_dataset(ds, 0.2, 0, protocol)
     cfg = TrainConfig(epochs=2, batch_size=512, ks=(20,), progress=False)
     record, _ = run_training(cold, "lightgcn", {"embedding_dim": 8}, cfg, out=tmp_path / "run",
-                             data_path=ds.save(tmp_path / "d"), transforms={"cold_start": 0.2, "cold_start_seed": 0})
-    assert set(record["test"]) == {"all", "warm", "cold"}
+                             data_path=ds.save(tmp_path / "d"), transforms=cold_start_transforms(0.2, 0, protocol))
+    assert record["dataset"]["transforms"]["cold_start_protocol"] == protocol
+    assert set(record["test"]) == groups
     assert record["test"]["cold"]["users"] > 0
+    if protocol == "papers":
+        assert record["test"]["all"] == record["test"]["cold"]
     again = reevaluate(tmp_path / "run")
     assert again["test"]["cold"]["recall@20"] == pytest.approx(record["test"]["cold"]["recall@20"], abs=1e-6)
 
@@ -118,7 +125,7 @@ def test_cold_start_selection_on_the_hidden_items(ds):
     """select_on="cold" early-stops on the validation metric of the hidden items only."""
     from graphrec.train.run import prepare_dataset
 
-    cold = prepare_dataset(ds, 0.2, 0)
+    cold = prepare_dataset(ds, 0.2, 0, "hidden")  # valid keeps warm and cold items
     best = {}
     for group in ("all", "cold"):
         torch.manual_seed(0)
@@ -134,6 +141,49 @@ def test_cold_start_selection_on_the_hidden_items(ds):
     # the same training trajectory (same seed), two different selected epochs
     assert [h["loss"] for h in best["all"].history] == [h["loss"] for h in best["cold"].history]
     assert best["all"].best_epoch != best["cold"].best_epoch
+
+
+@pytest.mark.parametrize("negatives", ["all", "warm"])
+def test_negatives_come_from_all_items_unless_told_warm(ds, monkeypatch, negatives):
+    """The papers' protocol samples BPR negatives from every item (LATTICE's reference):
+    the cold items are drawn, pushed down as negatives; negatives="warm" never draws one.
+    The bipartite graph the model propagates over has no edge of a cold item either way."""
+    import importlib
+
+    from graphrec.data.sampling import NegativeSampler
+    from graphrec.train.run import prepare_dataset
+
+    cold = prepare_dataset(ds, 0.2, 0, "papers")
+    drawn: list[np.ndarray] = []
+
+    class Spy(NegativeSampler):
+        def sample(self, users, rng, rounds=8):
+            out = super().sample(users, rng, rounds)
+            drawn.append(out)
+            return out
+
+    monkeypatch.setattr(importlib.import_module("graphrec.train.fit"), "NegativeSampler", Spy)
+    model = build_model("lightgcn", cold, {"embedding_dim": 8})
+    adj = model.adj.to_dense()
+    assert not adj[cold.n_users + torch.as_tensor(cold.cold_items)].any()
+    fit(model, cold, TrainConfig(epochs=1, batch_size=256, ks=(20,), progress=False, negatives=negatives))
+    negs = np.concatenate(drawn)
+    hits = np.isin(negs, cold.cold_items).sum()
+    if negatives == "warm":
+        assert hits == 0
+    else:  # about 20% of the draws
+        assert 0.1 < hits / len(negs) < 0.3
+
+
+def test_selecting_on_warm_items_under_the_papers_protocol_is_refused(ds):
+    from graphrec.train.run import prepare_dataset
+
+    cold = prepare_dataset(ds, 0.2, 0, "papers")
+    model = build_model("lightgcn", cold, {"embedding_dim": 4})
+    with pytest.raises(ConfigError, match="validation holds cold items only"):
+        fit(model, cold, TrainConfig(epochs=1, progress=False, select_on="warm"))
+    with pytest.raises(ConfigError, match="negatives must be one of all, warm"):
+        TrainConfig(negatives="cold")
 
 
 def test_selecting_on_cold_items_needs_a_cold_start_split(ds):

@@ -124,7 +124,8 @@ def test_a_model_registered_in_a_test_gets_train_evaluate_and_python(data_dir, t
         record = json.loads((out / "record.json").read_text())
         assert record["model"] == name and record["model_params"] == {"embedding_dim": 4, "scale": 3.0}
         assert record["train_config"]["lr_decay"] == 0.5 and record["train_config"]["lr_decay_every"] == 50
-        assert set(record["test"]) == {"all", "warm", "cold"}
+        assert set(record["test"]) == {"all", "cold"}  # the papers' protocol: test holds new items only
+        assert record["dataset"]["transforms"]["cold_start_protocol"] == "papers"
         res = runner.invoke(app, ["evaluate", str(out), "--device", "cpu"])
         assert res.exit_code == 0, res.output
         line = next(l for l in res.output.splitlines() if l.startswith("recall@20"))

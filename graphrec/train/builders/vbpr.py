@@ -20,7 +20,7 @@ from graphrec.train.registry import Option, register_model
 FEATURE_NORMS = ("l2", "none")
 
 
-def vbpr_features(dataset: Dataset, modalities: tuple[str, ...], feature_norm: str = "l2") -> torch.Tensor:
+def vbpr_features(dataset: Dataset, modalities: tuple[str, ...], feature_norm: str = "none") -> torch.Tensor:
     """f_i: the ``modalities`` of ``dataset`` concatenated in that order, float32, each
     modality's rows scaled to unit L2 norm first (``"l2"``; all-zero rows stay zero) or
     left raw (``"none"``, MMRec)."""
@@ -56,8 +56,13 @@ def build_vbpr(
         Option("--biases/--no-biases", help="The item bias and the content bias beta'^T f_i (the paper's; MMRec drops them)."),
     ] = False,
     feature_norm: Annotated[
-        str, Option(help="l2: each modality scaled to unit norm before concatenating; none: raw (MMRec).", choices=FEATURE_NORMS)
-    ] = "l2",
+        str,
+        Option(
+            help="none: the raw features concatenated (MMRec's; validation prefers it on amazon-scientific); "
+            "l2: each modality scaled to unit norm first (preferred on lfm2k).",
+            choices=FEATURE_NORMS,
+        ),
+    ] = "none",
     reg_weight: Annotated[
         Reg, Option("--reg", help="Regulariser weight (MMRec's grid starts at 2.0; form: --reg-form).", min=0.0)
     ] = 2.0,
@@ -67,7 +72,7 @@ def build_vbpr(
     ] = "norm",
 ) -> VBPR:
     """f_i is the concatenation of the chosen modalities (default all the dataset has),
-    each L2-normalised unless feature_norm is none. --dim is K, the size of the ID
+    raw, or each L2-normalised with feature_norm l2. --dim is K, the size of the ID
     factors; --visual-dim is K' (default K), so user vectors have K + K' entries. Items
     without training interactions (cold start) are scored from their features only."""
     needs_features(dataset, "vbpr")

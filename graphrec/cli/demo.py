@@ -88,6 +88,6 @@ def demo(
         lg, mm, cb = (runs[k]["test"]["cold"]["recall@20"] for k in ("LightGCN", "MM-GEF", "CB"))
         typer.echo(
             f"new items, recall@20: LightGCN {lg:.4f} (it never saw them), MM-GEF {mm:.4f} (through its content "
-            f"kNN graph), content-only kNN {cb:.4f}"
+            f"graph), content-only kNN {cb:.4f}"
         )
     typer.echo(f"outputs in {out}/ (data/: the dataset, runs/: record.json + model.pt of every run)")

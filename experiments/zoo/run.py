@@ -1,0 +1,377 @@
+"""graphrec's implementations of the field's models next to MMRec's, on the same files.
+
+    python experiments/zoo/run.py --mmrec MMREC_DEST --models freedom,bm3,vbpr \
+        --datasets lfm2k,scientific --seeds 0,1,2 --parts default,tune --workers 2
+    python experiments/zoo/run.py ... --parts time        # seconds per epoch, back to back
+    python experiments/zoo/run.py ... --summary            # the tables (results/summary.md)
+
+Both libraries read the SAME MMRec folder (``graphrec export-mmrec``; graphrec reads it
+back with ``prepare --format mmrec``), train one hyper-parameter point per run with
+early stopping on validation recall@20 (patience 20), and report the test split at the
+best validation epoch under the mmrec protocol (test masks training items only, as
+MMRec). MMRec runs through ../shared/peers/run_mmrec.py (one point per run, never its
+main.py, which selects on test). Every run is one process pinned to one core with one
+thread (``taskset``); ``--workers 2`` runs two at a time on the two cores.
+
+Parts:
+- ``default``: MMRec's default point (the first value of every grid in its model yaml),
+  seeds ``--seeds`` on each side.
+- ``tune``: both libraries over the same grid (MMRec's yaml grid, mapped to graphrec's
+  names in ``MODELS``), every point on the first seed; the point with the best
+  VALIDATION recall@20 is then run on the other seeds. Test numbers never select.
+- ``time``: seconds per training epoch, graphrec and MMRec alternating on one core at the
+  default point (``--time-epochs`` epochs each, ``--time-rounds`` rounds): the ratio is
+  the figure, absolute seconds drift on shared machines.
+
+Results: ``results/<dataset>/<lib>-<model>/<point>/seed<S>.json`` (written atomically,
+existing results skipped, so an interrupted run continues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+PEERS = REPO.parent / "shared" / "peers"
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """A model on both sides: MMRec's name, its grid, and the map to graphrec's options."""
+
+    name: str  # graphrec name
+    mmrec: str  # MMRec name
+    grid: dict[str, list[Any]]  # MMRec hyper-parameter -> values (its yaml; first = default)
+    to_graphrec: dict[str, str]  # MMRec hyper-parameter -> graphrec option
+    fixed: dict[str, Any]  # graphrec options that make the point the same as MMRec's
+
+
+MODELS = {
+    "freedom": ZooModel("freedom", "FREEDOM", {"dropout": [0.8, 0.9], "reg_weight": [0.0, 1e-5, 1e-4, 1e-3]},
+                        {"dropout": "dropout", "reg_weight": "feature_weight"}, {}),
+    "bm3": ZooModel("bm3", "BM3", {"n_layers": [1, 2], "reg_weight": [0.1, 0.01], "dropout": [0.3, 0.5]},
+                    {"n_layers": "num_layers", "reg_weight": "reg_weight", "dropout": "dropout"}, {}),
+    "vbpr": ZooModel("vbpr", "VBPR", {"reg_weight": [2.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5]},
+                     # MMRec's VBPR: raw features concatenated, no biases (graphrec's default too)
+                     {"reg_weight": "reg_weight"}, {"feature_norm": "none", "biases": False}),
+    "lightgcn": ZooModel("lightgcn", "LightGCN", {"n_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5]},
+                         {"n_layers": "num_layers", "reg_weight": "reg_weight"}, {}),
+}
+
+#: graphrec dataset folders are read back from the MMRec exports, image_feat/text_feat
+FEATURES = {"image": "image_feat.npy", "text": "text_feat.npy"}
+
+
+def points(model: ZooModel) -> list[dict[str, Any]]:
+    keys = list(model.grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(model.grid[k] for k in keys))]
+
+
+def default_point(model: ZooModel) -> dict[str, Any]:
+    return {k: v[0] for k, v in model.grid.items()}
+
+
+def key(point: dict[str, Any]) -> str:
+    return "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in point.items())
+
+
+def result_path(dataset: str, lib: str, model: str, point: dict[str, Any], seed: int) -> Path:
+    return HERE / "results" / dataset / f"{lib}-{model}" / key(point) / f"seed{seed}.json"
+
+
+def write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(value, f, indent=1)
+    os.replace(tmp, path)
+
+
+def graphrec_data(mmrec_folder: Path, cache: Path) -> Path:
+    """The graphrec dataset of an MMRec folder (``prepare --format mmrec``), made once."""
+    out = cache / mmrec_folder.name
+    if not (out / "dataset.json").exists():
+        flags = [f"--feature={m}={f}" for m, f in FEATURES.items() if (mmrec_folder / f).exists()]
+        # items seen only in valid/test stay (MMRec keeps them: they are candidates)
+        subprocess.run([sys.executable, "-m", "graphrec", "prepare", "--format", "mmrec", str(mmrec_folder),
+                        str(out), "--unseen", "keep", *flags], check=True, cwd=REPO)
+    return out
+
+
+def graphrec_cmd(model: ZooModel, point: dict[str, Any], seed: int, data: Path, out: Path,
+                 epochs: int | None = None) -> list[str]:
+    from graphrec.train.registry import get_model
+
+    entry = get_model(model.name)
+    args = [sys.executable, "-m", "graphrec", "train", model.name, "--data", str(data), "--protocol", "mmrec",
+            "--threads", "1", "--seed", str(seed), "--out", str(out), "--quiet", "--device", "cpu"]
+    if epochs:
+        args += ["--epochs", str(epochs), "--patience", str(epochs)]
+    values = {model.to_graphrec[k]: v for k, v in point.items()}
+    values.update(model.fixed)
+    for name, value in values.items():
+        spec = entry.param(name)
+        flag = spec.flags[0]
+        if isinstance(value, bool):
+            pos, _, neg = flag.partition("/")
+            args.append(pos if value else neg)
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+def mmrec_cmd(model: ZooModel, point: dict[str, Any], seed: int, folder: Path, mmrec: Path, out: Path,
+              epochs: int | None = None) -> list[str]:
+    args = [str(mmrec / "venv" / "bin" / "python"), str(PEERS / "run_mmrec.py"), "--mmrec", str(mmrec),
+            "--data", str(folder), "--model", model.mmrec, "--threads", "1", "--seed", str(seed), "--out", str(out)]
+    if epochs:
+        args += ["--epochs", str(epochs), "--patience", str(epochs)]
+    for k, v in point.items():
+        args += ["--set", f"{k}={v}"]
+    return args
+
+
+def graphrec_result(run: Path, wall: float) -> dict[str, Any]:
+    rec = json.loads((run / "record.json").read_text())
+    secs = [h["train_seconds"] for h in rec["history"]]
+    return {
+        "valid": rec["best_valid"], "test": rec["test"]["all"], "best_epoch": rec["best_epoch"],
+        "epochs_run": rec["timings"]["epochs"], "seconds_per_epoch": statistics.median(secs) if secs else None,
+        "seconds_per_validation": rec["timings"]["eval_seconds_per_pass"], "wall_seconds": wall,
+        "model_params": rec["model_params"],
+    }
+
+
+def mmrec_result(out: Path, wall: float) -> dict[str, Any]:
+    r = json.loads(out.read_text())
+    return {
+        "valid": r["valid"], "test": r["test"], "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
+        "seconds_per_epoch": r["seconds_per_epoch"], "seconds_per_validation": r["seconds_per_validation"],
+        "wall_seconds": wall, "hyper_parameters": r["hyper_parameters"], "mmrec_commit": r["mmrec_commit"],
+    }
+
+
+@dataclass
+class Job:
+    lib: str
+    model: ZooModel
+    dataset: str
+    point: dict[str, Any]
+    seed: int
+
+    @property
+    def path(self) -> Path:
+        return result_path(self.dataset, self.lib, self.model.name, self.point, self.seed)
+
+
+def run_job(job: Job, core: int, args: argparse.Namespace) -> None:
+    folder = args.mmrec_data / job.dataset
+    with tempfile.TemporaryDirectory(prefix="zoo-") as tmp:
+        out = Path(tmp) / "run"
+        if job.lib == "graphrec":
+            cmd = graphrec_cmd(job.model, job.point, job.seed, graphrec_data(folder, args.cache), out)
+        else:
+            cmd = mmrec_cmd(job.model, job.point, job.seed, folder, args.mmrec, Path(tmp) / "out.json")
+        t0 = time.perf_counter()
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO))
+        proc = subprocess.run(["taskset", "-c", str(core), *cmd], cwd=REPO if job.lib == "graphrec" else tmp,
+                              capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            print(f"FAILED {job.lib} {job.model.name} {job.dataset} {key(job.point)} seed {job.seed}:\n"
+                  f"{proc.stderr[-3000:]}", flush=True)
+            return
+        res = graphrec_result(out, wall) if job.lib == "graphrec" else mmrec_result(Path(tmp) / "out.json", wall)
+    res.update(lib=job.lib, model=job.model.name, dataset=job.dataset, point=job.point, seed=job.seed)
+    write_json(job.path, res)
+    print(f"{job.lib:8} {job.model.name:8} {job.dataset:10} {key(job.point):32} seed {job.seed}: "
+          f"valid {res['valid']['recall@20']:.4f} test {res['test']['recall@20']:.4f} "
+          f"{res['seconds_per_epoch']:.3f} s/epoch, {res['epochs_run']} epochs", flush=True)
+
+
+def run_jobs(jobs: list[Job], args: argparse.Namespace) -> None:
+    unique = {j.path: j for j in jobs}
+    todo = [j for j in unique.values() if not j.path.exists()]
+    print(f"{len(unique) - len(todo)} of {len(unique)} runs done already; {len(todo)} to run", flush=True)
+    lock = threading.Lock()
+
+    def worker(core: int) -> None:
+        while True:
+            with lock:
+                if not todo:
+                    return
+                job = todo.pop(0)
+            try:
+                run_job(job, core, args)
+            except Exception as e:  # one failed run must not stop the others
+                print(f"FAILED {job.lib} {job.model.name} {job.dataset} {key(job.point)} seed {job.seed}: {e}", flush=True)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in range(args.workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def load(job: Job) -> dict[str, Any] | None:
+    return json.loads(job.path.read_text()) if job.path.exists() else None
+
+
+def tuned_point(lib: str, model: ZooModel, dataset: str, seed: int) -> dict[str, Any] | None:
+    """The grid point with the best validation recall@20 on ``seed`` (None until all ran)."""
+    scored = []
+    for p in points(model):
+        r = load(Job(lib, model, dataset, p, seed))
+        if r is None:
+            return None
+        scored.append((r["valid"]["recall@20"], p))
+    return max(scored, key=lambda t: t[0])[1]
+
+
+def time_part(args: argparse.Namespace, models: list[ZooModel], datasets: list[str]) -> None:
+    """Seconds per epoch at the default point, graphrec and MMRec alternating on core 0."""
+    for dataset, model in itertools.product(datasets, models):
+        path = HERE / "results" / dataset / f"time-{model.name}.json"
+        if path.exists():
+            continue
+        folder = args.mmrec_data / dataset
+        data = graphrec_data(folder, args.cache)
+        point = default_point(model)
+        rounds = []
+        for r in range(args.time_rounds):
+            row = {}
+            for lib in ("graphrec", "mmrec"):
+                with tempfile.TemporaryDirectory(prefix="zoo-time-") as tmp:
+                    if lib == "graphrec":
+                        cmd = graphrec_cmd(model, point, 0, data, Path(tmp) / "run", epochs=args.time_epochs)
+                    else:
+                        cmd = mmrec_cmd(model, point, 0, folder, args.mmrec, Path(tmp) / "out.json", epochs=args.time_epochs)
+                    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO))
+                    subprocess.run(["taskset", "-c", "0", *cmd], cwd=REPO if lib == "graphrec" else tmp, check=True,
+                                   capture_output=True, env=env)
+                    res = (graphrec_result(Path(tmp) / "run", 0.0) if lib == "graphrec"
+                           else mmrec_result(Path(tmp) / "out.json", 0.0))
+                    row[lib] = res["seconds_per_epoch"]
+            row["ratio"] = row["graphrec"] / row["mmrec"]
+            rounds.append(row)
+            print(f"time {model.name} {dataset} round {r}: graphrec {row['graphrec']:.3f} s, mmrec {row['mmrec']:.3f} s, "
+                  f"ratio {row['ratio']:.2f}", flush=True)
+        write_json(path, {"model": model.name, "dataset": dataset, "point": point, "epochs": args.time_epochs,
+                          "rounds": rounds, "median_ratio": statistics.median(r["ratio"] for r in rounds)})
+
+
+def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str], seeds: list[int]) -> str:
+    def stats(lib: str, model: ZooModel, dataset: str, point: dict[str, Any] | None) -> dict[str, Any] | None:
+        if point is None:
+            return None
+        runs = [load(Job(lib, model, dataset, point, s)) for s in seeds]
+        runs = [r for r in runs if r is not None]
+        if not runs:
+            return None
+
+        def ms(values: list[float]) -> str:
+            m = statistics.mean(values)
+            return f"{m:.4f} ± {statistics.stdev(values):.4f}" if len(values) > 1 else f"{m:.4f}"
+
+        return {
+            "n": len(runs),
+            "valid": ms([r["valid"]["recall@20"] for r in runs]),
+            "recall": ms([r["test"]["recall@20"] for r in runs]),
+            "ndcg": ms([r["test"]["ndcg@20"] for r in runs]),
+            "recall_mean": statistics.mean(r["test"]["recall@20"] for r in runs),
+            "ndcg_mean": statistics.mean(r["test"]["ndcg@20"] for r in runs),
+            "spe": statistics.median(r["seconds_per_epoch"] for r in runs),
+            "epochs": statistics.median(r["epochs_run"] for r in runs),
+        }
+
+    lines = [
+        "| model | data | point | lib | seeds | valid recall@20 | test recall@20 | test ndcg@20 | s/epoch (median) | epochs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for dataset, model in itertools.product(datasets, models):
+        for label in ("default", "tuned"):
+            for lib in ("graphrec", "mmrec"):
+                point = default_point(model) if label == "default" else tuned_point(lib, model, dataset, seeds[0])
+                s = stats(lib, model, dataset, point)
+                if s is None:
+                    continue
+                lines.append(f"| {model.name} | {dataset} | {label} {key(point)} | {lib} | {s['n']} | {s['valid']} | "
+                             f"{s['recall']} | {s['ndcg']} | {s['spe']:.3f} | {s['epochs']:.0f} |")
+        t = HERE / "results" / dataset / f"time-{model.name}.json"
+        if t.exists():
+            tr = json.loads(t.read_text())
+            rounds = ", ".join(f"{r['graphrec']:.3f}/{r['mmrec']:.3f}" for r in tr["rounds"])
+            lines.append(f"| {model.name} | {dataset} | default | time | | | | | graphrec/MMRec s per epoch "
+                         f"{rounds}: ratio {tr['median_ratio']:.2f} | {tr['epochs']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mmrec", type=Path, required=True, help="DEST of ../shared/peers/setup_mmrec.sh")
+    ap.add_argument("--mmrec-data", type=Path, default=HERE / "results" / "mmrec-data",
+                    help="folder of MMRec dataset folders written by graphrec export-mmrec (one per dataset)")
+    ap.add_argument("--cache", type=Path, default=HERE / "results" / "graphrec-data")
+    ap.add_argument("--models", default="freedom,bm3,vbpr")
+    ap.add_argument("--datasets", default="lfm2k,scientific")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--parts", default="default,tune")
+    ap.add_argument("--libs", default="graphrec,mmrec")
+    ap.add_argument("--workers", type=int, default=1, help="runs at a time (one core each)")
+    ap.add_argument("--time-epochs", type=int, default=10)
+    ap.add_argument("--time-rounds", type=int, default=2)
+    ap.add_argument("--summary", action="store_true", help="print the tables from the results and write summary.md")
+    a = ap.parse_args(argv)
+    unknown = [m for m in a.models.split(",") if m not in MODELS]
+    if unknown:
+        ap.error(f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(MODELS)}")
+    models = [MODELS[m] for m in a.models.split(",")]
+    datasets = a.datasets.split(",")
+    seeds = [int(s) for s in a.seeds.split(",")]
+    libs = a.libs.split(",")
+    sys.path.insert(0, str(REPO))
+    if a.summary:
+        text = summary(a, models, datasets, seeds)
+        print(text)
+        (HERE / "results").mkdir(parents=True, exist_ok=True)
+        (HERE / "results" / "summary.md").write_text(text + "\n")
+        return
+    missing = [d for d in datasets if not (a.mmrec_data / d).is_dir()]
+    if missing:
+        ap.error(f"no MMRec folder for {', '.join(missing)} under {a.mmrec_data}: write it with graphrec export-mmrec")
+    if shutil.which("taskset") is None:
+        ap.error("taskset (util-linux) is needed to pin each run to one core")
+    parts = a.parts.split(",")
+    jobs: list[Job] = []
+    if "default" in parts:
+        jobs += [Job(lib, m, d, default_point(m), s) for d in datasets for m in models for lib in libs for s in seeds]
+    if "tune" in parts:
+        jobs += [Job(lib, m, d, p, seeds[0]) for d in datasets for m in models for lib in libs for p in points(m)]
+    run_jobs(jobs, a)
+    if "tune" in parts:  # the selected point on the other seeds
+        more = []
+        for d, m, lib in itertools.product(datasets, models, libs):
+            p = tuned_point(lib, m, d, seeds[0])
+            if p is not None:
+                more += [Job(lib, m, d, p, s) for s in seeds[1:]]
+        run_jobs(more, a)
+    if "time" in parts:
+        time_part(a, models, datasets)
+
+
+if __name__ == "__main__":
+    main()

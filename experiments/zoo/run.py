@@ -56,7 +56,7 @@ class ZooModel:
     name: str  # graphrec name
     mmrec: str  # MMRec name
     grid: dict[str, list[Any]]  # MMRec hyper-parameter -> values (its yaml; first = default)
-    to_graphrec: dict[str, str]  # MMRec hyper-parameter -> graphrec option
+    to_graphrec: dict[str, str]  # MMRec hyper-parameter -> graphrec model parameter (or a --training-flag)
     fixed: dict[str, Any]  # graphrec options that make the point the same as MMRec's
 
 
@@ -68,6 +68,12 @@ MODELS = {
     "vbpr": ZooModel("vbpr", "VBPR", {"reg_weight": [2.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5]},
                      # MMRec's VBPR: raw features concatenated, no biases (graphrec's default too)
                      {"reg_weight": "reg_weight"}, {"feature_norm": "none", "biases": False}),
+    # MMRec's LATTICE against graphrec's in reference parity (docs/models/lattice.md): MMRec's
+    # LightGCN backbone has n_layers 1 and its learning-rate schedule is [0.96, 50]
+    "lattice": ZooModel("lattice", "LATTICE",
+                        {"reg_weight": [0.0, 1e-5, 1e-4, 1e-3], "learning_rate": [1e-4, 5e-4, 1e-3, 5e-3]},
+                        {"reg_weight": "reg_weight", "learning_rate": "--lr"},
+                        {"parity": "reference", "num_layers": 1, "--lr-decay": 0.96}),
     "lightgcn": ZooModel("lightgcn", "LightGCN", {"n_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5]},
                          {"n_layers": "num_layers", "reg_weight": "reg_weight"}, {}),
 }
@@ -124,6 +130,9 @@ def graphrec_cmd(model: ZooModel, point: dict[str, Any], seed: int, data: Path, 
     values = {model.to_graphrec[k]: v for k, v in point.items()}
     values.update(model.fixed)
     for name, value in values.items():
+        if name.startswith("--"):  # a training option of `graphrec train`, not a model parameter
+            args += [name, str(value)]
+            continue
         spec = entry.param(name)
         flag = spec.flags[0]
         if isinstance(value, bool):

@@ -353,8 +353,9 @@ def test_builder_parity_reference_sets_the_reference_choices():
     assert plain.reg_on == "layer0" and plain.reg_weight == 1e-4 and not plain.include_self
     assert torch.equal(plain.lightgcn.adj.to_dense(), to_torch_sparse(normalized_bipartite(ds.train)).to_dense())
     assert not build_model("lattice", ds, dict(SMALL, parity="reference", include_self=False)).include_self
-    with pytest.raises(ConfigError, match="--parity reference replaces"):
-        build_model("lattice", ds, dict(SMALL, parity="reference", reg_weight=1e-3))
+    # --reg with parity weighs the final-embedding L2 (MMRec's reg_weight grid)
+    tuned = build_model("lattice", ds, dict(SMALL, parity="reference", reg_weight=1e-3))
+    assert tuned.reg_on == "final" and tuned.reg_weight == pytest.approx(1e-3)
     with pytest.raises(ConfigError, match="parity='exact' is not one of none, reference"):
         build_model("lattice", ds, dict(SMALL, parity="exact"))
 

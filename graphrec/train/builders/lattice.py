@@ -24,7 +24,6 @@ from graphrec.train.builders._common import (
     ItemLayers,
     Layers,
     Modalities,
-    Reg,
     StoredGraphs,
     check_k,
     load_stored_graphs,
@@ -66,7 +65,15 @@ def build_lattice(
     embedding_dim: EmbeddingDim = 64,
     num_layers: Layers = 2,
     item_layers: ItemLayers = 1,
-    reg_weight: Reg = 1e-4,
+    reg_weight: Annotated[
+        Optional[float],
+        Option(
+            "--reg",
+            help="L2 weight: on the batch's layer-0 embeddings [1e-4]; with --parity reference on its final "
+            "embeddings, as the reference [1e-5].",
+            min=0.0,
+        ),
+    ] = None,
     k: Annotated[int, Option(help="Neighbours per item in the original and learned graphs.", min=1)] = 10,
     modalities: Modalities = None,
     lambda_coeff: Annotated[
@@ -114,17 +121,13 @@ def build_lattice(
     ``use_cf_graph``: also MM-GEF's co-interaction graph of the TRAINING interactions,
     kept as its factors (hidden cold-start items never enter it), weighted by
     ``cf_weights``. ``parity="reference"``: the backbone graph D^-1 (A + I), the L2 on the
-    batch's final embeddings with the reference's 1e-5 (``reg_weight``, the layer-0 L2,
-    is then not used: another value than its default is an error) and ``include_self``
-    unless it is given."""
+    batch's final embeddings (``reg_weight``, default the reference's 1e-5; without parity
+    the layer-0 L2, default 1e-4) and ``include_self`` unless it is given."""
     if parity not in PARITY:
         raise ConfigError(f"parity {parity!r} is not one of {', '.join(PARITY)}")
     reference = parity == "reference"
-    if reference and reg_weight != 1e-4:
-        raise ConfigError(
-            f"--reg {reg_weight} sets the L2 on the layer-0 embeddings, which --parity reference replaces with the "
-            f"reference's {REFERENCE_REG} on the final embeddings: drop --reg"
-        )
+    if reg_weight is None:
+        reg_weight = REFERENCE_REG if reference else 1e-4
     if include_self is None:
         include_self = reference
     needs_features(dataset, "lattice")
@@ -169,7 +172,7 @@ def build_lattice(
         embedding_dim=embedding_dim,
         num_layers=num_layers,
         item_layers=item_layers,
-        reg_weight=REFERENCE_REG if reference else reg_weight,
+        reg_weight=reg_weight,
         k=k,
         lambda_coeff=lambda_coeff,
         include_self=include_self,

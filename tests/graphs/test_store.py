@@ -274,6 +274,20 @@ def test_refuses_a_warm_graph_for_a_cold_start_split_and_vice_versa(ds, tmp_path
         load_graph(tmp_path / "cold", dataset=cold_start(ds, 0.25, seed=0, protocol="hidden"))
 
 
+def test_a_cold_graph_recorded_before_protocols_existed_is_read_as_hidden(ds, tmp_path):
+    """Records written before --cold-protocol have no protocol field: they were built on
+    the only split there was, today's "hidden" one."""
+    hidden = cold_start(ds, 0.25, seed=0, protocol="hidden")
+    save_graph(tmp_path / "old", *_build(hidden))
+    rec_file = tmp_path / "old" / "graph.json"
+    header = json.loads(rec_file.read_text())
+    assert header.pop("cold_start_protocol") == "hidden"
+    rec_file.write_text(json.dumps(header))
+    load_graph(tmp_path / "old", dataset=hidden)  # accepted
+    with pytest.raises(DataError, match="protocol hidden .*but dataset 'toy' has .*protocol papers"):
+        load_graph(tmp_path / "old", dataset=cold_start(ds, 0.25, seed=0))
+
+
 def test_refuses_a_missing_graph(tmp_path):
     with pytest.raises(DataError, match=r"no graph at .* \(graph.json not found\): build it with `graphrec build-graph"):
         load_graph(tmp_path / "nothing")

@@ -80,6 +80,16 @@ def test_cold_start_runs_report_warm_and_cold(ds, tmp_path, protocol, groups):
     assert again["test"]["cold"]["recall@20"] == pytest.approx(record["test"]["cold"]["recall@20"], abs=1e-6)
 
 
+def test_a_run_recorded_before_protocols_existed_rebuilds_the_hidden_split(ds):
+    from graphrec.data import cold_start
+    from graphrec.train.run import recorded_dataset
+
+    old = recorded_dataset(ds, {"cold_start": 0.2, "cold_start_seed": 0})
+    assert old.meta["cold_start"]["protocol"] == "hidden"
+    assert old.fingerprint() == cold_start(ds, 0.2, 0, "hidden").fingerprint()
+    assert recorded_dataset(ds, {}).fingerprint() == ds.fingerprint()
+
+
 def test_reevaluation_refuses_other_data(ds, tmp_path):
     cfg = TrainConfig(epochs=1, ks=(20,), progress=False)
     run_training(ds, "lightgcn", {"embedding_dim": 8}, cfg, out=tmp_path / "run", data_path=ds.save(tmp_path / "d"))

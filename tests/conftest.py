@@ -31,3 +31,17 @@ def shared_data() -> Path:
             pytest.fail(f"real data not found at {root}: CI needs ../shared/data beside the clone")
         pytest.skip(f"real data not found at {root} (set GRAPHREC_SHARED_DATA)")
     return root
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """One torch intra-op thread for the test (restored after): the model tests' problems
+    are tiny and gain nothing from more, and on a shared 2-core machine an oversubscribed
+    pool makes them 10-50x slower. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -19,12 +19,7 @@ from graphrec.train import TrainConfig, build_model, evaluate_ranking, run_train
 from graphrec.train.evaluate import most_popular_scorer
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TestBM3Contract(RecommenderContract):

@@ -26,12 +26,7 @@ from graphrec.train.evaluate import most_popular_scorer
 SMALL = {"embedding_dim": 16, "num_layers": 2, "k": 5}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TestLATTICEContract(ItemGraphRecommenderContract):

@@ -23,12 +23,7 @@ from graphrec.train.evaluate import most_popular_scorer
 SMALL = {"embedding_dim": 16, "image_knn_k": 5, "text_knn_k": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TestSMOREContract(RecommenderContract):

@@ -17,6 +17,7 @@ from graphrec.cli import (
     models,
     plot,
     prepare,
+    recommend,
     train,
     train_ctr,
 )
@@ -43,6 +44,7 @@ def make_app() -> typer.Typer:
     app.add_typer(train.make_app(), name="train")
     app.command("plot-modality-attention", help=plot.__doc__)(plot.plot_modality_attention)
     app.command("evaluate", help=evaluate.__doc__)(evaluate.evaluate)
+    app.command("recommend", help=recommend.__doc__)(recommend.recommend)
     app.command("export-recbole", help=export_recbole.__doc__)(export_recbole.export_recbole)
     app.command("export-mmrec", help=export_mmrec.__doc__)(export_mmrec.export_mmrec)
     app.command("demo", help=demo.__doc__)(demo.demo)

@@ -1,20 +1,160 @@
-"""Top-k recommendation lists for users, with already-seen items masked.
+"""Top-k recommendation lists: for a saved run (original ids in, original ids out) and,
+underneath, for any scorer on a dataset (item indices).
 
->>> items, scores = recommend(model.scorer(), dataset, users=[0, 1], k=10)  # doctest: +SKIP
->>> dataset.item_ids[items]          # original item ids                     # doctest: +SKIP
+>>> import graphrec
+>>> recs = graphrec.recommend("runs/lightgcn-baby", users=["A1B2", "C3D4"], k=10)  # doctest: +SKIP
+>>> recs.user_id[:3], recs.item_id[:3], recs.rank[:3], recs.score[:3]               # doctest: +SKIP
+>>> recs.to_pandas()                    # with pandas installed                       # doctest: +SKIP
+>>> write_recommendations(recs, "recs.csv")                                         # doctest: +SKIP
+
+:func:`recommend_run` (exported as ``graphrec.recommend``; the CLI is
+``graphrec recommend``) loads a run written by ``graphrec train`` (record, weights and
+the dataset after the recorded transforms, e.g. a cold-start split), maps the requested
+original user ids to the dataset's indices, scores the candidate items in batches of
+users on the model's device with the model's scorer, masks each user's seen items and
+keeps the top ``k`` with ``torch.topk`` per batch (the loop is over batches, never over
+users), and maps the items back to their original ids.
+
+The rules (``docs/recommend.md``):
+
+* seen items: with ``exclude_seen=True`` the items of the user's TRAINING interactions,
+  i.e. everything the model was trained on, are never recommended; a tuple of split
+  names (``("train", "valid", "test")``) masks those splits instead (validation and test
+  interactions are history the model never trained on: masked only when asked), and
+  ``False`` masks nothing;
+* candidates: every item of the dataset, or the original item ids in ``items``;
+* a user with fewer than ``k`` candidates left after masking gets fewer rows (never a
+  masked item);
+* an unknown user id is a :class:`~graphrec.errors.DataError` naming the id and where it
+  came from, unless ``unknown="popular"``: such users get the candidates with the most
+  TRAINING interactions (ties by item index), with that count as the score, and are
+  listed in :attr:`Recommendations.popular_users`. Users of the dataset without training
+  interactions are known users: the model scores them.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
+from graphrec._atomic import check_output
 from graphrec.data import Dataset
+from graphrec.errors import ConfigError, DataError, GraphrecError
 from graphrec.models.base import Scorer
 
-__all__ = ["recommend"]
+__all__ = [
+    "FORMATS",
+    "Recommendations",
+    "check_recommendations_output",
+    "read_id_list",
+    "recommend",
+    "recommend_run",
+    "top_k",
+    "write_recommendations",
+]
+
+#: output file suffixes :func:`write_recommendations` writes
+FORMATS: tuple[str, ...] = (".csv", ".parquet")
+COLUMNS: tuple[str, ...] = ("user_id", "item_id", "rank", "score")
+UNKNOWN_CHOICES: tuple[str, ...] = ("error", "popular")
+
+
+# --------------------------------------------------------------------------- index level
+@torch.no_grad()
+def top_k(
+    scorer: Scorer,
+    users: Sequence[int] | np.ndarray,
+    k: int,
+    n_items: int,
+    *,
+    exclude: sp.csr_matrix | None = None,
+    candidates: np.ndarray | None = None,
+    batch_size: int = 1024,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``min(k, n_candidates)`` best items of each user, best first.
+
+    Args:
+        scorer: ``scorer(users) -> [len(users), n_items]`` scores (a fresh tensor; masked
+            entries are overwritten in place), users a LongTensor on ``device``.
+        users: user indices.
+        exclude: ``n_users x n_items`` CSR whose entries are never returned (seen items).
+        candidates: sorted, distinct item indices to rank (default: all items).
+        batch_size: users per batch (results do not depend on it).
+
+    Returns:
+        item indices and scores, each ``len(users) x min(k, n_candidates)``, best first; a
+        slot a user has no candidate for (everything masked) has score ``-inf``: callers
+        drop those. Ties are broken by ``torch.topk``.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"k must be an integer >= 1, got {k!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    from graphrec.train.evaluate import _csr_to_torch, _gather_rows
+
+    dev = torch.device(device)
+    users_np = np.asarray(users, dtype=np.int64)
+    n_cols = n_items if candidates is None else len(candidates)
+    kk = min(int(k), n_cols)
+    out_idx = np.zeros((len(users_np), kk), dtype=np.int64)
+    out_val = np.full((len(users_np), kk), -np.inf, dtype=np.float32)
+    if kk == 0 or len(users_np) == 0:
+        return out_idx, out_val
+    cand_t = None
+    if candidates is not None:
+        candidates = np.asarray(candidates, dtype=np.int64)
+        cand_t = torch.as_tensor(candidates, device=dev)
+        if exclude is not None:
+            exclude = sp.csr_matrix(exclude[:, candidates])  # columns renumbered to candidate positions
+    mask = None
+    if exclude is not None and exclude.nnz:
+        exclude = sp.csr_matrix(exclude)
+        exclude.sort_indices()
+        mask = _csr_to_torch(exclude, dev)
+    users_t = torch.as_tensor(users_np, device=dev)
+    nan_seen = torch.zeros((), dtype=torch.bool, device=dev)
+    starts: Any = range(0, len(users_np), int(batch_size))
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="recommend", unit="batch", leave=False)
+    for start in starts:
+        batch = users_t[start : start + batch_size]
+        b = len(batch)
+        scores = scorer(batch)
+        if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (b, n_items):
+            got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+            raise GraphrecError(f"scorer returned {got} for {b} users, expected ({b}, {n_items}) scores")
+        scores = scores.to(dev)
+        if not scores.is_floating_point():
+            scores = scores.float()
+        if cand_t is not None:
+            scores = scores.index_select(1, cand_t)  # a new tensor of the candidates' scores
+        elif not scores.is_contiguous():  # e.g. an expanded view: in-place writes need own memory
+            scores = scores.contiguous()
+        if mask is not None:
+            r, c, _ = _gather_rows(mask[0], mask[1], batch)
+            scores[r, c] = float("-inf")
+        val, idx = torch.topk(scores, kk, dim=1)
+        nan_seen = nan_seen | torch.isnan(val).any()  # topk ranks NaN first; checked once at the end
+        if cand_t is not None:
+            idx = cand_t[idx]
+        out_idx[start : start + b] = idx.cpu().numpy()
+        out_val[start : start + b] = val.float().cpu().numpy()
+    if bool(nan_seen):
+        raise GraphrecError("the model returned NaN scores: it diverged; train it again (lower the learning rate)")
+    return out_idx, out_val
 
 
 @torch.no_grad()
@@ -26,16 +166,356 @@ def recommend(
     exclude: Sequence[str] = ("train",),
     device: str | torch.device = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (``len(users) x k``) and scores of each user's top-``k`` items.
+    """Indices (``len(users) x k``) and scores of each user's top-``k`` items, for user
+    INDICES of ``dataset`` (the model contract suite's check; for a saved run and
+    original ids use :func:`recommend_run`).
 
-    Items the user has in any split named in ``exclude`` are never returned.
+    Items the user has in any split named in ``exclude`` are never returned, unless
+    fewer than ``k`` items are left (their slots have score ``-inf``).
     """
-    users_np = np.asarray(users, dtype=np.int64)
-    k = min(k, dataset.n_items)
-    scores = scorer(torch.as_tensor(users_np, device=device)).float()
-    for split in exclude:
-        m = dataset.split(split)[users_np]
-        rows = np.repeat(np.arange(len(users_np)), np.diff(m.indptr))
-        scores[torch.as_tensor(rows, device=scores.device), torch.as_tensor(m.indices.astype(np.int64), device=scores.device)] = -torch.inf
-    top = torch.topk(scores, k, dim=1)
-    return top.indices.cpu().numpy(), top.values.cpu().numpy()
+    return top_k(scorer, users, k, dataset.n_items, exclude=seen_matrix(dataset, exclude), device=device)
+
+
+def seen_matrix(dataset: Dataset, splits: Sequence[str]) -> sp.csr_matrix | None:
+    """The union of the interactions of ``splits`` (a split the dataset lacks is an error)."""
+    mat = None
+    for s in splits:
+        m = dataset.split(s)
+        mat = m if mat is None else mat + m
+    return None if mat is None else sp.csr_matrix(mat)
+
+
+# --------------------------------------------------------------------------- result
+@dataclass
+class Recommendations:
+    """One row per (user, rank), users in the order asked, ranks ``1..k`` (fewer when a
+    user has fewer candidates). Columns are numpy arrays of equal length."""
+
+    user_id: np.ndarray  #: original user ids (str)
+    item_id: np.ndarray  #: original item ids (str)
+    rank: np.ndarray  #: 1 = best (int32)
+    score: np.ndarray  #: the model's score; the training interaction count for popular_users (float32)
+    k: int = 20
+    #: ids of the unknown users that got the most popular items (``unknown="popular"``)
+    popular_users: list[str] = field(default_factory=list)
+    #: splits whose interactions were masked (empty: none)
+    excluded: tuple[str, ...] = ("train",)
+
+    def __len__(self) -> int:
+        return len(self.user_id)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """``{"user_id": ..., "item_id": ..., "rank": ..., "score": ...}``."""
+        return {c: getattr(self, c) for c in COLUMNS}
+
+    def to_pandas(self) -> Any:
+        """A ``pandas.DataFrame`` with the four columns (pandas is not a dependency of
+        graphrec: install it to use this)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ConfigError("to_pandas needs pandas: pip install pandas (or use .columns())") from None
+        return pd.DataFrame(self.columns())
+
+
+# --------------------------------------------------------------------------- ids
+def read_id_list(path: str | os.PathLike, column: str) -> list[str]:
+    """Original ids from ``path``: one id per line (no header), or a CSV file whose header
+    has a ``column`` column (other columns are ignored). Blank lines are skipped,
+    surrounding spaces removed, repeated ids kept once (first place)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found: give one id per line or a CSV with a {column} column")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read it as UTF-8 text ({e})") from None
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise DataError(f"{path} lists no ids: give one id per line or a CSV with a {column} column")
+    header = next(csv.reader([lines[0][1]]))
+    ids: list[str]
+    if len(header) > 1 or header[0].strip() == column:
+        names = [h.strip() for h in header]
+        if column not in names:
+            raise DataError(
+                f"{path}: the CSV header ({', '.join(names)}) has no {column} column: "
+                f"name the id column {column}, or give one id per line"
+            )
+        col = names.index(column)
+        ids = []
+        for (n, _), row in zip(lines[1:], csv.reader([line for _, line in lines[1:]])):
+            if len(row) <= col:
+                raise DataError(f"{path}, line {n}: no {column} value (the row has {len(row)} columns)")
+            if row[col].strip():
+                ids.append(row[col].strip())
+        if not ids:
+            raise DataError(f"{path}: the {column} column is empty")
+    else:
+        ids = [line.strip() for _, line in lines]
+    return list(dict.fromkeys(ids))
+
+
+def _ids_arg(value: Any, column: str, what: str) -> tuple[list[str], str]:
+    """``(ids, where they came from)`` for a ``users=`` / ``items=`` argument."""
+    if isinstance(value, os.PathLike):
+        return read_id_list(value, column), str(value)
+    if isinstance(value, (str, bytes)):
+        raise ConfigError(
+            f"{what}={value!r}: pass a list of original {what[:-1]} ids, or a pathlib.Path to a file of them"
+        )
+    try:
+        ids = [str(v) for v in list(value)]
+    except TypeError:
+        raise ConfigError(
+            f"{what} must be a list of original ids or a pathlib.Path, got {type(value).__name__}"
+        ) from None
+    if not ids:
+        raise ConfigError(f"{what} is empty: pass at least one id ({what}=None for all)")
+    return list(dict.fromkeys(ids)), f"the {what} argument"
+
+
+def _positions(all_ids: np.ndarray) -> dict[str, int]:
+    return {str(v): i for i, v in enumerate(all_ids.tolist())}
+
+
+# --------------------------------------------------------------------------- run level
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device}: CUDA is not available on this machine: use cpu")
+    return dev
+
+
+def _excluded_splits(exclude_seen: bool | Sequence[str]) -> tuple[str, ...]:
+    from graphrec.data.dataset import SPLITS
+
+    if exclude_seen is True:
+        return ("train",)
+    if exclude_seen is False or exclude_seen is None:
+        return ()
+    if isinstance(exclude_seen, str):
+        exclude_seen = [s.strip() for s in exclude_seen.split(",") if s.strip()]
+    splits = tuple(dict.fromkeys(exclude_seen))
+    bad = [s for s in splits if s not in SPLITS]
+    if bad or not splits:
+        raise ConfigError(
+            f"unknown split {bad[0] if bad else ''!r} in exclude_seen (CLI: --seen): give True (train), False, "
+            f"or split names among {', '.join(SPLITS)}"
+        )
+    return splits
+
+
+def recommend_run(
+    run: str | os.PathLike,
+    users: Sequence[Any] | os.PathLike | None = None,
+    k: int = 20,
+    exclude_seen: bool | Sequence[str] = True,
+    items: Sequence[Any] | os.PathLike | None = None,
+    device: str | torch.device = "auto",
+    *,
+    unknown: str = "error",
+    batch_size: int = 1024,
+    data: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> Recommendations:
+    """Top-``k`` items for users of a saved run, with original ids (module doc).
+
+    Exported as ``graphrec.recommend``.
+
+    Args:
+        run: a run directory written by ``graphrec train`` (record.json + model.pt).
+        users: original user ids (a list, or a :class:`pathlib.Path` to a file of them,
+            see :func:`read_id_list`); ``None``: every user of the dataset, index order.
+        k: items per user.
+        exclude_seen: ``True`` masks the user's training interactions, ``False`` nothing,
+            a tuple of split names those splits.
+        items: original ids of the candidate items (list or Path); ``None``: all items.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``.
+        unknown: ``error`` (an unknown user id is a :class:`DataError`) or ``popular``
+            (unknown users get the most popular training items).
+        batch_size: users scored per batch.
+        data: the dataset directory, when the path in the run record no longer points to it.
+        progress: a tqdm bar over the batches.
+    """
+    from graphrec.train.record import load_record
+    from graphrec.train.run import load_run
+
+    if unknown not in UNKNOWN_CHOICES:
+        raise ConfigError(f"unknown={unknown!r} is not one of {', '.join(UNKNOWN_CHOICES)}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"k must be an integer >= 1, got {k!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    excluded = _excluded_splits(exclude_seen)
+    dev = _resolve_device(device)
+    # the id lists (files) first: a wrong file fails before the run is loaded
+    user_list = None if users is None else _ids_arg(users, "user_id", "users")
+    item_list = None if items is None else _ids_arg(items, "item_id", "items")
+    record = load_record(run)
+    if record.get("task", "ranking") != "ranking":
+        raise ConfigError(
+            f"run {run} trained {record.get('model')} for the {record.get('task')} task: recommend needs a "
+            "top-k ranking run (graphrec train lightgcn|mmgef|...)"
+        )
+    _, dataset, model = load_run(run, dev, data)
+    for s in excluded:
+        dataset.split(s)  # a clear error when the dataset lacks the split
+
+    candidates = None
+    if item_list is not None:
+        ids, where = item_list
+        pos = _positions(dataset.item_ids)
+        missing = [i for i in ids if i not in pos]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise DataError(
+                f"item id {missing[0]!r} in {where} is not an item of the run's dataset{more}: "
+                "candidates must be items the model knows"
+            )
+        candidates = np.unique(np.fromiter((pos[i] for i in ids), dtype=np.int64, count=len(ids)))
+
+    if user_list is None:
+        user_idx = np.arange(dataset.n_users, dtype=np.int64)
+        asked = dataset.user_ids
+        known = np.ones(len(user_idx), dtype=bool)
+    else:
+        ids, where = user_list
+        pos = _positions(dataset.user_ids)
+        missing = [u for u in ids if u not in pos]
+        if missing and unknown == "error":
+            more = f" (and {len(missing) - 1} more unknown ids)" if len(missing) > 1 else ""
+            raise DataError(
+                f"user id {missing[0]!r} in {where} is not a user of the run's dataset{more}: check the id, or "
+                "pass unknown='popular' (CLI: --unknown popular) to give unknown users the most popular items"
+            )
+        asked = np.asarray(ids)
+        known = np.fromiter((u in pos for u in ids), dtype=bool, count=len(ids))
+        user_idx = np.fromiter((pos.get(u, -1) for u in ids), dtype=np.int64, count=len(ids))
+
+    seen = seen_matrix(dataset, excluded)
+    n_cols = dataset.n_items if candidates is None else len(candidates)
+    kk = min(int(k), n_cols)
+    idx = np.zeros((len(asked), kk), dtype=np.int64)
+    val = np.full((len(asked), kk), -np.inf, dtype=np.float32)
+    if known.any():
+        model.eval()
+        with torch.no_grad():
+            scorer = model.scorer()
+            idx[known], val[known] = top_k(
+                scorer, user_idx[known], kk, dataset.n_items, exclude=seen, candidates=candidates,
+                batch_size=batch_size, device=dev, progress=progress,
+            )
+    if not known.all():
+        pop_idx, pop_val = _most_popular(dataset, candidates, kk)
+        idx[~known] = pop_idx
+        val[~known] = pop_val
+
+    keep = val > -np.inf  # masked slots are at the end of a row: ranks stay 1..n
+    per_user = keep.sum(axis=1)
+    return Recommendations(
+        user_id=np.repeat(np.asarray(asked).astype(str), per_user),
+        item_id=dataset.item_ids[idx[keep]],
+        rank=np.broadcast_to(np.arange(1, kk + 1, dtype=np.int32), idx.shape)[keep],
+        score=val[keep],
+        k=int(k),
+        popular_users=[str(u) for u in np.asarray(asked)[~known]],
+        excluded=excluded,
+    )
+
+
+def _most_popular(dataset: Dataset, candidates: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` candidates with the most training interactions (ties: lower index first)
+    and their counts."""
+    counts = np.bincount(dataset.train.indices, minlength=dataset.n_items)
+    cand = np.arange(dataset.n_items) if candidates is None else candidates
+    order = np.lexsort((cand, -counts[cand]))[:k]
+    return cand[order], counts[cand[order]].astype(np.float32)
+
+
+# --------------------------------------------------------------------------- files
+def _parquet_module() -> Any:
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet as pq
+    except ImportError as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(
+            f"writing .parquet needs pyarrow, which cannot be imported ({why}): pip install pyarrow, "
+            "or write a .csv file"
+        ) from None
+    return pq
+
+
+def check_recommendations_output(out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse, before any work, an output that cannot be written: an existing file
+    without ``overwrite``, a folder, an unwritable parent (:func:`graphrec._atomic.check_output`),
+    a suffix other than ``.csv`` / ``.parquet``, ``.parquet`` without pyarrow."""
+    out = Path(out)
+    if out.suffix.lower() not in FORMATS:
+        raise ConfigError(f"--out {out}: write a .csv or .parquet file (the suffix picks the format)")
+    check_output(out, overwrite, option="--out", kind="file")
+    if out.suffix.lower() == ".parquet":
+        _parquet_module()
+    return out
+
+
+def write_recommendations(recs: Recommendations, out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``recs`` to ``out`` (``.csv``: header ``user_id,item_id,rank,score``, ids as
+    text, CSV-quoted when needed, scores with 9 significant digits, exact for float32;
+    ``.parquet``: string, string, int32, float32 columns) through a temporary file in the
+    same folder, renamed into place at the end: an interrupted write leaves no partial
+    file and never destroys an existing one."""
+    out = check_recommendations_output(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; the output gets the usual mode
+        if out.suffix.lower() == ".csv":
+            _write_csv(recs, tmp)
+        else:
+            _write_parquet(recs, tmp)
+        if out.exists() and not overwrite:  # created meanwhile by someone else
+            raise ConfigError(f"{out} already exists: choose another --out or pass --overwrite")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return out
+
+
+def _write_csv(recs: Recommendations, path: str) -> None:
+    users, items = _csv_cells(recs.user_id.tolist()), _csv_cells(recs.item_id.tolist())
+    scores = [f"{s:.9g}" for s in recs.score.tolist()]
+    body = "".join([f"{u},{i},{r},{s}\n" for u, i, r, s in zip(users, items, recs.rank.tolist(), scores)])
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(",".join(COLUMNS) + "\n")
+        f.write(body)
+
+
+def _csv_cells(values: list[str]) -> list[str]:
+    """``values`` as CSV cells, quoted as the csv module quotes them (a value holding a
+    comma, a quote or a line break; quotes doubled); each distinct value checked once."""
+    special = [v for v in set(values) if any(c in v for c in ',"\r\n')]
+    if not special:
+        return values
+    quoted = {v: '"' + v.replace('"', '""') + '"' for v in special}
+    return [quoted.get(v, v) for v in values]
+
+
+def _write_parquet(recs: Recommendations, path: str) -> None:
+    pq = _parquet_module()
+    import pyarrow as pa
+
+    table = pa.table({
+        "user_id": pa.array(recs.user_id.tolist(), type=pa.string()),
+        "item_id": pa.array(recs.item_id.tolist(), type=pa.string()),
+        "rank": pa.array(recs.rank.astype(np.int32)),
+        "score": pa.array(recs.score.astype(np.float32)),
+    })
+    pq.write_table(table, path)

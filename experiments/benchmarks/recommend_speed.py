@@ -1,0 +1,144 @@
+"""Seconds to write top-20 recommendations over the whole catalogue for every user of
+Amazon Baby with ``graphrec.recommend`` (issue 22's bar: under 10 s on one thread).
+
+    PYTHONPATH=. python experiments/benchmarks/recommend_speed.py --threads 1
+    PYTHONPATH=. python experiments/benchmarks/recommend_speed.py --threads 1 --repeats 5 --format parquet
+
+Set-up (not timed): the LATTICE split of ``<data-root>/amazon-baby`` (19,445 users,
+7,050 items) read with ``unseen="keep"`` and saved as a graphrec dataset directory, and a
+LightGCN with its defaults (dim 64, 2 layers) trained for ONE epoch and saved as a run
+directory, both in a temporary folder (``--work`` keeps them). The scores of a one-epoch
+model are as expensive to rank as a converged model's.
+
+Timed, ``--repeats`` times (median and minimum reported):
+
+* ``recommend``: ``graphrec.recommend(run, k=20, device="cpu")`` for all users: reads
+  the record, the dataset (fingerprint checked) and the weights, builds the model,
+  propagates once, scores every item for every user in batches, masks the training
+  items, ``torch.topk`` per batch, maps back to the original ids;
+* ``write``: ``write_recommendations`` to ``recs.csv`` (or ``.parquet``), through a
+  temporary file renamed into place;
+* ``total`` = the two: what ``graphrec recommend RUN --all --out recs.csv`` does after
+  the interpreter and the imports are up;
+
+and, in the same run, two references: ``load_run`` alone (the share of the total spent
+reading the run), and one full-ranking validation pass of the same model
+(``evaluate_model``: the evaluator's scoring, masking and top-50 for the users with a
+validation interaction), as the baseline the ratio is printed against. The CPU pressure
+during the timed part (share of time tasks waited for a CPU, ``/proc/pressure/cpu``)
+says whether the machine was busy: more than a few % means disturbed timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BAR_SECONDS = 10.0
+
+
+def _cpu_pressure() -> float | None:
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return float(line.split("total=")[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=1024, help="users scored per batch")
+    ap.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    ap.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="keep the dataset, run and output here, reused by the next call (default: a temporary folder)")
+    args = ap.parse_args()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    sys.path.insert(0, str(REPO))
+    import numpy as np
+    import torch
+
+    import graphrec
+    from graphrec.data.formats import read_lattice
+    from graphrec.train import TrainConfig, evaluate_model, load_run, run_training
+    from graphrec.train.recommend import write_recommendations
+
+    torch.set_num_threads(args.threads)
+    tmp = None
+    if args.work is None:
+        tmp = tempfile.TemporaryDirectory(prefix="recommend-speed-")
+        work = Path(tmp.name)
+    else:
+        work = args.work
+        work.mkdir(parents=True, exist_ok=True)
+    data_dir, run_dir = work / "amazon-baby", work / "lightgcn-1epoch"
+    out = work / f"recs.{args.format}"
+
+    t0 = time.perf_counter()
+    if not (data_dir / "dataset.json").is_file():
+        read_lattice(args.data_root / "amazon-baby", unseen="keep").save(data_dir)
+    if not (run_dir / "record.json").is_file():
+        from graphrec.data import Dataset
+
+        ds = Dataset.load(data_dir)
+        run_training(ds, "lightgcn", {}, TrainConfig(epochs=1, progress=False), device="cpu",
+                     out=run_dir, data_path=data_dir)
+    setup = time.perf_counter() - t0
+
+    times: dict[str, list[float]] = {"recommend": [], "write": [], "total": [], "load_run": [], "validation pass": []}
+    p0, w0 = _cpu_pressure(), time.perf_counter()
+    recs = None
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        recs = graphrec.recommend(run_dir, k=args.k, device="cpu", batch_size=args.batch_size)
+        t1 = time.perf_counter()
+        write_recommendations(recs, out, overwrite=True)
+        t2 = time.perf_counter()
+        times["recommend"].append(t1 - t0)
+        times["write"].append(t2 - t1)
+        times["total"].append(t2 - t0)
+
+        t0 = time.perf_counter()
+        record, ds, model = load_run(run_dir, "cpu")
+        times["load_run"].append(time.perf_counter() - t0)
+        cfg = TrainConfig.from_dict(dict(record["train_config"], progress=False))
+        t0 = time.perf_counter()
+        evaluate_model(model, ds, "valid", cfg, "cpu")
+        times["validation pass"].append(time.perf_counter() - t0)
+    p1, wall = _cpu_pressure(), time.perf_counter() - w0
+
+    assert recs is not None
+    n_users = len(np.unique(recs.user_id))
+    print(
+        f"amazon-baby: {ds.n_users} users, {ds.n_items} items, {ds.train.nnz} training interactions; "
+        f"LightGCN (dim {record['model_params'].get('embedding_dim')}, 1 epoch); top {args.k} for {n_users} users = "
+        f"{len(recs)} rows to {out.name} ({out.stat().st_size / 1e6:.1f} MB); {args.threads} thread(s), "
+        f"batch {args.batch_size}, torch {torch.__version__}; set-up {setup:.1f} s (not timed)"
+    )
+    if p0 is not None and p1 is not None:
+        print(f"CPU pressure during the timed part: {100 * (p1 - p0) / wall:.1f}% of wall time (more than a few % = disturbed)")
+    print(f"{args.repeats} repeats:")
+    print("| step | median s | min s |")
+    print("|---|---|---|")
+    for name, ts in times.items():
+        print(f"| {name} | {np.median(ts):.3f} | {min(ts):.3f} |")
+    total = float(np.median(times["total"]))
+    print(f"total / one validation pass: {total / np.median(times['validation pass']):.2f}")
+    verdict = "met" if total < BAR_SECONDS else "NOT met"
+    print(f"bar: all users, whole catalogue, written, < {BAR_SECONDS:.0f} s on one thread: "
+          f"{verdict} ({total:.2f} s median, {min(times['total']):.2f} s min)")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Write top-k recommendations of a saved run, with the original user and item ids.
+
+Example:
+
+    graphrec recommend runs/lightgcn-baby --all --k 20 --out recs.csv
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from graphrec.cli._common import resolve_device, set_threads, user_errors, warnings_as_lines
+from graphrec.errors import ConfigError
+
+
+@user_errors
+def recommend(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `graphrec train`.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write: .csv, or .parquet (needs pyarrow).")],
+    users: Annotated[
+        Optional[Path],
+        typer.Option("--users", help="Original user ids: one per line, or a CSV with a user_id column."),
+    ] = None,
+    all_users: Annotated[bool, typer.Option("--all", help="Every user of the run's dataset (the default).")] = False,
+    k: Annotated[int, typer.Option("--k", help="Items per user.")] = 20,
+    exclude_seen: Annotated[
+        bool,
+        typer.Option(
+            "--exclude-seen/--include-seen",
+            help="Never recommend a user's seen items (the interactions of the --seen splits).",
+        ),
+    ] = True,
+    seen: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated splits whose interactions count as seen: train (what the model was "
+            "trained on) or e.g. train,valid,test (everything the dataset knows).",
+        ),
+    ] = "train",
+    items: Annotated[
+        Optional[Path],
+        typer.Option(help="Only these candidate items: original ids, one per line or a CSV with an item_id column."),
+    ] = None,
+    unknown: Annotated[
+        str,
+        typer.Option(
+            help="A --users id the run does not know: error (exit 1, nothing written) or popular "
+            "(the most popular training items, score = training interaction count).",
+        ),
+    ] = "error",
+    data: Annotated[
+        Optional[Path], typer.Option(help="Dataset directory (default: the one in the run record).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Users scored per batch.")] = 1024,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Write top-k recommendations of a saved run, with the original user and item ids.
+
+    One row per (user, rank): user_id, item_id, rank (1..k), score. Seen items (the
+    user's training interactions, see --seen) are excluded unless --include-seen; a user
+    with fewer than k candidates left gets fewer rows. --items restricts the candidates
+    (e.g. to new items). An unknown --users id is an error unless --unknown popular.
+    The file is written under a temporary name and renamed at the end.
+
+    Example: graphrec recommend runs/lightgcn-baby --all --k 20 --out recs.csv
+    """
+    from graphrec.train.recommend import (
+        UNKNOWN_CHOICES,
+        check_recommendations_output,
+        recommend_run,
+        write_recommendations,
+    )
+
+    check_recommendations_output(out, overwrite)  # before anything is read or scored
+    if users is not None and all_users:
+        raise ConfigError("--users and --all exclude each other: pass one (no option = every user)")
+    if unknown not in UNKNOWN_CHOICES:
+        raise ConfigError(f"--unknown {unknown!r} is not one of {', '.join(UNKNOWN_CHOICES)}")
+    if unknown != "error" and users is None:
+        raise ConfigError("--unknown applies to the ids of --users: pass --users FILE")
+    splits = [s.strip() for s in seen.split(",") if s.strip()]
+    set_threads(threads)
+    with warnings_as_lines():  # e.g. a run too old to have its checkpoint hash
+        recs = recommend_run(
+            run_dir,
+            users=users,
+            k=k,
+            exclude_seen=splits if exclude_seen else False,
+            items=items,
+            device=resolve_device(device),
+            unknown=unknown,
+            batch_size=batch_size,
+            data=data,
+            progress=not quiet,
+        )
+    write_recommendations(recs, out, overwrite=overwrite)
+    n_users = len(set(recs.user_id.tolist())) if len(recs) else 0
+    masked = f"seen {'+'.join(recs.excluded)} items excluded" if recs.excluded else "seen items included"
+    typer.echo(f"wrote {out}: {len(recs)} rows, {n_users} users, top {k} ({masked})")
+    if recs.popular_users:
+        typer.echo(f"note: {len(recs.popular_users)} unknown users got the most popular training items")

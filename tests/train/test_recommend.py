@@ -1,0 +1,185 @@
+"""graphrec.recommend (a saved run, original ids) and top_k (indices) against a brute-force
+argsort of the model's full score matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import graphrec
+from graphrec.data.synthetic import synthetic_catalogue
+from graphrec.errors import ConfigError, DataError
+from graphrec.train import TrainConfig, load_run, run_training
+from graphrec.train.recommend import Recommendations, read_id_list, recommend_run, top_k, write_recommendations
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A LightGCN run (2 epochs) on a catalogue whose ids are strings in shuffled order."""
+    root = tmp_path_factory.mktemp("recommend")
+    ds = synthetic_catalogue(n_users=90, n_items=50, n_clusters=4, seed=3)
+    rng = np.random.default_rng(0)
+    ds = ds.replace(
+        user_ids=np.array([f"u{n}" for n in rng.choice(10_000, ds.n_users, replace=False)]),
+        item_ids=np.array([f"i{n}" for n in rng.choice(10_000, ds.n_items, replace=False)]),
+    )
+    ds.save(root / "data")
+    torch.manual_seed(0)
+    run_training(ds, "lightgcn", {"embedding_dim": 8}, TrainConfig(epochs=2, progress=False),
+                 out=root / "run", data_path=root / "data")
+    _, dataset, model = load_run(root / "run")
+    model.eval()
+    with torch.no_grad():
+        u, i = model.embeddings()
+        full = (u @ i.T).numpy()
+    return {"run": root / "run", "dataset": dataset, "scores": full, "root": root}
+
+
+def brute_force(scores: np.ndarray, mask: np.ndarray, k: int, candidates: np.ndarray | None = None):
+    """Per user: the k best unmasked candidates by a full argsort (descending)."""
+    s = np.where(mask, -np.inf, scores.astype(np.float64))
+    if candidates is not None:
+        keep = np.zeros(s.shape[1], bool)
+        keep[candidates] = True
+        s[:, ~keep] = -np.inf
+    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    vals = np.take_along_axis(s, order, 1)
+    return [(o[v > -np.inf], v[v > -np.inf]) for o, v in zip(order, vals)]
+
+
+def per_user(recs: Recommendations) -> dict[str, tuple[list[str], np.ndarray]]:
+    out: dict[str, tuple[list[str], list[float]]] = {}
+    for u, i, s in zip(recs.user_id, recs.item_id, recs.score):
+        out.setdefault(str(u), ([], []))
+        out[str(u)][0].append(str(i))
+        out[str(u)][1].append(float(s))
+    return {u: (i, np.array(s)) for u, (i, s) in out.items()}
+
+
+def assert_matches(recs: Recommendations, ds, expected, users: np.ndarray) -> None:
+    got = per_user(recs)
+    for u, (items, vals) in zip(users, expected):
+        g_items, g_vals = got.get(str(ds.user_ids[u]), ([], np.array([])))
+        assert g_items == [str(x) for x in ds.item_ids[items]], ds.user_ids[u]
+        np.testing.assert_allclose(g_vals, vals, rtol=1e-5, atol=1e-6)
+
+
+def test_graphrec_recommend_is_the_run_level_function():
+    assert graphrec.recommend is recommend_run
+
+
+def test_top_k_equals_a_brute_force_argsort(trained):
+    ds, scores = trained["dataset"], trained["scores"]
+    recs = graphrec.recommend(trained["run"], k=10, device="cpu")
+    users = np.arange(ds.n_users)
+    assert_matches(recs, ds, brute_force(scores, ds.train.toarray() > 0, 10), users)
+    assert len(recs) == 10 * ds.n_users and recs.excluded == ("train",)
+    assert set(recs.rank.tolist()) == set(range(1, 11)) and recs.rank.dtype == np.int32
+    again = graphrec.recommend(trained["run"], k=10, device="cpu", batch_size=7)  # results do not depend on it
+    assert again.item_id.tolist() == recs.item_id.tolist()
+
+
+def test_seen_splits_and_no_masking(trained):
+    ds, scores = trained["dataset"], trained["scores"]
+    users = np.arange(ds.n_users)
+    every = (ds.train + ds.valid + ds.test).toarray() > 0
+    recs = graphrec.recommend(trained["run"], k=8, exclude_seen=("train", "valid", "test"), device="cpu")
+    assert_matches(recs, ds, brute_force(scores, every, 8), users)
+    recs = graphrec.recommend(trained["run"], k=8, exclude_seen=False, device="cpu")
+    assert_matches(recs, ds, brute_force(scores, np.zeros_like(every), 8), users)
+    assert recs.excluded == ()
+
+
+def test_candidates_and_users_as_original_ids(trained):
+    ds, scores = trained["dataset"], trained["scores"]
+    cand = np.array([1, 4, 9, 16, 25, 36, 49])
+    users = np.array([5, 0, 77, 5])  # a repeated user is listed once
+    recs = graphrec.recommend(trained["run"], users=list(ds.user_ids[users]), items=list(ds.item_ids[cand]),
+                              k=20, device="cpu")
+    assert list(dict.fromkeys(recs.user_id.tolist())) == list(ds.user_ids[[5, 0, 77]])
+    assert set(recs.item_id.tolist()) <= set(ds.item_ids[cand].tolist())
+    assert_matches(recs, ds, brute_force(scores[users[:3]], ds.train[users[:3]].toarray() > 0, 20, cand), users[:3])
+
+
+def test_unknown_users(trained, tmp_path):
+    ds = trained["dataset"]
+    with pytest.raises(DataError, match=r"user id 'ghost' in the users argument .*unknown='popular'"):
+        graphrec.recommend(trained["run"], users=[ds.user_ids[0], "ghost"], device="cpu")
+    f = tmp_path / "users.txt"
+    f.write_text("ghost\nghost2\n")
+    with pytest.raises(DataError, match=rf"user id 'ghost' in {f} .*and 1 more unknown ids"):
+        graphrec.recommend(trained["run"], users=f, device="cpu")
+    recs = graphrec.recommend(trained["run"], users=["ghost", ds.user_ids[3]], k=5, unknown="popular", device="cpu")
+    assert recs.popular_users == ["ghost"]
+    counts = np.bincount(ds.train.indices, minlength=ds.n_items)
+    ghost = recs.user_id == "ghost"
+    expected = np.lexsort((np.arange(ds.n_items), -counts))[:5]  # most popular, ties by index
+    assert recs.item_id[ghost].tolist() == ds.item_ids[expected].tolist()
+    assert recs.score[ghost].tolist() == counts[expected].astype(float).tolist()
+    with pytest.raises(ConfigError, match="pathlib.Path"):
+        graphrec.recommend(trained["run"], users="users.txt")
+
+
+def test_to_pandas_and_write(trained, tmp_path):
+    recs = graphrec.recommend(trained["run"], k=3, device="cpu")
+    write_recommendations(recs, tmp_path / "r.csv")
+    with pytest.raises(ConfigError, match="already exists"):
+        write_recommendations(recs, tmp_path / "r.csv")
+    pd = pytest.importorskip("pandas")
+    df = recs.to_pandas()
+    assert list(df.columns) == ["user_id", "item_id", "rank", "score"] and len(df) == len(recs)
+    back = pd.read_csv(tmp_path / "r.csv", dtype={"user_id": str, "item_id": str})
+    assert back["user_id"].tolist() == recs.user_id.tolist() and back["item_id"].tolist() == recs.item_id.tolist()
+    np.testing.assert_array_equal(back["score"].to_numpy(np.float32), recs.score)
+
+
+def test_top_k_by_hand():
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.7], [0.4, 0.3, 0.2, 0.1], [1.0, 2.0, 3.0, 4.0]])
+    scorer = lambda users: scores[users].clone()  # noqa: E731
+    import scipy.sparse as sp
+
+    seen = sp.csr_matrix(np.array([[0, 1, 0, 0], [1, 1, 1, 1], [0, 0, 1, 0]], dtype=np.float32))
+    idx, val = top_k(scorer, [0, 1, 2], 2, 4, exclude=seen, batch_size=2)
+    assert idx[0].tolist() == [3, 2] and idx[2].tolist() == [3, 1]
+    assert np.isneginf(val[1]).all()  # everything seen: no candidate left
+    idx, val = top_k(scorer, [2, 0], 5, 4, exclude=seen, candidates=np.array([0, 1, 2]))
+    assert idx.shape == (2, 3) and idx[0, :2].tolist() == [1, 0] and np.isneginf(val[0, 2])
+    assert idx[1, :2].tolist() == [2, 0]
+    with pytest.raises(ConfigError, match="k must be"):
+        top_k(scorer, [0], 0, 4)
+
+
+def test_read_id_list(tmp_path: Path):
+    f = tmp_path / "ids.csv"
+    f.write_text('\ufeffname,user_id\n"Smith, J",a\nDoe,"b,c"\n\nX,a\n')
+    assert read_id_list(f, "user_id") == ["a", "b,c"]
+    f.write_text("user_id\n x \ny\n")
+    assert read_id_list(f, "user_id") == ["x", "y"]
+    f.write_text("17\n4\n17\n")
+    assert read_id_list(f, "user_id") == ["17", "4"]
+    f.write_text("\n\n")
+    with pytest.raises(DataError, match="lists no ids"):
+        read_id_list(f, "user_id")
+    f.write_text("name,item_id\nx\n")
+    with pytest.raises(DataError, match="line 2: no item_id value"):
+        read_id_list(f, "item_id")
+
+
+def test_index_level_recommend_keeps_its_contract(trained):
+    """``graphrec.train.recommend.recommend`` (used by the model contract suite): user
+    indices in, ``len(users) x k`` item indices out, training items never among them."""
+    from graphrec.train.recommend import recommend
+
+    ds = trained["dataset"]
+    _, _, model = load_run(trained["run"])
+    model.eval()
+    users = np.arange(ds.n_users)
+    top, vals = recommend(model.scorer(), ds, users, k=20)
+    assert top.shape == vals.shape == (ds.n_users, 20)
+    assert not (ds.train.toarray() > 0)[users[:, None], top].any()
+    np.testing.assert_allclose(vals, np.take_along_axis(trained["scores"], top, 1), rtol=1e-5, atol=1e-6)

@@ -16,7 +16,7 @@ never here):
 
 **Content structure** (``structure``):
 
-* ``"learned"`` (the paper's, our default reading): LATTICE's machinery on ONE view, the
+* ``"learned"`` (the paper's, under our reading): LATTICE's machinery on ONE view, the
   fused feature (:class:`graphrec.models.lattice.LatentStructureRecommender`): "the CLIP
   feature will be transformed into the low-dimensional latent space with a trainable
   linear layer" (section 3.2), :math:`\tilde x_i = W x_i + b`, the top-k cosine graph
@@ -28,8 +28,9 @@ never here):
 
   The fused feature table is fine-tuned as LATTICE's reference fine-tunes its feature
   tables (``train_features``).
-* ``"fixed"``: :math:`E^m = \hat S`, no parameter (LATTICE with :math:`\lambda = 1`);
-  cheaper at scale (no per-epoch kNN search over the projections). With
+* ``"fixed"`` (the default: validation prefers it on amazon-scientific and lfm2k,
+  ``docs/models/mmgef.md``): :math:`E^m = \hat S`, no parameter (LATTICE with
+  :math:`\lambda = 1`); cheaper at scale (no per-epoch kNN search over the projections). With
   ``feature_mode="projected"`` the VALUES of :math:`E^m` are the cosines of a trainable
   projection :math:`p_i = W x_i + b` on the FIXED kNN pattern of the fused features,
   recomputed (and re-normalised) at every forward pass,
@@ -161,7 +162,7 @@ class MMGEF(LatentStructureRecommender):
         reg_weight: float = 1e-4,
         use_cf_graph: bool = True,
         attention: bool = True,
-        structure: str = "learned",
+        structure: str = "fixed",
         feature_mode: str = "fixed",
         k: int = 10,
         lambda_coeff: float = 0.9,

@@ -32,9 +32,9 @@ from graphrec.train.builders._common import (
 )
 from graphrec.train.registry import Option, register_model
 
-#: the structure ``graphrec train mmgef`` uses when neither --structure nor --feature-mode
-#: is given: the one validation preferred on amazon-scientific and lfm2k (docs/models/mmgef.md)
-DEFAULT_STRUCTURE = "learned"
+#: the structure ``graphrec train mmgef`` uses when --structure is not given: the one
+#: validation preferred on amazon-scientific and lfm2k (2 seeds each, docs/models/mmgef.md)
+DEFAULT_STRUCTURE = "fixed"
 
 
 def content_modalities(model: MMGEF, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -76,13 +76,13 @@ def build_mmgef(
     ] = True,
     attention: Annotated[bool, Option("--no-attention", invert=True, help="Ablation: fixed equal graph weights.")] = True,
     structure: Annotated[
-        Optional[str],
+        str,
         Option(
-            help=f"Content structure: learned (LATTICE's learned + original graph of the fused feature, the paper's) "
-            f"or fixed (the kNN graph only; cheaper) [{DEFAULT_STRUCTURE}; fixed when --feature-mode is given].",
+            help="Content structure: learned (LATTICE's learned + original graph of the fused feature, the paper's) "
+            "or fixed (the kNN graph only; cheaper; validation prefers it).",
             choices=STRUCTURES,
         ),
-    ] = None,
+    ] = DEFAULT_STRUCTURE,
     feature_mode: Annotated[
         Optional[str],
         Option(
@@ -106,13 +106,12 @@ def build_mmgef(
     each symmetrically normalised. ``structure``: ``learned`` also passes the fused
     features (LATTICE's learned graph over their projection, mixed with the kNN graph by
     ``lambda_coeff``); ``fixed`` propagates over the kNN graph (``projected`` mode: its
-    pattern plus the fused features). None: ``learned``, or ``fixed`` when
-    ``feature_mode`` is given (so run records made before ``structure`` existed rebuild
-    the model they trained). ``graphs``: stored graphs (``graphrec build-graph``) used
+    pattern plus the fused features); run records made before ``structure`` existed
+    have none and rebuild the fixed structure they trained. ``graphs``: stored graphs (``graphrec build-graph``) used
     instead of building the kNN graph and/or E^c, provenance-checked against ``dataset``.
     ``use_knn_graph=False``: no content graph (co-interaction graph only; no features needed).
     """
-    if structure is not None and structure not in STRUCTURES:
+    if structure not in STRUCTURES:
         raise ConfigError(f"structure {structure!r} is not one of {', '.join(STRUCTURES)}")
     if feature_mode is not None and feature_mode not in FEATURE_MODES:
         raise ConfigError(f"feature_mode {feature_mode!r} is not one of {', '.join(FEATURE_MODES)}")
@@ -120,8 +119,6 @@ def build_mmgef(
         raise ConfigError("--feature-mode belongs to --structure fixed (the learned structure projects its features anyway)")
     if not use_knn_graph and structure == "learned":
         raise ConfigError("--structure learned learns the content graph, which --no-knn-graph drops: drop one of them")
-    if structure is None:
-        structure = "fixed" if feature_mode is not None or not use_knn_graph else DEFAULT_STRUCTURE
     feature_mode = feature_mode or "fixed"
     learned = structure == "learned"
     if not learned and (lambda_coeff != 0.9 or not train_features):

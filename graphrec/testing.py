@@ -31,7 +31,7 @@ import torch
 from graphrec.data import Dataset
 from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.models.base import ItemGraphRecommender, Recommender
-from graphrec.train.recommend import recommend
+from graphrec.train.recommend import recommend_indices
 from graphrec.train.registry import Option, register_model, unregister_model
 
 __all__ = [
@@ -167,7 +167,7 @@ class RecommenderContract:
         ds = self._dataset()
         model = self._seeded(ds, 0)
         users = np.arange(ds.n_users)
-        top, _ = recommend(model.scorer(), ds, users, k=20, device=DEVICE)
+        top, _ = recommend_indices(model.scorer(), ds, users, k=20, device=DEVICE)
         train = ds.train.toarray().astype(bool)
         assert not train[users[:, None], top].any()
 

@@ -158,7 +158,7 @@ def top_k(
 
 
 @torch.no_grad()
-def recommend(
+def recommend_indices(
     scorer: Scorer,
     dataset: Dataset,
     users: Sequence[int] | np.ndarray,

@@ -171,15 +171,15 @@ def test_read_id_list(tmp_path: Path):
 
 
 def test_index_level_recommend_keeps_its_contract(trained):
-    """``graphrec.train.recommend.recommend`` (used by the model contract suite): user
-    indices in, ``len(users) x k`` item indices out, training items never among them."""
-    from graphrec.train.recommend import recommend
+    """``graphrec.train.recommend.recommend_indices`` (used by the model contract suite):
+    user indices in, ``len(users) x k`` item indices out, training items never among them."""
+    from graphrec.train.recommend import recommend_indices
 
     ds = trained["dataset"]
     _, _, model = load_run(trained["run"])
     model.eval()
     users = np.arange(ds.n_users)
-    top, vals = recommend(model.scorer(), ds, users, k=20)
+    top, vals = recommend_indices(model.scorer(), ds, users, k=20)
     assert top.shape == vals.shape == (ds.n_users, 20)
     assert not (ds.train.toarray() > 0)[users[:, None], top].any()
     np.testing.assert_allclose(vals, np.take_along_axis(trained["scores"], top, 1), rtol=1e-5, atol=1e-6)

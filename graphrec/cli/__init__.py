@@ -21,6 +21,7 @@ from graphrec.cli import (
     train,
     train_ctr,
 )
+from graphrec.cli._common import GraphrecGroup
 
 
 
@@ -33,6 +34,7 @@ def make_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        cls=GraphrecGroup,
     )
     app.command("prepare", help=prepare.__doc__)(prepare.prepare)
     app.command("info", help=info.__doc__)(info.info)

@@ -9,10 +9,15 @@ import warnings
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from graphrec.errors import GraphrecError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# click's UsageError (unknown command or option, a value that does not parse, a missing
+# option), wherever this typer takes click from (recent typers vendor it)
+UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 def user_errors(fn: F) -> F:
@@ -32,6 +37,37 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _usage_errors_as_lines() -> Iterator[None]:
+    """A click usage error inside becomes one ``error: ...`` line and exit status 1 (the
+    missing-arguments help of a bare ``graphrec`` / ``graphrec train`` passes through)."""
+    try:
+        yield
+    except UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError" or os.environ.get("GRAPHREC_DEBUG"):
+            raise
+        message = " ".join(e.format_message().split()).rstrip(".")  # type: ignore[attr-defined]
+        ctx = getattr(e, "ctx", None)
+        hint = f": see `{ctx.command_path} --help`" if ctx is not None else ""
+        typer.secho(f"error: {message}{hint}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+
+
+class GraphrecGroup(TyperGroup):
+    """The ``graphrec`` command group: usage errors (an unknown command or model, an
+    unknown or missing option, a value that does not parse) print one ``error:`` line and
+    exit with status 1, like every other user error, instead of click's box and status 2.
+    ``--help`` is unchanged (status 0)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        with _usage_errors_as_lines():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _usage_errors_as_lines():
+            return super().invoke(ctx)
 
 
 @contextlib.contextmanager
@@ -66,9 +102,14 @@ def resolve_device(device: str) -> str:
 
 
 def set_threads(threads: int | None) -> None:
-    if threads:
+    """torch's CPU threads (``--threads``); None keeps torch's choice."""
+    if threads is not None:
         import torch
 
+        from graphrec.errors import ConfigError
+
+        if threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {threads}: omit it for torch's choice")
         torch.set_num_threads(threads)
 
 

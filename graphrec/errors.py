@@ -8,7 +8,16 @@ status 1; library users catch :class:`GraphrecError`.
 
 from __future__ import annotations
 
-__all__ = ["GraphrecError", "DataError", "ConfigError"]
+import zipfile
+import zlib
+
+__all__ = ["GraphrecError", "DataError", "ConfigError", "ARRAY_FILE_ERRORS"]
+
+#: What ``numpy.load`` raises on a damaged ``.npy`` / ``.npz`` (truncated, not a zip, a
+#: bad header, a missing member): readers turn these into one-line :class:`DataError`\ s.
+ARRAY_FILE_ERRORS: tuple[type[Exception], ...] = (
+    OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, zlib.error,
+)
 
 
 class GraphrecError(Exception):

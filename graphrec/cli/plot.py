@@ -24,7 +24,7 @@ def draw_modality_attention(run_dir: Path, out: Path, rows: int = 20, seed: int 
     """Write the heat map of ``run_dir``'s ``attention.npz`` to ``out`` (atomically)."""
     import numpy as np
 
-    from graphrec.errors import DataError
+    from graphrec.errors import ARRAY_FILE_ERRORS, DataError
     from graphrec.train.ctr import ATTENTION_FILE
 
     path = Path(run_dir) / ATTENTION_FILE
@@ -39,7 +39,7 @@ def draw_modality_attention(run_dir: Path, out: Path, rows: int = 20, seed: int 
             weights = z["weights"]
             labels = z["labels"]
             item_ids = z["item_ids"]
-    except (OSError, KeyError, ValueError) as e:
+    except ARRAY_FILE_ERRORS as e:
         raise DataError(f"{path}: unreadable ({e}): train the run again") from None
     pos = np.flatnonzero(labels == 1)
     if len(pos) == 0:

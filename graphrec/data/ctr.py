@@ -85,7 +85,7 @@ import numpy as np
 from graphrec._atomic import atomic_dir
 from graphrec.data.dataset import Dataset, interactions_matrix
 from graphrec.data.sampling import NegativeSampler
-from graphrec.errors import ConfigError, DataError
+from graphrec.errors import ARRAY_FILE_ERRORS, ConfigError, DataError
 
 __all__ = [
     "CTR_SPLITS",
@@ -461,7 +461,7 @@ class CTRData:
             with np.load(path / "side.npz", allow_pickle=False) as z:
                 user_side = {k: z[f"user__{k}"] for k in header["user_side"]}
                 item_side = {k: z[f"item__{k}"] for k in header["item_side"]}
-        except (OSError, KeyError, ValueError) as e:
+        except ARRAY_FILE_ERRORS as e:
             raise DataError(f"{path}: CTR samples are incomplete or corrupt ({e}): delete the folder and build again") from None
         data = cls(dataset, samples, user_side, item_side, dict(header["vocab_sizes"]), dict(header["meta"]))
         if data.fingerprint() != header["fingerprint"]:

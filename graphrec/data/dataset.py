@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec._atomic import atomic_dir
-from graphrec.errors import DataError
+from graphrec.errors import ARRAY_FILE_ERRORS, DataError
 
 __all__ = ["Dataset", "SPLITS", "build_dataset", "interactions_matrix"]
 
@@ -408,9 +408,11 @@ class Dataset:
                 "create one with `graphrec prepare`"
             )
         try:
-            header = json.loads(head_file.read_text())
-        except json.JSONDecodeError as e:
+            header = json.loads(head_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise DataError(f"{head_file}: invalid JSON ({e}): re-run `graphrec prepare`") from None
+        if not isinstance(header, dict):
+            raise DataError(f"{head_file}: not a graphrec dataset header (a JSON object): re-run `graphrec prepare`")
         if header.get("format") != FORMAT_NAME or header.get("version") != FORMAT_VERSION:
             raise DataError(
                 f"{head_file}: format {header.get('format')!r} version {header.get('version')!r} "
@@ -441,7 +443,7 @@ class Dataset:
                     user_fields = {k: z[f"user__{k}"] for k in header["user_fields"]}
                     item_fields = {k: z[f"item__{k}"] for k in header["item_fields"]}
             cold = np.load(path / "cold_items.npy", allow_pickle=False) if header["cold_items"] else None
-        except (OSError, KeyError, ValueError) as e:
+        except ARRAY_FILE_ERRORS as e:
             raise DataError(f"{path}: dataset directory is incomplete or corrupt ({e}): re-run `graphrec prepare`") from None
         ds = cls(
             user_ids=user_ids,

@@ -47,7 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec import __version__
-from graphrec.errors import DataError
+from graphrec.errors import ARRAY_FILE_ERRORS, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.data.dataset import Dataset
@@ -490,7 +490,7 @@ def load_graph(
             fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
             shape = tuple(int(x) for x in z["shape"])
             indptr, indices, data = z["indptr"], z["indices"], z["data"]
-    except (OSError, KeyError, ValueError) as e:
+    except ARRAY_FILE_ERRORS as e:
         raise DataError(f"{npz_file}: unreadable graph file ({e}): rebuild the graph with `graphrec build-graph`") from None
     if fmt != "csr":
         raise DataError(f"{npz_file}: stored as {fmt!r}, not csr: rebuild the graph with `graphrec build-graph`")

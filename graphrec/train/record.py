@@ -34,7 +34,7 @@ import torch
 from graphrec._atomic import atomic_dir
 from graphrec.errors import DataError
 
-__all__ = ["save_run", "load_record", "load_state", "file_sha256", "checkpoint_entry", "UnverifiedCheckpointWarning"]
+__all__ = ["save_run", "load_record", "check_record_fields", "load_state", "file_sha256", "checkpoint_entry", "UnverifiedCheckpointWarning"]
 
 RECORD = "record.json"
 WEIGHTS = "model.pt"
@@ -81,13 +81,42 @@ def save_run(
 
 
 def load_record(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """A run's ``record.json``: a JSON object naming its model; anything else (not JSON,
+    not text, a list, ``{}``) is a one-line :class:`DataError`."""
     path = Path(run_dir) / RECORD
     if not path.is_file():
         raise DataError(f"{run_dir} is not a graphrec run directory (no {RECORD}): pass the --out of `graphrec train`")
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise DataError(f"{path}: invalid JSON ({e})") from None
+        raise DataError(f"{path}: invalid JSON ({e}): restore the file or train again") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file (not UTF-8): restore the file or train again") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{path}: holds a JSON {_json_name(type(record))}, not a run record object: restore the file or train again")
+    if not isinstance(record.get("model"), str):
+        raise DataError(f"{path}: no model name (not a run record written by `graphrec train`): restore the file or train again")
+    return record
+
+
+def check_record_fields(record: Mapping[str, Any], run_dir: str | os.PathLike, fields: Mapping[str, type]) -> None:
+    """Each of ``fields`` (name -> JSON type) is in ``record`` with that type, else a
+    one-line :class:`DataError` naming the run's record and the field."""
+    path = Path(run_dir) / RECORD
+    for name, typ in fields.items():
+        value = record.get(name)
+        if not isinstance(value, typ) or isinstance(value, bool) and typ is not bool:
+            got = "missing" if name not in record else f"a JSON {_json_name(type(value))}"
+            raise DataError(
+                f"{path}: the entry {name!r} is {got}, not a JSON {_json_name(typ)}: the record "
+                "was damaged or edited; restore it or train again"
+            )
+
+
+def _json_name(typ: type) -> str:
+    """The JSON name of a Python type that ``json.loads`` returns."""
+    names = {dict: "object", list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
+    return names.get(typ, "null" if typ is type(None) else typ.__name__)
 
 
 def load_state(

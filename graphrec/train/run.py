@@ -28,7 +28,7 @@ from graphrec.nn import to_scipy_csr
 from graphrec.train.builders import build_model, content_modalities, model_params
 from graphrec.train.config import TrainConfig
 from graphrec.train.fit import evaluate_model, fit, seed_everything
-from graphrec.train.record import RECORD, load_record, load_state, save_run
+from graphrec.train.record import RECORD, check_record_fields, load_record, load_state, save_run
 
 __all__ = [
     "check_run_output",
@@ -148,6 +148,8 @@ def load_run(
     record edited after training, is a :class:`DataError`.
     """
     record = load_record(run_dir)
+    check_record_fields(record, run_dir, {"dataset": dict, "model_params": dict, "train_config": dict})
+    check_record_fields(record["dataset"], run_dir, {"fingerprint": str})
     path = data_path or record["dataset"].get("path")
     if not path:
         raise DataError(f"{run_dir}: the record names no dataset path: pass --data DIR")
@@ -229,6 +231,7 @@ def export_item_graph(
     """
     t0 = time.perf_counter()
     record, dataset, model = load_run(run_dir, "cpu", data_path)
+    check_record_fields(record, run_dir, {"best_epoch": int})
     if not isinstance(model, ItemGraphRecommender):
         raise ConfigError(
             f"run {Path(run_dir).name} trained {record['model']}, which has no item graph: "

@@ -36,6 +36,26 @@ DEFAULTS: dict[str, Any] = {
     "out": None,
 }
 RECIPE_KEYS = set(DEFAULTS) | {"source", "data"}
+# what each recipe value must be (YAML types), and how the message names it
+_TEXT, _COUNT, _FLAG = (str,), (int,), (bool,)
+RECIPE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "kind": (_TEXT, "knn, cooccur or both"),
+    "modalities": ((str, list), "a modality name or a list of them, e.g. [image, text]"),
+    "k": (_COUNT, "a whole number, e.g. 10"),
+    "weighting": (_TEXT, "cosine or binary"),
+    "symmetric": (_FLAG, "true or false"),
+    "include_self": (_FLAG, "true or false"),
+    "cooccur_top_k": ((int, type(None)), "a whole number, or null for all"),
+    "cooccur_min_count": (_COUNT, "a whole number, e.g. 1"),
+    "normalization": (_TEXT, "none, sym or row"),
+    "backend": (_TEXT, "auto, torch, faiss or faiss-hnsw"),
+    "cold_start": ((int, float), "a fraction, e.g. 0.2"),
+    "cold_protocol": (_TEXT, "papers or hidden"),
+    "seed": (_COUNT, "a whole number, e.g. 0"),
+    "out": (_TEXT, "a folder path"),
+    "data": (_TEXT, "a dataset directory path"),
+    "source": ((dict,), "a mapping with format and path"),
+}
 
 
 def read_recipe(path: Path) -> tuple[dict[str, Any], Path]:
@@ -45,7 +65,9 @@ def read_recipe(path: Path) -> tuple[dict[str, Any], Path]:
     if not path.is_file():
         raise ConfigError(f"recipe {path} not found: see graphs/README.md for the recipes")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"recipe {path} is not a text file (not UTF-8): pass a YAML recipe such as graphs/lfm2k.yaml") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"recipe {path} is not valid YAML ({' '.join(str(e).split())})") from None
     if not isinstance(values, dict):
@@ -53,6 +75,13 @@ def read_recipe(path: Path) -> tuple[dict[str, Any], Path]:
     unknown = set(values) - RECIPE_KEYS
     if unknown:
         raise ConfigError(f"recipe {path}: unknown key(s) {', '.join(sorted(unknown))}: valid are {', '.join(sorted(RECIPE_KEYS))}")
+    for key, value in values.items():
+        types, want = RECIPE_TYPES[key]
+        ok = isinstance(value, types) and (bool in types or not isinstance(value, bool))
+        if ok and isinstance(value, list):
+            ok = all(isinstance(v, str) for v in value)
+        if not ok:
+            raise ConfigError(f"recipe {path}: {key}: {value!r} must be {want}")
     return values, path.parent
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -70,8 +71,8 @@ class TrainConfig:
             raise ConfigError(f"negatives must be one of {', '.join(NEGATIVES)}, got {self.negatives!r}")
         if self.select_on not in SELECT_GROUPS:
             raise ConfigError(f"select_on must be one of {', '.join(SELECT_GROUPS)}, got {self.select_on!r}")
-        if not self.lr > 0:  # also refuses NaN
-            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not 0 < self.lr < math.inf:  # also refuses NaN
+            raise ConfigError(f"lr must be positive and finite (e.g. 0.001), got {self.lr}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
         if self.lr_decay_every < 1:

@@ -26,6 +26,7 @@ import copy
 import datetime as _dt
 import inspect
 import json
+import math
 import os
 import platform
 import time
@@ -104,8 +105,9 @@ class CTRConfig:
         for name in ("epochs", "batch_size", "patience", "eval_batch_size", "popularity_levels", "cold_threshold"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.gan_lr <= 0:
-            raise ConfigError(f"learning rates must be positive, got lr={self.lr}, gan_lr={self.gan_lr}")
+        for name in ("lr", "gan_lr"):
+            if not 0 < getattr(self, name) < math.inf:  # also refuses NaN
+                raise ConfigError(f"{name} must be positive and finite (e.g. 0.001), got {getattr(self, name)}")
         if self.gan_start_epoch < 0:
             raise ConfigError(f"gan_start_epoch must be >= 0, got {self.gan_start_epoch}")
 

@@ -1,0 +1,237 @@
+"""Bad inputs a user may give any command (issue 21, the rough family): each is one
+``error:`` line on stderr and exit status 1, never a traceback or click's usage box.
+
+Usage errors (an unknown command or model, an unknown or missing option, a value that
+does not parse) included; ``--help`` still exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from graphrec.cli import app
+from graphrec.data.synthetic import synthetic_catalogue
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_error_line(res) -> str:
+    """The single ``error:`` line of a refused command (exit status 1, no traceback)."""
+    assert res.exit_code == 1, (res.exit_code, res.output, res.exception)
+    err = res.stderr if hasattr(res, "stderr") else res.output
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bad-inputs") / "synthetic"
+    synthetic_catalogue(n_users=100, n_items=60, n_clusters=3, seed=0).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bad-inputs-run") / "run"
+    res = run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--dim", "8", "--device", "cpu",
+              "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def graph_dir(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bad-inputs-graphs") / "graphs"
+    res = run("build-graph", "--data", data_dir, "--kind", "knn", "--k", "5", "--device", "cpu", "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    return out / "knn"
+
+
+# ------------------------------------------------------------------ usage errors
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["nosuch"], "No such command 'nosuch': see `"),
+        (["train", "nosuch", "--data", "x"], "No such command 'nosuch': see `"),
+        (["train", "lightgcn"], "Missing option '--data'"),
+        (["train", "lightgcn", "--data", "x", "--bogus"], "No such option: --bogus"),
+        (["train", "lightgcn", "--data", "x", "--lr", "abc"], "Invalid value for '--lr'"),
+        (["train", "lightgcn", "--data", "x", "--epochs", "2.5"], "Invalid value for '--epochs'"),
+        (["recommend", "run", "--out", "r.csv", "--k", "abc"], "Invalid value for '--k'"),
+        (["prepare", "--format", "mmrec", "a", "b", "--seed", "x"], "Invalid value for '--seed'"),
+    ],
+)
+def test_usage_errors_are_one_line_and_status_1(args, expected):
+    line = one_error_line(run(*args))
+    assert expected in line, line
+    assert "--help`" in line  # says where to look
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["train", "lightgcn", "--help"]])
+def test_help_still_exits_0(args):
+    res = run(*args)
+    assert res.exit_code == 0 and "Usage" in res.output
+
+
+# ------------------------------------------------------------------ option values
+@pytest.mark.parametrize(
+    "option, value, expected",
+    [
+        ("--lr", "nan", "lr must be positive and finite"),
+        ("--lr", "-1", "lr must be positive and finite"),
+        ("--lr", "inf", "lr must be positive and finite"),
+        ("--epochs", "0", "epochs must be at least 1, got 0"),
+        ("--threads", "0", "--threads must be at least 1, got 0"),
+        ("--threads", "-1", "--threads must be at least 1, got -1"),
+    ],
+)
+def test_out_of_range_training_options(data_dir, tmp_path, option, value, expected):
+    line = one_error_line(run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--device", "cpu",
+                              "--quiet", "--out", tmp_path / "run", option, value))
+    assert expected in line, line
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctr_learning_rate_nan_is_refused():
+    from graphrec.errors import ConfigError
+    from graphrec.train.ctr import CTRConfig
+
+    with pytest.raises(ConfigError, match="gan_lr must be positive and finite"):
+        CTRConfig(gan_lr=float("nan"))
+
+
+# ------------------------------------------------------------------ damaged run records
+RECORDS = {
+    "garbage": (b"{not json", "invalid JSON"),
+    "binary": (b"\x00\xff\xfe garbage", "not a text file"),
+    "empty object": (b"{}", "no model name"),
+    "a list": (b"[1, 2]", "holds a JSON list, not a run record object"),
+}
+
+
+@pytest.mark.parametrize("case", list(RECORDS))
+@pytest.mark.parametrize("command", ["evaluate", "recommend", "export-graph"])
+def test_damaged_record_json(run_dir, tmp_path, case, command):
+    bad = tmp_path / "run"
+    shutil.copytree(run_dir, bad)
+    content, expected = RECORDS[case]
+    (bad / "record.json").write_bytes(content)
+    args = {
+        "evaluate": ["evaluate", bad, "--device", "cpu"],
+        "recommend": ["recommend", bad, "--out", tmp_path / "recs.csv", "--device", "cpu", "--quiet"],
+        "export-graph": ["export-graph", bad, "--out", tmp_path / "graph"],
+    }[command]
+    line = one_error_line(run(*args))
+    assert f"{bad / 'record.json'}: {expected}" in line, line
+
+
+def test_record_entry_of_the_wrong_type(run_dir, tmp_path):
+    bad = tmp_path / "run"
+    shutil.copytree(run_dir, bad)
+    record = json.loads((bad / "record.json").read_text())
+    record["dataset"] = "synthetic"
+    (bad / "record.json").write_text(json.dumps(record))
+    line = one_error_line(run("evaluate", bad, "--device", "cpu"))
+    assert "the entry 'dataset' is a JSON string, not a JSON object" in line, line
+
+
+def test_record_naming_an_unknown_model(run_dir, tmp_path):
+    bad = tmp_path / "run"
+    shutil.copytree(run_dir, bad)
+    record = json.loads((bad / "record.json").read_text())
+    record["model"] = "nosuch"
+    (bad / "record.json").write_text(json.dumps(record))
+    assert "record.json says model 'nosuch'" in one_error_line(run("evaluate", bad, "--device", "cpu"))
+    del record["checkpoint"]  # a run from before checkpoints were bound to records: warned, then refused
+    (bad / "record.json").write_text(json.dumps(record))
+    res = run("evaluate", bad, "--device", "cpu")
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 2, res.output
+    assert lines[0].startswith("warning:") and "no checkpoint hash" in lines[0]
+    assert lines[1].startswith("error: unknown ranking model 'nosuch'")
+
+
+def test_model_pt_of_another_dataset(run_dir, tmp_path):
+    other = tmp_path / "other-data"
+    synthetic_catalogue(n_users=40, n_items=30, n_clusters=2, seed=1).save(other)
+    res = run("train", "lightgcn", "--data", other, "--epochs", "1", "--dim", "8", "--device", "cpu",
+              "--out", tmp_path / "other", "--quiet")
+    assert res.exit_code == 0, res.output
+    bad = tmp_path / "run"
+    shutil.copytree(run_dir, bad)
+    shutil.copy(tmp_path / "other" / "model.pt", bad / "model.pt")
+    assert "model.pt is not the checkpoint this run wrote" in one_error_line(run("evaluate", bad, "--device", "cpu"))
+
+
+# ------------------------------------------------------------------ damaged graphs and datasets
+def test_truncated_graph_npz(graph_dir, data_dir, tmp_path):
+    bad = tmp_path / "knn"
+    shutil.copytree(graph_dir, bad)
+    data = (bad / "graph.npz").read_bytes()
+    (bad / "graph.npz").write_bytes(data[: len(data) // 2])
+    line = one_error_line(run("inspect", bad))
+    assert f"{bad / 'graph.npz'}: unreadable graph file" in line, line
+    line = one_error_line(run("train", "mmgef", "--data", data_dir, "--graph", bad, "--epochs", "1",
+                              "--device", "cpu", "--quiet", "--out", tmp_path / "run"))
+    assert "unreadable graph file" in line, line
+
+
+@pytest.mark.parametrize("content", [b"{\"format\": \"graphrec-gr", b"\x89PNG\x00\x01"])
+def test_truncated_or_binary_graph_json(graph_dir, tmp_path, content):
+    bad = tmp_path / "knn"
+    shutil.copytree(graph_dir, bad)
+    (bad / "graph.json").write_bytes(content)
+    assert "graph.json: invalid JSON" in one_error_line(run("inspect", bad))
+
+
+@pytest.mark.parametrize(
+    "file, content, expected",
+    [
+        ("interactions.npz", None, "dataset directory is incomplete or corrupt"),
+        ("dataset.json", b"\xff\xfe", "invalid JSON"),
+        ("dataset.json", b"[1]", "not a graphrec dataset header"),
+    ],
+)
+def test_damaged_dataset_directory(data_dir, tmp_path, file, content, expected):
+    bad = tmp_path / "data"
+    shutil.copytree(data_dir, bad)
+    if content is None:  # truncated
+        content = (bad / file).read_bytes()[:100]
+    (bad / file).write_bytes(content)
+    assert expected in one_error_line(run("info", bad))
+
+
+# ------------------------------------------------------------------ graph recipes
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("k: ten\n", "k: 'ten' must be a whole number"),
+        ("k: true\n", "k: True must be a whole number"),
+        ("kind: [knn]\n", "kind: ['knn'] must be knn, cooccur or both"),
+        ("symmetric: maybe\n", "symmetric: 'maybe' must be true or false"),
+        ("modalities: 3\n", "modalities: 3 must be a modality name or a list"),
+        ("cold_start: [0.2]\n", "cold_start: [0.2] must be a fraction"),
+        ("source: lfm2k\n", "source: 'lfm2k' must be a mapping"),
+    ],
+)
+def test_recipe_value_of_the_wrong_type(data_dir, tmp_path, text, expected):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data: {data_dir}\nout: {tmp_path / 'graphs'}\n" + text)
+    line = one_error_line(run("build-graph", "--recipe", recipe, "--device", "cpu", "--quiet"))
+    assert f"recipe {recipe}: {expected}" in line, line
+    assert not (tmp_path / "graphs").exists()
+
+
+def test_binary_recipe(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    assert "is not a text file" in one_error_line(run("build-graph", "--recipe", recipe))

@@ -182,6 +182,8 @@ def build_graph(
         )
         res = build_item_graph(ds, spec, device=dev, progress=not quiet)
         res.record.options["source"] = source
+        if recipe is not None:  # a stale graph's rebuild command starts from it
+            res.record.options["recipe"] = str(recipe.resolve())
         record = save_graph(out_dir / kd, res.graph, res.record, overwrite=overwrite)
         built[kd] = res
         st = degree_stats(res.graph)

@@ -36,6 +36,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -259,30 +260,72 @@ def _describe_cold(fraction: float | None, seed: int | None, protocol: str | Non
 # build-graph options are named like the recipe keys (graphs/README.md); the
 # co-interaction graph's pruning has its own names there
 _FLAG_NAMES = {("cooccur", "k"): "cooccur_top_k", ("cooccur", "min_count"): "cooccur_min_count"}
+# the build-graph options that shape each kind of graph (what _rebuild prints)
+_KIND_FLAGS = {
+    "knn": ("modalities", "k", "weighting", "include_self", "backend", "symmetric", "normalization"),
+    "cooccur": ("cooccur_top_k", "cooccur_min_count", "symmetric", "normalization"),
+}
+_COLD_FLAGS = ("cold_start", "seed", "cold_protocol")
 
 
-def _flag(kind: str, key: str, value: Any) -> str:
-    name = _FLAG_NAMES.get((kind, key), key).replace("_", "-")
+def _flag(name: str, value: Any) -> str:
+    flag = name.replace("_", "-")
     if isinstance(value, bool):
-        return f"--{name}" if value else f"--no-{name}"
+        return f"--{flag}" if value else f"--no-{flag}"
     if isinstance(value, (list, tuple)):
         value = ",".join(map(str, value))
-    return f"--{name} {value}"
+    return f"--{flag} {shlex.quote(str(value))}"
+
+
+def _recorded_flags(record: GraphRecord) -> dict[str, Any]:
+    """The build-graph options (flag names) that built the graph ``record`` describes."""
+    opts: dict[str, Any] = {
+        "modalities": list(record.modalities) or None,
+        "k": record.k,
+        "weighting": record.weighting,
+        "include_self": record.options.get("include_self"),
+        "backend": record.options.get("backend"),
+        "cooccur_top_k": record.k,
+        "cooccur_min_count": record.pruning.get("min_count"),
+        "symmetric": record.symmetric,
+        "normalization": record.normalization,
+    }
+    opts = {k: v for k, v in opts.items() if k in _KIND_FLAGS.get(record.kind, ())}
+    fraction, seed, protocol, _ = _record_cold_start(record)
+    opts.update(cold_start=fraction or 0, seed=seed, cold_protocol=protocol)
+    return opts
 
 
 def _rebuild(path: Path | str, record: GraphRecord, **changes: Any) -> str:
-    """The fix: the build-graph command line for this graph with ``changes`` applied (for
-    a graph exported from a trained model: the export command)."""
+    """The fix: a build-graph command line that rebuilds this graph (its data, kind and
+    recorded options, with ``changes`` applied) into ``path``; for a graph exported from
+    a trained model, the export command. ``changes`` are build-graph options or record
+    keys (``k``, ``min_count``); ``cold_start=None`` means no cold-start split."""
+    path = Path(path)
     if record.kind == "model":
         run = record.options.get("run", "RUN")
         return f"export it again from a run on this data with `graphrec export-graph {run} --out {path} --overwrite`"
-    opts: dict[str, Any] = {"kind": record.kind}
-    if record.k is not None:
-        opts["k"] = record.k
-    opts.update(changes)
-    kind = str(opts["kind"])
-    flags = " ".join(_flag(kind, k, v) for k, v in opts.items() if v is not None)
-    return f"rebuild it with `graphrec build-graph {flags} --out {path} --overwrite`"
+    kind = str(changes.get("kind", record.kind))
+    opts = _recorded_flags(record)
+    for key, value in changes.items():
+        opts[_FLAG_NAMES.get((kind, key), key)] = value
+    if not opts.get("cold_start"):
+        opts.update(cold_start=0, seed=None, cold_protocol=None)
+    source = record.options.get("source") or {}
+    recipe = record.options.get("recipe")
+    if "data" in source:
+        where = f"--data {shlex.quote(str(source['data']))}"
+    elif recipe:  # a recipe's own options are overridden by the flags below
+        where = f"--recipe {shlex.quote(str(recipe))}"
+    else:  # a graph stored before its source was recorded
+        where = "--data DATASET_DIR"
+    if where.startswith("--data") and not opts["cold_start"]:
+        opts["cold_start"] = None  # build-graph's default; a recipe may set another
+    flags = [_flag(name, opts[name]) for name in (*_KIND_FLAGS.get(kind, ()), *_COLD_FLAGS) if opts.get(name) is not None]
+    # build-graph writes OUT/KIND: the graph's own folder when it is named after its kind
+    out, note = (path.parent, "") if path.name == kind else (path, f" (it writes {path / kind})")
+    command = " ".join(["graphrec build-graph", where, f"--kind {kind}", *flags, f"--out {shlex.quote(str(out))}", "--overwrite"])
+    return f"rebuild it with `{command}`{note}"
 
 
 def graph_checksum(graph: sp.csr_matrix) -> str:
@@ -420,7 +463,7 @@ def check_record(
             raise DataError(
                 f"{where}: dataset_fingerprint is {record.dataset_fingerprint[:12]} (built from "
                 f"{record.dataset_name!r}) but dataset {dataset.name!r} has {fp[:12]} (the data "
-                f"differ): {_rebuild(path, record)} from this dataset"
+                f"differ): {_rebuild(path, record)}, with --data naming the dataset you use"
             )
     wanted: dict[str, Any] = {"split": "train"}
     wanted.update(expect or {})
@@ -491,7 +534,7 @@ def load_graph(
             shape = tuple(int(x) for x in z["shape"])
             indptr, indices, data = z["indptr"], z["indices"], z["data"]
     except ARRAY_FILE_ERRORS as e:
-        raise DataError(f"{npz_file}: unreadable graph file ({e}): rebuild the graph with `graphrec build-graph`") from None
+        raise DataError(f"{npz_file}: unreadable graph file ({e}): {_rebuild(path, record)}") from None
     if fmt != "csr":
         raise DataError(f"{npz_file}: stored as {fmt!r}, not csr: rebuild the graph with `graphrec build-graph`")
     if shape != (record.n_items, record.n_items) or len(indptr) != record.n_items + 1:

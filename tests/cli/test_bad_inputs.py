@@ -235,3 +235,49 @@ def test_binary_recipe(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
     assert "is not a text file" in one_error_line(run("build-graph", "--recipe", recipe))
+
+
+# ------------------------------------------------------------------ stale graphs: the printed fix works
+def _printed_command(line: str) -> list[str]:
+    """The ``graphrec ...`` command between the backticks of an error line, as argv."""
+    import shlex
+
+    command = line.split("`")[1]
+    argv = shlex.split(command)
+    assert argv[:2] == ["graphrec", "build-graph"], command
+    return argv[1:]
+
+
+def test_rebuild_command_for_a_cold_start_mismatch_runs(data_dir, tmp_path):
+    graphs = tmp_path / "graphs"
+    res = run("build-graph", "--data", data_dir, "--kind", "both", "--k", "4", "--cooccur-top-k", "7",
+              "--device", "cpu", "--out", graphs, "--quiet")
+    assert res.exit_code == 0, res.output
+    train = ["train", "mmgef", "--data", data_dir, "--graph", graphs / "knn", "--graph", graphs / "cooccur",
+             "--cold-start", "0.2", "--epochs", "1", "--dim", "8", "--device", "cpu", "--quiet"]
+    line = one_error_line(run(*train, "--out", tmp_path / "run"))
+    assert "cold_start differs" in line and "--data" in line, line
+    res = run(*_printed_command(line), "--quiet", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    # the knn graph is now the cold-start one, with its recorded options kept; then the co-interaction graph
+    knn = json.loads((graphs / "knn" / "graph.json").read_text())
+    assert knn["k"] == 4 and knn["cold_start_fraction"] == 0.2
+    line = one_error_line(run(*train, "--out", tmp_path / "run"))
+    assert f"graph {graphs / 'cooccur'}" in line or "cooccur" in line, line
+    res = run(*_printed_command(line), "--quiet", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert json.loads((graphs / "cooccur" / "graph.json").read_text())["k"] == 7
+    res = run(*train, "--out", tmp_path / "run")
+    assert res.exit_code == 0, res.output
+
+
+def test_rebuild_command_for_a_damaged_graph_runs(graph_dir, tmp_path):
+    graphs = tmp_path / "graphs"
+    shutil.copytree(graph_dir.parent, graphs)
+    data = (graphs / "knn" / "graph.npz").read_bytes()
+    (graphs / "knn" / "graph.npz").write_bytes(data[: len(data) // 3])
+    line = one_error_line(run("inspect", graphs / "knn"))
+    assert f"--out {graphs} --overwrite" in line, line  # the folder build-graph writes knn/ into
+    res = run(*_printed_command(line), "--quiet", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert run("inspect", graphs / "knn").exit_code == 0

@@ -214,7 +214,7 @@ def test_refuses_other_options(ds, tmp_path, expect, field, have, want):
     msg = _one_line(e)
     assert f": {field} is {have} but {want} was requested: " in msg
     kind = expect.get("kind", "cooccur")
-    assert f"rebuild it with `graphrec build-graph --kind {kind} " in msg and "--overwrite`" in msg
+    assert f"rebuild it with `graphrec build-graph --data DATASET_DIR --kind {kind} " in msg and "--overwrite`" in msg
     if field in ("k", "min_count"):  # the co-interaction pruning options have recipe names
         assert f"--cooccur-{field.replace('k', 'top-k').replace('_', '-')} {want}" in msg
 
@@ -223,7 +223,11 @@ def test_refusal_message_suggests_the_requested_value(ds, tmp_path):
     save_graph(tmp_path / "g", *_build(ds, k=20))
     with pytest.raises(DataError) as e:
         load_graph(tmp_path / "g", expect={"k": 10})
-    assert f"k is 20 but 10 was requested: rebuild it with `graphrec build-graph --kind cooccur --cooccur-top-k 10 --out {tmp_path / 'g'} --overwrite`" in _one_line(e)
+    assert (
+        "k is 20 but 10 was requested: rebuild it with `graphrec build-graph --data DATASET_DIR --kind cooccur "
+        f"--cooccur-top-k 10 --cooccur-min-count 1 --no-symmetric --normalization none --out {tmp_path / 'g'} --overwrite` "
+        f"(it writes {tmp_path / 'g' / 'cooccur'})"
+    ) in _one_line(e)
 
 
 def test_refuses_a_graph_from_another_split(ds, tmp_path):
@@ -251,7 +255,8 @@ def test_refuses_different_data_with_the_same_shape(ds, tmp_path):
         load_graph(tmp_path / "g", dataset=other)
     msg = _one_line(e)
     assert f"dataset_fingerprint is {ds.fingerprint()[:12]} (built from 'toy') but dataset 'toy2' has {other.fingerprint()[:12]}" in msg
-    assert "rebuild it with `graphrec build-graph --kind cooccur --cooccur-top-k 3 --out" in msg
+    assert "rebuild it with `graphrec build-graph --data DATASET_DIR --kind cooccur --cooccur-top-k 3 " in msg
+    assert msg.endswith("with --data naming the dataset you use")
     # the same content under another name is fine (names are not compared)
     load_graph(tmp_path / "g", dataset=ds.replace(name="renamed"))
 
@@ -263,7 +268,7 @@ def test_refuses_a_warm_graph_for_a_cold_start_split_and_vice_versa(ds, tmp_path
         load_graph(tmp_path / "warm", dataset=cold)
     msg = _one_line(e)
     assert "cold_start differs: the graph was built with no cold-start split but dataset 'toy' has cold-start fraction 0.25 seed 0 protocol papers (3 cold items)" in msg
-    assert "`graphrec build-graph --kind cooccur --cooccur-top-k 3 --cold-start 0.25 --seed 0 --cold-protocol papers --out" in msg
+    assert "--cooccur-top-k 3 --cooccur-min-count 1 --no-symmetric --normalization none --cold-start 0.25 --seed 0 --cold-protocol papers --out" in msg
     save_graph(tmp_path / "cold", *_build(cold))
     with pytest.raises(DataError, match="built with cold-start fraction 0.25 seed 0 .* but dataset 'toy' has no cold-start split"):
         load_graph(tmp_path / "cold", dataset=ds)

@@ -4,6 +4,10 @@ Every command that writes a directory (datasets, runs, exported files, graphs) g
 through :func:`atomic_dir`, so an interrupted or failing write never leaves a
 half-written output and never destroys the previous one.
 
+Temporaries are named ``.NAME.tmp-HOST.PID-XXXXXXXX`` (:func:`temporary_dir`): a run
+that is killed leaves one behind, and the next write of the same output removes it once
+its process no longer runs on this host (:func:`remove_stale_temporaries`).
+
 Every command also calls :func:`check_output` on each of its outputs before it does any
 work (reading data, training, building a graph): an output that exists (without
 ``--overwrite``), whose parent is a file or cannot be written is a one-line
@@ -14,14 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from graphrec.errors import ConfigError, DataError
 
-__all__ = ["atomic_dir", "check_output", "check_output_folder"]
+__all__ = ["atomic_dir", "check_output", "check_output_folder", "temporary_dir", "remove_stale_temporaries"]
 
 
 def check_output(
@@ -116,7 +122,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     if path.exists() and not overwrite:
         raise DataError(f"{path} already exists: choose another output or pass --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp = temporary_dir(path)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the output gets the usual mode
@@ -132,3 +138,51 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def _host() -> str:
+    """This machine's name as it appears in temporary names (letters and digits only)."""
+    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
+
+
+def temporary_dir(path: str | os.PathLike) -> Path:
+    """A new empty folder ``.NAME.tmp-HOST.PID-XXXXXXXX`` beside ``path`` (whose parent
+    must exist), after removing the stale temporaries of earlier writes of ``path``."""
+    path = Path(path)
+    remove_stale_temporaries(path)
+    return Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{_host()}.{os.getpid()}-", dir=path.parent))
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary folders of earlier writes of ``path`` whose writing process
+    is gone (a killed or crashed run); returns what was removed.
+
+    Only folders named by :func:`temporary_dir` for this ``path`` on this host are
+    considered, and one is kept while its process ID runs (``os.kill(pid, 0)``): a
+    concurrent write of the same output keeps its temporary. Names without a host and
+    process ID (graphrec before they were recorded) are left alone.
+    """
+    path = Path(path)
+    if os.name != "posix" or not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.tmp-{re.escape(_host())}\.(\d+)-[A-Za-z0-9_]+")
+    removed = []
+    for entry in path.parent.iterdir():
+        found = pattern.fullmatch(entry.name)
+        if found and entry.is_dir() and not entry.is_symlink() and not _running(int(found.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (ours, or another user's)."""
+    if pid <= 0 or pid == os.getpid():
+        return pid > 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it runs, as another user
+        return True
+    return True

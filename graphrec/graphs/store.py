@@ -48,6 +48,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec import __version__
+from graphrec._atomic import temporary_dir
 from graphrec.errors import ARRAY_FILE_ERRORS, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -405,7 +406,7 @@ def save_graph(
             )
     record = dataclasses.replace(record, nnz=int(g.nnz), checksum=graph_checksum(g))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp = temporary_dir(path)  # after removing the temporaries of killed writes
     old: Path | None = None
     try:
         sp.save_npz(tmp / GRAPH_FILE, g, compressed=compressed)

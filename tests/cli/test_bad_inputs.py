@@ -281,3 +281,47 @@ def test_rebuild_command_for_a_damaged_graph_runs(graph_dir, tmp_path):
     res = run(*_printed_command(line), "--quiet", "--device", "cpu")
     assert res.exit_code == 0, res.output
     assert run("inspect", graphs / "knn").exit_code == 0
+
+
+# ------------------------------------------------------------------ temporaries of killed runs
+def _dead_pid() -> int:
+    """The process ID of a process that has exited."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.skipif(__import__("os").name != "posix", reason="process IDs are checked with os.kill(pid, 0)")
+@pytest.mark.parametrize("command", ["train", "build-graph", "export-recbole"])
+def test_next_run_removes_the_temporaries_of_a_killed_run(data_dir, tmp_path, command):
+    import os
+
+    from graphrec._atomic import _host
+
+    out, name = {
+        "train": (tmp_path / "run", "run"),
+        "build-graph": (tmp_path / "graphs", "knn"),
+        "export-recbole": (tmp_path / "atomic", "atomic"),
+    }[command]
+    folder = out if command == "build-graph" else out.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    killed = folder / f".{name}.tmp-{_host()}.{_dead_pid()}-k1ll3d"  # what a killed run leaves
+    (killed / "sub").mkdir(parents=True)
+    (killed / "sub" / "half-written").write_text("x")
+    running = folder / f".{name}.tmp-{_host()}.{os.getppid()}-runn1ng"  # a run still writing
+    running.mkdir()
+    other = folder / f".other.tmp-{_host()}.{_dead_pid()}-0ther"  # another output's: not this command's
+    other.mkdir()
+    args = {
+        "train": ["train", "mf", "--data", data_dir, "--epochs", "1", "--device", "cpu", "--quiet", "--out", out],
+        "build-graph": ["build-graph", "--data", data_dir, "--kind", "knn", "--device", "cpu", "--quiet", "--out", out],
+        "export-recbole": ["export-recbole", data_dir, out],
+    }[command]
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    assert not killed.exists()
+    assert running.is_dir() and other.is_dir()
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(f".{name}.")) == [running.name]

@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import typer
 
-from graphrec._atomic import check_output
+from graphrec._atomic import check_output, check_output_folder
 from graphrec.cli._common import resolve_device, set_threads, user_errors
 from graphrec.errors import ConfigError
 
@@ -101,6 +101,8 @@ def features(
     in_place = out is None or out.resolve() == data.resolve()
     if not in_place:  # before anything is read or encoded
         check_output(out_dir, overwrite, option="--out", marker="dataset.json", what="graphrec dataset directory")
+    if work_dir is not None:  # the resumable chunks go there (it may exist: a run to resume)
+        check_output_folder(work_dir, "--work-dir")
     ds = Dataset.load(data)
     item_ids = ds.item_ids
 

@@ -325,3 +325,11 @@ def test_next_run_removes_the_temporaries_of_a_killed_run(data_dir, tmp_path, co
     assert not killed.exists()
     assert running.is_dir() and other.is_dir()
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(f".{name}.")) == [running.name]
+
+
+@pytest.mark.parametrize("under", ["afile/work", "afile"])
+def test_features_work_dir_under_a_file_is_refused_before_any_work(tmp_path, under):
+    (tmp_path / "afile").write_text("")
+    line = one_error_line(run("features", "--data", tmp_path / "missing", "--texts", tmp_path / "texts.csv",
+                              "--work-dir", tmp_path / under, "--out", tmp_path / "out"))
+    assert "cannot write --work-dir" in line and "afile is a file, not a folder" in line, line

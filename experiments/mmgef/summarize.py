@@ -37,7 +37,7 @@ PAPER_T2 = {
     "MM-GEF": (8.64, 0.46, 3.77),
 }
 PAPER_T3 = {
-    "LATTICE": (1.00, 0.07, 0.51),
+    "LATTICE + CF": (1.00, 0.07, 0.51),  # its Table 3 LATTICE has CF checked (Table 2)
     "MM-GEF image w/o CF": (0.67, 0.05, 0.39),
     "MM-GEF text w/o CF": (0.84, 0.06, 0.46),
     "MM-GEF w/o CF": (0.84, 0.06, 0.46),
@@ -91,6 +91,26 @@ def table(runs: dict, names: list[str], cold: float, protocol: str, group: str, 
     return lines
 
 
+def paired(runs: dict, pairs: list[tuple[str, str, float]]) -> list[str]:
+    """Per-seed differences a - b of test recall@20 / ndcg@20 (same seed: same split and
+    initialisation seed), for the pairs whose two rows share seeds."""
+    out = []
+    for a, b, cold in pairs:
+        ra = {r["seed"]: r for r in runs.get((a, cold), [])}
+        rb = {r["seed"]: r for r in runs.get((b, cold), [])}
+        seeds = sorted(set(ra) & set(rb))
+        if not seeds:
+            continue
+        group = "cold" if cold else "all"
+        d = {m: [ra[s]["test"]["recbole"][group][m] - rb[s]["test"]["recbole"][group][m] for s in seeds]
+             for m in ("recall@20", "ndcg@20")}
+        per = ", ".join(f"{100 * v:+.2f}" for v in d["recall@20"])
+        out.append(f"| {a} - {b} | {'yes' if cold else 'no'} | {len(seeds)} | {per} | "
+                   f"{100 * np.mean(d['recall@20']):+.2f} | {sum(v > 0 for v in d['recall@20'])} of {len(seeds)} | "
+                   f"{100 * np.mean(d['ndcg@20']):+.2f} | {sum(v > 0 for v in d['ndcg@20'])} of {len(seeds)} |")
+    return out
+
+
 def main() -> None:
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results"
     data = load(root)
@@ -116,6 +136,15 @@ def main() -> None:
                 print(f"## {ds}: cold start, hidden protocol (20% of the items lose their training interactions), "
                       f"{group} items, recbole protocol\n")
                 print("\n".join(table(runs, hidden_names, 0.2, "recbole", group, None)) + "\n")
+        pairs = [("MM-GEF", "LATTICE", 0.0), ("MM-GEF fixed", "LATTICE", 0.0), ("LATTICE", "LightGCN", 0.0),
+                 ("MM-GEF", "LightGCN", 0.0), ("MM-GEF fixed", "LightGCN", 0.0),
+                 ("MM-GEF", "LATTICE + CF", 0.2), ("MM-GEF", "LATTICE", 0.2), ("MM-GEF fixed", "LATTICE + CF", 0.2)]
+        rows = paired(runs, pairs)
+        if rows:
+            print(f"## {ds}: paired differences by seed (test, recbole protocol; cold start: the cold items)\n")
+            print("| a - b | cold start | seeds | recall@20 a - b per seed | mean | a ahead | ndcg@20 mean | a ahead |")
+            print("|---|---|---|---|---|---|---|---|")
+            print("\n".join(rows) + "\n")
         grid = [n for (n, c), rs in runs.items() if not c and 4 in rs[0]["tables"]]
         best = None
         if grid:

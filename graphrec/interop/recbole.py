@@ -68,6 +68,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import typing
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -136,11 +137,24 @@ def _get(config: Any, key: str) -> Any:
     return values.get(key) if isinstance(values, Mapping) else None
 
 
-def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
-    """Numbers written as text in a config (``"1e-4"``) become numbers."""
-    if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
+def _number_type(declared: Any, default: Any) -> type | None:
+    """int or float when the parameter is a number (``float``, ``Optional[float]``, or a
+    numeric default), else None."""
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        return type(default)
+    for tp in (declared, *typing.get_args(declared)):
+        if tp in (int, float):
+            return tp
+    return None
+
+
+def _coerce(name: str, key: str, value: Any, default: Any, declared: Any = None) -> Any:
+    """Numbers written as text in a config (``"1e-4"``) become numbers (the parameter's
+    declared type decides, so an ``Optional[float]`` defaulting to None converts too)."""
+    number = _number_type(declared, default)
+    if isinstance(value, str) and number is not None:
         try:
-            return type(default)(float(value)) if isinstance(default, int) else float(value)
+            return int(float(value)) if number is int else float(value)
         except ValueError:
             raise ConfigError(f"{name} option {key}={value!r} is not a number: fix it in the RecBole config") from None
     return value
@@ -152,6 +166,7 @@ def model_params_from_config(name: str, config: Any) -> dict[str, Any]:
     if name not in MODELS:
         raise ConfigError(f"unknown graphrec model {name!r}: available are {', '.join(sorted(MODELS))}")
     defaults = MODELS[name].defaults
+    declared = {p.name: p.type for p in get_model(name, "ranking").params}
     given: dict[str, Any] = {}
     for key, default in defaults.items():
         value = _get(config, key)
@@ -162,12 +177,12 @@ def model_params_from_config(name: str, config: Any) -> dict[str, Any]:
                 "the RecBole adapters build their item graphs from RecBole's training split; stored graphs "
                 "(graphs=...) belong to a graphrec dataset: remove the graphs key"
             )
-        given[key] = _coerce(name, key, value, default)
+        given[key] = _coerce(name, key, value, default, declared.get(key))
     for alias, key in RECBOLE_ALIASES.items():
         value = _get(config, alias)
         if value is None or key not in defaults:
             continue
-        value = _coerce(name, alias, value, defaults[key])
+        value = _coerce(name, alias, value, defaults[key], declared.get(key))
         if key in given and given[key] != value:
             raise ConfigError(
                 f"the config sets both {alias}={value!r} and {key}={given[key]!r}: keep one of them"

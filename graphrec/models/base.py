@@ -17,15 +17,16 @@ A model is a ``torch.nn.Module`` that
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphrec.errors import ConfigError
 from graphrec.nn import bpr_loss, l2_penalty
 
-__all__ = ["ItemGraphRecommender", "Recommender", "Scorer"]
+__all__ = ["FeatureTables", "ItemGraphRecommender", "Recommender", "Scorer"]
 
 Scorer = Callable[[Tensor], Tensor]
 
@@ -110,3 +111,44 @@ class ItemGraphRecommender(Recommender):
         lg = self.lightgcn
         reg = l2_penalty(lg.user_embedding(users), lg.item_embedding(pos_items), lg.item_embedding(neg_items))
         return bpr_loss(pos, neg) + self.reg_weight * reg
+
+
+class FeatureTables:
+    """Mixin for models that read raw item feature tables, fine-tuned (LATTICE's, FREEDOM's
+    and MGCN's reference codes train them as embeddings initialised with the features) or
+    constant. Fine-tuned: ``self.feature_tables[m]`` (an ``nn.ParameterDict``, state-dict
+    keys ``feature_tables.<m>``); constant: ``self.feature_tables`` is None and the table
+    is the non-persistent buffer ``features_<m>``. Mix in before ``nn.Module``."""
+
+    def _register_features(
+        self, features: Mapping[str, Tensor], modalities: Iterable[str], n_items: int, fine_tune: bool
+    ) -> dict[str, int]:
+        """Store ``features[m]`` for every modality (shape-checked); returns their widths."""
+        self._initial_features: dict[str, Tensor] = {}
+        self.feature_tables = nn.ParameterDict() if fine_tune else None
+        dims = {}
+        for m in modalities:
+            x = features[m]
+            if x.dim() != 2 or x.shape[0] != n_items:
+                raise ConfigError(f"features[{m!r}] have shape {tuple(x.shape)}, expected ({n_items}, d)")
+            x = x.detach().float()
+            dims[m] = int(x.shape[1])
+            if self.feature_tables is not None:
+                self._initial_features[m] = x.clone()
+                self.feature_tables[m] = nn.Parameter(x.clone())
+            else:
+                self.register_buffer(f"features_{m}", x, persistent=False)  # type: ignore[attr-defined]
+        return dims
+
+    def _reset_features(self) -> None:
+        """Fine-tuned tables back to the raw features."""
+        if self.feature_tables is not None:
+            with torch.no_grad():
+                for m, table in self.feature_tables.items():
+                    table.copy_(self._initial_features[m])
+
+    def _features(self, m: str) -> Tensor:
+        """The current table of modality ``m``."""
+        if self.feature_tables is not None:
+            return self.feature_tables[m]
+        return getattr(self, f"features_{m}")

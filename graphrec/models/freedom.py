@@ -77,7 +77,7 @@ from graphrec.graphs.prune import (
     n_kept,
     normalized_bipartite_csr,
 )
-from graphrec.models.base import ItemGraphRecommender, Scorer
+from graphrec.models.base import FeatureTables, ItemGraphRecommender, Scorer
 from graphrec.models.lightgcn import LightGCN
 from graphrec.nn import SparseOperator, bpr_loss
 
@@ -87,7 +87,7 @@ __all__ = ["FREEDOM"]
 _MIX = 0x9E3779B97F4A7C15
 
 
-class FREEDOM(ItemGraphRecommender):
+class FREEDOM(FeatureTables, ItemGraphRecommender):
     """FREEDOM: LightGCN over a degree-sensitively pruned user-item graph plus an item
     branch over a frozen, merged modality kNN graph.
 
@@ -163,30 +163,16 @@ class FREEDOM(ItemGraphRecommender):
         self.item_op = SparseOperator(item_graph, "item_graph", n_items)
 
         self.modalities: tuple[str, ...] = tuple(features) if feature_weight > 0 else ()
-        self._initial_features: dict[str, Tensor] = {}
-        self.feature_tables = nn.ParameterDict() if (self.modalities and train_features) else None
-        self.projections = nn.ModuleDict()
-        for m in self.modalities:
-            x = features[m]
-            if x.dim() != 2 or x.shape[0] != n_items:
-                raise ConfigError(f"features[{m!r}] have shape {tuple(x.shape)}, expected ({n_items}, d)")
-            x = x.detach().float()
-            if self.feature_tables is not None:
-                self._initial_features[m] = x.clone()
-                self.feature_tables[m] = nn.Parameter(x.clone())
-            else:
-                self.register_buffer(f"features_{m}", x, persistent=False)
-            self.projections[m] = nn.Linear(x.shape[1], embedding_dim)
+        dims = self._register_features(features, self.modalities, n_items, bool(self.modalities) and train_features)
+        self.projections = nn.ModuleDict({m: nn.Linear(dims[m], embedding_dim) for m in self.modalities})
         self._prune_seed = 0
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self.lightgcn.reset_parameters()
-        for m, lin in self.projections.items():
+        for lin in self.projections.values():
             lin.reset_parameters()
-            if self.feature_tables is not None:
-                with torch.no_grad():
-                    self.feature_tables[m].copy_(self._initial_features[m])
+        self._reset_features()
         # the pruning stream: drawn from torch's global RNG, so seeding reproduces it
         self._prune_seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
         self.pruned_adj = None
@@ -255,10 +241,6 @@ class FREEDOM(ItemGraphRecommender):
         item_t = item_emb.t().contiguous()
         return lambda users: user_emb[users] @ item_t
 
-    def _features(self, m: str) -> Tensor:
-        if self.feature_tables is not None:
-            return self.feature_tables[m]
-        return getattr(self, f"features_{m}")
 
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
         user_emb, item_emb = self.embeddings()

@@ -99,7 +99,7 @@ from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
 from graphrec.graphs.knn import knn_neighbours
-from graphrec.models.base import ItemGraphRecommender
+from graphrec.models.base import FeatureTables, ItemGraphRecommender
 from graphrec.models.lightgcn import LightGCN
 from graphrec.nn import (
     FactoredCooccurrence,
@@ -159,7 +159,7 @@ def _backbone(n_users: int, n_items: int, adj: Tensor, embedding_dim: int, num_l
     return LightGCN(n_users, n_items, adj, **kw)
 
 
-class LatentStructureRecommender(ItemGraphRecommender):
+class LatentStructureRecommender(FeatureTables, ItemGraphRecommender):
     r"""LightGCN plus an item branch over LATTICE's latent item structure, optionally
     merged with a co-interaction graph: the machinery LATTICE and MM-GEF share.
 
@@ -231,21 +231,14 @@ class LatentStructureRecommender(ItemGraphRecommender):
         self.modalities: tuple[str, ...] = tuple(original_graphs)
         self.lightgcn = _backbone(n_users, n_items, adj, embedding_dim, num_layers, reg_weight)
 
-        self._initial_features: dict[str, Tensor] = {}
-        self.feature_tables = nn.ParameterDict() if self.train_features else None
         self.projections = nn.ModuleDict() if learned else None
+        if learned:
+            dims = self._register_features(features or {}, self.modalities, n_items, self.train_features)
+            for m in self.modalities:
+                self.projections[m] = nn.Linear(dims[m], embedding_dim)  # type: ignore[index]
+        else:
+            self.feature_tables = None
         for m in self.modalities:
-            if learned:
-                x = features[m]  # type: ignore[index]
-                if x.dim() != 2 or x.shape[0] != n_items:
-                    raise ConfigError(f"features[{m!r}] have shape {tuple(x.shape)}, expected ({n_items}, d)")
-                x = x.detach().float()
-                if self.feature_tables is not None:
-                    self._initial_features[m] = x.clone()
-                    self.feature_tables[m] = nn.Parameter(x.clone())
-                else:
-                    self.register_buffer(f"features_{m}", x, persistent=False)
-                self.projections[m] = nn.Linear(x.shape[1], embedding_dim)  # type: ignore[index]
             g = original_graphs[m]
             if tuple(g.shape) != (n_items, n_items):
                 raise ConfigError(f"original_graphs[{m!r}] has shape {tuple(g.shape)}, expected {(n_items, n_items)}")
@@ -284,9 +277,7 @@ class LatentStructureRecommender(ItemGraphRecommender):
             for m, lin in self.projections.items():
                 nn.init.xavier_uniform_(lin.weight)
                 nn.init.zeros_(lin.bias)
-                if self.feature_tables is not None:
-                    with torch.no_grad():
-                        self.feature_tables[m].copy_(self._initial_features[m])
+            self._reset_features()
         if self.modality_logits is not None:
             nn.init.zeros_(self.modality_logits)  # equal view weights at the start
         logits = getattr(self, self._merge_logits_name)
@@ -324,10 +315,6 @@ class LatentStructureRecommender(ItemGraphRecommender):
             return torch.softmax(logits, 0)
         return self.fixed_weights
 
-    def _features(self, m: str) -> Tensor:
-        if self.feature_tables is not None:
-            return self.feature_tables[m]
-        return getattr(self, f"features_{m}")
 
     # ------------------------------------------------------------------ the content structure
     def build_item_graph(self) -> tuple[SparsePattern, Tensor]:

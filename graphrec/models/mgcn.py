@@ -105,7 +105,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
-from graphrec.models.base import Recommender, Scorer
+from graphrec.models.base import FeatureTables, Recommender, Scorer
 from graphrec.models.lightgcn import LightGCN
 from graphrec.nn import SparseOperator, bpr_loss, l2_penalty, propagate
 
@@ -160,7 +160,7 @@ def batch_info_nce(anchor: Tensor, other: Tensor, index: Tensor, temperature: fl
     return (weights * rows).sum() / index.numel()
 
 
-class MGCN(Recommender):
+class MGCN(FeatureTables, Recommender):
     """MGCN: LightGCN behaviour view plus purified per-modality item-item views merged by
     a behaviour-aware fuser (module doc).
 
@@ -242,22 +242,9 @@ class MGCN(Recommender):
         )
 
         # purifier: projection W_m and purification gate W^g_m per modality
-        self._initial_features: dict[str, Tensor] = {}
-        self.feature_tables = nn.ParameterDict() if train_features else None
-        self.projections = nn.ModuleDict()
-        self.purify_gates = nn.ModuleDict()
-        for m in self.modalities:
-            x = features[m]
-            if x.dim() != 2 or x.shape[0] != n_items:
-                raise ConfigError(f"features[{m!r}] have shape {tuple(x.shape)}, expected ({n_items}, d)")
-            x = x.detach().float()
-            if self.feature_tables is not None:
-                self._initial_features[m] = x.clone()
-                self.feature_tables[m] = nn.Parameter(x.clone())
-            else:
-                self.register_buffer(f"features_{m}", x, persistent=False)
-            self.projections[m] = nn.Linear(x.shape[1], embedding_dim)
-            self.purify_gates[m] = nn.Linear(embedding_dim, embedding_dim)
+        dims = self._register_features(features, self.modalities, n_items, train_features)
+        self.projections = nn.ModuleDict({m: nn.Linear(dims[m], embedding_dim) for m in self.modalities})
+        self.purify_gates = nn.ModuleDict({m: nn.Linear(embedding_dim, embedding_dim) for m in self.modalities})
 
         # fuser: one attention query shared by the modalities, a preference gate per modality
         self.query = nn.Sequential(
@@ -272,19 +259,12 @@ class MGCN(Recommender):
             self.projections[m].reset_parameters()
             self.purify_gates[m].reset_parameters()
             self.prefer_gates[m].reset_parameters()
-            if self.feature_tables is not None:
-                with torch.no_grad():
-                    self.feature_tables[m].copy_(self._initial_features[m])
+        self._reset_features()
         for layer in self.query:
             if isinstance(layer, nn.Linear):
                 layer.reset_parameters()
 
     # ------------------------------------------------------------ the parts
-    def _features(self, m: str) -> Tensor:
-        if self.feature_tables is not None:
-            return self.feature_tables[m]
-        return getattr(self, f"features_{m}")
-
     def purified(self, m: str) -> Tensor:
         r""":math:`\dot E_m = E^{id}_I \odot \sigma(W^g_m (W_m X_m + b_m) + b^g_m)`, (n_items x d)."""
         gate = _gate(self.purify_gates[m](self.projections[m](self._features(m))))

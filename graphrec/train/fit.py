@@ -80,8 +80,17 @@ def fit(
     config: TrainConfig,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    evaluate_test: bool = True,
 ) -> FitResult:
-    """Train ``model`` on ``dataset.train``, select on valid, evaluate test once."""
+    """Train ``model`` on ``dataset.train``, select on valid, evaluate test once.
+
+    ``on_epoch`` is called with each epoch's history row once the row is complete (after
+    the validation of an epoch that validates); an exception it raises (e.g. Optuna's
+    ``TrialPruned``) ends training and propagates. ``evaluate_test=False`` never looks
+    at the test split (``FitResult.test`` is empty): hyper-parameter search selects on
+    validation only and tests the chosen configuration once, later.
+    """
     for split in ("valid", "test"):
         dataset.split(split)  # a clear error when the dataset has no such split
     if config.valid_metric not in _metric_names(config):
@@ -101,7 +110,7 @@ def fit(
     device = torch.device(device)
     model.to(device)
     if not any(p.requires_grad for p in model.parameters()):
-        return _fit_nothing(model, dataset, config, device)
+        return _fit_nothing(model, dataset, config, device, on_epoch, evaluate_test)
     rng = np.random.default_rng(config.seed)
     sampler = NegativeSampler(dataset.train, exclude_items=dataset.cold_items if config.negatives == "warm" else None)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -163,6 +172,8 @@ def fit(
             if log is not None:
                 log(f"epoch {epoch}: loss {row['loss']:.4f} {config.valid_metric} {score:.4f}")
         history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
         if bad_evals >= config.patience:
             stopped = True
             break
@@ -171,7 +182,7 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     t2 = time.perf_counter()
-    test = evaluate_model(model, dataset, "test", config, device)
+    test = evaluate_model(model, dataset, "test", config, device) if evaluate_test else {}
     test_time = time.perf_counter() - t2
     epochs_run = len(history)
     return FitResult(
@@ -190,18 +201,28 @@ def fit(
     )
 
 
-def _fit_nothing(model: Recommender, dataset: Dataset, config: TrainConfig, device: torch.device) -> FitResult:
+def _fit_nothing(
+    model: Recommender,
+    dataset: Dataset,
+    config: TrainConfig,
+    device: torch.device,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    evaluate_test: bool = True,
+) -> FitResult:
     """A model without trainable parameters (e.g. content kNN): validate once, test once."""
     t1 = time.perf_counter()
     groups = evaluate_model(model, dataset, "valid", config, device)
     et = time.perf_counter() - t1
+    row = {"epoch": 0, **_valid_entries(groups), "eval_seconds": et}
+    if on_epoch is not None:
+        on_epoch(row)
     t2 = time.perf_counter()
-    test = evaluate_model(model, dataset, "test", config, device)
+    test = evaluate_model(model, dataset, "test", config, device) if evaluate_test else {}
     return FitResult(
         best_epoch=0,
         best_valid=groups["all"],
         test=test,
-        history=[{"epoch": 0, **_valid_entries(groups), "eval_seconds": et}],
+        history=[row],
         timings={
             "epochs": 0,
             "train_seconds": 0.0,

@@ -42,6 +42,10 @@ from graphrec.errors import ConfigError
 __all__ = [
     "Option",
     "ParamSpec",
+    "FloatRange",
+    "IntRange",
+    "Choice",
+    "TUNABLE_TRAIN_OPTIONS",
     "ModelEntry",
     "TASKS",
     "register_model",
@@ -54,6 +58,10 @@ __all__ = [
 
 #: the tasks a model can serve
 TASKS = ("ranking", "ctr")
+
+#: options of the generic fit loop (:class:`~graphrec.train.TrainConfig`) that a search
+#: space may search besides the model's own hyper-parameters
+TUNABLE_TRAIN_OPTIONS = ("lr", "weight_decay", "batch_size", "lr_decay", "lr_decay_every")
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,69 @@ class ParamSpec:
 
 
 @dataclass(frozen=True)
+class FloatRange:
+    """A searched real hyper-parameter in ``[low, high]`` (``graphrec tune``): uniform, or
+    log-uniform with ``log=True``, or on the grid ``low, low + step, ...`` with ``step``."""
+
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_range(self, float)
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """A searched integer hyper-parameter in ``[low, high]`` (both included), every
+    ``step``-th value, or log-uniform with ``log=True`` (``graphrec tune``)."""
+
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+    def __post_init__(self) -> None:
+        _check_range(self, int)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A searched hyper-parameter taking one of ``values`` (``graphrec tune``)."""
+
+    values: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", tuple(self.values))
+        if not self.values:
+            raise ValueError("Choice needs at least one value")
+        if len(set(map(repr, self.values))) != len(self.values):
+            raise ValueError(f"Choice{self.values!r} repeats a value")
+
+
+def _check_range(r: FloatRange | IntRange, typ: type) -> None:
+    name = type(r).__name__
+    for bound in (r.low, r.high):
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
+            raise ValueError(f"{name} bounds must be finite numbers, got {r.low!r}, {r.high!r}")
+        if typ is int and int(bound) != bound:
+            raise ValueError(f"{name} bounds must be integers, got {r.low!r}, {r.high!r}")
+    if not r.low < r.high:
+        raise ValueError(f"{name} needs low < high, got {r.low!r}, {r.high!r}")
+    if r.log and r.low <= 0:
+        raise ValueError(f"{name} with log=True needs low > 0, got {r.low!r}")
+    plain_step = 1 if typ is int else None  # the step that means "every value"
+    if r.step is not None and r.step != plain_step:
+        if r.step <= 0 or r.log or (typ is int and int(r.step) != r.step):
+            raise ValueError(f"{name} step must be a positive {typ.__name__} and cannot be combined with log=True")
+
+
+#: one entry of a search space
+SearchDim = FloatRange | IntRange | Choice
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A registered model (see the module doc).
 
@@ -152,6 +223,9 @@ class ModelEntry:
             graph of a built model (for ``export-graph``'s provenance), if it has one.
         train_defaults: defaults of the generic training options that differ for this
             model (e.g. ``{"lr": 1e-4}``), used by ``graphrec train``.
+        search_space: the default search space of ``graphrec tune``: hyper-parameter (or
+            one of :data:`TUNABLE_TRAIN_OPTIONS`) -> :class:`FloatRange`,
+            :class:`IntRange` or :class:`Choice`; empty when the model declares none.
     """
 
     name: str
@@ -167,6 +241,7 @@ class ModelEntry:
     trainable: bool = True
     content_modalities: Callable[..., tuple[str, ...]] | None = None
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
+    search_space: Mapping[str, SearchDim] = field(default_factory=dict)
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -268,9 +343,14 @@ def register_model(
     trainable: bool = True,
     content_modalities: Callable[..., tuple[str, ...]] | None = None,
     train_defaults: Mapping[str, Any] | None = None,
+    search_space: Mapping[str, SearchDim] | None = None,
     replace: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering a builder as model ``name`` (see the module doc).
+
+    ``search_space`` declares what ``graphrec tune`` searches by default (see
+    :class:`ModelEntry`); every name in it must be a declared hyper-parameter or one of
+    :data:`TUNABLE_TRAIN_OPTIONS`, and numeric bounds must satisfy the declared range.
 
     ``replace=True`` lets a plug-in or a test replace an existing entry; otherwise a name
     registered twice is an error (two models must not silently share a command).
@@ -297,11 +377,36 @@ def register_model(
             trainable=trainable,
             content_modalities=content_modalities,
             train_defaults=dict(train_defaults or {}),
+            search_space=dict(search_space or {}),
         )
+        _check_space(entry)
         _REGISTRY[name] = entry
         return fn
 
     return decorate
+
+
+def _check_space(entry: ModelEntry) -> None:
+    """A declared search space names declared hyper-parameters (or tunable training
+    options) and stays inside their declared ranges and choices (a TypeError when not:
+    a mistake of the model's author, found when the model registers)."""
+    specs = {p.name: p for p in entry.params if p.option.target == "model"}
+    for key, dim in entry.search_space.items():
+        if not isinstance(dim, (FloatRange, IntRange, Choice)):
+            raise TypeError(f"model {entry.name!r}: search_space[{key!r}] must be a FloatRange, IntRange or Choice")
+        if key in TUNABLE_TRAIN_OPTIONS:
+            continue
+        if key not in specs:
+            raise TypeError(
+                f"model {entry.name!r}: search_space names {key!r}, which is neither a hyper-parameter "
+                f"nor one of {', '.join(TUNABLE_TRAIN_OPTIONS)}"
+            )
+        values = dim.values if isinstance(dim, Choice) else (dim.low, dim.high)
+        for value in values:
+            try:
+                specs[key].check(entry.name, value)
+            except ConfigError as e:
+                raise TypeError(f"model {entry.name!r}: search_space[{key!r}]: {e}") from None
 
 
 def unregister_model(name: str) -> None:

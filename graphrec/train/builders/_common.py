@@ -14,9 +14,10 @@ from graphrec.data import Dataset
 from graphrec.errors import DataError
 from graphrec.graphs.normalize import normalize_adjacency
 from graphrec.graphs.store import GraphRecord, load_graph
-from graphrec.train.registry import Option
+from graphrec.train.registry import FloatRange, Option
 
 __all__ = [
+    "LR_SPACE",
     "EmbeddingDim",
     "Layers",
     "ItemLayers",
@@ -35,6 +36,9 @@ def _paths(paths: Optional[List[Path]]) -> Optional[list[str]]:
     """Stored graph paths as absolute strings (recorded in the run), or None."""
     return [str(Path(p).resolve()) for p in paths] if paths else None
 
+
+#: the learning rate of the default search spaces (``graphrec tune``): log-uniform
+LR_SPACE = FloatRange(1e-4, 1e-2, log=True)
 
 EmbeddingDim = Annotated[int, Option("--dim", help="Embedding size.", min=1)]
 Layers = Annotated[int, Option("--layers", help="LightGCN propagation layers.", min=0)]

@@ -15,8 +15,8 @@ from graphrec.graphs.build import parse_modalities
 from graphrec.graphs.fuse import default_modalities
 from graphrec.models.bm3 import BM3, REG_FORMS
 from graphrec.nn import to_torch_sparse
-from graphrec.train.builders._common import EmbeddingDim, Layers, Modalities, Reg
-from graphrec.train.registry import Option, register_model
+from graphrec.train.builders._common import EmbeddingDim, LR_SPACE, Layers, Modalities, Reg
+from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
 
 @register_model(
@@ -27,6 +27,12 @@ from graphrec.train.registry import Option, register_model
     "matches dropout-perturbed stop-gradient targets (graph reconstruction, modality alignment)",
     example="graphrec train bm3 --data data/lfm2k --layers 1 --dropout 0.3 --reg 0.1",
     needs_features=True,
+    search_space={
+        "lr": LR_SPACE,
+        "num_layers": IntRange(1, 2),
+        "dropout": FloatRange(0.1, 0.7, step=0.1),
+        "reg_weight": FloatRange(1e-3, 1.0, log=True),
+    },
 )
 def build_bm3(
     dataset: Dataset,

@@ -10,7 +10,7 @@ from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
 from graphrec.models import ContentKNN
 from graphrec.nn import to_torch_sparse
 from graphrec.train.builders._common import Modalities, StoredGraphs, check_k, load_stored_graphs, needs_features, pick_graph
-from graphrec.train.registry import Option, register_model
+from graphrec.train.registry import IntRange, Option, register_model
 
 
 @register_model(
@@ -21,6 +21,7 @@ from graphrec.train.registry import Option, register_model
     example="graphrec train cb --data data/scientific --k 50 --cold-start 0.2",
     needs_features=True,
     trainable=False,
+    search_space={"k": IntRange(5, 100, log=True)},
 )
 def build_cb(
     dataset: Dataset,

@@ -15,8 +15,8 @@ from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
 from graphrec.graphs.fuse import default_modalities
 from graphrec.models.freedom import FREEDOM
 from graphrec.nn import to_torch_sparse
-from graphrec.train.builders._common import EmbeddingDim, ItemLayers, Layers, Modalities, needs_features
-from graphrec.train.registry import Option, register_model
+from graphrec.train.builders._common import EmbeddingDim, ItemLayers, LR_SPACE, Layers, Modalities, needs_features
+from graphrec.train.registry import Choice, FloatRange, IntRange, Option, register_model
 
 __all__ = ["build_freedom", "freedom_modality_weights", "frozen_item_graph"]
 
@@ -126,6 +126,12 @@ def content_modalities(model: FREEDOM, dataset: Dataset, params: Mapping[str, An
     example="graphrec train freedom --data data/lfm2k --dropout 0.8",
     needs_features=True,
     content_modalities=content_modalities,
+    search_space={
+        "lr": LR_SPACE,
+        "dropout": FloatRange(0.0, 0.9, step=0.1),
+        "feature_weight": Choice((0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)),
+        "k": IntRange(5, 20, step=5),
+    },
 )
 def build_freedom(
     dataset: Dataset,

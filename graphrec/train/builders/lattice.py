@@ -22,6 +22,7 @@ from graphrec.nn import FactoredCooccurrence, to_torch_sparse
 from graphrec.train.builders._common import (
     EmbeddingDim,
     ItemLayers,
+    LR_SPACE,
     Layers,
     Modalities,
     StoredGraphs,
@@ -30,7 +31,7 @@ from graphrec.train.builders._common import (
     needs_features,
     sym_graph,
 )
-from graphrec.train.registry import Option, register_model
+from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
 #: ``parity`` values: graphrec's LATTICE, or the authors' code's backbone, L2 and kNN lists
 PARITY = ("none", "reference")
@@ -59,6 +60,12 @@ def content_modalities(model: LATTICE, dataset: Dataset, params: Mapping[str, An
     example="graphrec train lattice --data data/scientific --lambda 0.9 --cold-start 0.2",
     needs_features=True,
     content_modalities=content_modalities,
+    search_space={
+        "lr": LR_SPACE,
+        "reg_weight": FloatRange(1e-6, 1e-2, log=True),
+        "k": IntRange(5, 40, step=5),
+        "lambda_coeff": FloatRange(0.0, 1.0, step=0.1),
+    },
 )
 def build_lattice(
     dataset: Dataset,

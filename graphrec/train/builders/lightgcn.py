@@ -8,8 +8,8 @@ from graphrec.data import Dataset
 from graphrec.graphs import normalized_bipartite
 from graphrec.models import LightGCN
 from graphrec.nn import to_torch_sparse
-from graphrec.train.builders._common import EmbeddingDim, Reg
-from graphrec.train.registry import Option, register_model
+from graphrec.train.builders._common import EmbeddingDim, LR_SPACE, Reg
+from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
 
 @register_model(
@@ -18,6 +18,7 @@ from graphrec.train.registry import Option, register_model
     paper="He et al., SIGIR 2020",
     summary="parameter-free propagation over the user-item graph, layers averaged; BPR",
     example="graphrec train lightgcn --data data/lfm2k --epochs 200 --layers 2 --out runs/lightgcn-lfm2k",
+    search_space={"lr": LR_SPACE, "reg_weight": FloatRange(1e-6, 1e-2, log=True), "num_layers": IntRange(1, 4)},
 )
 def build_lightgcn(
     dataset: Dataset,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from graphrec.data import Dataset
 from graphrec.models import MF
-from graphrec.train.builders._common import EmbeddingDim, Reg
-from graphrec.train.registry import register_model
+from graphrec.train.builders._common import EmbeddingDim, LR_SPACE, Reg
+from graphrec.train.registry import FloatRange, register_model
 
 
 @register_model(
@@ -14,6 +14,7 @@ from graphrec.train.registry import register_model
     paper="Rendle et al., UAI 2009",
     summary="matrix factorisation with BPR, no graph",
     example="graphrec train mf --data data/lfm2k --dim 64 --reg 1e-4",
+    search_space={"lr": LR_SPACE, "reg_weight": FloatRange(1e-6, 1e-1, log=True)},
 )
 def build_mf(dataset: Dataset, embedding_dim: EmbeddingDim = 64, reg_weight: Reg = 1e-4) -> MF:
     """Free user and item embeddings scored by inner products."""

@@ -14,9 +14,9 @@ from graphrec.graphs import normalized_bipartite
 from graphrec.graphs.build import GraphSpec, build_item_graph
 from graphrec.models.mgcn import MGCN
 from graphrec.nn import to_torch_sparse
-from graphrec.train.builders._common import EmbeddingDim, ItemLayers, Layers, Modalities, needs_features
+from graphrec.train.builders._common import EmbeddingDim, ItemLayers, LR_SPACE, Layers, Modalities, needs_features
 from graphrec.train.builders.freedom import freedom_modality_weights, frozen_item_graph
-from graphrec.train.registry import Option, register_model
+from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
 __all__ = ["build_mgcn", "mgcn_item_graphs", "mgcn_modalities"]
 
@@ -60,6 +60,12 @@ def mgcn_item_graphs(
     summary="purified modality features on per-modality item kNN views, a behaviour-aware fuser, contrastive task",
     example="graphrec train mgcn --data data/lfm2k --cl-weight 0.001",
     needs_features=True,
+    search_space={
+        "lr": LR_SPACE,
+        "reg_weight": FloatRange(1e-6, 1e-2, log=True),
+        "cl_weight": FloatRange(1e-4, 1e-1, log=True),
+        "k": IntRange(5, 20, step=5),
+    },
 )
 def build_mgcn(
     dataset: Dataset,

@@ -20,6 +20,7 @@ from graphrec.nn import FactoredCooccurrence, to_torch_sparse
 from graphrec.train.builders._common import (
     EmbeddingDim,
     ItemLayers,
+    LR_SPACE,
     Layers,
     Modalities,
     Reg,
@@ -30,7 +31,7 @@ from graphrec.train.builders._common import (
     pick_graph,
     sym_graph,
 )
-from graphrec.train.registry import Option, register_model
+from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
 #: the structure ``graphrec train mmgef`` uses when --structure is not given: the one
 #: validation preferred on amazon-scientific and lfm2k (2 seeds each, docs/models/mmgef.md)
@@ -57,6 +58,13 @@ def content_modalities(model: MMGEF, dataset: Dataset, params: Mapping[str, Any]
     example="graphrec train mmgef --data data/scientific --modalities image,text --structure learned --cold-start 0.2",
     needs_features=lambda params: params["use_knn_graph"],
     content_modalities=content_modalities,
+    search_space={
+        "lr": LR_SPACE,
+        "reg_weight": FloatRange(1e-6, 1e-2, log=True),
+        "num_layers": IntRange(1, 4),
+        "item_layers": IntRange(1, 2),
+        "k": IntRange(5, 40, step=5),
+    },
 )
 def build_mmgef(
     dataset: Dataset,

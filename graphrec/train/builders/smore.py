@@ -16,9 +16,9 @@ from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
 from graphrec.graphs.fuse import default_modalities
 from graphrec.models.smore import FUSION, SMORE
 from graphrec.nn import to_torch_sparse
-from graphrec.train.builders._common import EmbeddingDim, ItemLayers, Modalities, Reg, needs_features
+from graphrec.train.builders._common import EmbeddingDim, ItemLayers, LR_SPACE, Modalities, Reg, needs_features
 from graphrec.train.builders.freedom import _parse_weights, frozen_item_graph
-from graphrec.train.registry import Option, register_model
+from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
 __all__ = ["build_smore", "max_pool_graphs", "modality_graph", "modality_knn_k", "DEFAULT_KNN_K"]
 
@@ -145,6 +145,13 @@ def max_pool_graphs(graphs: Sequence[sp.spmatrix]) -> sp.csr_matrix:
     "embeddings on per-modality and max-pooled kNN graphs; LightGCN; modality-aware preference gates; InfoNCE",
     example="graphrec train smore --data data/lfm2k --layers 3 --image-knn-k 10 --text-knn-k 10 --reg 1e-5",
     needs_features=True,
+    search_space={
+        "lr": LR_SPACE,
+        "num_layers": IntRange(2, 4),
+        "reg_weight": FloatRange(1e-6, 1e-3, log=True),
+        "dropout": FloatRange(0.0, 0.2, step=0.1),
+        "cl_weight": FloatRange(1e-3, 1e-1, log=True),
+    },
 )
 def build_smore(
     dataset: Dataset,

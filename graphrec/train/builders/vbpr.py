@@ -13,8 +13,8 @@ from graphrec.errors import DataError
 from graphrec.graphs.build import parse_modalities
 from graphrec.graphs.fuse import default_modalities
 from graphrec.models.vbpr import REG_FORMS, VBPR
-from graphrec.train.builders._common import EmbeddingDim, Modalities, Reg, needs_features
-from graphrec.train.registry import Option, register_model
+from graphrec.train.builders._common import EmbeddingDim, LR_SPACE, Modalities, Reg, needs_features
+from graphrec.train.registry import FloatRange, Option, register_model
 
 #: how each modality's features are prepared before concatenation
 FEATURE_NORMS = ("l2", "none")
@@ -41,6 +41,7 @@ def vbpr_features(dataset: Dataset, modalities: tuple[str, ...], feature_norm: s
     summary="matrix factorisation plus user factors over a learned linear projection of the item's content features",
     example="graphrec train vbpr --data data/lfm2k --modalities image,text --reg 2.0 --cold-start 0.2",
     needs_features=True,
+    search_space={"lr": LR_SPACE, "reg_weight": FloatRange(1e-2, 10.0, log=True)},
 )
 def build_vbpr(
     dataset: Dataset,

@@ -1,0 +1,253 @@
+"""Search spaces of ``graphrec tune``: a model's declared default, a YAML file over it.
+
+A model declares its default search space with its builder
+(``register_model(..., search_space={...})``, :mod:`graphrec.train.registry`). A YAML
+file (``graphrec tune --space FILE``) changes it entry by entry: one key per
+hyper-parameter (its Python name, e.g. ``reg_weight``, not the flag ``--reg``) or
+searchable training option (:data:`~graphrec.train.registry.TUNABLE_TRAIN_OPTIONS`)::
+
+    lr: {low: 1.0e-4, high: 1.0e-2, log: true}   # a range (log-uniform)
+    num_layers: {low: 1, high: 3}                 # an integer range: the parameter is an int
+    k: {low: 5, high: 40, step: 5}                # every 5th value
+    embedding_dim: [32, 64, 128]                  # one of these values
+    lambda_coeff: {choices: [0.5, 0.9]}           # the same, spelled out
+    reg_weight: 1.0e-4                            # fixed: no longer searched
+
+A key replaces the model's entry of that name or adds one; a plain value fixes the
+parameter. Whether a range is of integers or reals follows the parameter's declared
+type. Numbers PyYAML reads as text (``1e-4`` without a dot) are accepted.
+
+Nothing here imports Optuna: :func:`suggest` only calls the trial's ``suggest_*``
+methods.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from graphrec.errors import ConfigError
+from graphrec.train.registry import TUNABLE_TRAIN_OPTIONS, Choice, FloatRange, IntRange, ModelEntry, get_model, model_params
+
+__all__ = ["SearchSpace", "load_space_file", "search_space", "suggest", "dim_to_dict", "dim_from_dict"]
+
+#: the declared type of each searchable training option
+_TRAIN_TYPES: dict[str, type] = {"lr": float, "weight_decay": float, "batch_size": int, "lr_decay": float, "lr_decay_every": int}
+_RANGE_KEYS = {"low", "high", "log", "step"}
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What a study searches: ``searched`` (name -> range or choice) and ``fixed`` (name
+    -> value) hyper-parameters of ``model``; names in
+    :data:`~graphrec.train.registry.TUNABLE_TRAIN_OPTIONS` are training options, the
+    others the model's."""
+
+    model: str
+    searched: Mapping[str, FloatRange | IntRange | Choice]
+    fixed: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (stored with the study; equal spaces give equal dicts)."""
+        return {
+            "searched": {k: dim_to_dict(v) for k, v in sorted(self.searched.items())},
+            "fixed": {k: self.fixed[k] for k in sorted(self.fixed)},
+        }
+
+    def describe(self) -> list[str]:
+        """One line per entry, e.g. ``lr: 0.0001 .. 0.01 (log)``."""
+        out = []
+        for k, dim in self.searched.items():
+            if isinstance(dim, Choice):
+                out.append(f"{k}: one of {', '.join(map(str, dim.values))}")
+            else:
+                extra = " (log)" if dim.log else (f" (step {dim.step})" if dim.step not in (None, 1) else "")
+                out.append(f"{k}: {dim.low:g} .. {dim.high:g}{extra}")
+        out += [f"{k}: {v!r} (fixed)" for k, v in self.fixed.items()]
+        return out
+
+
+def dim_to_dict(dim: FloatRange | IntRange | Choice) -> dict[str, Any]:
+    """A range or choice as a JSON-able dict (the YAML entry's spelled-out form)."""
+    if isinstance(dim, Choice):
+        return {"choices": list(dim.values)}
+    d: dict[str, Any] = {"type": "int" if isinstance(dim, IntRange) else "float", "low": dim.low, "high": dim.high}
+    if dim.log:
+        d["log"] = True
+    if dim.step not in (None, 1):
+        d["step"] = dim.step
+    return d
+
+
+def dim_from_dict(d: Mapping[str, Any]) -> FloatRange | IntRange | Choice:
+    """Inverse of :func:`dim_to_dict`."""
+    if "choices" in d:
+        return Choice(tuple(d["choices"]))
+    cls = IntRange if d["type"] == "int" else FloatRange
+    kw = {k: d[k] for k in ("log", "step") if k in d}
+    return cls(d["low"], d["high"], **kw)
+
+
+def load_space_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The YAML mapping of a ``--space`` file (entries unchecked: :func:`search_space`
+    checks them against the model); a missing file, bad YAML or a non-mapping is a
+    one-line :class:`ConfigError`."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--space {path}: no such file")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" (line {where.line + 1})" if where is not None else ""
+        raise ConfigError(f"--space {path}: not valid YAML{at}: fix the file (format in docs/tune.md)") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"--space {path}: must be a mapping of hyper-parameter names to ranges (docs/tune.md)")
+    return values
+
+
+def search_space(model: str, overrides: Mapping[str, Any] | None = None, source: str = "--space") -> SearchSpace:
+    """Model ``model``'s declared search space changed by ``overrides`` (the YAML
+    mapping of :func:`load_space_file`, module doc). Every name, range and fixed value
+    is checked against the model's declaration (one-line :class:`ConfigError` naming
+    ``source`` and the entry); an empty result is an error."""
+    entry = get_model(model, "ranking")
+    searched: dict[str, Any] = dict(entry.search_space)
+    fixed: dict[str, Any] = {}
+    for key, raw in (overrides or {}).items():
+        key = str(key)
+        typ = _declared_type(entry, key, source)
+        searched.pop(key, None)
+        fixed.pop(key, None)
+        if isinstance(raw, list) or (isinstance(raw, dict) and "choices" in raw):
+            dim = _choice(entry, key, raw, typ, source)
+            if len(dim.values) == 1:
+                fixed[key] = dim.values[0]
+            else:
+                searched[key] = dim
+        elif isinstance(raw, dict):
+            searched[key] = _range(entry, key, raw, typ, source)
+        else:
+            fixed[key] = _check_value(entry, key, _number(raw, typ, key, source), source)
+    model_fixed = {k: v for k, v in fixed.items() if k not in TUNABLE_TRAIN_OPTIONS}
+    model_params(model, model_fixed)  # the builder's own checks of names and values
+    if not searched:
+        raise ConfigError(
+            f"nothing to search for {model}: it declares no search space and {source} searches nothing; "
+            "give ranges in a --space file (docs/tune.md)"
+        )
+    return SearchSpace(model, searched, fixed)
+
+
+def suggest(trial: Any, space: SearchSpace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The trial's values: ``(model parameters, training options)``, fixed ones included."""
+    values = dict(space.fixed)
+    for key, dim in space.searched.items():
+        if isinstance(dim, Choice):
+            values[key] = trial.suggest_categorical(key, list(dim.values))
+        elif isinstance(dim, IntRange):
+            values[key] = trial.suggest_int(key, int(dim.low), int(dim.high), step=int(dim.step), log=dim.log)
+        else:
+            values[key] = trial.suggest_float(key, float(dim.low), float(dim.high), step=dim.step, log=dim.log)
+            if dim.step is not None:  # 0.30000000000000004 -> 0.3
+                values[key] = round(values[key], 12)
+    train = {k: v for k, v in values.items() if k in TUNABLE_TRAIN_OPTIONS}
+    return {k: v for k, v in values.items() if k not in train}, train
+
+
+def _declared_type(entry: ModelEntry, key: str, source: str) -> type | None:
+    """``int``, ``float`` or None (anything else) for a hyper-parameter or training option."""
+    if key in _TRAIN_TYPES:
+        return _TRAIN_TYPES[key]
+    specs = {p.name: p for p in entry.params if p.option.target == "model"}
+    if key not in specs:
+        valid = sorted(specs) + list(TUNABLE_TRAIN_OPTIONS)
+        raise ConfigError(f"{source}: {entry.name} has no hyper-parameter {key!r}: valid are {', '.join(valid)}")
+    return _numeric(specs[key].type)
+
+
+def _numeric(tp: Any) -> type | None:
+    if tp in (int, float) or tp is bool:
+        return None if tp is bool else tp
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) is typing.Annotated:
+        return _numeric(args[0])
+    if int in args:
+        return int
+    if float in args:
+        return float
+    return None
+
+
+def _number(value: Any, typ: type | None, key: str, source: str) -> Any:
+    """``value`` as the declared number type (text such as ``1e-4`` converted)."""
+    if typ is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{source}: {key}: {value!r} is not a number") from None
+    if not isinstance(value, (int, float)):
+        raise ConfigError(f"{source}: {key}: {value!r} is not a number")
+    if typ is int:
+        if not math.isfinite(value) or int(value) != value:
+            raise ConfigError(f"{source}: {key} is an integer, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _check_value(entry: ModelEntry, key: str, value: Any, source: str) -> Any:
+    """A fixed value inside the declared range or choices."""
+    if key in _TRAIN_TYPES:
+        if isinstance(value, (int, float)) and not (value > 0 or (key == "weight_decay" and value == 0)):
+            raise ConfigError(f"{source}: {key} must be positive, got {value!r}")
+        return value
+    try:
+        return entry.param(key).check(entry.name, value)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def _choice(entry: ModelEntry, key: str, raw: Any, typ: type | None, source: str) -> Choice:
+    values = raw if isinstance(raw, list) else raw["choices"]
+    if isinstance(raw, dict) and set(raw) != {"choices"}:
+        raise ConfigError(f"{source}: {key}: a choice has only 'choices', got {', '.join(map(str, raw))}")
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{source}: {key}: choices must be a non-empty list")
+    values = [_check_value(entry, key, _number(v, typ, key, source), source) for v in values]
+    try:
+        return Choice(tuple(values))
+    except ValueError as e:
+        raise ConfigError(f"{source}: {key}: {e}") from None
+
+
+def _range(entry: ModelEntry, key: str, raw: Mapping[str, Any], typ: type | None, source: str) -> FloatRange | IntRange:
+    unknown = sorted(set(map(str, raw)) - _RANGE_KEYS)
+    if unknown or "low" not in raw or "high" not in raw:
+        raise ConfigError(
+            f"{source}: {key}: a range is {{low: .., high: .., log: true|false, step: ..}} or a list of choices"
+            + (f" (unknown {', '.join(unknown)})" if unknown else "")
+        )
+    if typ is None:
+        raise ConfigError(f"{source}: {key} is not a number: give a list of choices or a fixed value")
+    low = _check_value(entry, key, _number(raw["low"], typ, key, source), source)
+    high = _check_value(entry, key, _number(raw["high"], typ, key, source), source)
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(f"{source}: {key}: log must be true or false, got {log!r}")
+    kw: dict[str, Any] = {"log": log}
+    if raw.get("step") is not None:
+        kw["step"] = _number(raw["step"], typ, f"{key} step", source)
+    try:
+        return (IntRange if typ is int else FloatRange)(low, high, **kw)
+    except ValueError as e:
+        raise ConfigError(f"{source}: {key}: {e}") from None

@@ -1,0 +1,174 @@
+"""Search spaces of `graphrec tune`: declared with each model in the registry, changed by
+a YAML file entry by entry, checked against the model's declared parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pytest
+
+from graphrec.errors import ConfigError
+from graphrec.train.registry import (
+    TUNABLE_TRAIN_OPTIONS,
+    Choice,
+    FloatRange,
+    IntRange,
+    Option,
+    get_model,
+    register_model,
+    registered_models,
+    unregister_model,
+)
+from graphrec.train.space import SearchSpace, dim_from_dict, dim_to_dict, load_space_file, search_space, suggest
+
+
+class FakeTrial:
+    """Records the suggest_* calls and answers the lower bound (or first choice)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        self.calls.append(("float", name, low, high, step, log))
+        return low + (step or 0) * 3 if step else low
+
+    def suggest_int(self, name, low, high, *, step=1, log=False):
+        self.calls.append(("int", name, low, high, step, log))
+        return low
+
+    def suggest_categorical(self, name, choices):
+        self.calls.append(("categorical", name, tuple(choices)))
+        return choices[-1]
+
+
+def test_every_trainable_ranking_model_declares_a_space_inside_its_declared_ranges():
+    for entry in registered_models("ranking"):
+        assert entry.search_space, f"{entry.name} declares no search space"
+        space = search_space(entry.name)
+        assert set(space.searched) == set(entry.search_space)
+        names = {p.name for p in entry.params} | set(TUNABLE_TRAIN_OPTIONS)
+        assert set(space.searched) <= names
+    lightgcn = get_model("lightgcn").search_space
+    assert lightgcn["lr"] == FloatRange(1e-4, 1e-2, log=True)
+    assert lightgcn["num_layers"] == IntRange(1, 4)
+
+
+def test_a_declared_space_outside_the_declared_range_is_refused_at_registration():
+    def build(dataset, dim: int = 8):
+        return None
+
+    with pytest.raises(TypeError, match="neither a hyper-parameter"):
+        register_model("toy-space", title="t", paper="p", summary="s", search_space={"width": IntRange(1, 4)})(build)
+    def build2(dataset, dim: Annotated[int, Option(min=1)] = 8):
+        return None
+
+    with pytest.raises(TypeError, match="must be >= 1"):
+        register_model("toy-space", title="t", paper="p", summary="s", search_space={"dim": IntRange(0, 4)})(build2)
+    try:
+        register_model("toy-space", title="t", paper="p", summary="s", search_space={"dim": Choice((4, 8)), "lr": FloatRange(0.1, 0.2)})(build2)
+        assert set(get_model("toy-space").search_space) == {"dim", "lr"}
+    finally:
+        unregister_model("toy-space")
+
+
+@pytest.mark.parametrize(
+    "dim",
+    [FloatRange(1e-4, 1e-2, log=True), FloatRange(0.0, 1.0, step=0.1), IntRange(5, 40, step=5), IntRange(1, 64, log=True),
+     Choice((32, 64, 128))],
+)
+def test_ranges_round_trip_through_their_dict_form(dim):
+    assert dim_from_dict(dim_to_dict(dim)) == dim
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [(lambda: FloatRange(1.0, 1.0), "low < high"), (lambda: FloatRange(0.0, 1.0, log=True), "low > 0"),
+     (lambda: IntRange(1.5, 3), "integers"), (lambda: IntRange(1, 8, log=True, step=2), "step"),
+     (lambda: Choice(()), "at least one"), (lambda: Choice((1, 1)), "repeats")],
+)
+def test_malformed_ranges_are_refused(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_a_yaml_file_changes_the_default_entry_by_entry(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(
+        "lr: {low: 1e-3, high: 5e-2, log: true}\n"   # PyYAML reads 1e-3 as text: accepted as a number
+        "num_layers: 2\n"                          # fixed: no longer searched
+        "embedding_dim: [16, 32]\n"                # added: a choice
+        "batch_size: {choices: [512, 1024]}\n"     # a training option
+    )
+    space = search_space("lightgcn", load_space_file(path))
+    assert space.searched == {
+        "lr": FloatRange(1e-3, 5e-2, log=True),
+        "reg_weight": FloatRange(1e-6, 1e-2, log=True),
+        "embedding_dim": Choice((16, 32)),
+        "batch_size": Choice((512, 1024)),
+    }
+    assert space.fixed == {"num_layers": 2}
+    model, train = suggest(FakeTrial(), space)
+    assert model == {"reg_weight": 1e-6, "embedding_dim": 32, "num_layers": 2}
+    assert train == {"lr": 1e-3, "batch_size": 1024}
+
+
+def test_integer_ranges_follow_the_declared_type():
+    space = search_space("lattice", {"k": {"low": 5, "high": 20, "step": 5}, "lambda_coeff": {"low": 0, "high": 1}})
+    assert space.searched["k"] == IntRange(5, 20, step=5)
+    assert space.searched["lambda_coeff"] == FloatRange(0.0, 1.0)
+    trial = FakeTrial()
+    suggest(trial, space)
+    assert ("int", "k", 5, 20, 5, False) in trial.calls
+    assert ("float", "lambda_coeff", 0.0, 1.0, None, False) in trial.calls
+
+
+def test_stepped_reals_come_back_rounded():
+    space = SearchSpace("lattice", {"lambda_coeff": FloatRange(0.0, 1.0, step=0.1)}, {})
+    model, _ = suggest(FakeTrial(), space)  # FakeTrial answers 0 + 3 * 0.1 = 0.30000000000000004
+    assert model["lambda_coeff"] == 0.3
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"width": {"low": 1, "high": 2}}, "lightgcn has no hyper-parameter 'width': valid are"),
+        ({"num_layers": {"low": 1.5, "high": 3}}, "num_layers is an integer, got 1.5"),
+        ({"num_layers": {"low": -1, "high": 3}}, "num_layers must be >= 0"),
+        ({"reg_weight": {"low": 0, "high": 1, "log": True}}, "low > 0"),
+        ({"reg_weight": {"low": 1, "high": 0.5}}, "low < high"),
+        ({"reg_weight": {"lo": 1, "high": 2}}, "unknown lo"),
+        ({"reg_weight": {"low": "a lot", "high": 2}}, "'a lot' is not a number"),
+        ({"reg_weight": {"low": 0.1, "high": 1, "log": "yes"}}, "log must be true or false"),
+        ({"embedding_dim": []}, "non-empty list"),
+        ({"lr": -1}, "lr must be positive"),
+    ],
+)
+def test_bad_entries_are_one_line_errors_naming_the_file_and_entry(entry, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        search_space("lightgcn", entry, source="--space s.yaml")
+    assert str(e.value).startswith("--space s.yaml: ") and "\n" not in str(e.value)
+
+
+def test_fixing_everything_leaves_nothing_to_search():
+    with pytest.raises(ConfigError, match="nothing to search for mf"):
+        search_space("mf", {"lr": 0.01, "reg_weight": 1e-4})
+
+
+def test_space_files_that_are_not_mappings_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_space_file(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- lr\n- reg\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_space_file(tmp_path / "list.yaml")
+    (tmp_path / "bad.yaml").write_text("lr: {low: 1\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_space_file(tmp_path / "bad.yaml")
+    (tmp_path / "empty.yaml").write_text("")
+    assert load_space_file(tmp_path / "empty.yaml") == {}
+
+
+def test_the_space_describes_itself_and_compares_by_value():
+    a = search_space("lightgcn", {"num_layers": 3})
+    b = search_space("lightgcn", {"num_layers": 3})
+    assert a.to_dict() == b.to_dict() != search_space("lightgcn").to_dict()
+    assert "lr: 0.0001 .. 0.01 (log)" in a.describe() and "num_layers: 3 (fixed)" in a.describe()

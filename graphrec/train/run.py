@@ -14,7 +14,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -27,7 +27,7 @@ from graphrec.models import ItemGraphRecommender, Recommender
 from graphrec.nn import to_scipy_csr
 from graphrec.train.builders import build_model, content_modalities, model_params
 from graphrec.train.config import TrainConfig
-from graphrec.train.fit import evaluate_model, fit, seed_everything
+from graphrec.train.fit import FitResult, evaluate_model, fit, seed_everything
 from graphrec.train.record import RECORD, check_record_fields, load_record, load_state, save_run
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "recorded_dataset",
     "reevaluate",
     "run_training",
+    "training_record",
 ]
 
 
@@ -86,13 +87,14 @@ def run_training(
     data_path: str | os.PathLike | None = None,
     transforms: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[dict[str, Any], Recommender]:
     """Seed, build ``model_name`` for ``dataset``, fit it, and write a run directory.
 
     ``out`` is checked before anything is built or trained (:func:`check_run_output`):
     an existing ``out`` is replaced only with ``overwrite`` and only when it holds an
-    earlier run. Returns the run record (a JSON-able dict) and the trained model (best
-    state).
+    earlier run. ``on_epoch`` is the fit loop's per-epoch hook (:func:`fit`). Returns
+    the run record (a JSON-able dict) and the trained model (best state).
     """
     if out is not None:
         check_run_output(out, overwrite)
@@ -101,7 +103,27 @@ def run_training(
     t0 = time.perf_counter()
     model = build_model(model_name, dataset, params)
     build_seconds = time.perf_counter() - t0
-    result = fit(model, dataset, config, device=device)
+    result = fit(model, dataset, config, device=device, on_epoch=on_epoch)
+    record = training_record(dataset, model_name, params, config, result, device, data_path, transforms, build_seconds)
+    if out is not None:
+        save_run(out, record, model.state_dict(), overwrite=overwrite)
+    return record, model
+
+
+def training_record(
+    dataset: Dataset,
+    model_name: str,
+    params: Mapping[str, Any],
+    config: TrainConfig,
+    result: FitResult,
+    device: str | torch.device = "cpu",
+    data_path: str | os.PathLike | None = None,
+    transforms: Mapping[str, Any] | None = None,
+    build_seconds: float = 0.0,
+) -> dict[str, Any]:
+    """The run record (``record.json``, JSON-able) of a fit: model and parameters,
+    training options, dataset provenance, environment, per-epoch history, best epoch,
+    validation and (when ``result`` has one) test metrics, timings."""
     record: dict[str, Any] = {
         "graphrec_version": graphrec.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -128,9 +150,7 @@ def run_training(
         "timings": dict(result.timings, build_seconds=build_seconds),
         "history": result.history,
     }
-    if out is not None:
-        save_run(out, record, model.state_dict(), overwrite=overwrite)
-    return record, model
+    return record
 
 
 def load_run(

@@ -1,0 +1,103 @@
+"""Search a model's hyper-parameters with Optuna: `graphrec tune MODEL --data DIR --trials N --storage URL`.
+
+Example:
+
+    graphrec tune lightgcn --data data/lfm2k --trials 20 --storage sqlite:///studies.db
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from graphrec.cli._common import metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
+
+
+@user_errors
+def tune(
+    model: Annotated[str, typer.Argument(help="The model to tune (graphrec models lists them).")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset directory (from `graphrec prepare`).")],
+    storage: Annotated[
+        str, typer.Option(help="The study database, an SQLAlchemy URL, e.g. sqlite:///study.db (created when missing).")
+    ],
+    trials: Annotated[int, typer.Option(help="Trials this call adds to the study.")] = 20,
+    study: Annotated[Optional[str], typer.Option(help="Study name in the database (default MODEL-DATASET).")] = None,
+    space: Annotated[
+        Optional[Path], typer.Option(help="YAML file changing the model's search space entry by entry (docs/tune.md).")
+    ] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Start no trial after this many seconds.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every trial's training and of the sampler.")] = 0,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Folder of the trials' records, the best run and the plots (default runs/tune-STUDY).")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs per trial.")] = 1000,
+    patience: Annotated[int, typer.Option(help="Stop a trial after this many validations without improvement.")] = 20,
+    eval_every: Annotated[int, typer.Option(help="Validate (and report to the pruner) every N epochs.")] = 1,
+    batch_size: Annotated[
+        Optional[int], typer.Option(help="BPR triples per step, unless the space searches batch_size [2048 or the model's].")
+    ] = None,
+    metric: Annotated[str, typer.Option(help="Validation metric the study maximises.")] = "recall@20",
+    protocol: Annotated[str, typer.Option(help="recbole (test masks train+valid) or mmrec (train only).")] = "recbole",
+    pruning: Annotated[bool, typer.Option("--pruning/--no-pruning", help="Stop trials below the median validation curve.")] = True,
+    prune_startup: Annotated[int, typer.Option(help="Finished trials before any trial is pruned.")] = 5,
+    prune_warmup: Annotated[int, typer.Option(help="No trial is pruned at or before this epoch.")] = 10,
+    tensorboard: Annotated[
+        Optional[Path], typer.Option(help="Write TensorBoard scalars here, one run per trial (needs tensorboard).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No line per trial.")] = False,
+) -> None:
+    """Search a model's hyper-parameters with Optuna, selecting on validation only.
+
+    Every call adds --trials trials to the study in --storage (resumable: run the same
+    command again for more; several processes may share one study). Each trial is
+    recorded under OUT/trials/N; the best one is tested once and written as the run
+    directory OUT/best, which graphrec evaluate and graphrec recommend accept. Needs
+    Optuna: pip install 'graphrec[tune]'.
+
+    Example: graphrec tune lightgcn --data data/lfm2k --trials 20 --storage sqlite:///studies.db
+    """
+    from graphrec.train import TrainConfig
+    from graphrec.train.registry import get_model
+    from graphrec.train.space import load_space_file
+    from graphrec.train.tune import require_optuna, tune as run_tune
+
+    require_optuna()
+    entry = get_model(model, "ranking")
+    overrides = load_space_file(space) if space is not None else None
+    set_threads(threads)
+    dev = resolve_device(device)
+    shared = dict(entry.train_defaults)  # the model's own defaults of lr, batch size, ...
+    if batch_size is not None:
+        shared["batch_size"] = batch_size
+    config = TrainConfig(**{**shared, "epochs": epochs, "patience": patience, "eval_every": eval_every,
+                            "valid_metric": metric, "protocol": protocol, "seed": seed, "progress": False})
+    echo = (lambda line: None) if quiet else typer.echo
+    try:
+        result = run_tune(
+            data, model, trials, storage, study_name=study, space=overrides, space_source=f"--space {space}",
+            config=config, timeout=timeout, seed=seed, out=out, device=dev, pruning=pruning,
+            prune_startup=prune_startup, prune_warmup=prune_warmup, tensorboard=tensorboard, log=echo,
+        )
+    except KeyboardInterrupt:
+        typer.secho("error: interrupted: the running trial is marked failed; run the same command again to continue "
+                    "the study", err=True, fg=typer.colors.RED)
+        raise typer.Exit(130) from None
+    states = ", ".join(f"{n} {s}" for s, n in sorted(result.states.items()))
+    typer.echo(f"study {result.study}: {result.n_trials} trials ({states}), {result.trials_run} run now")
+    if result.best_trial is not None:
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
+        typer.echo(f"best: trial {result.best_trial}, valid {metric} {result.best_value:.4f}; {params}")
+        if result.test:
+            when = "evaluated once now" if result.test_evaluated else "evaluated when this trial became the best"
+            typer.echo(f"test of the best trial ({when}):")
+            typer.echo(metric_table(result.test, ordered_metric_keys(result.test["all"])))
+        typer.echo(f"best run: {result.best_run} (graphrec evaluate / graphrec recommend accept it)")
+    for note in result.notes:
+        typer.secho(f"note: {note}", err=True, fg=typer.colors.YELLOW)
+    if result.plots:
+        typer.echo("plots: " + ", ".join(str(p) for p in result.plots))
+    typer.echo(f"trials recorded in {result.out}/trials")

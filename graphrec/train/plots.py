@@ -1,0 +1,195 @@
+"""Pictures of training and tuning (matplotlib, the ``plot`` extra).
+
+* :func:`draw_runs` (``graphrec plot RUN [RUN ...] --out FILE.png``): per epoch, the
+  training loss and the validation metric of one or several runs overlaid, each run's
+  best epoch marked; when a run logs learned weights (MM-GEF's graph weights,
+  LATTICE's modality weights: the ``model`` entries of its history), a third panel
+  draws them over the epochs.
+* :func:`draw_study` (written by ``graphrec tune``): the validation metric of every
+  trial with the best so far, and Optuna's parameter importances.
+
+Images are written under a temporary name beside the output and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+from graphrec.errors import ConfigError, DataError
+
+__all__ = ["draw_runs", "draw_study", "require_matplotlib", "HISTORY_PLOT", "IMPORTANCE_PLOT"]
+
+HISTORY_PLOT = "optimization_history.png"
+IMPORTANCE_PLOT = "param_importances.png"
+
+
+def require_matplotlib() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend, or a one-line
+    :class:`ConfigError` saying how to install it."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("plots need matplotlib: pip install 'graphrec[plot]' (or pip install matplotlib)") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def draw_runs(
+    runs: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    labels: Sequence[str] | None = None,
+    metric: str | None = None,
+) -> Path:
+    """Draw the curves of the run directories ``runs`` into ``out`` (module doc).
+
+    ``labels`` name the runs in the legend (default: their folder names); ``metric`` is
+    the validation metric drawn (default: the one the first run selected on).
+    """
+    from graphrec.train.record import load_record
+
+    if not runs:
+        raise ConfigError("give at least one run directory")
+    if labels is not None and len(labels) != len(runs):
+        raise ConfigError(f"{len(labels)} --label for {len(runs)} runs: give one per run or none")
+    records = [load_record(r) for r in runs]
+    for run, record in zip(runs, records):
+        if not isinstance(record.get("history"), list) or not record["history"]:
+            raise DataError(f"{run}: the record has no per-epoch history to draw")
+    metric = metric or str((records[0].get("train_config") or {}).get("valid_metric", "recall@20"))
+    if not any(metric in (row.get("valid") or {}) for rec in records for row in rec["history"]):
+        raise DataError(f"no run has a validation {metric} in its history: choose another --metric")
+    labels = list(labels) if labels is not None else _labels(runs)
+    plt = require_matplotlib()
+
+    learned = any(row.get("model") for rec in records for row in rec["history"])
+    n = 3 if learned else 2
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.0))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (record, label) in enumerate(zip(records, labels)):
+        color = colors[i % len(colors)]
+        rows = record["history"]
+        losses = [(r["epoch"], r["loss"]) for r in rows if isinstance(r.get("loss"), (int, float))]
+        if losses:
+            axes[0].plot(*zip(*losses), color=color, label=label)
+        valid = [(r["epoch"], r["valid"][metric]) for r in rows if metric in (r.get("valid") or {})]
+        if valid:
+            best = record.get("best_epoch")
+            at = next((v for e, v in valid if e == best), None)
+            if at is None:  # no recorded best epoch (an old record): the highest value
+                best, at = max(valid, key=lambda ev: ev[1])
+            axes[1].plot(*zip(*valid), color=color, marker="." if len(valid) < 60 else None,
+                         label=f"{label} (best epoch {best}: {at:.4f})")
+            axes[1].axvline(best, color=color, linestyle=":", linewidth=1)
+            axes[1].plot([best], [at], marker="*", markersize=13, color=color, markeredgecolor="black")
+        if learned:
+            names = sorted({k for r in rows for k in (r.get("model") or {})})
+            styles = ["-", "--", "-.", ":"]
+            for j, name in enumerate(names):
+                pts = [(r["epoch"], r["model"][name]) for r in rows if name in (r.get("model") or {})]
+                axes[2].plot(*zip(*pts), color=color, linestyle=styles[j % len(styles)], label=f"{label}: {name}")
+    axes[0].set(title="training loss", xlabel="epoch", ylabel="BPR loss (mean per batch)")
+    axes[1].set(title=f"validation {metric}", xlabel="epoch", ylabel=metric)
+    if learned:
+        axes[2].set(title="learned weights", xlabel="epoch", ylabel="weight")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, out, plt)
+
+
+def _labels(runs: Sequence[str | os.PathLike]) -> list[str]:
+    """Folder names, with the parent's name where the name is a number (a tune trial,
+    ``trials/3``) or two runs share one."""
+    paths = [Path(r).resolve() for r in runs]
+    names = [p.name for p in paths]
+    shared = len(set(names)) < len(names)
+    return ["/".join(p.parts[-2:]) if shared or p.name.isdigit() else p.name for p in paths]
+
+
+def draw_study(study: Any, out: str | os.PathLike, metric: str) -> tuple[list[Path], list[str]]:
+    """``out/optimization_history.png`` and ``out/param_importances.png`` of an Optuna
+    study; returns the images written and a note for each one that could not be (no
+    matplotlib, too few completed trials), so a tune never fails on its pictures."""
+    import optuna
+
+    try:
+        plt = require_matplotlib()
+    except ConfigError:
+        return [], ["no plots: matplotlib is not installed (pip install 'graphrec[plot]')"]
+    out = Path(out)
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values]
+    written, notes = [], []
+    if not complete:
+        return [], ["no plots: no trial completed"]
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.scatter([t.number for t in complete], [t.value for t in complete], color="tab:blue", zorder=3, label="completed trial")
+    if pruned:
+        ax.scatter([t.number for t in pruned], [t.intermediate_values[t.last_step] for t in pruned], marker="x",
+                   color="tab:gray", zorder=3, label="pruned (last validation)")
+    best, xs, ys = float("-inf"), [], []
+    for t in sorted(complete, key=lambda t: t.number):
+        best = max(best, t.value)
+        xs.append(t.number)
+        ys.append(best)
+    ax.step(xs, ys, where="post", color="tab:red", label="best so far")
+    ax.set(title=f"{study.study_name}: validation {metric} per trial", xlabel="trial",
+           ylabel=f"validation {metric} (trial's best epoch)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    written.append(_save(fig, out / HISTORY_PLOT, plt))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator()  # no scikit-learn needed
+            importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        except (ValueError, RuntimeError) as e:
+            importances, caught = {}, [str(e)]
+    if len(complete) < 3 or caught or len(importances) < 1:
+        notes.append(f"no {IMPORTANCE_PLOT}: parameter importances need more completed trials (have {len(complete)})")
+        return written, notes
+    names = list(importances)[::-1]
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(names) + 1.6))
+    ax.barh(names, [importances[n] for n in names], color="tab:blue")
+    for y, n in enumerate(names):
+        ax.text(importances[n], y, f" {importances[n]:.2f}", va="center", fontsize=8)
+    ax.set(title=f"{study.study_name}: parameter importances (PED-ANOVA, {len(complete)} trials)",
+           xlabel=f"importance for validation {metric}")
+    ax.set_xlim(0, max(importances.values()) * 1.2 or 1)
+    fig.tight_layout()
+    written.append(_save(fig, out / IMPORTANCE_PLOT, plt))
+    return written, notes
+
+
+def _save(fig: Any, out: str | os.PathLike, plt: Any) -> Path:
+    """``fig`` saved as ``out`` (format from its suffix) atomically, then closed."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix or ".png", dir=out.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; the output gets the usual mode
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return out

@@ -1,0 +1,603 @@
+"""Hyper-parameter search with Optuna: ``graphrec tune MODEL --data DIR --trials N
+--storage sqlite:///study.db``.
+
+A study lives in an Optuna RDB storage (a SQLite file by default), so it is resumable
+(a second call with the same storage and study adds trials to it) and can be shared by
+several processes at once. Each trial samples the model's search space
+(:mod:`graphrec.train.space`), trains with the generic fit loop, reports the validation
+metric after every validation (the median pruner stops trials whose curve falls below
+the median of the earlier trials at the same epoch) and is scored by its best
+validation metric. The test split is never looked at while searching: when the calls'
+trials are done, the best trial's weights are evaluated on test ONCE and written as a
+normal run directory.
+
+The output folder ``OUT`` holds::
+
+    tune.json                    the study's storage and name (an OUT belongs to one study)
+    trials/<n>/record.json       every trial's run record (validation only; "tune": state, value, params)
+    trials/<n>/model.pt          the best validated weights of a completed trial
+    best/                        the best trial as a run directory (record.json with test metrics, model.pt)
+    optimization_history.png     validation metric per trial, best so far
+    param_importances.png        Optuna's parameter importances (PED-ANOVA)
+
+The study is bound to what makes its trials comparable (model, dataset fingerprint,
+training options, search space, seed, stored as the study's ``graphrec`` attribute): a
+call with other settings is refused rather than mixed in. Killing a call leaves the
+database consistent (every write is a transaction); its running trial stays ``RUNNING``
+until the next call on this machine marks it ``FAIL`` (its process is gone; trials of
+other machines are failed by Optuna's heartbeat after :data:`GRACE_SECONDS`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import graphrec
+from graphrec._atomic import atomic_dir, check_output, check_output_folder
+from graphrec.data import Dataset
+from graphrec.errors import ConfigError, DataError
+from graphrec.train.config import TrainConfig
+from graphrec.train.record import RECORD, load_record, save_run
+from graphrec.train.space import SearchSpace, search_space, suggest
+
+__all__ = ["TuneResult", "tune", "require_optuna", "storage_url", "TUNE_FILE", "GRACE_SECONDS"]
+
+TUNE_FILE = "tune.json"
+TRIALS = "trials"
+BEST = "best"
+#: Optuna heartbeat of running trials, and the silence after which another machine's
+#: trial counts as dead
+HEARTBEAT_SECONDS = 60
+GRACE_SECONDS = 300
+#: how long a process waits for the SQLite file while another one writes
+SQLITE_TIMEOUT_SECONDS = 120
+#: TPE samples this many random configurations (after the model's defaults) first
+STARTUP_TRIALS = 10
+
+
+def require_optuna() -> Any:
+    """The ``optuna`` module, or a one-line :class:`ConfigError` saying how to install it."""
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("graphrec tune needs Optuna: pip install 'graphrec[tune]' (or pip install optuna)") from None
+    return optuna
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` returns: the study after this call."""
+
+    study: str
+    storage: str
+    out: Path
+    trials_run: int
+    states: dict[str, int]
+    best_trial: int | None = None
+    best_value: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    best_run: Path | None = None
+    test: dict[str, dict[str, float]] | None = None
+    test_evaluated: bool = False
+    plots: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_trials(self) -> int:
+        return sum(self.states.values())
+
+
+def storage_url(storage: str) -> str:
+    """``storage`` checked and made independent of the working directory (a relative
+    SQLite path becomes absolute); one-line :class:`ConfigError` for what cannot be a
+    resumable study database."""
+    if "://" not in storage:
+        raise ConfigError(f"--storage {storage!r} is not a database URL: use e.g. sqlite:///study.db")
+    if not storage.startswith("sqlite:"):
+        return storage
+    prefix = "sqlite:///"
+    path = storage[len(prefix):] if storage.startswith(prefix) else ""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        raise ConfigError(f"--storage {storage!r}: give a SQLite file, e.g. sqlite:///study.db (a study must outlive the call)")
+    db = Path(path)
+    if db.is_dir():
+        raise ConfigError(f"--storage {storage}: {db} is a folder, not a SQLite file")
+    if not db.exists():
+        check_output_folder(db.absolute().parent, "--storage")
+    return prefix + str(db.absolute())
+
+
+def tune(
+    data: str | os.PathLike,
+    model: str,
+    trials: int,
+    storage: str,
+    *,
+    study_name: str | None = None,
+    space: Mapping[str, Any] | None = None,
+    space_source: str = "--space",
+    config: TrainConfig | None = None,
+    timeout: float | None = None,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    device: str = "cpu",
+    pruning: bool = True,
+    prune_startup: int = 5,
+    prune_warmup: int = 10,
+    tensorboard: str | os.PathLike | None = None,
+    plots: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> TuneResult:
+    """Run ``trials`` more trials of the study ``study_name`` (default ``MODEL-DATASET``)
+    in ``storage`` (module doc) and write ``out`` (default ``runs/tune-STUDY``).
+
+    ``space``: the YAML overrides of the model's search space (:func:`graphrec.train.space.search_space`).
+    ``config``: the training options every trial shares (``graphrec train``'s defaults
+    when None; ``progress`` is turned off and ``seed`` set to ``seed``). ``timeout``:
+    seconds after which no new trial starts. ``pruning``: the median pruner, which
+    starts pruning after ``prune_startup`` finished trials and at epochs above
+    ``prune_warmup``. ``tensorboard``: a folder for TensorBoard scalars, one run per
+    trial. ``log``: receives one line per finished trial.
+    """
+    optuna = require_optuna()
+    from graphrec.train.registry import get_model
+
+    if trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {trials}")
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"--timeout must be positive seconds, got {timeout}")
+    if prune_startup < 0 or prune_warmup < 0:
+        raise ConfigError("--prune-startup and --prune-warmup must be at least 0")
+    entry = get_model(model, "ranking")
+    searched = search_space(model, space, space_source)
+    url = storage_url(storage)
+    base = dict((config or TrainConfig(**dict(entry.train_defaults))).to_dict(), progress=False, seed=seed)
+    config = TrainConfig.from_dict(base)
+    writer_factory = _tensorboard_factory(tensorboard)  # before any work: a missing package is one line
+    if out is not None:
+        _check_out(Path(out), None, url)
+    dataset = Dataset.load(data)
+    study_name = study_name or f"{model}-{dataset.name}"
+    out = Path(out) if out is not None else Path("runs") / f"tune-{study_name}"
+    _check_out(out, study_name, url)
+    setup = {
+        "model": model,
+        "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint()},
+        "train_config": {k: v for k, v in config.to_dict().items() if k != "progress"},
+        "space": searched.to_dict(),
+        "seed": seed,
+    }
+    log = log or (lambda line: None)
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with _lock(url, out):
+        rdb = _open_storage(optuna, url)
+        study = _load_study(optuna, rdb, study_name, url, setup, pruning, prune_startup, prune_warmup, seed)
+        failed = _fail_dead_trials(optuna, study, rdb)
+        if not study.get_trials(deepcopy=False):
+            defaults = _default_point(entry, searched, config)
+            if defaults:
+                study.enqueue_trial(defaults, user_attrs={"defaults": True}, skip_if_exists=True)
+        _write_json(out / TUNE_FILE, {"format": "graphrec-tune", "version": 1, "study": study_name, "storage": url,
+                                      "model": model, "data": str(Path(data).resolve())})
+    for number in failed:
+        log(f"trial {number}: marked failed (its process ended while it ran)")
+
+    objective = _Objective(
+        optuna, model, searched, dataset, Path(data).resolve(), config, device, out, url, study_name,
+        pruning, writer_factory,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.optimize(
+            objective, n_trials=trials, timeout=timeout, catch=(FloatingPointError,),
+            callbacks=[lambda st, tr: log(_trial_line(st, tr, config.valid_metric))],
+        )
+    result = TuneResult(study_name, url, out, trials_run=objective.calls, states=_states(study))
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if complete:
+        best = study.best_trial
+        result.best_trial, result.best_value, result.best_params = best.number, best.value, dict(best.params)
+        with _lock(url, out):
+            result.best_run, result.test, result.test_evaluated = _write_best(best, study_name, url, out, dataset, device)
+    else:
+        result.notes.append("no trial completed: no best run written")
+    if plots:
+        from graphrec.train.plots import draw_study
+
+        result.plots, notes = draw_study(study, out, config.valid_metric)
+        result.notes += notes
+    _write_json(out / TUNE_FILE, {**json.loads((out / TUNE_FILE).read_text()), "summary": _summary(result)})
+    return result
+
+
+# --- the study ---------------------------------------------------------------------------
+
+
+def _open_storage(optuna: Any, url: str) -> Any:
+    """Optuna's RDB storage for ``url``: SQLite waits up to
+    :data:`SQLITE_TIMEOUT_SECONDS` for another process's write; running trials beat."""
+    import sqlalchemy.exc
+
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:"):
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS, **kwargs)
+    except ImportError as e:
+        raise ConfigError(f"--storage {url}: {e}") from None
+    except (sqlalchemy.exc.SQLAlchemyError, RuntimeError) as e:
+        reason = " ".join(str(e).split())[:200]
+        raise DataError(f"--storage {url}: not an Optuna study database ({reason})") from None
+
+
+def _load_study(optuna, rdb, name, url, setup, pruning, startup, warmup, seed):
+    """The study ``name`` (created when new), checked to hold comparable trials."""
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
+              if pruning else optuna.pruners.NopPruner())
+    study = optuna.create_study(storage=rdb, study_name=name, direction="maximize", load_if_exists=True,
+                                sampler=_sampler(optuna, seed), pruner=pruner)
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise ConfigError(f"study {name!r} in {url} minimises its objective: it was not made by graphrec tune")
+    stored = study.user_attrs.get("graphrec")
+    if stored is None:
+        if study.get_trials(deepcopy=False):
+            raise ConfigError(f"study {name!r} in {url} was not made by graphrec tune: choose another --study")
+        study.set_user_attr("graphrec", json.loads(json.dumps(setup)))
+        study.set_user_attr("graphrec_version", graphrec.__version__)
+        return study
+    diff = _first_difference(stored, json.loads(json.dumps(setup)))
+    if diff:
+        raise ConfigError(
+            f"study {name!r} in {url} was run with other settings ({diff}): its trials would not be comparable; "
+            "repeat the study's options or choose another --study"
+        )
+    return study
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    """The first key where ``a`` (the study's) and ``b`` (this call's) differ, described."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            d = _first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+            if d:
+                return d
+        return ""
+    return "" if a == b else f"{path}: {a!r} in the study, {b!r} now"
+
+
+def _sampler(optuna: Any, seed: int) -> Any:
+    """TPE whose random draws depend on (``seed``, trial number): resumed and parallel
+    calls never repeat each other's random configurations, and a sequence of calls is
+    reproducible."""
+
+    class TrialSeededTPE(optuna.samplers.BaseSampler):
+        def __init__(self) -> None:
+            self._samplers: dict[int, Any] = {}
+
+        def _of(self, trial: Any) -> Any:
+            if trial.number not in self._samplers:
+                trial_seed = (seed * 1_000_003 + trial.number) % 2**32
+                self._samplers[trial.number] = optuna.samplers.TPESampler(seed=trial_seed, n_startup_trials=STARTUP_TRIALS)
+            return self._samplers[trial.number]
+
+        def infer_relative_search_space(self, study, trial):
+            return self._of(trial).infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self._of(trial).sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self._of(trial).sample_independent(study, trial, param_name, param_distribution)
+
+        def before_trial(self, study, trial):
+            self._of(trial).before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values):
+            self._of(trial).after_trial(study, trial, state, values)
+            self._samplers.pop(trial.number, None)
+
+    return TrialSeededTPE()
+
+
+def _default_point(entry: Any, space: SearchSpace, config: TrainConfig) -> dict[str, Any]:
+    """The searched parameters at the model's (and training's) defaults, when every one
+    lies in the space: the study's first trial, so its best is at least the default run."""
+    from graphrec.train.registry import Choice, TUNABLE_TRAIN_OPTIONS
+
+    point = {}
+    for key, dim in space.searched.items():
+        value = getattr(config, key) if key in TUNABLE_TRAIN_OPTIONS else entry.defaults.get(key)
+        if key == "reg_weight" and value is None:
+            return {}  # a default resolved inside the builder (e.g. LATTICE's): not a point
+        inside = value in dim.values if isinstance(dim, Choice) else (
+            value is not None and not isinstance(value, bool) and dim.low <= value <= dim.high
+            and (dim.step in (None, 1) or abs((value - dim.low) / dim.step - round((value - dim.low) / dim.step)) < 1e-9)
+        )
+        if not inside:
+            return {}
+        point[key] = value
+    return point
+
+
+def _fail_dead_trials(optuna: Any, study: Any, rdb: Any) -> list[int]:
+    """Mark ``FAIL`` the running trials of this machine whose process is gone (a killed
+    call); returns their numbers."""
+    host = socket.gethostname()
+    marked = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host") == host and isinstance(pid, int) and not _process_runs(pid):
+            try:
+                rdb.set_trial_user_attr(t._trial_id, "failure", "its process ended while it ran (killed)")
+                rdb.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+                continue  # another call marked it first
+            marked.append(t.number)
+    return marked
+
+
+def _process_runs(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _lock(url: str, out: Path) -> Iterator[None]:
+    """An exclusive lock of the study on this machine (a ``.NAME.graphrec-lock`` file
+    beside a SQLite database, else in ``out``): creating a study, marking dead trials and
+    writing the best run happen one call at a time."""
+    import fcntl
+
+    if url.startswith("sqlite:///"):
+        db = Path(url[len("sqlite:///"):])
+        path = db.with_name(f".{db.name}.graphrec-lock")
+    else:
+        path = out / ".tune.graphrec-lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _check_out(out: Path, study: str | None, url: str) -> None:
+    """``out`` is new, or holds this study's earlier calls (``study`` None: any study in
+    ``url``)."""
+    marker = out / TUNE_FILE
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not marker.is_file():
+            raise ConfigError(
+                f"--out {out} exists and is not a graphrec tune folder (no {TUNE_FILE}): choose another --out"
+            )
+        try:
+            held = json.loads(marker.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise DataError(f"{marker}: damaged (not JSON): restore it or choose another --out") from None
+        if held.get("storage") != url or (study is not None and held.get("study") != study):
+            raise ConfigError(
+                f"--out {out} holds study {held.get('study')!r} of {held.get('storage')}: "
+                "choose another --out for another study"
+            )
+        return
+    check_output(out, overwrite=True, option="--out", what="tune folder")
+
+
+# --- one trial ---------------------------------------------------------------------------
+
+
+class _Objective:
+    """Train one trial's configuration; its record (and weights) under ``out/trials/N``."""
+
+    def __init__(self, optuna, model, space, dataset, data_path, config, device, out, url, study, pruning, writers):
+        self.optuna, self.model, self.space, self.dataset = optuna, model, space, dataset
+        self.data_path, self.config, self.device, self.out = data_path, config, device, out
+        self.url, self.study, self.pruning, self.writers = url, study, pruning, writers
+        self.calls = 0
+
+    def __call__(self, trial: Any) -> float:
+        self.calls += 1
+        from graphrec.train.fit import fit, seed_everything
+        from graphrec.train.registry import build_model, model_params
+        from graphrec.train.run import training_record
+
+        run_dir = (self.out / TRIALS / str(trial.number)).absolute()
+        for key, value in (("host", socket.gethostname()), ("pid", os.getpid()), ("run_dir", str(run_dir))):
+            trial.set_user_attr(key, value)
+        overrides, train = suggest(trial, self.space)
+        params = model_params(self.model, overrides)
+        config = TrainConfig.from_dict({**self.config.to_dict(), **train})
+        metric = config.valid_metric
+        rows: list[dict[str, Any]] = []
+        writer = self.writers(trial.number) if self.writers else None
+
+        def on_epoch(row: dict[str, Any]) -> None:
+            rows.append(row)
+            if writer is not None:
+                writer(row)
+            if "valid" in row:
+                trial.report(float(row["valid"][metric]), row["epoch"])
+                if self.pruning and trial.should_prune():
+                    raise self.optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
+
+        seed_everything(config.seed)
+        t0 = time.perf_counter()
+        built = build_model(self.model, self.dataset, params)
+        build_seconds = time.perf_counter() - t0
+        state, value, error = "complete", None, None
+        try:
+            result = fit(built, self.dataset, config, device=self.device, on_epoch=on_epoch, evaluate_test=False)
+            value = float(result.best_valid[metric])
+        except self.optuna.TrialPruned:
+            state, result = "pruned", _partial(rows, metric)
+            raise
+        except FloatingPointError as e:
+            state, error, result = "failed", str(e), _partial(rows, metric)
+            raise
+        finally:
+            if writer is not None:
+                writer(None)
+            if state != "complete" or value is not None:
+                record = training_record(self.dataset, self.model, params, config, result, self.device, self.data_path,
+                                         None, build_seconds)
+                record["tune"] = {"study": self.study, "storage": self.url, "trial": trial.number, "state": state,
+                                  "value": value, "params": dict(trial.params), **({"error": error} if error else {})}
+                weights = built.state_dict() if state == "complete" else None
+                _save_trial(run_dir, record, weights)
+        return value
+
+
+def _partial(rows: list[dict[str, Any]], metric: str) -> Any:
+    """The fit result of a trial stopped early (pruned, or a diverging loss)."""
+    from graphrec.train.fit import FitResult
+
+    valid = [r for r in rows if "valid" in r]
+    best = max(valid, key=lambda r: r["valid"][metric]) if valid else None
+    return FitResult(
+        best_epoch=best["epoch"] if best else 0,
+        best_valid=best["valid"] if best else {},
+        test={},
+        history=rows,
+        timings={"epochs": len(rows), "train_seconds": float(sum(r.get("train_seconds", 0.0) for r in rows))},
+    )
+
+
+def _save_trial(run_dir: Path, record: dict[str, Any], weights: Mapping[str, Any] | None) -> None:
+    """A trial's run directory: ``record.json`` and, for a completed trial, ``model.pt``."""
+    if weights is not None:
+        save_run(run_dir, record, dict(weights), overwrite=True)
+        return
+    with atomic_dir(run_dir, overwrite=True) as tmp:
+        (tmp / RECORD).write_text(json.dumps(record, indent=2, default=_jsonable))
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    return list(obj) if isinstance(obj, (set, tuple)) else str(obj)
+
+
+# --- after the trials --------------------------------------------------------------------
+
+
+def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, device: str):
+    """``out/best``: the best trial's weights evaluated on test once, as a run directory
+    (kept as it is when it already holds this trial)."""
+    from graphrec.train.fit import evaluate_model
+    from graphrec.train.registry import build_model
+    from graphrec.train.record import load_state
+
+    best_dir = out / BEST
+    if (best_dir / RECORD).is_file():
+        try:
+            held = load_record(best_dir).get("tune") or {}
+        except DataError:
+            held = {}
+        if held.get("study") == study and held.get("storage") == url and held.get("trial") == best.number:
+            return best_dir, load_record(best_dir).get("test"), False
+    trial_dir = Path(best.user_attrs.get("run_dir", out / TRIALS / str(best.number)))
+    if not (trial_dir / RECORD).is_file():
+        raise DataError(f"the best trial {best.number}'s run directory {trial_dir} is missing: it cannot be tested")
+    record = load_record(trial_dir)
+    state = load_state(trial_dir, record=record)
+    model = build_model(record["model"], dataset, record["model_params"])
+    model.load_state_dict(state)
+    import torch
+
+    model.to(torch.device(device))
+    config = TrainConfig.from_dict(record["train_config"])
+    t0 = time.perf_counter()
+    record["test"] = evaluate_model(model, dataset, "test", config, device)  # the one look at test
+    record["timings"]["test_seconds"] = time.perf_counter() - t0
+    record["tune"] = {**record["tune"], "trial_run": str(trial_dir)}
+    record.pop("checkpoint", None)
+    save_run(best_dir, record, model.state_dict(), overwrite=True)
+    return best_dir, record["test"], True
+
+
+def _states(study: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    return counts
+
+
+def _summary(result: TuneResult) -> dict[str, Any]:
+    return {
+        "trials": result.n_trials,
+        "states": result.states,
+        "best_trial": result.best_trial,
+        "best_value": result.best_value,
+        "best_params": result.best_params,
+        "best_run": None if result.best_run is None else str(result.best_run),
+        "test": result.test,
+    }
+
+
+def _trial_line(study: Any, trial: Any, metric: str) -> str:
+    """One line per finished trial: state, value, best so far, parameters."""
+    params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
+    if trial.state.name == "COMPLETE":
+        what = f"valid {metric} {trial.value:.4f}"
+    elif trial.state.name == "PRUNED":
+        what = f"pruned at epoch {trial.last_step} (valid {metric} {trial.intermediate_values.get(trial.last_step, float('nan')):.4f})"
+    else:
+        what = "failed" + (f" ({trial.user_attrs['failure']})" if "failure" in trial.user_attrs else "")
+    try:
+        best = study.best_trial
+        tail = f"; best {best.value:.4f} (trial {best.number})"
+    except ValueError:
+        tail = ""
+    return f"trial {trial.number}: {what}{tail}; {params}"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _write_json(path: Path, obj: Mapping[str, Any]) -> None:
+    """``path`` replaced atomically (a temporary file in the same folder renamed over it)."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, default=_jsonable)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; the output gets the usual mode
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _tensorboard_factory(folder: str | os.PathLike | None) -> Callable[[int], Callable[[Any], None]] | None:
+    """``trial number -> row writer`` (``None`` closes it) for ``folder/trial-N``."""
+    if folder is None:
+        return None
+    from graphrec.train.tensorboard import require_tensorboard, scalar_writer
+
+    require_tensorboard()  # before any work: a missing package is one line
+    check_output_folder(Path(folder), "--tensorboard")
+    return lambda number: scalar_writer(Path(folder) / f"trial-{number}")

@@ -1,0 +1,170 @@
+"""`graphrec tune`: two processes sharing one SQLite study, a call killed midway and
+continued, Ctrl-C, the best run accepted by evaluate and recommend, one-line errors."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from graphrec.cli import app
+from graphrec.data.synthetic import synthetic_catalogue
+
+optuna = pytest.importorskip("optuna", reason="graphrec tune needs Optuna (the tune extra: pip install 'graphrec[tune]')")
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tune-cli") / "shop"
+    synthetic_catalogue(n_users=100, n_items=60, n_clusters=4, seed=5).save(path)
+    return path
+
+
+def _args(data: Path, tmp_path: Path, trials: int, epochs: int = 3, *extra: object) -> list[str]:
+    return [str(a) for a in ("tune", "lightgcn", "--data", data, "--trials", trials, "--storage",
+                             f"sqlite:///{tmp_path / 'study.db'}", "--out", tmp_path / "out", "--epochs", epochs,
+                             "--batch-size", 512, "--device", "cpu", "--threads", 1, *extra)]
+
+
+def _spawn(args: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-m", "graphrec", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def _trials(tmp_path: Path):
+    return optuna.load_study(study_name="lightgcn-synthetic", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
+
+
+def test_two_processes_share_one_study(data, tmp_path):
+    procs = [_spawn(_args(data, tmp_path, 3)) for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err
+    trials = _trials(tmp_path)
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert {t.state for t in trials} <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    pids = sorted(t.user_attrs["pid"] for t in trials)
+    assert len(set(pids)) == 2 and pids.count(pids[0]) == 3  # three trials each
+    for t in trials:
+        assert (tmp_path / "out" / "trials" / str(t.number) / "record.json").is_file()
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 6  # no configuration drawn twice
+    best = max((t for t in trials if t.value is not None), key=lambda t: t.value)
+    import json
+
+    record = json.loads((tmp_path / "out" / "best" / "record.json").read_text())
+    assert record["tune"]["trial"] == best.number
+
+
+def test_a_killed_call_leaves_a_consistent_study_that_the_next_call_continues(data, tmp_path):
+    proc = _spawn(_args(data, tmp_path, 200, 40))
+    deadline = time.monotonic() + 480
+    running = None
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            if not (tmp_path / "study.db").exists():
+                continue
+            try:
+                trials = _trials(tmp_path)
+            except (KeyError, ValueError, optuna.exceptions.StorageInternalError):
+                continue  # the study is being created
+            done = [t for t in trials if t.state.is_finished()]
+            running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+            if done and running and running[0].intermediate_values:
+                break
+        else:
+            pytest.fail(f"the tune never had a finished and a running trial: {proc.communicate()}")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    with sqlite3.connect(tmp_path / "study.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    before = _trials(tmp_path)
+    killed = [t for t in before if t.state == optuna.trial.TrialState.RUNNING]
+    assert [t.number for t in killed] == [running[0].number]
+
+    res = run(*_args(data, tmp_path, 1, 40))
+    assert res.exit_code == 0, res.output
+    assert f"trial {killed[0].number}: marked failed (its process ended while it ran)" in res.output
+    after = _trials(tmp_path)
+    assert len(after) == len(before) + 1 and after[-1].number == max(t.number for t in before) + 1
+    assert after[killed[0].number].state == optuna.trial.TrialState.FAIL
+    assert after[-1].state.is_finished()
+    assert not [t for t in after if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_ctrl_c_marks_the_trial_failed_and_the_same_command_continues(data, tmp_path, monkeypatch):
+    tune_module = importlib.import_module("graphrec.train.tune")
+    real = tune_module._Objective.__call__
+    calls = []
+
+    def interrupted(self, trial):
+        calls.append(trial.number)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, trial)
+
+    monkeypatch.setattr(tune_module._Objective, "__call__", interrupted)
+    res = run(*_args(data, tmp_path, 5))
+    assert res.exit_code == 130
+    assert res.output.strip().splitlines()[-1] == (
+        "error: interrupted: the running trial is marked failed; run the same command again to continue the study")
+    assert [t.state for t in _trials(tmp_path)] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
+    monkeypatch.setattr(tune_module._Objective, "__call__", real)
+    res = run(*_args(data, tmp_path, 1))
+    assert res.exit_code == 0, res.output
+    assert [t.number for t in _trials(tmp_path)] == [0, 1, 2]
+
+
+def test_the_best_run_is_a_run_directory_evaluate_and_recommend_accept(data, tmp_path):
+    res = run(*_args(data, tmp_path, 2))
+    assert res.exit_code == 0, res.output
+    assert "test of the best trial (evaluated once now)" in res.output
+    best = tmp_path / "out" / "best"
+    res = run("evaluate", best, "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    res = run("recommend", best, "--all", "--k", 3, "--out", tmp_path / "recs.csv", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert len((tmp_path / "recs.csv").read_text().splitlines()) == 1 + 3 * 100
+    res = run(*_args(data, tmp_path, 1))  # the best did not change, or was tested once now
+    assert res.exit_code == 0 and "test of the best trial" in res.output
+
+
+def _one_line_error(res, text: str) -> None:
+    assert res.exit_code == 1, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], res.output
+
+
+def test_user_errors_are_one_line_before_any_work(data, tmp_path, monkeypatch):
+    _one_line_error(run("tune", "lightgcn", "--data", data), "Missing option '--storage'")
+    _one_line_error(run(*_args(data, tmp_path, 1)[:1], "nosuchmodel", *_args(data, tmp_path, 1)[2:]),
+                    "unknown ranking model 'nosuchmodel'")
+    (tmp_path / "space.yaml").write_text("reg_weight: {low: 1, high: 0.1}\n")
+    _one_line_error(run(*_args(data, tmp_path, 1), "--space", tmp_path / "space.yaml"), "low < high")
+    _one_line_error(run(*_args(data, tmp_path, 0)), "--trials must be at least 1")
+    _one_line_error(run(*_args(data, tmp_path, 1)[:7], "study.db", *_args(data, tmp_path, 1)[8:]),
+                    "is not a database URL: use e.g. sqlite:///study.db")
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    _one_line_error(run(*_args(data, tmp_path, 1), "--tensorboard", tmp_path / "tb"),
+                    "--tensorboard needs the tensorboard package: pip install tensorboard")
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    _one_line_error(run(*_args(data, tmp_path, 1)), "graphrec tune needs Optuna: pip install 'graphrec[tune]'")
+    assert not (tmp_path / "study.db").exists() and not (tmp_path / "out").exists() and not (tmp_path / "tb").exists()

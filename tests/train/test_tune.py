@@ -1,0 +1,241 @@
+"""Hyper-parameter search (graphrec.train.tune): a resumable study in SQLite, selection on
+validation only, the test split read once for the best trial, every trial recorded,
+pruning, dead trials marked, settings bound to the study."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphrec.data.synthetic import synthetic_catalogue
+from graphrec.errors import ConfigError
+from graphrec.train import TrainConfig, run_training
+from graphrec.train.record import load_record
+
+optuna = pytest.importorskip("optuna", reason="graphrec tune needs Optuna (the tune extra: pip install 'graphrec[tune]')")
+
+from graphrec.train.tune import require_optuna, storage_url, tune  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+fit_module = importlib.import_module("graphrec.train.fit")  # graphrec.train.fit is also the function
+EPOCHS = 4
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tune-data") / "shop"
+    synthetic_catalogue(n_users=120, n_items=70, n_clusters=4, seed=2).save(path)
+    return path
+
+
+def _config(**kw) -> TrainConfig:
+    return TrainConfig(**{"epochs": EPOCHS, "batch_size": 512, "patience": 50, "ks": (20,), "progress": False, **kw})
+
+
+def _tune(data, tmp_path, trials=3, **kw):
+    kw.setdefault("storage", f"sqlite:///{tmp_path / 'study.db'}")
+    kw.setdefault("out", tmp_path / "out")
+    kw.setdefault("config", _config())
+    kw.setdefault("plots", False)
+    storage = kw.pop("storage")
+    return tune(data, kw.pop("model", "lightgcn"), trials, storage, **kw)
+
+
+def _study(tmp_path, name="lightgcn-synthetic"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'study.db'}")
+
+
+@pytest.fixture()
+def evaluated(monkeypatch):
+    """The splits every ranking evaluation was asked for, in order (a spy)."""
+    splits: list[str] = []
+    real = fit_module.evaluate_ranking
+
+    def spy(scorer, dataset, split, **kw):
+        splits.append(split)
+        return real(scorer, dataset, split, **kw)
+
+    monkeypatch.setattr(fit_module, "evaluate_ranking", spy)
+    return splits
+
+
+def test_a_second_call_adds_trials_to_the_same_study(data, tmp_path):
+    first = _tune(data, tmp_path, trials=3)
+    second = _tune(data, tmp_path, trials=2)
+    assert (first.trials_run, second.trials_run) == (3, 2)
+    study = _study(tmp_path)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    assert second.n_trials == 5 and sum(first.states.values()) == 3
+    for t in study.trials:
+        record = load_record(tmp_path / "out" / "trials" / str(t.number))
+        assert record["tune"]["trial"] == t.number and record["tune"]["state"] == t.state.name.lower()
+        assert record["tune"]["params"] == t.params
+        assert record["test"] == {}  # trials never see the test split
+    held = json.loads((tmp_path / "out" / "tune.json").read_text())
+    assert held["storage"] == f"sqlite:///{(tmp_path / 'study.db').absolute()}" and held["summary"]["trials"] == 5
+
+
+def test_trials_select_on_validation_and_the_best_is_tested_once_at_the_end(data, tmp_path, evaluated):
+    result = _tune(data, tmp_path, trials=3)
+    assert evaluated.count("test") == 1 and evaluated[-1] == "test"
+    assert set(evaluated[:-1]) == {"valid"} and len(evaluated) == 3 * EPOCHS + 1
+    study = _study(tmp_path)
+    best = load_record(result.best_run)
+    assert best["tune"]["trial"] == study.best_trial.number == result.best_trial
+    assert best["best_valid"]["recall@20"] == study.best_trial.value == max(t.value for t in study.trials)
+    assert best["test"] == result.test and set(best["test"]) == {"all"}
+    assert (result.best_run / "model.pt").is_file()
+
+
+def test_the_best_run_is_tested_again_only_when_another_trial_becomes_the_best(data, tmp_path, evaluated, monkeypatch):
+    _tune(data, tmp_path, trials=2)
+    assert evaluated.count("test") == 1
+    tune_module = importlib.import_module("graphrec.train.tune")
+    monkeypatch.setattr(tune_module._Objective, "__call__", lambda self, trial: -1.0)  # never better
+    _tune(data, tmp_path, trials=1)
+    assert evaluated.count("test") == 1
+
+
+def test_the_first_trial_is_the_default_run(data, tmp_path):
+    _tune(data, tmp_path, trials=1)
+    trial = _study(tmp_path).trials[0]
+    assert trial.params == {"lr": 1e-3, "reg_weight": 1e-4, "num_layers": 2}
+    from graphrec.data import Dataset
+
+    record, _ = run_training(Dataset.load(data), "lightgcn", None, _config())
+    assert trial.value == record["best_valid"]["recall@20"]
+
+
+def test_hopeless_trials_are_pruned_from_their_validation_curve(data, tmp_path):
+    space = {"lr": {"low": 1e-6, "high": 5e-2, "log": True}}
+    _tune(data, tmp_path, trials=8, space=space, prune_startup=1, prune_warmup=0, config=_config(epochs=6))
+    study = _study(tmp_path)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, [t.state for t in study.trials]
+    for t in pruned:
+        run = tmp_path / "out" / "trials" / str(t.number)
+        record = load_record(run)
+        assert record["tune"]["state"] == "pruned" and not (run / "model.pt").exists()
+        assert [r["epoch"] for r in record["history"]] == list(range(1, t.last_step + 1)) and t.last_step < 6
+        # pruned where its best value so far fell below the median, at that epoch, of the
+        # trials completed before it (Optuna's median rule)
+        earlier = [o.intermediate_values[t.last_step] for o in study.trials
+                   if o.number < t.number and o.state == optuna.trial.TrialState.COMPLETE]
+        assert max(t.intermediate_values.values()) < float(np.median(earlier))
+
+def test_without_pruning_every_trial_completes(data, tmp_path):
+    space = {"lr": {"low": 1e-6, "high": 5e-2, "log": True}}
+    result = _tune(data, tmp_path, trials=5, space=space, pruning=False, prune_startup=1, prune_warmup=0)
+    assert result.states == {"complete": 5}
+
+
+def test_a_diverging_trial_fails_and_the_study_goes_on(data, tmp_path, monkeypatch):
+    real = fit_module.fit
+
+    def fit(model, dataset, config, **kw):
+        if config.lr > 1e-3:
+            raise FloatingPointError("training loss became nan at epoch 1: lower --lr")
+        return real(model, dataset, config, **kw)
+
+    monkeypatch.setattr(fit_module, "fit", fit)
+    result = _tune(data, tmp_path, trials=4, space={"lr": [1e-3, 5e-3]}, pruning=False)
+    study = _study(tmp_path)
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert failed and all(t.params["lr"] == 5e-3 for t in failed)
+    assert result.best_params["lr"] == 1e-3
+    record = load_record(tmp_path / "out" / "trials" / str(failed[0].number))
+    assert record["tune"]["state"] == "failed" and "lower --lr" in record["tune"]["error"]
+
+
+def test_trials_of_a_killed_call_are_marked_failed_and_the_count_continues(data, tmp_path):
+    _tune(data, tmp_path, trials=1)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.load_study(study_name="lightgcn-synthetic", storage=storage)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = study.ask()  # what a killed call leaves: a RUNNING trial of a process that is gone
+    import socket
+
+    orphan.set_user_attr("host", socket.gethostname())
+    orphan.set_user_attr("pid", int(dead.stdout))
+    alive = study.ask()  # a running trial of a live process (this one) is left alone
+    alive.set_user_attr("host", socket.gethostname())
+    alive.set_user_attr("pid", subprocess.os.getpid())
+    lines = []
+    _tune(data, tmp_path, trials=1, log=lines.append)
+    states = {t.number: t.state for t in _study(tmp_path).trials}
+    assert states[orphan.number] == optuna.trial.TrialState.FAIL
+    assert states[alive.number] == optuna.trial.TrialState.RUNNING
+    assert states[3] == optuna.trial.TrialState.COMPLETE and len(states) == 4
+    assert f"trial {orphan.number}: marked failed (its process ended while it ran)" in lines
+
+
+def test_a_study_refuses_a_call_with_other_settings(data, tmp_path):
+    _tune(data, tmp_path, trials=1)
+    with pytest.raises(ConfigError, match=r"other settings \(train_config.epochs: 4 in the study, 5 now\)"):
+        _tune(data, tmp_path, trials=1, config=_config(epochs=5))
+    with pytest.raises(ConfigError, match=r"other settings \(space.fixed.num_layers: None in the study, 3 now\)"):
+        _tune(data, tmp_path, trials=1, space={"num_layers": 3})
+    with pytest.raises(ConfigError, match="other settings .seed"):
+        _tune(data, tmp_path, trials=1, seed=1)
+    _tune(data, tmp_path, trials=1, study_name="other", out=tmp_path / "other")  # another study, same database
+    assert len(_study(tmp_path, "other").trials) == 1
+
+
+def test_an_output_folder_belongs_to_one_study(data, tmp_path):
+    _tune(data, tmp_path, trials=1)
+    with pytest.raises(ConfigError, match="--out .* holds study 'lightgcn-synthetic'"):
+        _tune(data, tmp_path, trials=1, study_name="another")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not a graphrec tune folder"):
+        _tune(data, tmp_path, trials=1, out=tmp_path / "busy")
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [("study.db", "not a database URL: use e.g. sqlite:///study.db"), ("sqlite://", "give a SQLite file"),
+     ("sqlite:///:memory:", "give a SQLite file")],
+)
+def test_storages_that_cannot_hold_a_resumable_study_are_refused(url, message):
+    with pytest.raises(ConfigError, match=message):
+        storage_url(url)
+
+
+def test_a_file_that_is_not_a_study_database_is_a_one_line_error(data, tmp_path):
+    (tmp_path / "study.db").write_text("not sqlite at all, but long enough to look like a header " * 4)
+    with pytest.raises(Exception) as e:
+        _tune(data, tmp_path, trials=1)
+    assert "not an Optuna study database" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_without_optuna_tune_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(ConfigError, match=r"needs Optuna: pip install 'graphrec\[tune\]'"):
+        require_optuna()
+
+
+def test_the_study_plots_are_written(data, tmp_path):
+    pytest.importorskip("matplotlib", reason="the plots need matplotlib (the plot extra)")
+    result = _tune(data, tmp_path, trials=4, plots=True)
+    names = sorted(p.name for p in result.plots)
+    assert names == ["optimization_history.png", "param_importances.png"]
+    from matplotlib.image import imread
+
+    for path in result.plots:
+        pixels = imread(path)
+        assert pixels.shape[0] > 300 and pixels.shape[1] > 600  # 6.4 in wide at 120 dpi
+        assert pixels[..., :3].std() > 0.05  # not blank
+    assert result.notes == []
+
+
+def test_too_few_trials_for_importances_is_a_note_not_a_failure(data, tmp_path):
+    pytest.importorskip("matplotlib", reason="the plots need matplotlib (the plot extra)")
+    result = _tune(data, tmp_path, trials=1, plots=True)
+    assert [p.name for p in result.plots] == ["optimization_history.png"]
+    assert result.notes == ["no param_importances.png: parameter importances need more completed trials (have 1)"]

@@ -16,10 +16,12 @@ from graphrec.cli import (
     inspect_graph,
     models,
     plot,
+    plot_runs,
     prepare,
     recommend,
     train,
     train_ctr,
+    tune,
 )
 from graphrec.cli._common import GraphrecGroup
 
@@ -44,6 +46,8 @@ def make_app() -> typer.Typer:
     app.command("export-graph", help=export_graph.__doc__)(export_graph.export_graph)
     app.command("models", help=models.__doc__)(models.models)
     app.add_typer(train.make_app(), name="train")
+    app.command("tune", help=tune.__doc__)(tune.tune)
+    app.command("plot", help=plot_runs.__doc__)(plot_runs.plot)
     app.command("plot-modality-attention", help=plot.__doc__)(plot.plot_modality_attention)
     app.command("evaluate", help=evaluate.__doc__)(evaluate.evaluate)
     app.command("recommend", help=recommend.__doc__)(recommend.recommend)

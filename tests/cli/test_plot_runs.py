@@ -1,0 +1,93 @@
+"""`graphrec plot RUN [RUN ...] --out FILE.png`: curves of several runs in one picture
+(opened and checked: size, not blank), learned weights for item-graph models, one-line
+errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from graphrec.cli import app
+from graphrec.data.synthetic import synthetic_catalogue
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+runner = CliRunner()
+DPI = 120  # graphrec.train.plots saves at 120 dots per inch
+
+
+def run(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """A LightGCN run and an MM-GEF run whose graph weights are learned (logged per epoch)."""
+    root = tmp_path_factory.mktemp("plot")
+    data = root / "data"
+    synthetic_catalogue(n_users=100, n_items=60, n_clusters=4, seed=1).save(data)
+    common = ("--data", data, "--epochs", 4, "--batch-size", 512, "--device", "cpu", "--quiet")
+    out = {}
+    for name, extra in (("lightgcn", ()), ("mmgef", ("--k", 5))):
+        res = run("train", name, *common, *extra, "--out", root / name)
+        assert res.exit_code == 0, res.output
+        out[name] = root / name
+    return out
+
+
+def _picture(path: Path):
+    from matplotlib.image import imread
+
+    pixels = imread(path)
+    assert pixels[..., :3].std() > 0.05, "the picture is blank"
+    return pixels
+
+
+def test_several_runs_overlaid_with_the_learned_weights(runs, tmp_path):
+    pytest.importorskip("matplotlib", reason="graphrec plot needs matplotlib (the plot extra)")
+    out = tmp_path / "curves.png"
+    res = run("plot", runs["lightgcn"], runs["mmgef"], "--out", out, "--label", "LightGCN", "--label", "MM-GEF")
+    assert res.exit_code == 0, res.output
+    assert res.output.strip() == f"curves of 2 runs written to {out}"
+    pixels = _picture(out)
+    # three panels (loss, validation metric, learned weights) of 5.2 x 4 inches
+    assert pixels.shape[:2] == (4 * DPI, round(3 * 5.2 * DPI))
+
+
+def test_runs_without_learned_weights_get_two_panels(runs, tmp_path):
+    pytest.importorskip("matplotlib", reason="graphrec plot needs matplotlib (the plot extra)")
+    out = tmp_path / "one.png"
+    res = run("plot", runs["lightgcn"], "--out", out, "--metric", "ndcg@20")
+    assert res.exit_code == 0, res.output
+    assert _picture(out).shape[:2] == (4 * DPI, round(2 * 5.2 * DPI))
+
+
+def test_the_learned_weights_drawn_are_the_records(runs):
+    """What the third panel draws: the history's ``model`` entries of every epoch."""
+    import json
+
+    history = json.loads((runs["mmgef"] / "record.json").read_text())["history"]
+    names = set(history[0]["model"])
+    assert names and all(set(row["model"]) == names for row in history)
+    assert all(abs(sum(row["model"].values()) - 1) < 1e-5 for row in history)  # softmax weights
+
+
+def _one_line_error(res, text: str) -> None:
+    assert res.exit_code == 1, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], res.output
+
+
+def test_user_errors_are_one_line(runs, tmp_path, monkeypatch):
+    out = tmp_path / "x.png"
+    _one_line_error(run("plot", runs["lightgcn"], "--out", out, "--label", "a", "--label", "b"),
+                    "2 --label for 1 runs")
+    _one_line_error(run("plot", tmp_path, "--out", out), "is not a graphrec run directory")
+    _one_line_error(run("plot", runs["lightgcn"], "--out", out, "--metric", "recall@7"),
+                    "no run has a validation recall@7")
+    _one_line_error(run("plot", runs["lightgcn"], "--out", tmp_path), "is a folder, not a file")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    _one_line_error(run("plot", runs["lightgcn"], "--out", out), "plots need matplotlib: pip install 'graphrec[plot]'")
+    assert not out.exists()

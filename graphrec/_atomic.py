@@ -4,9 +4,13 @@ Every command that writes a directory (datasets, runs, exported files, graphs) g
 through :func:`atomic_dir`, so an interrupted or failing write never leaves a
 half-written output and never destroys the previous one.
 
-Temporaries are named ``.NAME.tmp-HOST.PID-XXXXXXXX`` (:func:`temporary_dir`): a run
-that is killed leaves one behind, and the next write of the same output removes it once
-its process no longer runs on this host (:func:`remove_stale_temporaries`).
+Temporaries are named ``.NAME.tmp-HOST.PID-XXXXXXXX`` (folders, :func:`temporary_dir`;
+files, :func:`atomic_file`, which keep the output's suffix), and an output being
+replaced is first renamed aside to ``.NAME.old-HOST.PID-XXXXXXXX`` (:func:`replace_dir`).
+A run that is killed leaves one behind, and the next write of the same output removes
+it once it is stale: its process no longer runs on this host, or the process now
+running under that ID started after the temporary was last written (the ID was reused)
+(:func:`remove_stale_temporaries`).
 
 Every command also calls :func:`check_output` on each of its outputs before it does any
 work (reading data, training, building a graph): an output that exists (without
@@ -27,7 +31,15 @@ from typing import Iterator
 
 from graphrec.errors import ConfigError, DataError
 
-__all__ = ["atomic_dir", "check_output", "check_output_folder", "temporary_dir", "remove_stale_temporaries"]
+__all__ = [
+    "atomic_dir",
+    "atomic_file",
+    "check_output",
+    "check_output_folder",
+    "remove_stale_temporaries",
+    "replace_dir",
+    "temporary_dir",
+]
 
 
 def check_output(
@@ -113,31 +125,81 @@ def _shown(path: Path) -> str:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder next to ``path``; on success it replaces ``path``.
+    """Yield a temporary folder next to ``path``; on success it replaces ``path``
+    (:func:`replace_dir`).
 
     Raises :class:`DataError` up front when ``path`` exists and ``overwrite`` is false.
-    On an exception the temporary folder is removed and ``path`` is left untouched.
+    On an exception (Ctrl-C included) the temporary folder is removed and ``path`` is
+    left untouched.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise DataError(f"{path} already exists: choose another output or pass --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_dir(path)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the output gets the usual mode
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; the output gets the usual mode
     try:
         yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(path)
+        replace_dir(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new empty temporary file ``.NAME.tmp-HOST.PID-XXXXXXXX.SUFFIX`` beside
+    ``path`` (the output's suffix kept, for writers that pick a format by it), after
+    removing the stale temporaries of earlier writes of ``path``; on success it replaces
+    ``path`` (``os.replace``), on an exception it is removed and ``path`` left untouched.
+    The file gets the usual mode, not ``mkstemp``'s 0600."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    fd, name = tempfile.mkstemp(prefix=_temporary_prefix(path, "tmp"), suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            tmp.unlink()
+
+
+def replace_dir(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename the complete folder ``tmp`` to ``path``. An existing ``path`` is first
+    renamed aside to ``.NAME.old-HOST.PID-XXXXXXXX``, renamed back when the second rename
+    fails (or is interrupted), and removed once it succeeded."""
+    tmp, path = Path(tmp), Path(path)
+    if not (path.exists() or path.is_symlink()):
+        tmp.rename(path)
+        return
+    old = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path, "old"), dir=path.parent))
+    old.rmdir()  # a unique name; rename needs it absent
+    try:
+        path.rename(old)
+        tmp.rename(path)
+    except BaseException:
+        if os.path.lexists(old) and not os.path.lexists(path):
+            old.rename(path)  # put the previous output back
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink()
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _temporary_prefix(path: Path, kind: str) -> str:
+    """``.NAME.KIND-HOST.PID-``: the start of a temporary's name (``kind``: tmp or old)."""
+    return f".{path.name}.{kind}-{_host()}.{os.getpid()}-"
 
 
 def _host() -> str:
@@ -150,29 +212,75 @@ def temporary_dir(path: str | os.PathLike) -> Path:
     must exist), after removing the stale temporaries of earlier writes of ``path``."""
     path = Path(path)
     remove_stale_temporaries(path)
-    return Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{_host()}.{os.getpid()}-", dir=path.parent))
+    return Path(tempfile.mkdtemp(prefix=_temporary_prefix(path, "tmp"), dir=path.parent))
+
+
+#: seconds a process's start time may appear late (``/proc/stat``'s boot time is whole seconds)
+_START_SLACK = 2.0
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Remove the temporary folders of earlier writes of ``path`` whose writing process
-    is gone (a killed or crashed run); returns what was removed.
+    """Remove the temporaries of earlier writes of ``path`` that are stale; returns what
+    was removed.
 
-    Only folders named by :func:`temporary_dir` for this ``path`` on this host are
-    considered, and one is kept while its process ID runs (``os.kill(pid, 0)``): a
-    concurrent write of the same output keeps its temporary. Names without a host and
-    process ID (graphrec before they were recorded) are left alone.
+    Considered: the folders and files named by :func:`temporary_dir`,
+    :func:`atomic_file` and :func:`replace_dir` for this ``path`` on this host
+    (``.NAME.tmp-HOST.PID-*``, ``.NAME.old-HOST.PID-*``). One is stale when its process
+    no longer runs (``os.kill(pid, 0)``), or when the process running under that ID
+    started after the temporary was last modified (Linux ``/proc``: the ID was reused,
+    so that process cannot have written it). A concurrent write of the same output keeps
+    its temporary. A stale ``.old`` folder is removed only when ``path`` exists (its
+    replacement was completed); otherwise it is the only copy of the earlier output (the
+    writer was killed between its two renames) and is left for the user to rename back.
+    Names without a host and process ID (graphrec before they were recorded) are left
+    alone.
     """
     path = Path(path)
     if os.name != "posix" or not path.parent.is_dir():
         return []
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.tmp-{re.escape(_host())}\.(\d+)-[A-Za-z0-9_]+")
+    pattern = re.compile(
+        rf"\.{re.escape(path.name)}\.(tmp|old)-{re.escape(_host())}\.(\d+)-[A-Za-z0-9_]+(?:{re.escape(path.suffix)})?"
+    )
     removed = []
     for entry in path.parent.iterdir():
         found = pattern.fullmatch(entry.name)
-        if found and entry.is_dir() and not entry.is_symlink() and not _running(int(found.group(1))):
+        if not found or entry.is_symlink() or not _stale(entry, int(found.group(2))):
+            continue
+        if found.group(1) == "old" and not (path.exists() or path.is_symlink()):
+            continue
+        if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        removed.append(entry)
     return removed
+
+
+def _stale(entry: Path, pid: int) -> bool:
+    """Whether the temporary ``entry`` written by process ``pid`` is no longer being written."""
+    if not _running(pid):
+        return True
+    started = _process_start(pid)
+    try:
+        modified = entry.lstat().st_mtime
+    except OSError:
+        return False  # gone meanwhile
+    return started is not None and started > modified + _START_SLACK
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from Linux's ``/proc``;
+    None where that cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
+        boot = next(
+            int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime ")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def _running(pid: int) -> bool:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from graphrec._atomic import atomic_file
 from graphrec.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,14 +88,8 @@ def write_graphml(
     import networkx as nx
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(path) as tmp:
         nx.write_graphml(to_networkx(graph, dataset, **kwargs), tmp)
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -126,12 +121,9 @@ def plot_degree_distribution(graph: sp.spmatrix, path: str | os.PathLike, title:
     ax.set_ylabel("items")
     ax.set_title(title or f"{g.shape[0]} items, {g.nnz} edges")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
     try:
-        fig.savefig(tmp)
-        tmp.replace(path)
+        with atomic_file(path) as tmp:  # keeps the suffix: savefig picks the format by it
+            fig.savefig(tmp)
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path

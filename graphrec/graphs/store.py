@@ -38,7 +38,6 @@ import json
 import os
 import shlex
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,7 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec import __version__
-from graphrec._atomic import temporary_dir
+from graphrec._atomic import replace_dir, temporary_dir
 from graphrec.errors import ARRAY_FILE_ERRORS, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -407,30 +406,16 @@ def save_graph(
     record = dataclasses.replace(record, nnz=int(g.nnz), checksum=graph_checksum(g))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_dir(path)  # after removing the temporaries of killed writes
-    old: Path | None = None
     try:
         sp.save_npz(tmp / GRAPH_FILE, g, compressed=compressed)
         header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **record.to_dict()}
         (tmp / RECORD_FILE).write_text(json.dumps(header, indent=2) + "\n")
         for name in (GRAPH_FILE, RECORD_FILE):
             _fsync_file(tmp / name)
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            old.rmdir()  # reserve a unique name; rename needs it absent
-            path.rename(old)
-            try:
-                tmp.rename(path)
-            except BaseException:
-                old.rename(path)  # put the previous graph back
-                old = None
-                raise
-        else:
-            tmp.rename(path)
+        replace_dir(tmp, path)  # the previous graph is put back if this fails
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     return record
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -46,7 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from graphrec._atomic import check_output
+from graphrec._atomic import atomic_file, check_output
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError, GraphrecError
 from graphrec.models.base import Scorer
@@ -469,23 +468,13 @@ def write_recommendations(recs: Recommendations, out: str | os.PathLike, overwri
     same folder, renamed into place at the end: an interrupted write leaves no partial
     file and never destroys an existing one."""
     out = check_recommendations_output(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; the output gets the usual mode
+    with atomic_file(out) as tmp:  # after removing the temporaries of killed writes
         if out.suffix.lower() == ".csv":
-            _write_csv(recs, tmp)
+            _write_csv(recs, str(tmp))
         else:
-            _write_parquet(recs, tmp)
+            _write_parquet(recs, str(tmp))
         if out.exists() and not overwrite:  # created meanwhile by someone else
             raise ConfigError(f"{out} already exists: choose another --out or pass --overwrite")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return out
 
 

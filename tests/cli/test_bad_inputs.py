@@ -327,6 +327,37 @@ def test_next_run_removes_the_temporaries_of_a_killed_run(data_dir, tmp_path, co
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(f".{name}.")) == [running.name]
 
 
+@pytest.mark.skipif(__import__("os").name != "posix", reason="process IDs are checked with os.kill(pid, 0)")
+@pytest.mark.parametrize("command", ["train", "recommend"])
+def test_next_run_removes_old_folders_and_file_temporaries_of_a_killed_run(run_dir, data_dir, tmp_path, command):
+    """A run killed after moving the previous output aside leaves ``.NAME.old-*``; one
+    writing a single file leaves ``.NAME.tmp-*.SUFFIX``: the next run removes them."""
+    import os
+
+    from graphrec._atomic import _host
+
+    if command == "train":
+        out = tmp_path / "run"
+        shutil.copytree(run_dir, out)
+        killed = tmp_path / f".run.old-{_host()}.{_dead_pid()}-k1ll3d00"
+        shutil.copytree(run_dir, killed)
+        running = tmp_path / f".run.old-{_host()}.{os.getppid()}-runn1ng0"
+        running.mkdir()
+        args = ["train", "mf", "--data", data_dir, "--epochs", "1", "--device", "cpu", "--quiet", "--out", out,
+                "--overwrite"]
+    else:
+        out = tmp_path / "recs.csv"
+        killed = tmp_path / f".recs.csv.tmp-{_host()}.{_dead_pid()}-k1ll3d00.csv"
+        killed.write_text("user_id,item_id,rank,score\n1,")
+        running = tmp_path / f".recs.csv.tmp-{_host()}.{os.getppid()}-runn1ng0.csv"
+        running.write_text("")
+        args = ["recommend", run_dir, "--out", out, "--device", "cpu", "--quiet"]
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    assert not killed.exists() and running.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, running.name])
+
+
 @pytest.mark.parametrize("under", ["afile/work", "afile"])
 def test_features_work_dir_under_a_file_is_refused_before_any_work(tmp_path, under):
     (tmp_path / "afile").write_text("")

@@ -51,9 +51,14 @@ ColdProtocol = Annotated[
 Negatives = Annotated[str, typer.Option(help="BPR negatives: all (cold items included, as LATTICE's reference) or warm (never a cold item).")]
 Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+TensorBoard = Annotated[
+    Optional[Path],
+    typer.Option(help="Write TensorBoard scalars here: loss, validation metrics, learned weights (needs tensorboard)."),
+]
 COMMON_OPTIONS = (
     "epochs", "lr", "lr_decay", "lr_decay_every", "batch_size", "patience", "eval_every", "metric", "select_on", "protocol",
     "seed", "device", "out", "overwrite", "cold_start", "cold_protocol", "negatives", "threads", "quiet",
+    "tensorboard",
 )
 
 
@@ -86,6 +91,7 @@ def train_command(
     overwrite: bool = False,
     cold_protocol: str = "papers",
     negatives: str = "all",
+    tensorboard: Optional[Path] = None,
 ) -> dict[str, Any]:
     """What every `graphrec train MODEL` does; returns the run record."""
     from graphrec.data import Dataset
@@ -98,6 +104,12 @@ def train_command(
         raise ConfigError(f"--cold-protocol {cold_protocol!r} is not one of {', '.join(COLD_PROTOCOLS)}")
     if not 0.0 <= cold_start < 1.0:
         raise ConfigError(f"--cold-start must be in [0, 1), got {cold_start}")
+    writer = None
+    if tensorboard is not None:  # checked before any work, like the run directory
+        from graphrec.train.tensorboard import require_tensorboard, scalar_writer
+
+        require_tensorboard()
+        check_output_folder(tensorboard, "--tensorboard")
 
     # the run directory is checked before anything is read or trained
     if out is not None:
@@ -129,10 +141,15 @@ def train_command(
     if out is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{model_name}-{ds.name}-{stamp}"
+    if tensorboard is not None:
+        writer = scalar_writer(tensorboard)
     record, _ = run_training(
         ds, model_name, model_overrides, config, device=dev, out=out, data_path=data.resolve(), transforms=transforms,
+        on_epoch=writer,
         overwrite=overwrite,
     )
+    if writer is not None:
+        writer(None)
     print_record(record)
     typer.echo(f"run saved to {out}")
     return record
@@ -173,14 +190,14 @@ def _common_parameters(trainable: bool, train_defaults: dict[str, Any]) -> list[
         "epochs": 1000, "lr": 1e-3, "lr_decay": 1.0, "lr_decay_every": 50, "batch_size": 2048, "patience": 20, "eval_every": 1,
         "metric": "recall@20", "select_on": "all", "protocol": "recbole", "seed": 0, "device": "auto",
         "out": None, "overwrite": False, "cold_start": 0.0, "cold_protocol": "papers", "negatives": "all",
-        "threads": None, "quiet": False,
+        "threads": None, "quiet": False, "tensorboard": None,
     }
     defaults.update(train_defaults)
     types: dict[str, Any] = {
         "epochs": Epochs, "lr": Lr, "lr_decay": LrDecay, "lr_decay_every": LrDecayEvery, "batch_size": BatchSize, "patience": Patience, "eval_every": EvalEvery,
         "metric": Metric, "select_on": SelectOn, "protocol": Protocol, "seed": Seed, "device": Device, "out": Out,
         "overwrite": Overwrite, "cold_start": ColdStart, "cold_protocol": ColdProtocol, "negatives": Negatives,
-        "threads": Threads, "quiet": Quiet,
+        "threads": Threads, "quiet": Quiet, "tensorboard": TensorBoard,
     }
     if not trainable:
         hidden = {"epochs": int, "lr": float, "lr_decay": float, "lr_decay_every": int, "batch_size": int,

@@ -42,7 +42,7 @@ def tune(
     protocol: Annotated[str, typer.Option(help="recbole (test masks train+valid) or mmrec (train only).")] = "recbole",
     pruning: Annotated[bool, typer.Option("--pruning/--no-pruning", help="Stop trials below the median validation curve.")] = True,
     prune_startup: Annotated[int, typer.Option(help="Finished trials before any trial is pruned.")] = 5,
-    prune_warmup: Annotated[int, typer.Option(help="No trial is pruned at or before this epoch.")] = 10,
+    prune_warmup: Annotated[int, typer.Option(help="No trial is pruned before this epoch.")] = 10,
     tensorboard: Annotated[
         Optional[Path], typer.Option(help="Write TensorBoard scalars here, one run per trial (needs tensorboard).")
     ] = None,

@@ -143,8 +143,8 @@ def tune(
     ``config``: the training options every trial shares (``graphrec train``'s defaults
     when None; ``progress`` is turned off and ``seed`` set to ``seed``). ``timeout``:
     seconds after which no new trial starts. ``pruning``: the median pruner, which
-    starts pruning after ``prune_startup`` finished trials and at epochs above
-    ``prune_warmup``. ``tensorboard``: a folder for TensorBoard scalars, one run per
+    starts pruning after ``prune_startup`` completed trials and from epoch
+    ``prune_warmup`` on. ``tensorboard``: a folder for TensorBoard scalars, one run per
     trial. ``log``: receives one line per finished trial.
     """
     optuna = require_optuna()
@@ -162,12 +162,10 @@ def tune(
     base = dict((config or TrainConfig(**dict(entry.train_defaults))).to_dict(), progress=False, seed=seed)
     config = TrainConfig.from_dict(base)
     writer_factory = _tensorboard_factory(tensorboard)  # before any work: a missing package is one line
-    if out is not None:
-        _check_out(Path(out), None, url)
-    dataset = Dataset.load(data)
-    study_name = study_name or f"{model}-{dataset.name}"
+    study_name = study_name or f"{model}-{_dataset_name(data)}"
     out = Path(out) if out is not None else Path("runs") / f"tune-{study_name}"
-    _check_out(out, study_name, url)
+    _check_out(out, study_name, url)  # before the data are read
+    dataset = Dataset.load(data)
     setup = {
         "model": model,
         "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint()},
@@ -217,6 +215,18 @@ def tune(
         result.notes += notes
     _write_json(out / TUNE_FILE, {**json.loads((out / TUNE_FILE).read_text()), "summary": _summary(result)})
     return result
+
+
+def _dataset_name(data: str | os.PathLike) -> str:
+    """The name in ``DIR/dataset.json`` (the whole dataset is read after the outputs are
+    checked); a folder that is not a dataset is :meth:`Dataset.load`'s one-line error."""
+    try:
+        name = json.loads((Path(data) / "dataset.json").read_text(encoding="utf-8"))["name"]
+        if isinstance(name, str) and name:
+            return name
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return Dataset.load(data).name
 
 
 # --- the study ---------------------------------------------------------------------------

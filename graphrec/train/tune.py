@@ -106,7 +106,9 @@ def storage_url(storage: str) -> str:
     prefix = "sqlite:///"
     path = storage[len(prefix):] if storage.startswith(prefix) else ""
     if not path or path == ":memory:" or path.startswith("file:"):
-        raise ConfigError(f"--storage {storage!r}: give a SQLite file, e.g. sqlite:///study.db (a study must outlive the call)")
+        raise ConfigError(
+            f"--storage {storage!r}: give a SQLite file, e.g. sqlite:///study.db (a study must outlive the call)"
+        )
     db = Path(path)
     if db.is_dir():
         raise ConfigError(f"--storage {storage}: {db} is a folder, not a SQLite file")
@@ -175,46 +177,51 @@ def tune(
     }
     log = log or (lambda line: None)
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    with _lock(url, out):
-        rdb = _open_storage(optuna, url)
-        study = _load_study(optuna, rdb, study_name, url, setup, pruning, prune_startup, prune_warmup, seed)
-        failed = _fail_dead_trials(optuna, study, rdb)
-        if not study.get_trials(deepcopy=False):
-            defaults = _default_point(entry, searched, config)
-            if defaults:
-                study.enqueue_trial(defaults, user_attrs={"defaults": True}, skip_if_exists=True)
-        _write_json(out / TUNE_FILE, {"format": "graphrec-tune", "version": 1, "study": study_name, "storage": url,
-                                      "model": model, "data": str(Path(data).resolve())})
-    for number in failed:
-        log(f"trial {number}: marked failed (its process ended while it ran)")
-
-    objective = _Objective(
-        optuna, model, searched, dataset, Path(data).resolve(), config, device, out, url, study_name,
-        pruning, writer_factory,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.optimize(
-            objective, n_trials=trials, timeout=timeout, catch=(FloatingPointError,),
-            callbacks=[lambda st, tr: log(_trial_line(st, tr, config.valid_metric))],
-        )
-    result = TuneResult(study_name, url, out, trials_run=objective.calls, states=_states(study))
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if complete:
-        best = study.best_trial
-        result.best_trial, result.best_value, result.best_params = best.number, best.value, dict(best.params)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # graphrec prints its own line per trial
+    try:
         with _lock(url, out):
-            result.best_run, result.test, result.test_evaluated = _write_best(best, study_name, url, out, dataset, device)
-    else:
-        result.notes.append("no trial completed: no best run written")
-    if plots:
-        from graphrec.train.plots import draw_study
+            rdb = _open_storage(optuna, url)
+            study = _load_study(optuna, rdb, study_name, url, setup, pruning, prune_startup, prune_warmup, seed)
+            failed = _fail_dead_trials(optuna, study, rdb)
+            if not study.get_trials(deepcopy=False):
+                defaults = _default_point(entry, searched, config)
+                if defaults:
+                    study.enqueue_trial(defaults, user_attrs={"defaults": True}, skip_if_exists=True)
+            _write_json(out / TUNE_FILE, {"format": "graphrec-tune", "version": 1, "study": study_name, "storage": url,
+                                          "model": model, "data": str(Path(data).resolve())})
+        for number in failed:
+            log(f"trial {number}: marked failed (its process ended while it ran)")
 
-        result.plots, notes = draw_study(study, out, config.valid_metric)
-        result.notes += notes
-    _write_json(out / TUNE_FILE, {**json.loads((out / TUNE_FILE).read_text()), "summary": _summary(result)})
-    return result
+        objective = _Objective(
+            optuna, model, searched, dataset, Path(data).resolve(), config, device, out, url, study_name,
+            pruning, writer_factory,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.optimize(
+                objective, n_trials=trials, timeout=timeout, catch=(FloatingPointError,),
+                callbacks=[lambda st, tr: log(_trial_line(st, tr, config.valid_metric))],
+            )
+        result = TuneResult(study_name, url, out, trials_run=objective.calls, states=_states(study))
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if complete:
+            best = study.best_trial
+            result.best_trial, result.best_value, result.best_params = best.number, best.value, dict(best.params)
+            with _lock(url, out):
+                written = _write_best(best, study_name, url, out, dataset, device)
+            result.best_run, result.test, result.test_evaluated = written
+        else:
+            result.notes.append("no trial completed: no best run written")
+        if plots:
+            from graphrec.train.plots import draw_study
+
+            result.plots, notes = draw_study(study, out, config.valid_metric)
+            result.notes += notes
+        _write_json(out / TUNE_FILE, {**json.loads((out / TUNE_FILE).read_text()), "summary": _summary(result)})
+        return result
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 def _dataset_name(data: str | os.PathLike) -> str:
@@ -243,7 +250,9 @@ def _open_storage(optuna: Any, url: str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS, **kwargs)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS, **kwargs
+            )
     except ImportError as e:
         raise ConfigError(f"--storage {url}: {e}") from None
     except (sqlalchemy.exc.SQLAlchemyError, RuntimeError) as e:
@@ -298,7 +307,9 @@ def _sampler(optuna: Any, seed: int) -> Any:
         def _of(self, trial: Any) -> Any:
             if trial.number not in self._samplers:
                 trial_seed = (seed * 1_000_003 + trial.number) % 2**32
-                self._samplers[trial.number] = optuna.samplers.TPESampler(seed=trial_seed, n_startup_trials=STARTUP_TRIALS)
+                self._samplers[trial.number] = optuna.samplers.TPESampler(
+                    seed=trial_seed, n_startup_trials=STARTUP_TRIALS
+                )
             return self._samplers[trial.number]
 
         def infer_relative_search_space(self, study, trial):
@@ -330,10 +341,11 @@ def _default_point(entry: Any, space: SearchSpace, config: TrainConfig) -> dict[
         value = getattr(config, key) if key in TUNABLE_TRAIN_OPTIONS else entry.defaults.get(key)
         if key == "reg_weight" and value is None:
             return {}  # a default resolved inside the builder (e.g. LATTICE's): not a point
-        inside = value in dim.values if isinstance(dim, Choice) else (
-            value is not None and not isinstance(value, bool) and dim.low <= value <= dim.high
-            and (dim.step in (None, 1) or abs((value - dim.low) / dim.step - round((value - dim.low) / dim.step)) < 1e-9)
-        )
+        if isinstance(dim, Choice):
+            inside = value in dim.values
+        else:
+            on_grid = dim.step in (None, 1) or abs(((value or 0) - dim.low) / dim.step % 1 - 0.5) > 0.5 - 1e-9
+            inside = value is not None and not isinstance(value, bool) and dim.low <= value <= dim.high and on_grid
         if not inside:
             return {}
         point[key] = value
@@ -569,7 +581,8 @@ def _trial_line(study: Any, trial: Any, metric: str) -> str:
     if trial.state.name == "COMPLETE":
         what = f"valid {metric} {trial.value:.4f}"
     elif trial.state.name == "PRUNED":
-        what = f"pruned at epoch {trial.last_step} (valid {metric} {trial.intermediate_values.get(trial.last_step, float('nan')):.4f})"
+        last = trial.intermediate_values.get(trial.last_step, float("nan"))
+        what = f"pruned at epoch {trial.last_step} (valid {metric} {last:.4f})"
     else:
         what = "failed" + (f" ({trial.user_attrs['failure']})" if "failure" in trial.user_attrs else "")
     try:

@@ -55,18 +55,41 @@ def _usage_errors_as_lines() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+#: ``ctx.meta`` key of the command line as typed after ``graphrec`` (a list of strings)
+ARGV = "graphrec.argv"
+
+
+@contextlib.contextmanager
+def _interrupts_as_status_130() -> Iterator[None]:
+    """Ctrl-C (KeyboardInterrupt) inside ends the command with status 130 and one line on
+    stderr: the interrupt's own message (``graphrec train`` says where its state was kept
+    and how to resume) or ``interrupted``."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        if os.environ.get("GRAPHREC_DEBUG"):
+            raise
+        typer.secho(str(e) or "interrupted", err=True, fg=typer.colors.YELLOW)
+        raise typer.Exit(130) from None
+
+
 class GraphrecGroup(TyperGroup):
     """The ``graphrec`` command group: usage errors (an unknown command or model, an
     unknown or missing option, a value that does not parse) print one ``error:`` line and
     exit with status 1, like every other user error, instead of click's box and status 2.
-    ``--help`` is unchanged (status 0)."""
+    ``--help`` is unchanged (status 0). An interrupted command exits with status 130.
+    The command line is kept in ``ctx.meta[ARGV]`` (``graphrec train`` records it)."""
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        argv = list(args)
         with _usage_errors_as_lines():
-            return super().make_context(info_name, args, parent=parent, **extra)
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
+        if parent is None:
+            ctx.meta.setdefault(ARGV, argv)
+        return ctx
 
     def invoke(self, ctx: Any) -> Any:
-        with _usage_errors_as_lines():
+        with _usage_errors_as_lines(), _interrupts_as_status_130():
             return super().invoke(ctx)
 
 

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import inspect
+import shlex
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
 
 from graphrec._atomic import check_output_folder
-from graphrec.cli._common import format_learned, metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
+from graphrec.cli._common import (
+    ARGV,
+    format_learned,
+    metric_table,
+    ordered_metric_keys,
+    resolve_device,
+    set_threads,
+    user_errors,
+)
 
 Data = Annotated[Path, typer.Option("--data", help="Dataset directory (from `graphrec prepare`).")]
 Epochs = Annotated[int, typer.Option(help="Maximum number of epochs.")]
@@ -39,6 +48,13 @@ Seed = Annotated[int, typer.Option(help="Seed of initialisation, sampling and th
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
 Out = Annotated[Optional[Path], typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run directory --out if it holds an earlier run.")]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue the interrupted run in --out (Ctrl-C or SIGTERM keeps it), with the options it was started with.",
+    ),
+]
 ColdStart = Annotated[float, typer.Option(help="Make this fraction of the items cold, never seen in training (e.g. 0.2; --cold-protocol says how).")]
 ColdProtocol = Annotated[
     str,
@@ -57,7 +73,7 @@ TensorBoard = Annotated[
 ]
 COMMON_OPTIONS = (
     "epochs", "lr", "lr_decay", "lr_decay_every", "batch_size", "patience", "eval_every", "metric", "select_on", "protocol",
-    "seed", "device", "out", "overwrite", "cold_start", "cold_protocol", "negatives", "threads", "quiet",
+    "seed", "device", "out", "overwrite", "resume", "cold_start", "cold_protocol", "negatives", "threads", "quiet",
     "tensorboard",
 )
 
@@ -92,13 +108,22 @@ def train_command(
     cold_protocol: str = "papers",
     negatives: str = "all",
     tensorboard: Optional[Path] = None,
+    resume: bool = False,
+    command: Optional[str] = None,
 ) -> dict[str, Any]:
-    """What every `graphrec train MODEL` does; returns the run record."""
+    """What every `graphrec train MODEL` does; returns the run record.
+
+    Ctrl-C or SIGTERM during training keeps the best state so far in ``out`` as a run
+    marked interrupted and ends with status 130 and one line naming the resume command
+    (made from ``command``, the line as typed); ``resume`` continues such a run
+    (:mod:`graphrec.train.state`).
+    """
     from graphrec.data import Dataset
     from graphrec.train import TrainConfig, run_training
     from graphrec.data.splits import COLD_PROTOCOLS
     from graphrec.errors import ConfigError
     from graphrec.train.run import check_run_output, cold_start_transforms, prepare_dataset
+    from graphrec.train.state import check_resumable, sigterm_as_interrupt
 
     if cold_protocol not in COLD_PROTOCOLS:
         raise ConfigError(f"--cold-protocol {cold_protocol!r} is not one of {', '.join(COLD_PROTOCOLS)}")
@@ -112,7 +137,11 @@ def train_command(
         check_output_folder(tensorboard, "--tensorboard")
 
     # the run directory is checked before anything is read or trained
-    if out is not None:
+    if resume:
+        if out is None or overwrite:
+            raise ConfigError("--resume continues the interrupted run in --out: pass --out DIR, without --overwrite")
+        check_resumable(out)
+    elif out is not None:
         check_run_output(out, overwrite)
     else:
         check_output_folder(Path("runs"), "--out")
@@ -143,11 +172,11 @@ def train_command(
         out = Path("runs") / f"{model_name}-{ds.name}-{stamp}"
     if tensorboard is not None:
         writer = scalar_writer(tensorboard)
-    record, _ = run_training(
-        ds, model_name, model_overrides, config, device=dev, out=out, data_path=data.resolve(), transforms=transforms,
-        on_epoch=writer,
-        overwrite=overwrite,
-    )
+    with sigterm_as_interrupt():  # a kill keeps the state as Ctrl-C does
+        record, _ = run_training(
+            ds, model_name, model_overrides, config, device=dev, out=out, data_path=data.resolve(), transforms=transforms,
+            on_epoch=writer, overwrite=overwrite, resume=resume, command=command,
+        )
     if writer is not None:
         writer(None)
     print_record(record)
@@ -189,19 +218,20 @@ def _common_parameters(trainable: bool, train_defaults: dict[str, Any]) -> list[
     defaults: dict[str, Any] = {
         "epochs": 1000, "lr": 1e-3, "lr_decay": 1.0, "lr_decay_every": 50, "batch_size": 2048, "patience": 20, "eval_every": 1,
         "metric": "recall@20", "select_on": "all", "protocol": "recbole", "seed": 0, "device": "auto",
-        "out": None, "overwrite": False, "cold_start": 0.0, "cold_protocol": "papers", "negatives": "all",
-        "threads": None, "quiet": False, "tensorboard": None,
+        "out": None, "overwrite": False, "resume": False, "cold_start": 0.0, "cold_protocol": "papers",
+        "negatives": "all", "threads": None, "quiet": False, "tensorboard": None,
     }
     defaults.update(train_defaults)
     types: dict[str, Any] = {
         "epochs": Epochs, "lr": Lr, "lr_decay": LrDecay, "lr_decay_every": LrDecayEvery, "batch_size": BatchSize, "patience": Patience, "eval_every": EvalEvery,
         "metric": Metric, "select_on": SelectOn, "protocol": Protocol, "seed": Seed, "device": Device, "out": Out,
-        "overwrite": Overwrite, "cold_start": ColdStart, "cold_protocol": ColdProtocol, "negatives": Negatives,
+        "overwrite": Overwrite, "resume": Resume, "cold_start": ColdStart, "cold_protocol": ColdProtocol,
+        "negatives": Negatives,
         "threads": Threads, "quiet": Quiet, "tensorboard": TensorBoard,
     }
     if not trainable:
         hidden = {"epochs": int, "lr": float, "lr_decay": float, "lr_decay_every": int, "batch_size": int,
-                  "patience": int, "eval_every": int}
+                  "patience": int, "eval_every": int, "resume": bool}
         for name, typ in hidden.items():
             types[name] = Annotated[typ, typer.Option(hidden=True)]
         defaults["epochs"] = 1
@@ -235,6 +265,7 @@ def make_command(entry: Any) -> Callable[..., None]:
 
     @user_errors
     def command(**values: Any) -> None:
+        argv = values.pop("ctx").meta.get(ARGV)
         data = values.pop("data")
         common = {name: values.pop(name) for name in COMMON_OPTIONS}
         overrides: dict[str, Any] = {}
@@ -245,9 +276,11 @@ def make_command(entry: Any) -> Callable[..., None]:
             elif spec.option.to_value is not None:
                 value = spec.option.to_value(value)
             overrides[spec.name] = value
-        train_command(entry.name, overrides, data, **common)
+        command_line = None if argv is None else shlex.join(["graphrec", *argv])  # recorded; names the resume command
+        train_command(entry.name, overrides, data, **common, command=command_line)
 
-    params = [inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, annotation=Data)]
+    params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+              inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, annotation=Data)]
     params += [model_parameter(p) for p in specs]
     params += _common_parameters(entry.trainable, dict(entry.train_defaults))
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

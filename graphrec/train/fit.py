@@ -27,6 +27,7 @@ from graphrec.errors import ConfigError
 from graphrec.models import Recommender
 from graphrec.train.config import TrainConfig
 from graphrec.train.evaluate import evaluate_cold_start, evaluate_ranking
+from graphrec.train.state import StateKeeper, TrainState
 
 __all__ = ["FitResult", "fit", "seed_everything", "evaluate_model"]
 
@@ -82,6 +83,7 @@ def fit(
     log: Callable[[str], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     evaluate_test: bool = True,
+    keeper: StateKeeper | None = None,
 ) -> FitResult:
     """Train ``model`` on ``dataset.train``, select on valid, evaluate test once.
 
@@ -90,6 +92,10 @@ def fit(
     ``TrialPruned``) ends training and propagates. ``evaluate_test=False`` never looks
     at the test split (``FitResult.test`` is empty): hyper-parameter search selects on
     validation only and tests the chosen configuration once, later.
+
+    With a ``keeper`` (:mod:`graphrec.train.state`), every epoch starts by storing the
+    loop's state in it, so that after an interrupt it holds the last completed epoch; a
+    keeper made with a saved state resumes from it, to the numbers of an uninterrupted run.
     """
     for split in ("valid", "test"):
         dataset.split(split)  # a clear error when the dataset has no such split
@@ -124,8 +130,19 @@ def fit(
     bad_evals = 0
     train_time, eval_time, n_evals = 0.0, 0.0, 0
     stopped = False
-    bar = _progress(range(1, config.epochs + 1), config.progress, desc="train", unit="epoch")
+    kept = None if keeper is None else keeper.state
+    if kept is not None:  # resume an interrupted run (graphrec.train.state)
+        kept.restore(model, opt, sched, rng)
+        best_score, best_epoch, best_state, best_valid = (kept.best_score, kept.best_epoch,
+                                                        kept.best_state, kept.best_valid)
+        history, bad_evals, (train_time, eval_time, n_evals) = list(kept.history), kept.bad_evals, kept.clock
+    first = 1 if kept is None else kept.epoch + 1
+    bar = _progress(range(first, config.epochs + 1), config.progress, desc="train", unit="epoch")
     for epoch in bar:
+        if keeper is not None:  # the state an interrupt in this epoch keeps
+            keeper.state = TrainState.capture(
+                epoch - 1, model, opt, sched, rng, best_epoch=best_epoch, best_score=best_score, best_valid=best_valid,
+                best_state=best_state, bad_evals=bad_evals, history=history, clock=(train_time, eval_time, n_evals))
         t0 = time.perf_counter()  # per-epoch work (LATTICE's rebuild, FREEDOM's pruning) counts
         model.train()
         model.start_epoch(epoch)

@@ -29,6 +29,16 @@ from graphrec.train.builders import build_model, content_modalities, model_param
 from graphrec.train.config import TrainConfig
 from graphrec.train.fit import FitResult, evaluate_model, fit, seed_everything
 from graphrec.train.record import RECORD, check_record_fields, load_record, load_state, save_run
+from graphrec.train.state import (
+    FINISHED,
+    StateKeeper,
+    check_finished,
+    check_resumable,
+    check_same_run,
+    keep_interrupted,
+    load_resume_state,
+    signals_held,
+)
 
 __all__ = [
     "check_run_output",
@@ -88,6 +98,8 @@ def run_training(
     transforms: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    resume: bool = False,
+    command: str | None = None,
 ) -> tuple[dict[str, Any], Recommender]:
     """Seed, build ``model_name`` for ``dataset``, fit it, and write a run directory.
 
@@ -95,19 +107,64 @@ def run_training(
     an existing ``out`` is replaced only with ``overwrite`` and only when it holds an
     earlier run. ``on_epoch`` is the fit loop's per-epoch hook (:func:`fit`). Returns
     the run record (a JSON-able dict) and the trained model (best state).
+
+    With ``out``, an interrupt during training (Ctrl-C: :class:`KeyboardInterrupt`)
+    keeps the best state so far in ``out``, as a run marked interrupted, and raises
+    :class:`~graphrec.train.state.RunInterrupted`; ``resume=True`` continues the
+    interrupted run in ``out`` (the same model, hyper-parameters, training options and
+    data, else a one-line :class:`ConfigError`) to the numbers an uninterrupted run
+    gives (:mod:`graphrec.train.state`). ``command`` (the ``graphrec ...`` line that
+    started the run) is recorded; the resume command an interrupt names is made from it.
     """
-    if out is not None:
+    previous = None
+    if resume:
+        if out is None or overwrite:
+            raise ConfigError("--resume continues the interrupted run in --out: pass --out DIR, without --overwrite")
+        previous = check_resumable(out)
+    elif out is not None:
         check_run_output(out, overwrite)
     params = model_params(model_name, model_overrides)
+    keeper = None if out is None else StateKeeper()
+    if previous is not None:
+        check_same_run(previous, out, {
+            "model": model_name, "model_params": params, "train_config": config.to_dict(),
+            "dataset": {"fingerprint": dataset.fingerprint(), "transforms": dict(transforms or {})},
+        })
+        keeper = StateKeeper(load_resume_state(out, previous))
+    provenance = _provenance(command, previous, keeper)
     seed_everything(config.seed)
     t0 = time.perf_counter()
     model = build_model(model_name, dataset, params)
     build_seconds = time.perf_counter() - t0
-    result = fit(model, dataset, config, device=device, on_epoch=on_epoch)
+    try:
+        result = fit(model, dataset, config, device=device, on_epoch=on_epoch, keeper=keeper)
+    except KeyboardInterrupt:
+        if keeper is None or keeper.state is None:
+            raise
+        result = None  # kept below, once the interrupted frames (and their progress bar) are released
+    if result is None:
+        kept = keeper.state  # type: ignore[union-attr]
+        so_far = FitResult(best_epoch=kept.best_epoch, best_valid=kept.best_valid, test={}, history=kept.history)
+        record = training_record(dataset, model_name, params, config, so_far, device, data_path, transforms,
+                                 build_seconds)
+        raise keep_interrupted(out, dict(record, **provenance), kept, overwrite=overwrite or resume)
     record = training_record(dataset, model_name, params, config, result, device, data_path, transforms, build_seconds)
+    record.update(provenance, status=FINISHED)
     if out is not None:
-        save_run(out, record, model.state_dict(), overwrite=overwrite)
+        with signals_held():  # a Ctrl-C now waits for the run directory
+            save_run(out, record, model.state_dict(), overwrite=overwrite or resume)
     return record, model
+
+
+def _provenance(command: str | None, previous: Mapping[str, Any] | None, keeper: StateKeeper | None) -> dict[str, Any]:
+    """The record entries saying how a run was started: its command line and, for a
+    resumed run, the first start's date and the epochs it was resumed after."""
+    out: dict[str, Any] = {} if command is None else {"command": command}
+    if previous is not None and keeper is not None and keeper.state is not None:
+        out["created"] = previous.get("created")
+        out["command"] = previous.get("command") or command
+        out["resumed_after"] = [*previous.get("resumed_after", []), keeper.state.epoch]
+    return out
 
 
 def training_record(
@@ -221,7 +278,9 @@ def reevaluate(
     progress: bool = False,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Rebuild a saved run's model, load its weights, evaluate valid and test again
-    (the dataset as in :func:`load_run`)."""
+    (the dataset as in :func:`load_run`). An interrupted run is refused (it has no test
+    metrics yet: resume it, :mod:`graphrec.train.state`)."""
+    check_finished(load_record(run_dir), run_dir)
     record, dataset, model = load_run(run_dir, device, data_path)
     cfg = dict(record["train_config"])
     if protocol is not None:

@@ -1,0 +1,389 @@
+"""Interrupt and resume: the fit loop's state at an epoch boundary, kept and restored.
+
+When Ctrl-C (or, under ``graphrec train``, SIGTERM) stops a run that writes a run
+directory, the best state so far is kept there as a run marked interrupted, and
+``graphrec train ... --resume`` (``run_training(..., resume=True)``) continues it to the
+numbers an uninterrupted run gives.
+
+How: given a :class:`StateKeeper`, :func:`graphrec.train.fit` stores in it, at the start
+of every epoch, everything the rest of training depends on (:class:`TrainState`): the
+weights and Adam's and the learning-rate schedule's state after the epochs completed;
+the best validated weights, score and epoch; the validations without improvement; the
+history and clocks; and every random generator: Python's, NumPy's global one and the
+batch generator, torch's CPU (and CUDA) one, and the ``torch.Generator`` attributes of
+the model's modules (e.g. SMORE's dropout masks). An interrupt anywhere in the next
+epoch, its validation or the final test loses only that epoch: the kept state is the
+one it started from, and a resumed run repeats it exactly. The copy costs about three
+times the model's parameters in memory (weights and Adam's two moments).
+
+An interrupted run directory holds
+
+* ``record.json`` with ``"status": "interrupted"``, ``epochs_completed``, the history,
+  best epoch and best validation metrics so far, ``"test": null`` (the test split is
+  evaluated once, when training ends; ``graphrec evaluate`` refuses an interrupted run)
+  and ``resume``: the file name and sha256 of ``resume.pt`` and the command that
+  continues the run;
+* ``model.pt``: the best validated weights (the weights reached, when no epoch was
+  validated yet), bound to the record as a finished run's are
+  (:mod:`graphrec.train.record`), so ``recommend`` and ``export-graph`` use them;
+* ``resume.pt``: the rest of the state, tensors, numbers and strings only (read with
+  ``torch.load(weights_only=True)``).
+
+The run directory is written through :func:`graphrec._atomic.atomic_dir` while SIGINT
+and SIGTERM are held (:func:`signals_held`): a second Ctrl-C during the save waits for
+it, and nothing is ever half-written. A finished run's record has ``"status":
+"finished"`` (records written before interrupts were kept have no status: finished).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import random
+import shlex
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from graphrec._atomic import atomic_dir
+from graphrec.errors import ConfigError, DataError
+from graphrec.train.record import RECORD, WEIGHTS, _jsonable, checkpoint_entry, file_sha256, load_record, load_state
+
+__all__ = [
+    "FINISHED",
+    "INTERRUPTED",
+    "RESUME",
+    "RunInterrupted",
+    "StateKeeper",
+    "TrainState",
+    "check_finished",
+    "check_resumable",
+    "check_same_run",
+    "keep_interrupted",
+    "load_resume_state",
+    "resume_command",
+    "sigterm_as_interrupt",
+    "signals_held",
+]
+
+RESUME = "resume.pt"
+FINISHED, INTERRUPTED = "finished", "interrupted"
+
+#: training options that may differ when a run is resumed (they do not change the numbers)
+_NOT_COMPARED = ("progress",)
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """The fit loop at the start of epoch ``epoch + 1`` (``epoch`` epochs completed)."""
+
+    epoch: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any] | None
+    rng: dict[str, Any]
+    best_epoch: int = 0
+    best_score: float = -math.inf
+    best_valid: dict[str, Any] = field(default_factory=dict)
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_evals: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    clock: tuple[float, float, int] = (0.0, 0.0, 0)  # train seconds, validation seconds, validations
+
+    @classmethod
+    def capture(
+        cls,
+        epoch: int,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        rng: np.random.Generator,
+        *,
+        best_epoch: int,
+        best_score: float,
+        best_valid: dict[str, Any],
+        best_state: dict[str, torch.Tensor] | None,
+        bad_evals: int,
+        history: list[dict[str, Any]],
+        clock: tuple[float, float, int],
+    ) -> "TrainState":
+        """Copy the loop's state (the best weights are not copied: the loop never
+        changes a best state it made)."""
+        return cls(
+            epoch=epoch,
+            model={k: v.detach().clone() for k, v in model.state_dict().items()},
+            optimizer=copy.deepcopy(optimizer.state_dict()),
+            scheduler=None if scheduler is None else copy.deepcopy(scheduler.state_dict()),
+            rng=_rng_states(rng, model),
+            best_epoch=best_epoch,
+            best_score=float(best_score),
+            best_valid=best_valid,
+            best_state=best_state,
+            bad_evals=bad_evals,
+            history=list(history),
+            clock=tuple(clock),  # type: ignore[arg-type]
+        )
+
+    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                rng: np.random.Generator) -> None:
+        """Put weights, optimiser, schedule and random generators back as captured."""
+        model.load_state_dict(self.model)
+        optimizer.load_state_dict(self.optimizer)
+        if scheduler is not None and self.scheduler is not None:
+            scheduler.load_state_dict(self.scheduler)
+        _set_rng_states(self.rng, rng, model)
+
+    def payload(self) -> dict[str, Any]:
+        """What ``resume.pt`` holds: everything but the best weights (``model.pt``)."""
+        out = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "best_state"}
+        out["model"] = _cpu(self.model)
+        out["optimizer"] = _cpu(self.optimizer)
+        out["clock"] = list(self.clock)
+        return out
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any], best_state: dict[str, torch.Tensor] | None) -> "TrainState":
+        values = dict(payload)
+        values["clock"] = tuple(values["clock"])
+        return cls(**values, best_state=best_state)
+
+
+class StateKeeper:
+    """Holds the fit loop's latest :class:`TrainState` (``state``) for an interrupt to
+    keep; made with a saved state, :func:`graphrec.train.fit` resumes from it. The loop
+    replaces ``state`` in one assignment, so an interrupt never leaves half of one."""
+
+    def __init__(self, state: TrainState | None = None) -> None:
+        self.state = state
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Training was interrupted and its state kept in the run directory ``out``; the
+    message says where and how to resume."""
+
+    def __init__(self, out: Path, epoch: int, epochs: int, best_epoch: int, command: str | None) -> None:
+        self.out, self.epoch, self.command = out, epoch, command
+        best = f"the best state so far (epoch {best_epoch})" if best_epoch else "the state reached"
+        how = f"`{command}`" if command else "run_training(..., resume=True) with the same arguments"
+        super().__init__(
+            f"interrupted after {epoch} of {epochs} epochs: {best} is kept in {out}; resume with {how}"
+        )
+
+
+# ----------------------------------------------------------------------- random generators
+def _model_generators(model: torch.nn.Module) -> dict[str, torch.Generator]:
+    """The ``torch.Generator`` attributes of the model's modules, by qualified name."""
+    found = {}
+    for prefix, module in model.named_modules():
+        for attr, value in vars(module).items():
+            if isinstance(value, torch.Generator):
+                found[f"{prefix}.{attr}" if prefix else attr] = value
+    return found
+
+
+def _rng_states(batches: np.random.Generator, model: torch.nn.Module) -> dict[str, Any]:
+    legacy = np.random.get_state(legacy=False)
+    return {
+        "python": random.getstate(),
+        "numpy": {**legacy, "state": {"key": torch.from_numpy(legacy["state"]["key"].astype(np.int64)),
+                                      "pos": int(legacy["state"]["pos"])}},
+        "batches": batches.bit_generator.state,
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+        "generators": {name: g.get_state() for name, g in _model_generators(model).items()},
+    }
+
+
+def _set_rng_states(states: Mapping[str, Any], batches: np.random.Generator, model: torch.nn.Module) -> None:
+    random.setstate(states["python"])
+    legacy = dict(states["numpy"])
+    legacy["state"] = {"key": legacy["state"]["key"].numpy().astype(np.uint32), "pos": legacy["state"]["pos"]}
+    np.random.set_state(legacy)
+    batches.bit_generator.state = states["batches"]
+    torch.set_rng_state(states["torch"])
+    cuda = states.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    saved = states.get("generators") or {}
+    for name, g in _model_generators(model).items():
+        if name in saved:
+            g.set_state(saved[name])
+
+
+def _cpu(obj: Any) -> Any:
+    """``obj`` with every tensor moved to the CPU (nested dicts, lists, tuples)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+# ----------------------------------------------------------------------- signals
+@contextlib.contextmanager
+def signals_held() -> Iterator[list[int]]:
+    """Inside, SIGINT and SIGTERM do not interrupt: they are noted in the yielded list
+    and dropped at the end (the command ends right after the write they would have
+    broken). Signals reach Python only in the main thread: elsewhere a no-op."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside, SIGTERM (``kill``, a batch system's time limit) raises
+    :class:`KeyboardInterrupt` as Ctrl-C does, so that a stopped run keeps its state.
+    Main thread only (a no-op elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+# ----------------------------------------------------------------------- saving
+def resume_command(command: str | None, out: str | Path) -> str | None:
+    """The command that continues a run started by ``command`` (the ``graphrec ...``
+    line it was started with): the same line without ``--overwrite``, with ``--out``
+    when it was left to the default, and ``--resume``."""
+    if not command:
+        return None
+    argv = [a for a in shlex.split(command) if a != "--overwrite"]
+    if not any(a == "--out" or a.startswith("--out=") for a in argv):
+        argv += ["--out", str(out)]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    return shlex.join(argv)
+
+
+def keep_interrupted(out: str | Path, record: dict[str, Any], state: TrainState, overwrite: bool) -> RunInterrupted:
+    """Write ``state`` to ``out`` as a run directory marked interrupted (module doc),
+    SIGINT and SIGTERM held until it is written; returns the :class:`RunInterrupted` to
+    raise. ``record`` is the run's record without results; it is completed here."""
+    out = Path(out)
+    train, valid, n_valid = state.clock
+    command = resume_command(record.get("command"), out)
+    record.update(
+        status=INTERRUPTED,
+        epochs_completed=state.epoch,
+        best_epoch=state.best_epoch,
+        stopped_early=False,
+        best_valid=state.best_valid,
+        test=None,
+        timings=dict(
+            record.get("timings") or {},
+            epochs=state.epoch,
+            train_seconds=train,
+            seconds_per_epoch=train / max(state.epoch, 1),
+            eval_seconds_per_pass=valid / max(n_valid, 1),
+        ),
+        history=state.history,
+    )
+    weights = state.best_state if state.best_state is not None else state.model
+    with signals_held(), atomic_dir(out, overwrite=overwrite) as tmp:
+        torch.save(_cpu(weights), tmp / WEIGHTS)
+        record["checkpoint"] = checkpoint_entry(tmp / WEIGHTS, record)
+        torch.save(state.payload(), tmp / RESUME)
+        record["resume"] = {"file": RESUME, "sha256": file_sha256(tmp / RESUME), "command": command}
+        (tmp / RECORD).write_text(json.dumps(record, indent=2, default=_jsonable))
+    epochs = int((record.get("train_config") or {}).get("epochs", state.epoch))
+    return RunInterrupted(out, state.epoch, epochs, state.best_epoch, command)
+
+
+# ----------------------------------------------------------------------- resuming
+def check_resumable(out: str | Path) -> dict[str, Any]:
+    """The record of the interrupted run in ``out``; a one-line error when there is
+    none (``out`` missing, not a run directory, or a finished run)."""
+    out = Path(out)
+    if not out.exists():
+        raise ConfigError(f"--resume: {out} does not exist, so there is no interrupted run to continue: "
+                          "drop --resume to start one")
+    record = load_record(out)
+    if record.get("status", FINISHED) != INTERRUPTED:
+        raise ConfigError(f"--resume: the run in {out} finished, there is nothing to continue: drop --resume and "
+                          "choose another --out, or pass --overwrite instead to train it again")
+    return record
+
+
+def check_finished(record: Mapping[str, Any], run_dir: str | Path) -> None:
+    """A one-line error for an interrupted run, which has no test metrics yet: how to
+    resume it."""
+    if record.get("status", FINISHED) != INTERRUPTED:
+        return
+    epochs = (record.get("train_config") or {}).get("epochs", "?")
+    cmd = (record.get("resume") or {}).get("command")
+    how = f"`{cmd}`" if cmd else "`graphrec train MODEL ... --out RUN --resume` with the options it was started with"
+    raise ConfigError(
+        f"run {run_dir} was interrupted after {record.get('epochs_completed', '?')} of {epochs} epochs, so it has no "
+        f"test metrics (the test split is evaluated once, when training ends): resume it with {how}"
+    )
+
+
+def check_same_run(previous: Mapping[str, Any], out: str | Path, run: Mapping[str, Any]) -> None:
+    """A one-line error unless ``run`` (``model``, ``model_params``, ``train_config``,
+    ``dataset``'s ``fingerprint`` and ``transforms``, as in a record) trains what the
+    interrupted run ``previous`` trained."""
+    def plain(value: Any) -> Any:  # as read back from JSON
+        return json.loads(json.dumps(value, default=_jsonable)) or {}
+
+    def options(record: Mapping[str, Any]) -> dict[str, Any]:
+        config = {k: v for k, v in (record.get("train_config") or {}).items() if k not in _NOT_COMPARED}
+        data = record.get("dataset") or {}
+        return {"model": record.get("model"), **plain(record.get("model_params")), **plain(config),
+                "cold-start transforms": plain(data.get("transforms")),
+                "the dataset's fingerprint": data.get("fingerprint")}
+
+    now, then = options(run), options(previous)
+    for name in [*now, *(k for k in then if k not in now)]:
+        if now.get(name, "<unset>") != then.get(name, "<unset>"):
+            cmd = (previous.get("resume") or {}).get("command")
+            fix = f"`{cmd}`" if cmd else "the options it was started with"
+            raise ConfigError(
+                f"--resume: {name} is {now.get(name, '<unset>')!r} here but {then.get(name, '<unset>')!r} in the "
+                f"interrupted run {out}: resume with {fix}, or pass --overwrite instead of --resume to train anew"
+            )
+
+
+def load_resume_state(out: str | Path, record: Mapping[str, Any]) -> TrainState:
+    """The :class:`TrainState` kept in the interrupted run ``out`` (``record`` its
+    record): ``resume.pt`` and ``model.pt``, each checked against the record's hash."""
+    out = Path(out)
+    path = out / RESUME
+    entry = record.get("resume") or {}
+    if not path.is_file():
+        raise DataError(f"{path} is missing, so the interrupted run cannot be continued: pass --overwrite instead of "
+                        "--resume to train anew")
+    if file_sha256(path) != entry.get("sha256"):
+        raise DataError(f"{path} is not the state this run kept (its sha256 differs from record.json's): restore "
+                        "it, or pass --overwrite instead of --resume to train anew")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise DataError(f"{path} is not a graphrec training state ({type(e).__name__}): pass --overwrite "
+                        "instead of --resume to train anew") from None
+    best = load_state(out, record=record) if payload.get("best_epoch") else None
+    return TrainState.from_payload(payload, best)

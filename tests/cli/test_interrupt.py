@@ -1,0 +1,172 @@
+"""`graphrec train` interrupted (Ctrl-C, SIGTERM) and resumed: status 130 and one line
+naming where the state is kept and the exact command that continues it; that command
+ends the run with the numbers of an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from graphrec.cli import app
+from graphrec.data.synthetic import synthetic_catalogue
+from graphrec.models.lightgcn import LightGCN
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def lines(res):
+    err = res.stderr if hasattr(res, "stderr") else res.output
+    return [l for l in err.strip().splitlines() if l.strip()]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("interrupt") / "data"
+    synthetic_catalogue(n_users=100, n_items=60, n_clusters=3, seed=0).save(path)
+    return path
+
+
+def train_args(data_dir):
+    return ["train", "lightgcn", "--data", data_dir, "--epochs", "5", "--dim", "8", "--eval-every", "2", "--lr", "0.02",
+            "--lr-decay", "0.5", "--lr-decay-every", "2", "--batch-size", "256", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("interrupt-full") / "run"
+    res = run(*train_args(data_dir), "--out", out)
+    assert res.exit_code == 0, res.output
+    return json.loads((out / "record.json").read_text())
+
+
+def interrupt_at(monkeypatch, epoch):
+    start = LightGCN.start_epoch
+
+    def start_epoch(model, e):
+        if e == epoch:
+            raise KeyboardInterrupt
+        return start(model, e)
+
+    monkeypatch.setattr(LightGCN, "start_epoch", start_epoch)
+
+
+@pytest.mark.parametrize("given_out", [True, False])
+def test_ctrl_c_keeps_the_run_and_the_printed_command_resumes_it(data_dir, uninterrupted, tmp_path, monkeypatch,
+                                                                  given_out):
+    monkeypatch.chdir(tmp_path)
+    args = train_args(data_dir) + (["--out", "run"] if given_out else [])
+    with monkeypatch.context() as m:
+        interrupt_at(m, 3)
+        res = run(*args)
+    assert res.exit_code == 130, res.output
+    (line,) = lines(res)
+    out = "run" if given_out else next(p.name for p in (tmp_path / "runs").iterdir())
+    out = out if given_out else f"runs/{out}"
+    assert line.startswith(f"interrupted after 2 of 5 epochs: the best state so far (epoch 2) is kept in {out}; "
+                           "resume with `graphrec train lightgcn"), line
+    command = line.split("`")[1]
+    assert shlex.split(command) == ["graphrec", *map(str, args), *([] if given_out else ["--out", out]), "--resume"]
+    assert json.loads((tmp_path / out / "record.json").read_text())["status"] == "interrupted"
+    # evaluating it is refused, with the same command
+    res = run("evaluate", tmp_path / out, "--device", "cpu")
+    assert res.exit_code == 1 and len(lines(res)) == 1, res.output
+    assert "was interrupted after 2 of 5 epochs, so it has no test metrics" in lines(res)[0]
+    assert f"resume it with `{command}`" in lines(res)[0]
+    res = run(*shlex.split(command)[1:])
+    assert res.exit_code == 0, res.output
+    assert f"run saved to {out}" in res.output
+    record = json.loads((tmp_path / out / "record.json").read_text())
+    assert record["test"] == uninterrupted["test"] and record["best_valid"] == uninterrupted["best_valid"]
+    assert record["status"] == "finished" and record["resumed_after"] == [2]
+    assert record["command"] == shlex.join(["graphrec", *map(str, args)])  # how it was first started
+    assert run("evaluate", tmp_path / out, "--device", "cpu").exit_code == 0
+
+
+def test_ctrl_c_with_overwrite_resumes_without_it(data_dir, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    assert run(*train_args(data_dir), "--epochs", "1", "--out", out).exit_code == 0
+    with monkeypatch.context() as m:
+        interrupt_at(m, 2)
+        res = run(*train_args(data_dir), "--out", out, "--overwrite")
+    assert res.exit_code == 130, res.output
+    command = shlex.split(lines(res)[0].split("`")[1])
+    assert "--overwrite" not in command and command[-3:] == ["--out", str(out), "--resume"]
+
+
+def test_ctrl_c_before_training_says_nothing_was_kept(data_dir, tmp_path, monkeypatch):
+    from graphrec.data import Dataset
+
+    def load(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Dataset, "load", load)
+    res = run(*train_args(data_dir), "--out", tmp_path / "run")
+    assert res.exit_code == 130 and lines(res) == ["interrupted"], res.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "setup, extra, expected",
+    [
+        (None, ["--resume"], "does not exist, so there is no interrupted run to continue: drop --resume"),
+        ("finished", ["--resume"], "finished, there is nothing to continue: drop --resume"),
+        ("interrupted", ["--resume", "--overwrite"], "pass --out DIR, without --overwrite"),
+        ("interrupted", ["--resume", "--lr", "0.05"], "--resume: lr is 0.05 here but 0.02 in the interrupted run"),
+        ("interrupted", ["--resume", "--dim", "4"], "--resume: embedding_dim is 4 here but 8 in the interrupted run"),
+    ],
+)
+def test_what_resume_refuses(data_dir, tmp_path, monkeypatch, setup, extra, expected):
+    out = tmp_path / "run"
+    if setup == "finished":
+        assert run(*train_args(data_dir), "--epochs", "1", "--out", out).exit_code == 0
+    elif setup == "interrupted":
+        with monkeypatch.context() as m:
+            interrupt_at(m, 2)
+            assert run(*train_args(data_dir), "--out", out).exit_code == 130
+    res = run(*train_args(data_dir), "--out", out, *extra)
+    assert res.exit_code == 1, res.output
+    (line,) = lines(res)
+    assert line.startswith("error: ") and expected in line, line
+    if setup == "interrupted" and "here but" in expected:  # names the command that works
+        assert f"resume with `graphrec train lightgcn --data {data_dir}" in line and line.endswith(
+            "or pass --overwrite instead of --resume to train anew"), line
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM")
+def test_sigterm_keeps_the_state_like_ctrl_c(data_dir, tmp_path):
+    """A real `kill` (SIGTERM) of a real `graphrec train` process at epoch 3."""
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        from graphrec.models.lightgcn import LightGCN
+        start = LightGCN.start_epoch
+        def start_epoch(model, epoch):
+            if epoch == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return start(model, epoch)
+        LightGCN.start_epoch = start_epoch
+        from graphrec.cli import main
+        sys.argv = ["graphrec", *sys.argv[1:]]
+        main()
+        """
+    )
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", script, *map(str, train_args(data_dir)), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130, proc.stderr
+    err = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(err) == 1 and err[0].startswith(f"interrupted after 2 of 5 epochs: the best state so far (epoch 2) is "
+                                               f"kept in {out}; resume with `graphrec train lightgcn"), proc.stderr
+    record = json.loads((out / "record.json").read_text())
+    assert record["status"] == "interrupted" and record["epochs_completed"] == 2

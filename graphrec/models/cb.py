@@ -54,7 +54,7 @@ class ContentKNN(Recommender):
     def reset_parameters(self) -> None:
         """Nothing to reset: the model has no parameters."""
 
-    def history_rows(self, users: Tensor) -> Tensor:
+    def history_rows(self, users: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
         """Dense (B x n_items) 0/1 rows of the users' training histories."""
         crow, cols = self.history_crow, self.history_cols
         users = users.to(crow.device).long()
@@ -64,13 +64,31 @@ class ContentKNN(Recommender):
             torch.cumsum(count, 0) - count, count
         )
         items = cols[torch.repeat_interleave(start, count) + offset]
-        rows = torch.zeros(users.numel(), self.n_items, device=crow.device)
-        rows[owner, items] = 1.0
+        rows = torch.zeros(users.numel(), self.n_items, device=crow.device, dtype=dtype)
+        rows[owner, items] = 1
         return rows
 
     def user_scores(self, users: Tensor) -> Tensor:
         """R_B S as (B x n_items)."""
         return torch.sparse.mm(self.similarity_t, self.history_rows(users).t()).t()
+
+    def pair_scores(self, users: Tensor, items: Tensor) -> Tensor:
+        r"""Scores of (user, item) pairs, :math:`\sum_{j \in R_u} S_{ji}`, without forming
+        the rows of S: each item's in-neighbours (a row of :math:`S^\top`) are looked up
+        in a boolean mask of the batch's distinct users' histories (distinct users x
+        n_items bytes). O(P k) for P pairs with k in-neighbours each."""
+        st = self.similarity_t
+        crow, col, val = st.crow_indices(), st.col_indices(), st.values()
+        users, items = users.long(), items.long()
+        start, count = crow[items], crow[items + 1] - crow[items]
+        owner = torch.repeat_interleave(torch.arange(items.numel(), device=items.device), count)
+        offset = torch.arange(int(count.sum()), device=items.device) - torch.repeat_interleave(
+            torch.cumsum(count, 0) - count, count
+        )
+        entry = torch.repeat_interleave(start, count) + offset
+        distinct, row = torch.unique(users, return_inverse=True)
+        hit = self.history_rows(distinct, dtype=torch.bool)[row[owner], col[entry]].to(val.dtype)
+        return torch.zeros(items.numel(), dtype=val.dtype, device=items.device).index_add(0, owner, val[entry] * hit)
 
     def embeddings(self) -> tuple[Tensor, Tensor]:
         raise NotImplementedError("ContentKNN scores are R S, not inner products of embeddings: use scorer()")

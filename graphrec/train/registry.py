@@ -35,7 +35,7 @@ import inspect
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, Iterator, Mapping
+from typing import Annotated, Any, Callable, Iterator, Mapping, Optional
 
 from graphrec.errors import ConfigError
 
@@ -327,6 +327,38 @@ def _declared_params(fn: Callable[..., Any]) -> tuple[ParamSpec, ...]:
     return tuple(out)
 
 
+def _cold_path_options(
+    data: Any,
+    cold_path: Annotated[
+        str,
+        Option(
+            help="Items without training interactions (cold-start, new) scored by the cold-item path "
+            "(content tower + item-graph neighbours, docs/models/cold-start.md), or none: the model alone.",
+            choices=("none", "content"),
+        ),
+    ] = "none",
+    cold_k: Annotated[int, Option(help="Cold-item path: neighbours per item in its content kNN graph.", min=1)] = 50,
+    cold_modalities: Annotated[
+        Optional[str], Option(help="Cold-item path: modalities fused early for its content input [all].")
+    ] = None,
+    cold_objective: Annotated[
+        str,
+        Option(
+            help="Cold-item path training: regress its scores onto the model's (DropoutNet; calibrated) or "
+            "rank them with BPR against the model's.",
+            choices=("regress", "rank"),
+        ),
+    ] = "regress",
+) -> None:
+    """The cold-item path's options, which every trainable ranking model accepts
+    (:func:`graphrec.train.builders._cold.attach_cold_path`)."""
+
+
+#: the options of the cold-item path, appended to every trainable ranking model's
+COLD_PATH_PARAMS: tuple[ParamSpec, ...] = _declared_params(_cold_path_options)
+COLD_PATH_KEYS = ("cold_path", "cold_k", "cold_modalities", "cold_objective")
+
+
 def _first_line(text: str | None) -> str:
     return (inspect.cleandoc(text or "").split("\n\n")[0]).replace("\n", " ").strip()
 
@@ -370,7 +402,7 @@ def register_model(
             paper=paper,
             summary=summary,
             build=fn,
-            params=_declared_params(fn),
+            params=_declared_params(fn) + (COLD_PATH_PARAMS if task == "ranking" and trainable else ()),
             example=example,
             description=inspect.cleandoc(fn.__doc__ or ""),
             needs_features=needs_features,
@@ -477,6 +509,16 @@ def model_params(name: str, overrides: Mapping[str, Any] | None = None, task: st
 
 
 def build_model(name: str, data: Any, params: Mapping[str, Any] | None = None) -> Any:
-    """Construct ranking model ``name`` for ``data`` (on the CPU; move it with ``.to(device)``)."""
+    """Construct ranking model ``name`` for ``data`` (on the CPU; move it with ``.to(device)``),
+    with the cold-item path around it when ``cold_path`` asks for one."""
     entry = get_model(name, "ranking")
-    return entry.build(data, **model_params(name, params))
+    params = model_params(name, params)
+    cold = {k: params.pop(k) for k in COLD_PATH_KEYS if k in params}
+    model = entry.build(data, **params)
+    if cold.get("cold_path", "none") != "none":
+        from graphrec.train.builders._cold import attach_cold_path
+
+
+        model = attach_cold_path(model, data, k=cold["cold_k"], modalities=cold["cold_modalities"],
+                                 objective=cold["cold_objective"])
+    return model

@@ -239,10 +239,19 @@ def load_run(
             "(fingerprint mismatch): pass the original dataset with --data"
         )
     state = load_state(run_dir, record=record)
-    model = build_model(record["model"], dataset, record["model_params"])
+    model = build_model(record["model"], dataset, _recorded_params(record))
     _load_weights(model, state, run_dir, record)
     model.to(torch.device(device))
     return record, dataset, model
+
+
+def _recorded_params(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's model parameters; a ranking run recorded before the cold-item path
+    existed had none (``cold_path`` absent means ``none``, whatever the default)."""
+    params = dict(record["model_params"])
+    if record.get("task", "ranking") == "ranking":
+        params.setdefault("cold_path", "none")
+    return params
 
 
 def _load_weights(model: Recommender, state: Mapping[str, torch.Tensor], run_dir: Any, record: Mapping[str, Any]) -> None:

@@ -171,7 +171,9 @@ def test_params_from_config() -> None:
     assert p["embedding_dim"] == 32 and p["num_layers"] == 3 and p["k"] == 5 and p["reg_weight"] == 1e-3
     # keys of other RecBole models or of RecBole itself are not graphrec's business
     assert model_params_from_config("lightgcn", {"learning_rate": 0.1, "lambda_coeff": 0.5})["reg_weight"] == 1e-4
-    assert model_params_from_config("lightgcn", {}) == {"embedding_dim": 64, "num_layers": 2, "reg_weight": 1e-4}
+    assert model_params_from_config("lightgcn", {}) == {"embedding_dim": 64, "num_layers": 2, "reg_weight": 1e-4,
+                                                         "cold_path": "none", "cold_k": 50, "cold_modalities": None,
+                                                         "cold_objective": "regress"}
     with pytest.raises(ConfigError, match="both embedding_size=32 and embedding_dim=16"):
         model_params_from_config("lightgcn", {"embedding_size": 32, "embedding_dim": 16})
     with pytest.raises(ConfigError, match="remove the graphs key"):

@@ -90,7 +90,10 @@ def test_train_help_lists_every_model_with_its_paper():
 
 
 def test_defaults_and_checks_come_from_the_declaration():
-    assert model_params("lightgcn") == {"embedding_dim": 64, "num_layers": 2, "reg_weight": 1e-4}
+    assert model_params("lightgcn") == {"embedding_dim": 64, "num_layers": 2, "reg_weight": 1e-4,
+                                        # the cold-item path's options, which every trainable ranking model has
+                                        "cold_path": "none", "cold_k": 50, "cold_modalities": None,
+                                        "cold_objective": "regress"}
     with pytest.raises(ConfigError, match="reg_weight must be >= 0.0, got -1"):
         model_params("lightgcn", {"reg_weight": -1.0})
     with pytest.raises(ConfigError, match="feature_mode='dense' is not one of fixed, projected"):
@@ -122,7 +125,10 @@ def test_a_model_registered_in_a_test_gets_train_evaluate_and_python(data_dir, t
                                   "--cold-start", "0.2", "--lr-decay", "0.5", "--device", "cpu", "--out", str(out), "--quiet"])
         assert res.exit_code == 0, res.output
         record = json.loads((out / "record.json").read_text())
-        assert record["model"] == name and record["model_params"] == {"embedding_dim": 4, "scale": 3.0}
+        # a registered model gets the cold-item path's options too (off by default)
+        assert record["model"] == name and record["model_params"] == {
+            "embedding_dim": 4, "scale": 3.0, "cold_path": "none", "cold_k": 50, "cold_modalities": None,
+            "cold_objective": "regress"}
         assert record["train_config"]["lr_decay"] == 0.5 and record["train_config"]["lr_decay_every"] == 50
         assert set(record["test"]) == {"all", "cold"}  # the papers' protocol: test holds new items only
         assert record["dataset"]["transforms"]["cold_start_protocol"] == "papers"
@@ -148,7 +154,9 @@ def test_python_training_of_a_registered_model():
     ds = synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=1)
     with registered_toy_model("toy-py") as name:
         record, model = run_training(ds, name, {"embedding_dim": 4}, TrainConfig(epochs=3, progress=False))
-    assert record["model_params"] == {"embedding_dim": 4, "scale": 2.0} and isinstance(model, ScaledMF)
+    assert record["model_params"] == {"embedding_dim": 4, "scale": 2.0, "cold_path": "none", "cold_k": 50,
+                                      "cold_modalities": None, "cold_objective": "regress"}
+    assert isinstance(model, ScaledMF)
 
 
 class TestToyModelContract(RecommenderContract):

@@ -6,6 +6,8 @@ the same run.
     PYTHONPATH=. python experiments/benchmarks/epoch_time.py --setting baby --device cuda --epochs 20
     PYTHONPATH=. python experiments/benchmarks/epoch_time.py --setting scientific-mmgef --threads 1 --epochs 5
     PYTHONPATH=. python experiments/benchmarks/epoch_time.py --setting lfm2k-mmgef --threads 1 --epochs 5
+    PYTHONPATH=. python experiments/benchmarks/epoch_time.py --setting scientific-coldpath --threads 1 --epochs 5
+    PYTHONPATH=. python experiments/benchmarks/epoch_time.py --setting lfm2k-coldpath --threads 1 --epochs 5
 
 Settings (issue 4's bars):
 
@@ -65,6 +67,27 @@ SETTINGS = {
         "versus": "lattice",
         "bar": "MM-GEF (learned) epoch <= 1.5x LATTICE's epoch",
     },
+    # issue 17: the cold-item path around MM-GEF (fixed structure, the default) and LightGCN,
+    # against the same models without it, same run, on the papers' cold-start split
+    "scientific-coldpath": {
+        "models": [("lightgcn", "lightgcn", {}), ("mmgef", "mmgef", {"modalities": "image,text"}),
+                   ("mmgef+path", "mmgef", {"modalities": "image,text", "cold_path": "content",
+                                            "cold_modalities": "image,text"}),
+                   ("lightgcn+path", "lightgcn", {"cold_path": "content", "cold_modalities": "image,text"})],
+        "reference": {},
+        "versus": "mmgef",
+        "cold_start": 0.2,
+        "bar": "MM-GEF + path epoch <= 1.2x MM-GEF's epoch",
+    },
+    "lfm2k-coldpath": {
+        "models": [("lightgcn", "lightgcn", {}), ("mmgef", "mmgef", {"modalities": "text"}),
+                   ("mmgef+path", "mmgef", {"modalities": "text", "cold_path": "content", "cold_modalities": "text"}),
+                   ("lightgcn+path", "lightgcn", {"cold_path": "content", "cold_modalities": "text"})],
+        "reference": {},
+        "versus": "mmgef",
+        "cold_start": 0.2,
+        "bar": "MM-GEF + path epoch <= 1.2x MM-GEF's epoch",
+    },
     "baby": {
         "models": [("lightgcn", "lightgcn", {}), ("mmgef-cooccur", "mmgef", {"use_knn_graph": False})],
         "reference": {"lightgcn": ("MMRec", 2.4)},
@@ -115,6 +138,10 @@ def main() -> None:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     setting = SETTINGS[args.setting]
     ds = _load(args.setting, args.data_root)
+    if setting.get("cold_start"):
+        from graphrec.data import cold_start
+
+        ds = cold_start(ds, setting["cold_start"], 0, "papers")
     runs = {}
     for label, name, params in setting["models"]:
         torch.manual_seed(0)

@@ -168,7 +168,9 @@ def run_one(ds: Dataset, c: Config, seed: int, settings: dict[str, Any], epochs:
     config = TrainConfig(epochs=epochs, seed=seed, progress=False, ks=(10, 20, 50), patience=settings["patience"],
                          eval_every=settings["eval_every"], select_on=c.select_on, **train)
     t0 = time.perf_counter()
-    record, model = run_training(data, c.model, c.params, config, device=device)
+    # the papers' models: without graphrec's cold-item path (experiments/coldstart/ measures it)
+    params = c.params if c.model == "cb" else {"cold_path": "none", **c.params}
+    record, model = run_training(data, c.model, params, config, device=device)
     mmrec = evaluate_model(model, data, "test", TrainConfig.from_dict(dict(config.to_dict(), protocol="mmrec")), device)
     history = record["history"]
     # validation of the selected model per item group (all / warm / cold under cold start),

@@ -124,7 +124,10 @@ def graphrec_cmd(model: ZooModel, point: dict[str, Any], seed: int, data: Path, 
 
     entry = get_model(model.name)
     args = [sys.executable, "-m", "graphrec", "train", model.name, "--data", str(data), "--protocol", "mmrec",
-            "--threads", "1", "--seed", str(seed), "--out", str(out), "--quiet", "--device", "cpu"]
+            "--threads", "1", "--seed", str(seed), "--out", str(out), "--quiet", "--device", "cpu",
+            # MMRec's models have no cold-item path: items kept without training interactions
+            # are scored by the model alone on both sides
+            "--cold-path", "none"]
     if epochs:
         args += ["--epochs", str(epochs), "--patience", str(epochs)]
     values = {model.to_graphrec[k]: v for k, v in point.items()}

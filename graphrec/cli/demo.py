@@ -49,12 +49,12 @@ def demo(
     data_dir = ds.save(out / "data", overwrite=True)
     keys = [f"{m}@{k}" for m in ("recall", "ndcg", "precision") for k in (10, 20)]
 
-    def train(name: str, data, lr: float, run: str) -> dict:
+    def train(name: str, data, lr: float, run: str, params: dict | None = None) -> dict:
         config = TrainConfig(epochs=epochs, lr=lr, batch_size=1024, patience=10, ks=(10, 20), seed=seed,
                              progress=not quiet)
         if not quiet:
             typer.echo(f"training {run}")
-        record, _ = run_training(data, name, {}, config, device=dev, out=out / "runs" / run, data_path=data_dir,
+        record, _ = run_training(data, name, params or {}, config, device=dev, out=out / "runs" / run, data_path=data_dir,
                                  transforms=cold_start_transforms(cold, seed) if data is not ds else None,
                                  overwrite=True)
         return record
@@ -75,8 +75,10 @@ def demo(
         cs = cold_start(ds, cold, seed)  # the papers' protocol (LATTICE's cold_start.py)
         info = cs.meta["cold_start"]
         # a smaller learning rate under cold start, as the MM-GEF paper (section 4.2)
-        runs = {"LightGCN": train("lightgcn", cs, 1e-3, "lightgcn-cold"),
-                "MM-GEF": train("mmgef", cs, 1e-3, "mmgef-cold"),
+        none = {"cold_path": "none"}  # the models alone, as the papers run them
+        runs = {"LightGCN": train("lightgcn", cs, 1e-3, "lightgcn-cold", none),
+                "MM-GEF": train("mmgef", cs, 1e-3, "mmgef-cold", none),
+                "MM-GEF + cold path": train("mmgef", cs, 1e-3, "mmgef-coldpath", {"cold_path": "content"}),
                 "CB": train("cb", cs, 1e-3, "cb-cold")}
         typer.echo("")
         typer.echo(
@@ -85,9 +87,10 @@ def demo(
             "interactions; test, ranked among all items"
         )
         typer.echo(metric_table({label: rec["test"]["cold"] for label, rec in runs.items()}, keys))
-        lg, mm, cb = (runs[k]["test"]["cold"]["recall@20"] for k in ("LightGCN", "MM-GEF", "CB"))
+        lg, mm, mp, cb = (runs[k]["test"]["cold"]["recall@20"] for k in ("LightGCN", "MM-GEF", "MM-GEF + cold path", "CB"))
         typer.echo(
             f"new items, recall@20: LightGCN {lg:.4f} (it never saw them), MM-GEF {mm:.4f} (through its content "
-            f"graph), content-only kNN {cb:.4f}"
+            f"graph), MM-GEF with the cold-item path {mp:.4f} (content tower + item-graph neighbours: "
+            f"--cold-path content), content-only kNN {cb:.4f}"
         )
     typer.echo(f"outputs in {out}/ (data/: the dataset, runs/: record.json + model.pt of every run)")

@@ -39,8 +39,7 @@ shuffled), with the base model's scores :math:`s_{ui} = e_u^\top e_i` as constan
   represented by the path (the expectation of DropoutNet's dropout of the ID input over
   the pair's two items), :math:`\tfrac13[\ell(c_{ui^+}, c_{ui^-}) + \ell(c_{ui^+},
   s_{ui^-}) + \ell(s_{ui^+}, c_{ui^-})]`, :math:`\ell(a, b) = -\log\sigma(a - b)`, with
-  :math:`s = c` for unseen negatives. Measured: it puts unseen items above seen ones
-  (97-100% of every top-20 on amazon-scientific and lfm2k, docs/models/cold-start.md).
+  :math:`s = c` for unseen negatives (docs/models/cold-start.md compares the two).
 
 Both add :math:`\lambda \frac{1}{2B}\sum \|f(x)\|^2`. The base model's own loss is
 unchanged and the path's loss does not reach its parameters (``detach``), so the warm

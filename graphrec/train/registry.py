@@ -344,7 +344,7 @@ def _cold_path_options(
     cold_objective: Annotated[
         str,
         Option(
-            help="Cold-item path training: regress its scores onto the model's (DropoutNet; calibrated) or "
+            help="Cold-item path training: regress its scores onto the model's (DropoutNet) or "
             "rank them with BPR against the model's.",
             choices=("regress", "rank"),
         ),

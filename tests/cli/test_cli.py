@@ -134,10 +134,10 @@ def test_demo(tmp_path):
     res = run("demo", "--out", tmp_path / "demo", "--epochs", "15", "--device", "cpu", "--quiet")
     assert res.exit_code == 0, res.output
     assert "MostPop" in res.output and "LightGCN" in res.output and "MM-GEF" in res.output
-    for run_name in ("lightgcn", "mmgef", "lightgcn-cold", "mmgef-cold", "cb-cold"):
+    for run_name in ("lightgcn", "mmgef", "lightgcn-cold", "mmgef-cold", "mmgef-coldpath", "cb-cold"):
         assert (tmp_path / "demo" / "runs" / run_name / "record.json").is_file()
     records = {name: json.loads((tmp_path / "demo" / "runs" / name / "record.json").read_text())
-               for name in ("lightgcn-cold", "mmgef-cold", "cb-cold")}
+               for name in ("lightgcn-cold", "mmgef-cold", "mmgef-coldpath", "cb-cold")}
     n_items = 800
     for rec in records.values():
         assert rec["dataset"]["transforms"] == {"cold_start": 0.2, "cold_start_seed": 0, "cold_start_protocol": "papers"}
@@ -146,7 +146,11 @@ def test_demo(tmp_path):
     # MM-GEF reaches them through the content graph
     lg, mm = (records[n]["test"]["cold"]["recall@20"] for n in ("lightgcn-cold", "mmgef-cold"))
     assert lg < 20 / n_items < 2 * 20 / n_items < mm, (lg, mm)
-    assert "new items, recall@20" in res.output and "content-only kNN" in res.output
+    # the cold-item path makes the new items recommendable: far above MM-GEF without it
+    mp = records["mmgef-coldpath"]["test"]["cold"]["recall@20"]
+    assert records["mmgef-coldpath"]["model_params"]["cold_path"] == "content"
+    assert mp > 2 * mm, (mp, mm)
+    assert "new items, recall@20" in res.output and "content-only kNN" in res.output and "cold-item path" in res.output
     assert Dataset.load(tmp_path / "demo" / "data").n_items == 800
 
 

@@ -43,6 +43,7 @@ from graphrec.metrics.ranking import METRICS, check_metrics, ranking_sums
 
 __all__ = [
     "PROTOCOLS",
+    "batch_scores",
     "Scorer",
     "evaluate_ranking",
     "evaluate_cold_start",
@@ -171,15 +172,7 @@ def _evaluate_groups(
         for start in starts:
             batch = users_t[start : start + batch_size]
             b = len(batch)
-            scores = scorer(batch)
-            if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (b, n_items):
-                got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-                raise GraphrecError(f"scorer returned {got} for {b} users, expected ({b}, {n_items}) scores")
-            scores = scores.to(dev)
-            if not scores.is_floating_point():
-                scores = scores.float()
-            if not scores.is_contiguous():  # e.g. an expanded view: in-place writes need own memory
-                scores = scores.contiguous()
+            scores = batch_scores(scorer, batch, n_items, dev)
             r, c, _ = _gather_rows(mask_ptr, mask_idx, batch)
             scores[r, c] = float("-inf")
             top_val, top_idx = torch.topk(scores, k_rank, dim=1)
@@ -311,6 +304,24 @@ def evaluate_cold_start(
         device=device,
         progress=progress,
     )
+
+
+def batch_scores(scorer: Scorer, users: torch.Tensor, n_items: int, device: torch.device) -> torch.Tensor:
+    """``scorer(users)`` checked (a tensor of ``len(users) x n_items`` scores, else a
+    one-line :class:`GraphrecError`) and made writable: floating point, contiguous, on
+    ``device`` (an expanded view gets its own memory before scores are masked in place).
+    Shared by the evaluator and :func:`graphrec.train.recommend.top_k`."""
+    b = len(users)
+    scores = scorer(users)
+    if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (b, n_items):
+        got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise GraphrecError(f"scorer returned {got} for {b} users, expected ({b}, {n_items}) scores")
+    scores = scores.to(device)
+    if not scores.is_floating_point():
+        scores = scores.float()
+    if not scores.is_contiguous():
+        scores = scores.contiguous()
+    return scores
 
 
 def most_popular_scorer(dataset: Dataset, device: str | torch.device = "cpu") -> Scorer:

@@ -49,6 +49,7 @@ from graphrec._atomic import atomic_file, check_output
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError, GraphrecError
 from graphrec.models.base import Scorer
+from graphrec.train.evaluate import batch_scores
 
 __all__ = [
     "FORMATS",
@@ -131,17 +132,9 @@ def top_k(
     for start in starts:
         batch = users_t[start : start + batch_size]
         b = len(batch)
-        scores = scorer(batch)
-        if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (b, n_items):
-            got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-            raise GraphrecError(f"scorer returned {got} for {b} users, expected ({b}, {n_items}) scores")
-        scores = scores.to(dev)
-        if not scores.is_floating_point():
-            scores = scores.float()
+        scores = batch_scores(scorer, batch, n_items, dev)
         if cand_t is not None:
             scores = scores.index_select(1, cand_t)  # a new tensor of the candidates' scores
-        elif not scores.is_contiguous():  # e.g. an expanded view: in-place writes need own memory
-            scores = scores.contiguous()
         if mask is not None:
             r, c, _ = _gather_rows(mask[0], mask[1], batch)
             scores[r, c] = float("-inf")

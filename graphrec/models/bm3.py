@@ -97,7 +97,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
-from graphrec.models.base import Recommender
+from graphrec.models.base import FeatureTables, Recommender
 from graphrec.models.lightgcn import LightGCN
 
 __all__ = ["BM3", "REG_FORMS"]
@@ -122,7 +122,7 @@ def _keep_mask(n: int, p: float) -> Tensor:
     return bits >= round(p * 65536) - 32768
 
 
-class BM3(Recommender):
+class BM3(FeatureTables, Recommender):
     """LightGCN ID representations plus projected modality features, trained by
     bootstrapping dropout-perturbed targets through one shared predictor (module doc).
 
@@ -180,17 +180,9 @@ class BM3(Recommender):
         self.lightgcn = LightGCN(n_users, n_items, adj, embedding_dim=embedding_dim, num_layers=num_layers)
         self.predictor = nn.Linear(embedding_dim, embedding_dim)
         self.projections = nn.ModuleDict()
-        self.feature_tables = nn.ParameterDict() if train_features else None
+        dims = self._register_features(features, self.modalities, n_items, train_features)
         for m in self.modalities:
-            x = features[m]
-            if x.dim() != 2 or x.shape[0] != n_items:
-                raise ConfigError(f"features[{m!r}] have shape {tuple(x.shape)}, expected ({n_items}, d)")
-            x = x.detach().float()
-            # the raw features: data (the initial value of a fine-tuned table), not checkpointed
-            self.register_buffer(f"features_{m}", x, persistent=False)
-            if self.feature_tables is not None:
-                self.feature_tables[m] = nn.Parameter(x.clone())
-            self.projections[m] = nn.Linear(x.shape[1], embedding_dim)
+            self.projections[m] = nn.Linear(dims[m], embedding_dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -198,16 +190,9 @@ class BM3(Recommender):
         for lin in (self.predictor, *self.projections.values()):
             lin.reset_parameters()  # nn.Linear's default bias
             nn.init.xavier_normal_(lin.weight)
-        if self.feature_tables is not None:
-            with torch.no_grad():
-                for m in self.modalities:
-                    self.feature_tables[m].copy_(getattr(self, f"features_{m}"))
+        self._reset_features()
 
     # ------------------------------------------------------------------ representations
-    def _features(self, m: str) -> Tensor:
-        if self.feature_tables is not None:
-            return self.feature_tables[m]
-        return getattr(self, f"features_{m}")
 
     def online(self) -> tuple[Tensor, Tensor]:
         """The online representations :math:`h_u` (n_users x d) and :math:`h_i`

@@ -256,7 +256,8 @@ def test_builder_graph_is_the_training_bipartite_graph():
     want = normalized_bipartite(ds.train, "sym").toarray()
     assert np.allclose(model.lightgcn.adj.to_dense().numpy(), want, atol=1e-6)
     for m in model.modalities:
-        assert np.array_equal(getattr(model, f"features_{m}").numpy(), np.asarray(ds.item_features[m], dtype=np.float32))
+        # the fine-tuned tables start at the stored features
+        assert np.array_equal(model._features(m).detach().numpy(), np.asarray(ds.item_features[m], dtype=np.float32))
 
 
 # --------------------------------------------------------------- real data

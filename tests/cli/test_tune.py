@@ -49,7 +49,9 @@ def _spawn(args: list[str]) -> subprocess.Popen:
 
 
 def _trials(tmp_path: Path):
-    return optuna.load_study(study_name="lightgcn-synthetic", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}",
+                                         engine_kwargs={"connect_args": {"timeout": 60}})  # wait for a writer
+    return optuna.load_study(study_name="lightgcn-synthetic", storage=storage).trials
 
 
 def test_two_processes_share_one_study(data, tmp_path):
@@ -83,8 +85,8 @@ def test_a_killed_call_leaves_a_consistent_study_that_the_next_call_continues(da
                 continue
             try:
                 trials = _trials(tmp_path)
-            except (KeyError, ValueError, optuna.exceptions.StorageInternalError):
-                continue  # the study is being created
+            except Exception:  # noqa: BLE001 - the study is being created: look again
+                continue
             done = [t for t in trials if t.state.is_finished()]
             running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
             if done and running and running[0].intermediate_values:
@@ -98,7 +100,8 @@ def test_a_killed_call_leaves_a_consistent_study_that_the_next_call_continues(da
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     before = _trials(tmp_path)
     killed = [t for t in before if t.state == optuna.trial.TrialState.RUNNING]
-    assert [t.number for t in killed] == [running[0].number]
+    # the trial seen running, or the next one if it finished before the kill landed
+    assert len(killed) == 1 and killed[0].number >= running[0].number
 
     res = run(*_args(data, tmp_path, 1, 40))
     assert res.exit_code == 0, res.output

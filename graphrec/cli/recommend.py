@@ -51,6 +51,13 @@ def recommend(
             "(the most popular training items, score = training interaction count).",
         ),
     ] = "error",
+    new_items: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Items that arrived after training: an .npz with item_id and one array per modality the run's "
+            "cold-item path fuses (--cold-path content); ranked beside the catalogue.",
+        ),
+    ] = None,
     data: Annotated[
         Optional[Path], typer.Option(help="Dataset directory (default: the one in the run record).")
     ] = None,
@@ -65,7 +72,9 @@ def recommend(
     One row per (user, rank): user_id, item_id, rank (1..k), score. Seen items (the
     user's training interactions, see --seen) are excluded unless --include-seen; a user
     with fewer than k candidates left gets fewer rows. --items restricts the candidates
-    (e.g. to new items). An unknown --users id is an error unless --unknown popular.
+    (e.g. to new items). --new-items adds items that arrived after training, scored from
+    their features by the run's cold-item path. An unknown --users id is an error unless
+    --unknown popular.
     The file is written under a temporary name and renamed at the end.
 
     Example: graphrec recommend runs/lightgcn-baby --all --k 20 --out recs.csv
@@ -98,6 +107,7 @@ def recommend(
             batch_size=batch_size,
             data=data,
             progress=not quiet,
+            new_items=new_items,
         )
     write_recommendations(recs, out, overwrite=overwrite)
     n_users = len(set(recs.user_id.tolist())) if len(recs) else 0

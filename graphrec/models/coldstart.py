@@ -121,6 +121,7 @@ class ColdItemRecommender(Recommender):
         objective: ``regress`` (DropoutNet's) or ``rank`` (module doc).
         path_triples: the path trains on the first this-many triples of every batch
             (batches are shuffled: a uniform sample), which bounds its cost per step.
+        modalities: the modalities fused into ``features`` (provenance, for new items).
     """
 
     def __init__(
@@ -135,6 +136,7 @@ class ColdItemRecommender(Recommender):
         reg_weight: float = 1e-4,
         objective: str = "regress",
         path_triples: int = 128,
+        modalities: tuple[str, ...] | None = None,
     ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
@@ -143,6 +145,8 @@ class ColdItemRecommender(Recommender):
         if path_triples < 1:
             raise ConfigError(f"cold path: path_triples must be at least 1, got {path_triples}")
         self.path_triples = path_triples
+        #: the modalities fused into ``features`` (what new items must bring), when known
+        self.cold_modalities = modalities
         n = base.n_items
         if features.dim() != 2 or features.shape[0] != n:
             raise ConfigError(f"cold path: features have shape {tuple(features.shape)}, expected ({n}, d)")

@@ -312,6 +312,7 @@ def recommend_run(
     batch_size: int = 1024,
     data: str | os.PathLike | None = None,
     progress: bool = False,
+    new_items: str | os.PathLike | None = None,
 ) -> Recommendations:
     """Top-``k`` items for users of a saved run, with original ids (module doc).
 
@@ -331,6 +332,8 @@ def recommend_run(
         batch_size: users scored per batch.
         data: the dataset directory, when the path in the run record no longer points to it.
         progress: a tqdm bar over the batches.
+        new_items: an ``.npz`` of items that arrived after training (:func:`read_new_items`),
+            ranked beside the catalogue's; the run must have the cold-item path.
     """
     from graphrec.train.record import load_record
     from graphrec.train.run import load_run
@@ -355,11 +358,19 @@ def recommend_run(
     _, dataset, model = load_run(run, dev, data)
     for s in excluded:
         dataset.split(s)  # a clear error when the dataset lacks the split
+    item_ids = dataset.item_ids
+    n_total = dataset.n_items
+    new = None
+    if new_items is not None:
+        new_ids, new_x = read_new_items(new_items, model, dataset, run)
+        new = new_x.to(dev)
+        item_ids = np.concatenate([np.asarray(item_ids).astype(str), new_ids])
+        n_total += len(new_ids)
 
     candidates = None
     if item_list is not None:
         ids, where = item_list
-        pos = _positions(dataset.item_ids)
+        pos = _positions(item_ids)
         missing = [i for i in ids if i not in pos]
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -388,7 +399,9 @@ def recommend_run(
         user_idx = np.fromiter((pos.get(u, -1) for u in ids), dtype=np.int64, count=len(ids))
 
     seen = seen_matrix(dataset, excluded)
-    n_cols = dataset.n_items if candidates is None else len(candidates)
+    if seen is not None and new is not None:  # nobody has seen a new item: empty columns
+        seen = sp.csr_matrix((seen.data, seen.indices, seen.indptr), shape=(seen.shape[0], n_total))
+    n_cols = n_total if candidates is None else len(candidates)
     kk = min(int(k), n_cols)
     idx = np.zeros((len(asked), kk), dtype=np.int64)
     val = np.full((len(asked), kk), -np.inf, dtype=np.float32)
@@ -396,12 +409,18 @@ def recommend_run(
         model.eval()
         with torch.no_grad():
             scorer = model.scorer()
+            if new is not None:
+                catalogue = scorer
+
+                def scorer(users: torch.Tensor) -> torch.Tensor:
+                    return torch.cat([catalogue(users), model.new_item_scores(users, new)], dim=1)
+
             idx[known], val[known] = top_k(
-                scorer, user_idx[known], kk, dataset.n_items, exclude=seen, candidates=candidates,
+                scorer, user_idx[known], kk, n_total, exclude=seen, candidates=candidates,
                 batch_size=batch_size, device=dev, progress=progress,
             )
     if not known.all():
-        pop_idx, pop_val = _most_popular(dataset, candidates, kk)
+        pop_idx, pop_val = _most_popular(dataset, candidates, kk, n_total)
         idx[~known] = pop_idx
         val[~known] = pop_val
 
@@ -409,7 +428,7 @@ def recommend_run(
     per_user = keep.sum(axis=1)
     return Recommendations(
         user_id=np.repeat(np.asarray(asked).astype(str), per_user),
-        item_id=dataset.item_ids[idx[keep]],
+        item_id=np.asarray(item_ids)[idx[keep]],
         rank=np.broadcast_to(np.arange(1, kk + 1, dtype=np.int32), idx.shape)[keep],
         score=val[keep],
         k=int(k),
@@ -418,16 +437,63 @@ def recommend_run(
     )
 
 
-def _most_popular(dataset: Dataset, candidates: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _most_popular(
+    dataset: Dataset, candidates: np.ndarray | None, k: int, n_total: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` candidates with the most training interactions (ties: lower index first)
-    and their counts."""
-    counts = np.bincount(dataset.train.indices, minlength=dataset.n_items)
-    cand = np.arange(dataset.n_items) if candidates is None else candidates
+    and their counts; ``n_total`` counts new items (none) after the catalogue's."""
+    n_total = dataset.n_items if n_total is None else n_total
+    counts = np.bincount(dataset.train.indices, minlength=n_total)
+    cand = np.arange(n_total) if candidates is None else candidates
     order = np.lexsort((cand, -counts[cand]))[:k]
     return cand[order], counts[cand[order]].astype(np.float32)
 
 
 # --------------------------------------------------------------------------- files
+def read_new_items(
+    path: str | os.PathLike, model: Any, dataset: Dataset, run: Any = "the run"
+) -> tuple[np.ndarray, torch.Tensor]:
+    """The ids and early-fused features of items that arrived after training, from an
+    ``.npz`` holding ``item_id`` (m ids) and one (m x d) array per modality the run's
+    cold-item path fuses (the names of the dataset's features, e.g. ``image``, ``text``),
+    fused as the catalogue's. One-line errors for a run without the path, a missing or
+    malformed array, or an id the catalogue already has."""
+    from graphrec.graphs.fuse import default_modalities, fuse_features
+    from graphrec.models.coldstart import ColdItemRecommender
+
+    if not isinstance(model, ColdItemRecommender):
+        raise ConfigError(
+            f"run {run} was trained without the cold-item path, which scores new items from their features: "
+            "train it with --cold-path content"
+        )
+    mods = tuple(model.cold_modalities or default_modalities(dataset.item_features))
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz of new items ({' '.join(str(e).split())[:120]})") from None
+    if "item_id" not in arrays:
+        raise DataError(f"{path} has no item_id array: save the new items' ids as item_id=[...]")
+    ids = np.asarray(arrays["item_id"]).astype(str).reshape(-1)
+    missing = [m for m in mods if m not in arrays]
+    if missing:
+        raise DataError(
+            f"{path} has no {missing[0]!r} array: the run's cold-item path fuses {', '.join(mods)}; "
+            f"save one ({len(ids)} x d) array per modality"
+        )
+    for m in mods:
+        a = arrays[m]
+        want = dataset.item_features[m].shape[1]
+        if a.ndim != 2 or a.shape != (len(ids), want) or not np.issubdtype(a.dtype, np.number):
+            raise DataError(f"{path}: {m!r} has shape {a.shape} ({a.dtype}), expected ({len(ids)}, {want}) numbers")
+    known = np.isin(ids, np.asarray(dataset.item_ids).astype(str))
+    if known.any() or len(set(ids.tolist())) != len(ids):
+        bad = ids[known][0] if known.any() else next(i for i in ids if (ids == i).sum() > 1)
+        raise DataError(f"{path}: new item id {bad!r} is already an item of the catalogue or listed twice")
+    x = fuse_features({m: arrays[m] for m in mods}, list(mods)).x
+    return ids, torch.from_numpy(x)
+
+
 def _parquet_module() -> Any:
     try:
         import pyarrow  # noqa: F401

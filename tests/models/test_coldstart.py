@@ -266,3 +266,58 @@ def test_path_on_real_data_reaches_new_items(shared_data):
     assert lg["recall@20"] < 0.02
     assert ours["recall@20"] > max(5 * lg["recall@20"], 0.5 * content["recall@20"]), (lg, ours, content)
     assert ours["ndcg@20"] > 0.5 * content["ndcg@20"], (ours, content)
+
+
+def test_recommend_ranks_new_items_as_unseen_catalogue_items(tmp_path):
+    """`graphrec recommend --new-items`: the cold items of a run, given again as new items
+    (features only, new ids), get the scores and ranks they have in the catalogue."""
+    from typer.testing import CliRunner
+
+    from graphrec.cli import make_app
+    from graphrec.train.recommend import recommend_run
+    from graphrec.train.run import cold_start_transforms
+
+    path = tmp_path / "data"
+    contract_dataset().save(path)
+    ds = cold_start(Dataset.load(path), 0.2, 0, "hidden")
+    run_training(ds, "mmgef", dict(PATH, k=5), TrainConfig(epochs=2, progress=False), out=tmp_path / "run",
+                 data_path=path, transforms=cold_start_transforms(0.2, 0, "hidden"))
+    cold = ds.cold_items
+    new_ids = np.array([f"new-{i}" for i in cold])
+    np.savez(tmp_path / "new.npz", item_id=new_ids, **{m: a[cold] for m, a in ds.item_features.items()})
+    (tmp_path / "old.txt").write_text("\n".join(np.asarray(ds.item_ids)[cold]) + "\n")
+    (tmp_path / "new.txt").write_text("\n".join(new_ids) + "\n")
+    old = recommend_run(tmp_path / "run", k=5, items=tmp_path / "old.txt")
+    new = recommend_run(tmp_path / "run", k=5, items=tmp_path / "new.txt", new_items=tmp_path / "new.npz")
+    rename = dict(zip(np.asarray(ds.item_ids)[cold].astype(str), new_ids))
+    assert [rename[i] for i in old.item_id] == list(new.item_id)
+    np.testing.assert_allclose(new.score, old.score, rtol=1e-5, atol=1e-5)
+    # beside the catalogue: new items compete with every item
+    both = recommend_run(tmp_path / "run", k=20, new_items=tmp_path / "new.npz")
+    assert set(both.item_id) & set(new_ids) and set(both.item_id) - set(new_ids)
+    # the CLI: written, and bad inputs are one line
+    runner = CliRunner()
+    res = runner.invoke(make_app(), ["recommend", str(tmp_path / "run"), "--new-items", str(tmp_path / "new.npz"),
+                                     "--out", str(tmp_path / "recs.csv"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    np.savez(tmp_path / "bad.npz", item_id=new_ids)
+    res = runner.invoke(make_app(), ["recommend", str(tmp_path / "run"), "--new-items", str(tmp_path / "bad.npz"),
+                                     "--out", str(tmp_path / "recs2.csv"), "--quiet"])
+    assert res.exit_code == 1 and "has no 'image' array" in res.output and len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "recs2.csv").exists()
+    np.savez(tmp_path / "dup.npz", item_id=np.asarray(ds.item_ids)[cold].astype(str),
+             **{m: a[cold] for m, a in ds.item_features.items()})
+    with pytest.raises(Exception, match="already an item of the catalogue"):
+        recommend_run(tmp_path / "run", k=5, new_items=tmp_path / "dup.npz")
+
+
+def test_recommend_new_items_needs_the_path(tmp_path):
+    from graphrec.train.recommend import recommend_run
+
+    path = tmp_path / "data"
+    contract_dataset().save(path)
+    ds = Dataset.load(path)
+    run_training(ds, "lightgcn", {}, TrainConfig(epochs=1, progress=False), out=tmp_path / "run", data_path=path)
+    np.savez(tmp_path / "new.npz", item_id=np.array(["x"]), **{m: a[:1] for m, a in ds.item_features.items()})
+    with pytest.raises(ConfigError, match="without the cold-item path.*--cold-path content"):
+        recommend_run(tmp_path / "run", new_items=tmp_path / "new.npz")

@@ -13,7 +13,7 @@ import torch
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError
 from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
-from graphrec.graphs.fuse import fuse_features
+from graphrec.graphs.fuse import default_modalities, fuse_features
 from graphrec.models.base import Recommender
 from graphrec.models.cb import ContentKNN
 from graphrec.models.coldstart import ColdItemRecommender
@@ -46,6 +46,7 @@ def attach_cold_path(
     top-``k`` raw-cosine kNN graph and the training histories (neighbour term), and the
     items with at least one training interaction."""
     x = cold_path_features(dataset, modalities)
+    mods = parse_modalities(modalities) or default_modalities(dataset.item_features)
     try:
         with torch.no_grad():
             _, item_emb = model.embeddings()
@@ -61,4 +62,5 @@ def attach_cold_path(
     return ColdItemRecommender(
         model, torch.from_numpy(x), seen, neighbours,
         embedding_dim=int(item_emb.shape[1]), hidden_dim=hidden_dim, reg_weight=reg_weight, objective=objective,
+        modalities=tuple(mods),
     )

@@ -241,23 +241,33 @@ def _dataset_name(data: str | os.PathLike) -> str:
 
 def _open_storage(optuna: Any, url: str) -> Any:
     """Optuna's RDB storage for ``url``: SQLite waits up to
-    :data:`SQLITE_TIMEOUT_SECONDS` for another process's write; running trials beat."""
+    :data:`SQLITE_TIMEOUT_SECONDS` for another process's write; running trials beat.
+    Creating the tables races with another program opening a new database at the same
+    moment (one not holding graphrec's lock, e.g. on another machine or a dashboard): a
+    lost race is tried again."""
     import sqlalchemy.exc
 
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS, **kwargs
-            )
-    except ImportError as e:
-        raise ConfigError(f"--storage {url}: {e}") from None
-    except (sqlalchemy.exc.SQLAlchemyError, RuntimeError) as e:
-        reason = " ".join(str(e).split())[:200]
-        raise DataError(f"--storage {url}: not an Optuna study database ({reason})") from None
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS, **kwargs
+                )
+        except ImportError as e:
+            raise ConfigError(f"--storage {url}: {e}") from None
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as e:
+            if attempt == 4:
+                reason = " ".join(str(e).split())[:200]
+                raise DataError(f"--storage {url}: cannot open the study database ({reason})") from None
+            time.sleep(0.5 * (attempt + 1))  # "table already exists": another program created it first
+        except (sqlalchemy.exc.SQLAlchemyError, RuntimeError) as e:
+            reason = " ".join(str(e).split())[:200]
+            raise DataError(f"--storage {url}: not an Optuna study database ({reason})") from None
+    raise AssertionError("unreachable")
 
 
 def _load_study(optuna, rdb, name, url, setup, pruning, startup, warmup, seed):

@@ -49,8 +49,8 @@ def _spawn(args: list[str]) -> subprocess.Popen:
 
 
 def _trials(tmp_path: Path):
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}",
-                                         engine_kwargs={"connect_args": {"timeout": 60}})  # wait for a writer
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}", skip_table_creation=True,
+                                         engine_kwargs={"connect_args": {"timeout": 60}})  # a reader: waits for writers
     return optuna.load_study(study_name="lightgcn-synthetic", storage=storage).trials
 
 

@@ -5,6 +5,9 @@ folder, a graphrec dataset directory with timestamps) or a CTR samples directory
 written by an earlier run's ``--samples``. Samples follow DIN's protocol
 (:mod:`graphrec.data.ctr`); ``--samples DIR`` stores them the first time and checks
 them afterwards, so every model of an experiment sees the same samples.
+Ctrl-C or SIGTERM during training keeps the best state so far in ``--out`` as a run
+marked interrupted, exits with status 130 and one line naming the command that
+continues it (the same line with ``--resume``; :mod:`graphrec.train.state`).
 ``--cold-start F`` hides every interaction with a fraction F of the items (drawn with
 ``--seed``) from training and from all histories; they are then only valid/test
 candidates, and the results table reports them as the cold slice.
@@ -19,12 +22,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import inspect
+import shlex
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from graphrec.cli._common import metric_table, resolve_device, set_threads, user_errors
+from graphrec.cli._common import ARGV, metric_table, resolve_device, set_threads, user_errors
+from graphrec.cli.train import Resume  # the option `graphrec train` ranking models share
 
 __all__ = ["register", "make_command", "load_ctr_data", "print_ctr_record"]
 
@@ -51,7 +56,8 @@ Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 COMMON = (
     "task", "max_history", "sample_seed", "samples", "item_graph", "graph_k", "cooccur_top_k", "graph_layers",
-    "epochs", "lr", "batch_size", "patience", "seed", "device", "out", "overwrite", "threads", "quiet", "cold_start",
+    "epochs", "lr", "batch_size", "patience", "seed", "device", "out", "overwrite", "resume", "threads", "quiet",
+    "cold_start",
 )
 
 
@@ -129,18 +135,29 @@ def print_ctr_record(record: dict[str, Any]) -> None:
 
 
 def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_options: Optional[dict[str, Any]] = None,
-                **common: Any) -> dict[str, Any]:
-    """What every `graphrec train MODEL --task ctr` does; returns the run record."""
+                command: Optional[str] = None, **common: Any) -> dict[str, Any]:
+    """What every `graphrec train MODEL --task ctr` does; returns the run record.
+
+    Ctrl-C or SIGTERM during training keeps the best state so far in ``out`` as a run
+    marked interrupted and ends with status 130 and one line naming the resume command
+    (made from ``command``, the line as typed); ``resume`` continues such a run
+    (:mod:`graphrec.train.state`)."""
     from graphrec._atomic import check_output, check_output_folder
     from graphrec.errors import ConfigError
     from graphrec.train.ctr import CTRConfig, run_ctr
     from graphrec.train.run import check_run_output
+    from graphrec.train.state import check_resumable, sigterm_as_interrupt
 
     if common["task"] != "ctr":
         raise ConfigError(f"--task {common['task']!r}: {model_name} is a CTR model; use --task ctr")
     # every output is checked before samples are built or anything is trained
     overwrite = bool(common.get("overwrite", False))
-    if common["out"] is not None:
+    resume = bool(common.get("resume", False))
+    if resume:
+        if common["out"] is None or overwrite:
+            raise ConfigError("--resume continues the interrupted run in --out: pass --out DIR, without --overwrite")
+        check_resumable(common["out"])
+    elif common["out"] is not None:
         check_run_output(common["out"], overwrite)
     else:
         check_output_folder(Path("runs"), "--out")
@@ -166,11 +183,12 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     if out is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{model_name}-{ctr.dataset.name}-{stamp}"
-    record, _ = run_ctr(
-        ctr, model_name, params, config, device=dev, item_graph=item_graph,
-        graph_options={"k": common["graph_k"], "cooccur_top_k": common["cooccur_top_k"] or None},
-        out=out, data_path=data.resolve(), overwrite=overwrite,
-    )
+    with sigterm_as_interrupt():  # a kill keeps the state as Ctrl-C does
+        record, _ = run_ctr(
+            ctr, model_name, params, config, device=dev, item_graph=item_graph,
+            graph_options={"k": common["graph_k"], "cooccur_top_k": common["cooccur_top_k"] or None},
+            out=out, data_path=data.resolve(), overwrite=overwrite, resume=resume, command=command,
+        )
     print_ctr_record(record)
     typer.echo(f"run saved to {out}")
     return record
@@ -180,13 +198,13 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "task": "ctr", "max_history": None, "sample_seed": 0, "samples": None, "cold_start": 0.0,
     "item_graph": "none", "graph_k": 10, "cooccur_top_k": 20, "graph_layers": 2,
     "epochs": 30, "lr": 1e-3, "batch_size": 256, "patience": 3, "seed": 0,
-    "device": "auto", "out": None, "overwrite": False, "threads": None, "quiet": False,
+    "device": "auto", "out": None, "overwrite": False, "resume": False, "threads": None, "quiet": False,
 }
 COMMON_TYPES: dict[str, Any] = {
     "task": Task, "max_history": MaxHistory, "sample_seed": SampleSeed, "samples": Samples, "cold_start": ColdStart,
     "item_graph": ItemGraph, "graph_k": GraphK, "cooccur_top_k": CooccurTopK, "graph_layers": GraphLayers,
     "epochs": Epochs, "lr": Lr, "batch_size": BatchSize, "patience": Patience, "seed": Seed,
-    "device": Device, "out": Out, "overwrite": Overwrite, "threads": Threads, "quiet": Quiet,
+    "device": Device, "out": Out, "overwrite": Overwrite, "resume": Resume, "threads": Threads, "quiet": Quiet,
 }
 
 
@@ -201,6 +219,7 @@ def make_command(entry: Any) -> Callable[..., None]:
 
     @user_errors
     def command(**values: Any) -> None:
+        argv = values.pop("ctx").meta.get(ARGV)
         data = values.pop("data")
         common = {name: values.pop(name) for name in COMMON}
         params: dict[str, Any] = {}
@@ -214,10 +233,12 @@ def make_command(entry: Any) -> Callable[..., None]:
             (train_options if spec.option.target == "train" else params)[spec.name] = value
         for spec in entry.params:
             spec.check(entry.name, params.get(spec.name, train_options.get(spec.name)))
-        ctr_command(entry.name, params, data, train_options=train_options, **common)
+        command_line = None if argv is None else shlex.join(["graphrec", *argv])  # recorded; names the resume command
+        ctr_command(entry.name, params, data, train_options=train_options, command=command_line, **common)
 
     defaults = dict(COMMON_DEFAULTS, **entry.train_defaults)
-    sig = [inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, annotation=Data)]
+    sig = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+           inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, annotation=Data)]
     sig += [model_parameter(p) for p in specs]
     sig += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=COMMON_TYPES[n], default=defaults[n])
             for n in COMMON]

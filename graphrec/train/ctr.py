@@ -48,6 +48,16 @@ from graphrec.metrics.ctr import auc, ctr_metrics
 from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
 from graphrec.train.fit import seed_everything
 from graphrec.train.record import RECORD, WEIGHTS, checkpoint_entry
+from graphrec.train.state import (
+    FINISHED,
+    StateKeeper,
+    TrainState,
+    check_resumable,
+    check_same_run,
+    keep_interrupted,
+    load_resume_state,
+    signals_held,
+)
 
 __all__ = [
     "CTRConfig",
@@ -311,8 +321,15 @@ def fit_ctr(
     config: CTRConfig,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] | None = None,
+    keeper: StateKeeper | None = None,
 ) -> CTRFitResult:
-    """Train ``model`` on the training samples, select on validation AUC, test once."""
+    """Train ``model`` on the training samples, select on validation AUC, test once.
+
+    With a ``keeper`` (:mod:`graphrec.train.state`), every epoch starts by storing the
+    loop's state in it (weights, the three optimisers, every generator, the best state
+    and history so far), so that after an interrupt it holds the last completed epoch; a
+    keeper made with a saved state resumes from it, to the numbers of an uninterrupted run.
+    """
     device = torch.device(device)
     model.to(device)
     gen = torch.Generator().manual_seed(config.seed)
@@ -339,9 +356,23 @@ def fit_ctr(
     bad, stopped = 0, False
     train_time = eval_time = 0.0
     total_steps = config.epochs * n_batches
-    step = 0
-    bar = _progress(range(1, config.epochs + 1), config.progress, desc=f"train {type(model).__name__}", unit="epoch")
+    optimizers = {"generator": opt_g, "discriminator": opt_d}
+    kept = None if keeper is None else keeper.state
+    if kept is not None:  # resume an interrupted run (graphrec.train.state)
+        kept.restore(model, opt, None, gen, optimizers)
+        best_score, best_epoch, best_state, best_valid = (kept.best_score, kept.best_epoch,
+                                                        kept.best_state, kept.best_valid)
+        history, bad, (train_time, eval_time, _) = list(kept.history), kept.bad_evals, kept.clock
+    first = 1 if kept is None else kept.epoch + 1
+    step = (first - 1) * n_batches
+    bar = _progress(range(first, config.epochs + 1), config.progress, desc=f"train {type(model).__name__}",
+                    unit="epoch")
     for epoch in bar:
+        if keeper is not None:  # the state an interrupt in this epoch keeps
+            keeper.state = TrainState.capture(
+                epoch - 1, model, opt, None, gen, best_epoch=best_epoch, best_score=best_score, best_valid=best_valid,
+                best_state=best_state, bad_evals=bad, history=history, clock=(train_time, eval_time, len(history)),
+                optimizers=optimizers)
         model.train()
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
@@ -508,21 +539,33 @@ def run_ctr(
     data_path: str | os.PathLike | None = None,
     log: Callable[[str], None] | None = None,
     overwrite: bool = False,
+    resume: bool = False,
+    command: str | None = None,
 ) -> tuple[dict[str, Any], CTRModel]:
     """Seed, build (with graph enrichment when asked), fit, and record a CTR run.
 
     ``out`` is checked before anything is built or trained: an existing ``out`` is
-    replaced only with ``overwrite`` and only when it holds an earlier run."""
-    if out is not None:
+    replaced only with ``overwrite`` and only when it holds an earlier run.
+
+    With ``out``, an interrupt during training (Ctrl-C: :class:`KeyboardInterrupt`)
+    keeps the best state so far in ``out``, as a run marked interrupted (no test
+    metrics, no ``attention.npz``: the test split is not read), and raises
+    :class:`~graphrec.train.state.RunInterrupted`; ``resume=True`` continues the
+    interrupted run in ``out`` (the same model, hyper-parameters, training options,
+    samples and item graph, else a one-line :class:`ConfigError`) to the numbers an
+    uninterrupted run gives (:mod:`graphrec.train.state`). ``command`` (the
+    ``graphrec ...`` line that started the run) is recorded; the resume command an
+    interrupt names is made from it."""
+    from graphrec.train.run import _provenance
+
+    previous = None
+    if resume:
+        if out is None or overwrite:
+            raise ConfigError("--resume continues the interrupted run in --out: pass --out DIR, without --overwrite")
+        previous = check_resumable(out)
+    elif out is not None:
         check_output(out, overwrite, option="--out", marker=RECORD, what="run directory")
-    seed_everything(config.seed)
-    t0 = time.perf_counter()
     graph_options = dict(graph_options or {})
-    graphs, graph_records = resolve_item_graphs(data, item_graph, progress=False, **graph_options)
-    seed_everything(config.seed)
-    model = build_ctr_model(model_name, data, params, graphs)
-    build_seconds = time.perf_counter() - t0
-    result = fit_ctr(model, data, config, device, log=log)
     params_rec = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(params or {}).items()}
     record: dict[str, Any] = {
         "graphrec_version": graphrec.__version__,
@@ -530,7 +573,7 @@ def run_ctr(
         "task": "ctr",
         "model": model_name,
         "model_params": params_rec,
-        "item_graph": {"spec": item_graph or "none", "options": graph_options, "graphs": graph_records},
+        "item_graph": {"spec": item_graph or "none", "options": graph_options, "graphs": []},
         "train_config": config.to_dict(),
         "dataset": {
             "path": None if data_path is None else str(data_path),
@@ -542,16 +585,41 @@ def run_ctr(
         },
         "device": str(device),
         "environment": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "best_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early,
-        "best_valid": result.best_valid,
-        "test": result.test,
-        "timings": dict(result.timings, build_seconds=build_seconds),
-        "history": result.history,
     }
+    keeper = None if out is None else StateKeeper()
+    if previous is not None:
+        check_same_run(previous, out, record)  # type: ignore[arg-type]
+        keeper = StateKeeper(load_resume_state(out, previous))  # type: ignore[arg-type]
+    provenance = _provenance(command, previous, keeper)
+    seed_everything(config.seed)
+    t0 = time.perf_counter()
+    graphs, graph_records = resolve_item_graphs(data, item_graph, progress=False, **graph_options)
+    record["item_graph"]["graphs"] = graph_records
+    seed_everything(config.seed)
+    model = build_ctr_model(model_name, data, params, graphs)
+    build_seconds = time.perf_counter() - t0
+    try:
+        result = fit_ctr(model, data, config, device, log=log, keeper=keeper)
+    except KeyboardInterrupt:
+        if keeper is None or keeper.state is None:
+            raise
+        result = None  # kept below, once the interrupted frames (and their progress bar) are released
+    if result is None:
+        kept = keeper.state  # type: ignore[union-attr]
+        record.update(provenance, timings={"build_seconds": build_seconds})
+        raise keep_interrupted(out, record, kept, overwrite=overwrite or resume)  # type: ignore[arg-type]
+    record.update(
+        best_epoch=result.best_epoch,
+        stopped_early=result.stopped_early,
+        best_valid=result.best_valid,
+        test=result.test,
+        timings=dict(result.timings, build_seconds=build_seconds),
+        history=result.history,
+    )
+    record.update(provenance, status=FINISHED)
     record = _finite(record)
     if out is not None:
         att = modality_attention(model, data, "test", device, config.eval_batch_size)
-        save_ctr_run(out, record, model.state_dict(), att, overwrite=overwrite)
+        with signals_held():  # a Ctrl-C now waits for the run directory
+            save_ctr_run(out, record, model.state_dict(), att, overwrite=overwrite or resume)
     return record, model
-

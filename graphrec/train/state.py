@@ -3,7 +3,11 @@
 When Ctrl-C (or, under ``graphrec train``, SIGTERM) stops a run that writes a run
 directory, the best state so far is kept there as a run marked interrupted, and
 ``graphrec train ... --resume`` (``run_training(..., resume=True)``) continues it to the
-numbers an uninterrupted run gives.
+numbers an uninterrupted run gives. The same holds for CTR runs (``graphrec train MODEL
+--task ctr``, :func:`graphrec.train.ctr.run_ctr` and its fit loop
+:func:`graphrec.train.ctr.fit_ctr`), whose extra optimisers (GMMF's generator and
+discriminator) are kept under ``optimizers`` and whose shuffling generator is a
+``torch.Generator``.
 
 How: given a :class:`StateKeeper`, :func:`graphrec.train.fit` stores in it, at the start
 of every epoch, everything the rest of training depends on (:class:`TrainState`): the
@@ -96,6 +100,7 @@ class TrainState:
     bad_evals: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     clock: tuple[float, float, int] = (0.0, 0.0, 0)  # train seconds, validation seconds, validations
+    optimizers: dict[str, Any] = field(default_factory=dict)  # further optimisers by name (a GAN's G and D)
 
     @classmethod
     def capture(
@@ -104,7 +109,7 @@ class TrainState:
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
-        rng: np.random.Generator,
+        rng: np.random.Generator | torch.Generator,
         *,
         best_epoch: int,
         best_score: float,
@@ -113,9 +118,11 @@ class TrainState:
         bad_evals: int,
         history: list[dict[str, Any]],
         clock: tuple[float, float, int],
+        optimizers: Mapping[str, torch.optim.Optimizer | None] | None = None,
     ) -> "TrainState":
         """Copy the loop's state (the best weights are not copied: the loop never
-        changes a best state it made)."""
+        changes a best state it made). ``rng`` is the batch generator (NumPy's or a
+        ``torch.Generator``); ``optimizers`` are further optimisers by name."""
         return cls(
             epoch=epoch,
             model={k: v.detach().clone() for k, v in model.state_dict().items()},
@@ -129,13 +136,18 @@ class TrainState:
             bad_evals=bad_evals,
             history=list(history),
             clock=tuple(clock),  # type: ignore[arg-type]
+            optimizers={name: copy.deepcopy(o.state_dict()) for name, o in (optimizers or {}).items() if o is not None},
         )
 
     def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                rng: np.random.Generator) -> None:
-        """Put weights, optimiser, schedule and random generators back as captured."""
+                rng: np.random.Generator | torch.Generator,
+                optimizers: Mapping[str, torch.optim.Optimizer | None] | None = None) -> None:
+        """Put weights, optimisers, schedule and random generators back as captured."""
         model.load_state_dict(self.model)
         optimizer.load_state_dict(self.optimizer)
+        for name, o in (optimizers or {}).items():
+            if o is not None:
+                o.load_state_dict(self.optimizers[name])
         if scheduler is not None and self.scheduler is not None:
             scheduler.load_state_dict(self.scheduler)
         _set_rng_states(self.rng, rng, model)
@@ -145,6 +157,7 @@ class TrainState:
         out = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "best_state"}
         out["model"] = _cpu(self.model)
         out["optimizer"] = _cpu(self.optimizer)
+        out["optimizers"] = _cpu(self.optimizers)
         out["clock"] = list(self.clock)
         return out
 
@@ -188,25 +201,29 @@ def _model_generators(model: torch.nn.Module) -> dict[str, torch.Generator]:
     return found
 
 
-def _rng_states(batches: np.random.Generator, model: torch.nn.Module) -> dict[str, Any]:
+def _rng_states(batches: np.random.Generator | torch.Generator, model: torch.nn.Module) -> dict[str, Any]:
     legacy = np.random.get_state(legacy=False)
     return {
         "python": random.getstate(),
         "numpy": {**legacy, "state": {"key": torch.from_numpy(legacy["state"]["key"].astype(np.int64)),
                                       "pos": int(legacy["state"]["pos"])}},
-        "batches": batches.bit_generator.state,
+        "batches": batches.get_state() if isinstance(batches, torch.Generator) else batches.bit_generator.state,
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
         "generators": {name: g.get_state() for name, g in _model_generators(model).items()},
     }
 
 
-def _set_rng_states(states: Mapping[str, Any], batches: np.random.Generator, model: torch.nn.Module) -> None:
+def _set_rng_states(states: Mapping[str, Any], batches: np.random.Generator | torch.Generator,
+                    model: torch.nn.Module) -> None:
     random.setstate(states["python"])
     legacy = dict(states["numpy"])
     legacy["state"] = {"key": legacy["state"]["key"].numpy().astype(np.uint32), "pos": legacy["state"]["pos"]}
     np.random.set_state(legacy)
-    batches.bit_generator.state = states["batches"]
+    if isinstance(batches, torch.Generator):
+        batches.set_state(states["batches"])
+    else:
+        batches.bit_generator.state = states["batches"]
     torch.set_rng_state(states["torch"])
     cuda = states.get("cuda")
     if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
@@ -345,17 +362,25 @@ def check_finished(record: Mapping[str, Any], run_dir: str | Path) -> None:
 
 def check_same_run(previous: Mapping[str, Any], out: str | Path, run: Mapping[str, Any]) -> None:
     """A one-line error unless ``run`` (``model``, ``model_params``, ``train_config``,
-    ``dataset``'s ``fingerprint`` and ``transforms``, as in a record) trains what the
-    interrupted run ``previous`` trained."""
+    ``dataset``'s ``fingerprint`` and ``transforms``, as in a record; for a CTR run,
+    ``"task": "ctr"``, ``dataset``'s ``samples_fingerprint`` and ``dataset_fingerprint``
+    and ``item_graph``'s ``spec`` and ``options``) trains what the interrupted run
+    ``previous`` trained."""
     def plain(value: Any) -> Any:  # as read back from JSON
         return json.loads(json.dumps(value, default=_jsonable)) or {}
 
     def options(record: Mapping[str, Any]) -> dict[str, Any]:
         config = {k: v for k, v in (record.get("train_config") or {}).items() if k not in _NOT_COMPARED}
         data = record.get("dataset") or {}
-        return {"model": record.get("model"), **plain(record.get("model_params")), **plain(config),
-                "cold-start transforms": plain(data.get("transforms")),
-                "the dataset's fingerprint": data.get("fingerprint")}
+        found = {"model": record.get("model"), **plain(record.get("model_params")), **plain(config),
+                 "cold-start transforms": plain(data.get("transforms")),
+                 "the dataset's fingerprint": data.get("fingerprint")}
+        if record.get("task") == "ctr":  # CTR runs: their samples and item graph
+            graph = record.get("item_graph") or {}
+            found.update({"the samples' fingerprint": data.get("samples_fingerprint"),
+                          "the dataset's fingerprint": data.get("dataset_fingerprint"),
+                          "item_graph": graph.get("spec"), "item graph options": plain(graph.get("options"))})
+        return found
 
     now, then = options(run), options(previous)
     for name in [*now, *(k for k in then if k not in now)]:

@@ -151,6 +151,7 @@ def test_demo(tmp_path):
     assert records["mmgef-coldpath"]["model_params"]["cold_path"] == "content"
     assert mp > 2 * mm, (mp, mm)
     assert "new items, recall@20" in res.output and "content-only kNN" in res.output and "cold-item path" in res.output
+    assert "what you see: the cold-item path puts new items in the lists" in res.output
     assert Dataset.load(tmp_path / "demo" / "data").n_items == 800
 
 

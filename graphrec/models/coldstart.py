@@ -50,7 +50,7 @@ item: :math:`f(x)` needs nothing else, and its in-neighbours on S are the catalo
 j whose k-th neighbour similarity it reaches, :math:`\cos(x_j, x) \ge \min_l S_{jl}`
 (:meth:`ColdItemRecommender.new_item_scores`).
 
-Cost per batch: the tower on ``2 path_triples`` items and the neighbour term of as many
+Cost per trained batch (every ``path_every``-th): the tower on ``2 path_triples`` items and the neighbour term of as many
 pairs (in-neighbours looked up in a boolean mask of the sampled users' histories); per
 evaluation, one sparse product for the unseen columns. Nothing n x n.
 """
@@ -119,8 +119,9 @@ class ColdItemRecommender(Recommender):
         hidden_dim: the tower's hidden width.
         reg_weight: L2 on the tower's outputs for the batch.
         objective: ``regress`` (DropoutNet's) or ``rank`` (module doc).
-        path_triples: the path trains on the first this-many triples of every batch
+        path_triples: the path trains on the first this-many triples of a batch
             (batches are shuffled: a uniform sample), which bounds its cost per step.
+        path_every: the path trains on every this-many-th batch (1: all), likewise.
         modalities: the modalities fused into ``features`` (provenance, for new items).
     """
 
@@ -132,10 +133,11 @@ class ColdItemRecommender(Recommender):
         neighbours: ContentKNN,
         *,
         embedding_dim: int,
-        hidden_dim: int = 128,
+        hidden_dim: int = 64,
         reg_weight: float = 1e-4,
         objective: str = "regress",
         path_triples: int = 128,
+        path_every: int = 2,
         modalities: tuple[str, ...] | None = None,
     ) -> None:
         super().__init__()
@@ -145,6 +147,10 @@ class ColdItemRecommender(Recommender):
         if path_triples < 1:
             raise ConfigError(f"cold path: path_triples must be at least 1, got {path_triples}")
         self.path_triples = path_triples
+        if path_every < 1:
+            raise ConfigError(f"cold path: path_every must be at least 1, got {path_every}")
+        self.path_every = path_every
+        self._steps = 0  # training batches of this epoch (start_epoch resets it), for path_every
         #: the modalities fused into ``features`` (what new items must bring), when known
         self.cold_modalities = modalities
         n = base.n_items
@@ -198,6 +204,9 @@ class ColdItemRecommender(Recommender):
         captured: list = []
         with _captured_embeddings(self.base, captured):
             base_loss = self.base.loss(users, pos_items, neg_items)
+        self._steps += 1
+        if (self._steps - 1) % self.path_every:
+            return base_loss
         if captured:
             user_emb, item_emb = captured[0]
         else:  # a model whose loss does not call embeddings(): one more propagation
@@ -285,6 +294,8 @@ class ColdItemRecommender(Recommender):
         return out
 
     def start_epoch(self, epoch: int) -> None:
+        # per epoch, so a run resumed at an epoch start trains the path on the same batches
+        self._steps = 0
         self.base.start_epoch(epoch)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]

@@ -38,7 +38,7 @@ def attach_cold_path(
     dataset: Dataset,
     k: int = 50,
     modalities: Optional[Union[str, Sequence[str]]] = None,
-    hidden_dim: int = 128,
+    hidden_dim: int = 64,
     reg_weight: float = 1e-4,
     objective: str = "regress",
 ) -> ColdItemRecommender:

@@ -8,8 +8,6 @@ and draws one row per sample, one column per modality, darker = more weight.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -65,18 +63,9 @@ def draw_modality_attention(run_dir: Path, out: Path, rows: int = 20, seed: int 
     ax.set_title(title or f"modality weights: {Path(run_dir).name}", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.05)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix or ".png", dir=out.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=150)
-        os.replace(tmp, out)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return out
+    from graphrec.train.plots import save_figure
+
+    return save_figure(fig, out, plt, dpi=150)
 
 
 @user_errors

@@ -14,7 +14,6 @@ Images are written under a temporary name beside the output and renamed into pla
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -102,7 +101,7 @@ def draw_runs(
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, out, plt)
+    return save_figure(fig, out, plt)
 
 
 def _labels(runs: Sequence[str | os.PathLike]) -> list[str]:
@@ -151,7 +150,7 @@ def draw_study(study: Any, out: str | os.PathLike, metric: str) -> tuple[list[Pa
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    written.append(_save(fig, out / HISTORY_PLOT, plt))
+    written.append(save_figure(fig, out / HISTORY_PLOT, plt))
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -172,24 +171,19 @@ def draw_study(study: Any, out: str | os.PathLike, metric: str) -> tuple[list[Pa
            xlabel=f"importance for validation {metric}")
     ax.set_xlim(0, max(importances.values()) * 1.2 or 1)
     fig.tight_layout()
-    written.append(_save(fig, out / IMPORTANCE_PLOT, plt))
+    written.append(save_figure(fig, out / IMPORTANCE_PLOT, plt))
     return written, notes
 
 
-def _save(fig: Any, out: str | os.PathLike, plt: Any) -> Path:
-    """``fig`` saved as ``out`` (format from its suffix) atomically, then closed."""
+def save_figure(fig: Any, out: str | os.PathLike, plt: Any, dpi: int = 120) -> Path:
+    """``fig`` saved as ``out`` (format from its suffix, PNG without one) through
+    :func:`graphrec._atomic.atomic_file`, then closed."""
+    from graphrec._atomic import atomic_file
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix or ".png", dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; the output gets the usual mode
-        os.replace(tmp, out)
+        with atomic_file(out) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=out.suffix[1:] or "png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return out

@@ -52,7 +52,7 @@ from graphrec.train.state import (
     FINISHED,
     StateKeeper,
     TrainState,
-    check_resumable,
+    open_run_dir,
     check_same_run,
     keep_interrupted,
     load_resume_state,
@@ -558,13 +558,9 @@ def run_ctr(
     interrupt names is made from it."""
     from graphrec.train.run import _provenance
 
-    previous = None
-    if resume:
-        if out is None or overwrite:
-            raise ConfigError("--resume continues the interrupted run in --out: pass --out DIR, without --overwrite")
-        previous = check_resumable(out)
-    elif out is not None:
-        check_output(out, overwrite, option="--out", marker=RECORD, what="run directory")
+    previous = open_run_dir(
+        out, overwrite, resume, lambda o, ow: check_output(o, ow, option="--out", marker=RECORD, what="run directory")
+    )
     graph_options = dict(graph_options or {})
     params_rec = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(params or {}).items()}
     record: dict[str, Any] = {

@@ -33,7 +33,7 @@ from graphrec.train.state import (
     FINISHED,
     StateKeeper,
     check_finished,
-    check_resumable,
+    open_run_dir,
     check_same_run,
     keep_interrupted,
     load_resume_state,
@@ -116,13 +116,7 @@ def run_training(
     gives (:mod:`graphrec.train.state`). ``command`` (the ``graphrec ...`` line that
     started the run) is recorded; the resume command an interrupt names is made from it.
     """
-    previous = None
-    if resume:
-        if out is None or overwrite:
-            raise ConfigError("--resume continues the interrupted run in --out: pass --out DIR, without --overwrite")
-        previous = check_resumable(out)
-    elif out is not None:
-        check_run_output(out, overwrite)
+    previous = open_run_dir(out, overwrite, resume, check_run_output)
     params = model_params(model_name, model_overrides)
     keeper = None if out is None else StateKeeper()
     if previous is not None:

@@ -51,7 +51,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -332,6 +332,21 @@ def keep_interrupted(out: str | Path, record: dict[str, Any], state: TrainState,
 
 
 # ----------------------------------------------------------------------- resuming
+def open_run_dir(
+    out: str | Path | None, overwrite: bool, resume: bool, check_new: Callable[[Any, bool], Any]
+) -> dict[str, Any] | None:
+    """Before any work: with ``resume``, the record of the interrupted run in ``out``
+    (:func:`check_resumable`); otherwise ``check_new(out, overwrite)`` (the caller's
+    output check) and ``None``."""
+    if resume:
+        if out is None or overwrite:
+            raise ConfigError("--resume continues the interrupted run in --out: pass --out DIR, without --overwrite")
+        return check_resumable(out)
+    if out is not None:
+        check_new(out, overwrite)
+    return None
+
+
 def check_resumable(out: str | Path) -> dict[str, Any]:
     """The record of the interrupted run in ``out``; a one-line error when there is
     none (``out`` missing, not a run directory, or a finished run)."""

@@ -242,14 +242,19 @@ class ColdItemRecommender(Recommender):
             item_emb = item_emb.index_copy(0, idx, self.content_embeddings(self.features[idx]))
         return user_emb, item_emb
 
-    def forward(self, users: Tensor, items: Tensor) -> Tensor:
-        user_emb, item_emb = self.base.embeddings()
+    def _served(self, user_emb: Tensor, item_emb: Tensor, users: Tensor, items: Tensor) -> Tensor:
+        """Scores of (user, item) pairs as served: the model's for seen items, the path's otherwise."""
         s = (user_emb[users] * item_emb[items]).sum(-1)
         c, _ = self._path_scores(user_emb[users], users, items)
         return torch.where(self.seen[items], s, c)
 
+    def forward(self, users: Tensor, items: Tensor) -> Tensor:
+        return self._served(*self.base.embeddings(), users, items)
+
     def pairwise_scores(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> tuple[Tensor, Tensor]:
-        return self(users, pos_items), self(users, neg_items)
+        user_emb, item_emb = self.base.embeddings()  # one propagation for both
+        return (self._served(user_emb, item_emb, users, pos_items),
+                self._served(user_emb, item_emb, users, neg_items))
 
     @torch.no_grad()
     def scorer(self) -> Scorer:

@@ -16,7 +16,8 @@ from typing import Any, Optional
 import typer
 
 from graphrec._atomic import check_output, check_output_folder
-from graphrec.cli._common import resolve_device, user_errors
+from graphrec import distributed
+from graphrec.cli._common import ARGV, resolve_device, user_errors
 from graphrec.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
@@ -87,6 +88,7 @@ def read_recipe(path: Path) -> tuple[dict[str, Any], Path]:
 
 @user_errors
 def build_graph(
+    ctx: typer.Context,
     data: Optional[Path] = typer.Option(None, help="Dataset directory (from `graphrec prepare`)."),
     recipe: Optional[Path] = typer.Option(None, help="A recipe YAML (graphs/*.yaml); options given here override it."),
     kind: Optional[str] = typer.Option(None, help="knn, cooccur or both [both]."),
@@ -106,17 +108,15 @@ def build_graph(
     out: Optional[Path] = typer.Option(None, help="Output folder [graphs/DATASET]; one subfolder per graph."),
     overwrite: bool = typer.Option(False, help="Replace graphs that exist."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    nproc: int = typer.Option(1, help="Build in N local processes on torch.distributed (each takes its kNN rows and "
+                              "co-interaction item blocks; the graph is the one-process graph); torchrun -m graphrec "
+                              "build-graph ... does the same across machines."),
 ) -> None:
     """Build and store item graphs: fused-feature kNN and/or training co-interactions.
 
     Example: graphrec build-graph --recipe graphs/scientific.yaml
     """
-    from graphrec.data import cold_start as make_cold
-    from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
-    from graphrec.graphs.stats import coconsumption_rate, degree_stats, overlap, random_pair_overlap
-    from graphrec.graphs.store import save_graph
-
-    from graphrec.cli.sources import load_source, resolve_source
+    from graphrec.cli.sources import resolve_source
 
     given = dict(
         kind=kind, modalities=modalities, k=k, weighting=weighting, symmetric=symmetric,
@@ -144,6 +144,7 @@ def build_graph(
     if opts["kind"] not in ("knn", "cooccur", "both"):
         raise ConfigError(f"--kind {opts['kind']!r} is not one of knn, cooccur, both")
     dev = resolve_device(device)
+    distributed.check_nproc(nproc)
     kinds = ["knn", "cooccur"] if opts["kind"] == "both" else [opts["kind"]]
     from graphrec.graphs.store import RECORD_FILE
 
@@ -155,12 +156,37 @@ def build_graph(
         check_outputs(Path(opts["out"]))
     else:  # graphs/DATASET: the name is known once the data is read
         check_output_folder(Path("graphs"), "--out")
+    if nproc > 1:
+        raise typer.Exit(distributed.launch(ctx.meta.get(ARGV) or [], nproc))
+    shard = distributed.init_from_env(dev)
+    if shard is not None and dev.startswith("cuda"):
+        dev = f"cuda:{shard.local_rank}"
+    main = shard is None or shard.is_main
+    echo = typer.echo if main else (lambda *a, **k: None)
+    try:
+        _build(source=source, opts=opts, kinds=kinds, dev=dev, recipe=recipe, overwrite=overwrite, quiet=quiet,
+               shard=shard, echo=echo, check_outputs=check_outputs)
+    finally:
+        if shard is not None:
+            distributed.leave()
 
+
+def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], dev: str, recipe: Optional[Path],
+           overwrite: bool, quiet: bool, shard: Any, echo: Any, check_outputs: Any) -> None:
+    """Read the data, build each graph (every rank its share), store it (rank 0) and report."""
+    from graphrec.data import cold_start as make_cold
+    from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
+    from graphrec.graphs.stats import coconsumption_rate, degree_stats, overlap, random_pair_overlap
+    from graphrec.graphs.store import save_graph
+
+    from graphrec.cli.sources import load_source
+
+    main = shard is None or shard.is_main
     t_load = time.perf_counter()
     ds = load_source(source)
     if opts["cold_start"]:
         ds = make_cold(ds, float(opts["cold_start"]), int(opts["seed"]), str(opts["cold_protocol"]))
-    typer.echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {ds.train.nnz} training interactions "
+    echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {ds.train.nnz} training interactions "
                f"(loaded in {time.perf_counter() - t_load:.2f} s)"
                + (f", {len(ds.cold_items)} cold items" if ds.cold_items is not None else ""))
     out_dir = Path(opts["out"]) if opts["out"] is not None else Path("graphs") / ds.name
@@ -180,26 +206,29 @@ def build_graph(
             normalization=opts["normalization"],
             backend=opts["backend"],
         )
-        res = build_item_graph(ds, spec, device=dev, progress=not quiet)
+        res = build_item_graph(ds, spec, device=dev, progress=not quiet and main, shard=shard)
         res.record.options["source"] = source
         if recipe is not None:  # a stale graph's rebuild command starts from it
             res.record.options["recipe"] = str(recipe.resolve())
-        record = save_graph(out_dir / kd, res.graph, res.record, overwrite=overwrite)
         built[kd] = res
+        if not main:
+            continue
+        record = save_graph(out_dir / kd, res.graph, res.record, overwrite=overwrite)
         st = degree_stats(res.graph)
         for note in res.notes:
-            typer.echo(f"  {note}")
-        typer.echo(
+            echo(f"  {note}")
+        echo(
             f"{kd}: {st['nodes']} nodes, {st['edges']} edges, out-degree min/median/max "
             f"{st['degree_min']}/{st['degree_median']:.0f}/{st['degree_max']}, "
             f"{st['isolated']} isolated items, built in {res.seconds:.2f} s -> {out_dir / kd} (nnz {record.nnz})"
         )
-    if "knn" in built and "cooccur" in built:
+    if "knn" in built and "cooccur" in built and main:
         knn_g, co_g = built["knn"].graph, built["cooccur"].graph
-        typer.echo(
+        echo(
             f"kNN edges that are co-interaction edges: {overlap(knn_g, co_g):.4f} "
             f"(random item pairs: {random_pair_overlap(co_g, 200_000, seed=0):.4f}); "
             f"kNN edges co-consumed by a training user: {coconsumption_rate(knn_g, ds.train):.4f}"
         )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    typer.echo(f"peak memory (process RSS): {peak_mb:.0f} MB")
+    ranks = "" if shard is None else f", rank 0 of {shard.world} processes"
+    echo(f"peak memory (process RSS{ranks}): {peak_mb:.0f} MB")

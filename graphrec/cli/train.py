@@ -8,11 +8,12 @@ file. The training options every ranking command shares are declared once below.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import inspect
 import shlex
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
@@ -67,14 +68,22 @@ ColdProtocol = Annotated[
 Negatives = Annotated[str, typer.Option(help="BPR negatives: all (cold items included, as LATTICE's reference) or warm (never a cold item).")]
 Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+Nproc = Annotated[
+    int,
+    typer.Option(
+        help="Train in N local processes on torch.distributed (gloo on CPU, NCCL with one GPU each): each optimiser "
+        "step takes N x --batch-size triples, rank r computing its part; torchrun -m graphrec train ... does the same "
+        "across machines (docs/scaling.md).",
+    ),
+]
 TensorBoard = Annotated[
     Optional[Path],
     typer.Option(help="Write TensorBoard scalars here: loss, validation metrics, learned weights (needs tensorboard)."),
 ]
 COMMON_OPTIONS = (
     "epochs", "lr", "lr_decay", "lr_decay_every", "batch_size", "patience", "eval_every", "metric", "select_on", "protocol",
-    "seed", "device", "out", "overwrite", "resume", "cold_start", "cold_protocol", "negatives", "threads", "quiet",
-    "tensorboard",
+    "seed", "device", "out", "overwrite", "resume", "cold_start", "cold_protocol", "negatives", "threads", "nproc",
+    "quiet", "tensorboard",
 )
 
 
@@ -110,14 +119,20 @@ def train_command(
     tensorboard: Optional[Path] = None,
     resume: bool = False,
     command: Optional[str] = None,
-) -> dict[str, Any]:
+    nproc: int = 1,
+) -> dict[str, Any] | None:
     """What every `graphrec train MODEL` does; returns the run record.
 
     Ctrl-C or SIGTERM during training keeps the best state so far in ``out`` as a run
     marked interrupted and ends with status 130 and one line naming the resume command
     (made from ``command``, the line as typed); ``resume`` continues such a run
     (:mod:`graphrec.train.state`).
+
+    ``nproc`` > 1 checks the options and outputs, then runs the same command line as
+    ``nproc`` ranks (:func:`graphrec.distributed.launch`) and exits with their status
+    (None is returned only by a rank, other than 0, of a process group).
     """
+    from graphrec import distributed
     from graphrec.data import Dataset
     from graphrec.train import TrainConfig, run_training
     from graphrec.data.splits import COLD_PROTOCOLS
@@ -145,8 +160,17 @@ def train_command(
         check_run_output(out, overwrite)
     else:
         check_output_folder(Path("runs"), "--out")
+    distributed.check_nproc(nproc)
     set_threads(threads)
     dev = resolve_device(device)
+    if nproc > 1:
+        if command is None:
+            raise ConfigError("--nproc needs the command line: run graphrec train from the shell")
+        raise typer.Exit(distributed.launch(shlex.split(command)[1:], nproc, threads))
+    shard = distributed.init_from_env(dev)
+    if shard is not None and dev.startswith("cuda"):
+        dev = f"cuda:{shard.local_rank}"
+    main = shard is None or shard.is_main
     config = TrainConfig(
         epochs=epochs,
         lr=lr,
@@ -170,18 +194,44 @@ def train_command(
     if out is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{model_name}-{ds.name}-{stamp}"
-    if tensorboard is not None:
+        out = distributed.broadcast(out)  # the ranks' clocks may read another second
+    if tensorboard is not None and main:
         writer = scalar_writer(tensorboard)
-    with sigterm_as_interrupt():  # a kill keeps the state as Ctrl-C does
+    with sigterm_as_interrupt(), _lost_rank_as_error(shard):  # a kill keeps the state as Ctrl-C does
         record, _ = run_training(
             ds, model_name, model_overrides, config, device=dev, out=out, data_path=data.resolve(), transforms=transforms,
             on_epoch=writer, overwrite=overwrite, resume=resume, command=command,
         )
     if writer is not None:
         writer(None)
+    if not main:
+        return None
     print_record(record)
     typer.echo(f"run saved to {out}")
     return record
+
+
+@contextlib.contextmanager
+def _lost_rank_as_error(shard: Any) -> Iterator[None]:
+    """In a process group, a collective that fails because another rank stopped is a
+    one-line error (the launcher names the rank that failed first)."""
+    if shard is None:
+        yield
+        return
+    import torch.distributed as dist
+
+    from graphrec import distributed
+    from graphrec.errors import GraphrecError
+
+    try:
+        yield
+    except (dist.DistError, RuntimeError) as e:
+        if isinstance(e, dist.DistError) or "gloo" in str(e).lower() or "nccl" in str(e).lower():
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise GraphrecError(f"rank {shard.rank} lost another rank of the {shard.world}: {first[:200]}") from None
+        raise
+    finally:
+        distributed.leave()
 
 
 def print_record(record: dict[str, Any]) -> None:
@@ -219,7 +269,7 @@ def _common_parameters(trainable: bool, train_defaults: dict[str, Any]) -> list[
         "epochs": 1000, "lr": 1e-3, "lr_decay": 1.0, "lr_decay_every": 50, "batch_size": 2048, "patience": 20, "eval_every": 1,
         "metric": "recall@20", "select_on": "all", "protocol": "recbole", "seed": 0, "device": "auto",
         "out": None, "overwrite": False, "resume": False, "cold_start": 0.0, "cold_protocol": "papers",
-        "negatives": "all", "threads": None, "quiet": False, "tensorboard": None,
+        "negatives": "all", "threads": None, "nproc": 1, "quiet": False, "tensorboard": None,
     }
     defaults.update(train_defaults)
     types: dict[str, Any] = {
@@ -227,11 +277,11 @@ def _common_parameters(trainable: bool, train_defaults: dict[str, Any]) -> list[
         "metric": Metric, "select_on": SelectOn, "protocol": Protocol, "seed": Seed, "device": Device, "out": Out,
         "overwrite": Overwrite, "resume": Resume, "cold_start": ColdStart, "cold_protocol": ColdProtocol,
         "negatives": Negatives,
-        "threads": Threads, "quiet": Quiet, "tensorboard": TensorBoard,
+        "threads": Threads, "nproc": Nproc, "quiet": Quiet, "tensorboard": TensorBoard,
     }
     if not trainable:
         hidden = {"epochs": int, "lr": float, "lr_decay": float, "lr_decay_every": int, "batch_size": int,
-                  "patience": int, "eval_every": int, "resume": bool}
+                  "patience": int, "eval_every": int, "resume": bool, "nproc": int}
         for name, typ in hidden.items():
             types[name] = Annotated[typ, typer.Option(hidden=True)]
         defaults["epochs"] = 1

@@ -30,6 +30,7 @@ from graphrec.graphs.store import GraphRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.data import Dataset
+    from graphrec.distributed import Shard
 
 __all__ = ["GRAPH_KINDS", "GraphSpec", "BuiltGraph", "build_item_graph", "parse_modalities"]
 
@@ -93,8 +94,11 @@ def build_item_graph(
     *,
     device: str = "cpu",
     progress: bool = False,
+    shard: "Shard | None" = None,
 ) -> BuiltGraph:
-    """Build ``spec`` for ``dataset`` (see module doc)."""
+    """Build ``spec`` for ``dataset`` (see module doc); with a ``shard`` (in a
+    torch.distributed group) the ranks split the kNN rows or the co-interaction item
+    blocks and every rank returns the one graph (:mod:`graphrec.distributed`)."""
     t0 = time.perf_counter()
     notes: list[str] = []
     fused = None
@@ -115,6 +119,7 @@ def build_item_graph(
             device=device,
             backend=spec.backend,
             progress=progress,
+            shard=shard,
         )
         record_fields = dict(
             modalities=list(fused.modalities),
@@ -129,6 +134,7 @@ def build_item_graph(
             min_count=spec.cooccur_min_count,
             symmetric=spec.symmetric,
             progress=progress,
+            shard=shard,
         )
         record_fields = dict(
             k=spec.cooccur_top_k,

@@ -60,12 +60,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
 from graphrec.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.distributed import Shard
 
 __all__ = [
     "DEFAULT_BLOCK_ENTRIES",
@@ -205,6 +208,7 @@ def cooccurrence_graph(
     normalize_max: bool = True,
     symmetric: bool = False,
     progress: bool = False,
+    shard: "Shard | None" = None,
 ) -> sp.csr_matrix:
     """The co-interaction graph E^c (or the raw counts C) of a training matrix.
 
@@ -220,6 +224,10 @@ def cooccurrence_graph(
             counts C_ij.
         symmetric: return the union of the pruned graph and its transpose.
         progress: show a tqdm bar over the blocks.
+        shard: in a torch.distributed group (:mod:`graphrec.distributed`), this rank
+            computes a contiguous run of the blocks (cut so that the ranks' summed row
+            bounds are about equal), and the rows are gathered: every rank returns the
+            graph one process builds, entry for entry. Every rank of the group must call.
 
     Returns:
         float32 CSR, n_items x n_items, zero diagonal, sorted indices.
@@ -236,6 +244,8 @@ def cooccurrence_graph(
     user_deg = np.diff(r.indptr).astype(np.int64)
     row_bound = np.minimum(rt @ user_deg, n_items) if n_items else np.zeros(0, np.int64)
     bounds = block_bounds(row_bound, block_size=block_size)
+    if shard is not None:
+        bounds = _my_blocks(bounds, row_bound, shard)
 
     indptr = np.zeros(n_items + 1, dtype=np.int64)
     idx_t = np.int32 if n_items < 2**31 else np.int64
@@ -267,6 +277,8 @@ def cooccurrence_graph(
         vals.append(part.data)
         del rows, c, v, keep, part
 
+    if shard is not None:  # every rank's rows, in item order
+        indptr, cols, vals = _gather_rows(indptr, cols, vals, bounds)
     np.cumsum(indptr, out=indptr)
     # float32 from here on: counts are exact below 2^24, and a float32 division of two
     # exact values is the correctly rounded quotient
@@ -286,6 +298,42 @@ def cooccurrence_graph(
         out = out.maximum(out.T.tocsr()).tocsr()
         out.sort_indices()
     return out
+
+
+def _my_blocks(bounds: list[tuple[int, int]], row_bound: np.ndarray, shard: "Shard") -> list[tuple[int, int]]:
+    """The contiguous run of ``bounds`` that ``shard`` computes: block ``j`` goes to the
+    rank whose share of the total work (summed row bounds, plus one per row) holds the
+    block's first row."""
+    work = np.cumsum(row_bound.astype(np.float64) + 1.0)
+    total = work[-1] if work.size else 0.0
+    mine = []
+    for s, e in bounds:
+        before = work[s - 1] if s else 0.0
+        owner = min(int(before * shard.world // total), shard.world - 1) if total else 0
+        if owner == shard.rank:
+            mine.append((s, e))
+    return mine
+
+
+def _gather_rows(
+    indptr: np.ndarray, cols: list[np.ndarray], vals: list[np.ndarray], bounds: list[tuple[int, int]]
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Every rank's row lengths, columns and counts (ranks hold contiguous item runs in
+    rank order), assembled as one process holds them."""
+    from graphrec import distributed
+
+    lo, hi = (bounds[0][0], bounds[-1][1]) if bounds else (0, 0)
+    mine = (lo, hi, indptr[lo + 1 : hi + 1].copy(),
+            np.concatenate(cols) if cols else None, np.concatenate(vals) if vals else None)
+    full = np.zeros_like(indptr)
+    all_cols: list[np.ndarray] = []
+    all_vals: list[np.ndarray] = []
+    for lo, hi, lens, c, v in distributed.all_gather_objects(mine):
+        full[lo + 1 : hi + 1] = lens
+        if c is not None:
+            all_cols.append(c)
+            all_vals.append(v)
+    return full, all_cols, all_vals
 
 
 def expected_products(train: sp.spmatrix | sp.sparray) -> int:

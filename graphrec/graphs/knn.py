@@ -86,7 +86,7 @@ import contextlib
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -95,6 +95,9 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from graphrec.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.distributed import Shard
 
 __all__ = [
     "BACKENDS",
@@ -539,6 +542,7 @@ def knn_graph(
     rows: Sequence[int] | np.ndarray | None = None,
     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     hnsw: HNSWParams | None = None,
+    shard: "Shard | None" = None,
 ) -> sp.csr_matrix:
     """Top-k cosine kNN graph of the rows of ``x`` (exact unless ``backend="faiss-hnsw"``).
 
@@ -562,6 +566,12 @@ def knn_graph(
         memory_budget_mb: memory for one block (tile) of similarities (torch) and for
             the rows recomputed when many items tie (all backends).
         hnsw: parameters of ``"faiss-hnsw"``.
+        shard: in a torch.distributed group (:mod:`graphrec.distributed`), this rank
+            computes the lists of its contiguous part of the items and the rows are
+            gathered (then symmetrised): every rank returns the graph one process builds,
+            edge for edge, with the exact backends (the neighbour sets depend on the input
+            alone). With ``faiss-hnsw`` every rank builds the index and searches its part.
+            Every rank of the group must call.
 
     Returns:
         ``scipy.sparse.csr_matrix`` of shape ``(n_items, n_items)``, float32, sorted
@@ -585,6 +595,12 @@ def knn_graph(
         raise ConfigError(f"backend {backend!r} runs on the CPU: use backend='torch' for device {device!r}")
     if symmetric and rows is not None:
         raise ConfigError("symmetric=True needs every row: leave rows=None, or symmetrise the merged shards")
+    if shard is not None:
+        if rows is not None:
+            raise ConfigError("rows and shard both choose the rows to compute: pass one of them")
+        return _sharded_knn(x, k, shard, include_self=include_self, weighted=weighted, symmetric=symmetric,
+                            block_size=block_size, device=device, backend=backend, progress=progress,
+                            memory_budget_mb=memory_budget_mb, hnsw=hnsw)
 
     xa = _as_numpy(x)
     n = xa.shape[0]
@@ -630,6 +646,23 @@ def knn_graph(
         r, c, v = _union_max(r, c, v, n)
     if not weighted:
         v = np.ones_like(v)
+    return _to_csr(r, c, v, n)
+
+
+def _sharded_knn(x: np.ndarray | Tensor, k: int, shard: "Shard", *, symmetric: bool, **kw: Any) -> sp.csr_matrix:
+    """:func:`knn_graph` computed by the ranks of a group, each its part of the rows."""
+    from graphrec import distributed
+
+    n = int(x.shape[0])
+    mine = distributed.part(n, shard)
+    local = knn_graph(x, k, symmetric=False, rows=np.arange(mine.start, mine.stop, dtype=np.int64), **kw)
+    parts = distributed.all_gather_objects(local[mine.start : mine.stop])
+    full = sp.vstack(parts, format="csr").astype(np.float32)
+    full.sort_indices()
+    if not symmetric:
+        return full
+    coo = full.tocoo()
+    r, c, v = _union_max(coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data, n)
     return _to_csr(r, c, v, n)
 
 

@@ -37,7 +37,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from graphrec import distributed
 from graphrec.data.dataset import Dataset
+from graphrec.distributed import Shard
 from graphrec.errors import ConfigError, GraphrecError
 from graphrec.metrics.ranking import METRICS, check_metrics, ranking_sums
 
@@ -126,8 +128,13 @@ def _evaluate_groups(
     batch_size: int,
     device: str | torch.device,
     progress: bool,
+    shard: Shard | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Evaluate several item subsets (``None`` = all items) with one ranking pass."""
+    """Evaluate several item subsets (``None`` = all items) with one ranking pass.
+
+    With a ``shard`` (:mod:`graphrec.distributed`), this rank scores the user batches
+    ``rank, rank + world, ...``; the per-batch sums are gathered and added in batch order,
+    as one process adds them, so every rank returns exactly one process's metrics."""
     names, cutoffs = check_metrics(metrics, ks)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -159,10 +166,14 @@ def _evaluate_groups(
     users_t = torch.as_tensor(users, dtype=torch.long, device=dev)
     k_max = cutoffs[-1]
     k_rank = min(k_max, n_items)  # topk cannot return more than n_items; pad with misses
-    sums: dict[str, dict[str, torch.Tensor]] = {g: {} for g in groups}
+    # per batch, per group: the metric sums (added up in batch order after the loop)
+    batch_sums: list[dict[str, dict[str, torch.Tensor]]] = []
     nan_seen = torch.zeros((), dtype=torch.bool, device=dev)
 
     starts = range(0, len(users), batch_size)
+    n_batches = len(starts)
+    if shard is not None:
+        starts = starts[shard.rank :: shard.world]
     if progress:
         from tqdm.auto import tqdm
 
@@ -180,6 +191,7 @@ def _evaluate_groups(
             # checked once after the loop (no per-batch device synchronisation)
             nan_seen = nan_seen | torch.isnan(top_val).any()
             ranked = top_val > float("-inf")  # masked items never count as hits
+            batch_sums.append({})
             for g, (ptr, idx) in pos_csr.items():
                 pr, pc, n_pos = _gather_rows(ptr, idx, batch)
                 pos = torch.zeros(b, n_items, dtype=torch.bool, device=dev)
@@ -189,8 +201,15 @@ def _evaluate_groups(
                     hits = torch.cat([hits, hits.new_zeros(b, k_max - k_rank)], dim=1)
                 # users without a positive in this group have all-zero metrics: summing
                 # them adds nothing, the mean divides by n_eval[g] only
-                for key, val in ranking_sums(hits, n_pos, cutoffs, names).items():
-                    sums[g][key] = sums[g][key] + val if key in sums[g] else val
+                batch_sums[-1][g] = ranking_sums(hits, n_pos, cutoffs, names)
+
+    if shard is not None:
+        batch_sums, nan_seen = _gather_batches(batch_sums, n_batches, shard, nan_seen, dev)
+    sums: dict[str, dict[str, torch.Tensor]] = {g: {} for g in groups}
+    for per_group in batch_sums:
+        for g, values in per_group.items():
+            for key, val in values.items():
+                sums[g][key] = sums[g][key] + val if key in sums[g] else val
 
     if bool(nan_seen):
         raise GraphrecError(
@@ -210,6 +229,44 @@ def _evaluate_groups(
     return out
 
 
+def _gather_batches(
+    mine: list[dict[str, dict[str, torch.Tensor]]],
+    n_batches: int,
+    shard: Shard,
+    nan_seen: torch.Tensor,
+    device: torch.device,
+) -> tuple[list[dict[str, dict[str, torch.Tensor]]], torch.Tensor]:
+    """Every rank's per-batch sums, in batch order (batch ``j`` was scored by rank
+    ``j % world``), and whether any rank saw a NaN score. Each slot is filled by one
+    rank and zero on the others, so the sum over ranks is that rank's value exactly."""
+    if not mine and n_batches == 0:
+        return [], nan_seen
+    if not mine:  # this rank scored no batch: learn the layout from the ranks that did
+        layout = None
+    else:
+        layout = [(g, list(v)) for g, v in mine[0].items()]
+    layout = next(lay for lay in distributed.all_gather_objects(layout) if lay is not None)
+    width = sum(len(keys) for _, keys in layout)
+    table = torch.zeros(n_batches + 1, width, dtype=torch.float64, device=device)
+    for j, per_group in enumerate(mine):
+        row = torch.stack([per_group[g][k].to(torch.float64) for g, keys in layout for k in keys])
+        table[shard.rank + j * shard.world] = row
+    table[n_batches, 0] = float(nan_seen)
+    distributed.all_sum(table)
+    dtypes = {(g, k): v.dtype for g, keys in layout for k, v in (mine[0][g].items() if mine else [])}
+    out: list[dict[str, dict[str, torch.Tensor]]] = []
+    for j in range(n_batches):
+        col = 0
+        per_group: dict[str, dict[str, torch.Tensor]] = {}
+        for g, keys in layout:
+            per_group[g] = {}
+            for k in keys:
+                per_group[g][k] = table[j, col].to(dtypes.get((g, k), torch.float32))
+                col += 1
+        out.append(per_group)
+    return out, table[n_batches, 0] > 0
+
+
 def evaluate_ranking(
     scorer: Scorer,
     dataset: Dataset,
@@ -222,6 +279,7 @@ def evaluate_ranking(
     batch_size: int = 1024,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    shard: Shard | None = None,
 ) -> dict[str, float]:
     """Full-ranking top-K metrics of ``scorer`` on ``split`` (see module doc).
 
@@ -237,6 +295,9 @@ def evaluate_ranking(
         batch_size: users per batch (results do not depend on it).
         device: where scores, masks and metrics live.
         progress: show a tqdm bar over the batches.
+        shard: in a torch.distributed group (:func:`graphrec.distributed.current`), the
+            ranks split the user batches and all return the same, exact metrics; every
+            rank of the group must call.
 
     Returns:
         ``{"recall@10": ..., "ndcg@10": ..., ..., "users": n_evaluated_users}``; metric
@@ -253,6 +314,7 @@ def evaluate_ranking(
         batch_size=batch_size,
         device=device,
         progress=progress,
+        shard=shard,
     )["all"]
 
 
@@ -267,6 +329,7 @@ def evaluate_cold_start(
     batch_size: int = 1024,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    shard: Shard | None = None,
 ) -> dict[str, dict[str, float]]:
     """``{"all": ..., "warm": ..., "cold": ...}`` metrics of a cold-start dataset.
 
@@ -303,6 +366,7 @@ def evaluate_cold_start(
         batch_size=batch_size,
         device=device,
         progress=progress,
+        shard=shard,
     )
 
 

@@ -8,6 +8,17 @@ each epoch it calls ``model.start_epoch(epoch)`` (its time counts in the epoch's
 ``train_seconds``); a model without trainable parameters
 (content kNN) is validated once and tested, with nothing to train. The test
 split is never looked at before that. Everything is seeded by ``config.seed``.
+
+In a torch.distributed process group (:mod:`graphrec.distributed`: ``--nproc N`` or
+torchrun) every rank runs this loop on the same data with the same seed, so all ranks
+draw the same shuffled triples. An optimiser step takes ``world * batch_size`` triples;
+rank ``r`` computes the loss of its part of them, scaled by ``world * part / step`` so
+that DistributedDataParallel's gradient average is the gradient of the step's mean
+loss: N ranks with ``batch_size`` B step as one process with ``batch_size`` N * B
+(``world / N`` fewer steps per epoch, each rank doing one N-th of the per-triple work;
+the full-graph propagation of a LightGCN-style model is done by every rank). Validation
+and test split the user batches across ranks and gather the metrics exactly. A group
+of one rank gives the numbers of no group, bit for bit.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from graphrec import distributed
 from graphrec.data import Dataset
 from graphrec.data.sampling import NegativeSampler, bpr_batches
 from graphrec.errors import ConfigError
@@ -59,8 +71,10 @@ def evaluate_model(
     device: torch.device | str,
     progress: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """Metrics of ``split`` for all items and, under cold start, warm and cold items."""
+    """Metrics of ``split`` for all items and, under cold start, warm and cold items (in a
+    process group, every rank takes its share of the users: :mod:`graphrec.distributed`)."""
     model.eval()
+    shard = distributed.current()
     with torch.no_grad():
         scorer = model.scorer()
         kw = dict(
@@ -68,7 +82,8 @@ def evaluate_model(
             ks=config.ks,
             batch_size=config.eval_batch_size,
             device=device,
-            progress=progress,
+            progress=progress and (shard is None or shard.is_main),
+            shard=shard,
         )
         if dataset.cold_items is not None:
             return evaluate_cold_start(scorer, dataset, split, **kw)
@@ -123,7 +138,11 @@ def fit(
     decay = config.lr_decay
     sched = (None if decay == 1.0 else
              torch.optim.lr_scheduler.LambdaLR(opt, lambda t: decay ** (t / config.lr_decay_every)))
-    n_batches = -(-dataset.train.nnz // config.batch_size)
+    shard = distributed.current()
+    main = shard is None or shard.is_main
+    per_step = config.batch_size * (1 if shard is None else shard.world)
+    n_batches = -(-dataset.train.nnz // per_step)
+    step_loss = model.loss if shard is None else _data_parallel(model, device)
 
     best_score, best_epoch, best_state, best_valid = -np.inf, 0, None, {}
     history: list[dict[str, Any]] = []
@@ -137,7 +156,7 @@ def fit(
                                                         kept.best_state, kept.best_valid)
         history, bad_evals, (train_time, eval_time, n_evals) = list(kept.history), kept.bad_evals, kept.clock
     first = 1 if kept is None else kept.epoch + 1
-    bar = _progress(range(first, config.epochs + 1), config.progress, desc="train", unit="epoch")
+    bar = _progress(range(first, config.epochs + 1), config.progress and main, desc="train", unit="epoch")
     for epoch in bar:
         if keeper is not None:  # the state an interrupt in this epoch keeps
             keeper.state = TrainState.capture(
@@ -147,16 +166,27 @@ def fit(
         model.train()
         model.start_epoch(epoch)
         total = 0.0
-        for users, pos, neg in bpr_batches(dataset.train, config.batch_size, rng, sampler):
-            loss = model.loss(
+        for users, pos, neg in bpr_batches(dataset.train, per_step, rng, sampler):
+            scale = 1.0
+            if shard is not None:  # this rank's part of the step (module doc)
+                mine = distributed.part(len(users), shard)
+                scale = shard.world * (mine.stop - mine.start) / len(users)
+                if mine.start == mine.stop:  # fewer triples than ranks: a zero-weight row keeps the step in sync
+                    mine = slice(0, 1)
+                users, pos, neg = users[mine], pos[mine], neg[mine]
+            loss = step_loss(
                 torch.from_numpy(users).to(device),
                 torch.from_numpy(pos).to(device),
                 torch.from_numpy(neg).to(device),
             )
+            if scale != 1.0:
+                loss = loss * scale
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += float(loss.detach())
+        if shard is not None:  # the mean over the step's triples, averaged over the steps
+            total = float(distributed.all_sum(torch.tensor([total], dtype=torch.float64))) / shard.world
         if sched is not None:
             sched.step()
         if device.type == "cuda":
@@ -186,7 +216,7 @@ def fit(
                 bad_evals += 1
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{row['loss']:.4f}", **{config.valid_metric: f"{score:.4f}"}, best=best_epoch)
-            if log is not None:
+            if log is not None and main:
                 log(f"epoch {epoch}: loss {row['loss']:.4f} {config.valid_metric} {score:.4f}")
         history.append(row)
         if on_epoch is not None:
@@ -216,6 +246,36 @@ def fit(
         },
         stopped_early=stopped,
     )
+
+
+class _StepLoss(torch.nn.Module):
+    """``model.loss`` as a module's forward, for DistributedDataParallel's hooks."""
+
+    def __init__(self, model: Recommender) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        return self.model.loss(users, pos, neg)
+
+
+def _data_parallel(model: Recommender, device: torch.device) -> torch.nn.Module:
+    """``model.loss`` under DistributedDataParallel: gradients averaged over the ranks.
+
+    Parameters a step does not use on any rank (a model's part that trains every other
+    step) keep no gradient, as in one process; buffers are not broadcast (every rank
+    builds the same graphs from the same data and seed, and sparse buffers cannot be).
+    """
+    import warnings
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    with warnings.catch_warnings():  # torch 2.14 deprecates broadcast_buffers, whose no-init-sync we need
+        warnings.simplefilter("ignore", FutureWarning)
+        return DistributedDataParallel(
+            _StepLoss(model), device_ids=[device.index] if device.type == "cuda" and device.index is not None else None,
+            find_unused_parameters=True, broadcast_buffers=False,
+        )
 
 
 def _fit_nothing(

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 import graphrec
+from graphrec import distributed
 from graphrec._atomic import check_output
 from graphrec.data import Dataset, cold_start
 from graphrec.errors import ConfigError, DataError
@@ -115,7 +116,13 @@ def run_training(
     data, else a one-line :class:`ConfigError`) to the numbers an uninterrupted run
     gives (:mod:`graphrec.train.state`). ``command`` (the ``graphrec ...`` line that
     started the run) is recorded; the resume command an interrupt names is made from it.
+
+    In a torch.distributed process group (:mod:`graphrec.distributed`) every rank calls
+    this with the same arguments; they train together (:func:`graphrec.train.fit`) and
+    rank 0 alone writes ``out`` (and keeps an interrupted run).
     """
+    shard = distributed.current()
+    main = shard is None or shard.is_main  # in a process group rank 0 alone writes
     previous = open_run_dir(out, overwrite, resume, check_run_output)
     params = model_params(model_name, model_overrides)
     keeper = None if out is None else StateKeeper()
@@ -133,7 +140,7 @@ def run_training(
     try:
         result = fit(model, dataset, config, device=device, on_epoch=on_epoch, keeper=keeper)
     except KeyboardInterrupt:
-        if keeper is None or keeper.state is None:
+        if keeper is None or keeper.state is None or not main:
             raise
         result = None  # kept below, once the interrupted frames (and their progress bar) are released
     if result is None:
@@ -144,7 +151,7 @@ def run_training(
         raise keep_interrupted(out, dict(record, **provenance), kept, overwrite=overwrite or resume)
     record = training_record(dataset, model_name, params, config, result, device, data_path, transforms, build_seconds)
     record.update(provenance, status=FINISHED)
-    if out is not None:
+    if out is not None and main:
         with signals_held():  # a Ctrl-C now waits for the run directory
             save_run(out, record, model.state_dict(), overwrite=overwrite or resume)
     return record, model
@@ -189,6 +196,7 @@ def training_record(
             "stats": dataset.stats(),
         },
         "device": str(device),
+        **_processes(),
         "environment": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -202,6 +210,16 @@ def training_record(
         "history": result.history,
     }
     return record
+
+
+def _processes() -> dict[str, Any]:
+    """A run's ``distributed`` entry: the ranks that trained it (none for one process)."""
+    shard = distributed.current()
+    if shard is None:
+        return {}
+    import torch.distributed as dist
+
+    return {"distributed": {"world": shard.world, "backend": str(dist.get_backend())}}
 
 
 def load_run(

@@ -1,0 +1,244 @@
+"""Several processes on torch.distributed: the process group, the shards, the launcher.
+
+graphrec runs data-parallel on PyTorch's own runtime (``torch.distributed``), never a
+home-made one. A *rank* is one process; ``world`` is how many there are. Every rank
+holds the dataset, the graphs and the model; work is split by :class:`Shard`:
+
+* training (:func:`graphrec.train.fit`): rank ``r`` takes its part of every optimiser
+  step's triples and DistributedDataParallel averages the gradients;
+* evaluation (:func:`graphrec.train.evaluate.evaluate_ranking`): rank ``r`` scores the
+  user batches ``r, r + world, ...``; the per-batch metric sums are gathered and added
+  in batch order, so the metrics are exactly those of one process;
+* graph building (:func:`graphrec.graphs.knn.knn_graph`,
+  :func:`graphrec.graphs.cooccur.cooccurrence_graph`): rank ``r`` computes its row
+  blocks; the blocks are gathered into the one graph a single process builds.
+
+Two ways to start ranks, the same code path:
+
+* ``graphrec train MODEL ... --nproc N`` / ``graphrec build-graph ... --nproc N``:
+  :func:`launch` starts N local processes (``python -m graphrec`` with the command line
+  minus ``--nproc``) with the environment ``torchrun`` sets;
+* ``torchrun --nnodes M --nproc-per-node N -m graphrec train ...``: across machines.
+
+A process started either way finds ``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR`` and
+``MASTER_PORT`` in its environment and joins the group in :func:`init_from_env` (gloo
+on CPU, NCCL on CUDA). Without them (and without a group initialised by the caller)
+:func:`current` is ``None`` and everything runs as one process, unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.distributed as dist
+
+from graphrec.errors import ConfigError
+
+__all__ = ["Shard", "current", "init_from_env", "launched", "launch", "leave", "all_sum", "broadcast", "part"]
+
+#: environment variables a launcher (torchrun or :func:`launch`) sets for every rank
+ENV = ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in the group: ``rank`` of ``world`` (``local_rank`` on its machine)."""
+
+    rank: int
+    world: int
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the rank that prints and writes."""
+        return self.rank == 0
+
+
+def current() -> Shard | None:
+    """The process group this process is in, or ``None`` when it runs alone."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    return Shard(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+
+
+def launched() -> bool:
+    """Whether a launcher (torchrun or :func:`launch`) started this process as a rank."""
+    return all(k in os.environ for k in ENV)
+
+
+def init_from_env(device: str = "cpu") -> Shard | None:
+    """Join the process group a launcher describes in the environment (gloo for a CPU
+    ``device``, NCCL for CUDA), once; ``None`` when this process was not launched as a rank.
+
+    Returns the :class:`Shard`. The CUDA device of a rank is ``cuda:LOCAL_RANK``.
+    """
+    if current() is not None:
+        return current()
+    if not launched():
+        return None
+    if not dist.is_available():  # pragma: no cover - every torch wheel graphrec supports has it
+        raise ConfigError("this torch build has no torch.distributed: run in one process (drop --nproc)")
+    backend = "nccl" if str(device).startswith("cuda") else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend)
+    return current()
+
+
+def leave() -> None:
+    """Leave the process group (before the process exits: torch warns otherwise)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def part(n: int, shard: Shard) -> slice:
+    """The contiguous part of ``range(n)`` that ``shard`` takes (``numpy.array_split``'s
+    cut: the first ``n % world`` ranks take one more)."""
+    q, r = divmod(n, shard.world)
+    start = shard.rank * q + min(shard.rank, r)
+    return slice(start, start + q + (1 if shard.rank < r else 0))
+
+
+def all_sum(t: torch.Tensor) -> torch.Tensor:
+    """``t`` summed over the ranks (in place, returned), on ``t``'s device."""
+    if current() is not None:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def broadcast(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank (any picklable object)."""
+    if current() is None:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order."""
+    if current() is None:
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for the group's rendezvous on this machine)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def strip_nproc(argv: Sequence[str]) -> list[str]:
+    """The command line without its ``--nproc N`` / ``--nproc=N``."""
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def check_nproc(nproc: int) -> None:
+    """``--nproc`` is a number of processes, and not given to a process torchrun started."""
+    if nproc < 1:
+        raise ConfigError(f"--nproc must be at least 1, got {nproc}")
+    if nproc > 1 and launched():
+        raise ConfigError("--nproc inside a process that torchrun (or --nproc) started: use one of the two")
+
+
+def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
+    """Run ``python -m graphrec ARGV`` (without its ``--nproc``) as ``nproc`` local ranks;
+    return the exit status.
+
+    Each rank gets the environment torchrun gives (``RANK``, ``LOCAL_RANK``,
+    ``WORLD_SIZE``, ``MASTER_ADDR=127.0.0.1``, a free ``MASTER_PORT``) and
+    ``OMP_NUM_THREADS`` = ``threads`` or the CPU count divided by ``nproc``. Rank 0 keeps
+    the terminal; the others are silent (their stderr goes to a temporary file, read
+    only if they fail). When a rank exits with an error the others are stopped at once
+    (SIGKILL: nothing of theirs is half-written, writes happen through temporary names)
+    and the failing rank's last error line is printed; a Ctrl-C reaches every rank
+    (rank 0 keeps the run as one process does) and the launcher waits for them.
+    """
+    argv = strip_nproc(argv)
+    port = free_port()
+    per_rank = threads or max(1, (os.cpu_count() or 1) // nproc)
+    procs: list[subprocess.Popen] = []
+    logs: list[Any] = []
+    for rank in range(nproc):
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc),
+                   LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                   OMP_NUM_THREADS=str(per_rank), TORCH_CPP_LOG_LEVEL=os.environ.get("TORCH_CPP_LOG_LEVEL", "ERROR"))
+        log = None if rank == 0 else tempfile.TemporaryFile(mode="w+b")
+        logs.append(log)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "graphrec", *argv], env=env,
+            stdout=None if rank == 0 else subprocess.DEVNULL, stderr=None if rank == 0 else log,
+        ))
+    interrupted = False
+
+    def forward_sigterm(signum: int, frame: Any) -> None:  # a kill of the launcher stops the ranks as Ctrl-C does
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, forward_sigterm)
+    try:
+        while True:
+            try:
+                codes = [p.poll() for p in procs]
+                if not interrupted and any(c not in (None, 0, 130) for c in codes):
+                    for p in procs:  # a failure, not a Ctrl-C: stop the others now
+                        if p.poll() is None:
+                            p.kill()
+                if all(c is not None for c in codes):
+                    break
+                time.sleep(0.05)
+            except KeyboardInterrupt:  # the terminal sent SIGINT to every rank too: wait for them
+                interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    codes = [p.returncode for p in procs]
+    # rank 0 prints its own error line; a failing other rank's line is printed here
+    for rank, code in enumerate(codes[1:], start=1):
+        if code not in (0, 130, -signal.SIGKILL, -signal.SIGTERM):
+            sys.stderr.write(f"error: rank {rank} of {nproc} failed (exit {code}): {_last_line(logs[rank])}; "
+                             "the other ranks were stopped\n")
+    if all(c == 0 for c in codes):
+        return 0
+    if codes[0] not in (0, -signal.SIGKILL, -signal.SIGTERM):
+        return codes[0]
+    return 130 if interrupted or 130 in codes else 1
+
+
+def _last_line(log: Any) -> str:
+    """The last error line a rank wrote (its ``error:`` line, else the last line)."""
+    log.seek(0)
+    lines = [ln.strip() for ln in log.read().decode(errors="replace").splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.startswith("error:"):
+            return ln[len("error:"):].strip()
+    return lines[-1] if lines else "no message"

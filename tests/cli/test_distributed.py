@@ -1,0 +1,111 @@
+"""`graphrec train ... --nproc 2` and `graphrec build-graph ... --nproc 2`: two local
+ranks on gloo, started by graphrec's launcher as torchrun would start them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from graphrec.data.synthetic import synthetic_catalogue
+
+
+def graphrec(*args, cwd, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "graphrec", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ, OMP_NUM_THREADS="1", **(env or {})))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dist") / "data"
+    synthetic_catalogue(n_users=150, n_items=90, n_clusters=3, seed=2).save(path)
+    return path
+
+
+TRAIN = ["train", "lightgcn", "--epochs", "4", "--dim", "8", "--eval-every", "2", "--lr", "0.02", "--device", "cpu",
+         "--quiet", "--threads", "1"]
+
+
+def test_two_ranks_train_as_one_process_with_their_summed_batch(data_dir, tmp_path):
+    """2 ranks x 128 triples per step = one process with 256: the same steps on the same
+    triples, so the same losses (up to summation order) and the same selected epoch."""
+    one = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "256", "--out", "one", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    two = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "two", cwd=tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # rank 1 wrote nothing
+    assert two.stdout.count("run saved to two") == 1
+    a = json.loads((tmp_path / "one" / "record.json").read_text())
+    b = json.loads((tmp_path / "two" / "record.json").read_text())
+    assert b["distributed"] == {"world": 2, "backend": "gloo"} and "distributed" not in a
+    np.testing.assert_allclose([h["loss"] for h in b["history"]], [h["loss"] for h in a["history"]], rtol=1e-5)
+    assert b["best_epoch"] == a["best_epoch"]
+    for key, value in a["test"]["all"].items():
+        assert b["test"]["all"][key] == pytest.approx(value, abs=1e-3), key
+    # the two ranks' sharded test equals one process evaluating the saved weights, exactly
+    again = graphrec("evaluate", "two", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    for key in ("recall@20", "ndcg@20"):
+        assert f"{b['test']['all'][key]:.4f}" in again.stdout
+
+
+def test_two_ranks_build_the_one_process_graphs(data_dir, tmp_path):
+    opts = ["build-graph", "--data", data_dir, "--quiet", "--cooccur-top-k", "4", "--symmetric", "--k", "6"]
+    one = graphrec(*opts, "--out", "one", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    two = graphrec(*opts, "--out", "two", "--nproc", "2", cwd=tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert "rank 0 of 2 processes" in two.stdout
+    for kind in ("knn", "cooccur"):
+        a = sp.load_npz(tmp_path / "one" / kind / "graph.npz")
+        b = sp.load_npz(tmp_path / "two" / kind / "graph.npz")
+        assert a.nnz > 0
+        for attr in ("indptr", "indices", "data"):
+            np.testing.assert_array_equal(getattr(b, attr), getattr(a, attr), err_msg=f"{kind} {attr}")
+
+
+FAIL_RANK_1 = textwrap.dedent(
+    """
+    import os
+    if os.environ.get("RANK") == "1":
+        from graphrec.models.lightgcn import LightGCN
+        start = LightGCN.start_epoch
+
+        def start_epoch(model, epoch):
+            if epoch == 2:
+                raise RuntimeError("simulated failure of this rank")
+            return start(model, epoch)
+
+        LightGCN.start_epoch = start_epoch
+    """
+)
+
+
+def test_a_rank_that_dies_fails_the_run_with_one_line_and_nothing_written(data_dir, tmp_path):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(FAIL_RANK_1)
+    env = {"PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run", cwd=tmp_path,
+                   env=env)
+    assert res.returncode == 1, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert any("rank 1 of 2 failed" in ln and "simulated failure" in ln for ln in errors), res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "run").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["hook"]  # no temporaries either
+
+
+def test_nproc_refusals(data_dir, tmp_path):
+    res = graphrec(*TRAIN, "--data", data_dir, "--nproc", "0", cwd=tmp_path)
+    assert res.returncode == 1 and "--nproc must be at least 1" in res.stderr
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1", "RANK": "0", "WORLD_SIZE": "2"}
+    res = graphrec("build-graph", "--data", data_dir, "--nproc", "2", "--out", "g", cwd=tmp_path, env=env)
+    assert res.returncode == 1 and "torchrun" in res.stderr
+    assert not (tmp_path / "g").exists()

@@ -1,0 +1,177 @@
+"""Training, evaluation and graph building in a torch.distributed group (gloo, CPU).
+
+A group of one rank runs the distributed code path (DDP, sharded evaluation, gathered
+graph blocks) and must give the numbers of no group bit for bit; two ranks are real
+processes started the way ``--nproc`` / torchrun start them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+import torch.distributed as dist
+
+from graphrec import distributed
+from graphrec.data.formats import read_mmrec
+from graphrec.data.synthetic import synthetic_catalogue
+from graphrec.data.splits import cold_start
+from graphrec.graphs.cooccur import _my_blocks, block_bounds, cooccurrence_graph
+from graphrec.graphs.knn import knn_graph
+from graphrec.train import TrainConfig
+from graphrec.train.builders import build_model, model_params
+from graphrec.train.fit import fit, seed_everything
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture()
+def group_of_one(monkeypatch):
+    """This process as the only rank of a gloo group (left afterwards)."""
+    for key, value in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(distributed.free_port()), RANK="0",
+                           WORLD_SIZE="1", LOCAL_RANK="0").items():
+        monkeypatch.setenv(key, value)
+
+    def join():
+        shard = distributed.init_from_env("cpu")
+        assert shard == distributed.Shard(0, 1, 0)
+        return shard
+
+    yield join
+    distributed.leave()
+
+
+def _fit(ds, name, overrides, config):
+    seed_everything(config.seed)
+    model = build_model(name, ds, model_params(name, overrides))
+    result = fit(model, ds, config)
+    return result, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same_fit(a, b):
+    (ra, sa), (rb, sb) = a, b
+    assert [h["loss"] for h in ra.history] == [h["loss"] for h in rb.history]
+    assert [h.get("valid") for h in ra.history] == [h.get("valid") for h in rb.history]
+    assert ra.best_epoch == rb.best_epoch and ra.best_valid == rb.best_valid
+    assert ra.test == rb.test
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def test_a_group_of_one_rank_is_bit_identical_on_a_real_set(shared_data, group_of_one):
+    ds = read_mmrec(shared_data / "lfm2k")
+    config = TrainConfig(epochs=3, lr=5e-3, batch_size=2048, ks=(20,), eval_batch_size=300, progress=False, seed=3)
+    alone = _fit(ds, "lightgcn", {"embedding_dim": 16, "num_layers": 2}, config)
+    group_of_one()
+    together = _fit(ds, "lightgcn", {"embedding_dim": 16, "num_layers": 2}, config)
+    assert distributed.current() is not None
+    _same_fit(alone, together)
+
+
+def test_a_group_of_one_rank_with_cold_start_and_a_part_that_trains_every_other_step(group_of_one):
+    """The cold-item path trains on every second batch: its parameters are unused on the
+    other steps, where they keep no gradient (Adam skips them), as in one process."""
+    ds = cold_start(synthetic_catalogue(n_users=120, n_items=80, n_clusters=3, seed=1), 0.2, seed=0)
+    config = TrainConfig(epochs=3, lr=1e-2, batch_size=256, ks=(10, 20), eval_batch_size=50, progress=False, seed=0)
+    overrides = {"embedding_dim": 8, "cold_path": "content", "cold_k": 5}
+    alone = _fit(ds, "lightgcn", overrides, config)
+    group_of_one()
+    _same_fit(alone, _fit(ds, "lightgcn", overrides, config))
+    assert set(alone[0].test) >= {"all", "cold"}
+
+
+@pytest.mark.parametrize("n,world", [(10, 3), (2, 4), (0, 2), (7, 1)])
+def test_parts_cover_every_index_once_in_order(n, world):
+    parts = [distributed.part(n, distributed.Shard(r, world)) for r in range(world)]
+    assert [i for p in parts for i in range(p.start, p.stop)] == list(range(n))
+    sizes = [p.stop - p.start for p in parts]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_cooccurrence_blocks_are_split_contiguously_by_work():
+    bound = np.array([50, 1, 1, 1, 1, 1, 1, 40, 1, 1], dtype=np.int64)
+    bounds = block_bounds(bound, block_size=2)
+    mine = [_my_blocks(bounds, bound, distributed.Shard(r, 3)) for r in range(3)]
+    assert [b for m in mine for b in m] == bounds  # each block once, ranks in item order
+    assert mine[0] == [(0, 2)]  # the heavy first block is a third of the work on its own
+
+
+def test_strip_nproc_and_refusals(monkeypatch):
+    assert distributed.strip_nproc(["train", "mf", "--nproc", "2", "--dim", "4", "--nproc=3"]) == ["train", "mf", "--dim", "4"]
+    with pytest.raises(Exception, match="--nproc must be at least 1"):
+        distributed.check_nproc(0)
+    for key, value in dict(MASTER_ADDR="h", MASTER_PORT="1", RANK="0", WORLD_SIZE="2").items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(Exception, match="torchrun"):
+        distributed.check_nproc(2)
+    distributed.check_nproc(1)
+
+
+_GRAPH_WORKER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np, scipy.sparse as sp
+    from graphrec import distributed
+    from graphrec.graphs.cooccur import cooccurrence_graph
+    from graphrec.graphs.knn import knn_graph
+
+    shard = distributed.init_from_env("cpu")
+    data = np.load(sys.argv[1])
+    x, train = data["x"], sp.csr_matrix((data["v"], (data["r"], data["c"])), shape=tuple(data["shape"]))
+    graphs = {
+        "knn": knn_graph(x, 4, backend="torch", shard=shard),
+        "knn_sym_self": knn_graph(x, 4, backend="torch", symmetric=True, include_self=True, shard=shard),
+        "knn_faiss_binary": knn_graph(x, 3, backend="faiss", weighted=False, shard=shard),
+        "co": cooccurrence_graph(train, block_size=3, shard=shard),
+        "co_top": cooccurrence_graph(train, top_k=2, symmetric=True, block_size=2, shard=shard),
+    }
+    out = {}
+    for name, g in graphs.items():
+        out[name + "_indptr"], out[name + "_indices"], out[name + "_data"] = g.indptr, g.indices, g.data
+    np.savez(sys.argv[2] + f"-rank{shard.rank}.npz", **out)
+    distributed.leave()
+    """
+)
+
+
+def test_two_ranks_build_the_graphs_of_one_process_edge_for_edge(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(37, 6)).astype(np.float32)
+    x[5] = 0.0  # an item without content
+    x[9] = x[8]  # a tie
+    train = sp.random(40, 37, density=0.15, random_state=1, format="coo")
+    np.savez(tmp_path / "in.npz", x=x, r=train.row, c=train.col, v=np.ones(train.nnz, np.float32),
+             shape=np.array(train.shape))
+    script = tmp_path / "worker.py"
+    script.write_text(_GRAPH_WORKER)
+    port = str(distributed.free_port())
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(tmp_path / "in.npz"), str(tmp_path / "out")],
+                         env=dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=port, RANK=str(r), WORLD_SIZE="2",
+                                  LOCAL_RANK=str(r)),
+                         stderr=subprocess.PIPE, text=True)
+        for r in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    expected = {
+        "knn": knn_graph(x, 4, backend="torch"),
+        "knn_sym_self": knn_graph(x, 4, backend="torch", symmetric=True, include_self=True),
+        "knn_faiss_binary": knn_graph(x, 3, backend="faiss", weighted=False),
+        "co": cooccurrence_graph(train.tocsr(), block_size=3),
+        "co_top": cooccurrence_graph(train.tocsr(), top_k=2, symmetric=True, block_size=2),
+    }
+    for rank in range(2):
+        got = np.load(tmp_path / f"out-rank{rank}.npz")
+        for name, g in expected.items():
+            assert g.nnz > 0
+            np.testing.assert_array_equal(got[name + "_indptr"], g.indptr, err_msg=name)
+            np.testing.assert_array_equal(got[name + "_indices"], g.indices, err_msg=name)
+            np.testing.assert_array_equal(got[name + "_data"], g.data, err_msg=name)

@@ -16,8 +16,7 @@ holds the dataset, the graphs and the model; work is split by :class:`Shard`:
 Two ways to start ranks, the same code path:
 
 * ``graphrec train MODEL ... --nproc N`` / ``graphrec build-graph ... --nproc N``:
-  :func:`launch` starts N local processes (``python -m graphrec`` with the command line
-  minus ``--nproc``) with the environment ``torchrun`` sets;
+  :func:`launch` starts N local processes (``python -m graphrec`` with the same command line) with the environment ``torchrun`` sets;
 * ``torchrun --nnodes M --nproc-per-node N -m graphrec train ...``: across machines.
 
 A process started either way finds ``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR`` and
@@ -89,7 +88,12 @@ def init_from_env(device: str = "cpu") -> Shard | None:
         raise ConfigError("this torch build has no torch.distributed: run in one process (drop --nproc)")
     backend = "nccl" if str(device).startswith("cuda") else "gloo"
     if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        if local >= torch.cuda.device_count():
+            raise ConfigError(
+                f"rank with LOCAL_RANK {local} has no GPU of its own ({torch.cuda.device_count()} visible): "
+                "start one process per GPU (--nproc at most the GPU count) or use --device cpu")
+        torch.cuda.set_device(local)
     dist.init_process_group(backend)
     return current()
 
@@ -140,31 +144,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def strip_nproc(argv: Sequence[str]) -> list[str]:
-    """The command line without its ``--nproc N`` / ``--nproc=N``."""
-    out: list[str] = []
-    skip = False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--nproc":
-            skip = True
-        elif not a.startswith("--nproc="):
-            out.append(a)
-    return out
-
-
 def check_nproc(nproc: int) -> None:
-    """``--nproc`` is a number of processes, and not given to a process torchrun started."""
+    """``--nproc`` is a number of processes; in a process a launcher started it is 1 or the
+    launcher's own ``WORLD_SIZE`` (the ranks :func:`launch` starts keep ``--nproc N`` in
+    their command line, so that the command a run records resumes it as started)."""
     if nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {nproc}")
-    if nproc > 1 and launched():
-        raise ConfigError("--nproc inside a process that torchrun (or --nproc) started: use one of the two")
+    if nproc > 1 and launched() and nproc != int(os.environ["WORLD_SIZE"]):
+        raise ConfigError(f"--nproc {nproc} inside a process that torchrun started with {os.environ['WORLD_SIZE']} "
+                          "processes: use one of the two")
+
+
+def starts_ranks(nproc: int) -> bool:
+    """Whether this process is to start ``nproc`` ranks (not one of them already)."""
+    return nproc > 1 and not launched()
 
 
 def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
-    """Run ``python -m graphrec ARGV`` (without its ``--nproc``) as ``nproc`` local ranks;
-    return the exit status.
+    """Run ``python -m graphrec ARGV`` as ``nproc`` local ranks; return the exit status.
 
     Each rank gets the environment torchrun gives (``RANK``, ``LOCAL_RANK``,
     ``WORLD_SIZE``, ``MASTER_ADDR=127.0.0.1``, a free ``MASTER_PORT``) and
@@ -175,7 +172,6 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     and the failing rank's last error line is printed; a Ctrl-C reaches every rank
     (rank 0 keeps the run as one process does) and the launcher waits for them.
     """
-    argv = strip_nproc(argv)
     port = free_port()
     per_rank = threads or max(1, (os.cpu_count() or 1) // nproc)
     procs: list[subprocess.Popen] = []

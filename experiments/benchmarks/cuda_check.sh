@@ -7,7 +7,9 @@
 #      moved, and each contract also checks loss, gradients and scores against the same
 #      model on the CPU; the metric, evaluation and kNN tests run their own CUDA cases;
 #   2. an epoch of LightGCN and of MM-GEF (co-interaction graph only) on Amazon Baby is
-#      timed on the GPU, the two alternating in one process (epoch_time.py).
+#      timed on the GPU, the two alternating in one process (epoch_time.py);
+#   3. the NCCL case of torch.distributed (issue 20): LightGCN on lfm2k in a group of one
+#      process per GPU, started by torchrun, and by `graphrec train --nproc N` with 2+ GPUs.
 #
 # Usage, from anywhere, with a python whose torch sees a GPU (the core dependencies only:
 # torch, torch_geometric, scipy, numpy, networkx, typer, tqdm, pyyaml):
@@ -39,3 +41,25 @@ GRAPHREC_TEST_DEVICE=cuda "$PY" -m pytest -q -p no:cacheprovider \
 echo "== Amazon Baby epoch on the GPU"
 "$PY" experiments/benchmarks/epoch_time.py --setting baby --device cuda --epochs 20 \
   --data-root "$GRAPHREC_SHARED_DATA"
+
+echo "== torch.distributed on NCCL: one process per GPU (docs/scaling.md)"
+# lfm2k as a graphrec dataset, then LightGCN for a few epochs in a NCCL group of one
+# rank per visible GPU (torchrun, as across machines), and the same command with
+# graphrec's own launcher when there are two GPUs or more
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+"$PY" -m graphrec prepare --format mmrec "$GRAPHREC_SHARED_DATA/lfm2k" "$work/lfm2k" >/dev/null
+gpus="$("$PY" -c 'import torch; print(torch.cuda.device_count())')"
+"$PY" -m torch.distributed.run --standalone --nproc-per-node "$gpus" -m graphrec train lightgcn \
+  --data "$work/lfm2k" --epochs 5 --device cuda --quiet --out "$work/nccl-run"
+"$PY" - "$work/nccl-run/record.json" <<'PYEOF'
+import json, sys
+rec = json.load(open(sys.argv[1]))
+assert rec["distributed"]["backend"] == "nccl", rec.get("distributed")
+print(f"NCCL group of {rec['distributed']['world']}: test recall@20 {rec['test']['all']['recall@20']:.4f}, "
+      f"{rec['timings']['seconds_per_epoch']:.3f} s/epoch")
+PYEOF
+if [ "$gpus" -ge 2 ]; then
+  "$PY" -m graphrec train lightgcn --data "$work/lfm2k" --epochs 5 --device cuda --quiet --nproc "$gpus" \
+    --out "$work/nproc-run"
+fi

@@ -156,7 +156,7 @@ def build_graph(
         check_outputs(Path(opts["out"]))
     else:  # graphs/DATASET: the name is known once the data is read
         check_output_folder(Path("graphs"), "--out")
-    if nproc > 1:
+    if distributed.starts_ranks(nproc):
         raise typer.Exit(distributed.launch(ctx.meta.get(ARGV) or [], nproc))
     shard = distributed.init_from_env(dev)
     if shard is not None and dev.startswith("cuda"):

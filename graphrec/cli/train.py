@@ -163,7 +163,7 @@ def train_command(
     distributed.check_nproc(nproc)
     set_threads(threads)
     dev = resolve_device(device)
-    if nproc > 1:
+    if distributed.starts_ranks(nproc):
         if command is None:
             raise ConfigError("--nproc needs the command line: run graphrec train from the shell")
         raise typer.Exit(distributed.launch(shlex.split(command)[1:], nproc, threads))

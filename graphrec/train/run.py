@@ -130,6 +130,7 @@ def run_training(
         check_same_run(previous, out, {
             "model": model_name, "model_params": params, "train_config": config.to_dict(),
             "dataset": {"fingerprint": dataset.fingerprint(), "transforms": dict(transforms or {})},
+            **_processes(),
         })
         keeper = StateKeeper(load_resume_state(out, previous))
     provenance = _provenance(command, previous, keeper)

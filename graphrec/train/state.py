@@ -389,7 +389,8 @@ def check_same_run(previous: Mapping[str, Any], out: str | Path, run: Mapping[st
         data = record.get("dataset") or {}
         found = {"model": record.get("model"), **plain(record.get("model_params")), **plain(config),
                  "cold-start transforms": plain(data.get("transforms")),
-                 "the dataset's fingerprint": data.get("fingerprint")}
+                 "the dataset's fingerprint": data.get("fingerprint"),
+                 "--nproc": (record.get("distributed") or {}).get("world", 1)}
         if record.get("task") == "ctr":  # CTR runs: their samples and item graph
             graph = record.get("item_graph") or {}
             found.update({"the samples' fingerprint": data.get("samples_fingerprint"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -32,13 +33,21 @@ TRAIN = ["train", "lightgcn", "--epochs", "4", "--dim", "8", "--eval-every", "2"
          "--quiet", "--threads", "1"]
 
 
-def test_two_ranks_train_as_one_process_with_their_summed_batch(data_dir, tmp_path):
+@pytest.fixture(scope="module")
+def two_ranks(data_dir, tmp_path_factory):
+    """An uninterrupted run of two ranks (its folder holds nothing else)."""
+    where = tmp_path_factory.mktemp("two-ranks")
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "two", cwd=where)
+    assert res.returncode == 0, res.stderr
+    return where, res
+
+
+def test_two_ranks_train_as_one_process_with_their_summed_batch(data_dir, two_ranks):
     """2 ranks x 128 triples per step = one process with 256: the same steps on the same
     triples, so the same losses (up to summation order) and the same selected epoch."""
+    tmp_path, two = two_ranks
     one = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "256", "--out", "one", cwd=tmp_path)
     assert one.returncode == 0, one.stderr
-    two = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "two", cwd=tmp_path)
-    assert two.returncode == 0, two.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # rank 1 wrote nothing
     assert two.stdout.count("run saved to two") == 1
     a = json.loads((tmp_path / "one" / "record.json").read_text())
@@ -87,11 +96,53 @@ FAIL_RANK_1 = textwrap.dedent(
 )
 
 
-def test_a_rank_that_dies_fails_the_run_with_one_line_and_nothing_written(data_dir, tmp_path):
+CTRL_C_AT_EPOCH_3 = textwrap.dedent(
+    """
+    from graphrec.models.lightgcn import LightGCN
+    start = LightGCN.start_epoch
+
+    def start_epoch(model, epoch):  # as the terminal's SIGINT reaches every rank
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return start(model, epoch)
+
+    LightGCN.start_epoch = start_epoch
+    """
+)
+
+
+def hook_env(tmp_path, code):
     hook = tmp_path / "hook"
     hook.mkdir()
-    (hook / "sitecustomize.py").write_text(FAIL_RANK_1)
-    env = {"PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}
+    (hook / "sitecustomize.py").write_text(code)
+    return {"PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_ctrl_c_keeps_a_two_rank_run_and_the_printed_command_resumes_it_exactly(data_dir, two_ranks, tmp_path):
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run", cwd=tmp_path,
+                   env=hook_env(tmp_path, CTRL_C_AT_EPOCH_3))
+    assert res.returncode == 130, res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("interrupted after 2 of 4 epochs") and "--nproc 2" in line and line.endswith("--resume`"), line
+    assert json.loads((tmp_path / "run" / "record.json").read_text())["status"] == "interrupted"
+    command = shlex.split(line.split("`")[1])
+    assert command[0] == "graphrec"
+    again = graphrec(*command[1:], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    got = json.loads((tmp_path / "run" / "record.json").read_text())
+    want = json.loads((two_ranks[0] / "two" / "record.json").read_text())
+    assert got["resumed_after"] == [2] and got["test"] == want["test"] and got["best_valid"] == want["best_valid"]
+    # in one process the steps would be half as large: refused
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--out", "run2", cwd=tmp_path,
+                   env=hook_env(tmp_path / "run", CTRL_C_AT_EPOCH_3))
+    assert res.returncode == 130
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run2", "--resume",
+                   cwd=tmp_path)
+    assert res.returncode == 1 and "--nproc is 2 here but 1" in res.stderr, res.stderr
+
+
+def test_a_rank_that_dies_fails_the_run_with_one_line_and_nothing_written(data_dir, tmp_path):
+    env = hook_env(tmp_path, FAIL_RANK_1)
     res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run", cwd=tmp_path,
                    env=env)
     assert res.returncode == 1, res.stderr
@@ -106,6 +157,6 @@ def test_nproc_refusals(data_dir, tmp_path):
     res = graphrec(*TRAIN, "--data", data_dir, "--nproc", "0", cwd=tmp_path)
     assert res.returncode == 1 and "--nproc must be at least 1" in res.stderr
     env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1", "RANK": "0", "WORLD_SIZE": "2"}
-    res = graphrec("build-graph", "--data", data_dir, "--nproc", "2", "--out", "g", cwd=tmp_path, env=env)
+    res = graphrec("build-graph", "--data", data_dir, "--nproc", "3", "--out", "g", cwd=tmp_path, env=env)
     assert res.returncode == 1 and "torchrun" in res.stderr
     assert not (tmp_path / "g").exists()

@@ -102,15 +102,17 @@ def test_cooccurrence_blocks_are_split_contiguously_by_work():
     assert mine[0] == [(0, 2)]  # the heavy first block is a third of the work on its own
 
 
-def test_strip_nproc_and_refusals(monkeypatch):
-    assert distributed.strip_nproc(["train", "mf", "--nproc", "2", "--dim", "4", "--nproc=3"]) == ["train", "mf", "--dim", "4"]
+def test_nproc_refusals(monkeypatch):
     with pytest.raises(Exception, match="--nproc must be at least 1"):
         distributed.check_nproc(0)
+    assert distributed.starts_ranks(2) and not distributed.starts_ranks(1)
     for key, value in dict(MASTER_ADDR="h", MASTER_PORT="1", RANK="0", WORLD_SIZE="2").items():
         monkeypatch.setenv(key, value)
-    with pytest.raises(Exception, match="torchrun"):
-        distributed.check_nproc(2)
+    with pytest.raises(Exception, match="torchrun started with 2"):
+        distributed.check_nproc(3)
     distributed.check_nproc(1)
+    distributed.check_nproc(2)  # a rank that --nproc 2 started
+    assert not distributed.starts_ranks(2)
 
 
 _GRAPH_WORKER = textwrap.dedent(

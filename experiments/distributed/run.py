@@ -1,0 +1,105 @@
+"""Data-parallel training on lfm2k: one process against two (issue 20's bar).
+
+    python experiments/distributed/run.py --seeds 0,1,2          # runs, then the table
+    python experiments/distributed/run.py --summary               # the table only
+
+Three settings of LightGCN (graphrec's defaults otherwise), each on the seeds given, one
+after another on this machine:
+
+* ``1 x 2048``: one process, batch 2048 (today's fit loop);
+* ``2 x 1024``: two ranks of 1,024 triples each: every optimiser step sees the same 2,048
+  triples as one process (the trajectory of ``1 x 2048`` up to summation order);
+* ``2 x 2048``: two ranks of 2,048 each: steps of 4,096 triples, half as many per epoch
+  (where the speed-up comes from: LightGCN's full-graph propagation is done by every rank
+  once per step).
+
+Selection on validation recall@20 (patience 20); the table gives test recall@20 / ndcg@20
+at the best validation epoch, seconds per epoch and epochs, and the paired per-seed
+differences against ``1 x 2048``. Runs land in ``results/runs/<setting>-seed<S>`` and are
+skipped when present, so an interrupted call continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SETTINGS = {"1x2048": (1, 2048), "2x1024": (2, 1024), "2x2048": (2, 2048)}
+
+
+def graphrec(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "graphrec", *args], check=True, cwd=REPO,
+                   env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
+def run(shared: Path, seeds: list[int], settings: list[str], threads: int) -> None:
+    data = HERE / "results" / "data" / "lfm2k"
+    if not data.exists():
+        graphrec("prepare", "--format", "mmrec", str(shared / "lfm2k"), str(data))
+    for seed in seeds:
+        for name in settings:
+            nproc, batch = SETTINGS[name]
+            out = HERE / "results" / "runs" / f"{name}-seed{seed}"
+            if (out / "record.json").exists():
+                continue
+            # the machine's cores split between the ranks (one process gets them all)
+            graphrec("train", "lightgcn", "--data", str(data), "--seed", str(seed), "--batch-size", str(batch),
+                     "--nproc", str(nproc), "--threads", str(max(1, threads // nproc)), "--device", "cpu", "--quiet",
+                     "--out", str(out), "--overwrite")
+
+
+def summary(seeds: list[int]) -> str:
+    rows = ["| setting | seeds | test recall@20 | test ndcg@20 | valid recall@20 | s/epoch | epochs | "
+            "recall@20 - 1x2048 per seed |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    base: dict[int, float] = {}
+    for name in SETTINGS:
+        recs = {}
+        for s in seeds:
+            f = HERE / "results" / "runs" / f"{name}-seed{s}" / "record.json"
+            if f.exists():
+                recs[s] = json.loads(f.read_text())
+        if not recs:
+            continue
+        rec = [r["test"]["all"]["recall@20"] for r in recs.values()]
+        nd = [r["test"]["all"]["ndcg@20"] for r in recs.values()]
+        va = [r["best_valid"]["recall@20"] for r in recs.values()]
+        spe = [r["timings"]["seconds_per_epoch"] for r in recs.values()]
+        ep = [r["timings"]["epochs"] for r in recs.values()]
+        if name == "1x2048":
+            base = {s: r["test"]["all"]["recall@20"] for s, r in recs.items()}
+        diffs = [f"{r['test']['all']['recall@20'] - base[s]:+.4f}" for s, r in recs.items() if s in base]
+
+        def ms(v: list[float], f: str = ".4f") -> str:
+            return f"{statistics.mean(v):{f}}" + (f" ± {statistics.stdev(v):{f}}" if len(v) > 1 else "")
+
+        rows.append(f"| {name} | {','.join(map(str, recs))} | {ms(rec)} | {ms(nd)} | {ms(va)} | {ms(spe, '.2f')} | "
+                    f"{ms(ep, '.0f')} | {' '.join(diffs) if name != '1x2048' else '-'} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--summary", action="store_true", help="print the table of the runs there are")
+    a = ap.parse_args()
+    seeds = [int(s) for s in a.seeds.split(",")]
+    if not a.summary:
+        run(a.shared, seeds, a.settings.split(","), a.threads)
+    table = summary(seeds)
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "summary.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

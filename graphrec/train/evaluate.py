@@ -241,27 +241,24 @@ def _gather_batches(
     rank and zero on the others, so the sum over ranks is that rank's value exactly."""
     if not mine and n_batches == 0:
         return [], nan_seen
-    if not mine:  # this rank scored no batch: learn the layout from the ranks that did
-        layout = None
-    else:
-        layout = [(g, list(v)) for g, v in mine[0].items()]
+    # (group, [(metric, dtype), ...]) in order; a rank that scored no batch learns it from the others
+    layout = [(g, [(k, v.dtype) for k, v in sums.items()]) for g, sums in mine[0].items()] if mine else None
     layout = next(lay for lay in distributed.all_gather_objects(layout) if lay is not None)
     width = sum(len(keys) for _, keys in layout)
     table = torch.zeros(n_batches + 1, width, dtype=torch.float64, device=device)
     for j, per_group in enumerate(mine):
-        row = torch.stack([per_group[g][k].to(torch.float64) for g, keys in layout for k in keys])
+        row = torch.stack([per_group[g][k].to(torch.float64) for g, keys in layout for k, _ in keys])
         table[shard.rank + j * shard.world] = row
     table[n_batches, 0] = float(nan_seen)
     distributed.all_sum(table)
-    dtypes = {(g, k): v.dtype for g, keys in layout for k, v in (mine[0][g].items() if mine else [])}
     out: list[dict[str, dict[str, torch.Tensor]]] = []
     for j in range(n_batches):
         col = 0
         per_group: dict[str, dict[str, torch.Tensor]] = {}
         for g, keys in layout:
             per_group[g] = {}
-            for k in keys:
-                per_group[g][k] = table[j, col].to(dtypes.get((g, k), torch.float32))
+            for k, dtype in keys:
+                per_group[g][k] = table[j, col].to(dtype)
                 col += 1
         out.append(per_group)
     return out, table[n_batches, 0] > 0

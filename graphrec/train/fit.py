@@ -15,7 +15,7 @@ draw the same shuffled triples. An optimiser step takes ``world * batch_size`` t
 rank ``r`` computes the loss of its part of them, scaled by ``world * part / step`` so
 that DistributedDataParallel's gradient average is the gradient of the step's mean
 loss: N ranks with ``batch_size`` B step as one process with ``batch_size`` N * B
-(``world / N`` fewer steps per epoch, each rank doing one N-th of the per-triple work;
+(N times fewer steps per epoch, each rank doing one N-th of the per-triple work;
 the full-graph propagation of a LightGCN-style model is done by every rank). Validation
 and test split the user batches across ranks and gather the metrics exactly. A group
 of one rank gives the numbers of no group, bit for bit.

@@ -86,6 +86,18 @@ def test_a_group_of_one_rank_with_cold_start_and_a_part_that_trains_every_other_
     assert set(alone[0].test) >= {"all", "cold"}
 
 
+@pytest.mark.parametrize("name", ["mf", "mmgef", "lattice", "freedom", "bm3", "vbpr", "mgcn", "smore"])
+def test_every_registered_model_trains_bit_identically_in_a_group_of_one(name, group_of_one):
+    """The registry's models through the shared fit loop under DDP: per-epoch graph
+    rebuilds (LATTICE, learned MM-GEF), sampled pruning (FREEDOM), dropout (BM3)."""
+    ds = synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=4)
+    config = TrainConfig(epochs=2, lr=1e-2, batch_size=200, ks=(10,), eval_batch_size=25, progress=False, seed=1)
+    overrides = {"embedding_dim": 8, **({"structure": "learned"} if name == "mmgef" else {})}
+    alone = _fit(ds, name, overrides, config)
+    group_of_one()
+    _same_fit(alone, _fit(ds, name, overrides, config))
+
+
 @pytest.mark.parametrize("n,world", [(10, 3), (2, 4), (0, 2), (7, 1)])
 def test_parts_cover_every_index_once_in_order(n, world):
     parts = [distributed.part(n, distributed.Shard(r, world)) for r in range(world)]

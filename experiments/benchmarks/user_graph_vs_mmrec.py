@@ -95,6 +95,19 @@ def run_mmrec(mmrec: Path, folder: Path) -> tuple[float, dict]:
     return seconds, graph
 
 
+def inter_user_ids(folder: Path, user_ids: np.ndarray) -> np.ndarray:
+    """The ``.inter`` file's integer userID of each graphrec user row (through the
+    folder's ``u_id_mapping.csv`` when graphrec restored the original ids from it)."""
+    mapping = folder / "u_id_mapping.csv"
+    if mapping.is_file():
+        import pandas as pd
+
+        table = pd.read_csv(mapping, sep="\t", dtype=str)
+        to_int = dict(zip(table.iloc[:, 0], table.iloc[:, 1].astype(int)))
+        return np.array([to_int[str(u)] for u in user_ids.tolist()], dtype=np.int64)
+    return user_ids.astype(np.int64)
+
+
 def compare(graph, full, user_ids: np.ndarray, mmrec_dict: dict, top: int) -> tuple[int, int, int]:
     """(users whose sorted top-``top`` counts agree, users whose neighbour sets agree
     among those whose ``top``-th count is not tied with the next one, such users).
@@ -154,7 +167,8 @@ def main() -> None:
     print(f"MMRec {MMREC_SCRIPT}: {mmrec_seconds:.1f} s (process wall time)", flush=True)
 
     full = user_cooccurrence_graph(ds.train)
-    same_counts, same_sets, untied = compare(graphs[MMREC_TOP], full, ds.user_ids, mmrec_dict, MMREC_TOP)
+    ids = inter_user_ids(folder, ds.user_ids)
+    same_counts, same_sets, untied = compare(graphs[MMREC_TOP], full, ids, mmrec_dict, MMREC_TOP)
     print(f"agreement: {same_counts}/{ds.n_users} users with the same top-{MMREC_TOP} counts; "
           f"{same_sets}/{untied} users without a tie at the cut-off have the same neighbours", flush=True)
     print(f"ratio MMRec / graphrec (top-{MMREC_TOP}): {mmrec_seconds / times[MMREC_TOP]:.0f}x; "

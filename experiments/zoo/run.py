@@ -74,6 +74,19 @@ MODELS = {
                         {"reg_weight": [0.0, 1e-5, 1e-4, 1e-3], "learning_rate": [1e-4, 5e-4, 1e-3, 5e-3]},
                         {"reg_weight": "reg_weight", "learning_rate": "--lr"},
                         {"parity": "reference", "num_layers": 1, "--lr-decay": 0.96}),
+    # MMRec trains MGCN and SMORE with learning_rate_scheduler [0.96, 50]
+    "mgcn": ZooModel("mgcn", "MGCN", {"cl_loss": [0.001, 0.01, 0.1]}, {"cl_loss": "cl_weight"},
+                     {"--lr-decay": 0.96}),
+    "smore": ZooModel("smore", "SMORE",
+                      {"n_ui_layers": [3, 4], "image_knn_k": [10, 15, 20, 40], "text_knn_k": [10, 15, 20, 40],
+                       "reg_weight": [1e-5, 1e-4], "dropout_rate": [0.0, 0.1]},
+                      {"n_ui_layers": "num_layers", "image_knn_k": "image_knn_k", "text_knn_k": "text_knn_k",
+                       "reg_weight": "reg_weight", "dropout_rate": "dropout"}, {"--lr-decay": 0.96}),
+    # DRAGON's yaml grid starts at learning_rate 0.1 and reg_weight 0.1 (its default point)
+    "dragon": ZooModel("dragon", "DRAGON",
+                       {"aggr_mode": ["add"], "reg_weight": [0.1, 0.01, 0.001, 0.0001, 0.00001],
+                        "learning_rate": [0.1, 0.01, 0.001, 0.0001, 0.00001]},
+                       {"aggr_mode": "aggregation", "reg_weight": "reg_weight", "learning_rate": "--lr"}, {}),
     "lightgcn": ZooModel("lightgcn", "LightGCN", {"n_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5]},
                          {"n_layers": "num_layers", "reg_weight": "reg_weight"}, {}),
 }

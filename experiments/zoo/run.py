@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import shutil
 import statistics
@@ -40,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,9 @@ class ZooModel:
     grid: dict[str, list[Any]]  # MMRec hyper-parameter -> values (its yaml; first = default)
     to_graphrec: dict[str, str]  # MMRec hyper-parameter -> graphrec model parameter (or a --training-flag)
     fixed: dict[str, Any]  # graphrec options that make the point the same as MMRec's
+    # MMRec hyper-parameter -> factor applied to its value on the graphrec side, where the two
+    # libraries define a quantity on different scales (the point is named by MMRec's values)
+    scale: dict[str, float] = field(default_factory=dict)
 
 
 MODELS = {
@@ -74,6 +78,22 @@ MODELS = {
                         {"reg_weight": [0.0, 1e-5, 1e-4, 1e-3], "learning_rate": [1e-4, 5e-4, 1e-3, 5e-3]},
                         {"reg_weight": "reg_weight", "learning_rate": "--lr"},
                         {"parity": "reference", "num_layers": 1, "--lr-decay": 0.96}),
+    # MMRec trains MGCN and SMORE with learning_rate_scheduler [0.96, 50]
+    "mgcn": ZooModel("mgcn", "MGCN", {"cl_loss": [0.001, 0.01, 0.1]}, {"cl_loss": "cl_weight"},
+                     {"--lr-decay": 0.96}),
+    "smore": ZooModel("smore", "SMORE",
+                      {"n_ui_layers": [3, 4], "image_knn_k": [10, 15, 20, 40], "text_knn_k": [10, 15, 20, 40],
+                       "reg_weight": [1e-5, 1e-4], "dropout_rate": [0.0, 0.1]},
+                      {"n_ui_layers": "num_layers", "image_knn_k": "image_knn_k", "text_knn_k": "text_knn_k",
+                       "reg_weight": "reg_weight", "dropout_rate": "dropout"}, {"--lr-decay": 0.96}),
+    # DRAGON's yaml grid starts at learning_rate 0.1 and reg_weight 0.1 (its default point).
+    # MMRec's DRAGON loss is -mean(log2 sigmoid(.)) = BPR / ln 2 plus reg_weight * R; under
+    # Adam (invariant to the loss's scale) that is graphrec's ln-BPR plus (ln 2 reg_weight) R
+    "dragon": ZooModel("dragon", "DRAGON",
+                       {"aggr_mode": ["add"], "reg_weight": [0.1, 0.01, 0.001, 0.0001, 0.00001],
+                        "learning_rate": [0.1, 0.01, 0.001, 0.0001, 0.00001]},
+                       {"aggr_mode": "aggregation", "reg_weight": "reg_weight", "learning_rate": "--lr"}, {},
+                       scale={"reg_weight": math.log(2)}),
     "lightgcn": ZooModel("lightgcn", "LightGCN", {"n_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5]},
                          {"n_layers": "num_layers", "reg_weight": "reg_weight"}, {}),
 }
@@ -130,7 +150,7 @@ def graphrec_cmd(model: ZooModel, point: dict[str, Any], seed: int, data: Path, 
             "--cold-path", "none"]
     if epochs:
         args += ["--epochs", str(epochs), "--patience", str(epochs)]
-    values = {model.to_graphrec[k]: v for k, v in point.items()}
+    values = {model.to_graphrec[k]: v * model.scale[k] if k in model.scale else v for k, v in point.items()}
     values.update(model.fixed)
     for name, value in values.items():
         if name.startswith("--"):  # a training option of `graphrec train`, not a model parameter

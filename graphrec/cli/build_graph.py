@@ -40,7 +40,7 @@ RECIPE_KEYS = set(DEFAULTS) | {"source", "data"}
 # what each recipe value must be (YAML types), and how the message names it
 _TEXT, _COUNT, _FLAG = (str,), (int,), (bool,)
 RECIPE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "kind": (_TEXT, "knn, cooccur or both"),
+    "kind": (_TEXT, "knn, cooccur, user-cooccur or both"),
     "modalities": ((str, list), "a modality name or a list of them, e.g. [image, text]"),
     "k": (_COUNT, "a whole number, e.g. 10"),
     "weighting": (_TEXT, "cosine or binary"),
@@ -91,7 +91,7 @@ def build_graph(
     ctx: typer.Context,
     data: Optional[Path] = typer.Option(None, help="Dataset directory (from `graphrec prepare`)."),
     recipe: Optional[Path] = typer.Option(None, help="A recipe YAML (graphs/*.yaml); options given here override it."),
-    kind: Optional[str] = typer.Option(None, help="knn, cooccur or both [both]."),
+    kind: Optional[str] = typer.Option(None, help="knn, cooccur, both, or user-cooccur (the user-user graph: users sharing training items) [both]."),
     modalities: Optional[str] = typer.Option(None, help="Modalities fused for kNN, e.g. image,text [all]."),
     k: Optional[int] = typer.Option(None, help="kNN neighbours per item [10]."),
     weighting: Optional[str] = typer.Option(None, help="kNN edge values: cosine or binary [cosine]."),
@@ -141,8 +141,8 @@ def build_graph(
         source = {"data": str(data.resolve())}
     if source is None:
         raise ConfigError("no data: pass --data DIR or --recipe graphs/NAME.yaml")
-    if opts["kind"] not in ("knn", "cooccur", "both"):
-        raise ConfigError(f"--kind {opts['kind']!r} is not one of knn, cooccur, both")
+    if opts["kind"] not in ("knn", "cooccur", "both", "user-cooccur"):
+        raise ConfigError(f"--kind {opts['kind']!r} is not one of knn, cooccur, both, user-cooccur")
     dev = resolve_device(device)
     distributed.check_nproc(nproc)
     kinds = ["knn", "cooccur"] if opts["kind"] == "both" else [opts["kind"]]
@@ -220,7 +220,7 @@ def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], de
         echo(
             f"{kd}: {st['nodes']} nodes, {st['edges']} edges, out-degree min/median/max "
             f"{st['degree_min']}/{st['degree_median']:.0f}/{st['degree_max']}, "
-            f"{st['isolated']} isolated items, built in {res.seconds:.2f} s -> {out_dir / kd} (nnz {record.nnz})"
+            f"{st['isolated']} isolated {res.record.nodes}, built in {res.seconds:.2f} s -> {out_dir / kd} (nnz {record.nnz})"
         )
     if "knn" in built and "cooccur" in built and main:
         knn_g, co_g = built["knn"].graph, built["cooccur"].graph

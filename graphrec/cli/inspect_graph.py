@@ -36,6 +36,7 @@ def _dataset_for(record, data: Optional[Path]):
 def inspect_graph(
     graph: Path = typer.Argument(..., help="A graph folder written by `graphrec build-graph` (e.g. graphs/NAME/knn) or `graphrec export-graph`."),
     item: Optional[str] = typer.Option(None, help="Show this item's neighbours (original id)."),
+    user: Optional[str] = typer.Option(None, help="Show this user's neighbours in a user graph (original id)."),
     top: int = typer.Option(10, help="How many neighbours to show."),
     compare: Optional[Path] = typer.Option(None, help="Another graph to measure overlap with [the sibling co-interaction/kNN graph]."),
     data: Optional[Path] = typer.Option(None, help="Dataset directory [the graph's recorded source]."),
@@ -61,13 +62,19 @@ def inspect_graph(
         check_output(graphml, overwrite=True, option="--graphml", kind="file")
     ds = _dataset_for(read_record(graph), data)
     g, record = load_graph(graph, dataset=ds)  # with a dataset: refuses a graph of other data
+    users = record.nodes == "users"
+    if users and item is not None:
+        raise ConfigError(f"{graph} is a user graph: pass --user USER_ID instead of --item")
+    if not users and user is not None:
+        raise ConfigError(f"{graph} is an item graph: pass --item ITEM_ID instead of --user")
     other = None
-    if compare is None:
+    if compare is None and not users:
         sibling = graph.parent / ("cooccur" if record.kind == "knn" else "knn")
         compare = sibling if (sibling / "graph.json").is_file() else None
     if compare is not None:
         other, _ = load_graph(compare, dataset=ds) if ds is not None else load_graph(compare)
-    rep = graph_report(g, other=other, train=None if ds is None else ds.train, sample=sample)
+    # the co-consumption rate is about item pairs (every user-graph edge shares an item)
+    rep = graph_report(g, other=other, train=None if ds is None or users else ds.train, sample=sample)
     if record.kind == "model":  # exported from a trained run (graphrec export-graph)
         o = record.options
         weights = format_learned(o.get("weights"))
@@ -76,12 +83,14 @@ def inspect_graph(
                    f"{weights}; modalities={','.join(record.modalities) or '-'})")
     else:
         typer.echo(f"{graph}: {record.kind} graph of {record.dataset_name} ({record.builder}, k={record.k}, "
-                   f"modalities={','.join(record.modalities) or '-'}, {record.normalization} normalisation)")
+                   f"modalities={','.join(record.modalities) or '-'}, {record.normalization} normalisation"
+                   + (f", {record.n_users} user nodes)" if users else ")"))
     typer.echo(f"nodes {rep['nodes']}, edges {rep['edges']}, symmetric {rep['symmetric']}, isolated {rep['isolated']}")
     typer.echo(f"out-degree min/median/mean/max {rep['degree_min']}/{rep['degree_median']:.0f}/"
                f"{rep['degree_mean']:.1f}/{rep['degree_max']}; in-degree max {rep['in_degree_max']}")
-    typer.echo(f"weak components {rep['components']} (largest {rep['largest_component']} items); "
-               f"mean local clustering on {min(sample, rep['nodes'])} sampled items {rep['clustering_sample']:.4f}")
+    typer.echo(f"weak components {rep['components']} (largest {rep['largest_component']} {record.nodes}); "
+               f"mean local clustering on {min(sample, rep['nodes'])} sampled {record.nodes} "
+               f"{rep['clustering_sample']:.4f}")
     if other is not None:
         typer.echo(f"edges also in {compare}: {rep['overlap_with_other']:.4f} "
                    f"(random item pairs: {rep['random_pair_overlap_other']:.4f})")
@@ -104,9 +113,18 @@ def inspect_graph(
         for j, w in neighbours(g, i, top):
             label = f"  {w:.4f}  {ds.item_ids[j]}"
             typer.echo(label + (f"  {titles[j][:70]}" if titles is not None else ""))
+    if user is not None:
+        if ds is None:
+            raise ConfigError("--user needs the dataset: pass --data DIR")
+        where = np.flatnonzero(ds.user_ids.astype(str) == str(user))
+        if where.size == 0:
+            raise ConfigError(f"user {user!r} is not in dataset {ds.name!r}: use an original user id")
+        typer.echo(f"neighbours of user {user} (weight: shared training items):")
+        for j, w in neighbours(g, int(where[0]), top):
+            typer.echo(f"  {w:.4f}  {ds.user_ids[j]}")
     if plot is not None:
         plot_degree_distribution(g, plot, title=f"{record.kind} graph of {record.dataset_name}")
         typer.echo(f"degree distribution plotted to {plot}")
     if graphml is not None:
-        write_graphml(g, graphml, ds)
+        write_graphml(g, graphml, ds, nodes=record.nodes)
         typer.echo(f"GraphML written to {graphml}")

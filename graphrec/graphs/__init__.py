@@ -2,7 +2,7 @@
 
 from graphrec.graphs.bipartite import bipartite_adjacency, normalized_bipartite
 from graphrec.graphs.build import GRAPH_KINDS, BuiltGraph, GraphSpec, build_item_graph
-from graphrec.graphs.cooccur import cooccurrence_graph
+from graphrec.graphs.cooccur import cooccurrence_graph, user_cooccurrence_graph
 from graphrec.graphs.fuse import FusedFeatures, fuse_features
 from graphrec.graphs.knn import knn_graph, knn_recall
 from graphrec.graphs.normalize import NORMALIZATIONS, normalize_adjacency
@@ -16,6 +16,7 @@ __all__ = [
     "GraphSpec",
     "build_item_graph",
     "cooccurrence_graph",
+    "user_cooccurrence_graph",
     "FusedFeatures",
     "fuse_features",
     "knn_graph",

@@ -6,7 +6,11 @@ stored-ready graphs, shared by ``graphrec build-graph`` and the model builders:
 * ``kind="knn"``: early-fused content features (:func:`graphrec.graphs.fuse.fuse_features`,
   MM-GEF section 3.1) -> top-k cosine kNN graph (:func:`graphrec.graphs.knn.knn_graph`);
 * ``kind="cooccur"``: co-interaction graph of the TRAINING matrix, normalised by its
-  maximum (:func:`graphrec.graphs.cooccur.cooccurrence_graph`, MM-GEF eq. 3-4).
+  maximum (:func:`graphrec.graphs.cooccur.cooccurrence_graph`, MM-GEF eq. 3-4);
+* ``kind="user-cooccur"``: the USER-user co-occurrence graph of the TRAINING matrix
+  (number of items two users share), raw counts, top-k per user
+  (:func:`graphrec.graphs.cooccur.user_cooccurrence_graph`, DRAGON's user graph); its
+  record says ``nodes="users"`` and ``n_users``.
 
 Each result carries a :class:`~graphrec.graphs.store.GraphRecord` (dataset fingerprint,
 cold-start split, options, build time) so a stored graph is never reused for other data.
@@ -22,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec.errors import ConfigError, DataError
-from graphrec.graphs.cooccur import cooccurrence_graph
+from graphrec.graphs.cooccur import cooccurrence_graph, user_cooccurrence_graph
 from graphrec.graphs.fuse import FusedFeatures, fuse_features
 from graphrec.graphs.knn import knn_graph
 from graphrec.graphs.normalize import NORMALIZATIONS, normalize_adjacency
@@ -34,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["GRAPH_KINDS", "GraphSpec", "BuiltGraph", "build_item_graph", "parse_modalities"]
 
-GRAPH_KINDS = ("knn", "cooccur")
+GRAPH_KINDS = ("knn", "cooccur", "user-cooccur")
 
 
 @dataclass(frozen=True)
@@ -42,13 +46,15 @@ class GraphSpec:
     """Options of one item graph.
 
     Attributes:
-        kind: ``knn`` (content) or ``cooccur`` (training co-interactions).
+        kind: ``knn`` (content), ``cooccur`` (training co-interactions of items) or
+            ``user-cooccur`` (users sharing training items: a user graph).
         k: kNN neighbours per item.
         modalities: modalities fused for the kNN graph (None: all the dataset has).
         weighting: kNN edge values, ``cosine`` or ``binary``.
         symmetric: symmetrise (max of both directions).
         include_self: keep each item in its own kNN list (LATTICE reference parity).
-        cooccur_top_k: keep the largest co-interaction counts per row (None: all).
+        cooccur_top_k: keep the largest co-interaction counts per row (per item, or per
+            user for ``user-cooccur``; None: all).
         cooccur_min_count: drop pairs with fewer co-interactions.
         normalization: applied before storing: ``none`` (default; models normalise
             after merging graphs), ``sym`` or ``row``.
@@ -96,9 +102,10 @@ def build_item_graph(
     progress: bool = False,
     shard: "Shard | None" = None,
 ) -> BuiltGraph:
-    """Build ``spec`` for ``dataset`` (see module doc); with a ``shard`` (in a
-    torch.distributed group) the ranks split the kNN rows or the co-interaction item
-    blocks and every rank returns the one graph (:mod:`graphrec.distributed`)."""
+    """Build ``spec`` for ``dataset`` (see module doc; ``user-cooccur`` builds a user
+    graph, n_users x n_users, despite this function's name); with a ``shard`` (in a
+    torch.distributed group) the ranks split the kNN rows or the co-interaction blocks
+    and every rank returns the one graph (:mod:`graphrec.distributed`)."""
     t0 = time.perf_counter()
     notes: list[str] = []
     fused = None
@@ -126,6 +133,21 @@ def build_item_graph(
             k=spec.k,
             weighting=spec.weighting,
             options={"include_self": spec.include_self, "backend": spec.backend},
+        )
+    elif spec.kind == "user-cooccur":
+        graph = user_cooccurrence_graph(
+            dataset.train,
+            top_k=spec.cooccur_top_k,
+            min_count=spec.cooccur_min_count,
+            symmetric=spec.symmetric,
+            progress=progress,
+            shard=shard,
+        )
+        record_fields = dict(
+            k=spec.cooccur_top_k,
+            weighting="count",
+            pruning={"min_count": spec.cooccur_min_count},
+            nodes="users",
         )
     else:
         graph = cooccurrence_graph(

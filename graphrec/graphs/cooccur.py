@@ -77,6 +77,7 @@ __all__ = [
     "cooccurrence_factors",
     "cooccurrence_graph",
     "expected_products",
+    "user_cooccurrence_graph",
 ]
 
 #: Upper bound on the entries of one unpruned block of C when ``block_size`` is None
@@ -334,6 +335,51 @@ def _gather_rows(
             all_cols.append(c)
             all_vals.append(v)
     return full, all_cols, all_vals
+
+
+def user_cooccurrence_graph(
+    train: sp.spmatrix | sp.sparray,
+    *,
+    top_k: int | None = None,
+    min_count: int = 1,
+    block_size: int | None = None,
+    normalize_max: bool = False,
+    symmetric: bool = False,
+    progress: bool = False,
+    shard: "Shard | None" = None,
+) -> sp.csr_matrix:
+    """The user-user co-occurrence graph of a training matrix (DRAGON's user graph).
+
+    ``U_uv = sum_i R_ui R_vi`` = the number of items users u and v both interacted with
+    in ``train`` (u != v), computed by :func:`cooccurrence_graph` on the transposed
+    matrix (the same blocked, pruned product with the roles of users and items swapped;
+    the n_users x n_users matrix is never dense). ``top_k`` keeps the k largest counts
+    per USER row, ties broken towards the lower user index; ``min_count``,
+    ``block_size``, ``symmetric``, ``progress`` and ``shard`` as there. Counts are returned raw
+    (``normalize_max=False``, unlike the item graph): DRAGON weighs a user's neighbours
+    by a softmax of them.
+
+    Args:
+        train: the user-item TRAINING matrix (n_users x n_items), e.g. ``dataset.train``.
+
+    Returns:
+        float32 CSR, n_users x n_users, zero diagonal, sorted indices.
+    """
+    if not sp.issparse(train):
+        raise DataError(
+            f"user co-occurrence graph needs a scipy sparse user-item matrix, got {type(train).__name__}: "
+            "pass dataset.train"
+        )
+    return cooccurrence_graph(
+        sp.csr_matrix(train).T.tocsr(),
+        top_k=top_k,
+        min_count=min_count,
+        block_size=block_size,
+        normalize_max=normalize_max,
+        symmetric=symmetric,
+        progress=progress,
+        shard=shard,
+    )
 
 
 def expected_products(train: sp.spmatrix | sp.sparray) -> int:

@@ -4,8 +4,10 @@ A node is an item index; its attributes come from the dataset when given:
 ``item_id`` (original id), ``title`` (the dataset's ``title`` item field, else its
 ``text`` field, when present), ``has_<modality>`` (the item has a non-zero feature row
 for that modality) and ``cold`` (the item is a cold-start item). Edges carry the graph's
-value as ``weight``. networkx is imported inside the functions: it is only needed when
-a graph is inspected.
+value as ``weight``. A USER graph (``nodes="users"``, e.g. DRAGON's user-user
+co-occurrence graph) has user nodes instead, with attributes ``user_id`` and
+``n_train_items`` (the user's training interactions). networkx is imported inside the
+functions: it is only needed when a graph is inspected.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from graphrec.data import Dataset
 
-__all__ = ["item_attributes", "to_networkx", "write_graphml", "plot_degree_distribution"]
+__all__ = ["item_attributes", "user_attributes", "to_networkx", "write_graphml", "plot_degree_distribution"]
 
 TITLE_FIELDS = ("title", "text")
 
@@ -46,8 +48,19 @@ def item_attributes(dataset: "Dataset") -> dict[str, np.ndarray]:
     return attrs
 
 
-def to_networkx(graph: sp.spmatrix, dataset: "Dataset | None" = None, directed: bool | None = None) -> "nx.Graph":
-    """The item graph as a networkx graph with item attributes.
+def user_attributes(dataset: "Dataset") -> dict[str, np.ndarray]:
+    """Per-user attribute columns of a user graph: ``user_id`` and ``n_train_items``."""
+    return {
+        "user_id": dataset.user_ids,
+        "n_train_items": np.diff(sp.csr_matrix(dataset.train).indptr).astype(np.int64),
+    }
+
+
+def to_networkx(
+    graph: sp.spmatrix, dataset: "Dataset | None" = None, directed: bool | None = None, nodes: str = "items"
+) -> "nx.Graph":
+    """The item graph (``nodes="users"``: the user graph) as a networkx graph with node
+    attributes.
 
     ``directed=None`` returns an undirected ``nx.Graph`` when the matrix is symmetric and
     a ``nx.DiGraph`` otherwise (a kNN graph is directed: j in i's list does not imply
@@ -55,20 +68,25 @@ def to_networkx(graph: sp.spmatrix, dataset: "Dataset | None" = None, directed: 
     """
     import networkx as nx
 
+    if nodes not in ("items", "users"):
+        raise DataError(f"nodes must be items or users, got {nodes!r}")
     g = sp.csr_matrix(graph)
     if g.shape[0] != g.shape[1]:
-        raise DataError(f"an item graph must be square, got shape {g.shape}")
-    if dataset is not None and dataset.n_items != g.shape[0]:
-        raise DataError(
-            f"graph has {g.shape[0]} items but dataset {dataset.name!r} has {dataset.n_items}: "
-            "pass the dataset the graph was built from"
-        )
+        raise DataError(f"a graph must be square, got shape {g.shape}")
+    if dataset is not None:
+        n = dataset.n_users if nodes == "users" else dataset.n_items
+        if n != g.shape[0]:
+            raise DataError(
+                f"graph has {g.shape[0]} {nodes} but dataset {dataset.name!r} has {n}: "
+                "pass the dataset the graph was built from"
+            )
     if directed is None:
         directed = (abs(g - g.T) > 1e-6).nnz > 0
     out = nx.DiGraph() if directed else nx.Graph()
     out.add_nodes_from(range(g.shape[0]))
     if dataset is not None:
-        for name, col in item_attributes(dataset).items():
+        attrs = user_attributes(dataset) if nodes == "users" else item_attributes(dataset)
+        for name, col in attrs.items():
             values = col.tolist()
             nx.set_node_attributes(out, dict(enumerate(values)), name)
     coo = g.tocoo()
@@ -84,7 +102,8 @@ def to_networkx(graph: sp.spmatrix, dataset: "Dataset | None" = None, directed: 
 def write_graphml(
     graph: sp.spmatrix, path: str | os.PathLike, dataset: "Dataset | None" = None, **kwargs: Any
 ) -> Path:
-    """Write the graph (with item attributes) as GraphML, atomically."""
+    """Write the graph (with node attributes; ``nodes="users"`` for a user graph) as
+    GraphML, atomically."""
     import networkx as nx
 
     path = Path(path)

@@ -12,7 +12,10 @@ fingerprint (:meth:`graphrec.data.Dataset.fingerprint`, which covers ids, all sp
 features, fields and cold items), the split used ("train"), the cold-start fraction,
 seed and number of cold items, the kind of graph and its options (modalities, k,
 weighting, symmetrisation, normalisation, pruning), the builder, the build time, the
-creation time, n_items, nnz and a SHA-256 checksum of the stored arrays.
+creation time, n_items, nnz and a SHA-256 checksum of the stored arrays. A USER graph
+(``kind="user-cooccur"``, DRAGON's user-user co-occurrence graph) records
+``nodes="users"`` and ``n_users``: its matrix is ``n_users x n_users``, and it is
+checked against the dataset's users as an item graph is against its items.
 
 Writes are atomic: both files are written into a hidden temporary directory beside
 ``path``, flushed, and the directory is renamed into place. An existing graph is kept
@@ -22,7 +25,8 @@ failure at any point leaves the old graph as it was and no temporary files behin
 :func:`load_graph` refuses (one-line :class:`~graphrec.errors.DataError` naming the
 field, both values and the fix) a graph
 
-* whose item count or matrix shape differs from the dataset's ``n_items``;
+* whose item count or matrix shape differs from the dataset's ``n_items`` (a user
+  graph: whose user count differs from ``n_users``);
 * built under a different cold-start split than the dataset's (fraction, seed, count);
 * built from different data (fingerprint; the dataset's *name* is not compared);
 * built from a split other than ``"train"`` (unless ``expect={"split": ...}`` says so);
@@ -56,6 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "NODE_TYPES",
     "GRAPH_FILE",
     "RECORD_FILE",
     "GraphRecord",
@@ -67,6 +72,8 @@ __all__ = [
 ]
 
 FORMAT_NAME = "graphrec-graph"
+#: what a graph's nodes are (``GraphRecord.nodes``)
+NODE_TYPES = ("items", "users")
 FORMAT_VERSION = 1
 GRAPH_FILE = "graph.npz"
 RECORD_FILE = "graph.json"
@@ -85,7 +92,10 @@ class GraphRecord:
             item graph of a trained run (:func:`graphrec.train.export_item_graph`).
         dataset_fingerprint: ``Dataset.fingerprint()`` of the data it was built from.
         dataset_name: the dataset's name (informative; not compared on load).
-        n_items: number of items (the matrix is ``n_items x n_items``).
+        n_items: number of items (the matrix of an item graph is ``n_items x n_items``).
+        nodes: ``"items"`` (an item graph) or ``"users"`` (a user graph, e.g.
+            ``"user-cooccur"``: the matrix is ``n_users x n_users``).
+        n_users: number of users; recorded for user graphs (None for item graphs).
         split: the interactions it was built from; ``"train"`` for every graph that a
             model may use (content-only graphs record ``"train"`` as well: they read no
             interactions at all).
@@ -129,17 +139,33 @@ class GraphRecord:
     created: str = field(default_factory=_now)
     nnz: int | None = None
     checksum: str | None = None
+    nodes: str = "items"
+    n_users: int | None = None
 
     def __post_init__(self) -> None:
         self.modalities = [str(m) for m in self.modalities]
         self.pruning = dict(self.pruning)
         self.options = dict(self.options)
+        if self.nodes not in NODE_TYPES:
+            raise DataError(f"graph record field 'nodes' is {self.nodes!r}, not one of {', '.join(NODE_TYPES)}: "
+                            "rebuild the graph with `graphrec build-graph`")
+        if self.nodes == "users" and (isinstance(self.n_users, bool) or not isinstance(self.n_users, int)
+                                      or self.n_users < 0):
+            raise DataError(f"graph record of a user graph has n_users={self.n_users!r}, not a count: "
+                            "rebuild the graph with `graphrec build-graph`")
+
+    @property
+    def n_nodes(self) -> int:
+        """Rows (and columns) of the matrix: ``n_users`` for a user graph, else ``n_items``."""
+        return int(self.n_users) if self.nodes == "users" else self.n_items  # type: ignore[arg-type]
 
     @classmethod
     def for_dataset(cls, dataset: "Dataset", *, kind: str, split: str = "train", **fields: Any) -> "GraphRecord":
         """A record for a graph built from ``dataset`` (fingerprint, name, items and
         cold-start fields filled in from it); ``fields`` sets the other attributes."""
         fraction, seed, protocol, n_cold = _dataset_cold_start(dataset)
+        if fields.get("nodes") == "users":
+            fields.setdefault("n_users", int(dataset.n_users))
         return cls(
             kind=kind,
             dataset_fingerprint=dataset.fingerprint(),
@@ -259,11 +285,17 @@ def _describe_cold(fraction: float | None, seed: int | None, protocol: str | Non
 
 # build-graph options are named like the recipe keys (graphs/README.md); the
 # co-interaction graph's pruning has its own names there
-_FLAG_NAMES = {("cooccur", "k"): "cooccur_top_k", ("cooccur", "min_count"): "cooccur_min_count"}
+_FLAG_NAMES = {
+    ("cooccur", "k"): "cooccur_top_k",
+    ("cooccur", "min_count"): "cooccur_min_count",
+    ("user-cooccur", "k"): "cooccur_top_k",
+    ("user-cooccur", "min_count"): "cooccur_min_count",
+}
 # the build-graph options that shape each kind of graph (what _rebuild prints)
 _KIND_FLAGS = {
     "knn": ("modalities", "k", "weighting", "include_self", "backend", "symmetric", "normalization"),
     "cooccur": ("cooccur_top_k", "cooccur_min_count", "symmetric", "normalization"),
+    "user-cooccur": ("cooccur_top_k", "cooccur_min_count", "symmetric", "normalization"),
 }
 _COLD_FLAGS = ("cold_start", "seed", "cold_protocol")
 
@@ -344,7 +376,7 @@ def _canonical(graph: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
         raise DataError(f"save_graph needs a scipy sparse matrix, got {type(graph).__name__}")
     g = sp.csr_matrix(graph, dtype=np.float32, copy=True)
     if g.ndim != 2 or g.shape[0] != g.shape[1]:
-        raise DataError(f"an item graph must be square (n_items x n_items), got shape {g.shape}")
+        raise DataError(f"a graph must be square (n_items x n_items, or n_users x n_users), got shape {g.shape}")
     g.sum_duplicates()
     g.eliminate_zeros()
     g.sort_indices()
@@ -387,9 +419,10 @@ def save_graph(
     """
     path = Path(path)
     g = _canonical(graph)
-    if g.shape[0] != record.n_items:
+    if g.shape[0] != record.n_nodes:
+        what = f"n_users={record.n_users}" if record.nodes == "users" else f"n_items={record.n_items}"
         raise DataError(
-            f"the graph is {g.shape[0]} x {g.shape[1]} but its record says n_items={record.n_items}: "
+            f"the graph is {g.shape[0]} x {g.shape[1]} but its record says {what}: "
             "build the graph and its record from the same dataset"
         )
     if path.exists() or path.is_symlink():
@@ -435,6 +468,11 @@ def check_record(
             raise DataError(
                 f"{where}: n_items is {record.n_items} but dataset {dataset.name!r} has "
                 f"{dataset.n_items} items: {_rebuild(path, record)}"
+            )
+        if record.nodes == "users" and record.n_users != dataset.n_users:
+            raise DataError(
+                f"{where}: n_users is {record.n_users} but dataset {dataset.name!r} has "
+                f"{dataset.n_users} users: {_rebuild(path, record)}"
             )
         have_cold = _record_cold_start(record)
         want_cold = _dataset_cold_start(dataset)
@@ -506,7 +544,8 @@ def load_graph(
         verify: check the SHA-256 checksum of the arrays (one pass over the data).
 
     Returns:
-        ``(graph, record)``: float32 CSR ``n_items x n_items`` and its provenance.
+        ``(graph, record)``: float32 CSR ``n_items x n_items`` (a user graph:
+        ``n_users x n_users``) and its provenance.
     """
     path = Path(path)
     record = read_record(path)
@@ -523,9 +562,11 @@ def load_graph(
         raise DataError(f"{npz_file}: unreadable graph file ({e}): {_rebuild(path, record)}") from None
     if fmt != "csr":
         raise DataError(f"{npz_file}: stored as {fmt!r}, not csr: rebuild the graph with `graphrec build-graph`")
-    if shape != (record.n_items, record.n_items) or len(indptr) != record.n_items + 1:
+    n = record.n_nodes
+    if shape != (n, n) or len(indptr) != n + 1:
+        what = f"n_users={record.n_users}" if record.nodes == "users" else f"n_items={record.n_items}"
         raise DataError(
-            f"{npz_file}: shape is {shape} but {RECORD_FILE} says n_items={record.n_items}: "
+            f"{npz_file}: shape is {shape} but {RECORD_FILE} says {what}: "
             f"the files do not belong together; {_rebuild(path, record)}"
         )
     if len(indices) != len(data) or (record.nnz is not None and len(data) != record.nnz):

@@ -21,7 +21,7 @@ from graphrec import distributed
 from graphrec.data.formats import read_mmrec
 from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.data.splits import cold_start
-from graphrec.graphs.cooccur import _my_blocks, block_bounds, cooccurrence_graph
+from graphrec.graphs.cooccur import _my_blocks, block_bounds, cooccurrence_graph, user_cooccurrence_graph
 from graphrec.graphs.knn import knn_graph
 from graphrec.train import TrainConfig
 from graphrec.train.builders import build_model, model_params
@@ -132,7 +132,7 @@ _GRAPH_WORKER = textwrap.dedent(
     import sys
     import numpy as np, scipy.sparse as sp
     from graphrec import distributed
-    from graphrec.graphs.cooccur import cooccurrence_graph
+    from graphrec.graphs.cooccur import cooccurrence_graph, user_cooccurrence_graph
     from graphrec.graphs.knn import knn_graph
 
     shard = distributed.init_from_env("cpu")
@@ -144,6 +144,7 @@ _GRAPH_WORKER = textwrap.dedent(
         "knn_faiss_binary": knn_graph(x, 3, backend="faiss", weighted=False, shard=shard),
         "co": cooccurrence_graph(train, block_size=3, shard=shard),
         "co_top": cooccurrence_graph(train, top_k=2, symmetric=True, block_size=2, shard=shard),
+        "users": user_cooccurrence_graph(train, top_k=3, block_size=4, shard=shard),
     }
     out = {}
     for name, g in graphs.items():
@@ -181,6 +182,7 @@ def test_two_ranks_build_the_graphs_of_one_process_edge_for_edge(tmp_path):
         "knn_faiss_binary": knn_graph(x, 3, backend="faiss", weighted=False),
         "co": cooccurrence_graph(train.tocsr(), block_size=3),
         "co_top": cooccurrence_graph(train.tocsr(), top_k=2, symmetric=True, block_size=2),
+        "users": user_cooccurrence_graph(train.tocsr(), top_k=3, block_size=4),
     }
     for rank in range(2):
         got = np.load(tmp_path / f"out-rank{rank}.npz")

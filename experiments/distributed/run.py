@@ -3,7 +3,7 @@
     python experiments/distributed/run.py --seeds 0,1,2          # runs, then the table
     python experiments/distributed/run.py --summary               # the table only
 
-Three settings of LightGCN (graphrec's defaults otherwise), each on the seeds given, one
+Three settings of LightGCN (``TRAIN`` below, graphrec's defaults otherwise), each on the seeds given, one
 after another on this machine:
 
 * ``1 x 2048``: one process, batch 2048 (today's fit loop);
@@ -31,6 +31,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+# a budget that fits three settings x three seeds in well under an hour on two cores: a
+# larger learning rate than the default 1e-3 (the one tests/models/test_lightgcn_real.py
+# trains lfm2k with), at most 200 epochs, validation every 5 with patience 5 (25 epochs)
+TRAIN = ["--lr", "5e-3", "--epochs", "200", "--eval-every", "5", "--patience", "5"]
 SETTINGS = {"1x2048": (1, 2048), "2x1024": (2, 1024), "2x2048": (2, 2048)}
 
 
@@ -50,7 +54,7 @@ def run(shared: Path, seeds: list[int], settings: list[str], threads: int) -> No
             if (out / "record.json").exists():
                 continue
             # the machine's cores split between the ranks (one process gets them all)
-            graphrec("train", "lightgcn", "--data", str(data), "--seed", str(seed), "--batch-size", str(batch),
+            graphrec("train", "lightgcn", "--data", str(data), "--seed", str(seed), "--batch-size", str(batch), *TRAIN,
                      "--nproc", str(nproc), "--threads", str(max(1, threads // nproc)), "--device", "cpu", "--quiet",
                      "--out", str(out), "--overwrite")
 

@@ -216,7 +216,7 @@ def test_damaged_dataset_directory(data_dir, tmp_path, file, content, expected):
     [
         ("k: ten\n", "k: 'ten' must be a whole number"),
         ("k: true\n", "k: True must be a whole number"),
-        ("kind: [knn]\n", "kind: ['knn'] must be knn, cooccur or both"),
+        ("kind: [knn]\n", "kind: ['knn'] must be knn, cooccur, user-cooccur or both"),
         ("symmetric: maybe\n", "symmetric: 'maybe' must be true or false"),
         ("modalities: 3\n", "modalities: 3 must be a modality name or a list"),
         ("cold_start: [0.2]\n", "cold_start: [0.2] must be a fraction"),

@@ -43,7 +43,7 @@ def graphrec(*args: str) -> None:
                    env=dict(os.environ, PYTHONPATH=str(REPO)))
 
 
-def run(shared: Path, seeds: list[int], settings: list[str], threads: int) -> None:
+def run(shared: Path, seeds: list[int], settings: list[str], threads: int | None) -> None:
     data = HERE / "results" / "data" / "lfm2k"
     if not data.exists():
         graphrec("prepare", "--format", "mmrec", str(shared / "lfm2k"), str(data))
@@ -53,9 +53,10 @@ def run(shared: Path, seeds: list[int], settings: list[str], threads: int) -> No
             out = HERE / "results" / "runs" / f"{name}-seed{seed}"
             if (out / "record.json").exists():
                 continue
-            # the machine's cores split between the ranks (one process gets them all)
+            # by default the machine's cores split between the ranks (one process gets them all)
+            per_process = threads or max(1, (os.cpu_count() or 1) // nproc)
             graphrec("train", "lightgcn", "--data", str(data), "--seed", str(seed), "--batch-size", str(batch), *TRAIN,
-                     "--nproc", str(nproc), "--threads", str(max(1, threads // nproc)), "--device", "cpu", "--quiet",
+                     "--nproc", str(nproc), "--threads", str(per_process), "--device", "cpu", "--quiet",
                      "--out", str(out), "--overwrite")
 
 
@@ -93,7 +94,8 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--settings", default=",".join(SETTINGS))
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--threads", type=int, help="torch threads per process (default: the CPU cores divided "
+                    "between the processes; on a busy machine 1 avoids OpenMP threads spinning on shared cores)")
     ap.add_argument("--summary", action="store_true", help="print the table of the runs there are")
     a = ap.parse_args()
     seeds = [int(s) for s in a.seeds.split(",")]

@@ -31,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -170,7 +171,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=65536, help="triples per optimiser step (split across the ranks)")
     ap.add_argument("--nproc", default="1,2")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/graphrec-million"))
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "graphrec-million",
+                    help="where the data, graphs and runs go (several GB at 1,000,000 items)")
     ap.add_argument("--out", type=Path, help="also write the results (JSON) here")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)

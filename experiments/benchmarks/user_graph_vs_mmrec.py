@@ -25,8 +25,8 @@ This script
 Usage (from the repository root)::
 
     PYTHONPATH=. python experiments/benchmarks/user_graph_vs_mmrec.py \\
-        --mmrec /work/scratch/mmrec --data ../shared/data/amazon-baby --format lattice \\
-        --workdir /work/scratch/mmrec-data
+        --mmrec MMREC_DEST --data ../shared/data/amazon-baby --format lattice \\
+        --workdir MMREC_DATA
 
 Both sides run on one thread (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)`` in
 MMRec's process through the environment).

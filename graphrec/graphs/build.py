@@ -134,8 +134,9 @@ def build_item_graph(
             weighting=spec.weighting,
             options={"include_self": spec.include_self, "backend": spec.backend},
         )
-    elif spec.kind == "user-cooccur":
-        graph = user_cooccurrence_graph(
+    else:  # co-interactions of the training matrix: items (MM-GEF's E^c) or users (DRAGON's)
+        users = spec.kind == "user-cooccur"
+        graph = (user_cooccurrence_graph if users else cooccurrence_graph)(
             dataset.train,
             top_k=spec.cooccur_top_k,
             min_count=spec.cooccur_min_count,
@@ -145,23 +146,9 @@ def build_item_graph(
         )
         record_fields = dict(
             k=spec.cooccur_top_k,
-            weighting="count",
+            weighting="count" if users else "count/max",
             pruning={"min_count": spec.cooccur_min_count},
-            nodes="users",
-        )
-    else:
-        graph = cooccurrence_graph(
-            dataset.train,
-            top_k=spec.cooccur_top_k,
-            min_count=spec.cooccur_min_count,
-            symmetric=spec.symmetric,
-            progress=progress,
-            shard=shard,
-        )
-        record_fields = dict(
-            k=spec.cooccur_top_k,
-            weighting="count/max",
-            pruning={"min_count": spec.cooccur_min_count},
+            **({"nodes": "users"} if users else {}),
         )
     if spec.normalization != "none":
         graph = normalize_adjacency(graph, spec.normalization)

@@ -42,7 +42,7 @@ import torch.distributed as dist
 
 from graphrec.errors import ConfigError
 
-__all__ = ["Shard", "current", "init_from_env", "launched", "launch", "leave", "all_sum", "broadcast", "part"]
+__all__ = ["Shard", "current", "init_from_env", "launched", "launch", "leave", "all_sum", "all_gather_objects", "broadcast", "part"]
 
 #: environment variables a launcher (torchrun or :func:`launch`) sets for every rank
 ENV = ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")

@@ -23,7 +23,9 @@ Subset evaluation (``items``, e.g. the cold-start items): :math:`P_u` is restric
 the subset and :math:`U^+` to the users with a positive in it, while the ranking is
 still over *all* items (the model is not told which items are evaluated).
 
-Users are processed in batches of ``batch_size``: scores ``[B, n_items]``, the mask and
+Users are processed in batches of at most ``batch_size`` (fewer when the catalogue is large:
+a batch's score block holds at most :data:`MAX_BATCH_SCORES` scores, so a million-item
+catalogue does not need gigabytes per batch): scores ``[B, n_items]``, the mask and
 the positives are built on the device from CSR indices (never an ``n_items x n_items``
 or ``n_users x n_items`` dense matrix), and per-user metric sums are accumulated on the
 device; the loop is over batches, never over users.
@@ -44,6 +46,7 @@ from graphrec.errors import ConfigError, GraphrecError
 from graphrec.metrics.ranking import METRICS, check_metrics, ranking_sums
 
 __all__ = [
+    "MAX_BATCH_SCORES",
     "PROTOCOLS",
     "batch_scores",
     "Scorer",
@@ -54,6 +57,10 @@ __all__ = [
 ]
 
 PROTOCOLS: tuple[str, ...] = ("recbole", "mmrec")
+
+#: the most scores one evaluation batch holds (2^25 float32 = 128 MiB): with a million
+#: items a batch is 33 users; catalogues up to 65,536 items keep the default 512 users
+MAX_BATCH_SCORES: int = 1 << 25
 
 #: ``scorer(users) -> scores``: users a LongTensor on the evaluation device, scores a
 #: float tensor ``[len(users), n_items]`` on that device. The evaluator overwrites the
@@ -138,10 +145,10 @@ def _evaluate_groups(
     names, cutoffs = check_metrics(metrics, ks)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    batch_size = int(batch_size)
     masked = masked_splits(split, protocol)
     dev = torch.device(device)
     n_items = dataset.n_items
+    batch_size = max(1, min(int(batch_size), MAX_BATCH_SCORES // max(n_items, 1)))
     target = dataset.split(split)
     group_items = {g: (None if it is None else _item_subset(it, n_items)) for g, it in groups.items()}
     pos_mats = {g: _restrict(target, it) for g, it in group_items.items()}
@@ -289,7 +296,8 @@ def evaluate_ranking(
         items: optional item indices (e.g. ``dataset.cold_items``): only these count as
             positives and only users with a positive among them are evaluated; the
             ranking is still over all items.
-        batch_size: users per batch (results do not depend on it).
+        batch_size: users per batch, at most (capped so a batch holds at most
+            :data:`MAX_BATCH_SCORES` scores; results do not depend on it).
         device: where scores, masks and metrics live.
         progress: show a tqdm bar over the batches.
         shard: in a torch.distributed group (:func:`graphrec.distributed.current`), the

@@ -227,6 +227,25 @@ def test_batch_size_invariance(split, protocol):
             assert got[key] == pytest.approx(ref[key], abs=1e-12), key
 
 
+def test_large_catalogue_caps_the_batch(monkeypatch):
+    """The score block of a batch stays under MAX_BATCH_SCORES, and metrics do not move."""
+    import graphrec.train.evaluate as ev
+
+    ds = _random_dataset(seed=2)
+    scorer, _ = _embedding_scorer(ds.n_users, ds.n_items, seed=2)
+    ref = evaluate_ranking(scorer, ds, "test", ks=(1, 5, 20), batch_size=ds.n_users)
+    seen = []
+
+    def counting(users):
+        seen.append(len(users))
+        return scorer(users)
+
+    monkeypatch.setattr(ev, "MAX_BATCH_SCORES", 3 * ds.n_items + 1)  # room for 3 users
+    got = evaluate_ranking(counting, ds, "test", ks=(1, 5, 20), batch_size=ds.n_users)
+    assert max(seen) == 3 and sum(seen) == ref["users"]
+    assert got == pytest.approx(ref, abs=1e-12)
+
+
 def test_scorer_errors_and_options():
     ds = _tiny()
     with pytest.raises(GraphrecError, match="expected \\(2, 6\\)"):

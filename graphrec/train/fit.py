@@ -11,14 +11,15 @@ split is never looked at before that. Everything is seeded by ``config.seed``.
 
 In a torch.distributed process group (:mod:`graphrec.distributed`: ``--nproc N`` or
 torchrun) every rank runs this loop on the same data with the same seed, so all ranks
-draw the same shuffled triples. An optimiser step takes ``world * batch_size`` triples;
-rank ``r`` computes the loss of its part of them, scaled by ``world * part / step`` so
-that DistributedDataParallel's gradient average is the gradient of the step's mean
-loss: N ranks with ``batch_size`` B step as one process with ``batch_size`` N * B
-(N times fewer steps per epoch, each rank doing one N-th of the per-triple work;
-the full-graph propagation of a LightGCN-style model is done by every rank). Validation
-and test split the user batches across ranks and gather the metrics exactly. A group
-of one rank gives the numbers of no group, bit for bit.
+draw the same shuffled triples. ``batch_size`` is the step's size whatever the number of
+ranks (as RecBole's ``train_batch_size``): rank ``r`` computes the loss of its part of the
+step's triples, scaled by ``world * part / step`` so that DistributedDataParallel's
+gradient average is the gradient of the step's mean loss. N ranks therefore take the
+steps of one process on the same triples (the same training, up to float summation
+order), each rank doing one N-th of the per-triple work; the full-graph propagation of a
+LightGCN-style model is done by every rank. Validation and test split the user batches
+across ranks and gather the metrics exactly. A group of one rank gives the numbers of no
+group, bit for bit.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def fit(
              torch.optim.lr_scheduler.LambdaLR(opt, lambda t: decay ** (t / config.lr_decay_every)))
     shard = distributed.current()
     main = shard is None or shard.is_main
-    per_step = config.batch_size * (1 if shard is None else shard.world)
+    per_step = config.batch_size  # the whole step's triples, split across the ranks below
     n_batches = -(-dataset.train.nnz // per_step)
     step_loss = model.loss if shard is None else _data_parallel(model, device)
 

@@ -389,8 +389,9 @@ def check_same_run(previous: Mapping[str, Any], out: str | Path, run: Mapping[st
         data = record.get("dataset") or {}
         found = {"model": record.get("model"), **plain(record.get("model_params")), **plain(config),
                  "cold-start transforms": plain(data.get("transforms")),
-                 "the dataset's fingerprint": data.get("fingerprint"),
-                 "--nproc": (record.get("distributed") or {}).get("world", 1)}
+                 "the dataset's fingerprint": data.get("fingerprint")}
+        # not --nproc: the ranks split each step of --batch-size triples, so any number of
+        # processes continues the same training (graphrec.train.fit)
         if record.get("task") == "ctr":  # CTR runs: their samples and item graph
             graph = record.get("item_graph") or {}
             found.update({"the samples' fingerprint": data.get("samples_fingerprint"),

@@ -42,11 +42,12 @@ def two_ranks(data_dir, tmp_path_factory):
     return where, res
 
 
-def test_two_ranks_train_as_one_process_with_their_summed_batch(data_dir, two_ranks):
-    """2 ranks x 128 triples per step = one process with 256: the same steps on the same
-    triples, so the same losses (up to summation order) and the same selected epoch."""
+def test_two_ranks_train_as_one_process_with_the_same_options(data_dir, two_ranks):
+    """--batch-size is the step's size whatever --nproc: two ranks take one process's steps
+    on the same triples, so the same losses (up to summation order) and the same selected
+    epoch."""
     tmp_path, two = two_ranks
-    one = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "256", "--out", "one", cwd=tmp_path)
+    one = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--out", "one", cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # rank 1 wrote nothing
     assert two.stdout.count("run saved to two") == 1
@@ -132,13 +133,50 @@ def test_ctrl_c_keeps_a_two_rank_run_and_the_printed_command_resumes_it_exactly(
     got = json.loads((tmp_path / "run" / "record.json").read_text())
     want = json.loads((two_ranks[0] / "two" / "record.json").read_text())
     assert got["resumed_after"] == [2] and got["test"] == want["test"] and got["best_valid"] == want["best_valid"]
-    # in one process the steps would be half as large: refused
+    # a run interrupted in one process continues in two: the same steps, split
     res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--out", "run2", cwd=tmp_path,
                    env=hook_env(tmp_path / "run", CTRL_C_AT_EPOCH_3))
     assert res.returncode == 130
     res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run2", "--resume",
                    cwd=tmp_path)
-    assert res.returncode == 1 and "--nproc is 2 here but 1" in res.stderr, res.stderr
+    assert res.returncode == 0, res.stderr
+    got = json.loads((tmp_path / "run2" / "record.json").read_text())
+    assert got["resumed_after"] == [2] and got["distributed"]["world"] == 2
+    assert got["best_epoch"] == want["best_epoch"]
+    for key in ("recall@20", "ndcg@20"):
+        assert got["test"]["all"][key] == pytest.approx(want["test"]["all"][key], abs=1e-3), key
+
+
+SIGTERM_TO_LAUNCHER_AT_EPOCH_3 = textwrap.dedent(
+    """
+    import os, signal, time
+    from graphrec.models.lightgcn import LightGCN
+    start = LightGCN.start_epoch
+
+    def start_epoch(model, epoch):  # `kill LAUNCHER` from outside, while rank 0 is in epoch 3
+        if epoch == 3 and os.environ.get("RANK") == "0":
+            os.kill(os.getppid(), signal.SIGTERM)
+            time.sleep(60)  # the launcher's forwarded SIGTERM ends this
+        return start(model, epoch)
+
+    LightGCN.start_epoch = start_epoch
+    """
+)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM")
+def test_sigterm_to_the_launcher_keeps_the_run_like_ctrl_c(data_dir, two_ranks, tmp_path):
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run", cwd=tmp_path,
+                   env=hook_env(tmp_path, SIGTERM_TO_LAUNCHER_AT_EPOCH_3))
+    assert res.returncode == 130, res.stderr
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("interrupted after 2 of 4 epochs") and "--nproc 2" in err[0], res.stderr
+    assert json.loads((tmp_path / "run" / "record.json").read_text())["status"] == "interrupted"
+    again = graphrec(*shlex.split(err[0].split("`")[1])[1:], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    got = json.loads((tmp_path / "run" / "record.json").read_text())
+    want = json.loads((two_ranks[0] / "two" / "record.json").read_text())
+    assert got["resumed_after"] == [2] and got["test"] == want["test"]
 
 
 def test_a_rank_that_dies_fails_the_run_with_one_line_and_nothing_written(data_dir, tmp_path):

@@ -95,7 +95,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--settings", default="np1-b2048,np2-b2048", help=f"of {', '.join(SETTINGS)}")
     ap.add_argument("--threads", type=int, help="torch threads per process (default: the CPU cores divided "
                     "between the processes; on a busy machine 1 avoids OpenMP threads spinning on shared cores)")
     ap.add_argument("--summary", action="store_true", help="print the table of the runs there are")

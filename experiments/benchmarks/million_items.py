@@ -11,7 +11,7 @@ command in its own process tree:
 1. ``build-graph --kind knn --backend faiss-hnsw`` (approximate kNN, k 10);
 2. ``build-graph --kind cooccur --cooccur-top-k 10``;
 3. ``train lightgcn`` for ``--epochs`` epochs (2) of ``--batch-size`` triples per step
-   (262,144: 31 steps per epoch at 1,000,000 items; every step propagates the whole
+   (262,144: 39 steps per epoch at 1,000,000 items; every step propagates the whole
    graph, so the step count, not the triples, sets an epoch's time), validation at the end;
 4. ``train mmgef --structure fixed`` over the two stored graphs, the same epochs,
 

@@ -222,8 +222,17 @@ def test_what_cannot_be_resumed(ds, data_dir, uninterrupted, tmp_path, monkeypat
     _same_numbers(uninterrupted["lightgcn"], record)
 
 
+@pytest.fixture()
+def terminal_sigint():
+    """SIGINT handled as in a terminal, whatever the test runner inherited (a background
+    job of a non-interactive shell starts with SIGINT ignored); put back afterwards."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
+
+
 @pytest.mark.skipif(os.name != "posix", reason="sends itself SIGINT")
-def test_a_second_ctrl_c_during_the_save_waits_for_it(ds, data_dir, tmp_path, monkeypatch):
+def test_a_second_ctrl_c_during_the_save_waits_for_it(ds, data_dir, tmp_path, monkeypatch, terminal_sigint):
     out = tmp_path / "run"
     sha256 = state_module.file_sha256
 

@@ -3,8 +3,8 @@
     python experiments/distributed/run.py --seeds 0,1,2          # runs, then the table
     python experiments/distributed/run.py --summary               # the table only
 
-Three settings of LightGCN (``TRAIN`` below, graphrec's defaults otherwise), each on the seeds given, one
-after another on this machine:
+Settings of LightGCN (``TRAIN`` below, graphrec's defaults otherwise; ``--settings``, by
+default the first two), each on the seeds given, one after another on this machine:
 
 * ``np1-b2048``: one process, ``--batch-size 2048`` (the fit loop without a group);
 * ``np2-b2048``: the same command with ``--nproc 2``: the two ranks split every step of
@@ -14,7 +14,7 @@ after another on this machine:
   hyper-parameter, for the speed (LightGCN's full-graph propagation is done by every
   rank once per step, so fewer steps save more of it than more ranks do).
 
-Selection on validation recall@20 (patience 20); the table gives test recall@20 / ndcg@20
+Selection on validation recall@20 (patience 5); the table gives test recall@20 / ndcg@20
 at the best validation epoch, seconds per epoch and epochs, and the paired per-seed
 differences against ``np1-b2048``. Runs land in ``results/runs/<setting>-seed<S>`` and are
 skipped when present, so an interrupted call continues.

@@ -141,8 +141,7 @@ def fit(
              torch.optim.lr_scheduler.LambdaLR(opt, lambda t: decay ** (t / config.lr_decay_every)))
     shard = distributed.current()
     main = shard is None or shard.is_main
-    per_step = config.batch_size  # the whole step's triples, split across the ranks below
-    n_batches = -(-dataset.train.nnz // per_step)
+    n_batches = -(-dataset.train.nnz // config.batch_size)
     step_loss = model.loss if shard is None else _data_parallel(model, device)
 
     best_score, best_epoch, best_state, best_valid = -np.inf, 0, None, {}
@@ -167,7 +166,7 @@ def fit(
         model.train()
         model.start_epoch(epoch)
         total = 0.0
-        for users, pos, neg in bpr_batches(dataset.train, per_step, rng, sampler):
+        for users, pos, neg in bpr_batches(dataset.train, config.batch_size, rng, sampler):  # ranks split each step
             scale = 1.0
             if shard is not None:  # this rank's part of the step (module doc)
                 mine = distributed.part(len(users), shard)

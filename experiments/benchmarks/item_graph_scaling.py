@@ -1,6 +1,6 @@
 """Training cost of the item-graph models as the catalogue grows: seconds per step and
-peak memory of LightGCN, MM-GEF (learned, fixed and projected structures), LATTICE, FREEDOM, BM3
-and VBPR on synthetic
+peak memory of LightGCN, MM-GEF (learned, fixed and projected structures), LATTICE, FREEDOM, BM3,
+VBPR, MGCN, SMORE and DRAGON on synthetic
 data with 10,000 to 60,000+ items. Nothing n x n is formed (the reference LATTICE holds
 dense n x n similarity matrices: 14.4 GB each at 60,000 items in float32).
 
@@ -39,13 +39,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 MODELS = {
     "lightgcn": ("lightgcn", {}),
-    "mmgef": ("mmgef", {}),  # the learned structure (default): LATTICE's per-epoch rebuild on one view
-    "mmgef-fixed": ("mmgef", {"structure": "fixed"}),
+    "mmgef": ("mmgef", {"structure": "learned"}),  # the paper's: LATTICE's per-epoch rebuild on one view
+    "mmgef-fixed": ("mmgef", {"structure": "fixed"}),  # graphrec's default structure
     "mmgef-projected": ("mmgef", {"feature_mode": "projected"}),
     "lattice": ("lattice", {}),
     "freedom": ("freedom", {}),
     "bm3": ("bm3", {}),
     "vbpr": ("vbpr", {}),
+    "mgcn": ("mgcn", {}),
+    "smore": ("smore", {}),
+    "dragon": ("dragon", {}),  # also builds the user-user co-occurrence graph
 }
 
 

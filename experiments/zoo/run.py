@@ -252,7 +252,7 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace) -> None:
             except Exception as e:  # one failed run must not stop the others
                 print(f"FAILED {job.lib} {job.model.name} {job.dataset} {key(job.point)} seed {job.seed}: {e}", flush=True)
 
-    threads = [threading.Thread(target=worker, args=(c,)) for c in range(args.workers)]
+    threads = [threading.Thread(target=worker, args=(c,)) for c in args.core_list]
     for t in threads:
         t.start()
     for t in threads:
@@ -364,6 +364,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--parts", default="default,tune")
     ap.add_argument("--libs", default="graphrec,mmrec")
     ap.add_argument("--workers", type=int, default=1, help="runs at a time (one core each)")
+    ap.add_argument("--cores", default=None,
+                    help="the cores the workers are pinned to, comma-separated (default 0..workers-1); "
+                         "one worker per core")
     ap.add_argument("--time-epochs", type=int, default=10)
     ap.add_argument("--time-rounds", type=int, default=2)
     ap.add_argument("--summary", action="store_true", help="print the tables from the results and write summary.md")
@@ -387,6 +390,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"no MMRec folder for {', '.join(missing)} under {a.mmrec_data}: write it with graphrec export-mmrec")
     if shutil.which("taskset") is None:
         ap.error("taskset (util-linux) is needed to pin each run to one core")
+    a.core_list = [int(c) for c in a.cores.split(",")] if a.cores else list(range(a.workers))
     parts = a.parts.split(",")
     jobs: list[Job] = []
     if "default" in parts:

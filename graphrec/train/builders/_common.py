@@ -22,6 +22,7 @@ __all__ = [
     "Layers",
     "ItemLayers",
     "Reg",
+    "ModalityK",
     "Modalities",
     "StoredGraphs",
     "needs_features",
@@ -44,6 +45,7 @@ EmbeddingDim = Annotated[int, Option("--dim", help="Embedding size.", min=1)]
 Layers = Annotated[int, Option("--layers", help="LightGCN propagation layers.", min=0)]
 ItemLayers = Annotated[int, Option("--item-layers", help="Propagation layers on the item graph.", min=1)]
 Reg = Annotated[float, Option("--reg", help="L2 weight on the batch's layer-0 embeddings.", min=0.0)]
+ModalityK = Annotated[int, Option(help="Neighbours per item in each modality's kNN graph.", min=1)]
 Modalities = Annotated[
     Optional[Union[str, Sequence[str]]],
     Option(help="Modalities to use, e.g. image,text [all the dataset has].", cli_type=Optional[str]),

@@ -14,7 +14,7 @@ from graphrec.data import Dataset
 from graphrec.graphs import normalized_bipartite, user_cooccurrence_graph
 from graphrec.models.dragon import DRAGON
 from graphrec.nn import to_torch_sparse
-from graphrec.train.builders._common import EmbeddingDim, LR_SPACE, Modalities, needs_features
+from graphrec.train.builders._common import EmbeddingDim, LR_SPACE, ModalityK, Modalities, needs_features
 from graphrec.train.builders.freedom import ModalityWeights, freedom_modality_weights, frozen_item_graph
 from graphrec.train.registry import Choice, FloatRange, IntRange, Option, register_model
 
@@ -77,7 +77,7 @@ def build_dragon(
     ] = 2,
     item_layers: Annotated[int, Option(help="Propagation rounds over the item-item graph.", min=0)] = 1,
     user_layers: Annotated[int, Option(help="Propagation rounds over the user-user graph.", min=0)] = 1,
-    k: Annotated[int, Option(help="Neighbours per item in each modality's kNN graph.", min=1)] = 10,
+    k: ModalityK = 10,
     user_k: Annotated[
         int, Option(help="Co-occurring users kept per user in the user-user graph (the reference's 40).", min=1)
     ] = 40,

@@ -15,7 +15,15 @@ from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
 from graphrec.graphs.fuse import default_modalities
 from graphrec.models.freedom import FREEDOM
 from graphrec.nn import to_torch_sparse
-from graphrec.train.builders._common import EmbeddingDim, ItemLayers, LR_SPACE, Layers, Modalities, needs_features
+from graphrec.train.builders._common import (
+    EmbeddingDim,
+    ItemLayers,
+    LR_SPACE,
+    Layers,
+    ModalityK,
+    Modalities,
+    needs_features,
+)
 from graphrec.train.registry import Choice, FloatRange, IntRange, Option, register_model
 
 __all__ = ["build_freedom", "freedom_modality_weights", "frozen_item_graph"]
@@ -138,7 +146,7 @@ def build_freedom(
     embedding_dim: EmbeddingDim = 64,
     num_layers: Layers = 2,
     item_layers: ItemLayers = 1,
-    k: Annotated[int, Option(help="Neighbours per item in each modality's kNN graph.", min=1)] = 10,
+    k: ModalityK = 10,
     modalities: Modalities = None,
     modality_weights: ModalityWeights = None,
     include_self: Annotated[

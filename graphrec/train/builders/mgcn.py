@@ -14,7 +14,15 @@ from graphrec.graphs import normalized_bipartite
 from graphrec.graphs.build import GraphSpec, build_item_graph
 from graphrec.models.mgcn import MGCN
 from graphrec.nn import to_torch_sparse
-from graphrec.train.builders._common import EmbeddingDim, ItemLayers, LR_SPACE, Layers, Modalities, needs_features
+from graphrec.train.builders._common import (
+    EmbeddingDim,
+    ItemLayers,
+    LR_SPACE,
+    Layers,
+    ModalityK,
+    Modalities,
+    needs_features,
+)
 from graphrec.train.builders.freedom import freedom_modality_weights, frozen_item_graph
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
@@ -72,7 +80,7 @@ def build_mgcn(
     embedding_dim: EmbeddingDim = 64,
     num_layers: Layers = 2,
     item_layers: ItemLayers = 1,
-    k: Annotated[int, Option(help="Neighbours per item in each modality's kNN graph.", min=1)] = 10,
+    k: ModalityK = 10,
     modalities: Modalities = None,
     weighting: Annotated[
         str,

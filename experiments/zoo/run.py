@@ -306,6 +306,17 @@ def time_part(args: argparse.Namespace, models: list[ZooModel], datasets: list[s
                           "rounds": rounds, "median_ratio": statistics.median(r["ratio"] for r in rounds)})
 
 
+def difference(both: dict[str, dict[str, Any]], metric: str) -> str:
+    """graphrec's mean minus MMRec's, and that difference in standard errors
+    (sqrt(s1^2/n1 + s2^2/n2); the seeds of the two libraries are independent draws, not pairs)."""
+    a, b = both["graphrec"]["values"][metric], both["mmrec"]["values"][metric]
+    diff = statistics.mean(a) - statistics.mean(b)
+    if len(a) < 2 or len(b) < 2:
+        return f"{diff:+.4f}"
+    se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+    return f"{diff:+.4f} ({diff / se:+.1f} s.e.)" if se > 0 else f"{diff:+.4f}"
+
+
 def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str], seeds: list[int]) -> str:
     def stats(lib: str, model: ZooModel, dataset: str, point: dict[str, Any] | None) -> dict[str, Any] | None:
         if point is None:
@@ -324,8 +335,7 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
             "valid": ms([r["valid"]["recall@20"] for r in runs]),
             "recall": ms([r["test"]["recall@20"] for r in runs]),
             "ndcg": ms([r["test"]["ndcg@20"] for r in runs]),
-            "recall_mean": statistics.mean(r["test"]["recall@20"] for r in runs),
-            "ndcg_mean": statistics.mean(r["test"]["ndcg@20"] for r in runs),
+            "values": {m: [r["test"][f"{m}@20"] for r in runs] for m in ("recall", "ndcg")},
             "spe": statistics.median(r["seconds_per_epoch"] for r in runs),
             "epochs": statistics.median(r["epochs_run"] for r in runs),
         }
@@ -336,13 +346,18 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
     ]
     for dataset, model in itertools.product(datasets, models):
         for label in ("default", "tuned"):
+            both = {}
             for lib in ("graphrec", "mmrec"):
                 point = default_point(model) if label == "default" else tuned_point(lib, model, dataset, seeds[0])
                 s = stats(lib, model, dataset, point)
                 if s is None:
                     continue
+                both[lib] = s
                 lines.append(f"| {model.name} | {dataset} | {label} {key(point)} | {lib} | {s['n']} | {s['valid']} | "
                              f"{s['recall']} | {s['ndcg']} | {s['spe']:.3f} | {s['epochs']:.0f} |")
+            if len(both) == 2:
+                lines.append(f"| {model.name} | {dataset} | {label} | graphrec - MMRec | | | "
+                             f"{difference(both, 'recall')} | {difference(both, 'ndcg')} | | |")
         t = HERE / "results" / dataset / f"time-{model.name}.json"
         if t.exists():
             tr = json.loads(t.read_text())

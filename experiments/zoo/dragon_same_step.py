@@ -181,18 +181,18 @@ def train_on_mmrec_graphs(data, folder: Path, seed: int) -> dict:
     import torch
 
     from graphrec.train import build_model
+    from graphrec.train.builders.dragon import softmax_rows
     from graphrec.train.config import TrainConfig
     from graphrec.train.fit import fit, seed_everything
 
     lists = np.load(folder / "user_graph_dict.npy", allow_pickle=True).item()
-    rows, cols, vals = [], [], []
-    for u in range(data.n_users):
-        nb, w = list(lists[u][0][:40]), list(lists[u][1][:40])
-        if nb:
-            rows += [u] * len(nb)
-            cols += nb
-            vals += torch.softmax(torch.tensor(w, dtype=torch.float64), 0).tolist()
-    users_graph = sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(data.n_users,) * 2)
+    rows, cols, counts = [], [], []
+    for u in range(data.n_users):  # MMRec keeps each user's first 40 (its topk order)
+        nb, c = list(lists[u][0][:40]), list(lists[u][1][:40])
+        rows += [u] * len(nb)
+        cols += nb
+        counts += c
+    users_graph = softmax_rows(sp.csr_matrix((np.asarray(counts, np.float64), (rows, cols)), shape=(data.n_users,) * 2))
     users_graph.sort_indices()
     items_graph = _csr(torch.load(folder / "mm_adj_10.pt", weights_only=False), (data.n_items,) * 2)
     seed_everything(seed)  # the order of run_training: seed, build, fit

@@ -275,7 +275,8 @@ def tuned_point(lib: str, model: ZooModel, dataset: str, seed: int) -> dict[str,
 
 
 def time_part(args: argparse.Namespace, models: list[ZooModel], datasets: list[str]) -> None:
-    """Seconds per epoch at the default point, graphrec and MMRec alternating on core 0."""
+    """Seconds per epoch at the default point, graphrec and MMRec alternating on one core
+    (the first of ``--cores``, core 0 by default)."""
     for dataset, model in itertools.product(datasets, models):
         path = HERE / "results" / dataset / f"time-{model.name}.json"
         if path.exists():
@@ -293,7 +294,7 @@ def time_part(args: argparse.Namespace, models: list[ZooModel], datasets: list[s
                     else:
                         cmd = mmrec_cmd(model, point, 0, folder, args.mmrec, Path(tmp) / "out.json", epochs=args.time_epochs)
                     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO))
-                    subprocess.run(["taskset", "-c", "0", *cmd], cwd=REPO if lib == "graphrec" else tmp, check=True,
+                    subprocess.run(["taskset", "-c", str(args.core_list[0]), *cmd], cwd=REPO if lib == "graphrec" else tmp, check=True,
                                    capture_output=True, env=env)
                     res = (graphrec_result(Path(tmp) / "run", 0.0) if lib == "graphrec"
                            else mmrec_result(Path(tmp) / "out.json", 0.0))

@@ -18,7 +18,7 @@ from graphrec.train.builders._common import EmbeddingDim, LR_SPACE, ModalityK, M
 from graphrec.train.builders.freedom import ModalityWeights, freedom_modality_weights, frozen_item_graph
 from graphrec.train.registry import Choice, FloatRange, IntRange, Option, register_model
 
-__all__ = ["build_dragon", "user_aggregation_graph"]
+__all__ = ["build_dragon", "softmax_rows", "user_aggregation_graph"]
 
 #: DRAGON's user-item aggregation: "add" = symmetric D^-1/2 A D^-1/2, "mean" = D^-1 A
 AGGREGATIONS = {"add": "sym", "mean": "row"}
@@ -28,10 +28,16 @@ def user_aggregation_graph(train: sp.spmatrix | sp.sparray, k: int = 40) -> sp.c
     """DRAGON's user-user operator U (n_users square, float32 CSR): per user, its ``k``
     users sharing the most TRAINING items (:func:`graphrec.graphs.user_cooccurrence_graph`,
     ties to the lower user index), weighted by a softmax of the shared-item counts over
-    those neighbours, ``U_uv = exp(c_uv) / sum_v' exp(c_uv')``. A user sharing no item
-    with anyone has an empty row (no neighbour term). Computed per row on the CSR
-    values, stabilised by each row's maximum count."""
-    counts = user_cooccurrence_graph(train, top_k=k)
+    those neighbours, ``U_uv = exp(c_uv) / sum_v' exp(c_uv')`` (:func:`softmax_rows`). A
+    user sharing no item with anyone has an empty row (no neighbour term)."""
+    return softmax_rows(user_cooccurrence_graph(train, top_k=k))
+
+
+def softmax_rows(counts: sp.csr_matrix) -> sp.csr_matrix:
+    """Each row's stored values replaced by their softmax over that row (float32 CSR, same
+    pattern; empty rows stay empty). Computed on the CSR values, stabilised by each row's
+    maximum."""
+    counts = sp.csr_matrix(counts)
     n_rows = counts.shape[0]
     lengths = np.diff(counts.indptr)
     rows = np.repeat(np.arange(n_rows), lengths)
@@ -44,7 +50,7 @@ def user_aggregation_graph(train: sp.spmatrix | sp.sparray, k: int = 40) -> sp.c
     sums = np.bincount(rows, weights=weights, minlength=n_rows)
     weights /= sums[rows]
     out = sp.csr_matrix((weights.astype(np.float32), counts.indices, counts.indptr), shape=counts.shape)
-    out.has_sorted_indices = True
+    out.has_sorted_indices = counts.has_sorted_indices
     return out
 
 

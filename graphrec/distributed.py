@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Sequence
 
 import torch
@@ -98,10 +99,26 @@ def init_from_env(device: str = "cpu") -> Shard | None:
     return current()
 
 
-def leave() -> None:
-    """Leave the process group (before the process exits: torch warns otherwise)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def leave(wait: bool = False, timeout: float = 60.0) -> None:
+    """Leave the process group (before the process exits: torch warns otherwise).
+
+    ``wait``: first wait (at most ``timeout`` seconds) until every rank is leaving too,
+    for the end of a run that succeeded. Without it a rank that finishes first can tear
+    its gloo connections down while a peer still holds them, and the peer's transport
+    thread then aborts the process ("terminate called without an active exception").
+    A rank that leaves on an error does not wait: its peers may never arrive.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait:
+        try:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=timedelta(seconds=timeout))
+            else:
+                dist.barrier()
+        except (dist.DistError, RuntimeError):  # a peer that stopped: nothing to wait for
+            pass
+    dist.destroy_process_group()
 
 
 def part(n: int, shard: Shard) -> slice:

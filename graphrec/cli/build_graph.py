@@ -166,9 +166,12 @@ def build_graph(
     try:
         _build(source=source, opts=opts, kinds=kinds, dev=dev, recipe=recipe, overwrite=overwrite, quiet=quiet,
                shard=shard, echo=echo, check_outputs=check_outputs)
-    finally:
+    except BaseException:
         if shard is not None:
             distributed.leave()
+        raise
+    if shard is not None:
+        distributed.leave(wait=True)  # every rank done: leave together (see distributed.leave)
 
 
 def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], dev: str, recipe: Optional[Path],

@@ -226,12 +226,16 @@ def _lost_rank_as_error(shard: Any) -> Iterator[None]:
     try:
         yield
     except (dist.DistError, RuntimeError) as e:
+        distributed.leave()
         if isinstance(e, dist.DistError) or "gloo" in str(e).lower() or "nccl" in str(e).lower():
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise GraphrecError(f"rank {shard.rank} lost another rank of the {shard.world}: {first[:200]}") from None
         raise
-    finally:
+    except BaseException:
         distributed.leave()
+        raise
+    else:
+        distributed.leave(wait=True)  # every rank done: leave together (see distributed.leave)
 
 
 def print_record(record: dict[str, Any]) -> None:

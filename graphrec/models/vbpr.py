@@ -28,8 +28,15 @@ each modality before concatenating; see ``docs/models/vbpr.md``).
 :math:`x_{ui}` without :math:`\alpha + \beta_u`. With ``biases=False`` the last coordinate
 is dropped: :math:`e_u = [\gamma_u; \theta_u]` against :math:`e_i = [\gamma_i; E f_i]`,
 which is exactly MMRec's VBPR (a :math:`K + K'` user vector against the concatenation of
-the item ID embedding and the projected features; its projection also has a bias vector
-:math:`b`, whose term :math:`\theta_u^\top b` is a per-user constant and is left out here).
+the item ID embedding and the projected features) except for one thing: MMRec's projection
+also has a bias vector :math:`b` (an ``nn.Linear`` with its default bias, initialised to
+0), so its content factors are :math:`E f_i + b`. The score's extra term
+:math:`\theta_u^\top b` is a per-user constant, which changes no ranking and cancels in
+BPR's :math:`x_{ui} - x_{uj}`; but :math:`b` sits in every item row of the norm
+regulariser below, so the penalty alone moves it (towards centring the projected
+features), and the (unsquared) norm of the item rows it enters scales the penalty's pull
+on :math:`\gamma_i` and :math:`E` too.
+``projection_bias=True`` adds it (MMRec parity); the default leaves it out, as the paper.
 
 **Items without training interactions** (cold start): nothing in BPR ever updates their
 :math:`\gamma_i, \beta_i`, and under the paper's Gaussian prior (the L2 term) the
@@ -40,7 +47,8 @@ f_i` (instead of through an untrained random initial :math:`\gamma_i`).
 
 **Regulariser** (``reg_form``), on the batch of :math:`B` triples, with :math:`U, P, N` the
 :math:`B`-row matrices of user rows :math:`[\gamma_u; \theta_u]`, positive and negative
-item rows :math:`[\gamma_i; E f_i]` (plus :math:`\beta_i` when ``biases``):
+item rows :math:`[\gamma_i; E f_i]` (:math:`E f_i + b` with ``projection_bias``; plus
+:math:`\beta_i` when ``biases``):
 
 .. math::
     \text{norm (MMRec's EmbLoss):}\quad
@@ -80,6 +88,8 @@ class VBPR(Recommender):
             user vector has K + K' = 128 entries at the defaults, as MMRec's).
         biases: the item bias :math:`\\beta_i` and the content bias :math:`\\beta'^\\top f_i`
             (the paper has them, MMRec drops them).
+        projection_bias: a bias vector :math:`b` in the projection, :math:`E f_i + b`
+            (MMRec's ``nn.Linear``; it changes training through the regulariser only).
         reg_weight: coefficient :math:`\\lambda` of the regulariser.
         reg_form: ``"norm"`` (MMRec's sum of Frobenius norms over B) or ``"squared"``
             (squared L2 over 2B, the paper's form).
@@ -95,6 +105,7 @@ class VBPR(Recommender):
         embedding_dim: int = 64,
         visual_dim: int | None = None,
         biases: bool = False,
+        projection_bias: bool = False,
         reg_weight: float = 2.0,
         reg_form: str = "norm",
         warm_items: Tensor | None = None,
@@ -114,12 +125,13 @@ class VBPR(Recommender):
         self.visual_dim = embedding_dim if visual_dim is None else visual_dim
         self.feature_dim = int(features.shape[1])
         self.biases = biases
+        self.projection_bias = projection_bias
         self.reg_weight = reg_weight
         self.reg_form = reg_form
         # [gamma_u; theta_u] as one table (MMRec's 2d user vector at the defaults)
         self.user_embedding = nn.Embedding(n_users, self.embedding_dim + self.visual_dim)
         self.item_embedding = nn.Embedding(n_items, self.embedding_dim)  # gamma_i
-        self.projection = nn.Linear(self.feature_dim, self.visual_dim, bias=False)  # E
+        self.projection = nn.Linear(self.feature_dim, self.visual_dim, bias=projection_bias)  # E (and b)
         if biases:
             self.item_bias = nn.Parameter(torch.empty(n_items))  # beta_i
             self.feature_bias = nn.Parameter(torch.empty(self.feature_dim))  # beta'
@@ -133,6 +145,8 @@ class VBPR(Recommender):
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_embedding.weight)
         nn.init.xavier_normal_(self.projection.weight)
+        if self.projection_bias:
+            nn.init.zeros_(self.projection.bias)
         if self.biases:
             nn.init.zeros_(self.item_bias)
             nn.init.zeros_(self.feature_bias)
@@ -200,5 +214,6 @@ class VBPR(Recommender):
     def extra_repr(self) -> str:
         return (
             f"n_users={self.n_users}, n_items={self.n_items}, features={self.feature_dim}, "
-            f"K={self.embedding_dim}, K'={self.visual_dim}, biases={self.biases}, reg={self.reg_weight} ({self.reg_form})"
+            f"K={self.embedding_dim}, K'={self.visual_dim}, biases={self.biases}, projection_bias={self.projection_bias}, "
+            f"reg={self.reg_weight} ({self.reg_form})"
         )

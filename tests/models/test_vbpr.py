@@ -106,6 +106,40 @@ def test_loss_is_bpr_plus_the_hand_computed_regulariser(biases, reg_form):
     torch.testing.assert_close(got.cpu(), torch.tensor(bpr + 0.5 * reg), rtol=1e-5, atol=1e-6)
 
 
+def test_projection_bias_shifts_scores_per_user_and_moves_only_through_the_penalty():
+    # MMRec's projection E f_i + b, b = 0.5 (K' = 1): theta_i = 1.5, -1.5, 0.5; every score
+    # of user u moves by theta_u * b (u0: 2 * 0.5 = 1, u1: -1 * 0.5 = -0.5)
+    model = VBPR(2, 3, torch.tensor(FEATURES), embedding_dim=2, visual_dim=1, projection_bias=True,
+                 reg_weight=0.5, reg_form="norm")
+    assert torch.count_nonzero(model.projection.bias) == 0  # MMRec initialises it to 0
+    plain = _hand_model(False, "norm", reg_weight=0.5)
+    with torch.no_grad():
+        for name in ("user_embedding.weight", "item_embedding.weight", "projection.weight"):
+            model.get_parameter(name).copy_(plain.get_parameter(name))
+        model.projection.bias.fill_(0.5)
+    model = model.to(DEVICE)
+    with torch.no_grad():
+        got = model.scorer()(torch.arange(2, device=DEVICE))
+    want = torch.tensor([[3.0 + 1.0, -4.0 + 1.0, 3.0 + 1.0], [1.0 - 0.5, 3.0 - 0.5, -1.0 - 0.5]], device=DEVICE)
+    torch.testing.assert_close(got, want)
+    # loss: the same BPR as without b (the shift cancels), the penalty over rows
+    # [gamma_i; E f_i + b]: P = (1+4+1.5^2) + (0+1+1.5^2) = 10.5, N = 2 * (9+1+0.25) = 20.5
+    users, pos, neg = (torch.tensor(v, device=DEVICE) for v in ([0, 1], [0, 1], [2, 2]))
+    bpr = (math.log1p(math.exp(-0.0)) + math.log1p(math.exp(-4.0))) / 2
+    reg = (math.sqrt(7.0) + math.sqrt(10.5) + math.sqrt(20.5)) / 2
+    loss = model.loss(users, pos, neg)
+    torch.testing.assert_close(loss.cpu(), torch.tensor(bpr + 0.5 * reg), rtol=1e-5, atol=1e-6)
+    # b's gradient comes from the penalty alone: zero without it, nonzero with it
+    loss.backward()
+    assert model.projection.bias.grad.abs().sum() > 0
+    model.zero_grad()
+    model.reg_weight = 0.0
+    model.loss(users, pos, neg).backward()
+    torch.testing.assert_close(model.projection.bias.grad.cpu(), torch.zeros(1), atol=1e-7, rtol=0)
+    assert build_model("vbpr", contract_dataset(), dict(SMALL, projection_bias=True)).projection.bias is not None
+    assert build_model("vbpr", contract_dataset(), SMALL).projection.bias is None
+
+
 def test_biases_switch_adds_exactly_the_two_bias_parameters():
     ds = contract_dataset()
     plain = dict(build_model("vbpr", ds, dict(SMALL, biases=False)).named_parameters())

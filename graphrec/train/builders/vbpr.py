@@ -56,6 +56,14 @@ def build_vbpr(
         bool,
         Option("--biases/--no-biases", help="The item bias and the content bias beta'^T f_i (the paper's; MMRec drops them)."),
     ] = False,
+    projection_bias: Annotated[
+        bool,
+        Option(
+            "--projection-bias/--no-projection-bias",
+            help="A bias b in the projection, E f_i + b (MMRec's nn.Linear): no score difference changes, "
+            "but b enters the norm penalty through every item row.",
+        ),
+    ] = False,
     feature_norm: Annotated[
         str,
         Option(
@@ -93,6 +101,7 @@ def build_vbpr(
         embedding_dim=embedding_dim,
         visual_dim=visual_dim,
         biases=biases,
+        projection_bias=projection_bias,
         reg_weight=reg_weight,
         reg_form=reg_form,
         warm_items=torch.from_numpy(warm),

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from graphrec.cli._common import metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
+from graphrec.cli.train import ColdProtocol, ColdStart, Negatives, SelectOn
 
 
 @user_errors
@@ -40,6 +41,10 @@ def tune(
     ] = None,
     metric: Annotated[str, typer.Option(help="Validation metric the study maximises.")] = "recall@20",
     protocol: Annotated[str, typer.Option(help="recbole (test masks train+valid) or mmrec (train only).")] = "recbole",
+    cold_start: ColdStart = 0.0,
+    cold_protocol: ColdProtocol = "papers",
+    select_on: SelectOn = "all",
+    negatives: Negatives = "all",
     pruning: Annotated[bool, typer.Option("--pruning/--no-pruning", help="Stop trials below the median validation curve.")] = True,
     prune_startup: Annotated[int, typer.Option(help="Finished trials before any trial is pruned.")] = 5,
     prune_warmup: Annotated[int, typer.Option(help="No trial is pruned before this epoch.")] = 10,
@@ -58,6 +63,10 @@ def tune(
     directory OUT/best, which graphrec evaluate and graphrec recommend accept. Needs
     Optuna: pip install 'graphrec[tune]'.
 
+    With --cold-start F every trial trains on the same cold-start split (seed --seed,
+    --cold-protocol), the study is named MODEL-DATASET-coldF, and --select-on cold selects
+    on the cold items (under the papers' protocol validation holds cold items only).
+
     Example: graphrec tune lightgcn --data data/lfm2k --trials 20 --storage sqlite:///studies.db
     """
     from graphrec.train import TrainConfig
@@ -74,13 +83,15 @@ def tune(
     if batch_size is not None:
         shared["batch_size"] = batch_size
     config = TrainConfig(**{**shared, "epochs": epochs, "patience": patience, "eval_every": eval_every,
-                            "valid_metric": metric, "protocol": protocol, "seed": seed, "progress": False})
+                            "valid_metric": metric, "select_on": select_on, "negatives": negatives,
+                            "protocol": protocol, "seed": seed, "progress": False})
     echo = (lambda line: None) if quiet else typer.echo
     try:
         result = run_tune(
             data, model, trials, storage, study_name=study, space=overrides, space_source=f"--space {space}",
             config=config, timeout=timeout, seed=seed, out=out, device=dev, pruning=pruning,
             prune_startup=prune_startup, prune_warmup=prune_warmup, tensorboard=tensorboard, log=echo,
+            cold_start=cold_start, cold_protocol=cold_protocol,
         )
     except KeyboardInterrupt:
         typer.secho("error: interrupted: the running trial is marked failed; run the same command again to continue "

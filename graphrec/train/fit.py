@@ -91,6 +91,28 @@ def evaluate_model(
         return {"all": evaluate_ranking(scorer, dataset, split, **kw)}
 
 
+def check_selection(dataset: Dataset, config: TrainConfig) -> None:
+    """What :func:`fit` checks before any work: the dataset has valid and test splits,
+    the validation metric is reported, and ``config.select_on`` fits the dataset's items
+    (warm/cold selection needs a cold-start split; warm needs warm items in valid)."""
+    for split in ("valid", "test"):
+        dataset.split(split)  # a clear error when the dataset has no such split
+    if config.valid_metric not in _metric_names(config):
+        raise ConfigError(f"valid_metric {config.valid_metric!r} is not a reported metric")
+    if config.select_on != "all" and dataset.cold_items is None:
+        raise ConfigError(
+            f"selecting on {config.select_on} items needs a cold-start split: add --cold-start (e.g. 0.2) "
+            "or select on all items"
+        )
+    if config.select_on == "warm" and dataset.cold_items is not None:
+        valid = dataset.split("valid").indices
+        if np.isin(valid, dataset.cold_items).all():
+            raise ConfigError(
+                "validation holds cold items only (the papers' cold-start protocol): select on all or cold, "
+                "or use --cold-protocol hidden to keep warm items in valid/test"
+            )
+
+
 def fit(
     model: Recommender,
     dataset: Dataset,
@@ -113,22 +135,7 @@ def fit(
     loop's state in it, so that after an interrupt it holds the last completed epoch; a
     keeper made with a saved state resumes from it, to the numbers of an uninterrupted run.
     """
-    for split in ("valid", "test"):
-        dataset.split(split)  # a clear error when the dataset has no such split
-    if config.valid_metric not in _metric_names(config):
-        raise ConfigError(f"valid_metric {config.valid_metric!r} is not a reported metric")
-    if config.select_on != "all" and dataset.cold_items is None:
-        raise ConfigError(
-            f"selecting on {config.select_on} items needs a cold-start split: add --cold-start (e.g. 0.2) "
-            "or select on all items"
-        )
-    if config.select_on == "warm" and dataset.cold_items is not None:
-        valid = dataset.split("valid").indices
-        if np.isin(valid, dataset.cold_items).all():
-            raise ConfigError(
-                "validation holds cold items only (the papers' cold-start protocol): select on all or cold, "
-                "or use --cold-protocol hidden to keep warm items in valid/test"
-            )
+    check_selection(dataset, config)
     device = torch.device(device)
     model.to(device)
     if not any(p.requires_grad for p in model.parameters()):

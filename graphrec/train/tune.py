@@ -137,6 +137,8 @@ def tune(
     tensorboard: str | os.PathLike | None = None,
     plots: bool = True,
     log: Callable[[str], None] | None = None,
+    cold_start: float = 0.0,
+    cold_protocol: str = "papers",
 ) -> TuneResult:
     """Run ``trials`` more trials of the study ``study_name`` (default ``MODEL-DATASET``)
     in ``storage`` (module doc) and write ``out`` (default ``runs/tune-STUDY``).
@@ -147,7 +149,11 @@ def tune(
     seconds after which no new trial starts. ``pruning``: the median pruner, which
     starts pruning after ``prune_startup`` completed trials and from epoch
     ``prune_warmup`` on. ``tensorboard``: a folder for TensorBoard scalars, one run per
-    trial. ``log``: receives one line per finished trial.
+    trial. ``log``: receives one line per finished trial. ``cold_start``: make this
+    fraction of the items cold under ``cold_protocol`` (seed ``seed``), as ``graphrec train
+    --cold-start`` does: every trial trains on the same split, the runs record it, and the
+    default study name ends in ``-coldF``; select on the cold items with
+    ``config.select_on`` (under the ``papers`` protocol validation holds cold items only).
     """
     optuna = require_optuna()
     from graphrec.train.registry import get_model
@@ -158,22 +164,34 @@ def tune(
         raise ConfigError(f"--timeout must be positive seconds, got {timeout}")
     if prune_startup < 0 or prune_warmup < 0:
         raise ConfigError("--prune-startup and --prune-warmup must be at least 0")
+    from graphrec.data.splits import COLD_PROTOCOLS
+    from graphrec.train.fit import check_selection
+    from graphrec.train.run import cold_start_transforms, prepare_dataset
+
+    if cold_protocol not in COLD_PROTOCOLS:
+        raise ConfigError(f"--cold-protocol {cold_protocol!r} is not one of {', '.join(COLD_PROTOCOLS)}")
+    if not 0.0 <= cold_start < 1.0:
+        raise ConfigError(f"--cold-start must be in [0, 1), got {cold_start}")
     entry = get_model(model, "ranking")
     searched = search_space(model, space, space_source)
     url = storage_url(storage)
     base = dict((config or TrainConfig(**dict(entry.train_defaults))).to_dict(), progress=False, seed=seed)
     config = TrainConfig.from_dict(base)
     writer_factory = _tensorboard_factory(tensorboard)  # before any work: a missing package is one line
-    study_name = study_name or f"{model}-{_dataset_name(data)}"
+    transforms = cold_start_transforms(cold_start, seed, cold_protocol)
+    study_name = study_name or f"{model}-{_dataset_name(data)}" + (f"-cold{cold_start:g}" if cold_start else "")
     out = Path(out) if out is not None else Path("runs") / f"tune-{study_name}"
     _check_out(out, study_name, url)  # before the data are read
-    dataset = Dataset.load(data)
+    source = Dataset.load(data)
+    dataset = prepare_dataset(source, cold_start, seed, cold_protocol)
+    check_selection(dataset, config)  # a wrong --select-on fails here, not in every trial
     setup = {
         "model": model,
-        "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint()},
+        "dataset": {"name": source.name, "fingerprint": source.fingerprint()},
         "train_config": {k: v for k, v in config.to_dict().items() if k != "progress"},
         "space": searched.to_dict(),
         "seed": seed,
+        **({"transforms": transforms} if transforms else {}),  # absent without: older studies stay valid
     }
     log = log or (lambda line: None)
 
@@ -195,7 +213,7 @@ def tune(
 
         objective = _Objective(
             optuna, model, searched, dataset, Path(data).resolve(), config, device, out, url, study_name,
-            pruning, writer_factory,
+            pruning, writer_factory, transforms,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -440,10 +458,12 @@ def _check_out(out: Path, study: str | None, url: str) -> None:
 class _Objective:
     """Train one trial's configuration; its record (and weights) under ``out/trials/N``."""
 
-    def __init__(self, optuna, model, space, dataset, data_path, config, device, out, url, study, pruning, writers):
+    def __init__(self, optuna, model, space, dataset, data_path, config, device, out, url, study, pruning, writers,
+                 transforms=None):
         self.optuna, self.model, self.space, self.dataset = optuna, model, space, dataset
         self.data_path, self.config, self.device, self.out = data_path, config, device, out
         self.url, self.study, self.pruning, self.writers = url, study, pruning, writers
+        self.transforms = transforms or {}
         self.calls = 0
 
     def __call__(self, trial: Any) -> float:
@@ -490,7 +510,7 @@ class _Objective:
                 writer(None)
             if state != "complete" or value is not None:
                 record = training_record(self.dataset, self.model, params, config, result, self.device, self.data_path,
-                                         None, build_seconds)
+                                         self.transforms, build_seconds)
                 record["tune"] = {"study": self.study, "storage": self.url, "trial": trial.number, "state": state,
                                   "value": value, "params": dict(trial.params), **({"error": error} if error else {})}
                 weights = built.state_dict() if state == "complete" else None

@@ -150,6 +150,19 @@ def test_the_best_run_is_a_run_directory_evaluate_and_recommend_accept(data, tmp
     assert res.exit_code == 0 and "test of the best trial" in res.output
 
 
+def test_a_cold_start_study_selects_on_cold_items_and_evaluate_rebuilds_its_split(data, tmp_path):
+    res = run(*_args(data, tmp_path, 2, 3, "--cold-start", 0.2, "--select-on", "cold", "--negatives", "warm"))
+    assert res.exit_code == 0, res.output
+    assert "study lightgcn-synthetic-cold0.2: 2 trials" in res.output
+    best = tmp_path / "out" / "best"
+    res = run("evaluate", best, "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "cold" in res.output
+    res = run("tune", "lightgcn", "--data", data, "--trials", 1, "--storage", f"sqlite:///{tmp_path / 'other.db'}",
+              "--select-on", "cold")
+    _one_line_error(res, "needs a cold-start split: add --cold-start")
+
+
 def _one_line_error(res, text: str) -> None:
     assert res.exit_code == 1, res.output
     lines = res.output.strip().splitlines()

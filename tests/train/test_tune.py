@@ -239,3 +239,33 @@ def test_too_few_trials_for_importances_is_a_note_not_a_failure(data, tmp_path):
     result = _tune(data, tmp_path, trials=1, plots=True)
     assert [p.name for p in result.plots] == ["optimization_history.png"]
     assert result.notes == ["no param_importances.png: parameter importances need more completed trials (have 1)"]
+
+
+def test_a_cold_start_study_trains_every_trial_on_one_cold_split_and_its_best_run_reloads(data, tmp_path):
+    from graphrec.data import Dataset, cold_start
+    from graphrec.train.run import load_run
+
+    result = _tune(data, tmp_path, trials=2, cold_start=0.2, config=_config(select_on="cold"),
+                   out=tmp_path / "cold")
+    assert result.study == "lightgcn-synthetic-cold0.2"  # the warm study keeps its own name
+    split = cold_start(Dataset.load(data), 0.2, 0, "papers")
+    for number in (0, 1):
+        record = load_record(tmp_path / "cold" / "trials" / str(number))
+        assert record["dataset"]["transforms"] == {"cold_start": 0.2, "cold_start_seed": 0, "cold_start_protocol": "papers"}
+        assert record["dataset"]["fingerprint"] == split.fingerprint()
+        assert record["train_config"]["select_on"] == "cold"
+    record, dataset, model = load_run(result.best_run)
+    assert np.array_equal(dataset.cold_items, split.cold_items)
+    assert set(record["test"]) == {"all", "cold"} and record["test"] == result.test  # test: cold items only
+    # the study is bound to its split: the same name without --cold-start is refused
+    with pytest.raises(ConfigError, match=r"other settings \(transforms.cold_start: 0.2 in the study, 0.3 now\)"):
+        _tune(data, tmp_path, trials=1, cold_start=0.3, config=_config(select_on="cold"),
+              study_name="lightgcn-synthetic-cold0.2", out=tmp_path / "cold")
+
+
+def test_selecting_on_cold_items_without_a_cold_split_fails_before_any_trial(data, tmp_path):
+    with pytest.raises(ConfigError, match="needs a cold-start split: add --cold-start"):
+        _tune(data, tmp_path, trials=1, config=_config(select_on="cold"))
+    with pytest.raises(ConfigError, match="--cold-start must be in"):
+        _tune(data, tmp_path, trials=1, cold_start=1.5)
+    assert not (tmp_path / "out" / "trials").exists()

@@ -19,17 +19,22 @@ Parts:
 - ``tune``: both libraries over the same grid (MMRec's yaml grid, mapped to graphrec's
   names in ``MODELS``), every point on the first seed; the point with the best
   VALIDATION recall@20 is then run on the other seeds. Test numbers never select.
+  ``--subset KEY=V1,V2`` (repeatable) tunes over the listed values of a hyper-parameter
+  only, the same subset on both sides, where the full grid costs too much; pass it to
+  ``--summary`` too, which then names the subset in the tuned rows.
 - ``time``: seconds per training epoch, graphrec and MMRec alternating on one core at the
   default point (``--time-epochs`` epochs each, ``--time-rounds`` rounds): the ratio is
   the figure, absolute seconds drift on shared machines.
 
 Results: ``results/<dataset>/<lib>-<model>/<point>/seed<S>.json`` (written atomically,
-existing results skipped, so an interrupted run continues).
+existing results skipped, so an interrupted run continues; committed, so a later session
+continues a grid too).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -62,6 +67,12 @@ class ZooModel:
     # MMRec hyper-parameter -> factor applied to its value on the graphrec side, where the two
     # libraries define a quantity on different scales (the point is named by MMRec's values)
     scale: dict[str, float] = field(default_factory=dict)
+    # the zoo's name for this pairing when it is not the graphrec model's (a variant of one)
+    tag: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.tag or self.name
 
 
 MODELS = {
@@ -72,6 +83,10 @@ MODELS = {
     "vbpr": ZooModel("vbpr", "VBPR", {"reg_weight": [2.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5]},
                      # MMRec's VBPR: raw features concatenated, no biases (graphrec's default too)
                      {"reg_weight": "reg_weight"}, {"feature_norm": "none", "biases": False}),
+    # ... and with MMRec's projection bias b (E f_i + b), which enters its norm penalty
+    "vbpr-pb": ZooModel("vbpr", "VBPR", {"reg_weight": [2.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5]},
+                        {"reg_weight": "reg_weight"}, {"feature_norm": "none", "biases": False, "projection_bias": True},
+                        tag="vbpr-pb"),
     # MMRec's LATTICE against graphrec's in reference parity (docs/models/lattice.md): MMRec's
     # LightGCN backbone has n_layers 1 and its learning-rate schedule is [0.96, 50]
     "lattice": ZooModel("lattice", "LATTICE",
@@ -105,6 +120,31 @@ FEATURES = {"image": "image_feat.npy", "text": "text_feat.npy"}
 def points(model: ZooModel) -> list[dict[str, Any]]:
     keys = list(model.grid)
     return [dict(zip(keys, values)) for values in itertools.product(*(model.grid[k] for k in keys))]
+
+
+def restrict(model: ZooModel, subsets: list[str]) -> ZooModel:
+    """``model`` with its grid cut to the values of ``KEY=V1,V2`` strings (each a subset of
+    the grid's values for KEY, which stays a key of the grid)."""
+    grid = dict(model.grid)
+    for item in subsets:
+        name, sep, values = item.partition("=")
+        if not sep or name not in grid:
+            raise SystemExit(f"--subset {item!r}: expected KEY=V1,V2 with KEY one of {', '.join(grid)} ({model.label})")
+        chosen = []
+        for v in values.split(","):
+            match = [g for g in grid[name] if str(g) == v or (not isinstance(g, str) and _number(v) == g)]
+            if not match:
+                raise SystemExit(f"--subset {item!r}: {v} is not in {model.label}'s grid for {name} {grid[name]}")
+            chosen.append(match[0])
+        grid[name] = chosen
+    return dataclasses.replace(model, grid=grid)
+
+
+def _number(v: str) -> float | None:
+    try:
+        return float(v)
+    except ValueError:
+        return None
 
 
 def default_point(model: ZooModel) -> dict[str, Any]:
@@ -207,7 +247,9 @@ class Job:
 
     @property
     def path(self) -> Path:
-        return result_path(self.dataset, self.lib, self.model.name, self.point, self.seed)
+        # a variant shares its MMRec runs with the pairing it varies on the graphrec side
+        name = self.model.label if self.lib == "graphrec" else self.model.name
+        return result_path(self.dataset, self.lib, name, self.point, self.seed)
 
 
 def run_job(job: Job, core: int, args: argparse.Namespace) -> None:
@@ -224,13 +266,13 @@ def run_job(job: Job, core: int, args: argparse.Namespace) -> None:
                               capture_output=True, text=True, env=env)
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
-            print(f"FAILED {job.lib} {job.model.name} {job.dataset} {key(job.point)} seed {job.seed}:\n"
+            print(f"FAILED {job.lib} {job.model.label} {job.dataset} {key(job.point)} seed {job.seed}:\n"
                   f"{proc.stderr[-3000:]}", flush=True)
             return
         res = graphrec_result(out, wall) if job.lib == "graphrec" else mmrec_result(Path(tmp) / "out.json", wall)
-    res.update(lib=job.lib, model=job.model.name, dataset=job.dataset, point=job.point, seed=job.seed)
+    res.update(lib=job.lib, model=job.model.label, dataset=job.dataset, point=job.point, seed=job.seed)
     write_json(job.path, res)
-    print(f"{job.lib:8} {job.model.name:8} {job.dataset:10} {key(job.point):32} seed {job.seed}: "
+    print(f"{job.lib:8} {job.model.label:8} {job.dataset:10} {key(job.point):32} seed {job.seed}: "
           f"valid {res['valid']['recall@20']:.4f} test {res['test']['recall@20']:.4f} "
           f"{res['seconds_per_epoch']:.3f} s/epoch, {res['epochs_run']} epochs", flush=True)
 
@@ -250,7 +292,7 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace) -> None:
             try:
                 run_job(job, core, args)
             except Exception as e:  # one failed run must not stop the others
-                print(f"FAILED {job.lib} {job.model.name} {job.dataset} {key(job.point)} seed {job.seed}: {e}", flush=True)
+                print(f"FAILED {job.lib} {job.model.label} {job.dataset} {key(job.point)} seed {job.seed}: {e}", flush=True)
 
     threads = [threading.Thread(target=worker, args=(c,)) for c in args.core_list]
     for t in threads:
@@ -278,7 +320,7 @@ def time_part(args: argparse.Namespace, models: list[ZooModel], datasets: list[s
     """Seconds per epoch at the default point, graphrec and MMRec alternating on one core
     (the first of ``--cores``, core 0 by default)."""
     for dataset, model in itertools.product(datasets, models):
-        path = HERE / "results" / dataset / f"time-{model.name}.json"
+        path = HERE / "results" / dataset / f"time-{model.label}.json"
         if path.exists():
             continue
         folder = args.mmrec_data / dataset
@@ -301,9 +343,9 @@ def time_part(args: argparse.Namespace, models: list[ZooModel], datasets: list[s
                     row[lib] = res["seconds_per_epoch"]
             row["ratio"] = row["graphrec"] / row["mmrec"]
             rounds.append(row)
-            print(f"time {model.name} {dataset} round {r}: graphrec {row['graphrec']:.3f} s, mmrec {row['mmrec']:.3f} s, "
+            print(f"time {model.label} {dataset} round {r}: graphrec {row['graphrec']:.3f} s, mmrec {row['mmrec']:.3f} s, "
                   f"ratio {row['ratio']:.2f}", flush=True)
-        write_json(path, {"model": model.name, "dataset": dataset, "point": point, "epochs": args.time_epochs,
+        write_json(path, {"model": model.label, "dataset": dataset, "point": point, "epochs": args.time_epochs,
                           "rounds": rounds, "median_ratio": statistics.median(r["ratio"] for r in rounds)})
 
 
@@ -349,21 +391,26 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
         for label in ("default", "tuned"):
             both = {}
             for lib in ("graphrec", "mmrec"):
-                point = default_point(model) if label == "default" else tuned_point(lib, model, dataset, seeds[0])
+                if label == "default":
+                    point, name = default_point(model), "default"
+                else:
+                    sub = restrict(model, args.subset)
+                    point = tuned_point(lib, sub, dataset, seeds[0])
+                    name = "tuned" + (f" over {len(points(sub))} of {len(points(model))} points" if args.subset else "")
                 s = stats(lib, model, dataset, point)
                 if s is None:
                     continue
                 both[lib] = s
-                lines.append(f"| {model.name} | {dataset} | {label} {key(point)} | {lib} | {s['n']} | {s['valid']} | "
+                lines.append(f"| {model.label} | {dataset} | {name} {key(point)} | {lib} | {s['n']} | {s['valid']} | "
                              f"{s['recall']} | {s['ndcg']} | {s['spe']:.3f} | {s['epochs']:.0f} |")
             if len(both) == 2:
-                lines.append(f"| {model.name} | {dataset} | {label} | graphrec - MMRec | | | "
+                lines.append(f"| {model.label} | {dataset} | {label} | graphrec - MMRec | | | "
                              f"{difference(both, 'recall')} | {difference(both, 'ndcg')} | | |")
-        t = HERE / "results" / dataset / f"time-{model.name}.json"
+        t = HERE / "results" / dataset / f"time-{model.label}.json"
         if t.exists():
             tr = json.loads(t.read_text())
             rounds = ", ".join(f"{r['graphrec']:.3f}/{r['mmrec']:.3f}" for r in tr["rounds"])
-            lines.append(f"| {model.name} | {dataset} | default | time | | | | | graphrec/MMRec s per epoch "
+            lines.append(f"| {model.label} | {dataset} | default | time | | | | | graphrec/MMRec s per epoch "
                          f"{rounds}: ratio {tr['median_ratio']:.2f} | {tr['epochs']} |")
     return "\n".join(lines)
 
@@ -383,6 +430,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cores", default=None,
                     help="the cores the workers are pinned to, comma-separated (default 0..workers-1); "
                          "one worker per core")
+    ap.add_argument("--subset", action="append", default=[], metavar="KEY=V1,V2",
+                    help="tune over these values of KEY only (repeatable; both libraries the same subset)")
     ap.add_argument("--time-epochs", type=int, default=10)
     ap.add_argument("--time-rounds", type=int, default=2)
     ap.add_argument("--summary", action="store_true", help="print the tables from the results and write summary.md")
@@ -412,12 +461,13 @@ def main(argv: list[str] | None = None) -> None:
     if "default" in parts:
         jobs += [Job(lib, m, d, default_point(m), s) for d in datasets for m in models for lib in libs for s in seeds]
     if "tune" in parts:
-        jobs += [Job(lib, m, d, p, seeds[0]) for d in datasets for m in models for lib in libs for p in points(m)]
+        jobs += [Job(lib, m, d, p, seeds[0]) for d in datasets for m in models for lib in libs
+                 for p in points(restrict(m, a.subset))]
     run_jobs(jobs, a)
     if "tune" in parts:  # the selected point on the other seeds
         more = []
         for d, m, lib in itertools.product(datasets, models, libs):
-            p = tuned_point(lib, m, d, seeds[0])
+            p = tuned_point(lib, restrict(m, a.subset), d, seeds[0])
             if p is not None:
                 more += [Job(lib, m, d, p, s) for s in seeds[1:]]
         run_jobs(more, a)

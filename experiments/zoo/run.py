@@ -281,6 +281,8 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace) -> None:
     unique = {j.path: j for j in jobs}
     todo = [j for j in unique.values() if not j.path.exists()]
     print(f"{len(unique) - len(todo)} of {len(unique)} runs done already; {len(todo)} to run", flush=True)
+    for dataset in sorted({j.dataset for j in todo if j.lib == "graphrec"}):
+        graphrec_data(args.mmrec_data / dataset, args.cache)  # once, before two workers could race to make it
     lock = threading.Lock()
 
     def worker(core: int) -> None:

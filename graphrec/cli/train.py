@@ -135,15 +135,11 @@ def train_command(
     from graphrec import distributed
     from graphrec.data import Dataset
     from graphrec.train import TrainConfig, run_training
-    from graphrec.data.splits import COLD_PROTOCOLS
     from graphrec.errors import ConfigError
-    from graphrec.train.run import check_run_output, cold_start_transforms, prepare_dataset
+    from graphrec.train.run import check_cold_start, check_run_output, cold_start_transforms, prepare_dataset
     from graphrec.train.state import check_resumable, sigterm_as_interrupt
 
-    if cold_protocol not in COLD_PROTOCOLS:
-        raise ConfigError(f"--cold-protocol {cold_protocol!r} is not one of {', '.join(COLD_PROTOCOLS)}")
-    if not 0.0 <= cold_start < 1.0:
-        raise ConfigError(f"--cold-start must be in [0, 1), got {cold_start}")
+    check_cold_start(cold_start, cold_protocol)
     writer = None
     if tensorboard is not None:  # checked before any work, like the run directory
         from graphrec.train.tensorboard import require_tensorboard, scalar_writer

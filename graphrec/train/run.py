@@ -43,6 +43,7 @@ from graphrec.train.state import (
 
 __all__ = [
     "check_run_output",
+    "check_cold_start",
     "cold_start_transforms",
     "export_item_graph",
     "load_run",
@@ -73,6 +74,16 @@ def prepare_dataset(
     if cold_start_fraction:
         return cold_start(dataset, cold_start_fraction, cold_start_seed, cold_start_protocol)
     return dataset
+
+
+def check_cold_start(fraction: float, protocol: str) -> None:
+    """The cold-start options, checked before any data is read (one-line ConfigError)."""
+    from graphrec.data.splits import COLD_PROTOCOLS
+
+    if protocol not in COLD_PROTOCOLS:
+        raise ConfigError(f"--cold-protocol {protocol!r} is not one of {', '.join(COLD_PROTOCOLS)}")
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"--cold-start must be in [0, 1), got {fraction}")
 
 
 def cold_start_transforms(fraction: float, seed: int, protocol: str = "papers") -> dict[str, Any]:

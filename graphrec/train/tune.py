@@ -164,14 +164,10 @@ def tune(
         raise ConfigError(f"--timeout must be positive seconds, got {timeout}")
     if prune_startup < 0 or prune_warmup < 0:
         raise ConfigError("--prune-startup and --prune-warmup must be at least 0")
-    from graphrec.data.splits import COLD_PROTOCOLS
     from graphrec.train.fit import check_selection
-    from graphrec.train.run import cold_start_transforms, prepare_dataset
+    from graphrec.train.run import check_cold_start, cold_start_transforms, prepare_dataset
 
-    if cold_protocol not in COLD_PROTOCOLS:
-        raise ConfigError(f"--cold-protocol {cold_protocol!r} is not one of {', '.join(COLD_PROTOCOLS)}")
-    if not 0.0 <= cold_start < 1.0:
-        raise ConfigError(f"--cold-start must be in [0, 1), got {cold_start}")
+    check_cold_start(cold_start, cold_protocol)
     entry = get_model(model, "ranking")
     searched = search_space(model, space, space_source)
     url = storage_url(storage)
@@ -179,7 +175,7 @@ def tune(
     config = TrainConfig.from_dict(base)
     writer_factory = _tensorboard_factory(tensorboard)  # before any work: a missing package is one line
     transforms = cold_start_transforms(cold_start, seed, cold_protocol)
-    study_name = study_name or f"{model}-{_dataset_name(data)}" + (f"-cold{cold_start:g}" if cold_start else "")
+    study_name = study_name or (f"{model}-{_dataset_name(data)}" + (f"-cold{cold_start:g}" if cold_start else ""))
     out = Path(out) if out is not None else Path("runs") / f"tune-{study_name}"
     _check_out(out, study_name, url)  # before the data are read
     source = Dataset.load(data)

@@ -247,10 +247,15 @@ class FREEDOM(FeatureTables, ItemGraphRecommender):
         u = user_emb.index_select(0, users)
         pos, neg = item_emb.index_select(0, pos_items), item_emb.index_select(0, neg_items)
         loss = bpr_loss((u * pos).sum(-1), (u * neg).sum(-1))
+        if not self.modalities:
+            return loss
+        # project each distinct item of the batch once (2 B rows hold at most n_items
+        # distinct ones), then gather the positive and negative rows
+        b = users.shape[0]
+        uniq, inv = torch.unique(torch.cat([pos_items, neg_items]), return_inverse=True)
         for m in self.modalities:
-            x, proj = self._features(m), self.projections[m]
-            f_pos, f_neg = proj(x.index_select(0, pos_items)), proj(x.index_select(0, neg_items))
-            loss = loss + self.feature_weight * bpr_loss((u * f_pos).sum(-1), (u * f_neg).sum(-1))
+            f = self.projections[m](self._features(m).index_select(0, uniq)).index_select(0, inv)
+            loss = loss + self.feature_weight * bpr_loss((u * f[:b]).sum(-1), (u * f[b:]).sum(-1))
         return loss
 
     def extra_repr(self) -> str:

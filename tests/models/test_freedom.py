@@ -277,7 +277,18 @@ def test_feature_term_is_bpr_of_users_against_projected_features():
             want = want + lam * F.softplus(-((u * proj[pos]).sum(1) - (u * proj[neg]).sum(1))).mean()
     loss = model.loss(users, pos, neg)
     assert float(loss.detach()) == pytest.approx(float(want), rel=1e-5)
+    # the gradients too (repeated items in the batch: each distinct one is projected once)
+    u_emb, i_emb = model.embeddings()
+    u = u_emb[users]
+    ref = F.softplus(-((u * i_emb[pos]).sum(1) - (u * i_emb[neg]).sum(1))).mean()
+    for m in ("image", "text"):
+        f = model.projections[m](model.feature_tables[m])
+        ref = ref + lam * F.softplus(-((u * f[pos]).sum(1) - (u * f[neg]).sum(1))).mean()
+    params = [model.projections["text"].weight, model.feature_tables["image"], model.lightgcn.user_embedding.weight]
+    want_grads = torch.autograd.grad(ref, params)
     loss.backward()
+    for p, g in zip(params, want_grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-7)
     assert model.projections["text"].weight.grad.abs().sum() > 0
     assert model.feature_tables["image"].grad.abs().sum() > 0  # fine-tuned, as MMRec
     # lambda 0 (the default): no projections, no feature parameters at all

@@ -166,6 +166,10 @@ def slug(c: Config) -> str:
     return f"cold-{base}" if c.cold_start else base
 
 
+def result_path(out: Path, dataset: str, c: Config, seed: int) -> Path:
+    return out / dataset / slug(c) / f"seed{seed}.json"
+
+
 def signature(c: Config) -> str:
     """What a run of ``c`` depends on besides the seed (not its name or tables)."""
     return json.dumps([c.model, c.params, c.cold_start, c.select_on, c.cold_protocol, c.train], sort_keys=True)
@@ -229,20 +233,21 @@ def main(argv: list[str] | None = None) -> None:
     tables = {int(t) for t in args.tables.split(",")}
     seeds = [int(s) for s in args.seeds.split(",")]
     only = set(args.only.split(",")) if args.only else None
-    todo = [c for c in configs(args.dataset) if tables & set(c.tables) and (only is None or c.name in only)]
+    rows = configs(args.dataset)
+    todo = [c for c in rows if tables & set(c.tables) and (only is None or c.name in only)]
+    # two rows of the tables can be the same configuration (lfm2k: "MM-GEF text" is
+    # "MM-GEF", whose fused feature is text): a twin's result is reused, not re-run
+    twins = {c.name: [o for o in rows if o.name != c.name and signature(o) == signature(c)] for c in todo}
     ds = load(args.dataset, args.data_root)
     settings = SETTINGS[args.dataset]
     for seed in seeds:  # seeds outer: an interrupted run leaves every row with as many seeds
         for c in todo:
-            path = args.out / args.dataset / slug(c) / f"seed{seed}.json"
+            path = result_path(args.out, args.dataset, c, seed)
             if path.is_file():
                 continue
-            # two rows of the tables can be the same configuration (lfm2k: "MM-GEF text" is
-            # "MM-GEF", whose fused feature is text): a twin's result is reused, not re-run
-            twin = next((o for o in configs(args.dataset) if o.name != c.name and signature(o) == signature(c)
-                         and (args.out / args.dataset / slug(o) / f"seed{seed}.json").is_file()), None)
+            twin = next((o for o in twins[c.name] if result_path(args.out, args.dataset, o, seed).is_file()), None)
             if twin is not None:
-                res = json.loads((args.out / args.dataset / slug(twin) / f"seed{seed}.json").read_text())
+                res = json.loads(result_path(args.out, args.dataset, twin, seed).read_text())
                 res.update(config=c.name, tables=list(c.tables), same_as=twin.name)
             else:
                 res = run_one(ds, c, seed, settings, args.epochs, args.device)

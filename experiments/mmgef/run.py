@@ -15,7 +15,9 @@ items, every interaction of each moved there); Table 5 repeats it under graphrec
 per-user split), whose test metrics are also split into warm and cold items. Each result is written to ``results/<dataset>/<config>/seed<S>.json`` as soon
 as it finishes (temporary name, then rename), and existing results are skipped, so an
 interrupted run continues where it stopped. Hyper-parameters are fixed per dataset in
-``SETTINGS`` below (chosen on validation, seed 0: see README.md); nothing is selected on test.
+``SETTINGS`` below (chosen on validation, seed 0: see README.md); Table 7 searches the
+paper's batch size x learning rate space for LightGCN, LATTICE and both MM-GEFs on seed 0
+and Table 8 runs each one's best VALIDATION point on more seeds; nothing is selected on test.
 
 Data: ``amazon-scientific`` (UniSRec files, CLIP ViT-B/32 image and text features, fused
 early) and ``lfm2k`` (MMRec split; MiniLM text 384-d and VGGish audio 128-d: the two
@@ -134,6 +136,12 @@ def configs(dataset: str) -> list[Config]:
     rows += [Config(f"{c.name} [warm negatives]", c.model, c.params, cold_start=0.2, tables=(6,),
                     train={"negatives": "warm"})
              for c in cold if c.name in ("LightGCN", "LATTICE", "LATTICE + CF", "MM-GEF", "MM-GEF fixed")]
+    # "table 7": the paper's own search space (section 4.2: batch size in {512, 1024, 2048,
+    # 4096}, learning rate in {1e-2, 1e-3, 1e-4}) for the four models of the orderings,
+    # seed 0; "table 8" runs each model's best point on seed-0 VALIDATION on more seeds
+    grid_models = [c for c in rows if c.name in GRID_MODELS and not c.cold_start]
+    rows += [Config(grid_name(c.name, bs, lr), c.model, c.params, tables=(7,), train={"batch_size": bs, "lr": lr})
+             for c in grid_models for bs in GRID["batch_size"] for lr in GRID["lr"]]
     # "table 4": LightGCN's search space, selected on validation (as MMRec selects its runs):
     # layers 1-4 x reg 1e-5..1e-3 (squared L2 / 2B here; MMRec's EmbLoss is an unsquared
     # norm / B, so its reg values are not on our scale)
@@ -142,6 +150,32 @@ def configs(dataset: str) -> list[Config]:
         for layers in (1, 2, 3, 4) for reg in (1e-5, 1e-4, 1e-3)
     ]
     return rows
+
+
+#: the models whose orderings the paper claims (MM-GEF > LATTICE > LightGCN), tuned in table 7
+GRID_MODELS = ("LightGCN", "LATTICE", "MM-GEF", "MM-GEF fixed")
+#: MM-GEF's search space (paper 002, section 4.2)
+GRID = {"batch_size": (512, 1024, 2048, 4096), "lr": (1e-2, 1e-3, 1e-4)}
+
+
+def grid_name(model: str, batch_size: int, lr: float) -> str:
+    return f"{model} grid bs {batch_size} lr {lr:.0e}"
+
+
+def tuned_rows(rows: list[Config], out: Path, dataset: str) -> list[Config]:
+    """Each grid model's table-7 row with the best seed-0 validation recall@20 (a model is
+    left out until all of its grid points ran on seed 0). Test metrics play no part."""
+    chosen = []
+    for model in GRID_MODELS:
+        grid = [c for c in rows if 7 in c.tables and c.name.startswith(f"{model} grid ")]
+        paths = [result_path(out, dataset, c, 0) for c in grid]
+        if not grid or not all(p.is_file() for p in paths):
+            print(f"{dataset} {model}: table 7 incomplete on seed 0, no tuned point yet", flush=True)
+            continue
+        scores = [json.loads(p.read_text())["best_valid"]["recall@20"] for p in paths]
+        best = max(range(len(grid)), key=lambda i: scores[i])  # first of equals: grid order
+        chosen.append(grid[best])
+    return chosen
 
 
 #: LATTICE's reference training (its codes/main.py; docs/models/lattice.md)
@@ -170,15 +204,23 @@ def result_path(out: Path, dataset: str, c: Config, seed: int) -> Path:
     return out / dataset / slug(c) / f"seed{seed}.json"
 
 
-def signature(c: Config) -> str:
-    """What a run of ``c`` depends on besides the seed (not its name or tables)."""
-    return json.dumps([c.model, c.params, c.cold_start, c.select_on, c.cold_protocol, c.train], sort_keys=True)
+def training(c: Config, settings: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig overrides of a run of ``c``: the dataset's settings, then the row's."""
+    train = {"lr": settings["cold_lr"] if c.cold_start else settings["lr"], "batch_size": settings["batch_size"]}
+    train.update(c.train)
+    return train
+
+
+def signature(c: Config, settings: dict[str, Any]) -> str:
+    """What a run of ``c`` depends on besides the seed (not its name or tables): a grid row
+    at the dataset's own settings is the same run as the plain row."""
+    return json.dumps([c.model, c.params, c.cold_start, c.select_on, c.cold_protocol, training(c, settings)],
+                      sort_keys=True)
 
 
 def run_one(ds: Dataset, c: Config, seed: int, settings: dict[str, Any], epochs: int, device: str) -> dict[str, Any]:
     data = cold_start(ds, c.cold_start, seed, c.cold_protocol) if c.cold_start else ds
-    train = {"lr": settings["cold_lr"] if c.cold_start else settings["lr"], "batch_size": settings["batch_size"]}
-    train.update(c.train)
+    train = training(c, settings)
     lr = train["lr"]
     config = TrainConfig(epochs=epochs, seed=seed, progress=False, ks=(10, 20, 50), patience=settings["patience"],
                          eval_every=settings["eval_every"], select_on=c.select_on, **train)
@@ -220,7 +262,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dataset", default="scientific", choices=["scientific", "lfm2k"])
     ap.add_argument("--tables", default="1,2,3",
                     help="which tables to run, e.g. 1,3 (4: the LightGCN grid; 5: cold start under the hidden protocol; "
-                         "6: table 3 with --negatives warm)")
+                         "6: table 3 with --negatives warm; 7: the paper's batch x lr grid for LightGCN, LATTICE, "
+                         "MM-GEF and MM-GEF fixed, run it on seed 0; 8: each of those models at its best seed-0 "
+                         "validation point of table 7)")
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--only", default=None, help="comma-separated config names (default: all of the tables)")
     ap.add_argument("--epochs", type=int, default=1000)
@@ -234,18 +278,22 @@ def main(argv: list[str] | None = None) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     only = set(args.only.split(",")) if args.only else None
     rows = configs(args.dataset)
-    todo = [c for c in rows if tables & set(c.tables) and (only is None or c.name in only)]
-    # two rows of the tables can be the same configuration (lfm2k: "MM-GEF text" is
-    # "MM-GEF", whose fused feature is text): a twin's result is reused, not re-run
-    twins = {c.name: [o for o in rows if o.name != c.name and signature(o) == signature(c)] for c in todo}
-    ds = load(args.dataset, args.data_root)
     settings = SETTINGS[args.dataset]
+    todo = [c for c in rows if tables & set(c.tables) and (only is None or c.name in only)]
+    if 8 in tables:
+        todo += [c for c in tuned_rows(rows, args.out, args.dataset) if c not in todo]
+    # two rows of the tables can be the same configuration (lfm2k: "MM-GEF text" is
+    # "MM-GEF", whose fused feature is text; a grid row at the dataset's settings is the
+    # plain row): a twin's result is reused, not re-run
+    signed = [(o, signature(o, settings)) for o in rows]  # names repeat across warm and cold rows
+    twins = {slug(c): [o for o, sig in signed if slug(o) != slug(c) and sig == signature(c, settings)] for c in todo}
+    ds = load(args.dataset, args.data_root)
     for seed in seeds:  # seeds outer: an interrupted run leaves every row with as many seeds
         for c in todo:
             path = result_path(args.out, args.dataset, c, seed)
             if path.is_file():
                 continue
-            twin = next((o for o in twins[c.name] if result_path(args.out, args.dataset, o, seed).is_file()), None)
+            twin = next((o for o in twins[slug(c)] if result_path(args.out, args.dataset, o, seed).is_file()), None)
             if twin is not None:
                 res = json.loads(result_path(args.out, args.dataset, twin, seed).read_text())
                 res.update(config=c.name, tables=list(c.tables), same_as=twin.name)

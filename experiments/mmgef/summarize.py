@@ -111,6 +111,43 @@ def paired(runs: dict, pairs: list[tuple[str, str, float]]) -> list[str]:
     return out
 
 
+def tuning(runs: dict, ds: str) -> None:
+    """Tables 7 and 8: the paper's batch size x learning rate grid on seed 0 (validation
+    recall@20 per point), then each model at its best validation point (the first of equal
+    scores in grid order, as ``run.py --tables 8`` picks it) over its seeds, with the
+    orderings' paired differences."""
+    from run import GRID, GRID_MODELS, grid_name  # the grid's names and order, in one place
+
+    seed0 = {n: r for (n, c), rs in runs.items() if not c for r in rs if r["seed"] == 0 and 7 in r["tables"]}
+    if not seed0:
+        return
+    print(f"## {ds}: Table 7, the paper's search space (section 4.2), seed-0 validation recall@20 in %\n")
+    print("| model | batch | " + " | ".join(f"lr {lr:.0e}" for lr in GRID["lr"]) + " |")
+    print("|---|---|" + "---|" * len(GRID["lr"]))
+    chosen: dict[str, str] = {}
+    for model in GRID_MODELS:
+        names = [grid_name(model, bs, lr) for bs in GRID["batch_size"] for lr in GRID["lr"]]
+        if all(n in seed0 for n in names):
+            chosen[model] = max(names, key=lambda n: seed0[n]["best_valid"]["recall@20"])
+        for bs in GRID["batch_size"]:
+            cells = []
+            for lr in GRID["lr"]:
+                n = grid_name(model, bs, lr)
+                v = f"{100 * seed0[n]['best_valid']['recall@20']:.2f}" if n in seed0 else "-"
+                cells.append(f"**{v}**" if n == chosen.get(model) else v)
+            print(f"| {model} | {bs} | " + " | ".join(cells) + " |")
+    print()
+    if chosen:
+        print(f"## {ds}: Table 8, each model at its best seed-0 validation point, recbole protocol\n")
+        print("\n".join(table(runs, list(chosen.values()), 0.0, "recbole", "all", None)) + "\n")
+        order = [("MM-GEF", "LATTICE"), ("MM-GEF fixed", "LATTICE"), ("LATTICE", "LightGCN")]
+        rows = paired(runs, [(chosen[a], chosen[b], 0.0) for a, b in order if a in chosen and b in chosen])
+        if rows:
+            print("| a - b | cold start | seeds | recall@20 a - b per seed | mean | a ahead | ndcg@20 mean | a ahead |")
+            print("|---|---|---|---|---|---|---|---|")
+            print("\n".join(rows) + "\n")
+
+
 def main() -> None:
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results"
     data = load(root)
@@ -138,7 +175,8 @@ def main() -> None:
                 print("\n".join(table(runs, hidden_names, 0.2, "recbole", group, None)) + "\n")
         pairs = [("MM-GEF", "LATTICE", 0.0), ("MM-GEF fixed", "LATTICE", 0.0), ("LATTICE", "LightGCN", 0.0),
                  ("MM-GEF", "LightGCN", 0.0), ("MM-GEF fixed", "LightGCN", 0.0),
-                 ("MM-GEF", "LATTICE + CF", 0.2), ("MM-GEF", "LATTICE", 0.2), ("MM-GEF fixed", "LATTICE + CF", 0.2)]
+                 ("MM-GEF", "LATTICE + CF", 0.2), ("MM-GEF", "LATTICE", 0.2), ("MM-GEF fixed", "LATTICE + CF", 0.2),
+                 ("MM-GEF", "MM-GEF w/o Att", 0.2), ("MM-GEF", "MM-GEF w/o CF", 0.2), ("MM-GEF w/o CF", "LATTICE", 0.2)]
         rows = paired(runs, pairs)
         if rows:
             print(f"## {ds}: paired differences by seed (test, recbole protocol; cold start: the cold items)\n")
@@ -159,6 +197,7 @@ def main() -> None:
                       f"{ms([r['test']['mmrec']['all']['recall@20'] for r in rs], 1.0, 4)} | "
                       f"{ms([r['test']['mmrec']['all']['ndcg@20'] for r in rs], 1.0, 4)} |")
             print()
+        tuning(runs, ds)
         ref = [(n, v) for (d, n), v in MMREC.items() if d == ds]
         if ref:
             print(f"## {ds}: side by side with MMRec (mmrec protocol, test)\n")
@@ -166,7 +205,7 @@ def main() -> None:
             print("|---|---|---|---|---|---|---|")
             for name, (r, n, s) in ref:
                 variants = [c for (c, cold) in runs if not cold and (c == name or c.startswith(name + " "))
-                            and (c not in grid or c == best)] or [name]
+                            and (c not in grid or c == best) and 7 not in runs[(c, cold)][0]["tables"]] or [name]
                 for variant in variants:
                     rs = runs.get((variant, 0.0), [])
                     ours = (

@@ -218,6 +218,18 @@ def signature(c: Config, settings: dict[str, Any]) -> str:
                       sort_keys=True)
 
 
+def find_twins(todo: list[Config], rows: list[Config], settings: dict[str, Any]) -> dict[str, list[Config]]:
+    """For each row to run (keyed by its slug), the other rows that are the same run.
+
+    Two rows of the tables can be one configuration (lfm2k: "MM-GEF text" is "MM-GEF",
+    whose fused feature is text; a grid row at the dataset's settings is the plain row):
+    a twin's result is reused, not re-run. Keyed by slug, not name: a warm row and a
+    cold row share a name and are different runs.
+    """
+    signed = [(o, slug(o), signature(o, settings)) for o in rows]
+    return {slug(c): [o for o, s, sig in signed if s != slug(c) and sig == signature(c, settings)] for c in todo}
+
+
 def run_one(ds: Dataset, c: Config, seed: int, settings: dict[str, Any], epochs: int, device: str) -> dict[str, Any]:
     data = cold_start(ds, c.cold_start, seed, c.cold_protocol) if c.cold_start else ds
     train = training(c, settings)
@@ -282,11 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     todo = [c for c in rows if tables & set(c.tables) and (only is None or c.name in only)]
     if 8 in tables:
         todo += [c for c in tuned_rows(rows, args.out, args.dataset) if c not in todo]
-    # two rows of the tables can be the same configuration (lfm2k: "MM-GEF text" is
-    # "MM-GEF", whose fused feature is text; a grid row at the dataset's settings is the
-    # plain row): a twin's result is reused, not re-run
-    signed = [(o, signature(o, settings)) for o in rows]  # names repeat across warm and cold rows
-    twins = {slug(c): [o for o, sig in signed if slug(o) != slug(c) and sig == signature(c, settings)] for c in todo}
+    twins = find_twins(todo, rows, settings)
     ds = load(args.dataset, args.data_root)
     for seed in seeds:  # seeds outer: an interrupted run leaves every row with as many seeds
         for c in todo:

@@ -1,0 +1,81 @@
+"""experiments/mmgef/run.py's bookkeeping: which rows are the same run, and which grid
+point Table 8 takes (validation only). A wrong answer here silently reuses or selects
+the wrong result, so these are checked on the script's real row list."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "mmgef" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def run():
+    spec = importlib.util.spec_from_file_location("mmgef_run", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def by_name(rows, name, cold=False):
+    (row,) = [c for c in rows if c.name == name and bool(c.cold_start) == cold]
+    return row
+
+
+@pytest.mark.parametrize("dataset", ["scientific", "lfm2k"])
+def test_grid_row_at_the_dataset_settings_is_the_plain_row(run, dataset):
+    rows = run.configs(dataset)
+    settings = run.SETTINGS[dataset]
+    bs, lr = settings["batch_size"], settings["lr"]
+    for model in run.GRID_MODELS:
+        same = by_name(rows, run.grid_name(model, bs, lr))
+        other = by_name(rows, run.grid_name(model, 512, 1e-2))
+        twins = run.find_twins([same, other], rows, settings)
+        assert by_name(rows, model) in twins[run.slug(same)]
+        assert twins[run.slug(other)] == []  # another batch size and lr: a run of its own
+
+
+def test_warm_and_cold_rows_that_share_a_name_are_not_twins(run):
+    rows = run.configs("scientific")
+    settings = run.SETTINGS["scientific"]
+    warm, cold = by_name(rows, "LATTICE"), by_name(rows, "LATTICE", cold=True)
+    assert run.slug(warm) != run.slug(cold)
+    assert run.result_path(Path("r"), "scientific", warm, 0) != run.result_path(Path("r"), "scientific", cold, 0)
+    twins = run.find_twins([warm, cold], rows, settings)
+    assert cold not in twins[run.slug(warm)] and warm not in twins[run.slug(cold)]
+    # "MM-GEF text" fuses text only on lfm2k, where it is "MM-GEF" itself; the cold
+    # "MM-GEF text" row is the cold "MM-GEF", never the warm one
+    rows = run.configs("lfm2k")
+    settings = run.SETTINGS["lfm2k"]
+    text_cold = by_name(rows, "MM-GEF text", cold=True)
+    twins = run.find_twins([text_cold], rows, settings)[run.slug(text_cold)]
+    assert twins and all(t.cold_start for t in twins)
+
+
+def write(out, run, dataset, row, valid, test):
+    path = run.result_path(out, dataset, row, 0)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"best_valid": {"recall@20": valid}, "test": {"recall@20": test}}))
+
+
+def test_table_8_takes_the_best_validation_point_first_of_equals(run, tmp_path):
+    rows = run.configs("lfm2k")
+    grid = [(bs, lr) for bs in run.GRID["batch_size"] for lr in run.GRID["lr"]]
+    # LightGCN: two points tie on validation (the later one has the better test: ignored)
+    for i, (bs, lr) in enumerate(grid):
+        valid = 0.40 if (bs, lr) in ((1024, 1e-3), (4096, 1e-2)) else 0.30 + 0.001 * i
+        test = 0.99 if (bs, lr) == (4096, 1e-2) else 0.1
+        write(tmp_path, run, "lfm2k", by_name(rows, run.grid_name("LightGCN", bs, lr)), valid, test)
+    # LATTICE: one grid point missing, so no tuned point yet
+    for bs, lr in grid[:-1]:
+        write(tmp_path, run, "lfm2k", by_name(rows, run.grid_name("LATTICE", bs, lr)), 0.5, 0.5)
+    chosen = run.tuned_rows(rows, tmp_path, "lfm2k")
+    assert [c.name for c in chosen] == [run.grid_name("LightGCN", 1024, 1e-3)]
+    assert chosen[0].train == {"batch_size": 1024, "lr": 1e-3}

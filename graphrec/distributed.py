@@ -177,6 +177,10 @@ def starts_ranks(nproc: int) -> bool:
     return nproc > 1 and not launched()
 
 
+#: seconds between a rank's failure and the launcher's SIGKILL of the ranks still running
+_FAILURE_GRACE_S = 1.0
+
+
 def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     """Run ``python -m graphrec ARGV`` as ``nproc`` local ranks; return the exit status.
 
@@ -184,9 +188,9 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     ``WORLD_SIZE``, ``MASTER_ADDR=127.0.0.1``, a free ``MASTER_PORT``) and
     ``OMP_NUM_THREADS`` = ``threads`` or the CPU count divided by ``nproc``. Rank 0 keeps
     the terminal; the others are silent (their stderr goes to a temporary file, read
-    only if they fail). When a rank exits with an error the others are stopped at once
-    (SIGKILL: nothing of theirs is half-written, writes happen through temporary names)
-    and the failing rank's last error line is printed; a Ctrl-C reaches every rank
+    only if they fail). When a rank exits with an error the others are stopped a second
+    later (SIGKILL: nothing of theirs is half-written, writes happen through temporary
+    names) and each failed rank's last error line is printed; a Ctrl-C reaches every rank
     (rank 0 keeps the run as one process does) and the launcher waits for them.
     """
     port = free_port()
@@ -204,6 +208,7 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
             stdout=None if rank == 0 else subprocess.DEVNULL, stderr=None if rank == 0 else log,
         ))
     interrupted = False
+    failed_at: float | None = None
 
     def forward_sigterm(signum: int, frame: Any) -> None:  # a kill of the launcher stops the ranks as Ctrl-C does
         for p in procs:
@@ -217,9 +222,14 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
             try:
                 codes = [p.poll() for p in procs]
                 if not interrupted and any(c not in (None, 0, 130) for c in codes):
-                    for p in procs:  # a failure, not a Ctrl-C: stop the others now
-                        if p.poll() is None:
-                            p.kill()
+                    # a failure, not a Ctrl-C: stop the others, after a moment in which
+                    # a rank that failed too (or is still exiting) ends by itself with
+                    # its own error line, rather than killed without one
+                    failed_at = time.monotonic() if failed_at is None else failed_at
+                    if time.monotonic() - failed_at >= _FAILURE_GRACE_S:
+                        for p in procs:
+                            if p.poll() is None:
+                                p.kill()
                 if all(c is not None for c in codes):
                     break
                 time.sleep(0.05)
@@ -243,7 +253,9 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     if all(c == 0 for c in codes):
         return 0
     if codes[0] not in (0, -signal.SIGKILL, -signal.SIGTERM):
-        return codes[0]
+        # a rank that lost its peer can abort while exiting, after its error line (gloo's
+        # threads, "terminate called without an active exception"): a signal is exit 1
+        return codes[0] if codes[0] > 0 else 1
     return 130 if interrupted or 130 in codes else 1
 
 

@@ -191,6 +191,36 @@ def test_a_rank_that_dies_fails_the_run_with_one_line_and_nothing_written(data_d
     assert [p.name for p in tmp_path.iterdir()] == ["hook"]  # no temporaries either
 
 
+ABORT_RANK_0 = textwrap.dedent(
+    """
+    import os, sys
+    if os.environ.get("RANK") == "0":
+        from graphrec.models.lightgcn import LightGCN
+        start = LightGCN.start_epoch
+
+        def start_epoch(model, epoch):  # an error line, then death by a signal (SIGABRT)
+            if epoch == 2:
+                sys.stderr.write("error: simulated crash of rank 0\\n")
+                sys.stderr.flush()
+                os.abort()
+            return start(model, epoch)
+
+        LightGCN.start_epoch = start_epoch
+    """
+)
+
+
+def test_a_rank_killed_by_a_signal_fails_the_run_with_exit_1_and_nothing_written(data_dir, tmp_path):
+    # a rank that lost its peer can abort while exiting (gloo's threads), after its error
+    # line: the command's exit status is 1, not the signal's 128 + n
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run", cwd=tmp_path,
+                   env=hook_env(tmp_path, ABORT_RANK_0))
+    assert res.returncode == 1, res.stderr
+    assert "error: simulated crash of rank 0" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "run").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["hook"]
+
+
 def test_nproc_refusals(data_dir, tmp_path):
     res = graphrec(*TRAIN, "--data", data_dir, "--nproc", "0", cwd=tmp_path)
     assert res.returncode == 1 and "--nproc must be at least 1" in res.stderr

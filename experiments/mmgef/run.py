@@ -162,19 +162,29 @@ def grid_name(model: str, batch_size: int, lr: float) -> str:
     return f"{model} grid bs {batch_size} lr {lr:.0e}"
 
 
+def grid_names(model: str) -> list[str]:
+    """The names of ``model``'s table-7 rows, in grid order (batch size, then lr)."""
+    return [grid_name(model, bs, lr) for bs in GRID["batch_size"] for lr in GRID["lr"]]
+
+
+def best_of(names: list[str], valid: dict[str, float]) -> str:
+    """The name with the highest seed-0 VALIDATION recall@20; the first of equals in the
+    order given (grid order). The one selection rule of tables 7-8 (run.py and summarize.py)."""
+    return max(names, key=lambda n: valid[n])
+
+
 def tuned_rows(rows: list[Config], out: Path, dataset: str) -> list[Config]:
     """Each grid model's table-7 row with the best seed-0 validation recall@20 (a model is
     left out until all of its grid points ran on seed 0). Test metrics play no part."""
+    by_name = {c.name: c for c in rows if 7 in c.tables}
     chosen = []
     for model in GRID_MODELS:
-        grid = [c for c in rows if 7 in c.tables and c.name.startswith(f"{model} grid ")]
-        paths = [result_path(out, dataset, c, 0) for c in grid]
-        if not grid or not all(p.is_file() for p in paths):
+        paths = {n: result_path(out, dataset, by_name[n], 0) for n in grid_names(model)}
+        if not all(p.is_file() for p in paths.values()):
             print(f"{dataset} {model}: table 7 incomplete on seed 0, no tuned point yet", flush=True)
             continue
-        scores = [json.loads(p.read_text())["best_valid"]["recall@20"] for p in paths]
-        best = max(range(len(grid)), key=lambda i: scores[i])  # first of equals: grid order
-        chosen.append(grid[best])
+        valid = {n: json.loads(p.read_text())["best_valid"]["recall@20"] for n, p in paths.items()}
+        chosen.append(by_name[best_of(grid_names(model), valid)])
     return chosen
 
 
@@ -227,7 +237,11 @@ def find_twins(todo: list[Config], rows: list[Config], settings: dict[str, Any])
     cold row share a name and are different runs.
     """
     signed = [(o, slug(o), signature(o, settings)) for o in rows]
-    return {slug(c): [o for o, s, sig in signed if s != slug(c) and sig == signature(c, settings)] for c in todo}
+    twins = {}
+    for c in todo:
+        key, sig_c = slug(c), signature(c, settings)
+        twins[key] = [o for o, s, sig in signed if s != key and sig == sig_c]
+    return twins
 
 
 def run_one(ds: Dataset, c: Config, seed: int, settings: dict[str, Any], epochs: int, device: str) -> dict[str, Any]:

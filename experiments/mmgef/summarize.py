@@ -116,7 +116,7 @@ def tuning(runs: dict, ds: str) -> None:
     recall@20 per point), then each model at its best validation point (the first of equal
     scores in grid order, as ``run.py --tables 8`` picks it) over its seeds, with the
     orderings' paired differences."""
-    from run import GRID, GRID_MODELS, grid_name  # the grid's names and order, in one place
+    from run import GRID, GRID_MODELS, best_of, grid_name, grid_names  # the grid and its selection rule, in one place
 
     seed0 = {n: r for (n, c), rs in runs.items() if not c for r in rs if r["seed"] == 0 and 7 in r["tables"]}
     if not seed0:
@@ -126,9 +126,9 @@ def tuning(runs: dict, ds: str) -> None:
     print("|---|---|" + "---|" * len(GRID["lr"]))
     chosen: dict[str, str] = {}
     for model in GRID_MODELS:
-        names = [grid_name(model, bs, lr) for bs in GRID["batch_size"] for lr in GRID["lr"]]
+        names = grid_names(model)
         if all(n in seed0 for n in names):
-            chosen[model] = max(names, key=lambda n: seed0[n]["best_valid"]["recall@20"])
+            chosen[model] = best_of(names, {n: seed0[n]["best_valid"]["recall@20"] for n in names})
         for bs in GRID["batch_size"]:
             cells = []
             for lr in GRID["lr"]:

@@ -124,7 +124,9 @@ def points(model: ZooModel) -> list[dict[str, Any]]:
 
 def restrict(model: ZooModel, subsets: list[str]) -> ZooModel:
     """``model`` with its grid cut to the values of ``KEY=V1,V2`` strings (each a subset of
-    the grid's values for KEY, which stays a key of the grid)."""
+    the grid's values for KEY, which stays a key of the grid). The kept values stay in the
+    grid's order, whatever order they were typed in: ties in validation go to the first
+    point in grid order, and that must not depend on how a command was written."""
     grid = dict(model.grid)
     for item in subsets:
         name, sep, values = item.partition("=")
@@ -136,7 +138,7 @@ def restrict(model: ZooModel, subsets: list[str]) -> ZooModel:
             if not match:
                 raise SystemExit(f"--subset {item!r}: {v} is not in {model.label}'s grid for {name} {grid[name]}")
             chosen.append(match[0])
-        grid[name] = chosen
+        grid[name] = [g for g in grid[name] if g in chosen]
     return dataclasses.replace(model, grid=grid)
 
 

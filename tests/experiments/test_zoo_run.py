@@ -1,0 +1,174 @@
+"""experiments/zoo/run.py's bookkeeping, which every side-by-side figure with MMRec rests on:
+that each MMRec grid point becomes the same point on graphrec's command line, that a
+subset keeps the grid's tie order, that the tuned point is the best VALIDATION score (first
+of equals), that the committed results are the runs of the grid they claim, and the
+standard error of the reported difference."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from graphrec.cli import app
+from graphrec.data.synthetic import synthetic_catalogue
+
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "zoo" / "run.py"
+RESULTS = SCRIPT.parent / "results"
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    spec = importlib.util.spec_from_file_location("zoo_run", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("zoo") / "synthetic"
+    synthetic_catalogue(n_users=80, n_items=60, n_clusters=4, seed=0).save(path)
+    return path
+
+
+def test_points_are_the_grid_product_in_order_and_the_first_is_mmrecs_default(zoo):
+    dragon = zoo.MODELS["dragon"]
+    pts = zoo.points(dragon)
+    assert len(pts) == 1 * 5 * 5
+    assert pts[0] == zoo.default_point(dragon) == {"aggr_mode": "add", "reg_weight": 0.1, "learning_rate": 0.1}
+    # the last key varies fastest, as itertools.product
+    assert [p["learning_rate"] for p in pts[:5]] == [0.1, 0.01, 0.001, 0.0001, 0.00001]
+    assert {p["reg_weight"] for p in pts[:5]} == {0.1}
+
+
+def test_a_subset_keeps_the_grids_order_whatever_order_it_was_typed_in(zoo):
+    dragon = zoo.MODELS["dragon"]
+    a = zoo.restrict(dragon, ["learning_rate=0.0001,0.1,0.001"])
+    b = zoo.restrict(dragon, ["learning_rate=0.1,0.001,1e-4"])
+    assert a.grid["learning_rate"] == b.grid["learning_rate"] == [0.1, 0.001, 0.0001]
+    assert a.grid["reg_weight"] == dragon.grid["reg_weight"]  # other keys untouched
+    assert zoo.points(a) == zoo.points(b)
+    assert dragon.grid["learning_rate"] == [0.1, 0.01, 0.001, 0.0001, 0.00001]  # the model itself unchanged
+
+
+@pytest.mark.parametrize(
+    "subset, message",
+    [("lr=0.1", "KEY one of aggr_mode, reg_weight, learning_rate"), ("learning_rate", "expected KEY=V1,V2"),
+     ("learning_rate=0.5", "0.5 is not in dragon's grid for learning_rate")],
+)
+def test_a_subset_outside_the_grid_is_refused_with_its_name(zoo, subset, message):
+    with pytest.raises(SystemExit, match=message):
+        zoo.restrict(zoo.MODELS["dragon"], [subset])
+
+
+def test_keys_name_points_as_the_result_folders_do(zoo):
+    assert zoo.key({"n_ui_layers": 3, "reg_weight": 1e-5, "dropout_rate": 0.0, "aggr_mode": "add"}) == (
+        "n_ui_layers3-reg_weight1e-05-dropout_rate0-aggr_modeadd")
+    assert zoo.key({"reg_weight": 2.0}) == "reg_weight2"
+
+
+def test_every_committed_result_is_a_run_of_a_point_of_its_models_grid(zoo):
+    """A renamed grid value or key would orphan committed runs (the driver would rerun them
+    and the summary would silently drop them); each file also says which run it is."""
+    files = sorted(RESULTS.glob("*/*-*/*/seed*.json"))
+    files = [f for f in files if f.parts[-4] != "graphrec-data"]
+    assert len(files) > 100  # the committed tables rest on these
+    mmrec_names = {m.name for m in zoo.MODELS.values()}
+    for f in files:
+        dataset, folder, point_key, seed_file = f.parts[-4:]
+        lib, _, label = folder.partition("-")
+        candidates = [m for m in zoo.MODELS.values() if (m.label if lib == "graphrec" else m.name) == label]
+        assert lib in ("graphrec", "mmrec") and candidates, f
+        if lib == "mmrec":
+            assert label in mmrec_names
+        keys = {zoo.key(p): p for m in candidates for p in zoo.points(m)}
+        assert point_key in keys, f"{f}: not a point of the {label} grid"
+        rec = json.loads(f.read_text())
+        assert rec["lib"] == lib and rec["dataset"] == dataset and rec["seed"] == int(seed_file[4:-5])
+        assert rec["point"] == keys[point_key], f
+        assert 0 <= rec["valid"]["recall@20"] <= 1 and 0 <= rec["test"]["recall@20"] <= 1
+
+
+def _write(zoo, lib, model, dataset, point, seed, valid):
+    job = zoo.Job(lib, model, dataset, point, seed)
+    zoo.write_json(job.path, {"valid": {"recall@20": valid}, "test": {"recall@20": 0.0}})
+
+
+def test_the_tuned_point_is_the_best_validation_first_of_equals_and_waits_for_the_whole_grid(zoo, tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    model = zoo.restrict(zoo.MODELS["dragon"], ["reg_weight=0.1,0.01", "learning_rate=0.1,0.01"])
+    pts = zoo.points(model)  # (0.1, 0.1), (0.1, 0.01), (0.01, 0.1), (0.01, 0.01)
+    scores = [0.30, 0.42, 0.42, 0.41]
+    for p, v in zip(pts[:3], scores):
+        _write(zoo, "mmrec", model, "lfm2k", p, 0, v)
+    assert zoo.tuned_point("mmrec", model, "lfm2k", 0) is None  # one point has not run
+    _write(zoo, "mmrec", model, "lfm2k", pts[3], 0, scores[3])
+    assert zoo.tuned_point("mmrec", model, "lfm2k", 0) == pts[1]  # tied with pts[2]: grid order decides
+    # a test score never enters: the best test point is another one
+    _write(zoo, "mmrec", model, "lfm2k", pts[3], 0, 0.41)
+    path = zoo.Job("mmrec", model, "lfm2k", pts[3], 0).path
+    rec = json.loads(path.read_text())
+    rec["test"]["recall@20"] = 0.99
+    path.write_text(json.dumps(rec))
+    assert zoo.tuned_point("mmrec", model, "lfm2k", 0) == pts[1]
+    assert zoo.tuned_point("graphrec", model, "lfm2k", 0) is None  # the other library's runs are its own
+
+
+def test_a_graphrec_variant_shares_mmrecs_runs_of_the_model_it_varies(zoo):
+    point = zoo.default_point(zoo.MODELS["vbpr-pb"])
+    ours = zoo.Job("graphrec", zoo.MODELS["vbpr-pb"], "lfm2k", point, 0).path
+    theirs = zoo.Job("mmrec", zoo.MODELS["vbpr-pb"], "lfm2k", point, 0).path
+    assert ours.parts[-3] == "graphrec-vbpr-pb" and theirs.parts[-3] == "mmrec-vbpr"
+    assert theirs == zoo.Job("mmrec", zoo.MODELS["vbpr"], "lfm2k", point, 0).path
+
+
+def test_the_difference_is_in_standard_errors_of_independent_seeds(zoo):
+    both = {"graphrec": {"values": {"recall": [0.3, 0.4, 0.5]}}, "mmrec": {"values": {"recall": [0.2, 0.2, 0.2]}}}
+    # means 0.4 and 0.2; s.e. sqrt(0.01 / 3 + 0) = 0.0577: +3.5
+    assert zoo.difference(both, "recall") == "+0.2000 (+3.5 s.e.)"
+    both["mmrec"]["values"]["recall"] = [0.2]
+    assert zoo.difference(both, "recall") == "+0.2000"  # one seed: no spread to compare with
+
+
+def test_mmrec_gets_its_own_names_and_values(zoo, tmp_path):
+    point = {"aggr_mode": "add", "reg_weight": 0.1, "learning_rate": 0.01}
+    cmd = zoo.mmrec_cmd(zoo.MODELS["dragon"], point, 2, tmp_path / "lfm2k", tmp_path / "mmrec", tmp_path / "out.json")
+    sets = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
+    assert sets == ["aggr_mode=add", "reg_weight=0.1", "learning_rate=0.01"]  # unscaled: MMRec's own point
+    assert cmd[cmd.index("--model") + 1] == "DRAGON" and cmd[cmd.index("--seed") + 1] == "2"
+    assert cmd[cmd.index("--threads") + 1] == "1"
+
+
+@pytest.mark.parametrize("name", ["freedom", "bm3", "vbpr", "vbpr-pb", "lattice", "mgcn", "smore", "dragon", "lightgcn"])
+def test_each_pairing_trains_in_graphrec_at_mmrecs_point(zoo, data_dir, tmp_path, name):
+    """The command the driver runs is accepted by `graphrec train`, and the run record
+    holds MMRec's values under graphrec's names (scaled where the libraries define a
+    quantity differently), the pairing's fixed options, and the mmrec protocol."""
+    model = zoo.MODELS[name]
+    point = zoo.points(model)[-1]  # the last point: no value equals a default by accident
+    out = tmp_path / "run"
+    cmd = zoo.graphrec_cmd(model, point, 3, data_dir, out, epochs=1)
+    assert cmd[1:4] == ["-m", "graphrec", "train"]
+    res = CliRunner().invoke(app, cmd[3:])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((out / "record.json").read_text())
+    params, config = rec["model_params"], rec["train_config"]
+    assert config["protocol"] == "mmrec" and config["seed"] == 3 and config["epochs"] == 1
+    assert params["cold_path"] == "none"
+    expected = {model.to_graphrec[k]: v * model.scale.get(k, 1) for k, v in point.items()}
+    expected.update(model.fixed)
+    for param, value in expected.items():
+        got = config[param[2:].replace("-", "_")] if param.startswith("--") else params[param]
+        assert got == pytest.approx(value) if isinstance(value, float) else got == value, (param, got, value)
+    if name == "dragon":
+        assert params["reg_weight"] == pytest.approx(1e-5 * math.log(2))  # MMRec's log2 BPR

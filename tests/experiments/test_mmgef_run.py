@@ -4,24 +4,15 @@ the wrong result, so these are checked on the script's real row list."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "mmgef" / "run.py"
-
 
 @pytest.fixture(scope="module")
-def run():
-    spec = importlib.util.spec_from_file_location("mmgef_run", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+def run(mmgef_run):
+    return mmgef_run
 
 
 def by_name(rows, name, cold=False):

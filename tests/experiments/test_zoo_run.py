@@ -6,10 +6,8 @@ standard error of the reported difference."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,20 +16,9 @@ from typer.testing import CliRunner
 from graphrec.cli import app
 from graphrec.data.synthetic import synthetic_catalogue
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "zoo" / "run.py"
-RESULTS = SCRIPT.parent / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "zoo" / "results"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def zoo():
-    spec = importlib.util.spec_from_file_location("zoo_run", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,9 @@ MMRec folder, as the zoo does), given those parameters and graphs, and evaluated
 same batch. MMRec's loss uses log2, so graphrec's (natural-log BPR, regulariser
 0.1 ln 2) must equal ln 2 times MMRec's loss, and so must its gradients.
 
-``--train-seeds`` trains graphrec's DRAGON (zoo settings: lr 0.1, reg 0.1 ln 2,
-patience 20, mmrec protocol) with the item graph MMRec cached (mm_adj_10.pt) and the
+``--train-seeds`` trains graphrec's DRAGON (zoo settings at MMRec's point ``--lr``,
+``--reg-weight``, default its first grid point lr 0.1, reg_weight 0.1, passed as reg_weight
+ln 2; patience 20, mmrec protocol) with the item graph MMRec cached (mm_adj_10.pt) and the
 user graph of MMRec's user_graph_dict.npy (first 40 neighbours, softmax of the counts),
 so that the two libraries' graphs differ in nothing, tie order included. It reports
 validation and test recall@20 per seed; it is a diagnostic, never a selection.
@@ -174,8 +175,9 @@ def compare(dump: Path, data) -> dict:
     }
 
 
-def train_on_mmrec_graphs(data, folder: Path, seed: int) -> dict:
-    """graphrec's DRAGON (zoo settings) trained over MMRec's cached item graph and user lists."""
+def train_on_mmrec_graphs(data, folder: Path, seed: int, lr: float = 0.1, reg_weight: float = 0.1) -> dict:
+    """graphrec's DRAGON (zoo settings at MMRec's point ``lr``, ``reg_weight``) trained over
+    MMRec's cached item graph and user lists."""
     import numpy as np
     import scipy.sparse as sp
     import torch
@@ -196,10 +198,10 @@ def train_on_mmrec_graphs(data, folder: Path, seed: int) -> dict:
     users_graph.sort_indices()
     items_graph = _csr(torch.load(folder / "mm_adj_10.pt", weights_only=False), (data.n_items,) * 2)
     seed_everything(seed)  # the order of run_training: seed, build, fit
-    model = build_model("dragon", data, {"reg_weight": 0.1 * math.log(2)})
+    model = build_model("dragon", data, {"reg_weight": reg_weight * math.log(2)})
     swap_graphs(model, items_graph, users_graph)
-    res = fit(model, data, TrainConfig(lr=0.1, seed=seed, protocol="mmrec", progress=False))
-    return {"seed": seed, "best_epoch": res.best_epoch, "valid_recall@20": res.best_valid["recall@20"],
+    res = fit(model, data, TrainConfig(lr=lr, seed=seed, protocol="mmrec", progress=False))
+    return {"seed": seed, "lr": lr, "reg_weight": reg_weight, "best_epoch": res.best_epoch, "valid_recall@20": res.best_valid["recall@20"],
             "test_recall@20": res.test["all"]["recall@20"], "test_ndcg@20": res.test["all"]["ndcg@20"]}
 
 
@@ -210,6 +212,9 @@ def main() -> None:
     ap.add_argument("--dataset", default="scientific")
     ap.add_argument("--cache", type=Path, default=HERE / "results" / "graphrec-data")
     ap.add_argument("--train-seeds", default="", help="also train over MMRec's graph files, these seeds")
+    ap.add_argument("--lr", type=float, default=0.1, help="--train-seeds: MMRec's learning_rate")
+    ap.add_argument("--reg-weight", type=float, default=0.1,
+                    help="--train-seeds: MMRec's reg_weight (graphrec's is this times ln 2)")
     ap.add_argument("--_mmrec-side", dest="mmrec_side", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
     folder = (a.mmrec_data / a.dataset).resolve()
@@ -237,7 +242,7 @@ def main() -> None:
                        check=True, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
         print(json.dumps({"dataset": a.dataset, **compare(dump, data)}, indent=1))
     for s in [int(x) for x in a.train_seeds.split(",") if x.strip()]:
-        print(json.dumps({"dataset": a.dataset, "graphs": "MMRec's", **train_on_mmrec_graphs(data, folder, s)}), flush=True)
+        print(json.dumps({"dataset": a.dataset, "graphs": "MMRec's", **train_on_mmrec_graphs(data, folder, s, a.lr, a.reg_weight)}), flush=True)
 
 
 if __name__ == "__main__":

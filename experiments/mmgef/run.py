@@ -179,12 +179,13 @@ def tuned_rows(rows: list[Config], out: Path, dataset: str) -> list[Config]:
     by_name = {c.name: c for c in rows if 7 in c.tables}
     chosen = []
     for model in GRID_MODELS:
-        paths = {n: result_path(out, dataset, by_name[n], 0) for n in grid_names(model)}
+        names = grid_names(model)
+        paths = {n: result_path(out, dataset, by_name[n], 0) for n in names}
         if not all(p.is_file() for p in paths.values()):
             print(f"{dataset} {model}: table 7 incomplete on seed 0, no tuned point yet", flush=True)
             continue
         valid = {n: json.loads(p.read_text())["best_valid"]["recall@20"] for n, p in paths.items()}
-        chosen.append(by_name[best_of(grid_names(model), valid)])
+        chosen.append(by_name[best_of(names, valid)])
     return chosen
 
 

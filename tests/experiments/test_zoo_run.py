@@ -136,7 +136,14 @@ def test_mmrec_gets_its_own_names_and_values(zoo, tmp_path):
     assert cmd[cmd.index("--threads") + 1] == "1"
 
 
-@pytest.mark.parametrize("name", ["freedom", "bm3", "vbpr", "vbpr-pb", "lattice", "mgcn", "smore", "dragon", "lightgcn"])
+PAIRINGS = ["freedom", "bm3", "vbpr", "vbpr-pb", "lattice", "mgcn", "smore", "dragon", "lightgcn"]
+
+
+def test_every_pairing_is_checked_below(zoo):
+    assert sorted(PAIRINGS) == sorted(zoo.MODELS)  # a new pairing must join the check
+
+
+@pytest.mark.parametrize("name", PAIRINGS)
 def test_each_pairing_trains_in_graphrec_at_mmrecs_point(zoo, data_dir, tmp_path, name):
     """The command the driver runs is accepted by `graphrec train`, and the run record
     holds MMRec's values under graphrec's names (scaled where the libraries define a

@@ -45,3 +45,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def saved_catalogue(tmp_path_factory):
+    """Write a synthetic catalogue (graphrec.data.synthetic) to a fresh temporary folder
+    and return the folder: ``saved_catalogue("cli", "synthetic", n_users=150, n_items=90,
+    n_clusters=5, seed=0)`` writes ``<tmp>/cli<N>/synthetic``. A new folder each call, so
+    a module that writes beside its data never meets another module's files."""
+    from graphrec.data.synthetic import synthetic_catalogue
+
+    def save(prefix: str, name: str, **sizes) -> Path:
+        path = tmp_path_factory.mktemp(prefix) / name
+        synthetic_catalogue(**sizes).save(path)
+        return path
+
+    return save

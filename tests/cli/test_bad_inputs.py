@@ -33,10 +33,8 @@ def one_error_line(res) -> str:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bad-inputs") / "synthetic"
-    synthetic_catalogue(n_users=100, n_items=60, n_clusters=3, seed=0).save(path)
-    return path
+def data_dir(saved_catalogue):
+    return saved_catalogue("bad-inputs", "synthetic", n_users=100, n_items=60, n_clusters=3, seed=0)
 
 
 @pytest.fixture(scope="module")

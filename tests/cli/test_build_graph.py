@@ -20,10 +20,8 @@ def run(*args):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bg") / "syn"
-    synthetic_catalogue(n_users=120, n_items=70, n_clusters=4, seed=0).save(path)
-    return path
+def data_dir(saved_catalogue):
+    return saved_catalogue("bg", "syn", n_users=120, n_items=70, n_clusters=4, seed=0)
 
 
 def test_both_graphs_with_provenance(data_dir, tmp_path):

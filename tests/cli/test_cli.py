@@ -9,7 +9,6 @@ from typer.testing import CliRunner
 
 from graphrec.cli import app
 from graphrec.data import Dataset
-from graphrec.data.synthetic import synthetic_catalogue
 
 runner = CliRunner()
 
@@ -19,10 +18,8 @@ def run(*args: str):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli") / "synthetic"
-    synthetic_catalogue(n_users=150, n_items=90, n_clusters=5, seed=0).save(path)
-    return path
+def data_dir(saved_catalogue):
+    return saved_catalogue("cli", "synthetic", n_users=150, n_items=90, n_clusters=5, seed=0)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from graphrec.data.synthetic import synthetic_catalogue
 
 
 def graphrec(*args, cwd, env=None, timeout=600):
@@ -23,10 +22,8 @@ def graphrec(*args, cwd, env=None, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("dist") / "data"
-    synthetic_catalogue(n_users=150, n_items=90, n_clusters=3, seed=2).save(path)
-    return path
+def data_dir(saved_catalogue):
+    return saved_catalogue("dist", "data", n_users=150, n_items=90, n_clusters=3, seed=2)
 
 
 TRAIN = ["train", "lightgcn", "--epochs", "4", "--dim", "8", "--eval-every", "2", "--lr", "0.02", "--device", "cpu",

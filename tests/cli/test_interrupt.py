@@ -15,7 +15,6 @@ import pytest
 from typer.testing import CliRunner
 
 from graphrec.cli import app
-from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.models.lightgcn import LightGCN
 
 runner = CliRunner()
@@ -31,10 +30,8 @@ def lines(res):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("interrupt") / "data"
-    synthetic_catalogue(n_users=100, n_items=60, n_clusters=3, seed=0).save(path)
-    return path
+def data_dir(saved_catalogue):
+    return saved_catalogue("interrupt", "data", n_users=100, n_items=60, n_clusters=3, seed=0)
 
 
 def train_args(data_dir):

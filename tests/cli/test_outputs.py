@@ -40,10 +40,8 @@ def one_error_line(res) -> str:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("outputs") / "synthetic"
-    synthetic_catalogue(n_users=120, n_items=80, n_clusters=4, seed=0).save(path)
-    return path
+def data_dir(saved_catalogue):
+    return saved_catalogue("outputs", "synthetic", n_users=120, n_items=80, n_clusters=4, seed=0)
 
 
 @pytest.fixture(scope="module")

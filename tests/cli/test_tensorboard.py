@@ -12,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from graphrec.cli import app
-from graphrec.data.synthetic import synthetic_catalogue
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 runner = CliRunner()
@@ -24,10 +23,8 @@ def run(*args: object):
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("tb") / "shop"
-    synthetic_catalogue(n_users=80, n_items=50, n_clusters=4, seed=6).save(path)
-    return path
+def data(saved_catalogue) -> Path:
+    return saved_catalogue("tb", "shop", n_users=80, n_items=50, n_clusters=4, seed=6)
 
 
 def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:

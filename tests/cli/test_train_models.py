@@ -22,10 +22,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("models") / "synthetic"
-    synthetic_catalogue(n_users=150, n_items=90, n_clusters=5, seed=0).save(path)
-    return path
+def data_dir(saved_catalogue):
+    return saved_catalogue("models", "synthetic", n_users=150, n_items=90, n_clusters=5, seed=0)
 
 
 @pytest.mark.parametrize("model", ["lattice", "cb", "mf"])

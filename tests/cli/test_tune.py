@@ -16,7 +16,6 @@ import pytest
 from typer.testing import CliRunner
 
 from graphrec.cli import app
-from graphrec.data.synthetic import synthetic_catalogue
 
 optuna = pytest.importorskip("optuna", reason="graphrec tune needs Optuna (the tune extra: pip install 'graphrec[tune]')")
 
@@ -30,10 +29,8 @@ def run(*args: object):
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("tune-cli") / "shop"
-    synthetic_catalogue(n_users=100, n_items=60, n_clusters=4, seed=5).save(path)
-    return path
+def data(saved_catalogue) -> Path:
+    return saved_catalogue("tune-cli", "shop", n_users=100, n_items=60, n_clusters=4, seed=5)
 
 
 def _args(data: Path, tmp_path: Path, trials: int, epochs: int = 3, *extra: object) -> list[str]:

@@ -14,7 +14,6 @@ import pytest
 from typer.testing import CliRunner
 
 from graphrec.cli import app
-from graphrec.data.synthetic import synthetic_catalogue
 
 RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "zoo" / "results"
 
@@ -22,10 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("zoo") / "synthetic"
-    synthetic_catalogue(n_users=80, n_items=60, n_clusters=4, seed=0).save(path)
-    return path
+def data_dir(saved_catalogue):
+    return saved_catalogue("zoo", "synthetic", n_users=80, n_items=60, n_clusters=4, seed=0)
 
 
 def test_points_are_the_grid_product_in_order_and_the_first_is_mmrecs_default(zoo):

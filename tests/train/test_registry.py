@@ -58,10 +58,8 @@ def _options(app, model: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("registry") / "synthetic"
-    synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=0).save(path)
-    return path
+def data_dir(saved_catalogue):
+    return saved_catalogue("registry", "synthetic", n_users=60, n_items=40, n_clusters=3, seed=0)
 
 
 @pytest.mark.parametrize("model", sorted(BEFORE))

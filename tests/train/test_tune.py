@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.errors import ConfigError
 from graphrec.train import TrainConfig, run_training
 from graphrec.train.record import load_record
@@ -28,10 +27,8 @@ EPOCHS = 4
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("tune-data") / "shop"
-    synthetic_catalogue(n_users=120, n_items=70, n_clusters=4, seed=2).save(path)
-    return path
+def data(saved_catalogue) -> Path:
+    return saved_catalogue("tune-data", "shop", n_users=120, n_items=70, n_clusters=4, seed=2)
 
 
 def _config(**kw) -> TrainConfig:

@@ -21,7 +21,11 @@ Parts:
   VALIDATION recall@20 is then run on the other seeds. Test numbers never select.
   ``--subset KEY=V1,V2`` (repeatable) tunes over the listed values of a hyper-parameter
   only, the same subset on both sides, where the full grid costs too much; pass it to
-  ``--summary`` too, which then names the subset in the tuned rows.
+  ``--summary`` too, which then names the subset in the tuned rows. The summary shows
+  tuned rows once both libraries ran the whole grid (or subset) on the first seed; where
+  their choices differ and both ran all seeds at a choice (``--subset`` down to that one
+  point runs them), it adds both libraries at each choice: a same-point comparison that
+  separates the libraries from the luck of each one's first-seed selection.
 - ``time``: seconds per training epoch, graphrec and MMRec alternating on one core at the
   default point (``--time-epochs`` epochs each, ``--time-rounds`` rounds): the ratio is
   the figure, absolute seconds drift on shared machines.
@@ -382,7 +386,8 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
             "valid": ms([r["valid"]["recall@20"] for r in runs]),
             "recall": ms([r["test"]["recall@20"] for r in runs]),
             "ndcg": ms([r["test"]["ndcg@20"] for r in runs]),
-            "values": {m: [r["test"][f"{m}@20"] for r in runs] for m in ("recall", "ndcg")},
+            "values": {"valid": [r["valid"]["recall@20"] for r in runs],
+                       **{m: [r["test"][f"{m}@20"] for r in runs] for m in ("recall", "ndcg")}},
             "spe": statistics.median(r["seconds_per_epoch"] for r in runs),
             "epochs": statistics.median(r["epochs_run"] for r in runs),
         }
@@ -391,25 +396,45 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
         "| model | data | point | lib | seeds | valid recall@20 | test recall@20 | test ndcg@20 | s/epoch (median) | epochs |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    def row(model: ZooModel, dataset: str, name: str, lib: str, s: dict[str, Any]) -> str:
+        return (f"| {model.label} | {dataset} | {name} | {lib} | {s['n']} | {s['valid']} | "
+                f"{s['recall']} | {s['ndcg']} | {s['spe']:.3f} | {s['epochs']:.0f} |")
+
+    def diff_row(model: ZooModel, dataset: str, name: str, both: dict[str, dict[str, Any]]) -> str:
+        return (f"| {model.label} | {dataset} | {name} | graphrec - MMRec | | {difference(both, 'valid')} | "
+                f"{difference(both, 'recall')} | {difference(both, 'ndcg')} | | |")
+
     for dataset, model in itertools.product(datasets, models):
+        sub = restrict(model, args.subset)
+        tuned = {lib: tuned_point(lib, sub, dataset, seeds[0]) for lib in ("graphrec", "mmrec")}
+        if None in tuned.values():  # tuned rows only once both libraries ran the same grid
+            tuned = dict.fromkeys(tuned)
         for label in ("default", "tuned"):
-            both = {}
+            both, chosen = {}, {}
             for lib in ("graphrec", "mmrec"):
                 if label == "default":
                     point, name = default_point(model), "default"
                 else:
-                    sub = restrict(model, args.subset)
-                    point = tuned_point(lib, sub, dataset, seeds[0])
+                    point = tuned[lib]
                     name = "tuned" + (f" over {len(points(sub))} of {len(points(model))} points" if args.subset else "")
                 s = stats(lib, model, dataset, point)
                 if s is None:
                     continue
-                both[lib] = s
-                lines.append(f"| {model.label} | {dataset} | {name} {key(point)} | {lib} | {s['n']} | {s['valid']} | "
-                             f"{s['recall']} | {s['ndcg']} | {s['spe']:.3f} | {s['epochs']:.0f} |")
+                both[lib], chosen[lib] = s, point
+                lines.append(row(model, dataset, f"{name} {key(point)}", lib, s))
             if len(both) == 2:
-                lines.append(f"| {model.label} | {dataset} | {label} | graphrec - MMRec | | | "
-                             f"{difference(both, 'recall')} | {difference(both, 'ndcg')} | | |")
+                lines.append(diff_row(model, dataset, label, both))
+            if len(chosen) == 2 and chosen["graphrec"] != chosen["mmrec"]:
+                # Where the two choices differ, both libraries at each choice, once every seed
+                # ran there on both sides: a same-point comparison that separates the libraries
+                # from the luck of each one's seed-0 selection.
+                for owner, point in chosen.items():
+                    same = {lib: stats(lib, model, dataset, point) for lib in ("graphrec", "mmrec")}
+                    if any(s is None or s["n"] < len(seeds) for s in same.values()):
+                        continue
+                    name = f"at {'graphrec' if owner == 'graphrec' else 'MMRec'}'s choice {key(point)}"
+                    lines.extend(row(model, dataset, name, lib, s) for lib, s in same.items())
+                    lines.append(diff_row(model, dataset, name, same))
         t = HERE / "results" / dataset / f"time-{model.label}.json"
         if t.exists():
             tr = json.loads(t.read_text())

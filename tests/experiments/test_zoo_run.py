@@ -163,3 +163,43 @@ def test_each_pairing_trains_in_graphrec_at_mmrecs_point(zoo, data_dir, tmp_path
         assert got == pytest.approx(value) if isinstance(value, float) else got == value, (param, got, value)
     if name == "dragon":
         assert params["reg_weight"] == pytest.approx(1e-5 * math.log(2))  # MMRec's log2 BPR
+
+
+def _record(valid, recall):
+    return {"valid": {"recall@20": valid}, "test": {"recall@20": recall, "ndcg@20": recall / 2},
+            "seconds_per_epoch": 1.0, "epochs_run": 10}
+
+
+def test_where_the_choices_differ_the_summary_compares_both_libraries_at_each_choice(zoo, tmp_path, monkeypatch):
+    import argparse
+
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    model = zoo.restrict(zoo.MODELS["vbpr"], ["reg_weight=2.0,1.0"])
+    two, one = zoo.points(model)
+    # seed 0 chooses reg 2 for graphrec, reg 1 for MMRec
+    valid0 = {("graphrec", 2.0): 0.42, ("graphrec", 1.0): 0.41, ("mmrec", 2.0): 0.40, ("mmrec", 1.0): 0.43}
+    for (lib, reg), v in valid0.items():
+        zoo.write_json(zoo.Job(lib, model, "lfm2k", {"reg_weight": reg}, 0).path, _record(v, v - 0.01))
+    for lib, point in (("graphrec", two), ("mmrec", one)):
+        for seed, v in ((1, 0.40), (2, 0.44)):
+            zoo.write_json(zoo.Job(lib, model, "lfm2k", point, seed).path, _record(v, v - 0.01))
+    args = argparse.Namespace(subset=["reg_weight=2.0,1.0"])
+    table = zoo.summary(args, [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1, 2])
+    assert "tuned over 2 of 7 points reg_weight2 | graphrec" in table
+    assert "tuned over 2 of 7 points reg_weight1 | mmrec" in table
+    # over the whole grid graphrec's seed 0 is complete and MMRec's is not: no tuned rows on either side
+    for point in zoo.points(zoo.MODELS["vbpr"])[2:]:
+        zoo.write_json(zoo.Job("graphrec", model, "lfm2k", point, 0).path, _record(0.3, 0.29))
+    assert zoo.tuned_point("graphrec", zoo.MODELS["vbpr"], "lfm2k", 0) == two
+    assert "tuned" not in zoo.summary(argparse.Namespace(subset=[]), [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1, 2])
+    assert "at graphrec's choice" not in table  # MMRec has not run seeds 1-2 at reg 2 yet
+    assert "at MMRec's choice" not in table
+    for seed, v in ((1, 0.39), (2, 0.41)):
+        zoo.write_json(zoo.Job("mmrec", model, "lfm2k", two, seed).path, _record(v, v - 0.01))
+    table = zoo.summary(args, [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1, 2])
+    rows = [r for r in table.splitlines() if "at graphrec's choice reg_weight2" in r]
+    assert [r.split(" | ")[3] for r in rows] == ["graphrec", "mmrec", "graphrec - MMRec"]
+    # validation: graphrec 0.42 / 0.40 / 0.44 (mean 0.42), MMRec 0.40 / 0.39 / 0.41 (mean 0.40);
+    # s.e. sqrt(0.0004 / 3 + 0.0001 / 3) = 0.0129: +1.5
+    assert rows[2].split(" | ")[5] == "+0.0200 (+1.5 s.e.)"
+    assert "at MMRec's choice" not in table  # graphrec has not run seeds 1-2 at reg 1

@@ -4,6 +4,7 @@
         --datasets lfm2k,scientific --seeds 0,1,2 --parts default,tune --workers 2
     python experiments/zoo/run.py ... --parts time        # seconds per epoch, back to back
     python experiments/zoo/run.py ... --summary            # the tables (results/summary.md)
+    python experiments/zoo/run.py --readme                 # README.md's marked tables, from results/
 
 Both libraries read the SAME MMRec folder (``graphrec export-mmrec``; graphrec reads it
 back with ``prepare --format mmrec``), train one hyper-parameter point per run with
@@ -43,6 +44,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -165,12 +167,17 @@ def result_path(dataset: str, lib: str, model: str, point: dict[str, Any], seed:
     return HERE / "results" / dataset / f"{lib}-{model}" / key(point) / f"seed{seed}.json"
 
 
-def write_json(path: Path, value: Any) -> None:
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary name beside it, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as f:
-        json.dump(value, f, indent=1)
+        f.write(text)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, value: Any) -> None:
+    write_text(path, json.dumps(value, indent=1))
 
 
 def graphrec_data(mmrec_folder: Path, cache: Path) -> Path:
@@ -444,9 +451,34 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
     return "\n".join(lines)
 
 
+TABLE_START = re.compile(r"<!-- zoo table: ([\w,-]+) -->\n")
+TABLE_END = "<!-- /zoo table -->"
+
+
+def readme_tables(text: str, seeds: list[int]) -> str:
+    """``text`` (the README) with every block between ``<!-- zoo table: MODELS -->`` and
+    ``<!-- /zoo table -->`` replaced by the summary of MODELS on both datasets, so that the
+    README's tables are the committed result files and nothing else."""
+    out, pos = [], 0
+    for m in TABLE_START.finditer(text):
+        if m.start() < pos:
+            continue
+        end = text.find(TABLE_END, m.end())
+        if end < 0:
+            raise SystemExit(f"README: {m.group(0).strip()} has no {TABLE_END}")
+        unknown = [name for name in m.group(1).split(",") if name not in MODELS]
+        if unknown:
+            raise SystemExit(f"README: {m.group(0).strip()} names unknown model(s) {', '.join(unknown)}")
+        table = summary(argparse.Namespace(subset=[]), [MODELS[name] for name in m.group(1).split(",")],
+                        ["lfm2k", "scientific"], seeds)
+        out += [text[pos:m.end()], table, "\n"]
+        pos = end
+    return "".join(out) + text[pos:]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mmrec", type=Path, required=True, help="DEST of ../shared/peers/setup_mmrec.sh")
+    ap.add_argument("--mmrec", type=Path, help="DEST of ../shared/peers/setup_mmrec.sh (needed to run MMRec)")
     ap.add_argument("--mmrec-data", type=Path, default=HERE / "results" / "mmrec-data",
                     help="folder of MMRec dataset folders written by graphrec export-mmrec (one per dataset)")
     ap.add_argument("--cache", type=Path, default=HERE / "results" / "graphrec-data")
@@ -464,6 +496,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--time-epochs", type=int, default=10)
     ap.add_argument("--time-rounds", type=int, default=2)
     ap.add_argument("--summary", action="store_true", help="print the tables from the results and write summary.md")
+    ap.add_argument("--readme", action="store_true",
+                    help="rewrite the README's marked tables (<!-- zoo table: MODELS -->) from the results")
     a = ap.parse_args(argv)
     unknown = [m for m in a.models.split(",") if m not in MODELS]
     if unknown:
@@ -473,12 +507,20 @@ def main(argv: list[str] | None = None) -> None:
     seeds = [int(s) for s in a.seeds.split(",")]
     libs = a.libs.split(",")
     sys.path.insert(0, str(REPO))
+    if a.readme:
+        readme = HERE / "README.md"
+        write_text(readme, readme_tables(readme.read_text(), seeds))
+        print(f"rewrote the marked tables of {readme}")
+        return
     if a.summary:
         text = summary(a, models, datasets, seeds)
         print(text)
         (HERE / "results").mkdir(parents=True, exist_ok=True)
         (HERE / "results" / "summary.md").write_text(text + "\n")
         return
+    if a.mmrec is None:
+        ap.error("--mmrec DEST is needed to run (the DEST of ../shared/peers/setup_mmrec.sh); "
+                 "--summary and --readme read the results only")
     missing = [d for d in datasets if not (a.mmrec_data / d).is_dir()]
     if missing:
         ap.error(f"no MMRec folder for {', '.join(missing)} under {a.mmrec_data}: write it with graphrec export-mmrec")

@@ -203,3 +203,28 @@ def test_where_the_choices_differ_the_summary_compares_both_libraries_at_each_ch
     # s.e. sqrt(0.0004 / 3 + 0.0001 / 3) = 0.0129: +1.5
     assert rows[2].split(" | ")[5] == "+0.0200 (+1.5 s.e.)"
     assert "at MMRec's choice" not in table  # graphrec has not run seeds 1-2 at reg 1
+
+
+def test_the_readme_tables_are_rewritten_between_their_markers_only(zoo, tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    point = zoo.default_point(zoo.MODELS["vbpr"])
+    for lib in ("graphrec", "mmrec"):
+        zoo.write_json(zoo.Job(lib, zoo.MODELS["vbpr"], "lfm2k", point, 0).path, _record(0.4, 0.39))
+    text = "intro\n<!-- zoo table: vbpr -->\nold table\n<!-- /zoo table -->\nafter\n"
+    out = zoo.readme_tables(text, [0])
+    assert out.startswith("intro\n<!-- zoo table: vbpr -->\n| model |") and out.endswith("<!-- /zoo table -->\nafter\n")
+    assert "old table" not in out and "| vbpr | lfm2k | default reg_weight2 | mmrec | 1 | 0.4000 |" in out
+    assert zoo.readme_tables(out, [0]) == out  # rewriting again changes nothing
+    with pytest.raises(SystemExit, match="unknown model"):
+        zoo.readme_tables("<!-- zoo table: vbpr,nope -->\n<!-- /zoo table -->\n", [0])
+    with pytest.raises(SystemExit, match="no <!-- /zoo table -->"):
+        zoo.readme_tables("<!-- zoo table: vbpr -->\nno end\n", [0])
+
+
+def test_the_committed_readme_tables_are_the_committed_results(zoo):
+    """Every marked table of experiments/zoo/README.md is what ``--readme`` makes of the
+    committed result files: a figure changed by hand, or results committed without
+    rewriting the tables, fails here."""
+    readme = (zoo.HERE / "README.md").read_text()
+    assert readme.count("<!-- zoo table: ") >= 2
+    assert zoo.readme_tables(readme, [0, 1, 2]) == readme

@@ -32,56 +32,18 @@ import os
 import subprocess
 import sys
 import tempfile
-import types
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-PEERS = REPO.parent / "shared" / "peers"
 
 
 def mmrec_side(mmrec: Path, folder: Path, out: Path) -> None:
     """In MMRec's environment: one DRAGON step at its default point, dumped to ``out``."""
     import torch
+    from mmrec_step import mmrec_model
 
-    torch.set_num_threads(1)
-    tv, tvt, tvf = (types.ModuleType(n) for n in
-                    ("torchvision", "torchvision.transforms", "torchvision.transforms.functional"))
-    tvt.functional, tv.transforms = tvf, tvt
-    tvf.pad = tvf.resize = lambda *a, **k: None  # raw-image pipelines, unused here
-    sys.modules.update({"torchvision": tv, "torchvision.transforms": tvt, "torchvision.transforms.functional": tvf})
-    sys.path.insert(0, str(PEERS))
-    import run_mmrec
-
-    try:
-        import torch_scatter  # noqa: F401
-    except ImportError:
-        sys.modules["torch_scatter"] = run_mmrec.scatter_stand_in(torch)
-    src = mmrec / "src"
-    os.chdir(src)
-    sys.path.insert(0, str(src))
-    from utils.configurator import Config
-    from utils.dataloader import TrainDataLoader
-    from utils.dataset import RecDataset
-    from utils.logger import init_logger
-    from utils.utils import get_model, init_seed
-
-    point = {"aggr_mode": "add", "reg_weight": 0.1, "learning_rate": 0.1}
-    cfg = {"use_gpu": False, "gpu_id": 0, "data_path": str(folder.parent) + "/", "seed": [0],
-           "hyper_parameters": ["seed"], **{k: [v] for k, v in point.items()}}
-    config = Config("DRAGON", folder.name, cfg)
-    for k, v in point.items():
-        config[k] = v
-    config["seed"] = 0
-    init_logger(config)
-    init_seed(0)
-    dataset = RecDataset(config)
-    train_ds, valid_ds, test_ds = dataset.split()
-    for part in (dataset, train_ds, valid_ds, test_ds):
-        str(part)  # MMRec sets inter_num while printing a dataset
-    train = TrainDataLoader(config, train_ds, batch_size=config["train_batch_size"], shuffle=True)
-    train.pretrain_setup()
-    model = get_model("DRAGON")(config, train)
+    model, train = mmrec_model(mmrec, folder, "DRAGON", {"aggr_mode": "add", "reg_weight": 0.1, "learning_rate": 0.1})
     model.train()
     model.pre_epoch_processing()
     batch = next(iter(train))

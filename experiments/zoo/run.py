@@ -403,6 +403,7 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
         "| model | data | point | lib | seeds | valid recall@20 | test recall@20 | test ndcg@20 | s/epoch (median) | epochs |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+
     def row(model: ZooModel, dataset: str, name: str, lib: str, s: dict[str, Any]) -> str:
         return (f"| {model.label} | {dataset} | {name} | {lib} | {s['n']} | {s['valid']} | "
                 f"{s['recall']} | {s['ndcg']} | {s['spe']:.3f} | {s['epochs']:.0f} |")

@@ -28,14 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 
 
 def mmrec_side(mmrec: Path, folder: Path, out: Path) -> None:
@@ -187,21 +183,12 @@ def main() -> None:
         if not (folder / needed).exists():
             raise SystemExit(f"{folder / needed} is missing: run MMRec's DRAGON on this folder once "
                              "(experiments/zoo/run.py --models dragon) so that it writes its graph files")
-    sys.path.insert(0, str(HERE))
-    sys.path.insert(0, str(REPO))
-    import torch
+    from mmrec_step import graphrec_dataset, mmrec_dump
 
-    torch.set_num_threads(1)
-    from run import graphrec_data
-
-    from graphrec.data import Dataset
-
-    data = Dataset.load(graphrec_data(folder, a.cache))
+    data = graphrec_dataset(folder, a.cache)
     with tempfile.TemporaryDirectory(prefix="dragon-step-") as tmp:
         dump = Path(tmp) / "step.pt"
-        subprocess.run([str(a.mmrec / "venv" / "bin" / "python"), __file__, "--mmrec", str(a.mmrec),
-                        "--mmrec-data", str(a.mmrec_data), "--dataset", a.dataset, "--_mmrec-side", str(dump)],
-                       check=True, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        mmrec_dump(__file__, a.mmrec, ["--mmrec", str(a.mmrec), "--mmrec-data", str(a.mmrec_data), "--dataset", a.dataset], dump)
         print(json.dumps({"dataset": a.dataset, **compare(dump, data)}, indent=1))
     for s in [int(x) for x in a.train_seeds.split(",") if x.strip()]:
         print(json.dumps({"dataset": a.dataset, "graphs": "MMRec's", **train_on_mmrec_graphs(data, folder, s, a.lr, a.reg_weight)}), flush=True)

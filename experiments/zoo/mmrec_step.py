@@ -1,16 +1,43 @@
-"""One of MMRec's models built in MMRec's own environment, for the same-step checks
-(``dragon_same_step.py``, ``vbpr_same_step.py``): its code, its data pipeline and its
-first training batch, nothing of graphrec's. Import it only inside MMRec's venv."""
+"""The two halves of a same-step check (``dragon_same_step.py``, ``vbpr_same_step.py``):
+:func:`mmrec_model` builds one of MMRec's models in MMRec's own environment (its code, its
+data pipeline, nothing of graphrec's; call it only inside MMRec's venv), and
+:func:`mmrec_dump` runs a script's MMRec half there in a subprocess; :func:`graphrec_dataset`
+reads the same MMRec folder as graphrec's zoo does."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import types
 from pathlib import Path
 from typing import Any
 
-PEERS = Path(__file__).resolve().parents[2].parent / "shared" / "peers"
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+PEERS = REPO.parent / "shared" / "peers"
+
+
+def graphrec_dataset(folder: Path, cache: Path) -> Any:
+    """graphrec's Dataset of the MMRec folder ``folder``, read as the zoo reads it (one
+    torch thread, as the zoo's runs)."""
+    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    torch.set_num_threads(1)
+    from run import graphrec_data
+
+    from graphrec.data import Dataset
+
+    return Dataset.load(graphrec_data(folder, cache))
+
+
+def mmrec_dump(script: str, mmrec: Path, args: list[str], dump: Path) -> None:
+    """Run ``script`` with ``args --_mmrec-side DUMP`` in MMRec's venv (one thread): its
+    MMRec half writes the step to ``dump``."""
+    subprocess.run([str(mmrec / "venv" / "bin" / "python"), script, *args, "--_mmrec-side", str(dump)],
+                   check=True, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
 def mmrec_model(mmrec: Path, folder: Path, name: str, point: dict[str, Any], seed: int = 0) -> tuple[Any, Any]:

@@ -21,14 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 
 
 def mmrec_side(mmrec: Path, folder: Path, reg_weight: float, out: Path) -> None:
@@ -124,22 +120,13 @@ def main() -> None:
     if a.mmrec_side:
         mmrec_side(a.mmrec.resolve(), folder, a.reg_weight, a.mmrec_side)
         return
-    sys.path.insert(0, str(HERE))
-    sys.path.insert(0, str(REPO))
-    import torch
+    from mmrec_step import graphrec_dataset, mmrec_dump
 
-    torch.set_num_threads(1)
-    from run import graphrec_data
-
-    from graphrec.data import Dataset
-
-    data = Dataset.load(graphrec_data(folder, a.cache))
+    data = graphrec_dataset(folder, a.cache)
     with tempfile.TemporaryDirectory(prefix="vbpr-step-") as tmp:
         dump = Path(tmp) / "step.pt"
-        subprocess.run([str(a.mmrec / "venv" / "bin" / "python"), __file__, "--mmrec", str(a.mmrec),
-                        "--mmrec-data", str(a.mmrec_data), "--dataset", a.dataset, "--reg-weight", str(a.reg_weight),
-                        "--_mmrec-side", str(dump)],
-                       check=True, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        mmrec_dump(__file__, a.mmrec, ["--mmrec", str(a.mmrec), "--mmrec-data", str(a.mmrec_data), "--dataset", a.dataset,
+                                       "--reg-weight", str(a.reg_weight)], dump)
         print(json.dumps({"dataset": a.dataset, "reg_weight": a.reg_weight, **compare(dump, data, a.reg_weight)}, indent=1))
 
 

@@ -437,7 +437,9 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
                 # ran there on both sides: a same-point comparison that separates the libraries
                 # from the luck of each one's seed-0 selection.
                 for owner, point in chosen.items():
-                    same = {lib: stats(lib, model, dataset, point) for lib in ("graphrec", "mmrec")}
+                    other = "mmrec" if owner == "graphrec" else "graphrec"
+                    same = {owner: both[owner], other: stats(other, model, dataset, point)}
+                    same = {lib: same[lib] for lib in ("graphrec", "mmrec")}  # the table's order
                     if any(s is None or s["n"] < len(seeds) for s in same.values()):
                         continue
                     name = f"at {'graphrec' if owner == 'graphrec' else 'MMRec'}'s choice {key(point)}"
@@ -516,8 +518,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.summary:
         text = summary(a, models, datasets, seeds)
         print(text)
-        (HERE / "results").mkdir(parents=True, exist_ok=True)
-        (HERE / "results" / "summary.md").write_text(text + "\n")
+        write_text(HERE / "results" / "summary.md", text + "\n")
         return
     if a.mmrec is None:
         ap.error("--mmrec DEST is needed to run (the DEST of ../shared/peers/setup_mmrec.sh); "

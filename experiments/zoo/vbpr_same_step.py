@@ -12,9 +12,11 @@ gradients are written to a temporary file. graphrec's VBPR with MMRec's projecti
 the same data (read back from the MMRec folder, as the zoo does), given those
 parameters, and evaluated on the same batch. MMRec concatenates the features text
 first, graphrec in its modality order, so the projection's input columns are permuted
-to match. Both losses use the natural logarithm; MMRec's BPR is
-``-log(1e-10 + sigmoid(d))``, graphrec's ``softplus(-d)``, which differ by at most
-1e-10 / sigmoid(d) per pair, so the losses and gradients must agree to float rounding.
+to match. Both losses use the natural logarithm, but MMRec's BPR is
+``-log(1e-10 + sigmoid(d))`` and graphrec's ``softplus(-d)``: equal to float rounding
+while d is above about -23, while below it MMRec's is capped (about 23.03, no gradient)
+and graphrec's keeps slope 1. So the check reports graphrec's loss as it trains and,
+with MMRec's capped form swapped in, the loss that must equal MMRec's.
 """
 
 from __future__ import annotations

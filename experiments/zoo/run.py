@@ -26,7 +26,8 @@ Parts:
   tuned rows once both libraries ran the whole grid (or subset) on the first seed; where
   their choices differ and both ran all seeds at a choice (``--subset`` down to that one
   point runs them), it adds both libraries at each choice: a same-point comparison that
-  separates the libraries from the luck of each one's first-seed selection.
+  separates the libraries from the luck of each one's first-seed selection. A subset of
+  one point selects nothing: the summary calls its rows "fixed" (both sides at that point).
 - ``time``: seconds per training epoch, graphrec and MMRec alternating on one core at the
   default point (``--time-epochs`` epochs each, ``--time-rounds`` rounds): the ratio is
   the figure, absolute seconds drift on shared machines.
@@ -34,6 +35,15 @@ Parts:
 Results: ``results/<dataset>/<lib>-<model>/<point>/seed<S>.json`` (written atomically,
 existing results skipped, so an interrupted run continues; committed, so a later session
 continues a grid too).
+
+``--readme`` rewrites every ``<!-- zoo table: MODELS [datasets=A,B] [seeds=0,1,2]
+[subset=KEY=V1,V2 ...] -->`` ... ``<!-- /zoo table -->`` block of README.md with the
+summary of those models (both datasets and ``--seeds`` unless the marker says otherwise).
+
+Stopping: MMRec's ``stopping_step: 20`` stops at the 21st validation without improvement
+(``cur_step > stopping_step``), graphrec's ``--patience 20`` at the 20th. The runs here keep
+graphrec's 20; re-running graphrec's default-point seed-0 runs of every model on both sets
+at ``--patience 21`` changed no result (README.md, "Protocol").
 """
 
 from __future__ import annotations
@@ -422,16 +432,17 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
             for lib in ("graphrec", "mmrec"):
                 if label == "default":
                     point, name = default_point(model), "default"
-                else:
+                else:  # a subset of one point selects nothing: both sides at that point
                     point = tuned[lib]
-                    name = "tuned" + (f" over {len(points(sub))} of {len(points(model))} points" if args.subset else "")
+                    name = ("fixed" if len(points(sub)) == 1 else
+                            "tuned" + (f" over {len(points(sub))} of {len(points(model))} points" if args.subset else ""))
                 s = stats(lib, model, dataset, point)
                 if s is None:
                     continue
                 both[lib], chosen[lib] = s, point
                 lines.append(row(model, dataset, f"{name} {key(point)}", lib, s))
             if len(both) == 2:
-                lines.append(diff_row(model, dataset, label, both))
+                lines.append(diff_row(model, dataset, name.split(" over ")[0], both))
             if len(chosen) == 2 and chosen["graphrec"] != chosen["mmrec"]:
                 # Where the two choices differ, both libraries at each choice, once every seed
                 # ran there on both sides: a same-point comparison that separates the libraries
@@ -454,26 +465,53 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
     return "\n".join(lines)
 
 
-TABLE_START = re.compile(r"<!-- zoo table: ([\w,-]+) -->\n")
+TABLE_START = re.compile(r"<!-- zoo table: ([\w,-]+)((?: [\w.,=-]+)*) -->\n")
 TABLE_END = "<!-- /zoo table -->"
+#: the options a marker may add after its models (``--summary``'s options of the same names)
+TABLE_OPTIONS = ("datasets", "seeds", "subset")
+
+
+def _table_options(marker: str, options: str, seeds: list[int]) -> tuple[list[str], list[int], list[str]]:
+    """The datasets, seeds and subsets of a marker's ``datasets=A,B seeds=0,1 subset=KEY=V1,V2``
+    words (each optional; subset repeatable), defaulting to both datasets and ``seeds``."""
+    datasets, subset = ["lfm2k", "scientific"], []
+    for word in options.split():
+        name, _, value = word.partition("=")
+        if name not in TABLE_OPTIONS or not value:
+            raise SystemExit(f"README: {marker} has option {word!r}; expected NAME=VALUE with NAME one of "
+                             f"{', '.join(TABLE_OPTIONS)}")
+        if name == "datasets":
+            datasets = value.split(",")
+        elif name == "seeds":
+            try:
+                seeds = [int(v) for v in value.split(",")]
+            except ValueError:
+                raise SystemExit(f"README: {marker} has {word!r}; seeds are integers, e.g. seeds=0,1,2") from None
+        else:
+            subset.append(value)
+    return datasets, seeds, subset
 
 
 def readme_tables(text: str, seeds: list[int]) -> str:
-    """``text`` (the README) with every block between ``<!-- zoo table: MODELS -->`` and
-    ``<!-- /zoo table -->`` replaced by the summary of MODELS on both datasets, so that the
-    README's tables are the committed result files and nothing else."""
+    """``text`` (the README) with every block between ``<!-- zoo table: MODELS [OPTIONS] -->``
+    and ``<!-- /zoo table -->`` replaced by the summary of MODELS (on both datasets and
+    ``seeds`` unless the marker names ``datasets=``, ``seeds=`` or ``subset=`` as
+    ``--summary`` takes them), so that the README's tables are the committed result files
+    and nothing else."""
     out, pos = [], 0
     for m in TABLE_START.finditer(text):
         if m.start() < pos:
             continue
+        marker = m.group(0).strip()
         end = text.find(TABLE_END, m.end())
         if end < 0:
-            raise SystemExit(f"README: {m.group(0).strip()} has no {TABLE_END}")
+            raise SystemExit(f"README: {marker} has no {TABLE_END}")
         unknown = [name for name in m.group(1).split(",") if name not in MODELS]
         if unknown:
-            raise SystemExit(f"README: {m.group(0).strip()} names unknown model(s) {', '.join(unknown)}")
-        table = summary(argparse.Namespace(subset=[]), [MODELS[name] for name in m.group(1).split(",")],
-                        ["lfm2k", "scientific"], seeds)
+            raise SystemExit(f"README: {marker} names unknown model(s) {', '.join(unknown)}")
+        datasets, table_seeds, subset = _table_options(marker, m.group(2), seeds)
+        table = summary(argparse.Namespace(subset=subset), [MODELS[name] for name in m.group(1).split(",")],
+                        datasets, table_seeds)
         out += [text[pos:m.end()], table, "\n"]
         pos = end
     return "".join(out) + text[pos:]

@@ -36,3 +36,15 @@ def zoo() -> Iterator[ModuleType]:
 def mmgef_run() -> Iterator[ModuleType]:
     """experiments/mmgef/run.py"""
     yield from _import_script("mmgef/run.py", "mmgef_run")
+
+
+@pytest.fixture(scope="module")
+def patience_check() -> Iterator[ModuleType]:
+    """experiments/zoo/patience_check.py (it imports the driver beside it as ``run``)."""
+    zoo_dir = str(EXPERIMENTS / "zoo")
+    try:
+        yield from _import_script("zoo/patience_check.py", "zoo_patience_check")
+    finally:
+        sys.modules.pop("run", None)
+        while zoo_dir in sys.path:
+            sys.path.remove(zoo_dir)

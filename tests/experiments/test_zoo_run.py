@@ -221,6 +221,31 @@ def test_the_readme_tables_are_rewritten_between_their_markers_only(zoo, tmp_pat
         zoo.readme_tables("<!-- zoo table: vbpr -->\nno end\n", [0])
 
 
+def test_a_readme_table_marker_names_its_datasets_seeds_and_subset(zoo, tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    model = zoo.MODELS["vbpr"]
+    one = {"reg_weight": 1.0}
+    for lib, base in (("graphrec", 0.40), ("mmrec", 0.38)):
+        for seed in (0, 5):
+            zoo.write_json(zoo.Job(lib, model, "lfm2k", one, seed).path, _record(base + seed / 100, base))
+        zoo.write_json(zoo.Job(lib, model, "scientific", one, 0).path, _record(0.2, 0.2))
+    text = "<!-- zoo table: vbpr datasets=lfm2k seeds=0,5 subset=reg_weight=1 -->\n<!-- /zoo table -->\n"
+    out = zoo.readme_tables(text, [0, 1, 2])
+    rows = [r.split(" | ") for r in out.splitlines() if "fixed" in r]
+    # the subset's one point is both sides' choice; seeds 0 and 5 from the marker, not [0, 1, 2]
+    assert [(r[2], r[3], r[4], r[5]) for r in rows[:2]] == [
+        ("fixed reg_weight1", "graphrec", "2", "0.4250 ± 0.0354"),
+        ("fixed reg_weight1", "mmrec", "2", "0.4050 ± 0.0354")]
+    # 0.0200 over sqrt(0.00125 / 2 + 0.00125 / 2) = 0.0354: +0.6 s.e.
+    assert "| vbpr | lfm2k | fixed | graphrec - MMRec | | +0.0200 (+0.6 s.e.) |" in out
+    assert "scientific" not in out and "default" not in out  # one dataset; no run at the default point
+    assert zoo.readme_tables(out, [0, 1, 2]) == out
+    for bad, message in (("colour=red", "option 'colour=red'"), ("seeds=a", "seeds are integers"),
+                         ("subset=reg_weight=3", "not in vbpr's grid")):
+        with pytest.raises(SystemExit, match=message):
+            zoo.readme_tables(f"<!-- zoo table: vbpr {bad} -->\n<!-- /zoo table -->\n", [0])
+
+
 def test_the_committed_readme_tables_are_the_committed_results(zoo):
     """Every marked table of experiments/zoo/README.md is what ``--readme`` makes of the
     committed result files: a figure changed by hand, or results committed without
@@ -228,3 +253,29 @@ def test_the_committed_readme_tables_are_the_committed_results(zoo):
     readme = (zoo.HERE / "README.md").read_text()
     assert readme.count("<!-- zoo table: ") >= 2
     assert zoo.readme_tables(readme, [0, 1, 2]) == readme
+
+
+def test_the_patience_check_reruns_committed_runs_at_patience_21_and_names_the_changed_ones(
+        patience_check, tmp_path, monkeypatch, capsys):
+    zoo = patience_check.zoo
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    (tmp_path / "cache" / "lfm2k").mkdir(parents=True)
+    (tmp_path / "cache" / "lfm2k" / "dataset.json").write_text("{}")
+    model = zoo.MODELS["vbpr"]
+    for seed, valid in ((0, 0.40), (1, 0.41)):
+        record = {**_record(valid, valid - 0.01), "best_epoch": 30, "wall_seconds": 1.0}
+        zoo.write_json(zoo.result_path("lfm2k", "graphrec", "vbpr", {"reg_weight": 1.0}, seed), record)
+    commands = []
+    monkeypatch.setattr(patience_check.subprocess, "run", lambda cmd, **kw: commands.append(cmd))
+    # the re-run of seed 0 is the committed run one epoch longer; seed 1's 21st validation is a new best
+    reruns = iter([{**_record(0.40, 0.39), "best_epoch": 30, "epochs_run": 51},
+                   {**_record(0.42, 0.40), "best_epoch": 51, "epochs_run": 72}])
+    monkeypatch.setattr(zoo, "graphrec_result", lambda run, wall: next(reruns))
+    patience_check.main(["--models", "vbpr", "--datasets", "lfm2k", "--seeds", "0,1", "--subset", "reg_weight=1",
+                         "--cache", str(tmp_path / "cache")])
+    out = capsys.readouterr().out.splitlines()
+    assert all(cmd[cmd.index("--patience") + 1] == "21" and cmd[cmd.index("--reg") + 1] == "1.0" for cmd in commands)
+    assert [line.endswith("CHANGED") for line in out[:2]] == [False, True]
+    assert out[2] == "1 of 2 runs changed at patience 21"
+    with pytest.raises(SystemExit):  # no committed run to compare with
+        patience_check.main(["--models", "vbpr", "--datasets", "lfm2k", "--seeds", "7", "--cache", str(tmp_path)])

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
             if name not in zoo.MODELS:
                 ap.error(f"unknown model {name}: choose from {', '.join(zoo.MODELS)}")
             model = zoo.MODELS[name]
-            point = zoo.default_point(zoo.restrict(model, a.subset)) if a.subset else zoo.default_point(model)
+            point = zoo.default_point(zoo.restrict(model, a.subset))  # the default point without --subset
             for seed in (int(s) for s in a.seeds.split(",")):
                 path = zoo.result_path(dataset, "graphrec", name, point, seed)
                 if not path.exists():

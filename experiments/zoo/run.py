@@ -42,8 +42,9 @@ summary of those models (both datasets and ``--seeds`` unless the marker says ot
 
 Stopping: MMRec's ``stopping_step: 20`` stops at the 21st validation without improvement
 (``cur_step > stopping_step``), graphrec's ``--patience 20`` at the 20th. The runs here keep
-graphrec's 20; re-running graphrec's default-point seed-0 runs of every model on both sets
-at ``--patience 21`` changed no result (README.md, "Protocol").
+graphrec's 20; re-running graphrec's default-point seed-0 runs of the six issue-18/19 models
+on both sets at ``--patience 21`` changed no result (``patience_check.py``; README.md,
+"Protocol").
 """
 
 from __future__ import annotations
@@ -428,21 +429,20 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
         if None in tuned.values():  # tuned rows only once both libraries ran the same grid
             tuned = dict.fromkeys(tuned)
         for label in ("default", "tuned"):
+            # a grid (or subset) of one point selects nothing: both sides at that point, "fixed"
+            kind = label if label == "default" or len(points(sub)) > 1 else "fixed"
+            name = kind + (f" over {len(points(sub))} of {len(points(model))} points"
+                           if kind == "tuned" and args.subset else "")
             both, chosen = {}, {}
             for lib in ("graphrec", "mmrec"):
-                if label == "default":
-                    point, name = default_point(model), "default"
-                else:  # a subset of one point selects nothing: both sides at that point
-                    point = tuned[lib]
-                    name = ("fixed" if len(points(sub)) == 1 else
-                            "tuned" + (f" over {len(points(sub))} of {len(points(model))} points" if args.subset else ""))
+                point = default_point(model) if label == "default" else tuned[lib]
                 s = stats(lib, model, dataset, point)
                 if s is None:
                     continue
                 both[lib], chosen[lib] = s, point
                 lines.append(row(model, dataset, f"{name} {key(point)}", lib, s))
             if len(both) == 2:
-                lines.append(diff_row(model, dataset, name.split(" over ")[0], both))
+                lines.append(diff_row(model, dataset, kind, both))
             if len(chosen) == 2 and chosen["graphrec"] != chosen["mmrec"]:
                 # Where the two choices differ, both libraries at each choice, once every seed
                 # ran there on both sides: a same-point comparison that separates the libraries

@@ -28,6 +28,11 @@ Parts:
   point runs them), it adds both libraries at each choice: a same-point comparison that
   separates the libraries from the luck of each one's first-seed selection. A subset of
   one point selects nothing: the summary calls its rows "fixed" (both sides at that point).
+- ``grid``: every point of the grid (or subset) on every seed of ``--seeds``. Once both
+  libraries ran it, the summary adds rows "tuned on the N-seed mean": each library's point
+  with the best MEAN validation recall@20 over the seeds (first of equals in grid order),
+  a selection that one seed's luck moves less than the first-seed choice; still validation
+  only.
 - ``time``: seconds per training epoch, graphrec and MMRec alternating on one core at the
   default point (``--time-epochs`` epochs each, ``--time-rounds`` rounds): the ratio is
   the figure, absolute seconds drift on shared machines.
@@ -129,6 +134,9 @@ MODELS = {
     "lightgcn": ZooModel("lightgcn", "LightGCN", {"n_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5]},
                          {"n_layers": "num_layers", "reg_weight": "reg_weight"}, {}),
 }
+
+#: what ``--parts`` may name (the module docstring says what each runs)
+PARTS = ("default", "tune", "grid", "time")
 
 #: graphrec dataset folders are read back from the MMRec exports, image_feat/text_feat
 FEATURES = {"image": "image_feat.npy", "text": "text_feat.npy"}
@@ -342,6 +350,19 @@ def tuned_point(lib: str, model: ZooModel, dataset: str, seed: int) -> dict[str,
     return max(scored, key=lambda t: t[0])[1]
 
 
+def mean_tuned_point(lib: str, model: ZooModel, dataset: str, seeds: list[int]) -> dict[str, Any] | None:
+    """The grid point with the best MEAN validation recall@20 over ``seeds`` (first of equals
+    in grid order; None until every point ran every seed): a selection that a single seed's
+    luck moves less than :func:`tuned_point`'s, still on validation only."""
+    scored = []
+    for p in points(model):
+        runs = [load(Job(lib, model, dataset, p, s)) for s in seeds]
+        if any(r is None for r in runs):
+            return None
+        scored.append((statistics.mean(r["valid"]["recall@20"] for r in runs), p))
+    return max(scored, key=lambda t: t[0])[1]
+
+
 def time_part(args: argparse.Namespace, models: list[ZooModel], datasets: list[str]) -> None:
     """Seconds per epoch at the default point, graphrec and MMRec alternating on one core
     (the first of ``--cores``, core 0 by default)."""
@@ -425,17 +446,23 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
 
     for dataset, model in itertools.product(datasets, models):
         sub = restrict(model, args.subset)
-        tuned = {lib: tuned_point(lib, sub, dataset, seeds[0]) for lib in ("graphrec", "mmrec")}
-        if None in tuned.values():  # tuned rows only once both libraries ran the same grid
-            tuned = dict.fromkeys(tuned)
-        for label in ("default", "tuned"):
+        choice = {"default": dict.fromkeys(("graphrec", "mmrec"), default_point(model)),
+                  "tuned": {lib: tuned_point(lib, sub, dataset, seeds[0]) for lib in ("graphrec", "mmrec")},
+                  "mean": {lib: mean_tuned_point(lib, sub, dataset, seeds) for lib in ("graphrec", "mmrec")}}
+        for label in ("tuned", "mean"):
+            if None in choice[label].values():  # tuned rows only once both libraries ran the same grid
+                choice[label] = dict.fromkeys(choice[label])
+        if len(points(sub)) == 1 or len(seeds) == 1:  # selects nothing more than the seed-0 choice
+            choice["mean"] = dict.fromkeys(choice["mean"])
+        for label in ("default", "tuned", "mean"):
             # a grid (or subset) of one point selects nothing: both sides at that point, "fixed"
-            kind = label if label == "default" or len(points(sub)) > 1 else "fixed"
+            kind = {"default": "default", "tuned": "tuned" if len(points(sub)) > 1 else "fixed",
+                    "mean": f"tuned on the {len(seeds)}-seed mean"}[label]
             name = kind + (f" over {len(points(sub))} of {len(points(model))} points"
-                           if kind == "tuned" and args.subset else "")
+                           if label != "default" and kind != "fixed" and args.subset else "")
             both, chosen = {}, {}
             for lib in ("graphrec", "mmrec"):
-                point = default_point(model) if label == "default" else tuned[lib]
+                point = choice[label][lib]
                 s = stats(lib, model, dataset, point)
                 if s is None:
                     continue
@@ -443,7 +470,7 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
                 lines.append(row(model, dataset, f"{name} {key(point)}", lib, s))
             if len(both) == 2:
                 lines.append(diff_row(model, dataset, kind, both))
-            if len(chosen) == 2 and chosen["graphrec"] != chosen["mmrec"]:
+            if label == "tuned" and len(chosen) == 2 and chosen["graphrec"] != chosen["mmrec"]:
                 # Where the two choices differ, both libraries at each choice, once every seed
                 # ran there on both sides: a same-point comparison that separates the libraries
                 # from the luck of each one's seed-0 selection.
@@ -568,11 +595,16 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("taskset (util-linux) is needed to pin each run to one core")
     a.core_list = [int(c) for c in a.cores.split(",")] if a.cores else list(range(a.workers))
     parts = a.parts.split(",")
+    if set(parts) - set(PARTS):
+        ap.error(f"unknown part(s) {', '.join(sorted(set(parts) - set(PARTS)))}: choose from {', '.join(PARTS)}")
     jobs: list[Job] = []
     if "default" in parts:
         jobs += [Job(lib, m, d, default_point(m), s) for d in datasets for m in models for lib in libs for s in seeds]
     if "tune" in parts:
         jobs += [Job(lib, m, d, p, seeds[0]) for d in datasets for m in models for lib in libs
+                 for p in points(restrict(m, a.subset))]
+    if "grid" in parts:  # every point on every seed, seed by seed: what the seed-mean selection needs
+        jobs += [Job(lib, m, d, p, s) for s in seeds for d in datasets for m in models for lib in libs
                  for p in points(restrict(m, a.subset))]
     run_jobs(jobs, a)
     if "tune" in parts:  # the selected point on the other seeds

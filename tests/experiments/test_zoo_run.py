@@ -205,6 +205,61 @@ def test_where_the_choices_differ_the_summary_compares_both_libraries_at_each_ch
     assert "at MMRec's choice" not in table  # graphrec has not run seeds 1-2 at reg 1
 
 
+def test_the_seed_mean_selection_waits_for_every_seed_at_every_point_and_reads_validation_only(
+        zoo, tmp_path, monkeypatch):
+    import argparse
+
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    model = zoo.restrict(zoo.MODELS["vbpr"], ["reg_weight=2.0,1.0"])
+    two, one = zoo.points(model)
+    # graphrec: seed 0 prefers reg 2 (0.42 > 0.41), the mean reg 1 (0.41 against 0.3933);
+    # MMRec: reg 2 and reg 1 tie on the mean (0.40): the first in grid order, reg 2
+    valid = {("graphrec", 2.0): (0.42, 0.38, 0.38), ("graphrec", 1.0): (0.41, 0.41, 0.41),
+             ("mmrec", 2.0): (0.40, 0.39, 0.41), ("mmrec", 1.0): (0.43, 0.38, 0.39)}
+    for (lib, reg), values in valid.items():
+        for seed, v in enumerate(values):
+            # test favours the other point everywhere: it must not enter the choice
+            zoo.write_json(zoo.Job(lib, model, "lfm2k", {"reg_weight": reg}, seed).path,
+                           _record(v, 0.9 if reg == 2.0 else 0.1))
+    assert zoo.tuned_point("graphrec", model, "lfm2k", 0) == two
+    assert zoo.mean_tuned_point("graphrec", model, "lfm2k", [0, 1, 2]) == one
+    assert zoo.mean_tuned_point("mmrec", model, "lfm2k", [0, 1, 2]) == two
+    assert zoo.mean_tuned_point("mmrec", model, "lfm2k", [0, 1, 2, 3]) is None  # seed 3 never ran
+    args = argparse.Namespace(subset=["reg_weight=2.0,1.0"])
+    table = zoo.summary(args, [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1, 2])
+    rows = [r.split(" | ") for r in table.splitlines() if "tuned on the 3-seed mean" in r]
+    assert [(r[2], r[3]) for r in rows] == [
+        ("tuned on the 3-seed mean over 2 of 7 points reg_weight1", "graphrec"),
+        ("tuned on the 3-seed mean over 2 of 7 points reg_weight2", "mmrec"),
+        ("tuned on the 3-seed mean", "graphrec - MMRec")]
+    # graphrec's validation 0.41 x 3 against MMRec's 0.40 / 0.39 / 0.41: +0.0100 over
+    # sqrt(0 + 0.0001 / 3) = 0.0058: +1.7 s.e.
+    # (test recall: graphrec's 0.1 at reg 1 against MMRec's 0.9 at reg 2)
+    assert ("| vbpr | lfm2k | tuned on the 3-seed mean | graphrec - MMRec | | +0.0100 (+1.7 s.e.) | -0.8000 |"
+            in table)
+    # one run missing on one side: no seed-mean rows for either library
+    zoo.Job("mmrec", model, "lfm2k", one, 2).path.unlink()
+    assert "3-seed mean" not in zoo.summary(args, [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1, 2])
+    # one seed, or a subset of one point, selects nothing beyond the seed-0 rows
+    assert "seed mean" not in zoo.summary(args, [zoo.MODELS["vbpr"]], ["lfm2k"], [0])
+    one_point = argparse.Namespace(subset=["reg_weight=2.0"])
+    assert "seed mean" not in zoo.summary(one_point, [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1])
+
+
+def test_the_grid_part_runs_every_point_on_every_seed_and_unknown_parts_are_refused(zoo, tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    monkeypatch.setattr(zoo, "run_jobs", lambda jobs, args: ran.extend((j.lib, j.point["reg_weight"], j.seed)
+                                                                        for j in jobs))
+    (tmp_path / "data" / "lfm2k").mkdir(parents=True)
+    base = ["--mmrec", str(tmp_path), "--mmrec-data", str(tmp_path / "data"), "--models", "vbpr",
+            "--datasets", "lfm2k", "--libs", "mmrec", "--subset", "reg_weight=2.0,1.0", "--seeds", "0,1"]
+    zoo.main([*base, "--parts", "grid"])
+    assert ran == [("mmrec", 2.0, 0), ("mmrec", 1.0, 0), ("mmrec", 2.0, 1), ("mmrec", 1.0, 1)]
+    with pytest.raises(SystemExit):
+        zoo.main([*base, "--parts", "grdi"])
+
+
 def test_the_readme_tables_are_rewritten_between_their_markers_only(zoo, tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "HERE", tmp_path)
     point = zoo.default_point(zoo.MODELS["vbpr"])

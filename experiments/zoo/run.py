@@ -454,6 +454,8 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
                 choice[label] = dict.fromkeys(choice[label])
         if len(points(sub)) == 1 or len(seeds) == 1:  # selects nothing more than the seed-0 choice
             choice["mean"] = dict.fromkeys(choice["mean"])
+        if len(points(sub)) == 1 and points(sub)[0] == default_point(model):  # "fixed" would repeat "default"
+            choice["tuned"] = dict.fromkeys(choice["tuned"])
         for label in ("default", "tuned", "mean"):
             # a grid (or subset) of one point selects nothing: both sides at that point, "fixed"
             kind = {"default": "default", "tuned": "tuned" if len(points(sub)) > 1 else "fixed",

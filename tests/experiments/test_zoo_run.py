@@ -243,7 +243,10 @@ def test_the_seed_mean_selection_waits_for_every_seed_at_every_point_and_reads_v
     # one seed, or a subset of one point, selects nothing beyond the seed-0 rows
     assert "seed mean" not in zoo.summary(args, [zoo.MODELS["vbpr"]], ["lfm2k"], [0])
     one_point = argparse.Namespace(subset=["reg_weight=2.0"])
-    assert "seed mean" not in zoo.summary(one_point, [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1])
+    table = zoo.summary(one_point, [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1])
+    assert "seed mean" not in table
+    # reg 2 is the default point: its "fixed" rows would repeat the default rows
+    assert "| default reg_weight2 | graphrec | 2 |" in table and "fixed" not in table
 
 
 def test_the_grid_part_runs_every_point_on_every_seed_and_unknown_parts_are_refused(zoo, tmp_path, monkeypatch):

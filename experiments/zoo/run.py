@@ -30,9 +30,9 @@ Parts:
   one point selects nothing: the summary calls its rows "fixed" (both sides at that point).
 - ``grid``: every point of the grid (or subset) on every seed of ``--seeds``. Once both
   libraries ran it, the summary adds rows "tuned on the N-seed mean": each library's point
-  with the best MEAN validation recall@20 over the seeds (first of equals in grid order),
-  a selection that one seed's luck moves less than the first-seed choice; still validation
-  only.
+  with the best MEAN validation recall@20 over the seeds (first of equals in grid order):
+  validation only, a less noisy estimate of each point than one seed's. The first-seed
+  "tuned" rows stay beside it.
 - ``time``: seconds per training epoch, graphrec and MMRec alternating on one core at the
   default point (``--time-epochs`` epochs each, ``--time-rounds`` rounds): the ratio is
   the figure, absolute seconds drift on shared machines.
@@ -341,19 +341,13 @@ def load(job: Job) -> dict[str, Any] | None:
 
 def tuned_point(lib: str, model: ZooModel, dataset: str, seed: int) -> dict[str, Any] | None:
     """The grid point with the best validation recall@20 on ``seed`` (None until all ran)."""
-    scored = []
-    for p in points(model):
-        r = load(Job(lib, model, dataset, p, seed))
-        if r is None:
-            return None
-        scored.append((r["valid"]["recall@20"], p))
-    return max(scored, key=lambda t: t[0])[1]
+    return mean_tuned_point(lib, model, dataset, [seed])
 
 
 def mean_tuned_point(lib: str, model: ZooModel, dataset: str, seeds: list[int]) -> dict[str, Any] | None:
     """The grid point with the best MEAN validation recall@20 over ``seeds`` (first of equals
-    in grid order; None until every point ran every seed): a selection that a single seed's
-    luck moves less than :func:`tuned_point`'s, still on validation only."""
+    in grid order; None until every point ran every seed). Over several seeds it is a less
+    noisy estimate of each point's validation than one seed's; it reads validation only."""
     scored = []
     for p in points(model):
         runs = [load(Job(lib, model, dataset, p, s)) for s in seeds]

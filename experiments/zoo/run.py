@@ -39,7 +39,9 @@ Parts:
 
 Results: ``results/<dataset>/<lib>-<model>/<point>/seed<S>.json`` (written atomically,
 existing results skipped, so an interrupted run continues; committed, so a later session
-continues a grid too).
+continues a grid too). Each names the processor it ran on (``cpu``; results before
+2026-12-04 have none): re-runs on another processor reproduce test recall@20 to about
+four digits and validation to within a user or two, not bit for bit.
 
 ``--readme`` rewrites every ``<!-- zoo table: MODELS [datasets=A,B] [seeds=0,1,2]
 [subset=KEY=V1,V2 ...] -->`` ... ``<!-- /zoo table -->`` block of README.md with the
@@ -302,7 +304,12 @@ def run_job(job: Job, core: int, args: argparse.Namespace) -> None:
                   f"{proc.stderr[-3000:]}", flush=True)
             return
         res = graphrec_result(out, wall) if job.lib == "graphrec" else mmrec_result(Path(tmp) / "out.json", wall)
-    res.update(lib=job.lib, model=job.model.label, dataset=job.dataset, point=job.point, seed=job.seed)
+    from graphrec.train.record import cpu_name
+
+    # the processor: float sums are ordered differently on other CPUs, so a re-run elsewhere
+    # is a new draw in the last digits (both libraries ran on this one)
+    res.update(lib=job.lib, model=job.model.label, dataset=job.dataset, point=job.point, seed=job.seed,
+               cpu=cpu_name())
     write_json(job.path, res)
     print(f"{job.lib:8} {job.model.label:8} {job.dataset:10} {key(job.point):32} seed {job.seed}: "
           f"valid {res['valid']['recall@20']:.4f} test {res['test']['recall@20']:.4f} "

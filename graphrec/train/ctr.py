@@ -28,7 +28,6 @@ import inspect
 import json
 import math
 import os
-import platform
 import time
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -47,7 +46,7 @@ from graphrec.errors import ConfigError, DataError
 from graphrec.metrics.ctr import auc, ctr_metrics
 from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
 from graphrec.train.fit import seed_everything
-from graphrec.train.record import RECORD, WEIGHTS, checkpoint_entry
+from graphrec.train.record import RECORD, WEIGHTS, checkpoint_entry, environment
 from graphrec.train.state import (
     FINISHED,
     StateKeeper,
@@ -580,7 +579,7 @@ def run_ctr(
             "stats": data.stats(),
         },
         "device": str(device),
-        "environment": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "environment": environment(device),
     }
     keeper = None if out is None else StateKeeper()
     if previous is not None:

@@ -3,8 +3,9 @@
 A run directory holds
 
 * ``record.json``: graphrec version, model name and hyper-parameters, training config,
-  dataset (path as given, name, fingerprint, statistics), device, per-epoch losses and
-  validation metrics, best epoch, final test metrics, timings;
+  dataset (path as given, name, fingerprint, statistics), device, environment (Python and
+  torch versions, threads, the processor and GPU that ran it: :func:`environment`),
+  per-epoch losses and validation metrics, best epoch, final test metrics, timings;
 * ``model.pt``: the best ``state_dict`` (tensors only; read back with
   ``torch.load(weights_only=True)``, so a crafted checkpoint cannot run code).
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -34,7 +36,8 @@ import torch
 from graphrec._atomic import atomic_dir
 from graphrec.errors import DataError
 
-__all__ = ["save_run", "load_record", "check_record_fields", "load_state", "file_sha256", "checkpoint_entry", "UnverifiedCheckpointWarning"]
+__all__ = ["save_run", "load_record", "check_record_fields", "load_state", "file_sha256", "checkpoint_entry",
+           "environment", "cpu_name", "UnverifiedCheckpointWarning"]
 
 RECORD = "record.json"
 WEIGHTS = "model.pt"
@@ -43,6 +46,40 @@ WEIGHTS = "model.pt"
 class UnverifiedCheckpointWarning(UserWarning):
     """A run's ``model.pt`` has no recorded hash (a run written before checkpoints were
     bound to their records): its weights are loaded unverified."""
+
+
+def cpu_name(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
+    """The processor's model name (e.g. ``"AMD EPYC 7B13"``): the first ``model name``
+    line of Linux's ``cpuinfo``, else :func:`platform.processor`, else the architecture.
+
+    Floating-point sums are ordered differently on different processors, so a run
+    repeated on another machine can differ in the last digits; the record says which
+    processor produced its figures."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                name, sep, value = line.partition(":")
+                if sep and name.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def environment(device: torch.device | str | None = None) -> dict[str, Any]:
+    """A record's ``environment`` entry: Python and torch versions, torch's intra-op
+    threads, the processor (:func:`cpu_name`) and its logical core count, and, for a
+    CUDA ``device``, the GPU's name."""
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+    }
+    if device is not None and torch.device(device).type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return env
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -29,7 +28,7 @@ from graphrec.nn import to_scipy_csr
 from graphrec.train.builders import build_model, content_modalities, model_params
 from graphrec.train.config import TrainConfig
 from graphrec.train.fit import FitResult, evaluate_model, fit, seed_everything
-from graphrec.train.record import RECORD, check_record_fields, load_record, load_state, save_run
+from graphrec.train.record import RECORD, check_record_fields, environment, load_record, load_state, save_run
 from graphrec.train.state import (
     FINISHED,
     StateKeeper,
@@ -209,11 +208,7 @@ def training_record(
         },
         "device": str(device),
         **_processes(),
-        "environment": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "environment": environment(device),
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
         "best_valid": result.best_valid,

@@ -133,6 +133,28 @@ def test_mmrec_gets_its_own_names_and_values(zoo, tmp_path):
     assert cmd[cmd.index("--threads") + 1] == "1"
 
 
+def test_a_result_names_the_processor_it_ran_on(zoo, tmp_path, monkeypatch):
+    from graphrec.train.record import cpu_name
+
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    metrics = {"recall@20": 0.25, "ndcg@20": 0.1}
+
+    def fake_run(cmd, cwd, **kw):  # MMRec's driver writes its figures to --out
+        out = Path(cmd[cmd.index("--out") + 1])
+        out.write_text(json.dumps({"valid": metrics, "test": metrics, "best_epoch": 3, "epochs_run": 24,
+                                   "seconds_per_epoch": 0.5, "seconds_per_validation": 0.1,
+                                   "hyper_parameters": {"reg_weight": 0.1}, "mmrec_commit": "e775373b"}))
+        return type("Done", (), {"returncode": 0, "stderr": ""})()
+
+    monkeypatch.setattr(zoo.subprocess, "run", fake_run)
+    args = type("Args", (), {"mmrec_data": tmp_path / "data", "mmrec": tmp_path / "mmrec", "cache": tmp_path})()
+    job = zoo.Job("mmrec", zoo.MODELS["vbpr"], "lfm2k", {"reg_weight": 0.1}, 4)
+    zoo.run_job(job, 0, args)
+    res = json.loads(job.path.read_text())
+    assert job.path.is_relative_to(tmp_path) and res["cpu"] == cpu_name() and res["seed"] == 4
+    assert res["valid"] == metrics and res["epochs_run"] == 24
+
+
 PAIRINGS = ["freedom", "bm3", "vbpr", "vbpr-pb", "lattice", "mgcn", "smore", "dragon", "lightgcn"]
 
 

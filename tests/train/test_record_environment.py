@@ -1,0 +1,47 @@
+"""A run record names the machine that produced it: results differ in the last digits
+between processors (floating-point summation order), so ``environment`` holds the
+processor's model name next to the Python and torch versions."""
+
+from __future__ import annotations
+
+import platform
+
+import torch
+
+from graphrec.data.synthetic import synthetic_catalogue
+from graphrec.models.ctr.testing import contract_ctr_data
+from graphrec.train import TrainConfig, load_record, run_training
+from graphrec.train.ctr import CTRConfig, run_ctr
+from graphrec.train.record import cpu_name, environment
+
+
+def test_cpu_name_reads_the_first_model_name_line(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n"
+                    "flags\t\t: fpu vme\n\nprocessor\t: 1\nmodel name\t: Other CPU\n")
+    assert cpu_name(info) == "AMD EPYC 7B13"
+
+
+def test_cpu_name_without_cpuinfo_falls_back_to_platform(tmp_path):
+    # no such file (macOS, Windows), or a cpuinfo without a model name (some ARM kernels)
+    expected = platform.processor() or platform.machine() or "unknown"
+    assert cpu_name(tmp_path / "absent") == expected
+    (tmp_path / "arm").write_text("processor\t: 0\nBogoMIPS\t: 48.00\nmodel name\t:   \n")
+    assert cpu_name(tmp_path / "arm") == expected
+
+
+def test_environment_on_cpu_has_no_gpu_entry():
+    env = environment("cpu")
+    assert env["torch"] == torch.__version__ and env["python"] == platform.python_version()
+    assert env["threads"] == torch.get_num_threads() and env["cpu"] == cpu_name()
+    assert "gpu" not in env
+
+
+def test_ranking_and_ctr_records_hold_the_environment(tmp_path):
+    ds = synthetic_catalogue(n_users=60, n_items=40, n_clusters=4, seed=0)
+    cfg = TrainConfig(epochs=1, batch_size=256, ks=(10,), progress=False)
+    run_training(ds, "mf", {"embedding_dim": 4}, cfg, out=tmp_path / "rank")
+    assert load_record(tmp_path / "rank")["environment"] == environment("cpu")
+
+    run_ctr(contract_ctr_data(), "lr", {}, CTRConfig(epochs=1, progress=False), out=tmp_path / "ctr")
+    assert load_record(tmp_path / "ctr")["environment"] == environment("cpu")

@@ -39,9 +39,9 @@ Parts:
 
 Results: ``results/<dataset>/<lib>-<model>/<point>/seed<S>.json`` (written atomically,
 existing results skipped, so an interrupted run continues; committed, so a later session
-continues a grid too). Each names the processor it ran on (``cpu``; results before
-2026-12-04 have none): re-runs on another processor reproduce test recall@20 to about
-four digits and validation to within a user or two, not bit for bit.
+continues a grid too). Each names the processor it ran on (``cpu``; results written
+before the field existed have none): re-runs on another processor reproduce test
+recall@20 to about four digits and validation to within a user or two, not bit for bit.
 
 ``--readme`` rewrites every ``<!-- zoo table: MODELS [datasets=A,B] [seeds=0,1,2]
 [subset=KEY=V1,V2 ...] -->`` ... ``<!-- /zoo table -->`` block of README.md with the

@@ -32,7 +32,8 @@ Parts:
   libraries ran it, the summary adds rows "tuned on the N-seed mean": each library's point
   with the best MEAN validation recall@20 over the seeds (first of equals in grid order):
   validation only, a less noisy estimate of each point than one seed's. The first-seed
-  "tuned" rows stay beside it.
+  "tuned" rows stay beside it; where both libraries' mean choices are their first-seed
+  choices, one row says so instead of repeating them.
 - ``time``: seconds per training epoch, graphrec and MMRec alternating on one core at the
   default point (``--time-epochs`` epochs each, ``--time-rounds`` rounds): the ratio is
   the figure, absolute seconds drift on shared machines.
@@ -463,6 +464,11 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
                     "mean": f"tuned on the {len(seeds)}-seed mean"}[label]
             name = kind + (f" over {len(points(sub))} of {len(points(model))} points"
                            if label != "default" and kind != "fixed" and args.subset else "")
+            if label == "mean" and None not in choice["mean"].values() and choice["mean"] == choice["tuned"]:
+                # both libraries' mean choices are their seed-0 choices: the rows would repeat
+                lines.append(f"| {model.label} | {dataset} | {name} | both libraries: the points of \"tuned\" "
+                             "| | | | | | |")
+                continue
             both, chosen = {}, {}
             for lib in ("graphrec", "mmrec"):
                 point = choice[label][lib]

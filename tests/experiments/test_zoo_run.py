@@ -259,6 +259,15 @@ def test_the_seed_mean_selection_waits_for_every_seed_at_every_point_and_reads_v
     # (test recall: graphrec's 0.1 at reg 1 against MMRec's 0.9 at reg 2)
     assert ("| vbpr | lfm2k | tuned on the 3-seed mean | graphrec - MMRec | | +0.0100 (+1.7 s.e.) | -0.8000 |"
             in table)
+    # where both mean choices are the seed-0 choices, one row says so instead of repeating them
+    zoo.write_json(zoo.Job("graphrec", model, "lfm2k", one, 2).path, _record(0.30, 0.1))  # mean 0.3733: reg 2
+    zoo.write_json(zoo.Job("mmrec", model, "lfm2k", two, 0).path, _record(0.44, 0.9))  # seed 0 and mean: reg 2
+    assert zoo.mean_tuned_point("graphrec", model, "lfm2k", [0, 1, 2]) == two == zoo.tuned_point(
+        "graphrec", model, "lfm2k", 0)
+    table = zoo.summary(args, [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1, 2])
+    assert [r for r in table.splitlines() if "3-seed mean" in r] == [
+        '| vbpr | lfm2k | tuned on the 3-seed mean over 2 of 7 points | both libraries: the points of "tuned" '
+        "| | | | | | |"]
     # one run missing on one side: no seed-mean rows for either library
     zoo.Job("mmrec", model, "lfm2k", one, 2).path.unlink()
     assert "3-seed mean" not in zoo.summary(args, [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1, 2])

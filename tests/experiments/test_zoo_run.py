@@ -368,3 +368,33 @@ def test_the_patience_check_reruns_committed_runs_at_patience_21_and_names_the_c
     assert out[2] == "1 of 2 runs changed at patience 21"
     with pytest.raises(SystemExit):  # no committed run to compare with
         patience_check.main(["--models", "vbpr", "--datasets", "lfm2k", "--seeds", "7", "--cache", str(tmp_path)])
+
+
+def test_the_readme_overview_quotes_the_committed_results(zoo):
+    """The hand-written "Where the bars stand" table: its default, seed-0 tuned and seed-mean
+    cells are the s.e. of the summary's difference rows over seeds 0-2 (test recall / ndcg)."""
+    import argparse
+    import re
+
+    text = (RESULTS.parent / "README.md").read_text()
+    block = text[text.index("### Where the bars stand"):text.index("### Issue 18")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()
+            if line.startswith("| ") and not line.startswith(("| model", "| ---"))]
+    assert len(rows) == 12
+    subsets = {"smore": ["image_knn_k=10", "text_knn_k=10"]}
+    for cells in rows:
+        name, data = cells[0].split()[0].lower(), {"amazon-scientific": "scientific", "lfm2k": "lfm2k"}[cells[1]]
+        args = argparse.Namespace(subset=subsets.get(name, []))
+        table = zoo.summary(args, [zoo.MODELS[name]], [data], [0, 1, 2])
+
+        def se(kind: str) -> str:
+            found = [r for r in table.splitlines() if f"| {data} | {kind} | graphrec - MMRec |" in r]
+            if not found:
+                return "not run"
+            errs = re.findall(r"\(([+-]\d+\.\d) s\.e\.\)", found[0])
+            return f"{errs[1]} / {errs[2]}"  # test recall, test ndcg
+
+        mean = se("tuned on the 3-seed mean")
+        if "both libraries: the points of" in table:
+            mean = "= seed 0"
+        assert cells[2:5] == [se("default"), se("tuned"), mean], cells[:2]

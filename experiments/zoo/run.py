@@ -34,6 +34,13 @@ Parts:
   validation only, a less noisy estimate of each point than one seed's. The first-seed
   "tuned" rows stay beside it; where both libraries' mean choices are their first-seed
   choices, one row says so instead of repeating them.
+- ``race``: a cheaper two-stage form of ``grid`` where a grid's runs are long: every point
+  on the first seed (as ``tune``), then each library's ``--race-top K`` best points on
+  that seed's validation (default 5; first of equals in grid order) on the other seeds.
+  ``--summary --race-top K`` adds rows "tuned on the N-seed mean of seed S's top K": each
+  library's point with the best mean validation among its own K (validation only; the
+  other points are out after one seed, as in successive halving). Where the whole grid
+  ran every seed, the "3-seed mean" rows say more and the race rows are left out.
 - ``time``: seconds per training epoch, graphrec and MMRec alternating on one core at the
   default point (``--time-epochs`` epochs each, ``--time-rounds`` rounds): the ratio is
   the figure, absolute seconds drift on shared machines.
@@ -45,8 +52,9 @@ before the field existed have none): re-runs on another processor reproduce test
 recall@20 to about four digits and validation to within a user or two, not bit for bit.
 
 ``--readme`` rewrites every ``<!-- zoo table: MODELS [datasets=A,B] [seeds=0,1,2]
-[subset=KEY=V1,V2 ...] -->`` ... ``<!-- /zoo table -->`` block of README.md with the
-summary of those models (both datasets and ``--seeds`` unless the marker says otherwise).
+[subset=KEY=V1,V2 ...] [race=K] -->`` ... ``<!-- /zoo table -->`` block of README.md with
+the summary of those models (both datasets and ``--seeds`` unless the marker says
+otherwise; ``race=K`` as ``--race-top K``).
 
 Stopping: MMRec's ``stopping_step: 20`` stops at the 21st validation without improvement
 (``cur_step > stopping_step``), graphrec's ``--patience 20`` at the 20th. The runs here keep
@@ -139,7 +147,7 @@ MODELS = {
 }
 
 #: what ``--parts`` may name (the module docstring says what each runs)
-PARTS = ("default", "tune", "grid", "time")
+PARTS = ("default", "tune", "grid", "race", "time")
 
 #: graphrec dataset folders are read back from the MMRec exports, image_feat/text_feat
 FEATURES = {"image": "image_feat.npy", "text": "text_feat.npy"}
@@ -352,17 +360,39 @@ def tuned_point(lib: str, model: ZooModel, dataset: str, seed: int) -> dict[str,
     return mean_tuned_point(lib, model, dataset, [seed])
 
 
-def mean_tuned_point(lib: str, model: ZooModel, dataset: str, seeds: list[int]) -> dict[str, Any] | None:
-    """The grid point with the best MEAN validation recall@20 over ``seeds`` (first of equals
-    in grid order; None until every point ran every seed). Over several seeds it is a less
-    noisy estimate of each point's validation than one seed's; it reads validation only."""
+def mean_tuned_point(lib: str, model: ZooModel, dataset: str, seeds: list[int],
+                     among: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The grid point (of ``among``, by default the whole grid) with the best MEAN validation
+    recall@20 over ``seeds`` (first of equals in grid order; None until every point ran every
+    seed). Over several seeds it is a less noisy estimate of each point's validation than one
+    seed's; it reads validation only."""
     scored = []
-    for p in points(model):
+    for p in (points(model) if among is None else among):
         runs = [load(Job(lib, model, dataset, p, s)) for s in seeds]
         if any(r is None for r in runs):
             return None
         scored.append((statistics.mean(r["valid"]["recall@20"] for r in runs), p))
     return max(scored, key=lambda t: t[0])[1]
+
+
+def race_points(lib: str, model: ZooModel, dataset: str, seed: int, top: int) -> list[dict[str, Any]] | None:
+    """The ``top`` grid points with the best validation recall@20 on ``seed``, best first
+    (equals in grid order; None until the whole grid ran that seed): the points a race keeps
+    for its other seeds."""
+    scored = []
+    for p in points(model):
+        r = load(Job(lib, model, dataset, p, seed))
+        if r is None:
+            return None
+        scored.append((r["valid"]["recall@20"], p))
+    return [p for _, p in sorted(scored, key=lambda t: -t[0])[:top]]  # sorted is stable: grid order
+
+
+def race_point(lib: str, model: ZooModel, dataset: str, seeds: list[int], top: int) -> dict[str, Any] | None:
+    """The race's choice: among ``lib``'s ``top`` best points on ``seeds[0]``, the best mean
+    validation over ``seeds`` (None until those points ran every seed)."""
+    kept = race_points(lib, model, dataset, seeds[0], top)
+    return None if kept is None else mean_tuned_point(lib, model, dataset, seeds, among=kept)
 
 
 def time_part(args: argparse.Namespace, models: list[ZooModel], datasets: list[str]) -> None:
@@ -451,20 +481,28 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
         choice = {"default": dict.fromkeys(("graphrec", "mmrec"), default_point(model)),
                   "tuned": {lib: tuned_point(lib, sub, dataset, seeds[0]) for lib in ("graphrec", "mmrec")},
                   "mean": {lib: mean_tuned_point(lib, sub, dataset, seeds) for lib in ("graphrec", "mmrec")}}
-        for label in ("tuned", "mean"):
+        top = getattr(args, "race_top", None)
+        choice["race"] = {lib: race_point(lib, sub, dataset, seeds, top) if top else None
+                          for lib in ("graphrec", "mmrec")}
+        for label in ("tuned", "mean", "race"):
             if None in choice[label].values():  # tuned rows only once both libraries ran the same grid
                 choice[label] = dict.fromkeys(choice[label])
         if len(points(sub)) == 1 or len(seeds) == 1:  # selects nothing more than the seed-0 choice
             choice["mean"] = dict.fromkeys(choice["mean"])
+        if (len(seeds) == 1 or (top or 0) >= len(points(sub))  # a race that keeps every point is "grid"
+                or None not in choice["mean"].values()):  # the whole grid's mean says more
+            choice["race"] = dict.fromkeys(choice["race"])
         if len(points(sub)) == 1 and points(sub)[0] == default_point(model):  # "fixed" would repeat "default"
             choice["tuned"] = dict.fromkeys(choice["tuned"])
-        for label in ("default", "tuned", "mean"):
+        for label in ("default", "tuned", "mean", "race"):
             # a grid (or subset) of one point selects nothing: both sides at that point, "fixed"
             kind = {"default": "default", "tuned": "tuned" if len(points(sub)) > 1 else "fixed",
-                    "mean": f"tuned on the {len(seeds)}-seed mean"}[label]
+                    "mean": f"tuned on the {len(seeds)}-seed mean",
+                    "race": f"tuned on the {len(seeds)}-seed mean of seed {seeds[0]}'s top {top}"}[label]
             name = kind + (f" over {len(points(sub))} of {len(points(model))} points"
                            if label != "default" and kind != "fixed" and args.subset else "")
-            if label == "mean" and None not in choice["mean"].values() and choice["mean"] == choice["tuned"]:
+            if (label in ("mean", "race") and None not in choice[label].values()
+                    and choice[label] == choice["tuned"]):
                 # both libraries' mean choices are their seed-0 choices: the rows would repeat
                 lines.append(f"| {model.label} | {dataset} | {name} | both libraries: the points of \"tuned\" "
                              "| | | | | | |")
@@ -504,13 +542,14 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
 TABLE_START = re.compile(r"<!-- zoo table: ([\w,-]+)((?: [\w.,=-]+)*) -->\n")
 TABLE_END = "<!-- /zoo table -->"
 #: the options a marker may add after its models (``--summary``'s options of the same names)
-TABLE_OPTIONS = ("datasets", "seeds", "subset")
+TABLE_OPTIONS = ("datasets", "seeds", "subset", "race")
 
 
-def _table_options(marker: str, options: str, seeds: list[int]) -> tuple[list[str], list[int], list[str]]:
-    """The datasets, seeds and subsets of a marker's ``datasets=A,B seeds=0,1 subset=KEY=V1,V2``
-    words (each optional; subset repeatable), defaulting to both datasets and ``seeds``."""
-    datasets, subset = ["lfm2k", "scientific"], []
+def _table_options(marker: str, options: str, seeds: list[int]) -> tuple[list[str], list[int], list[str], int | None]:
+    """The datasets, seeds, subsets and race size of a marker's ``datasets=A,B seeds=0,1
+    subset=KEY=V1,V2 race=K`` words (each optional; subset repeatable), defaulting to both
+    datasets, ``seeds`` and no race rows."""
+    datasets, subset, race = ["lfm2k", "scientific"], [], None
     for word in options.split():
         name, _, value = word.partition("=")
         if name not in TABLE_OPTIONS or not value:
@@ -523,15 +562,19 @@ def _table_options(marker: str, options: str, seeds: list[int]) -> tuple[list[st
                 seeds = [int(v) for v in value.split(",")]
             except ValueError:
                 raise SystemExit(f"README: {marker} has {word!r}; seeds are integers, e.g. seeds=0,1,2") from None
+        elif name == "race":
+            if not value.isdigit() or int(value) < 1:
+                raise SystemExit(f"README: {marker} has {word!r}; race is a number of points, e.g. race=5")
+            race = int(value)
         else:
             subset.append(value)
-    return datasets, seeds, subset
+    return datasets, seeds, subset, race
 
 
 def readme_tables(text: str, seeds: list[int]) -> str:
     """``text`` (the README) with every block between ``<!-- zoo table: MODELS [OPTIONS] -->``
     and ``<!-- /zoo table -->`` replaced by the summary of MODELS (on both datasets and
-    ``seeds`` unless the marker names ``datasets=``, ``seeds=`` or ``subset=`` as
+    ``seeds`` unless the marker names ``datasets=``, ``seeds=``, ``subset=`` or ``race=`` as
     ``--summary`` takes them), so that the README's tables are the committed result files
     and nothing else."""
     out, pos = [], 0
@@ -545,8 +588,8 @@ def readme_tables(text: str, seeds: list[int]) -> str:
         unknown = [name for name in m.group(1).split(",") if name not in MODELS]
         if unknown:
             raise SystemExit(f"README: {marker} names unknown model(s) {', '.join(unknown)}")
-        datasets, table_seeds, subset = _table_options(marker, m.group(2), seeds)
-        table = summary(argparse.Namespace(subset=subset), [MODELS[name] for name in m.group(1).split(",")],
+        datasets, table_seeds, subset, race = _table_options(marker, m.group(2), seeds)
+        table = summary(argparse.Namespace(subset=subset, race_top=race), [MODELS[name] for name in m.group(1).split(",")],
                         datasets, table_seeds)
         out += [text[pos:m.end()], table, "\n"]
         pos = end
@@ -570,6 +613,9 @@ def main(argv: list[str] | None = None) -> None:
                          "one worker per core")
     ap.add_argument("--subset", action="append", default=[], metavar="KEY=V1,V2",
                     help="tune over these values of KEY only (repeatable; both libraries the same subset)")
+    ap.add_argument("--race-top", type=int, default=None, metavar="K",
+                    help="the race part keeps each library's K best points of the first seed for the other seeds "
+                         "(default 5); --summary adds the race's rows with it")
     ap.add_argument("--time-epochs", type=int, default=10)
     ap.add_argument("--time-rounds", type=int, default=2)
     ap.add_argument("--summary", action="store_true", help="print the tables from the results and write summary.md")
@@ -579,6 +625,8 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [m for m in a.models.split(",") if m not in MODELS]
     if unknown:
         ap.error(f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(MODELS)}")
+    if a.race_top is not None and a.race_top < 1:
+        ap.error(f"--race-top {a.race_top}: a race keeps at least one point")
     models = [MODELS[m] for m in a.models.split(",")]
     datasets = a.datasets.split(",")
     seeds = [int(s) for s in a.seeds.split(",")]
@@ -615,7 +663,18 @@ def main(argv: list[str] | None = None) -> None:
     if "grid" in parts:  # every point on every seed, seed by seed: what the seed-mean selection needs
         jobs += [Job(lib, m, d, p, s) for s in seeds for d in datasets for m in models for lib in libs
                  for p in points(restrict(m, a.subset))]
+    if "race" in parts:  # the first seed over the grid; the survivors' other seeds follow below
+        jobs += [Job(lib, m, d, p, seeds[0]) for d in datasets for m in models for lib in libs
+                 for p in points(restrict(m, a.subset))]
     run_jobs(jobs, a)
+    if "race" in parts:
+        top = 5 if a.race_top is None else a.race_top
+        more = []
+        for d, m, lib in itertools.product(datasets, models, libs):
+            kept = race_points(lib, restrict(m, a.subset), d, seeds[0], top)
+            if kept is not None:
+                more += [Job(lib, m, d, p, s) for s in seeds[1:] for p in kept]
+        run_jobs(more, a)
     if "tune" in parts:  # the selected point on the other seeds
         more = []
         for d, m, lib in itertools.product(datasets, models, libs):

@@ -280,6 +280,92 @@ def test_the_seed_mean_selection_waits_for_every_seed_at_every_point_and_reads_v
     assert "| default reg_weight2 | graphrec | 2 |" in table and "fixed" not in table
 
 
+def test_a_race_keeps_each_librarys_best_first_seed_points_and_chooses_on_their_mean_validation(
+        zoo, tmp_path, monkeypatch):
+    import argparse
+
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    model = zoo.restrict(zoo.MODELS["vbpr"], ["reg_weight=2.0,1.0,0.1,0.01"])
+    pts = zoo.points(model)  # reg 2, 1, 0.1, 0.01
+    # seed-0 validation: graphrec keeps reg 1 (0.42) and reg 0.1 (0.41); MMRec keeps reg 1
+    # (0.43) and reg 2, tied at 0.41 with reg 0.01: grid order keeps reg 2
+    seed0 = {"graphrec": [0.40, 0.42, 0.41, 0.30], "mmrec": [0.41, 0.43, 0.39, 0.41]}
+    for lib, values in seed0.items():
+        for p, v in zip(pts[:3], values):
+            zoo.write_json(zoo.Job(lib, model, "lfm2k", p, 0).path, _record(v, 0.5))
+    assert zoo.race_points("graphrec", model, "lfm2k", 0, 2) is None  # reg 0.01 has not run seed 0
+    for lib, values in seed0.items():
+        zoo.write_json(zoo.Job(lib, model, "lfm2k", pts[3], 0).path, _record(values[3], 0.5))
+    assert [p["reg_weight"] for p in zoo.race_points("graphrec", model, "lfm2k", 0, 2)] == [1.0, 0.1]
+    assert [p["reg_weight"] for p in zoo.race_points("mmrec", model, "lfm2k", 0, 2)] == [1.0, 2.0]
+    assert zoo.race_point("graphrec", model, "lfm2k", [0, 1, 2], 2) is None  # the survivors' seeds 1-2 missing
+    # seeds 1-2 at every point; reg 0.01 (out after seed 0 on both sides) would win a whole-grid mean
+    later = {"graphrec": [0.40, 0.40, 0.43, 0.60], "mmrec": [0.42, 0.40, 0.40, 0.60]}
+    for lib, values in later.items():
+        for p, v in zip(pts, values):
+            for seed in (1, 2):
+                # test favours the other points: it must not enter the choice
+                zoo.write_json(zoo.Job(lib, model, "lfm2k", p, seed).path, _record(v, 0.1 if v > 0.41 else 0.9))
+    assert zoo.mean_tuned_point("graphrec", model, "lfm2k", [0, 1, 2])["reg_weight"] == 0.01
+    # graphrec: reg 1 mean 0.4067, reg 0.1 0.4233; MMRec: reg 1 0.41, reg 2 0.4167
+    assert zoo.race_point("graphrec", model, "lfm2k", [0, 1, 2], 2)["reg_weight"] == 0.1
+    assert zoo.race_point("mmrec", model, "lfm2k", [0, 1, 2], 2)["reg_weight"] == 2.0
+    # the summary: race rows only when asked for, and not where the whole grid's mean is there
+    args = argparse.Namespace(subset=["reg_weight=2.0,1.0,0.1,0.01"], race_top=2)
+    table = zoo.summary(args, [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1, 2])
+    assert "top 2" not in table and "tuned on the 3-seed mean over 4 of 7 points reg_weight0.01" in table
+    for lib in ("graphrec", "mmrec"):  # the whole grid's mean is gone: reg 0.01 lacks seed 2
+        zoo.Job(lib, model, "lfm2k", pts[3], 2).path.unlink()
+    table = zoo.summary(args, [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1, 2])
+    rows = [r.split(" | ") for r in table.splitlines() if "top 2" in r]
+    assert [(r[2], r[3]) for r in rows] == [
+        ("tuned on the 3-seed mean of seed 0's top 2 over 4 of 7 points reg_weight0.1", "graphrec"),
+        ("tuned on the 3-seed mean of seed 0's top 2 over 4 of 7 points reg_weight2", "mmrec"),
+        ("tuned on the 3-seed mean of seed 0's top 2", "graphrec - MMRec")]
+    # validation graphrec 0.41 / 0.43 / 0.43 against MMRec 0.41 / 0.42 / 0.42: +0.0067 over
+    # sqrt(0.000133 / 3 + 0.0000333 / 3) = 0.0075: +0.9 s.e.; test 0.5 / 0.1 / 0.1 on both sides
+    assert ("| vbpr | lfm2k | tuned on the 3-seed mean of seed 0's top 2 | graphrec - MMRec | | "
+            "+0.0067 (+0.9 s.e.) | +0.0000 (+0.0 s.e.) |") in table
+    assert "top 2" not in zoo.summary(argparse.Namespace(subset=args.subset), [zoo.MODELS["vbpr"]], ["lfm2k"],
+                                      [0, 1, 2])
+    # a race that keeps the whole grid is the grid part's mean: no rows
+    four = argparse.Namespace(subset=args.subset, race_top=4)
+    assert "top 4" not in zoo.summary(four, [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1, 2])
+    # where both races choose the seed-0 choices, one row says so
+    for seed in (1, 2):
+        zoo.write_json(zoo.Job("graphrec", model, "lfm2k", pts[1], seed).path, _record(0.50, 0.5))
+        zoo.write_json(zoo.Job("mmrec", model, "lfm2k", pts[1], seed).path, _record(0.50, 0.5))
+    table = zoo.summary(args, [zoo.MODELS["vbpr"]], ["lfm2k"], [0, 1, 2])
+    assert [r for r in table.splitlines() if "top 2" in r] == [
+        "| vbpr | lfm2k | tuned on the 3-seed mean of seed 0's top 2 over 4 of 7 points | both libraries: "
+        'the points of "tuned" | | | | | | |']
+
+
+def test_the_race_part_runs_the_first_seed_everywhere_then_each_librarys_survivors(zoo, tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    valid = {("graphrec", 2.0): 0.40, ("graphrec", 1.0): 0.42, ("graphrec", 0.1): 0.41,
+             ("mmrec", 2.0): 0.43, ("mmrec", 1.0): 0.40, ("mmrec", 0.1): 0.42}
+
+    def run_jobs(jobs, args):  # "runs" each job: writes its record
+        for j in jobs:
+            ran.append((j.lib, j.point["reg_weight"], j.seed))
+            zoo.write_json(j.path, _record(valid[j.lib, j.point["reg_weight"]], 0.5))
+
+    monkeypatch.setattr(zoo, "run_jobs", run_jobs)
+    (tmp_path / "data" / "lfm2k").mkdir(parents=True)
+    base = ["--mmrec", str(tmp_path), "--mmrec-data", str(tmp_path / "data"), "--models", "vbpr",
+            "--datasets", "lfm2k", "--subset", "reg_weight=2.0,1.0,0.1", "--seeds", "0,1,2", "--parts", "race"]
+    zoo.main([*base, "--race-top", "2"])
+    first = [r for r in ran if r[2] == 0]
+    assert sorted(first) == sorted((lib, reg, 0) for lib in ("graphrec", "mmrec") for reg in (2.0, 1.0, 0.1))
+    assert ran[:6] == first  # the first seed everywhere before any survivor's other seeds
+    assert ran[6:] == [("graphrec", 1.0, 1), ("graphrec", 0.1, 1), ("graphrec", 1.0, 2), ("graphrec", 0.1, 2),
+                       ("mmrec", 2.0, 1), ("mmrec", 0.1, 1), ("mmrec", 2.0, 2), ("mmrec", 0.1, 2)]
+    with pytest.raises(SystemExit):
+        zoo.main([*base, "--race-top", "0"])
+
+
 def test_the_grid_part_runs_every_point_on_every_seed_and_unknown_parts_are_refused(zoo, tmp_path, monkeypatch):
     ran = []
     monkeypatch.setattr(zoo, "HERE", tmp_path)
@@ -330,6 +416,7 @@ def test_a_readme_table_marker_names_its_datasets_seeds_and_subset(zoo, tmp_path
     assert "scientific" not in out and "default" not in out  # one dataset; no run at the default point
     assert zoo.readme_tables(out, [0, 1, 2]) == out
     for bad, message in (("colour=red", "option 'colour=red'"), ("seeds=a", "seeds are integers"),
+                         ("race=0", "race is a number of points"),
                          ("subset=reg_weight=3", "not in vbpr's grid")):
         with pytest.raises(SystemExit, match=message):
             zoo.readme_tables(f"<!-- zoo table: vbpr {bad} -->\n<!-- /zoo table -->\n", [0])

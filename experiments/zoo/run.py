@@ -545,7 +545,8 @@ TABLE_END = "<!-- /zoo table -->"
 TABLE_OPTIONS = ("datasets", "seeds", "subset", "race")
 
 
-def _table_options(marker: str, options: str, seeds: list[int]) -> tuple[list[str], list[int], list[str], int | None]:
+def _table_options(marker: str, options: str,
+                   seeds: list[int]) -> tuple[list[str], list[int], list[str], int | None]:
     """The datasets, seeds, subsets and race size of a marker's ``datasets=A,B seeds=0,1
     subset=KEY=V1,V2 race=K`` words (each optional; subset repeatable), defaulting to both
     datasets, ``seeds`` and no race rows."""
@@ -589,8 +590,8 @@ def readme_tables(text: str, seeds: list[int]) -> str:
         if unknown:
             raise SystemExit(f"README: {marker} names unknown model(s) {', '.join(unknown)}")
         datasets, table_seeds, subset, race = _table_options(marker, m.group(2), seeds)
-        table = summary(argparse.Namespace(subset=subset, race_top=race), [MODELS[name] for name in m.group(1).split(",")],
-                        datasets, table_seeds)
+        table = summary(argparse.Namespace(subset=subset, race_top=race),
+                        [MODELS[name] for name in m.group(1).split(",")], datasets, table_seeds)
         out += [text[pos:m.end()], table, "\n"]
         pos = end
     return "".join(out) + text[pos:]

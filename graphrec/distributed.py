@@ -247,7 +247,9 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     codes = [p.returncode for p in procs]
     # a rank stopped by the interruption can abort while exiting, after rank 0 kept the run
     # (gloo's threads: "terminate called without an active exception"): part of the stop
-    stopped = (0, 130, -signal.SIGKILL, -signal.SIGTERM) + ((-signal.SIGABRT,) if interrupted and codes[0] == 130 else ())
+    stopped = {0, 130, -signal.SIGKILL, -signal.SIGTERM}
+    if interrupted and codes[0] == 130:
+        stopped.add(-signal.SIGABRT)
     # rank 0 prints its own error line; a failing other rank's line is printed here
     for rank, code in enumerate(codes[1:], start=1):
         if code not in stopped:

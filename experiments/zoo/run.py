@@ -482,15 +482,15 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
                   "tuned": {lib: tuned_point(lib, sub, dataset, seeds[0]) for lib in ("graphrec", "mmrec")},
                   "mean": {lib: mean_tuned_point(lib, sub, dataset, seeds) for lib in ("graphrec", "mmrec")}}
         top = getattr(args, "race_top", None)
-        choice["race"] = {lib: race_point(lib, sub, dataset, seeds, top) if top else None
+        race = top and None in choice["mean"].values()  # where the whole grid's mean exists it says more
+        choice["race"] = {lib: race_point(lib, sub, dataset, seeds, top) if race else None
                           for lib in ("graphrec", "mmrec")}
         for label in ("tuned", "mean", "race"):
             if None in choice[label].values():  # tuned rows only once both libraries ran the same grid
                 choice[label] = dict.fromkeys(choice[label])
         if len(points(sub)) == 1 or len(seeds) == 1:  # selects nothing more than the seed-0 choice
             choice["mean"] = dict.fromkeys(choice["mean"])
-        if (len(seeds) == 1 or (top or 0) >= len(points(sub))  # a race that keeps every point is "grid"
-                or None not in choice["mean"].values()):  # the whole grid's mean says more
+        if len(seeds) == 1 or (top or 0) >= len(points(sub)):  # a race that keeps every point is "grid"
             choice["race"] = dict.fromkeys(choice["race"])
         if len(points(sub)) == 1 and points(sub)[0] == default_point(model):  # "fixed" would repeat "default"
             choice["tuned"] = dict.fromkeys(choice["tuned"])
@@ -658,30 +658,24 @@ def main(argv: list[str] | None = None) -> None:
     jobs: list[Job] = []
     if "default" in parts:
         jobs += [Job(lib, m, d, default_point(m), s) for d in datasets for m in models for lib in libs for s in seeds]
-    if "tune" in parts:
+    # tune and race: the whole grid (or subset) on the first seed, then each library's best
+    # point (tune) or best --race-top points (race) of that seed's validation on the others
+    survivors = [top for part, top in (("tune", 1), ("race", 5 if a.race_top is None else a.race_top))
+                 if part in parts]
+    if survivors:
         jobs += [Job(lib, m, d, p, seeds[0]) for d in datasets for m in models for lib in libs
                  for p in points(restrict(m, a.subset))]
     if "grid" in parts:  # every point on every seed, seed by seed: what the seed-mean selection needs
         jobs += [Job(lib, m, d, p, s) for s in seeds for d in datasets for m in models for lib in libs
                  for p in points(restrict(m, a.subset))]
-    if "race" in parts:  # the first seed over the grid; the survivors' other seeds follow below
-        jobs += [Job(lib, m, d, p, seeds[0]) for d in datasets for m in models for lib in libs
-                 for p in points(restrict(m, a.subset))]
     run_jobs(jobs, a)
-    if "race" in parts:
-        top = 5 if a.race_top is None else a.race_top
+    if survivors:
         more = []
         for d, m, lib in itertools.product(datasets, models, libs):
-            kept = race_points(lib, restrict(m, a.subset), d, seeds[0], top)
+            # the best `top` points of the first seed, best first: tune's choice is the first
+            kept = race_points(lib, restrict(m, a.subset), d, seeds[0], max(survivors))
             if kept is not None:
                 more += [Job(lib, m, d, p, s) for s in seeds[1:] for p in kept]
-        run_jobs(more, a)
-    if "tune" in parts:  # the selected point on the other seeds
-        more = []
-        for d, m, lib in itertools.product(datasets, models, libs):
-            p = tuned_point(lib, restrict(m, a.subset), d, seeds[0])
-            if p is not None:
-                more += [Job(lib, m, d, p, s) for s in seeds[1:]]
         run_jobs(more, a)
     if "time" in parts:
         time_part(a, models, datasets)

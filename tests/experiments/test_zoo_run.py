@@ -364,6 +364,12 @@ def test_the_race_part_runs_the_first_seed_everywhere_then_each_librarys_survivo
                        ("mmrec", 2.0, 1), ("mmrec", 0.1, 1), ("mmrec", 2.0, 2), ("mmrec", 0.1, 2)]
     with pytest.raises(SystemExit):
         zoo.main([*base, "--race-top", "0"])
+    # tune is the race of one: each library's best first-seed point on the other seeds
+    ran.clear()
+    monkeypatch.setattr(zoo, "HERE", tmp_path / "tune")
+    zoo.main([*base[:-1], "tune"])
+    assert sorted(ran[:6]) == sorted(first)
+    assert ran[6:] == [("graphrec", 1.0, 1), ("graphrec", 1.0, 2), ("mmrec", 2.0, 1), ("mmrec", 2.0, 2)]
 
 
 def test_the_grid_part_runs_every_point_on_every_seed_and_unknown_parts_are_refused(zoo, tmp_path, monkeypatch):

@@ -467,7 +467,8 @@ def test_the_readme_overview_quotes_the_committed_results(zoo):
     """The hand-written "Where the bars stand" table: its default, seed-0 tuned and seed-mean
     cells are the s.e. of the summary's difference rows over seeds 0-2 (test recall / ndcg);
     a seed-mean cell "top K: ..." quotes the race over each side's K best seed-0 points; the
-    eight-seed cells quote the eight-seed marked tables."""
+    eight-seed cells quote the eight-seed marked tables; the speed column is the time part's
+    median ratio."""
     import argparse
     import re
 
@@ -520,3 +521,9 @@ def test_the_readme_overview_quotes_the_committed_results(zoo):
             assert pair in eight.get((name, data), set()), (cells[:2], pair)
             quoted += 1
     assert quoted == 12
+
+    # the speed column: the back-to-back time part's median ratio of seconds per epoch
+    for cells in rows:
+        name, data = cells[0].split()[0].lower(), {"amazon-scientific": "scientific", "lfm2k": "lfm2k"}[cells[1]]
+        timing = json.loads((RESULTS / data / f"time-{name}.json").read_text())
+        assert cells[6] == f"{timing['median_ratio']:.2f}", cells[:2]

@@ -477,11 +477,13 @@ def test_the_readme_overview_quotes_the_committed_results(zoo):
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()
             if line.startswith("| ") and not line.startswith(("| model", "| ---"))]
     assert len(rows) == 13
+    # each row's model name and result-folder dataset, read once for every column below
+    names = [(cells[0].split()[0].lower(), {"amazon-scientific": "scientific", "lfm2k": "lfm2k"}[cells[1]])
+             for cells in rows]
     # a row's grid: the model's whole grid unless its label names a subset
     subsets = {"SMORE (8-point subset)": ["image_knn_k=10", "text_knn_k=10"],
                "SMORE (64-point subset)": ["reg_weight=0.00001"]}
-    for cells in rows:
-        name, data = cells[0].split()[0].lower(), {"amazon-scientific": "scientific", "lfm2k": "lfm2k"}[cells[1]]
+    for cells, (name, data) in zip(rows, names):
         race = re.match(r"top (\d+): ", cells[4])
         args = argparse.Namespace(subset=subsets.get(cells[0], []), race_top=int(race.group(1)) if race else None)
         table = zoo.summary(args, [zoo.MODELS[name]], [data], [0, 1, 2])
@@ -517,15 +519,13 @@ def test_the_readme_overview_quotes_the_committed_results(zoo):
                 errs = re.findall(r"\(([+-]\d+\.\d) s\.e\.\)", line)
                 eight.setdefault((c[0], c[1]), set()).add(f"{errs[1]} / {errs[2]}")
     quoted = 0
-    for cells in rows:
-        name, data = cells[0].split()[0].lower(), {"amazon-scientific": "scientific", "lfm2k": "lfm2k"}[cells[1]]
+    for cells, (name, data) in zip(rows, names):
         for pair in re.findall(r"[+-]\d+\.\d / [+-]\d+\.\d", cells[5]):
             assert pair in eight.get((name, data), set()), (cells[:2], pair)
             quoted += 1
     assert quoted == 14
 
     # the speed column: the back-to-back time part's median ratio of seconds per epoch
-    for cells in rows:
-        name, data = cells[0].split()[0].lower(), {"amazon-scientific": "scientific", "lfm2k": "lfm2k"}[cells[1]]
+    for cells, (name, data) in zip(rows, names):
         timing = json.loads((RESULTS / data / f"time-{name}.json").read_text())
         assert cells[6] == f"{timing['median_ratio']:.2f}", cells[:2]

@@ -120,7 +120,7 @@ def test_a_killed_call_leaves_a_consistent_study_that_the_next_call_continues(da
     assert len(after) == len(before) + 1 and after[-1].number == max(t.number for t in before) + 1
     assert after[killed[0].number].state == optuna.trial.TrialState.FAIL
     assert after[-1].state.is_finished()
-    assert not [t for t in after if t.state == optuna.trial.TrialState.RUNNING]
+    assert not _running(after)
 
 
 def test_ctrl_c_marks_the_trial_failed_and_the_same_command_continues(data, tmp_path, monkeypatch):

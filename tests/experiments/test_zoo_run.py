@@ -476,12 +476,13 @@ def test_the_readme_overview_quotes_the_committed_results(zoo):
     block = text[text.index("### Where the bars stand"):text.index("### Issue 18")]
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()
             if line.startswith("| ") and not line.startswith(("| model", "| ---"))]
-    assert len(rows) == 13
+    assert len(rows) == 14
     # each row's model name and result-folder dataset, read once for every column below
     names = [(cells[0].split()[0].lower(), {"amazon-scientific": "scientific", "lfm2k": "lfm2k"}[cells[1]])
              for cells in rows]
     # a row's grid: the model's whole grid unless its label names a subset
-    subsets = {"SMORE (8-point subset)": ["image_knn_k=10", "text_knn_k=10"]}
+    subsets = {"SMORE (8-point subset)": ["image_knn_k=10", "text_knn_k=10"],
+               "SMORE (3 layers, reg 1e-5, every k)": ["n_ui_layers=3", "reg_weight=0.00001"]}
     for cells, (name, data) in zip(rows, names):
         race = re.match(r"top (\d+): ", cells[4])
         args = argparse.Namespace(subset=subsets.get(cells[0], []), race_top=int(race.group(1)) if race else None)

@@ -46,6 +46,7 @@ from graphrec.errors import ConfigError, DataError
 from graphrec.metrics.ctr import auc, ctr_metrics
 from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
 from graphrec.train.fit import seed_everything
+from graphrec.train.optim import adam
 from graphrec.train.record import RECORD, WEIGHTS, checkpoint_entry, environment
 from graphrec.train.state import (
     FINISHED,
@@ -345,10 +346,10 @@ def fit_ctr(
     if gan is not None:
         g_params, d_params = gan
         gan_ids = {id(p) for p in g_params} | {id(p) for p in d_params}
-        opt_g = torch.optim.Adam(g_params, lr=config.gan_lr)
-        opt_d = torch.optim.Adam(d_params, lr=config.gan_lr)
+        opt_g = adam(g_params, lr=config.gan_lr)
+        opt_d = adam(d_params, lr=config.gan_lr)
     backbone = [p for p in model.parameters() if id(p) not in gan_ids]
-    opt = torch.optim.Adam(backbone, lr=config.lr, weight_decay=config.weight_decay)
+    opt = adam(backbone, lr=config.lr, weight_decay=config.weight_decay)
 
     best_score, best_epoch, best_state, best_valid = -np.inf, 0, None, {}
     history: list[dict[str, Any]] = []

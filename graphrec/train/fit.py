@@ -40,6 +40,7 @@ from graphrec.errors import ConfigError
 from graphrec.models import Recommender
 from graphrec.train.config import TrainConfig
 from graphrec.train.evaluate import evaluate_cold_start, evaluate_ranking
+from graphrec.train.optim import adam
 from graphrec.train.state import StateKeeper, TrainState
 
 __all__ = ["FitResult", "fit", "seed_everything", "evaluate_model"]
@@ -142,7 +143,7 @@ def fit(
         return _fit_nothing(model, dataset, config, device, on_epoch, evaluate_test)
     rng = np.random.default_rng(config.seed)
     sampler = NegativeSampler(dataset.train, exclude_items=dataset.cold_items if config.negatives == "warm" else None)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     decay = config.lr_decay
     sched = (None if decay == 1.0 else
              torch.optim.lr_scheduler.LambdaLR(opt, lambda t: decay ** (t / config.lr_decay_every)))

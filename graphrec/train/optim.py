@@ -2,11 +2,12 @@
 
 ``torch.optim.Adam`` updates parameter by parameter in Python unless told otherwise; its
 fused kernel does the same update (the same moments, bias corrections and weight decay)
-in one pass over each tensor, in C++ on the CPU and in one CUDA kernel on a GPU. On one CPU
-thread it steps 1.9 M parameters about 4.5x faster (17.5 ms against 3.8 ms), which takes
-5-20 % off an epoch of the field's models on amazon-scientific, most where feature tables
-are fine-tuned (``experiments/benchmarks/epoch_time.py --setting scientific-adam``). The
-updates agree with the loop's to float rounding (``tests/train/test_optim.py``).
+in one pass over each tensor, in C++ on the CPU and in one CUDA kernel on a GPU. On one
+CPU thread it steps 1.9 M parameters about 4.5x faster (17.5 ms against 3.8 ms), which
+takes up to a fifth off an epoch of the field's models: most where feature tables are
+fine-tuned, nothing measurable where propagation dominates
+(``experiments/benchmarks/epoch_time.py --setting scientific-adam``). The updates agree
+with the loop's to float rounding (``tests/train/test_optim.py``).
 """
 
 from __future__ import annotations

@@ -107,6 +107,7 @@ def measure(data_dir: str, label: str, steps: int) -> dict:
     from graphrec.data import Dataset
     from graphrec.data.sampling import NegativeSampler, bpr_batches
     from graphrec.train import build_model
+    from graphrec.train.optim import adam
 
     ds = Dataset.load(data_dir)
     rss0 = _rss_mb()
@@ -115,7 +116,7 @@ def measure(data_dir: str, label: str, steps: int) -> dict:
     t0 = time.perf_counter()
     model = build_model(name, ds, params)
     build_s = time.perf_counter() - t0
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = adam(model.parameters(), lr=1e-3)  # the optimiser fit uses
     rng = np.random.default_rng(0)
     batches = bpr_batches(ds.train, 2048, rng, NegativeSampler(ds.train))
 

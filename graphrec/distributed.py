@@ -21,7 +21,9 @@ Two ways to start ranks, the same code path:
 
 A process started either way finds ``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR`` and
 ``MASTER_PORT`` in its environment and joins the group in :func:`init_from_env` (gloo
-on CPU, NCCL on CUDA). Without them (and without a group initialised by the caller)
+on CPU, NCCL on CUDA). Under :func:`launch` the rendezvous store is the launcher's own
+(:func:`host_store`, on a port the system picks and holds from the start), so no other
+process can take the port between the launcher choosing it and rank 0 binding it. Without them (and without a group initialised by the caller)
 :func:`current` is ``None`` and everything runs as one process, unchanged.
 """
 
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,10 @@ __all__ = ["Shard", "current", "init_from_env", "launched", "launch", "leave", "
 
 #: environment variables a launcher (torchrun or :func:`launch`) sets for every rank
 ENV = ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")
+
+#: set to ``1`` by :func:`launch` for its ranks: the store at ``MASTER_ADDR:MASTER_PORT``
+#: already runs (:func:`host_store`) and every rank, rank 0 included, joins it as a client
+HOSTED_STORE = "GRAPHREC_HOSTED_STORE"
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,12 @@ def init_from_env(device: str = "cpu") -> Shard | None:
                 f"rank with LOCAL_RANK {local} has no GPU of its own ({torch.cuda.device_count()} visible): "
                 "start one process per GPU (--nproc at most the GPU count) or use --device cpu")
         torch.cuda.set_device(local)
-    dist.init_process_group(backend)
+    if os.environ.get(HOSTED_STORE) == "1":
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False)
+        dist.init_process_group(backend, store=store, rank=int(os.environ["RANK"]),
+                                world_size=int(os.environ["WORLD_SIZE"]))
+    else:  # torchrun's rendezvous (rank 0 or torchrun's agent hosts the store)
+        dist.init_process_group(backend)
     return current()
 
 
@@ -154,11 +164,15 @@ def all_gather_objects(obj: Any) -> list[Any]:
     return out
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on now (for the group's rendezvous on this machine)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def host_store() -> dist.TCPStore:
+    """A rendezvous store served by this process on 127.0.0.1, at a port the system picks
+    when it binds (``store.port``); ranks started with ``MASTER_PORT=store.port`` and
+    :data:`HOSTED_STORE` ``=1`` join it. It serves while the object lives.
+
+    Picking a free port first and letting rank 0 bind it later leaves a window in which
+    another process can take the port; a store bound at once has none.
+    """
+    return dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
 
 
 def check_nproc(nproc: int) -> None:
@@ -185,22 +199,23 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     """Run ``python -m graphrec ARGV`` as ``nproc`` local ranks; return the exit status.
 
     Each rank gets the environment torchrun gives (``RANK``, ``LOCAL_RANK``,
-    ``WORLD_SIZE``, ``MASTER_ADDR=127.0.0.1``, a free ``MASTER_PORT``) and
-    ``OMP_NUM_THREADS`` = ``threads`` or the CPU count divided by ``nproc``. Rank 0 keeps
-    the terminal; the others are silent (their stderr goes to a temporary file, read
+    ``WORLD_SIZE``, ``MASTER_ADDR=127.0.0.1``, ``MASTER_PORT``: the port of the store
+    this launcher hosts for them, :func:`host_store`) and ``OMP_NUM_THREADS`` =
+    ``threads`` or the CPU count divided by ``nproc``. Rank 0 keeps the terminal; the others are silent (their stderr goes to a temporary file, read
     only if they fail). When a rank exits with an error the others are stopped a second
     later (SIGKILL: nothing of theirs is half-written, writes happen through temporary
     names) and each failed rank's last error line is printed; a Ctrl-C reaches every rank
     (rank 0 keeps the run as one process does) and the launcher waits for them.
     """
-    port = free_port()
+    store = host_store()  # serves until the ranks are done (it lives in this frame)
+    port = store.port
     per_rank = threads or max(1, (os.cpu_count() or 1) // nproc)
     procs: list[subprocess.Popen] = []
     logs: list[Any] = []
     for rank in range(nproc):
         env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc),
                    LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                   OMP_NUM_THREADS=str(per_rank), TORCH_CPP_LOG_LEVEL=os.environ.get("TORCH_CPP_LOG_LEVEL", "ERROR"))
+                   OMP_NUM_THREADS=str(per_rank), **{HOSTED_STORE: "1"}, TORCH_CPP_LOG_LEVEL=os.environ.get("TORCH_CPP_LOG_LEVEL", "ERROR"))
         log = None if rank == 0 else tempfile.TemporaryFile(mode="w+b")
         logs.append(log)
         procs.append(subprocess.Popen(

@@ -32,9 +32,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture()
 def group_of_one(monkeypatch):
-    """This process as the only rank of a gloo group (left afterwards)."""
-    for key, value in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(distributed.free_port()), RANK="0",
-                           WORLD_SIZE="1", LOCAL_RANK="0").items():
+    """This process as the only rank of a gloo group (left afterwards), on a store it hosts."""
+    store = distributed.host_store()
+    for key, value in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(store.port), RANK="0", WORLD_SIZE="1",
+                           LOCAL_RANK="0", **{distributed.HOSTED_STORE: "1"}).items():
         monkeypatch.setenv(key, value)
 
     def join():
@@ -155,7 +156,10 @@ _GRAPH_WORKER = textwrap.dedent(
 )
 
 
-def test_two_ranks_build_the_graphs_of_one_process_edge_for_edge(tmp_path):
+@pytest.mark.parametrize("launcher", ["hosted-store", "torchrun"])
+def test_two_ranks_build_the_graphs_of_one_process_edge_for_edge(tmp_path, launcher):
+    """Two ranks on the store :func:`graphrec.distributed.launch` hosts, and under torchrun
+    itself (``--standalone``: its own rendezvous, the ``env://`` path of ``init_from_env``)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(37, 6)).astype(np.float32)
     x[5] = 0.0  # an item without content
@@ -165,17 +169,24 @@ def test_two_ranks_build_the_graphs_of_one_process_edge_for_edge(tmp_path):
              shape=np.array(train.shape))
     script = tmp_path / "worker.py"
     script.write_text(_GRAPH_WORKER)
-    port = str(distributed.free_port())
-    procs = [
-        subprocess.Popen([sys.executable, str(script), str(tmp_path / "in.npz"), str(tmp_path / "out")],
-                         env=dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=port, RANK=str(r), WORLD_SIZE="2",
-                                  LOCAL_RANK=str(r)),
-                         stderr=subprocess.PIPE, text=True)
-        for r in range(2)
-    ]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err
+    args = [str(script), str(tmp_path / "in.npz"), str(tmp_path / "out")]
+    if launcher == "torchrun":
+        env = {k: v for k, v in os.environ.items() if k not in (*distributed.ENV, distributed.HOSTED_STORE)}
+        res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                              *args], env=env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+    else:
+        store = distributed.host_store()
+        procs = [
+            subprocess.Popen([sys.executable, *args],
+                             env=dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(store.port), RANK=str(r),
+                                      WORLD_SIZE="2", LOCAL_RANK=str(r), **{distributed.HOSTED_STORE: "1"}),
+                             stderr=subprocess.PIPE, text=True)
+            for r in range(2)
+        ]
+        for p in procs:
+            _, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err
     expected = {
         "knn": knn_graph(x, 4, backend="torch"),
         "knn_sym_self": knn_graph(x, 4, backend="torch", symmetric=True, include_self=True),

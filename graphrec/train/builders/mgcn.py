@@ -68,6 +68,7 @@ def mgcn_item_graphs(
     summary="purified modality features on per-modality item kNN views, a behaviour-aware fuser, contrastive task",
     example="graphrec train mgcn --data data/lfm2k --cl-weight 0.001",
     needs_features=True,
+    train_defaults={"lr_decay": 0.96},  # the reference's learning_rate_scheduler [0.96, 50]
     search_space={
         "lr": LR_SPACE,
         "reg_weight": FloatRange(1e-6, 1e-2, log=True),
@@ -110,7 +111,8 @@ def build_mgcn(
     """MGCN's inputs, from the TRAINING data: D^-1/2 A D^-1/2 of the user-item graph, its
     user-item block, per modality the normalised top-``k`` graph of the raw features, and
     the raw features. MMRec trains MGCN with the learning rate decayed by 0.96 every 50
-    epochs (``learning_rate_scheduler: [0.96, 50]``; TrainConfig lr_decay=0.96)."""
+    epochs (``learning_rate_scheduler: [0.96, 50]``): ``graphrec train mgcn`` and ``graphrec
+    tune mgcn`` default to ``--lr-decay 0.96``; from Python, TrainConfig(lr_decay=0.96)."""
     needs_features(dataset, "mgcn")
     mods = mgcn_modalities(dataset, modalities)
     graphs = mgcn_item_graphs(dataset, mods, k=k, weighting=weighting, include_self=include_self)

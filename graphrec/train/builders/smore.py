@@ -145,6 +145,7 @@ def max_pool_graphs(graphs: Sequence[sp.spmatrix]) -> sp.csr_matrix:
     "embeddings on per-modality and max-pooled kNN graphs; LightGCN; modality-aware preference gates; InfoNCE",
     example="graphrec train smore --data data/lfm2k --layers 3 --image-knn-k 10 --text-knn-k 10 --reg 1e-5",
     needs_features=True,
+    train_defaults={"lr_decay": 0.96},  # the reference's learning_rate_scheduler [0.96, 50]
     search_space={
         "lr": LR_SPACE,
         "num_layers": IntRange(2, 4),
@@ -205,7 +206,8 @@ def build_smore(
     view's graph), and the raw features (projected to --dim by the model).
 
     MMRec trains SMORE with the learning rate decayed by 0.96 every 50 epochs
-    (learning_rate_scheduler [0.96, 50]); graphrec's TrainConfig(lr_decay=0.96) does that."""
+    (learning_rate_scheduler [0.96, 50]): ``graphrec train smore`` and ``graphrec tune
+    smore`` default to ``--lr-decay 0.96``; from Python, TrainConfig(lr_decay=0.96)."""
     needs_features(dataset, "smore")
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"smore option dropout must be < 1, got {dropout}")

@@ -1,4 +1,5 @@
-"""`graphrec train lattice|cb|mf` and stored graphs (`--graph`) through the CLI."""
+"""`graphrec train lattice|cb|mf` and stored graphs (`--graph`) through the CLI; models' own
+defaults of the training options (the registry's ``train_defaults``)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ def data_dir(saved_catalogue):
 def test_help_has_an_example(model):
     res = run("train", model, "--help")
     assert res.exit_code == 0 and "Example" in res.output
+
+
+@pytest.mark.parametrize("model", ["smore", "mgcn"])
+@pytest.mark.parametrize("extra, decay", [([], 0.96), (["--lr-decay", "1"], 1.0)])
+def test_reference_learning_rate_schedule_is_the_default(data_dir, tmp_path, model, extra, decay):
+    """`graphrec train smore|mgcn` default to MMRec's learning_rate_scheduler [0.96, 50]."""
+    out = tmp_path / model
+    res = run("train", model, "--data", data_dir, "--dim", "4", "--epochs", "1", "--device", "cpu", "--out", out,
+              "--quiet", *extra)
+    assert res.exit_code == 0, res.output
+    config = json.loads((out / "record.json").read_text())["train_config"]
+    assert config["lr_decay"] == decay and config["lr_decay_every"] == 50
 
 
 def test_lattice_with_cold_start_then_evaluate(data_dir, tmp_path):

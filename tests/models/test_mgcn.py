@@ -5,18 +5,13 @@ loss, and a short real-data run."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from typer.testing import CliRunner
 
-from graphrec.cli import app
 from graphrec.data import build_dataset
 from graphrec.data.formats import read_mmrec
-from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.errors import ConfigError, DataError
 from graphrec.models.mgcn import GATE_FLOOR, MGCN, _gate, batch_info_nce, info_nce
 from graphrec.testing import DEVICE, RecommenderContract
@@ -372,22 +367,6 @@ def test_errors():
         build_model("mgcn", _dataset(), {"modalities": "video"})
     with pytest.raises(ConfigError, match="weighting"):
         build_model("mgcn", _dataset(), {"weighting": "heat"})
-
-
-# ----------------------------------------------------------- the command line
-
-
-@pytest.mark.parametrize("extra, decay", [([], 0.96), (["--lr-decay", "1"], 1.0)])
-def test_cli_trains_with_the_reference_learning_rate_schedule(tmp_path, extra, decay):
-    """`graphrec train mgcn` defaults to MMRec's learning_rate_scheduler [0.96, 50]."""
-    data = tmp_path / "syn"
-    synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=0).save(data)
-    out = tmp_path / "run"
-    res = CliRunner().invoke(app, ["train", "mgcn", "--data", str(data), "--dim", "4", "--epochs", "1",
-                                   "--device", "cpu", "--out", str(out), "--quiet", *extra])
-    assert res.exit_code == 0, res.output
-    config = json.loads((out / "record.json").read_text())["train_config"]
-    assert config["lr_decay"] == decay and config["lr_decay_every"] == 50
 
 
 # ----------------------------------------------------------- real data

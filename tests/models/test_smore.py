@@ -7,17 +7,12 @@ real-data run."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from graphrec.cli import app
 from graphrec.data import build_dataset
 from graphrec.data.formats import read_mmrec
-from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.errors import ConfigError, DataError
 from graphrec.models.smore import FUSION, SMORE, info_nce, spectrum_fusion
 from graphrec.testing import DEVICE, RecommenderContract
@@ -420,22 +415,6 @@ def test_knn_k_reaches_the_graphs():
 def test_missing_modality_is_a_clear_error():
     with pytest.raises(DataError, match="no audio features"):
         build_model("smore", _dataset(), {"modalities": "audio"})
-
-
-# ----------------------------------------------------------- the command line
-
-
-@pytest.mark.parametrize("extra, decay", [([], 0.96), (["--lr-decay", "1"], 1.0)])
-def test_cli_trains_with_the_reference_learning_rate_schedule(tmp_path, extra, decay):
-    """`graphrec train smore` defaults to MMRec's learning_rate_scheduler [0.96, 50]."""
-    data = tmp_path / "syn"
-    synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=0).save(data)
-    out = tmp_path / "run"
-    res = CliRunner().invoke(app, ["train", "smore", "--data", str(data), "--dim", "4", "--epochs", "1",
-                                   "--device", "cpu", "--out", str(out), "--quiet", *extra])
-    assert res.exit_code == 0, res.output
-    config = json.loads((out / "record.json").read_text())["train_config"]
-    assert config["lr_decay"] == decay and config["lr_decay_every"] == 50
 
 
 # ----------------------------------------------------------- real data

@@ -23,8 +23,9 @@ A process started either way finds ``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR`` and
 ``MASTER_PORT`` in its environment and joins the group in :func:`init_from_env` (gloo
 on CPU, NCCL on CUDA). Under :func:`launch` the rendezvous store is the launcher's own
 (:func:`host_store`, on a port the system picks and holds from the start), so no other
-process can take the port between the launcher choosing it and rank 0 binding it. Without them (and without a group initialised by the caller)
-:func:`current` is ``None`` and everything runs as one process, unchanged.
+process can take the port between the launcher choosing it and rank 0 binding it.
+Without them (and without a group initialised by the caller) :func:`current` is
+``None`` and everything runs as one process, unchanged.
 """
 
 from __future__ import annotations
@@ -201,11 +202,12 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     Each rank gets the environment torchrun gives (``RANK``, ``LOCAL_RANK``,
     ``WORLD_SIZE``, ``MASTER_ADDR=127.0.0.1``, ``MASTER_PORT``: the port of the store
     this launcher hosts for them, :func:`host_store`) and ``OMP_NUM_THREADS`` =
-    ``threads`` or the CPU count divided by ``nproc``. Rank 0 keeps the terminal; the others are silent (their stderr goes to a temporary file, read
-    only if they fail). When a rank exits with an error the others are stopped a second
-    later (SIGKILL: nothing of theirs is half-written, writes happen through temporary
-    names) and each failed rank's last error line is printed; a Ctrl-C reaches every rank
-    (rank 0 keeps the run as one process does) and the launcher waits for them.
+    ``threads`` or the CPU count divided by ``nproc``. Rank 0 keeps the terminal; the
+    others are silent (their stderr goes to a temporary file, read only if they fail).
+    When a rank exits with an error the others are stopped a second later (SIGKILL:
+    nothing of theirs is half-written, writes happen through temporary names) and each
+    failed rank's last error line is printed; a Ctrl-C reaches every rank (rank 0 keeps
+    the run as one process does) and the launcher waits for them.
     """
     store = host_store()  # serves until the ranks are done (it lives in this frame)
     port = store.port
@@ -215,7 +217,8 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     for rank in range(nproc):
         env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc),
                    LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                   OMP_NUM_THREADS=str(per_rank), **{HOSTED_STORE: "1"}, TORCH_CPP_LOG_LEVEL=os.environ.get("TORCH_CPP_LOG_LEVEL", "ERROR"))
+                   OMP_NUM_THREADS=str(per_rank), **{HOSTED_STORE: "1"},
+                   TORCH_CPP_LOG_LEVEL=os.environ.get("TORCH_CPP_LOG_LEVEL", "ERROR"))
         log = None if rank == 0 else tempfile.TemporaryFile(mode="w+b")
         logs.append(log)
         procs.append(subprocess.Popen(

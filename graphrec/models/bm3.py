@@ -99,6 +99,7 @@ from torch import Tensor, nn
 from graphrec.errors import ConfigError
 from graphrec.models.base import FeatureTables, Recommender
 from graphrec.models.lightgcn import LightGCN
+from graphrec.nn import norm_penalty
 
 __all__ = ["BM3", "REG_FORMS"]
 
@@ -256,7 +257,7 @@ class BM3(FeatureTables, Recommender):
                 cos = (pred[2 + k] * (target[1] + target[2 + k])).sum(-1)
                 loss = loss + self.cl_weight * (2.0 - (weight * cos).sum())
         if self.reg_form == "tables":
-            reg = (user_all.norm() + item_all.norm()) / self.n_items
+            reg = norm_penalty(user_all, item_all) / self.n_items
         else:  # squared L2 of the batch's rows (a row counted as often as it occurs) over 2B
             cu = torch.bincount(u_inv, minlength=uu.numel()).to(online.dtype)
             ci = torch.bincount(i_inv, minlength=ui.numel()).to(online.dtype)

@@ -67,7 +67,7 @@ import torch
 from torch import Tensor, nn
 
 from graphrec.models.base import Recommender
-from graphrec.nn import bpr_loss, l2_penalty
+from graphrec.nn import bpr_loss, l2_penalty, norm_penalty
 
 __all__ = ["VBPR", "REG_FORMS"]
 
@@ -138,6 +138,7 @@ class VBPR(Recommender):
         # Data, not parameters: rebuilt from the dataset, not checkpointed.
         self.register_buffer("features", features.float(), persistent=False)
         self.register_buffer("warm_items", warm_items.bool(), persistent=False)
+        self._all_warm = bool(warm_items.all())  # no mask to apply (the usual case)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -159,11 +160,15 @@ class VBPR(Recommender):
             gamma, feats, warm = self.item_embedding.weight, self.features, self.warm_items
         else:
             gamma, feats, warm = self.item_embedding(items), self.features[items], self.warm_items[items]
-        mask = warm.to(gamma.dtype).unsqueeze(-1)
-        rows = [gamma * mask, self.projection(feats)]
+        if not self._all_warm:  # gamma_i = 0 (and beta_i = 0) for the items without interactions
+            mask = warm.to(gamma.dtype).unsqueeze(-1)
+            gamma = gamma * mask
+        rows = [gamma, self.projection(feats)]
         if not self.biases:
             return torch.cat(rows, dim=-1), None
-        beta = (self.item_bias if items is None else self.item_bias[items]) * mask.squeeze(-1)
+        beta = self.item_bias if items is None else self.item_bias[items]
+        if not self._all_warm:
+            beta = beta * mask.squeeze(-1)
         rows.append(beta.unsqueeze(-1))
         return torch.cat(rows, dim=-1), beta + feats @ self.feature_bias
 
@@ -178,38 +183,51 @@ class VBPR(Recommender):
         ones = users.new_ones(users.shape[0], 1)
         return torch.cat([users, ones], dim=-1), torch.cat([rows[:, :-1], bias.unsqueeze(-1)], dim=-1)
 
-    def _batch_rows(self, items: Tensor) -> tuple[Tensor, Tensor | None]:
-        """:meth:`_item_parts` of a batch's items, projecting each distinct item once
-        (a batch of 2 x 2048 items often holds far fewer distinct ones)."""
-        uniq, inv = torch.unique(items, return_inverse=True)
-        rows, bias = self._item_parts(uniq)
-        return rows[inv], None if bias is None else bias[inv]
+    def _batch_rows(self, pos_items: Tensor, neg_items: Tensor) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """:meth:`_item_parts` of a batch's positives and negatives, each item projected
+        once: where the catalogue has no more items than the batch has item slots (2B),
+        all of them in one product, with no feature gather and no sort; otherwise the
+        batch's distinct items (a batch of 2 x 2048 items from a large catalogue holds far
+        fewer). The two gathers stay separate, so that their gradients scatter straight
+        into the item rows."""
+        b = pos_items.shape[0]
+        if self.n_items <= 2 * b:
+            rows, bias = self._item_parts(None)
+            pi, ni = pos_items, neg_items
+        else:
+            uniq, inv = torch.unique(torch.cat([pos_items, neg_items]), return_inverse=True)
+            rows, bias = self._item_parts(uniq)
+            pi, ni = inv[:b], inv[b:]
+        if bias is None:
+            return rows[pi], rows[ni], None, None
+        return rows[pi], rows[ni], bias[pi], bias[ni]
 
-    def _pair_scores(
-        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Scores of (user, positive) and (user, negative), and the regulariser's
-        user, positive and negative rows."""
+    def _pair_rows(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> tuple[Tensor | None, ...]:
+        """The batch's user rows, the positive and negative item rows (the regulariser's
+        U, P, N), and each row's scoring part: the factors and, with biases, the bias."""
         u = self.user_embedding(users)  # only the batch's rows: no full-table product
-        rows, bias = self._batch_rows(torch.cat([pos_items, neg_items]))
-        b = users.shape[0]
-        factors = rows if bias is None else rows[:, :-1]
-        scores = (factors.view(2, b, -1) * u).sum(-1).view(-1)  # [pos; neg]
-        if bias is not None:
-            scores = scores + bias
-        return scores[:b], scores[b:], u, rows[:b], rows[b:]
+        p, n, bp, bn = self._batch_rows(pos_items, neg_items)
+        fp, fn = (p, n) if bp is None else (p[:, :-1], n[:, :-1])  # beta_i is scored through the full bias
+        return u, p, n, fp, fn, bp, bn
 
     def pairwise_scores(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> tuple[Tensor, Tensor]:
-        pos, neg, *_ = self._pair_scores(users, pos_items, neg_items)
+        u, _, _, fp, fn, bp, bn = self._pair_rows(users, pos_items, neg_items)
+        pos, neg = (u * fp).sum(-1), (u * fn).sum(-1)
+        if bp is not None:
+            pos, neg = pos + bp, neg + bn
         return pos, neg
 
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
-        pos, neg, u, pos_rows, neg_rows = self._pair_scores(users, pos_items, neg_items)
+        u, p, n, fp, fn, bp, bn = self._pair_rows(users, pos_items, neg_items)
+        # BPR needs only x_ui - x_uj = u . (f_i - f_j) (+ the biases' difference): one product
+        diff = (u * (fp - fn)).sum(-1)
+        if bp is not None:
+            diff = diff + (bp - bn)
         if self.reg_form == "norm":
-            reg = (u.norm() + pos_rows.norm() + neg_rows.norm()) / u.shape[0]
+            reg = norm_penalty(u, p, n) / u.shape[0]
         else:
-            reg = l2_penalty(u, pos_rows, neg_rows)
-        return bpr_loss(pos, neg) + self.reg_weight * reg
+            reg = l2_penalty(u, p, n)
+        return bpr_loss(diff, torch.zeros_like(diff)) + self.reg_weight * reg
 
     def extra_repr(self) -> str:
         return (

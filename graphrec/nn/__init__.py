@@ -1,7 +1,7 @@
 """Reusable layers and functions: sparse propagation, learned-value sparse products, losses."""
 
 from graphrec.nn.cooccur import FactoredCooccurrence, cooccurrence_operator
-from graphrec.nn.losses import bpr_loss, l2_penalty
+from graphrec.nn.losses import bpr_loss, l2_penalty, norm_penalty
 from graphrec.nn.pattern import (
     SparsePattern,
     inv_sqrt_degree,
@@ -35,6 +35,7 @@ __all__ = [
     "grad_reverse",
     "inv_sqrt_degree",
     "l2_penalty",
+    "norm_penalty",
     "module_pattern",
     "pattern_dot",
     "pattern_spmm",

@@ -106,6 +106,34 @@ def test_loss_is_bpr_plus_the_hand_computed_regulariser(biases, reg_form):
     torch.testing.assert_close(got.cpu(), torch.tensor(bpr + 0.5 * reg), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("biases", [True, False])
+@pytest.mark.parametrize("reg_form", ["norm", "squared"])
+def test_loss_of_a_batch_projecting_only_its_distinct_items(biases, reg_form):
+    # one triple against 3 items: more items than the batch's 2 item slots, so the loss
+    # projects the batch's distinct items only (two triples above project all 3)
+    model = _hand_model(biases, reg_form, reg_weight=0.5)
+    got = model.loss(*(torch.tensor([x], device=DEVICE) for x in (1, 1, 2)))
+    # (u1, i1) vs (u1, i2): 2.9 - (-0.7) [biases] or 3 - (-1)
+    bpr = math.log1p(math.exp(-(3.6 if biases else 4.0)))
+    # U: [0, 1, -1] -> 2; P: item 1 [0, 1, -2 (, -0.5)] -> 5 [5.25]; N: item 2 [3, -1, 0 (, 0)] -> 10
+    u2, p2, n2 = 2.0, (5.25 if biases else 5.0), 10.0
+    reg = math.sqrt(u2) + math.sqrt(p2) + math.sqrt(n2) if reg_form == "norm" else (u2 + p2 + n2) / 2
+    torch.testing.assert_close(got.cpu(), torch.tensor(bpr + 0.5 * reg), rtol=1e-5, atol=1e-6)
+    # and the gradient is the one of the same loss over all items' rows
+    got.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    u, i = model.embeddings()
+    diff = (u[1] * (i[1] - i[2])).sum()
+    rows = model._item_parts(None)[0]
+    ref_u, ref_p, ref_n = model.user_embedding.weight[1:2], rows[1:2], rows[2:3]
+    ref_reg = (ref_u.norm() + ref_p.norm() + ref_n.norm()) if reg_form == "norm" else \
+        (ref_u.pow(2).sum() + ref_p.pow(2).sum() + ref_n.pow(2).sum()) / 2
+    (F.softplus(-diff) + 0.5 * ref_reg).backward()
+    for g, p in zip(grads, model.parameters()):
+        torch.testing.assert_close(g, p.grad)
+
+
 def test_projection_bias_shifts_scores_per_user_and_moves_only_through_the_penalty():
     # MMRec's projection E f_i + b, b = 0.5 (K' = 1): theta_i = 1.5, -1.5, 0.5; every score
     # of user u moves by theta_u * b (u0: 2 * 0.5 = 1, u1: -1 * 0.5 = -0.5)

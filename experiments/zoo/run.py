@@ -420,12 +420,34 @@ def time_part(args: argparse.Namespace, models: list[ZooModel], datasets: list[s
                     res = (graphrec_result(Path(tmp) / "run", 0.0) if lib == "graphrec"
                            else mmrec_result(Path(tmp) / "out.json", 0.0))
                     row[lib] = res["seconds_per_epoch"]
+                    if lib == "mmrec":
+                        mmrec_commit = res["mmrec_commit"]
             row["ratio"] = row["graphrec"] / row["mmrec"]
             rounds.append(row)
             print(f"time {model.label} {dataset} round {r}: graphrec {row['graphrec']:.3f} s, mmrec {row['mmrec']:.3f} s, "
                   f"ratio {row['ratio']:.2f}", flush=True)
+        # what was timed: a later change to either side makes the figure stale (delete the
+        # file and re-run the part to re-measure)
+        measured = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "graphrec_commit": graphrec_commit(),
+                    "mmrec_commit": mmrec_commit, "torch": torch_version()}
         write_json(path, {"model": model.label, "dataset": dataset, "point": point, "epochs": args.time_epochs,
-                          "rounds": rounds, "median_ratio": statistics.median(r["ratio"] for r in rounds)})
+                          "rounds": rounds, "median_ratio": statistics.median(r["ratio"] for r in rounds),
+                          "measured": measured})
+
+
+def graphrec_commit() -> str:
+    """The commit of the graphrec code the runs import, marked ``-dirty`` where it has
+    uncommitted changes under graphrec/."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "graphrec"], cwd=REPO, capture_output=True,
+                           text=True).stdout.strip()
+    return (head or "unknown") + ("-dirty" if dirty else "")
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__
 
 
 def difference(both: dict[str, dict[str, Any]], metric: str) -> str:
@@ -534,8 +556,9 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
         if t.exists():
             tr = json.loads(t.read_text())
             rounds = ", ".join(f"{r['graphrec']:.3f}/{r['mmrec']:.3f}" for r in tr["rounds"])
+            when = f" ({tr['measured']['date']}, graphrec {tr['measured']['graphrec_commit'][:7]})" if "measured" in tr else ""
             lines.append(f"| {model.label} | {dataset} | default | time | | | | | graphrec/MMRec s per epoch "
-                         f"{rounds}: ratio {tr['median_ratio']:.2f} | {tr['epochs']} |")
+                         f"{rounds}: ratio {tr['median_ratio']:.2f}{when} | {tr['epochs']} |")
     return "\n".join(lines)
 
 

@@ -155,6 +155,39 @@ def test_a_result_names_the_processor_it_ran_on(zoo, tmp_path, monkeypatch):
     assert res["valid"] == metrics and res["epochs_run"] == 24
 
 
+def test_the_time_part_records_what_it_timed_and_the_table_names_it(zoo, tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    monkeypatch.setattr(zoo, "graphrec_data", lambda folder, cache: tmp_path / "graphrec-data")
+    monkeypatch.setattr(zoo, "graphrec_commit", lambda: "0123456789abcdef")
+    seconds = iter([0.1, 0.4, 0.2, 0.4])  # graphrec, MMRec per round
+
+    def fake_run(cmd, cwd, **kw):
+        assert cmd[:2] == ["taskset", "-c"] and cmd[2] == "1"  # the first of --cores
+        if "--out" in cmd:  # MMRec's driver (graphrec's result is read by fake_graphrec_result)
+            Path(cmd[cmd.index("--out") + 1]).write_text(json.dumps(
+                {"valid": {}, "test": {}, "best_epoch": 1, "epochs_run": 2, "seconds_per_epoch": next(seconds),
+                 "seconds_per_validation": 0.0, "hyper_parameters": {}, "mmrec_commit": "e775373b"}))
+        return type("Done", (), {"returncode": 0, "stderr": ""})()
+
+    def fake_graphrec_result(run, wall):
+        return {"seconds_per_epoch": next(seconds)}
+
+    monkeypatch.setattr(zoo.subprocess, "run", fake_run)
+    monkeypatch.setattr(zoo, "graphrec_cmd", lambda *a, **k: ["python", "-m", "graphrec", "train"])
+    monkeypatch.setattr(zoo, "graphrec_result", fake_graphrec_result)
+    (tmp_path / "data" / "lfm2k").mkdir(parents=True)
+    zoo.main(["--mmrec", str(tmp_path), "--mmrec-data", str(tmp_path / "data"), "--models", "vbpr",
+              "--datasets", "lfm2k", "--parts", "time", "--cores", "1,0"])
+    rec = json.loads((tmp_path / "results" / "lfm2k" / "time-vbpr.json").read_text())
+    assert [r["ratio"] for r in rec["rounds"]] == [0.25, 0.5] and rec["median_ratio"] == 0.375
+    assert rec["measured"]["graphrec_commit"] == "0123456789abcdef"
+    assert rec["measured"]["mmrec_commit"] == "e775373b" and rec["measured"]["torch"]
+    zoo.main(["--summary", "--models", "vbpr", "--datasets", "lfm2k"])
+    table = (tmp_path / "results" / "summary.md").read_text()
+    row = next(line for line in table.splitlines() if "| time |" in line)
+    assert f"ratio 0.38 ({rec['measured']['date']}, graphrec 0123456)" in row
+
+
 PAIRINGS = ["freedom", "bm3", "vbpr", "vbpr-pb", "lattice", "mgcn", "smore", "dragon", "lightgcn"]
 
 

@@ -405,7 +405,7 @@ def time_part(args: argparse.Namespace, models: list[ZooModel], datasets: list[s
         folder = args.mmrec_data / dataset
         data = graphrec_data(folder, args.cache)
         point = default_point(model)
-        rounds = []
+        rounds, mmrec_commit = [], None
         for r in range(args.time_rounds):
             row = {}
             for lib in ("graphrec", "mmrec"):
@@ -556,7 +556,9 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
         if t.exists():
             tr = json.loads(t.read_text())
             rounds = ", ".join(f"{r['graphrec']:.3f}/{r['mmrec']:.3f}" for r in tr["rounds"])
-            when = f" ({tr['measured']['date']}, graphrec {tr['measured']['graphrec_commit'][:7]})" if "measured" in tr else ""
+            when = ""
+            if "measured" in tr:  # files written before the time part recorded it have none
+                when = f" ({tr['measured']['date']}, graphrec {tr['measured']['graphrec_commit'][:7]})"
             lines.append(f"| {model.label} | {dataset} | default | time | | | | | graphrec/MMRec s per epoch "
                          f"{rounds}: ratio {tr['median_ratio']:.2f}{when} | {tr['epochs']} |")
     return "\n".join(lines)

@@ -23,6 +23,11 @@ epoch-start step + the other steps of an epoch at the median step time. Ratios a
 step of the same size, measured in the same run. Models use their defaults (dim 64,
 2 LightGCN layers, k 10, one item layer; MM-GEF's co-interaction graph unpruned, kept as
 its factors).
+
+One process's step time moves by 10-30% between runs on a shared machine. ``--repeat R``
+runs every (size, model) in R processes, in R rounds over the models, and reports the
+median of each figure, the step's range, and the median over the rounds of each model's
+step over LightGCN's step of the same round (a load change hits a round's models alike).
 """
 
 from __future__ import annotations
@@ -147,12 +152,32 @@ def measure(data_dir: str, label: str, steps: int) -> dict:
     }
 
 
+def summarise(runs: list[dict], base_runs: list[dict]) -> dict:
+    """One (size, model)'s runs (one per ``--repeat`` round) as the report's row: the
+    median of each figure over the runs, the step's range, and the median over rounds of
+    the step divided by LightGCN's step OF THE SAME ROUND (``base_runs``, round by round;
+    the rounds alternate the models, so a load change on the machine hits a model and its
+    LightGCN alike)."""
+    import statistics
+
+    med = {k: statistics.median(r[k] for r in runs)
+           for k in ("build_s", "step_s", "start_epoch_s", "epoch_start_step_s", "epoch_s", "rss_data_mb", "peak_mb")}
+    med["added_mb"] = statistics.median(r["peak_mb"] - r["rss_data_mb"] for r in runs)
+    med["step_min"], med["step_max"] = min(r["step_s"] for r in runs), max(r["step_s"] for r in runs)
+    med["ratio"] = statistics.median(r["step_s"] / b["step_s"] for r, b in zip(runs, base_runs))
+    med.update({k: runs[0][k] for k in ("label", "n_items", "n_users", "train")})
+    return med
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--items", default="10000,30000,60000", help="catalogue sizes, comma-separated")
     ap.add_argument("--models", default=",".join(MODELS), help=f"subset of {','.join(MODELS)}")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="processes per (size, model), in rounds over the models; the report gives medians "
+                         "(and the step's range), the ratio to LightGCN taken round by round")
     ap.add_argument("--out", type=Path, default=None, help="also write the report (markdown) here")
     ap.add_argument("--_measure", nargs=2, metavar=("DATA", "MODEL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -170,14 +195,18 @@ def main() -> None:
     if unknown or "lightgcn" not in models:
         raise SystemExit(f"--models: {unknown or 'lightgcn'} {'unknown' if unknown else 'is needed for the ratios'}; "
                          f"choose from {','.join(MODELS)}")
+    if args.repeat < 1:
+        raise SystemExit(f"--repeat {args.repeat}: at least one run per (size, model)")
     models = ["lightgcn"] + [m for m in models if m != "lightgcn"]  # the base of the ratios first
     sizes = [int(s) for s in args.items.split(",")]
     lines = [
         f"# Item-graph models at scale ({args.threads} thread(s), torch {torch.__version__}, "
-        f"{os.cpu_count()} CPUs, batch 2048, median of {args.steps} steps)",
+        f"{os.cpu_count()} CPUs, batch 2048, median of {args.steps} steps"
+        + (f"; medians over {args.repeat} processes, step range in brackets)" if args.repeat > 1 else ")"),
         "",
         f"`PYTHONPATH=. python experiments/benchmarks/item_graph_scaling.py --items {args.items} "
-        f"--threads {args.threads} --steps {args.steps}`",
+        f"--models {','.join(models)} --threads {args.threads} --steps {args.steps}"
+        + (f" --repeat {args.repeat}`" if args.repeat > 1 else "`"),
         "",
         "| items | users | train pairs | model | build s | step s | step / LightGCN | start_epoch s | epoch-start step s "
         "| epoch s (est.) | RSS with data MB | peak MB | added MB | one dense n x n float32 MB |",
@@ -189,21 +218,27 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "data"
             make_dataset(n).save(data)
-            base = None
+            runs: dict[str, list[dict]] = {label: [] for label in models}
+            for _ in range(args.repeat):  # rounds over the models
+                for label in models:
+                    cmd = [sys.executable, __file__, "--threads", str(args.threads), "--steps", str(args.steps),
+                           "--_measure", str(data), label]
+                    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                    if res.returncode != 0:
+                        raise SystemExit(f"{label} at {n} items failed:\n{res.stderr[-2000:]}")
+                    runs[label].append(json.loads(res.stdout.strip().splitlines()[-1]))
+                    print(f"  {label} at {n:,} items, round {len(runs[label])}/{args.repeat}: step "
+                          f"{runs[label][-1]['step_s']:.3f} s", file=sys.stderr, flush=True)
             for label in models:
-                cmd = [sys.executable, __file__, "--threads", str(args.threads), "--steps", str(args.steps),
-                       "--_measure", str(data), label]
-                res = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                if res.returncode != 0:
-                    raise SystemExit(f"{label} at {n} items failed:\n{res.stderr[-2000:]}")
-                r = json.loads(res.stdout.strip().splitlines()[-1])
-                base = r["step_s"] if label == "lightgcn" else base
-                ratio = f"{r['step_s'] / base:.2f}" if base else "-"
+                r = summarise(runs[label], runs["lightgcn"])
+                step = f"{r['step_s']:.3f}"
+                if args.repeat > 1:
+                    step += f" ({r['step_min']:.3f}-{r['step_max']:.3f})"
                 row = (
                     f"| {r['n_items']:,} | {r['n_users']:,} | {r['train']:,} | {label} | {r['build_s']:.1f} | "
-                    f"{r['step_s']:.3f} | {ratio} | {r['start_epoch_s']:.3f} | {r['epoch_start_step_s']:.3f} | "
+                    f"{step} | {r['ratio']:.2f} | {r['start_epoch_s']:.3f} | {r['epoch_start_step_s']:.3f} | "
                     f"{r['epoch_s']:.1f} | {r['rss_data_mb']:.0f} | "
-                    f"{r['peak_mb']:.0f} | {r['peak_mb'] - r['rss_data_mb']:.0f} | {4 * n * n / 2**20:,.0f} |"
+                    f"{r['peak_mb']:.0f} | {r['added_mb']:.0f} | {4 * n * n / 2**20:,.0f} |"
                 )
                 lines.append(row)
                 print(row, flush=True)

@@ -48,3 +48,9 @@ def patience_check() -> Iterator[ModuleType]:
         sys.modules.pop("run", None)
         while zoo_dir in sys.path:
             sys.path.remove(zoo_dir)
+
+
+@pytest.fixture(scope="module")
+def scaling() -> Iterator[ModuleType]:
+    """experiments/benchmarks/item_graph_scaling.py"""
+    yield from _import_script("benchmarks/item_graph_scaling.py", "item_graph_scaling")

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -158,8 +159,6 @@ def summarise(runs: list[dict], base_runs: list[dict]) -> dict:
     the step divided by LightGCN's step OF THE SAME ROUND (``base_runs``, round by round;
     the rounds alternate the models, so a load change on the machine hits a model and its
     LightGCN alike)."""
-    import statistics
-
     med = {k: statistics.median(r[k] for r in runs)
            for k in ("build_s", "step_s", "start_epoch_s", "epoch_start_step_s", "epoch_s", "rss_data_mb", "peak_mb")}
     med["added_mb"] = statistics.median(r["peak_mb"] - r["rss_data_mb"] for r in runs)

@@ -428,8 +428,10 @@ def time_part(args: argparse.Namespace, models: list[ZooModel], datasets: list[s
                   f"ratio {row['ratio']:.2f}", flush=True)
         # what was timed: a later change to either side makes the figure stale (delete the
         # file and re-run the part to re-measure)
+        import torch
+
         measured = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "graphrec_commit": graphrec_commit(),
-                    "mmrec_commit": mmrec_commit, "torch": torch_version()}
+                    "mmrec_commit": mmrec_commit, "torch": torch.__version__}
         write_json(path, {"model": model.label, "dataset": dataset, "point": point, "epochs": args.time_epochs,
                           "rounds": rounds, "median_ratio": statistics.median(r["ratio"] for r in rounds),
                           "measured": measured})
@@ -442,12 +444,6 @@ def graphrec_commit() -> str:
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "graphrec"], cwd=REPO, capture_output=True,
                            text=True).stdout.strip()
     return (head or "unknown") + ("-dirty" if dirty else "")
-
-
-def torch_version() -> str:
-    import torch
-
-    return torch.__version__
 
 
 def difference(both: dict[str, dict[str, Any]], metric: str) -> str:

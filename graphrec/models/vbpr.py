@@ -138,7 +138,6 @@ class VBPR(Recommender):
         # Data, not parameters: rebuilt from the dataset, not checkpointed.
         self.register_buffer("features", features.float(), persistent=False)
         self.register_buffer("warm_items", warm_items.bool(), persistent=False)
-        self._all_warm = bool(warm_items.all())  # no mask to apply (the usual case)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -160,15 +159,11 @@ class VBPR(Recommender):
             gamma, feats, warm = self.item_embedding.weight, self.features, self.warm_items
         else:
             gamma, feats, warm = self.item_embedding(items), self.features[items], self.warm_items[items]
-        if not self._all_warm:  # gamma_i = 0 (and beta_i = 0) for the items without interactions
-            mask = warm.to(gamma.dtype).unsqueeze(-1)
-            gamma = gamma * mask
-        rows = [gamma, self.projection(feats)]
+        mask = warm.to(gamma.dtype).unsqueeze(-1)  # gamma_i = 0 (and beta_i = 0) without interactions
+        rows = [gamma * mask, self.projection(feats)]
         if not self.biases:
             return torch.cat(rows, dim=-1), None
-        beta = self.item_bias if items is None else self.item_bias[items]
-        if not self._all_warm:
-            beta = beta * mask.squeeze(-1)
+        beta = (self.item_bias if items is None else self.item_bias[items]) * mask.squeeze(-1)
         rows.append(beta.unsqueeze(-1))
         return torch.cat(rows, dim=-1), beta + feats @ self.feature_bias
 

@@ -30,6 +30,9 @@ def tune(
     ] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Start no trial after this many seconds.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every trial's training and of the sampler.")] = 0,
+    repeats: Annotated[
+        int, typer.Option(help="Train each trial on this many seeds (--seed, --seed + 1, ...) and select on the mean.")
+    ] = 1,
     out: Annotated[
         Optional[Path], typer.Option(help="Folder of the trials' records, the best run and the plots (default runs/tune-STUDY).")
     ] = None,
@@ -67,6 +70,11 @@ def tune(
     --cold-protocol), the study is named MODEL-DATASET-coldF, and --select-on cold selects
     on the cold items (under the papers' protocol validation holds cold items only).
 
+    With --repeats R each trial trains seeds --seed .. --seed + R - 1 and its value is the
+    mean of their best validation metrics (a steadier choice among near-equal points; the
+    pruner sees the first seed's curve); the best trial's every seed is tested, and OUT/best
+    holds its best-validated seed.
+
     Example: graphrec tune lightgcn --data data/lfm2k --trials 20 --storage sqlite:///studies.db
     """
     from graphrec.train import TrainConfig
@@ -91,7 +99,7 @@ def tune(
             data, model, trials, storage, study_name=study, space=overrides, space_source=f"--space {space}",
             config=config, timeout=timeout, seed=seed, out=out, device=dev, pruning=pruning,
             prune_startup=prune_startup, prune_warmup=prune_warmup, tensorboard=tensorboard, log=echo,
-            cold_start=cold_start, cold_protocol=cold_protocol,
+            cold_start=cold_start, cold_protocol=cold_protocol, repeats=repeats,
         )
     except KeyboardInterrupt:
         typer.secho("error: interrupted: the running trial is marked failed; run the same command again to continue "
@@ -101,9 +109,17 @@ def tune(
     typer.echo(f"study {result.study}: {result.n_trials} trials ({states}), {result.trials_run} run now")
     if result.best_trial is not None:
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
-        typer.echo(f"best: trial {result.best_trial}, valid {metric} {result.best_value:.4f}; {params}")
-        if result.test:
-            when = "evaluated once now" if result.test_evaluated else "evaluated when this trial became the best"
+        typer.echo(f"best: trial {result.best_trial}, valid {metric} {result.best_value:.4f}"
+                   f"{_seeds_note(result.repeat_tests)}; {params}")
+        when = "evaluated once now" if result.test_evaluated else "evaluated when this trial became the best"
+        if result.repeat_tests:
+            mean = result.test_mean
+            typer.echo(f"test of the best trial, mean over its {len(result.repeat_tests)} seeds ({when}):")
+            typer.echo(metric_table(mean, ordered_metric_keys(mean["all"])))
+            kept = max(result.repeat_tests, key=lambda r: r["value"])["seed"]
+            per_seed = " / ".join(f"{r['test']['all'][metric]:.4f}" for r in result.repeat_tests)
+            typer.echo(f"test {metric} per seed: {per_seed}; the best run holds seed {kept} (best validation)")
+        elif result.test:
             typer.echo(f"test of the best trial ({when}):")
             typer.echo(metric_table(result.test, ordered_metric_keys(result.test["all"])))
         typer.echo(f"best run: {result.best_run} (graphrec evaluate / graphrec recommend accept it)")
@@ -112,3 +128,8 @@ def tune(
     if result.plots:
         typer.echo("plots: " + ", ".join(str(p) for p in result.plots))
     typer.echo(f"trials recorded in {result.out}/trials")
+
+
+def _seeds_note(seeds: list[dict]) -> str:
+    """`` (mean of seeds 0, 1, 2)`` for a study with --repeats, else nothing."""
+    return f" (mean of seeds {', '.join(str(r['seed']) for r in seeds)})" if seeds else ""

@@ -7,15 +7,19 @@ several processes at once. Each trial samples the model's search space
 (:mod:`graphrec.train.space`), trains with the generic fit loop, reports the validation
 metric after every validation (the median pruner stops trials whose curve falls below
 the median of the earlier trials at the same epoch) and is scored by its best
-validation metric. The test split is never looked at while searching: when the calls'
-trials are done, the best trial's weights are evaluated on test ONCE and written as a
-normal run directory.
+validation metric. With ``repeats`` R > 1 a trial trains seeds ``seed`` .. ``seed + R - 1``
+and is scored by the MEAN of their best validation metrics: a steadier choice among
+near-equal configurations than one seed's draw (only the first seed's curve is reported
+to the pruner, so every trial is pruned on the same seed). The test split is never
+looked at while searching: when the calls' trials are done, the best trial's weights
+(each seed's) are evaluated on test ONCE and written as a normal run directory.
 
 The output folder ``OUT`` holds::
 
     tune.json                    the study's storage and name (an OUT belongs to one study)
     trials/<n>/record.json       every trial's run record (validation only; "tune": state, value, params)
     trials/<n>/model.pt          the best validated weights of a completed trial
+    trials/<n>/seed<s>/          the same, per seed, when each trial trains ``repeats`` > 1 seeds
     best/                        the best trial as a run directory (record.json with test metrics, model.pt)
     optimization_history.png     validation metric per trial, best so far
     param_importances.png        Optuna's parameter importances (PED-ANOVA)
@@ -87,12 +91,25 @@ class TuneResult:
     best_run: Path | None = None
     test: dict[str, dict[str, float]] | None = None
     test_evaluated: bool = False
+    #: with ``repeats`` > 1: the best trial's seeds, each ``{"seed", "value", "best_epoch", "test"}``
+    repeat_tests: list[dict[str, Any]] = field(default_factory=list)
     plots: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
     def n_trials(self) -> int:
         return sum(self.states.values())
+
+    @property
+    def test_mean(self) -> dict[str, dict[str, float]] | None:
+        """The mean test metrics over the best trial's seeds (``repeats`` > 1), else None."""
+        return mean_metrics([r["test"] for r in self.repeat_tests]) if self.repeat_tests else None
+
+
+def mean_metrics(runs: list[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """``{group: {metric: mean}}`` over runs' ``{group: {metric: value}}`` (the groups and
+    metrics of the first run)."""
+    return {g: {k: sum(float(r[g][k]) for r in runs) / len(runs) for k in m} for g, m in runs[0].items()}
 
 
 def storage_url(storage: str) -> str:
@@ -139,6 +156,7 @@ def tune(
     log: Callable[[str], None] | None = None,
     cold_start: float = 0.0,
     cold_protocol: str = "papers",
+    repeats: int = 1,
 ) -> TuneResult:
     """Run ``trials`` more trials of the study ``study_name`` (default ``MODEL-DATASET``)
     in ``storage`` (module doc) and write ``out`` (default ``runs/tune-STUDY``).
@@ -154,12 +172,18 @@ def tune(
     --cold-start`` does: every trial trains on the same split, the runs record it, and the
     default study name ends in ``-coldF``; select on the cold items with
     ``config.select_on`` (under the ``papers`` protocol validation holds cold items only).
+    ``repeats``: seeds each trial trains (``seed``, ``seed + 1``, ...; the cold-start split
+    stays the one of ``seed``); the trial's value is the mean of their best validation
+    metrics, and the best trial's every seed is tested (``TuneResult.repeat_tests``), its
+    best-validated seed written as ``OUT/best``.
     """
     optuna = require_optuna()
     from graphrec.train.registry import get_model
 
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
+    if repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1, got {repeats}")
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"--timeout must be positive seconds, got {timeout}")
     if prune_startup < 0 or prune_warmup < 0:
@@ -188,6 +212,7 @@ def tune(
         "space": searched.to_dict(),
         "seed": seed,
         **({"transforms": transforms} if transforms else {}),  # absent without: older studies stay valid
+        **({"repeats": repeats} if repeats > 1 else {}),
     }
     log = log or (lambda line: None)
 
@@ -209,7 +234,7 @@ def tune(
 
         objective = _Objective(
             optuna, model, searched, dataset, Path(data).resolve(), config, device, out, url, study_name,
-            pruning, writer_factory, transforms,
+            pruning, writer_factory, transforms, repeats,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -224,7 +249,7 @@ def tune(
             result.best_trial, result.best_value, result.best_params = best.number, best.value, dict(best.params)
             with _lock(url, out):
                 written = _write_best(best, study_name, url, out, dataset, device)
-            result.best_run, result.test, result.test_evaluated = written
+            result.best_run, result.test, result.test_evaluated, result.repeat_tests = written
         else:
             result.notes.append("no trial completed: no best run written")
         if plots:
@@ -452,21 +477,21 @@ def _check_out(out: Path, study: str | None, url: str) -> None:
 
 
 class _Objective:
-    """Train one trial's configuration; its record (and weights) under ``out/trials/N``."""
+    """Train one trial's configuration (on each of ``repeats`` seeds); its record (and
+    weights) under ``out/trials/N`` (``out/trials/N/seed<s>`` per seed when ``repeats`` > 1)."""
 
     def __init__(self, optuna, model, space, dataset, data_path, config, device, out, url, study, pruning, writers,
-                 transforms=None):
+                 transforms=None, repeats=1):
         self.optuna, self.model, self.space, self.dataset = optuna, model, space, dataset
         self.data_path, self.config, self.device, self.out = data_path, config, device, out
         self.url, self.study, self.pruning, self.writers = url, study, pruning, writers
         self.transforms = transforms or {}
+        self.repeats = repeats
         self.calls = 0
 
     def __call__(self, trial: Any) -> float:
         self.calls += 1
-        from graphrec.train.fit import fit, seed_everything
-        from graphrec.train.registry import build_model, model_params
-        from graphrec.train.run import training_record
+        from graphrec.train.registry import model_params
 
         run_dir = (self.out / TRIALS / str(trial.number)).absolute()
         for key, value in (("host", socket.gethostname()), ("pid", os.getpid()), ("run_dir", str(run_dir))):
@@ -474,15 +499,35 @@ class _Objective:
         overrides, train = suggest(trial, self.space)
         params = model_params(self.model, overrides)
         config = TrainConfig.from_dict({**self.config.to_dict(), **train})
+        if self.repeats == 1:
+            return self._train(trial, params, config, run_dir, str(trial.number), report=True)[0]
+        done: list[dict[str, Any]] = []
+        for r in range(self.repeats):
+            seed = config.seed + r
+            seeded = TrainConfig.from_dict({**config.to_dict(), "seed": seed})
+            # only the first seed's curve goes to the pruner: every trial is pruned on the same seed
+            folder = run_dir / f"seed{seed}"
+            value, best_epoch = self._train(trial, params, seeded, folder, f"{trial.number}-seed{seed}", report=r == 0)
+            done.append({"seed": seed, "value": value, "best_epoch": best_epoch, "run_dir": str(folder)})
+            trial.set_user_attr("repeats", done)
+        return sum(d["value"] for d in done) / len(done)
+
+    def _train(self, trial: Any, params: dict[str, Any], config: TrainConfig, run_dir: Path, name: str,
+               report: bool) -> tuple[float, int]:
+        """One training of the trial's configuration: (best validation metric, its epoch)."""
+        from graphrec.train.fit import fit, seed_everything
+        from graphrec.train.registry import build_model
+        from graphrec.train.run import training_record
+
         metric = config.valid_metric
         rows: list[dict[str, Any]] = []
-        writer = self.writers(trial.number) if self.writers else None
+        writer = self.writers(name) if self.writers else None
 
         def on_epoch(row: dict[str, Any]) -> None:
             rows.append(row)
             if writer is not None:
                 writer(row)
-            if "valid" in row:
+            if report and "valid" in row:
                 trial.report(float(row["valid"][metric]), row["epoch"])
                 if self.pruning and trial.should_prune():
                     raise self.optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
@@ -507,11 +552,13 @@ class _Objective:
             if state != "complete" or value is not None:
                 record = training_record(self.dataset, self.model, params, config, result, self.device, self.data_path,
                                          self.transforms, build_seconds)
+                seed = {"seed": config.seed} if self.repeats > 1 else {}
                 record["tune"] = {"study": self.study, "storage": self.url, "trial": trial.number, "state": state,
-                                  "value": value, "params": dict(trial.params), **({"error": error} if error else {})}
+                                  "value": value, "params": dict(trial.params), **seed,
+                                  **({"error": error} if error else {})}
                 weights = built.state_dict() if state == "complete" else None
                 _save_trial(run_dir, record, weights)
-        return value
+        return value, int(result.best_epoch)
 
 
 def _partial(rows: list[dict[str, Any]], metric: str) -> Any:
@@ -549,7 +596,10 @@ def _jsonable(obj: Any) -> Any:
 
 def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, device: str):
     """``out/best``: the best trial's weights evaluated on test once, as a run directory
-    (kept as it is when it already holds this trial)."""
+    (kept as it is when it already holds this trial). A trial of several seeds: every
+    seed's weights are tested once, and the seed with the best validation metric (the
+    first of equals) is the run directory. Returns (folder, its test metrics, whether
+    test was read now, the seeds' ``{"seed", "value", "best_epoch", "test"}``)."""
     from graphrec.train.fit import evaluate_model
     from graphrec.train.registry import build_model
     from graphrec.train.record import load_state
@@ -557,29 +607,45 @@ def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, de
     best_dir = out / BEST
     if (best_dir / RECORD).is_file():
         try:
-            held = load_record(best_dir).get("tune") or {}
+            held = load_record(best_dir)
         except DataError:
             held = {}
-        if held.get("study") == study and held.get("storage") == url and held.get("trial") == best.number:
-            return best_dir, load_record(best_dir).get("test"), False
-    trial_dir = Path(best.user_attrs.get("run_dir", out / TRIALS / str(best.number)))
-    if not (trial_dir / RECORD).is_file():
-        raise DataError(f"the best trial {best.number}'s run directory {trial_dir} is missing: it cannot be tested")
-    record = load_record(trial_dir)
-    state = load_state(trial_dir, record=record)
-    model = build_model(record["model"], dataset, record["model_params"])
-    model.load_state_dict(state)
+        block = held.get("tune") or {}
+        if block.get("study") == study and block.get("storage") == url and block.get("trial") == best.number:
+            return best_dir, held.get("test"), False, list(block.get("repeats") or [])
+    repeats = best.user_attrs.get("repeats") or []
+    if repeats:
+        chosen = max(repeats, key=lambda r: r["value"])  # max keeps the first of equals
+        runs = [Path(r["run_dir"]) for r in repeats]
+        trial_dir = Path(chosen["run_dir"])
+    else:
+        trial_dir = Path(best.user_attrs.get("run_dir", out / TRIALS / str(best.number)))
+        runs = [trial_dir]
+    for run in runs:
+        if not (run / RECORD).is_file():
+            raise DataError(f"the best trial {best.number}'s run directory {run} is missing: it cannot be tested")
     import torch
 
+    records = [load_record(run) for run in runs]
+    model = build_model(records[0]["model"], dataset, records[0]["model_params"])  # the seeds share it
     model.to(torch.device(device))
-    config = TrainConfig.from_dict(record["train_config"])
-    t0 = time.perf_counter()
-    record["test"] = evaluate_model(model, dataset, "test", config, device)  # the one look at test
-    record["timings"]["test_seconds"] = time.perf_counter() - t0
-    record["tune"] = {**record["tune"], "trial_run": str(trial_dir)}
+    tests, kept = [], None
+    for run, record in zip(runs, records):
+        state = load_state(run, record=record)
+        kept = state if run == trial_dir else kept
+        model.load_state_dict(state)
+        config = TrainConfig.from_dict(record["train_config"])
+        t0 = time.perf_counter()
+        record["test"] = evaluate_model(model, dataset, "test", config, device)  # each seed's one look at test
+        record["timings"]["test_seconds"] = time.perf_counter() - t0
+        tests.append(record["test"])
+    record = records[runs.index(trial_dir)]
+    seeds = [{k: r[k] for k in ("seed", "value", "best_epoch")} | {"test": t} for r, t in zip(repeats, tests)]
+    record["tune"] = {**record["tune"], "trial_run": str(trial_dir),
+                      **({"value": best.value, "repeats": seeds, "test_mean": mean_metrics(tests)} if seeds else {})}
     record.pop("checkpoint", None)
-    save_run(best_dir, record, model.state_dict(), overwrite=True)
-    return best_dir, record["test"], True
+    save_run(best_dir, record, kept, overwrite=True)
+    return best_dir, record["test"], True, seeds
 
 
 def _states(study: Any) -> dict[str, int]:
@@ -598,6 +664,7 @@ def _summary(result: TuneResult) -> dict[str, Any]:
         "best_params": result.best_params,
         "best_run": None if result.best_run is None else str(result.best_run),
         "test": result.test,
+        **({"repeats": result.repeat_tests, "test_mean": result.test_mean} if result.repeat_tests else {}),
     }
 
 
@@ -606,6 +673,10 @@ def _trial_line(study: Any, trial: Any, metric: str) -> str:
     params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
     if trial.state.name == "COMPLETE":
         what = f"valid {metric} {trial.value:.4f}"
+        seeds = trial.user_attrs.get("repeats")
+        if seeds:
+            names = ", ".join(str(r["seed"]) for r in seeds)
+            what += f" (mean of seeds {names}: {' / '.join(format(r['value'], '.4f') for r in seeds)})"
     elif trial.state.name == "PRUNED":
         last = trial.intermediate_values.get(trial.last_step, float("nan"))
         what = f"pruned at epoch {trial.last_step} (valid {metric} {last:.4f})"

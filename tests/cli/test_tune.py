@@ -160,6 +160,19 @@ def test_the_best_run_is_a_run_directory_evaluate_and_recommend_accept(data, tmp
     assert res.exit_code == 0 and "test of the best trial" in res.output
 
 
+def test_repeats_select_on_the_mean_of_seeds_and_report_each_seed_of_the_best(data, tmp_path):
+    res = run(*_args(data, tmp_path, 2, 3, "--repeats", 2, "--no-pruning"))
+    assert res.exit_code == 0, res.output
+    assert "trial 0: valid recall@20 " in res.output and "(mean of seeds 0, 1: " in res.output
+    best = [line for line in res.output.splitlines() if line.startswith("best: trial")]
+    assert len(best) == 1 and "(mean of seeds 0, 1);" in best[0], res.output
+    assert "test of the best trial, mean over its 2 seeds (evaluated once now):" in res.output
+    per_seed = [line for line in res.output.splitlines() if line.startswith("test recall@20 per seed: ")]
+    assert len(per_seed) == 1 and "the best run holds seed " in per_seed[0], res.output
+    res = run("evaluate", tmp_path / "out" / "best", "--device", "cpu")  # the kept seed is a normal run
+    assert res.exit_code == 0, res.output
+
+
 def test_a_cold_start_study_selects_on_cold_items_and_evaluate_rebuilds_its_split(data, tmp_path):
     res = run(*_args(data, tmp_path, 2, 3, "--cold-start", 0.2, "--select-on", "cold", "--negatives", "warm"))
     assert res.exit_code == 0, res.output
@@ -186,6 +199,7 @@ def test_user_errors_are_one_line_before_any_work(data, tmp_path, monkeypatch):
     (tmp_path / "space.yaml").write_text("reg_weight: {low: 1, high: 0.1}\n")
     _one_line_error(run(*_args(data, tmp_path, 1), "--space", tmp_path / "space.yaml"), "low < high")
     _one_line_error(run(*_args(data, tmp_path, 0)), "--trials must be at least 1")
+    _one_line_error(run(*_args(data, tmp_path, 1), "--repeats", 0), "--repeats must be at least 1, got 0")
     _one_line_error(run(*_args(data, tmp_path, 1)[:7], "study.db", *_args(data, tmp_path, 1)[8:]),
                     "is not a database URL: use e.g. sqlite:///study.db")
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)

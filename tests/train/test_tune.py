@@ -266,3 +266,66 @@ def test_selecting_on_cold_items_without_a_cold_split_fails_before_any_trial(dat
     with pytest.raises(ConfigError, match="--cold-start must be in"):
         _tune(data, tmp_path, trials=1, cold_start=1.5)
     assert not (tmp_path / "out" / "trials").exists()
+
+
+def test_repeats_score_a_trial_by_the_mean_of_its_seeds_and_test_every_seed_of_the_best(data, tmp_path):
+    import torch
+
+    from graphrec.data import Dataset
+
+    lines: list[str] = []
+    result = _tune(data, tmp_path, trials=2, repeats=2, pruning=False, log=lines.append)
+    study = _study(tmp_path)
+    first = study.trials[0]  # the default point
+    # each seed trains exactly as `graphrec train` with that seed; the trial's value is their mean
+    single = [run_training(Dataset.load(data), "lightgcn", None, _config(seed=s))[0] for s in (0, 1)]
+    runs = [load_record(tmp_path / "out" / "trials" / "0" / f"seed{s}") for s in (0, 1)]
+    for s, run, alone in zip((0, 1), runs, single):
+        assert run["train_config"]["seed"] == s and run["tune"]["seed"] == s and run["test"] == {}
+        assert run["best_valid"]["recall@20"] == alone["best_valid"]["recall@20"] == run["tune"]["value"]
+    alone = [r["best_valid"]["recall@20"] for r in single]
+    assert first.value == pytest.approx((alone[0] + alone[1]) / 2)
+    assert [r["seed"] for r in first.user_attrs["repeats"]] == [0, 1]
+    assert lines[0].startswith(f"trial 0: valid recall@20 {first.value:.4f} (mean of seeds 0, 1: ")
+    # the pruner saw the first seed's curve only
+    curve = {r["epoch"]: r["valid"]["recall@20"] for r in runs[0]["history"] if "valid" in r}
+    assert first.intermediate_values == curve
+
+    # the best trial: every seed tested once, the best-validated seed kept as the run
+    seeds = result.repeat_tests
+    assert result.best_value == study.best_trial.value and result.best_trial == study.best_trial.number
+    assert [r["seed"] for r in seeds] == [0, 1] and all(set(r["test"]) == {"all"} for r in seeds)
+    kept = max(seeds, key=lambda r: r["value"])["seed"]
+    record = load_record(result.best_run)
+    assert record["tune"]["trial_run"].endswith(f"seed{kept}") and record["train_config"]["seed"] == kept
+    assert record["test"] == result.test == next(r["test"] for r in seeds if r["seed"] == kept)
+    mean = {k: (seeds[0]["test"]["all"][k] + seeds[1]["test"]["all"][k]) / 2 for k in seeds[0]["test"]["all"]}
+    assert result.test_mean["all"] == pytest.approx(mean) and record["tune"]["test_mean"]["all"] == pytest.approx(mean)
+    trial_dir = tmp_path / "out" / "trials" / str(result.best_trial) / f"seed{kept}"
+    saved, chosen = torch.load(result.best_run / "model.pt"), torch.load(trial_dir / "model.pt")
+    assert saved.keys() == chosen.keys() and all(torch.equal(saved[k], chosen[k]) for k in saved)
+
+
+def test_repeats_test_the_best_trial_again_only_when_another_becomes_the_best(data, tmp_path, evaluated, monkeypatch):
+    first = _tune(data, tmp_path, trials=1, repeats=2, pruning=False)
+    assert evaluated.count("test") == 2
+    tune_module = importlib.import_module("graphrec.train.tune")
+    monkeypatch.setattr(tune_module._Objective, "__call__", lambda self, trial: -1.0)  # never better
+    again = _tune(data, tmp_path, trials=1, repeats=2, pruning=False)
+    assert evaluated.count("test") == 2 and not again.test_evaluated
+    assert again.repeat_tests == first.repeat_tests and again.test == first.test
+
+
+def test_repeats_test_each_seed_once(data, tmp_path, evaluated):
+    _tune(data, tmp_path, trials=1, repeats=3, pruning=False)
+    assert evaluated.count("test") == 3 and evaluated[-3:] == ["test"] * 3
+    assert evaluated.count("valid") == 3 * EPOCHS
+
+
+def test_a_study_is_bound_to_its_repeats(data, tmp_path):
+    _tune(data, tmp_path, trials=1)
+    with pytest.raises(ConfigError, match=r"other settings \(repeats: None in the study, 2 now\)"):
+        _tune(data, tmp_path, trials=1, repeats=2)
+    with pytest.raises(ConfigError, match="--repeats must be at least 1, got 0"):
+        _tune(data, tmp_path, trials=1, repeats=0, study_name="zero", out=tmp_path / "zero")
+    assert not (tmp_path / "zero").exists()

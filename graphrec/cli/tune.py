@@ -23,7 +23,12 @@ def tune(
     storage: Annotated[
         str, typer.Option(help="The study database, an SQLAlchemy URL, e.g. sqlite:///study.db (created when missing).")
     ],
-    trials: Annotated[int, typer.Option(help="Trials this call adds to the study.")] = 20,
+    trials: Annotated[
+        Optional[int], typer.Option(help="Trials this call adds to the study [20; with --grid: every point not run yet].")
+    ] = None,
+    grid: Annotated[
+        bool, typer.Option("--grid", help="Run every point of the space once (lists or stepped ranges) instead of TPE.")
+    ] = False,
     study: Annotated[Optional[str], typer.Option(help="Study name in the database (default MODEL-DATASET).")] = None,
     space: Annotated[
         Optional[Path], typer.Option(help="YAML file changing the model's search space entry by entry (docs/tune.md).")
@@ -75,6 +80,11 @@ def tune(
     pruner sees the first seed's curve); the best trial's every seed is tested, and OUT/best
     holds its best-validated seed.
 
+    With --grid the study runs every point of the search space once (every searched
+    parameter a list of values or a stepped range, e.g. a --space file of lists: a
+    reference grid), in several calls or processes if need be; --grid --repeats 3 selects
+    on the 3-seed mean over the whole grid.
+
     Example: graphrec tune lightgcn --data data/lfm2k --trials 20 --storage sqlite:///studies.db
     """
     from graphrec.train import TrainConfig
@@ -99,7 +109,7 @@ def tune(
             data, model, trials, storage, study_name=study, space=overrides, space_source=f"--space {space}",
             config=config, timeout=timeout, seed=seed, out=out, device=dev, pruning=pruning,
             prune_startup=prune_startup, prune_warmup=prune_warmup, tensorboard=tensorboard, log=echo,
-            cold_start=cold_start, cold_protocol=cold_protocol, repeats=repeats,
+            cold_start=cold_start, cold_protocol=cold_protocol, repeats=repeats, grid=grid,
         )
     except KeyboardInterrupt:
         typer.secho("error: interrupted: the running trial is marked failed; run the same command again to continue "

@@ -33,7 +33,7 @@ from typing import Any, Mapping
 from graphrec.errors import ConfigError
 from graphrec.train.registry import TUNABLE_TRAIN_OPTIONS, Choice, FloatRange, IntRange, ModelEntry, get_model, model_params
 
-__all__ = ["SearchSpace", "load_space_file", "search_space", "suggest", "dim_to_dict", "dim_from_dict"]
+__all__ = ["SearchSpace", "load_space_file", "search_space", "suggest", "dim_to_dict", "dim_from_dict", "grid_values"]
 
 #: the declared type of each searchable training option
 _TRAIN_TYPES: dict[str, type] = {"lr": float, "weight_decay": float, "batch_size": int, "lr_decay": float, "lr_decay_every": int}
@@ -161,6 +161,30 @@ def suggest(trial: Any, space: SearchSpace) -> tuple[dict[str, Any], dict[str, A
                 values[key] = round(values[key], 12)
     train = {k: v for k, v in values.items() if k in TUNABLE_TRAIN_OPTIONS}
     return {k: v for k, v in values.items() if k not in train}, train
+
+
+def grid_values(space: SearchSpace) -> dict[str, list[Any]]:
+    """Every value of each searched parameter (``graphrec tune --grid``): a choice's
+    values, an integer range's every ``step``-th integer, a real range's grid ``low, low +
+    step, ..., high``; one-line :class:`ConfigError` for a real range without a step,
+    which has no finite grid."""
+    out: dict[str, list[Any]] = {}
+    for key, dim in space.searched.items():
+        if isinstance(dim, Choice):
+            out[key] = list(dim.values)
+        elif isinstance(dim, IntRange):
+            out[key] = list(range(int(dim.low), int(dim.high) + 1, int(dim.step)))
+        elif dim.step is not None:
+            n = int(math.floor((dim.high - dim.low) / dim.step + 1e-9))
+            out[key] = [round(dim.low + i * dim.step, 12) for i in range(n + 1)]
+        else:
+            scale = " (log)" if dim.log else ""
+            raise ConfigError(
+                f"--grid needs a finite set of values for every searched parameter; {key} is {dim.low:g} .. "
+                f"{dim.high:g}{scale}: list its values in --space (e.g. {key}: [{dim.low:g}, {dim.high:g}]) "
+                "or give the range a step"
+            )
+    return out
 
 
 def _declared_type(entry: ModelEntry, key: str, source: str) -> type | None:

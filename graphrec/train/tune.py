@@ -12,7 +12,10 @@ and is scored by the MEAN of their best validation metrics: a steadier choice am
 near-equal configurations than one seed's draw (only the first seed's curve is reported
 to the pruner, so every trial is pruned on the same seed). The test split is never
 looked at while searching: when the calls' trials are done, the best trial's weights
-(each seed's) are evaluated on test ONCE and written as a normal run directory.
+(each seed's) are evaluated on test ONCE and written as a normal run directory. With
+``grid`` the sampler is Optuna's grid sampler over every value of each searched
+parameter (:func:`graphrec.train.space.grid_values`): each point runs once, over as many
+calls and processes as it takes.
 
 The output folder ``OUT`` holds::
 
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import time
@@ -50,7 +54,7 @@ from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError
 from graphrec.train.config import TrainConfig
 from graphrec.train.record import RECORD, load_record, save_run
-from graphrec.train.space import SearchSpace, search_space, suggest
+from graphrec.train.space import SearchSpace, grid_values, search_space, suggest
 
 __all__ = ["TuneResult", "tune", "require_optuna", "storage_url", "TUNE_FILE", "GRACE_SECONDS"]
 
@@ -65,6 +69,8 @@ GRACE_SECONDS = 300
 SQLITE_TIMEOUT_SECONDS = 120
 #: TPE samples this many random configurations (after the model's defaults) first
 STARTUP_TRIALS = 10
+#: trials a call adds when --trials is not given (without --grid)
+DEFAULT_TRIALS = 20
 
 
 def require_optuna() -> Any:
@@ -137,7 +143,7 @@ def storage_url(storage: str) -> str:
 def tune(
     data: str | os.PathLike,
     model: str,
-    trials: int,
+    trials: int | None,
     storage: str,
     *,
     study_name: str | None = None,
@@ -157,6 +163,7 @@ def tune(
     cold_start: float = 0.0,
     cold_protocol: str = "papers",
     repeats: int = 1,
+    grid: bool = False,
 ) -> TuneResult:
     """Run ``trials`` more trials of the study ``study_name`` (default ``MODEL-DATASET``)
     in ``storage`` (module doc) and write ``out`` (default ``runs/tune-STUDY``).
@@ -175,12 +182,15 @@ def tune(
     ``repeats``: seeds each trial trains (``seed``, ``seed + 1``, ...; the cold-start split
     stays the one of ``seed``); the trial's value is the mean of their best validation
     metrics, and the best trial's every seed is tested (``TuneResult.repeat_tests``), its
-    best-validated seed written as ``OUT/best``.
+    best-validated seed written as ``OUT/best``. ``grid``: run every point of the space
+    (each searched parameter a list of values or a stepped range) once, with Optuna's grid
+    sampler, instead of TPE; ``trials`` None: every point not yet run (otherwise at most
+    ``trials`` of them), and 20 trials without ``grid``.
     """
     optuna = require_optuna()
     from graphrec.train.registry import get_model
 
-    if trials < 1:
+    if trials is not None and trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
     if repeats < 1:
         raise ConfigError(f"--repeats must be at least 1, got {repeats}")
@@ -194,6 +204,7 @@ def tune(
     check_cold_start(cold_start, cold_protocol)
     entry = get_model(model, "ranking")
     searched = search_space(model, space, space_source)
+    points = grid_values(searched) if grid else None  # a space without a finite grid fails here
     url = storage_url(storage)
     base = dict((config or TrainConfig(**dict(entry.train_defaults))).to_dict(), progress=False, seed=seed)
     config = TrainConfig.from_dict(base)
@@ -213,6 +224,7 @@ def tune(
         "seed": seed,
         **({"transforms": transforms} if transforms else {}),  # absent without: older studies stay valid
         **({"repeats": repeats} if repeats > 1 else {}),
+        **({"sampler": "grid"} if grid else {}),
     }
     log = log or (lambda line: None)
 
@@ -221,16 +233,25 @@ def tune(
     try:
         with _lock(url, out):
             rdb = _open_storage(optuna, url)
-            study = _load_study(optuna, rdb, study_name, url, setup, pruning, prune_startup, prune_warmup, seed)
-            failed = _fail_dead_trials(optuna, study, rdb)
-            if not study.get_trials(deepcopy=False):
+            study = _load_study(optuna, rdb, study_name, url, setup, pruning, prune_startup, prune_warmup, seed, points)
+            failed = _fail_dead_trials(optuna, study, rdb, rerun=grid)
+            if not grid and not study.get_trials(deepcopy=False):
                 defaults = _default_point(entry, searched, config)
                 if defaults:
                     study.enqueue_trial(defaults, user_attrs={"defaults": True}, skip_if_exists=True)
             _write_json(out / TUNE_FILE, {"format": "graphrec-tune", "version": 1, "study": study_name, "storage": url,
                                           "model": model, "data": str(Path(data).resolve())})
         for number in failed:
-            log(f"trial {number}: marked failed (its process ended while it ran)")
+            again = "; its grid point will run again" if grid else ""
+            log(f"trial {number}: marked failed (its process ended while it ran){again}")
+        notes = []
+        if grid:
+            left = _grid_left(optuna, study, points)
+            if left == 0:
+                notes.append(f"every point of the grid ({_grid_size(points)}) has run: no trial added")
+            trials = left if trials is None else min(trials, left)
+        elif trials is None:
+            trials = DEFAULT_TRIALS
 
         objective = _Objective(
             optuna, model, searched, dataset, Path(data).resolve(), config, device, out, url, study_name,
@@ -238,11 +259,12 @@ def tune(
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(
-                objective, n_trials=trials, timeout=timeout, catch=(FloatingPointError,),
-                callbacks=[lambda st, tr: log(_trial_line(st, tr, config.valid_metric))],
-            )
-        result = TuneResult(study_name, url, out, trials_run=objective.calls, states=_states(study))
+            if trials:
+                study.optimize(
+                    objective, n_trials=trials, timeout=timeout, catch=(FloatingPointError,),
+                    callbacks=[lambda st, tr: log(_trial_line(st, tr, config.valid_metric))],
+                )
+        result = TuneResult(study_name, url, out, trials_run=objective.calls, states=_states(study), notes=notes)
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if complete:
             best = study.best_trial
@@ -309,12 +331,14 @@ def _open_storage(optuna: Any, url: str) -> Any:
     raise AssertionError("unreachable")
 
 
-def _load_study(optuna, rdb, name, url, setup, pruning, startup, warmup, seed):
-    """The study ``name`` (created when new), checked to hold comparable trials."""
+def _load_study(optuna, rdb, name, url, setup, pruning, startup, warmup, seed, points=None):
+    """The study ``name`` (created when new), checked to hold comparable trials; sampled
+    on the grid ``points`` (``{name: values}``) when given, else by TPE."""
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
               if pruning else optuna.pruners.NopPruner())
     study = optuna.create_study(storage=rdb, study_name=name, direction="maximize", load_if_exists=True,
-                                sampler=_sampler(optuna, seed), pruner=pruner)
+                                sampler=_sampler(optuna, seed) if points is None else
+                                optuna.samplers.GridSampler(points, seed=seed), pruner=pruner)
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise ConfigError(f"study {name!r} in {url} minimises its objective: it was not made by graphrec tune")
     stored = study.user_attrs.get("graphrec")
@@ -401,9 +425,10 @@ def _default_point(entry: Any, space: SearchSpace, config: TrainConfig) -> dict[
     return point
 
 
-def _fail_dead_trials(optuna: Any, study: Any, rdb: Any) -> list[int]:
+def _fail_dead_trials(optuna: Any, study: Any, rdb: Any, rerun: bool = False) -> list[int]:
     """Mark ``FAIL`` the running trials of this machine whose process is gone (a killed
-    call); returns their numbers."""
+    call); returns their numbers. ``rerun`` (a grid study): queue each one's point again,
+    which the grid sampler would otherwise count as done."""
     host = socket.gethostname()
     marked = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -415,7 +440,24 @@ def _fail_dead_trials(optuna: Any, study: Any, rdb: Any) -> list[int]:
             except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
                 continue  # another call marked it first
             marked.append(t.number)
+            if rerun and t.params:
+                study.enqueue_trial(dict(t.params), user_attrs={"rerun_of": t.number})
     return marked
+
+
+def _grid_size(points: Mapping[str, list[Any]]) -> int:
+    return math.prod(len(v) for v in points.values())
+
+
+def _grid_left(optuna: Any, study: Any, points: Mapping[str, list[Any]]) -> int:
+    """Points of the grid no trial has run or is running, plus the queued reruns."""
+    taken, waiting = set(), 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state == optuna.trial.TrialState.WAITING:
+            waiting += 1
+        elif "grid_id" in t.system_attrs:
+            taken.add(t.system_attrs["grid_id"])
+    return _grid_size(points) - len(taken) + waiting
 
 
 def _process_runs(pid: int) -> bool:

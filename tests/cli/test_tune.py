@@ -173,6 +173,19 @@ def test_repeats_select_on_the_mean_of_seeds_and_report_each_seed_of_the_best(da
     assert res.exit_code == 0, res.output
 
 
+def test_a_grid_study_runs_the_points_of_a_space_file_and_then_stops(data, tmp_path):
+    (tmp_path / "grid.yaml").write_text("lr: 1.0e-3\nnum_layers: [1, 2, 3]\nreg_weight: 1.0e-4\n")
+    args = _args(data, tmp_path, 1)
+    del args[args.index("--trials"):args.index("--trials") + 2]  # no --trials: the whole grid
+    res = run(*args, "--grid", "--space", tmp_path / "grid.yaml", "--no-pruning")
+    assert res.exit_code == 0, res.output
+    assert "study lightgcn-synthetic: 3 trials (3 complete), 3 run now" in res.output
+    assert sorted(t.params["num_layers"] for t in _trials(tmp_path)) == [1, 2, 3]
+    res = run(*args, "--grid", "--space", tmp_path / "grid.yaml", "--no-pruning")
+    assert res.exit_code == 0, res.output
+    assert "0 run now" in res.output and "note: every point of the grid (3) has run: no trial added" in res.output
+
+
 def test_a_cold_start_study_selects_on_cold_items_and_evaluate_rebuilds_its_split(data, tmp_path):
     res = run(*_args(data, tmp_path, 2, 3, "--cold-start", 0.2, "--select-on", "cold", "--negatives", "warm"))
     assert res.exit_code == 0, res.output
@@ -200,6 +213,7 @@ def test_user_errors_are_one_line_before_any_work(data, tmp_path, monkeypatch):
     _one_line_error(run(*_args(data, tmp_path, 1), "--space", tmp_path / "space.yaml"), "low < high")
     _one_line_error(run(*_args(data, tmp_path, 0)), "--trials must be at least 1")
     _one_line_error(run(*_args(data, tmp_path, 1), "--repeats", 0), "--repeats must be at least 1, got 0")
+    _one_line_error(run(*_args(data, tmp_path, 1), "--grid"), "--grid needs a finite set of values")
     _one_line_error(run(*_args(data, tmp_path, 1)[:7], "study.db", *_args(data, tmp_path, 1)[8:]),
                     "is not a database URL: use e.g. sqlite:///study.db")
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)

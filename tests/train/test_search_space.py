@@ -19,7 +19,15 @@ from graphrec.train.registry import (
     registered_models,
     unregister_model,
 )
-from graphrec.train.space import SearchSpace, dim_from_dict, dim_to_dict, load_space_file, search_space, suggest
+from graphrec.train.space import (
+    SearchSpace,
+    dim_from_dict,
+    dim_to_dict,
+    grid_values,
+    load_space_file,
+    search_space,
+    suggest,
+)
 
 
 class FakeTrial:
@@ -172,3 +180,14 @@ def test_the_space_describes_itself_and_compares_by_value():
     b = search_space("lightgcn", {"num_layers": 3})
     assert a.to_dict() == b.to_dict() != search_space("lightgcn").to_dict()
     assert "lr: 0.0001 .. 0.01 (log)" in a.describe() and "num_layers: 3 (fixed)" in a.describe()
+
+
+def test_a_grid_lists_every_value_of_each_searched_parameter():
+    space = SearchSpace("lightgcn", {"num_layers": IntRange(1, 5, step=2), "lr": FloatRange(0.1, 0.4, step=0.1),
+                                     "reg_weight": Choice((1e-4, 1e-3))}, {"embedding_dim": 64})
+    assert grid_values(space) == {"num_layers": [1, 3, 5], "lr": [0.1, 0.2, 0.3, 0.4], "reg_weight": [1e-4, 1e-3]}
+    assert grid_values(SearchSpace("lightgcn", {"num_layers": IntRange(2, 8, log=True)}, {})) == {
+        "num_layers": [2, 3, 4, 5, 6, 7, 8]}
+    with pytest.raises(ConfigError, match=r"--grid needs a finite set of values .*; lr is 0.0001 .. 0.01 \(log\): "
+                                          r"list its values in --space \(e.g. lr: \[0.0001, 0.01\]\)"):
+        grid_values(SearchSpace("lightgcn", {"num_layers": IntRange(1, 2), "lr": FloatRange(1e-4, 1e-2, log=True)}, {}))

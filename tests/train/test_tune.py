@@ -329,3 +329,67 @@ def test_a_study_is_bound_to_its_repeats(data, tmp_path):
     with pytest.raises(ConfigError, match="--repeats must be at least 1, got 0"):
         _tune(data, tmp_path, trials=1, repeats=0, study_name="zero", out=tmp_path / "zero")
     assert not (tmp_path / "zero").exists()
+
+
+GRID = {"lr": 1e-3, "num_layers": [1, 2], "reg_weight": [1e-4, 1e-3]}  # lr fixed: a 2 x 2 grid
+POINTS = [(1, 1e-4), (1, 1e-3), (2, 1e-4), (2, 1e-3)]
+
+
+def _points(trials) -> list[tuple]:
+    return sorted((t.params["num_layers"], t.params["reg_weight"]) for t in trials)
+
+
+def test_a_grid_study_runs_every_point_once_over_several_calls(data, tmp_path):
+    first = _tune(data, tmp_path, trials=3, grid=True, space=GRID, pruning=False)
+    second = _tune(data, tmp_path, trials=None, grid=True, space=GRID, pruning=False)  # the rest of the grid
+    assert (first.trials_run, second.trials_run) == (3, 1)
+    study = _study(tmp_path)
+    assert _points(study.trials) == POINTS and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert all(t.params.get("lr", 1e-3) == 1e-3 for t in study.trials) and not study.trials[0].user_attrs.get("defaults")
+    assert second.best_value == max(t.value for t in study.trials)
+    third = _tune(data, tmp_path, trials=None, grid=True, space=GRID)
+    assert third.trials_run == 0 and "every point of the grid (4) has run: no trial added" in third.notes
+    assert len(_study(tmp_path).trials) == 4
+    with pytest.raises(ConfigError, match=r"other settings \(sampler: 'grid' in the study, None now\)"):
+        _tune(data, tmp_path, trials=1, space=GRID)
+
+
+def test_a_grid_with_repeats_selects_on_the_mean_over_the_whole_grid(data, tmp_path):
+    result = _tune(data, tmp_path, trials=None, grid=True, repeats=2, space=GRID, pruning=False)
+    study = _study(tmp_path)
+    assert result.trials_run == 4 and _points(study.trials) == POINTS
+    for t in study.trials:
+        assert t.value == pytest.approx(sum(r["value"] for r in t.user_attrs["repeats"]) / 2)
+    assert result.best_value == max(t.value for t in study.trials) and len(result.repeat_tests) == 2
+
+
+def test_a_space_without_a_finite_grid_is_refused_before_any_work(data, tmp_path):
+    with pytest.raises(ConfigError, match=r"--grid needs a finite set of values .*; lr is 0.0001 .. 0.01 \(log\)"):
+        _tune(data, tmp_path, trials=None, grid=True)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "study.db").exists()
+
+
+def test_the_grid_point_of_a_killed_call_runs_again(data, tmp_path):
+    import os
+    import socket
+
+    _tune(data, tmp_path, trials=1, grid=True, space=GRID, pruning=False)
+    points = {"num_layers": [1, 2], "reg_weight": [1e-4, 1e-3]}
+    study = optuna.load_study(study_name="lightgcn-synthetic", storage=f"sqlite:///{tmp_path / 'study.db'}",
+                              sampler=optuna.samplers.GridSampler(points, seed=0))
+    orphan = study.ask()  # what a killed call leaves: a RUNNING trial holding a grid point
+    orphan.suggest_categorical("num_layers", [1, 2])
+    orphan.suggest_categorical("reg_weight", [1e-4, 1e-3])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan.set_user_attr("host", socket.gethostname())
+    orphan.set_user_attr("pid", int(dead.stdout))
+    assert int(dead.stdout) != os.getpid()
+    lines: list[str] = []
+    result = _tune(data, tmp_path, trials=None, grid=True, space=GRID, pruning=False, log=lines.append)
+    assert (f"trial {orphan.number}: marked failed (its process ended while it ran); its grid point will run again"
+            in lines)
+    trials = _study(tmp_path).trials
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert result.trials_run == 3 and _points(complete) == POINTS  # every point once, the lost one included
+    assert [t.state for t in trials if t.number == orphan.number] == [optuna.trial.TrialState.FAIL]
+    assert any(t.user_attrs.get("rerun_of") == orphan.number for t in complete)

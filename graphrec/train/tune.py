@@ -248,7 +248,7 @@ def tune(
         if grid:
             left = _grid_left(optuna, study, points)
             if left == 0:
-                notes.append(f"every point of the grid ({_grid_size(points)}) has run: no trial added")
+                notes.append(f"every point of the grid ({_grid_size(points)}) has run or is running: no trial added")
             trials = left if trials is None else min(trials, left)
         elif trials is None:
             trials = DEFAULT_TRIALS
@@ -259,11 +259,12 @@ def tune(
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            callbacks = [lambda st, tr: log(_trial_line(st, tr, config.valid_metric))]
+            if grid:  # other processes take points too: stop when none is left to take
+                callbacks.append(lambda st, tr: st.stop() if _grid_left(optuna, st, points) == 0 else None)
             if trials:
-                study.optimize(
-                    objective, n_trials=trials, timeout=timeout, catch=(FloatingPointError,),
-                    callbacks=[lambda st, tr: log(_trial_line(st, tr, config.valid_metric))],
-                )
+                study.optimize(objective, n_trials=trials, timeout=timeout, catch=(FloatingPointError,),
+                               callbacks=callbacks)
         result = TuneResult(study_name, url, out, trials_run=objective.calls, states=_states(study), notes=notes)
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if complete:
@@ -450,7 +451,9 @@ def _grid_size(points: Mapping[str, list[Any]]) -> int:
 
 
 def _grid_left(optuna: Any, study: Any, points: Mapping[str, list[Any]]) -> int:
-    """Points of the grid no trial has run or is running, plus the queued reruns."""
+    """Points of the grid no trial has run or is running, plus the queued reruns (what a
+    process may still take: the grid sampler hands a point that another process is
+    running to a trial when none is left, which would run it twice)."""
     taken, waiting = set(), 0
     for t in study.get_trials(deepcopy=False):
         if t.state == optuna.trial.TrialState.WAITING:

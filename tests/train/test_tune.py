@@ -348,7 +348,7 @@ def test_a_grid_study_runs_every_point_once_over_several_calls(data, tmp_path):
     assert all(t.params.get("lr", 1e-3) == 1e-3 for t in study.trials) and not study.trials[0].user_attrs.get("defaults")
     assert second.best_value == max(t.value for t in study.trials)
     third = _tune(data, tmp_path, trials=None, grid=True, space=GRID)
-    assert third.trials_run == 0 and "every point of the grid (4) has run: no trial added" in third.notes
+    assert third.trials_run == 0 and "every point of the grid (4) has run or is running: no trial added" in third.notes
     assert len(_study(tmp_path).trials) == 4
     with pytest.raises(ConfigError, match=r"other settings \(sampler: 'grid' in the study, None now\)"):
         _tune(data, tmp_path, trials=1, space=GRID)
@@ -393,3 +393,32 @@ def test_the_grid_point_of_a_killed_call_runs_again(data, tmp_path):
     assert result.trials_run == 3 and _points(complete) == POINTS  # every point once, the lost one included
     assert [t.state for t in trials if t.number == orphan.number] == [optuna.trial.TrialState.FAIL]
     assert any(t.user_attrs.get("rerun_of") == orphan.number for t in complete)
+
+
+def test_a_grid_call_stops_when_other_processes_hold_the_points_left(data, tmp_path, monkeypatch):
+    """Another process takes a point while this call runs: the call stops when no point is
+    left to take, instead of running the other's point a second time."""
+    import os
+    import socket
+
+    tune_module = importlib.import_module("graphrec.train.tune")
+    real = tune_module._Objective.__call__
+    taken = []
+
+    def call(self, trial):
+        if not taken:  # while this call runs its first trial, "another process" starts one
+            other = optuna.load_study(study_name="lightgcn-synthetic", storage=f"sqlite:///{tmp_path / 'study.db'}",
+                                      sampler=optuna.samplers.GridSampler(
+                                          {"num_layers": [1, 2], "reg_weight": [1e-4, 1e-3]}, seed=0))
+            t = other.ask()
+            t.set_user_attr("host", socket.gethostname())
+            t.set_user_attr("pid", os.getpid())  # alive: left running
+            taken.append(t.number)
+        return real(self, trial)
+
+    monkeypatch.setattr(tune_module._Objective, "__call__", call)
+    result = _tune(data, tmp_path, trials=None, grid=True, space=GRID, pruning=False)
+    trials = _study(tmp_path).trials
+    assert result.trials_run == 3 and len(trials) == 4  # its three points and the other's one, nothing twice
+    assert sorted(t.system_attrs["grid_id"] for t in trials) == [0, 1, 2, 3]
+    assert [t.state for t in trials if t.number == taken[0]] == [optuna.trial.TrialState.RUNNING]

@@ -34,7 +34,6 @@ import argparse
 import gc
 import os
 import platform
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -158,12 +157,10 @@ def run_case(name: str, r: sp.csr_matrix, args: argparse.Namespace, lines: list[
 
 
 def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    from graphrec.train.record import source_state
+
+    state = source_state()
+    return state[0][:7] if state else "unknown"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -218,16 +218,14 @@ def cpu_model() -> str:
 
 
 def git_state() -> str:
-    try:
-        def git(*a: str) -> str:
-            return subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True, check=True).stdout
+    """Short commit of the graphrec source and its files that differ from it."""
+    from graphrec.train.record import source_state
 
-        head = git("rev-parse", "--short", "HEAD").strip()
-        dirty = git("status", "--porcelain", "--", "graphrec").splitlines()
-    except (OSError, subprocess.CalledProcessError):
+    state = source_state()
+    if state is None:
         return "unknown (not a git checkout)"
-    changed = [line[3:] for line in dirty if line.strip()]
-    return head + (f" + uncommitted changes in {', '.join(changed)}" if changed else " (graphrec/ clean)")
+    head, changed = state
+    return head[:7] + (f" + uncommitted changes in {', '.join(changed)}" if changed else " (graphrec/ clean)")
 
 
 def _pressure_note(p0: int | None, p1: int | None, wall: float) -> str:

@@ -106,21 +106,14 @@ def cpu_model() -> str:
 
 
 def git_state() -> str:
-    """Commit of the repository and the graphrec/ files that differ from it."""
-    import subprocess
+    """Short commit of the graphrec source and its files that differ from it."""
+    from graphrec.train.record import source_state
 
-    repo = str(_repo_root())
-    try:
-        head = subprocess.run(
-            ["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", repo, "status", "--porcelain", "--", "graphrec"], capture_output=True, text=True, check=True
-        ).stdout.split("\n")
-    except (OSError, subprocess.CalledProcessError):
+    state = source_state()
+    if state is None:
         return "unknown (not a git checkout)"
-    changed = [line[3:] for line in dirty if line.strip()]
-    return f"{head}" + (f" + uncommitted changes in {', '.join(changed)}" if changed else " (graphrec/ clean)")
+    head, changed = state
+    return head[:7] + (f" + uncommitted changes in {', '.join(changed)}" if changed else " (graphrec/ clean)")
 
 
 def cpu_pressure_us() -> int | None:

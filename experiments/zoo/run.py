@@ -440,10 +440,9 @@ def time_part(args: argparse.Namespace, models: list[ZooModel], datasets: list[s
 def graphrec_commit() -> str:
     """The commit of the graphrec code the runs import, marked ``-dirty`` where it has
     uncommitted changes under graphrec/."""
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "graphrec"], cwd=REPO, capture_output=True,
-                           text=True).stdout.strip()
-    return (head or "unknown") + ("-dirty" if dirty else "")
+    from graphrec.train.record import source_commit
+
+    return source_commit() or "unknown"
 
 
 def difference(both: dict[str, dict[str, Any]], metric: str) -> str:

@@ -4,7 +4,8 @@ A run directory holds
 
 * ``record.json``: graphrec version, model name and hyper-parameters, training config,
   dataset (path as given, name, fingerprint, statistics), device, environment (Python and
-  torch versions, threads, the processor and GPU that ran it: :func:`environment`),
+  torch versions, threads, the processor and GPU that ran it, and the git commit of the
+  graphrec source when it runs from a checkout: :func:`environment`),
   per-epoch losses and validation metrics, best epoch, final test metrics, timings;
 * ``model.pt``: the best ``state_dict`` (tensors only; read back with
   ``torch.load(weights_only=True)``, so a crafted checkpoint cannot run code).
@@ -23,10 +24,12 @@ before the binding existed (no ``checkpoint`` entry) still loads, with a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import platform
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -37,7 +40,7 @@ from graphrec._atomic import atomic_dir
 from graphrec.errors import DataError
 
 __all__ = ["save_run", "load_record", "check_record_fields", "load_state", "file_sha256", "checkpoint_entry",
-           "environment", "cpu_name", "UnverifiedCheckpointWarning"]
+           "environment", "cpu_name", "source_state", "source_commit", "UnverifiedCheckpointWarning"]
 
 RECORD = "record.json"
 WEIGHTS = "model.pt"
@@ -66,10 +69,58 @@ def cpu_name(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+#: the folder above the graphrec package: a git checkout's root when graphrec runs from one
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def source_state(root: str | os.PathLike | None = None) -> tuple[str, tuple[str, ...]] | None:
+    """``(commit, files changed under graphrec/)`` of the git checkout at ``root`` (default
+    :data:`SOURCE_ROOT`, where this graphrec is imported from), or None where that is not
+    the top of a git checkout (an installed package) or git is missing. The default root
+    is asked once per process (the code a process runs is the code it imported)."""
+    if root is None:
+        return _source_state_here()
+    return _git_state(Path(root))
+
+
+@functools.lru_cache(maxsize=1)
+def _source_state_here() -> tuple[str, tuple[str, ...]] | None:
+    return _git_state(SOURCE_ROOT)
+
+
+def _git_state(root: Path) -> tuple[str, tuple[str, ...]] | None:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True,
+                              timeout=30).stdout
+
+    try:
+        if not (root / "graphrec").is_dir():
+            return None
+        if Path(git("rev-parse", "--show-toplevel").strip()).resolve() != root.resolve():
+            return None  # e.g. site-packages inside some other repository
+        head = git("rev-parse", "HEAD").strip()
+        status = git("status", "--porcelain", "--", "graphrec").splitlines()
+        changed = tuple(line[3:] for line in status if line.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head, changed
+
+
+def source_commit(root: str | os.PathLike | None = None) -> str | None:
+    """The commit of :func:`source_state`, with ``-dirty`` where files under graphrec/
+    differ from it; None outside a git checkout."""
+    state = source_state(root)
+    if state is None:
+        return None
+    head, changed = state
+    return head + ("-dirty" if changed else "")
+
+
 def environment(device: torch.device | str | None = None) -> dict[str, Any]:
     """A record's ``environment`` entry: Python and torch versions, torch's intra-op
-    threads, the processor (:func:`cpu_name`) and its logical core count, and, for a
-    CUDA ``device``, the GPU's name."""
+    threads, the processor (:func:`cpu_name`) and its logical core count, for a CUDA
+    ``device`` the GPU's name, and, where graphrec runs from a git checkout, its commit
+    (:func:`source_commit`: ``-dirty`` with uncommitted changes under graphrec/)."""
     env: dict[str, Any] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -79,6 +130,9 @@ def environment(device: torch.device | str | None = None) -> dict[str, Any]:
     }
     if device is not None and torch.device(device).type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    commit = source_commit()
+    if commit is not None:
+        env["graphrec_commit"] = commit
     return env
 
 

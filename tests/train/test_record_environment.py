@@ -45,3 +45,43 @@ def test_ranking_and_ctr_records_hold_the_environment(tmp_path):
 
     run_ctr(contract_ctr_data(), "lr", {}, CTRConfig(epochs=1, progress=False), out=tmp_path / "ctr")
     assert load_record(tmp_path / "ctr")["environment"] == environment("cpu")
+
+
+def _git(root, *args):
+    import subprocess
+
+    return subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_the_source_commit_names_the_checkout_and_its_changes_under_graphrec(tmp_path):
+    from graphrec.train.record import source_commit, source_state
+
+    root = tmp_path / "checkout"
+    (root / "graphrec").mkdir(parents=True)
+    (root / "graphrec" / "model.py").write_text("x = 1\n")
+    (root / "README.md").write_text("readme\n")
+    _git(root, "init", "-q")
+    _git(root, "add", ".")
+    _git(root, "commit", "-q", "-m", "first")
+    head = _git(root, "rev-parse", "HEAD")
+    assert source_state(root) == (head, ()) and source_commit(root) == head
+    (root / "README.md").write_text("changed outside graphrec/\n")
+    assert source_commit(root) == head  # only the package's files count
+    (root / "graphrec" / "model.py").write_text("x = 2\n")
+    assert source_state(root) == (head, ("graphrec/model.py",)) and source_commit(root) == head + "-dirty"
+    # not the top of a checkout (a package installed inside another repository), or no checkout at all
+    (root / "sub" / "graphrec").mkdir(parents=True)
+    assert source_state(root / "sub") is None
+    (tmp_path / "plain" / "graphrec").mkdir(parents=True)
+    assert source_state(tmp_path / "plain") is None and source_commit(tmp_path / "plain") is None
+
+
+def test_records_name_the_commit_of_the_graphrec_they_ran_where_it_is_a_checkout():
+    from graphrec.train.record import SOURCE_ROOT, source_commit
+
+    env = environment("cpu")
+    assert env.get("graphrec_commit") == source_commit()
+    if (SOURCE_ROOT / ".git").exists():  # the test suite runs from a clone: the commit is there
+        head = _git(SOURCE_ROOT, "rev-parse", "HEAD")
+        assert env["graphrec_commit"] in (head, head + "-dirty")

@@ -70,6 +70,20 @@ def test_tune_writes_one_tensorboard_run_per_trial(data, tmp_path):
         assert same_series(got["valid/recall@20"], [(r["epoch"], r["valid"]["recall@20"]) for r in history])
 
 
+def test_tune_with_repeats_writes_one_tensorboard_run_per_seed(data, tmp_path):
+    pytest.importorskip("tensorboard", reason=NEEDS_TB)
+    pytest.importorskip("optuna", reason="graphrec tune needs Optuna (the tune extra)")
+    res = run("tune", "lightgcn", "--data", data, "--trials", 1, "--repeats", 2, "--storage",
+              f"sqlite:///{tmp_path / 's.db'}", "--out", tmp_path / "out", "--epochs", 2, "--batch-size", 512,
+              "--device", "cpu", "--tensorboard", tmp_path / "tb")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == ["trial-0-seed0", "trial-0-seed1"]
+    for seed in (0, 1):
+        history = json.loads((tmp_path / "out" / "trials" / "0" / f"seed{seed}" / "record.json").read_text())["history"]
+        got = scalars(tmp_path / "tb" / f"trial-0-seed{seed}")
+        assert same_series(got["valid/recall@20"], [(r["epoch"], r["valid"]["recall@20"]) for r in history])
+
+
 def test_without_tensorboard_the_option_is_one_line_before_any_work(data, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     res = run("train", "lightgcn", "--data", data, "--epochs", 1, "--device", "cpu", "--quiet",

@@ -142,7 +142,8 @@ MODELS = {
                         "learning_rate": [0.1, 0.01, 0.001, 0.0001, 0.00001]},
                        {"aggr_mode": "aggregation", "reg_weight": "reg_weight", "learning_rate": "--lr"}, {},
                        scale={"reg_weight": math.log(2)}),
-    "lightgcn": ZooModel("lightgcn", "LightGCN", {"n_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5]},
+    "lightgcn": ZooModel("lightgcn", "LightGCN",
+                         {"n_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]},
                          {"n_layers": "num_layers", "reg_weight": "reg_weight"}, {}),
 }
 

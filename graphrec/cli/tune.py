@@ -31,7 +31,9 @@ def tune(
     ] = False,
     study: Annotated[Optional[str], typer.Option(help="Study name in the database (default MODEL-DATASET).")] = None,
     space: Annotated[
-        Optional[Path], typer.Option(help="YAML file changing the model's search space entry by entry (docs/tune.md).")
+        Optional[Path],
+        typer.Option(help="YAML file changing the model's search space entry by entry (docs/tune.md), or the name of "
+                          "a reference grid the model declares instead of its space: mmrec (MMRec's yaml grid)."),
     ] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Start no trial after this many seconds.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every trial's training and of the sampler.")] = 0,
@@ -89,12 +91,11 @@ def tune(
     """
     from graphrec.train import TrainConfig
     from graphrec.train.registry import get_model
-    from graphrec.train.space import load_space_file
     from graphrec.train.tune import require_optuna, tune as run_tune
 
     require_optuna()
     entry = get_model(model, "ranking")
-    overrides = load_space_file(space) if space is not None else None
+    overrides = _space(space) if space is not None else None
     set_threads(threads)
     dev = resolve_device(device)
     shared = dict(entry.train_defaults)  # the model's own defaults of lr, batch size, ...
@@ -143,3 +144,13 @@ def tune(
 def _seeds_note(seeds: list[dict]) -> str:
     """`` (mean of seeds 0, 1, 2)`` for a study with --repeats, else nothing."""
     return f" (mean of seeds {', '.join(str(r['seed']) for r in seeds)})" if seeds else ""
+
+
+def _space(space: Path) -> dict | str:
+    """A --space file's mapping, or a bare name that is no file (``mmrec``): one of the
+    model's reference grids (an unknown name is an error listing the model's grids)."""
+    from graphrec.train.space import load_space_file
+
+    if not space.exists() and len(space.parts) == 1 and not space.suffix:
+        return str(space)
+    return load_space_file(space)

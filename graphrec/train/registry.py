@@ -226,6 +226,10 @@ class ModelEntry:
         search_space: the default search space of ``graphrec tune``: hyper-parameter (or
             one of :data:`TUNABLE_TRAIN_OPTIONS`) -> :class:`FloatRange`,
             :class:`IntRange` or :class:`Choice`; empty when the model declares none.
+        reference_grids: named grids of a reference implementation (``{"mmrec": {...}}``),
+            each in the form of a ``--space`` file (hyper-parameter or training option ->
+            list of values, or a fixed value) in graphrec's names and scales:
+            ``graphrec tune MODEL --space mmrec --grid`` searches exactly that grid.
     """
 
     name: str
@@ -242,6 +246,7 @@ class ModelEntry:
     content_modalities: Callable[..., tuple[str, ...]] | None = None
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     search_space: Mapping[str, SearchDim] = field(default_factory=dict)
+    reference_grids: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -376,6 +381,7 @@ def register_model(
     content_modalities: Callable[..., tuple[str, ...]] | None = None,
     train_defaults: Mapping[str, Any] | None = None,
     search_space: Mapping[str, SearchDim] | None = None,
+    reference_grids: Mapping[str, Mapping[str, Any]] | None = None,
     replace: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering a builder as model ``name`` (see the module doc).
@@ -383,6 +389,9 @@ def register_model(
     ``search_space`` declares what ``graphrec tune`` searches by default (see
     :class:`ModelEntry`); every name in it must be a declared hyper-parameter or one of
     :data:`TUNABLE_TRAIN_OPTIONS`, and numeric bounds must satisfy the declared range.
+    ``reference_grids`` names the grids of a reference implementation (see
+    :class:`ModelEntry`); their keys are checked the same way, their values when a
+    study resolves them (:func:`graphrec.train.space.search_space`).
 
     ``replace=True`` lets a plug-in or a test replace an existing entry; otherwise a name
     registered twice is an error (two models must not silently share a command).
@@ -410,12 +419,27 @@ def register_model(
             content_modalities=content_modalities,
             train_defaults=dict(train_defaults or {}),
             search_space=dict(search_space or {}),
+            reference_grids={k: dict(v) for k, v in (reference_grids or {}).items()},
         )
         _check_space(entry)
+        _check_grids(entry)
         _REGISTRY[name] = entry
         return fn
 
     return decorate
+
+
+def _check_grids(entry: ModelEntry) -> None:
+    """Reference grids have lower-case names and name declared hyper-parameters or
+    tunable training options (a TypeError when not, found at registration)."""
+    names = {p.name for p in entry.params if p.option.target == "model"} | set(TUNABLE_TRAIN_OPTIONS)
+    for grid, values in entry.reference_grids.items():
+        if not grid or grid != grid.lower() or not grid.replace("-", "").replace("_", "").isalnum():
+            raise TypeError(f"model {entry.name!r}: reference grid name {grid!r} must be lower-case letters or digits")
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise TypeError(f"model {entry.name!r}: reference grid {grid!r} names {', '.join(unknown)}, which are "
+                            f"neither hyper-parameters nor one of {', '.join(TUNABLE_TRAIN_OPTIONS)}")
 
 
 def _check_space(entry: ModelEntry) -> None:

@@ -33,7 +33,8 @@ from typing import Any, Mapping
 from graphrec.errors import ConfigError
 from graphrec.train.registry import TUNABLE_TRAIN_OPTIONS, Choice, FloatRange, IntRange, ModelEntry, get_model, model_params
 
-__all__ = ["SearchSpace", "load_space_file", "search_space", "suggest", "dim_to_dict", "dim_from_dict", "grid_values"]
+__all__ = ["SearchSpace", "load_space_file", "search_space", "suggest", "dim_to_dict", "dim_from_dict",
+           "grid_values"]
 
 #: the declared type of each searchable training option
 _TRAIN_TYPES: dict[str, type] = {"lr": float, "weight_decay": float, "batch_size": int, "lr_decay": float, "lr_decay_every": int}
@@ -114,13 +115,23 @@ def load_space_file(path: str | os.PathLike) -> dict[str, Any]:
     return values
 
 
-def search_space(model: str, overrides: Mapping[str, Any] | None = None, source: str = "--space") -> SearchSpace:
+def search_space(
+    model: str, overrides: Mapping[str, Any] | str | None = None, source: str = "--space"
+) -> SearchSpace:
     """Model ``model``'s declared search space changed by ``overrides`` (the YAML
-    mapping of :func:`load_space_file`, module doc). Every name, range and fixed value
-    is checked against the model's declaration (one-line :class:`ConfigError` naming
+    mapping of :func:`load_space_file`, module doc), or, for a name (``"mmrec"``), the
+    model's reference grid of that name INSTEAD of its declared space (what the grid
+    does not name stays at the model's defaults). Every name, range and fixed value is
+    checked against the model's declaration (one-line :class:`ConfigError` naming
     ``source`` and the entry); an empty result is an error."""
     entry = get_model(model, "ranking")
     searched: dict[str, Any] = dict(entry.search_space)
+    if isinstance(overrides, str):
+        grids = entry.reference_grids
+        if overrides not in grids:
+            known = f"its grids: {', '.join(sorted(grids))}" if grids else "it declares none"
+            raise ConfigError(f"{source}: no such file, and {model} has no reference grid {overrides!r} ({known})")
+        searched, overrides = {}, grids[overrides]
     fixed: dict[str, Any] = {}
     for key, raw in (overrides or {}).items():
         key = str(key)

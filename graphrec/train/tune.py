@@ -147,7 +147,7 @@ def tune(
     storage: str,
     *,
     study_name: str | None = None,
-    space: Mapping[str, Any] | None = None,
+    space: Mapping[str, Any] | str | None = None,
     space_source: str = "--space",
     config: TrainConfig | None = None,
     timeout: float | None = None,
@@ -168,7 +168,8 @@ def tune(
     """Run ``trials`` more trials of the study ``study_name`` (default ``MODEL-DATASET``)
     in ``storage`` (module doc) and write ``out`` (default ``runs/tune-STUDY``).
 
-    ``space``: the YAML overrides of the model's search space (:func:`graphrec.train.space.search_space`).
+    ``space``: the YAML overrides of the model's search space, or the name of one of its
+    reference grids (``"mmrec"``; :func:`graphrec.train.space.search_space`).
     ``config``: the training options every trial shares (``graphrec train``'s defaults
     when None; ``progress`` is turned off and ``seed`` set to ``seed``). ``timeout``:
     seconds after which no new trial starts. ``pruning``: the median pruner, which

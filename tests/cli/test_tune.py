@@ -186,6 +186,17 @@ def test_a_grid_study_runs_the_points_of_a_space_file_and_then_stops(data, tmp_p
     assert "0 run now" in res.output and "note: every point of the grid (3) has run or is running: no trial added" in res.output
 
 
+def test_space_mmrec_searches_the_models_mmrec_grid(data, tmp_path):
+    res = run(*_args(data, tmp_path, 2), "--space", "mmrec", "--grid", "--no-pruning")
+    assert res.exit_code == 0, res.output
+    assert "study lightgcn-synthetic: 2 trials (2 complete), 2 run now" in res.output
+    for t in _trials(tmp_path):  # MMRec's LightGCN.yaml: n_layers 1-4, reg_weight 1e-2 .. 1e-6; lr fixed
+        assert set(t.params) == {"num_layers", "reg_weight"}
+        assert t.params["num_layers"] in (1, 2, 3, 4) and t.params["reg_weight"] in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+    _one_line_error(run(*_args(data, tmp_path, 1), "--space", "mmrc", "--study", "other"),
+                    "--space mmrc: no such file, and lightgcn has no reference grid 'mmrc' (its grids: mmrec)")
+
+
 def test_a_cold_start_study_selects_on_cold_items_and_evaluate_rebuilds_its_split(data, tmp_path):
     res = run(*_args(data, tmp_path, 2, 3, "--cold-start", 0.2, "--select-on", "cold", "--negatives", "warm"))
     assert res.exit_code == 0, res.output

@@ -35,6 +35,32 @@ def test_points_are_the_grid_product_in_order_and_the_first_is_mmrecs_default(zo
     assert {p["reg_weight"] for p in pts[:5]} == {0.1}
 
 
+def test_each_zoo_grid_is_the_models_registered_mmrec_grid(zoo):
+    """The zoo's MMRec grids, in graphrec's names and scales, are what `graphrec tune MODEL
+    --space mmrec` searches (one grid, two places: they must not drift apart)."""
+    from graphrec.train import TrainConfig
+    from graphrec.train.registry import get_model
+    from graphrec.train.space import grid_values, search_space
+
+    for key, model in zoo.MODELS.items():
+        if model.tag:  # a variant of a model, with its own fixed options
+            continue
+        space = search_space(model.name, "mmrec")
+        searched, fixed = {}, {}
+        for name, values in model.grid.items():
+            target = model.to_graphrec[name].lstrip("-").replace("-", "_")  # "--lr" is the training option lr
+            values = [v * model.scale[name] if name in model.scale else v for v in values]
+            (searched if len(values) > 1 else fixed)[target] = values if len(values) > 1 else values[0]
+        fixed.update({k.lstrip("-").replace("-", "_"): v for k, v in model.fixed.items()})
+        assert grid_values(space) == searched, key
+        # the registry fixes what the zoo leaves to graphrec's defaults: MMRec's lr and no cold-item path
+        assert {k: v for k, v in space.fixed.items() if k not in ("lr", "cold_path")} == fixed, key
+        assert space.fixed["cold_path"] == "none", key  # the zoo passes --cold-path none
+        if "lr" not in searched:  # the zoo trains at graphrec's default rate: MMRec's 0.001, as the grid fixes
+            default = get_model(model.name).train_defaults.get("lr", TrainConfig().lr)
+            assert space.fixed["lr"] == default == 1e-3, key
+
+
 def test_a_subset_keeps_the_grids_order_whatever_order_it_was_typed_in(zoo):
     dragon = zoo.MODELS["dragon"]
     a = zoo.restrict(dragon, ["learning_rate=0.0001,0.1,0.001"])

@@ -3,6 +3,7 @@ a YAML file entry by entry, checked against the model's declared parameters."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import pytest
@@ -191,3 +192,48 @@ def test_a_grid_lists_every_value_of_each_searched_parameter():
     with pytest.raises(ConfigError, match=r"--grid needs a finite set of values .*; lr is 0.0001 .. 0.01 \(log\): "
                                           r"list its values in --space \(e.g. lr: \[0.0001, 0.01\]\)"):
         grid_values(SearchSpace("lightgcn", {"num_layers": IntRange(1, 2), "lr": FloatRange(1e-4, 1e-2, log=True)}, {}))
+
+
+#: MMRec's yaml grids (src/configs/model/*.yaml), points per model
+MMREC_GRID_SIZES = {"freedom": 2 * 4, "bm3": 2 * 2 * 2, "vbpr": 7, "lattice": 4 * 4, "mgcn": 3, "smore": 2 * 4 * 4 * 2 * 2,
+                    "dragon": 5 * 5, "lightgcn": 4 * 5}
+
+
+@pytest.mark.parametrize("model, size", sorted(MMREC_GRID_SIZES.items()))
+def test_the_field_models_declare_mmrecs_grid_as_a_reference_grid(model, size):
+    space = search_space(model, "mmrec")
+    values = grid_values(space)
+    assert math.prod(len(v) for v in values.values()) == size
+    assert space.fixed["cold_path"] == "none"  # MMRec's models have no cold-item path
+    assert set(space.searched) <= set(values) and not set(space.searched) & set(space.fixed)
+
+
+def test_dragons_mmrec_grid_carries_its_loss_scale():
+    values = grid_values(search_space("dragon", "mmrec"))
+    assert values["reg_weight"] == [r * math.log(2) for r in (0.1, 0.01, 1e-3, 1e-4, 1e-5)]
+    assert values["lr"] == [0.1, 0.01, 1e-3, 1e-4, 1e-5]
+
+
+def test_an_unknown_reference_grid_is_a_one_line_error_naming_the_models_grids():
+    with pytest.raises(ConfigError, match=r"--space mmrc: no such file, and dragon has no reference grid 'mmrc' "
+                                          r"\(its grids: mmrec\)"):
+        search_space("dragon", "mmrc", "--space mmrc")
+    with pytest.raises(ConfigError, match=r"mmgef has no reference grid 'mmrec' \(it declares none\)"):
+        search_space("mmgef", "mmrec")
+
+
+def test_reference_grids_must_name_declared_parameters_at_registration():
+    def build(dataset, dim: Annotated[int, Option(min=1)] = 8):
+        return None
+
+    with pytest.raises(TypeError, match="reference grid 'mmrec' names width, which are neither"):
+        register_model("toy-grid", title="t", paper="p", summary="s", reference_grids={"mmrec": {"width": [1, 2]}})(build)
+    with pytest.raises(TypeError, match="reference grid name 'MMRec' must be lower-case"):
+        register_model("toy-grid", title="t", paper="p", summary="s", reference_grids={"MMRec": {"dim": [4, 8]}})(build)
+    try:
+        register_model("toy-grid", title="t", paper="p", summary="s", search_space={"dim": IntRange(1, 64)},
+                       reference_grids={"paper": {"dim": [4, 8], "lr": 0.01}})(build)
+        space = search_space("toy-grid", "paper")
+        assert dict(space.searched) == {"dim": Choice((4, 8))} and dict(space.fixed) == {"lr": 0.01}
+    finally:
+        unregister_model("toy-grid")

@@ -33,6 +33,9 @@ from graphrec.train.registry import FloatRange, IntRange, Option, register_model
         "dropout": FloatRange(0.1, 0.7, step=0.1),
         "reg_weight": FloatRange(1e-3, 1.0, log=True),
     },
+    # MMRec's BM3.yaml grid; learning_rate 0.001 (overall.yaml)
+    reference_grids={"mmrec": {"num_layers": [1, 2], "reg_weight": [0.1, 0.01], "dropout": [0.3, 0.5], "lr": 1e-3,
+                               "cold_path": "none"}},
 )
 def build_bm3(
     dataset: Dataset,

@@ -4,6 +4,8 @@ merged modality kNN graph (items), the softmax-weighted top-k user co-occurrence
 
 from __future__ import annotations
 
+import math
+
 from typing import Annotated
 
 import numpy as np
@@ -74,6 +76,9 @@ def content_modalities(model: DRAGON, dataset: Dataset, params: dict) -> tuple[s
         "user_k": IntRange(10, 40, step=10),
         "aggregation": Choice(("add", "mean")),
     },
+    # MMRec's DRAGON.yaml grid; its loss is BPR / ln 2, so its reg_weight is graphrec's divided by ln 2
+    reference_grids={"mmrec": {"reg_weight": [r * math.log(2) for r in (0.1, 0.01, 1e-3, 1e-4, 1e-5)],
+                               "lr": [0.1, 0.01, 1e-3, 1e-4, 1e-5], "aggregation": "add", "cold_path": "none"}},
 )
 def build_dragon(
     dataset: Dataset,

@@ -140,6 +140,9 @@ def content_modalities(model: FREEDOM, dataset: Dataset, params: Mapping[str, An
         "feature_weight": Choice((0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)),
         "k": IntRange(5, 20, step=5),
     },
+    # MMRec's FREEDOM.yaml grid (its reg_weight is graphrec's feature_weight); learning_rate 0.001 (overall.yaml)
+    reference_grids={"mmrec": {"dropout": [0.8, 0.9], "feature_weight": [0.0, 1e-5, 1e-4, 1e-3], "lr": 1e-3,
+                               "cold_path": "none"}},
 )
 def build_freedom(
     dataset: Dataset,

@@ -66,6 +66,9 @@ def content_modalities(model: LATTICE, dataset: Dataset, params: Mapping[str, An
         "k": IntRange(5, 40, step=5),
         "lambda_coeff": FloatRange(0.0, 1.0, step=0.1),
     },
+    # MMRec's LATTICE.yaml grid, in reference parity (its LightGCN backbone of 1 layer, schedule [0.96, 50])
+    reference_grids={"mmrec": {"reg_weight": [0.0, 1e-5, 1e-4, 1e-3], "lr": [1e-4, 5e-4, 1e-3, 5e-3],
+                               "parity": "reference", "num_layers": 1, "lr_decay": 0.96, "cold_path": "none"}},
 )
 def build_lattice(
     dataset: Dataset,

@@ -19,6 +19,9 @@ from graphrec.train.registry import FloatRange, IntRange, Option, register_model
     summary="parameter-free propagation over the user-item graph, layers averaged; BPR",
     example="graphrec train lightgcn --data data/lfm2k --epochs 200 --layers 2 --out runs/lightgcn-lfm2k",
     search_space={"lr": LR_SPACE, "reg_weight": FloatRange(1e-6, 1e-2, log=True), "num_layers": IntRange(1, 4)},
+    # MMRec's LightGCN.yaml grid; learning_rate 0.001 (overall.yaml)
+    reference_grids={"mmrec": {"num_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5, 1e-6], "lr": 1e-3,
+                               "cold_path": "none"}},
 )
 def build_lightgcn(
     dataset: Dataset,

@@ -75,6 +75,8 @@ def mgcn_item_graphs(
         "cl_weight": FloatRange(1e-4, 1e-1, log=True),
         "k": IntRange(5, 20, step=5),
     },
+    # MMRec's MGCN.yaml grid (its cl_loss is graphrec's cl_weight), learning_rate 0.001, schedule [0.96, 50]
+    reference_grids={"mmrec": {"cl_weight": [1e-3, 1e-2, 1e-1], "lr": 1e-3, "lr_decay": 0.96, "cold_path": "none"}},
 )
 def build_mgcn(
     dataset: Dataset,

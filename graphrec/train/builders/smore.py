@@ -153,6 +153,11 @@ def max_pool_graphs(graphs: Sequence[sp.spmatrix]) -> sp.csr_matrix:
         "dropout": FloatRange(0.0, 0.2, step=0.1),
         "cl_weight": FloatRange(1e-3, 1e-1, log=True),
     },
+    # MMRec's SMORE.yaml grid (n_ui_layers, dropout_rate: num_layers, dropout), learning_rate 0.001, schedule
+    # [0.96, 50]
+    reference_grids={"mmrec": {"num_layers": [3, 4], "image_knn_k": [10, 15, 20, 40], "text_knn_k": [10, 15, 20, 40],
+                               "reg_weight": [1e-5, 1e-4], "dropout": [0.0, 0.1], "lr": 1e-3, "lr_decay": 0.96,
+                               "cold_path": "none"}},
 )
 def build_smore(
     dataset: Dataset,

@@ -42,6 +42,9 @@ def vbpr_features(dataset: Dataset, modalities: tuple[str, ...], feature_norm: s
     example="graphrec train vbpr --data data/lfm2k --modalities image,text --reg 2.0 --cold-start 0.2",
     needs_features=True,
     search_space={"lr": LR_SPACE, "reg_weight": FloatRange(1e-2, 10.0, log=True)},
+    # MMRec's VBPR.yaml grid, its model (raw features concatenated, no biases); learning_rate 0.001 (overall.yaml)
+    reference_grids={"mmrec": {"reg_weight": [2.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5], "feature_norm": "none",
+                               "biases": False, "lr": 1e-3, "cold_path": "none"}},
 )
 def build_vbpr(
     dataset: Dataset,

@@ -235,7 +235,8 @@ def tune(
         with _lock(url, out):
             rdb = _open_storage(optuna, url)
             study = _load_study(optuna, rdb, study_name, url, setup, pruning, prune_startup, prune_warmup, seed, points)
-            failed = _fail_dead_trials(optuna, study, rdb, rerun=grid)
+            failed = _fail_dead_trials(optuna, study, rdb)
+            queued = _queue_lost_points(optuna, study, set(points)) if grid else []
             if not grid and not study.get_trials(deepcopy=False):
                 defaults = _default_point(entry, searched, config)
                 if defaults:
@@ -243,8 +244,10 @@ def tune(
             _write_json(out / TUNE_FILE, {"format": "graphrec-tune", "version": 1, "study": study_name, "storage": url,
                                           "model": model, "data": str(Path(data).resolve())})
         for number in failed:
-            again = "; its grid point will run again" if grid else ""
+            again = "; its grid point will run again" if number in queued else ""
             log(f"trial {number}: marked failed (its process ended while it ran){again}")
+        for number in sorted(set(queued) - set(failed)):
+            log(f"trial {number}: failed without a result (not a diverging loss); its grid point will run again")
         notes = []
         if grid:
             left = _grid_left(optuna, study, points)
@@ -427,10 +430,9 @@ def _default_point(entry: Any, space: SearchSpace, config: TrainConfig) -> dict[
     return point
 
 
-def _fail_dead_trials(optuna: Any, study: Any, rdb: Any, rerun: bool = False) -> list[int]:
+def _fail_dead_trials(optuna: Any, study: Any, rdb: Any) -> list[int]:
     """Mark ``FAIL`` the running trials of this machine whose process is gone (a killed
-    call); returns their numbers. ``rerun`` (a grid study): queue each one's point again,
-    which the grid sampler would otherwise count as done."""
+    call); returns their numbers."""
     host = socket.gethostname()
     marked = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -442,9 +444,31 @@ def _fail_dead_trials(optuna: Any, study: Any, rdb: Any, rerun: bool = False) ->
             except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
                 continue  # another call marked it first
             marked.append(t.number)
-            if rerun and t.params:
-                study.enqueue_trial(dict(t.params), user_attrs={"rerun_of": t.number})
     return marked
+
+
+def _point(trial: Any) -> tuple:
+    """A trial's parameter values (a queued trial's fixed ones), as a hashable key."""
+    params = trial.params or trial.system_attrs.get("fixed_params") or {}
+    return tuple(sorted(params.items()))
+
+
+def _queue_lost_points(optuna: Any, study: Any, names: set[str]) -> list[int]:
+    """A grid study's failed trials that did not diverge (a killed process, a machine
+    whose heartbeat stopped) leave their point counted as done by the grid sampler:
+    queue each such point again where no other trial has run it, runs it or waits to.
+    Returns the failed trials' numbers."""
+    state = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    covered = {_point(t) for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.RUNNING, state.WAITING)}
+    queued = []
+    for t in trials:
+        key = _point(t)
+        if t.state == state.FAIL and "diverged" not in t.user_attrs and set(t.params) == names and key not in covered:
+            study.enqueue_trial(dict(t.params), user_attrs={"rerun_of": t.number})
+            covered.add(key)
+            queued.append(t.number)
+    return queued
 
 
 def _grid_size(points: Mapping[str, list[Any]]) -> int:
@@ -591,6 +615,7 @@ class _Objective:
             raise
         except FloatingPointError as e:
             state, error, result = "failed", str(e), _partial(rows, metric)
+            trial.set_user_attr("diverged", str(e)[:200])  # a grid study does not run its point again
             raise
         finally:
             if writer is not None:

@@ -422,3 +422,39 @@ def test_a_grid_call_stops_when_other_processes_hold_the_points_left(data, tmp_p
     assert result.trials_run == 3 and len(trials) == 4  # its three points and the other's one, nothing twice
     assert sorted(t.system_attrs["grid_id"] for t in trials) == [0, 1, 2, 3]
     assert [t.state for t in trials if t.number == taken[0]] == [optuna.trial.TrialState.RUNNING]
+
+
+def test_a_grid_runs_again_the_point_of_a_trial_that_failed_without_a_result(data, tmp_path):
+    """Another machine's trial whose heartbeat stopped is failed by Optuna with no cause:
+    the grid sampler counts its point as done, and the next call queues it again."""
+    _tune(data, tmp_path, trials=1, grid=True, space=GRID, pruning=False)
+    study = optuna.load_study(study_name="lightgcn-synthetic", storage=f"sqlite:///{tmp_path / 'study.db'}",
+                              sampler=optuna.samplers.GridSampler({"num_layers": [1, 2], "reg_weight": [1e-4, 1e-3]},
+                                                                  seed=0))
+    stale = study.ask()
+    stale.suggest_categorical("num_layers", [1, 2])
+    stale.suggest_categorical("reg_weight", [1e-4, 1e-3])
+    study.tell(stale, state=optuna.trial.TrialState.FAIL)
+    lines: list[str] = []
+    result = _tune(data, tmp_path, trials=None, grid=True, space=GRID, pruning=False, log=lines.append)
+    assert (f"trial {stale.number}: failed without a result (not a diverging loss); its grid point will run again"
+            in lines)
+    complete = [t for t in _study(tmp_path).trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert result.trials_run == 3 and _points(complete) == POINTS
+
+
+def test_a_grid_does_not_run_again_a_point_whose_loss_diverged(data, tmp_path, monkeypatch):
+    real = fit_module.fit
+
+    def fit(model, dataset, config, **kw):
+        if model.num_layers == 2:
+            raise FloatingPointError("training loss became nan at epoch 1: lower --lr")
+        return real(model, dataset, config, **kw)
+
+    monkeypatch.setattr(fit_module, "fit", fit)
+    first = _tune(data, tmp_path, trials=None, grid=True, space=GRID, pruning=False)
+    failed = [t for t in _study(tmp_path).trials if t.state == optuna.trial.TrialState.FAIL]
+    assert first.trials_run == 4 and sorted(t.params["num_layers"] for t in failed) == [2, 2]
+    assert all("lower --lr" in t.user_attrs["diverged"] for t in failed)
+    again = _tune(data, tmp_path, trials=None, grid=True, space=GRID, pruning=False)
+    assert again.trials_run == 0 and len(_study(tmp_path).trials) == 4

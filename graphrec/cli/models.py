@@ -12,7 +12,9 @@ from graphrec.cli._common import user_errors
 @user_errors
 def models(
     task: Annotated[Optional[str], typer.Option(help="Only ranking or ctr models.")] = None,
-    params: Annotated[bool, typer.Option("--params", help="Also each model's hyper-parameters and defaults.")] = False,
+    params: Annotated[
+        bool, typer.Option("--params", help="Also each model's hyper-parameters, defaults and reference grids.")
+    ] = False,
 ) -> None:
     """List the models graphrec can train: name, task, model and paper.
 
@@ -34,3 +36,6 @@ def models(
             for p in e.params:
                 flag = p.flags[0].split("/")[0]
                 typer.echo(f"{'':{widths[0]}}    {p.name} ({flag}) = {p.default!r}  {p.option.help}")
+            if e.reference_grids:
+                grids = ", ".join(e.reference_grids)
+                typer.echo(f"{'':{widths[0]}}    reference grids (graphrec tune {e.name} --space NAME): {grids}")

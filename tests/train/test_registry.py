@@ -80,6 +80,21 @@ def test_models_lists_every_model_with_its_task_and_paper():
     assert res.exit_code == 1 and "ranking, ctr" in res.output
 
 
+def test_models_params_lists_the_reference_grids_after_a_models_parameters():
+    res = runner.invoke(make_app(), ["models", "--params"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    for entry in registered_models("ranking"):
+        block = lines[lines.index(next(line for line in lines if line.startswith(entry.name + " "))) + 1:]
+        block = block[: next((i for i, line in enumerate(block) if not line.startswith(" ")), len(block))]
+        grids = [line.strip() for line in block if "reference grids" in line]
+        if entry.reference_grids:
+            assert grids == [f"reference grids (graphrec tune {entry.name} --space NAME): mmrec"], entry.name
+        else:
+            assert grids == [], entry.name
+    assert get_model("dragon").reference_grids and not get_model("mmgef").reference_grids
+
+
 def test_train_help_lists_every_model_with_its_paper():
     res = runner.invoke(make_app(), ["train", "--help"], env={"COLUMNS": "300"})
     assert res.exit_code == 0

@@ -23,6 +23,7 @@ The output folder ``OUT`` holds::
     trials/<n>/record.json       every trial's run record (validation only; "tune": state, value, params)
     trials/<n>/model.pt          the best validated weights of a completed trial
     trials/<n>/seed<s>/          the same, per seed, when each trial trains ``repeats`` > 1 seeds
+    trials.csv                   one row per trial: number, state, parameters, value (and each seed's)
     best/                        the best trial as a run directory (record.json with test metrics, model.pt)
     optimization_history.png     validation metric per trial, best so far
     param_importances.png        Optuna's parameter importances (PED-ANOVA)
@@ -60,6 +61,8 @@ __all__ = ["TuneResult", "tune", "require_optuna", "storage_url", "TUNE_FILE", "
 
 TUNE_FILE = "tune.json"
 TRIALS = "trials"
+#: one row per trial: its state, parameters, value and (with repeats) each seed's value
+TRIALS_TABLE = "trials.csv"
 BEST = "best"
 #: Optuna heartbeat of running trials, and the silence after which another machine's
 #: trial counts as dead
@@ -284,6 +287,7 @@ def tune(
 
             result.plots, notes = draw_study(study, out, config.valid_metric)
             result.notes += notes
+        _write_trials_table(study, out / TRIALS_TABLE, config.valid_metric)
         _write_json(out / TUNE_FILE, {**json.loads((out / TUNE_FILE).read_text()), "summary": _summary(result)})
         return result
     finally:
@@ -717,6 +721,36 @@ def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, de
     record.pop("checkpoint", None)
     save_run(best_dir, record, kept, overwrite=True)
     return best_dir, record["test"], True, seeds
+
+
+def _write_trials_table(study: Any, path: Path, metric: str) -> None:
+    """``trials.csv``: every trial of the study by number, its state, its parameters (one
+    column each), its value (the metric, a mean with repeats; empty unless complete) and,
+    with repeats, each seed's value; written to a temporary name, then renamed."""
+    import csv
+    import tempfile
+
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    names = sorted({k for t in trials for k in t.params})
+    seeds = sorted({r["seed"] for t in trials for r in t.user_attrs.get("repeats", [])})
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["trial", "state", *names, f"valid_{metric}", *(f"seed{s}" for s in seeds)])
+            for t in trials:
+                per_seed = {r["seed"]: r["value"] for r in t.user_attrs.get("repeats", [])}
+                value = t.value if t.state.name == "COMPLETE" else None
+                w.writerow([t.number, t.state.name.lower(), *(t.params.get(k, "") for k in names),
+                            "" if value is None else repr(value), *(repr(per_seed[s]) if s in per_seed else ""
+                                                                    for s in seeds)])
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _states(study: Any) -> dict[str, int]:

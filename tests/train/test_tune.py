@@ -458,3 +458,32 @@ def test_a_grid_does_not_run_again_a_point_whose_loss_diverged(data, tmp_path, m
     assert all("lower --lr" in t.user_attrs["diverged"] for t in failed)
     again = _tune(data, tmp_path, trials=None, grid=True, space=GRID, pruning=False)
     assert again.trials_run == 0 and len(_study(tmp_path).trials) == 4
+
+
+def test_trials_csv_lists_every_trial_with_its_parameters_and_each_seeds_value(data, tmp_path):
+    import csv
+
+    _tune(data, tmp_path, trials=None, grid=True, repeats=2, space=GRID, pruning=False)
+    with open(tmp_path / "out" / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    study = _study(tmp_path)
+    assert list(rows[0]) == ["trial", "state", "num_layers", "reg_weight", "valid_recall@20", "seed0", "seed1"]
+    assert [int(r["trial"]) for r in rows] == [t.number for t in study.trials]
+    for r, t in zip(rows, study.trials):
+        assert r["state"] == "complete" and float(r["valid_recall@20"]) == t.value
+        assert (int(r["num_layers"]), float(r["reg_weight"])) == (t.params["num_layers"], t.params["reg_weight"])
+        seeds = {x["seed"]: x["value"] for x in t.user_attrs["repeats"]}
+        assert (float(r["seed0"]), float(r["seed1"])) == (seeds[0], seeds[1])
+
+
+def test_trials_csv_of_a_one_seed_study_has_no_seed_columns_and_no_value_for_pruned_trials(data, tmp_path):
+    import csv
+
+    space = {"lr": {"low": 1e-6, "high": 5e-2, "log": True}}
+    _tune(data, tmp_path, trials=8, space=space, prune_startup=1, prune_warmup=0, config=_config(epochs=6))
+    with open(tmp_path / "out" / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["trial", "state", "lr", "num_layers", "reg_weight", "valid_recall@20"] and len(rows) == 8
+    states = {t.number: t.state.name.lower() for t in _study(tmp_path).trials}
+    assert {int(r["trial"]): r["state"] for r in rows} == states and "pruned" in states.values()
+    assert all((r["valid_recall@20"] == "") == (r["state"] != "complete") for r in rows)

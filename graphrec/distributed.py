@@ -264,9 +264,10 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
                     p.kill()
     codes = [p.returncode for p in procs]
     # a rank stopped by the interruption can abort while exiting, after rank 0 kept the run
-    # (gloo's threads: "terminate called without an active exception"): part of the stop
+    # (gloo's threads: "terminate called without an active exception"): part of the stop,
+    # whether the SIGINT reached this launcher too or the ranks only (rank 0's 130 says so)
     stopped = {0, 130, -signal.SIGKILL, -signal.SIGTERM}
-    if interrupted and codes[0] == 130:
+    if codes[0] == 130:
         stopped.add(-signal.SIGABRT)
     # rank 0 prints its own error line; a failing other rank's line is printed here
     for rank, code in enumerate(codes[1:], start=1):

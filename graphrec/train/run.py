@@ -28,7 +28,15 @@ from graphrec.nn import to_scipy_csr
 from graphrec.train.builders import build_model, content_modalities, model_params
 from graphrec.train.config import TrainConfig
 from graphrec.train.fit import FitResult, evaluate_model, fit, seed_everything
-from graphrec.train.record import RECORD, check_record_fields, environment, load_record, load_state, save_run
+from graphrec.train.record import (
+    RECORD,
+    check_record_fields,
+    environment,
+    load_record,
+    load_state,
+    save_run,
+    source_state,
+)
 from graphrec.train.state import (
     FINISHED,
     StateKeeper,
@@ -144,6 +152,7 @@ def run_training(
         })
         keeper = StateKeeper(load_resume_state(out, previous))
     provenance = _provenance(command, previous, keeper)
+    source_state()  # the record's commit (a git call) is asked now, not while a Ctrl-C is being handled
     seed_everything(config.seed)
     t0 = time.perf_counter()
     model = build_model(model_name, dataset, params)

@@ -196,6 +196,25 @@ def test_a_rank_that_aborts_while_stopping_does_not_turn_the_interruption_into_a
     assert json.loads((tmp_path / "run" / "record.json").read_text())["status"] == "interrupted"
 
 
+def test_a_rank_that_aborts_after_an_interruption_of_the_ranks_alone_is_part_of_the_stop(data_dir, tmp_path):
+    # the SIGINT reaches the ranks but not the launcher (a KeyboardInterrupt in each rank),
+    # and rank 1 aborts on its way out: rank 0 kept the run, so it is an interruption
+    hook = CTRL_C_AT_EPOCH_3 + textwrap.dedent(
+        """
+        import os
+        if os.environ.get("RANK") == "1":
+            import atexit
+            atexit.register(os.abort)
+        """
+    )
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run", cwd=tmp_path,
+                   env=hook_env(tmp_path, hook))
+    assert res.returncode == 130, res.stderr
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("interrupted after 2 of 4 epochs"), res.stderr
+    assert json.loads((tmp_path / "run" / "record.json").read_text())["status"] == "interrupted"
+
+
 def test_a_rank_that_dies_fails_the_run_with_one_line_and_nothing_written(data_dir, tmp_path):
     env = hook_env(tmp_path, FAIL_RANK_1)
     res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run", cwd=tmp_path,

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import graphrec
-from graphrec._atomic import atomic_dir, check_output, check_output_folder
+from graphrec._atomic import atomic_dir, atomic_file, check_output, check_output_folder
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError
 from graphrec.train.config import TrainConfig
@@ -728,29 +728,18 @@ def _write_trials_table(study: Any, path: Path, metric: str) -> None:
     column each), its value (the metric, a mean with repeats; empty unless complete) and,
     with repeats, each seed's value; written to a temporary name, then renamed."""
     import csv
-    import tempfile
 
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     names = sorted({k for t in trials for k in t.params})
     seeds = sorted({r["seed"] for t in trials for r in t.user_attrs.get("repeats", [])})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["trial", "state", *names, f"valid_{metric}", *(f"seed{s}" for s in seeds)])
-            for t in trials:
-                per_seed = {r["seed"]: r["value"] for r in t.user_attrs.get("repeats", [])}
-                value = t.value if t.state.name == "COMPLETE" else None
-                w.writerow([t.number, t.state.name.lower(), *(t.params.get(k, "") for k in names),
-                            "" if value is None else repr(value), *(repr(per_seed[s]) if s in per_seed else ""
-                                                                    for s in seeds)])
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["trial", "state", *names, f"valid_{metric}", *(f"seed{s}" for s in seeds)])
+        for t in trials:
+            per_seed = {r["seed"]: r["value"] for r in t.user_attrs.get("repeats", [])}
+            value = repr(t.value) if t.state.name == "COMPLETE" else ""
+            w.writerow([t.number, t.state.name.lower(), *(t.params.get(k, "") for k in names), value,
+                        *(repr(per_seed[s]) if s in per_seed else "" for s in seeds)])
 
 
 def _states(study: Any) -> dict[str, int]:
@@ -800,21 +789,9 @@ def _short(value: Any) -> str:
 
 
 def _write_json(path: Path, obj: Mapping[str, Any]) -> None:
-    """``path`` replaced atomically (a temporary file in the same folder renamed over it)."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, default=_jsonable)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; the output gets the usual mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """``path`` replaced atomically (:func:`graphrec._atomic.atomic_file`)."""
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, default=_jsonable)
 
 
 def _tensorboard_factory(folder: str | os.PathLike | None) -> Callable[[int], Callable[[Any], None]] | None:

@@ -217,17 +217,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def git_state() -> str:
-    """Short commit of the graphrec source and its files that differ from it."""
-    from graphrec.train.record import source_state
-
-    state = source_state()
-    if state is None:
-        return "unknown (not a git checkout)"
-    head, changed = state
-    return head[:7] + (f" + uncommitted changes in {', '.join(changed)}" if changed else " (graphrec/ clean)")
-
-
 def _pressure_note(p0: int | None, p1: int | None, wall: float) -> str:
     if p0 is None or p1 is None or wall <= 0:
         return "unknown"
@@ -262,6 +251,7 @@ def main(args: argparse.Namespace) -> None:
     except ImportError:  # pragma: no cover
         raise SystemExit("this benchmark needs faiss: pip install faiss-cpu")
     from graphrec.graphs.knn import DEFAULT_MEMORY_BUDGET_MB, _torch_tiles
+    from graphrec.train.record import source_description
 
     rows: list[list[str]] = []
     checks: list[str] = []
@@ -351,7 +341,7 @@ def main(args: argparse.Namespace) -> None:
         "- CPU contention during the run: some task waited for a CPU "
         f"{_pressure_note(p_start, cpu_pressure_us(), wall)} "
         "(/proc/pressure/cpu; more than a few % means disturbed timings)",
-        f"- graphrec: commit {git_state()}; torch {torch.__version__}, numpy {np.__version__}, "
+        f"- graphrec: commit {source_description()}; torch {torch.__version__}, numpy {np.__version__}, "
         f"faiss {faiss_version}, Python {platform.python_version()}",
         f"- data: synthetic float32, d = {args.dim}, k = {args.k}, seed {args.seed}; exact mode: Gaussian; "
         f"approximate mode: {args.approx_data} (see the script's docstring)",

@@ -87,6 +87,7 @@ from graphrec.data.formats.recbole import write_recbole  # noqa: E402
 from graphrec.train.builders import build_model  # noqa: E402
 from graphrec.train.config import TrainConfig  # noqa: E402
 from graphrec.train.fit import evaluate_model, fit, seed_everything  # noqa: E402
+from graphrec.train.record import source_description  # noqa: E402
 
 KS = (10, 20, 50)
 METRIC_ORDER = ("recall", "ndcg", "precision", "hit", "mrr", "map")
@@ -103,17 +104,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
-
-
-def git_state() -> str:
-    """Short commit of the graphrec source and its files that differ from it."""
-    from graphrec.train.record import source_state
-
-    state = source_state()
-    if state is None:
-        return "unknown (not a git checkout)"
-    head, changed = state
-    return head[:7] + (f" + uncommitted changes in {', '.join(changed)}" if changed else " (graphrec/ clean)")
 
 
 def cpu_pressure_us() -> int | None:
@@ -473,7 +463,7 @@ def build_report(
             if pressure is not None
             else "unknown (no /proc/pressure/cpu)"
         ),
-        f"- graphrec: commit {git_state()}",
+        f"- graphrec: commit {source_description()}",
         f"- torch {torch.__version__}, numpy {np.__version__}, scipy {scipy.__version__}, "
         f"RecBole {recbole.__version__}, Python {platform.python_version()}",
         f"- model: LightGCN, {LAYERS} layers, dim {DIM}, BPR, Adam lr {LR}, batch {BATCH}, reg_weight {REG} "

@@ -40,7 +40,8 @@ from graphrec._atomic import atomic_dir
 from graphrec.errors import DataError
 
 __all__ = ["save_run", "load_record", "check_record_fields", "load_state", "file_sha256", "checkpoint_entry",
-           "environment", "cpu_name", "source_state", "source_commit", "UnverifiedCheckpointWarning"]
+           "environment", "cpu_name", "source_state", "source_commit", "source_description",
+           "UnverifiedCheckpointWarning"]
 
 RECORD = "record.json"
 WEIGHTS = "model.pt"
@@ -114,6 +115,17 @@ def source_commit(root: str | os.PathLike | None = None) -> str | None:
         return None
     head, changed = state
     return head + ("-dirty" if changed else "")
+
+
+def source_description(root: str | os.PathLike | None = None) -> str:
+    """The graphrec source (:func:`source_state`) a report was made with, for a human:
+    ``abc1234 (graphrec/ clean)``, ``abc1234 + uncommitted changes in graphrec/x.py``, or
+    ``unknown (not a git checkout)``."""
+    state = source_state(root)
+    if state is None:
+        return "unknown (not a git checkout)"
+    head, changed = state
+    return head[:7] + (f" + uncommitted changes in {', '.join(changed)}" if changed else " (graphrec/ clean)")
 
 
 def environment(device: torch.device | str | None = None) -> dict[str, Any]:

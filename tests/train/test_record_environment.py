@@ -55,7 +55,7 @@ def _git(root, *args):
 
 
 def test_the_source_commit_names_the_checkout_and_its_changes_under_graphrec(tmp_path):
-    from graphrec.train.record import source_commit, source_state
+    from graphrec.train.record import source_commit, source_description, source_state
 
     root = tmp_path / "checkout"
     (root / "graphrec").mkdir(parents=True)
@@ -66,15 +66,18 @@ def test_the_source_commit_names_the_checkout_and_its_changes_under_graphrec(tmp
     _git(root, "commit", "-q", "-m", "first")
     head = _git(root, "rev-parse", "HEAD")
     assert source_state(root) == (head, ()) and source_commit(root) == head
+    assert source_description(root) == head[:7] + " (graphrec/ clean)"
     (root / "README.md").write_text("changed outside graphrec/\n")
     assert source_commit(root) == head  # only the package's files count
     (root / "graphrec" / "model.py").write_text("x = 2\n")
     assert source_state(root) == (head, ("graphrec/model.py",)) and source_commit(root) == head + "-dirty"
+    assert source_description(root) == head[:7] + " + uncommitted changes in graphrec/model.py"
     # not the top of a checkout (a package installed inside another repository), or no checkout at all
     (root / "sub" / "graphrec").mkdir(parents=True)
     assert source_state(root / "sub") is None
     (tmp_path / "plain" / "graphrec").mkdir(parents=True)
     assert source_state(tmp_path / "plain") is None and source_commit(tmp_path / "plain") is None
+    assert source_description(tmp_path / "plain") == "unknown (not a git checkout)"
 
 
 def test_records_name_the_commit_of_the_graphrec_they_ran_where_it_is_a_checkout():

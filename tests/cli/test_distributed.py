@@ -214,6 +214,24 @@ def test_a_rank_that_dies_fails_the_run_with_one_line_and_nothing_written(data_d
     assert [p.name for p in tmp_path.iterdir()] == ["hook"]  # no temporaries either
 
 
+def test_a_failing_rank_that_aborts_while_leaving_the_group_still_names_its_error(data_dir, tmp_path):
+    # leaving the process group can abort a rank (gloo's threads) before Python prints its
+    # exception: the rank's error line is written first, so the launcher still names it
+    hook = FAIL_RANK_1 + textwrap.dedent(
+        """
+        if os.environ.get("RANK") == "1":
+            import graphrec.distributed
+            graphrec.distributed.leave = lambda *a, **k: os.abort()
+        """
+    )
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run", cwd=tmp_path,
+                   env=hook_env(tmp_path, hook))
+    assert res.returncode == 1, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert any("rank 1 of 2 failed" in ln and "simulated failure" in ln for ln in errors), res.stderr
+    assert not (tmp_path / "run").exists()
+
+
 ABORT_RANK_0 = textwrap.dedent(
     """
     import os, sys

@@ -41,6 +41,11 @@ Parts:
   library's point with the best mean validation among its own K (validation only; the
   other points are out after one seed, as in successive halving). Where the whole grid
   ran every seed, the "3-seed mean" rows say more and the race rows are left out.
+- ``refresh``: re-run every graphrec result already in ``results/`` for the chosen models
+  and datasets (each point and seed it holds, whatever part made it), replacing it, after
+  a change to graphrec's training made those runs stale. MMRec's runs are left alone. It
+  prints, per run, whether validation and test came back to the digit, and a count at the
+  end; each new result names the graphrec commit it ran at (``graphrec_commit``).
 - ``time``: seconds per training epoch, graphrec and MMRec alternating on one core at the
   default point (``--time-epochs`` epochs each, ``--time-rounds`` rounds): the ratio is
   the figure, absolute seconds drift on shared machines.
@@ -148,7 +153,7 @@ MODELS = {
 }
 
 #: what ``--parts`` may name (the module docstring says what each runs)
-PARTS = ("default", "tune", "grid", "race", "time")
+PARTS = ("default", "tune", "grid", "race", "refresh", "time")
 
 #: graphrec dataset folders are read back from the MMRec exports, image_feat/text_feat
 FEATURES = {"image": "image_feat.npy", "text": "text_feat.npy"}
@@ -269,6 +274,8 @@ def graphrec_result(run: Path, wall: float) -> dict[str, Any]:
         "epochs_run": rec["timings"]["epochs"], "seconds_per_epoch": statistics.median(secs) if secs else None,
         "seconds_per_validation": rec["timings"]["eval_seconds_per_pass"], "wall_seconds": wall,
         "model_params": rec["model_params"],
+        # the code the run trained with (a later change to training makes it stale: --parts refresh)
+        "graphrec_commit": rec.get("environment", {}).get("graphrec_commit"),
     }
 
 
@@ -320,16 +327,35 @@ def run_job(job: Job, core: int, args: argparse.Namespace) -> None:
     # is a new draw in the last digits (both libraries ran on this one)
     res.update(lib=job.lib, model=job.model.label, dataset=job.dataset, point=job.point, seed=job.seed,
                cpu=cpu_name())
+    before = load(job)
     write_json(job.path, res)
+    change = ""
+    if before is not None:  # a refresh: say whether the run came back the same
+        same = all(before[split] == res[split] for split in ("valid", "test")) and \
+            before["best_epoch"] == res["best_epoch"]
+        change = " (same as before)" if same else \
+            f" (was valid {before['valid']['recall@20']:.4f} test {before['test']['recall@20']:.4f}, " \
+            f"best epoch {before['best_epoch']} -> {res['best_epoch']})"
+        with _refresh_lock:
+            _refreshed["same" if same else "changed"] += 1
     print(f"{job.lib:8} {job.model.label:8} {job.dataset:10} {key(job.point):32} seed {job.seed}: "
           f"valid {res['valid']['recall@20']:.4f} test {res['test']['recall@20']:.4f} "
-          f"{res['seconds_per_epoch']:.3f} s/epoch, {res['epochs_run']} epochs", flush=True)
+          f"{res['seconds_per_epoch']:.3f} s/epoch, {res['epochs_run']} epochs{change}", flush=True)
 
 
-def run_jobs(jobs: list[Job], args: argparse.Namespace) -> None:
+#: how many refreshed runs came back the same and how many changed (``--parts refresh``)
+_refreshed = {"same": 0, "changed": 0}
+_refresh_lock = threading.Lock()
+
+
+def run_jobs(jobs: list[Job], args: argparse.Namespace, again: bool = False) -> None:
+    """Run the jobs whose result is missing (every one with ``again``: a refresh replaces them)."""
     unique = {j.path: j for j in jobs}
-    todo = [j for j in unique.values() if not j.path.exists()]
-    print(f"{len(unique) - len(todo)} of {len(unique)} runs done already; {len(todo)} to run", flush=True)
+    todo = list(unique.values()) if again else [j for j in unique.values() if not j.path.exists()]
+    if again:
+        print(f"{len(todo)} runs to run again", flush=True)
+    else:
+        print(f"{len(unique) - len(todo)} of {len(unique)} runs done already; {len(todo)} to run", flush=True)
     for dataset in sorted({j.dataset for j in todo if j.lib == "graphrec"}):
         graphrec_data(args.mmrec_data / dataset, args.cache)  # once, before two workers could race to make it
     lock = threading.Lock()
@@ -350,6 +376,19 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace) -> None:
         t.start()
     for t in threads:
         t.join()
+
+
+def existing_jobs(models: list[ZooModel], datasets: list[str]) -> list[Job]:
+    """graphrec's runs already in ``results/`` for these models and datasets (what a refresh re-runs)."""
+    jobs = []
+    for d, m in itertools.product(datasets, models):
+        for path in sorted((HERE / "results" / d / f"graphrec-{m.label}").glob("*/seed*.json")):
+            r = json.loads(path.read_text())
+            job = Job("graphrec", m, d, r["point"], r["seed"])
+            if job.path != path:  # a file the driver did not write where it writes
+                raise SystemExit(f"{path}: its point and seed name {job.path}; move or delete the file")
+            jobs.append(job)
+    return jobs
 
 
 def load(job: Job) -> dict[str, Any] | None:
@@ -664,9 +703,6 @@ def main(argv: list[str] | None = None) -> None:
         print(text)
         write_text(HERE / "results" / "summary.md", text + "\n")
         return
-    if a.mmrec is None:
-        ap.error("--mmrec DEST is needed to run (the DEST of ../shared/peers/setup_mmrec.sh); "
-                 "--summary and --readme read the results only")
     missing = [d for d in datasets if not (a.mmrec_data / d).is_dir()]
     if missing:
         ap.error(f"no MMRec folder for {', '.join(missing)} under {a.mmrec_data}: write it with graphrec export-mmrec")
@@ -676,6 +712,11 @@ def main(argv: list[str] | None = None) -> None:
     parts = a.parts.split(",")
     if set(parts) - set(PARTS):
         ap.error(f"unknown part(s) {', '.join(sorted(set(parts) - set(PARTS)))}: choose from {', '.join(PARTS)}")
+    # MMRec runs in the time part, and in every other part but refresh unless --libs leaves it out
+    if a.mmrec is None and ("time" in parts or ("mmrec" in libs and set(parts) - {"refresh"})):
+        ap.error("--mmrec DEST is needed to run MMRec (the DEST of ../shared/peers/setup_mmrec.sh); "
+                 "--summary and --readme read the results only; --libs graphrec and --parts refresh "
+                 "run graphrec only")
     jobs: list[Job] = []
     if "default" in parts:
         jobs += [Job(lib, m, d, default_point(m), s) for d in datasets for m in models for lib in libs for s in seeds]
@@ -689,6 +730,13 @@ def main(argv: list[str] | None = None) -> None:
     if "grid" in parts:  # every point on every seed, seed by seed: what the seed-mean selection needs
         jobs += [Job(lib, m, d, p, s) for s in seeds for d in datasets for m in models for lib in libs
                  for p in points(restrict(m, a.subset))]
+    if "refresh" in parts:
+        if "graphrec" not in libs:
+            ap.error("--parts refresh re-runs graphrec's results: --libs must include graphrec")
+        again = existing_jobs(models, datasets)
+        run_jobs(again, a, again=True)
+        print(f"refreshed {len(again)} graphrec runs: {_refreshed['same']} the same to the digit, "
+              f"{_refreshed['changed']} changed", flush=True)
     run_jobs(jobs, a)
     if survivors:
         more = []

@@ -445,6 +445,73 @@ def test_the_grid_part_runs_every_point_on_every_seed_and_unknown_parts_are_refu
         zoo.main([*base, "--parts", "grdi"])
 
 
+def test_a_refresh_reruns_graphrecs_existing_runs_in_place_and_leaves_mmrecs(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    model = zoo.MODELS["vbpr"]
+    old = {"valid": {"recall@20": 0.40}, "test": {"recall@20": 0.30, "ndcg@20": 0.2}, "best_epoch": 50,
+           "epochs_run": 71, "seconds_per_epoch": 1.0}
+    runs = [zoo.Job("graphrec", model, "lfm2k", {"reg_weight": 2.0}, 0),
+            zoo.Job("graphrec", model, "lfm2k", {"reg_weight": 1.0}, 5),
+            zoo.Job("graphrec", zoo.MODELS["dragon"], "lfm2k", {"aggr_mode": "add", "reg_weight": 0.1,
+                                                                "learning_rate": 0.1}, 0)]
+    for job in runs:
+        zoo.write_json(job.path, {**old, "lib": "graphrec", "point": job.point, "seed": job.seed})
+    theirs = zoo.Job("mmrec", model, "lfm2k", {"reg_weight": 2.0}, 0)
+    zoo.write_json(theirs.path, {**old, "lib": "mmrec", "point": theirs.point, "seed": 0})
+    mmrec_before = theirs.path.read_text()
+    trained = []
+
+    def fake_run(cmd, cwd, **kw):
+        trained.append((cmd[cmd.index("--seed") + 1], cmd[cmd.index("--reg") + 1]))
+        return type("Done", (), {"returncode": 0, "stderr": ""})()
+
+    def fake_result(run, wall):  # the seed-5 run comes back changed, the seed-0 run the same
+        seed = int(trained[-1][0])
+        return {**old, "valid": {"recall@20": 0.41 if seed == 5 else 0.40}, "graphrec_commit": "abc1234"}
+
+    monkeypatch.setattr(zoo.subprocess, "run", fake_run)
+    monkeypatch.setattr(zoo, "graphrec_result", fake_result)
+    monkeypatch.setattr(zoo, "graphrec_data", lambda folder, cache: tmp_path / "graphrec-data")
+    (tmp_path / "data" / "lfm2k").mkdir(parents=True)
+    # graphrec only: no MMRec installation needed
+    zoo.main(["--mmrec-data", str(tmp_path / "data"), "--models", "vbpr", "--datasets", "lfm2k",
+              "--parts", "refresh", "--libs", "graphrec"])
+    assert sorted(trained) == [("0", "2.0"), ("5", "1.0")]  # each existing VBPR run, DRAGON's not chosen
+    for job, valid in zip(runs[:2], (0.40, 0.41)):
+        res = json.loads(job.path.read_text())
+        assert res["valid"]["recall@20"] == valid and res["graphrec_commit"] == "abc1234"
+        assert (res["point"], res["seed"]) == (job.point, job.seed)
+    assert json.loads(runs[2].path.read_text())["valid"]["recall@20"] == 0.40
+    assert theirs.path.read_text() == mmrec_before
+    out = capsys.readouterr().out
+    assert "(same as before)" in out and "(was valid 0.4000 test 0.3000, best epoch 50 -> 50)" in out
+    assert "refreshed 2 graphrec runs: 1 the same to the digit, 1 changed" in out
+    # a file whose content names another point is refused before anything runs
+    zoo.write_json(runs[0].path, {**old, "lib": "graphrec", "point": {"reg_weight": 1.0}, "seed": 0})
+    trained.clear()
+    with pytest.raises(SystemExit, match="move or delete the file"):
+        zoo.main(["--mmrec-data", str(tmp_path / "data"), "--models", "vbpr", "--datasets", "lfm2k",
+                  "--parts", "refresh", "--libs", "graphrec"])
+    assert trained == []
+
+
+def test_mmrec_runs_need_the_mmrec_installation_and_graphrec_only_runs_do_not(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    ran = []
+    monkeypatch.setattr(zoo, "run_jobs", lambda jobs, args, again=False: ran.extend(j.lib for j in jobs))
+    (tmp_path / "data" / "lfm2k").mkdir(parents=True)
+    base = ["--mmrec-data", str(tmp_path / "data"), "--models", "vbpr", "--datasets", "lfm2k", "--seeds", "0"]
+    for parts, libs in (("default", "graphrec,mmrec"), ("time", "graphrec"), ("refresh,default", "graphrec,mmrec")):
+        with pytest.raises(SystemExit):
+            zoo.main([*base, "--parts", parts, "--libs", libs])
+        assert "--mmrec DEST is needed to run MMRec" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        zoo.main([*base, "--parts", "refresh", "--libs", "mmrec"])
+    assert "--libs must include graphrec" in capsys.readouterr().err
+    zoo.main([*base, "--parts", "default", "--libs", "graphrec"])
+    assert ran == ["graphrec"]
+
+
 def test_the_readme_tables_are_rewritten_between_their_markers_only(zoo, tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "HERE", tmp_path)
     point = zoo.default_point(zoo.MODELS["vbpr"])

@@ -55,7 +55,9 @@ def tune(
     cold_protocol: ColdProtocol = "papers",
     select_on: SelectOn = "all",
     negatives: Negatives = "all",
-    pruning: Annotated[bool, typer.Option("--pruning/--no-pruning", help="Stop trials below the median validation curve.")] = True,
+    pruning: Annotated[Optional[bool], typer.Option(
+        "--pruning/--no-pruning", show_default=False,
+        help="Stop trials below the median validation curve. [default: pruning; no pruning with --grid]")] = None,
     prune_startup: Annotated[int, typer.Option(help="Finished trials before any trial is pruned.")] = 5,
     prune_warmup: Annotated[int, typer.Option(help="No trial is pruned before this epoch.")] = 10,
     tensorboard: Annotated[

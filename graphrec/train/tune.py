@@ -157,7 +157,7 @@ def tune(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     device: str = "cpu",
-    pruning: bool = True,
+    pruning: bool | None = None,
     prune_startup: int = 5,
     prune_warmup: int = 10,
     tensorboard: str | os.PathLike | None = None,
@@ -177,7 +177,8 @@ def tune(
     when None; ``progress`` is turned off and ``seed`` set to ``seed``). ``timeout``:
     seconds after which no new trial starts. ``pruning``: the median pruner, which
     starts pruning after ``prune_startup`` completed trials and from epoch
-    ``prune_warmup`` on. ``tensorboard``: a folder for TensorBoard scalars, one run per
+    ``prune_warmup`` on; None (the default): on, except in a ``grid`` study, whose points
+    all train to their early stop unless ``pruning`` is True. ``tensorboard``: a folder for TensorBoard scalars, one run per
     trial. ``log``: receives one line per finished trial. ``cold_start``: make this
     fraction of the items cold under ``cold_protocol`` (seed ``seed``), as ``graphrec train
     --cold-start`` does: every trial trains on the same split, the runs record it, and the
@@ -206,6 +207,8 @@ def tune(
     from graphrec.train.run import check_cold_start, cold_start_transforms, prepare_dataset
 
     check_cold_start(cold_start, cold_protocol)
+    if pruning is None:  # a grid is a table of every point: none is cut short unless asked
+        pruning = not grid
     entry = get_model(model, "ranking")
     searched = search_space(model, space, space_source)
     points = grid_values(searched) if grid else None  # a space without a finite grid fails here

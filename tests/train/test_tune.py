@@ -339,6 +339,17 @@ def _points(trials) -> list[tuple]:
     return sorted((t.params["num_layers"], t.params["reg_weight"]) for t in trials)
 
 
+def test_a_grid_study_trains_every_point_to_its_stop_unless_pruning_is_asked_for(data, tmp_path):
+    """The median pruner would cut grid points short (from the second trial on, here);
+    a grid is a table of every point, so --grid turns it off unless --pruning is passed."""
+    prune = {"prune_startup": 1, "prune_warmup": 0}
+    _tune(data, tmp_path / "a", trials=None, grid=True, space=GRID, **prune)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in _study(tmp_path / "a").trials)
+    _tune(data, tmp_path / "b", trials=None, grid=True, space=GRID, pruning=True, **prune)
+    states = [t.state for t in _study(tmp_path / "b").trials]
+    assert len(states) == 4 and optuna.trial.TrialState.PRUNED in states
+
+
 def test_a_grid_study_runs_every_point_once_over_several_calls(data, tmp_path):
     first = _tune(data, tmp_path, trials=3, grid=True, space=GRID, pruning=False)
     second = _tune(data, tmp_path, trials=None, grid=True, space=GRID, pruning=False)  # the rest of the grid

@@ -43,7 +43,8 @@ Parts:
   ran every seed, the "3-seed mean" rows say more and the race rows are left out.
 - ``refresh``: re-run every graphrec result already in ``results/`` for the chosen models
   and datasets (each point and seed it holds, whatever part made it), replacing it, after
-  a change to graphrec's training made those runs stale. MMRec's runs are left alone. It
+  a change to graphrec's training made those runs stale (``--subset`` narrows it to those
+  points). MMRec's runs are left alone. It
   prints, per run, whether validation and test came back to the digit, and a count at the
   end; each new result names the graphrec commit it ran at (``graphrec_commit``).
 - ``time``: seconds per training epoch, graphrec and MMRec alternating on one core at the
@@ -334,7 +335,8 @@ def run_job(job: Job, core: int, args: argparse.Namespace) -> None:
         same = all(before[split] == res[split] for split in ("valid", "test")) and \
             before["best_epoch"] == res["best_epoch"]
         change = " (same as before)" if same else \
-            f" (was valid {before['valid']['recall@20']:.4f} test {before['test']['recall@20']:.4f}, " \
+            f" (valid {before['valid']['recall@20']:.6f} -> {res['valid']['recall@20']:.6f}, " \
+            f"test {before['test']['recall@20']:.6f} -> {res['test']['recall@20']:.6f}, " \
             f"best epoch {before['best_epoch']} -> {res['best_epoch']})"
         with _refresh_lock:
             _refreshed["same" if same else "changed"] += 1
@@ -378,16 +380,19 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace, again: bool = False) -> 
         t.join()
 
 
-def existing_jobs(models: list[ZooModel], datasets: list[str]) -> list[Job]:
-    """graphrec's runs already in ``results/`` for these models and datasets (what a refresh re-runs)."""
+def existing_jobs(models: list[ZooModel], datasets: list[str], subsets: list[str] = ()) -> list[Job]:
+    """graphrec's runs already in ``results/`` for these models and datasets (what a refresh
+    re-runs), those at the points of ``subsets`` only where any is given."""
     jobs = []
     for d, m in itertools.product(datasets, models):
+        kept = {key(p) for p in points(restrict(m, list(subsets)))}
         for path in sorted((HERE / "results" / d / f"graphrec-{m.label}").glob("*/seed*.json")):
             r = json.loads(path.read_text())
             job = Job("graphrec", m, d, r["point"], r["seed"])
             if job.path != path:  # a file the driver did not write where it writes
                 raise SystemExit(f"{path}: its point and seed name {job.path}; move or delete the file")
-            jobs.append(job)
+            if key(job.point) in kept:
+                jobs.append(job)
     return jobs
 
 
@@ -733,7 +738,7 @@ def main(argv: list[str] | None = None) -> None:
     if "refresh" in parts:
         if "graphrec" not in libs:
             ap.error("--parts refresh re-runs graphrec's results: --libs must include graphrec")
-        again = existing_jobs(models, datasets)
+        again = existing_jobs(models, datasets, a.subset)
         run_jobs(again, a, again=True)
         print(f"refreshed {len(again)} graphrec runs: {_refreshed['same']} the same to the digit, "
               f"{_refreshed['changed']} changed", flush=True)

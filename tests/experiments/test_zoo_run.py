@@ -484,8 +484,13 @@ def test_a_refresh_reruns_graphrecs_existing_runs_in_place_and_leaves_mmrecs(zoo
     assert json.loads(runs[2].path.read_text())["valid"]["recall@20"] == 0.40
     assert theirs.path.read_text() == mmrec_before
     out = capsys.readouterr().out
-    assert "(same as before)" in out and "(was valid 0.4000 test 0.3000, best epoch 50 -> 50)" in out
+    assert "(same as before)" in out and "(valid 0.400000 -> 0.410000, test 0.300000 -> 0.300000, best epoch 50 -> 50)" in out
     assert "refreshed 2 graphrec runs: 1 the same to the digit, 1 changed" in out
+    # --subset narrows a refresh to its points
+    trained.clear()
+    zoo.main(["--mmrec-data", str(tmp_path / "data"), "--models", "vbpr", "--datasets", "lfm2k",
+              "--parts", "refresh", "--libs", "graphrec", "--subset", "reg_weight=1"])
+    assert trained == [("5", "1.0")]
     # a file whose content names another point is refused before anything runs
     zoo.write_json(runs[0].path, {**old, "lib": "graphrec", "point": {"reg_weight": 1.0}, "seed": 0})
     trained.clear()

@@ -44,9 +44,9 @@ Parts:
 - ``refresh``: re-run every graphrec result already in ``results/`` for the chosen models
   and datasets (each point and seed it holds, whatever part made it), replacing it, after
   a change to graphrec's training made those runs stale (``--subset`` narrows it to those
-  points). MMRec's runs are left alone. It
-  prints, per run, whether validation and test came back to the digit, and a count at the
-  end; each new result names the graphrec commit it ran at (``graphrec_commit``).
+  points). MMRec's runs are left alone. It prints, per run, whether validation and test
+  came back to the digit, and a count at the end; each new result names the graphrec
+  commit it ran at (``graphrec_commit``).
 - ``time``: seconds per training epoch, graphrec and MMRec alternating on one core at the
   default point (``--time-epochs`` epochs each, ``--time-rounds`` rounds): the ratio is
   the figure, absolute seconds drift on shared machines.

@@ -194,6 +194,10 @@ def starts_ranks(nproc: int) -> bool:
 
 #: seconds between a rank's failure and the launcher's SIGKILL of the ranks still running
 _FAILURE_GRACE_S = 1.0
+#: the same when the failed ranks all aborted (SIGABRT): that is how a rank can end while
+#: an interruption stops the run, and rank 0 may still be keeping the run (its 130 then
+#: says so); a genuine abort mid-training also ends rank 0 by itself (its peer is gone)
+_ABORT_GRACE_S = 15.0
 
 
 def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
@@ -244,7 +248,8 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
                     # a rank that failed too (or is still exiting) ends by itself with
                     # its own error line, rather than killed without one
                     failed_at = time.monotonic() if failed_at is None else failed_at
-                    if time.monotonic() - failed_at >= _FAILURE_GRACE_S:
+                    aborts = all(c in (None, 0, 130, -signal.SIGABRT) for c in codes)
+                    if time.monotonic() - failed_at >= (_ABORT_GRACE_S if aborts else _FAILURE_GRACE_S):
                         for p in procs:
                             if p.poll() is None:
                                 p.kill()

@@ -186,16 +186,32 @@ RANK_1_ABORTS_AT_EXIT = textwrap.dedent(
 )
 
 
+#: rank 0 takes a few seconds to exit after keeping an interrupted run (a slow disk, a busy
+#: machine), so that rank 1's abort is seen first
+RANK_0_SLOW_AT_EXIT = textwrap.dedent(
+    """
+    import os
+    if os.environ.get("RANK") == "0":
+        import atexit, time
+        atexit.register(time.sleep, 3)
+    """
+)
+
+
 @pytest.mark.skipif(os.name != "posix", reason="SIGTERM")
-@pytest.mark.parametrize("stop", ["sigterm-to-the-launcher", "interrupt-in-the-ranks-only"])
+@pytest.mark.parametrize("stop", ["sigterm-to-the-launcher", "interrupt-in-the-ranks-only",
+                                  "interrupt-in-the-ranks-only-rank-0-slow"])
 def test_a_rank_that_aborts_while_stopping_does_not_turn_the_interruption_into_a_failure(data_dir, tmp_path, stop):
     # rank 1 aborts on its way out, as gloo's threads sometimes do after an interruption
     # ("terminate called without an active exception"): the run is still interrupted, kept,
     # and reported in one line, whether the launcher was stopped (SIGTERM, forwarded) or
     # the SIGINT reached the ranks alone (a KeyboardInterrupt in each; rank 0's 130 says so)
+    # (rank 0 slow: the launcher sees rank 1's abort while rank 0 still exits; it once killed
+    # rank 0 a second later and called the interruption a failure)
     first = SIGTERM_TO_LAUNCHER_AT_EPOCH_3 if stop == "sigterm-to-the-launcher" else CTRL_C_AT_EPOCH_3
+    slow = RANK_0_SLOW_AT_EXIT if stop.endswith("rank-0-slow") else ""
     res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run", cwd=tmp_path,
-                   env=hook_env(tmp_path, first + RANK_1_ABORTS_AT_EXIT))
+                   env=hook_env(tmp_path, first + RANK_1_ABORTS_AT_EXIT + slow))
     assert res.returncode == 130, res.stderr
     err = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(err) == 1 and err[0].startswith("interrupted after 2 of 4 epochs"), res.stderr

@@ -87,7 +87,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -304,7 +304,9 @@ class Job:
         return result_path(self.dataset, self.lib, name, self.point, self.seed)
 
 
-def run_job(job: Job, core: int, args: argparse.Namespace) -> None:
+def run_job(job: Job, core: int, args: argparse.Namespace) -> bool | None:
+    """Run one job and write its result; where it replaced one (a refresh), whether the run
+    came back the same to the digit (None for a new result or a failed run)."""
     folder = args.mmrec_data / job.dataset
     with tempfile.TemporaryDirectory(prefix="zoo-") as tmp:
         out = Path(tmp) / "run"
@@ -330,7 +332,7 @@ def run_job(job: Job, core: int, args: argparse.Namespace) -> None:
                cpu=cpu_name())
     before = load(job)
     write_json(job.path, res)
-    change = ""
+    change, same = "", None
     if before is not None:  # a refresh: say whether the run came back the same
         same = all(before[split] == res[split] for split in ("valid", "test")) and \
             before["best_epoch"] == res["best_epoch"]
@@ -338,20 +340,15 @@ def run_job(job: Job, core: int, args: argparse.Namespace) -> None:
             f" (valid {before['valid']['recall@20']:.6f} -> {res['valid']['recall@20']:.6f}, " \
             f"test {before['test']['recall@20']:.6f} -> {res['test']['recall@20']:.6f}, " \
             f"best epoch {before['best_epoch']} -> {res['best_epoch']})"
-        with _refresh_lock:
-            _refreshed["same" if same else "changed"] += 1
     print(f"{job.lib:8} {job.model.label:8} {job.dataset:10} {key(job.point):32} seed {job.seed}: "
           f"valid {res['valid']['recall@20']:.4f} test {res['test']['recall@20']:.4f} "
           f"{res['seconds_per_epoch']:.3f} s/epoch, {res['epochs_run']} epochs{change}", flush=True)
+    return same
 
 
-#: how many refreshed runs came back the same and how many changed (``--parts refresh``)
-_refreshed = {"same": 0, "changed": 0}
-_refresh_lock = threading.Lock()
-
-
-def run_jobs(jobs: list[Job], args: argparse.Namespace, again: bool = False) -> None:
-    """Run the jobs whose result is missing (every one with ``again``: a refresh replaces them)."""
+def run_jobs(jobs: list[Job], args: argparse.Namespace, again: bool = False) -> list[bool | None]:
+    """Run the jobs whose result is missing (every one with ``again``: a refresh replaces
+    them); returns what :func:`run_job` returned for each job run."""
     unique = {j.path: j for j in jobs}
     todo = list(unique.values()) if again else [j for j in unique.values() if not j.path.exists()]
     if again:
@@ -361,6 +358,7 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace, again: bool = False) -> 
     for dataset in sorted({j.dataset for j in todo if j.lib == "graphrec"}):
         graphrec_data(args.mmrec_data / dataset, args.cache)  # once, before two workers could race to make it
     lock = threading.Lock()
+    outcomes: list[bool | None] = []
 
     def worker(core: int) -> None:
         while True:
@@ -369,7 +367,9 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace, again: bool = False) -> 
                     return
                 job = todo.pop(0)
             try:
-                run_job(job, core, args)
+                outcome = run_job(job, core, args)
+                with lock:
+                    outcomes.append(outcome)
             except Exception as e:  # one failed run must not stop the others
                 print(f"FAILED {job.lib} {job.model.label} {job.dataset} {key(job.point)} seed {job.seed}: {e}", flush=True)
 
@@ -378,9 +378,10 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace, again: bool = False) -> 
         t.start()
     for t in threads:
         t.join()
+    return outcomes
 
 
-def existing_jobs(models: list[ZooModel], datasets: list[str], subsets: list[str] = ()) -> list[Job]:
+def existing_jobs(models: list[ZooModel], datasets: list[str], subsets: Sequence[str] = ()) -> list[Job]:
     """graphrec's runs already in ``results/`` for these models and datasets (what a refresh
     re-runs), those at the points of ``subsets`` only where any is given."""
     jobs = []
@@ -739,9 +740,11 @@ def main(argv: list[str] | None = None) -> None:
         if "graphrec" not in libs:
             ap.error("--parts refresh re-runs graphrec's results: --libs must include graphrec")
         again = existing_jobs(models, datasets, a.subset)
-        run_jobs(again, a, again=True)
-        print(f"refreshed {len(again)} graphrec runs: {_refreshed['same']} the same to the digit, "
-              f"{_refreshed['changed']} changed", flush=True)
+        outcomes = run_jobs(again, a, again=True)
+        failed = len(again) - outcomes.count(True) - outcomes.count(False)
+        print(f"refreshed {len(again)} graphrec runs: {outcomes.count(True)} the same to the digit, "
+              f"{outcomes.count(False)} changed" + (f", {failed} failed (kept as they were)" if failed else ""),
+              flush=True)
     run_jobs(jobs, a)
     if survivors:
         more = []

@@ -178,10 +178,10 @@ def tune(
     seconds after which no new trial starts. ``pruning``: the median pruner, which
     starts pruning after ``prune_startup`` completed trials and from epoch
     ``prune_warmup`` on; None (the default): on, except in a ``grid`` study, whose points
-    all train to their early stop unless ``pruning`` is True. ``tensorboard``: a folder for TensorBoard scalars, one run per
-    trial. ``log``: receives one line per finished trial. ``cold_start``: make this
-    fraction of the items cold under ``cold_protocol`` (seed ``seed``), as ``graphrec train
-    --cold-start`` does: every trial trains on the same split, the runs record it, and the
+    all train to their early stop unless ``pruning`` is True. ``tensorboard``: a folder
+    for TensorBoard scalars, one run per trial. ``log``: receives one line per finished
+    trial. ``cold_start``: make this fraction of the items cold under ``cold_protocol``
+    (seed ``seed``), as ``graphrec train --cold-start`` does: every trial trains on the same split, the runs record it, and the
     default study name ends in ``-coldF``; select on the cold items with
     ``config.select_on`` (under the ``papers`` protocol validation holds cold items only).
     ``repeats``: seeds each trial trains (``seed``, ``seed + 1``, ...; the cold-start split

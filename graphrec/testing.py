@@ -171,6 +171,21 @@ class RecommenderContract:
         train = ds.train.toarray().astype(bool)
         assert not train[users[:, None], top].any()
 
+    def test_graphs_are_detached_sparse_operators(self) -> None:
+        """What ``graphrec export-graph`` stores: every graph of ``item_graphs()`` is a
+        detached sparse CSR n_items x n_items tensor on the model's device, every graph of
+        ``user_graphs()`` n_users x n_users, under distinct names."""
+        ds = self._dataset()
+        model = self._seeded(ds, 0)
+        model.eval()
+        items, users = model.item_graphs(), model.user_graphs()
+        assert not set(items) & set(users), "item and user graphs share a name"
+        for graphs, n in ((items, ds.n_items), (users, ds.n_users)):
+            for name, m in graphs.items():
+                assert m.layout == torch.sparse_csr and tuple(m.shape) == (n, n), name
+                assert m.device.type == DEVICE.type and not m.requires_grad, name
+                assert torch.isfinite(m.values()).all() and m.values().numel() > 0, name
+
     if DEVICE.type != "cpu":
 
         def test_device_matches_cpu(self) -> None:

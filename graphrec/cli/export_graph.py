@@ -1,8 +1,9 @@
-"""Store the item graph a trained MM-GEF or LATTICE run propagates over, for `inspect`.
+"""Store a graph a trained run propagates over (with its learned weights), for `inspect`.
 
 Example:
 
     graphrec export-graph runs/lattice-lfm2k --out graphs/lfm2k/lattice
+    graphrec export-graph runs/mgcn-lfm2k --view text --out graphs/lfm2k/mgcn-text
 """
 
 from __future__ import annotations
@@ -19,19 +20,25 @@ from graphrec.errors import ConfigError
 
 @user_errors
 def export_graph(
-    run_dir: Path = typer.Argument(..., help="A run directory of `graphrec train mmgef|lattice`."),
+    run_dir: Path = typer.Argument(..., help="A run directory of `graphrec train MODEL` (a model with an item graph)."),
     out: Path = typer.Option(..., help="Graph folder to write (e.g. graphs/NAME/lattice)."),
+    view: Optional[str] = typer.Option(
+        None, help="Which graph, for a model with several: a modality (MGCN, SMORE), fusion (SMORE), "
+        "item or user (DRAGON); the error lists a run's."
+    ),
     data: Optional[Path] = typer.Option(None, help="Dataset directory (default: the one in the run record)."),
     overwrite: bool = typer.Option(False, help="Replace a graph stored at OUT."),
 ) -> None:
-    """Store the item graph a trained MM-GEF or LATTICE run propagates over, for `inspect`.
+    """Store a graph a trained run propagates over, with its learned weights, for `inspect`.
 
-    The graph is the model's item operator with its learned weights at the best epoch
-    (MM-GEF: the attention-weighted sum of the normalised kNN and co-interaction graphs;
-    LATTICE: its learned + original modality graphs, with the co-interaction graph under
-    --cf-graph), written like a built graph (kind "model", with the run's provenance):
-    `graphrec inspect OUT` reports its statistics, an item's neighbours, the overlap
-    with the content kNN graph (--compare) and exports GraphML / networkx.
+    The graph is the model's operator with its weights at the best epoch (MM-GEF: the
+    attention-weighted sum of the normalised kNN and co-interaction graphs; LATTICE: its
+    learned + original modality graphs, with the co-interaction graph under --cf-graph;
+    FREEDOM and DRAGON: the frozen merged kNN graph, and DRAGON's user-user graph with
+    --view user; MGCN: one frozen graph per modality; SMORE: one per modality and its
+    fusion graph), written like a built graph (kind "model", with the run's provenance):
+    `graphrec inspect OUT` reports its statistics, a node's neighbours, the overlap with
+    the content kNN graph (--compare) and exports GraphML / networkx.
 
     Example: graphrec export-graph runs/lattice-lfm2k --out graphs/lfm2k/lattice
     """
@@ -42,10 +49,13 @@ def export_graph(
         raise ConfigError(f"a graph already exists at {out}: pass --overwrite to replace it, or choose another --out")
     check_output(out, overwrite, option="--out", marker=RECORD_FILE, what="graph directory")
     with warnings_as_lines():  # e.g. a run too old to have its checkpoint hash
-        rec = export_item_graph(run_dir, out, data_path=data, overwrite=overwrite)
+        rec = export_item_graph(run_dir, out, data_path=data, overwrite=overwrite, view=view)
     weights = format_learned(rec.options["weights"])
+    o = rec.options
+    what = "user graph" if rec.nodes == "users" else "item graph" if o["view"] == "item" else f"{o['view']} item graph"
+    size = f"{rec.n_users} users" if rec.nodes == "users" else f"{rec.n_items} items"
     typer.echo(
-        f"{rec.options['model']} item graph of run {run_dir} (best epoch {rec.options['best_epoch']}; "
-        f"learned weights: {weights}): {rec.n_items} items, {rec.nnz} edges -> {out}"
+        f"{o['model']} {what} of run {run_dir} (best epoch {o['best_epoch']}; "
+        f"learned weights: {weights}): {size}, {rec.nnz} edges -> {out}"
     )
     typer.echo(f"inspect it with: graphrec inspect {out}")

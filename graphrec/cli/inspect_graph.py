@@ -78,8 +78,11 @@ def inspect_graph(
     if record.kind == "model":  # exported from a trained run (graphrec export-graph)
         o = record.options
         weights = format_learned(o.get("weights"))
-        typer.echo(f"{graph}: the item graph of {o.get('model')} run {o.get('run')} on {record.dataset_name} "
-                   f"(best epoch {o.get('best_epoch')}, {o.get('item_layers')} item layer(s), learned weights: "
+        view = o.get("view")
+        what = "user graph" if users else "item graph" if view in (None, "item") else f"{view} item graph"
+        layers = f"{o.get('user_layers')} user layer(s)" if users else f"{o.get('item_layers')} item layer(s)"
+        typer.echo(f"{graph}: the {what} of {o.get('model')} run {o.get('run')} on {record.dataset_name} "
+                   f"(best epoch {o.get('best_epoch')}, {layers}, learned weights: "
                    f"{weights}; modalities={','.join(record.modalities) or '-'})")
     else:
         typer.echo(f"{graph}: {record.kind} graph of {record.dataset_name} ({record.builder}, k={record.k}, "

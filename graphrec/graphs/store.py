@@ -88,8 +88,8 @@ class GraphRecord:
     """Provenance of a stored graph (one JSON object; see the module doc).
 
     Attributes:
-        kind: ``"knn"``, ``"cooccur"``, ``"fused"``, ... (what built it); ``"model"`` for the
-            item graph of a trained run (:func:`graphrec.train.export_item_graph`).
+        kind: ``"knn"``, ``"cooccur"``, ``"fused"``, ... (what built it); ``"model"`` for a
+            graph a trained run propagates over (:func:`graphrec.train.export_item_graph`).
         dataset_fingerprint: ``Dataset.fingerprint()`` of the data it was built from.
         dataset_name: the dataset's name (informative; not compared on load).
         n_items: number of items (the matrix of an item graph is ``n_items x n_items``).
@@ -336,7 +336,9 @@ def _rebuild(path: Path | str, record: GraphRecord, **changes: Any) -> str:
     path = Path(path)
     if record.kind == "model":
         run = record.options.get("run", "RUN")
-        return f"export it again from a run on this data with `graphrec export-graph {run} --out {path} --overwrite`"
+        view = record.options.get("view")
+        view = f" --view {view}" if view is not None else ""
+        return f"export it again from a run on this data with `graphrec export-graph {run}{view} --out {path} --overwrite`"
     kind = str(changes.get("kind", record.kind))
     opts = _recorded_flags(record)
     for key, value in changes.items():

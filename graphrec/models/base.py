@@ -67,6 +67,20 @@ class Recommender(nn.Module):
         attention weights over graphs); none by default."""
         return {}
 
+    def item_graphs(self) -> dict[str, Tensor]:
+        r"""The item-item graphs the model propagates over, by name (one per view where
+        it has several, e.g. one per modality): each the operator :math:`M` of
+        :math:`h^t = M h^{t-1}` with the current (learned) weights applied, a detached
+        torch sparse CSR tensor (n_items x n_items) on the model's device, for inspection
+        and export (``graphrec export-graph``). None by default."""
+        return {}
+
+    def user_graphs(self) -> dict[str, Tensor]:
+        """Likewise the user-user graphs (n_users x n_users) the model propagates over,
+        by name (DRAGON's co-occurrence graph); none by default. Names are distinct from
+        :meth:`item_graphs`'s."""
+        return {}
+
     @torch.no_grad()
     def scorer(self) -> Scorer:
         """Propagate once; return ``users -> scores of all items`` (B x n_items)."""
@@ -101,6 +115,10 @@ class ItemGraphRecommender(Recommender):
         sparse CSR tensor (n_items x n_items) on the model's device, for inspection and
         export (``graphrec export-graph``)."""
         raise NotImplementedError
+
+    def item_graphs(self) -> dict[str, Tensor]:
+        """``{"item": item_graph()}``."""
+        return {"item": self.item_graph()}
 
     def embeddings(self) -> tuple[Tensor, Tensor]:
         user_emb, item_emb = self.lightgcn.embeddings()

@@ -310,6 +310,14 @@ class ColdItemRecommender(Recommender):
         self.base.load_state_dict(self.base.state_dict())
         return result
 
+    def item_graphs(self) -> dict[str, Tensor]:
+        """The base model's item graphs (the content path propagates over none)."""
+        return self.base.item_graphs()
+
+    def user_graphs(self) -> dict[str, Tensor]:
+        """The base model's user graphs."""
+        return self.base.user_graphs()
+
     def __getattr__(self, name: str) -> Any:
         # nn.Module keeps parameters, buffers and modules apart; everything else the base
         # model offers (item_graph(), attention_weights(), ...) is reachable through the wrapper

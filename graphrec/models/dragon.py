@@ -174,6 +174,14 @@ class DRAGON(FeatureTables, Recommender):
         """The frozen user-user aggregation U (torch sparse CSR, on the model's device)."""
         return self.user_op.matrix().detach()
 
+    def item_graphs(self) -> dict[str, Tensor]:
+        """``{"item": S}``."""
+        return {"item": self.item_graph()}
+
+    def user_graphs(self) -> dict[str, Tensor]:
+        """``{"user": U}``."""
+        return {"user": self.user_graph()}
+
     def modality_representation(self, m: str) -> Tensor:
         r""":math:`\tilde x_m` ((n_users + n_items) x d): the summed layers of the
         modality's user-item graph."""

@@ -279,6 +279,10 @@ class MGCN(FeatureTables, Recommender):
         users = propagate(self.user_item, h, adj_t=self.user_item_t)
         return torch.cat([users, h], dim=0)
 
+    def item_graphs(self) -> dict[str, Tensor]:
+        r"""``{m: }`` :math:`\hat S_m`, the frozen item graph of each modality (torch sparse CSR)."""
+        return {m: self.item_ops[m].matrix().detach() for m in self.modalities}
+
     def fuse(self, behaviour: Tensor, views: Tensor) -> tuple[Tensor, Tensor]:
         r"""The behaviour-aware fuser (module doc) for a set of nodes.
 

@@ -335,6 +335,10 @@ class SMORE(Recommender):
         """The normalised item graph of a modality or of ``"fusion"`` (torch sparse CSR)."""
         return self.graphs[view].matrix().detach()
 
+    def item_graphs(self) -> dict[str, Tensor]:
+        """``{view: item_graph(view)}`` for every modality and ``"fusion"``."""
+        return {v: self.item_graph(v) for v in self.graphs}
+
     def preference(
         self, behavioural: Tensor, views: Mapping[str, Tensor], dropout: bool = False
     ) -> tuple[Tensor, Tensor]:

@@ -23,7 +23,7 @@ from graphrec._atomic import check_output
 from graphrec.data import Dataset, cold_start
 from graphrec.errors import ConfigError, DataError
 from graphrec.graphs.store import GraphRecord, save_graph
-from graphrec.models import ItemGraphRecommender, Recommender
+from graphrec.models import Recommender
 from graphrec.nn import to_scipy_csr
 from graphrec.train.builders import build_model, content_modalities, model_params
 from graphrec.train.config import TrainConfig
@@ -335,38 +335,66 @@ def export_item_graph(
     out: str | os.PathLike,
     data_path: str | os.PathLike | None = None,
     overwrite: bool = False,
+    view: str | None = None,
 ) -> GraphRecord:
-    """Store the item graph a trained MM-GEF or LATTICE propagates over
-    (:meth:`graphrec.models.ItemGraphRecommender.item_graph`, with the learned weights of
-    the saved best epoch) as a graph directory (:func:`graphrec.graphs.save_graph`), so
-    that ``graphrec inspect``, networkx and GraphML read it like a built graph.
+    """Store a graph a trained model propagates over (:meth:`Recommender.item_graphs
+    <graphrec.models.Recommender.item_graphs>`, or :meth:`~graphrec.models.Recommender.user_graphs`,
+    with the learned weights of the saved best epoch) as a graph directory
+    (:func:`graphrec.graphs.save_graph`), so that ``graphrec inspect``, networkx and
+    GraphML read it like a built graph.
 
-    The record has ``kind="model"``, ``weighting="learned"``, the dataset's provenance
-    (cold-start split included) and, in ``options``, the model, the run, its best epoch,
-    the item layers, the learned weights (``model.log_values()``) and the dataset path.
+    ``view`` names the graph where the model has several (MGCN and SMORE: one per
+    modality, SMORE's ``"fusion"``; DRAGON: ``"item"`` and its user graph ``"user"``);
+    a model with one needs none. The record has ``kind="model"``, ``weighting="learned"``
+    (``nodes="users"`` for a user graph), the dataset's provenance (cold-start split
+    included) and, in ``options``, the model, the run, its best epoch, the view, the item
+    layers, the learned weights (``model.log_values()``) and the dataset path.
     """
     t0 = time.perf_counter()
     record, dataset, model = load_run(run_dir, "cpu", data_path)
     check_record_fields(record, run_dir, {"best_epoch": int})
-    if not isinstance(model, ItemGraphRecommender):
+    name = record["model"]
+    items, users = model.item_graphs(), model.user_graphs()
+    views = [*items, *users]
+    if not views:
         raise ConfigError(
-            f"run {Path(run_dir).name} trained {record['model']}, which has no item graph: "
-            "export-graph works for mmgef and lattice runs"
+            f"run {Path(run_dir).name} trained {name}, which has no item graph: export-graph works for runs "
+            "of models that propagate over an item or user graph (docs/graphs.md lists them)"
+        )
+    if view is None:
+        if len(views) > 1:
+            raise ConfigError(
+                f"run {Path(run_dir).name} ({name}) propagates over {len(views)} graphs: pass --view "
+                + " or --view ".join(views)
+            )
+        view = views[0]
+    elif view not in views:
+        raise ConfigError(
+            f"{name} has no graph {view!r}: its graphs are {', '.join(views)} (--view)"
         )
     model.eval()
-    matrix = to_scipy_csr(model.item_graph())
+    user_graph = view in users
+    matrix = to_scipy_csr(users[view] if user_graph else items[view])
+    modalities = content_modalities(name, model, dataset, record["model_params"])
+    if user_graph:
+        modalities = ()
+    elif view in modalities:  # one modality's graph of a model with one per modality
+        modalities = (view,)
     data = data_path or record["dataset"].get("path")
+    item_layers = getattr(model, "user_layers" if user_graph else "item_layers", None)
     graph_record = GraphRecord.for_dataset(
         dataset,
         kind="model",
-        modalities=list(content_modalities(record["model"], model, dataset, record["model_params"])),
+        modalities=list(modalities),
         weighting="learned",
         symmetric=bool((matrix != matrix.T).nnz == 0),
+        **({"nodes": "users"} if user_graph else {}),
         options={
-            "model": record["model"],
+            "model": name,
             "run": str(Path(run_dir).resolve()),
             "best_epoch": record["best_epoch"],
-            "item_layers": int(model.item_layers),
+            "view": view,
+            ("user_layers" if user_graph else "item_layers"): None if item_layers is None else int(item_layers),
             "weights": model.log_values(),
             "source": {"data": str(Path(data).resolve())},
         },

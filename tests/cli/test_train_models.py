@@ -195,6 +195,51 @@ def test_export_graph_of_a_trained_run_and_inspect_it(data_dir, tmp_path):
     assert not (tmp_path / "g" / "lg").exists()
 
 
+def test_export_graph_of_every_graph_a_model_propagates_over(data_dir, tmp_path):
+    """export-graph stores any graph a run propagates over, with its provenance: FREEDOM's
+    one graph with no --view, MGCN's per-modality graphs, SMORE's and its fusion graph,
+    DRAGON's item graph and its user graph (inspectable like a built user graph). A model
+    with several graphs needs --view (the message lists them); a view it lacks is refused;
+    nothing is written then."""
+    from graphrec.graphs.store import load_graph
+    from graphrec.train import load_run
+
+    cases = {"freedom": ["item"], "mgcn": ["image", "text"], "smore": ["image", "text", "fusion"],
+             "dragon": ["item", "user"]}
+    for name, views in cases.items():
+        run_dir, graphs = tmp_path / name, tmp_path / "g" / name
+        res = run("train", name, "--data", data_dir, "--epochs", "1", "--dim", "8", "--device", "cpu",
+                  "--out", run_dir, "--quiet")
+        assert res.exit_code == 0, res.output
+        _, ds, model = load_run(run_dir)
+        model.eval()
+        if len(views) > 1:
+            res = run("export-graph", run_dir, "--out", graphs / "any")
+            assert res.exit_code == 1, res.output
+            assert f"propagates over {len(views)} graphs: pass --view " + " or --view ".join(views) in res.output
+        res = run("export-graph", run_dir, "--view", "audio", "--out", graphs / "audio")
+        assert res.exit_code == 1 and f"{name} has no graph 'audio': its graphs are {', '.join(views)}" in res.output
+        assert not graphs.exists()
+        for view in views:
+            out = graphs / view
+            res = run("export-graph", run_dir, *(["--view", view] if len(views) > 1 else []), "--out", out)
+            assert res.exit_code == 0, res.output
+            graph, rec = load_graph(out, dataset=ds)
+            users = view == "user"
+            want = (model.user_graphs() if users else model.item_graphs())[view].to_dense().numpy()
+            np.testing.assert_allclose(graph.toarray(), want, rtol=1e-6, atol=1e-7)
+            assert graph.shape == ((ds.n_users,) * 2 if users else (ds.n_items,) * 2)
+            assert rec.kind == "model" and rec.options["view"] == view and rec.nodes == ("users" if users else "items")
+            own = [view] if view in ("image", "text") else [] if users else ["image", "text"]
+            assert sorted(rec.modalities) == own, (name, view)
+    res = run("inspect", tmp_path / "g" / "dragon" / "user", "--sample", "20")
+    assert res.exit_code == 0, res.output
+    assert f"the user graph of dragon run {(tmp_path / 'dragon').resolve()}" in res.output
+    assert "1 user layer(s)" in res.output
+    res = run("inspect", tmp_path / "g" / "smore" / "fusion", "--sample", "20")
+    assert res.exit_code == 0 and "the fusion item graph of smore run" in res.output, res.output
+
+
 def test_export_graph_records_the_modalities_the_model_fused(data_dir, tmp_path):
     """MM-GEF's exported graph names the modalities of its content graph as the builder
     resolved them: a stored text-only kNN graph's, else the dataset's defaults."""

@@ -213,6 +213,9 @@ def test_base_model_reachable_through_the_path():
     assert model.attention_weights() == model.base.attention_weights()
     m, b = model.item_graph(), model.base.item_graph()
     assert torch.equal(m.to_dense(), b.to_dense())
+    assert list(model.item_graphs()) == ["item"] and torch.equal(model.item_graphs()["item"].to_dense(), b.to_dense())
+    dragon = build_model("dragon", ds, dict(PATH, k=5, user_k=5))
+    assert torch.equal(dragon.user_graphs()["user"].to_dense(), dragon.base.user_graph().to_dense())
 
 
 def test_off_by_default_and_on_for_any_registered_model(tmp_path):

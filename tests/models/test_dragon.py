@@ -126,7 +126,8 @@ def test_item_graph_is_freedoms_frozen_graph():
     for include_self in (True, False):
         model = build_model("dragon", ds, {"embedding_dim": 4, "k": 2, "include_self": include_self})
         want = frozen_item_graph(ds, {"image": 0.1, "text": 0.9}, k=2, include_self=include_self)
-        got = to_scipy_csr(model.item_graph())
+        assert list(model.item_graphs()) == ["item"] and list(model.user_graphs()) == ["user"]
+        got = to_scipy_csr(model.item_graphs()["item"])
         assert abs(got - want).max() < 1e-7
 
 
@@ -262,7 +263,7 @@ def test_cold_start_through_the_registry(tmp_path):
     model = build_model("dragon", cold, {"embedding_dim": 4, "user_k": 5})
     # the user graph sees training interactions only: no cold item links two users
     want = user_aggregation_graph(cold.train, k=5)
-    assert abs(to_scipy_csr(model.user_graph()) - want).max() < 1e-7
+    assert abs(to_scipy_csr(model.user_graphs()["user"]) - want).max() < 1e-7
     everything = user_aggregation_graph(ds.train + ds.valid + ds.test, k=5)
     assert abs(want - everything).max() > 0
     out = tmp_path / "run"

@@ -98,8 +98,9 @@ def _build(params=None, seed: int = 0) -> MGCN:
 def test_item_item_view_graphs_match_the_dense_topk_formula(weighting, include_self):
     model = _build({"weighting": weighting, "include_self": include_self})
     feats = _features()
+    assert list(model.item_graphs()) == ["image", "text"]  # what export-graph --view offers
     for m in ("image", "text"):
-        got = model.item_ops[m].matrix()
+        got = model.item_graphs()[m]
         assert got.layout == torch.sparse_csr and got.values().numel() == 3 * N_ITEMS  # k per row, nothing n x n
         want = _sym(_dense_topk(feats[m].astype(np.float64), 3, weighting, include_self))
         np.testing.assert_allclose(got.to_dense().double().numpy(), want, rtol=1e-5, atol=1e-7)

@@ -178,8 +178,9 @@ def test_modality_graphs_and_fusion_match_dense_formulas(include_self):
         "image": _sym(_dense_cosine_knn(feats["image"].astype(np.float64), 2, include_self)),
         "text": _sym(_dense_cosine_knn(feats["text"].astype(np.float64), 3, include_self)),
     }
+    assert list(model.item_graphs()) == ["image", "text", FUSION]  # what export-graph --view offers
     for m in ("image", "text"):
-        got = model.item_graph(m)
+        got = model.item_graphs()[m]
         assert got.layout == torch.sparse_csr
         np.testing.assert_allclose(got.to_dense().double().numpy(), want[m], atol=1e-6)
         assert got.values().numel() == N_ITEMS * (2 if m == "image" else 3)  # k per row, nothing dense

@@ -3,7 +3,7 @@ block), one frozen top-k graph per modality from the raw features, and the featu
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -61,6 +61,11 @@ def mgcn_item_graphs(
     return out
 
 
+def content_modalities(model: MGCN, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The modalities with an item graph each (``export-graph --view MODALITY``)."""
+    return tuple(model.modalities)
+
+
 @register_model(
     "mgcn",
     title="MGCN",
@@ -68,6 +73,7 @@ def mgcn_item_graphs(
     summary="purified modality features on per-modality item kNN views, a behaviour-aware fuser, contrastive task",
     example="graphrec train mgcn --data data/lfm2k --cl-weight 0.001",
     needs_features=True,
+    content_modalities=content_modalities,
     train_defaults={"lr_decay": 0.96},  # the reference's learning_rate_scheduler [0.96, 50]
     search_space={
         "lr": LR_SPACE,

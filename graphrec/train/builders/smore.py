@@ -3,7 +3,7 @@ top-k item graph per modality (its own k), their max-pooled fusion, and the raw 
 
 from __future__ import annotations
 
-from typing import Annotated, Mapping, Optional, Sequence, Union
+from typing import Annotated, Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -137,6 +137,11 @@ def max_pool_graphs(graphs: Sequence[sp.spmatrix]) -> sp.csr_matrix:
     return out
 
 
+def content_modalities(model: SMORE, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The modalities with an item graph each (``export-graph --view MODALITY``)."""
+    return tuple(model.modalities)
+
+
 @register_model(
     "smore",
     title="SMORE",
@@ -145,6 +150,7 @@ def max_pool_graphs(graphs: Sequence[sp.spmatrix]) -> sp.csr_matrix:
     "embeddings on per-modality and max-pooled kNN graphs; LightGCN; modality-aware preference gates; InfoNCE",
     example="graphrec train smore --data data/lfm2k --layers 3 --image-knn-k 10 --text-knn-k 10 --reg 1e-5",
     needs_features=True,
+    content_modalities=content_modalities,
     train_defaults={"lr_decay": 0.96},  # the reference's learning_rate_scheduler [0.96, 50]
     search_space={
         "lr": LR_SPACE,

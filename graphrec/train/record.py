@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import warnings
 from pathlib import Path
@@ -40,8 +41,8 @@ from graphrec._atomic import atomic_dir
 from graphrec.errors import DataError
 
 __all__ = ["save_run", "load_record", "check_record_fields", "load_state", "file_sha256", "checkpoint_entry",
-           "environment", "cpu_name", "source_state", "source_commit", "source_description",
-           "UnverifiedCheckpointWarning"]
+           "environment", "cpu_name", "cpu_identity", "torch_cpu_kernels", "source_state", "source_commit",
+           "source_description", "UnverifiedCheckpointWarning"]
 
 RECORD = "record.json"
 WEIGHTS = "model.pt"
@@ -68,6 +69,47 @@ def cpu_name(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_identity(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str | None:
+    """The first processor's vendor, family, model and stepping from Linux's ``cpuinfo``
+    (``"AuthenticAMD family 25 model 17 stepping 1"``), or None where it has none.
+
+    A virtual machine often reports a bare model name (``"AMD EPYC"``) for several
+    processor generations; these four numbers tell them apart, so two records say
+    whether their runs could have come back to the digit."""
+    fields: dict[str, str] = {}
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if not line.strip():
+                    if fields:
+                        break  # the first processor's block only
+                    continue
+                name, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(name.strip(), value.strip())
+    except OSError:
+        return None
+    keys = ("vendor_id", "cpu family", "model", "stepping")
+    if not all(fields.get(k) for k in keys):
+        return None
+    return f"{fields['vendor_id']} family {fields['cpu family']} model {fields['model']} stepping {fields['stepping']}"
+
+
+def torch_cpu_kernels() -> dict[str, str]:
+    """What torch computes with on this CPU: the vector instruction set its kernels
+    dispatch to (``torch.backends.cpu.get_cpu_capability()``, e.g. ``"AVX512"``) and the
+    BLAS it was built with (``BLAS_INFO`` of ``torch.__config__.show()``, e.g.
+    ``"mkl"``); an entry torch does not report is left out."""
+    out: dict[str, str] = {}
+    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
+    if capability is not None:
+        out["cpu_capability"] = str(capability())
+    match = re.search(r"BLAS_INFO=([\w.+-]+)", torch.__config__.show())
+    if match:
+        out["blas"] = match.group(1)
+    return out
 
 
 #: the folder above the graphrec package: a git checkout's root when graphrec runs from one
@@ -130,7 +172,9 @@ def source_description(root: str | os.PathLike | None = None) -> str:
 
 def environment(device: torch.device | str | None = None) -> dict[str, Any]:
     """A record's ``environment`` entry: Python and torch versions, torch's intra-op
-    threads, the processor (:func:`cpu_name`) and its logical core count, for a CUDA
+    threads, the processor (:func:`cpu_name`, :func:`cpu_identity` where Linux reports
+    it), its logical core count and what torch computes with on it
+    (:func:`torch_cpu_kernels`), for a CUDA
     ``device`` the GPU's name, and, where graphrec runs from a git checkout, its commit
     (:func:`source_commit`: ``-dirty`` with uncommitted changes under graphrec/)."""
     env: dict[str, Any] = {
@@ -139,7 +183,11 @@ def environment(device: torch.device | str | None = None) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
+        **torch_cpu_kernels(),
     }
+    identity = cpu_identity()
+    if identity is not None:
+        env["cpu_id"] = identity
     if device is not None and torch.device(device).type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
     commit = source_commit()

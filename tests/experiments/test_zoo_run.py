@@ -160,7 +160,7 @@ def test_mmrec_gets_its_own_names_and_values(zoo, tmp_path):
 
 
 def test_a_result_names_the_processor_it_ran_on(zoo, tmp_path, monkeypatch):
-    from graphrec.train.record import cpu_name
+    from graphrec.train.record import cpu_identity, cpu_name, torch_cpu_kernels
 
     monkeypatch.setattr(zoo, "HERE", tmp_path)
     metrics = {"recall@20": 0.25, "ndcg@20": 0.1}
@@ -178,6 +178,7 @@ def test_a_result_names_the_processor_it_ran_on(zoo, tmp_path, monkeypatch):
     zoo.run_job(job, 0, args)
     res = json.loads(job.path.read_text())
     assert job.path.is_relative_to(tmp_path) and res["cpu"] == cpu_name() and res["seed"] == 4
+    assert res["cpu_id"] == cpu_identity() and res["cpu_capability"] == torch_cpu_kernels()["cpu_capability"]
     assert res["valid"] == metrics and res["epochs_run"] == 24
 
 

@@ -12,7 +12,7 @@ from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.models.ctr.testing import contract_ctr_data
 from graphrec.train import TrainConfig, load_record, run_training
 from graphrec.train.ctr import CTRConfig, run_ctr
-from graphrec.train.record import cpu_name, environment
+from graphrec.train.record import cpu_identity, cpu_name, environment, torch_cpu_kernels
 
 
 def test_cpu_name_reads_the_first_model_name_line(tmp_path):
@@ -28,6 +28,31 @@ def test_cpu_name_without_cpuinfo_falls_back_to_platform(tmp_path):
     assert cpu_name(tmp_path / "absent") == expected
     (tmp_path / "arm").write_text("processor\t: 0\nBogoMIPS\t: 48.00\nmodel name\t:   \n")
     assert cpu_name(tmp_path / "arm") == expected
+
+
+def test_cpu_identity_reads_the_first_processor_block(tmp_path):
+    """Two generations behind one bare model name are told apart by family / model /
+    stepping, read from the first processor's block only."""
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+                    "model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\nvendor_id\t: Other\n"
+                    "cpu family\t: 6\nmodel\t\t: 85\nstepping\t: 7\n")
+    assert cpu_identity(info) == "AuthenticAMD family 25 model 17 stepping 1"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
+                    "model name\t: AMD EPYC\nstepping\t: 1\n")
+    assert cpu_identity(info) == "AuthenticAMD family 25 model 1 stepping 1"
+    # ARM kernels report no family; no cpuinfo at all off Linux
+    (tmp_path / "arm").write_text("processor\t: 0\nBogoMIPS\t: 48.00\nCPU part\t: 0xd0c\n")
+    assert cpu_identity(tmp_path / "arm") is None and cpu_identity(tmp_path / "absent") is None
+
+
+def test_environment_names_what_torch_computes_with():
+    kernels = torch_cpu_kernels()
+    assert kernels["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert kernels.get("blas", "") in torch.__config__.show()
+    env = environment("cpu")
+    assert {k: env[k] for k in kernels} == kernels
+    assert env.get("cpu_id") == cpu_identity()
 
 
 def test_environment_on_cpu_has_no_gpu_entry():

@@ -354,6 +354,7 @@ def export_item_graph(
     record, dataset, model = load_run(run_dir, "cpu", data_path)
     check_record_fields(record, run_dir, {"best_epoch": int})
     name = record["model"]
+    model.eval()
     items, users = model.item_graphs(), model.user_graphs()
     views = [*items, *users]
     if not views:
@@ -372,7 +373,6 @@ def export_item_graph(
         raise ConfigError(
             f"{name} has no graph {view!r}: its graphs are {', '.join(views)} (--view)"
         )
-    model.eval()
     user_graph = view in users
     matrix = to_scipy_csr(users[view] if user_graph else items[view])
     modalities = content_modalities(name, model, dataset, record["model_params"])

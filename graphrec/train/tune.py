@@ -33,12 +33,14 @@ training options, search space, seed, stored as the study's ``graphrec`` attribu
 call with other settings is refused rather than mixed in. Killing a call leaves the
 database consistent (every write is a transaction); its running trial stays ``RUNNING``
 until the next call on this machine marks it ``FAIL`` (its process is gone; trials of
-other machines are failed by Optuna's heartbeat after :data:`GRACE_SECONDS`).
+other machines are failed by Optuna's heartbeat after :data:`GRACE_SECONDS`, and a trial
+killed before it named its process by any call :data:`UNSTARTED_SECONDS` after it started).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import os
@@ -68,6 +70,9 @@ BEST = "best"
 #: trial counts as dead
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 300
+#: a running trial that has recorded no process this long after it started was killed
+#: before its first line (which comes within milliseconds, or after a wait for the database)
+UNSTARTED_SECONDS = GRACE_SECONDS
 #: how long a process waits for the SQLite file while another one writes
 SQLITE_TIMEOUT_SECONDS = 120
 #: TPE samples this many random configurations (after the model's defaults) first
@@ -249,9 +254,9 @@ def tune(
                     study.enqueue_trial(defaults, user_attrs={"defaults": True}, skip_if_exists=True)
             _write_json(out / TUNE_FILE, {"format": "graphrec-tune", "version": 1, "study": study_name, "storage": url,
                                           "model": model, "data": str(Path(data).resolve())})
-        for number in failed:
+        for number, why in failed.items():
             again = "; its grid point will run again" if number in queued else ""
-            log(f"trial {number}: marked failed (its process ended while it ran){again}")
+            log(f"trial {number}: marked failed ({why}){again}")
         for number in sorted(set(queued) - set(failed)):
             log(f"trial {number}: failed without a result (not a diverging loss); its grid point will run again")
         notes = []
@@ -437,20 +442,31 @@ def _default_point(entry: Any, space: SearchSpace, config: TrainConfig) -> dict[
     return point
 
 
-def _fail_dead_trials(optuna: Any, study: Any, rdb: Any) -> list[int]:
-    """Mark ``FAIL`` the running trials of this machine whose process is gone (a killed
-    call); returns their numbers."""
+def _fail_dead_trials(optuna: Any, study: Any, rdb: Any) -> dict[int, str]:
+    """Mark ``FAIL`` the running trials whose process is gone: this machine's whose pid no
+    longer runs (a killed call), and any trial that recorded no process at all
+    :data:`UNSTARTED_SECONDS` after it started (killed between Optuna creating it and its
+    first line, which comes within milliseconds). Returns ``{number: why}``."""
     host = socket.gethostname()
-    marked = []
+    now = datetime.datetime.now()  # Optuna stamps trials with naive local times
+    marked = {}
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         pid = t.user_attrs.get("pid")
-        if t.user_attrs.get("host") == host and isinstance(pid, int) and not _process_runs(pid):
-            try:
-                rdb.set_trial_user_attr(t._trial_id, "failure", "its process ended while it ran (killed)")
-                rdb.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-            except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
-                continue  # another call marked it first
-            marked.append(t.number)
+        if "host" not in t.user_attrs:
+            started = t.datetime_start
+            if started is None or (now - started).total_seconds() < UNSTARTED_SECONDS:
+                continue  # may be starting right now
+            why = "its process ended before it trained"
+        elif t.user_attrs.get("host") == host and isinstance(pid, int) and not _process_runs(pid):
+            why = "its process ended while it ran"
+        else:
+            continue
+        try:
+            rdb.set_trial_user_attr(t._trial_id, "failure", f"{why} (killed)")
+            rdb.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # another call marked it first
+        marked[t.number] = why
     return marked
 
 
@@ -460,19 +476,58 @@ def _point(trial: Any) -> tuple:
     return tuple(sorted(params.items()))
 
 
+def _grid_points_by_id(study: Any, trials: list[Any], names: set[str]) -> dict[int, dict[str, Any]]:
+    """The grid point of every grid id, where the study's evidence vouches for it.
+
+    Optuna's grid sampler hands a trial a grid id and only later, when the objective
+    suggests them, the values: a trial killed in between holds an id and no values. The
+    sampler maps ids to points through its own (private) shuffled list; that list is read
+    here and used only if every trial that has both an id and its values agrees with it,
+    and at least one does. Otherwise (another Optuna version) nothing is returned."""
+    sampler = study.sampler
+    grids, order = getattr(sampler, "_all_grids", None), getattr(sampler, "_param_names", None)
+    if grids is None or order is None or set(order) != names:
+        return {}
+    mapping = {i: dict(zip(order, values)) for i, values in enumerate(grids)}
+    witnesses = 0
+    for t in trials:
+        gid = t.system_attrs.get("grid_id")
+        if gid is None or set(t.params) != names:
+            continue
+        if mapping.get(gid) != dict(t.params):
+            return {}
+        witnesses += 1
+    return mapping if witnesses else {}
+
+
 def _queue_lost_points(optuna: Any, study: Any, names: set[str]) -> list[int]:
     """A grid study's failed trials that did not diverge (a killed process, a machine
     whose heartbeat stopped) leave their point counted as done by the grid sampler:
-    queue each such point again where no other trial has run it, runs it or waits to.
-    Returns the failed trials' numbers."""
+    queue each such point again where no other trial has run it, runs it or waits to
+    (once per failed trial: a failed rerun is queued again in its own name). A trial
+    killed before it had its values is placed by its grid id
+    (:func:`_grid_points_by_id`). Returns the failed trials' numbers."""
     state = optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
     covered = {_point(t) for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.RUNNING, state.WAITING)}
+    handed_on = {t.user_attrs.get("rerun_of") for t in trials}  # failed trials a rerun stands for
+    by_id: dict[int, dict[str, Any]] | None = None
     queued = []
     for t in trials:
-        key = _point(t)
-        if t.state == state.FAIL and "diverged" not in t.user_attrs and set(t.params) == names and key not in covered:
-            study.enqueue_trial(dict(t.params), user_attrs={"rerun_of": t.number})
+        if t.state != state.FAIL or "diverged" in t.user_attrs or t.number in handed_on:
+            continue
+        params = dict(t.params) or dict(t.system_attrs.get("fixed_params") or {})  # a queued rerun's values
+        if set(params) != names:
+            if "grid_id" not in t.system_attrs:
+                continue
+            if by_id is None:
+                by_id = _grid_points_by_id(study, trials, names)
+            params = by_id.get(t.system_attrs["grid_id"], {})
+            if set(params) != names:
+                continue
+        key = tuple(sorted(params.items()))
+        if key not in covered:
+            study.enqueue_trial(params, user_attrs={"rerun_of": t.number})
             covered.add(key)
             queued.append(t.number)
     return queued

@@ -406,6 +406,48 @@ def test_the_grid_point_of_a_killed_call_runs_again(data, tmp_path):
     assert any(t.user_attrs.get("rerun_of") == orphan.number for t in complete)
 
 
+def test_a_grid_point_killed_before_its_trial_had_values_runs_again(data, tmp_path, monkeypatch):
+    """A call killed between Optuna creating a trial (the grid sampler gives it a grid id)
+    and the trial's first line leaves a RUNNING trial with no process and no values: the
+    next call leaves it alone while it may still be starting, fails it once it is older
+    than UNSTARTED_SECONDS and queues its grid point again (placed by its grid id); the queued
+    rerun, killed the same way, is queued again from its own values."""
+    tune_module = importlib.import_module("graphrec.train.tune")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    points = {"num_layers": [1, 2], "reg_weight": [1e-4, 1e-3]}
+
+    def load():
+        return optuna.load_study(study_name="lightgcn-synthetic", storage=url,
+                                 sampler=optuna.samplers.GridSampler(points, seed=0))
+
+    _tune(data, tmp_path, trials=1, grid=True, space=GRID, pruning=False)
+    orphan = load().ask()  # a grid id, no values, no process recorded
+    lines: list[str] = []
+    _tune(data, tmp_path, trials=1, grid=True, space=GRID, pruning=False, log=lines.append)
+    assert _study(tmp_path).trials[orphan.number].state == optuna.trial.TrialState.RUNNING  # young: left alone
+    assert not any("marked failed" in line for line in lines)
+
+    monkeypatch.setattr(tune_module, "UNSTARTED_SECONDS", 0)
+    study = load()
+    marked = tune_module._fail_dead_trials(optuna, study, optuna.storages.RDBStorage(url))
+    assert marked == {orphan.number: "its process ended before it trained"}
+    assert tune_module._queue_lost_points(optuna, study, set(points)) == [orphan.number]
+    rerun = study.ask()  # the queued point starts and is killed the same way
+    frozen = load().trials[rerun.number]
+    lost = frozen.system_attrs["fixed_params"]
+    assert frozen.user_attrs["rerun_of"] == orphan.number and set(lost) == set(points)
+    assert tuple(sorted(lost.items())) not in {tuple(sorted(t.params.items())) for t in study.trials if t.params}
+
+    lines = []
+    result = _tune(data, tmp_path, trials=None, grid=True, space=GRID, pruning=False, log=lines.append)
+    assert (f"trial {rerun.number}: marked failed (its process ended before it trained); "
+            "its grid point will run again") in lines, lines
+    complete = [t for t in _study(tmp_path).trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert _points(complete) == POINTS and result.trials_run == 2  # every point once, the lost one included
+    again = [t for t in complete if t.user_attrs.get("rerun_of") == rerun.number]
+    assert len(again) == 1 and again[0].params == lost
+
+
 def test_a_grid_call_stops_when_other_processes_hold_the_points_left(data, tmp_path, monkeypatch):
     """Another process takes a point while this call runs: the call stops when no point is
     left to take, instead of running the other's point a second time."""

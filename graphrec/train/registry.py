@@ -221,6 +221,11 @@ class ModelEntry:
             train`` then hides the optimiser options.
         content_modalities: ``(model, dataset, params) -> modalities`` behind the item
             graph of a built model (for ``export-graph``'s provenance), if it has one.
+        check: ``(dataset, params) -> None``, a cheap check that a complete set of
+            hyper-parameters can train on a dataset, raising a one-line
+            :class:`~graphrec.errors.ConfigError` where not (e.g. a parameter that has no
+            effect there); ``graphrec tune --grid`` runs it on every grid point before any
+            training. The builder raises the same errors itself.
         train_defaults: defaults of the generic training options that differ for this
             model (e.g. ``{"lr": 1e-4}``), used by ``graphrec train``.
         search_space: the default search space of ``graphrec tune``: hyper-parameter (or
@@ -244,6 +249,7 @@ class ModelEntry:
     needs_features: bool | Callable[[Mapping[str, Any]], bool] = False
     trainable: bool = True
     content_modalities: Callable[..., tuple[str, ...]] | None = None
+    check: Callable[[Any, Mapping[str, Any]], None] | None = None
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     search_space: Mapping[str, SearchDim] = field(default_factory=dict)
     reference_grids: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -379,6 +385,7 @@ def register_model(
     needs_features: bool | Callable[[Mapping[str, Any]], bool] = False,
     trainable: bool = True,
     content_modalities: Callable[..., tuple[str, ...]] | None = None,
+    check: Callable[[Any, Mapping[str, Any]], None] | None = None,
     train_defaults: Mapping[str, Any] | None = None,
     search_space: Mapping[str, SearchDim] | None = None,
     reference_grids: Mapping[str, Mapping[str, Any]] | None = None,
@@ -417,6 +424,7 @@ def register_model(
             needs_features=needs_features,
             trainable=trainable,
             content_modalities=content_modalities,
+            check=check,
             train_defaults=dict(train_defaults or {}),
             search_space=dict(search_space or {}),
             reference_grids={k: dict(v) for k, v in (reference_grids or {}).items()},

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import json
 import math
 import os
@@ -228,6 +229,8 @@ def tune(
     source = Dataset.load(data)
     dataset = prepare_dataset(source, cold_start, seed, cold_protocol)
     check_selection(dataset, config)  # a wrong --select-on fails here, not in every trial
+    if grid and entry.check is not None:
+        _check_grid(entry, searched, points, dataset)
     setup = {
         "model": model,
         "dataset": {"name": source.name, "fingerprint": source.fingerprint()},
@@ -531,6 +534,23 @@ def _queue_lost_points(optuna: Any, study: Any, names: set[str]) -> list[int]:
             covered.add(key)
             queued.append(t.number)
     return queued
+
+
+def _check_grid(entry: Any, space: SearchSpace, points: Mapping[str, list[Any]], dataset: Dataset) -> None:
+    """Every point of a grid passes the model's cheap check (``ModelEntry.check``) before
+    any training: a point that cannot train on this dataset, or that would only repeat
+    another (a parameter with no effect here), fails the call now rather than hours in."""
+    from graphrec.train.registry import TUNABLE_TRAIN_OPTIONS, model_params
+
+    names = list(points)
+    for values in itertools.product(*points.values()):
+        point = dict(zip(names, values))
+        overrides = {k: v for k, v in {**space.fixed, **point}.items() if k not in TUNABLE_TRAIN_OPTIONS}
+        try:
+            entry.check(dataset, model_params(entry.name, overrides))
+        except (ConfigError, DataError) as e:
+            where = ", ".join(f"{k}={v}" for k, v in point.items())
+            raise type(e)(f"--grid point {where}: {e}") from None
 
 
 def _grid_size(points: Mapping[str, list[Any]]) -> int:

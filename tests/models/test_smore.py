@@ -42,7 +42,7 @@ class TestSMOREVariantsContract(RecommenderContract):
 
 class TestSMOREOneModalityContract(RecommenderContract):
     def make_model(self, dataset):
-        return build_model("smore", dataset, dict(SMALL, modalities="text", cl_weight=0.1))
+        return build_model("smore", dataset, dict(SMALL, modalities="text", image_knn_k=10, cl_weight=0.1))
 
 
 # ----------------------------------------------------------- spectrum fusion
@@ -395,7 +395,12 @@ def test_knn_k_rules():
     assert modality_knn_k(("image", "text")) == {"image": 10, "text": 10}
     assert modality_knn_k(("image", "text"), None, 15, 40) == {"image": 15, "text": 40}
     assert modality_knn_k(("image", "text", "audio"), "audio=20,text=5", 15) == {"image": 15, "text": 5, "audio": 20}
-    assert modality_knn_k(("audio", "text"), None, 15, 40) == {"audio": 10, "text": 40}
+    assert modality_knn_k(("audio", "text"), None, 10, 40) == {"audio": 10, "text": 40}
+    with pytest.raises(ConfigError, match=r"image_knn_k 15 has no effect: the modalities used are audio, text, "
+                                          r"without image; give their k with knn_k \(--knn-k audio=15\)"):
+        modality_knn_k(("audio", "text"), None, 15, 40)  # would change nothing
+    with pytest.raises(ConfigError, match="text_knn_k 20 has no effect"):
+        modality_knn_k(("image",), None, 10, 20)
     assert modality_knn_k(("audio", "text"), "7") == {"audio": 7, "text": 7}
     assert modality_knn_k(("audio", "text"), {"audio": 3}) == {"audio": 3, "text": 10}
     with pytest.raises(ConfigError, match="not among the modalities"):
@@ -404,6 +409,32 @@ def test_knn_k_rules():
         modality_knn_k(("image", "text"), "image=2.5")
     with pytest.raises(ConfigError, match="neither a number nor"):
         modality_knn_k(("image", "text"), "image:3")
+
+
+def test_a_grid_over_a_knn_size_with_no_effect_fails_before_any_training(tmp_path):
+    """MMRec's grid names image_knn_k and text_knn_k; on data whose modalities are audio and
+    text, image_knn_k changes nothing and every point would train four times: `graphrec
+    tune --space mmrec --grid` stops with one line naming the point and the fix, before
+    any study or trial exists (the registry's ``check`` hook, run on every grid point)."""
+    from graphrec.data.synthetic import synthetic_catalogue
+    from graphrec.train.tune import tune
+
+    ds = synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=0)
+    feats = dict(ds.item_features)
+    audio = ds.replace(item_features={"audio": feats["image"], "text": feats["text"]}).save(tmp_path / "audio")
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    with pytest.raises(ConfigError, match=r"^--grid point num_layers=3, image_knn_k=15, .*: image_knn_k 15 has no "
+                                          r"effect: the modalities used are audio, text, without image"):
+        tune(audio, "smore", None, storage, out=tmp_path / "out", space="mmrec", grid=True,
+             config=TrainConfig(epochs=1), plots=False)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "study.db").exists()
+    # the same grid with the modalities named as MMRec names them passes the check
+    from graphrec.train.registry import get_model
+    from graphrec.train.space import grid_values, search_space
+    from graphrec.train.tune import _check_grid
+
+    searched = search_space("smore", "mmrec")
+    _check_grid(get_model("smore"), searched, grid_values(searched), ds)
 
 
 def test_knn_k_reaches_the_graphs():

@@ -60,7 +60,10 @@ def modality_knn_k(
 
     ``knn_k``: a single number (every modality), or ``MODALITY=K`` pairs (a string or a
     mapping) for the modalities it names; the others take ``image_knn_k`` (image),
-    ``text_knn_k`` (text) or :data:`DEFAULT_KNN_K` (any other name).
+    ``text_knn_k`` (text) or :data:`DEFAULT_KNN_K` (any other name). An ``image_knn_k`` or
+    ``text_knn_k`` other than the default where that modality is not used is a
+    :class:`ConfigError` (it would change nothing: MMRec's grid over image_knn_k on data
+    whose modalities are audio and text would train each point four times).
     """
     base = {m: image_knn_k if m == "image" else text_knn_k if m == "text" else DEFAULT_KNN_K for m in modalities}
     if knn_k is None:
@@ -86,9 +89,15 @@ def modality_knn_k(
             f"knn_k names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not among the "
             f"modalities used ({', '.join(modalities)})"
         )
-    for name, k in (("image_knn_k", image_knn_k), ("text_knn_k", text_knn_k)):
+    for name, modality, k in (("image_knn_k", "image", image_knn_k), ("text_knn_k", "text", text_knn_k)):
         if int(k) < 1:
             raise ConfigError(f"{name} must be at least 1, got {k}")
+        if int(k) != DEFAULT_KNN_K and modality not in base:
+            raise ConfigError(
+                f"{name} {k} has no effect: the modalities used are {', '.join(modalities)}, without {modality}; "
+                f"give their k with knn_k (--knn-k {modalities[0]}={k}), or name the {modality} features "
+                f"{modality!r} when preparing the data"
+            )
     return {**base, **pairs}
 
 
@@ -137,6 +146,25 @@ def max_pool_graphs(graphs: Sequence[sp.spmatrix]) -> sp.csr_matrix:
     return out
 
 
+def _modalities(dataset: Dataset, modalities: Optional[str]) -> list[str]:
+    mods = parse_modalities(modalities) or default_modalities(dataset.item_features)
+    missing = [m for m in mods if m not in dataset.item_features]
+    if missing:
+        raise DataError(
+            f"dataset {dataset.name!r} has no {', '.join(missing)} features (it has "
+            f"{', '.join(dataset.item_features)}): choose --modalities among those"
+        )
+    return mods
+
+
+def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
+    """The cheap part of the builder's checks (``graphrec tune --grid`` runs it on every
+    grid point): the modalities exist and each kNN size applies to one of them."""
+    mods = _modalities(dataset, params.get("modalities"))
+    modality_knn_k(mods, params.get("knn_k"), params.get("image_knn_k", DEFAULT_KNN_K),
+                   params.get("text_knn_k", DEFAULT_KNN_K))
+
+
 def content_modalities(model: SMORE, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:
     """The modalities with an item graph each (``export-graph --view MODALITY``)."""
     return tuple(model.modalities)
@@ -151,6 +179,7 @@ def content_modalities(model: SMORE, dataset: Dataset, params: Mapping[str, Any]
     example="graphrec train smore --data data/lfm2k --layers 3 --image-knn-k 10 --text-knn-k 10 --reg 1e-5",
     needs_features=True,
     content_modalities=content_modalities,
+    check=check_params,
     train_defaults={"lr_decay": 0.96},  # the reference's learning_rate_scheduler [0.96, 50]
     search_space={
         "lr": LR_SPACE,
@@ -222,13 +251,7 @@ def build_smore(
     needs_features(dataset, "smore")
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"smore option dropout must be < 1, got {dropout}")
-    mods = parse_modalities(modalities) or default_modalities(dataset.item_features)
-    missing = [m for m in mods if m not in dataset.item_features]
-    if missing:
-        raise DataError(
-            f"dataset {dataset.name!r} has no {', '.join(missing)} features (it has "
-            f"{', '.join(dataset.item_features)}): choose --modalities among those"
-        )
+    mods = _modalities(dataset, modalities)
     if FUSION in mods:
         raise DataError(f"smore names its fused view {FUSION!r}: a modality cannot have that name")
     ks = modality_knn_k(mods, knn_k, image_knn_k, text_knn_k)

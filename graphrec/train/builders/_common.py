@@ -26,6 +26,7 @@ __all__ = [
     "Modalities",
     "StoredGraphs",
     "needs_features",
+    "feature_modalities",
     "load_stored_graphs",
     "sym_graph",
     "pick_graph",
@@ -69,6 +70,23 @@ def needs_features(dataset: Dataset, model: str, alternative: str = "") -> None:
             f"{model} needs item content features for its kNN graph, and dataset {dataset.name!r} has "
             f"none: prepare it with --feature MODALITY=FILE (e.g. image=clip_image.npy){alternative}"
         )
+
+
+def feature_modalities(dataset: Dataset, modalities: Optional[str]) -> list[str]:
+    """The feature modalities a model uses: ``--modalities`` (comma-separated) or the
+    dataset's defaults (:func:`graphrec.graphs.fuse.default_modalities`); a one-line
+    :class:`DataError` naming those the dataset lacks."""
+    from graphrec.graphs.build import parse_modalities
+    from graphrec.graphs.fuse import default_modalities
+
+    mods = parse_modalities(modalities) or default_modalities(dataset.item_features)
+    missing = [m for m in mods if m not in dataset.item_features]
+    if missing:
+        raise DataError(
+            f"dataset {dataset.name!r} has no {', '.join(missing)} features (it has "
+            f"{', '.join(dataset.item_features)}): choose --modalities among those"
+        )
+    return mods
 
 
 def load_stored_graphs(

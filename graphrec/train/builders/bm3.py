@@ -11,11 +11,9 @@ import torch
 from graphrec.data import Dataset
 from graphrec.errors import DataError
 from graphrec.graphs import normalized_bipartite
-from graphrec.graphs.build import parse_modalities
-from graphrec.graphs.fuse import default_modalities
 from graphrec.models.bm3 import BM3, REG_FORMS
 from graphrec.nn import to_torch_sparse
-from graphrec.train.builders._common import EmbeddingDim, LR_SPACE, Layers, Modalities, Reg
+from graphrec.train.builders._common import EmbeddingDim, LR_SPACE, Layers, Modalities, Reg, feature_modalities
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
 
@@ -75,13 +73,7 @@ def build_bm3(
             f"bm3 needs item content features (its modality branches), and dataset {dataset.name!r} has none: "
             "prepare it with --feature MODALITY=FILE (e.g. image=clip_image.npy)"
         )
-    mods = parse_modalities(modalities) or default_modalities(dataset.item_features)
-    missing = [m for m in mods if m not in dataset.item_features]
-    if missing:
-        raise DataError(
-            f"dataset {dataset.name!r} has no {', '.join(missing)} features (it has "
-            f"{', '.join(dataset.item_features)}): choose --modalities among those"
-        )
+    mods = feature_modalities(dataset, modalities)
     adj = to_torch_sparse(normalized_bipartite(dataset.train, "sym"))
     features = {m: torch.from_numpy(np.asarray(dataset.item_features[m], dtype=np.float32)) for m in mods}
     return BM3(

@@ -14,9 +14,8 @@ from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError
 from graphrec.graphs import normalize_adjacency, normalized_bipartite
 from graphrec.graphs.bipartite import bipartite_adjacency
-from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
+from graphrec.graphs.build import GraphSpec, build_item_graph
 from graphrec.graphs.cooccur import cooccurrence_factors
-from graphrec.graphs.fuse import default_modalities
 from graphrec.models.lattice import CF_WEIGHTS, LATTICE
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
 from graphrec.train.builders._common import (
@@ -27,6 +26,7 @@ from graphrec.train.builders._common import (
     Modalities,
     StoredGraphs,
     check_k,
+    feature_modalities,
     load_stored_graphs,
     needs_features,
     sym_graph,
@@ -141,13 +141,7 @@ def build_lattice(
     if include_self is None:
         include_self = reference
     needs_features(dataset, "lattice")
-    mods = parse_modalities(modalities) or default_modalities(dataset.item_features)
-    missing = [m for m in mods if m not in dataset.item_features]
-    if missing:
-        raise DataError(
-            f"dataset {dataset.name!r} has no {', '.join(missing)} features (it has "
-            f"{', '.join(dataset.item_features)}): choose --modalities among those"
-        )
+    mods = feature_modalities(dataset, modalities)
     given: dict[str, sp.csr_matrix] = {}
     for g, rec, path in load_stored_graphs(dataset, graphs):
         if rec.kind != "knn" or len(rec.modalities or ()) != 1:

@@ -12,11 +12,18 @@ import torch
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError
 from graphrec.graphs import normalized_bipartite
-from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
-from graphrec.graphs.fuse import default_modalities
+from graphrec.graphs.build import GraphSpec, build_item_graph
 from graphrec.models.smore import FUSION, SMORE
 from graphrec.nn import to_torch_sparse
-from graphrec.train.builders._common import EmbeddingDim, ItemLayers, LR_SPACE, Modalities, Reg, needs_features
+from graphrec.train.builders._common import (
+    EmbeddingDim,
+    ItemLayers,
+    LR_SPACE,
+    Modalities,
+    Reg,
+    feature_modalities,
+    needs_features,
+)
 from graphrec.train.builders.freedom import _parse_weights, frozen_item_graph
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
@@ -146,21 +153,10 @@ def max_pool_graphs(graphs: Sequence[sp.spmatrix]) -> sp.csr_matrix:
     return out
 
 
-def _modalities(dataset: Dataset, modalities: Optional[str]) -> list[str]:
-    mods = parse_modalities(modalities) or default_modalities(dataset.item_features)
-    missing = [m for m in mods if m not in dataset.item_features]
-    if missing:
-        raise DataError(
-            f"dataset {dataset.name!r} has no {', '.join(missing)} features (it has "
-            f"{', '.join(dataset.item_features)}): choose --modalities among those"
-        )
-    return mods
-
-
 def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
     """The cheap part of the builder's checks (``graphrec tune --grid`` runs it on every
     grid point): the modalities exist and each kNN size applies to one of them."""
-    mods = _modalities(dataset, params.get("modalities"))
+    mods = feature_modalities(dataset, params.get("modalities"))
     modality_knn_k(mods, params.get("knn_k"), params.get("image_knn_k", DEFAULT_KNN_K),
                    params.get("text_knn_k", DEFAULT_KNN_K))
 
@@ -251,7 +247,7 @@ def build_smore(
     needs_features(dataset, "smore")
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"smore option dropout must be < 1, got {dropout}")
-    mods = _modalities(dataset, modalities)
+    mods = feature_modalities(dataset, modalities)
     if FUSION in mods:
         raise DataError(f"smore names its fused view {FUSION!r}: a modality cannot have that name")
     ks = modality_knn_k(mods, knn_k, image_knn_k, text_knn_k)

@@ -9,11 +9,8 @@ import numpy as np
 import torch
 
 from graphrec.data import Dataset
-from graphrec.errors import DataError
-from graphrec.graphs.build import parse_modalities
-from graphrec.graphs.fuse import default_modalities
 from graphrec.models.vbpr import REG_FORMS, VBPR
-from graphrec.train.builders._common import EmbeddingDim, LR_SPACE, Modalities, Reg, needs_features
+from graphrec.train.builders._common import EmbeddingDim, LR_SPACE, Modalities, Reg, feature_modalities, needs_features
 from graphrec.train.registry import FloatRange, Option, register_model
 
 #: how each modality's features are prepared before concatenation
@@ -88,13 +85,7 @@ def build_vbpr(
     factors; --visual-dim is K' (default K), so user vectors have K + K' entries. Items
     without training interactions (cold start) are scored from their features only."""
     needs_features(dataset, "vbpr")
-    mods = parse_modalities(modalities) or default_modalities(dataset.item_features)
-    missing = [m for m in mods if m not in dataset.item_features]
-    if missing:
-        raise DataError(
-            f"dataset {dataset.name!r} has no {', '.join(missing)} features (it has "
-            f"{', '.join(dataset.item_features)}): choose --modalities among those"
-        )
+    mods = feature_modalities(dataset, modalities)
     train = dataset.train.tocsr()
     warm = np.bincount(train.indices, minlength=dataset.n_items) > 0
     return VBPR(

@@ -339,7 +339,9 @@ def run_job(job: Job, core: int, args: argparse.Namespace) -> bool | None:
         change = " (same as before)" if same else \
             f" (valid {before['valid']['recall@20']:.6f} -> {res['valid']['recall@20']:.6f}, " \
             f"test {before['test']['recall@20']:.6f} -> {res['test']['recall@20']:.6f}, " \
-            f"best epoch {before['best_epoch']} -> {res['best_epoch']})"
+            f"best epoch {before['best_epoch']} -> {res['best_epoch']}" + \
+            (f"; the stored run was made on {before['cpu_id']})"
+             if before.get("cpu_id") not in (None, res.get("cpu_id")) else ")")
     print(f"{job.lib:8} {job.model.label:8} {job.dataset:10} {key(job.point):32} seed {job.seed}: "
           f"valid {res['valid']['recall@20']:.4f} test {res['test']['recall@20']:.4f} "
           f"{res['seconds_per_epoch']:.3f} s/epoch, {res['epochs_run']} epochs{change}", flush=True)

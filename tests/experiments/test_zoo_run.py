@@ -6,6 +6,7 @@ standard error of the reported difference."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from pathlib import Path
@@ -455,8 +456,10 @@ def test_a_refresh_reruns_graphrecs_existing_runs_in_place_and_leaves_mmrecs(zoo
             zoo.Job("graphrec", model, "lfm2k", {"reg_weight": 1.0}, 5),
             zoo.Job("graphrec", zoo.MODELS["dragon"], "lfm2k", {"aggr_mode": "add", "reg_weight": 0.1,
                                                                 "learning_rate": 0.1}, 0)]
+    other_cpu = "GenuineIntel family 6 model 85 stepping 7"  # the seed-5 run was made on another processor
     for job in runs:
-        zoo.write_json(job.path, {**old, "lib": "graphrec", "point": job.point, "seed": job.seed})
+        zoo.write_json(job.path, {**old, "lib": "graphrec", "point": job.point, "seed": job.seed,
+                                  **({"cpu_id": other_cpu} if job.seed == 5 else {})})
     theirs = zoo.Job("mmrec", model, "lfm2k", {"reg_weight": 2.0}, 0)
     zoo.write_json(theirs.path, {**old, "lib": "mmrec", "point": theirs.point, "seed": 0})
     mmrec_before = theirs.path.read_text()
@@ -473,6 +476,8 @@ def test_a_refresh_reruns_graphrecs_existing_runs_in_place_and_leaves_mmrecs(zoo
     monkeypatch.setattr(zoo.subprocess, "run", fake_run)
     monkeypatch.setattr(zoo, "graphrec_result", fake_result)
     monkeypatch.setattr(zoo, "graphrec_data", lambda folder, cache: tmp_path / "graphrec-data")
+    monkeypatch.setattr(importlib.import_module("graphrec.train.record"), "cpu_identity",
+                        lambda: "AuthenticAMD family 25 model 17 stepping 1")
     (tmp_path / "data" / "lfm2k").mkdir(parents=True)
     # graphrec only: no MMRec installation needed
     zoo.main(["--mmrec-data", str(tmp_path / "data"), "--models", "vbpr", "--datasets", "lfm2k",
@@ -485,7 +490,9 @@ def test_a_refresh_reruns_graphrecs_existing_runs_in_place_and_leaves_mmrecs(zoo
     assert json.loads(runs[2].path.read_text())["valid"]["recall@20"] == 0.40
     assert theirs.path.read_text() == mmrec_before
     out = capsys.readouterr().out
-    assert "(same as before)" in out and "(valid 0.400000 -> 0.410000, test 0.300000 -> 0.300000, best epoch 50 -> 50)" in out
+    # a changed run says where the stored one was made, when that was another processor
+    assert "(same as before)" in out and ("(valid 0.400000 -> 0.410000, test 0.300000 -> 0.300000, best epoch "
+                                          f"50 -> 50; the stored run was made on {other_cpu})") in out
     assert "refreshed 2 graphrec runs: 1 the same to the digit, 1 changed" in out
     # --subset narrows a refresh to its points
     trained.clear()

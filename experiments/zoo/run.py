@@ -324,12 +324,12 @@ def run_job(job: Job, core: int, args: argparse.Namespace) -> bool | None:
                   f"{proc.stderr[-3000:]}", flush=True)
             return
         res = graphrec_result(out, wall) if job.lib == "graphrec" else mmrec_result(Path(tmp) / "out.json", wall)
-    from graphrec.train.record import cpu_identity, cpu_name, torch_cpu_kernels
+    from graphrec.train.record import processor
 
     # the processor and torch's kernels on it: float sums are ordered differently on other
     # CPUs, so a re-run elsewhere is a new draw in the last digits (both libraries ran on this one)
     res.update(lib=job.lib, model=job.model.label, dataset=job.dataset, point=job.point, seed=job.seed,
-               cpu=cpu_name(), cpu_id=cpu_identity(), **torch_cpu_kernels())
+               **processor())
     before = load(job)
     write_json(job.path, res)
     change, same = "", None

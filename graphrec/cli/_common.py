@@ -168,3 +168,13 @@ def format_learned(values: Mapping[str, float] | None) -> str:
     """Learned scalars of a run (graph / modality weights) as ``name 0.1234, ...``;
     ``fixed`` when there are none."""
     return ", ".join(f"{k} {v:.4f}" for k, v in (values or {}).items()) or "fixed"
+
+
+def exported_graph_name(record: Any) -> str:
+    """What a graph exported from a trained run is (``graphrec export-graph``), for a
+    message: ``"user graph"``, ``"item graph"`` or, for one view of several, e.g. ``"text
+    item graph"`` (records from before views had none: an item graph)."""
+    view = (record.options or {}).get("view")
+    if record.nodes == "users":
+        return "user graph"
+    return "item graph" if view in (None, "item") else f"{view} item graph"

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from graphrec._atomic import check_output
-from graphrec.cli._common import format_learned, user_errors, warnings_as_lines
+from graphrec.cli._common import exported_graph_name, format_learned, user_errors, warnings_as_lines
 from graphrec.errors import ConfigError
 
 
@@ -52,10 +52,9 @@ def export_graph(
         rec = export_item_graph(run_dir, out, data_path=data, overwrite=overwrite, view=view)
     weights = format_learned(rec.options["weights"])
     o = rec.options
-    what = "user graph" if rec.nodes == "users" else "item graph" if o["view"] == "item" else f"{o['view']} item graph"
     size = f"{rec.n_users} users" if rec.nodes == "users" else f"{rec.n_items} items"
     typer.echo(
-        f"{o['model']} {what} of run {run_dir} (best epoch {o['best_epoch']}; "
+        f"{o['model']} {exported_graph_name(rec)} of run {run_dir} (best epoch {o['best_epoch']}; "
         f"learned weights: {weights}): {size}, {rec.nnz} edges -> {out}"
     )
     typer.echo(f"inspect it with: graphrec inspect {out}")

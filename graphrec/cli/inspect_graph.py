@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from graphrec._atomic import check_output
-from graphrec.cli._common import format_learned, user_errors
+from graphrec.cli._common import exported_graph_name, format_learned, user_errors
 from graphrec.errors import ConfigError
 
 
@@ -78,10 +78,8 @@ def inspect_graph(
     if record.kind == "model":  # exported from a trained run (graphrec export-graph)
         o = record.options
         weights = format_learned(o.get("weights"))
-        view = o.get("view")
-        what = "user graph" if users else "item graph" if view in (None, "item") else f"{view} item graph"
         layers = f"{o.get('user_layers')} user layer(s)" if users else f"{o.get('item_layers')} item layer(s)"
-        typer.echo(f"{graph}: the {what} of {o.get('model')} run {o.get('run')} on {record.dataset_name} "
+        typer.echo(f"{graph}: the {exported_graph_name(record)} of {o.get('model')} run {o.get('run')} on {record.dataset_name} "
                    f"(best epoch {o.get('best_epoch')}, {layers}, learned weights: "
                    f"{weights}; modalities={','.join(record.modalities) or '-'})")
     else:

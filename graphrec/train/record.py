@@ -41,8 +41,8 @@ from graphrec._atomic import atomic_dir
 from graphrec.errors import DataError
 
 __all__ = ["save_run", "load_record", "check_record_fields", "load_state", "file_sha256", "checkpoint_entry",
-           "environment", "cpu_name", "cpu_identity", "torch_cpu_kernels", "source_state", "source_commit",
-           "source_description", "UnverifiedCheckpointWarning"]
+           "environment", "processor", "cpu_name", "cpu_identity", "torch_cpu_kernels", "source_state",
+           "source_commit", "source_description", "UnverifiedCheckpointWarning"]
 
 RECORD = "record.json"
 WEIGHTS = "model.pt"
@@ -53,6 +53,23 @@ class UnverifiedCheckpointWarning(UserWarning):
     bound to their records): its weights are loaded unverified."""
 
 
+def _cpuinfo_blocks(cpuinfo: str | os.PathLike) -> list[dict[str, str]]:
+    """Linux's ``cpuinfo`` as one ``{field: value}`` per blank-line-separated block (one
+    per processor); empty where the file cannot be read (macOS, Windows)."""
+    blocks: list[dict[str, str]] = [{}]
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                name, sep, value = line.partition(":")
+                if sep:
+                    blocks[-1].setdefault(name.strip(), value.strip())
+                elif not line.strip() and blocks[-1]:
+                    blocks.append({})
+    except OSError:
+        return []
+    return [b for b in blocks if b]
+
+
 def cpu_name(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
     """The processor's model name (e.g. ``"AMD EPYC 7B13"``): the first ``model name``
     line of Linux's ``cpuinfo``, else :func:`platform.processor`, else the architecture.
@@ -60,14 +77,9 @@ def cpu_name(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
     Floating-point sums are ordered differently on different processors, so a run
     repeated on another machine can differ in the last digits; the record says which
     processor produced its figures."""
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                name, sep, value = line.partition(":")
-                if sep and name.strip() == "model name" and value.strip():
-                    return value.strip()
-    except OSError:
-        pass
+    for block in _cpuinfo_blocks(cpuinfo):
+        if block.get("model name"):
+            return block["model name"]
     return platform.processor() or platform.machine() or "unknown"
 
 
@@ -78,23 +90,11 @@ def cpu_identity(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str | None:
     A virtual machine often reports a bare model name (``"AMD EPYC"``) for several
     processor generations; these four numbers tell them apart, so two records say
     whether their runs could have come back to the digit."""
-    fields: dict[str, str] = {}
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                if not line.strip():
-                    if fields:
-                        break  # the first processor's block only
-                    continue
-                name, sep, value = line.partition(":")
-                if sep:
-                    fields.setdefault(name.strip(), value.strip())
-    except OSError:
+    blocks = _cpuinfo_blocks(cpuinfo)
+    first = blocks[0] if blocks else {}
+    if not all(first.get(k) for k in ("vendor_id", "cpu family", "model", "stepping")):
         return None
-    keys = ("vendor_id", "cpu family", "model", "stepping")
-    if not all(fields.get(k) for k in keys):
-        return None
-    return f"{fields['vendor_id']} family {fields['cpu family']} model {fields['model']} stepping {fields['stepping']}"
+    return f"{first['vendor_id']} family {first['cpu family']} model {first['model']} stepping {first['stepping']}"
 
 
 def torch_cpu_kernels() -> dict[str, str]:
@@ -110,6 +110,14 @@ def torch_cpu_kernels() -> dict[str, str]:
     if match:
         out["blas"] = match.group(1)
     return out
+
+
+def processor() -> dict[str, str]:
+    """The processor that computed a result, as records and the zoo's results hold it:
+    ``cpu`` (:func:`cpu_name`), ``cpu_id`` (:func:`cpu_identity`, where Linux reports it)
+    and torch's kernels on it (:func:`torch_cpu_kernels`)."""
+    identity = cpu_identity()
+    return {"cpu": cpu_name(), **({"cpu_id": identity} if identity is not None else {}), **torch_cpu_kernels()}
 
 
 #: the folder above the graphrec package: a git checkout's root when graphrec runs from one
@@ -181,13 +189,9 @@ def environment(device: torch.device | str | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "cpu": cpu_name(),
+        **processor(),
         "cpu_count": os.cpu_count(),
-        **torch_cpu_kernels(),
     }
-    identity = cpu_identity()
-    if identity is not None:
-        env["cpu_id"] = identity
     if device is not None and torch.device(device).type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
     commit = source_commit()

@@ -33,8 +33,8 @@ from typing import Any, Mapping
 from graphrec.errors import ConfigError
 from graphrec.train.registry import TUNABLE_TRAIN_OPTIONS, Choice, FloatRange, IntRange, ModelEntry, get_model, model_params
 
-__all__ = ["SearchSpace", "load_space_file", "search_space", "suggest", "dim_to_dict", "dim_from_dict",
-           "grid_values"]
+__all__ = ["SearchSpace", "load_space_file", "search_space", "suggest", "split_options", "dim_to_dict",
+           "dim_from_dict", "grid_values"]
 
 #: the declared type of each searchable training option
 _TRAIN_TYPES: dict[str, type] = {"lr": float, "weight_decay": float, "batch_size": int, "lr_decay": float, "lr_decay_every": int}
@@ -158,6 +158,13 @@ def search_space(
     return SearchSpace(model, searched, fixed)
 
 
+def split_options(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(model parameters, training options)`` of a point's values: the names in
+    :data:`~graphrec.train.registry.TUNABLE_TRAIN_OPTIONS` are training options."""
+    train = {k: v for k, v in values.items() if k in TUNABLE_TRAIN_OPTIONS}
+    return {k: v for k, v in values.items() if k not in train}, train
+
+
 def suggest(trial: Any, space: SearchSpace) -> tuple[dict[str, Any], dict[str, Any]]:
     """The trial's values: ``(model parameters, training options)``, fixed ones included."""
     values = dict(space.fixed)
@@ -170,8 +177,7 @@ def suggest(trial: Any, space: SearchSpace) -> tuple[dict[str, Any], dict[str, A
             values[key] = trial.suggest_float(key, float(dim.low), float(dim.high), step=dim.step, log=dim.log)
             if dim.step is not None:  # 0.30000000000000004 -> 0.3
                 values[key] = round(values[key], 12)
-    train = {k: v for k, v in values.items() if k in TUNABLE_TRAIN_OPTIONS}
-    return {k: v for k, v in values.items() if k not in train}, train
+    return split_options(values)
 
 
 def grid_values(space: SearchSpace) -> dict[str, list[Any]]:

@@ -58,7 +58,7 @@ from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError
 from graphrec.train.config import TrainConfig
 from graphrec.train.record import RECORD, load_record, save_run
-from graphrec.train.space import SearchSpace, grid_values, search_space, suggest
+from graphrec.train.space import SearchSpace, grid_values, search_space, split_options, suggest
 
 __all__ = ["TuneResult", "tune", "require_optuna", "storage_url", "TUNE_FILE", "GRACE_SECONDS"]
 
@@ -473,9 +473,13 @@ def _fail_dead_trials(optuna: Any, study: Any, rdb: Any) -> dict[int, str]:
     return marked
 
 
-def _point(trial: Any) -> tuple:
-    """A trial's parameter values (a queued trial's fixed ones), as a hashable key."""
-    params = trial.params or trial.system_attrs.get("fixed_params") or {}
+def _params(trial: Any) -> dict[str, Any]:
+    """A trial's parameter values (a queued trial's fixed ones)."""
+    return dict(trial.params or trial.system_attrs.get("fixed_params") or {})
+
+
+def _key(params: Mapping[str, Any]) -> tuple:
+    """Parameter values as a hashable key."""
     return tuple(sorted(params.items()))
 
 
@@ -512,14 +516,15 @@ def _queue_lost_points(optuna: Any, study: Any, names: set[str]) -> list[int]:
     (:func:`_grid_points_by_id`). Returns the failed trials' numbers."""
     state = optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
-    covered = {_point(t) for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.RUNNING, state.WAITING)}
+    covered = {_key(_params(t)) for t in trials
+               if t.state in (state.COMPLETE, state.PRUNED, state.RUNNING, state.WAITING)}
     handed_on = {t.user_attrs.get("rerun_of") for t in trials}  # failed trials a rerun stands for
     by_id: dict[int, dict[str, Any]] | None = None
     queued = []
     for t in trials:
         if t.state != state.FAIL or "diverged" in t.user_attrs or t.number in handed_on:
             continue
-        params = dict(t.params) or dict(t.system_attrs.get("fixed_params") or {})  # a queued rerun's values
+        params = _params(t)  # a queued rerun's values where it never suggested them
         if set(params) != names:
             if "grid_id" not in t.system_attrs:
                 continue
@@ -528,7 +533,7 @@ def _queue_lost_points(optuna: Any, study: Any, names: set[str]) -> list[int]:
             params = by_id.get(t.system_attrs["grid_id"], {})
             if set(params) != names:
                 continue
-        key = tuple(sorted(params.items()))
+        key = _key(params)
         if key not in covered:
             study.enqueue_trial(params, user_attrs={"rerun_of": t.number})
             covered.add(key)
@@ -540,12 +545,12 @@ def _check_grid(entry: Any, space: SearchSpace, points: Mapping[str, list[Any]],
     """Every point of a grid passes the model's cheap check (``ModelEntry.check``) before
     any training: a point that cannot train on this dataset, or that would only repeat
     another (a parameter with no effect here), fails the call now rather than hours in."""
-    from graphrec.train.registry import TUNABLE_TRAIN_OPTIONS, model_params
+    from graphrec.train.registry import model_params
 
     names = list(points)
     for values in itertools.product(*points.values()):
         point = dict(zip(names, values))
-        overrides = {k: v for k, v in {**space.fixed, **point}.items() if k not in TUNABLE_TRAIN_OPTIONS}
+        overrides, _ = split_options({**space.fixed, **point})
         try:
             entry.check(dataset, model_params(entry.name, overrides))
         except (ConfigError, DataError) as e:

@@ -46,7 +46,9 @@ Parts:
   a change to graphrec's training made those runs stale (``--subset`` narrows it to those
   points). MMRec's runs are left alone. It prints, per run, whether validation and test
   came back to the digit, and a count at the end; each new result names the graphrec
-  commit it ran at (``graphrec_commit``).
+  commit it ran at (``graphrec_commit``). ``--since REV`` skips the runs already made at
+  REV or a later commit (a clean tree): an interrupted refresh continues where it stopped
+  when given the commit it ran at.
 - ``time``: seconds per training epoch, graphrec and MMRec alternating on one core at the
   default point (``--time-epochs`` epochs each, ``--time-rounds`` rounds): the ratio is
   the figure, absolute seconds drift on shared machines.
@@ -399,6 +401,16 @@ def existing_jobs(models: list[ZooModel], datasets: list[str], subsets: Sequence
     return jobs
 
 
+def made_since(result: dict[str, Any], rev: str) -> bool:
+    """Whether a graphrec result was trained at ``rev`` or a commit after it, from a clean
+    tree (a ``-dirty`` commit or none recorded: no)."""
+    commit = result.get("graphrec_commit")
+    if not commit or commit.endswith("-dirty"):
+        return False
+    return subprocess.run(["git", "merge-base", "--is-ancestor", rev, commit], cwd=REPO,
+                          capture_output=True).returncode == 0
+
+
 def load(job: Job) -> dict[str, Any] | None:
     return json.loads(job.path.read_text()) if job.path.exists() else None
 
@@ -685,6 +697,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--race-top", type=int, default=None, metavar="K",
                     help="the race part keeps each library's K best points of the first seed for the other seeds "
                          "(default 5); --summary adds the race's rows with it")
+    ap.add_argument("--since", default=None, metavar="REV",
+                    help="refresh only the runs made before commit REV (continues an interrupted refresh)")
     ap.add_argument("--time-epochs", type=int, default=10)
     ap.add_argument("--time-rounds", type=int, default=2)
     ap.add_argument("--summary", action="store_true", help="print the tables from the results and write summary.md")
@@ -738,10 +752,20 @@ def main(argv: list[str] | None = None) -> None:
     if "grid" in parts:  # every point on every seed, seed by seed: what the seed-mean selection needs
         jobs += [Job(lib, m, d, p, s) for s in seeds for d in datasets for m in models for lib in libs
                  for p in points(restrict(m, a.subset))]
+    if a.since is not None and "refresh" not in parts:
+        ap.error("--since REV narrows a refresh: add --parts refresh")
     if "refresh" in parts:
         if "graphrec" not in libs:
             ap.error("--parts refresh re-runs graphrec's results: --libs must include graphrec")
         again = existing_jobs(models, datasets, a.subset)
+        if a.since is not None:
+            rev = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{a.since}^{{commit}}"], cwd=REPO,
+                                 capture_output=True, text=True).stdout.strip()
+            if not rev:
+                ap.error(f"--since {a.since}: not a commit of this repository (git log names them)")
+            done = {j.path for j in again if made_since(load(j) or {}, rev)}
+            again = [j for j in again if j.path not in done]
+            print(f"{len(done)} runs made at {a.since} or later: kept", flush=True)
         outcomes = run_jobs(again, a, again=True)
         failed = len(again) - outcomes.count(True) - outcomes.count(False)
         print(f"refreshed {len(again)} graphrec runs: {outcomes.count(True)} the same to the digit, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
 import math
 from pathlib import Path
 
@@ -464,8 +465,11 @@ def test_a_refresh_reruns_graphrecs_existing_runs_in_place_and_leaves_mmrecs(zoo
     zoo.write_json(theirs.path, {**old, "lib": "mmrec", "point": theirs.point, "seed": 0})
     mmrec_before = theirs.path.read_text()
     trained = []
+    git = subprocess.run
 
     def fake_run(cmd, cwd, **kw):
+        if cmd[0] == "git":  # --since asks git which commits came after which
+            return git(cmd, cwd=cwd, **kw)
         trained.append((cmd[cmd.index("--seed") + 1], cmd[cmd.index("--reg") + 1]))
         return type("Done", (), {"returncode": 0, "stderr": ""})()
 
@@ -499,6 +503,32 @@ def test_a_refresh_reruns_graphrecs_existing_runs_in_place_and_leaves_mmrecs(zoo
     zoo.main(["--mmrec-data", str(tmp_path / "data"), "--models", "vbpr", "--datasets", "lfm2k",
               "--parts", "refresh", "--libs", "graphrec", "--subset", "reg_weight=1"])
     assert trained == [("5", "1.0")]
+    # --since REV keeps what a clean tree at REV or later made: an interrupted refresh continues
+    head, first = (git(["git", *cmd], cwd=zoo.REPO, capture_output=True, text=True,
+                                  check=True).stdout.split()[0] for cmd in (["rev-parse", "HEAD"],
+                                                                            ["rev-list", "--max-parents=0", "HEAD"]))
+    assert head != first
+    for job, commit in zip(runs[:2], (head, first)):
+        zoo.write_json(job.path, {**old, "lib": "graphrec", "point": job.point, "seed": job.seed,
+                                  "graphrec_commit": commit})
+    trained.clear()
+    zoo.main(["--mmrec-data", str(tmp_path / "data"), "--models", "vbpr", "--datasets", "lfm2k",
+              "--parts", "refresh", "--libs", "graphrec", "--since", "HEAD"])
+    assert trained == [("5", "1.0")]  # made at the first commit, before HEAD
+    assert "1 runs made at HEAD or later: kept" in capsys.readouterr().out
+    for job, commit in zip(runs[:2], (head + "-dirty", first)):  # uncommitted changes: not kept
+        zoo.write_json(job.path, {**old, "lib": "graphrec", "point": job.point, "seed": job.seed,
+                                  "graphrec_commit": commit})
+    trained.clear()
+    zoo.main(["--mmrec-data", str(tmp_path / "data"), "--models", "vbpr", "--datasets", "lfm2k",
+              "--parts", "refresh", "--libs", "graphrec", "--since", first])
+    assert sorted(trained) == [("0", "2.0")]
+    for bad, message in ((["--parts", "refresh", "--since", "no-such-commit"], "not a commit of this repository"),
+                         (["--parts", "default", "--since", "HEAD"], "add --parts refresh")):
+        with pytest.raises(SystemExit):
+            zoo.main(["--mmrec-data", str(tmp_path / "data"), "--models", "vbpr", "--datasets", "lfm2k",
+                      "--libs", "graphrec", *bad])
+        assert message in capsys.readouterr().err
     # a file whose content names another point is refused before anything runs
     zoo.write_json(runs[0].path, {**old, "lib": "graphrec", "point": {"reg_weight": 1.0}, "seed": 0})
     trained.clear()

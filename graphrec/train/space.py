@@ -12,9 +12,11 @@ searchable training option (:data:`~graphrec.train.registry.TUNABLE_TRAIN_OPTION
     embedding_dim: [32, 64, 128]                  # one of these values
     lambda_coeff: {choices: [0.5, 0.9]}           # the same, spelled out
     reg_weight: 1.0e-4                            # fixed: no longer searched
+    item_layers: null                             # not searched: the model's default
 
 A key replaces the model's entry of that name or adds one; a plain value fixes the
-parameter. Whether a range is of integers or reals follows the parameter's declared
+parameter; ``null`` drops the entry (the parameter keeps its default, e.g. MM-GEF's
+``k`` when ``use_knn_graph: false`` leaves no content graph for it to size). Whether a range is of integers or reals follows the parameter's declared
 type. Numbers PyYAML reads as text (``1e-4`` without a dot) are accepted.
 
 Nothing here imports Optuna: :func:`suggest` only calls the trial's ``suggest_*``
@@ -138,6 +140,8 @@ def search_space(
         typ = _declared_type(entry, key, source)
         searched.pop(key, None)
         fixed.pop(key, None)
+        if raw is None:  # dropped: the parameter keeps its default
+            continue
         if isinstance(raw, list) or (isinstance(raw, dict) and "choices" in raw):
             dim = _choice(entry, key, raw, typ, source)
             if len(dim.values) == 1:

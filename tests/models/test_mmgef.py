@@ -551,3 +551,41 @@ def test_mmgef_ranks_cold_items_of_amazon_scientific_lightgcn_cannot(shared_data
     assert lightgcn["test"]["cold"]["recall@20"] < chance, lightgcn["test"]["cold"]
     assert mmgef["test"]["cold"]["recall@20"] > 3 * chance, mmgef["test"]["cold"]
     assert mmgef["test"]["cold"]["users"] == lightgcn["test"]["cold"]["users"] > 100
+
+def test_a_grid_mixing_options_of_the_other_structure_fails_before_any_training(tmp_path):
+    """lambda_coeff configures the learned structure only: a grid over structure x
+    lambda_coeff would train the fixed structure once per lambda (the builder refuses each
+    such trial). `graphrec tune --grid` stops before any study or trial exists, naming the
+    point (the registry's ``check`` hook); a grid that keeps lambda with the learned
+    structure passes, and so does one without features once the kNN graph is dropped."""
+    from graphrec.data.synthetic import synthetic_catalogue
+    from graphrec.train.registry import get_model
+    from graphrec.train.space import grid_values, search_space
+    from graphrec.train.tune import _check_grid, tune
+
+    ds = synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=0)
+    path = ds.save(tmp_path / "data")
+    fixed = {"lr": 1e-3, "reg_weight": 1e-4, "num_layers": 1, "item_layers": 1, "k": 5}
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    with pytest.raises(ConfigError, match=r"^--grid point structure=fixed, lambda_coeff=0.5: --lambda and "
+                                          r"--fixed-features configure --structure learned"):
+        tune(path, "mmgef", None, storage, out=tmp_path / "out", grid=True, config=TrainConfig(epochs=1),
+             space={**fixed, "structure": ["fixed", "learned"], "lambda_coeff": [0.5, 0.9]}, plots=False)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "study.db").exists()
+    entry = get_model("mmgef")
+    searched = search_space("mmgef", {**fixed, "structure": "learned", "lambda_coeff": [0.5, 0.9]})
+    _check_grid(entry, searched, grid_values(searched), ds)
+    with pytest.raises(DataError, match=r"^--grid point modalities=audio: .* has no audio features"):
+        searched = search_space("mmgef", {**fixed, "modalities": ["image", "audio"]})
+        _check_grid(entry, searched, grid_values(searched), ds)
+    bare = ds.replace(item_features={})
+    no_knn = {**fixed, "use_knn_graph": False, "reg_weight": [1e-4, 1e-3]}
+    with pytest.raises(ConfigError, match=r"^--grid point reg_weight=0.0001: --k configure the content graph, "
+                                          r"which --no-knn-graph drops"):
+        searched = search_space("mmgef", no_knn)
+        _check_grid(entry, searched, grid_values(searched), bare)
+    searched = search_space("mmgef", {**no_knn, "k": None})  # null: k keeps its default, no graph to size
+    _check_grid(entry, searched, grid_values(searched), bare)
+    with pytest.raises(DataError, match="needs item content features"):
+        searched = search_space("mmgef", {**fixed, "reg_weight": [1e-4, 1e-3]})
+        _check_grid(entry, searched, grid_values(searched), bare)

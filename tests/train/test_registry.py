@@ -238,3 +238,26 @@ def test_ctr_models_are_registered_with_their_training_options():
     assert "gan_lr" not in gmmf.defaults and gmmf.defaults["id_dim"] == 32
     with pytest.raises(ConfigError, match="unknown CTR model 'lightgcn'"):
         get_model("lightgcn", "ctr")
+
+
+@pytest.mark.parametrize("name", [e.name for e in registered_models("ranking") if e.check is not None])
+def test_a_models_check_accepts_what_trains_and_refuses_what_its_builder_refuses(name):
+    """``check`` (run by `graphrec tune --grid` on every point before training) passes a
+    model's defaults on data it trains on, and where it refuses, the builder refuses the
+    same parameters with the same one-line error: a modality the data lack, no features."""
+    from graphrec.errors import DataError
+
+    data = synthetic_catalogue(n_users=40, n_items=30, n_clusters=3, seed=0)
+    entry = get_model(name)
+    entry.check(data, model_params(name))
+    bad = [(data, {"modalities": "image,audio"}, DataError, "no audio features")]
+    if entry.needs_features is True:
+        bad.append((data.replace(item_features={}), {}, DataError, "needs item content features"))
+    if name == "freedom":
+        bad.append((data, {"dropout": 1.0}, ConfigError, "dropout must be < 1"))
+    for dataset, params, error, message in bad:
+        with pytest.raises(error, match=message) as checked:
+            entry.check(dataset, model_params(name, params))
+        with pytest.raises(error) as built:
+            build_model(name, dataset, params)
+        assert str(built.value) == str(checked.value)

@@ -121,6 +121,19 @@ def test_a_yaml_file_changes_the_default_entry_by_entry(tmp_path):
     assert train == {"lr": 1e-3, "batch_size": 1024}
 
 
+def test_null_drops_a_declared_entry_and_the_parameter_keeps_its_default(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("k: null\nuse_knn_graph: false\nitem_layers: 2\n")
+    space = search_space("mmgef", load_space_file(path))
+    assert "k" not in space.searched and "k" not in space.fixed
+    assert set(space.searched) == {"lr", "reg_weight", "num_layers"}
+    assert space.fixed == {"use_knn_graph": False, "item_layers": 2}
+    model, _ = suggest(FakeTrial(), space)
+    assert "k" not in model  # the builder's default (None: no content graph to size)
+    with pytest.raises(ConfigError, match="nothing to search"):
+        search_space("lightgcn", {"lr": None, "reg_weight": None, "num_layers": 2})
+
+
 def test_integer_ranges_follow_the_declared_type():
     space = search_space("lattice", {"k": {"low": 5, "high": 20, "step": 5}, "lambda_coeff": {"low": 0, "high": 1}})
     assert space.searched["k"] == IntRange(5, 20, step=5)

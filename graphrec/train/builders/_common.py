@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, List, Optional, Sequence, Union
+from typing import Annotated, Any, Callable, List, Mapping, Optional, Sequence, Union
 
 import scipy.sparse as sp
 
@@ -26,6 +26,7 @@ __all__ = [
     "Modalities",
     "StoredGraphs",
     "needs_features",
+    "check_features",
     "feature_modalities",
     "load_stored_graphs",
     "sym_graph",
@@ -63,13 +64,27 @@ StoredGraphs = Annotated[
 ]
 
 
-def needs_features(dataset: Dataset, model: str, alternative: str = "") -> None:
-    """A one-line error when ``dataset`` has no item features."""
+def needs_features(dataset: Dataset, model: str, alternative: str = "", uses: str = "its kNN graph") -> None:
+    """A one-line error when ``dataset`` has no item features (which ``model`` needs for
+    ``uses``)."""
     if not dataset.item_features:
         raise DataError(
-            f"{model} needs item content features for its kNN graph, and dataset {dataset.name!r} has "
+            f"{model} needs item content features for {uses}, and dataset {dataset.name!r} has "
             f"none: prepare it with --feature MODALITY=FILE (e.g. image=clip_image.npy){alternative}"
         )
+
+
+def check_features(model: str, uses: str = "its kNN graph") -> Callable[[Dataset, Mapping[str, Any]], None]:
+    """A registry ``check`` (``graphrec tune --grid`` runs it on every grid point before
+    any training) for a model over item features: the dataset has some (for ``uses``,
+    as :func:`needs_features` says), and every modality ``params["modalities"]`` names."""
+
+    def check(dataset: Dataset, params: Mapping[str, Any]) -> None:
+        needs_features(dataset, model, uses=uses)
+        feature_modalities(dataset, params.get("modalities"))
+
+    check.__doc__ = f"{model}'s cheap checks: the dataset has the item features it uses."
+    return check
 
 
 def feature_modalities(dataset: Dataset, modalities: Optional[str]) -> list[str]:

@@ -9,12 +9,17 @@ import numpy as np
 import torch
 
 from graphrec.data import Dataset
-from graphrec.errors import DataError
 from graphrec.graphs import normalized_bipartite
 from graphrec.models.bm3 import BM3, REG_FORMS
 from graphrec.nn import to_torch_sparse
-from graphrec.train.builders._common import EmbeddingDim, LR_SPACE, Layers, Modalities, Reg, feature_modalities
+from graphrec.train.builders._common import (
+    EmbeddingDim, LR_SPACE, Layers, Modalities, Reg, check_features, feature_modalities, needs_features,
+)
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
+
+
+#: what BM3 needs item features for (its error without them)
+USES = "its modality branches"
 
 
 @register_model(
@@ -25,6 +30,7 @@ from graphrec.train.registry import FloatRange, IntRange, Option, register_model
     "matches dropout-perturbed stop-gradient targets (graph reconstruction, modality alignment)",
     example="graphrec train bm3 --data data/lfm2k --layers 1 --dropout 0.3 --reg 0.1",
     needs_features=True,
+    check=check_features("bm3", uses=USES),
     search_space={
         "lr": LR_SPACE,
         "num_layers": IntRange(1, 2),
@@ -68,11 +74,7 @@ def build_bm3(
     """BM3 over D^-1/2 A D^-1/2 of the training interactions and the raw features of the
     chosen modalities (default all the dataset has), each projected to --dim by its own
     linear layer. Trains without negatives (the sampled ones are ignored)."""
-    if not dataset.item_features:
-        raise DataError(
-            f"bm3 needs item content features (its modality branches), and dataset {dataset.name!r} has none: "
-            "prepare it with --feature MODALITY=FILE (e.g. image=clip_image.npy)"
-        )
+    needs_features(dataset, "bm3", uses=USES)
     mods = feature_modalities(dataset, modalities)
     adj = to_torch_sparse(normalized_bipartite(dataset.train, "sym"))
     features = {m: torch.from_numpy(np.asarray(dataset.item_features[m], dtype=np.float32)) for m in mods}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from typing import Annotated
+from typing import Annotated, Any, Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -61,6 +61,13 @@ def content_modalities(model: DRAGON, dataset: Dataset, params: dict) -> tuple[s
     return tuple(model.modalities)
 
 
+def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
+    """The builder's cheap checks (``graphrec tune --grid`` runs them on every grid point):
+    features, the modalities and their weights."""
+    needs_features(dataset, "dragon")
+    freedom_modality_weights(dataset.item_features, params.get("modalities"), params.get("modality_weights"))
+
+
 @register_model(
     "dragon",
     title="DRAGON",
@@ -70,6 +77,7 @@ def content_modalities(model: DRAGON, dataset: Dataset, params: dict) -> tuple[s
     example="graphrec train dragon --data data/lfm2k --reg 0.001 --user-k 40",
     needs_features=True,
     content_modalities=content_modalities,
+    check=check_params,
     search_space={
         "lr": LR_SPACE,
         "reg_weight": FloatRange(1e-5, 1e-1, log=True),
@@ -120,7 +128,7 @@ def build_dragon(
     the raw features. reg 1e-3 is the authors' published setting for Baby and Sports
     (their learning rate there is 1e-4; graphrec's 1e-3 default converges in far fewer
     epochs, docs/models/dragon.md)."""
-    needs_features(dataset, "dragon")
+    check_params(dataset, {"modalities": modalities, "modality_weights": modality_weights})
     weights = freedom_modality_weights(dataset.item_features, modalities, modality_weights)
     item_graph = frozen_item_graph(dataset, weights, k=k, include_self=include_self)
     adjacency = normalized_bipartite(dataset.train, AGGREGATIONS[aggregation])

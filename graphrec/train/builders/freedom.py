@@ -126,6 +126,16 @@ def content_modalities(model: FREEDOM, dataset: Dataset, params: Mapping[str, An
     return tuple(weights)
 
 
+def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
+    """The builder's cheap checks (``graphrec tune --grid`` runs them on every grid point):
+    features, the edge-dropout fraction below 1, the modalities and their weights."""
+    needs_features(dataset, "freedom")
+    dropout = params.get("dropout", 0.8)
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"freedom option dropout must be < 1 (the fraction of edges dropped), got {dropout}")
+    freedom_modality_weights(dataset.item_features, params.get("modalities"), params.get("modality_weights"))
+
+
 @register_model(
     "freedom",
     title="FREEDOM",
@@ -134,6 +144,7 @@ def content_modalities(model: FREEDOM, dataset: Dataset, params: Mapping[str, An
     example="graphrec train freedom --data data/lfm2k --dropout 0.8",
     needs_features=True,
     content_modalities=content_modalities,
+    check=check_params,
     search_space={
         "lr": LR_SPACE,
         "dropout": FloatRange(0.0, 0.9, step=0.1),
@@ -176,9 +187,7 @@ def build_freedom(
     by the model every epoch), the frozen item graph (per modality the binary top-``k``
     cosine graph of the raw features, row-normalised D^-1/2 S D^-1/2, merged with the
     fixed ``modality_weights``) and, when ``feature_weight`` > 0, the raw features."""
-    needs_features(dataset, "freedom")
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"freedom option dropout must be < 1 (the fraction of edges dropped), got {dropout}")
+    check_params(dataset, {"dropout": dropout, "modalities": modalities, "modality_weights": modality_weights})
     weights = freedom_modality_weights(dataset.item_features, modalities, modality_weights)
     graph = frozen_item_graph(dataset, weights, k=k, include_self=include_self)
     train = sp.csr_matrix(dataset.train, dtype=np.float32, copy=True)

@@ -25,6 +25,7 @@ from graphrec.train.builders._common import (
     Layers,
     Modalities,
     StoredGraphs,
+    check_features,
     check_k,
     feature_modalities,
     load_stored_graphs,
@@ -59,6 +60,7 @@ def content_modalities(model: LATTICE, dataset: Dataset, params: Mapping[str, An
     summary="LightGCN plus learned and original per-modality item graphs, rebuilt every epoch",
     example="graphrec train lattice --data data/scientific --lambda 0.9 --cold-start 0.2",
     needs_features=True,
+    check=check_features("lattice"),
     content_modalities=content_modalities,
     search_space={
         "lr": LR_SPACE,

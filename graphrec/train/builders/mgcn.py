@@ -21,9 +21,11 @@ from graphrec.train.builders._common import (
     Layers,
     ModalityK,
     Modalities,
+    check_features,
+    feature_modalities,
     needs_features,
 )
-from graphrec.train.builders.freedom import freedom_modality_weights, frozen_item_graph
+from graphrec.train.builders.freedom import frozen_item_graph
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
 __all__ = ["build_mgcn", "mgcn_item_graphs", "mgcn_modalities"]
@@ -34,7 +36,7 @@ WEIGHTINGS = ("cosine", "binary")
 def mgcn_modalities(dataset: Dataset, modalities: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, ...]:
     """The modalities MGCN gives a view: the chosen ones (default all the dataset has),
     checked against the dataset (FREEDOM's rule; its merge weights are not used)."""
-    return tuple(freedom_modality_weights(dataset.item_features, modalities))
+    return tuple(feature_modalities(dataset, modalities))
 
 
 def mgcn_item_graphs(
@@ -73,6 +75,7 @@ def content_modalities(model: MGCN, dataset: Dataset, params: Mapping[str, Any])
     summary="purified modality features on per-modality item kNN views, a behaviour-aware fuser, contrastive task",
     example="graphrec train mgcn --data data/lfm2k --cl-weight 0.001",
     needs_features=True,
+    check=check_features("mgcn"),
     content_modalities=content_modalities,
     train_defaults={"lr_decay": 0.96},  # the reference's learning_rate_scheduler [0.96, 50]
     search_space={

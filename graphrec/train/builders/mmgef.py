@@ -26,6 +26,7 @@ from graphrec.train.builders._common import (
     Reg,
     StoredGraphs,
     check_k,
+    feature_modalities,
     load_stored_graphs,
     needs_features,
     pick_graph,
@@ -36,6 +37,8 @@ from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 #: the structure ``graphrec train mmgef`` uses when --structure is not given: the one
 #: validation preferred on amazon-scientific and lfm2k (2 seeds each, docs/models/mmgef.md)
 DEFAULT_STRUCTURE = "fixed"
+#: the learned structure's weight of the original kNN graph (LATTICE's lambda)
+DEFAULT_LAMBDA = 0.9
 
 
 def content_modalities(model: MMGEF, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -50,6 +53,38 @@ def content_modalities(model: MMGEF, dataset: Dataset, params: Mapping[str, Any]
     return parse_modalities(params.get("modalities")) or default_modalities(dataset.item_features)
 
 
+def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
+    """The builder's checks that read no graph file (``graphrec tune --grid`` runs them on
+    every grid point): the structure options fit together (a grid over ``lambda_coeff``
+    under the fixed structure, say, would train one model several times) and, where a
+    content graph is built here, the dataset has the features it fuses."""
+    structure, feature_mode = params.get("structure", DEFAULT_STRUCTURE), params.get("feature_mode")
+    use_knn_graph, use_cf_graph = params.get("use_knn_graph", True), params.get("use_cf_graph", True)
+    if structure not in STRUCTURES:
+        raise ConfigError(f"structure {structure!r} is not one of {', '.join(STRUCTURES)}")
+    if feature_mode is not None and feature_mode not in FEATURE_MODES:
+        raise ConfigError(f"feature_mode {feature_mode!r} is not one of {', '.join(FEATURE_MODES)}")
+    if structure == "learned" and feature_mode is not None:
+        raise ConfigError("--feature-mode belongs to --structure fixed (the learned structure projects its features anyway)")
+    if not use_knn_graph and structure == "learned":
+        raise ConfigError("--structure learned learns the content graph, which --no-knn-graph drops: drop one of them")
+    learned_options = params.get("lambda_coeff", DEFAULT_LAMBDA) != DEFAULT_LAMBDA or not params.get("train_features", True)
+    if structure != "learned" and learned_options:
+        raise ConfigError("--lambda and --fixed-features configure --structure learned: drop them or use it")
+    if not use_knn_graph:
+        if not use_cf_graph:
+            raise ConfigError("--no-knn-graph and --no-cf-graph together leave MM-GEF no item graph: drop one")
+        given = [o for o, flag in (("--k", params.get("k") is not None),
+                                   ("--modalities", params.get("modalities") is not None),
+                                   ("--feature-mode projected", (feature_mode or "fixed") != "fixed")) if flag]
+        if given:
+            raise ConfigError(f"{', '.join(given)} configure the content graph, which --no-knn-graph drops: drop them")
+        return
+    needs_features(dataset, "mmgef", " or train on co-interactions alone with --no-knn-graph (use_knn_graph=False)")
+    if not params.get("graphs"):  # a stored graph's modalities are checked when it is read
+        feature_modalities(dataset, params.get("modalities"))
+
+
 @register_model(
     "mmgef",
     title="MM-GEF",
@@ -58,6 +93,7 @@ def content_modalities(model: MMGEF, dataset: Dataset, params: Mapping[str, Any]
     example="graphrec train mmgef --data data/scientific --modalities image,text --structure learned --cold-start 0.2",
     needs_features=lambda params: params["use_knn_graph"],
     content_modalities=content_modalities,
+    check=check_params,
     search_space={
         "lr": LR_SPACE,
         "reg_weight": FloatRange(1e-6, 1e-2, log=True),
@@ -101,7 +137,7 @@ def build_mmgef(
     ] = None,
     lambda_coeff: Annotated[
         float, Option("--lambda", help="Learned structure: weight of the original kNN graph in the skip mix.", min=0.0, max=1.0)
-    ] = 0.9,
+    ] = DEFAULT_LAMBDA,
     train_features: Annotated[
         bool,
         Option("--train-features/--fixed-features", help="Learned structure: fine-tune the fused feature table (as LATTICE)."),
@@ -119,27 +155,12 @@ def build_mmgef(
     instead of building the kNN graph and/or E^c, provenance-checked against ``dataset``.
     ``use_knn_graph=False``: no content graph (co-interaction graph only; no features needed).
     """
-    if structure not in STRUCTURES:
-        raise ConfigError(f"structure {structure!r} is not one of {', '.join(STRUCTURES)}")
-    if feature_mode is not None and feature_mode not in FEATURE_MODES:
-        raise ConfigError(f"feature_mode {feature_mode!r} is not one of {', '.join(FEATURE_MODES)}")
-    if structure == "learned" and feature_mode is not None:
-        raise ConfigError("--feature-mode belongs to --structure fixed (the learned structure projects its features anyway)")
-    if not use_knn_graph and structure == "learned":
-        raise ConfigError("--structure learned learns the content graph, which --no-knn-graph drops: drop one of them")
+    check_params(dataset, dict(
+        structure=structure, feature_mode=feature_mode, use_knn_graph=use_knn_graph, use_cf_graph=use_cf_graph,
+        lambda_coeff=lambda_coeff, train_features=train_features, k=k, modalities=modalities, graphs=graphs,
+    ))
     feature_mode = feature_mode or "fixed"
     learned = structure == "learned"
-    if not learned and (lambda_coeff != 0.9 or not train_features):
-        raise ConfigError("--lambda and --fixed-features configure --structure learned: drop them or use it")
-    if not use_knn_graph:
-        if not use_cf_graph:
-            raise ConfigError("--no-knn-graph and --no-cf-graph together leave MM-GEF no item graph: drop one")
-        given = [o for o, flag in (("--k", k is not None), ("--modalities", modalities is not None),
-                                   ("--feature-mode projected", feature_mode != "fixed")) if flag]
-        if given:
-            raise ConfigError(f"{', '.join(given)} configure the content graph, which --no-knn-graph drops: drop them")
-    else:
-        needs_features(dataset, "mmgef", " or train on co-interactions alone with --no-knn-graph (use_knn_graph=False)")
     stored = load_stored_graphs(dataset, graphs)
     adj = to_torch_sparse(normalized_bipartite(dataset.train, "sym"))
     mods = parse_modalities(modalities)

@@ -156,6 +156,7 @@ def max_pool_graphs(graphs: Sequence[sp.spmatrix]) -> sp.csr_matrix:
 def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
     """The cheap part of the builder's checks (``graphrec tune --grid`` runs it on every
     grid point): the modalities exist and each kNN size applies to one of them."""
+    needs_features(dataset, "smore")
     mods = feature_modalities(dataset, params.get("modalities"))
     modality_knn_k(mods, params.get("knn_k"), params.get("image_knn_k", DEFAULT_KNN_K),
                    params.get("text_knn_k", DEFAULT_KNN_K))

@@ -10,7 +10,9 @@ import torch
 
 from graphrec.data import Dataset
 from graphrec.models.vbpr import REG_FORMS, VBPR
-from graphrec.train.builders._common import EmbeddingDim, LR_SPACE, Modalities, Reg, feature_modalities, needs_features
+from graphrec.train.builders._common import (
+    EmbeddingDim, LR_SPACE, Modalities, Reg, check_features, feature_modalities, needs_features,
+)
 from graphrec.train.registry import FloatRange, Option, register_model
 
 #: how each modality's features are prepared before concatenation
@@ -38,6 +40,7 @@ def vbpr_features(dataset: Dataset, modalities: tuple[str, ...], feature_norm: s
     summary="matrix factorisation plus user factors over a learned linear projection of the item's content features",
     example="graphrec train vbpr --data data/lfm2k --modalities image,text --reg 2.0 --cold-start 0.2",
     needs_features=True,
+    check=check_features("vbpr", uses="its content factors"),
     search_space={"lr": LR_SPACE, "reg_weight": FloatRange(1e-2, 10.0, log=True)},
     # MMRec's VBPR.yaml grid, its model (raw features concatenated, no biases); learning_rate 0.001 (overall.yaml)
     reference_grids={"mmrec": {"reg_weight": [2.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5], "feature_norm": "none",
@@ -84,7 +87,7 @@ def build_vbpr(
     raw, or each L2-normalised with feature_norm l2. --dim is K, the size of the ID
     factors; --visual-dim is K' (default K), so user vectors have K + K' entries. Items
     without training interactions (cold start) are scored from their features only."""
-    needs_features(dataset, "vbpr")
+    needs_features(dataset, "vbpr", uses="its content factors")
     mods = feature_modalities(dataset, modalities)
     train = dataset.train.tocsr()
     warm = np.bincount(train.indices, minlength=dataset.n_items) > 0

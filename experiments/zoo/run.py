@@ -62,7 +62,10 @@ recall@20 to about four digits and validation to within a user or two, not bit f
 ``--readme`` rewrites every ``<!-- zoo table: MODELS [datasets=A,B] [seeds=0,1,2]
 [subset=KEY=V1,V2 ...] [race=K] -->`` ... ``<!-- /zoo table -->`` block of README.md with
 the summary of those models (both datasets and ``--seeds`` unless the marker says
-otherwise; ``race=K`` as ``--race-top K``).
+otherwise; ``race=K`` as ``--race-top K``), and every ``<!-- zoo grid: MODEL DATASET
+rows=K1,K2 cols=K3 [subset=KEY=V ...] [seed=S] -->`` ... ``<!-- /zoo grid -->`` block with
+seed S's (default 0) validation recall@20 at each point, "graphrec / MMRec", a row per
+combination of the row keys' values and a column per value of K3.
 
 Stopping: MMRec's ``stopping_step: 20`` stops at the 21st validation without improvement
 (``cur_step > stopping_step``), graphrec's ``--patience 20`` at the 20th. The runs here keep
@@ -652,12 +655,78 @@ def _table_options(marker: str, options: str,
     return datasets, seeds, subset, race
 
 
+GRID_START = re.compile(r"<!-- zoo grid: ([\w-]+) ([\w-]+)((?: [\w.,=-]+)*) -->\n")
+GRID_END = "<!-- /zoo grid -->"
+
+
+def _value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def grid_table(model: ZooModel, dataset: str, rows: list[str], col: str, seed: int = 0) -> str:
+    """Seed ``seed``'s validation recall@20 at every point of ``model``'s grid, "graphrec /
+    MMRec" ("-" where a side has not run the point): a row per combination of the ``rows``
+    keys' values, a column per value of ``col``. Every other key of the grid must hold one
+    value (cut it with a subset), so that each cell is one point."""
+    for k in (*rows, col):
+        if k not in model.grid:
+            raise SystemExit(f"zoo grid: {k} is not a key of {model.label}'s grid ({', '.join(model.grid)})")
+    several = [k for k in model.grid if k not in rows and k != col and len(model.grid[k]) > 1]
+    if several:
+        raise SystemExit(f"zoo grid: {', '.join(several)} of {model.label}'s grid hold several values: "
+                         f"name them in rows= or cols=, or keep one with subset={several[0]}=V")
+    lines = ["| " + " | ".join([*rows, *(f"{col} {_value(v)}" for v in model.grid[col])]) + " |",
+             "| " + " | ".join(["---"] * (len(rows) + len(model.grid[col]))) + " |"]
+    for combo in itertools.product(*(model.grid[r] for r in rows)):
+        cells = [_value(v) for v in combo]
+        for v in model.grid[col]:
+            chosen = {**dict(zip(rows, combo)), col: v}
+            point = {k: chosen.get(k, values[0]) for k, values in model.grid.items()}
+            runs = [load(Job(lib, model, dataset, point, seed)) for lib in ("graphrec", "mmrec")]
+            cells.append(" / ".join(f"{r['valid']['recall@20']:.4f}" if r else "-" for r in runs))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _readme_grids(text: str) -> str:
+    """``text`` with every block between ``<!-- zoo grid: MODEL DATASET rows=K1,K2 cols=K3
+    [subset=KEY=V] [seed=S] -->`` and ``<!-- /zoo grid -->`` replaced by :func:`grid_table`."""
+    out, pos = [], 0
+    for m in GRID_START.finditer(text):
+        marker = m.group(0).strip()
+        end = text.find(GRID_END, m.end())
+        if end < 0:
+            raise SystemExit(f"README: {marker} has no {GRID_END}")
+        if m.group(1) not in MODELS:
+            raise SystemExit(f"README: {marker} names unknown model {m.group(1)}")
+        rows, col, subset, seed = [], None, [], 0
+        for word in m.group(3).split():
+            name, _, value = word.partition("=")
+            if name == "rows" and value:
+                rows = value.split(",")
+            elif name == "cols" and value:
+                col = value
+            elif name == "subset" and value:
+                subset.append(value)
+            elif name == "seed" and value.isdigit():
+                seed = int(value)
+            else:
+                raise SystemExit(f"README: {marker} has option {word!r}; expected rows=K1,K2 cols=K subset=KEY=V seed=S")
+        if not rows or col is None:
+            raise SystemExit(f"README: {marker} needs rows=KEYS and cols=KEY")
+        table = grid_table(restrict(MODELS[m.group(1)], subset), m.group(2), rows, col, seed)
+        out += [text[pos:m.end()], table, "\n"]
+        pos = end
+    return "".join(out) + text[pos:]
+
+
 def readme_tables(text: str, seeds: list[int]) -> str:
     """``text`` (the README) with every block between ``<!-- zoo table: MODELS [OPTIONS] -->``
     and ``<!-- /zoo table -->`` replaced by the summary of MODELS (on both datasets and
     ``seeds`` unless the marker names ``datasets=``, ``seeds=``, ``subset=`` or ``race=`` as
-    ``--summary`` takes them), so that the README's tables are the committed result files
-    and nothing else."""
+    ``--summary`` takes them), and every ``<!-- zoo grid: ... -->`` block by its per-point
+    validation table (:func:`_readme_grids`), so that the README's tables are the committed
+    result files and nothing else."""
     out, pos = [], 0
     for m in TABLE_START.finditer(text):
         if m.start() < pos:
@@ -674,7 +743,7 @@ def readme_tables(text: str, seeds: list[int]) -> str:
                         [MODELS[name] for name in m.group(1).split(",")], datasets, table_seeds)
         out += [text[pos:m.end()], table, "\n"]
         pos = end
-    return "".join(out) + text[pos:]
+    return _readme_grids("".join(out) + text[pos:])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -571,6 +571,41 @@ def test_the_readme_tables_are_rewritten_between_their_markers_only(zoo, tmp_pat
         zoo.readme_tables("<!-- zoo table: vbpr -->\nno end\n", [0])
 
 
+def test_a_readme_grid_marker_tabulates_each_points_validation_on_both_sides(zoo, tmp_path, monkeypatch):
+    """``<!-- zoo grid: ... -->``: seed-0 validation recall@20 per point, "graphrec / MMRec",
+    rows from the row keys' values (grid order), a column per value of the column key, "-"
+    where a side has not run the point; every other key held to one value by a subset."""
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    model = zoo.MODELS["bm3"]  # n_layers [1, 2] x reg_weight [0.1, 0.01] x dropout [0.3, 0.5]
+    for (layers, reg, drop), valid in {(1, 0.1, 0.3): 0.31, (1, 0.1, 0.5): 0.32, (1, 0.01, 0.3): 0.33,
+                                       (1, 0.01, 0.5): 0.34, (2, 0.1, 0.3): 0.99}.items():
+        point = {"n_layers": layers, "reg_weight": reg, "dropout": drop}
+        zoo.write_json(zoo.Job("graphrec", model, "lfm2k", point, 0).path, _record(valid, 0.3))
+        if drop == 0.3:  # MMRec ran half of them, 0.1 lower
+            zoo.write_json(zoo.Job("mmrec", model, "lfm2k", point, 0).path, _record(valid - 0.1, 0.3))
+    zoo.write_json(zoo.Job("graphrec", model, "lfm2k", {"n_layers": 1, "reg_weight": 0.1, "dropout": 0.3}, 1).path,
+                   _record(0.5, 0.3))
+    text = "a\n<!-- zoo grid: bm3 lfm2k rows=reg_weight cols=dropout subset=n_ui_layers=1 -->\nold\n<!-- /zoo grid -->\nb\n"
+    with pytest.raises(SystemExit, match="n_ui_layers=1"):  # not a key of BM3's grid
+        zoo.readme_tables(text, [0])
+    text = text.replace("n_ui_layers=1", "n_layers=1")
+    out = zoo.readme_tables(text, [0])
+    assert out == ("a\n<!-- zoo grid: bm3 lfm2k rows=reg_weight cols=dropout subset=n_layers=1 -->\n"
+                   "| reg_weight | dropout 0.3 | dropout 0.5 |\n| --- | --- | --- |\n"
+                   "| 0.1 | 0.3100 / 0.2100 | 0.3200 / - |\n| 0.01 | 0.3300 / 0.2300 | 0.3400 / - |\n"
+                   "<!-- /zoo grid -->\nb\n")
+    assert zoo.readme_tables(out, [0]) == out
+    assert "| 0.1 | 0.5000 / - | - / - |" in zoo.readme_tables(text.replace("n_layers=1 ", "n_layers=1 seed=1 "), [0])
+    for bad, message in (("rows=reg_weight cols=dropout", "n_layers of bm3's grid hold several values"),
+                         ("rows=reg_weight cols=colour subset=n_layers=1", "colour is not a key"),
+                         ("rows=reg_weight subset=n_layers=1", "needs rows=KEYS and cols=KEY"),
+                         ("rows=reg_weight cols=dropout seed=x", "option 'seed=x'")):
+        with pytest.raises(SystemExit, match=message):
+            zoo.readme_tables(f"<!-- zoo grid: bm3 lfm2k {bad} -->\n<!-- /zoo grid -->\n", [0])
+    with pytest.raises(SystemExit, match="no <!-- /zoo grid -->"):
+        zoo.readme_tables("<!-- zoo grid: bm3 lfm2k rows=reg_weight cols=dropout -->\n", [0])
+
+
 def test_a_readme_table_marker_names_its_datasets_seeds_and_subset(zoo, tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "HERE", tmp_path)
     model = zoo.MODELS["vbpr"]

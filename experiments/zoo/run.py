@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -201,8 +202,13 @@ def default_point(model: ZooModel) -> dict[str, Any]:
     return {k: v[0] for k, v in model.grid.items()}
 
 
+def _value(v: Any) -> str:
+    """A grid value as the result folders and tables spell it (``1e-05``, ``0.1``, ``3``)."""
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def key(point: dict[str, Any]) -> str:
-    return "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in point.items())
+    return "-".join(f"{k}{_value(v)}" for k, v in point.items())
 
 
 def result_path(dataset: str, lib: str, model: str, point: dict[str, Any], seed: int) -> Path:
@@ -408,8 +414,13 @@ def made_since(result: dict[str, Any], rev: str) -> bool:
     """Whether a graphrec result was trained at ``rev`` or a commit after it, from a clean
     tree (a ``-dirty`` commit or none recorded: no)."""
     commit = result.get("graphrec_commit")
-    if not commit or commit.endswith("-dirty"):
-        return False
+    return bool(commit) and not commit.endswith("-dirty") and _descends(commit, rev)
+
+
+@functools.lru_cache(maxsize=None)
+def _descends(commit: str, rev: str) -> bool:
+    """``commit`` is ``rev`` or comes after it (one git call per pair: a refresh asks for
+    hundreds of runs made at a handful of commits)."""
     return subprocess.run(["git", "merge-base", "--is-ancestor", rev, commit], cwd=REPO,
                           capture_output=True).returncode == 0
 
@@ -657,10 +668,6 @@ def _table_options(marker: str, options: str,
 
 GRID_START = re.compile(r"<!-- zoo grid: ([\w-]+) ([\w-]+)((?: [\w.,=-]+)*) -->\n")
 GRID_END = "<!-- /zoo grid -->"
-
-
-def _value(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def grid_table(model: ZooModel, dataset: str, rows: list[str], col: str, seed: int = 0) -> str:

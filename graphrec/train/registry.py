@@ -222,10 +222,11 @@ class ModelEntry:
         content_modalities: ``(model, dataset, params) -> modalities`` behind the item
             graph of a built model (for ``export-graph``'s provenance), if it has one.
         check: ``(dataset, params) -> None``, a cheap check that a complete set of
-            hyper-parameters can train on a dataset, raising a one-line
-            :class:`~graphrec.errors.ConfigError` where not (e.g. a parameter that has no
-            effect there); ``graphrec tune --grid`` runs it on every grid point before any
-            training. The builder raises the same errors itself.
+            hyper-parameters can train on a dataset, raising the builder's own one-line
+            :class:`~graphrec.errors.ConfigError` or :class:`~graphrec.errors.DataError`
+            where not (e.g. a parameter that has no effect there, a modality the data
+            lack); ``graphrec tune --grid`` runs it on every grid point before any
+            training. Builders call it themselves, so the two cannot drift apart.
         train_defaults: defaults of the generic training options that differ for this
             model (e.g. ``{"lr": 1e-4}``), used by ``graphrec train``.
         search_space: the default search space of ``graphrec tune``: hyper-parameter (or

@@ -13,13 +13,14 @@ from graphrec.graphs import normalized_bipartite
 from graphrec.models.bm3 import BM3, REG_FORMS
 from graphrec.nn import to_torch_sparse
 from graphrec.train.builders._common import (
-    EmbeddingDim, LR_SPACE, Layers, Modalities, Reg, check_features, feature_modalities, needs_features,
+    EmbeddingDim, LR_SPACE, Layers, Modalities, Reg, check_features, feature_modalities,
 )
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
 
-#: what BM3 needs item features for (its error without them)
-USES = "its modality branches"
+#: the builder's cheap checks (features present, ``modalities`` among them); ``tune --grid``
+#: runs them on every grid point
+check_params = check_features("bm3", uses="its modality branches")
 
 
 @register_model(
@@ -30,7 +31,7 @@ USES = "its modality branches"
     "matches dropout-perturbed stop-gradient targets (graph reconstruction, modality alignment)",
     example="graphrec train bm3 --data data/lfm2k --layers 1 --dropout 0.3 --reg 0.1",
     needs_features=True,
-    check=check_features("bm3", uses=USES),
+    check=check_params,
     search_space={
         "lr": LR_SPACE,
         "num_layers": IntRange(1, 2),
@@ -74,7 +75,7 @@ def build_bm3(
     """BM3 over D^-1/2 A D^-1/2 of the training interactions and the raw features of the
     chosen modalities (default all the dataset has), each projected to --dim by its own
     linear layer. Trains without negatives (the sampled ones are ignored)."""
-    needs_features(dataset, "bm3", uses=USES)
+    check_params(dataset, {"modalities": modalities})
     mods = feature_modalities(dataset, modalities)
     adj = to_torch_sparse(normalized_bipartite(dataset.train, "sym"))
     features = {m: torch.from_numpy(np.asarray(dataset.item_features[m], dtype=np.float32)) for m in mods}

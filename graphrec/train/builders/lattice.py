@@ -29,7 +29,6 @@ from graphrec.train.builders._common import (
     check_k,
     feature_modalities,
     load_stored_graphs,
-    needs_features,
     sym_graph,
 )
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
@@ -53,6 +52,11 @@ def content_modalities(model: LATTICE, dataset: Dataset, params: Mapping[str, An
     return tuple(model.modalities)
 
 
+#: the builder's cheap checks (features present, ``modalities`` among them); ``tune --grid``
+#: runs them on every grid point
+check_params = check_features("lattice")
+
+
 @register_model(
     "lattice",
     title="LATTICE",
@@ -60,7 +64,7 @@ def content_modalities(model: LATTICE, dataset: Dataset, params: Mapping[str, An
     summary="LightGCN plus learned and original per-modality item graphs, rebuilt every epoch",
     example="graphrec train lattice --data data/scientific --lambda 0.9 --cold-start 0.2",
     needs_features=True,
-    check=check_features("lattice"),
+    check=check_params,
     content_modalities=content_modalities,
     search_space={
         "lr": LR_SPACE,
@@ -142,7 +146,7 @@ def build_lattice(
         reg_weight = REFERENCE_REG if reference else 1e-4
     if include_self is None:
         include_self = reference
-    needs_features(dataset, "lattice")
+    check_params(dataset, {"modalities": modalities})
     mods = feature_modalities(dataset, modalities)
     given: dict[str, sp.csr_matrix] = {}
     for g, rec, path in load_stored_graphs(dataset, graphs):

@@ -23,7 +23,6 @@ from graphrec.train.builders._common import (
     Modalities,
     check_features,
     feature_modalities,
-    needs_features,
 )
 from graphrec.train.builders.freedom import frozen_item_graph
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
@@ -68,6 +67,11 @@ def content_modalities(model: MGCN, dataset: Dataset, params: Mapping[str, Any])
     return tuple(model.modalities)
 
 
+#: the builder's cheap checks (features present, ``modalities`` among them); ``tune --grid``
+#: runs them on every grid point
+check_params = check_features("mgcn")
+
+
 @register_model(
     "mgcn",
     title="MGCN",
@@ -75,7 +79,7 @@ def content_modalities(model: MGCN, dataset: Dataset, params: Mapping[str, Any])
     summary="purified modality features on per-modality item kNN views, a behaviour-aware fuser, contrastive task",
     example="graphrec train mgcn --data data/lfm2k --cl-weight 0.001",
     needs_features=True,
-    check=check_features("mgcn"),
+    check=check_params,
     content_modalities=content_modalities,
     train_defaults={"lr_decay": 0.96},  # the reference's learning_rate_scheduler [0.96, 50]
     search_space={
@@ -124,7 +128,7 @@ def build_mgcn(
     the raw features. MMRec trains MGCN with the learning rate decayed by 0.96 every 50
     epochs (``learning_rate_scheduler: [0.96, 50]``): ``graphrec train mgcn`` and ``graphrec
     tune mgcn`` default to ``--lr-decay 0.96``; from Python, TrainConfig(lr_decay=0.96)."""
-    needs_features(dataset, "mgcn")
+    check_params(dataset, {"modalities": modalities})
     mods = mgcn_modalities(dataset, modalities)
     graphs = mgcn_item_graphs(dataset, mods, k=k, weighting=weighting, include_self=include_self)
     adj = normalized_bipartite(dataset.train, "sym")

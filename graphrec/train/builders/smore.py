@@ -154,10 +154,16 @@ def max_pool_graphs(graphs: Sequence[sp.spmatrix]) -> sp.csr_matrix:
 
 
 def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
-    """The cheap part of the builder's checks (``graphrec tune --grid`` runs it on every
-    grid point): the modalities exist and each kNN size applies to one of them."""
+    """The builder's checks that build nothing (``graphrec tune --grid`` runs them on every
+    grid point): features, the dropout below 1, the modalities exist (none named as the
+    fused view) and each kNN size applies to one of them."""
     needs_features(dataset, "smore")
+    dropout = params.get("dropout", 0.0)
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"smore option dropout must be < 1, got {dropout}")
     mods = feature_modalities(dataset, params.get("modalities"))
+    if FUSION in mods:
+        raise DataError(f"smore names its fused view {FUSION!r}: a modality cannot have that name")
     modality_knn_k(mods, params.get("knn_k"), params.get("image_knn_k", DEFAULT_KNN_K),
                    params.get("text_knn_k", DEFAULT_KNN_K))
 
@@ -245,12 +251,9 @@ def build_smore(
     MMRec trains SMORE with the learning rate decayed by 0.96 every 50 epochs
     (learning_rate_scheduler [0.96, 50]): ``graphrec train smore`` and ``graphrec tune
     smore`` default to ``--lr-decay 0.96``; from Python, TrainConfig(lr_decay=0.96)."""
-    needs_features(dataset, "smore")
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"smore option dropout must be < 1, got {dropout}")
+    check_params(dataset, {"dropout": dropout, "modalities": modalities, "knn_k": knn_k,
+                           "image_knn_k": image_knn_k, "text_knn_k": text_knn_k})
     mods = feature_modalities(dataset, modalities)
-    if FUSION in mods:
-        raise DataError(f"smore names its fused view {FUSION!r}: a modality cannot have that name")
     ks = modality_knn_k(mods, knn_k, image_knn_k, text_knn_k)
     graphs = {m: modality_graph(dataset, m, ks[m], weighting, include_self) for m in mods}
     fusion = max_pool_graphs(list(graphs.values()))

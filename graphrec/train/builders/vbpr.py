@@ -11,7 +11,7 @@ import torch
 from graphrec.data import Dataset
 from graphrec.models.vbpr import REG_FORMS, VBPR
 from graphrec.train.builders._common import (
-    EmbeddingDim, LR_SPACE, Modalities, Reg, check_features, feature_modalities, needs_features,
+    EmbeddingDim, LR_SPACE, Modalities, Reg, check_features, feature_modalities,
 )
 from graphrec.train.registry import FloatRange, Option, register_model
 
@@ -33,6 +33,11 @@ def vbpr_features(dataset: Dataset, modalities: tuple[str, ...], feature_norm: s
     return torch.from_numpy(np.ascontiguousarray(np.concatenate(blocks, axis=1)))
 
 
+#: the builder's cheap checks (features present, ``modalities`` among them); ``tune --grid``
+#: runs them on every grid point
+check_params = check_features("vbpr", uses="its content factors")
+
+
 @register_model(
     "vbpr",
     title="VBPR",
@@ -40,7 +45,7 @@ def vbpr_features(dataset: Dataset, modalities: tuple[str, ...], feature_norm: s
     summary="matrix factorisation plus user factors over a learned linear projection of the item's content features",
     example="graphrec train vbpr --data data/lfm2k --modalities image,text --reg 2.0 --cold-start 0.2",
     needs_features=True,
-    check=check_features("vbpr", uses="its content factors"),
+    check=check_params,
     search_space={"lr": LR_SPACE, "reg_weight": FloatRange(1e-2, 10.0, log=True)},
     # MMRec's VBPR.yaml grid, its model (raw features concatenated, no biases); learning_rate 0.001 (overall.yaml)
     reference_grids={"mmrec": {"reg_weight": [2.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5], "feature_norm": "none",
@@ -87,7 +92,7 @@ def build_vbpr(
     raw, or each L2-normalised with feature_norm l2. --dim is K, the size of the ID
     factors; --visual-dim is K' (default K), so user vectors have K + K' entries. Items
     without training interactions (cold start) are scored from their features only."""
-    needs_features(dataset, "vbpr", uses="its content factors")
+    check_params(dataset, {"modalities": modalities})
     mods = feature_modalities(dataset, modalities)
     train = dataset.train.tocsr()
     warm = np.bincount(train.indices, minlength=dataset.n_items) > 0

@@ -4,7 +4,7 @@
         --datasets lfm2k,scientific --seeds 0,1,2 --parts default,tune --workers 2
     python experiments/zoo/run.py ... --parts time        # seconds per epoch, back to back
     python experiments/zoo/run.py ... --summary            # the tables (results/summary.md)
-    python experiments/zoo/run.py --readme                 # README.md's marked tables, from results/
+    python experiments/zoo/run.py --readme                 # the marked tables of README.md and docs/
 
 Both libraries read the SAME MMRec folder (``graphrec export-mmrec``; graphrec reads it
 back with ``prepare --format mmrec``), train one hyper-parameter point per run with
@@ -60,12 +60,15 @@ before the field existed have none): re-runs on another processor reproduce test
 recall@20 to about four digits and validation to within a user or two, not bit for bit.
 
 ``--readme`` rewrites every ``<!-- zoo table: MODELS [datasets=A,B] [seeds=0,1,2]
-[subset=KEY=V1,V2 ...] [race=K] -->`` ... ``<!-- /zoo table -->`` block of README.md with
-the summary of those models (both datasets and ``--seeds`` unless the marker says
-otherwise; ``race=K`` as ``--race-top K``), and every ``<!-- zoo grid: MODEL DATASET
-rows=K1,K2 cols=K3 [subset=KEY=V ...] [seed=S] -->`` ... ``<!-- /zoo grid -->`` block with
-seed S's (default 0) validation recall@20 at each point, "graphrec / MMRec", a row per
-combination of the row keys' values and a column per value of K3.
+[subset=KEY=V1,V2 ...] [race=K] [only=default,time] -->`` ... ``<!-- /zoo table -->``
+block of README.md and of the pages under docs/ with the summary of those models (both
+datasets, ``--seeds`` and every kind of row unless the marker says otherwise; ``race=K``
+as ``--race-top K``; ``only=`` keeps some of default, tuned, mean, race, time), and
+every ``<!-- zoo grid: MODEL DATASET rows=K1,K2 cols=K3 [subset=KEY=V ...] [seed=S] -->``
+... ``<!-- /zoo grid -->`` block with seed S's (default 0) validation recall@20 at each
+point, "graphrec / MMRec", a row per combination of the row keys' values and a column per
+value of K3. A test checks that every marked table is what ``--readme`` makes of the
+committed results.
 
 Stopping: MMRec's ``stopping_step: 20`` stops at the 21st validation without improvement
 (``cur_step > stopping_step``), graphrec's ``--patience 20`` at the 20th. The runs here keep
@@ -585,7 +588,8 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
             choice["race"] = dict.fromkeys(choice["race"])
         if len(points(sub)) == 1 and points(sub)[0] == default_point(model):  # "fixed" would repeat "default"
             choice["tuned"] = dict.fromkeys(choice["tuned"])
-        for label in ("default", "tuned", "mean", "race"):
+        wanted = getattr(args, "rows", None) or ROW_KINDS
+        for label in (kind for kind in ("default", "tuned", "mean", "race") if kind in wanted):
             # a grid (or subset) of one point selects nothing: both sides at that point, "fixed"
             kind = {"default": "default", "tuned": "tuned" if len(points(sub)) > 1 else "fixed",
                     "mean": f"tuned on the {len(seeds)}-seed mean",
@@ -622,7 +626,7 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
                     lines.extend(row(model, dataset, name, lib, s) for lib, s in same.items())
                     lines.append(diff_row(model, dataset, name, same))
         t = HERE / "results" / dataset / f"time-{model.label}.json"
-        if t.exists():
+        if t.exists() and "time" in wanted:
             tr = json.loads(t.read_text())
             rounds = ", ".join(f"{r['graphrec']:.3f}/{r['mmrec']:.3f}" for r in tr["rounds"])
             when = ""
@@ -636,19 +640,23 @@ def summary(args: argparse.Namespace, models: list[ZooModel], datasets: list[str
 TABLE_START = re.compile(r"<!-- zoo table: ([\w,-]+)((?: [\w.,=-]+)*) -->\n")
 TABLE_END = "<!-- /zoo table -->"
 #: the options a marker may add after its models (``--summary``'s options of the same names)
-TABLE_OPTIONS = ("datasets", "seeds", "subset", "race")
+TABLE_OPTIONS = ("datasets", "seeds", "subset", "race", "only")
+#: the kinds of rows a summary holds, in its order (a marker's ``only=`` keeps some of them;
+#: "tuned" brings the rows at each library's choice with it)
+ROW_KINDS = ("default", "tuned", "mean", "race", "time")
 
 
-def _table_options(marker: str, options: str,
-                   seeds: list[int]) -> tuple[list[str], list[int], list[str], int | None]:
-    """The datasets, seeds, subsets and race size of a marker's ``datasets=A,B seeds=0,1
-    subset=KEY=V1,V2 race=K`` words (each optional; subset repeatable), defaulting to both
-    datasets, ``seeds`` and no race rows."""
-    datasets, subset, race = ["lfm2k", "scientific"], [], None
+def _table_options(marker: str, options: str, seeds: list[int],
+                   where: str = "README") -> tuple[list[str], list[int], list[str], int | None, tuple[str, ...]]:
+    """The datasets, seeds, subsets, race size and row kinds of a marker's ``datasets=A,B
+    seeds=0,1 subset=KEY=V1,V2 race=K only=default,time`` words (each optional; subset
+    repeatable), defaulting to both datasets, ``seeds``, no race rows and every row kind.
+    ``where`` names the file in the messages."""
+    datasets, subset, race, rows = ["lfm2k", "scientific"], [], None, ROW_KINDS
     for word in options.split():
         name, _, value = word.partition("=")
         if name not in TABLE_OPTIONS or not value:
-            raise SystemExit(f"README: {marker} has option {word!r}; expected NAME=VALUE with NAME one of "
+            raise SystemExit(f"{where}: {marker} has option {word!r}; expected NAME=VALUE with NAME one of "
                              f"{', '.join(TABLE_OPTIONS)}")
         if name == "datasets":
             datasets = value.split(",")
@@ -656,14 +664,18 @@ def _table_options(marker: str, options: str,
             try:
                 seeds = [int(v) for v in value.split(",")]
             except ValueError:
-                raise SystemExit(f"README: {marker} has {word!r}; seeds are integers, e.g. seeds=0,1,2") from None
+                raise SystemExit(f"{where}: {marker} has {word!r}; seeds are integers, e.g. seeds=0,1,2") from None
         elif name == "race":
             if not value.isdigit() or int(value) < 1:
-                raise SystemExit(f"README: {marker} has {word!r}; race is a number of points, e.g. race=5")
+                raise SystemExit(f"{where}: {marker} has {word!r}; race is a number of points, e.g. race=5")
             race = int(value)
+        elif name == "only":
+            rows = tuple(value.split(","))
+            if any(r not in ROW_KINDS for r in rows):
+                raise SystemExit(f"{where}: {marker} has {word!r}; only= names some of {', '.join(ROW_KINDS)}")
         else:
             subset.append(value)
-    return datasets, seeds, subset, race
+    return datasets, seeds, subset, race, rows
 
 
 GRID_START = re.compile(r"<!-- zoo grid: ([\w-]+) ([\w-]+)((?: [\w.,=-]+)*) -->\n")
@@ -695,7 +707,7 @@ def grid_table(model: ZooModel, dataset: str, rows: list[str], col: str, seed: i
     return "\n".join(lines)
 
 
-def _readme_grids(text: str) -> str:
+def _readme_grids(text: str, where: str = "README") -> str:
     """``text`` with every block between ``<!-- zoo grid: MODEL DATASET rows=K1,K2 cols=K3
     [subset=KEY=V] [seed=S] -->`` and ``<!-- /zoo grid -->`` replaced by :func:`grid_table`."""
     out, pos = [], 0
@@ -703,9 +715,9 @@ def _readme_grids(text: str) -> str:
         marker = m.group(0).strip()
         end = text.find(GRID_END, m.end())
         if end < 0:
-            raise SystemExit(f"README: {marker} has no {GRID_END}")
+            raise SystemExit(f"{where}: {marker} has no {GRID_END}")
         if m.group(1) not in MODELS:
-            raise SystemExit(f"README: {marker} names unknown model {m.group(1)}")
+            raise SystemExit(f"{where}: {marker} names unknown model {m.group(1)}")
         rows, col, subset, seed = [], None, [], 0
         for word in m.group(3).split():
             name, _, value = word.partition("=")
@@ -718,22 +730,23 @@ def _readme_grids(text: str) -> str:
             elif name == "seed" and value.isdigit():
                 seed = int(value)
             else:
-                raise SystemExit(f"README: {marker} has option {word!r}; expected rows=K1,K2 cols=K subset=KEY=V seed=S")
+                raise SystemExit(f"{where}: {marker} has option {word!r}; expected rows=K1,K2 cols=K subset=KEY=V seed=S")
         if not rows or col is None:
-            raise SystemExit(f"README: {marker} needs rows=KEYS and cols=KEY")
+            raise SystemExit(f"{where}: {marker} needs rows=KEYS and cols=KEY")
         table = grid_table(restrict(MODELS[m.group(1)], subset), m.group(2), rows, col, seed)
         out += [text[pos:m.end()], table, "\n"]
         pos = end
     return "".join(out) + text[pos:]
 
 
-def readme_tables(text: str, seeds: list[int]) -> str:
+def readme_tables(text: str, seeds: list[int], where: str = "README") -> str:
     """``text`` (the README) with every block between ``<!-- zoo table: MODELS [OPTIONS] -->``
     and ``<!-- /zoo table -->`` replaced by the summary of MODELS (on both datasets and
     ``seeds`` unless the marker names ``datasets=``, ``seeds=``, ``subset=`` or ``race=`` as
     ``--summary`` takes them), and every ``<!-- zoo grid: ... -->`` block by its per-point
     validation table (:func:`_readme_grids`), so that the README's tables are the committed
-    result files and nothing else."""
+    result files and nothing else. ``where`` names the file in the messages; a marker's
+    ``only=`` keeps some of :data:`ROW_KINDS` (a doc page's default-point table)."""
     out, pos = [], 0
     for m in TABLE_START.finditer(text):
         if m.start() < pos:
@@ -741,16 +754,24 @@ def readme_tables(text: str, seeds: list[int]) -> str:
         marker = m.group(0).strip()
         end = text.find(TABLE_END, m.end())
         if end < 0:
-            raise SystemExit(f"README: {marker} has no {TABLE_END}")
+            raise SystemExit(f"{where}: {marker} has no {TABLE_END}")
         unknown = [name for name in m.group(1).split(",") if name not in MODELS]
         if unknown:
-            raise SystemExit(f"README: {marker} names unknown model(s) {', '.join(unknown)}")
-        datasets, table_seeds, subset, race = _table_options(marker, m.group(2), seeds)
-        table = summary(argparse.Namespace(subset=subset, race_top=race),
+            raise SystemExit(f"{where}: {marker} names unknown model(s) {', '.join(unknown)}")
+        datasets, table_seeds, subset, race, rows = _table_options(marker, m.group(2), seeds, where)
+        table = summary(argparse.Namespace(subset=subset, race_top=race, rows=rows),
                         [MODELS[name] for name in m.group(1).split(",")], datasets, table_seeds)
         out += [text[pos:m.end()], table, "\n"]
         pos = end
-    return _readme_grids("".join(out) + text[pos:])
+    return _readme_grids("".join(out) + text[pos:], where)
+
+
+def marked_files() -> list[Path]:
+    """The files ``--readme`` rewrites: this folder's README.md and every page under the
+    repository's docs/ that holds a ``<!-- zoo table`` or ``<!-- zoo grid`` marker."""
+    docs = sorted(p for p in (REPO / "docs").rglob("*.md")
+                  if "<!-- zoo table: " in p.read_text() or "<!-- zoo grid: " in p.read_text())
+    return [HERE / "README.md", *docs]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -779,7 +800,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--time-rounds", type=int, default=2)
     ap.add_argument("--summary", action="store_true", help="print the tables from the results and write summary.md")
     ap.add_argument("--readme", action="store_true",
-                    help="rewrite the README's marked tables (<!-- zoo table: MODELS -->) from the results")
+                    help="rewrite the marked tables (<!-- zoo table: MODELS -->, <!-- zoo grid: ... -->) of the "
+                         "README and of docs/ from the results")
     a = ap.parse_args(argv)
     unknown = [m for m in a.models.split(",") if m not in MODELS]
     if unknown:
@@ -792,9 +814,12 @@ def main(argv: list[str] | None = None) -> None:
     libs = a.libs.split(",")
     sys.path.insert(0, str(REPO))
     if a.readme:
-        readme = HERE / "README.md"
-        write_text(readme, readme_tables(readme.read_text(), seeds))
-        print(f"rewrote the marked tables of {readme}")
+        # every file rendered before any is written: a bad marker in one leaves all as they were
+        rendered = {path: readme_tables(path.read_text(), seeds, str(path.relative_to(REPO)))
+                    for path in marked_files()}
+        for path, text in rendered.items():
+            write_text(path, text)
+            print(f"rewrote the marked tables of {path.relative_to(REPO)}")
         return
     if a.summary:
         text = summary(a, models, datasets, seeds)

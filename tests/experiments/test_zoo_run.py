@@ -625,8 +625,12 @@ def test_a_readme_table_marker_names_its_datasets_seeds_and_subset(zoo, tmp_path
     assert "| vbpr | lfm2k | fixed | graphrec - MMRec | | +0.0200 (+0.6 s.e.) |" in out
     assert "scientific" not in out and "default" not in out  # one dataset; no run at the default point
     assert zoo.readme_tables(out, [0, 1, 2]) == out
+    # only= keeps some kinds of rows: here the default point (which nothing ran) and the time
+    # rows (no time file), so nothing but the header is left, and no "fixed" row
+    only = zoo.readme_tables(text.replace("subset=reg_weight=1", "only=default,time"), [0, 1, 2])
+    assert only.count("\n| ") == 2 and "fixed" not in only
     for bad, message in (("colour=red", "option 'colour=red'"), ("seeds=a", "seeds are integers"),
-                         ("race=0", "race is a number of points"),
+                         ("race=0", "race is a number of points"), ("only=tuned,best", "only= names some of"),
                          ("subset=reg_weight=3", "not in vbpr's grid")):
         with pytest.raises(SystemExit, match=message):
             zoo.readme_tables(f"<!-- zoo table: vbpr {bad} -->\n<!-- /zoo table -->\n", [0])
@@ -639,6 +643,45 @@ def test_the_committed_readme_tables_are_the_committed_results(zoo):
     readme = (zoo.HERE / "README.md").read_text()
     assert readme.count("<!-- zoo table: ") >= 2
     assert zoo.readme_tables(readme, [0, 1, 2]) == readme
+
+
+def test_the_model_pages_side_by_side_tables_are_the_committed_results(zoo):
+    """The marked tables of docs/ (each model page's side-by-side table, DRAGON's seed-0
+    grid) are what ``--readme`` makes of the committed results, as the zoo README's."""
+    files = zoo.marked_files()
+    assert files[0] == zoo.HERE / "README.md"
+    pages = {p.name for p in files[1:]}
+    assert {"freedom.md", "bm3.md", "vbpr.md", "mgcn.md", "smore.md", "dragon.md"} <= pages
+    for path in files[1:]:
+        text = path.read_text()
+        assert zoo.readme_tables(text, [0, 1, 2], path.name) == text, path
+
+
+def test_readme_rewrites_the_marked_tables_of_the_docs_too(zoo, tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "HERE", tmp_path / "zoo")
+    monkeypatch.setattr(zoo, "REPO", tmp_path)
+    (tmp_path / "docs" / "models").mkdir(parents=True)
+    (tmp_path / "zoo").mkdir()
+    (tmp_path / "zoo" / "README.md").write_text("<!-- zoo table: vbpr -->\nold\n<!-- /zoo table -->\n")
+    page = tmp_path / "docs" / "models" / "vbpr.md"
+    page.write_text("# VBPR\n<!-- zoo table: vbpr only=default -->\nold\n<!-- /zoo table -->\nend\n")
+    (tmp_path / "docs" / "other.md").write_text("no marker\n")
+    point = zoo.default_point(zoo.MODELS["vbpr"])
+    for lib in ("graphrec", "mmrec"):
+        zoo.write_json(zoo.Job(lib, zoo.MODELS["vbpr"], "lfm2k", point, 0).path, _record(0.4, 0.39))
+    assert zoo.marked_files() == [tmp_path / "zoo" / "README.md", page]
+    zoo.main(["--readme", "--seeds", "0"])
+    out = page.read_text()
+    assert out.startswith("# VBPR\n<!-- zoo table: vbpr only=default -->\n| model |") and out.endswith("end\n")
+    assert "| vbpr | lfm2k | default reg_weight2 | graphrec | 1 | 0.4000 |" in out and "old" not in out
+    assert "old" not in (tmp_path / "zoo" / "README.md").read_text()
+    assert (tmp_path / "docs" / "other.md").read_text() == "no marker\n"
+    # a bad marker in a page: nothing is written, the README's stale table included
+    (tmp_path / "zoo" / "README.md").write_text("<!-- zoo table: vbpr -->\nold\n<!-- /zoo table -->\n")
+    page.write_text("<!-- zoo table: vbpr only=best -->\n<!-- /zoo table -->\n")
+    with pytest.raises(SystemExit, match="^docs/models/vbpr.md: <!-- zoo table: vbpr only=best --> has"):
+        zoo.main(["--readme"])
+    assert "old" in (tmp_path / "zoo" / "README.md").read_text()
 
 
 def test_the_patience_check_reruns_committed_runs_at_patience_21_and_names_the_changed_ones(

@@ -23,7 +23,7 @@ from graphrec.cli import (
     train_ctr,
     tune,
 )
-from graphrec.cli._common import GraphrecGroup
+from graphrec.cli._common import GraphrecCommand, GraphrecGroup
 
 
 
@@ -38,22 +38,22 @@ def make_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         cls=GraphrecGroup,
     )
-    app.command("prepare", help=prepare.__doc__)(prepare.prepare)
-    app.command("info", help=info.__doc__)(info.info)
-    app.command("features", help=features.__doc__)(features.features)
-    app.command("build-graph", help=build_graph.__doc__)(build_graph.build_graph)
-    app.command("inspect", help=inspect_graph.__doc__)(inspect_graph.inspect_graph)
-    app.command("export-graph", help=export_graph.__doc__)(export_graph.export_graph)
-    app.command("models", help=models.__doc__)(models.models)
+    app.command("prepare", help=prepare.__doc__, cls=GraphrecCommand)(prepare.prepare)
+    app.command("info", help=info.__doc__, cls=GraphrecCommand)(info.info)
+    app.command("features", help=features.__doc__, cls=GraphrecCommand)(features.features)
+    app.command("build-graph", help=build_graph.__doc__, cls=GraphrecCommand)(build_graph.build_graph)
+    app.command("inspect", help=inspect_graph.__doc__, cls=GraphrecCommand)(inspect_graph.inspect_graph)
+    app.command("export-graph", help=export_graph.__doc__, cls=GraphrecCommand)(export_graph.export_graph)
+    app.command("models", help=models.__doc__, cls=GraphrecCommand)(models.models)
     app.add_typer(train.make_app(), name="train")
-    app.command("tune", help=tune.__doc__)(tune.tune)
-    app.command("plot", help=plot_runs.__doc__)(plot_runs.plot)
-    app.command("plot-modality-attention", help=plot.__doc__)(plot.plot_modality_attention)
-    app.command("evaluate", help=evaluate.__doc__)(evaluate.evaluate)
-    app.command("recommend", help=recommend.__doc__)(recommend.recommend)
-    app.command("export-recbole", help=export_recbole.__doc__)(export_recbole.export_recbole)
-    app.command("export-mmrec", help=export_mmrec.__doc__)(export_mmrec.export_mmrec)
-    app.command("demo", help=demo.__doc__)(demo.demo)
+    app.command("tune", help=tune.__doc__, cls=GraphrecCommand)(tune.tune)
+    app.command("plot", help=plot_runs.__doc__, cls=GraphrecCommand)(plot_runs.plot)
+    app.command("plot-modality-attention", help=plot.__doc__, cls=GraphrecCommand)(plot.plot_modality_attention)
+    app.command("evaluate", help=evaluate.__doc__, cls=GraphrecCommand)(evaluate.evaluate)
+    app.command("recommend", help=recommend.__doc__, cls=GraphrecCommand)(recommend.recommend)
+    app.command("export-recbole", help=export_recbole.__doc__, cls=GraphrecCommand)(export_recbole.export_recbole)
+    app.command("export-mmrec", help=export_mmrec.__doc__, cls=GraphrecCommand)(export_mmrec.export_mmrec)
+    app.command("demo", help=demo.__doc__, cls=GraphrecCommand)(demo.demo)
     return app
 
 

@@ -9,7 +9,7 @@ import warnings
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from graphrec.errors import GraphrecError
 
@@ -91,6 +91,28 @@ class GraphrecGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         with _usage_errors_as_lines(), _interrupts_as_status_130():
             return super().invoke(ctx)
+
+
+class GraphrecCommand(TyperCommand):
+    """A ``graphrec`` command whose help prints its texts as written: the options' help
+    strings state their defaults in brackets (``[both]``, ``[all]``), which typer's rich
+    help would otherwise read as style tags and drop. They are escaped while the rich
+    help is drawn (typer's plain help, ``TYPER_USE_RICH=0``, shows them as they are)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from rich.markup import escape
+
+        texts = [(p, p.help) for p in self.params if getattr(p, "help", None)]
+        doc = self.help
+        try:
+            for p, text in texts:
+                p.help = escape(text)
+            self.help = escape(doc) if doc else doc
+            super().format_help(ctx, formatter)
+        finally:
+            for p, text in texts:
+                p.help = text
+            self.help = doc
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ import typer
 from graphrec._atomic import check_output_folder
 from graphrec.cli._common import (
     ARGV,
+    GraphrecCommand,
     format_learned,
     metric_table,
     ordered_metric_keys,
@@ -72,8 +73,8 @@ Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 Nproc = Annotated[
     int,
     typer.Option(
-        help="Train in N local processes on torch.distributed (gloo on CPU, NCCL with one GPU each): each optimiser "
-        "step takes N x --batch-size triples, rank r computing its part; torchrun -m graphrec train ... does the same "
+        help="Train in N local processes on torch.distributed (gloo on CPU, NCCL with one GPU each): an optimiser "
+        "step still takes --batch-size triples, rank r computing the loss of its r-th part; torchrun -m graphrec train ... does the same "
         "across machines (docs/scaling.md).",
     ),
 ]
@@ -160,14 +161,8 @@ def train_command(
     distributed.check_nproc(nproc)
     set_threads(threads)
     dev = resolve_device(device)
-    if distributed.starts_ranks(nproc):
-        if command is None:
-            raise ConfigError("--nproc needs the command line: run graphrec train from the shell")
-        raise typer.Exit(distributed.launch(shlex.split(command)[1:], nproc, threads))
-    shard = distributed.init_from_env(dev)
-    if shard is not None and dev.startswith("cuda"):
-        dev = f"cuda:{shard.local_rank}"
-    main = shard is None or shard.is_main
+    # the training options are checked here, before any rank starts (a bad value is one
+    # line, not one failure per rank)
     config = TrainConfig(
         epochs=epochs,
         lr=lr,
@@ -183,6 +178,14 @@ def train_command(
         seed=seed,
         progress=not quiet,
     )
+    if distributed.starts_ranks(nproc):
+        if command is None:
+            raise ConfigError("--nproc needs the command line: run graphrec train from the shell")
+        raise typer.Exit(distributed.launch(shlex.split(command)[1:], nproc, threads))
+    shard = distributed.init_from_env(dev)
+    if shard is not None and dev.startswith("cuda"):
+        dev = f"cuda:{shard.local_rank}"
+    main = shard is None or shard.is_main
     ds = Dataset.load(data)
     transforms = {}
     if cold_start:
@@ -368,6 +371,7 @@ def make_app() -> typer.Typer:
                             no_args_is_help=True)
     for entry in registered_models("ranking"):
         fn = make_command(entry)
-        train_app.command(entry.name, help=fn.__doc__, short_help=command_help(entry).split("\n\n")[0])(fn)
+        train_app.command(entry.name, help=fn.__doc__, short_help=command_help(entry).split("\n\n")[0],
+                          cls=GraphrecCommand)(fn)
     train_ctr.register(train_app)
     return train_app

@@ -28,7 +28,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from graphrec.cli._common import ARGV, metric_table, resolve_device, set_threads, user_errors
+from graphrec.cli._common import ARGV, GraphrecCommand, metric_table, resolve_device, set_threads, user_errors
 from graphrec.cli.train import Resume  # the option `graphrec train` ranking models share
 
 __all__ = ["register", "make_command", "load_ctr_data", "print_ctr_record"]
@@ -255,4 +255,5 @@ def register(app: typer.Typer) -> None:
 
     for entry in registered_models("ctr"):
         fn = make_command(entry)
-        app.command(entry.name, help=fn.__doc__, short_help=command_help(entry).split("\n\n")[0])(fn)
+        app.command(entry.name, help=fn.__doc__, short_help=command_help(entry).split("\n\n")[0],
+                    cls=GraphrecCommand)(fn)

@@ -32,6 +32,42 @@ def test_help_has_an_example(command):
     assert "Example" in res.output
 
 
+def _commands(command, path=()):
+    """Every command under ``command`` (a click group), with its path."""
+    subs = getattr(command, "commands", None)
+    if subs is None:
+        yield path, command
+        return
+    for name, sub in subs.items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_every_help_text_is_printed_as_written():
+    """Options state their defaults in brackets ("[both]", "[all]"): rich's help reads
+    "[word]" as a style tag and dropped them. Every command's --help prints every bracket
+    of its options' help texts."""
+    import re
+
+    import typer
+
+    from graphrec.cli._common import GraphrecCommand
+
+    commands = list(_commands(typer.main.get_command(app)))
+    assert len(commands) > 25 and all(isinstance(c, GraphrecCommand) for _, c in commands)
+    seen = 0
+    for path, command in commands:
+        wanted = {b for p in command.params for b in re.findall(r"\[[a-z][^\]]*\]", getattr(p, "help", None) or "")}
+        if not wanted:
+            continue
+        res = runner.invoke(app, [*path, "--help"], terminal_width=400)
+        assert res.exit_code == 0, (path, res.output)
+        text = " ".join(res.output.replace("│", " ").split())
+        missing = [b for b in wanted if b not in text]
+        assert not missing, (path, missing)
+        seen += len(wanted)
+    assert seen > 20  # build-graph's [both], [cosine], [papers], the models' [all], ...
+
+
 def test_info(data_dir):
     res = run("info", data_dir)
     assert res.exit_code == 0, res.output

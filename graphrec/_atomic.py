@@ -34,6 +34,7 @@ from graphrec.errors import ConfigError, DataError
 __all__ = [
     "atomic_dir",
     "atomic_file",
+    "check_image_output",
     "check_output",
     "check_output_folder",
     "remove_stale_temporaries",
@@ -81,6 +82,25 @@ def check_output(
                 f"{what}; choose another {option} or remove the folder yourself"
             )
     _check_folder(path.absolute().parent, option, shown)
+    return path
+
+
+def check_image_output(path: str | os.PathLike, option: str = "--out") -> Path:
+    """:func:`check_output` for an image that a report replaces (``overwrite``), and its
+    format: matplotlib picks it by the suffix, so a suffix it cannot write (``.txt``) is
+    a one-line :class:`ConfigError` now, naming those it can; no suffix writes PNG."""
+    path = check_output(path, overwrite=True, option=option, kind="file")
+    if path.suffix:
+        try:
+            from matplotlib.backend_bases import FigureCanvasBase
+        except ImportError:  # the command says that it needs matplotlib
+            return path
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if path.suffix[1:].lower() not in formats:
+            common = [f for f in ("png", "pdf", "svg") if f in formats]
+            others = sorted(f for f in formats if f not in common)
+            raise ConfigError(f"{option} {path}: matplotlib cannot write {path.suffix} images: end the name with "
+                              f".{', .'.join(common)} (or .{', .'.join(others)})")
     return path
 
 

@@ -7,14 +7,15 @@ Example:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from graphrec._atomic import check_output
+from graphrec._atomic import check_image_output, check_output
 from graphrec.cli._common import exported_graph_name, format_learned, user_errors
-from graphrec.errors import ConfigError
+from graphrec.errors import ConfigError, DataError, GraphrecError
 
 
 def _dataset_for(record, data: Optional[Path]):
@@ -38,7 +39,7 @@ def inspect_graph(
     item: Optional[str] = typer.Option(None, help="Show this item's neighbours (original id)."),
     user: Optional[str] = typer.Option(None, help="Show this user's neighbours in a user graph (original id)."),
     top: int = typer.Option(10, help="How many neighbours to show."),
-    compare: Optional[Path] = typer.Option(None, help="Another graph to measure overlap with [the sibling co-interaction/kNN graph]."),
+    compare: Optional[Path] = typer.Option(None, help="Another graph to measure overlap with [the sibling graph of the same folder (knn <-> cooccur; an exported graph: knn), where it fits the data]."),
     data: Optional[Path] = typer.Option(None, help="Dataset directory [the graph's recorded source]."),
     plot: Optional[Path] = typer.Option(None, help="Write the degree distribution to this PNG."),
     graphml: Optional[Path] = typer.Option(None, help="Export the graph with item attributes to GraphML."),
@@ -54,10 +55,12 @@ def inspect_graph(
     from graphrec.graphs.stats import graph_report, neighbours
     from graphrec.graphs.store import load_graph, read_record
 
+    if top < 1:
+        raise ConfigError(f"--top {top}: show at least one neighbour (--top 1 or more)")
     # the files written at the end are checked before anything is read or computed
     # (an existing file is replaced, as before: these are reports, not data)
     if plot is not None:
-        check_output(plot, overwrite=True, option="--plot", kind="file")
+        check_image_output(plot, option="--plot")
     if graphml is not None:
         check_output(graphml, overwrite=True, option="--graphml", kind="file")
     ds = _dataset_for(read_record(graph), data)
@@ -67,12 +70,40 @@ def inspect_graph(
         raise ConfigError(f"{graph} is a user graph: pass --user USER_ID instead of --item")
     if not users and user is not None:
         raise ConfigError(f"{graph} is an item graph: pass --item ITEM_ID instead of --user")
+    # the node asked for is looked up before the statistics are computed
+    node = None
+    if item is not None or user is not None:
+        if ds is None:
+            raise ConfigError(f"--{'item' if item is not None else 'user'} needs the dataset: pass --data DIR")
+        if item is not None:
+            where = np.flatnonzero(ds.item_ids == item)
+            if where.size == 0:
+                raise ConfigError(f"item {item!r} is not in dataset {ds.name!r}: use an original item id")
+        else:
+            where = np.flatnonzero(ds.user_ids.astype(str) == str(user))
+            if where.size == 0:
+                raise ConfigError(f"user {user!r} is not in dataset {ds.name!r}: use an original user id")
+        node = int(where[0])
     other = None
-    if compare is None and not users:
+    if compare is not None:  # named: a graph that does not fit is an error
+        try:
+            other, _ = load_graph(compare, dataset=ds) if ds is not None else load_graph(compare)
+        except DataError as e:
+            why = re.sub(r": (rebuild it|export it again) .*$", "", str(e))
+            raise DataError(f"--compare {compare}: {why}: compare with a graph of the same data and split") from None
+    elif not users:
+        # the sibling graph of the same build (graphs/NAME/knn beside graphs/NAME/cooccur;
+        # an exported model graph beside its knn), compared when it fits: one built from
+        # other data or another cold-start split is skipped with a note
         sibling = graph.parent / ("cooccur" if record.kind == "knn" else "knn")
-        compare = sibling if (sibling / "graph.json").is_file() else None
-    if compare is not None:
-        other, _ = load_graph(compare, dataset=ds) if ds is not None else load_graph(compare)
+        if (sibling / "graph.json").is_file() and sibling.resolve() != graph.resolve():
+            try:
+                other, _ = load_graph(sibling, dataset=ds) if ds is not None else load_graph(sibling)
+                compare = sibling
+            except (GraphrecError, FileNotFoundError) as e:
+                why = re.sub(r": (rebuild it|export it again) .*$", "", str(e))  # its fix is not this command's
+                typer.secho(f"note: not compared with the sibling graph ({why}); name a graph to compare with --compare",
+                            err=True, fg=typer.colors.YELLOW)
     # the co-consumption rate is about item pairs (every user-graph edge shares an item)
     rep = graph_report(g, other=other, train=None if ds is None or users else ds.train, sample=sample)
     if record.kind == "model":  # exported from a trained run (graphrec export-graph)
@@ -98,30 +129,20 @@ def inspect_graph(
     if "coconsumption_rate" in rep:
         typer.echo(f"edges whose two items share a training user: {rep['coconsumption_rate']:.4f}")
     if item is not None:
-        if ds is None:
-            raise ConfigError("--item needs the dataset: pass --data DIR")
-        where = np.flatnonzero(ds.item_ids == item)
-        if where.size == 0:
-            raise ConfigError(f"item {item!r} is not in dataset {ds.name!r}: use an original item id")
         titles = None
         for field in ("title", "text"):
             if field in ds.item_fields:
                 titles = np.asarray(ds.item_fields[field]).astype(str)
                 break
-        i = int(where[0])
+        i = node
         head = f"neighbours of {item}" + (f" ({titles[i][:70]})" if titles is not None else "")
         typer.echo(head + ":")
         for j, w in neighbours(g, i, top):
             label = f"  {w:.4f}  {ds.item_ids[j]}"
             typer.echo(label + (f"  {titles[j][:70]}" if titles is not None else ""))
     if user is not None:
-        if ds is None:
-            raise ConfigError("--user needs the dataset: pass --data DIR")
-        where = np.flatnonzero(ds.user_ids.astype(str) == str(user))
-        if where.size == 0:
-            raise ConfigError(f"user {user!r} is not in dataset {ds.name!r}: use an original user id")
         typer.echo(f"neighbours of user {user} (weight: shared training items):")
-        for j, w in neighbours(g, int(where[0]), top):
+        for j, w in neighbours(g, node, top):
             typer.echo(f"  {w:.4f}  {ds.user_ids[j]}")
     if plot is not None:
         plot_degree_distribution(g, plot, title=f"{record.kind} graph of {record.dataset_name}")

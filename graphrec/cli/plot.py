@@ -76,8 +76,8 @@ def plot_modality_attention(
     seed: Annotated[int, typer.Option(help="Seed of the sampled rows.")] = 0,
 ) -> None:
     """Draw a run's per-sample modality weights as a heat map (GMMF/MARN Figure 4)."""
-    from graphrec._atomic import check_output
+    from graphrec._atomic import check_image_output
 
-    check_output(out, overwrite=True, option="--out", kind="file")  # before anything is read or drawn
+    check_image_output(out, option="--out")  # before anything is read or drawn
     draw_modality_attention(run_dir, out, rows, seed)
     typer.echo(f"heat map written to {out}")

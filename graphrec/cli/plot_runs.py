@@ -32,10 +32,10 @@ def plot(
 
     Example: graphrec plot runs/lightgcn-lfm2k runs/mmgef-lfm2k --out curves.png
     """
-    from graphrec._atomic import check_output
+    from graphrec._atomic import check_image_output
     from graphrec.train.plots import draw_runs, require_matplotlib
 
-    check_output(out, overwrite=True, option="--out", kind="file")  # before anything is read or drawn
+    check_image_output(out, option="--out")  # before anything is read or drawn
     require_matplotlib()
     draw_runs(runs, out, labels=label or None, metric=metric)
     typer.echo(f"curves of {len(runs)} run{'s' if len(runs) > 1 else ''} written to {out}")

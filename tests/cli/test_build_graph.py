@@ -125,3 +125,28 @@ def test_inspect_prints_statistics_neighbours_and_writes_plot_and_graphml(data_d
     assert nx.read_graphml(tmp_path / "g.graphml").number_of_edges() == 350
     res = run("inspect", out / "knn", "--item", "no-such-item")
     assert res.exit_code == 1 and "no-such-item" in res.output
+    assert "nodes 70" not in res.output  # refused before the statistics are computed
+    for args, message in ((["--item", item, "--top", "0"], "--top 0: show at least one neighbour"),
+                          (["--item", item, "--top", "-1"], "--top -1: show at least one neighbour"),
+                          (["--plot", tmp_path / "deg.txt"], "matplotlib cannot write .txt images")):
+        res = run("inspect", out / "knn", *args)
+        assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "deg.txt").exists()
+
+
+def test_inspect_skips_a_sibling_graph_of_another_split_with_a_note(data_dir, tmp_path):
+    """A graph's sibling (graphs/NAME/knn beside graphs/NAME/cooccur) is compared when it
+    fits the graph's data; one built under another cold-start split is skipped with a
+    note (it used to fail the command, suggesting to overwrite the sibling); named with
+    --compare, it is an error that names --compare."""
+    out = tmp_path / "g"
+    assert run("build-graph", "--data", data_dir, "--kind", "knn", "--k", "5", "--out", out, "--quiet").exit_code == 0
+    res = run("build-graph", "--data", data_dir, "--kind", "cooccur", "--cold-start", "0.2", "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    res = run("inspect", out / "cooccur")
+    assert res.exit_code == 0, res.output
+    assert "note: not compared with the sibling graph" in res.output and "cold_start differs" in res.output
+    assert "rebuild it" not in res.output and "edges also in" not in res.output
+    res = run("inspect", out / "cooccur", "--compare", out / "knn")
+    assert res.exit_code == 1 and f"--compare {out / 'knn'}" in res.output and "same data and split" in res.output

@@ -88,6 +88,9 @@ def test_user_errors_are_one_line(runs, tmp_path, monkeypatch):
     _one_line_error(run("plot", runs["lightgcn"], "--out", out, "--metric", "recall@7"),
                     "no run has a validation recall@7")
     _one_line_error(run("plot", runs["lightgcn"], "--out", tmp_path), "is a folder, not a file")
+    _one_line_error(run("plot", runs["lightgcn"], "--out", tmp_path / "x.txt"),
+                    f"--out {tmp_path / 'x.txt'}: matplotlib cannot write .txt images: end the name with .png, .pdf, .svg")
+    assert not (tmp_path / "x.txt").exists()
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     _one_line_error(run("plot", runs["lightgcn"], "--out", out), "plots need matplotlib: pip install 'graphrec[plot]'")
     assert not out.exists()

@@ -253,6 +253,11 @@ def load_run(
     record edited after training, is a :class:`DataError`.
     """
     record = load_record(run_dir)
+    if record.get("task", "ranking") != "ranking":
+        raise ConfigError(
+            f"run {run_dir} trained {record.get('model')} for the {record.get('task')} task: this reads top-k ranking "
+            "runs (graphrec train lightgcn|mmgef|...); a CTR run's valid and test AUC are in its record.json"
+        )
     check_record_fields(record, run_dir, {"dataset": dict, "model_params": dict, "train_config": dict})
     check_record_fields(record["dataset"], run_dir, {"fingerprint": str})
     path = data_path or record["dataset"].get("path")

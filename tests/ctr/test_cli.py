@@ -30,6 +30,14 @@ def test_train_din_writes_run_and_table(samples, tmp_path):
     rec = load_record(tmp_path / "run")
     assert rec["model"] == "din" and rec["item_graph"]["spec"] == "cooccur"
     assert rec["model_params"]["graph_layers"] == 2
+    # the commands that read ranking runs say what the run is, in one line, and write nothing
+    for args in (["evaluate", str(tmp_path / "run")],
+                 ["export-graph", str(tmp_path / "run"), "--out", str(tmp_path / "graph")]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 1, res.output
+        assert "trained din for the ctr task: this reads top-k ranking runs" in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "graph").exists()
 
 
 def test_gmmf_attention_heat_map(samples, tmp_path):

@@ -161,7 +161,7 @@ def build_dataset(
     i_idx = _index_of(items, iids, "item", source)
 
     if unseen not in ("error", "drop", "keep"):
-        raise DataError(f"unseen={unseen!r} is not one of error, drop, keep")
+        raise DataError(f"unseen={unseen!r} (--unseen) is not one of error, drop, keep")
     in_train = split == "train"
     if not in_train.any():
         raise DataError(f"{source}: the train split is empty: check the split column or files")

@@ -165,9 +165,21 @@ def build_item_graph(
 
 
 def parse_modalities(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    """``"image,text"`` or a list -> a tuple; None/empty -> None (all modalities)."""
+    """``"image,text"`` or a list -> a tuple; None -> None (all modalities).
+
+    Raises:
+        ConfigError: an empty name (``""``, ``"text,"``) or a name listed twice
+            (``"text,text"``, which would weight one modality twice or collapse two
+            learned weights into one)."""
     if value is None:
         return None
     items = value.split(",") if isinstance(value, str) else list(value)
-    items = [m.strip() for m in items if m and m.strip()]
-    return tuple(items) or None
+    items = [str(m).strip() for m in items]
+    shown = value if isinstance(value, str) else ",".join(map(str, value))
+    if not items or "" in items:
+        raise ConfigError(f"--modalities {shown!r} has an empty modality name: name them separated by commas, "
+                          "e.g. image,text (or leave the option out for all modalities)")
+    twice = next((m for i, m in enumerate(items) if m in items[:i]), None)
+    if twice is not None:
+        raise ConfigError(f"--modalities {shown!r} lists {twice!r} twice: list each modality once")
+    return tuple(items)

@@ -124,6 +124,35 @@ def _select(features: Mapping[str, np.ndarray], modalities: Sequence[str] | None
     return chosen
 
 
+def check_fusable(features: Mapping[str, np.ndarray], modalities: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The checks of :func:`fuse_features`, reading shapes only (a model's cheap check
+    runs them before any work): returns the chosen modalities.
+
+    Raises:
+        ConfigError: an unknown or repeated modality name, or an empty selection.
+        DataError: no features, arrays that are not 2-D or not real numbers, differing
+            numbers of rows, or differing dimensions (fuse one modality, or project them
+            to one dimension first)."""
+    chosen = _select(features, modalities)
+    arrays = {m: features[m] if hasattr(features[m], "shape") else np.asarray(features[m]) for m in chosen}
+    for m, a in arrays.items():
+        if len(a.shape) != 2:
+            raise DataError(f"features {m!r} have shape {tuple(a.shape)}: expected (n_items, dim)")
+        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+            raise DataError(f"features {m!r} have dtype {a.dtype}: expected real numbers")
+    if len({a.shape[0] for a in arrays.values()}) > 1:
+        shapes = ", ".join(f"{m} {a.shape[0]}" for m, a in arrays.items())
+        raise DataError(f"modalities have different numbers of rows ({shapes}): one row per item in every modality")
+    if len({a.shape[1] for a in arrays.values()}) > 1:
+        shapes = ", ".join(f"{m} {a.shape[1]}" for m, a in arrays.items())
+        one = " or ".join(f"--modalities {m}" for m in arrays)
+        raise DataError(
+            f"cannot average modalities of different dimensions ({shapes}) in one early-fused vector: fuse one "
+            f"({one}; in a tune space file, modalities: {next(iter(arrays))}) or project them to one dimension first"
+        )
+    return chosen
+
+
 def fuse_features(
     features: Mapping[str, np.ndarray],
     modalities: Sequence[str] | None = None,
@@ -144,26 +173,8 @@ def fuse_features(
         DataError: no features, arrays that are not 2-D, differing numbers of rows, or
             differing dimensions (project the modalities to one dimension or fuse one).
     """
-    chosen = _select(features, modalities)
-    arrays: list[np.ndarray] = []
-    for m in chosen:
-        a = np.asarray(features[m])
-        if a.ndim != 2:
-            raise DataError(f"features {m!r} have shape {a.shape}: expected (n_items, dim)")
-        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-            raise DataError(f"features {m!r} have dtype {a.dtype}: expected real numbers")
-        arrays.append(a)
-    n_rows = {a.shape[0] for a in arrays}
-    if len(n_rows) > 1:
-        shapes = ", ".join(f"{m} {a.shape[0]}" for m, a in zip(chosen, arrays))
-        raise DataError(f"modalities have different numbers of rows ({shapes}): one row per item in every modality")
-    dims = {a.shape[1] for a in arrays}
-    if len(dims) > 1:
-        shapes = ", ".join(f"{m} {a.shape[1]}" for m, a in zip(chosen, arrays))
-        raise DataError(
-            f"cannot average modalities of different dimensions ({shapes}): project them to "
-            "one dimension first or fuse a single modality (modalities=[...])"
-        )
+    chosen = check_fusable(features, modalities)
+    arrays = [np.asarray(features[m]) for m in chosen]
     n, dim = arrays[0].shape[0], arrays[0].shape[1]
 
     out = np.zeros((n, dim), dtype=np.float32)

@@ -68,7 +68,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.negatives not in NEGATIVES:
-            raise ConfigError(f"negatives must be one of {', '.join(NEGATIVES)}, got {self.negatives!r}")
+            raise ConfigError(f"negatives must be one of {', '.join(NEGATIVES)}, got {self.negatives!r} (--negatives)")
         if self.select_on not in SELECT_GROUPS:
             raise ConfigError(f"select_on must be one of {', '.join(SELECT_GROUPS)}, got {self.select_on!r}")
         if not 0 < self.lr < math.inf:  # also refuses NaN
@@ -81,7 +81,7 @@ class TrainConfig:
             raise ConfigError(f"protocol {self.protocol!r} is not one of recbole, mmrec")
         metric, _, k = self.valid_metric.partition("@")
         if not k.isdigit():
-            raise ConfigError(f"valid_metric {self.valid_metric!r} must look like recall@20")
+            raise ConfigError(f"valid_metric {self.valid_metric!r} (--metric) must look like recall@20")
         if int(k) not in self.ks:
             self.ks = tuple(sorted(set(self.ks) | {int(k)}))
 

@@ -99,7 +99,10 @@ def check_selection(dataset: Dataset, config: TrainConfig) -> None:
     for split in ("valid", "test"):
         dataset.split(split)  # a clear error when the dataset has no such split
     if config.valid_metric not in _metric_names(config):
-        raise ConfigError(f"valid_metric {config.valid_metric!r} is not a reported metric")
+        from graphrec.metrics import METRICS
+
+        raise ConfigError(f"valid_metric {config.valid_metric!r} (--metric) is not a reported metric: one of "
+                          f"{', '.join(METRICS)} at a cut-off, e.g. recall@20")
     if config.select_on != "all" and dataset.cold_items is None:
         raise ConfigError(
             f"selecting on {config.select_on} items needs a cold-start split: add --cold-start (e.g. 0.2) "

@@ -122,18 +122,19 @@ class ParamSpec:
         if value is None:
             return value
         opt = self.option
+        flag = f" ({self.flags[0].split('/')[0]} on the command line)" if opt.cli else ""  # the Python name first
         if opt.choices and value not in opt.choices:
             raise ConfigError(
-                f"{model} option {self.name}={value!r} is not one of {', '.join(map(str, opt.choices))}"
+                f"{model} option {self.name}={value!r} is not one of {', '.join(map(str, opt.choices))}{flag}"
             )
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if isinstance(value, float) and math.isnan(value):
-                raise ConfigError(f"{model} option {self.name} is NaN: give a number")
+                raise ConfigError(f"{model} option {self.name} is NaN: give a number{flag}")
             if opt.min is not None and (value < opt.min or (opt.min_open and value == opt.min)):
                 bound = f"> {opt.min}" if opt.min_open else f">= {opt.min}"
-                raise ConfigError(f"{model} option {self.name} must be {bound}, got {value}")
+                raise ConfigError(f"{model} option {self.name} must be {bound}, got {value}{flag}")
             if opt.max is not None and value > opt.max:
-                raise ConfigError(f"{model} option {self.name} must be <= {opt.max}, got {value}")
+                raise ConfigError(f"{model} option {self.name} must be <= {opt.max}, got {value}{flag}")
         return value
 
 
@@ -226,7 +227,9 @@ class ModelEntry:
             :class:`~graphrec.errors.ConfigError` or :class:`~graphrec.errors.DataError`
             where not (e.g. a parameter that has no effect there, a modality the data
             lack); ``graphrec tune --grid`` runs it on every grid point before any
-            training. Builders call it themselves, so the two cannot drift apart.
+            training, ``graphrec tune`` on the space's fixed settings (and the values
+            it lists) before any study exists. Builders call it themselves, so the two
+            cannot drift apart.
         train_defaults: defaults of the generic training options that differ for this
             model (e.g. ``{"lr": 1e-4}``), used by ``graphrec train``.
         search_space: the default search space of ``graphrec tune``: hyper-parameter (or

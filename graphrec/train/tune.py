@@ -229,8 +229,11 @@ def tune(
     source = Dataset.load(data)
     dataset = prepare_dataset(source, cold_start, seed, cold_protocol)
     check_selection(dataset, config)  # a wrong --select-on fails here, not in every trial
-    if grid and entry.check is not None:
-        _check_grid(entry, searched, points, dataset)
+    if entry.check is not None:  # before any study or folder exists
+        if grid:
+            _check_grid(entry, searched, points, dataset)
+        else:
+            _check_space(entry, searched, dataset)
     setup = {
         "model": model,
         "dataset": {"name": source.name, "fingerprint": source.fingerprint()},
@@ -556,6 +559,32 @@ def _check_grid(entry: Any, space: SearchSpace, points: Mapping[str, list[Any]],
         except (ConfigError, DataError) as e:
             where = ", ".join(f"{k}={v}" for k, v in point.items())
             raise type(e)(f"--grid point {where}: {e}") from None
+
+
+#: at most this many combinations of a space's listed values are checked
+SPACE_CHECKS = 1000
+
+
+def _check_space(entry: Any, space: SearchSpace, dataset: Dataset) -> None:
+    """A search space where every trial would fail the model's cheap check
+    (``ModelEntry.check``: its fixed settings, or the model's defaults, cannot train on
+    this dataset, e.g. features of different dimensions fused early) fails the call
+    before any study or folder is written. The searched parameters that list values are
+    tried in every combination (up to :data:`SPACE_CHECKS`), ranges at the model's
+    defaults: one combination that passes is enough (a trial may still fail on others)."""
+    from graphrec.train.registry import Choice, model_params
+
+    listed = {k: d.values for k, d in space.searched.items() if isinstance(d, Choice)}
+    first: Exception | None = None
+    for values in itertools.islice(itertools.product(*listed.values()), SPACE_CHECKS):
+        overrides, _ = split_options({**space.fixed, **dict(zip(listed, values))})
+        try:
+            entry.check(dataset, model_params(entry.name, overrides))
+            return
+        except (ConfigError, DataError) as e:
+            first = first or e
+    if first is not None:
+        raise type(first)(f"every trial of this space would fail: {first}") from None
 
 
 def _grid_size(points: Mapping[str, list[Any]]) -> int:

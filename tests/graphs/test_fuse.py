@@ -91,7 +91,7 @@ def test_unknown_modality_lists_available():
 
 
 def test_data_errors():
-    with pytest.raises(DataError, match="project them to one dimension first or fuse a single modality"):
+    with pytest.raises(DataError, match=r"different dimensions \(text 384, audio 128\) in one early-fused vector: fuse one \(--modalities text or --modalities audio; in a tune space file, modalities: text\) or project them to one dimension first"):
         fuse_features({"text": np.zeros((3, 384), np.float32), "audio": np.zeros((3, 128), np.float32)})
     with pytest.raises(DataError, match="different numbers of rows"):
         fuse_features({"a": np.zeros((3, 2)), "b": np.zeros((4, 2))})

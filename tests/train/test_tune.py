@@ -238,6 +238,25 @@ def test_too_few_trials_for_importances_is_a_note_not_a_failure(data, tmp_path):
     assert result.notes == ["no param_importances.png: parameter importances need more completed trials (have 1)"]
 
 
+def test_a_space_where_every_trial_would_fail_writes_no_study_and_no_folder(tmp_path):
+    """MM-GEF's defaults fuse every modality early: on a dataset whose modalities differ
+    in dimension every trial would fail. The model's check says so before the study or
+    the output folder exists (it left both, and the study then refused the corrected
+    call as "other settings"); a space that lists modalities is checked over its values."""
+    from graphrec.data.synthetic import synthetic_catalogue
+    from graphrec.errors import DataError
+
+    ds = synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=0)
+    path = ds.replace(item_features=dict(ds.item_features, audio=np.ones((40, 7), np.float32))).save(tmp_path / "d")
+    with pytest.raises(DataError, match=r"every trial of this space would fail: cannot average modalities of "
+                                        r"different dimensions .*--modalities audio"):
+        _tune(path, tmp_path, trials=1, model="mmgef")
+    assert not (tmp_path / "study.db").exists() and not (tmp_path / "out").exists()
+    # a space listing the modalities one by one has trials that can run: not refused
+    res = _tune(path, tmp_path, trials=1, model="mmgef", space={"modalities": ["audio", "text"]})
+    assert res.trials_run == 1
+
+
 def test_a_cold_start_study_trains_every_trial_on_one_cold_split_and_its_best_run_reloads(data, tmp_path):
     from graphrec.data import Dataset, cold_start
     from graphrec.train.run import load_run

@@ -357,7 +357,7 @@ def check_unseen(
     ``"drop"``/``"keep"`` cases are left to :func:`~graphrec.data.dataset.build_dataset`.
     """
     if unseen not in ("error", "drop", "keep"):
-        raise DataError(f"unseen={unseen!r} is not one of error, drop, keep")
+        raise DataError(f"unseen={unseen!r} (--unseen) is not one of error, drop, keep")
     if unseen != "error":
         return
     split = np.asarray(split)

@@ -199,7 +199,7 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
     if min_rating is not None:
         if ratings is None:
             raise DataError(
-                f"{rfile} line 1: min_rating needs a 'rating' column (found {table.header}): drop min_rating"
+                f"{rfile} line 1: min_rating (--min-rating) needs a 'rating' column (found {table.header}): drop it"
             )
         keep = ratings >= float(min_rating)
         if not keep.any():

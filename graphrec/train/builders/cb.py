@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Mapping, Optional
 
 from graphrec.data import Dataset
 from graphrec.errors import DataError
 from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
+from graphrec.graphs.fuse import check_fusable
 from graphrec.models import ContentKNN
 from graphrec.nn import to_torch_sparse
-from graphrec.train.builders._common import Modalities, StoredGraphs, check_k, load_stored_graphs, needs_features, pick_graph
+from graphrec.train.builders._common import (
+    Modalities,
+    StoredGraphs,
+    check_k,
+    feature_modalities,
+    load_stored_graphs,
+    needs_features,
+    pick_graph,
+)
 from graphrec.train.registry import IntRange, Option, register_model
+
+
+def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
+    """CB's cheap checks (``graphrec tune --grid`` runs them on every grid point): the
+    dataset has item features and, where the graph is built here, the chosen modalities
+    fuse early (one dimension)."""
+    needs_features(dataset, "cb")
+    if not params.get("graphs"):  # a stored graph is checked when it is read
+        check_fusable(dataset.item_features, feature_modalities(dataset, params.get("modalities")))
 
 
 @register_model(
@@ -22,6 +40,7 @@ from graphrec.train.registry import IntRange, Option, register_model
     needs_features=True,
     trainable=False,
     search_space={"k": IntRange(5, 100, log=True)},
+    check=check_params,
 )
 def build_cb(
     dataset: Dataset,
@@ -34,7 +53,7 @@ def build_cb(
     """Content kNN: the training histories and the top-``k`` cosine graph of the
     early-fused ``modalities`` (``k`` None means 50), or a stored kNN graph. Nothing is
     trained; ``graphrec train cb`` validates and tests it."""
-    needs_features(dataset, "cb")
+    check_params(dataset, {"modalities": modalities, "graphs": graphs})
     given = pick_graph(load_stored_graphs(dataset, graphs), "knn", "cb", ("knn",))
     if given is not None:
         g, rec, path = given

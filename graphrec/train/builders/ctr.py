@@ -20,10 +20,12 @@ __all__: list[str] = []
 
 
 def _mods(value: Optional[str]) -> Optional[list[str]]:
-    """``image,text`` -> ``["image", "text"]`` (None: every modality the data has)."""
-    if value is None:
-        return None
-    return [m.strip() for m in str(value).split(",") if m.strip()] or None
+    """``image,text`` -> ``["image", "text"]`` (None: every modality the data has); an
+    empty or repeated name is a one-line error (:func:`graphrec.graphs.build.parse_modalities`)."""
+    from graphrec.graphs.build import parse_modalities
+
+    mods = parse_modalities(None if value is None else str(value))
+    return None if mods is None else list(mods)
 
 
 Dim = Annotated[int, Option("--dim", help="Item ID embedding size (papers: 32).", min=1)]

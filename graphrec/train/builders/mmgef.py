@@ -13,7 +13,7 @@ from graphrec.errors import ConfigError, DataError
 from graphrec.graphs import normalized_bipartite
 from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
 from graphrec.graphs.cooccur import cooccurrence_factors
-from graphrec.graphs.fuse import default_modalities, fuse_features
+from graphrec.graphs.fuse import check_fusable, default_modalities, fuse_features
 from graphrec.graphs.store import read_record
 from graphrec.models.mmgef import FEATURE_MODES, MMGEF, STRUCTURES
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
@@ -82,7 +82,8 @@ def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
         return
     needs_features(dataset, "mmgef", " or train on co-interactions alone with --no-knn-graph (use_knn_graph=False)")
     if not params.get("graphs"):  # a stored graph's modalities are checked when it is read
-        feature_modalities(dataset, params.get("modalities"))
+        # the content graph is built here over the early-fused modalities: they must fuse
+        check_fusable(dataset.item_features, feature_modalities(dataset, params.get("modalities")))
 
 
 @register_model(

@@ -218,6 +218,12 @@ class Dataset:
     cold_items: np.ndarray | None = None
     name: str = "dataset"
     meta: dict[str, Any] = field(default_factory=dict)
+    #: where the data came from, when it was read by :meth:`load` (not saved, not part of
+    #: the fingerprint): ``{"path": the directory, "cold": whether it was stored with a
+    #: cold-start split}``. :meth:`replace` and :func:`~graphrec.data.cold_start` keep it
+    #: (a run trained on the dataset then records the path and the cold-start split that
+    #: reproduce it); a re-split drops it.
+    source: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.user_ids = _compact_str(self.user_ids)
@@ -295,6 +301,8 @@ class Dataset:
 
     def split(self, name: str) -> sp.csr_matrix:
         """The interaction matrix of split ``name``; a clear error when it is absent."""
+        if name not in SPLITS:
+            raise DataError(f"unknown split {name!r}: one of {', '.join(SPLITS)}")
         if name not in self.splits:
             raise DataError(
                 f"dataset {self.name!r} has no {name} split: re-run `graphrec prepare` with "
@@ -358,8 +366,18 @@ class Dataset:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write the dataset directory atomically (temporary folder, then rename)."""
+        """Write the dataset directory atomically (temporary folder, then rename).
+
+        Raises:
+            DataError: a user or item id that appears twice (recommendations and every
+                lookup by id would reach only one of them)."""
         path = Path(path)
+        for kind, ids in (("user", self.user_ids), ("item", self.item_ids)):
+            values, counts = np.unique(ids, return_counts=True)
+            if (counts > 1).any():
+                twice = values[counts > 1]
+                raise DataError(f"dataset {self.name!r}: {kind} id {str(twice[0])!r} appears {int(counts[counts > 1][0])} "
+                                f"times ({twice.size} such ids): every {kind} needs its own id")
         with atomic_dir(path, overwrite) as tmp:
             np.savez(tmp / "ids.npz", user_ids=self.user_ids, item_ids=self.item_ids)
             arrays = {}
@@ -456,6 +474,7 @@ class Dataset:
             cold_items=cold,
             name=header["name"],
             meta=header.get("meta", {}),
+            source={"path": str(path.resolve()), "cold": cold is not None},
         )
         if ds.fingerprint() != header["fingerprint"]:
             raise DataError(

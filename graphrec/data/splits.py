@@ -129,7 +129,8 @@ def _assemble(dataset: Dataset, u, i, t, label: np.ndarray, how: str) -> Dataset
             stamps[s] = ts
     meta = {k: v for k, v in dataset.meta.items() if k != "cold_start"}  # re-splitting ends a cold start
     meta["split"] = how
-    return dataset.replace(splits=splits, timestamps=stamps, cold_items=None, meta=meta)
+    # another split of the interactions: no longer the stored dataset (cold_start restores it)
+    return dataset.replace(splits=splits, timestamps=stamps, cold_items=None, meta=meta, source=None)
 
 
 def random_split(dataset: Dataset, seed: int = 0) -> Dataset:
@@ -207,7 +208,7 @@ def cold_start(dataset: Dataset, fraction: float, seed: int = 0, protocol: str =
         where[test_items] = 2
         out = _assemble(dataset, u, i, t, where[i], dataset.meta.get("split", "given"))
         meta = dict(out.meta, cold_start=dict(info, valid_items=int(len(valid_items)), test_items=int(len(test_items))))
-        return out.replace(cold_items=cold, meta=meta)
+        return out.replace(cold_items=cold, meta=meta, source=dataset.source)
     keep_col = np.ones(dataset.n_items, np.float32)
     keep_col[cold] = 0.0
     train = dataset.train

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from graphrec.errors import DataError
 from graphrec.graphs.normalize import normalize_adjacency
 
 __all__ = ["bipartite_adjacency", "normalized_bipartite"]
@@ -20,6 +21,8 @@ __all__ = ["bipartite_adjacency", "normalized_bipartite"]
 
 def bipartite_adjacency(interactions: sp.spmatrix) -> sp.csr_matrix:
     """``[[0, R], [R^T, 0]]`` as CSR, binary (duplicates collapse to 1)."""
+    if not (sp.issparse(interactions) or (isinstance(interactions, np.ndarray) and interactions.ndim == 2)):
+        raise DataError(f"interactions must be a users x items matrix (scipy sparse), got {type(interactions).__name__}")
     r = sp.coo_matrix(interactions)
     n_users, n_items = r.shape
     n = n_users + n_items

@@ -94,6 +94,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from graphrec._device import resolve_device
 from graphrec.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -556,7 +557,7 @@ def knn_graph(
         block_size: query rows per block (torch: rows of a tile of similarities, whose
             columns shrink to fit ``memory_budget_mb``; faiss: rows per ``search`` call,
             default 16384). Default: chosen from the budget. The graph does not depend on it.
-        device: where the torch backend computes (``"cpu"``, ``"cuda"``, ...).
+        device: where the torch backend computes (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``).
         backend: ``"torch"``, ``"faiss"`` (exact IndexFlatIP, CPU), ``"auto"`` (faiss if
             installed and device is the CPU, else torch) or ``"faiss-hnsw"``
             (approximate, CPU; see :class:`HNSWParams`).
@@ -585,10 +586,11 @@ def knn_graph(
         raise ConfigError(f"block_size={block_size!r} must be a positive integer (or None for automatic)")
     if not memory_budget_mb > 0:
         raise ConfigError(f"memory_budget_mb={memory_budget_mb!r} must be positive")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"unknown device {device!r}: use 'cpu' or 'cuda' (or 'cuda:N')") from exc
+    if backend in ("faiss", "faiss-hnsw") and isinstance(device, str) and device == "auto":
+        device = "cpu"  # faiss runs on the CPU: "auto" means it here
+    if backend in ("faiss", "faiss-hnsw") and str(device).startswith("cuda"):
+        raise ConfigError(f"backend {backend!r} runs on the CPU: use backend='torch' for device {device!r}")
+    dev = resolve_device(device)
     if backend == "auto":
         backend = "faiss" if dev.type == "cpu" and _faiss_available() else "torch"
     if backend in ("faiss", "faiss-hnsw") and dev.type != "cpu":
@@ -599,7 +601,7 @@ def knn_graph(
         if rows is not None:
             raise ConfigError("rows and shard both choose the rows to compute: pass one of them")
         return _sharded_knn(x, k, shard, include_self=include_self, weighted=weighted, symmetric=symmetric,
-                            block_size=block_size, device=device, backend=backend, progress=progress,
+                            block_size=block_size, device=dev, backend=backend, progress=progress,
                             memory_budget_mb=memory_budget_mb, hnsw=hnsw)
 
     xa = _as_numpy(x)

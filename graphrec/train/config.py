@@ -7,9 +7,16 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import numpy as np
+
 from graphrec.errors import ConfigError
 
-__all__ = ["TrainConfig", "SELECT_GROUPS", "NEGATIVES"]
+__all__ = ["TrainConfig", "SELECT_GROUPS", "NEGATIVES", "check_config"]
+
+
+def _is_int(value: Any) -> bool:
+    """An integer (numpy's too), not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 SELECT_GROUPS = ("all", "warm", "cold")
 #: where BPR negatives come from: every item (cold ones included, as LATTICE's reference
@@ -63,10 +70,28 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.ks = tuple(int(k) for k in self.ks)
+        # the types first: a string or a fraction fails here, not deep inside training
+        for name in ("epochs", "batch_size", "lr_decay_every", "patience", "eval_every", "eval_batch_size", "seed"):
+            if not _is_int(getattr(self, name)):
+                raise ConfigError(f"{name} must be an integer, got {getattr(self, name)!r}")
+        for name in ("lr", "lr_decay", "weight_decay"):
+            value = getattr(self, name)
+            if not _is_int(value) and not (isinstance(value, (float, np.floating))):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+        for name in ("valid_metric", "select_on", "negatives", "protocol"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
+        ks = [self.ks] if _is_int(self.ks) else self.ks
+        if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__") or not all(_is_int(k) and k >= 1 for k in ks):
+            raise ConfigError(f"ks must be cut-offs (integers >= 1), e.g. (10, 20, 50), got {self.ks!r}")
+        self.ks = tuple(int(k) for k in ks)
         for name in ("epochs", "batch_size", "patience", "eval_every", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be at least 0 (numpy's generators take no negative seed), got {self.seed}")
+        if not 0 <= self.weight_decay < math.inf:  # also refuses NaN
+            raise ConfigError(f"weight_decay must be at least 0 and finite, got {self.weight_decay}")
         if self.negatives not in NEGATIVES:
             raise ConfigError(f"negatives must be one of {', '.join(NEGATIVES)}, got {self.negatives!r} (--negatives)")
         if self.select_on not in SELECT_GROUPS:
@@ -97,3 +122,12 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["ks"] = list(self.ks)
         return d
+
+
+def check_config(config: Any) -> TrainConfig:
+    """``config`` itself when it is a :class:`TrainConfig`; else a one-line
+    :class:`ConfigError` saying how to make one (a dict: :meth:`TrainConfig.from_dict`)."""
+    if not isinstance(config, TrainConfig):
+        how = "TrainConfig.from_dict(d)" if isinstance(config, Mapping) else "TrainConfig(epochs=..., lr=...)"
+        raise ConfigError(f"config must be a graphrec.train.TrainConfig, got {type(config).__name__}: use {how}")
+    return config

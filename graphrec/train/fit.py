@@ -34,11 +34,12 @@ import numpy as np
 import torch
 
 from graphrec import distributed
+from graphrec._device import resolve_device
 from graphrec.data import Dataset
 from graphrec.data.sampling import NegativeSampler, bpr_batches
 from graphrec.errors import ConfigError
 from graphrec.models import Recommender
-from graphrec.train.config import TrainConfig
+from graphrec.train.config import TrainConfig, check_config
 from graphrec.train.evaluate import evaluate_cold_start, evaluate_ranking
 from graphrec.train.optim import adam
 from graphrec.train.state import StateKeeper, TrainState
@@ -75,6 +76,7 @@ def evaluate_model(
 ) -> dict[str, dict[str, float]]:
     """Metrics of ``split`` for all items and, under cold start, warm and cold items (in a
     process group, every rank takes its share of the users: :mod:`graphrec.distributed`)."""
+    check_model_fits(model, dataset)
     model.eval()
     shard = distributed.current()
     with torch.no_grad():
@@ -117,6 +119,18 @@ def check_selection(dataset: Dataset, config: TrainConfig) -> None:
             )
 
 
+def check_model_fits(model: Recommender, dataset: Dataset) -> None:
+    """A model built for other data (another number of users or items) is a one-line
+    :class:`ConfigError` before any work, not an index error or a wrong-shape score
+    matrix an epoch later."""
+    have = (getattr(model, "n_users", None), getattr(model, "n_items", None))
+    if None not in have and have != (dataset.n_users, dataset.n_items):
+        raise ConfigError(
+            f"the model was built for {have[0]} users and {have[1]} items, dataset {dataset.name!r} has "
+            f"{dataset.n_users} and {dataset.n_items}: build it for this dataset (build_model(name, dataset, params))"
+        )
+
+
 def fit(
     model: Recommender,
     dataset: Dataset,
@@ -139,8 +153,10 @@ def fit(
     loop's state in it, so that after an interrupt it holds the last completed epoch; a
     keeper made with a saved state resumes from it, to the numbers of an uninterrupted run.
     """
+    check_config(config)
     check_selection(dataset, config)
-    device = torch.device(device)
+    check_model_fits(model, dataset)
+    device = resolve_device(device)
     model.to(device)
     if not any(p.requires_grad for p in model.parameters()):
         return _fit_nothing(model, dataset, config, device, on_epoch, evaluate_test)

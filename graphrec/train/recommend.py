@@ -46,6 +46,7 @@ import scipy.sparse as sp
 import torch
 
 from graphrec._atomic import atomic_file, check_output
+from graphrec._device import resolve_device
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError, GraphrecError
 from graphrec.models.base import Scorer
@@ -272,15 +273,6 @@ def _positions(all_ids: np.ndarray) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------- run level
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device}: CUDA is not available on this machine: use cpu")
-    return dev
-
-
 def _excluded_splits(exclude_seen: bool | Sequence[str]) -> tuple[str, ...]:
     from graphrec.data.dataset import SPLITS
 
@@ -291,10 +283,13 @@ def _excluded_splits(exclude_seen: bool | Sequence[str]) -> tuple[str, ...]:
     if isinstance(exclude_seen, str):
         exclude_seen = [s.strip() for s in exclude_seen.split(",") if s.strip()]
     splits = tuple(dict.fromkeys(exclude_seen))
+    if not splits:
+        raise ConfigError(f"exclude_seen={exclude_seen!r} names no split (CLI: --seen): give True (train), False, "
+                          f"or split names among {', '.join(SPLITS)}")
     bad = [s for s in splits if s not in SPLITS]
-    if bad or not splits:
+    if bad:
         raise ConfigError(
-            f"unknown split {bad[0] if bad else ''!r} in exclude_seen (CLI: --seen): give True (train), False, "
+            f"unknown split {bad[0]!r} in exclude_seen (CLI: --seen): give True (train), False, "
             f"or split names among {', '.join(SPLITS)}"
         )
     return splits
@@ -345,7 +340,7 @@ def recommend_run(
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     excluded = _excluded_splits(exclude_seen)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     # the id lists (files) first: a wrong file fails before the run is loaded
     user_list = None if users is None else _ids_arg(users, "user_id", "users")
     item_list = None if items is None else _ids_arg(items, "item_id", "items")

@@ -123,6 +123,12 @@ class ParamSpec:
             return value
         opt = self.option
         flag = f" ({self.flags[0].split('/')[0]} on the command line)" if opt.cli else ""  # the Python name first
+        want = _scalar_type(self.type)
+        if want is not None and not _is_a(value, want):
+            raise ConfigError(
+                f"{model} option {self.name}={value!r} is a {type(value).__name__}, not a{'n' if want is int else ''} "
+                f"{want.__name__}{flag}"
+            )
         if opt.choices and value not in opt.choices:
             raise ConfigError(
                 f"{model} option {self.name}={value!r} is not one of {', '.join(map(str, opt.choices))}{flag}"
@@ -136,6 +142,31 @@ class ParamSpec:
             if opt.max is not None and value > opt.max:
                 raise ConfigError(f"{model} option {self.name} must be <= {opt.max}, got {value}{flag}")
         return value
+
+
+def _scalar_type(annotation: Any) -> type | None:
+    """``bool``, ``int``, ``float`` or ``str`` where a declared type is one of them (or
+    Optional of one); None for anything richer (lists, mappings, unions of several)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Union and len(args) == 1:
+        annotation = args[0]
+    return annotation if annotation in (bool, int, float, str) else None
+
+
+def _is_a(value: Any, want: type) -> bool:
+    """``value`` fits a declared ``bool`` / ``int`` / ``float`` / ``str`` (an integer is a
+    float; a bool is neither an integer nor a float; numpy scalars count as theirs)."""
+    import numpy as np
+
+    if want is bool:
+        return isinstance(value, (bool, np.bool_))
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if want is int:
+        return isinstance(value, (int, np.integer))
+    if want is float:
+        return isinstance(value, (int, float, np.integer, np.floating))
+    return isinstance(value, str)
 
 
 @dataclass(frozen=True)

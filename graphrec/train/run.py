@@ -20,13 +20,14 @@ import torch
 import graphrec
 from graphrec import distributed
 from graphrec._atomic import check_output
+from graphrec._device import resolve_device
 from graphrec.data import Dataset, cold_start
 from graphrec.errors import ConfigError, DataError
 from graphrec.graphs.store import GraphRecord, save_graph
 from graphrec.models import Recommender
 from graphrec.nn import to_scipy_csr
 from graphrec.train.builders import build_model, content_modalities, model_params
-from graphrec.train.config import TrainConfig
+from graphrec.train.config import TrainConfig, check_config
 from graphrec.train.fit import FitResult, evaluate_model, fit, seed_everything
 from graphrec.train.record import (
     RECORD,
@@ -127,6 +128,12 @@ def run_training(
     earlier run. ``on_epoch`` is the fit loop's per-epoch hook (:func:`fit`). Returns
     the run record (a JSON-able dict) and the trained model (best state).
 
+    ``data_path`` and ``transforms`` (the cold-start split drawn on the stored data) are
+    what :func:`load_run` rebuilds the dataset from; left out, they are taken from the
+    dataset itself (:attr:`~graphrec.data.Dataset.source`): the directory
+    :meth:`Dataset.load <graphrec.data.Dataset.load>` read it from and a
+    :func:`~graphrec.data.cold_start` split drawn since.
+
     With ``out``, an interrupt during training (Ctrl-C: :class:`KeyboardInterrupt`)
     keeps the best state so far in ``out``, as a run marked interrupted, and raises
     :class:`~graphrec.train.state.RunInterrupted`; ``resume=True`` continues the
@@ -141,6 +148,9 @@ def run_training(
     """
     shard = distributed.current()
     main = shard is None or shard.is_main  # in a process group rank 0 alone writes
+    check_config(config)
+    data_path, transforms = _recorded_source(dataset, data_path, transforms)
+    device = resolve_device(device)  # "auto", or CUDA where there is none: one line now
     previous = open_run_dir(out, overwrite, resume, check_run_output)
     params = model_params(model_name, model_overrides)
     keeper = None if out is None else StateKeeper()
@@ -175,6 +185,24 @@ def run_training(
         with signals_held():  # a Ctrl-C now waits for the run directory
             save_run(out, record, model.state_dict(), overwrite=overwrite or resume)
     return record, model
+
+
+def _recorded_source(
+    dataset: Dataset, data_path: str | os.PathLike | None, transforms: Mapping[str, Any] | None
+) -> tuple[str | os.PathLike | None, Mapping[str, Any] | None]:
+    """What a run records to rebuild its dataset: ``data_path`` and ``transforms`` where
+    given, else what the dataset knows (:attr:`Dataset.source`): the directory it was
+    read from and, when the cold-start split was drawn after reading it, that split."""
+    origin = dataset.source
+    if origin is None:
+        return data_path, transforms
+    if data_path is None:
+        data_path = origin["path"]
+    if transforms is None and dataset.cold_items is not None and not origin.get("cold"):
+        cs = dataset.meta.get("cold_start") or {}
+        if "fraction" in cs:
+            transforms = cold_start_transforms(cs["fraction"], cs.get("seed", 0), cs.get("protocol", "papers"))
+    return data_path, transforms
 
 
 def _provenance(command: str | None, previous: Mapping[str, Any] | None, keeper: StateKeeper | None) -> dict[str, Any]:
@@ -274,7 +302,7 @@ def load_run(
     state = load_state(run_dir, record=record)
     model = build_model(record["model"], dataset, _recorded_params(record))
     _load_weights(model, state, run_dir, record)
-    model.to(torch.device(device))
+    model.to(resolve_device(device))
     return record, dataset, model
 
 
@@ -323,6 +351,7 @@ def reevaluate(
     (the dataset as in :func:`load_run`). An interrupted run is refused (it has no test
     metrics yet: resume it, :mod:`graphrec.train.state`)."""
     check_finished(load_record(run_dir), run_dir)
+    device = resolve_device(device)
     record, dataset, model = load_run(run_dir, device, data_path)
     cfg = dict(record["train_config"])
     if protocol is not None:

@@ -137,3 +137,15 @@ def test_fingerprint_does_not_depend_on_id_string_width():
     a = build_dataset([0, 1], [0, 1], ["train", "train"], user_ids=np.arange(2), item_ids=np.arange(2))
     b = build_dataset(["0", "1"], ["0", "1"], ["train", "train"])
     assert a.fingerprint() == b.fingerprint()
+
+
+def test_an_id_that_appears_twice_is_refused_at_save_and_an_unknown_split_is_named(tmp_path):
+    ds = build_dataset([0, 1, 1], [0, 1, 2], ["train", "train", "train"])
+    twice = ds.replace(item_ids=np.array(["x", "y", "x"]))
+    with pytest.raises(DataError, match="item id 'x' appears 2 times .1 such ids.: every item needs its own id"):
+        twice.save(tmp_path / "d")
+    assert not (tmp_path / "d").exists()
+    with pytest.raises(DataError, match="unknown split 'bogus': one of train, valid, test"):
+        ds.split("bogus")
+    with pytest.raises(DataError, match="has no valid split"):
+        ds.split("valid")

@@ -193,3 +193,20 @@ def test_inputs_must_be_square_sparse():
         degree_stats(sp.csr_matrix((2, 3)))
     with pytest.raises(DataError, match="must be a scipy sparse matrix, got ndarray"):
         connected_components(np.eye(2))
+
+
+def test_neighbours_and_the_bipartite_graph_check_their_inputs():
+    import scipy.sparse as sp
+
+    from graphrec.errors import ConfigError, DataError
+    from graphrec.graphs.bipartite import bipartite_adjacency
+    from graphrec.graphs.stats import neighbours
+
+    g = sp.csr_matrix(np.array([[0, 0.5, 0.2], [0.5, 0, 0], [0.2, 0, 0]], np.float32))
+    assert neighbours(g, 0, 2) == [(1, 0.5), (2, pytest.approx(0.2))]
+    for item, top, message in ((-1, 2, "node -1 is not in the graph"), (3, 2, "node 3 is not in the graph"),
+                               (0, 0, "top=0: show at least one neighbour"), (0, -1, "top=-1")):
+        with pytest.raises(ConfigError, match=message):
+            neighbours(g, item, top)
+    with pytest.raises(DataError, match="interactions must be a users x items matrix"):
+        bipartite_adjacency(None)

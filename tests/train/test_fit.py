@@ -106,6 +106,18 @@ def test_config_rejects_unknown_keys_and_bad_values():
     with pytest.raises(ConfigError, match="valid_metric"):
         TrainConfig(valid_metric="recall")
     assert 20 in TrainConfig(ks=(10,), valid_metric="ndcg@20").ks
+    # types and values that failed deep inside training (numpy's seed, the epoch loop,
+    # torch's Adam) are one line when the config is made
+    for kw, message in (({"seed": -1}, "seed must be at least 0"), ({"epochs": 2.5}, "epochs must be an integer"),
+                        ({"epochs": "10"}, "epochs must be an integer, got '10'"), ({"epochs": True}, "epochs must be an integer"),
+                        ({"lr": "0.01"}, "lr must be a number"), ({"weight_decay": -1.0}, "weight_decay must be at least 0"),
+                        ({"weight_decay": float("nan")}, "weight_decay must be at least 0 and finite"),
+                        ({"ks": None}, "ks must be cut-offs"), ({"ks": (0, 20)}, "ks must be cut-offs")):
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig(**kw)
+    assert TrainConfig(ks=20, lr=1, seed=np.int64(3)).ks == (20,)
+    with pytest.raises(ConfigError, match="config must be a graphrec.train.TrainConfig, got dict: use TrainConfig.from_dict"):
+        run_training(build_dataset([0, 1], [0, 1], ["train", "train"]), "lightgcn", {}, {"epochs": 1})
 
 
 def test_fit_needs_valid_and_test_splits():
@@ -232,3 +244,15 @@ def test_learning_rate_decays_as_mmrec_schedules_it():
         TrainConfig(lr_decay=0.0)
     with pytest.raises(ConfigError, match="lr must be positive"):
         TrainConfig(lr=float("nan"))
+
+
+def test_a_model_built_for_other_data_is_refused_before_training(ds):
+    other = synthetic_catalogue(n_users=90, n_items=50, n_clusters=3, seed=1)
+    model = build_model("lightgcn", other, {"embedding_dim": 8})
+    cfg = TrainConfig(epochs=1, batch_size=512, ks=(20,), progress=False)
+    message = (f"the model was built for 90 users and 50 items, dataset {ds.name!r} has {ds.n_users} and "
+               f"{ds.n_items}: build it for this dataset")
+    with pytest.raises(ConfigError, match=message):
+        fit(model, ds, cfg)
+    with pytest.raises(ConfigError, match=message):
+        evaluate_model(model, ds, "valid", cfg, "cpu")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -115,6 +116,15 @@ def test_defaults_and_checks_come_from_the_declaration():
         model_params("lattice", {"lambda_coeff": 1.5})
     with pytest.raises(ConfigError, match="no option 'layer'"):
         model_params("lightgcn", {"layer": 3})
+    # the declared types: a string for a flag is not silently true, a bool is not a size
+    for params, message in (({"use_cf_graph": "false"}, "use_cf_graph='false' is a str, not a bool"),
+                            ({"embedding_dim": True}, "embedding_dim=True is a bool, not an int [(]--dim on the command"),
+                            ({"embedding_dim": 64.5}, "embedding_dim=64.5 is a float, not an int"),
+                            ({"k": "5"}, "k='5' is a str, not an int"),
+                            ({"reg_weight": "1e-4"}, "reg_weight='1e-4' is a str, not a float")):
+        with pytest.raises(ConfigError, match=message):
+            model_params("mmgef", params)
+    assert model_params("mmgef", {"reg_weight": 0, "k": np.int64(5)})["k"] == 5  # an int is a float; numpy ints count
     with pytest.raises(ConfigError, match="unknown ranking model 'nope'.*lightgcn"):
         model_params("nope")
 

@@ -128,3 +128,33 @@ def test_ctr_runs_record_their_checkpoint_hash(tmp_path):
     on_disk = load_record(tmp_path / "run")
     assert on_disk["checkpoint"]["sha256"] == file_sha256(tmp_path / "run" / "model.pt")
     assert on_disk["checkpoint"] == record["checkpoint"]
+
+
+def test_a_run_of_a_loaded_dataset_records_where_it_came_from_and_reloads(tmp_path):
+    """run_training from Python without data_path: the record names the directory the
+    dataset was read from, and the cold-start split drawn after reading it, so that
+    evaluate / recommend / export-graph rebuild the same data (they failed with "the
+    record names no dataset path", and with a fingerprint mismatch under a cold start)."""
+    from graphrec.data import Dataset, cold_start, random_split
+
+    data = synthetic_catalogue(n_users=120, n_items=80, n_clusters=4, seed=0).save(tmp_path / "data")
+    ds = Dataset.load(data)
+    assert ds.source == {"path": str(data.resolve()), "cold": False}
+    cfg = TrainConfig(epochs=2, batch_size=512, ks=(20,), progress=False)
+    record, _ = run_training(cold_start(ds, 0.2, seed=3), "lightgcn", {"embedding_dim": 8}, cfg, out=tmp_path / "r")
+    assert record["dataset"]["path"] == str(data.resolve())
+    assert record["dataset"]["transforms"] == {"cold_start": 0.2, "cold_start_seed": 3, "cold_start_protocol": "papers"}
+    again = reevaluate(tmp_path / "r")
+    assert again["test"]["all"]["recall@20"] == pytest.approx(record["test"]["all"]["recall@20"])
+    # a dataset stored with its cold-start split: the path, and no transform to apply again
+    stored = cold_start(ds, 0.2, seed=3).save(tmp_path / "cold")
+    record, _ = run_training(Dataset.load(stored), "lightgcn", {"embedding_dim": 8}, cfg, out=tmp_path / "r2")
+    assert record["dataset"]["path"] == str(stored.resolve()) and record["dataset"]["transforms"] == {}
+    assert reevaluate(tmp_path / "r2")["test"]["all"]["recall@20"] == pytest.approx(record["test"]["all"]["recall@20"])
+    # another split of the interactions is not the stored dataset: no path is claimed
+    resplit = random_split(ds, seed=1)
+    assert resplit.source is None
+    record, _ = run_training(resplit, "lightgcn", {"embedding_dim": 8}, cfg, out=tmp_path / "r3")
+    assert record["dataset"]["path"] is None
+    with pytest.raises(DataError, match="the record names no dataset path: pass --data DIR"):
+        reevaluate(tmp_path / "r3")

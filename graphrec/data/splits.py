@@ -133,8 +133,15 @@ def _assemble(dataset: Dataset, u, i, t, label: np.ndarray, how: str) -> Dataset
     return dataset.replace(splits=splits, timestamps=stamps, cold_items=None, meta=meta, source=None)
 
 
+def _check_seed(seed: object) -> None:
+    """A seed numpy's generators take: an integer >= 0 (a one-line ConfigError otherwise)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+
+
 def random_split(dataset: Dataset, seed: int = 0) -> Dataset:
     """Re-split all interactions per user with the LATTICE/MMRec rule (module doc)."""
+    _check_seed(seed)
     u, i, t = all_interactions(dataset)
     rng = np.random.default_rng(seed)
     counts = np.bincount(u, minlength=dataset.n_users)
@@ -177,8 +184,10 @@ def temporal_split(dataset: Dataset) -> Dataset:
 def cold_start_items(n_items: int, fraction: float, seed: int = 0) -> np.ndarray:
     """The items drawn cold: ``round(fraction * n_items)`` distinct indices, in the order
     drawn (:func:`cold_start` of the papers' protocol makes the first half test items)."""
-    if not 0.0 < fraction < 1.0:
-        raise DataError(f"cold-start fraction must be in (0, 1), got {fraction}")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)) \
+            or not 0.0 < fraction < 1.0:
+        raise DataError(f"cold-start fraction must be a number in (0, 1), got {fraction!r}")
+    _check_seed(seed)
     rng = np.random.default_rng(seed)
     n_cold = int(round(fraction * n_items))
     return rng.choice(n_items, size=n_cold, replace=False).astype(np.int64)

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from graphrec.errors import ConfigError, DataError
 from graphrec.graphs.cooccur import cooccurrence_graph, user_cooccurrence_graph
 from graphrec.graphs.fuse import FusedFeatures, fuse_features
-from graphrec.graphs.knn import knn_graph
+from graphrec.graphs.knn import BACKENDS, knn_graph
 from graphrec.graphs.normalize import NORMALIZATIONS, normalize_adjacency
 from graphrec.graphs.store import GraphRecord
 
@@ -79,8 +79,17 @@ class GraphSpec:
             raise ConfigError(f"weighting {self.weighting!r} is not one of cosine, binary")
         if self.normalization not in NORMALIZATIONS:
             raise ConfigError(f"normalization {self.normalization!r} is not one of {', '.join(NORMALIZATIONS)}")
-        if self.k < 1:
-            raise ConfigError(f"k must be at least 1, got {self.k}")
+        def whole(value: object) -> bool:
+            return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+        if not whole(self.k) or self.k < 1:
+            raise ConfigError(f"k must be an integer >= 1, got {self.k!r}")
+        if self.cooccur_top_k is not None and (not whole(self.cooccur_top_k) or self.cooccur_top_k < 1):
+            raise ConfigError(f"cooccur_top_k must be an integer >= 1 (None: keep all), got {self.cooccur_top_k!r}")
+        if not whole(self.cooccur_min_count) or self.cooccur_min_count < 1:
+            raise ConfigError(f"cooccur_min_count must be an integer >= 1, got {self.cooccur_min_count!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown kNN backend {self.backend!r}: use one of {', '.join(BACKENDS)}")
 
 
 @dataclass

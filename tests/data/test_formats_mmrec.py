@@ -439,3 +439,10 @@ def test_given_split_without_validation_rows_is_an_error_not_a_silent_resplit(tm
     assert "split: random(seed=0)" in res.output
     ds = Dataset.load(tmp_path / "out")
     assert ds.valid.nnz > 0 and "random" in ds.meta["split"]
+
+
+def test_features_must_be_a_mapping(shared_data: Path) -> None:
+    from graphrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="features must map modalities to .npy files, e.g. .'image': 'image_feat.npy'."):
+        read_mmrec(shared_data / "lfm2k", features=["vggish.npy"])

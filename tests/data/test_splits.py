@@ -86,7 +86,7 @@ def test_cold_start_hidden_removes_all_training_interactions_of_the_cold_items()
     assert not np.array_equal(cold_start(ds, 0.2, seed=8, protocol="hidden").cold_items, cold.cold_items)
     with pytest.raises(DataError, match="already has a cold-start split"):
         cold_start(cold, 0.2)
-    with pytest.raises(DataError, match=r"fraction must be in \(0, 1\)"):
+    with pytest.raises(DataError, match=r"fraction must be a number in \(0, 1\)"):
         cold_start(ds, 1.5)
     with pytest.raises(ConfigError, match="protocol 'lattice' is not one of papers, hidden"):
         cold_start(ds, 0.2, protocol="lattice")
@@ -173,3 +173,16 @@ def test_apply_split_keeps_a_given_split_and_refuses_one_with_an_empty_part():
         apply_split(no_test, "auto")
     with pytest.raises(ConfigError, match="'shuffle' is not one of auto, keep, random, temporal"):
         apply_split(full, "shuffle")
+
+
+def test_fractions_and_seeds_of_the_wrong_type_are_one_line():
+    from graphrec.data.synthetic import synthetic_catalogue
+
+    ds = synthetic_catalogue(n_users=30, n_items=20, n_clusters=2, seed=0)
+    with pytest.raises(DataError, match="cold-start fraction must be a number in .0, 1., got '0.2'"):
+        cold_start(ds, "0.2")
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match=f"seed must be an integer >= 0, got {bad!r}"):
+            cold_start(ds, 0.2, seed=bad)
+        with pytest.raises(ConfigError, match="seed must be an integer >= 0"):
+            random_split(ds, seed=bad)

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from graphrec.errors import DataError
+from graphrec.errors import ConfigError, DataError
 
 __all__ = [
     "PathLike",
@@ -440,6 +440,9 @@ def load_feature_files(
     features: Mapping[str, PathLike] | None, base: Path
 ) -> dict[str, tuple[np.ndarray, Path]]:
     """``{modality: (float32 matrix, path)}`` from ``{modality: .npy path}``."""
+    if features is not None and not isinstance(features, Mapping):
+        raise ConfigError(f"features must map modalities to .npy files, e.g. {{'image': 'image_feat.npy'}}, "
+                          f"got {type(features).__name__} {features!r}")
     out: dict[str, tuple[np.ndarray, Path]] = {}
     for mod, p in (features or {}).items():
         path = resolve(p, base)

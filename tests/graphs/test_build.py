@@ -1,0 +1,29 @@
+"""graphrec.graphs.build: the options of one graph (GraphSpec) and their parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from graphrec.errors import ConfigError
+from graphrec.graphs.build import GraphSpec, parse_modalities
+
+
+def test_a_graph_spec_checks_its_types_and_backend():
+    for kw, message in (({"k": "10"}, "k must be an integer >= 1, got '10'"), ({"k": 2.5}, "k must be an integer"),
+                        ({"k": True}, "k must be an integer"), ({"backend": "nope"}, "unknown kNN backend 'nope'"),
+                        ({"cooccur_top_k": -1}, "cooccur_top_k must be an integer >= 1"),
+                        ({"cooccur_min_count": 0}, "cooccur_min_count must be an integer >= 1")):
+        with pytest.raises(ConfigError, match=message):
+            GraphSpec(kind="knn", **kw)
+    assert GraphSpec(kind="knn", k=5, cooccur_top_k=3).k == 5
+
+
+def test_modality_lists_refuse_empty_and_repeated_names():
+    assert parse_modalities(None) is None
+    assert parse_modalities("image, text") == ("image", "text")
+    assert parse_modalities(["text"]) == ("text",)
+    for value, message in (("", "has an empty modality name"), ("text,", "has an empty modality name"),
+                           (",", "has an empty modality name"), ([], "has an empty modality name"),
+                           ("text,text", "lists 'text' twice"), (["a", "b", "a"], "lists 'a' twice")):
+        with pytest.raises(ConfigError, match=message):
+            parse_modalities(value)

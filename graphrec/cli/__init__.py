@@ -38,22 +38,27 @@ def make_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         cls=GraphrecGroup,
     )
-    app.command("prepare", help=prepare.__doc__, cls=GraphrecCommand)(prepare.prepare)
-    app.command("info", help=info.__doc__, cls=GraphrecCommand)(info.info)
-    app.command("features", help=features.__doc__, cls=GraphrecCommand)(features.features)
-    app.command("build-graph", help=build_graph.__doc__, cls=GraphrecCommand)(build_graph.build_graph)
-    app.command("inspect", help=inspect_graph.__doc__, cls=GraphrecCommand)(inspect_graph.inspect_graph)
-    app.command("export-graph", help=export_graph.__doc__, cls=GraphrecCommand)(export_graph.export_graph)
-    app.command("models", help=models.__doc__, cls=GraphrecCommand)(models.models)
-    app.add_typer(train.make_app(), name="train")
-    app.command("tune", help=tune.__doc__, cls=GraphrecCommand)(tune.tune)
-    app.command("plot", help=plot_runs.__doc__, cls=GraphrecCommand)(plot_runs.plot)
-    app.command("plot-modality-attention", help=plot.__doc__, cls=GraphrecCommand)(plot.plot_modality_attention)
-    app.command("evaluate", help=evaluate.__doc__, cls=GraphrecCommand)(evaluate.evaluate)
-    app.command("recommend", help=recommend.__doc__, cls=GraphrecCommand)(recommend.recommend)
-    app.command("export-recbole", help=export_recbole.__doc__, cls=GraphrecCommand)(export_recbole.export_recbole)
-    app.command("export-mmrec", help=export_mmrec.__doc__, cls=GraphrecCommand)(export_mmrec.export_mmrec)
-    app.command("demo", help=demo.__doc__, cls=GraphrecCommand)(demo.demo)
+    # (name, module whose docstring is the help, the command); every one a GraphrecCommand
+    commands = (
+        ("prepare", prepare, prepare.prepare),
+        ("info", info, info.info),
+        ("features", features, features.features),
+        ("build-graph", build_graph, build_graph.build_graph),
+        ("inspect", inspect_graph, inspect_graph.inspect_graph),
+        ("export-graph", export_graph, export_graph.export_graph),
+        ("models", models, models.models),
+        ("tune", tune, tune.tune),
+        ("plot", plot_runs, plot_runs.plot),
+        ("plot-modality-attention", plot, plot.plot_modality_attention),
+        ("evaluate", evaluate, evaluate.evaluate),
+        ("recommend", recommend, recommend.recommend),
+        ("export-recbole", export_recbole, export_recbole.export_recbole),
+        ("export-mmrec", export_mmrec, export_mmrec.export_mmrec),
+        ("demo", demo, demo.demo),
+    )
+    for name, module, command in commands:
+        app.command(name, help=module.__doc__, cls=GraphrecCommand)(command)
+    app.add_typer(train.make_app(), name="train")  # a group: one command per registered model
     return app
 
 

@@ -41,3 +41,13 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
         with pytest.raises(DataError) as e:
             read_source(fmt, tmp_path / "missing")
         assert "\n" not in str(e.value) and "missing" in str(e.value)
+
+
+def test_a_graphrec_dataset_is_not_imported_again(tmp_path: Path) -> None:
+    from graphrec.data.synthetic import synthetic_catalogue
+
+    data = synthetic_catalogue(n_users=20, n_items=10, n_clusters=2, seed=0).save(tmp_path / "d")
+    for fmt in ("mmrec", "recbole"):
+        with pytest.raises(DataError, match="is already a graphrec dataset directory .dataset.json.: read it with "
+                                            "Dataset.load .CLI: pass it as --data."):
+            read_source(fmt, data)

@@ -91,6 +91,11 @@ def read_source(
             raise ConfigError(
                 f"format {key!r} does not take {opt} (formats that do: {takers}): remove the {opt} option"
             )
+    if (Path(src) / "dataset.json").is_file():  # a graphrec dataset, not a community format
+        raise DataError(
+            f"{src} is already a graphrec dataset directory (dataset.json): read it with Dataset.load "
+            "(CLI: pass it as --data); prepare imports the community formats"
+        )
     kwargs: dict[str, Any] = {k: v for k, v in given.items() if k in takes and v is not None}
     if "unseen" in takes:
         kwargs["unseen"] = unseen

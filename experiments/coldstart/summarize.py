@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -23,7 +22,13 @@ def _ms(values: list[float]) -> str:
 
 
 def main() -> None:
-    root = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results"
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", type=Path, nargs="?", default=HERE / "results", help="run.py's results folder")
+    root = ap.parse_args().results
+    if not root.is_dir():
+        raise SystemExit(f"{root}: no results folder: run experiments/coldstart/run.py first (or name its --out)")
     for ds_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         rows: dict[str, list[dict]] = {}
         for f in sorted(ds_dir.glob("*/seed*.json")):

@@ -132,15 +132,26 @@ def _fmt(values: list[float]) -> str:
     return f"{np.mean(v):.4f} ± {np.std(v):.4f}" if len(v) > 1 else f"{v[0]:.4f}"
 
 
+#: the parts ``--parts`` names
+PARTS = ("table2", "gmmf_ablation", "marn_ablation", "tune", "cold")
+
+
 def _run(data: CTRData, key: str, model: str, params: dict, graph: str | None, seed: int, args, cache: Path,
          train: dict | None = None) -> dict:
     """One cached run; ``train`` overrides the command line's CTRConfig settings."""
     path = cache / f"{key}-s{seed}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
     settings = dict(epochs=args.epochs, patience=args.patience, lr=args.lr, batch_size=args.batch_size,
                     gan_start_epoch=args.gan_start_epoch)
     settings.update(train or {})
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        differ = {k: (cached["train"].get(k), v) for k, v in settings.items()
+                  if "train" in cached and cached["train"].get(k) != v}
+        if differ:  # a cached run of other settings would be reported under these ones
+            what = ", ".join(f"{k} {old} (now {new})" for k, (old, new) in differ.items())
+            raise SystemExit(f"{path} was trained with {what}: pass its settings, or delete {cache} to train "
+                             "every run again with the new ones")
+        return cached
     cfg = CTRConfig(seed=seed, progress=False, **settings)
     t0 = time.perf_counter()
     rec, _ = run_ctr(data, model, params, cfg, item_graph=graph)
@@ -191,6 +202,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     parts = args.parts.split(",")
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise SystemExit(f"--parts {','.join(unknown)}: not a part; the parts are {', '.join(PARTS)}")
     models = None if args.models is None else {m.strip() for m in args.models.split(",") if m.strip()}
     if models is not None and not models <= {m for _, m, _, _ in TABLE2}:
         ap.error(f"--models: unknown model(s) {sorted(models - {m for _, m, _, _ in TABLE2})}")

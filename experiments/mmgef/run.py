@@ -307,6 +307,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = configs(args.dataset)
     settings = SETTINGS[args.dataset]
     todo = [c for c in rows if tables & set(c.tables) and (only is None or c.name in only)]
+    if only is not None:  # a name that is no row of these tables would run nothing, silently
+        named = {c.name for c in rows if tables & set(c.tables)}
+        unknown = sorted(only - named)
+        if unknown:
+            raise SystemExit(f"--only {', '.join(repr(n) for n in unknown)}: no row of table(s) "
+                             f"{args.tables} on {args.dataset}; the rows are: {', '.join(sorted(named))}")
     if 8 in tables:
         todo += [c for c in tuned_rows(rows, args.out, args.dataset) if c not in todo]
     twins = find_twins(todo, rows, settings)

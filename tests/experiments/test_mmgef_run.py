@@ -70,3 +70,34 @@ def test_table_8_takes_the_best_validation_point_first_of_equals(run, tmp_path):
     chosen = run.tuned_rows(rows, tmp_path, "lfm2k")
     assert [c.name for c in chosen] == [run.grid_name("LightGCN", 1024, 1e-3)]
     assert chosen[0].train == {"batch_size": 1024, "lr": 1e-3}
+
+
+def test_only_names_that_are_no_row_stop_the_call_before_any_work(run, tmp_path):
+    """``--only`` with a name that is no row of the tables ran nothing and exited 0 (the
+    README listed such commands); it stops with the rows it has, before the data are read."""
+    with pytest.raises(SystemExit, match=r"--only 'LATTICE \(cold-selected\)': no row of table\(s\) 3 on scientific"):
+        run.main(["--dataset", "scientific", "--tables", "3", "--only", "LATTICE,LATTICE (cold-selected)",
+                  "--data-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_readme_commands_name_existing_rows(run):
+    """Every ``run.py ... --only "A,B"`` command of the README's command block names rows
+    of the tables it asks for."""
+    import re
+    import shlex
+
+    readme = (Path(run.__file__).parent / "README.md").read_text()
+    block = readme.split("```bash", 1)[1].split("```", 1)[0]
+    checked = 0
+    for line in block.splitlines():
+        if "experiments/mmgef/run.py" not in line or "--only" not in line:
+            continue
+        args = shlex.split(line.split("#", 1)[0])
+        opts = dict(zip(args[2::2], args[3::2]))
+        tables = {int(t) for t in opts["--tables"].split(",")}
+        names = {c.name for c in run.configs(opts["--dataset"]) if tables & set(c.tables)}
+        assert set(opts["--only"].split(",")) <= names, (line, set(opts["--only"].split(",")) - names)
+        checked += 1
+    assert checked >= 4
+    assert re.search(r"cold_gradients\.py --seeds 0,1,2", block)

@@ -47,7 +47,7 @@ def export_mmrec(
     name: Optional[str] = typer.Option(
         None, help="Dataset name = file prefix = OUT's folder name (default: the dataset's name)."
     ),
-    overwrite: bool = typer.Option(False, help="Replace OUT if it exists."),
+    overwrite: bool = typer.Option(False, help="Replace OUT if it holds an earlier export (a folder with a .inter file)."),
 ) -> None:
     """Write a graphrec dataset as an MMRec dataset folder that MMRec reads with no edits.
 
@@ -64,7 +64,8 @@ def export_mmrec(
     from graphrec.data import Dataset
     from graphrec.data.formats.mmrec import FEATURE_FILES, mmrec_slots, write_mmrec
 
-    check_output(out, overwrite, option="OUT")
+    # --overwrite replaces an earlier export (it holds a .inter file), never another folder
+    check_output(out, overwrite, option="OUT", marker="*.inter", what="folder written by export-mmrec")
     ds = Dataset.load(data)
     name = name or ds.name
     slots = mmrec_slots(ds, image=image, text=text)

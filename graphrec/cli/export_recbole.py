@@ -32,7 +32,7 @@ def export_recbole(
     out: Path = typer.Argument(
         ..., help="Folder to write, named like the dataset RecBole should see: {data_path}/{name}."
     ),
-    overwrite: bool = typer.Option(False, help="Replace OUT if it exists."),
+    overwrite: bool = typer.Option(False, help="Replace OUT if it holds an earlier export (a folder with a .inter file)."),
 ) -> None:
     """Write a graphrec dataset as RecBole atomic files that RecBole reads with no edits.
 
@@ -47,7 +47,8 @@ def export_recbole(
     from graphrec.data import Dataset
     from graphrec.data.formats.recbole import write_recbole
 
-    check_output(out, overwrite, option="OUT")
+    # --overwrite replaces an earlier export (it holds a .inter file), never another folder
+    check_output(out, overwrite, option="OUT", marker="*.inter", what="folder written by export-recbole")
     ds = Dataset.load(data)
     name = out.resolve().name
     write_recbole(ds, out, name, overwrite=overwrite)

@@ -87,7 +87,7 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
                 f"{cold_seed}: drop --cold-start or pass the source folder"
             )
         return loaded
-    built = load_ctr_source(data, max_history=max_history or 50, seed=sample_seed,
+    built = load_ctr_source(data, max_history=50 if max_history is None else max_history, seed=sample_seed,
                             cold_start=cold_start or None, cold_seed=cold_seed)
     if samples is not None:
         if (samples / "ctr.json").is_file():

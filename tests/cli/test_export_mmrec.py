@@ -169,6 +169,17 @@ def test_refuses_an_existing_out_unless_overwrite(data_dir: Path, tmp_path: Path
     assert res.exit_code == 1
     assert res.output.strip() == f"error: {out} already exists: choose another OUT or pass --overwrite"
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    # --overwrite replaces an earlier export only: a folder of other files (or the source
+    # dataset itself) is kept, and the call refused
+    res = run("export-mmrec", data_dir, out, "--overwrite")
+    assert res.exit_code == 1 and "is not a folder written by export-mmrec (no *.inter in it)" in res.output
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    res = run("export-mmrec", data_dir, data_dir, "--overwrite", "--name", data_dir.name)
+    assert res.exit_code == 1 and (data_dir / "dataset.json").is_file()
+    (out / "mine.txt").unlink()
+    out.rmdir()
+    assert run("export-mmrec", data_dir, out).exit_code == 0
+    (out / "mine.txt").write_text("left in an earlier export")
     res = run("export-mmrec", data_dir, out, "--overwrite")
     assert res.exit_code == 0, res.output
     assert not (out / "mine.txt").exists() and (out / "synthetic.inter").is_file()

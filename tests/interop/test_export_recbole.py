@@ -80,6 +80,12 @@ def test_export_refuses_existing_output(exported: tuple[Path, str], tmp_path: Pa
     assert res.exit_code == 1 and "not a graphrec dataset directory" in res.output
     res = run("export-recbole", tmp_path / "missing", out)
     assert res.exit_code == 1 and "already exists: choose another OUT or pass --overwrite" in res.output
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    res = run("export-recbole", tmp_path / "missing", other, "--overwrite")
+    assert res.exit_code == 1 and "is not a folder written by export-recbole (no *.inter in it)" in res.output
+    assert (other / "notes.txt").read_text() == "x"
 
 
 def test_prepare_reads_recboles_own_example_like_recbole(tmp_path: Path) -> None:

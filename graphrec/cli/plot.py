@@ -78,6 +78,12 @@ def plot_modality_attention(
     """Draw a run's per-sample modality weights as a heat map (GMMF/MARN Figure 4)."""
     from graphrec._atomic import check_image_output
 
+    from graphrec.errors import ConfigError
+
+    if rows < 1:
+        raise ConfigError(f"--rows {rows}: draw at least one sample (--rows 1 or more)")
+    if seed < 0:
+        raise ConfigError(f"--seed {seed}: seeds are integers >= 0")
     check_image_output(out, option="--out")  # before anything is read or drawn
     draw_modality_attention(run_dir, out, rows, seed)
     typer.echo(f"heat map written to {out}")

@@ -34,12 +34,12 @@ def recommend(
         ),
     ] = True,
     seen: Annotated[
-        str,
+        Optional[str],
         typer.Option(
             help="Comma-separated splits whose interactions count as seen: train (what the model was "
-            "trained on) or e.g. train,valid,test (everything the dataset knows).",
+            "trained on) or e.g. train,valid,test (everything the dataset knows). [default: train]",
         ),
-    ] = "train",
+    ] = None,
     items: Annotated[
         Optional[Path],
         typer.Option(help="Only these candidate items: original ids, one per line or a CSV with an item_id column."),
@@ -93,7 +93,10 @@ def recommend(
         raise ConfigError(f"--unknown {unknown!r} is not one of {', '.join(UNKNOWN_CHOICES)}")
     if unknown != "error" and users is None:
         raise ConfigError("--unknown applies to the ids of --users: pass --users FILE")
-    splits = [s.strip() for s in seen.split(",") if s.strip()]
+    if seen is not None and not exclude_seen:
+        raise ConfigError(f"--seen {seen} names the splits whose items --exclude-seen leaves out, and --include-seen "
+                          "keeps every item: drop one of them")
+    splits = [s.strip() for s in (seen or "train").split(",") if s.strip()]
     set_threads(threads)
     with warnings_as_lines():  # e.g. a run too old to have its checkpoint hash
         recs = recommend_run(

@@ -72,6 +72,9 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
         c = meta.get("cold_start")
         return "no cold start" if not c else f"--cold-start {c['fraction']} --seed {c['seed']}"
 
+    for option, value in (("--sample-seed", sample_seed), ("--seed", cold_seed)):
+        if value < 0:  # numpy's generators take none: one line before any data are read
+            raise ConfigError(f"{option} {value}: seeds are integers >= 0")
     if (data / "ctr.json").is_file():
         loaded = CTRData.load(data)
         if max_history is not None and max_history != loaded.max_history:

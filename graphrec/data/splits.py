@@ -190,6 +190,8 @@ def cold_start_items(n_items: int, fraction: float, seed: int = 0) -> np.ndarray
     _check_seed(seed)
     rng = np.random.default_rng(seed)
     n_cold = int(round(fraction * n_items))
+    if n_cold < 1:
+        raise DataError(f"cold-start fraction {fraction} of {n_items} items selects no item: use a larger fraction")
     return rng.choice(n_items, size=n_cold, replace=False).astype(np.int64)
 
 
@@ -207,6 +209,9 @@ def cold_start(dataset: Dataset, fraction: float, seed: int = 0, protocol: str =
     if dataset.cold_items is not None:
         raise DataError(f"dataset {dataset.name!r} already has a cold-start split")
     drawn = cold_start_items(dataset.n_items, fraction, seed)
+    if protocol == "papers" and len(drawn) < 2:  # half test, half valid: one item leaves test empty
+        raise DataError(f"cold-start fraction {fraction} of {dataset.n_items} items selects {len(drawn)} item; the "
+                        "papers protocol splits the cold items between valid and test: use a larger fraction")
     cold = np.sort(drawn)
     info: dict[str, object] = {"fraction": fraction, "seed": seed, "protocol": protocol}
     if protocol == "papers":

@@ -124,7 +124,9 @@ def _select(features: Mapping[str, np.ndarray], modalities: Sequence[str] | None
     return chosen
 
 
-def check_fusable(features: Mapping[str, np.ndarray], modalities: Sequence[str] | None = None) -> tuple[str, ...]:
+def check_fusable(
+    features: Mapping[str, np.ndarray], modalities: Sequence[str] | None = None, option: str = "--modalities"
+) -> tuple[str, ...]:
     """The checks of :func:`fuse_features`, reading shapes only (a model's cheap check
     runs them before any work): returns the chosen modalities.
 
@@ -132,7 +134,8 @@ def check_fusable(features: Mapping[str, np.ndarray], modalities: Sequence[str] 
         ConfigError: an unknown or repeated modality name, or an empty selection.
         DataError: no features, arrays that are not 2-D or not real numbers, differing
             numbers of rows, or differing dimensions (fuse one modality, or project them
-            to one dimension first)."""
+            to one dimension first; ``option`` names the command-line option that chooses
+        the modalities in the message)."""
     chosen = _select(features, modalities)
     arrays = {m: features[m] if hasattr(features[m], "shape") else np.asarray(features[m]) for m in chosen}
     for m, a in arrays.items():
@@ -145,10 +148,11 @@ def check_fusable(features: Mapping[str, np.ndarray], modalities: Sequence[str] 
         raise DataError(f"modalities have different numbers of rows ({shapes}): one row per item in every modality")
     if len({a.shape[1] for a in arrays.values()}) > 1:
         shapes = ", ".join(f"{m} {a.shape[1]}" for m, a in arrays.items())
-        one = " or ".join(f"--modalities {m}" for m in arrays)
+        one = " or ".join(f"{option} {m}" for m in arrays)
+        key = option.lstrip("-").replace("-", "_")
         raise DataError(
             f"cannot average modalities of different dimensions ({shapes}) in one early-fused vector: fuse one "
-            f"({one}; in a tune space file, modalities: {next(iter(arrays))}) or project them to one dimension first"
+            f"({one}; in a tune space file, {key}: {next(iter(arrays))}) or project them to one dimension first"
         )
     return chosen
 
@@ -156,6 +160,7 @@ def check_fusable(features: Mapping[str, np.ndarray], modalities: Sequence[str] 
 def fuse_features(
     features: Mapping[str, np.ndarray],
     modalities: Sequence[str] | None = None,
+    option: str = "--modalities",
 ) -> FusedFeatures:
     """Early fusion: per item, the mean of the L2-normalised modality vectors it has.
 
@@ -163,6 +168,8 @@ def fuse_features(
         features: ``{modality: array (n_items, dim)}``, e.g. ``dataset.item_features``.
         modalities: the modalities to fuse, by name (default: all, in the mapping's order).
             A single modality gives its row-normalised features.
+        option: the command-line option that chose ``modalities``, named by the error
+            about differing dimensions (``--cold-modalities`` for the cold-item path).
 
     Returns:
         :class:`FusedFeatures` (fused float32 matrix, per-modality presence masks, the
@@ -173,7 +180,7 @@ def fuse_features(
         DataError: no features, arrays that are not 2-D, differing numbers of rows, or
             differing dimensions (project the modalities to one dimension or fuse one).
     """
-    chosen = check_fusable(features, modalities)
+    chosen = check_fusable(features, modalities, option)
     arrays = [np.asarray(features[m]) for m in chosen]
     n, dim = arrays[0].shape[0], arrays[0].shape[1]
 

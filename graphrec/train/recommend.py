@@ -469,7 +469,14 @@ def read_new_items(
         raise DataError(f"{path}: not a readable .npz of new items ({' '.join(str(e).split())[:120]})") from None
     if "item_id" not in arrays:
         raise DataError(f"{path} has no item_id array: save the new items' ids as item_id=[...]")
-    ids = np.asarray(arrays["item_id"]).astype(str).reshape(-1)
+    raw = np.asarray(arrays["item_id"])
+    if raw.ndim != 1:
+        raise DataError(f"{path}: item_id has shape {raw.shape}: save the new items' ids as one list, item_id=[...]")
+    ids = raw.astype(str)
+    blank = [i for i in ids.tolist() if i.strip() != i or not i]
+    if blank:  # the catalogue's id files strip spaces: ' 5' would be another item than '5'
+        raise DataError(f"{path}: new item id {blank[0]!r} is empty or has surrounding spaces: save the ids as written "
+                        "in the catalogue")
     missing = [m for m in mods if m not in arrays]
     if missing:
         raise DataError(
@@ -481,6 +488,11 @@ def read_new_items(
         want = dataset.item_features[m].shape[1]
         if a.ndim != 2 or a.shape != (len(ids), want) or not np.issubdtype(a.dtype, np.number):
             raise DataError(f"{path}: {m!r} has shape {a.shape} ({a.dtype}), expected ({len(ids)}, {want}) numbers")
+        bad_rows = ~np.isfinite(a).all(axis=1)
+        if bad_rows.any():
+            r = int(np.flatnonzero(bad_rows)[0])
+            raise DataError(f"{path}: {m!r} row {r} (new item {ids[r]!r}) contains NaN or inf: replace the row with "
+                            "zeros to mark the modality as missing")
     known = np.isin(ids, np.asarray(dataset.item_ids).astype(str))
     if known.any() or len(set(ids.tolist())) != len(ids):
         bad = ids[known][0] if known.any() else next(i for i in ids if (ids == i).sum() > 1)

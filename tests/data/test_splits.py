@@ -186,3 +186,15 @@ def test_fractions_and_seeds_of_the_wrong_type_are_one_line():
             cold_start(ds, 0.2, seed=bad)
         with pytest.raises(ConfigError, match="seed must be an integer >= 0"):
             random_split(ds, seed=bad)
+
+
+def test_a_fraction_that_selects_too_few_cold_items_is_refused():
+    from graphrec.data.synthetic import synthetic_catalogue
+
+    ds = synthetic_catalogue(n_users=30, n_items=20, n_clusters=2, seed=0)
+    with pytest.raises(DataError, match="cold-start fraction 0.01 of 20 items selects no item"):
+        cold_start(ds, 0.01, protocol="hidden")
+    with pytest.raises(DataError, match="selects 1 item; the papers protocol splits the cold items between valid"):
+        cold_start(ds, 0.05)
+    assert len(cold_start(ds, 0.05, protocol="hidden").cold_items) == 1
+    assert len(cold_start(ds, 0.1).cold_items) == 2

@@ -29,7 +29,7 @@ def test_symmetric_graph_becomes_undirected_with_attributes():
 
 
 def test_knn_graph_is_directed_and_cold_flags_follow_the_dataset(tmp_path):
-    ds = cold_start(tiny(), 0.34, seed=0)
+    ds = cold_start(tiny(), 0.34, seed=0, protocol="hidden")  # one cold item (too few for "papers")
     g = sp.csr_matrix(np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]], np.float32))
     nxg = to_networkx(g, ds)
     assert nxg.is_directed() and set(nxg.edges()) == {(0, 1), (1, 2)}

@@ -123,3 +123,10 @@ def test_a_stored_fused_vector_is_not_fused_again_by_default():
     assert fuse_features(with_fused, ["fused"]).modalities == ("fused",)  # when asked for
     only = fuse_features({"fused": with_fused["fused"]})
     assert only.modalities == ("fused",)
+
+
+def test_the_dimension_error_names_the_option_that_chose_the_modalities():
+    feats = {"text": np.zeros((3, 384), np.float32), "audio": np.zeros((3, 128), np.float32)}
+    with pytest.raises(DataError, match=r"fuse one \(--cold-modalities text or --cold-modalities audio; in a tune "
+                                        r"space file, cold_modalities: text\)"):
+        fuse_features(feats, option="--cold-modalities")

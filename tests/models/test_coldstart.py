@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from graphrec.data import Dataset, cold_start
-from graphrec.errors import ConfigError
+from graphrec.errors import ConfigError, DataError
 from graphrec.models import LightGCN
 from graphrec.models.cb import ContentKNN
 from graphrec.models.coldstart import ColdItemRecommender, unwrap
@@ -312,6 +312,17 @@ def test_recommend_ranks_new_items_as_unseen_catalogue_items(tmp_path):
              **{m: a[cold] for m, a in ds.item_features.items()})
     with pytest.raises(Exception, match="already an item of the catalogue"):
         recommend_run(tmp_path / "run", k=5, new_items=tmp_path / "dup.npz")
+    feats = {m: a[cold].copy() for m, a in ds.item_features.items()}
+    for name, ids, message in (("blank", np.array(["", *new_ids[1:]]), "new item id '' is empty or has surrounding"),
+                               ("spaced", np.array([" 5", *new_ids[1:]]), "new item id ' 5' is empty or has surrounding"),
+                               ("flat", new_ids.reshape(1, -1), "item_id has shape")):
+        np.savez(tmp_path / f"{name}.npz", item_id=ids, **feats)
+        with pytest.raises(DataError, match=message):
+            recommend_run(tmp_path / "run", k=5, new_items=tmp_path / f"{name}.npz")
+    feats["image"][2, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", item_id=new_ids, **feats)
+    with pytest.raises(DataError, match=f"'image' row 2 .new item '{new_ids[2]}'. contains NaN or inf"):
+        recommend_run(tmp_path / "run", k=5, new_items=tmp_path / "nan.npz")
 
 
 def test_recommend_new_items_needs_the_path(tmp_path):

@@ -205,7 +205,8 @@ class MARN(CTRModel):
         if not mods:
             raise ConfigError("MARN needs at least one modality")
         if adversarial != "none" and len(mods) < 2:
-            raise ConfigError("the adversarial network needs at least two modalities: use adversarial='none'")
+            raise ConfigError("the adversarial network needs at least two modalities: use adversarial='none' "
+                              "(CLI: --adversarial none)")
         self.modalities = mods
         self.fusion, self.adversarial, self.sequence = fusion, adversarial, sequence
         self.adv_weight, self.gamma = adv_weight, gamma

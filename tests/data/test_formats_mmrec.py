@@ -357,6 +357,13 @@ def test_write_refuses_an_existing_folder_unless_overwrite(tmp_path: Path) -> No
     with pytest.raises(DataError, match="already exists"):
         write_mmrec(tiny(), out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    with pytest.raises(DataError, match="holds no .inter file"):  # overwrite replaces an earlier export only
+        write_mmrec(tiny(), out, overwrite=True)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    out.rmdir()
+    write_mmrec(tiny(), out)
+    (out / "keep.txt").write_text("x")
     write_mmrec(tiny(), out, overwrite=True)
     assert not (out / "keep.txt").exists() and (out / "tiny.inter").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]  # no temporary left
@@ -446,3 +453,14 @@ def test_features_must_be_a_mapping(shared_data: Path) -> None:
 
     with pytest.raises(ConfigError, match="features must map modalities to .npy files, e.g. .'image': 'image_feat.npy'."):
         read_mmrec(shared_data / "lfm2k", features=["vggish.npy"])
+
+
+def test_overwrite_replaces_an_earlier_export_only(tmp_path: Path) -> None:
+    from graphrec.data.formats import write_recbole
+
+    ds = synthetic_catalogue(n_users=20, n_items=10, n_clusters=2, seed=0)
+    source = ds.save(tmp_path / "synthetic")
+    for write in (write_mmrec, write_recbole):
+        with pytest.raises(DataError, match="holds no .inter file, so it is no earlier export"):
+            write(ds, source, "synthetic", overwrite=True)
+        assert (source / "dataset.json").is_file()

@@ -319,7 +319,8 @@ def write_mmrec(
       for a dataset without features).
 
     Refused (:class:`DataError`, nothing written): an existing ``out_dir`` without
-    ``overwrite``; ``name`` other than the folder name; a missing or empty train, valid
+    ``overwrite``, or with it a folder that holds no ``.inter`` file (``overwrite``
+    replaces an earlier export only); ``name`` other than the folder name; a missing or empty train, valid
     or test split (MMRec stops early on valid and reports test); an item of the last
     index without any interaction (MMRec counts ``max(itemID) + 1`` items, so it would
     see fewer items than feature rows); ids with tabs or line breaks.
@@ -339,6 +340,10 @@ def write_mmrec(
     name = name or dataset.name
     if out.exists() and not overwrite:
         raise DataError(f"{out} already exists: choose another output folder or pass overwrite=True")
+    if out.is_dir() and any(out.iterdir()) and not any(out.glob("*.inter")):
+        # overwrite replaces an earlier export only, never another folder (a dataset, say)
+        raise DataError(f"{out} holds no .inter file, so it is no earlier export: overwrite=True replaces only "
+                        "those; choose another output folder")
     folder = out.resolve().name
     if name != folder:
         raise DataError(

@@ -353,7 +353,9 @@ def _write_table(path: Path, header: list[str], columns: list[list[str]]) -> Non
 def write_recbole(
     dataset: Dataset, out_dir: PathLike, name: str | None = None, *, overwrite: bool = False
 ) -> Path:
-    """Write ``dataset`` as RecBole atomic files into ``out_dir`` (atomically).
+    """Write ``dataset`` as RecBole atomic files into ``out_dir`` (atomically). An existing
+    ``out_dir`` is refused without ``overwrite``, and with it unless it holds a ``.inter``
+    file (``overwrite`` replaces an earlier export only, never another folder).
 
     Files (``name`` defaults to ``dataset.name``; RecBole expects
     ``out_dir == {data_path}/{name}``):
@@ -379,6 +381,10 @@ def write_recbole(
     name = name or dataset.name
     if out.exists() and not overwrite:
         raise DataError(f"{out} already exists: choose another output folder or pass overwrite=True")
+    if out.is_dir() and any(out.iterdir()) and not any(out.glob("*.inter")):
+        # overwrite replaces an earlier export only, never another folder (a dataset, say)
+        raise DataError(f"{out} holds no .inter file, so it is no earlier export: overwrite=True replaces only "
+                        "those; choose another output folder")
     names = [*dataset.item_features, *dataset.item_fields, *dataset.user_fields]
     for n in names:
         if n in ("item_id", "user_id") or ":" in n or not n or any(c.isspace() for c in n):

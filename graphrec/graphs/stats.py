@@ -266,7 +266,8 @@ def neighbours(graph: sp.spmatrix | sp.sparray, item: int, top: int = 10) -> lis
         ConfigError: ``item`` is not a node of the graph, or ``top`` is below 1."""
     g = _square(graph)
     if isinstance(item, bool) or not isinstance(item, (int, np.integer)) or not 0 <= item < g.shape[0]:
-        raise ConfigError(f"node {item!r} is not in the graph (nodes 0..{g.shape[0] - 1}): give a node index")
+        shown = item if isinstance(item, (int, np.integer)) else repr(item)  # numpy 2 reprs np.int64(3)
+        raise ConfigError(f"node {shown} is not in the graph (nodes 0..{g.shape[0] - 1}): give a node index")
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
         raise ConfigError(f"top={top!r}: show at least one neighbour (an integer >= 1)")
     lo, hi = g.indptr[item], g.indptr[item + 1]

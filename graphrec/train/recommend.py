@@ -491,7 +491,7 @@ def read_new_items(
         bad_rows = ~np.isfinite(a).all(axis=1)
         if bad_rows.any():
             r = int(np.flatnonzero(bad_rows)[0])
-            raise DataError(f"{path}: {m!r} row {r} (new item {ids[r]!r}) contains NaN or inf: replace the row with "
+            raise DataError(f"{path}: {m!r} row {r} (new item {str(ids[r])!r}) contains NaN or inf: replace the row with "
                             "zeros to mark the modality as missing")
     known = np.isin(ids, np.asarray(dataset.item_ids).astype(str))
     if known.any() or len(set(ids.tolist())) != len(ids):

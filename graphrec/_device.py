@@ -10,14 +10,16 @@ import torch
 from graphrec.errors import ConfigError
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``device`` as a :class:`torch.device`, ``"auto"`` resolved (module doc)."""
+def resolve_device(device: str | torch.device, option: str = "device") -> torch.device:
+    """``device`` as a :class:`torch.device`, ``"auto"`` resolved (module doc). ``option``
+    names the argument in the messages (the CLI's ``--device``)."""
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ConfigError(f"device {device!r} is not a torch device: use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(f"{option} {device!r} is not a torch device: use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device}: CUDA is not available on this machine: use cpu (or auto)")
+        use = f"{option} cpu" if option.startswith("--") else "cpu"  # the CLI names its flag
+        raise ConfigError(f"{option} {device}: CUDA is not available on this machine: use {use} (or auto)")
     return dev

@@ -130,20 +130,11 @@ def warnings_as_lines() -> Iterator[None]:
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` picks CUDA when available, else CPU; other values are checked."""
-    import torch
+    """``--device``: ``auto`` picks CUDA when available, else CPU; other values are
+    checked (:func:`graphrec._device.resolve_device`, the rule of the Python API)."""
+    from graphrec._device import resolve_device as resolve
 
-    from graphrec.errors import ConfigError
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available on this machine: use --device cpu")
-    try:
-        torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"--device {device!r} is not a torch device: use auto, cpu, cuda or cuda:N") from None
-    return device
+    return str(resolve(device, option="--device"))
 
 
 def set_threads(threads: int | None) -> None:

@@ -7,7 +7,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Optional
 
@@ -53,7 +52,7 @@ def inspect_graph(
 
     from graphrec.graphs.export import plot_degree_distribution, write_graphml
     from graphrec.graphs.stats import graph_report, neighbours
-    from graphrec.graphs.store import load_graph, read_record
+    from graphrec.graphs.store import GraphMismatch, load_graph, read_record
 
     if top < 1:
         raise ConfigError(f"--top {top}: show at least one neighbour (--top 1 or more)")
@@ -85,12 +84,11 @@ def inspect_graph(
                 raise ConfigError(f"user {user!r} is not in dataset {ds.name!r}: use an original user id")
         node = int(where[0])
     other = None
-    if compare is not None:  # named: a graph that does not fit is an error
+    if compare is not None:  # named: a graph that does not fit is an error (its fix: another graph)
         try:
             other, _ = load_graph(compare, dataset=ds) if ds is not None else load_graph(compare)
-        except DataError as e:
-            why = re.sub(r": (rebuild it|export it again) .*$", "", str(e))
-            raise DataError(f"--compare {compare}: {why}: compare with a graph of the same data and split") from None
+        except GraphMismatch as e:
+            raise DataError(f"--compare {compare}: {e.problem}: compare with a graph of the same data and split") from None
     elif not users:
         # the sibling graph of the same build (graphs/NAME/knn beside graphs/NAME/cooccur;
         # an exported model graph beside its knn), compared when it fits: one built from
@@ -101,7 +99,7 @@ def inspect_graph(
                 other, _ = load_graph(sibling, dataset=ds) if ds is not None else load_graph(sibling)
                 compare = sibling
             except (GraphrecError, FileNotFoundError) as e:
-                why = re.sub(r": (rebuild it|export it again) .*$", "", str(e))  # its fix is not this command's
+                why = e.problem if isinstance(e, GraphMismatch) else str(e)  # its fix is not this command's
                 typer.secho(f"note: not compared with the sibling graph ({why}); name a graph to compare with --compare",
                             err=True, fg=typer.colors.YELLOW)
     # the co-consumption rate is about item pairs (every user-graph edge shares an item)

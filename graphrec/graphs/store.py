@@ -68,6 +68,7 @@ __all__ = [
     "load_graph",
     "read_record",
     "check_record",
+    "GraphMismatch",
     "graph_checksum",
 ]
 
@@ -455,6 +456,16 @@ def save_graph(
 
 
 # ---------------------------------------------------------------------------- load
+class GraphMismatch(DataError):
+    """A stored graph that does not fit the data or options asked for. The message is
+    ``"{problem}: {fix}"``; ``problem`` alone serves a caller whose fix is another one
+    (``graphrec inspect`` skipping a sibling graph, or naming ``--compare``)."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(f"{problem}: {fix}")
+        self.problem, self.fix = problem, fix
+
+
 def check_record(
     record: GraphRecord,
     *,
@@ -462,41 +473,41 @@ def check_record(
     dataset: "Dataset | None" = None,
     path: str | os.PathLike = "<graph>",
 ) -> None:
-    """Raise :class:`DataError` when ``record`` does not fit ``dataset`` or ``expect``
-    (the rules of :func:`load_graph`, without reading the matrix)."""
+    """Raise :class:`GraphMismatch` (a :class:`DataError`) when ``record`` does not fit
+    ``dataset`` or ``expect`` (the rules of :func:`load_graph`, without reading the matrix)."""
     where = f"graph {path}"
     if dataset is not None:
         if record.n_items != dataset.n_items:
-            raise DataError(
-                f"{where}: n_items is {record.n_items} but dataset {dataset.name!r} has "
-                f"{dataset.n_items} items: {_rebuild(path, record)}"
+            raise GraphMismatch(
+                f"{where}: n_items is {record.n_items} but dataset {dataset.name!r} has {dataset.n_items} items",
+                _rebuild(path, record),
             )
         if record.nodes == "users" and record.n_users != dataset.n_users:
-            raise DataError(
-                f"{where}: n_users is {record.n_users} but dataset {dataset.name!r} has "
-                f"{dataset.n_users} users: {_rebuild(path, record)}"
+            raise GraphMismatch(
+                f"{where}: n_users is {record.n_users} but dataset {dataset.name!r} has {dataset.n_users} users",
+                _rebuild(path, record),
             )
         have_cold = _record_cold_start(record)
         want_cold = _dataset_cold_start(dataset)
         if have_cold != want_cold:
-            raise DataError(
+            raise GraphMismatch(
                 f"{where}: cold_start differs: the graph was built with {_describe_cold(*have_cold)} but "
-                f"dataset {dataset.name!r} has {_describe_cold(*want_cold)}: "
-                f"{_rebuild(path, record, cold_start=want_cold[0], seed=want_cold[1], cold_protocol=want_cold[2])}"
+                f"dataset {dataset.name!r} has {_describe_cold(*want_cold)}",
+                _rebuild(path, record, cold_start=want_cold[0], seed=want_cold[1], cold_protocol=want_cold[2]),
             )
         fp = dataset.fingerprint()
         if record.dataset_fingerprint != fp:
-            raise DataError(
+            raise GraphMismatch(
                 f"{where}: dataset_fingerprint is {record.dataset_fingerprint[:12]} (built from "
-                f"{record.dataset_name!r}) but dataset {dataset.name!r} has {fp[:12]} (the data "
-                f"differ): {_rebuild(path, record)}, with --data naming the dataset you use"
+                f"{record.dataset_name!r}) but dataset {dataset.name!r} has {fp[:12]} (the data differ)",
+                f"{_rebuild(path, record)}, with --data naming the dataset you use",
             )
     wanted: dict[str, Any] = {"split": "train"}
     wanted.update(expect or {})
     for key, have, want in record.mismatches(wanted):
-        raise DataError(
-            f"{where}: {key} is {_jsonable(have)!r} but {_jsonable(want)!r} was requested: "
-            f"{_rebuild(path, record, **{key: _jsonable(want)})}"
+        raise GraphMismatch(
+            f"{where}: {key} is {_jsonable(have)!r} but {_jsonable(want)!r} was requested",
+            _rebuild(path, record, **{key: _jsonable(want)}),
         )
 
 

@@ -330,7 +330,6 @@ def recommend_run(
         new_items: an ``.npz`` of items that arrived after training (:func:`read_new_items`),
             ranked beside the catalogue's; the run must have the cold-item path.
     """
-    from graphrec.train.record import load_record
     from graphrec.train.run import load_run
 
     if unknown not in UNKNOWN_CHOICES:
@@ -344,13 +343,7 @@ def recommend_run(
     # the id lists (files) first: a wrong file fails before the run is loaded
     user_list = None if users is None else _ids_arg(users, "user_id", "users")
     item_list = None if items is None else _ids_arg(items, "item_id", "items")
-    record = load_record(run)
-    if record.get("task", "ranking") != "ranking":
-        raise ConfigError(
-            f"run {run} trained {record.get('model')} for the {record.get('task')} task: recommend needs a "
-            "top-k ranking run (graphrec train lightgcn|mmgef|...)"
-        )
-    _, dataset, model = load_run(run, dev, data)
+    _, dataset, model = load_run(run, dev, data)  # a CTR run is refused there
     for s in excluded:
         dataset.split(s)  # a clear error when the dataset lacks the split
     item_ids = dataset.item_ids

@@ -548,17 +548,23 @@ def _check_grid(entry: Any, space: SearchSpace, points: Mapping[str, list[Any]],
     """Every point of a grid passes the model's cheap check (``ModelEntry.check``) before
     any training: a point that cannot train on this dataset, or that would only repeat
     another (a parameter with no effect here), fails the call now rather than hours in."""
-    from graphrec.train.registry import model_params
-
     names = list(points)
     for values in itertools.product(*points.values()):
         point = dict(zip(names, values))
-        overrides, _ = split_options({**space.fixed, **point})
         try:
-            entry.check(dataset, model_params(entry.name, overrides))
+            _check_point(entry, space, point, dataset)
         except (ConfigError, DataError) as e:
             where = ", ".join(f"{k}={v}" for k, v in point.items())
             raise type(e)(f"--grid point {where}: {e}") from None
+
+
+def _check_point(entry: Any, space: SearchSpace, point: Mapping[str, Any], dataset: Dataset) -> None:
+    """The model's cheap check of one point of ``space`` (its fixed settings, ``point``
+    and the model's defaults for the rest)."""
+    from graphrec.train.registry import model_params
+
+    overrides, _ = split_options({**space.fixed, **point})
+    entry.check(dataset, model_params(entry.name, overrides))
 
 
 #: at most this many combinations of a space's listed values are checked
@@ -572,14 +578,13 @@ def _check_space(entry: Any, space: SearchSpace, dataset: Dataset) -> None:
     before any study or folder is written. The searched parameters that list values are
     tried in every combination (up to :data:`SPACE_CHECKS`), ranges at the model's
     defaults: one combination that passes is enough (a trial may still fail on others)."""
-    from graphrec.train.registry import Choice, model_params
+    from graphrec.train.registry import Choice
 
     listed = {k: d.values for k, d in space.searched.items() if isinstance(d, Choice)}
     first: Exception | None = None
     for values in itertools.islice(itertools.product(*listed.values()), SPACE_CHECKS):
-        overrides, _ = split_options({**space.fixed, **dict(zip(listed, values))})
         try:
-            entry.check(dataset, model_params(entry.name, overrides))
+            _check_point(entry, space, dict(zip(listed, values)), dataset)
             return
         except (ConfigError, DataError) as e:
             first = first or e

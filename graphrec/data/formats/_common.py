@@ -436,6 +436,15 @@ def resolve(path: PathLike, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
 
+def check_earlier_export(out: Path) -> None:
+    """What an exporter's ``overwrite=True`` may replace: an earlier export (a folder
+    holding a ``.inter`` file, as MMRec's and RecBole's do) or nothing; any other folder
+    (a graphrec dataset, a folder of notes) is a one-line :class:`DataError`."""
+    if out.is_dir() and any(out.iterdir()) and not any(out.glob("*.inter")):
+        raise DataError(f"{out} holds no .inter file, so it is no earlier export: overwrite=True replaces only "
+                        "those; choose another output folder")
+
+
 def load_feature_files(
     features: Mapping[str, PathLike] | None, base: Path
 ) -> dict[str, tuple[np.ndarray, Path]]:

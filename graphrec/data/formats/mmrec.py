@@ -58,6 +58,7 @@ from graphrec.data.formats._common import (
     SPLIT_NAMES,
     LazyWhere,
     PathLike,
+    check_earlier_export,
     check_feature_matrix,
     check_unseen,
     find_prefix,
@@ -340,10 +341,7 @@ def write_mmrec(
     name = name or dataset.name
     if out.exists() and not overwrite:
         raise DataError(f"{out} already exists: choose another output folder or pass overwrite=True")
-    if out.is_dir() and any(out.iterdir()) and not any(out.glob("*.inter")):
-        # overwrite replaces an earlier export only, never another folder (a dataset, say)
-        raise DataError(f"{out} holds no .inter file, so it is no earlier export: overwrite=True replaces only "
-                        "those; choose another output folder")
+    check_earlier_export(out)
     folder = out.resolve().name
     if name != folder:
         raise DataError(

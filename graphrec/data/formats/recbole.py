@@ -53,6 +53,7 @@ from graphrec.data.formats._common import (
     LazyWhere,
     PathLike,
     Table,
+    check_earlier_export,
     check_feature_matrix,
     check_unseen,
     parse_float,
@@ -381,10 +382,7 @@ def write_recbole(
     name = name or dataset.name
     if out.exists() and not overwrite:
         raise DataError(f"{out} already exists: choose another output folder or pass overwrite=True")
-    if out.is_dir() and any(out.iterdir()) and not any(out.glob("*.inter")):
-        # overwrite replaces an earlier export only, never another folder (a dataset, say)
-        raise DataError(f"{out} holds no .inter file, so it is no earlier export: overwrite=True replaces only "
-                        "those; choose another output folder")
+    check_earlier_export(out)
     names = [*dataset.item_features, *dataset.item_fields, *dataset.user_fields]
     for n in names:
         if n in ("item_id", "user_id") or ":" in n or not n or any(c.isspace() for c in n):

@@ -74,14 +74,24 @@ def needs_features(dataset: Dataset, model: str, alternative: str = "", uses: st
         )
 
 
-def check_features(model: str, uses: str = "its kNN graph") -> Callable[[Dataset, Mapping[str, Any]], None]:
-    """A registry ``check`` (``graphrec tune --grid`` runs it on every grid point before
-    any training) for a model over item features: the dataset has some (for ``uses``,
-    as :func:`needs_features` says), and every modality ``params["modalities"]`` names."""
+def check_features(
+    model: str, uses: str = "its kNN graph", alternative: str = "", fused: bool = False
+) -> Callable[[Dataset, Mapping[str, Any]], None]:
+    """A registry ``check`` (``graphrec tune`` runs it before any training) for a model
+    over item features: the dataset has some (for ``uses``, as :func:`needs_features`
+    says, with its ``alternative``), and every modality ``params["modalities"]`` names.
+    ``fused``: the model fuses them early into one content graph it builds, so they must
+    share one dimension (:func:`graphrec.graphs.fuse.check_fusable`); a stored graph
+    (``params["graphs"]``) is checked when it is read instead."""
 
     def check(dataset: Dataset, params: Mapping[str, Any]) -> None:
-        needs_features(dataset, model, uses=uses)
-        feature_modalities(dataset, params.get("modalities"))
+        needs_features(dataset, model, alternative, uses=uses)
+        if not fused:
+            feature_modalities(dataset, params.get("modalities"))
+        elif not params.get("graphs"):
+            from graphrec.graphs.fuse import check_fusable
+
+            check_fusable(dataset.item_features, feature_modalities(dataset, params.get("modalities")))
 
     check.__doc__ = f"{model}'s cheap checks: the dataset has the item features it uses."
     return check

@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Mapping, Optional
+from typing import Annotated, Optional
 
 from graphrec.data import Dataset
 from graphrec.errors import DataError
 from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
-from graphrec.graphs.fuse import check_fusable
 from graphrec.models import ContentKNN
 from graphrec.nn import to_torch_sparse
 from graphrec.train.builders._common import (
     Modalities,
     StoredGraphs,
+    check_features,
     check_k,
-    feature_modalities,
     load_stored_graphs,
-    needs_features,
     pick_graph,
 )
 from graphrec.train.registry import IntRange, Option, register_model
 
 
-def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
-    """CB's cheap checks (``graphrec tune --grid`` runs them on every grid point): the
-    dataset has item features and, where the graph is built here, the chosen modalities
-    fuse early (one dimension)."""
-    needs_features(dataset, "cb")
-    if not params.get("graphs"):  # a stored graph is checked when it is read
-        check_fusable(dataset.item_features, feature_modalities(dataset, params.get("modalities")))
+#: the builder's cheap checks: item features, and modalities that fuse early (one
+#: dimension) where the graph is built here
+check_params = check_features("cb", fused=True)
 
 
 @register_model(

@@ -13,7 +13,7 @@ from graphrec.errors import ConfigError, DataError
 from graphrec.graphs import normalized_bipartite
 from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
 from graphrec.graphs.cooccur import cooccurrence_factors
-from graphrec.graphs.fuse import check_fusable, default_modalities, fuse_features
+from graphrec.graphs.fuse import default_modalities, fuse_features
 from graphrec.graphs.store import read_record
 from graphrec.models.mmgef import FEATURE_MODES, MMGEF, STRUCTURES
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
@@ -25,10 +25,9 @@ from graphrec.train.builders._common import (
     Modalities,
     Reg,
     StoredGraphs,
+    check_features,
     check_k,
-    feature_modalities,
     load_stored_graphs,
-    needs_features,
     pick_graph,
     sym_graph,
 )
@@ -51,6 +50,12 @@ def content_modalities(model: MMGEF, dataset: Dataset, params: Mapping[str, Any]
         if record.kind == "knn":
             return tuple(record.modalities)
     return parse_modalities(params.get("modalities")) or default_modalities(dataset.item_features)
+
+
+#: features present and fusing early (one dimension), where the content graph is built here
+_check_content = check_features(
+    "mmgef", alternative=" or train on co-interactions alone with --no-knn-graph (use_knn_graph=False)", fused=True
+)
 
 
 def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
@@ -80,10 +85,8 @@ def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
         if given:
             raise ConfigError(f"{', '.join(given)} configure the content graph, which --no-knn-graph drops: drop them")
         return
-    needs_features(dataset, "mmgef", " or train on co-interactions alone with --no-knn-graph (use_knn_graph=False)")
-    if not params.get("graphs"):  # a stored graph's modalities are checked when it is read
-        # the content graph is built here over the early-fused modalities: they must fuse
-        check_fusable(dataset.item_features, feature_modalities(dataset, params.get("modalities")))
+    # the content graph is built here over the early-fused modalities: they must fuse
+    _check_content(dataset, params)
 
 
 @register_model(

@@ -217,6 +217,11 @@ class GraphRecord:
             return self.pruning[key]
         return self.options.get(key)
 
+    def records(self, key: str) -> bool:
+        """Whether ``key`` is a field of the record or a ``pruning`` / ``options`` key of
+        this graph (:meth:`get` answers None for any other name)."""
+        return key in {f.name for f in dataclasses.fields(self)} or key in self.pruning or key in self.options
+
     def mismatches(self, expect: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
         """``[(key, recorded, expected), ...]`` for every ``expect`` entry that differs
         (numbers compare by value, ``modalities`` as a set, tuples as lists)."""
@@ -505,6 +510,13 @@ def check_record(
     wanted: dict[str, Any] = {"split": "train"}
     wanted.update(expect or {})
     for key, have, want in record.mismatches(wanted):
+        if not record.records(key):
+            known = sorted({f.name for f in dataclasses.fields(record)} | set(record.pruning) | set(record.options))
+            raise GraphMismatch(
+                f"{where}: its record has no {key!r} but {_jsonable(want)!r} was requested "
+                f"(a record holds: {', '.join(known)})",
+                f"request only names the record holds (or rebuild the graph with an option that records {key!r})",
+            )
         raise GraphMismatch(
             f"{where}: {key} is {_jsonable(have)!r} but {_jsonable(want)!r} was requested",
             _rebuild(path, record, **{key: _jsonable(want)}),

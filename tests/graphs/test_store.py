@@ -204,7 +204,6 @@ def test_save_refuses_bad_graphs(ds, tmp_path):
         ({"normalization": "sym"}, "normalization", "'none'", "'sym'"),
         ({"min_count": 2}, "min_count", "1", "2"),
         ({"weighting": "count"}, "weighting", "'count/max'", "'count'"),
-        ({"include_self": True}, "include_self", "None", "True"),
     ],
 )
 def test_refuses_other_options(ds, tmp_path, expect, field, have, want):
@@ -217,6 +216,18 @@ def test_refuses_other_options(ds, tmp_path, expect, field, have, want):
     assert f"rebuild it with `graphrec build-graph --data DATASET_DIR --kind {kind} " in msg and "--overwrite`" in msg
     if field in ("k", "min_count"):  # the co-interaction pruning options have recipe names
         assert f"--cooccur-{field.replace('k', 'top-k').replace('_', '-')} {want}" in msg
+
+
+@pytest.mark.parametrize("key", ["include_self", "knn_k"])
+def test_requesting_a_name_the_record_lacks_says_so(ds, tmp_path, key):
+    # a co-interaction graph records no include_self (a kNN option), and no graph a "knn_k"
+    save_graph(tmp_path / "g", *_build(ds))
+    with pytest.raises(DataError) as e:
+        load_graph(tmp_path / "g", expect={key: True})
+    msg = _one_line(e)
+    assert f": its record has no {key!r} but True was requested (a record holds: " in msg
+    assert "min_count" in msg.split("a record holds: ")[1]  # the graph's own pruning key is listed
+    assert "request only names the record holds" in msg
 
 
 def test_refusal_message_suggests_the_requested_value(ds, tmp_path):

@@ -19,7 +19,7 @@ from graphrec.errors import ConfigError
 @user_errors
 def recommend(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `graphrec train`.")],
-    out: Annotated[Path, typer.Option("--out", help="File to write: .csv, or .parquet (needs pyarrow).")],
+    out: Annotated[Path, typer.Option("--out", help="File to write: .csv, or .parquet (needs pyarrow: the [parquet] extra).")],
     users: Annotated[
         Optional[Path],
         typer.Option("--users", help="Original user ids: one per line, or a CSV with a user_id column."),

@@ -501,7 +501,7 @@ def _parquet_module() -> Any:
     except ImportError as e:
         why = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ConfigError(
-            f"writing .parquet needs pyarrow, which cannot be imported ({why}): pip install pyarrow, "
+            f"writing .parquet needs pyarrow, which cannot be imported ({why}): pip install 'graphrec[parquet]', "
             "or write a .csv file"
         ) from None
     return pq

@@ -95,6 +95,12 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
     if samples is not None:
         if (samples / "ctr.json").is_file():
             stored = CTRData.load(samples)
+            have_src, want_src = stored.meta.get("source_fingerprint"), built.meta.get("source_fingerprint")
+            if have_src is not None and have_src != want_src:  # other source data, whatever the options
+                raise DataError(
+                    f"{samples} holds samples of other data (built from {stored.meta.get('source')}, not from "
+                    f"{data}: the source data differ): pass that source as --data, or another --samples"
+                )
             if stored.fingerprint() != built.fingerprint():
                 raise DataError(
                     f"{samples} holds other samples than {data} gives with --max-history "
@@ -104,6 +110,7 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
                 )
             return stored
         built.save(samples)
+        built.dataset.source = {"path": str((samples / "dataset").resolve()), "cold": built.dataset.cold_items is not None}
         typer.echo(f"samples saved to {samples}")
     return built
 

@@ -334,11 +334,14 @@ def _recorded_flags(record: GraphRecord) -> dict[str, Any]:
     return opts
 
 
-def _rebuild(path: Path | str, record: GraphRecord, **changes: Any) -> str:
+def _rebuild(path: Path | str, record: GraphRecord, data: str | None = None, fresh: bool = False, **changes: Any) -> str:
     """The fix: a build-graph command line that rebuilds this graph (its data, kind and
     recorded options, with ``changes`` applied) into ``path``; for a graph exported from
-    a trained model, the export command. ``changes`` are build-graph options or record
-    keys (``k``, ``min_count``); ``cold_start=None`` means no cold-start split."""
+    a trained model, the export command. ``data``: the dataset folder to build from (the
+    one the caller's dataset was loaded from) instead of the recorded source. ``changes``
+    are build-graph options or record keys (``k``, ``min_count``); ``cold_start=None``
+    means no cold-start split. ``fresh``: the graph at ``path`` is right for its own data
+    or split: the command builds a new one into ``NEW_DIR`` instead of overwriting it."""
     path = Path(path)
     if record.kind == "model":
         run = record.options.get("run", "RUN")
@@ -353,7 +356,9 @@ def _rebuild(path: Path | str, record: GraphRecord, **changes: Any) -> str:
         opts.update(cold_start=0, seed=None, cold_protocol=None)
     source = record.options.get("source") or {}
     recipe = record.options.get("recipe")
-    if "data" in source:
+    if data is not None:
+        where = f"--data {shlex.quote(str(data))}"
+    elif "data" in source:
         where = f"--data {shlex.quote(str(source['data']))}"
     elif recipe:  # a recipe's own options are overridden by the flags below
         where = f"--recipe {shlex.quote(str(recipe))}"
@@ -362,6 +367,9 @@ def _rebuild(path: Path | str, record: GraphRecord, **changes: Any) -> str:
     if where.startswith("--data") and not opts["cold_start"]:
         opts["cold_start"] = None  # build-graph's default; a recipe may set another
     flags = [_flag(name, opts[name]) for name in (*_KIND_FLAGS.get(kind, ()), *_COLD_FLAGS) if opts.get(name) is not None]
+    if fresh:
+        command = " ".join(["graphrec build-graph", where, f"--kind {kind}", *flags, "--out NEW_DIR"])
+        return f"build a graph for this data with `{command}` and pass NEW_DIR/{kind} (keep {path} for the data it fits)"
     # build-graph writes OUT/KIND: the graph's own folder when it is named after its kind
     out, note = (path.parent, "") if path.name == kind else (path, f" (it writes {path / kind})")
     command = " ".join(["graphrec build-graph", where, f"--kind {kind}", *flags, f"--out {shlex.quote(str(out))}", "--overwrite"])
@@ -471,6 +479,19 @@ class GraphMismatch(DataError):
         self.problem, self.fix = problem, fix
 
 
+def _rebuild_source(dataset: "Dataset | None") -> tuple[str | None, dict[str, Any]]:
+    """Where a rebuild should read from, when the caller's dataset was read from a folder
+    (:attr:`Dataset.source`): that folder, with the cold-start flags that reproduce the
+    dataset's split (none when the folder stores it); ``(None, {})`` otherwise."""
+    source = (dataset.source or {}) if dataset is not None else {}
+    if dataset is None or "path" not in source:
+        return None, {}
+    fraction, seed, protocol, _ = _dataset_cold_start(dataset)
+    if source.get("cold") or fraction is None:
+        return str(source["path"]), {"cold_start": None}
+    return str(source["path"]), {"cold_start": fraction, "seed": seed, "cold_protocol": protocol}
+
+
 def check_record(
     record: GraphRecord,
     *,
@@ -481,16 +502,17 @@ def check_record(
     """Raise :class:`GraphMismatch` (a :class:`DataError`) when ``record`` does not fit
     ``dataset`` or ``expect`` (the rules of :func:`load_graph`, without reading the matrix)."""
     where = f"graph {path}"
+    data, cold = _rebuild_source(dataset)
     if dataset is not None:
         if record.n_items != dataset.n_items:
             raise GraphMismatch(
                 f"{where}: n_items is {record.n_items} but dataset {dataset.name!r} has {dataset.n_items} items",
-                _rebuild(path, record),
+                _rebuild(path, record, data, fresh=data is not None, **cold),
             )
         if record.nodes == "users" and record.n_users != dataset.n_users:
             raise GraphMismatch(
                 f"{where}: n_users is {record.n_users} but dataset {dataset.name!r} has {dataset.n_users} users",
-                _rebuild(path, record),
+                _rebuild(path, record, data, fresh=data is not None, **cold),
             )
         have_cold = _record_cold_start(record)
         want_cold = _dataset_cold_start(dataset)
@@ -498,14 +520,16 @@ def check_record(
             raise GraphMismatch(
                 f"{where}: cold_start differs: the graph was built with {_describe_cold(*have_cold)} but "
                 f"dataset {dataset.name!r} has {_describe_cold(*want_cold)}",
-                _rebuild(path, record, cold_start=want_cold[0], seed=want_cold[1], cold_protocol=want_cold[2]),
+                _rebuild(path, record, data, fresh=data is not None, **(cold if data is not None else dict(
+                    cold_start=want_cold[0], seed=want_cold[1], cold_protocol=want_cold[2]))),
             )
         fp = dataset.fingerprint()
         if record.dataset_fingerprint != fp:
             raise GraphMismatch(
                 f"{where}: dataset_fingerprint is {record.dataset_fingerprint[:12]} (built from "
                 f"{record.dataset_name!r}) but dataset {dataset.name!r} has {fp[:12]} (the data differ)",
-                f"{_rebuild(path, record)}, with --data naming the dataset you use",
+                _rebuild(path, record, data, fresh=True, **cold) if data is not None
+                else f"{_rebuild(path, record)}, with --data naming the dataset you use",
             )
     wanted: dict[str, Any] = {"split": "train"}
     wanted.update(expect or {})
@@ -519,7 +543,7 @@ def check_record(
             )
         raise GraphMismatch(
             f"{where}: {key} is {_jsonable(have)!r} but {_jsonable(want)!r} was requested",
-            _rebuild(path, record, **{key: _jsonable(want)}),
+            _rebuild(path, record, data, **{**cold, key: _jsonable(want)}),
         )
 
 

@@ -172,6 +172,7 @@ def resolve_item_graphs(
     :math:`D^{-1/2} A D^{-1/2}`.
     """
     from graphrec.graphs import GraphSpec, build_item_graph, load_graph, normalize_adjacency
+    from graphrec.graphs.store import GraphMismatch
     from graphrec.nn import to_torch_sparse
 
     if item_graph is None or item_graph == "none":
@@ -194,7 +195,16 @@ def resolve_item_graphs(
                 raise ConfigError(
                     f"--item-graph {part!r} is neither none, knn, cooccur, both nor an existing graph directory"
                 )
-            g, rec = load_graph(path, dataset=data.dataset)
+            try:
+                g, rec = load_graph(path, dataset=data.dataset)
+            except GraphMismatch as e:
+                if data.dataset.source is not None:  # samples read from a folder: the fix names it
+                    raise
+                raise GraphMismatch(
+                    e.problem,
+                    "build the graph from the samples' own dataset: store the samples with --samples DIR, "
+                    "then `graphrec build-graph --data DIR/dataset ...` (CTR samples re-split the source)",
+                ) from None
             mats.append(g)
             records.append(dict(rec.to_dict(), path=str(path)))
     tensors = []

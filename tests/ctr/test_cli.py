@@ -83,3 +83,47 @@ def test_source_folder_and_samples_store(shared_data, tmp_path):
     res = runner.invoke(app, [*args[:-3], "--sample-seed", "1", "--epochs", "1", "--device", "cpu", "--quiet",
                               "--out", str(tmp_path / "c")])
     assert res.exit_code == 1 and "other samples" in res.output
+
+
+def test_samples_of_other_source_data_name_the_data(tmp_path):
+    # the same options on other source data: the message blames the data, not the options
+    from graphrec.data import build_dataset
+
+    def source(n_items, path):
+        rng = np.random.default_rng(0)
+        rows = [(f"u{u}", f"i{rng.integers(n_items)}", "train") for u in range(40) for _ in range(8)]
+        users, items, split = (np.array(c) for c in zip(*rows))
+        ds = build_dataset(users, items, split=split, name="toy",
+                           timestamps=np.arange(len(users), dtype=np.int64))
+        ds.save(path)
+        return path
+
+    a, b = source(30, tmp_path / "a"), source(31, tmp_path / "b")
+    common = ["--samples", str(tmp_path / "s"), "--epochs", "1", "--device", "cpu", "--quiet"]
+    res = runner.invoke(app, ["train", "lr", "--data", str(a), *common, "--out", str(tmp_path / "r1")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "lr", "--data", str(b), *common, "--out", str(tmp_path / "r2")])
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    assert f"holds samples of other data (built from {a}, not from {b}" in res.output, res.output
+    assert "--max-history" not in res.output
+
+
+def test_stored_graph_of_other_data_names_the_samples_dataset(samples, tmp_path):
+    from graphrec.graphs import GraphSpec, build_item_graph, save_graph
+
+    data = contract_ctr_data()
+    other = data.dataset.replace(splits={"train": data.dataset.train + data.dataset.test}, timestamps=None)
+    stale = build_item_graph(other, GraphSpec(kind="cooccur"))
+    save_graph(tmp_path / "stale", stale.graph, stale.record)
+    res = runner.invoke(app, ["train", "din", "--data", str(samples), "--item-graph", str(tmp_path / "stale"),
+                              "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "r"), "--quiet"])
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    # the fix builds from the samples' own dataset into a new folder, never over the given graph
+    assert f"`graphrec build-graph --data {(samples / 'dataset').resolve()} --kind cooccur" in res.output, res.output
+    assert "--out NEW_DIR` and pass NEW_DIR/cooccur" in res.output and "--overwrite" not in res.output
+    # samples built in memory (no folder): the fix says how to get one
+    from graphrec.train.ctr import resolve_item_graphs
+    from graphrec.errors import DataError
+
+    with pytest.raises(DataError, match="store the samples with --samples DIR, then `graphrec build-graph --data DIR/dataset"):
+        resolve_item_graphs(data, str(tmp_path / "stale"))

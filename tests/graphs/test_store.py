@@ -363,3 +363,31 @@ def test_check_record_without_loading(ds):
     with pytest.raises(DataError, match="k is 3 but 4 was requested"):
         check_record(rec, expect={"k": 4})
     assert rec.mismatches({"k": 4, "kind": "cooccur", "modalities": []}) == [("k", 3, 4)]
+
+
+def test_a_dataset_read_from_a_folder_is_named_in_the_fix(ds, tmp_path):
+    # a graph of other data: build one from the caller's folder into a new one, keep the given graph
+    ds.save(tmp_path / "data")
+    mine = graphrec.data.Dataset.load(tmp_path / "data")
+    other = _dataset(seed=1)
+    save_graph(tmp_path / "g" / "cooccur", *_build(other))
+    with pytest.raises(DataError) as e:
+        load_graph(tmp_path / "g" / "cooccur", dataset=mine)
+    msg = _one_line(e)
+    data = (tmp_path / "data").resolve()
+    assert "(the data differ): build a graph for this data with `graphrec build-graph " in msg
+    assert f"--data {data} --kind cooccur " in msg and "--out NEW_DIR` and pass NEW_DIR/cooccur" in msg
+    assert "--overwrite" not in msg and "--cold-start" not in msg
+    # the dataset cold-split after loading: the command reproduces that split
+    cold = cold_start(mine, 0.25, seed=3)
+    with pytest.raises(DataError) as e:
+        load_graph(tmp_path / "g" / "cooccur", dataset=cold)
+    msg = _one_line(e)
+    assert "cold_start differs" in msg and f"--data {data} " in msg
+    assert "--cold-start 0.25 --seed 3 --cold-protocol papers --out NEW_DIR" in msg, msg
+    # stored with its cold split: the folder holds the split, the command adds none
+    cold.save(tmp_path / "cold")
+    with pytest.raises(DataError) as e:
+        load_graph(tmp_path / "g" / "cooccur", dataset=graphrec.data.Dataset.load(tmp_path / "cold"))
+    msg = _one_line(e)
+    assert f"--data {(tmp_path / 'cold').resolve()} " in msg and "--cold-start" not in msg, msg

@@ -28,7 +28,10 @@ per run. Each finished run is cached as ``results/<dataset>/runs/<key>.json`` (a
 interrupted experiment resumes), and ``results/<dataset>.md`` gets the mean and
 standard deviation over seeds of test AUC, GAUC and logloss, the papers' numbers for
 orientation (other datasets: not comparable), and the test AUC per popularity level
-(MARN Table 4) with and without graph enrichment. Results are git-ignored.
+(MARN Table 4) with and without graph enrichment. ``--parts``, ``--models`` and ``--rows``
+choose what trains; the tables show every cached run of the current settings (Table 2 and
+both ablation tables, whichever of them this call trains) and count the rows not run
+yet. Results are git-ignored.
 """
 
 from __future__ import annotations
@@ -137,8 +140,9 @@ PARTS = ("table2", "gmmf_ablation", "marn_ablation", "tune", "cold")
 
 
 def _run(data: CTRData, key: str, model: str, params: dict, graph: str | None, seed: int, args, cache: Path,
-         train: dict | None = None) -> dict:
-    """One cached run; ``train`` overrides the command line's CTRConfig settings."""
+         train: dict | None = None, cached_only: bool = False) -> dict | None:
+    """One cached run; ``train`` overrides the command line's CTRConfig settings.
+    ``cached_only``: None instead of training when the run is not cached."""
     path = cache / f"{key}-s{seed}.json"
     settings = dict(epochs=args.epochs, patience=args.patience, lr=args.lr, batch_size=args.batch_size,
                     gan_start_epoch=args.gan_start_epoch)
@@ -147,11 +151,15 @@ def _run(data: CTRData, key: str, model: str, params: dict, graph: str | None, s
         cached = json.loads(path.read_text())
         differ = {k: (cached["train"].get(k), v) for k, v in settings.items()
                   if "train" in cached and cached["train"].get(k) != v}
+        if differ and cached_only:  # another part's run of other settings: not one of these
+            return None
         if differ:  # a cached run of other settings would be reported under these ones
             what = ", ".join(f"{k} {old} (now {new})" for k, (old, new) in differ.items())
             raise SystemExit(f"{path} was trained with {what}: pass its settings, or delete {cache} to train "
                              "every run again with the new ones")
         return cached
+    if cached_only:
+        return None
     cfg = CTRConfig(seed=seed, progress=False, **settings)
     t0 = time.perf_counter()
     rec, _ = run_ctr(data, model, params, cfg, item_graph=graph)
@@ -228,27 +236,38 @@ def main() -> None:
                          f"({', '.join(sorted(known)) or 'no ablation part in --parts'})")
         seeds = range(args.seeds)
         lines = [f"# CTR experiments on {ds}", "",
-                 f"Samples: DIN protocol, max history {data.max_history}, negatives seed 0, "
-                 f"{data.stats()['train_samples']} / {data.stats()['valid_samples']} / {data.stats()['test_samples']} "
-                 f"train / valid / test samples. Seeds {list(seeds)}; Adam lr {args.lr}, batch {args.batch_size}, "
+                 f"{_samples_line(data)} Seeds {list(seeds)}; Adam lr {args.lr}, batch {args.batch_size}, "
                  f"at most {args.epochs} epochs, early stopping on validation AUC (patience {args.patience}); "
                  f"GAN after epoch {args.gan_start_epoch}. Mean ± std over seeds of the TEST metrics at the best "
                  f"validation epoch. torch {torch.__version__}, Python {platform.python_version()}, {args.threads} thread(s).",
                  "", "The papers' numbers are on other datasets (Amazon Electronics/Home/Cell Phones, "
                  "Clothing): for orientation only.", ""]
-        if "table2" in parts:
-            lines += ["## GMMF Table 2 structure (with and without graph enrichment)", "",
+        # the tables of results/<ds>.md show every run of these settings: the requested
+        # parts (and --models / --rows) train what is missing, the others are read from the cache
+        not_run: dict[str, int] = {}
+
+        def runs_of(part: str, allowed: bool, key: str, model: str, params: dict, graph: str | None) -> list[dict] | None:
+            runs = [_run(data, key, model, params, graph, s, args, cache, cached_only=not allowed) for s in seeds]
+            if any(r is None for r in runs):
+                not_run[part] = not_run.get(part, 0) + 1
+                return None
+            return runs
+
+        table2 = []
+        if set(parts) & {"table2", "gmmf_ablation", "marn_ablation"}:
+            table2 = ["## GMMF Table 2 structure (with and without graph enrichment)", "",
                       f"| model | item graph | test AUC | test GAUC | test logloss | valid AUC | GMMF paper (Elec/Home/Cell) | MARN paper (Elec/Cloth) |",
                       "|---|---|---|---|---|---|---|---|"]
             levels_rows = []
             for row, model, params, enrich in TABLE2:
-                if models is not None and model not in models:
-                    continue
+                allowed = "table2" in parts and (models is None or model in models)
                 for graph in ([None, args.graph] if enrich else [None]):
                     key = f"t2-{model}-{graph or 'none'}"
-                    runs = [_run(data, key, model, params, graph, s, args, cache) for s in seeds]
+                    runs = runs_of("table2", allowed, key, model, params, graph)
+                    if runs is None:
+                        continue
                     g_p, m_p = PAPER_T2[row]
-                    lines.append(
+                    table2.append(
                         f"| {row} | {graph or 'none'} | {_fmt([r['test']['auc'] for r in runs])} | "
                         f"{_fmt([r['test']['gauc'] for r in runs])} | {_fmt([r['test']['logloss'] for r in runs])} | "
                         f"{_fmt([r['valid_auc'] for r in runs])} | {' / '.join(f'{x:.4f}' for x in g_p) if g_p else '-'} | "
@@ -257,36 +276,53 @@ def main() -> None:
                     cold = [r["cold"]["auc"] for r in runs]
                     levels_rows.append(f"| {row} | {graph or 'none'} | " + " | ".join(f"{x:.3f}" for x in lv)
                                        + f" | {_fmt(cold)} ({runs[0]['cold']['samples']}) |")
-            lines += ["", "## Test AUC per candidate popularity level (MARN Table 4; 0 = least popular), mean over seeds", "",
+            table2 += ["", "## Test AUC per candidate popularity level (MARN Table 4; 0 = least popular), mean over seeds", "",
                       "| model | item graph | " + " | ".join(str(k) for k in range(10)) + " | cold (samples) |",
                       "|---|---|" + "---|" * 11] + levels_rows
             gan = [r for r in (json.loads(p.read_text()) for p in sorted(cache.glob("t2-gmmf-none-s*.json")))]
             if gan:
-                lines += ["", "GMMF GAN losses per epoch (seed 0; D, G; None before K): "
+                table2 += ["", "GMMF GAN losses per epoch (seed 0; D, G; None before K): "
                           + ", ".join(f"{e}: {d if d is None else round(d, 3)}/{g if g is None else round(g, 3)}"
                                       for e, d, g in gan[0]["gan"])]
         ag = args.ablation_graph
         graph = None if ag == "none" else ag
-        if "gmmf_ablation" in parts:
-            lines += ["", f"## GMMF Table 3 ablations (item graph: {ag})", "",
-                      "| row | test AUC | valid AUC | paper Elec / Home / Cell |", "|---|---|---|---|"]
-            for row, params, paper, key in _rows(args.rows, ablation["gmmf_ablation"]):
-                runs = [_run(data, key, "gmmf", params, graph, s, args, cache) for s in seeds]
-                lines.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
+        if table2 and levels_rows:  # else no Table 2 run of these settings yet
+            lines += table2
+        chosen = {r[-1] for p in ("gmmf_ablation", "marn_ablation") for r in _rows(args.rows, ablation[p])}
+        if set(parts) & {"table2", "gmmf_ablation", "marn_ablation"}:
+            section = ["", f"## GMMF Table 3 ablations (item graph: {ag})", "",
+                       "| row | test AUC | valid AUC | paper Elec / Home / Cell |", "|---|---|---|---|"]
+            for row, params, paper, key in ablation["gmmf_ablation"]:
+                runs = runs_of("gmmf_ablation", "gmmf_ablation" in parts and key in chosen, key, "gmmf", params, graph)
+                if runs is None:
+                    continue
+                section.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
                              + " / ".join(f"{x:.4f}" for x in paper) + " |")
-        if "marn_ablation" in parts:
-            lines += ["", f"## MARN Table 3 ablations (item graph: {ag})", "",
-                      "| row | test AUC | valid AUC | paper Electro / Clothe |", "|---|---|---|---|"]
-            for row, params, paper, key in _rows(args.rows, ablation["marn_ablation"]):
-                runs = [_run(data, key, "marn", params, graph, s, args, cache) for s in seeds]
-                lines.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
+            lines += section if len(section) > 5 else []
+            section = ["", f"## MARN Table 3 ablations (item graph: {ag})", "",
+                       "| row | test AUC | valid AUC | paper Electro / Clothe |", "|---|---|---|---|"]
+            for row, params, paper, key in ablation["marn_ablation"]:
+                runs = runs_of("marn_ablation", "marn_ablation" in parts and key in chosen, key, "marn", params, graph)
+                if runs is None:
+                    continue
+                section.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
                              + " / ".join(f"{x:.4f}" for x in paper) + " |")
+            lines += section if len(section) > 5 else []
+        if not_run:
+            lines += ["", "Rows not run yet with these settings (train them with `--parts`): "
+                      + ", ".join(f"{n} of {part}" for part, n in not_run.items()) + "."]
         if "tune" in parts:
-            _write(args.out / f"{ds}-tune.md", lines[:2] + [f"Samples: {data.stats()}"] + _tune_part(data, cache, models, args))
+            _write(args.out / f"{ds}-tune.md", lines[:2] + [_samples_line(data)] + _tune_part(data, cache, models, args))
         if set(parts) & {"table2", "gmmf_ablation", "marn_ablation"}:
             _write(args.out / f"{ds}.md", lines)
         if "cold" in parts:
             _write(args.out / f"{ds}-cold{args.cold_start}.md", _cold_part(ds, root, models, args))
+
+
+def _samples_line(data: CTRData) -> str:
+    st = data.stats()
+    return (f"Samples: DIN protocol, max history {data.max_history}, negatives seed 0, {st['train_samples']} / "
+            f"{st['valid_samples']} / {st['test_samples']} train / valid / test samples.")
 
 
 def _same_as_table2(model: str, params: dict, graph: str = "none") -> str | None:

@@ -344,6 +344,26 @@ class Dataset:
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
+    def content_fingerprint(self, modalities: Sequence[str]) -> str:
+        """SHA-256 of the item ids and the features of ``modalities`` (in sorted order):
+        all that a graph built from item content alone reads (a kNN graph), so equal for
+        every split of the same items, a cold-start split included. A modality the dataset
+        lacks hashes as absent."""
+        h = hashlib.sha256()
+
+        def put(tag: str, arr: np.ndarray) -> None:
+            arr = np.ascontiguousarray(arr)
+            h.update(f"{tag}:{arr.dtype.str}:{arr.shape}".encode())
+            h.update(arr.tobytes())
+
+        put("items", self.item_ids)
+        for mod in sorted(set(modalities)):
+            if mod in self.item_features:
+                put(f"feat.{mod}", self.item_features[mod])
+            else:
+                h.update(f"feat.{mod}:absent".encode())
+        return h.hexdigest()
+
     def stats(self) -> dict[str, Any]:
         """Counts that `graphrec info` prints."""
         out: dict[str, Any] = {"name": self.name, "users": self.n_users, "items": self.n_items}

@@ -142,6 +142,7 @@ def build_item_graph(
             k=spec.k,
             weighting=spec.weighting,
             options={"include_self": spec.include_self, "backend": spec.backend},
+            content_fingerprint=dataset.content_fingerprint(fused.modalities),
         )
     else:  # co-interactions of the training matrix: items (MM-GEF's E^c) or users (DRAGON's)
         users = spec.kind == "user-cooccur"

@@ -117,6 +117,13 @@ class GraphRecord:
         created: ISO-8601 UTC time the record was made.
         nnz: stored entries (set by :func:`save_graph`).
         checksum: SHA-256 of the stored arrays (set by :func:`save_graph`).
+        content_fingerprint: for a graph built from item content alone (a kNN graph):
+            ``Dataset.content_fingerprint(modalities)``, the item ids and those features.
+            Such a graph is the same for every split of that content, so it fits any of
+            them (a cold-start split included): :func:`load_graph` compares this instead
+            of ``dataset_fingerprint`` and the cold-start fields. None for graphs that read
+            interactions, and for kNN graphs stored before it was recorded (those stay
+            bound to their dataset's split).
     """
 
     kind: str
@@ -142,6 +149,7 @@ class GraphRecord:
     checksum: str | None = None
     nodes: str = "items"
     n_users: int | None = None
+    content_fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         self.modalities = [str(m) for m in self.modalities]
@@ -514,23 +522,34 @@ def check_record(
                 f"{where}: n_users is {record.n_users} but dataset {dataset.name!r} has {dataset.n_users} users",
                 _rebuild(path, record, data, fresh=data is not None, **cold),
             )
-        have_cold = _record_cold_start(record)
-        want_cold = _dataset_cold_start(dataset)
-        if have_cold != want_cold:
-            raise GraphMismatch(
-                f"{where}: cold_start differs: the graph was built with {_describe_cold(*have_cold)} but "
-                f"dataset {dataset.name!r} has {_describe_cold(*want_cold)}",
-                _rebuild(path, record, data, fresh=data is not None, **(cold if data is not None else dict(
-                    cold_start=want_cold[0], seed=want_cold[1], cold_protocol=want_cold[2]))),
-            )
-        fp = dataset.fingerprint()
-        if record.dataset_fingerprint != fp:
-            raise GraphMismatch(
-                f"{where}: dataset_fingerprint is {record.dataset_fingerprint[:12]} (built from "
-                f"{record.dataset_name!r}) but dataset {dataset.name!r} has {fp[:12]} (the data differ)",
-                _rebuild(path, record, data, fresh=True, **cold) if data is not None
-                else f"{_rebuild(path, record)}, with --data naming the dataset you use",
-            )
+        if record.content_fingerprint is not None:  # item content only: any split of it fits
+            cold = {"cold_start": None}  # a rebuild needs no split
+            if record.content_fingerprint != dataset.content_fingerprint(record.modalities):
+                mods = ", ".join(record.modalities) or "no"
+                raise GraphMismatch(
+                    f"{where}: built from other item content ({mods} features of {record.dataset_name!r}) than "
+                    f"dataset {dataset.name!r} has (its item ids or those features differ)",
+                    _rebuild(path, record, data, fresh=True, **cold) if data is not None
+                    else f"{_rebuild(path, record, **cold)}, with --data naming the dataset you use",
+                )
+        else:
+            have_cold = _record_cold_start(record)
+            want_cold = _dataset_cold_start(dataset)
+            if have_cold != want_cold:
+                raise GraphMismatch(
+                    f"{where}: cold_start differs: the graph was built with {_describe_cold(*have_cold)} but "
+                    f"dataset {dataset.name!r} has {_describe_cold(*want_cold)}",
+                    _rebuild(path, record, data, fresh=data is not None, **(cold if data is not None else dict(
+                        cold_start=want_cold[0], seed=want_cold[1], cold_protocol=want_cold[2]))),
+                )
+            fp = dataset.fingerprint()
+            if record.dataset_fingerprint != fp:
+                raise GraphMismatch(
+                    f"{where}: dataset_fingerprint is {record.dataset_fingerprint[:12]} (built from "
+                    f"{record.dataset_name!r}) but dataset {dataset.name!r} has {fp[:12]} (the data differ)",
+                    _rebuild(path, record, data, fresh=True, **cold) if data is not None
+                    else f"{_rebuild(path, record)}, with --data naming the dataset you use",
+                )
     wanted: dict[str, Any] = {"split": "train"}
     wanted.update(expect or {})
     for key, have, want in record.mismatches(wanted):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -251,21 +252,21 @@ def test_rebuild_command_for_a_cold_start_mismatch_runs(data_dir, tmp_path):
     res = run("build-graph", "--data", data_dir, "--kind", "both", "--k", "4", "--cooccur-top-k", "7",
               "--device", "cpu", "--out", graphs, "--quiet")
     assert res.exit_code == 0, res.output
-    train = ["train", "mmgef", "--data", data_dir, "--graph", graphs / "knn", "--graph", graphs / "cooccur",
-             "--cold-start", "0.2", "--epochs", "1", "--dim", "8", "--device", "cpu", "--quiet"]
-    line = one_error_line(run(*train, "--out", tmp_path / "run"))
-    assert "cold_start differs" in line and "--data" in line, line
-    res = run(*_printed_command(line), "--quiet", "--device", "cpu")
+    train = ["train", "mmgef", "--data", data_dir, "--graph", graphs / "knn", "--cold-start", "0.2",
+             "--epochs", "1", "--dim", "8", "--device", "cpu", "--quiet"]
+    # the kNN graph (item content only) serves the cold-start split; the co-interaction graph
+    # is refused, and the printed command builds one for the split into a new folder
+    line = one_error_line(run(*train, "--graph", graphs / "cooccur", "--out", tmp_path / "run"))
+    assert f"graph {graphs / 'cooccur'}: cold_start differs" in line, line
+    assert f"--data {Path(data_dir).resolve()} " in line and "--cold-start 0.2 " in line, line
+    assert "--out NEW_DIR` and pass NEW_DIR/cooccur" in line and "--overwrite" not in line, line
+    new = tmp_path / "cold"
+    res = run(*[str(new) if a == "NEW_DIR" else a for a in _printed_command(line)], "--quiet", "--device", "cpu")
     assert res.exit_code == 0, res.output
-    # the knn graph is now the cold-start one, with its recorded options kept; then the co-interaction graph
-    knn = json.loads((graphs / "knn" / "graph.json").read_text())
-    assert knn["k"] == 4 and knn["cold_start_fraction"] == 0.2
-    line = one_error_line(run(*train, "--out", tmp_path / "run"))
-    assert f"graph {graphs / 'cooccur'}" in line or "cooccur" in line, line
-    res = run(*_printed_command(line), "--quiet", "--device", "cpu")
-    assert res.exit_code == 0, res.output
-    assert json.loads((graphs / "cooccur" / "graph.json").read_text())["k"] == 7
-    res = run(*train, "--out", tmp_path / "run")
+    cooccur = json.loads((new / "cooccur" / "graph.json").read_text())
+    assert cooccur["k"] == 7 and cooccur["cold_start_fraction"] == 0.2  # recorded options kept
+    assert json.loads((graphs / "cooccur" / "graph.json").read_text())["cold_start_fraction"] is None  # kept
+    res = run(*train, "--graph", new / "cooccur", "--out", tmp_path / "run")
     assert res.exit_code == 0, res.output
 
 

@@ -139,14 +139,19 @@ def test_inspect_skips_a_sibling_graph_of_another_split_with_a_note(data_dir, tm
     """A graph's sibling (graphs/NAME/knn beside graphs/NAME/cooccur) is compared when it
     fits the graph's data; one built under another cold-start split is skipped with a
     note (it used to fail the command, suggesting to overwrite the sibling); named with
-    --compare, it is an error that names --compare."""
+    --compare, it is an error that names --compare. A kNN graph reads item content only:
+    it fits every split of it, so a warm kNN sibling is compared with a cold-start graph."""
     out = tmp_path / "g"
     assert run("build-graph", "--data", data_dir, "--kind", "knn", "--k", "5", "--out", out, "--quiet").exit_code == 0
     res = run("build-graph", "--data", data_dir, "--kind", "cooccur", "--cold-start", "0.2", "--out", out, "--quiet")
     assert res.exit_code == 0, res.output
     res = run("inspect", out / "cooccur")
     assert res.exit_code == 0, res.output
+    assert "note: not compared" not in res.output and f"edges also in {out / 'knn'}" in res.output
+    # the warm kNN graph's data (no cold split) do not fit the cold co-interaction graph
+    res = run("inspect", out / "knn")
+    assert res.exit_code == 0, res.output
     assert "note: not compared with the sibling graph" in res.output and "cold_start differs" in res.output
     assert "rebuild it" not in res.output and "edges also in" not in res.output
-    res = run("inspect", out / "cooccur", "--compare", out / "knn")
-    assert res.exit_code == 1 and f"--compare {out / 'knn'}" in res.output and "same data and split" in res.output
+    res = run("inspect", out / "knn", "--compare", out / "cooccur")
+    assert res.exit_code == 1 and f"--compare {out / 'cooccur'}" in res.output and "same data and split" in res.output

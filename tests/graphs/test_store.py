@@ -391,3 +391,49 @@ def test_a_dataset_read_from_a_folder_is_named_in_the_fix(ds, tmp_path):
         load_graph(tmp_path / "g" / "cooccur", dataset=graphrec.data.Dataset.load(tmp_path / "cold"))
     msg = _one_line(e)
     assert f"--data {(tmp_path / 'cold').resolve()} " in msg and "--cold-start" not in msg, msg
+
+
+def _with_features(ds, seed=0):
+    rng = np.random.default_rng(seed)
+    return ds.replace(item_features={"image": rng.normal(size=(ds.n_items, 4)).astype(np.float32),
+                                     "text": rng.normal(size=(ds.n_items, 3)).astype(np.float32)})
+
+
+def test_a_knn_graph_fits_every_split_of_its_item_content(ds, tmp_path):
+    from graphrec.data import random_split
+    from graphrec.graphs import GraphSpec, build_item_graph
+
+    warm = _with_features(ds)
+    spec = GraphSpec(kind="knn", k=3, modalities=("image",))
+    built = build_item_graph(warm, spec)
+    save_graph(tmp_path / "knn", built.graph, built.record)
+    cold = cold_start(warm, 0.25, seed=1)
+    # the same graph, byte for byte, whichever split it is built from: it reads no interactions
+    again = build_item_graph(cold, spec).graph
+    assert (again != built.graph).nnz == 0 and np.array_equal(again.indices, built.graph.indices)
+    for other in (cold, cold_start(warm, 0.5, seed=2, protocol="hidden"), random_split(warm, seed=3)):
+        g, _ = load_graph(tmp_path / "knn", dataset=other)
+        assert (g != built.graph).nnz == 0
+    # other features of its modality, or other items: refused
+    changed = warm.replace(item_features=dict(warm.item_features, image=warm.item_features["image"] + 1))
+    with pytest.raises(DataError) as e:
+        load_graph(tmp_path / "knn", dataset=changed)
+    assert "built from other item content (image features of 'toy')" in _one_line(e)
+    # a modality the graph does not read may change
+    load_graph(tmp_path / "knn", dataset=warm.replace(item_features=dict(warm.item_features, text=-warm.item_features["text"])))
+    # a co-interaction graph stays bound to its split
+    save_graph(tmp_path / "cooccur", *_build(warm))
+    with pytest.raises(DataError, match="cold_start differs"):
+        load_graph(tmp_path / "cooccur", dataset=cold)
+
+
+def test_a_knn_graph_stored_before_content_fingerprints_stays_bound_to_its_split(ds, tmp_path):
+    from graphrec.graphs import GraphSpec, build_item_graph
+
+    warm = _with_features(ds)
+    built = build_item_graph(warm, GraphSpec(kind="knn", k=3, modalities=("image",)))
+    built.record.content_fingerprint = None  # as written before the field existed
+    save_graph(tmp_path / "knn", built.graph, built.record)
+    assert "content_fingerprint" in json.loads((tmp_path / "knn" / "graph.json").read_text())
+    with pytest.raises(DataError, match="cold_start differs"):
+        load_graph(tmp_path / "knn", dataset=cold_start(warm, 0.25, seed=1))

@@ -387,9 +387,14 @@ def test_builder_uses_stored_graphs_with_provenance(tmp_path):
     assert np.allclose(got, want, atol=1e-6)
     with pytest.raises(DataError, match="k=5 but --k 7"):
         build_model("lattice", ds, dict(SMALL, k=7, graphs=[str(tmp_path / "text")]))
-    # built from the full data, refused for a cold-start split of it
-    with pytest.raises(DataError, match="cold_start differs"):
-        build_model("lattice", cold_start(ds, 0.2, 0), dict(SMALL, graphs=[str(tmp_path / "text")]))
+    # a kNN graph reads item content only: built from the full data, it serves a cold-start
+    # split of it; built from other text features, it is refused
+    cold = build_model("lattice", cold_start(ds, 0.2, 0), dict(SMALL, graphs=[str(tmp_path / "text")]))
+    got = module_pattern(cold, "original_text").matrix(cold.original_text_values).to_dense().numpy()
+    assert np.allclose(got, want, atol=1e-6)
+    other = ds.replace(item_features=dict(ds.item_features, text=ds.item_features["text"][::-1].copy()))
+    with pytest.raises(DataError, match="built from other item content"):
+        build_model("lattice", other, dict(SMALL, graphs=[str(tmp_path / "text")]))
     fused = build_item_graph(ds, GraphSpec(kind="knn", k=5))
     save_graph(tmp_path / "fused", fused.graph, fused.record)
     with pytest.raises(DataError, match="one-modality kNN graphs"):

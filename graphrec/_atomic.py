@@ -157,7 +157,6 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
         raise DataError(f"{path} already exists: choose another output or pass --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_dir(path)
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; the output gets the usual mode
     try:
         yield tmp
         replace_dir(tmp, path)
@@ -229,10 +228,14 @@ def _host() -> str:
 
 def temporary_dir(path: str | os.PathLike) -> Path:
     """A new empty folder ``.NAME.tmp-HOST.PID-XXXXXXXX`` beside ``path`` (whose parent
-    must exist), after removing the stale temporaries of earlier writes of ``path``."""
+    must exist), after removing the stale temporaries of earlier writes of ``path``; it
+    has the mode a new folder gets (the umask's), not mkdtemp's 0700, since it becomes
+    the output."""
     path = Path(path)
     remove_stale_temporaries(path)
-    return Path(tempfile.mkdtemp(prefix=_temporary_prefix(path, "tmp"), dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path, "tmp"), dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
 
 
 #: seconds a process's start time may appear late (``/proc/stat``'s boot time is whole seconds)

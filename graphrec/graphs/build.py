@@ -161,6 +161,13 @@ def build_item_graph(
             **({"nodes": "users"} if users else {}),
         )
     if spec.normalization != "none":
+        lost = _nonpositive_rows(graph)
+        if lost:
+            notes.append(
+                f"note: {lost} item(s) have neighbours whose weights sum to <= 0 (negative cosines): "
+                f"{spec.normalization!r} normalisation leaves their rows empty (use --weighting binary, "
+                "or --normalization none and let the model normalise)"
+            )
         graph = normalize_adjacency(graph, spec.normalization)
     seconds = time.perf_counter() - t0
     record = GraphRecord.for_dataset(
@@ -172,6 +179,13 @@ def build_item_graph(
         **record_fields,
     )
     return BuiltGraph(graph=sp.csr_matrix(graph, dtype=np.float32), record=record, seconds=seconds, fused=fused, notes=notes)
+
+
+def _nonpositive_rows(graph: sp.spmatrix) -> int:
+    """Rows holding entries whose sum is <= 0: normalisation by the degree empties them."""
+    g = sp.csr_matrix(graph)
+    has = np.diff(g.indptr) > 0
+    return int((has & (np.asarray(g.sum(axis=1)).ravel() <= 0)).sum())
 
 
 def parse_modalities(value: str | Sequence[str] | None) -> tuple[str, ...] | None:

@@ -437,3 +437,27 @@ def test_a_knn_graph_stored_before_content_fingerprints_stays_bound_to_its_split
     assert "content_fingerprint" in json.loads((tmp_path / "knn" / "graph.json").read_text())
     with pytest.raises(DataError, match="cold_start differs"):
         load_graph(tmp_path / "knn", dataset=cold_start(warm, 0.25, seed=1))
+
+
+def test_normalising_rows_of_negative_weight_sum_is_noted(ds):
+    # items 0-2 point one way, item 3 the other: with k=1, item 3's only neighbour has
+    # cosine -1 and row normalisation empties its row, which the build notes
+    from graphrec.graphs import GraphSpec, build_item_graph
+
+    small = _dataset(n_items=4)
+    x = np.array([[1.0, 0.0], [1.0, 0.1], [1.0, -0.1], [-1.0, 0.0]], np.float32)
+    small = small.replace(item_features={"text": x})
+    built = build_item_graph(small, GraphSpec(kind="knn", k=1, normalization="row"))
+    assert built.graph[3].nnz == 0
+    assert any(n.startswith("note: 1 item(s) have neighbours whose weights sum to <= 0") for n in built.notes)
+    plain = build_item_graph(small, GraphSpec(kind="knn", k=1))
+    assert plain.graph[3].nnz == 1 and not any("sum to <= 0" in n for n in plain.notes)
+
+
+def test_a_stored_graph_folder_gets_the_usual_mode(ds, tmp_path):
+    import os
+
+    save_graph(tmp_path / "g", *_build(ds))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "g").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700

@@ -129,6 +129,8 @@ def build_graph(
     source: dict[str, Any] | None = None
     if recipe is not None:
         values, base = read_recipe(recipe)
+        if "source" in values and "data" in values:
+            raise ConfigError(f"{recipe}: names both data: and source:, two inputs: keep one of them")
         if "source" in values:
             source = resolve_source(values.pop("source"), base)
         if "data" in values:

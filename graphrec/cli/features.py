@@ -20,7 +20,7 @@ import typer
 
 from graphrec._atomic import check_output, check_output_folder
 from graphrec.cli._common import resolve_device, set_threads, user_errors
-from graphrec.errors import ConfigError
+from graphrec.errors import ConfigError, DataError
 
 _RANDOM = ("none", "random")
 
@@ -134,6 +134,23 @@ def features(
             columns = {f: ds.item_fields[f] for f in fields}
         item_texts = compose_texts(columns, fields)
         sources["text"] = {"texts": None if texts is None else str(texts.resolve()), "fields": list(fields)}
+    # nothing matched: an all-zero feature (and an edgeless kNN graph) would be written silently
+    sample_ids = ", ".join(map(str, item_ids[:3]))
+    if paths is not None and not any(p is not None for p in paths):
+        via = f"--image-map {image_map}" if image_map is not None else f"--image-key {image_key}"
+        raise DataError(
+            f"no item of {data} has an image in {images} (keys from {via}, e.g. {', '.join(map(str, keys[:3]))}; "
+            f"item ids e.g. {sample_ids}): check --images, --image-key or --image-map"
+        )
+    if item_texts is not None and not any(item_texts):
+        if texts is not None:
+            ids = ", ".join(ttable.columns[ttable.id_column][:3]) or "none"
+            raise DataError(
+                f"no item of {data} has a text in {texts} (its ids in column {ttable.id_column!r}, e.g. {ids}; "
+                f"the dataset's item ids, e.g. {sample_ids}, match none, or their {', '.join(fields)} are empty): "
+                "check --texts, --id-column and --text-fields"
+            )
+        raise DataError(f"no item of {data} has a non-empty {', '.join(fields)}: choose other --text-fields")
     existing = [m for m in (("image",) if paths is not None else ()) + (("text",) if item_texts is not None else ()) if m in ds.item_features]
     if existing and not overwrite:
         raise ConfigError(

@@ -25,6 +25,11 @@ def _dataset_for(record, data: Optional[Path]):
     source = {"data": str(data)} if data is not None else record.options.get("source")
     if not source:
         return None
+    if data is None and "data" in source and not (Path(source["data"]) / "dataset.json").is_file():
+        raise DataError(
+            f"the graph's recorded dataset {source['data']} is not a graphrec dataset directory any more "
+            "(moved or deleted?): pass --data DIR naming the dataset it was built from"
+        )
     ds = Dataset.load(source["data"]) if "data" in source else load_source(source)
     if record.cold_start_fraction:
         ds = cold_start(ds, float(record.cold_start_fraction), int(record.cold_start_seed or 0),
@@ -40,7 +45,7 @@ def inspect_graph(
     top: int = typer.Option(10, help="How many neighbours to show."),
     compare: Optional[Path] = typer.Option(None, help="Another graph to measure overlap with [the sibling graph of the same folder (knn <-> cooccur; an exported graph: knn), where it fits the data]."),
     data: Optional[Path] = typer.Option(None, help="Dataset directory [the graph's recorded source]."),
-    plot: Optional[Path] = typer.Option(None, help="Write the degree distribution to this PNG."),
+    plot: Optional[Path] = typer.Option(None, help="Write the degree distribution here (.png, .pdf, .svg, ...: the suffix picks the format)."),
     graphml: Optional[Path] = typer.Option(None, help="Export the graph with item attributes to GraphML."),
     sample: int = typer.Option(1000, help="Nodes sampled for the clustering coefficient."),
 ) -> None:
@@ -56,6 +61,8 @@ def inspect_graph(
 
     if top < 1:
         raise ConfigError(f"--top {top}: show at least one neighbour (--top 1 or more)")
+    if sample < 1:
+        raise ConfigError(f"--sample {sample}: sample at least one node for the clustering coefficient (--sample 1 or more)")
     # the files written at the end are checked before anything is read or computed
     # (an existing file is replaced, as before: these are reports, not data)
     if plot is not None:

@@ -215,6 +215,11 @@ class ClipEncoder:
                     f"unknown open_clip model {name!r}: pick one of open_clip.list_models() "
                     "(e.g. ViT-B-32, ViT-L-14) or pass a model config .json"
                 ) from None
+            if weights_id != f"tag:{pretrained}":  # a local file
+                raise ConfigError(
+                    f"could not load checkpoint {pretrained} into open_clip model {name!r} ({msg}): pass a "
+                    f"checkpoint of {name} (an open_clip or OpenAI CLIP state dict), or the --model it belongs to"
+                ) from None
             raise ConfigError(
                 f"could not load open_clip model {name!r} with pretrained {pretrained!r} ({msg}): "
                 "a pretrained tag needs internet; offline, pass a local checkpoint file"

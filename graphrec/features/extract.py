@@ -489,7 +489,7 @@ def attach_features(
     elif "fused" in item_features and set(features) & set(info.get("fused", {}).get("modalities", ["image", "text"])):
         del item_features["fused"]
         info.pop("fused", None)
-        notes.append("removed the stored fused features (their inputs changed): pass fuse=True (--fuse) to rebuild them")
+        notes.append("removed the stored fused features (their inputs changed): extract again with --fuse (fuse=True) to rebuild them")
     meta["features"] = info
     return dataset.replace(item_features=item_features, meta=meta), notes
 

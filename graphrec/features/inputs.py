@@ -242,6 +242,10 @@ def parse_fields(fields: str | Sequence[str]) -> tuple[str, ...]:
     out = tuple(p.strip() for p in parts if p.strip())
     if not out:
         raise ConfigError("no text field given: name one or more columns, e.g. title,description")
+    if len(out) != len(parts):
+        shown = fields if isinstance(fields, str) else ",".join(map(str, fields))
+        raise ConfigError(f"--text-fields {shown!r} has an empty field name: name the columns separated by "
+                          "commas, e.g. title,description")
     if len(set(out)) != len(out):
         raise ConfigError(f"text fields {', '.join(out)}: list each field once")
     return out

@@ -515,12 +515,14 @@ def check_record(
         if record.n_items != dataset.n_items:
             raise GraphMismatch(
                 f"{where}: n_items is {record.n_items} but dataset {dataset.name!r} has {dataset.n_items} items",
-                _rebuild(path, record, data, fresh=data is not None, **cold),
+                _rebuild(path, record, data, fresh=True, **cold) if data is not None
+                else f"{_rebuild(path, record)}, with --data naming the dataset you use",
             )
         if record.nodes == "users" and record.n_users != dataset.n_users:
             raise GraphMismatch(
                 f"{where}: n_users is {record.n_users} but dataset {dataset.name!r} has {dataset.n_users} users",
-                _rebuild(path, record, data, fresh=data is not None, **cold),
+                _rebuild(path, record, data, fresh=True, **cold) if data is not None
+                else f"{_rebuild(path, record)}, with --data naming the dataset you use",
             )
         if record.content_fingerprint is not None:  # item content only: any split of it fits
             cold = {"cold_start": None}  # a rebuild needs no split
@@ -573,8 +575,18 @@ def read_record(path: str | os.PathLike) -> GraphRecord:
     rec_file, npz_file = path / RECORD_FILE, path / GRAPH_FILE
     if not rec_file.is_file() or not npz_file.is_file():
         missing = RECORD_FILE if not rec_file.is_file() else GRAPH_FILE
+        inside = sorted(p.name for p in path.iterdir() if _is_graph_dir(p)) if path.is_dir() else []
+        if inside and missing == RECORD_FILE:  # the folder build-graph wrote KIND/ into
+            raise DataError(
+                f"no graph at {path} ({missing} not found), but it holds the graph(s) {', '.join(inside)}: "
+                f"pass one of them, e.g. {path / inside[0]}"
+            )
+        kind = path.name if path.name in _KIND_FLAGS else "KIND"
+        out = path.parent if kind != "KIND" else path
+        note = "" if kind != "KIND" else f" (it writes {path}/KIND)"
         raise DataError(
-            f"no graph at {path} ({missing} not found): build it with `graphrec build-graph --out {path}`"
+            f"no graph at {path} ({missing} not found): build it with "
+            f"`graphrec build-graph --data DATASET_DIR --kind {kind} --out {shlex.quote(str(out))}`{note}"
         )
     try:
         header = json.loads(rec_file.read_text())

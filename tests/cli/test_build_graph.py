@@ -155,3 +155,33 @@ def test_inspect_skips_a_sibling_graph_of_another_split_with_a_note(data_dir, tm
     assert "rebuild it" not in res.output and "edges also in" not in res.output
     res = run("inspect", out / "knn", "--compare", out / "cooccur")
     assert res.exit_code == 1 and f"--compare {out / 'cooccur'}" in res.output and "same data and split" in res.output
+
+
+def test_inspect_and_recipe_messages_name_the_fix(data_dir, tmp_path):
+    import shutil
+
+    out = tmp_path / "g"
+    moved = tmp_path / "moved"
+    shutil.copytree(data_dir, moved)
+    assert run("build-graph", "--data", moved, "--kind", "cooccur", "--out", out, "--quiet").exit_code == 0
+    res = run("inspect", out / "cooccur", "--sample", "0")
+    assert res.exit_code == 1 and "--sample 0: sample at least one node" in res.output, res.output
+    # the folder build-graph wrote KIND/ into, and a path holding no graph
+    res = run("inspect", out)
+    assert res.exit_code == 1 and f"but it holds the graph(s) cooccur: pass one of them, e.g. {out / 'cooccur'}" in res.output
+    res = run("inspect", tmp_path / "none" / "knn")
+    assert res.exit_code == 1, res.output
+    assert f"build it with `graphrec build-graph --data DATASET_DIR --kind knn --out {tmp_path / 'none'}`" in res.output
+    # the graph's recorded dataset was moved away: --data is the fix
+    shutil.rmtree(moved)
+    res = run("inspect", out / "cooccur")
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    assert f"the graph's recorded dataset {moved.resolve()} is not a graphrec dataset directory any more" in res.output
+    assert "pass --data DIR" in res.output
+    res = run("inspect", out / "cooccur", "--data", data_dir)
+    assert res.exit_code == 0, res.output
+    # a recipe naming two inputs
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data: {data_dir}\nsource:\n  format: mmrec\n  path: {data_dir}\nkind: cooccur\nout: {tmp_path / 'r'}\n")
+    res = run("build-graph", "--recipe", recipe, "--quiet")
+    assert res.exit_code == 1 and "names both data: and source:" in res.output, res.output

@@ -168,6 +168,33 @@ def test_user_errors_are_one_line(data_copy, extra, message):
     assert message in res.output and res.output.strip().count("\n") == 0, res.output
 
 
+def test_inputs_matching_no_item_are_refused_before_any_work(data_copy, tmp_path):
+    # ids of another catalogue, or an empty image folder: nothing would be encoded, and an
+    # all-zero feature (an edgeless kNN graph) used to be written with exit 0
+    (tmp_path / "other.csv").write_text("item_id,title\nx77,a\nx88,b\n")
+    (tmp_path / "empty").mkdir()
+    common = ("--pretrained", "none", "--device", "cpu", "--quiet", "--out", tmp_path / "out")
+    res = run("features", "--data", data_copy, "--texts", tmp_path / "other.csv", *common)
+    assert res.exit_code == 1 and res.output.strip().count("\n") == 0, res.output
+    assert f"no item of {data_copy} has a text in {tmp_path / 'other.csv'} (its ids in column 'item_id', e.g. x77, x88;" in res.output
+    res = run("features", "--data", data_copy, "--images", tmp_path / "empty", *common)
+    assert res.exit_code == 1 and res.output.strip().count("\n") == 0, res.output
+    assert f"no item of {data_copy} has an image in {tmp_path / 'empty'} (keys from --image-key item_id" in res.output
+    res = run("features", "--data", data_copy, "--text-fields", "title,,genres", *common)
+    assert res.exit_code == 1 and "--text-fields 'title,,genres' has an empty field name" in res.output, res.output
+    assert not (tmp_path / "out").exists()
+
+
+@NEEDS_CLIP_MARK
+def test_a_file_that_is_no_checkpoint_is_named(data_copy, tiny_config, tmp_path):
+    (tmp_path / "junk.bin").write_text("junk\n")
+    res = run("features", "--data", data_copy, "--text-fields", "title", "--model", tiny_config,
+              "--pretrained", tmp_path / "junk.bin", "--device", "cpu", "--quiet", "--out", tmp_path / "out")
+    assert res.exit_code == 1 and res.output.strip().count("\n") == 0, res.output
+    assert f"could not load checkpoint {tmp_path / 'junk.bin'} into open_clip model" in res.output
+    assert "needs internet" not in res.output
+
+
 def test_text_model_without_sentence_transformers(data_copy, monkeypatch):
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     res = run("features", "--data", data_copy, "--text-fields", "title", "--text-model", "all-MiniLM-L6-v2",

@@ -462,15 +462,33 @@ def recbole_model(name: str) -> type[GraphrecRecommender]:
         raise ConfigError(f"{name} has no parameters for RecBole's Trainer to train: evaluate it with graphrec train {name}")
     cls = _ADAPTER_CLASSES.get(name)
     if cls is None or cls.graphrec_model != name:
-        title = "".join(ch for ch in entry.title if ch.isalnum())
-        cls = type(
-            f"Graphrec{title}",
-            (GraphrecRecommender,),
-            {"graphrec_model": name, "__doc__": f"graphrec's {entry.title} ({entry.paper}) for RecBole.",
-             "__module__": __name__},
-        )
+        cls = globals().get(_adapter_name(name))
+        if not (isinstance(cls, type) and issubclass(cls, GraphrecRecommender) and cls.graphrec_model == name):
+            cls = type(
+                _adapter_name(name),
+                (GraphrecRecommender,),
+                {"graphrec_model": name, "__doc__": f"graphrec's {entry.title} ({entry.paper}) for RecBole.",
+                 "__module__": __name__},
+            )
+            # a module attribute, as a class statement makes: pickle finds classes by name, and
+            # RecBole's Trainer pickles the model's class into every checkpoint (saved=True)
+            globals()[cls.__name__] = cls
         _ADAPTER_CLASSES[name] = cls
     return cls
+
+
+def _adapter_name(name: str) -> str:
+    return "Graphrec" + "".join(ch for ch in get_model(name, "ranking").title if ch.isalnum())
+
+
+def __getattr__(attr: str) -> type[GraphrecRecommender]:
+    """``graphrec.interop.recbole.GraphrecFREEDOM`` etc. for an adapter not made yet in
+    this process (unpickling a checkpoint written by another one)."""
+    if attr.startswith("Graphrec"):
+        for name, entry in MODELS.items():
+            if entry.trainable and entry.task == "ranking" and _adapter_name(name) == attr:
+                return recbole_model(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 class _Adapters(Mapping[str, type[GraphrecRecommender]]):

@@ -249,10 +249,39 @@ def test_a_model_registered_in_a_test_gets_its_adapter(rb: Any) -> None:
                 trainer = Trainer(rb.config, model)
             finally:
                 rb.config["epochs"] = epochs
-            best, valid = trainer.fit(rb.train, rb.valid, saved=False, show_progress=False)
+            # saved=True (RecBole's default) pickles the model's class into the checkpoint
+            best, valid = trainer.fit(rb.train, rb.valid, saved=True, show_progress=False)
+            from graphrec.interop.recbole import load_checkpoint
+
+            again = make(cls, rb, scale=3.0)
+            load_checkpoint(again, trainer.saved_model_file)
         assert model.epoch == 2 and np.isfinite(best) and 0.0 < valid["recall@20"] <= 1.0
+        for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+            assert torch.equal(a, b)
     assert name not in ADAPTERS
     with pytest.raises(ConfigError, match="no parameters for RecBole"):
         from graphrec.interop.recbole import recbole_model
 
         recbole_model("cb")
+
+
+def test_every_adapter_class_pickles_by_name() -> None:
+    """RecBole's Trainer pickles the model class into each checkpoint (saved=True): every
+    adapter is a module attribute, also in a process that has not made it yet."""
+    import pickle
+    import subprocess
+    import sys
+
+    from graphrec.interop import recbole as module
+
+    for name in ADAPTERS:
+        cls = ADAPTERS[name]
+        assert pickle.loads(pickle.dumps(cls)) is cls and getattr(module, cls.__name__) is cls
+    blob = pickle.dumps(ADAPTERS["freedom"])
+    code = ("import pickle, sys; cls = pickle.loads(sys.stdin.buffer.read()); "
+            "print(cls.__name__, cls.graphrec_model)")
+    res = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True)
+    assert res.returncode == 0, res.stderr.decode()[-1500:]
+    assert res.stdout.decode().split() == ["GraphrecFREEDOM", "freedom"]
+    with pytest.raises(AttributeError):
+        module.GraphrecNoSuchModel

@@ -151,6 +151,29 @@ class RecommenderContract:
             opt.step()
         assert float(model.loss(*batch).detach()) < first
 
+    def test_a_step_splits_unless_the_loss_couples_the_batch(self) -> None:
+        """What ``--nproc`` relies on (``Recommender.couples_batch``): unless a model says
+        its loss couples a step's triples, the loss of a step is the size-weighted mean of
+        its parts' losses, each computed from the same random state, as N ranks compute
+        them (a model that draws a mask for the batch, or takes negatives from it, fails
+        this and must set ``couples_batch = True``)."""
+        ds = self._dataset()
+        model = self._seeded(ds, 0)
+        model.start_epoch(1)
+        assert isinstance(model.couples_batch, bool)
+        if model.couples_batch:
+            return
+        users, pos, neg = self._batch(ds, 32)
+
+        def loss(part: slice) -> torch.Tensor:
+            torch.manual_seed(7)
+            return model.loss(users[part], pos[part], neg[part])
+
+        whole = loss(slice(0, 32))
+        parts = (loss(slice(0, 20)) * 20 + loss(slice(20, 32)) * 12) / 32
+        torch.testing.assert_close(parts, whole, rtol=1e-5, atol=1e-6,
+                                   msg="the loss is not a mean over the step's triples: set couples_batch = True")
+
     def test_state_dict_round_trip(self) -> None:
         ds = self._dataset()
         model = self._seeded(ds, 0)

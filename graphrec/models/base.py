@@ -36,6 +36,12 @@ class Recommender(nn.Module):
 
     n_users: int
     n_items: int
+    #: whether :meth:`loss` couples the triples of a step (in-batch negatives, a norm over
+    #: the whole batch, a dropout mask drawn for the batch), so that it is not the mean of
+    #: per-triple terms. Under ``--nproc`` each rank then computes the whole step's loss
+    #: (the same training as one process, without the per-triple saving) instead of its
+    #: 1/N share (:func:`graphrec.train.fit.fit`). A property where a hyper-parameter decides.
+    couples_batch: bool = False
 
     def reset_parameters(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

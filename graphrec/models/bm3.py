@@ -144,6 +144,9 @@ class BM3(FeatureTables, Recommender):
         train_features: fine-tune the feature tables (authors' code); otherwise fixed.
     """
 
+    #: the dropout mask of a step is drawn for all its pairs at once (Recommender.couples_batch)
+    couples_batch = True
+
     def __init__(
         self,
         n_users: int,

@@ -125,6 +125,10 @@ class ColdItemRecommender(Recommender):
         modalities: the modalities fused into ``features`` (provenance, for new items).
     """
 
+    #: the path trains on the first ``path_triples`` triples of the step, and ``regress``
+    #: averages over the seen items among them (Recommender.couples_batch)
+    couples_batch = True
+
     def __init__(
         self,
         base: Recommender,

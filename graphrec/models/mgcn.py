@@ -184,6 +184,9 @@ class MGCN(FeatureTables, Recommender):
         train_features: fine-tune the feature tables (as the reference codes).
     """
 
+    #: the contrastive loss takes its negatives from the step's batch (Recommender.couples_batch)
+    couples_batch = True
+
     def __init__(
         self,
         n_users: int,

@@ -203,6 +203,9 @@ class SMORE(Recommender):
         train_features: fine-tune the feature tables (as the reference).
     """
 
+    #: the contrastive loss takes its negatives from the step's batch (Recommender.couples_batch)
+    couples_batch = True
+
     def __init__(
         self,
         n_users: int,

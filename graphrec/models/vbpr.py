@@ -97,6 +97,12 @@ class VBPR(Recommender):
             have :math:`\\gamma_i = 0, \\beta_i = 0` (default: all items are warm).
     """
 
+    @property
+    def couples_batch(self) -> bool:
+        """``reg_form="norm"`` penalises norms over the whole batch, not a mean of per-triple
+        terms (Recommender.couples_batch); ``"squared"`` does not."""
+        return self.reg_form == "norm"
+
     def __init__(
         self,
         n_users: int,

@@ -17,7 +17,10 @@ step's triples, scaled by ``world * part / step`` so that DistributedDataParalle
 gradient average is the gradient of the step's mean loss. N ranks therefore take the
 steps of one process on the same triples (the same training, up to float summation
 order), each rank doing one N-th of the per-triple work; the full-graph propagation of a
-LightGCN-style model is done by every rank. Validation and test split the user batches
+LightGCN-style model is done by every rank. A model whose loss couples the step's
+triples (``Recommender.couples_batch``: in-batch negatives, a norm over the batch, a
+dropout mask drawn for the batch) has every rank compute the whole step instead: the same
+training again, without the per-triple saving. Validation and test split the user batches
 across ranks and gather the metrics exactly. A group of one rank gives the numbers of no
 group, bit for bit.
 """
@@ -170,6 +173,8 @@ def fit(
     main = shard is None or shard.is_main
     n_batches = -(-dataset.train.nnz // config.batch_size)
     step_loss = model.loss if shard is None else _data_parallel(model, device)
+    # a loss that couples the step's triples is computed whole on every rank (Recommender.couples_batch)
+    split_steps = shard is not None and not getattr(model, "couples_batch", False)
 
     best_score, best_epoch, best_state, best_valid = -np.inf, 0, None, {}
     history: list[dict[str, Any]] = []
@@ -195,7 +200,7 @@ def fit(
         total = 0.0
         for users, pos, neg in bpr_batches(dataset.train, config.batch_size, rng, sampler):  # ranks split each step
             scale = 1.0
-            if shard is not None:  # this rank's part of the step (module doc)
+            if split_steps:  # this rank's part of the step (module doc)
                 mine = distributed.part(len(users), shard)
                 scale = shard.world * (mine.stop - mine.start) / len(users)
                 if mine.start == mine.stop:  # fewer triples than ranks: a zero-weight row keeps the step in sync

@@ -279,7 +279,9 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
         if code not in stopped:
             sys.stderr.write(f"error: rank {rank} of {nproc} failed (exit {code}): {_last_line(logs[rank])}; "
                              "the other ranks were stopped\n")
-    if all(c == 0 for c in codes):
+    if codes[0] == 0 and all(c in stopped for c in codes[1:]):
+        # rank 0 finished (and saved) the work; a stop that reached the others while they
+        # were leaving the group came too late to interrupt anything
         return 0
     if codes[0] not in (0, -signal.SIGKILL, -signal.SIGTERM):
         # a rank that lost its peer can abort while exiting, after its error line (gloo's

@@ -181,6 +181,7 @@ def train_command(
     if distributed.starts_ranks(nproc):
         if command is None:
             raise ConfigError("--nproc needs the command line: run graphrec train from the shell")
+        _check_before_ranks(model_name, model_overrides, data, config, out, resume, cold_start, seed, cold_protocol)
         raise typer.Exit(distributed.launch(shlex.split(command)[1:], nproc, threads))
     shard = distributed.init_from_env(dev)
     if shard is not None and dev.startswith("cuda"):
@@ -209,6 +210,33 @@ def train_command(
     print_record(record)
     typer.echo(f"run saved to {out}")
     return record
+
+
+def _check_before_ranks(model_name: str, model_overrides: dict[str, Any], data: Path, config: Any,
+                        out: Optional[Path], resume: bool, cold_start: float, seed: int, cold_protocol: str) -> None:
+    """What every rank would refuse (the dataset, the model's own check of it, a resume
+    with other options) is refused once, before the ranks start: one line, not one per
+    rank."""
+    from graphrec.data import Dataset
+    from graphrec.train.record import load_record
+    from graphrec.train.registry import get_model, model_params
+    from graphrec.train.run import cold_start_transforms, prepare_dataset
+    from graphrec.train.state import check_same_run
+
+    ds = Dataset.load(data)
+    transforms: dict[str, Any] = {}
+    if cold_start:
+        ds = prepare_dataset(ds, cold_start, seed, cold_protocol)
+        transforms = cold_start_transforms(cold_start, seed, cold_protocol)
+    params = model_params(model_name, model_overrides)
+    entry = get_model(model_name, "ranking")
+    if entry.check is not None:
+        entry.check(ds, params)
+    if resume and out is not None:
+        check_same_run(load_record(out), out, {
+            "model": model_name, "model_params": params, "train_config": config.to_dict(),
+            "dataset": {"fingerprint": ds.fingerprint(), "transforms": transforms},
+        })
 
 
 @contextlib.contextmanager

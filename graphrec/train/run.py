@@ -213,6 +213,11 @@ def _provenance(command: str | None, previous: Mapping[str, Any] | None, keeper:
         out["created"] = previous.get("created")
         out["command"] = previous.get("command") or command
         out["resumed_after"] = [*previous.get("resumed_after", []), keeper.state.epoch]
+        # the processes of each part (one more entry than resumed_after): --nproc may change
+        # on resume, and ``distributed`` describes the last part only
+        shard = distributed.current()
+        earlier = previous.get("processes") or [int((previous.get("distributed") or {}).get("world", 1))]
+        out["processes"] = [*earlier, 1 if shard is None else shard.world]
     return out
 
 

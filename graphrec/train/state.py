@@ -361,13 +361,35 @@ def check_resumable(out: str | Path) -> dict[str, Any]:
     return record
 
 
+def recorded_resume_command(record: Mapping[str, Any], out: str | Path) -> str | None:
+    """The recorded command that resumes an interrupted run, with its ``--out`` made
+    ``out`` (the run may have been copied or moved since); None when none was recorded."""
+    cmd = (record.get("resume") or {}).get("command")
+    if not cmd:
+        return None
+    try:
+        words = shlex.split(cmd)
+    except ValueError:
+        return cmd
+    def elsewhere(value: str) -> bool:  # read from here, the recorded --out is another folder
+        return Path(value).resolve() != Path(out).resolve()
+
+    changed = list(words)
+    for i, word in enumerate(words):
+        if word == "--out" and i + 1 < len(words) and elsewhere(words[i + 1]):
+            changed[i + 1] = str(out)
+        elif word.startswith("--out=") and elsewhere(word[len("--out="):]):
+            changed[i] = f"--out={out}"
+    return cmd if changed == words else shlex.join(changed)
+
+
 def check_finished(record: Mapping[str, Any], run_dir: str | Path) -> None:
     """A one-line error for an interrupted run, which has no test metrics yet: how to
     resume it."""
     if record.get("status", FINISHED) != INTERRUPTED:
         return
     epochs = (record.get("train_config") or {}).get("epochs", "?")
-    cmd = (record.get("resume") or {}).get("command")
+    cmd = recorded_resume_command(record, run_dir)
     how = f"`{cmd}`" if cmd else "`graphrec train MODEL ... --out RUN --resume` with the options it was started with"
     raise ConfigError(
         f"run {run_dir} was interrupted after {record.get('epochs_completed', '?')} of {epochs} epochs, so it has no "
@@ -402,7 +424,7 @@ def check_same_run(previous: Mapping[str, Any], out: str | Path, run: Mapping[st
     now, then = options(run), options(previous)
     for name in [*now, *(k for k in then if k not in now)]:
         if now.get(name, "<unset>") != then.get(name, "<unset>"):
-            cmd = (previous.get("resume") or {}).get("command")
+            cmd = recorded_resume_command(previous, out)
             fix = f"`{cmd}`" if cmd else "the options it was started with"
             raise ConfigError(
                 f"--resume: {name} is {now.get(name, '<unset>')!r} here but {then.get(name, '<unset>')!r} in the "

@@ -306,3 +306,57 @@ def test_nproc_refusals(data_dir, tmp_path):
     res = graphrec("build-graph", "--data", data_dir, "--nproc", "3", "--out", "g", cwd=tmp_path, env=env)
     assert res.returncode == 1 and "torchrun" in res.stderr
     assert not (tmp_path / "g").exists()
+
+
+def test_what_every_rank_would_refuse_is_one_line_before_the_ranks_start(data_dir, tmp_path):
+    res = graphrec(*TRAIN, "--data", tmp_path / "nosuch", "--nproc", "2", "--out", "x", cwd=tmp_path)
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 1 and len(err) == 1 and "nosuch" in err[0] and "rank 1 of" not in err[0], res.stderr
+    res = graphrec("train", "mmgef", "--data", data_dir, "--modalities", "audio", "--epochs", "1", "--nproc", "2",
+                   "--quiet", "--out", "y", cwd=tmp_path)
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 1 and len(err) == 1 and "audio" in err[0] and "rank 1 of" not in err[0], res.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_copied_interrupted_run_is_resumed_under_its_own_name(data_dir, tmp_path):
+    import shutil
+
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--out", "run", cwd=tmp_path,
+                   env=hook_env(tmp_path, CTRL_C_AT_EPOCH_3))
+    assert res.returncode == 130, res.stderr
+    shutil.copytree(tmp_path / "run", tmp_path / "copy")
+    # resumed in two processes with another --lr: one line, naming the copy's own resume command
+    args = [a if a != "0.02" else "0.03" for a in TRAIN]
+    res = graphrec(*args, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "copy", "--resume",
+                   cwd=tmp_path)
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 1 and len(err) == 1, res.stderr
+    assert "--resume: lr is 0.03 here but 0.02 in the interrupted run copy" in err[0], err[0]
+    assert "--out copy" in err[0] and "--out run" not in err[0], err[0]
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "copy", "--resume",
+                   cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    got = json.loads((tmp_path / "copy" / "record.json").read_text())
+    assert got["resumed_after"] == [2] and got["processes"] == [1, 2] and got["distributed"]["world"] == 2
+
+
+RANK_0_DONE_THEN_SIGTERM = textwrap.dedent(
+    """
+    import os, signal, time
+    if os.environ.get("RANK") == "0":
+        os._exit(0)  # rank 0 finished its work (and saved it)
+    if os.environ.get("RANK") == "1":
+        time.sleep(2)  # rank 1 is still leaving when the launcher is killed
+        os.kill(os.getppid(), signal.SIGTERM)
+        time.sleep(60)  # the launcher's forwarded SIGTERM ends this
+    """
+)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM")
+def test_a_sigterm_after_rank_0_finished_is_not_an_interruption(data_dir, tmp_path):
+    res = graphrec(*TRAIN, "--data", data_dir, "--nproc", "2", "--out", "run", cwd=tmp_path,
+                   env=hook_env(tmp_path, RANK_0_DONE_THEN_SIGTERM), timeout=120)
+    assert res.returncode == 0, (res.returncode, res.stderr)
+    assert "error" not in res.stderr and "interrupted" not in res.stderr, res.stderr

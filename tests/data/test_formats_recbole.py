@@ -94,6 +94,18 @@ def test_write_refuses_existing_and_bad_values(lfm2k: Dataset, tmp_path: Path) -
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.parametrize("kind", ["user", "item"])
+@pytest.mark.parametrize("na", ["NA", "null", "nan", "N/A", "NaN", "", "None", "#N/A"])
+def test_write_refuses_ids_pandas_reads_as_missing(tmp_path: Path, kind: str, na: str) -> None:
+    # RecBole reads atomic files with pandas, whose default na_values would turn them into NaN
+    users, items = (["u", na], ["i", "i"]) if kind == "user" else (["u", "u"], ["i", na])
+    ds = build_dataset(users, items, ["train", "train"])
+    with pytest.raises(DataError, match=rf"^{kind} id {na!r} is read as a missing value by RecBole .*"
+                       rf"rename the {kind} ids before preparing"):
+        write_recbole(ds, tmp_path / "new" / "out")
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_recbole_reads_what_we_write(lfm2k: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("recbole", reason="needs RecBole 1.2.1 (the [recbole] extra, numpy < 2; the development lock has it)")

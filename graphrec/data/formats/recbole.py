@@ -67,6 +67,12 @@ __all__ = ["read_recbole", "write_recbole", "FIELD_TYPES"]
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
 FIELD_SUFFIX = "_field"  # renames an item field whose name is also a modality (see write_recbole)
+#: the cells pandas, which RecBole reads atomic files with, takes for missing values by
+#: default (its ``na_values``): an id written as one of them would not read back as itself
+PANDAS_NA = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+})
 
 
 def _read_atomic(path: Path, id_field: str | None = None) -> tuple[Table, dict[str, str]]:
@@ -326,6 +332,15 @@ def _check_token(values: list[str], what: str) -> None:
             )
 
 
+def _check_not_na(ids: list[str], kind: str) -> None:
+    for v in ids:
+        if v in PANDAS_NA:
+            raise DataError(
+                f"{kind} id {v!r} is read as a missing value by RecBole (pandas takes {v!r} for NaN), "
+                f"so RecBole would not see this {kind}: rename the {kind} ids before preparing the dataset"
+            )
+
+
 def _field_column(field: str, values: np.ndarray, kind: str) -> tuple[str, list[str]]:
     """(header ``field:type``, cell texts) of one side field."""
     arr = np.asarray(values)
@@ -374,8 +389,10 @@ def write_recbole(
       :func:`read_recbole` renames it back;
     * ``{name}.user``: ``user_id:token`` for every user in index order + user fields.
 
-    Ids and string values must not contain tabs or line breaks; one that starts with
-    ``"`` is written CSV-quoted, which RecBole and :func:`read_recbole` both unquote.
+    Ids and string values must not contain tabs or line breaks, and ids must not be a
+    value pandas reads as missing (``NA``, ``null``, ``nan``, empty, ...: :data:`PANDAS_NA`);
+    one that starts with ``"`` is written CSV-quoted, which RecBole and
+    :func:`read_recbole` both unquote.
     Cold-item marks are not part of the RecBole format and are not written.
     """
     out = Path(out_dir)
@@ -401,6 +418,8 @@ def write_recbole(
         )
     _check_token(dataset.user_ids.tolist(), "user id")
     _check_token(dataset.item_ids.tolist(), "item id")
+    _check_not_na(dataset.user_ids.tolist(), "user")
+    _check_not_na(dataset.item_ids.tolist(), "item")
     user_cells = [quote_cell(v) for v in dataset.user_ids.tolist()]
     item_cells = [quote_cell(v) for v in dataset.item_ids.tolist()]
     with atomic_dir(out, overwrite) as tmp:

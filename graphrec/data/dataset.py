@@ -138,7 +138,8 @@ def build_dataset(
             (numeric order when all ids are integers, else lexicographic).
         source: how to name the input in error messages (a file name).
         unseen: what to do with users/items that occur in valid/test but never in train:
-            ``"error"`` (default), ``"drop"`` their valid/test rows, or ``"keep"``.
+            ``"error"`` (default), ``"drop"`` their valid/test rows, or ``"keep"``. Rows
+            dropped are counted in ``meta["unseen_dropped"]`` (``{split: [dropped, given]}``).
     """
     users = np.asarray(users).astype(str)
     items = np.asarray(items).astype(str)
@@ -179,6 +180,13 @@ def build_dataset(
             "to remove them or unseen='keep' (--unseen keep) to keep them"
         )
     keep = ~orphan if unseen == "drop" else np.ones(len(users), bool)
+    meta = dict(meta or {})
+    if unseen == "drop" and orphan.any():
+        # {split: [rows dropped, rows given]}: apply_split tells a split emptied here from one never given
+        meta["unseen_dropped"] = {
+            s: [int((orphan & (split == s)).sum()), int((split == s).sum())]
+            for s in SPLITS if (orphan & (split == s)).any()
+        }
 
     shape = (len(uids), len(iids))
     mats: dict[str, sp.csr_matrix] = {}
@@ -200,7 +208,7 @@ def build_dataset(
         user_fields=dict(user_fields or {}),
         item_fields=dict(item_fields or {}),
         name=name,
-        meta=dict(meta or {}),
+        meta=meta,
     )
 
 

@@ -75,13 +75,24 @@ def apply_split(dataset: Dataset, split: str = "auto", seed: int = 0, source: ob
 
     A given split with one empty part (valid or test) is a :class:`DataError` under
     ``auto`` and ``keep``, naming the source file, the empty part and the fix (``option``
-    ``random`` re-splits on purpose). ``source`` names the data in messages when the
+    ``random`` re-splits on purpose); so is, under ``auto`` and ``keep``, a given valid or
+    test split that reading with ``unseen="drop"`` emptied. ``source`` names the data in messages when the
     dataset's ``meta["source"]`` does not.
     """
     if split not in SPLIT_CHOICES:
         raise ConfigError(f"{option} {split!r} is not one of {', '.join(SPLIT_CHOICES)}")
     where = dataset.meta.get("source") or source or f"dataset {dataset.name!r}"
     have = {s: s in dataset.splits and dataset.splits[s].nnz > 0 for s in ("valid", "test")}
+    dropped = dataset.meta.get("unseen_dropped") or {}
+    emptied = [s for s in ("valid", "test") if not have[s] and s in dropped and dropped[s][0] == dropped[s][1]]
+    if split in ("auto", "keep") and emptied:
+        unseen = "--unseen" if option.startswith("--") else "unseen:"
+        counts = " and ".join(f"{dropped[s][0]} of {dropped[s][1]} {s} rows dropped" for s in emptied)
+        raise DataError(
+            f"{where}: after {unseen} drop the given {' and '.join(emptied)} split{'s are' if len(emptied) > 1 else ' is'} "
+            f"empty ({counts}: their user or item is never in train): use {unseen} keep to keep them, or "
+            f"re-split all interactions on purpose with {option} random"
+        )
     if split in ("auto", "keep") and have["valid"] != have["test"]:
         empty, other = ("valid", "test") if have["test"] else ("test", "valid")
         part = _PART_WHERE.get(str(dataset.meta.get("format")), {}).get(empty)

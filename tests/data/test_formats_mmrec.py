@@ -448,6 +448,28 @@ def test_given_split_without_validation_rows_is_an_error_not_a_silent_resplit(tm
     assert ds.valid.nnz > 0 and "random" in ds.meta["split"]
 
 
+@pytest.mark.parametrize("rows, message", [
+    ("0\t2\t1\n1\t2\t2\n",
+     "the given valid and test splits are empty (1 of 1 valid rows dropped and 1 of 1 test rows dropped"),
+    ("0\t3\t0\n0\t2\t1\n1\t3\t2\n", "the given valid split is empty (1 of 1 valid rows dropped"),
+])
+def test_unseen_drop_that_empties_a_given_split_is_an_error(tmp_path: Path, rows: str, message: str) -> None:
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    # item 2 is never in train: --unseen drop removes its valid/test rows
+    write(tmp_path / "src" / "src.inter", "userID\titemID\tx_label\n0\t0\t0\n0\t1\t0\n1\t0\t0\n1\t1\t0\n" + rows)
+    res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(tmp_path / "src"), str(tmp_path / "out"),
+                                   "--unseen", "drop"])
+    assert res.exit_code == 1, res.output
+    lines = [l for l in res.output.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'src' / 'src.inter'}: after --unseen drop "), lines
+    assert message in lines[0] and lines[0].endswith("use --unseen keep to keep them, or re-split all interactions "
+                                                     "on purpose with --split random")
+    assert not (tmp_path / "out").exists()
+
+
 def test_features_must_be_a_mapping(shared_data: Path) -> None:
     from graphrec.errors import ConfigError
 

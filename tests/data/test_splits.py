@@ -175,6 +175,30 @@ def test_apply_split_keeps_a_given_split_and_refuses_one_with_an_empty_part():
         apply_split(full, "shuffle")
 
 
+def test_apply_split_refuses_a_given_split_that_unseen_drop_emptied():
+    from graphrec.data.splits import apply_split
+
+    # u0's valid and u1's test rows name an item never in train: --unseen drop removes them all
+    users = ["u0", "u0", "u1", "u1", "u0", "u1", "u0"]
+    items = ["a", "b", "a", "b", "c", "c", "a"]
+    both = build_dataset(users[:6], items[:6], ["train"] * 4 + ["valid", "test"], unseen="drop",
+                         meta={"source": "x.inter"})
+    assert both.meta["unseen_dropped"] == {"valid": [1, 1], "test": [1, 1]}
+    for how in ("auto", "keep"):
+        with pytest.raises(DataError, match=r"^x.inter: after --unseen drop the given valid and test splits are empty "
+                                            r"\(1 of 1 valid rows dropped and 1 of 1 test rows dropped: .*\): "
+                                            r"use --unseen keep to keep them"):
+            apply_split(both, how)
+    assert apply_split(both, "random").meta["split"] == "random(seed=0)"  # re-split on purpose
+    valid_only = build_dataset(users, items, ["train"] * 4 + ["valid", "test", "test"], unseen="drop")
+    assert valid_only.meta["unseen_dropped"] == {"valid": [1, 1], "test": [1, 2]}
+    with pytest.raises(DataError, match=r"after unseen: drop the given valid split is empty \(1 of 1 valid rows "
+                                        r"dropped: .*use unseen: keep"):
+        apply_split(valid_only, "auto", option="split:")
+    assert "unseen_dropped" not in build_dataset(users, items, ["train"] * 4 + ["valid", "test", "test"],
+                                                 unseen="keep").meta
+
+
 def test_fractions_and_seeds_of_the_wrong_type_are_one_line():
     from graphrec.data.synthetic import synthetic_catalogue
 

@@ -19,6 +19,28 @@ from graphrec.errors import ConfigError
 SPLIT_CHOICES = ("auto", "keep", "random", "temporal")  # graphrec.data.splits.SPLIT_CHOICES
 
 
+def cross_split_note(ds) -> str | None:
+    """A note on (user, item) pairs that a given split lists in more than one split (MMRec's
+    x_label, RecBole's benchmark files allow it); None when there are none."""
+    names = [s for s in ("train", "valid", "test") if s in ds.splits]
+    total = sum((ds.splits[s] != 0).astype("int32") for s in names)
+    n = int((total.data > 1).sum())
+    if not n:
+        return None
+    parts = []
+    for k, a in enumerate(names):
+        for b in names[k + 1:]:
+            both = int(ds.splits[a].multiply(ds.splits[b]).nnz)
+            if both:
+                parts.append(f"{both} in {a} and {b}")
+    with_train = any(p.split(" in ", 1)[1].startswith("train") for p in parts)
+    return (
+        f"note: {n} (user, item) pair{'s appear' if n > 1 else ' appears'} in more than one split "
+        f"({', '.join(parts)}): kept in each, as MMRec/RecBole read {'them' if n > 1 else 'it'}"
+        + ("; a valid or test pair also in train is masked as a training item and cannot be ranked" if with_train else "")
+    )
+
+
 @user_errors
 def prepare(
     src: Path = typer.Argument(..., help="Source file or directory in the chosen format."),
@@ -60,5 +82,8 @@ def prepare(
     )
     if ds is given:
         typer.echo("split: as given in the source")
+        note = cross_split_note(ds)
+        if note:
+            typer.echo(note)
     else:
         typer.echo(f"split: {ds.meta.get('split')}" + (" (the source gives no valid/test split)" if split == "auto" else ""))

@@ -470,6 +470,31 @@ def test_unseen_drop_that_empties_a_given_split_is_an_error(tmp_path: Path, rows
     assert not (tmp_path / "out").exists()
 
 
+def test_prepare_notes_pairs_listed_in_more_than_one_split(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    # (0, 1) is in train and test: MMRec keeps it in both, and so does graphrec, with a note
+    write(tmp_path / "src" / "src.inter", "userID\titemID\tx_label\n0\t0\t0\n0\t1\t0\n1\t0\t0\n1\t1\t0\n"
+          "0\t0\t1\n1\t1\t1\n0\t1\t2\n1\t0\t2\n")
+    res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(tmp_path / "src"), str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert ("note: 4 (user, item) pairs appear in more than one split (2 in train and valid, 2 in train and test): "
+            "kept in each, as MMRec/RecBole read them; a valid or test pair also in train is masked as a training "
+            "item and cannot be ranked") in res.output
+    ds = Dataset.load(tmp_path / "out")
+    assert (ds.train.nnz, ds.valid.nnz, ds.test.nnz) == (4, 2, 2)
+    write(tmp_path / "one" / "one.inter", "userID\titemID\tx_label\n0\t0\t0\n0\t1\t0\n0\t3\t0\n1\t0\t0\n1\t2\t0\n"
+          "0\t2\t1\n1\t1\t1\n0\t1\t2\n1\t3\t2\n")
+    res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(tmp_path / "one"), str(tmp_path / "out1")])
+    assert "note: 1 (user, item) pair appears in more than one split (1 in train and test): kept in each, " \
+        "as MMRec/RecBole read it;" in res.output
+    res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(tmp_path / "src"), str(tmp_path / "out2"),
+                                   "--split", "random"])
+    assert res.exit_code == 0 and "note:" not in res.output  # a re-split holds each pair once
+
+
 def test_features_must_be_a_mapping(shared_data: Path) -> None:
     from graphrec.errors import ConfigError
 

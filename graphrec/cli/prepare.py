@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 
 from graphrec._atomic import check_output
-from graphrec.cli._common import user_errors
+from graphrec.cli._common import user_errors, warnings_as_lines
 from graphrec.errors import ConfigError
 
 SPLIT_CHOICES = ("auto", "keep", "random", "temporal")  # graphrec.data.splits.SPLIT_CHOICES
@@ -66,11 +66,15 @@ def prepare(
         mod, sep, file = spec.partition("=")
         if not sep or not mod or not file:
             raise ConfigError(f"--feature {spec!r} must look like MODALITY=FILE, e.g. image=image_feat.npy")
+        if mod in features:
+            raise ConfigError(f"--feature gives modality {mod!r} twice ({features[mod]} and {file}): "
+                              "give each modality once")
         features[mod] = file
     if split not in SPLIT_CHOICES:
         raise ConfigError(f"--split {split!r} is not one of {', '.join(SPLIT_CHOICES)}")
     check_output(out, overwrite, option="OUT", marker="dataset.json", what="graphrec dataset directory")
-    ds = read_source(fmt, src, features=features or None, name=name, unseen=unseen, min_rating=min_rating)
+    with warnings_as_lines():  # e.g. a RecBole float_seq field read as text
+        ds = read_source(fmt, src, features=features or None, name=name, unseen=unseen, min_rating=min_rating)
     given = ds
     ds = apply_split(ds, split, seed=seed, source=src)
     ds.save(out, overwrite=overwrite)

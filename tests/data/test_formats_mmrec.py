@@ -173,6 +173,45 @@ def test_nan_features_name_file(tmp_path: Path) -> None:
         read_mmrec(f, features={"image": "img.npy"})
 
 
+def test_complex_and_out_of_float32_range_features_are_refused_without_numpy_warnings(tmp_path: Path) -> None:
+    import warnings
+
+    f = write(tmp_path / "d.inter", GOOD)
+    np.save(tmp_path / "c.npy", np.ones((3, 2), np.complex128))
+    x = np.ones((3, 2))
+    x[2, 1] = -1e39
+    x[0, 0] = np.inf  # inf is left to the NaN/inf check
+    np.save(tmp_path / "big.npy", x)
+    np.save(tmp_path / "inf.npy", np.where(np.abs(x) > 10, np.inf, x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning, no overflow RuntimeWarning
+        with pytest.raises(DataError, match=r"c\.npy: modality 'image' is complex \(complex128\), features are real "
+                                            r"numbers: save the real part"):
+            read_mmrec(f, features={"image": "c.npy"})
+        with pytest.raises(DataError, match=r"big\.npy: modality 'image' row 2 column 1 holds -1e\+39, outside "
+                                            r"float32's range \(about \+-3\.4e38; 1 such values\)"):
+            read_mmrec(f, features={"image": "big.npy"})
+        with pytest.raises(DataError, match=r"inf\.npy: modality 'image' row 0 \(item '0'\) contains NaN or inf"):
+            read_mmrec(f, features={"image": "inf.npy"})
+    np.save(tmp_path / "edge.npy", np.full((3, 2), np.finfo(np.float32).max, np.float64))
+    assert read_mmrec(f, features={"image": "edge.npy"}).item_features["image"].max() == np.finfo(np.float32).max
+
+
+def test_a_modality_given_twice_on_the_command_line_is_refused(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    write(tmp_path / "src" / "src.inter", GOOD)
+    for name in ("a", "b"):
+        np.save(tmp_path / "src" / f"{name}.npy", np.ones((3, 2), np.float32))
+    res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(tmp_path / "src"), str(tmp_path / "out"),
+                                   "--feature", "x=a.npy", "--feature", "x=b.npy"])
+    assert res.exit_code == 1
+    assert res.output.strip() == "error: --feature gives modality 'x' twice (a.npy and b.npy): give each modality once"
+    assert not (tmp_path / "out").exists()
+
+
 def test_pickled_features_are_not_loaded(tmp_path: Path) -> None:
     f = write(tmp_path / "d.inter", GOOD)
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}, None, 3], dtype=object), allow_pickle=True)

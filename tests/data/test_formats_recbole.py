@@ -193,7 +193,10 @@ def test_tiny_item_and_user_files(tmp_path: Path) -> None:
         "a\t1 2\tx y\t1.5\t1\nb\t\tz\t\t1 2\nc\t3 4\t\t2\t\n",
         r__user="user_id:token\tage:token\nv\t30\nu\t20\n",
     )
-    ds = read_recbole(root)
+    with pytest.warns(UserWarning, match=r"r\.item line 3: float_seq field 'ragged' has 2 values there but 1 in 1 "
+                                         r"of its 2 non-empty rows, so it is read as a text field, not as features "
+                                         r"'ragged': give every row 1 values"):
+        ds = read_recbole(root)
     assert list(ds.item_ids) == ["a", "b", "c"] and list(ds.user_ids) == ["v", "u"]
     np.testing.assert_array_equal(ds.item_features["emb"], [[1, 2], [0, 0], [3, 4]])
     assert ds.item_fields["cats"].tolist() == ["x y", "z", ""]
@@ -303,3 +306,16 @@ def test_only_train_benchmark_file(tmp_path: Path) -> None:
     root = write(tmp_path / "r", r__train__inter=BENCH + "1\ta\n")
     ds = read_recbole(root)
     assert set(ds.splits) == {"train"}
+
+
+def test_prepare_prints_the_ragged_float_seq_warning_as_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    root = write(tmp_path / "r", r__inter=BENCH + "u\ta\nu\tb\nv\ta\n",
+                 r__item="item_id:token\tfeat:float_seq\na\t1 2\nb\t1 2 3\n")
+    res = CliRunner().invoke(app, ["prepare", "--format", "recbole", str(root), str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if "float_seq" in ln)
+    assert line.startswith("warning: ") and "r.item line 3: float_seq field 'feat' has 3 values there" in line

@@ -305,7 +305,8 @@ def read_index_map(path: Path, what: str) -> np.ndarray:
 
 
 def load_npy(path: Path, modality: str) -> np.ndarray:
-    """A 2-D numeric ``.npy`` matrix, loaded without pickle, as float32."""
+    """A 2-D real ``.npy`` matrix, loaded without pickle, as float32 (values beyond
+    float32's range are an error, not infinities)."""
     require_file(path, f"feature file for modality {modality!r}", "check the path in features")
     try:
         x = np.load(path, allow_pickle=False)
@@ -322,6 +323,21 @@ def load_npy(path: Path, modality: str) -> np.ndarray:
             f"{path}: modality {modality!r} must be a 2-D numeric array (items x dim), "
             f"got shape {shape} dtype {getattr(x, 'dtype', type(x).__name__)}: save one row per item"
         )
+    if np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(
+            f"{path}: modality {modality!r} is complex ({x.dtype}), features are real numbers: save the "
+            "real part (x.real) or the magnitude (abs(x)) with numpy.save"
+        )
+    if np.issubdtype(x.dtype, np.floating) and np.finfo(x.dtype).max > np.finfo(np.float32).max:
+        with np.errstate(invalid="ignore"):
+            big = np.abs(x) > np.finfo(np.float32).max  # NaN compares False; inf is left to the NaN/inf check
+        big &= np.isfinite(x)
+        if big.any():
+            r, c = (int(v[0]) for v in np.nonzero(big))
+            raise DataError(
+                f"{path}: modality {modality!r} row {r} column {c} holds {float(x[r, c])!r}, outside float32's range "
+                f"(about +-3.4e38; {int(big.sum())} such values): features are stored as float32, so scale them"
+            )
     return x.astype(np.float32, copy=False)
 
 

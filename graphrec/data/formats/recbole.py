@@ -25,7 +25,8 @@ Format (RecBole 1.x "atomic files", one folder ``{data_path}/{name}/``):
   ``item_features[field]`` (float32, ``n_items x d``; an empty value is a zero row =
   modality missing). Other fields become ``item_fields``: ``token`` and ``token_seq``
   as strings (the text as written, sequences stay space-joined), ``float`` as float64
-  (empty = NaN), ragged ``float_seq`` as their text.
+  (empty = NaN), ragged ``float_seq`` as their text (with a warning naming the first
+  row whose length differs from the most common one).
 * ``{name}.user`` (optional): ``user_id`` plus user fields (same rules, no features);
   its row order is the user index order.
 * an item field ``{x}_field`` beside a ``{x}`` feature is read as item field ``{x}``
@@ -42,6 +43,7 @@ without cold items whose fields are strings or float64.
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -136,6 +138,24 @@ def _float_seq_matrix(table: Table, field: str) -> np.ndarray | None:
     return out
 
 
+def _ragged_warning(table: Table, field: str) -> None:
+    """Warn that float_seq ``field`` is read as text because its rows differ in length,
+    naming the first row whose length is not the most common one."""
+    lengths = [len(v.split()) for v in table.col(field)]
+    filled = [n for n in lengths if n]
+    if not filled:
+        return
+    counts = np.bincount(filled)
+    d = int(counts.argmax())
+    k = next(k for k, n in enumerate(lengths) if n and n != d)
+    warnings.warn(
+        f"{table.path} line {table.line(k)}: float_seq field {field!r} has {lengths[k]} values there but {d} "
+        f"in {int(counts[d])} of its {len(filled)} non-empty rows, so it is read as a text field, not as "
+        f"features {field!r}: give every row {d} values (an empty value marks a missing modality)",
+        stacklevel=3,
+    )
+
+
 def _is_float(x: str) -> bool:
     try:
         float(x)
@@ -160,6 +180,7 @@ def _side_fields(
             if x is not None:
                 feats[fname] = check_feature_matrix(x, table.path, fname, ids)
             else:
+                _ragged_warning(table, fname)
                 fields[fname] = np.asarray(table.col(fname), dtype=str)
         else:
             fields[fname] = np.asarray(table.col(fname), dtype=str)

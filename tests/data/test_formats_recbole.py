@@ -225,6 +225,15 @@ def test_unknown_type(tmp_path: Path) -> None:
         read_recbole(root)
 
 
+@pytest.mark.parametrize("sep, shown", [(",", "comma"), (";", "semicolon"), (" ", "space")])
+def test_file_not_tab_separated(tmp_path: Path, sep: str, shown: str) -> None:
+    for header in ("user_id:token{}item_id:token", "user_id{}item_id"):
+        root = write(tmp_path / "r", r__inter=header.format(sep) + f"\n1{sep}2\n")
+        with pytest.raises(DataError, match=rf"r\.inter line 1: the file is not tab-separated \(its header looks "
+                                            rf"{shown}-separated: .*\): RecBole atomic files are TSV"):
+            read_recbole(root)
+
+
 def test_missing_item_column(tmp_path: Path) -> None:
     root = write(tmp_path / "r", r__inter="user_id:token\titem:token\n1\t2\n")
     with pytest.raises(DataError, match=r"r\.inter line 1: header has no 'item_id' column"):

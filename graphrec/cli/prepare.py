@@ -46,7 +46,10 @@ def prepare(
     src: Path = typer.Argument(..., help="Source file or directory in the chosen format."),
     out: Path = typer.Argument(..., help="Dataset directory to write."),
     fmt: str = typer.Option(..., "--format", "-f", help="mmrec, lattice, unisrec, recbole or movielens."),
-    feature: List[str] = typer.Option([], "--feature", help="MODALITY=FILE feature file (repeatable), e.g. text=all-MiniLM-L6-v2.npy."),
+    feature: List[str] = typer.Option([], "--feature", help="A modality's features (repeatable). mmrec, lattice: MODALITY=FILE, a .npy "
+                                       "(relative to the source folder), e.g. text=all-MiniLM-L6-v2.npy; unisrec: "
+                                       "MODALITY=SUFFIX of the file NAME.SUFFIX, e.g. text=feat1CLS (default: "
+                                       "text=feat1CLS, image=feat3CLS where they exist); recbole, movielens: none."),
     name: Optional[str] = typer.Option(None, help="Dataset name (default: from the source)."),
     split: str = typer.Option("auto", help="auto (keep a given split, else random), keep, random, temporal."),
     seed: int = typer.Option(0, help="Seed of a random split."),
@@ -65,7 +68,8 @@ def prepare(
     for spec in feature:
         mod, sep, file = spec.partition("=")
         if not sep or not mod or not file:
-            raise ConfigError(f"--feature {spec!r} must look like MODALITY=FILE, e.g. image=image_feat.npy")
+            raise ConfigError(f"--feature {spec!r} must look like MODALITY=FILE, e.g. image=image_feat.npy "
+                              "(unisrec: MODALITY=SUFFIX, e.g. text=feat1CLS)")
         if mod in features:
             raise ConfigError(f"--feature gives modality {mod!r} twice ({features[mod]} and {file}): "
                               "give each modality once")

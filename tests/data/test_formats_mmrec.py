@@ -164,6 +164,16 @@ def test_missing_feature_file(tmp_path: Path) -> None:
         read_mmrec(f, features={"image": "img.npy"})
 
 
+def test_not_found_messages_name_the_cli_options(tmp_path: Path) -> None:
+    write(tmp_path / "d" / "d.inter", GOOD)
+    with pytest.raises(DataError, match=r"nope\.inter: MMRec interaction file not found: check name= \(CLI: --name\)"):
+        read_mmrec(tmp_path / "d", name="nope")
+    with pytest.raises(DataError, match=r"img\.npy: feature file for modality 'image' not found: check the path in "
+                                        r"features \(CLI: --feature MODALITY=FILE; a relative FILE is read from the "
+                                        r"source folder\)"):
+        read_mmrec(tmp_path / "d", features={"image": "img.npy"})
+
+
 def test_nan_features_name_file(tmp_path: Path) -> None:
     f = write(tmp_path / "d.inter", GOOD)
     x = np.ones((3, 4), np.float32)

@@ -186,6 +186,24 @@ def test_missing_requested_feature(tmp_path: Path) -> None:
         read_unisrec(root, features={"image": "clip"}, unseen="keep")
 
 
+def test_feature_given_as_a_file_name_says_unisrec_takes_a_suffix(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    root = make(tmp_path / "t")
+    res = CliRunner().invoke(app, ["prepare", "--format", "unisrec", str(root), str(tmp_path / "out"),
+                                   "--feature", "text=x.feat1CLS", "--unseen", "keep"])
+    assert res.exit_code == 1
+    assert res.output.strip() == (
+        f"error: {root / 'x.x.feat1CLS'}: feature file for modality 'text' not found: expected x.x.feat1CLS (raw "
+        "float32): UniSRec features are given by file suffix, features={'text': SUFFIX} (CLI: --feature "
+        "text=SUFFIX) reads x.SUFFIX, e.g. text=feat1CLS for x.feat1CLS"
+    )
+    res = CliRunner().invoke(app, ["prepare", "--help"], env={"COLUMNS": "400"})
+    assert "unisrec: MODALITY=SUFFIX of the file NAME.SUFFIX, e.g. text=feat1CLS" in res.output
+
+
 def test_nan_feature(tmp_path: Path) -> None:
     root = make(tmp_path / "t")
     x = np.ones((4, 3), np.float32)

@@ -307,7 +307,9 @@ def read_index_map(path: Path, what: str) -> np.ndarray:
 def load_npy(path: Path, modality: str) -> np.ndarray:
     """A 2-D real ``.npy`` matrix, loaded without pickle, as float32 (values beyond
     float32's range are an error, not infinities)."""
-    require_file(path, f"feature file for modality {modality!r}", "check the path in features")
+    require_file(path, f"feature file for modality {modality!r}",
+                 "check the path in features (CLI: --feature MODALITY=FILE; a relative FILE is read from the "
+                 "source folder)")
     try:
         x = np.load(path, allow_pickle=False)
     except ValueError as e:

@@ -94,7 +94,7 @@ def _inter_file(path: Path, name: str | None) -> Path:
     if path.is_dir():
         prefix = find_prefix(path, ".inter", name, "MMRec")
         return require_file(
-            path / f"{prefix}.inter", "MMRec interaction file", "check name= or pass the .inter file itself"
+            path / f"{prefix}.inter", "MMRec interaction file", "check name= (CLI: --name) or pass the .inter file itself"
         )
     return require_file(path, "MMRec interaction file", "pass the dataset folder or its .inter file")
 

@@ -101,7 +101,13 @@ def _read_features(
     out: dict[str, np.ndarray] = {}
     for mod, suffix in features.items():
         path = root / f"{prefix}.{suffix}"
-        require_file(path, f"feature file for modality {mod!r}", f"expected {prefix}.{suffix} (raw float32)")
+        require_file(
+            path,
+            f"feature file for modality {mod!r}",
+            f"expected {prefix}.{suffix} (raw float32): UniSRec features are given by file suffix, "
+            f"features={{{mod!r}: SUFFIX}} (CLI: --feature {mod}=SUFFIX) reads {prefix}.SUFFIX, e.g. "
+            f"{mod}=feat1CLS for {prefix}.feat1CLS",
+        )
         size = path.stat().st_size
         if dim is None:
             if n_items == 0 or size % (4 * n_items):

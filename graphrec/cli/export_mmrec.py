@@ -8,7 +8,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import numpy as np
 import typer
@@ -17,8 +17,14 @@ from graphrec._atomic import check_output
 from graphrec.cli._common import user_errors
 
 
-def mmrec_config_lines(name: str, features: bool) -> list[str]:
-    """MMRec's dataset config (``src/configs/dataset/{name}.yaml``) for an exported folder."""
+def mmrec_config_lines(name: str, slots: Iterable[str]) -> list[str]:
+    """MMRec's dataset config (``src/configs/dataset/{name}.yaml``) for an exported folder
+    whose feature files are those of ``slots`` (``image``, ``text``). With one of the two
+    written, the other key is set to ``''``: MMRec joins both keys into paths and skips
+    one that is no file, so ``''`` loads nothing and names no file that was not written."""
+    from graphrec.data.formats.mmrec import FEATURE_FILES
+
+    slots = set(slots)
     lines = [
         "USER_ID_FIELD: userID",
         "ITEM_ID_FIELD: itemID",
@@ -26,8 +32,9 @@ def mmrec_config_lines(name: str, features: bool) -> list[str]:
         "filter_out_cod_start_users: True",
         f"inter_file_name: '{name}.inter'",
     ]
-    if features:
-        lines += ["vision_feature_file: 'image_feat.npy'", "text_feature_file: 'text_feat.npy'"]
+    if slots:
+        lines += [f"{key}: '{FEATURE_FILES[slot] if slot in slots else ''}'"
+                  for key, slot in (("vision_feature_file", "image"), ("text_feature_file", "text"))]
     lines.append('field_separator: "\\t"')
     return lines
 
@@ -82,6 +89,13 @@ def export_mmrec(
         typer.echo(f"note: modalities {', '.join(left)} are not written (MMRec reads two feature files)")
     if not slots:
         typer.echo("note: the dataset has no features: only MMRec's general models (BPR, LightGCN) run on it")
+    for slot in FEATURE_FILES:
+        if slots and slot not in slots:
+            key = "vision_feature_file" if slot == "image" else "text_feature_file"
+            typer.echo(
+                f"note: no {FEATURE_FILES[slot]} written (no modality for MMRec's {slot} features; --{slot} "
+                f"MODALITY chooses one): the config sets {key}: '' so MMRec loads no {slot} features"
+            )
     fields = [f"user {f}" for f in ds.user_fields] + [f"item {f}" for f in ds.item_fields]
     if fields:
         exact = False
@@ -114,5 +128,5 @@ def export_mmrec(
         back += " --unseen keep"
     typer.echo(f"read back{' (same fingerprint ' + ds.fingerprint()[:16] + ')' if exact else ''}: {back}")
     typer.echo(f"MMRec dataset config (src/configs/dataset/{name}.yaml; data_path: {out.resolve().parent}/):")
-    for line in mmrec_config_lines(name, bool(slots)):
+    for line in mmrec_config_lines(name, slots):
         typer.echo(f"  {line}")

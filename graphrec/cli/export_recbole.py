@@ -38,9 +38,9 @@ def export_recbole(
 
     The file prefix is OUT's folder name (RecBole reads {data_path}/{name}/{name}.inter).
     Written: {name}.inter (all interactions), {name}.train.inter / .valid.inter /
-    .test.inter (the dataset's split, for RecBole's benchmark_filename), {name}.item
-    (features as float_seq, item fields) and {name}.user. Prints the RecBole config that
-    reads them.
+    .test.inter (the dataset's split, for RecBole's benchmark_filename; an empty split is
+    not written, and the config then has no benchmark_filename), {name}.item (features as
+    float_seq, item fields) and {name}.user. Prints the RecBole config that reads them.
 
     Example: graphrec export-recbole data/lfm2k recbole_data/lfm2k
     """
@@ -52,13 +52,23 @@ def export_recbole(
     ds = Dataset.load(data)
     name = out.resolve().name
     write_recbole(ds, out, name, overwrite=overwrite)
-    split = any(s in ds.splits for s in ("valid", "test"))
+    # RecBole's benchmark_filename needs all three files; write_recbole writes no empty split
+    given = any(s in ds.splits for s in ("valid", "test"))
+    empty = [s for s in ("valid", "test") if given and (s not in ds.splits or ds.splits[s].nnz == 0)]
+    split = given and not empty
     counts = ", ".join(f"{s} {ds.splits[s].nnz}" for s in ("train", "valid", "test") if s in ds.splits)
     typer.echo(f"wrote {out}: {ds.n_users} users, {ds.n_items} items, {counts}")
     if ds.cold_items is not None:
         typer.echo(
             f"note: the {len(ds.cold_items)} cold-start items are not marked in RecBole files "
             f"(their training interactions are absent from {name}.train.inter, as in the dataset)"
+        )
+    if empty:
+        files = " and ".join(f"{name}.{s}.inter" for s in empty)
+        typer.echo(
+            f"note: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty, so {files} "
+            f"{'were' if len(empty) > 1 else 'was'} not written and the config has no benchmark_filename (RecBole "
+            f"needs train, valid and test files): RecBole splits {name}.inter itself, as its eval_args say"
         )
     typer.echo("RecBole config:")
     for line in recbole_config_lines(out.resolve().parent, name, split, list(ds.item_features)):

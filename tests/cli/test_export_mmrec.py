@@ -184,3 +184,17 @@ def test_refuses_an_existing_out_unless_overwrite(data_dir: Path, tmp_path: Path
     assert res.exit_code == 0, res.output
     assert not (out / "mine.txt").exists() and (out / "synthetic.inter").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["synthetic"]  # no temporary folder left
+
+
+def test_printed_config_names_only_the_feature_files_written(data_dir: Path, tmp_path: Path) -> None:
+    ds = Dataset.load(data_dir)
+    ds.replace(item_features={"text": ds.item_features["text"]}).save(tmp_path / "textonly")
+    out = tmp_path / "mmrec" / "textonly"
+    res = run("export-mmrec", tmp_path / "textonly", out, "--name", "textonly")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.glob("*.npy")) == ["text_feat.npy"]
+    assert ("note: no image_feat.npy written (no modality for MMRec's image features; --image MODALITY chooses one): "
+            "the config sets vision_feature_file: '' so MMRec loads no image features") in res.output
+    config = res.output.split("MMRec dataset config", 1)[1]
+    assert "  vision_feature_file: ''\n" in config and "  text_feature_file: 'text_feat.npy'\n" in config
+    assert "image_feat.npy" not in config

@@ -26,3 +26,18 @@ def test_ids_pandas_reads_as_missing_are_refused(tmp_path: Path) -> None:
         "would not see this user: rename the user ids before preparing the dataset"
     ]
     assert not (tmp_path / "new").exists()
+
+
+def test_printed_config_names_only_the_split_files_written(tmp_path: Path) -> None:
+    users, items = ["u", "u", "v", "v"], ["a", "b", "a", "b"]
+    build_dataset(users, items, ["train", "train", "train", "test"], name="d").save(tmp_path / "d")
+    res = run("export-recbole", tmp_path / "d", tmp_path / "rb" / "d")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "rb" / "d").glob("*.inter")) == ["d.inter", "d.test.inter", "d.train.inter"]
+    assert ("note: the valid split is empty, so d.valid.inter was not written and the config has no "
+            "benchmark_filename (RecBole needs train, valid and test files): RecBole splits d.inter itself") in res.output
+    assert "benchmark_filename" not in res.output.split("RecBole config:", 1)[1]
+    build_dataset(users, items, ["train", "train", "valid", "test"], name="d", unseen="keep").save(tmp_path / "full")
+    res = run("export-recbole", tmp_path / "full", tmp_path / "rb2" / "d")
+    assert res.exit_code == 0 and "note:" not in res.output
+    assert "  benchmark_filename: [train, valid, test]\n" in res.output

@@ -149,20 +149,35 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     (:func:`replace_dir`).
 
     Raises :class:`DataError` up front when ``path`` exists and ``overwrite`` is false.
-    On an exception (Ctrl-C included) the temporary folder is removed and ``path`` is
-    left untouched.
+    On an exception (Ctrl-C included) the temporary folder is removed, ``path`` is left
+    untouched, and the missing parent folders this call created are removed again.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise DataError(f"{path} already exists: choose another output or pass --overwrite")
+    created = []  # the missing parents made here, deepest first: removed again on failure
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        created.append(parent)
+        parent = parent.parent
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_dir(path)
+    done = False
     try:
-        yield tmp
-        replace_dir(tmp, path)
+        tmp = temporary_dir(path)
+        try:
+            yield tmp
+            replace_dir(tmp, path)
+            done = True
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        if not done:
+            for folder in created:
+                try:
+                    folder.rmdir()  # only while empty: something written there meanwhile stays
+                except OSError:
+                    break
 
 
 @contextlib.contextmanager

@@ -41,3 +41,15 @@ def test_printed_config_names_only_the_split_files_written(tmp_path: Path) -> No
     res = run("export-recbole", tmp_path / "full", tmp_path / "rb2" / "d")
     assert res.exit_code == 0 and "note:" not in res.output
     assert "  benchmark_filename: [train, valid, test]\n" in res.output
+
+
+def test_a_failed_export_names_the_item_and_leaves_no_folder(tmp_path: Path) -> None:
+    import numpy as np
+
+    build_dataset(["u", "u"], ["1", "2"], ["train", "train"], name="t",
+                  item_fields={"title": np.array(["ok", "A\tB"])}).save(tmp_path / "t")
+    res = run("export-recbole", tmp_path / "t", tmp_path / "new" / "deeper" / "t")
+    assert res.exit_code == 1
+    assert res.output.strip() == ("error: item field 'title' value 'A\\tB' of item '2' contains a tab or line break, "
+                                  "which RecBole atomic files cannot hold: replace it before writing")
+    assert not (tmp_path / "new").exists()

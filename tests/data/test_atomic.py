@@ -39,6 +39,17 @@ def test_failure_leaves_the_old_output_and_no_temporary(tmp_path):
 
 
 # ------------------------------------------------------------------ interrupted swaps
+def test_failure_removes_the_parent_folders_it_created(tmp_path):
+    (tmp_path / "a").mkdir()
+    with pytest.raises(RuntimeError):
+        with atomic_dir(tmp_path / "a" / "new" / "deeper" / "out"):
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"] and not any((tmp_path / "a").iterdir())
+    with atomic_dir(tmp_path / "a" / "new" / "out") as tmp:
+        (tmp / "f").write_text("x")
+    assert (tmp_path / "a" / "new" / "out" / "f").read_text() == "x"  # success keeps them
+
+
 def test_an_interrupt_between_the_two_renames_puts_the_old_output_back(tmp_path, monkeypatch):
     from pathlib import Path
 

@@ -89,7 +89,7 @@ def test_write_refuses_existing_and_bad_values(lfm2k: Dataset, tmp_path: Path) -
     write_recbole(lfm2k, tmp_path / "x", overwrite=True)
     assert (tmp_path / "x" / "lfm2k.item").is_file()
     bad = build_dataset(["a"], ["i"], ["train"], item_fields={"t": np.array(["two\tparts"])})
-    with pytest.raises(DataError, match=r"item field 't' value 'two\\tparts' contains a tab"):
+    with pytest.raises(DataError, match=r"item field 't' value 'two\\tparts' of item 'i' contains a tab"):
         write_recbole(bad, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
 

@@ -352,11 +352,13 @@ def _fmt_float(x: float) -> str:
     return repr(float(x))
 
 
-def _check_token(values: list[str], what: str) -> None:
-    for v in values:
+def _check_token(values: list[str], what: str, ids: list[str] | None = None, kind: str = "") -> None:
+    """Refuse a value with a tab or line break; ``ids`` (of ``kind``) name the row it is in."""
+    for k, v in enumerate(values):
         if "\t" in v or "\n" in v or "\r" in v:
+            of = f" of {kind} {ids[k]!r}" if ids is not None else ""
             raise DataError(
-                f"{what} {v!r} contains a tab or line break, which RecBole atomic files cannot "
+                f"{what} {v!r}{of} contains a tab or line break, which RecBole atomic files cannot "
                 "hold: replace it before writing"
             )
 
@@ -370,13 +372,13 @@ def _check_not_na(ids: list[str], kind: str) -> None:
             )
 
 
-def _field_column(field: str, values: np.ndarray, kind: str) -> tuple[str, list[str]]:
-    """(header ``field:type``, cell texts) of one side field."""
+def _field_column(field: str, values: np.ndarray, kind: str, ids: list[str]) -> tuple[str, list[str]]:
+    """(header ``field:type``, cell texts) of one side field (``ids``: the rows' ids)."""
     arr = np.asarray(values)
     if arr.dtype.kind in "biuf":
         return f"{field}:float", [_fmt_float(v) for v in arr.astype(np.float64).tolist()]
     text = arr.astype(str).tolist()
-    _check_token(text, f"{kind} field {field!r} value")
+    _check_token(text, f"{kind} field {field!r} value", ids, kind)
     ftype = "token_seq" if any(" " in v for v in text) else "token"
     return f"{field}:{ftype}", [quote_cell(v) for v in text]
 
@@ -477,14 +479,14 @@ def write_recbole(
             icols.append(_feature_column(x))
         for field, values in dataset.item_fields.items():
             col = field + FIELD_SUFFIX if field in dataset.item_features else field
-            h, c = _field_column(col, values, "item")
+            h, c = _field_column(col, values, "item", dataset.item_ids.tolist())
             ihead.append(h)
             icols.append(c)
         _write_table(tmp / f"{name}.item", ihead, icols)
 
         uhead, ucols = ["user_id:token"], [user_cells]
         for field, values in dataset.user_fields.items():
-            h, c = _field_column(field, values, "user")
+            h, c = _field_column(field, values, "user", dataset.user_ids.tolist())
             uhead.append(h)
             ucols.append(c)
         _write_table(tmp / f"{name}.user", uhead, ucols)

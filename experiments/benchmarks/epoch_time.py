@@ -120,6 +120,15 @@ def _cpu_pressure() -> float | None:
         return None
 
 
+def _folder(setting: str) -> tuple[str, str]:
+    """(the dataset folder under --data-root, a pattern of a file it must hold) of ``setting``."""
+    if setting.startswith("scientific"):
+        return "amazon-scientific", "*.train.inter"
+    if setting.startswith("lfm2k"):
+        return "lfm2k", "lfm2k.inter"
+    return "amazon-baby", "train.json"
+
+
 def _load(setting: str, root: Path):
     from graphrec.data.formats import read_lattice, read_mmrec, read_unisrec
 
@@ -138,6 +147,10 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     args = ap.parse_args()
+    folder, needed = _folder(args.setting)
+    if not any((args.data_root / folder).glob(needed)):
+        sys.exit(f"epoch_time.py: --data-root {args.data_root}: no {folder}/{needed} there: "
+                 f"pass the folder holding {folder} (--setting {args.setting} reads it)")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     sys.path.insert(0, str(REPO))

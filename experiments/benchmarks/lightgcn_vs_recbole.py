@@ -51,6 +51,11 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("threads", "epochs", "repeats", "quick_users"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    from pathlib import Path
+
+    if not (Path(args.data_root) / args.dataset / "train.json").is_file():
+        sys.exit(f"lightgcn_vs_recbole.py: --data-root {args.data_root}: no {args.dataset}/train.json there: "
+                 "pass the folder holding the LATTICE dataset folder (--dataset names it)")
     return args
 
 

@@ -61,6 +61,10 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None,
                     help="keep the dataset, run and output here, reused by the next call (default: a temporary folder)")
     args = ap.parse_args()
+    reused = args.work is not None and (args.work / "amazon-baby" / "dataset.json").is_file()
+    if not reused and not (args.data_root / "amazon-baby" / "train.json").is_file():
+        sys.exit(f"recommend_speed.py: --data-root {args.data_root}: no amazon-baby/train.json there: "
+                 "pass the folder holding amazon-baby (the LATTICE split)")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     sys.path.insert(0, str(REPO))

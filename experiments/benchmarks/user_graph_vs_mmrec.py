@@ -60,11 +60,35 @@ def export_folder(data: Path, fmt: str, workdir: Path, name: str) -> Path:
     with tempfile.TemporaryDirectory(prefix="ugraph-") as tmp:
         prepared = Path(tmp) / name
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        subprocess.run([sys.executable, "-m", "graphrec", "prepare", "--format", fmt, str(data), str(prepared),
-                        "--unseen", "keep"], check=True, cwd=REPO, env=env, capture_output=True)
-        subprocess.run([sys.executable, "-m", "graphrec", "export-mmrec", str(prepared), str(folder),
-                        "--name", name], check=True, cwd=REPO, env=env, capture_output=True)
+        for step in (["prepare", "--format", fmt, str(data), str(prepared), "--unseen", "keep"],
+                     ["export-mmrec", str(prepared), str(folder), "--name", name]):
+            done = subprocess.run([sys.executable, "-m", "graphrec", *step], cwd=REPO, env=env,
+                                  capture_output=True, text=True)
+            if done.returncode:
+                last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+                sys.exit(f"user_graph_vs_mmrec.py: graphrec {step[0]} failed on {data}: {last}")
     return folder
+
+
+def check_inputs(a: argparse.Namespace) -> str | None:
+    """The problem with the path arguments, as one line (None: all there). Checked before
+    any work: MMRec is only run after the export and graphrec's timings."""
+    need = {"preprocessing/" + MMREC_SCRIPT: "file", "venv/bin/python": "file", "src/configs/dataset": "dir"}
+    for rel, kind in need.items():
+        path = a.mmrec / rel
+        ok = path.is_dir() if kind == "dir" else path.is_file() and (rel != "venv/bin/python" or os.access(path, os.X_OK))
+        if not ok:
+            return (f"--mmrec {a.mmrec}: no {rel} there: pass the DEST folder of MMRec's setup "
+                    f"(an MMRec checkout holding {', '.join(need)})")
+    if a.mmrec_folder is not None:
+        if not (a.mmrec_folder / f"{a.mmrec_folder.name}.inter").is_file():
+            return (f"--mmrec-folder {a.mmrec_folder}: no {a.mmrec_folder.name}.inter there: "
+                    f"pass an MMRec dataset folder (graphrec export-mmrec writes one)")
+    elif not a.data.exists():
+        return f"--data {a.data}: not found: pass the dataset folder (read with graphrec prepare --format {a.format})"
+    if a.repeats < 1:
+        return f"--repeats {a.repeats}: pass 1 or more"
+    return None
 
 
 def run_mmrec(mmrec: Path, folder: Path) -> tuple[float, dict]:
@@ -86,11 +110,16 @@ def run_mmrec(mmrec: Path, folder: Path) -> tuple[float, dict]:
         }))
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         t0 = time.perf_counter()
-        subprocess.run([str(mmrec / "venv" / "bin" / "python"), MMREC_SCRIPT, "-d", name],
-                       cwd=mmrec / "preprocessing", check=True, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            done = subprocess.run([str(mmrec / "venv" / "bin" / "python"), MMREC_SCRIPT, "-d", name],
+                                  cwd=mmrec / "preprocessing", env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True)
+        finally:
+            ds_yaml.unlink()
         seconds = time.perf_counter() - t0
-        ds_yaml.unlink()
+        if done.returncode:
+            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            sys.exit(f"user_graph_vs_mmrec.py: MMRec's {MMREC_SCRIPT} failed (exit {done.returncode}): {last}")
         graph = np.load(data_path / name / "user_graph_dict.npy", allow_pickle=True).item()
     return seconds, graph
 
@@ -141,6 +170,9 @@ def main() -> None:
     ap.add_argument("--mmrec-folder", type=Path, help="use this MMRec folder instead of exporting --data")
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
+    problem = check_inputs(a)
+    if problem:
+        sys.exit(f"user_graph_vs_mmrec.py: {problem}")
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from graphrec.data.formats import read_mmrec

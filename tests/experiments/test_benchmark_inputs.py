@@ -1,0 +1,60 @@
+"""The benchmark scripts check their path arguments before any work: a missing MMRec
+checkout or data folder is one line on stderr and exit 1, not a traceback minutes later."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "experiments" / "benchmarks"
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCH / script), *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+
+
+def _one_line_error(done: subprocess.CompletedProcess, *words: str) -> None:
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    for word in words:
+        assert word in done.stderr, (word, done.stderr)
+
+
+def test_user_graph_benchmark_checks_the_mmrec_checkout_first(tmp_path):
+    done = _run("user_graph_vs_mmrec.py", "--mmrec", str(tmp_path / "nowhere"))
+    _one_line_error(done, "--mmrec", "dualgnn-gen-u-u-matrix.py")
+    assert done.stdout == ""  # nothing was exported or timed
+
+    # a checkout without its venv
+    (tmp_path / "mmrec" / "preprocessing").mkdir(parents=True)
+    (tmp_path / "mmrec" / "preprocessing" / "dualgnn-gen-u-u-matrix.py").touch()
+    _one_line_error(_run("user_graph_vs_mmrec.py", "--mmrec", str(tmp_path / "mmrec")), "venv/bin/python")
+
+
+def test_user_graph_benchmark_checks_its_data(tmp_path):
+    mmrec = tmp_path / "mmrec"
+    for folder in ("preprocessing", "venv/bin", "src/configs/dataset"):
+        (mmrec / folder).mkdir(parents=True)
+    (mmrec / "preprocessing" / "dualgnn-gen-u-u-matrix.py").touch()
+    (mmrec / "venv" / "bin" / "python").touch(mode=0o755)
+    _one_line_error(_run("user_graph_vs_mmrec.py", "--mmrec", str(mmrec), "--data", str(tmp_path / "none")),
+                    "--data")
+    _one_line_error(_run("user_graph_vs_mmrec.py", "--mmrec", str(mmrec), "--mmrec-folder", str(tmp_path)),
+                    "--mmrec-folder", f"{tmp_path.name}.inter")
+
+
+@pytest.mark.parametrize("command", [
+    ["epoch_time.py", "--setting", "lfm2k"],
+    ["epoch_time.py", "--setting", "scientific-adam"],
+    ["epoch_time.py", "--setting", "baby"],
+    ["recommend_speed.py"],
+    ["clip_features.py"],
+    ["lightgcn_vs_recbole.py"],
+])
+def test_benchmarks_check_the_data_root_first(tmp_path, command):
+    _one_line_error(_run(*command, "--data-root", str(tmp_path)), "--data-root", str(tmp_path))

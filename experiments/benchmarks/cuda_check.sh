@@ -14,14 +14,25 @@
 # Usage, from anywhere, with a python whose torch sees a GPU (the core dependencies only:
 # torch, torch_geometric, scipy, numpy, networkx, typer, tqdm, pyyaml):
 #
-#   GRAPHREC_SHARED_DATA=/path/to/shared/data bash experiments/benchmarks/cuda_check.sh
+#   PYTHON=/path/to/python GRAPHREC_SHARED_DATA=/path/to/shared/data \
+#     bash experiments/benchmarks/cuda_check.sh
 #
 # GRAPHREC_SHARED_DATA defaults to ../shared/data beside the repository; PYTHON picks the
-# interpreter (default python3). Extra arguments go to pytest. Exits non-zero when a test
-# fails or no GPU is visible.
+# interpreter (default python3), e.g. PYTHON=/path/to/venv/bin/python. Extra arguments go
+# to pytest; -h or --help prints this text. Exits non-zero when a test fails, no GPU is
+# visible, or the interpreter cannot import torch.
 set -euo pipefail
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+  # this header, without the shebang and the comment marks
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+  exit 0
+fi
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PY="${PYTHON:-python3}"
+"$PY" -c 'import torch' >/dev/null 2>&1 || {
+  echo "cuda_check: $PY cannot import torch: set PYTHON=/path/to/python (one with torch and graphrec's core dependencies)" >&2
+  exit 1
+}
 export GRAPHREC_SHARED_DATA="${GRAPHREC_SHARED_DATA:-$PWD/../shared/data}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 [ -d "$GRAPHREC_SHARED_DATA/amazon-baby" ] || { echo "cuda_check: no amazon-baby under $GRAPHREC_SHARED_DATA: set GRAPHREC_SHARED_DATA" >&2; exit 2; }

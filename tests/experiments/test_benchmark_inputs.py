@@ -58,3 +58,16 @@ def test_user_graph_benchmark_checks_its_data(tmp_path):
 ])
 def test_benchmarks_check_the_data_root_first(tmp_path, command):
     _one_line_error(_run(*command, "--data-root", str(tmp_path)), "--data-root", str(tmp_path))
+
+
+def test_cuda_check_has_a_usage_and_names_the_python_without_torch(tmp_path):
+    script = str(BENCH / "cuda_check.sh")
+    shown = subprocess.run(["bash", script, "--help"], capture_output=True, text=True, timeout=30)
+    assert shown.returncode == 0 and "Usage" in shown.stdout and "PYTHON" in shown.stdout
+    assert not shown.stdout.lstrip().startswith(("#", "!"))
+    fake = tmp_path / "python"  # an interpreter that cannot import torch
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    done = subprocess.run(["bash", script], capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake)})
+    _one_line_error(done, str(fake), "cannot import torch", "PYTHON=")

@@ -34,7 +34,9 @@ alternate epoch by epoch so that load on the machine hits both alike; the report
 the median and the minimum wall time and the median CPU time of the process over
 ``--epochs`` epochs after one warm-up epoch, and the CPU pressure (share of time tasks
 waited for a CPU) measured during the run: on a busy machine the CPU time is the
-better estimate of the quiet wall time. With ``--device cuda`` the models, the graphs and
+better estimate of the quiet wall time. The last line is the setting's bar with its
+verdict, met or NOT met, from this run's median wall seconds per epoch and the figure
+compared (the verdict on CPU time is added where it differs). With ``--device cuda`` the models, the graphs and
 every batch live on the GPU (negative sampling stays on the CPU, as in ``fit``) and each
 epoch ends with ``torch.cuda.synchronize()`` before its clock stops.
 """
@@ -55,6 +57,7 @@ SETTINGS = {
         "models": [("lightgcn", "lightgcn", {}), ("lattice", "lattice", {})],
         "reference": {"lightgcn": ("MMRec", 0.28), "lattice": ("MMRec", 1.08)},
         "bar": "LATTICE epoch <= 1.08 / 5 = 0.216 s (5x faster than MMRec's LATTICE)",
+        "check": ("seconds", "lattice", 1.08 / 5),
     },
     # issue 16: MM-GEF's learned structure (LATTICE's machinery on one fused view, plus E^c)
     # against LATTICE (one graph per modality), same run
@@ -65,6 +68,7 @@ SETTINGS = {
         "reference": {},
         "versus": "lattice",
         "bar": "MM-GEF (learned) epoch <= 1.5x LATTICE's epoch",
+        "check": ("ratio", "mmgef-learned", "lattice", 1.5),
     },
     "scientific-mmgef": {
         "models": [("lightgcn", "lightgcn", {}), ("lattice", "lattice", {}),
@@ -73,6 +77,7 @@ SETTINGS = {
         "reference": {},
         "versus": "lattice",
         "bar": "MM-GEF (learned) epoch <= 1.5x LATTICE's epoch",
+        "check": ("ratio", "mmgef-learned", "lattice", 1.5),
     },
     # issue 17: the cold-item path around MM-GEF (fixed structure, the default) and LightGCN,
     # against the same models without it, same run, on the papers' cold-start split
@@ -85,6 +90,7 @@ SETTINGS = {
         "versus": "mmgef",
         "cold_start": 0.2,
         "bar": "MM-GEF + path epoch <= 1.2x MM-GEF's epoch",
+        "check": ("ratio", "mmgef+path", "mmgef", 1.2),
     },
     "lfm2k-coldpath": {
         "models": [("lightgcn", "lightgcn", {}), ("mmgef", "mmgef", {"modalities": "text"}),
@@ -94,6 +100,7 @@ SETTINGS = {
         "versus": "mmgef",
         "cold_start": 0.2,
         "bar": "MM-GEF + path epoch <= 1.2x MM-GEF's epoch",
+        "check": ("ratio", "mmgef+path", "mmgef", 1.2),
     },
     # the optimiser fit uses (graphrec.train.optim: fused Adam) against torch's per-parameter
     # loop, each model trained twice from the same seed, same run
@@ -103,13 +110,45 @@ SETTINGS = {
         "optimizers": ("loop", "fused"),
         "reference": {},
         "bar": "fused Adam epoch <= per-parameter Adam epoch, every model",
+        "check": ("optimizers", "fused", "loop", 1.0),
     } for name in ("scientific", "lfm2k")},
     "baby": {
         "models": [("lightgcn", "lightgcn", {}), ("mmgef-cooccur", "mmgef", {"use_knn_graph": False})],
         "reference": {"lightgcn": ("MMRec", 2.4)},
         "bar": "MM-GEF epoch <= 1.5x graphrec's LightGCN epoch",
+        "check": ("ratio", "mmgef-cooccur", "lightgcn", 1.5),
     },
 }
+
+
+def verdict(setting: dict, times: dict[str, list[float]], cpu: dict[str, list[float]]) -> str:
+    """The bar line of ``setting``: met or NOT met, judged on the median wall seconds per
+    epoch of this run (the CPU-time judgement added where it differs), with the figure."""
+    import numpy as np
+
+    def judge(per_epoch: dict[str, list[float]]) -> tuple[bool, str]:
+        med = {label: float(np.median(ts)) for label, ts in per_epoch.items()}
+        kind, *spec = setting["check"]
+        if kind == "seconds":  # (label, limit): against the reference's seconds
+            label, limit = spec
+            ref_name, ref_s = setting["reference"][label]
+            return med[label] <= limit, (f"{label} {med[label]:.3f} s, {ref_s / med[label]:.1f}x faster than "
+                                         f"{ref_name}'s {ref_s:.2f} s")
+        if kind == "ratio":  # (label, versus, limit): two models of this run
+            label, versus, limit = spec
+            ratio = med[label] / med[versus]
+            return ratio <= limit, f"{label} / {versus} {ratio:.2f}x"
+        new, old, limit = spec  # "optimizers": every model, new / old optimiser
+        ratios = {m[0]: med[f"{m[0]}/{new}"] / med[f"{m[0]}/{old}"] for m in setting["models"]}
+        worst = max(ratios, key=ratios.get)
+        return max(ratios.values()) <= limit, f"{new} / {old} at most {ratios[worst]:.2f}x ({worst})"
+
+    met, figure = judge(times)
+    line = f"bar: {setting['bar']}: {'met' if met else 'NOT met'} ({figure}, median wall)"
+    cpu_met, cpu_figure = judge(cpu)
+    if cpu_met != met:
+        line += f"; on CPU time {'met' if cpu_met else 'NOT met'} ({cpu_figure})"
+    return line
 
 
 def _cpu_pressure() -> float | None:
@@ -221,7 +260,7 @@ def main() -> None:
             fused, loop = f"{label}/fused", f"{label}/loop"
             print(f"{label}: fused / loop Adam epoch {np.median(times[fused]) / np.median(times[loop]):.2f} wall, "
                   f"{np.median(cpu[fused]) / np.median(cpu[loop]):.2f} CPU")
-        print(f"bar: {setting['bar']}")
+        print(verdict(setting, times, cpu))
         return
     base = np.median(times["lightgcn"])
     for label in times:
@@ -237,7 +276,7 @@ def main() -> None:
                       f"{cpu_ratio:.2f} CPU")
     if args.setting == "lfm2k":
         print(f"(MMRec: LATTICE / LightGCN {1.08 / 0.28:.2f})")
-    print(f"bar: {setting['bar']}")
+    print(verdict(setting, times, cpu))
 
 
 if __name__ == "__main__":

@@ -71,3 +71,7 @@ def test_cuda_check_has_a_usage_and_names_the_python_without_torch(tmp_path):
     done = subprocess.run(["bash", script], capture_output=True, text=True, timeout=30,
                           env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake)})
     _one_line_error(done, str(fake), "cannot import torch", "PYTHON=")
+
+
+def test_million_items_checks_its_out_file_first(tmp_path):
+    _one_line_error(_run("million_items.py", "--out", str(tmp_path)), "--out", "is a folder")

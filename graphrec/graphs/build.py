@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from graphrec.errors import ConfigError, DataError
 from graphrec.graphs.cooccur import cooccurrence_graph, user_cooccurrence_graph
 from graphrec.graphs.fuse import FusedFeatures, fuse_features
-from graphrec.graphs.knn import BACKENDS, knn_graph
+from graphrec.graphs.knn import BACKENDS, knn_graph, resolve_backend
 from graphrec.graphs.normalize import NORMALIZATIONS, normalize_adjacency
 from graphrec.graphs.store import GraphRecord
 
@@ -141,7 +141,9 @@ def build_item_graph(
             modalities=list(fused.modalities),
             k=spec.k,
             weighting=spec.weighting,
-            options={"include_self": spec.include_self, "backend": spec.backend},
+            # backend: as asked (a rebuild asks the same); backend_used: what "auto" chose here
+            options={"include_self": spec.include_self, "backend": spec.backend,
+                     "backend_used": resolve_backend(spec.backend, device)},
             content_fingerprint=dataset.content_fingerprint(fused.modalities),
         )
     else:  # co-interactions of the training matrix: items (MM-GEF's E^c) or users (DRAGON's)

@@ -591,8 +591,7 @@ def knn_graph(
     if backend in ("faiss", "faiss-hnsw") and str(device).startswith("cuda"):
         raise ConfigError(f"backend {backend!r} runs on the CPU: use backend='torch' for device {device!r}")
     dev = resolve_device(device)
-    if backend == "auto":
-        backend = "faiss" if dev.type == "cpu" and _faiss_available() else "torch"
+    backend = resolve_backend(backend, dev)
     if backend in ("faiss", "faiss-hnsw") and dev.type != "cpu":
         raise ConfigError(f"backend {backend!r} runs on the CPU: use backend='torch' for device {device!r}")
     if symmetric and rows is not None:
@@ -716,6 +715,15 @@ def knn_recall(approx: sp.spmatrix | sp.sparray, exact: sp.spmatrix | sp.sparray
 
 
 # ------------------------------------------------------------- differentiable values
+
+
+def resolve_backend(backend: str, device: str | torch.device = "cpu") -> str:
+    """The backend ``knn_graph`` uses: ``"auto"`` is faiss when faiss is importable and
+    the device is the CPU, else torch; any other name is itself."""
+    if backend != "auto":
+        return backend
+    dev = resolve_device(device)
+    return "faiss" if dev.type == "cpu" and _faiss_available() else "torch"
 
 
 class _PairDot(torch.autograd.Function):

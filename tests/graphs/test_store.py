@@ -461,3 +461,15 @@ def test_a_stored_graph_folder_gets_the_usual_mode(ds, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "g").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
+
+
+def test_a_knn_record_says_which_backend_auto_chose(ds):
+    from graphrec.graphs import GraphSpec, build_item_graph
+    from graphrec.graphs.knn import _faiss_available
+
+    warm = _with_features(ds)
+    auto = build_item_graph(warm, GraphSpec(kind="knn", k=3, modalities=("image",))).record
+    assert auto.options["backend"] == "auto"
+    assert auto.options["backend_used"] == ("faiss" if _faiss_available() else "torch")
+    torch_ = build_item_graph(warm, GraphSpec(kind="knn", k=3, modalities=("image",), backend="torch")).record
+    assert torch_.options["backend"] == torch_.options["backend_used"] == "torch"

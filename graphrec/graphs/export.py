@@ -62,8 +62,9 @@ def to_networkx(
     """The item graph (``nodes="users"``: the user graph) as a networkx graph with node
     attributes.
 
-    ``directed=None`` returns an undirected ``nx.Graph`` when the matrix is symmetric and
-    a ``nx.DiGraph`` otherwise (a kNN graph is directed: j in i's list does not imply
+    ``directed=None`` returns an undirected ``nx.Graph`` when the matrix is symmetric
+    (each entry's mirror exists and equals it to a relative 1e-5, whatever the scale of
+    the weights) and a ``nx.DiGraph`` otherwise (a kNN graph is directed: j in i's list does not imply
     the converse).
     """
     import networkx as nx
@@ -80,8 +81,10 @@ def to_networkx(
                 f"graph has {g.shape[0]} {nodes} but dataset {dataset.name!r} has {n}: "
                 "pass the dataset the graph was built from"
             )
-    if directed is None:
-        directed = (abs(g - g.T) > 1e-6).nnz > 0
+    if directed is None:  # symmetric: every entry has its mirror, equal to float32 rounding
+        g.eliminate_zeros()
+        gap, size = abs(g - g.T), abs(g).maximum(abs(g.T))
+        directed = (gap > size.multiply(1e-5)).nnz > 0
     out = nx.DiGraph() if directed else nx.Graph()
     out.add_nodes_from(range(g.shape[0]))
     if dataset is not None:

@@ -37,3 +37,18 @@ def test_knn_graph_is_directed_and_cold_flags_follow_the_dataset(tmp_path):
     path = write_graphml(g, tmp_path / "g.graphml", ds)
     back = nx.read_graphml(path)
     assert back.number_of_edges() == 2 and back.nodes["0"]["item_id"] == "a"
+
+
+def test_directedness_does_not_depend_on_the_scale_of_the_weights():
+    import scipy.sparse as sp
+
+    from graphrec.graphs.export import to_networkx
+
+    # one edge 1 -> 0 of a tiny weight: directed (its mirror is missing), and kept
+    g = to_networkx(sp.csr_matrix(([5e-7], ([1], [0])), shape=(2, 2)))
+    assert g.is_directed() and list(g.edges(data="weight")) == [(1, 0, 5e-7)]
+    both = to_networkx(sp.csr_matrix(([5e-7, 5e-7], ([1, 0], [0, 1])), shape=(2, 2)))
+    assert not both.is_directed() and both.number_of_edges() == 1
+    # float32 rounding of a mirrored weight is symmetric; a real difference is not
+    assert not to_networkx(sp.csr_matrix(([1.0, 1.0000001], ([1, 0], [0, 1])), shape=(2, 2))).is_directed()
+    assert to_networkx(sp.csr_matrix(([1.0, 1.1], ([1, 0], [0, 1])), shape=(2, 2))).is_directed()

@@ -179,6 +179,19 @@ def features(
             f"--fuse averages image and text vectors, but the image dimension is {clip.dim} and the text "
             f"dimension {text_encoder.dim} ({text_model}): use CLIP for both or drop --fuse"
         )
+    if fuse:  # one modality extracted now, the other stored: their dimensions must agree too
+        dims = {"image": clip.dim if paths is not None else None,
+                "text": text_encoder.dim if text_encoder is not None else None}
+        for m, d in dims.items():
+            if d is None and m in ds.item_features:
+                dims[m] = int(ds.item_features[m].shape[1])
+        if None not in dims.values() and dims["image"] != dims["text"]:
+            stored = "image" if paths is None else "text"
+            raise ConfigError(
+                f"--fuse averages image and text vectors, but the stored {stored} features are {dims[stored]}-d and "
+                f"this extraction's {'text' if stored == 'image' else 'image'} vectors {dims['text' if stored == 'image' else 'image']}-d: "
+                f"extract both with one model (pass --{'images DIR' if stored == 'image' else 'texts FILE'} too), or drop --fuse"
+            )
 
     # ---- extraction (resumable)
     wdir = work_dir if work_dir is not None else default_work_dir(out_dir)
@@ -214,7 +227,13 @@ def features(
         typer.echo(f.summary())
     for note in notes:
         typer.echo(note)
-    mods = ",".join(m for m in ("fused",) if m in new_ds.item_features) or ",".join(
-        m for m in ("image", "text") if m in new_ds.item_features
-    )
+    # what build-graph can fuse: the fused vector, else image and text when their dimensions
+    # agree, else the modalities extracted now
+    have = [m for m in ("image", "text") if m in new_ds.item_features]
+    if "fused" in new_ds.item_features:
+        mods = "fused"
+    elif len({new_ds.item_features[m].shape[1] for m in have}) <= 1:
+        mods = ",".join(have)
+    else:
+        mods = ",".join(m for m in have if m in result)
     typer.echo(f"wrote {out_dir} (features: {', '.join(new_ds.modalities)}); next: graphrec build-graph --data {out_dir} --modalities {mods}")

@@ -195,6 +195,25 @@ def test_a_file_that_is_no_checkpoint_is_named(data_copy, tiny_config, tmp_path)
     assert "needs internet" not in res.output
 
 
+@NEEDS_CLIP_MARK
+def test_fusing_with_stored_features_of_another_dimension(data_copy, tiny_config):
+    # 8-d image features stored by an earlier extraction; texts now from the 16-d model
+    ds = Dataset.load(data_copy)
+    rng = np.random.default_rng(0)
+    ds.replace(item_features={"image": rng.normal(size=(ds.n_items, 8)).astype(np.float32)}).save(
+        data_copy, overwrite=True)
+    text = ("--text-fields", "title", "--model", tiny_config, "--pretrained", "none", "--device", "cpu", "--quiet")
+    res = run("features", "--data", data_copy, *text, "--fuse")
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert res.exit_code == 1 and len(errors) == 1, res.output  # after the random-weights note
+    assert "the stored image features are 8-d and this extraction's text vectors 16-d" in errors[0]
+    assert "pass --images DIR too" in errors[0] and "encoded" not in res.output
+    # without --fuse: stored, and the printed next step is a command that runs (text alone)
+    res = run("features", "--data", data_copy, *text)
+    assert res.exit_code == 0, res.output
+    assert res.output.strip().endswith(f"next: graphrec build-graph --data {data_copy} --modalities text"), res.output
+
+
 def test_text_model_without_sentence_transformers(data_copy, monkeypatch):
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     res = run("features", "--data", data_copy, "--text-fields", "title", "--text-model", "all-MiniLM-L6-v2",

@@ -135,6 +135,49 @@ def _looks_like_path(value: str) -> bool:
     return os.sep in value or "/" in value or value.lower().endswith(_CHECKPOINT_SUFFIXES)
 
 
+
+#: where open_clip's pretrained tags download from (most tags; OpenAI's from their CDN)
+_HUB_HOST = "huggingface.co"
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hugging Face hub opens within ``timeout`` seconds
+    (no name resolution or no route: False at once)."""
+    import socket
+
+    try:
+        socket.create_connection((_HUB_HOST, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _hub_offline():
+    """huggingface_hub in offline mode, its download logging quiet: cached weights load,
+    missing ones fail at once, instead of about a minute of retries and warnings when there
+    is no network."""
+    import logging
+
+    try:
+        import huggingface_hub.constants as hub
+    except ImportError:  # no hub client: nothing to switch
+        yield
+        return
+    before = getattr(hub, "HF_HUB_OFFLINE", None)
+    loggers = [logging.getLogger(n) for n in ("huggingface_hub", "root")]
+    levels = [lg.level for lg in loggers]
+    hub.HF_HUB_OFFLINE = True
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = before
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 class ClipEncoder:
     """open_clip image + text encoder (see the module doc).
 
@@ -194,6 +237,7 @@ class ClipEncoder:
         self.model_name = name
         self.pretrained = pretrained
         self._weights_id = weights_id
+        offline = False
         try:
             if pretrained is None:
                 with torch.random.fork_rng(devices=[]):
@@ -202,9 +246,11 @@ class ClipEncoder:
                         name, pretrained=None, device=self.device, cache_dir=cache_dir
                     )
             else:
-                model_, _, preprocess = open_clip.create_model_and_transforms(
-                    name, pretrained=pretrained, device=self.device, cache_dir=cache_dir
-                )
+                offline = weights_id.startswith("tag:") and not _hub_reachable()
+                with _hub_offline() if offline else contextlib.nullcontext():
+                    model_, _, preprocess = open_clip.create_model_and_transforms(
+                        name, pretrained=pretrained, device=self.device, cache_dir=cache_dir
+                    )
             tokenizer = open_clip.get_tokenizer(name)
         except ConfigError:
             raise
@@ -219,6 +265,12 @@ class ClipEncoder:
                 raise ConfigError(
                     f"could not load checkpoint {pretrained} into open_clip model {name!r} ({msg}): pass a "
                     f"checkpoint of {name} (an open_clip or OpenAI CLIP state dict), or the --model it belongs to"
+                ) from None
+            if offline:
+                raise ConfigError(
+                    f"pretrained {pretrained!r} of open_clip model {name!r} is not in the local cache and "
+                    f"{_HUB_HOST} cannot be reached: run once with internet (the weights are cached), or pass "
+                    "a local checkpoint file as --pretrained"
                 ) from None
             raise ConfigError(
                 f"could not load open_clip model {name!r} with pretrained {pretrained!r} ({msg}): "

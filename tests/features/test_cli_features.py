@@ -214,6 +214,23 @@ def test_fusing_with_stored_features_of_another_dimension(data_copy, tiny_config
     assert res.output.strip().endswith(f"next: graphrec build-graph --data {data_copy} --modalities text"), res.output
 
 
+@NEEDS_CLIP_MARK
+def test_a_pretrained_tag_without_network_fails_at_once(data_copy, tiny_config, monkeypatch):
+    # no route to the hub: offline mode (cached weights would load; a rarely cached tag), one line, no retries
+    import huggingface_hub.constants as hub
+
+    import graphrec.features.encoders as enc
+
+    monkeypatch.setattr(enc, "_hub_reachable", lambda timeout=3.0: False)
+    before = hub.HF_HUB_OFFLINE
+    res = run("features", "--data", data_copy, "--text-fields", "title", "--pretrained", "commonpool_s_basic_s13m_b4k",
+              "--device", "cpu", "--quiet", "--out", data_copy.parent / "out")
+    assert res.exit_code == 1 and res.output.strip().count("\n") == 0, res.output
+    assert ("pretrained 'commonpool_s_basic_s13m_b4k' of open_clip model 'ViT-B-32' is not in the local cache and "
+            "huggingface.co cannot be reached") in res.output
+    assert hub.HF_HUB_OFFLINE == before  # switched back
+
+
 def test_text_model_without_sentence_transformers(data_copy, monkeypatch):
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     res = run("features", "--data", data_copy, "--text-fields", "title", "--text-model", "all-MiniLM-L6-v2",

@@ -113,7 +113,8 @@ def _read_features(
             if n_items == 0 or size % (4 * n_items):
                 raise DataError(
                     f"{path}: {size} bytes is not n_items x dim float32 values for {n_items} items: "
-                    "check that the file belongs to this dataset, or pass dim="
+                    "check that the file belongs to this dataset and is complete (read_unisrec(..., dim=D) "
+                    "states the dimension)"
                 )
             d = size // (4 * n_items)
         else:

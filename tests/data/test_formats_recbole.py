@@ -328,3 +328,11 @@ def test_prepare_prints_the_ragged_float_seq_warning_as_one_line(tmp_path: Path)
     assert res.exit_code == 0, res.output
     line = next(ln for ln in res.output.splitlines() if "float_seq" in ln)
     assert line.startswith("warning: ") and "r.item line 3: float_seq field 'feat' has 3 values there" in line
+
+
+def test_split_files_without_their_train_file_are_refused(tmp_path: Path) -> None:
+    # r.inter beside r.valid.inter: reading r.inter alone would drop the valid rows silently
+    root = write(tmp_path / "r", r__inter=INTER + "1\t10\t5\t100\n", r__valid__inter=INTER + "2\t10\t1\t50\n")
+    with pytest.raises(DataError, match=r"r\.valid\.inter found but no r\.train\.inter: give all the benchmark files"):
+        read_recbole(root)
+    assert read_recbole(root, split="none").train.nnz == 1  # on purpose: r.inter alone

@@ -259,6 +259,14 @@ def read_recbole(
     if name is None:
         name = _infer_name(root)
     benchmark = (root / f"{name}.train.inter").is_file()
+    orphans = [f"{name}.{s}.inter" for s in ("valid", "test") if (root / f"{name}.{s}.inter").is_file()]
+    if not benchmark and orphans and split != "none":
+        # a half benchmark layout: reading {name}.inter alone would drop those rows silently
+        raise DataError(
+            f"{root}: {' and '.join(orphans)} found but no {name}.train.inter: give all the benchmark files "
+            f"({name}.train.inter, .valid.inter, .test.inter), or move them away to read {name}.inter "
+            "(in Python, read_recbole(..., split='none') reads it alone)"
+        )
     if split == "given" and not benchmark:
         raise DataError(
             f"{root / f'{name}.train.inter'}: benchmark train file not found: split='given' needs "

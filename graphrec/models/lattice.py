@@ -173,6 +173,8 @@ class LatentStructureRecommender(FeatureTables, ItemGraphRecommender):
     ``cooccur_graph``) are merged per layer, :math:`h^t = \sum_g w_g G_g h^{t-1}`, with
     :math:`w = \mathrm{softmax}` of learnable logits (``merge_weights="learned"``, the
     parameter named ``merge_logits_name``) or equal fixed weights; one graph: w = 1.
+    ``reg_on``: where the L2 of :meth:`loss` goes, the batch's layer-0 embeddings
+    (``"layer0"``, LightGCN's) or its final ones (``"final"``, LATTICE's reference code).
 
     Subclasses call ``reset_parameters()`` at the end of their ``__init__``.
     """
@@ -199,8 +201,11 @@ class LatentStructureRecommender(FeatureTables, ItemGraphRecommender):
         merge_weights: str,
         merge_logits_name: str,
         external_content: bool = False,
+        reg_on: str = "layer0",
     ) -> None:
         super().__init__()
+        if reg_on not in REG_ON:
+            raise ConfigError(f"reg_on {reg_on!r} is not one of {', '.join(REG_ON)}")
         if learned and set(features or {}) != set(original_graphs):
             raise ConfigError(
                 f"features ({', '.join(features or {})}) and original_graphs ({', '.join(original_graphs)}) "
@@ -222,6 +227,7 @@ class LatentStructureRecommender(FeatureTables, ItemGraphRecommender):
         self.num_layers = num_layers
         self.item_layers = item_layers
         self.reg_weight = reg_weight
+        self.reg_on = reg_on
         self.k = k
         self.lambda_coeff = lambda_coeff
         self.include_self = include_self
@@ -411,6 +417,15 @@ class LatentStructureRecommender(FeatureTables, ItemGraphRecommender):
             h = w[0] * ops[0](h) + w[1] * ops[1](h)
         return h
 
+    def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
+        """BPR + L2: on the layer-0 embeddings (``reg_on="layer0"``) or, as the reference
+        code, on the batch's final embeddings: reg / (2B) sum(|e_u|^2 + |e_i+|^2 + |e_i-|^2)."""
+        if self.reg_on == "layer0":
+            return super().loss(users, pos_items, neg_items)
+        user_emb, item_emb = self.embeddings()
+        u, p, n = user_emb[users], item_emb[pos_items], item_emb[neg_items]
+        return bpr_loss((u * p).sum(-1), (u * n).sum(-1)) + self.reg_weight * l2_penalty(u, p, n)
+
 
 class LATTICE(LatentStructureRecommender):
     """LATTICE: LightGCN plus an item branch over learned + original modality graphs.
@@ -465,16 +480,13 @@ class LATTICE(LatentStructureRecommender):
             raise ConfigError("LATTICE needs at least one modality of item features")
         if cf_weights not in CF_WEIGHTS:
             raise ConfigError(f"cf_weights {cf_weights!r} is not one of {', '.join(CF_WEIGHTS)}")
-        if reg_on not in REG_ON:
-            raise ConfigError(f"reg_on {reg_on!r} is not one of {', '.join(REG_ON)}")
         super().__init__(
             n_users, n_items, adj, original_graphs, features,
             embedding_dim=embedding_dim, num_layers=num_layers, item_layers=item_layers, reg_weight=reg_weight,
             k=k, lambda_coeff=lambda_coeff, include_self=include_self, train_features=train_features,
             learned=True, view_logits=True, cooccur_graph=cooccur_graph, merge_weights=cf_weights,
-            merge_logits_name="cf_logits",
+            merge_logits_name="cf_logits", reg_on=reg_on,
         )
-        self.reg_on = reg_on
         self.reset_parameters()
 
     def cf_graph_weights(self) -> Tensor | None:
@@ -496,15 +508,6 @@ class LATTICE(LatentStructureRecommender):
         if self.cf_logits is not None:  # fixed weights are not logged
             out["cf_weight"] = self.cf_weights()["cooccur"]  # type: ignore[index]
         return out
-
-    def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
-        """BPR + L2: on the layer-0 embeddings (``reg_on="layer0"``) or, as the reference
-        code, on the batch's final embeddings: reg / (2B) sum(|e_u|^2 + |e_i+|^2 + |e_i-|^2)."""
-        if self.reg_on == "layer0":
-            return super().loss(users, pos_items, neg_items)
-        user_emb, item_emb = self.embeddings()
-        u, p, n = user_emb[users], item_emb[pos_items], item_emb[neg_items]
-        return bpr_loss((u * p).sum(-1), (u * n).sum(-1)) + self.reg_weight * l2_penalty(u, p, n)
 
     def extra_repr(self) -> str:
         return (

@@ -122,7 +122,8 @@ class MMGEF(LatentStructureRecommender):
     Args:
         n_users: number of users.
         n_items: number of items.
-        adj: normalised user-item bipartite adjacency (as for :class:`LightGCN`).
+        adj: normalised user-item bipartite adjacency (as for :class:`LightGCN`; may be
+            non-symmetric, e.g. LATTICE's reference D^-1 (A + I)).
         knn_graph: the top-k cosine graph of the fused features, (n_items x n_items)
             torch sparse. ``learned`` and ``fixed`` structures: already normalised (the
             original graph Ŝ; its values are used as they are). ``projected`` mode: only
@@ -136,7 +137,7 @@ class MMGEF(LatentStructureRecommender):
         embedding_dim: d of the ID embeddings, the item GCN and the projection (paper: 64).
         num_layers: LightGCN layers L.
         item_layers: item-graph layers L' (LATTICE and our default: 1).
-        reg_weight: L2 coefficient on the batch's layer-0 embeddings.
+        reg_weight: L2 coefficient (on the embeddings ``reg_on`` names).
         use_cf_graph: merge E^c with E^m (False: the paper's "w/o CF").
         attention: learnable softmax weights (False: fixed equal weights, "w/o Att").
         structure: ``learned`` or ``fixed`` (module doc).
@@ -145,6 +146,9 @@ class MMGEF(LatentStructureRecommender):
         lambda_coeff: weight of the original graph in the skip mix (``learned``; LATTICE: 0.9).
         include_self: each item is one of its own k neighbours in the learned graph.
         train_features: fine-tune the fused feature table (``learned``; as LATTICE).
+        reg_on: ``"layer0"``: L2 on the batch's layer-0 embeddings (LightGCN's);
+            ``"final"``: on its final embeddings (LATTICE's reference code, on which the
+            paper's tables were run).
     """
 
     def __init__(
@@ -168,6 +172,7 @@ class MMGEF(LatentStructureRecommender):
         lambda_coeff: float = 0.9,
         include_self: bool = False,
         train_features: bool = True,
+        reg_on: str = "layer0",
     ) -> None:
         if structure not in STRUCTURES:
             raise ConfigError(f"structure {structure!r} is not one of {', '.join(STRUCTURES)}")
@@ -201,7 +206,7 @@ class MMGEF(LatentStructureRecommender):
             train_features=train_features, learned=learned, view_logits=False,
             cooccur_graph=cooccur_graph if use_cf_graph else None,
             merge_weights="learned" if attention else "fixed", merge_logits_name="attention_logits",
-            external_content=projected and knn_graph is not None,
+            external_content=projected and knn_graph is not None, reg_on=reg_on,
         )
         self.structure = structure
         self.use_cf_graph = use_cf_graph

@@ -410,6 +410,9 @@ def _train_a_little(model, ds, epochs: int = 2):
         ({"attention": False}, {"use_cf_graph": True, "cf_weights": "fixed"}),
         # MM-GEF = LATTICE + CF with learned weights, on the early-fused feature
         ({}, {"use_cf_graph": True, "cf_weights": "learned"}),
+        # both on LATTICE's reference code's backbone (the paper's runs): still one model
+        ({"parity": "reference"}, {"use_cf_graph": True, "cf_weights": "learned", "parity": "reference"}),
+        ({"use_cf_graph": False, "parity": "reference", "reg_weight": 1e-3}, {"parity": "reference", "reg_weight": 1e-3}),
     ],
 )
 def test_table1_rows_are_lattice_on_the_fused_feature(mmgef_params, lattice_params):
@@ -433,6 +436,39 @@ def test_table1_rows_are_lattice_on_the_fused_feature(mmgef_params, lattice_para
 
 
 # --------------------------------------------------------------- builder
+
+
+def test_builder_parity_reference_sets_the_reference_code_choices(tmp_path):
+    ds = contract_dataset()
+    model = build_model("mmgef", ds, dict(SMALL, parity="reference"))
+    n = ds.n_users + ds.n_items
+    a = np.zeros((n, n))
+    r = ds.train.toarray() > 0
+    a[: ds.n_users, ds.n_users:] = r
+    a[ds.n_users:, : ds.n_users] = r.T
+    a += np.eye(n)  # D^-1 (A + I)
+    assert np.allclose(model.lightgcn.adj.to_dense().numpy(), a / a.sum(1, keepdims=True), atol=1e-6)
+    assert model.reg_on == "final" and model.reg_weight == pytest.approx(1e-5) and model.include_self
+    assert bool((model.knn_adj.to_dense().diagonal() > 0).all())  # each item in its own kNN list
+    plain = build_model("mmgef", ds, SMALL)
+    assert plain.reg_on == "layer0" and plain.reg_weight == 1e-4 and not plain.include_self
+    assert bool((plain.knn_adj.to_dense().diagonal() == 0).all())
+    # the final-embedding L2: reg / (2B) (|e_u|^2 + |e_i+|^2 + |e_i-|^2) on top of BPR
+    users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8])
+    u, i = model.embeddings()
+    eu, ep, en = u[users], i[pos], i[neg]
+    bpr = -F.logsigmoid((eu * ep).sum(-1) - (eu * en).sum(-1)).mean()
+    l2 = (eu.pow(2).sum() + ep.pow(2).sum() + en.pow(2).sum()) / (2 * 3)
+    torch.testing.assert_close(model.loss(users, pos, neg), bpr + 1e-5 * l2)
+    # a stored kNN graph must keep each item in its own list, as the reference's
+    built = build_item_graph(ds, GraphSpec(kind="knn", k=5))
+    from graphrec.graphs import save_graph
+
+    save_graph(tmp_path / "knn", built.graph, built.record)
+    with pytest.raises(DataError, match="built without include_self, and --parity reference"):
+        build_model("mmgef", ds, dict(SMALL, parity="reference", graphs=[str(tmp_path / "knn")]))
+    with pytest.raises(ConfigError, match="parity='exact' is not one of none, reference"):
+        build_model("mmgef", ds, dict(SMALL, parity="exact"))
 
 
 def test_builder_graphs_and_cold_items_never_in_the_cooccurrence_graph():

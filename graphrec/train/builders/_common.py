@@ -8,10 +8,12 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Callable, List, Mapping, Optional, Sequence, Union
 
+import numpy as np
 import scipy.sparse as sp
 
 from graphrec.data import Dataset
 from graphrec.errors import DataError
+from graphrec.graphs.bipartite import bipartite_adjacency
 from graphrec.graphs.normalize import normalize_adjacency
 from graphrec.graphs.store import GraphRecord, load_graph
 from graphrec.train.registry import FloatRange, Option
@@ -95,6 +97,20 @@ def check_features(
 
     check.__doc__ = f"{model}'s cheap checks: the dataset has the item features it uses."
     return check
+
+
+#: ``parity`` values of the models built on LATTICE's code (LATTICE, MM-GEF): graphrec's
+#: backbone, or the authors' code's backbone, L2 and kNN lists (``docs/models/lattice.md``)
+PARITY = ("none", "reference")
+#: the reference code's L2 weight on the final embeddings (``--regs [1e-5, ...]``)
+REFERENCE_REG = 1e-5
+
+
+def reference_adjacency(train: sp.spmatrix) -> sp.csr_matrix:
+    """LATTICE's reference code's backbone graph: D^-1 (A + I) of the bipartite graph A
+    with self loops (row-normalised; not symmetric)."""
+    a = bipartite_adjacency(train)
+    return normalize_adjacency(a + sp.eye(a.shape[0], dtype=np.float32, format="csr"), "row")
 
 
 def feature_modalities(dataset: Dataset, modalities: Optional[str]) -> list[str]:

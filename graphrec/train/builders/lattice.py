@@ -12,13 +12,14 @@ import torch
 
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError
-from graphrec.graphs import normalize_adjacency, normalized_bipartite
-from graphrec.graphs.bipartite import bipartite_adjacency
+from graphrec.graphs import normalized_bipartite
 from graphrec.graphs.build import GraphSpec, build_item_graph
 from graphrec.graphs.cooccur import cooccurrence_factors
 from graphrec.models.lattice import CF_WEIGHTS, LATTICE
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
 from graphrec.train.builders._common import (
+    PARITY,
+    REFERENCE_REG,
     EmbeddingDim,
     ItemLayers,
     LR_SPACE,
@@ -29,23 +30,10 @@ from graphrec.train.builders._common import (
     check_k,
     feature_modalities,
     load_stored_graphs,
+    reference_adjacency,
     sym_graph,
 )
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
-
-#: ``parity`` values: graphrec's LATTICE, or the authors' code's backbone, L2 and kNN lists
-PARITY = ("none", "reference")
-
-#: the reference code's L2 weight on the final embeddings (``--regs [1e-5, ...]``)
-REFERENCE_REG = 1e-5
-
-
-def reference_adjacency(train: sp.spmatrix) -> sp.csr_matrix:
-    """The reference code's backbone graph: D^-1 (A + I) of the bipartite graph A with
-    self loops (row-normalised; not symmetric)."""
-    a = bipartite_adjacency(train)
-    return normalize_adjacency(a + sp.eye(a.shape[0], dtype=np.float32, format="csr"), "row")
-
 
 def content_modalities(model: LATTICE, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:
     """LATTICE keeps one graph per modality: its own modalities."""

@@ -18,17 +18,19 @@ from graphrec.graphs.store import read_record
 from graphrec.models.mmgef import FEATURE_MODES, MMGEF, STRUCTURES
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
 from graphrec.train.builders._common import (
+    PARITY,
+    REFERENCE_REG,
     EmbeddingDim,
     ItemLayers,
     LR_SPACE,
     Layers,
     Modalities,
-    Reg,
     StoredGraphs,
     check_features,
     check_k,
     load_stored_graphs,
     pick_graph,
+    reference_adjacency,
     sym_graph,
 )
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
@@ -111,7 +113,15 @@ def build_mmgef(
     embedding_dim: EmbeddingDim = 64,
     num_layers: Layers = 2,
     item_layers: ItemLayers = 1,
-    reg_weight: Reg = 1e-4,
+    reg_weight: Annotated[
+        Optional[float],
+        Option(
+            "--reg",
+            help="L2 weight: on the batch's layer-0 embeddings [1e-4]; with --parity reference on its final "
+            "embeddings, as LATTICE's reference code [1e-5].",
+            min=0.0,
+        ),
+    ] = None,
     k: Annotated[
         Optional[int], Option(help="Neighbours per item in the content kNN graph [10, or the stored graph's].", min=1)
     ] = None,
@@ -147,6 +157,14 @@ def build_mmgef(
         Option("--train-features/--fixed-features", help="Learned structure: fine-tune the fused feature table (as LATTICE)."),
     ] = True,
     cooccur_top_k: Annotated[Optional[int], Option(help="Keep the top-k co-interactions per item [all].", min=1)] = None,
+    parity: Annotated[
+        str,
+        Option(
+            help="reference: train on LATTICE's reference code's backbone, on which the paper's tables were run: "
+            "D^-1(A+I), L2 1e-5 on the final embeddings (instead of --reg on layer 0) and self in the kNN lists.",
+            choices=PARITY,
+        ),
+    ] = "none",
 ) -> MMGEF:
     """MM-GEF's inputs: the bipartite graph and, from the TRAINING data only, the content
     kNN graph (early-fused ``modalities``, top-``k`` cosine; ``k`` None means 10) and
@@ -158,7 +176,16 @@ def build_mmgef(
     have none and rebuild the fixed structure they trained. ``graphs``: stored graphs (``graphrec build-graph``) used
     instead of building the kNN graph and/or E^c, provenance-checked against ``dataset``.
     ``use_knn_graph=False``: no content graph (co-interaction graph only; no features needed).
+    ``parity="reference"``: LATTICE's reference code's training backbone (as LATTICE's
+    builder): the graph D^-1 (A + I), the L2 on the batch's final embeddings
+    (``reg_weight``, default 1e-5; else the layer-0 L2, default 1e-4) and each item one of
+    its own kNN neighbours (a stored kNN graph must say so).
     """
+    if parity not in PARITY:
+        raise ConfigError(f"parity {parity!r} is not one of {', '.join(PARITY)}")
+    reference = parity == "reference"
+    if reg_weight is None:
+        reg_weight = REFERENCE_REG if reference else 1e-4
     check_params(dataset, dict(
         structure=structure, feature_mode=feature_mode, use_knn_graph=use_knn_graph, use_cf_graph=use_cf_graph,
         lambda_coeff=lambda_coeff, train_features=train_features, k=k, modalities=modalities, graphs=graphs,
@@ -166,12 +193,12 @@ def build_mmgef(
     feature_mode = feature_mode or "fixed"
     learned = structure == "learned"
     stored = load_stored_graphs(dataset, graphs)
-    adj = to_torch_sparse(normalized_bipartite(dataset.train, "sym"))
+    adj = to_torch_sparse(reference_adjacency(dataset.train) if reference else normalized_bipartite(dataset.train, "sym"))
     mods = parse_modalities(modalities)
     given_knn = pick_graph(stored, "knn", "mmgef", ("knn", "cooccur"))
     if given_knn is not None and not use_knn_graph:
         raise ConfigError(f"graph {given_knn[2]} is a content kNN graph and --no-knn-graph drops it: drop one of them")
-    include_self = False
+    include_self = reference
     fused_x = None
     if given_knn is not None:
         g, rec, path = given_knn
@@ -184,6 +211,11 @@ def build_mmgef(
         mods = tuple(rec.modalities or ()) or None
         knn_matrix = g if feature_mode == "projected" else sym_graph(g, rec, path)
         k = rec.k
+        if reference and not (rec.options or {}).get("include_self", False):
+            raise DataError(
+                f"graph {path} was built without include_self, and --parity reference keeps each item in its own "
+                "kNN list: rebuild it with build-graph --include-self, or drop --parity"
+            )
         include_self = bool((rec.options or {}).get("include_self", False))  # the learned graph's lists alike
         if learned or feature_mode == "projected":
             fused_x = fuse_features(dataset.item_features, mods).x
@@ -191,7 +223,7 @@ def build_mmgef(
         knn_matrix = None
         if use_knn_graph:
             spec = GraphSpec(
-                kind="knn", k=10 if k is None else k, modalities=mods,
+                kind="knn", k=10 if k is None else k, modalities=mods, include_self=include_self,
                 normalization="none" if feature_mode == "projected" else "sym",
             )
             built = build_item_graph(dataset, spec)
@@ -235,4 +267,5 @@ def build_mmgef(
         lambda_coeff=lambda_coeff,
         include_self=include_self,
         train_features=train_features,
+        reg_on="final" if reference else "layer0",
     )

@@ -93,7 +93,7 @@ def tune(
     """
     from graphrec.train import TrainConfig
     from graphrec.train.registry import get_model
-    from graphrec.train.tune import require_optuna, tune as run_tune
+    from graphrec.train.tune import require_optuna, selected_label, tune as run_tune
 
     require_optuna()
     entry = get_model(model, "ranking")
@@ -122,7 +122,7 @@ def tune(
     typer.echo(f"study {result.study}: {result.n_trials} trials ({states}), {result.trials_run} run now")
     if result.best_trial is not None:
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
-        typer.echo(f"best: trial {result.best_trial}, valid {metric} {result.best_value:.4f}"
+        typer.echo(f"best: trial {result.best_trial}, valid {selected_label(metric, select_on)} {result.best_value:.4f}"
                    f"{_seeds_note(result.repeat_tests)}; {params}")
         when = "evaluated once now" if result.test_evaluated else "evaluated when this trial became the best"
         if result.repeat_tests:

@@ -313,9 +313,12 @@ def load_run(
 
 def _recorded_params(record: Mapping[str, Any]) -> dict[str, Any]:
     """A record's model parameters; a ranking run recorded before the cold-item path
-    existed had none (``cold_path`` absent means ``none``, whatever the default)."""
+    existed had none (``cold_path`` absent means ``none``, whatever the default). Models
+    without trainable parameters (the content kNN baseline) have no cold-item path."""
+    from graphrec.train.registry import get_model
+
     params = dict(record["model_params"])
-    if record.get("task", "ranking") == "ranking":
+    if record.get("task", "ranking") == "ranking" and get_model(record["model"], "ranking").trainable:
         params.setdefault("cold_path", "none")
     return params
 

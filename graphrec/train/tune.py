@@ -280,7 +280,7 @@ def tune(
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            callbacks = [lambda st, tr: log(_trial_line(st, tr, config.valid_metric))]
+            callbacks = [lambda st, tr: log(_trial_line(st, tr, selected_label(config.valid_metric, config.select_on)))]
             if grid:  # other processes take points too: stop when none is left to take
                 callbacks.append(lambda st, tr: st.stop() if _grid_left(optuna, st, points) == 0 else None)
             if trials:
@@ -710,7 +710,7 @@ class _Objective:
         from graphrec.train.registry import build_model
         from graphrec.train.run import training_record
 
-        metric = config.valid_metric
+        metric, group = config.valid_metric, config.select_on
         rows: list[dict[str, Any]] = []
         writer = self.writers(name) if self.writers else None
 
@@ -719,7 +719,7 @@ class _Objective:
             if writer is not None:
                 writer(row)
             if report and "valid" in row:
-                trial.report(float(row["valid"][metric]), row["epoch"])
+                trial.report(selected_value(row, group, metric), row["epoch"])
                 if self.pruning and trial.should_prune():
                     raise self.optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
@@ -730,12 +730,14 @@ class _Objective:
         state, value, error = "complete", None, None
         try:
             result = fit(built, self.dataset, config, device=self.device, on_epoch=on_epoch, evaluate_test=False)
-            value = float(result.best_valid[metric])
+            # the metric the epoch was selected on: of the --select-on items (all, cold or warm)
+            best_row = next(r for r in result.history if r["epoch"] == result.best_epoch and "valid" in r)
+            value = selected_value(best_row, group, metric)
         except self.optuna.TrialPruned:
-            state, result = "pruned", _partial(rows, metric)
+            state, result = "pruned", _partial(rows, metric, group)
             raise
         except FloatingPointError as e:
-            state, error, result = "failed", str(e), _partial(rows, metric)
+            state, error, result = "failed", str(e), _partial(rows, metric, group)
             trial.set_user_attr("diverged", str(e)[:200])  # a grid study does not run its point again
             raise
         finally:
@@ -753,12 +755,23 @@ class _Objective:
         return value, int(result.best_epoch)
 
 
-def _partial(rows: list[dict[str, Any]], metric: str) -> Any:
+def selected_label(metric: str, group: str) -> str:
+    """How the selected metric is named in lines: ``recall@20``, ``recall@20 of the cold items``."""
+    return metric if group == "all" else f"{metric} of the {group} items"
+
+
+def selected_value(row: Mapping[str, Any], group: str, metric: str) -> float:
+    """A history row's validation ``metric`` of the items selection is on (``select_on``):
+    ``valid`` for all items, else ``valid_groups[group]`` (cold or warm items)."""
+    return float(row["valid"][metric] if group == "all" else row["valid_groups"][group][metric])
+
+
+def _partial(rows: list[dict[str, Any]], metric: str, group: str = "all") -> Any:
     """The fit result of a trial stopped early (pruned, or a diverging loss)."""
     from graphrec.train.fit import FitResult
 
     valid = [r for r in rows if "valid" in r]
-    best = max(valid, key=lambda r: r["valid"][metric]) if valid else None
+    best = max(valid, key=lambda r: selected_value(r, group, metric)) if valid else None
     return FitResult(
         best_epoch=best["epoch"] if best else 0,
         best_valid=best["valid"] if best else {},

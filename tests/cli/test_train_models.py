@@ -87,6 +87,10 @@ def test_cb_and_mf(data_dir, tmp_path):
     record = json.loads((tmp_path / "cb" / "record.json").read_text())
     assert record["best_epoch"] == 0 and record["test"]["cold"]["recall@20"] > 0
     assert "(recbole protocol, no parameters, no training)" in res.output and "best epoch" not in res.output
+    # the run reloads (it has no cold-item path, unlike the trainable models)
+    res = run("evaluate", tmp_path / "cb", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert f"{record['test']['all']['recall@20']:.4f}" in res.output
     res = run("train", "mf", "--data", data_dir, "--epochs", "2", "--dim", "8", "--device", "cpu",
               "--out", tmp_path / "mf", "--quiet")
     assert res.exit_code == 0, res.output

@@ -279,6 +279,25 @@ def test_a_cold_start_study_trains_every_trial_on_one_cold_split_and_its_best_ru
               study_name="lightgcn-synthetic-cold0.2", out=tmp_path / "cold")
 
 
+@pytest.mark.parametrize("model", ["cb", "lightgcn"])
+def test_a_study_selecting_on_cold_items_ranks_trials_by_their_cold_validation(data, tmp_path, model):
+    """--select-on cold: a trial's value is the validation metric of the cold items (hidden
+    protocol: validation holds warm and cold items), not of all items."""
+    space = {"k": [2, 5, 20]} if model == "cb" else {"lr": [1e-3, 2e-2], "reg_weight": 1e-4, "num_layers": 2}
+    result = _tune(data, tmp_path, trials=3 if model == "cb" else 2, model=model, space=space, grid=True,
+                   cold_start=0.3, cold_protocol="hidden", config=_config(select_on="cold"), pruning=False)
+    values = {}
+    for trial in _study(tmp_path, f"{model}-synthetic-cold0.3").trials:
+        record = load_record(tmp_path / "out" / "trials" / str(trial.number))
+        row = next(h for h in record["history"] if h["epoch"] == record["best_epoch"])
+        assert trial.value == pytest.approx(row["valid_groups"]["cold"]["recall@20"])
+        values[trial.number] = (row["valid_groups"]["cold"]["recall@20"], row["valid"]["recall@20"])
+    best = max(values, key=lambda n: values[n][0])
+    assert result.best_trial == best and result.best_value == pytest.approx(values[best][0])
+    # not vacuous: the cold and all-items figures differ
+    assert any(c != a for c, a in values.values())
+
+
 def test_selecting_on_cold_items_without_a_cold_split_fails_before_any_trial(data, tmp_path):
     with pytest.raises(ConfigError, match="needs a cold-start split: add --cold-start"):
         _tune(data, tmp_path, trials=1, config=_config(select_on="cold"))

@@ -45,6 +45,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import socket
 import time
 import warnings
@@ -248,9 +249,11 @@ def tune(
 
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # graphrec prints its own line per trial
+    out_existed, new_study = out.exists(), False
     try:
         with _lock(url, out):
             rdb = _open_storage(optuna, url)
+            new_study = study_name not in optuna.get_all_study_names(storage=rdb)
             study = _load_study(optuna, rdb, study_name, url, setup, pruning, prune_startup, prune_warmup, seed, points)
             failed = _fail_dead_trials(optuna, study, rdb)
             queued = _queue_lost_points(optuna, study, set(points)) if grid else []
@@ -286,6 +289,19 @@ def tune(
             if trials:
                 study.optimize(objective, n_trials=trials, timeout=timeout, catch=(FloatingPointError,),
                                callbacks=callbacks)
+    except BaseException as e:
+        if isinstance(e, (ConfigError, DataError)):
+            # a study this call created whose trials fail on the settings (no trial completed):
+            # nothing stays behind, so that the corrected call starts the study afresh
+            if new_study and _created_nothing(optuna, rdb, study_name):
+                optuna.delete_study(study_name=study_name, storage=rdb)
+                if not out_existed:
+                    shutil.rmtree(out, ignore_errors=True)
+            elif not out_existed and out.is_dir() and not (out / TUNE_FILE).exists():
+                shutil.rmtree(out, ignore_errors=True)  # e.g. a storage that failed to open: only the lock was made
+        optuna.logging.set_verbosity(verbosity)
+        raise
+    try:
         result = TuneResult(study_name, url, out, trials_run=objective.calls, states=_states(study), notes=notes)
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if complete:
@@ -306,6 +322,15 @@ def tune(
         return result
     finally:
         optuna.logging.set_verbosity(verbosity)
+
+
+def _created_nothing(optuna: Any, rdb: Any, study_name: str) -> bool:
+    """Whether the study holds no completed trial (those of this call failed)."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=rdb)
+    except KeyError:
+        return False
+    return not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 
 def _dataset_name(data: str | os.PathLike) -> str:

@@ -298,6 +298,37 @@ def test_a_study_selecting_on_cold_items_ranks_trials_by_their_cold_validation(d
     assert any(c != a for c, a in values.values())
 
 
+def test_a_new_study_whose_trials_fail_on_the_settings_leaves_nothing(data, tmp_path, monkeypatch):
+    """A ConfigError inside the first trials of a study this call created (a setting no
+    check caught before) deletes the study and the folder: the corrected call starts
+    afresh instead of being refused as 'other settings'."""
+    import graphrec.train.registry as registry
+
+    real = registry.build_model
+
+    def refuse(name, dataset, params):
+        raise ConfigError("this setting cannot be built")
+
+    monkeypatch.setattr(registry, "build_model", refuse)
+    with pytest.raises(ConfigError, match="this setting cannot be built"):
+        _tune(data, tmp_path, trials=2)
+    assert not (tmp_path / "out").exists()
+    assert "lightgcn-synthetic" not in optuna.get_all_study_names(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    monkeypatch.setattr(registry, "build_model", real)
+    assert _tune(data, tmp_path, trials=1).best_trial == 0  # with other settings, not refused
+    # an existing study keeps its trials when a later call fails
+    monkeypatch.setattr(registry, "build_model", refuse)
+    with pytest.raises(ConfigError):
+        _tune(data, tmp_path, trials=1)
+    assert (tmp_path / "out" / "tune.json").is_file() and len(_study(tmp_path).trials) == 2
+
+
+def test_a_storage_that_cannot_open_leaves_no_folder(data, tmp_path):
+    with pytest.raises(ConfigError):
+        _tune(data, tmp_path, trials=1, storage="postgresql://nobody@localhost:1/none")
+    assert not (tmp_path / "out").exists()
+
+
 def test_selecting_on_cold_items_without_a_cold_split_fails_before_any_trial(data, tmp_path):
     with pytest.raises(ConfigError, match="needs a cold-start split: add --cold-start"):
         _tune(data, tmp_path, trials=1, config=_config(select_on="cold"))

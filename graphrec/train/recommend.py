@@ -380,7 +380,7 @@ def recommend_run(
             more = f" (and {len(missing) - 1} more unknown ids)" if len(missing) > 1 else ""
             raise DataError(
                 f"user id {missing[0]!r} in {where} is not a user of the run's dataset{more}: check the id, or "
-                "pass unknown='popular' (CLI: --unknown popular) to give unknown users the most popular items"
+                "pass --unknown popular (in Python unknown='popular') to give unknown users the most popular items"
             )
         asked = np.asarray(ids)
         known = np.fromiter((u in pos for u in ids), dtype=bool, count=len(ids))

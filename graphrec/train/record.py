@@ -240,6 +240,8 @@ def load_record(run_dir: str | os.PathLike) -> dict[str, Any]:
     not text, a list, ``{}``) is a one-line :class:`DataError`."""
     path = Path(run_dir) / RECORD
     if not path.is_file():
+        if (Path(run_dir) / "tune.json").is_file():  # a tune folder: its best run is a run
+            raise DataError(f"{run_dir} is a graphrec tune folder, not a run: pass its best run, {Path(run_dir) / 'best'}")
         raise DataError(f"{run_dir} is not a graphrec run directory (no {RECORD}): pass the --out of `graphrec train`")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -283,6 +285,10 @@ def load_state(
     record's checkpoint entry first (module doc)."""
     path = Path(run_dir) / WEIGHTS
     if not path.is_file():
+        state = ((record or {}).get("tune") or {}).get("state")
+        if state in ("pruned", "failed"):  # a tune trial that stopped early keeps no weights
+            raise DataError(f"{run_dir} is a {state} trial of a tune study: it kept no weights; use the study's "
+                            "best run (OUT/best) or a completed trial")
         raise DataError(f"{path} is missing: the run did not finish; train again")
     if record is not None:
         verify_checkpoint(run_dir, record)

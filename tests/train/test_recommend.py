@@ -108,7 +108,7 @@ def test_candidates_and_users_as_original_ids(trained):
 
 def test_unknown_users(trained, tmp_path):
     ds = trained["dataset"]
-    with pytest.raises(DataError, match=r"user id 'ghost' in the users argument .*unknown='popular'"):
+    with pytest.raises(DataError, match=r"user id 'ghost' in the users argument .*--unknown popular \(in Python unknown='popular'\)"):
         graphrec.recommend(trained["run"], users=[ds.user_ids[0], "ghost"], device="cpu")
     f = tmp_path / "users.txt"
     f.write_text("ghost\nghost2\n")

@@ -125,6 +125,15 @@ def test_hopeless_trials_are_pruned_from_their_validation_curve(data, tmp_path):
         earlier = [o.intermediate_values[t.last_step] for o in study.trials
                    if o.number < t.number and o.state == optuna.trial.TrialState.COMPLETE]
         assert max(t.intermediate_values.values()) < float(np.median(earlier))
+    # a pruned trial kept no weights, and the study folder is not a run: both say what to pass
+    from graphrec.errors import DataError
+    from graphrec.train.run import load_run
+
+    with pytest.raises(DataError, match="is a pruned trial of a tune study: it kept no weights; use the study's best"):
+        load_run(tmp_path / "out" / "trials" / str(pruned[0].number))
+    with pytest.raises(DataError, match=f"is a graphrec tune folder, not a run: pass its best run, {tmp_path / 'out' / 'best'}"):
+        load_run(tmp_path / "out")
+
 
 def test_without_pruning_every_trial_completes(data, tmp_path):
     space = {"lr": {"low": 1e-6, "high": 5e-2, "log": True}}

@@ -25,6 +25,10 @@ def plot(
     metric: Annotated[
         Optional[str], typer.Option(help="Validation metric to draw (default: the one the first run selected on).")
     ] = None,
+    items: Annotated[
+        Optional[str],
+        typer.Option(help="Items the metric is of: all, cold or warm (default: what the first run selected on, --select-on)."),
+    ] = None,
 ) -> None:
     """Draw loss and validation metric per epoch of one or several runs, overlaid, each
     run's best epoch marked; for item-graph models also the learned weights over the
@@ -37,5 +41,5 @@ def plot(
 
     check_image_output(out, option="--out")  # before anything is read or drawn
     require_matplotlib()
-    draw_runs(runs, out, labels=label or None, metric=metric)
+    draw_runs(runs, out, labels=label or None, metric=metric, items=items)
     typer.echo(f"curves of {len(runs)} run{'s' if len(runs) > 1 else ''} written to {out}")

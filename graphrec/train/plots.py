@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from graphrec.errors import ConfigError, DataError
 
@@ -44,11 +44,13 @@ def draw_runs(
     out: str | os.PathLike,
     labels: Sequence[str] | None = None,
     metric: str | None = None,
+    items: str | None = None,
 ) -> Path:
     """Draw the curves of the run directories ``runs`` into ``out`` (module doc).
 
     ``labels`` name the runs in the legend (default: their folder names); ``metric`` is
-    the validation metric drawn (default: the one the first run selected on).
+    the validation metric drawn and ``items`` the items it is of (``all``, ``cold`` or
+    ``warm``; default: what the first run selected on, ``--select-on``).
     """
     from graphrec.train.record import load_record
 
@@ -60,9 +62,19 @@ def draw_runs(
     for run, record in zip(runs, records):
         if not isinstance(record.get("history"), list) or not record["history"]:
             raise DataError(f"{run}: the record has no per-epoch history to draw")
-    metric = metric or str((records[0].get("train_config") or {}).get("valid_metric", "recall@20"))
-    if not any(metric in (row.get("valid") or {}) for rec in records for row in rec["history"]):
-        raise DataError(f"no run has a validation {metric} in its history: choose another --metric")
+    first = records[0].get("train_config") or {}
+    metric = metric or str(first.get("valid_metric", "recall@20"))
+    items = items or str(first.get("select_on", "all"))
+    if items not in ("all", "cold", "warm"):
+        raise ConfigError(f"--items {items!r} is not one of all, cold, warm")
+
+    def valid_of(row: Mapping[str, Any]) -> Mapping[str, Any]:  # the row's validation of those items
+        return (row.get("valid") or {}) if items == "all" else ((row.get("valid_groups") or {}).get(items) or {})
+
+    if not any(metric in valid_of(row) for rec in records for row in rec["history"]):
+        what = f"validation {metric}" + ("" if items == "all" else f" of the {items} items")
+        raise DataError(f"no run has a {what} in its history: choose another --metric"
+                        + ("" if items == "all" else " or --items (cold and warm need a cold-start run)"))
     labels = list(labels) if labels is not None else _labels(runs)
     plt = require_matplotlib()
 
@@ -76,7 +88,7 @@ def draw_runs(
         losses = [(r["epoch"], r["loss"]) for r in rows if isinstance(r.get("loss"), (int, float))]
         if losses:
             axes[0].plot(*zip(*losses), color=color, label=label)
-        valid = [(r["epoch"], r["valid"][metric]) for r in rows if metric in (r.get("valid") or {})]
+        valid = [(r["epoch"], valid_of(r)[metric]) for r in rows if metric in valid_of(r)]
         if valid:
             best = record.get("best_epoch")
             at = next((v for e, v in valid if e == best), None)
@@ -93,7 +105,8 @@ def draw_runs(
                 pts = [(r["epoch"], r["model"][name]) for r in rows if name in (r.get("model") or {})]
                 axes[2].plot(*zip(*pts), color=color, linestyle=styles[j % len(styles)], label=f"{label}: {name}")
     axes[0].set(title="training loss", xlabel="epoch", ylabel="BPR loss (mean per batch)")
-    axes[1].set(title=f"validation {metric}", xlabel="epoch", ylabel=metric)
+    axes[1].set(title=f"validation {metric}" + ("" if items == "all" else f", {items} items"), xlabel="epoch",
+                ylabel=metric)
     if learned:
         axes[2].set(title="learned weights", xlabel="epoch", ylabel="weight")
     for ax in axes:

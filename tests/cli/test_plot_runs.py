@@ -94,3 +94,47 @@ def test_user_errors_are_one_line(runs, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     _one_line_error(run("plot", runs["lightgcn"], "--out", out), "plots need matplotlib: pip install 'graphrec[plot]'")
     assert not out.exists()
+
+
+def test_a_run_selected_on_cold_items_is_drawn_with_their_curve(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib", reason="graphrec plot needs matplotlib (the plot extra)")
+    import json
+
+    import graphrec.train.plots as plots
+
+    data = tmp_path / "data"
+    synthetic_catalogue(n_users=100, n_items=60, n_clusters=4, seed=1).save(data)
+    res = run("train", "mf", "--data", data, "--epochs", 4, "--batch-size", 512, "--device", "cpu", "--quiet",
+              "--cold-start", 0.2, "--cold-protocol", "hidden", "--select-on", "cold", "--out", tmp_path / "mf")
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "mf" / "record.json").read_text())
+    drawn = []
+    real = plots.require_matplotlib
+
+    def spying():
+        plt = real()
+        subplots = plt.subplots
+
+        class Spy:
+            def __getattr__(self, name):
+                return getattr(plt, name)
+
+            def subplots(self, *a, **k):
+                fig, axes = subplots(*a, **k)
+                drawn.append(axes)
+                return fig, axes
+
+        return Spy()
+
+    monkeypatch.setattr(plots, "require_matplotlib", spying)
+    for items, group in ((None, "cold"), ("all", None)):
+        res = run("plot", tmp_path / "mf", "--out", tmp_path / "c.png", *(("--items", items) if items else ()))
+        assert res.exit_code == 0, res.output
+        panel = drawn[-1][1]
+        want = [(h["epoch"], (h["valid_groups"][group] if group else h["valid"])["recall@20"])
+                for h in record["history"] if "valid" in h]
+        assert panel.get_title() == "validation recall@20" + (", cold items" if group else "")
+        curve = panel.lines[0]
+        assert list(zip(curve.get_xdata(), curve.get_ydata())) == want
+    res = run("plot", tmp_path / "mf", "--out", tmp_path / "c.png", "--items", "hot")
+    assert res.exit_code == 1 and "--items 'hot' is not one of all, cold, warm" in res.output

@@ -61,3 +61,21 @@ def saved_catalogue(tmp_path_factory):
         return path
 
     return save
+
+
+@pytest.fixture(scope="session")
+def reference_backbone():
+    """``R -> D^-1 (A + I)``, densely: the row-normalised bipartite graph of the user-item
+    matrix ``R`` with self loops (LATTICE's reference code's backbone)."""
+    import numpy as np
+
+    def dense(r):
+        r = np.asarray(r.toarray() if hasattr(r, "toarray") else r) > 0
+        n_users, n_items = r.shape
+        a = np.zeros((n_users + n_items,) * 2)
+        a[:n_users, n_users:] = r
+        a[n_users:, :n_users] = r.T
+        a += np.eye(n_users + n_items)
+        return a / a.sum(1, keepdims=True)
+
+    return dense

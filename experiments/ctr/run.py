@@ -290,24 +290,18 @@ def main() -> None:
             lines += table2
         chosen = {r[-1] for p in ("gmmf_ablation", "marn_ablation") for r in _rows(args.rows, ablation[p])}
         if set(parts) & {"table2", "gmmf_ablation", "marn_ablation"}:
-            section = ["", f"## GMMF Table 3 ablations (item graph: {ag})", "",
-                       "| row | test AUC | valid AUC | paper Elec / Home / Cell |", "|---|---|---|---|"]
-            for row, params, paper, key in ablation["gmmf_ablation"]:
-                runs = runs_of("gmmf_ablation", "gmmf_ablation" in parts and key in chosen, key, "gmmf", params, graph)
-                if runs is None:
-                    continue
-                section.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
-                             + " / ".join(f"{x:.4f}" for x in paper) + " |")
-            lines += section if len(section) > 5 else []
-            section = ["", f"## MARN Table 3 ablations (item graph: {ag})", "",
-                       "| row | test AUC | valid AUC | paper Electro / Clothe |", "|---|---|---|---|"]
-            for row, params, paper, key in ablation["marn_ablation"]:
-                runs = runs_of("marn_ablation", "marn_ablation" in parts and key in chosen, key, "marn", params, graph)
-                if runs is None:
-                    continue
-                section.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | {_fmt([r['valid_auc'] for r in runs])} | "
-                             + " / ".join(f"{x:.4f}" for x in paper) + " |")
-            lines += section if len(section) > 5 else []
+            for part, model, title, papers in (("gmmf_ablation", "gmmf", "GMMF", "Elec / Home / Cell"),
+                                               ("marn_ablation", "marn", "MARN", "Electro / Clothe")):
+                section = []
+                for row, params, paper, key in ablation[part]:
+                    runs = runs_of(part, part in parts and key in chosen, key, model, params, graph)
+                    if runs is not None:
+                        section.append(f"| {row} | {_fmt([r['test']['auc'] for r in runs])} | "
+                                       f"{_fmt([r['valid_auc'] for r in runs])} | "
+                                       + " / ".join(f"{x:.4f}" for x in paper) + " |")
+                if section:  # a table with rows only
+                    lines += ["", f"## {title} Table 3 ablations (item graph: {ag})", "",
+                              f"| row | test AUC | valid AUC | paper {papers} |", "|---|---|---|---|", *section]
         if not_run:
             lines += ["", "Rows not run yet with these settings (train them with `--parts`): "
                       + ", ".join(f"{n} of {part}" for part, n in not_run.items()) + "."]

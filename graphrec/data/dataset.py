@@ -212,6 +212,13 @@ def build_dataset(
     )
 
 
+
+def _hash_array(h: Any, tag: str, arr: np.ndarray) -> None:
+    """Feed ``arr`` to the hash ``h`` under ``tag``, with its dtype and shape."""
+    arr = np.ascontiguousarray(arr)
+    h.update(f"{tag}:{arr.dtype.str}:{arr.shape}".encode())
+    h.update(arr.tobytes())
+
 @dataclass
 class Dataset:
     """Users, items, split interactions, features and side fields (see module doc)."""
@@ -329,9 +336,7 @@ class Dataset:
             h = hashlib.sha256()
 
             def put(tag: str, arr: np.ndarray) -> None:
-                arr = np.ascontiguousarray(arr)
-                h.update(f"{tag}:{arr.dtype.str}:{arr.shape}".encode())
-                h.update(arr.tobytes())
+                _hash_array(h, tag, arr)
 
             put("users", self.user_ids)
             put("items", self.item_ids)
@@ -358,16 +363,10 @@ class Dataset:
         every split of the same items, a cold-start split included. A modality the dataset
         lacks hashes as absent."""
         h = hashlib.sha256()
-
-        def put(tag: str, arr: np.ndarray) -> None:
-            arr = np.ascontiguousarray(arr)
-            h.update(f"{tag}:{arr.dtype.str}:{arr.shape}".encode())
-            h.update(arr.tobytes())
-
-        put("items", self.item_ids)
+        _hash_array(h, "items", self.item_ids)
         for mod in sorted(set(modalities)):
             if mod in self.item_features:
-                put(f"feat.{mod}", self.item_features[mod])
+                _hash_array(h, f"feat.{mod}", self.item_features[mod])
             else:
                 h.update(f"feat.{mod}:absent".encode())
         return h.hexdigest()

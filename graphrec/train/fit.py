@@ -31,7 +31,7 @@ import copy
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -67,6 +67,9 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
+    #: the metric the best epoch was selected by (``valid_metric`` of the ``select_on``
+    #: items, :func:`selected_score`); ``best_valid`` holds all items' metrics
+    best_score: float = float("nan")
 
 
 def evaluate_model(
@@ -239,7 +242,7 @@ def fit(
             eval_time += et
             n_evals += 1
             row.update(_valid_entries(groups), eval_seconds=et)
-            score = groups[config.select_on][config.valid_metric]
+            score = selected_score(row, config.select_on, config.valid_metric)
             if score > best_score:
                 best_score, best_epoch, best_valid = score, epoch, valid
                 best_state = copy.deepcopy(model.state_dict())
@@ -267,6 +270,7 @@ def fit(
     return FitResult(
         best_epoch=best_epoch,
         best_valid=best_valid,
+        best_score=float(best_score),
         test=test,
         history=history,
         timings={
@@ -330,6 +334,7 @@ def _fit_nothing(
     return FitResult(
         best_epoch=0,
         best_valid=groups["all"],
+        best_score=selected_score(row, config.select_on, config.valid_metric),
         test=test,
         history=[row],
         timings={
@@ -340,6 +345,21 @@ def _fit_nothing(
             "test_seconds": time.perf_counter() - t2,
         },
     )
+
+
+def valid_metrics(row: Mapping[str, Any], items: str = "all") -> Mapping[str, float]:
+    """A history row's validation metrics of ``items``: ``all`` (``row["valid"]``), or the
+    ``cold`` / ``warm`` items of a cold-start run (``row["valid_groups"]``); empty where the
+    row has none (no validation that epoch, or no such group)."""
+    if items == "all":
+        return row.get("valid") or {}
+    return (row.get("valid_groups") or {}).get(items) or {}
+
+
+def selected_score(row: Mapping[str, Any], select_on: str, metric: str) -> float:
+    """The validation ``metric`` of the items selection is on (``select_on``) in a history
+    row: what :func:`fit` selects epochs by, and tuning values trials by."""
+    return float(valid_metrics(row, select_on)[metric])
 
 
 def _valid_entries(groups: dict[str, dict[str, float]]) -> dict[str, Any]:

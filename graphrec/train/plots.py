@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from graphrec.errors import ConfigError, DataError
 
@@ -52,6 +52,7 @@ def draw_runs(
     the validation metric drawn and ``items`` the items it is of (``all``, ``cold`` or
     ``warm``; default: what the first run selected on, ``--select-on``).
     """
+    from graphrec.train.fit import valid_metrics
     from graphrec.train.record import load_record
 
     if not runs:
@@ -68,10 +69,7 @@ def draw_runs(
     if items not in ("all", "cold", "warm"):
         raise ConfigError(f"--items {items!r} is not one of all, cold, warm")
 
-    def valid_of(row: Mapping[str, Any]) -> Mapping[str, Any]:  # the row's validation of those items
-        return (row.get("valid") or {}) if items == "all" else ((row.get("valid_groups") or {}).get(items) or {})
-
-    if not any(metric in valid_of(row) for rec in records for row in rec["history"]):
+    if not any(metric in valid_metrics(row, items) for rec in records for row in rec["history"]):
         what = f"validation {metric}" + ("" if items == "all" else f" of the {items} items")
         raise DataError(f"no run has a {what} in its history: choose another --metric"
                         + ("" if items == "all" else " or --items (cold and warm need a cold-start run)"))
@@ -88,7 +86,7 @@ def draw_runs(
         losses = [(r["epoch"], r["loss"]) for r in rows if isinstance(r.get("loss"), (int, float))]
         if losses:
             axes[0].plot(*zip(*losses), color=color, label=label)
-        valid = [(r["epoch"], valid_of(r)[metric]) for r in rows if metric in valid_of(r)]
+        valid = [(r["epoch"], valid_metrics(r, items)[metric]) for r in rows if metric in valid_metrics(r, items)]
         if valid:
             best = record.get("best_epoch")
             at = next((v for e, v in valid if e == best), None)

@@ -155,11 +155,7 @@ def run_training(
     params = model_params(model_name, model_overrides)
     keeper = None if out is None else StateKeeper()
     if previous is not None:
-        check_same_run(previous, out, {
-            "model": model_name, "model_params": params, "train_config": config.to_dict(),
-            "dataset": {"fingerprint": dataset.fingerprint(), "transforms": dict(transforms or {})},
-            **_processes(),
-        })
+        check_same_run(previous, out, {**run_identity(model_name, params, config, dataset, transforms), **_processes()})
         keeper = StateKeeper(load_resume_state(out, previous))
     provenance = _provenance(command, previous, keeper)
     source_state()  # the record's commit (a git call) is asked now, not while a Ctrl-C is being handled
@@ -185,6 +181,14 @@ def run_training(
         with signals_held():  # a Ctrl-C now waits for the run directory
             save_run(out, record, model.state_dict(), overwrite=overwrite or resume)
     return record, model
+
+
+def run_identity(model_name: str, params: Mapping[str, Any], config: TrainConfig, dataset: Dataset,
+                 transforms: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a resumed run must share with the interrupted one, as a record holds it
+    (:func:`graphrec.train.state.check_same_run`)."""
+    return {"model": model_name, "model_params": params, "train_config": config.to_dict(),
+            "dataset": {"fingerprint": dataset.fingerprint(), "transforms": dict(transforms or {})}}
 
 
 def _recorded_source(

@@ -731,7 +731,7 @@ class _Objective:
     def _train(self, trial: Any, params: dict[str, Any], config: TrainConfig, run_dir: Path, name: str,
                report: bool) -> tuple[float, int]:
         """One training of the trial's configuration: (best validation metric, its epoch)."""
-        from graphrec.train.fit import fit, seed_everything
+        from graphrec.train.fit import fit, seed_everything, selected_score
         from graphrec.train.registry import build_model
         from graphrec.train.run import training_record
 
@@ -744,7 +744,7 @@ class _Objective:
             if writer is not None:
                 writer(row)
             if report and "valid" in row:
-                trial.report(selected_value(row, group, metric), row["epoch"])
+                trial.report(selected_score(row, group, metric), row["epoch"])
                 if self.pruning and trial.should_prune():
                     raise self.optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
@@ -755,9 +755,7 @@ class _Objective:
         state, value, error = "complete", None, None
         try:
             result = fit(built, self.dataset, config, device=self.device, on_epoch=on_epoch, evaluate_test=False)
-            # the metric the epoch was selected on: of the --select-on items (all, cold or warm)
-            best_row = next(r for r in result.history if r["epoch"] == result.best_epoch and "valid" in r)
-            value = selected_value(best_row, group, metric)
+            value = result.best_score  # of the --select-on items (all, cold or warm), as the epoch
         except self.optuna.TrialPruned:
             state, result = "pruned", _partial(rows, metric, group)
             raise
@@ -785,21 +783,16 @@ def selected_label(metric: str, group: str) -> str:
     return metric if group == "all" else f"{metric} of the {group} items"
 
 
-def selected_value(row: Mapping[str, Any], group: str, metric: str) -> float:
-    """A history row's validation ``metric`` of the items selection is on (``select_on``):
-    ``valid`` for all items, else ``valid_groups[group]`` (cold or warm items)."""
-    return float(row["valid"][metric] if group == "all" else row["valid_groups"][group][metric])
-
-
 def _partial(rows: list[dict[str, Any]], metric: str, group: str = "all") -> Any:
     """The fit result of a trial stopped early (pruned, or a diverging loss)."""
-    from graphrec.train.fit import FitResult
+    from graphrec.train.fit import FitResult, selected_score
 
     valid = [r for r in rows if "valid" in r]
-    best = max(valid, key=lambda r: selected_value(r, group, metric)) if valid else None
+    best = max(valid, key=lambda r: selected_score(r, group, metric)) if valid else None
     return FitResult(
         best_epoch=best["epoch"] if best else 0,
         best_valid=best["valid"] if best else {},
+        best_score=selected_score(best, group, metric) if best else float("nan"),
         test={},
         history=rows,
         timings={"epochs": len(rows), "train_seconds": float(sum(r.get("train_seconds", 0.0) for r in rows))},

@@ -17,6 +17,10 @@ from graphrec._atomic import check_output
 from graphrec.cli._common import user_errors
 
 
+#: MMRec's config key of each feature slot
+CONFIG_KEYS = {"image": "vision_feature_file", "text": "text_feature_file"}
+
+
 def mmrec_config_lines(name: str, slots: Iterable[str]) -> list[str]:
     """MMRec's dataset config (``src/configs/dataset/{name}.yaml``) for an exported folder
     whose feature files are those of ``slots`` (``image``, ``text``). With one of the two
@@ -33,8 +37,7 @@ def mmrec_config_lines(name: str, slots: Iterable[str]) -> list[str]:
         f"inter_file_name: '{name}.inter'",
     ]
     if slots:
-        lines += [f"{key}: '{FEATURE_FILES[slot] if slot in slots else ''}'"
-                  for key, slot in (("vision_feature_file", "image"), ("text_feature_file", "text"))]
+        lines += [f"{CONFIG_KEYS[slot]}: '{FEATURE_FILES[slot] if slot in slots else ''}'" for slot in CONFIG_KEYS]
     lines.append('field_separator: "\\t"')
     return lines
 
@@ -91,10 +94,9 @@ def export_mmrec(
         typer.echo("note: the dataset has no features: only MMRec's general models (BPR, LightGCN) run on it")
     for slot in FEATURE_FILES:
         if slots and slot not in slots:
-            key = "vision_feature_file" if slot == "image" else "text_feature_file"
             typer.echo(
                 f"note: no {FEATURE_FILES[slot]} written (no modality for MMRec's {slot} features; --{slot} "
-                f"MODALITY chooses one): the config sets {key}: '' so MMRec loads no {slot} features"
+                f"MODALITY chooses one): the config sets {CONFIG_KEYS[slot]}: '' so MMRec loads no {slot} features"
             )
     fields = [f"user {f}" for f in ds.user_fields] + [f"item {f}" for f in ds.item_fields]
     if fields:

@@ -52,9 +52,9 @@ def export_recbole(
     ds = Dataset.load(data)
     name = out.resolve().name
     write_recbole(ds, out, name, overwrite=overwrite)
-    # RecBole's benchmark_filename needs all three files; write_recbole writes no empty split
-    given = any(s in ds.splits for s in ("valid", "test"))
-    empty = [s for s in ("valid", "test") if given and (s not in ds.splits or ds.splits[s].nnz == 0)]
+    # RecBole's benchmark_filename needs all three files: read what write_recbole wrote
+    given = (out / f"{name}.train.inter").is_file()
+    empty = [s for s in ("valid", "test") if given and not (out / f"{name}.{s}.inter").is_file()]
     split = given and not empty
     counts = ", ".join(f"{s} {ds.splits[s].nnz}" for s in ("train", "valid", "test") if s in ds.splits)
     typer.echo(f"wrote {out}: {ds.n_users} users, {ds.n_items} items, {counts}")

@@ -212,12 +212,12 @@ def build_dataset(
     )
 
 
-
 def _hash_array(h: Any, tag: str, arr: np.ndarray) -> None:
     """Feed ``arr`` to the hash ``h`` under ``tag``, with its dtype and shape."""
     arr = np.ascontiguousarray(arr)
     h.update(f"{tag}:{arr.dtype.str}:{arr.shape}".encode())
     h.update(arr.tobytes())
+
 
 @dataclass
 class Dataset:
@@ -288,6 +288,7 @@ class Dataset:
         if self.cold_items is not None:
             self.cold_items = np.unique(np.asarray(self.cold_items, dtype=np.int64))
         self._fingerprint: str | None = None
+        self._content_fingerprints: dict[tuple[str, ...], str] = {}
 
     # ------------------------------------------------------------------ basic views
     @property
@@ -361,15 +362,19 @@ class Dataset:
         """SHA-256 of the item ids and the features of ``modalities`` (in sorted order):
         all that a graph built from item content alone reads (a kNN graph), so equal for
         every split of the same items, a cold-start split included. A modality the dataset
-        lacks hashes as absent."""
-        h = hashlib.sha256()
-        _hash_array(h, "items", self.item_ids)
-        for mod in sorted(set(modalities)):
-            if mod in self.item_features:
-                _hash_array(h, f"feat.{mod}", self.item_features[mod])
-            else:
-                h.update(f"feat.{mod}:absent".encode())
-        return h.hexdigest()
+        lacks hashes as absent. Computed once per set of modalities (a build records it, a
+        load of the graph compares it)."""
+        key = tuple(sorted(set(modalities)))
+        if key not in self._content_fingerprints:
+            h = hashlib.sha256()
+            _hash_array(h, "items", self.item_ids)
+            for mod in key:
+                if mod in self.item_features:
+                    _hash_array(h, f"feat.{mod}", self.item_features[mod])
+                else:
+                    h.update(f"feat.{mod}:absent".encode())
+            self._content_fingerprints[key] = h.hexdigest()
+        return self._content_fingerprints[key]
 
     def stats(self) -> dict[str, Any]:
         """Counts that `graphrec info` prints."""

@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from graphrec._checks import is_int
 from graphrec.data.dataset import SPLITS, Dataset, interactions_matrix
 from graphrec.errors import ConfigError, DataError
 
@@ -146,7 +147,7 @@ def _assemble(dataset: Dataset, u, i, t, label: np.ndarray, how: str) -> Dataset
 
 def _check_seed(seed: object) -> None:
     """A seed numpy's generators take: an integer >= 0 (a one-line ConfigError otherwise)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
 
 

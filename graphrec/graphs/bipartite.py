@@ -34,6 +34,11 @@ def bipartite_adjacency(interactions: sp.spmatrix) -> sp.csr_matrix:
     return a
 
 
-def normalized_bipartite(interactions: sp.spmatrix, mode: str = "sym") -> sp.csr_matrix:
-    """The normalised bipartite adjacency D^-1/2 A D^-1/2 (LightGCN, eq. 7)."""
-    return normalize_adjacency(bipartite_adjacency(interactions), mode)
+def normalized_bipartite(interactions: sp.spmatrix, mode: str = "sym", self_loops: bool = False) -> sp.csr_matrix:
+    """The normalised bipartite adjacency: D^-1/2 A D^-1/2 (LightGCN, eq. 7) by default;
+    ``mode="row", self_loops=True`` gives D^-1 (A + I), the backbone of LATTICE's
+    reference code (row-normalised, not symmetric)."""
+    a = bipartite_adjacency(interactions)
+    if self_loops:
+        a = sp.csr_matrix(a + sp.eye(a.shape[0], dtype=np.float32, format="csr"))
+    return normalize_adjacency(a, mode)

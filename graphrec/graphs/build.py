@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from graphrec._checks import is_int
 from graphrec.errors import ConfigError, DataError
 from graphrec.graphs.cooccur import cooccurrence_graph, user_cooccurrence_graph
 from graphrec.graphs.fuse import FusedFeatures, fuse_features
@@ -79,14 +80,11 @@ class GraphSpec:
             raise ConfigError(f"weighting {self.weighting!r} is not one of cosine, binary")
         if self.normalization not in NORMALIZATIONS:
             raise ConfigError(f"normalization {self.normalization!r} is not one of {', '.join(NORMALIZATIONS)}")
-        def whole(value: object) -> bool:
-            return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-        if not whole(self.k) or self.k < 1:
+        if not is_int(self.k) or self.k < 1:
             raise ConfigError(f"k must be an integer >= 1, got {self.k!r}")
-        if self.cooccur_top_k is not None and (not whole(self.cooccur_top_k) or self.cooccur_top_k < 1):
+        if self.cooccur_top_k is not None and (not is_int(self.cooccur_top_k) or self.cooccur_top_k < 1):
             raise ConfigError(f"cooccur_top_k must be an integer >= 1 (None: keep all), got {self.cooccur_top_k!r}")
-        if not whole(self.cooccur_min_count) or self.cooccur_min_count < 1:
+        if not is_int(self.cooccur_min_count) or self.cooccur_min_count < 1:
             raise ConfigError(f"cooccur_min_count must be an integer >= 1, got {self.cooccur_min_count!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown kNN backend {self.backend!r}: use one of {', '.join(BACKENDS)}")

@@ -225,10 +225,10 @@ class GraphRecord:
             return self.pruning[key]
         return self.options.get(key)
 
-    def records(self, key: str) -> bool:
-        """Whether ``key`` is a field of the record or a ``pruning`` / ``options`` key of
-        this graph (:meth:`get` answers None for any other name)."""
-        return key in {f.name for f in dataclasses.fields(self)} or key in self.pruning or key in self.options
+    def names(self) -> set[str]:
+        """The names :meth:`get` answers: the record's fields and this graph's ``pruning``
+        and ``options`` keys (any other name is None)."""
+        return {f.name for f in dataclasses.fields(self)} | set(self.pruning) | set(self.options)
 
     def mismatches(self, expect: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
         """``[(key, recorded, expected), ...]`` for every ``expect`` entry that differs
@@ -511,18 +511,22 @@ def check_record(
     ``dataset`` or ``expect`` (the rules of :func:`load_graph`, without reading the matrix)."""
     where = f"graph {path}"
     data, cold = _rebuild_source(dataset)
+
+    def other_data() -> str:  # the fix when the graph is of other data: a graph for this data
+        if data is not None:
+            return _rebuild(path, record, data, fresh=True, **cold)
+        return f"{_rebuild(path, record, **cold)}, with --data naming the dataset you use"
+
     if dataset is not None:
         if record.n_items != dataset.n_items:
             raise GraphMismatch(
                 f"{where}: n_items is {record.n_items} but dataset {dataset.name!r} has {dataset.n_items} items",
-                _rebuild(path, record, data, fresh=True, **cold) if data is not None
-                else f"{_rebuild(path, record)}, with --data naming the dataset you use",
+                other_data(),
             )
         if record.nodes == "users" and record.n_users != dataset.n_users:
             raise GraphMismatch(
                 f"{where}: n_users is {record.n_users} but dataset {dataset.name!r} has {dataset.n_users} users",
-                _rebuild(path, record, data, fresh=True, **cold) if data is not None
-                else f"{_rebuild(path, record)}, with --data naming the dataset you use",
+                other_data(),
             )
         if record.content_fingerprint is not None:  # item content only: any split of it fits
             cold = {"cold_start": None}  # a rebuild needs no split
@@ -531,8 +535,7 @@ def check_record(
                 raise GraphMismatch(
                     f"{where}: built from other item content ({mods} features of {record.dataset_name!r}) than "
                     f"dataset {dataset.name!r} has (its item ids or those features differ)",
-                    _rebuild(path, record, data, fresh=True, **cold) if data is not None
-                    else f"{_rebuild(path, record, **cold)}, with --data naming the dataset you use",
+                    other_data(),
                 )
         else:
             have_cold = _record_cold_start(record)
@@ -549,14 +552,13 @@ def check_record(
                 raise GraphMismatch(
                     f"{where}: dataset_fingerprint is {record.dataset_fingerprint[:12]} (built from "
                     f"{record.dataset_name!r}) but dataset {dataset.name!r} has {fp[:12]} (the data differ)",
-                    _rebuild(path, record, data, fresh=True, **cold) if data is not None
-                    else f"{_rebuild(path, record)}, with --data naming the dataset you use",
+                    other_data(),
                 )
     wanted: dict[str, Any] = {"split": "train"}
     wanted.update(expect or {})
     for key, have, want in record.mismatches(wanted):
-        if not record.records(key):
-            known = sorted({f.name for f in dataclasses.fields(record)} | set(record.pruning) | set(record.options))
+        if key not in record.names():
+            known = sorted(record.names())
             raise GraphMismatch(
                 f"{where}: its record has no {key!r} but {_jsonable(want)!r} was requested "
                 f"(a record holds: {', '.join(known)})",

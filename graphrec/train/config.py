@@ -9,14 +9,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from graphrec._checks import is_int as _is_int
 from graphrec.errors import ConfigError
 
 __all__ = ["TrainConfig", "SELECT_GROUPS", "NEGATIVES", "check_config"]
 
-
-def _is_int(value: Any) -> bool:
-    """An integer (numpy's too), not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 SELECT_GROUPS = ("all", "warm", "cold")
 #: where BPR negatives come from: every item (cold ones included, as LATTICE's reference

@@ -8,12 +8,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Callable, List, Mapping, Optional, Sequence, Union
 
-import numpy as np
 import scipy.sparse as sp
 
 from graphrec.data import Dataset
 from graphrec.errors import DataError
-from graphrec.graphs.bipartite import bipartite_adjacency
 from graphrec.graphs.normalize import normalize_adjacency
 from graphrec.graphs.store import GraphRecord, load_graph
 from graphrec.train.registry import FloatRange, Option
@@ -104,13 +102,6 @@ def check_features(
 PARITY = ("none", "reference")
 #: the reference code's L2 weight on the final embeddings (``--regs [1e-5, ...]``)
 REFERENCE_REG = 1e-5
-
-
-def reference_adjacency(train: sp.spmatrix) -> sp.csr_matrix:
-    """LATTICE's reference code's backbone graph: D^-1 (A + I) of the bipartite graph A
-    with self loops (row-normalised; not symmetric)."""
-    a = bipartite_adjacency(train)
-    return normalize_adjacency(a + sp.eye(a.shape[0], dtype=np.float32, format="csr"), "row")
 
 
 def feature_modalities(dataset: Dataset, modalities: Optional[str]) -> list[str]:

@@ -30,7 +30,6 @@ from graphrec.train.builders._common import (
     check_k,
     feature_modalities,
     load_stored_graphs,
-    reference_adjacency,
     sym_graph,
 )
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
@@ -160,7 +159,8 @@ def build_lattice(
             continue
         spec = GraphSpec(kind="knn", k=k, modalities=(m,), include_self=include_self, normalization="sym")
         originals[m] = to_torch_sparse(build_item_graph(dataset, spec).graph)
-    adj = to_torch_sparse(reference_adjacency(dataset.train) if reference else normalized_bipartite(dataset.train, "sym"))
+    adj = to_torch_sparse(normalized_bipartite(dataset.train, "row", self_loops=True) if reference
+                          else normalized_bipartite(dataset.train, "sym"))
     return LATTICE(
         dataset.n_users,
         dataset.n_items,

@@ -30,7 +30,6 @@ from graphrec.train.builders._common import (
     check_k,
     load_stored_graphs,
     pick_graph,
-    reference_adjacency,
     sym_graph,
 )
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
@@ -193,7 +192,8 @@ def build_mmgef(
     feature_mode = feature_mode or "fixed"
     learned = structure == "learned"
     stored = load_stored_graphs(dataset, graphs)
-    adj = to_torch_sparse(reference_adjacency(dataset.train) if reference else normalized_bipartite(dataset.train, "sym"))
+    adj = to_torch_sparse(normalized_bipartite(dataset.train, "row", self_loops=True) if reference
+                          else normalized_bipartite(dataset.train, "sym"))
     mods = parse_modalities(modalities)
     given_knn = pick_graph(stored, "knn", "mmgef", ("knn", "cooccur"))
     if given_knn is not None and not use_knn_graph:

@@ -177,10 +177,26 @@ def run_training(
         raise keep_interrupted(out, dict(record, **provenance), kept, overwrite=overwrite or resume)
     record = training_record(dataset, model_name, params, config, result, device, data_path, transforms, build_seconds)
     record.update(provenance, status=FINISHED)
+    resolved = resolved_params(params, model)
+    if resolved:
+        record["resolved_params"] = resolved
     if out is not None and main:
         with signals_held():  # a Ctrl-C now waits for the run directory
             save_run(out, record, model.state_dict(), overwrite=overwrite or resume)
     return record, model
+
+
+def resolved_params(params: Mapping[str, Any], model: Recommender) -> dict[str, Any]:
+    """The values a builder chose for the hyper-parameters left ``None`` (e.g. LATTICE's and
+    MM-GEF's ``reg_weight`` and ``include_self``, which follow ``parity``), read from the
+    model's attribute of the same name: ``model_params`` keeps ``None`` (what was asked, and
+    what a resumed run must match), ``resolved_params`` says what trained."""
+    out = {}
+    for name, value in params.items():
+        got = getattr(model, name, None) if value is None else None
+        if isinstance(got, (bool, int, float, str)):
+            out[name] = got
+    return out
 
 
 def run_identity(model_name: str, params: Mapping[str, Any], config: TrainConfig, dataset: Dataset,

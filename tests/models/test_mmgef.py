@@ -465,6 +465,19 @@ def test_builder_parity_reference_sets_the_reference_code_choices(tmp_path, refe
         build_model("mmgef", ds, dict(SMALL, parity="exact"))
 
 
+def test_run_record_names_the_values_the_builder_resolved():
+    """``reg_weight`` left unset follows ``--parity``: the record keeps what was asked (None,
+    a resume must match it) and names what trained."""
+    ds = contract_dataset()
+    config = TrainConfig(epochs=1, batch_size=64, ks=(5,), progress=False, seed=0)
+    record, _ = run_training(ds, "mmgef", dict(SMALL, parity="reference"), config, device=DEVICE)
+    assert record["model_params"]["reg_weight"] is None
+    assert record["resolved_params"] == {"reg_weight": pytest.approx(1e-5), "feature_mode": "fixed"}
+    given = dict(SMALL, reg_weight=3e-4, feature_mode="fixed")
+    record, _ = run_training(ds, "mmgef", given, config, device=DEVICE)
+    assert "resolved_params" not in record  # nothing left to the builder
+
+
 def test_builder_graphs_and_cold_items_never_in_the_cooccurrence_graph():
     ds = contract_dataset()
     cold = cold_start(ds, 0.2, 0)

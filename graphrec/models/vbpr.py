@@ -38,12 +38,17 @@ features), and the (unsquared) norm of the item rows it enters scales the penalt
 on :math:`\gamma_i` and :math:`E` too.
 ``projection_bias=True`` adds it (MMRec parity); the default leaves it out, as the paper.
 
-**Items without training interactions** (cold start): nothing in BPR ever updates their
-:math:`\gamma_i, \beta_i`, and under the paper's Gaussian prior (the L2 term) the
-maximum a posteriori value of a parameter without data is 0. ``warm_items`` marks the
-items that have training interactions; the others get :math:`\gamma_i = 0, \beta_i = 0`,
-so they are scored from their features alone, :math:`\theta_u^\top E f_i + \beta'^\top
-f_i` (instead of through an untrained random initial :math:`\gamma_i`).
+**Items without training interactions** (cold start): BPR never sees them as a
+positive; with negatives drawn from all items (``TrainConfig.negatives="all"``, the
+default) it only ever pushes their :math:`\gamma_i, \beta_i` down, so the ID part of a
+cold item encodes nothing but "no training interaction" (with ``negatives="warm"`` it is
+never updated and stays at its random initial value). ``warm_items`` marks the items that
+have training interactions; the others get :math:`\gamma_i = 0, \beta_i = 0` (their
+gradient is then 0), so they are scored from their features alone,
+:math:`\theta_u^\top E f_i + \beta'^\top f_i`: the content path is what VBPR adds for
+such items. This departs from MMRec's VBPR (and from plain BPR training of the paper's
+model), where the pushed-down or random :math:`\gamma_i` stays in the score; on a split
+where every item has training interactions (MMRec's) the two are the same model.
 
 **Regulariser** (``reg_form``), on the batch of :math:`B` triples, with :math:`U, P, N` the
 :math:`B`-row matrices of user rows :math:`[\gamma_u; \theta_u]`, positive and negative
@@ -53,10 +58,14 @@ item rows :math:`[\gamma_i; E f_i]` (:math:`E f_i + b` with ``projection_bias``;
 .. math::
     \text{norm (MMRec's EmbLoss):}\quad
       \lambda\,\frac{\|U\|_F + \|P\|_F + \|N\|_F}{B}, \qquad
-    \text{squared (the paper's L2):}\quad
+    \text{squared (L2 on the batch's rows):}\quad
       \lambda\,\frac{\|U\|_F^2 + \|P\|_F^2 + \|N\|_F^2}{2B}
 
-(Frobenius norms of the whole batch matrices, not squared, in MMRec's form). :math:`E`
+(Frobenius norms of the whole batch matrices, not squared, in MMRec's form). ``squared``
+is the per-update L2 of BPR's stochastic gradient steps, which penalise the rows a
+triple touches; the paper's :math:`\lambda_\Theta \|\Theta\|^2` is over parameters,
+so it would penalise :math:`E` itself, where both forms penalise the data-dependent rows
+:math:`E f_i`. :math:`E`
 is regularised only through the rows :math:`E f_i` (as MMRec), :math:`\beta'` not at all
 (the authors' follow-up work states they leave :math:`E` and :math:`\beta'` unregularised).
 """
@@ -92,7 +101,7 @@ class VBPR(Recommender):
             (MMRec's ``nn.Linear``; it changes training through the regulariser only).
         reg_weight: coefficient :math:`\\lambda` of the regulariser.
         reg_form: ``"norm"`` (MMRec's sum of Frobenius norms over B) or ``"squared"``
-            (squared L2 over 2B, the paper's form).
+            (the sum of squares over 2B: BPR's per-update L2 of the rows a step touches).
         warm_items: boolean (n_items,), the items with training interactions; the others
             have :math:`\\gamma_i = 0, \\beta_i = 0` (default: all items are warm).
     """

@@ -85,7 +85,7 @@ def build_vbpr(
     ] = 2.0,
     reg_form: Annotated[
         str,
-        Option(help="norm: (|U|_F + |P|_F + |N|_F) / B, MMRec's; squared: the paper's L2, sum of squares / 2B.", choices=REG_FORMS),
+        Option(help="norm: (|U|_F + |P|_F + |N|_F) / B, MMRec's; squared: L2 on the batch's rows, sum of squares / 2B.", choices=REG_FORMS),
     ] = "norm",
 ) -> VBPR:
     """f_i is the concatenation of the chosen modalities (default all the dataset has),

@@ -97,6 +97,8 @@ def recommend(
         raise ConfigError(f"--seen {seen} names the splits whose items --exclude-seen leaves out, and --include-seen "
                           "keeps every item: drop one of them")
     splits = [s.strip() for s in (seen or "train").split(",") if s.strip()]
+    if not splits:
+        raise ConfigError(f"--seen {seen!r} names no split: give comma-separated split names, e.g. --seen train,valid")
     set_threads(threads)
     with warnings_as_lines():  # e.g. a run too old to have its checkpoint hash
         recs = recommend_run(

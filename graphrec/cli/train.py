@@ -187,6 +187,9 @@ def train_command(
     if shard is not None and dev.startswith("cuda"):
         dev = f"cuda:{shard.local_rank}"
     main = shard is None or shard.is_main
+    if main:
+        for line in _without_effect(model_overrides, cold_start, cold_protocol, negatives):
+            typer.echo(f"note: {line}", err=True)
     ds = Dataset.load(data)
     transforms = {}
     if cold_start:
@@ -210,6 +213,24 @@ def train_command(
     print_record(record)
     typer.echo(f"run saved to {out}")
     return record
+
+
+def _without_effect(model_overrides: dict[str, Any], cold_start: float, cold_protocol: str,
+                    negatives: str) -> list[str]:
+    """The options given a value that changes nothing in this run (a run is still made: a
+    note per option, so that a mistyped pairing is seen)."""
+    from graphrec.train.registry import COLD_PATH_PARAMS
+
+    out = []
+    if not cold_start and cold_protocol != "papers":
+        out.append(f"--cold-protocol {cold_protocol} has no effect without --cold-start")
+    if not cold_start and negatives != "all":
+        out.append(f"--negatives {negatives} has no effect without --cold-start (every item is warm)")
+    if model_overrides.get("cold_path", "none") == "none":
+        changed = [s for s in COLD_PATH_PARAMS if s.name != "cold_path" and s.name in model_overrides
+                   and model_overrides[s.name] != s.default]
+        out += [f"{s.flags[0]} {model_overrides[s.name]} has no effect without --cold-path content" for s in changed]
+    return out
 
 
 def _check_before_ranks(model_name: str, model_overrides: dict[str, Any], data: Path, config: Any,

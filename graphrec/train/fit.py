@@ -40,7 +40,7 @@ from graphrec import distributed
 from graphrec._device import resolve_device
 from graphrec.data import Dataset
 from graphrec.data.sampling import NegativeSampler, bpr_batches
-from graphrec.errors import ConfigError
+from graphrec.errors import ConfigError, DataError
 from graphrec.models import Recommender
 from graphrec.train.config import TrainConfig, check_config
 from graphrec.train.evaluate import evaluate_cold_start, evaluate_ranking
@@ -105,7 +105,8 @@ def check_selection(dataset: Dataset, config: TrainConfig) -> None:
     the validation metric is reported, and ``config.select_on`` fits the dataset's items
     (warm/cold selection needs a cold-start split; warm needs warm items in valid)."""
     for split in ("valid", "test"):
-        dataset.split(split)  # a clear error when the dataset has no such split
+        if dataset.split(split).nnz == 0:  # dataset.split: a clear error when there is no such split
+            raise DataError(_empty_split(dataset, split))
     if config.valid_metric not in _metric_names(config):
         from graphrec.metrics import METRICS
 
@@ -116,6 +117,14 @@ def check_selection(dataset: Dataset, config: TrainConfig) -> None:
             f"selecting on {config.select_on} items needs a cold-start split: add --cold-start (e.g. 0.2) "
             "or select on all items"
         )
+    if config.select_on == "cold" and dataset.cold_items is not None:
+        valid = dataset.split("valid").indices
+        if not np.isin(valid, dataset.cold_items).any():
+            raise DataError(
+                f"validation holds no interaction with a cold item (dataset {dataset.name!r}, "
+                f"{_cold_draw(dataset)}): nothing to select on; use a larger --cold-start fraction or another "
+                "--seed, or select on all items"
+            )
     if config.select_on == "warm" and dataset.cold_items is not None:
         valid = dataset.split("valid").indices
         if np.isin(valid, dataset.cold_items).all():
@@ -123,6 +132,22 @@ def check_selection(dataset: Dataset, config: TrainConfig) -> None:
                 "validation holds cold items only (the papers' cold-start protocol): select on all or cold, "
                 "or use --cold-protocol hidden to keep warm items in valid/test"
             )
+
+
+def _cold_draw(dataset: Dataset) -> str:
+    """The cold-start split of ``dataset`` in words, for messages."""
+    cs = dataset.meta.get("cold_start") or {}
+    return (f"{len(dataset.cold_items)} cold items drawn, fraction {cs.get('fraction')}, seed {cs.get('seed')}, "
+            f"protocol {cs.get('protocol')}")
+
+
+def _empty_split(dataset: Dataset, split: str) -> str:
+    """Why ``split`` holding no interaction stops a fit, with the fix."""
+    if dataset.cold_items is not None and (dataset.meta.get("cold_start") or {}).get("protocol") == "papers":
+        return (f"the {split} split holds no interaction after the cold-start split ({_cold_draw(dataset)}): its "
+                f"cold items have no interaction in dataset {dataset.name!r}; use a larger --cold-start fraction or "
+                "another --seed")
+    return f"the {split} split of dataset {dataset.name!r} holds no interaction: nothing to {'select on' if split == 'valid' else 'test'}"
 
 
 def check_model_fits(model: Recommender, dataset: Dataset) -> None:

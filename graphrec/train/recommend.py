@@ -91,7 +91,9 @@ def top_k(
         users: user indices.
         exclude: ``n_users x n_items`` CSR whose entries are never returned (seen items).
         candidates: sorted, distinct item indices to rank (default: all items).
-        batch_size: users per batch (results do not depend on it).
+        batch_size: users per batch, a memory setting: the lists are the same up to float
+            rounding (a matrix product blocks its sums differently by batch, so scores can
+            differ in the last bits and a near tie swap).
 
     Returns:
         item indices and scores, each ``len(users) x min(k, n_candidates)``, best first; a
@@ -218,7 +220,8 @@ def read_id_list(path: str | os.PathLike, column: str) -> list[str]:
     surrounding spaces removed, repeated ids kept once (first place)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found: give one id per line or a CSV with a {column} column")
+        what = "a folder, not a file" if path.is_dir() else "file not found"
+        raise DataError(f"{path}: {what}: give one id per line or a CSV with a {column} column")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
@@ -343,14 +346,14 @@ def recommend_run(
     # the id lists (files) first: a wrong file fails before the run is loaded
     user_list = None if users is None else _ids_arg(users, "user_id", "users")
     item_list = None if items is None else _ids_arg(items, "item_id", "items")
-    _, dataset, model = load_run(run, dev, data)  # a CTR run is refused there
+    record, dataset, model = load_run(run, dev, data)  # a CTR run is refused there
     for s in excluded:
         dataset.split(s)  # a clear error when the dataset lacks the split
     item_ids = dataset.item_ids
     n_total = dataset.n_items
     new = None
     if new_items is not None:
-        new_ids, new_x = read_new_items(new_items, model, dataset, run)
+        new_ids, new_x = read_new_items(new_items, model, dataset, run, record.get("model"))
         new = new_x.to(dev)
         item_ids = np.concatenate([np.asarray(item_ids).astype(str), new_ids])
         n_total += len(new_ids)
@@ -439,7 +442,7 @@ def _most_popular(
 
 # --------------------------------------------------------------------------- files
 def read_new_items(
-    path: str | os.PathLike, model: Any, dataset: Dataset, run: Any = "the run"
+    path: str | os.PathLike, model: Any, dataset: Dataset, run: Any = "the run", model_name: str | None = None
 ) -> tuple[np.ndarray, torch.Tensor]:
     """The ids and early-fused features of items that arrived after training, from an
     ``.npz`` holding ``item_id`` (m ids) and one (m x d) array per modality the run's
@@ -450,6 +453,14 @@ def read_new_items(
     from graphrec.models.coldstart import ColdItemRecommender
 
     if not isinstance(model, ColdItemRecommender):
+        from graphrec.train.registry import registered_models
+
+        entry = next((e for e in registered_models("ranking") if e.name == model_name), None)
+        if entry is not None and not entry.trainable:  # no parameters, so no --cold-path (content kNN)
+            raise ConfigError(
+                f"run {run} is {entry.title} ({model_name}), which ranks the catalogue's items only and has no "
+                "cold-item path: train a model with one for new items, e.g. graphrec train mmgef --cold-path content"
+            )
         raise ConfigError(
             f"run {run} was trained without the cold-item path, which scores new items from their features: "
             "train it with --cold-path content"

@@ -243,6 +243,8 @@ def test_parquet(shop, tmp_path):
         (["--out", "recs.csv", "--users", "bad.csv"], "no user_id column"),
         (["--out", "recs.csv", "--items", "items.txt"], "item id 'no-such-item'"),
         (["--out", "recs.csv", "--seen", "train,tests"], "unknown split 'tests'"),
+        (["--out", "recs.csv", "--seen", ","], "--seen ',' names no split: give comma-separated split names"),
+        (["--out", "recs.csv", "--users", "."], ".: a folder, not a file: give one id per line"),
         (["--out", "recs.csv", "--include-seen", "--seen", "valid"], "--include-seen keeps every item: drop one"),
         (["--out", "recs.csv", "--k", "0"], "k must be an integer >= 1"),
     ],

@@ -261,3 +261,18 @@ def test_export_graph_records_the_modalities_the_model_fused(data_dir, tmp_path)
         assert res.exit_code == 0, res.output
         assert run("export-graph", run_dir, "--out", tmp_path / "x" / name).exit_code == 0
         assert sorted(read_record(tmp_path / "x" / name).modalities) == want, name
+
+
+def test_options_without_effect_are_noted(data_dir, tmp_path):
+    """A pairing that changes nothing (a cold-start option without --cold-start, a path
+    option without the path) still trains, with a note per option naming what is missing."""
+    res = run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--quiet", "--out", tmp_path / "r",
+              "--cold-protocol", "hidden", "--negatives", "warm", "--cold-k", "7")
+    assert res.exit_code == 0, res.output
+    assert "note: --cold-protocol hidden has no effect without --cold-start" in res.output
+    assert "note: --negatives warm has no effect without --cold-start" in res.output
+    assert "note: --cold-k 7 has no effect without --cold-path content" in res.output
+    res = run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--quiet", "--out", tmp_path / "s",
+              "--cold-start", "0.2", "--cold-protocol", "hidden", "--cold-path", "content", "--cold-k", "7")
+    assert res.exit_code == 0, res.output
+    assert "note:" not in res.output

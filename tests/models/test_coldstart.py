@@ -335,3 +335,8 @@ def test_recommend_new_items_needs_the_path(tmp_path):
     np.savez(tmp_path / "new.npz", item_id=np.array(["x"]), **{m: a[:1] for m, a in ds.item_features.items()})
     with pytest.raises(ConfigError, match="without the cold-item path.*--cold-path content"):
         recommend_run(tmp_path / "run", new_items=tmp_path / "new.npz")
+    # content kNN has no parameters, so no --cold-path to train with: the fix names another model
+    run_training(ds, "cb", {}, TrainConfig(epochs=1, progress=False), out=tmp_path / "cb", data_path=path)
+    with pytest.raises(ConfigError, match=r"is .* \(cb\), which ranks the catalogue's items only and has no cold-item "
+                                          r"path: train a model with one for new items, e\.g\. graphrec train mmgef"):
+        recommend_run(tmp_path / "cb", new_items=tmp_path / "new.npz")

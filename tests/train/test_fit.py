@@ -216,6 +216,46 @@ def test_selecting_on_cold_items_needs_a_cold_start_split(ds):
         TrainConfig(select_on="hidden")
 
 
+def _with_an_item_nobody_has(fraction, wanted):
+    """Six users over items 0-6, item 7 in the catalogue without any interaction, and the
+    first cold-start seed whose draw of ``fraction`` of the 8 items is ``wanted(drawn)``."""
+    from graphrec.data.splits import cold_start_items
+
+    rows = [(u, (u + j) % 7, s) for u in range(6) for j, s in enumerate(("train", "train", "train", "valid", "test"))]
+    users, items, split = zip(*rows)
+    data = build_dataset(users, items, split, item_ids=list(range(8)), name="tiny")
+    return data, next(s for s in range(1000) if wanted(cold_start_items(8, fraction, s)))
+
+
+def test_a_split_left_without_interactions_is_refused_before_training():
+    """The papers' protocol draws cold items from the whole catalogue; when the validation
+    half is items nobody interacted with, validation has no positive: every epoch would
+    score NaN and the untrained model be kept (was: exit 0 and a record of it)."""
+    from graphrec.data import cold_start
+
+    # 2 cold items: the first is test's, the second valid's
+    data, seed = _with_an_item_nobody_has(0.25, lambda drawn: drawn[1] == 7)
+    cold = cold_start(data, 0.25, seed, "papers")
+    assert cold.split("valid").nnz == 0 and cold.split("test").nnz > 0
+    model = build_model("lightgcn", cold, {"embedding_dim": 4})
+    with pytest.raises(DataError, match=r"the valid split holds no interaction after the cold-start split \(2 cold "
+                                        rf"items drawn, fraction 0.25, seed {seed}, protocol papers\)"):
+        fit(model, cold, TrainConfig(epochs=1, progress=False))
+
+
+def test_selecting_on_cold_items_that_validation_lacks_is_refused_before_training():
+    """Hidden protocol: valid keeps its per-user split, so the drawn items may have no
+    validation interaction; selecting on them was a KeyError after the first epoch."""
+    from graphrec.data import cold_start
+
+    data, seed = _with_an_item_nobody_has(0.125, lambda drawn: list(drawn) == [7])
+    cold = cold_start(data, 0.125, seed, "hidden")
+    model = build_model("lightgcn", cold, {"embedding_dim": 4})
+    with pytest.raises(DataError, match="validation holds no interaction with a cold item"):
+        fit(model, cold, TrainConfig(epochs=1, progress=False, select_on="cold"))
+    fit(model, cold, TrainConfig(epochs=1, progress=False))  # on all items it trains
+
+
 def test_learning_rate_decays_as_mmrec_schedules_it():
     """lr_decay / lr_decay_every: epoch t trains at lr * decay ** (t / every) (MMRec's
     learning_rate_scheduler). With a vanishing factor, epochs after the first leave the

@@ -270,6 +270,11 @@ class ModelEntry:
             each in the form of a ``--space`` file (hyper-parameter or training option ->
             list of values, or a fixed value) in graphrec's names and scales:
             ``graphrec tune MODEL --space mmrec --grid`` searches exactly that grid.
+        resolve: ``(params) -> params``, the complete hyper-parameters with the values the
+            builder gives those left ``None`` whose default follows other parameters
+            (e.g. LATTICE's ``reg_weight``, which follows ``parity``); a value that
+            depends on the data stays ``None``. The builder uses the same rule, and
+            ``graphrec tune`` places a new study's first trial at the resolved defaults.
     """
 
     name: str
@@ -288,6 +293,7 @@ class ModelEntry:
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     search_space: Mapping[str, SearchDim] = field(default_factory=dict)
     reference_grids: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    resolve: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -424,6 +430,7 @@ def register_model(
     train_defaults: Mapping[str, Any] | None = None,
     search_space: Mapping[str, SearchDim] | None = None,
     reference_grids: Mapping[str, Mapping[str, Any]] | None = None,
+    resolve: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
     replace: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering a builder as model ``name`` (see the module doc).
@@ -463,6 +470,7 @@ def register_model(
             train_defaults=dict(train_defaults or {}),
             search_space=dict(search_space or {}),
             reference_grids={k: dict(v) for k, v in (reference_grids or {}).items()},
+            resolve=resolve,
         )
         _check_space(entry)
         _check_grids(entry)

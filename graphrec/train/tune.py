@@ -457,11 +457,12 @@ def _default_point(entry: Any, space: SearchSpace, config: TrainConfig) -> dict[
     lies in the space: the study's first trial, so its best is at least the default run."""
     from graphrec.train.registry import Choice, TUNABLE_TRAIN_OPTIONS
 
+    params = {**entry.defaults, **{k: v for k, v in space.fixed.items() if k not in TUNABLE_TRAIN_OPTIONS}}
+    if entry.resolve is not None:  # defaults that follow other parameters (LATTICE's reg_weight: parity)
+        params = entry.resolve(params)
     point = {}
     for key, dim in space.searched.items():
-        value = getattr(config, key) if key in TUNABLE_TRAIN_OPTIONS else entry.defaults.get(key)
-        if key == "reg_weight" and value is None:
-            return {}  # a default resolved inside the builder (e.g. LATTICE's): not a point
+        value = getattr(config, key) if key in TUNABLE_TRAIN_OPTIONS else params.get(key)
         if isinstance(dim, Choice):
             inside = value in dim.values
         else:

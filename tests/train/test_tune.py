@@ -109,6 +109,24 @@ def test_the_first_trial_is_the_default_run(data, tmp_path):
     assert trial.value == record["best_valid"]["recall@20"]
 
 
+def test_the_first_trial_is_the_default_run_where_the_builder_resolves_defaults(data, tmp_path):
+    """MM-GEF's and LATTICE's reg_weight (and MM-GEF's k) default to None, resolved in the
+    builder from other parameters (parity): the first trial is still the default run."""
+    from graphrec.data import Dataset
+
+    _tune(data, tmp_path, trials=1, model="mmgef")
+    trial = _study(tmp_path, "mmgef-synthetic").trials[0]
+    assert trial.params == {"lr": 1e-3, "reg_weight": 1e-4, "num_layers": 2, "item_layers": 1, "k": 10}
+    assert trial.user_attrs.get("defaults")
+    record, _ = run_training(Dataset.load(data), "mmgef", None, _config())
+    assert trial.value == record["best_valid"]["recall@20"]
+    # parity fixed by the space: the resolved default is the reference's L2 weight
+    space = {"parity": "reference", "lambda_coeff": None, "k": None}
+    _tune(data, tmp_path / "p", trials=1, model="lattice", space=space)
+    trial = _study(tmp_path / "p", "lattice-synthetic").trials[0]
+    assert trial.params == {"lr": 1e-3, "reg_weight": 1e-5}
+
+
 def test_hopeless_trials_are_pruned_from_their_validation_curve(data, tmp_path):
     space = {"lr": {"low": 1e-6, "high": 5e-2, "log": True}}
     _tune(data, tmp_path, trials=8, space=space, prune_startup=1, prune_warmup=0, config=_config(epochs=6))

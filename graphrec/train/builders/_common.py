@@ -104,6 +104,13 @@ PARITY = ("none", "reference")
 REFERENCE_REG = 1e-5
 
 
+def default_reg_weight(parity: str) -> float:
+    """The L2 weight of LATTICE and MM-GEF when ``reg_weight`` is left unset: the
+    reference's 1e-5 on the final embeddings under ``parity="reference"``, else 1e-4 on
+    layer 0."""
+    return REFERENCE_REG if parity == "reference" else 1e-4
+
+
 def feature_modalities(dataset: Dataset, modalities: Optional[str]) -> list[str]:
     """The feature modalities a model uses: ``--modalities`` (comma-separated) or the
     dataset's defaults (:func:`graphrec.graphs.fuse.default_modalities`); a one-line

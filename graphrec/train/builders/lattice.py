@@ -19,7 +19,6 @@ from graphrec.models.lattice import CF_WEIGHTS, LATTICE
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
 from graphrec.train.builders._common import (
     PARITY,
-    REFERENCE_REG,
     EmbeddingDim,
     ItemLayers,
     LR_SPACE,
@@ -28,6 +27,7 @@ from graphrec.train.builders._common import (
     StoredGraphs,
     check_features,
     check_k,
+    default_reg_weight,
     feature_modalities,
     load_stored_graphs,
     sym_graph,
@@ -44,6 +44,17 @@ def content_modalities(model: LATTICE, dataset: Dataset, params: Mapping[str, An
 check_params = check_features("lattice")
 
 
+def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the builder's values for ``reg_weight`` and ``include_self``, which
+    follow ``parity``, when they are ``None``."""
+    out = dict(params)
+    if out.get("reg_weight") is None:
+        out["reg_weight"] = default_reg_weight(out.get("parity", "none"))
+    if out.get("include_self") is None:
+        out["include_self"] = out.get("parity", "none") == "reference"
+    return out
+
+
 @register_model(
     "lattice",
     title="LATTICE",
@@ -52,6 +63,7 @@ check_params = check_features("lattice")
     example="graphrec train lattice --data data/scientific --lambda 0.9 --cold-start 0.2",
     needs_features=True,
     check=check_params,
+    resolve=resolve_params,
     content_modalities=content_modalities,
     search_space={
         "lr": LR_SPACE,
@@ -130,9 +142,9 @@ def build_lattice(
         raise ConfigError(f"parity {parity!r} is not one of {', '.join(PARITY)}")
     reference = parity == "reference"
     if reg_weight is None:
-        reg_weight = REFERENCE_REG if reference else 1e-4
+        reg_weight = default_reg_weight(parity)
     if include_self is None:
-        include_self = reference
+        include_self = reference  # as resolve_params
     check_params(dataset, {"modalities": modalities})
     mods = feature_modalities(dataset, modalities)
     given: dict[str, sp.csr_matrix] = {}

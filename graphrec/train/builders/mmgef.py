@@ -19,7 +19,6 @@ from graphrec.models.mmgef import FEATURE_MODES, MMGEF, STRUCTURES
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
 from graphrec.train.builders._common import (
     PARITY,
-    REFERENCE_REG,
     EmbeddingDim,
     ItemLayers,
     LR_SPACE,
@@ -28,6 +27,7 @@ from graphrec.train.builders._common import (
     StoredGraphs,
     check_features,
     check_k,
+    default_reg_weight,
     load_stored_graphs,
     pick_graph,
     sym_graph,
@@ -39,6 +39,19 @@ from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 DEFAULT_STRUCTURE = "fixed"
 #: the learned structure's weight of the original kNN graph (LATTICE's lambda)
 DEFAULT_LAMBDA = 0.9
+#: neighbours per item of the content kNN graph built here (a stored graph brings its own)
+DEFAULT_K = 10
+
+
+def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the builder's values for ``reg_weight`` (it follows ``parity``) and
+    ``k`` (10 where the content graph is built here) when they are ``None``."""
+    out = dict(params)
+    if out.get("reg_weight") is None:
+        out["reg_weight"] = default_reg_weight(out.get("parity", "none"))
+    if out.get("k") is None and out.get("use_knn_graph", True) and not out.get("graphs"):
+        out["k"] = DEFAULT_K
+    return out
 
 
 def content_modalities(model: MMGEF, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -99,6 +112,7 @@ def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
     needs_features=lambda params: params["use_knn_graph"],
     content_modalities=content_modalities,
     check=check_params,
+    resolve=resolve_params,
     search_space={
         "lr": LR_SPACE,
         "reg_weight": FloatRange(1e-6, 1e-2, log=True),
@@ -184,7 +198,7 @@ def build_mmgef(
         raise ConfigError(f"parity {parity!r} is not one of {', '.join(PARITY)}")
     reference = parity == "reference"
     if reg_weight is None:
-        reg_weight = REFERENCE_REG if reference else 1e-4
+        reg_weight = default_reg_weight(parity)
     check_params(dataset, dict(
         structure=structure, feature_mode=feature_mode, use_knn_graph=use_knn_graph, use_cf_graph=use_cf_graph,
         lambda_coeff=lambda_coeff, train_features=train_features, k=k, modalities=modalities, graphs=graphs,
@@ -223,7 +237,7 @@ def build_mmgef(
         knn_matrix = None
         if use_knn_graph:
             spec = GraphSpec(
-                kind="knn", k=10 if k is None else k, modalities=mods, include_self=include_self,
+                kind="knn", k=DEFAULT_K if k is None else k, modalities=mods, include_self=include_self,
                 normalization="none" if feature_mode == "projected" else "sym",
             )
             built = build_item_graph(dataset, spec)
@@ -263,7 +277,7 @@ def build_mmgef(
         attention=attention,
         structure=structure,
         feature_mode=feature_mode,
-        k=10 if k is None else k,
+        k=DEFAULT_K if k is None else k,
         lambda_coeff=lambda_coeff,
         include_self=include_self,
         train_features=train_features,

@@ -24,7 +24,8 @@ every user equally (``weighting="uniform"``, the default); DIN's variant weights
 user by its number of samples (``weighting="impressions"``).
 
 Logloss is the mean binary cross-entropy of probabilities clipped to
-:math:`[\epsilon, 1 - \epsilon]`, :math:`\epsilon = 10^{-7}`.
+:math:`[\epsilon, 1 - \epsilon]`, :math:`\epsilon = 10^{-7}`; a value outside
+:math:`[0, 1]` (a logit, say) is refused, not clipped.
 """
 
 from __future__ import annotations
@@ -105,10 +106,16 @@ def gauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray, weighting: s
 
 
 def logloss(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Mean binary cross-entropy of probabilities (clipped to [1e-7, 1 - 1e-7])."""
+    """Mean binary cross-entropy of probabilities (clipped to [1e-7, 1 - 1e-7]); a
+    probability outside [0, 1] is a :class:`DataError`."""
     y, p = _check(labels, probs)
     if y.size == 0:
         return float("nan")
+    if p.min() < 0.0 or p.max() > 1.0:
+        raise DataError(
+            f"probabilities must be in [0, 1], got values from {p.min():.6g} to {p.max():.6g}: "
+            "pass click probabilities (e.g. the sigmoid of logits), not scores"
+        )
     p = np.clip(p, _EPS, 1.0 - _EPS)
     return float(-np.mean(np.where(y, np.log(p), np.log1p(-p))))
 

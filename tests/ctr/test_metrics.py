@@ -57,5 +57,9 @@ def test_bad_input():
         auc([1, 0], [np.nan, 0.2])
     with pytest.raises(DataError, match="0 or 1"):
         auc([2, 0], [0.1, 0.2])
+    # a logit is not a probability: refused, not clipped to 1e-7
+    for probs in ([1.5, -0.2], [1.0, -0.2], [1.5, 0.0]):
+        with pytest.raises(DataError, match=r"probabilities must be in \[0, 1\]"):
+            logloss([1, 0], probs)
     m = ctr_metrics(np.array([0, 0]), np.array([1, 0]), np.array([0.7, 0.2]))
     assert m["auc"] == 1.0 and m["gauc"] == 1.0 and m["samples"] == 2 and m["positives"] == 1

@@ -20,8 +20,12 @@ over the users :math:`U` that have both a positive and a negative sample (the AU
 user with one class is undefined). Ties count one half here too (eq. 18's
 :math:`\delta(p_i > p_j)` would count them as misses, rewarding nothing for a constant
 scorer either way; one half makes a constant scorer exactly 0.5). The paper weights
-every user equally (``weighting="uniform"``, the default); DIN's variant weights each
-user by its number of samples (``weighting="impressions"``).
+every user equally (``weighting="uniform"``, the default, what training reports); DIN's
+variant weights each user by its number of samples (``weighting="impressions"``) and
+RecBole's ``GAUC`` by its number of positives (``weighting="positives"``, equal to
+RecBole's value). The three agree when every user has as many samples and positives,
+as under graphrec's CTR protocol (one positive and one negative per user and split);
+on other data they differ, so compare a GAUC with RecBole's only with ``"positives"``.
 
 Logloss is the mean binary cross-entropy of probabilities clipped to
 :math:`[\epsilon, 1 - \epsilon]`, :math:`\epsilon = 10^{-7}`; a value outside
@@ -35,10 +39,12 @@ from scipy.stats import rankdata
 
 from graphrec.errors import ConfigError, DataError
 
-__all__ = ["CTR_METRICS", "auc", "gauc", "logloss", "ctr_metrics"]
+__all__ = ["CTR_METRICS", "GAUC_WEIGHTINGS", "auc", "gauc", "logloss", "ctr_metrics"]
 
 CTR_METRICS: tuple[str, ...] = ("auc", "gauc", "logloss")
 _EPS = 1e-7
+#: how :func:`gauc` weights users: equally (GMMF eq. 18), by samples (DIN), by positives (RecBole)
+GAUC_WEIGHTINGS: tuple[str, ...] = ("uniform", "impressions", "positives")
 
 
 def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,10 +73,12 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
 def gauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray, weighting: str = "uniform") -> float:
     """Per-user AUC averaged over users with both classes (GMMF eq. 18; module doc).
 
+    ``weighting``: each user's weight in the average: ``"uniform"`` (GMMF eq. 18),
+    ``"impressions"`` (its samples, DIN) or ``"positives"`` (its positives, RecBole).
     Vectorised: one sort by (user, score) gives within-user average ranks.
     """
-    if weighting not in ("uniform", "impressions"):
-        raise ConfigError(f"weighting {weighting!r} is not one of uniform, impressions")
+    if weighting not in GAUC_WEIGHTINGS:
+        raise ConfigError(f"weighting {weighting!r} is not one of {', '.join(GAUC_WEIGHTINGS)}")
     y, s = _check(labels, scores)
     u = np.asarray(users).reshape(-1)
     if u.shape != y.shape:
@@ -101,8 +109,8 @@ def gauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray, weighting: s
     if not ok.any():
         return float("nan")
     per_user = (rank_sum[ok] - n_pos[ok] * (n_pos[ok] + 1) / 2.0) / (n_pos[ok] * n_neg[ok])
-    w = np.ones(per_user.size) if weighting == "uniform" else counts[ok].astype(np.float64)
-    return float((per_user * w).sum() / w.sum())
+    w = {"uniform": np.ones(per_user.size), "impressions": counts[ok].astype(np.float64), "positives": n_pos[ok]}
+    return float((per_user * w[weighting]).sum() / w[weighting].sum())
 
 
 def logloss(labels: np.ndarray, probs: np.ndarray) -> float:

@@ -44,6 +44,18 @@ def test_gauc_by_hand_and_against_sklearn():
         gauc(u, yy, ss, weighting="clicks")
 
 
+def test_gauc_weightings_differ_with_unequal_positives():
+    # user 0: positives 0.9, 0.1 vs negative 0.5 -> 1/2 (2 positives, 3 samples);
+    # user 1: positive 0.2 vs negative 0.6 -> 0 (1 positive, 2 samples)
+    users, y, s = [0, 0, 0, 1, 1], [1, 1, 0, 1, 0], [0.9, 0.1, 0.5, 0.2, 0.6]
+    assert gauc(users, y, s) == pytest.approx(0.25)  # GMMF eq. 18: users equally
+    assert gauc(users, y, s, weighting="impressions") == pytest.approx(1.5 / 5)  # DIN: by samples
+    assert gauc(users, y, s, weighting="positives") == pytest.approx(1 / 3)  # RecBole: by positives
+    # graphrec's protocol (one positive, one negative per user): all three agree
+    users, y, s = [0, 0, 1, 1, 2, 2], [1, 0, 1, 0, 0, 1], [0.7, 0.2, 0.1, 0.4, 0.3, 0.3]
+    assert gauc(users, y, s) == gauc(users, y, s, weighting="impressions") == gauc(users, y, s, weighting="positives")
+
+
 def test_logloss_against_sklearn():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 300)

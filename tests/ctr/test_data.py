@@ -87,9 +87,24 @@ def test_no_leakage_and_negatives_never_positive():
             hist = [x for x in h.tolist() if x >= 0]
             if lab == 1:
                 t = seq.index(i)
-                assert hist == seq[:t][-10:]  # a strict prefix: the target is never in it
+                assert hist == seq[:t][-10:]  # a strict prefix (the toy users repeat no item)
             else:
                 assert i not in seq
+
+
+def test_a_repeated_behaviour_is_in_the_later_histories():
+    # histories are strict prefixes by position, not "without the target": user a buys
+    # item 0 again at position 2, so that sample's history [0, 1] holds its own candidate
+    ds = _toy()
+    order = {name: k for k, name in enumerate(ds.user_ids)}
+    seq = {"a": [0, 1, 0, 2, 3], "b": [5, 6, 7], "c": [8, 9]}
+    by_index = [seq[name] for name, _ in sorted(order.items(), key=lambda kv: kv[1])]
+    seqs = Sequences(np.cumsum([0] + [len(s) for s in by_index]), np.concatenate(by_index))
+    tr = build_ctr_data(ds, seqs, max_history=10, seed=0).samples["train"]
+    pos = (tr.labels == 1) & (tr.users == order["a"])
+    assert tr.items[pos].tolist() == [1, 0]
+    assert tr.history[pos][1, :2].tolist() == [0, 1]
+    assert not np.isin(tr.items[tr.labels == 0], seq["a"]).any()  # a negative never is
 
 
 def test_seeded_and_saved(tmp_path):

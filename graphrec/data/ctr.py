@@ -674,7 +674,8 @@ def load_ctr_source(
     ``image``/``text`` features), a MovieLens folder or ratings file (``ratings.csv`` /
     ``u.data``, with ``text_minilm.npy`` text features and user/item side files), or a
     graphrec dataset directory with timestamps (``dataset.json``). ``cold_start`` and
-    ``cold_seed``: the cold-start protocol of the module doc."""
+    ``cold_seed``: the cold-start protocol of the module doc. ``meta["source"]`` is the
+    folder's absolute path, so a stored sample set names it from any directory."""
     p = Path(path)
     if p.is_dir() and (p / "dataset.json").is_file():
         ds = Dataset.load(p)
@@ -697,7 +698,8 @@ def load_ctr_source(
             "UniSRec folder, a MovieLens folder or a graphrec dataset directory with timestamps"
         )
     return build_ctr_data(
-        ds, seqs, max_history=max_history, seed=seed, source=str(p), cold_start=cold_start, cold_seed=cold_seed
+        ds, seqs, max_history=max_history, seed=seed, source=str(p.resolve()), cold_start=cold_start,
+        cold_seed=cold_seed,
     )
 
 

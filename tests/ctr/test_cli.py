@@ -85,20 +85,21 @@ def test_source_folder_and_samples_store(shared_data, tmp_path):
     assert res.exit_code == 1 and "other samples" in res.output
 
 
-def test_samples_of_other_source_data_name_the_data(tmp_path):
-    # the same options on other source data: the message blames the data, not the options
+def _toy_source(n_items, path):
+    """A graphrec dataset with timestamps (a CTR source) of 40 users over ``n_items`` items."""
     from graphrec.data import build_dataset
 
-    def source(n_items, path):
-        rng = np.random.default_rng(0)
-        rows = [(f"u{u}", f"i{rng.integers(n_items)}", "train") for u in range(40) for _ in range(8)]
-        users, items, split = (np.array(c) for c in zip(*rows))
-        ds = build_dataset(users, items, split=split, name="toy",
-                           timestamps=np.arange(len(users), dtype=np.int64))
-        ds.save(path)
-        return path
+    rng = np.random.default_rng(0)
+    rows = [(f"u{u}", f"i{rng.integers(n_items)}", "train") for u in range(40) for _ in range(8)]
+    users, items, split = (np.array(c) for c in zip(*rows))
+    ds = build_dataset(users, items, split=split, name="toy", timestamps=np.arange(len(users), dtype=np.int64))
+    ds.save(path)
+    return path
 
-    a, b = source(30, tmp_path / "a"), source(31, tmp_path / "b")
+
+def test_samples_of_other_source_data_name_the_data(tmp_path):
+    # the same options on other source data: the message blames the data, not the options
+    a, b = _toy_source(30, tmp_path / "a"), _toy_source(31, tmp_path / "b")
     common = ["--samples", str(tmp_path / "s"), "--epochs", "1", "--device", "cpu", "--quiet"]
     res = runner.invoke(app, ["train", "lr", "--data", str(a), *common, "--out", str(tmp_path / "r1")])
     assert res.exit_code == 0, res.output
@@ -106,6 +107,23 @@ def test_samples_of_other_source_data_name_the_data(tmp_path):
     assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
     assert f"holds samples of other data (built from {a}, not from {b}" in res.output, res.output
     assert "--max-history" not in res.output
+
+
+def test_samples_record_their_source_as_an_absolute_path(tmp_path, monkeypatch):
+    # built from a relative --data, checked from another directory: the line names the folder
+    _toy_source(30, tmp_path / "a")
+    _toy_source(31, tmp_path / "b")
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["train", "lr", "--data", "a", "--samples", "s", "--epochs", "1", "--device", "cpu",
+                              "--quiet", "--out", "r1"])
+    assert res.exit_code == 0, res.output
+    assert load_record(tmp_path / "r1")["dataset"]["samples"]["source"] == str(tmp_path.resolve() / "a")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    res = runner.invoke(app, ["train", "lr", "--data", "../b", "--samples", "../s", "--epochs", "1", "--device",
+                              "cpu", "--quiet", "--out", "r2"])
+    assert res.exit_code == 1, res.output
+    assert f"(built from {tmp_path.resolve() / 'a'}, not from ../b" in res.output, res.output
 
 
 def test_stored_graph_of_other_data_names_the_samples_dataset(samples, tmp_path):

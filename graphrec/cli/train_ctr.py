@@ -4,7 +4,10 @@
 folder, a graphrec dataset directory with timestamps) or a CTR samples directory
 written by an earlier run's ``--samples``. Samples follow DIN's protocol
 (:mod:`graphrec.data.ctr`); ``--samples DIR`` stores them the first time and checks
-them afterwards, so every model of an experiment sees the same samples.
+them afterwards, so every model of an experiment sees the same samples. A samples
+directory given as ``--data`` is used as stored: a ``--max-history``, ``--sample-seed``
+or ``--cold-start`` it was not built with is refused, and so is ``--samples`` (there
+would be nothing to store).
 Ctrl-C or SIGTERM during training keeps the best state so far in ``--out`` as a run
 marked interrupted, exits with status 130 and one line naming the command that
 continues it (the same line with ``--resume``; :mod:`graphrec.train.state`).
@@ -36,7 +39,7 @@ __all__ = ["register", "make_command", "load_ctr_data", "print_ctr_record"]
 Data = Annotated[Path, typer.Option("--data", help="Source folder (UniSRec, MovieLens, graphrec dataset) or CTR samples directory.")]
 Task = Annotated[str, typer.Option(help="Task: ctr (click-through rate, AUC).")]
 MaxHistory = Annotated[Optional[int], typer.Option(help="Behaviours kept in a history [50].")]
-SampleSeed = Annotated[int, typer.Option(help="Seed of the sampled negatives.")]
+SampleSeed = Annotated[Optional[int], typer.Option(help="Seed of the sampled negatives [0].")]
 Samples = Annotated[Optional[Path], typer.Option(help="Store the samples here (first run) or check them against it.")]
 ItemGraph = Annotated[str, typer.Option(help="Graph enrichment: none, knn, cooccur, both, or stored graph dir(s), comma-separated.")]
 GraphK = Annotated[int, typer.Option(help="Neighbours per item of the kNN graph.")]
@@ -61,10 +64,11 @@ COMMON = (
 )
 
 
-def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int], sample_seed: int,
+def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int], sample_seed: Optional[int],
                   cold_start: float = 0.0, cold_seed: int = 0):
     """CTR samples from ``--data`` (source or samples dir), stored/checked at ``--samples``;
-    ``cold_start`` > 0 applies the cold-start protocol with the items of ``cold_seed``."""
+    ``cold_start`` > 0 applies the cold-start protocol with the items of ``cold_seed``.
+    ``max_history`` and ``sample_seed`` None: the stored samples' values, or 50 and 0."""
     from graphrec.data.ctr import CTRData, load_ctr_source
     from graphrec.errors import ConfigError, DataError
 
@@ -73,14 +77,24 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
         return "no cold start" if not c else f"--cold-start {c['fraction']} --seed {c['seed']}"
 
     for option, value in (("--sample-seed", sample_seed), ("--seed", cold_seed)):
-        if value < 0:  # numpy's generators take none: one line before any data are read
+        if value is not None and value < 0:  # numpy's generators take none: one line before any data are read
             raise ConfigError(f"{option} {value}: seeds are integers >= 0")
     if (data / "ctr.json").is_file():
+        if samples is not None:
+            raise ConfigError(
+                f"--data {data} holds CTR samples already, so --samples {samples} would store nothing: drop --samples "
+                "(or pass the source folder as --data)"
+            )
         loaded = CTRData.load(data)
         if max_history is not None and max_history != loaded.max_history:
             raise ConfigError(
                 f"{data} holds samples with max history {loaded.max_history}, not {max_history}: "
                 "drop --max-history or pass the source folder"
+            )
+        if sample_seed is not None and sample_seed != loaded.meta.get("seed"):
+            raise ConfigError(
+                f"{data} holds samples with sample seed {loaded.meta.get('seed')}, not {sample_seed}: "
+                "drop --sample-seed or pass the source folder"
             )
         want = {"fraction": float(cold_start), "seed": int(cold_seed)} if cold_start else None
         have = loaded.meta.get("cold_start")
@@ -90,6 +104,7 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
                 f"{cold_seed}: drop --cold-start or pass the source folder"
             )
         return loaded
+    sample_seed = 0 if sample_seed is None else sample_seed
     built = load_ctr_source(data, max_history=50 if max_history is None else max_history, seed=sample_seed,
                             cold_start=cold_start or None, cold_seed=cold_seed)
     if samples is not None:
@@ -205,7 +220,7 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
 
 
 COMMON_DEFAULTS: dict[str, Any] = {
-    "task": "ctr", "max_history": None, "sample_seed": 0, "samples": None, "cold_start": 0.0,
+    "task": "ctr", "max_history": None, "sample_seed": None, "samples": None, "cold_start": 0.0,
     "item_graph": "none", "graph_k": 10, "cooccur_top_k": 20, "graph_layers": 2,
     "epochs": 30, "lr": 1e-3, "batch_size": 256, "patience": 3, "seed": 0,
     "device": "auto", "out": None, "overwrite": False, "resume": False, "threads": None, "quiet": False,

@@ -69,6 +69,21 @@ def test_user_errors_are_one_line(samples, tmp_path):
     assert res.exit_code == 1 and "no item ID embedding" in res.output
 
 
+def test_samples_folder_as_data_refuses_other_sampling_options(samples, tmp_path):
+    # samples given as --data are used as stored: options they were not built with are
+    # refused in one line (as --max-history is), before anything is trained or written
+    run = ["train", "lr", "--data", str(samples), "--epochs", "1", "--device", "cpu", "--quiet"]
+    res = runner.invoke(app, [*run, "--sample-seed", "7", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    assert f"{samples} holds samples with sample seed 0, not 7: drop --sample-seed" in res.output
+    res = runner.invoke(app, [*run, "--samples", str(tmp_path / "s"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    assert f"--samples {tmp_path / 's'} would store nothing: drop --samples" in res.output
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
+    res = runner.invoke(app, [*run, "--sample-seed", "0", "--out", str(tmp_path / "r")])  # the stored seed
+    assert res.exit_code == 0, res.output
+
+
 def test_source_folder_and_samples_store(shared_data, tmp_path):
     src = shared_data / "amazon-scientific"
     args = ["train", "lr", "--data", str(src), "--samples", str(tmp_path / "s"), "--max-history", "10",

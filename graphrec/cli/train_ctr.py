@@ -65,10 +65,12 @@ COMMON = (
 
 
 def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int], sample_seed: Optional[int],
-                  cold_start: float = 0.0, cold_seed: int = 0):
+                  cold_start: float = 0.0, cold_seed: int = 0, check: Optional[Callable[[Any], None]] = None):
     """CTR samples from ``--data`` (source or samples dir), stored/checked at ``--samples``;
     ``cold_start`` > 0 applies the cold-start protocol with the items of ``cold_seed``.
-    ``max_history`` and ``sample_seed`` None: the stored samples' values, or 50 and 0."""
+    ``max_history`` and ``sample_seed`` None: the stored samples' values, or 50 and 0.
+    ``check`` (e.g. the model's options against the samples) runs on the samples before
+    any are stored."""
     from graphrec.data.ctr import CTRData, load_ctr_source
     from graphrec.errors import ConfigError, DataError
 
@@ -103,10 +105,14 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
                 f"{data} holds samples built with {_cold(loaded.meta)}, not --cold-start {cold_start} --seed "
                 f"{cold_seed}: drop --cold-start or pass the source folder"
             )
+        if check is not None:
+            check(loaded)
         return loaded
     sample_seed = 0 if sample_seed is None else sample_seed
     built = load_ctr_source(data, max_history=50 if max_history is None else max_history, seed=sample_seed,
                             cold_start=cold_start or None, cold_seed=cold_seed)
+    if check is not None:
+        check(built)
     if samples is not None:
         if (samples / "ctr.json").is_file():
             stored = CTRData.load(samples)
@@ -169,13 +175,14 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     (:mod:`graphrec.train.state`)."""
     from graphrec._atomic import check_output, check_output_folder
     from graphrec.errors import ConfigError
-    from graphrec.train.ctr import CTRConfig, run_ctr
+    from graphrec.train.ctr import CTRConfig, check_ctr_model, run_ctr
     from graphrec.train.run import check_run_output
     from graphrec.train.state import check_resumable, sigterm_as_interrupt
 
     if common["task"] != "ctr":
         raise ConfigError(f"--task {common['task']!r}: {model_name} is a CTR model; use --task ctr")
-    # every output is checked before samples are built or anything is trained
+    # every output is checked before samples are built, the model's options and the item
+    # graph option before samples are stored (load_ctr_data's check) or anything is trained
     overwrite = bool(common.get("overwrite", False))
     resume = bool(common.get("resume", False))
     if resume:
@@ -195,8 +202,6 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     dev = resolve_device(common["device"])
     if not 0.0 <= common["cold_start"] < 1.0:
         raise ConfigError(f"--cold-start must be in [0, 1), got {common['cold_start']}")
-    ctr = load_ctr_data(data, common["samples"], common["max_history"], common["sample_seed"],
-                        common["cold_start"], common["seed"])
     config = CTRConfig(
         epochs=common["epochs"], lr=common["lr"], batch_size=common["batch_size"], patience=common["patience"],
         seed=common["seed"], progress=not common["quiet"], **(train_options or {}),
@@ -204,6 +209,9 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     item_graph = common["item_graph"]
     if item_graph != "none":
         params = dict(params, graph_layers=common["graph_layers"])
+    ctr = load_ctr_data(data, common["samples"], common["max_history"], common["sample_seed"],
+                        common["cold_start"], common["seed"],
+                        check=lambda d: check_ctr_model(d, model_name, params, item_graph))  # before samples are stored
     out = common["out"]
     if out is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

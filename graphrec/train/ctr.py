@@ -64,6 +64,8 @@ __all__ = [
     "CTRFitResult",
     "ctr_schema",
     "build_ctr_model",
+    "check_ctr_model",
+    "item_graph_parts",
     "resolve_item_graphs",
     "split_tensors",
     "predict_ctr",
@@ -151,6 +153,24 @@ def ctr_schema(data: CTRData) -> CTRSchema:
     return CTRSchema.from_data(data)
 
 
+def item_graph_parts(item_graph: str | None) -> list[str | Path]:
+    """The graphs an ``item_graph`` option names (:func:`resolve_item_graphs`): built
+    kinds (``"knn"``, ``"cooccur"``) and stored graph directories, in order; none for
+    ``None``/``"none"``. A part that is neither a kind nor an existing directory is a
+    one-line :class:`ConfigError`."""
+    if item_graph is None or item_graph == "none":
+        return []
+    if item_graph in GRAPH_CHOICES:
+        return ["knn", "cooccur"] if item_graph == "both" else [item_graph]
+    parts: list[str | Path] = []
+    for part in item_graph.split(","):
+        path = Path(part.strip())
+        if not path.exists():
+            raise ConfigError(f"--item-graph {part!r} is neither none, knn, cooccur, both nor an existing graph directory")
+        parts.append(path)
+    return parts
+
+
 def resolve_item_graphs(
     data: CTRData,
     item_graph: str | None,
@@ -175,28 +195,22 @@ def resolve_item_graphs(
     from graphrec.graphs.store import GraphMismatch
     from graphrec.nn import to_torch_sparse
 
-    if item_graph is None or item_graph == "none":
+    parts = item_graph_parts(item_graph)
+    if not parts:
         return None, []
     mats, records = [], []
-    if item_graph in GRAPH_CHOICES:
-        kinds = ("knn", "cooccur") if item_graph == "both" else (item_graph,)
-        for kind in kinds:
+    for part in parts:
+        if isinstance(part, str):  # a kind, built here
             spec = GraphSpec(
-                kind=kind, k=k, modalities=None if modalities is None else tuple(modalities),
+                kind=part, k=k, modalities=None if modalities is None else tuple(modalities),
                 symmetric=True, cooccur_top_k=cooccur_top_k,
             )
             built = build_item_graph(data.dataset, spec, progress=progress)
             mats.append(built.graph)
             records.append(built.record.to_dict())
-    else:
-        for part in item_graph.split(","):
-            path = Path(part.strip())
-            if not path.exists():
-                raise ConfigError(
-                    f"--item-graph {part!r} is neither none, knn, cooccur, both nor an existing graph directory"
-                )
+        else:  # a stored graph directory
             try:
-                g, rec = load_graph(path, dataset=data.dataset)
+                g, rec = load_graph(part, dataset=data.dataset)
             except GraphMismatch as e:
                 if data.dataset.source is not None:  # samples read from a folder: the fix names it
                     raise
@@ -206,7 +220,7 @@ def resolve_item_graphs(
                     "then `graphrec build-graph --data DIR/dataset ...` (CTR samples re-split the source)",
                 ) from None
             mats.append(g)
-            records.append(dict(rec.to_dict(), path=str(path)))
+            records.append(dict(rec.to_dict(), path=str(part)))
     tensors = []
     for g in mats:
         g = sp.csr_matrix(g.maximum(g.T))
@@ -243,7 +257,42 @@ def build_ctr_model(
     params = model_params(name, params, task="ctr")
     if item_graphs:
         params["item_graphs"] = list(item_graphs)
-    return entry.build(schema, **params)
+    model = entry.build(schema, **params)
+    if item_graphs:
+        _check_enriched(name, model)
+    return model
+
+
+def _check_enriched(name: str, model: CTRModel) -> None:
+    """Refuse item graphs the built model would not use (recorded but without effect)."""
+    from graphrec.models.ctr.base import ItemIDEncoder
+
+    props = [m.propagation for m in model.modules() if isinstance(m, ItemIDEncoder) and m.propagation is not None]
+    if not props:
+        mods = getattr(model, "modalities", None)
+        if mods is not None and "id" not in mods:  # MARN without its ID modality
+            raise ConfigError(f"{name} with --modalities {','.join(mods)} has no item ID embedding to enrich: "
+                              "drop --item-graph or add id to --modalities")
+        raise ConfigError(f"{name} has no item ID embedding to enrich: drop --item-graph")
+    if all(p.num_layers == 0 for p in props):
+        raise ConfigError("--graph-layers 0 propagates nothing over the item graph: drop --item-graph or pass "
+                          "--graph-layers 1 or more")
+
+
+def check_ctr_model(
+    data: CTRData | CTRSchema, name: str, params: Mapping[str, Any] | None = None, item_graph: str | None = None
+) -> None:
+    """Refuse, before any graph is built or sample stored, what :func:`run_ctr` would:
+    options model ``name`` refuses on these samples (e.g. a modality they lack), an
+    ``item_graph`` that names no graph (:func:`item_graph_parts`), graph layers below 0,
+    and item graphs the model would not use (no item ID embedding, 0 layers). Builds the
+    model once on identity placeholder graphs (cheap: no graph is built or read)."""
+    from graphrec.nn import to_torch_sparse
+
+    schema = data if isinstance(data, CTRSchema) else ctr_schema(data)
+    eye = sp.identity(schema.n_items, dtype=np.float32, format="csr")
+    placeholders = [to_torch_sparse(eye) for _ in item_graph_parts(item_graph)]
+    build_ctr_model(name, schema, params, placeholders or None)
 
 
 # ---------------------------------------------------------------------- batches
@@ -597,6 +646,7 @@ def run_ctr(
         check_same_run(previous, out, record)  # type: ignore[arg-type]
         keeper = StateKeeper(load_resume_state(out, previous))  # type: ignore[arg-type]
     provenance = _provenance(command, previous, keeper)
+    check_ctr_model(data, model_name, params, item_graph)  # before the graphs are built
     seed_everything(config.seed)
     t0 = time.perf_counter()
     graphs, graph_records = resolve_item_graphs(data, item_graph, progress=False, **graph_options)

@@ -141,6 +141,18 @@ def test_samples_record_their_source_as_an_absolute_path(tmp_path, monkeypatch):
     assert f"(built from {tmp_path.resolve() / 'a'}, not from ../b" in res.output, res.output
 
 
+@pytest.mark.parametrize("options", [["--item-graph", "foo"], ["--modalities", "foo"],
+                                     ["--graph-layers", "-1", "--item-graph", "knn"],
+                                     ["--graph-layers", "0", "--item-graph", "cooccur"]])
+def test_model_options_are_checked_before_samples_are_stored(tmp_path, options):
+    _toy_source(30, tmp_path / "a")
+    res = runner.invoke(app, ["train", "din", "--data", str(tmp_path / "a"), "--samples", str(tmp_path / "s"),
+                              *options, "--epochs", "1", "--device", "cpu", "--quiet", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    assert res.output.startswith("error: ") and "samples saved" not in res.output, res.output
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
+
+
 def test_stored_graph_of_other_data_names_the_samples_dataset(samples, tmp_path):
     from graphrec.graphs import GraphSpec, build_item_graph, save_graph
 

@@ -8,12 +8,12 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from graphrec.errors import DataError
+from graphrec.errors import ConfigError, DataError
 from graphrec.graphs import GraphSpec, build_item_graph, save_graph
 from graphrec.models.ctr.base import ItemGraphPropagation
 from graphrec.models.ctr.testing import contract_ctr_data
 from graphrec.nn import to_torch_sparse
-from graphrec.train.ctr import CTRConfig, resolve_item_graphs, run_ctr
+from graphrec.train.ctr import CTRConfig, build_ctr_model, check_ctr_model, resolve_item_graphs, run_ctr
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,23 @@ def test_enriched_run_records_graphs(data):
     assert rec["item_graph"]["spec"] == "both" and len(rec["item_graph"]["graphs"]) == 2
     assert "graph_weight_0" in rec["history"][-1]["model"]
     assert model.item_enc.ids.propagation is not None
+
+
+def test_item_graphs_without_effect_are_refused(data):
+    # a graph the model would record but never use: one line naming the fix
+    with pytest.raises(ConfigError, match="marn with --modalities image has no item ID embedding to enrich: drop "
+                                          "--item-graph or add id to --modalities"):
+        check_ctr_model(data, "marn", {"modalities": ["image"], "adversarial": "none"}, "both")
+    with pytest.raises(ConfigError, match="--graph-layers 0 propagates nothing over the item graph: drop --item-graph"):
+        check_ctr_model(data, "gmmf", {"graph_layers": 0}, "both")
+    graphs, _ = resolve_item_graphs(data, "cooccur")
+    with pytest.raises(ConfigError, match="marn with --modalities image has no item ID embedding"):
+        build_ctr_model("marn", data, {"modalities": ["image"], "adversarial": "none"}, graphs)  # the builder too
+    with pytest.raises(ConfigError, match="--item-graph 'nowhere' is neither"):
+        check_ctr_model(data, "din", {}, "nowhere")
+    with pytest.raises(ConfigError, match=r"graph layers \(--graph-layers\) must be >= 0, got -1"):
+        check_ctr_model(data, "din", {"graph_layers": -1}, "knn")
+    # what uses the graph passes, and so does no graph at all
+    check_ctr_model(data, "marn", {"modalities": ["id", "image"]}, "both")
+    check_ctr_model(data, "gmmf", {"graph_layers": 1}, "knn")
+    check_ctr_model(data, "marn", {"modalities": ["image"], "adversarial": "none"}, "none")

@@ -212,7 +212,7 @@ class ItemGraphPropagation(nn.Module):
         if not graphs:
             raise ConfigError("graph enrichment needs at least one item graph")
         if num_layers < 0:
-            raise ConfigError(f"graph layers must be >= 0, got {num_layers}")
+            raise ConfigError(f"graph layers (--graph-layers) must be >= 0, got {num_layers}")
         n = graphs[0].shape[0]
         for k, g in enumerate(graphs):
             if not isinstance(g, Tensor) or g.layout not in (torch.sparse_csr, torch.sparse_coo):

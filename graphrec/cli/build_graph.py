@@ -17,7 +17,7 @@ import typer
 
 from graphrec._atomic import check_output, check_output_folder
 from graphrec import distributed
-from graphrec.cli._common import ARGV, resolve_device, user_errors
+from graphrec.cli._common import ARGV, resolve_device, set_threads, user_errors
 from graphrec.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
@@ -105,6 +105,8 @@ def build_graph(
     cold_protocol: Optional[str] = typer.Option(None, help="Cold-start protocol: papers (cold items only in valid/test) or hidden (their training interactions removed) [papers]."),
     seed: Optional[int] = typer.Option(None, help="Seed of the cold-start items [0]."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N (kNN search)."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: torch's choice); recorded. A graph "
+                                          "equals one built in a run bit for bit only at the same thread count."),
     out: Optional[Path] = typer.Option(None, help="Output folder [graphs/DATASET]; one subfolder per graph."),
     overwrite: bool = typer.Option(False, help="Replace graphs that exist."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
@@ -146,6 +148,7 @@ def build_graph(
     if opts["kind"] not in ("knn", "cooccur", "both", "user-cooccur"):
         raise ConfigError(f"--kind {opts['kind']!r} is not one of knn, cooccur, both, user-cooccur")
     dev = resolve_device(device)
+    set_threads(threads)
     distributed.check_nproc(nproc)
     kinds = ["knn", "cooccur"] if opts["kind"] == "both" else [opts["kind"]]
     from graphrec.graphs.store import RECORD_FILE
@@ -184,6 +187,8 @@ def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], de
     from graphrec.graphs.stats import coconsumption_rate, degree_stats, overlap, random_pair_overlap
     from graphrec.graphs.store import save_graph
 
+    import torch
+
     from graphrec.cli.sources import load_source
 
     main = shard is None or shard.is_main
@@ -213,6 +218,7 @@ def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], de
         )
         res = build_item_graph(ds, spec, device=dev, progress=not quiet and main, shard=shard)
         res.record.options["source"] = source
+        res.record.options["threads"] = torch.get_num_threads()  # float sums depend on it (docs/graphs.md)
         if recipe is not None:  # a stale graph's rebuild command starts from it
             res.record.options["recipe"] = str(recipe.resolve())
         built[kd] = res

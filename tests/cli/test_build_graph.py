@@ -41,6 +41,30 @@ def test_both_graphs_with_provenance(data_dir, tmp_path):
     assert np.allclose(co.toarray(), c / c.max(), atol=1e-6)
 
 
+@pytest.fixture
+def torch_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_threads_are_set_and_recorded(data_dir, tmp_path, torch_threads):
+    # the kNN float sums depend on torch's thread count: build-graph takes train's --threads
+    import torch
+
+    torch.set_num_threads(2)
+    res = run("build-graph", "--data", data_dir, "--kind", "knn", "--threads", 1, "--out", tmp_path / "g", "--quiet",
+              "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert torch.get_num_threads() == 1
+    assert load_graph(tmp_path / "g" / "knn")[1].options["threads"] == 1
+    res = run("build-graph", "--data", data_dir, "--kind", "knn", "--threads", 0, "--out", tmp_path / "h", "--quiet")
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "--threads must be at least 1, got 0" in res.output and not (tmp_path / "h").exists()
+
+
 def test_existing_output_is_refused_before_any_work(data_dir, tmp_path):
     out = tmp_path / "g"
     assert run("build-graph", "--data", data_dir, "--kind", "knn", "--out", out, "--quiet").exit_code == 0

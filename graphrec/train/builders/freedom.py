@@ -103,10 +103,12 @@ def freedom_modality_weights(
 
 
 def frozen_item_graph(
-    dataset: Dataset, weights: Mapping[str, float], k: int = 10, include_self: bool = False
+    dataset: Dataset, weights: Mapping[str, float], k: int = 10, include_self: bool = True
 ) -> sp.csr_matrix:
     """S = sum_m alpha_m D_m^-1/2 S_m D_m^-1/2 over the binary top-``k`` cosine graphs S_m
-    of the raw features (row sums D_m), as a float32 scipy CSR (n_items square)."""
+    of the raw features (row sums D_m), as a float32 scipy CSR (n_items square); each item
+    one of its own ``k`` neighbours unless ``include_self=False`` (FREEDOM's builder
+    default, as the reference's top-k of the full similarity matrix)."""
     total = None
     for m, w in weights.items():
         spec = GraphSpec(

@@ -46,7 +46,8 @@ GraphK = Annotated[int, typer.Option(help="Neighbours per item of the kNN graph.
 CooccurTopK = Annotated[int, typer.Option(help="Co-interactions kept per item (0: all).")]
 GraphLayers = Annotated[int, typer.Option(help="Propagation layers on the item graph.")]
 Epochs = Annotated[int, typer.Option(help="Maximum number of epochs.")]
-Lr = Annotated[float, typer.Option(help="Adam learning rate.")]
+Lr = Annotated[float, typer.Option(help="Learning rate of the optimiser (--optimizer).")]
+Optimizer = Annotated[str, typer.Option(help="Backbone optimiser: adam, or adagrad (MARN's paper: AdaGrad, --lr 0.1 --batch-size 32).")]
 BatchSize = Annotated[int, typer.Option(help="Samples per step.")]
 Patience = Annotated[int, typer.Option(help="Stop after this many epochs without a better validation AUC.")]
 Seed = Annotated[int, typer.Option(help="Seed of initialisation, shuffling and the cold-start items.")]
@@ -59,8 +60,8 @@ Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 COMMON = (
     "task", "max_history", "sample_seed", "samples", "item_graph", "graph_k", "cooccur_top_k", "graph_layers",
-    "epochs", "lr", "batch_size", "patience", "seed", "device", "out", "overwrite", "resume", "threads", "quiet",
-    "cold_start",
+    "epochs", "lr", "optimizer", "batch_size", "patience", "seed", "device", "out", "overwrite", "resume", "threads",
+    "quiet", "cold_start",
 )
 
 
@@ -203,8 +204,8 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     if not 0.0 <= common["cold_start"] < 1.0:
         raise ConfigError(f"--cold-start must be in [0, 1), got {common['cold_start']}")
     config = CTRConfig(
-        epochs=common["epochs"], lr=common["lr"], batch_size=common["batch_size"], patience=common["patience"],
-        seed=common["seed"], progress=not common["quiet"], **(train_options or {}),
+        epochs=common["epochs"], lr=common["lr"], optimizer=common["optimizer"], batch_size=common["batch_size"],
+        patience=common["patience"], seed=common["seed"], progress=not common["quiet"], **(train_options or {}),
     )
     item_graph = common["item_graph"]
     if item_graph != "none":
@@ -230,13 +231,13 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
 COMMON_DEFAULTS: dict[str, Any] = {
     "task": "ctr", "max_history": None, "sample_seed": None, "samples": None, "cold_start": 0.0,
     "item_graph": "none", "graph_k": 10, "cooccur_top_k": 20, "graph_layers": 2,
-    "epochs": 30, "lr": 1e-3, "batch_size": 256, "patience": 3, "seed": 0,
+    "epochs": 30, "lr": 1e-3, "optimizer": "adam", "batch_size": 256, "patience": 3, "seed": 0,
     "device": "auto", "out": None, "overwrite": False, "resume": False, "threads": None, "quiet": False,
 }
 COMMON_TYPES: dict[str, Any] = {
     "task": Task, "max_history": MaxHistory, "sample_seed": SampleSeed, "samples": Samples, "cold_start": ColdStart,
     "item_graph": ItemGraph, "graph_k": GraphK, "cooccur_top_k": CooccurTopK, "graph_layers": GraphLayers,
-    "epochs": Epochs, "lr": Lr, "batch_size": BatchSize, "patience": Patience, "seed": Seed,
+    "epochs": Epochs, "lr": Lr, "optimizer": Optimizer, "batch_size": BatchSize, "patience": Patience, "seed": Seed,
     "device": Device, "out": Out, "overwrite": Overwrite, "resume": Resume, "threads": Threads, "quiet": Quiet,
 }
 

@@ -78,6 +78,8 @@ __all__ = [
 
 ATTENTION_FILE = "attention.npz"
 GRAPH_CHOICES = ("none", "knn", "cooccur", "both")
+#: the backbone optimisers of :class:`CTRConfig` (GMMF's paper: Adam; MARN's: AdaGrad)
+OPTIMIZERS = ("adam", "adagrad")
 
 
 @dataclass
@@ -87,8 +89,11 @@ class CTRConfig:
     Attributes:
         epochs: maximum number of epochs.
         batch_size: samples per step.
-        lr: Adam learning rate of the backbone.
-        weight_decay: Adam weight decay.
+        lr: learning rate of the backbone's optimiser.
+        weight_decay: the backbone optimiser's weight decay (L2).
+        optimizer: the backbone's optimiser, ``"adam"`` (default) or ``"adagrad"``
+            (MARN's paper: AdaGrad, lr 0.1, batches of 32); the GAN's two are Adam
+            (``gan_lr``) either way.
         patience: stop after this many epochs without a better validation AUC.
         seed: seeds initialisation and shuffling.
         gan_start_epoch: K of GMMF's Algorithm 1: the GAN is trained in epochs > K.
@@ -104,6 +109,7 @@ class CTRConfig:
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.0
+    optimizer: str = "adam"
     patience: int = 3
     seed: int = 0
     gan_start_epoch: int = 1
@@ -122,6 +128,8 @@ class CTRConfig:
                 raise ConfigError(f"{name} must be positive and finite (e.g. 0.001), got {getattr(self, name)}")
         if self.gan_start_epoch < 0:
             raise ConfigError(f"gan_start_epoch must be >= 0, got {self.gan_start_epoch}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)} (--optimizer)")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "CTRConfig":
@@ -408,7 +416,10 @@ def fit_ctr(
         opt_g = adam(g_params, lr=config.gan_lr)
         opt_d = adam(d_params, lr=config.gan_lr)
     backbone = [p for p in model.parameters() if id(p) not in gan_ids]
-    opt = adam(backbone, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adagrad":
+        opt = torch.optim.Adagrad(backbone, lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        opt = adam(backbone, lr=config.lr, weight_decay=config.weight_decay)
 
     best_score, best_epoch, best_state, best_valid = -np.inf, 0, None, {}
     history: list[dict[str, Any]] = []

@@ -172,3 +172,32 @@ def test_stored_graph_of_other_data_names_the_samples_dataset(samples, tmp_path)
 
     with pytest.raises(DataError, match="store the samples with --samples DIR, then `graphrec build-graph --data DIR/dataset"):
         resolve_item_graphs(data, str(tmp_path / "stale"))
+
+
+def test_optimizer_adagrad_trains_the_backbone_and_is_recorded(samples, tmp_path, monkeypatch):
+    """--optimizer adagrad (MARN's paper) replaces the backbone's Adam; GMMF's GAN keeps
+    its two Adam optimisers (gan_lr)."""
+    import torch
+
+    made = []
+
+    class Spy(torch.optim.Adagrad):
+        def __init__(self, params, **kw):
+            params = list(params)
+            made.append((len(params), kw))
+            super().__init__(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "Adagrad", Spy)
+    args = ["train", "gmmf", "--data", str(samples), "--epochs", "1", "--gan-start-epoch", "0", "--device", "cpu",
+            "--lr", "0.1", "--quiet"]
+    res = runner.invoke(app, [*args, "--optimizer", "adagrad", "--out", str(tmp_path / "ada")])
+    assert res.exit_code == 0, res.output
+    assert len(made) == 1 and made[0][1]["lr"] == 0.1  # one: the backbone's
+    rec = load_record(tmp_path / "ada")
+    assert rec["train_config"]["optimizer"] == "adagrad"
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "adam")])
+    assert res.exit_code == 0 and len(made) == 1  # the default is Adam
+    assert load_record(tmp_path / "adam")["test"]["auc"] != rec["test"]["auc"]
+    res = runner.invoke(app, [*args, "--optimizer", "sgd", "--out", str(tmp_path / "sgd")])
+    assert res.exit_code == 1 and "optimizer 'sgd' is not one of adam, adagrad (--optimizer)" in res.output
+    assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "sgd").exists()

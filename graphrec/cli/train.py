@@ -241,7 +241,7 @@ def _check_before_ranks(model_name: str, model_overrides: dict[str, Any], data: 
     from graphrec.data import Dataset
     from graphrec.train.record import load_record
     from graphrec.train.registry import get_model, model_params
-    from graphrec.train.run import cold_start_transforms, prepare_dataset, run_identity
+    from graphrec.train.run import cold_start_transforms, identity_defaults, prepare_dataset, run_identity
     from graphrec.train.state import check_same_run
 
     ds = Dataset.load(data)
@@ -254,7 +254,8 @@ def _check_before_ranks(model_name: str, model_overrides: dict[str, Any], data: 
     if entry.check is not None:
         entry.check(ds, params)
     if resume and out is not None:
-        check_same_run(load_record(out), out, run_identity(model_name, params, config, ds, transforms))
+        check_same_run(load_record(out), out, run_identity(model_name, params, config, ds, transforms),
+                       identity_defaults(model_name))
 
 
 @contextlib.contextmanager

@@ -654,7 +654,10 @@ def run_ctr(
     }
     keeper = None if out is None else StateKeeper()
     if previous is not None:
-        check_same_run(previous, out, record)  # type: ignore[arg-type]
+        from graphrec.train.registry import get_model
+
+        defaults = {**get_model(model_name, "ctr").defaults, **CTRConfig().to_dict()}  # options newer than the record
+        check_same_run(previous, out, record, defaults)  # type: ignore[arg-type]
         keeper = StateKeeper(load_resume_state(out, previous))  # type: ignore[arg-type]
     provenance = _provenance(command, previous, keeper)
     check_ctr_model(data, model_name, params, item_graph)  # before the graphs are built

@@ -28,6 +28,7 @@ from graphrec.models import Recommender
 from graphrec.nn import to_scipy_csr
 from graphrec.train.builders import build_model, content_modalities, model_params
 from graphrec.train.config import TrainConfig, check_config
+from graphrec.train.registry import get_model
 from graphrec.train.fit import FitResult, evaluate_model, fit, seed_everything
 from graphrec.train.record import (
     RECORD,
@@ -155,7 +156,8 @@ def run_training(
     params = model_params(model_name, model_overrides)
     keeper = None if out is None else StateKeeper()
     if previous is not None:
-        check_same_run(previous, out, {**run_identity(model_name, params, config, dataset, transforms), **_processes()})
+        check_same_run(previous, out, {**run_identity(model_name, params, config, dataset, transforms), **_processes()},
+                       identity_defaults(model_name))
         keeper = StateKeeper(load_resume_state(out, previous))
     provenance = _provenance(command, previous, keeper)
     source_state()  # the record's commit (a git call) is asked now, not while a Ctrl-C is being handled
@@ -197,6 +199,12 @@ def resolved_params(params: Mapping[str, Any], model: Recommender) -> dict[str, 
         if isinstance(got, (bool, int, float, str)):
             out[name] = got
     return out
+
+
+def identity_defaults(model_name: str) -> dict[str, Any]:
+    """``model_name``'s hyper-parameters and the training options at their defaults: what
+    :func:`~graphrec.train.state.check_same_run` assumes for names an older record lacks."""
+    return {**get_model(model_name, "ranking").defaults, **TrainConfig().to_dict()}
 
 
 def run_identity(model_name: str, params: Mapping[str, Any], config: TrainConfig, dataset: Dataset,

@@ -397,12 +397,16 @@ def check_finished(record: Mapping[str, Any], run_dir: str | Path) -> None:
     )
 
 
-def check_same_run(previous: Mapping[str, Any], out: str | Path, run: Mapping[str, Any]) -> None:
+def check_same_run(previous: Mapping[str, Any], out: str | Path, run: Mapping[str, Any],
+                   defaults: Mapping[str, Any] | None = None) -> None:
     """A one-line error unless ``run`` (``model``, ``model_params``, ``train_config``,
     ``dataset``'s ``fingerprint`` and ``transforms``, as in a record; for a CTR run,
     ``"task": "ctr"``, ``dataset``'s ``samples_fingerprint`` and ``dataset_fingerprint``
     and ``item_graph``'s ``spec`` and ``options``) trains what the interrupted run
-    ``previous`` trained."""
+    ``previous`` trained. ``defaults`` (the model's hyper-parameters and the training
+    options at their defaults): a name the interrupted run's record lacks, an option added
+    to graphrec since it was written, counts as its default there, so such a run resumes
+    after an upgrade unless the option is set to something else."""
     def plain(value: Any) -> Any:  # as read back from JSON
         return json.loads(json.dumps(value, default=_jsonable)) or {}
 
@@ -422,6 +426,7 @@ def check_same_run(previous: Mapping[str, Any], out: str | Path, run: Mapping[st
         return found
 
     now, then = options(run), options(previous)
+    then.update({k: v for k, v in plain(dict(defaults or {})).items() if k in now and k not in then})
     for name in [*now, *(k for k in then if k not in now)]:
         if now.get(name, "<unset>") != then.get(name, "<unset>"):
             cmd = recorded_resume_command(previous, out)

@@ -222,6 +222,29 @@ def test_what_cannot_be_resumed(ds, data_dir, uninterrupted, tmp_path, monkeypat
     _same_numbers(uninterrupted["lightgcn"], record)
 
 
+def test_a_run_interrupted_before_an_option_existed_resumes_at_its_default(ds, data_dir, uninterrupted, tmp_path,
+                                                                           monkeypatch):
+    """A record written before a training option or hyper-parameter was added lacks it:
+    the run resumes when the option is at its default, and not with another value."""
+    import json
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        Interrupt(m, LightGCN, 3, "start")
+        with pytest.raises(RunInterrupted):
+            run_training(ds, "lightgcn", PARAMS["lightgcn"], TrainConfig(**CONFIG), out=out, data_path=data_dir)
+    record = json.loads((out / "record.json").read_text())
+    # as an older graphrec wrote it (the checkpoint binding holds the hyper-parameters too)
+    del record["train_config"]["negatives"], record["model_params"]["cold_path"]
+    del record["checkpoint"]["model_params"]["cold_path"]
+    (out / "record.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="--resume: negatives is 'warm' here but 'all' in the interrupted run"):
+        run_training(ds, "lightgcn", PARAMS["lightgcn"], TrainConfig(**dict(CONFIG, negatives="warm")), out=out,
+                     resume=True)
+    resumed, _ = run_training(ds, "lightgcn", PARAMS["lightgcn"], TrainConfig(**CONFIG), out=out, resume=True)
+    _same_numbers(uninterrupted["lightgcn"], resumed)
+
+
 @pytest.fixture()
 def terminal_sigint():
     """SIGINT handled as in a terminal, whatever the test runner inherited (a background

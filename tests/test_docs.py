@@ -42,3 +42,13 @@ def test_adding_a_model_builder_example_registers():
         assert set(entry.search_space) == {"lr", "dropout", "num_layers", "embedding_dim"}
     finally:
         registry._REGISTRY["freedom"] = real
+
+
+def test_no_reference_to_files_the_repository_does_not_have():
+    """Pages and modules cited a DESIGN.md and papers 'in shared/papers', neither of which
+    is in the repository: papers are cited by title, venue or arXiv id instead."""
+    files = [REPO / "README.md", *(REPO / "docs").rglob("*.md"), *(REPO / "graphrec").rglob("*.py"),
+             *(REPO / "experiments").rglob("*.py"), *(REPO / "experiments").rglob("*.md")]
+    for f in files:
+        found = re.findall(r"DESIGN\.md|shared/papers", f.read_text())
+        assert not found, (f.relative_to(REPO), found)

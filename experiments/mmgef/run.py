@@ -1,4 +1,4 @@
-"""MM-GEF's Tables 1-3 (paper 002) on real data: methods and ablations, modalities,
+"""MM-GEF's Tables 1-3 (arXiv:2308.07222) on real data: methods and ablations, modalities,
 cold start; several seeds, both evaluation protocols.
 
     python experiments/mmgef/run.py --dataset scientific --tables 1,2,3 --seeds 0,1,2,3,4
@@ -158,7 +158,7 @@ def configs(dataset: str) -> list[Config]:
 
 #: the models whose orderings the paper claims (MM-GEF > LATTICE > LightGCN), tuned in table 7
 GRID_MODELS = ("LightGCN", "LATTICE", "MM-GEF", "MM-GEF fixed")
-#: MM-GEF's search space (paper 002, section 4.2)
+#: MM-GEF's search space (its section 4.2)
 GRID = {"batch_size": (512, 1024, 2048, 4096), "lr": (1e-2, 1e-3, 1e-4)}
 
 

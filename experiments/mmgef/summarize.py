@@ -2,7 +2,7 @@
 
     python experiments/mmgef/summarize.py [RESULTS_DIR] > experiments/mmgef/results/summary.md
 
-The paper's numbers (MM-GEF, paper 002, Amazon Baby columns of Tables 1-3, in %) and
+The paper's numbers (MM-GEF, arXiv:2308.07222, Amazon Baby columns of Tables 1-3, in %) and
 MMRec's reference runs on the same files (issue 4) are printed beside ours for
 orientation only: other data, other splits.
 """

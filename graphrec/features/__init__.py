@@ -1,6 +1,6 @@
 """Item content features from raw catalogues: CLIP image and text embeddings.
 
-MM-GEF's early fusion (paper 002, section 3.1) starts from CLIP image and text vectors of
+MM-GEF's early fusion (arXiv:2308.07222, section 3.1) starts from CLIP image and text vectors of
 every item. This package produces them from a folder of item images and a table of
 titles/descriptions, aligned with a :class:`graphrec.data.Dataset`'s item order:
 

@@ -1,4 +1,4 @@
-"""The co-interaction item graph of MM-GEF (paper 002, eq. 3-4), blocked and prunable.
+"""The co-interaction item graph of MM-GEF (arXiv:2308.07222, eq. 3-4), blocked and prunable.
 
 For the binarised TRAINING matrix R (n_users x n_items, R_ui = 1 when user u consumed
 item i in the training split):

@@ -1,4 +1,4 @@
-"""Early fusion of item content features (MM-GEF, paper 002, section 3.1).
+"""Early fusion of item content features (MM-GEF, arXiv:2308.07222, section 3.1).
 
 MM-GEF averages the CLIP image and text vectors of an item before anything else is
 learned ("early fusion"). With M the chosen modalities and x_{i,m} the raw vector of

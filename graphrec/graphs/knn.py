@@ -2,7 +2,7 @@
 
 For item features X (n x d), rows are L2-normalised, x̂_i = x_i / ||x_i||, and
 
-    M_ij = cos(x_i, x_j) = <x̂_i, x̂_j>                                  (paper 002, eq. 1)
+    M_ij = cos(x_i, x_j) = <x̂_i, x̂_j>                                  (MM-GEF, eq. 1)
     A_ij = M_ij  if j is among the k largest M_ij, j != i, of row i     (eq. 2)
            0     otherwise
 

@@ -1,5 +1,5 @@
 r"""LATTICE: "Mining Latent Structures for Multimedia Recommendation" (Zhang, Zhu, Liu,
-Wu, Wang, Wang; ACM MM 2021). MM-GEF's main baseline (paper 002, Tables 1-3).
+Wu, Wang, Wang; ACM MM 2021). MM-GEF's main baseline (MM-GEF's Tables 1-3).
 
 For every content view m (LATTICE: every modality, raw item features :math:`X_m`;
 MM-GEF: the one early-fused feature) LATTICE keeps two item graphs.

@@ -1,5 +1,5 @@
 r"""MM-GEF: "MM-GEF: Multi-modal representation meet collaborative filtering" (Wu,
-Ariza-Casabona, Twardowski, Wijaya; paper 002 in ``shared/papers``).
+Ariza-Casabona, Twardowski, Wijaya; arXiv:2308.07222, 2023).
 
 MM-GEF puts an item-item branch beside LightGCN, built on LATTICE (section 3.2:
 "Following [21]", the LATTICE paper; section 3.5: "we follow [21] and combine them
@@ -64,7 +64,7 @@ Reading of the ambiguous points (documented in ``docs/models/mmgef.md``):
   gain of CLIP features. Hence ``structure="learned"``; "w/o CF+Att" (``use_cf_graph=False``)
   is exactly LATTICE on the fused feature (tested), "w/o Att" (``attention=False``) is
   LATTICE with CF at fixed equal weights.
-* eq. 5 gives no form for SoftAttn; DESIGN.md asks for one softmax weight per graph.
+* eq. 5 gives no form for SoftAttn; we use one softmax weight per graph.
   Each graph is normalised before the merge (LATTICE normalises its graphs), which makes
   the weights comparable and keeps propagation linear in them.
 * "w/o CF" vs "w/o CF+Att": with only the content structure the softmax over one graph is

@@ -7,7 +7,7 @@ Forward the identity, backward the gradient times :math:`-\lambda`:
 
 so a discriminator placed after :math:`R_\lambda` minimises its loss while the layers
 before it receive the negated, scaled gradient and learn to confuse it (MARN's
-modality-invariant discriminator, paper 001).
+modality-invariant discriminator, Li et al., WWW 2020, arXiv:2003.07162).
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 r"""GMMF: "From Abstract to Details: A Generative Multimodal Fusion Framework for
-Recommendation" (Xiao, Deng, Chen, Ji, Yang, Ding, Long; MM'22; paper 000 in
-``shared/papers``), layered on graphrec's graph-enriched item ID encoder.
+Recommendation" (Xiao, Deng, Chen, Ji, Yang, Ding, Long; ACM MM 2022), layered on graphrec's graph-enriched item ID encoder.
 
 Each item is a tuple :math:`(E, I_V, I_T)`: the item ID embedding :math:`E` (with the
 side-field embeddings, e.g. genres, appended; propagated over the item graph when

@@ -1,5 +1,5 @@
 r"""MARN: "Adversarial Multimodal Representation Learning for Click-Through Rate
-Prediction" (Li, Wang, Tan, Zeng, Ou, Zheng; WWW'20; paper 001 in ``shared/papers``),
+Prediction" (Li, Wang, Tan, Zeng, Ou, Zheng; WWW'20; arXiv:2003.07162),
 layered on graphrec's graph-enriched item ID encoder.
 
 Modalities :math:`m = 1..M`: ``id`` (the item ID embedding, graph-enriched when

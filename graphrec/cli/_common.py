@@ -6,7 +6,7 @@ import contextlib
 import functools
 import os
 import warnings
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Annotated, Any, Callable, Iterable, Iterator, Mapping, Optional, TypeVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -135,6 +135,10 @@ def resolve_device(device: str) -> str:
     from graphrec._device import resolve_device as resolve
 
     return str(resolve(device, option="--device"))
+
+
+#: the ``--threads`` option of every command that runs torch on the CPU (see :func:`set_threads`)
+Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
 
 
 def set_threads(threads: int | None) -> None:

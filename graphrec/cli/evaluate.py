@@ -8,11 +8,19 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
-from graphrec.cli._common import metric_table, ordered_metric_keys, resolve_device, user_errors, warnings_as_lines
+from graphrec.cli._common import (
+    Threads,
+    metric_table,
+    ordered_metric_keys,
+    resolve_device,
+    set_threads,
+    user_errors,
+    warnings_as_lines,
+)
 
 
 @user_errors
@@ -21,6 +29,8 @@ def evaluate(
     data: Optional[Path] = typer.Option(None, help="Dataset directory (default: the one in the run record)."),
     protocol: Optional[str] = typer.Option(None, help="recbole or mmrec (default: the run's)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
+    threads: Threads = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Re-evaluate a saved run on its dataset (valid and test).
 
@@ -28,8 +38,9 @@ def evaluate(
     """
     from graphrec.train import reevaluate
 
+    set_threads(threads)
     with warnings_as_lines():  # e.g. a run too old to have its checkpoint hash
-        res = reevaluate(run_dir, device=resolve_device(device), data_path=data, protocol=protocol, progress=True)
+        res = reevaluate(run_dir, device=resolve_device(device), data_path=data, protocol=protocol, progress=not quiet)
     cols = {}
     for split, groups in res.items():
         for group, metrics in groups.items():

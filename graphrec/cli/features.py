@@ -19,7 +19,7 @@ from typing import Any, Optional
 import typer
 
 from graphrec._atomic import check_output, check_output_folder
-from graphrec.cli._common import resolve_device, set_threads, user_errors
+from graphrec.cli._common import Threads, resolve_device, set_threads, user_errors
 from graphrec.errors import ConfigError, DataError
 
 _RANDOM = ("none", "random")
@@ -60,7 +60,7 @@ def features(
     workers: Optional[int] = typer.Option(None, help="Image decoding threads [min(8, CPUs)]."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     precision: str = typer.Option("auto", help="auto (mixed precision on CUDA), fp32, amp."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads of torch."),
+    threads: Threads = None,
     out: Optional[Path] = typer.Option(None, help="Dataset directory to write [--data, updated in place]."),
     work_dir: Optional[Path] = typer.Option(None, help="Folder of resumable chunks [.<out>.features-work beside the output]."),
     fuse: bool = typer.Option(False, "--fuse", help="Also store the early-fused vector as modality 'fused'."),

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from graphrec.cli._common import resolve_device, set_threads, user_errors, warnings_as_lines
+from graphrec.cli._common import Threads, resolve_device, set_threads, user_errors, warnings_as_lines
 from graphrec.errors import ConfigError
 
 
@@ -63,7 +63,7 @@ def recommend(
     ] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Users scored per batch.")] = 1024,
-    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
+    threads: Threads = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:

@@ -26,6 +26,7 @@ from graphrec.cli._common import (
     metric_table,
     ordered_metric_keys,
     resolve_device,
+    Threads,
     set_threads,
     user_errors,
 )
@@ -68,7 +69,6 @@ ColdProtocol = Annotated[
     ),
 ]
 Negatives = Annotated[str, typer.Option(help="BPR negatives: all (cold items included, as LATTICE's reference) or warm (never a cold item).")]
-Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 Nproc = Annotated[
     int,

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from graphrec.cli._common import metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
+from graphrec.cli._common import Threads, metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
 from graphrec.cli.train import ColdProtocol, ColdStart, Negatives, SelectOn
 
 
@@ -64,7 +64,7 @@ def tune(
         Optional[Path], typer.Option(help="Write TensorBoard scalars here, one run per trial (needs tensorboard).")
     ] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
+    threads: Threads = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No line per trial.")] = False,
 ) -> None:
     """Search a model's hyper-parameters with Optuna, selecting on validation only.

@@ -89,6 +89,28 @@ def test_train_then_evaluate_reproduces_the_test_metrics(data_dir, tmp_path):
     assert f"{record['test']['all']['recall@20']:.4f}" in line
 
 
+def test_evaluate_takes_threads_and_quiet(data_dir, tmp_path):
+    """evaluate always drew its progress bars and ran on torch's thread count; it takes
+    --quiet and --threads as train, tune and recommend do (same helper, same checks)."""
+    import torch
+
+    out = tmp_path / "run"
+    assert run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--dim", "8",
+               "--device", "cpu", "--out", out, "--quiet").exit_code == 0
+    loud = run("evaluate", out, "--device", "cpu")
+    assert loud.exit_code == 0 and "evaluate valid" in loud.output
+    before = torch.get_num_threads()
+    try:
+        quiet = run("evaluate", out, "--device", "cpu", "--quiet", "--threads", "1")
+        assert quiet.exit_code == 0, quiet.output
+        assert "evaluate valid" not in quiet.output and "recall@20" in quiet.output
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    bad = run("evaluate", out, "--device", "cpu", "--threads", "0")
+    assert bad.exit_code == 1 and bad.output.strip() == "error: --threads must be at least 1, got 0: omit it for torch's choice"
+
+
 def test_train_with_cold_start_reports_warm_and_cold(data_dir, tmp_path):
     """The hidden protocol keeps warm items in valid/test: three groups are reported."""
     res = run("train", "lightgcn", "--data", data_dir, "--epochs", "2", "--dim", "8", "--cold-start", "0.2",

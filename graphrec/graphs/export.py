@@ -56,6 +56,19 @@ def user_attributes(dataset: "Dataset") -> dict[str, np.ndarray]:
     }
 
 
+def _matrix(graph: Any) -> sp.csr_matrix:
+    """``graph`` as CSR; a one-line error for a stored graph's folder or ``load_graph``'s
+    pair, which name a graph without being one."""
+    if isinstance(graph, (str, os.PathLike)):
+        raise DataError(
+            f"got the path {str(graph)!r}, not a matrix: load a stored graph first, "
+            "matrix, record = graphrec.graphs.store.load_graph(path)"
+        )
+    if isinstance(graph, tuple) and len(graph) == 2 and sp.issparse(graph[0]):
+        raise DataError("got load_graph's (matrix, record) pair: pass its matrix, matrix, record = load_graph(path)")
+    return sp.csr_matrix(graph)
+
+
 def to_networkx(
     graph: sp.spmatrix, dataset: "Dataset | None" = None, directed: bool | None = None, nodes: str = "items"
 ) -> "nx.Graph":
@@ -71,7 +84,7 @@ def to_networkx(
 
     if nodes not in ("items", "users"):
         raise DataError(f"nodes must be items or users, got {nodes!r}")
-    g = sp.csr_matrix(graph)
+    g = _matrix(graph)
     if g.shape[0] != g.shape[1]:
         raise DataError(f"a graph must be square, got shape {g.shape}")
     if dataset is not None:
@@ -125,7 +138,7 @@ def plot_degree_distribution(graph: sp.spmatrix, path: str | os.PathLike, title:
         import matplotlib.pyplot as plt
     except ImportError:
         raise DataError("--plot needs matplotlib: pip install 'graphrec[plot]'") from None
-    g = sp.csr_matrix(graph)
+    g = _matrix(graph)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)

@@ -52,3 +52,21 @@ def test_directedness_does_not_depend_on_the_scale_of_the_weights():
     # float32 rounding of a mirrored weight is symmetric; a real difference is not
     assert not to_networkx(sp.csr_matrix(([1.0, 1.0000001], ([1, 0], [0, 1])), shape=(2, 2))).is_directed()
     assert to_networkx(sp.csr_matrix(([1.0, 1.1], ([1, 0], [0, 1])), shape=(2, 2))).is_directed()
+
+
+def test_a_path_or_load_graphs_pair_is_refused_in_one_line(tmp_path):
+    """to_networkx(path) failed in scipy ('no supported conversion for types'): a stored
+    graph's folder, or load_graph's (matrix, record) pair, gets a line naming the fix."""
+    import pytest
+
+    from graphrec.errors import DataError
+    from graphrec.graphs.store import GraphRecord
+
+    for path in (str(tmp_path), tmp_path):
+        with pytest.raises(DataError, match=r"not a matrix: load a stored graph first, .*load_graph\(path\)"):
+            to_networkx(path, tiny())
+        with pytest.raises(DataError, match="not a matrix"):
+            write_graphml(path, tmp_path / "g.graphml")
+    pair = (sp.csr_matrix((3, 3), dtype=np.float32), GraphRecord.__new__(GraphRecord))
+    with pytest.raises(DataError, match=r"load_graph's \(matrix, record\) pair: pass its matrix"):
+        to_networkx(pair)

@@ -23,7 +23,7 @@ The output folder ``OUT`` holds::
     trials/<n>/record.json       every trial's run record (validation only; "tune": state, value, params)
     trials/<n>/model.pt          the best validated weights of a completed trial
     trials/<n>/seed<s>/          the same, per seed, when each trial trains ``repeats`` > 1 seeds
-    trials.csv                   one row per trial: number, state, parameters, value (and each seed's)
+    trials.csv                   one row per trial: trial, state, parameters, valid_<metric> (and seed<s>)
     best/                        the best trial as a run directory (record.json with test metrics, model.pt)
     optimization_history.png     validation metric per trial, best so far
     param_importances.png        Optuna's parameter importances (PED-ANOVA)

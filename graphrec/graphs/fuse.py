@@ -77,8 +77,13 @@ class FusedFeatures:
         ``item_ids`` (e.g. ``dataset.item_ids``) names the first ``max_items`` items
         without content by their original ids instead of their indices.
         """
-        counts = ", ".join(f"{m} {int(self.present[m].sum())}/{self.n_items}" for m in self.modalities)
-        line = f"fused {' + '.join(self.modalities)} (dim {self.x.shape[1]}; present: {counts})"
+        dim = self.x.shape[1]
+        if len(self.modalities) == 1:  # nothing fused (and a stored "fused" modality would read "fused fused")
+            (m,) = self.modalities
+            line = f"{m!r} features (one modality; dim {dim}; present: {int(self.present[m].sum())}/{self.n_items})"
+        else:
+            counts = ", ".join(f"{m} {int(self.present[m].sum())}/{self.n_items}" for m in self.modalities)
+            line = f"fused {' + '.join(self.modalities)} (dim {dim}; present: {counts})"
         if self.n_missing_all:
             first = self.missing_all[:max_items]
             names = [repr(str(item_ids[i])) if item_ids is not None else str(int(i)) for i in first]
@@ -86,7 +91,7 @@ class FusedFeatures:
             what = "ids" if item_ids is not None else "indices"
             line += (
                 f"; {self.n_missing_all} {'item has' if self.n_missing_all == 1 else 'items have'} "
-                f"none of them ({what} {', '.join(names)}{more}): "
+                f"{'none' if len(self.modalities) == 1 else 'none of them'} ({what} {', '.join(names)}{more}): "
                 "they get a zero vector and no kNN neighbours"
             )
         return line

@@ -70,6 +70,19 @@ def test_describe_names_missing_items():
     assert many.n_missing_all == 9 and "..." in many.describe(max_items=3)
 
 
+def test_describe_of_one_modality_does_not_say_fused():
+    """One modality is not fused: the line named it after 'fused', and a stored early-fused
+    modality (graphrec features --fuse) read 'fused fused (dim 2; present: fused 2/3)'."""
+    import re
+
+    x = np.array([[1, 0], [0, 1], [0, 0]], np.float32)
+    line = fuse_features({"fused": x}).describe()
+    assert line.startswith("'fused' features (one modality; dim 2; present: 2/3)"), line
+    assert not re.search(r"\b(\w+) \1\b", line), line
+    assert "1 item has none (indices 2)" in line
+    assert fuse_features({"image": x, "text": x}).describe().startswith("fused image + text (dim 2; present: image 2/3, text 2/3)")
+
+
 def test_float64_and_scale_invariance():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((20, 4))

@@ -21,18 +21,19 @@ from graphrec.cli._common import user_errors
 CONFIG_KEYS = {"image": "vision_feature_file", "text": "text_feature_file"}
 
 
-def mmrec_config_lines(name: str, slots: Iterable[str]) -> list[str]:
+def mmrec_config_lines(name: str, slots: Iterable[str], timestamps: bool = True) -> list[str]:
     """MMRec's dataset config (``src/configs/dataset/{name}.yaml``) for an exported folder
     whose feature files are those of ``slots`` (``image``, ``text``). With one of the two
     written, the other key is set to ``''``: MMRec joins both keys into paths and skips
-    one that is no file, so ``''`` loads nothing and names no file that was not written."""
-    from graphrec.data.formats.mmrec import FEATURE_FILES
+    one that is no file, so ``''`` loads nothing and names no file that was not written.
+    ``TIME_FIELD`` is named only when the ``.inter`` file has a ``timestamp`` column."""
+    from graphrec.data.formats.mmrec import FEATURE_FILES, TIME_COL
 
     slots = set(slots)
     lines = [
         "USER_ID_FIELD: userID",
         "ITEM_ID_FIELD: itemID",
-        "TIME_FIELD: timestamp",
+        *([f"TIME_FIELD: {TIME_COL}"] if timestamps else []),
         "filter_out_cod_start_users: True",
         f"inter_file_name: '{name}.inter'",
     ]
@@ -72,7 +73,7 @@ def export_mmrec(
     Example: graphrec export-mmrec data/lfm2k mmrec_data/lfm2k
     """
     from graphrec.data import Dataset
-    from graphrec.data.formats.mmrec import FEATURE_FILES, mmrec_slots, write_mmrec
+    from graphrec.data.formats.mmrec import FEATURE_FILES, mmrec_slots, write_mmrec, writes_timestamps
 
     # --overwrite replaces an earlier export (it holds a .inter file), never another folder
     check_output(out, overwrite, option="OUT", marker="*.inter", what="folder written by export-mmrec")
@@ -108,7 +109,8 @@ def export_mmrec(
             f"note: the {len(ds.cold_items)} cold-start items are not marked in MMRec files "
             "(their training interactions are absent, as in the dataset)"
         )
-    if ds.timestamps is not None and not all(s in ds.timestamps for s in ds.splits):
+    with_ts = writes_timestamps(ds)
+    if ds.timestamps is not None and not with_ts:
         exact = False
         typer.echo("note: timestamps are not written (some splits have none)")
     in_train_u = np.diff(ds.train.indptr) > 0
@@ -130,5 +132,5 @@ def export_mmrec(
         back += " --unseen keep"
     typer.echo(f"read back{' (same fingerprint ' + ds.fingerprint()[:16] + ')' if exact else ''}: {back}")
     typer.echo(f"MMRec dataset config (src/configs/dataset/{name}.yaml; data_path: {out.resolve().parent}/):")
-    for line in mmrec_config_lines(name, slots):
+    for line in mmrec_config_lines(name, slots, timestamps=with_ts):
         typer.echo(f"  {line}")

@@ -198,3 +198,16 @@ def test_printed_config_names_only_the_feature_files_written(data_dir: Path, tmp
     config = res.output.split("MMRec dataset config", 1)[1]
     assert "  vision_feature_file: ''\n" in config and "  text_feature_file: 'text_feat.npy'\n" in config
     assert "image_feat.npy" not in config
+
+
+def test_printed_config_names_time_field_only_with_a_timestamp_column(data_dir: Path, tmp_path: Path) -> None:
+    """The printed config said TIME_FIELD: timestamp for a .inter file without that column."""
+    res = run("export-mmrec", data_dir, tmp_path / "with" / "synthetic")
+    assert res.exit_code == 0, res.output
+    assert "  TIME_FIELD: timestamp\n" in res.output.split("MMRec dataset config", 1)[1]
+    Dataset.load(data_dir).replace(timestamps=None).save(tmp_path / "nots")
+    out = tmp_path / "without" / "synthetic"
+    res = run("export-mmrec", tmp_path / "nots", out)
+    assert res.exit_code == 0, res.output
+    assert "timestamp" not in (out / "synthetic.inter").read_text().splitlines()[0]
+    assert "TIME_FIELD" not in res.output and "timestamps are not written" not in res.output

@@ -74,7 +74,7 @@ from graphrec.data.formats._common import (
 )
 from graphrec.errors import DataError
 
-__all__ = ["read_mmrec", "write_mmrec", "mmrec_slots", "FEATURE_FILES", "USER_MAP", "ITEM_MAP"]
+__all__ = ["read_mmrec", "write_mmrec", "writes_timestamps", "mmrec_slots", "FEATURE_FILES", "USER_MAP", "ITEM_MAP"]
 
 USER_COL = "userID"
 ITEM_COL = "itemID"
@@ -292,6 +292,12 @@ def _write_lines(path: Path, header: list[str], rows: list[str]) -> None:
             f.write("\n".join(rows) + "\n")
 
 
+def writes_timestamps(dataset: Dataset) -> bool:
+    """Whether :func:`write_mmrec` writes a ``timestamp`` column: when every split has
+    timestamps (a partial column would mix times and blanks)."""
+    return dataset.timestamps is not None and all(s in dataset.timestamps for s in SPLITS)
+
+
 def write_mmrec(
     dataset: Dataset,
     out_dir: PathLike,
@@ -373,7 +379,7 @@ def write_mmrec(
     item_cells = _check_ids(dataset.item_ids, "item")
 
     stamps = dataset.timestamps
-    with_ts = stamps is not None and all(s in stamps for s in SPLITS)
+    with_ts = writes_timestamps(dataset)
     header = [USER_COL, ITEM_COL, RATING_COL] + ([TIME_COL] if with_ts else []) + [LABEL_COL]
     rows: list[str] = []
     for label, s in enumerate(SPLITS):

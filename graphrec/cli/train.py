@@ -88,6 +88,14 @@ COMMON_OPTIONS = (
     "quiet", "tensorboard",
 )
 
+#: the shared options that only training uses: hidden from the --help of a model without
+#: parameters (cb), still accepted (the commands of graphrec 0.1 had them); given, they
+#: get a note that they have no effect (--resume and --nproc still act: not noted)
+UNTRAINED_OPTIONS: dict[str, type] = {
+    "epochs": int, "lr": float, "lr_decay": float, "lr_decay_every": int, "batch_size": int, "patience": int,
+    "eval_every": int, "resume": bool, "nproc": int, "negatives": str,
+}
+
 
 def _common_options(values: dict[str, Any]) -> dict[str, Any]:
     """The shared training options among a command's arguments."""
@@ -122,6 +130,7 @@ def train_command(
     resume: bool = False,
     command: Optional[str] = None,
     nproc: int = 1,
+    untrained: tuple[str, ...] = (),
 ) -> dict[str, Any] | None:
     """What every `graphrec train MODEL` does; returns the run record.
 
@@ -133,6 +142,9 @@ def train_command(
     ``nproc`` > 1 checks the options and outputs, then runs the same command line as
     ``nproc`` ranks (:func:`graphrec.distributed.launch`) and exits with their status
     (None is returned only by a rank, other than 0, of a process group).
+
+    ``untrained`` names the training options given to a model without parameters (a note
+    says they have no effect).
     """
     from graphrec import distributed
     from graphrec.data import Dataset
@@ -188,7 +200,7 @@ def train_command(
         dev = f"cuda:{shard.local_rank}"
     main = shard is None or shard.is_main
     if main:
-        for line in _without_effect(model_overrides, cold_start, cold_protocol, negatives):
+        for line in _without_effect(model_name, model_overrides, cold_start, cold_protocol, negatives, untrained):
             typer.echo(f"note: {line}", err=True)
     ds = Dataset.load(data)
     transforms = {}
@@ -215,16 +227,19 @@ def train_command(
     return record
 
 
-def _without_effect(model_overrides: dict[str, Any], cold_start: float, cold_protocol: str,
-                    negatives: str) -> list[str]:
+def _without_effect(model_name: str, model_overrides: dict[str, Any], cold_start: float, cold_protocol: str,
+                    negatives: str, untrained: tuple[str, ...] = ()) -> list[str]:
     """The options given a value that changes nothing in this run (a run is still made: a
     note per option, so that a mistyped pairing is seen)."""
     from graphrec.train.registry import COLD_PATH_PARAMS
 
     out = []
+    if untrained:
+        out.append(f"{', '.join(untrained)} {'has' if len(untrained) == 1 else 'have'} no effect: "
+                   f"{model_name} has no parameters to train")
     if not cold_start and cold_protocol != "papers":
         out.append(f"--cold-protocol {cold_protocol} has no effect without --cold-start")
-    if not cold_start and negatives != "all":
+    if not cold_start and negatives != "all" and "--negatives" not in untrained:
         out.append(f"--negatives {negatives} has no effect without --cold-start (every item is warm)")
     if model_overrides.get("cold_path", "none") == "none":
         changed = [s for s in COLD_PATH_PARAMS if s.name != "cold_path" and s.name in model_overrides
@@ -337,9 +352,7 @@ def _common_parameters(trainable: bool, train_defaults: dict[str, Any]) -> list[
         "threads": Threads, "nproc": Nproc, "quiet": Quiet, "tensorboard": TensorBoard,
     }
     if not trainable:
-        hidden = {"epochs": int, "lr": float, "lr_decay": float, "lr_decay_every": int, "batch_size": int,
-                  "patience": int, "eval_every": int, "resume": bool, "nproc": int}
-        for name, typ in hidden.items():
+        for name, typ in UNTRAINED_OPTIONS.items():
             types[name] = Annotated[typ, typer.Option(hidden=True)]
         defaults["epochs"] = 1
     return [
@@ -372,8 +385,14 @@ def make_command(entry: Any) -> Callable[..., None]:
 
     @user_errors
     def command(**values: Any) -> None:
-        argv = values.pop("ctx").meta.get(ARGV)
+        ctx = values.pop("ctx")
+        argv = ctx.meta.get(ARGV)
         data = values.pop("data")
+        # training options given to a model without parameters: accepted, noted
+        untrained = () if entry.trainable else tuple(
+            "--" + name.replace("_", "-") for name in UNTRAINED_OPTIONS
+            if name not in ("resume", "nproc") and ctx.get_parameter_source(name).name in ("COMMANDLINE", "ENVIRONMENT")
+        )
         common = {name: values.pop(name) for name in COMMON_OPTIONS}
         overrides: dict[str, Any] = {}
         for spec in specs:
@@ -384,7 +403,7 @@ def make_command(entry: Any) -> Callable[..., None]:
                 value = spec.option.to_value(value)
             overrides[spec.name] = value
         command_line = None if argv is None else shlex.join(["graphrec", *argv])  # recorded; names the resume command
-        train_command(entry.name, overrides, data, **common, command=command_line)
+        train_command(entry.name, overrides, data, **common, command=command_line, untrained=untrained)
 
     params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
               inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, annotation=Data)]

@@ -80,6 +80,26 @@ def test_lattice_with_the_cf_graph_records_its_weight_and_reloads(data_dir, tmp_
     assert f"{record['test']['all']['recall@20']:.4f}" in line
 
 
+def test_cb_notes_the_training_options_it_ignores(data_dir, tmp_path):
+    """cb has no parameters: its --help hides the training options (--negatives as well:
+    it draws no negatives), and given ones are accepted, as in graphrec 0.1, with a note
+    naming them (they were silently ignored)."""
+    import typer.main
+
+    cb = typer.main.get_command(app).commands["train"].commands["cb"]
+    shown = {o for p in cb.params if not getattr(p, "hidden", False) for o in p.opts}
+    assert not shown & {"--epochs", "--lr", "--batch-size", "--patience", "--negatives"}
+    lightgcn = typer.main.get_command(app).commands["train"].commands["lightgcn"]
+    assert "--negatives" in {o for p in lightgcn.params if not getattr(p, "hidden", False) for o in p.opts}
+    res = run("train", "cb", "--data", data_dir, "--k", "20", "--lr", "0.1", "--batch-size", "64", "--negatives", "warm",
+              "--device", "cpu", "--out", tmp_path / "cb", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "note: --lr, --batch-size, --negatives have no effect: cb has no parameters to train" in res.output
+    assert "--negatives warm has no effect without --cold-start" not in res.output  # one note, not two
+    res = run("train", "cb", "--data", data_dir, "--k", "20", "--device", "cpu", "--out", tmp_path / "cb2", "--quiet")
+    assert res.exit_code == 0 and "note:" not in res.output
+
+
 def test_cb_and_mf(data_dir, tmp_path):
     res = run("train", "cb", "--data", data_dir, "--k", "20", "--cold-start", "0.2", "--device", "cpu",
               "--out", tmp_path / "cb", "--quiet")

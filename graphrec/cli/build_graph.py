@@ -151,6 +151,12 @@ def build_graph(
     set_threads(threads)
     distributed.check_nproc(nproc)
     kinds = ["knn", "cooccur"] if opts["kind"] == "both" else [opts["kind"]]
+    # the option values (k, weighting, ..., the cold-start split) are checked before any data is read
+    _specs(opts, kinds)
+    if opts["cold_start"]:
+        from graphrec.train.run import check_cold_start
+
+        check_cold_start(float(opts["cold_start"]), str(opts["cold_protocol"]))
     from graphrec.graphs.store import RECORD_FILE
 
     def check_outputs(out_dir: Path) -> None:
@@ -179,11 +185,32 @@ def build_graph(
         distributed.leave(wait=True)  # every rank done: leave together (see distributed.leave)
 
 
+def _specs(opts: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
+    """The GraphSpec of each kind from the options (a one-line ConfigError for a bad value)."""
+    from graphrec.graphs.build import GraphSpec, parse_modalities
+
+    return {
+        kd: GraphSpec(
+            kind=kd,
+            k=int(opts["k"]),
+            modalities=parse_modalities(opts["modalities"]),
+            weighting=opts["weighting"],
+            symmetric=bool(opts["symmetric"]),
+            include_self=bool(opts["include_self"]),
+            cooccur_top_k=opts["cooccur_top_k"],
+            cooccur_min_count=int(opts["cooccur_min_count"]),
+            normalization=opts["normalization"],
+            backend=opts["backend"],
+        )
+        for kd in kinds
+    }
+
+
 def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], dev: str, recipe: Optional[Path],
            overwrite: bool, quiet: bool, shard: Any, echo: Any, check_outputs: Any) -> None:
     """Read the data, build each graph (every rank its share), store it (rank 0) and report."""
     from graphrec.data import cold_start as make_cold
-    from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
+    from graphrec.graphs.build import build_item_graph
     from graphrec.graphs.stats import coconsumption_rate, degree_stats, overlap, random_pair_overlap
     from graphrec.graphs.store import save_graph
 
@@ -203,19 +230,7 @@ def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], de
     if opts["out"] is None:
         check_outputs(out_dir)  # before the first graph is built
     built = {}
-    for kd in kinds:
-        spec = GraphSpec(
-            kind=kd,
-            k=int(opts["k"]),
-            modalities=parse_modalities(opts["modalities"]),
-            weighting=opts["weighting"],
-            symmetric=bool(opts["symmetric"]),
-            include_self=bool(opts["include_self"]),
-            cooccur_top_k=opts["cooccur_top_k"],
-            cooccur_min_count=int(opts["cooccur_min_count"]),
-            normalization=opts["normalization"],
-            backend=opts["backend"],
-        )
+    for kd, spec in _specs(opts, kinds).items():
         res = build_item_graph(ds, spec, device=dev, progress=not quiet and main, shard=shard)
         res.record.options["source"] = source
         res.record.options["threads"] = torch.get_num_threads()  # float sums depend on it (docs/graphs.md)

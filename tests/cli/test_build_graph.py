@@ -75,6 +75,23 @@ def test_existing_output_is_refused_before_any_work(data_dir, tmp_path):
     assert g.nnz == 70 * 3
 
 
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["--k", "0"], "error: k must be an integer >= 1, got 0"),
+        (["--weighting", "x"], "error: weighting 'x' is not one of cosine, binary"),
+        (["--kind", "cooccur", "--cooccur-min-count", "0"], "error: cooccur_min_count must be an integer >= 1, got 0"),
+        (["--cold-start", "2"], "error: --cold-start must be in [0, 1), got 2.0"),
+    ],
+)
+def test_bad_option_values_are_refused_before_the_data_is_read(data_dir, tmp_path, args, error):
+    """--k 0 printed the dataset-loaded line before its error: the option values are
+    checked before any data is read, one line and nothing else."""
+    res = run("build-graph", "--data", data_dir, *args, "--out", tmp_path / "g", "--quiet", "--device", "cpu")
+    assert res.exit_code == 1 and res.output.strip() == error, res.output
+    assert not (tmp_path / "g").exists()
+
+
 def test_cold_start_graph_hides_cold_items_from_cooccurrence(data_dir, tmp_path):
     out = tmp_path / "g"
     res = run("build-graph", "--data", data_dir, "--kind", "cooccur", "--cold-start", "0.2", "--seed", "3", "--out", out, "--quiet")

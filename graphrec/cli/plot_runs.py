@@ -12,7 +12,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from graphrec.cli._common import user_errors
+from graphrec.cli._common import user_errors, warnings_as_lines
 
 
 @user_errors
@@ -41,5 +41,6 @@ def plot(
 
     check_image_output(out, option="--out")  # before anything is read or drawn
     require_matplotlib()
-    draw_runs(runs, out, labels=label or None, metric=metric, items=items)
+    with warnings_as_lines():  # a run without the metric drawn: a line naming it
+        draw_runs(runs, out, labels=label or None, metric=metric, items=items)
     typer.echo(f"curves of {len(runs)} run{'s' if len(runs) > 1 else ''} written to {out}")

@@ -50,7 +50,9 @@ def draw_runs(
 
     ``labels`` name the runs in the legend (default: their folder names); ``metric`` is
     the validation metric drawn and ``items`` the items it is of (``all``, ``cold`` or
-    ``warm``; default: what the first run selected on, ``--select-on``).
+    ``warm``; default: what the first run selected on, ``--select-on``). A run without
+    that metric (``cold`` beside a run without a cold-start split) is left out of the
+    validation panel with a ``UserWarning`` naming it (at least one run must have it).
     """
     from graphrec.train.fit import valid_metrics
     from graphrec.train.record import load_record
@@ -96,6 +98,10 @@ def draw_runs(
                          label=f"{label} (best epoch {best}: {at:.4f})")
             axes[1].axvline(best, color=color, linestyle=":", linewidth=1)
             axes[1].plot([best], [at], marker="*", markersize=13, color=color, markeredgecolor="black")
+        else:  # e.g. --items cold beside a run without a cold-start split: said, not silently missing
+            what = f"validation {metric}" + ("" if items == "all" else f" of the {items} items")
+            warnings.warn(f"run {label} has no {what} in its history: it is left out of the validation panel",
+                          stacklevel=2)
         if learned:
             names = sorted({k for r in rows for k in (r.get("model") or {})})
             styles = ["-", "--", "-.", ":"]

@@ -138,3 +138,19 @@ def test_a_run_selected_on_cold_items_is_drawn_with_their_curve(tmp_path, monkey
         assert list(zip(curve.get_xdata(), curve.get_ydata())) == want
     res = run("plot", tmp_path / "mf", "--out", tmp_path / "c.png", "--items", "hot")
     assert res.exit_code == 1 and "--items 'hot' is not one of all, cold, warm" in res.output
+
+
+def test_a_run_without_the_items_drawn_is_named_not_silently_left_out(runs, tmp_path):
+    """--items cold beside a run without a cold-start split drew only the cold run's curve
+    and said nothing: a line names the run left out of the validation panel."""
+    pytest.importorskip("matplotlib", reason="graphrec plot needs matplotlib (the plot extra)")
+    data = tmp_path / "data"
+    synthetic_catalogue(n_users=100, n_items=60, n_clusters=4, seed=1).save(data)
+    assert run("train", "mf", "--data", data, "--epochs", 2, "--batch-size", 512, "--device", "cpu", "--quiet",
+               "--cold-start", 0.2, "--cold-protocol", "hidden", "--out", tmp_path / "cold").exit_code == 0
+    res = run("plot", tmp_path / "cold", runs["lightgcn"], "--out", tmp_path / "c.png", "--items", "cold")
+    assert res.exit_code == 0, res.output
+    assert ("warning: run lightgcn has no validation recall@20 of the cold items in its history: it is left out "
+            "of the validation panel") in res.output
+    res = run("plot", tmp_path / "cold", runs["lightgcn"], "--out", tmp_path / "c.png", "--items", "all")
+    assert res.exit_code == 0 and "warning" not in res.output

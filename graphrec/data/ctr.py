@@ -1,7 +1,7 @@
 r"""Click-through-rate samples from time-ordered behaviour sequences (DIN's protocol).
 
-Both CTR papers (GMMF, paper 000 section 4.1; MARN, paper 001 section 4.1) build their
-Amazon samples as Zhou et al. (DIN) do. For a user with behaviour sequence
+Both CTR papers (GMMF: Xiao et al., ACM MM 2022, section 4.1; MARN: Li et al., WWW 2020,
+arXiv:2003.07162, section 4.1) build their Amazon samples as Zhou et al. (DIN) do. For a user with behaviour sequence
 :math:`x_1 .. x_N` (oldest first):
 
 * **train**: for every :math:`t = 2 .. N-2`, a positive sample "history

@@ -10,7 +10,7 @@ their average rank:
 where :math:`r_i` is the 1-based (average) rank of sample :math:`i` among all scores.
 This equals ``sklearn.metrics.roc_auc_score`` (a test checks it).
 
-GAUC is GMMF's eq. 18 (paper 000, section 4.3), the per-user AUC averaged over users:
+GAUC is GMMF's eq. 18 (Xiao et al., ACM MM 2022, section 4.3), the per-user AUC averaged over users:
 
 .. math::
     \mathrm{GAUC} = \frac{1}{|U|} \sum_{u \in U} \frac{1}{|I_u^+||I_u^-|}

@@ -20,10 +20,14 @@ __all__ = ["bipartite_adjacency", "normalized_bipartite"]
 
 
 def bipartite_adjacency(interactions: sp.spmatrix) -> sp.csr_matrix:
-    """``[[0, R], [R^T, 0]]`` as CSR, binary (duplicates collapse to 1)."""
+    """``[[0, R], [R^T, 0]]`` as CSR, binary (duplicates collapse to 1; an entry stored as 0
+    is no interaction, as in the co-interaction graph)."""
     if not (sp.issparse(interactions) or (isinstance(interactions, np.ndarray) and interactions.ndim == 2)):
         raise DataError(f"interactions must be a users x items matrix (scipy sparse), got {type(interactions).__name__}")
     r = sp.coo_matrix(interactions)
+    r = sp.coo_matrix((r.data, (r.row, r.col)), shape=r.shape)  # a copy: the caller's matrix is never changed
+    r.sum_duplicates()
+    r.eliminate_zeros()
     n_users, n_items = r.shape
     n = n_users + n_items
     rows = np.concatenate([r.row, r.col + n_users])

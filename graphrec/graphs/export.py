@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from graphrec._atomic import atomic_file
 from graphrec.errors import DataError
+from graphrec.graphs.knn import union_max
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
@@ -66,7 +67,9 @@ def _matrix(graph: Any) -> sp.csr_matrix:
         )
     if isinstance(graph, tuple) and len(graph) == 2 and sp.issparse(graph[0]):
         raise DataError("got load_graph's (matrix, record) pair: pass its matrix, matrix, record = load_graph(path)")
-    return sp.csr_matrix(graph)
+    g = sp.csr_matrix(graph, copy=True)  # a copy: the caller's matrix is never changed
+    g.eliminate_zeros()  # an entry of weight 0 is no edge, as in a stored graph
+    return g
 
 
 def to_networkx(
@@ -78,7 +81,10 @@ def to_networkx(
     ``directed=None`` returns an undirected ``nx.Graph`` when the matrix is symmetric
     (each entry's mirror exists and equals it to a relative 1e-5, whatever the scale of
     the weights) and a ``nx.DiGraph`` otherwise (a kNN graph is directed: j in i's list does not imply
-    the converse).
+    the converse). ``directed=False`` on a directed matrix gives the union of both
+    directions, weight max(A_ij, A_ji) over the directions present (the ``symmetric``
+    rule of :func:`~graphrec.graphs.knn.knn_graph`). Edges are the non-zero entries;
+    self loops (an ``include_self`` graph's) are kept.
     """
     import networkx as nx
 
@@ -95,7 +101,6 @@ def to_networkx(
                 "pass the dataset the graph was built from"
             )
     if directed is None:  # symmetric: every entry has its mirror, equal to float32 rounding
-        g.eliminate_zeros()
         gap, size = abs(g - g.T), abs(g).maximum(abs(g.T))
         directed = (gap > size.multiply(1e-5)).nnz > 0
     out = nx.DiGraph() if directed else nx.Graph()
@@ -106,12 +111,12 @@ def to_networkx(
             values = col.tolist()
             nx.set_node_attributes(out, dict(enumerate(values)), name)
     coo = g.tocoo()
-    keep = coo.row != coo.col
-    if not directed:
-        keep &= coo.row < coo.col
-    out.add_weighted_edges_from(
-        zip(coo.row[keep].tolist(), coo.col[keep].tolist(), coo.data[keep].astype(float).tolist())
-    )
+    rows, cols, vals = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
+    if not directed:  # each pair once, from both directions
+        rows, cols, vals = union_max(rows, cols, vals, g.shape[0])
+        keep = rows <= cols
+        rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    out.add_weighted_edges_from(zip(rows.tolist(), cols.tolist(), vals.astype(float).tolist()))
     return out
 
 

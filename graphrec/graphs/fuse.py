@@ -59,6 +59,9 @@ class FusedFeatures:
         present: per modality, a bool ``(n_items,)`` mask of the items that have it.
         n_missing_all: number of items with none of the modalities.
         missing_all: their item indices (sorted int64).
+        cancelled: items that have content whose unit vectors cancel exactly (e.g. an
+            image vector opposite to the text vector): their fused row is zero too, so
+            they get no kNN neighbours either (sorted int64).
     """
 
     x: np.ndarray
@@ -66,6 +69,7 @@ class FusedFeatures:
     present: dict[str, np.ndarray]
     n_missing_all: int
     missing_all: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    cancelled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_items(self) -> int:
@@ -93,6 +97,15 @@ class FusedFeatures:
                 f"; {self.n_missing_all} {'item has' if self.n_missing_all == 1 else 'items have'} "
                 f"{'none' if len(self.modalities) == 1 else 'none of them'} ({what} {', '.join(names)}{more}): "
                 "they get a zero vector and no kNN neighbours"
+            )
+        if self.cancelled.size:
+            first = self.cancelled[:max_items]
+            names = [repr(str(item_ids[i])) if item_ids is not None else str(int(i)) for i in first]
+            more = ", ..." if self.cancelled.size > len(first) else ""
+            line += (
+                f"; {self.cancelled.size} {'item has' if self.cancelled.size == 1 else 'items have'} modality "
+                f"vectors that cancel to a zero vector ({'ids' if item_ids is not None else 'indices'} "
+                f"{', '.join(names)}{more}): no kNN neighbours either"
             )
         return line
 
@@ -191,6 +204,7 @@ def fuse_features(
 
     out = np.zeros((n, dim), dtype=np.float32)
     present = {m: np.zeros(n, dtype=bool) for m in chosen}
+    cancelled = []
     for s in range(0, n, _CHUNK):
         e = min(n, s + _CHUNK)
         acc = np.zeros((e - s, dim), dtype=np.float64)
@@ -215,6 +229,7 @@ def fuse_features(
         nz = count > 0
         acc[nz] /= count[nz, None]
         out[s:e] = acc
+        cancelled.append(s + np.flatnonzero(nz & ~out[s:e].any(axis=1)))  # content, yet a zero row
     missing = np.flatnonzero(~np.logical_or.reduce([present[m] for m in chosen])).astype(np.int64)
     return FusedFeatures(
         x=out,
@@ -222,4 +237,5 @@ def fuse_features(
         present=present,
         n_missing_all=int(missing.size),
         missing_all=missing,
+        cancelled=np.concatenate(cancelled).astype(np.int64) if cancelled else np.zeros(0, dtype=np.int64),
     )

@@ -70,3 +70,20 @@ def test_a_path_or_load_graphs_pair_is_refused_in_one_line(tmp_path):
     pair = (sp.csr_matrix((3, 3), dtype=np.float32), GraphRecord.__new__(GraphRecord))
     with pytest.raises(DataError, match=r"load_graph's \(matrix, record\) pair: pass its matrix"):
         to_networkx(pair)
+
+
+def test_export_keeps_self_loops_leaves_the_matrix_alone_and_unions_directions():
+    """Found by a brute-force audit: zeros dropped in the caller's matrix, self loops of an
+    include_self graph lost, directed=False on a directed graph kept the upper triangle."""
+    rows, cols = [0, 0, 0, 1, 2, 2], [0, 1, 2, 2, 0, 1]  # a self loop; (0, 2) a stored 0 (cosine exactly 0)
+    g = sp.csr_matrix((np.float32([1.0, 0.5, 0.0, 0.2, 0.7, 0.4]), (rows, cols)), shape=(3, 3))
+    before = (g.indptr.copy(), g.indices.copy(), g.data.copy())
+
+    def edges(nxg, undirected=False):
+        return sorted(((min(u, v), max(u, v)) if undirected else (u, v)) + (round(w, 6),)
+                      for u, v, w in nxg.edges(data="weight"))
+
+    assert edges(to_networkx(g)) == [(0, 0, 1.0), (0, 1, 0.5), (1, 2, 0.2), (2, 0, 0.7), (2, 1, 0.4)]
+    assert all(np.array_equal(a, b) for a, b in zip(before, (g.indptr, g.indices, g.data)))  # unchanged
+    # undirected: every pair once, from either direction, weight max over the directions present
+    assert edges(to_networkx(g, directed=False), undirected=True) == [(0, 0, 1.0), (0, 1, 0.5), (0, 2, 0.7), (1, 2, 0.4)]

@@ -143,3 +143,18 @@ def test_the_dimension_error_names_the_option_that_chose_the_modalities():
     with pytest.raises(DataError, match=r"fuse one \(--cold-modalities text or --cold-modalities audio; in a tune "
                                         r"space file, cold_modalities: text\)"):
         fuse_features(feats, option="--cold-modalities")
+
+
+def test_modalities_that_cancel_are_named():
+    """An item whose unit image and text vectors are opposite fuses to a zero row, which
+    gets no kNN neighbours, though it has both modalities: named, not silently lost."""
+    from graphrec.graphs.knn import knn_graph
+
+    img = np.float32([[1, 2], [1, 0], [0, 1], [1, 1]])
+    txt = np.float32([[-2, -4], [1, 0], [0, 1], [1, 1]])
+    fused = fuse_features({"image": img, "text": txt})
+    assert fused.cancelled.tolist() == [0] and fused.n_missing_all == 0
+    assert not fused.x[0].any() and knn_graph(fused.x, 2)[0].nnz == 0
+    assert "1 item has modality vectors that cancel to a zero vector (ids 'a'): no kNN neighbours" in \
+        fused.describe(item_ids=np.array(["a", "b", "c", "d"]))
+    assert fuse_features({"image": img}).cancelled.size == 0

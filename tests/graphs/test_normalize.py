@@ -43,3 +43,16 @@ def test_bipartite_layout():
     assert np.array_equal(a, expected)
     n = normalized_bipartite(r).toarray()
     assert n[0, 2] == pytest.approx(1 / np.sqrt(2 * 1))
+
+
+def test_a_stored_zero_is_no_interaction_in_the_bipartite_graph():
+    """As in the co-interaction graph (cooccur): an explicit 0 of a raw matrix is no edge;
+    duplicates still collapse to 1, and the caller's matrix is left as it was."""
+    r = sp.coo_matrix(([1.0, 1.0, 0.0, 2.0, 2.0], ([0, 1, 1, 2, 2], [0, 1, 2, 3, 3])), shape=(3, 4))
+    data = r.data.copy()
+    a = bipartite_adjacency(r).toarray()
+    want = np.zeros((7, 7), np.float32)
+    for u, i in ((0, 0), (1, 1), (2, 3)):
+        want[u, 3 + i] = want[3 + i, u] = 1.0
+    np.testing.assert_array_equal(a, want)
+    np.testing.assert_array_equal(r.data, data)

@@ -47,7 +47,11 @@ import scipy.sparse as sp
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from experiments._script import check_out_file, fail, one_line_errors  # noqa: E402
 from graphrec.graphs.cooccur import cooccurrence_graph, expected_products  # noqa: E402
+
+#: where Amazon Baby is looked for when no --data-root is given (its row is then optional)
+DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
 
 
 # ------------------------------------------------------------------ data
@@ -75,13 +79,25 @@ def synthetic(
     return r
 
 
-def baby(data_root: Path) -> sp.csr_matrix | None:
-    path = data_root / "amazon-baby"
+def baby_folder(data_root: str | None) -> Path | None:
+    """Amazon Baby's folder, or None to skip its row: only under the default root may it
+    be absent; a ``--data-root`` named by the user must hold it (a one-line error)."""
+    if data_root is None:
+        path = DEFAULT_DATA_ROOT / "amazon-baby"
+        return path if path.is_dir() else None
+    path = Path(data_root) / "amazon-baby"
     if not path.is_dir():
-        return None
+        what = "does not exist" if not Path(data_root).is_dir() else "has no amazon-baby folder"
+        fail(f"cooccur_scaling.py: --data-root {data_root} {what}: pass the folder that holds amazon-baby "
+             f"(LATTICE's files), or leave --data-root out to skip the Baby row when {DEFAULT_DATA_ROOT} lacks it")
+    return path
+
+
+def baby(path: Path) -> sp.csr_matrix:
     from graphrec.data.formats import read_lattice
 
-    return read_lattice(path, unseen="keep").train
+    with one_line_errors():
+        return read_lattice(path, unseen="keep").train
 
 
 # ------------------------------------------------------------------ measuring
@@ -170,11 +186,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--min-count", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2, help="runs per config (best time, largest peak)")
     p.add_argument("--item-alpha", type=float, default=1.0, help="item popularity exponent")
-    p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--data-root", default=None,
+                   help="the folder holding amazon-baby (default: ../shared/data beside the repository, where "
+                        "the Baby row is skipped when absent; a folder named here must hold it)")
     p.add_argument("--skip-baseline", action="store_true", help="do not run the unblocked scipy product")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="also write the markdown report here")
     args = p.parse_args(argv)
+    out = check_out_file(args.out)  # both now, not after the measurements
+    baby_path = baby_folder(args.data_root)
 
     lines = [
         "# Co-interaction graph scaling",
@@ -185,11 +205,10 @@ def main(argv: list[str] | None = None) -> None:
         f"{os.cpu_count()} CPUs (scipy's sparse product is single-threaded)",
     ]
     print("\n".join(lines))
-    r = baby(Path(args.data_root))
-    if r is not None:
-        run_case("amazon-baby (train)", r, args, lines)
+    if baby_path is not None:
+        run_case("amazon-baby (train)", baby(baby_path), args, lines)
     else:
-        print(f"(amazon-baby not found under {args.data_root}; skipped)")
+        print(f"(amazon-baby not found under the default {DEFAULT_DATA_ROOT}; skipped)")
     for size in [int(float(s)) for s in args.sizes.split(",") if s.strip()]:
         t = time.perf_counter()
         r = synthetic(size, max(size // 10, 10), max(size // 100, 100), item_alpha=args.item_alpha, seed=args.seed)
@@ -201,8 +220,7 @@ def main(argv: list[str] | None = None) -> None:
         lines.append("\n" + note)
         del r
         gc.collect()
-    if args.out:
-        out = Path(args.out)
+    if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("\n".join(lines) + "\n")
         print(f"\nwrote {out}")

@@ -185,6 +185,8 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     import torch
 
+    from experiments._script import check_out_file
+
     torch.set_num_threads(args.threads)
     if args._measure:
         print(json.dumps(measure(args._measure[0], args._measure[1], args.steps)))
@@ -196,6 +198,7 @@ def main() -> None:
                          f"choose from {','.join(MODELS)}")
     if args.repeat < 1:
         raise SystemExit(f"--repeat {args.repeat}: at least one run per (size, model)")
+    check_out_file(args.out)  # now, not after the measurements
     models = ["lightgcn"] + [m for m in models if m != "lightgcn"]  # the base of the ratios first
     sizes = [int(s) for s in args.items.split(",")]
     lines = [

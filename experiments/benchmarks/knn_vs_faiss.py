@@ -50,6 +50,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from experiments._script import check_out_file  # noqa: E402
+
 METHODS = ("faiss", "graphrec-faiss", "graphrec-torch")
 
 
@@ -79,6 +83,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.threads < 1 or args.k < 1 or args.dim < 1 or args.repeats < 1:
         p.error("--threads, --k, --dim and --repeats must be at least 1")
+    check_out_file(args.out)  # now, not after the measurements
     return args
 
 
@@ -377,7 +382,6 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     _args = _parse_args()
     if _args.worker:
-        sys.path.insert(0, str(REPO))
         result = worker(json.loads(_args.worker))
         print("RESULT " + json.dumps(result), flush=True)
     else:

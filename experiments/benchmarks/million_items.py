@@ -178,18 +178,17 @@ def main() -> None:
                     help="where the data, graphs and runs go (several GB at 1,000,000 items)")
     ap.add_argument("--out", type=Path, help="also write the results (JSON) here")
     a = ap.parse_args()
-    # both folders now, not after the hour of work that fills them
-    for flag, folder in (("--work", a.work), ("--out", a.out.parent if a.out else None)):
-        try:
-            if folder is not None:
-                folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            sys.exit(f"million_items.py: {flag}: cannot create {folder} ({e.strerror}): pass a writable path")
-    if a.out is not None and a.out.is_dir():
-        sys.exit(f"million_items.py: --out {a.out} is a folder: pass a file name (JSON)")
+    # both now, not after the hour of work that fills them
+    sys.path.insert(0, str(REPO))
+    from experiments._script import check_out_file, check_out_folder
+
+    check_out_folder(a.work, "--work")
+    check_out_file(a.out)
+    a.work.mkdir(parents=True, exist_ok=True)
     nprocs = [int(n) for n in a.nproc.split(",")]
     results = [run_size(int(n), a.work, a.epochs, a.batch_size, nprocs) for n in a.items.split(",")]
     if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(results, indent=1))
     print(table(results, nprocs))
 

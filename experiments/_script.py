@@ -1,0 +1,65 @@
+"""What the experiment scripts share: bad input is one line on stderr and exit status 1,
+checked before the work (graphrec's own commands do the same, graphrec/cli/_common.py).
+
+The scripts put the repository on ``sys.path`` and import this module as
+``experiments._script``:
+
+* :func:`check_out_file` / :func:`check_out_folder`: an output path that cannot be
+  written (``/proc/x.md``, a folder where a file goes, a parent that is a file) stops the
+  script before it measures or trains anything, not with a traceback at the end;
+* :func:`one_line_errors`: a :class:`~graphrec.errors.GraphrecError` (a missing data
+  folder, a malformed file) raised by graphrec's readers becomes its one-line message;
+* :func:`fail`: a script's own check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator, NoReturn
+
+from graphrec._atomic import check_output, check_output_folder
+from graphrec.errors import ConfigError, GraphrecError
+
+__all__ = ["check_out_file", "check_out_folder", "fail", "one_line_errors"]
+
+
+def fail(message: str) -> NoReturn:
+    """Stop the script: ``message`` on stderr (one line: the problem and the fix), exit 1."""
+    raise SystemExit(message)
+
+
+def check_out_file(path: str | os.PathLike | None, option: str = "--out") -> Path | None:
+    """Check that the report file ``path`` can be written (it may exist: a report is
+    replaced), before any work; None passes (no report asked for)."""
+    if path is None:
+        return None
+    try:
+        return check_output(path, overwrite=True, option=option, kind="file")
+    except ConfigError as e:
+        fail(str(e))
+
+
+def check_out_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Check that results can be written into the folder ``path`` (which may exist and
+    hold earlier results, or be created), before any work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        fail(f"{option} {path} is a file, not a folder: choose another {option}")
+    try:
+        return check_output_folder(path, option=option)
+    except ConfigError as e:
+        fail(str(e))
+
+
+@contextlib.contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Within the block, graphrec's user-facing errors (and a missing file) end the
+    script with their message instead of a traceback."""
+    try:
+        yield
+    except GraphrecError as e:
+        fail(str(e))
+    except FileNotFoundError as e:
+        fail(f"{e.filename}: no such file or folder ({e.strerror})" if e.filename else str(e))

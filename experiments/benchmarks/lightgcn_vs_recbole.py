@@ -45,7 +45,8 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--no-user-batches",
         action="store_true",
-        help="skip the extra RecBole validation timing with 4096-user batches",
+        help="skip the extra RecBole validation timing with batches of as many users as graphrec's validation "
+             "(its eval_batch_size, 512 by default: 512 x n_items score cells in RecBole's count)",
     )
     args = p.parse_args(argv)
     for name in ("threads", "epochs", "repeats", "quick_users"):
@@ -564,7 +565,8 @@ def main(args: argparse.Namespace) -> None:
                 f"  epoch s: {[round(x, 3) for x in r['epoch_secs']]}  valid pass s: "
                 f"{[round(x, 3) for x in r['valid_secs']]}"
                 + (
-                    f"  (4096-user batches: {[round(x, 3) for x in r['valid_secs_user_batches']]})"
+                    f"  ({r['users_per_batch_big']}-user batches: "
+                    f"{[round(x, 3) for x in r['valid_secs_user_batches']]})"
                     if "valid_secs_user_batches" in r
                     else ""
                 ),

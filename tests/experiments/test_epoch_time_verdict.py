@@ -1,6 +1,7 @@
 """experiments/benchmarks/epoch_time.py judges each setting's bar from the run's own
-epochs: met / NOT met with the figure, on the median wall time, with the CPU-time
-judgement added where the two differ."""
+epochs: met / NOT met with the ratio of two models (or optimisers) timed in the same run,
+on the median wall time, with the CPU-time judgement added where the two differ; the
+MMRec seconds quoted in issue 4 are orientation, never a verdict."""
 
 from __future__ import annotations
 
@@ -20,34 +21,40 @@ def epoch_time():
     return module
 
 
-def test_every_setting_has_a_checkable_bar(epoch_time):
+def test_every_bar_rests_on_ratios_of_this_run(epoch_time):
+    """A verdict compares two models (or optimisers) timed in the same run: seconds measured
+    elsewhere (MMRec's, quoted in issue 4) move with the machine's load and judge nothing."""
     for name, setting in epoch_time.SETTINGS.items():
-        kind, *spec = setting["check"]
         labels = {m[0] for m in setting["models"]}
-        if kind == "seconds":
-            assert spec[0] in labels and spec[0] in setting["reference"], name
-        elif kind == "ratio":
+        assert set(setting.get("orientation", {})) <= labels, name
+        if setting["check"] is None:
+            assert "experiments/zoo/run.py" in setting["judged"], name
+            continue
+        kind, *spec = setting["check"]
+        if kind == "ratio":
             assert {spec[0], spec[1]} <= labels, name
         else:
             assert kind == "optimizers" and set(spec[:2]) == set(setting["optimizers"]), name
 
 
-def test_lfm2k_lattice_against_mmrec_seconds(epoch_time):
+def test_lfm2k_lattice_bar_is_not_judged_against_quoted_mmrec_seconds(epoch_time):
     setting = epoch_time.SETTINGS["lfm2k"]
-    fast = {"lightgcn": [0.1, 0.1, 0.1], "lattice": [0.2, 0.18, 0.5]}  # median 0.2 <= 0.216
-    line = epoch_time.verdict(setting, fast, fast)
-    assert line.startswith("bar: LATTICE epoch") and ": met (lattice 0.200 s, 5.4x faster" in line
-    assert "on CPU time" not in line
-    slow = {"lightgcn": [0.1], "lattice": [0.3]}
-    cpu = {"lightgcn": [0.1], "lattice": [0.2]}
-    line = epoch_time.verdict(setting, slow, cpu)
-    assert ": NOT met (lattice 0.300 s, 3.6x faster" in line and line.endswith("on CPU time met (lattice 0.200 s, 5.4x faster than MMRec's 1.08 s)")
+    assert setting["orientation"] == {"lightgcn": 0.28, "lattice": 1.08}  # printed, labelled "not this run"
+    assert "not this run" in epoch_time.ORIENTATION
+    for lattice in ([0.2, 0.18, 0.5], [5.0]):  # fast or slow: the same line, no verdict
+        t = {"lightgcn": [0.1], "lattice": lattice}
+        line = epoch_time.verdict(setting, t, t)
+        assert line.startswith("bar: LATTICE epoch 5x faster than MMRec's LATTICE: not judged by this script")
+        assert "experiments/zoo/run.py --mmrec MMREC --models lattice" in line and "met" not in line
 
 
 def test_ratio_and_optimizer_bars(epoch_time):
     baby = epoch_time.SETTINGS["baby"]
     t = {"lightgcn": [1.0], "mmgef-cooccur": [1.6]}
     assert "NOT met (mmgef-cooccur / lightgcn 1.60x" in epoch_time.verdict(baby, t, t)
+    # the same ratio on a machine twice as slow: the same verdict (MMRec's 2.4 s plays no part)
+    t = {"lightgcn": [4.0], "mmgef-cooccur": [5.0]}
+    assert epoch_time.verdict(baby, t, t).endswith(": met (mmgef-cooccur / lightgcn 1.25x, median wall)")
     adam = epoch_time.SETTINGS["scientific-adam"]
     t = {f"{m[0]}/{o}": [1.0] for m in adam["models"] for o in ("loop", "fused")}
     assert ": met (fused / loop at most 1.00x" in epoch_time.verdict(adam, t, t)

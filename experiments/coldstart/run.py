@@ -8,8 +8,11 @@ content kNN, under the papers' cold-start protocol and on the normal (warm) spli
 Every (row, seed) is one training run: selection and early stopping on validation
 recall@20 (under the papers' protocol valid holds cold items only), then the test split
 once. Each result goes to ``results/<dataset>/<row>/seed<S>.json`` (temporary name, then
-rename); existing results are skipped, so an interrupted run continues. Data loading and
-the per-dataset training settings are experiments/mmgef/run.py's.
+rename) with the settings it was trained with; existing results are skipped, so an
+interrupted run continues, but one trained with other settings (``--epochs``, learning
+rate, batch size, patience) stops the call before any work, naming the file and the
+setting: delete it or call with its settings. Data loading, the per-dataset training
+settings and that check are experiments/mmgef/run.py's.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "experiments" / "mmgef"))
 
-from run import SETTINGS, load  # noqa: E402  (experiments/mmgef/run.py)
+from run import SETTINGS, check_settings, load  # noqa: E402  (experiments/mmgef/run.py)
+
+from experiments._script import check_out_folder, one_line_errors  # noqa: E402
 
 from graphrec.data import cold_start  # noqa: E402
 from graphrec.train import TrainConfig, run_training  # noqa: E402
@@ -97,6 +102,15 @@ def cold_views(model, data, config) -> dict[str, Any]:
     return {"cold_among_cold": among.get("cold"), "unseen_share_top20": float((~warm.numpy())[top].mean())}
 
 
+def run_settings(row: Row, settings: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """How a run of ``row`` is trained besides its row and seed, as its result records it
+    (experiments/mmgef/run.py's check_settings compares them); empty for CB (no training)."""
+    if row.model == "cb":
+        return {}
+    return {"max_epochs": epochs, "patience": settings["patience"], "eval_every": settings["eval_every"],
+            "lr": row.lr, "batch_size": settings["batch_size"]}
+
+
 def run_one(ds, row: Row, seed: int, settings: dict[str, Any], epochs: int) -> dict[str, Any]:
     data = cold_start(ds, 0.2, seed, row.protocol) if row.protocol else ds
     config = TrainConfig(epochs=epochs, lr=row.lr, batch_size=settings["batch_size"], patience=settings["patience"],
@@ -109,7 +123,7 @@ def run_one(ds, row: Row, seed: int, settings: dict[str, Any], epochs: int) -> d
         "lr": row.lr, "seed": seed, "best_epoch": record["best_epoch"], "best_valid": record["best_valid"],
         "valid_history": [h.get("valid", {}).get("recall@20") for h in record["history"]],
         "test": record["test"], **extra, "timings": record["timings"], "wall_seconds": time.perf_counter() - t0,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "run_settings": run_settings(row, settings, epochs),
     }
 
 
@@ -128,13 +142,22 @@ def main(argv: list[str] | None = None) -> None:
     todo = [r for r in rows(args.dataset) if wanted is None or r.name in wanted]
     if wanted is not None and len(todo) != len(wanted):
         raise SystemExit(f"unknown rows: {sorted(set(wanted) - {r.name for r in todo})}")
-    ds = load(args.dataset, args.data_root)
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    seeds = [int(s) for s in args.seeds.split(",")]
+    check_out_folder(args.results, "--results")
+    settings = SETTINGS[args.dataset]
+    for seed in seeds:  # the results this call would skip: trained with its settings?
+        for row in todo:
+            out = args.results / args.dataset / slug(row.name) / f"seed{seed}.json"
+            if out.is_file():
+                check_settings(out, json.loads(out.read_text()), run_settings(row, settings, args.epochs))
+    with one_line_errors():
+        ds = load(args.dataset, args.data_root)
+    for seed in seeds:
         for row in todo:
             out = args.results / args.dataset / slug(row.name) / f"seed{seed}.json"
             if out.exists():
                 continue
-            res = run_one(ds, row, seed, SETTINGS[args.dataset], args.epochs)
+            res = run_one(ds, row, seed, settings, args.epochs)
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(json.dumps(res, indent=1))

@@ -13,8 +13,12 @@ protocol (train items only). Cold start (Table 3) follows the papers' protocol
 items, every interaction of each moved there); Table 5 repeats it under graphrec's
 ``hidden`` protocol (the items lose their training interactions, valid/test keep their
 per-user split), whose test metrics are also split into warm and cold items. Each result is written to ``results/<dataset>/<config>/seed<S>.json`` as soon
-as it finishes (temporary name, then rename), and existing results are skipped, so an
-interrupted run continues where it stopped. Hyper-parameters are fixed per dataset in
+as it finishes (temporary name, then rename), with the settings it was trained with
+(``run_settings``: ``--epochs``, learning rate, batch size, patience, validation
+interval), and existing results are skipped, so an interrupted run continues where it
+stopped. An existing result trained with other settings (a smoke run with ``--epochs 1``
+left in the folder) is not skipped as if it were this call's: the call stops before any
+work, naming the file and the setting (delete the file, or call with its settings). Hyper-parameters are fixed per dataset in
 ``SETTINGS`` below (chosen on validation, seed 0: see README.md); Table 7 searches the
 paper's batch size x learning rate space for LightGCN, LATTICE and both MM-GEFs on seed 0
 and Table 8 runs each one's best VALIDATION point on more seeds; nothing is selected on test.
@@ -41,6 +45,7 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from experiments._script import check_out_folder, one_line_errors  # noqa: E402
 from graphrec.data import Dataset, cold_start  # noqa: E402
 from graphrec.data.formats import read_mmrec, read_unisrec  # noqa: E402
 from graphrec.train import TrainConfig, run_training  # noqa: E402
@@ -177,9 +182,12 @@ def best_of(names: list[str], valid: dict[str, float]) -> str:
     return max(names, key=lambda n: valid[n])
 
 
-def tuned_rows(rows: list[Config], out: Path, dataset: str) -> list[Config]:
+def tuned_rows(rows: list[Config], out: Path, dataset: str, epochs: int = 1000) -> list[Config]:
     """Each grid model's table-7 row with the best seed-0 validation recall@20 (a model is
-    left out until all of its grid points ran on seed 0). Test metrics play no part."""
+    left out until all of its grid points ran on seed 0). Test metrics play no part; a
+    grid result trained with other settings than ``epochs`` and the dataset's stops the
+    call (:func:`check_settings`)."""
+    settings = SETTINGS[dataset]
     by_name = {c.name: c for c in rows if 7 in c.tables}
     chosen = []
     for model in GRID_MODELS:
@@ -188,7 +196,10 @@ def tuned_rows(rows: list[Config], out: Path, dataset: str) -> list[Config]:
         if not all(p.is_file() for p in paths.values()):
             print(f"{dataset} {model}: table 7 incomplete on seed 0, no tuned point yet", flush=True)
             continue
-        valid = {n: json.loads(p.read_text())["best_valid"]["recall@20"] for n, p in paths.items()}
+        results = {n: json.loads(p.read_text()) for n, p in paths.items()}
+        for n, p in paths.items():
+            check_settings(p, results[n], run_settings(by_name[n], settings, epochs))
+        valid = {n: r["best_valid"]["recall@20"] for n, r in results.items()}
         chosen.append(by_name[best_of(names, valid)])
     return chosen
 
@@ -231,6 +242,51 @@ def signature(c: Config, settings: dict[str, Any]) -> str:
     at the dataset's own settings is the same run as the plain row."""
     return json.dumps([c.model, c.params, c.cold_start, c.select_on, c.cold_protocol, training(c, settings)],
                       sort_keys=True)
+
+
+def run_settings(c: Config, settings: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """How a run of ``c`` is trained besides its row and seed, as its result records it:
+    ``--epochs`` (max_epochs) and the TrainConfig values taken from the dataset's
+    settings and the row. Empty for CB, which does not train."""
+    if c.model == "cb":
+        return {}
+    return {"max_epochs": epochs, "patience": settings["patience"], "eval_every": settings["eval_every"],
+            **training(c, settings)}
+
+
+def settings_differ(result: dict[str, Any], wanted: dict[str, Any]) -> str | None:
+    """The first setting in which the stored ``result`` differs from ``wanted``
+    (:func:`run_settings`), as "NAME: the file's value, this call's value"; None when it
+    is a result of the same settings. Shared with experiments/coldstart/run.py.
+
+    A result written before the settings were recorded is judged by what it holds: its
+    learning rate, and its epochs: it ran more than ``max_epochs``, or fewer without early
+    stopping having ended it (no validation gain in the last ``patience`` validations),
+    so a run capped by a smaller ``--epochs``."""
+    if not wanted:
+        return None
+    recorded = result.get("run_settings")
+    if recorded is not None:
+        for name in sorted(set(recorded) | set(wanted)):
+            if recorded.get(name) != wanted.get(name):
+                return f"{name}: {recorded.get(name)} there, {wanted.get(name)} in this call"
+        return None
+    if "lr" in result and result["lr"] != wanted["lr"]:
+        return f"lr: {result['lr']} there, {wanted['lr']} in this call"
+    ran = result["epochs"] if "epochs" in result else result["timings"]["epochs"]
+    stopped_early = ran - result["best_epoch"] >= wanted["patience"] * wanted["eval_every"]
+    if ran > wanted["max_epochs"] or (ran < wanted["max_epochs"] and not stopped_early):
+        return f"max_epochs: {ran} epochs run there without early stopping, {wanted['max_epochs']} in this call"
+    return None
+
+
+def check_settings(path: Path, result: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Stop (one line, exit 1) when the result at ``path`` was trained with other settings
+    than ``wanted``: skipping it would mix it into this call's results as if it were one."""
+    differ = settings_differ(result, wanted)
+    if differ is not None:
+        raise SystemExit(f"{path} was trained with other settings ({differ}): delete it to re-run it with "
+                         "this call's, or call with the settings it was run with")
 
 
 def find_twins(todo: list[Config], rows: list[Config], settings: dict[str, Any]) -> dict[str, list[Config]]:
@@ -285,6 +341,7 @@ def run_one(ds: Dataset, c: Config, seed: int, settings: dict[str, Any], epochs:
         "test": {"recbole": record["test"], "mmrec": mmrec},
         "learned": next((h.get("model") for h in history if h["epoch"] == record["best_epoch"]), None),
         "threads": torch.get_num_threads(),
+        "run_settings": run_settings(c, settings, epochs),
     }
 
 
@@ -317,10 +374,19 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             raise SystemExit(f"--only {', '.join(repr(n) for n in unknown)}: no row of table(s) "
                              f"{args.tables} on {args.dataset}; the rows are: {', '.join(sorted(named))}")
+    check_out_folder(args.out)
     if 8 in tables:
-        todo += [c for c in tuned_rows(rows, args.out, args.dataset) if c not in todo]
+        todo += [c for c in tuned_rows(rows, args.out, args.dataset, args.epochs) if c not in todo]
     twins = find_twins(todo, rows, settings)
-    ds = load(args.dataset, args.data_root)
+    # every existing result this call would skip or reuse: trained with this call's settings?
+    for seed in seeds:
+        for c in todo:
+            for o in [c, *twins[slug(c)]]:
+                path = result_path(args.out, args.dataset, o, seed)
+                if path.is_file():
+                    check_settings(path, json.loads(path.read_text()), run_settings(o, settings, args.epochs))
+    with one_line_errors():
+        ds = load(args.dataset, args.data_root)
     for seed in seeds:  # seeds outer: an interrupted run leaves every row with as many seeds
         for c in todo:
             path = result_path(args.out, args.dataset, c, seed)

@@ -50,6 +50,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from experiments._script import check_out_folder, fail, one_line_errors  # noqa: E402
 from graphrec.data.ctr import CTRData, load_ctr_source  # noqa: E402
 from graphrec.models.ctr import CTR_MODELS  # noqa: E402
 from graphrec.train.ctr import CTRConfig, run_ctr  # noqa: E402
@@ -216,15 +217,26 @@ def main() -> None:
     models = None if args.models is None else {m.strip() for m in args.models.split(",") if m.strip()}
     if models is not None and not models <= {m for _, m, _, _ in TABLE2}:
         ap.error(f"--models: unknown model(s) {sorted(models - {m for _, m, _, _ in TABLE2})}")
-    for ds in args.datasets.split(","):
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    unknown = [d for d in datasets if d not in SOURCES]
+    if unknown or not datasets:
+        fail(f"--datasets {args.datasets}: {', '.join(unknown) or 'none given'}: the datasets are {', '.join(SOURCES)}")
+    check_out_folder(args.out)
+    for ds in datasets:  # every dataset's source now, not after the first one's runs
+        if not (args.out / ds / "samples" / "ctr.json").is_file() and not (args.data_root / SOURCES[ds]).exists():
+            fail(f"--data-root {args.data_root}: no {SOURCES[ds]} there (the source of {ds}): pass the folder "
+                 "that holds it")
+    for ds in datasets:
         root = args.out / ds
         cache = root / "runs"
         cache.mkdir(parents=True, exist_ok=True)
         sdir = root / "samples"
         if (sdir / "ctr.json").is_file():
-            data = CTRData.load(sdir)
+            with one_line_errors():
+                data = CTRData.load(sdir)
         else:
-            data = load_ctr_source(args.data_root / SOURCES[ds], max_history=args.max_history, seed=0)
+            with one_line_errors():
+                data = load_ctr_source(args.data_root / SOURCES[ds], max_history=args.max_history, seed=0)
             data.save(sdir)
         print(f"{ds}: {data.stats()}", flush=True)
         ablation = _ablation_rows(data, args.ablation_graph)

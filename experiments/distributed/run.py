@@ -2,6 +2,7 @@
 
     python experiments/distributed/run.py --seeds 0,1,2          # runs, then the table
     python experiments/distributed/run.py --summary               # the table only
+    python experiments/distributed/run.py --seeds 0 --results /tmp/distributed   # outside the tree
 
 Settings of LightGCN (``TRAIN`` below, graphrec's defaults otherwise; ``--settings``, by
 default the first two), each on the seeds given, one after another on this machine:
@@ -16,8 +17,10 @@ default the first two), each on the seeds given, one after another on this machi
 
 Selection on validation recall@20 (patience 5); the table gives test recall@20 / ndcg@20
 at the best validation epoch, seconds per epoch and epochs, and the paired per-seed
-differences against ``np1-b2048``. Runs land in ``results/runs/<setting>-seed<S>`` and are
-skipped when present, so an interrupted call continues.
+differences against ``np1-b2048``. Everything goes under ``--results`` (default
+``experiments/distributed/results``, git-ignored): the prepared dataset in ``data/lfm2k``,
+the runs in ``runs/<setting>-seed<S>`` (skipped when present, so an interrupted call
+continues) and the table in ``summary.md``.
 """
 
 from __future__ import annotations
@@ -39,20 +42,26 @@ TRAIN = ["--lr", "5e-3", "--epochs", "200", "--eval-every", "5", "--patience", "
 SETTINGS = {"np1-b2048": (1, 2048), "np2-b2048": (2, 2048), "np2-b4096": (2, 4096)}
 BASE = "np1-b2048"
 
+sys.path.insert(0, str(REPO))
+from experiments._script import check_out_folder, fail  # noqa: E402
+
 
 def graphrec(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "graphrec", *args], check=True, cwd=REPO,
-                   env=dict(os.environ, PYTHONPATH=str(REPO)))
+    """Run a graphrec command; its failure (already reported on stderr by graphrec) ends
+    the script with one line, not a CalledProcessError traceback."""
+    done = subprocess.run([sys.executable, "-m", "graphrec", *args], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    if done.returncode != 0:
+        fail(f"graphrec {args[0]} failed (exit status {done.returncode}; its message is above)")
 
 
-def run(shared: Path, seeds: list[int], settings: list[str], threads: int | None) -> None:
-    data = HERE / "results" / "data" / "lfm2k"
+def run(shared: Path, results: Path, seeds: list[int], settings: list[str], threads: int | None) -> None:
+    data = results / "data" / "lfm2k"
     if not data.exists():
         graphrec("prepare", "--format", "mmrec", str(shared / "lfm2k"), str(data))
     for seed in seeds:
         for name in settings:
             nproc, batch = SETTINGS[name]
-            out = HERE / "results" / "runs" / f"{name}-seed{seed}"
+            out = results / "runs" / f"{name}-seed{seed}"
             if (out / "record.json").exists():
                 continue
             # by default the machine's cores split between the ranks (one process gets them all)
@@ -62,14 +71,14 @@ def run(shared: Path, seeds: list[int], settings: list[str], threads: int | None
                      "--out", str(out), "--overwrite")
 
 
-def summary(seeds: list[int]) -> str:
+def summary(results: Path, seeds: list[int]) -> str:
     rows = ["| setting | seeds | test recall@20 | test ndcg@20 | valid recall@20 | s/epoch | epochs | "
             f"recall@20 - {BASE} per seed |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     base: dict[int, float] = {}
     for name in SETTINGS:
         recs = {}
         for s in seeds:
-            f = HERE / "results" / "runs" / f"{name}-seed{s}" / "record.json"
+            f = results / "runs" / f"{name}-seed{s}" / "record.json"
             if f.exists():
                 recs[s] = json.loads(f.read_text())
         if not recs:
@@ -99,13 +108,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch threads per process (default: the CPU cores divided "
                     "between the processes; on a busy machine 1 avoids OpenMP threads spinning on shared cores)")
     ap.add_argument("--summary", action="store_true", help="print the table of the runs there are")
+    ap.add_argument("--results", type=Path, default=HERE / "results",
+                    help="folder of the prepared data, the runs and summary.md (default: experiments/distributed/"
+                         "results, git-ignored)")
     a = ap.parse_args()
     seeds = [int(s) for s in a.seeds.split(",")]
+    settings = a.settings.split(",")
+    unknown = [s for s in settings if s not in SETTINGS]
+    if unknown:
+        fail(f"--settings {', '.join(unknown)}: not a setting; the settings are {', '.join(SETTINGS)}")
+    check_out_folder(a.results, "--results")
+    if not a.summary and not (a.results / "data" / "lfm2k").exists() and not (a.shared / "lfm2k").is_dir():
+        fail(f"--shared {a.shared}: no lfm2k folder there (MMRec's lfm2k split): pass the folder that holds it")
     if not a.summary:
-        run(a.shared, seeds, a.settings.split(","), a.threads)
-    table = summary(seeds)
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "summary.md").write_text(table + "\n")
+        run(a.shared, a.results, seeds, settings, a.threads)
+    table = summary(a.results, seeds)
+    a.results.mkdir(parents=True, exist_ok=True)
+    (a.results / "summary.md").write_text(table + "\n")
     print(table)
 
 

@@ -46,6 +46,14 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--paths: unknown {bad}; use some of {','.join(PATHS)}")
     if args.epochs < 1 or args.eval_every < 1 or not args.seeds:
         p.error("--epochs and --eval-every must be at least 1, --seeds non-empty")
+    sys.path.insert(0, str(repo))
+    from experiments._script import check_out_file, fail  # graphrec's checks: no numpy or torch imported yet
+
+    if not Path(args.data).exists():
+        fail(f"--data {args.data} does not exist: pass the MMRec lfm2k folder (or its .inter file)")
+    if args.out:  # the report and its .json, now, not after the runs
+        check_out_file(args.out)
+        check_out_file(Path(args.out).with_suffix(".json"))
     return args
 
 
@@ -66,6 +74,7 @@ from typing import Any, Callable  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from experiments._script import one_line_errors  # noqa: E402
 from graphrec.data import Dataset  # noqa: E402
 from graphrec.data.formats import read_mmrec, write_recbole  # noqa: E402
 from graphrec.train.builders import build_model  # noqa: E402
@@ -291,7 +300,8 @@ def report(runs: dict[str, list[dict[str, Any]]], ds: Dataset, args: argparse.Na
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     t_start, psi0 = time.perf_counter(), cpu_pressure_us()
-    ds = read_mmrec(args.data)
+    with one_line_errors():
+        ds = read_mmrec(args.data)
     runs: dict[str, list[dict[str, Any]]] = {p: [] for p in args.paths}
     with tempfile.TemporaryDirectory(prefix="graphrec-recbole-") as tmp:
         work = Path(tmp)

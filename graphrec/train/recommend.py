@@ -453,9 +453,9 @@ def read_new_items(
     from graphrec.models.coldstart import ColdItemRecommender
 
     if not isinstance(model, ColdItemRecommender):
-        from graphrec.train.registry import registered_models
+        from graphrec.train.registry import get_model
 
-        entry = next((e for e in registered_models("ranking") if e.name == model_name), None)
+        entry = None if model_name is None else get_model(model_name, "ranking")
         if entry is not None and not entry.trainable:  # no parameters, so no --cold-path (content kNN)
             raise ConfigError(
                 f"run {run} is {entry.title} ({model_name}), which ranks the catalogue's items only and has no "

@@ -179,7 +179,7 @@ def run_training(
         raise keep_interrupted(out, dict(record, **provenance), kept, overwrite=overwrite or resume)
     record = training_record(dataset, model_name, params, config, result, device, data_path, transforms, build_seconds)
     record.update(provenance, status=FINISHED)
-    resolved = resolved_params(params, model)
+    resolved = resolved_params(model_name, params)
     if resolved:
         record["resolved_params"] = resolved
     if out is not None and main:
@@ -188,17 +188,15 @@ def run_training(
     return record, model
 
 
-def resolved_params(params: Mapping[str, Any], model: Recommender) -> dict[str, Any]:
-    """The values a builder chose for the hyper-parameters left ``None`` (e.g. LATTICE's and
-    MM-GEF's ``reg_weight`` and ``include_self``, which follow ``parity``), read from the
-    model's attribute of the same name: ``model_params`` keeps ``None`` (what was asked, and
-    what a resumed run must match), ``resolved_params`` says what trained."""
-    out = {}
-    for name, value in params.items():
-        got = getattr(model, name, None) if value is None else None
-        if isinstance(got, (bool, int, float, str)):
-            out[name] = got
-    return out
+def resolved_params(model_name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The values the builder gives the hyper-parameters left ``None`` (e.g. LATTICE's and
+    MM-GEF's ``reg_weight``, which follows ``parity``), by the registry entry's ``resolve``
+    rule: ``model_params`` keeps ``None`` (what was asked, and what a resumed run must
+    match), ``resolved_params`` says what trained."""
+    resolve = get_model(model_name, "ranking").resolve
+    if resolve is None:
+        return {}
+    return {k: v for k, v in resolve(params).items() if params.get(k) is None and v is not None}
 
 
 def identity_defaults(model_name: str) -> dict[str, Any]:

@@ -141,10 +141,8 @@ def build_lattice(
     if parity not in PARITY:
         raise ConfigError(f"parity {parity!r} is not one of {', '.join(PARITY)}")
     reference = parity == "reference"
-    if reg_weight is None:
-        reg_weight = default_reg_weight(parity)
-    if include_self is None:
-        include_self = reference  # as resolve_params
+    resolved = resolve_params({"reg_weight": reg_weight, "include_self": include_self, "parity": parity})
+    reg_weight, include_self = resolved["reg_weight"], resolved["include_self"]
     check_params(dataset, {"modalities": modalities})
     mods = feature_modalities(dataset, modalities)
     given: dict[str, sp.csr_matrix] = {}

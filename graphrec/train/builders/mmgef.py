@@ -44,13 +44,16 @@ DEFAULT_K = 10
 
 
 def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` with the builder's values for ``reg_weight`` (it follows ``parity``) and
-    ``k`` (10 where the content graph is built here) when they are ``None``."""
+    """``params`` with the builder's values for ``reg_weight`` (it follows ``parity``),
+    ``k`` (10 where the content graph is built here) and, under the fixed structure,
+    ``feature_mode`` (``"fixed"``) when they are ``None``."""
     out = dict(params)
     if out.get("reg_weight") is None:
         out["reg_weight"] = default_reg_weight(out.get("parity", "none"))
     if out.get("k") is None and out.get("use_knn_graph", True) and not out.get("graphs"):
         out["k"] = DEFAULT_K
+    if out.get("feature_mode") is None and out.get("structure", DEFAULT_STRUCTURE) == "fixed":
+        out["feature_mode"] = "fixed"
     return out
 
 

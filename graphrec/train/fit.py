@@ -387,6 +387,11 @@ def selected_score(row: Mapping[str, Any], select_on: str, metric: str) -> float
     return float(valid_metrics(row, select_on)[metric])
 
 
+def selected_label(metric: str, group: str) -> str:
+    """How the selected metric is named in lines: ``recall@20``, ``recall@20 of the cold items``."""
+    return metric if group == "all" else f"{metric} of the {group} items"
+
+
 def _valid_entries(groups: dict[str, dict[str, float]]) -> dict[str, Any]:
     """A history row's validation entries: ``valid`` (all items) and, under cold start,
     ``valid_groups`` (warm and cold items)."""

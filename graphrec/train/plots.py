@@ -54,7 +54,8 @@ def draw_runs(
     that metric (``cold`` beside a run without a cold-start split) is left out of the
     validation panel with a ``UserWarning`` naming it (at least one run must have it).
     """
-    from graphrec.train.fit import valid_metrics
+    from graphrec.train.config import SELECT_GROUPS
+    from graphrec.train.fit import selected_label, valid_metrics
     from graphrec.train.record import load_record
 
     if not runs:
@@ -68,11 +69,11 @@ def draw_runs(
     first = records[0].get("train_config") or {}
     metric = metric or str(first.get("valid_metric", "recall@20"))
     items = items or str(first.get("select_on", "all"))
-    if items not in ("all", "cold", "warm"):
-        raise ConfigError(f"--items {items!r} is not one of all, cold, warm")
+    if items not in SELECT_GROUPS:
+        raise ConfigError(f"--items {items!r} is not one of {', '.join(sorted(SELECT_GROUPS))}")
 
+    what = f"validation {selected_label(metric, items)}"
     if not any(metric in valid_metrics(row, items) for rec in records for row in rec["history"]):
-        what = f"validation {metric}" + ("" if items == "all" else f" of the {items} items")
         raise DataError(f"no run has a {what} in its history: choose another --metric"
                         + ("" if items == "all" else " or --items (cold and warm need a cold-start run)"))
     labels = list(labels) if labels is not None else _labels(runs)
@@ -99,7 +100,6 @@ def draw_runs(
             axes[1].axvline(best, color=color, linestyle=":", linewidth=1)
             axes[1].plot([best], [at], marker="*", markersize=13, color=color, markeredgecolor="black")
         else:  # e.g. --items cold beside a run without a cold-start split: said, not silently missing
-            what = f"validation {metric}" + ("" if items == "all" else f" of the {items} items")
             warnings.warn(f"run {label} has no {what} in its history: it is left out of the validation panel",
                           stacklevel=2)
         if learned:

@@ -58,6 +58,7 @@ from graphrec._atomic import atomic_dir, atomic_file, check_output, check_output
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError
 from graphrec.train.config import TrainConfig
+from graphrec.train.fit import selected_label
 from graphrec.train.record import RECORD, load_record, save_run
 from graphrec.train.space import SearchSpace, grid_values, search_space, split_options, suggest
 
@@ -315,9 +316,9 @@ def tune(
         if plots:
             from graphrec.train.plots import draw_study
 
-            result.plots, notes = draw_study(study, out, config.valid_metric)
+            result.plots, notes = draw_study(study, out, selected_label(config.valid_metric, config.select_on))
             result.notes += notes
-        _write_trials_table(study, out / TRIALS_TABLE, config.valid_metric)
+        _write_trials_table(study, out / TRIALS_TABLE, config.valid_metric, config.select_on)
         _write_json(out / TUNE_FILE, {**json.loads((out / TUNE_FILE).read_text()), "summary": _summary(result)})
         return result
     finally:
@@ -779,11 +780,6 @@ class _Objective:
         return value, int(result.best_epoch)
 
 
-def selected_label(metric: str, group: str) -> str:
-    """How the selected metric is named in lines: ``recall@20``, ``recall@20 of the cold items``."""
-    return metric if group == "all" else f"{metric} of the {group} items"
-
-
 def _partial(rows: list[dict[str, Any]], metric: str, group: str = "all") -> Any:
     """The fit result of a trial stopped early (pruned, or a diverging loss)."""
     from graphrec.train.fit import FitResult, selected_score
@@ -872,10 +868,11 @@ def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, de
     return best_dir, record["test"], True, seeds
 
 
-def _write_trials_table(study: Any, path: Path, metric: str) -> None:
+def _write_trials_table(study: Any, path: Path, metric: str, group: str = "all") -> None:
     """``trials.csv``: every trial of the study by number, its state, its parameters (one
-    column each), its value (the metric, a mean with repeats; empty unless complete) and,
-    with repeats, each seed's value; written to a temporary name, then renamed."""
+    column each), its value (the metric of the ``group`` items selection is on, column
+    ``valid_METRIC`` or ``valid_METRIC_GROUP``; a mean with repeats; empty unless complete)
+    and, with repeats, each seed's value; written to a temporary name, then renamed."""
     import csv
 
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
@@ -883,7 +880,8 @@ def _write_trials_table(study: Any, path: Path, metric: str) -> None:
     seeds = sorted({r["seed"] for t in trials for r in t.user_attrs.get("repeats", [])})
     with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["trial", "state", *names, f"valid_{metric}", *(f"seed{s}" for s in seeds)])
+        value_column = f"valid_{metric}" if group == "all" else f"valid_{metric}_{group}"
+        w.writerow(["trial", "state", *names, value_column, *(f"seed{s}" for s in seeds)])
         for t in trials:
             per_seed = {r["seed"]: r["value"] for r in t.user_attrs.get("repeats", [])}
             value = repr(t.value) if t.state.name == "COMPLETE" else ""

@@ -323,6 +323,9 @@ def test_a_study_selecting_on_cold_items_ranks_trials_by_their_cold_validation(d
     assert result.best_trial == best and result.best_value == pytest.approx(values[best][0])
     # not vacuous: the cold and all-items figures differ
     assert any(c != a for c, a in values.values())
+    # trials.csv names the value as what it is
+    header = (tmp_path / "out" / "trials.csv").read_text().splitlines()[0].split(",")
+    assert "valid_recall@20_cold" in header and "valid_recall@20" not in header
 
 
 def test_a_new_study_whose_trials_fail_on_the_settings_leaves_nothing(data, tmp_path, monkeypatch):

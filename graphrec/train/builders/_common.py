@@ -11,7 +11,7 @@ from typing import Annotated, Any, Callable, List, Mapping, Optional, Sequence, 
 import scipy.sparse as sp
 
 from graphrec.data import Dataset
-from graphrec.errors import DataError
+from graphrec.errors import ConfigError, DataError
 from graphrec.graphs.normalize import normalize_adjacency
 from graphrec.graphs.store import GraphRecord, load_graph
 from graphrec.train.registry import FloatRange, Option
@@ -102,6 +102,20 @@ def check_features(
 PARITY = ("none", "reference")
 #: the reference code's L2 weight on the final embeddings (``--regs [1e-5, ...]``)
 REFERENCE_REG = 1e-5
+
+
+def parity_backbone(train: sp.spmatrix, parity: str) -> Any:
+    """The LightGCN backbone graph of LATTICE and MM-GEF, a torch sparse tensor: D^-1/2 A
+    D^-1/2 of the bipartite graph, or the reference code's D^-1 (A + I) under
+    ``parity="reference"``; an unknown ``parity`` is a one-line :class:`ConfigError`."""
+    from graphrec.graphs import normalized_bipartite
+    from graphrec.nn import to_torch_sparse
+
+    if parity not in PARITY:
+        raise ConfigError(f"parity {parity!r} is not one of {', '.join(PARITY)}")
+    if parity == "reference":
+        return to_torch_sparse(normalized_bipartite(train, "row", self_loops=True))
+    return to_torch_sparse(normalized_bipartite(train, "sym"))
 
 
 def default_reg_weight(parity: str) -> float:

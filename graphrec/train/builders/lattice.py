@@ -11,8 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from graphrec.data import Dataset
-from graphrec.errors import ConfigError, DataError
-from graphrec.graphs import normalized_bipartite
+from graphrec.errors import DataError
 from graphrec.graphs.build import GraphSpec, build_item_graph
 from graphrec.graphs.cooccur import cooccurrence_factors
 from graphrec.models.lattice import CF_WEIGHTS, LATTICE
@@ -28,6 +27,7 @@ from graphrec.train.builders._common import (
     check_features,
     check_k,
     default_reg_weight,
+    parity_backbone,
     feature_modalities,
     load_stored_graphs,
     sym_graph,
@@ -138,8 +138,7 @@ def build_lattice(
     ``cf_weights``. ``parity="reference"``: the backbone graph D^-1 (A + I), the L2 on the
     batch's final embeddings (``reg_weight``, default the reference's 1e-5; without parity
     the layer-0 L2, default 1e-4) and ``include_self`` unless it is given."""
-    if parity not in PARITY:
-        raise ConfigError(f"parity {parity!r} is not one of {', '.join(PARITY)}")
+    adj = parity_backbone(dataset.train, parity)  # checks parity first
     reference = parity == "reference"
     resolved = resolve_params({"reg_weight": reg_weight, "include_self": include_self, "parity": parity})
     reg_weight, include_self = resolved["reg_weight"], resolved["include_self"]
@@ -169,8 +168,6 @@ def build_lattice(
             continue
         spec = GraphSpec(kind="knn", k=k, modalities=(m,), include_self=include_self, normalization="sym")
         originals[m] = to_torch_sparse(build_item_graph(dataset, spec).graph)
-    adj = to_torch_sparse(normalized_bipartite(dataset.train, "row", self_loops=True) if reference
-                          else normalized_bipartite(dataset.train, "sym"))
     return LATTICE(
         dataset.n_users,
         dataset.n_items,

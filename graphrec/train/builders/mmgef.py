@@ -10,7 +10,6 @@ import torch
 
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError
-from graphrec.graphs import normalized_bipartite
 from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
 from graphrec.graphs.cooccur import cooccurrence_factors
 from graphrec.graphs.fuse import default_modalities, fuse_features
@@ -28,6 +27,7 @@ from graphrec.train.builders._common import (
     check_features,
     check_k,
     default_reg_weight,
+    parity_backbone,
     load_stored_graphs,
     pick_graph,
     sym_graph,
@@ -200,17 +200,17 @@ def build_mmgef(
     if parity not in PARITY:
         raise ConfigError(f"parity {parity!r} is not one of {', '.join(PARITY)}")
     reference = parity == "reference"
-    if reg_weight is None:
-        reg_weight = default_reg_weight(parity)
     check_params(dataset, dict(
         structure=structure, feature_mode=feature_mode, use_knn_graph=use_knn_graph, use_cf_graph=use_cf_graph,
         lambda_coeff=lambda_coeff, train_features=train_features, k=k, modalities=modalities, graphs=graphs,
     ))
-    feature_mode = feature_mode or "fixed"
+    adj = parity_backbone(dataset.train, parity)
+    resolved = resolve_params(dict(reg_weight=reg_weight, k=k, feature_mode=feature_mode, structure=structure,
+                                   parity=parity, use_knn_graph=use_knn_graph, graphs=graphs))
+    reg_weight, k = resolved["reg_weight"], resolved["k"]  # k stays None with a stored graph (its own k)
+    feature_mode = resolved["feature_mode"] or "fixed"  # the learned structure has none: a placeholder
     learned = structure == "learned"
     stored = load_stored_graphs(dataset, graphs)
-    adj = to_torch_sparse(normalized_bipartite(dataset.train, "row", self_loops=True) if reference
-                          else normalized_bipartite(dataset.train, "sym"))
     mods = parse_modalities(modalities)
     given_knn = pick_graph(stored, "knn", "mmgef", ("knn", "cooccur"))
     if given_knn is not None and not use_knn_graph:
@@ -240,7 +240,7 @@ def build_mmgef(
         knn_matrix = None
         if use_knn_graph:
             spec = GraphSpec(
-                kind="knn", k=DEFAULT_K if k is None else k, modalities=mods, include_self=include_self,
+                kind="knn", k=k, modalities=mods, include_self=include_self,
                 normalization="none" if feature_mode == "projected" else "sym",
             )
             built = build_item_graph(dataset, spec)

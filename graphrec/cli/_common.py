@@ -139,6 +139,8 @@ def resolve_device(device: str) -> str:
 
 #: the ``--threads`` option of every command that runs torch on the CPU (see :func:`set_threads`)
 Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
+#: the ``--quiet`` option of the commands that show progress bars
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 
 def set_threads(threads: int | None) -> None:

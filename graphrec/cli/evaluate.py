@@ -8,11 +8,12 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Optional
 
 import typer
 
 from graphrec.cli._common import (
+    Quiet,
     Threads,
     metric_table,
     ordered_metric_keys,
@@ -30,7 +31,7 @@ def evaluate(
     protocol: Optional[str] = typer.Option(None, help="recbole or mmrec (default: the run's)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     threads: Threads = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Re-evaluate a saved run on its dataset (valid and test).
 

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from graphrec.cli._common import Threads, resolve_device, set_threads, user_errors, warnings_as_lines
+from graphrec.cli._common import Quiet, Threads, resolve_device, set_threads, user_errors, warnings_as_lines
 from graphrec.errors import ConfigError
 
 
@@ -65,7 +65,7 @@ def recommend(
     batch_size: Annotated[int, typer.Option(help="Users scored per batch.")] = 1024,
     threads: Threads = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Write top-k recommendations of a saved run, with the original user and item ids.
 

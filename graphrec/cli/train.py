@@ -26,6 +26,7 @@ from graphrec.cli._common import (
     metric_table,
     ordered_metric_keys,
     resolve_device,
+    Quiet,
     Threads,
     set_threads,
     user_errors,
@@ -69,7 +70,6 @@ ColdProtocol = Annotated[
     ),
 ]
 Negatives = Annotated[str, typer.Option(help="BPR negatives: all (cold items included, as LATTICE's reference) or warm (never a cold item).")]
-Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 Nproc = Annotated[
     int,
     typer.Option(
@@ -270,7 +270,7 @@ def _check_before_ranks(model_name: str, model_overrides: dict[str, Any], data: 
         entry.check(ds, params)
     if resume and out is not None:
         check_same_run(load_record(out), out, run_identity(model_name, params, config, ds, transforms),
-                       identity_defaults(model_name))
+                       identity_defaults(model_name, config))
 
 
 @contextlib.contextmanager

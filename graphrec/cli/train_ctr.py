@@ -31,7 +31,9 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from graphrec.cli._common import ARGV, GraphrecCommand, metric_table, resolve_device, set_threads, user_errors
+from graphrec.cli._common import (
+    ARGV, GraphrecCommand, Quiet, Threads, metric_table, resolve_device, set_threads, user_errors,
+)
 from graphrec.cli.train import Resume  # the option `graphrec train` ranking models share
 
 __all__ = ["register", "make_command", "load_ctr_data", "print_ctr_record"]
@@ -55,8 +57,6 @@ ColdStart = Annotated[float, typer.Option(help="Hide every interaction with a fr
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
 Out = Annotated[Optional[Path], typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run directory --out if it holds an earlier run.")]
-Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
-Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 COMMON = (
     "task", "max_history", "sample_seed", "samples", "item_graph", "graph_k", "cooccur_top_k", "graph_layers",

@@ -626,7 +626,7 @@ def run_ctr(
     uninterrupted run gives (:mod:`graphrec.train.state`). ``command`` (the
     ``graphrec ...`` line that started the run) is recorded; the resume command an
     interrupt names is made from it."""
-    from graphrec.train.run import _provenance
+    from graphrec.train.run import _provenance, identity_defaults
 
     previous = open_run_dir(
         out, overwrite, resume, lambda o, ow: check_output(o, ow, option="--out", marker=RECORD, what="run directory")
@@ -654,10 +654,7 @@ def run_ctr(
     }
     keeper = None if out is None else StateKeeper()
     if previous is not None:
-        from graphrec.train.registry import get_model
-
-        defaults = {**get_model(model_name, "ctr").defaults, **CTRConfig().to_dict()}  # options newer than the record
-        check_same_run(previous, out, record, defaults)  # type: ignore[arg-type]
+        check_same_run(previous, out, record, identity_defaults(model_name, config, "ctr"))  # type: ignore[arg-type]
         keeper = StateKeeper(load_resume_state(out, previous))  # type: ignore[arg-type]
     provenance = _provenance(command, previous, keeper)
     check_ctr_model(data, model_name, params, item_graph)  # before the graphs are built

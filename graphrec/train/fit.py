@@ -117,17 +117,16 @@ def check_selection(dataset: Dataset, config: TrainConfig) -> None:
             f"selecting on {config.select_on} items needs a cold-start split: add --cold-start (e.g. 0.2) "
             "or select on all items"
         )
-    if config.select_on == "cold" and dataset.cold_items is not None:
-        valid = dataset.split("valid").indices
-        if not np.isin(valid, dataset.cold_items).any():
+    in_cold = None if dataset.cold_items is None else np.isin(dataset.split("valid").indices, dataset.cold_items)
+    if config.select_on == "cold" and in_cold is not None:
+        if not in_cold.any():
             raise DataError(
                 f"validation holds no interaction with a cold item (dataset {dataset.name!r}, "
                 f"{_cold_draw(dataset)}): nothing to select on; use a larger --cold-start fraction or another "
                 "--seed, or select on all items"
             )
-    if config.select_on == "warm" and dataset.cold_items is not None:
-        valid = dataset.split("valid").indices
-        if np.isin(valid, dataset.cold_items).all():
+    if config.select_on == "warm" and in_cold is not None:
+        if in_cold.all():
             raise ConfigError(
                 "validation holds cold items only (the papers' cold-start protocol): select on all or cold, "
                 "or use --cold-protocol hidden to keep warm items in valid/test"
@@ -202,7 +201,7 @@ def fit(
     n_batches = -(-dataset.train.nnz // config.batch_size)
     step_loss = model.loss if shard is None else _data_parallel(model, device)
     # a loss that couples the step's triples is computed whole on every rank (Recommender.couples_batch)
-    split_steps = shard is not None and not getattr(model, "couples_batch", False)
+    split_steps = shard is not None and not model.couples_batch
 
     best_score, best_epoch, best_state, best_valid = -np.inf, 0, None, {}
     history: list[dict[str, Any]] = []

@@ -156,8 +156,8 @@ def run_training(
     params = model_params(model_name, model_overrides)
     keeper = None if out is None else StateKeeper()
     if previous is not None:
-        check_same_run(previous, out, {**run_identity(model_name, params, config, dataset, transforms), **_processes()},
-                       identity_defaults(model_name))
+        check_same_run(previous, out, run_identity(model_name, params, config, dataset, transforms),
+                       identity_defaults(model_name, config))
         keeper = StateKeeper(load_resume_state(out, previous))
     provenance = _provenance(command, previous, keeper)
     source_state()  # the record's commit (a git call) is asked now, not while a Ctrl-C is being handled
@@ -199,10 +199,11 @@ def resolved_params(model_name: str, params: Mapping[str, Any]) -> dict[str, Any
     return {k: v for k, v in resolve(params).items() if params.get(k) is None and v is not None}
 
 
-def identity_defaults(model_name: str) -> dict[str, Any]:
-    """``model_name``'s hyper-parameters and the training options at their defaults: what
+def identity_defaults(model_name: str, config: Any, task: str = "ranking") -> dict[str, Any]:
+    """``model_name``'s hyper-parameters and the training options (``config``'s class:
+    :class:`TrainConfig`, or CTRConfig for ``task="ctr"``) at their defaults: what
     :func:`~graphrec.train.state.check_same_run` assumes for names an older record lacks."""
-    return {**get_model(model_name, "ranking").defaults, **TrainConfig().to_dict()}
+    return {**get_model(model_name, task).defaults, **type(config)().to_dict()}
 
 
 def run_identity(model_name: str, params: Mapping[str, Any], config: TrainConfig, dataset: Dataset,

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec.errors import DataError
+from graphrec.graphs.cooccur import binary_interactions
 from graphrec.graphs.normalize import normalize_adjacency
 
 __all__ = ["bipartite_adjacency", "normalized_bipartite"]
@@ -24,18 +25,12 @@ def bipartite_adjacency(interactions: sp.spmatrix) -> sp.csr_matrix:
     is no interaction, as in the co-interaction graph)."""
     if not (sp.issparse(interactions) or (isinstance(interactions, np.ndarray) and interactions.ndim == 2)):
         raise DataError(f"interactions must be a users x items matrix (scipy sparse), got {type(interactions).__name__}")
-    r = sp.coo_matrix(interactions)
-    r = sp.coo_matrix((r.data, (r.row, r.col)), shape=r.shape)  # a copy: the caller's matrix is never changed
-    r.sum_duplicates()
-    r.eliminate_zeros()
+    r = binary_interactions(sp.csr_matrix(interactions)).tocoo()  # a 0/1 copy, the co-interaction graph's
     n_users, n_items = r.shape
     n = n_users + n_items
-    rows = np.concatenate([r.row, r.col + n_users])
+    rows = np.concatenate([r.row, r.col + n_users])  # distinct pairs: the two blocks never overlap
     cols = np.concatenate([r.col + n_users, r.row])
-    a = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n, n))
-    a.sum_duplicates()
-    a.data[:] = 1.0
-    return a
+    return sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n, n))
 
 
 def normalized_bipartite(interactions: sp.spmatrix, mode: str = "sym", self_loops: bool = False) -> sp.csr_matrix:

@@ -85,7 +85,7 @@ __all__ = [
 DEFAULT_BLOCK_ENTRIES: int = 1 << 23
 
 
-def _binary_csr(train: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+def binary_interactions(train: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
     """A canonical 0/1 CSR copy of ``train`` (stored zeros dropped, duplicates merged)."""
     if not sp.issparse(train):
         raise DataError(
@@ -236,7 +236,7 @@ def cooccurrence_graph(
     _check_int("top_k", top_k, 1, allow_none=True)
     _check_int("min_count", min_count, 1, allow_none=False)
     _check_int("block_size", block_size, 1, allow_none=True)
-    r = _binary_csr(train)
+    r = binary_interactions(train)
     n_items = r.shape[1]
     rt = r.T.tocsr()  # items x users
     rt.sort_indices()
@@ -433,7 +433,7 @@ def cooccurrence_factors(train: sp.spmatrix | sp.sparray) -> CooccurrenceFactors
 
     Equal, up to float rounding, to ``normalize_adjacency(cooccurrence_graph(train), "sym")``.
     """
-    r = _binary_csr(train).astype(np.float32)
+    r = binary_interactions(train).astype(np.float32)
     user_deg = np.diff(r.indptr).astype(np.float64)
     self_counts = np.diff(r.tocsc().indptr).astype(np.float64)  # users per item
     degree = r.T @ (user_deg - 1.0)  # sum_{u in users(i)} (|items(u)| - 1)

@@ -461,18 +461,16 @@ def recbole_model(name: str) -> type[GraphrecRecommender]:
     if not entry.trainable:
         raise ConfigError(f"{name} has no parameters for RecBole's Trainer to train: evaluate it with graphrec train {name}")
     cls = _ADAPTER_CLASSES.get(name)
-    if cls is None or cls.graphrec_model != name:
-        cls = globals().get(_adapter_name(name))
-        if not (isinstance(cls, type) and issubclass(cls, GraphrecRecommender) and cls.graphrec_model == name):
-            cls = type(
-                _adapter_name(name),
-                (GraphrecRecommender,),
-                {"graphrec_model": name, "__doc__": f"graphrec's {entry.title} ({entry.paper}) for RecBole.",
-                 "__module__": __name__},
-            )
-            # a module attribute, as a class statement makes: pickle finds classes by name, and
-            # RecBole's Trainer pickles the model's class into every checkpoint (saved=True)
-            globals()[cls.__name__] = cls
+    if cls is None:
+        cls = type(
+            _adapter_name(name),
+            (GraphrecRecommender,),
+            {"graphrec_model": name, "__doc__": f"graphrec's {entry.title} ({entry.paper}) for RecBole.",
+             "__module__": __name__},
+        )
+        # a module attribute, as a class statement makes: pickle finds classes by name, and
+        # RecBole's Trainer pickles the model's class into every checkpoint (saved=True)
+        globals()[cls.__name__] = cls
         _ADAPTER_CLASSES[name] = cls
     return cls
 

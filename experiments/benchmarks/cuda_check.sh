@@ -12,7 +12,7 @@
 #      process per GPU, started by torchrun, and by `graphrec train --nproc N` with 2+ GPUs.
 #
 # Usage, from anywhere, with a python whose torch sees a GPU (the core dependencies only:
-# torch, torch_geometric, scipy, numpy, networkx, typer, tqdm, pyyaml):
+# torch, scipy, numpy, networkx, typer, tqdm, pyyaml):
 #
 #   PYTHON=/path/to/python GRAPHREC_SHARED_DATA=/path/to/shared/data \
 #     bash experiments/benchmarks/cuda_check.sh

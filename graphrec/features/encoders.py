@@ -222,11 +222,13 @@ class ClipEncoder:
             self.model_config = _file_identity(cfg)
             name = cfg.stem
         weights_id = "random"
+        from_file = False  # --pretrained is a checkpoint file (else a tag, or random weights)
         if pretrained is not None:
             p = Path(pretrained).expanduser()
             if p.is_file():
                 pretrained = str(p)
                 weights_id = _file_identity(p)
+                from_file = True
             elif _looks_like_path(pretrained):
                 raise ConfigError(
                     f"checkpoint {pretrained} not found: pass an existing checkpoint file or an "
@@ -246,7 +248,7 @@ class ClipEncoder:
                         name, pretrained=None, device=self.device, cache_dir=cache_dir
                     )
             else:
-                offline = weights_id.startswith("tag:") and not _hub_reachable()
+                offline = not from_file and not _hub_reachable()
                 with _hub_offline() if offline else contextlib.nullcontext():
                     model_, _, preprocess = open_clip.create_model_and_transforms(
                         name, pretrained=pretrained, device=self.device, cache_dir=cache_dir
@@ -261,7 +263,9 @@ class ClipEncoder:
                     f"unknown open_clip model {name!r}: pick one of open_clip.list_models() "
                     "(e.g. ViT-B-32, ViT-L-14) or pass a model config .json"
                 ) from None
-            if weights_id != f"tag:{pretrained}":  # a local file
+            if pretrained is None:  # random weights: nothing was loaded, the model itself failed
+                raise ConfigError(f"could not build open_clip model {name!r} ({msg})") from None
+            if from_file:
                 raise ConfigError(
                     f"could not load checkpoint {pretrained} into open_clip model {name!r} ({msg}): pass a "
                     f"checkpoint of {name} (an open_clip or OpenAI CLIP state dict), or the --model it belongs to"

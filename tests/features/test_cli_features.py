@@ -239,3 +239,20 @@ def test_text_model_without_sentence_transformers(data_copy, monkeypatch):
     assert res.output.strip() == (
         "error: the sentence-transformers text backend is not installed: pip install sentence-transformers"
     )
+
+
+@NEEDS_CLIP_MARK
+def test_a_model_that_fails_to_build_with_random_weights_says_so(tiny_config, monkeypatch):
+    """Random weights load nothing: a failure is the model's, not a 'checkpoint None' or a
+    tag that 'needs internet'."""
+    import open_clip
+
+    from graphrec.errors import ConfigError
+    from graphrec.features import ClipEncoder
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shapes do not match")
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", broken)
+    with pytest.raises(ConfigError, match=r"could not build open_clip model 'GraphrecTinyCLIP' \(shapes do not match\)$"):
+        ClipEncoder(str(tiny_config), None, device="cpu", seed=0)

@@ -71,7 +71,8 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
     ``cold_start`` > 0 applies the cold-start protocol with the items of ``cold_seed``.
     ``max_history`` and ``sample_seed`` None: the stored samples' values, or 50 and 0.
     ``check`` (e.g. the model's options against the samples) runs on the samples before
-    any are stored."""
+    they are stored at ``--samples`` (only then: the run checks the model again anyway,
+    before its graphs are built)."""
     from graphrec.data.ctr import CTRData, load_ctr_source
     from graphrec.errors import ConfigError, DataError
 
@@ -106,14 +107,10 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
                 f"{data} holds samples built with {_cold(loaded.meta)}, not --cold-start {cold_start} --seed "
                 f"{cold_seed}: drop --cold-start or pass the source folder"
             )
-        if check is not None:
-            check(loaded)
         return loaded
     sample_seed = 0 if sample_seed is None else sample_seed
     built = load_ctr_source(data, max_history=50 if max_history is None else max_history, seed=sample_seed,
                             cold_start=cold_start or None, cold_seed=cold_seed)
-    if check is not None:
-        check(built)
     if samples is not None:
         if (samples / "ctr.json").is_file():
             stored = CTRData.load(samples)
@@ -131,6 +128,8 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
                     f"{_cold(stored.meta)}) or another --samples"
                 )
             return stored
+        if check is not None:
+            check(built)
         built.save(samples)
         built.dataset.source = {"path": str((samples / "dataset").resolve()), "cold": built.dataset.cold_items is not None}
         typer.echo(f"samples saved to {samples}")

@@ -9,6 +9,7 @@ The scripts put the repository on ``sys.path`` and import this module as
   script before it measures or trains anything, not with a traceback at the end;
 * :func:`one_line_errors`: a :class:`~graphrec.errors.GraphrecError` (a missing data
   folder, a malformed file) raised by graphrec's readers becomes its one-line message;
+* :func:`check_data_root`: the data folder a script reads holds what it needs;
 * :func:`fail`: a script's own check.
 """
 
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Iterator, NoReturn
 
 from graphrec._atomic import check_output, check_output_folder
 from graphrec.errors import ConfigError, GraphrecError
 
-__all__ = ["check_out_file", "check_out_folder", "fail", "one_line_errors"]
+__all__ = ["check_data_root", "check_out_file", "check_out_folder", "fail", "one_line_errors"]
 
 
 def fail(message: str) -> NoReturn:
@@ -44,22 +46,30 @@ def check_out_file(path: str | os.PathLike | None, option: str = "--out") -> Pat
 def check_out_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     """Check that results can be written into the folder ``path`` (which may exist and
     hold earlier results, or be created), before any work."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        fail(f"{option} {path} is a file, not a folder: choose another {option}")
     try:
         return check_output_folder(path, option=option)
     except ConfigError as e:
         fail(str(e))
 
 
+def check_data_root(root: str | os.PathLike, needed: str, holding: str, option: str = "--data-root") -> None:
+    """Before any work: ``root`` holds ``needed`` (a path relative to it; a glob pattern is
+    allowed), else one line naming the script, the folder and what to pass (the folder
+    holding ``holding``)."""
+    if not any(Path(root).glob(needed)):
+        fail(f"{Path(sys.argv[0]).name}: {option} {root}: no {needed} there: pass the folder holding {holding}")
+
+
 @contextlib.contextmanager
 def one_line_errors() -> Iterator[None]:
     """Within the block, graphrec's user-facing errors (and a missing file) end the
-    script with their message instead of a traceback."""
+    script with their message instead of a traceback (``GRAPHREC_DEBUG=1`` shows the
+    traceback, as graphrec's commands do)."""
     try:
         yield
-    except GraphrecError as e:
+    except (GraphrecError, FileNotFoundError) as e:
+        if os.environ.get("GRAPHREC_DEBUG"):
+            raise
+        if isinstance(e, FileNotFoundError) and e.filename:
+            fail(f"{e.filename}: no such file or folder ({e.strerror})")
         fail(str(e))
-    except FileNotFoundError as e:
-        fail(f"{e.filename}: no such file or folder ({e.strerror})" if e.filename else str(e))

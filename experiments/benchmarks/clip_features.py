@@ -39,6 +39,8 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from experiments._script import check_data_root  # noqa: E402
+
 
 def cpu_wait_total() -> float | None:
     """Microseconds some task waited for a CPU since boot (PSI), or None where unavailable."""
@@ -72,9 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-texts", type=int, default=400, help="texts to embed (first movies of movies.csv with a poster, then others)")
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args(argv)
-    if not (args.data_root / "movielens-small" / "movies.csv").is_file():
-        sys.exit(f"clip_features.py: --data-root {args.data_root}: no movielens-small/movies.csv there: "
-                 "pass the folder holding movielens-small (movies.csv, links.csv, posters/)")
+    check_data_root(args.data_root, "movielens-small/movies.csv", "movielens-small (movies.csv, links.csv, posters/)")
 
     import numpy as np
     import torch

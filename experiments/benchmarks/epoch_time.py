@@ -176,11 +176,12 @@ def _folder(setting: str) -> tuple[str, str]:
 def _load(setting: str, root: Path):
     from graphrec.data.formats import read_lattice, read_mmrec, read_unisrec
 
+    folder = root / _folder(setting)[0]
     if setting.startswith("scientific"):
-        return read_unisrec(root / "amazon-scientific", unseen="keep")
+        return read_unisrec(folder, unseen="keep")
     if setting.startswith("lfm2k"):
-        return read_mmrec(root / "lfm2k", features={"text": "all-MiniLM-L6-v2.npy", "audio": "vggish.npy"})
-    return read_lattice(root / "amazon-baby", unseen="keep")
+        return read_mmrec(folder, features={"text": "all-MiniLM-L6-v2.npy", "audio": "vggish.npy"})
+    return read_lattice(folder, unseen="keep")
 
 
 def main() -> None:
@@ -191,13 +192,13 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     args = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    from experiments._script import check_data_root  # graphrec's checks: no numpy or torch imported yet
+
     folder, needed = _folder(args.setting)
-    if not any((args.data_root / folder).glob(needed)):
-        sys.exit(f"epoch_time.py: --data-root {args.data_root}: no {folder}/{needed} there: "
-                 f"pass the folder holding {folder} (--setting {args.setting} reads it)")
+    check_data_root(args.data_root, f"{folder}/{needed}", f"{folder} (--setting {args.setting} reads it)")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(args.threads)
-    sys.path.insert(0, str(REPO))
     import numpy as np
     import torch
 

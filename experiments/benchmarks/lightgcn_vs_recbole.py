@@ -55,12 +55,10 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from pathlib import Path
 
     sys.path.insert(0, str(repo))
-    from experiments._script import check_out_file  # graphrec's checks: no numpy or torch imported yet
+    from experiments._script import check_data_root, check_out_file  # graphrec's checks: no numpy or torch imported yet
 
     check_out_file(args.out)  # now, not after the measurements
-    if not (Path(args.data_root) / args.dataset / "train.json").is_file():
-        sys.exit(f"lightgcn_vs_recbole.py: --data-root {args.data_root}: no {args.dataset}/train.json there: "
-                 "pass the folder holding the LATTICE dataset folder (--dataset names it)")
+    check_data_root(args.data_root, f"{args.dataset}/train.json", "the LATTICE dataset folder (--dataset names it)")
     return args
 
 

@@ -61,13 +61,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None,
                     help="keep the dataset, run and output here, reused by the next call (default: a temporary folder)")
     args = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    from experiments._script import check_data_root  # graphrec's checks: no numpy or torch imported yet
+
     reused = args.work is not None and (args.work / "amazon-baby" / "dataset.json").is_file()
-    if not reused and not (args.data_root / "amazon-baby" / "train.json").is_file():
-        sys.exit(f"recommend_speed.py: --data-root {args.data_root}: no amazon-baby/train.json there: "
-                 "pass the folder holding amazon-baby (the LATTICE split)")
+    if not reused:
+        check_data_root(args.data_root, "amazon-baby/train.json", "amazon-baby (the LATTICE split)")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(args.threads)
-    sys.path.insert(0, str(REPO))
     import numpy as np
     import torch
 

@@ -214,8 +214,6 @@ def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], de
     from graphrec.graphs.stats import coconsumption_rate, degree_stats, overlap, random_pair_overlap
     from graphrec.graphs.store import save_graph
 
-    import torch
-
     from graphrec.cli.sources import load_source
 
     main = shard is None or shard.is_main
@@ -233,7 +231,6 @@ def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], de
     for kd, spec in _specs(opts, kinds).items():
         res = build_item_graph(ds, spec, device=dev, progress=not quiet and main, shard=shard)
         res.record.options["source"] = source
-        res.record.options["threads"] = torch.get_num_threads()  # float sums depend on it (docs/graphs.md)
         if recipe is not None:  # a stale graph's rebuild command starts from it
             res.record.options["recipe"] = str(recipe.resolve())
         built[kd] = res

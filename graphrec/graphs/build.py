@@ -135,13 +135,16 @@ def build_item_graph(
             progress=progress,
             shard=shard,
         )
+        import torch  # (imported by the kNN search already)
+
         record_fields = dict(
             modalities=list(fused.modalities),
             k=spec.k,
             weighting=spec.weighting,
-            # backend: as asked (a rebuild asks the same); backend_used: what "auto" chose here
+            # backend: as asked (a rebuild asks the same); backend_used: what "auto" chose here;
+            # threads: torch's CPU threads, which order the float sums (the last bits of a weight)
             options={"include_self": spec.include_self, "backend": spec.backend,
-                     "backend_used": resolve_backend(spec.backend, device)},
+                     "backend_used": resolve_backend(spec.backend, device), "threads": torch.get_num_threads()},
             content_fingerprint=dataset.content_fingerprint(fused.modalities),
         )
     else:  # co-interactions of the training matrix: items (MM-GEF's E^c) or users (DRAGON's)

@@ -174,19 +174,18 @@ def features(
     text_encoder = None
     if item_texts is not None:
         text_encoder = SentenceTextEncoder(text_model, device=dev) if text_model is not None else clip
-    if fuse and clip is not None and text_encoder is not None and paths is not None and text_encoder.dim != clip.dim:
-        raise ConfigError(
-            f"--fuse averages image and text vectors, but the image dimension is {clip.dim} and the text "
-            f"dimension {text_encoder.dim} ({text_model}): use CLIP for both or drop --fuse"
-        )
-    if fuse:  # one modality extracted now, the other stored: their dimensions must agree too
-        dims = {"image": clip.dim if paths is not None else None,
-                "text": text_encoder.dim if text_encoder is not None else None}
-        for m, d in dims.items():
-            if d is None and m in ds.item_features:
-                dims[m] = int(ds.item_features[m].shape[1])
+    if fuse:  # image and text vectors are averaged: their dimensions must agree (one may be stored)
+        extracted = {"image": clip.dim if clip is not None and paths is not None else None,
+                     "text": text_encoder.dim if text_encoder is not None else None}
+        dims = {m: int(ds.item_features[m].shape[1]) if d is None and m in ds.item_features else d
+                for m, d in extracted.items()}
+        if None not in extracted.values() and dims["image"] != dims["text"]:
+            raise ConfigError(
+                f"--fuse averages image and text vectors, but the image dimension is {dims['image']} and the text "
+                f"dimension {dims['text']} ({text_model}): use CLIP for both or drop --fuse"
+            )
         if None not in dims.values() and dims["image"] != dims["text"]:
-            stored = "image" if paths is None else "text"
+            stored = "image" if extracted["image"] is None else "text"
             raise ConfigError(
                 f"--fuse averages image and text vectors, but the stored {stored} features are {dims[stored]}-d and "
                 f"this extraction's {'text' if stored == 'image' else 'image'} vectors {dims['text' if stored == 'image' else 'image']}-d: "

@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 import scipy.sparse as sp
 
+from graphrec._checks import is_int
 from graphrec.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,7 +106,7 @@ def binary_interactions(train: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
 def _check_int(name: str, value: object, minimum: int, allow_none: bool) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not is_int(value) or value < minimum:
         what = f"an integer >= {minimum}" + (" or None" if allow_none else "")
         raise ConfigError(f"{name} must be {what}, got {value!r}")
 

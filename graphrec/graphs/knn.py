@@ -95,6 +95,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from graphrec._checks import is_int
 from graphrec._device import resolve_device
 from graphrec.errors import ConfigError, DataError
 
@@ -581,7 +582,7 @@ def knn_graph(
         ``scipy.sparse.csr_matrix`` of shape ``(n_items, n_items)``, float32, sorted
         column indices.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_int(k) or k < 1:
         raise ConfigError(f"k={k!r} is not a positive integer: give the number of neighbours per item")
     if backend not in BACKENDS:
         raise ConfigError(f"unknown kNN backend {backend!r}: use one of {', '.join(BACKENDS)}")

@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
+from graphrec._checks import is_int
 from graphrec.errors import ConfigError, DataError
 
 __all__ = [
@@ -155,7 +156,7 @@ def random_pair_overlap(b: sp.spmatrix | sp.sparray, n_pairs: int, seed: int = 0
     n = gb.shape[0]
     if n < 2:
         raise DataError(f"random pairs need at least 2 items, the graph has {n}")
-    if isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 1:
+    if not is_int(n_pairs) or n_pairs < 1:
         raise ConfigError(f"n_pairs must be a positive integer, got {n_pairs!r}")
     rng = np.random.default_rng(seed)
     i = rng.integers(0, n, size=n_pairs)
@@ -246,7 +247,7 @@ def _local_clustering(s: sp.csr_matrix, nodes: np.ndarray | None) -> np.ndarray:
 def clustering_sample(graph: sp.spmatrix | sp.sparray, n: int, seed: int = 0) -> float:
     """Mean local clustering coefficient over ``n`` distinct random nodes (all nodes,
     exactly, when ``n`` >= the node count); 0.0 for an empty graph."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+    if not is_int(n) or n < 1:
         raise ConfigError(f"n must be a positive integer, got {n!r}")
     s = _simple_undirected(graph)
     size = s.shape[0]
@@ -265,10 +266,10 @@ def neighbours(graph: sp.spmatrix | sp.sparray, item: int, top: int = 10) -> lis
     Raises:
         ConfigError: ``item`` is not a node of the graph, or ``top`` is below 1."""
     g = _square(graph)
-    if isinstance(item, bool) or not isinstance(item, (int, np.integer)) or not 0 <= item < g.shape[0]:
+    if not is_int(item) or not 0 <= item < g.shape[0]:
         shown = item if isinstance(item, (int, np.integer)) else repr(item)  # numpy 2 reprs np.int64(3)
         raise ConfigError(f"node {shown} is not in the graph (nodes 0..{g.shape[0] - 1}): give a node index")
-    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+    if not is_int(top) or top < 1:
         raise ConfigError(f"top={top!r}: show at least one neighbour (an integer >= 1)")
     lo, hi = g.indptr[item], g.indptr[item + 1]
     cols, vals = g.indices[lo:hi], g.data[lo:hi]

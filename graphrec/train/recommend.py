@@ -45,6 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from graphrec._checks import is_int
 from graphrec._atomic import atomic_file, check_output
 from graphrec._device import resolve_device
 from graphrec.data import Dataset
@@ -100,9 +101,9 @@ def top_k(
         slot a user has no candidate for (everything masked) has score ``-inf``: callers
         drop those. Ties are broken by ``torch.topk``.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_int(k) or k < 1:
         raise ConfigError(f"k must be an integer >= 1, got {k!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     from graphrec.train.evaluate import _csr_to_torch, _gather_rows
 
@@ -337,9 +338,9 @@ def recommend_run(
 
     if unknown not in UNKNOWN_CHOICES:
         raise ConfigError(f"unknown={unknown!r} is not one of {', '.join(UNKNOWN_CHOICES)}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_int(k) or k < 1:
         raise ConfigError(f"k must be an integer >= 1, got {k!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     excluded = _excluded_splits(exclude_seen)
     dev = resolve_device(device)

@@ -155,29 +155,36 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     path = Path(path)
     if path.exists() and not overwrite:
         raise DataError(f"{path} already exists: choose another output or pass --overwrite")
-    created = []  # the missing parents made here, deepest first: removed again on failure
+    with _made_parents(path):
+        tmp = temporary_dir(path)
+        try:
+            yield tmp
+            replace_dir(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+
+
+@contextlib.contextmanager
+def _made_parents(path: Path) -> Iterator[None]:
+    """Make ``path``'s missing parent folders; when the block fails (Ctrl-C included),
+    remove again those made here that are still empty (something written there meanwhile
+    stays), so that a failed write leaves nothing behind."""
+    created = []  # deepest first
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         created.append(parent)
         parent = parent.parent
     path.parent.mkdir(parents=True, exist_ok=True)
-    done = False
     try:
-        tmp = temporary_dir(path)
-        try:
-            yield tmp
-            replace_dir(tmp, path)
-            done = True
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-    finally:
-        if not done:
-            for folder in created:
-                try:
-                    folder.rmdir()  # only while empty: something written there meanwhile stays
-                except OSError:
-                    break
+        yield
+    except BaseException:
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
 
 
 @contextlib.contextmanager
@@ -185,21 +192,22 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a new empty temporary file ``.NAME.tmp-HOST.PID-XXXXXXXX.SUFFIX`` beside
     ``path`` (the output's suffix kept, for writers that pick a format by it), after
     removing the stale temporaries of earlier writes of ``path``; on success it replaces
-    ``path`` (``os.replace``), on an exception it is removed and ``path`` left untouched.
+    ``path`` (``os.replace``), on an exception it is removed, ``path`` left untouched and
+    the missing parent folders this call created removed again.
     The file gets the usual mode, not ``mkstemp``'s 0600."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    fd, name = tempfile.mkstemp(prefix=_temporary_prefix(path, "tmp"), suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.lexists(tmp):
-            tmp.unlink()
+    with _made_parents(path):
+        remove_stale_temporaries(path)
+        fd, name = tempfile.mkstemp(prefix=_temporary_prefix(path, "tmp"), suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            os.chmod(tmp, 0o666 & ~_umask())
+            yield tmp
+            os.replace(tmp, path)
+        finally:
+            if os.path.lexists(tmp):
+                tmp.unlink()
 
 
 def replace_dir(tmp: str | os.PathLike, path: str | os.PathLike) -> None:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from graphrec._atomic import atomic_dir
+from graphrec._atomic import atomic_dir, atomic_file
 from graphrec.errors import DataError
 
 
@@ -48,6 +48,15 @@ def test_failure_removes_the_parent_folders_it_created(tmp_path):
     with atomic_dir(tmp_path / "a" / "new" / "out") as tmp:
         (tmp / "f").write_text("x")
     assert (tmp_path / "a" / "new" / "out" / "f").read_text() == "x"  # success keeps them
+    # a file alike
+    with pytest.raises(RuntimeError):
+        with atomic_file(tmp_path / "b" / "deeper" / "out.csv") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert not (tmp_path / "b").exists()
+    with atomic_file(tmp_path / "b" / "deeper" / "out.csv") as tmp:
+        tmp.write_text("whole")
+    assert (tmp_path / "b" / "deeper" / "out.csv").read_text() == "whole"
 
 
 def test_an_interrupt_between_the_two_renames_puts_the_old_output_back(tmp_path, monkeypatch):

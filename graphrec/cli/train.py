@@ -147,10 +147,9 @@ def train_command(
     says they have no effect).
     """
     from graphrec import distributed
-    from graphrec.data import Dataset
     from graphrec.train import TrainConfig, run_training
     from graphrec.errors import ConfigError
-    from graphrec.train.run import check_cold_start, check_run_output, cold_start_transforms, prepare_dataset
+    from graphrec.train.run import check_cold_start, check_run_output
     from graphrec.train.state import check_resumable, sigterm_as_interrupt
 
     check_cold_start(cold_start, cold_protocol)
@@ -202,11 +201,7 @@ def train_command(
     if main:
         for line in _without_effect(model_name, model_overrides, cold_start, cold_protocol, negatives, untrained):
             typer.echo(f"note: {line}", err=True)
-    ds = Dataset.load(data)
-    transforms = {}
-    if cold_start:
-        ds = prepare_dataset(ds, cold_start, seed, cold_protocol)
-        transforms = cold_start_transforms(cold_start, seed, cold_protocol)
+    ds, transforms = _load(data, cold_start, seed, cold_protocol)
     if out is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{model_name}-{ds.name}-{stamp}"
@@ -253,17 +248,12 @@ def _check_before_ranks(model_name: str, model_overrides: dict[str, Any], data: 
     """What every rank would refuse (the dataset, the model's own check of it, a resume
     with other options) is refused once, before the ranks start: one line, not one per
     rank."""
-    from graphrec.data import Dataset
     from graphrec.train.record import load_record
     from graphrec.train.registry import get_model, model_params
-    from graphrec.train.run import cold_start_transforms, identity_defaults, prepare_dataset, run_identity
+    from graphrec.train.run import identity_defaults, run_identity
     from graphrec.train.state import check_same_run
 
-    ds = Dataset.load(data)
-    transforms: dict[str, Any] = {}
-    if cold_start:
-        ds = prepare_dataset(ds, cold_start, seed, cold_protocol)
-        transforms = cold_start_transforms(cold_start, seed, cold_protocol)
+    ds, transforms = _load(data, cold_start, seed, cold_protocol)
     params = model_params(model_name, model_overrides)
     entry = get_model(model_name, "ranking")
     if entry.check is not None:
@@ -271,6 +261,16 @@ def _check_before_ranks(model_name: str, model_overrides: dict[str, Any], data: 
     if resume and out is not None:
         check_same_run(load_record(out), out, run_identity(model_name, params, config, ds, transforms),
                        identity_defaults(model_name, config))
+
+
+def _load(data: Path, cold_start: float, seed: int, cold_protocol: str) -> tuple[Any, dict[str, Any]]:
+    """The dataset a run trains on (the cold-start split drawn, when asked) and the
+    transforms its record names."""
+    from graphrec.data import Dataset
+    from graphrec.train.run import cold_start_transforms, prepare_dataset
+
+    return (prepare_dataset(Dataset.load(data), cold_start, seed, cold_protocol),
+            cold_start_transforms(cold_start, seed, cold_protocol))
 
 
 @contextlib.contextmanager

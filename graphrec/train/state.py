@@ -285,16 +285,36 @@ def sigterm_as_interrupt() -> Iterator[None]:
 # ----------------------------------------------------------------------- saving
 def resume_command(command: str | None, out: str | Path) -> str | None:
     """The command that continues a run started by ``command`` (the ``graphrec ...``
-    line it was started with): the same line without ``--overwrite``, with ``--out``
-    when it was left to the default, and ``--resume``."""
+    line it was started with, or an earlier resume command) in ``out``: the same line
+    without ``--overwrite``, with ``--out out`` (added when it was left to the default,
+    replaced when it names another folder: the run may have been copied or moved since)
+    and ``--resume``. A line that does not parse is returned as it is."""
     if not command:
         return None
-    argv = [a for a in shlex.split(command) if a != "--overwrite"]
-    if not any(a == "--out" or a.startswith("--out=") for a in argv):
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+
+    def elsewhere(value: str) -> bool:  # read from here, the given --out is another folder
+        return Path(value).resolve() != Path(out).resolve()
+
+    argv = [a for a in words if a != "--overwrite"]
+    has_out = False
+    for i, word in enumerate(argv):
+        if word == "--out" and i + 1 < len(argv):
+            has_out = True
+            if elsewhere(argv[i + 1]):
+                argv[i + 1] = str(out)
+        elif word.startswith("--out="):
+            has_out = True
+            if elsewhere(word[len("--out="):]):
+                argv[i] = f"--out={out}"
+    if not has_out:
         argv += ["--out", str(out)]
     if "--resume" not in argv:
         argv.append("--resume")
-    return shlex.join(argv)
+    return command if argv == words else shlex.join(argv)
 
 
 def keep_interrupted(out: str | Path, record: dict[str, Any], state: TrainState, overwrite: bool) -> RunInterrupted:
@@ -364,23 +384,7 @@ def check_resumable(out: str | Path) -> dict[str, Any]:
 def recorded_resume_command(record: Mapping[str, Any], out: str | Path) -> str | None:
     """The recorded command that resumes an interrupted run, with its ``--out`` made
     ``out`` (the run may have been copied or moved since); None when none was recorded."""
-    cmd = (record.get("resume") or {}).get("command")
-    if not cmd:
-        return None
-    try:
-        words = shlex.split(cmd)
-    except ValueError:
-        return cmd
-    def elsewhere(value: str) -> bool:  # read from here, the recorded --out is another folder
-        return Path(value).resolve() != Path(out).resolve()
-
-    changed = list(words)
-    for i, word in enumerate(words):
-        if word == "--out" and i + 1 < len(words) and elsewhere(words[i + 1]):
-            changed[i + 1] = str(out)
-        elif word.startswith("--out=") and elsewhere(word[len("--out="):]):
-            changed[i] = f"--out={out}"
-    return cmd if changed == words else shlex.join(changed)
+    return resume_command((record.get("resume") or {}).get("command"), out)
 
 
 def check_finished(record: Mapping[str, Any], run_dir: str | Path) -> None:

@@ -31,7 +31,7 @@ from graphrec.graphs.cooccur import cooccurrence_graph, user_cooccurrence_graph
 from graphrec.graphs.fuse import FusedFeatures, fuse_features
 from graphrec.graphs.knn import BACKENDS, knn_graph, resolve_backend
 from graphrec.graphs.normalize import NORMALIZATIONS, normalize_adjacency
-from graphrec.graphs.store import GraphRecord
+from graphrec.graphs.store import GraphRecord, canonical_graph
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.data import Dataset
@@ -181,7 +181,8 @@ def build_item_graph(
         build_seconds=round(seconds, 4),
         **record_fields,
     )
-    return BuiltGraph(graph=sp.csr_matrix(graph, dtype=np.float32), record=record, seconds=seconds, fused=fused, notes=notes)
+    # the form save_graph stores: a model sees the same edges built here or loaded
+    return BuiltGraph(graph=canonical_graph(graph), record=record, seconds=seconds, fused=fused, notes=notes)
 
 
 def _nonpositive_rows(graph: sp.spmatrix) -> int:

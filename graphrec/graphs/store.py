@@ -70,6 +70,7 @@ __all__ = [
     "check_record",
     "GraphMismatch",
     "graph_checksum",
+    "canonical_graph",
 ]
 
 FORMAT_NAME = "graphrec-graph"
@@ -395,9 +396,20 @@ def graph_checksum(graph: sp.csr_matrix) -> str:
     return h.hexdigest()
 
 
-def _canonical(graph: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+def canonical_graph(graph: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+    """``graph`` as a stored graph holds it: a float32 CSR copy, duplicates summed, entries of
+    weight 0 dropped (a graph's edges are its nonzero entries), column indices sorted.
+
+    :func:`save_graph` stores this form and :func:`graphrec.graphs.build_item_graph` returns
+    it, so a model trained on an in-run graph and one trained on the same graph stored and
+    loaded see the same edges (a kNN list may hold a cosine of exactly 0, an explicit entry
+    of :func:`graphrec.graphs.knn.knn_graph`'s matrix, which is no edge here).
+
+    Raises:
+        DataError: ``graph`` is not a square scipy sparse matrix, or holds NaN or inf.
+    """
     if not sp.issparse(graph):
-        raise DataError(f"save_graph needs a scipy sparse matrix, got {type(graph).__name__}")
+        raise DataError(f"a graph must be a scipy sparse matrix, got {type(graph).__name__}")
     g = sp.csr_matrix(graph, dtype=np.float32, copy=True)
     if g.ndim != 2 or g.shape[0] != g.shape[1]:
         raise DataError(f"a graph must be square (n_items x n_items, or n_users x n_users), got shape {g.shape}")
@@ -442,7 +454,7 @@ def save_graph(
             graph directory (never replaced, even with ``overwrite``).
     """
     path = Path(path)
-    g = _canonical(graph)
+    g = canonical_graph(graph)
     if g.shape[0] != record.n_nodes:
         what = f"n_users={record.n_users}" if record.nodes == "users" else f"n_items={record.n_items}"
         raise DataError(

@@ -185,7 +185,7 @@ def test_save_refuses_bad_graphs(ds, tmp_path):
         save_graph(tmp_path / "g", sp.identity(5, format="csr"), rec)
     with pytest.raises(DataError, match="must be square"):
         save_graph(tmp_path / "g", sp.csr_matrix((12, 11)), rec)
-    with pytest.raises(DataError, match="needs a scipy sparse matrix"):
+    with pytest.raises(DataError, match="a graph must be a scipy sparse matrix, got ndarray"):
         save_graph(tmp_path / "g", np.eye(12), rec)
     bad = sp.identity(12, format="csr") * np.nan
     with pytest.raises(DataError, match="NaN or inf"):

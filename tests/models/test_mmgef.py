@@ -560,6 +560,31 @@ def test_builder_learned_structure_from_a_stored_graph(tmp_path):
     assert np.allclose(model._features("fused").detach().numpy(), fuse_features(ds.item_features, ["text"]).x)
 
 
+def test_projected_mode_sees_the_same_pattern_built_in_the_run_or_stored(tmp_path):
+    """Items of 20 one-hot classes: each kNN list (k=5) holds its 2 class mates and 3 items
+    of cosine exactly 0. The stored graph dropped those entries, the in-run build kept them,
+    so projected mode learned values on 300 edges in the run and on 120 from the stored
+    graph; both now see the 120 nonzero edges."""
+    from graphrec.graphs.store import save_graph
+
+    ds = contract_dataset()
+    onehot = np.eye(20, dtype=np.float32)[np.arange(ds.n_items) % 20]
+    ds = ds.replace(item_features={"text": onehot})
+    raw = knn_graph(onehot, 5)
+    assert raw.nnz == 300 and (raw.data == 0).sum() == 180  # knn_graph's matrix keeps the zeros
+    built = build_item_graph(ds, GraphSpec(kind="knn", k=5))
+    assert built.graph.nnz == 120
+    save_graph(tmp_path / "knn", built.graph, built.record)
+    params = dict(SMALL, feature_mode="projected", structure="fixed", use_cf_graph=False)
+    torch.manual_seed(0)
+    in_run = build_model("mmgef", ds, params)
+    torch.manual_seed(0)
+    stored = build_model("mmgef", ds, dict(params, k=None, graphs=[str(tmp_path / "knn")]))
+    a, b = in_run.projected_knn_graph(), stored.projected_knn_graph()
+    assert a._nnz() == b._nnz() == 120
+    assert torch.equal(a.to_dense(), b.to_dense())
+
+
 # --------------------------------------------------------------- real data
 
 

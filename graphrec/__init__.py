@@ -2,6 +2,8 @@
 
 __version__ = "0.1.0"
 
+__all__ = ["__version__", "recommend"]
+
 
 def __getattr__(name: str):
     """``graphrec.recommend`` (:func:`graphrec.train.recommend.recommend_run`), imported on
@@ -11,3 +13,8 @@ def __getattr__(name: str):
 
         return recommend_run
     raise AttributeError(f"module 'graphrec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazily imported ``recommend`` too (tab completion, ``dir(graphrec)``)."""
+    return sorted(set(globals()) | set(__all__))

@@ -1,7 +1,11 @@
 """One rule for the ``device`` argument of every public function: ``"auto"`` (CUDA
 when available, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
 :class:`torch.device`; a CUDA device on a machine without one, or a name torch does not
-know, is a one-line :class:`~graphrec.errors.ConfigError`."""
+know, is a one-line :class:`~graphrec.errors.ConfigError`.
+
+Defaults: a Python function defaults to ``"cpu"`` (a library never moves work to a GPU
+unasked; pass ``device="auto"`` for CUDA where there is one), every command of the CLI to
+``--device auto``."""
 
 from __future__ import annotations
 

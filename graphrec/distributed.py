@@ -93,7 +93,9 @@ def init_from_env(device: str = "cpu") -> Shard | None:
         return None
     if not dist.is_available():  # pragma: no cover - every torch wheel graphrec supports has it
         raise ConfigError("this torch build has no torch.distributed: run in one process (drop --nproc)")
-    backend = "nccl" if str(device).startswith("cuda") else "gloo"
+    from graphrec._device import resolve_device
+
+    backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"  # "auto": CUDA where there is one
     if backend == "nccl":
         local = int(os.environ.get("LOCAL_RANK", 0))
         if local >= torch.cuda.device_count():

@@ -39,3 +39,110 @@ def test_auto_trains_and_builds_graphs():
     cfg = TrainConfig(epochs=1, batch_size=256, ks=(20,), progress=False)
     record, _ = run_training(ds, "lightgcn", {"embedding_dim": 4}, cfg, device="auto")
     assert record["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _public_callables():
+    """(qualified name, callable) of every public function and class of graphrec's modules."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import graphrec
+
+    seen = {}
+    for info in pkgutil.walk_packages(graphrec.__path__, "graphrec."):
+        if any(part.startswith("_") for part in info.name.split(".")) or ".cli" in info.name:
+            continue
+        module = importlib.import_module(info.name)
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__.startswith("graphrec"):
+                seen.setdefault(f"{obj.__module__}.{obj.__qualname__}", obj)
+    return sorted(seen.items())
+
+
+def test_every_python_function_defaults_to_the_cpu():
+    """The Python API never moves work to a GPU unasked (graphrec._device); recommend_run
+    defaulted to "auto" while everything else defaulted to "cpu"."""
+    import inspect
+
+    checked, wrong = 0, []
+    for name, obj in _public_callables():
+        try:
+            params = inspect.signature(obj).parameters
+        except (TypeError, ValueError):
+            continue
+        if "device" in params and params["device"].default is not inspect.Parameter.empty:
+            checked += 1
+            if params["device"].default not in ("cpu", None):  # None: no device (kept where it is)
+                wrong.append(f"{name}: {params['device'].default!r}")
+    assert checked >= 10 and not wrong, wrong
+
+
+def _entry_points(tmp_path):
+    """Every public function taking a device, called on tiny data: name -> call(device)."""
+    import numpy as np
+
+    from graphrec.models.ctr.testing import contract_ctr_data
+    from graphrec.train import build_model
+    from graphrec.train.ctr import CTRConfig, build_ctr_model, evaluate_ctr, fit_ctr, modality_attention, \
+        predict_ctr, run_ctr, split_tensors
+    from graphrec.train.evaluate import evaluate_cold_start, evaluate_ranking, most_popular_scorer
+    from graphrec.train.fit import evaluate_model
+    from graphrec.train.record import environment
+    from graphrec.train.recommend import recommend_indices, top_k
+
+    ds = synthetic_catalogue(n_users=40, n_items=30, n_clusters=2, seed=0)
+    from graphrec.data import cold_start
+
+    cold = cold_start(ds, 0.2, seed=0)
+    pop = most_popular_scorer(ds)
+    model = build_model("lightgcn", ds, {"embedding_dim": 4})
+    cfg = TrainConfig(epochs=1, batch_size=256, ks=(20,), progress=False)
+    ctr = contract_ctr_data()
+    ccfg = CTRConfig(epochs=1, batch_size=64, progress=False)
+    lr = build_ctr_model("lr", ctr)
+    users = torch.arange(5)
+    return {
+        "evaluate_ranking": lambda d: evaluate_ranking(pop, ds, "valid", ks=(20,), device=d),
+        "evaluate_cold_start": lambda d: evaluate_cold_start(most_popular_scorer(cold), cold, "test", ks=(20,), device=d),
+        "most_popular_scorer": lambda d: most_popular_scorer(ds, device=d),
+        "top_k": lambda d: top_k(pop, users, 3, ds.n_items, device=d),
+        "recommend_indices": lambda d: recommend_indices(pop, ds, users, 3, device=d),
+        "evaluate_model": lambda d: evaluate_model(model, ds, "valid", cfg, d),
+        "environment": lambda d: environment(d),
+        "predict_ctr": lambda d: predict_ctr(lr, split_tensors(ctr.samples["valid"]), d),
+        "evaluate_ctr": lambda d: evaluate_ctr(lr, ctr, "valid", ccfg, d),
+        "fit_ctr": lambda d: fit_ctr(build_ctr_model("lr", ctr), ctr, ccfg, d),
+        "modality_attention": lambda d: modality_attention(lr, ctr, "valid", d),
+        "run_ctr": lambda d: run_ctr(ctr, "lr", None, ccfg, device=d, out=tmp_path / f"ctr-{d}"),
+        "run_training": lambda d: run_training(ds, "lightgcn", {"embedding_dim": 4}, cfg, device=d,
+                                               out=tmp_path / f"run-{d}"),
+        "knn_graph": lambda d: knn_graph(np.eye(5, dtype=np.float32), k=2, device=d, backend="torch"),
+    }
+
+
+def test_auto_is_accepted_by_every_entry_point(tmp_path):
+    """``"auto"`` was torch's multi-line RuntimeError in evaluate_ranking, top_k, the CTR
+    loop and others, and crashed tune after its first trial (in the run record)."""
+    for name, call in _entry_points(tmp_path).items():
+        call("auto")  # no error: "auto" is CUDA where there is one, else the CPU
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_cuda_without_cuda_is_one_line_everywhere(tmp_path):
+    for name, call in _entry_points(tmp_path).items():
+        with pytest.raises(ConfigError, match="CUDA is not available on this machine") as e:
+            call("cuda")
+        assert "\n" not in str(e.value), name
+    assert not (tmp_path / "ctr-cuda").exists() and not (tmp_path / "run-cuda").exists()
+
+
+def test_every_public_name_exists():
+    """``graphrec.train.recommend.__all__`` named a ``recommend`` the module does not have
+    (``from graphrec.train.recommend import *`` failed); ``graphrec.recommend`` was missing
+    from ``dir(graphrec)``."""
+    import graphrec
+
+    assert len(_public_callables()) > 100
+    assert "recommend" in dir(graphrec) and callable(graphrec.recommend)

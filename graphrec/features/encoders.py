@@ -186,7 +186,7 @@ class ClipEncoder:
             ``local-dir:PATH``, or a path to a model config ``.json``.
         pretrained: weights: an open_clip tag, a local checkpoint path, or ``None`` for
             random weights.
-        device: torch device string (``cpu``, ``cuda``, ``cuda:1``).
+        device: ``cpu``, ``auto`` (CUDA when available), ``cuda``, ``cuda:N``.
         precision: ``auto`` (mixed precision on CUDA, float32 on CPU), ``fp32`` or ``amp``.
         seed: seed of the random initialisation (used when ``pretrained`` is ``None``).
         cache_dir: where open_clip stores downloaded weights (its default when ``None``).
@@ -204,7 +204,9 @@ class ClipEncoder:
     ) -> None:
         import torch
 
-        self.device = str(device)
+        from graphrec._device import resolve_device
+
+        self.device = str(resolve_device(device))  # "auto" resolved; CUDA where there is none: one line
         self.amp = _use_amp(precision, self.device)
         self.precision = "amp" if self.amp else "fp32"
         open_clip = _import_open_clip()
@@ -353,11 +355,14 @@ class SentenceTextEncoder:
 
     Args:
         model: a sentence-transformers model name or a local model folder.
-        device: torch device string.
+        device: ``cpu``, ``auto`` (CUDA when available), ``cuda``, ``cuda:N``.
         normalize: return unit vectors (default ``False``: raw, as for CLIP).
     """
 
     def __init__(self, model: str, *, device: str = "cpu", normalize: bool = False) -> None:
+        from graphrec._device import resolve_device
+
+        device = str(resolve_device(device))
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:

@@ -41,6 +41,7 @@ from torch import Tensor
 
 import graphrec
 from graphrec._atomic import atomic_dir, check_output
+from graphrec._device import resolve_device
 from graphrec.data.ctr import CTRData, CTRSplit, behaviour_properties, cold_mask, popularity_levels
 from graphrec.errors import ConfigError, DataError
 from graphrec.metrics.ctr import auc, ctr_metrics
@@ -329,7 +330,7 @@ def predict_ctr(
     model: CTRModel, tensors: Mapping[str, Tensor], device: torch.device | str = "cpu", batch_size: int = 4096
 ) -> np.ndarray:
     """Click probabilities of every sample of a split (in order)."""
-    device = torch.device(device)
+    device = resolve_device(device)
     model.eval()
     n = len(tensors["users"])
     out = []
@@ -397,7 +398,7 @@ def fit_ctr(
     and history so far), so that after an interrupt it holds the last completed epoch; a
     keeper made with a saved state resumes from it, to the numbers of an uninterrupted run.
     """
-    device = torch.device(device)
+    device = resolve_device(device)
     model.to(device)
     gen = torch.Generator().manual_seed(config.seed)
     train = split_tensors(data.samples["train"])
@@ -533,7 +534,7 @@ def modality_attention(
     model: CTRModel, data: CTRData, split: str = "test", device: torch.device | str = "cpu", batch_size: int = 4096
 ) -> dict[str, np.ndarray] | None:
     """Per-sample modality weights of ``split`` (None when the model has none)."""
-    device = torch.device(device)
+    device = resolve_device(device)
     t = split_tensors(data.samples[split])
     n = len(t["users"])
     model.eval()
@@ -628,6 +629,7 @@ def run_ctr(
     interrupt names is made from it."""
     from graphrec.train.run import _provenance, identity_defaults
 
+    device = resolve_device(device)  # "auto" or CUDA where there is none: one line, before the run folder
     previous = open_run_dir(
         out, overwrite, resume, lambda o, ow: check_output(o, ow, option="--out", marker=RECORD, what="run directory")
     )

@@ -40,6 +40,7 @@ import scipy.sparse as sp
 import torch
 
 from graphrec import distributed
+from graphrec._device import resolve_device
 from graphrec.data.dataset import Dataset
 from graphrec.distributed import Shard
 from graphrec.errors import ConfigError, GraphrecError
@@ -146,7 +147,7 @@ def _evaluate_groups(
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     masked = masked_splits(split, protocol)
-    dev = torch.device(device)
+    dev = resolve_device(device)
     n_items = dataset.n_items
     batch_size = max(1, min(int(batch_size), MAX_BATCH_SCORES // max(n_items, 1)))
     target = dataset.split(split)
@@ -396,7 +397,7 @@ def batch_scores(scorer: Scorer, users: torch.Tensor, n_items: int, device: torc
 def most_popular_scorer(dataset: Dataset, device: str | torch.device = "cpu") -> Scorer:
     """Baseline scorer: every user gets the items' training interaction counts."""
     pop = np.bincount(dataset.train.indices, minlength=dataset.n_items).astype(np.float32)
-    pop_t = torch.as_tensor(pop, device=torch.device(device))
+    pop_t = torch.as_tensor(pop, device=resolve_device(device))
 
     def score(users: torch.Tensor) -> torch.Tensor:
         return pop_t.repeat(len(users), 1)

@@ -58,7 +58,7 @@ __all__ = [
     "Recommendations",
     "check_recommendations_output",
     "read_id_list",
-    "recommend",
+    "recommend_indices",
     "recommend_run",
     "top_k",
     "write_recommendations",
@@ -107,7 +107,7 @@ def top_k(
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     from graphrec.train.evaluate import _csr_to_torch, _gather_rows
 
-    dev = torch.device(device)
+    dev = resolve_device(device)
     users_np = np.asarray(users, dtype=np.int64)
     n_cols = n_items if candidates is None else len(candidates)
     kk = min(int(k), n_cols)
@@ -305,7 +305,7 @@ def recommend_run(
     k: int = 20,
     exclude_seen: bool | Sequence[str] = True,
     items: Sequence[Any] | os.PathLike | None = None,
-    device: str | torch.device = "auto",
+    device: str | torch.device = "cpu",
     *,
     unknown: str = "error",
     batch_size: int = 1024,
@@ -325,7 +325,7 @@ def recommend_run(
         exclude_seen: ``True`` masks the user's training interactions, ``False`` nothing,
             a tuple of split names those splits.
         items: original ids of the candidate items (list or Path); ``None``: all items.
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``.
+        device: ``cpu`` (default), ``auto`` (CUDA when available), ``cuda``, ``cuda:N``.
         unknown: ``error`` (an unknown user id is a :class:`DataError`) or ``popular``
             (unknown users get the most popular training items).
         batch_size: users scored per batch.

@@ -38,6 +38,7 @@ from typing import Any, Mapping
 import torch
 
 from graphrec._atomic import atomic_dir
+from graphrec._device import resolve_device
 from graphrec.errors import DataError
 
 __all__ = ["save_run", "load_record", "check_record_fields", "load_state", "file_sha256", "checkpoint_entry",
@@ -192,8 +193,9 @@ def environment(device: torch.device | str | None = None) -> dict[str, Any]:
         **processor(),
         "cpu_count": os.cpu_count(),
     }
-    if device is not None and torch.device(device).type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    dev = None if device is None else resolve_device(device)
+    if dev is not None and dev.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(dev)
     commit = source_commit()
     if commit is not None:
         env["graphrec_commit"] = commit

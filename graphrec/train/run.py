@@ -262,6 +262,7 @@ def training_record(
     """The run record (``record.json``, JSON-able) of a fit: model and parameters,
     training options, dataset provenance, environment, per-epoch history, best epoch,
     validation and (when ``result`` has one) test metrics, timings."""
+    device = resolve_device(device)  # the device it ran on, never "auto"
     record: dict[str, Any] = {
         "graphrec_version": graphrec.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -55,6 +55,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import graphrec
 from graphrec._atomic import atomic_dir, atomic_file, check_output, check_output_folder
+from graphrec._device import resolve_device
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError
 from graphrec.train.config import TrainConfig
@@ -215,6 +216,7 @@ def tune(
     from graphrec.train.run import check_cold_start, cold_start_transforms, prepare_dataset
 
     check_cold_start(cold_start, cold_protocol)
+    device = str(resolve_device(device))  # "auto" chosen once: every trial and the record name the device
     if pruning is None:  # a grid is a table of every point: none is cut short unless asked
         pruning = not grid
     entry = get_model(model, "ranking")
@@ -848,7 +850,7 @@ def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, de
 
     records = [load_record(run) for run in runs]
     model = build_model(records[0]["model"], dataset, records[0]["model_params"])  # the seeds share it
-    model.to(torch.device(device))
+    model.to(resolve_device(device))
     tests, kept = [], None
     for run, record in zip(runs, records):
         state = load_state(run, record=record)

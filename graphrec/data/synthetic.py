@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphrec._checks import is_int
 from graphrec.data.dataset import Dataset, build_dataset
+from graphrec.errors import ConfigError
 from graphrec.data.splits import random_split
 
 __all__ = ["synthetic_catalogue"]
@@ -30,7 +32,22 @@ def synthetic_catalogue(
     explore: float = 0.25,
     seed: int = 0,
 ) -> Dataset:
-    """Generate the demo dataset (see module doc); split train/valid/test."""
+    """Generate the demo dataset (see module doc); split train/valid/test.
+
+    Raises:
+        ConfigError: a size below 1, ``items_per_user`` not ``(low, high)`` with
+            ``1 <= low <= high <= n_items``, or ``explore`` outside [0, 1].
+    """
+    for name, value in (("n_users", n_users), ("n_items", n_items), ("n_clusters", n_clusters),
+                        ("feature_dim", feature_dim)):
+        if not is_int(value) or value < 1:
+            raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    low, high = items_per_user
+    if not (is_int(low) and is_int(high) and 1 <= low <= high <= n_items):
+        raise ConfigError(f"items_per_user must be (low, high) with 1 <= low <= high <= n_items={n_items}, "
+                          f"got {items_per_user!r}")
+    if not 0.0 <= explore <= 1.0:
+        raise ConfigError(f"explore must be in [0, 1], got {explore!r}")
     rng = np.random.default_rng(seed)
     cluster = rng.integers(0, n_clusters, size=n_items)
     latent_dim = 16
@@ -49,7 +66,10 @@ def synthetic_catalogue(
         weight = np.where(in_liked, popularity, 0.0)
         n = int(rng.integers(items_per_user[0], items_per_user[1] + 1))
         n_explore = int(rng.binomial(n, explore))
-        picks = rng.choice(n_items, size=min(n - n_explore, int(in_liked.sum())), replace=False, p=weight / weight.sum())
+        if in_liked.any():
+            picks = rng.choice(n_items, size=min(n - n_explore, int(in_liked.sum())), replace=False, p=weight / weight.sum())
+        else:  # the liked clusters drew no item (a small catalogue): the user explores only
+            picks = np.zeros(0, np.int64)
         extra = rng.choice(n_items, size=n_explore, replace=False)
         chosen = np.unique(np.concatenate([picks, extra]))
         users.append(np.full(len(chosen), u))

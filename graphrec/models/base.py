@@ -44,6 +44,8 @@ class Recommender(nn.Module):
     couples_batch: bool = False
 
     def reset_parameters(self) -> None:  # pragma: no cover - abstract
+        """(Re-)initialise every trainable parameter as the model's paper does; the
+        constructor calls it, so the same ``torch.manual_seed`` gives the same model."""
         raise NotImplementedError
 
     def embeddings(self) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
@@ -51,6 +53,10 @@ class Recommender(nn.Module):
         raise NotImplementedError
 
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:  # pragma: no cover
+        """The training loss of a step's triples (user, positive item, sampled negative),
+        each a LongTensor of the same length: a scalar, the model's objective (BPR plus
+        its regularisers and auxiliary losses), the mean over the triples unless the model
+        sets ``couples_batch``."""
         raise NotImplementedError
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:

@@ -116,6 +116,8 @@ class TrainConfig:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
+        """The options as a JSON-able dict (``ks`` a list), as a run record stores them;
+        :meth:`from_dict` reads it back."""
         d = dataclasses.asdict(self)
         d["ks"] = list(self.ks)
         return d

@@ -57,10 +57,14 @@ before each evaluation); the adapters count those calls and call the graphrec mo
 ``start_epoch(epoch)`` from ``train()``. A hand-written loop must do the same: call
 ``model.train()`` once at the start of each epoch.
 
-Evaluation: the final user and item representations are computed once per evaluation
-pass (on the first ``predict``/``full_sort_predict`` call in eval mode) and reused for
-all batches; ``train()``, ``eval()``, ``calculate_loss`` and ``load_state_dict`` drop
-that cache.
+Evaluation: ``full_sort_predict`` returns the graphrec model's own ``scorer()`` scores
+and ``predict`` its ``forward(users, items)``, for every model: with ``cold_path:
+content`` (:class:`~graphrec.models.coldstart.ColdItemRecommender`) the unseen items'
+scores include the content-neighbour term, which no inner product of ``embeddings()``
+has. The scorer, and for ``predict`` the final representations (of the base model under
+a cold path; a model with another ``forward`` runs it per batch), are computed once per
+evaluation pass (on the first call in eval mode) and reused for all batches;
+``train()``, ``eval()``, ``calculate_loss`` and ``load_state_dict`` drop them.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ import sys
 import typing
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -81,7 +85,8 @@ from torch import Tensor
 from graphrec.data import Dataset
 from graphrec.data.formats._common import load_npy, resolve
 from graphrec.errors import ConfigError, DataError
-from graphrec.models import Recommender
+from graphrec.models import Recommender, Scorer
+from graphrec.models.coldstart import ColdItemRecommender
 from graphrec.train.builders import MODELS, build_model, model_params
 from graphrec.train.registry import get_model
 
@@ -351,7 +356,8 @@ class GraphrecRecommender(GeneralRecommender):
         super().__init__(config, dataset)
         if not self.graphrec_model:
             raise TypeError("GraphrecRecommender is abstract: use recbole_model(NAME), e.g. GraphrecLightGCN")
-        self._cache: tuple[Tensor, Tensor] | None = None
+        self._scorer: Scorer | None = None
+        self._pairs: Callable[[Tensor, Tensor], Tensor] | None = None
         self.epoch = 0
         self.graphrec_params = model_params_from_config(self.graphrec_model, config)
         sizes = getattr(dataset, "file_size_list", None)
@@ -373,10 +379,14 @@ class GraphrecRecommender(GeneralRecommender):
         self.to(self.device)
 
     # -------------------------------------------------------------- epochs and caches
+    def _drop_caches(self) -> None:
+        self._scorer = None
+        self._pairs = None
+
     def train(self, mode: bool = True) -> "GraphrecRecommender":
         """Set the mode; ``train()`` starts a new epoch (``inner.start_epoch``)."""
         super().train(mode)
-        self._cache = None
+        self._drop_caches()
         if mode:
             self.epoch += 1
             self.inner.start_epoch(self.epoch)
@@ -389,43 +399,70 @@ class GraphrecRecommender(GeneralRecommender):
         other = [k for k in state_dict if not k.startswith(prefix)]
         if strict and other:
             raise RuntimeError(f"unexpected keys in the state dict of {type(self).__name__}: {other[:5]}")
-        self._cache = None
+        self._drop_caches()
         inner = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
         return self.inner.load_state_dict(inner, strict=strict, assign=assign)
 
-    def _embeddings(self) -> tuple[Tensor, Tensor]:
-        """Final user and item representations; cached for a whole evaluation pass."""
+    def _full_scorer(self) -> Scorer:
+        """``users -> scores of every item``: the graphrec model's own :meth:`scorer`
+        (the cold path's neighbour term included), built once per evaluation pass."""
         if self.training:
-            return self.inner.embeddings()
-        if self._cache is None:
+            return self.inner.scorer()
+        if self._scorer is None:
             with torch.no_grad():
-                self._cache = self.inner.embeddings()
-        return self._cache
+                self._scorer = self.inner.scorer()
+        return self._scorer
+
+    def _pair_scorer(self) -> Callable[[Tensor, Tensor], Tensor]:
+        """``(users, items) -> scores``: the graphrec model's ``forward``, with its
+        propagation done once per evaluation pass where that is exact (module doc)."""
+        if self.training:
+            return self.inner.forward
+        if self._pairs is None:
+            with torch.no_grad():
+                self._pairs = _pair_scores(self.inner)
+        return self._pairs
 
     # -------------------------------------------------------------- RecBole contract
     def calculate_loss(self, interaction: Any) -> Tensor:
         """BPR loss (+ the model's L2) of a batch of (user, item, neg_item) triples."""
-        self._cache = None
+        self._drop_caches()
         users = interaction[self.USER_ID] - 1
         pos = interaction[self.ITEM_ID] - 1
         neg = interaction[self.NEG_ITEM_ID] - 1
         return self.inner.loss(users, pos, neg)
 
     def predict(self, interaction: Any) -> Tensor:
-        """Scores of the batch's (user, item) pairs, shape (batch,)."""
-        user_emb, item_emb = self._embeddings()
+        """Scores of the batch's (user, item) pairs, shape (batch,): the graphrec
+        model's ``forward(users, items)``."""
         users = interaction[self.USER_ID] - 1
         items = interaction[self.ITEM_ID] - 1
-        return (user_emb[users] * item_emb[items]).sum(-1)
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            return self._pair_scorer()(users, items)
 
     def full_sort_predict(self, interaction: Any) -> Tensor:
         """Scores of every item (``[PAD]`` first, ``-inf``) for the batch's users,
-        flattened to (batch * n_items,) as RecBole expects."""
-        user_emb, item_emb = self._embeddings()
+        flattened to (batch * n_items,) as RecBole expects: the graphrec model's
+        ``scorer()`` scores."""
         users = interaction[self.USER_ID] - 1
-        scores = user_emb[users] @ item_emb.t()
+        scores = self._full_scorer()(users)
         pad = scores.new_full((scores.shape[0], 1), float("-inf"))
         return torch.cat([pad, scores], dim=1).reshape(-1)
+
+
+def _pair_scores(model: Recommender) -> Callable[[Tensor, Tensor], Tensor]:
+    """``(users, items) -> model(users, items)`` for one evaluation pass. Where ``forward``
+    is the inner product of ``embeddings()`` (the base class's) or the cold path's served
+    score over the base model's embeddings, the propagation runs once here and each
+    batch costs a gather; any other ``forward`` runs as it is, once per batch."""
+    forward = type(model).forward
+    if forward is Recommender.forward:
+        user_emb, item_emb = model.embeddings()
+        return lambda users, items: (user_emb[users] * item_emb[items]).sum(-1)
+    if forward is ColdItemRecommender.forward:
+        user_emb, item_emb = model.base.embeddings()
+        return lambda users, items: model._served(user_emb, item_emb, users, items)
+    return model.forward
 
 
 class GraphrecLightGCN(GraphrecRecommender):

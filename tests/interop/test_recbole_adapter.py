@@ -131,6 +131,39 @@ def test_contract(cls, rb: Any) -> None:
         assert not torch.equal(model.full_sort_predict(inter), full.reshape(-1))
 
 
+@pytest.mark.parametrize(
+    "name, changes",
+    [(name, {}) for name in ADAPTERS]
+    + [(name, {"cold_path": "content", "cold_modalities": "text"}) for name in ("lightgcn", "mmgef")],
+)
+def test_scores_are_the_graphrec_models_own(name: str, changes: dict, rb: Any) -> None:
+    """full_sort_predict is the graphrec model's scorer() and predict its forward(), for
+    every model: the cold path's neighbour term is no inner product of embeddings()."""
+    model = make(ADAPTERS[name], rb, **changes)
+    inner = model.inner
+    model.eval()
+    n_users = rb.dataset.user_num - 1
+    users = torch.arange(n_users)
+    with torch.no_grad():
+        want = inner.scorer()(users)
+        full = model.full_sort_predict({"user_id": users + 1}).view(n_users, -1)
+        torch.testing.assert_close(full[:, 1:], want)
+        # (user, item) pairs over seen and unseen items, through the graphrec model's forward
+        g = torch.Generator().manual_seed(0)
+        u = torch.randint(n_users, (400,), generator=g)
+        i = torch.randint(inner.n_items, (400,), generator=g)
+        if changes:
+            i[:200] = inner.unseen_items[torch.randint(inner.unseen_items.numel(), (200,), generator=g)]
+        pairs = model.predict({"user_id": u + 1, "item_id": i + 1})
+        torch.testing.assert_close(pairs, inner(u, i))
+        torch.testing.assert_close(pairs, want[u, i])
+        if changes:  # the path's scores are not the inner products of its embeddings()
+            user_emb, item_emb = inner.embeddings()
+            cold = inner.unseen_items
+            assert cold.numel() > 0
+            assert not torch.allclose((user_emb @ item_emb.t())[:, cold], want[:, cold], atol=1e-4)
+
+
 def test_state_dict_round_trip_and_checkpoint(rb: Any, tmp_path: Path) -> None:
     a = make(GraphrecLATTICE, rb)
     b = make(GraphrecLATTICE, rb)

@@ -24,7 +24,14 @@ every RecBole model), turns it into a graphrec :class:`~graphrec.data.Dataset`
 (:func:`recbole_to_dataset`) and builds the graphrec model with
 :func:`graphrec.train.builders.build_model`, so the bipartite graph, the kNN graphs and
 the co-interaction graph come from graphrec's builders and from the training
-interactions only.
+interactions only. Any other dataset is refused (one-line ``ConfigError``): the whole
+dataset (benchmark files or RecBole's own RS/LS/TS split alike), the valid or test
+split, or a dataset ``data_preparation`` never split. RecBole's splits are shallow
+copies of the whole dataset, so to tell them apart importing this module wraps
+``recbole.data.dataset.Dataset.build`` (which ``data_preparation`` calls) to mark the
+datasets it returns ``train``/``valid``/``test`` and the dataset it split ``all``
+(:data:`SPLIT_ATTR`; what ``build`` returns is otherwise unchanged). Import this module
+before ``data_preparation`` (``Config(model=GraphrecLightGCN, ...)`` does).
 
 Ids: RecBole reserves internal id 0 of users and items for ``[PAD]``. The graphrec
 dataset drops it: graphrec index ``k`` is RecBole id ``k + 1``. ``full_sort_predict``
@@ -70,6 +77,7 @@ evaluation pass (on the first call in eval mode) and reused for all batches;
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import typing
@@ -105,6 +113,7 @@ def _prepare_numpy() -> None:
 
 _prepare_numpy()
 try:
+    from recbole.data.dataset import Dataset as RecBoleDataset
     from recbole.model.abstract_recommender import GeneralRecommender
     from recbole.utils import FeatureSource, FeatureType, InputType
 except ImportError as e:  # pragma: no cover - the development lock installs recbole
@@ -124,6 +133,7 @@ __all__ = [
     "model_params_from_config",
     "load_checkpoint",
     "recbole_workdir",
+    "SPLIT_ATTR",
 ]
 
 #: RecBole's names for graphrec's hyper-parameters
@@ -131,6 +141,59 @@ RECBOLE_ALIASES: dict[str, str] = {"embedding_size": "embedding_dim", "n_layers"
 
 #: config keys the adapters read besides the model's hyper-parameters
 FEATURE_KEYS = ("feature_fields", "feature_files", "feature_item_ids")
+
+
+# ----------------------------------------------------------------------------- splits
+#: the attribute that RecBole's ``Dataset.build`` (wrapped below) sets on the datasets it
+#: returns (``"train"``, ``"valid"``, ``"test"``, in data_preparation's order) and on the
+#: dataset it split (``"all"``); plain data, so pickled (saved) dataloaders keep it
+SPLIT_ATTR = "_graphrec_split"
+SPLITS = ("train", "valid", "test")
+
+
+def _mark_splits() -> None:
+    """Make ``Dataset.build`` record which split each dataset it returns is.
+
+    RecBole's ``data_preparation`` splits the dataset with ``dataset.build()``, whose
+    results are shallow copies of it (``Dataset.copy``: the same attributes, other
+    interaction rows) and go to the train, valid and test dataloaders in that order:
+    nothing else tells the training split from the whole dataset. The wrapper only adds
+    the mark; what ``build`` returns is unchanged."""
+    build = RecBoleDataset.build
+    if getattr(build, "_graphrec_marks_splits", False):
+        return  # this module imported again
+
+    @functools.wraps(build)
+    def build_and_mark(self: Any, *args: Any, **kwargs: Any) -> Any:
+        datasets = build(self, *args, **kwargs)
+        for split, ds in zip(SPLITS, datasets):
+            setattr(ds, SPLIT_ATTR, split)
+        setattr(self, SPLIT_ATTR, "all")
+        return datasets
+
+    build_and_mark._graphrec_marks_splits = True  # type: ignore[attr-defined]
+    RecBoleDataset.build = build_and_mark
+
+
+_mark_splits()
+
+
+def _check_training_split(model: str, dataset: Any) -> None:
+    """Refuse any RecBole dataset but the training split ``Dataset.build`` made."""
+    split = getattr(dataset, SPLIT_ATTR, None)
+    if split == "train":
+        return
+    n = len(dataset.inter_feat) if getattr(dataset, "inter_feat", None) is not None else 0
+    if split == "all":
+        what = f"the whole RecBole dataset ({n} interactions of every split)"
+    elif split is not None:
+        what = f"RecBole's {split} split ({n} interactions)"
+    else:
+        what = f"a RecBole dataset that no data_preparation marked as a split ({n} interactions)"
+    raise ConfigError(
+        f"{model} got {what}, not the training split: pass train_data.dataset of data_preparation (run after "
+        "importing graphrec.interop.recbole), so that the graphs see training interactions only"
+    )
 
 
 # ----------------------------------------------------------------------------- config
@@ -360,13 +423,7 @@ class GraphrecRecommender(GeneralRecommender):
         self._pairs: Callable[[Tensor, Tensor], Tensor] | None = None
         self.epoch = 0
         self.graphrec_params = model_params_from_config(self.graphrec_model, config)
-        sizes = getattr(dataset, "file_size_list", None)
-        if sizes and len(sizes) > 1 and dataset.inter_num == sum(sizes) and sizes[0] < dataset.inter_num:
-            # benchmark files: the training split holds only the first file's rows
-            raise ConfigError(
-                f"{type(self).__name__} got the whole RecBole dataset ({dataset.inter_num} interactions of all "
-                "benchmark files): pass train_data.dataset, so that the graphs see training interactions only"
-            )
+        _check_training_split(type(self).__name__, dataset)
         data = recbole_to_dataset(dataset, config)
         if get_model(self.graphrec_model, "ranking").uses_features(self.graphrec_params) and not data.item_features:
             raise ConfigError(

@@ -248,6 +248,39 @@ def test_errors(rb: Any) -> None:
     assert make(GraphrecLightGCN, rb, feature_fields=[]).inner.n_items == rb.dataset.item_num - 1
 
 
+def test_only_the_training_split_is_accepted(lfm2k_small: Dataset, tmp_path: Path, load_recbole: Any) -> None:
+    """Under RecBole's own random split (no benchmark files) too, the whole dataset, the
+    valid and test splits and a dataset data_preparation never split are refused; the
+    training split builds a graph of its interactions only."""
+    from recbole.data import create_dataset
+
+    rs = load_recbole(lfm2k_small, tmp_path, GraphrecLightGCN, {
+        **PARAMS,
+        "benchmark_filename": None,
+        "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": "user", "mode": "full"},
+    })
+    n_all = rs.dataset.inter_num
+    assert n_all == lfm2k_small.train.nnz + lfm2k_small.valid.nnz + lfm2k_small.test.nnz
+    with pytest.raises(ConfigError, match=rf"got the whole RecBole dataset \({n_all} .*pass train_data.dataset"):
+        GraphrecLightGCN(rs.config, rs.dataset)
+    for split in (rs.valid, rs.test):
+        with pytest.raises(ConfigError, match=r"got RecBole's (valid|test) split.*pass train_data.dataset"):
+            GraphrecLightGCN(rs.config, split.dataset)
+    with recbole_workdir(rs.workdir):
+        unsplit = create_dataset(rs.config)
+    with pytest.raises(ConfigError, match="no data_preparation marked as a split.*pass train_data.dataset"):
+        GraphrecLightGCN(rs.config, unsplit)
+    model = GraphrecLightGCN(rs.config, rs.train.dataset)
+    n_train = rs.train.dataset.inter_num
+    assert n_train < n_all and model.inner.adj._nnz() == 2 * n_train
+    # the mark travels with the dataset, as in dataloaders saved by save_dataloaders: True
+    import pickle
+
+    GraphrecLightGCN(rs.config, pickle.loads(pickle.dumps(rs.train.dataset)))
+    with pytest.raises(ConfigError, match="got the whole RecBole dataset"):
+        GraphrecLightGCN(rs.config, pickle.loads(pickle.dumps(rs.dataset)))
+
+
 def test_runs_inside_recbole_trainer_with_lattice(rb: Any) -> None:
     from recbole.trainer import Trainer
 

@@ -17,7 +17,8 @@ Models (``docs/recbole.md`` has a complete example):
   model (:mod:`graphrec.train.registry`); :data:`ADAPTERS` maps every name to its class.
 
 Each is a ``recbole.model.abstract_recommender.GeneralRecommender`` with
-``input_type = InputType.PAIRWISE`` (RecBole samples one negative per positive) and
+``input_type = InputType.PAIRWISE`` (RecBole samples negatives for each positive:
+``train_neg_sample_args`` must sample, ``None`` is refused when the model is built) and
 ``calculate_loss`` / ``predict`` / ``full_sort_predict``. The constructor receives
 RecBole's TRAINING dataset (``train_data.dataset`` after ``data_preparation``, as for
 every RecBole model), turns it into a graphrec :class:`~graphrec.data.Dataset`
@@ -193,6 +194,22 @@ def _check_training_split(model: str, dataset: Any) -> None:
     raise ConfigError(
         f"{model} got {what}, not the training split: pass train_data.dataset of data_preparation (run after "
         "importing graphrec.interop.recbole), so that the graphs see training interactions only"
+    )
+
+
+def _check_negative_sampling(model: str, config: Any) -> None:
+    """The adapters train with BPR on (user, positive, negative) triples: RecBole must
+    sample negatives for the training batches."""
+    args = _get(config, "train_neg_sample_args")
+    args = args if isinstance(args, Mapping) else {}
+    distribution, sample_num = args.get("distribution"), args.get("sample_num")
+    if distribution in ("uniform", "popularity") and isinstance(sample_num, int) and sample_num >= 1:
+        return
+    got = "None" if distribution in (None, "none") else f"{{distribution: {distribution}, sample_num: {sample_num}}}"
+    raise ConfigError(
+        f"{model} trains with BPR on (user, positive, negative item) triples, but train_neg_sample_args is {got}, "
+        "which samples no negative items: set train_neg_sample_args: {distribution: uniform, sample_num: 1} "
+        "in the RecBole config"
     )
 
 
@@ -423,6 +440,7 @@ class GraphrecRecommender(GeneralRecommender):
         self._pairs: Callable[[Tensor, Tensor], Tensor] | None = None
         self.epoch = 0
         self.graphrec_params = model_params_from_config(self.graphrec_model, config)
+        _check_negative_sampling(type(self).__name__, config)
         _check_training_split(type(self).__name__, dataset)
         data = recbole_to_dataset(dataset, config)
         if get_model(self.graphrec_model, "ranking").uses_features(self.graphrec_params) and not data.item_features:

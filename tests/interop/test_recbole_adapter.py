@@ -281,6 +281,23 @@ def test_only_the_training_split_is_accepted(lfm2k_small: Dataset, tmp_path: Pat
         GraphrecLightGCN(rs.config, pickle.loads(pickle.dumps(rs.dataset)))
 
 
+def test_no_negative_sampling_is_refused_when_the_model_is_built(rb: Any) -> None:
+    """train_neg_sample_args: None used to fail at the first batch (KeyError 'neg_item_id')."""
+    from recbole.config import Config
+
+    with recbole_workdir(rb.workdir):
+        config = Config(model=GraphrecLightGCN, dataset=rb.config["dataset"], config_dict={
+            "data_path": rb.config["data_path"], "train_neg_sample_args": None, "use_gpu": False, "state": "WARNING",
+        })
+    assert config["train_neg_sample_args"]["distribution"] == "none"  # what RecBole makes of None
+    with pytest.raises(ConfigError, match=r"train_neg_sample_args is None.*set train_neg_sample_args: \{distribution: uniform"):
+        GraphrecLightGCN(config, rb.train.dataset)
+    with pytest.raises(ConfigError, match=r"train_neg_sample_args is \{distribution: uniform, sample_num: 0\}"):
+        make(GraphrecMMGEF, rb, train_neg_sample_args={"distribution": "uniform", "sample_num": 0, "alpha": 1.0})
+    # popularity sampling and several negatives per positive are BPR triples too
+    make(GraphrecLightGCN, rb, train_neg_sample_args={"distribution": "popularity", "sample_num": 2, "alpha": 1.0})
+
+
 def test_runs_inside_recbole_trainer_with_lattice(rb: Any) -> None:
     from recbole.trainer import Trainer
 

@@ -42,8 +42,10 @@ Hyper-parameters come from the RecBole config under graphrec's names (the model'
 declared hyper-parameters, ``graphrec models --params``: ``embedding_dim``, ``num_layers``,
 ``reg_weight``, ``k``, ``modalities``, ``item_layers``, ...); RecBole's
 ``embedding_size`` and ``n_layers`` are accepted as aliases. Missing keys take
-graphrec's defaults. ``graphs`` (stored graphs) is refused: stored graphs are tied to a
-graphrec dataset's fingerprint, and the adapters build their graphs themselves.
+graphrec's defaults. A number written as text is the number it spells (``"32.7"`` for an
+int is refused as 32.7 is); errors name the config key that was written. ``graphs``
+(stored graphs) is refused: stored graphs are tied to a graphrec dataset's fingerprint,
+and the adapters build their graphs themselves.
 
 Item features (MM-GEF and LATTICE need at least one modality):
 
@@ -83,6 +85,7 @@ import os
 import sys
 import typing
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -97,7 +100,7 @@ from graphrec.errors import ConfigError, DataError
 from graphrec.models import Recommender, Scorer
 from graphrec.models.coldstart import ColdItemRecommender
 from graphrec.train.builders import MODELS, build_model, model_params
-from graphrec.train.registry import get_model
+from graphrec.train.registry import ParamSpec, get_model
 
 
 def _prepare_numpy() -> None:
@@ -233,27 +236,54 @@ def _number_type(declared: Any, default: Any) -> type | None:
     return None
 
 
-def _coerce(name: str, key: str, value: Any, default: Any, declared: Any = None) -> Any:
-    """Numbers written as text in a config (``"1e-4"``) become numbers (the parameter's
-    declared type decides, so an ``Optional[float]`` defaulting to None converts too)."""
+def _coerce(name: str, key: str, written: str, value: Any, default: Any, declared: Any = None) -> Any:
+    """A number written as text in a config (``"1e-4"``) becomes the number it spells (the
+    parameter's declared type decides, so an ``Optional[float]`` defaulting to None
+    converts too): ``"32"`` is the int 32, ``"32.7"`` the float 32.7, which an int
+    parameter then refuses as it refuses 32.7 (never truncated). ``written`` is the
+    RecBole config key the value came from (``key`` or its alias)."""
     number = _number_type(declared, default)
-    if isinstance(value, str) and number is not None:
+    if not isinstance(value, str) or number is None:
+        return value
+    text = value.strip()
+    for parse in ((int, float) if number is int else (float,)):
         try:
-            return int(float(value)) if number is int else float(value)
+            return parse(text)
         except ValueError:
-            raise ConfigError(f"{name} option {key}={value!r} is not a number: fix it in the RecBole config") from None
-    return value
+            continue
+    raise ConfigError(
+        f"{name} option {key}={value!r} is not a number (RecBole config key {written}): "
+        f"fix {written} in the RecBole config"
+    )
+
+
+def _check(name: str, key: str, written: str, value: Any, spec: ParamSpec | None) -> Any:
+    """``value`` checked against the parameter's declared type, choices and range, the
+    error naming the RecBole config key ``written`` instead of graphrec's CLI flag."""
+    if spec is None:
+        return value
+    try:
+        return replace(spec, option=replace(spec.option, cli=False)).check(name, value)
+    except ConfigError as e:
+        raise ConfigError(f"{e} (RecBole config key {written}): fix {written} in the RecBole config") from None
 
 
 def model_params_from_config(name: str, config: Any) -> dict[str, Any]:
     """The hyper-parameters of graphrec model ``name`` found in a RecBole config (or a
-    mapping), completed with graphrec's defaults (module doc)."""
+    mapping), completed with graphrec's defaults (module doc). Errors name the RecBole
+    config key that was written (``embedding_size`` or ``embedding_dim``)."""
     if name not in MODELS:
         raise ConfigError(f"unknown graphrec model {name!r}: available are {', '.join(sorted(MODELS))}")
     defaults = MODELS[name].defaults
-    declared = {p.name: p.type for p in get_model(name, "ranking").params}
+    specs = {p.name: p for p in get_model(name, "ranking").params}
     given: dict[str, Any] = {}
-    for key, default in defaults.items():
+
+    def read(key: str, written: str, value: Any) -> Any:
+        spec = specs.get(key)
+        value = _coerce(name, key, written, value, defaults[key], spec.type if spec else None)
+        return _check(name, key, written, value, spec)
+
+    for key in defaults:
         value = _get(config, key)
         if value is None:
             continue
@@ -262,12 +292,12 @@ def model_params_from_config(name: str, config: Any) -> dict[str, Any]:
                 "the RecBole adapters build their item graphs from RecBole's training split; stored graphs "
                 "(graphs=...) belong to a graphrec dataset: remove the graphs key"
             )
-        given[key] = _coerce(name, key, value, default, declared.get(key))
+        given[key] = read(key, key, value)
     for alias, key in RECBOLE_ALIASES.items():
         value = _get(config, alias)
         if value is None or key not in defaults:
             continue
-        value = _coerce(name, alias, value, defaults[key], declared.get(key))
+        value = read(key, alias, value)
         if key in given and given[key] != value:
             raise ConfigError(
                 f"the config sets both {alias}={value!r} and {key}={given[key]!r}: keep one of them"

@@ -214,6 +214,25 @@ def test_params_from_config() -> None:
     assert {"lightgcn", "mmgef", "lattice", "mf"} <= set(ADAPTERS) and "cb" not in ADAPTERS
 
 
+def test_params_written_as_text_are_the_numbers_they_spell() -> None:
+    """A number written as text is read as the number itself: "32.7" is refused for an int
+    like 32.7 (it used to become 32), and errors name the RecBole key that was written."""
+    for written in ("32", " 32 "):
+        p = model_params_from_config("lightgcn", {"embedding_size": written})
+        assert p["embedding_dim"] == 32 and type(p["embedding_dim"]) is int
+    for key in ("embedding_size", "embedding_dim"):
+        for value in ("32.7", "32.0", 32.7, 32.0):
+            with pytest.raises(ConfigError, match=rf"embedding_dim={float(value)} is a float, not an int "
+                                                  rf"\(RecBole config key {key}\): fix {key} in the RecBole config"):
+                model_params_from_config("lightgcn", {key: value})
+    with pytest.raises(ConfigError, match=r"embedding_dim='x' is not a number \(RecBole config key embedding_size\)"):
+        model_params_from_config("lightgcn", {"embedding_size": "x"})
+    with pytest.raises(ConfigError, match=r"num_layers=True is a bool.*\(RecBole config key n_layers\)"):
+        model_params_from_config("lightgcn", {"n_layers": True})
+    with pytest.raises(ConfigError, match=r"reg_weight must be >= 0.0, got -1.0 \(RecBole config key reg_weight\)"):
+        model_params_from_config("lightgcn", {"reg_weight": "-1"})
+
+
 def test_feature_files_equal_item_fields(rb: Any, lfm2k: Dataset, shared_data: Path, tmp_path: Path) -> None:
     # lfm2k's feature file rows follow its item tokens 0..n-1 (the MMRec convention)
     cfg = {"data_path": str(shared_data / "lfm2k"), "feature_fields": [], "feature_files": {"t": "all-MiniLM-L6-v2.npy"}}

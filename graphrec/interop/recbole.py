@@ -25,9 +25,11 @@ every RecBole model), turns it into a graphrec :class:`~graphrec.data.Dataset`
 (:func:`recbole_to_dataset`) and builds the graphrec model with
 :func:`graphrec.train.builders.build_model`, so the bipartite graph, the kNN graphs and
 the co-interaction graph come from graphrec's builders and from the training
-interactions only. Any other dataset is refused (one-line ``ConfigError``): the whole
-dataset (benchmark files or RecBole's own RS/LS/TS split alike), the valid or test
-split, or a dataset ``data_preparation`` never split. RecBole's splits are shallow
+interactions only. A dataset known to be another is refused (one-line ``ConfigError``):
+the whole dataset (benchmark files or RecBole's own RS/LS/TS split alike), the valid or
+test split. A dataset ``data_preparation`` never split is taken as training
+interactions (the caller's own training file; dataloaders saved before this rule).
+RecBole's splits are shallow
 copies of the whole dataset, so to tell them apart importing this module wraps
 ``recbole.data.dataset.Dataset.build`` (which ``data_preparation`` calls) to mark the
 datasets it returns ``train``/``valid``/``test`` and the dataset it split ``all``
@@ -183,17 +185,23 @@ _mark_splits()
 
 
 def _check_training_split(model: str, dataset: Any) -> None:
-    """Refuse any RecBole dataset but the training split ``Dataset.build`` made."""
+    """Refuse a RecBole dataset known not to be the training split: one ``Dataset.build``
+    split (the whole), its valid or test split, or (unmarked: built before this module was
+    imported, or a dataset of training interactions the caller made) the whole dataset of
+    benchmark files."""
     split = getattr(dataset, SPLIT_ATTR, None)
     if split == "train":
         return
     n = len(dataset.inter_feat) if getattr(dataset, "inter_feat", None) is not None else 0
+    sizes = getattr(dataset, "file_size_list", None)
     if split == "all":
         what = f"the whole RecBole dataset ({n} interactions of every split)"
     elif split is not None:
         what = f"RecBole's {split} split ({n} interactions)"
+    elif sizes and len(sizes) > 1 and n == sum(sizes) and sizes[0] < n:
+        what = f"the whole RecBole dataset ({n} interactions of all benchmark files)"
     else:
-        what = f"a RecBole dataset that no data_preparation marked as a split ({n} interactions)"
+        return  # unmarked: its interactions are taken as the training interactions
     raise ConfigError(
         f"{model} got {what}, not the training split: pass train_data.dataset of data_preparation (run after "
         "importing graphrec.interop.recbole), so that the graphs see training interactions only"

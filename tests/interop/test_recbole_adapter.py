@@ -269,7 +269,8 @@ def test_errors(rb: Any) -> None:
 
 def test_only_the_training_split_is_accepted(lfm2k_small: Dataset, tmp_path: Path, load_recbole: Any) -> None:
     """Under RecBole's own random split (no benchmark files) too, the whole dataset, the
-    valid and test splits and a dataset data_preparation never split are refused; the
+    valid and test splits are refused (a dataset data_preparation never split is taken as
+    training interactions); the
     training split builds a graph of its interactions only."""
     from recbole.data import create_dataset
 
@@ -287,8 +288,7 @@ def test_only_the_training_split_is_accepted(lfm2k_small: Dataset, tmp_path: Pat
             GraphrecLightGCN(rs.config, split.dataset)
     with recbole_workdir(rs.workdir):
         unsplit = create_dataset(rs.config)
-    with pytest.raises(ConfigError, match="no data_preparation marked as a split.*pass train_data.dataset"):
-        GraphrecLightGCN(rs.config, unsplit)
+    assert GraphrecLightGCN(rs.config, unsplit).inner.adj._nnz() == 2 * n_all  # the caller's choice
     model = GraphrecLightGCN(rs.config, rs.train.dataset)
     n_train = rs.train.dataset.inter_num
     assert n_train < n_all and model.inner.adj._nnz() == 2 * n_train

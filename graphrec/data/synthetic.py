@@ -36,16 +36,16 @@ def synthetic_catalogue(
 
     Raises:
         ConfigError: a size below 1, ``items_per_user`` not ``(low, high)`` with
-            ``1 <= low <= high <= n_items``, or ``explore`` outside [0, 1].
+            ``1 <= low <= high`` (a user draws at most ``n_items``), or ``explore``
+            outside [0, 1].
     """
     for name, value in (("n_users", n_users), ("n_items", n_items), ("n_clusters", n_clusters),
                         ("feature_dim", feature_dim)):
         if not is_int(value) or value < 1:
             raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
     low, high = items_per_user
-    if not (is_int(low) and is_int(high) and 1 <= low <= high <= n_items):
-        raise ConfigError(f"items_per_user must be (low, high) with 1 <= low <= high <= n_items={n_items}, "
-                          f"got {items_per_user!r}")
+    if not (is_int(low) and is_int(high) and 1 <= low <= high):
+        raise ConfigError(f"items_per_user must be (low, high) with 1 <= low <= high, got {items_per_user!r}")
     if not 0.0 <= explore <= 1.0:
         raise ConfigError(f"explore must be in [0, 1], got {explore!r}")
     rng = np.random.default_rng(seed)
@@ -65,7 +65,7 @@ def synthetic_catalogue(
         in_liked = np.isin(cluster, liked)
         weight = np.where(in_liked, popularity, 0.0)
         n = int(rng.integers(items_per_user[0], items_per_user[1] + 1))
-        n_explore = int(rng.binomial(n, explore))
+        n_explore = min(int(rng.binomial(n, explore)), n_items)  # (capped: never reached where it worked before)
         if in_liked.any():
             picks = rng.choice(n_items, size=min(n - n_explore, int(in_liked.sum())), replace=False, p=weight / weight.sum())
         else:  # the liked clusters drew no item (a small catalogue): the user explores only

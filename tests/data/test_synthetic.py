@@ -20,6 +20,11 @@ def test_a_small_catalogue_with_clusters_that_drew_no_item():
     assert counts.min() >= 1 and ds.n_items == 60
 
 
+def test_users_may_ask_for_more_items_than_the_catalogue_holds():
+    ds = synthetic_catalogue(n_users=30, n_items=6, n_clusters=2, explore=1.0, seed=0)  # 8-30 of 6 items
+    assert (ds.train + ds.valid + ds.test).tocsr().max() == 1 and ds.n_items == 6
+
+
 def test_the_same_arguments_give_the_same_catalogue():
     a, b = synthetic_catalogue(n_users=50, n_items=40, seed=3), synthetic_catalogue(n_users=50, n_items=40, seed=3)
     assert a.fingerprint() == b.fingerprint()
@@ -31,7 +36,7 @@ def test_the_same_arguments_give_the_same_catalogue():
     [
         ({"n_items": 0}, "n_items must be an integer >= 1, got 0"),
         ({"n_clusters": 2.5}, "n_clusters must be an integer >= 1"),
-        ({"n_items": 10, "items_per_user": (8, 30)}, r"items_per_user must be \(low, high\) with 1 <= low <= high <= n_items=10"),
+        ({"items_per_user": (0, 3)}, r"items_per_user must be \(low, high\) with 1 <= low <= high, got \(0, 3\)"),
         ({"items_per_user": (5, 3)}, "items_per_user must be"),
         ({"explore": 1.5}, r"explore must be in \[0, 1\], got 1.5"),
     ],

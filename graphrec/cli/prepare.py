@@ -55,6 +55,8 @@ def prepare(
     seed: int = typer.Option(0, help="Seed of a random split."),
     unseen: str = typer.Option("error", help="Users/items only in valid/test: error, drop or keep."),
     min_rating: Optional[float] = typer.Option(None, help="MovieLens: keep ratings >= this value."),
+    feature_dim: Optional[int] = typer.Option(None, help="unisrec: the dimension of the raw float32 feature files "
+                                              "(needed without NAME.item2index, which fixes the item count)."),
     overwrite: bool = typer.Option(False, help="Replace OUT if it exists."),
 ) -> None:
     """Import a dataset from a community format into a graphrec dataset directory.
@@ -78,7 +80,8 @@ def prepare(
         raise ConfigError(f"--split {split!r} is not one of {', '.join(SPLIT_CHOICES)}")
     check_output(out, overwrite, option="OUT", marker="dataset.json", what="graphrec dataset directory")
     with warnings_as_lines():  # e.g. a RecBole float_seq field read as text
-        ds = read_source(fmt, src, features=features or None, name=name, unseen=unseen, min_rating=min_rating)
+        ds = read_source(fmt, src, features=features or None, name=name, unseen=unseen, min_rating=min_rating,
+                         dim=feature_dim)
     given = ds
     ds = apply_split(ds, split, seed=seed, source=src)
     ds.save(out, overwrite=overwrite)

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from graphrec.errors import ConfigError
 
-SOURCE_KEYS = {"format", "path", "features", "unseen", "name", "min_rating", "split", "seed"}
+SOURCE_KEYS = {"format", "path", "features", "unseen", "name", "min_rating", "dim", "split", "seed"}
 
 
 def resolve_source(spec: Mapping[str, Any], base: Path) -> dict[str, Any]:
@@ -44,5 +44,6 @@ def load_source(source: Mapping[str, Any]):
         name=source.get("name"),
         unseen=source.get("unseen", "error"),
         min_rating=source.get("min_rating"),
+        dim=source.get("dim"),
     )
     return apply_split(ds, source.get("split", "auto"), seed=int(source.get("seed", 0)), option="split:")

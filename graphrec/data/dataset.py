@@ -265,9 +265,9 @@ class Dataset:
         feats = {}
         for mod, x in self.item_features.items():
             x = np.asarray(x)
-            if x.ndim != 2 or x.shape[0] != shape[1]:
+            if x.ndim != 2 or x.shape[0] != shape[1] or x.shape[1] == 0:
                 raise DataError(
-                    f"features {mod!r} have shape {x.shape}, expected ({shape[1]}, dim): "
+                    f"features {mod!r} have shape {x.shape}, expected ({shape[1]}, dim) with dim >= 1: "
                     "one row per item, in item index order"
                 )
             x = x.astype(np.float32, copy=False)

@@ -183,6 +183,16 @@ def test_nan_features_name_file(tmp_path: Path) -> None:
         read_mmrec(f, features={"image": "img.npy"})
 
 
+def test_zero_width_features_are_refused(tmp_path: Path) -> None:
+    f = write(tmp_path / "d.inter", GOOD)
+    np.save(tmp_path / "img.npy", np.ones((3, 0), np.float32))
+    with pytest.raises(DataError, match=r"img\.npy: modality 'image' has shape \(3, 0\), zero feature columns"):
+        read_mmrec(f, features={"image": "img.npy"})
+    with pytest.raises(DataError, match=r"features 'image' have shape \(3, 0\), expected \(3, dim\) with dim >= 1"):
+        build_dataset(["0"], ["0"], ["train"], item_ids=["0", "1", "2"],
+                      item_features={"image": np.ones((3, 0), np.float32)})
+
+
 def test_complex_and_out_of_float32_range_features_are_refused_without_numpy_warnings(tmp_path: Path) -> None:
     import warnings
 

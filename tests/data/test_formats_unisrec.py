@@ -9,7 +9,7 @@ import pytest
 
 from graphrec.data.dataset import Dataset
 from graphrec.data.formats import read_unisrec
-from graphrec.errors import DataError
+from graphrec.errors import ConfigError, DataError
 
 HEAD = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
 
@@ -219,3 +219,74 @@ def test_item_only_in_test(tmp_path: Path) -> None:
         read_unisrec(root)
     dropped = read_unisrec(root, unseen="drop")
     assert dropped.valid[0].indices.tolist() == [] and dropped.test[1].indices.tolist() == []
+
+
+# ------------------------------------------------- feature shape without an item map
+def test_features_without_item_map_refuse_an_ambiguous_shape(tmp_path: Path) -> None:
+    # items 0..3 occur; 24 float32 values fit 4 x 6, 6 x 4, 8 x 3, ...: reading 4 x 6
+    # when the file is 8 x 3 would misalign every row, so the shape must be stated
+    root = make(tmp_path / "t", maps=False)
+    np.arange(24, dtype=np.float32).tofile(root / "x.feat1CLS")
+    with pytest.raises(DataError, match=r"x\.feat1CLS: the number of items is unknown, so its 24 float32 values "
+                       r"have no single shape: without x\.item2index the items are only known to be at least 4 "
+                       r"\(item index 3 at .*x\.valid\.inter line 2\) and 4 x 6 and 6 x 4 both fit: add "
+                       r"x\.item2index .* or state the feature dimension with dim=D \(CLI: --feature-dim D\)$"):
+        read_unisrec(root, unseen="keep")
+
+
+def test_features_without_item_map_take_the_rows_from_dim(tmp_path: Path) -> None:
+    root = make(tmp_path / "t", maps=False)
+    feats = np.arange(24, dtype=np.float32).reshape(8, 3)
+    feats.tofile(root / "x.feat1CLS")
+    ds = read_unisrec(root, unseen="keep", dim=3)
+    assert list(ds.item_ids) == [str(i) for i in range(8)]  # items 4..7: features, no interactions
+    np.testing.assert_array_equal(ds.item_features["text"], feats)
+    with pytest.raises(DataError, match=r"x\.feat1CLS: 2 rows of dim 12, but item index 3 \(.*\) needs 4"):
+        read_unisrec(root, unseen="keep", dim=12)
+    with pytest.raises(DataError, match=r"x\.feat1CLS: 24 float32 values are not rows of dim=5"):
+        read_unisrec(root, unseen="keep", dim=5)
+    with pytest.raises(ConfigError, match=r"dim=0 \(CLI: --feature-dim\) must be a whole number >= 1"):
+        read_unisrec(root, unseen="keep", dim=0)
+
+
+def test_features_without_item_map_and_a_single_fitting_shape(tmp_path: Path) -> None:
+    root = make(tmp_path / "t", maps=False)
+    np.arange(5, dtype=np.float32).tofile(root / "x.feat1CLS")  # only 5 x 1 has >= 4 rows
+    ds = read_unisrec(root, unseen="keep")
+    assert ds.item_features["text"].shape == (5, 1) and ds.n_items == 5
+
+
+def test_feature_files_of_different_item_counts_without_item_map(tmp_path: Path) -> None:
+    root = make(tmp_path / "t", maps=False)
+    np.zeros(5 * 4, np.float32).tofile(root / "x.feat1CLS")
+    np.ones(10 * 4, np.float32).tofile(root / "x.feat3CLS")
+    with pytest.raises(DataError, match=r"x\.feat3CLS: 10 rows of dim 4 but .*x\.feat1CLS has 5: every feature "
+                       "file needs one row per item"):
+        read_unisrec(root, unseen="keep", dim=4)
+
+
+def test_feature_dim_on_the_command_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    root = make(tmp_path / "t", maps=False)
+    np.arange(24, dtype=np.float32).tofile(root / "x.feat1CLS")
+    out = tmp_path / "out"
+    args = ["prepare", "--format", "unisrec", str(root), str(out), "--unseen", "keep"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1 and "--feature-dim D" in res.output
+    assert not out.exists()
+    res = CliRunner().invoke(app, args + ["--feature-dim", "3"])
+    assert res.exit_code == 0, res.output
+    assert Dataset.load(out).item_features["text"].shape == (8, 3)
+    res = CliRunner().invoke(app, ["prepare", "--format", "lattice", str(root), str(tmp_path / "o2"),
+                                   "--feature-dim", "3"])
+    assert res.exit_code == 1 and "format 'lattice' does not take dim" in res.output
+
+
+def test_empty_feature_file(tmp_path: Path) -> None:
+    root = make(tmp_path / "t")
+    (root / "x.feat1CLS").write_bytes(b"")
+    with pytest.raises(DataError, match=r"x\.feat1CLS: empty file \(0 bytes\), so modality 'text' has no feature values"):
+        read_unisrec(root, unseen="keep")

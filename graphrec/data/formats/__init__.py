@@ -52,7 +52,7 @@ FORMATS: dict[str, Callable[..., Dataset]] = {
 _OPTIONS: dict[str, frozenset[str]] = {
     "mmrec": frozenset({"features", "name", "unseen"}),
     "lattice": frozenset({"features", "name", "unseen"}),
-    "unisrec": frozenset({"features", "name", "unseen"}),
+    "unisrec": frozenset({"features", "name", "unseen", "dim"}),
     "recbole": frozenset({"name", "unseen"}),
     "movielens": frozenset({"name", "min_rating"}),
 }
@@ -66,15 +66,18 @@ def read_source(
     name: str | None = None,
     unseen: str = "error",
     min_rating: float | None = None,
+    dim: int | None = None,
 ) -> Dataset:
     """Read ``src`` with the importer of format ``fmt`` (a key of :data:`FORMATS`).
 
     Options a format does not take are rejected with a :class:`ConfigError` when they
-    are set (``features`` for recbole/movielens, ``min_rating`` for all but movielens),
+    are set (``features`` for recbole/movielens, ``min_rating`` for all but movielens, ``dim``
+    for all but unisrec),
     rather than silently ignored. ``unseen`` is the exception: movielens has no given
     split, so nothing can be unseen and the value is accepted and has no effect.
     ``features`` maps modality -> ``.npy`` path for mmrec and lattice, and modality ->
-    file suffix (e.g. ``feat1CLS``) for unisrec.
+    file suffix (e.g. ``feat1CLS``) for unisrec; ``dim`` (unisrec only) is the dimension of
+    its raw feature files.
 
     Raises:
         DataError: unknown format (the message lists the valid ones) or bad input.
@@ -83,7 +86,7 @@ def read_source(
     key = str(fmt).strip().lower()
     if key not in FORMATS:
         raise DataError(f"unknown data format {fmt!r}: use one of {', '.join(FORMATS)}")
-    given: dict[str, Any] = {"features": features, "name": name, "min_rating": min_rating}
+    given: dict[str, Any] = {"features": features, "name": name, "min_rating": min_rating, "dim": dim}
     takes = _OPTIONS[key]
     for opt, val in given.items():
         if val is not None and opt not in takes:

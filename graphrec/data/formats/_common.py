@@ -325,6 +325,11 @@ def load_npy(path: Path, modality: str) -> np.ndarray:
             f"{path}: modality {modality!r} must be a 2-D numeric array (items x dim), "
             f"got shape {shape} dtype {getattr(x, 'dtype', type(x).__name__)}: save one row per item"
         )
+    if x.shape[1] == 0:
+        raise DataError(
+            f"{path}: modality {modality!r} has shape {x.shape}, zero feature columns: save the "
+            "items x dim matrix (dim >= 1), or leave the modality out"
+        )
     if np.issubdtype(x.dtype, np.complexfloating):
         raise DataError(
             f"{path}: modality {modality!r} is complex ({x.dtype}), features are real numbers: save the "
@@ -346,6 +351,11 @@ def load_npy(path: Path, modality: str) -> np.ndarray:
 def check_feature_matrix(x: np.ndarray, path: Path, modality: str, item_ids: np.ndarray) -> np.ndarray:
     """Row count and finiteness of a feature matrix, with errors naming ``path``."""
     n = len(item_ids)
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise DataError(
+            f"{path}: modality {modality!r} has shape {x.shape}, not items x dim with dim >= 1: give "
+            "each item a feature row of at least one value, or leave the modality out"
+        )
     if x.shape[0] != n:
         raise DataError(
             f"{path}: modality {modality!r} has {x.shape[0]} rows but the dataset has {n} items: "

@@ -13,11 +13,18 @@ Format (UniSRec / DecoRec downstream sets, e.g. ``amazon-scientific/``), one fol
   without header. When present the ``.inter`` ids are indices ``0..n-1`` and the
   original ids (ASINs, reviewer ids) become the dataset ids; every listed item/user is
   in the dataset, also without interactions. Without them the ``.inter`` tokens are the
-  ids, and ``n_items`` = ``max(item index) + 1``.
+  ids, and ``n_items`` = ``max(item index) + 1``, or the feature files' row count (below).
 * feature files ``{name}.{suffix}``: raw little-endian float32, ``n_items x dim``
-  row-major, row ``i`` = item index ``i`` (read with ``numpy.fromfile``). ``dim`` is
-  ``file size / 4 / n_items`` unless given. Default modalities:
-  ``{"text": "feat1CLS", "image": "feat3CLS"}`` for those files that exist.
+  row-major, row ``i`` = item index ``i`` (read with ``numpy.fromfile``); the file holds
+  no shape, so one of ``n_items`` and ``dim`` must be known. With ``{name}.item2index``
+  ``n_items`` is its length and ``dim`` is ``file size / 4 / n_items`` unless given.
+  Without it, ``dim`` given: ``n_items`` = ``file size / 4 / dim`` (at least
+  ``max(item index) + 1``; items beyond it have no interactions); ``dim`` not given:
+  the only ``n_items >= max(item index) + 1`` that divides the file into whole rows, and
+  an error when several do (e.g. 40 values for item indices up to 4: 5 x 8, 8 x 5,
+  10 x 4, ...), since reading the wrong one would misalign every row. Default
+  modalities: ``{"text": "feat1CLS", "image": "feat3CLS"}`` for those files that exist.
+  An empty (0-byte) feature file is an error.
 * ``{name}.text`` (optional): header ``item_id:token  text:token_seq``, the item's
   original id and its text; stored in ``item_fields["text"]`` aligned by id (``""`` for
   an item without a text row; rows of unknown items are ignored).
@@ -40,6 +47,7 @@ from typing import Mapping
 
 import numpy as np
 
+from graphrec._checks import is_int
 from graphrec.data.dataset import Dataset, build_dataset
 from graphrec.data.formats._common import (
     LazyWhere,
@@ -54,7 +62,7 @@ from graphrec.data.formats._common import (
     require_file,
     to_int64,
 )
-from graphrec.errors import DataError
+from graphrec.errors import ConfigError, DataError
 
 __all__ = ["read_unisrec", "DEFAULT_FEATURES"]
 
@@ -95,10 +103,21 @@ def _indices(
     return idx
 
 
-def _read_features(
-    root: Path, prefix: str, features: Mapping[str, str], n_items: int, dim: int | None, item_ids: np.ndarray
-) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
+def _divisors_from(total: int, low: int) -> list[int]:
+    """The divisors of ``total`` that are ``>= low``, ascending."""
+    out: set[int] = set()
+    k = 1
+    while k * k <= total:
+        if total % k == 0:
+            out.update((k, total // k))
+        k += 1
+    return sorted(d for d in out if d >= low)
+
+
+def _feature_sizes(root: Path, prefix: str, features: Mapping[str, str]) -> list[tuple[str, Path, int]]:
+    """``(modality, path, number of float32 values)`` of each feature file, checked to
+    exist and to hold a whole, non-zero number of float32 values."""
+    out = []
     for mod, suffix in features.items():
         path = root / f"{prefix}.{suffix}"
         require_file(
@@ -109,14 +128,91 @@ def _read_features(
             f"{mod}=feat1CLS for {prefix}.feat1CLS",
         )
         size = path.stat().st_size
+        if size == 0:
+            raise DataError(
+                f"{path}: empty file (0 bytes), so modality {mod!r} has no feature values: write the "
+                "n_items x dim float32 matrix, or leave the modality out (choose the modalities with "
+                "features=, CLI --feature)"
+            )
+        if size % 4:
+            raise DataError(
+                f"{path}: {size} bytes is not a whole number of float32 values (4 bytes each): check that "
+                "the file is complete"
+            )
+        out.append((mod, path, size // 4))
+    return out
+
+
+def _feature_rows(
+    files: list[tuple[str, Path, int]], n_min: int, dim: int | None, prefix: str, max_where: str
+) -> int:
+    """The item count of feature files when no item map fixes it (module doc): their
+    values divided by ``dim`` when given, else the only count ``>= n_min`` (the largest
+    item index + 1, found at ``max_where``) that every file can be split into."""
+    if dim is not None:
+        rows = None
+        for mod, path, total in files:
+            if total % dim:
+                raise DataError(
+                    f"{path}: {total} float32 values are not rows of dim={dim}: fix dim= "
+                    "(CLI: --feature-dim) or the file"
+                )
+            if rows is not None and total // dim != rows:
+                raise DataError(
+                    f"{path}: {total // dim} rows of dim {dim} but {files[0][1]} has {rows}: every "
+                    "feature file needs one row per item"
+                )
+            rows = total // dim
+            if rows < n_min:
+                raise DataError(
+                    f"{path}: {rows} rows of dim {dim}, but item index {n_min - 1} ({max_where}) needs "
+                    f"{n_min}: fix dim= (CLI: --feature-dim) or the file"
+                )
+        assert rows is not None
+        return rows
+    fits: list[int] | None = None
+    for mod, path, total in files:
+        here = _divisors_from(total, n_min)
+        if not here:
+            raise DataError(
+                f"{path}: {total} float32 values cannot hold a row for each of the at least {n_min} items "
+                f"(item index {n_min - 1} at {max_where}): check that the file belongs to this dataset "
+                "and is complete"
+            )
+        fits = here if fits is None else [n for n in fits if n in here]
+        if not fits:
+            raise DataError(
+                f"{path}: no item count of at least {n_min} splits both it ({total} float32 values) and "
+                f"{files[0][1]} into whole rows: check that both files belong to this dataset"
+            )
+    assert fits is not None
+    if len(fits) > 1:
+        path, total = files[0][1], files[0][2]
+        a, b = fits[0], fits[1]
+        raise DataError(
+            f"{path}: the number of items is unknown, so its {total} float32 values have no single shape: "
+            f"without {prefix}.item2index the items are only known to be at least {n_min} (item index "
+            f"{n_min - 1} at {max_where}) and {a} x {total // a} and {b} x {total // b} both fit: add "
+            f"{prefix}.item2index (one 'original id<TAB>index' line per item) or state the feature "
+            "dimension with dim=D (CLI: --feature-dim D)"
+        )
+    return fits[0]
+
+
+def _read_features(
+    files: list[tuple[str, Path, int]], n_items: int, dim: int | None, item_ids: np.ndarray
+) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for mod, path, total in files:
+        size = 4 * total
         if dim is None:
-            if n_items == 0 or size % (4 * n_items):
+            if n_items == 0 or total % n_items:
                 raise DataError(
                     f"{path}: {size} bytes is not n_items x dim float32 values for {n_items} items: "
                     "check that the file belongs to this dataset and is complete (read_unisrec(..., dim=D) "
                     "states the dimension)"
                 )
-            d = size // (4 * n_items)
+            d = total // n_items
         else:
             d = int(dim)
             if size != 4 * n_items * d:
@@ -157,11 +253,14 @@ def read_unisrec(
         name: file prefix and dataset name; default: the only ``*.train.inter`` prefix.
         features: ``{modality: file suffix}``; default :data:`DEFAULT_FEATURES` for the
             files that exist. Pass ``{}`` for none.
-        dim: feature dimension; inferred from the file size when omitted.
+        dim: feature dimension (every feature file); inferred from the file size when
+            omitted, which needs ``{name}.item2index`` unless only one shape fits (module doc).
         unseen: users/items in valid/test but never in train: ``"error"``, ``"drop"``,
             ``"keep"``.
     """
     root = Path(dir)
+    if dim is not None and (not is_int(dim) or dim < 1):
+        raise ConfigError(f"dim={dim!r} (CLI: --feature-dim) must be a whole number >= 1, the feature dimension")
     prefix = find_prefix(root, ".train.inter", name, "UniSRec")
 
     user_map_file = root / f"{prefix}.user2index"
@@ -214,13 +313,21 @@ def read_unisrec(
         return idx
 
     # Item tokens are indices (they address feature rows); user tokens are indices only
-    # when a user map exists.
+    # when a user map exists. Without an item map the feature files fix the item count
+    # (module doc), else max(index) + 1.
+    feats_spec = dict(features) if features is not None else {
+        m: s for m, s in DEFAULT_FEATURES.items() if (root / f"{prefix}.{s}").is_file()
+    }
+    feat_files = _feature_sizes(root, prefix, feats_spec)
     if item_ids is not None:
-        items = item_ids[indices(i_tok, len(item_ids), "item", item_map_file)]
+        i_idx = indices(i_tok, len(item_ids), "item", item_map_file)
     else:
         i_idx = indices(i_tok, None, "item", None)
-        item_ids = index_ids(int(i_idx.max()) + 1)
-        items = item_ids[i_idx]
+        top = int(np.argmax(i_idx))
+        n_min = int(i_idx[top]) + 1
+        n_rows = _feature_rows(feat_files, n_min, dim, prefix, where(top)) if feat_files else n_min
+        item_ids = index_ids(n_rows)
+    items = item_ids[i_idx]
     if user_ids is not None:
         users_arr = user_ids[indices(u_tok, len(user_ids), "user", user_map_file)]
     else:
@@ -234,10 +341,7 @@ def read_unisrec(
     users_arr, items, lab = users_arr[keep], items[keep], lab[keep]
     split = np.asarray(_SPLITS)[lab]
 
-    feats_spec = dict(features) if features is not None else {
-        m: s for m, s in DEFAULT_FEATURES.items() if (root / f"{prefix}.{s}").is_file()
-    }
-    item_features = _read_features(root, prefix, feats_spec, len(item_ids), dim, item_ids)
+    item_features = _read_features(feat_files, len(item_ids), dim, item_ids)
     item_fields: dict[str, np.ndarray] = {}
     text_file = root / f"{prefix}.text"
     if text_file.is_file():

@@ -152,6 +152,16 @@ def build_dataset(
             f"{source}: unknown split label {str(split[bad_split][0])!r}: use train, valid or test"
         )
     ts = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)
+    if ts is not None:
+        if ts.shape != users.shape:
+            raise DataError(f"{source}: {ts.size} timestamps for {len(users)} interactions: give one per interaction")
+        bad_ts = ~np.isfinite(ts)
+        if bad_ts.any():
+            k = int(np.flatnonzero(bad_ts)[0])
+            raise DataError(
+                f"{source}: the timestamp of interaction {k} (user {str(users[k])!r}, item {str(items[k])!r}) is "
+                f"{ts[k]} ({int(bad_ts.sum())} such): timestamps must be finite numbers (a temporal split orders by them)"
+            )
     uids = _natural_unique(users) if user_ids is None else np.asarray(user_ids).astype(str)
     iids = _natural_unique(items) if item_ids is None else np.asarray(item_ids).astype(str)
     for ids, what in ((uids, "user"), (iids, "item")):

@@ -82,6 +82,13 @@ def test_tiny_columns_by_name_and_timestamps(tmp_path: Path) -> None:
     assert ds.test.nnz == 1 and "valid" not in ds.splits
 
 
+@pytest.mark.parametrize("stamp", ["nan", "inf", "-inf"])
+def test_non_finite_timestamp_is_refused(tmp_path: Path, stamp: str) -> None:
+    f = write(tmp_path / "d.inter", f"userID\titemID\ttimestamp\tx_label\n0\t0\t5\t0\n0\t1\t{stamp}\t0\n1\t0\t1\t0\n")
+    with pytest.raises(DataError, match=rf"d\.inter line 3: timestamp {stamp!r} is not a finite number"):
+        read_mmrec(f)
+
+
 def test_without_features_items_are_range_of_max_id(tmp_path: Path) -> None:
     f = write(tmp_path / "d.inter", "userID\titemID\tx_label\n0\t0\t0\n0\t4\t0\n")
     ds = read_mmrec(f)

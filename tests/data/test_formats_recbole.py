@@ -336,3 +336,17 @@ def test_split_files_without_their_train_file_are_refused(tmp_path: Path) -> Non
     with pytest.raises(DataError, match=r"r\.valid\.inter found but no r\.train\.inter: give all the benchmark files"):
         read_recbole(root)
     assert read_recbole(root, split="none").train.nnz == 1  # on purpose: r.inter alone
+
+
+def test_non_finite_timestamp_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "r.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\nu\ta\t1\nu\tb\tinf\n")
+    with pytest.raises(DataError, match=r"r\.inter line 3: timestamp 'inf' is not a finite number"):
+        read_recbole(root)
+
+
+def test_build_dataset_refuses_non_finite_timestamps() -> None:
+    with pytest.raises(DataError, match=r"^src: the timestamp of interaction 1 \(user 'u', item 'b'\) is nan \(1 such\): "
+                       "timestamps must be finite numbers"):
+        build_dataset(["u", "u"], ["a", "b"], ["train", "train"], timestamps=[1.0, np.nan], source="src")

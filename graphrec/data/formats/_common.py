@@ -236,19 +236,30 @@ def parse_int(table: Table, column: str, *, what: str = "an integer index", nonn
     return out
 
 
-def parse_float(table: Table, column: str, *, empty_nan: bool = False) -> np.ndarray:
-    """Column ``column`` as float64 (``empty_nan``: an empty value is NaN)."""
+def parse_float(table: Table, column: str, *, empty_nan: bool = False, finite: bool = False) -> np.ndarray:
+    """Column ``column`` as float64 (``empty_nan``: an empty value is NaN; ``finite``:
+    NaN and infinities, also ``1e999``, are an error naming the line, as for timestamps)."""
     values = table.col(column)
     if empty_nan:
         values = [v if v.strip() else "nan" for v in values]
     try:
-        return np.array(values, dtype=np.float64) if values else np.zeros(0, np.float64)
+        out = np.array(values, dtype=np.float64) if values else np.zeros(0, np.float64)
     except (TypeError, ValueError):
         k = max(_first_bad(values, float), 0)
         raise DataError(
             f"{table.path} line {table.line(k)}: {column} {values[k]!r} is not a number: "
             f"fix the value"
         ) from None
+    if finite:
+        bad = ~np.isfinite(out)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{table.path} line {table.line(k)}: {column} {values[k]!r} is not a finite number "
+                f"({int(bad.sum())} such rows): every {column} must be a finite number (e.g. unix seconds): "
+                "fix or remove the row"
+            )
+    return out
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -165,7 +165,7 @@ def read_mmrec(
             f"{inter} line {table.line(k)}: {LABEL_COL} {int(labels[k])} is not a split label: "
             "use 0 (train), 1 (valid) or 2 (test)"
         )
-    ts = parse_float(table, TIME_COL) if table.has(TIME_COL) else None
+    ts = parse_float(table, TIME_COL, finite=True) if table.has(TIME_COL) else None
 
     user_map, item_map = inter.parent / USER_MAP, inter.parent / ITEM_MAP
     user_ids: np.ndarray | None = None

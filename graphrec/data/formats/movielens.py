@@ -195,7 +195,7 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
     users = parse_int(table, ucol, what="a MovieLens user id")
     items = parse_int(table, icol, what="a MovieLens movie id")
     ratings = parse_float(table, "rating") if table.has("rating") else None
-    ts = parse_float(table, "timestamp") if table.has("timestamp") else None
+    ts = parse_float(table, "timestamp", finite=True) if table.has("timestamp") else None
     if min_rating is not None:
         if ratings is None:
             raise DataError(

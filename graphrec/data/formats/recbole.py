@@ -303,7 +303,7 @@ def read_recbole(
                 f"{tables[0].path}: give all split files the same columns"
             )
         if t_here:
-            ts_l.append(parse_float(table, "timestamp"))
+            ts_l.append(parse_float(table, "timestamp", finite=True))
     users = np.concatenate(users_l)
     items = np.concatenate(items_l)
     split_arr = np.concatenate(split_l)

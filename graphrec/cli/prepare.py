@@ -63,6 +63,7 @@ def prepare(
 
     Example: graphrec prepare --format mmrec ../shared/data/lfm2k data/lfm2k --feature text=all-MiniLM-L6-v2.npy
     """
+    from graphrec.data.dataset import check_modality_name
     from graphrec.data.splits import apply_split
     from graphrec.data.formats import read_source
 
@@ -72,6 +73,7 @@ def prepare(
         if not sep or not mod or not file:
             raise ConfigError(f"--feature {spec!r} must look like MODALITY=FILE, e.g. image=image_feat.npy "
                               "(unisrec: MODALITY=SUFFIX, e.g. text=feat1CLS)")
+        check_modality_name(mod, f"--feature {spec!r}", ConfigError)
         if mod in features:
             raise ConfigError(f"--feature gives modality {mod!r} twice ({features[mod]} and {file}): "
                               "give each modality once")

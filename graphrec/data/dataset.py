@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -37,11 +38,28 @@ import scipy.sparse as sp
 from graphrec._atomic import atomic_dir
 from graphrec.errors import ARRAY_FILE_ERRORS, DataError
 
-__all__ = ["Dataset", "SPLITS", "build_dataset", "interactions_matrix"]
+__all__ = ["Dataset", "SPLITS", "build_dataset", "interactions_matrix", "check_modality_name", "MODALITY_RULE"]
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 FORMAT_NAME = "graphrec-dataset"
 FORMAT_VERSION = 1
+#: a modality name is also a file name (``features/{name}.npy`` of a dataset directory)
+_MODALITY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+MODALITY_RULE = "1 to 100 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+
+
+def check_modality_name(name: Any, where: str = "", error: type[Exception] = DataError) -> str:
+    """``name`` if it is a valid modality name (:data:`MODALITY_RULE`), else ``error``
+    with a one-line message (``where``, e.g. ``"--feature 'a/b=x.npy'"``, says where it
+    came from). Modality names become file names (``features/{name}.npy``), so a name
+    with a path separator or ``..`` would write outside the dataset directory."""
+    if not isinstance(name, str) or not _MODALITY_NAME.fullmatch(name):
+        at = f"{where}: " if where else ""
+        raise error(
+            f"{at}modality name {name!r} is not allowed: a modality name is also a file name "
+            f"(features/NAME.npy), so it must be {MODALITY_RULE}: rename it"
+        )
+    return name
 
 
 def interactions_matrix(
@@ -274,6 +292,7 @@ class Dataset:
                     raise DataError(f"timestamps of split {s!r} do not align with its interactions")
         feats = {}
         for mod, x in self.item_features.items():
+            check_modality_name(mod, f"dataset {self.name!r}")
             x = np.asarray(x)
             if x.ndim != 2 or x.shape[0] != shape[1] or x.shape[1] == 0:
                 raise DataError(
@@ -478,6 +497,10 @@ class Dataset:
                 f"{head_file}: format {header.get('format')!r} version {header.get('version')!r} "
                 f"is not {FORMAT_NAME} v{FORMAT_VERSION}: re-run `graphrec prepare`"
             )
+        modalities = header.get("modalities")
+        if isinstance(modalities, Mapping):
+            for m in modalities:  # names become paths features/{m}.npy: none may leave the directory
+                check_modality_name(m, f"{head_file}")
         try:
             with np.load(path / "ids.npz", allow_pickle=False) as z:
                 user_ids, item_ids = z["user_ids"], z["item_ids"]

@@ -149,3 +149,17 @@ def test_an_id_that_appears_twice_is_refused_at_save_and_an_unknown_split_is_nam
         ds.split("bogus")
     with pytest.raises(DataError, match="has no valid split"):
         ds.split("valid")
+
+
+@pytest.mark.parametrize("mod", ["../x", "a/b", "/abs", ".."])
+def test_modality_names_that_are_paths_are_refused(tmp_path, mod):
+    x = np.ones((3, 2), np.float32)
+    with pytest.raises(DataError, match=rf"dataset 'dataset': modality name {mod!r} is not allowed"):
+        small(item_features={mod: x})
+    # a hand-edited dataset.json must not make load read outside the directory
+    small(item_features={"img": x}).save(tmp_path / "d")
+    head = json.loads((tmp_path / "d" / "dataset.json").read_text())
+    head["modalities"] = {mod: 2}
+    (tmp_path / "d" / "dataset.json").write_text(json.dumps(head))
+    with pytest.raises(DataError, match=rf"dataset\.json: modality name {mod!r} is not allowed"):
+        Dataset.load(tmp_path / "d")

@@ -13,7 +13,7 @@ from graphrec.data.dataset import Dataset, build_dataset
 from graphrec.data.formats import read_mmrec, write_mmrec
 from graphrec.data.formats.mmrec import mmrec_slots
 from graphrec.data.synthetic import synthetic_catalogue
-from graphrec.errors import DataError
+from graphrec.errors import ConfigError, DataError
 
 LFM_FEATURES = {"text": "all-MiniLM-L6-v2.npy", "audio": "vggish.npy", "audio_whisper": "whisper.npy"}
 
@@ -577,3 +577,37 @@ def test_overwrite_replaces_an_earlier_export_only(tmp_path: Path) -> None:
         with pytest.raises(DataError, match="holds no .inter file, so it is no earlier export"):
             write(ds, source, "synthetic", overwrite=True)
         assert (source / "dataset.json").is_file()
+
+
+@pytest.mark.parametrize("mod", ["../../escaped", "/tmp/absolute", "a/b", ".hidden", "", "-x", "a b"])
+def test_a_modality_name_that_is_no_plain_file_name_is_refused(tmp_path: Path, mod: str) -> None:
+    # modality names become features/NAME.npy: '../../escaped' wrote outside OUT
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    write(tmp_path / "w" / "src" / "src.inter", GOOD)
+    np.save(tmp_path / "w" / "src" / "a.npy", np.ones((3, 2), np.float32))
+    out = tmp_path / "w" / "out"
+    res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(tmp_path / "w" / "src"), str(out),
+                                   "--feature", f"{mod}=a.npy"])
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    if mod:
+        assert lines == [f"error: --feature '{mod}=a.npy': modality name {mod!r} is not allowed: a modality name is "
+                         "also a file name (features/NAME.npy), so it must be 1 to 100 letters, digits, '_', '.' or "
+                         "'-', not starting with '.' or '-': rename it"]
+    else:
+        assert len(lines) == 1 and "MODALITY=FILE" in lines[0]
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["src"] and not list(tmp_path.glob("*.npy"))
+    if mod:
+        with pytest.raises(ConfigError, match=r"modality name .* is not allowed"):
+            read_mmrec(tmp_path / "w" / "src", features={mod: "a.npy"})
+
+
+def test_plain_modality_names_are_accepted(tmp_path: Path) -> None:
+    f = write(tmp_path / "d.inter", GOOD)
+    np.save(tmp_path / "a.npy", np.ones((3, 2), np.float32))
+    ds = read_mmrec(f, features={"clip_vit-b.32": "a.npy", "_2": "a.npy"})
+    ds.save(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out" / "features").iterdir()) == ["_2.npy", "clip_vit-b.32.npy"]

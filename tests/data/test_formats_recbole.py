@@ -350,3 +350,14 @@ def test_build_dataset_refuses_non_finite_timestamps() -> None:
     with pytest.raises(DataError, match=r"^src: the timestamp of interaction 1 \(user 'u', item 'b'\) is nan \(1 such\): "
                        "timestamps must be finite numbers"):
         build_dataset(["u", "u"], ["a", "b"], ["train", "train"], timestamps=[1.0, np.nan], source="src")
+
+
+def test_a_float_seq_field_named_like_a_path_is_refused(tmp_path: Path) -> None:
+    # the field became a modality, and Dataset.save wrote features/../../../pwned.npy
+    root = tmp_path / "a" / "b" / "r"
+    root.mkdir(parents=True)
+    (root / "r.inter").write_text("user_id:token\titem_id:token\nu\t1\nu\t2\n")
+    (root / "r.item").write_text("item_id:token\t../../../pwned:float_seq\n1\t1 2\n2\t3 4\n")
+    with pytest.raises(DataError, match=r"r\.item line 1: float_seq field '\.\./\.\./\.\./pwned' is read as features: "
+                       r"modality name '\.\./\.\./\.\./pwned' is not allowed"):
+        read_recbole(root)

@@ -290,3 +290,10 @@ def test_empty_feature_file(tmp_path: Path) -> None:
     (root / "x.feat1CLS").write_bytes(b"")
     with pytest.raises(DataError, match=r"x\.feat1CLS: empty file \(0 bytes\), so modality 'text' has no feature values"):
         read_unisrec(root, unseen="keep")
+
+
+def test_modality_name_that_is_a_path_is_refused(tmp_path: Path) -> None:
+    root = make(tmp_path / "t")
+    np.ones((4, 2), np.float32).tofile(root / "x.feat1CLS")
+    with pytest.raises(ConfigError, match=r"features=\{'\.\./t': 'feat1CLS'\}: modality name '\.\./t' is not allowed"):
+        read_unisrec(root, features={"../t": "feat1CLS"}, unseen="keep")

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from graphrec.data.dataset import check_modality_name
 from graphrec.errors import ConfigError, DataError
 
 __all__ = [
@@ -493,6 +494,7 @@ def load_feature_files(
                           f"got {type(features).__name__} {features!r}")
     out: dict[str, tuple[np.ndarray, Path]] = {}
     for mod, p in (features or {}).items():
+        check_modality_name(mod, f"features={{{mod!r}: {str(p)!r}}}", ConfigError)
         path = resolve(p, base)
         out[str(mod)] = (load_npy(path, str(mod)), path)
     return out

@@ -50,7 +50,7 @@ from typing import Mapping
 import numpy as np
 
 from graphrec._atomic import atomic_dir
-from graphrec.data.dataset import SPLITS, Dataset, build_dataset
+from graphrec.data.dataset import SPLITS, Dataset, build_dataset, check_modality_name
 from graphrec.data.formats._common import (
     LazyWhere,
     PathLike,
@@ -186,6 +186,7 @@ def _side_fields(
         elif ftype == "float_seq" and features:
             x = _float_seq_matrix(table, fname)
             if x is not None:
+                check_modality_name(fname, f"{table.path} line 1: float_seq field {fname!r} is read as features")
                 feats[fname] = check_feature_matrix(x, table.path, fname, ids)
             else:
                 _ragged_warning(table, fname)

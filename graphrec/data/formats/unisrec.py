@@ -48,7 +48,7 @@ from typing import Mapping
 import numpy as np
 
 from graphrec._checks import is_int
-from graphrec.data.dataset import Dataset, build_dataset
+from graphrec.data.dataset import Dataset, build_dataset, check_modality_name
 from graphrec.data.formats._common import (
     LazyWhere,
     PathLike,
@@ -119,6 +119,7 @@ def _feature_sizes(root: Path, prefix: str, features: Mapping[str, str]) -> list
     exist and to hold a whole, non-zero number of float32 values."""
     out = []
     for mod, suffix in features.items():
+        check_modality_name(mod, f"features={{{mod!r}: {str(suffix)!r}}}", ConfigError)
         path = root / f"{prefix}.{suffix}"
         require_file(
             path,

@@ -77,7 +77,8 @@ def apply_split(dataset: Dataset, split: str = "auto", seed: int = 0, source: ob
     A given split with one empty part (valid or test) is a :class:`DataError` under
     ``auto`` and ``keep``, naming the source file, the empty part and the fix (``option``
     ``random`` re-splits on purpose); so is, under ``auto`` and ``keep``, a given valid or
-    test split that reading with ``unseen="drop"`` emptied. ``source`` names the data in messages when the
+    test split that reading with ``unseen="drop"`` emptied, or that UniSRec's earliest-split-wins
+    rule emptied (``meta["repeats_dropped"]``). ``source`` names the data in messages when the
     dataset's ``meta["source"]`` does not.
     """
     if split not in SPLIT_CHOICES:
@@ -85,9 +86,23 @@ def apply_split(dataset: Dataset, split: str = "auto", seed: int = 0, source: ob
     where = dataset.meta.get("source") or source or f"dataset {dataset.name!r}"
     have = {s: s in dataset.splits and dataset.splits[s].nnz > 0 for s in ("valid", "test")}
     dropped = dataset.meta.get("unseen_dropped") or {}
-    emptied = [s for s in ("valid", "test") if not have[s] and s in dropped and dropped[s][0] == dropped[s][1]]
+    repeats = dataset.meta.get("repeats_dropped") or {}  # UniSRec: earliest split wins
+    emptied = [s for s in ("valid", "test") if not have[s] and (s in dropped or s in repeats)]
+    unseen = "--unseen" if option.startswith("--") else "unseen:"
+    if split in ("auto", "keep") and any(s in repeats for s in emptied):
+        parts = []
+        for s in emptied:
+            if s in repeats:
+                parts.append(f"{repeats[s][0]} of {repeats[s][1]} {s} rows repeat a pair of an earlier split")
+            if s in dropped:
+                parts.append(f"{dropped[s][0]} {s} rows dropped by {unseen} drop")
+        raise DataError(
+            f"{where}: the given {' and '.join(emptied)} split{'s are' if len(emptied) > 1 else ' is'} empty after "
+            f"reading ({'; '.join(parts)}): a pair already in an earlier split is kept there only (earliest split "
+            "wins), so nothing is left to evaluate on: give other valid/test targets, or re-split all interactions "
+            f"on purpose with {option} random"
+        )
     if split in ("auto", "keep") and emptied:
-        unseen = "--unseen" if option.startswith("--") else "unseen:"
         counts = " and ".join(f"{dropped[s][0]} of {dropped[s][1]} {s} rows dropped" for s in emptied)
         raise DataError(
             f"{where}: after {unseen} drop the given {' and '.join(emptied)} split{'s are' if len(emptied) > 1 else ' is'} "

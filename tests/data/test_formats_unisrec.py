@@ -297,3 +297,48 @@ def test_modality_name_that_is_a_path_is_refused(tmp_path: Path) -> None:
     np.ones((4, 2), np.float32).tofile(root / "x.feat1CLS")
     with pytest.raises(ConfigError, match=r"features=\{'\.\./t': 'feat1CLS'\}: modality name '\.\./t' is not allowed"):
         read_unisrec(root, features={"../t": "feat1CLS"}, unseen="keep")
+
+
+# ------------------------------------------- a given split that the pair rule empties
+def test_a_given_split_emptied_by_repeats_is_refused_not_resplit(tmp_path: Path) -> None:
+    from graphrec.data.splits import apply_split
+
+    # every valid/test target is an item the user already has in train: earliest split
+    # wins empties valid and test, which prepare used to re-split at random, silently
+    # discarding the given split ("the source gives no valid/test split")
+    root = make(tmp_path / "t", maps=False,
+                valid=HEAD + "0\t0 1 2\t1\n1\t1 0\t0\n", test=HEAD + "0\t0 1 2\t2\n1\t1 0\t1\n")
+    ds = read_unisrec(root)
+    assert ds.meta["repeats_dropped"] == {"valid": [2, 2], "test": [2, 2]}
+    assert "valid" not in ds.splits and "test" not in ds.splits  # as if the source gave no split
+    for split in ("auto", "keep"):
+        with pytest.raises(DataError, match=r": the given valid and test splits are empty after reading \(2 of 2 valid "
+                           r"rows repeat a pair of an earlier split; 2 of 2 test rows repeat a pair of an earlier "
+                           r"split\): .* re-split all interactions on purpose with --split random$"):
+            apply_split(ds, split)
+    assert apply_split(ds, "random").meta["split"] == "random(seed=0)"
+
+
+def test_a_given_valid_split_emptied_by_repeats_and_unseen_drop(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    # valid: one repeat of a train pair, one row of an item never in train (dropped)
+    root = make(tmp_path / "t", maps=False, valid=HEAD + "0\t0 1 2\t1\n1\t1 0\t5\n", test=HEAD + "1\t1 0\t2\n")
+    res = CliRunner().invoke(app, ["prepare", "--format", "unisrec", str(root), str(tmp_path / "out"),
+                                   "--unseen", "drop"])
+    assert res.exit_code == 1 and not (tmp_path / "out").exists()
+    assert res.output.strip().splitlines() == [
+        f"error: {root}: the given valid split is empty after reading (1 of 2 valid rows repeat a pair of an "
+        "earlier split; 1 valid rows dropped by --unseen drop): a pair already in an earlier split is kept there "
+        "only (earliest split wins), so nothing is left to evaluate on: give other valid/test targets, or "
+        "re-split all interactions on purpose with --split random"]
+
+
+def test_partial_repeats_keep_the_given_split(tmp_path: Path) -> None:
+    from graphrec.data.splits import apply_split
+
+    ds = read_unisrec(make(tmp_path / "t"), unseen="keep")  # user 0's test target repeats train
+    assert ds.meta["repeats_dropped"] == {"test": [1, 2]}
+    assert apply_split(ds, "auto") is ds

@@ -37,7 +37,10 @@ not used. A pair that occurs in several splits goes to the **earliest** one
 (train < valid < test): under leave-last-out a valid/test target that the user already
 bought is a repeat purchase, which a non-sequential recommender cannot be asked to find
 (training items are excluded from its ranking), so it is dropped from the later split.
-The files carry no timestamps.
+The files carry no timestamps. The rows dropped so are counted in
+``meta["repeats_dropped"]`` (``{split: [dropped, given]}``); when that empties the given
+valid or test split, :func:`~graphrec.data.splits.apply_split` (``prepare``) refuses it
+rather than re-splitting as if no split were given.
 """
 
 from __future__ import annotations
@@ -337,8 +340,16 @@ def read_unisrec(
     # Earliest split wins for a pair seen in several splits (module doc).
     order = np.argsort(lab, kind="stable")
     key = np.char.add(np.char.add(users_arr[order], "\t"), items[order])
-    _, first = np.unique(key, return_index=True)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     keep = np.sort(order[first])
+    # valid/test rows whose pair an earlier split already has: {split: [dropped, given]}
+    # (apply_split refuses a given split this empties instead of re-splitting silently)
+    first_lab = np.empty(len(lab), np.int64)
+    first_lab[order] = lab[order][first][inverse.reshape(-1)]
+    repeats = {
+        s: [int(((lab == k) & (first_lab < k)).sum()), int((lab == k).sum())]
+        for k, s in enumerate(_SPLITS) if k and ((lab == k) & (first_lab < k)).any()
+    }
     users_arr, items, lab = users_arr[keep], items[keep], lab[keep]
     split = np.asarray(_SPLITS)[lab]
 
@@ -363,6 +374,7 @@ def read_unisrec(
             "format": "unisrec",
             "source": str(root),
             "pair_rule": "earliest split wins (train < valid < test)",
+            **({"repeats_dropped": repeats} if repeats else {}),
         },
         unseen=unseen,
     )

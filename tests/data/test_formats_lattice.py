@@ -162,3 +162,17 @@ def test_item_only_in_val(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"val\.json \(user key '0', item index 3\): item '3' appears in valid"):
         read_lattice(root)
     assert read_lattice(root, unseen="keep").valid.nnz == 1
+
+
+def test_a_user_listed_twice_in_a_split_file_is_refused(tmp_path: Path) -> None:
+    # json keeps the last value of a repeated key: user 0's items 0, 1, 3 were lost
+    root = make(tmp_path / "t", train='{"0": [0, 1, 3], "1": [0, 1, 2], "0": [2]}')
+    with pytest.raises(DataError, match=r"train\.json: key '0' appears twice in one JSON object, and only one of its "
+                       r"values could be read: merge the two entries into one$"):
+        read_lattice(root)
+
+
+def test_an_id_listed_twice_in_an_id_map_is_refused(tmp_path: Path) -> None:
+    root = make(tmp_path / "t", **{"item2id.json": '{"X": 0, "Y": 1, "X": 2}'})
+    with pytest.raises(DataError, match=r"item2id\.json: key 'X' appears twice in one JSON object"):
+        read_lattice(root)

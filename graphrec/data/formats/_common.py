@@ -264,10 +264,24 @@ def parse_float(table: Table, column: str, *, empty_nan: bool = False, finite: b
 
 
 def read_json(path: Path, what: str) -> Any:
-    """Parse a JSON file; a DataError with the line and column of a syntax error."""
+    """Parse a JSON file; a DataError with the line and column of a syntax error, or
+    naming a key that one object holds twice (``json`` would silently keep the last
+    value: a LATTICE user listed twice would lose the items of the first entry)."""
     require_file(path, what)
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise DataError(
+                    f"{path}: key {key!r} appears twice in one JSON object, and only one of its values could be "
+                    "read: merge the two entries into one"
+                )
+            out[key] = value
+        return out
+
     try:
-        return json.loads(_read_text(path))
+        return json.loads(_read_text(path), object_pairs_hook=unique_keys)
     except json.JSONDecodeError as e:
         raise DataError(f"{path} line {e.lineno} column {e.colno}: invalid JSON ({e.msg}): fix the file") from None
 

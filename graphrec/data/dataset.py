@@ -103,11 +103,12 @@ def interactions_matrix(
 
 
 def _natural_unique(raw: np.ndarray) -> np.ndarray:
-    """Distinct ids in natural order: numeric order when all ids are integers."""
+    """Distinct ids in natural order: numeric order when all ids are integers that fit
+    int64, else lexicographic (string) order."""
     uniq = np.unique(raw.astype(str))
     try:
         as_int = uniq.astype(np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):  # not all integers, or one beyond int64: string order
         return uniq
     return uniq[np.argsort(as_int, kind="stable")]
 

@@ -163,3 +163,11 @@ def test_modality_names_that_are_paths_are_refused(tmp_path, mod):
     (tmp_path / "d" / "dataset.json").write_text(json.dumps(head))
     with pytest.raises(DataError, match=rf"dataset\.json: modality name {mod!r} is not allowed"):
         Dataset.load(tmp_path / "d")
+
+
+def test_integer_looking_ids_beyond_int64_fall_back_to_string_order():
+    # np.array(["18446744073709551615"]).astype(np.int64) raises OverflowError, not ValueError
+    ds = build_dataset(["u", "u", "u"], ["18446744073709551615", "5", "40"], ["train"] * 3)
+    assert list(ds.item_ids) == ["18446744073709551615", "40", "5"]  # lexicographic, as for other non-int ids
+    ds = build_dataset(["-9223372036854775809", "3"], ["a", "b"], ["train"] * 2)
+    assert list(ds.user_ids) == ["-9223372036854775809", "3"]

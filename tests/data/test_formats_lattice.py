@@ -176,3 +176,10 @@ def test_an_id_listed_twice_in_an_id_map_is_refused(tmp_path: Path) -> None:
     root = make(tmp_path / "t", **{"item2id.json": '{"X": 0, "Y": 1, "X": 2}'})
     with pytest.raises(DataError, match=r"item2id\.json: key 'X' appears twice in one JSON object"):
         read_lattice(root)
+
+
+def test_item_indices_far_beyond_the_distinct_ones_are_refused(tmp_path: Path) -> None:
+    root = make(tmp_path / "t", train={"0": [0, 1], "1": [1, 99999999999]})
+    with pytest.raises(DataError, match=r"train\.json \(user key '1'\): item index 99999999999 would make "
+                       r"100,000,000,000 items .* only 4 distinct indices occur .*: add item2id\.json"):
+        read_lattice(root)

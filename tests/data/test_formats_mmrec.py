@@ -95,6 +95,25 @@ def test_without_features_items_are_range_of_max_id(tmp_path: Path) -> None:
     assert list(ds.item_ids) == ["0", "1", "2", "3", "4"]
 
 
+@pytest.mark.parametrize("big", [99999999999, 5000000, 1001])
+def test_item_ids_far_beyond_the_distinct_ones_are_refused(tmp_path: Path, big: int) -> None:
+    # max(itemID) + 1 items were allocated: 99999999999 was killed for memory, 5,000,000
+    # silently made 5,000,001 items, almost all phantoms ranked like real ones
+    f = write(tmp_path / "d.inter", f"userID\titemID\tx_label\n0\t0\t0\n0\t{big}\t0\n1\t0\t0\n")
+    with pytest.raises(DataError, match=rf"d\.inter line 3: itemID {big} would make {big + 1:,} items \(0\.\.{big}\) but "
+                       r"only 2 distinct indices occur \(more than 10x\): they look like raw ids, not 0-based item "
+                       r"indices: map the original ids to indices 0\.\.n-1 .*i_id_mapping\.csv"):
+        read_mmrec(f)
+
+
+def test_sparse_item_indices_below_the_floor_or_with_features_are_read(tmp_path: Path) -> None:
+    f = write(tmp_path / "d.inter", "userID\titemID\tx_label\n0\t0\t0\n0\t999\t0\n1\t0\t0\n")
+    assert read_mmrec(f).n_items == 1000  # at the floor: max + 1 as before
+    np.save(tmp_path / "img.npy", np.ones((5001, 2), np.float32))
+    f = write(tmp_path / "e.inter", "userID\titemID\tx_label\n0\t0\t0\n0\t5000\t0\n1\t0\t0\n")
+    assert read_mmrec(f, features={"image": "img.npy"}).n_items == 5001  # the feature rows define the items
+
+
 def test_features_define_item_count(tmp_path: Path) -> None:
     f = write(tmp_path / "d.inter", GOOD)
     np.save(tmp_path / "img.npy", np.arange(20, dtype=np.float64).reshape(5, 4))

@@ -361,3 +361,11 @@ def test_a_float_seq_field_named_like_a_path_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"r\.item line 1: float_seq field '\.\./\.\./\.\./pwned' is read as features: "
                        r"modality name '\.\./\.\./\.\./pwned' is not allowed"):
         read_recbole(root)
+
+
+def test_ids_beyond_int64(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "r.inter").write_text("user_id:token\titem_id:token\nu1\t18446744073709551615\nu1\t5\n")
+    ds = read_recbole(root)
+    assert list(ds.item_ids) == ["18446744073709551615", "5"] and ds.train.nnz == 2

@@ -342,3 +342,10 @@ def test_partial_repeats_keep_the_given_split(tmp_path: Path) -> None:
     ds = read_unisrec(make(tmp_path / "t"), unseen="keep")  # user 0's test target repeats train
     assert ds.meta["repeats_dropped"] == {"test": [1, 2]}
     assert apply_split(ds, "auto") is ds
+
+
+def test_item_indices_far_beyond_the_distinct_ones_are_refused(tmp_path: Path) -> None:
+    root = make(tmp_path / "t", maps=False, test=HEAD + "0\t0 1 2\t99999999999\n")
+    with pytest.raises(DataError, match=r"x\.test\.inter line 2: item index 99999999999 would make 100,000,000,000 "
+                       r"items .*: add x\.item2index"):
+        read_unisrec(root, unseen="keep")

@@ -40,6 +40,9 @@ __all__ = [
     "item_count_from_features",
     "check_feature_matrix",
     "check_unseen",
+    "check_dense_indices",
+    "INDEX_SPREAD",
+    "INDEX_FLOOR",
     "find_prefix",
 ]
 
@@ -473,6 +476,29 @@ class LazyWhere(Sequence[str]):
 
     def __getitem__(self, k: Any) -> Any:  # type: ignore[override]
         return self._fn(int(k))
+
+
+#: an item count taken as ``max(index) + 1`` is refused when it is above
+#: ``INDEX_FLOOR`` and more than ``INDEX_SPREAD`` times the distinct indices that occur
+INDEX_SPREAD = 10
+INDEX_FLOOR = 1000
+
+
+def check_dense_indices(idx: np.ndarray, where_of: Any, what: str, fix: str) -> int:
+    """``max(idx) + 1``, the item count a format without an id map takes, unless the
+    indices are far too sparse for 0-based indices (more than :data:`INDEX_SPREAD` times
+    the distinct values and above :data:`INDEX_FLOOR`): then raw ids were most likely
+    given where indices belong, and allocating ``max + 1`` items would create mostly
+    phantom items (or run out of memory). ``where_of(k)`` names the origin of ``idx[k]``."""
+    k = int(np.argmax(idx))
+    n = int(idx[k]) + 1
+    distinct = int(np.unique(idx).size)
+    if n > INDEX_FLOOR and n > INDEX_SPREAD * distinct:
+        raise DataError(
+            f"{where_of(k)}: {what} {n - 1} would make {n:,} items (0..{n - 1}) but only {distinct:,} distinct "
+            f"indices occur (more than {INDEX_SPREAD}x): they look like raw ids, not 0-based item indices: {fix}"
+        )
+    return n
 
 
 def index_ids(n: int) -> np.ndarray:

@@ -32,6 +32,7 @@ from graphrec.data.dataset import Dataset, build_dataset
 from graphrec.data.formats._common import (
     LazyWhere,
     PathLike,
+    check_dense_indices,
     check_feature_matrix,
     check_unseen,
     index_from_map,
@@ -125,7 +126,11 @@ def read_lattice(
             item_ids = index_ids(n_feat)
         else:
             n_limit, limit_src = None, ""
-            item_ids = index_ids(int(item_arr.max()) + 1)
+            item_ids = index_ids(check_dense_indices(
+                item_arr, lambda k: f"{files[k]} (user key {users[k]!r})", "item index",
+                "add item2id.json ({original id: index}, indices 0..n-1) and use its indices in the split files, "
+                "or, if they really are indices, give the feature files, whose rows then define the items",
+            ))
     if n_limit is not None:
         big = item_arr >= n_limit
         if big.any():

@@ -60,6 +60,7 @@ from graphrec.data.formats._common import (
     PathLike,
     check_earlier_export,
     check_feature_matrix,
+    check_dense_indices,
     check_unseen,
     find_prefix,
     index_from_map,
@@ -196,7 +197,12 @@ def read_mmrec(
                 )
             n_items = n_feat
         else:
-            n_items = int(items.max()) + 1
+            n_items = check_dense_indices(
+                items, lambda k: f"{inter} line {table.line(k)}", ITEM_COL,
+                f"map the original ids to indices 0..n-1 in the .inter file and list them in {ITEM_MAP} "
+                f"({ITEM_MAP_ID}<TAB>{ITEM_COL}); if they really are indices, give the feature files, whose rows then "
+                "define the items",
+            )
         item_ids = index_ids(n_items)
         raw_items = items
     item_features = {

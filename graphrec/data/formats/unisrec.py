@@ -56,6 +56,7 @@ from graphrec.data.formats._common import (
     LazyWhere,
     PathLike,
     Table,
+    check_dense_indices,
     check_feature_matrix,
     check_unseen,
     find_prefix,
@@ -329,7 +330,14 @@ def read_unisrec(
         i_idx = indices(i_tok, None, "item", None)
         top = int(np.argmax(i_idx))
         n_min = int(i_idx[top]) + 1
-        n_rows = _feature_rows(feat_files, n_min, dim, prefix, where(top)) if feat_files else n_min
+        if feat_files:
+            n_rows = _feature_rows(feat_files, n_min, dim, prefix, where(top))
+        else:
+            n_rows = check_dense_indices(
+                i_idx, where, "item index",
+                f"add {prefix}.item2index (one 'original id<TAB>index' line per item, indices 0..n-1) and use its "
+                "indices in the .inter files",
+            )
         item_ids = index_ids(n_rows)
     items = item_ids[i_idx]
     if user_ids is not None:

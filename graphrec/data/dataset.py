@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec._atomic import atomic_dir
+from graphrec._checks import is_int_text
 from graphrec.errors import ARRAY_FILE_ERRORS, DataError
 
 __all__ = ["Dataset", "SPLITS", "build_dataset", "interactions_matrix", "check_modality_name", "MODALITY_RULE"]
@@ -103,10 +104,12 @@ def interactions_matrix(
 
 
 def _natural_unique(raw: np.ndarray) -> np.ndarray:
-    """Distinct ids in natural order: numeric order when all ids are integers that fit
-    int64, else lexicographic (string) order."""
+    """Distinct ids in natural order: numeric order when all ids are integers (digits
+    0-9, an optional ``-``) that fit int64, else lexicographic (string) order."""
     uniq = np.unique(raw.astype(str))
     try:
+        if not all(is_int_text(v) for v in uniq.tolist()):  # int() would read '1_0' as 10
+            raise ValueError("not all integers")
         as_int = uniq.astype(np.int64)
     except (ValueError, OverflowError):  # not all integers, or one beyond int64: string order
         return uniq

@@ -171,3 +171,10 @@ def test_integer_looking_ids_beyond_int64_fall_back_to_string_order():
     assert list(ds.item_ids) == ["18446744073709551615", "40", "5"]  # lexicographic, as for other non-int ids
     ds = build_dataset(["-9223372036854775809", "3"], ["a", "b"], ["train"] * 2)
     assert list(ds.user_ids) == ["-9223372036854775809", "3"]
+
+
+def test_natural_order_only_for_plain_integers():
+    # '1_0' sorted as 10 and '+3' as 3; such ids are tokens, in string order
+    ds = build_dataset(["u"] * 3, ["1_0", "9", "+3"], ["train"] * 3)
+    assert list(ds.item_ids) == ["+3", "1_0", "9"]
+    assert list(build_dataset(["u"] * 3, ["10", "9", "-3"], ["train"] * 3).item_ids) == ["-3", "9", "10"]

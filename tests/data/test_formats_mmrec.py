@@ -3,6 +3,7 @@ the written files line by line and the round trip (write, read back, same finger
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -630,3 +631,25 @@ def test_plain_modality_names_are_accepted(tmp_path: Path) -> None:
     ds = read_mmrec(f, features={"clip_vit-b.32": "a.npy", "_2": "a.npy"})
     ds.save(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out" / "features").iterdir()) == ["_2.npy", "clip_vit-b.32.npy"]
+
+
+def test_user_ids_are_stripped_like_mmrec_reads_them(tmp_path: Path) -> None:
+    # ' 1', '1 ' and '1' were three users; MMRec's pandas reader has one
+    f = write(tmp_path / "d.inter", "userID\titemID\tx_label\n 1\t0\t0\n1 \t1\t0\n1\t2\t0\n 2 \t0\t0\n")
+    ds = read_mmrec(f)
+    assert list(ds.user_ids) == ["1", "2"] and ds.train[0].indices.tolist() == [0, 1, 2]
+    f = write(tmp_path / "e.inter", "userID\titemID\tx_label\n1\t0\t0\n  \t1\t0\n")
+    with pytest.raises(DataError, match=r"e\.inter line 3: userID is empty: give every row its user"):
+        read_mmrec(f)
+
+
+@pytest.mark.parametrize("cell", ["1_0", "+3", "1.0", "\u0663"])
+def test_loose_integer_cells_are_refused(tmp_path: Path, cell: str) -> None:
+    # int() reads '1_0' as 10, '+3' as 3 and the Arabic-Indic digit as 3
+    f = write(tmp_path / "d.inter", f"userID\titemID\tx_label\n0\t0\t0\n0\t{cell}\t0\n")
+    with pytest.raises(DataError, match=rf"d\.inter line 3: itemID {re.escape(repr(cell))} is not an integer index: itemID must be a "
+                       r"whole number below 2\*\*63, written with the digits 0-9 \(no '\+', '_' or decimal point\)"):
+        read_mmrec(f)
+    f = write(tmp_path / "e.inter", f"userID\titemID\tx_label\n0\t 1 \t0\n0\t0\t{cell}\n")
+    with pytest.raises(DataError, match=r"e\.inter line 3: x_label .* is not a split label"):
+        read_mmrec(f)

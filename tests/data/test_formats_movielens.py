@@ -217,3 +217,9 @@ def test_nan_rating_is_still_a_rating_below_every_threshold(tmp_path: Path) -> N
     write(tmp_path / "m" / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4,100\n1,20,nan,150\n")
     assert read_movielens(tmp_path / "m").train.nnz == 2  # ratings are not needed without min_rating
     assert read_movielens(tmp_path / "m", min_rating=1).train.nnz == 1
+
+
+def test_loose_integer_ids_are_refused(tmp_path: Path) -> None:
+    write(tmp_path / "m" / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4,100\n1,2_0,4,150\n")
+    with pytest.raises(DataError, match=r"ratings\.csv line 3: movieId '2_0' is not a MovieLens movie id"):
+        read_movielens(tmp_path / "m")

@@ -349,3 +349,9 @@ def test_item_indices_far_beyond_the_distinct_ones_are_refused(tmp_path: Path) -
     with pytest.raises(DataError, match=r"x\.test\.inter line 2: item index 99999999999 would make 100,000,000,000 "
                        r"items .*: add x\.item2index"):
         read_unisrec(root, unseen="keep")
+
+
+def test_loose_integer_indices_are_refused(tmp_path: Path) -> None:
+    root = make(tmp_path / "t", train=HEAD + "0\t0\t1\n0\t0 1_0\t2\n")
+    with pytest.raises(DataError, match=r"x\.train\.inter line 3: item '1_0' is not an integer index"):
+        read_unisrec(root)

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from graphrec._checks import is_int_text
 from graphrec.data.dataset import check_modality_name
 from graphrec.errors import ConfigError, DataError
 
@@ -210,13 +211,18 @@ def _first_bad(values: Sequence[str], conv: Any) -> int:
 
 
 def _to_int64(v: str) -> np.int64:
+    if not is_int_text(v):
+        raise ValueError(v)
     return np.int64(int(v))
 
 
 def to_int64(values: Sequence[str]) -> tuple[np.ndarray | None, int]:
     """``(int64 array, -1)``, or ``(None, k)`` where ``values[k]`` is the first value that is
-    not an integer in int64 range."""
+    not an integer in int64 range written with the digits 0-9 (an optional ``-``, and
+    surrounding whitespace, which is ignored; ``+3``, ``1_0`` and ``1.0`` are refused)."""
     try:
+        if not all(is_int_text(v) for v in values):
+            raise ValueError("not an integer")
         return (np.array(values, dtype=np.int64) if len(values) else np.zeros(0, np.int64)), -1
     except (TypeError, ValueError, OverflowError):
         return None, max(_first_bad(values, _to_int64), 0)
@@ -229,7 +235,8 @@ def parse_int(table: Table, column: str, *, what: str = "an integer index", nonn
     if out is None:
         raise DataError(
             f"{table.path} line {table.line(k)}: {column} {values[k]!r} is not "
-            f"{what}: {column} must be a whole number below 2**63"
+            f"{what}: {column} must be a whole number below 2**63, written with the digits 0-9 "
+            "(no '+', '_' or decimal point)"
         )
     if nonneg and out.size and out.min() < 0:
         k = int(np.flatnonzero(out < 0)[0])

@@ -6,8 +6,9 @@ Format (as used by MMRec and the datasets built for it, e.g. ``lfm2k/lfm2k.inter
 * one tab-separated text file ``{name}.inter`` with a header line; columns are found by
   name, in any order:
 
-  - ``userID``: the user id, taken as an opaque token (kept as the user id string), or
-    a user index ``0..n-1`` when ``u_id_mapping.csv`` is present;
+  - ``userID``: the user id, taken as an opaque token (kept as the user id string,
+    without surrounding whitespace, as MMRec's pandas reader has it), or a user index
+    ``0..n-1`` when ``u_id_mapping.csv`` is present;
   - ``itemID``: the item id, a non-negative **integer index** (item ``i`` is row ``i``
     of every feature file);
   - ``x_label``: ``0`` = train, ``1`` = valid, ``2`` = test;
@@ -176,7 +177,13 @@ def read_mmrec(
         _check_in_map(uidx, len(user_ids), USER_COL, inter, table.line, user_map)
         users = user_ids[uidx]
     else:
-        users = np.array(table.col(USER_COL), dtype=str)
+        # a token, without the whitespace around it: MMRec's pandas reader parses the
+        # userID column as numbers, so ' 1', '1 ' and '1' are one user there too
+        cells = [v.strip() for v in table.col(USER_COL)]
+        if not all(cells):
+            k = cells.index("")
+            raise DataError(f"{inter} line {table.line(k)}: {USER_COL} is empty: give every row its user")
+        users = np.array(cells, dtype=str)
 
     feats = load_feature_files(features, inter.parent)
     if item_map.is_file():

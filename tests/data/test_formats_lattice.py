@@ -183,3 +183,12 @@ def test_item_indices_far_beyond_the_distinct_ones_are_refused(tmp_path: Path) -
     with pytest.raises(DataError, match=r"train\.json \(user key '1'\): item index 99999999999 would make "
                        r"100,000,000,000 items .* only 4 distinct indices occur .*: add item2id\.json"):
         read_lattice(root)
+
+
+def test_a_missing_split_file_says_what_the_folder_needs(tmp_path: Path) -> None:
+    root = make(tmp_path / "t")
+    (root / "val.json").unlink()
+    with pytest.raises(DataError, match=r"val\.json: LATTICE split file not found: a LATTICE folder needs all three of "
+                       r"train\.json, val\.json and test\.json, each \{\"<user>\": \[<item index>, \.\.\.\]\}: add the "
+                       r"missing file"):
+        read_lattice(root)

@@ -653,3 +653,26 @@ def test_loose_integer_cells_are_refused(tmp_path: Path, cell: str) -> None:
     f = write(tmp_path / "e.inter", f"userID\titemID\tx_label\n0\t 1 \t0\n0\t0\t{cell}\n")
     with pytest.raises(DataError, match=r"e\.inter line 3: x_label .* is not a split label"):
         read_mmrec(f)
+
+
+@pytest.mark.parametrize("first", ["0\t0\t1\t0", "0\t1\t5\t2"])
+def test_a_missing_header_is_named(tmp_path: Path, first: str) -> None:
+    # a repeated value used to read as "column '0' appears twice in the header"
+    f = write(tmp_path / "d.inter", f"{first}\n0\t1\t1\t0\n")
+    with pytest.raises(DataError, match=r"d\.inter line 1: the header is missing: line 1 \[.*\] looks like a data row, "
+                       r"not column names"):
+        read_mmrec(f)
+
+
+def test_feature_files_that_are_not_npy_say_what_they_are(tmp_path: Path) -> None:
+    f = write(tmp_path / "d.inter", GOOD)
+    (tmp_path / "t.npy").write_text("1 2\n3 4\n5 6\n")
+    np.savez(tmp_path / "z.npz", a=np.ones((3, 2)))
+    (tmp_path / "e.npy").write_bytes(b"")
+    with pytest.raises(DataError, match=r"t\.npy: not a \.npy file \(it does not start with numpy's magic bytes; a text "
+                       r"file\?\): save the features as one items x dim matrix with numpy\.save$"):
+        read_mmrec(f, features={"image": "t.npy"})
+    with pytest.raises(DataError, match=r"z\.npz: a \.npz archive \(numpy\.savez\), not a \.npy array: save"):
+        read_mmrec(f, features={"image": "z.npz"})
+    with pytest.raises(DataError, match=r"e\.npy: empty \(0 bytes\), not a \.npy array"):
+        read_mmrec(f, features={"image": "e.npy"})

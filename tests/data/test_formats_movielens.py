@@ -223,3 +223,20 @@ def test_loose_integer_ids_are_refused(tmp_path: Path) -> None:
     write(tmp_path / "m" / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4,100\n1,2_0,4,150\n")
     with pytest.raises(DataError, match=r"ratings\.csv line 3: movieId '2_0' is not a MovieLens movie id"):
         read_movielens(tmp_path / "m")
+
+
+def test_double_colon_ratings_dat_is_named_as_unsupported(tmp_path: Path) -> None:
+    f = write(tmp_path / "ml-1m" / "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n")
+    for src in (f, f.parent):
+        with pytest.raises(DataError, match=r"ratings\.dat: the '::'-separated layout of MovieLens 1M/10M ratings\.dat is "
+                           r"not supported: convert it to ratings\.csv with a header \(userId,movieId,rating,timestamp\) "
+                           r"or u\.data .*sed 's/::/,/g' ratings\.dat\) > ratings\.csv$"):
+            read_movielens(src)
+
+
+def test_headerless_ratings_csv(tmp_path: Path) -> None:
+    write(tmp_path / "m" / "ratings.csv", "1,10,4.0,100\n1,20,3.0,200\n")
+    with pytest.raises(DataError, match=r"ratings\.csv line 1: the header is missing: line 1 \['1', '10', '4\.0', '100'\] "
+                       r"looks like a data row, not column names: add the header line first \(e\.g\. "
+                       r"userId,movieId,rating,timestamp\)"):
+        read_movielens(tmp_path / "m")

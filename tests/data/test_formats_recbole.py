@@ -369,3 +369,12 @@ def test_ids_beyond_int64(tmp_path: Path) -> None:
     (root / "r.inter").write_text("user_id:token\titem_id:token\nu1\t18446744073709551615\nu1\t5\n")
     ds = read_recbole(root)
     assert list(ds.item_ids) == ["18446744073709551615", "5"] and ds.train.nnz == 2
+
+
+def test_a_missing_header_is_named(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "r.inter").write_text("1\t2\n1\t3\n")
+    with pytest.raises(DataError, match=r"r\.inter line 1: the header is missing: line 1 \['1', '2'\] looks like a data "
+                       r"row, not column names: add the header line first \(e\.g\. user_id:token<TAB>item_id:token\)"):
+        read_recbole(root)

@@ -51,3 +51,19 @@ def test_a_graphrec_dataset_is_not_imported_again(tmp_path: Path) -> None:
         with pytest.raises(DataError, match="is already a graphrec dataset directory .dataset.json.: read it with "
                                             "Dataset.load .CLI: pass it as --data."):
             read_source(fmt, data)
+
+
+def test_option_not_taken_names_the_cli_flag() -> None:
+    with pytest.raises(ConfigError, match=r"format 'movielens' does not take features \(formats that do: mmrec, lattice, "
+                       r"unisrec\): remove features= \(CLI: --feature\)$"):
+        read_source("movielens", Path("x"), features={"text": "t.npy"})
+    with pytest.raises(ConfigError, match=r"remove min_rating= \(CLI: --min-rating\)$"):
+        read_source("mmrec", Path("x"), min_rating=3.0)
+
+
+def test_unseen_is_checked_for_every_format(tmp_path: Path) -> None:
+    # movielens ignores unseen, but a misspelt value was accepted silently
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,10,4,100\n")
+    with pytest.raises(ConfigError, match=r"^unseen='bogus' \(--unseen\) is not one of error, drop, keep$"):
+        read_source("movielens", tmp_path, unseen="bogus")
+    assert read_source("movielens", tmp_path, unseen="drop").train.nnz == 1

@@ -355,3 +355,22 @@ def test_loose_integer_indices_are_refused(tmp_path: Path) -> None:
     root = make(tmp_path / "t", train=HEAD + "0\t0\t1\n0\t0 1_0\t2\n")
     with pytest.raises(DataError, match=r"x\.train\.inter line 3: item '1_0' is not an integer index"):
         read_unisrec(root)
+
+
+def test_plain_header_names_read_like_the_typed_ones(tmp_path: Path) -> None:
+    typed = read_unisrec(make(tmp_path / "a"), unseen="keep")
+    plain = HEAD.replace(":token_seq", "").replace(":token", "")
+    root = make(tmp_path / "b", train=plain + "0\t0\t1\n0\t0 1\t2\n1\t1\t0\n",
+                valid=plain + "0\t0 1 2\t3\n1\t1 0\t2\n", test=plain + "0\t0 1 2 3\t1\n1\t1 0 2\t3\n")
+    assert read_unisrec(root, unseen="keep").fingerprint() == typed.fingerprint()
+
+
+def test_a_missing_header_is_named(tmp_path: Path) -> None:
+    root = make(tmp_path / "t", train="0\t0\t1\n0\t0 1\t2\n")
+    with pytest.raises(DataError, match=r"x\.train\.inter line 1: the header is missing: line 1 \['0', '0', '1'\] looks "
+                       r"like a data row"):
+        read_unisrec(root)
+    root = make(tmp_path / "u", valid="0\t0 1 2\t3\n1\t1 0\t2\n")
+    with pytest.raises(DataError, match=r"x\.valid\.inter line 1: the header is missing: line 1 \['0', '0 1 2', '3'\] "
+                       r"looks like a data row"):
+        read_unisrec(root)

@@ -57,6 +57,11 @@ _OPTIONS: dict[str, frozenset[str]] = {
     "movielens": frozenset({"name", "min_rating"}),
 }
 
+# the command-line flag of each option (graphrec prepare), for the messages
+_CLI_FLAGS: dict[str, str] = {"features": "--feature", "name": "--name", "min_rating": "--min-rating",
+                              "dim": "--feature-dim"}
+UNSEEN_CHOICES = ("error", "drop", "keep")
+
 
 def read_source(
     fmt: str,
@@ -74,7 +79,8 @@ def read_source(
     are set (``features`` for recbole/movielens, ``min_rating`` for all but movielens, ``dim``
     for all but unisrec),
     rather than silently ignored. ``unseen`` is the exception: movielens has no given
-    split, so nothing can be unseen and the value is accepted and has no effect.
+    split, so nothing can be unseen and the value is accepted and has no effect (it must
+    still be one of ``error``, ``drop``, ``keep``).
     ``features`` maps modality -> ``.npy`` path for mmrec and lattice, and modality ->
     file suffix (e.g. ``feat1CLS``) for unisrec; ``dim`` (unisrec only) is the dimension of
     its raw feature files.
@@ -92,8 +98,11 @@ def read_source(
         if val is not None and opt not in takes:
             takers = ", ".join(f for f, opts in _OPTIONS.items() if opt in opts)
             raise ConfigError(
-                f"format {key!r} does not take {opt} (formats that do: {takers}): remove the {opt} option"
+                f"format {key!r} does not take {opt} (formats that do: {takers}): remove {opt}= "
+                f"(CLI: {_CLI_FLAGS[opt]})"
             )
+    if unseen not in UNSEEN_CHOICES:  # checked for every format, also those it has no effect on
+        raise ConfigError(f"unseen={unseen!r} (--unseen) is not one of {', '.join(UNSEEN_CHOICES)}")
     if (Path(src) / "dataset.json").is_file():  # a graphrec dataset, not a community format
         raise DataError(
             f"{src} is already a graphrec dataset directory (dataset.json): read it with Dataset.load "

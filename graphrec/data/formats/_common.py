@@ -40,6 +40,8 @@ __all__ = [
     "load_feature_files",
     "item_count_from_features",
     "check_feature_matrix",
+    "check_npy_file",
+    "looks_like_data",
     "check_unseen",
     "check_dense_indices",
     "INDEX_SPREAD",
@@ -109,12 +111,31 @@ class Table:
     def col(self, column: str, fix: str = "") -> list[str]:
         """The values of ``column``; a DataError naming the header when it is absent."""
         if column not in self.columns:
+            if looks_like_data(list(self.columns)):
+                raise DataError(
+                    f"{self.path} line 1: the header is missing: line 1 {self.header} looks like a data row, "
+                    f"not column names (no {column!r} column): add the header line first"
+                    + (f" ({fix})" if fix else "")
+                )
             hint = fix or f"add a {column!r} column"
             raise DataError(
                 f"{self.path} line 1: header has no {column!r} column "
                 f"(found {self.header}): {hint}"
             )
         return self.columns[column]
+
+
+def looks_like_data(fields: Sequence[str]) -> bool:
+    """Whether header fields are all numbers (or number sequences, like a UniSRec history):
+    a file whose header line is missing, its first row read as the header."""
+    def number(f: str) -> bool:
+        try:
+            float(f)
+        except ValueError:
+            return False
+        return True
+
+    return bool(fields) and all(f.split() and all(number(x) for x in f.split()) for f in fields)
 
 
 def read_table(
@@ -160,6 +181,11 @@ def read_table(
     seen: set[str] = set()
     for k in keys:
         if k in seen:
+            if header and looks_like_data(keys):
+                raise DataError(
+                    f"{path} line 1: the header is missing: line 1 {head} looks like a data row, "
+                    "not column names: add the header line first"
+                )
             raise DataError(f"{path} line 1: column {k!r} appears twice in the header: rename or remove one")
         seen.add(k)
     if not body and not allow_empty:
@@ -273,11 +299,12 @@ def parse_float(table: Table, column: str, *, empty_nan: bool = False, finite: b
     return out
 
 
-def read_json(path: Path, what: str) -> Any:
+def read_json(path: Path, what: str, fix: str = "") -> Any:
     """Parse a JSON file; a DataError with the line and column of a syntax error, or
     naming a key that one object holds twice (``json`` would silently keep the last
-    value: a LATTICE user listed twice would lose the items of the first entry)."""
-    require_file(path, what)
+    value: a LATTICE user listed twice would lose the items of the first entry). ``fix``:
+    what to do when the file is missing."""
+    require_file(path, what, fix)
 
     def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -346,6 +373,7 @@ def load_npy(path: Path, modality: str) -> np.ndarray:
     require_file(path, f"feature file for modality {modality!r}",
                  "check the path in features (CLI: --feature MODALITY=FILE; a relative FILE is read from the "
                  "source folder)")
+    check_npy_file(path, "save the features as one items x dim matrix with numpy.save")
     try:
         x = np.load(path, allow_pickle=False)
     except ValueError as e:
@@ -382,6 +410,28 @@ def load_npy(path: Path, modality: str) -> np.ndarray:
                 f"(about +-3.4e38; {int(big.sum())} such values): features are stored as float32, so scale them"
             )
     return x.astype(np.float32, copy=False)
+
+
+def check_npy_file(path: Path, fix: str) -> None:
+    """A DataError saying what ``path`` is when it is not a ``.npy`` file: numpy.load
+    takes anything without its magic bytes for a pickle ("cannot be loaded without
+    pickle" for a text file) and returns an NpzFile for a ``.npz`` archive."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({one_line(e.strerror or e)})") from None
+    if magic == b"\x93NUMPY":
+        return
+    if magic.startswith(b"PK\x03\x04") or magic.startswith(b"PK\x05\x06"):
+        what = "a .npz archive (numpy.savez), not a .npy array"
+    elif magic[:1] == b"\x80":
+        what = "a Python pickle, which is never loaded, not a .npy array"
+    elif not magic:
+        what = "empty (0 bytes), not a .npy array"
+    else:
+        what = "not a .npy file (it does not start with numpy's magic bytes; a text file?)"
+    raise DataError(f"{path}: {what}: {fix}")
 
 
 def check_feature_matrix(x: np.ndarray, path: Path, modality: str, item_ids: np.ndarray) -> np.ndarray:

@@ -51,7 +51,11 @@ SPLIT_FILES: dict[str, str] = {"train": "train.json", "valid": "val.json", "test
 
 def _read_split(path: Path) -> tuple[list[str], list[int]]:
     """(user keys, item indices) of one split file, one entry per listed item."""
-    data: Any = read_json(path, "LATTICE split file")
+    data: Any = read_json(
+        path, "LATTICE split file",
+        "a LATTICE folder needs all three of train.json, val.json and test.json, each "
+        "{\"<user>\": [<item index>, ...]}: add the missing file (or pass the folder that holds them)",
+    )
     if not isinstance(data, dict):
         raise DataError(
             f"{path}: expected a JSON object {{user: [items]}}, got {type(data).__name__}: "

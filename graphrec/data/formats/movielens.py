@@ -46,7 +46,9 @@ from graphrec.data.formats._common import (
     PathLike,
     Table,
     check_feature_matrix,
+    check_npy_file,
     load_npy,
+    looks_like_data,
     one_line,
     parse_float,
     parse_int,
@@ -101,6 +103,11 @@ def _pick(table: Table, names: tuple[str, ...], what: str) -> str:
     for n in names:
         if table.has(n):
             return n
+    if looks_like_data(table.header):
+        raise DataError(
+            f"{table.path} line 1: the header is missing: line 1 {table.header} looks like a data row, not column "
+            f"names: add the header line first (e.g. userId,movieId,rating,timestamp)"
+        )
     raise DataError(
         f"{table.path} line 1: header has no {what} column (found {table.header}): "
         f"name it {' or '.join(names)}"
@@ -112,8 +119,22 @@ def _ratings_file(path: Path) -> Path:
         for fname in ("ratings.csv", "u.data"):
             if (path / fname).is_file():
                 return path / fname
+        if (path / "ratings.dat").is_file():
+            _refuse_double_colon(path / "ratings.dat")
         raise DataError(f"{path}: no ratings.csv or u.data found: pass the ratings file itself")
     return require_file(path, "MovieLens ratings file", "pass ratings.csv, u.data or their folder")
+
+
+_SUPPORTED = ("ratings.csv with a header (userId,movieId,rating,timestamp) or u.data (tab-separated, no header: "
+              "user item rating timestamp)")
+
+
+def _refuse_double_colon(path: Path) -> None:
+    """MovieLens 1M/10M ``ratings.dat`` (``user::movie::rating::time``) is not read."""
+    raise DataError(
+        f"{path}: the '::'-separated layout of MovieLens 1M/10M ratings.dat is not supported: convert it to "
+        f"{_SUPPORTED}, e.g. (echo userId,movieId,rating,timestamp; sed 's/::/,/g' ratings.dat) > ratings.csv"
+    )
 
 
 def _is_udata(path: Path) -> bool:
@@ -146,6 +167,7 @@ def _item_info(path: Path) -> dict[str, dict[str, str]]:
 def _text_features(npy: Path, ids_file: Path, item_ids: np.ndarray) -> np.ndarray:
     x = load_npy(npy, "text")
     require_file(ids_file, "row id file of text_minilm.npy", "it lists the movie id of each feature row")
+    check_npy_file(ids_file, "save the movie id of each feature row with numpy.save")
     try:
         row_ids = np.load(ids_file, allow_pickle=False)
     except (ValueError, OSError) as e:
@@ -185,6 +207,9 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
     """
     rfile = _ratings_file(Path(path))
     root = rfile.parent
+    with open(rfile, encoding="utf-8", errors="replace") as f:
+        if "::" in f.readline():
+            _refuse_double_colon(rfile)
     if _is_udata(rfile):
         table = read_table(rfile, header=False, names=_UDATA_COLS)
         ucol, icol = "user_id", "item_id"

@@ -58,6 +58,7 @@ from graphrec.data.formats._common import (
     check_earlier_export,
     check_feature_matrix,
     check_unseen,
+    looks_like_data,
     one_line,
     parse_float,
     quote_cell,
@@ -88,6 +89,11 @@ def _read_atomic(path: Path, id_field: str | None = None) -> tuple[Table, dict[s
         raise DataError(
             f"{path} line 1: the file is not tab-separated (its header looks {shown}-separated: "
             f"{one_line(table.header[0])!r}): RecBole atomic files are TSV, separate the columns with tabs"
+        )
+    if looks_like_data(table.header):
+        raise DataError(
+            f"{path} line 1: the header is missing: line 1 {table.header} looks like a data row, not column "
+            "names: add the header line first (e.g. user_id:token<TAB>item_id:token)"
         )
     for raw in table.header:
         if ":" not in raw:

@@ -3,7 +3,9 @@
 Format (UniSRec / DecoRec downstream sets, e.g. ``amazon-scientific/``), one folder:
 
 * ``{name}.train.inter``, ``{name}.valid.inter``, ``{name}.test.inter`` (all required):
-  tab-separated, RecBole header ``user_id:token  item_id_list:token_seq  item_id:token``
+  tab-separated, a header line naming the columns, as RecBole writes it
+  ``user_id:token  item_id_list:token_seq  item_id:token``; the ``:type`` suffixes are
+  optional (the format fixes the types), ``user_id  item_id_list  item_id`` reads the same
   (columns found by field name; cells are read as RecBole reads them, see
   :mod:`graphrec.data.formats.recbole`). Each row is a user's history (space-separated item
   indices, oldest first) and the next item (the target). The train file has one row

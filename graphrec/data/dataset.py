@@ -501,10 +501,9 @@ class Dataset:
                 f"{head_file}: format {header.get('format')!r} version {header.get('version')!r} "
                 f"is not {FORMAT_NAME} v{FORMAT_VERSION}: re-run `graphrec prepare`"
             )
-        modalities = header.get("modalities")
-        if isinstance(modalities, Mapping):
-            for m in modalities:  # names become paths features/{m}.npy: none may leave the directory
-                check_modality_name(m, f"{head_file}")
+        _check_header(header, head_file)
+        for m in header["modalities"]:  # names become paths features/{m}.npy: none may leave the directory
+            check_modality_name(m, f"{head_file}")
         try:
             with np.load(path / "ids.npz", allow_pickle=False) as z:
                 user_ids, item_ids = z["user_ids"], z["item_ids"]
@@ -562,6 +561,43 @@ class Dataset:
     def users_with(self, split: str) -> np.ndarray:
         """Indices of users with at least one interaction in ``split``."""
         return np.flatnonzero(np.diff(self.split(split).indptr) > 0)
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+#: what :meth:`Dataset.load` needs of each ``dataset.json`` entry: (test, description)
+_HEADER_TYPES: dict[str, tuple[Any, str]] = {
+    "name": (lambda v: isinstance(v, str), "a string"),
+    "splits": (lambda v: _is_str_list(v) and set(v) <= set(SPLITS) and "train" in v,
+               "a list of split names (train, valid, test) with train"),
+    "timestamps": (lambda v: isinstance(v, bool), "true or false"),
+    "modalities": (lambda v: isinstance(v, dict) and all(isinstance(d, int) and not isinstance(d, bool)
+                                                         for d in v.values()),
+                   "an object {modality: dim}"),
+    "user_fields": (_is_str_list, "a list of field names"),
+    "item_fields": (_is_str_list, "a list of field names"),
+    "cold_items": (lambda v: isinstance(v, bool), "true or false"),
+    "fingerprint": (lambda v: isinstance(v, str), "a string"),
+    "meta": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+def _check_header(header: dict[str, Any], head_file: Path) -> None:
+    """A one-line DataError for an entry of ``dataset.json`` that is missing or of the wrong
+    type (a hand edit), instead of a TypeError/KeyError deep in :meth:`Dataset.load`."""
+    for key, (ok, desc) in _HEADER_TYPES.items():
+        if key not in header:
+            if key == "meta":
+                continue
+            raise DataError(f"{head_file}: entry {key!r} is missing: the header is damaged: re-run `graphrec prepare`")
+        if not ok(header[key]):
+            shown = json.dumps(header[key])[:60]  # one line: json.dumps adds no line breaks
+            raise DataError(
+                f"{head_file}: entry {key!r} is {shown}, expected {desc}: the header was edited or damaged: "
+                "re-run `graphrec prepare`"
+            )
 
 
 def _compact_str(values: Iterable) -> np.ndarray:

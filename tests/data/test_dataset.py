@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -178,3 +179,37 @@ def test_natural_order_only_for_plain_integers():
     ds = build_dataset(["u"] * 3, ["1_0", "9", "+3"], ["train"] * 3)
     assert list(ds.item_ids) == ["+3", "1_0", "9"]
     assert list(build_dataset(["u"] * 3, ["10", "9", "-3"], ["train"] * 3).item_ids) == ["-3", "9", "10"]
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("modalities", 5, "entry 'modalities' is 5, expected an object {modality: dim}"),
+    ("modalities", {"img": "2"}, "entry 'modalities' is {\"img\": \"2\"}, expected an object {modality: dim}"),
+    ("splits", ["train", "holdout"], "entry 'splits' is [\"train\", \"holdout\"], expected a list of split names (train, valid, test) with train"),
+    ("timestamps", "yes", "entry 'timestamps' is \"yes\", expected true or false"),
+    ("item_fields", [1], "entry 'item_fields' is [1], expected a list of field names"),
+    ("name", None, "entry 'name' is null, expected a string"),
+    ("meta", [], "entry 'meta' is [], expected an object"),
+])
+def test_a_hand_edited_header_of_the_wrong_type_is_one_line(tmp_path, key, value, expected):
+    # "modalities": 5 was a TypeError traceback in `graphrec info`
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    small(item_features={"img": np.ones((3, 2), np.float32)}).save(tmp_path / "d")
+    head = json.loads((tmp_path / "d" / "dataset.json").read_text())
+    head[key] = value
+    (tmp_path / "d" / "dataset.json").write_text(json.dumps(head))
+    with pytest.raises(DataError, match=re.escape(expected) + r": the header was edited or damaged: re-run"):
+        Dataset.load(tmp_path / "d")
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "d")])
+    assert res.exit_code == 1 and res.output.count("\n") == 1 and expected in res.output
+
+
+def test_a_header_entry_that_is_missing_is_named(tmp_path):
+    small().save(tmp_path / "d")
+    head = json.loads((tmp_path / "d" / "dataset.json").read_text())
+    del head["timestamps"]
+    (tmp_path / "d" / "dataset.json").write_text(json.dumps(head))
+    with pytest.raises(DataError, match=r"dataset\.json: entry 'timestamps' is missing: the header is damaged"):
+        Dataset.load(tmp_path / "d")

@@ -260,17 +260,17 @@ def tune(
             study = _load_study(optuna, rdb, study_name, url, setup, pruning, prune_startup, prune_warmup, seed, points)
             failed = _fail_dead_trials(optuna, study, rdb)
             queued = _queue_lost_points(optuna, study, set(points)) if grid else []
-            if not grid and not study.get_trials(deepcopy=False):
-                defaults = _default_point(entry, searched, config)
-                if defaults:
-                    study.enqueue_trial(defaults, user_attrs={"defaults": True}, skip_if_exists=True)
+            requeued = _queue_defaults(optuna, study, _default_point(entry, searched, config)) if not grid else None
             _write_json(out / TUNE_FILE, {"format": "graphrec-tune", "version": 1, "study": study_name, "storage": url,
                                           "model": model, "data": str(Path(data).resolve())})
         for number, why in failed.items():
             again = "; its grid point will run again" if number in queued else ""
+            again = "; the default configuration will run again" if number == requeued else again
             log(f"trial {number}: marked failed ({why}){again}")
         for number in sorted(set(queued) - set(failed)):
             log(f"trial {number}: failed without a result (not a diverging loss); its grid point will run again")
+        if requeued is not None and requeued not in failed:
+            log(f"trial {requeued}: the default configuration ended without a result; it will run again")
         notes = []
         if grid:
             left = _grid_left(optuna, study, points)
@@ -475,6 +475,30 @@ def _default_point(entry: Any, space: SearchSpace, config: TrainConfig) -> dict[
             return {}
         point[key] = value
     return point
+
+
+def _queue_defaults(optuna: Any, study: Any, point: Mapping[str, Any]) -> int | None:
+    """Queue the default configuration ``point`` (:func:`_default_point`; nothing when
+    empty) unless a trial has it completed, running or waiting, or its loss diverged
+    (it would again): the study's first trial, and again when that trial ended without
+    a result (its call was killed while it ran), so that the study's best is never
+    worse on validation than the default run. Returns the number of the trial of the
+    default point that ended without a result, when it is queued again."""
+    if not point:
+        return None
+    state = optuna.trial.TrialState
+    key = _key(point)
+    lost = None
+    for t in study.get_trials(deepcopy=False):
+        if _key(_params(t)) != key:
+            continue
+        if t.state in (state.COMPLETE, state.RUNNING, state.WAITING) or "diverged" in t.user_attrs:
+            return None
+        if t.state in (state.FAIL, state.PRUNED):  # killed (or pruned, before defaults were exempt)
+            lost = t.number if lost is None else lost
+    # no skip_if_exists: Optuna's own check would count the failed trial as having the point
+    study.enqueue_trial(dict(point), user_attrs={"defaults": True, **({"rerun_of": lost} if lost is not None else {})})
+    return lost
 
 
 def _fail_dead_trials(optuna: Any, study: Any, rdb: Any) -> dict[int, str]:
@@ -749,7 +773,8 @@ class _Objective:
                 writer(row)
             if report and "valid" in row:
                 trial.report(selected_score(row, group, metric), row["epoch"])
-                if self.pruning and trial.should_prune():
+                # the default configuration runs to its end: the study's best is never worse than it
+                if self.pruning and not trial.user_attrs.get("defaults") and trial.should_prune():
                     raise self.optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
         seed_everything(config.seed)

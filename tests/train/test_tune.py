@@ -127,6 +127,95 @@ def test_the_first_trial_is_the_default_run_where_the_builder_resolves_defaults(
     assert trial.params == {"lr": 1e-3, "reg_weight": 1e-5}
 
 
+DEFAULTS = {"lr": 1e-3, "reg_weight": 1e-4, "num_layers": 2}
+
+
+def _interrupt_at(monkeypatch, seed):
+    """``_Objective._train`` raises KeyboardInterrupt (Ctrl-C, SIGTERM) when it trains ``seed``."""
+    tune_module = importlib.import_module("graphrec.train.tune")
+    real = tune_module._Objective._train
+
+    def train(self, trial, params, config, *a, **kw):
+        if config.seed == seed:
+            raise KeyboardInterrupt
+        return real(self, trial, params, config, *a, **kw)
+
+    monkeypatch.setattr(tune_module._Objective, "_train", train)
+    return lambda: monkeypatch.setattr(tune_module._Objective, "_train", real)
+
+
+MMGEF_DEFAULTS = {"lr": 1e-3, "reg_weight": 1e-4, "num_layers": 2, "item_layers": 1, "k": 10}
+
+
+@pytest.mark.parametrize("model, repeats, defaults", [("lightgcn", 1, DEFAULTS), ("lightgcn", 2, DEFAULTS),
+                                                     ("mmgef", 1, MMGEF_DEFAULTS)])  # mmgef: resolved defaults
+def test_the_default_trial_of_an_interrupted_call_runs_again(data, tmp_path, monkeypatch, model, repeats, defaults):
+    """docs/tune.md: the study's best is never worse than the default run. A call
+    interrupted during its first trial (the default point; with --repeats, on its second
+    seed) leaves it failed: the next call runs it again, first, and only once."""
+    kw = {"model": model, "repeats": repeats, "pruning": False}
+    restore = _interrupt_at(monkeypatch, repeats - 1)
+    with pytest.raises(KeyboardInterrupt):
+        _tune(data, tmp_path, trials=3, **kw)
+    restore()
+    name = f"{model}-synthetic"
+    assert [(t.state, t.params) for t in _study(tmp_path, name).trials] == [(optuna.trial.TrialState.FAIL, defaults)]
+    lines: list[str] = []
+    _tune(data, tmp_path, trials=2, log=lines.append, **kw)
+    trials = _study(tmp_path, name).trials
+    assert lines[0] == "trial 0: the default configuration ended without a result; it will run again"
+    assert trials[1].params == defaults and trials[1].state == optuna.trial.TrialState.COMPLETE
+    assert trials[1].user_attrs["defaults"] and trials[1].user_attrs["rerun_of"] == 0
+    assert trials[2].params != defaults  # TPE's after it
+    _tune(data, tmp_path, trials=1, **kw)  # done: not queued again
+    assert [t.params == defaults for t in _study(tmp_path, name).trials] == [True, True, False, False]
+
+
+def test_the_default_trial_of_a_killed_call_runs_again(data, tmp_path):
+    """A call killed (SIGKILL, a lost machine) while it ran the default point leaves it
+    RUNNING: the next call marks it failed and queues the default point again."""
+    import socket
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    _tune(data, tmp_path, trials=1)  # binds the study; its trial 0 is the default point
+    study = optuna.load_study(study_name="lightgcn-synthetic", storage=storage)
+    study.enqueue_trial(DEFAULTS, user_attrs={"defaults": True})
+    orphan = study.ask()  # the queued default point, taken by a process that is gone
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan.set_user_attr("host", socket.gethostname())
+    orphan.set_user_attr("pid", int(dead.stdout))
+    assert orphan.number == 1
+    # the first default trial did complete: nothing to run again
+    lines: list[str] = []
+    _tune(data, tmp_path, trials=1, log=lines.append)
+    assert lines[0] == "trial 1: marked failed (its process ended while it ran)"
+    assert _study(tmp_path).trials[2].params != DEFAULTS
+
+    (tmp_path / "p").mkdir()
+    storage = f"sqlite:///{tmp_path / 'p' / 'study.db'}"
+    optuna.create_study(study_name="lightgcn-synthetic", storage=storage, direction="maximize")
+    study = optuna.load_study(study_name="lightgcn-synthetic", storage=storage)
+    study.set_user_attr("graphrec", _study(tmp_path).user_attrs["graphrec"])
+    study.enqueue_trial(DEFAULTS, user_attrs={"defaults": True})
+    orphan = study.ask()
+    orphan.set_user_attr("host", socket.gethostname())
+    orphan.set_user_attr("pid", int(dead.stdout))
+    lines = []
+    _tune(data, tmp_path / "p", trials=1, log=lines.append)
+    assert lines[0] == "trial 0: marked failed (its process ended while it ran); the default configuration will run again"
+    trials = _study(tmp_path / "p").trials
+    assert trials[1].params == DEFAULTS and trials[1].state == optuna.trial.TrialState.COMPLETE
+
+
+def test_the_default_trial_is_never_pruned(data, tmp_path, monkeypatch):
+    """The default run is the study's floor: the pruner, which favours fast learners,
+    never stops it (a default point queued again after other trials completed)."""
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)
+    _tune(data, tmp_path, trials=2, prune_startup=0, prune_warmup=0)
+    states = [t.state for t in _study(tmp_path).trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
+
+
 def test_hopeless_trials_are_pruned_from_their_validation_curve(data, tmp_path):
     space = {"lr": {"low": 1e-6, "high": 5e-2, "log": True}}
     _tune(data, tmp_path, trials=8, space=space, prune_startup=1, prune_warmup=0, config=_config(epochs=6))

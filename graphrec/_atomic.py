@@ -21,6 +21,8 @@ work (reading data, training, building a graph): an output that exists (without
 from __future__ import annotations
 
 import contextlib
+import errno
+import itertools
 import os
 import re
 import shutil
@@ -37,6 +39,7 @@ __all__ = [
     "check_image_output",
     "check_output",
     "check_output_folder",
+    "claimed_dir",
     "remove_stale_temporaries",
     "replace_dir",
     "temporary_dir",
@@ -144,25 +147,104 @@ def _shown(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_dir(
+    path: str | os.PathLike,
+    overwrite: bool = False,
+    *,
+    claimed: bool = False,
+    fallback: bool = False,
+    placed: list[Path] | None = None,
+) -> Iterator[Path]:
     """Yield a temporary folder next to ``path``; on success it replaces ``path``
-    (:func:`replace_dir`).
+    (:func:`replace_dir`) with ``overwrite``, else takes the name only while it is free
+    (:func:`place_new_dir`: an output that appeared meanwhile is never replaced).
 
-    Raises :class:`DataError` up front when ``path`` exists and ``overwrite`` is false.
-    On an exception (Ctrl-C included) the temporary folder is removed, ``path`` is left
-    untouched, and the missing parent folders this call created are removed again.
+    Raises :class:`DataError` up front when ``path`` exists and neither ``overwrite``,
+    ``claimed`` (``path`` is the empty folder :func:`claimed_dir` made for this output)
+    nor ``fallback`` is given; with ``fallback`` a taken name is no error: the folder is
+    written beside it as ``NAME-2`` (``-3``, ...). ``placed`` receives the folder
+    written. On an exception (Ctrl-C included) the temporary folder is removed, ``path``
+    is left untouched, and the missing parent folders this call created are removed again.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
+    if path.exists() and not (overwrite or claimed or fallback):
         raise DataError(f"{path} already exists: choose another output or pass --overwrite")
     with _made_parents(path):
         tmp = temporary_dir(path)
         try:
             yield tmp
-            replace_dir(tmp, path)
+            if overwrite:
+                replace_dir(tmp, path)
+                final = path
+            else:
+                final = place_new_dir(tmp, path, claimed=claimed, fallback=fallback)
+            if placed is not None:
+                placed.append(final)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
+
+
+def place_new_dir(tmp: str | os.PathLike, path: str | os.PathLike, *, claimed: bool = False,
+                  fallback: bool = False) -> Path:
+    """Rename the complete folder ``tmp`` to ``path`` only if nothing holds that name (an
+    empty folder is made there exclusively first, then replaced by the rename; a
+    ``claimed`` ``path`` is this output's own empty folder). When the name is taken:
+    with ``fallback``, the first free ``NAME-2``, ``NAME-3``, ... beside it (so that
+    finished work is never discarded); without, a one-line :class:`DataError`. Returns
+    the folder written."""
+    tmp, path = Path(tmp), Path(path)
+    if _take(tmp, path, claimed):
+        return path
+    if not fallback:
+        raise DataError(f"{path} already exists: choose another output or pass --overwrite")
+    for n in itertools.count(2):
+        other = path.with_name(f"{path.name}-{n}")
+        if _take(tmp, other, False):
+            return other
+    raise AssertionError("unreachable")
+
+
+def _take(tmp: Path, path: Path, claimed: bool) -> bool:
+    """Rename ``tmp`` to ``path`` if the name is free (or ``claimed``: still the empty
+    folder made for it); False when it is taken."""
+    if not claimed:
+        try:
+            os.mkdir(path)  # exclusive: two writers never get the same name
+        except FileExistsError:
+            return False
+    try:
+        os.rename(tmp, path)  # replaces the empty folder just made (or claimed), atomically
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise
+        return False  # something was written into the claimed folder meanwhile
+    return True
+
+
+@contextlib.contextmanager
+def claimed_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Claim an output folder name at the start of a long job (a run's default
+    ``runs/MODEL-DATASET-STAMP``): ``path``, or the first free ``NAME-2``, ``NAME-3``,
+    ... when it is taken (two runs started in the same second), made as an empty folder
+    exclusively, so that no other process picks it. Yields the name; write it with
+    :func:`atomic_dir` ``(..., claimed=True)``. When the block ends with the folder
+    still empty (the job failed before writing it), it is removed, with the parent
+    folders made for it on failure."""
+    path = Path(path)
+    with _made_parents(path):
+        name = path
+        for n in itertools.count(2):
+            try:
+                os.mkdir(name)
+                break
+            except FileExistsError:
+                name = path.with_name(f"{path.name}-{n}")
+        try:
+            yield name
+        finally:
+            with contextlib.suppress(OSError):
+                name.rmdir()  # only while empty: a written output stays
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
-from graphrec._atomic import check_output_folder
+from graphrec._atomic import check_output_folder, claimed_dir
 from graphrec.cli._common import (
     ARGV,
     GraphrecCommand,
@@ -202,24 +202,39 @@ def train_command(
         for line in _without_effect(model_name, model_overrides, cold_start, cold_protocol, negatives, untrained):
             typer.echo(f"note: {line}", err=True)
     ds, transforms = _load(data, cold_start, seed, cold_protocol)
-    if out is None:
+    default_out = out is None
+    if default_out:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{model_name}-{ds.name}-{stamp}"
-        out = distributed.broadcast(out)  # the ranks' clocks may read another second
-    if tensorboard is not None and main:
-        writer = scalar_writer(tensorboard)
-    with sigterm_as_interrupt(), _lost_rank_as_error(shard):  # a kill keeps the state as Ctrl-C does
-        record, _ = run_training(
-            ds, model_name, model_overrides, config, device=dev, out=out, data_path=data.resolve(), transforms=transforms,
-            on_epoch=writer, overwrite=overwrite, resume=resume, command=command,
-        )
+    saved: list[Path] = []
+    # the default name is claimed now (NAME-2 when a run started in the same second has it)
+    with claimed_dir(out) if default_out and main else contextlib.nullcontext(out) as claimed:
+        if default_out:
+            out = distributed.broadcast(claimed)  # rank 0's: the ranks' clocks may read another second
+        if tensorboard is not None and main:
+            writer = scalar_writer(tensorboard)
+        with sigterm_as_interrupt(), _lost_rank_as_error(shard):  # a kill keeps the state as Ctrl-C does
+            record, _ = run_training(
+                ds, model_name, model_overrides, config, device=dev, out=out, data_path=data.resolve(),
+                transforms=transforms, on_epoch=writer, overwrite=overwrite, resume=resume, command=command,
+                claimed=default_out, on_saved=saved.append,
+            )
     if writer is not None:
         writer(None)
     if not main:
         return None
+    report_saved(out, saved[0] if saved else out)
     print_record(record)
-    typer.echo(f"run saved to {out}")
+    typer.echo(f"run saved to {saved[0] if saved else out}")
     return record
+
+
+def report_saved(out: Path, saved: Path) -> None:
+    """One line when the run was written beside ``out``, which another process wrote
+    while it trained (finished training is never discarded)."""
+    if Path(saved) != Path(out):
+        typer.echo(f"note: {out} appeared while this run trained (another process wrote it): the run is saved to "
+                   f"{saved} instead", err=True)
 
 
 def _without_effect(model_name: str, model_overrides: dict[str, Any], cold_start: float, cold_protocol: str,

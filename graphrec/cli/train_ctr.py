@@ -23,6 +23,7 @@ command shares (declared once below).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import inspect
 import shlex
@@ -31,10 +32,11 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from graphrec._atomic import claimed_dir
 from graphrec.cli._common import (
     ARGV, GraphrecCommand, Quiet, Threads, metric_table, resolve_device, set_threads, user_errors,
 )
-from graphrec.cli.train import Resume  # the option `graphrec train` ranking models share
+from graphrec.cli.train import Resume, report_saved  # Resume: the option `graphrec train` ranking models share
 
 __all__ = ["register", "make_command", "load_ctr_data", "print_ctr_record"]
 
@@ -213,17 +215,23 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
                         common["cold_start"], common["seed"],
                         check=lambda d: check_ctr_model(d, model_name, params, item_graph))  # before samples are stored
     out = common["out"]
-    if out is None:
+    default_out = out is None
+    if default_out:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{model_name}-{ctr.dataset.name}-{stamp}"
-    with sigterm_as_interrupt():  # a kill keeps the state as Ctrl-C does
-        record, _ = run_ctr(
-            ctr, model_name, params, config, device=dev, item_graph=item_graph,
-            graph_options={"k": common["graph_k"], "cooccur_top_k": common["cooccur_top_k"] or None},
-            out=out, data_path=data.resolve(), overwrite=overwrite, resume=resume, command=command,
-        )
+    saved: list[Path] = []
+    # the default name is claimed now (NAME-2 when a run started in the same second has it)
+    with claimed_dir(out) if default_out else contextlib.nullcontext(out) as out:
+        with sigterm_as_interrupt():  # a kill keeps the state as Ctrl-C does
+            record, _ = run_ctr(
+                ctr, model_name, params, config, device=dev, item_graph=item_graph,
+                graph_options={"k": common["graph_k"], "cooccur_top_k": common["cooccur_top_k"] or None},
+                out=out, data_path=data.resolve(), overwrite=overwrite, resume=resume, command=command,
+                claimed=default_out, on_saved=saved.append,
+            )
+    report_saved(out, saved[0] if saved else out)
     print_ctr_record(record)
-    typer.echo(f"run saved to {out}")
+    typer.echo(f"run saved to {saved[0] if saved else out}")
     return record
 
 

@@ -564,18 +564,23 @@ def save_ctr_run(
     state_dict: Mapping[str, Tensor],
     attention: Mapping[str, np.ndarray] | None = None,
     overwrite: bool = True,
+    *,
+    claimed: bool = False,
+    fallback: bool = False,
 ) -> Path:
     """``record.json``, ``model.pt`` (and ``attention.npz``) written atomically; the
     record's ``checkpoint`` entry binds the weights to it (:mod:`graphrec.train.record`).
-    An existing ``out`` is replaced only with ``overwrite``."""
+    An existing ``out`` is replaced only with ``overwrite``; ``claimed`` and ``fallback``
+    as in :func:`graphrec.train.record.save_run`. Returns the folder written."""
     out = Path(out)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    placed: list[Path] = []
+    with atomic_dir(out, overwrite=overwrite, claimed=claimed, fallback=fallback, placed=placed) as tmp:
         torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / WEIGHTS)
         record["checkpoint"] = checkpoint_entry(tmp / WEIGHTS, record)
         (tmp / RECORD).write_text(json.dumps(record, indent=2, default=_jsonable))
         if attention is not None:
             np.savez_compressed(tmp / ATTENTION_FILE, **attention)
-    return out
+    return placed[0]
 
 
 def _jsonable(obj: Any) -> Any:
@@ -612,6 +617,8 @@ def run_ctr(
     overwrite: bool = False,
     resume: bool = False,
     command: str | None = None,
+    claimed: bool = False,
+    on_saved: Callable[[Path], None] | None = None,
 ) -> tuple[dict[str, Any], CTRModel]:
     """Seed, build (with graph enrichment when asked), fit, and record a CTR run.
 
@@ -626,12 +633,15 @@ def run_ctr(
     samples and item graph, else a one-line :class:`ConfigError`) to the numbers an
     uninterrupted run gives (:mod:`graphrec.train.state`). ``command`` (the
     ``graphrec ...`` line that started the run) is recorded; the resume command an
-    interrupt names is made from it."""
+    interrupt names is made from it. Finished training is never discarded: an ``out``
+    that appeared while it trained is kept, the run written beside it (``OUT-2``);
+    ``claimed`` and ``on_saved`` as in :func:`graphrec.train.run.run_training`."""
     from graphrec.train.run import _provenance, identity_defaults
 
     device = resolve_device(device)  # "auto" or CUDA where there is none: one line, before the run folder
     previous = open_run_dir(
-        out, overwrite, resume, lambda o, ow: check_output(o, ow, option="--out", marker=RECORD, what="run directory")
+        out, overwrite, resume,
+        lambda o, ow: None if claimed else check_output(o, ow, option="--out", marker=RECORD, what="run directory"),
     )
     graph_options = dict(graph_options or {})
     params_rec = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(params or {}).items()}
@@ -676,7 +686,8 @@ def run_ctr(
     if result is None:
         kept = keeper.state  # type: ignore[union-attr]
         record.update(provenance, timings={"build_seconds": build_seconds})
-        raise keep_interrupted(out, record, kept, overwrite=overwrite or resume)  # type: ignore[arg-type]
+        raise keep_interrupted(out, record, kept, overwrite=overwrite or resume,  # type: ignore[arg-type]
+                               claimed=claimed)
     record.update(
         best_epoch=result.best_epoch,
         stopped_early=result.stopped_early,
@@ -690,5 +701,8 @@ def run_ctr(
     if out is not None:
         att = modality_attention(model, data, "test", device, config.eval_batch_size)
         with signals_held():  # a Ctrl-C now waits for the run directory
-            save_ctr_run(out, record, model.state_dict(), att, overwrite=overwrite or resume)
+            saved = save_ctr_run(out, record, model.state_dict(), att, overwrite=overwrite or resume,
+                                 claimed=claimed, fallback=True)
+        if on_saved is not None:
+            on_saved(saved)
     return record, model

@@ -222,19 +222,24 @@ def checkpoint_entry(weights: Path, record: Mapping[str, Any]) -> dict[str, Any]
 
 
 def save_run(
-    out: str | os.PathLike, record: dict[str, Any], state_dict: dict[str, Any], overwrite: bool = True
+    out: str | os.PathLike, record: dict[str, Any], state_dict: dict[str, Any], overwrite: bool = True,
+    *, claimed: bool = False, fallback: bool = False,
 ) -> Path:
-    """Write ``record.json`` and ``model.pt`` to ``out`` atomically.
+    """Write ``record.json`` and ``model.pt`` to ``out`` atomically; returns the folder
+    written.
 
     ``record["checkpoint"]`` is set (in the caller's dict too) to bind the weights to the
-    record (module doc). An existing ``out`` is replaced only with ``overwrite``.
+    record (module doc). An existing ``out`` is replaced only with ``overwrite``; with
+    ``fallback`` a taken ``out`` is kept and the run is written beside it, ``OUT-2``
+    (``claimed``: ``out`` is the empty folder claimed for it; :func:`graphrec._atomic.atomic_dir`).
     """
     out = Path(out)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    placed: list[Path] = []
+    with atomic_dir(out, overwrite=overwrite, claimed=claimed, fallback=fallback, placed=placed) as tmp:
         torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / WEIGHTS)
         record["checkpoint"] = checkpoint_entry(tmp / WEIGHTS, record)
         (tmp / RECORD).write_text(json.dumps(record, indent=2, default=_jsonable))
-    return out
+    return placed[0]
 
 
 def load_record(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -121,6 +121,8 @@ def run_training(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     resume: bool = False,
     command: str | None = None,
+    claimed: bool = False,
+    on_saved: Callable[[Path], None] | None = None,
 ) -> tuple[dict[str, Any], Recommender]:
     """Seed, build ``model_name`` for ``dataset``, fit it, and write a run directory.
 
@@ -143,6 +145,12 @@ def run_training(
     gives (:mod:`graphrec.train.state`). ``command`` (the ``graphrec ...`` line that
     started the run) is recorded; the resume command an interrupt names is made from it.
 
+    Finished training is never discarded: when ``out`` (checked free at the start)
+    appeared while the run trained, the run is written beside it as ``OUT-2`` (``-3``,
+    ...). ``on_saved`` receives the folder written. ``claimed``: ``out`` is the empty
+    folder claimed for this run at its start (:func:`graphrec._atomic.claimed_dir`, the
+    CLI's default ``runs/MODEL-DATASET-STAMP``), written over.
+
     In a torch.distributed process group (:mod:`graphrec.distributed`) every rank calls
     this with the same arguments; they train together (:func:`graphrec.train.fit`) and
     rank 0 alone writes ``out`` (and keeps an interrupted run).
@@ -152,7 +160,7 @@ def run_training(
     check_config(config)
     data_path, transforms = _recorded_source(dataset, data_path, transforms)
     device = resolve_device(device)  # "auto", or CUDA where there is none: one line now
-    previous = open_run_dir(out, overwrite, resume, check_run_output)
+    previous = open_run_dir(out, overwrite, resume, lambda o, ow: None if claimed else check_run_output(o, ow))
     params = model_params(model_name, model_overrides)
     keeper = None if out is None else StateKeeper()
     if previous is not None:
@@ -176,7 +184,7 @@ def run_training(
         so_far = FitResult(best_epoch=kept.best_epoch, best_valid=kept.best_valid, test={}, history=kept.history)
         record = training_record(dataset, model_name, params, config, so_far, device, data_path, transforms,
                                  build_seconds)
-        raise keep_interrupted(out, dict(record, **provenance), kept, overwrite=overwrite or resume)
+        raise keep_interrupted(out, dict(record, **provenance), kept, overwrite=overwrite or resume, claimed=claimed)
     record = training_record(dataset, model_name, params, config, result, device, data_path, transforms, build_seconds)
     record.update(provenance, status=FINISHED)
     resolved = resolved_params(model_name, params)
@@ -184,7 +192,10 @@ def run_training(
         record["resolved_params"] = resolved
     if out is not None and main:
         with signals_held():  # a Ctrl-C now waits for the run directory
-            save_run(out, record, model.state_dict(), overwrite=overwrite or resume)
+            saved = save_run(out, record, model.state_dict(), overwrite=overwrite or resume, claimed=claimed,
+                             fallback=True)
+        if on_saved is not None:
+            on_saved(saved)
     return record, model
 
 

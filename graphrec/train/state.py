@@ -181,12 +181,14 @@ class RunInterrupted(KeyboardInterrupt):
     """Training was interrupted and its state kept in the run directory ``out``; the
     message says where and how to resume."""
 
-    def __init__(self, out: Path, epoch: int, epochs: int, best_epoch: int, command: str | None) -> None:
+    def __init__(self, out: Path, epoch: int, epochs: int, best_epoch: int, command: str | None,
+                 taken: Path | None = None) -> None:
         self.out, self.epoch, self.command = out, epoch, command
         best = f"the best state so far (epoch {best_epoch})" if best_epoch else "the state reached"
         how = f"`{command}`" if command else "run_training(..., resume=True) with the same arguments"
+        where = f"{out} ({taken} appeared while it trained)" if taken is not None else f"{out}"
         super().__init__(
-            f"interrupted after {epoch} of {epochs} epochs: {best} is kept in {out}; resume with {how}"
+            f"interrupted after {epoch} of {epochs} epochs: {best} is kept in {where}; resume with {how}"
         )
 
 
@@ -317,10 +319,15 @@ def resume_command(command: str | None, out: str | Path) -> str | None:
     return command if argv == words else shlex.join(argv)
 
 
-def keep_interrupted(out: str | Path, record: dict[str, Any], state: TrainState, overwrite: bool) -> RunInterrupted:
+def keep_interrupted(out: str | Path, record: dict[str, Any], state: TrainState, overwrite: bool,
+                     claimed: bool = False) -> RunInterrupted:
     """Write ``state`` to ``out`` as a run directory marked interrupted (module doc),
     SIGINT and SIGTERM held until it is written; returns the :class:`RunInterrupted` to
-    raise. ``record`` is the run's record without results; it is completed here."""
+    raise. ``record`` is the run's record without results; it is completed here. Without
+    ``overwrite``, an ``out`` that appeared while the run trained (another process) is
+    kept: the state is written beside it (``OUT-2``; :func:`graphrec._atomic.atomic_dir`
+    with ``fallback``) and the message names that folder. ``claimed``: ``out`` is the
+    empty folder claimed for this run (:func:`graphrec._atomic.claimed_dir`)."""
     out = Path(out)
     train, valid, n_valid = state.clock
     command = resume_command(record.get("command"), out)
@@ -341,13 +348,17 @@ def keep_interrupted(out: str | Path, record: dict[str, Any], state: TrainState,
         history=state.history,
     )
     weights = state.best_state if state.best_state is not None else state.model
-    with signals_held(), atomic_dir(out, overwrite=overwrite) as tmp:
+    placed: list[Path] = []
+    with signals_held(), atomic_dir(out, overwrite=overwrite, claimed=claimed, fallback=True, placed=placed) as tmp:
         torch.save(_cpu(weights), tmp / WEIGHTS)
         record["checkpoint"] = checkpoint_entry(tmp / WEIGHTS, record)
         torch.save(state.payload(), tmp / RESUME)
         record["resume"] = {"file": RESUME, "sha256": file_sha256(tmp / RESUME), "command": command}
         (tmp / RECORD).write_text(json.dumps(record, indent=2, default=_jsonable))
     epochs = int((record.get("train_config") or {}).get("epochs", state.epoch))
+    if placed[0] != out:  # the recorded command names --out as given; resuming reads it from where the run is
+        return RunInterrupted(placed[0], state.epoch, epochs, state.best_epoch,
+                              resume_command(record.get("command"), placed[0]), taken=out)
     return RunInterrupted(out, state.epoch, epochs, state.best_epoch, command)
 
 

@@ -211,3 +211,134 @@ def test_default_run_folder_is_checked(data_dir, tmp_path, monkeypatch):
     (tmp_path / "runs").write_text("not a folder")
     line = one_error_line(run("train", "mf", "--data", data_dir, "--epochs", "1", "--quiet"))
     assert "runs is a file" in line
+
+
+# ------------------------------------------------------------------ runs started together
+class _Second:
+    """A ``datetime`` whose ``now()`` is always the same second: runs started together."""
+
+    @staticmethod
+    def now():
+        import datetime
+
+        return datetime.datetime(2024, 5, 1, 12, 0, 0)
+
+
+@pytest.mark.parametrize("task", ["ranking", "ctr"])
+def test_default_run_folders_of_runs_started_in_the_same_second_are_distinct(data_dir, samples, tmp_path, monkeypatch,
+                                                                            task):
+    """A parallel seed sweep: the default --out runs/MODEL-DATASET-STAMP is claimed when
+    the run starts (an empty folder, made exclusively), so a second run of the same
+    second takes STAMP-2 instead of failing at the end and losing its training."""
+    import types
+
+    from graphrec.cli import train as train_cli
+    from graphrec.cli import train_ctr as train_ctr_cli
+
+    monkeypatch.chdir(tmp_path)
+    fake = types.SimpleNamespace(datetime=_Second)
+    monkeypatch.setattr(train_cli if task == "ranking" else train_ctr_cli, "_dt", fake)
+    if task == "ranking":
+        args = ["train", "mf", "--data", data_dir, "--epochs", "2", "--dim", "4", "--device", "cpu", "--quiet"]
+        name = "mf-synthetic-20240501-120000"
+        import graphrec.train.run as run_module
+        fit = run_module.fit
+        target = (run_module, "fit")
+    else:
+        args = ["train", "lr", "--data", samples, "--task", "ctr", "--epochs", "1", "--device", "cpu", "--quiet"]
+        import graphrec.train.ctr as ctr_module
+        fit = ctr_module.fit_ctr
+        name = None
+        target = (ctr_module, "fit_ctr")
+    seen = []
+
+    def training(*a, **k):  # while the first run trains, its folder is already taken
+        seen.append(sorted(p.name for p in (tmp_path / "runs").iterdir()))
+        assert all(not any(p.iterdir()) for p in (tmp_path / "runs").iterdir() if p.name == seen[-1][-1])
+        return fit(*a, **k)
+
+    monkeypatch.setattr(*target, training)
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    (claimed,) = seen[0]
+    assert name is None or claimed == name  # (empty while it trained)
+    second = run(*args)
+    assert second.exit_code == 0, second.output
+    assert seen[1] == [claimed, f"{claimed}-2"]
+    assert f"run saved to runs/{claimed}-2" in second.output and "note:" not in second.output
+    for folder in (claimed, f"{claimed}-2"):
+        assert (tmp_path / "runs" / folder / "record.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [claimed, f"{claimed}-2"]  # no temporaries
+
+
+def test_a_failed_default_run_leaves_no_claimed_folder(data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def diverge(*a, **k):
+        raise FloatingPointError("training loss became nan at epoch 1: lower --lr")
+
+    monkeypatch.setattr("graphrec.train.run.fit", diverge)
+    res = run("train", "mf", "--data", data_dir, "--epochs", "1", "--dim", "4", "--device", "cpu", "--quiet")
+    assert res.exit_code == 1, res.output
+    assert not (tmp_path / "runs").exists()  # neither the claimed folder nor runs/ made for it
+
+
+@pytest.mark.parametrize("task", ["ranking", "ctr"])
+def test_an_out_written_by_another_process_during_training_keeps_both(data_dir, samples, tmp_path, monkeypatch, task):
+    """--out was free at the start and another process wrote it meanwhile: the finished
+    run is kept beside it (OUT-2), one note says where, and the other output is intact."""
+    out = tmp_path / "run"
+    if task == "ranking":
+        args = ["train", "mf", "--data", data_dir, "--epochs", "2", "--dim", "4", "--device", "cpu", "--quiet"]
+        target = "graphrec.train.run.fit"
+        import graphrec.train.run as module
+        fit = module.fit
+    else:
+        args = ["train", "lr", "--data", samples, "--task", "ctr", "--epochs", "1", "--device", "cpu", "--quiet"]
+        target = "graphrec.train.ctr.fit_ctr"
+        import graphrec.train.ctr as module
+        fit = module.fit_ctr
+
+    def training(*a, **k):
+        out.mkdir()
+        (out / "record.json").write_text('{"theirs": true}')
+        return fit(*a, **k)
+
+    monkeypatch.setattr(target, training)
+    res = run(*args, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert (f"note: {out} appeared while this run trained (another process wrote it): the run is saved to "
+            f"{out}-2 instead") in res.output
+    assert f"run saved to {out}-2" in res.output
+    assert (out / "record.json").read_text() == '{"theirs": true}'
+    assert json.loads((tmp_path / "run-2" / "record.json").read_text())["status"] == "finished"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run-2"]
+
+
+def test_an_interrupted_run_whose_out_was_written_meanwhile_is_kept_beside_it(data_dir, tmp_path, monkeypatch):
+    import graphrec.train.run as module
+
+    out = tmp_path / "run"
+    fit = module.fit
+
+    def training(model, dataset, config, **k):
+        out.mkdir()
+        (out / "mine.txt").write_text("keep me")
+        orig = k["on_epoch"]
+
+        def on_epoch(row):
+            if orig:
+                orig(row)
+            if row["epoch"] == 1:
+                raise KeyboardInterrupt
+
+        return fit(model, dataset, config, **{**k, "on_epoch": on_epoch})
+
+    monkeypatch.setattr(module, "fit", training)
+    res = run("train", "mf", "--data", data_dir, "--epochs", "3", "--dim", "4", "--device", "cpu", "--quiet",
+              "--out", out)
+    assert res.exit_code == 130, res.output
+    assert f"is kept in {out}-2 ({out} appeared while it trained); resume with `" in res.output
+    assert f"--out {out}-2 --resume`" in res.output
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert json.loads((tmp_path / "run-2" / "record.json").read_text())["status"] == "interrupted"

@@ -1,5 +1,13 @@
 """``python -m graphrec ...`` runs the command line (the same as ``graphrec ...``)."""
 
-from graphrec.cli import main
+import os
+import signal
+
+if os.environ.get("GRAPHREC_HOSTED_STORE") == "1":
+    # a rank of graphrec's own launcher (graphrec.distributed.launch): the terminal's Ctrl-C
+    # reaches it through the launcher (as SIGTERM), once, not a second time directly
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+from graphrec.cli import main  # noqa: E402
 
 main()

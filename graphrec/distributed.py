@@ -31,6 +31,7 @@ Without them (and without a group initialised by the caller) :func:`current` is
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -212,91 +213,150 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     others are silent (their stderr goes to a temporary file, read only if they fail).
     When a rank exits with an error the others are stopped a second later (SIGKILL:
     nothing of theirs is half-written, writes happen through temporary names) and each
-    failed rank's last error line is printed; a Ctrl-C reaches every rank (rank 0 keeps
-    the run as one process does) and the launcher waits for them.
+    failed rank is named in one line with its last error line, or the signal that
+    killed it when this launcher did not send it (``kill -9``, the out-of-memory killer).
+
+    Ctrl-C reaches every rank through the launcher, exactly once: the ranks ignore
+    SIGINT (:data:`HOSTED_STORE`, ``python -m graphrec``), and the launcher forwards
+    each SIGINT (the terminal's, or ``kill -INT`` of the launcher alone, a notebook's
+    interrupt) and each SIGTERM it receives to every rank as SIGTERM, which a training
+    rank takes as Ctrl-C (rank 0 keeps the run as one process does); the launcher then
+    waits for them and exits 130.
     """
     store = host_store()  # serves until the ranks are done (it lives in this frame)
     port = store.port
     per_rank = threads or max(1, (os.cpu_count() or 1) // nproc)
     procs: list[subprocess.Popen] = []
     logs: list[Any] = []
-    for rank in range(nproc):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc),
-                   LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                   OMP_NUM_THREADS=str(per_rank), **{HOSTED_STORE: "1"},
-                   TORCH_CPP_LOG_LEVEL=os.environ.get("TORCH_CPP_LOG_LEVEL", "ERROR"))
-        log = None if rank == 0 else tempfile.TemporaryFile(mode="w+b")
-        logs.append(log)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "graphrec", *argv], env=env,
-            stdout=None if rank == 0 else subprocess.DEVNULL, stderr=None if rank == 0 else log,
-        ))
+    signalled: set[int] = set()  # the ranks this launcher sent a signal to
     interrupted = False
     failed_at: float | None = None
 
-    def forward_sigterm(signum: int, frame: Any) -> None:  # a kill of the launcher stops the ranks as Ctrl-C does
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        raise KeyboardInterrupt
+    def stop(rank: int, kill: bool = False) -> None:
+        p = procs[rank]
+        if p.poll() is None:
+            signalled.add(rank)
+            p.kill() if kill else p.send_signal(signal.SIGTERM)
 
-    before = signal.signal(signal.SIGTERM, forward_sigterm)
+    def forward(signum: int, frame: Any) -> None:  # Ctrl-C or a kill of the launcher stops the ranks as Ctrl-C does
+        nonlocal interrupted
+        interrupted = True
+        for rank in range(len(procs)):
+            stop(rank)
+
+    before = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        for rank in range(nproc):
+            env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc),
+                       LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                       OMP_NUM_THREADS=str(per_rank), **{HOSTED_STORE: "1"},
+                       TORCH_CPP_LOG_LEVEL=os.environ.get("TORCH_CPP_LOG_LEVEL", "ERROR"))
+            log = None if rank == 0 else tempfile.TemporaryFile(mode="w+b")
+            logs.append(log)
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "graphrec", *argv], env=env,
+                stdout=None if rank == 0 else subprocess.DEVNULL, stderr=None if rank == 0 else log,
+            ))
+            if interrupted:  # an interrupt while the ranks were starting reaches the later ones too
+                stop(rank)
         while True:
-            try:
-                codes = [p.poll() for p in procs]
-                if not interrupted and any(c not in (None, 0, 130) for c in codes):
-                    # a failure, not a Ctrl-C: stop the others, after a moment in which
-                    # a rank that failed too (or is still exiting) ends by itself with
-                    # its own error line, rather than killed without one
-                    failed_at = time.monotonic() if failed_at is None else failed_at
-                    aborts = all(c in (None, 0, 130, -signal.SIGABRT) for c in codes)
-                    if time.monotonic() - failed_at >= (_ABORT_GRACE_S if aborts else _FAILURE_GRACE_S):
-                        for p in procs:
-                            if p.poll() is None:
-                                p.kill()
-                if all(c is not None for c in codes):
-                    break
-                time.sleep(0.05)
-            except KeyboardInterrupt:  # the terminal sent SIGINT to every rank too: wait for them
-                interrupted = True
+            codes = [p.poll() for p in procs]
+            if not interrupted and any(c not in (None, 0, 130) for c in codes):
+                # a failure, not a Ctrl-C: stop the others, after a moment in which
+                # a rank that failed too (or is still exiting) ends by itself with
+                # its own error line, rather than killed without one
+                failed_at = time.monotonic() if failed_at is None else failed_at
+                aborts = all(c in (None, 0, 130, -signal.SIGABRT) for c in codes)
+                if time.monotonic() - failed_at >= (_ABORT_GRACE_S if aborts else _FAILURE_GRACE_S):
+                    for rank in range(nproc):
+                        stop(rank, kill=True)
+            if all(c is not None for c in codes):
+                break
+            time.sleep(0.05)
     finally:
-        signal.signal(signal.SIGTERM, before)
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        for rank in range(len(procs)):
+            stop(rank)
+            try:
+                procs[rank].wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                stop(rank, kill=True)
+                procs[rank].wait()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
     codes = [p.returncode for p in procs]
-    # a rank stopped by the interruption can abort while exiting, after rank 0 kept the run
-    # (gloo's threads: "terminate called without an active exception"): part of the stop,
-    # whether the SIGINT reached this launcher too or the ranks only (rank 0's 130 says so)
-    stopped = {0, 130, -signal.SIGKILL, -signal.SIGTERM}
-    if codes[0] == 130:
-        stopped.add(-signal.SIGABRT)
-    # rank 0 prints its own error line; a failing other rank's line is printed here
+
+    def stopped(rank: int) -> bool:
+        """Whether the rank ended by the run's own stop, not by a failure of its own."""
+        code = codes[rank]
+        if code in (0, 130):
+            return True
+        if code in (-signal.SIGKILL, -signal.SIGTERM):  # sent by this launcher (a stop it made)
+            return rank in signalled or interrupted
+        # a rank stopped by the interruption can abort while exiting, after rank 0 kept the run
+        # (gloo's threads: "terminate called without an active exception"): part of the stop,
+        # whether the SIGINT reached this launcher too or the ranks only (rank 0's 130 says so)
+        return code == -signal.SIGABRT and codes[0] == 130
+
+    # rank 0 prints its own error line, unless a signal killed it first (not an abort,
+    # which comes after its line); a failing other rank's line is printed here
+    if codes[0] < 0 and not stopped(0) and codes[0] != -signal.SIGABRT:
+        sys.stderr.write(f"error: rank 0 of {nproc} {_killed(-codes[0])}; the other ranks were stopped\n")
     for rank, code in enumerate(codes[1:], start=1):
-        if code not in stopped:
-            sys.stderr.write(f"error: rank {rank} of {nproc} failed (exit {code}): {_last_line(logs[rank])}; "
-                             "the other ranks were stopped\n")
-    if codes[0] == 0 and all(c in stopped for c in codes[1:]):
+        if stopped(rank):
+            continue
+        line = _last_line(logs[rank], errors_only=code < 0)
+        if code > 0:
+            what = f"failed (exit {code}): {line or 'no message'}"
+        elif line:
+            what = f"failed ({_killed(-code)}): {line}"
+        else:
+            what = _killed(-code)
+        sys.stderr.write(f"error: rank {rank} of {nproc} {what}; the other ranks were stopped\n")
+    if codes[0] == 0 and all(stopped(rank) for rank in range(1, nproc)):
         # rank 0 finished (and saved) the work; a stop that reached the others while they
         # were leaving the group came too late to interrupt anything
         return 0
-    if codes[0] not in (0, -signal.SIGKILL, -signal.SIGTERM):
+    if codes[0] > 0 and codes[0] != 130:
+        return codes[0]
+    if codes[0] < 0 and not stopped(0):
         # a rank that lost its peer can abort while exiting, after its error line (gloo's
         # threads, "terminate called without an active exception"): a signal is exit 1
-        return codes[0] if codes[0] > 0 else 1
+        return 1
     return 130 if interrupted or 130 in codes else 1
 
 
-def _last_line(log: Any) -> str:
-    """The last error line a rank wrote (its ``error:`` line, else the last line)."""
+def _killed(signum: int) -> str:
+    """``was killed by signal 9 (SIGKILL: out of memory?)``: how a rank ended that a
+    signal this launcher did not send stopped."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = "unknown signal"
+    hint = {signal.SIGKILL: ": out of memory, or kill -9?", signal.SIGSEGV: ": a crash in native code",
+            signal.SIGBUS: ": a crash in native code", signal.SIGABRT: ": aborted"}.get(signum, "")
+    return f"was killed by signal {signum} ({name}{hint})"
+
+
+def _last_line(log: Any, errors_only: bool = False) -> str:
+    """The last error line a rank wrote (its ``error:`` line, else the last line; with
+    ``errors_only``, "" when it wrote no ``error:`` line), shortened at a word."""
     log.seek(0)
     lines = [ln.strip() for ln in log.read().decode(errors="replace").splitlines() if ln.strip()]
     for ln in reversed(lines):
         if ln.startswith("error:"):
-            return ln[len("error:"):].strip()
-    return lines[-1] if lines else "no message"
+            return clip(ln[len("error:"):].strip())
+    return "" if errors_only or not lines else clip(lines[-1])
+
+
+#: the longest message of another library (gloo, NCCL) an error line quotes
+MESSAGE_CHARS = 300
+
+
+def clip(message: str, limit: int = MESSAGE_CHARS) -> str:
+    """``message`` on one line, without a C++ source location (``[/path/pair.cc:545] ``)
+    and, when longer than ``limit``, cut after its last whole word before it, with "..."."""
+    text = re.sub(r"\[[^\]\s]*\.(?:cc|cpp|h|hpp|cu):\d+\]\s*", "", " ".join(message.split()))
+    if len(text) <= limit:
+        return text
+    cut = text[:limit + 1].rsplit(" ", 1)[0] if " " in text[:limit + 1] else text[:limit]
+    return cut.rstrip(" ,;:") + " ..."

@@ -303,16 +303,16 @@ def _lost_rank_as_error(shard: Any) -> Iterator[None]:
     try:
         yield
     except (dist.DistError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = distributed.clip(str(e).strip().splitlines()[0]) if str(e).strip() else type(e).__name__
         lost = isinstance(e, dist.DistError) or "gloo" in str(e).lower() or "nccl" in str(e).lower()
         if not lost and shard.rank != 0:
             # the launcher reports this rank's last error line; leaving the group can abort
             # the process (gloo's threads) before the exception is printed: write it first
-            sys.stderr.write(f"error: {first[:200]}\n")
+            sys.stderr.write(f"error: {first}\n")
             sys.stderr.flush()
         distributed.leave()
         if lost:
-            raise GraphrecError(f"rank {shard.rank} lost another rank of the {shard.world}: {first[:200]}") from None
+            raise GraphrecError(f"rank {shard.rank} lost another rank of the {shard.world}: {first}") from None
         raise
     except BaseException:
         distributed.leave()

@@ -193,6 +193,80 @@ def test_sigterm_to_the_launcher_keeps_the_run_like_ctrl_c(data_dir, two_ranks, 
     assert got["resumed_after"] == [2] and got["test"] == want["test"]
 
 
+SIGINT_AT_EPOCH_3 = textwrap.dedent(
+    """
+    import os, signal, time
+    from graphrec.models.lightgcn import LightGCN
+    start = LightGCN.start_epoch
+
+    def start_epoch(model, epoch):
+        if epoch == 3 and os.environ.get("RANK") == "0":
+            if os.environ.get("TO_GROUP"):  # the terminal's Ctrl-C: the launcher's whole process group
+                os.killpg(os.getpgid(0), signal.SIGINT)
+            else:  # `kill -INT LAUNCHER`, a notebook's interrupt: the launcher alone
+                os.kill(os.getppid(), signal.SIGINT)
+            time.sleep(20)  # the launcher's forwarded stop ends this
+        return start(model, epoch)
+
+    LightGCN.start_epoch = start_epoch
+    """
+)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT")
+@pytest.mark.parametrize("to", ["launcher", "group"])
+def test_sigint_to_the_launcher_stops_every_rank_and_keeps_the_run(data_dir, tmp_path, to):
+    """docs/scaling.md: Ctrl-C reaches every rank. A SIGINT sent to the launcher alone
+    was swallowed (the run trained to its end, exit 0); one sent to the whole group (the
+    terminal) reaches each rank once, through the launcher."""
+    env = dict(hook_env(tmp_path, SIGINT_AT_EPOCH_3), **({"TO_GROUP": "1"} if to == "group" else {}))
+    argv = [sys.executable, "-m", "graphrec", *map(str, TRAIN), "--data", str(data_dir), "--batch-size", "128",
+            "--nproc", "2", "--out", "run"]
+    res = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300, start_new_session=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="1", **env))
+    assert res.returncode == 130, res.stderr
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("interrupted after 2 of 4 epochs") and "--nproc 2" in err[0], res.stderr
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    assert record["status"] == "interrupted" and record["epochs_completed"] == 2
+    assert (tmp_path / "run" / "resume.pt").is_file()
+
+
+KILL_RANK_AT_EPOCH_2 = textwrap.dedent(
+    """
+    import os, signal
+    from graphrec.models.lightgcn import LightGCN
+    start = LightGCN.start_epoch
+
+    def start_epoch(model, epoch):  # `kill -9` of one rank, the out-of-memory killer
+        if epoch == 2 and os.environ.get("RANK") == os.environ["KILLED_RANK"]:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return start(model, epoch)
+
+    LightGCN.start_epoch = start_epoch
+    """
+)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+@pytest.mark.parametrize("rank", ["1", "0"])
+def test_a_rank_killed_by_a_signal_is_named_with_the_signal(data_dir, tmp_path, rank):
+    """docs/scaling.md: one line per failed rank naming it and its error, also when it
+    dies of a signal: the killed rank and its signal are named (it could not say so
+    itself), and the survivor's error line is not cut in the middle of a word."""
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run", cwd=tmp_path,
+                   env=dict(hook_env(tmp_path, KILL_RANK_AT_EPOCH_2), KILLED_RANK=rank))
+    assert res.returncode == 1, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert (f"error: rank {rank} of 2 was killed by signal 9 (SIGKILL: out of memory, or kill -9?); "
+            "the other ranks were stopped") in errors, res.stderr
+    assert all(ln.startswith("error: ") for ln in errors) and "Traceback" not in res.stderr, res.stderr
+    for ln in errors:  # gloo's message: no C++ source location, not cut at 200 characters mid-word
+        assert ".cc:" not in ln, ln
+        assert "This is typically caused" not in ln or "bugs in the application" in ln, ln
+    assert not (tmp_path / "run").exists()
+
+
 RANK_1_ABORTS_AT_EXIT = textwrap.dedent(
     """
     import os

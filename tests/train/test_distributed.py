@@ -202,3 +202,15 @@ def test_two_ranks_build_the_graphs_of_one_process_edge_for_edge(tmp_path, launc
             np.testing.assert_array_equal(got[name + "_indptr"], g.indptr, err_msg=name)
             np.testing.assert_array_equal(got[name + "_indices"], g.indices, err_msg=name)
             np.testing.assert_array_equal(got[name + "_data"], g.data, err_msg=name)
+
+
+def test_a_quoted_message_is_one_line_without_its_source_location_and_cut_at_a_word():
+    from graphrec.distributed import clip
+
+    gloo = ("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:3786: "
+            "Connection reset by peer. This is typically caused by a remote worker hanging or bugs in the\n"
+            "application. Check the logs of the remote worker before reporting an error.")
+    assert clip(gloo) == gloo[gloo.index("Read"):].replace("\n", " ")
+    short = clip(gloo, 80)
+    assert short == "Read error [127.0.0.1]:3786: Connection reset by peer. This is typically caused ..."
+    assert clip("x" * 50, 10) == "x" * 10 + " ..."

@@ -7,17 +7,19 @@ Example:
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from graphrec.cli._common import Threads, metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
+from graphrec.cli._common import ARGV, Threads, metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
 from graphrec.cli.train import ColdProtocol, ColdStart, Negatives, SelectOn
 
 
 @user_errors
 def tune(
+    ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="The model to tune (graphrec models lists them).")],
     data: Annotated[Path, typer.Option("--data", help="Dataset directory (from `graphrec prepare`).")],
     storage: Annotated[
@@ -113,6 +115,7 @@ def tune(
             config=config, timeout=timeout, seed=seed, out=out, device=dev, pruning=pruning,
             prune_startup=prune_startup, prune_warmup=prune_warmup, tensorboard=tensorboard, log=echo,
             cold_start=cold_start, cold_protocol=cold_protocol, repeats=repeats, grid=grid,
+            command=None if ctx.meta.get(ARGV) is None else shlex.join(["graphrec", *ctx.meta[ARGV]]),
         )
     except KeyboardInterrupt:
         typer.secho("error: interrupted: the running trial is marked failed; run the same command again to continue "

@@ -668,7 +668,7 @@ def run_ctr(
     if previous is not None:
         check_same_run(previous, out, record, identity_defaults(model_name, config, "ctr"))  # type: ignore[arg-type]
         keeper = StateKeeper(load_resume_state(out, previous))  # type: ignore[arg-type]
-    provenance = _provenance(command, previous, keeper)
+    provenance = _provenance(command, previous, keeper, device)
     check_ctr_model(data, model_name, params, item_graph)  # before the graphs are built
     seed_everything(config.seed)
     t0 = time.perf_counter()

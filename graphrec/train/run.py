@@ -167,7 +167,7 @@ def run_training(
         check_same_run(previous, out, run_identity(model_name, params, config, dataset, transforms),
                        identity_defaults(model_name, config))
         keeper = StateKeeper(load_resume_state(out, previous))
-    provenance = _provenance(command, previous, keeper)
+    provenance = _provenance(command, previous, keeper, device)
     source_state()  # the record's commit (a git call) is asked now, not while a Ctrl-C is being handled
     seed_everything(config.seed)
     t0 = time.perf_counter()
@@ -243,19 +243,32 @@ def _recorded_source(
     return data_path, transforms
 
 
-def _provenance(command: str | None, previous: Mapping[str, Any] | None, keeper: StateKeeper | None) -> dict[str, Any]:
-    """The record entries saying how a run was started: its command line and, for a
-    resumed run, the first start's date and the epochs it was resumed after."""
-    out: dict[str, Any] = {} if command is None else {"command": command}
+def _provenance(command: str | None, previous: Mapping[str, Any] | None, keeper: StateKeeper | None,
+                device: str | torch.device | None = None) -> dict[str, Any]:
+    """The record entries saying how a run was started: its command line and the working
+    directory it was typed in (``cwd``: its relative paths are relative to it) and, for a
+    resumed run, the first start's date, command and directory, the epochs it was resumed
+    after and each part's processes, device and torch threads (``parts``)."""
+    out: dict[str, Any] = {} if command is None else {"command": command, "cwd": os.getcwd()}
     if previous is not None and keeper is not None and keeper.state is not None:
         out["created"] = previous.get("created")
-        out["command"] = previous.get("command") or command
+        if previous.get("command"):
+            out["command"] = previous["command"]
+            out["cwd"] = previous.get("cwd")  # None: recorded before graphrec recorded it
         out["resumed_after"] = [*previous.get("resumed_after", []), keeper.state.epoch]
         # the processes of each part (one more entry than resumed_after): --nproc may change
         # on resume, and ``distributed`` describes the last part only
         shard = distributed.current()
         earlier = previous.get("processes") or [int((previous.get("distributed") or {}).get("world", 1))]
         out["processes"] = [*earlier, 1 if shard is None else shard.world]
+        # so may --device and --threads, which ``device`` and ``environment`` describe for the
+        # last part only: float sums, and so the losses, depend on them
+        first = {"after_epoch": 0, "device": previous.get("device"),
+                 "threads": (previous.get("environment") or {}).get("threads"), "processes": earlier[0]}
+        parts = list(previous.get("parts") or [first])
+        part = {"after_epoch": keeper.state.epoch, "device": str(resolve_device(device if device is not None else "cpu")),
+                "threads": torch.get_num_threads(), "processes": out["processes"][-1]}
+        out["parts"] = [*parts, part]
     return out
 
 

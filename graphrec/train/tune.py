@@ -19,8 +19,9 @@ calls and processes as it takes.
 
 The output folder ``OUT`` holds::
 
-    tune.json                    the study's storage and name (an OUT belongs to one study)
-    trials/<n>/record.json       every trial's run record (validation only; "tune": state, value, params)
+    tune.json                    the study's storage and name (an OUT belongs to one study), each call's command line
+    trials/<n>/record.json       every trial's run record (validation only; "tune": state, value, params;
+                                 "command": the graphrec train line that trains it again)
     trials/<n>/model.pt          the best validated weights of a completed trial
     trials/<n>/seed<s>/          the same, per seed, when each trial trains ``repeats`` > 1 seeds
     trials.csv                   one row per trial: trial, state, parameters, valid_<metric> (and seed<s>)
@@ -176,6 +177,7 @@ def tune(
     cold_protocol: str = "papers",
     repeats: int = 1,
     grid: bool = False,
+    command: str | None = None,
 ) -> TuneResult:
     """Run ``trials`` more trials of the study ``study_name`` (default ``MODEL-DATASET``)
     in ``storage`` (module doc) and write ``out`` (default ``runs/tune-STUDY``).
@@ -199,7 +201,9 @@ def tune(
     best-validated seed written as ``OUT/best``. ``grid``: run every point of the space
     (each searched parameter a list of values or a stepped range) once, with Optuna's grid
     sampler, instead of TPE; ``trials`` None: every point not yet run (otherwise at most
-    ``trials`` of them), and 20 trials without ``grid``.
+    ``trials`` of them), and 20 trials without ``grid``. ``command``: the ``graphrec
+    tune ...`` line of this call, recorded in ``tune.json`` (``calls``: each call's
+    command line and working directory) with the working directory.
     """
     optuna = require_optuna()
     from graphrec.train.registry import get_model
@@ -261,8 +265,13 @@ def tune(
             failed = _fail_dead_trials(optuna, study, rdb)
             queued = _queue_lost_points(optuna, study, set(points)) if grid else []
             requeued = _queue_defaults(optuna, study, _default_point(entry, searched, config)) if not grid else None
+            calls = _earlier_calls(out / TUNE_FILE)
+            if command is not None:
+                calls.append({"command": command, "cwd": os.getcwd(),
+                              "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
             _write_json(out / TUNE_FILE, {"format": "graphrec-tune", "version": 1, "study": study_name, "storage": url,
-                                          "model": model, "data": str(Path(data).resolve())})
+                                          "model": model, "data": str(Path(data).resolve()),
+                                          **({"calls": calls} if calls else {})})
         for number, why in failed.items():
             again = "; its grid point will run again" if number in queued else ""
             again = "; the default configuration will run again" if number == requeued else again
@@ -325,6 +334,15 @@ def tune(
         return result
     finally:
         optuna.logging.set_verbosity(verbosity)
+
+
+def _earlier_calls(path: Path) -> list[dict[str, Any]]:
+    """The ``calls`` an existing ``tune.json`` lists (the study's earlier calls)."""
+    try:
+        calls = json.loads(path.read_text(encoding="utf-8")).get("calls")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return list(calls) if isinstance(calls, list) else []
 
 
 def _created_nothing(optuna: Any, rdb: Any, study_name: str) -> bool:
@@ -759,6 +777,9 @@ class _Objective:
     def _train(self, trial: Any, params: dict[str, Any], config: TrainConfig, run_dir: Path, name: str,
                report: bool) -> tuple[float, int]:
         """One training of the trial's configuration: (best validation metric, its epoch)."""
+        import torch
+
+        from graphrec.train.commands import train_command_line
         from graphrec.train.fit import fit, seed_everything, selected_score
         from graphrec.train.registry import build_model
         from graphrec.train.run import training_record
@@ -798,6 +819,9 @@ class _Objective:
             if state != "complete" or value is not None:
                 record = training_record(self.dataset, self.model, params, config, result, self.device, self.data_path,
                                          self.transforms, build_seconds)
+                # the graphrec train line that trains this configuration again (None: none can)
+                record["command"] = train_command_line(self.model, params, config, self.data_path, self.transforms,
+                                                       self.device, torch.get_num_threads())
                 seed = {"seed": config.seed} if self.repeats > 1 else {}
                 record["tune"] = {"study": self.study, "storage": self.url, "trial": trial.number, "state": state,
                                   "value": value, "params": dict(trial.params), **seed,

@@ -167,3 +167,29 @@ def test_sigterm_keeps_the_state_like_ctrl_c(data_dir, tmp_path):
                                                f"kept in {out}; resume with `graphrec train lightgcn"), proc.stderr
     record = json.loads((out / "record.json").read_text())
     assert record["status"] == "interrupted" and record["epochs_completed"] == 2
+
+
+def test_the_record_names_the_working_directory_and_each_parts_threads_and_device(data_dir, tmp_path, monkeypatch):
+    """--threads may change on resume and changes float sums: each part's threads, device
+    and processes are recorded (``device`` and ``environment`` describe the last part);
+    ``cwd`` says where the recorded command's relative paths lead."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    args = [*train_args(os.path.relpath(data_dir, tmp_path)), "--out", "run"]
+    threads = torch.get_num_threads()
+    try:
+        with monkeypatch.context() as m:
+            interrupt_at(m, 3)
+            assert run(*args, "--threads", "1").exit_code == 130
+        interrupted = json.loads((tmp_path / "run" / "record.json").read_text())
+        assert interrupted["cwd"] == str(tmp_path) and "parts" not in interrupted
+        res = run(*args, "--threads", "2", "--resume")
+        assert res.exit_code == 0, res.output
+    finally:
+        torch.set_num_threads(threads)
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    assert record["cwd"] == str(tmp_path) and record["command"] == interrupted["command"]
+    assert record["parts"] == [{"after_epoch": 0, "device": "cpu", "threads": 1, "processes": 1},
+                               {"after_epoch": 2, "device": "cpu", "threads": 2, "processes": 1}]
+    assert record["environment"]["threads"] == 2

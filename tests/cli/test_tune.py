@@ -160,6 +160,43 @@ def test_the_best_run_is_a_run_directory_evaluate_and_recommend_accept(data, tmp
     assert res.exit_code == 0 and "test of the best trial" in res.output
 
 
+def test_the_records_name_the_commands_and_a_trials_train_command_reproduces_it_exactly(data, tmp_path, monkeypatch):
+    """tune.json records each call's command line and working directory; every trial
+    record (and the best run) a `graphrec train` line that, run from another folder,
+    trains the trial again to the last digit."""
+    import json
+    import shlex
+
+    from graphrec.train.record import load_record
+
+    monkeypatch.chdir(tmp_path)
+    args = ["tune", "lightgcn", "--data", os.path.relpath(data, tmp_path), "--trials", "2", "--storage",
+            "sqlite:///study.db", "--out", "out", "--epochs", "3", "--batch-size", "512", "--device", "cpu",
+            "--threads", "1", "--no-pruning"]
+    assert run(*args).exit_code == 0
+    assert run(*args[:5], "1", *args[6:]).exit_code == 0
+    calls = json.loads((tmp_path / "out" / "tune.json").read_text())["calls"]
+    assert [(c["command"], c["cwd"]) for c in calls] == [(shlex.join(["graphrec", *args]), str(tmp_path)),
+                                                         (shlex.join(["graphrec", *args[:5], "1", *args[6:]]),
+                                                          str(tmp_path))]
+    trial = load_record(tmp_path / "out" / "trials" / "1")  # a TPE trial: lr, reg_weight and layers searched
+    command = shlex.split(trial["command"])
+    assert command[:5] == ["graphrec", "train", "lightgcn", "--data", str(data.resolve())]
+    assert {"--lr", "--epochs", "--batch-size", "--threads"} <= set(command), command
+    best = load_record(tmp_path / "out" / "best")
+    assert best["command"] == load_record(tmp_path / "out" / "trials" / str(best["tune"]["trial"]))["command"]
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    res = run(*command[1:], "--out", "again", "--quiet")
+    assert res.exit_code == 0, res.output
+    again = load_record(tmp_path / "elsewhere" / "again")
+    assert again["model_params"] == trial["model_params"]
+    assert [(h["loss"], h.get("valid")) for h in again["history"]] == [(h["loss"], h.get("valid"))
+                                                                         for h in trial["history"]]
+    assert again["best_valid"] == trial["best_valid"] and again["best_epoch"] == trial["best_epoch"]
+
+
 def test_repeats_select_on_the_mean_of_seeds_and_report_each_seed_of_the_best(data, tmp_path):
     res = run(*_args(data, tmp_path, 2, 3, "--repeats", 2, "--no-pruning"))
     assert res.exit_code == 0, res.output

@@ -1,0 +1,123 @@
+"""The ``graphrec train`` command line that trains a given configuration again.
+
+A tune trial (and the best run of a study) records the command that reproduces it
+(:func:`train_command_line`): the model's hyper-parameters are written with the flags
+the registry derives for them (:attr:`graphrec.train.registry.ParamSpec.flags`, the
+flags ``graphrec train MODEL`` is generated with), every training option explicitly,
+the dataset's absolute path, the cold-start split, the device and torch's thread count
+(float sums on the CPU depend on it). A configuration the command line cannot express
+(a hyper-parameter without a flag, a training option ``graphrec train`` has no flag
+for, a cold-start split drawn with another seed than the training's) has no command:
+``None``. Training options at ``graphrec train MODEL``'s defaults are left out, and so
+is ``--lr-decay-every`` of a constant rate (``--lr-decay 1``), where it has no effect.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any, Mapping
+
+from graphrec.train.config import TrainConfig
+
+__all__ = ["train_command_line", "CONFIG_FLAGS"]
+
+#: the :class:`TrainConfig` fields that ``graphrec train`` sets, by the option's name
+#: (``--name-with-dashes``; the field ``valid_metric`` is the option ``--metric``)
+CONFIG_FLAGS = {
+    "epochs": "--epochs", "lr": "--lr", "lr_decay": "--lr-decay", "lr_decay_every": "--lr-decay-every",
+    "batch_size": "--batch-size", "patience": "--patience", "eval_every": "--eval-every",
+    "valid_metric": "--metric", "select_on": "--select-on", "negatives": "--negatives", "protocol": "--protocol",
+    "seed": "--seed",
+}
+#: fields that change no trained number (``graphrec train`` leaves them at their
+#: defaults): progress bars, the evaluation's batch and the cut-offs reported besides
+#: the selection metric's
+_INERT = ("progress", "eval_batch_size", "ks")
+
+
+def _text(value: Any) -> str:
+    """A value as the command line writes it (floats exactly: ``repr`` round-trips)."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}={_text(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(_text(v) for v in value)
+    return str(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values, a tuple equal to the list JSON makes of it."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return a == b
+
+
+def _param_words(spec: Any, value: Any) -> list[str] | None:
+    """The words that give the hyper-parameter ``spec`` the ``value`` (none at its
+    default); None when the command line cannot."""
+    if value == spec.default or (value is None and spec.default is None):
+        return []
+    opt = spec.option
+    if not opt.cli or opt.target != "model":
+        return None
+    flag = spec.flags[0]
+    if opt.invert:  # one negative flag: given, the parameter is False
+        return [flag] if value is False else None
+    if isinstance(value, bool):
+        on, _, off = flag.partition("/")
+        chosen = on if value else off
+        return [chosen] if chosen else None
+    if value is None:
+        return None  # no flag sets a parameter back to None
+    if opt.to_value is not None and isinstance(value, (list, tuple)):  # a repeated option (e.g. --graph PATH)
+        return [w for v in value for w in (flag, str(v))]
+    return [flag, _text(value)]
+
+
+def train_command_line(
+    model: str,
+    params: Mapping[str, Any],
+    config: TrainConfig,
+    data: str | os.PathLike,
+    transforms: Mapping[str, Any] | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+) -> str | None:
+    """``graphrec train MODEL --data ABSOLUTE ...``: the command that trains ``model`` with
+    the hyper-parameters ``params`` and the training options ``config`` on the dataset
+    ``data`` (the cold-start split ``transforms``), on ``device`` with ``threads`` torch
+    threads; None when the command line cannot express it (module doc)."""
+    from graphrec.train.registry import get_model
+
+    entry = get_model(model, "ranking")
+    words = ["graphrec", "train", model, "--data", str(Path(data).resolve())]
+    for spec in entry.params:
+        part = _param_words(spec, params.get(spec.name, spec.default))
+        if part is None:
+            return None
+        words += part
+    defaults = TrainConfig().to_dict()
+    cli_defaults = {**defaults, **dict(entry.train_defaults)}  # graphrec train MODEL's own defaults
+    chosen = config.to_dict()
+    for key, value in chosen.items():
+        if _same(value, cli_defaults.get(key)) or key in _INERT:
+            continue
+        if key == "lr_decay_every" and chosen.get("lr_decay") == 1.0:
+            continue  # no effect on a constant rate
+        if key not in CONFIG_FLAGS:
+            return None  # e.g. weight_decay or ks, which graphrec train does not set
+        words += [CONFIG_FLAGS[key], _text(value)]
+    tf = dict(transforms or {})
+    if tf.get("cold_start"):
+        if int(tf.get("cold_start_seed", config.seed)) != config.seed:
+            return None  # graphrec train draws the split with --seed
+        words += ["--cold-start", _text(float(tf["cold_start"])),
+                  "--cold-protocol", str(tf.get("cold_start_protocol", "papers"))]
+    if device is not None:
+        words += ["--device", str(device)]
+    if threads is not None:
+        words += ["--threads", str(int(threads))]
+    return shlex.join(words)

@@ -161,10 +161,11 @@ def train_command(
         check_output_folder(tensorboard, "--tensorboard")
 
     # the run directory is checked before anything is read or trained
+    interrupted = None
     if resume:
         if out is None or overwrite:
             raise ConfigError("--resume continues the interrupted run in --out: pass --out DIR, without --overwrite")
-        check_resumable(out)
+        interrupted = check_resumable(out)
     elif out is not None:
         check_run_output(out, overwrite)
     else:
@@ -198,8 +199,19 @@ def train_command(
     if shard is not None and dev.startswith("cuda"):
         dev = f"cuda:{shard.local_rank}"
     main = shard is None or shard.is_main
+    earlier_rows: list[dict[str, Any]] = []
+    if tensorboard is not None and interrupted is not None:
+        # the epochs trained before the interrupt go to a new TensorBoard folder too (the
+        # whole curve); a folder that has events (the first part's, presumably) gets the new ones
+        earlier_rows = [] if _has_events(tensorboard) else list(interrupted.get("history") or [])
     if main:
-        for line in _without_effect(model_name, model_overrides, cold_start, cold_protocol, negatives, untrained):
+        notes = _without_effect(model_name, model_overrides, cold_start, cold_protocol, negatives, untrained,
+                                lr_decay, lr_decay_every)
+        if tensorboard is not None and interrupted is not None and not earlier_rows and interrupted.get("history"):
+            done = int(interrupted.get("epochs_completed") or len(interrupted["history"]))
+            notes.append(f"--tensorboard {tensorboard} already holds events: the resumed run adds epochs "
+                         f"{done + 1} on (the first {done} are in the run's record.json and the earlier events)")
+        for line in notes:
             typer.echo(f"note: {line}", err=True)
     ds, transforms = _load(data, cold_start, seed, cold_protocol)
     default_out = out is None
@@ -213,6 +225,8 @@ def train_command(
             out = distributed.broadcast(claimed)  # rank 0's: the ranks' clocks may read another second
         if tensorboard is not None and main:
             writer = scalar_writer(tensorboard)
+            for row in earlier_rows:
+                writer(row)
         with sigterm_as_interrupt(), _lost_rank_as_error(shard):  # a kill keeps the state as Ctrl-C does
             record, _ = run_training(
                 ds, model_name, model_overrides, config, device=dev, out=out, data_path=data.resolve(),
@@ -237,16 +251,27 @@ def report_saved(out: Path, saved: Path) -> None:
                    f"{saved} instead", err=True)
 
 
+def _has_events(folder: Path) -> bool:
+    """Whether ``folder`` holds TensorBoard event files."""
+    return Path(folder).is_dir() and any(Path(folder).glob("events.out.tfevents.*"))
+
+
 def _without_effect(model_name: str, model_overrides: dict[str, Any], cold_start: float, cold_protocol: str,
-                    negatives: str, untrained: tuple[str, ...] = ()) -> list[str]:
+                    negatives: str, untrained: tuple[str, ...] = (), lr_decay: float = 1.0,
+                    lr_decay_every: int | None = None) -> list[str]:
     """The options given a value that changes nothing in this run (a run is still made: a
     note per option, so that a mistyped pairing is seen)."""
-    from graphrec.train.registry import COLD_PATH_PARAMS
+    from graphrec.train import TrainConfig
+    from graphrec.train.registry import COLD_PATH_PARAMS, get_model
 
     out = []
     if untrained:
         out.append(f"{', '.join(untrained)} {'has' if len(untrained) == 1 else 'have'} no effect: "
                    f"{model_name} has no parameters to train")
+    every = dict(get_model(model_name, "ranking").train_defaults).get("lr_decay_every", TrainConfig().lr_decay_every)
+    if (lr_decay == 1.0 and lr_decay_every is not None and lr_decay_every != every
+            and "--lr-decay-every" not in untrained):
+        out.append(f"--lr-decay-every {lr_decay_every} has no effect without --lr-decay (the learning rate is constant)")
     if not cold_start and cold_protocol != "papers":
         out.append(f"--cold-protocol {cold_protocol} has no effect without --cold-start")
     if not cold_start and negatives != "all" and "--negatives" not in untrained:

@@ -101,3 +101,35 @@ def test_a_tensorboard_folder_that_cannot_be_written_is_refused_first(data, tmp_
               "--out", tmp_path / "run", "--tensorboard", tmp_path / "file" / "tb")
     assert res.exit_code == 1 and res.output.startswith("error: cannot write --tensorboard"), res.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("same_folder", [False, True])
+def test_a_resumed_run_writes_the_whole_curve_or_says_where_the_first_part_is(data, tmp_path, monkeypatch,
+                                                                              same_folder):
+    """--tensorboard on --resume: a new folder gets the epochs trained before the
+    interrupt too (from the record), so it holds the whole curve; the first part's own
+    folder gets the new epochs, with a note (never silently half a curve)."""
+    pytest.importorskip("tensorboard", reason=NEEDS_TB)
+    from graphrec.models.lightgcn import LightGCN
+
+    start = LightGCN.start_epoch
+
+    def start_epoch(model, epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return start(model, epoch)
+
+    args = ["train", "lightgcn", "--data", data, "--epochs", 4, "--batch-size", 512, "--device", "cpu", "--quiet",
+            "--out", tmp_path / "run"]
+    with monkeypatch.context() as m:
+        m.setattr(LightGCN, "start_epoch", start_epoch)
+        assert run(*args, "--tensorboard", tmp_path / "tb1").exit_code == 130
+    second = tmp_path / ("tb1" if same_folder else "tb2")
+    res = run(*args, "--resume", "--tensorboard", second)
+    assert res.exit_code == 0, res.output
+    history = json.loads((tmp_path / "run" / "record.json").read_text())["history"]
+    got = scalars(second)
+    note = (f"note: --tensorboard {second} already holds events: the resumed run adds epochs 3 on (the first 2 are "
+            "in the run's record.json and the earlier events)")
+    assert (note in res.output) == same_folder, res.output
+    assert same_series(got["train/loss"], [(r["epoch"], r["loss"]) for r in history])  # epochs 1-4, each once

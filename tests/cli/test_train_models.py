@@ -296,3 +296,17 @@ def test_options_without_effect_are_noted(data_dir, tmp_path):
               "--cold-start", "0.2", "--cold-protocol", "hidden", "--cold-path", "content", "--cold-k", "7")
     assert res.exit_code == 0, res.output
     assert "note:" not in res.output
+
+
+def test_lr_decay_every_without_lr_decay_is_noted(data_dir, tmp_path):
+    res = run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--quiet", "--out", tmp_path / "r",
+              "--lr-decay-every", "7")
+    assert res.exit_code == 0, res.output
+    assert "note: --lr-decay-every 7 has no effect without --lr-decay (the learning rate is constant)" in res.output
+    res = run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--quiet", "--out", tmp_path / "s",
+              "--lr-decay-every", "7", "--lr-decay", "0.5")
+    assert res.exit_code == 0 and "note:" not in res.output, res.output
+    # smore decays by default (its reference's 0.96 every 50 epochs): --lr-decay-every acts
+    res = run("train", "smore", "--data", data_dir, "--epochs", "1", "--quiet", "--out", tmp_path / "t",
+              "--lr-decay-every", "7")
+    assert "--lr-decay-every" not in res.output, res.output

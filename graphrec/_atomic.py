@@ -73,12 +73,13 @@ def check_output(
     if kind not in ("dir", "file"):
         raise ValueError(f"kind={kind!r} is not dir or file")
     if path.exists() or path.is_symlink():
-        if not overwrite:
-            raise ConfigError(f"{shown} already exists: choose another {option} or pass --overwrite")
+        # the wrong type first: --overwrite would not help, so it is not suggested
         if kind == "dir" and not path.is_dir():
             raise ConfigError(f"{option} {shown} is a file, not a folder: remove it or choose another {option}")
         if kind == "file" and path.is_dir():
             raise ConfigError(f"{option} {shown} is a folder, not a file: choose another {option}")
+        if not overwrite:
+            raise ConfigError(f"{shown} already exists: choose another {option} or pass --overwrite")
         if kind == "dir" and marker is not None and any(path.iterdir()) and not any(path.glob(marker)):
             raise ConfigError(
                 f"{option} {shown} is not a {what} (no {marker} in it): --overwrite replaces only an earlier "

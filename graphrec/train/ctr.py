@@ -81,6 +81,8 @@ ATTENTION_FILE = "attention.npz"
 GRAPH_CHOICES = ("none", "knn", "cooccur", "both")
 #: the backbone optimisers of :class:`CTRConfig` (GMMF's paper: Adam; MARN's: AdaGrad)
 OPTIMIZERS = ("adam", "adagrad")
+#: the validation metric CTR training selects (and stops early) on
+SELECTION_METRIC = "auc"
 
 
 @dataclass

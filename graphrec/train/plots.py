@@ -49,7 +49,8 @@ def draw_runs(
     """Draw the curves of the run directories ``runs`` into ``out`` (module doc).
 
     ``labels`` name the runs in the legend (default: their folder names); ``metric`` is
-    the validation metric drawn and ``items`` the items it is of (``all``, ``cold`` or
+    the validation metric drawn (default: the one the first run selected on, a ranking
+    run's ``valid_metric``, a CTR run's ``auc``) and ``items`` the items it is of (``all``, ``cold`` or
     ``warm``; default: what the first run selected on, ``--select-on``). A run without
     that metric (``cold`` beside a run without a cold-start split) is left out of the
     validation panel with a ``UserWarning`` naming it (at least one run must have it).
@@ -67,7 +68,11 @@ def draw_runs(
         if not isinstance(record.get("history"), list) or not record["history"]:
             raise DataError(f"{run}: the record has no per-epoch history to draw")
     first = records[0].get("train_config") or {}
-    metric = metric or str(first.get("valid_metric", "recall@20"))
+    if metric is None:  # what the first run selected on: a CTR run on AUC, a ranking run on its valid_metric
+        from graphrec.train.ctr import SELECTION_METRIC
+
+        ctr = records[0].get("task") == "ctr"
+        metric = SELECTION_METRIC if ctr else str(first.get("valid_metric", "recall@20"))
     items = items or str(first.get("select_on", "all"))
     if items not in SELECT_GROUPS:
         raise ConfigError(f"--items {items!r} is not one of {', '.join(sorted(SELECT_GROUPS))}")
@@ -108,7 +113,9 @@ def draw_runs(
             for j, name in enumerate(names):
                 pts = [(r["epoch"], r["model"][name]) for r in rows if name in (r.get("model") or {})]
                 axes[2].plot(*zip(*pts), color=color, linestyle=styles[j % len(styles)], label=f"{label}: {name}")
-    axes[0].set(title="training loss", xlabel="epoch", ylabel="BPR loss (mean per batch)")
+    tasks = {rec.get("task", "ranking") for rec in records}
+    kind = "BPR loss" if tasks == {"ranking"} else "log loss" if tasks == {"ctr"} else "loss"
+    axes[0].set(title="training loss", xlabel="epoch", ylabel=f"{kind} (mean per batch)")
     axes[1].set(title=f"validation {metric}" + ("" if items == "all" else f", {items} items"), xlabel="epoch",
                 ylabel=metric)
     if learned:

@@ -348,6 +348,10 @@ def load_run(
     path = data_path or record["dataset"].get("path")
     if not path:
         raise DataError(f"{run_dir}: the record names no dataset path: pass --data DIR")
+    if data_path is None and not (Path(path) / "dataset.json").is_file():
+        # the recorded folder was moved or deleted: the fix is to say where it is now
+        raise DataError(f"run {run_dir} was trained on the dataset {path}, which is no longer there (moved or "
+                        "deleted?): pass --data DIR, the dataset's folder now")
     dataset = Dataset.load(path)
     tf = record["dataset"].get("transforms") or {}
     dataset = recorded_dataset(dataset, tf)

@@ -444,6 +444,15 @@ def check_same_run(previous: Mapping[str, Any], out: str | Path, run: Mapping[st
     then.update({k: v for k, v in plain(dict(defaults or {})).items() if k in now and k not in then})
     for name in [*now, *(k for k in then if k not in now)]:
         if now.get(name, "<unset>") != then.get(name, "<unset>"):
+            if name in ("the dataset's fingerprint", "the samples' fingerprint"):
+                # the same command would fail the same way: the data changed, not the options
+                where = (previous.get("dataset") or {}).get("path")
+                what = "dataset" if name == "the dataset's fingerprint" else "CTR samples"
+                raise ConfigError(
+                    f"--resume: the {what} {'at ' + str(where) + ' ' if where else ''}changed since the interrupted "
+                    f"run {out} started ({name} differs: re-prepared or edited?): restore the {what} it was "
+                    "started on, or start a new run (--overwrite instead of --resume, or another --out)"
+                )
             cmd = recorded_resume_command(previous, out)
             fix = f"`{cmd}`" if cmd else "the options it was started with"
             raise ConfigError(

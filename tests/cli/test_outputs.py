@@ -342,3 +342,30 @@ def test_an_interrupted_run_whose_out_was_written_meanwhile_is_kept_beside_it(da
     assert f"--out {out}-2 --resume`" in res.output
     assert (out / "mine.txt").read_text() == "keep me"
     assert json.loads((tmp_path / "run-2" / "record.json").read_text())["status"] == "interrupted"
+
+
+def test_an_out_that_is_a_file_says_so_first_not_pass_overwrite(data_dir, tmp_path):
+    """--overwrite would not help: the first message says what would."""
+    (tmp_path / "afile").write_text("mine")
+    for extra in ((), ("--overwrite",)):
+        line = one_error_line(run("train", "mf", "--data", data_dir, "--epochs", "1", "--device", "cpu", "--quiet",
+                                  "--out", tmp_path / "afile", *extra))
+        assert line == (f"error: --out {tmp_path / 'afile'} is a file, not a folder: remove it or choose another "
+                        "--out"), line
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_evaluating_a_run_whose_dataset_moved_says_to_pass_data(data_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    res = run("train", "mf", "--data", data, "--epochs", "1", "--dim", "4", "--device", "cpu", "--quiet",
+              "--out", tmp_path / "run")
+    assert res.exit_code == 0, res.output
+    data.rename(tmp_path / "moved")
+    line = one_error_line(run("evaluate", tmp_path / "run", "--device", "cpu"))
+    assert line == (f"error: run {tmp_path / 'run'} was trained on the dataset {data}, which is no longer there "
+                    "(moved or deleted?): pass --data DIR, the dataset's folder now"), line
+    res = run("evaluate", tmp_path / "run", "--device", "cpu", "--data", tmp_path / "moved")
+    assert res.exit_code == 0, res.output

@@ -154,3 +154,26 @@ def test_a_run_without_the_items_drawn_is_named_not_silently_left_out(runs, tmp_
             "of the validation panel") in res.output
     res = run("plot", tmp_path / "cold", runs["lightgcn"], "--out", tmp_path / "c.png", "--items", "all")
     assert res.exit_code == 0 and "warning" not in res.output
+
+
+def test_a_ctr_run_is_drawn_with_its_selection_metric_auc(tmp_path, monkeypatch):
+    """A CTR run selects on validation AUC: that is the default curve (the ranking
+    default, recall@20, is not in a CTR history)."""
+    pytest.importorskip("matplotlib", reason="graphrec plot needs matplotlib (the plot extra)")
+    import graphrec.train.plots as plots
+    from graphrec.models.ctr.testing import contract_ctr_data
+    from graphrec.train.ctr import CTRConfig, run_ctr
+
+    run_ctr(contract_ctr_data(), "lr", {}, CTRConfig(epochs=2, progress=False), out=tmp_path / "ctr")
+    drawn = []
+    real = plots.save_figure
+
+    def save(fig, out, plt, **kw):
+        drawn.append([ax.get_title() for ax in fig.axes] + [ax.get_ylabel() for ax in fig.axes])
+        return real(fig, out, plt, **kw)
+
+    monkeypatch.setattr(plots, "save_figure", save)
+    res = run("plot", tmp_path / "ctr", "--out", tmp_path / "ctr.png")
+    assert res.exit_code == 0, res.output
+    assert drawn == [["training loss", "validation auc", "log loss (mean per batch)", "auc"]]
+    _picture(tmp_path / "ctr.png")

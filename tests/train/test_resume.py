@@ -208,13 +208,19 @@ def test_what_cannot_be_resumed(ds, data_dir, uninterrupted, tmp_path, monkeypat
         (dict(model_overrides={"embedding_dim": 16}), "embedding_dim is 16 here but 8"),
         (dict(config=TrainConfig(**dict(CONFIG, lr=0.01))), "lr is 0.01 here but 0.02"),
         (dict(config=TrainConfig(**dict(CONFIG, epochs=9))), "epochs is 9 here but 6"),
-        (dict(dataset=synthetic_catalogue(n_users=50, n_items=30, n_clusters=2, seed=1)), "the dataset's fingerprint"),
     ]:
         args = dict(dataset=ds, model_name="lightgcn", model_overrides=PARAMS["lightgcn"], config=config)
         args.update(kwargs)
         with pytest.raises(ConfigError, match=f"--resume: {expected}.* in the interrupted run {out}: resume with the "
                                               "options it was started with, or pass --overwrite instead"):
             run_training(**args, out=out, resume=True)
+    # other data (re-prepared): the same command would fail again, so it is not offered
+    other = synthetic_catalogue(n_users=50, n_items=30, n_clusters=2, seed=1)
+    with pytest.raises(ConfigError) as e:
+        run_training(other, "lightgcn", PARAMS["lightgcn"], config, out=out, resume=True)
+    assert str(e.value) == (f"--resume: the dataset at {data_dir} changed since the interrupted run {out} started "
+                            "(the dataset's fingerprint differs: re-prepared or edited?): restore the dataset it was "
+                            "started on, or start a new run (--overwrite instead of --resume, or another --out)")
     assert load_record(out)["status"] == "interrupted"  # refusals change nothing
     # progress bars may differ
     record, _ = run_training(ds, "lightgcn", PARAMS["lightgcn"], TrainConfig(**dict(CONFIG, progress=True)), out=out,

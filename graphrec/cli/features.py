@@ -10,7 +10,6 @@ Example:
 
 from __future__ import annotations
 
-import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -29,6 +28,23 @@ def _echo_warning(message: Any, category: type, filename: str, lineno: int, file
     from tqdm.auto import tqdm
 
     tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+def _check_work_dir_apart(wdir: Path, folders: dict[str, Path]) -> None:
+    """The work folder must lie apart from the dataset folders: its chunks are written
+    into it and removed at the end."""
+    w = wdir.resolve()
+    for option, folder in folders.items():
+        f = folder.resolve()
+        if w == f or f in w.parents:
+            raise ConfigError(
+                f"--work-dir {wdir} is {'the' if w == f else 'inside the'} {option} folder {folder}: the feature chunks "
+                f"would be written into the dataset; choose a --work-dir outside --data and --out"
+            )
+        if w in f.parents:
+            raise ConfigError(
+                f"--work-dir {wdir} contains the {option} folder {folder}: choose a --work-dir outside --data and --out"
+            )
 
 
 @user_errors
@@ -62,7 +78,10 @@ def features(
     precision: str = typer.Option("auto", help="auto (mixed precision on CUDA), fp32, amp."),
     threads: Threads = None,
     out: Optional[Path] = typer.Option(None, help="Dataset directory to write [--data, updated in place]."),
-    work_dir: Optional[Path] = typer.Option(None, help="Folder of resumable chunks [.<out>.features-work beside the output]."),
+    work_dir: Optional[Path] = typer.Option(
+        None, help="Folder of resumable chunks, new or empty, outside --data/--out [.<out>.features-work beside the output]; "
+        "only graphrec's chunks in it are removed at the end."
+    ),
     fuse: bool = typer.Option(False, "--fuse", help="Also store the early-fused vector as modality 'fused'."),
     overwrite: bool = typer.Option(False, help="Replace existing image/text features (or an existing --out)."),
     restart: bool = typer.Option(False, "--restart", help="Discard chunks of an interrupted run instead of resuming."),
@@ -79,13 +98,16 @@ def features(
         SentenceTextEncoder,
         UnreadableImageWarning,
         attach_features,
+        check_work_dir,
         compose_texts,
         default_work_dir,
+        discard_chunks,
         extract_item_features,
         find_images,
         image_keys,
         parse_fields,
         read_item_table,
+        remove_work_dir,
     )
 
     if image_map is not None and images is None:
@@ -101,8 +123,13 @@ def features(
     in_place = out is None or out.resolve() == data.resolve()
     if not in_place:  # before anything is read or encoded
         check_output(out_dir, overwrite, option="--out", marker="dataset.json", what="graphrec dataset directory")
+    wdir = work_dir if work_dir is not None else default_work_dir(out_dir)
     if work_dir is not None:  # the resumable chunks go there (it may exist: a run to resume)
         check_output_folder(work_dir, "--work-dir")
+    _check_work_dir_apart(wdir, {"--data": data, "--out": out_dir})
+    # a folder of other files (the dataset, the working directory) is refused: the chunks
+    # are cleaned up at the end, and only what graphrec wrote may go
+    check_work_dir(wdir, "--work-dir")
     ds = Dataset.load(data)
     item_ids = ds.item_ids
 
@@ -193,9 +220,8 @@ def features(
             )
 
     # ---- extraction (resumable)
-    wdir = work_dir if work_dir is not None else default_work_dir(out_dir)
-    if restart and wdir.exists():
-        shutil.rmtree(wdir)
+    if restart:
+        discard_chunks(wdir)
     n_image = 0 if paths is None else sum(p is not None for p in paths)
     n_text = 0 if item_texts is None else sum(bool(t) for t in item_texts)
     typer.echo(
@@ -221,7 +247,7 @@ def features(
         )
     new_ds, notes = attach_features(ds, result, fuse=fuse, sources=sources)
     new_ds.save(out_dir, overwrite=True)
-    shutil.rmtree(wdir, ignore_errors=True)
+    remove_work_dir(wdir)  # its chunks and marker; the folder only when graphrec made it
     for f in result.values():
         typer.echo(f.summary())
     for note in notes:

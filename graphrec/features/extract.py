@@ -33,6 +33,7 @@ pretrained weights, dimension, precision), counts and the presence mask
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -46,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from graphrec._checks import is_int
 from graphrec.errors import ConfigError, DataError
 from graphrec.features.encoders import ImageEncoder, TextEncoder, UnreadableImage, cache_key_of, load_image
 from graphrec.graphs.fuse import fuse_features
@@ -61,12 +63,21 @@ __all__ = [
     "present_mask",
     "feature_info",
     "default_work_dir",
+    "check_work_dir",
+    "open_work_dir",
+    "discard_chunks",
+    "remove_work_dir",
+    "WORK_MARKER",
 ]
 
 #: chunk size, in batches, when none is given
 CHUNKS_OF_BATCHES = 16
 _MANIFEST = "manifest.json"
 _WORK_VERSION = 1
+#: file that marks a folder as graphrec's work folder of feature chunks
+WORK_MARKER = ".graphrec-features-work"
+#: the chunk folders graphrec writes into a work folder (one per modality)
+_CHUNK_FOLDERS = ("image", "text")
 
 
 class UnreadableImageWarning(UserWarning):
@@ -125,6 +136,104 @@ def default_work_dir(out: str | os.PathLike) -> Path:
     ``.<name>.features-work`` beside it (removed once the dataset is saved)."""
     out = Path(out)
     return out.parent / f".{out.name}.features-work"
+
+
+# --------------------------------------------------------------------------- work folder
+# A work folder holds only what graphrec writes: the marker WORK_MARKER (which says whether
+# graphrec created the folder) and one chunk folder per modality. A folder that exists
+# without the marker is used only when it is empty, and cleaning up removes only the
+# marker and the chunk folders (the folder itself when graphrec created it and it is then
+# empty): a work folder named by mistake (the dataset, the working directory) is refused,
+# never emptied.
+def _is_legacy_work_dir(path: Path) -> bool:
+    """A work folder of graphrec before the marker: only chunk folders with their manifest."""
+    entries = list(path.iterdir())
+    for e in entries:
+        if e.name not in _CHUNK_FOLDERS or e.is_symlink() or not e.is_dir():
+            return False
+        try:
+            mf = json.loads((e / _MANIFEST).read_text())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(mf, dict) or mf.get("modality") != e.name or "digest" not in mf:
+            return False
+    return bool(entries)
+
+
+def check_work_dir(path: str | os.PathLike, option: str = "work_dir") -> Path:
+    """Check, before any work, that ``path`` can serve as the work folder of feature chunks:
+    absent, empty, or a work folder graphrec made (its :data:`WORK_MARKER`; an older one of
+    only chunk folders is accepted too). Anything else is a one-line :class:`ConfigError`
+    naming ``option``: cleaning up would otherwise delete files graphrec did not write."""
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return path
+    if path.is_symlink() or not path.is_dir():
+        raise ConfigError(f"{option} {path} is not a folder: choose a new or empty folder for the feature chunks")
+    if (path / WORK_MARKER).is_file() or not any(path.iterdir()) or _is_legacy_work_dir(path):
+        return path
+    raise ConfigError(
+        f"{option} {path} is a folder of other files (no {WORK_MARKER} marker of graphrec's feature chunks): "
+        f"it would be mixed with the chunks and cleaned up with them; choose a new or empty folder for {option}"
+    )
+
+
+def open_work_dir(path: str | os.PathLike, option: str = "work_dir") -> Path:
+    """Make ``path`` graphrec's work folder (:func:`check_work_dir` first): create it when
+    missing and write :data:`WORK_MARKER`, which records whether this call created it."""
+    path = check_work_dir(path, option)
+    marker = path / WORK_MARKER
+    if marker.is_file():
+        return path
+    created = not path.exists() or _is_legacy_work_dir(path)
+    parents = 0  # missing parent folders made here (removed with the folder when empty)
+    while created and not path.absolute().parents[parents].exists():
+        parents += 1
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / f".{WORK_MARKER}.tmp"
+    record = {"graphrec": "feature chunks", "version": _WORK_VERSION, "created": created, "created_parents": parents}
+    tmp.write_text(json.dumps(record) + "\n")
+    os.replace(tmp, marker)
+    return path
+
+
+def discard_chunks(path: str | os.PathLike) -> None:
+    """Remove the chunk folders of graphrec's work folder ``path`` (``--restart``); the
+    marker and the folder stay. A folder that is not graphrec's is left alone."""
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink():
+        return
+    if not ((path / WORK_MARKER).is_file() or _is_legacy_work_dir(path)):
+        return
+    for name in _CHUNK_FOLDERS:
+        folder = path / name
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_work_dir(path: str | os.PathLike) -> None:
+    """Remove what graphrec wrote into the work folder ``path`` once the features are
+    saved: its chunk folders and marker, then the folder itself (and the missing parents
+    made for it) when graphrec created it and it is empty. Other files, and a folder
+    without the marker, are left alone."""
+    path = Path(path)
+    marker = path / WORK_MARKER
+    if path.is_symlink() or not marker.is_file():
+        return
+    try:
+        record = json.loads(marker.read_text())
+        created, parents = record.get("created") is True, record.get("created_parents", 0)
+    except (OSError, ValueError, AttributeError):
+        created, parents = False, 0
+    discard_chunks(path)
+    with contextlib.suppress(OSError):
+        marker.unlink()
+    if created:  # the folder, and the parents made for it, when they are empty
+        for folder in [path.absolute(), *path.absolute().parents[: parents if is_int(parents) else 0]]:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 # --------------------------------------------------------------------------- chunks
@@ -314,8 +423,11 @@ def extract_item_features(
         batch_size: items per forward pass.
         chunk_size: items per saved chunk (rounded up to a multiple of ``batch_size``;
             default ``16 * batch_size``).
-        work_dir: folder of the resumable chunks (``None``: nothing saved, no resume).
-            The caller removes it once the result is saved (:func:`default_work_dir`).
+        work_dir: folder of the resumable chunks (``None``: nothing saved, no resume):
+            missing, empty or a work folder of an earlier call (:func:`check_work_dir`;
+            a folder of other files is refused). The caller removes it once the result
+            is saved (:func:`remove_work_dir`, which removes only what graphrec wrote;
+            :func:`default_work_dir`).
         workers: threads decoding images (default ``min(8, cpu count)``).
         progress: show a tqdm bar per modality.
         on_chunk: called as ``on_chunk(modality, chunk_index, n_chunks)`` after each newly
@@ -325,7 +437,8 @@ def extract_item_features(
         ``{modality: ModalityFeatures}`` for ``image`` and/or ``text``.
 
     Raises:
-        ConfigError: no modality, a modality without its encoder, bad sizes.
+        ConfigError: no modality, a modality without its encoder, bad sizes, a
+            ``work_dir`` holding other files.
         DataError: inputs not aligned with the items.
     """
     if batch_size < 1:
@@ -336,6 +449,8 @@ def extract_item_features(
     if chunk < 1:
         raise ConfigError(f"chunk size must be at least 1, got {chunk}")
     chunk = -(-chunk // batch_size) * batch_size
+    if work_dir is not None:  # refused when it holds other files; marked as graphrec's
+        work_dir = open_work_dir(work_dir)
     results: dict[str, ModalityFeatures] = {}
 
     if image_paths is not None:

@@ -256,3 +256,58 @@ def test_a_model_that_fails_to_build_with_random_weights_says_so(tiny_config, mo
     monkeypatch.setattr(open_clip, "create_model_and_transforms", broken)
     with pytest.raises(ConfigError, match=r"could not build open_clip model 'GraphrecTinyCLIP' \(shapes do not match\)$"):
         ClipEncoder(str(tiny_config), None, device="cpu", seed=0)
+
+
+# ---- the work folder: only what graphrec wrote is ever removed
+def text_args(tiny_config, *extra):
+    return ("--text-fields", "title", "--model", tiny_config, "--pretrained", "none", "--device", "cpu", "--quiet", *extra)
+
+
+def test_a_work_dir_that_is_not_graphrecs_is_refused_and_left_alone(data_copy, tiny_config, tmp_path, monkeypatch):
+    # the dataset itself, the working directory and a folder of other files were deleted
+    # wholesale at the end of the run (and up front with --restart)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("mine\n")
+    before = sorted(p.name for p in data_copy.iterdir())
+    out = tmp_path / "out"
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        (data_copy, f"--work-dir {data_copy} is the --data folder {data_copy}"),
+        (data_copy / "chunks", f"is inside the --data folder {data_copy}"),
+        (out / "w", f"is inside the --out folder {out}"),
+        (".", f"--work-dir . contains the --data folder {data_copy}"),
+        (tmp_path / "mine", "is a folder of other files (no .graphrec-features-work marker"),
+    ]
+    for work, message in cases:
+        for restart in ((), ("--restart",)):
+            res = run("features", "--data", data_copy, "--out", out, "--work-dir", work, *restart, *text_args(tiny_config))
+            assert res.exit_code == 1 and res.output.strip().count("\n") == 0, res.output
+            assert message in res.output and "choose a" in res.output, res.output
+    assert sorted(p.name for p in data_copy.iterdir()) == before
+    assert Dataset.load(data_copy).n_items == 9724
+    assert (tmp_path / "mine" / "keep.txt").read_text() == "mine\n"
+    assert not out.exists() and not (data_copy / "chunks").exists()
+
+
+@NEEDS_CLIP_MARK
+def test_the_work_dir_loses_only_the_chunks(data_copy, tiny_config, tmp_path):
+    # an empty folder named by the user stays; one graphrec made goes, with the parents it made
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run("features", "--data", data_copy, "--out", tmp_path / "o1", "--work-dir", empty, *text_args(tiny_config))
+    assert res.exit_code == 0, res.output
+    assert empty.is_dir() and list(empty.iterdir()) == []
+    res = run("features", "--data", data_copy, "--out", tmp_path / "o2", "--work-dir", tmp_path / "new" / "w",
+              *text_args(tiny_config))
+    assert res.exit_code == 0, res.output
+    assert not (tmp_path / "new").exists()
+    # a file put into graphrec's work folder between two runs (--restart too) survives them
+    work = tmp_path / "work"
+    res = run("features", "--data", data_copy, "--out", tmp_path / "o3", "--work-dir", work, *text_args(tiny_config))
+    assert res.exit_code == 0 and not work.exists(), res.output
+    gf.open_work_dir(work)
+    (work / "notes.txt").write_text("notes\n")
+    res = run("features", "--data", data_copy, "--out", tmp_path / "o4", "--work-dir", work, "--restart",
+              *text_args(tiny_config))
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in work.iterdir()] == ["notes.txt"]

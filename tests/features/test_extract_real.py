@@ -12,6 +12,7 @@ import torch
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError
 from graphrec.features import (
+    WORK_MARKER,
     ClipEncoder,
     UnreadableImageWarning,
     attach_features,
@@ -22,6 +23,7 @@ from graphrec.features import (
     load_image,
     present_mask,
     read_item_table,
+    remove_work_dir,
 )
 
 
@@ -205,3 +207,31 @@ def test_sentence_transformers_absent_is_a_config_error(monkeypatch):
     with pytest.raises(ConfigError, match="pip install sentence-transformers") as e:
         SentenceTextEncoder("all-MiniLM-L6-v2")
     assert "\n" not in str(e.value)
+
+
+def test_a_work_dir_of_other_files_is_refused_and_kept(ds, titles, tiny_encoder, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "text").mkdir()  # a folder named like a chunk folder, not graphrec's
+    (mine / "text" / "keep.txt").write_text("mine\n")
+    with pytest.raises(ConfigError, match="work_dir .* is a folder of other files .*choose a new or empty folder"):
+        extract_item_features(ds.n_items, texts=titles, text_encoder=tiny_encoder, work_dir=mine)
+    assert (mine / "text" / "keep.txt").read_text() == "mine\n"
+    # the chunks go into a marked folder; removing it leaves what others put there
+    work = tmp_path / "work"
+    extract_item_features(ds.n_items, texts=titles, text_encoder=tiny_encoder, work_dir=work, batch_size=512)
+    assert sorted(p.name for p in work.iterdir()) == [WORK_MARKER, "text"]
+    (work / "notes.txt").write_text("notes\n")
+    remove_work_dir(work)
+    assert [p.name for p in work.iterdir()] == ["notes.txt"]
+    (work / "notes.txt").unlink()  # the folder is now the user's (empty): it stays
+    extract_item_features(ds.n_items, texts=titles, text_encoder=tiny_encoder, work_dir=work, batch_size=512)
+    remove_work_dir(work)
+    assert work.is_dir() and list(work.iterdir()) == []
+    new = tmp_path / "new" / "work"  # made by graphrec, with its parent: both go
+    extract_item_features(ds.n_items, texts=titles, text_encoder=tiny_encoder, work_dir=new, batch_size=512)
+    remove_work_dir(new)
+    assert not (tmp_path / "new").exists()
+    remove_work_dir(mine)  # not graphrec's: untouched
+    assert (mine / "text" / "keep.txt").is_file()
+

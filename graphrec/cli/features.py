@@ -69,7 +69,7 @@ def features(
         None, help="open_clip weights: a tag (openai, laion2b_s34b_b79k; needs internet), a checkpoint file, or none (random weights: tests only)."
     ),
     text_model: Optional[str] = typer.Option(
-        None, help="Embed texts with this sentence-transformers model (name or folder) instead of CLIP."
+        None, help="Embed texts (--texts/--text-fields) with this sentence-transformers model (name or folder) instead of CLIP."
     ),
     batch_size: int = typer.Option(64, help="Items per forward pass."),
     chunk_size: Optional[int] = typer.Option(None, help="Items per resumable chunk [16 x batch size]."),
@@ -117,8 +117,28 @@ def features(
             "nothing to extract: pass --images DIR and/or --texts FILE (or --text-fields to embed "
             "the dataset's own item fields)"
         )
+    # options that only act on an input that was not given
+    embeds_texts = texts is not None or text_fields is not None
+    if text_model is not None and not embeds_texts:
+        raise ConfigError(
+            "--text-model embeds item texts, and none are extracted: pass --texts FILE (or --text-fields for the "
+            "dataset's own item fields), or drop --text-model"
+        )
+    if id_column is not None and texts is None and image_map is None:
+        raise ConfigError(
+            "--id-column names the item id column of --texts or --image-map, and neither is given: "
+            "pass one of them, or drop --id-column"
+        )
+    if image_key != "item_id" and images is None:
+        raise ConfigError(f"--image-key {image_key} names the items' image files, and no --images DIR is given: "
+                          "pass --images, or drop --image-key")
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if chunk_size is not None and chunk_size < 1:
+        raise ConfigError(f"--chunk-size must be at least 1, got {chunk_size}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1 (threads decoding images), got {workers}: "
+                          "pass a positive number, or leave it out for min(8, CPUs)")
     out_dir = out if out is not None else data
     in_place = out is None or out.resolve() == data.resolve()
     if not in_place:  # before anything is read or encoded

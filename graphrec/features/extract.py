@@ -236,6 +236,11 @@ def remove_work_dir(path: str | os.PathLike) -> None:
                 break
 
 
+def _check_workers(workers: Any, option: str = "workers") -> None:
+    if workers is not None and (not is_int(workers) or workers < 1):
+        raise ConfigError(f"{option} must be a whole number of at least 1 (image decoding threads), got {workers!r}")
+
+
 # --------------------------------------------------------------------------- chunks
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
@@ -428,7 +433,7 @@ def extract_item_features(
             a folder of other files is refused). The caller removes it once the result
             is saved (:func:`remove_work_dir`, which removes only what graphrec wrote;
             :func:`default_work_dir`).
-        workers: threads decoding images (default ``min(8, cpu count)``).
+        workers: threads decoding images, at least 1 (default ``min(8, cpu count)``).
         progress: show a tqdm bar per modality.
         on_chunk: called as ``on_chunk(modality, chunk_index, n_chunks)`` after each newly
             embedded chunk is saved (a hook for progress reports and tests).
@@ -437,8 +442,8 @@ def extract_item_features(
         ``{modality: ModalityFeatures}`` for ``image`` and/or ``text``.
 
     Raises:
-        ConfigError: no modality, a modality without its encoder, bad sizes, a
-            ``work_dir`` holding other files.
+        ConfigError: no modality, a modality without its encoder, bad sizes or
+            ``workers``, a ``work_dir`` holding other files.
         DataError: inputs not aligned with the items.
     """
     if batch_size < 1:
@@ -449,6 +454,7 @@ def extract_item_features(
     if chunk < 1:
         raise ConfigError(f"chunk size must be at least 1, got {chunk}")
     chunk = -(-chunk // batch_size) * batch_size
+    _check_workers(workers)
     if work_dir is not None:  # refused when it holds other files; marked as graphrec's
         work_dir = open_work_dir(work_dir)
     results: dict[str, ModalityFeatures] = {}
@@ -471,7 +477,7 @@ def extract_item_features(
                 [cache_key_of(image_encoder), batch_size, chunk, idx.tolist(), [_path_identity(p) for p in paths]]
             ),
         }
-        n_workers = workers or min(8, os.cpu_count() or 1)
+        n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
             x_c, ok_c, resumed = _embed_in_chunks(
                 "image", paths, _image_chunk_fn(image_encoder, batch_size, pool), image_encoder.dim,

@@ -311,3 +311,29 @@ def test_the_work_dir_loses_only_the_chunks(data_copy, tiny_config, tmp_path):
               *text_args(tiny_config))
     assert res.exit_code == 0, res.output
     assert [p.name for p in work.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--workers", "-1"), "--workers must be at least 1 (threads decoding images), got -1"),  # was a traceback
+        (("--workers", "0"), "--workers must be at least 1"),
+        (("--chunk-size", "0"), "--chunk-size must be at least 1, got 0"),
+        (("--text-model", "all-MiniLM-L6-v2"), "--text-model embeds item texts, and none are extracted: pass --texts FILE"),
+        (("--id-column", "movieId"), "--id-column names the item id column of --texts or --image-map, and neither is given"),
+    ],
+)
+def test_bad_or_unused_options_are_refused_before_any_work(ml_small, data_copy, tiny_config, tmp_path, extra, message):
+    res = run("features", "--data", data_copy, "--images", ml_small / "posters", "--model", tiny_config,
+              "--pretrained", "none", "--device", "cpu", "--quiet", "--out", tmp_path / "out", *extra)
+    assert res.exit_code == 1 and res.output.strip().count("\n") == 0, res.output
+    assert message in res.output, res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_image_key_without_images_is_refused(ml_small, data_copy, tiny_config, tmp_path):
+    res = run("features", "--data", data_copy, "--texts", ml_small / "movies.csv", "--image-key", "tmdbId",
+              *text_args(tiny_config, "--out", tmp_path / "out"))
+    assert res.exit_code == 1 and res.output.strip().count("\n") == 0, res.output
+    assert "--image-key tmdbId names the items' image files, and no --images DIR is given" in res.output
+    assert not (tmp_path / "out").exists()

@@ -235,3 +235,9 @@ def test_a_work_dir_of_other_files_is_refused_and_kept(ds, titles, tiny_encoder,
     remove_work_dir(mine)  # not graphrec's: untouched
     assert (mine / "text" / "keep.txt").is_file()
 
+
+def test_workers_below_one_are_refused(ds, poster_paths, tiny_encoder):
+    # -1 was a ValueError traceback from the thread pool (0 silently meant the default)
+    for workers in (-1, 0, 1.5):
+        with pytest.raises(ConfigError, match=r"workers must be a whole number of at least 1 .* got"):
+            extract_item_features(ds.n_items, image_paths=poster_paths, image_encoder=tiny_encoder, workers=workers)

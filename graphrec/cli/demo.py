@@ -14,13 +14,17 @@ import typer
 
 from graphrec._atomic import check_output_folder
 from graphrec.cli._common import metric_table, resolve_device, user_errors
+from graphrec.errors import ConfigError
+
+#: the runs of the cold-start part (OUT/runs/<name>)
+COLD_RUNS = ("lightgcn-cold", "mmgef-cold", "mmgef-coldpath", "cb-cold")
 
 
 @user_errors
 def demo(
     out: Path = typer.Option(Path("graphrec-demo"), help="Folder for the demo's dataset and run."),
     epochs: int = typer.Option(60, help="Maximum epochs of every training run."),
-    cold: float = typer.Option(0.2, help="Fraction of items made cold (never seen in training) in the cold-start part (0: skip it)."),
+    cold: float = typer.Option(0.2, help="Fraction of items made cold (never seen in training) in the cold-start part, in (0, 1) (0: skip it)."),
     seed: int = typer.Option(0, help="Seed of the catalogue and of training."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -37,8 +41,16 @@ def demo(
     from graphrec.train.evaluate import most_popular_scorer
     from graphrec.train.run import cold_start_transforms
 
+    # every option and output before any work: nothing is written, nothing trained, when one is wrong
+    if epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {epochs}")
+    if not (cold == 0 or 0 < cold < 1):  # NaN too
+        raise ConfigError(f"--cold must be a fraction of the items in (0, 1), or 0 to skip the cold-start part, got {cold}")
+    if seed < 0:
+        raise ConfigError(f"--seed must be at least 0, got {seed}")
     dev = resolve_device(device)
-    check_output_folder(out, "--out")  # the demo's data and runs are replaced on every run
+    runs = ["lightgcn", "mmgef"] + (list(COLD_RUNS) if cold else [])
+    _check_outputs(out, runs)
     ds = synthetic_catalogue(seed=seed)
     st = ds.stats()
     typer.echo(
@@ -79,7 +91,7 @@ def demo(
         info = cs.meta["cold_start"]
         # a smaller learning rate under cold start, as the MM-GEF paper (section 4.2)
         none = {"cold_path": "none"}  # the models alone, as the papers run them
-        runs = {"LightGCN": train("lightgcn", cs, 1e-3, "lightgcn-cold", none),
+        runs = {"LightGCN": train("lightgcn", cs, 1e-3, "lightgcn-cold", none),  # the names of COLD_RUNS
                 "MM-GEF": train("mmgef", cs, 1e-3, "mmgef-cold", none),
                 "MM-GEF + cold path": train("mmgef", cs, 1e-3, "mmgef-coldpath", {"cold_path": "content"}),
                 "CB": train("cb", cs, 1e-3, "cb-cold")}
@@ -103,6 +115,27 @@ def demo(
             "(docs/models/cold-start.md)"
         )
     typer.echo(f"outputs in {out}/ (data/: the dataset, runs/: record.json + model.pt of every run)")
+
+
+def _check_outputs(out: Path, runs: list[str]) -> None:
+    """The demo replaces OUT/data and OUT/runs/<run> on every call: each must be absent,
+    an empty folder, or an earlier output of its kind (a dataset, a run directory), never
+    a folder of other files; and OUT must be writable."""
+    from graphrec.train.record import RECORD
+
+    check_output_folder(out, "--out")
+    wanted = [(out / "data", "dataset.json", "graphrec dataset")]
+    wanted += [(out / "runs" / r, RECORD, "run directory") for r in runs]
+    for path, marker, what in wanted:
+        if not (path.exists() or path.is_symlink()):
+            continue
+        if path.is_symlink() or not path.is_dir():
+            raise ConfigError(f"--out {out}: {path} is not a folder, and the demo writes its {what} there: "
+                              f"choose another --out, or move {path} away")
+        if any(path.iterdir()) and not (path / marker).is_file():
+            raise ConfigError(f"--out {out}: {path} is not a {what} (no {marker} in it), and the demo replaces it: "
+                              f"choose another --out, or move {path} away")
+        check_output_folder(path.parent, "--out")
 
 
 def _new_item_share(model, dataset, device) -> float:

@@ -369,3 +369,49 @@ def test_evaluating_a_run_whose_dataset_moved_says_to_pass_data(data_dir, tmp_pa
                     "(moved or deleted?): pass --data DIR, the dataset's folder now"), line
     res = run("evaluate", tmp_path / "run", "--device", "cpu", "--data", tmp_path / "moved")
     assert res.exit_code == 0, res.output
+
+
+# ------------------------------------------------- graphrec demo: outputs and options before any work
+def test_demo_checks_every_output_before_writing_or_training(tmp_path, monkeypatch):
+    # OUT/data was replaced (a folder of other files lost) and only then OUT/runs/lightgcn
+    # refused as "not a run directory"
+    import graphrec.data.synthetic as synthetic
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the catalogue was built before the outputs were checked")
+
+    monkeypatch.setattr(synthetic, "synthetic_catalogue", no_work)
+    out = tmp_path / "d"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "mine.txt").write_text("mine\n")
+    line = one_error_line(run("demo", "--out", out, "--epochs", "1", "--device", "cpu", "--quiet"))
+    assert f"{out / 'data'} is not a graphrec dataset (no dataset.json in it)" in line and "choose another --out" in line
+    assert (out / "data" / "mine.txt").read_text() == "mine\n"
+    (out / "data" / "mine.txt").unlink()
+    for run_name in ("lightgcn", "mmgef-coldpath"):
+        (out / "runs" / run_name).mkdir(parents=True)
+        (out / "runs" / run_name / "notes.txt").write_text("notes\n")
+        line = one_error_line(run("demo", "--out", out, "--epochs", "1", "--device", "cpu", "--quiet"))
+        assert f"{out / 'runs' / run_name} is not a run directory (no record.json in it)" in line, line
+        (out / "runs" / run_name / "notes.txt").unlink()
+    (out / "runs" / "cb-cold").write_text("a file")
+    line = one_error_line(run("demo", "--out", out, "--epochs", "1", "--device", "cpu", "--quiet"))
+    assert f"{out / 'runs' / 'cb-cold'} is not a folder" in line, line
+    assert sorted(p.name for p in (out / "data").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (("--cold", "1.5"), "--cold must be a fraction of the items in (0, 1), or 0 to skip the cold-start part, got 1.5"),
+        (("--cold", "-0.2"), "--cold must be a fraction of the items in (0, 1)"),
+        (("--cold", "nan"), "--cold must be a fraction of the items in (0, 1)"),
+        (("--epochs", "0"), "--epochs must be at least 1, got 0"),
+        (("--seed", "-1"), "--seed must be at least 0, got -1"),
+    ],
+)
+def test_demo_options_are_checked_before_any_work(tmp_path, option, message):
+    # --cold 1.5 was refused after the warm part trained, --epochs 0 after data/ was written
+    line = one_error_line(run("demo", "--out", tmp_path / "d", "--device", "cpu", "--quiet", *option))
+    assert message in line, line
+    assert not (tmp_path / "d").exists()

@@ -37,6 +37,17 @@ def _dataset_for(record, data: Optional[Path]):
     return ds
 
 
+def _weight_label(record) -> str:
+    """What a graph's edge weights are, from its record (weighting and normalisation)."""
+    if record.kind == "model":  # the operator a trained model propagates over
+        return f"{record.options.get('model')}'s propagation weights, as the model applies them"
+    what = {"count": "shared training items", "count/max": "co-interactions / max",
+            "cosine": "cosine similarity", "binary": "1 per neighbour"}.get(record.weighting or "", record.weighting or "as stored")
+    if record.normalization and record.normalization != "none":
+        what += f", {record.normalization}-normalised"
+    return what
+
+
 @user_errors
 def inspect_graph(
     graph: Path = typer.Argument(..., help="A graph folder written by `graphrec build-graph` (e.g. graphs/NAME/knn) or `graphrec export-graph`."),
@@ -146,11 +157,11 @@ def inspect_graph(
             label = f"  {w:.4f}  {ds.item_ids[j]}"
             typer.echo(label + (f"  {titles[j][:70]}" if titles is not None else ""))
     if user is not None:
-        typer.echo(f"neighbours of user {user} (weight: shared training items):")
+        typer.echo(f"neighbours of user {user} (weight: {_weight_label(record)}):")
         for j, w in neighbours(g, node, top):
             typer.echo(f"  {w:.4f}  {ds.user_ids[j]}")
     if plot is not None:
-        plot_degree_distribution(g, plot, title=f"{record.kind} graph of {record.dataset_name}")
+        plot_degree_distribution(g, plot, title=f"{record.kind} graph of {record.dataset_name}", nodes=record.nodes)
         typer.echo(f"degree distribution plotted to {plot}")
     if graphml is not None:
         write_graphml(g, graphml, ds, nodes=record.nodes)

@@ -133,9 +133,10 @@ def write_graphml(
     return path
 
 
-def plot_degree_distribution(graph: sp.spmatrix, path: str | os.PathLike, title: str = "") -> Path:
+def plot_degree_distribution(graph: sp.spmatrix, path: str | os.PathLike, title: str = "", nodes: str = "items") -> Path:
     """Log-log plot of the out- and in-degree distributions to a PNG (matplotlib, extra
-    ``plot``). A kNN graph has constant out-degree k; its in-degree shows the hubs."""
+    ``plot``). A kNN graph has constant out-degree k; its in-degree shows the hubs.
+    ``nodes`` (``"items"`` or ``"users"``, a record's ``nodes``) labels the counts."""
     try:
         import matplotlib
 
@@ -158,8 +159,8 @@ def plot_degree_distribution(graph: sp.spmatrix, path: str | os.PathLike, title:
     ax.set_yscale("log")
     ax.legend()
     ax.set_xlabel("degree (0 drawn at 0.8)")
-    ax.set_ylabel("items")
-    ax.set_title(title or f"{g.shape[0]} items, {g.nnz} edges")
+    ax.set_ylabel(nodes)
+    ax.set_title(title or f"{g.shape[0]} {nodes}, {g.nnz} edges")
     fig.tight_layout()
     try:
         with atomic_file(path) as tmp:  # keeps the suffix: savefig picks the format by it

@@ -87,3 +87,46 @@ def test_export_keeps_self_loops_leaves_the_matrix_alone_and_unions_directions()
     assert all(np.array_equal(a, b) for a, b in zip(before, (g.indptr, g.indices, g.data)))  # unchanged
     # undirected: every pair once, from either direction, weight max over the directions present
     assert edges(to_networkx(g, directed=False), undirected=True) == [(0, 0, 1.0), (0, 1, 0.5), (0, 2, 0.7), (1, 2, 0.4)]
+
+
+def test_the_degree_plot_counts_the_graphs_nodes(tmp_path):
+    # a user graph's plot said "items" on its y-axis
+    import pytest
+
+    pytest.importorskip("matplotlib")
+    from graphrec.graphs.export import plot_degree_distribution
+
+    g = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32))
+    users = plot_degree_distribution(g, tmp_path / "u.svg", nodes="users").read_text()
+    items = plot_degree_distribution(g, tmp_path / "i.svg").read_text()
+    assert "<!-- users -->" in users and "<!-- items -->" not in users  # the SVG names each text it draws
+    assert "<!-- items -->" in items and "<!-- users -->" not in items
+
+
+def test_inspect_labels_user_neighbour_weights_from_the_record(tmp_path):
+    # "(weight: shared training items)" was printed over normalised weights too
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+    from graphrec.cli.inspect_graph import _weight_label
+    from graphrec.data import Dataset
+    from graphrec.data.synthetic import synthetic_catalogue
+    from graphrec.graphs.store import GraphRecord
+
+    runner = CliRunner()
+    data = tmp_path / "syn"
+    synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=0).save(data)
+    user = str(Dataset.load(data).user_ids[0])
+    for norm, label in (("none", "(weight: shared training items):"),
+                        ("sym", "(weight: shared training items, sym-normalised):")):
+        out = tmp_path / norm
+        res = runner.invoke(app, ["build-graph", "--data", str(data), "--kind", "user-cooccur", "--normalization", norm,
+                                  "--out", str(out), "--quiet"])
+        assert res.exit_code == 0, res.output
+        res = runner.invoke(app, ["inspect", str(out / "user-cooccur"), "--user", user, "--top", "3"])
+        assert res.exit_code == 0, res.output
+        assert f"neighbours of user {user} {label}" in res.output, res.output
+    # a user graph exported from a trained run holds the model's own weights
+    rec = GraphRecord(kind="model", dataset_fingerprint="x", dataset_name="d", n_items=3, weighting="learned",
+                      nodes="users", n_users=4, options={"model": "dragon"})
+    assert _weight_label(rec) == "dragon's propagation weights, as the model applies them"

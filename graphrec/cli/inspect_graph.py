@@ -103,6 +103,13 @@ def inspect_graph(
         node = int(where[0])
     other = None
     if compare is not None:  # named: a graph that does not fit is an error (its fix: another graph)
+        other_nodes = read_record(compare).nodes
+        if other_nodes != record.nodes:  # its size is another node count: say which, not "different sizes"
+            a = {"items": "an item", "users": "a user"}
+            raise ConfigError(
+                f"--compare {compare} is {a[other_nodes]} graph and {graph} {a[record.nodes]} graph: "
+                f"compare {record.nodes[:-1]} graphs with {record.nodes[:-1]} graphs"
+            )
         try:
             other, _ = load_graph(compare, dataset=ds) if ds is not None else load_graph(compare)
         except GraphMismatch as e:

@@ -25,11 +25,12 @@ def draw_modality_attention(run_dir: Path, out: Path, rows: int = 20, seed: int 
     from graphrec.errors import ARRAY_FILE_ERRORS, DataError
     from graphrec.train.ctr import ATTENTION_FILE
 
-    from graphrec.train.record import RECORD, load_record
+    from graphrec.train.record import load_record
     from graphrec.train.state import check_finished
 
-    if (Path(run_dir) / RECORD).is_file():  # an interrupted run has no test split weights yet: how to resume it
-        check_finished(load_record(run_dir), run_dir)
+    # a folder that is no run (a typo) is named as such; an interrupted run has no test
+    # split weights yet: how to resume it
+    check_finished(load_record(run_dir), run_dir)
     path = Path(run_dir) / ATTENTION_FILE
     if not path.is_file():
         raise DataError(

@@ -128,7 +128,8 @@ def overlap(a: sp.spmatrix | sp.sparray, b: sp.spmatrix | sp.sparray) -> float:
     """Share of ``a``'s edges (i, j) that are also edges of ``b`` (NaN when a has none)."""
     ga, gb = _square(a, "a"), _square(b, "b")
     if ga.shape != gb.shape:
-        raise DataError(f"graphs of different sizes: a is {ga.shape}, b is {gb.shape}")
+        raise DataError(f"graphs of different sizes: a is {ga.shape}, b is {gb.shape}: compare graphs over the same "
+                        "nodes (item graphs of one dataset with each other, user graphs with user graphs)")
     if ga.nnz == 0:
         return float("nan")
     both = _pattern(ga).multiply(_pattern(gb))

@@ -363,3 +363,41 @@ def test_features_work_dir_under_a_file_is_refused_before_any_work(tmp_path, und
     line = one_error_line(run("features", "--data", tmp_path / "missing", "--texts", tmp_path / "texts.csv",
                               "--work-dir", tmp_path / under, "--out", tmp_path / "out"))
     assert "cannot write --work-dir" in line and "afile is a file, not a folder" in line, line
+
+
+# ------------------------------------------------------------------ refusals name the problem and the fix
+def test_comparing_an_item_graph_with_a_user_graph_says_so(data_dir, graph_dir, tmp_path):
+    # was "graphs of different sizes: a is (60, 60), b is (100, 100)"
+    res = run("build-graph", "--data", data_dir, "--kind", "user-cooccur", "--out", tmp_path / "u", "--quiet")
+    assert res.exit_code == 0, res.output
+    line = one_error_line(run("inspect", graph_dir, "--compare", tmp_path / "u" / "user-cooccur"))
+    assert (f"--compare {tmp_path / 'u' / 'user-cooccur'} is a user graph and {graph_dir} an item graph: "
+            "compare item graphs with item graphs") in line, line
+    line = one_error_line(run("inspect", tmp_path / "u" / "user-cooccur", "--compare", graph_dir))
+    assert "is a item graph" not in line and "compare user graphs with user graphs" in line, line
+
+
+def test_a_graph_of_a_kind_the_model_cannot_use_names_the_fix(data_dir, graph_dir, tmp_path):
+    # an exported model graph given to mmgef: the refusal said what, not how to get a usable one
+    import scipy.sparse as sp
+
+    from graphrec.data import Dataset
+    from graphrec.graphs.store import GraphRecord, load_graph, save_graph
+
+    ds = Dataset.load(data_dir)
+    g, _ = load_graph(graph_dir, dataset=ds)
+    model_graph = tmp_path / "model-graph"
+    save_graph(model_graph, sp.csr_matrix(g), GraphRecord.for_dataset(ds, kind="model", weighting="learned",
+                                                                      options={"model": "freedom", "view": "item"}))
+    line = one_error_line(run("train", "mmgef", "--data", data_dir, "--graph", model_graph, "--epochs", "1",
+                              "--device", "cpu", "--quiet", "--out", tmp_path / "run"))
+    assert "is a 'model' graph exported from a trained run (graphrec export-graph)" in line, line
+    assert line.endswith("build one with graphrec build-graph --kind knn or --kind cooccur, or drop --graph"), line
+    assert not (tmp_path / "run").exists()
+
+
+def test_plot_modality_attention_of_a_missing_run_says_there_is_no_run(tmp_path):
+    # was "runs/nothere/attention.npz not found: only GMMF and MARN runs export modality weights"
+    line = one_error_line(run("plot-modality-attention", tmp_path / "nothere", "--out", tmp_path / "a.png"))
+    assert f"{tmp_path / 'nothere'} is not a graphrec run directory (no record.json)" in line, line
+    assert "attention.npz" not in line and not (tmp_path / "a.png").exists()

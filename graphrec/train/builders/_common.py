@@ -176,7 +176,11 @@ def pick_graph(stored: list[tuple[sp.csr_matrix, GraphRecord, str]], kind: str, 
     found = []
     for g, r, p in stored:
         if r.kind not in allowed:
-            raise DataError(f"graph {p} is a {r.kind!r} graph; {model} uses {' and '.join(allowed)} graphs")
+            made = ("exported from a trained run (graphrec export-graph), " if r.kind == "model" else "")
+            raise DataError(
+                f"graph {p} is a {r.kind!r} graph {made}and {model} uses {' and '.join(allowed)} graphs: build one with "
+                f"graphrec build-graph {' or '.join(f'--kind {k}' for k in allowed)}, or drop --graph"
+            )
         if r.kind == kind:
             found.append((g, r, p))
     if len(found) > 1:

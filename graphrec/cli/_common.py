@@ -189,6 +189,20 @@ def format_learned(values: Mapping[str, float] | None) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in (values or {}).items()) or "fixed"
 
 
+def format_graph_weights(options: Mapping[str, Any]) -> str:
+    """The weights of a graph exported from a run (its record's ``options``): the learned
+    ones (``learned weights: ...``, ``fixed`` when none) and, where it merges modality
+    graphs with fixed weights, those (``fixed modality weights: image 0.5000, ...``) or
+    the entry-wise maximum it takes (SMORE's fusion graph)."""
+    line = f"learned weights: {format_learned(options.get('weights'))}"
+    merge = options.get("merge") or {}
+    if isinstance(merge.get("fixed_weights"), Mapping):
+        line += f"; fixed modality weights: {format_learned(merge['fixed_weights'])}"
+    if isinstance(merge.get("max_pooled"), list):
+        line += f"; entry-wise max of the {', '.join(map(str, merge['max_pooled']))} graphs"
+    return line
+
+
 def exported_graph_name(record: Any) -> str:
     """What a graph exported from a trained run is (``graphrec export-graph``), for a
     message: ``"user graph"``, ``"item graph"`` or, for one view of several, e.g. ``"text

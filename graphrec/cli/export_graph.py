@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from graphrec._atomic import check_output
-from graphrec.cli._common import exported_graph_name, format_learned, user_errors, warnings_as_lines
+from graphrec.cli._common import exported_graph_name, format_graph_weights, user_errors, warnings_as_lines
 from graphrec.errors import ConfigError
 
 
@@ -50,11 +50,10 @@ def export_graph(
     check_output(out, overwrite, option="--out", marker=RECORD_FILE, what="graph directory")
     with warnings_as_lines():  # e.g. a run too old to have its checkpoint hash
         rec = export_item_graph(run_dir, out, data_path=data, overwrite=overwrite, view=view)
-    weights = format_learned(rec.options["weights"])
     o = rec.options
     size = f"{rec.n_users} users" if rec.nodes == "users" else f"{rec.n_items} items"
     typer.echo(
         f"{o['model']} {exported_graph_name(rec)} of run {run_dir} (best epoch {o['best_epoch']}; "
-        f"learned weights: {weights}): {size}, {rec.nnz} edges -> {out}"
+        f"{format_graph_weights(o)}): {size}, {rec.nnz} edges -> {out}"
     )
     typer.echo(f"inspect it with: graphrec inspect {out}")

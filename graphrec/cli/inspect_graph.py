@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from graphrec._atomic import check_image_output, check_output
-from graphrec.cli._common import exported_graph_name, format_learned, user_errors
+from graphrec.cli._common import exported_graph_name, format_graph_weights, user_errors
 from graphrec.errors import ConfigError, DataError, GraphrecError
 
 
@@ -131,11 +131,10 @@ def inspect_graph(
     rep = graph_report(g, other=other, train=None if ds is None or users else ds.train, sample=sample)
     if record.kind == "model":  # exported from a trained run (graphrec export-graph)
         o = record.options
-        weights = format_learned(o.get("weights"))
         layers = f"{o.get('user_layers')} user layer(s)" if users else f"{o.get('item_layers')} item layer(s)"
         typer.echo(f"{graph}: the {exported_graph_name(record)} of {o.get('model')} run {o.get('run')} on {record.dataset_name} "
-                   f"(best epoch {o.get('best_epoch')}, {layers}, learned weights: "
-                   f"{weights}; modalities={','.join(record.modalities) or '-'})")
+                   f"(best epoch {o.get('best_epoch')}, {layers}, {format_graph_weights(o)}; "
+                   f"modalities={','.join(record.modalities) or '-'})")
     else:
         typer.echo(f"{graph}: {record.kind} graph of {record.dataset_name} ({record.builder}, k={record.k}, "
                    f"modalities={','.join(record.modalities) or '-'}, {record.normalization} normalisation"

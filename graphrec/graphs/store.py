@@ -110,7 +110,8 @@ class GraphRecord:
         weighting: edge weights, e.g. ``"cosine"``, ``"count"``, ``"count/max"``.
         symmetric: whether the stored matrix was symmetrised.
         normalization: normalisation applied before storing (``"none"``, ``"sym"``,
-            ``"row"``).
+            ``"row"``; ``"as-propagated"`` for a graph exported from a trained run: the
+            operator as the model applies it, its normalisation included).
         pruning: other pruning options, e.g. ``{"min_count": 2}``.
         options: any further builder options (e.g. ``{"include_self": False}``).
         builder: ``"graphrec <version>"``.

@@ -17,7 +17,7 @@ A model is a ``torch.nn.Module`` that
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -91,6 +91,14 @@ class Recommender(nn.Module):
         """Likewise the user-user graphs (n_users x n_users) the model propagates over,
         by name (DRAGON's co-occurrence graph); none by default. Names are distinct from
         :meth:`item_graphs`'s."""
+        return {}
+
+    def graph_merges(self) -> dict[str, dict[str, Any]]:
+        """How the graphs of :meth:`item_graphs` that merge several modality graphs with
+        FIXED (not learned) weights do so, by view: ``{"fixed_weights": {modality:
+        weight}}`` (a weighted sum: FREEDOM, DRAGON) or ``{"max_pooled": [modality,
+        ...]}`` (an entry-wise maximum: SMORE's fusion graph). Recorded by ``graphrec
+        export-graph`` beside the learned weights (:meth:`log_values`); none by default."""
         return {}
 
     @torch.no_grad()

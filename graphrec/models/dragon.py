@@ -65,7 +65,7 @@ Shapes: ``adjacency`` (n_users + n_items) square, torch sparse; ``item_graph``
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -115,6 +115,7 @@ class DRAGON(FeatureTables, Recommender):
         item_layers: int = 1,
         user_layers: int = 1,
         reg_weight: float = 1e-3,
+        graph_weights: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         features = dict(features or {})
@@ -138,6 +139,8 @@ class DRAGON(FeatureTables, Recommender):
 
         self.adj_op = SparseOperator(adjacency, "adjacency", n_users + n_items)
         self.item_op = SparseOperator(item_graph, "item_graph", n_items)
+        # the fixed modality weights item_graph was merged with (recorded, not applied here)
+        self.graph_weights = {str(m): float(w) for m, w in (graph_weights or {}).items()}
         self.user_op = SparseOperator(user_graph, "user_graph", n_users)
         self.modalities: tuple[str, ...] = tuple(features)
         dims = self._register_features(features, self.modalities, n_items, fine_tune=False)
@@ -181,6 +184,10 @@ class DRAGON(FeatureTables, Recommender):
     def user_graphs(self) -> dict[str, Tensor]:
         """``{"user": U}``."""
         return {"user": self.user_graph()}
+
+    def graph_merges(self) -> dict[str, dict[str, Any]]:
+        """``{"item": {"fixed_weights": ...}}``: the weights S was merged with, when given."""
+        return {"item": {"fixed_weights": dict(self.graph_weights)}} if self.graph_weights else {}
 
     def modality_representation(self, m: str) -> Tensor:
         r""":math:`\tilde x_m` ((n_users + n_items) x d): the summed layers of the

@@ -64,7 +64,7 @@ sparse, not symmetric: the kNN relation is directed); ``features[m]`` (n_items x
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -123,6 +123,7 @@ class FREEDOM(FeatureTables, ItemGraphRecommender):
         dropout: float = 0.8,
         feature_weight: float = 0.0,
         train_features: bool = True,
+        graph_weights: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         if tuple(interactions.shape) != (n_users, n_items):
@@ -161,6 +162,8 @@ class FREEDOM(FeatureTables, ItemGraphRecommender):
             n_users, n_items, full, embedding_dim=embedding_dim, num_layers=num_layers, reg_weight=0.0
         )
         self.item_op = SparseOperator(item_graph, "item_graph", n_items)
+        # the fixed modality weights item_graph was merged with (recorded, not applied here)
+        self.graph_weights = {str(m): float(w) for m, w in (graph_weights or {}).items()}
 
         self.modalities: tuple[str, ...] = tuple(features) if feature_weight > 0 else ()
         dims = self._register_features(features, self.modalities, n_items, bool(self.modalities) and train_features)
@@ -213,6 +216,10 @@ class FREEDOM(FeatureTables, ItemGraphRecommender):
         return self.full_adj()
 
     # ------------------------------------------------------------ the item graph
+    def graph_merges(self) -> dict[str, dict[str, Any]]:
+        """``{"item": {"fixed_weights": ...}}``: the weights S was merged with, when given."""
+        return {"item": {"fixed_weights": dict(self.graph_weights)}} if self.graph_weights else {}
+
     def item_graph(self) -> Tensor:
         """The frozen merged item graph S (torch sparse CSR, on the model's device)."""
         return self.item_op.matrix().detach()

@@ -107,7 +107,7 @@ square, torch sparse; user u is row u, item i row n_users + i); ``item_graphs[m]
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -341,6 +341,11 @@ class SMORE(Recommender):
     def item_graphs(self) -> dict[str, Tensor]:
         """``{view: item_graph(view)}`` for every modality and ``"fusion"``."""
         return {v: self.item_graph(v) for v in self.graphs}
+
+    def graph_merges(self) -> dict[str, dict[str, Any]]:
+        """``{"fusion": {"max_pooled": modalities}}``: the fusion graph is the entry-wise
+        maximum of the modality graphs (built by the caller, :func:`graphrec.train.builders.smore.max_pool_graphs`)."""
+        return {FUSION: {"max_pooled": list(self.modalities)}} if len(self.modalities) > 1 else {}
 
     def preference(
         self, behavioural: Tensor, views: Mapping[str, Tensor], dropout: bool = False

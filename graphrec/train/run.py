@@ -52,6 +52,7 @@ from graphrec.train.state import (
 
 __all__ = [
     "check_run_output",
+    "AS_PROPAGATED",
     "check_cold_start",
     "cold_start_transforms",
     "export_item_graph",
@@ -63,6 +64,10 @@ __all__ = [
     "training_record",
 ]
 
+
+#: the ``normalization`` of a graph exported from a trained run: the operator as the model
+#: propagates over it, its own normalisation (sym, softmax, ...) included
+AS_PROPAGATED = "as-propagated"
 
 def check_run_output(out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Refuse, before any work, a run directory that cannot be written: it exists and
@@ -443,10 +448,15 @@ def export_item_graph(
 
     ``view`` names the graph where the model has several (MGCN and SMORE: one per
     modality, SMORE's ``"fusion"``; DRAGON: ``"item"`` and its user graph ``"user"``);
-    a model with one needs none. The record has ``kind="model"``, ``weighting="learned"``
-    (``nodes="users"`` for a user graph), the dataset's provenance (cold-start split
-    included) and, in ``options``, the model, the run, its best epoch, the view, the item
-    layers, the learned weights (``model.log_values()``) and the dataset path.
+    a model with one needs none. The record has ``kind="model"``, ``weighting="learned"``,
+    ``normalization="as-propagated"`` (:data:`AS_PROPAGATED`: the matrix is the operator
+    the model multiplies by, its own normalisation included; FREEDOM's is the
+    sym-normalised modality graphs' weighted sum), ``nodes="users"`` for a user graph,
+    the dataset's provenance (cold-start split included) and, in ``options``, the model,
+    the run, its best epoch, the view, the item layers, the learned weights
+    (``model.log_values()``), how fixed modality graphs were merged where they were
+    (``merge``: :meth:`~graphrec.models.Recommender.graph_merges`, e.g. FREEDOM's
+    ``{"fixed_weights": {"image": 0.1, "text": 0.9}}``) and the dataset path.
     """
     t0 = time.perf_counter()
     record, dataset, model = load_run(run_dir, "cpu", data_path)
@@ -480,11 +490,13 @@ def export_item_graph(
         modalities = (view,)
     data = data_path or record["dataset"].get("path")
     item_layers = getattr(model, "user_layers" if user_graph else "item_layers", None)
+    merge = model.graph_merges().get(view)  # fixed modality weights, where the graph merges several
     graph_record = GraphRecord.for_dataset(
         dataset,
         kind="model",
         modalities=list(modalities),
         weighting="learned",
+        normalization=AS_PROPAGATED,  # the operator itself: whatever normalisation the model applies is in it
         symmetric=bool((matrix != matrix.T).nnz == 0),
         **({"nodes": "users"} if user_graph else {}),
         options={
@@ -494,6 +506,7 @@ def export_item_graph(
             "view": view,
             ("user_layers" if user_graph else "item_layers"): None if item_layers is None else int(item_layers),
             "weights": model.log_values(),
+            **({"merge": merge} if merge else {}),
             "source": {"data": str(Path(data).resolve())},
         },
         build_seconds=time.perf_counter() - t0,

@@ -256,12 +256,27 @@ def test_export_graph_of_every_graph_a_model_propagates_over(data_dir, tmp_path)
             assert rec.kind == "model" and rec.options["view"] == view and rec.nodes == ("users" if users else "items")
             own = [view] if view in ("image", "text") else [] if users else ["image", "text"]
             assert sorted(rec.modalities) == own, (name, view)
+            # the operator as propagated (FREEDOM's: the sym-normalised graphs' merge), not "none"
+            assert rec.normalization == "as-propagated", (name, view)
+            # fixed merges are said, not hidden behind "learned weights: fixed"
+            merge = {("freedom", "item"): {"fixed_weights": {"image": 0.1, "text": 0.9}},
+                     ("dragon", "item"): {"fixed_weights": {"image": 0.1, "text": 0.9}},
+                     ("smore", "fusion"): {"max_pooled": ["image", "text"]}}.get((name, view))
+            assert rec.options.get("merge") == merge, (name, view)
+            said = {"fixed_weights": "fixed modality weights: image 0.1000, text 0.9000",
+                    "max_pooled": "entry-wise max of the image, text graphs"}
+            for key, text in said.items():
+                assert (text in res.output) == (merge is not None and key in merge), (name, view, res.output)
     res = run("inspect", tmp_path / "g" / "dragon" / "user", "--sample", "20")
     assert res.exit_code == 0, res.output
     assert f"the user graph of dragon run {(tmp_path / 'dragon').resolve()}" in res.output
     assert "1 user layer(s)" in res.output
     res = run("inspect", tmp_path / "g" / "smore" / "fusion", "--sample", "20")
     assert res.exit_code == 0 and "the fusion item graph of smore run" in res.output, res.output
+    assert "learned weights: fixed; entry-wise max of the image, text graphs" in res.output
+    res = run("inspect", tmp_path / "g" / "freedom" / "item", "--sample", "20")
+    assert res.exit_code == 0, res.output
+    assert "learned weights: fixed; fixed modality weights: image 0.1000, text 0.9000" in res.output
 
 
 def test_export_graph_records_the_modalities_the_model_fused(data_dir, tmp_path):

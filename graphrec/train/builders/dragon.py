@@ -147,4 +147,5 @@ def build_dragon(
         item_layers=item_layers,
         user_layers=user_layers,
         reg_weight=reg_weight,
+        graph_weights=weights,
     )

@@ -208,4 +208,5 @@ def build_freedom(
         dropout=dropout,
         feature_weight=feature_weight,
         train_features=train_features,
+        graph_weights=weights,
     )

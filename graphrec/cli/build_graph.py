@@ -37,6 +37,11 @@ DEFAULTS: dict[str, Any] = {
     "out": None,
 }
 RECIPE_KEYS = set(DEFAULTS) | {"source", "data"}
+#: options that act on one kind of graph only (the others act on every kind)
+KNN_OPTIONS = ("modalities", "k", "weighting", "include_self", "backend")
+COOCCUR_OPTIONS = ("cooccur_top_k", "cooccur_min_count")  # cooccur and user-cooccur
+#: options that act on the cold-start split only
+COLD_OPTIONS = ("cold_protocol", "seed")
 # what each recipe value must be (YAML types), and how the message names it
 _TEXT, _COUNT, _FLAG = (str,), (int,), (bool,)
 RECIPE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
@@ -129,8 +134,10 @@ def build_graph(
     opts = dict(DEFAULTS)
     base = Path.cwd()
     source: dict[str, Any] | None = None
+    in_recipe: set[str] = set()
     if recipe is not None:
         values, base = read_recipe(recipe)
+        in_recipe = set(values)
         if "source" in values and "data" in values:
             raise ConfigError(f"{recipe}: names both data: and source:, two inputs: keep one of them")
         if "source" in values:
@@ -151,6 +158,18 @@ def build_graph(
     set_threads(threads)
     distributed.check_nproc(nproc)
     kinds = ["knn", "cooccur"] if opts["kind"] == "both" else [opts["kind"]]
+    # an option that acts on nothing built is refused when typed, noted when the recipe sets
+    # it (a recipe serves several kinds: --recipe R --kind cooccur leaves its kNN options unused)
+    typed = {key for key, v in given.items() if v is not None}
+    notes = []
+    for keys, why, fix in _unused(opts, kinds, kind_typed=kind is not None):
+        flags = [_flag(key, given[key]) for key in keys if key in typed]
+        if flags:
+            raise ConfigError(f"{', '.join(flags)} {'acts' if len(flags) == 1 else 'act'} {why}: "
+                              f"drop {'it' if len(flags) == 1 else 'them'}, or {fix}")
+        noted = [key for key in keys if key in in_recipe]
+        if noted:
+            notes.append(f"note: recipe {recipe}: {', '.join(noted)} {'acts' if len(noted) == 1 else 'act'} {why}: not used")
     # the option values (k, weighting, ..., the cold-start split) are checked before any data is read
     _specs(opts, kinds)
     if opts["cold_start"]:
@@ -175,6 +194,9 @@ def build_graph(
     main = shard is None or shard.is_main
     echo = typer.echo if main else (lambda *a, **k: None)
     try:
+        for line in notes:  # once, by the main rank
+            if main:
+                typer.secho(line, err=True, fg=typer.colors.YELLOW)
         _build(source=source, opts=opts, kinds=kinds, dev=dev, recipe=recipe, overwrite=overwrite, quiet=quiet,
                shard=shard, echo=echo, check_outputs=check_outputs)
     except BaseException:
@@ -183,6 +205,27 @@ def build_graph(
         raise
     if shard is not None:
         distributed.leave(wait=True)  # every rank done: leave together (see distributed.leave)
+
+
+def _flag(key: str, value: Any = None) -> str:
+    """The command-line option of a recipe key (``cooccur_top_k``: ``--cooccur-top-k``;
+    ``include_self`` False: ``--no-include-self``)."""
+    return ("--no-" if value is False else "--") + key.replace("_", "-")
+
+
+def _unused(opts: dict[str, Any], kinds: list[str], kind_typed: bool) -> list[tuple[tuple[str, ...], str, str]]:
+    """The groups of options that act on nothing this call builds: (keys, why, the fix)."""
+    kind = f"--kind {opts['kind']}" if kind_typed else f"the recipe's kind: {opts['kind']}"
+    groups = []
+    if "knn" not in kinds:
+        groups.append((KNN_OPTIONS, f"on kNN graphs only, and {kind} builds none", "build --kind knn or --kind both"))
+    if not {"cooccur", "user-cooccur"} & set(kinds):
+        groups.append((COOCCUR_OPTIONS, f"on co-interaction graphs (cooccur, user-cooccur) only, and {kind} builds none",
+                       "build --kind cooccur, user-cooccur or both"))
+    if not opts["cold_start"]:
+        groups.append((COLD_OPTIONS, "on a cold-start split only, and no cold start is asked for",
+                       "pass --cold-start FRACTION (e.g. 0.2)"))
+    return groups
 
 
 def _specs(opts: dict[str, Any], kinds: list[str]) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def inspect_graph(
     graph: Path = typer.Argument(..., help="A graph folder written by `graphrec build-graph` (e.g. graphs/NAME/knn) or `graphrec export-graph`."),
     item: Optional[str] = typer.Option(None, help="Show this item's neighbours (original id)."),
     user: Optional[str] = typer.Option(None, help="Show this user's neighbours in a user graph (original id)."),
-    top: int = typer.Option(10, help="How many neighbours to show."),
+    top: Optional[int] = typer.Option(None, help="How many neighbours --item/--user shows [10]."),
     compare: Optional[Path] = typer.Option(None, help="Another graph to measure overlap with [the sibling graph of the same folder (knn <-> cooccur; an exported graph: knn), where it fits the data]."),
     data: Optional[Path] = typer.Option(None, help="Dataset directory [the graph's recorded source]."),
     plot: Optional[Path] = typer.Option(None, help="Write the degree distribution here (.png, .pdf, .svg, ...: the suffix picks the format)."),
@@ -70,6 +70,10 @@ def inspect_graph(
     from graphrec.graphs.stats import graph_report, neighbours
     from graphrec.graphs.store import GraphMismatch, load_graph, read_record
 
+    if top is not None and item is None and user is None:
+        raise ConfigError(f"--top {top} sets how many neighbours --item or --user shows, and neither is given: "
+                          "pass --item ITEM_ID (--user USER_ID for a user graph), or drop --top")
+    top = 10 if top is None else top
     if top < 1:
         raise ConfigError(f"--top {top}: show at least one neighbour (--top 1 or more)")
     if sample < 1:

@@ -226,3 +226,59 @@ def test_inspect_and_recipe_messages_name_the_fix(data_dir, tmp_path):
     recipe.write_text(f"data: {data_dir}\nsource:\n  format: mmrec\n  path: {data_dir}\nkind: cooccur\nout: {tmp_path / 'r'}\n")
     res = run("build-graph", "--recipe", recipe, "--quiet")
     assert res.exit_code == 1 and "names both data: and source:" in res.output, res.output
+
+
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["--kind", "cooccur", "--k", "5", "--weighting", "binary"],
+         "error: --k, --weighting act on kNN graphs only, and --kind cooccur builds none: drop them, "
+         "or build --kind knn or --kind both"),
+        (["--kind", "user-cooccur", "--modalities", "text"], "error: --modalities acts on kNN graphs only"),
+        (["--kind", "cooccur", "--no-include-self"], "error: --no-include-self acts on kNN graphs only"),
+        (["--kind", "cooccur", "--backend", "torch"], "error: --backend acts on kNN graphs only"),
+        (["--kind", "knn", "--cooccur-top-k", "5", "--cooccur-min-count", "2"],
+         "error: --cooccur-top-k, --cooccur-min-count act on co-interaction graphs (cooccur, user-cooccur) only, "
+         "and --kind knn builds none: drop them, or build --kind cooccur, user-cooccur or both"),
+        (["--kind", "knn", "--seed", "3"],
+         "error: --seed acts on a cold-start split only, and no cold start is asked for: drop it, "
+         "or pass --cold-start FRACTION (e.g. 0.2)"),
+        (["--cold-start", "0", "--cold-protocol", "hidden"], "error: --cold-protocol acts on a cold-start split only"),
+    ],
+)
+def test_options_for_a_graph_not_built_are_refused_before_any_work(data_dir, tmp_path, args, error):
+    # they were silently ignored: the graph was built as if they had not been given
+    res = run("build-graph", "--data", data_dir, *args, "--out", tmp_path / "g", "--quiet", "--device", "cpu")
+    assert res.exit_code == 1 and res.output.strip().startswith(error), res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
+    assert not (tmp_path / "g").exists()
+
+
+def test_recipe_options_for_a_graph_not_built_are_noted(data_dir, tmp_path):
+    # a recipe serves several kinds (--recipe R --kind cooccur is how stale graphs are
+    # rebuilt): its options for the other kind are noted, not refused; under --kind both
+    # each option applies to its kind and nothing is said
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data: {data_dir}\nkind: both\nk: 4\nmodalities: [text]\ncooccur_top_k: 3\nseed: 2\n")
+    res = run("build-graph", "--recipe", recipe, "--kind", "cooccur", "--out", tmp_path / "g", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert (f"note: recipe {recipe}: modalities, k act on kNN graphs only, and --kind cooccur builds none: "
+            "not used") in res.output
+    assert f"note: recipe {recipe}: seed acts on a cold-start split only, and no cold start is asked for: not used" in res.output
+    _, rec = load_graph(tmp_path / "g" / "cooccur")
+    assert rec.k == 3
+    res = run("build-graph", "--recipe", recipe, "--cold-start", "0.2", "--out", tmp_path / "h", "--quiet", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "note:" not in res.output
+    assert load_graph(tmp_path / "h" / "knn")[1].k == 4 and load_graph(tmp_path / "h" / "cooccur")[1].k == 3
+
+
+def test_inspect_top_without_a_node_is_refused(data_dir, tmp_path):
+    # --top without --item/--user was ignored
+    out = tmp_path / "g"
+    assert run("build-graph", "--data", data_dir, "--kind", "knn", "--k", "3", "--out", out, "--quiet",
+               "--device", "cpu").exit_code == 0
+    res = run("inspect", out / "knn", "--top", "5")
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    assert ("error: --top 5 sets how many neighbours --item or --user shows, and neither is given: pass --item ITEM_ID "
+            "(--user USER_ID for a user graph), or drop --top") in res.output

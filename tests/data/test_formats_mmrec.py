@@ -240,6 +240,9 @@ def test_complex_and_out_of_float32_range_features_are_refused_without_numpy_war
             read_mmrec(f, features={"image": "big.npy"})
         with pytest.raises(DataError, match=r"inf\.npy: modality 'image' row 0 \(item '0'\) contains NaN or inf"):
             read_mmrec(f, features={"image": "inf.npy"})
+    np.save(tmp_path / "td.npy", np.ones((3, 2), "timedelta64[s]"))  # numpy's np.number, yet no feature
+    with pytest.raises(DataError, match=r"td\.npy: modality 'image' must be a 2-D numeric array .*dtype timedelta64"):
+        read_mmrec(f, features={"image": "td.npy"})
     np.save(tmp_path / "edge.npy", np.full((3, 2), np.finfo(np.float32).max, np.float64))
     assert read_mmrec(f, features={"image": "edge.npy"}).item_features["image"].max() == np.finfo(np.float32).max
 

@@ -383,7 +383,8 @@ def load_npy(path: Path, modality: str) -> np.ndarray:
         ) from None
     except OSError as e:
         raise DataError(f"{path}: not a .npy file ({one_line(e)}): save it with numpy.save") from None
-    if not isinstance(x, np.ndarray) or x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+    # (numpy counts timedelta64 as a number: durations are no features)
+    if not isinstance(x, np.ndarray) or x.ndim != 2 or not np.issubdtype(x.dtype, np.number) or x.dtype.kind == "m":
         shape = getattr(x, "shape", None)
         raise DataError(
             f"{path}: modality {modality!r} must be a 2-D numeric array (items x dim), "

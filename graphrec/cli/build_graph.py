@@ -170,6 +170,11 @@ def build_graph(
         noted = [key for key in keys if key in in_recipe]
         if noted:
             notes.append(f"note: recipe {recipe}: {', '.join(noted)} {'acts' if len(noted) == 1 else 'act'} {why}: not used")
+    if "knn" not in kinds:  # co-interaction graphs are sparse products in scipy, on the CPU
+        ignored = [f for f, on in ((f"--device {device}", device != "auto"), (f"--threads {threads}", threads is not None)) if on]
+        if ignored:
+            notes.append(f"note: {' and '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect on "
+                         "co-interaction graphs (scipy on the CPU, one thread): they act on the kNN search only")
     # the option values (k, weighting, ..., the cold-start split) are checked before any data is read
     _specs(opts, kinds)
     if opts["cold_start"]:

@@ -105,6 +105,19 @@ def test_cold_start_graph_hides_cold_items_from_cooccurrence(data_dir, tmp_path)
         load_graph(out / "cooccur", dataset=Dataset.load(data_dir))
 
 
+def test_device_and_threads_are_noted_for_co_interaction_graphs_only(data_dir, tmp_path):
+    """The co-interaction build is scipy on the CPU: --device/--threads act on kNN only."""
+    res = run("build-graph", "--data", data_dir, "--kind", "cooccur", "--device", "cpu", "--threads", "1",
+              "--out", tmp_path / "c", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert ("note: --device cpu and --threads 1 have no effect on co-interaction graphs (scipy on the CPU, one "
+            "thread): they act on the kNN search only") in res.output
+    for kind in ("cooccur", "both"):  # the defaults, or a kNN graph built too: no note
+        args = () if kind == "cooccur" else ("--device", "cpu", "--threads", "1")
+        res = run("build-graph", "--data", data_dir, "--kind", kind, *args, "--out", tmp_path / kind, "--quiet")
+        assert res.exit_code == 0 and "no effect" not in res.output, res.output
+
+
 def test_recipe_with_overrides(tmp_path, data_dir):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"data: {data_dir}\nkind: knn\nk: 4\nout: built\n")

@@ -14,7 +14,7 @@ import inspect
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Optional
+from typing import Annotated, Any, Callable, Iterator, Mapping, Optional
 
 import typer
 
@@ -31,6 +31,7 @@ from graphrec.cli._common import (
     set_threads,
     user_errors,
 )
+from graphrec.train.commands import TRAIN_OPTIONS, config_from_options, option_defaults
 
 Data = Annotated[Path, typer.Option("--data", help="Dataset directory (from `graphrec prepare`).")]
 Epochs = Annotated[int, typer.Option(help="Maximum number of epochs.")]
@@ -82,11 +83,21 @@ TensorBoard = Annotated[
     Optional[Path],
     typer.Option(help="Write TensorBoard scalars here: loss, validation metrics, learned weights (needs tensorboard)."),
 ]
-COMMON_OPTIONS = (
-    "epochs", "lr", "lr_decay", "lr_decay_every", "batch_size", "patience", "eval_every", "metric", "select_on", "protocol",
-    "seed", "device", "out", "overwrite", "resume", "cold_start", "cold_protocol", "negatives", "threads", "nproc",
-    "quiet", "tensorboard",
-)
+#: the options of a run that are not training options (:data:`TRAIN_OPTIONS`), with their defaults
+RUN_DEFAULTS: dict[str, Any] = {
+    "device": "auto", "out": None, "overwrite": False, "resume": False, "cold_start": 0.0, "cold_protocol": "papers",
+    "threads": None, "nproc": 1, "quiet": False, "tensorboard": None,
+}
+#: every option of every ``graphrec train MODEL`` command (the training options first)
+COMMON_OPTIONS = (*TRAIN_OPTIONS, *RUN_DEFAULTS)
+#: each option's typer annotation (flag, help)
+OPTION_TYPES: dict[str, Any] = {
+    "epochs": Epochs, "lr": Lr, "lr_decay": LrDecay, "lr_decay_every": LrDecayEvery, "batch_size": BatchSize,
+    "patience": Patience, "eval_every": EvalEvery, "metric": Metric, "select_on": SelectOn, "negatives": Negatives,
+    "protocol": Protocol, "seed": Seed, "device": Device, "out": Out, "overwrite": Overwrite, "resume": Resume,
+    "cold_start": ColdStart, "cold_protocol": ColdProtocol, "threads": Threads, "nproc": Nproc, "quiet": Quiet,
+    "tensorboard": TensorBoard,
+}
 
 #: the shared options that only training uses: hidden from the --help of a model without
 #: parameters (cb), still accepted (the commands of graphrec 0.1 had them); given, they
@@ -97,27 +108,12 @@ UNTRAINED_OPTIONS: dict[str, type] = {
 }
 
 
-def _common_options(values: dict[str, Any]) -> dict[str, Any]:
-    """The shared training options among a command's arguments."""
-    return {name: values[name] for name in COMMON_OPTIONS}
-
-
 def train_command(
     model_name: str,
     model_overrides: dict[str, Any],
     data: Path,
     *,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    lr_decay: float = 1.0,
-    lr_decay_every: int = 50,
-    patience: int,
-    eval_every: int,
-    metric: str,
-    select_on: str,
-    protocol: str,
-    seed: int,
+    train: Mapping[str, Any],
     device: str,
     out: Optional[Path],
     cold_start: float,
@@ -125,7 +121,6 @@ def train_command(
     quiet: bool,
     overwrite: bool = False,
     cold_protocol: str = "papers",
-    negatives: str = "all",
     tensorboard: Optional[Path] = None,
     resume: bool = False,
     command: Optional[str] = None,
@@ -133,6 +128,8 @@ def train_command(
     untrained: tuple[str, ...] = (),
 ) -> dict[str, Any] | None:
     """What every `graphrec train MODEL` does; returns the run record.
+
+    ``train`` holds the training options (:data:`TRAIN_OPTIONS`, by option name).
 
     Ctrl-C or SIGTERM during training keeps the best state so far in ``out`` as a run
     marked interrupted and ends with status 130 and one line naming the resume command
@@ -147,7 +144,7 @@ def train_command(
     says they have no effect).
     """
     from graphrec import distributed
-    from graphrec.train import TrainConfig, run_training
+    from graphrec.train import run_training
     from graphrec.errors import ConfigError
     from graphrec.train.run import check_cold_start, check_run_output
     from graphrec.train.state import check_resumable, sigterm_as_interrupt
@@ -175,21 +172,8 @@ def train_command(
     dev = resolve_device(device)
     # the training options are checked here, before any rank starts (a bad value is one
     # line, not one failure per rank)
-    config = TrainConfig(
-        epochs=epochs,
-        lr=lr,
-        lr_decay=lr_decay,
-        lr_decay_every=lr_decay_every,
-        batch_size=batch_size,
-        patience=patience,
-        eval_every=eval_every,
-        valid_metric=metric,
-        select_on=select_on,
-        negatives=negatives,
-        protocol=protocol,
-        seed=seed,
-        progress=not quiet,
-    )
+    config = config_from_options(train, progress=not quiet)
+    seed = config.seed
     if distributed.starts_ranks(nproc):
         if command is None:
             raise ConfigError("--nproc needs the command line: run graphrec train from the shell")
@@ -205,8 +189,8 @@ def train_command(
         # whole curve); a folder that has events (the first part's, presumably) gets the new ones
         earlier_rows = [] if _has_events(tensorboard) else list(interrupted.get("history") or [])
     if main:
-        notes = _without_effect(model_name, model_overrides, cold_start, cold_protocol, negatives, untrained,
-                                lr_decay, lr_decay_every)
+        notes = _without_effect(model_name, model_overrides, cold_start, cold_protocol, config.negatives, untrained,
+                                config.lr_decay, config.lr_decay_every)
         if tensorboard is not None and interrupted is not None and not earlier_rows and interrupted.get("history"):
             done = int(interrupted.get("epochs_completed") or len(interrupted["history"]))
             notes.append(f"--tensorboard {tensorboard} already holds events: the resumed run adds epochs "
@@ -375,22 +359,11 @@ def print_record(record: dict[str, Any]) -> None:
 
 
 def _common_parameters(trainable: bool, train_defaults: dict[str, Any]) -> list[inspect.Parameter]:
-    """The shared training options, as signature parameters (optimiser options hidden for
-    a model without parameters)."""
-    defaults: dict[str, Any] = {
-        "epochs": 1000, "lr": 1e-3, "lr_decay": 1.0, "lr_decay_every": 50, "batch_size": 2048, "patience": 20, "eval_every": 1,
-        "metric": "recall@20", "select_on": "all", "protocol": "recbole", "seed": 0, "device": "auto",
-        "out": None, "overwrite": False, "resume": False, "cold_start": 0.0, "cold_protocol": "papers",
-        "negatives": "all", "threads": None, "nproc": 1, "quiet": False, "tensorboard": None,
-    }
-    defaults.update(train_defaults)
-    types: dict[str, Any] = {
-        "epochs": Epochs, "lr": Lr, "lr_decay": LrDecay, "lr_decay_every": LrDecayEvery, "batch_size": BatchSize, "patience": Patience, "eval_every": EvalEvery,
-        "metric": Metric, "select_on": SelectOn, "protocol": Protocol, "seed": Seed, "device": Device, "out": Out,
-        "overwrite": Overwrite, "resume": Resume, "cold_start": ColdStart, "cold_protocol": ColdProtocol,
-        "negatives": Negatives,
-        "threads": Threads, "nproc": Nproc, "quiet": Quiet, "tensorboard": TensorBoard,
-    }
+    """The shared options, as signature parameters: the training options at the
+    model's defaults (:func:`option_defaults`), optimiser options hidden for a model
+    without parameters."""
+    defaults = {**option_defaults(train_defaults), **RUN_DEFAULTS}
+    types = dict(OPTION_TYPES)
     if not trainable:
         for name, typ in UNTRAINED_OPTIONS.items():
             types[name] = Annotated[typ, typer.Option(hidden=True)]
@@ -433,7 +406,8 @@ def make_command(entry: Any) -> Callable[..., None]:
             "--" + name.replace("_", "-") for name in UNTRAINED_OPTIONS
             if name not in ("resume", "nproc") and ctx.get_parameter_source(name).name in ("COMMANDLINE", "ENVIRONMENT")
         )
-        common = {name: values.pop(name) for name in COMMON_OPTIONS}
+        train = {name: values.pop(name) for name in TRAIN_OPTIONS}
+        common = {name: values.pop(name) for name in RUN_DEFAULTS}
         overrides: dict[str, Any] = {}
         for spec in specs:
             value = values[spec.name]
@@ -443,7 +417,7 @@ def make_command(entry: Any) -> Callable[..., None]:
                 value = spec.option.to_value(value)
             overrides[spec.name] = value
         command_line = None if argv is None else shlex.join(["graphrec", *argv])  # recorded; names the resume command
-        train_command(entry.name, overrides, data, **common, command=command_line, untrained=untrained)
+        train_command(entry.name, overrides, data, train=train, **common, command=command_line, untrained=untrained)
 
     params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
               inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, annotation=Data)]

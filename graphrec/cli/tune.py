@@ -15,6 +15,9 @@ import typer
 
 from graphrec.cli._common import ARGV, Threads, metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
 from graphrec.cli.train import ColdProtocol, ColdStart, Negatives, SelectOn
+from graphrec.train.commands import option_defaults
+
+_DEFAULTS = option_defaults()  # graphrec train's (TrainConfig's)
 
 
 @user_errors
@@ -38,25 +41,29 @@ def tune(
                           "a reference grid the model declares instead of its space: mmrec (MMRec's yaml grid)."),
     ] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Start no trial after this many seconds.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of every trial's training and of the sampler.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of every trial's training and of the sampler.")] = _DEFAULTS["seed"],
     repeats: Annotated[
         int, typer.Option(help="Train each trial on this many seeds (--seed, --seed + 1, ...) and select on the mean.")
     ] = 1,
     out: Annotated[
         Optional[Path], typer.Option(help="Folder of the trials' records, the best run and the plots (default runs/tune-STUDY).")
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs per trial.")] = 1000,
-    patience: Annotated[int, typer.Option(help="Stop a trial after this many validations without improvement.")] = 20,
-    eval_every: Annotated[int, typer.Option(help="Validate (and report to the pruner) every N epochs.")] = 1,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs per trial.")] = _DEFAULTS["epochs"],
+    patience: Annotated[
+        int, typer.Option(help="Stop a trial after this many validations without improvement.")
+    ] = _DEFAULTS["patience"],
+    eval_every: Annotated[int, typer.Option(help="Validate (and report to the pruner) every N epochs.")] = _DEFAULTS["eval_every"],
     batch_size: Annotated[
         Optional[int], typer.Option(help="BPR triples per step, unless the space searches batch_size [2048 or the model's].")
     ] = None,
-    metric: Annotated[str, typer.Option(help="Validation metric the study maximises.")] = "recall@20",
-    protocol: Annotated[str, typer.Option(help="recbole (test masks train+valid) or mmrec (train only).")] = "recbole",
+    metric: Annotated[str, typer.Option(help="Validation metric the study maximises.")] = _DEFAULTS["metric"],
+    protocol: Annotated[
+        str, typer.Option(help="recbole (test masks train+valid) or mmrec (train only).")
+    ] = _DEFAULTS["protocol"],
     cold_start: ColdStart = 0.0,
     cold_protocol: ColdProtocol = "papers",
-    select_on: SelectOn = "all",
-    negatives: Negatives = "all",
+    select_on: SelectOn = _DEFAULTS["select_on"],
+    negatives: Negatives = _DEFAULTS["negatives"],
     pruning: Annotated[Optional[bool], typer.Option(
         "--pruning/--no-pruning", show_default=False,
         help="Stop trials below the median validation curve. [default: pruning; no pruning with --grid]")] = None,

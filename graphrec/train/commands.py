@@ -21,16 +21,39 @@ from typing import Any, Mapping
 
 from graphrec.train.config import TrainConfig
 
-__all__ = ["train_command_line", "CONFIG_FLAGS"]
+__all__ = ["train_command_line", "TRAIN_OPTIONS", "CONFIG_FLAGS", "option_defaults", "config_from_options"]
 
-#: the :class:`TrainConfig` fields that ``graphrec train`` sets, by the option's name
-#: (``--name-with-dashes``; the field ``valid_metric`` is the option ``--metric``)
-CONFIG_FLAGS = {
-    "epochs": "--epochs", "lr": "--lr", "lr_decay": "--lr-decay", "lr_decay_every": "--lr-decay-every",
-    "batch_size": "--batch-size", "patience": "--patience", "eval_every": "--eval-every",
-    "valid_metric": "--metric", "select_on": "--select-on", "negatives": "--negatives", "protocol": "--protocol",
-    "seed": "--seed",
+#: the training options of ``graphrec train MODEL`` that set a :class:`TrainConfig`
+#: field, by option name (the option is ``--name-with-dashes``; ``--metric`` sets the field
+#: ``valid_metric``), in the order ``--help`` lists them. The one declaration the commands'
+#: options, their defaults (the field's, or the model's ``train_defaults``) and the
+#: recorded command lines (:data:`CONFIG_FLAGS`) come from.
+TRAIN_OPTIONS: dict[str, str] = {
+    "epochs": "epochs", "lr": "lr", "lr_decay": "lr_decay", "lr_decay_every": "lr_decay_every",
+    "batch_size": "batch_size", "patience": "patience", "eval_every": "eval_every", "metric": "valid_metric",
+    "select_on": "select_on", "negatives": "negatives", "protocol": "protocol", "seed": "seed",
 }
+#: the :class:`TrainConfig` fields that ``graphrec train`` sets, by their flag
+CONFIG_FLAGS: dict[str, str] = {field: "--" + option.replace("_", "-") for option, field in TRAIN_OPTIONS.items()}
+
+
+def option_defaults(train_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The defaults of the :data:`TRAIN_OPTIONS`, by option: :class:`TrainConfig`'s, with a
+    model's own ``train_defaults`` (by field) over them."""
+    fields = {**TrainConfig().to_dict(), **dict(train_defaults or {})}
+    return {option: fields[field] for option, field in TRAIN_OPTIONS.items()}
+
+
+def config_from_options(options: Mapping[str, Any], **fields: Any) -> TrainConfig:
+    """The :class:`TrainConfig` of the given :data:`TRAIN_OPTIONS` (by option name; every
+    one must be given), with the other ``fields`` (e.g. ``progress``) set as given."""
+    missing = [o for o in TRAIN_OPTIONS if o not in options]
+    unknown = [o for o in options if o not in TRAIN_OPTIONS]
+    if missing or unknown:
+        raise TypeError(f"training options: missing {missing}, unknown {unknown}")
+    return TrainConfig(**{TRAIN_OPTIONS[o]: v for o, v in options.items()}, **fields)
+
+
 #: fields that change no trained number (``graphrec train`` leaves them at their
 #: defaults): progress bars, the evaluation's batch and the cut-offs reported besides
 #: the selection metric's

@@ -262,7 +262,8 @@ class ModelEntry:
             it lists) before any study exists. Builders call it themselves, so the two
             cannot drift apart.
         train_defaults: defaults of the generic training options that differ for this
-            model (e.g. ``{"lr": 1e-4}``), used by ``graphrec train``.
+            model (e.g. ``{"lr": 1e-4}``; fields that ``graphrec train`` sets, by field name:
+            :data:`graphrec.train.commands.TRAIN_OPTIONS`), used by ``graphrec train``.
         search_space: the default search space of ``graphrec tune``: hyper-parameter (or
             one of :data:`TUNABLE_TRAIN_OPTIONS`) -> :class:`FloatRange`,
             :class:`IntRange` or :class:`Choice`; empty when the model declares none.
@@ -453,6 +454,13 @@ def register_model(
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY and not replace:
             raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].build.__module__})")
+        if task == "ranking" and train_defaults:
+            from graphrec.train.commands import TRAIN_OPTIONS  # here: that module imports the train package
+
+            unknown = sorted(set(train_defaults) - set(TRAIN_OPTIONS.values()))
+            if unknown:  # graphrec train could not apply them: its command and the Python API would differ
+                raise ValueError(f"model {name!r}: train_defaults {', '.join(unknown)} are not options graphrec train "
+                                 f"sets (valid: {', '.join(TRAIN_OPTIONS.values())})")
         entry = ModelEntry(
             name=name,
             task=task,

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import shlex
 
-from graphrec.train.commands import train_command_line
+import pytest
+
+from graphrec.train.commands import (
+    CONFIG_FLAGS,
+    TRAIN_OPTIONS,
+    config_from_options,
+    option_defaults,
+    train_command_line,
+)
 from graphrec.train.config import TrainConfig
-from graphrec.train.registry import model_params
+from graphrec.train.registry import get_model, model_params, register_model, registered_models
 
 
 def test_hyper_parameters_take_the_flags_the_command_is_generated_with(tmp_path):
@@ -36,3 +44,53 @@ def test_what_graphrec_train_cannot_say_has_no_command(tmp_path):
     assert train_command_line("lightgcn", lightgcn, TrainConfig(weight_decay=0.1), tmp_path) is None
     cold = {"cold_start": 0.2, "cold_start_seed": 0, "cold_start_protocol": "papers"}
     assert train_command_line("lightgcn", lightgcn, TrainConfig(seed=1), tmp_path, cold) is None  # --repeats seed 1
+
+
+def _command(model: str):
+    import typer.main
+
+    from graphrec.cli import make_app
+
+    return typer.main.get_command(make_app()).commands["train"].commands[model]
+
+
+@pytest.mark.parametrize("model", [e.name for e in registered_models("ranking")])
+def test_every_training_option_is_a_flag_of_graphrec_train_at_the_config_s_default(model):
+    """One declaration (TRAIN_OPTIONS) gives the command's options, their defaults and the
+    flags a recorded command line uses: each TrainConfig field graphrec train sets is an
+    option of every ranking command, with TrainConfig's default or the model's own."""
+    entry = get_model(model, "ranking")
+    params = {p.name: p for p in _command(model).params}
+    fields = {**TrainConfig().to_dict(), **dict(entry.train_defaults)}
+    for option, field in TRAIN_OPTIONS.items():
+        assert CONFIG_FLAGS[field] in params[option].opts
+        if entry.trainable or option not in ("epochs",):
+            assert params[option].default == fields[field], (model, option)
+
+
+def test_graphrec_tune_takes_graphrec_train_s_defaults():
+    import typer.main
+
+    from graphrec.cli import make_app
+
+    params = {p.name: p.default for p in typer.main.get_command(make_app()).commands["tune"].params}
+    defaults = option_defaults()
+    for option in ("epochs", "patience", "eval_every", "metric", "select_on", "negatives", "protocol", "seed"):
+        assert params[option] == defaults[option], option
+
+
+def test_config_from_options_maps_each_option_to_its_field():
+    options = {**option_defaults(), "metric": "ndcg@10", "negatives": "warm"}
+    config = config_from_options(options, progress=False)
+    assert config.valid_metric == "ndcg@10" and config.negatives == "warm" and config.progress is False
+    with pytest.raises(TypeError, match="missing"):
+        config_from_options({"epochs": 3})
+
+
+def test_a_model_s_training_default_must_be_one_graphrec_train_sets():
+    """A ranking model's train_defaults that graphrec train has no option for would be a
+    default the command line cannot apply: refused at registration."""
+    with pytest.raises(ValueError, match="weight_decay are not options graphrec train sets"):
+        register_model("toy-wd", title="T", paper="p", summary="s",
+                       train_defaults={"weight_decay": 0.1})(lambda dataset: None)
+    assert "toy-wd" not in {e.name for e in registered_models()}

@@ -37,6 +37,7 @@ from graphrec.cli._common import (
     ARGV, GraphrecCommand, Quiet, Threads, metric_table, resolve_device, set_threads, user_errors,
 )
 from graphrec.cli.train import Resume, report_saved  # Resume: the option `graphrec train` ranking models share
+from graphrec.train.ctr import CTRConfig
 
 __all__ = ["register", "make_command", "load_ctr_data", "print_ctr_record"]
 
@@ -177,7 +178,7 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     (:mod:`graphrec.train.state`)."""
     from graphrec._atomic import check_output, check_output_folder
     from graphrec.errors import ConfigError
-    from graphrec.train.ctr import CTRConfig, check_ctr_model, run_ctr
+    from graphrec.train.ctr import check_ctr_model, run_ctr
     from graphrec.train.run import check_run_output
     from graphrec.train.state import check_resumable, sigterm_as_interrupt
 
@@ -204,10 +205,8 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     dev = resolve_device(common["device"])
     if not 0.0 <= common["cold_start"] < 1.0:
         raise ConfigError(f"--cold-start must be in [0, 1), got {common['cold_start']}")
-    config = CTRConfig(
-        epochs=common["epochs"], lr=common["lr"], optimizer=common["optimizer"], batch_size=common["batch_size"],
-        patience=common["patience"], seed=common["seed"], progress=not common["quiet"], **(train_options or {}),
-    )
+    config = CTRConfig(**{name: common[name] for name in CTR_TRAIN_OPTIONS}, progress=not common["quiet"],
+                       **(train_options or {}))
     item_graph = common["item_graph"]
     if item_graph != "none":
         params = dict(params, graph_layers=common["graph_layers"])
@@ -235,10 +234,13 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     return record
 
 
+#: the :class:`CTRConfig` fields the commands set (an option each, named as the field)
+CTR_TRAIN_OPTIONS = ("epochs", "lr", "optimizer", "batch_size", "patience", "seed")
+_CONFIG = CTRConfig()
 COMMON_DEFAULTS: dict[str, Any] = {
     "task": "ctr", "max_history": None, "sample_seed": None, "samples": None, "cold_start": 0.0,
     "item_graph": "none", "graph_k": 10, "cooccur_top_k": 20, "graph_layers": 2,
-    "epochs": 30, "lr": 1e-3, "optimizer": "adam", "batch_size": 256, "patience": 3, "seed": 0,
+    **{name: getattr(_CONFIG, name) for name in CTR_TRAIN_OPTIONS},  # CTRConfig's defaults
     "device": "auto", "out": None, "overwrite": False, "resume": False, "threads": None, "quiet": False,
 }
 COMMON_TYPES: dict[str, Any] = {

@@ -94,3 +94,13 @@ def test_a_model_s_training_default_must_be_one_graphrec_train_sets():
         register_model("toy-wd", title="T", paper="p", summary="s",
                        train_defaults={"weight_decay": 0.1})(lambda dataset: None)
     assert "toy-wd" not in {e.name for e in registered_models()}
+
+
+def test_the_ctr_commands_take_ctr_config_s_training_defaults():
+    from graphrec.cli.train_ctr import CTR_TRAIN_OPTIONS
+    from graphrec.train.ctr import CTRConfig
+
+    for entry in registered_models("ctr"):
+        params = {p.name: p.default for p in _command(entry.name).params}
+        for option in CTR_TRAIN_OPTIONS:
+            assert params[option] == dict(entry.train_defaults).get(option, getattr(CTRConfig(), option)), option

@@ -222,6 +222,15 @@ def cold_start_items(n_items: int, fraction: float, seed: int = 0) -> np.ndarray
     return rng.choice(n_items, size=n_cold, replace=False).astype(np.int64)
 
 
+def _check_train_left(train: sp.csr_matrix, fraction: float, n_items: int, n_cold: int) -> None:
+    """Refuse a cold-start split that leaves no training interaction (nothing to train on)."""
+    if train.nnz == 0:
+        raise DataError(
+            f"cold-start fraction {fraction} makes {n_cold} of {n_items} items cold and leaves no training "
+            "interaction: use a smaller fraction (the warm items must have training interactions)"
+        )
+
+
 def cold_start(dataset: Dataset, fraction: float, seed: int = 0, protocol: str = "papers") -> Dataset:
     """A cold-start split: a random ``fraction`` of the items never seen in training,
     under ``protocol`` ``"papers"`` (default) or ``"hidden"`` (module doc).
@@ -248,6 +257,7 @@ def cold_start(dataset: Dataset, fraction: float, seed: int = 0, protocol: str =
         where[valid_items] = 1
         where[test_items] = 2
         out = _assemble(dataset, u, i, t, where[i], dataset.meta.get("split", "given"))
+        _check_train_left(out.train, fraction, dataset.n_items, len(drawn))
         meta = dict(out.meta, cold_start=dict(info, valid_items=int(len(valid_items)), test_items=int(len(test_items))))
         return out.replace(cold_items=cold, meta=meta, source=dataset.source)
     keep_col = np.ones(dataset.n_items, np.float32)
@@ -260,6 +270,7 @@ def cold_start(dataset: Dataset, fraction: float, seed: int = 0, protocol: str =
     new_train = sp.csr_matrix(
         (train.data[mask], train.indices[mask], indptr), shape=train.shape
     )
+    _check_train_left(new_train, fraction, dataset.n_items, len(drawn))
     splits = dict(dataset.splits, train=new_train)
     stamps = None
     if dataset.timestamps is not None:

@@ -401,3 +401,16 @@ def test_plot_modality_attention_of_a_missing_run_says_there_is_no_run(tmp_path)
     line = one_error_line(run("plot-modality-attention", tmp_path / "nothere", "--out", tmp_path / "a.png"))
     assert f"{tmp_path / 'nothere'} is not a graphrec run directory (no record.json)" in line, line
     assert "attention.npz" not in line and not (tmp_path / "a.png").exists()
+
+
+@pytest.mark.parametrize("protocol", ["papers", "hidden"])
+def test_a_cold_start_that_leaves_no_training_split_is_refused(data_dir, tmp_path, protocol):
+    """--cold-start 0.995 of 60 items makes all 60 cold: train and build-graph refuse it in
+    one line (training used to end in a ZeroDivisionError traceback)."""
+    expected = "error: cold-start fraction 0.995 makes 60 of 60 items cold and leaves no training interaction"
+    cold = ["--cold-start", "0.995", "--cold-protocol", protocol]
+    line = one_error_line(run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--device", "cpu",
+                              "--threads", "1", "--quiet", "--out", tmp_path / "run", *cold))
+    assert line.startswith(expected), line
+    line = one_error_line(run("build-graph", "--data", data_dir, "--kind", "cooccur", "--out", tmp_path / "g", *cold))
+    assert line.startswith(expected), line

@@ -222,3 +222,16 @@ def test_a_fraction_that_selects_too_few_cold_items_is_refused():
         cold_start(ds, 0.05)
     assert len(cold_start(ds, 0.05, protocol="hidden").cold_items) == 1
     assert len(cold_start(ds, 0.1).cold_items) == 2
+
+
+@pytest.mark.parametrize("protocol", ["papers", "hidden"])
+def test_a_fraction_that_makes_every_item_cold_is_refused(protocol):
+    """round(0.98 * 20) = 20 cold items leave an empty training split (the fit loop
+    then divided by zero): refused as a one-line DataError naming the fix."""
+    from graphrec.data.synthetic import synthetic_catalogue
+
+    ds = synthetic_catalogue(n_users=30, n_items=20, n_clusters=2, seed=0)
+    with pytest.raises(DataError, match="fraction 0.98 makes 20 of 20 items cold and leaves no training interaction: "
+                                        "use a smaller fraction"):
+        cold_start(ds, 0.98, protocol=protocol)
+    assert cold_start(ds, 0.9, protocol=protocol).train.nnz > 0

@@ -98,6 +98,7 @@ from torch.autograd.function import once_differentiable
 from graphrec._checks import is_int
 from graphrec._device import resolve_device
 from graphrec.errors import ConfigError, DataError
+from graphrec.nn.rows import unit_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.distributed import Shard
@@ -764,10 +765,11 @@ def pair_cosine(
 ) -> Tensor:
     """cos(x_rows[e], x_cols[e]) for each pair, differentiable w.r.t. ``x``.
 
-    Zero rows give cosine 0 (``F.normalize`` with ``eps``). Memory O(n d + chunk d):
+    Zero rows give cosine 0; rows of any scale are exact (:func:`graphrec.nn.unit_rows`,
+    plain ``F.normalize`` for rows of norm at least ``eps``). Memory O(n d + chunk d):
     gathers are recomputed in the backward pass instead of being saved.
     """
-    z = torch.nn.functional.normalize(x, dim=1, eps=eps)
+    z = unit_rows(x, eps=eps)
     return _PairDot.apply(z, rows, cols, int(chunk))
 
 
@@ -790,7 +792,7 @@ def knn_neighbours(
     """
     n = x.shape[0]
     k_other = min(k - 1 if include_self else k, n - 1)
-    z = torch.nn.functional.normalize(x.float(), dim=1)
+    z = unit_rows(x.float())
     block = max(1, min(n, int(memory_budget_mb * (1 << 20)) // (4 * max(n, 1))))
     cols = []
     if k_other > 0:

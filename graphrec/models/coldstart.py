@@ -66,7 +66,7 @@ from torch import Tensor, nn
 from graphrec.errors import ConfigError
 from graphrec.models.base import Recommender, Scorer
 from graphrec.models.cb import ContentKNN
-from graphrec.nn import bpr_loss, l2_penalty
+from graphrec.nn import bpr_loss, l2_penalty, unit_rows
 
 __all__ = ["COLD_PATHS", "OBJECTIVES", "ColdItemRecommender", "unwrap"]
 
@@ -290,7 +290,7 @@ class ColdItemRecommender(Recommender):
         x = features.to(self.features).float()
         user_emb, _ = self.base.embeddings()
         f = self.content_embeddings(x)
-        sim = torch.nn.functional.normalize(self.features, dim=1) @ torch.nn.functional.normalize(x, dim=1).t()
+        sim = unit_rows(self.features) @ unit_rows(x).t()
         # catalogue item j lists the new item when the similarity reaches its k-th neighbour's
         # (within the rounding of the stored cosines: the k-th neighbour's own value must pass)
         sim = torch.where(sim >= self.entry_threshold.unsqueeze(1) - _COSINE_TOLERANCE, sim, torch.zeros_like(sim))

@@ -94,7 +94,6 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
@@ -116,6 +115,7 @@ from graphrec.nn import (
     pattern_spmm,
     propagate,
     register_pattern,
+    unit_rows,
     weighted_sparse_sum,
 )
 
@@ -340,7 +340,7 @@ class LatentStructureRecommender(FeatureTables, ItemGraphRecommender):
         rows, cols, vals = [], [], []
         deg = None
         for g, m in enumerate(self.modalities):
-            z = F.normalize(self.projections[m](self._features(m)), dim=1)
+            z = unit_rows(self.projections[m](self._features(m)))  # exact at any feature scale
             pattern = SparsePattern.from_indices(*knn_neighbours(z.detach(), self.k, include_self=self.include_self), n)
             v = w[g] * pattern_dot(pattern, z, z).clamp_min(0.0)
             part = torch.zeros(n, dtype=v.dtype, device=v.device).index_add(0, pattern.rows, v)

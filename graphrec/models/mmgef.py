@@ -84,7 +84,6 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
@@ -98,6 +97,7 @@ from graphrec.nn import (
     pattern_spmm,
     register_pattern,
     sym_normalized_values,
+    unit_rows,
 )
 
 __all__ = ["MMGEF", "FEATURE_MODES", "GRAPH_NAMES", "STRUCTURES"]
@@ -259,7 +259,7 @@ class MMGEF(LatentStructureRecommender):
         """Values of Ê^m in projected mode: max(0, cos(p_i, p_j)) on the kNN pattern, with
         p = W x + b, symmetrically normalised with the row degrees (differentiable)."""
         assert self.feature_proj is not None
-        z = F.normalize(self.feature_proj(self.features), dim=1)
+        z = unit_rows(self.feature_proj(self.features))  # exact at any feature scale
         pattern = module_pattern(self, "knn")
         v = pattern_dot(pattern, z, z).clamp_min(0.0)
         return sym_normalized_values(pattern, v)

@@ -1,4 +1,5 @@
-"""Reusable layers and functions: sparse propagation, learned-value sparse products, losses."""
+"""Reusable layers and functions: sparse propagation, learned-value sparse products, losses,
+scale-invariant row normalisation."""
 
 from graphrec.nn.cooccur import FactoredCooccurrence, cooccurrence_operator
 from graphrec.nn.losses import bpr_loss, l2_penalty, norm_penalty
@@ -22,6 +23,7 @@ from graphrec.nn.propagation import (
     weighted_sparse_sum,
 )
 from graphrec.nn.reversal import GradientReversal, grad_reverse
+from graphrec.nn.rows import unit_rows
 
 __all__ = [
     "FactoredCooccurrence",
@@ -45,5 +47,6 @@ __all__ = [
     "sym_normalized_values",
     "to_scipy_csr",
     "to_torch_sparse",
+    "unit_rows",
     "weighted_sparse_sum",
 ]

@@ -424,3 +424,16 @@ def test_lattice_in_reference_parity_beats_most_popular_on_lfm2k(shared_data):
     pop = evaluate_ranking(most_popular_scorer(ds), ds, "test", ks=(20,))
     ours = record["test"]["all"]
     assert ours["recall@20"] > 1.3 * pop["recall@20"], (ours["recall@20"], pop["recall@20"])
+
+
+@pytest.mark.parametrize("factor", [1e-30, 1e30])
+def test_learned_graph_trains_with_finite_scores_on_features_of_any_scale(factor):
+    """Projections of features of 1e-30 used to fall under ``F.normalize``'s eps: learned
+    degrees of ~1e-35 whose ``degree^-1/2`` overflowed in the backward pass (NaN scores)."""
+    ds = contract_dataset()
+    ds = ds.replace(item_features={m: x * np.float32(factor) for m, x in ds.item_features.items()})
+    config = TrainConfig(epochs=1, progress=False, ks=(5,), seed=0)
+    record, model = run_training(ds, "lattice", dict(SMALL, embedding_dim=8), config, device=DEVICE)
+    model.eval()
+    assert torch.isfinite(model.scorer()(torch.arange(8, device=DEVICE))).all()
+    assert record["test"]["all"]["users"] > 0

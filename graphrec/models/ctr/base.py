@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
-from graphrec.nn import propagate
+from graphrec.nn import propagate, unit_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.data.ctr import CTRData, CTRSplit
@@ -162,10 +162,10 @@ class CTRSchema:
 
 
 def normalized_features(x: Tensor) -> Tensor:
-    r""":math:`\sqrt{d}\, x / \|x\|` per row; zero rows stay zero."""
+    r""":math:`\sqrt{d}\, x / \|x\|` per row; zero rows stay zero. Exact at any scale of
+    the features (:func:`graphrec.nn.unit_rows`): rows of 1e30 or 1e-30 are not lost."""
     x = x.detach().float()
-    norm = x.norm(dim=1, keepdim=True)
-    return torch.where(norm > 0, x * math.sqrt(x.shape[1]) / norm.clamp_min(1e-12), torch.zeros_like(x))
+    return unit_rows(x, scale=math.sqrt(x.shape[1]))
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:

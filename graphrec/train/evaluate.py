@@ -176,7 +176,7 @@ def _evaluate_groups(
     k_rank = min(k_max, n_items)  # topk cannot return more than n_items; pad with misses
     # per batch, per group: the metric sums (added up in batch order after the loop)
     batch_sums: list[dict[str, dict[str, torch.Tensor]]] = []
-    nan_seen = torch.zeros((), dtype=torch.bool, device=dev)
+    nonfinite_seen = torch.zeros((), dtype=torch.bool, device=dev)
 
     starts = range(0, len(users), batch_size)
     n_batches = len(starts)
@@ -192,12 +192,13 @@ def _evaluate_groups(
             batch = users_t[start : start + batch_size]
             b = len(batch)
             scores = batch_scores(scorer, batch, n_items, dev)
+            # the scorer's own output must be finite (NaN, +inf or -inf: diverged), checked
+            # before the masking below writes -inf; once after the loop (no per-batch
+            # device synchronisation)
+            nonfinite_seen = nonfinite_seen | ~torch.isfinite(scores).all()
             r, c, _ = _gather_rows(mask_ptr, mask_idx, batch)
             scores[r, c] = float("-inf")
             top_val, top_idx = torch.topk(scores, k_rank, dim=1)
-            # topk ranks NaN above everything: a NaN score anywhere shows in top_val;
-            # checked once after the loop (no per-batch device synchronisation)
-            nan_seen = nan_seen | torch.isnan(top_val).any()
             ranked = top_val > float("-inf")  # masked items never count as hits
             batch_sums.append({})
             for g, (ptr, idx) in pos_csr.items():
@@ -212,16 +213,16 @@ def _evaluate_groups(
                 batch_sums[-1][g] = ranking_sums(hits, n_pos, cutoffs, names)
 
     if shard is not None:
-        batch_sums, nan_seen = _gather_batches(batch_sums, n_batches, shard, nan_seen, dev)
+        batch_sums, nonfinite_seen = _gather_batches(batch_sums, n_batches, shard, nonfinite_seen, dev)
     sums: dict[str, dict[str, torch.Tensor]] = {g: {} for g in groups}
     for per_group in batch_sums:
         for g, values in per_group.items():
             for key, val in values.items():
                 sums[g][key] = sums[g][key] + val if key in sums[g] else val
 
-    if bool(nan_seen):
+    if bool(nonfinite_seen):
         raise GraphrecError(
-            f"scorer returned NaN scores at {split}: the model diverged "
+            f"scorer returned NaN or infinite scores at {split}: the model diverged "
             "(lower the learning rate or check the input features)"
         )
     out: dict[str, dict[str, float]] = {}
@@ -241,14 +242,14 @@ def _gather_batches(
     mine: list[dict[str, dict[str, torch.Tensor]]],
     n_batches: int,
     shard: Shard,
-    nan_seen: torch.Tensor,
+    nonfinite_seen: torch.Tensor,
     device: torch.device,
 ) -> tuple[list[dict[str, dict[str, torch.Tensor]]], torch.Tensor]:
     """Every rank's per-batch sums, in batch order (batch ``j`` was scored by rank
-    ``j % world``), and whether any rank saw a NaN score. Each slot is filled by one
+    ``j % world``), and whether any rank saw a NaN or infinite score. Each slot is filled by one
     rank and zero on the others, so the sum over ranks is that rank's value exactly."""
     if not mine and n_batches == 0:
-        return [], nan_seen
+        return [], nonfinite_seen
     # (group, [(metric, dtype), ...]) in order; a rank that scored no batch learns it from the others
     layout = [(g, [(k, v.dtype) for k, v in sums.items()]) for g, sums in mine[0].items()] if mine else None
     layout = next(lay for lay in distributed.all_gather_objects(layout) if lay is not None)
@@ -257,7 +258,7 @@ def _gather_batches(
     for j, per_group in enumerate(mine):
         row = torch.stack([per_group[g][k].to(torch.float64) for g, keys in layout for k, _ in keys])
         table[shard.rank + j * shard.world] = row
-    table[n_batches, 0] = float(nan_seen)
+    table[n_batches, 0] = float(nonfinite_seen)
     distributed.all_sum(table)
     out: list[dict[str, dict[str, torch.Tensor]]] = []
     for j in range(n_batches):

@@ -252,7 +252,7 @@ def test_scorer_errors_and_options():
         evaluate_ranking(lambda u: torch.zeros(len(u), 5), ds, "valid", batch_size=2)
     nan = SCORES.clone()
     nan[2, 3] = float("nan")
-    with pytest.raises(GraphrecError, match="NaN scores"):
+    with pytest.raises(GraphrecError, match="NaN or infinite scores"):
         evaluate_ranking(_fixed(nan), ds, "valid")
     with pytest.raises(ConfigError, match="batch_size"):
         evaluate_ranking(_fixed(SCORES), ds, "valid", batch_size=0)
@@ -326,3 +326,18 @@ def test_cuda_matches_cpu():
     gpu = evaluate_ranking(scorer, ds, "test", ks=(1, 10, 20), device="cuda", batch_size=9)
     for key in cpu:
         assert gpu[key] == pytest.approx(cpu[key], abs=1e-9), key
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize("everywhere", [True, False])
+def test_non_finite_scores_are_refused_like_nan(value, everywhere):
+    """+inf everywhere used to score recall/ndcg 1.0 (ties broken by item index) and -inf
+    everywhere zeros (read as masked): the scorer's output is checked before masking."""
+    ds = _tiny()
+    scores = SCORES.clone()
+    if everywhere:
+        scores.fill_(value)
+    else:
+        scores[1, 4] = value  # item 4 is not masked for user 1 at valid
+    with pytest.raises(GraphrecError, match="scorer returned NaN or infinite scores at valid: the model diverged"):
+        evaluate_ranking(_fixed(scores), ds, "valid")

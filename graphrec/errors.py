@@ -11,7 +11,7 @@ from __future__ import annotations
 import zipfile
 import zlib
 
-__all__ = ["GraphrecError", "DataError", "ConfigError", "ARRAY_FILE_ERRORS"]
+__all__ = ["GraphrecError", "DataError", "ConfigError", "TrainingDiverged", "ARRAY_FILE_ERRORS"]
 
 #: What ``numpy.load`` raises on a damaged ``.npy`` / ``.npz`` (truncated, not a zip, a
 #: bad header, a missing member): readers turn these into one-line :class:`DataError`\ s.
@@ -30,3 +30,8 @@ class DataError(GraphrecError, ValueError):
 
 class ConfigError(GraphrecError, ValueError):
     """An option or configuration value is invalid."""
+
+
+class TrainingDiverged(GraphrecError, FloatingPointError):
+    """A training loss became NaN or inf (too high a learning rate, or input features of
+    a huge scale). Also a ``FloatingPointError``, which callers (``graphrec tune``) catch."""

@@ -46,7 +46,7 @@ from graphrec.data.ctr import CTRData, CTRSplit, behaviour_properties, cold_mask
 from graphrec.errors import ConfigError, DataError
 from graphrec.metrics.ctr import auc, ctr_metrics
 from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
-from graphrec.train.fit import seed_everything
+from graphrec.train.fit import divergence_error, seed_everything
 from graphrec.train.optim import adam
 from graphrec.train.record import RECORD, WEIGHTS, checkpoint_entry, environment
 from graphrec.train.state import (
@@ -486,7 +486,7 @@ def fit_ctr(
         row["train_seconds"] = dt
         for k in list(sums) + (["gan_d_loss", "gan_g_loss"] if gan_on else []):
             if not np.isfinite(row[k]):
-                raise FloatingPointError(f"{k} became {row[k]} at epoch {epoch}: lower --lr (or --gan-lr)")
+                raise divergence_error(k, row[k], epoch, data.dataset.item_features, "--lr (or --gan-lr)")
         logged = model.log_values()
         if logged:
             row["model"] = logged

@@ -40,14 +40,28 @@ from graphrec import distributed
 from graphrec._device import resolve_device
 from graphrec.data import Dataset
 from graphrec.data.sampling import NegativeSampler, bpr_batches
-from graphrec.errors import ConfigError, DataError
+from graphrec.errors import ConfigError, DataError, TrainingDiverged
 from graphrec.models import Recommender
 from graphrec.train.config import TrainConfig, check_config
 from graphrec.train.evaluate import evaluate_cold_start, evaluate_ranking
 from graphrec.train.optim import adam
 from graphrec.train.state import StateKeeper, TrainState
 
-__all__ = ["FitResult", "fit", "seed_everything", "evaluate_model"]
+__all__ = ["FitResult", "fit", "seed_everything", "evaluate_model", "divergence_error"]
+
+
+def divergence_error(
+    what: str, value: float, epoch: int, features: Mapping[str, np.ndarray], lr_option: str = "--lr"
+) -> TrainingDiverged:
+    r"""The one-line error of a loss that became NaN or inf: it names the fixes, a lower
+    learning rate and input features of a saner scale (with the largest feature magnitude,
+    :math:`\max_{m,i,j} |X^m_{ij}|`, computed here only once training has failed)."""
+    message = f"{what} became {value} at epoch {epoch}: lower {lr_option}"
+    peak = max((float(np.abs(np.asarray(x)).max(initial=0.0)) for x in features.values()), default=None)
+    if peak is not None:
+        message += (f", or check the scale of the input features (the largest |feature| is {peak:.3g}; "
+                    "rescale huge features to about unit size)")
+    return TrainingDiverged(message)
 
 
 def seed_everything(seed: int) -> None:
@@ -257,7 +271,7 @@ def fit(
         if logged:
             row["model"] = logged
         if not np.isfinite(row["loss"]):
-            raise FloatingPointError(f"training loss became {row['loss']} at epoch {epoch}: lower --lr")
+            raise divergence_error("training loss", row["loss"], epoch, dataset.item_features)
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             t1 = time.perf_counter()
             groups = evaluate_model(model, dataset, "valid", config, device)

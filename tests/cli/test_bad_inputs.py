@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -414,3 +415,21 @@ def test_a_cold_start_that_leaves_no_training_split_is_refused(data_dir, tmp_pat
     assert line.startswith(expected), line
     line = one_error_line(run("build-graph", "--data", data_dir, "--kind", "cooccur", "--out", tmp_path / "g", *cold))
     assert line.startswith(expected), line
+
+
+def test_a_diverged_training_is_one_line_naming_both_fixes(tmp_path):
+    """VBPR on features of ~1e30: the loss becomes inf/NaN in the first epoch. Used to be a
+    FloatingPointError traceback; now one line naming --lr and the feature scale."""
+    ds = synthetic_catalogue(n_users=40, n_items=30, n_clusters=2, seed=0)
+    ds = ds.replace(item_features={m: x * np.float32(1e30) for m, x in ds.item_features.items()})
+    ds.save(tmp_path / "huge")
+    line = one_error_line(run("train", "vbpr", "--data", tmp_path / "huge", "--epochs", "2", "--threads", "1",
+                              "--device", "cpu", "--quiet", "--out", tmp_path / "run"))
+    assert "at epoch 1: lower --lr, or check the scale of the input features (the largest |feature| is" in line, line
+    assert "Traceback" not in line
+
+
+def test_training_diverged_is_still_a_floating_point_error():
+    from graphrec.errors import GraphrecError, TrainingDiverged
+
+    assert issubclass(TrainingDiverged, FloatingPointError) and issubclass(TrainingDiverged, GraphrecError)

@@ -127,7 +127,7 @@ def top_k(
         exclude.sort_indices()
         mask = _csr_to_torch(exclude, dev)
     users_t = torch.as_tensor(users_np, device=dev)
-    nan_seen = torch.zeros((), dtype=torch.bool, device=dev)
+    nonfinite_seen = torch.zeros((), dtype=torch.bool, device=dev)
     starts: Any = range(0, len(users_np), int(batch_size))
     if progress:
         from tqdm.auto import tqdm
@@ -139,17 +139,20 @@ def top_k(
         scores = batch_scores(scorer, batch, n_items, dev)
         if cand_t is not None:
             scores = scores.index_select(1, cand_t)  # a new tensor of the candidates' scores
+        # the scorer's own scores must be finite (NaN, +inf or -inf: diverged), checked
+        # before the masking writes -inf, once at the end (no per-batch synchronisation)
+        nonfinite_seen = nonfinite_seen | ~torch.isfinite(scores).all()
         if mask is not None:
             r, c, _ = _gather_rows(mask[0], mask[1], batch)
             scores[r, c] = float("-inf")
         val, idx = torch.topk(scores, kk, dim=1)
-        nan_seen = nan_seen | torch.isnan(val).any()  # topk ranks NaN first; checked once at the end
         if cand_t is not None:
             idx = cand_t[idx]
         out_idx[start : start + b] = idx.cpu().numpy()
         out_val[start : start + b] = val.float().cpu().numpy()
-    if bool(nan_seen):
-        raise GraphrecError("the model returned NaN scores: it diverged; train it again (lower the learning rate)")
+    if bool(nonfinite_seen):
+        raise GraphrecError("the model returned NaN or infinite scores: it diverged; train it again (lower the "
+                            "learning rate)")
     return out_idx, out_val
 
 

@@ -183,3 +183,21 @@ def test_index_level_recommend_keeps_its_contract(trained):
     assert top.shape == vals.shape == (ds.n_users, 20)
     assert not (ds.train.toarray() > 0)[users[:, None], top].any()
     np.testing.assert_allclose(vals, np.take_along_axis(trained["scores"], top, 1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_top_k_refuses_scores_that_are_not_finite(bad):
+    """A diverged scorer's NaN / inf scores are an error, not a ranking: +inf everywhere
+    would list items by index, -inf would read as masked items (nothing recommended)."""
+    import scipy.sparse as sp
+
+    def scorer(users: torch.Tensor) -> torch.Tensor:
+        scores = torch.arange(6, dtype=torch.float32).repeat(len(users), 1)
+        scores[0, 4] = bad  # one cell of an unmasked item
+        return scores
+
+    seen = sp.csr_matrix(([1.0], ([0], [5])), shape=(2, 6))
+    idx, _ = top_k(lambda u: torch.arange(6, dtype=torch.float32).repeat(len(u), 1), [0, 1], 2, 6, exclude=seen)
+    assert idx.tolist() == [[4, 3], [5, 4]]  # finite scores: the masked item 5 skipped for user 0
+    with pytest.raises(graphrec.errors.GraphrecError, match="NaN or infinite scores"):
+        top_k(scorer, [0, 1], 2, 6, exclude=seen)

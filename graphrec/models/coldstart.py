@@ -164,7 +164,6 @@ class ColdItemRecommender(Recommender):
             raise ConfigError(f"cold path: seen has shape {tuple(seen.shape)}, expected ({n},)")
         if neighbours.n_items != n or neighbours.n_users != base.n_users:
             raise ConfigError("cold path: the content item-kNN is for another catalogue")
-        self.base = base
         self.n_users = base.n_users
         self.n_items = n
         self.embedding_dim = embedding_dim
@@ -178,6 +177,9 @@ class ColdItemRecommender(Recommender):
         # the k-th neighbour similarity of every item (the threshold a new item must reach
         # to enter its list); -inf for an item with fewer than k neighbours
         self.register_buffer("entry_threshold", _row_minimum(neighbours), persistent=False)
+        # last: once set, unknown names resolve on the base model (__getattr__), and
+        # register_buffer would take the base's own attributes (VBPR's ``features``) for ours
+        self.base = base
         self._reset_path()  # the base model keeps the initialisation it was built with
 
     def reset_parameters(self) -> None:

@@ -47,6 +47,11 @@ class TestMFWithPath(_ColdContract, RecommenderContract):
         return build_model("mf", dataset, PATH)
 
 
+class TestVBPRWithPath(_ColdContract, RecommenderContract):
+    def make_model(self, dataset):
+        return build_model("vbpr", dataset, PATH)
+
+
 class TestMMGEFWithPath(_ColdContract, RecommenderContract):
     def make_model(self, dataset):
         return build_model("mmgef", dataset, dict(PATH, k=5))
@@ -340,3 +345,24 @@ def test_recommend_new_items_needs_the_path(tmp_path):
     with pytest.raises(ConfigError, match=r"is .* \(cb\), which ranks the catalogue's items only and has no cold-item "
                                           r"path: train a model with one for new items, e\.g\. graphrec train mmgef"):
         recommend_run(tmp_path / "cb", new_items=tmp_path / "new.npz")
+
+
+def _trainable_ranking_models() -> list[str]:
+    from graphrec.train.registry import registered_models
+
+    return [e.name for e in registered_models("ranking") if e.trainable]
+
+
+@pytest.mark.parametrize("name", _trainable_ranking_models())
+def test_the_path_builds_around_every_trainable_ranking_model(name):
+    """docs/models/cold-start.md: the path works around every trainable ranking model
+    (VBPR's own ``features`` attribute once made the wrapper's buffer a KeyError)."""
+    from graphrec.train.registry import get_model
+
+    entry = get_model(name, "ranking")
+    params = dict(PATH, **({"k": 5} if any(p.name == "k" for p in entry.params) else {}))
+    model = build_model(name, _cold_contract_dataset(), params)
+    assert isinstance(model, ColdItemRecommender) and unwrap(model) is model.base
+    assert model.features.shape[0] == model.n_items  # the path's fused content, not the base's
+    scores = model.scorer()(torch.arange(3))
+    assert scores.shape == (3, model.n_items) and torch.isfinite(scores).all()

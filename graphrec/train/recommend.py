@@ -51,7 +51,7 @@ from graphrec._device import resolve_device
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError, GraphrecError
 from graphrec.models.base import Scorer
-from graphrec.train.evaluate import batch_scores
+from graphrec.train.evaluate import any_nonfinite, batch_scores
 
 __all__ = [
     "FORMATS",
@@ -141,7 +141,7 @@ def top_k(
             scores = scores.index_select(1, cand_t)  # a new tensor of the candidates' scores
         # the scorer's own scores must be finite (NaN, +inf or -inf: diverged), checked
         # before the masking writes -inf, once at the end (no per-batch synchronisation)
-        nonfinite_seen = nonfinite_seen | ~torch.isfinite(scores).all()
+        nonfinite_seen = nonfinite_seen | any_nonfinite(scores)
         if mask is not None:
             r, c, _ = _gather_rows(mask[0], mask[1], batch)
             scores[r, c] = float("-inf")

@@ -52,14 +52,19 @@ def unit_rows(x: Tensor, *, scale: float = 1.0, eps: float = 1e-12) -> Tensor:
     if x.shape[1] == 0:
         return x.clone()
     norm = x.norm(dim=1, keepdim=True)
-    peak = x.detach().abs().amax(dim=1, keepdim=True)
-    # normal rows, and zero rows (0 / eps as with F.normalize, gradient included)
-    plain = (torch.isfinite(norm) & (norm >= eps)) | (peak == 0)
-    xs = x * scale if scale != 1.0 else x
-    fast = xs / torch.where(plain, norm.clamp_min(eps), torch.ones_like(norm))
-    # extreme rows: rescale by the (constant) max-abs entry, then normalise
-    y = x / torch.where(peak > 0, peak, torch.ones_like(peak))
-    ynorm = y.norm(dim=1, keepdim=True)
-    ys = y * scale if scale != 1.0 else y
-    slow = ys / torch.where(ynorm > 0, ynorm, torch.ones_like(ynorm))
-    return torch.where(plain, fast, slow)
+    with torch.no_grad():
+        plain = torch.isfinite(norm) & (norm >= eps)  # rows at a normal scale
+        if not bool(plain.all()):
+            # s_i, a constant of the graph (two reductions, no n x d temporary); zero rows
+            # stay plain: 0 / eps, as with F.normalize, gradient included
+            peak = torch.maximum(x.amax(dim=1, keepdim=True), -x.amin(dim=1, keepdim=True))
+            plain = plain | (peak == 0)
+    if bool(plain.all()):  # F.normalize's formula, cost and memory
+        return (x * scale if scale != 1.0 else x) / norm.clamp_min(eps)
+    # plain rows: (x / 1) / max(||x||, eps), bit for bit F.normalize; extreme rows:
+    # (x / s_i) / ||x / s_i||, one n x d temporary besides the result
+    y = x / torch.where(plain, torch.ones_like(peak), peak)
+    ynorm = torch.where(plain, norm.clamp_min(eps), y.norm(dim=1, keepdim=True))
+    if scale != 1.0:
+        y = y * scale
+    return y / ynorm

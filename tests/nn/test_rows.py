@@ -58,3 +58,16 @@ def test_tiny_rows_get_finite_scale_free_gradients():
     x = (_rows() * 1e-30).requires_grad_()
     (unit_rows(x) * torch.ones_like(x)).sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_rows_of_every_scale_in_one_matrix():
+    """Normal, zero, huge and tiny rows together: each normalises as on its own (the
+    extreme rows take the rescaled path, the others F.normalize's formula)."""
+    x = _rows()
+    mixed = x.clone()
+    mixed[1] *= 1e30
+    mixed[4] *= 1e-30
+    got = unit_rows(mixed)
+    want = F.normalize(x, dim=1)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert torch.equal(got[[0, 2, 5]], want[[0, 2, 5]]) and not got[3].any()

@@ -31,7 +31,8 @@ def info(
         if isinstance(v, float):
             v = f"{v:.6f}"
         elif isinstance(v, (list, dict)):
-            v = ", ".join(f"{a}:{b}" for a, b in v.items()) if isinstance(v, dict) else ", ".join(v)
+            v = (", ".join(f"{a}:{b:.3g}" if isinstance(b, float) else f"{a}:{b}" for a, b in v.items())
+                 if isinstance(v, dict) else ", ".join(v))
             v = v or "-"
         typer.echo(f"{k:<{width}}  {v}")
     typer.echo(f"{'fingerprint':<{width}}  {ds.fingerprint()[:16]}")

@@ -423,6 +423,11 @@ class Dataset:
         out["users_without_train"] = int((np.diff(tr.indptr) == 0).sum())
         out["items_without_train"] = int((np.bincount(tr.indices, minlength=self.n_items) == 0).sum())
         out["modalities"] = {m: int(x.shape[1]) for m, x in self.item_features.items()}
+        # the content's scale (features of a huge or tiny scale are what a diverged
+        # training's message points to) and the items with no content (zero rows)
+        out["feature_max_abs"] = {m: float(np.abs(x).max(initial=0.0)) for m, x in self.item_features.items()}
+        out["items_without_content"] = {m: int((~np.asarray(x).any(axis=1)).sum())
+                                        for m, x in self.item_features.items()}
         out["user_fields"] = sorted(self.user_fields)
         out["item_fields"] = sorted(self.item_fields)
         out["timestamps"] = self.timestamps is not None

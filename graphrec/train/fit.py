@@ -60,7 +60,7 @@ def divergence_error(
     peak = max((float(np.abs(np.asarray(x)).max(initial=0.0)) for x in features.values()), default=None)
     if peak is not None:
         message += (f", or check the scale of the input features (the largest |feature| is {peak:.3g}; "
-                    "rescale huge features to about unit size)")
+                    "graphrec info lists each modality's; rescale huge features to about unit size)")
     return TrainingDiverged(message)
 
 

@@ -213,3 +213,24 @@ def test_a_header_entry_that_is_missing_is_named(tmp_path):
     (tmp_path / "d" / "dataset.json").write_text(json.dumps(head))
     with pytest.raises(DataError, match=r"dataset\.json: entry 'timestamps' is missing: the header is damaged"):
         Dataset.load(tmp_path / "d")
+
+
+def test_info_shows_each_modality_s_scale_and_items_without_content(tmp_path):
+    """`graphrec info` lists what a diverged training's message points to: the largest
+    |feature| per modality, and the items whose content is all zeros."""
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    img = np.array([[1.0, -2.0], [0.0, 0.0], [0.5, 3e30]], np.float32)
+    txt = np.array([[0.1, 0.2, 0.0], [0.0, -0.4, 0.0], [0.0, 0.0, 0.0]], np.float32)
+    ds = small(item_features={"img": img, "txt": txt})
+    st = ds.stats()
+    assert st["feature_max_abs"] == {"img": pytest.approx(3e30), "txt": pytest.approx(0.4)}
+    assert st["items_without_content"] == {"img": 1, "txt": 1}
+    ds.save(tmp_path / "d")
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "d")])
+    assert res.exit_code == 0, res.output
+    lines = {line.split()[0]: line.split(None, 1)[1] for line in res.output.splitlines()}
+    assert lines["feature_max_abs"] == "img:3e+30, txt:0.4"
+    assert lines["items_without_content"] == "img:1, txt:1"

@@ -71,6 +71,10 @@ __all__ = [
     "GraphMismatch",
     "graph_checksum",
     "canonical_graph",
+    "used_graph",
+    "graph_change",
+    "rebuild_as_recorded",
+    "check_used_graph",
 ]
 
 FORMAT_NAME = "graphrec-graph"
@@ -618,6 +622,72 @@ def read_record(path: str | os.PathLike) -> GraphRecord:
         return GraphRecord.from_dict(body)
     except DataError as e:
         raise DataError(f"{rec_file}: {e}") from None
+
+
+# ------------------------------------------------------- graphs a trained run used
+#: record fields that say nothing about the matrix (left out of what a change names)
+_NOT_RECIPE = ("created", "build_seconds", "builder", "checksum", "nnz", "path")
+
+
+def used_graph(path: str | os.PathLike) -> dict[str, Any]:
+    """What a run records of a stored graph it trains with (``graphrec train ... --graph``,
+    a CTR run's ``--item-graph DIR``): the graph's ``graph.json`` record (its recipe and
+    the ``checksum`` of its arrays) and ``path``, so that loading or resuming the run can
+    tell that the graph at ``path`` is still that one (:func:`check_used_graph`). A path
+    holding no readable graph gives ``{"path": path}`` alone (no checksum): whatever reads
+    the graph next says what is wrong with it."""
+    try:
+        return dict(read_record(path).to_dict(), path=str(path))
+    except (DataError, OSError):
+        return {"path": str(path)}
+
+
+def graph_change(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
+    """``None`` when ``current`` (:func:`used_graph` now) is the graph ``recorded``
+    describes (the same checksum), else what changed, a phrase: the checksums and the
+    recipe entries that differ, or that no graph is there any more. A ``recorded`` entry
+    without a checksum (a record from before runs kept them) is never a change."""
+    old = recorded.get("checksum")
+    if not old:
+        return None
+    new = current.get("checksum")
+    if not new:
+        return "no graph is there any more (moved, deleted or unreadable)"
+    if new == old:
+        return None
+    diffs = [f"{k} {_jsonable(current.get(k))!r}, was {_jsonable(recorded.get(k))!r}"
+             for k in sorted(set(recorded) | set(current))
+             if k not in _NOT_RECIPE and _jsonable(recorded.get(k)) != _jsonable(current.get(k))]
+    shown = "; ".join(diffs[:3]) + (f"; {len(diffs) - 3} more" if len(diffs) > 3 else "")
+    return f"checksum {str(new)[:12]}, was {str(old)[:12]}" + (f"; {shown}" if shown else "")
+
+
+def rebuild_as_recorded(recorded: Mapping[str, Any]) -> str:
+    """The fix for a graph that changed since a run used it: the command that builds it
+    again from its recorded recipe (``rebuild it with `graphrec build-graph ...```), or
+    plain words where the recorded entry cannot be read as a graph record."""
+    path = str(recorded.get("path", "GRAPH_DIR"))
+    try:
+        record = GraphRecord.from_dict({k: v for k, v in recorded.items() if k != "path"})
+    except (DataError, TypeError):
+        return f"rebuild the graph at {path} as it was"
+    return _rebuild(path, record)
+
+
+def check_used_graph(recorded: Mapping[str, Any], used_by: str, otherwise: str,
+                     error: type[Exception] = DataError) -> None:
+    """Refuse (one line, ``error``) a stored graph that changed since ``used_by`` (e.g.
+    ``"run runs/x"``) trained with it: ``recorded`` is :func:`used_graph` as the run
+    recorded it; the message names the graph's path, what changed, the command that
+    rebuilds it as it was and ``otherwise`` (the other fix, e.g. ``"train the run
+    again"``). Nothing to check for an entry without a checksum."""
+    if not recorded.get("checksum"):
+        return
+    path = str(recorded.get("path"))
+    change = graph_change(recorded, used_graph(path))
+    if change is not None:
+        raise error(f"{used_by} was trained with the graph {path}, which changed since ({change}): "
+                    f"{rebuild_as_recorded(recorded)} (its recorded recipe), or {otherwise}")
 
 
 def load_graph(

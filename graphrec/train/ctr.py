@@ -668,7 +668,12 @@ def run_ctr(
     }
     keeper = None if out is None else StateKeeper()
     if previous is not None:
-        check_same_run(previous, out, record, identity_defaults(model_name, config, "ctr"))  # type: ignore[arg-type]
+        from graphrec.graphs.store import used_graph
+
+        # the stored graphs by their checksums (built kinds are made from the samples, compared already)
+        stored = [used_graph(p) for p in item_graph_parts(item_graph) if not isinstance(p, str)]
+        identity = dict(record, item_graph=dict(record["item_graph"], graphs=stored))
+        check_same_run(previous, out, identity, identity_defaults(model_name, config, "ctr"))  # type: ignore[arg-type]
         keeper = StateKeeper(load_resume_state(out, previous))  # type: ignore[arg-type]
     provenance = _provenance(command, previous, keeper, device)
     check_ctr_model(data, model_name, params, item_graph)  # before the graphs are built

@@ -13,7 +13,7 @@ import datetime as _dt
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -23,7 +23,7 @@ from graphrec._atomic import check_output
 from graphrec._device import resolve_device
 from graphrec.data import Dataset, cold_start
 from graphrec.errors import ConfigError, DataError
-from graphrec.graphs.store import GraphRecord, save_graph
+from graphrec.graphs.store import GraphRecord, check_used_graph, save_graph, used_graph
 from graphrec.models import Recommender
 from graphrec.nn import to_scipy_csr
 from graphrec.train.builders import build_model, content_modalities, model_params
@@ -167,9 +167,10 @@ def run_training(
     device = resolve_device(device)  # "auto", or CUDA where there is none: one line now
     previous = open_run_dir(out, overwrite, resume, lambda o, ow: None if claimed else check_run_output(o, ow))
     params = model_params(model_name, model_overrides)
+    graphs = used_graphs(params)  # read once, before training: what the record says was used
     keeper = None if out is None else StateKeeper()
     if previous is not None:
-        check_same_run(previous, out, run_identity(model_name, params, config, dataset, transforms),
+        check_same_run(previous, out, run_identity(model_name, params, config, dataset, transforms, graphs),
                        identity_defaults(model_name, config))
         keeper = StateKeeper(load_resume_state(out, previous))
     provenance = _provenance(command, previous, keeper, device)
@@ -188,9 +189,10 @@ def run_training(
         kept = keeper.state  # type: ignore[union-attr]
         so_far = FitResult(best_epoch=kept.best_epoch, best_valid=kept.best_valid, test={}, history=kept.history)
         record = training_record(dataset, model_name, params, config, so_far, device, data_path, transforms,
-                                 build_seconds)
+                                 build_seconds, graphs)
         raise keep_interrupted(out, dict(record, **provenance), kept, overwrite=overwrite or resume, claimed=claimed)
-    record = training_record(dataset, model_name, params, config, result, device, data_path, transforms, build_seconds)
+    record = training_record(dataset, model_name, params, config, result, device, data_path, transforms, build_seconds,
+                             graphs)
     record.update(provenance, status=FINISHED)
     resolved = resolved_params(model_name, params)
     if resolved:
@@ -223,11 +225,42 @@ def identity_defaults(model_name: str, config: Any, task: str = "ranking") -> di
 
 
 def run_identity(model_name: str, params: Mapping[str, Any], config: TrainConfig, dataset: Dataset,
-                 transforms: Mapping[str, Any] | None) -> dict[str, Any]:
+                 transforms: Mapping[str, Any] | None,
+                 graphs: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """What a resumed run must share with the interrupted one, as a record holds it
-    (:func:`graphrec.train.state.check_same_run`)."""
+    (:func:`graphrec.train.state.check_same_run`): the stored graphs among it
+    (``graphs``, :func:`used_graphs` of ``params`` when left out) by their checksums."""
     return {"model": model_name, "model_params": params, "train_config": config.to_dict(),
-            "dataset": {"fingerprint": dataset.fingerprint(), "transforms": dict(transforms or {})}}
+            "dataset": {"fingerprint": dataset.fingerprint(), "transforms": dict(transforms or {})},
+            "graphs": list(used_graphs(params) if graphs is None else graphs)}
+
+
+def stored_graph_paths(params: Mapping[str, Any]) -> list[str]:
+    """The stored graph directories a ranking model's parameters name (``graphs``:
+    ``graphrec train MODEL --graph DIR``), in order; none for models without them."""
+    paths = params.get("graphs")
+    if not paths:
+        return []
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    return [str(p) for p in paths]
+
+
+def used_graphs(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What a run records of each stored graph it trains with (``record["graphs"]``,
+    :func:`graphrec.graphs.store.used_graph`: the graph's record, its checksum included,
+    and its path), which :func:`load_run` and a resume compare with the graph there now."""
+    return [used_graph(p) for p in stored_graph_paths(params)]
+
+
+def check_recorded_graphs(record: Mapping[str, Any], run_dir: str | os.PathLike) -> None:
+    """Refuse (one-line :class:`DataError`) a run whose stored graph changed since it
+    trained (:func:`graphrec.graphs.store.check_used_graph`): the model would be rebuilt
+    over another graph than its weights were trained on. A run recorded before runs kept
+    their graphs' checksums (no ``graphs`` entry) loads unchecked."""
+    for entry in record.get("graphs") or []:
+        if isinstance(entry, Mapping):
+            check_used_graph(entry, f"run {run_dir}", "train the run again")
 
 
 def _recorded_source(
@@ -287,11 +320,15 @@ def training_record(
     data_path: str | os.PathLike | None = None,
     transforms: Mapping[str, Any] | None = None,
     build_seconds: float = 0.0,
+    graphs: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The run record (``record.json``, JSON-able) of a fit: model and parameters,
-    training options, dataset provenance, environment, per-epoch history, best epoch,
-    validation and (when ``result`` has one) test metrics, timings."""
+    training options, dataset provenance, the stored graphs used (``graphs``, as
+    :func:`used_graphs` gives them; read from ``params`` when left out), environment,
+    per-epoch history, best epoch, validation and (when ``result`` has one) test metrics,
+    timings."""
     device = resolve_device(device)  # the device it ran on, never "auto"
+    graphs = list(used_graphs(params) if graphs is None else graphs)
     record: dict[str, Any] = {
         "graphrec_version": graphrec.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -305,6 +342,7 @@ def training_record(
             "transforms": dict(transforms or {}),
             "stats": dataset.stats(),
         },
+        **({"graphs": graphs} if graphs else {}),
         "device": str(device),
         **_processes(),
         "environment": environment(device),
@@ -340,7 +378,8 @@ def load_run(
     fingerprint the model was trained on, otherwise everything computed from the model
     would silently describe other data. The weights must be the ones written with the
     record (:func:`graphrec.train.record.load_state`): another run's ``model.pt``, or a
-    record edited after training, is a :class:`DataError`.
+    record edited after training, is a :class:`DataError`. So is a stored graph the run
+    trained with (``--graph``) that changed since (:func:`check_recorded_graphs`).
     """
     record = load_record(run_dir)
     if record.get("task", "ranking") != "ranking":
@@ -366,6 +405,7 @@ def load_run(
             "(fingerprint mismatch): pass the original dataset with --data"
         )
     state = load_state(run_dir, record=record)
+    check_recorded_graphs(record, run_dir)
     model = build_model(record["model"], dataset, _recorded_params(record))
     _load_weights(model, state, run_dir, record)
     model.to(resolve_device(device))

@@ -417,8 +417,9 @@ def check_same_run(previous: Mapping[str, Any], out: str | Path, run: Mapping[st
     """A one-line error unless ``run`` (``model``, ``model_params``, ``train_config``,
     ``dataset``'s ``fingerprint`` and ``transforms``, as in a record; for a CTR run,
     ``"task": "ctr"``, ``dataset``'s ``samples_fingerprint`` and ``dataset_fingerprint``
-    and ``item_graph``'s ``spec`` and ``options``) trains what the interrupted run
-    ``previous`` trained. ``defaults`` (the model's hyper-parameters and the training
+    and ``item_graph``'s ``spec`` and ``options``; the checksums of the stored graphs
+    among ``graphs``, for a CTR run ``item_graph``'s ``graphs``) trains what the
+    interrupted run ``previous`` trained. ``defaults`` (the model's hyper-parameters and the training
     options at their defaults): a name the interrupted run's record lacks, an option added
     to graphrec since it was written, counts as its default there, so such a run resumes
     after an upgrade unless the option is set to something else."""
@@ -458,6 +459,37 @@ def check_same_run(previous: Mapping[str, Any], out: str | Path, run: Mapping[st
             raise ConfigError(
                 f"--resume: {name} is {now.get(name, '<unset>')!r} here but {then.get(name, '<unset>')!r} in the "
                 f"interrupted run {out}: resume with {fix}, or pass --overwrite instead of --resume to train anew"
+            )
+    _check_same_graphs(previous, out, run)
+
+
+def _stored_graphs(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The stored graphs a record says its run trained with (:func:`graphrec.graphs.store.used_graph`
+    entries: a ranking run's ``graphs``, a CTR run's ``item_graph.graphs`` that have a
+    ``path``; a graph built by the run itself has none)."""
+    if record.get("task") == "ctr":
+        found = (record.get("item_graph") or {}).get("graphs") or []
+    else:
+        found = record.get("graphs") or []
+    return [g for g in found if isinstance(g, Mapping) and g.get("path")]
+
+
+def _check_same_graphs(previous: Mapping[str, Any], out: str | Path, run: Mapping[str, Any]) -> None:
+    """A one-line :class:`ConfigError` when a stored graph the interrupted run trained
+    with changed since (another checksum at the same path): the resumed epochs would
+    propagate over another graph. The paths themselves are options, compared before. An
+    interrupted run recorded before runs kept their graphs' checksums is not checked."""
+    from graphrec.graphs.store import graph_change, rebuild_as_recorded
+
+    now = {str(g["path"]): g for g in _stored_graphs(run)}
+    for before in _stored_graphs(previous):
+        current = now.get(str(before["path"]))
+        change = None if current is None else graph_change(before, current)
+        if change is not None:
+            raise ConfigError(
+                f"--resume: the graph {before['path']} changed since the interrupted run {out} started ({change}): "
+                f"{rebuild_as_recorded(before)} (its recorded recipe), or start a new run (--overwrite instead of "
+                "--resume, or another --out)"
             )
 
 

@@ -150,6 +150,31 @@ def test_resume_refuses_a_finished_run_and_other_options(data, uninterrupted, tm
     assert load_record(out)["status"] == "interrupted"  # refusals leave it as it was
 
 
+def test_resume_refuses_a_stored_item_graph_rebuilt_since_the_interrupt(data, tmp_path, monkeypatch):
+    """--item-graph DIR: the interrupted run's record holds the graph's checksum; a graph
+    rebuilt differently at that path is refused, the one it used resumes."""
+    from graphrec.graphs import GraphSpec, build_item_graph, save_graph
+
+    def store(weighting):
+        built = build_item_graph(data.dataset, GraphSpec(kind="knn", k=5, weighting=weighting))
+        save_graph(tmp_path / "knn", built.graph, built.record, overwrite=True)
+
+    store("cosine")
+    out, graph = tmp_path / "run", str(tmp_path / "knn")
+    with monkeypatch.context() as m:
+        Interrupt(m, _n_batches(data), 2)
+        with pytest.raises(RunInterrupted):
+            run_ctr(data, "din", PARAMS["din"], CTRConfig(**CONFIG), item_graph=graph, out=out)
+    store("binary")
+    changed = (rf"--resume: the graph {graph} changed since the interrupted run {out} started "
+               r"\(checksum .*; weighting 'binary', was 'cosine'\): rebuild it with")
+    with pytest.raises(ConfigError, match=changed):
+        run_ctr(data, "din", PARAMS["din"], CTRConfig(**CONFIG), item_graph=graph, out=out, resume=True)
+    store("cosine")
+    record, _ = run_ctr(data, "din", PARAMS["din"], CTRConfig(**CONFIG), item_graph=graph, out=out, resume=True)
+    assert record["status"] == "finished" and record["item_graph"]["graphs"][0]["path"] == graph
+
+
 # ---------------------------------------------------------------------- the command line
 runner = CliRunner()
 

@@ -8,6 +8,6 @@ if os.environ.get("GRAPHREC_HOSTED_STORE") == "1":
     # reaches it through the launcher (as SIGTERM), once, not a second time directly
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-from graphrec.cli import main  # noqa: E402
+from graphrec._entry import main  # noqa: E402  (a Ctrl-C while the CLI imports: one line, 130)
 
 main()

@@ -193,3 +193,24 @@ def test_the_record_names_the_working_directory_and_each_parts_threads_and_devic
     assert record["parts"] == [{"after_epoch": 0, "device": "cpu", "threads": 1, "processes": 1},
                                {"after_epoch": 2, "device": "cpu", "threads": 2, "processes": 1}]
     assert record["environment"]["threads"] == 2
+
+
+def test_ctrl_c_while_the_command_line_imports_is_one_line(monkeypatch, capsys):
+    """The console script's first second or two import torch and the commands: a Ctrl-C
+    then ends as any interrupt does (one line, 130), not with the import's traceback."""
+    import builtins
+
+    from graphrec import _entry
+
+    real_import = builtins.__import__
+
+    def interrupted_import(name, *args, **kwargs):
+        if name == "graphrec.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delenv("GRAPHREC_DEBUG", raising=False)
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    with pytest.raises(SystemExit) as exit_:
+        _entry.main()
+    assert exit_.value.code == 130 and capsys.readouterr().err == "interrupted\n"

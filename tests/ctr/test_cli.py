@@ -153,6 +153,15 @@ def test_model_options_are_checked_before_samples_are_stored(tmp_path, options):
     assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("modality", ["audio", "id"])
+def test_deepfm_unknown_modality_is_one_line(samples, tmp_path, modality):
+    res = runner.invoke(app, ["train", "deepfm", "--data", str(samples), "--modalities", modality, "--epochs", "1",
+                              "--device", "cpu", "--quiet", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    assert f"error: modality '{modality}' is not in the data (has image, text" in res.output, res.output
+    assert "--modalities" in res.output
+
+
 def test_stored_graph_of_other_data_names_the_samples_dataset(samples, tmp_path):
     from graphrec.graphs import GraphSpec, build_item_graph, save_graph
 

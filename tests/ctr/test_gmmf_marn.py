@@ -299,3 +299,18 @@ def test_bad_options():
         build_ctr_model("marn", data, {"modalities": ["id"]})
     with pytest.raises(ConfigError, match="not in the data"):
         build_ctr_model("gmmf", data, {"modalities": ["audio"]})
+
+
+@pytest.mark.parametrize("name", ["deepfm", "youtubenet", "din", "gmmf", "marn"])
+@pytest.mark.parametrize("modality", ["audio", "id"])
+def test_every_model_checks_its_modalities_alike(name, modality):
+    """One check (CTRSchema.chosen_modalities) for every model with --modalities: a
+    modality the data lack is one ConfigError naming those they have; MARN alone takes
+    ``id`` as a modality."""
+    data = contract_ctr_data()
+    if name == "marn" and modality == "id":
+        build_ctr_model(name, data, {"modalities": ["id", "image"]})
+        return
+    has = "id, image, text" if name == "marn" else "image, text"
+    with pytest.raises(ConfigError, match=f"modality '{modality}' is not in the data \\(has {has}"):
+        build_ctr_model(name, data, {"modalities": [modality]})

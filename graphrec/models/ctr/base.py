@@ -145,6 +145,22 @@ class CTRSchema:
     def modalities(self) -> list[str]:
         return list(self.item_features)
 
+    def chosen_modalities(self, modalities: Sequence[str] | None, *, with_id: bool = False) -> list[str]:
+        """The modalities a model uses: ``modalities`` checked against the data, or (None)
+        every content modality, after ``"id"`` when ``with_id`` (MARN, whose item ID is a
+        modality). A name the data lack is a one-line :class:`ConfigError` that lists
+        those they have (the one check of every CTR model)."""
+        have = (["id"] if with_id else []) + self.modalities
+        if modalities is None:
+            return have
+        mods = list(modalities)
+        for m in mods:
+            if m not in have:
+                hint = "; the item ID is always used, list content modalities only" if m == "id" else ""
+                raise ConfigError(f"modality {m!r} is not in the data (has {', '.join(have) or 'none'}{hint}): "
+                                  "choose --modalities among those")
+        return mods
+
     @classmethod
     def from_data(cls, data: "CTRData") -> "CTRSchema":
         """The schema of :class:`~graphrec.data.ctr.CTRData` (features, side codes, sizes)."""
@@ -349,10 +365,7 @@ class ConcatItemEncoder(nn.Module):
         super().__init__()
         self.ids = ItemIDEncoder(schema.n_items, id_dim, item_graphs, graph_layers)
         self.side = SideEncoder(schema.item_side, schema.vocab_sizes, side_dim)
-        mods = schema.modalities if modalities is None else list(modalities)
-        for m in mods:
-            if m not in schema.item_features:
-                raise ConfigError(f"modality {m!r} is not in the data (has {', '.join(schema.modalities) or 'none'})")
+        mods = schema.chosen_modalities(modalities)
         self.modalities = mods
         self.proj = nn.ModuleDict()
         out = id_dim + self.side.out_dim

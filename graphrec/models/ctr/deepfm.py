@@ -51,7 +51,7 @@ class DeepFM(CTRModel):
         super().__init__()
         self.n_users, self.n_items = schema.n_users, schema.n_items
         self.fm = FM(schema, dim, item_graphs, graph_layers)  # shares its field embeddings
-        mods = schema.modalities if modalities is None else list(modalities)
+        mods = schema.chosen_modalities(modalities)
         self.modalities = mods
         self.proj = nn.ModuleDict()
         for m in mods:

@@ -151,10 +151,7 @@ class GMMF(CTRModel):
     ) -> None:
         super().__init__()
         self.n_users, self.n_items = schema.n_users, schema.n_items
-        mods = schema.modalities if modalities is None else list(modalities)
-        for m in mods:
-            if m not in schema.item_features:
-                raise ConfigError(f"modality {m!r} is not in the data (has {', '.join(schema.modalities) or 'none'})")
+        mods = schema.chosen_modalities(modalities)
         if not mods:
             raise ConfigError("GMMF needs at least one content modality (image or text features)")
         self.modalities = mods

@@ -198,10 +198,7 @@ class MARN(CTRModel):
             if value not in choices:
                 raise ConfigError(f"{name} {value!r} is not one of {', '.join(choices)}")
         self.n_users, self.n_items = schema.n_users, schema.n_items
-        mods = ["id"] + schema.modalities if modalities is None else list(modalities)
-        for m in mods:
-            if m != "id" and m not in schema.item_features:
-                raise ConfigError(f"modality {m!r} is not in the data (has id, {', '.join(schema.modalities)})")
+        mods = schema.chosen_modalities(modalities, with_id=True)
         if not mods:
             raise ConfigError("MARN needs at least one modality")
         if adversarial != "none" and len(mods) < 2:

@@ -520,6 +520,26 @@ def _make_split(
     )
 
 
+def _all(n: int, noun: str) -> str:
+    """``all 3 items``, ``the only item``."""
+    return f"the only {noun}" if n == 1 else f"all {n} {noun}s"
+
+
+def _check_negatives(dataset: Dataset, sampler: NegativeSampler, users: np.ndarray, pool: str, consequence: str,
+                     fix: str) -> None:
+    """A one-line :class:`DataError` when a user of ``users`` interacted with every item
+    of ``sampler``'s candidates, so that no negative exists for them: it names the user's
+    id, the candidates (``pool``, e.g. "all 3 cold-start items (...)"), what cannot be
+    sampled (``consequence``) and ``fix``."""
+    full = sampler.full_users
+    if not len(full) or not len(users):
+        return
+    hit = np.asarray(users)[np.isin(users, full)]
+    if len(hit):
+        raise DataError(f"user {dataset.user_ids[int(hit[0])]} of {dataset.name!r} interacted with {pool}, so "
+                        f"{consequence}: {fix}")
+
+
 def select_cold_items(n_items: int, fraction: float, seed: int = 0) -> np.ndarray:
     """The sorted cold-start items: ``round(fraction * n_items)`` items drawn without
     replacement by ``numpy.random.default_rng(seed)`` (the same draw as
@@ -600,6 +620,9 @@ def build_ctr_data(
         sampler = NegativeSampler(all_pos)
 
         def draw(users: np.ndarray, targets: np.ndarray) -> np.ndarray:
+            _check_negatives(dataset, sampler, users, _all(n_items, "item"),
+                             "no negative exists (an item the user never interacted with)",
+                             "remove the user from the source data")
             return sampler.sample(users, rng)
 
         # train: t = 2 .. N-2 (1-based), i.e. 0-based positions 1 .. N-3
@@ -611,12 +634,21 @@ def build_ctr_data(
     else:
         warm_sampler = NegativeSampler(all_pos, exclude_items=cold)
         cold_sampler = NegativeSampler(all_pos, exclude_items=np.flatnonzero(~is_cold))
+        chosen = f"--cold-start {cold_start} --seed {cold_seed}"
+        fix = "pass another --seed (or --cold-start) to draw other cold-start items"
+        n_cold = len(cold)
 
         def draw(users: np.ndarray, targets: np.ndarray) -> np.ndarray:
             negs = np.empty(len(users), np.int64)
             c = is_cold[targets]
+            _check_negatives(dataset, warm_sampler, users[~c],
+                             f"{_all(n_items - n_cold, 'warm item')} (those {chosen} leaves warm)",
+                             "a warm target of theirs has no warm negative (one they never interacted with)", fix)
             negs[~c] = warm_sampler.sample(users[~c], rng)
             if c.any():
+                _check_negatives(dataset, cold_sampler, users[c], f"{_all(n_cold, 'cold-start item')} ({chosen})",
+                                 "a cold target of theirs has no cold negative (a cold target's negative is a "
+                                 "cold-start item the user never interacted with)", fix)
                 negs[c] = cold_sampler.sample(users[c], rng)
             return negs
 

@@ -44,6 +44,13 @@ class NegativeSampler:
         if len(self._candidates) == 0:
             raise DataError("no items are left to sample negatives from")
 
+    @property
+    def full_users(self) -> np.ndarray:
+        """The users (indices, sorted) whose positives cover every candidate item: no
+        negative exists for them (:meth:`sample` refuses them; callers that know the
+        user's id and what the candidates are check first, for a clearer message)."""
+        return self._full_users
+
     def sample(self, users: np.ndarray, rng: np.random.Generator, rounds: int = 8) -> np.ndarray:
         """One negative item per entry of ``users``.
 

@@ -46,6 +46,31 @@ def _negatives(split, user):
     return split.items[(split.users == user) & (split.labels == 0)].tolist()
 
 
+def _dataset(seqs):
+    rows = [(u, str(i), t) for u, s in seqs.items() for t, i in enumerate(s, start=1)]
+    u, i, t = zip(*rows)
+    return build_dataset(u, i, ["train"] * len(u), timestamps=t, item_ids=[str(k) for k in range(20)], name="hand")
+
+
+def test_no_negative_names_the_user_id_the_pool_and_the_fix():
+    """A user who interacted with every cold-start item has no cold negative for a cold
+    target: the error names the user's id (not an index), the cold items and the fix."""
+    from graphrec.errors import DataError
+
+    # user "u7" (index 1) interacted with all of 5 9 11 14; its valid target 11 is cold
+    ds = _dataset({"a": [0, 1, 2, 3], "u7": [0, 5, 9, 14, 1, 11, 3], "c": [7, 8, 10, 12]})
+    with pytest.raises(DataError) as e:
+        build_ctr_data(ds, sequences_from_dataset(ds), max_history=3, seed=0, cold_start=0.2, cold_seed=0)
+    msg = str(e.value)
+    assert msg.startswith("user u7 of 'hand' interacted with all 4 cold-start items (--cold-start 0.2 --seed 0)"), msg
+    assert "a cold target of theirs has no cold negative" in msg and "pass another --seed" in msg, msg
+    assert "index" not in msg
+    # without cold start: every item is a candidate
+    ds = _dataset({"a": [0, 1, 2, 3], "z": list(range(20))})
+    with pytest.raises(DataError, match="^user z of 'hand' interacted with all 20 items, so no negative exists"):
+        build_ctr_data(ds, sequences_from_dataset(ds), max_history=3, seed=0)
+
+
 def test_cold_protocol_by_hand():
     assert select_cold_items(20, 0.2, 0).tolist() == COLD
     ds = _hand()

@@ -28,7 +28,7 @@ import datetime as _dt
 import inspect
 import shlex
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, Mapping, Optional
 
 import typer
 
@@ -168,14 +168,68 @@ def print_ctr_record(record: dict[str, Any]) -> None:
     )
 
 
+def _flag(name: str) -> str:
+    """A shared option's flag: ``graph_k`` -> ``--graph-k``."""
+    return "--" + name.replace("_", "-")
+
+
+def without_effect(model_name: str, params: Mapping[str, Any], train_options: Mapping[str, Any],
+                   common: Mapping[str, Any], given: Mapping[str, str]) -> list[str]:
+    """The options set on the command line (``given``: parameter name -> flag) whose value
+    changes nothing in this run, one note each (the run goes on: a mistyped pairing is
+    seen). Options left at their defaults are never noted."""
+    notes: list[str] = []
+
+    def value(name: str) -> Any:
+        for source in (params, train_options, common):
+            if name in source:
+                return source[name]
+        return None
+
+    def note(name: str, why: str) -> None:
+        if name in given:
+            v = value(name)
+            notes.append(f"{given[name]}{'' if isinstance(v, bool) else f' {v}'} has no effect {why}")
+
+    if model_name == "gmmf":
+        if params.get("use_cgan") is False:
+            for name in ("gan_start_epoch", "gan_lr"):
+                note(name, "with --no-cgan (there is no GAN to train)")
+        elif ({"gan_start_epoch", "gan_lr"} & set(given)
+              and train_options["gan_start_epoch"] >= common["epochs"]):
+            k, epochs = train_options["gan_start_epoch"], common["epochs"]
+            notes.append(f"the GAN never trains: it trains in the epochs after --gan-start-epoch {k}, and --epochs "
+                         f"{epochs} ends the run first (--gan-lr has no effect); pass a --gan-start-epoch below "
+                         f"--epochs, or --no-cgan")
+        if params.get("use_autoencoder") is False:
+            note("recon_weight", "with --no-autoencoder (there is no reconstruction loss)")
+    if model_name == "marn" and params.get("adversarial") == "none":
+        note("adv_weight", "with --adversarial none (there are no adversarial terms)")
+    item_graph = common["item_graph"]
+    if item_graph == "none":
+        for name in ("graph_layers", "graph_k", "cooccur_top_k"):
+            note(name, "without --item-graph (no item graph is used)")
+    elif item_graph not in ("knn", "cooccur", "both"):  # stored graph directories
+        for name in ("graph_k", "cooccur_top_k"):
+            note(name, f"with --item-graph {item_graph}: stored graphs are used as they were built")
+    elif item_graph == "cooccur":
+        note("graph_k", "with --item-graph cooccur (it sets the kNN graph's neighbours: knn or both)")
+    elif item_graph == "knn":
+        note("cooccur_top_k", "with --item-graph knn (it sets the co-interaction graph: cooccur or both)")
+    return notes
+
+
 def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_options: Optional[dict[str, Any]] = None,
-                command: Optional[str] = None, **common: Any) -> dict[str, Any]:
+                command: Optional[str] = None, given: Optional[Mapping[str, str]] = None,
+                **common: Any) -> dict[str, Any]:
     """What every `graphrec train MODEL --task ctr` does; returns the run record.
 
     Ctrl-C or SIGTERM during training keeps the best state so far in ``out`` as a run
     marked interrupted and ends with status 130 and one line naming the resume command
     (made from ``command``, the line as typed); ``resume`` continues such a run
-    (:mod:`graphrec.train.state`)."""
+    (:mod:`graphrec.train.state`). ``given`` maps the options set on the command line
+    (parameter name -> flag) to their flags: those without effect get a note on stderr
+    (:func:`without_effect`)."""
     from graphrec._atomic import check_output, check_output_folder
     from graphrec.errors import ConfigError
     from graphrec.train.ctr import check_ctr_model, run_ctr
@@ -207,6 +261,8 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
         raise ConfigError(f"--cold-start must be in [0, 1), got {common['cold_start']}")
     config = CTRConfig(**{name: common[name] for name in CTR_TRAIN_OPTIONS}, progress=not common["quiet"],
                        **(train_options or {}))
+    for line in without_effect(model_name, params, train_options or {}, common, given or {}):
+        typer.echo(f"note: {line}", err=True)
     item_graph = common["item_graph"]
     if item_graph != "none":
         params = dict(params, graph_layers=common["graph_layers"])
@@ -260,9 +316,14 @@ def make_command(entry: Any) -> Callable[..., None]:
     if clash:
         raise TypeError(f"model {entry.name!r} declares {', '.join(sorted(clash))}, which are shared CTR options")
 
+    flags = {**{p.name: p.flags[0] for p in specs}, **{name: _flag(name) for name in COMMON}}
+
     @user_errors
     def command(**values: Any) -> None:
-        argv = values.pop("ctx").meta.get(ARGV)
+        ctx = values.pop("ctx")
+        argv = ctx.meta.get(ARGV)
+        given = {name: flag for name, flag in flags.items()
+                 if ctx.get_parameter_source(name).name in ("COMMANDLINE", "ENVIRONMENT")}
         data = values.pop("data")
         common = {name: values.pop(name) for name in COMMON}
         params: dict[str, Any] = {}
@@ -277,7 +338,8 @@ def make_command(entry: Any) -> Callable[..., None]:
         for spec in entry.params:
             spec.check(entry.name, params.get(spec.name, train_options.get(spec.name)))
         command_line = None if argv is None else shlex.join(["graphrec", *argv])  # recorded; names the resume command
-        ctr_command(entry.name, params, data, train_options=train_options, command=command_line, **common)
+        ctr_command(entry.name, params, data, train_options=train_options, command=command_line, given=given,
+                    **common)
 
     defaults = dict(COMMON_DEFAULTS, **entry.train_defaults)
     sig = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),

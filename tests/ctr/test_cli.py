@@ -162,6 +162,33 @@ def test_deepfm_unknown_modality_is_one_line(samples, tmp_path, modality):
     assert "--modalities" in res.output
 
 
+@pytest.mark.parametrize("model, options, notes", [
+    ("gmmf", ["--no-cgan", "--gan-start-epoch", "0", "--gan-lr", "0.5"],
+     ["--gan-start-epoch 0 has no effect with --no-cgan", "--gan-lr 0.5 has no effect with --no-cgan"]),
+    ("gmmf", ["--no-autoencoder", "--recon-weight", "5"], ["--recon-weight 5.0 has no effect with --no-autoencoder"]),
+    ("gmmf", ["--gan-start-epoch", "3"], ["the GAN never trains: it trains in the epochs after --gan-start-epoch 3, "
+                                          "and --epochs 1 ends the run first"]),
+    ("marn", ["--adversarial", "none", "--adv-weight", "0.7"], ["--adv-weight 0.7 has no effect with --adversarial none"]),
+    ("lr", ["--graph-layers", "3", "--graph-k", "5", "--cooccur-top-k", "4"],
+     [f"{o} has no effect without --item-graph" for o in ("--graph-layers 3", "--graph-k 5", "--cooccur-top-k 4")]),
+    ("fm", ["--item-graph", "cooccur", "--graph-k", "5", "--cooccur-top-k", "4"],
+     ["--graph-k 5 has no effect with --item-graph cooccur"]),
+    ("fm", ["--item-graph", "knn", "--graph-k", "5", "--cooccur-top-k", "4"],
+     ["--cooccur-top-k 4 has no effect with --item-graph knn"]),
+    # the defaults (and values that act) give no note
+    ("gmmf", ["--no-cgan"], []),
+    ("fm", ["--item-graph", "both", "--graph-k", "5", "--cooccur-top-k", "4"], []),
+])
+def test_options_without_effect_are_noted(samples, tmp_path, model, options, notes):
+    res = runner.invoke(app, ["train", model, "--data", str(samples), *options, "--epochs", "1", "--device", "cpu",
+                              "--quiet", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    got = [line for line in res.stderr.splitlines() if line.startswith("note: ")]
+    assert len(got) == len(notes), res.stderr
+    for line, want in zip(got, notes):
+        assert line.startswith(f"note: {want}"), res.stderr
+
+
 def test_stored_graph_of_other_data_names_the_samples_dataset(samples, tmp_path):
     from graphrec.graphs import GraphSpec, build_item_graph, save_graph
 

@@ -18,6 +18,17 @@ from graphrec.cli._common import user_errors
 __all__ = ["plot_modality_attention", "draw_modality_attention"]
 
 
+def _no_weights(record: dict, path: Path) -> str:
+    """Why a run has no ``attention.npz``, and which run has one."""
+    model = str(record.get("model", "?"))
+    fusion = (record.get("model_params") or {}).get("fusion")
+    if model == "marn" and fusion not in (None, "maf"):
+        return (f"{path} not found: this MARN run (--fusion {fusion}) has no modality weights: MARN has them with "
+                "--fusion maf (the default; `graphrec train marn --task ctr --fusion maf --out RUN_DIR`)")
+    return (f"{path} not found: only GMMF and MARN (--fusion maf) runs export modality weights, and this is a "
+            f"{model} run (train one with `graphrec train gmmf --task ctr --out RUN_DIR`)")
+
+
 def draw_modality_attention(run_dir: Path, out: Path, rows: int = 20, seed: int = 0, title: str | None = None) -> Path:
     """Write the heat map of ``run_dir``'s ``attention.npz`` to ``out`` (atomically)."""
     import numpy as np
@@ -30,13 +41,11 @@ def draw_modality_attention(run_dir: Path, out: Path, rows: int = 20, seed: int 
 
     # a folder that is no run (a typo) is named as such; an interrupted run has no test
     # split weights yet: how to resume it
-    check_finished(load_record(run_dir), run_dir)
+    record = load_record(run_dir)
+    check_finished(record, run_dir)
     path = Path(run_dir) / ATTENTION_FILE
     if not path.is_file():
-        raise DataError(
-            f"{path} not found: only GMMF and MARN runs export modality weights (train one with "
-            "`graphrec train gmmf --task ctr --out RUN_DIR`)"
-        )
+        raise DataError(_no_weights(record, path))
     try:
         with np.load(path, allow_pickle=False) as z:
             names = [str(n) for n in z["modalities"]]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import inspect
+import math
 import shlex
 from pathlib import Path
 from typing import Annotated, Any, Callable, Mapping, Optional
@@ -168,6 +169,26 @@ def print_ctr_record(record: dict[str, Any]) -> None:
     )
 
 
+def check_options(common: Mapping[str, Any]) -> None:
+    """The shared options' values, checked by their flags before anything is read (the
+    same bounds :class:`CTRConfig` and the graph builder check by field name, which the
+    command line would not show): a one-line :class:`ConfigError`."""
+    from graphrec.errors import ConfigError
+
+    for name in ("epochs", "batch_size", "patience"):
+        if common[name] < 1:
+            raise ConfigError(f"{_flag(name)} must be at least 1, got {common[name]}")
+    if common["max_history"] is not None and common["max_history"] < 1:
+        raise ConfigError(f"--max-history must be at least 1, got {common['max_history']}")
+    if not 0 < common["lr"] < math.inf:  # also refuses NaN
+        raise ConfigError(f"--lr must be positive and finite (e.g. 0.001), got {common['lr']}")
+    if common["graph_k"] < 1:
+        raise ConfigError(f"--graph-k must be at least 1 (neighbours per item of the kNN graph), got {common['graph_k']}")
+    if common["cooccur_top_k"] < 0:
+        raise ConfigError(f"--cooccur-top-k must be at least 0 (co-interactions kept per item; 0 keeps all), got "
+                          f"{common['cooccur_top_k']}")
+
+
 def _flag(name: str) -> str:
     """A shared option's flag: ``graph_k`` -> ``--graph-k``."""
     return "--" + name.replace("_", "-")
@@ -255,6 +276,7 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
         if samples.exists():
             raise ConfigError(f"--samples {samples} exists and holds no CTR samples (no ctr.json): choose another --samples")
         check_output(samples, option="--samples", what="CTR samples directory")
+    check_options(common)
     set_threads(common["threads"])
     dev = resolve_device(common["device"])
     if not 0.0 <= common["cold_start"] < 1.0:

@@ -167,18 +167,29 @@ def ctr_schema(data: CTRData) -> CTRSchema:
 def item_graph_parts(item_graph: str | None) -> list[str | Path]:
     """The graphs an ``item_graph`` option names (:func:`resolve_item_graphs`): built
     kinds (``"knn"``, ``"cooccur"``) and stored graph directories, in order; none for
-    ``None``/``"none"``. A part that is neither a kind nor an existing directory is a
-    one-line :class:`ConfigError`."""
+    ``None``/``"none"``. A kind must stand alone (``"both"`` is knn + cooccur); a
+    comma-separated list takes directories only. Anything else is a one-line
+    :class:`ConfigError`."""
     if item_graph is None or item_graph == "none":
         return []
     if item_graph in GRAPH_CHOICES:
         return ["knn", "cooccur"] if item_graph == "both" else [item_graph]
     parts: list[str | Path] = []
-    for part in item_graph.split(","):
+    listed = item_graph.split(",")
+    for part in listed:
         path = Path(part.strip())
-        if not path.exists():
-            raise ConfigError(f"--item-graph {part!r} is neither none, knn, cooccur, both nor an existing graph directory")
-        parts.append(path)
+        if path.exists():
+            parts.append(path)
+        elif len(listed) == 1:
+            raise ConfigError(f"--item-graph {part!r} is neither none, knn, cooccur, both (knn + cooccur) nor an "
+                              "existing graph directory")
+        elif part.strip() in GRAPH_CHOICES:
+            raise ConfigError(f"--item-graph {item_graph!r}: a comma-separated list takes stored graph directories, "
+                              f"and {part.strip()!r} is a graph kind: pass the kind alone (--item-graph both is knn "
+                              "+ cooccur), or the directories of graphs stored with `graphrec build-graph`")
+        else:
+            raise ConfigError(f"--item-graph {item_graph!r}: {part.strip()!r} is not an existing graph directory (a "
+                              "comma-separated list takes stored graph directories)")
     return parts
 
 

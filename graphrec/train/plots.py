@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from graphrec.errors import ConfigError, DataError
 
@@ -113,9 +113,7 @@ def draw_runs(
             for j, name in enumerate(names):
                 pts = [(r["epoch"], r["model"][name]) for r in rows if name in (r.get("model") or {})]
                 axes[2].plot(*zip(*pts), color=color, linestyle=styles[j % len(styles)], label=f"{label}: {name}")
-    tasks = {rec.get("task", "ranking") for rec in records}
-    kind = "BPR loss" if tasks == {"ranking"} else "log loss" if tasks == {"ctr"} else "loss"
-    axes[0].set(title="training loss", xlabel="epoch", ylabel=f"{kind} (mean per batch)")
+    axes[0].set(title="training loss", xlabel="epoch", ylabel=loss_label(records))
     axes[1].set(title=f"validation {metric}" + ("" if items == "all" else f", {items} items"), xlabel="epoch",
                 ylabel=metric)
     if learned:
@@ -126,6 +124,31 @@ def draw_runs(
             ax.legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, out, plt)
+
+
+def _auxiliary(record: Mapping[str, Any]) -> str | None:
+    """What a CTR run's training loss adds to the log loss (its model's own terms,
+    :meth:`graphrec.models.ctr.CTRModel.losses`): GMMF's reconstruction loss (unless
+    ``--no-autoencoder``), MARN's adversarial terms (unless ``--adversarial none``)."""
+    params = record.get("model_params") or {}
+    if record.get("model") == "gmmf" and params.get("use_autoencoder", True):
+        return "GMMF: + reconstruction loss"
+    if record.get("model") == "marn" and params.get("adversarial", "ddma") != "none":
+        return "MARN: + adversarial terms"
+    return None
+
+
+def loss_label(records: Sequence[Mapping[str, Any]]) -> str:
+    """The loss axis' label of these runs, naming what their recorded ``loss`` sums: BPR
+    for ranking runs, log loss for CTR runs plus the auxiliary terms of the GMMF or MARN
+    runs drawn (:func:`_auxiliary`)."""
+    tasks = {rec.get("task", "ranking") for rec in records}
+    if tasks == {"ranking"}:
+        return "BPR loss (mean per batch)"
+    if tasks != {"ctr"}:
+        return "training loss (mean per batch)"
+    extra = sorted({a for a in map(_auxiliary, records) if a is not None})
+    return "log loss (mean per batch)" if not extra else f"log loss (mean per batch; {', '.join(extra)})"
 
 
 def _labels(runs: Sequence[str | os.PathLike]) -> list[str]:

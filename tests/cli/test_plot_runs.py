@@ -177,3 +177,18 @@ def test_a_ctr_run_is_drawn_with_its_selection_metric_auc(tmp_path, monkeypatch)
     assert res.exit_code == 0, res.output
     assert drawn == [["training loss", "validation auc", "log loss (mean per batch)", "auc"]]
     _picture(tmp_path / "ctr.png")
+
+
+def test_ctr_loss_axis_names_the_auxiliary_terms():
+    """GMMF's and MARN's recorded loss is the log loss plus their own terms: the axis says so."""
+    from graphrec.train.plots import loss_label
+
+    ctr = {"task": "ctr"}
+    assert loss_label([dict(ctr, model="lr")]) == "log loss (mean per batch)"
+    assert loss_label([dict(ctr, model="gmmf", model_params={})]) == \
+        "log loss (mean per batch; GMMF: + reconstruction loss)"
+    assert loss_label([dict(ctr, model="gmmf", model_params={"use_autoencoder": False})]) == "log loss (mean per batch)"
+    assert loss_label([dict(ctr, model="marn", model_params={"adversarial": "ddma"}), dict(ctr, model="lr")]) == \
+        "log loss (mean per batch; MARN: + adversarial terms)"
+    assert loss_label([dict(ctr, model="marn", model_params={"adversarial": "none"})]) == "log loss (mean per batch)"
+    assert loss_label([{"task": "ranking"}]) == "BPR loss (mean per batch)"

@@ -189,6 +189,35 @@ def test_options_without_effect_are_noted(samples, tmp_path, model, options, not
         assert line.startswith(f"note: {want}"), res.stderr
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--patience", "0"], "--patience must be at least 1, got 0"),
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["--lr", "nan"], "--lr must be positive and finite"),
+    (["--graph-k", "0", "--item-graph", "knn"], "--graph-k must be at least 1"),
+    (["--cooccur-top-k", "-1", "--item-graph", "cooccur"], "--cooccur-top-k must be at least 0"),
+    (["--item-graph", "knn,cooccur"], "--item-graph 'knn,cooccur': a comma-separated list takes stored graph "
+                                      "directories, and 'knn' is a graph kind"),
+])
+def test_bad_values_name_the_options(samples, tmp_path, options, message):
+    """Errors say --batch-size, not CTRConfig's batch_size (nor the graph builder's k)."""
+    res = runner.invoke(app, ["train", "fm", "--data", str(samples), "--epochs", "1", *options, "--device", "cpu",
+                              "--quiet", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    assert res.output.startswith(f"error: {message}"), res.output
+    if "knn,cooccur" in options:
+        assert "--item-graph both is knn + cooccur" in res.output
+
+
+def test_marn_concat_run_has_no_modality_weights_and_says_which_fusion_has(samples, tmp_path):
+    res = runner.invoke(app, ["train", "marn", "--data", str(samples), "--fusion", "concat", "--epochs", "1",
+                              "--device", "cpu", "--quiet", "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["plot-modality-attention", str(tmp_path / "run"), "--out", str(tmp_path / "x.png")])
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "this MARN run (--fusion concat) has no modality weights: MARN has them with --fusion maf" in res.output
+
+
 def test_stored_graph_of_other_data_names_the_samples_dataset(samples, tmp_path):
     from graphrec.graphs import GraphSpec, build_item_graph, save_graph
 

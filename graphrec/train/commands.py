@@ -19,9 +19,12 @@ import shlex
 from pathlib import Path
 from typing import Any, Mapping
 
+from graphrec.errors import ConfigError
 from graphrec.train.config import TrainConfig
 
-__all__ = ["train_command_line", "TRAIN_OPTIONS", "CONFIG_FLAGS", "option_defaults", "config_from_options"]
+__all__ = [
+    "train_command_line", "TRAIN_OPTIONS", "CONFIG_FLAGS", "option_defaults", "config_from_options", "option_message",
+]
 
 #: the training options of ``graphrec train MODEL`` that set a :class:`TrainConfig`
 #: field, by option name (the option is ``--name-with-dashes``; ``--metric`` sets the field
@@ -44,14 +47,28 @@ def option_defaults(train_defaults: Mapping[str, Any] | None = None) -> dict[str
     return {option: fields[field] for option, field in TRAIN_OPTIONS.items()}
 
 
+def option_message(message: str) -> str:
+    """A :class:`TrainConfig` error as the command line says it: the field it starts with
+    (``batch_size must be at least 1``) named by its flag (``--batch-size must ...``)."""
+    field, sep, rest = message.partition(" ")
+    flag = CONFIG_FLAGS.get(field)
+    if not sep or flag is None:
+        return message
+    return f"{flag} {rest.replace(f' ({flag})', '')}"
+
+
 def config_from_options(options: Mapping[str, Any], **fields: Any) -> TrainConfig:
     """The :class:`TrainConfig` of the given :data:`TRAIN_OPTIONS` (by option name; every
-    one must be given), with the other ``fields`` (e.g. ``progress``) set as given."""
+    one must be given), with the other ``fields`` (e.g. ``progress``) set as given. A bad
+    value is a :class:`ConfigError` naming its option (:func:`option_message`)."""
     missing = [o for o in TRAIN_OPTIONS if o not in options]
     unknown = [o for o in options if o not in TRAIN_OPTIONS]
     if missing or unknown:
         raise TypeError(f"training options: missing {missing}, unknown {unknown}")
-    return TrainConfig(**{TRAIN_OPTIONS[o]: v for o, v in options.items()}, **fields)
+    try:
+        return TrainConfig(**{TRAIN_OPTIONS[o]: v for o, v in options.items()}, **fields)
+    except ConfigError as e:  # named by the option that set the value
+        raise ConfigError(option_message(str(e))) from None
 
 
 #: fields that change no trained number (``graphrec train`` leaves them at their

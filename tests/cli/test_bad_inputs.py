@@ -433,3 +433,21 @@ def test_training_diverged_is_still_a_floating_point_error():
     from graphrec.errors import GraphrecError, TrainingDiverged
 
     assert issubclass(TrainingDiverged, FloatingPointError) and issubclass(TrainingDiverged, GraphrecError)
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (("--batch-size", "0"), "error: --batch-size must be at least 1, got 0"),
+        (("--metric", "foo@x"), "error: --metric 'foo@x' must look like recall@20"),
+        (("--negatives", "x"), "error: --negatives must be one of all, warm, got 'x'"),
+        (("--lr-decay", "2"), "error: --lr-decay must be in (0, 1], got 2.0"),
+        (("--select-on", "x"), "error: --select-on must be one of all, warm, cold, got 'x'"),
+        (("--eval-every", "0"), "error: --eval-every must be at least 1, got 0"),
+    ],
+)
+def test_training_option_errors_name_the_option(data_dir, tmp_path, option, message):
+    """A bad training option is named by its flag, not by TrainConfig's field."""
+    line = one_error_line(run("train", "lightgcn", "--data", data_dir, "--device", "cpu", "--out", tmp_path / "r",
+                              *option))
+    assert line == message, line

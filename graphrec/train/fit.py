@@ -64,6 +64,22 @@ def divergence_error(
     return TrainingDiverged(message)
 
 
+def _check_negatives_exist(sampler: NegativeSampler, dataset: Dataset, config: TrainConfig) -> None:
+    """A one-line :class:`DataError` naming the first user (by id) whose training items
+    cover every item a negative may be drawn from, with the fix: BPR needs a negative per
+    triple."""
+    full = sampler.full_users
+    if not len(full):
+        return
+    user = dataset.user_ids[int(full[0])]
+    more = f" ({len(full)} such users)" if len(full) > 1 else ""
+    if config.negatives == "warm" and dataset.cold_items is not None and len(dataset.cold_items):
+        raise DataError(f"user {user!r} has every warm item among their training items{more}: --negatives warm "
+                        "leaves them no negative; pass --negatives all, or another --cold-start / --seed")
+    raise DataError(f"user {user!r} has every item among their training items{more}: BPR has no negative for "
+                    "them; remove the user from the data")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) generators."""
     random.seed(seed)
@@ -206,6 +222,7 @@ def fit(
         return _fit_nothing(model, dataset, config, device, on_epoch, evaluate_test)
     rng = np.random.default_rng(config.seed)
     sampler = NegativeSampler(dataset.train, exclude_items=dataset.cold_items if config.negatives == "warm" else None)
+    _check_negatives_exist(sampler, dataset, config)
     opt = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     decay = config.lr_decay
     sched = (None if decay == 1.0 else

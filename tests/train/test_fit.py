@@ -296,3 +296,20 @@ def test_a_model_built_for_other_data_is_refused_before_training(ds):
         fit(model, ds, cfg)
     with pytest.raises(ConfigError, match=message):
         evaluate_model(model, ds, "valid", cfg, "cpu")
+
+
+def test_a_user_without_a_possible_negative_is_named_by_id_before_training():
+    """BPR needs a negative per triple: a user whose training items cover every item (or,
+    with --negatives warm, every warm item) is named by id, with the fix, before training."""
+    users = ["u1", "u1", "u1", "u2", "u2", "u2", "u3", "u3", "u3"]
+    items = ["a", "b", "c", "a", "b", "c", "a", "b", "c"]
+    split = ["train", "train", "train", "train", "valid", "test", "train", "valid", "test"]
+    ds = build_dataset(users, items, split)
+    model = build_model("mf", ds, {"embedding_dim": 4})
+    with pytest.raises(DataError, match=r"user 'u1' has every item among their training items: BPR has no negative"):
+        fit(model, ds, TrainConfig(epochs=1, progress=False))
+    split = ["train", "train", "valid", "train", "valid", "test", "train", "valid", "test"]
+    cold = build_dataset(users, items, split, unseen="keep").replace(cold_items=np.array([2]))  # c cold: u1 has a, b
+    model = build_model("mf", cold, {"embedding_dim": 4})
+    with pytest.raises(DataError, match=r"user 'u1' has every warm item .* pass --negatives all"):
+        fit(model, cold, TrainConfig(epochs=1, progress=False, negatives="warm"))

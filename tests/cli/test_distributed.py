@@ -374,7 +374,7 @@ def test_nproc_refusals(data_dir, tmp_path):
     assert res.returncode == 1 and "--nproc must be at least 1" in res.stderr
     # a bad training option is one line before any rank starts (it failed in every rank)
     res = graphrec(*TRAIN, "--data", data_dir, "--nproc", "2", "--epochs", "0", "--out", "r", cwd=tmp_path)
-    assert res.returncode == 1 and res.stderr.strip() == "error: epochs must be at least 1, got 0", res.stderr
+    assert res.returncode == 1 and res.stderr.strip() == "error: --epochs must be at least 1, got 0", res.stderr
     assert not (tmp_path / "r").exists()
     env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1", "RANK": "0", "WORLD_SIZE": "2"}
     res = graphrec("build-graph", "--data", data_dir, "--nproc", "3", "--out", "g", cwd=tmp_path, env=env)

@@ -19,7 +19,7 @@ calls and processes as it takes.
 
 The output folder ``OUT`` holds::
 
-    tune.json                    the study's storage and name (an OUT belongs to one study), each call's command line
+    tune.json                    the study's storage, name and id (an OUT belongs to one study), each call's command line
     trials/<n>/record.json       every trial's run record (validation only; "tune": state, value, params;
                                  "command": the graphrec train line that trains it again)
     trials/<n>/model.pt          the best validated weights of a completed trial
@@ -28,6 +28,12 @@ The output folder ``OUT`` holds::
     best/                        the best trial as a run directory (record.json with test metrics, model.pt)
     optimization_history.png     validation metric per trial, best so far
     param_importances.png        Optuna's parameter importances (PED-ANOVA)
+
+A study graphrec creates gets a random id (its ``graphrec_study_id`` attribute) that
+``tune.json``, every trial record and the best record carry: a study deleted and created
+again under the same name and storage is another study (its trial numbers start at 0
+again), so the folder of the earlier one is refused rather than mixed in or its
+``best/`` kept.
 
 The study is bound to what makes its trials comparable (model, dataset fingerprint,
 training options, search space, seed, stored as the study's ``graphrec`` attribute): a
@@ -49,6 +55,7 @@ import os
 import shutil
 import socket
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +74,8 @@ from graphrec.train.space import SearchSpace, grid_values, search_space, split_o
 __all__ = ["TuneResult", "tune", "require_optuna", "storage_url", "TUNE_FILE", "GRACE_SECONDS"]
 
 TUNE_FILE = "tune.json"
+#: the study's user attribute holding the id graphrec gave it when it created it
+STUDY_ID = "graphrec_study_id"
 TRIALS = "trials"
 #: one row per trial: its state, parameters, value and (with repeats) each seed's value
 TRIALS_TABLE = "trials.csv"
@@ -262,6 +271,8 @@ def tune(
             rdb = _open_storage(optuna, url)
             new_study = study_name not in optuna.get_all_study_names(storage=rdb)
             study = _load_study(optuna, rdb, study_name, url, setup, pruning, prune_startup, prune_warmup, seed, points)
+            study_id = _study_id(study)
+            _check_out_study(out, study_name, url, study_id, new_study)
             failed = _fail_dead_trials(optuna, study, rdb)
             queued = _queue_lost_points(optuna, study, set(points)) if grid else []
             requeued = _queue_defaults(optuna, study, _default_point(entry, searched, config)) if not grid else None
@@ -270,7 +281,7 @@ def tune(
                 calls.append({"command": command, "cwd": os.getcwd(),
                               "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
             _write_json(out / TUNE_FILE, {"format": "graphrec-tune", "version": 1, "study": study_name, "storage": url,
-                                          "model": model, "data": str(Path(data).resolve()),
+                                          "study_id": study_id, "model": model, "data": str(Path(data).resolve()),
                                           **({"calls": calls} if calls else {})})
         for number, why in failed.items():
             again = "; its grid point will run again" if number in queued else ""
@@ -291,7 +302,7 @@ def tune(
 
         objective = _Objective(
             optuna, model, searched, dataset, Path(data).resolve(), config, device, out, url, study_name,
-            pruning, writer_factory, transforms, repeats,
+            pruning, writer_factory, transforms, repeats, study_id,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -320,7 +331,7 @@ def tune(
             best = study.best_trial
             result.best_trial, result.best_value, result.best_params = best.number, best.value, dict(best.params)
             with _lock(url, out):
-                written = _write_best(best, study_name, url, out, dataset, device)
+                written = _write_best(best, study_name, url, out, dataset, device, study_id)
             result.best_run, result.test, result.test_evaluated, result.repeat_tests = written
         else:
             result.notes.append("no trial completed: no best run written")
@@ -416,6 +427,7 @@ def _load_study(optuna, rdb, name, url, setup, pruning, startup, warmup, seed, p
             raise ConfigError(f"study {name!r} in {url} was not made by graphrec tune: choose another --study")
         study.set_user_attr("graphrec", json.loads(json.dumps(setup)))
         study.set_user_attr("graphrec_version", graphrec.__version__)
+        study.set_user_attr(STUDY_ID, uuid.uuid4().hex)
         return study
     diff = _first_difference(stored, json.loads(json.dumps(setup)))
     if diff:
@@ -735,6 +747,39 @@ def _check_out(out: Path, study: str | None, url: str) -> None:
     check_output(out, overwrite=True, option="--out", what="tune folder")
 
 
+def _study_id(study: Any) -> str:
+    """The id graphrec gave ``study`` when it created it; a study made by an earlier
+    graphrec (none) gets one now, under the study's lock."""
+    held = study.user_attrs.get(STUDY_ID)
+    if isinstance(held, str) and held:
+        return held
+    made = uuid.uuid4().hex
+    study.set_user_attr(STUDY_ID, made)
+    return made
+
+
+def _check_out_study(out: Path, study: str, url: str, study_id: str, new_study: bool) -> None:
+    """``out`` holds no records of an earlier study of the same name and storage (one
+    deleted, e.g. by ``optuna delete-study`` or with its SQLite file, and created again):
+    its trial numbers start at 0 again, so its ``trials/N`` and ``best/`` would pass for
+    this study's. Such a folder is refused (its ``tune.json`` names another study id, or
+    none while the study has just been created); a folder of an earlier graphrec
+    (``tune.json`` without an id) is taken as this study's when the study existed before."""
+    marker = out / TUNE_FILE
+    if not marker.is_file():
+        return
+    try:
+        held = json.loads(marker.read_text(encoding="utf-8")).get("study_id")
+    except (OSError, ValueError, AttributeError):
+        held = None
+    if held == study_id or (held is None and not new_study):
+        return
+    raise ConfigError(
+        f"--out {out} holds the trials of an earlier study {study!r} of {url}, since deleted and created anew: "
+        f"choose another --out, or remove {out} to start afresh"
+    )
+
+
 # --- one trial ---------------------------------------------------------------------------
 
 
@@ -743,12 +788,13 @@ class _Objective:
     weights) under ``out/trials/N`` (``out/trials/N/seed<s>`` per seed when ``repeats`` > 1)."""
 
     def __init__(self, optuna, model, space, dataset, data_path, config, device, out, url, study, pruning, writers,
-                 transforms=None, repeats=1):
+                 transforms=None, repeats=1, study_id=None):
         self.optuna, self.model, self.space, self.dataset = optuna, model, space, dataset
         self.data_path, self.config, self.device, self.out = data_path, config, device, out
         self.url, self.study, self.pruning, self.writers = url, study, pruning, writers
         self.transforms = transforms or {}
         self.repeats = repeats
+        self.study_id = study_id
         self.calls = 0
 
     def __call__(self, trial: Any) -> float:
@@ -823,7 +869,8 @@ class _Objective:
                 record["command"] = train_command_line(self.model, params, config, self.data_path, self.transforms,
                                                        self.device, torch.get_num_threads())
                 seed = {"seed": config.seed} if self.repeats > 1 else {}
-                record["tune"] = {"study": self.study, "storage": self.url, "trial": trial.number, "state": state,
+                record["tune"] = {"study": self.study, "storage": self.url, "study_id": self.study_id,
+                                  "trial": trial.number, "state": state,
                                   "value": value, "params": dict(trial.params), **seed,
                                   **({"error": error} if error else {})}
                 weights = built.state_dict() if state == "complete" else None
@@ -865,9 +912,12 @@ def _jsonable(obj: Any) -> Any:
 # --- after the trials --------------------------------------------------------------------
 
 
-def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, device: str):
+def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, device: str,
+                study_id: str | None = None):
     """``out/best``: the best trial's weights evaluated on test once, as a run directory
-    (kept as it is when it already holds this trial). A trial of several seeds: every
+    (kept as it is when it already holds this trial of this study: same name, storage,
+    study id and trial number; a best record without an id, of an earlier graphrec, is
+    tested again once). A trial of several seeds: every
     seed's weights are tested once, and the seed with the best validation metric (the
     first of equals) is the run directory. Returns (folder, its test metrics, whether
     test was read now, the seeds' ``{"seed", "value", "best_epoch", "test"}``)."""
@@ -882,7 +932,8 @@ def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, de
         except DataError:
             held = {}
         block = held.get("tune") or {}
-        if block.get("study") == study and block.get("storage") == url and block.get("trial") == best.number:
+        same = (block.get("study"), block.get("storage"), block.get("study_id"), block.get("trial"))
+        if same == (study, url, study_id, best.number):
             return best_dir, held.get("test"), False, list(block.get("repeats") or [])
     repeats = best.user_attrs.get("repeats") or []
     if repeats:

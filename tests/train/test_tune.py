@@ -728,3 +728,30 @@ def test_trials_csv_of_a_one_seed_study_has_no_seed_columns_and_no_value_for_pru
     states = {t.number: t.state.name.lower() for t in _study(tmp_path).trials}
     assert {int(r["trial"]): r["state"] for r in rows} == states and "pruned" in states.values()
     assert all((r["valid_recall@20"] == "") == (r["state"] != "complete") for r in rows)
+
+
+def test_a_study_created_anew_under_the_same_name_refuses_the_earlier_ones_folder(data, tmp_path):
+    first = _tune(data, tmp_path, trials=2)
+    study_id = _study(tmp_path).user_attrs["graphrec_study_id"]
+    held = json.loads((tmp_path / "out" / "tune.json").read_text())
+    best = load_record(first.best_run)
+    assert held["study_id"] == study_id == best["tune"]["study_id"]
+    assert all(load_record(tmp_path / "out" / "trials" / str(n))["tune"]["study_id"] == study_id for n in (0, 1))
+    optuna.delete_study(study_name="lightgcn-synthetic", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    # the new study's trial 0 would pass for the old one: its best/ must not be kept
+    with pytest.raises(ConfigError, match="--out .* holds the trials of an earlier study 'lightgcn-synthetic' .* "
+                                          "since deleted and created anew: choose another --out, or remove"):
+        _tune(data, tmp_path, trials=1, config=_config(epochs=EPOCHS + 1))
+    assert "lightgcn-synthetic" not in optuna.get_all_study_names(f"sqlite:///{tmp_path / 'study.db'}")
+    assert load_record(first.best_run) == best  # the earlier study's folder untouched
+    again = _tune(data, tmp_path, trials=1, config=_config(epochs=EPOCHS + 1), out=tmp_path / "again")
+    assert load_record(again.best_run)["train_config"]["epochs"] == EPOCHS + 1 and again.test_evaluated
+
+
+def test_a_folder_of_an_earlier_graphrec_without_a_study_id_is_taken_by_its_study(data, tmp_path, evaluated):
+    _tune(data, tmp_path, trials=1)
+    marker = tmp_path / "out" / "tune.json"
+    marker.write_text(json.dumps({k: v for k, v in json.loads(marker.read_text()).items() if k != "study_id"}))
+    _tune(data, tmp_path, trials=1)
+    assert json.loads(marker.read_text())["study_id"] == _study(tmp_path).user_attrs["graphrec_study_id"]
+

@@ -326,12 +326,13 @@ def tune(
         raise
     try:
         result = TuneResult(study_name, url, out, trials_run=objective.calls, states=_states(study), notes=notes)
-        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if complete:
-            best = study.best_trial
+        with _lock(url, out):
+            # the best trial is read under the lock: another process may finish a better
+            # trial and write OUT/best between a read outside it and this write
+            best = _best_trial(optuna, study)
+            written = _write_best(best, study_name, url, out, dataset, device, study_id) if best else None
+        if best is not None and written is not None:
             result.best_trial, result.best_value, result.best_params = best.number, best.value, dict(best.params)
-            with _lock(url, out):
-                written = _write_best(best, study_name, url, out, dataset, device, study_id)
             result.best_run, result.test, result.test_evaluated, result.repeat_tests = written
         else:
             result.notes.append("no trial completed: no best run written")
@@ -968,6 +969,13 @@ def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, de
     record.pop("checkpoint", None)
     save_run(best_dir, record, kept, overwrite=True)
     return best_dir, record["test"], True, seeds
+
+
+def _best_trial(optuna: Any, study: Any) -> Any | None:
+    """The study's best completed trial as the storage holds it now (None: none completed)."""
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        return None
+    return study.best_trial
 
 
 def _write_trials_table(study: Any, path: Path, metric: str, group: str = "all") -> None:

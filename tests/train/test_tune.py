@@ -755,3 +755,34 @@ def test_a_folder_of_an_earlier_graphrec_without_a_study_id_is_taken_by_its_stud
     _tune(data, tmp_path, trials=1)
     assert json.loads(marker.read_text())["study_id"] == _study(tmp_path).user_attrs["graphrec_study_id"]
 
+
+def test_the_best_trial_is_read_under_the_lock_that_writes_the_best_run(data, tmp_path, monkeypatch):
+    """Another process finishing a better trial between this call's last trial and its
+    writing OUT/best (simulated when this call takes the lock for the best run) is the best."""
+    import contextlib
+    import shutil
+
+    tune_module = importlib.import_module("graphrec.train.tune")
+    real, entries = tune_module._lock, []
+
+    @contextlib.contextmanager
+    def lock(url, out):
+        with real(url, out):
+            entries.append(url)
+            if len(entries) == 2:  # the best run's lock: "process B" completed trial 1, better than trial 0
+                study = _study(tmp_path)
+                mine = study.best_trial
+                other = out / "trials" / "1"
+                shutil.copytree(out / "trials" / str(mine.number), other)
+                record = json.loads((other / "record.json").read_text())
+                record["tune"].update(trial=1, value=mine.value + 1)
+                (other / "record.json").write_text(json.dumps(record))
+                study.add_trial(optuna.trial.create_trial(
+                    params=mine.params, distributions=mine.distributions, value=mine.value + 1,
+                    user_attrs={"run_dir": str(other.absolute())}))
+            yield
+
+    monkeypatch.setattr(tune_module, "_lock", lock)
+    result = _tune(data, tmp_path, trials=1)
+    assert len(entries) == 2 and result.best_trial == 1
+    assert load_record(result.best_run)["tune"]["trial"] == 1

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from graphrec.errors import ConfigError
+from graphrec.train.config import TrainConfig
 from graphrec.train.registry import TUNABLE_TRAIN_OPTIONS, Choice, FloatRange, IntRange, ModelEntry, get_model, model_params
 
 __all__ = ["SearchSpace", "load_space_file", "search_space", "suggest", "split_options", "dim_to_dict",
@@ -102,10 +103,14 @@ def load_space_file(path: str | os.PathLike) -> dict[str, Any]:
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--space {path} is a folder: give a YAML file (format in docs/tune.md)")
     if not path.is_file():
         raise ConfigError(f"--space {path}: no such file")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = yaml.load(path.read_text(encoding="utf-8"), Loader=_unique_keys_loader())
+    except _DuplicateKey as e:
+        raise ConfigError(f"--space {path}: {e.key!r} is given twice (line {e.line}): keep one of them") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         where = getattr(e, "problem_mark", None)
         at = f" (line {where.line + 1})" if where is not None else ""
@@ -115,6 +120,36 @@ def load_space_file(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ConfigError(f"--space {path}: must be a mapping of hyper-parameter names to ranges (docs/tune.md)")
     return values
+
+
+class _DuplicateKey(Exception):
+    """A YAML mapping names one key twice (``key``, at ``line``, 1-based)."""
+
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(f"{key!r} at line {line}")
+        self.key, self.line = key, line
+
+
+def _unique_keys_loader() -> type:
+    """PyYAML's safe loader refusing a mapping that names a key twice (PyYAML keeps the
+    last value silently): :class:`_DuplicateKey`."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    again = key in seen
+                except TypeError:  # an unhashable key: PyYAML's own error follows
+                    break
+                if again:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def search_space(
@@ -255,6 +290,10 @@ def _check_value(entry: ModelEntry, key: str, value: Any, source: str) -> Any:
     if key in _TRAIN_TYPES:
         if isinstance(value, (int, float)) and not (value > 0 or (key == "weight_decay" and value == 0)):
             raise ConfigError(f"{source}: {key} must be positive, got {value!r}")
+        try:  # the training option's own bounds (lr_decay at most 1, ...)
+            TrainConfig(**{key: value})
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
         return value
     try:
         return entry.param(key).check(entry.name, value)

@@ -163,6 +163,8 @@ def test_stepped_reals_come_back_rounded():
         ({"reg_weight": {"low": 0.1, "high": 1, "log": "yes"}}, "log must be true or false"),
         ({"embedding_dim": []}, "non-empty list"),
         ({"lr": -1}, "lr must be positive"),
+        ({"lr_decay": 1.5}, r"lr_decay must be in \(0, 1\], got 1.5"),
+        ({"lr_decay": {"low": 0.5, "high": 1.5}}, r"lr_decay must be in \(0, 1\], got 1.5"),
     ],
 )
 def test_bad_entries_are_one_line_errors_naming_the_file_and_entry(entry, message):
@@ -187,6 +189,21 @@ def test_space_files_that_are_not_mappings_are_refused(tmp_path):
         load_space_file(tmp_path / "bad.yaml")
     (tmp_path / "empty.yaml").write_text("")
     assert load_space_file(tmp_path / "empty.yaml") == {}
+
+
+def test_a_space_folder_is_refused_as_a_folder(tmp_path):
+    with pytest.raises(ConfigError, match=f"--space {tmp_path} is a folder: give a YAML file"):
+        load_space_file(tmp_path)
+
+
+@pytest.mark.parametrize("text, key, line", [("lr: 0.001\nlr: 0.002\n", "lr", 2),
+                                             ("reg_weight:\n  low: 0.1\n  high: 1\n  low: 0.2\n", "low", 4)])
+def test_a_key_given_twice_in_a_space_file_is_refused(tmp_path, text, key, line):
+    """PyYAML keeps the last of two equal keys: the file would not mean what it says."""
+    (tmp_path / "twice.yaml").write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_space_file(tmp_path / "twice.yaml")
+    assert str(e.value) == f"--space {tmp_path / 'twice.yaml'}: {key!r} is given twice (line {line}): keep one of them"
 
 
 def test_the_space_describes_itself_and_compares_by_value():

@@ -140,8 +140,10 @@ def tune(
             typer.echo(f"test of the best trial, mean over its {len(result.repeat_tests)} seeds ({when}):")
             typer.echo(metric_table(mean, ordered_metric_keys(mean["all"])))
             kept = max(result.repeat_tests, key=lambda r: r["value"])["seed"]
-            per_seed = " / ".join(f"{r['test']['all'][metric]:.4f}" for r in result.repeat_tests)
-            typer.echo(f"test {metric} per seed: {per_seed}; the best run holds seed {kept} (best validation)")
+            # the items the study selects on (all, cold or warm), as the trials' values
+            per_seed = " / ".join(f"{r['test'][select_on][metric]:.4f}" for r in result.repeat_tests)
+            typer.echo(f"test {selected_label(metric, select_on)} per seed: {per_seed}; "
+                       f"the best run holds seed {kept} (best validation)")
         elif result.test:
             typer.echo(f"test of the best trial ({when}):")
             typer.echo(metric_table(result.test, ordered_metric_keys(result.test["all"])))

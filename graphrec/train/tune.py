@@ -241,7 +241,10 @@ def tune(
     writer_factory = _tensorboard_factory(tensorboard)  # before any work: a missing package is one line
     transforms = cold_start_transforms(cold_start, seed, cold_protocol)
     study_name = study_name or (f"{model}-{_dataset_name(data)}" + (f"-cold{cold_start:g}" if cold_start else ""))
-    out = Path(out) if out is not None else Path("runs") / f"tune-{study_name}"
+    if out is None:
+        _check_study_folder(study_name)
+        out = Path("runs") / f"tune-{study_name}"
+    out = Path(out)
     _check_out(out, study_name, url)  # before the data are read
     source = Dataset.load(data)
     dataset = prepare_dataset(source, cold_start, seed, cold_protocol)
@@ -310,8 +313,15 @@ def tune(
             if grid:  # other processes take points too: stop when none is left to take
                 callbacks.append(lambda st, tr: st.stop() if _grid_left(optuna, st, points) == 0 else None)
             if trials:
+                started = time.monotonic()
                 study.optimize(objective, n_trials=trials, timeout=timeout, catch=(FloatingPointError,),
                                callbacks=callbacks)
+                timed_out = (timeout is not None and objective.calls < trials
+                             and time.monotonic() - started >= timeout
+                             and not (grid and _grid_left(optuna, study, points) == 0))
+                if timed_out:
+                    notes.append(f"--timeout reached after {objective.calls} of {trials} trials; "
+                                 "run the same command again for more")
     except BaseException as e:
         if isinstance(e, (ConfigError, DataError)):
             # a study this call created whose trials fail on the settings (no trial completed):
@@ -364,6 +374,17 @@ def _created_nothing(optuna: Any, rdb: Any, study_name: str) -> bool:
     except KeyError:
         return False
     return not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def _check_study_folder(name: str) -> None:
+    """``name`` can be the folder name of the default ``--out`` (``runs/tune-NAME``): one
+    path component, so that it stays a folder of ``runs`` (no ``/``, ``\\`` or NUL)."""
+    bad = [c for c in ("/", "\\", "\0") if c in name]
+    if bad:
+        raise ConfigError(
+            f"study name {name!r} cannot name the default output folder runs/tune-STUDY (it holds {bad[0]!r}): "
+            "choose a --study without path separators, or give --out"
+        )
 
 
 def _dataset_name(data: str | os.PathLike) -> str:

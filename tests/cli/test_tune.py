@@ -247,6 +247,19 @@ def test_a_cold_start_study_selects_on_cold_items_and_evaluate_rebuilds_its_spli
     _one_line_error(res, "needs a cold-start split: add --cold-start")
 
 
+def test_repeats_selecting_on_cold_items_report_each_seeds_cold_test(data, tmp_path):
+    # hidden protocol: test holds warm and cold items, so the all-items figure differs
+    res = run(*_args(data, tmp_path, 1, 2, "--cold-start", 0.2, "--cold-protocol", "hidden", "--select-on", "cold",
+                     "--repeats", 2))
+    assert res.exit_code == 0, res.output
+    import json
+
+    seeds = json.loads((tmp_path / "out" / "best" / "record.json").read_text())["tune"]["repeats"]
+    cold = " / ".join(f"{s['test']['cold']['recall@20']:.4f}" for s in seeds)
+    assert cold != " / ".join(f"{s['test']['all']['recall@20']:.4f}" for s in seeds)
+    assert f"test recall@20 of the cold items per seed: {cold}; the best run holds seed " in res.output, res.output
+
+
 def _one_line_error(res, text: str) -> None:
     assert res.exit_code == 1, res.output
     lines = res.output.strip().splitlines()

@@ -786,3 +786,32 @@ def test_the_best_trial_is_read_under_the_lock_that_writes_the_best_run(data, tm
     result = _tune(data, tmp_path, trials=1)
     assert len(entries) == 2 and result.best_trial == 1
     assert load_record(result.best_run)["tune"]["trial"] == 1
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "a\\b"])
+def test_a_study_name_that_would_leave_the_default_folder_is_refused(data, tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as e:
+        _tune(data, tmp_path, trials=1, study_name=name, out=None)
+    assert str(e.value).startswith(f"study name {name!r} cannot name the default output folder runs/tune-STUDY")
+    assert "choose a --study without path separators, or give --out" in str(e.value)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "study.db").exists()
+    _tune(data, tmp_path, trials=1, study_name=name)  # with --out the name is only the database's
+
+
+def test_a_call_stopped_by_its_timeout_says_so(data, tmp_path, monkeypatch):
+    import time
+
+    tune_module = importlib.import_module("graphrec.train.tune")
+
+    def slow(self, trial):
+        self.calls += 1
+        time.sleep(0.3)
+        raise optuna.TrialPruned()
+
+    monkeypatch.setattr(tune_module._Objective, "__call__", slow)
+    result = _tune(data, tmp_path, trials=20, timeout=0.5)
+    assert 1 <= result.trials_run < 20
+    assert (f"--timeout reached after {result.trials_run} of 20 trials; run the same command again for more"
+            in result.notes)
+    assert not [n for n in _tune(data, tmp_path, trials=1, timeout=60).notes if "--timeout" in n]

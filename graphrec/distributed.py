@@ -46,7 +46,8 @@ import torch.distributed as dist
 
 from graphrec.errors import ConfigError
 
-__all__ = ["Shard", "current", "init_from_env", "launched", "launch", "leave", "all_sum", "all_gather_objects", "broadcast", "part"]
+__all__ = ["Shard", "current", "init_from_env", "launched", "launch", "leave", "all_sum", "all_gather_objects", "broadcast",
+           "part", "report_finished"]
 
 #: environment variables a launcher (torchrun or :func:`launch`) sets for every rank
 ENV = ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -54,6 +55,10 @@ ENV = ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")
 #: set to ``1`` by :func:`launch` for its ranks: the store at ``MASTER_ADDR:MASTER_PORT``
 #: already runs (:func:`host_store`) and every rank, rank 0 included, joins it as a client
 HOSTED_STORE = "GRAPHREC_HOSTED_STORE"
+
+
+#: the key rank 0 sets in the store of :func:`launch` once the run is finished and saved
+FINISHED_KEY = "graphrec/finished"
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,28 @@ def host_store() -> dist.TCPStore:
     return dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
 
 
+def report_finished() -> None:
+    """Tell the launcher (:func:`launch`) that this rank's work is finished and saved: a
+    stop that reaches the ranks afterwards, while they leave, interrupts nothing (the
+    launcher then exits 0). Nothing outside :func:`launch`'s ranks (torchrun, one process)."""
+    if os.environ.get(HOSTED_STORE) != "1" or not launched():
+        return
+    try:
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                              timeout=timedelta(seconds=10))
+        store.set(FINISHED_KEY, "1")
+    except (RuntimeError, ValueError):  # the launcher is gone: nobody to tell (DistError is a RuntimeError)
+        pass
+
+
+def _finished(store: dist.TCPStore) -> bool:
+    """Whether rank 0 reported its run finished and saved (:func:`report_finished`)."""
+    try:
+        return bool(store.check([FINISHED_KEY]))
+    except RuntimeError:
+        return False
+
+
 def check_nproc(nproc: int) -> None:
     """``--nproc`` is a number of processes; in a process a launcher started it is 1 or the
     launcher's own ``WORLD_SIZE`` (the ranks :func:`launch` starts keep ``--nproc N`` in
@@ -221,7 +248,9 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     each SIGINT (the terminal's, or ``kill -INT`` of the launcher alone, a notebook's
     interrupt) and each SIGTERM it receives to every rank as SIGTERM, which a training
     rank takes as Ctrl-C (rank 0 keeps the run as one process does); the launcher then
-    waits for them and exits 130.
+    waits for them and exits 130 -- or 0, with a note, when rank 0 had already reported
+    the run finished and saved (:func:`report_finished`) and every rank ended by the stop:
+    a stop during the ranks' teardown interrupts nothing and leaves nothing to resume.
     """
     store = host_store()  # serves until the ranks are done (it lives in this frame)
     port = store.port
@@ -284,6 +313,7 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
         for sig, handler in before.items():
             signal.signal(sig, handler)
     codes = [p.returncode for p in procs]
+    finished = _finished(store)
 
     def stopped(rank: int) -> bool:
         """Whether the rank ended by the run's own stop, not by a failure of its own."""
@@ -312,6 +342,11 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
         else:
             what = _killed(-code)
         sys.stderr.write(f"error: rank {rank} of {nproc} {what}; the other ranks were stopped\n")
+    if interrupted and finished and all(stopped(rank) for rank in range(nproc)):
+        # the stop came after rank 0 had saved the finished run (it ended by the forwarded
+        # signal while leaving): nothing was interrupted, nothing is to be resumed
+        sys.stderr.write("note: the stop came after the run was finished and saved: nothing to resume\n")
+        return 0
     if codes[0] == 0 and all(stopped(rank) for rank in range(1, nproc)):
         # rank 0 finished (and saved) the work; a stop that reached the others while they
         # were leaving the group came too late to interrupt anything

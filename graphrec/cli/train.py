@@ -217,6 +217,8 @@ def train_command(
                 transforms=transforms, on_epoch=writer, overwrite=overwrite, resume=resume, command=command,
                 claimed=default_out, on_saved=saved.append,
             )
+            if main and record.get("status") == "finished":
+                distributed.report_finished()  # a stop from now on interrupts nothing (the launcher exits 0)
     if writer is not None:
         writer(None)
     if not main:

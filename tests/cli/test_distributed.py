@@ -434,3 +434,30 @@ def test_a_sigterm_after_rank_0_finished_is_not_an_interruption(data_dir, tmp_pa
                    env=hook_env(tmp_path, RANK_0_DONE_THEN_SIGTERM), timeout=120)
     assert res.returncode == 0, (res.returncode, res.stderr)
     assert "error" not in res.stderr and "interrupted" not in res.stderr, res.stderr
+
+
+STOP_AFTER_SAVE = textwrap.dedent(
+    """
+    import os
+    if os.environ.get("RANK") == "0":
+        import signal
+        import time
+
+        import graphrec.cli.train as cli_train
+
+        def print_record(record):  # rank 0 has saved the finished run: a SIGTERM to the launcher now
+            os.kill(os.getppid(), signal.SIGTERM)
+            time.sleep(5)  # the forwarded SIGTERM ends this rank here, after the save
+
+        cli_train.print_record = print_record
+    """
+)
+
+
+def test_a_stop_after_the_run_was_saved_exits_0_without_a_resume_hint(data_dir, tmp_path):
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run", cwd=tmp_path,
+                   env=hook_env(tmp_path, STOP_AFTER_SAVE))
+    assert json.loads((tmp_path / "run" / "record.json").read_text())["status"] == "finished"
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.strip().splitlines()[-1] == "note: the stop came after the run was finished and saved: nothing to resume"
+    assert "--resume" not in res.stderr

@@ -15,7 +15,8 @@ import typer
 
 from graphrec.cli._common import ARGV, Threads, metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
 from graphrec.cli.train import ColdProtocol, ColdStart, Negatives, SelectOn
-from graphrec.train.commands import option_defaults
+from graphrec.errors import ConfigError
+from graphrec.train.commands import option_defaults, option_message
 
 _DEFAULTS = option_defaults()  # graphrec train's (TrainConfig's)
 
@@ -112,9 +113,12 @@ def tune(
     shared = dict(entry.train_defaults)  # the model's own defaults of lr, batch size, ...
     if batch_size is not None:
         shared["batch_size"] = batch_size
-    config = TrainConfig(**{**shared, "epochs": epochs, "patience": patience, "eval_every": eval_every,
-                            "valid_metric": metric, "select_on": select_on, "negatives": negatives,
-                            "protocol": protocol, "seed": seed, "progress": False})
+    try:
+        config = TrainConfig(**{**shared, "epochs": epochs, "patience": patience, "eval_every": eval_every,
+                                "valid_metric": metric, "select_on": select_on, "negatives": negatives,
+                                "protocol": protocol, "seed": seed, "progress": False})
+    except ConfigError as e:  # named by the option (--batch-size), not TrainConfig's field
+        raise ConfigError(option_message(str(e))) from None
     echo = (lambda line: None) if quiet else typer.echo
     try:
         result = run_tune(

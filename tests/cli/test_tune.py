@@ -274,6 +274,8 @@ def test_user_errors_are_one_line_before_any_work(data, tmp_path, monkeypatch):
     _one_line_error(run(*_args(data, tmp_path, 1), "--space", tmp_path / "space.yaml"), "low < high")
     _one_line_error(run(*_args(data, tmp_path, 0)), "--trials must be at least 1")
     _one_line_error(run(*_args(data, tmp_path, 1), "--repeats", 0), "--repeats must be at least 1, got 0")
+    _one_line_error(run(*_args(data, tmp_path, 1, 0)), "error: --epochs must be at least 1, got 0")  # not the field
+    _one_line_error(run(*_args(data, tmp_path, 1), "--metric", "x"), "error: --metric 'x' must look like recall@20")
     _one_line_error(run(*_args(data, tmp_path, 1), "--grid"), "--grid needs a finite set of values")
     _one_line_error(run(*_args(data, tmp_path, 1)[:7], "study.db", *_args(data, tmp_path, 1)[8:]),
                     "is not a database URL: use e.g. sqlite:///study.db")

@@ -71,7 +71,7 @@ def _check_negatives_exist(sampler: NegativeSampler, dataset: Dataset, config: T
     full = sampler.full_users
     if not len(full):
         return
-    user = dataset.user_ids[int(full[0])]
+    user = str(dataset.user_ids[int(full[0])])  # numpy 2 writes np.str_(...) in a repr
     more = f" ({len(full)} such users)" if len(full) > 1 else ""
     if config.negatives == "warm" and dataset.cold_items is not None and len(dataset.cold_items):
         raise DataError(f"user {user!r} has every warm item among their training items{more}: --negatives warm "

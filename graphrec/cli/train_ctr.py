@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import inspect
-import math
 import shlex
 from pathlib import Path
 from typing import Annotated, Any, Callable, Mapping, Optional
@@ -38,6 +37,7 @@ from graphrec.cli._common import (
     ARGV, GraphrecCommand, Quiet, Threads, metric_table, resolve_device, set_threads, user_errors,
 )
 from graphrec.cli.train import Resume, report_saved  # Resume: the option `graphrec train` ranking models share
+from graphrec.train.commands import option_message
 from graphrec.train.ctr import CTRConfig
 
 __all__ = ["register", "make_command", "load_ctr_data", "print_ctr_record"]
@@ -170,18 +170,13 @@ def print_ctr_record(record: dict[str, Any]) -> None:
 
 
 def check_options(common: Mapping[str, Any]) -> None:
-    """The shared options' values, checked by their flags before anything is read (the
-    same bounds :class:`CTRConfig` and the graph builder check by field name, which the
-    command line would not show): a one-line :class:`ConfigError`."""
+    """The values of the shared options that are no :class:`CTRConfig` field (those the
+    samples and the graph builder check later, by field name), checked by their flags
+    before anything is read: a one-line :class:`ConfigError`."""
     from graphrec.errors import ConfigError
 
-    for name in ("epochs", "batch_size", "patience"):
-        if common[name] < 1:
-            raise ConfigError(f"{_flag(name)} must be at least 1, got {common[name]}")
     if common["max_history"] is not None and common["max_history"] < 1:
         raise ConfigError(f"--max-history must be at least 1, got {common['max_history']}")
-    if not 0 < common["lr"] < math.inf:  # also refuses NaN
-        raise ConfigError(f"--lr must be positive and finite (e.g. 0.001), got {common['lr']}")
     if common["graph_k"] < 1:
         raise ConfigError(f"--graph-k must be at least 1 (neighbours per item of the kNN graph), got {common['graph_k']}")
     if common["cooccur_top_k"] < 0:
@@ -281,8 +276,12 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     dev = resolve_device(common["device"])
     if not 0.0 <= common["cold_start"] < 1.0:
         raise ConfigError(f"--cold-start must be in [0, 1), got {common['cold_start']}")
-    config = CTRConfig(**{name: common[name] for name in CTR_TRAIN_OPTIONS}, progress=not common["quiet"],
-                       **(train_options or {}))
+    try:
+        config = CTRConfig(**{name: common[name] for name in CTR_TRAIN_OPTIONS}, progress=not common["quiet"],
+                           **(train_options or {}))
+    except ConfigError as e:  # named by the option (--batch-size), not CTRConfig's field
+        fields = (*CTR_TRAIN_OPTIONS, *(train_options or {}))
+        raise ConfigError(option_message(str(e), {name: _flag(name) for name in fields})) from None
     for line in without_effect(model_name, params, train_options or {}, common, given or {}):
         typer.echo(f"note: {line}", err=True)
     item_graph = common["item_graph"]

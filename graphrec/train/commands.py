@@ -47,11 +47,12 @@ def option_defaults(train_defaults: Mapping[str, Any] | None = None) -> dict[str
     return {option: fields[field] for option, field in TRAIN_OPTIONS.items()}
 
 
-def option_message(message: str) -> str:
-    """A :class:`TrainConfig` error as the command line says it: the field it starts with
-    (``batch_size must be at least 1``) named by its flag (``--batch-size must ...``)."""
+def option_message(message: str, flags: Mapping[str, str] = CONFIG_FLAGS) -> str:
+    """A config error as the command line says it: the field it starts with
+    (``batch_size must be at least 1``) named by its flag (``--batch-size must ...``),
+    ``flags`` mapping fields to flags (:data:`CONFIG_FLAGS`: :class:`TrainConfig`'s)."""
     field, sep, rest = message.partition(" ")
-    flag = CONFIG_FLAGS.get(field)
+    flag = flags.get(field)
     if not sep or flag is None:
         return message
     return f"{flag} {rest.replace(f' ({flag})', '')}"

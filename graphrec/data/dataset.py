@@ -251,6 +251,13 @@ def _hash_array(h: Any, tag: str, arr: np.ndarray) -> None:
     h.update(arr.tobytes())
 
 
+def max_abs(x: np.ndarray) -> float:
+    """:math:`\\max_{ij} |x_{ij}|` (0 for an empty array), from the largest and smallest
+    entries: no array-sized copy (``np.abs(x)`` would make one of the whole feature matrix)."""
+    x = np.asarray(x)
+    return float(max(x.max(initial=0.0), -x.min(initial=0.0))) + 0.0 if x.size else 0.0  # + 0.0: never -0.0
+
+
 @dataclass
 class Dataset:
     """Users, items, split interactions, features and side fields (see module doc)."""
@@ -425,7 +432,7 @@ class Dataset:
         out["modalities"] = {m: int(x.shape[1]) for m, x in self.item_features.items()}
         # the content's scale (features of a huge or tiny scale are what a diverged
         # training's message points to) and the items with no content (zero rows)
-        out["feature_max_abs"] = {m: float(np.abs(x).max(initial=0.0)) for m, x in self.item_features.items()}
+        out["feature_max_abs"] = {m: max_abs(x) for m, x in self.item_features.items()}
         out["items_without_content"] = {m: int((~np.asarray(x).any(axis=1)).sum())
                                         for m, x in self.item_features.items()}
         out["user_fields"] = sorted(self.user_fields)

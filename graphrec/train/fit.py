@@ -39,6 +39,7 @@ import torch
 from graphrec import distributed
 from graphrec._device import resolve_device
 from graphrec.data import Dataset
+from graphrec.data.dataset import max_abs
 from graphrec.data.sampling import NegativeSampler, bpr_batches
 from graphrec.errors import ConfigError, DataError, TrainingDiverged
 from graphrec.models import Recommender
@@ -57,7 +58,7 @@ def divergence_error(
     learning rate and input features of a saner scale (with the largest feature magnitude,
     :math:`\max_{m,i,j} |X^m_{ij}|`, computed here only once training has failed)."""
     message = f"{what} became {value} at epoch {epoch}: lower {lr_option}"
-    peak = max((float(np.abs(np.asarray(x)).max(initial=0.0)) for x in features.values()), default=None)
+    peak = max((max_abs(x) for x in features.values()), default=None)
     if peak is not None:
         message += (f", or check the scale of the input features (the largest |feature| is {peak:.3g}; "
                     "graphrec info lists each modality's; rescale huge features to about unit size)")

@@ -280,7 +280,8 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
         config = CTRConfig(**{name: common[name] for name in CTR_TRAIN_OPTIONS}, progress=not common["quiet"],
                            **(train_options or {}))
     except ConfigError as e:  # named by the option (--batch-size), not CTRConfig's field
-        fields = (*CTR_TRAIN_OPTIONS, *(train_options or {}))
+        # (the optimizer's message names its flag already: "optimizer 'sgd' is not one of ... (--optimizer)")
+        fields = [name for name in (*CTR_TRAIN_OPTIONS, *(train_options or {})) if name != "optimizer"]
         raise ConfigError(option_message(str(e), {name: _flag(name) for name in fields})) from None
     for line in without_effect(model_name, params, train_options or {}, common, given or {}):
         typer.echo(f"note: {line}", err=True)

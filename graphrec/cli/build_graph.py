@@ -176,7 +176,8 @@ def build_graph(
             notes.append(f"note: {' and '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect on "
                          "co-interaction graphs (scipy on the CPU, one thread): they act on the kNN search only")
     # the option values (k, weighting, ..., the cold-start split) are checked before any data is read
-    _specs(opts, kinds)
+    recipe_only = frozenset(in_recipe - typed)
+    _specs(opts, kinds, recipe, recipe_only)
     if opts["cold_start"]:
         from graphrec.train.run import check_cold_start
 
@@ -233,25 +234,36 @@ def _unused(opts: dict[str, Any], kinds: list[str], kind_typed: bool) -> list[tu
     return groups
 
 
-def _specs(opts: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
-    """The GraphSpec of each kind from the options (a one-line ConfigError for a bad value)."""
+def _specs(opts: dict[str, Any], kinds: list[str], recipe: Optional[Path] = None,
+           in_recipe: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The GraphSpec of each kind from the options. A bad value is a one-line ConfigError
+    naming where it was set: its option (``--k must be ...``), or the recipe's key
+    (``recipe R: k must be ...``) for a value that only the recipe gave (``in_recipe``)."""
     from graphrec.graphs.build import GraphSpec, parse_modalities
 
-    return {
-        kd: GraphSpec(
-            kind=kd,
-            k=int(opts["k"]),
-            modalities=parse_modalities(opts["modalities"]),
-            weighting=opts["weighting"],
-            symmetric=bool(opts["symmetric"]),
-            include_self=bool(opts["include_self"]),
-            cooccur_top_k=opts["cooccur_top_k"],
-            cooccur_min_count=int(opts["cooccur_min_count"]),
-            normalization=opts["normalization"],
-            backend=opts["backend"],
-        )
-        for kd in kinds
-    }
+    try:
+        return {
+            kd: GraphSpec(
+                kind=kd,
+                k=int(opts["k"]),
+                modalities=parse_modalities(opts["modalities"]),
+                weighting=opts["weighting"],
+                symmetric=bool(opts["symmetric"]),
+                include_self=bool(opts["include_self"]),
+                cooccur_top_k=opts["cooccur_top_k"],
+                cooccur_min_count=int(opts["cooccur_min_count"]),
+                normalization=opts["normalization"],
+                backend=opts["backend"],
+            )
+            for kd in kinds
+        }
+    except ConfigError as e:  # GraphSpec's messages start with the field they refuse
+        key, _, rest = str(e).partition(" ")
+        if key not in DEFAULTS:
+            raise
+        if key in in_recipe:
+            raise ConfigError(f"recipe {recipe}: {key} {rest.replace('(None:', '(null:')}") from None
+        raise ConfigError(f"{_flag(key)} {rest.replace('(None: keep all)', '(leave it out to keep all)')}") from None
 
 
 def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], dev: str, recipe: Optional[Path],
@@ -276,7 +288,7 @@ def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], de
     if opts["out"] is None:
         check_outputs(out_dir)  # before the first graph is built
     built = {}
-    for kd, spec in _specs(opts, kinds).items():
+    for kd, spec in _specs(opts, kinds).items():  # checked by build_graph
         res = build_item_graph(ds, spec, device=dev, progress=not quiet and main, shard=shard)
         res.record.options["source"] = source
         if recipe is not None:  # a stale graph's rebuild command starts from it

@@ -87,7 +87,7 @@ class GraphSpec:
         if not is_int(self.cooccur_min_count) or self.cooccur_min_count < 1:
             raise ConfigError(f"cooccur_min_count must be an integer >= 1, got {self.cooccur_min_count!r}")
         if self.backend not in BACKENDS:
-            raise ConfigError(f"unknown kNN backend {self.backend!r}: use one of {', '.join(BACKENDS)}")
+            raise ConfigError(f"backend {self.backend!r} is not a kNN search backend: use one of {', '.join(BACKENDS)}")
 
 
 @dataclass

@@ -78,9 +78,12 @@ def test_existing_output_is_refused_before_any_work(data_dir, tmp_path):
 @pytest.mark.parametrize(
     "args, error",
     [
-        (["--k", "0"], "error: k must be an integer >= 1, got 0"),
-        (["--weighting", "x"], "error: weighting 'x' is not one of cosine, binary"),
-        (["--kind", "cooccur", "--cooccur-min-count", "0"], "error: cooccur_min_count must be an integer >= 1, got 0"),
+        (["--k", "0"], "error: --k must be an integer >= 1, got 0"),
+        (["--weighting", "x"], "error: --weighting 'x' is not one of cosine, binary"),
+        (["--kind", "cooccur", "--cooccur-min-count", "0"], "error: --cooccur-min-count must be an integer >= 1, got 0"),
+        (["--kind", "cooccur", "--cooccur-top-k", "0"],
+         "error: --cooccur-top-k must be an integer >= 1 (leave it out to keep all), got 0"),
+        (["--backend", "annoy"], "error: --backend 'annoy' is not a kNN search backend: use one of auto, torch, faiss, faiss-hnsw"),
         (["--cold-start", "2"], "error: --cold-start must be in [0, 1), got 2.0"),
     ],
 )
@@ -89,6 +92,19 @@ def test_bad_option_values_are_refused_before_the_data_is_read(data_dir, tmp_pat
     checked before any data is read, one line and nothing else."""
     res = run("build-graph", "--data", data_dir, *args, "--out", tmp_path / "g", "--quiet", "--device", "cpu")
     assert res.exit_code == 1 and res.output.strip() == error, res.output
+    assert not (tmp_path / "g").exists()
+
+
+def test_bad_values_are_named_where_they_were_set(data_dir, tmp_path):
+    """A bad value is named by its option when typed and by the recipe's key when only the
+    recipe set it (the GraphSpec field's name is neither)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data: {data_dir}\nkind: cooccur\ncooccur_top_k: 0\n", encoding="utf-8")
+    res = run("build-graph", "--recipe", recipe, "--out", tmp_path / "g", "--quiet")
+    assert res.exit_code == 1
+    assert res.output.strip() == f"error: recipe {recipe}: cooccur_top_k must be an integer >= 1 (null: keep all), got 0"
+    res = run("build-graph", "--recipe", recipe, "--cooccur-top-k", "-2", "--out", tmp_path / "g", "--quiet")
+    assert res.exit_code == 1 and res.output.strip().startswith("error: --cooccur-top-k must be an integer >= 1"), res.output
     assert not (tmp_path / "g").exists()
 
 

@@ -10,7 +10,7 @@ from graphrec.graphs.build import GraphSpec, parse_modalities
 
 def test_a_graph_spec_checks_its_types_and_backend():
     for kw, message in (({"k": "10"}, "k must be an integer >= 1, got '10'"), ({"k": 2.5}, "k must be an integer"),
-                        ({"k": True}, "k must be an integer"), ({"backend": "nope"}, "unknown kNN backend 'nope'"),
+                        ({"k": True}, "k must be an integer"), ({"backend": "nope"}, "backend 'nope' is not a kNN search backend"),
                         ({"cooccur_top_k": -1}, "cooccur_top_k must be an integer >= 1"),
                         ({"cooccur_min_count": 0}, "cooccur_min_count must be an integer >= 1")):
         with pytest.raises(ConfigError, match=message):

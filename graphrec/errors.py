@@ -11,7 +11,7 @@ from __future__ import annotations
 import zipfile
 import zlib
 
-__all__ = ["GraphrecError", "DataError", "ConfigError", "TrainingDiverged", "ARRAY_FILE_ERRORS"]
+__all__ = ["GraphrecError", "DataError", "ConfigError", "TrainingDiverged", "GraphrecNote", "ARRAY_FILE_ERRORS"]
 
 #: What ``numpy.load`` raises on a damaged ``.npy`` / ``.npz`` (truncated, not a zip, a
 #: bad header, a missing member): readers turn these into one-line :class:`DataError`\ s.
@@ -35,3 +35,9 @@ class ConfigError(GraphrecError, ValueError):
 class TrainingDiverged(GraphrecError, FloatingPointError):
     """A training loss became NaN or inf (too high a learning rate, or input features of
     a huge scale). Also a ``FloatingPointError``, which callers (``graphrec tune``) catch."""
+
+
+class GraphrecNote(UserWarning):
+    """Something the user should know about a run that is not an error (a graph row a
+    model's normalisation leaves empty, ...): a warning for library users, one ``note:``
+    line on stderr from the CLI (each message once per command)."""

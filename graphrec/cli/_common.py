@@ -11,7 +11,7 @@ from typing import Annotated, Any, Callable, Iterable, Iterator, Mapping, Option
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from graphrec.errors import GraphrecError
+from graphrec.errors import GraphrecError, GraphrecNote
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,7 +29,8 @@ def user_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with notes_as_lines():
+                return fn(*args, **kwargs)
         except (GraphrecError, FileNotFoundError) as e:
             if os.environ.get("GRAPHREC_DEBUG"):
                 raise
@@ -37,6 +38,26 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def notes_as_lines() -> Iterator[None]:
+    """Inside, a :class:`GraphrecNote` warning (what a builder noticed) is one yellow
+    ``note: ...`` line on stderr, each message once (a tune's trials build the same graph
+    again), printed by the main process only under ``--nproc``; other warnings pass."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", GraphrecNote)  # once per message: counted here
+        shown, seen = warnings.showwarning, set()
+
+        def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if not issubclass(category, GraphrecNote):
+                shown(message, category, *args, **kwargs)
+            elif str(message) not in seen and os.environ.get("RANK", "0") == "0":
+                seen.add(str(message))
+                typer.secho(f"note: {message}", err=True, fg=typer.colors.YELLOW)
+
+        warnings.showwarning = show
+        yield
 
 
 @contextlib.contextmanager

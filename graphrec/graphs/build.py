@@ -30,7 +30,7 @@ from graphrec.errors import ConfigError, DataError
 from graphrec.graphs.cooccur import cooccurrence_graph, user_cooccurrence_graph
 from graphrec.graphs.fuse import FusedFeatures, fuse_features
 from graphrec.graphs.knn import BACKENDS, knn_graph, resolve_backend
-from graphrec.graphs.normalize import NORMALIZATIONS, normalize_adjacency
+from graphrec.graphs.normalize import NORMALIZATIONS, nonpositive_rows, normalize_adjacency
 from graphrec.graphs.store import GraphRecord, canonical_graph
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,6 +99,8 @@ class BuiltGraph:
     seconds: float
     fused: FusedFeatures | None = None
     notes: list[str] = field(default_factory=list)
+    #: rows that held edges and were left empty by the normalisation (weights summing to <= 0)
+    emptied_rows: int = 0
 
 
 def build_item_graph(
@@ -116,6 +118,7 @@ def build_item_graph(
     t0 = time.perf_counter()
     notes: list[str] = []
     fused = None
+    lost = 0
     if spec.kind == "knn":
         if not dataset.item_features:
             raise DataError(
@@ -164,7 +167,7 @@ def build_item_graph(
             **({"nodes": "users"} if users else {}),
         )
     if spec.normalization != "none":
-        lost = _nonpositive_rows(graph)
+        lost = nonpositive_rows(graph)
         if lost:
             notes.append(
                 f"note: {lost} item(s) have neighbours whose weights sum to <= 0 (negative cosines): "
@@ -182,14 +185,8 @@ def build_item_graph(
         **record_fields,
     )
     # the form save_graph stores: a model sees the same edges built here or loaded
-    return BuiltGraph(graph=canonical_graph(graph), record=record, seconds=seconds, fused=fused, notes=notes)
-
-
-def _nonpositive_rows(graph: sp.spmatrix) -> int:
-    """Rows holding entries whose sum is <= 0: normalisation by the degree empties them."""
-    g = sp.csr_matrix(graph)
-    has = np.diff(g.indptr) > 0
-    return int((has & (np.asarray(g.sum(axis=1)).ravel() <= 0)).sum())
+    return BuiltGraph(graph=canonical_graph(graph), record=record, seconds=seconds, fused=fused, notes=notes,
+                      emptied_rows=lost)
 
 
 def parse_modalities(value: str | Sequence[str] | None) -> tuple[str, ...] | None:

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from graphrec.errors import ConfigError
 
-__all__ = ["NORMALIZATIONS", "normalize_adjacency", "degree_power"]
+__all__ = ["NORMALIZATIONS", "normalize_adjacency", "degree_power", "nonpositive_rows"]
 
 NORMALIZATIONS = ("sym", "row", "none")
 
@@ -50,3 +50,11 @@ def normalize_adjacency(adj: sp.spmatrix | sp.sparray, mode: str = "sym") -> sp.
         a.data *= inv_sqrt[rows] * inv_sqrt[a.indices]
     a.eliminate_zeros()
     return a.astype(np.float32)
+
+
+def nonpositive_rows(adj: sp.spmatrix | sp.sparray) -> int:
+    """The rows holding entries whose sum is <= 0 (negative cosines): ``sym`` and ``row``
+    normalisation leave them empty, as rows of zero degree."""
+    a = sp.csr_matrix(adj)
+    has = np.diff(a.indptr) > 0
+    return int((has & (np.asarray(a.sum(axis=1)).ravel() <= 0)).sum())

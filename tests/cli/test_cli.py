@@ -230,3 +230,26 @@ def test_train_mmgef_ablation_flags(data_dir, tmp_path):
     assert res.exit_code == 0, res.output
     record = json.loads((tmp_path / "abl" / "record.json").read_text())
     assert record["model_params"]["use_cf_graph"] is False and record["model_params"]["attention"] is False
+
+
+def test_notes_are_lines_once_each_on_the_main_process(capsys, monkeypatch):
+    """A GraphrecNote (what a builder noticed) is one `note:` line per message, though a
+    tune's trials build the same graph again; other ranks of --nproc print none; other
+    warnings keep Python's handling."""
+    import warnings
+
+    from graphrec.cli._common import notes_as_lines
+    from graphrec.errors import GraphrecNote
+
+    monkeypatch.delenv("RANK", raising=False)
+    with notes_as_lines():
+        for _ in range(3):
+            warnings.warn("3 rows left empty", GraphrecNote)
+        warnings.warn("another", GraphrecNote)
+        with pytest.warns(UserWarning, match="plain"):
+            warnings.warn("plain", UserWarning)
+    assert capsys.readouterr().err.splitlines() == ["note: 3 rows left empty", "note: another"]
+    monkeypatch.setenv("RANK", "1")
+    with notes_as_lines():
+        warnings.warn("3 rows left empty", GraphrecNote)
+    assert capsys.readouterr().err == ""

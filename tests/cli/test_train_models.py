@@ -325,3 +325,46 @@ def test_lr_decay_every_without_lr_decay_is_noted(data_dir, tmp_path):
     res = run("train", "smore", "--data", data_dir, "--epochs", "1", "--quiet", "--out", tmp_path / "t",
               "--lr-decay-every", "7")
     assert "--lr-decay-every" not in res.output, res.output
+
+
+def test_content_rows_emptied_by_the_normalisation_are_noted_once(data_dir, tmp_path):
+    """MM-GEF's fixed E^m keeps negative cosines (eq. 2): with k near the item count some
+    items' neighbours sum to <= 0 and the symmetric normalisation empties their rows.
+    build-graph noted it; a training run built the same graph silently. The run prints
+    one note (the graph is built once per command), naming the fixes; projected mode,
+    which clips negative cosines, has nothing to note."""
+    from graphrec.graphs import GraphSpec, build_item_graph
+    from graphrec.data import Dataset
+
+    emptied = build_item_graph(Dataset.load(data_dir), GraphSpec(kind="knn", k=89, normalization="sym")).emptied_rows
+    assert emptied > 0
+    common = ["--data", data_dir, "--k", "89", "--dim", "4", "--epochs", "1", "--device", "cpu", "--quiet"]
+    res = run("train", "mmgef", *common, "--out", tmp_path / "fixed")
+    assert res.exit_code == 0, res.output
+    notes = [line for line in res.output.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {emptied} item(s) have 89 content neighbours whose cosines sum to <= 0: the symmetric "
+                     "normalisation leaves their rows of the kNN graph empty (no content propagation for them): "
+                     "lower --k, or --feature-mode projected (clips negative cosines to 0)"], res.output
+    res = run("train", "mmgef", *common, "--feature-mode", "projected", "--out", tmp_path / "projected")
+    assert res.exit_code == 0 and "note:" not in res.output, res.output
+    # the same graph stored unnormalised and given with --graph: the same note
+    assert run("build-graph", "--data", data_dir, "--kind", "knn", "--k", "89", "--out", tmp_path / "g",
+               "--quiet").exit_code == 0
+    res = run("train", "mmgef", *common[:2], *common[4:], "--graph", tmp_path / "g" / "knn", "--out", tmp_path / "stored")
+    assert res.exit_code == 0, res.output
+    assert [line for line in res.output.splitlines() if line.startswith("note:")] == notes
+
+
+def test_a_builder_note_is_a_warning_in_python(data_dir):
+    from graphrec.data import Dataset
+    from graphrec.errors import GraphrecNote
+    from graphrec.train.builders.mmgef import build_mmgef
+
+    ds = Dataset.load(data_dir)
+    with pytest.warns(GraphrecNote, match="item\\(s\\) have 89 content neighbours"):
+        build_mmgef(ds, k=89, embedding_dim=4)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GraphrecNote)
+        build_mmgef(ds, k=10, embedding_dim=4)

@@ -342,17 +342,20 @@ def test_content_rows_emptied_by_the_normalisation_are_noted_once(data_dir, tmp_
     res = run("train", "mmgef", *common, "--out", tmp_path / "fixed")
     assert res.exit_code == 0, res.output
     notes = [line for line in res.output.splitlines() if line.startswith("note:")]
-    assert notes == [f"note: {emptied} item(s) have 89 content neighbours whose cosines sum to <= 0: the symmetric "
-                     "normalisation leaves their rows of the kNN graph empty (no content propagation for them): "
-                     "lower --k, or --feature-mode projected (clips negative cosines to 0)"], res.output
+    assert notes == [f"note: content graph: {emptied} item(s) have 89 neighbours whose cosines sum to <= 0: the "
+                     "symmetric normalisation leaves their rows of the kNN graph empty (no propagation over it for "
+                     "them): lower --k, or --feature-mode projected (clips negative cosines to 0)"], res.output
     res = run("train", "mmgef", *common, "--feature-mode", "projected", "--out", tmp_path / "projected")
     assert res.exit_code == 0 and "note:" not in res.output, res.output
-    # the same graph stored unnormalised and given with --graph: the same note
+    # the same graph stored unnormalised and given with --graph: noted with the stored graph's fix
     assert run("build-graph", "--data", data_dir, "--kind", "knn", "--k", "89", "--out", tmp_path / "g",
                "--quiet").exit_code == 0
     res = run("train", "mmgef", *common[:2], *common[4:], "--graph", tmp_path / "g" / "knn", "--out", tmp_path / "stored")
     assert res.exit_code == 0, res.output
-    assert [line for line in res.output.splitlines() if line.startswith("note:")] == notes
+    assert [line for line in res.output.splitlines() if line.startswith("note:")] == [
+        f"note: graph {tmp_path / 'g' / 'knn'}: {emptied} item(s) have 89 neighbours whose cosines sum to <= 0: the "
+        "symmetric normalisation leaves their rows of the kNN graph empty (no propagation over it for them): "
+        "rebuild it with a lower --k, or --weighting binary"], res.output
 
 
 def test_a_builder_note_is_a_warning_in_python(data_dir):
@@ -361,10 +364,41 @@ def test_a_builder_note_is_a_warning_in_python(data_dir):
     from graphrec.train.builders.mmgef import build_mmgef
 
     ds = Dataset.load(data_dir)
-    with pytest.warns(GraphrecNote, match="item\\(s\\) have 89 content neighbours"):
+    with pytest.warns(GraphrecNote, match="content graph: [0-9]+ item\\(s\\) have 89 neighbours"):
         build_mmgef(ds, k=89, embedding_dim=4)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", GraphrecNote)
         build_mmgef(ds, k=10, embedding_dim=4)
+
+
+@pytest.mark.parametrize("model, options, fix", [
+    ("lattice", {"k": 89}, "lower --k"),
+    ("mgcn", {"k": 89, "include_self": False}, "lower --k, or --weighting binary"),
+    ("smore", {"image_knn_k": 89, "text_knn_k": 89, "include_self": False}, "lower --{m}-knn-k, or --weighting binary"),
+])
+def test_every_model_normalising_a_cosine_graph_notes_emptied_rows(data_dir, model, options, fix):
+    """LATTICE, MGCN and SMORE (cosine weights) normalise per-modality cosine kNN graphs
+    symmetrically too: each modality's emptied rows are noted with its own count."""
+    import importlib
+    import warnings
+
+    from graphrec.data import Dataset
+    from graphrec.errors import GraphrecNote
+    from graphrec.graphs import GraphSpec, build_item_graph
+
+    ds = Dataset.load(data_dir)
+    build = getattr(importlib.import_module(f"graphrec.train.builders.{model}"), f"build_{model}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build(ds, **options)
+    notes = [str(w.message) for w in caught if issubclass(w.category, GraphrecNote)]
+    expected = []
+    for m in ("image", "text"):
+        n = build_item_graph(ds, GraphSpec(kind="knn", k=89, modalities=(m,), normalization="sym")).emptied_rows
+        if n:
+            expected.append((f"{m} graph: {n} item(s) have 89 neighbours", fix.format(m=m)))
+    assert expected and len(notes) == len(expected)
+    for note, (start, end) in zip(notes, expected):
+        assert note.startswith(start) and note.endswith(end), note

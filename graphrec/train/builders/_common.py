@@ -5,14 +5,15 @@ its help text are written once)."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Callable, List, Mapping, Optional, Sequence, Union
 
 import scipy.sparse as sp
 
 from graphrec.data import Dataset
-from graphrec.errors import ConfigError, DataError
-from graphrec.graphs.normalize import normalize_adjacency
+from graphrec.errors import ConfigError, DataError, GraphrecNote
+from graphrec.graphs.normalize import nonpositive_rows, normalize_adjacency
 from graphrec.graphs.store import GraphRecord, load_graph
 from graphrec.train.registry import FloatRange, Option
 
@@ -168,7 +169,22 @@ def sym_graph(graph: sp.csr_matrix, record: GraphRecord, path: str) -> sp.csr_ma
             f"graph {path} is stored with {record.normalization!r} normalisation; the models normalise "
             "symmetrically themselves: rebuild it with --normalization none (or sym)"
         )
+    note_emptied_rows(nonpositive_rows(graph), record.k, f"graph {path}:",
+                      "rebuild it with a lower --k, or --weighting binary")
     return normalize_adjacency(graph, "sym")
+
+
+def note_emptied_rows(emptied: int, k: int | None, what: str, fix: str) -> None:
+    """A :class:`GraphrecNote` for kNN rows that the symmetric normalisation leaves
+    empty: items whose ``k`` neighbours' cosines sum to <= 0 (fewer than k items
+    positively similar) get no propagation over that graph. ``what`` starts the message
+    (``"content"``, ``"image"``, ``"graph PATH:"``), ``fix`` ends it."""
+    if emptied:
+        warnings.warn(
+            f"{what} {emptied} item(s) have {k} neighbours whose cosines sum to <= 0: the symmetric normalisation "
+            f"leaves their rows of the kNN graph empty (no propagation over it for them): {fix}",
+            GraphrecNote, stacklevel=3,
+        )
 
 
 def pick_graph(stored: list[tuple[sp.csr_matrix, GraphRecord, str]], kind: str, model: str, allowed: tuple[str, ...]):

@@ -17,6 +17,7 @@ from graphrec.graphs.cooccur import cooccurrence_factors
 from graphrec.models.lattice import CF_WEIGHTS, LATTICE
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
 from graphrec.train.builders._common import (
+    note_emptied_rows,
     PARITY,
     EmbeddingDim,
     ItemLayers,
@@ -167,7 +168,9 @@ def build_lattice(
             originals[m] = to_torch_sparse(given[m])
             continue
         spec = GraphSpec(kind="knn", k=k, modalities=(m,), include_self=include_self, normalization="sym")
-        originals[m] = to_torch_sparse(build_item_graph(dataset, spec).graph)
+        built = build_item_graph(dataset, spec)
+        note_emptied_rows(built.emptied_rows, k, f"{m} graph:", "lower --k")
+        originals[m] = to_torch_sparse(built.graph)
     return LATTICE(
         dataset.n_users,
         dataset.n_items,

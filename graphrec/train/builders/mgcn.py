@@ -15,6 +15,7 @@ from graphrec.graphs.build import GraphSpec, build_item_graph
 from graphrec.models.mgcn import MGCN
 from graphrec.nn import to_torch_sparse
 from graphrec.train.builders._common import (
+    note_emptied_rows,
     EmbeddingDim,
     ItemLayers,
     LR_SPACE,
@@ -58,7 +59,9 @@ def mgcn_item_graphs(
             spec = GraphSpec(
                 kind="knn", k=k, modalities=(m,), weighting="cosine", include_self=include_self, normalization="sym"
             )
-            out[m] = build_item_graph(dataset, spec).graph
+            built = build_item_graph(dataset, spec)
+            note_emptied_rows(built.emptied_rows, k, f"{m} graph:", "lower --k, or --weighting binary")
+            out[m] = built.graph
     return out
 
 

@@ -4,17 +4,15 @@ co-interaction graph E^c, all from the TRAINING data."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Annotated, Any, Mapping, Optional
 
 import torch
 
 from graphrec.data import Dataset
-from graphrec.errors import ConfigError, DataError, GraphrecNote
+from graphrec.errors import ConfigError, DataError
 from graphrec.graphs.build import GraphSpec, build_item_graph, parse_modalities
 from graphrec.graphs.cooccur import cooccurrence_factors
 from graphrec.graphs.fuse import default_modalities, fuse_features
-from graphrec.graphs.normalize import nonpositive_rows
 from graphrec.graphs.store import read_record
 from graphrec.models.mmgef import FEATURE_MODES, MMGEF, STRUCTURES
 from graphrec.nn import FactoredCooccurrence, to_torch_sparse
@@ -31,6 +29,7 @@ from graphrec.train.builders._common import (
     default_reg_weight,
     parity_backbone,
     load_stored_graphs,
+    note_emptied_rows,
     pick_graph,
     sym_graph,
 )
@@ -229,8 +228,6 @@ def build_mmgef(
             )
         mods = tuple(rec.modalities or ()) or None
         knn_matrix = g if feature_mode == "projected" else sym_graph(g, rec, path)
-        if feature_mode != "projected" and rec.normalization == "none":
-            _note_emptied_rows(nonpositive_rows(g), rec.k, learned)
         k = rec.k
         if reference and not (rec.options or {}).get("include_self", False):
             raise DataError(
@@ -249,7 +246,8 @@ def build_mmgef(
             )
             built = build_item_graph(dataset, spec)
             knn_matrix = built.graph
-            _note_emptied_rows(built.emptied_rows, k, learned)
+            fix = "lower --k" + ("" if learned else ", or --feature-mode projected (clips negative cosines to 0)")
+            note_emptied_rows(built.emptied_rows, k, "content graph:", fix)
             assert built.fused is not None
             fused_x = built.fused.x
     features = torch.from_numpy(fused_x) if fused_x is not None and (learned or feature_mode == "projected") else None
@@ -292,16 +290,3 @@ def build_mmgef(
         reg_on="final" if reference else "layer0",
     )
 
-
-def _note_emptied_rows(emptied: int, k: int | None, learned: bool) -> None:
-    """A :class:`GraphrecNote` for content-graph rows the symmetric normalisation leaves
-    empty: items whose k neighbours' cosines sum to <= 0 (fewer than k items positively
-    similar) get no content propagation (eq. 2 keeps negative cosines;
-    docs/models/mmgef.md)."""
-    if emptied:
-        fix = "lower --k" + ("" if learned else ", or --feature-mode projected (clips negative cosines to 0)")
-        warnings.warn(
-            f"{emptied} item(s) have {k} content neighbours whose cosines sum to <= 0: the symmetric "
-            f"normalisation leaves their rows of the kNN graph empty (no content propagation for them): {fix}",
-            GraphrecNote, stacklevel=3,
-        )

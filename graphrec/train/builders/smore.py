@@ -16,6 +16,7 @@ from graphrec.graphs.build import GraphSpec, build_item_graph
 from graphrec.models.smore import FUSION, SMORE
 from graphrec.nn import to_torch_sparse
 from graphrec.train.builders._common import (
+    note_emptied_rows,
     EmbeddingDim,
     ItemLayers,
     LR_SPACE,
@@ -122,7 +123,10 @@ def modality_graph(
     spec = GraphSpec(
         kind="knn", k=k, modalities=(modality,), weighting="cosine", include_self=include_self, normalization="sym"
     )
-    return build_item_graph(dataset, spec).graph
+    built = build_item_graph(dataset, spec)
+    note_emptied_rows(built.emptied_rows, k, f"{modality} graph:", (f"lower --{modality}-knn-k" if modality in ("image", "text") else f"lower {modality}'s k in --knn-k")
+                      + ", or --weighting binary")
+    return built.graph
 
 
 def max_pool_graphs(graphs: Sequence[sp.spmatrix]) -> sp.csr_matrix:

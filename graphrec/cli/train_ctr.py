@@ -211,12 +211,13 @@ def without_effect(model_name: str, params: Mapping[str, Any], train_options: Ma
         if params.get("use_cgan") is False:
             for name in ("gan_start_epoch", "gan_lr"):
                 note(name, "with --no-cgan (there is no GAN to train)")
-        elif ({"gan_start_epoch", "gan_lr"} & set(given)
+        elif ({"gan_start_epoch", "gan_lr", "epochs"} & set(given)  # (a typed --epochs 1 too)
               and train_options["gan_start_epoch"] >= common["epochs"]):
             k, epochs = train_options["gan_start_epoch"], common["epochs"]
-            notes.append(f"the GAN never trains: it trains in the epochs after --gan-start-epoch {k}, and --epochs "
-                         f"{epochs} ends the run first (--gan-lr has no effect); pass a --gan-start-epoch below "
-                         f"--epochs, or --no-cgan")
+            default = "" if "gan_start_epoch" in given else ", the default"
+            notes.append(f"the GAN never trains: it trains in the epochs after --gan-start-epoch {k}{default}, and "
+                         f"--epochs {epochs} ends the run first (--gan-lr has no effect); pass a --gan-start-epoch "
+                         f"below --epochs, or --no-cgan")
         if params.get("use_autoencoder") is False:
             note("recon_weight", "with --no-autoencoder (there is no reconstruction loss)")
     if model_name == "marn" and params.get("adversarial") == "none":

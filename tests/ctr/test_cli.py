@@ -165,9 +165,13 @@ def test_deepfm_unknown_modality_is_one_line(samples, tmp_path, modality):
 @pytest.mark.parametrize("model, options, notes", [
     ("gmmf", ["--no-cgan", "--gan-start-epoch", "0", "--gan-lr", "0.5"],
      ["--gan-start-epoch 0 has no effect with --no-cgan", "--gan-lr 0.5 has no effect with --no-cgan"]),
-    ("gmmf", ["--no-autoencoder", "--recon-weight", "5"], ["--recon-weight 5.0 has no effect with --no-autoencoder"]),
+    ("gmmf", ["--no-autoencoder", "--recon-weight", "5", "--gan-start-epoch", "0"],
+     ["--recon-weight 5.0 has no effect with --no-autoencoder"]),
     ("gmmf", ["--gan-start-epoch", "3"], ["the GAN never trains: it trains in the epochs after --gan-start-epoch 3, "
                                           "and --epochs 1 ends the run first"]),
+    # a typed --epochs at or below the default --gan-start-epoch (1) is noted too
+    ("gmmf", [], ["the GAN never trains: it trains in the epochs after --gan-start-epoch 1, the default, "
+                  "and --epochs 1 ends the run first"]),
     ("marn", ["--adversarial", "none", "--adv-weight", "0.7"], ["--adv-weight 0.7 has no effect with --adversarial none"]),
     ("lr", ["--graph-layers", "3", "--graph-k", "5", "--cooccur-top-k", "4"],
      [f"{o} has no effect without --item-graph" for o in ("--graph-layers 3", "--graph-k 5", "--cooccur-top-k 4")]),

@@ -342,7 +342,7 @@ def test_content_rows_emptied_by_the_normalisation_are_noted_once(data_dir, tmp_
     res = run("train", "mmgef", *common, "--out", tmp_path / "fixed")
     assert res.exit_code == 0, res.output
     notes = [line for line in res.output.splitlines() if line.startswith("note:")]
-    assert notes == [f"note: content graph: {emptied} item(s) have 89 neighbours whose cosines sum to <= 0: the "
+    assert notes == [f"note: content graph: {emptied} item(s) have kNN neighbours whose cosines sum to <= 0: the "
                      "symmetric normalisation leaves their rows of the kNN graph empty (no propagation over it for "
                      "them): lower --k, or --feature-mode projected (clips negative cosines to 0)"], res.output
     res = run("train", "mmgef", *common, "--feature-mode", "projected", "--out", tmp_path / "projected")
@@ -353,7 +353,7 @@ def test_content_rows_emptied_by_the_normalisation_are_noted_once(data_dir, tmp_
     res = run("train", "mmgef", *common[:2], *common[4:], "--graph", tmp_path / "g" / "knn", "--out", tmp_path / "stored")
     assert res.exit_code == 0, res.output
     assert [line for line in res.output.splitlines() if line.startswith("note:")] == [
-        f"note: graph {tmp_path / 'g' / 'knn'}: {emptied} item(s) have 89 neighbours whose cosines sum to <= 0: the "
+        f"note: graph {tmp_path / 'g' / 'knn'}: {emptied} item(s) have kNN neighbours whose cosines sum to <= 0: the "
         "symmetric normalisation leaves their rows of the kNN graph empty (no propagation over it for them): "
         "rebuild it with a lower --k, or --weighting binary"], res.output
 
@@ -364,7 +364,7 @@ def test_a_builder_note_is_a_warning_in_python(data_dir):
     from graphrec.train.builders.mmgef import build_mmgef
 
     ds = Dataset.load(data_dir)
-    with pytest.warns(GraphrecNote, match="content graph: [0-9]+ item\\(s\\) have 89 neighbours"):
+    with pytest.warns(GraphrecNote, match="content graph: [0-9]+ item\\(s\\) have kNN neighbours"):
         build_mmgef(ds, k=89, embedding_dim=4)
     import warnings
 
@@ -398,7 +398,7 @@ def test_every_model_normalising_a_cosine_graph_notes_emptied_rows(data_dir, mod
     for m in ("image", "text"):
         n = build_item_graph(ds, GraphSpec(kind="knn", k=89, modalities=(m,), normalization="sym")).emptied_rows
         if n:
-            expected.append((f"{m} graph: {n} item(s) have 89 neighbours", fix.format(m=m)))
+            expected.append((f"{m} graph: {n} item(s) have kNN neighbours", fix.format(m=m)))
     assert expected and len(notes) == len(expected)
     for note, (start, end) in zip(notes, expected):
         assert note.startswith(start) and note.endswith(end), note

@@ -169,19 +169,19 @@ def sym_graph(graph: sp.csr_matrix, record: GraphRecord, path: str) -> sp.csr_ma
             f"graph {path} is stored with {record.normalization!r} normalisation; the models normalise "
             "symmetrically themselves: rebuild it with --normalization none (or sym)"
         )
-    note_emptied_rows(nonpositive_rows(graph), record.k, f"graph {path}:",
+    note_emptied_rows(nonpositive_rows(graph), f"graph {path}:",
                       "rebuild it with a lower --k, or --weighting binary")
     return normalize_adjacency(graph, "sym")
 
 
-def note_emptied_rows(emptied: int, k: int | None, what: str, fix: str) -> None:
+def note_emptied_rows(emptied: int, what: str, fix: str) -> None:
     """A :class:`GraphrecNote` for kNN rows that the symmetric normalisation leaves
-    empty: items whose ``k`` neighbours' cosines sum to <= 0 (fewer than k items
+    empty: items whose k neighbours' cosines sum to <= 0 (fewer than k items
     positively similar) get no propagation over that graph. ``what`` starts the message
     (``"content"``, ``"image"``, ``"graph PATH:"``), ``fix`` ends it."""
     if emptied:
         warnings.warn(
-            f"{what} {emptied} item(s) have {k} neighbours whose cosines sum to <= 0: the symmetric normalisation "
+            f"{what} {emptied} item(s) have kNN neighbours whose cosines sum to <= 0: the symmetric normalisation "
             f"leaves their rows of the kNN graph empty (no propagation over it for them): {fix}",
             GraphrecNote, stacklevel=3,
         )

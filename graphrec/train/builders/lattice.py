@@ -169,7 +169,7 @@ def build_lattice(
             continue
         spec = GraphSpec(kind="knn", k=k, modalities=(m,), include_self=include_self, normalization="sym")
         built = build_item_graph(dataset, spec)
-        note_emptied_rows(built.emptied_rows, k, f"{m} graph:", "lower --k")
+        note_emptied_rows(built.emptied_rows, f"{m} graph:", "lower --k")
         originals[m] = to_torch_sparse(built.graph)
     return LATTICE(
         dataset.n_users,

@@ -60,7 +60,7 @@ def mgcn_item_graphs(
                 kind="knn", k=k, modalities=(m,), weighting="cosine", include_self=include_self, normalization="sym"
             )
             built = build_item_graph(dataset, spec)
-            note_emptied_rows(built.emptied_rows, k, f"{m} graph:", "lower --k, or --weighting binary")
+            note_emptied_rows(built.emptied_rows, f"{m} graph:", "lower --k, or --weighting binary")
             out[m] = built.graph
     return out
 

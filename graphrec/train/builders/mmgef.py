@@ -247,7 +247,7 @@ def build_mmgef(
             built = build_item_graph(dataset, spec)
             knn_matrix = built.graph
             fix = "lower --k" + ("" if learned else ", or --feature-mode projected (clips negative cosines to 0)")
-            note_emptied_rows(built.emptied_rows, k, "content graph:", fix)
+            note_emptied_rows(built.emptied_rows, "content graph:", fix)
             assert built.fused is not None
             fused_x = built.fused.x
     features = torch.from_numpy(fused_x) if fused_x is not None and (learned or feature_mode == "projected") else None

@@ -124,8 +124,8 @@ def modality_graph(
         kind="knn", k=k, modalities=(modality,), weighting="cosine", include_self=include_self, normalization="sym"
     )
     built = build_item_graph(dataset, spec)
-    note_emptied_rows(built.emptied_rows, k, f"{modality} graph:", (f"lower --{modality}-knn-k" if modality in ("image", "text") else f"lower {modality}'s k in --knn-k")
-                      + ", or --weighting binary")
+    lower = f"--{modality}-knn-k" if modality in ("image", "text") else f"{modality}'s k in --knn-k"
+    note_emptied_rows(built.emptied_rows, f"{modality} graph:", f"lower {lower}, or --weighting binary")
     return built.graph
 
 

@@ -9,12 +9,13 @@ file. The training options every ranking command shares are declared once below.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as _dt
 import inspect
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Mapping, Optional
+from typing import Annotated, Any, Callable, Iterator, Mapping, Optional, get_args
 
 import typer
 
@@ -102,10 +103,17 @@ OPTION_TYPES: dict[str, Any] = {
 #: the shared options that only training uses: hidden from the --help of a model without
 #: parameters (cb), still accepted (the commands of graphrec 0.1 had them); given, they
 #: get a note that they have no effect (--resume and --nproc still act: not noted)
-UNTRAINED_OPTIONS: dict[str, type] = {
-    "epochs": int, "lr": float, "lr_decay": float, "lr_decay_every": int, "batch_size": int, "patience": int,
-    "eval_every": int, "resume": bool, "nproc": int, "negatives": str,
-}
+UNTRAINED_OPTIONS: tuple[str, ...] = (
+    "epochs", "lr", "lr_decay", "lr_decay_every", "batch_size", "patience", "eval_every", "resume", "nproc", "negatives",
+)
+
+
+def _hidden(annotation: Any) -> Any:
+    """An ``Annotated[type, typer.Option(...)]`` of :data:`OPTION_TYPES`, hidden from --help."""
+    base, info = get_args(annotation)
+    info = copy.copy(info)
+    info.hidden = True
+    return Annotated[base, info]
 
 
 def train_command(
@@ -367,8 +375,8 @@ def _common_parameters(trainable: bool, train_defaults: dict[str, Any]) -> list[
     defaults = {**option_defaults(train_defaults), **RUN_DEFAULTS}
     types = dict(OPTION_TYPES)
     if not trainable:
-        for name, typ in UNTRAINED_OPTIONS.items():
-            types[name] = Annotated[typ, typer.Option(hidden=True)]
+        for name in UNTRAINED_OPTIONS:
+            types[name] = _hidden(types[name])
         defaults["epochs"] = 1
     return [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=types[name], default=defaults[name])

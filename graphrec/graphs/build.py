@@ -19,6 +19,7 @@ cold-start split, options, build time) so a stored graph is never reused for oth
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
@@ -26,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec._checks import is_int
-from graphrec.errors import ConfigError, DataError
+from graphrec.errors import ConfigError, DataError, GraphrecNote
 from graphrec.graphs.cooccur import cooccurrence_graph, user_cooccurrence_graph
 from graphrec.graphs.fuse import FusedFeatures, fuse_features
 from graphrec.graphs.knn import BACKENDS, knn_graph, resolve_backend
@@ -127,6 +128,10 @@ def build_item_graph(
             )
         fused = fuse_features(dataset.item_features, spec.modalities)
         notes.append(fused.describe(dataset.item_ids))
+        others = dataset.n_items - (0 if spec.include_self else 1)
+        if spec.k > others:  # the search keeps every candidate: say so once, not silently
+            warnings.warn(f"k {spec.k} is more than the {others} items each item can take as neighbours: every item "
+                          f"keeps all of them", GraphrecNote, stacklevel=2)
         graph = knn_graph(
             fused.x,
             spec.k,

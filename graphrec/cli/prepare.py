@@ -36,8 +36,9 @@ def cross_split_note(ds) -> str | None:
     with_train = any(p.split(" in ", 1)[1].startswith("train") for p in parts)
     return (
         f"note: {n} (user, item) pair{'s appear' if n > 1 else ' appears'} in more than one split "
-        f"({', '.join(parts)}): kept in each, as MMRec/RecBole read {'them' if n > 1 else 'it'}"
-        + ("; a valid or test pair also in train is masked as a training item and cannot be ranked" if with_train else "")
+        f"({', '.join(parts)}): kept in each, as MMRec/RecBole read {'them' if n > 1 else 'it'}; the recbole "
+        f"protocol ranks a repeated pair in its later split, where it can be a hit (as RecBole)"
+        + ("; --protocol mmrec masks the ones also in train (as MMRec)" if with_train else "")
     )
 
 

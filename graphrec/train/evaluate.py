@@ -2,7 +2,10 @@ r"""Full-ranking evaluation of a scorer on a dataset split (RecBole-compatible).
 
 For every evaluated user :math:`u` the scorer gives a score :math:`s_{ui}` to *every*
 item (full ranking, no sampled negatives). Items the user already interacted with in
-the splits the protocol masks get :math:`s_{ui} = -\infty`:
+the splits the protocol masks get :math:`s_{ui} = -\infty`, except, under ``recbole``,
+the user's positives in the evaluated split (RecBole masks a user's used items minus
+its positives: an item interacted with in training and again in the test is ranked and
+can be a hit there; under ``mmrec`` it stays masked, as MMRec does):
 
 =============  ====================  ====================
 protocol       split ``"valid"``     split ``"test"``
@@ -78,6 +81,16 @@ def masked_splits(split: str, protocol: str = "recbole") -> tuple[str, ...]:
     if split == "test":
         return ("train", "valid") if protocol == "recbole" else ("train",)
     raise ConfigError(f"cannot evaluate split {split!r}: use valid or test")
+
+
+def _without_pattern(mask: sp.csr_matrix, positives: sp.spmatrix) -> sp.csr_matrix:
+    """``mask``'s entries outside ``positives``' pattern (both n_users x n_items): the
+    items a user interacted with before that are not among its positives now."""
+    m = mask.astype(bool).astype(np.int8)
+    p = sp.csr_matrix(positives).astype(bool).astype(np.int8)
+    out = sp.csr_matrix(m - m.multiply(p))
+    out.eliminate_zeros()
+    return out
 
 
 def _csr_to_torch(m: sp.csr_matrix, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,6 +173,8 @@ def _evaluate_groups(
             mask_mat = dataset.splits[s] if mask_mat is None else mask_mat + dataset.splits[s]
     assert mask_mat is not None  # train always exists
     mask_mat = sp.csr_matrix(mask_mat)
+    if protocol == "recbole":  # RecBole masks a user's earlier items except the split's positives
+        mask_mat = _without_pattern(mask_mat, target)
     mask_mat.sort_indices()
 
     # evaluate the union of the users with a positive in some group, in index order

@@ -570,8 +570,9 @@ def test_prepare_notes_pairs_listed_in_more_than_one_split(tmp_path: Path) -> No
     res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(tmp_path / "src"), str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert ("note: 4 (user, item) pairs appear in more than one split (2 in train and valid, 2 in train and test): "
-            "kept in each, as MMRec/RecBole read them; a valid or test pair also in train is masked as a training "
-            "item and cannot be ranked") in res.output
+            "kept in each, as MMRec/RecBole read them; the recbole protocol ranks a repeated pair in its later "
+            "split, where it can be a hit (as RecBole); --protocol mmrec masks the ones also in train (as MMRec)"
+            ) in res.output
     ds = Dataset.load(tmp_path / "out")
     assert (ds.train.nnz, ds.valid.nnz, ds.test.nnz) == (4, 2, 2)
     write(tmp_path / "one" / "one.inter", "userID\titemID\tx_label\n0\t0\t0\n0\t1\t0\n0\t3\t0\n1\t0\t0\n1\t2\t0\n"

@@ -94,7 +94,10 @@ def top_k(
         candidates: sorted, distinct item indices to rank (default: all items).
         batch_size: users per batch, a memory setting: the lists are the same up to float
             rounding (a matrix product blocks its sums differently by batch, so scores can
-            differ in the last bits and a near tie swap).
+            differ in the last bits and a near tie swap). At most
+            :data:`~graphrec.train.evaluate.MAX_BATCH_SCORES` scores per batch, as in
+            evaluation: a million-item catalogue scores 33 users at a time, not 1,024
+            (8 GB of scores).
 
     Returns:
         item indices and scores, each ``len(users) x min(k, n_candidates)``, best first; a
@@ -105,7 +108,7 @@ def top_k(
         raise ConfigError(f"k must be an integer >= 1, got {k!r}")
     if not is_int(batch_size) or batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    from graphrec.train.evaluate import _csr_to_torch, _gather_rows
+    from graphrec.train.evaluate import MAX_BATCH_SCORES, _csr_to_torch, _gather_rows
 
     dev = resolve_device(device)
     users_np = np.asarray(users, dtype=np.int64)
@@ -128,7 +131,8 @@ def top_k(
         mask = _csr_to_torch(exclude, dev)
     users_t = torch.as_tensor(users_np, device=dev)
     nonfinite_seen = torch.zeros((), dtype=torch.bool, device=dev)
-    starts: Any = range(0, len(users_np), int(batch_size))
+    batch_size = max(1, min(int(batch_size), MAX_BATCH_SCORES // max(n_items, 1)))  # the scorer's [B, n_items]
+    starts: Any = range(0, len(users_np), batch_size)
     if progress:
         from tqdm.auto import tqdm
 

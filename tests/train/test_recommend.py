@@ -201,3 +201,25 @@ def test_top_k_refuses_scores_that_are_not_finite(bad):
     assert idx.tolist() == [[4, 3], [5, 4]]  # finite scores: the masked item 5 skipped for user 0
     with pytest.raises(graphrec.errors.GraphrecError, match="NaN or infinite scores"):
         top_k(scorer, [0, 1], 2, 6, exclude=seen)
+
+
+def test_top_k_caps_a_batch_at_the_evaluation_score_budget(monkeypatch):
+    """recommend scored 1,024 users x every item per batch: 8 GB of scores for a million
+    items (evaluation caps its batches at MAX_BATCH_SCORES). The same cap, the same lists."""
+    import graphrec.train.evaluate as evaluate
+
+    scores = torch.randn(10, 30, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def scorer(users):
+        seen.append(len(users))
+        return scores[users].clone()
+
+    full = top_k(scorer, np.arange(10), 5, 30, batch_size=1024)
+    assert seen == [10]
+    monkeypatch.setattr(evaluate, "MAX_BATCH_SCORES", 100)  # 3 users of 30 items
+    seen.clear()
+    capped = top_k(scorer, np.arange(10), 5, 30, batch_size=1024)
+    assert seen == [3, 3, 3, 1]
+    np.testing.assert_array_equal(capped[0], full[0])
+    np.testing.assert_array_equal(capped[1], full[1])

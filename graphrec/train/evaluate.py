@@ -200,7 +200,7 @@ def _evaluate_groups(
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc=f"evaluate {split}", unit="batch", leave=False)
+        starts = tqdm(starts, desc=f"evaluate {split}", unit="batch", leave=False, delay=2.0)
     # no_grad, not inference_mode: a scorer may cache tensors that training reuses
     with torch.no_grad():
         for start in starts:

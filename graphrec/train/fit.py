@@ -257,7 +257,10 @@ def fit(
         model.train()
         model.start_epoch(epoch)
         total = 0.0
-        for users, pos, neg in bpr_batches(dataset.train, config.batch_size, rng, sampler):  # ranks split each step
+        # a bar over the epoch's steps, shown once an epoch has run 2 s (a million-item epoch takes hours)
+        steps = _progress(bpr_batches(dataset.train, config.batch_size, rng, sampler), config.progress and main,
+                          total=n_batches, desc=f"epoch {epoch}", unit="step", leave=False, delay=2.0)
+        for users, pos, neg in steps:  # ranks split each step
             scale = 1.0
             if split_steps:  # this rank's part of the step (module doc)
                 mine = distributed.part(len(users), shard)
@@ -292,7 +295,7 @@ def fit(
             raise divergence_error("training loss", row["loss"], epoch, dataset.item_features)
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             t1 = time.perf_counter()
-            groups = evaluate_model(model, dataset, "valid", config, device)
+            groups = evaluate_model(model, dataset, "valid", config, device, progress=config.progress)
             valid = groups["all"]
             et = time.perf_counter() - t1
             eval_time += et
@@ -320,7 +323,7 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     t2 = time.perf_counter()
-    test = evaluate_model(model, dataset, "test", config, device) if evaluate_test else {}
+    test = evaluate_model(model, dataset, "test", config, device, progress=config.progress) if evaluate_test else {}
     test_time = time.perf_counter() - t2
     epochs_run = len(history)
     return FitResult(
@@ -380,13 +383,13 @@ def _fit_nothing(
 ) -> FitResult:
     """A model without trainable parameters (e.g. content kNN): validate once, test once."""
     t1 = time.perf_counter()
-    groups = evaluate_model(model, dataset, "valid", config, device)
+    groups = evaluate_model(model, dataset, "valid", config, device, progress=config.progress)
     et = time.perf_counter() - t1
     row = {"epoch": 0, **_valid_entries(groups), "eval_seconds": et}
     if on_epoch is not None:
         on_epoch(row)
     t2 = time.perf_counter()
-    test = evaluate_model(model, dataset, "test", config, device) if evaluate_test else {}
+    test = evaluate_model(model, dataset, "test", config, device, progress=config.progress) if evaluate_test else {}
     return FitResult(
         best_epoch=0,
         best_valid=groups["all"],

@@ -313,3 +313,29 @@ def test_a_user_without_a_possible_negative_is_named_by_id_before_training():
     model = build_model("mf", cold, {"embedding_dim": 4})
     with pytest.raises(DataError, match=r"user 'u1' has every warm item .* pass --negatives all"):
         fit(model, cold, TrainConfig(epochs=1, progress=False, negatives="warm"))
+
+
+def test_progress_shows_each_epochs_steps_and_evaluations(ds, monkeypatch):
+    """The bar counted epochs only: a million-item epoch (hours) and its validation showed
+    nothing moving. With progress on, every epoch's steps get a bar (shown once the epoch
+    has run 2 s) and validation/test show theirs; the numbers are those of a quiet run."""
+    import tqdm.auto
+
+    bars = []
+
+    class Recorder(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            bars.append({k: kwargs.get(k) for k in ("desc", "unit", "total", "delay")})
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    cfg = TrainConfig(epochs=2, batch_size=512, ks=(20,), progress=True, seed=2)
+    loud, _ = run_training(ds, "lightgcn", {"embedding_dim": 8}, cfg)
+    n_steps = -(-ds.train.nnz // 512)
+    assert [b for b in bars if b["unit"] == "step"] == [
+        {"desc": f"epoch {e}", "unit": "step", "total": n_steps, "delay": 2.0} for e in (1, 2)]
+    assert [b["desc"] for b in bars if b["unit"] == "batch"] == ["evaluate valid"] * 2 + ["evaluate test"]
+    quiet, _ = run_training(ds, "lightgcn", {"embedding_dim": 8}, TrainConfig(**{**cfg.to_dict(), "progress": False}))
+    assert [h["loss"] for h in loud["history"]] == [h["loss"] for h in quiet["history"]]
+    assert loud["test"] == quiet["test"]

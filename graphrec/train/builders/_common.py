@@ -178,7 +178,7 @@ def note_emptied_rows(emptied: int, what: str, fix: str) -> None:
     """A :class:`GraphrecNote` for kNN rows that the symmetric normalisation leaves
     empty: items whose k neighbours' cosines sum to <= 0 (fewer than k items
     positively similar) get no propagation over that graph. ``what`` starts the message
-    (``"content"``, ``"image"``, ``"graph PATH:"``), ``fix`` ends it."""
+    (``"content graph:"``, ``"image graph:"``, ``"graph PATH:"``), ``fix`` ends it."""
     if emptied:
         warnings.warn(
             f"{what} {emptied} item(s) have kNN neighbours whose cosines sum to <= 0: the symmetric normalisation "

@@ -52,12 +52,18 @@ def notes_as_lines() -> Iterator[None]:
         def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
             if not issubclass(category, GraphrecNote):
                 shown(message, category, *args, **kwargs)
-            elif str(message) not in seen and os.environ.get("RANK", "0") == "0":
-                seen.add(str(message))
-                typer.secho(f"note: {message}", err=True, fg=typer.colors.YELLOW)
+            else:
+                _note_once(message, seen)
 
         warnings.showwarning = show
         yield
+
+
+def _note_once(message: Any, seen: set[str]) -> None:
+    """A GraphrecNote's ``note:`` line, unless ``seen`` holds it or this is not the main rank."""
+    if str(message) not in seen and os.environ.get("RANK", "0") == "0":
+        seen.add(str(message))
+        typer.secho(f"note: {message}", err=True, fg=typer.colors.YELLOW)
 
 
 @contextlib.contextmanager
@@ -139,13 +145,19 @@ class GraphrecCommand(TyperCommand):
 @contextlib.contextmanager
 def warnings_as_lines() -> Iterator[None]:
     """Python warnings raised inside print as one ``warning: ...`` line on stderr each
-    (not the interpreter's two-line file:line form)."""
+    (not the interpreter's two-line file:line form); a :class:`GraphrecNote` stays a
+    ``note:`` line, once per message (:func:`notes_as_lines`)."""
+    seen: set[str] = set()
 
     def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)
+        if issubclass(category, GraphrecNote):
+            _note_once(message, seen)
+        else:
+            typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")
+        warnings.simplefilter("always", GraphrecNote)
         warnings.showwarning = show
         yield
 

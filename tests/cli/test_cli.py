@@ -253,3 +253,19 @@ def test_notes_are_lines_once_each_on_the_main_process(capsys, monkeypatch):
     with notes_as_lines():
         warnings.warn("3 rows left empty", GraphrecNote)
     assert capsys.readouterr().err == ""
+
+
+def test_notes_stay_notes_where_a_command_prints_warnings_as_lines(capsys, monkeypatch):
+    """evaluate / recommend / prepare print Python warnings as `warning:` lines; a note
+    raised there (a rebuilt model's graph) read `warning: ...` and could repeat."""
+    import warnings
+
+    from graphrec.cli._common import notes_as_lines, warnings_as_lines
+    from graphrec.errors import GraphrecNote
+
+    monkeypatch.delenv("RANK", raising=False)
+    with notes_as_lines(), warnings_as_lines():
+        for _ in range(2):
+            warnings.warn("rows left empty", GraphrecNote)
+        warnings.warn("an old run", UserWarning)
+    assert capsys.readouterr().err.splitlines() == ["note: rows left empty", "warning: an old run"]

@@ -680,3 +680,16 @@ def test_feature_files_that_are_not_npy_say_what_they_are(tmp_path: Path) -> Non
         read_mmrec(f, features={"image": "z.npz"})
     with pytest.raises(DataError, match=r"e\.npy: empty \(0 bytes\), not a \.npy array"):
         read_mmrec(f, features={"image": "e.npy"})
+
+
+@pytest.mark.parametrize("text", [GOOD + "\n\n", GOOD.replace("0\t1\t1\t0\n", "0\t1\t1\t0\n\n \n", 1)])
+def test_blank_lines_are_skipped_as_mmrec_skips_them(tmp_path: Path, text: str) -> None:
+    f = write(tmp_path / "d.inter", text)
+    ds = read_mmrec(f)
+    assert ds.train.nnz == 4 and ds.valid.nnz == 1 and ds.test.nnz == 1
+
+
+def test_a_bad_row_after_a_blank_line_is_named_by_its_file_line(tmp_path: Path) -> None:
+    f = write(tmp_path / "d.inter", "userID\titemID\tx_label\n0\t0\t0\n\n0\tB00X\t0\n")
+    with pytest.raises(DataError, match=r"d\.inter line 4: itemID 'B00X' is not an integer index"):
+        read_mmrec(f)

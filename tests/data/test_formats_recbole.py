@@ -378,3 +378,19 @@ def test_a_missing_header_is_named(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"r\.inter line 1: the header is missing: line 1 \['1', '2'\] looks like a data "
                        r"row, not column names: add the header line first \(e\.g\. user_id:token<TAB>item_id:token\)"):
         read_recbole(root)
+
+
+@pytest.mark.parametrize("body", [
+    "u\ta\nu\tb\nv\ta\n\n\n",      # trailing blank lines
+    "u\ta\n\nu\tb\n  \nv\ta\n",    # blank lines between rows (empty, or spaces only)
+])
+def test_blank_lines_are_skipped_as_recbole_skips_them(tmp_path: Path, body: str) -> None:
+    root = write(tmp_path / "r", r__inter=BENCH + body, r__item="item_id:token\na\n\nb\n\n")
+    ds = read_recbole(root)
+    assert ds.train.nnz == 3 and list(ds.item_ids) == ["a", "b"]
+
+
+def test_rows_after_a_blank_line_keep_their_line_numbers(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__inter=BENCH + "u\ta\n\n\nu\tb\textra\n")
+    with pytest.raises(DataError, match=r"r\.inter line 5: expected 2 tab-separated fields"):
+        read_recbole(root)

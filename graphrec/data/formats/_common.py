@@ -155,7 +155,10 @@ def read_table(
     ``Table.header``). ``quoted_cells`` reads a cell that starts and ends with ``"`` the
     way RecBole's CSV parser does (outer quotes removed, ``""`` -> ``"``); see
     :func:`unquote_cell`. Lines may end in ``\\n`` or ``\\r\\n``; a final newline is
-    optional; every other line, blank ones included, must have one field per column.
+    optional. Blank lines after the header (empty or spaces only: a trailing ``\\n\\n``, a
+    blank line between rows) are skipped, as pandas (RecBole's and MMRec's reader) skips
+    them; every other line must have one field per column (a line of tabs only is a row
+    of empty cells).
     """
     require_file(path, "file")
     text = _read_text(path)
@@ -188,6 +191,10 @@ def read_table(
                 )
             raise DataError(f"{path} line 1: column {k!r} appears twice in the header: rename or remove one")
         seen.add(k)
+    line_numbers: list[int] | None = None
+    if any(not ln.strip(" ") for ln in body):  # blank lines are skipped; rows keep their file line numbers
+        line_numbers = [first + k for k, ln in enumerate(body) if ln.strip(" ")]
+        body = [ln for ln in body if ln.strip(" ")]
     if not body and not allow_empty:
         raise DataError(f"{path}: no data rows after the header: the file is empty, add its rows")
     n = len(keys)
@@ -195,8 +202,9 @@ def read_table(
     for k, r in enumerate(rows):
         if len(r) != n:
             what = "tab" if sep == "\t" else repr(sep)
+            where = line_numbers[k] if line_numbers is not None else first + k
             raise DataError(
-                f"{path} line {first + k}: expected {n} {what}-separated fields "
+                f"{path} line {where}: expected {n} {what}-separated fields "
                 f"({', '.join(keys)}), found {len(r)}: fix or remove the line"
             )
     cols = list(zip(*rows)) if rows else [() for _ in keys]
@@ -205,7 +213,7 @@ def read_table(
         for k, c in columns.items():
             if any(v.startswith('"') for v in c):
                 columns[k] = [unquote_cell(v) for v in c]
-    return Table(path, head, columns, first)
+    return Table(path, head, columns, first, line_numbers)
 
 
 def unquote_cell(value: str) -> str:

@@ -693,3 +693,17 @@ def test_a_bad_row_after_a_blank_line_is_named_by_its_file_line(tmp_path: Path) 
     f = write(tmp_path / "d.inter", "userID\titemID\tx_label\n0\t0\t0\n\n0\tB00X\t0\n")
     with pytest.raises(DataError, match=r"d\.inter line 4: itemID 'B00X' is not an integer index"):
         read_mmrec(f)
+
+
+@pytest.mark.parametrize("sep, shown", [(",", "comma"), (" ", "space"), (";", "semicolon")])
+def test_a_file_not_tab_separated_is_named_so(tmp_path: Path, sep: str, shown: str) -> None:
+    f = write(tmp_path / "d.inter", GOOD.replace("\t", sep))
+    with pytest.raises(DataError, match=rf"^.*d\.inter line 1: the file is not tab-separated \(its header looks "
+                       rf"{shown}-separated: 'userID{sep}itemID{sep}rating{sep}x_label'\): MMRec \.inter files are TSV, "
+                       r"separate the columns with tabs"):
+        read_mmrec(f)
+    write(tmp_path / "d.inter", GOOD)
+    write(tmp_path / "i_id_mapping.csv", f"asin{sep}itemID\na{sep}0\nb{sep}1\nc{sep}2\n")
+    with pytest.raises(DataError, match=rf"i_id_mapping\.csv line 1: the file is not tab-separated .*MMRec id maps are "
+                       r"TSV, separate the columns with tabs \(e\.g\. asin<TAB>itemID\)"):
+        read_mmrec(f)

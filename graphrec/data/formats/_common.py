@@ -42,6 +42,7 @@ __all__ = [
     "check_feature_matrix",
     "check_npy_file",
     "looks_like_data",
+    "check_tab_separated",
     "check_unseen",
     "check_dense_indices",
     "INDEX_SPREAD",
@@ -136,6 +137,22 @@ def looks_like_data(fields: Sequence[str]) -> bool:
         return True
 
     return bool(fields) and all(f.split() and all(number(x) for x in f.split()) for f in fields)
+
+
+def check_tab_separated(table: Table, what: str, example: str) -> None:
+    """A one-line DataError when ``table`` (read as tab-separated) has a one-field header
+    that holds commas, semicolons, spaces or pipes: the file is separated by those, not
+    by tabs. ``what`` names the files (``RecBole atomic files``), ``example`` a header."""
+    if len(table.header) != 1:
+        return
+    sep = next((c for c in table.header[0] if c in ",; |"), None)
+    if sep is None:
+        return
+    shown = {",": "comma", ";": "semicolon", " ": "space", "|": "pipe"}[sep]
+    raise DataError(
+        f"{table.path} line 1: the file is not tab-separated (its header looks {shown}-separated: "
+        f"{one_line(table.header[0])!r}): {what} are TSV, separate the columns with tabs (e.g. {example})"
+    )
 
 
 def read_table(

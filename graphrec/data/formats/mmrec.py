@@ -62,6 +62,7 @@ from graphrec.data.formats._common import (
     check_earlier_export,
     check_feature_matrix,
     check_dense_indices,
+    check_tab_separated,
     check_unseen,
     find_prefix,
     index_from_map,
@@ -104,6 +105,7 @@ def _inter_file(path: Path, name: str | None) -> Path:
 def _read_id_map(path: Path, index_col: str, what: str) -> np.ndarray:
     """Original ids in index order from an MMRec id map (module doc)."""
     table = read_table(path, quoted_cells=True)
+    check_tab_separated(table, "MMRec id maps", f"{USER_MAP_ID if index_col == USER_COL else ITEM_MAP_ID}<TAB>{index_col}")
     others = [c for c in table.columns if c != index_col]
     if not table.has(index_col) or len(others) != 1:
         raise DataError(
@@ -157,6 +159,7 @@ def read_mmrec(
     """
     inter = _inter_file(Path(path), name)
     table = read_table(inter)
+    check_tab_separated(table, "MMRec .inter files", f"{USER_COL}<TAB>{ITEM_COL}<TAB>{RATING_COL}<TAB>{LABEL_COL}")
     table.col(USER_COL, f"MMRec needs columns {USER_COL}, {ITEM_COL}, {LABEL_COL}")
     items = parse_int(table, ITEM_COL)
     labels = parse_int(table, LABEL_COL, what="a split label (0 train, 1 valid, 2 test)")

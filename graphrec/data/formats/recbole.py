@@ -57,9 +57,9 @@ from graphrec.data.formats._common import (
     Table,
     check_earlier_export,
     check_feature_matrix,
+    check_tab_separated,
     check_unseen,
     looks_like_data,
-    one_line,
     parse_float,
     quote_cell,
     read_table,
@@ -83,13 +83,8 @@ def _read_atomic(path: Path, id_field: str | None = None) -> tuple[Table, dict[s
     """A table with ``name:type`` header; returns it and ``{field: type}``."""
     table = read_table(path, strip_types=True, quoted_cells=True)
     types: dict[str, str] = {}
-    sep = next((c for c in table.header[0] if c in ",; |"), None) if len(table.header) == 1 else None
-    if sep is not None:  # 'user_id:token,item_id:token' is one field of a file split by tabs
-        shown = {",": "comma", ";": "semicolon", " ": "space", "|": "pipe"}[sep]
-        raise DataError(
-            f"{path} line 1: the file is not tab-separated (its header looks {shown}-separated: "
-            f"{one_line(table.header[0])!r}): RecBole atomic files are TSV, separate the columns with tabs"
-        )
+    # 'user_id:token,item_id:token' is one field of a file split by tabs
+    check_tab_separated(table, "RecBole atomic files", "user_id:token<TAB>item_id:token")
     if looks_like_data(table.header):
         raise DataError(
             f"{path} line 1: the header is missing: line 1 {table.header} looks like a data row, not column "

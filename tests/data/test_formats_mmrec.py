@@ -707,3 +707,11 @@ def test_a_file_not_tab_separated_is_named_so(tmp_path: Path, sep: str, shown: s
     with pytest.raises(DataError, match=rf"i_id_mapping\.csv line 1: the file is not tab-separated .*MMRec id maps are "
                        r"TSV, separate the columns with tabs \(e\.g\. asin<TAB>itemID\)"):
         read_mmrec(f)
+
+
+@pytest.mark.parametrize("na", ["NA", "null", "nan", "None"])
+def test_user_ids_pandas_reads_as_missing_are_refused(tmp_path: Path, na: str) -> None:
+    f = write(tmp_path / "d.inter", GOOD.replace("1\t1\t1\t0\n", f"{na}\t1\t1\t0\n"))
+    with pytest.raises(DataError, match=rf"d\.inter line 4: userID {na!r} is read as a missing value by MMRec \(pandas "
+                       rf"takes {na!r} for NaN\), so MMRec would not see this user: rename the user id"):
+        read_mmrec(f)

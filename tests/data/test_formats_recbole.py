@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -393,4 +394,24 @@ def test_blank_lines_are_skipped_as_recbole_skips_them(tmp_path: Path, body: str
 def test_rows_after_a_blank_line_keep_their_line_numbers(tmp_path: Path) -> None:
     root = write(tmp_path / "r", r__inter=BENCH + "u\ta\n\n\nu\tb\textra\n")
     with pytest.raises(DataError, match=r"r\.inter line 5: expected 2 tab-separated fields"):
+        read_recbole(root)
+
+
+@pytest.mark.parametrize("na", ["NA", "null", "nan", "N/A", "", '""', "None", "#N/A"])
+@pytest.mark.parametrize("where", ["inter_user", "inter_item", "item", "user"])
+def test_ids_pandas_reads_as_missing_are_refused_on_reading(tmp_path: Path, na: str, where: str) -> None:
+    # write_recbole refuses them (RecBole would read NaN): refuse them where they enter, naming the line
+    inter = {"inter_user": f"u\ta\n{na}\tb\n", "inter_item": f"u\ta\nu\t{na}\n"}.get(where, "u\ta\nv\tb\n")
+    files = {"r__inter": BENCH + inter}
+    if where == "item":
+        files["r__item"] = f"item_id:token\tt:token\na\tx\nb\ty\n{na}\tz\n"
+    if where == "user":
+        files["r__user"] = f"user_id:token\tage:token\nu\t1\n{na}\t2\nv\t3\n"
+    root = write(tmp_path / "r", **files)
+    col, kind, name, line = {"inter_user": ("user_id", "user", "inter", 3), "inter_item": ("item_id", "item", "inter", 3),
+                             "item": ("item_id", "item", "item", 4), "user": ("user_id", "user", "user", 3)}[where]
+    shown = repr("" if na == '""' else na)
+    with pytest.raises(DataError, match=rf"^.*r\.{name} line {line}: {col} {re.escape(shown)} is read as a missing value "
+                       rf"by RecBole \(pandas takes .* for NaN\), so RecBole would not see this {kind}: rename the {kind} "
+                       "id in every file that lists it$"):
         read_recbole(root)

@@ -42,6 +42,8 @@ __all__ = [
     "check_feature_matrix",
     "check_npy_file",
     "looks_like_data",
+    "PANDAS_NA",
+    "check_not_missing",
     "check_tab_separated",
     "check_unseen",
     "check_dense_indices",
@@ -137,6 +139,28 @@ def looks_like_data(fields: Sequence[str]) -> bool:
         return True
 
     return bool(fields) and all(f.split() and all(number(x) for x in f.split()) for f in fields)
+
+
+#: the cells pandas, which RecBole and MMRec read their files with, takes for missing
+#: values by default (its ``na_values``): an id written as one of them would not read
+#: back as itself
+PANDAS_NA = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+})
+
+
+def check_not_missing(table: Table, column: str, values: Sequence[str], kind: str, reader: str) -> None:
+    """A one-line DataError naming the file line of the first of ``values`` (column
+    ``column`` of ``table``, ids of ``kind`` ``user``/``item``) that pandas reads as a
+    missing value (:data:`PANDAS_NA`): ``reader`` (RecBole, MMRec) would see NaN there."""
+    for k, v in enumerate(values):
+        if v in PANDAS_NA:
+            raise DataError(
+                f"{table.path} line {table.line(k)}: {column} {v!r} is read as a missing value by {reader} "
+                f"(pandas takes {v!r} for NaN), so {reader} would not see this {kind}: rename the {kind} id in every "
+                "file that lists it"
+            )
 
 
 def check_tab_separated(table: Table, what: str, example: str) -> None:

@@ -7,7 +7,8 @@ Format (as used by MMRec and the datasets built for it, e.g. ``lfm2k/lfm2k.inter
   name, in any order:
 
   - ``userID``: the user id, taken as an opaque token (kept as the user id string,
-    without surrounding whitespace, as MMRec's pandas reader has it), or a user index
+    without surrounding whitespace, as MMRec's pandas reader has it; a value pandas
+    reads as missing, ``NA``, ``nan``, ..., is an error), or a user index
     ``0..n-1`` when ``u_id_mapping.csv`` is present;
   - ``itemID``: the item id, a non-negative **integer index** (item ``i`` is row ``i``
     of every feature file);
@@ -62,6 +63,7 @@ from graphrec.data.formats._common import (
     check_earlier_export,
     check_feature_matrix,
     check_dense_indices,
+    check_not_missing,
     check_tab_separated,
     check_unseen,
     find_prefix,
@@ -186,6 +188,7 @@ def read_mmrec(
         if not all(cells):
             k = cells.index("")
             raise DataError(f"{inter} line {table.line(k)}: {USER_COL} is empty: give every row its user")
+        check_not_missing(table, USER_COL, cells, "user", "MMRec")
         users = np.array(cells, dtype=str)
 
     feats = load_feature_files(features, inter.parent)

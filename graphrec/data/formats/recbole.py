@@ -9,7 +9,7 @@ Format (RecBole 1.x "atomic files", one folder ``{data_path}/{name}/``):
   tab or line break; a cell that starts and ends with ``"`` is CSV-unquoted
   (outer quotes removed, each doubled `""` read as one `"`), as RecBole's pandas-based reader does.
 * ``{name}.inter``: one interaction per row. ``user_id`` and ``item_id`` are required
-  (any type, taken as strings); ``timestamp`` (optional, a number) is kept as the
+  (taken as strings; a value pandas reads as missing, :data:`PANDAS_NA`, is an error); ``timestamp`` (optional, a number) is kept as the
   interaction time. Other columns (``rating``, ``label``, ``item_id_list``, ...) are
   ignored and **every row is an interaction** (no rating/label threshold is applied;
   filter the file first if negatives are in it).
@@ -52,11 +52,13 @@ import numpy as np
 from graphrec._atomic import atomic_dir
 from graphrec.data.dataset import SPLITS, Dataset, build_dataset, check_modality_name
 from graphrec.data.formats._common import (
+    PANDAS_NA,
     LazyWhere,
     PathLike,
     Table,
     check_earlier_export,
     check_feature_matrix,
+    check_not_missing,
     check_tab_separated,
     check_unseen,
     looks_like_data,
@@ -67,16 +69,10 @@ from graphrec.data.formats._common import (
 )
 from graphrec.errors import DataError
 
-__all__ = ["read_recbole", "write_recbole", "FIELD_TYPES"]
+__all__ = ["read_recbole", "write_recbole", "FIELD_TYPES", "PANDAS_NA"]
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
 FIELD_SUFFIX = "_field"  # renames an item field whose name is also a modality (see write_recbole)
-#: the cells pandas, which RecBole reads atomic files with, takes for missing values by
-#: default (its ``na_values``): an id written as one of them would not read back as itself
-PANDAS_NA = frozenset({
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
-})
 
 
 def _read_atomic(path: Path, id_field: str | None = None) -> tuple[Table, dict[str, str]]:
@@ -104,6 +100,9 @@ def _read_atomic(path: Path, id_field: str | None = None) -> tuple[Table, dict[s
                 f"{path} line 1: field {fname!r} has type {ftype!r}: use one of {', '.join(FIELD_TYPES)}"
             )
         types[fname] = ftype
+    for id_name, kind in (("user_id", "user"), ("item_id", "item")):
+        if id_name in types:
+            check_not_missing(table, id_name, table.col(id_name), kind, "RecBole")
     if id_field is not None:
         table.col(id_field, f"add a {id_field}:token column")
     return table, types

@@ -415,3 +415,69 @@ def test_ids_pandas_reads_as_missing_are_refused_on_reading(tmp_path: Path, na: 
                        rf"by RecBole \(pandas takes .* for NaN\), so RecBole would not see this {kind}: rename the {kind} "
                        "id in every file that lists it$"):
         read_recbole(root)
+
+
+@pytest.mark.parametrize("field", ["user_id", "item_id"])
+@pytest.mark.parametrize("ftype", ["float", "token_seq", "float_seq"])
+def test_id_fields_must_be_tokens(tmp_path: Path, field: str, ftype: str) -> None:
+    header = BENCH.replace(f"{field}:token", f"{field}:{ftype}")
+    root = write(tmp_path / "r", r__inter=header + "1\t2\n")
+    kind = field.split("_")[0]
+    with pytest.raises(DataError, match=rf"r\.inter line 1: field '{field}' has type '{ftype}', but RecBole reads {kind} "
+                       rf"ids as tokens: declare it {field}:token$"):
+        read_recbole(root)
+
+
+def test_every_float_column_must_hold_numbers_even_an_unused_one(tmp_path: Path) -> None:
+    # graphrec ignores rating, but RecBole parses every :float column and fails on text
+    root = write(tmp_path / "r", r__inter=INTER + "1\t10\t5\t100\n2\t10\tfive\t50\n")
+    with pytest.raises(DataError, match=r"r\.inter line 3: rating 'five' is not a number: fix the value, or declare "
+                       r"the column rating:token if it is text$"):
+        read_recbole(root)
+    write(tmp_path / "r", r__inter=INTER + "1\t10\t5\t100\n2\t10\t\t50\n")  # empty: NaN for RecBole too
+    assert read_recbole(tmp_path / "r").train.nnz == 2
+
+
+def test_a_timestamp_declared_token_is_refused(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__inter="user_id:token\titem_id:token\ttimestamp:token\n1\t10\t100\n")
+    with pytest.raises(DataError, match=r"r\.inter line 1: field 'timestamp' has type 'token': RecBole would read it as a "
+                       r"token \(remapped to ids\), not as a time to order by: declare it timestamp:float"):
+        read_recbole(root)
+
+
+def test_a_float_field_holding_several_numbers_says_float_seq(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", r__inter=BENCH + "u\ta\n",
+                 r__item="item_id:token\temb:float\tprice:float\na\t0.5 1 2\t3\n")
+    with pytest.raises(DataError, match=r"r\.item line 2: emb '0\.5 1 2' is not a number: it holds 3 numbers, but a "
+                       r"float field holds one: declare it emb:float_seq$"):
+        read_recbole(root)
+    write(tmp_path / "r", r__item="item_id:token\tprice:float\na\tcheap\n")
+    with pytest.raises(DataError, match=r"r\.item line 2: price 'cheap' is not a number: fix the value, or declare the "
+                       r"column price:token if it is text$"):
+        read_recbole(root)
+
+
+def test_a_token_seq_field_of_decimal_numbers_is_noted_as_likely_features(tmp_path: Path) -> None:
+    import warnings
+
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+    from graphrec.errors import GraphrecNote
+
+    root = write(tmp_path / "r", r__inter=BENCH + "u\ta\nu\tb\nv\ta\n",
+                 r__item="item_id:token\temb:token_seq\tgenres:token_seq\na\t0.5 -1 2e-3\t3 17\nb\t\t4\n")
+    with pytest.warns(GraphrecNote, match=r"r\.item line 1: token_seq field 'emb' holds 3 numbers in each row \(line 2: "
+                      r"'0\.5 -1 2e-3'\), so it is read as a text field, not as features: declare it emb:float_seq"):
+        ds = read_recbole(root)
+    assert ds.item_fields["emb"].tolist() == ["0.5 -1 2e-3", ""] and not ds.item_features
+    # integer tokens (category ids) are a real token_seq: no note
+    write(tmp_path / "r", r__item="item_id:token\tgenres:token_seq\na\t3 17\nb\t4 5\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_recbole(root)
+    write(tmp_path / "r", r__item="item_id:token\temb:token_seq\na\t0.5 1\nb\t1.5 2\n")
+    res = CliRunner().invoke(app, ["prepare", "--format", "recbole", str(root), str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    notes = [ln for ln in res.output.splitlines() if "read as a text field" in ln]
+    assert len(notes) == 1 and notes[0].startswith("note: ") and "declare it emb:float_seq" in notes[0]

@@ -322,9 +322,14 @@ def parse_int(table: Table, column: str, *, what: str = "an integer index", nonn
     return out
 
 
-def parse_float(table: Table, column: str, *, empty_nan: bool = False, finite: bool = False) -> np.ndarray:
+def parse_float(
+    table: Table, column: str, *, empty_nan: bool = False, finite: bool = False, typed: bool = False
+) -> np.ndarray:
     """Column ``column`` as float64 (``empty_nan``: an empty value is NaN; ``finite``:
-    NaN and infinities, also ``1e999``, are an error naming the line, as for timestamps)."""
+    NaN and infinities, also ``1e999``, are an error naming the line, as for timestamps).
+    ``typed``: the column is declared ``{column}:float`` (a RecBole header), so the error
+    for a value that is no number says which type fits it (``float_seq`` for several
+    numbers, ``token`` for text)."""
     values = table.col(column)
     if empty_nan:
         values = [v if v.strip() else "nan" for v in values]
@@ -334,7 +339,7 @@ def parse_float(table: Table, column: str, *, empty_nan: bool = False, finite: b
         k = max(_first_bad(values, float), 0)
         raise DataError(
             f"{table.path} line {table.line(k)}: {column} {values[k]!r} is not a number: "
-            f"fix the value"
+            + _float_fix(values[k], column, typed)
         ) from None
     if finite:
         bad = ~np.isfinite(out)
@@ -346,6 +351,24 @@ def parse_float(table: Table, column: str, *, empty_nan: bool = False, finite: b
                 "fix or remove the row"
             )
     return out
+
+
+def _float_fix(value: str, column: str, typed: bool) -> str:
+    """What to do about ``value``, which is no number, in a float column."""
+    parts = value.split()
+    if typed and len(parts) > 1 and all(_is_number(p) for p in parts):
+        return f"it holds {len(parts)} numbers, but a float field holds one: declare it {column}:float_seq"
+    if typed:
+        return f"fix the value, or declare the column {column}:token if it is text"
+    return "fix the value"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def read_json(path: Path, what: str, fix: str = "") -> Any:

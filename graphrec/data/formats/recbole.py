@@ -9,10 +9,12 @@ Format (RecBole 1.x "atomic files", one folder ``{data_path}/{name}/``):
   tab or line break; a cell that starts and ends with ``"`` is CSV-unquoted
   (outer quotes removed, each doubled `""` read as one `"`), as RecBole's pandas-based reader does.
 * ``{name}.inter``: one interaction per row. ``user_id`` and ``item_id`` are required
-  (taken as strings; a value pandas reads as missing, :data:`PANDAS_NA`, is an error); ``timestamp`` (optional, a number) is kept as the
-  interaction time. Other columns (``rating``, ``label``, ``item_id_list``, ...) are
-  ignored and **every row is an interaction** (no rating/label threshold is applied;
-  filter the file first if negatives are in it).
+  (declared ``:token``, taken as strings; a value pandas reads as missing,
+  :data:`PANDAS_NA`, is an error); ``timestamp`` (optional, a number) is kept as the
+  interaction time (declared ``:float``). Every ``:float`` column must hold numbers or
+  be empty, as RecBole parses them, also unused ones. Other columns (``rating``,
+  ``label``, ``item_id_list``, ...) are ignored and **every row is an interaction** (no
+  rating/label threshold is applied; filter the file first if negatives are in it).
 * ``{name}.train.inter``, ``{name}.valid.inter``, ``{name}.test.inter`` (RecBole's
   ``benchmark_filename`` layout), same columns: when ``{name}.train.inter`` exists the
   split is given and its rows go to train, ``.valid.inter`` rows to valid and
@@ -26,7 +28,9 @@ Format (RecBole 1.x "atomic files", one folder ``{data_path}/{name}/``):
   modality missing). Other fields become ``item_fields``: ``token`` and ``token_seq``
   as strings (the text as written, sequences stay space-joined), ``float`` as float64
   (empty = NaN), ragged ``float_seq`` as their text (with a warning naming the first
-  row whose length differs from the most common one).
+  row whose length differs from the most common one), a ``token_seq`` of decimal
+  numbers, the same count in each row, as text with a :class:`GraphrecNote` (declare it
+  ``float_seq`` to read it as features).
 * ``{name}.user`` (optional): ``user_id`` plus user fields (same rules, no features);
   its row order is the user index order.
 * an item field ``{x}_field`` beside a ``{x}`` feature is read as item field ``{x}``
@@ -62,12 +66,14 @@ from graphrec.data.formats._common import (
     check_tab_separated,
     check_unseen,
     looks_like_data,
+    one_line,
     parse_float,
     quote_cell,
     read_table,
     require_file,
 )
-from graphrec.errors import DataError
+from graphrec._checks import is_int_text
+from graphrec.errors import DataError, GraphrecNote
 
 __all__ = ["read_recbole", "write_recbole", "FIELD_TYPES", "PANDAS_NA"]
 
@@ -102,6 +108,11 @@ def _read_atomic(path: Path, id_field: str | None = None) -> tuple[Table, dict[s
         types[fname] = ftype
     for id_name, kind in (("user_id", "user"), ("item_id", "item")):
         if id_name in types:
+            if types[id_name] != "token":  # RecBole remaps ids as tokens
+                raise DataError(
+                    f"{path} line 1: field {id_name!r} has type {types[id_name]!r}, but RecBole reads {kind} ids as "
+                    f"tokens: declare it {id_name}:token"
+                )
             check_not_missing(table, id_name, table.col(id_name), kind, "RecBole")
     if id_field is not None:
         table.col(id_field, f"add a {id_field}:token column")
@@ -164,6 +175,28 @@ def _ragged_warning(table: Table, field: str) -> None:
     )
 
 
+def _numeric_token_seq_note(table: Table, field: str) -> None:
+    """A :class:`GraphrecNote` when token_seq ``field`` looks like features declared with
+    the wrong type: every non-empty value is the same number of numbers, some of them not
+    integers (integer tokens, such as category ids, are a real token_seq)."""
+    values = table.col(field)
+    parts = [v.split() for v in values if v.strip()]
+    if not parts or len({len(p) for p in parts}) != 1:
+        return
+    if not all(_is_float(x) for p in parts for x in p):
+        return
+    if all(is_int_text(x) for p in parts for x in p):
+        return
+    k = next(k for k, v in enumerate(values) if v.strip())
+    warnings.warn(
+        f"{table.path} line 1: token_seq field {field!r} holds {len(parts[0])} numbers in each row (line "
+        f"{table.line(k)}: {one_line(values[k])[:60]!r}), so it is read as a text field, not as features: declare it "
+        f"{field}:float_seq to read it as features {field!r}",
+        GraphrecNote,
+        stacklevel=3,
+    )
+
+
 def _is_float(x: str) -> bool:
     try:
         float(x)
@@ -182,7 +215,7 @@ def _side_fields(
         if fname == id_field:
             continue
         if ftype == "float":
-            fields[fname] = parse_float(table, fname, empty_nan=True)
+            fields[fname] = parse_float(table, fname, empty_nan=True, typed=True)
         elif ftype == "float_seq" and features:
             x = _float_seq_matrix(table, fname)
             if x is not None:
@@ -192,6 +225,8 @@ def _side_fields(
                 _ragged_warning(table, fname)
                 fields[fname] = np.asarray(table.col(fname), dtype=str)
         else:
+            if ftype == "token_seq" and features:
+                _numeric_token_seq_note(table, fname)
             fields[fname] = np.asarray(table.col(fname), dtype=str)
     # write_recbole stores a field that shares its name with a modality as {name}_field
     for fname in list(fields):
@@ -303,6 +338,16 @@ def read_recbole(
                 f"{path} line 1: timestamp column {'present' if t_here else 'missing'} unlike in "
                 f"{tables[0].path}: give all split files the same columns"
             )
+        if t_here and types["timestamp"] != "float":
+            raise DataError(
+                f"{path} line 1: field 'timestamp' has type {types['timestamp']!r}: RecBole would read it as a "
+                "token (remapped to ids), not as a time to order by: declare it timestamp:float (numbers, e.g. "
+                "unix seconds)"
+            )
+        for fname, ftype in types.items():
+            if ftype == "float" and fname != "timestamp":
+                # not used here, but RecBole parses it as a number and fails on text
+                parse_float(table, fname, empty_nan=True, typed=True)
         if t_here:
             ts_l.append(parse_float(table, "timestamp", finite=True))
     users = np.concatenate(users_l)

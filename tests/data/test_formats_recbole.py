@@ -273,9 +273,10 @@ def test_nan_float_seq(tmp_path: Path) -> None:
     root = write(
         tmp_path / "r",
         r__inter="user_id:token\titem_id:token\n1\ta\n",
-        r__item="item_id:token\temb:float_seq\na\t1 2\nb\tnan 4\n",
+        r__item="item_id:token\temb:float_seq\na\t1 2\n\nb\tnan 4\nc\t5 inf\n",
     )
-    with pytest.raises(DataError, match=r"r\.item: modality 'emb' row 1 \(item 'b'\) contains NaN"):
+    # the file line, as every other error of the reader (the row index was 1)
+    with pytest.raises(DataError, match=r"r\.item line 4: modality 'emb' \(item 'b'\) contains NaN or inf \(2 rows\)"):
         read_recbole(root)
 
 

@@ -507,8 +507,11 @@ def check_npy_file(path: Path, fix: str) -> None:
     raise DataError(f"{path}: {what}: {fix}")
 
 
-def check_feature_matrix(x: np.ndarray, path: Path, modality: str, item_ids: np.ndarray) -> np.ndarray:
-    """Row count and finiteness of a feature matrix, with errors naming ``path``."""
+def check_feature_matrix(
+    x: np.ndarray, path: Path, modality: str, item_ids: np.ndarray, line_of: Any = None
+) -> np.ndarray:
+    """Row count and finiteness of a feature matrix, with errors naming ``path``, and the
+    file line of a row (``line_of(row)``) when the rows come from a text file."""
     n = len(item_ids)
     if x.ndim != 2 or x.shape[1] == 0:
         raise DataError(
@@ -523,8 +526,9 @@ def check_feature_matrix(x: np.ndarray, path: Path, modality: str, item_ids: np.
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
+        where = f"{path} line {line_of(r)}: modality {modality!r}" if line_of else f"{path}: modality {modality!r} row {r}"
         raise DataError(
-            f"{path}: modality {modality!r} row {r} (item {str(item_ids[r])!r}) contains NaN or inf "
+            f"{where} (item {str(item_ids[r])!r}) contains NaN or inf "
             f"({int(bad.sum())} rows): replace them with zeros to mark the item's modality as missing"
         )
     return x

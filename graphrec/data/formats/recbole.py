@@ -220,7 +220,7 @@ def _side_fields(
             x = _float_seq_matrix(table, fname)
             if x is not None:
                 check_modality_name(fname, f"{table.path} line 1: float_seq field {fname!r} is read as features")
-                feats[fname] = check_feature_matrix(x, table.path, fname, ids)
+                feats[fname] = check_feature_matrix(x, table.path, fname, ids, table.line)
             else:
                 _ragged_warning(table, fname)
                 fields[fname] = np.asarray(table.col(fname), dtype=str)

@@ -42,6 +42,19 @@ def cross_split_note(ds) -> str | None:
     )
 
 
+def duplicate_notes(ds) -> list[str]:
+    """Notes on the rows a reader merged (``meta["duplicate_rows"]``: ``{file: rows}``)."""
+    recbole = ds.meta.get("format") == "recbole"
+    notes = []
+    for path, n in (ds.meta.get("duplicate_rows") or {}).items():
+        notes.append(
+            f"note: {n} duplicate row{'s' if n > 1 else ''} of {path} merged (a (user, item) pair listed again in the "
+            "same split is one interaction, with its latest timestamp"
+            + ("; RecBole keeps every row unless rm_dup_inter is set)" if recbole else ")")
+        )
+    return notes
+
+
 @user_errors
 def prepare(
     src: Path = typer.Argument(..., help="Source file or directory in the chosen format."),
@@ -85,6 +98,8 @@ def prepare(
     with warnings_as_lines():  # e.g. a RecBole float_seq field read as text
         ds = read_source(fmt, src, features=features or None, name=name, unseen=unseen, min_rating=min_rating,
                          dim=feature_dim)
+    for line in duplicate_notes(ds):
+        typer.secho(line, err=True, fg=typer.colors.YELLOW)
     given = ds
     ds = apply_split(ds, split, seed=seed, source=src)
     ds.save(out, overwrite=overwrite)

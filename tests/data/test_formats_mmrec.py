@@ -715,3 +715,19 @@ def test_user_ids_pandas_reads_as_missing_are_refused(tmp_path: Path, na: str) -
     with pytest.raises(DataError, match=rf"d\.inter line 4: userID {na!r} is read as a missing value by MMRec \(pandas "
                        rf"takes {na!r} for NaN\), so MMRec would not see this user: rename the user id"):
         read_mmrec(f)
+
+
+def test_duplicate_pairs_in_a_split_are_merged_counted_and_noted(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    f = write(tmp_path / "d" / "d.inter", GOOD + "0\t0\t1\t0\n1\t0\t1\t2\n1\t0\t1\t0\n")  # 2 repeats; (1, 0) also in train
+    ds = read_mmrec(f)
+    assert ds.train.nnz == 5 and ds.test.nnz == 1
+    assert ds.meta["duplicate_rows"] == {str(f): 2}
+    res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(f.parent), str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert (f"note: 2 duplicate rows of {f} merged (a (user, item) pair listed again in the same split is one "
+            "interaction, with its latest timestamp)") in res.stderr.splitlines()
+    assert "duplicate_rows" not in read_mmrec(write(tmp_path / "e.inter", GOOD)).meta

@@ -482,3 +482,24 @@ def test_a_token_seq_field_of_decimal_numbers_is_noted_as_likely_features(tmp_pa
     assert res.exit_code == 0, res.output
     notes = [ln for ln in res.output.splitlines() if "read as a text field" in ln]
     assert len(notes) == 1 and notes[0].startswith("note: ") and "declare it emb:float_seq" in notes[0]
+
+
+def test_duplicate_rows_are_merged_counted_and_noted(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    root = write(tmp_path / "r", r__inter=INTER + "1\t10\t5\t100\n2\t10\t1\t50\n1\t10\t4\t200\n1\t10\t3\t150\n")
+    ds = read_recbole(root)
+    assert ds.train.nnz == 2 and ds.timestamps is not None and ds.timestamps["train"].tolist() == [200.0, 50.0]
+    assert ds.meta["duplicate_rows"] == {str(root / "r.inter"): 2}
+    res = CliRunner().invoke(app, ["prepare", "--format", "recbole", str(root), str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert (f"note: 2 duplicate rows of {root / 'r.inter'} merged (a (user, item) pair listed again in the same split "
+            "is one interaction, with its latest timestamp; RecBole keeps every row unless rm_dup_inter is set)"
+            ) in res.stderr.splitlines()
+    # benchmark files: counted per file; a pair in two split files is no duplicate (the cross-split note covers it)
+    root = write(tmp_path / "b", b__train__inter=BENCH + "u\ta\nu\tb\nv\ta\nu\ta\n", b__valid__inter=BENCH + "u\ta\n",
+                 b__test__inter=BENCH + "v\tb\nv\tb\nv\tb\n")
+    assert read_recbole(root).meta["duplicate_rows"] == {str(root / "b.train.inter"): 1, str(root / "b.test.inter"): 2}
+    assert "duplicate_rows" not in read_recbole(write(tmp_path / "c", c__inter=BENCH + "u\ta\nu\tb\n")).meta

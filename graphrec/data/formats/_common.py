@@ -46,6 +46,7 @@ __all__ = [
     "check_not_missing",
     "check_tab_separated",
     "check_unseen",
+    "duplicate_rows",
     "check_dense_indices",
     "INDEX_SPREAD",
     "INDEX_FLOOR",
@@ -569,6 +570,28 @@ def check_unseen(
         f"({int(orphan.sum())} such interactions): pass unseen='drop' (CLI: --unseen drop) "
         "to remove them or unseen='keep' (--unseen keep) to keep them"
     )
+
+
+def duplicate_rows(
+    users: np.ndarray, items: np.ndarray, split: np.ndarray, file_of: np.ndarray, files: Sequence[str]
+) -> dict[str, int]:
+    """``{file: rows}`` for the rows that repeat a (user, item) pair already listed in the
+    same split (``file_of[k]`` indexes ``files``, the file row ``k`` is in); files without
+    such rows are left out. :func:`~graphrec.data.dataset.build_dataset` merges those
+    rows into one interaction (the latest timestamp); readers record the count in
+    ``meta["duplicate_rows"]`` and ``graphrec prepare`` prints it as a note."""
+    if len(users) < 2:
+        return {}
+    _, u = np.unique(np.asarray(users), return_inverse=True)
+    _, i = np.unique(np.asarray(items), return_inverse=True)
+    _, s = np.unique(np.asarray(split), return_inverse=True)
+    key = (u.astype(np.int64) * (int(i.max()) + 1) + i) * 3 + s
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    dup = np.zeros(len(key), dtype=bool)
+    dup[order[1:]] = ordered[1:] == ordered[:-1]
+    counts = np.bincount(np.asarray(file_of)[dup], minlength=len(files))
+    return {str(files[f]): int(n) for f, n in enumerate(counts.tolist()) if n}
 
 
 def find_prefix(directory: Path, suffix: str, name: str | None, what: str) -> str:

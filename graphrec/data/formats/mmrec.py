@@ -30,7 +30,8 @@ Format (as used by MMRec and the datasets built for it, e.g. ``lfm2k/lfm2k.inter
 Mapping to :class:`~graphrec.data.dataset.Dataset`:
 
 * the split of a row is its ``x_label``; a pair listed twice in a split is kept once
-  (latest timestamp);
+  (latest timestamp), the repeated rows counted in ``meta["duplicate_rows"]``
+  (``{file: rows}``; ``graphrec prepare`` prints a note);
 * with ``i_id_mapping.csv``: the item ids are the original ids in index order and
   ``n_items`` is the number of ids listed (also items without interactions); without
   it, the item ids are the indices as strings, ``item_ids = arange(n_items)``, so item
@@ -66,6 +67,7 @@ from graphrec.data.formats._common import (
     check_not_missing,
     check_tab_separated,
     check_unseen,
+    duplicate_rows,
     find_prefix,
     index_from_map,
     index_ids,
@@ -227,6 +229,9 @@ def read_mmrec(
     if maps:
         meta["id_maps"] = maps
     split = SPLIT_NAMES[labels]
+    dups = duplicate_rows(users, raw_items, split, np.zeros(len(split), dtype=np.int64), [str(inter)])
+    if dups:
+        meta["duplicate_rows"] = dups
     check_unseen(users, raw_items, split, unseen, LazyWhere(lambda k: f"{inter} line {table.line(k)}", len(split)))
     return build_dataset(
         users,

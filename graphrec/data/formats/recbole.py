@@ -14,7 +14,10 @@ Format (RecBole 1.x "atomic files", one folder ``{data_path}/{name}/``):
   interaction time (declared ``:float``). Every ``:float`` column must hold numbers or
   be empty, as RecBole parses them, also unused ones. Other columns (``rating``,
   ``label``, ``item_id_list``, ...) are ignored and **every row is an interaction** (no
-  rating/label threshold is applied; filter the file first if negatives are in it).
+  rating/label threshold is applied; filter the file first if negatives are in it); a
+  row that repeats a (user, item) pair of its file is merged into one interaction (the
+  latest timestamp; RecBole keeps both without ``rm_dup_inter``), counted per file in
+  ``meta["duplicate_rows"]``.
 * ``{name}.train.inter``, ``{name}.valid.inter``, ``{name}.test.inter`` (RecBole's
   ``benchmark_filename`` layout), same columns: when ``{name}.train.inter`` exists the
   split is given and its rows go to train, ``.valid.inter`` rows to valid and
@@ -65,6 +68,7 @@ from graphrec.data.formats._common import (
     check_not_missing,
     check_tab_separated,
     check_unseen,
+    duplicate_rows,
     looks_like_data,
     one_line,
     parse_float,
@@ -381,6 +385,11 @@ def read_recbole(
         _, user_fields = _side_fields(utab, utypes, "user_id", user_ids, False)
 
     check_unseen(users, items, split_arr, unseen, LazyWhere(where, len(users)))
+    meta: dict[str, object] = {"format": "recbole", "source": str(root), "given_split": benchmark}
+    file_of = np.repeat(np.arange(len(tables)), [len(t) for t in tables])
+    dups = duplicate_rows(users, items, split_arr, file_of, [str(t.path) for t in tables])
+    if dups:
+        meta["duplicate_rows"] = dups
     return build_dataset(
         users,
         items,
@@ -393,7 +402,7 @@ def read_recbole(
         item_fields=item_fields,
         name=name,
         source=str(tables[0].path),
-        meta={"format": "recbole", "source": str(root), "given_split": benchmark},
+        meta=meta,
         unseen=unseen,
     )
 

@@ -503,3 +503,19 @@ def test_duplicate_rows_are_merged_counted_and_noted(tmp_path: Path) -> None:
                  b__test__inter=BENCH + "v\tb\nv\tb\nv\tb\n")
     assert read_recbole(root).meta["duplicate_rows"] == {str(root / "b.train.inter"): 1, str(root / "b.test.inter"): 2}
     assert "duplicate_rows" not in read_recbole(write(tmp_path / "c", c__inter=BENCH + "u\ta\nu\tb\n")).meta
+
+
+@pytest.mark.parametrize("missing", ["valid", "test"])
+def test_a_missing_split_file_is_reported_before_unseen_items(tmp_path: Path, missing: str) -> None:
+    # train + test only: the unseen-items error came first, and after --unseen keep the missing valid split
+    other = "test" if missing == "valid" else "valid"
+    root = write(tmp_path / "r", r__train__inter=BENCH + "u\ta\nv\ta\n", **{f"r__{other}__inter": BENCH + "u\tb\n"})
+    with pytest.raises(DataError, match=rf"r: r\.train\.inter and r\.{other}\.inter found but no r\.{missing}\.inter, so "
+                       rf"the given split has no {missing} part \(and its {other} rows have users or items never in "
+                       rf"train\): add r\.{missing}\.inter, or re-split all interactions on purpose with --split random "
+                       r"\(or --split temporal\) and --unseen keep"):
+        read_recbole(root)
+    assert read_recbole(root, unseen="keep").splits[other].nnz == 1
+    # without unseen items nothing changes here: prepare refuses the half split (apply_split)
+    write(tmp_path / "r", **{f"r__{other}__inter": BENCH + "u\ta\n"})
+    assert set(read_recbole(root).splits) == {"train", other}

@@ -384,7 +384,21 @@ def read_recbole(
             _check_listed(arr, t, user_ids, "user", user_file)
         _, user_fields = _side_fields(utab, utypes, "user_id", user_ids, False)
 
-    check_unseen(users, items, split_arr, unseen, LazyWhere(where, len(users)))
+    missing = [s for s in ("valid", "test") if benchmark and s not in {f for f, _ in files}]
+    try:
+        check_unseen(users, items, split_arr, unseen, LazyWhere(where, len(users)))
+    except DataError as e:
+        if len(missing) != 1:
+            raise
+        # a half benchmark layout is refused as a given split anyway (apply_split): say
+        # that first, not that its rows have users/items unseen in train
+        have = " and ".join(f"{name}.{s}.inter" for s in SPLITS if s != missing[0])
+        raise DataError(
+            f"{root}: {have} found but no {name}.{missing[0]}.inter, so the given split has no {missing[0]} part "
+            f"(and its {'test' if missing[0] == 'valid' else 'valid'} rows have users or items never in train): add "
+            f"{name}.{missing[0]}.inter, or re-split all interactions on purpose with --split random (or --split "
+            "temporal) and --unseen keep (in Python: read_recbole(..., unseen='keep'), then random_split)"
+        ) from e
     meta: dict[str, object] = {"format": "recbole", "source": str(root), "given_split": benchmark}
     file_of = np.repeat(np.arange(len(tables)), [len(t) for t in tables])
     dups = duplicate_rows(users, items, split_arr, file_of, [str(t.path) for t in tables])

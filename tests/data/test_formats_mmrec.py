@@ -731,3 +731,12 @@ def test_duplicate_pairs_in_a_split_are_merged_counted_and_noted(tmp_path: Path)
     assert (f"note: 2 duplicate rows of {f} merged (a (user, item) pair listed again in the same split is one "
             "interaction, with its latest timestamp)") in res.stderr.splitlines()
     assert "duplicate_rows" not in read_mmrec(write(tmp_path / "e.inter", GOOD)).meta
+
+
+def test_boolean_features_are_read_as_zero_one_float32(tmp_path: Path) -> None:
+    f = write(tmp_path / "d.inter", GOOD)
+    x = np.array([[True, False], [False, False], [True, True]])
+    np.save(tmp_path / "img.npy", x)
+    ds = read_mmrec(f, features={"image": "img.npy"})
+    assert ds.item_features["image"].dtype == np.float32
+    np.testing.assert_array_equal(ds.item_features["image"], x.astype(np.float32))

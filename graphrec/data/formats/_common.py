@@ -442,7 +442,7 @@ def read_index_map(path: Path, what: str) -> np.ndarray:
 
 def load_npy(path: Path, modality: str) -> np.ndarray:
     """A 2-D real ``.npy`` matrix, loaded without pickle, as float32 (values beyond
-    float32's range are an error, not infinities)."""
+    float32's range are an error, not infinities; a boolean matrix gives 0/1)."""
     require_file(path, f"feature file for modality {modality!r}",
                  "check the path in features (CLI: --feature MODALITY=FILE; a relative FILE is read from the "
                  "source folder)")
@@ -456,8 +456,9 @@ def load_npy(path: Path, modality: str) -> np.ndarray:
         ) from None
     except OSError as e:
         raise DataError(f"{path}: not a .npy file ({one_line(e)}): save it with numpy.save") from None
-    # (numpy counts timedelta64 as a number: durations are no features)
-    if not isinstance(x, np.ndarray) or x.ndim != 2 or not np.issubdtype(x.dtype, np.number) or x.dtype.kind == "m":
+    # (numpy counts timedelta64 as a number: durations are no features; booleans are 0/1)
+    numeric = isinstance(x, np.ndarray) and (np.issubdtype(x.dtype, np.number) or x.dtype.kind == "b")
+    if not isinstance(x, np.ndarray) or x.ndim != 2 or not numeric or x.dtype.kind == "m":
         shape = getattr(x, "shape", None)
         raise DataError(
             f"{path}: modality {modality!r} must be a 2-D numeric array (items x dim), "

@@ -55,6 +55,33 @@ def duplicate_notes(ds) -> list[str]:
     return notes
 
 
+def unused_items_note(ds) -> str | None:
+    """A note on the items of an MMRec source without any interaction (feature rows or
+    id-map entries beyond the items used, gaps in the itemIDs); None when there are none."""
+    import numpy as np
+
+    if ds.meta.get("format") != "mmrec":
+        return None
+    used = np.zeros(ds.n_items, dtype=bool)
+    for m in ds.splits.values():
+        used[m.indices] = True
+    n = int((~used).sum())
+    if not n:
+        return None
+    line = (
+        f"note: {n} of {ds.n_items} items have no interactions in {ds.meta.get('source')} (feature rows, id-map "
+        "entries or itemIDs that no row uses): they are kept as items, ranked but never a target"
+    )
+    if not used[-1]:
+        last = int(np.flatnonzero(used)[-1]) if used.any() else -1
+        line += (
+            f"; export-mmrec will refuse the dataset, as its last {ds.n_items - 1 - last} items have none (MMRec counts "
+            f"max(itemID) + 1 items): to export it to MMRec, keep only the first {last + 1} rows of the feature files "
+            "(and of i_id_mapping.csv) and prepare again"
+        )
+    return line
+
+
 @user_errors
 def prepare(
     src: Path = typer.Argument(..., help="Source file or directory in the chosen format."),
@@ -98,8 +125,9 @@ def prepare(
     with warnings_as_lines():  # e.g. a RecBole float_seq field read as text
         ds = read_source(fmt, src, features=features or None, name=name, unseen=unseen, min_rating=min_rating,
                          dim=feature_dim)
-    for line in duplicate_notes(ds):
-        typer.secho(line, err=True, fg=typer.colors.YELLOW)
+    for line in [*duplicate_notes(ds), unused_items_note(ds)]:
+        if line:
+            typer.secho(line, err=True, fg=typer.colors.YELLOW)
     given = ds
     ds = apply_split(ds, split, seed=seed, source=src)
     ds.save(out, overwrite=overwrite)

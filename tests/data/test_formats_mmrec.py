@@ -740,3 +740,29 @@ def test_boolean_features_are_read_as_zero_one_float32(tmp_path: Path) -> None:
     ds = read_mmrec(f, features={"image": "img.npy"})
     assert ds.item_features["image"].dtype == np.float32
     np.testing.assert_array_equal(ds.item_features["image"], x.astype(np.float32))
+
+
+def test_prepare_notes_items_without_interactions_and_what_export_mmrec_needs(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    f = write(tmp_path / "d" / "d.inter", GOOD)  # items 0..2 interact
+    np.save(tmp_path / "d" / "img.npy", np.ones((5, 2), np.float32))  # 2 feature rows beyond them
+    args = ["prepare", "--format", "mmrec", str(f.parent), "--feature", "image=img.npy"]
+    res = CliRunner().invoke(app, [*args, str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert (f"note: 2 of 5 items have no interactions in {f} (feature rows, id-map entries or itemIDs that no row "
+            "uses): they are kept as items, ranked but never a target; export-mmrec will refuse the dataset, as its "
+            "last 2 items have none (MMRec counts max(itemID) + 1 items): to export it to MMRec, keep only the first 3 "
+            "rows of the feature files (and of i_id_mapping.csv) and prepare again") in res.stderr.splitlines()
+    # a gap in the itemIDs (no features): kept, and export-mmrec takes it, so no export advice
+    g = write(tmp_path / "g" / "g.inter", GOOD.replace("0\t2\t1\t0\n", "0\t4\t1\t0\n").replace("1\t2\t1\t1\n", "1\t4\t1\t1\n"))
+    res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(g.parent), str(tmp_path / "out2")])
+    assert res.exit_code == 0, res.output
+    notes = [ln for ln in res.stderr.splitlines() if ln.startswith("note:")]
+    assert notes == [f"note: 2 of 5 items have no interactions in {g} (feature rows, id-map entries or itemIDs that no "
+                     "row uses): they are kept as items, ranked but never a target"]
+    res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(write(tmp_path / "h" / "h.inter", GOOD).parent),
+                                   str(tmp_path / "out3")])
+    assert res.exit_code == 0 and "note:" not in res.stderr

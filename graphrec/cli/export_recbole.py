@@ -41,16 +41,18 @@ def export_recbole(
     .test.inter (the dataset's split, for RecBole's benchmark_filename; an empty split is
     not written, and the config then has no benchmark_filename), {name}.item (features as
     float_seq, item fields) and {name}.user. Prints the RecBole config that reads them.
+    OUT's folder name must not be ml-100k: RecBole reads its bundled copy for that name.
 
     Example: graphrec export-recbole data/lfm2k recbole_data/lfm2k
     """
     from graphrec.data import Dataset
-    from graphrec.data.formats.recbole import write_recbole
+    from graphrec.data.formats.recbole import check_recbole_name, write_recbole
 
+    name = out.resolve().name
+    check_recbole_name(name, f"OUT {out}: the folder name ", "choose another OUT folder name")
     # --overwrite replaces an earlier export (it holds a .inter file), never another folder
     check_output(out, overwrite, option="OUT", marker="*.inter", what="folder written by export-recbole")
     ds = Dataset.load(data)
-    name = out.resolve().name
     write_recbole(ds, out, name, overwrite=overwrite)
     # RecBole's benchmark_filename needs all three files: read what write_recbole wrote
     given = (out / f"{name}.train.inter").is_file()

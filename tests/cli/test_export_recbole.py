@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from graphrec.cli import app
 from graphrec.data.dataset import build_dataset
+from graphrec.errors import DataError
 
 runner = CliRunner()
 
@@ -53,3 +55,21 @@ def test_a_failed_export_names_the_item_and_leaves_no_folder(tmp_path: Path) -> 
     assert res.output.strip() == ("error: item field 'title' value 'A\\tB' of item '2' contains a tab or line break, "
                                   "which RecBole atomic files cannot hold: replace it before writing")
     assert not (tmp_path / "new").exists()
+
+
+def test_an_out_folder_named_like_a_dataset_recbole_ships_is_refused_first(tmp_path: Path) -> None:
+    # RecBole's Config reads recbole/dataset_example/ml-100k for dataset 'ml-100k', whatever data_path says
+    res = run("export-recbole", tmp_path / "no-such-dataset", tmp_path / "new" / "ml-100k")
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines() == [
+        f"error: OUT {tmp_path / 'new' / 'ml-100k'}: the folder name 'ml-100k' is a dataset RecBole ships: for the "
+        "dataset name 'ml-100k' RecBole reads its bundled copy (recbole/dataset_example/ml-100k) whatever data_path "
+        "says, so it would never read these files: choose another OUT folder name"
+    ]
+    assert not (tmp_path / "new").exists()
+    from graphrec.data.formats import write_recbole
+
+    with pytest.raises(DataError, match=r"^dataset name 'ml-100k' is a dataset RecBole ships: .*: pass another name="):
+        write_recbole(build_dataset(["u"], ["i"], ["train"], name="ml-100k"), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+

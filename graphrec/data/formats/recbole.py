@@ -79,9 +79,14 @@ from graphrec.data.formats._common import (
 from graphrec._checks import is_int_text
 from graphrec.errors import DataError, GraphrecNote
 
-__all__ = ["read_recbole", "write_recbole", "FIELD_TYPES", "PANDAS_NA"]
+__all__ = ["read_recbole", "write_recbole", "FIELD_TYPES", "PANDAS_NA", "RECBOLE_BUNDLED", "check_recbole_name"]
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
+#: dataset names for which RecBole 1.2.1 reads the copy bundled in its package
+#: (``recbole/dataset_example/{name}``) whatever ``data_path`` says: its
+#: ``Config._set_default_parameters`` sets ``data_path`` to that folder when the dataset
+#: name is exactly ``ml-100k`` (for any other name it is ``{data_path}/{name}``)
+RECBOLE_BUNDLED = frozenset({"ml-100k"})
 FIELD_SUFFIX = "_field"  # renames an item field whose name is also a modality (see write_recbole)
 
 
@@ -429,6 +434,16 @@ def _fmt_float(x: float) -> str:
     return repr(float(x))
 
 
+def check_recbole_name(name: str, where: str, fix: str) -> None:
+    """A DataError when RecBole would not read files written under dataset name ``name``
+    (:data:`RECBOLE_BUNDLED`); ``where`` starts the message, ``fix`` ends it."""
+    if name in RECBOLE_BUNDLED:
+        raise DataError(
+            f"{where}{name!r} is a dataset RecBole ships: for the dataset name {name!r} RecBole reads its bundled "
+            f"copy (recbole/dataset_example/{name}) whatever data_path says, so it would never read these files: {fix}"
+        )
+
+
 def _check_token(values: list[str], what: str, ids: list[str] | None = None, kind: str = "") -> None:
     """Refuse a value with a tab or line break; ``ids`` (of ``kind``) name the row it is in."""
     for k, v in enumerate(values):
@@ -497,7 +512,8 @@ def write_recbole(
       :func:`read_recbole` renames it back;
     * ``{name}.user``: ``user_id:token`` for every user in index order + user fields.
 
-    Ids and string values must not contain tabs or line breaks, and ids must not be a
+    ``name`` must not be one RecBole reads from its own package (:data:`RECBOLE_BUNDLED`:
+    ``ml-100k``). Ids and string values must not contain tabs or line breaks, and ids must not be a
     value pandas reads as missing (``NA``, ``null``, ``nan``, empty, ...: :data:`PANDAS_NA`);
     one that starts with ``"`` is written CSV-quoted, which RecBole and
     :func:`read_recbole` both unquote.
@@ -505,6 +521,7 @@ def write_recbole(
     """
     out = Path(out_dir)
     name = name or dataset.name
+    check_recbole_name(name, "dataset name ", "pass another name= (RecBole's dataset name, the file prefix)")
     if out.exists() and not overwrite:
         raise DataError(f"{out} already exists: choose another output folder or pass overwrite=True")
     check_earlier_export(out)

@@ -244,3 +244,31 @@ def exported_graph_name(record: Any) -> str:
     if record.nodes == "users":
         return "user graph"
     return "item graph" if view in (None, "item") else f"{view} item graph"
+
+
+def unseen_in_eval(ds: Any) -> bool:
+    """Whether a valid/test interaction of ``ds`` has a user or item without training
+    interactions: reading an export of it back needs ``--unseen keep``."""
+    import numpy as np
+
+    in_train_u = np.diff(ds.train.indptr) > 0
+    in_train_i = np.bincount(ds.train.indices, minlength=ds.n_items) > 0
+    for s in ("valid", "test"):
+        if s in ds.splits:
+            u, i = ds.pairs(s)
+            if (~in_train_u[u] | ~in_train_i[i]).any():
+                return True
+    return False
+
+
+def read_back_line(ds: Any, fmt: str, out: Any, options: Iterable[str] = (), exact: bool = True) -> str:
+    """The ``read back: graphrec prepare --format FMT OUT DATASET_DIR ...`` line an export
+    command prints: ``options`` (``--feature ...``), ``--unseen keep`` when ``ds`` needs it
+    (:func:`unseen_in_eval`), and the fingerprint the read-back dataset has when ``exact``."""
+    import shlex
+
+    words = ["graphrec", "prepare", "--format", fmt, shlex.quote(str(out)), "DATASET_DIR", *options]
+    if unseen_in_eval(ds):
+        words += ["--unseen", "keep"]
+    same = f" (same fingerprint {ds.fingerprint()[:16]})" if exact else ""
+    return f"read back{same}: {' '.join(words)}"

@@ -14,7 +14,7 @@ import numpy as np
 import typer
 
 from graphrec._atomic import check_output
-from graphrec.cli._common import user_errors
+from graphrec.cli._common import read_back_line, user_errors
 
 
 #: MMRec's config key of each feature slot
@@ -114,23 +114,17 @@ def export_mmrec(
         exact = False
         typer.echo("note: timestamps are not written (some splits have none)")
     in_train_u = np.diff(ds.train.indptr) > 0
-    in_train_i = np.bincount(ds.train.indices, minlength=ds.n_items) > 0
-    unseen = False
     for s in ("valid", "test"):
-        u, i = ds.pairs(s)
+        u, _ = ds.pairs(s)
         cold_u = ~in_train_u[u]
-        unseen = unseen or bool((cold_u | ~in_train_i[i]).any())
         if cold_u.any():
             typer.echo(
                 f"note: {int(cold_u.sum())} {s} interactions of {len(np.unique(u[cold_u]))} users without "
                 "training interactions: MMRec drops them (filter_out_cod_start_users), graphrec evaluates them"
             )
 
-    opts = " ".join(f"--feature {m}={FEATURE_FILES[s]}" for s, m in slots.items())
-    back = f"graphrec prepare --format mmrec {out} DATASET_DIR {opts}".rstrip()
-    if unseen:
-        back += " --unseen keep"
-    typer.echo(f"read back{' (same fingerprint ' + ds.fingerprint()[:16] + ')' if exact else ''}: {back}")
+    opts = [f"--feature {m}={FEATURE_FILES[s]}" for s, m in slots.items()]
+    typer.echo(read_back_line(ds, "mmrec", out, opts, exact))
     typer.echo(f"MMRec dataset config (src/configs/dataset/{name}.yaml; data_path: {out.resolve().parent}/):")
     for line in mmrec_config_lines(name, slots, timestamps=with_ts):
         typer.echo(f"  {line}")

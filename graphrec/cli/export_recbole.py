@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from graphrec._atomic import check_output
-from graphrec.cli._common import user_errors
+from graphrec.cli._common import read_back_line, user_errors
 
 
 def recbole_config_lines(data_path: Path, name: str, split: bool, feature_fields: list[str]) -> list[str]:
@@ -40,11 +40,14 @@ def export_recbole(
     Written: {name}.inter (all interactions), {name}.train.inter / .valid.inter /
     .test.inter (the dataset's split, for RecBole's benchmark_filename; an empty split is
     not written, and the config then has no benchmark_filename), {name}.item (features as
-    float_seq, item fields) and {name}.user. Prints the RecBole config that reads them.
-    OUT's folder name must not be ml-100k: RecBole reads its bundled copy for that name.
+    float_seq, item fields) and {name}.user. Prints the RecBole config that reads them
+    and the `graphrec prepare --format recbole` command that reads the folder back. OUT's
+    folder name must not be ml-100k: RecBole reads its bundled copy for that name.
 
     Example: graphrec export-recbole data/lfm2k recbole_data/lfm2k
     """
+    import numpy as np
+
     from graphrec.data import Dataset
     from graphrec.data.formats.recbole import check_recbole_name, write_recbole
 
@@ -72,6 +75,14 @@ def export_recbole(
             f"{'were' if len(empty) > 1 else 'was'} not written and the config has no benchmark_filename (RecBole "
             f"needs train, valid and test files): RecBole splits {name}.inter itself, as its eval_args say"
         )
+    # prepare keeps a split only when all three files are there; otherwise it must re-split
+    same_ts = ds.timestamps is None or all(s in ds.timestamps for s in ds.splits)
+    plain_fields = all(
+        np.asarray(v).dtype.kind == "U" or np.asarray(v).dtype == np.float64
+        for fields in (ds.item_fields, ds.user_fields) for v in fields.values()
+    )
+    exact = split and ds.cold_items is None and same_ts and plain_fields
+    typer.echo(read_back_line(ds, "recbole", out, [] if split else ["--split", "random"], exact))
     typer.echo("RecBole config:")
     for line in recbole_config_lines(out.resolve().parent, name, split, list(ds.item_features)):
         typer.echo(f"  {line}")

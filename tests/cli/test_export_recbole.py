@@ -3,12 +3,14 @@ the printed config (RecBole reading the export is in tests/interop/test_export_r
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from graphrec.cli import app
+from graphrec.data import Dataset
 from graphrec.data.dataset import build_dataset
 from graphrec.errors import DataError
 
@@ -73,3 +75,34 @@ def test_an_out_folder_named_like_a_dataset_recbole_ships_is_refused_first(tmp_p
         write_recbole(build_dataset(["u"], ["i"], ["train"], name="ml-100k"), tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
+
+def read_back(output: str, dest: Path) -> Dataset:
+    """Run the read-back command export-recbole printed, into ``dest``."""
+    line = next(ln for ln in output.splitlines() if ln.startswith("read back"))
+    argv = shlex.split(line.split(": ", 1)[1].replace("DATASET_DIR", str(dest)))
+    assert argv[:4] == ["graphrec", "prepare", "--format", "recbole"]
+    res = run(*argv[1:])
+    assert res.exit_code == 0, res.output
+    return Dataset.load(dest)
+
+
+def test_the_printed_read_back_command_gives_the_same_dataset(tmp_path: Path) -> None:
+    import numpy as np
+
+    # user w and item c only in test: reading back needs --unseen keep
+    ds = build_dataset(["u", "u", "v", "v", "w"], ["a", "b", "a", "b", "c"], ["train", "train", "train", "valid", "test"],
+                       timestamps=[1, 2, 3, 4, 5], item_fields={"price": np.array([1.5, 2.0, np.nan])},
+                       name="d", unseen="keep")
+    ds.save(tmp_path / "d")
+    res = run("export-recbole", tmp_path / "d", tmp_path / "rb" / "d")
+    assert res.exit_code == 0, res.output
+    assert (f"read back (same fingerprint {ds.fingerprint()[:16]}): graphrec prepare --format recbole "
+            f"{tmp_path / 'rb' / 'd'} DATASET_DIR --unseen keep") in res.output.splitlines()
+    assert read_back(res.output, tmp_path / "back").fingerprint() == ds.fingerprint()
+    # no valid split written: prepare must re-split, so the command says so and claims no fingerprint
+    build_dataset(["u", "u", "v", "v"], ["a", "b", "a", "b"], ["train", "train", "train", "test"], name="h").save(tmp_path / "h")
+    res = run("export-recbole", tmp_path / "h", tmp_path / "rb" / "h")
+    assert res.exit_code == 0, res.output
+    assert f"read back: graphrec prepare --format recbole {tmp_path / 'rb' / 'h'} DATASET_DIR --split random" in res.output
+    back = read_back(res.output, tmp_path / "back_h")
+    assert sum(m.nnz for m in back.splits.values()) == 4 and list(back.user_ids) == ["u", "v"]

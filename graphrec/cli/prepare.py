@@ -68,9 +68,10 @@ def unused_items_note(ds) -> str | None:
     n = int((~used).sum())
     if not n:
         return None
+    dropped = " or whose rows --unseen drop removed" if ds.meta.get("unseen_dropped") else ""
     line = (
         f"note: {n} of {ds.n_items} items have no interactions in {ds.meta.get('source')} (feature rows, id-map "
-        "entries or itemIDs that no row uses): they are kept as items, ranked but never a target"
+        f"entries or itemIDs that no row uses{dropped}): they are kept as items, ranked but never a target"
     )
     if not used[-1]:
         last = int(np.flatnonzero(used)[-1]) if used.any() else -1
@@ -125,11 +126,11 @@ def prepare(
     with warnings_as_lines():  # e.g. a RecBole float_seq field read as text
         ds = read_source(fmt, src, features=features or None, name=name, unseen=unseen, min_rating=min_rating,
                          dim=feature_dim)
-    for line in [*duplicate_notes(ds), unused_items_note(ds)]:
-        if line:
-            typer.secho(line, err=True, fg=typer.colors.YELLOW)
+    notes = [line for line in (*duplicate_notes(ds), unused_items_note(ds)) if line]
     given = ds
     ds = apply_split(ds, split, seed=seed, source=src)
+    for line in notes:  # once the split is accepted: a refused one is the only line
+        typer.secho(line, err=True, fg=typer.colors.YELLOW)
     ds.save(out, overwrite=overwrite)
     st = ds.stats()
     typer.echo(

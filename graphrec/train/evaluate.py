@@ -148,7 +148,7 @@ def _evaluate_groups(
     metrics: Sequence[str],
     batch_size: int,
     device: str | torch.device,
-    progress: bool,
+    progress: bool | float,
     shard: Shard | None = None,
 ) -> dict[str, dict[str, float]]:
     """Evaluate several item subsets (``None`` = all items) with one ranking pass.
@@ -200,7 +200,8 @@ def _evaluate_groups(
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc=f"evaluate {split}", unit="batch", leave=False, delay=2.0)
+        delay = 0.0 if progress is True else float(progress)  # a number: shown once the evaluation ran so long
+        starts = tqdm(starts, desc=f"evaluate {split}", unit="batch", leave=False, delay=delay)
     # no_grad, not inference_mode: a scorer may cache tensors that training reuses
     with torch.no_grad():
         for start in starts:
@@ -299,7 +300,7 @@ def evaluate_ranking(
     items: np.ndarray | Sequence[int] | None = None,
     batch_size: int = 1024,
     device: str | torch.device = "cpu",
-    progress: bool = False,
+    progress: bool | float = False,
     shard: Shard | None = None,
 ) -> dict[str, float]:
     """Full-ranking top-K metrics of ``scorer`` on ``split`` (see module doc).
@@ -316,7 +317,8 @@ def evaluate_ranking(
         batch_size: users per batch, at most (capped so a batch holds at most
             :data:`MAX_BATCH_SCORES` scores; results do not depend on it).
         device: where scores, masks and metrics live.
-        progress: show a tqdm bar over the batches.
+        progress: show a tqdm bar over the batches; a number of seconds shows it only once
+            the evaluation has run that long (training's per-epoch validation: 2.0).
         shard: in a torch.distributed group (:func:`graphrec.distributed.current`), the
             ranks split the user batches and all return the same, exact metrics; every
             rank of the group must call.
@@ -350,7 +352,7 @@ def evaluate_cold_start(
     metrics: Sequence[str] = METRICS,
     batch_size: int = 1024,
     device: str | torch.device = "cpu",
-    progress: bool = False,
+    progress: bool | float = False,
     shard: Shard | None = None,
 ) -> dict[str, dict[str, float]]:
     """``{"all": ..., "warm": ..., "cold": ...}`` metrics of a cold-start dataset.

@@ -50,6 +50,16 @@ from graphrec.train.state import StateKeeper, TrainState
 
 __all__ = ["FitResult", "fit", "seed_everything", "evaluate_model", "divergence_error"]
 
+#: the fit loop's bars over an epoch's steps and over an evaluation's user batches appear
+#: once that epoch or evaluation has run this many seconds: a quick one prints nothing new,
+#: an hour-long one (a million items) shows its progress
+_BAR_DELAY = 2.0
+
+
+def _bars(config: TrainConfig) -> float | bool:
+    """``progress`` of the fit loop's evaluations (:func:`evaluate_model`)."""
+    return _BAR_DELAY if config.progress else False
+
 
 def divergence_error(
     what: str, value: float, epoch: int, features: Mapping[str, np.ndarray], lr_option: str = "--lr"
@@ -109,7 +119,7 @@ def evaluate_model(
     split: str,
     config: TrainConfig,
     device: torch.device | str,
-    progress: bool = False,
+    progress: bool | float = False,
 ) -> dict[str, dict[str, float]]:
     """Metrics of ``split`` for all items and, under cold start, warm and cold items (in a
     process group, every rank takes its share of the users: :mod:`graphrec.distributed`)."""
@@ -259,7 +269,7 @@ def fit(
         total = 0.0
         # a bar over the epoch's steps, shown once an epoch has run 2 s (a million-item epoch takes hours)
         steps = _progress(bpr_batches(dataset.train, config.batch_size, rng, sampler), config.progress and main,
-                          total=n_batches, desc=f"epoch {epoch}", unit="step", leave=False, delay=2.0)
+                          total=n_batches, desc=f"epoch {epoch}", unit="step", leave=False, delay=_BAR_DELAY)
         for users, pos, neg in steps:  # ranks split each step
             scale = 1.0
             if split_steps:  # this rank's part of the step (module doc)
@@ -295,7 +305,7 @@ def fit(
             raise divergence_error("training loss", row["loss"], epoch, dataset.item_features)
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             t1 = time.perf_counter()
-            groups = evaluate_model(model, dataset, "valid", config, device, progress=config.progress)
+            groups = evaluate_model(model, dataset, "valid", config, device, progress=_bars(config))
             valid = groups["all"]
             et = time.perf_counter() - t1
             eval_time += et
@@ -323,7 +333,7 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     t2 = time.perf_counter()
-    test = evaluate_model(model, dataset, "test", config, device, progress=config.progress) if evaluate_test else {}
+    test = evaluate_model(model, dataset, "test", config, device, progress=_bars(config)) if evaluate_test else {}
     test_time = time.perf_counter() - t2
     epochs_run = len(history)
     return FitResult(
@@ -383,13 +393,13 @@ def _fit_nothing(
 ) -> FitResult:
     """A model without trainable parameters (e.g. content kNN): validate once, test once."""
     t1 = time.perf_counter()
-    groups = evaluate_model(model, dataset, "valid", config, device, progress=config.progress)
+    groups = evaluate_model(model, dataset, "valid", config, device, progress=_bars(config))
     et = time.perf_counter() - t1
     row = {"epoch": 0, **_valid_entries(groups), "eval_seconds": et}
     if on_epoch is not None:
         on_epoch(row)
     t2 = time.perf_counter()
-    test = evaluate_model(model, dataset, "test", config, device, progress=config.progress) if evaluate_test else {}
+    test = evaluate_model(model, dataset, "test", config, device, progress=_bars(config)) if evaluate_test else {}
     return FitResult(
         best_epoch=0,
         best_valid=groups["all"],

@@ -136,7 +136,7 @@ def top_k(
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="recommend", unit="batch", leave=False, delay=2.0)
+        starts = tqdm(starts, desc="recommend", unit="batch", leave=False)
     for start in starts:
         batch = users_t[start : start + batch_size]
         b = len(batch)

@@ -210,7 +210,10 @@ def fuse_features(
         acc = np.zeros((e - s, dim), dtype=np.float64)
         count = np.zeros(e - s, dtype=np.int64)
         for m, a in zip(chosen, arrays):
-            blk = np.asarray(a[s:e], dtype=np.float64)
+            src = a[s:e]
+            if src.flags.c_contiguous and _add_unit_rows(src, acc, count, present[m], s, e):
+                continue
+            blk = np.asarray(src, dtype=np.float64)
             finite = np.isfinite(blk).all(axis=1)
             blk = np.where(finite[:, None], blk, 0.0)
             norm = np.sqrt(np.einsum("ij,ij->i", blk, blk))
@@ -227,7 +230,10 @@ def fuse_features(
             acc[has] += blk[has] / norm[has, None]
             count += has
         nz = count > 0
-        acc[nz] /= count[nz, None]
+        if nz.all():
+            acc /= count[:, None]
+        else:
+            acc[nz] /= count[nz, None]
         out[s:e] = acc
         cancelled.append(s + np.flatnonzero(nz & ~out[s:e].any(axis=1)))  # content, yet a zero row
     missing = np.flatnonzero(~np.logical_or.reduce([present[m] for m in chosen])).astype(np.int64)
@@ -239,3 +245,40 @@ def fuse_features(
         missing_all=missing,
         cancelled=np.concatenate(cancelled).astype(np.int64) if cancelled else np.zeros(0, dtype=np.int64),
     )
+
+
+def _add_unit_rows(
+    src: np.ndarray, acc: np.ndarray, count: np.ndarray, present: np.ndarray, s: int, e: int
+) -> bool:
+    """The fast path of one chunk of one modality of :func:`fuse_features`, when its rows
+    are all finite: ``acc += src / ||src||`` on the rows with content, ``count`` and
+    ``present[s:e]`` updated. Returns False, having changed nothing, when some squared
+    norm is not finite (a NaN/inf entry, or a float64 overflow): the general path then
+    runs. Bit for bit the general path's result: the same float64 copy (C order), the
+    same einsum norms and float64 operations per element, only without the masking
+    copy (``np.where`` of all-finite rows is the rows themselves), the full-size
+    ``np.abs`` (only rows of norm 0 can be tiny) and the fancy-indexed gather/scatter
+    when every row has content (the common case)."""
+    blk = np.array(src, dtype=np.float64, order="C")  # a private copy, also of float64 input
+    sq = np.einsum("ij,ij->i", blk, blk)
+    if not np.isfinite(sq).all():  # a NaN/inf entry makes its row's sum NaN/inf
+        return False
+    norm = np.sqrt(sq)
+    has = norm > 0
+    zero = np.flatnonzero(~has)
+    if zero.size:
+        # tiny vectors whose squares underflow: rescale by the max-abs first
+        tiny = zero[np.abs(blk[zero]).max(axis=1, initial=0.0) > 0]
+        if tiny.size:
+            scale = np.abs(blk[tiny]).max(axis=1)
+            blk[tiny] /= scale[:, None]
+            norm[tiny] = np.sqrt(np.einsum("ij,ij->i", blk[tiny], blk[tiny]))
+            has[tiny] = True
+    present[s:e] = has
+    if has.all():
+        np.divide(blk, norm[:, None], out=blk)
+        acc += blk
+    else:
+        acc[has] += blk[has] / norm[has, None]
+    count += has
+    return True

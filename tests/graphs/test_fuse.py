@@ -158,3 +158,81 @@ def test_modalities_that_cancel_are_named():
     assert "1 item has modality vectors that cancel to a zero vector (ids 'a'): no kNN neighbours" in \
         fused.describe(item_ids=np.array(["a", "b", "c", "d"]))
     assert fuse_features({"image": img}).cancelled.size == 0
+
+
+def _reference_fuse(arrays: list[np.ndarray], chunk: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """fuse_features as first written (np.where masking, fancy-indexed accumulation for
+    every chunk): the fast path must give the same bits (stored graphs hash them)."""
+    n, dim = arrays[0].shape
+    out = np.zeros((n, dim), dtype=np.float32)
+    present = [np.zeros(n, dtype=bool) for _ in arrays]
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        acc = np.zeros((e - s, dim), dtype=np.float64)
+        count = np.zeros(e - s, dtype=np.int64)
+        for p, a in zip(present, arrays):
+            blk = np.asarray(a[s:e], dtype=np.float64)
+            finite = np.isfinite(blk).all(axis=1)
+            blk = np.where(finite[:, None], blk, 0.0)
+            norm = np.sqrt(np.einsum("ij,ij->i", blk, blk))
+            has = finite & (norm > 0)
+            tiny = finite & (norm == 0) & (np.abs(blk).max(axis=1, initial=0.0) > 0)
+            if tiny.any():
+                scale = np.abs(blk[tiny]).max(axis=1)
+                blk[tiny] /= scale[:, None]
+                norm[tiny] = np.sqrt(np.einsum("ij,ij->i", blk[tiny], blk[tiny]))
+                has |= tiny
+            p[s:e] = has
+            acc[has] += blk[has] / norm[has, None]
+            count += has
+        nz = count > 0
+        acc[nz] /= count[nz, None]
+        out[s:e] = acc
+    return out, present
+
+
+@pytest.mark.parametrize("case", ["plain", "missing", "tiny", "huge", "nan", "float16", "float64", "fortran", "int"])
+def test_fast_path_is_bit_identical_to_the_reference(case, monkeypatch):
+    import graphrec.graphs.fuse as fuse
+
+    monkeypatch.setattr(fuse, "_CHUNK", 64)  # several chunks, some all-present, some not
+    rng = np.random.default_rng(3)
+    n, d = 300, 48
+    a = rng.standard_normal((n, d)).astype(np.float32)
+    b = rng.standard_normal((n, d)).astype(np.float32) * 7
+    if case in ("missing", "tiny", "huge", "nan", "float64"):
+        a[rng.choice(n, 20, replace=False)] = 0
+        b[rng.choice(n, 15, replace=False)] = 0
+        b[5] = -a[5] * 7  # cancels
+        a[7, : d // 2] = -0.0
+    if case == "tiny":
+        a[100:104] *= 1e-30
+        b[200] = 1e-30
+        a[201] = 1e-45
+    if case == "huge":
+        a[100:104] *= 1e30
+        b[200] = 3e38
+    if case == "nan":
+        a[70, 3] = np.nan
+        b[71, 0] = -np.inf
+    arrays: list[np.ndarray] = [a, b]
+    if case == "float16":
+        arrays = [a.astype(np.float16), b.astype(np.float16)]
+    if case == "float64":
+        a64 = a.astype(np.float64)
+        a64[10] = 1e200  # squares overflow float64: the general path
+        a64[11] = 1e-300
+        arrays = [a64, b.astype(np.float64) * 1e10]
+    if case == "fortran":
+        arrays = [np.asfortranarray(a), np.hstack([b, b])[:, ::2]]
+    if case == "int":
+        arrays = [(a * 10).astype(np.int64), (b * 10).astype(np.int32)]
+    before = [x.copy() for x in arrays]
+    want, want_present = _reference_fuse(arrays, 64)
+    f = fuse_features({"a": arrays[0], "b": arrays[1]})
+    assert f.x.tobytes() == want.tobytes()
+    assert all(np.array_equal(f.present[m], p) for m, p in zip("ab", want_present))
+    one = fuse_features({"a": arrays[0], "b": arrays[1]}, ["b"])
+    assert one.x.tobytes() == _reference_fuse(arrays[1:], 64)[0].tobytes()
+    for x, y in zip(arrays, before):  # inputs untouched (float64 rows are not divided in place)
+        assert np.array_equal(x, y, equal_nan=True)

@@ -95,7 +95,7 @@ from typing import Any, Callable
 import numpy as np
 
 from graphrec._atomic import atomic_dir
-from graphrec.data.dataset import Dataset, interactions_matrix
+from graphrec.data.dataset import Dataset, array_bytes, interactions_matrix
 from graphrec.data.sampling import NegativeSampler
 from graphrec.errors import ARRAY_FILE_ERRORS, ConfigError, DataError
 
@@ -397,12 +397,12 @@ class CTRData:
             for k, a in _split_arrays(sp_).items():
                 a = np.ascontiguousarray(a)
                 h.update(f"{s}.{k}:{a.dtype.str}:{a.shape}".encode())
-                h.update(a.tobytes())
+                h.update(array_bytes(a))
         for kind, side in (("user", self.user_side), ("item", self.item_side)):
             for k in sorted(side):
                 a = np.ascontiguousarray(side[k])
                 h.update(f"{kind}.{k}:{a.dtype.str}:{a.shape}".encode())
-                h.update(a.tobytes())
+                h.update(array_bytes(a))
         return h.hexdigest()
 
     def stats(self) -> dict[str, Any]:

@@ -234,3 +234,51 @@ def test_info_shows_each_modality_s_scale_and_items_without_content(tmp_path):
     lines = {line.split()[0]: line.split(None, 1)[1] for line in res.output.splitlines()}
     assert lines["feature_max_abs"] == "img:3e+30, txt:0.4"
     assert lines["items_without_content"] == "img:1, txt:1"
+
+
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.arange(12, dtype=np.float32).reshape(3, 4),
+        np.array(["a", "bcd", ""]),
+        np.array([b"ab", b"c"]),
+        np.array([True, False, True]),
+        np.array(["2020-01-01", "2021-02-03"], dtype="M8[D]"),
+        np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8")]),
+        np.ascontiguousarray(np.float64(3.5)),
+        np.zeros((0, 5), dtype=np.float16),
+        np.array(["x", None], dtype=object),
+    ],
+    ids=["float32", "str", "bytes", "bool", "datetime", "struct", "scalar", "empty", "object"],
+)
+def test_array_bytes_are_tobytes_without_a_copy(arr):
+    """Fingerprints hash a view of the memory: the same bytes as tobytes(), which copies
+    the array (2 GB for 1M x 512 features)."""
+    import hashlib
+
+    from graphrec.data.dataset import array_bytes
+
+    b = array_bytes(arr)
+    assert bytes(b) == arr.tobytes()
+    assert hashlib.sha256(b).hexdigest() == hashlib.sha256(arr.tobytes()).hexdigest()
+    if arr.size and arr.dtype != object:
+        assert np.shares_memory(np.frombuffer(b, dtype=np.uint8), arr)
+
+
+#: computed with the code before fingerprints hashed memory views (array_bytes)
+FIXED_FINGERPRINT = "1a35b2fc0fd4b3ae5d5196ae3531310b2eba91bd90c4cc80f220f12e4a646638"
+FIXED_CONTENT_FINGERPRINT = "604ed8ba385bbe68f9f7e79c47e533128eb51f0e8ecc9d5c0cfbda638fbcff9b"
+
+
+def test_fingerprint_of_a_fixed_dataset_is_unchanged():
+    """The fingerprint is recorded in stored datasets and runs: pinned on a tiny dataset
+    with features, timestamps, fields and cold items."""
+    ds = build_dataset(
+        np.array(["u0", "u0", "u1", "u2", "u2"]), np.array(["a", "b", "b", "a", "c"]), np.array(["train"] * 5),
+        timestamps=np.arange(5, dtype=np.float64),
+        user_ids=np.array(["u0", "u1", "u2"]), item_ids=np.array(["a", "b", "c"]),
+        item_features={"text": np.array([[1.0, 0.0], [0.0, 0.0], [1e-30, 1e30]], dtype=np.float32)},
+        user_fields={"age": np.array([1, 2, 3], dtype=np.int64)}, item_fields={"cat": np.array(["x", "y", "x|y"])},
+    ).replace(cold_items=np.array([2]))
+    assert ds.fingerprint() == FIXED_FINGERPRINT
+    assert ds.content_fingerprint(["text"]) == FIXED_CONTENT_FINGERPRINT

@@ -33,7 +33,8 @@ tiles rather than full rows, because a matrix product with few rows and very man
 columns runs far below the BLAS peak (CPU, d = 512, n = 200,000: 111-row full blocks
 took 1.4x faiss's CPU time, 2048 x 8192 tiles 1.05-1.25x). Memory: O(n m) candidates
 plus one tile, never n x n. ``backend="faiss"`` gets the same m candidates per row
-from faiss's exact ``IndexFlatIP`` (BLAS tiles + heaps, CPU; it copies X̂, n d floats).
+from faiss's exact inner-product search (``faiss.knn``, the kernel of ``IndexFlatIP``:
+BLAS tiles + heaps, CPU; no index, so no copy of X̂).
 ``"auto"`` is faiss when faiss is importable and the device is the CPU, else torch.
 
 Deterministic tie-breaking, identical across backends. The backends rank the float32
@@ -213,8 +214,20 @@ def _unit_rows(x: np.ndarray, chunk: int = 1 << 15) -> tuple[np.ndarray, np.ndar
             keep[s + r] = True
     nz = np.flatnonzero(keep).astype(np.int64)
     if nz.size < n:
-        out = out[nz]
+        out = _compact_rows(out, nz, chunk)
     return out, nz
+
+
+def _compact_rows(a: np.ndarray, rows: np.ndarray, chunk: int) -> np.ndarray:
+    """``a[rows]`` for sorted unique ``rows``, in place: ``a`` (a C-contiguous array this
+    module allocated, with no other view) is overwritten and shrunk, so no second
+    ``n x d`` array is made (``a[rows]`` would be one). Rows move up a chunk at a time;
+    ``rows[j] >= j``, so a chunk never overwrites a row that a later chunk reads."""
+    for s in range(0, rows.size, chunk):
+        r = rows[s : s + chunk]
+        a[s : s + r.size] = a[r]
+    a.resize((rows.size, a.shape[1]), refcheck=False)  # the first rows.size rows, in C order
+    return a
 
 
 @contextlib.contextmanager
@@ -347,18 +360,22 @@ def _torch_candidates(
 def _faiss_candidates(
     xn: np.ndarray, q_pos: np.ndarray, m: int, block: int, progress: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-m other items per query row from faiss IndexFlatIP (exact inner product)."""
+    """Top-m other items per query row from faiss's exact inner-product search.
+
+    ``faiss.knn`` runs the brute-force kernel of ``IndexFlatIP.search``
+    (``knn_inner_product``: same blocks, heaps and ties, so the same distances and
+    labels bit for bit) straight on ``xn``; an IndexFlatIP would first copy all of ``xn``
+    into the index (``n d`` floats, 2 GB at 1M x 512)."""
     faiss = _faiss()
     nq = q_pos.size
-    index = faiss.IndexFlatIP(xn.shape[1])
-    index.add(xn)
+    xn = np.ascontiguousarray(xn, dtype=np.float32)  # already so: no copy
     vals = np.empty((nq, m), dtype=np.float32)
     idx = np.empty((nq, m), dtype=np.int64)
     starts = range(0, nq, block)
     for s in _bar(starts, len(starts), progress, "kNN (faiss)"):
         e = min(nq, s + block)
         q = q_pos[s:e]
-        d, i = index.search(np.ascontiguousarray(xn[q]), m + 1)
+        d, i = faiss.knn(np.ascontiguousarray(xn[q]), xn, m + 1, metric=faiss.METRIC_INNER_PRODUCT)
         vals[s:e], idx[s:e] = _drop_self(d, i, q, m)
     return vals, idx
 

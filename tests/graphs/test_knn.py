@@ -388,3 +388,44 @@ def test_knn_neighbours_match_brute_force(include_self, budget_mb):
     # the same lists as the canonical graph builder (no ties in Gaussian data)
     g = knn_graph(x.numpy(), 4, include_self=include_self).tocoo()
     assert got == set(zip(g.row.tolist(), g.col.tolist()))
+
+
+def test_faiss_candidates_are_those_of_an_index_flat_ip_search():
+    """faiss.knn (no index, no copy of the unit rows) returns IndexFlatIP.search's
+    distances and labels bit for bit, ties among duplicated rows included."""
+    faiss = pytest.importorskip("faiss")
+    from graphrec.graphs.knn import _drop_self, _faiss_candidates, _unit_rows
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1500, 48)).astype(np.float32)
+    x[rng.choice(1500, 300, replace=False)] = x[0]  # many exact ties
+    x[rng.choice(1500, 40, replace=False)] = 0
+    xn, _ = _unit_rows(x)
+    q = np.arange(0, xn.shape[0], 3)
+    m = 16
+    vals, idx = _faiss_candidates(xn, q, m, block=37, progress=False)
+    index = faiss.IndexFlatIP(xn.shape[1])
+    index.add(xn)
+    d, i = index.search(np.ascontiguousarray(xn[q]), m + 1)
+    want_v, want_i = _drop_self(d, i, q, m)
+    assert vals.tobytes() == want_v.tobytes() and idx.tobytes() == want_i.tobytes()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 15])
+def test_unit_rows_drop_rows_without_content_in_place(chunk):
+    """The rows with content are moved up in place (no second n x d array): the same
+    rows, bit for bit, as normalising those rows alone."""
+    from graphrec.graphs.knn import _unit_rows
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((200, 24)).astype(np.float32)
+    x[[0, 3, 4, 5, 77, 150, 199]] = 0
+    x[10] *= 1e-30
+    x[11] *= 1e30
+    xn, nz = _unit_rows(x, chunk=chunk)
+    keep = np.flatnonzero(np.abs(x).max(axis=1) > 0)
+    want, all_rows = _unit_rows(x[keep], chunk=chunk)
+    assert np.array_equal(nz, keep) and np.array_equal(all_rows, np.arange(keep.size))
+    assert xn.flags.c_contiguous and xn.shape == (keep.size, 24) and xn.tobytes() == want.tobytes()
+    empty, none = _unit_rows(np.zeros((5, 3), np.float32), chunk=chunk)
+    assert empty.shape == (0, 3) and none.size == 0

@@ -223,3 +223,38 @@ def test_top_k_caps_a_batch_at_the_evaluation_score_budget(monkeypatch):
     assert seen == [3, 3, 3, 1]
     np.testing.assert_array_equal(capped[0], full[0])
     np.testing.assert_array_equal(capped[1], full[1])
+
+
+def test_csv_written_in_chunks_has_the_same_bytes(tmp_path, monkeypatch):
+    """_write_csv formats and writes ~1M rows at a time (one string of all rows took 11x
+    the file size in memory): the file is byte for byte the one-piece file, quoted ids
+    (commas, quotes, line breaks) and chunk boundaries included."""
+    import csv
+
+    import graphrec.train.recommend as rec
+
+    rng = np.random.default_rng(0)
+    pool = np.array(["a,b", 'q"uote', "line\nbreak", "cr\rx", "ünï", "plain", "", '"', ","])
+    n, k = 40, 5
+    recs = Recommendations(
+        user_id=pool[rng.integers(0, len(pool), n * k)],
+        item_id=np.where(rng.random(n * k) < 0.5, pool[rng.integers(0, len(pool), n * k)], rng.integers(0, 99, n * k).astype(str)),
+        rank=np.tile(np.arange(1, k + 1, dtype=np.int32), n),
+        score=rng.standard_normal(n * k).astype(np.float32),
+        k=k,
+    )
+    whole = tmp_path / "whole.csv"
+    write_recommendations(recs, whole)
+    rows = [",".join(rec.COLUMNS) + "\n"] + [
+        f"{rec._csv_cells([u])[0]},{rec._csv_cells([i])[0]},{r},{s:.9g}\n"
+        for u, i, r, s in zip(recs.user_id.tolist(), recs.item_id.tolist(), recs.rank.tolist(), recs.score.tolist())
+    ]
+    assert whole.read_bytes() == "".join(rows).encode()
+    for chunk in (1, 3, 7, n * k, n * k + 1):
+        monkeypatch.setattr(rec, "_CSV_CHUNK_ROWS", chunk)
+        part = tmp_path / f"c{chunk}.csv"
+        write_recommendations(recs, part)
+        assert part.read_bytes() == whole.read_bytes()
+    with open(whole, newline="", encoding="utf-8") as f:
+        back = list(csv.reader(f))[1:]
+    assert [r[0] for r in back] == recs.user_id.tolist() and [r[1] for r in back] == recs.item_id.tolist()

@@ -249,6 +249,36 @@ def _bar(it: Iterable[Any], total: int, progress: bool, desc: str) -> Iterable[A
     return tqdm(it, total=total, desc=desc, unit="block", leave=False, dynamic_ncols=True)
 
 
+@contextlib.contextmanager
+def _busy(progress: bool, desc: str) -> Iterator[None]:
+    """A tqdm line with the elapsed time while the body runs one long call that has no
+    progress of its own (faiss's HNSW ``add``, which releases the GIL): a daemon thread
+    refreshes it twice a second. The call itself stays in the calling thread, unchanged
+    (Ctrl-C still reaches it). Nothing without ``progress``."""
+    if not progress:
+        yield
+        return
+    import threading
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=None, desc=desc, leave=False, dynamic_ncols=True, bar_format="{desc}: {elapsed}")
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(0.5):
+            bar.refresh()
+
+    ticker = threading.Thread(target=tick, name="graphrec-busy", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join()
+        bar.close()
+
+
 def _faiss() -> Any:
     try:
         import faiss  # noqa: PLC0415
@@ -697,7 +727,10 @@ def _hnsw_search(
         raise ConfigError(f"invalid HNSW parameters {params}: m >= 2, ef_construction and ef_search >= 1")
     index = faiss.IndexHNSWFlat(xn.shape[1], int(params.m), faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = int(params.ef_construction)
-    index.add(xn)
+    # one add of all rows: adding them in blocks would build another graph (faiss inserts
+    # each add's rows by level, in an order shuffled per call), so no per-block bar here
+    with _busy(progress, f"kNN (hnsw: indexing {xn.shape[0]} items)"):
+        index.add(xn)
     index.hnsw.efSearch = int(max(params.ef_search, k + 1))
     nq = q_pos.size
     nbr = np.empty((nq, k), dtype=np.int64)

@@ -429,3 +429,23 @@ def test_unit_rows_drop_rows_without_content_in_place(chunk):
     assert xn.flags.c_contiguous and xn.shape == (keep.size, 24) and xn.tobytes() == want.tobytes()
     empty, none = _unit_rows(np.zeros((5, 3), np.float32), chunk=chunk)
     assert empty.shape == (0, 3) and none.size == 0
+
+
+def test_hnsw_progress_shows_the_index_build_and_builds_the_same_graph(capsys):
+    """With progress, the HNSW add (one call: adding in blocks would build another graph)
+    runs under an elapsed-time line; the graph is that of progress=False."""
+    pytest.importorskip("faiss")
+    import time
+
+    import graphrec.graphs.knn as knn
+
+    x = np.random.default_rng(7).standard_normal((3000, 16)).astype(np.float32)
+    params = HNSWParams(m=8, ef_construction=32, ef_search=32)
+    quiet = knn_graph(x, 5, backend="faiss-hnsw", hnsw=params)
+    shown = knn_graph(x, 5, backend="faiss-hnsw", hnsw=params, progress=True)
+    for a in ("indptr", "indices", "data"):
+        assert getattr(quiet, a).tobytes() == getattr(shown, a).tobytes()
+    assert "hnsw: indexing 3000 items" in capsys.readouterr().err
+    with knn._busy(True, "busy probe"):
+        time.sleep(1.2)  # the ticker refreshes the line meanwhile
+    assert capsys.readouterr().err.count("busy probe") >= 2

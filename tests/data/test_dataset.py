@@ -282,3 +282,18 @@ def test_fingerprint_of_a_fixed_dataset_is_unchanged():
     ).replace(cold_items=np.array([2]))
     assert ds.fingerprint() == FIXED_FINGERPRINT
     assert ds.content_fingerprint(["text"]) == FIXED_CONTENT_FINGERPRINT
+
+
+def test_nonfinite_rows_finds_nan_and_inf_rows_without_a_full_mask_for_clean_data():
+    from graphrec.data.dataset import nonfinite_rows
+
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    assert nonfinite_rows(x) is None and nonfinite_rows(np.zeros((0, 3), np.float32)) is None
+    for value in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[2, 1] = value
+        np.testing.assert_array_equal(nonfinite_rows(y), [False, False, True, False])
+    y = x.astype(np.float16)
+    y[0, 0] = np.nan
+    y[3, 2] = np.inf
+    np.testing.assert_array_equal(nonfinite_rows(y), [True, False, False, True])

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from graphrec._checks import is_int_text
-from graphrec.data.dataset import check_modality_name
+from graphrec.data.dataset import check_modality_name, nonfinite_rows
 from graphrec.errors import ConfigError, DataError
 
 __all__ = [
@@ -525,8 +525,8 @@ def check_feature_matrix(
             f"{path}: modality {modality!r} has {x.shape[0]} rows but the dataset has {n} items: "
             "give one feature row per item, row i = item index i"
         )
-    bad = ~np.isfinite(x).all(axis=1)
-    if bad.any():
+    bad = nonfinite_rows(x)
+    if bad is not None:
         r = int(np.flatnonzero(bad)[0])
         where = f"{path} line {line_of(r)}: modality {modality!r}" if line_of else f"{path}: modality {modality!r} row {r}"
         raise DataError(

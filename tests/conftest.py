@@ -17,6 +17,19 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """A ``GRAPHREC_TEST_DEVICE`` this machine lacks stops the run once, before collection,
+    with graphrec.testing's one-line message (its module-level ``DEVICE`` checks the
+    variable on import; left to the test modules, every one importing it would fail at
+    collection with its own traceback)."""
+    if (os.environ.get("GRAPHREC_TEST_DEVICE") or "cpu") == "cpu":
+        return
+    try:
+        import graphrec.testing  # noqa: F401
+    except RuntimeError as err:
+        raise pytest.UsageError(str(err)) from None
+
+
 def _shared_data() -> Path:
     env = os.environ.get("GRAPHREC_SHARED_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"

@@ -33,6 +33,25 @@ def test_cuda_without_cuda_is_one_line_in_every_entry_point(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_test_device_without_cuda_stops_pytest_once():
+    """GRAPHREC_TEST_DEVICE=cuda without CUDA: one line before collection (tests/conftest.py),
+    not one collection traceback per test module."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = dict(os.environ, GRAPHREC_TEST_DEVICE="cuda")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests / "models")],
+                          cwd=tests.parent, env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, lines
+    assert lines == ["ERROR: GRAPHREC_TEST_DEVICE=cuda but torch sees no CUDA device: "
+                     "unset it or run on a GPU machine"]
+
+
 def test_auto_trains_and_builds_graphs():
     ds = synthetic_catalogue(n_users=40, n_items=30, n_clusters=2, seed=0)
     assert knn_graph(ds.item_features["image"], k=3, device="auto", backend="torch").nnz == 90

@@ -60,7 +60,11 @@ backend's candidate values of row i:
   their canonical c_ij in (-float32(c), j) order, with values float32(c). When even the
   m-th candidate is within 2 tol of a_k (many near-exact ties, e.g. a duplicated item),
   the row's similarities to all n items are recomputed in numpy and the same rule is
-  applied (canonically) to every item within 2 tol of the k-th.
+  applied (canonically) to every item within 2 tol of the k-th. Such "crowded" rows
+  that are bit-identical (duplicated items: their canonical similarities to every item
+  are equal) are decided once per group: the group's first k + 1 items over ALL items,
+  its members included, give each member's list (the first k without itself), so the
+  cost is linear, not quadratic, in the number of copies.
 
 So the neighbour SETS are a function of the input alone: the torch backend (any block
 size, CPU or CUDA) and the faiss backend return the same graph, and values agree to
@@ -85,6 +89,7 @@ back-propagated in chunks of pairs, memory O(nnz + chunk d)).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -495,20 +500,66 @@ def _decide(
 
     rows = np.flatnonzero(crowded)
     if rows.size:
-        step = _budget_rows(n, 4, budget_mb, rows.size)
-        starts = range(0, rows.size, step)
+        # Identical rows have identical canonical similarities to every item, so each
+        # group of identical crowded rows is decided once: the group's first k + 1 items
+        # in (-float32(c), j) order over ALL items (its members included), from which a
+        # member's list is the first k without itself. Cost linear in the group size.
+        reps, members = _identical_groups(xa, nz, q_pos[rows])
+        step = _budget_rows(n, 4, budget_mb, reps.size)
+        starts = range(0, reps.size, step)
         for s in _bar(starts, len(starts), progress, "kNN (ties)"):
-            r = rows[s : s + step]
-            q = q_pos[r]
+            g = reps[s : s + step]
+            q = q_pos[rows[g]]
+            single = np.array([members[i].size == 1 for i in g])
             sims = xn[q] @ xn.T  # approximate again, any BLAS: the same tolerance applies
-            sims[np.arange(r.size), q] = -np.inf
-            kth = np.partition(sims, n - k, axis=1)[:, n - k].astype(np.float64)
-            for t in range(r.size):
+            # a single row excludes itself; a group ranks every item, its members too
+            sims[np.flatnonzero(single), q[single]] = -np.inf
+            kth = np.empty(g.size, dtype=np.float64)
+            for want, sel in ((k, single), (k + 1, ~single)):
+                if sel.any():
+                    kth[sel] = np.partition(sims[sel], n - want, axis=1)[:, n - want]
+            for t in range(g.size):
+                want = k if single[t] else k + 1
                 cols = np.flatnonzero(sims[t] >= kth[t] - 2.0 * tol)
                 c = _canonical(xa, nz, np.full(cols.size, q[t]), cols)
-                pos = _pick(c[None, :], cols[None, :], np.ones((1, cols.size), bool), k)[0]
-                out_idx[r[t]], out_val[r[t]] = cols[pos], c[pos]
+                pos = _pick(c[None, :], cols[None, :], np.ones((1, cols.size), bool), want)[0]
+                if single[t]:
+                    out_idx[rows[g[t]]], out_val[rows[g[t]]] = cols[pos], c[pos]
+                    continue
+                top, top_c = cols[pos], c[pos]
+                mem = rows[members[g[t]]]
+                hit = top[None, :k] == q_pos[mem][:, None]  # a member among the first k
+                drop = np.where(hit.any(axis=1), hit.argmax(axis=1), k)
+                keep = np.arange(k + 1)[None, :] != drop[:, None]
+                sel = np.broadcast_to(np.arange(k + 1), keep.shape)[keep].reshape(mem.size, k)
+                out_idx[mem], out_val[mem] = top[sel], top_c[sel]
     return out_idx, out_val
+
+
+def _identical_groups(xa: np.ndarray, nz: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Groups of the query rows ``q`` (positions in ``nz``) whose raw rows are bit-identical.
+
+    Returns the positions (into ``q``) of each group's first member, in order, and for
+    every position of ``q`` that is a group's first member, the positions of its group
+    (sorted; other entries unused). Rows are hashed, then compared byte for byte.
+    """
+    first: dict[bytes, list[int]] = {}
+    members: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * q.size
+    groups: dict[int, list[int]] = {}
+    for t in range(q.size):
+        key = np.ascontiguousarray(xa[nz[q[t]]]).tobytes()
+        digest = hashlib.blake2b(key, digest_size=16).digest()
+        heads = first.setdefault(digest, [])
+        for h in heads:  # a digest collision is possible in principle: compare the bytes
+            if np.ascontiguousarray(xa[nz[q[h]]]).tobytes() == key:
+                groups[h].append(t)
+                break
+        else:
+            heads.append(t)
+            groups[t] = [t]
+    for h, g in groups.items():
+        members[h] = np.asarray(g, dtype=np.int64)
+    return np.asarray(sorted(groups), dtype=np.int64), members
 
 
 # ---------------------------------------------------------------------- assembly

@@ -449,3 +449,57 @@ def test_hnsw_progress_shows_the_index_build_and_builds_the_same_graph(capsys):
     with knn._busy(True, "busy probe"):
         time.sleep(1.2)  # the ticker refreshes the line meanwhile
     assert capsys.readouterr().err.count("busy probe") >= 2
+
+
+def _same_graph(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.data, b.data)  # bit for bit
+    assert a.data.dtype == b.data.dtype
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_groups_of_identical_crowded_rows_are_decided_once(backend, monkeypatch):
+    # rows shared by more than k + 6 items are "crowded": their lists come from one
+    # decision per group of identical rows; the graph must be the one a decision per row
+    # gives (each row its own group), bit for bit, with and without self, for row subsets
+    import graphrec.graphs.knn as knn_mod
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((900, 24)).astype(np.float32)
+    perm, at = rng.permutation(900), 0
+    for size in (2, 9, 17, 18, 60, 150, 12, 30):  # disjoint groups of identical rows
+        group = np.sort(perm[at : at + size])
+        at += size
+        x[group] = 0.0 if size == 12 else -x[perm[0]] if size == 30 else x[group[0]]  # 0: no content
+    big = np.sort(perm[106:256])
+    subset = np.sort(rng.choice(900, 300, replace=False))
+    cases = [dict(), dict(include_self=True), dict(rows=subset), dict(rows=subset, include_self=True),
+             dict(symmetric=True), dict(memory_budget_mb=0.02)]
+    grouped = [knn_graph(x, k, backend=backend, **kw) for k in (1, 10) for kw in cases]
+    calls = []
+
+    def one_per_row(xa, nz, q):
+        calls.append(q.size)
+        return np.arange(q.size), [np.array([t]) for t in range(q.size)]
+
+    monkeypatch.setattr(knn_mod, "_identical_groups", one_per_row)
+    per_row = [knn_graph(x, k, backend=backend, **kw) for k in (1, 10) for kw in cases]
+    assert calls and max(calls) >= 150
+    for a, b in zip(grouped, per_row):
+        _same_graph(a, b)
+    # each copy's neighbours: the other copies with the lowest indices
+    g = grouped[len(cases)]  # k = 10, plain
+    assert big.size == 150 and (x[big] == x[big[0]]).all()
+    for i in big[:5]:
+        assert g[i].indices.tolist() == [j for j in big if j != i][:10]
+
+
+def test_identical_groups_compare_bytes():
+    from graphrec.graphs.knn import _identical_groups
+
+    xa = np.array([[1.0, 2.0], [1.0, 2.0], [0.0, 1.0], [-0.0, 1.0], [1.0, 2.0]], dtype=np.float32)
+    nz = np.arange(5)
+    reps, members = _identical_groups(xa, nz, np.array([0, 1, 2, 3, 4]))
+    assert reps.tolist() == [0, 2, 3]  # -0.0 and 0.0 differ in their bits: kept apart
+    assert members[0].tolist() == [0, 1, 4] and members[2].tolist() == [2] and members[3].tolist() == [3]

@@ -18,10 +18,12 @@ cold-start split, options, build time) so a stored graph is never reused for oth
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,9 +40,25 @@ if TYPE_CHECKING:  # pragma: no cover
     from graphrec.data import Dataset
     from graphrec.distributed import Shard
 
-__all__ = ["GRAPH_KINDS", "GraphSpec", "BuiltGraph", "build_item_graph", "parse_modalities"]
+__all__ = ["GRAPH_KINDS", "GraphSpec", "BuiltGraph", "build_item_graph", "build_progress", "parse_modalities"]
 
 GRAPH_KINDS = ("knn", "cooccur", "user-cooccur")
+
+#: whether graphs built without an explicit ``progress`` show progress bars
+_PROGRESS: ContextVar[bool] = ContextVar("graphrec_graph_progress", default=False)
+
+
+@contextlib.contextmanager
+def build_progress(on: bool) -> Iterator[None]:
+    """Within the block, :func:`build_item_graph` calls that do not say ``progress``
+    show progress bars when ``on``: how a model builder's graphs follow the training's
+    progress setting (:func:`graphrec.train.registry.build_model`) without the builders
+    passing it on."""
+    token = _PROGRESS.set(bool(on))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 @dataclass(frozen=True)
@@ -109,14 +127,18 @@ def build_item_graph(
     spec: GraphSpec,
     *,
     device: str = "cpu",
-    progress: bool = False,
+    progress: bool | None = None,
     shard: "Shard | None" = None,
 ) -> BuiltGraph:
     """Build ``spec`` for ``dataset`` (see module doc; ``user-cooccur`` builds a user
     graph, n_users x n_users, despite this function's name); with a ``shard`` (in a
     torch.distributed group) the ranks split the kNN rows or the co-interaction blocks
-    and every rank returns the one graph (:mod:`graphrec.distributed`)."""
+    and every rank returns the one graph (:mod:`graphrec.distributed`). ``progress``:
+    progress bars of the search; None: as the enclosing :func:`build_progress` says
+    (off outside one)."""
     t0 = time.perf_counter()
+    if progress is None:
+        progress = _PROGRESS.get()
     notes: list[str] = []
     fused = None
     lost = 0

@@ -177,7 +177,7 @@ def run_training(
     source_state()  # the record's commit (a git call) is asked now, not while a Ctrl-C is being handled
     seed_everything(config.seed)
     t0 = time.perf_counter()
-    model = build_model(model_name, dataset, params)
+    model = build_model(model_name, dataset, params, progress=config.progress and main)  # kNN bars
     build_seconds = time.perf_counter() - t0
     try:
         result = fit(model, dataset, config, device=device, on_epoch=on_epoch, keeper=keeper)

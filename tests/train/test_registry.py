@@ -271,3 +271,48 @@ def test_a_models_check_accepts_what_trains_and_refuses_what_its_builder_refuses
         with pytest.raises(error) as built:
             build_model(name, dataset, params)
         assert str(built.value) == str(checked.value)
+
+
+@pytest.mark.parametrize(
+    "model, params",
+    [("freedom", {}), ("lattice", {}), ("mgcn", {}), ("smore", {}), ("mmgef", {}), ("cb", {}),
+     ("lightgcn", {"cold_path": "content", "cold_k": 5})],
+)
+def test_build_model_progress_reaches_every_knn_build(model, params, monkeypatch):
+    # the builders say nothing about progress: build_model's flag reaches their kNN searches
+    import graphrec.graphs.build as build_mod
+    from graphrec.testing import contract_dataset
+    from graphrec.train.registry import build_model
+
+    seen: list[bool] = []
+    real = build_mod.knn_graph
+
+    def spy(*args, **kw):
+        seen.append(kw["progress"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(build_mod, "knn_graph", spy)
+    ds = contract_dataset()
+    build_model(model, ds, params, progress=True)
+    assert seen and all(seen)
+    n_on = len(seen)
+    seen.clear()
+    build_model(model, ds, params)  # default: no bars
+    assert len(seen) == n_on and not any(seen)
+    with build_mod.build_progress(True):  # an explicit progress=False still wins
+        build_mod.build_item_graph(ds, build_mod.GraphSpec(kind="knn", k=3), progress=False)
+        build_mod.build_item_graph(ds, build_mod.GraphSpec(kind="knn", k=3))
+    assert seen[-2:] == [False, True]
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_run_training_builds_with_the_trainings_progress_setting(progress, monkeypatch):
+    import graphrec.train.run as run_mod
+
+    seen = []
+    real = run_mod.build_model
+    monkeypatch.setattr(run_mod, "build_model", lambda *a, **kw: seen.append(kw.get("progress")) or real(*a, **kw))
+    ds = synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=1)
+    with registered_toy_model("toy-progress") as name:
+        run_training(ds, name, {"embedding_dim": 4}, TrainConfig(epochs=1, progress=progress))
+    assert seen == [progress]

@@ -342,11 +342,14 @@ def _torch_candidates(
     cols: int,
     device: torch.device,
     progress: bool,
+    balanced: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-m other items per query row (values sorted descending): tiled matmul + topk.
 
     For a block of query rows and each tile of columns: S = X̂_q X̂_tile^T, self entries
     -inf, topk per row into a candidate buffer; then one topk over the block's candidates.
+    ``balanced``: blocks and tiles of (nearly) equal sizes, at most ``rows`` x ``cols``,
+    instead of full ones and a remainder (no thin last block or tile).
     """
     n = xn.shape[0]
     nq = q_pos.size
@@ -355,14 +358,17 @@ def _torch_candidates(
     xt = torch.from_numpy(xn).to(device)
     qt = torch.from_numpy(q_pos).to(device)
     buf = torch.empty(rows * cols, dtype=torch.float32, device=device)
-    tiles = [(c0, min(n, c0 + cols)) for c0 in range(0, n, cols)]
+    if balanced:
+        tiles = list(_even_spans(n, cols))
+        spans = list(_even_spans(nq, rows))
+    else:
+        tiles = [(c0, min(n, c0 + cols)) for c0 in range(0, n, cols)]
+        spans = [(s, min(nq, s + rows)) for s in range(0, nq, rows)]
     width = sum(min(m, c1 - c0) for c0, c1 in tiles)
     cand_v = torch.empty((rows, width), dtype=torch.float32, device=device)
     cand_i = torch.empty((rows, width), dtype=torch.int64, device=device)
-    starts = range(0, nq, rows)
     with torch.no_grad(), _full_fp32():
-        for s in _bar(starts, len(starts), progress, "kNN (torch)"):
-            e = min(nq, s + rows)
+        for s, e in _bar(spans, len(spans), progress, "kNN (torch)"):
             b = e - s
             q = qt[s:e]
             xq = xt.index_select(0, q)
@@ -390,6 +396,13 @@ def _torch_candidates(
             vals[s:e] = best_v.cpu().numpy()
             idx[s:e] = best_i.cpu().numpy()
     return vals, idx
+
+
+def _even_spans(n: int, most: int) -> Iterator[tuple[int, int]]:
+    """[start, stop) spans covering 0..n in ceil(n / most) parts whose sizes differ by at most one."""
+    parts = max(1, -(-n // max(1, most)))
+    bounds = [(i * n) // parts for i in range(parts + 1)]
+    return zip(bounds[:-1], bounds[1:])
 
 
 def _faiss_candidates(
@@ -874,6 +887,10 @@ def pair_cosine(
     return _PairDot.apply(z, rows, cols, int(chunk))
 
 
+#: LATTICE's rebuild: fewest rows of a product (block, tile or re-done rows) per CPU thread
+_NBR_MIN_ROWS_PER_THREAD = 8
+
+
 @torch.no_grad()
 def knn_neighbours(
     x: Tensor,
@@ -884,12 +901,27 @@ def knn_neighbours(
 ) -> tuple[Tensor, Tensor]:
     """(rows, cols) of the top-k cosine neighbours of every row of ``x``, on ``x``'s device.
 
-    The lean search for graphs rebuilt during training (LATTICE's learned graphs): one
-    ``torch.mm`` + ``torch.topk`` per block of rows (a block of similarities stays within
-    ``memory_budget_mb``), no copy to the host, no tie analysis. Ties are broken by
-    ``torch.topk`` (deterministic on a given device, not canonical: use
-    :func:`knn_graph` for stored graphs). Zero rows have cosine 0 with every item.
-    ``include_self`` puts item i in its own list (one of the k slots). No gradient.
+    The lean search for graphs rebuilt during training (LATTICE's learned graphs): no
+    copy to the host (CUDA), no tie analysis. The neighbours are defined by blocks of
+    rows: one ``torch.mm`` + ``torch.topk`` per block of B = ``memory_budget_mb`` / (4 n)
+    whole rows. Ties are broken by ``torch.topk`` (deterministic on a given device, not
+    canonical: use :func:`knn_graph` for stored graphs). Zero rows have cosine 0 with
+    every item. ``include_self`` puts item i in its own list (one of the k slots). No
+    gradient.
+
+    On the CPU, beyond 2 x 8192 items, the same neighbours come from the tiled search of
+    :func:`knn_graph`'s torch backend (blocks of ~682 rows x tiles of ~8192 columns at
+    64 MB: thin B x n products run far below the BLAS peak, B is 419 rows at 40,000
+    items, 16 at 1,000,000): the top k + 1 similarities of every row, and the row's
+    top k where its k-th and (k+1)-th values differ (then the set is unique). A row
+    where they are equal (a tie at the k-th place: duplicates, zero rows) is done again
+    as a block does it, the whole row and ``torch.topk``, so the tied items chosen are
+    the same. Both rely on the CPU BLAS computing each entry of a product the same
+    whatever the product's shape, which holds for MKL except for products of very few
+    rows or columns (1-3 rows, or 5 with 2 threads; 8 columns): every product here has
+    at least ``8 x threads`` rows (else the blocks are used) and 512 columns (about 4096
+    at the default budget); tests/graphs/test_knn.py checks the lists against the blocks'.
+    Not used on CUDA (cuBLAS picks kernels by shape) nor with TF32/bf16 matmuls allowed.
     """
     n = x.shape[0]
     k_other = min(k - 1 if include_self else k, n - 1)
@@ -897,16 +929,61 @@ def knn_neighbours(
     block = max(1, min(n, int(memory_budget_mb * (1 << 20)) // (4 * max(n, 1))))
     cols = []
     if k_other > 0:
-        for s in range(0, n, block):
-            e = min(n, s + block)
-            sim = z[s:e] @ z.t()
-            sim.diagonal(offset=s).fill_(-torch.inf)  # entries (i, s + i): the items themselves
-            cols.append(torch.topk(sim, k_other, dim=1, sorted=False).indices)
+        done = 0
+        plan = _neighbour_tiles(z, k_other, block, memory_budget_mb)
+        if plan is not None:
+            done = (n // block) * block  # the last, partial block as before: its own shape
+            cols.append(_tiled_neighbours(z, done, k_other, block, *plan))
+        for s in range(done, n, block):
+            cols.append(_block_neighbours(z, s, min(n, s + block), k_other))
     nbr = torch.cat(cols) if cols else torch.empty(n, 0, dtype=torch.long, device=x.device)
     if include_self:
         nbr = torch.cat([torch.arange(n, device=x.device).unsqueeze(1), nbr], dim=1)
     rows = torch.arange(n, device=x.device).repeat_interleave(nbr.shape[1])
     return rows, nbr.reshape(-1)
+
+
+def _block_neighbours(z: Tensor, s: int, e: int, k: int) -> Tensor:
+    """The top-k other items of rows s..e-1 from their whole rows of similarities."""
+    sim = z[s:e] @ z.t()
+    sim.diagonal(offset=s).fill_(-torch.inf)  # entries (i, s + i): the items themselves
+    return torch.topk(sim, k, dim=1, sorted=False).indices
+
+
+def _neighbour_tiles(z: Tensor, k: int, block: int, budget_mb: float) -> tuple[int, int] | None:
+    """Rows and columns of the tiles :func:`_tiled_neighbours` uses, or None where the
+    blocks are used (see :func:`knn_neighbours`)."""
+    n = z.shape[0]
+    least = _NBR_MIN_ROWS_PER_THREAD * torch.get_num_threads()
+    if not (
+        z.device.type == "cpu"
+        and n > 2 * _TILE_COLS
+        and k + 1 < n - 1
+        and least <= block <= n
+        and torch.get_float32_matmul_precision() == "highest"
+    ):
+        return None
+    t_rows, t_cols = _torch_tiles(n, (n // block) * block, budget_mb, None)
+    t_rows = max(t_rows, 2 * least)  # balanced blocks of at least `least` rows
+    if t_cols < 1024 or not bool(torch.isfinite(z).all()):
+        return None
+    return t_rows, t_cols
+
+
+def _tiled_neighbours(z: Tensor, nq: int, k: int, block: int, t_rows: int, t_cols: int) -> Tensor:
+    """The neighbours :func:`_block_neighbours` gives rows 0..nq-1 (whole blocks), from tiles."""
+    zn = z.contiguous().numpy()
+    vals, idx = _torch_candidates(zn, np.arange(nq, dtype=np.int64), k + 1, t_rows, t_cols, z.device,
+                                  False, balanced=True)
+    nbr = torch.from_numpy(np.ascontiguousarray(idx[:, :k]))
+    tied = np.flatnonzero(~(vals[:, k - 1] > vals[:, k]))
+    for s in range(0, tied.size, block):  # padded to a block's shape: the block's values
+        t = torch.from_numpy(tied[s : s + block])
+        q = torch.cat([t, torch.zeros(block - t.numel(), dtype=torch.long)])
+        sim = z.index_select(0, q) @ z.t()
+        sim[torch.arange(block), q] = -torch.inf
+        nbr[t] = torch.topk(sim, k, dim=1, sorted=False).indices[: t.numel()]
+    return nbr
 
 
 def knn_graph_torch_values(

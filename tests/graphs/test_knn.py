@@ -503,3 +503,47 @@ def test_identical_groups_compare_bytes():
     reps, members = _identical_groups(xa, nz, np.array([0, 1, 2, 3, 4]))
     assert reps.tolist() == [0, 2, 3]  # -0.0 and 0.0 differ in their bits: kept apart
     assert members[0].tolist() == [0, 1, 4] and members[2].tolist() == [2] and members[3].tolist() == [3]
+
+
+def _neighbours_by_blocks(x: torch.Tensor, k: int, budget_mb: float) -> np.ndarray:
+    """knn_neighbours' definition: whole rows per block of budget / (4 n) rows, torch.topk."""
+    from graphrec.nn.rows import unit_rows
+
+    n = x.shape[0]
+    z = unit_rows(x.float())
+    block = max(1, min(n, int(budget_mb * (1 << 20)) // (4 * n)))
+    out = []
+    for s in range(0, n, block):
+        sim = z[s : s + block] @ z.t()
+        sim.diagonal(offset=s).fill_(-torch.inf)
+        out.append(torch.topk(sim, k, dim=1, sorted=False).indices)
+    nbr = torch.cat(out)
+    return np.sort(np.repeat(np.arange(n), k) * n + nbr.reshape(-1).numpy())
+
+
+@pytest.mark.usefixtures("one_torch_thread")  # 1.0 MB: 15-row blocks, tiled with one thread
+@pytest.mark.parametrize("budget_mb", [64.0, 1.0])
+def test_knn_neighbours_tiles_give_the_blocks_neighbours(budget_mb, monkeypatch):
+    # beyond 2 x 8192 items the CPU search runs on tiles; rows tied at the k-th place
+    # (copies, zero rows, multi-hot rows) are redone as a block does: the same lists
+    import graphrec.graphs.knn as knn_mod
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(17000, 12, generator=g)
+    x[100:160] = x[7]  # 61 copies: tied far beyond k
+    x[2000:2003] = x[9]
+    x[5000:5030] = 0.0  # cosine 0 with every item
+    x[6000:6400] = torch.randint(0, 2, (400, 12), generator=g).float()
+    calls = []
+    real = knn_mod._tiled_neighbours
+    monkeypatch.setattr(knn_mod, "_tiled_neighbours", lambda *a: calls.append(a[1]) or real(*a))
+    n = x.shape[0]
+    for k, include_self in ((10, False), (10, True)):
+        rows, cols = knn_mod.knn_neighbours(x, k, include_self=include_self, memory_budget_mb=budget_mb)
+        got = np.sort(rows.numpy() * n + cols.numpy())
+        want = _neighbours_by_blocks(x, k - 1 if include_self else k, budget_mb)
+        if include_self:
+            want = np.sort(np.concatenate([want, np.arange(n) * (n + 1)]))
+        np.testing.assert_array_equal(got, want)
+    block = int(budget_mb * (1 << 20)) // (4 * n)
+    assert calls == [(n // block) * block] * 2  # the tiles ran (the last partial block as before)

@@ -322,3 +322,47 @@ def test_freedom_beats_most_popular_on_lastfm(shared_data):
     assert ours["users"] == pop["users"]
     assert ours["recall@20"] > 1.5 * pop["recall@20"], (ours["recall@20"], pop["recall@20"])
     assert ours["ndcg@20"] > 1.5 * pop["ndcg@20"], (ours["ndcg@20"], pop["ndcg@20"])
+
+
+def _store(ds, folder, modality, **spec):
+    from graphrec.graphs.build import GraphSpec, build_item_graph
+    from graphrec.graphs.store import save_graph
+
+    opts = dict(kind="knn", k=2, modalities=(modality,), weighting="binary", include_self=True)
+    opts.update(spec)
+    built = build_item_graph(ds, GraphSpec(**opts))
+    save_graph(folder, built.graph, built.record, overwrite=True)
+    return str(folder)
+
+
+@pytest.mark.parametrize("normalization", ["none", "sym"])
+def test_stored_graphs_give_the_graph_the_builder_builds(normalization, tmp_path):
+    ds = _dataset()
+    params = {"embedding_dim": 6, "k": 2}
+    built = build_model("freedom", ds, params).item_graph().to_dense()
+    text = _store(ds, tmp_path / "text", "text", normalization=normalization)
+    image = _store(ds, tmp_path / "image", "image", normalization=normalization)
+    for graphs in ([text], [text, image]):  # one modality stored (the other built), or both
+        got = build_model("freedom", ds, dict(params, graphs=graphs)).item_graph().to_dense()
+        assert torch.equal(got, built)  # bit for bit
+
+
+def test_stored_graphs_are_checked(tmp_path):
+    ds = _dataset()
+    params = {"embedding_dim": 6, "k": 2}
+    cases = [
+        (dict(weighting="cosine"), "binary"),
+        (dict(symmetric=True), "symmetrised"),
+        (dict(k=3), "k=3"),
+        (dict(include_self=False), "include_self"),
+        (dict(kind="cooccur", modalities=None), "one-modality kNN"),
+    ]
+    for i, (spec, words) in enumerate(cases):
+        path = _store(ds, tmp_path / f"g{i}", "text", **spec)
+        with pytest.raises(DataError, match=words):
+            build_model("freedom", ds, dict(params, graphs=[path]))
+    text = _store(ds, tmp_path / "text", "text")
+    with pytest.raises(DataError, match="two stored graphs"):
+        build_model("freedom", ds, dict(params, graphs=[text, text]))
+    with pytest.raises(DataError, match="not among the merged"):
+        build_model("freedom", ds, dict(params, modalities="image", graphs=[text]))

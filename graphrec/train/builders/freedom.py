@@ -1,5 +1,6 @@
 """FREEDOM's builder: the binary training matrix, the frozen merged modality kNN graph
-(built once, here, from the raw features) and, for the λ term, the raw features."""
+(built once, here, from the raw features, or read from stored graphs) and, for the λ
+term, the raw features."""
 
 from __future__ import annotations
 
@@ -22,11 +23,15 @@ from graphrec.train.builders._common import (
     Layers,
     ModalityK,
     Modalities,
+    StoredGraphs,
+    check_k,
+    load_stored_graphs,
     needs_features,
+    sym_graph,
 )
 from graphrec.train.registry import Choice, FloatRange, IntRange, Option, register_model
 
-__all__ = ["build_freedom", "freedom_modality_weights", "frozen_item_graph"]
+__all__ = ["build_freedom", "freedom_modality_weights", "frozen_item_graph", "stored_modality_graphs"]
 
 #: MMRec's mm_image_weight: the image graph's share when image and text are merged
 MMREC_IMAGE_WEIGHT = 0.1
@@ -103,14 +108,24 @@ def freedom_modality_weights(
 
 
 def frozen_item_graph(
-    dataset: Dataset, weights: Mapping[str, float], k: int = 10, include_self: bool = True
+    dataset: Dataset,
+    weights: Mapping[str, float],
+    k: int = 10,
+    include_self: bool = True,
+    given: Mapping[str, sp.csr_matrix] | None = None,
 ) -> sp.csr_matrix:
     """S = sum_m alpha_m D_m^-1/2 S_m D_m^-1/2 over the binary top-``k`` cosine graphs S_m
     of the raw features (row sums D_m), as a float32 scipy CSR (n_items square); each item
     one of its own ``k`` neighbours unless ``include_self=False`` (FREEDOM's builder
-    default, as the reference's top-k of the full similarity matrix)."""
+    default, as the reference's top-k of the full similarity matrix). ``given``: the
+    normalised D_m^-1/2 S_m D_m^-1/2 of some modalities, already built
+    (:func:`stored_modality_graphs`)."""
     total = None
     for m, w in weights.items():
+        if given is not None and m in given:
+            g = sp.csr_matrix(given[m]).astype(np.float64) * float(w)
+            total = g if total is None else total + g
+            continue
         spec = GraphSpec(
             kind="knn", k=k, modalities=(m,), weighting="binary", include_self=include_self, normalization="sym"
         )
@@ -120,6 +135,42 @@ def frozen_item_graph(
     out = sp.csr_matrix(total, dtype=np.float32)
     out.eliminate_zeros()  # a modality of weight 0 adds no pattern
     return out
+
+
+def stored_modality_graphs(
+    dataset: Dataset, graphs: Any, weights: Mapping[str, float], k: int, include_self: bool
+) -> dict[str, sp.csr_matrix]:
+    """The stored graphs (``--graph``) as FREEDOM's normalised modality graphs, by
+    modality: each must be a directed one-modality binary kNN graph of this data (the
+    provenance checks of :func:`load_stored_graphs`) over a merged modality, with the
+    ``k`` and ``include_self`` asked for; normalised D^-1/2 S D^-1/2 unless stored so."""
+    given: dict[str, sp.csr_matrix] = {}
+    for g, rec, path in load_stored_graphs(dataset, graphs):
+        if rec.kind != "knn" or len(rec.modalities or ()) != 1:
+            raise DataError(
+                f"graph {path} is a {rec.kind} graph of {','.join(rec.modalities or []) or 'no modality'}; "
+                "freedom takes one-modality kNN graphs (build-graph --kind knn --modalities M --weighting binary)"
+            )
+        m = rec.modalities[0]
+        if m not in weights:
+            raise DataError(f"graph {path} is over {m!r}, which is not among the merged modalities {','.join(weights)}")
+        if m in given:
+            raise DataError(f"two stored graphs over {m!r} given: pass one per modality")
+        if rec.weighting != "binary":
+            raise DataError(
+                f"graph {path} has {rec.weighting} weights; FREEDOM's modality graphs are binary: "
+                "rebuild it with --weighting binary"
+            )
+        if rec.symmetric:
+            raise DataError(f"graph {path} is symmetrised; FREEDOM's kNN graphs are not: rebuild it without --symmetric")
+        check_k(rec, k, path)
+        if bool((rec.options or {}).get("include_self", False)) != include_self:
+            raise DataError(
+                f"graph {path} was built with include_self={not include_self}: pass "
+                f"{'--include-self' if not include_self else '--no-include-self'} or rebuild it"
+            )
+        given[m] = sym_graph(g, rec, path)
+    return given
 
 
 def content_modalities(model: FREEDOM, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -184,14 +235,19 @@ def build_freedom(
         bool,
         Option("--train-features/--fixed-features", help="Fine-tune the feature tables of the lambda term (as MMRec)."),
     ] = True,
+    graphs: StoredGraphs = None,
 ) -> FREEDOM:
     """FREEDOM's inputs, from the TRAINING data: the binary interaction matrix (pruned
     by the model every epoch), the frozen item graph (per modality the binary top-``k``
     cosine graph of the raw features, row-normalised D^-1/2 S D^-1/2, merged with the
-    fixed ``modality_weights``) and, when ``feature_weight`` > 0, the raw features."""
+    fixed ``modality_weights``) and, when ``feature_weight`` > 0, the raw features.
+    ``graphs``: stored binary one-modality kNN graphs (``graphrec build-graph --kind knn
+    --modalities M --weighting binary``, with this ``k`` and ``include_self``) used for
+    their modalities instead of building them (provenance-checked)."""
     check_params(dataset, {"dropout": dropout, "modalities": modalities, "modality_weights": modality_weights})
     weights = freedom_modality_weights(dataset.item_features, modalities, modality_weights)
-    graph = frozen_item_graph(dataset, weights, k=k, include_self=include_self)
+    given = stored_modality_graphs(dataset, graphs, weights, k, include_self)
+    graph = frozen_item_graph(dataset, weights, k=k, include_self=include_self, given=given)
     train = sp.csr_matrix(dataset.train, dtype=np.float32, copy=True)
     train.sum_duplicates()
     train.data[:] = 1.0

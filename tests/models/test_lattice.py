@@ -393,6 +393,11 @@ def test_builder_uses_stored_graphs_with_provenance(tmp_path):
     save_graph(tmp_path / "fused", fused.graph, fused.record)
     with pytest.raises(DataError, match="one-modality kNN graphs"):
         build_model("lattice", ds, dict(SMALL, graphs=[str(tmp_path / "fused")]))
+    # two graphs over one modality: the second silently replaced the first
+    other_k = build_item_graph(ds, GraphSpec(kind="knn", k=5, modalities=("text",), weighting="binary"))
+    save_graph(tmp_path / "text-binary", other_k.graph, other_k.record)
+    with pytest.raises(DataError, match="two stored graphs over 'text' given: pass one per modality"):
+        build_model("lattice", ds, dict(SMALL, graphs=[str(tmp_path / "text"), str(tmp_path / "text-binary")]))
 
 
 # --------------------------------------------------------------- real data

@@ -174,6 +174,48 @@ def sym_graph(graph: sp.csr_matrix, record: GraphRecord, path: str) -> sp.csr_ma
     return normalize_adjacency(graph, "sym")
 
 
+def one_modality_graphs(
+    dataset: Dataset, graphs: Any, *, model: str, modalities: Sequence[str], among: str, k: int | None,
+    include_self: bool, weighting: str | None = None,
+) -> dict[str, sp.csr_matrix]:
+    """Stored graphs (``--graph``) used as a model's per-modality kNN graphs, by modality,
+    symmetrically normalised (:func:`sym_graph`): each one a one-modality kNN graph of
+    this data (the provenance checks of :func:`load_stored_graphs`) over one of
+    ``modalities`` (named ``among`` in messages, e.g. ``"--modalities"``), at most one per
+    modality, with the ``k`` and ``include_self`` asked for and, where the model's graph
+    has a fixed form (``weighting``, e.g. FREEDOM's ``"binary"``), that weighting, not
+    symmetrised. One-line DataErrors naming the graph and the rebuild."""
+    hint = "build-graph --kind knn --modalities M" + (f" --weighting {weighting}" if weighting else "")
+    given: dict[str, sp.csr_matrix] = {}
+    for g, rec, path in load_stored_graphs(dataset, graphs):
+        if rec.kind != "knn" or len(rec.modalities or ()) != 1:
+            raise DataError(
+                f"graph {path} is a {rec.kind} graph of {','.join(rec.modalities or []) or 'no modality'}; "
+                f"{model} takes one-modality kNN graphs ({hint})"
+            )
+        m = rec.modalities[0]
+        if m not in modalities:
+            raise DataError(f"graph {path} is over {m!r}, which is not among {among} {','.join(modalities)}")
+        if m in given:
+            raise DataError(f"two stored graphs over {m!r} given: pass one per modality")
+        if weighting is not None:
+            if rec.weighting != weighting:
+                raise DataError(
+                    f"graph {path} has {rec.weighting} weights; {model}'s modality graphs are {weighting}: "
+                    f"rebuild it with --weighting {weighting}"
+                )
+            if rec.symmetric:
+                raise DataError(f"graph {path} is symmetrised; {model}'s kNN graphs are not: rebuild it without --symmetric")
+        check_k(rec, k, path)
+        if bool((rec.options or {}).get("include_self", False)) != include_self:
+            raise DataError(
+                f"graph {path} was built with include_self={not include_self}: pass "
+                f"{'--include-self' if not include_self else '--no-include-self'} or rebuild it"
+            )
+        given[m] = sym_graph(g, rec, path)
+    return given
+
+
 def note_emptied_rows(emptied: int, what: str, fix: str) -> None:
     """A :class:`GraphrecNote` for kNN rows that the symmetric normalisation leaves
     empty: items whose k neighbours' cosines sum to <= 0 (fewer than k items

@@ -24,10 +24,8 @@ from graphrec.train.builders._common import (
     ModalityK,
     Modalities,
     StoredGraphs,
-    check_k,
-    load_stored_graphs,
+    one_modality_graphs,
     needs_features,
-    sym_graph,
 )
 from graphrec.train.registry import Choice, FloatRange, IntRange, Option, register_model
 
@@ -141,36 +139,11 @@ def stored_modality_graphs(
     dataset: Dataset, graphs: Any, weights: Mapping[str, float], k: int, include_self: bool
 ) -> dict[str, sp.csr_matrix]:
     """The stored graphs (``--graph``) as FREEDOM's normalised modality graphs, by
-    modality: each must be a directed one-modality binary kNN graph of this data (the
-    provenance checks of :func:`load_stored_graphs`) over a merged modality, with the
-    ``k`` and ``include_self`` asked for; normalised D^-1/2 S D^-1/2 unless stored so."""
-    given: dict[str, sp.csr_matrix] = {}
-    for g, rec, path in load_stored_graphs(dataset, graphs):
-        if rec.kind != "knn" or len(rec.modalities or ()) != 1:
-            raise DataError(
-                f"graph {path} is a {rec.kind} graph of {','.join(rec.modalities or []) or 'no modality'}; "
-                "freedom takes one-modality kNN graphs (build-graph --kind knn --modalities M --weighting binary)"
-            )
-        m = rec.modalities[0]
-        if m not in weights:
-            raise DataError(f"graph {path} is over {m!r}, which is not among the merged modalities {','.join(weights)}")
-        if m in given:
-            raise DataError(f"two stored graphs over {m!r} given: pass one per modality")
-        if rec.weighting != "binary":
-            raise DataError(
-                f"graph {path} has {rec.weighting} weights; FREEDOM's modality graphs are binary: "
-                "rebuild it with --weighting binary"
-            )
-        if rec.symmetric:
-            raise DataError(f"graph {path} is symmetrised; FREEDOM's kNN graphs are not: rebuild it without --symmetric")
-        check_k(rec, k, path)
-        if bool((rec.options or {}).get("include_self", False)) != include_self:
-            raise DataError(
-                f"graph {path} was built with include_self={not include_self}: pass "
-                f"{'--include-self' if not include_self else '--no-include-self'} or rebuild it"
-            )
-        given[m] = sym_graph(g, rec, path)
-    return given
+    modality: each a directed one-modality binary kNN graph of this data over a merged
+    modality, with the ``k`` and ``include_self`` asked for
+    (:func:`~graphrec.train.builders._common.one_modality_graphs`)."""
+    return one_modality_graphs(dataset, graphs, model="freedom", modalities=list(weights),
+                               among="the merged modalities", k=k, include_self=include_self, weighting="binary")
 
 
 def content_modalities(model: FREEDOM, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:

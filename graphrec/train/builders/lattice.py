@@ -11,7 +11,6 @@ import scipy.sparse as sp
 import torch
 
 from graphrec.data import Dataset
-from graphrec.errors import DataError
 from graphrec.graphs.build import GraphSpec, build_item_graph
 from graphrec.graphs.cooccur import cooccurrence_factors
 from graphrec.models.lattice import CF_WEIGHTS, LATTICE
@@ -26,12 +25,10 @@ from graphrec.train.builders._common import (
     Modalities,
     StoredGraphs,
     check_features,
-    check_k,
     default_reg_weight,
     parity_backbone,
     feature_modalities,
-    load_stored_graphs,
-    sym_graph,
+    one_modality_graphs,
 )
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
@@ -145,23 +142,8 @@ def build_lattice(
     reg_weight, include_self = resolved["reg_weight"], resolved["include_self"]
     check_params(dataset, {"modalities": modalities})
     mods = feature_modalities(dataset, modalities)
-    given: dict[str, sp.csr_matrix] = {}
-    for g, rec, path in load_stored_graphs(dataset, graphs):
-        if rec.kind != "knn" or len(rec.modalities or ()) != 1:
-            raise DataError(
-                f"graph {path} is a {rec.kind} graph of {','.join(rec.modalities or []) or 'no modality'}; "
-                "lattice takes one-modality kNN graphs (build-graph --kind knn --modalities M)"
-            )
-        m = rec.modalities[0]
-        if m not in mods:
-            raise DataError(f"graph {path} is over {m!r}, which is not among --modalities {','.join(mods)}")
-        check_k(rec, k, path)
-        if bool((rec.options or {}).get("include_self", False)) != include_self:
-            raise DataError(
-                f"graph {path} was built with include_self={not include_self}: pass "
-                f"{'--include-self' if not include_self else '--no-include-self'} or rebuild it"
-            )
-        given[m] = sym_graph(g, rec, path)
+    given = one_modality_graphs(dataset, graphs, model="lattice", modalities=mods, among="--modalities", k=k,
+                                include_self=include_self)
     originals = {}
     for m in mods:
         if m in given:

@@ -41,6 +41,7 @@ __all__ = [
     "item_count_from_features",
     "check_feature_matrix",
     "check_npy_file",
+    "is_number",
     "looks_like_data",
     "PANDAS_NA",
     "check_not_missing",
@@ -129,17 +130,19 @@ class Table:
         return self.columns[column]
 
 
+def is_number(text: str) -> bool:
+    """Whether ``text`` parses as a float (``float``'s reading: ``nan``, ``1e5``, `` 2 ``)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def looks_like_data(fields: Sequence[str]) -> bool:
     """Whether header fields are all numbers (or number sequences, like a UniSRec history):
     a file whose header line is missing, its first row read as the header."""
-    def number(f: str) -> bool:
-        try:
-            float(f)
-        except ValueError:
-            return False
-        return True
-
-    return bool(fields) and all(f.split() and all(number(x) for x in f.split()) for f in fields)
+    return bool(fields) and all(f.split() and all(is_number(x) for x in f.split()) for f in fields)
 
 
 #: the cells pandas, which RecBole and MMRec read their files with, takes for missing
@@ -357,19 +360,11 @@ def parse_float(
 def _float_fix(value: str, column: str, typed: bool) -> str:
     """What to do about ``value``, which is no number, in a float column."""
     parts = value.split()
-    if typed and len(parts) > 1 and all(_is_number(p) for p in parts):
+    if typed and len(parts) > 1 and all(is_number(p) for p in parts):
         return f"it holds {len(parts)} numbers, but a float field holds one: declare it {column}:float_seq"
     if typed:
         return f"fix the value, or declare the column {column}:token if it is text"
     return "fix the value"
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def read_json(path: Path, what: str, fix: str = "") -> Any:

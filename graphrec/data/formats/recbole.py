@@ -69,6 +69,7 @@ from graphrec.data.formats._common import (
     check_tab_separated,
     check_unseen,
     duplicate_rows,
+    is_number,
     looks_like_data,
     one_line,
     parse_float,
@@ -154,7 +155,7 @@ def _float_seq_matrix(table: Table, field: str) -> np.ndarray | None:
         flat = np.array([x for k in filled for x in parts[k]], dtype=np.float32)
     except ValueError:
         for k in filled:
-            bad = next((x for x in parts[k] if not _is_float(x)), None)
+            bad = next((x for x in parts[k] if not is_number(x)), None)
             if bad is not None:
                 raise DataError(
                     f"{table.path} line {table.line(k)}: {field} value {bad!r} is not a number: "
@@ -192,7 +193,7 @@ def _numeric_token_seq_note(table: Table, field: str) -> None:
     parts = [v.split() for v in values if v.strip()]
     if not parts or len({len(p) for p in parts}) != 1:
         return
-    if not all(_is_float(x) for p in parts for x in p):
+    if not all(is_number(x) for p in parts for x in p):
         return
     if all(is_int_text(x) for p in parts for x in p):
         return
@@ -204,14 +205,6 @@ def _numeric_token_seq_note(table: Table, field: str) -> None:
         GraphrecNote,
         stacklevel=3,
     )
-
-
-def _is_float(x: str) -> bool:
-    try:
-        float(x)
-    except ValueError:
-        return False
-    return True
 
 
 def _side_fields(

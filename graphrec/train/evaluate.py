@@ -86,9 +86,12 @@ def masked_splits(split: str, protocol: str = "recbole") -> tuple[str, ...]:
 def _without_pattern(mask: sp.csr_matrix, positives: sp.spmatrix) -> sp.csr_matrix:
     """``mask``'s entries outside ``positives``' pattern (both n_users x n_items): the
     items a user interacted with before that are not among its positives now."""
-    m = mask.astype(bool).astype(np.int8)
-    p = sp.csr_matrix(positives).astype(bool).astype(np.int8)
-    out = sp.csr_matrix(m - m.multiply(p))
+    both = sp.csr_matrix(mask.multiply(positives))
+    both.eliminate_zeros()
+    if not both.nnz:  # the usual case (no pair in two splits): the mask as it is
+        return mask
+    both.data[:] = 1
+    out = sp.csr_matrix(mask.astype(bool).astype(np.int8) - both.astype(np.int8))
     out.eliminate_zeros()
     return out
 

@@ -222,9 +222,7 @@ def fuse_features(
             # (norm == 0 while some entry is non-zero)
             tiny = finite & (norm == 0) & (np.abs(blk).max(axis=1, initial=0.0) > 0)
             if tiny.any():
-                scale = np.abs(blk[tiny]).max(axis=1)
-                blk[tiny] /= scale[:, None]
-                norm[tiny] = np.sqrt(np.einsum("ij,ij->i", blk[tiny], blk[tiny]))
+                _rescale_tiny(blk, norm, tiny)
                 has |= tiny
             present[m][s:e] = has
             acc[has] += blk[has] / norm[has, None]
@@ -270,9 +268,7 @@ def _add_unit_rows(
         # tiny vectors whose squares underflow: rescale by the max-abs first
         tiny = zero[np.abs(blk[zero]).max(axis=1, initial=0.0) > 0]
         if tiny.size:
-            scale = np.abs(blk[tiny]).max(axis=1)
-            blk[tiny] /= scale[:, None]
-            norm[tiny] = np.sqrt(np.einsum("ij,ij->i", blk[tiny], blk[tiny]))
+            _rescale_tiny(blk, norm, tiny)
             has[tiny] = True
     present[s:e] = has
     if has.all():
@@ -282,3 +278,11 @@ def _add_unit_rows(
         acc[has] += blk[has] / norm[has, None]
     count += has
     return True
+
+
+def _rescale_tiny(blk: np.ndarray, norm: np.ndarray, tiny: np.ndarray) -> None:
+    """Rows ``tiny`` (a mask or indices) of ``blk`` have content but squares that underflow
+    (norm 0): divide them by their max-abs and recompute their norms, in place."""
+    scale = np.abs(blk[tiny]).max(axis=1)
+    blk[tiny] /= scale[:, None]
+    norm[tiny] = np.sqrt(np.einsum("ij,ij->i", blk[tiny], blk[tiny]))

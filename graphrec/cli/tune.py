@@ -61,6 +61,13 @@ def tune(
     protocol: Annotated[
         str, typer.Option(help="recbole (test masks train+valid) or mmrec (train only).")
     ] = _DEFAULTS["protocol"],
+    valid_users: Annotated[
+        Optional[int],
+        typer.Option(help="Validate every trial on this many users, drawn among those with a validation positive "
+                          "(the same users for every trial and seed); the best trial's test ranks every user. "
+                          "[default: every user]",
+                     show_default=False),
+    ] = None,
     cold_start: ColdStart = 0.0,
     cold_protocol: ColdProtocol = "papers",
     select_on: SelectOn = _DEFAULTS["select_on"],
@@ -116,7 +123,7 @@ def tune(
     try:
         config = TrainConfig(**{**shared, "epochs": epochs, "patience": patience, "eval_every": eval_every,
                                 "valid_metric": metric, "select_on": select_on, "negatives": negatives,
-                                "protocol": protocol, "seed": seed, "progress": False})
+                                "protocol": protocol, "valid_users": valid_users, "seed": seed, "progress": False})
     except ConfigError as e:  # named by the option (--batch-size), not TrainConfig's field
         raise ConfigError(option_message(str(e))) from None
     echo = (lambda line: None) if quiet else typer.echo

@@ -34,7 +34,8 @@ __all__ = [
 TRAIN_OPTIONS: dict[str, str] = {
     "epochs": "epochs", "lr": "lr", "lr_decay": "lr_decay", "lr_decay_every": "lr_decay_every",
     "batch_size": "batch_size", "patience": "patience", "eval_every": "eval_every", "metric": "valid_metric",
-    "select_on": "select_on", "negatives": "negatives", "protocol": "protocol", "seed": "seed",
+    "select_on": "select_on", "negatives": "negatives", "protocol": "protocol", "valid_users": "valid_users",
+    "seed": "seed",
 }
 #: the :class:`TrainConfig` fields that ``graphrec train`` sets, by their flag
 CONFIG_FLAGS: dict[str, str] = {field: "--" + option.replace("_", "-") for option, field in TRAIN_OPTIONS.items()}

@@ -45,6 +45,11 @@ class TrainConfig:
         ks: cut-offs reported for every metric.
         protocol: ``recbole`` (test masks train + valid) or ``mmrec`` (masks train only).
         eval_batch_size: users scored per evaluation batch.
+        valid_users: validate on this many users only, drawn among those with a validation
+            positive in the ``select_on`` items, the same for every run on the data
+            (:func:`graphrec.train.fit.validation_users`);
+            the test split is always ranked for every user. ``None``: every user. Full
+            ranking of a million users costs hours per validation (docs/scaling.md).
         seed: seeds parameter initialisation, shuffling and negative sampling.
         progress: show progress bars.
     """
@@ -63,6 +68,7 @@ class TrainConfig:
     ks: tuple[int, ...] = (10, 20, 50)
     protocol: str = "recbole"
     eval_batch_size: int = 512
+    valid_users: int | None = None
     seed: int = 0
     progress: bool = True
 
@@ -82,6 +88,12 @@ class TrainConfig:
         if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__") or not all(_is_int(k) and k >= 1 for k in ks):
             raise ConfigError(f"ks must be cut-offs (integers >= 1), e.g. (10, 20, 50), got {self.ks!r}")
         self.ks = tuple(int(k) for k in ks)
+        if self.valid_users is not None:
+            if not _is_int(self.valid_users):
+                raise ConfigError(f"valid_users must be an integer, got {self.valid_users!r}")
+            if self.valid_users < 1:
+                raise ConfigError(f"valid_users must be at least 1, got {self.valid_users} (leave it unset to validate every user)")
+            self.valid_users = int(self.valid_users)
         for name in ("epochs", "batch_size", "patience", "eval_every", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

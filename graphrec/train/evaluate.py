@@ -128,6 +128,16 @@ def _item_subset(items: np.ndarray | Sequence[int], n_items: int) -> np.ndarray:
     return np.unique(arr)
 
 
+def _user_subset(users: np.ndarray | Sequence[int], n_users: int) -> np.ndarray:
+    arr = np.asarray(users)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ConfigError("users must be a 1-D array of user indices")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= n_users):
+        raise ConfigError(f"user subset contains indices outside [0, {n_users}): pass user indices, not ids")
+    return arr
+
+
 def _restrict(m: sp.csr_matrix, items: np.ndarray | None) -> sp.csr_matrix:
     """``m`` with only the columns in ``items`` kept (same shape)."""
     if items is None:
@@ -153,8 +163,10 @@ def _evaluate_groups(
     device: str | torch.device,
     progress: bool | float,
     shard: Shard | None = None,
+    users: np.ndarray | Sequence[int] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Evaluate several item subsets (``None`` = all items) with one ranking pass.
+    """Evaluate several item subsets (``None`` = all items) with one ranking pass, over
+    the users with a positive in some subset (among ``users`` when given).
 
     With a ``shard`` (:mod:`graphrec.distributed`), this rank scores the user batches
     ``rank, rank + world, ...``; the per-batch sums are gathered and added in batch order,
@@ -180,12 +192,18 @@ def _evaluate_groups(
         mask_mat = _without_pattern(mask_mat, target)
     mask_mat.sort_indices()
 
-    # evaluate the union of the users with a positive in some group, in index order
+    # evaluate the union of the users with a positive in some group (among ``users``), in index order
+    chosen = np.ones(dataset.n_users, dtype=bool)
+    if users is not None:  # a subset (training's sampled validation, TrainConfig.valid_users)
+        chosen[:] = False
+        chosen[_user_subset(users, dataset.n_users)] = True
     has_pos = np.zeros(dataset.n_users, dtype=bool)
-    for m in pos_mats.values():
-        has_pos |= np.diff(m.indptr) > 0
+    n_eval = {}
+    for g, m in pos_mats.items():
+        in_group = (np.diff(m.indptr) > 0) & chosen
+        has_pos |= in_group
+        n_eval[g] = int(in_group.sum())
     users = np.flatnonzero(has_pos)
-    n_eval = {g: int((np.diff(m.indptr) > 0).sum()) for g, m in pos_mats.items()}
 
     mask_ptr, mask_idx = _csr_to_torch(mask_mat, dev)
     pos_csr = {g: _csr_to_torch(m, dev) for g, m in pos_mats.items()}
@@ -305,6 +323,7 @@ def evaluate_ranking(
     device: str | torch.device = "cpu",
     progress: bool | float = False,
     shard: Shard | None = None,
+    users: np.ndarray | Sequence[int] | None = None,
 ) -> dict[str, float]:
     """Full-ranking top-K metrics of ``scorer`` on ``split`` (see module doc).
 
@@ -325,6 +344,9 @@ def evaluate_ranking(
         shard: in a torch.distributed group (:func:`graphrec.distributed.current`), the
             ranks split the user batches and all return the same, exact metrics; every
             rank of the group must call.
+        users: optional user indices: only these users are evaluated (those of them with
+            a positive in ``split``), e.g. training's sampled validation
+            (:func:`graphrec.train.fit.validation_users`).
 
     Returns:
         ``{"recall@10": ..., "ndcg@10": ..., ..., "users": n_evaluated_users}``; metric
@@ -342,6 +364,7 @@ def evaluate_ranking(
         device=device,
         progress=progress,
         shard=shard,
+        users=users,
     )["all"]
 
 
@@ -357,12 +380,14 @@ def evaluate_cold_start(
     device: str | torch.device = "cpu",
     progress: bool | float = False,
     shard: Shard | None = None,
+    users: np.ndarray | Sequence[int] | None = None,
 ) -> dict[str, dict[str, float]]:
     """``{"all": ..., "warm": ..., "cold": ...}`` metrics of a cold-start dataset.
 
     ``cold`` counts only ``dataset.cold_items`` as positives, ``warm`` only the other
     items, ``all`` every item; each averages over its own users (``"users"`` key) and
-    all three rank over all items. One scoring pass serves the three. A group without
+    all three rank over all items (``users``: only those users, as :func:`evaluate_ranking`).
+    One scoring pass serves the three. A group without
     any positive in ``split`` is left out (under the papers' cold-start protocol valid
     and test hold cold items only: there is no ``warm``). Raises :class:`ConfigError`
     when the dataset has no cold-start split.
@@ -394,6 +419,7 @@ def evaluate_cold_start(
         device=device,
         progress=progress,
         shard=shard,
+        users=users,
     )
 
 

@@ -1,11 +1,13 @@
 """The generic fit loop shared by every ranking model.
 
 ``fit`` trains with Adam on shuffled BPR triples (uniform negatives that are never a
-training positive of the user; cold-start items included unless ``negatives="warm"``), validates every ``eval_every`` epochs,
+training positive of the user; cold-start items included unless ``negatives="warm"``), validates every ``eval_every`` epochs
+(every user with a validation positive, or ``valid_users`` of them: :func:`validation_users`),
 keeps the best state by the validation metric, stops after ``patience`` evaluations
 without improvement, restores the best state and evaluates the test split ONCE. Before
 each epoch it calls ``model.start_epoch(epoch)`` (its time counts in the epoch's
-``train_seconds``); a model without trainable parameters
+``train_seconds``); a first epoch projected to take over an hour is noted once, with
+the advice of larger steps (:func:`slow_epoch_note`); a model without trainable parameters
 (content kNN) is validated once and tested, with nothing to train. The test
 split is never looked at before that. Everything is seeded by ``config.seed``.
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 import copy
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -41,19 +44,40 @@ from graphrec._device import resolve_device
 from graphrec.data import Dataset
 from graphrec.data.dataset import max_abs
 from graphrec.data.sampling import NegativeSampler, bpr_batches
-from graphrec.errors import ConfigError, DataError, TrainingDiverged
+from graphrec.errors import ConfigError, DataError, GraphrecNote, TrainingDiverged
 from graphrec.models import Recommender
 from graphrec.train.config import TrainConfig, check_config
 from graphrec.train.evaluate import evaluate_cold_start, evaluate_ranking
 from graphrec.train.optim import adam
 from graphrec.train.state import StateKeeper, TrainState
 
-__all__ = ["FitResult", "fit", "seed_everything", "evaluate_model", "divergence_error"]
+__all__ = ["FitResult", "fit", "seed_everything", "evaluate_model", "divergence_error", "validation_users"]
 
 #: the fit loop's bars over an epoch's steps and over an evaluation's user batches appear
 #: once that epoch or evaluation has run this many seconds: a quick one prints nothing new,
 #: an hour-long one (a million items) shows its progress
 _BAR_DELAY = 2.0
+
+
+#: a first epoch projected to take longer than this (seconds) gets a note suggesting a
+#: larger --batch-size (:func:`slow_epoch_note`), judged after :data:`_SLOW_EPOCH_STEPS` steps
+_SLOW_EPOCH_SECONDS = 3600.0
+_SLOW_EPOCH_STEPS = 10
+
+
+def slow_epoch_note(step_seconds: float, n_steps: int, batch_size: int) -> str | None:
+    """The note for an epoch of ``n_steps`` steps of ``step_seconds`` each, when it comes
+    to more than :data:`_SLOW_EPOCH_SECONDS` and a larger step would shorten it (more than
+    one step); else None. A LightGCN-style model propagates the whole graph at every step,
+    so an epoch costs its step count times a propagation, and larger steps cut the count
+    (docs/scaling.md); they also change the optimisation, so they are chosen on validation."""
+    total = step_seconds * n_steps
+    if n_steps <= 1 or total <= _SLOW_EPOCH_SECONDS:
+        return None
+    return (f"an epoch will take about {total / 3600:.1f} h ({n_steps} steps of {step_seconds:.1f} s at --batch-size "
+            f"{batch_size}): models that propagate the whole graph at every step train an epoch in fewer, larger "
+            "steps (e.g. --batch-size 262144 at a million items, docs/scaling.md); a larger step changes the "
+            "optimisation, so compare on validation")
 
 
 def _bars(config: TrainConfig) -> float | bool:
@@ -122,7 +146,8 @@ def evaluate_model(
     progress: bool | float = False,
 ) -> dict[str, dict[str, float]]:
     """Metrics of ``split`` for all items and, under cold start, warm and cold items (in a
-    process group, every rank takes its share of the users: :mod:`graphrec.distributed`)."""
+    process group, every rank takes its share of the users: :mod:`graphrec.distributed`).
+    Validation is over ``config.valid_users`` users when set (:func:`validation_users`)."""
     check_model_fits(model, dataset)
     model.eval()
     shard = distributed.current()
@@ -135,10 +160,45 @@ def evaluate_model(
             device=device,
             progress=progress and (shard is None or shard.is_main),
             shard=shard,
+            users=validation_users(dataset, config) if split == "valid" else None,
         )
         if dataset.cold_items is not None:
             return evaluate_cold_start(scorer, dataset, split, **kw)
         return {"all": evaluate_ranking(scorer, dataset, split, **kw)}
+
+
+#: the seed of :func:`validation_users`' draw: fixed, so that every run on a dataset
+#: validates on the same users whatever its ``seed`` (runs compare on them), and the
+#: draw never touches training's random streams
+VALID_USERS_SEED = 0x76616C6964  # "valid"
+
+
+def validation_users(dataset: Dataset, config: TrainConfig) -> np.ndarray | None:
+    """The users validation ranks under ``config.valid_users`` (None: every user).
+
+    ``valid_users`` users drawn uniformly without replacement among those with a
+    validation positive in the items selection is on (``config.select_on``: all items,
+    or the warm / cold ones of a cold-start split), by a generator of fixed seed
+    (:data:`VALID_USERS_SEED`): the same users at every validation of a run, in every rank
+    of a process group, in a resumed run, in ``graphrec evaluate`` and in every run on the
+    same data whatever its ``seed`` (tune's trials and repeats compare on the same users);
+    training draws the same triples with or without it. All of them when there are no
+    more. Sorted user indices."""
+    if config.valid_users is None:
+        return None
+    valid = dataset.split("valid")
+    has_pos = np.diff(valid.indptr) > 0
+    if config.select_on != "all" and dataset.cold_items is not None:
+        is_cold = np.zeros(dataset.n_items, dtype=bool)
+        is_cold[np.asarray(dataset.cold_items, dtype=np.int64)] = True
+        wanted = is_cold[valid.indices] if config.select_on == "cold" else ~is_cold[valid.indices]
+        rows = np.repeat(np.arange(dataset.n_users), np.diff(valid.indptr))
+        has_pos = np.bincount(rows[wanted], minlength=dataset.n_users) > 0
+    candidates = np.flatnonzero(has_pos)
+    if config.valid_users >= len(candidates):
+        return candidates
+    rng = np.random.default_rng(VALID_USERS_SEED)
+    return np.sort(rng.choice(candidates, size=config.valid_users, replace=False))
 
 
 def check_selection(dataset: Dataset, config: TrainConfig) -> None:
@@ -270,6 +330,7 @@ def fit(
         # a bar over the epoch's steps, shown once an epoch has run 2 s (a million-item epoch takes hours)
         steps = _progress(bpr_batches(dataset.train, config.batch_size, rng, sampler), config.progress and main,
                           total=n_batches, desc=f"epoch {epoch}", unit="step", leave=False, delay=_BAR_DELAY)
+        t_steps, done = time.perf_counter(), 0
         for users, pos, neg in steps:  # ranks split each step
             scale = 1.0
             if split_steps:  # this rank's part of the step (module doc)
@@ -289,6 +350,11 @@ def fit(
             loss.backward()
             opt.step()
             total += float(loss.detach())
+            done += 1
+            if epoch == first and done == _SLOW_EPOCH_STEPS and main:  # judged once per run, on the first epoch
+                note = slow_epoch_note((time.perf_counter() - t_steps) / done, n_batches, config.batch_size)
+                if note is not None:
+                    warnings.warn(note, GraphrecNote, stacklevel=2)
         if shard is not None:  # the mean over the step's triples, averaged over the steps
             total = float(distributed.all_sum(torch.tensor([total], dtype=torch.float64))) / shard.world
         if sched is not None:

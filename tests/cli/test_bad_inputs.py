@@ -444,6 +444,7 @@ def test_training_diverged_is_still_a_floating_point_error():
         (("--lr-decay", "2"), "error: --lr-decay must be in (0, 1], got 2.0"),
         (("--select-on", "x"), "error: --select-on must be one of all, warm, cold, got 'x'"),
         (("--eval-every", "0"), "error: --eval-every must be at least 1, got 0"),
+        (("--valid-users", "0"), "error: --valid-users must be at least 1, got 0 (leave it unset to validate every user)"),
     ],
 )
 def test_training_option_errors_name_the_option(data_dir, tmp_path, option, message):

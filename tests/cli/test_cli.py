@@ -269,3 +269,18 @@ def test_notes_stay_notes_where_a_command_prints_warnings_as_lines(capsys, monke
             warnings.warn("rows left empty", GraphrecNote)
         warnings.warn("an old run", UserWarning)
     assert capsys.readouterr().err.splitlines() == ["note: rows left empty", "warning: an old run"]
+
+
+def test_train_valid_users_validates_a_sample_and_evaluate_repeats_it(data_dir, tmp_path):
+    out = tmp_path / "run"
+    res = run("train", "lightgcn", "--data", data_dir, "--epochs", "2", "--dim", "8", "--valid-users", "30",
+              "--device", "cpu", "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "s/validation of 30 sampled users" in res.output
+    record = json.loads((out / "record.json").read_text())
+    assert record["train_config"]["valid_users"] == 30 and record["best_valid"]["users"] == 30
+    assert record["test"]["all"]["users"] > 30  # the test ranks every user
+    res = run("evaluate", out, "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    line = next(l for l in res.output.splitlines() if l.startswith("recall@20"))
+    assert line.split()[1] == f"{record['best_valid']['recall@20']:.4f}"  # the same 30 users

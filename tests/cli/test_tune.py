@@ -285,3 +285,20 @@ def test_user_errors_are_one_line_before_any_work(data, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     _one_line_error(run(*_args(data, tmp_path, 1)), "graphrec tune needs Optuna: pip install 'graphrec[tune]'")
     assert not (tmp_path / "study.db").exists() and not (tmp_path / "out").exists() and not (tmp_path / "tb").exists()
+
+
+def test_valid_users_validates_every_trial_on_the_same_sample_and_the_best_is_tested_on_everyone(data, tmp_path):
+    import shlex
+
+    from graphrec.train.record import load_record
+
+    res = run(*_args(data, tmp_path, 2, 2, "--valid-users", 25, "--no-pruning"))
+    assert res.exit_code == 0, res.output
+    for n in ("0", "1"):
+        trial = load_record(tmp_path / "out" / "trials" / n)
+        assert trial["train_config"]["valid_users"] == 25
+        assert all(h["valid"]["users"] == 25 for h in trial["history"])
+        assert "--valid-users 25" in trial["command"]  # its train command validates the same way
+    best = load_record(tmp_path / "out" / "best")
+    assert best["best_valid"]["users"] == 25 and best["test"]["all"]["users"] > 25
+    assert shlex.split(best["command"])[:3] == ["graphrec", "train", "lightgcn"]

@@ -341,3 +341,23 @@ def test_non_finite_scores_are_refused_like_nan(value, everywhere):
         scores[1, 4] = value  # item 4 is not masked for user 1 at valid
     with pytest.raises(GraphrecError, match="scorer returned NaN or infinite scores at valid: the model diverged"):
         evaluate_ranking(_fixed(scores), ds, "valid")
+
+
+def test_user_subset_evaluates_those_users_only():
+    ds = _tiny()
+    # test ranking (recbole): u0: i4 i3 (recall@1 1/2); u1: i0 (1); u2: i5 (1); u3: i1 (1)
+    res = evaluate_ranking(_fixed(SCORES), ds, "test", ks=(1,), users=np.array([0, 3]))
+    assert res["users"] == 2 and res["recall@1"] == pytest.approx((1 / 2 + 1) / 2)
+    # u3 has no validation positive: of {0, 3} only u0 is validated
+    valid = evaluate_ranking(_fixed(SCORES), ds, "valid", ks=(1,), users=[3, 0])
+    assert valid["users"] == 1
+    assert evaluate_ranking(_fixed(SCORES), ds, "test", ks=(1, 3), users=np.arange(4)) == evaluate_ranking(
+        _fixed(SCORES), ds, "test", ks=(1, 3))
+    # the cold-start groups count the subset's users only: cold {i3, i5}: u0 (i3 at rank 2), u2 (i5 at rank 1)
+    cold = evaluate_cold_start(_fixed(SCORES), ds.replace(cold_items=np.array([3, 5])), "test", ks=(1,), users=[2, 3])
+    assert cold["cold"]["users"] == 1 and cold["cold"]["recall@1"] == pytest.approx(1.0)
+    assert cold["warm"]["users"] == 1 and cold["all"]["users"] == 2
+    with pytest.raises(ConfigError, match="outside"):
+        evaluate_ranking(_fixed(SCORES), ds, "test", users=[4])
+    with pytest.raises(ConfigError, match="user indices"):
+        evaluate_ranking(_fixed(SCORES), ds, "test", users=np.array(["u0"]))

@@ -339,3 +339,69 @@ def test_progress_shows_each_epochs_steps_and_evaluations(ds, monkeypatch):
     quiet, _ = run_training(ds, "lightgcn", {"embedding_dim": 8}, TrainConfig(**{**cfg.to_dict(), "progress": False}))
     assert [h["loss"] for h in loud["history"]] == [h["loss"] for h in quiet["history"]]
     assert loud["test"] == quiet["test"]
+
+
+def test_valid_users_validates_a_fixed_sample_and_tests_everyone(ds):
+    from graphrec.train.fit import validation_users
+
+    base = dict(epochs=3, batch_size=512, ks=(20,), progress=False, seed=2)
+    full, _ = run_training(ds, "lightgcn", {"embedding_dim": 8}, TrainConfig(**base))
+    part, model = run_training(ds, "lightgcn", {"embedding_dim": 8}, TrainConfig(**base, valid_users=50))
+    # training draws the same triples: the same losses, epoch by epoch
+    assert [h["loss"] for h in part["history"]] == [h["loss"] for h in full["history"]]
+    assert all(h["valid"]["users"] == 50 for h in part["history"])
+    assert full["history"][0]["valid"]["users"] > 50
+    assert part["test"]["all"]["users"] == full["test"]["all"]["users"]
+    # the sample: 50 users with a validation positive, the same whatever the run's seed
+    sample = validation_users(ds, TrainConfig(**base, valid_users=50))
+    assert len(sample) == 50 and (np.diff(ds.split("valid").indptr)[sample] > 0).all()
+    assert np.array_equal(sample, validation_users(ds, TrainConfig(**dict(base, seed=9), valid_users=50)))
+    # the recorded validation is the sample's, as evaluate_model computes it again
+    again = evaluate_model(model, ds, "valid", TrainConfig(**base, valid_users=50), "cpu")["all"]
+    assert again == part["best_valid"]
+    assert validation_users(ds, TrainConfig(**base)) is None
+    everyone = validation_users(ds, TrainConfig(**base, valid_users=10**6))
+    assert np.array_equal(everyone, np.flatnonzero(np.diff(ds.split("valid").indptr) > 0))
+    with pytest.raises(ConfigError, match="valid_users must be at least 1"):
+        TrainConfig(valid_users=0)
+
+
+def test_valid_users_samples_the_selected_cold_items_users(ds):
+    from graphrec.data.splits import cold_start
+    from graphrec.train.fit import validation_users
+
+    cold = cold_start(ds, 0.3, seed=0, protocol="hidden")
+    valid = cold.split("valid")
+    is_cold = np.isin(valid.indices, cold.cold_items)
+    rows = np.repeat(np.arange(cold.n_users), np.diff(valid.indptr))
+    with_cold = set(rows[is_cold].tolist())
+    sample = validation_users(cold, TrainConfig(valid_users=20, select_on="cold", progress=False))
+    assert len(sample) == 20 and set(sample.tolist()) <= with_cold
+
+
+def test_slow_epoch_note_suggests_larger_steps():
+    from graphrec.train.fit import slow_epoch_note
+
+    note = slow_epoch_note(15.0, 4883, 2048)  # a million-item LightGCN epoch at the default step
+    assert note is not None and "about 20.3 h (4883 steps of 15.0 s at --batch-size 2048)" in note
+    assert "--batch-size 262144" in note
+    assert slow_epoch_note(15.0, 200, 2048) is None  # under an hour
+    assert slow_epoch_note(7200.0, 1, 2048) is None  # one step: a larger one would not shorten it
+
+
+def test_slow_first_epoch_is_noted_once(ds, monkeypatch):
+    import warnings
+
+    from graphrec.errors import GraphrecNote
+    import importlib
+
+    fit_module = importlib.import_module("graphrec.train.fit")
+
+    monkeypatch.setattr(fit_module, "_SLOW_EPOCH_SECONDS", 0.0)  # every epoch counts as slow
+    monkeypatch.setattr(fit_module, "_SLOW_EPOCH_STEPS", 2)
+    model = build_model("lightgcn", ds, {"embedding_dim": 8})
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        fit(model, ds, TrainConfig(epochs=2, batch_size=64, ks=(20,), progress=False))
+    notes = [w for w in seen if issubclass(w.category, GraphrecNote)]
+    assert len(notes) == 1 and "steps of" in str(notes[0].message) and "--batch-size 64" in str(notes[0].message)

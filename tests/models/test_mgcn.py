@@ -370,6 +370,72 @@ def test_errors():
         build_model("mgcn", _dataset(), {"weighting": "heat"})
 
 
+# ----------------------------------------------------------- stored graphs (--graph)
+
+def _store(ds, folder, modality, **spec) -> str:
+    """Build a one-modality kNN graph of ``ds`` as ``graphrec build-graph`` does and store it."""
+    from graphrec.graphs.build import GraphSpec, build_item_graph
+    from graphrec.graphs.store import save_graph
+
+    opts = dict(kind="knn", k=3, modalities=(modality,), weighting="cosine", include_self=True)
+    opts.update(spec)
+    built = build_item_graph(ds, GraphSpec(**opts))
+    save_graph(folder, built.graph, built.record, overwrite=True)
+    return str(folder)
+
+
+def _same_graphs(a: dict, b: dict) -> bool:
+    """The same modalities with the same sparse CSR tensors, bit for bit (pattern and values)."""
+    return list(a) == list(b) and all(
+        torch.equal(a[m].crow_indices(), b[m].crow_indices()) and torch.equal(a[m].col_indices(), b[m].col_indices())
+        and torch.equal(a[m].values(), b[m].values()) for m in a
+    )
+
+
+@pytest.mark.parametrize("normalization", ["none", "sym"])
+@pytest.mark.parametrize("weighting", ["cosine", "binary"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_stored_graphs_give_the_graphs_the_builder_builds(normalization, weighting, include_self, tmp_path):
+    ds = _dataset()
+    params = {"embedding_dim": 4, "k": 3, "weighting": weighting, "include_self": include_self}
+    built = build_model("mgcn", ds, params).item_graphs()
+    spec = dict(normalization=normalization, weighting=weighting, include_self=include_self)
+    text = _store(ds, tmp_path / "text", "text", **spec)
+    image = _store(ds, tmp_path / "image", "image", **spec)
+    for graphs in ([text], [text, image]):  # one modality stored (the other built), or both
+        got = build_model("mgcn", ds, dict(params, graphs=graphs)).item_graphs()
+        assert _same_graphs(got, built)
+
+
+def test_stored_graphs_are_checked(tmp_path):
+    ds = _dataset()
+    params = {"embedding_dim": 4, "k": 3}
+    cases = [
+        (dict(weighting="binary"), "binary weights; mgcn's modality graphs are cosine"),
+        (dict(symmetric=True), "symmetrised"),
+        (dict(k=2), "k=2"),
+        (dict(include_self=False), "include_self"),
+        (dict(normalization="row"), "'row' normalisation"),
+        (dict(kind="cooccur", modalities=None), "one-modality kNN"),
+    ]
+    for i, (spec, words) in enumerate(cases):
+        path = _store(ds, tmp_path / f"g{i}", "text", **spec)
+        with pytest.raises(DataError, match=words) as err:
+            build_model("mgcn", ds, dict(params, graphs=[path]))
+        assert path in str(err.value) and "\n" not in str(err.value)
+    text = _store(ds, tmp_path / "text", "text")
+    with pytest.raises(DataError, match="two stored graphs"):
+        build_model("mgcn", ds, dict(params, graphs=[text, text]))
+    with pytest.raises(DataError, match="not among --modalities image"):
+        build_model("mgcn", ds, dict(params, modalities="image", graphs=[text]))
+    with pytest.raises(DataError, match="cosine weights; mgcn's modality graphs are binary"):
+        build_model("mgcn", ds, dict(params, weighting="binary", graphs=[text]))
+    other = _dataset()
+    other.item_features["text"] = other.item_features["text"][::-1].copy()  # other content: refused on load
+    with pytest.raises(DataError, match="other item content"):
+        build_model("mgcn", other, dict(params, graphs=[text]))
+
+
 # ----------------------------------------------------------- real data
 
 def test_mgcn_beats_most_popular_on_lastfm(shared_data):

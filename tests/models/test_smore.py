@@ -449,6 +449,75 @@ def test_missing_modality_is_a_clear_error():
         build_model("smore", _dataset(), {"modalities": "audio"})
 
 
+# ----------------------------------------------------------- stored graphs (--graph)
+
+def _store(ds, folder, modality, **spec) -> str:
+    """Build a one-modality kNN graph of ``ds`` as ``graphrec build-graph`` does and store it."""
+    from graphrec.graphs.build import GraphSpec, build_item_graph
+    from graphrec.graphs.store import save_graph
+
+    opts = dict(kind="knn", k=2 if modality == "image" else 3, modalities=(modality,), weighting="cosine",
+                include_self=True)
+    opts.update(spec)
+    built = build_item_graph(ds, GraphSpec(**opts))
+    save_graph(folder, built.graph, built.record, overwrite=True)
+    return str(folder)
+
+
+def _same_graphs(a: dict, b: dict) -> bool:
+    """The same views with the same sparse CSR tensors, bit for bit (pattern and values)."""
+    return list(a) == list(b) and all(
+        torch.equal(a[v].crow_indices(), b[v].crow_indices()) and torch.equal(a[v].col_indices(), b[v].col_indices())
+        and torch.equal(a[v].values(), b[v].values()) for v in a
+    )
+
+
+@pytest.mark.parametrize("normalization", ["none", "sym"])
+@pytest.mark.parametrize("weighting", ["cosine", "binary"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_stored_graphs_give_the_graphs_the_builder_builds(normalization, weighting, include_self, tmp_path):
+    """Each modality's graph with its own k (image 2, text 3), and the fusion view pooled
+    from them, equal the built ones bit for bit."""
+    ds = _dataset()
+    params = {"embedding_dim": 4, "image_knn_k": 2, "text_knn_k": 3, "weighting": weighting,
+              "include_self": include_self}
+    built = build_model("smore", ds, params).item_graphs()
+    assert list(built) == ["image", "text", FUSION]
+    spec = dict(normalization=normalization, weighting=weighting, include_self=include_self)
+    text = _store(ds, tmp_path / "text", "text", **spec)
+    image = _store(ds, tmp_path / "image", "image", **spec)
+    for graphs in ([text], [image], [text, image]):  # one modality stored (the other built), or both
+        got = build_model("smore", ds, dict(params, graphs=graphs)).item_graphs()
+        assert _same_graphs(got, built)
+
+
+def test_stored_graphs_are_checked(tmp_path):
+    ds = _dataset()
+    params = {"embedding_dim": 4, "image_knn_k": 2, "text_knn_k": 3}
+    cases = [
+        (dict(weighting="binary"), "binary weights; smore's modality graphs are cosine"),
+        (dict(symmetric=True), "symmetrised"),
+        (dict(k=2), r"k=2 but smore uses k=3 for 'text'"),
+        (dict(include_self=False), "include_self"),
+        (dict(normalization="row"), "'row' normalisation"),
+        (dict(kind="cooccur", modalities=None), "one-modality kNN"),
+    ]
+    for i, (spec, words) in enumerate(cases):
+        path = _store(ds, tmp_path / f"g{i}", "text", **spec)
+        with pytest.raises(DataError, match=words) as err:
+            build_model("smore", ds, dict(params, graphs=[path]))
+        assert path in str(err.value) and "\n" not in str(err.value)
+    text = _store(ds, tmp_path / "text", "text")
+    with pytest.raises(DataError, match="two stored graphs"):
+        build_model("smore", ds, dict(params, graphs=[text, text]))
+    with pytest.raises(DataError, match="not among --modalities image"):
+        build_model("smore", ds, {"embedding_dim": 4, "image_knn_k": 2, "modalities": "image", "graphs": [text]})
+    with pytest.raises(DataError, match="k=3 but smore uses k=4 for 'text': rebuild it with --k 4, or train with "
+                                        "--knn-k text=3"):
+        build_model("smore", ds, dict(params, knn_k="text=4", graphs=[text]))
+    assert build_model("smore", ds, dict(params, knn_k=3, graphs=[text])) is not None  # text's k is still 3
+
+
 # ----------------------------------------------------------- real data
 
 def test_smore_beats_most_popular_on_lastfm(shared_data):

@@ -175,23 +175,32 @@ def sym_graph(graph: sp.csr_matrix, record: GraphRecord, path: str) -> sp.csr_ma
 
 
 def one_modality_graphs(
-    dataset: Dataset, graphs: Any, *, model: str, modalities: Sequence[str], among: str, k: int | None,
-    include_self: bool, weighting: str | None = None,
+    dataset: Dataset, graphs: Any, *, model: str, modalities: Sequence[str], among: str,
+    k: int | Mapping[str, int] | None, include_self: bool, weighting: str | None = None,
+    ignore: Sequence[str] = (), stored: Optional[list[tuple[sp.csr_matrix, GraphRecord, str]]] = None,
 ) -> dict[str, sp.csr_matrix]:
     """Stored graphs (``--graph``) used as a model's per-modality kNN graphs, by modality,
     symmetrically normalised (:func:`sym_graph`): each one a one-modality kNN graph of
     this data (the provenance checks of :func:`load_stored_graphs`) over one of
     ``modalities`` (named ``among`` in messages, e.g. ``"--modalities"``), at most one per
-    modality, with the ``k`` and ``include_self`` asked for and, where the model's graph
-    has a fixed form (``weighting``, e.g. FREEDOM's ``"binary"``), that weighting, not
-    symmetrised. One-line DataErrors naming the graph and the rebuild."""
+    modality, with the ``k`` (one for every modality, or a mapping ``{modality: k}`` for
+    a model with one k per modality, as SMORE) and ``include_self`` asked for and, where
+    the model's graph has a fixed form (``weighting``, e.g. FREEDOM's ``"binary"``), that
+    weighting, not symmetrised. ``ignore``: kinds of graph another check of the caller
+    handles (DRAGON's ``"user-cooccur"``), skipped here; ``stored``: the graphs already
+    read by :func:`load_stored_graphs` (then ``graphs`` is not read again). One-line
+    DataErrors naming the graph and the rebuild."""
     hint = "build-graph --kind knn --modalities M" + (f" --weighting {weighting}" if weighting else "")
+    hint += "".join(f", or build-graph --kind {kind}" for kind in ignore)
     given: dict[str, sp.csr_matrix] = {}
-    for g, rec, path in load_stored_graphs(dataset, graphs):
+    for g, rec, path in load_stored_graphs(dataset, graphs) if stored is None else stored:
+        if rec.kind in ignore:
+            continue
         if rec.kind != "knn" or len(rec.modalities or ()) != 1:
+            takes = "one-modality kNN graphs" + "".join(f" and a {kind} graph" for kind in ignore)
             raise DataError(
                 f"graph {path} is a {rec.kind} graph of {','.join(rec.modalities or []) or 'no modality'}; "
-                f"{model} takes one-modality kNN graphs ({hint})"
+                f"{model} takes {takes} ({hint})"
             )
         m = rec.modalities[0]
         if m not in modalities:
@@ -206,7 +215,14 @@ def one_modality_graphs(
                 )
             if rec.symmetric:
                 raise DataError(f"graph {path} is symmetrised; {model}'s kNN graphs are not: rebuild it without --symmetric")
-        check_k(rec, k, path)
+        if isinstance(k, Mapping):
+            if rec.k != k[m]:
+                raise DataError(
+                    f"graph {path} has k={rec.k} but {model} uses k={k[m]} for {m!r}: rebuild it with --k {k[m]}, "
+                    f"or train with --knn-k {m}={rec.k}"
+                )
+        else:
+            check_k(rec, k, path)
         if bool((rec.options or {}).get("include_self", False)) != include_self:
             raise DataError(
                 f"graph {path} was built with include_self={not include_self}: pass "

@@ -1,9 +1,10 @@
 """MGCN's builder: the normalised bipartite graph of the TRAINING data (and its user-item
-block), one frozen top-k graph per modality from the raw features, and the features."""
+block), one frozen top-k graph per modality from the raw features (or read from stored
+graphs), and the features."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any, Mapping, Optional
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,13 +23,15 @@ from graphrec.train.builders._common import (
     Layers,
     ModalityK,
     Modalities,
+    StoredGraphs,
     check_features,
     feature_modalities,
+    one_modality_graphs,
 )
 from graphrec.train.builders.freedom import frozen_item_graph
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
-__all__ = ["build_mgcn", "mgcn_item_graphs", "mgcn_modalities"]
+__all__ = ["build_mgcn", "mgcn_item_graphs", "mgcn_modalities", "stored_mgcn_graphs"]
 
 WEIGHTINGS = ("cosine", "binary")
 
@@ -45,16 +48,23 @@ def mgcn_item_graphs(
     k: int = 10,
     weighting: str = "cosine",
     include_self: bool = True,
+    given: Optional[Mapping[str, sp.csr_matrix]] = None,
 ) -> dict[str, sp.csr_matrix]:
     """Per modality m, :math:`D_m^{-1/2} S_m D_m^{-1/2}` of the top-``k`` cosine graph
     :math:`S_m` of the raw features (``weighting="cosine"``: the cosines as values, as
     MGCN's reference code; ``"binary"``: 1 on the same pattern, FREEDOM's
     :func:`~graphrec.train.builders.freedom.frozen_item_graph`), row sums :math:`D_m`;
-    ``include_self``: each item takes one of its own k places. Float32 scipy CSR."""
+    ``include_self``: each item takes one of its own k places. ``given``: the normalised
+    graphs of some modalities, already read from stored graphs
+    (:func:`stored_mgcn_graphs`), used instead of building them. Float32 scipy CSR."""
+    given = given or {}
     out = {}
     for m in modalities:
         if weighting == "binary":
-            out[m] = frozen_item_graph(dataset, {m: 1.0}, k=k, include_self=include_self)
+            mine = {m: given[m]} if m in given else None
+            out[m] = frozen_item_graph(dataset, {m: 1.0}, k=k, include_self=include_self, given=mine)
+        elif m in given:
+            out[m] = given[m]
         else:
             spec = GraphSpec(
                 kind="knn", k=k, modalities=(m,), weighting="cosine", include_self=include_self, normalization="sym"
@@ -63,6 +73,17 @@ def mgcn_item_graphs(
             note_emptied_rows(built.emptied_rows, f"{m} graph:", "lower --k, or --weighting binary")
             out[m] = built.graph
     return out
+
+
+def stored_mgcn_graphs(
+    dataset: Dataset, graphs: Any, modalities: tuple[str, ...], k: int, weighting: str, include_self: bool
+) -> dict[str, sp.csr_matrix]:
+    """The stored graphs (``--graph``) as MGCN's normalised modality graphs, by modality:
+    each a directed one-modality kNN graph of this data over one of ``modalities``, with
+    the ``k``, ``weighting`` and ``include_self`` asked for
+    (:func:`~graphrec.train.builders._common.one_modality_graphs`)."""
+    return one_modality_graphs(dataset, graphs, model="mgcn", modalities=modalities, among="--modalities", k=k,
+                               include_self=include_self, weighting=weighting)
 
 
 def content_modalities(model: MGCN, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -125,15 +146,20 @@ def build_mgcn(
     train_features: Annotated[
         bool, Option("--train-features/--fixed-features", help="Fine-tune the feature tables (as the reference code).")
     ] = True,
+    graphs: StoredGraphs = None,
 ) -> MGCN:
     """MGCN's inputs, from the TRAINING data: D^-1/2 A D^-1/2 of the user-item graph, its
     user-item block, per modality the normalised top-``k`` graph of the raw features, and
     the raw features. MMRec trains MGCN with the learning rate decayed by 0.96 every 50
     epochs (``learning_rate_scheduler: [0.96, 50]``): ``graphrec train mgcn`` and ``graphrec
-    tune mgcn`` default to ``--lr-decay 0.96``; from Python, TrainConfig(lr_decay=0.96)."""
+    tune mgcn`` default to ``--lr-decay 0.96``; from Python, TrainConfig(lr_decay=0.96).
+    ``graphs``: stored one-modality kNN graphs (``graphrec build-graph --kind knn
+    --modalities M``, with this ``k``, ``weighting`` and ``include_self``) used for their
+    modalities instead of building them (provenance-checked)."""
     check_params(dataset, {"modalities": modalities})
     mods = mgcn_modalities(dataset, modalities)
-    graphs = mgcn_item_graphs(dataset, mods, k=k, weighting=weighting, include_self=include_self)
+    given = stored_mgcn_graphs(dataset, graphs, mods, k, weighting, include_self)
+    item_graphs = mgcn_item_graphs(dataset, mods, k=k, weighting=weighting, include_self=include_self, given=given)
     adj = normalized_bipartite(dataset.train, "sym")
     n_users = dataset.n_users
     user_item = adj[:n_users, n_users:]
@@ -143,7 +169,7 @@ def build_mgcn(
         dataset.n_items,
         to_torch_sparse(adj),
         to_torch_sparse(user_item),
-        {m: to_torch_sparse(g) for m, g in graphs.items()},
+        {m: to_torch_sparse(g) for m, g in item_graphs.items()},
         features,
         embedding_dim=embedding_dim,
         num_layers=num_layers,

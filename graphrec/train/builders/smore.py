@@ -1,5 +1,6 @@
 """SMORE's builder: the normalised bipartite graph of the training data, one normalised
-top-k item graph per modality (its own k), their max-pooled fusion, and the raw features."""
+top-k item graph per modality (its own k; built here, or read from a stored graph), their
+max-pooled fusion, and the raw features."""
 
 from __future__ import annotations
 
@@ -22,13 +23,16 @@ from graphrec.train.builders._common import (
     LR_SPACE,
     Modalities,
     Reg,
+    StoredGraphs,
     feature_modalities,
     needs_features,
+    one_modality_graphs,
 )
 from graphrec.train.builders.freedom import _parse_weights, frozen_item_graph
 from graphrec.train.registry import FloatRange, IntRange, Option, register_model
 
-__all__ = ["build_smore", "max_pool_graphs", "modality_graph", "modality_knn_k", "DEFAULT_KNN_K"]
+__all__ = ["build_smore", "max_pool_graphs", "modality_graph", "modality_knn_k", "stored_smore_graphs",
+           "DEFAULT_KNN_K"]
 
 #: MMRec's first grid value of image_knn_k / text_knn_k, the k of any other modality
 DEFAULT_KNN_K = 10
@@ -110,16 +114,26 @@ def modality_knn_k(
 
 
 def modality_graph(
-    dataset: Dataset, modality: str, k: int, weighting: str = "cosine", include_self: bool = True
+    dataset: Dataset,
+    modality: str,
+    k: int,
+    weighting: str = "cosine",
+    include_self: bool = True,
+    given: Optional[sp.csr_matrix] = None,
 ) -> sp.csr_matrix:
     """One modality's item graph: the top-``k`` cosine neighbours of each item's raw
     features (the item itself among them with ``include_self``), with the cosine
     (``weighting="cosine"``) or 1 (``"binary"``, FREEDOM's graph) as edge values,
-    normalised D^-1/2 S D^-1/2 with its row sums D. float32 scipy CSR, n_items square."""
+    normalised D^-1/2 S D^-1/2 with its row sums D. float32 scipy CSR, n_items square.
+    ``given``: that graph already normalised, read from a stored graph
+    (:func:`stored_smore_graphs`), used instead of building it."""
     if weighting == "binary":
-        return frozen_item_graph(dataset, {modality: 1.0}, k=k, include_self=include_self)
+        mine = {modality: given} if given is not None else None
+        return frozen_item_graph(dataset, {modality: 1.0}, k=k, include_self=include_self, given=mine)
     if weighting != "cosine":
         raise ConfigError(f"weighting {weighting!r} is not one of {', '.join(WEIGHTINGS)}")
+    if given is not None:
+        return given
     spec = GraphSpec(
         kind="knn", k=k, modalities=(modality,), weighting="cosine", include_self=include_self, normalization="sym"
     )
@@ -127,6 +141,17 @@ def modality_graph(
     lower = f"--{modality}-knn-k" if modality in ("image", "text") else f"{modality}'s k in --knn-k"
     note_emptied_rows(built.emptied_rows, f"{modality} graph:", f"lower {lower}, or --weighting binary")
     return built.graph
+
+
+def stored_smore_graphs(
+    dataset: Dataset, graphs: Any, ks: Mapping[str, int], weighting: str, include_self: bool
+) -> dict[str, sp.csr_matrix]:
+    """The stored graphs (``--graph``) as SMORE's normalised modality graphs, by modality:
+    each a directed one-modality kNN graph of this data over one of the modalities of
+    ``ks``, with that modality's k (``ks``), the ``weighting`` and ``include_self`` asked
+    for (:func:`~graphrec.train.builders._common.one_modality_graphs`)."""
+    return one_modality_graphs(dataset, graphs, model="smore", modalities=list(ks), among="--modalities", k=ks,
+                               include_self=include_self, weighting=weighting)
 
 
 def max_pool_graphs(graphs: Sequence[sp.spmatrix]) -> sp.csr_matrix:
@@ -246,6 +271,7 @@ def build_smore(
     train_features: Annotated[
         bool, Option("--train-features/--fixed-features", help="Fine-tune the feature tables (as the reference).")
     ] = True,
+    graphs: StoredGraphs = None,
 ) -> SMORE:
     """SMORE's inputs, from the TRAINING data: D^-1/2 A D^-1/2 of the interactions, per
     modality (default all the dataset has) the normalised top-k cosine graph of the raw
@@ -254,20 +280,26 @@ def build_smore(
 
     MMRec trains SMORE with the learning rate decayed by 0.96 every 50 epochs
     (learning_rate_scheduler [0.96, 50]): ``graphrec train smore`` and ``graphrec tune
-    smore`` default to ``--lr-decay 0.96``; from Python, TrainConfig(lr_decay=0.96)."""
+    smore`` default to ``--lr-decay 0.96``; from Python, TrainConfig(lr_decay=0.96).
+
+    ``graphs``: stored one-modality kNN graphs (``graphrec build-graph --kind knn
+    --modalities M --k K``, K that modality's k, with this ``weighting`` and
+    ``include_self``) used for their modalities instead of building them
+    (provenance-checked); the fusion view pools them as it pools built ones."""
     check_params(dataset, {"dropout": dropout, "modalities": modalities, "knn_k": knn_k,
                            "image_knn_k": image_knn_k, "text_knn_k": text_knn_k})
     mods = feature_modalities(dataset, modalities)
     ks = modality_knn_k(mods, knn_k, image_knn_k, text_knn_k)
-    graphs = {m: modality_graph(dataset, m, ks[m], weighting, include_self) for m in mods}
-    fusion = max_pool_graphs(list(graphs.values()))
+    given = stored_smore_graphs(dataset, graphs, ks, weighting, include_self)
+    item_graphs = {m: modality_graph(dataset, m, ks[m], weighting, include_self, given.get(m)) for m in mods}
+    fusion = max_pool_graphs(list(item_graphs.values()))
     adj = to_torch_sparse(normalized_bipartite(dataset.train, "sym"))
     features = {m: torch.from_numpy(np.asarray(dataset.item_features[m], dtype=np.float32)) for m in mods}
     return SMORE(
         dataset.n_users,
         dataset.n_items,
         adj,
-        {m: to_torch_sparse(g) for m, g in graphs.items()},
+        {m: to_torch_sparse(g) for m, g in item_graphs.items()},
         to_torch_sparse(fusion),
         features,
         embedding_dim=embedding_dim,

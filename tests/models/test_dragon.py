@@ -252,6 +252,95 @@ def test_errors():
         build_model("dragon", no_features)
 
 
+# ----------------------------------------------------------- stored graphs (--graph)
+
+
+def _store(ds, folder, modality, **spec) -> str:
+    """Build a graph of ``ds`` as ``graphrec build-graph`` does and store it: a binary
+    one-modality kNN graph by default, or ``kind="user-cooccur"``."""
+    from graphrec.graphs.build import GraphSpec, build_item_graph
+    from graphrec.graphs.store import save_graph
+
+    if spec.get("kind") == "user-cooccur":
+        opts = dict(cooccur_top_k=2)
+    else:
+        opts = dict(kind="knn", k=2, modalities=(modality,), weighting="binary", include_self=True)
+    opts.update(spec)
+    built = build_item_graph(ds, GraphSpec(**opts))
+    save_graph(folder, built.graph, built.record, overwrite=True)
+    return str(folder)
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Two sparse CSR tensors equal bit for bit (pattern and values)."""
+    return (torch.equal(a.crow_indices(), b.crow_indices()) and torch.equal(a.col_indices(), b.col_indices())
+            and torch.equal(a.values(), b.values()))
+
+
+@pytest.mark.parametrize("normalization", ["none", "sym"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_stored_graphs_give_the_graphs_the_builder_builds(normalization, include_self, tmp_path):
+    """Stored modality graphs feed the frozen merged item graph as FREEDOM's do; a stored
+    user-cooccur graph of the top user_k counts gives the softmax user operator: both bit for bit."""
+    ds = _dataset()
+    params = {"embedding_dim": 4, "k": 2, "user_k": 2, "include_self": include_self}
+    built = build_model("dragon", ds, params)
+    spec = dict(normalization=normalization, include_self=include_self)
+    text = _store(ds, tmp_path / "text", "text", **spec)
+    image = _store(ds, tmp_path / "image", "image", **spec)
+    users = _store(ds, tmp_path / "users", None, kind="user-cooccur")
+    for graphs in ([text], [text, image], [users], [image, users, text]):
+        got = build_model("dragon", ds, dict(params, graphs=graphs))
+        assert _same(got.item_graph(), built.item_graph())
+        assert _same(got.user_graph(), built.user_graph())
+    # the user graph really is the stored one: a top-3 graph with --user-k 3
+    users3 = _store(ds, tmp_path / "users3", None, kind="user-cooccur", cooccur_top_k=3)
+    got = build_model("dragon", ds, dict(params, user_k=3, graphs=[users3]))
+    assert _same(got.user_graph(), build_model("dragon", ds, dict(params, user_k=3)).user_graph())
+    assert not torch.equal(got.user_graph().to_dense(), built.user_graph().to_dense())
+
+
+def test_stored_graphs_are_checked(tmp_path):
+    ds = _dataset()
+    params = {"embedding_dim": 4, "k": 2, "user_k": 2}
+    cases = [
+        (dict(weighting="cosine"), "cosine weights; dragon's modality graphs are binary"),
+        (dict(symmetric=True), "symmetrised"),
+        (dict(k=3), "k=3"),
+        (dict(include_self=False), "include_self"),
+        (dict(normalization="row"), "'row' normalisation"),
+        (dict(kind="cooccur", modalities=None), "one-modality kNN graphs and a user-cooccur graph"),
+        (dict(kind="user-cooccur", cooccur_top_k=3), "top 3 co-occurring users per user but --user-k is 2"),
+        (dict(kind="user-cooccur", cooccur_top_k=None), "every co-occurring user per user"),
+        (dict(kind="user-cooccur", cooccur_min_count=2), "fewer than 2 items"),
+        (dict(kind="user-cooccur", symmetric=True), "symmetrised"),
+        (dict(kind="user-cooccur", normalization="row"), "'row' normalisation; DRAGON takes the raw counts"),
+        (dict(kind="user-cooccur", normalization="sym"), "'sym' normalisation; DRAGON takes the raw counts"),
+    ]
+    for i, (spec, words) in enumerate(cases):
+        path = _store(ds, tmp_path / f"g{i}", "text", **spec)
+        with pytest.raises(DataError, match=words) as err:
+            build_model("dragon", ds, dict(params, graphs=[path]))
+        message = str(err.value)
+        assert path in message and "\n" not in message
+        if spec.get("kind") == "user-cooccur":
+            assert "build-graph --kind user-cooccur --cooccur-top-k 2" in message
+    text = _store(ds, tmp_path / "text", "text")
+    users = _store(ds, tmp_path / "users", None, kind="user-cooccur")
+    with pytest.raises(DataError, match="two stored graphs"):
+        build_model("dragon", ds, dict(params, graphs=[text, text]))
+    with pytest.raises(DataError, match="2 stored user-cooccur graphs"):
+        build_model("dragon", ds, dict(params, graphs=[users, users]))
+    with pytest.raises(DataError, match="not among the merged modalities image"):
+        build_model("dragon", ds, dict(params, modalities="image", graphs=[text]))
+    r = R.copy()
+    r[4, 4], r[4, 2] = 0, 1  # other interactions, as many users and items
+    other = build_dataset(*np.nonzero(r), ["train"] * int(r.sum()), user_ids=np.arange(N_USERS),
+                          item_ids=np.arange(N_ITEMS), item_features=_features(), name="five")
+    with pytest.raises(DataError, match="the data differ"):  # refused on load
+        build_model("dragon", other, dict(params, graphs=[users]))
+
+
 # ----------------------------------------------------------- cold start through the registry
 
 

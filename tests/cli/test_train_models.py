@@ -402,3 +402,34 @@ def test_every_model_normalising_a_cosine_graph_notes_emptied_rows(data_dir, mod
     assert expected and len(notes) == len(expected)
     for note, (start, end) in zip(notes, expected):
         assert note.startswith(start) and note.endswith(end), note
+
+
+@pytest.mark.parametrize("model, builds, options", [
+    ("mgcn", [["--kind", "knn", "--modalities", "text", "--include-self"]], []),
+    ("smore", [["--kind", "knn", "--modalities", "text", "--include-self", "--k", "8"]], ["--text-knn-k", "8"]),
+    ("dragon", [["--kind", "knn", "--modalities", "text", "--weighting", "binary", "--include-self"],
+                ["--kind", "user-cooccur", "--cooccur-top-k", "5"]], ["--user-k", "5"]),
+])
+def test_mgcn_smore_dragon_train_on_stored_graphs_as_on_built_ones(data_dir, tmp_path, model, builds, options):
+    """`graphrec train mgcn|smore|dragon --graph DIR` over graphs stored by `graphrec
+    build-graph` (DRAGON's user graph too) trains as the run that builds them: the same
+    losses and metrics; the run records the graphs' paths and checksums."""
+    graphs = []
+    for i, build in enumerate(builds):
+        res = run("build-graph", "--data", data_dir, *build, "--out", tmp_path / f"g{i}", "--quiet", "--device", "cpu")
+        assert res.exit_code == 0, res.output
+        graphs.append(tmp_path / f"g{i}" / build[1])
+    train = ("train", model, "--data", data_dir, "--dim", "4", "--epochs", "1", "--device", "cpu", "--quiet", *options)
+    a = run(*train, *(x for g in graphs for x in ("--graph", g)), "--out", tmp_path / "stored")
+    assert a.exit_code == 0, a.output
+    b = run(*train, "--out", tmp_path / "built")
+    assert b.exit_code == 0, b.output
+    ra = json.loads((tmp_path / "stored" / "record.json").read_text())
+    rb = json.loads((tmp_path / "built" / "record.json").read_text())
+    assert ra["test"] == rb["test"] and ra["best_valid"] == rb["best_valid"]
+    assert [(h["loss"], h["valid"]) for h in ra["history"]] == [(h["loss"], h["valid"]) for h in rb["history"]]
+    assert ra["model_params"]["graphs"] == [str(g.resolve()) for g in graphs]
+    assert [g["path"] for g in ra["graphs"]] == ra["model_params"]["graphs"] and "graphs" not in rb
+    # another k than the stored graph's is refused in one line naming the graph
+    res = run(*train, "--graph", graphs[0], "--k" if model != "smore" else "--text-knn-k", "7", "--out", tmp_path / "k")
+    assert res.exit_code == 1 and str(graphs[0]) in res.output and len(res.output.strip().splitlines()) == 1

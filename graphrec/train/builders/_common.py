@@ -57,7 +57,7 @@ StoredGraphs = Annotated[
     Optional[Sequence[str]],
     Option(
         "--graph",
-        help="A stored item graph (`graphrec build-graph --out DIR`) to use instead of building it; "
+        help="A stored graph (`graphrec build-graph --out DIR`) to use instead of building it; "
         "repeat for several. Refused when built from other data or another cold-start split.",
         cli_type=Optional[List[Path]],
         to_value=_paths,

@@ -30,9 +30,8 @@ def test_train_din_writes_run_and_table(samples, tmp_path):
     rec = load_record(tmp_path / "run")
     assert rec["model"] == "din" and rec["item_graph"]["spec"] == "cooccur"
     assert rec["model_params"]["graph_layers"] == 2
-    # the commands that read ranking runs say what the run is, in one line, and write nothing
-    for args in (["evaluate", str(tmp_path / "run")],
-                 ["export-graph", str(tmp_path / "run"), "--out", str(tmp_path / "graph")]):
+    # the commands that read ranking runs only say what the run is, in one line, and write nothing
+    for args in (["export-graph", str(tmp_path / "run"), "--out", str(tmp_path / "graph")],):
         res = runner.invoke(app, args)
         assert res.exit_code == 1, res.output
         assert "trained din for the ctr task: this reads top-k ranking runs" in res.output, res.output
@@ -270,3 +269,47 @@ def test_optimizer_adagrad_trains_the_backbone_and_is_recorded(samples, tmp_path
     res = runner.invoke(app, [*args, "--optimizer", "sgd", "--out", str(tmp_path / "sgd")])
     assert res.exit_code == 1 and "optimizer 'sgd' is not one of adam, adagrad (--optimizer)" in res.output
     assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "sgd").exists()
+
+
+def test_evaluate_a_ctr_run_repeats_its_metrics_and_writes_its_probabilities(samples, tmp_path):
+    import pandas as pd
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["train", "din", "--data", str(samples), "--task", "ctr", "--epochs", "2",
+                              "--item-graph", "cooccur", "--threads", "1", "--device", "cpu", "--out", str(run),
+                              "--quiet"])
+    assert res.exit_code == 0, res.output
+    rec = load_record(run)
+    preds = tmp_path / "preds.csv"
+    res = runner.invoke(app, ["evaluate", str(run), "--predictions", str(preds), "--device", "cpu", "--quiet"])
+    assert res.exit_code == 0, res.output
+    rows = {line.split()[0]: line.split()[1:] for line in res.output.splitlines() if line.split()}
+    assert rows["auc"] == [f"{rec['best_valid']['auc']:.4f}", f"{rec['test']['auc']:.4f}"]
+    assert rows["logloss"] == [f"{rec['best_valid']['logloss']:.4f}", f"{rec['test']['logloss']:.4f}"]
+    table = pd.read_csv(preds, dtype={"user": str, "item": str})
+    assert list(table.columns) == ["split", "user", "item", "label", "probability"]
+    test = table[table.split == "test"]
+    assert len(test) == rec["test"]["samples"] and len(table) == len(test) + rec["best_valid"]["samples"]
+    assert roc_auc_score(test.label, test.probability) == pytest.approx(rec["test"]["auc"], abs=1e-6)
+    assert log_loss(test.label, test.probability.clip(1e-7, 1 - 1e-7)) == pytest.approx(rec["test"]["logloss"], abs=1e-6)
+    # an existing --predictions is kept unless --overwrite; a ranking option is refused; both in one line
+    for args, words in ((["--predictions", str(preds)], "already exists"), (["--protocol", "mmrec"], "CTR run")):
+        res = runner.invoke(app, ["evaluate", str(run), *args])
+        assert res.exit_code == 1 and words in res.output and len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_evaluate_a_ctr_run_refuses_other_samples(samples, tmp_path):
+    from graphrec.data.ctr import CTRData
+
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["train", "din", "--data", str(samples), "--task", "ctr", "--epochs", "1", "--threads", "1",
+                              "--device", "cpu", "--out", str(run), "--quiet"])
+    assert res.exit_code == 0, res.output
+    other = tmp_path / "other"
+    data = CTRData.load(samples)
+    data.samples["test"].labels = 1 - data.samples["test"].labels  # other samples of the same data
+    data.save(other)
+    res = runner.invoke(app, ["evaluate", str(run), "--data", str(other), "--device", "cpu"])
+    assert res.exit_code == 1, res.output
+    assert "the samples differ from those run" in res.output and len(res.output.strip().splitlines()) == 1

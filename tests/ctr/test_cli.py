@@ -389,3 +389,70 @@ def test_stored_samples_header_entries_are_checked(tmp_path):
     res = runner.invoke(app, ["train", "lr", "--data", str(tmp_path / "s"), "--epochs", "1", "--device", "cpu",
                               "--quiet", "--out", str(tmp_path / "r")])
     _one_error_line(res, "ctr.json: entry 'vocab_sizes' is", "expected an object {field: number of codes >= 1}")
+
+
+RATINGS_HEAD = "user_id,item_id,rating,timestamp"
+
+
+def _ratings(path, rows, sep=","):
+    """A MovieLens folder whose ratings.csv holds ``rows`` (user, item, time)."""
+    path.mkdir(parents=True)
+    lines = [RATINGS_HEAD.replace(",", sep)] + [sep.join((str(u), str(i), "4", str(t))) for u, i, t in rows]
+    (path / "ratings.csv").write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _rows(n_users, per_user, n_items=30):
+    rng = np.random.default_rng(0)
+    return [(u + 1, int(i) + 1, 1000 * u + k) for u in range(n_users)
+            for k, i in enumerate(rng.choice(n_items, per_user, replace=False))]
+
+
+@pytest.mark.parametrize("sep, name", [("\t", "tab"), (";", "semicolon"), ("|", "pipe")])
+def test_movielens_ratings_with_another_separator_say_so(tmp_path, sep, name):
+    src = _ratings(tmp_path / "ml", _rows(10, 6), sep=sep)
+    for args in (["train", "din", "--data", str(src), "--epochs", "1", "--device", "cpu", "--quiet", "--out",
+                  str(tmp_path / "r")], ["prepare", "--format", "movielens", str(src), str(tmp_path / "d")]):
+        res = runner.invoke(app, args)
+        _one_error_line(res, "ratings.csv line 1: the file is not comma-separated", f"is {name}-separated",
+                        "separate its columns with commas")
+        assert "name it userId" not in res.output
+    assert not (tmp_path / "r").exists() and not (tmp_path / "d").exists()
+
+
+def _unisrec(root, valid_sep="\t", feat_values=None):
+    """A tiny UniSRec folder (2 users of 5 behaviours, 6 items, item map, 4-d features)."""
+    root.mkdir(parents=True)
+    head = ["user_id:token", "item_id_list:token_seq", "item_id:token"]
+    seqs = {0: [0, 1, 2, 3, 4], 1: [5, 4, 3, 2, 1]}
+    train = [(u, s[:k], s[k]) for u, s in seqs.items() for k in range(1, 3)]
+    files = {
+        "x.train.inter": ["\t".join(head)] + [f"{u}\t{' '.join(map(str, h))}\t{t}" for u, h, t in train],
+        "x.valid.inter": [valid_sep.join(head)] + [valid_sep.join((str(u), " ".join(map(str, s[:3])), str(s[3])))
+                                                   for u, s in seqs.items()],
+        "x.test.inter": ["\t".join(head)] + [f"{u}\t{' '.join(map(str, s[:4]))}\t{s[4]}" for u, s in seqs.items()],
+        "x.item2index": [f"I{k}\t{k}" for k in range(6)],
+        "x.user2index": [f"U{k}\t{k}" for k in range(2)],
+    }
+    for name, lines in files.items():
+        (root / name).write_text("\n".join(lines) + "\n")
+    np.arange(6 * 4 if feat_values is None else feat_values, dtype=np.float32).tofile(root / "x.feat1CLS")
+    return root
+
+
+def test_unisrec_inter_file_with_commas_says_it_is_not_tab_separated(tmp_path):
+    src = _unisrec(tmp_path / "u", valid_sep=",")
+    res = runner.invoke(app, ["train", "din", "--data", str(src), "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--out", str(tmp_path / "r")])
+    _one_error_line(res, "x.valid.inter line 1: the file is not tab-separated", "is comma-separated",
+                    "separate the columns with tabs")
+    assert "header has no" not in res.output
+
+
+def test_unisrec_feature_file_of_the_wrong_size_gives_the_command_line_fix(tmp_path):
+    src = _unisrec(tmp_path / "u", feat_values=6 * 4 - 1)
+    res = runner.invoke(app, ["train", "din", "--data", str(src), "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--out", str(tmp_path / "r")])
+    _one_error_line(res, "x.feat1CLS: 92 bytes (23 float32 values", "do not split into 6 rows, one per item",
+                    "the 6 lines of", "x.item2index", "write it as 6 x dim float32 values", "24 x dim bytes")
+    assert "read_unisrec(" not in res.output and "dim=" not in res.output

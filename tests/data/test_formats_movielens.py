@@ -174,6 +174,27 @@ def test_missing_column(tmp_path: Path) -> None:
         read_movielens(f)
 
 
+@pytest.mark.parametrize("sep, name", [("\t", "tab"), (";", "semicolon"), ("|", "pipe")])
+def test_ratings_with_another_separator_are_named(tmp_path: Path, sep: str, name: str) -> None:
+    # the columns are there, written with another separator: the message says so, not "name it userId"
+    f = write(tmp_path / "ratings.csv", sep.join(["userId", "movieId", "rating", "timestamp"]) + "\n1,2,3,4\n")
+    with pytest.raises(DataError, match=rf"ratings\.csv line 1: the file is not comma-separated \(its header .* is "
+                                        rf"{name}-separated\): ratings\.csv is read as CSV: separate its columns"):
+        read_movielens(f)
+    g = write(tmp_path / "g" / "ratings.csv", "userId,movieId,rating\n1,2,3\n")
+    write(tmp_path / "g" / "users_info.csv", sep.join(["user_id", "age", "gender"]) + "\n1,2,M\n")
+    with pytest.raises(DataError, match=rf"users_info\.csv line 1: the file is not comma-separated .*{name}"):
+        read_movielens(g)
+
+
+def test_duplicate_rows_are_counted(tmp_path: Path) -> None:
+    f = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n1,2,3,9\n1,3,3,4\n1,2,5,1\n")
+    ds = read_movielens(f)
+    assert ds.meta["duplicate_rows"] == {str(f): 2} and ds.train.nnz == 2
+    assert "duplicate_rows" not in read_movielens(write(tmp_path / "b" / "ratings.csv",
+                                                        "userId,movieId,rating,timestamp\n1,2,3,4\n")).meta
+
+
 def test_non_numeric_id(tmp_path: Path) -> None:
     f = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n1,tt0114709,3,4\n")
     with pytest.raises(DataError, match=r"ratings\.csv line 3: movieId 'tt0114709' is not a MovieLens movie id"):

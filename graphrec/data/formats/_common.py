@@ -46,6 +46,7 @@ __all__ = [
     "PANDAS_NA",
     "check_not_missing",
     "check_tab_separated",
+    "check_separator",
     "check_unseen",
     "duplicate_rows",
     "check_dense_indices",
@@ -180,6 +181,49 @@ def check_tab_separated(table: Table, what: str, example: str) -> None:
     raise DataError(
         f"{table.path} line 1: the file is not tab-separated (its header looks {shown}-separated: "
         f"{one_line(table.header[0])!r}): {what} are TSV, separate the columns with tabs (e.g. {example})"
+    )
+
+
+#: the separators a delimited file is commonly written with, and their names
+SEPARATORS: dict[str, str] = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", " ": "space"}
+
+
+def other_separator(header: Sequence[str], sep: str, names: Sequence[str], strip_types: bool = False) -> str | None:
+    """The common separator (:data:`SEPARATORS`) other than ``sep`` that the header line
+    is written with, or None: ``header`` (the line split on ``sep``) lacks some of
+    ``names``, and the line split on that separator holds more of them (``strip_types``:
+    fields ``name:type`` count as ``name``, as RecBole headers)."""
+
+    def found(fields: Sequence[str]) -> int:
+        keys = {f.strip().strip('"').lstrip("\ufeff") for f in fields}
+        if strip_types:
+            keys = {k.split(":", 1)[0] for k in keys}
+        return len(keys & set(names))
+
+    have = found(header)
+    if have == len(set(names)):
+        return None
+    line = sep.join(header)
+    for other in SEPARATORS:
+        if other != sep and other in line and found(line.split(other)) > have:
+            return other
+    return None
+
+
+def check_separator(path: Path, header: Sequence[str], sep: str, names: Sequence[str], fix: str,
+                    strip_types: bool = False) -> None:
+    """A one-line DataError when the header of ``path`` (split on ``sep``: ``header``)
+    lacks some of the columns ``names`` and the line split on another common separator
+    holds more of them (:func:`other_separator`): the file is not ``sep``-separated, so
+    "header has no ... column" would send the user to rename a column that is there.
+    ``fix`` says how the file must be written (e.g. ``MovieLens ratings.csv is CSV:
+    separate the columns with commas, e.g. userId,movieId,rating,timestamp``)."""
+    other = other_separator(header, sep, names, strip_types)
+    if other is None:
+        return
+    raise DataError(
+        f"{path} line 1: the file is not {SEPARATORS[sep]}-separated (its header {sep.join(header)!r} is "
+        f"{SEPARATORS[other]}-separated): {fix}"
     )
 
 

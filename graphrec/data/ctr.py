@@ -977,3 +977,56 @@ def _check_stored_arrays(path: Path, data: CTRData, has_time: bool) -> None:
                     f"{side_file}: {_at(name, k)} = {int(codes[k])} is not a code of field {key!r} "
                     f"(0..{size - 1}, vocab_sizes[{key!r}] = {size} in ctr.json{pad}): {fix}"
                 )
+
+
+# ---------------------------------------------------------------------- no training samples
+def check_training_samples(data: CTRData, what: str) -> None:
+    """A one-line :class:`DataError` when ``data`` has no training sample, naming the data
+    (``what``: the source folder or samples directory as the user gave it) and its counts:
+    how many users gave samples and the most behaviours one of them has (training
+    samples need a user with at least 4: the last two are the validation and the test
+    target), or under the cold-start protocol the most warm training behaviours."""
+    if len(data.samples["train"]):
+        return
+    test = data.samples["test"]
+    positives = test.labels == 1
+    users = np.unique(test.users[positives]) if len(test) else np.zeros(0, np.int64)
+    n_with, n_all = len(users), data.n_users
+    lead = f"{what} ({data.dataset.name!r}) gives no training samples"
+    cold = data.meta.get("cold_start")
+    if cold:
+        warm = int(np.diff(data.dataset.train.indptr).max()) if data.n_users else 0
+        raise DataError(
+            f"{lead}: with --cold-start {cold.get('fraction')} --seed {cold.get('seed')} a user's training "
+            f"behaviours (all but the last two) keep their warm items only, and none of the {n_with} users with "
+            f"samples has the 2 a training sample needs (at most {warm}): pass a smaller --cold-start, or use data "
+            "with longer behaviour sequences"
+        )
+    longest = int(test.position[positives].max()) if positives.any() else 0
+    shortest = int(test.position[positives].min()) if positives.any() else 0
+    have = (f"all {n_with} users that give samples have exactly {longest} behaviours" if shortest == longest
+            else f"the {n_with} users that give samples have at most {longest} behaviours")
+    rest = f" ({n_all - n_with} of its {n_all} users have fewer than 3 and give none)" if n_all > n_with else ""
+    raise DataError(
+        f"{lead}: {have}{rest}, and a training sample needs a user with at least 4 (a history and a target "
+        "before the validation and the test behaviour): use data with longer behaviour sequences"
+    )
+
+
+# ---------------------------------------------------------------------- merged rows
+def note_merged_rows(data: CTRData) -> None:
+    """A :class:`~graphrec.errors.GraphrecNote` per source file whose repeated (user,
+    item) rows the reader merged into one behaviour (``meta["duplicate_rows"]``, e.g. a
+    MovieLens rating listed twice: one behaviour at its latest timestamp), as ``graphrec
+    prepare`` notes them: the sequences are shorter than the file's row count says.
+    For data read from a source file (a graphrec dataset directory's note was printed
+    when it was prepared)."""
+    import warnings
+
+    from graphrec.errors import GraphrecNote
+
+    for path, n in (data.dataset.meta.get("duplicate_rows") or {}).items():
+        warnings.warn(
+            f"{n} duplicate row{'s' if n != 1 else ''} of {path} merged (a (user, item) pair listed again is one "
+            "behaviour, at its latest timestamp)", GraphrecNote, stacklevel=2,
+        )

@@ -456,3 +456,38 @@ def test_unisrec_feature_file_of_the_wrong_size_gives_the_command_line_fix(tmp_p
     _one_error_line(res, "x.feat1CLS: 92 bytes (23 float32 values", "do not split into 6 rows, one per item",
                     "the 6 lines of", "x.item2index", "write it as 6 x dim float32 values", "24 x dim bytes")
     assert "read_unisrec(" not in res.output and "dim=" not in res.output
+
+
+def test_no_training_samples_name_the_data_and_the_counts(tmp_path):
+    # every user has 3 behaviours: a validation history, target and test target, no training sample
+    src = _ratings(tmp_path / "ml", _rows(12, 3) + [(99, 1, 5)])
+    res = runner.invoke(app, ["train", "din", "--data", str(src), "--samples", str(tmp_path / "s"), "--epochs", "1",
+                              "--device", "cpu", "--quiet", "--out", str(tmp_path / "r")])
+    _one_error_line(res, f"{src} ('ml') gives no training samples", "all 12 users that give samples have exactly 3 "
+                    "behaviours (1 of its 13 users have fewer than 3", "needs a user with at least 4")
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
+
+
+def test_duplicate_ratings_rows_are_noted(tmp_path):
+    rows = _rows(10, 6)
+    src = _ratings(tmp_path / "ml", rows + rows[:3])
+    res = runner.invoke(app, ["train", "lr", "--data", str(src), "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert f"note: 3 duplicate rows of {src / 'ratings.csv'} merged" in res.stderr, res.stderr
+    res = runner.invoke(app, ["prepare", "--format", "movielens", str(src), str(tmp_path / "d")])
+    assert res.exit_code == 0 and f"note: 3 duplicate rows of {src / 'ratings.csv'} merged" in res.output, res.output
+    # a dataset directory merged them when it was prepared (and noted it then): no note
+    res = runner.invoke(app, ["train", "lr", "--data", str(tmp_path / "d"), "--epochs", "1", "--device", "cpu",
+                              "--quiet", "--out", str(tmp_path / "r2")])
+    assert res.exit_code == 0 and "note:" not in res.output, res.output
+
+
+def test_slice_table_prints_sample_counts_as_integers(samples, tmp_path):
+    import re
+
+    res = runner.invoke(app, ["train", "lr", "--data", str(samples), "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    rows = [ln for ln in res.stdout.splitlines() if re.match(r"(level_\d|warm|cold)\s", ln)]
+    assert rows and all(re.fullmatch(r"\S+\s+(\d\.\d{4}|-)\s+\d+", ln) for ln in rows), res.stdout

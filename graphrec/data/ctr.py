@@ -623,7 +623,9 @@ def build_ctr_data(
         raise DataError(
             f"no user of {dataset.name!r} has {_MIN_LENGTH} or more behaviours"
             + (" with a warm one before the last two" if cold is not None else "")
-            + ": CTR samples need a history, a validation and a test behaviour per user"
+            + f" ({n_users} users, at most {int(lengths.max()) if n_users else 0} behaviours each)"
+            + ": CTR samples need a history, a validation and a test behaviour per user: give the users more "
+            "interactions"
         )
     label = np.zeros(len(sequences.items), np.int64)  # 0 train, 1 valid, 2 test
     label[(rank == n_of - 2) & eligible[user_of]] = 1
@@ -728,6 +730,9 @@ def load_ctr_source(
     p = Path(path)
     if p.is_dir() and (p / "dataset.json").is_file():
         ds = Dataset.load(p)
+        if ds.timestamps is None:
+            raise DataError(f"{p}: the dataset holds no timestamps, and CTR samples order each user's behaviours by "
+                            "time: prepare it from interactions with a timestamp column, or pass the source folder")
         seqs = sequences_from_dataset(ds)
     elif p.is_dir() and any(p.glob("*.train.inter")):
         from graphrec.data.formats import read_unisrec
@@ -738,6 +743,10 @@ def load_ctr_source(
         from graphrec.data.formats import read_movielens
 
         ds = read_movielens(p)
+        if ds.timestamps is None:
+            ratings = p if not p.is_dir() else (p / "ratings.csv" if (p / "ratings.csv").is_file() else p / "u.data")
+            raise DataError(f"{ratings}: no timestamp column, and CTR samples order each user's behaviours by time: "
+                            "add it (MovieLens ratings carry userId,movieId,rating,timestamp)")
         seqs = sequences_from_dataset(ds)
     elif not p.exists():
         raise DataError(f"{p}: not found: pass a UniSRec folder, a MovieLens folder or a graphrec dataset directory")

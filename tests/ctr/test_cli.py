@@ -491,3 +491,25 @@ def test_slice_table_prints_sample_counts_as_integers(samples, tmp_path):
     assert res.exit_code == 0, res.output
     rows = [ln for ln in res.stdout.splitlines() if re.match(r"(level_\d|warm|cold)\s", ln)]
     assert rows and all(re.fullmatch(r"\S+\s+(\d\.\d{4}|-)\s+\d+", ln) for ln in rows), res.stdout
+
+
+def test_sources_without_timestamps_and_too_short_users_name_the_file_and_the_counts(tmp_path):
+    src = tmp_path / "ml"
+    src.mkdir()
+    (src / "ratings.csv").write_text("userId,movieId,rating\n" + "".join(f"{u},{i},4\n" for u in range(1, 6)
+                                                                          for i in range(1, 6)))
+    res = runner.invoke(app, ["train", "din", "--data", str(src), "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--out", str(tmp_path / "r")])
+    _one_error_line(res, f"{src / 'ratings.csv'}: no timestamp column", "add it")
+    # a prepared dataset without timestamps names its folder
+    res = runner.invoke(app, ["prepare", "--format", "movielens", str(src), str(tmp_path / "d")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "din", "--data", str(tmp_path / "d"), "--epochs", "1", "--device", "cpu",
+                              "--quiet", "--out", str(tmp_path / "r")])
+    _one_error_line(res, f"{tmp_path / 'd'}: the dataset holds no timestamps")
+    # every user has 2 behaviours: none gives a sample
+    short = _ratings(tmp_path / "short", _rows(7, 2))
+    res = runner.invoke(app, ["train", "din", "--data", str(short), "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--out", str(tmp_path / "r")])
+    _one_error_line(res, "has 3 or more behaviours (7 users, at most 2 behaviours each)")
+    assert not (tmp_path / "r").exists()

@@ -227,7 +227,7 @@ def test_non_finite_timestamp_is_refused(tmp_path: Path, stamp: str) -> None:
     # a temporal split used to order a NaN timestamp as the latest
     write(tmp_path / "m" / "ratings.csv", f"userId,movieId,rating,timestamp\n1,10,4,100\n1,20,4,{stamp}\n1,30,4,200\n")
     with pytest.raises(DataError, match=rf"ratings\.csv line 3: timestamp {stamp!r} is not a finite number \(1 such "
-                       r"rows\): every timestamp must be a finite number"):
+                       r"row\): every timestamp must be a finite number"):
         read_movielens(tmp_path / "m")
     write(tmp_path / "u" / "u.data", f"1\t10\t4\t100\n1\t20\t4\t{stamp}\n")
     with pytest.raises(DataError, match=r"u\.data line 2: timestamp .* is not a finite number"):

@@ -395,7 +395,7 @@ def parse_float(
             k = int(np.flatnonzero(bad)[0])
             raise DataError(
                 f"{table.path} line {table.line(k)}: {column} {values[k]!r} is not a finite number "
-                f"({int(bad.sum())} such rows): every {column} must be a finite number (e.g. unix seconds): "
+                f"({_count(int(bad.sum()), 'such row')}): every {column} must be a finite number (e.g. unix seconds): "
                 "fix or remove the row"
             )
     return out
@@ -521,7 +521,7 @@ def load_npy(path: Path, modality: str) -> np.ndarray:
             r, c = (int(v[0]) for v in np.nonzero(big))
             raise DataError(
                 f"{path}: modality {modality!r} row {r} column {c} holds {float(x[r, c])!r}, outside float32's range "
-                f"(about +-3.4e38; {int(big.sum())} such values): features are stored as float32, so scale them"
+                f"(about +-3.4e38; {_count(int(big.sum()), 'such value')}): features are stored as float32, so scale them"
             )
     return x.astype(np.float32, copy=False)
 
@@ -750,3 +750,8 @@ def item_count_from_features(feats: Mapping[str, tuple[np.ndarray, Path]]) -> in
                 f"{x0.shape[0]}: every feature file needs one row per item, in the same order"
             )
     return int(x0.shape[0])
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 such row``, ``3 such rows``: a count and its noun, for messages."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

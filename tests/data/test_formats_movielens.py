@@ -261,3 +261,11 @@ def test_headerless_ratings_csv(tmp_path: Path) -> None:
                        r"looks like a data row, not column names: add the header line first \(e\.g\. "
                        r"userId,movieId,rating,timestamp\)"):
         read_movielens(tmp_path / "m")
+
+
+@pytest.mark.parametrize("sep, name", [(",", "comma"), (" ", "space")])
+def test_headerless_u_data_with_another_separator_says_so(tmp_path, sep, name):
+    write(tmp_path / "u" / "u.data", sep.join(("1", "10", "4", "100")) + "\n" + sep.join(("1", "20", "4", "200")) + "\n")
+    with pytest.raises(DataError, match=rf"u\.data line 1: expected 4 tab-separated fields \(user_id, item_id, rating, "
+                                        rf"timestamp\), found 1: the line is {name}-separated: write the file with tabs"):
+        read_movielens(tmp_path / "u")

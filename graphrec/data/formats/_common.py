@@ -292,6 +292,14 @@ def read_table(
         if len(r) != n:
             what = "tab" if sep == "\t" else repr(sep)
             where = line_numbers[k] if line_numbers is not None else first + k
+            # a whole line in one field that another separator splits into the columns: the file's separator is wrong
+            other = next((o for o in SEPARATORS if o != sep and len(body[k].split(o)) == n), None) if len(r) == 1 else None
+            if other is not None:
+                raise DataError(
+                    f"{path} line {where}: expected {n} {SEPARATORS.get(sep, what)}-separated fields "
+                    f"({', '.join(keys)}), found 1: the line is {SEPARATORS[other]}-separated: write the file with "
+                    f"{SEPARATORS.get(sep, what)}s between the columns"
+                )
             raise DataError(
                 f"{path} line {where}: expected {n} {what}-separated fields "
                 f"({', '.join(keys)}), found {len(r)}: fix or remove the line"

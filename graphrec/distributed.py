@@ -30,6 +30,7 @@ Without them (and without a group initialised by the caller) :func:`current` is
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -44,10 +45,10 @@ from typing import Any, Sequence
 import torch
 import torch.distributed as dist
 
-from graphrec.errors import ConfigError
+from graphrec.errors import ConfigError, GraphrecError
 
-__all__ = ["Shard", "current", "init_from_env", "launched", "launch", "leave", "all_sum", "all_gather_objects", "broadcast",
-           "part", "report_finished"]
+__all__ = ["Shard", "LostRank", "current", "init_from_env", "launched", "launch", "leave", "all_sum",
+           "all_gather_objects", "broadcast", "part", "report_finished", "report_error", "lost_rank_message"]
 
 #: environment variables a launcher (torchrun or :func:`launch`) sets for every rank
 ENV = ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -59,6 +60,15 @@ HOSTED_STORE = "GRAPHREC_HOSTED_STORE"
 
 #: the key rank 0 sets in the store of :func:`launch` once the run is finished and saved
 FINISHED_KEY = "graphrec/finished"
+#: the key (``+ RANK``) under which a rank of :func:`launch` leaves its error line for the
+#: launcher (:func:`report_error`): JSON ``{"message": ..., "lost": ...}``
+ERROR_KEY = "graphrec/error/"
+
+
+class LostRank(GraphrecError):
+    """A collective failed because another rank of the group stopped: a consequence of that
+    rank's failure, not a cause. Under :func:`launch` the launcher names the rank that
+    failed, and prints this line only when it has nothing else to say."""
 
 
 @dataclass(frozen=True)
@@ -184,18 +194,56 @@ def host_store() -> dist.TCPStore:
     return dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
 
 
+def _tell_launcher(key: str, value: str) -> bool:
+    """Set ``key`` in the store of the launcher (:func:`launch`) that started this rank;
+    whether it was set (False outside :func:`launch`'s ranks: torchrun, one process)."""
+    if os.environ.get(HOSTED_STORE) != "1" or not launched():
+        return False
+    try:
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                              timeout=timedelta(seconds=10))
+        store.set(key, value)
+    except (RuntimeError, ValueError):  # the launcher is gone: nobody to tell (DistError is a RuntimeError)
+        return False
+    return True
+
+
 def report_finished() -> None:
     """Tell the launcher (:func:`launch`) that this rank's work is finished and saved: a
     stop that reaches the ranks afterwards, while they leave, interrupts nothing (the
     launcher then exits 0). Nothing outside :func:`launch`'s ranks (torchrun, one process)."""
-    if os.environ.get(HOSTED_STORE) != "1" or not launched():
-        return
+    _tell_launcher(FINISHED_KEY, "1")
+
+
+def report_error(message: str, lost: bool = False) -> bool:
+    """Tell the launcher (:func:`launch`) the error line this rank ends with (``lost``: a
+    :class:`LostRank`, another rank stopped first); whether the launcher has it. The
+    launcher then prints one line for the run: rank 0's own, another rank's only where it
+    says something else, a lost-rank line only when no rank failed of its own.
+    False outside :func:`launch`'s ranks (torchrun, one process): print the line."""
+    return _tell_launcher(f"{ERROR_KEY}{os.environ.get('RANK', '0')}", json.dumps({"message": message, "lost": lost}))
+
+
+def lost_rank_message(shard: Shard, error: BaseException) -> str:
+    """The line of a :class:`LostRank` of ``shard``: the transport's first sentence (gloo
+    adds a paragraph of advice), and where the cause is (the rank that stopped first)."""
+    text = " ".join(str(error).split())
+    first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", text, maxsplit=1)[0] if text else type(error).__name__
+    return (f"rank {shard.rank} lost another rank of the {shard.world}: {clip(first).rstrip('.')}; the rank that stopped "
+            "first has the cause (see its output, or the launcher's)")
+
+
+def _reported_error(store: dist.TCPStore, rank: int) -> tuple[str, bool] | None:
+    """The error line rank ``rank`` told this launcher (:func:`report_error`) and whether it
+    is a lost-rank line; None when it told none."""
+    key = f"{ERROR_KEY}{rank}"
     try:
-        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
-                              timeout=timedelta(seconds=10))
-        store.set(FINISHED_KEY, "1")
-    except (RuntimeError, ValueError):  # the launcher is gone: nobody to tell (DistError is a RuntimeError)
-        pass
+        if not store.check([key]):
+            return None
+        value = json.loads(store.get(key).decode())
+        return str(value["message"]), bool(value["lost"])
+    except (RuntimeError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _finished(store: dist.TCPStore) -> bool:
@@ -239,9 +287,12 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     ``threads`` or the CPU count divided by ``nproc``. Rank 0 keeps the terminal; the
     others are silent (their stderr goes to a temporary file, read only if they fail).
     When a rank exits with an error the others are stopped a second later (SIGKILL:
-    nothing of theirs is half-written, writes happen through temporary names) and each
-    failed rank is named in one line with its last error line, or the signal that
-    killed it when this launcher did not send it (``kill -9``, the out-of-memory killer).
+    nothing of theirs is half-written, writes happen through temporary names). The
+    failure is said as one process says it: rank 0's own error line; another failed rank
+    in one line with its last error line (only where it differs from rank 0's: an error
+    raised on every rank is one line), or the signal that killed it when this launcher
+    did not send it (``kill -9``, the out-of-memory killer); a rank's "lost another
+    rank" line (:class:`LostRank`) only when no rank is named otherwise (:func:`_failure_lines`).
 
     Ctrl-C reaches every rank through the launcher, exactly once: the ranks ignore
     SIGINT (:data:`HOSTED_STORE`, ``python -m graphrec``), and the launcher forwards
@@ -327,21 +378,13 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
         # whether the SIGINT reached this launcher too or the ranks only (rank 0's 130 says so)
         return code == -signal.SIGABRT and codes[0] == 130
 
-    # rank 0 prints its own error line, unless a signal killed it first (not an abort,
-    # which comes after its line); a failing other rank's line is printed here
-    if codes[0] < 0 and not stopped(0) and codes[0] != -signal.SIGABRT:
-        sys.stderr.write(f"error: rank 0 of {nproc} {_killed(-codes[0])}; the other ranks were stopped\n")
-    for rank, code in enumerate(codes[1:], start=1):
-        if stopped(rank):
-            continue
-        line = _last_line(logs[rank], errors_only=code < 0)
-        if code > 0:
-            what = f"failed (exit {code}): {line or 'no message'}"
-        elif line:
-            what = f"failed ({_killed(-code)}): {line}"
-        else:
-            what = _killed(-code)
-        sys.stderr.write(f"error: rank {rank} of {nproc} {what}; the other ranks were stopped\n")
+    lines = _failure_lines([
+        RankEnd(code, stopped(rank), _reported_error(store, rank),
+                "" if rank == 0 else _last_line(logs[rank], errors_only=code < 0))
+        for rank, code in enumerate(codes)
+    ])
+    for line in lines:
+        sys.stderr.write(line + "\n")
     if interrupted and finished and all(stopped(rank) for rank in range(nproc)):
         # the stop came after rank 0 had saved the finished run (it ended by the forwarded
         # signal while leaving): nothing was interrupted, nothing is to be resumed
@@ -358,6 +401,62 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
         # threads, "terminate called without an active exception"): a signal is exit 1
         return 1
     return 130 if interrupted or 130 in codes else 1
+
+
+@dataclass(frozen=True)
+class RankEnd:
+    """How a rank of :func:`launch` ended, as its launcher saw it."""
+
+    #: its exit status (``-N``: killed by signal N)
+    code: int
+    #: whether it ended by the run's own stop (finished, interrupted, or stopped by the
+    #: launcher after another rank failed), not by a failure of its own
+    stopped: bool
+    #: the error line it told the launcher (:func:`report_error`) and whether that is a
+    #: lost-rank line (:class:`LostRank`); None when it told none
+    reported: tuple[str, bool] | None = None
+    #: the last error line of its stderr (not rank 0's, which goes to the terminal)
+    line: str = ""
+
+
+def _failure_lines(ends: Sequence[RankEnd]) -> list[str]:
+    """The launcher's lines about the ranks that failed (rank 0 first), as one process's
+    run would say it: rank 0 prints its own error line itself; another rank's line is
+    printed only where it says something else (an error raised on every rank is one
+    line); a lost-rank line (:class:`LostRank`, rank 0's too, which it leaves to the
+    launcher) only when no rank is named as failing of its own, nor rank 0's own line printed."""
+    nproc = len(ends)
+    lines: list[str] = []
+    lost: list[str] = []
+    first = ends[0]
+    own = None  # the error rank 0 printed itself (when it told it)
+    printed = False  # whether rank 0 printed an error line of its own
+    if not first.stopped:
+        if first.reported is not None and first.reported[1]:
+            lost.append(f"error: {first.reported[0]}")
+        elif first.code < 0 and first.code != -signal.SIGABRT:  # killed before any line of its own
+            lines.append(f"error: rank 0 of {nproc} {_killed(-first.code)}; the other ranks were stopped")
+        else:  # an exit status, or an abort after its line (gloo's threads while it exits)
+            printed = True
+            own = first.reported[0] if first.reported is not None else None
+    for rank, end in enumerate(ends[1:], start=1):
+        if end.stopped:
+            continue
+        message = clip(end.reported[0]) if end.reported is not None else end.line
+        if own is not None and message == clip(own):
+            continue  # rank 0's own line says it
+        if end.code > 0:
+            what = f"failed (exit {end.code}): {message or 'no message'}"
+        elif message:
+            what = f"failed ({_killed(-end.code)}): {message}"
+        else:
+            what = _killed(-end.code)
+        line = f"error: rank {rank} of {nproc} {what}; the other ranks were stopped"
+        if end.reported is not None and end.reported[1]:
+            lost.append(line)
+        else:
+            lines.append(line)
+    return lines if lines or printed else lost
 
 
 def _killed(signum: int) -> str:

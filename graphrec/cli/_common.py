@@ -34,10 +34,25 @@ def user_errors(fn: F) -> F:
         except (GraphrecError, FileNotFoundError) as e:
             if os.environ.get("GRAPHREC_DEBUG"):
                 raise
-            typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
+            if not _left_to_launcher(e):
+                typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _left_to_launcher(error: BaseException) -> bool:
+    """In a rank of graphrec's launcher (``--nproc N``), tell the launcher the error line
+    (:func:`graphrec.distributed.report_error`), so that it says the failure once; True
+    when rank 0 leaves the line to it: a lost-rank error (another rank stopped first),
+    which the launcher prints only when it names no rank that failed of its own."""
+    if os.environ.get("GRAPHREC_HOSTED_STORE") != "1":  # graphrec.distributed.HOSTED_STORE (no torch import here)
+        return False
+    from graphrec import distributed
+
+    lost = isinstance(error, distributed.LostRank)
+    told = distributed.report_error(str(error), lost=lost)
+    return told and lost and os.environ.get("RANK") == "0"
 
 
 @contextlib.contextmanager

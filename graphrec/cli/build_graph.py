@@ -11,7 +11,7 @@ from __future__ import annotations
 import resource
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -193,6 +193,7 @@ def build_graph(
     else:  # graphs/DATASET: the name is known once the data is read
         check_output_folder(Path("graphs"), "--out")
     if distributed.starts_ranks(nproc):
+        _check_before_ranks(source, opts, kinds, check_outputs)
         raise typer.Exit(distributed.launch(ctx.meta.get(ARGV) or [], nproc))
     shard = distributed.init_from_env(dev)
     if shard is not None and dev.startswith("cuda"):
@@ -211,6 +212,47 @@ def build_graph(
         raise
     if shard is not None:
         distributed.leave(wait=True)  # every rank done: leave together (see distributed.leave)
+
+
+def _check_before_ranks(source: dict[str, Any], opts: dict[str, Any], kinds: list[str],
+                        check_outputs: Callable[[Path], None]) -> None:
+    """What every rank would refuse, checked once before the ranks start (one line, not a
+    failure per rank, and no wait for them): a dataset directory that cannot be read, a
+    kind its data cannot give (kNN without item features, unknown modalities) and, with
+    no --out, the default output graphs/DATASET. Cheap: the dataset's header and its
+    feature arrays' shapes are read, not the data (an importer's ``source:`` is imported
+    by the ranks; only a path that does not exist is refused here)."""
+    import json
+
+    import numpy as np
+
+    from graphrec.data import Dataset
+    from graphrec.data.dataset import check_modality_name
+    from graphrec.errors import ARRAY_FILE_ERRORS, DataError
+    from graphrec.graphs.build import check_graph_inputs
+
+    from graphrec.cli.sources import load_source
+
+    if "data" not in source:
+        if not Path(source["path"]).exists():
+            load_source(source)  # the importer's one-line error for a missing path
+        return
+    path = Path(source["data"])
+    try:
+        header = json.loads((path / "dataset.json").read_text(encoding="utf-8"))
+        name, modalities = header["name"], header["modalities"]
+        if not isinstance(name, str) or not isinstance(modalities, dict):
+            raise TypeError(name)
+        for m in modalities:  # names become paths: none may leave the directory
+            check_modality_name(m, str(path / "dataset.json"))
+        features = {m: np.load(path / "features" / f"{m}.npy", mmap_mode="r", allow_pickle=False) for m in modalities}
+    except (*ARRAY_FILE_ERRORS, TypeError, DataError):
+        Dataset.load(path)  # not readable: Dataset.load's one line (it stops at what is wrong)
+        return
+    for spec in _specs(opts, kinds).values():
+        check_graph_inputs(spec, name, features)
+    if opts["out"] is None:
+        check_outputs(Path("graphs") / name)
 
 
 def _flag(key: str, value: Any = None) -> str:

@@ -319,14 +319,14 @@ def _load(data: Path, cold_start: float, seed: int, cold_protocol: str) -> tuple
 @contextlib.contextmanager
 def _lost_rank_as_error(shard: Any) -> Iterator[None]:
     """In a process group, a collective that fails because another rank stopped is a
-    one-line error (the launcher names the rank that failed first)."""
+    one-line error (:class:`graphrec.distributed.LostRank`; graphrec's launcher names the
+    rank that failed first and prints this line only when it has nothing else to say)."""
     if shard is None:
         yield
         return
     import torch.distributed as dist
 
     from graphrec import distributed
-    from graphrec.errors import GraphrecError
 
     try:
         yield
@@ -340,7 +340,7 @@ def _lost_rank_as_error(shard: Any) -> Iterator[None]:
             sys.stderr.flush()
         distributed.leave()
         if lost:
-            raise GraphrecError(f"rank {shard.rank} lost another rank of the {shard.world}: {first}") from None
+            raise distributed.LostRank(distributed.lost_rank_message(shard, e)) from None
         raise
     except BaseException:
         distributed.leave()

@@ -23,7 +23,7 @@ import time
 import warnings
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from graphrec._checks import is_int
 from graphrec.errors import ConfigError, DataError, GraphrecNote
 from graphrec.graphs.cooccur import cooccurrence_graph, user_cooccurrence_graph
-from graphrec.graphs.fuse import FusedFeatures, fuse_features
+from graphrec.graphs.fuse import FusedFeatures, check_fusable, fuse_features
 from graphrec.graphs.knn import BACKENDS, knn_graph, resolve_backend
 from graphrec.graphs.normalize import NORMALIZATIONS, nonpositive_rows, normalize_adjacency
 from graphrec.graphs.store import GraphRecord, canonical_graph
@@ -40,7 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from graphrec.data import Dataset
     from graphrec.distributed import Shard
 
-__all__ = ["GRAPH_KINDS", "GraphSpec", "BuiltGraph", "build_item_graph", "build_progress", "parse_modalities"]
+__all__ = ["GRAPH_KINDS", "GraphSpec", "BuiltGraph", "build_item_graph", "build_progress", "check_graph_inputs",
+           "parse_modalities"]
 
 GRAPH_KINDS = ("knn", "cooccur", "user-cooccur")
 
@@ -122,6 +123,27 @@ class BuiltGraph:
     emptied_rows: int = 0
 
 
+def check_graph_inputs(spec: GraphSpec, name: str, features: Mapping[str, Any]) -> None:
+    """What :func:`build_item_graph` refuses of a dataset named ``name`` with item
+    ``features`` (``{modality: array}``; shapes are read, not values: memory-mapped arrays
+    do) before building ``spec``: a kNN graph needs item features that can be fused
+    (:func:`graphrec.graphs.fuse.check_fusable`). ``graphrec build-graph --nproc N`` checks
+    this once, before its ranks start.
+
+    Raises:
+        DataError: no item features, or features that cannot be fused.
+        ConfigError: an unknown or repeated modality in ``spec.modalities``.
+    """
+    if spec.kind != "knn":
+        return
+    if not features:
+        raise DataError(
+            f"dataset {name!r} has no item features: a kNN graph needs them "
+            "(prepare with --feature MODALITY=FILE, or build --kind cooccur)"
+        )
+    check_fusable(features, spec.modalities)
+
+
 def build_item_graph(
     dataset: "Dataset",
     spec: GraphSpec,
@@ -143,11 +165,7 @@ def build_item_graph(
     fused = None
     lost = 0
     if spec.kind == "knn":
-        if not dataset.item_features:
-            raise DataError(
-                f"dataset {dataset.name!r} has no item features: a kNN graph needs them "
-                "(prepare with --feature MODALITY=FILE, or build --kind cooccur)"
-            )
+        check_graph_inputs(spec, dataset.name, dataset.item_features)
         fused = fuse_features(dataset.item_features, spec.modalities)
         notes.append(fused.describe(dataset.item_ids))
         others = dataset.n_items - (0 if spec.include_self else 1)

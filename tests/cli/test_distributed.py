@@ -252,15 +252,15 @@ KILL_RANK_AT_EPOCH_2 = textwrap.dedent(
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
 @pytest.mark.parametrize("rank", ["1", "0"])
 def test_a_rank_killed_by_a_signal_is_named_with_the_signal(data_dir, tmp_path, rank):
-    """docs/scaling.md: one line per failed rank naming it and its error, also when it
-    dies of a signal: the killed rank and its signal are named (it could not say so
-    itself), and the survivor's error line is not cut in the middle of a word."""
+    """docs/scaling.md: a rank that dies of a signal is named with its signal (it could
+    not say so itself), in the one line of the failure: the survivor's "lost another
+    rank" line (gloo's paragraph of advice) is not printed beside it."""
     res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run", cwd=tmp_path,
                    env=dict(hook_env(tmp_path, KILL_RANK_AT_EPOCH_2), KILLED_RANK=rank))
     assert res.returncode == 1, res.stderr
     errors = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert (f"error: rank {rank} of 2 was killed by signal 9 (SIGKILL: out of memory, or kill -9?); "
-            "the other ranks were stopped") in errors, res.stderr
+    assert errors == [f"error: rank {rank} of 2 was killed by signal 9 (SIGKILL: out of memory, or kill -9?); "
+                      "the other ranks were stopped"], res.stderr
     assert all(ln.startswith("error: ") for ln in errors) and "Traceback" not in res.stderr, res.stderr
     for ln in errors:  # gloo's message (its wording varies): no C++ source location, not cut mid-word
         assert ".cc:" not in ln, ln
@@ -393,6 +393,48 @@ def test_what_every_rank_would_refuse_is_one_line_before_the_ranks_start(data_di
     err = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 1 and len(err) == 1 and "audio" in err[0] and "rank 1 of" not in err[0], res.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_an_error_raised_on_every_rank_is_one_line_as_in_one_process(data_dir, tmp_path):
+    # the loss becomes NaN on both ranks: rank 0's line, not a second "rank 1 of 2 failed" with the same text
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--lr", "1e38", "--out", "run",
+                   cwd=tmp_path)
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 1 and len(err) == 1, res.stderr
+    assert err[0].startswith("error: training loss became nan") and "rank" not in err[0], res.stderr
+    assert not (tmp_path / "run").exists()
+
+
+#: a rank says that it started (rank 0's stderr is the launcher's)
+SAY_RANK_STARTED = textwrap.dedent(
+    """
+    import os, sys
+    if os.environ.get("RANK"):
+        sys.stderr.write("rank " + os.environ["RANK"] + " started\\n")
+    """
+)
+
+
+def test_what_every_rank_would_refuse_of_a_graph_build_is_one_line_before_the_ranks_start(data_dir, tmp_path):
+    from graphrec.data import Dataset
+
+    no_features = tmp_path / "plain"
+    Dataset.load(data_dir).replace(item_features={}).save(no_features)
+    taken = tmp_path / "graphs" / "synthetic" / "cooccur"  # the default --out graphs/DATASET, built before
+    taken.mkdir(parents=True)
+    (taken / "graph.json").write_text("{}")
+    cases = [
+        (["--data", tmp_path / "nosuch", "--kind", "cooccur", "--out", "g"], "nosuch"),
+        (["--data", no_features, "--kind", "knn", "--out", "g"], "has no item features: a kNN graph needs them"),
+        (["--data", data_dir, "--kind", "knn", "--modalities", "audio", "--out", "g"], "unknown modality 'audio'"),
+        (["--data", data_dir, "--kind", "cooccur"], "cooccur already exists"),
+    ]
+    env = hook_env(tmp_path, SAY_RANK_STARTED)
+    for args, said in cases:
+        res = graphrec("build-graph", *args, "--nproc", "2", "--quiet", cwd=tmp_path, env=env)
+        err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.returncode == 1 and len(err) == 1 and said in err[0], (args, res.stderr)
+    assert not (tmp_path / "g").exists() and not (tmp_path / "graphs" / "synthetic" / "knn").exists()
 
 
 def test_a_copied_interrupted_run_is_resumed_under_its_own_name(data_dir, tmp_path):

@@ -214,3 +214,95 @@ def test_a_quoted_message_is_one_line_without_its_source_location_and_cut_at_a_w
     short = clip(gloo, 80)
     assert short == "Read error [127.0.0.1]:3786: Connection reset by peer. This is typically caused ..."
     assert clip("x" * 50, 10) == "x" * 10 + " ..."
+
+
+GLOO_RESET = ("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:31148: "
+              "Connection reset by peer. This is typically caused by a remote worker hanging or bugs in the "
+              "application. Check the logs of the remote worker before reporting an error. GLHF! \U0001f3d6\ufe0f")
+NAN = "training loss became nan at epoch 1: lower --lr"
+
+
+def _lines(*ends):
+    return distributed._failure_lines([distributed.RankEnd(*end) for end in ends])
+
+
+def test_an_error_raised_on_every_rank_is_rank_0s_line_alone():
+    # rank 0 printed its own line and told it; rank 1 failed with the same text: one line, as --nproc 1
+    assert _lines((1, False, (NAN, False)), (1, False, (NAN, False), NAN)) == []
+    # also when rank 1 told nothing (its log's line is compared, as the launcher clips it)
+    assert _lines((1, False, (NAN, False)), (1, False, None, distributed.clip(NAN))) == []
+    # rank 1 lost rank 0 (which failed first): rank 0's own line says it
+    lost = distributed.lost_rank_message(distributed.Shard(1, 2), RuntimeError(GLOO_RESET))
+    assert _lines((1, False, (NAN, False)), (1, False, (lost, True), lost)) == []
+
+
+def test_another_ranks_line_is_printed_where_it_says_something_else():
+    other = _lines((1, False, (NAN, False)), (1, False, ("out of memory", False), "out of memory"))
+    assert other == ["error: rank 1 of 2 failed (exit 1): out of memory; the other ranks were stopped"]
+    # rank 0 stopped by the launcher after rank 1 failed: rank 1's line, as before
+    alone = _lines((-9, True, None), (1, False, ("simulated failure", False), "simulated failure"))
+    assert alone == ["error: rank 1 of 2 failed (exit 1): simulated failure; the other ranks were stopped"]
+
+
+def test_a_rank_killed_by_a_signal_is_named_without_rank_0s_lost_rank_line():
+    lost = distributed.lost_rank_message(distributed.Shard(0, 2), RuntimeError(GLOO_RESET))
+    lines = _lines((1, False, (lost, True)), (-9, False, None, ""))
+    assert lines == ["error: rank 1 of 2 was killed by signal 9 (SIGKILL: out of memory, or kill -9?); "
+                     "the other ranks were stopped"]
+    # rank 0 killed: rank 1's lost-rank line adds nothing to the launcher's
+    rank_1_lost = distributed.lost_rank_message(distributed.Shard(1, 2), RuntimeError(GLOO_RESET))
+    lines = _lines((-9, False, None), (1, False, (rank_1_lost, True), rank_1_lost))
+    assert lines == ["error: rank 0 of 2 was killed by signal 9 (SIGKILL: out of memory, or kill -9?); "
+                     "the other ranks were stopped"]
+
+
+def test_rank_0s_lost_rank_line_is_printed_when_no_rank_is_named_otherwise():
+    lost = distributed.lost_rank_message(distributed.Shard(0, 2), RuntimeError(GLOO_RESET))
+    assert _lines((1, False, (lost, True)), (0, True, None)) == [f"error: {lost}"]
+    assert _lines((-6, False, (lost, True)), (0, True, None)) == [f"error: {lost}"]  # aborted while leaving
+
+
+def test_a_lost_rank_line_says_the_transports_first_sentence_and_where_the_cause_is():
+    line = distributed.lost_rank_message(distributed.Shard(0, 2), RuntimeError(GLOO_RESET))
+    assert line.startswith("rank 0 lost another rank of the 2: Read error [127.0.0.1]:31148: Connection reset by peer;")
+    assert "GLHF" not in line and "pair.cc" not in line and "\n" not in line
+    assert "the rank that stopped first has the cause" in line
+
+
+def test_a_rank_tells_the_launchers_store_its_error_line(monkeypatch):
+    store = distributed.host_store()
+    for key, value in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(store.port), RANK="1", WORLD_SIZE="2",
+                           **{distributed.HOSTED_STORE: "1"}).items():
+        monkeypatch.setenv(key, value)
+    assert distributed._reported_error(store, 1) is None
+    assert distributed.report_error(NAN)
+    assert distributed._reported_error(store, 1) == (NAN, False)
+    monkeypatch.setenv("RANK", "0")
+    assert distributed.report_error("rank 0 lost another rank of the 2: x", lost=True)
+    assert distributed._reported_error(store, 0) == ("rank 0 lost another rank of the 2: x", True)
+    monkeypatch.delenv(distributed.HOSTED_STORE)  # torchrun: no graphrec launcher to tell
+    assert not distributed.report_error(NAN)
+
+
+@pytest.mark.parametrize("rank,told,printed", [("0", True, False), ("0", False, True), ("1", True, True)])
+def test_rank_0_leaves_its_lost_rank_line_to_the_launcher_that_has_it(monkeypatch, capsys, rank, told, printed):
+    import typer
+
+    from graphrec.cli._common import user_errors
+
+    monkeypatch.setenv(distributed.HOSTED_STORE, "1")
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.delenv("GRAPHREC_DEBUG", raising=False)
+    calls = []
+    monkeypatch.setattr(distributed, "report_error", lambda message, lost=False: calls.append((message, lost)) or told)
+
+    @user_errors
+    def lose():
+        raise distributed.LostRank("rank 0 lost another rank of the 2: reset")
+
+    with pytest.raises(typer.Exit) as e:
+        lose()
+    assert e.value.exit_code == 1
+    assert calls == [("rank 0 lost another rank of the 2: reset", True)]
+    err = capsys.readouterr().err
+    assert (err == "error: rank 0 lost another rank of the 2: reset\n") if printed else err == ""

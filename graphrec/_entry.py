@@ -1,8 +1,11 @@
 """The ``graphrec`` console script and ``python -m graphrec``.
 
-The command line's modules take a second or two to import (torch among them); a Ctrl-C
-in that time ends the command as an interrupt at any later point does (one line,
-status 130), not with the import's traceback. ``GRAPHREC_DEBUG=1`` keeps the traceback.
+The command line's modules take a second or two to import (torch among them), and typer
+then builds the command tree; a Ctrl-C in that time, or in any other moment outside a
+command's own handling, ends the command as an interrupt at any later point does (one
+line, status 130), not with a traceback. A command's own interrupt handling (``graphrec
+train`` says where it kept its state and how to resume) ends in its own exit status before
+this one is reached. ``GRAPHREC_DEBUG=1`` keeps the traceback.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ __all__ = ["main"]
 
 
 def main() -> None:
-    """Import the command line, then run it."""
+    """Import the command line, then run it; a Ctrl-C that no command handled is one line."""
     try:
         from graphrec.cli import main as cli_main
+
+        cli_main()
     except KeyboardInterrupt:
         if os.environ.get("GRAPHREC_DEBUG"):
             raise
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
-    cli_main()

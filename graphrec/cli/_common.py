@@ -124,7 +124,8 @@ class GraphrecGroup(TyperGroup):
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         argv = list(args)
-        with _usage_errors_as_lines():
+        # a Ctrl-C while the command line is parsed: typer would end with 130 and no line
+        with _usage_errors_as_lines(), _interrupts_as_status_130():
             ctx = super().make_context(info_name, args, parent=parent, **extra)
         if parent is None:
             ctx.meta.setdefault(ARGV, argv)

@@ -214,3 +214,45 @@ def test_ctrl_c_while_the_command_line_imports_is_one_line(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_:
         _entry.main()
     assert exit_.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+@pytest.mark.parametrize("where", ["building the command tree", "parsing the command line"])
+def test_ctrl_c_after_the_imports_before_a_command_runs_is_one_line(monkeypatch, capsys, where):
+    """After the imports typer builds the command tree, then click parses the line: a
+    Ctrl-C there is one line and 130 too (it was typer's traceback, or 130 and no line)."""
+    import typer.main
+    from typer.core import TyperGroup
+
+    from graphrec import _entry
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.delenv("GRAPHREC_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["graphrec", "models"])
+    if where == "building the command tree":
+        monkeypatch.setattr(typer.main, "get_command", interrupted)
+    else:
+        monkeypatch.setattr(TyperGroup, "parse_args", interrupted)
+    try:
+        _entry.main()
+    except KeyboardInterrupt:
+        pytest.fail("the Ctrl-C left the console script as a traceback")
+    except SystemExit as exit_:
+        assert exit_.code == 130 and capsys.readouterr().err == "interrupted\n"
+    else:
+        pytest.fail("the command ran on after the Ctrl-C")
+
+
+def test_the_entry_keeps_a_commands_own_interrupt_line(data_dir, tmp_path, monkeypatch, capsys):
+    """The console script's own Ctrl-C line does not replace a command's: train's names
+    the resume command."""
+    from graphrec import _entry
+
+    interrupt_at(monkeypatch, 3)
+    monkeypatch.delenv("GRAPHREC_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["graphrec", *map(str, train_args(data_dir)), "--out", str(tmp_path / "run")])
+    with pytest.raises(SystemExit) as exit_:
+        _entry.main()
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert exit_.value.code == 130 and len(err) == 1 and "--resume" in err[0], err

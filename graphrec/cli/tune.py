@@ -135,9 +135,11 @@ def tune(
             cold_start=cold_start, cold_protocol=cold_protocol, repeats=repeats, grid=grid,
             command=None if ctx.meta.get(ARGV) is None else shlex.join(["graphrec", *ctx.meta[ARGV]]),
         )
-    except KeyboardInterrupt:
-        typer.secho("error: interrupted: the running trial is marked failed; run the same command again to continue "
-                    "the study", err=True, fg=typer.colors.RED)
+    except KeyboardInterrupt as e:
+        # what became of the running trial (graphrec.train.tune says: marked failed, or kept
+        # when Optuna had stored it before the interrupt)
+        said = str(e) or "interrupted; run the same command again to continue the study"
+        typer.secho(f"error: {said}", err=True, fg=typer.colors.RED)
         raise typer.Exit(130) from None
     states = ", ".join(f"{n} {s}" for s, n in sorted(result.states.items()))
     typer.echo(f"study {result.study}: {result.n_trials} trials ({states}), {result.trials_run} run now")

@@ -37,7 +37,7 @@ from graphrec.train.config import TrainConfig
 from graphrec.train.registry import TUNABLE_TRAIN_OPTIONS, Choice, FloatRange, IntRange, ModelEntry, get_model, model_params
 
 __all__ = ["SearchSpace", "load_space_file", "search_space", "suggest", "split_options", "dim_to_dict",
-           "dim_from_dict", "grid_values"]
+           "dim_from_dict", "grid_values", "as_suggested"]
 
 #: the declared type of each searchable training option
 _TRAIN_TYPES: dict[str, type] = {"lr": float, "weight_decay": float, "batch_size": int, "lr_decay": float, "lr_decay_every": int}
@@ -213,10 +213,26 @@ def suggest(trial: Any, space: SearchSpace) -> tuple[dict[str, Any], dict[str, A
         elif isinstance(dim, IntRange):
             values[key] = trial.suggest_int(key, int(dim.low), int(dim.high), step=int(dim.step), log=dim.log)
         else:
-            values[key] = trial.suggest_float(key, float(dim.low), float(dim.high), step=dim.step, log=dim.log)
-            if dim.step is not None:  # 0.30000000000000004 -> 0.3
-                values[key] = round(values[key], 12)
+            values[key] = _on_grid(dim, trial.suggest_float(key, float(dim.low), float(dim.high), step=dim.step,
+                                                            log=dim.log))
     return split_options(values)
+
+
+def _on_grid(dim: FloatRange | IntRange | Choice, value: Any) -> Any:
+    """A value of ``dim`` as the model receives it: a stepped real range's rounded to its
+    grid (Optuna's ``low + i * step`` is 0.30000000000000004 for 0.3); others unchanged.
+    The one rounding of stepped values: :func:`suggest`, :func:`grid_values`,
+    :func:`as_suggested`."""
+    if isinstance(dim, FloatRange) and dim.step is not None and isinstance(value, (int, float)):
+        return round(float(value), 12)
+    return value
+
+
+def as_suggested(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's parameters (Optuna's ``trial.params``) as :func:`suggest` gave them to
+    the model: stepped real values rounded to their grid (0.7, not 0.7000000000000001),
+    for the records, ``trials.csv`` and the lines that show them."""
+    return {k: _on_grid(space.searched[k], v) if k in space.searched else v for k, v in params.items()}
 
 
 def grid_values(space: SearchSpace) -> dict[str, list[Any]]:
@@ -232,7 +248,7 @@ def grid_values(space: SearchSpace) -> dict[str, list[Any]]:
             out[key] = list(range(int(dim.low), int(dim.high) + 1, int(dim.step)))
         elif dim.step is not None:
             n = int(math.floor((dim.high - dim.low) / dim.step + 1e-9))
-            out[key] = [round(dim.low + i * dim.step, 12) for i in range(n + 1)]
+            out[key] = [_on_grid(dim, dim.low + i * dim.step) for i in range(n + 1)]
         else:
             scale = " (log)" if dim.log else ""
             raise ConfigError(
@@ -308,10 +324,12 @@ def _choice(entry: ModelEntry, key: str, raw: Any, typ: type | None, source: str
     if not isinstance(values, list) or not values:
         raise ConfigError(f"{source}: {key}: choices must be a non-empty list")
     values = [_check_value(entry, key, _number(v, typ, key, source), source) for v in values]
-    try:
-        return Choice(tuple(values))
-    except ValueError as e:
-        raise ConfigError(f"{source}: {key}: {e}") from None
+    seen: list[str] = []
+    for value in values:
+        if repr(value) in seen:
+            raise ConfigError(f"{source}: {key}: {_shown(raw)} lists {_shown(value)} twice: list each value once")
+        seen.append(repr(value))
+    return Choice(tuple(values))
 
 
 def _range(entry: ModelEntry, key: str, raw: Mapping[str, Any], typ: type | None, source: str) -> FloatRange | IntRange:
@@ -331,7 +349,37 @@ def _range(entry: ModelEntry, key: str, raw: Mapping[str, Any], typ: type | None
     kw: dict[str, Any] = {"log": log}
     if raw.get("step") is not None:
         kw["step"] = _number(raw["step"], typ, f"{key} step", source)
+    where = f"{source}: {key}: {_shown(raw)}"
+    for bound, value in (("low", low), ("high", high)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where}: {bound} must be a finite number, got {_shown(value)}")
+    if low == high:
+        raise ConfigError(f"{where}: low equals high: fix the value instead ({key}: {_shown(low)})")
+    if low > high:
+        raise ConfigError(f"{where}: low must be below high: swap them")
+    if log and low <= 0:
+        raise ConfigError(f"{where}: log: true needs low > 0, got {_shown(low)}")
+    step = kw.get("step")
+    if step is not None and step != (1 if typ is int else None):
+        if log:
+            raise ConfigError(f"{where}: step and log: true exclude each other: keep one of them")
+        if step <= 0:
+            raise ConfigError(f"{where}: step must be positive, got {_shown(step)}")
     try:
         return (IntRange if typ is int else FloatRange)(low, high, **kw)
-    except ValueError as e:
-        raise ConfigError(f"{source}: {key}: {e}") from None
+    except ValueError as e:  # the checks above say it in the file's terms; any other is the declaration's
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _shown(value: Any) -> str:
+    """``value`` as a --space file spells it (YAML flow style): ``[0.01, 0.01]``,
+    ``{low: 4, high: 2}``, ``1.0e-05`` as ``1e-05``, ``true``, ``null``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_shown(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return str(value)

@@ -42,6 +42,11 @@ database consistent (every write is a transaction); its running trial stays ``RU
 until the next call on this machine marks it ``FAIL`` (its process is gone; trials of
 other machines are failed by Optuna's heartbeat after :data:`GRACE_SECONDS`, and a trial
 killed before it named its process by any call :data:`UNSTARTED_SECONDS` after it started).
+A Ctrl-C marks the running trial ``FAIL`` at once, unless Optuna had already stored its
+result. A trial's record is written before Optuna stores the result, so a trial failed
+this way (or by the next call) that had written its record as complete gets its
+record rewritten as failed, without weights: the records, ``trials.csv`` and the
+database agree.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ from graphrec.errors import ConfigError, DataError
 from graphrec.train.config import TrainConfig
 from graphrec.train.fit import selected_label
 from graphrec.train.record import RECORD, load_record, save_run
-from graphrec.train.space import SearchSpace, grid_values, search_space, split_options, suggest
+from graphrec.train.space import SearchSpace, as_suggested, grid_values, search_space, split_options, suggest
 
 __all__ = ["TuneResult", "tune", "require_optuna", "storage_url", "TUNE_FILE", "GRACE_SECONDS"]
 
@@ -265,6 +270,7 @@ def tune(
         **({"sampler": "grid"} if grid else {}),
     }
     log = log or (lambda line: None)
+    running: list[Any] = []  # the trials this call started (Optuna's Trial objects), in order
 
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # graphrec prints its own line per trial
@@ -307,14 +313,20 @@ def tune(
             optuna, model, searched, dataset, Path(data).resolve(), config, device, out, url, study_name,
             pruning, writer_factory, transforms, repeats, study_id,
         )
+
+        def run_trial(trial: Any) -> float:
+            running.append(trial)  # known to the interrupt (_settle_interrupted) before any work
+            return objective(trial)
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            callbacks = [lambda st, tr: log(_trial_line(st, tr, selected_label(config.valid_metric, config.select_on)))]
+            callbacks = [lambda st, tr: log(_trial_line(st, tr, selected_label(config.valid_metric, config.select_on),
+                                                        searched))]
             if grid:  # other processes take points too: stop when none is left to take
                 callbacks.append(lambda st, tr: st.stop() if _grid_left(optuna, st, points) == 0 else None)
             if trials:
                 started = time.monotonic()
-                study.optimize(objective, n_trials=trials, timeout=timeout, catch=(FloatingPointError,),
+                study.optimize(run_trial, n_trials=trials, timeout=timeout, catch=(FloatingPointError,),
                                callbacks=callbacks)
                 timed_out = (timeout is not None and objective.calls < trials
                              and time.monotonic() - started >= timeout
@@ -323,6 +335,11 @@ def tune(
                     notes.append(f"--timeout reached after {objective.calls} of {trials} trials; "
                                  "run the same command again for more")
     except BaseException as e:
+        # an error raised while a Ctrl-C unwinds is the Ctrl-C (Optuna 5 interrupted while it
+        # stores a result reads an unset variable in its finally: UnboundLocalError)
+        if isinstance(e, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
+            optuna.logging.set_verbosity(verbosity)
+            raise KeyboardInterrupt(_settle_interrupted(optuna, rdb, running[-1] if running else None, out)) from None
         if isinstance(e, (ConfigError, DataError)):
             # a study this call created whose trials fail on the settings (no trial completed):
             # nothing stays behind, so that the corrected call starts the study afresh
@@ -342,7 +359,8 @@ def tune(
             best = _best_trial(optuna, study)
             written = _write_best(best, study_name, url, out, dataset, device, study_id) if best else None
         if best is not None and written is not None:
-            result.best_trial, result.best_value, result.best_params = best.number, best.value, dict(best.params)
+            result.best_trial, result.best_value = best.number, best.value
+            result.best_params = as_suggested(searched, best.params)
             result.best_run, result.test, result.test_evaluated, result.repeat_tests = written
         else:
             result.notes.append("no trial completed: no best run written")
@@ -351,7 +369,7 @@ def tune(
 
             result.plots, notes = draw_study(study, out, selected_label(config.valid_metric, config.select_on))
             result.notes += notes
-        _write_trials_table(study, out / TRIALS_TABLE, config.valid_metric, config.select_on)
+        _write_trials_table(study, out / TRIALS_TABLE, config.valid_metric, config.select_on, searched)
         _write_json(out / TUNE_FILE, {**json.loads((out / TUNE_FILE).read_text()), "summary": _summary(result)})
         return result
     finally:
@@ -578,7 +596,62 @@ def _fail_dead_trials(optuna: Any, study: Any, rdb: Any) -> dict[int, str]:
         except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
             continue  # another call marked it first
         marked[t.number] = why
+        if t.user_attrs.get("run_dir"):  # killed after writing its record, before Optuna stored the result
+            _fail_records(Path(t.user_attrs["run_dir"]), f"{why} (killed)")
     return marked
+
+
+def _settle_interrupted(optuna: Any, rdb: Any, trial: Any | None, out: Path) -> str:
+    """After a Ctrl-C: the trial this call was running (``trial``, None when it started
+    none) made consistent, and the line that says what became of it. Optuna marks a trial
+    ``FAIL`` when the interrupt reaches its objective, but one that lands after the
+    objective returned, while Optuna stores the result, leaves it ``RUNNING``: it is
+    marked ``FAIL`` here (this process is its only one). A trial that ends ``FAIL`` gets
+    its records (under ``out/trials/N``) rewritten as failed (:func:`_fail_records`): they
+    may have been written as complete. One that Optuna stored as complete or pruned is
+    kept as it is."""
+    again = "run the same command again to continue the study"
+    if trial is None:
+        return f"interrupted before a trial started; {again}"
+    fail, done = optuna.trial.TrialState.FAIL, {"COMPLETE": "completed", "PRUNED": "was pruned"}
+    try:
+        state = rdb.get_trial(trial._trial_id).state
+        if state == optuna.trial.TrialState.RUNNING:
+            try:
+                rdb.set_trial_user_attr(trial._trial_id, "failure", "interrupted")
+                rdb.set_trial_state_values(trial._trial_id, fail)
+            except optuna.exceptions.UpdateFinishedTrialError:  # Optuna's own write came first
+                pass
+            state = rdb.get_trial(trial._trial_id).state
+    except Exception:  # noqa: BLE001 - a storage that does not answer now: the next call marks the trial
+        state = None
+    if state is not None and state.name in done:
+        return f"interrupted after trial {trial.number} {done[state.name]} (its result is kept); {again}"
+    if state != fail:
+        return (f"interrupted: trial {trial.number} could not be marked failed now (the storage did not answer); "
+                f"the next call marks it failed: {again}")
+    _fail_records(out / TRIALS / str(trial.number), "interrupted")
+    return f"interrupted: trial {trial.number} is marked failed; {again}"
+
+
+def _fail_records(run_dir: Path, why: str) -> None:
+    """Rewrite the records under a trial's ``run_dir`` (its own, or each seed's) that say
+    ``complete`` as ``failed`` with the error ``why``, without their weights: what a
+    trial that the study holds as failed leaves (written before Optuna stored the result,
+    they said complete)."""
+    folders = [run_dir, *sorted(p for p in run_dir.glob("seed*") if p.is_dir())] if run_dir.is_dir() else []
+    for folder in folders:
+        try:
+            record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # no record (the trial wrote none), or not ours to read
+        block = record.get("tune") if isinstance(record, dict) else None
+        if not isinstance(block, dict) or block.get("state") != "complete":
+            continue
+        record["tune"] = {**block, "state": "failed", "value": None,
+                          "error": f"{why}: the study holds the trial as failed"}
+        record.pop("checkpoint", None)
+        _save_trial(folder, record, None)
 
 
 def _params(trial: Any) -> dict[str, Any]:
@@ -847,6 +920,7 @@ class _Objective:
         """One training of the trial's configuration: (best validation metric, its epoch)."""
         import torch
 
+        from graphrec.distributed import clip
         from graphrec.train.commands import train_command_line
         from graphrec.train.fit import fit, seed_everything, selected_score
         from graphrec.train.registry import build_model
@@ -879,7 +953,8 @@ class _Objective:
             raise
         except FloatingPointError as e:
             state, error, result = "failed", str(e), _partial(rows, metric, group)
-            trial.set_user_attr("diverged", str(e)[:200])  # a grid study does not run its point again
+            # a grid study does not run its point again; the trial's line says why it failed
+            trial.set_user_attr("diverged", clip(str(e), 200))
             raise
         finally:
             if writer is not None:
@@ -893,7 +968,7 @@ class _Objective:
                 seed = {"seed": config.seed} if self.repeats > 1 else {}
                 record["tune"] = {"study": self.study, "storage": self.url, "study_id": self.study_id,
                                   "trial": trial.number, "state": state,
-                                  "value": value, "params": dict(trial.params), **seed,
+                                  "value": value, "params": as_suggested(self.space, trial.params), **seed,
                                   **({"error": error} if error else {})}
                 weights = built.state_dict() if state == "complete" else None
                 _save_trial(run_dir, record, weights)
@@ -999,9 +1074,11 @@ def _best_trial(optuna: Any, study: Any) -> Any | None:
     return study.best_trial
 
 
-def _write_trials_table(study: Any, path: Path, metric: str, group: str = "all") -> None:
+def _write_trials_table(study: Any, path: Path, metric: str, group: str = "all",
+                        space: SearchSpace | None = None) -> None:
     """``trials.csv``: every trial of the study by number, its state, its parameters (one
-    column each), its value (the metric of the ``group`` items selection is on, column
+    column each, as the model received them: :func:`graphrec.train.space.as_suggested`
+    of ``space``), its value (the metric of the ``group`` items selection is on, column
     ``valid_METRIC`` or ``valid_METRIC_GROUP``; a mean with repeats; empty unless complete)
     and, with repeats, each seed's value; written to a temporary name, then renamed."""
     import csv
@@ -1016,7 +1093,8 @@ def _write_trials_table(study: Any, path: Path, metric: str, group: str = "all")
         for t in trials:
             per_seed = {r["seed"]: r["value"] for r in t.user_attrs.get("repeats", [])}
             value = repr(t.value) if t.state.name == "COMPLETE" else ""
-            w.writerow([t.number, t.state.name.lower(), *(t.params.get(k, "") for k in names), value,
+            params = as_suggested(space, t.params) if space is not None else t.params
+            w.writerow([t.number, t.state.name.lower(), *(params.get(k, "") for k in names), value,
                         *(repr(per_seed[s]) if s in per_seed else "" for s in seeds)])
 
 
@@ -1040,9 +1118,12 @@ def _summary(result: TuneResult) -> dict[str, Any]:
     }
 
 
-def _trial_line(study: Any, trial: Any, metric: str) -> str:
-    """One line per finished trial: state, value, best so far, parameters."""
-    params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
+def _trial_line(study: Any, trial: Any, metric: str, space: SearchSpace | None = None) -> str:
+    """One line per finished trial: state, value, best so far, parameters (as the model
+    received them, ``space``'s :func:`graphrec.train.space.as_suggested`); a failed trial
+    says why (a diverging loss, a killed process)."""
+    values = as_suggested(space, trial.params) if space is not None else trial.params
+    params = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
     if trial.state.name == "COMPLETE":
         what = f"valid {metric} {trial.value:.4f}"
         seeds = trial.user_attrs.get("repeats")
@@ -1053,7 +1134,8 @@ def _trial_line(study: Any, trial: Any, metric: str) -> str:
         last = trial.intermediate_values.get(trial.last_step, float("nan"))
         what = f"pruned at epoch {trial.last_step} (valid {metric} {last:.4f})"
     else:
-        what = "failed" + (f" ({trial.user_attrs['failure']})" if "failure" in trial.user_attrs else "")
+        why = trial.user_attrs.get("failure") or trial.user_attrs.get("diverged")
+        what = "failed" + (f" ({why})" if why else "")
     try:
         best = study.best_trial
         tail = f"; best {best.value:.4f} (trial {best.number})"

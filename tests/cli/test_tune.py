@@ -138,7 +138,7 @@ def test_ctrl_c_marks_the_trial_failed_and_the_same_command_continues(data, tmp_
     res = run(*_args(data, tmp_path, 5))
     assert res.exit_code == 130
     assert res.output.strip().splitlines()[-1] == (
-        "error: interrupted: the running trial is marked failed; run the same command again to continue the study")
+        "error: interrupted: trial 1 is marked failed; run the same command again to continue the study")
     assert [t.state for t in _trials(tmp_path)] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
     monkeypatch.setattr(tune_module._Objective, "__call__", real)
     res = run(*_args(data, tmp_path, 1))
@@ -271,7 +271,8 @@ def test_user_errors_are_one_line_before_any_work(data, tmp_path, monkeypatch):
     _one_line_error(run(*_args(data, tmp_path, 1)[:1], "nosuchmodel", *_args(data, tmp_path, 1)[2:]),
                     "unknown ranking model 'nosuchmodel'")
     (tmp_path / "space.yaml").write_text("reg_weight: {low: 1, high: 0.1}\n")
-    _one_line_error(run(*_args(data, tmp_path, 1), "--space", tmp_path / "space.yaml"), "low < high")
+    _one_line_error(run(*_args(data, tmp_path, 1), "--space", tmp_path / "space.yaml"),
+                    "reg_weight: {low: 1, high: 0.1}: low must be below high: swap them")
     _one_line_error(run(*_args(data, tmp_path, 0)), "--trials must be at least 1")
     _one_line_error(run(*_args(data, tmp_path, 1), "--repeats", 0), "--repeats must be at least 1, got 0")
     _one_line_error(run(*_args(data, tmp_path, 1, 0)), "error: --epochs must be at least 1, got 0")  # not the field

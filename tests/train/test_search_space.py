@@ -150,6 +150,18 @@ def test_stepped_reals_come_back_rounded():
     assert model["lambda_coeff"] == 0.3
 
 
+def test_a_trials_stored_parameters_read_as_the_model_received_them():
+    from graphrec.train.space import as_suggested
+
+    space = SearchSpace("lattice", {"lambda_coeff": FloatRange(0.0, 1.0, step=0.1), "lr": FloatRange(1e-4, 1e-2, log=True),
+                                    "k": IntRange(5, 40, step=5)}, {})
+    stored = {"lambda_coeff": 0.7000000000000001, "lr": 0.0012345678901234567, "k": 15, "other": 0.30000000000000004}
+    assert as_suggested(space, stored) == {"lambda_coeff": 0.7, "lr": 0.0012345678901234567, "k": 15,
+                                           "other": 0.30000000000000004}  # only stepped reals of the space
+    assert as_suggested(space, {"lambda_coeff": 0.30000000000000004}) == {
+        "lambda_coeff": suggest(FakeTrial(), space)[0]["lambda_coeff"]}
+
+
 @pytest.mark.parametrize(
     "entry, message",
     [
@@ -157,7 +169,11 @@ def test_stepped_reals_come_back_rounded():
         ({"num_layers": {"low": 1.5, "high": 3}}, "num_layers is an integer, got 1.5"),
         ({"num_layers": {"low": -1, "high": 3}}, "num_layers must be >= 0"),
         ({"reg_weight": {"low": 0, "high": 1, "log": True}}, "low > 0"),
-        ({"reg_weight": {"low": 1, "high": 0.5}}, "low < high"),
+        ({"reg_weight": {"low": 1, "high": 0.5}}, "reg_weight: {low: 1, high: 0.5}: low must be below high: swap them"),
+        ({"reg_weight": {"low": 0.5, "high": 0.5}}, r"low equals high: fix the value instead \(reg_weight: 0.5\)"),
+        ({"num_layers": {"low": 1, "high": 3}, "lr": [0.01, 0.01]}, r"lr: \[0.01, 0.01\] lists 0.01 twice: list each value once"),
+        ({"num_layers": {"low": 1, "high": 4, "step": 0}}, "num_layers: {low: 1, high: 4, step: 0}: step must be positive, got 0"),
+        ({"reg_weight": {"low": 0.1, "high": 1, "log": True, "step": 0.1}}, "step and log: true exclude each other"),
         ({"reg_weight": {"lo": 1, "high": 2}}, "unknown lo"),
         ({"reg_weight": {"low": "a lot", "high": 2}}, "'a lot' is not a number"),
         ({"reg_weight": {"low": 0.1, "high": 1, "log": "yes"}}, "log must be true or false"),
@@ -171,6 +187,8 @@ def test_bad_entries_are_one_line_errors_naming_the_file_and_entry(entry, messag
     with pytest.raises(ConfigError, match=message) as e:
         search_space("lightgcn", entry, source="--space s.yaml")
     assert str(e.value).startswith("--space s.yaml: ") and "\n" not in str(e.value)
+    # worded as the file is written (its keys and values), not by graphrec's classes
+    assert not any(name in str(e.value) for name in ("Range", "Choice")), str(e.value)
 
 
 def test_fixing_everything_leaves_nothing_to_search():

@@ -815,3 +815,154 @@ def test_a_call_stopped_by_its_timeout_says_so(data, tmp_path, monkeypatch):
     assert (f"--timeout reached after {result.trials_run} of 20 trials; run the same command again for more"
             in result.notes)
     assert not [n for n in _tune(data, tmp_path, trials=1, timeout=60).notes if "--timeout" in n]
+
+
+AGAIN = "run the same command again to continue the study"
+
+
+def _trial_record(tmp_path, number):
+    folder = tmp_path / "out" / "trials" / str(number)
+    return json.loads((folder / "record.json").read_text()), (folder / "model.pt").exists()
+
+
+@pytest.mark.parametrize("where", ["heartbeat", "tell"])
+def test_a_ctrl_c_while_optuna_stores_a_trials_result_fails_the_trial_and_its_record(data, tmp_path, monkeypatch,
+                                                                                      where):
+    """The trial wrote its record (complete) and weights; the Ctrl-C lands while Optuna
+    stores the result, which it then never does: the trial is marked failed at once (the
+    line says so truly) and its record says failed too, without weights, as trials.csv."""
+    import csv
+
+    import contextlib
+
+    optimize = importlib.import_module("optuna.study._optimize")
+    real, real_heartbeat = optimize._tell_with_warning, optimize.get_heartbeat_thread
+
+    @contextlib.contextmanager
+    def heartbeat(trial_id, storage):  # the objective returned; Optuna stops its heartbeat, then stores
+        with real_heartbeat(trial_id, storage):
+            yield
+        if where == "heartbeat" and storage.get_trial(trial_id).number == 1:
+            raise KeyboardInterrupt
+
+    def tell(*, study, trial, **kw):  # Optuna 5 then fails on an unset variable in its finally
+        if where == "tell" and trial.number == 1:
+            raise KeyboardInterrupt
+        return real(study=study, trial=trial, **kw)
+
+    monkeypatch.setattr(optimize, "_tell_with_warning", tell)
+    monkeypatch.setattr(optimize, "get_heartbeat_thread", heartbeat)
+    with pytest.raises(KeyboardInterrupt) as e:
+        _tune(data, tmp_path, trials=3)
+    assert str(e.value) == f"interrupted: trial 1 is marked failed; {AGAIN}"
+    trial = _study(tmp_path).trials[1]
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["failure"] == "interrupted"
+    record, weights = _trial_record(tmp_path, 1)
+    assert (record["tune"]["state"], record["tune"]["value"], weights) == ("failed", None, False)
+    assert "interrupted" in record["tune"]["error"]
+    monkeypatch.setattr(optimize, "_tell_with_warning", real)
+    monkeypatch.setattr(optimize, "get_heartbeat_thread", real_heartbeat)
+    lines: list[str] = []
+    _tune(data, tmp_path, trials=1, log=lines.append)
+    assert not any("marked failed" in line for line in lines)  # nothing left running
+    with open(tmp_path / "out" / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["state"] for r in rows] == ["complete", "fail", "complete"]
+    assert _trial_record(tmp_path, 1)[0]["tune"]["state"] == "failed"
+
+
+def test_a_ctrl_c_in_the_objective_after_the_record_was_written_fails_the_record_too(data, tmp_path, monkeypatch):
+    tune_module = importlib.import_module("graphrec.train.tune")
+    real = tune_module._save_trial
+
+    def save(run_dir, record, weights):
+        real(run_dir, record, weights)
+        if record["tune"]["state"] == "complete":
+            raise KeyboardInterrupt  # Optuna marks the trial failed
+
+    monkeypatch.setattr(tune_module, "_save_trial", save)
+    with pytest.raises(KeyboardInterrupt) as e:
+        _tune(data, tmp_path, trials=2)
+    assert str(e.value) == f"interrupted: trial 0 is marked failed; {AGAIN}"
+    assert _study(tmp_path).trials[0].state == optuna.trial.TrialState.FAIL
+    record, weights = _trial_record(tmp_path, 0)
+    assert (record["tune"]["state"], record["tune"]["value"], weights) == ("failed", None, False)
+
+
+def test_a_ctrl_c_after_optuna_stored_the_result_keeps_the_trial_and_says_so(data, tmp_path, monkeypatch):
+    tune_module = importlib.import_module("graphrec.train.tune")
+
+    def line(*args, **kwargs):  # the trial's line comes after Optuna stored it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune_module, "_trial_line", line)
+    with pytest.raises(KeyboardInterrupt) as e:
+        _tune(data, tmp_path, trials=2)
+    assert str(e.value) == f"interrupted after trial 0 completed (its result is kept); {AGAIN}"
+    assert _study(tmp_path).trials[0].state == optuna.trial.TrialState.COMPLETE
+    record, weights = _trial_record(tmp_path, 0)
+    assert record["tune"]["state"] == "complete" and weights
+
+
+def test_a_killed_trial_that_wrote_its_record_as_complete_is_failed_in_its_record_too(data, tmp_path):
+    """Killed between writing its record and Optuna storing the result: the next call
+    marks it failed, and its record (and weights) with it."""
+    import shutil
+    import socket
+
+    _tune(data, tmp_path, trials=1)
+    study = _study(tmp_path)
+    orphan = study.ask()
+    run_dir = tmp_path / "out" / "trials" / str(orphan.number)
+    shutil.copytree(tmp_path / "out" / "trials" / "0", run_dir)  # a record that says complete, and weights
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for key, value in (("host", socket.gethostname()), ("pid", int(dead.stdout)), ("run_dir", str(run_dir))):
+        orphan.set_user_attr(key, value)
+    lines: list[str] = []
+    _tune(data, tmp_path, trials=1, log=lines.append)
+    assert lines[0] == f"trial {orphan.number}: marked failed (its process ended while it ran)"
+    record, weights = _trial_record(tmp_path, orphan.number)
+    assert (record["tune"]["state"], record["tune"]["value"], weights) == ("failed", None, False)
+
+
+def test_a_trial_whose_loss_diverged_says_why_in_its_line(data, tmp_path, monkeypatch):
+    def fit(model, dataset, config, **kw):
+        raise FloatingPointError("training loss became nan at epoch 1: lower --lr")
+
+    monkeypatch.setattr(fit_module, "fit", fit)
+    lines: list[str] = []
+    _tune(data, tmp_path, trials=1, log=lines.append)
+    assert lines[0].startswith("trial 0: failed (training loss became nan at epoch 1: lower --lr); "), lines
+
+
+def test_a_stepped_real_is_recorded_as_the_model_received_it(data, tmp_path):
+    """Optuna stores a stepped real as low + i * step (0.1 + 0.2 = 0.30000000000000004);
+    the model gets 0.3, and so say the trial's record and trials.csv."""
+    import csv
+
+    space = {"reg_weight": {"low": 0.1, "high": 0.9, "step": 0.2}}
+    _tune(data, tmp_path, trials=1, space=space)
+    _study(tmp_path).enqueue_trial({"reg_weight": 0.1 + 0.2})
+    _tune(data, tmp_path, trials=1, space=space)
+    assert _study(tmp_path).trials[1].params["reg_weight"] == 0.30000000000000004
+    record, _ = _trial_record(tmp_path, 1)
+    assert record["tune"]["params"]["reg_weight"] == 0.3 == record["model_params"]["reg_weight"]
+    with open(tmp_path / "out" / "trials.csv", newline="") as f:
+        assert list(csv.DictReader(f))[1]["reg_weight"] == "0.3"
+
+
+def test_a_ctrl_c_says_truly_what_it_could_not_settle(tmp_path):
+    tune_module = importlib.import_module("graphrec.train.tune")
+
+    class Unanswering:
+        def get_trial(self, trial_id):
+            raise RuntimeError("database is locked")
+
+    class Trial:
+        number, _trial_id = 4, 5
+
+    said = tune_module._settle_interrupted(optuna, Unanswering(), Trial(), tmp_path)
+    assert said == (f"interrupted: trial 4 could not be marked failed now (the storage did not answer); "
+                    f"the next call marks it failed: {AGAIN}")
+    assert tune_module._settle_interrupted(optuna, Unanswering(), None, tmp_path) == (
+        f"interrupted before a trial started; {AGAIN}")

@@ -702,7 +702,8 @@ def run_ctr(
     check_ctr_model(data, model_name, params, item_graph)  # before the graphs are built
     seed_everything(config.seed)
     t0 = time.perf_counter()
-    graphs, graph_records = resolve_item_graphs(data, item_graph, progress=False, **graph_options)
+    # the graph build (minutes on large catalogues) shows progress unless the run is quiet
+    graphs, graph_records = resolve_item_graphs(data, item_graph, progress=config.progress, **graph_options)
     record["item_graph"]["graphs"] = graph_records
     seed_everything(config.seed)
     model = build_ctr_model(model_name, data, params, graphs)

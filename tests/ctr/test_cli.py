@@ -270,3 +270,29 @@ def test_optimizer_adagrad_trains_the_backbone_and_is_recorded(samples, tmp_path
     res = runner.invoke(app, [*args, "--optimizer", "sgd", "--out", str(tmp_path / "sgd")])
     assert res.exit_code == 1 and "optimizer 'sgd' is not one of adam, adagrad (--optimizer)" in res.output
     assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "sgd").exists()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_item_graph_build_shows_progress_unless_quiet(samples, tmp_path, monkeypatch, quiet):
+    """Building the item graphs (110 s at 10^5 items) showed nothing: the run passed
+    progress=False. The graph builds now follow the run's progress setting."""
+    import tqdm.auto
+
+    bars: list[str] = []
+
+    class Recorder(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            bars.append(str(kwargs.get("desc")))
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    res = runner.invoke(app, ["train", "din", "--data", str(samples), "--item-graph", "both", "--epochs", "1",
+                              "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "r")]
+                        + (["--quiet"] if quiet else []))
+    assert res.exit_code == 0, res.output
+    graph_bars = [b for b in bars if b.startswith("kNN") or b == "co-interactions"]
+    if quiet:
+        assert bars == []
+    else:
+        assert any(b.startswith("kNN") for b in graph_bars) and "co-interactions" in graph_bars, bars

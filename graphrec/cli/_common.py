@@ -188,9 +188,13 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def metric_table(columns: Mapping[str, Mapping[str, float]], keys: Iterable[str] | None = None) -> str:
-    """Plain-text table: one row per metric name, one column per entry of ``columns``."""
+def metric_table(columns: Mapping[str, Mapping[str, float]], keys: Iterable[str] | None = None,
+                 counts: Iterable[str] = ()) -> str:
+    """Plain-text table: one row per metric name, one column per entry of ``columns``
+    (values with 4 decimals; the columns named in ``counts``, e.g. sample counts, as
+    whole numbers)."""
     cols = list(columns)
+    whole = set(counts)
     if keys is None:
         keys = [k for k in next(iter(columns.values())) if "@" in k]
     keys = list(keys)
@@ -202,7 +206,12 @@ def metric_table(columns: Mapping[str, Mapping[str, float]], keys: Iterable[str]
         cells = []
         for c, w in zip(cols, colw):
             v = columns[c].get(k)
-            cells.append(f"{v:>{w}.4f}" if isinstance(v, (int, float)) else f"{'-':>{w}}")
+            if not isinstance(v, (int, float)):
+                cells.append(f"{'-':>{w}}")
+            elif c in whole:
+                cells.append(f"{int(v):>{w}d}")
+            else:
+                cells.append(f"{v:>{w}.4f}")
         lines.append("  ".join([f"{k:<{width}}"] + cells))
     return "\n".join(lines)
 

@@ -1,8 +1,11 @@
-"""Re-evaluate a saved run on its dataset (valid and test).
+"""Re-evaluate a saved run on its dataset (valid and test): a ranking run's top-k
+metrics, or a CTR run's AUC, GAUC and logloss (and, with ``--predictions``, every
+sample's click probability).
 
 Example:
 
     graphrec evaluate runs/lightgcn-lfm2k --protocol mmrec
+    graphrec evaluate runs/gmmf-scientific --predictions preds.csv
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Optional
 
 import typer
 
+from graphrec.errors import ConfigError, DataError
 from graphrec.cli._common import (
     Quiet,
     Threads,
@@ -32,14 +36,31 @@ def evaluate(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     threads: Threads = None,
     quiet: Quiet = False,
+    predictions: Optional[Path] = typer.Option(
+        None, help="A CTR run: write every valid and test sample's click probability to this CSV "
+                   "(split, user, item, label, probability)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --predictions if it exists."),
 ) -> None:
     """Re-evaluate a saved run on its dataset (valid and test).
+
+    A ranking run (graphrec train lightgcn|mmgef|...) gives its top-k metrics; a CTR run
+    (--task ctr) its AUC, GAUC and logloss, its samples made again from the recorded data
+    and options.
 
     Example: graphrec evaluate runs/lightgcn-lfm2k --protocol mmrec
     """
     from graphrec.train import reevaluate
+    from graphrec.train.record import load_record
 
     set_threads(threads)
+    if load_record(run_dir).get("task", "ranking") == "ctr":
+        if protocol is not None:
+            raise ConfigError(f"--protocol is a ranking protocol; run {run_dir} is a CTR run: drop --protocol")
+        _evaluate_ctr(run_dir, data, predictions, overwrite, device, quiet)
+        return
+    if predictions is not None:
+        raise ConfigError(f"--predictions writes a CTR run's click probabilities; run {run_dir} ranks items: "
+                          "graphrec recommend writes its top-k lists")
     with warnings_as_lines():  # e.g. a run too old to have its checkpoint hash
         res = reevaluate(run_dir, device=resolve_device(device), data_path=data, protocol=protocol, progress=not quiet)
     cols = {}
@@ -47,3 +68,40 @@ def evaluate(
         for group, metrics in groups.items():
             cols[split if group == "all" else f"{split}-{group}"] = metrics
     typer.echo(metric_table(cols, ordered_metric_keys(res["valid"]["all"])))
+
+
+def _evaluate_ctr(run_dir: Path, data: Optional[Path], predictions: Optional[Path], overwrite: bool, device: str,
+                  quiet: bool) -> None:
+    """``graphrec evaluate`` of a CTR run: its samples made again (checked against the
+    recorded fingerprint), its model loaded, valid and test evaluated (printed as
+    ``graphrec train`` prints them), and the probabilities written when asked."""
+    from graphrec._atomic import atomic_file, check_output
+    from graphrec.cli.train_ctr import load_ctr_data, print_ctr_record
+    from graphrec.train.ctr import evaluate_ctr
+    from graphrec.train.ctr_eval import ctr_predictions, ctr_run_source, load_ctr_run, recorded_config
+
+    src = ctr_run_source(run_dir)
+    if predictions is not None:  # before anything is read or scored
+        check_output(predictions, overwrite, option="--predictions", kind="file")
+    path = data if data is not None else src["path"]
+    if not path:
+        raise DataError(f"{run_dir}: the record names no data path: pass --data DIR")
+    if not Path(path).exists():
+        raise DataError(f"run {run_dir} was trained on {path}, which is no longer there (moved or deleted?): pass "
+                        "--data DIR, its folder now")
+    samples = load_ctr_data(Path(path), None, src["max_history"], src["sample_seed"], src["cold_start"],
+                            src["cold_seed"])
+    dev = resolve_device(device)
+    with warnings_as_lines():
+        record, model = load_ctr_run(run_dir, samples, dev, progress=not quiet)
+    config = recorded_config(record)
+    valid = evaluate_ctr(model, samples, "valid", config, dev)
+    test = evaluate_ctr(model, samples, "test", config, dev, slices=True)
+    print_ctr_record(dict(record, best_valid=valid, test=test))  # the run's table, its figures computed again
+    if predictions is not None:
+        import pandas as pd
+
+        cols = ctr_predictions(model, samples, device=dev, batch_size=config.eval_batch_size)
+        with atomic_file(predictions) as tmp:
+            pd.DataFrame(cols).to_csv(tmp, index=False, float_format="%.9g")
+        typer.echo(f"wrote {predictions}: {len(cols['split'])} samples (valid and test)")

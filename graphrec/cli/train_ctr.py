@@ -77,7 +77,7 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
     ``check`` (e.g. the model's options against the samples) runs on the samples before
     they are stored at ``--samples`` (only then: the run checks the model again anyway,
     before its graphs are built)."""
-    from graphrec.data.ctr import CTRData, load_ctr_source
+    from graphrec.data.ctr import CTRData, check_training_samples, load_ctr_source, note_merged_rows
     from graphrec.errors import ConfigError, DataError
 
     def _cold(meta: dict[str, Any]) -> str:
@@ -94,6 +94,7 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
                 "(or pass the source folder as --data)"
             )
         loaded = CTRData.load(data)
+        check_training_samples(loaded, str(data))
         if max_history is not None and max_history != loaded.max_history:
             raise ConfigError(
                 f"{data} holds samples with max history {loaded.max_history}, not {max_history}: "
@@ -115,6 +116,9 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
     sample_seed = 0 if sample_seed is None else sample_seed
     built = load_ctr_source(data, max_history=50 if max_history is None else max_history, seed=sample_seed,
                             cold_start=cold_start or None, cold_seed=cold_seed)
+    check_training_samples(built, str(data))  # before anything is stored
+    if not (data / "dataset.json").is_file():  # read from source files (prepare noted a dataset's merged rows)
+        note_merged_rows(built)
     if samples is not None:
         if (samples / "ctr.json").is_file():
             stored = CTRData.load(samples)
@@ -157,7 +161,8 @@ def print_ctr_record(record: dict[str, Any]) -> None:
                      if cs else "cold = unseen in training")
         typer.echo(f"test AUC by candidate popularity (level 0 = least popular; {cold_what}):")
         typer.echo(metric_table({"test auc": {k: v["test auc"] for k, v in row.items()},
-                                 "samples": {k: float(v["samples"]) for k, v in row.items()}}, list(row)))
+                                 "samples": {k: int(v["samples"]) for k, v in row.items()}}, list(row),
+                                counts=("samples",)))
     t = record["timings"]
     gan = [h for h in record["history"] if h.get("gan_d_loss") is not None]
     if gan:

@@ -462,7 +462,16 @@ class CTRData:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CTRData":
-        """Read a directory written by :meth:`save` (no pickles), checking its fingerprint."""
+        """Read a directory written by :meth:`save` (no pickles), checking its fingerprint.
+
+        The fingerprint only shows that the files were not changed since it was computed
+        (anyone can compute it), so the arrays are checked too, in O(size): ``ctr.json``'s
+        entries have their types, labels are 0 or 1, user / item / history indices lie in
+        the dataset's ranges (history padding ``-1`` at the end of a row, ``min(position - 1,
+        max_history)`` behaviours a row, at most ``max_history`` columns), the arrays of a
+        split align, index arrays are integral and side codes lie within their vocabulary
+        sizes (:func:`_check_stored_arrays`). Any failure is a one-line
+        :class:`DataError` naming the file, the array, the first bad row and the fix."""
         path = Path(path)
         head = path / "ctr.json"
         if not head.is_file():
@@ -471,8 +480,7 @@ class CTRData:
             header = json.loads(head.read_text())
         except json.JSONDecodeError as e:
             raise DataError(f"{head}: invalid JSON ({e}): delete the folder and build the samples again") from None
-        if header.get("format") != FORMAT_NAME or header.get("version") != FORMAT_VERSION:
-            raise DataError(f"{head}: not {FORMAT_NAME} v{FORMAT_VERSION}: delete the folder and build the samples again")
+        _check_ctr_header(head, header)
         dataset = Dataset.load(path / "dataset")
         try:
             samples = {}
@@ -489,6 +497,7 @@ class CTRData:
         except ARRAY_FILE_ERRORS as e:
             raise DataError(f"{path}: CTR samples are incomplete or corrupt ({e}): delete the folder and build again") from None
         data = cls(dataset, samples, user_side, item_side, dict(header["vocab_sizes"]), dict(header["meta"]))
+        _check_stored_arrays(path, data, bool(header["has_time"]))  # a home-made or edited, re-fingerprinted folder
         if data.fingerprint() != header["fingerprint"]:
             raise DataError(f"{path}: content does not match the fingerprint in ctr.json (files were modified): build the samples again")
         return data
@@ -664,7 +673,9 @@ def build_ctr_data(
         raise DataError(
             f"no user of {dataset.name!r} has {_MIN_LENGTH} or more behaviours"
             + (" with a warm one before the last two" if cold is not None else "")
-            + ": CTR samples need a history, a validation and a test behaviour per user"
+            + f" ({n_users} users, at most {int(lengths.max()) if n_users else 0} behaviours each)"
+            + ": CTR samples need a history, a validation and a test behaviour per user: give the users more "
+            "interactions"
         )
     label = np.zeros(len(sequences.items), np.int64)  # 0 train, 1 valid, 2 test
     label[(rank == n_of - 2) & eligible[user_of]] = 1
@@ -769,6 +780,9 @@ def load_ctr_source(
     p = Path(path)
     if p.is_dir() and (p / "dataset.json").is_file():
         ds = Dataset.load(p)
+        if ds.timestamps is None:
+            raise DataError(f"{p}: the dataset holds no timestamps, and CTR samples order each user's behaviours by "
+                            "time: prepare it from interactions with a timestamp column, or pass the source folder")
         seqs = sequences_from_dataset(ds)
     elif p.is_dir() and any(p.glob("*.train.inter")):
         from graphrec.data.formats import read_unisrec
@@ -779,6 +793,10 @@ def load_ctr_source(
         from graphrec.data.formats import read_movielens
 
         ds = read_movielens(p)
+        if ds.timestamps is None:
+            ratings = p if not p.is_dir() else (p / "ratings.csv" if (p / "ratings.csv").is_file() else p / "u.data")
+            raise DataError(f"{ratings}: no timestamp column, and CTR samples order each user's behaviours by time: "
+                            "add it (MovieLens ratings carry userId,movieId,rating,timestamp)")
         seqs = sequences_from_dataset(ds)
     elif not p.exists():
         raise DataError(f"{p}: not found: pass a UniSRec folder, a MovieLens folder or a graphrec dataset directory")
@@ -852,3 +870,247 @@ def cold_mask(data: CTRData, split: str = "test", threshold: int = 1) -> np.ndar
     pop = item_popularity(data)
     return pop[data.samples[split].items] < threshold
 
+
+# ---------------------------------------------------------------------- stored samples checks
+def _rebuild(path: Path, meta: Any) -> str:
+    """The fix for a samples directory ``path`` whose content cannot be right (``meta``:
+    its ``ctr.json`` meta, naming the source folder when it can)."""
+    src = meta.get("source") if isinstance(meta, dict) else None
+    again = f"--data {src} --samples {path}" if isinstance(src, str) and src else f"--samples {path}"
+    return (f"the samples were edited or not written by graphrec: delete {path} and build them again "
+            f"(graphrec train MODEL {again})")
+
+
+def _such(bad: np.ndarray, noun: str = "value") -> str:
+    """``1 such value``, ``3 such values``."""
+    n = int(bad.sum())
+    return f"{n} such {noun}{'' if n == 1 else 's'}"
+
+
+def _is_count(v: Any) -> bool:
+    """Whether ``v`` is a JSON whole number (not a boolean) of at least 1."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _is_names(v: Any) -> bool:
+    """Whether ``v`` is a JSON list of strings."""
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+#: what :meth:`CTRData.load` needs of each ``ctr.json`` entry: (test, description)
+_CTR_HEADER_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "meta": (lambda v: isinstance(v, dict) and _is_count(v.get("max_history")),
+             "an object with max_history (a whole number >= 1)"),
+    "vocab_sizes": (lambda v: isinstance(v, dict) and all(_is_count(n) for n in v.values()),
+                    "an object {field: number of codes >= 1}"),
+    "user_side": (_is_names, "a list of field names"),
+    "item_side": (_is_names, "a list of field names"),
+    "has_time": (lambda v: isinstance(v, bool), "true or false"),
+    "fingerprint": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _check_ctr_header(head: Path, header: Any) -> None:
+    """A one-line :class:`DataError` when ``ctr.json`` (parsed as ``header``) is not a
+    graphrec-ctr header whose entries have the types :meth:`CTRData.load` relies on (an
+    edit would otherwise end in a KeyError or TypeError)."""
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME or header.get("version") != FORMAT_VERSION:
+        raise DataError(f"{head}: not {FORMAT_NAME} v{FORMAT_VERSION}: delete the folder and build the samples again")
+    fix = _rebuild(head.parent, header.get("meta"))
+    for key, (ok, desc) in _CTR_HEADER_TYPES.items():
+        if key not in header:
+            raise DataError(f"{head}: entry {key!r} is missing: {fix}")
+        if not ok(header[key]):
+            shown = json.dumps(header[key])[:60]  # one line: json.dumps adds no line breaks
+            raise DataError(f"{head}: entry {key!r} is {shown}, expected {desc}: {fix}")
+    for kind in ("user_side", "item_side"):
+        missing = [k for k in header[kind] if k not in header["vocab_sizes"]]
+        if missing:
+            raise DataError(f"{head}: {kind} field {missing[0]!r} has no entry in vocab_sizes: {fix}")
+
+
+def _first(bad: np.ndarray) -> tuple[int, ...]:
+    """The index (row, or row and column) of the first True of ``bad``, row-major."""
+    return tuple(int(k) for k in np.unravel_index(int(np.argmax(bad)), bad.shape))
+
+
+def _at(name: str, index: tuple[int, ...]) -> str:
+    """``train__users[3]``, ``train__history[3, 5]``."""
+    return f"{name}[{', '.join(str(k) for k in index)}]"
+
+
+def _check_array(file: Path, name: str, a: np.ndarray, *, shape: tuple[int | None, ...], kinds: str,
+                 what: str, fix: str) -> None:
+    """``a`` (array ``name`` of ``file``) has ``len(shape)`` dimensions, the sizes of
+    ``shape`` (None: any) and a dtype of one of the numpy ``kinds`` (``"iu"``: integers)."""
+    if a.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, a.shape)):
+        want = " x ".join("any" if n is None else str(n) for n in shape)
+        raise DataError(f"{file}: array {name} has shape {a.shape}, expected {want} ({what}): {fix}")
+    if a.dtype.kind not in kinds:
+        need = "an integer" if kinds == "iu" else "a numeric" if "f" in kinds and "i" in kinds else "a float"
+        raise DataError(f"{file}: array {name} has dtype {a.dtype}, expected {need} dtype ({what}): {fix}")
+
+
+def _check_range(file: Path, name: str, a: np.ndarray, low: int, high: int, what: str, allowed: str, fix: str) -> None:
+    """The values of integer array ``a`` lie in ``[low, high)``; else the first that does not."""
+    bad = (a < low) | (a >= high)
+    if bad.any():
+        k = _first(bad)
+        span = f"{low}..{high - 1}" if high > low else "there are none"
+        raise DataError(
+            f"{file}: {_at(name, k)} = {int(a[k])} is not {what} ({span}{allowed}) "
+            f"({_such(bad)}): {fix}"
+        )
+
+
+def _check_stored_arrays(path: Path, data: CTRData, has_time: bool) -> None:
+    """The checks of :meth:`CTRData.load`'s doc on the arrays of ``data``, read from the
+    samples directory ``path``: a one-line :class:`DataError` at the first failure."""
+    file, side_file = path / "samples.npz", path / "side.npz"
+    fix = _rebuild(path, data.meta)
+    n_users, n_items, width = data.n_users, data.n_items, data.max_history
+
+    def of(n: int, noun: str) -> str:
+        return f", the {n} {noun}s of {path / 'dataset'}"
+
+    for s in CTR_SPLITS:
+        sp_ = data.samples[s]
+        n = len(sp_.users) if sp_.users.ndim == 1 else None
+        _check_array(file, f"{s}__users", sp_.users, shape=(None,), kinds="iu", what="one user index per sample",
+                     fix=fix)
+        for key, a, shape, kinds, what in (
+            ("items", sp_.items, (n,), "iu", f"one candidate item per sample, {n} samples as {s}__users"),
+            ("labels", sp_.labels, (n,), "biuf", f"one label per sample, {n} samples as {s}__users"),
+            ("position", sp_.position, (n,), "iu", f"one target position per sample, {n} samples as {s}__users"),
+            ("history", sp_.history, (n, None), "iu",
+             f"{n} samples as {s}__users x at most max history {width} of ctr.json"),
+        ):
+            _check_array(file, f"{s}__{key}", a, shape=shape, kinds=kinds, what=what, fix=fix)
+        # stored up to the split's longest history (CTRSplit), full width in folders written before
+        if not 1 <= sp_.history.shape[1] <= width:
+            raise DataError(f"{file}: array {s}__history has {sp_.history.shape[1]} columns, expected 1 to max "
+                            f"history {width} of ctr.json: {fix}")
+        if has_time:
+            if sp_.hist_delta is None:
+                raise DataError(f"{file}: array {s}__hist_delta is missing (ctr.json says has_time): {fix}")
+            _check_array(file, f"{s}__hist_delta", sp_.hist_delta, shape=sp_.history.shape, kinds="f",
+                         what=f"seconds before the candidate, shaped as {s}__history", fix=fix)
+        if s != "train" and n == 0:
+            raise DataError(f"{file}: split {s} has no samples (nothing to evaluate on): {fix}")
+        _check_range(file, f"{s}__users", sp_.users, 0, n_users, "a user index",
+                     of(n_users, "user"), fix)
+        _check_range(file, f"{s}__items", sp_.items, 0, n_items, "an item index",
+                     of(n_items, "item"), fix)
+        labels = sp_.labels
+        bad = ~((labels == 0) | (labels == 1))  # NaN and infinities included
+        if bad.any():
+            k = _first(bad)
+            raise DataError(
+                f"{file}: {_at(f'{s}__labels', k)} = {float(labels[k]):g} is not a label (0 or 1; "
+                f"{_such(bad)}): {fix}"
+            )
+        _check_range(file, f"{s}__history", sp_.history, -1, n_items, "an item index or the padding -1",
+                     of(n_items, "item"), fix)
+        valid = sp_.history >= 0
+        gap = valid[:, 1:] & ~valid[:, :-1]  # a behaviour after padding: histories are left-aligned
+        if gap.any():
+            r, c = _first(gap)
+            raise DataError(
+                f"{file}: {_at(f'{s}__history', (r, c + 1))} = {int(sp_.history[r, c + 1])} follows the padding "
+                f"-1 at column {c}: a history holds its behaviours first, then the padding: {fix}"
+            )
+        bad = sp_.position < 1
+        if bad.any():
+            k = _first(bad)
+            raise DataError(
+                f"{file}: {_at(f'{s}__position', k)} = {int(sp_.position[k])} is not a target position (1-based, "
+                f"1 or more): {fix}"
+            )
+        # a history holds the min(position - 1, max history) behaviours before its target (a
+        # narrower or wider array than that was cut or padded by hand)
+        want = np.minimum(sp_.position.astype(np.int64) - 1, width)
+        bad = valid.sum(1) != want
+        if bad.any():
+            r = _first(bad)[0]
+            raise DataError(
+                f"{file}: {s}__history row {r} holds {int(valid[r].sum())} behaviours, but {s}__position[{r}] = "
+                f"{int(sp_.position[r])} gives {int(want[r])} (position - 1, at most max history {width}; "
+                f"{_such(bad, 'row')}): {fix}"
+            )
+        if has_time:
+            delta = sp_.hist_delta
+            bad = valid & ~np.isfinite(delta)
+            if bad.any():
+                k = _first(bad)
+                raise DataError(
+                    f"{file}: {_at(f'{s}__hist_delta', k)} = {float(delta[k]):g} at a history behaviour is not a "
+                    f"finite number of seconds: {fix}"
+                )
+    for kind, side, n, low in (("user", data.user_side, n_users, 0), ("item", data.item_side, n_items, -1)):
+        for key, codes in side.items():
+            name = f"{kind}__{key}"
+            shape: tuple[int | None, ...] = (n,) if kind == "user" else (n, None)
+            _check_array(side_file, name, codes, shape=shape, kinds="iu",
+                         what=f"codes of the {n} {kind}s of {path / 'dataset'}", fix=fix)
+            size = int(data.vocab_sizes[key])
+            pad = ", or the padding -1" if low < 0 else ""
+            bad = (codes < low) | (codes >= size)
+            if bad.any():
+                k = _first(bad)
+                raise DataError(
+                    f"{side_file}: {_at(name, k)} = {int(codes[k])} is not a code of field {key!r} "
+                    f"(0..{size - 1}, vocab_sizes[{key!r}] = {size} in ctr.json{pad}): {fix}"
+                )
+
+
+# ---------------------------------------------------------------------- no training samples
+def check_training_samples(data: CTRData, what: str) -> None:
+    """A one-line :class:`DataError` when ``data`` has no training sample, naming the data
+    (``what``: the source folder or samples directory as the user gave it) and its counts:
+    how many users gave samples and the most behaviours one of them has (training
+    samples need a user with at least 4: the last two are the validation and the test
+    target), or under the cold-start protocol the most warm training behaviours."""
+    if len(data.samples["train"]):
+        return
+    test = data.samples["test"]
+    positives = test.labels == 1
+    users = np.unique(test.users[positives]) if len(test) else np.zeros(0, np.int64)
+    n_with, n_all = len(users), data.n_users
+    lead = f"{what} ({data.dataset.name!r}) gives no training samples"
+    cold = data.meta.get("cold_start")
+    if cold:
+        warm = int(np.diff(data.dataset.train.indptr).max()) if data.n_users else 0
+        raise DataError(
+            f"{lead}: with --cold-start {cold.get('fraction')} --seed {cold.get('seed')} a user's training "
+            f"behaviours (all but the last two) keep their warm items only, and none of the {n_with} users with "
+            f"samples has the 2 a training sample needs (at most {warm}): pass a smaller --cold-start, or use data "
+            "with longer behaviour sequences"
+        )
+    longest = int(test.position[positives].max()) if positives.any() else 0
+    shortest = int(test.position[positives].min()) if positives.any() else 0
+    have = (f"all {n_with} users that give samples have exactly {longest} behaviours" if shortest == longest
+            else f"the {n_with} users that give samples have at most {longest} behaviours")
+    rest = f" ({n_all - n_with} of its {n_all} users have fewer than 3 and give none)" if n_all > n_with else ""
+    raise DataError(
+        f"{lead}: {have}{rest}, and a training sample needs a user with at least 4 (a history and a target "
+        "before the validation and the test behaviour): use data with longer behaviour sequences"
+    )
+
+
+# ---------------------------------------------------------------------- merged rows
+def note_merged_rows(data: CTRData) -> None:
+    """A :class:`~graphrec.errors.GraphrecNote` per source file whose repeated (user,
+    item) rows the reader merged into one behaviour (``meta["duplicate_rows"]``, e.g. a
+    MovieLens rating listed twice: one behaviour at its latest timestamp), as ``graphrec
+    prepare`` notes them: the sequences are shorter than the file's row count says.
+    For data read from a source file (a graphrec dataset directory's note was printed
+    when it was prepared)."""
+    import warnings
+
+    from graphrec.errors import GraphrecNote
+
+    for path, n in (data.dataset.meta.get("duplicate_rows") or {}).items():
+        warnings.warn(
+            f"{n} duplicate row{'s' if n != 1 else ''} of {path} merged (a (user, item) pair listed again is one "
+            "behaviour, at its latest timestamp)", GraphrecNote, stacklevel=2,
+        )

@@ -42,8 +42,10 @@ from torch import Tensor
 import graphrec
 from graphrec._atomic import atomic_dir, check_output
 from graphrec._device import resolve_device
-from graphrec.data.ctr import CTRData, CTRSplit, cold_mask, popularity_levels, property_codes
-from graphrec.errors import ConfigError, DataError
+from graphrec.data.ctr import (
+    CTRData, CTRSplit, check_training_samples, cold_mask, popularity_levels, property_codes,
+)
+from graphrec.errors import ConfigError
 from graphrec.metrics.ctr import auc, ctr_metrics
 from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
 from graphrec.train.fit import divergence_error, seed_everything
@@ -430,7 +432,7 @@ def fit_ctr(
     valid = split_tensors(data.samples["valid"])
     n = len(train["users"])
     if n == 0:
-        raise DataError("there are no training samples: users need at least 4 behaviours")
+        check_training_samples(data, str(data.meta.get("source") or "the data"))
     n_batches = -(-n // config.batch_size)
 
     gan = model.gan_parameters()

@@ -14,17 +14,19 @@ split is never looked at before that. Everything is seeded by ``config.seed``.
 In a torch.distributed process group (:mod:`graphrec.distributed`: ``--nproc N`` or
 torchrun) every rank runs this loop on the same data with the same seed, so all ranks
 draw the same shuffled triples. ``batch_size`` is the step's size whatever the number of
-ranks (as RecBole's ``train_batch_size``): rank ``r`` computes the loss of its part of the
-step's triples, scaled by ``world * part / step`` so that DistributedDataParallel's
+ranks (as RecBole's ``train_batch_size``): rank ``r`` computes the loss of its part of
+the step's triples, scaled by ``world * part / step`` so that DistributedDataParallel's
 gradient average is the gradient of the step's mean loss. N ranks therefore take the
-steps of one process on the same triples (the same training, up to float summation
-order), each rank doing one N-th of the per-triple work; the full-graph propagation of a
-LightGCN-style model is done by every rank. A model whose loss couples the step's
-triples (``Recommender.couples_batch``: in-batch negatives, a norm over the batch, a
-dropout mask drawn for the batch) has every rank compute the whole step instead: the same
-training again, without the per-triple saving. Validation and test split the user batches
-across ranks and gather the metrics exactly. A group of one rank gives the numbers of no
-group, bit for bit.
+steps of one process on the same triples (the same training, up to float summation order,
+which can grow past rounding as it does between one-process runs on different
+``--threads``: Adam's ε-normalisation of near-zero gradient entries and a kink such as
+DRAGON's LeakyReLU amplify it, measured in docs/scaling.md), each rank doing one N-th of
+the per-triple work; the full-graph propagation of a LightGCN-style model is done by
+every rank. A model whose loss couples the step's triples (``Recommender.couples_batch``:
+in-batch negatives, a norm over the batch, a dropout mask drawn for the batch) has every
+rank compute the whole step instead: the same training again, without the per-triple
+saving. Validation and test split the user batches across ranks and gather the metrics
+exactly. A group of one rank gives the numbers of no group, bit for bit.
 """
 
 from __future__ import annotations

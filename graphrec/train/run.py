@@ -385,7 +385,8 @@ def load_run(
     if record.get("task", "ranking") != "ranking":
         raise ConfigError(
             f"run {run_dir} trained {record.get('model')} for the {record.get('task')} task: this reads top-k ranking "
-            "runs (graphrec train lightgcn|mmgef|...); a CTR run's valid and test AUC are in its record.json"
+            "runs (graphrec train lightgcn|mmgef|...); for a CTR run, graphrec evaluate gives its AUC and "
+            "--predictions FILE its click probabilities"
         )
     check_record_fields(record, run_dir, {"dataset": dict, "model_params": dict, "train_config": dict})
     check_record_fields(record["dataset"], run_dir, {"fingerprint": str})

@@ -30,9 +30,8 @@ def test_train_din_writes_run_and_table(samples, tmp_path):
     rec = load_record(tmp_path / "run")
     assert rec["model"] == "din" and rec["item_graph"]["spec"] == "cooccur"
     assert rec["model_params"]["graph_layers"] == 2
-    # the commands that read ranking runs say what the run is, in one line, and write nothing
-    for args in (["evaluate", str(tmp_path / "run")],
-                 ["export-graph", str(tmp_path / "run"), "--out", str(tmp_path / "graph")]):
+    # the commands that read ranking runs only say what the run is, in one line, and write nothing
+    for args in (["export-graph", str(tmp_path / "run"), "--out", str(tmp_path / "graph")],):
         res = runner.invoke(app, args)
         assert res.exit_code == 1, res.output
         assert "trained din for the ctr task: this reads top-k ranking runs" in res.output, res.output
@@ -270,6 +269,252 @@ def test_optimizer_adagrad_trains_the_backbone_and_is_recorded(samples, tmp_path
     res = runner.invoke(app, [*args, "--optimizer", "sgd", "--out", str(tmp_path / "sgd")])
     assert res.exit_code == 1 and "optimizer 'sgd' is not one of adam, adagrad (--optimizer)" in res.output
     assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "sgd").exists()
+
+
+def test_evaluate_a_ctr_run_repeats_its_metrics_and_writes_its_probabilities(samples, tmp_path):
+    import pandas as pd
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["train", "din", "--data", str(samples), "--task", "ctr", "--epochs", "2",
+                              "--item-graph", "cooccur", "--threads", "1", "--device", "cpu", "--out", str(run),
+                              "--quiet"])
+    assert res.exit_code == 0, res.output
+    rec = load_record(run)
+    preds = tmp_path / "preds.csv"
+    res = runner.invoke(app, ["evaluate", str(run), "--predictions", str(preds), "--device", "cpu", "--quiet"])
+    assert res.exit_code == 0, res.output
+    rows = {line.split()[0]: line.split()[1:] for line in res.output.splitlines() if line.split()}
+    assert rows["auc"] == [f"{rec['best_valid']['auc']:.4f}", f"{rec['test']['auc']:.4f}"]
+    assert rows["logloss"] == [f"{rec['best_valid']['logloss']:.4f}", f"{rec['test']['logloss']:.4f}"]
+    table = pd.read_csv(preds, dtype={"user": str, "item": str})
+    assert list(table.columns) == ["split", "user", "item", "label", "probability"]
+    test = table[table.split == "test"]
+    assert len(test) == rec["test"]["samples"] and len(table) == len(test) + rec["best_valid"]["samples"]
+    assert roc_auc_score(test.label, test.probability) == pytest.approx(rec["test"]["auc"], abs=1e-6)
+    assert log_loss(test.label, test.probability.clip(1e-7, 1 - 1e-7)) == pytest.approx(rec["test"]["logloss"], abs=1e-6)
+    # an existing --predictions is kept unless --overwrite; a ranking option is refused; both in one line
+    for args, words in ((["--predictions", str(preds)], "already exists"), (["--protocol", "mmrec"], "CTR run")):
+        res = runner.invoke(app, ["evaluate", str(run), *args])
+        assert res.exit_code == 1 and words in res.output and len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_evaluate_a_ctr_run_refuses_other_samples(samples, tmp_path):
+    from graphrec.data.ctr import CTRData
+
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["train", "din", "--data", str(samples), "--task", "ctr", "--epochs", "1", "--threads", "1",
+                              "--device", "cpu", "--out", str(run), "--quiet"])
+    assert res.exit_code == 0, res.output
+    other = tmp_path / "other"
+    data = CTRData.load(samples)
+    data.samples["test"].labels = 1 - data.samples["test"].labels  # other samples of the same data
+    data.save(other)
+    res = runner.invoke(app, ["evaluate", str(run), "--data", str(other), "--device", "cpu"])
+    assert res.exit_code == 1, res.output
+    assert "the samples differ from those run" in res.output and len(res.output.strip().splitlines()) == 1
+def _one_error_line(res, *words):
+    """``res`` failed with exit status 1 and one ``error:`` line holding every one of ``words``."""
+    assert res.exit_code == 1, res.output
+    assert len(res.output.strip().splitlines()) == 1 and res.output.startswith("error: "), res.output
+    assert "Traceback" not in res.output, res.output
+    for w in words:
+        assert w in res.output, (w, res.output)
+
+
+def _edit(split, key, fn):
+    """An edit of array ``key`` of a split (through its CTRSplit field)."""
+    def apply(data):
+        sp_ = data.samples[split]
+        setattr(sp_, key, fn(getattr(sp_, key).copy()))
+    return apply
+
+
+def _set(a, index, value):
+    a[index] = value
+    return a
+
+
+#: (id, edit of a CTRData, words of the one error line) of the stored-samples checks
+_STORED_EDITS = [
+    ("label-2", _edit("train", "labels", lambda a: _set(a, 3, 2.0)),
+     ["samples.npz: train__labels[3] = 2 is not a label (0 or 1"]),
+    ("label-half", _edit("valid", "labels", lambda a: _set(a, 5, 0.5)),
+     ["valid__labels[5] = 0.5 is not a label"]),
+    ("user-range", _edit("train", "users", lambda a: _set(a, 3, 10 ** 6)),
+     ["train__users[3] = 1000000 is not a user index (0..59, the 60 users of"]),
+    ("item-range", _edit("test", "items", lambda a: _set(a, 7, -2)),
+     ["test__items[7] = -2 is not an item index (0..49"]),
+    ("history-range", _edit("train", "history", lambda a: _set(a, (4, 1), 50)),
+     ["train__history[4, 1] = 50 is not an item index or the padding -1"]),
+    ("history-gap", _edit("train", "history", lambda a: _set(a, (0, 3), 7)),
+     ["train__history[0, 3] = 7 follows the padding -1 at column 2"]),
+    ("user-dtype", _edit("train", "users", lambda a: a.astype(np.float64)),
+     ["array train__users has dtype float64, expected an integer dtype"]),
+    ("items-shape", _edit("valid", "items", lambda a: a[:-1]),
+     ["array valid__items has shape (119,), expected 120"]),
+    ("history-cut", lambda d: [_edit("train", k, lambda a: a[:, :4].copy())(d) for k in ("history", "hist_delta")],
+     ["train__history row", "behaviours, but train__position[", "(position - 1, at most max history 6"]),
+    ("history-width", _edit("train", "history", lambda a: np.pad(a, ((0, 0), (0, 3)), constant_values=-1)),
+     ["array train__history has 9 columns, expected 1 to max history 6 of ctr.json"]),
+    ("position", _edit("test", "position", lambda a: _set(a, 0, 0)),
+     ["test__position[0] = 0 is not a target position"]),
+    ("delta-inf", _edit("train", "hist_delta", lambda a: _set(a, (0, 0), np.inf)),
+     ["train__hist_delta[0, 0] = inf at a history behaviour is not a finite number of seconds"]),
+    ("user-side", lambda d: d.user_side.__setitem__("gender", _set(d.user_side["gender"].copy(), 2, 3)),
+     ["side.npz: user__gender[2] = 3 is not a code of field 'gender' (0..2, vocab_sizes['gender'] = 3"]),
+    ("item-side", lambda d: d.item_side.__setitem__("genres", _set(d.item_side["genres"].copy(), (1, 0), -4)),
+     ["side.npz: item__genres[1, 0] = -4 is not a code of field 'genres'"]),
+]
+
+
+@pytest.mark.parametrize("edit, words", [c[1:] for c in _STORED_EDITS], ids=[c[0] for c in _STORED_EDITS])
+def test_stored_samples_are_checked_beyond_their_fingerprint(tmp_path, edit, words):
+    # an edited samples folder whose fingerprint was computed again (save computes it) or a
+    # home-made one: the fingerprint holds, so the arrays themselves are checked, in one line
+    data = contract_ctr_data()
+    edit(data)
+    data.save(tmp_path / "s")
+    res = runner.invoke(app, ["train", "din", "--data", str(tmp_path / "s"), "--epochs", "1", "--device", "cpu",
+                              "--quiet", "--out", str(tmp_path / "r")])
+    _one_error_line(res, *words, "delete", "build them again")
+    assert not (tmp_path / "r").exists()
+
+
+def test_stored_samples_header_entries_are_checked(tmp_path):
+    import json
+
+    contract_ctr_data().save(tmp_path / "s")
+    head = json.loads((tmp_path / "s" / "ctr.json").read_text())
+    head["vocab_sizes"]["gender"] = "3"
+    (tmp_path / "s" / "ctr.json").write_text(json.dumps(head))
+    res = runner.invoke(app, ["train", "lr", "--data", str(tmp_path / "s"), "--epochs", "1", "--device", "cpu",
+                              "--quiet", "--out", str(tmp_path / "r")])
+    _one_error_line(res, "ctr.json: entry 'vocab_sizes' is", "expected an object {field: number of codes >= 1}")
+
+
+RATINGS_HEAD = "user_id,item_id,rating,timestamp"
+
+
+def _ratings(path, rows, sep=","):
+    """A MovieLens folder whose ratings.csv holds ``rows`` (user, item, time)."""
+    path.mkdir(parents=True)
+    lines = [RATINGS_HEAD.replace(",", sep)] + [sep.join((str(u), str(i), "4", str(t))) for u, i, t in rows]
+    (path / "ratings.csv").write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _rows(n_users, per_user, n_items=30):
+    rng = np.random.default_rng(0)
+    return [(u + 1, int(i) + 1, 1000 * u + k) for u in range(n_users)
+            for k, i in enumerate(rng.choice(n_items, per_user, replace=False))]
+
+
+@pytest.mark.parametrize("sep, name", [("\t", "tab"), (";", "semicolon"), ("|", "pipe")])
+def test_movielens_ratings_with_another_separator_say_so(tmp_path, sep, name):
+    src = _ratings(tmp_path / "ml", _rows(10, 6), sep=sep)
+    for args in (["train", "din", "--data", str(src), "--epochs", "1", "--device", "cpu", "--quiet", "--out",
+                  str(tmp_path / "r")], ["prepare", "--format", "movielens", str(src), str(tmp_path / "d")]):
+        res = runner.invoke(app, args)
+        _one_error_line(res, "ratings.csv line 1: the file is not comma-separated", f"is {name}-separated",
+                        "separate its columns with commas")
+        assert "name it userId" not in res.output
+    assert not (tmp_path / "r").exists() and not (tmp_path / "d").exists()
+
+
+def _unisrec(root, valid_sep="\t", feat_values=None):
+    """A tiny UniSRec folder (2 users of 5 behaviours, 6 items, item map, 4-d features)."""
+    root.mkdir(parents=True)
+    head = ["user_id:token", "item_id_list:token_seq", "item_id:token"]
+    seqs = {0: [0, 1, 2, 3, 4], 1: [5, 4, 3, 2, 1]}
+    train = [(u, s[:k], s[k]) for u, s in seqs.items() for k in range(1, 3)]
+    files = {
+        "x.train.inter": ["\t".join(head)] + [f"{u}\t{' '.join(map(str, h))}\t{t}" for u, h, t in train],
+        "x.valid.inter": [valid_sep.join(head)] + [valid_sep.join((str(u), " ".join(map(str, s[:3])), str(s[3])))
+                                                   for u, s in seqs.items()],
+        "x.test.inter": ["\t".join(head)] + [f"{u}\t{' '.join(map(str, s[:4]))}\t{s[4]}" for u, s in seqs.items()],
+        "x.item2index": [f"I{k}\t{k}" for k in range(6)],
+        "x.user2index": [f"U{k}\t{k}" for k in range(2)],
+    }
+    for name, lines in files.items():
+        (root / name).write_text("\n".join(lines) + "\n")
+    np.arange(6 * 4 if feat_values is None else feat_values, dtype=np.float32).tofile(root / "x.feat1CLS")
+    return root
+
+
+def test_unisrec_inter_file_with_commas_says_it_is_not_tab_separated(tmp_path):
+    src = _unisrec(tmp_path / "u", valid_sep=",")
+    res = runner.invoke(app, ["train", "din", "--data", str(src), "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--out", str(tmp_path / "r")])
+    _one_error_line(res, "x.valid.inter line 1: the file is not tab-separated", "is comma-separated",
+                    "separate the columns with tabs")
+    assert "header has no" not in res.output
+
+
+def test_unisrec_feature_file_of_the_wrong_size_gives_the_command_line_fix(tmp_path):
+    src = _unisrec(tmp_path / "u", feat_values=6 * 4 - 1)
+    res = runner.invoke(app, ["train", "din", "--data", str(src), "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--out", str(tmp_path / "r")])
+    _one_error_line(res, "x.feat1CLS: 92 bytes (23 float32 values", "do not split into 6 rows, one per item",
+                    "the 6 lines of", "x.item2index", "write it as 6 x dim float32 values", "24 x dim bytes")
+    assert "read_unisrec(" not in res.output and "dim=" not in res.output
+
+
+def test_no_training_samples_name_the_data_and_the_counts(tmp_path):
+    # every user has 3 behaviours: a validation history, target and test target, no training sample
+    src = _ratings(tmp_path / "ml", _rows(12, 3) + [(99, 1, 5)])
+    res = runner.invoke(app, ["train", "din", "--data", str(src), "--samples", str(tmp_path / "s"), "--epochs", "1",
+                              "--device", "cpu", "--quiet", "--out", str(tmp_path / "r")])
+    _one_error_line(res, f"{src} ('ml') gives no training samples", "all 12 users that give samples have exactly 3 "
+                    "behaviours (1 of its 13 users have fewer than 3", "needs a user with at least 4")
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
+
+
+def test_duplicate_ratings_rows_are_noted(tmp_path):
+    rows = _rows(10, 6)
+    src = _ratings(tmp_path / "ml", rows + rows[:3])
+    res = runner.invoke(app, ["train", "lr", "--data", str(src), "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert f"note: 3 duplicate rows of {src / 'ratings.csv'} merged" in res.stderr, res.stderr
+    res = runner.invoke(app, ["prepare", "--format", "movielens", str(src), str(tmp_path / "d")])
+    assert res.exit_code == 0 and f"note: 3 duplicate rows of {src / 'ratings.csv'} merged" in res.output, res.output
+    # a dataset directory merged them when it was prepared (and noted it then): no note
+    res = runner.invoke(app, ["train", "lr", "--data", str(tmp_path / "d"), "--epochs", "1", "--device", "cpu",
+                              "--quiet", "--out", str(tmp_path / "r2")])
+    assert res.exit_code == 0 and "note:" not in res.output, res.output
+
+
+def test_slice_table_prints_sample_counts_as_integers(samples, tmp_path):
+    import re
+
+    res = runner.invoke(app, ["train", "lr", "--data", str(samples), "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    rows = [ln for ln in res.stdout.splitlines() if re.match(r"(level_\d|warm|cold)\s", ln)]
+    assert rows and all(re.fullmatch(r"\S+\s+(\d\.\d{4}|-)\s+\d+", ln) for ln in rows), res.stdout
+
+
+def test_sources_without_timestamps_and_too_short_users_name_the_file_and_the_counts(tmp_path):
+    src = tmp_path / "ml"
+    src.mkdir()
+    (src / "ratings.csv").write_text("userId,movieId,rating\n" + "".join(f"{u},{i},4\n" for u in range(1, 6)
+                                                                          for i in range(1, 6)))
+    res = runner.invoke(app, ["train", "din", "--data", str(src), "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--out", str(tmp_path / "r")])
+    _one_error_line(res, f"{src / 'ratings.csv'}: no timestamp column", "add it")
+    # a prepared dataset without timestamps names its folder
+    res = runner.invoke(app, ["prepare", "--format", "movielens", str(src), str(tmp_path / "d")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "din", "--data", str(tmp_path / "d"), "--epochs", "1", "--device", "cpu",
+                              "--quiet", "--out", str(tmp_path / "r")])
+    _one_error_line(res, f"{tmp_path / 'd'}: the dataset holds no timestamps")
+    # every user has 2 behaviours: none gives a sample
+    short = _ratings(tmp_path / "short", _rows(7, 2))
+    res = runner.invoke(app, ["train", "din", "--data", str(short), "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--out", str(tmp_path / "r")])
+    _one_error_line(res, "has 3 or more behaviours (7 users, at most 2 behaviours each)")
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("quiet", [False, True])

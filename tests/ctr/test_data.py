@@ -130,6 +130,24 @@ def test_seeded_and_saved(tmp_path):
         a.save(tmp_path / "s")
 
 
+def test_load_checks_the_arrays_not_only_their_fingerprint(tmp_path):
+    # a label that no save could write (NaN), with a fingerprint that matches it: refused
+    # in one line naming the file, the array and the row
+    a = build_ctr_data(_toy(), sequences_from_dataset(_toy()), max_history=3, seed=7)
+    a.save(tmp_path / "s")
+    with np.load(tmp_path / "s" / "samples.npz") as z:
+        arrays = dict(z)
+    arrays["test__labels"][1] = np.nan
+    np.savez_compressed(tmp_path / "s" / "samples.npz", **arrays)
+    a.samples["test"].labels[1] = np.nan
+    head = json.loads((tmp_path / "s" / "ctr.json").read_text())
+    head["fingerprint"] = a.fingerprint()
+    (tmp_path / "s" / "ctr.json").write_text(json.dumps(head))
+    with pytest.raises(DataError, match=r"samples\.npz: test__labels\[1\] = nan is not a label \(0 or 1") as e:
+        CTRData.load(tmp_path / "s")
+    assert "\n" not in str(e.value) and f"delete {tmp_path / 's'}" in str(e.value)
+
+
 def test_properties_and_slices():
     ds = _toy()
     data = build_ctr_data(ds, sequences_from_dataset(ds), max_history=3, seed=0)

@@ -236,7 +236,7 @@ def test_complex_and_out_of_float32_range_features_are_refused_without_numpy_war
                                             r"numbers: save the real part"):
             read_mmrec(f, features={"image": "c.npy"})
         with pytest.raises(DataError, match=r"big\.npy: modality 'image' row 2 column 1 holds -1e\+39, outside "
-                                            r"float32's range \(about \+-3\.4e38; 1 such values\)"):
+                                            r"float32's range \(about \+-3\.4e38; 1 such value\)"):
             read_mmrec(f, features={"image": "big.npy"})
         with pytest.raises(DataError, match=r"inf\.npy: modality 'image' row 0 \(item '0'\) contains NaN or inf"):
             read_mmrec(f, features={"image": "inf.npy"})

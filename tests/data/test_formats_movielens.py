@@ -174,6 +174,27 @@ def test_missing_column(tmp_path: Path) -> None:
         read_movielens(f)
 
 
+@pytest.mark.parametrize("sep, name", [("\t", "tab"), (";", "semicolon"), ("|", "pipe")])
+def test_ratings_with_another_separator_are_named(tmp_path: Path, sep: str, name: str) -> None:
+    # the columns are there, written with another separator: the message says so, not "name it userId"
+    f = write(tmp_path / "ratings.csv", sep.join(["userId", "movieId", "rating", "timestamp"]) + "\n1,2,3,4\n")
+    with pytest.raises(DataError, match=rf"ratings\.csv line 1: the file is not comma-separated \(its header .* is "
+                                        rf"{name}-separated\): ratings\.csv is read as CSV: separate its columns"):
+        read_movielens(f)
+    g = write(tmp_path / "g" / "ratings.csv", "userId,movieId,rating\n1,2,3\n")
+    write(tmp_path / "g" / "users_info.csv", sep.join(["user_id", "age", "gender"]) + "\n1,2,M\n")
+    with pytest.raises(DataError, match=rf"users_info\.csv line 1: the file is not comma-separated .*{name}"):
+        read_movielens(g)
+
+
+def test_duplicate_rows_are_counted(tmp_path: Path) -> None:
+    f = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n1,2,3,9\n1,3,3,4\n1,2,5,1\n")
+    ds = read_movielens(f)
+    assert ds.meta["duplicate_rows"] == {str(f): 2} and ds.train.nnz == 2
+    assert "duplicate_rows" not in read_movielens(write(tmp_path / "b" / "ratings.csv",
+                                                        "userId,movieId,rating,timestamp\n1,2,3,4\n")).meta
+
+
 def test_non_numeric_id(tmp_path: Path) -> None:
     f = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n1,tt0114709,3,4\n")
     with pytest.raises(DataError, match=r"ratings\.csv line 3: movieId 'tt0114709' is not a MovieLens movie id"):
@@ -206,7 +227,7 @@ def test_non_finite_timestamp_is_refused(tmp_path: Path, stamp: str) -> None:
     # a temporal split used to order a NaN timestamp as the latest
     write(tmp_path / "m" / "ratings.csv", f"userId,movieId,rating,timestamp\n1,10,4,100\n1,20,4,{stamp}\n1,30,4,200\n")
     with pytest.raises(DataError, match=rf"ratings\.csv line 3: timestamp {stamp!r} is not a finite number \(1 such "
-                       r"rows\): every timestamp must be a finite number"):
+                       r"row\): every timestamp must be a finite number"):
         read_movielens(tmp_path / "m")
     write(tmp_path / "u" / "u.data", f"1\t10\t4\t100\n1\t20\t4\t{stamp}\n")
     with pytest.raises(DataError, match=r"u\.data line 2: timestamp .* is not a finite number"):
@@ -240,3 +261,11 @@ def test_headerless_ratings_csv(tmp_path: Path) -> None:
                        r"looks like a data row, not column names: add the header line first \(e\.g\. "
                        r"userId,movieId,rating,timestamp\)"):
         read_movielens(tmp_path / "m")
+
+
+@pytest.mark.parametrize("sep, name", [(",", "comma"), (" ", "space")])
+def test_headerless_u_data_with_another_separator_says_so(tmp_path, sep, name):
+    write(tmp_path / "u" / "u.data", sep.join(("1", "10", "4", "100")) + "\n" + sep.join(("1", "20", "4", "200")) + "\n")
+    with pytest.raises(DataError, match=rf"u\.data line 1: expected 4 tab-separated fields \(user_id, item_id, rating, "
+                                        rf"timestamp\), found 1: the line is {name}-separated: write the file with tabs"):
+        read_movielens(tmp_path / "u")

@@ -176,7 +176,17 @@ def test_duplicate_in_index_map(tmp_path: Path) -> None:
 def test_feature_size_not_integral(tmp_path: Path) -> None:
     root = make(tmp_path / "t")
     np.ones(10, np.float32).tofile(root / "x.feat3CLS")
-    with pytest.raises(DataError, match=r"x\.feat3CLS: 40 bytes is not n_items x dim float32 values for 4 items"):
+    with pytest.raises(DataError, match=r"x\.feat3CLS: 40 bytes \(10 float32 values, 2\.50 per item\) do not split "
+                                        r"into 4 rows, one per item \(the 4 lines of .*x\.item2index\)") as e:
+        read_unisrec(root, unseen="keep")
+    assert "16 x dim bytes" in str(e.value) and "read_unisrec(" not in str(e.value)
+
+
+@pytest.mark.parametrize("sep, name", [(",", "comma"), (";", "semicolon"), (" ", "space")])
+def test_inter_file_with_another_separator_is_named(tmp_path: Path, sep: str, name: str) -> None:
+    root = make(tmp_path / "t", valid=HEAD.replace("\t", sep) + "0" + sep + "0 1 2" + sep + "3\n")
+    with pytest.raises(DataError, match=rf"x\.valid\.inter line 1: the file is not tab-separated \(its header "
+                                        rf".* is {name}-separated\): UniSRec \.inter files are TSV"):
         read_unisrec(root, unseen="keep")
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "PANDAS_NA",
     "check_not_missing",
     "check_tab_separated",
+    "check_separator",
     "check_unseen",
     "duplicate_rows",
     "check_dense_indices",
@@ -183,6 +184,49 @@ def check_tab_separated(table: Table, what: str, example: str) -> None:
     )
 
 
+#: the separators a delimited file is commonly written with, and their names
+SEPARATORS: dict[str, str] = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", " ": "space"}
+
+
+def other_separator(header: Sequence[str], sep: str, names: Sequence[str], strip_types: bool = False) -> str | None:
+    """The common separator (:data:`SEPARATORS`) other than ``sep`` that the header line
+    is written with, or None: ``header`` (the line split on ``sep``) lacks some of
+    ``names``, and the line split on that separator holds more of them (``strip_types``:
+    fields ``name:type`` count as ``name``, as RecBole headers)."""
+
+    def found(fields: Sequence[str]) -> int:
+        keys = {f.strip().strip('"').lstrip("\ufeff") for f in fields}
+        if strip_types:
+            keys = {k.split(":", 1)[0] for k in keys}
+        return len(keys & set(names))
+
+    have = found(header)
+    if have == len(set(names)):
+        return None
+    line = sep.join(header)
+    for other in SEPARATORS:
+        if other != sep and other in line and found(line.split(other)) > have:
+            return other
+    return None
+
+
+def check_separator(path: Path, header: Sequence[str], sep: str, names: Sequence[str], fix: str,
+                    strip_types: bool = False) -> None:
+    """A one-line DataError when the header of ``path`` (split on ``sep``: ``header``)
+    lacks some of the columns ``names`` and the line split on another common separator
+    holds more of them (:func:`other_separator`): the file is not ``sep``-separated, so
+    "header has no ... column" would send the user to rename a column that is there.
+    ``fix`` says how the file must be written (e.g. ``MovieLens ratings.csv is CSV:
+    separate the columns with commas, e.g. userId,movieId,rating,timestamp``)."""
+    other = other_separator(header, sep, names, strip_types)
+    if other is None:
+        return
+    raise DataError(
+        f"{path} line 1: the file is not {SEPARATORS[sep]}-separated (its header {sep.join(header)!r} is "
+        f"{SEPARATORS[other]}-separated): {fix}"
+    )
+
+
 def read_table(
     path: Path,
     *,
@@ -248,6 +292,14 @@ def read_table(
         if len(r) != n:
             what = "tab" if sep == "\t" else repr(sep)
             where = line_numbers[k] if line_numbers is not None else first + k
+            # a whole line in one field that another separator splits into the columns: the file's separator is wrong
+            other = next((o for o in SEPARATORS if o != sep and len(body[k].split(o)) == n), None) if len(r) == 1 else None
+            if other is not None:
+                raise DataError(
+                    f"{path} line {where}: expected {n} {SEPARATORS.get(sep, what)}-separated fields "
+                    f"({', '.join(keys)}), found 1: the line is {SEPARATORS[other]}-separated: write the file with "
+                    f"{SEPARATORS.get(sep, what)}s between the columns"
+                )
             raise DataError(
                 f"{path} line {where}: expected {n} {what}-separated fields "
                 f"({', '.join(keys)}), found {len(r)}: fix or remove the line"
@@ -351,7 +403,7 @@ def parse_float(
             k = int(np.flatnonzero(bad)[0])
             raise DataError(
                 f"{table.path} line {table.line(k)}: {column} {values[k]!r} is not a finite number "
-                f"({int(bad.sum())} such rows): every {column} must be a finite number (e.g. unix seconds): "
+                f"({_count(int(bad.sum()), 'such row')}): every {column} must be a finite number (e.g. unix seconds): "
                 "fix or remove the row"
             )
     return out
@@ -477,7 +529,7 @@ def load_npy(path: Path, modality: str) -> np.ndarray:
             r, c = (int(v[0]) for v in np.nonzero(big))
             raise DataError(
                 f"{path}: modality {modality!r} row {r} column {c} holds {float(x[r, c])!r}, outside float32's range "
-                f"(about +-3.4e38; {int(big.sum())} such values): features are stored as float32, so scale them"
+                f"(about +-3.4e38; {_count(int(big.sum()), 'such value')}): features are stored as float32, so scale them"
             )
     return x.astype(np.float32, copy=False)
 
@@ -706,3 +758,8 @@ def item_count_from_features(feats: Mapping[str, tuple[np.ndarray, Path]]) -> in
                 f"{x0.shape[0]}: every feature file needs one row per item, in the same order"
             )
     return int(x0.shape[0])
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 such row``, ``3 such rows``: a count and its noun, for messages."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -10,8 +10,10 @@ Input ``path`` is a ratings file or the folder holding it (``ratings.csv``, else
 
 User and movie ids must be integers (MovieLens ids). There is no given split: every
 kept rating is a **train** interaction (split the dataset afterwards), timestamps are
-kept (a pair rated twice keeps the latest time). ``min_rating`` keeps only ratings
-``>= min_rating``; otherwise every rating is an interaction. Items are the movies that
+kept (a pair rated twice keeps the latest time; the repeated rows are counted in
+``meta["duplicate_rows"]``, which ``graphrec prepare`` and ``graphrec train --task ctr``
+print as a note). ``min_rating`` keeps only ratings ``>= min_rating``; otherwise every
+rating is an interaction. Items are the movies that
 have at least one kept rating (movies listed in ``movies.csv`` but never rated are not
 items: they have no interaction to learn or evaluate from); users likewise. Both are
 in numeric id order.
@@ -47,6 +49,8 @@ from graphrec.data.formats._common import (
     Table,
     check_feature_matrix,
     check_npy_file,
+    check_separator,
+    duplicate_rows,
     load_npy,
     looks_like_data,
     one_line,
@@ -65,8 +69,12 @@ _ITEM_COLS = ("movieId", "item_id")
 _UDATA_COLS = ("user_id", "item_id", "rating", "timestamp")
 
 
-def _read_csv(path: Path, *, allow_empty: bool = False) -> Table:
-    """A comma-separated file with a header and CSV quoting, as a :class:`Table`."""
+def _read_csv(path: Path, names: tuple[str, ...], example: str, *, allow_empty: bool = False) -> Table:
+    """A comma-separated file with a header and CSV quoting, as a :class:`Table`.
+
+    ``names``: column names of which the header holds at least one; a header that holds
+    none, but does when split on a tab, semicolon, pipe or space, is a file written with
+    that separator, refused in one line that says so (``example``: a header to copy)."""
     require_file(path, "file")
     try:
         text = path.read_text(encoding="utf-8")
@@ -84,6 +92,8 @@ def _read_csv(path: Path, *, allow_empty: bool = False) -> Table:
     if not rows:
         raise DataError(f"{path}: file is empty (no header line): write the header and the rows")
     header, body, lines = rows[0], rows[1:], ends[1:]
+    check_separator(path, header, ",", names,
+                    f"{path.name} is read as CSV: separate its columns with commas (e.g. {example})")
     while body and body[-1] == []:
         body.pop()
     if not body and not allow_empty:
@@ -214,7 +224,7 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
         table = read_table(rfile, header=False, names=_UDATA_COLS)
         ucol, icol = "user_id", "item_id"
     else:
-        table = _read_csv(rfile)
+        table = _read_csv(rfile, _USER_COLS + _ITEM_COLS, "userId,movieId,rating,timestamp")
         ucol = _pick(table, _USER_COLS, "user id")
         icol = _pick(table, _ITEM_COLS, "movie id")
     users = parse_int(table, ucol, what="a MovieLens user id")
@@ -240,7 +250,7 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
     item_fields: dict[str, np.ndarray] = {}
     movies = root / "movies.csv"
     if movies.is_file():
-        mt = _read_csv(movies, allow_empty=True)
+        mt = _read_csv(movies, _ITEM_COLS, "movieId,title,genres", allow_empty=True)
         mid = parse_int(mt, _pick(mt, ("movieId", "item_id"), "movie id"), what="a MovieLens movie id")
         keys = [str(m) for m in mid.tolist()]
         for field in ("title", "genres"):
@@ -255,7 +265,7 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
     user_fields: dict[str, np.ndarray] = {}
     uinfo = root / "users_info.csv"
     if uinfo.is_file():
-        ut = _read_csv(uinfo, allow_empty=True)
+        ut = _read_csv(uinfo, _USER_COLS, "user_id,age,gender,occupation", allow_empty=True)
         uid = parse_int(ut, _pick(ut, _USER_COLS, "user id"), what="a MovieLens user id")
         keys = [str(u) for u in uid.tolist()]
         for field in ("age", "gender", "occupation"):
@@ -267,6 +277,10 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
     if npy.is_file() or ids_file.is_file():
         item_features["text"] = _text_features(npy, ids_file, item_ids)
 
+    meta: dict[str, Any] = {"format": "movielens", "source": str(rfile), "min_rating": min_rating}
+    dups = duplicate_rows(users, items, np.full(len(users), "train"), np.zeros(len(users), np.int64), [str(rfile)])
+    if dups:
+        meta["duplicate_rows"] = dups
     return build_dataset(
         users,
         items,
@@ -279,5 +293,5 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
         item_fields=item_fields,
         name=name or root.name,
         source=str(rfile),
-        meta={"format": "movielens", "source": str(rfile), "min_rating": min_rating},
+        meta=meta,
     )

@@ -60,6 +60,7 @@ from graphrec.data.formats._common import (
     Table,
     check_dense_indices,
     check_feature_matrix,
+    check_separator,
     check_unseen,
     find_prefix,
     index_ids,
@@ -77,6 +78,11 @@ _SPLITS = ("train", "valid", "test")
 
 
 def _check_header(table: Table, fields: tuple[str, ...]) -> None:
+    """A one-line DataError when a ``.inter`` table lacks one of ``fields`` (or is not
+    tab-separated at all)."""
+    check_separator(table.path, table.header, "\t", fields,
+                    "UniSRec .inter files are TSV: separate the columns with tabs (e.g. "
+                    "user_id:token<TAB>item_id_list:token_seq<TAB>item_id:token)", strip_types=True)
     for f in fields:
         table.col(f, "UniSRec files need the header user_id:token, item_id_list:token_seq, item_id:token")
 
@@ -207,25 +213,32 @@ def _feature_rows(
 
 
 def _read_features(
-    files: list[tuple[str, Path, int]], n_items: int, dim: int | None, item_ids: np.ndarray
+    files: list[tuple[str, Path, int]], n_items: int, dim: int | None, item_ids: np.ndarray, count_from: str
 ) -> dict[str, np.ndarray]:
+    """The feature matrices of ``files`` (``(modality, path, float32 values)``), ``n_items``
+    rows each; ``count_from`` says where that item count comes from (the item map's
+    lines), for the message of a file that does not split into those rows."""
     out: dict[str, np.ndarray] = {}
     for mod, path, total in files:
         size = 4 * total
         if dim is None:
             if n_items == 0 or total % n_items:
+                whole = [(p, t // n_items) for _, p, t in files if n_items and not t % n_items]
+                like = (f"; {whole[0][0].name} holds {whole[0][1]} values per item, {4 * n_items * whole[0][1]} "
+                        "bytes at that dimension" if whole else "")
                 raise DataError(
-                    f"{path}: {size} bytes is not n_items x dim float32 values for {n_items} items: "
-                    "check that the file belongs to this dataset and is complete (read_unisrec(..., dim=D) "
-                    "states the dimension)"
+                    f"{path}: {size} bytes ({total} float32 values, {total / max(n_items, 1):.2f} per item) do not "
+                    f"split into {n_items} rows, one per item ({count_from}): the file is truncated or belongs to "
+                    f"other data: write it as {n_items} x dim float32 values (row i = item index i; the dimension "
+                    f"is read as file size / 4 / {n_items}), {4 * n_items} x dim bytes in all{like}"
                 )
             d = total // n_items
         else:
             d = int(dim)
             if size != 4 * n_items * d:
                 raise DataError(
-                    f"{path}: {size} bytes, expected {4 * n_items * d} for {n_items} items x "
-                    f"{d} float32 values: fix dim= or the file"
+                    f"{path}: {size} bytes, expected {4 * n_items * d} for {n_items} items ({count_from}) x "
+                    f"{d} float32 values: fix dim= (CLI: --feature-dim) or the file"
                 )
         x = np.fromfile(path, dtype="<f4").reshape(n_items, d).astype(np.float32, copy=False)
         out[mod] = check_feature_matrix(x, path, mod, item_ids)
@@ -234,6 +247,9 @@ def _read_features(
 
 def _read_text(path: Path, item_ids: np.ndarray) -> np.ndarray:
     table = read_table(path, strip_types=True, allow_empty=True, quoted_cells=True)
+    check_separator(path, table.header, "\t", ("item_id", "text"),
+                    "the .text file is TSV: separate the columns with tabs (e.g. item_id:token<TAB>text:token_seq)",
+                    strip_types=True)
     ids = table.col("item_id", "the .text file needs the header item_id:token, text:token_seq")
     texts = table.col("text", "the .text file needs the header item_id:token, text:token_seq")
     pos = {v: k for k, v in enumerate(item_ids.tolist())}
@@ -363,7 +379,9 @@ def read_unisrec(
     users_arr, items, lab = users_arr[keep], items[keep], lab[keep]
     split = np.asarray(_SPLITS)[lab]
 
-    item_features = _read_features(feat_files, len(item_ids), dim, item_ids)
+    count_from = (f"the {len(item_ids)} lines of {item_map_file}" if item_map_file.is_file()
+                  else "the item count the .inter and feature files fix")
+    item_features = _read_features(feat_files, len(item_ids), dim, item_ids, count_from)
     item_fields: dict[str, np.ndarray] = {}
     text_file = root / f"{prefix}.text"
     if text_file.is_file():

@@ -110,6 +110,7 @@ __all__ = [
     "load_ctr_source",
     "encode_side_fields",
     "behaviour_properties",
+    "property_codes",
     "item_popularity",
     "popularity_levels",
     "cold_mask",
@@ -330,9 +331,13 @@ def encode_side_fields(dataset: Dataset) -> tuple[dict[str, np.ndarray], dict[st
 class CTRSplit:
     """The samples of one split (aligned arrays, one row per sample).
 
-    ``history`` is ``(n, max_history)`` item indices, oldest first, padded with ``-1``;
-    ``hist_delta`` (optional) the seconds from each history behaviour to the candidate's
-    time (NaN at padding); ``position`` the 1-based position ``t`` of the target in its
+    ``history`` is ``(n, w)`` int32 item indices, oldest first, padded with ``-1``;
+    ``hist_delta`` (optional) the float32 seconds from each history behaviour to the
+    candidate's time (NaN at padding). The width ``w`` is the longest history of the
+    split (:func:`build_ctr_data` stores no all-padding column; samples stored before
+    did, ``w = max_history``): columns beyond ``w`` would be padding only, so both
+    layouts are the same samples, batches and fingerprint (:meth:`CTRData.fingerprint`
+    hashes the histories padded to ``max_history``). ``position`` the 1-based position ``t`` of the target in its
     user's sequence (both the positive and its negative carry it; under the cold-start
     protocol, in the sequence without cold items that the history is taken from).
     """
@@ -389,12 +394,20 @@ class CTRData:
         return self.samples["train"].hist_delta is not None
 
     def fingerprint(self) -> str:
-        """SHA-256 of the samples, side features and the dataset's fingerprint."""
+        """SHA-256 of the samples, side features and the dataset's fingerprint.
+
+        Histories are hashed as ``(n, max_history)`` arrays, padded with ``-1`` / NaN
+        beyond their stored width (:class:`CTRSplit`), so the fingerprint does not depend
+        on how many padding columns are stored."""
         h = hashlib.sha256()
         h.update(self.dataset.fingerprint().encode())
+        width = int(self.meta.get("max_history", 0))
         for s in CTR_SPLITS:
             sp_ = self.samples[s]
             for k, a in _split_arrays(sp_).items():
+                if k in _PADDED and a.ndim == 2 and a.shape[1] < width:
+                    _hash_padded(h, f"{s}.{k}", a, width, _PADDED[k])
+                    continue
                 a = np.ascontiguousarray(a)
                 h.update(f"{s}.{k}:{a.dtype.str}:{a.shape}".encode())
                 h.update(array_bytes(a))
@@ -454,7 +467,8 @@ class CTRData:
         The fingerprint only shows that the files were not changed since it was computed
         (anyone can compute it), so the arrays are checked too, in O(size): ``ctr.json``'s
         entries have their types, labels are 0 or 1, user / item / history indices lie in
-        the dataset's ranges (history padding ``-1`` at the end of a row), the arrays of a
+        the dataset's ranges (history padding ``-1`` at the end of a row, ``min(position - 1,
+        max_history)`` behaviours a row, at most ``max_history`` columns), the arrays of a
         split align, index arrays are integral and side codes lie within their vocabulary
         sizes (:func:`_check_stored_arrays`). Any failure is a one-line
         :class:`DataError` naming the file, the array, the first bad row and the fix."""
@@ -489,6 +503,24 @@ class CTRData:
         return data
 
 
+#: the per-step arrays of a split and their padding value
+_PADDED: dict[str, float] = {"history": -1, "hist_delta": np.nan}
+
+
+def _hash_padded(h: Any, name: str, a: np.ndarray, width: int, fill: float, chunk: int = 1 << 16) -> None:
+    """Feed ``h`` what hashing ``a`` padded on the right to ``width`` columns with
+    ``fill`` would (the header and then the bytes, ``chunk`` rows at a time, so the
+    padded array is never built whole)."""
+    n = a.shape[0]
+    h.update(f"{name}:{a.dtype.str}:{(n, width)}".encode())
+    buf = np.full((min(chunk, n), width), fill, dtype=a.dtype)
+    w = a.shape[1]
+    for s in range(0, n, chunk):
+        part = buf[: min(chunk, n - s)]
+        part[:, :w] = a[s : s + len(part)]
+        h.update(array_bytes(part))
+
+
 def _split_arrays(s: CTRSplit) -> dict[str, np.ndarray]:
     out = {"users": s.users, "items": s.items, "labels": s.labels, "history": s.history, "position": s.position}
     if s.hist_delta is not None:
@@ -504,23 +536,35 @@ def _make_split(
     negatives: Callable[[np.ndarray, np.ndarray], np.ndarray],
 ) -> CTRSplit:
     """Positive samples (user, 0-based position ``pos`` in its sequence) and one negative
-    each, ``negatives(users, targets)``."""
+    each, ``negatives(users, targets)``.
+
+    The history columns stop at the longest real history of the split (the stored layout
+    of :class:`CTRSplit`), and are filled one column at a time straight into the int32 /
+    float32 arrays, so no ``(n, max_history)`` int64 index array is ever built."""
     starts = seqs.indptr[users]
     flat = starts + pos  # index of the target in seqs.items
     # history: the max_history items before the target, oldest first, left-aligned
     n_hist = np.minimum(pos, max_history)
     first = flat - n_hist
-    offs = np.arange(max_history)
-    idx = first[:, None] + offs[None, :]
-    valid = offs[None, :] < n_hist[:, None]
-    hist = np.where(valid, seqs.items[np.where(valid, idx, 0)], -1)
-    delta = None
-    if seqs.times is not None:
-        t_target = seqs.times[flat]
-        delta = np.where(valid, t_target[:, None] - seqs.times[np.where(valid, idx, 0)], np.nan).astype(np.float32)
+    n = len(users)
+    width = _stored_width(n_hist)
+    # rows 2k (the positive) and 2k + 1 (its negative) share the history
+    hist = np.full((2 * n, width), -1, np.int32)
+    delta = None if seqs.times is None else np.full((2 * n, width), np.nan, np.float32)
+    t_target = None if seqs.times is None else seqs.times[flat]
+    for j in range(width):
+        rows = np.flatnonzero(n_hist > j)
+        src = first[rows] + j
+        hist[2 * rows, j] = seqs.items[src]
+        if delta is not None:
+            assert t_target is not None and seqs.times is not None
+            # seconds in float64, stored as float32 (as the full-width layout did)
+            delta[2 * rows, j] = t_target[rows] - seqs.times[src]
+    hist[1::2] = hist[0::2]
+    if delta is not None:
+        delta[1::2] = delta[0::2]
     items = seqs.items[flat]
     negs = negatives(users, items)
-    n = len(users)
     # interleave: positive then its negative
     order_users = np.repeat(users, 2)
     order_items = np.empty(2 * n, np.int64)
@@ -531,10 +575,16 @@ def _make_split(
         users=order_users.astype(np.int64),
         items=order_items,
         labels=labels,
-        history=np.repeat(hist, 2, axis=0).astype(np.int32),
+        history=hist,
         position=np.repeat(pos + 1, 2).astype(np.int32),
-        hist_delta=None if delta is None else np.repeat(delta, 2, axis=0),
+        hist_delta=delta,
     )
+
+
+def _stored_width(n_hist: np.ndarray) -> int:
+    """History columns stored for histories of lengths ``n_hist``: the longest, at least
+    one (so that a batch always has a column)."""
+    return max(int(n_hist.max(initial=0)), 1)
 
 
 def _all(n: int, noun: str) -> str:
@@ -763,19 +813,29 @@ def load_ctr_source(
 
 # ---------------------------------------------------------------------- properties and slices
 def behaviour_properties(split: CTRSplit, n_buckets: int = N_PROPERTY_BUCKETS) -> np.ndarray:
-    """Integer behaviour-property codes ``(n, max_history)``, 0 at padding.
+    """Integer behaviour-property codes ``(n, w)`` of a split's histories, 0 at padding
+    (:func:`property_codes`)."""
+    return property_codes(split.history, split.hist_delta, n_buckets)
 
-    With times: ``1 + min(floor(log2(1 + minutes before the candidate)), n_buckets - 1)``
-    (MARN's behaviour time, log-bucketed). Without: the recency rank,
-    ``1 + min(steps back - 1, n_buckets - 1)`` (1 = the most recent behaviour).
+
+def property_codes(history: np.ndarray, hist_delta: np.ndarray | None,
+                   n_buckets: int = N_PROPERTY_BUCKETS) -> np.ndarray:
+    """Integer behaviour-property codes of ``history`` (``(n, w)``, ``-1`` padding, left
+    aligned), 0 at padding; elementwise per row, so the codes of some rows (a batch) are
+    those rows of the codes of all rows, whatever the padding width.
+
+    With times (``hist_delta``, seconds): ``1 + min(floor(log2(1 + minutes before the
+    candidate)), n_buckets - 1)`` (MARN's behaviour time, log-bucketed). Without: the
+    recency rank, ``1 + min(steps back - 1, n_buckets - 1)`` (1 = the most recent
+    behaviour).
     """
-    mask = split.history >= 0
-    if split.hist_delta is not None:
-        minutes = np.nan_to_num(np.maximum(split.hist_delta, 0.0), nan=0.0) / 60.0
+    mask = history >= 0
+    if hist_delta is not None:
+        minutes = np.nan_to_num(np.maximum(hist_delta, 0.0), nan=0.0) / 60.0
         code = 1 + np.minimum(np.floor(np.log2(1.0 + minutes)), n_buckets - 1).astype(np.int64)
     else:
         lengths = mask.sum(1, keepdims=True)
-        steps_back = lengths - np.arange(split.history.shape[1])[None, :]
+        steps_back = lengths - np.arange(history.shape[1])[None, :]
         code = 1 + np.minimum(np.maximum(steps_back - 1, 0), n_buckets - 1)
     return np.where(mask, code, 0).astype(np.int64)
 
@@ -922,10 +982,14 @@ def _check_stored_arrays(path: Path, data: CTRData, has_time: bool) -> None:
             ("items", sp_.items, (n,), "iu", f"one candidate item per sample, {n} samples as {s}__users"),
             ("labels", sp_.labels, (n,), "biuf", f"one label per sample, {n} samples as {s}__users"),
             ("position", sp_.position, (n,), "iu", f"one target position per sample, {n} samples as {s}__users"),
-            ("history", sp_.history, (n, width), "iu",
-             f"{n} samples as {s}__users x max history {width} of ctr.json"),
+            ("history", sp_.history, (n, None), "iu",
+             f"{n} samples as {s}__users x at most max history {width} of ctr.json"),
         ):
             _check_array(file, f"{s}__{key}", a, shape=shape, kinds=kinds, what=what, fix=fix)
+        # stored up to the split's longest history (CTRSplit), full width in folders written before
+        if not 1 <= sp_.history.shape[1] <= width:
+            raise DataError(f"{file}: array {s}__history has {sp_.history.shape[1]} columns, expected 1 to max "
+                            f"history {width} of ctr.json: {fix}")
         if has_time:
             if sp_.hist_delta is None:
                 raise DataError(f"{file}: array {s}__hist_delta is missing (ctr.json says has_time): {fix}")
@@ -961,6 +1025,17 @@ def _check_stored_arrays(path: Path, data: CTRData, has_time: bool) -> None:
             raise DataError(
                 f"{file}: {_at(f'{s}__position', k)} = {int(sp_.position[k])} is not a target position (1-based, "
                 f"1 or more): {fix}"
+            )
+        # a history holds the min(position - 1, max history) behaviours before its target (a
+        # narrower or wider array than that was cut or padded by hand)
+        want = np.minimum(sp_.position.astype(np.int64) - 1, width)
+        bad = valid.sum(1) != want
+        if bad.any():
+            r = _first(bad)[0]
+            raise DataError(
+                f"{file}: {s}__history row {r} holds {int(valid[r].sum())} behaviours, but {s}__position[{r}] = "
+                f"{int(sp_.position[r])} gives {int(want[r])} (position - 1, at most max history {width}; "
+                f"{_such(bad, 'row')}): {fix}"
             )
         if has_time:
             delta = sp_.hist_delta

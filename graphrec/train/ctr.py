@@ -43,7 +43,7 @@ import graphrec
 from graphrec._atomic import atomic_dir, check_output
 from graphrec._device import resolve_device
 from graphrec.data.ctr import (
-    CTRData, CTRSplit, behaviour_properties, check_training_samples, cold_mask, popularity_levels,
+    CTRData, CTRSplit, check_training_samples, cold_mask, popularity_levels, property_codes,
 )
 from graphrec.errors import ConfigError
 from graphrec.metrics.ctr import auc, ctr_metrics
@@ -321,22 +321,34 @@ def check_ctr_model(
 
 # ---------------------------------------------------------------------- batches
 def split_tensors(split: CTRSplit) -> dict[str, Tensor]:
-    """A split as CPU tensors (history as long, properties precomputed)."""
-    return {
-        "users": torch.from_numpy(split.users.astype(np.int64)),
-        "items": torch.from_numpy(split.items.astype(np.int64)),
-        "history": torch.from_numpy(split.history.astype(np.int64)),
-        "props": torch.from_numpy(behaviour_properties(split)),
-        "labels": torch.from_numpy(split.labels.astype(np.float32)),
+    """A split as CPU tensors that share the split's memory: no copy of the split is
+    made (the history stays int32, the time deltas float32, up to the split's longest
+    history; :func:`_batch` converts one batch at a time)."""
+    hist = split.history
+    width = max(int((hist >= 0).sum(1).max(initial=0)), 1) if hist.ndim == 2 else 1
+    out = {
+        "users": torch.from_numpy(np.asarray(split.users, dtype=np.int64)),
+        "items": torch.from_numpy(np.asarray(split.items, dtype=np.int64)),
+        "history": torch.from_numpy(np.asarray(hist, dtype=np.int32)[:, :width]),
+        "labels": torch.from_numpy(np.asarray(split.labels, dtype=np.float32)),
     }
+    if split.hist_delta is not None:
+        out["hist_delta"] = torch.from_numpy(np.asarray(split.hist_delta, dtype=np.float32)[:, :width])
+    return out
 
 
 def _batch(t: Mapping[str, Tensor], idx: Tensor | slice, device: torch.device) -> CTRBatch:
-    b = CTRBatch(t["users"][idx], t["items"][idx], t["history"][idx], t["props"][idx], t["labels"][idx])
+    """The samples ``idx`` of :func:`split_tensors`' tensors as a batch: history as long
+    and behaviour properties (:func:`~graphrec.data.ctr.property_codes`) computed for
+    these rows only."""
+    hist = t["history"][idx]
     # drop all-padding columns at the end of the batch (shorter histories, faster steps)
-    width = int((b.history >= 0).sum(1).max()) if len(b) else 0
+    width = int((hist >= 0).sum(1).max()) if len(hist) else 0
     width = max(width, 1)
-    b.history, b.props = b.history[:, :width], b.props[:, :width]
+    hist = hist[:, :width]
+    delta = t["hist_delta"][idx][:, :width].numpy() if "hist_delta" in t else None
+    props = torch.from_numpy(property_codes(hist.numpy(), delta))
+    b = CTRBatch(t["users"][idx], t["items"][idx], hist.long(), props, t["labels"][idx])
     return b.to(device) if device.type != "cpu" else b
 
 
@@ -692,7 +704,8 @@ def run_ctr(
     check_ctr_model(data, model_name, params, item_graph)  # before the graphs are built
     seed_everything(config.seed)
     t0 = time.perf_counter()
-    graphs, graph_records = resolve_item_graphs(data, item_graph, progress=False, **graph_options)
+    # the graph build (minutes on large catalogues) shows progress unless the run is quiet
+    graphs, graph_records = resolve_item_graphs(data, item_graph, progress=config.progress, **graph_options)
     record["item_graph"]["graphs"] = graph_records
     seed_everything(config.seed)
     model = build_ctr_model(model_name, data, params, graphs)

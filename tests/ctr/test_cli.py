@@ -353,8 +353,10 @@ _STORED_EDITS = [
      ["array train__users has dtype float64, expected an integer dtype"]),
     ("items-shape", _edit("valid", "items", lambda a: a[:-1]),
      ["array valid__items has shape (119,), expected 120"]),
-    ("history-width", _edit("train", "history", lambda a: a[:, :4]),
-     ["array train__history has shape", "max history 6 of ctr.json"]),
+    ("history-cut", lambda d: [_edit("train", k, lambda a: a[:, :4].copy())(d) for k in ("history", "hist_delta")],
+     ["train__history row", "behaviours, but train__position[", "(position - 1, at most max history 6"]),
+    ("history-width", _edit("train", "history", lambda a: np.pad(a, ((0, 0), (0, 3)), constant_values=-1)),
+     ["array train__history has 9 columns, expected 1 to max history 6 of ctr.json"]),
     ("position", _edit("test", "position", lambda a: _set(a, 0, 0)),
      ["test__position[0] = 0 is not a target position"]),
     ("delta-inf", _edit("train", "hist_delta", lambda a: _set(a, (0, 0), np.inf)),
@@ -513,3 +515,29 @@ def test_sources_without_timestamps_and_too_short_users_name_the_file_and_the_co
                               "--out", str(tmp_path / "r")])
     _one_error_line(res, "has 3 or more behaviours (7 users, at most 2 behaviours each)")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_item_graph_build_shows_progress_unless_quiet(samples, tmp_path, monkeypatch, quiet):
+    """Building the item graphs (110 s at 10^5 items) showed nothing: the run passed
+    progress=False. The graph builds now follow the run's progress setting."""
+    import tqdm.auto
+
+    bars: list[str] = []
+
+    class Recorder(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            bars.append(str(kwargs.get("desc")))
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    res = runner.invoke(app, ["train", "din", "--data", str(samples), "--item-graph", "both", "--epochs", "1",
+                              "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "r")]
+                        + (["--quiet"] if quiet else []))
+    assert res.exit_code == 0, res.output
+    graph_bars = [b for b in bars if b.startswith("kNN") or b == "co-interactions"]
+    if quiet:
+        assert bars == []
+    else:
+        assert any(b.startswith("kNN") for b in graph_bars) and "co-interactions" in graph_bars, bars

@@ -32,6 +32,13 @@ graph and layer (:func:`graphrec.nn.propagate`), no merged matrix, and the logit
 :math:`a` are learned through the scalar weights. The propagated table is computed once
 per forward pass; items enter the models through it (candidates and histories alike).
 
+Only the batch's items are encoded: a forward pass computes the representations of the
+batch's distinct candidate and history items (:func:`distinct_items`, then the
+encoders' ``rows``) and gathers them, never a table over every item. The exception is
+the propagated ID table: :math:`\hat A^{l} E` mixes every item's embedding, so it is
+computed over all items (one sparse product per graph and layer, cheap next to the
+content projections) and its rows gathered.
+
 Item content features :math:`x_m` (frozen, e.g. CLIP) are rescaled to
 :math:`\sqrt{d_m}\, x_m / \|x_m\|` (unit mean square per dimension, so reconstruction
 losses and projections see the same scale for every encoder); an all-zero row (missing
@@ -65,6 +72,7 @@ __all__ = [
     "SideEncoder",
     "ConcatItemEncoder",
     "UserEncoder",
+    "distinct_items",
     "masked_mean",
     "normalized_features",
 ]
@@ -184,6 +192,21 @@ def normalized_features(x: Tensor) -> Tensor:
     return unit_rows(x, scale=math.sqrt(x.shape[1]))
 
 
+def distinct_items(batch: CTRBatch) -> tuple[Tensor, Tensor, Tensor]:
+    """The batch's distinct items and where its candidates and history steps find them.
+
+    Returns ``(items, cand, hist)``: ``items`` the sorted distinct indices among the
+    candidates and the history steps (padding reads item 0, as ``hist_index`` does),
+    ``cand`` ``(B,)`` and ``hist`` ``(B, L)`` positions in ``items``. A model encodes
+    ``items`` once and gathers: ``reps[cand]`` equals ``table[batch.items]`` and
+    ``reps[hist]`` equals ``table[batch.hist_index]`` for the table over all items.
+    """
+    flat = torch.cat([batch.items, batch.hist_index.reshape(-1)])
+    items, inverse = torch.unique(flat, return_inverse=True)
+    b = len(batch)
+    return items, inverse[:b], inverse[b:].reshape(batch.history.shape)
+
+
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``x`` (B, L, d) over the valid steps of ``mask`` (B, L); zeros when none."""
     m = mask.unsqueeze(-1).to(x.dtype)
@@ -269,8 +292,9 @@ class ItemGraphPropagation(nn.Module):
 class ItemIDEncoder(nn.Module):
     """Item ID embedding table, optionally graph-enriched (:class:`ItemGraphPropagation`).
 
-    :meth:`table` returns the ``(n_items, dim)`` table the model indexes (propagated when
-    graphs are given), computed once per forward pass.
+    :meth:`table` returns the ``(n_items, dim)`` table (propagated when graphs are
+    given); :meth:`rows` the vectors of some items only (an embedding lookup, or rows of
+    the propagated table, which depends on every item).
     """
 
     def __init__(
@@ -292,6 +316,13 @@ class ItemIDEncoder(nn.Module):
         if self.propagation is None:
             return self.embedding.weight
         return self.propagation(self.embedding.weight)
+
+    def rows(self, items: Tensor) -> Tensor:
+        """The vectors of ``items`` (any shape): ``table()[items]``, without a table when
+        nothing is propagated."""
+        if self.propagation is None:
+            return self.embedding(items)
+        return self.table()[items]
 
 
 class SideEncoder(nn.Module):
@@ -320,11 +351,21 @@ class SideEncoder(nn.Module):
 
     def table(self) -> Tensor | None:
         """``(n, out_dim)`` side embedding of every user/item, or None without fields."""
+        return self._embed(None)
+
+    def rows(self, index: Tensor) -> Tensor | None:
+        """``(len(index), out_dim)``: the side embedding of the users/items ``index`` (1-D)
+        only, equal to ``table()[index]``; None without fields."""
+        return self._embed(index)
+
+    def _embed(self, index: Tensor | None) -> Tensor | None:
         if not self.names:
             return None
         parts = []
         for name in self.names:
             c = getattr(self, f"codes_{name}")
+            if index is not None:
+                c = c[index]
             emb = self.tables[name]
             if c.dim() == 1:
                 parts.append(emb(c))
@@ -336,6 +377,14 @@ class SideEncoder(nn.Module):
     def field_tables(self) -> list[Tensor]:
         """One ``(n, dim)`` embedding per field (FM-style models)."""
         t = self.table()
+        if t is None:
+            return []
+        return list(t.split(self.dim, dim=-1))
+
+    def field_rows(self, index: Tensor) -> list[Tensor]:
+        """One ``(len(index), dim)`` embedding per field of the users/items ``index``:
+        ``[t[index] for t in field_tables()]`` without the tables."""
+        t = self.rows(index)
         if t is None:
             return []
         return list(t.split(self.dim, dim=-1))
@@ -387,6 +436,8 @@ class ConcatItemEncoder(nn.Module):
             p.reset_parameters()
 
     def table(self) -> Tensor:
+        """``(n_items, out_dim)``: every item's vector (the reference :meth:`encode` equals;
+        a forward pass needs only the batch's items)."""
         parts = [self.ids.table()]
         s = self.side.table()
         if s is not None:
@@ -395,6 +446,25 @@ class ConcatItemEncoder(nn.Module):
             x = getattr(self, f"feat_{m}")
             parts.append(self.proj[m](x) if m in self.proj else x)
         return torch.cat(parts, -1)
+
+    def rows(self, items: Tensor) -> Tensor:
+        """``(len(items), out_dim)``: the vectors of ``items`` (1-D) only, their content
+        rows gathered before the projection."""
+        parts = [self.ids.rows(items)]
+        s = self.side.rows(items)
+        if s is not None:
+            parts.append(s)
+        for m in self.modalities:
+            x = getattr(self, f"feat_{m}")[items]
+            parts.append(self.proj[m](x) if m in self.proj else x)
+        return torch.cat(parts, -1)
+
+    def encode(self, batch: CTRBatch) -> tuple[Tensor, Tensor]:
+        """``(candidates (B, out_dim), history (B, L, out_dim))``: ``table()[batch.items]``
+        and ``table()[batch.hist_index]``, each distinct item of the batch encoded once."""
+        items, cand, hist = distinct_items(batch)
+        reps = self.rows(items)
+        return reps[cand], reps[hist]
 
 
 class UserEncoder(nn.Module):
@@ -412,9 +482,9 @@ class UserEncoder(nn.Module):
         self.side.reset_parameters()
 
     def forward(self, users: Tensor) -> Tensor:
-        s = self.side.table()
         u = self.embedding(users)
-        return u if s is None else torch.cat([u, s[users]], -1)
+        s = self.side.rows(users)
+        return u if s is None else torch.cat([u, s], -1)
 
 
 class CTRModel(nn.Module):

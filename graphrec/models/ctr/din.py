@@ -85,9 +85,11 @@ class DIN(CTRModel):
         self.head.reset_parameters()
 
     def forward(self, batch: CTRBatch) -> Tensor:
-        table = self.item_enc.table()
-        hist = table[batch.hist_index]
-        cand = table[batch.items]
+        cand, hist = self.item_enc.encode(batch)  # the batch's items only
+        return self._score(batch, cand, hist)
+
+    def _score(self, batch: CTRBatch, cand: Tensor, hist: Tensor) -> Tensor:
+        """Logits from the candidate ``(B, d)`` and history ``(B, L, d)`` item vectors."""
         a = self.attention.weights(hist, cand, batch.mask)
         pooled = (a.unsqueeze(-1) * hist).sum(1)
         x = torch.cat([self.user_enc(batch.users), pooled, cand], -1)

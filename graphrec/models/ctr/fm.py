@@ -67,18 +67,18 @@ class FM(CTRModel):
 
     def field_vectors(self, batch: CTRBatch) -> Tensor:
         """``(B, F, k)``: the latent vectors of the sample's fields."""
-        vecs = [self.user_vec(batch.users), self.item_vec.table()[batch.items]]
-        vecs += [t[batch.users] for t in self.user_side.field_tables()]
-        vecs += [t[batch.items] for t in self.item_side.field_tables()]
+        vecs = [self.user_vec(batch.users), self.item_vec.rows(batch.items)]
+        vecs += self.user_side.field_rows(batch.users)
+        vecs += self.item_side.field_rows(batch.items)
         return torch.stack(vecs, 1)
 
     def first_order(self, batch: CTRBatch) -> Tensor:
         out = self.bias + self.user_weight(batch.users).squeeze(-1) + self.item_weight(batch.items).squeeze(-1)
-        us, it = self.user_side_w.table(), self.item_side_w.table()
+        us, it = self.user_side_w.rows(batch.users), self.item_side_w.rows(batch.items)
         if us is not None:
-            out = out + us[batch.users].sum(-1)
+            out = out + us.sum(-1)
         if it is not None:
-            out = out + it[batch.items].sum(-1)
+            out = out + it.sum(-1)
         return out
 
     def forward(self, batch: CTRBatch) -> Tensor:

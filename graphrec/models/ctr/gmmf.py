@@ -211,13 +211,19 @@ class GMMF(CTRModel):
         e = self.ids.table()
         return e if s is None else torch.cat([e, s], -1)
 
+    def _e_rows(self, items: Tensor) -> Tensor:
+        """E of ``items`` (1-D) only: ``_e_table()[items]``."""
+        s = self.item_side.rows(items)
+        e = self.ids.rows(items)
+        return e if s is None else torch.cat([e, s], -1)
+
     def _h(self, m: str, items: Tensor) -> Tensor:
         x = getattr(self, f"feat_{m}")[items]
         return self.encoders[m](x) if self.use_autoencoder else x
 
-    def _item_reps(self, items: Tensor, e_table: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """``({"id": H'_E, m: H'_m}, {m: H_m})`` of ``items`` (any shape), eq. 1 and 8."""
-        e = e_table[items]
+    def _item_reps(self, items: Tensor, e: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """``({"id": H'_E, m: H'_m}, {m: H_m})`` of ``items`` (any shape) with their E
+        ``e``, eq. 1 and 8."""
         reps, encoded = {"id": e}, {}
         for m in self.modalities:
             h = encoded[m] = self._h(m, items)
@@ -234,11 +240,10 @@ class GMMF(CTRModel):
     ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor], tuple[Tensor, Tensor, dict[str, Tensor]]]:
         """User vector, gated pooled histories, candidate representations, and the batch's
         encoding ``(distinct items, inverse index, {m: H_m})`` that eq. 14 reuses."""
-        e_table = self._e_table()
         # representations of the batch's distinct items, computed once and gathered
         flat = torch.cat([batch.items, batch.hist_index.reshape(-1)])
         uniq, inv = torch.unique(flat, return_inverse=True)
-        reps, encoded = self._item_reps(uniq, e_table)
+        reps, encoded = self._item_reps(uniq, self._e_rows(uniq))
         b = len(batch)
         cand = {m: r[inv[:b]] for m, r in reps.items()}
         hist = {m: r[inv[b:]].reshape(*batch.history.shape, -1) for m, r in reps.items()}
@@ -298,7 +303,7 @@ class GMMF(CTRModel):
         all items; the fit loop computes it once for both steps."""
         items = torch.unique(batch.items)
         with torch.no_grad():
-            e = self._e_table()[items]
+            e = self._e_rows(items)
         return items, e
 
     def discriminator_loss(self, batch: CTRBatch, condition: tuple[Tensor, Tensor] | None = None) -> Tensor:

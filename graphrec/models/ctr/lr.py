@@ -51,10 +51,10 @@ class LR(CTRModel):
 
     def forward(self, batch: CTRBatch) -> Tensor:
         out = self.bias + self.user_weight(batch.users).squeeze(-1) + self.item_weight(batch.items).squeeze(-1)
-        us = self.user_side.table()
+        us = self.user_side.rows(batch.users)
         if us is not None:
-            out = out + us[batch.users].sum(-1)
-        it = self.item_side.table()
+            out = out + us.sum(-1)
+        it = self.item_side.rows(batch.items)
         if it is not None:
-            out = out + it[batch.items].sum(-1)
+            out = out + it.sum(-1)
         return out

@@ -82,6 +82,7 @@ from graphrec.models.ctr.base import (
     MLP,
     SideEncoder,
     UserEncoder,
+    distinct_items,
     normalized_features,
 )
 from graphrec.nn.reversal import GradientReversal, grad_reverse
@@ -254,17 +255,22 @@ class MARN(CTRModel):
         return lambda_schedule(self.progress, self.gamma)
 
     # ------------------------------------------------------------------ item representation
-    def _modality_embeddings(self) -> Tensor:
-        """``(n_items, M, d)``: the projected modality embeddings x_m of every item."""
+    def _modality_embeddings(self, items: Tensor | None = None) -> Tensor:
+        """``(n, M, d)``: the projected modality embeddings x_m of ``items`` (1-D; every
+        item when None), each row computed from that item's inputs alone."""
         out = []
         for m in self.modalities:
             if m == "id":
                 assert self.ids is not None and self.item_side is not None
-                s = self.item_side.table()
-                e = self.ids.table()
+                if items is None:
+                    s, e = self.item_side.table(), self.ids.table()
+                else:
+                    s, e = self.item_side.rows(items), self.ids.rows(items)
                 inp = e if s is None else torch.cat([e, s], -1)
             else:
                 inp = getattr(self, f"feat_{m}")
+                if items is not None:
+                    inp = inp[items]
             out.append(self.embed[m](inp))
         return torch.stack(out, 1)
 
@@ -276,9 +282,19 @@ class MARN(CTRModel):
         return torch.softmax(self.att_v(torch.tanh(self.att_w(s))), dim=1)
 
     def item_table(self, aux_items: Tensor | None = None) -> Tensor:
-        """``(n_items, d)`` item representations; with ``aux_items``, the adversarial
-        losses of those items are stored for :meth:`losses`."""
-        x = self._modality_embeddings()
+        """``(n_items, d)`` representations of every item; with ``aux_items``, the
+        adversarial losses of those items are stored for :meth:`losses`. The reference
+        :meth:`item_reps` equals; training and prediction need only the batch's items."""
+        return self.item_reps(None, aux_items)
+
+    def item_reps(self, items: Tensor | None = None, aux: Tensor | None = None) -> Tensor:
+        """``(len(items), d)`` representations v = s + z of ``items`` (1-D; every item
+        when None), each computed from the item's own modality embeddings: the rows of
+        :meth:`item_table`. With ``aux`` (positions in ``items``), the adversarial losses
+        (D2, D1, the specific discriminator) of those items are stored for
+        :meth:`losses`. No term needs other items: D1's weights w_m are per item, and its
+        loss, like D2's, is a mean over the batch's distinct candidates."""
+        x = self._modality_embeddings(items)
         s = self._specific(x)
         spec = (self._attention(s) * s).sum(1) if self.fusion == "maf" else s.sum(1)
         if self.adversarial == "none":
@@ -295,23 +311,34 @@ class MARN(CTRModel):
         else:
             zw = z
         inv = zw.max(1).values
-        if aux_items is not None:
-            target = torch.arange(n_mod, device=x.device).expand(len(aux_items), n_mod).reshape(-1)
-            za = zw[aux_items]
+        if aux is not None:
+            target = torch.arange(n_mod, device=x.device).expand(len(aux), n_mod).reshape(-1)
+            za = zw[aux]
             adv = F.cross_entropy(self.d2(grad_reverse(za, self.lam())).reshape(-1, n_mod), target)
             self._aux = {"adv": adv}
             if self.adversarial == "ddma":
                 assert self.d1 is not None
-                d1 = F.cross_entropy(self.d1(z[aux_items].detach()).reshape(-1, n_mod), target)
-                s_det = self._specific(x[aux_items].detach())
+                d1 = F.cross_entropy(self.d1(z[aux].detach()).reshape(-1, n_mod), target)
+                s_det = self._specific(x[aux].detach())
                 spec_loss = F.cross_entropy(self.d2(s_det).reshape(-1, n_mod), target)
                 self._aux.update({"d1": d1, "spec": spec_loss})
         return spec + inv
 
     # ------------------------------------------------------------------ forward
-    def _logits(self, batch: CTRBatch, table: Tensor) -> Tensor:
-        cand = table[batch.items]
-        hist = table[batch.hist_index]
+    def _encode(self, batch: CTRBatch, with_aux: bool = False) -> tuple[Tensor, Tensor]:
+        """``(candidates (B, d), history (B, L, d))``: ``item_table()[batch.items]`` and
+        ``item_table()[batch.hist_index]``, each distinct item of the batch computed once.
+        ``with_aux``: store the adversarial losses of the batch's distinct candidates (the
+        ``aux_items=torch.unique(batch.items)`` of :meth:`item_table`)."""
+        items, cand, hist = distinct_items(batch)
+        aux = None
+        if with_aux:  # the distinct candidates, sorted, as positions in the sorted ``items``
+            aux = torch.searchsorted(items, torch.unique(batch.items))
+        reps = self.item_reps(items, aux)
+        return reps[cand], reps[hist]
+
+    def _logits(self, batch: CTRBatch, cand: Tensor, hist: Tensor) -> Tensor:
+        """Logits from the candidate ``(B, d)`` and history ``(B, L, d)`` representations."""
         states = self.gru.states(hist, batch.props, batch.mask)
         if self.sequence == "apgru":
             interest = self.gru.attend(states, cand, batch.mask)
@@ -321,13 +348,13 @@ class MARN(CTRModel):
         return self.head(x).squeeze(-1)
 
     def forward(self, batch: CTRBatch) -> Tensor:
-        return self._logits(batch, self.item_table())
+        return self._logits(batch, *self._encode(batch))
 
     def losses(self, batch: CTRBatch) -> dict[str, Tensor]:
         assert batch.labels is not None
         self._aux = {}
-        table = self.item_table(aux_items=torch.unique(batch.items) if self.adversarial != "none" else None)
-        bce = F.binary_cross_entropy_with_logits(self._logits(batch, table), batch.labels.float())
+        cand, hist = self._encode(batch, with_aux=self.adversarial != "none")
+        bce = F.binary_cross_entropy_with_logits(self._logits(batch, cand, hist), batch.labels.float())
         out = {"ctr": bce}
         total = bce
         if self._aux:
@@ -341,7 +368,7 @@ class MARN(CTRModel):
     def modality_attention(self, batch: CTRBatch) -> tuple[list[str], Tensor] | None:
         if self.fusion != "maf":
             return None
-        x = self._modality_embeddings()[batch.items]
+        x = self._modality_embeddings(batch.items)
         a = self._attention(self._specific(x)).norm(dim=-1)  # (B, M)
         return list(self.modalities), a / a.sum(-1, keepdim=True)
 

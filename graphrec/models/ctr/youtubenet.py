@@ -73,9 +73,13 @@ class YouTubeNet(CTRModel):
         self.head.reset_parameters()
 
     def forward(self, batch: CTRBatch) -> Tensor:
-        table = self.item_enc.table()
-        hist = masked_mean(table[batch.hist_index], batch.mask)
-        x = torch.cat([self.user_enc(batch.users), hist, table[batch.items]], -1)
+        cand, hist = self.item_enc.encode(batch)  # the batch's items only
+        return self._score(batch, cand, hist)
+
+    def _score(self, batch: CTRBatch, cand: Tensor, hist: Tensor) -> Tensor:
+        """Logits from the candidate ``(B, d)`` and history ``(B, L, d)`` item vectors."""
+        pooled = masked_mean(hist, batch.mask)
+        x = torch.cat([self.user_enc(batch.users), pooled, cand], -1)
         return self.head(x).squeeze(-1)
 
     def log_values(self) -> dict[str, float]:

@@ -118,24 +118,16 @@ def _gather_rows(
     return pos, cols, count
 
 
-def _item_subset(items: np.ndarray | Sequence[int], n_items: int) -> np.ndarray:
-    arr = np.asarray(items)
+def _indices(values: np.ndarray | Sequence[int], n: int, noun: str, example: str) -> np.ndarray:
+    """``values`` as a sorted int64 array of distinct indices in ``[0, n)``; else a one-line
+    :class:`ConfigError` naming the ``noun`` (``item``, ``user``)."""
+    arr = np.asarray(values)
     if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise ConfigError("items must be a 1-D array of item indices (e.g. dataset.cold_items)")
+        raise ConfigError(f"{noun}s must be a 1-D array of {noun} indices{example}")
     arr = arr.astype(np.int64)
-    if arr.size and (arr.min() < 0 or arr.max() >= n_items):
-        raise ConfigError(f"item subset contains indices outside [0, {n_items}): pass item indices, not ids")
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise ConfigError(f"{noun} subset contains indices outside [0, {n}): pass {noun} indices, not ids")
     return np.unique(arr)
-
-
-def _user_subset(users: np.ndarray | Sequence[int], n_users: int) -> np.ndarray:
-    arr = np.asarray(users)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise ConfigError("users must be a 1-D array of user indices")
-    arr = arr.astype(np.int64)
-    if arr.size and (arr.min() < 0 or arr.max() >= n_users):
-        raise ConfigError(f"user subset contains indices outside [0, {n_users}): pass user indices, not ids")
-    return arr
 
 
 def _restrict(m: sp.csr_matrix, items: np.ndarray | None) -> sp.csr_matrix:
@@ -179,7 +171,8 @@ def _evaluate_groups(
     n_items = dataset.n_items
     batch_size = max(1, min(int(batch_size), MAX_BATCH_SCORES // max(n_items, 1)))
     target = dataset.split(split)
-    group_items = {g: (None if it is None else _item_subset(it, n_items)) for g, it in groups.items()}
+    group_items = {g: (None if it is None else _indices(it, n_items, "item", " (e.g. dataset.cold_items)"))
+                   for g, it in groups.items()}
     pos_mats = {g: _restrict(target, it) for g, it in group_items.items()}
 
     mask_mat = None
@@ -196,7 +189,7 @@ def _evaluate_groups(
     chosen = np.ones(dataset.n_users, dtype=bool)
     if users is not None:  # a subset (training's sampled validation, TrainConfig.valid_users)
         chosen[:] = False
-        chosen[_user_subset(users, dataset.n_users)] = True
+        chosen[_indices(users, dataset.n_users, "user", "")] = True
     has_pos = np.zeros(dataset.n_users, dtype=bool)
     n_eval = {}
     for g, m in pos_mats.items():

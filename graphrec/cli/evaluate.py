@@ -78,7 +78,8 @@ def _evaluate_ctr(run_dir: Path, data: Optional[Path], predictions: Optional[Pat
     from graphrec._atomic import atomic_file, check_output
     from graphrec.cli.train_ctr import load_ctr_data, print_ctr_record
     from graphrec.train.ctr import evaluate_ctr
-    from graphrec.train.ctr_eval import ctr_predictions, ctr_run_source, load_ctr_run, recorded_config
+    from graphrec.train.ctr_eval import (ctr_predictions, ctr_run_source, load_ctr_run, recorded_config,
+                                         write_predictions)
 
     src = ctr_run_source(run_dir)
     if predictions is not None:  # before anything is read or scored
@@ -99,9 +100,7 @@ def _evaluate_ctr(run_dir: Path, data: Optional[Path], predictions: Optional[Pat
     test = evaluate_ctr(model, samples, "test", config, dev, slices=True)
     print_ctr_record(dict(record, best_valid=valid, test=test))  # the run's table, its figures computed again
     if predictions is not None:
-        import pandas as pd
-
         cols = ctr_predictions(model, samples, device=dev, batch_size=config.eval_batch_size)
         with atomic_file(predictions) as tmp:
-            pd.DataFrame(cols).to_csv(tmp, index=False, float_format="%.9g")
+            write_predictions(cols, tmp)
         typer.echo(f"wrote {predictions}: {len(cols['split'])} samples (valid and test)")

@@ -28,7 +28,7 @@ from graphrec.train.ctr import CTRConfig, build_ctr_model, evaluate_ctr, predict
 from graphrec.train.record import load_record, load_state
 
 __all__ = ["ctr_run_source", "load_ctr_run", "recorded_config", "reevaluate_ctr", "ctr_predictions",
-           "PREDICTION_COLUMNS"]
+           "write_predictions", "PREDICTION_COLUMNS"]
 
 #: the columns of :func:`ctr_predictions` (and of ``graphrec evaluate --predictions``)
 PREDICTION_COLUMNS = ("split", "user", "item", "label", "probability")
@@ -139,3 +139,21 @@ def ctr_predictions(
         cols["label"].append(s.labels.astype(np.int64))
         cols["probability"].append(probs.astype(np.float64))
     return {c: np.concatenate(v) if v else np.zeros(0) for c, v in cols.items()}
+
+
+def write_predictions(cols: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
+    """:func:`ctr_predictions`' columns as CSV at ``path`` (a header, then one row per
+    sample; ids quoted as the csv module quotes them, probabilities to 9 significant
+    digits), written a block of rows at a time (no pandas: not a dependency)."""
+    from graphrec.train.recommend import _CSV_CHUNK_ROWS, _csv_cells
+
+    n = len(cols["split"])
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(",".join(PREDICTION_COLUMNS) + "\n")
+        for s in range(0, n, _CSV_CHUNK_ROWS):
+            e = min(n, s + _CSV_CHUNK_ROWS)
+            users = _csv_cells([str(v) for v in cols["user"][s:e].tolist()])
+            items = _csv_cells([str(v) for v in cols["item"][s:e].tolist()])
+            probs = [f"{v:.9g}" for v in cols["probability"][s:e].tolist()]
+            f.write("".join(f"{sp},{u},{i},{lab},{p}\n" for sp, u, i, lab, p in
+                            zip(cols["split"][s:e].tolist(), users, items, cols["label"][s:e].tolist(), probs)))

@@ -411,7 +411,8 @@ def test_stored_graphs_are_checked(tmp_path):
     ds = _dataset()
     params = {"embedding_dim": 4, "k": 3}
     cases = [
-        (dict(weighting="binary"), "binary weights; mgcn's modality graphs are cosine"),
+        (dict(weighting="binary"), "binary weights; mgcn's modality graphs are cosine: rebuild it with --weighting "
+                                   "cosine, or train with --weighting binary"),
         (dict(symmetric=True), "symmetrised"),
         (dict(k=2), "k=2"),
         (dict(include_self=False), "include_self"),
@@ -428,7 +429,8 @@ def test_stored_graphs_are_checked(tmp_path):
         build_model("mgcn", ds, dict(params, graphs=[text, text]))
     with pytest.raises(DataError, match="not among --modalities image"):
         build_model("mgcn", ds, dict(params, modalities="image", graphs=[text]))
-    with pytest.raises(DataError, match="cosine weights; mgcn's modality graphs are binary"):
+    with pytest.raises(DataError, match="cosine weights; mgcn's modality graphs are binary: rebuild it with "
+                                        "--weighting binary, or train with --weighting cosine"):
         build_model("mgcn", ds, dict(params, weighting="binary", graphs=[text]))
     other = _dataset()
     other.item_features["text"] = other.item_features["text"][::-1].copy()  # other content: refused on load

@@ -495,7 +495,8 @@ def test_stored_graphs_are_checked(tmp_path):
     ds = _dataset()
     params = {"embedding_dim": 4, "image_knn_k": 2, "text_knn_k": 3}
     cases = [
-        (dict(weighting="binary"), "binary weights; smore's modality graphs are cosine"),
+        (dict(weighting="binary"), "binary weights; smore's modality graphs are cosine: rebuild it with --weighting "
+                                   "cosine, or train with --weighting binary"),
         (dict(symmetric=True), "symmetrised"),
         (dict(k=2), r"k=2 but smore uses k=3 for 'text'"),
         (dict(include_self=False), "include_self"),

@@ -178,6 +178,7 @@ def one_modality_graphs(
     dataset: Dataset, graphs: Any, *, model: str, modalities: Sequence[str], among: str,
     k: int | Mapping[str, int] | None, include_self: bool, weighting: str | None = None,
     ignore: Sequence[str] = (), stored: Optional[list[tuple[sp.csr_matrix, GraphRecord, str]]] = None,
+    weightings: Sequence[str] = (),
 ) -> dict[str, sp.csr_matrix]:
     """Stored graphs (``--graph``) used as a model's per-modality kNN graphs, by modality,
     symmetrically normalised (:func:`sym_graph`): each one a one-modality kNN graph of
@@ -188,8 +189,10 @@ def one_modality_graphs(
     the model's graph has a fixed form (``weighting``, e.g. FREEDOM's ``"binary"``), that
     weighting, not symmetrised. ``ignore``: kinds of graph another check of the caller
     handles (DRAGON's ``"user-cooccur"``), skipped here; ``stored``: the graphs already
-    read by :func:`load_stored_graphs` (then ``graphs`` is not read again). One-line
-    DataErrors naming the graph and the rebuild."""
+    read by :func:`load_stored_graphs` (then ``graphs`` is not read again); ``weightings``:
+    the values of the model's own ``--weighting`` option (MGCN's, SMORE's), which a graph of
+    another of them may be trained with instead of rebuilt. One-line DataErrors naming the
+    graph and the rebuild."""
     hint = "build-graph --kind knn --modalities M" + (f" --weighting {weighting}" if weighting else "")
     hint += "".join(f", or build-graph --kind {kind}" for kind in ignore)
     given: dict[str, sp.csr_matrix] = {}
@@ -212,6 +215,7 @@ def one_modality_graphs(
                 raise DataError(
                     f"graph {path} has {rec.weighting} weights; {model}'s modality graphs are {weighting}: "
                     f"rebuild it with --weighting {weighting}"
+                    + (f", or train with --weighting {rec.weighting}" if rec.weighting in weightings else "")
                 )
             if rec.symmetric:
                 raise DataError(f"graph {path} is symmetrised; {model}'s kNN graphs are not: rebuild it without --symmetric")

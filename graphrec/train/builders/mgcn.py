@@ -83,7 +83,7 @@ def stored_mgcn_graphs(
     the ``k``, ``weighting`` and ``include_self`` asked for
     (:func:`~graphrec.train.builders._common.one_modality_graphs`)."""
     return one_modality_graphs(dataset, graphs, model="mgcn", modalities=modalities, among="--modalities", k=k,
-                               include_self=include_self, weighting=weighting)
+                               include_self=include_self, weighting=weighting, weightings=WEIGHTINGS)
 
 
 def content_modalities(model: MGCN, dataset: Dataset, params: Mapping[str, Any]) -> tuple[str, ...]:

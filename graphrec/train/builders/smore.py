@@ -151,7 +151,7 @@ def stored_smore_graphs(
     ``ks``, with that modality's k (``ks``), the ``weighting`` and ``include_self`` asked
     for (:func:`~graphrec.train.builders._common.one_modality_graphs`)."""
     return one_modality_graphs(dataset, graphs, model="smore", modalities=list(ks), among="--modalities", k=ks,
-                               include_self=include_self, weighting=weighting)
+                               include_self=include_self, weighting=weighting, weightings=WEIGHTINGS)
 
 
 def max_pool_graphs(graphs: Sequence[sp.spmatrix]) -> sp.csr_matrix:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from typing import Annotated, Iterator
+from typing import Annotated, Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -35,6 +35,8 @@ from graphrec.train.recommend import recommend_indices
 from graphrec.train.registry import Option, register_model, unregister_model
 
 __all__ = [
+    "same_sparse_tensors",
+    "store_built_graph",
     "ItemGraphRecommenderContract",
     "ScaledMF",
     "registered_toy_model",
@@ -295,3 +297,24 @@ def registered_toy_model(name: str = "toy-mf") -> Iterator[str]:
         yield name
     finally:
         unregister_model(name)
+
+
+def store_built_graph(dataset: Any, folder: str | os.PathLike, **spec: Any) -> str:
+    """Build ``GraphSpec(**spec)`` for ``dataset`` as ``graphrec build-graph`` does and store
+    it in ``folder`` (replacing what is there): the stored graphs that models' ``--graph``
+    tests hand to builders. Returns the folder as a string."""
+    from graphrec.graphs.build import GraphSpec, build_item_graph
+    from graphrec.graphs.store import save_graph
+
+    built = build_item_graph(dataset, GraphSpec(**spec))
+    save_graph(folder, built.graph, built.record, overwrite=True)
+    return str(folder)
+
+
+def same_sparse_tensors(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> bool:
+    """The same keys, in order, with the same sparse CSR tensors bit for bit (pattern and
+    values)."""
+    return list(a) == list(b) and all(
+        torch.equal(a[k].crow_indices(), b[k].crow_indices()) and torch.equal(a[k].col_indices(), b[k].col_indices())
+        and torch.equal(a[k].values(), b[k].values()) for k in a
+    )

@@ -258,17 +258,13 @@ def test_errors():
 def _store(ds, folder, modality, **spec) -> str:
     """Build a graph of ``ds`` as ``graphrec build-graph`` does and store it: a binary
     one-modality kNN graph by default, or ``kind="user-cooccur"``."""
-    from graphrec.graphs.build import GraphSpec, build_item_graph
-    from graphrec.graphs.store import save_graph
+    from graphrec.testing import store_built_graph
 
     if spec.get("kind") == "user-cooccur":
         opts = dict(cooccur_top_k=2)
     else:
         opts = dict(kind="knn", k=2, modalities=(modality,), weighting="binary", include_self=True)
-    opts.update(spec)
-    built = build_item_graph(ds, GraphSpec(**opts))
-    save_graph(folder, built.graph, built.record, overwrite=True)
-    return str(folder)
+    return store_built_graph(ds, folder, **{**opts, **spec})
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -325,14 +325,10 @@ def test_freedom_beats_most_popular_on_lastfm(shared_data):
 
 
 def _store(ds, folder, modality, **spec):
-    from graphrec.graphs.build import GraphSpec, build_item_graph
-    from graphrec.graphs.store import save_graph
+    from graphrec.testing import store_built_graph
 
-    opts = dict(kind="knn", k=2, modalities=(modality,), weighting="binary", include_self=True)
-    opts.update(spec)
-    built = build_item_graph(ds, GraphSpec(**opts))
-    save_graph(folder, built.graph, built.record, overwrite=True)
-    return str(folder)
+    return store_built_graph(ds, folder, **{**dict(kind="knn", k=2, modalities=(modality,), weighting="binary",
+                                                   include_self=True), **spec})
 
 
 @pytest.mark.parametrize("normalization", ["none", "sym"])

@@ -453,23 +453,17 @@ def test_missing_modality_is_a_clear_error():
 
 def _store(ds, folder, modality, **spec) -> str:
     """Build a one-modality kNN graph of ``ds`` as ``graphrec build-graph`` does and store it."""
-    from graphrec.graphs.build import GraphSpec, build_item_graph
-    from graphrec.graphs.store import save_graph
+    from graphrec.testing import store_built_graph
 
-    opts = dict(kind="knn", k=2 if modality == "image" else 3, modalities=(modality,), weighting="cosine",
-                include_self=True)
-    opts.update(spec)
-    built = build_item_graph(ds, GraphSpec(**opts))
-    save_graph(folder, built.graph, built.record, overwrite=True)
-    return str(folder)
+    return store_built_graph(ds, folder, **{**dict(kind="knn", k=2 if modality == "image" else 3,
+                                                   modalities=(modality,), weighting="cosine", include_self=True),
+                                            **spec})
 
 
 def _same_graphs(a: dict, b: dict) -> bool:
-    """The same views with the same sparse CSR tensors, bit for bit (pattern and values)."""
-    return list(a) == list(b) and all(
-        torch.equal(a[v].crow_indices(), b[v].crow_indices()) and torch.equal(a[v].col_indices(), b[v].col_indices())
-        and torch.equal(a[v].values(), b[v].values()) for v in a
-    )
+    from graphrec.testing import same_sparse_tensors
+
+    return same_sparse_tensors(a, b)
 
 
 @pytest.mark.parametrize("normalization", ["none", "sym"])

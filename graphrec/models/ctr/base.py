@@ -438,24 +438,22 @@ class ConcatItemEncoder(nn.Module):
     def table(self) -> Tensor:
         """``(n_items, out_dim)``: every item's vector (the reference :meth:`encode` equals;
         a forward pass needs only the batch's items)."""
-        parts = [self.ids.table()]
-        s = self.side.table()
-        if s is not None:
-            parts.append(s)
-        for m in self.modalities:
-            x = getattr(self, f"feat_{m}")
-            parts.append(self.proj[m](x) if m in self.proj else x)
-        return torch.cat(parts, -1)
+        return self._vectors(None)
 
     def rows(self, items: Tensor) -> Tensor:
         """``(len(items), out_dim)``: the vectors of ``items`` (1-D) only, their content
         rows gathered before the projection."""
-        parts = [self.ids.rows(items)]
-        s = self.side.rows(items)
+        return self._vectors(items)
+
+    def _vectors(self, items: Tensor | None) -> Tensor:
+        parts = [self.ids.table() if items is None else self.ids.rows(items)]
+        s = self.side.table() if items is None else self.side.rows(items)
         if s is not None:
             parts.append(s)
         for m in self.modalities:
-            x = getattr(self, f"feat_{m}")[items]
+            x = getattr(self, f"feat_{m}")
+            if items is not None:
+                x = x[items]
             parts.append(self.proj[m](x) if m in self.proj else x)
         return torch.cat(parts, -1)
 

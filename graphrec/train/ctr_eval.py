@@ -20,6 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from graphrec._csv import write_columns
 from graphrec._device import resolve_device
 from graphrec.data.ctr import CTRData
 from graphrec.errors import ConfigError, DataError
@@ -145,15 +146,5 @@ def write_predictions(cols: Mapping[str, np.ndarray], path: str | os.PathLike) -
     """:func:`ctr_predictions`' columns as CSV at ``path`` (a header, then one row per
     sample; ids quoted as the csv module quotes them, probabilities to 9 significant
     digits), written a block of rows at a time (no pandas: not a dependency)."""
-    from graphrec.train.recommend import _CSV_CHUNK_ROWS, _csv_cells
-
-    n = len(cols["split"])
     with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(",".join(PREDICTION_COLUMNS) + "\n")
-        for s in range(0, n, _CSV_CHUNK_ROWS):
-            e = min(n, s + _CSV_CHUNK_ROWS)
-            users = _csv_cells([str(v) for v in cols["user"][s:e].tolist()])
-            items = _csv_cells([str(v) for v in cols["item"][s:e].tolist()])
-            probs = [f"{v:.9g}" for v in cols["probability"][s:e].tolist()]
-            f.write("".join(f"{sp},{u},{i},{lab},{p}\n" for sp, u, i, lab, p in
-                            zip(cols["split"][s:e].tolist(), users, items, cols["label"][s:e].tolist(), probs)))
+        write_columns(f, {c: cols[c] for c in PREDICTION_COLUMNS})

@@ -46,6 +46,7 @@ import scipy.sparse as sp
 import torch
 
 from graphrec._checks import is_int
+from graphrec._csv import write_columns
 from graphrec._atomic import atomic_file, check_output
 from graphrec._device import resolve_device
 from graphrec.data import Dataset
@@ -556,30 +557,9 @@ def write_recommendations(recs: Recommendations, out: str | os.PathLike, overwri
     return out
 
 
-#: rows of the CSV formatted and written at a time (the text of a chunk is ~10x its bytes
-#: in Python strings: formatting 20M rows at once took +6 GB)
-_CSV_CHUNK_ROWS = 1 << 20
-
-
 def _write_csv(recs: Recommendations, path: str) -> None:
-    n = len(recs)
     with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(",".join(COLUMNS) + "\n")
-        for s in range(0, n, _CSV_CHUNK_ROWS):
-            e = min(n, s + _CSV_CHUNK_ROWS)
-            users, items = _csv_cells(recs.user_id[s:e].tolist()), _csv_cells(recs.item_id[s:e].tolist())
-            scores = [f"{v:.9g}" for v in recs.score[s:e].tolist()]
-            f.write("".join([f"{u},{i},{r},{v}\n" for u, i, r, v in zip(users, items, recs.rank[s:e].tolist(), scores)]))
-
-
-def _csv_cells(values: list[str]) -> list[str]:
-    """``values`` as CSV cells, quoted as the csv module quotes them (a value holding a
-    comma, a quote or a line break; quotes doubled); each distinct value checked once."""
-    special = [v for v in set(values) if any(c in v for c in ',"\r\n')]
-    if not special:
-        return values
-    quoted = {v: '"' + v.replace('"', '""') + '"' for v in special}
-    return [quoted.get(v, v) for v in values]
+        write_columns(f, recs.columns())
 
 
 def _write_parquet(recs: Recommendations, path: str) -> None:

@@ -226,12 +226,12 @@ def test_top_k_caps_a_batch_at_the_evaluation_score_budget(monkeypatch):
 
 
 def test_csv_written_in_chunks_has_the_same_bytes(tmp_path, monkeypatch):
-    """_write_csv formats and writes ~1M rows at a time (one string of all rows took 11x
+    """The CSV is formatted and written ~1M rows at a time (one string of all rows took 11x
     the file size in memory): the file is byte for byte the one-piece file, quoted ids
     (commas, quotes, line breaks) and chunk boundaries included."""
     import csv
 
-    import graphrec.train.recommend as rec
+    import graphrec._csv as rec
 
     rng = np.random.default_rng(0)
     pool = np.array(["a,b", 'q"uote', "line\nbreak", "cr\rx", "ünï", "plain", "", '"', ","])
@@ -245,16 +245,48 @@ def test_csv_written_in_chunks_has_the_same_bytes(tmp_path, monkeypatch):
     )
     whole = tmp_path / "whole.csv"
     write_recommendations(recs, whole)
-    rows = [",".join(rec.COLUMNS) + "\n"] + [
-        f"{rec._csv_cells([u])[0]},{rec._csv_cells([i])[0]},{r},{s:.9g}\n"
+    rows = ["user_id,item_id,rank,score\n"] + [
+        f"{rec.csv_cells([u])[0]},{rec.csv_cells([i])[0]},{r},{s:.9g}\n"
         for u, i, r, s in zip(recs.user_id.tolist(), recs.item_id.tolist(), recs.rank.tolist(), recs.score.tolist())
     ]
     assert whole.read_bytes() == "".join(rows).encode()
     for chunk in (1, 3, 7, n * k, n * k + 1):
-        monkeypatch.setattr(rec, "_CSV_CHUNK_ROWS", chunk)
+        monkeypatch.setattr(rec, "CHUNK_ROWS", chunk)
         part = tmp_path / f"c{chunk}.csv"
         write_recommendations(recs, part)
         assert part.read_bytes() == whole.read_bytes()
     with open(whole, newline="", encoding="utf-8") as f:
         back = list(csv.reader(f))[1:]
     assert [r[0] for r in back] == recs.user_id.tolist() and [r[1] for r in back] == recs.item_id.tolist()
+
+
+def test_write_columns_formats_each_kind_of_column(tmp_path):
+    """graphrec._csv.write_columns (recommendations and CTR predictions): text quoted as
+    the csv module quotes it, integers as they print, floats to 9 significant digits,
+    any chunk size; columns of unequal lengths are refused."""
+    import csv
+    import io
+
+    import graphrec._csv as out
+
+    cols = {
+        "split": np.array(["valid", "test", "test"], dtype=object),
+        "user": np.array(["u,1", 'say "hi"', "plain"]),
+        "label": np.array([1, 0, 1], dtype=np.int64),
+        "p": np.array([0.1, 1 / 3, 2.5e-12]),
+    }
+    f = io.StringIO(newline="")
+    out.write_columns(f, cols)
+    assert f.getvalue() == (
+        "split,user,label,p\n"
+        'valid,"u,1",1,0.1\n'
+        'test,"say ""hi""",0,0.333333333\n'
+        "test,plain,1,2.5e-12\n"
+    )
+    ref = io.StringIO(newline="")
+    w = csv.writer(ref, lineterminator="\n")
+    w.writerow(list(cols))
+    w.writerows(zip(cols["split"], cols["user"], cols["label"], [f"{v:.9g}" for v in cols["p"]]))
+    assert f.getvalue() == ref.getvalue()
+    with pytest.raises(ValueError, match="unequal lengths"):
+        out.write_columns(io.StringIO(), {"a": np.zeros(2), "b": np.zeros(3)})

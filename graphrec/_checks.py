@@ -22,3 +22,8 @@ def is_int_text(text: str) -> bool:
     int64 cast) also takes ``1_0`` (as 10), ``+3`` and non-ASCII digits such as ``٣``;
     ids and indices read from files must not be read that loosely."""
     return (text.isascii() and text.isdigit()) or _INT_TEXT.fullmatch(text) is not None
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 such row``, ``3 such rows``: a count and its noun (plural by ``s``), for messages."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

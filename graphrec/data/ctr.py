@@ -94,6 +94,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from graphrec._checks import counted
 from graphrec._atomic import atomic_dir
 from graphrec.data.dataset import Dataset, array_bytes, interactions_matrix
 from graphrec.data.sampling import NegativeSampler
@@ -884,7 +885,7 @@ def _rebuild(path: Path, meta: Any) -> str:
 def _such(bad: np.ndarray, noun: str = "value") -> str:
     """``1 such value``, ``3 such values``."""
     n = int(bad.sum())
-    return f"{n} such {noun}{'' if n == 1 else 's'}"
+    return counted(n, f"such {noun}")
 
 
 def _is_count(v: Any) -> bool:

@@ -36,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec._atomic import atomic_dir
-from graphrec._checks import is_int_text
+from graphrec._checks import counted, is_int_text
 from graphrec.errors import ARRAY_FILE_ERRORS, DataError
 
 __all__ = ["Dataset", "SPLITS", "build_dataset", "interactions_matrix", "check_modality_name", "MODALITY_RULE"]
@@ -208,7 +208,7 @@ def build_dataset(
         who = f"user {str(users[k])!r}" if not seen_u[u_idx[k]] else f"item {str(items[k])!r}"
         raise DataError(
             f"{source}: {who} appears in {split[k]} but never in train "
-            f"({int(orphan.sum())} such interactions): pass unseen='drop' (CLI: --unseen drop) "
+            f"({counted(int(orphan.sum()), 'such interaction')}): pass unseen='drop' (CLI: --unseen drop) "
             "to remove them or unseen='keep' (--unseen keep) to keep them"
         )
     keep = ~orphan if unseen == "drop" else np.ones(len(users), bool)

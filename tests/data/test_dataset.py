@@ -46,8 +46,10 @@ def test_given_id_lists_fix_the_order_and_reject_unknown_ids():
 
 
 def test_unseen_user_or_item_in_test():
-    with pytest.raises(DataError, match="user 'u9' appears in test but never in train"):
+    with pytest.raises(DataError, match=r"user 'u9' appears in test but never in train \(1 such interaction\)"):
         build_dataset(["u1", "u9"], ["a", "a"], ["train", "test"], source="x.inter")
+    with pytest.raises(DataError, match=r"\(2 such interactions\)"):
+        build_dataset(["u1", "u9", "u9"], ["a", "a", "a"], ["train", "test", "valid"], source="x.inter")
     with pytest.raises(DataError, match="item 'b' appears in valid"):
         build_dataset(["u1", "u1"], ["a", "b"], ["train", "valid"])
     dropped = build_dataset(["u1", "u1", "u1"], ["a", "b", "c"], ["train", "valid", "test"], unseen="drop")

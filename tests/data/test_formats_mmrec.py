@@ -287,7 +287,7 @@ def test_user_only_in_test(tmp_path: Path) -> None:
 
 def test_item_only_in_valid(tmp_path: Path) -> None:
     f = write(tmp_path / "d.inter", "userID\titemID\tx_label\n0\t0\t0\n0\t1\t1\n")
-    with pytest.raises(DataError, match=r"d\.inter line 3: item '1' appears in valid but never in train"):
+    with pytest.raises(DataError, match=r"d\.inter line 3: item '1' appears in valid but never in train \(1 such interaction\)"):
         read_mmrec(f)
 
 

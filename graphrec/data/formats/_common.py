@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from graphrec._checks import is_int_text
+from graphrec._checks import counted, is_int_text
 from graphrec.data.dataset import check_modality_name, nonfinite_rows
 from graphrec.errors import ConfigError, DataError
 
@@ -403,7 +403,7 @@ def parse_float(
             k = int(np.flatnonzero(bad)[0])
             raise DataError(
                 f"{table.path} line {table.line(k)}: {column} {values[k]!r} is not a finite number "
-                f"({_count(int(bad.sum()), 'such row')}): every {column} must be a finite number (e.g. unix seconds): "
+                f"({counted(int(bad.sum()), 'such row')}): every {column} must be a finite number (e.g. unix seconds): "
                 "fix or remove the row"
             )
     return out
@@ -529,7 +529,7 @@ def load_npy(path: Path, modality: str) -> np.ndarray:
             r, c = (int(v[0]) for v in np.nonzero(big))
             raise DataError(
                 f"{path}: modality {modality!r} row {r} column {c} holds {float(x[r, c])!r}, outside float32's range "
-                f"(about +-3.4e38; {_count(int(big.sum()), 'such value')}): features are stored as float32, so scale them"
+                f"(about +-3.4e38; {counted(int(big.sum()), 'such value')}): features are stored as float32, so scale them"
             )
     return x.astype(np.float32, copy=False)
 
@@ -615,7 +615,7 @@ def check_unseen(
     who = f"user {str(users[k])!r}" if not u_ok[k] else f"item {str(items[k])!r}"
     raise DataError(
         f"{where[k]}: {who} appears in {split[k]} but never in train "
-        f"({int(orphan.sum())} such interactions): pass unseen='drop' (CLI: --unseen drop) "
+        f"({counted(int(orphan.sum()), 'such interaction')}): pass unseen='drop' (CLI: --unseen drop) "
         "to remove them or unseen='keep' (--unseen keep) to keep them"
     )
 
@@ -759,7 +759,3 @@ def item_count_from_features(feats: Mapping[str, tuple[np.ndarray, Path]]) -> in
             )
     return int(x0.shape[0])
 
-
-def _count(n: int, noun: str) -> str:
-    """``1 such row``, ``3 such rows``: a count and its noun, for messages."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -83,6 +83,25 @@ def unused_items_note(ds) -> str | None:
     return line
 
 
+def unread_features_note(fmt: str, src: Path, features: dict[str, str]) -> str | None:
+    """A note when an MMRec or LATTICE source folder holds ``.npy`` files and no
+    ``--feature`` was given: the dataset gets no item features, which only the
+    multimodal models miss, at training time; None otherwise."""
+    if fmt not in ("mmrec", "lattice") or features:
+        return None
+    folder = src if src.is_dir() else src.parent
+    found = sorted(p.name for p in folder.glob("*.npy") if p.is_file())
+    if not found:
+        return None
+    # MMRec's own names (image_feat.npy, text_feat.npy) give their modality
+    flags = " ".join(f"--feature {f[: -len('_feat.npy')]}={f}" for f in found if f.endswith("_feat.npy"))
+    shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    return (
+        f"note: {folder} holds {shown} but no --feature was given: the dataset has no item features, which "
+        f"the multimodal models need; to read them, pass {flags or '--feature MODALITY=FILE for each (e.g. --feature audio=' + found[0] + ', naming its modality)'}"
+    )
+
+
 @user_errors
 def prepare(
     src: Path = typer.Argument(..., help="Source file or directory in the chosen format."),
@@ -126,7 +145,8 @@ def prepare(
     with warnings_as_lines():  # e.g. a RecBole float_seq field read as text
         ds = read_source(fmt, src, features=features or None, name=name, unseen=unseen, min_rating=min_rating,
                          dim=feature_dim)
-    notes = [line for line in (*duplicate_notes(ds), unused_items_note(ds)) if line]
+    notes = [line for line in (*duplicate_notes(ds), unused_items_note(ds), unread_features_note(fmt, src, features))
+             if line]
     given = ds
     ds = apply_split(ds, split, seed=seed, source=src)
     for line in notes:  # once the split is accepted: a refused one is the only line

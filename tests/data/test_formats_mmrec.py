@@ -766,3 +766,32 @@ def test_prepare_notes_items_without_interactions_and_what_export_mmrec_needs(tm
     res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(write(tmp_path / "h" / "h.inter", GOOD).parent),
                                    str(tmp_path / "out3")])
     assert res.exit_code == 0 and "note:" not in res.stderr
+
+
+def test_prepare_notes_feature_files_it_was_not_asked_to_read(tmp_path: Path) -> None:
+    """An MMRec folder with MMRec's own image_feat.npy / text_feat.npy prepared without
+    --feature gave a dataset without features and no word of it: a note names the files
+    and the flags that read them (MMRec's names give their modality); none when a
+    --feature is given or the folder holds no .npy file."""
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    f = write(tmp_path / "d" / "d.inter", GOOD)
+    for m in ("image", "text"):
+        np.save(tmp_path / "d" / f"{m}_feat.npy", np.ones((3, 2), np.float32))
+    res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(f.parent), str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    notes = [ln for ln in res.stderr.splitlines() if ln.startswith("note:")]
+    assert notes == [f"note: {f.parent} holds image_feat.npy, text_feat.npy but no --feature was given: the dataset "
+                     "has no item features, which the multimodal models need; to read them, pass --feature "
+                     "image=image_feat.npy --feature text=text_feat.npy"]
+    res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(f.parent), str(tmp_path / "out2"),
+                                   "--feature", "image=image_feat.npy"])
+    assert res.exit_code == 0 and "note:" not in res.stderr
+    np.save(tmp_path / "d" / "vggish.npy", np.ones((3, 2), np.float32))
+    (tmp_path / "d" / "image_feat.npy").unlink()
+    (tmp_path / "d" / "text_feat.npy").unlink()
+    res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(f), str(tmp_path / "out3")])
+    assert res.exit_code == 0, res.output
+    assert ("pass --feature MODALITY=FILE for each (e.g. --feature audio=vggish.npy, naming its modality)" in res.stderr)

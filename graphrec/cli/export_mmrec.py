@@ -58,6 +58,10 @@ def export_mmrec(
     name: Optional[str] = typer.Option(
         None, help="Dataset name = file prefix = OUT's folder name (default: the dataset's name)."
     ),
+    drop_trailing_items: bool = typer.Option(
+        False, help="Leave out the items after the last one with interactions (MMRec counts max(itemID) + 1 items, "
+                    "so it cannot hold them; without this option they are refused)."
+    ),
     overwrite: bool = typer.Option(False, help="Replace OUT if it holds an earlier export (a folder with a .inter file)."),
 ) -> None:
     """Write a graphrec dataset as an MMRec dataset folder that MMRec reads with no edits.
@@ -73,20 +77,28 @@ def export_mmrec(
     Example: graphrec export-mmrec data/lfm2k mmrec_data/lfm2k
     """
     from graphrec.data import Dataset
-    from graphrec.data.formats.mmrec import FEATURE_FILES, mmrec_slots, write_mmrec, writes_timestamps
+    from graphrec.data.formats.mmrec import (FEATURE_FILES, mmrec_slots, trailing_unused_items, write_mmrec,
+                                             writes_timestamps)
 
     # --overwrite replaces an earlier export (it holds a .inter file), never another folder
     check_output(out, overwrite, option="OUT", marker="*.inter", what="folder written by export-mmrec")
     ds = Dataset.load(data)
     name = name or ds.name
     slots = mmrec_slots(ds, image=image, text=text)
-    write_mmrec(ds, out, name, image=image, text=text, overwrite=overwrite)
+    write_mmrec(ds, out, name, image=image, text=text, overwrite=overwrite, drop_trailing_items=drop_trailing_items)
 
+    dropped = trailing_unused_items(ds) if drop_trailing_items else 0
     counts = ", ".join(f"{s} {ds.splits[s].nnz}" for s in ("train", "valid", "test"))
     feats = ", ".join(f"{FEATURE_FILES[s]} = {m} ({ds.item_features[m].shape[1]}-d)" for s, m in slots.items())
-    typer.echo(f"wrote {out}: {ds.n_users} users, {ds.n_items} items, {counts}" + (f"; {feats}" if feats else ""))
+    typer.echo(f"wrote {out}: {ds.n_users} users, {ds.n_items - dropped} items, {counts}"
+               + (f"; {feats}" if feats else ""))
 
-    exact = True
+    exact = not dropped
+    if dropped:
+        typer.echo(
+            f"note: the last {dropped} of {ds.n_items} items (from {str(ds.item_ids[ds.n_items - dropped])!r}, index "
+            f"{ds.n_items - dropped}) have no interactions and are not written (--drop-trailing-items)"
+        )
     left = [m for m in ds.item_features if m not in slots.values()]
     if left:
         exact = False

@@ -76,9 +76,9 @@ def unused_items_note(ds) -> str | None:
     if not used[-1]:
         last = int(np.flatnonzero(used)[-1]) if used.any() else -1
         line += (
-            f"; export-mmrec will refuse the dataset, as its last {ds.n_items - 1 - last} items have none (MMRec counts "
-            f"max(itemID) + 1 items): to export it to MMRec, keep only the first {last + 1} rows of the feature files "
-            "(and of i_id_mapping.csv) and prepare again"
+            f"; MMRec counts max(itemID) + 1 items, so export-mmrec needs --drop-trailing-items to leave out the "
+            f"last {ds.n_items - 1 - last} (or keep only the first {last + 1} rows of the feature files and of "
+            "i_id_mapping.csv, and prepare again)"
         )
     return line
 

@@ -121,6 +121,32 @@ def test_what_mmrec_files_cannot_hold_is_noted(tmp_path: Path) -> None:
     assert "same fingerprint" not in res.output
 
 
+def test_trailing_items_without_interactions_are_refused_or_left_out(tmp_path: Path) -> None:
+    """MMRec counts max(itemID) + 1 items: items after the last one with interactions are
+    refused with the option that leaves them out; with it, the export and its read-back
+    have the other items, and the note says which were left out."""
+    import scipy.sparse as sp
+
+    ds = synthetic(item_fields={})
+    ds = ds.replace(
+        item_ids=np.array([*ds.item_ids.tolist(), "x1", "x2"]),
+        splits={s: sp.hstack([m, sp.csr_matrix((ds.n_users, 2))]).tocsr() for s, m in ds.splits.items()},
+        item_features={m: np.vstack([x, np.ones((2, x.shape[1]), np.float32)]) for m, x in ds.item_features.items()},
+    )
+    ds.save(tmp_path / "ds")
+    res = run("export-mmrec", tmp_path / "ds", tmp_path / "synthetic")
+    assert res.exit_code == 1 and "(CLI: --drop-trailing-items) to leave the 2 trailing items without interactions" in res.output
+    assert not (tmp_path / "synthetic").exists()
+    res = run("export-mmrec", tmp_path / "ds", tmp_path / "synthetic", "--drop-trailing-items")
+    assert res.exit_code == 0, res.output
+    assert f"wrote {tmp_path / 'synthetic'}: 60 users, 40 items" in res.output
+    assert "note: the last 2 of 42 items (from 'x1', index 40) have no interactions and are not written" in res.output
+    assert "same fingerprint" not in res.output
+    back = read_back(res.output, tmp_path / "back")
+    assert back.item_ids.tolist() == ds.item_ids[:40].tolist()
+    np.testing.assert_array_equal(back.item_features["image"], ds.item_features["image"][:40])
+
+
 def test_dataset_without_features(tmp_path: Path) -> None:
     synthetic(item_fields={}, item_features={}).save(tmp_path / "ds")
     res = run("export-mmrec", tmp_path / "ds", tmp_path / "synthetic")

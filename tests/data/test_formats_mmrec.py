@@ -434,9 +434,18 @@ def test_write_refuses_a_last_item_without_interactions(tmp_path: Path) -> None:
         item_features={m: np.vstack([x, np.zeros((1, x.shape[1]), np.float32)]) for m, x in ds.item_features.items()},
     )
     with pytest.raises(DataError, match=r"item 'i4' \(index 4, the last\) has no interactions: MMRec counts "
-                       r"max\(itemID\) \+ 1 = 4 items but the dataset has 5"):
+                       r"max\(itemID\) \+ 1 = 4 items but the dataset has 5 .*: pass drop_trailing_items=True "
+                       r"\(CLI: --drop-trailing-items\) to leave the 1 trailing item without interactions out"):
         write_mmrec(ds, tmp_path / "tiny")
     assert list(tmp_path.iterdir()) == []
+    # drop_trailing_items: the first 4 items, written as the dataset without item 'i4'
+    write_mmrec(ds, tmp_path / "tiny", drop_trailing_items=True)
+    back = read_mmrec(tmp_path / "tiny", features={m: f"{m}_feat.npy" for m in ds.item_features}, unseen="keep")
+    assert back.item_ids.tolist() == ["i0", "i1", "i2", "i3"] and back.user_ids.tolist() == ds.user_ids.tolist()
+    for s, m in ds.splits.items():
+        assert (back.splits[s] != m[:, :4]).nnz == 0
+    for m, x in ds.item_features.items():
+        np.testing.assert_array_equal(back.item_features[m], x[:4])
 
 
 def test_write_refuses_an_existing_folder_unless_overwrite(tmp_path: Path) -> None:
@@ -753,9 +762,9 @@ def test_prepare_notes_items_without_interactions_and_what_export_mmrec_needs(tm
     res = CliRunner().invoke(app, [*args, str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert (f"note: 2 of 5 items have no interactions in {f} (feature rows, id-map entries or itemIDs that no row "
-            "uses): they are kept as items, ranked but never a target; export-mmrec will refuse the dataset, as its "
-            "last 2 items have none (MMRec counts max(itemID) + 1 items): to export it to MMRec, keep only the first 3 "
-            "rows of the feature files (and of i_id_mapping.csv) and prepare again") in res.stderr.splitlines()
+            "uses): they are kept as items, ranked but never a target; MMRec counts max(itemID) + 1 items, so "
+            "export-mmrec needs --drop-trailing-items to leave out the last 2 (or keep only the first 3 rows of the "
+            "feature files and of i_id_mapping.csv, and prepare again)") in res.stderr.splitlines()
     # a gap in the itemIDs (no features): kept, and export-mmrec takes it, so no export advice
     g = write(tmp_path / "g" / "g.inter", GOOD.replace("0\t2\t1\t0\n", "0\t4\t1\t0\n").replace("1\t2\t1\t1\n", "1\t4\t1\t1\n"))
     res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(g.parent), str(tmp_path / "out2")])

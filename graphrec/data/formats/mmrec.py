@@ -55,6 +55,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from graphrec._checks import counted
 from graphrec._atomic import atomic_dir
 from graphrec.data.dataset import SPLITS, Dataset, build_dataset
 from graphrec.data.formats._common import (
@@ -81,7 +82,7 @@ from graphrec.data.formats._common import (
 )
 from graphrec.errors import DataError
 
-__all__ = ["read_mmrec", "write_mmrec", "writes_timestamps", "mmrec_slots", "FEATURE_FILES", "USER_MAP", "ITEM_MAP"]
+__all__ = ["read_mmrec", "write_mmrec", "writes_timestamps", "mmrec_slots", "trailing_unused_items", "FEATURE_FILES", "USER_MAP", "ITEM_MAP"]
 
 USER_COL = "userID"
 ITEM_COL = "itemID"
@@ -330,6 +331,7 @@ def write_mmrec(
     image: str | None = None,
     text: str | None = None,
     overwrite: bool = False,
+    drop_trailing_items: bool = False,
 ) -> Path:
     """Write ``dataset`` as an MMRec dataset folder ``out_dir`` (atomically).
 
@@ -354,7 +356,9 @@ def write_mmrec(
     replaces an earlier export only); ``name`` other than the folder name; a missing or empty train, valid
     or test split (MMRec stops early on valid and reports test); an item of the last
     index without any interaction (MMRec counts ``max(itemID) + 1`` items, so it would
-    see fewer items than feature rows); ids with tabs or line breaks.
+    see fewer items than feature rows; ``drop_trailing_items=True`` leaves the items after
+    the last one with interactions out of the id map and the feature files instead: see
+    :func:`trailing_unused_items`); ids with tabs or line breaks.
 
     Written as they are: users without interactions (in the map only; MMRec never sees
     them), items without interactions before the last index (MMRec ranks them, as
@@ -388,19 +392,18 @@ def write_mmrec(
                 "early on valid and reports test, so it needs all three: re-run `graphrec prepare` "
                 "with --split random or --split temporal"
             )
-    used = np.zeros(dataset.n_items, dtype=bool)
-    for m in dataset.splits.values():
-        used[m.indices] = True
-    if not used[-1]:
-        last = int(np.flatnonzero(used)[-1])
+    n_items = dataset.n_items - trailing_unused_items(dataset)
+    if n_items < dataset.n_items and not drop_trailing_items:
+        n = dataset.n_items - n_items
         raise DataError(
             f"item {str(dataset.item_ids[-1])!r} (index {dataset.n_items - 1}, the last) has no "
-            f"interactions: MMRec counts max(itemID) + 1 = {last + 1} items but the dataset has "
-            f"{dataset.n_items} (and as many feature rows): remove the {dataset.n_items - 1 - last} "
-            "trailing items without interactions first"
+            f"interactions: MMRec counts max(itemID) + 1 = {n_items} items but the dataset has "
+            f"{dataset.n_items} (and as many feature rows): pass drop_trailing_items=True (CLI: "
+            f"--drop-trailing-items) to leave the {counted(n, 'trailing item')} without interactions out of "
+            "the export"
         )
     user_cells = _check_ids(dataset.user_ids, "user")
-    item_cells = _check_ids(dataset.item_ids, "item")
+    item_cells = _check_ids(dataset.item_ids[:n_items], "item")
 
     stamps = dataset.timestamps
     with_ts = writes_timestamps(dataset)
@@ -420,5 +423,16 @@ def write_mmrec(
         _write_lines(tmp / USER_MAP, [USER_MAP_ID, USER_COL], [f"{c}\t{k}" for k, c in enumerate(user_cells)])
         _write_lines(tmp / ITEM_MAP, [ITEM_MAP_ID, ITEM_COL], [f"{c}\t{k}" for k, c in enumerate(item_cells)])
         for slot, mod in slots.items():
-            np.save(tmp / FEATURE_FILES[slot], np.ascontiguousarray(dataset.item_features[mod], dtype=np.float32))
+            np.save(tmp / FEATURE_FILES[slot],
+                    np.ascontiguousarray(dataset.item_features[mod][:n_items], dtype=np.float32))
     return out
+
+
+def trailing_unused_items(dataset: Dataset) -> int:
+    """How many items after the last one with an interaction (in any split) the dataset
+    has: MMRec counts ``max(itemID) + 1`` items, so it cannot hold them."""
+    used = np.zeros(dataset.n_items, dtype=bool)
+    for m in dataset.splits.values():
+        used[m.indices] = True
+    hit = np.flatnonzero(used)
+    return dataset.n_items - (int(hit[-1]) + 1 if len(hit) else 0)

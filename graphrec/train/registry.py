@@ -271,6 +271,15 @@ class ModelEntry:
             each in the form of a ``--space`` file (hyper-parameter or training option ->
             list of values, or a fixed value) in graphrec's names and scales:
             ``graphrec tune MODEL --space mmrec --grid`` searches exactly that grid.
+        reference_names: the names a reference implementation gives the model's
+            hyper-parameters where they differ from graphrec's (``{"mmrec": {"knn_k": "k",
+            "cl_loss": "cl_weight"}}``): its name -> graphrec's hyper-parameter of the same
+            meaning, optionally followed by ``": "`` and how to write the value in
+            graphrec's form where it is not the value itself (``"mm_image_weight":
+            "modality_weights: {image: W, text: 1 - W}"``, ``W`` standing for the value
+            written). The RecBole adapter refuses these names, naming graphrec's
+            (:mod:`graphrec.interop.recbole`); the model's doc page lists them in its
+            parameter table. A name the model declares itself cannot be one.
         resolve: ``(params) -> params``, the complete hyper-parameters with the values the
             builder gives those left ``None`` whose default follows other parameters
             (e.g. LATTICE's ``reg_weight``, which follows ``parity``); a value that
@@ -295,6 +304,7 @@ class ModelEntry:
     search_space: Mapping[str, SearchDim] = field(default_factory=dict)
     reference_grids: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     resolve: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    reference_names: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -432,6 +442,7 @@ def register_model(
     search_space: Mapping[str, SearchDim] | None = None,
     reference_grids: Mapping[str, Mapping[str, Any]] | None = None,
     resolve: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+    reference_names: Mapping[str, Mapping[str, str]] | None = None,
     replace: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering a builder as model ``name`` (see the module doc).
@@ -441,7 +452,9 @@ def register_model(
     :data:`TUNABLE_TRAIN_OPTIONS`, and numeric bounds must satisfy the declared range.
     ``reference_grids`` names the grids of a reference implementation (see
     :class:`ModelEntry`); their keys are checked the same way, their values when a
-    study resolves them (:func:`graphrec.train.space.search_space`).
+    study resolves them (:func:`graphrec.train.space.search_space`). ``reference_names``
+    maps a reference implementation's names to graphrec's (see :class:`ModelEntry`);
+    every target must be a declared hyper-parameter, no name one.
 
     ``replace=True`` lets a plug-in or a test replace an existing entry; otherwise a name
     registered twice is an error (two models must not silently share a command).
@@ -479,9 +492,11 @@ def register_model(
             search_space=dict(search_space or {}),
             reference_grids={k: dict(v) for k, v in (reference_grids or {}).items()},
             resolve=resolve,
+            reference_names={k: dict(v) for k, v in (reference_names or {}).items()},
         )
         _check_space(entry)
         _check_grids(entry)
+        _check_reference_names(entry)
         _REGISTRY[name] = entry
         return fn
 
@@ -499,6 +514,23 @@ def _check_grids(entry: ModelEntry) -> None:
         if unknown:
             raise TypeError(f"model {entry.name!r}: reference grid {grid!r} names {', '.join(unknown)}, which are "
                             f"neither hyper-parameters nor one of {', '.join(TUNABLE_TRAIN_OPTIONS)}")
+
+
+def _check_reference_names(entry: ModelEntry) -> None:
+    """Reference names are lower-case identifiers that the model does not declare itself,
+    each naming a declared hyper-parameter (a TypeError when not, found at registration)."""
+    names = {p.name for p in entry.params if p.option.target == "model"}
+    for ref, renames in entry.reference_names.items():
+        if not ref or ref != ref.lower() or not ref.replace("-", "").replace("_", "").isalnum():
+            raise TypeError(f"model {entry.name!r}: reference {ref!r} must be lower-case letters or digits")
+        for theirs, ours in renames.items():
+            target = ours.partition(":")[0].strip()
+            if not theirs.isidentifier() or theirs in names:
+                raise TypeError(f"model {entry.name!r}: reference name {theirs!r} of {ref!r} must be an identifier "
+                                "that is not one of the model's own hyper-parameters")
+            if target not in names:
+                raise TypeError(f"model {entry.name!r}: reference name {theirs!r} of {ref!r} stands for {target!r}, "
+                                "which is not a hyper-parameter")
 
 
 def _check_space(entry: ModelEntry) -> None:

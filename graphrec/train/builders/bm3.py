@@ -41,6 +41,7 @@ check_params = check_features("bm3", uses="its modality branches")
     # MMRec's BM3.yaml grid; learning_rate 0.001 (overall.yaml)
     reference_grids={"mmrec": {"num_layers": [1, 2], "reg_weight": [0.1, 0.01], "dropout": [0.3, 0.5], "lr": 1e-3,
                                "cold_path": "none"}},
+    reference_names={"mmrec": {"n_layers": "num_layers"}},  # BM3.yaml; RecBole's n_layers too
 )
 def build_bm3(
     dataset: Dataset,

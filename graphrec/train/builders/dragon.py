@@ -147,6 +147,9 @@ def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
     # MMRec's DRAGON.yaml grid; its loss is BPR / ln 2, so its reg_weight is graphrec's divided by ln 2
     reference_grids={"mmrec": {"reg_weight": [r * math.log(2) for r in (0.1, 0.01, 1e-3, 1e-4, 1e-5)],
                                "lr": [0.1, 0.01, 1e-3, 1e-4, 1e-5], "aggregation": "add", "cold_path": "none"}},
+    # MMRec's DRAGON.yaml names (its n_layers: 2 is read by no code: 2 user-item rounds, graphrec's num_layers)
+    reference_names={"mmrec": {"n_mm_layers": "item_layers", "knn_k": "k", "aggr_mode": "aggregation",
+                               "mm_image_weight": "modality_weights: {image: W, text: 1 - W}"}},
 )
 def build_dragon(
     dataset: Dataset,

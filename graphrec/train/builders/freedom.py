@@ -180,6 +180,10 @@ def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
     # MMRec's FREEDOM.yaml grid (its reg_weight is graphrec's feature_weight); learning_rate 0.001 (overall.yaml)
     reference_grids={"mmrec": {"dropout": [0.8, 0.9], "feature_weight": [0.0, 1e-5, 1e-4, 1e-3], "lr": 1e-3,
                                "cold_path": "none"}},
+    # MMRec's FREEDOM.yaml names
+    reference_names={"mmrec": {"n_ui_layers": "num_layers", "n_mm_layers": "item_layers", "knn_k": "k",
+                               "reg_weight": "feature_weight",
+                               "mm_image_weight": "modality_weights: {image: W, text: 1 - W}"}},
 )
 def build_freedom(
     dataset: Dataset,

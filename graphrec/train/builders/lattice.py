@@ -72,6 +72,8 @@ def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
     # MMRec's LATTICE.yaml grid, in reference parity (its LightGCN backbone of 1 layer, schedule [0.96, 50])
     reference_grids={"mmrec": {"reg_weight": [0.0, 1e-5, 1e-4, 1e-3], "lr": [1e-4, 5e-4, 1e-3, 5e-3],
                                "parity": "reference", "num_layers": 1, "lr_decay": 0.96, "cold_path": "none"}},
+    # MMRec's LATTICE.yaml names (its n_layers is the item-graph layers)
+    reference_names={"mmrec": {"n_layers": "item_layers", "knn_k": "k"}},
 )
 def build_lattice(
     dataset: Dataset,

@@ -22,6 +22,7 @@ from graphrec.train.registry import FloatRange, IntRange, Option, register_model
     # MMRec's LightGCN.yaml grid; learning_rate 0.001 (overall.yaml)
     reference_grids={"mmrec": {"num_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5, 1e-6], "lr": 1e-3,
                                "cold_path": "none"}},
+    reference_names={"mmrec": {"n_layers": "num_layers"}},  # LightGCN.yaml; RecBole's n_layers too
 )
 def build_lightgcn(
     dataset: Dataset,

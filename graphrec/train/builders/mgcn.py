@@ -114,6 +114,9 @@ check_params = check_features("mgcn")
     },
     # MMRec's MGCN.yaml grid (its cl_loss is graphrec's cl_weight), learning_rate 0.001, schedule [0.96, 50]
     reference_grids={"mmrec": {"cl_weight": [1e-3, 1e-2, 1e-1], "lr": 1e-3, "lr_decay": 0.96, "cold_path": "none"}},
+    # MMRec's MGCN.yaml names (its n_layers is the item-graph layers)
+    reference_names={"mmrec": {"n_ui_layers": "num_layers", "n_layers": "item_layers", "knn_k": "k",
+                               "cl_loss": "cl_weight"}},
 )
 def build_mgcn(
     dataset: Dataset,

@@ -225,6 +225,9 @@ def content_modalities(model: SMORE, dataset: Dataset, params: Mapping[str, Any]
     reference_grids={"mmrec": {"num_layers": [3, 4], "image_knn_k": [10, 15, 20, 40], "text_knn_k": [10, 15, 20, 40],
                                "reg_weight": [1e-5, 1e-4], "dropout": [0.0, 0.1], "lr": 1e-3, "lr_decay": 0.96,
                                "cold_path": "none"}},
+    # MMRec's SMORE.yaml names (its n_layers is the item-graph layers)
+    reference_names={"mmrec": {"n_ui_layers": "num_layers", "n_layers": "item_layers", "cl_loss": "cl_weight",
+                               "dropout_rate": "dropout"}},
 )
 def build_smore(
     dataset: Dataset,

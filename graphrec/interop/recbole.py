@@ -43,11 +43,35 @@ returns ``n_items`` scores per user with ``-inf`` for ``[PAD]`` (RecBole masks i
 Hyper-parameters come from the RecBole config under graphrec's names (the model's
 declared hyper-parameters, ``graphrec models --params``: ``embedding_dim``, ``num_layers``,
 ``reg_weight``, ``k``, ``modalities``, ``item_layers``, ...); RecBole's
-``embedding_size`` and ``n_layers`` are accepted as aliases. Missing keys take
-graphrec's defaults. A number written as text is the number it spells (``"32.7"`` for an
-int is refused as 32.7 is); errors name the config key that was written. ``graphs``
-(stored graphs) is refused: stored graphs are tied to a graphrec dataset's fingerprint,
-and the adapters build their graphs themselves.
+``embedding_size`` (``embedding_dim``) and ``n_layers`` (``num_layers``, the user-item
+layers, as in RecBole's LightGCN) are accepted as aliases (:data:`RECBOLE_ALIASES`),
+``n_layers`` only where it means that: a model whose reference implementation gives it
+another meaning refuses it (below). Missing keys take graphrec's defaults. A number
+written as text is the number it spells (``"32.7"`` for an int is refused as 32.7 is);
+errors name the config key that was written. ``graphs`` (stored graphs) is refused:
+stored graphs are tied to a graphrec dataset's fingerprint, and the adapters build their
+graphs themselves.
+
+Other keys. A reference implementation's name for one of the model's hyper-parameters,
+declared by its builder (``ModelEntry.reference_names``, e.g. MMRec's ``knn_k``,
+``cl_loss``, ``n_ui_layers``, ``n_mm_layers``, ``dropout_rate``, ``mm_image_weight``,
+FREEDOM's ``reg_weight``, MGCN's, SMORE's and LATTICE's ``n_layers``), is refused with a
+one-line ``ConfigError`` naming graphrec's key and how to write the value ("knn_k is
+MMRec's name for FREEDOM's k: write k: 5 instead in the RecBole config"), never read as
+an alias: a copied reference config then cannot silently mean something else
+(MMRec's ``n_layers`` is MGCN's item-graph layers; its ``mm_image_weight`` is a scalar,
+graphrec's ``modality_weights`` a mapping), and a key the Python API
+(:func:`~graphrec.train.build_model`) refuses is refused here too. A name graphrec uses
+itself is graphrec's (DRAGON's ``reg_weight`` is MMRec's times ln 2,
+``docs/models/dragon.md``). Any other key the user wrote (``file_config_dict``,
+``variable_config_dict``, ``cmd_config_dict``, or set on the ``Config``) that is neither
+the model's hyper-parameter, nor an alias, nor a feature key (below), nor one RecBole
+defines (its ``internal_config_dict``: ``overall.yaml``, the dataset defaults such as
+``load_col`` and ``USER_ID_FIELD``; its argument lists; :data:`RECBOLE_RUNTIME_KEYS`) gets
+one :class:`~graphrec.errors.GraphrecNote` warning naming those keys (typos such as
+``embeding_size``, keys of other models): RecBole's trainers, samplers and models read
+keys no list declares and users keep their own keys in the config, so such a key is not
+refused.
 
 Item features (MM-GEF and LATTICE need at least one modality):
 
@@ -98,11 +122,11 @@ from torch import Tensor
 
 from graphrec.data import Dataset
 from graphrec.data.formats._common import load_npy, resolve
-from graphrec.errors import ConfigError, DataError
+from graphrec.errors import ConfigError, DataError, GraphrecNote
 from graphrec.models import Recommender, Scorer
 from graphrec.models.coldstart import ColdItemRecommender
 from graphrec.train.builders import MODELS, build_model, model_params
-from graphrec.train.registry import ParamSpec, get_model
+from graphrec.train.registry import ModelEntry, ParamSpec, get_model
 
 
 def _prepare_numpy() -> None:
@@ -135,6 +159,7 @@ __all__ = [
     "ADAPTERS",
     "recbole_model",
     "RECBOLE_ALIASES",
+    "REFERENCES",
     "recbole_to_dataset",
     "model_params_from_config",
     "load_checkpoint",
@@ -142,11 +167,25 @@ __all__ = [
     "SPLIT_ATTR",
 ]
 
-#: RecBole's names for graphrec's hyper-parameters
+#: RecBole's names for graphrec's hyper-parameters (RecBole's LightGCN, MF, ...), accepted
+#: as aliases for every model that has the hyper-parameter, except where the model's
+#: reference names (:data:`REFERENCES`) give the name another meaning: ``n_layers`` is
+#: MGCN's, SMORE's and LATTICE's item-graph layers (``item_layers``) in MMRec
 RECBOLE_ALIASES: dict[str, str] = {"embedding_size": "embedding_dim", "n_layers": "num_layers"}
+
+#: how messages name the references of ``ModelEntry.reference_names``
+REFERENCES: dict[str, str] = {"mmrec": "MMRec"}
 
 #: config keys the adapters read besides the model's hyper-parameters
 FEATURE_KEYS = ("feature_fields", "feature_files", "feature_item_ids")
+
+#: keys RecBole 1.2.1 sets or reads without a default in its property files (besides
+#: ``overall.yaml``, ``dataset/sample.yaml`` and its argument lists, read from the package)
+RECBOLE_RUNTIME_KEYS = (
+    "model", "dataset", "config_files", "device", "local_rank", "single_spec", "nproc", "world_size", "offset",
+    "ip", "port", "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "loss_type", "valid_neg_sample_args",
+    "test_neg_sample_args", "neg_sampling", "training_neg_sample_num",
+)
 
 
 # ----------------------------------------------------------------------------- splits
@@ -276,14 +315,119 @@ def _check(name: str, key: str, written: str, value: Any, spec: ParamSpec | None
         raise ConfigError(f"{e} (RecBole config key {written}): fix {written} in the RecBole config") from None
 
 
+@functools.lru_cache(maxsize=1)
+def _recbole_defaults() -> frozenset[str]:
+    """The keys RecBole 1.2.1 itself defines: its ``overall.yaml`` and
+    ``dataset/sample.yaml`` defaults, its argument lists and :data:`RECBOLE_RUNTIME_KEYS`."""
+    import yaml
+    from recbole.utils import argument_list
+
+    props = Path(sys.modules["recbole"].__file__).parent / "properties"
+    keys: set[str] = set(RECBOLE_RUNTIME_KEYS)
+    for name in ("overall.yaml", "dataset/sample.yaml"):
+        with open(props / name, encoding="utf-8") as f:
+            keys |= set(yaml.safe_load(f) or {})
+    for names in ("general_arguments", "training_arguments", "evaluation_arguments", "dataset_arguments"):
+        keys |= set(getattr(argument_list, names, ()))
+    return frozenset(keys)
+
+
+def _written_keys(config: Any) -> list[str]:
+    """The keys of a RecBole ``Config`` (or a mapping) that the user wrote and RecBole does
+    not define. A ``Config``'s ``final_config_dict`` is its ``internal_config_dict``
+    (RecBole's property files: overall, dataset and model defaults) updated with what the
+    user wrote (``file_config_dict``, ``variable_config_dict``, ``cmd_config_dict``: YAML
+    files, ``config_dict``, ``--key=value`` arguments) and with what RecBole derives
+    (device, ...); assignments ``config[key] = value`` land there too. Its keys outside the
+    internal ones and RecBole's own are the user's."""
+    if config is None:
+        return []
+    values = getattr(config, "final_config_dict", config)
+    if not isinstance(values, Mapping):
+        return []
+    known = set(_recbole_defaults()) | set(getattr(config, "internal_config_dict", None) or ())
+    for names in (getattr(config, "parameters", None) or {}).values():
+        known |= set(names)
+    return [k for k in values if isinstance(k, str) and k not in known]
+
+
+def _reference_names(entry: ModelEntry) -> dict[str, tuple[str, str, str]]:
+    """``{their name: (reference, graphrec's hyper-parameter, how to write the value)}``
+    of a model's ``reference_names``; ``how`` is empty where it is the value itself."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for ref, names in entry.reference_names.items():
+        for theirs, ours in names.items():
+            target, _, how = ours.partition(":")
+            out.setdefault(theirs, (ref, target.strip(), ours.strip() if how else ""))
+    return out
+
+
+def _yaml(value: Any) -> str:
+    """``value`` as it is written in a RecBole YAML config."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "~"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_yaml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml(v) for v in value) + "]"
+    return str(value)
+
+
+def _refuse_reference_names(name: str, entry: ModelEntry, config: Any, written: list[str]) -> None:
+    """A one-line ConfigError when the config uses a reference implementation's names
+    (``ModelEntry.reference_names``) for the model's hyper-parameters, saying graphrec's
+    names and how to write each value; an alias that means the same parameter is not one."""
+    renames = _reference_names(entry)
+    found = [k for k in written if k in renames and renames[k][1] != RECBOLE_ALIASES.get(k)]
+    if not found:
+        return
+    refs = {renames[k][0] for k in found}
+    who = " and ".join(REFERENCES.get(r, r) for r in sorted(refs))
+    writes = []
+    for k in found:
+        _, target, how = renames[k]
+        value = _get(config, k)
+        writes.append(f"{how} with W = {_yaml(value)}" if how else f"{target}: {_yaml(value)}")
+    targets = ", ".join(renames[k][1] for k in found)
+    if len(found) == 1:
+        head = f"{found[0]} is {who}'s name for {entry.title}'s {targets}"
+    else:
+        head = f"{', '.join(found)} are {who}'s names for {entry.title}'s {targets}"
+    notes = [
+        f"for {entry.title}, {k} is not RecBole's {k}, graphrec's {RECBOLE_ALIASES[k]}"
+        for k in found
+        if k in RECBOLE_ALIASES
+    ]
+    if any(isinstance(_get(config, k), (list, tuple)) for k in found):
+        notes.append(f"one value each: RecBole trains one point; graphrec tune {name} --space {min(refs)} "
+                     "searches the reference's grid")
+    raise ConfigError(
+        f"{head}: write {'; '.join(writes)} instead in the RecBole config"
+        + "".join(f" ({note})" for note in notes)
+    )
+
+
 def model_params_from_config(name: str, config: Any) -> dict[str, Any]:
     """The hyper-parameters of graphrec model ``name`` found in a RecBole config (or a
     mapping), completed with graphrec's defaults (module doc). Errors name the RecBole
-    config key that was written (``embedding_size`` or ``embedding_dim``)."""
+    config key that was written (``embedding_size`` or ``embedding_dim``). A reference
+    implementation's name for one of the model's hyper-parameters (MMRec's ``knn_k`` for
+    ``k``) is a ConfigError naming graphrec's; keys that are neither the model's, nor
+    RecBole's, nor the adapters' (:data:`FEATURE_KEYS`) get one :class:`GraphrecNote`."""
     if name not in MODELS:
         raise ConfigError(f"unknown graphrec model {name!r}: available are {', '.join(sorted(MODELS))}")
-    defaults = MODELS[name].defaults
-    specs = {p.name: p for p in get_model(name, "ranking").params}
+    entry = get_model(name, "ranking")
+    defaults = entry.defaults
+    specs = {p.name: p for p in entry.params}
+    renames = _reference_names(entry)
+    aliases = {
+        alias: key for alias, key in RECBOLE_ALIASES.items()
+        if key in defaults and renames.get(alias, ("", key, ""))[1] == key
+    }
+    written = _written_keys(config)
+    _refuse_reference_names(name, entry, config, written)
     given: dict[str, Any] = {}
 
     def read(key: str, written: str, value: Any) -> Any:
@@ -301,9 +445,9 @@ def model_params_from_config(name: str, config: Any) -> dict[str, Any]:
                 "(graphs=...) belong to a graphrec dataset: remove the graphs key"
             )
         given[key] = read(key, key, value)
-    for alias, key in RECBOLE_ALIASES.items():
+    for alias, key in aliases.items():
         value = _get(config, alias)
-        if value is None or key not in defaults:
+        if value is None:
             continue
         value = read(key, alias, value)
         if key in given and given[key] != value:
@@ -311,6 +455,13 @@ def model_params_from_config(name: str, config: Any) -> dict[str, Any]:
                 f"the config sets both {alias}={value!r} and {key}={given[key]!r}: keep one of them"
             )
         given[key] = value
+    unknown = [k for k in written if k not in defaults and k not in aliases and k not in FEATURE_KEYS]
+    if unknown:
+        warnings.warn(
+            f"graphrec {name} ignores the RecBole config key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+            f"neither {name}'s hyper-parameters (graphrec models --params lists them) nor RecBole's options",
+            GraphrecNote, stacklevel=2,
+        )
     return model_params(name, given)
 
 

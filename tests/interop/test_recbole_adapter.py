@@ -4,6 +4,8 @@ split only, features from .item fields or files, epochs, caches, state dicts, er
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import torch
 pytest.importorskip("recbole", reason="needs RecBole 1.2.1 (the [recbole] extra, numpy < 2; the development lock has it)")
 
 from graphrec.data import Dataset  # noqa: E402
-from graphrec.errors import ConfigError, DataError  # noqa: E402
+from graphrec.errors import ConfigError, DataError, GraphrecNote  # noqa: E402
 from graphrec.graphs.build import GraphSpec, build_item_graph  # noqa: E402
 from graphrec.interop.recbole import (  # noqa: E402
     ADAPTERS,
@@ -23,6 +25,7 @@ from graphrec.interop.recbole import (  # noqa: E402
     GraphrecMMGEF,
     load_checkpoint,
     model_params_from_config,
+    recbole_model,
     recbole_to_dataset,
     recbole_workdir,
 )
@@ -200,10 +203,13 @@ def test_train_starts_an_epoch_and_lattice_rebuilds(rb: Any) -> None:
 
 
 def test_params_from_config() -> None:
-    p = model_params_from_config("lattice", {"embedding_size": 32, "n_layers": 3, "k": "5", "reg_weight": "1e-3"})
-    assert p["embedding_dim"] == 32 and p["num_layers"] == 3 and p["k"] == 5 and p["reg_weight"] == 1e-3
-    # keys of other RecBole models or of RecBole itself are not graphrec's business
-    assert model_params_from_config("lightgcn", {"learning_rate": 0.1, "lambda_coeff": 0.5})["reg_weight"] == 1e-4
+    p = model_params_from_config("lattice", {"embedding_size": 32, "item_layers": 3, "k": "5", "reg_weight": "1e-3"})
+    assert p["embedding_dim"] == 32 and p["item_layers"] == 3 and p["k"] == 5 and p["reg_weight"] == 1e-3
+    assert model_params_from_config("lightgcn", {"n_layers": 3})["num_layers"] == 3  # RecBole's LightGCN's name
+    # RecBole's own keys are RecBole's business; another model's key is ignored, with a note
+    assert model_params_from_config("lightgcn", {"learning_rate": 0.1, "eval_args": {}})["reg_weight"] == 1e-4
+    with pytest.warns(GraphrecNote, match=r"^graphrec lightgcn ignores the RecBole config key lambda_coeff: neither "):
+        assert model_params_from_config("lightgcn", {"learning_rate": 0.1, "lambda_coeff": 0.5})["reg_weight"] == 1e-4
     assert model_params_from_config("lightgcn", {}) == {"embedding_dim": 64, "num_layers": 2, "reg_weight": 1e-4,
                                                          "cold_path": "none", "cold_k": 50, "cold_modalities": None,
                                                          "cold_objective": "regress"}
@@ -387,3 +393,109 @@ def test_every_adapter_class_pickles_by_name() -> None:
     assert res.stdout.decode().split() == ["GraphrecFREEDOM", "freedom"]
     with pytest.raises(AttributeError):
         module.GraphrecNoSuchModel
+
+
+def recbole_config(rb: Any, name: str, yaml_text: str | None = None, argv: tuple[str, ...] = (), **values: Any) -> Any:
+    """A RecBole Config of adapter ``name`` as a user writes it: a YAML file (when given),
+    a config_dict and ``--key=value`` arguments (``argv``), over the test's RecBole data."""
+    import sys
+
+    from recbole.config import Config
+
+    files = None
+    if yaml_text is not None:
+        path = rb.workdir / f"{name}.yaml"
+        path.write_text(yaml_text)
+        files = [str(path)]
+    config_dict = {"data_path": str(Path(rb.config["data_path"]).parent), "use_gpu": False, "state": "WARNING",
+                   "benchmark_filename": ["train", "valid", "test"], **values}
+    with recbole_workdir(rb.workdir):
+        sys.argv = [sys.argv[0], *argv]  # recbole_workdir restores it
+        return Config(model=recbole_model(name), dataset=rb.config["dataset"], config_file_list=files,
+                      config_dict=config_dict)
+
+
+#: MMRec's src/configs/model/MGCN.yaml (its grid cut to one value per key, as RecBole trains one point)
+MMREC_MGCN_YAML = """embedding_size: 64
+n_ui_layers: 2
+n_layers: 1
+
+learning_rate_scheduler: [0.96, 50]
+lambda_coeff: 0.9
+reg_weight: 1e-04
+
+knn_k: 5
+
+learning_rate: 0.001
+
+cl_loss: 0.1
+"""
+
+
+def test_a_copied_mmrec_config_is_refused_with_graphrecs_names(rb: Any) -> None:
+    """MGCN.yaml's n_layers is the item-graph layers and knn_k, cl_loss are k, cl_weight:
+    the adapter read n_layers as num_layers and ignored the rest (num_layers 1, k 10,
+    cl_weight 0.001, silently). Every MMRec name is now refused, saying graphrec's."""
+    config = recbole_config(rb, "mgcn", MMREC_MGCN_YAML)
+    want = ("n_ui_layers, n_layers, knn_k, cl_loss are MMRec's names for MGCN's num_layers, item_layers, k, cl_weight: "
+            "write num_layers: 2; item_layers: 1; k: 5; cl_weight: 0.1 instead in the RecBole config "
+            "(for MGCN, n_layers is not RecBole's n_layers, graphrec's num_layers)")
+    with pytest.raises(ConfigError, match=f"^{re.escape(want)}$"):
+        recbole_model("mgcn")(config, rb.train.dataset)
+    # written as the message says, the values are the ones the YAML meant
+    fixed = MMREC_MGCN_YAML.replace("n_ui_layers", "num_layers").replace("n_layers: 1", "item_layers: 1")
+    fixed = fixed.replace("knn_k", "k").replace("cl_loss", "cl_weight")
+    with pytest.warns(GraphrecNote, match="ignores the RecBole config keys learning_rate_scheduler, lambda_coeff: "):
+        p = model_params_from_config("mgcn", recbole_config(rb, "mgcn", fixed))
+    assert (p["num_layers"], p["item_layers"], p["k"], p["cl_weight"]) == (2, 1, 5, 0.1)
+
+    def refused(name: str, values: dict) -> str:
+        with pytest.raises(ConfigError) as e:
+            model_params_from_config(name, values)
+        return str(e.value)
+
+    assert refused("freedom", {"knn_k": 5}) == "knn_k is MMRec's name for FREEDOM's k: write k: 5 instead in the RecBole config"
+    assert refused("freedom", {"reg_weight": 1e-4}).startswith("reg_weight is MMRec's name for FREEDOM's feature_weight: "
+                                                               "write feature_weight: 0.0001 instead")
+    assert refused("freedom", {"mm_image_weight": 0.1}).startswith(
+        "mm_image_weight is MMRec's name for FREEDOM's modality_weights: write modality_weights: "
+        "{image: W, text: 1 - W} with W = 0.1 instead")
+    assert refused("dragon", {"n_mm_layers": 1, "aggr_mode": "add"}).startswith(
+        "n_mm_layers, aggr_mode are MMRec's names for DRAGON's item_layers, aggregation: write item_layers: 1; "
+        "aggregation: add instead")
+    assert refused("smore", {"dropout_rate": 0.1}).startswith("dropout_rate is MMRec's name for SMORE's dropout: ")
+    assert "n_layers is MMRec's name for LATTICE's item_layers" in refused("lattice", {"n_layers": 1})
+    assert "graphrec tune mgcn --space mmrec" in refused("mgcn", {"cl_loss": [0.001, 0.01, 0.1]})  # a copied grid
+    # the Python API refuses the same keys
+    from graphrec.train.builders import build_model
+
+    with pytest.raises(ConfigError, match="has no option 'knn_k'"):
+        build_model("freedom", recbole_to_dataset(rb.train.dataset, rb.config), {"knn_k": 5})
+    # where MMRec's n_layers is RecBole's (the user-item layers), it stays an alias
+    for name in ("lightgcn", "bm3", "mmgef", "dragon"):
+        assert model_params_from_config(name, {"n_layers": 3})["num_layers"] == 3
+    # SMORE's image_knn_k is graphrec's own name
+    assert model_params_from_config("smore", {"image_knn_k": 20})["image_knn_k"] == 20
+
+
+def test_keys_neither_graphrecs_nor_recboles_get_one_note(rb: Any) -> None:
+    """A typo (embeding_size) or another model's key used to be ignored without a word.
+    RecBole's own keys, dataset keys included, are never reported."""
+    yaml_text = ("embeding_size: 32\nload_col: {inter: [user_id, item_id], item: [item_id, text]}\n"
+                 "USER_ID_FIELD: user_id\nITEM_ID_FIELD: item_id\nlearning_rate: 0.01\nepochs: 3\n"
+                 "eval_args: {mode: full}\nfeature_fields: [text]\nembedding_dim: 16\nnormalize_all: false\n")
+    config = recbole_config(rb, "lightgcn", yaml_text, argv=("--my_key=1", "--train_batch_size=512"), topk=[20],
+                            metrics=["Recall"])
+    assert config.cmd_config_dict == {"my_key": 1, "train_batch_size": 512}
+    config["set_later"] = 3
+    with pytest.warns(GraphrecNote) as notes:
+        model = GraphrecLightGCN(config, rb.train.dataset)
+    ours = [str(n.message) for n in notes if issubclass(n.category, GraphrecNote)]
+    assert ours == ["graphrec lightgcn ignores the RecBole config keys embeding_size, my_key, set_later: neither "
+                    "lightgcn's hyper-parameters (graphrec models --params lists them) nor RecBole's options"]
+    assert model.graphrec_params["embedding_dim"] == 16
+    # nothing to say about a config of RecBole's and graphrec's keys only
+    config = recbole_config(rb, "freedom", yaml_text.replace("embeding_size: 32\n", ""), modalities="text")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GraphrecNote)
+        model_params_from_config("freedom", config)

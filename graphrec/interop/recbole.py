@@ -73,6 +73,11 @@ one :class:`~graphrec.errors.GraphrecNote` warning naming those keys (typos such
 keys no list declares and users keep their own keys in the config, so such a key is not
 refused.
 
+Errors of the model's builder speak RecBole config keys too: the adapter rewrites the
+command-line flags of the model's hyper-parameters in them (``--modalities text`` as
+``modalities: text``, ``--no-include-self`` as ``include_self: false``) and keeps the
+exception type.
+
 Item features (MM-GEF and LATTICE need at least one modality):
 
 * ``feature_fields``: ``float_seq`` fields of the ``.item`` file used as modalities
@@ -108,12 +113,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import sys
 import typing
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 import scipy.sparse as sp
@@ -465,6 +471,63 @@ def model_params_from_config(name: str, config: Any) -> dict[str, Any]:
     return model_params(name, given)
 
 
+#: a command-line flag in a builder's message, and the word after it
+_FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)( [^\s;()]+)?")
+
+
+def _flag_keys(entry: ModelEntry) -> dict[str, tuple[str, str | None]]:
+    """``--flag -> (config key, value)`` of the model's declared hyper-parameters: the
+    value a switch sets (``"true"``/``"false"``), None for a flag that takes one."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for spec in entry.params:
+        if spec.option.target != "model":
+            continue
+        switch = spec.type in (bool, Optional[bool])
+        for flag in spec.flags:
+            on, _, off = flag.partition("/")
+            if not switch:
+                out[on] = (spec.name, None)
+                continue
+            out[on] = (spec.name, "false" if spec.option.invert else "true")
+            if off:
+                out[off] = (spec.name, "false")
+    return out
+
+
+def _config_keys_in_message(message: str, entry: ModelEntry, modalities: Iterable[str] = ()) -> str:
+    """A builder's message with the command-line flags of the model's hyper-parameters
+    written as RecBole config keys: ``--modalities text`` as ``modalities: text``,
+    ``--no-include-self`` as ``include_self: false``, ``--k`` as ``k``. The word after a
+    flag is its value when it is one of the parameter's choices, a modality (or a comma
+    list of them) or holds a digit or ``=``; ``; in a tune space file, ...`` asides are
+    dropped. Other flags (``graphrec`` commands') are left as they are."""
+    flags = _flag_keys(entry)
+    mods = set(modalities)
+    choices = {spec.name: {str(c) for c in spec.option.choices} for spec in entry.params}
+
+    def is_value(key: str, word: str) -> bool:
+        if word.startswith("-") or word == "/":
+            return False
+        parts = word.split(",")
+        return bool(re.search(r"[\d=]", word)) or all(p in mods or p in choices.get(key, ()) for p in parts)
+
+    def key_of(match: re.Match[str]) -> str:
+        flag, after = match.group(1), match.group(2) or ""
+        if flag not in flags:
+            return match.group(0)
+        key, value = flags[flag]
+        if value is not None:
+            return f"{key}: {value}{after}"
+        word = after[1:]
+        stripped = word.rstrip(".,")
+        if stripped and is_value(key, stripped):
+            return f"{key}: {stripped}{word[len(stripped):]}"
+        return f"{key}{after}"
+
+    message = re.sub(r"; in a tune space file, [^)]*", "", message)
+    return _FLAG.sub(key_of, message)
+
+
 # ----------------------------------------------------------------------------- data
 def _field_features(dataset: Any, config: Any) -> dict[str, np.ndarray]:
     """``float_seq`` fields of RecBole's item features as ``{field: (n_items - 1) x d}``."""
@@ -639,7 +702,12 @@ class GraphrecRecommender(GeneralRecommender):
                 "feature_files: {MODALITY: FILE.npy} in the RecBole config"
             )
         self.graphrec_modalities = list(data.item_features)
-        self.inner: Recommender = build_model(self.graphrec_model, data, self.graphrec_params)
+        try:
+            self.inner: Recommender = build_model(self.graphrec_model, data, self.graphrec_params)
+        except (ConfigError, DataError) as e:  # the builders' messages name command-line flags
+            entry = get_model(self.graphrec_model, "ranking")
+            message = _config_keys_in_message(str(e), entry, self.graphrec_modalities)
+            raise type(e)(f"{type(self).__name__}: {message}") from None
         self.to(self.device)
 
     # -------------------------------------------------------------- epochs and caches

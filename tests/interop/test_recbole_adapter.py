@@ -499,3 +499,50 @@ def test_keys_neither_graphrecs_nor_recboles_get_one_note(rb: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", GraphrecNote)
         model_params_from_config("freedom", config)
+
+
+@pytest.mark.parametrize("name, changes, error, want", [
+    ("mmgef", {"modalities": "text,audio"}, DataError,
+     "GraphrecMMGEF: cannot average modalities of different dimensions (text 384, audio 128) in one early-fused "
+     "vector: fuse one (modalities: text or modalities: audio) or project them to one dimension first"),
+    ("freedom", {"modalities": "image"}, DataError,
+     "GraphrecFREEDOM: the dataset has no image features (it has text, audio): choose modalities / modality_weights "
+     "among those"),
+    ("dragon", {"modalities": "image"}, DataError,
+     "GraphrecDRAGON: the dataset has no image features (it has text, audio): choose modalities / modality_weights "
+     "among those"),
+    ("smore", {"image_knn_k": 20, "modalities": "text"}, ConfigError,
+     "GraphrecSMORE: image_knn_k 20 has no effect: the modalities used are text, without image; give their k with "
+     "knn_k (knn_k: text=20), or name the image features 'image' when preparing the data"),
+    ("mmgef", {"structure": "learned", "use_knn_graph": False}, ConfigError,
+     "GraphrecMMGEF: structure: learned learns the content graph, which use_knn_graph: false drops: drop one of them"),
+    ("mgcn", {"modalities": "text,image"}, DataError,
+     "GraphrecMGCN: dataset 'lfm2k_250' has no image features (it has text, audio): choose modalities among those"),
+])
+def test_builder_errors_name_config_keys(rb: Any, name: str, changes: dict, error: type, want: str) -> None:
+    """The builders' messages named command-line flags (--modalities text, --knn-k text=20)
+    and came as a raw traceback from build_model: the adapter writes them as the RecBole
+    config keys, keeping the exception type."""
+    with pytest.raises(error) as e:
+        make(ADAPTERS[name], rb, **changes)
+    assert type(e.value) is error and str(e.value) == want
+    assert e.value.__cause__ is None and e.value.__suppress_context__
+
+
+def test_config_keys_in_message() -> None:
+    """Switches become true / false, a flag's value follows its key, other flags stay."""
+    from graphrec.interop.recbole import _config_keys_in_message
+    from graphrec.train.registry import get_model
+
+    lattice, mmgef = get_model("lattice"), get_model("mmgef")
+    assert _config_keys_in_message("pass --no-include-self or --include-self", lattice) == \
+        "pass include_self: false or include_self: true"
+    assert _config_keys_in_message("--cf-graph, --fixed-features, --parity reference.", lattice) == \
+        "use_cf_graph: true, train_features: false, parity: reference."
+    assert _config_keys_in_message("--no-attention; lower --k, or --feature-mode projected", mmgef) == \
+        "attention: false; lower k, or feature_mode: projected"
+    assert _config_keys_in_message("--modalities image,text or --reg 1e-5 (--cold-path none)", mmgef, ["image", "text"]) \
+        == "modalities: image,text or reg_weight: 1e-5 (cold_path: none)"
+    # a word that is no value of the flag, and flags of no hyper-parameter, stay as they are
+    assert _config_keys_in_message("choose --modalities among those; --cold-start 0.2, --dim", mmgef, ["text"]) == \
+        "choose modalities among those; --cold-start 0.2, embedding_dim"

@@ -15,6 +15,9 @@ Models (``docs/recbole.md`` has a complete example):
   learned graphs it rebuilds every epoch;
 * :func:`recbole_model` (``NAME``): the adapter of any other registered trainable ranking
   model (:mod:`graphrec.train.registry`); :data:`ADAPTERS` maps every name to its class.
+  Each class is ``Graphrec`` + the model's title without its non-alphanumeric characters
+  (``mf``, title MF-BPR: ``GraphrecMFBPR``; ``freedom``: ``GraphrecFREEDOM``), importable
+  from this module by that name (``docs/recbole.md`` lists them).
 
 Each is a ``recbole.model.abstract_recommender.GeneralRecommender`` with
 ``input_type = InputType.PAIRWISE`` (RecBole samples negatives for each positive:

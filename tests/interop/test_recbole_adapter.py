@@ -31,6 +31,7 @@ from graphrec.interop.recbole import (  # noqa: E402
 )
 
 PARAMS = {"embedding_dim": 16, "modalities": "text"}
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -546,3 +547,22 @@ def test_config_keys_in_message() -> None:
     # a word that is no value of the flag, and flags of no hyper-parameter, stay as they are
     assert _config_keys_in_message("choose --modalities among those; --cold-start 0.2, --dim", mmgef, ["text"]) == \
         "choose modalities among those; --cold-start 0.2, embedding_dim"
+
+
+def test_every_adapter_class_is_listed_in_the_docs() -> None:
+    """docs/recbole.md named three adapter classes, so `from graphrec.interop.recbole
+    import GraphrecMF` failed (MF-BPR's adapter is GraphrecMFBPR): the page's table lists
+    every registered model's class, and each imports by that name."""
+    import importlib
+
+    from graphrec.train.registry import get_model
+
+    page = (REPO / "docs" / "recbole.md").read_text()
+    section = page.split("## The adapter classes", 1)[1].split("\n## ", 1)[0]
+    listed = dict(re.findall(r"^\| `([a-z0-9_-]+)` \| `(Graphrec\w+)` \|", section, flags=re.M))
+    assert listed == {name: ADAPTERS[name].__name__ for name in ADAPTERS}
+    module = importlib.import_module("graphrec.interop.recbole")
+    for name, cls_name in listed.items():
+        assert getattr(module, cls_name) is ADAPTERS[name]
+        # the naming rule the page states
+        assert cls_name == "Graphrec" + "".join(ch for ch in get_model(name).title if ch.isalnum())

@@ -468,7 +468,7 @@ def model_params_from_config(name: str, config: Any) -> dict[str, Any]:
     if unknown:
         warnings.warn(
             f"graphrec {name} ignores the RecBole config key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
-            f"neither {name}'s hyper-parameters (graphrec models --params lists them) nor RecBole's options",
+            f"neither {name}'s hyper-parameters (graphrec models {name} --params lists them) nor RecBole's options",
             GraphrecNote, stacklevel=2,
         )
     return model_params(name, given)

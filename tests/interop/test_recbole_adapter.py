@@ -493,7 +493,7 @@ def test_keys_neither_graphrecs_nor_recboles_get_one_note(rb: Any) -> None:
         model = GraphrecLightGCN(config, rb.train.dataset)
     ours = [str(n.message) for n in notes if issubclass(n.category, GraphrecNote)]
     assert ours == ["graphrec lightgcn ignores the RecBole config keys embeding_size, my_key, set_later: neither "
-                    "lightgcn's hyper-parameters (graphrec models --params lists them) nor RecBole's options"]
+                    "lightgcn's hyper-parameters (graphrec models lightgcn --params lists them) nor RecBole's options"]
     assert model.graphrec_params["embedding_dim"] == 16
     # nothing to say about a config of RecBole's and graphrec's keys only
     config = recbole_config(rb, "freedom", yaml_text.replace("embeding_size: 32\n", ""), modalities="text")

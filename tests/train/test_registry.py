@@ -316,3 +316,14 @@ def test_run_training_builds_with_the_trainings_progress_setting(progress, monke
     with registered_toy_model("toy-progress") as name:
         run_training(ds, name, {"embedding_dim": 4}, TrainConfig(epochs=1, progress=progress))
     assert seen == [progress]
+
+
+def test_models_names_a_few_models_and_lists_their_reference_names():
+    res = runner.invoke(make_app(), ["models", "freedom", "lightgcn", "--params"])
+    assert res.exit_code == 0, res.output
+    starts = [line.split()[0] for line in res.output.splitlines() if not line.startswith(" ")]
+    assert starts == ["name", "freedom", "lightgcn"]
+    assert ("mmrec's names for them: n_ui_layers = num_layers, n_mm_layers = item_layers, knn_k = k, reg_weight = "
+            "feature_weight, mm_image_weight = modality_weights: {image: W, text: 1 - W}") in res.output
+    res = runner.invoke(make_app(), ["models", "freedom", "gmmf", "--task", "ranking"])
+    assert res.exit_code == 1 and "no ranking model named gmmf: choose among" in res.output

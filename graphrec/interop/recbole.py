@@ -136,6 +136,7 @@ from graphrec.models import Recommender, Scorer
 from graphrec.models.coldstart import ColdItemRecommender
 from graphrec.train.builders import MODELS, build_model, model_params
 from graphrec.train.registry import ModelEntry, ParamSpec, get_model
+from graphrec.train.space import yaml_flow
 
 
 def _prepare_numpy() -> None:
@@ -371,19 +372,6 @@ def _reference_names(entry: ModelEntry) -> dict[str, tuple[str, str, str]]:
     return out
 
 
-def _yaml(value: Any) -> str:
-    """``value`` as it is written in a RecBole YAML config."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "~"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {_yaml(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_yaml(v) for v in value) + "]"
-    return str(value)
-
-
 def _refuse_reference_names(name: str, entry: ModelEntry, config: Any, written: list[str]) -> None:
     """A one-line ConfigError when the config uses a reference implementation's names
     (``ModelEntry.reference_names``) for the model's hyper-parameters, saying graphrec's
@@ -398,7 +386,7 @@ def _refuse_reference_names(name: str, entry: ModelEntry, config: Any, written: 
     for k in found:
         _, target, how = renames[k]
         value = _get(config, k)
-        writes.append(f"{how} with W = {_yaml(value)}" if how else f"{target}: {_yaml(value)}")
+        writes.append(f"{how} with W = {yaml_flow(value)}" if how else f"{target}: {yaml_flow(value)}")
     targets = ", ".join(renames[k][1] for k in found)
     if len(found) == 1:
         head = f"{found[0]} is {who}'s name for {entry.title}'s {targets}"

@@ -37,7 +37,7 @@ from graphrec.train.config import TrainConfig
 from graphrec.train.registry import TUNABLE_TRAIN_OPTIONS, Choice, FloatRange, IntRange, ModelEntry, get_model, model_params
 
 __all__ = ["SearchSpace", "load_space_file", "search_space", "suggest", "split_options", "dim_to_dict",
-           "dim_from_dict", "grid_values", "as_suggested"]
+           "dim_from_dict", "grid_values", "as_suggested", "yaml_flow"]
 
 #: the declared type of each searchable training option
 _TRAIN_TYPES: dict[str, type] = {"lr": float, "weight_decay": float, "batch_size": int, "lr_decay": float, "lr_decay_every": int}
@@ -327,7 +327,7 @@ def _choice(entry: ModelEntry, key: str, raw: Any, typ: type | None, source: str
     seen: list[str] = []
     for value in values:
         if repr(value) in seen:
-            raise ConfigError(f"{source}: {key}: {_shown(raw)} lists {_shown(value)} twice: list each value once")
+            raise ConfigError(f"{source}: {key}: {yaml_flow(raw)} lists {yaml_flow(value)} twice: list each value once")
         seen.append(repr(value))
     return Choice(tuple(values))
 
@@ -349,37 +349,37 @@ def _range(entry: ModelEntry, key: str, raw: Mapping[str, Any], typ: type | None
     kw: dict[str, Any] = {"log": log}
     if raw.get("step") is not None:
         kw["step"] = _number(raw["step"], typ, f"{key} step", source)
-    where = f"{source}: {key}: {_shown(raw)}"
+    where = f"{source}: {key}: {yaml_flow(raw)}"
     for bound, value in (("low", low), ("high", high)):
         if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{where}: {bound} must be a finite number, got {_shown(value)}")
+            raise ConfigError(f"{where}: {bound} must be a finite number, got {yaml_flow(value)}")
     if low == high:
-        raise ConfigError(f"{where}: low equals high: fix the value instead ({key}: {_shown(low)})")
+        raise ConfigError(f"{where}: low equals high: fix the value instead ({key}: {yaml_flow(low)})")
     if low > high:
         raise ConfigError(f"{where}: low must be below high: swap them")
     if log and low <= 0:
-        raise ConfigError(f"{where}: log: true needs low > 0, got {_shown(low)}")
+        raise ConfigError(f"{where}: log: true needs low > 0, got {yaml_flow(low)}")
     step = kw.get("step")
     if step is not None and step != (1 if typ is int else None):
         if log:
             raise ConfigError(f"{where}: step and log: true exclude each other: keep one of them")
         if step <= 0:
-            raise ConfigError(f"{where}: step must be positive, got {_shown(step)}")
+            raise ConfigError(f"{where}: step must be positive, got {yaml_flow(step)}")
     try:
         return (IntRange if typ is int else FloatRange)(low, high, **kw)
     except ValueError as e:  # the checks above say it in the file's terms; any other is the declaration's
         raise ConfigError(f"{where}: {e}") from None
 
 
-def _shown(value: Any) -> str:
-    """``value`` as a --space file spells it (YAML flow style): ``[0.01, 0.01]``,
+def yaml_flow(value: Any) -> str:
+    """``value`` as a --space file (or any YAML config) spells it, in flow style: ``[0.01, 0.01]``,
     ``{low: 4, high: 2}``, ``1.0e-05`` as ``1e-05``, ``true``, ``null``."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {_shown(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k}: {yaml_flow(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_shown(v) for v in value) + "]"
+        return "[" + ", ".join(yaml_flow(v) for v in value) + "]"
     return str(value)

@@ -349,11 +349,14 @@ def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], de
         )
     if "knn" in built and "cooccur" in built and main:
         knn_g, co_g = built["knn"].graph, built["cooccur"].graph
-        echo(
-            f"kNN edges that are co-interaction edges: {overlap(knn_g, co_g):.4f} "
-            f"(random item pairs: {random_pair_overlap(co_g, 200_000, seed=0):.4f}); "
-            f"kNN edges co-consumed by a training user: {coconsumption_rate(knn_g, ds.train):.4f}"
-        )
+        if knn_g.nnz == 0:  # the shares of an empty edge set are undefined (NaN): say why instead
+            echo("kNN edges that are co-interaction edges: none (the kNN graph has no edges: too few items have content)")
+        else:
+            echo(
+                f"kNN edges that are co-interaction edges: {overlap(knn_g, co_g):.4f} "
+                f"(random item pairs: {random_pair_overlap(co_g, 200_000, seed=0):.4f}); "
+                f"kNN edges co-consumed by a training user: {coconsumption_rate(knn_g, ds.train):.4f}"
+            )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ranks = "" if shard is None else f", rank 0 of {shard.world} processes"
     echo(f"peak memory (process RSS{ranks}): {peak_mb:.0f} MB")

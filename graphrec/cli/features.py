@@ -265,6 +265,18 @@ def features(
             workers=workers,
             progress=not quiet,
         )
+    # every matched image file unreadable: the check before the work knows only which files
+    # exist, decoding tells which can be read (texts cannot fail: the empty ones were refused
+    # above). Refused before anything is saved; the chunks stay, so the same command
+    # resumes once the images are fixed.
+    img = result.get("image")
+    if img is not None and img.n_present == 0:
+        raise DataError(
+            f"none of the {len(img.unreadable)} image files of {data}'s items in {images} could be read (first: "
+            f"{img.unreadable[0]}; see the warnings above), so the image features would be all zero: fix or "
+            f"replace them (or check --images, --image-key, --image-map) and run the same command again; the "
+            f"finished chunks are kept in {wdir}"
+        )
     new_ds, notes = attach_features(ds, result, fuse=fuse, sources=sources)
     new_ds.save(out_dir, overwrite=True)
     remove_work_dir(wdir)  # its chunks and marker; the folder only when graphrec made it

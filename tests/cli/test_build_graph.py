@@ -41,6 +41,19 @@ def test_both_graphs_with_provenance(data_dir, tmp_path):
     assert np.allclose(co.toarray(), c / c.max(), atol=1e-6)
 
 
+def test_a_knn_graph_without_edges_says_so_instead_of_nan(data_dir, tmp_path):
+    # all-zero features (every item without content, e.g. every image unreadable): no kNN edge
+    ds = Dataset.load(data_dir)
+    empty = tmp_path / "empty"
+    ds.replace(item_features={"image": np.zeros((ds.n_items, 8), dtype=np.float32)}).save(empty)
+    res = run("build-graph", "--data", empty, "--kind", "both", "--k", "5", "--out", tmp_path / "g", "--quiet",
+              "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "knn: 70 nodes, 0 edges" in res.output
+    assert "nan" not in res.output
+    assert "kNN edges that are co-interaction edges: none (the kNN graph has no edges" in res.output
+
+
 @pytest.fixture
 def torch_threads():
     import torch

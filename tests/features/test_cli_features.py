@@ -140,6 +140,36 @@ def test_images_named_by_item_id_png_webp_corrupt(ml_small, poster_of, data_copy
     assert res.exit_code == 0, res.output
 
 
+def test_all_images_unreadable_is_refused_before_saving_and_resumes(poster_of, data_copy, tiny_config, tmp_path):
+    # files exist for three items, none decodes: an all-zero image modality used to be written with exit 0
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for m in ("1", "2", "3"):
+        (folder / f"{m}.jpg").write_bytes(b"not an image")
+    args = ("features", "--data", data_copy, "--images", folder, "--text-fields", "title", "--model", tiny_config,
+            "--pretrained", "none", "--device", "cpu", "--quiet")
+    res = run(*args)
+    assert res.exit_code == 1, res.output
+    work = data_copy.parent / ".ml.features-work"
+    error = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert error == [
+        f"error: none of the 3 image files of {data_copy}'s items in {folder} could be read (first: {folder / '1.jpg'}; "
+        "see the warnings above), so the image features would be all zero: fix or replace them (or check --images, "
+        f"--image-key, --image-map) and run the same command again; the finished chunks are kept in {work}"
+    ]
+    assert "Traceback" not in res.output and "wrote" not in res.output
+    assert Dataset.load(data_copy).modalities == []  # nothing saved
+    assert sorted(p.name for p in (work / "text").glob("*.npz"))  # the chunks are kept
+    # the images fixed, the same command resumes the texts and succeeds
+    for m in ("1", "2", "3"):
+        shutil.copy(poster_of[m], folder / f"{m}.jpg")
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    assert "image: 3/9724 items (9721 with no image file, 0 unreadable)" in res.output
+    assert "text: 9724/9724 items (0 with no text), dim 16, GraphrecTinyCLIP; 9724 resumed from an earlier run" in res.output
+    assert Dataset.load(data_copy).modalities == ["image", "text"] and not work.exists()
+
+
 def test_texts_from_dataset_fields(data_copy, tiny_config):
     res = run("features", "--data", data_copy, "--text-fields", "title", "--model", tiny_config,
               "--pretrained", "none", "--device", "cpu", "--quiet", "--fuse")

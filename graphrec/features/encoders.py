@@ -76,12 +76,52 @@ class UnreadableImage(Exception):
     """An image file that exists but cannot be decoded (truncated, not an image, ...)."""
 
 
+#: Pillow's modes of 16-bit unsigned samples (native, little- and big-endian)
+_UINT16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _to_8bit_gray(im: Any) -> Any:
+    """A single-band image of 16-bit, 32-bit integer or float samples as an 8-bit ``L`` image.
+
+    Pillow's ``convert("L"/"RGB")`` clips these samples to 0..255 instead of scaling them,
+    so a 16-bit photo turns (almost) white. The rule, by the mode's range:
+
+    * ``I;16`` (16-bit PNG, TIFF): ``value >> 8``, the full 0..65535 range onto 0..255;
+    * ``I`` (32-bit integers): samples within 0..255 are 8-bit content and kept as they
+      are; within 0..65535, 16-bit content (older Pillow opens 16-bit PNGs as ``I``):
+      ``value >> 8``; anything else is stretched from its minimum to its maximum;
+    * ``F`` (floats): samples within 0..1 are normalised intensities, scaled by 255;
+      within 0..255 kept as they are; anything else stretched from its minimum to its
+      maximum (NaN and infinite samples count as 0).
+
+    Scaled values are rounded to whole levels; a constant image outside those ranges is black.
+    """
+    from PIL import Image
+
+    a = np.asarray(im)
+    if im.mode in _UINT16_MODES:
+        return Image.fromarray((a.astype(np.uint16) >> 8).astype(np.uint8), mode="L")
+    a = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if im.mode == "F" and lo >= 0 and hi <= 1:
+        scaled = a * 255
+    elif lo >= 0 and hi <= 255:
+        scaled = a
+    elif im.mode == "I" and lo >= 0 and hi <= 65535:
+        scaled = np.floor(a / 256)  # value >> 8
+    else:
+        scaled = (a - lo) * (255 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
+
+
 def load_image(path: str | os.PathLike) -> Any:
     """Decode an image file into an RGB PIL image.
 
     EXIF orientation is applied; transparent images (RGBA, LA, palette with transparency)
-    are composited on white rather than on black. Raises :class:`UnreadableImage` when the
-    file cannot be decoded.
+    are composited on white rather than on black; grayscale images of 16-bit, 32-bit
+    integer or float samples (Pillow modes ``I;16``, ``I``, ``F``) are scaled to 8 bits
+    by their type's range (:func:`_to_8bit_gray`), not clipped. Raises
+    :class:`UnreadableImage` when the file cannot be decoded.
     """
     from PIL import Image, ImageOps
 
@@ -93,6 +133,8 @@ def load_image(path: str | os.PathLike) -> Any:
                 rgba = im.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 return Image.alpha_composite(background, rgba).convert("RGB")
+            if im.mode in ("I", "F", *_UINT16_MODES):
+                im = _to_8bit_gray(im)
             return im.convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise UnreadableImage(" ".join(str(e).split()) or type(e).__name__) from None

@@ -119,3 +119,33 @@ def test_load_image_formats_and_transparency(tmp_path):
     full.write_bytes(full.read_bytes()[:200])  # truncated file
     with pytest.raises(UnreadableImage):
         load_image(full)
+
+
+def test_load_image_scales_16_bit_integer_and_float_grayscale(tmp_path):
+    # Pillow's convert("RGB") clips these samples at 255: a 16-bit photo used to turn white
+    ramp16 = np.arange(0, 65536, 256, dtype=np.uint16).reshape(16, 16)  # 0, 256, ..., 65280
+    Image.fromarray(ramp16).save(tmp_path / "g16.png")
+    with Image.open(tmp_path / "g16.png") as im:
+        assert im.mode == "I;16"
+    expected = np.arange(256, dtype=np.uint8).reshape(16, 16)  # value >> 8
+    got = np.asarray(load_image(tmp_path / "g16.png"))
+    assert got.shape == (16, 16, 3) and np.array_equal(got[..., 0], expected)
+    assert np.array_equal(got[..., 0], got[..., 1]) and np.array_equal(got[..., 0], got[..., 2])
+    # mode I: 16-bit content is shifted, 8-bit content kept, anything else stretched min..max
+    Image.fromarray(ramp16.astype(np.int32)).save(tmp_path / "i16.tiff")
+    Image.fromarray(expected.astype(np.int32)).save(tmp_path / "i8.tiff")
+    Image.fromarray(np.array([[-1000, 0], [1000, 99000]], dtype=np.int32)).save(tmp_path / "iwide.tiff")
+    with Image.open(tmp_path / "i16.tiff") as im:
+        assert im.mode == "I"
+    assert np.array_equal(np.asarray(load_image(tmp_path / "i16.tiff"))[..., 0], expected)
+    assert np.array_equal(np.asarray(load_image(tmp_path / "i8.tiff"))[..., 0], expected)
+    assert np.asarray(load_image(tmp_path / "iwide.tiff"))[..., 0].tolist() == [[0, 3], [5, 255]]
+    # mode F: 0..1 is scaled by 255, 0..255 kept, anything else stretched; NaN counts as 0
+    Image.fromarray(np.array([[0.0, 0.25], [0.5, 1.0]], dtype=np.float32)).save(tmp_path / "f1.tiff")
+    Image.fromarray(np.array([[0.0, 10.0], [128.0, 255.0]], dtype=np.float32)).save(tmp_path / "f255.tiff")
+    Image.fromarray(np.array([[np.nan, -2.0], [2.0, 6.0]], dtype=np.float32)).save(tmp_path / "fwide.tiff")
+    with Image.open(tmp_path / "f1.tiff") as im:
+        assert im.mode == "F"
+    assert np.asarray(load_image(tmp_path / "f1.tiff"))[..., 0].tolist() == [[0, 64], [128, 255]]
+    assert np.asarray(load_image(tmp_path / "f255.tiff"))[..., 0].tolist() == [[0, 10], [128, 255]]
+    assert np.asarray(load_image(tmp_path / "fwide.tiff"))[..., 0].tolist() == [[64, 0], [128, 255]]

@@ -47,6 +47,20 @@ def _check_work_dir_apart(wdir: Path, folders: dict[str, Path]) -> None:
             )
 
 
+def _named_folder(path: Path) -> Path:
+    """``path`` resolved when its last part names no folder (``.``, ``..``, ``data/..``)."""
+    return path.resolve() if path.name in ("", "..") else path
+
+
+def _cwd_inside(folder: Path) -> bool:
+    """Whether the working directory is ``folder`` or lies inside it."""
+    try:
+        cwd, f = Path.cwd(), folder.resolve()
+    except OSError:  # the working directory was removed
+        return False
+    return cwd == f or f in cwd.parents
+
+
 @user_errors
 def features(
     data: Path = typer.Option(..., help="Dataset directory (from `graphrec prepare`)."),
@@ -139,6 +153,10 @@ def features(
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1 (threads decoding images), got {workers}: "
                           "pass a positive number, or leave it out for min(8, CPUs)")
+    # `--data .` (or `..`) inside the dataset folder: the path's last part names no folder,
+    # and the work folder beside the dataset and the atomic save need its real name
+    data = _named_folder(data)
+    out = None if out is None else _named_folder(out)
     out_dir = out if out is not None else data
     in_place = out is None or out.resolve() == data.resolve()
     if not in_place:  # before anything is read or encoded
@@ -278,6 +296,7 @@ def features(
             f"finished chunks are kept in {wdir}"
         )
     new_ds, notes = attach_features(ds, result, fuse=fuse, sources=sources)
+    cwd_inside = _cwd_inside(out_dir)
     new_ds.save(out_dir, overwrite=True)
     remove_work_dir(wdir)  # its chunks and marker; the folder only when graphrec made it
     for f in result.values():
@@ -294,3 +313,9 @@ def features(
     else:
         mods = ",".join(m for m in have if m in result)
     typer.echo(f"wrote {out_dir} (features: {', '.join(new_ds.modalities)}); next: graphrec build-graph --data {out_dir} --modalities {mods}")
+    if cwd_inside:  # the save put a new folder in place of the old one
+        typer.echo(
+            f"note: {out_dir} was replaced by its new version: a shell whose working directory is inside it still "
+            f"sees the old, removed folder: cd {out_dir} again",
+            err=True,
+        )

@@ -133,8 +133,14 @@ class ModalityFeatures:
 
 def default_work_dir(out: str | os.PathLike) -> Path:
     """Where the chunks of an extraction into dataset directory ``out`` are kept:
-    ``.<name>.features-work`` beside it (removed once the dataset is saved)."""
+    ``.<name>.features-work`` beside it (removed once the dataset is saved).
+
+    A path whose last part does not name the folder (``.``, ``..``, ``data/..``) is
+    resolved first, so ``graphrec features --data .`` inside the dataset folder puts the
+    chunks beside that folder, not inside it."""
     out = Path(out)
+    if out.name in ("", ".."):
+        out = out.resolve()
     return out.parent / f".{out.name}.features-work"
 
 

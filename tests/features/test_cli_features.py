@@ -170,6 +170,24 @@ def test_all_images_unreadable_is_refused_before_saving_and_resumes(poster_of, d
     assert Dataset.load(data_copy).modalities == ["image", "text"] and not work.exists()
 
 
+def test_data_given_as_dot_or_dotdot_puts_the_chunks_beside_the_dataset(data_copy, tiny_config, monkeypatch):
+    # `--data .` inside the dataset folder: Path(".").name is "", and the default work folder
+    # used to be "..features-work" inside the dataset, refused as such
+    (data_copy / "sub").mkdir()
+    monkeypatch.chdir(data_copy / "sub")
+    assert gf.default_work_dir("..") == data_copy.parent / ".ml.features-work"
+    monkeypatch.chdir(data_copy)
+    assert gf.default_work_dir(".") == data_copy.parent / ".ml.features-work"
+    (data_copy / "sub").rmdir()
+    res = run("features", "--data", ".", "--text-fields", "title", "--model", tiny_config, "--pretrained", "none",
+              "--device", "cpu", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert f"chunks in {data_copy.parent / '.ml.features-work'}" in res.output
+    assert f"note: {data_copy} was replaced by its new version" in res.output  # the shell's folder went
+    assert Dataset.load(data_copy).modalities == ["text"]
+    assert not (data_copy.parent / ".ml.features-work").exists()
+
+
 def test_texts_from_dataset_fields(data_copy, tiny_config):
     res = run("features", "--data", data_copy, "--text-fields", "title", "--model", tiny_config,
               "--pretrained", "none", "--device", "cpu", "--quiet", "--fuse")

@@ -123,6 +123,7 @@ def features(
         read_item_table,
         remove_work_dir,
     )
+    from graphrec.features.extract import model_label
 
     if image_map is not None and images is None:
         raise ConfigError("--image-map needs --images DIR (the folder the image keys refer to)")
@@ -255,6 +256,20 @@ def features(
                 f"--fuse averages image and text vectors, but the stored {stored} features are {dims[stored]}-d and "
                 f"this extraction's {'text' if stored == 'image' else 'image'} vectors {dims['text' if stored == 'image' else 'image']}-d: "
                 f"extract both with one model (pass --{'images DIR' if stored == 'image' else 'texts FILE'} too), or drop --fuse"
+            )
+        # equal dimensions are not enough: vectors of two models live in different spaces
+        stored_records = ds.meta.get("features", {})
+        sources_of = {"image": clip.describe() if clip is not None and paths is not None else None,
+                      "text": text_encoder.describe() if text_encoder is not None else None}
+        labels = {m: model_label(rec if rec is not None else stored_records.get(m, {}) if m in ds.item_features else {})
+                  for m, rec in sources_of.items()}
+        if None not in labels.values() and labels["image"] != labels["text"]:
+            where = {m: "this extraction's" if sources_of[m] is not None else "the stored" for m in labels}
+            raise ConfigError(
+                f"--fuse averages image and text vectors, but {where['image']} image features come from "
+                f"{labels['image']} and {where['text']} text features from {labels['text']}: vectors of different "
+                "models live in different spaces; extract both with the same --model and --pretrained (pass --images "
+                "and --texts together), or drop --fuse"
             )
 
     # ---- extraction (resumable)

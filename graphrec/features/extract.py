@@ -62,6 +62,8 @@ __all__ = [
     "attach_features",
     "present_mask",
     "feature_info",
+    "model_label",
+    "check_same_model",
     "default_work_dir",
     "check_work_dir",
     "open_work_dir",
@@ -551,6 +553,31 @@ def _decode_mask(text: str, n: int) -> np.ndarray:
     return np.unpackbits(bits, count=n, bitorder="little").astype(bool)
 
 
+def model_label(record: dict[str, Any]) -> str | None:
+    """The model and weights a modality's features come from, as one label (``open_clip
+    ViT-B-32, pretrained openai``), from an encoder's ``describe()`` or a record of
+    ``meta["features"]``; ``None`` when it names no model (features not extracted by
+    graphrec). Features of two modalities can be fused only when their labels agree:
+    vectors of different models live in different spaces, even at the same dimension."""
+    model = record.get("model")
+    if model is None:
+        return None
+    label = f"{record.get('backend', '?')} {model}"
+    return label if record.get("pretrained") is None else f"{label}, pretrained {record['pretrained']}"
+
+
+def check_same_model(records: dict[str, dict[str, Any]]) -> None:
+    """Refuse to fuse modalities whose records (:func:`model_label`) name different models
+    or weights: a one-line :class:`DataError` naming both. Records without a model pass."""
+    labels = {m: label for m, label in ((m, model_label(r)) for m, r in records.items()) if label is not None}
+    if len(set(labels.values())) > 1:
+        (m1, l1), (m2, l2) = list(labels.items())[:2]
+        raise DataError(
+            f"cannot fuse {m1} features of {l1} with {m2} features of {l2}: vectors of different models live in "
+            "different spaces; extract both with the same model and weights (--model, --pretrained)"
+        )
+
+
 def attach_features(
     dataset: "Dataset",
     features: dict[str, ModalityFeatures],
@@ -574,7 +601,7 @@ def attach_features(
 
     Raises:
         DataError: features not aligned with the items; fusing modalities of different
-            dimensions.
+            dimensions or of different models (:func:`check_same_model`).
     """
     item_features = dict(dataset.item_features)
     meta = dict(dataset.meta)
@@ -600,6 +627,7 @@ def attach_features(
         mods = [m for m in ("image", "text") if m in item_features]
         if not mods:
             raise DataError("nothing to fuse: the dataset has neither image nor text features")
+        check_same_model({m: info.get(m, {}) for m in mods})
         fused = fuse_features(item_features, mods)
         item_features["fused"] = fused.x
         present = np.logical_or.reduce([fused.present[m] for m in mods])

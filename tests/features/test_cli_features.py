@@ -263,6 +263,34 @@ def test_fusing_with_stored_features_of_another_dimension(data_copy, tiny_config
 
 
 @NEEDS_CLIP_MARK
+def test_fusing_features_of_two_models_of_the_same_dimension_is_refused(poster_of, data_copy, tiny_config, tmp_path):
+    # both 16-d, so the dimension check passed and vectors of two models used to be averaged
+    other = tmp_path / "OtherTinyCLIP.json"
+    shutil.copy(tiny_config, other)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for m in ("1", "2", "3"):
+        shutil.copy(poster_of[m], folder / f"{m}.jpg")
+    common = ("--pretrained", "none", "--device", "cpu", "--quiet")
+    res = run("features", "--data", data_copy, "--images", folder, "--model", tiny_config, *common)
+    assert res.exit_code == 0, res.output
+    res = run("features", "--data", data_copy, "--text-fields", "title", "--model", other, *common, "--fuse")
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert res.exit_code == 1 and len(errors) == 1, res.output
+    assert errors[0] == (
+        "error: --fuse averages image and text vectors, but the stored image features come from open_clip "
+        "GraphrecTinyCLIP, pretrained none (random weights) and this extraction's text features from open_clip "
+        "OtherTinyCLIP, pretrained none (random weights): vectors of different models live in different spaces; "
+        "extract both with the same --model and --pretrained (pass --images and --texts together), or drop --fuse"
+    )
+    assert "encoded" not in res.output and Dataset.load(data_copy).modalities == ["image"]
+    # the model of the stored image features: fused
+    res = run("features", "--data", data_copy, "--text-fields", "title", "--model", tiny_config, *common, "--fuse")
+    assert res.exit_code == 0, res.output
+    assert Dataset.load(data_copy).modalities == ["image", "text", "fused"]
+
+
+@NEEDS_CLIP_MARK
 def test_a_pretrained_tag_without_network_fails_at_once(data_copy, tiny_config, monkeypatch):
     # no route to the hub: offline mode (cached weights would load; a rarely cached tag), one line, no retries
     import huggingface_hub.constants as hub

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import warnings
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from graphrec.data import Dataset
-from graphrec.errors import ConfigError
+from graphrec.errors import ConfigError, DataError
 from graphrec.features import (
     WORK_MARKER,
     ClipEncoder,
@@ -175,6 +176,21 @@ def test_attach_records_provenance_and_fuses(ds, full, tmp_path):
     # replacing image features without --fuse drops the stale fused vector
     newer, notes2 = attach_features(back, {"image": full["image"]})
     assert "fused" not in newer.item_features and "removed" in notes2[0]
+
+
+def test_attach_refuses_to_fuse_features_of_two_models(ds, full):
+    # same dimension, other weights: averaging them would mix two embedding spaces
+    other = dict(full)
+    other["text"] = dataclasses.replace(full["text"], encoder={**full["text"].encoder, "pretrained": "laion2b"})
+    with pytest.raises(DataError, match=r"cannot fuse image features of open_clip GraphrecTinyCLIP, pretrained none "
+                       r"\(random weights\) with text features of open_clip GraphrecTinyCLIP, pretrained laion2b"):
+        attach_features(ds, other, fuse=True)
+    # and with image features stored by an earlier extraction of another model
+    stored, _ = attach_features(ds, {"image": full["image"]})
+    with pytest.raises(DataError, match="cannot fuse image features of .* with text features of"):
+        attach_features(stored, {"text": other["text"]}, fuse=True)
+    new, _ = attach_features(stored, {"text": full["text"]}, fuse=True)  # the same model: fused
+    assert new.modalities == ["image", "text", "fused"]
 
 
 def test_mixed_precision_needs_cuda(tiny_config):

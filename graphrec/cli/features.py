@@ -61,6 +61,15 @@ def _cwd_inside(folder: Path) -> bool:
     return cwd == f or f in cwd.parents
 
 
+def _interrupted(wdir: Path) -> str:
+    """The line of an interrupted extraction: what was kept, and how to resume."""
+    chunks = sum(1 for _ in wdir.glob("*/[0-9]*.npz")) if wdir.is_dir() else 0
+    if not chunks:
+        return f"interrupted before a chunk was finished (chunks go to {wdir}): run the same command again to start over"
+    kept = f"the {chunks} finished chunks are" if chunks > 1 else "the finished chunk is"
+    return f"interrupted: {kept} kept in {wdir}; running the same command again resumes (--restart discards them)"
+
+
 @user_errors
 def features(
     data: Path = typer.Option(..., help="Dataset directory (from `graphrec prepare`)."),
@@ -124,6 +133,7 @@ def features(
         remove_work_dir,
     )
     from graphrec.features.extract import model_label
+    from graphrec.train.state import sigterm_as_interrupt
 
     if image_map is not None and images is None:
         raise ConfigError("--image-map needs --images DIR (the folder the image keys refer to)")
@@ -283,36 +293,41 @@ def features(
         + (f"; {n_text} with a text" if item_texts is not None else "")
         + f"; device {dev}; chunks in {wdir}"
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", UnreadableImageWarning)
-        warnings.showwarning = _echo_warning
-        result = extract_item_features(
-            ds.n_items,
-            image_paths=paths,
-            texts=item_texts,
-            image_encoder=clip,
-            text_encoder=text_encoder,
-            batch_size=batch_size,
-            chunk_size=chunk_size,
-            work_dir=wdir,
-            workers=workers,
-            progress=not quiet,
-        )
-    # every matched image file unreadable: the check before the work knows only which files
-    # exist, decoding tells which can be read (texts cannot fail: the empty ones were refused
-    # above). Refused before anything is saved; the chunks stay, so the same command
-    # resumes once the images are fixed.
-    img = result.get("image")
-    if img is not None and img.n_present == 0:
-        raise DataError(
-            f"none of the {len(img.unreadable)} image files of {data}'s items in {images} could be read (first: "
-            f"{img.unreadable[0]}; see the warnings above), so the image features would be all zero: fix or "
-            f"replace them (or check --images, --image-key, --image-map) and run the same command again; the "
-            f"finished chunks are kept in {wdir}"
-        )
-    new_ds, notes = attach_features(ds, result, fuse=fuse, sources=sources)
-    cwd_inside = _cwd_inside(out_dir)
-    new_ds.save(out_dir, overwrite=True)
+    # Ctrl-C, or SIGTERM (kill, a batch system's time limit) as graphrec train treats it:
+    # the finished chunks stay in the work folder and the same command resumes from them
+    try:
+        with sigterm_as_interrupt(), warnings.catch_warnings():
+            warnings.simplefilter("always", UnreadableImageWarning)
+            warnings.showwarning = _echo_warning
+            result = extract_item_features(
+                ds.n_items,
+                image_paths=paths,
+                texts=item_texts,
+                image_encoder=clip,
+                text_encoder=text_encoder,
+                batch_size=batch_size,
+                chunk_size=chunk_size,
+                work_dir=wdir,
+                workers=workers,
+                progress=not quiet,
+            )
+            # every matched image file unreadable: the check before the work knows only which
+            # files exist, decoding tells which can be read (texts cannot fail: the empty ones
+            # were refused above). Refused before anything is saved; the chunks stay, so the
+            # same command resumes once the images are fixed.
+            img = result.get("image")
+            if img is not None and img.n_present == 0:
+                raise DataError(
+                    f"none of the {len(img.unreadable)} image files of {data}'s items in {images} could be read "
+                    f"(first: {img.unreadable[0]}; see the warnings above), so the image features would be all "
+                    "zero: fix or replace them (or check --images, --image-key, --image-map) and run the same "
+                    f"command again; the finished chunks are kept in {wdir}"
+                )
+            new_ds, notes = attach_features(ds, result, fuse=fuse, sources=sources)
+            cwd_inside = _cwd_inside(out_dir)
+            new_ds.save(out_dir, overwrite=True)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_interrupted(wdir)) from None
     remove_work_dir(wdir)  # its chunks and marker; the folder only when graphrec made it
     for f in result.values():
         typer.echo(f.summary())

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -89,8 +91,11 @@ def test_interrupted_command_resumes(ml_small, data_copy, tiny_config, monkeypat
     args = ("features", "--data", data_copy, "--chunk-size", "128", *ml_args(ml_small, tiny_config))
     monkeypatch.setattr(gf, "extract_item_features", interrupted)
     res = run(*args)
-    assert res.exit_code != 0 and len(seen) == 2  # click turns Ctrl-C into exit status 130
+    assert res.exit_code == 130 and len(seen) == 2
     work = data_copy.parent / ".ml.features-work"
+    assert res.output.strip().splitlines()[-1] == (
+        f"interrupted: the 2 finished chunks are kept in {work}; running the same command again resumes "
+        "(--restart discards them)")
     assert sorted(p.name for p in (work / "image").glob("*.npz")) == ["000000.npz", "000001.npz"]
     assert Dataset.load(data_copy).modalities == []  # the dataset is untouched
     monkeypatch.setattr(gf, "extract_item_features", real)
@@ -109,6 +114,40 @@ def test_interrupted_command_resumes(ml_small, data_copy, tiny_config, monkeypat
     )
     assert np.array_equal(ds.item_features["image"], ref["image"].x)
     assert np.array_equal(ds.item_features["text"], ref["text"].x)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
+def test_sigterm_keeps_the_chunks_like_ctrl_c(data_copy, tiny_config):
+    """A real SIGTERM (kill, a batch system's time limit) of a real `graphrec features` process
+    after its second chunk: it used to end at once (status -15) without a word."""
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        import graphrec.features as gf
+        real = gf.extract_item_features
+        def extract(*a, **kw):
+            def stop(modality, chunk, n):
+                if chunk == 1:
+                    os.kill(os.getpid(), signal.SIGTERM)
+            return real(*a, **kw, on_chunk=stop)
+        gf.extract_item_features = extract
+        from graphrec.cli import main
+        sys.argv = ["graphrec", *sys.argv[1:]]
+        main()
+        """
+    )
+    args = ["features", "--data", data_copy, "--text-fields", "title", "--model", tiny_config, "--pretrained", "none",
+            "--device", "cpu", "--quiet", "--chunk-size", "1024"]
+    proc = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130, proc.stderr
+    work = data_copy.parent / ".ml.features-work"
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"interrupted: the 2 finished chunks are kept in {work}; running the same command again resumes "
+        "(--restart discards them)"), proc.stderr
+    assert sorted(p.name for p in (work / "text").glob("*.npz")) == ["000000.npz", "000001.npz"]
+    assert Dataset.load(data_copy).modalities == []
+    res = run(*args)
+    assert res.exit_code == 0 and "2048 resumed from an earlier run" in res.output, res.output
 
 
 def test_images_named_by_item_id_png_webp_corrupt(ml_small, poster_of, data_copy, tiny_config, tmp_path):

@@ -65,7 +65,8 @@ def _interrupted(wdir: Path) -> str:
     """The line of an interrupted extraction: what was kept, and how to resume."""
     chunks = sum(1 for _ in wdir.glob("*/[0-9]*.npz")) if wdir.is_dir() else 0
     if not chunks:
-        return f"interrupted before a chunk was finished (chunks go to {wdir}): run the same command again to start over"
+        return (f"interrupted before a chunk was finished (chunks go to {wdir}): run the same command again to "
+                "start over")
     kept = f"the {chunks} finished chunks are" if chunks > 1 else "the finished chunk is"
     return f"interrupted: {kept} kept in {wdir}; running the same command again resumes (--restart discards them)"
 
@@ -132,6 +133,7 @@ def features(
         read_item_table,
         remove_work_dir,
     )
+    from graphrec.features.encoders import LargeImageWarning
     from graphrec.features.extract import model_label
     from graphrec.train.state import sigterm_as_interrupt
 
@@ -298,6 +300,7 @@ def features(
     try:
         with sigterm_as_interrupt(), warnings.catch_warnings():
             warnings.simplefilter("always", UnreadableImageWarning)
+            warnings.simplefilter("always", LargeImageWarning)
             warnings.showwarning = _echo_warning
             result = extract_item_features(
                 ds.n_items,

@@ -16,7 +16,7 @@ titles/descriptions, aligned with a :class:`graphrec.data.Dataset`'s item order:
 ``graphrec features`` is the command line over these; ``docs/features.md`` the guide.
 """
 
-from graphrec.features.encoders import ClipEncoder, SentenceTextEncoder, load_image
+from graphrec.features.encoders import ClipEncoder, LargeImageWarning, SentenceTextEncoder, load_image
 from graphrec.features.extract import (
     ModalityFeatures,
     UnreadableImageWarning,
@@ -45,6 +45,7 @@ __all__ = [
     "ClipEncoder",
     "SentenceTextEncoder",
     "load_image",
+    "LargeImageWarning",
     "ModalityFeatures",
     "UnreadableImageWarning",
     "attach_features",

@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
@@ -38,6 +40,7 @@ __all__ = [
     "SentenceTextEncoder",
     "load_image",
     "UnreadableImage",
+    "LargeImageWarning",
     "PRECISIONS",
 ]
 
@@ -52,6 +55,9 @@ class ImageEncoder(Protocol):
 
     def preprocess(self, image: Any) -> Any:
         """A decoded RGB PIL image -> the model's input tensor (no batch dimension)."""
+
+    # Optional: ``input_size`` (int or None), the smallest image side the preprocessing
+    # needs; where given, large JPEGs are decoded at a reduced scale (:func:`load_image`).
 
     def encode_images(self, pixels: Any) -> np.ndarray:
         """A batch tensor from :meth:`preprocess` outputs -> float32 ``(batch, dim)``."""
@@ -114,30 +120,83 @@ def _to_8bit_gray(im: Any) -> Any:
     return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
 
 
-def load_image(path: str | os.PathLike) -> Any:
-    """Decode an image file into an RGB PIL image.
+class LargeImageWarning(UserWarning):
+    """An image file above Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``);
+    the message names the file. It is still read (a JPEG at a reduced scale)."""
 
-    EXIF orientation is applied; transparent images (RGBA, LA, palette with transparency)
-    are composited on white rather than on black; grayscale images of 16-bit, 32-bit
-    integer or float samples (Pillow modes ``I;16``, ``I``, ``F``) are scaled to 8 bits
-    by their type's range (:func:`_to_8bit_gray`), not clipped. Raises
-    :class:`UnreadableImage` when the file cannot be decoded.
-    """
+
+#: formats Pillow can decode at 1/2, 1/4 or 1/8 scale (``Image.draft``): JPEG and its
+#: multi-picture variant
+_DRAFT_FORMATS = ("JPEG", "MPO")
+
+
+def _decode(path: str | os.PathLike, size: int | None = None) -> tuple[Any, str | None]:
+    """:func:`load_image`'s work: ``(RGB image, note)``, the note a :class:`LargeImageWarning`
+    message or ``None``. Issues no warning itself (it runs in decoding threads; Pillow's own
+    decompression-bomb warning, which does not name the file, is the caller's to silence)."""
     from PIL import Image, ImageOps
 
     try:
         with Image.open(path) as im:
+            w, h = im.size
+            note = None
+            limit = Image.MAX_IMAGE_PIXELS
+            scale = min(w // size, h // size) if size else 0
+            if scale >= 2 and im.format in _DRAFT_FORMATS:  # decoded at 1/2, 1/4 or 1/8 scale
+                im.draft(None, (size, size))
+            if limit and w * h > limit:
+                how = f"decoded at {im.size[0]} x {im.size[1]}" if im.size != (w, h) else "decoded at full size"
+                note = (
+                    f"image {path} is {w} x {h} pixels ({w * h / 1e6:.3g} Mpx), above Pillow's decompression-bomb "
+                    f"limit of {limit / 1e6:.3g} Mpx (PIL.Image.MAX_IMAGE_PIXELS): check that it is a genuine image "
+                    f"({how}; twice the limit is refused as unreadable)"
+                )
             im.load()
             im = ImageOps.exif_transpose(im)
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                return Image.alpha_composite(background, rgba).convert("RGB")
+                return Image.alpha_composite(background, rgba).convert("RGB"), note
             if im.mode in ("I", "F", *_UINT16_MODES):
                 im = _to_8bit_gray(im)
-            return im.convert("RGB")
+            return im.convert("RGB"), note
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise UnreadableImage(" ".join(str(e).split()) or type(e).__name__) from None
+
+
+def load_image(path: str | os.PathLike, size: int | None = None) -> Any:
+    """Decode an image file into an RGB PIL image.
+
+    EXIF orientation is applied; transparent images (RGBA, LA, palette with transparency)
+    are composited on white rather than on black; grayscale images of 16-bit, 32-bit
+    integer or float samples (Pillow modes ``I;16``, ``I``, ``F``) are scaled to 8 bits
+    by their type's range (:func:`_to_8bit_gray`), not clipped.
+
+    Args:
+        path: the image file.
+        size: the smallest side the caller needs (a model's input size, e.g. 224). A JPEG
+            at least twice as large in both directions is decoded at a reduced scale
+            (1/2, 1/4 or 1/8, Pillow's ``Image.draft``: libjpeg's DCT scaling), the
+            smallest reduction that keeps both sides at least ``size``: a huge photo then
+            takes a fraction of the memory and time. The pixels of such an image differ
+            slightly from a full-size decode followed by a resize; smaller images and
+            other formats are decoded as without ``size``. ``None``: full size.
+
+    An image above Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``)
+    warns with a :class:`LargeImageWarning` naming the file; above twice the limit it is
+    unreadable. Raises :class:`UnreadableImage` when the file cannot be decoded.
+    """
+    from PIL import Image
+
+    if threading.current_thread() is threading.main_thread():
+        with warnings.catch_warnings():  # Pillow's own warning does not name the file: ours does
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image, note = _decode(path, size)
+    else:  # the warning filters are process-wide: not changed from another thread
+        image, note = _decode(path, size)
+    if note is not None:
+        warnings.warn(note, LargeImageWarning, stacklevel=2)
+    return image
 
 
 def _import_open_clip() -> Any:
@@ -331,6 +390,20 @@ class ClipEncoder:
         self._tokenizer = tokenizer
         self.dim = int(self._infer_dim())
         self.context_length = int(getattr(tokenizer, "context_length", 0) or 0)
+        #: the smallest image side the preprocessing needs (see :func:`load_image`'s size)
+        self.input_size: int | None = self._infer_input_size()
+
+    def _infer_input_size(self) -> int | None:
+        """The largest size the preprocessing resizes or crops to (its transforms' ``size``)
+        and the vision tower's ``image_size``; ``None`` when neither is known."""
+        sizes: list[int] = []
+        for value in [getattr(t, "size", None) for t in getattr(self._preprocess, "transforms", [])] + [
+            getattr(getattr(self._model, "visual", None), "image_size", None)
+        ]:
+            for v in value if isinstance(value, (tuple, list)) else [value]:
+                if isinstance(v, int) and v > 0:
+                    sizes.append(v)
+        return max(sizes) if sizes else None
 
     def _infer_dim(self) -> int:
         import torch

@@ -9,7 +9,10 @@ in batches:
 * images are decoded (:func:`~graphrec.features.encoders.load_image`, RGB) and
   preprocessed by the encoder in a thread pool, then encoded batch by batch;
 * a file that cannot be decoded raises an :class:`UnreadableImageWarning` naming it
-  and the item counts as having no image;
+  and the item counts as having no image; JPEGs at least twice the encoder's
+  ``input_size`` are decoded at a reduced scale, and a file above Pillow's
+  decompression-bomb limit raises a :class:`~graphrec.features.encoders.LargeImageWarning`
+  naming it;
 * each finished chunk is written to ``work_dir/<modality>/NNNNNN.npz`` (temporary name,
   then renamed). A later call with the same inputs, encoder and sizes reuses the chunks
   that exist and embeds only the rest, so an interrupted run continues where it stopped.
@@ -49,7 +52,14 @@ import numpy as np
 
 from graphrec._checks import is_int
 from graphrec.errors import ConfigError, DataError
-from graphrec.features.encoders import ImageEncoder, TextEncoder, UnreadableImage, cache_key_of, load_image
+from graphrec.features.encoders import (
+    ImageEncoder,
+    LargeImageWarning,
+    TextEncoder,
+    UnreadableImage,
+    _decode,
+    cache_key_of,
+)
 from graphrec.graphs.fuse import fuse_features
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,6 +86,9 @@ __all__ = [
 CHUNKS_OF_BATCHES = 16
 _MANIFEST = "manifest.json"
 _WORK_VERSION = 1
+#: how images are decoded (load_image); part of the image chunks' manifest, so that chunks
+#: of an earlier decoding (16-bit images clipped, JPEGs always at full size) are not resumed
+_DECODE_VERSION = 2
 #: file that marks a folder as graphrec's work folder of feature chunks
 WORK_MARKER = ".graphrec-features-work"
 #: the chunk folders graphrec writes into a work folder (one per modality)
@@ -357,9 +370,13 @@ def _image_chunk_fn(
 ) -> Callable[[Sequence[Path], Callable[[int], None]], tuple[np.ndarray, np.ndarray]]:
     import torch
 
-    def prepare(path: Path) -> Any:
+    size = getattr(encoder, "input_size", None)  # large JPEGs are decoded at a reduced scale
+
+    def prepare(path: Path) -> tuple[Any, str | None] | UnreadableImage:
+        """In a decoding thread: (model input, LargeImageWarning message or None), or the error."""
         try:
-            return encoder.preprocess(load_image(path))
+            image, note = _decode(path, size)
+            return encoder.preprocess(image), note
         except UnreadableImage as e:
             return e
 
@@ -379,8 +396,10 @@ def _image_chunk_fn(
                     )
                 else:
                     good.append(k)
+                    if t[1] is not None:  # warned here, in item order, not in the decoding thread
+                        warnings.warn(t[1], LargeImageWarning, stacklevel=2)
             if good:
-                emb = encoder.encode_images(torch.stack([tensors[k] for k in good]))
+                emb = encoder.encode_images(torch.stack([tensors[k][0] for k in good]))
                 idx = s + np.asarray(good)
                 x[idx] = emb
                 ok[idx] = True
@@ -402,6 +421,21 @@ def _text_chunk_fn(
         return x, np.ones(len(texts), dtype=bool)
 
     return encode_chunk
+
+
+@contextlib.contextmanager
+def _no_pillow_bomb_warning() -> Any:
+    """Inside, Pillow's DecompressionBombWarning is silenced (it names no file, and shows
+    once): the decoding threads report a :class:`LargeImageWarning` naming each file instead.
+    Entered in the calling thread, around the decoding pool."""
+    try:
+        from PIL import Image
+    except ImportError:  # no Pillow: no image is decoded either
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def _path_identity(p: Path) -> tuple[str, int, int]:
@@ -482,11 +516,12 @@ def extract_item_features(
             "chunk_size": chunk,
             "dim": image_encoder.dim,
             "digest": _digest(
-                [cache_key_of(image_encoder), batch_size, chunk, idx.tolist(), [_path_identity(p) for p in paths]]
+                [cache_key_of(image_encoder), _DECODE_VERSION, batch_size, chunk, idx.tolist(),
+                 [_path_identity(p) for p in paths]]
             ),
         }
         n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        with _no_pillow_bomb_warning(), ThreadPoolExecutor(max_workers=n_workers) as pool:
             x_c, ok_c, resumed = _embed_in_chunks(
                 "image", paths, _image_chunk_fn(image_encoder, batch_size, pool), image_encoder.dim,
                 chunk_size=chunk, work_dir=None if work_dir is None else Path(work_dir), manifest=manifest,

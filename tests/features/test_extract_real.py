@@ -74,7 +74,8 @@ def test_rows_are_aligned_to_item_ids(ds, full, poster_of, tiny_encoder):
     ids = ds.item_ids.tolist()
     for movie in ("1", "296", "2571"):  # Toy Story, Pulp Fiction, The Matrix: all have posters
         row = ids.index(movie)
-        alone = tiny_encoder.encode_images(tiny_encoder.preprocess(load_image(poster_of[movie]))[None])
+        image = load_image(poster_of[movie], tiny_encoder.input_size)  # as extraction decodes it
+        alone = tiny_encoder.encode_images(tiny_encoder.preprocess(image)[None])
         np.testing.assert_allclose(full["image"].x[row], alone[0], rtol=1e-4, atol=1e-5)
     row = ids.index("1")
     alone = tiny_encoder.encode_texts(["Toy Story (1995). Adventure|Animation|Children|Comedy|Fantasy"])
@@ -95,6 +96,29 @@ def test_two_runs_are_identical(ds, full, poster_paths, titles, tiny_config):
         assert np.array_equal(again[m].x, full[m].x) and np.array_equal(again[m].present, full[m].present)
 
 
+class _InputSize:
+    """The tiny encoder with another ``input_size`` (None: images always decoded at full size)."""
+
+    def __init__(self, encoder, input_size):
+        self._encoder, self.input_size = encoder, input_size
+        self.dim = encoder.dim
+
+    def __getattr__(self, name):
+        return getattr(self._encoder, name)
+
+
+def test_posters_of_normal_size_are_decoded_and_embedded_as_before(ds, poster_paths, poster_of, tiny_encoder):
+    # a 185 x 278 poster is less than twice CLIP's 224: no reduced-scale decoding, the same bits
+    for p in poster_of.values():
+        assert np.array_equal(np.asarray(load_image(p, 224)), np.asarray(load_image(p)))
+    first = sorted(poster_of)[:40]
+    paths = [p if p is not None and p.stem in {poster_of[m].stem for m in first} else None for p in poster_paths]
+    full_size = extract_item_features(ds.n_items, image_paths=paths, image_encoder=_InputSize(tiny_encoder, None))
+    at_224 = extract_item_features(ds.n_items, image_paths=paths, image_encoder=_InputSize(tiny_encoder, 224))
+    assert full_size["image"].n_present == 40
+    assert np.array_equal(full_size["image"].x, at_224["image"].x)
+
+
 def test_corrupt_image_warns_and_is_missing(ds, poster_paths, poster_of, tiny_encoder, tmp_path):
     folder = tmp_path / "posters"
     folder.mkdir()
@@ -112,6 +136,23 @@ def test_corrupt_image_warns_and_is_missing(ds, poster_paths, poster_of, tiny_en
     assert not img.present[row] and not img.x[row].any()
     assert img.unreadable == [str(folder / bad)]
     assert img.n_present == 11 and "1 unreadable" in img.summary()
+
+
+def test_every_image_above_the_bomb_limit_is_named(ds, poster_paths, poster_of, tiny_encoder, monkeypatch):
+    from PIL import Image
+
+    from graphrec.features import LargeImageWarning
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)  # the 185 x 278 posters are above, not twice
+    chosen = {poster_of[m].stem for m in sorted(poster_of)[:3]}
+    paths = [p if p is not None and p.stem in chosen else None for p in poster_paths]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # Pillow's own warning, once per place, names no file
+        res = extract_item_features(ds.n_items, image_paths=paths, image_encoder=tiny_encoder, workers=2)
+    assert res["image"].n_present == 3
+    assert [w.category for w in caught] == [LargeImageWarning] * 3
+    named = sorted(str(w.message).split()[1] for w in caught)
+    assert named == sorted(str(p) for p in paths if p is not None)
 
 
 def test_resume_after_interruption_equals_uninterrupted(ds, full, poster_paths, titles, tiny_encoder, tmp_path):

@@ -149,3 +149,45 @@ def test_load_image_scales_16_bit_integer_and_float_grayscale(tmp_path):
     assert np.asarray(load_image(tmp_path / "f1.tiff"))[..., 0].tolist() == [[0, 64], [128, 255]]
     assert np.asarray(load_image(tmp_path / "f255.tiff"))[..., 0].tolist() == [[0, 10], [128, 255]]
     assert np.asarray(load_image(tmp_path / "fwide.tiff"))[..., 0].tolist() == [[64, 0], [128, 255]]
+
+
+def test_load_image_decodes_large_jpegs_at_a_reduced_scale(tmp_path):
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, size=(35, 50, 3), dtype=np.uint8)  # smooth content, upscaled
+    big = Image.fromarray(small).resize((1000, 700), Image.BICUBIC)
+    big.save(tmp_path / "big.jpg", quality=95)
+    big.save(tmp_path / "big.png")
+    full = load_image(tmp_path / "big.jpg")
+    assert full.size == (1000, 700) and load_image(tmp_path / "big.jpg", None).size == (1000, 700)
+    # the largest of 1/2, 1/4, 1/8 that keeps both sides >= the size asked for
+    assert load_image(tmp_path / "big.jpg", 224).size == (500, 350)
+    assert load_image(tmp_path / "big.jpg", 100).size == (250, 175)
+    assert load_image(tmp_path / "big.jpg", 50).size == (125, 88)
+    assert load_image(tmp_path / "big.jpg", 400).size == (1000, 700)  # less than twice as large: full size
+    assert load_image(tmp_path / "big.png", 100).size == (1000, 700)  # not a JPEG: full size
+    # the reduced decode is close to resizing the full one (libjpeg's DCT scaling)
+    reduced = np.asarray(load_image(tmp_path / "big.jpg", 100), dtype=np.float64)
+    resized = np.asarray(full.resize((250, 175), Image.BOX), dtype=np.float64)
+    assert np.abs(reduced - resized).mean() < 3
+
+
+def test_an_image_above_the_bomb_limit_warns_naming_the_file(tmp_path, monkeypatch):
+    import warnings
+
+    from graphrec.features import LargeImageWarning
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    Image.new("RGB", (40, 30), (9, 9, 9)).save(tmp_path / "a.jpg")  # 1200 pixels: above, not twice
+    Image.new("RGB", (40, 30), (9, 9, 9)).save(tmp_path / "b.png")
+    for name in ("a.jpg", "b.png"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert load_image(tmp_path / name).size == (40, 30)
+        # Pillow's own warning names no file: only graphrec's is left
+        assert [(w.category, str(w.message)) for w in caught] == [(LargeImageWarning, (
+            f"image {tmp_path / name} is 40 x 30 pixels (0.0012 Mpx), above Pillow's decompression-bomb limit of "
+            "0.001 Mpx (PIL.Image.MAX_IMAGE_PIXELS): check that it is a genuine image (decoded at full size; twice "
+            "the limit is refused as unreadable)"))]
+    Image.new("RGB", (50, 50)).save(tmp_path / "c.jpg")  # 2500 pixels, over twice the limit
+    with pytest.raises(UnreadableImage, match="decompression bomb"):
+        load_image(tmp_path / "c.jpg")

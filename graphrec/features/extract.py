@@ -7,7 +7,9 @@ an input, in chunks of ``chunk_size`` items (a multiple of ``batch_size``), each
 in batches:
 
 * images are decoded (:func:`~graphrec.features.encoders.load_image`, RGB) and
-  preprocessed by the encoder in a thread pool, then encoded batch by batch;
+  preprocessed by the encoder in a thread pool, then encoded batch by batch; the pool
+  decodes the next batch while the encoder runs on the current one (one batch ahead, no
+  more, so memory stays flat);
 * a file that cannot be decoded raises an :class:`UnreadableImageWarning` naming it
   and the item counts as having no image; JPEGs at least twice the encoder's
   ``input_size`` are decoded at a reduced scale, and a file above Pillow's
@@ -43,7 +45,7 @@ import os
 import shutil
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -316,7 +318,7 @@ def _progress_bar(enabled: bool, total: int, initial: int, desc: str) -> Any:
 def _embed_in_chunks(
     modality: str,
     inputs: Sequence[Any],
-    encode_chunk: Callable[[Sequence[Any], Callable[[int], None]], tuple[np.ndarray, np.ndarray]],
+    encode_chunk: Callable[[Sequence[Any], Callable[[int], None], Sequence[Any]], tuple[np.ndarray, np.ndarray]],
     dim: int,
     *,
     chunk_size: int,
@@ -325,7 +327,11 @@ def _embed_in_chunks(
     progress: bool,
     on_chunk: Callable[[str, int, int], None] | None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Embed ``inputs`` chunk by chunk, reusing saved chunks; (x, ok, rows resumed)."""
+    """Embed ``inputs`` chunk by chunk, reusing saved chunks; (x, ok, rows resumed).
+
+    ``encode_chunk(chunk_inputs, advance, upcoming)`` embeds one chunk; ``upcoming`` are
+    the inputs of the chunk it will be called with next (empty after the last), so that
+    it may start preparing them (images: decoding the first batch ahead)."""
     n = len(inputs)
     n_chunks = -(-n // chunk_size)
     x = np.zeros((n, dim), dtype=np.float32)
@@ -344,10 +350,13 @@ def _embed_in_chunks(
     resumed = int(sum(min(n, (c + 1) * chunk_size) - c * chunk_size for c in np.flatnonzero(done)))
     bar = _progress_bar(progress, n, resumed, modality)
     advance = bar.update if bar is not None else (lambda k: None)
+    todo = [int(c) for c in np.flatnonzero(~done)]
     try:
-        for c in np.flatnonzero(~done):
-            s, e = int(c) * chunk_size, min(n, (int(c) + 1) * chunk_size)
-            xc, okc = encode_chunk(inputs[s:e], advance)
+        for i, c in enumerate(todo):
+            s, e = c * chunk_size, min(n, (c + 1) * chunk_size)
+            after = todo[i + 1] if i + 1 < len(todo) else None
+            upcoming = inputs[after * chunk_size : min(n, (after + 1) * chunk_size)] if after is not None else []
+            xc, okc = encode_chunk(inputs[s:e], advance, upcoming)
             if not np.isfinite(xc).all():
                 raise ConfigError(
                     f"{modality} embeddings contain NaN or inf (items {s}..{e - 1} of those with a "
@@ -355,9 +364,9 @@ def _embed_in_chunks(
                 )
             x[s:e], ok[s:e] = xc, okc
             if folder is not None:
-                _write_chunk(folder / f"{int(c):06d}.npz", xc, okc)
+                _write_chunk(folder / f"{c:06d}.npz", xc, okc)
             if on_chunk is not None:
-                on_chunk(modality, int(c), n_chunks)
+                on_chunk(modality, c, n_chunks)
     finally:
         if bar is not None:
             bar.close()
@@ -365,54 +374,99 @@ def _embed_in_chunks(
 
 
 # --------------------------------------------------------------------------- encoders
-def _image_chunk_fn(
-    encoder: ImageEncoder, batch_size: int, pool: ThreadPoolExecutor
-) -> Callable[[Sequence[Path], Callable[[int], None]], tuple[np.ndarray, np.ndarray]]:
-    import torch
+class _ImageChunks:
+    """Embeds chunks of image files batch by batch (``encode_chunk`` of :func:`_embed_in_chunks`),
+    decoding in ``pool`` while the encoder runs: when batch ``b`` goes to the encoder, the
+    decoding of batch ``b + 1`` (the first batch of the next chunk, after a chunk's last)
+    has been handed to the pool, and no later batch: at most two batches of decoded images
+    exist at a time. Results and warnings come in item order, as without the overlap.
+    :meth:`cancel` drops a batch decoded ahead that will not be used (the run stopped).
+    """
 
-    size = getattr(encoder, "input_size", None)  # large JPEGs are decoded at a reduced scale
+    def __init__(self, encoder: ImageEncoder, batch_size: int, pool: ThreadPoolExecutor) -> None:
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.pool = pool
+        self.size: int | None = getattr(encoder, "input_size", None)  # large JPEGs decoded at a reduced scale
+        self._ahead: tuple[list[Path], list[Future]] | None = None  # the next chunk's first batch, decoding
 
-    def prepare(path: Path) -> tuple[Any, str | None] | UnreadableImage:
+    def _prepare(self, path: Path) -> tuple[Any, str | None] | UnreadableImage:
         """In a decoding thread: (model input, LargeImageWarning message or None), or the error."""
         try:
-            image, note = _decode(path, size)
-            return encoder.preprocess(image), note
+            image, note = _decode(path, self.size)
+            return self.encoder.preprocess(image), note
         except UnreadableImage as e:
             return e
 
-    def encode_chunk(paths: Sequence[Path], advance: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
+    def _submit(self, batch: Sequence[Path]) -> list[Future]:
+        return [self.pool.submit(self._prepare, p) for p in batch]
+
+    def cancel(self) -> None:
+        """Cancel the decoding handed to the pool ahead of time (what has not started)."""
+        if self._ahead is not None:
+            for f in self._ahead[1]:
+                f.cancel()
+            self._ahead = None
+
+    def __call__(
+        self, paths: Sequence[Path], advance: Callable[[int], None], upcoming: Sequence[Path] = ()
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        encoder, bs = self.encoder, self.batch_size
         x = np.zeros((len(paths), encoder.dim), dtype=np.float32)
         ok = np.zeros(len(paths), dtype=bool)
-        for s in range(0, len(paths), batch_size):
-            batch = paths[s : s + batch_size]
-            tensors = list(pool.map(prepare, batch))
-            good = []
-            for k, (p, t) in enumerate(zip(batch, tensors)):
-                if isinstance(t, UnreadableImage):
-                    warnings.warn(
-                        f"cannot read image {p} ({t}): its item is treated as having no image",
-                        UnreadableImageWarning,
-                        stacklevel=2,
-                    )
-                else:
-                    good.append(k)
-                    if t[1] is not None:  # warned here, in item order, not in the decoding thread
-                        warnings.warn(t[1], LargeImageWarning, stacklevel=2)
-            if good:
-                emb = encoder.encode_images(torch.stack([tensors[k][0] for k in good]))
-                idx = s + np.asarray(good)
-                x[idx] = emb
-                ok[idx] = True
-            advance(len(batch))
+        batches = [list(paths[s : s + bs]) for s in range(0, len(paths), bs)]
+        if not batches:
+            return x, ok
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == batches[0]:
+            current = ahead[1]
+        else:  # not what was decoded ahead: drop that, start this chunk's first batch
+            for f in ahead[1] if ahead is not None else ():
+                f.cancel()
+            current = self._submit(batches[0])
+        following: list[Future] = []
+        try:
+            for b, batch in enumerate(batches):
+                nxt = batches[b + 1] if b + 1 < len(batches) else list(upcoming[:bs])
+                following = self._submit(nxt) if nxt else []  # decoded while batch b is encoded
+                if b + 1 == len(batches) and nxt:
+                    self._ahead = (nxt, following)
+                prepared = [f.result() for f in current]
+                good = []
+                for k, (p, t) in enumerate(zip(batch, prepared)):
+                    if isinstance(t, UnreadableImage):
+                        warnings.warn(
+                            f"cannot read image {p} ({t}): its item is treated as having no image",
+                            UnreadableImageWarning,
+                            stacklevel=2,
+                        )
+                    else:
+                        good.append(k)
+                        if t[1] is not None:  # warned here, in item order, not in the decoding thread
+                            warnings.warn(t[1], LargeImageWarning, stacklevel=2)
+                if good:
+                    emb = encoder.encode_images(torch.stack([prepared[k][0] for k in good]))
+                    idx = b * bs + np.asarray(good)
+                    x[idx] = emb
+                    ok[idx] = True
+                advance(len(batch))
+                current = following
+        except BaseException:
+            for f in current + following:
+                f.cancel()
+            self._ahead = None
+            raise
         return x, ok
-
-    return encode_chunk
 
 
 def _text_chunk_fn(
     encoder: TextEncoder, batch_size: int
 ) -> Callable[[Sequence[str], Callable[[int], None]], tuple[np.ndarray, np.ndarray]]:
-    def encode_chunk(texts: Sequence[str], advance: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
+    def encode_chunk(
+        texts: Sequence[str], advance: Callable[[int], None], upcoming: Sequence[str] = ()
+    ) -> tuple[np.ndarray, np.ndarray]:
         x = np.zeros((len(texts), encoder.dim), dtype=np.float32)
         for s in range(0, len(texts), batch_size):
             batch = list(texts[s : s + batch_size])
@@ -522,11 +576,15 @@ def extract_item_features(
         }
         n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
         with _no_pillow_bomb_warning(), ThreadPoolExecutor(max_workers=n_workers) as pool:
-            x_c, ok_c, resumed = _embed_in_chunks(
-                "image", paths, _image_chunk_fn(image_encoder, batch_size, pool), image_encoder.dim,
-                chunk_size=chunk, work_dir=None if work_dir is None else Path(work_dir), manifest=manifest,
-                progress=progress, on_chunk=on_chunk,
-            )
+            chunks = _ImageChunks(image_encoder, batch_size, pool)
+            try:
+                x_c, ok_c, resumed = _embed_in_chunks(
+                    "image", paths, chunks, image_encoder.dim,
+                    chunk_size=chunk, work_dir=None if work_dir is None else Path(work_dir), manifest=manifest,
+                    progress=progress, on_chunk=on_chunk,
+                )
+            finally:  # stopped between chunks: the next chunk's first batch is not needed
+                chunks.cancel()
         x = np.zeros((n_items, image_encoder.dim), dtype=np.float32)
         present = np.zeros(n_items, dtype=bool)
         x[idx[ok_c]] = x_c[ok_c]

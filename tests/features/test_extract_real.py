@@ -119,6 +119,30 @@ def test_posters_of_normal_size_are_decoded_and_embedded_as_before(ds, poster_pa
     assert np.array_equal(full_size["image"].x, at_224["image"].x)
 
 
+def test_batches_are_encoded_as_one_batch_at_a_time(ds, poster_paths, tiny_encoder, tmp_path):
+    """Decoding the next batch while one is encoded changes no bit: rows equal a plain loop
+    (decode a batch, encode it) over the same batches, across chunks and around a chunk
+    resumed from an earlier run."""
+    chosen = [k for k, p in enumerate(poster_paths) if p is not None][:150]
+    paths = [poster_paths[k] for k in chosen]
+    expected = np.zeros((len(paths), tiny_encoder.dim), dtype=np.float32)
+    for s in range(0, len(paths), 20):
+        batch = [tiny_encoder.preprocess(load_image(p, tiny_encoder.input_size)) for p in paths[s : s + 20]]
+        expected[s : s + 20] = tiny_encoder.encode_images(torch.stack(batch))
+    got = extract_item_features(len(paths), image_paths=paths, image_encoder=tiny_encoder, batch_size=20,
+                                chunk_size=60, workers=2)
+    assert np.array_equal(got["image"].x, expected)
+    # chunk 1 of 3 saved by an earlier run: chunks 0 and 2 embedded, the first batch of 2 ahead
+    work = tmp_path / "work"
+    extract_item_features(len(paths), image_paths=paths, image_encoder=tiny_encoder, batch_size=20, chunk_size=60,
+                          work_dir=work)
+    for name in ("000000.npz", "000002.npz"):
+        (work / "image" / name).unlink()
+    again = extract_item_features(len(paths), image_paths=paths, image_encoder=tiny_encoder, batch_size=20,
+                                  chunk_size=60, work_dir=work, workers=2)
+    assert again["image"].n_resumed == 60 and np.array_equal(again["image"].x, expected)
+
+
 def test_corrupt_image_warns_and_is_missing(ds, poster_paths, poster_of, tiny_encoder, tmp_path):
     folder = tmp_path / "posters"
     folder.mkdir()

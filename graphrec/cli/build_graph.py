@@ -249,8 +249,9 @@ def _check_before_ranks(source: dict[str, Any], opts: dict[str, Any], kinds: lis
     except (*ARRAY_FILE_ERRORS, TypeError, DataError):
         Dataset.load(path)  # not readable: Dataset.load's one line (it stops at what is wrong)
         return
+    sources = (header.get("meta") or {}).get("features") if isinstance(header.get("meta"), dict) else None
     for spec in _specs(opts, kinds).values():
-        check_graph_inputs(spec, name, features)
+        check_graph_inputs(spec, name, features, sources if isinstance(sources, dict) else None)
     if opts["out"] is None:
         check_outputs(Path("graphs") / name)
 

@@ -62,7 +62,7 @@ from graphrec.features.encoders import (
     _decode,
     cache_key_of,
 )
-from graphrec.graphs.fuse import fuse_features
+from graphrec.graphs.fuse import check_same_model, fuse_features, model_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.data import Dataset
@@ -644,31 +644,6 @@ def _encode_mask(mask: np.ndarray) -> str:
 def _decode_mask(text: str, n: int) -> np.ndarray:
     bits = np.frombuffer(base64.b64decode(text), dtype=np.uint8)
     return np.unpackbits(bits, count=n, bitorder="little").astype(bool)
-
-
-def model_label(record: dict[str, Any]) -> str | None:
-    """The model and weights a modality's features come from, as one label (``open_clip
-    ViT-B-32, pretrained openai``), from an encoder's ``describe()`` or a record of
-    ``meta["features"]``; ``None`` when it names no model (features not extracted by
-    graphrec). Features of two modalities can be fused only when their labels agree:
-    vectors of different models live in different spaces, even at the same dimension."""
-    model = record.get("model")
-    if model is None:
-        return None
-    label = f"{record.get('backend', '?')} {model}"
-    return label if record.get("pretrained") is None else f"{label}, pretrained {record['pretrained']}"
-
-
-def check_same_model(records: dict[str, dict[str, Any]]) -> None:
-    """Refuse to fuse modalities whose records (:func:`model_label`) name different models
-    or weights: a one-line :class:`DataError` naming both. Records without a model pass."""
-    labels = {m: label for m, label in ((m, model_label(r)) for m, r in records.items()) if label is not None}
-    if len(set(labels.values())) > 1:
-        (m1, l1), (m2, l2) = list(labels.items())[:2]
-        raise DataError(
-            f"cannot fuse {m1} features of {l1} with {m2} features of {l2}: vectors of different models live in "
-            "different spaces; extract both with the same model and weights (--model, --pretrained)"
-        )
 
 
 def attach_features(

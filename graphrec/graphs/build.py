@@ -123,12 +123,15 @@ class BuiltGraph:
     emptied_rows: int = 0
 
 
-def check_graph_inputs(spec: GraphSpec, name: str, features: Mapping[str, Any]) -> None:
+def check_graph_inputs(
+    spec: GraphSpec, name: str, features: Mapping[str, Any], sources: Mapping[str, Mapping[str, Any]] | None = None
+) -> None:
     """What :func:`build_item_graph` refuses of a dataset named ``name`` with item
     ``features`` (``{modality: array}``; shapes are read, not values: memory-mapped arrays
     do) before building ``spec``: a kNN graph needs item features that can be fused
-    (:func:`graphrec.graphs.fuse.check_fusable`). ``graphrec build-graph --nproc N`` checks
-    this once, before its ranks start.
+    (:func:`graphrec.graphs.fuse.check_fusable`: one dimension and, with ``sources``, the
+    records of ``dataset.meta["features"]``, one model). ``graphrec build-graph --nproc N``
+    checks this once, before its ranks start.
 
     Raises:
         DataError: no item features, or features that cannot be fused.
@@ -141,7 +144,7 @@ def check_graph_inputs(spec: GraphSpec, name: str, features: Mapping[str, Any]) 
             f"dataset {name!r} has no item features: a kNN graph needs them "
             "(prepare with --feature MODALITY=FILE, or build --kind cooccur)"
         )
-    check_fusable(features, spec.modalities)
+    check_fusable(features, spec.modalities, sources=sources)
 
 
 def build_item_graph(
@@ -165,8 +168,9 @@ def build_item_graph(
     fused = None
     lost = 0
     if spec.kind == "knn":
-        check_graph_inputs(spec, dataset.name, dataset.item_features)
-        fused = fuse_features(dataset.item_features, spec.modalities)
+        sources = dataset.meta.get("features")
+        check_graph_inputs(spec, dataset.name, dataset.item_features, sources)
+        fused = fuse_features(dataset.item_features, spec.modalities, sources=sources)
         notes.append(fused.describe(dataset.item_ids))
         others = dataset.n_items - (0 if spec.include_self else 1)
         if spec.k > others:  # the search keeps every candidate: say so once, not silently

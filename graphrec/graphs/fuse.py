@@ -34,13 +34,14 @@ float64 per chunk of rows, result float32.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from graphrec.errors import ConfigError, DataError
 
-__all__ = ["FUSED", "FusedFeatures", "default_modalities", "fuse_features"]
+__all__ = ["FUSED", "FusedFeatures", "default_modalities", "fuse_features", "check_fusable", "model_label",
+           "check_same_model"]
 
 #: name of the stored early-fused vector (``graphrec features --fuse``)
 FUSED = "fused"
@@ -142,8 +143,36 @@ def _select(features: Mapping[str, np.ndarray], modalities: Sequence[str] | None
     return chosen
 
 
+def model_label(record: Mapping[str, Any]) -> str | None:
+    """The model and weights a modality's features come from, as one label (``open_clip
+    ViT-B-32, pretrained openai``), from an encoder's ``describe()`` or a record of
+    ``meta["features"]``; ``None`` when it names no model (features not extracted by
+    graphrec). Features of two modalities can be fused only when their labels agree:
+    vectors of different models live in different spaces, even at the same dimension."""
+    model = record.get("model")
+    if model is None:
+        return None
+    label = f"{record.get('backend', '?')} {model}"
+    return label if record.get("pretrained") is None else f"{label}, pretrained {record['pretrained']}"
+
+
+def check_same_model(records: Mapping[str, Mapping[str, Any]]) -> None:
+    """Refuse to fuse modalities whose records (:func:`model_label`) name different models
+    or weights: a one-line :class:`DataError` naming both. Records without a model pass."""
+    labels = {m: label for m, label in ((m, model_label(r)) for m, r in records.items()) if label is not None}
+    if len(set(labels.values())) > 1:
+        (m1, l1), (m2, l2) = list(labels.items())[:2]
+        raise DataError(
+            f"cannot fuse {m1} features of {l1} with {m2} features of {l2}: vectors of different models live in "
+            "different spaces; extract both with the same model and weights (--model, --pretrained)"
+        )
+
+
 def check_fusable(
-    features: Mapping[str, np.ndarray], modalities: Sequence[str] | None = None, option: str = "--modalities"
+    features: Mapping[str, np.ndarray],
+    modalities: Sequence[str] | None = None,
+    option: str = "--modalities",
+    sources: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[str, ...]:
     """The checks of :func:`fuse_features`, reading shapes only (a model's cheap check
     runs them before any work): returns the chosen modalities.
@@ -153,7 +182,9 @@ def check_fusable(
         DataError: no features, arrays that are not 2-D or not real numbers, differing
             numbers of rows, or differing dimensions (fuse one modality, or project them
             to one dimension first; ``option`` names the command-line option that chooses
-        the modalities in the message)."""
+            the modalities in the message); with ``sources`` (the records of
+            ``dataset.meta["features"]``), modalities extracted by different models or
+            weights (:func:`check_same_model`)."""
     chosen = _select(features, modalities)
     arrays = {m: features[m] if hasattr(features[m], "shape") else np.asarray(features[m]) for m in chosen}
     for m, a in arrays.items():
@@ -172,6 +203,8 @@ def check_fusable(
             f"cannot average modalities of different dimensions ({shapes}) in one early-fused vector: fuse one "
             f"({one}; in a tune space file, {key}: {next(iter(arrays))}) or project them to one dimension first"
         )
+    if sources and len(chosen) > 1:
+        check_same_model({m: sources.get(m) or {} for m in chosen})
     return chosen
 
 
@@ -179,6 +212,7 @@ def fuse_features(
     features: Mapping[str, np.ndarray],
     modalities: Sequence[str] | None = None,
     option: str = "--modalities",
+    sources: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> FusedFeatures:
     """Early fusion: per item, the mean of the L2-normalised modality vectors it has.
 
@@ -188,6 +222,8 @@ def fuse_features(
             A single modality gives its row-normalised features.
         option: the command-line option that chose ``modalities``, named by the error
             about differing dimensions (``--cold-modalities`` for the cold-item path).
+        sources: the modalities' records (``dataset.meta["features"]``): features of
+            different models are refused (:func:`check_same_model`).
 
     Returns:
         :class:`FusedFeatures` (fused float32 matrix, per-modality presence masks, the
@@ -196,9 +232,10 @@ def fuse_features(
     Raises:
         ConfigError: an unknown or repeated modality name, or an empty selection.
         DataError: no features, arrays that are not 2-D, differing numbers of rows, or
-            differing dimensions (project the modalities to one dimension or fuse one).
+            differing dimensions (project the modalities to one dimension or fuse one), or
+            of different models (with ``sources``).
     """
-    chosen = check_fusable(features, modalities, option)
+    chosen = check_fusable(features, modalities, option, sources)
     arrays = [np.asarray(features[m]) for m in chosen]
     n, dim = arrays[0].shape[0], arrays[0].shape[1]
 

@@ -30,7 +30,8 @@ def cold_path_features(dataset: Dataset, modalities: Optional[Union[str, Sequenc
             f"the cold-item path needs item content features and dataset {dataset.name!r} has none: "
             "add them (graphrec features) or use --cold-path none"
         )
-    return fuse_features(dataset.item_features, parse_modalities(modalities), option="--cold-modalities").x
+    return fuse_features(dataset.item_features, parse_modalities(modalities), option="--cold-modalities",
+                         sources=dataset.meta.get("features")).x
 
 
 def attach_cold_path(

@@ -92,7 +92,8 @@ def check_features(
         elif not params.get("graphs"):
             from graphrec.graphs.fuse import check_fusable
 
-            check_fusable(dataset.item_features, feature_modalities(dataset, params.get("modalities")))
+            check_fusable(dataset.item_features, feature_modalities(dataset, params.get("modalities")),
+                          sources=dataset.meta.get("features"))
 
     check.__doc__ = f"{model}'s cheap checks: the dataset has the item features it uses."
     return check

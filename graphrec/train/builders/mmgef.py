@@ -236,7 +236,7 @@ def build_mmgef(
             )
         include_self = bool((rec.options or {}).get("include_self", False))  # the learned graph's lists alike
         if learned or feature_mode == "projected":
-            fused_x = fuse_features(dataset.item_features, mods).x
+            fused_x = fuse_features(dataset.item_features, mods, sources=dataset.meta.get("features")).x
     else:
         knn_matrix = None
         if use_knn_graph:

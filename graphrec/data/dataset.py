@@ -305,21 +305,34 @@ class Dataset:
         if "train" not in self.splits:
             raise DataError(f"dataset {self.name!r} has no train split")
         splits = {}
+        stamps = dict(self.timestamps) if self.timestamps is not None else None
         for s, m in self.splits.items():
             if s not in SPLITS:
                 raise DataError(f"dataset {self.name!r}: unknown split {s!r} (use train/valid/test)")
             if m.shape != shape:
                 raise DataError(f"split {s!r} has shape {m.shape}, expected {shape}")
+            t = None if stamps is None else stamps.get(s)
+            if t is not None and len(t) == m.nnz:
+                stamps[s] = _canonical_order(m, np.asarray(t), s)  # before the entries move
             m = sp.csr_matrix(m).astype(np.float32, copy=True)
+            bad = ~np.isfinite(m.data) | (m.data < 0)
+            if bad.any():
+                raise DataError(
+                    f"split {s!r} holds {counted(int(bad.sum()), 'negative or non-finite value')} (first "
+                    f"{float(m.data[bad][0])!r}): a split marks each interaction with a positive value (stored "
+                    "zeros are dropped); keep only the interactions, e.g. m.multiply(m > 0)"
+                )
+            m.eliminate_zeros()
             m.sum_duplicates()
             m.sort_indices()
             m.data[:] = 1.0
             splits[s] = m
         self.splits = splits
-        if self.timestamps is not None:
-            for s, t in self.timestamps.items():
+        if stamps is not None:
+            for s, t in stamps.items():
                 if s not in self.splits or len(t) != self.splits[s].nnz:
                     raise DataError(f"timestamps of split {s!r} do not align with its interactions")
+            self.timestamps = stamps
         feats = {}
         for mod, x in self.item_features.items():
             check_modality_name(mod, f"dataset {self.name!r}")
@@ -344,6 +357,13 @@ class Dataset:
             for k, v in fields.items():
                 if len(v) != n:
                     raise DataError(f"{kind} field {k!r} has {len(v)} values, expected {n}")
+            # object arrays (a pandas column's .values) as strings, as save() writes them: the
+            # fingerprint hashes values, never addresses
+            converted = {k: _field_array(v) for k, v in fields.items()}
+            if kind == "user":
+                self.user_fields = converted
+            else:
+                self.item_fields = converted
         if self.cold_items is not None:
             self.cold_items = np.unique(np.asarray(self.cold_items, dtype=np.int64))
         self._fingerprint: str | None = None
@@ -390,9 +410,14 @@ class Dataset:
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ identity
-    def fingerprint(self) -> str:
-        """SHA-256 of the content (ids, splits, features, fields, cold items); not the name."""
-        if self._fingerprint is None:
+    def fingerprint(self, fresh: bool = False) -> str:
+        """SHA-256 of the content (ids, splits, features, fields, cold items); not the name.
+
+        Computed once and cached; ``fresh=True`` computes it again, for the arrays as they
+        are now (a run record does: an array changed in place after loading, e.g. features
+        normalised by the caller, must not be recorded under the fingerprint of the data on
+        disk)."""
+        if self._fingerprint is None or fresh:
             h = hashlib.sha256()
 
             def put(tag: str, arr: np.ndarray) -> None:
@@ -637,6 +662,31 @@ def _compact_str(values: Iterable) -> np.ndarray:
     arr = np.asarray(values).astype(str)
     width = int(np.char.str_len(arr).max()) if arr.size else 1
     return arr.astype(f"<U{max(width, 1)}")
+
+
+def _canonical_order(m: sp.spmatrix, t: np.ndarray, split: str) -> np.ndarray:
+    """The timestamps ``t`` of the entries of ``m`` (any scipy sparse matrix, in its stored
+    order) in the order of the canonical CSR the constructor makes of it (stored zeros
+    dropped, indices sorted within each row): the times move with their pairs. A pair
+    stored twice is refused (its time would be ambiguous: give one entry per pair, as
+    :func:`build_dataset` does with the latest time)."""
+    if m.format == "csr" and m.has_canonical_format and np.asarray(m.data).all():  # scipy's C checks
+        return t
+    c = m.tocoo(copy=False)  # the stored order (a CSR's row by row)
+    key = c.row.astype(np.int64) * m.shape[1] + c.col.astype(np.int64)
+    keep = np.asarray(c.data) != 0
+    if keep.all() and (np.diff(key) > 0).all():
+        return t
+    order = np.argsort(key, kind="stable")
+    order = order[keep[order]]
+    dup = np.flatnonzero(np.diff(key[order]) == 0)
+    if dup.size:
+        r, c = divmod(int(key[order][dup[0]]), m.shape[1])
+        raise DataError(
+            f"split {split!r} stores the pair (user {r}, item {c}) more than once and has timestamps: give one "
+            "entry per pair with its time (build_dataset keeps the latest)"
+        )
+    return t[order]
 
 
 def _field_array(v: Iterable) -> np.ndarray:

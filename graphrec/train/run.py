@@ -338,7 +338,7 @@ def training_record(
         "dataset": {
             "path": None if data_path is None else str(data_path),
             "name": dataset.name,
-            "fingerprint": dataset.fingerprint(),
+            "fingerprint": dataset.fingerprint(fresh=True),  # the arrays trained on, changed in place or not
             "transforms": dict(transforms or {}),
             "stats": dataset.stats(),
         },

@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import scipy.sparse as sp
 import pytest
 
 from graphrec.data import Dataset, build_dataset, cold_start
@@ -299,3 +300,58 @@ def test_nonfinite_rows_finds_nan_and_inf_rows_without_a_full_mask_for_clean_dat
     y[0, 0] = np.nan
     y[3, 2] = np.inf
     np.testing.assert_array_equal(nonfinite_rows(y), [True, False, False, True])
+
+
+def test_timestamps_move_with_their_pairs_when_the_constructor_sorts_them():
+    """A split given with unsorted indices (or as COO) is made canonical; its timestamps,
+    given in the stored order, follow their pairs (they stayed in place, so a temporal
+    split saw other times); stored zeros are no interactions; a pair stored twice with
+    timestamps is refused."""
+    ids = dict(name="t", user_ids=np.array(["u", "v"]), item_ids=np.array(["a", "b", "c"]))
+    m = sp.csr_matrix((np.ones(3), np.array([2, 1, 0]), np.array([0, 3, 3])), shape=(2, 3))
+    ds = Dataset(**ids, splits={"train": m}, timestamps={"train": np.array([100.0, 200.0, 300.0])})
+    assert ds.train.indices.tolist() == [0, 1, 2] and ds.timestamps["train"].tolist() == [300.0, 200.0, 100.0]
+    c = sp.coo_matrix((np.array([1.0, 1.0, 0.0, 1.0]), (np.array([1, 0, 0, 1]), np.array([0, 2, 1, 1]))), shape=(2, 3))
+    ds = Dataset(**ids, splits={"train": c}, timestamps={"train": np.array([1.0, 2.0, 9.0, 3.0])})
+    assert ds.train.indptr.tolist() == [0, 1, 3] and ds.train.indices.tolist() == [2, 0, 1]
+    assert ds.timestamps["train"].tolist() == [2.0, 1.0, 3.0]  # the stored zero (user 0, item 1) is gone
+    d = sp.coo_matrix((np.ones(2), (np.array([0, 0]), np.array([1, 1]))), shape=(2, 3))
+    with pytest.raises(DataError, match=r"stores the pair \(user 0, item 1\) more than once and has timestamps"):
+        Dataset(**ids, splits={"train": d}, timestamps={"train": np.array([1.0, 2.0])})
+
+
+def test_negative_values_are_refused_and_object_fields_are_strings():
+    """A negative or NaN value in a split is refused (every stored entry became an
+    interaction); object-dtype fields (a pandas column's .values) are strings, so equal
+    fields give equal fingerprints (they were hashed by address) and save/load keeps
+    them."""
+    ids = dict(name="t", user_ids=np.array(["u", "v"]), item_ids=np.array(["a", "b", "c"]))
+    m = sp.csr_matrix(np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]))
+    for bad in (-m, m.multiply(np.nan)):
+        with pytest.raises(DataError, match="split 'train' holds .*negative or non-finite value"):
+            Dataset(**ids, splits={"train": bad})
+    make = lambda: Dataset(**ids, splits={"train": m}, item_fields={"title": np.array(["x", "y", "z"], dtype=object)})
+    ds = make()
+    assert ds.item_fields["title"].dtype.kind == "U" and make().fingerprint() == ds.fingerprint()
+
+
+def test_a_run_records_the_data_it_trained_on_after_an_in_place_change(tmp_path):
+    """The fingerprint is cached at load; features changed in place afterwards (e.g.
+    normalised by the caller) were recorded under the fingerprint of the data on disk, and
+    reloading the run silently scored with other features. The record now holds the
+    fingerprint of the arrays trained on, so reloading from disk is refused."""
+    from graphrec.data.synthetic import synthetic_catalogue
+    from graphrec.train import TrainConfig
+    from graphrec.train.run import load_run, run_training
+
+    synthetic_catalogue(n_users=40, n_items=30, n_clusters=3, seed=0).save(tmp_path / "ds")
+    ds = Dataset.load(tmp_path / "ds")
+    on_disk = ds.fingerprint()
+    for x in ds.item_features.values():
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+    assert ds.fingerprint() == on_disk and ds.fingerprint(fresh=True) != on_disk
+    record, _ = run_training(ds, "lightgcn", {"embedding_dim": 8}, TrainConfig(epochs=1, progress=False),
+                             out=tmp_path / "run", data_path=tmp_path / "ds")
+    assert record["dataset"]["fingerprint"] == ds.fingerprint(fresh=True) != on_disk
+    with pytest.raises(DataError, match="differs from the data run run was trained on"):
+        load_run(tmp_path / "run")

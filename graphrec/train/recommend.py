@@ -73,6 +73,38 @@ UNKNOWN_CHOICES: tuple[str, ...] = ("error", "popular")
 
 # --------------------------------------------------------------------------- index level
 @torch.no_grad()
+def _check_top_k_inputs(
+    users: Sequence[int] | np.ndarray, n_items: int, exclude: sp.csr_matrix | None, candidates: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`top_k`'s ``users`` (int64, order and repeats kept) and ``candidates`` (int64),
+    checked: a one-line :class:`ConfigError` for ids or fractions instead of indices, an
+    index out of range (users: below ``exclude``'s rows, when given), candidates that are
+    not sorted and distinct, or an ``exclude`` of another width than ``n_items``."""
+    arr = np.asarray(users)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ConfigError(f"users must be a 1-D array of user indices, got {arr.dtype} of shape {arr.shape}: "
+                          "graphrec.recommend takes original ids")
+    arr = arr.astype(np.int64)
+    if exclude is not None and exclude.shape[1] != n_items:
+        raise ConfigError(f"exclude has {exclude.shape[1]} columns but n_items is {n_items}: one column per item")
+    n_users = exclude.shape[0] if exclude is not None else None
+    if arr.size and (arr.min() < 0 or (n_users is not None and arr.max() >= n_users)):
+        bad = int(arr[(arr < 0) | (arr >= (n_users if n_users is not None else np.iinfo(np.int64).max))][0])
+        span = f"in [0, {n_users})" if n_users is not None else "(0 or more)"
+        raise ConfigError(f"users holds the index {bad}, not a user index {span}: pass user indices, not ids")
+    if candidates is None:
+        return arr, None
+    cand = np.asarray(candidates)
+    if cand.ndim != 1 or (cand.size and not np.issubdtype(cand.dtype, np.integer)):
+        raise ConfigError(f"candidates must be a 1-D array of item indices, got {cand.dtype} of shape {cand.shape}")
+    cand = cand.astype(np.int64)
+    if cand.size and (cand.min() < 0 or cand.max() >= n_items):
+        raise ConfigError(f"candidates hold indices outside [0, {n_items}): pass item indices, not ids")
+    if cand.size > 1 and not (np.diff(cand) > 0).all():
+        raise ConfigError("candidates must be sorted and distinct: pass np.unique(candidates)")
+    return arr, cand
+
+
 def top_k(
     scorer: Scorer,
     users: Sequence[int] | np.ndarray,
@@ -111,8 +143,8 @@ def top_k(
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     from graphrec.train.evaluate import MAX_BATCH_SCORES, _csr_to_torch, _gather_rows
 
+    users_np, candidates = _check_top_k_inputs(users, n_items, exclude, candidates)
     dev = resolve_device(device)
-    users_np = np.asarray(users, dtype=np.int64)
     n_cols = n_items if candidates is None else len(candidates)
     kk = min(int(k), n_cols)
     out_idx = np.zeros((len(users_np), kk), dtype=np.int64)
@@ -121,7 +153,6 @@ def top_k(
         return out_idx, out_val
     cand_t = None
     if candidates is not None:
-        candidates = np.asarray(candidates, dtype=np.int64)
         cand_t = torch.as_tensor(candidates, device=dev)
         if exclude is not None:
             exclude = sp.csr_matrix(exclude[:, candidates])  # columns renumbered to candidate positions
@@ -177,6 +208,10 @@ def recommend_indices(
     Items the user has in any split named in ``exclude`` are never returned, unless
     fewer than ``k`` items are left (their slots have score ``-inf``).
     """
+    if isinstance(exclude, str):  # one split, not its letters
+        exclude = (exclude,)
+    if not isinstance(exclude, (list, tuple)) or not all(isinstance(s, str) for s in exclude):
+        raise ConfigError(f"exclude must name splits, e.g. ('train',) or ('train', 'valid'), got {exclude!r}")
     return top_k(scorer, users, k, dataset.n_items, exclude=seen_matrix(dataset, exclude), device=device)
 
 

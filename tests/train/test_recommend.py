@@ -290,3 +290,37 @@ def test_write_columns_formats_each_kind_of_column(tmp_path):
     assert f.getvalue() == ref.getvalue()
     with pytest.raises(ValueError, match="unequal lengths"):
         out.write_columns(io.StringIO(), {"a": np.zeros(2), "b": np.zeros(3)})
+
+
+def test_top_k_refuses_what_is_not_an_index():
+    """top_k took user -1 as the last user, ids '0' and fractions 1.7 as indices, repeated
+    candidates twice and an exclude matrix of another width silently; recommend_indices
+    read exclude='train' letter by letter."""
+    from graphrec.data.synthetic import synthetic_catalogue
+    from graphrec.errors import ConfigError
+    from graphrec.train.recommend import recommend_indices, seen_matrix
+
+    ds = synthetic_catalogue(n_users=12, n_items=9, n_clusters=3, seed=0)
+
+    def scorer(users):
+        return torch.arange(ds.n_items, dtype=torch.float32).repeat(len(users), 1)
+
+    seen = seen_matrix(ds, ("train",))
+    for users, message in (([-1], "users holds the index -1"), ([12], r"users holds the index 12, not a user index in \[0, 12\)"),
+                           (["0", "1"], "users must be a 1-D array of user indices"),
+                           ([1.7], "users must be a 1-D array of user indices")):
+        with pytest.raises(ConfigError, match=message):
+            top_k(scorer, users, 3, ds.n_items, exclude=seen)
+    with pytest.raises(ConfigError, match="candidates must be sorted and distinct"):
+        top_k(scorer, [0], 3, ds.n_items, candidates=np.array([2, 2, 5]))
+    with pytest.raises(ConfigError, match=r"candidates hold indices outside \[0, 9\)"):
+        top_k(scorer, [0], 3, ds.n_items, candidates=np.array([2, 9]))
+    with pytest.raises(ConfigError, match="exclude has 8 columns but n_items is 9"):
+        top_k(scorer, [0], 3, ds.n_items, exclude=seen[:, :8])
+    idx, _ = top_k(scorer, [3, 3, 0], 2, ds.n_items)  # order and repeats kept
+    assert idx.tolist() == [[8, 7], [8, 7], [8, 7]]
+    a = recommend_indices(scorer, ds, [0, 1], 3, exclude="train")
+    b = recommend_indices(scorer, ds, [0, 1], 3, exclude=("train",))
+    assert np.array_equal(a[0], b[0])
+    with pytest.raises(ConfigError, match="exclude must name splits"):
+        recommend_indices(scorer, ds, [0], 3, exclude=True)

@@ -50,7 +50,10 @@ class TrainConfig:
             (:func:`graphrec.train.fit.validation_users`);
             the test split is always ranked for every user. ``None``: every user. Full
             ranking of a million users costs hours per validation (docs/scaling.md).
-        seed: seeds parameter initialisation, shuffling and negative sampling.
+        seed: seeds shuffling and negative sampling (:func:`~graphrec.train.fit.fit`)
+            and, through :func:`~graphrec.train.run.run_training` (which seeds before it
+            builds the model), parameter initialisation; with ``build_model`` and ``fit``
+            called directly, call ``seed_everything(config.seed)`` before ``build_model``.
         progress: show progress bars.
     """
 

@@ -277,9 +277,12 @@ def nonfinite_rows(x: np.ndarray) -> np.ndarray | None:
     return ~np.isfinite(x).all(axis=1)
 
 
-@dataclass
+@dataclass(eq=False)
 class Dataset:
-    """Users, items, split interactions, features and side fields (see module doc)."""
+    """Users, items, split interactions, features and side fields (see module doc).
+
+    Compared by identity (``==`` of two datasets is ``is``; compare
+    :meth:`fingerprint` for content); ``repr`` is a one-line summary."""
 
     user_ids: np.ndarray
     item_ids: np.ndarray
@@ -365,9 +368,21 @@ class Dataset:
             else:
                 self.item_fields = converted
         if self.cold_items is not None:
-            self.cold_items = np.unique(np.asarray(self.cold_items, dtype=np.int64))
+            cold = np.asarray(self.cold_items)
+            if cold.size and (not np.issubdtype(cold.dtype, np.integer) or cold.min() < 0 or cold.max() >= shape[1]):
+                shown = ", ".join(repr(v) for v in cold.ravel()[:3].tolist())
+                raise DataError(f"dataset {self.name!r}: cold_items must be item indices in [0, {shape[1]}), got "
+                                f"{shown}{', ...' if cold.size > 3 else ''}: pass indices, not ids")
+            self.cold_items = np.unique(cold.astype(np.int64))
         self._fingerprint: str | None = None
         self._content_fingerprints: dict[tuple[str, ...], str] = {}
+
+    def __repr__(self) -> str:
+        splits = " / ".join(f"{s} {self.splits[s].nnz}" for s in SPLITS if s in self.splits)
+        feats = ", ".join(f"{m} ({x.shape[1]}-d)" for m, x in self.item_features.items()) or "none"
+        extra = f", {len(self.cold_items)} cold items" if self.cold_items is not None else ""
+        return (f"Dataset({self.name!r}: {self.n_users} users, {self.n_items} items, {splits}; "
+                f"features {feats}{extra})")
 
     # ------------------------------------------------------------------ basic views
     @property

@@ -243,6 +243,10 @@ class Recommendations:
     def __len__(self) -> int:
         return len(self.user_id)
 
+    def __repr__(self) -> str:
+        return (f"Recommendations({len(self)} rows, {len(np.unique(self.user_id))} users, k={self.k}, "
+                f"excluded={self.excluded!r}; .columns() or .to_pandas() for the rows)")
+
     def columns(self) -> dict[str, np.ndarray]:
         """``{"user_id": ..., "item_id": ..., "rank": ..., "score": ...}``."""
         return {c: getattr(self, c) for c in COLUMNS}

@@ -355,3 +355,15 @@ def test_a_run_records_the_data_it_trained_on_after_an_in_place_change(tmp_path)
     assert record["dataset"]["fingerprint"] == ds.fingerprint(fresh=True) != on_disk
     with pytest.raises(DataError, match="differs from the data run run was trained on"):
         load_run(tmp_path / "run")
+
+
+def test_a_dataset_prints_as_one_line_compares_by_identity_and_checks_its_cold_items():
+    """repr dumped every array (34 KB for 120 x 80), == raised numpy's 'truth value is
+    ambiguous', and cold_items=[-1] marked the last item cold."""
+    ds = build_dataset(["u", "u", "v", "v"], ["a", "b", "a", "b"], ["train", "train", "train", "test"], name="tiny")
+    assert repr(ds) == "Dataset('tiny': 2 users, 2 items, train 3 / test 1; features none)"
+    assert ds == ds and ds != ds.replace() and ds.replace().fingerprint() == ds.fingerprint()
+    for cold in ([-1], [2], ["a"]):
+        with pytest.raises(DataError, match=r"cold_items must be item indices in \[0, 2\)"):
+            ds.replace(cold_items=np.array(cold))
+    assert repr(ds.replace(cold_items=np.array([1]))).endswith("features none, 1 cold items)")

@@ -324,3 +324,10 @@ def test_top_k_refuses_what_is_not_an_index():
     assert np.array_equal(a[0], b[0])
     with pytest.raises(ConfigError, match="exclude must name splits"):
         recommend_indices(scorer, ds, [0], 3, exclude=True)
+
+
+def test_recommendations_print_as_a_summary():
+    recs = Recommendations(user_id=np.array(["u", "u", "v"]), item_id=np.array(["a", "b", "a"]),
+                           rank=np.array([1, 2, 1], dtype=np.int32), score=np.zeros(3, np.float32), k=2)
+    assert repr(recs) == ("Recommendations(3 rows, 2 users, k=2, excluded=('train',); .columns() or .to_pandas() "
+                          "for the rows)")

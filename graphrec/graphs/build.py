@@ -161,6 +161,8 @@ def build_item_graph(
     and every rank returns the one graph (:mod:`graphrec.distributed`). ``progress``:
     progress bars of the search; None: as the enclosing :func:`build_progress` says
     (off outside one)."""
+    if not isinstance(spec, GraphSpec):  # build_item_graph(ds, "knn")
+        raise ConfigError(f"spec must be a GraphSpec, got {spec!r}: e.g. GraphSpec(kind='knn', k=10)")
     t0 = time.perf_counter()
     if progress is None:
         progress = _PROGRESS.get()

@@ -67,6 +67,22 @@ def _matrix(graph: Any) -> sp.csr_matrix:
         )
     if isinstance(graph, tuple) and len(graph) == 2 and sp.issparse(graph[0]):
         raise DataError("got load_graph's (matrix, record) pair: pass its matrix, matrix, record = load_graph(path)")
+    if sp.issparse(getattr(graph, "graph", None)):  # build_item_graph's BuiltGraph
+        graph = graph.graph
+    if hasattr(graph, "layout") and hasattr(graph, "to_dense"):  # a torch tensor (a model's item_graphs())
+        import torch
+
+        t = graph.detach().cpu()
+        if t.layout == torch.sparse_csr:
+            graph = sp.csr_matrix((t.values().numpy(), t.col_indices().numpy(), t.crow_indices().numpy()),
+                                  shape=tuple(t.shape))
+        else:
+            t = t.coalesce() if t.layout == torch.sparse_coo else t.to_sparse().coalesce()
+            i = t.indices().numpy()
+            graph = sp.csr_matrix((t.values().numpy(), (i[0], i[1])), shape=tuple(t.shape))
+    if not sp.issparse(graph) and not isinstance(graph, (np.ndarray, list)):
+        raise DataError(f"got a {type(graph).__name__}, not a graph: pass a scipy sparse matrix, a torch sparse "
+                        "tensor (a model's item_graphs()) or build_item_graph's result")
     g = sp.csr_matrix(graph, copy=True)  # a copy: the caller's matrix is never changed
     g.eliminate_zeros()  # an entry of weight 0 is no edge, as in a stored graph
     return g

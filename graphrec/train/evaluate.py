@@ -163,6 +163,9 @@ def _evaluate_groups(
     With a ``shard`` (:mod:`graphrec.distributed`), this rank scores the user batches
     ``rank, rank + world, ...``; the per-batch sums are gathered and added in batch order,
     as one process adds them, so every rank returns exactly one process's metrics."""
+    if hasattr(scorer, "scorer") and isinstance(scorer, torch.nn.Module):  # a model, not its scorer
+        raise ConfigError(f"got the model {type(scorer).__name__}, not a scorer: pass model.scorer() "
+                          "(in model.eval() and torch.no_grad(), as graphrec.train.evaluate_model does)")
     names, cutoffs = check_metrics(metrics, ks)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")

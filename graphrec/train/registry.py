@@ -570,6 +570,9 @@ def registered_models(task: str | None = None) -> list[ModelEntry]:
 
 def get_model(name: str, task: str | None = None) -> ModelEntry:
     """The entry of model ``name``; a one-line error listing the models otherwise."""
+    if not isinstance(name, str):  # build_model(dataset, "lightgcn"): the arguments swapped
+        raise ConfigError(f"a model name is a string, e.g. 'lightgcn', got a {type(name).__name__}: "
+                          "build_model(name, dataset, params) takes the name first")
     _load()
     entry = _REGISTRY.get(name)
     if entry is None or (task is not None and entry.task != task):

@@ -381,6 +381,10 @@ def load_run(
     record edited after training, is a :class:`DataError`. So is a stored graph the run
     trained with (``--graph``) that changed since (:func:`check_recorded_graphs`).
     """
+    if not isinstance(run_dir, (str, os.PathLike)):  # graphrec.recommend(model), load_run(model)
+        raise ConfigError(f"got a {type(run_dir).__name__}, not a run folder: pass the folder a run was saved to "
+                          "(run_training(..., out=DIR), graphrec train --out DIR); for a model in memory use "
+                          "graphrec.train.recommend.recommend_indices(model.scorer(), dataset, users, k)")
     record = load_record(run_dir)
     if record.get("task", "ranking") != "ranking":
         raise ConfigError(
@@ -392,7 +396,9 @@ def load_run(
     check_record_fields(record["dataset"], run_dir, {"fingerprint": str})
     path = data_path or record["dataset"].get("path")
     if not path:
-        raise DataError(f"{run_dir}: the record names no dataset path: pass --data DIR")
+        raise DataError(f"{run_dir}: the record names no dataset path (the run trained on a dataset in memory): "
+                        "pass the dataset's folder, saved with Dataset.save (CLI --data DIR; Python data_path=, "
+                        "graphrec.recommend's data=)")
     if data_path is None and not (Path(path) / "dataset.json").is_file():
         # the recorded folder was moved or deleted: the fix is to say where it is now
         raise DataError(f"run {run_dir} was trained on the dataset {path}, which is no longer there (moved or "

@@ -331,3 +331,33 @@ def test_recommendations_print_as_a_summary():
                            rank=np.array([1, 2, 1], dtype=np.int32), score=np.zeros(3, np.float32), k=2)
     assert repr(recs) == ("Recommendations(3 rows, 2 users, k=2, excluded=('train',); .columns() or .to_pandas() "
                           "for the rows)")
+
+
+def test_plausible_mistakes_from_python_are_one_line_errors():
+    """A model where a run folder or a scorer is expected, the arguments of build_model
+    swapped, a kind name where build_item_graph takes a GraphSpec, a BuiltGraph or a
+    model's torch graph given to to_networkx: raw TypeErrors / AttributeErrors before."""
+    import graphrec
+    from graphrec.data.synthetic import synthetic_catalogue
+    from graphrec.errors import ConfigError, DataError
+    from graphrec.graphs.build import GraphSpec, build_item_graph
+    from graphrec.graphs.export import to_networkx
+    from graphrec.train import build_model
+    from graphrec.train.evaluate import evaluate_ranking
+
+    ds = synthetic_catalogue(n_users=30, n_items=20, n_clusters=2, seed=0)
+    model = build_model("freedom", ds, {"embedding_dim": 8})
+    with pytest.raises(ConfigError, match="got a FREEDOM, not a run folder"):
+        graphrec.recommend(model)
+    with pytest.raises(ConfigError, match="got the model FREEDOM, not a scorer: pass model.scorer()"):
+        evaluate_ranking(model, ds)
+    with pytest.raises(ConfigError, match="build_model\\(name, dataset, params\\) takes the name first"):
+        build_model(ds, "lightgcn")
+    with pytest.raises(ConfigError, match="spec must be a GraphSpec, got 'knn'"):
+        build_item_graph(ds, "knn")
+    built = build_item_graph(ds, GraphSpec(kind="knn", k=3))
+    assert to_networkx(built).number_of_edges() == to_networkx(built.graph).number_of_edges() == built.graph.nnz
+    (name, tensor), *_ = model.item_graphs().items()
+    assert to_networkx(tensor).number_of_edges() == tensor.values().numel()
+    with pytest.raises(DataError, match="got a dict, not a graph"):
+        to_networkx({"a": 1})

@@ -156,5 +156,5 @@ def test_a_run_of_a_loaded_dataset_records_where_it_came_from_and_reloads(tmp_pa
     assert resplit.source is None
     record, _ = run_training(resplit, "lightgcn", {"embedding_dim": 8}, cfg, out=tmp_path / "r3")
     assert record["dataset"]["path"] is None
-    with pytest.raises(DataError, match="the record names no dataset path: pass --data DIR"):
+    with pytest.raises(DataError, match=r"the record names no dataset path \(the run trained on a dataset in memory\): pass the dataset.s folder, saved with Dataset.save \(CLI --data DIR; Python data_path="):
         reevaluate(tmp_path / "r3")

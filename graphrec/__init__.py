@@ -1,20 +1,55 @@
-"""graphrec: multimodal graph recommenders with the item-item graph at the centre."""
+"""graphrec: multimodal graph recommenders with the item-item graph at the centre.
+
+The main entry points, importable from here (each imported on first use, so that
+``import graphrec`` stays light):
+
+* data: :class:`Dataset` (``Dataset.load(DIR)``), :func:`read_source` (MMRec, LATTICE,
+  UniSRec, RecBole, MovieLens files), :func:`cold_start` (the papers' cold-start split);
+* graphs: :class:`GraphSpec` and :func:`build_item_graph` (kNN over fused features,
+  co-interactions), :func:`to_networkx`;
+* models and training: :func:`build_model` (any registered model, ``graphrec models``
+  lists them), :class:`TrainConfig`, :func:`run_training` (seeded, recorded, saved),
+  :func:`fit`, :func:`evaluate_ranking`;
+* after training: :func:`recommend` (top-k with original ids from a saved run),
+  :func:`load_run`.
+
+Models themselves are in :mod:`graphrec.models` (``from graphrec.models import
+FREEDOM``), the CTR models in :mod:`graphrec.models.ctr`.
+"""
+
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "recommend"]
+#: name -> (module, attribute) of the lazily imported entry points
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "recommend": ("graphrec.train.recommend", "recommend_run"),
+    "Dataset": ("graphrec.data", "Dataset"),
+    "read_source": ("graphrec.data.formats", "read_source"),
+    "cold_start": ("graphrec.data", "cold_start"),
+    "GraphSpec": ("graphrec.graphs.build", "GraphSpec"),
+    "build_item_graph": ("graphrec.graphs.build", "build_item_graph"),
+    "to_networkx": ("graphrec.graphs.export", "to_networkx"),
+    "build_model": ("graphrec.train", "build_model"),
+    "TrainConfig": ("graphrec.train", "TrainConfig"),
+    "run_training": ("graphrec.train.run", "run_training"),
+    "fit": ("graphrec.train", "fit"),
+    "evaluate_ranking": ("graphrec.train.evaluate", "evaluate_ranking"),
+    "load_run": ("graphrec.train.run", "load_run"),
+}
+
+__all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str):
-    """``graphrec.recommend`` (:func:`graphrec.train.recommend.recommend_run`), imported on
-    first use so that ``import graphrec`` stays light."""
-    if name == "recommend":
-        from graphrec.train.recommend import recommend_run
-
-        return recommend_run
+def __getattr__(name: str) -> Any:
+    """The entry points of :data:`_EXPORTS`, imported on first use."""
+    if name in _EXPORTS:
+        module, attr = _EXPORTS[name]
+        return getattr(import_module(module), attr)
     raise AttributeError(f"module 'graphrec' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    """The lazily imported ``recommend`` too (tab completion, ``dir(graphrec)``)."""
+    """The lazily imported entry points too (tab completion, ``dir(graphrec)``)."""
     return sorted(set(globals()) | set(__all__))

@@ -52,3 +52,23 @@ def test_no_reference_to_files_the_repository_does_not_have():
     for f in files:
         found = re.findall(r"DESIGN\.md|shared/papers|paper 00\d", f.read_text())
         assert not found, (f.relative_to(REPO), found)
+
+
+def test_the_package_exports_its_entry_points_lazily():
+    """dir(graphrec) listed only recommend: the entry points the package docstring names
+    are importable from graphrec, each the object of its module, and importing graphrec
+    imports no torch (the CLI's start-up)."""
+    import subprocess
+    import sys
+
+    import graphrec
+
+    for name in graphrec.__all__[1:]:
+        module, attr = graphrec._EXPORTS[name]
+        obj = getattr(graphrec, name)
+        assert obj is getattr(__import__(module, fromlist=[attr]), attr), name
+        assert name in dir(graphrec), name
+        assert f":func:`{name}`" in graphrec.__doc__ or f":class:`{name}`" in graphrec.__doc__, name
+    code = "import sys, graphrec; print(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -21,9 +21,12 @@ SELECT_GROUPS = ("all", "warm", "cold")
 NEGATIVES = ("all", "warm")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Options of the generic fit loop (:func:`graphrec.train.fit`).
+
+    Frozen: the values are checked once, here, so a change is a new config,
+    ``dataclasses.replace(config, epochs=5)`` (checked again); setting an attribute raises.
 
     Attributes:
         epochs: maximum number of training epochs.
@@ -90,13 +93,13 @@ class TrainConfig:
         ks = [self.ks] if _is_int(self.ks) else self.ks
         if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__") or not all(_is_int(k) and k >= 1 for k in ks):
             raise ConfigError(f"ks must be cut-offs (integers >= 1), e.g. (10, 20, 50), got {self.ks!r}")
-        self.ks = tuple(int(k) for k in ks)
+        object.__setattr__(self, "ks", tuple(int(k) for k in ks))
         if self.valid_users is not None:
             if not _is_int(self.valid_users):
                 raise ConfigError(f"valid_users must be an integer, got {self.valid_users!r}")
             if self.valid_users < 1:
                 raise ConfigError(f"valid_users must be at least 1, got {self.valid_users} (leave it unset to validate every user)")
-            self.valid_users = int(self.valid_users)
+            object.__setattr__(self, "valid_users", int(self.valid_users))
         for name in ("epochs", "batch_size", "patience", "eval_every", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -120,7 +123,7 @@ class TrainConfig:
         if not k.isdigit():
             raise ConfigError(f"valid_metric {self.valid_metric!r} (--metric) must look like recall@20")
         if int(k) not in self.ks:
-            self.ks = tuple(sorted(set(self.ks) | {int(k)}))
+            object.__setattr__(self, "ks", tuple(sorted(set(self.ks) | {int(k)})))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":

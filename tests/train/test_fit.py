@@ -405,3 +405,19 @@ def test_slow_first_epoch_is_noted_once(ds, monkeypatch):
         fit(model, ds, TrainConfig(epochs=2, batch_size=64, ks=(20,), progress=False))
     notes = [w for w in seen if issubclass(w.category, GraphrecNote)]
     assert len(notes) == 1 and "steps of" in str(notes[0].message) and "--batch-size 64" in str(notes[0].message)
+
+
+def test_a_train_config_is_frozen_and_replace_checks_again():
+    """cfg.epochs = 0 after construction made fit train nothing without a word (the
+    values are checked only when the config is made)."""
+    import dataclasses
+
+    from graphrec.errors import ConfigError
+    from graphrec.train import TrainConfig
+
+    cfg = TrainConfig(epochs=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 0
+    assert dataclasses.replace(cfg, epochs=5).epochs == 5
+    with pytest.raises(ConfigError, match="epochs"):
+        dataclasses.replace(cfg, epochs=-1)

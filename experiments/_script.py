@@ -19,7 +19,8 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Iterator, NoReturn
+import time
+from typing import Any, Callable, Iterator, NoReturn
 
 from graphrec._atomic import check_output, check_output_folder
 from graphrec.errors import ConfigError, GraphrecError
@@ -73,3 +74,22 @@ def one_line_errors() -> Iterator[None]:
         if isinstance(e, FileNotFoundError) and e.filename:
             fail(f"{e.filename}: no such file or folder ({e.strerror})")
         fail(str(e))
+
+
+def cpu_wait_total() -> float | None:
+    """(Benchmarks.) Microseconds some task waited for a CPU since boot (PSI), or None where unavailable."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return float(line.rsplit("total=", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def best_of(repeats: int, fn: Callable[[], Any]) -> float:
+    """Fastest wall-clock seconds of ``repeats`` calls of ``fn``."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best

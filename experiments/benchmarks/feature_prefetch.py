@@ -34,31 +34,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from experiments._script import check_data_root, check_out_file, fail, one_line_errors  # noqa: E402
-
-
-def cpu_wait_total() -> float | None:
-    """Microseconds some task waited for a CPU since boot (PSI), or None where unavailable."""
-    try:
-        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-        return float(line.rsplit("total=", 1)[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def best_of(repeats: int, fn: Callable[[], Any]) -> float:
-    """Fastest wall-clock seconds of ``repeats`` calls of ``fn``."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from experiments._script import (best_of, check_data_root, check_out_file, cpu_wait_total, fail,  # noqa: E402
+                                one_line_errors)
 
 
 class SleepingEncoder:

@@ -52,7 +52,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from experiments._script import check_out_file  # noqa: E402
+from experiments._script import check_out_file, cpu_wait_total  # noqa: E402
 
 METHODS = ("faiss", "graphrec-faiss", "graphrec-torch")
 
@@ -204,14 +204,6 @@ def run_worker(spec: dict[str, Any], threads: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ report
-def cpu_pressure_us() -> int | None:
-    try:
-        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-        return int(first.rsplit("total=", 1)[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -222,7 +214,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def _pressure_note(p0: int | None, p1: int | None, wall: float) -> str:
+def _pressure_note(p0: float | None, p1: float | None, wall: float) -> str:
     if p0 is None or p1 is None or wall <= 0:
         return "unknown"
     return f"{100 * (p1 - p0) / 1e6 / wall:.1f}% of the wall time"
@@ -260,7 +252,7 @@ def main(args: argparse.Namespace) -> None:
 
     rows: list[list[str]] = []
     checks: list[str] = []
-    p_start, t_start = cpu_pressure_us(), time.perf_counter()
+    p_start, t_start = cpu_wait_total(), time.perf_counter()
     tmp = tempfile.mkdtemp(prefix="knn_bench_")
     budget = args.memory_budget_mb or DEFAULT_MEMORY_BUDGET_MB
     for n in args.sizes:
@@ -280,9 +272,9 @@ def main(args: argparse.Namespace) -> None:
                 }
                 if method.startswith("graphrec") and rep == 0:
                     spec["save"] = saved[method] = os.path.join(tmp, f"{method}_{n}.npz")
-                p0, w0 = cpu_pressure_us(), time.perf_counter()
+                p0, w0 = cpu_wait_total(), time.perf_counter()
                 res = run_worker(spec, args.threads)
-                waits[method].append((p0, cpu_pressure_us(), time.perf_counter() - w0))
+                waits[method].append((p0, cpu_wait_total(), time.perf_counter() - w0))
                 cpu_runs[method].append(res["cpu_seconds"])
                 if method not in best or res["seconds"] < best[method]["seconds"]:
                     best[method] = res
@@ -325,9 +317,9 @@ def main(args: argparse.Namespace) -> None:
             "threads": args.threads, "data": args.approx_data, "sample": args.approx_sample,
             "hnsw_m": args.hnsw_m, "ef_construction": args.ef_construction, "ef_search": args.ef_search,
         }
-        p0, w0 = cpu_pressure_us(), time.perf_counter()
+        p0, w0 = cpu_wait_total(), time.perf_counter()
         res = run_worker(spec, args.threads)
-        note = _pressure_note(p0, cpu_pressure_us(), time.perf_counter() - w0)
+        note = _pressure_note(p0, cpu_wait_total(), time.perf_counter() - w0)
         n_sample = min(args.approx_sample, args.approx)
         exact_est = res["exact_sample_seconds"] * args.approx / max(1, n_sample)
         approx_lines = [
@@ -344,7 +336,7 @@ def main(args: argparse.Namespace) -> None:
         f"- command: `{' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}`",
         f"- machine: {cpu_model()} ({os.cpu_count()} logical CPUs), {args.threads} threads per library",
         "- CPU contention during the run: some task waited for a CPU "
-        f"{_pressure_note(p_start, cpu_pressure_us(), wall)} "
+        f"{_pressure_note(p_start, cpu_wait_total(), wall)} "
         "(/proc/pressure/cpu; more than a few % means disturbed timings)",
         f"- graphrec: commit {source_description()}; torch {torch.__version__}, numpy {np.__version__}, "
         f"faiss {faiss_version}, Python {platform.python_version()}",

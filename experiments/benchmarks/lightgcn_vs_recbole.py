@@ -97,6 +97,8 @@ from graphrec.train.config import TrainConfig  # noqa: E402
 from graphrec.train.fit import evaluate_model, fit, seed_everything  # noqa: E402
 from graphrec.train.record import source_description  # noqa: E402
 
+from experiments._script import cpu_wait_total  # noqa: E402
+
 KS = (10, 20, 50)
 METRIC_ORDER = ("recall", "ndcg", "precision", "hit", "mrr", "map")
 LAYERS, DIM, BATCH, REG, LR = 2, 64, 2048, 1e-4, 1e-3
@@ -112,15 +114,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
-
-
-def cpu_pressure_us() -> int | None:
-    """Total microseconds some task waited for a CPU (Linux PSI), or None."""
-    try:
-        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-        return int(first.rsplit("total=", 1)[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -531,7 +524,7 @@ def build_report(
 # ----------------------------------------------------------------------------- main
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    psi0, t_start = cpu_pressure_us(), time.perf_counter()
+    psi0, t_start = cpu_wait_total(), time.perf_counter()
     root = Path(args.data_root) / args.dataset
     t_read, ds = timed(lambda: read_lattice(root, unseen="keep"))
     if args.quick:
@@ -575,7 +568,7 @@ def main(args: argparse.Namespace) -> None:
             rm = recbole_metrics(rb)
         gm = graphrec_metrics(g["model"], ds)
 
-    psi1, wall = cpu_pressure_us(), time.perf_counter() - t_start
+    psi1, wall = cpu_wait_total(), time.perf_counter() - t_start
     pressure = (psi1 - psi0) / 1e6 / wall if psi0 is not None and psi1 is not None else None
     report, _ = build_report(
         args, ds, g, r, counts, emb_diff, gm, rm, {"read": t_read, "recbole_setup": t_setup}, pressure

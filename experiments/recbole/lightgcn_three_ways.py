@@ -74,7 +74,7 @@ from typing import Any, Callable  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from experiments._script import one_line_errors  # noqa: E402
+from experiments._script import cpu_wait_total, one_line_errors  # noqa: E402
 from graphrec.data import Dataset  # noqa: E402
 from graphrec.data.formats import read_mmrec, write_recbole  # noqa: E402
 from graphrec.train.builders import build_model  # noqa: E402
@@ -85,15 +85,6 @@ DIM, LAYERS, REG, LR, BATCH = 64, 2, 1e-4, 1e-3, 2048
 KS = (10, 20)
 REPORTED = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@20", "hit@20")
 RECBOLE_EVAL_BATCH = 4096  # RecBole's default eval_batch_size, counted in user x item cells
-
-
-def cpu_pressure_us() -> int | None:
-    """Microseconds some task waited for a CPU since boot (Linux PSI), or None."""
-    try:
-        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-        return int(first.rsplit("total=", 1)[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -299,7 +290,7 @@ def report(runs: dict[str, list[dict[str, Any]]], ds: Dataset, args: argparse.Na
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    t_start, psi0 = time.perf_counter(), cpu_pressure_us()
+    t_start, psi0 = time.perf_counter(), cpu_wait_total()
     with one_line_errors():
         ds = read_mmrec(args.data)
     runs: dict[str, list[dict[str, Any]]] = {p: [] for p in args.paths}
@@ -319,7 +310,7 @@ def main(args: argparse.Namespace) -> None:
                     flush=True,
                 )
     wall = time.perf_counter() - t_start
-    psi1 = cpu_pressure_us()
+    psi1 = cpu_wait_total()
     pressure = (psi1 - psi0) / 1e6 / wall if psi0 is not None and psi1 is not None else None
     text = report(runs, ds, args, pressure, wall)
     print()

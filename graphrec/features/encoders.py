@@ -39,6 +39,7 @@ __all__ = [
     "ClipEncoder",
     "SentenceTextEncoder",
     "load_image",
+    "decode_image",
     "UnreadableImage",
     "LargeImageWarning",
     "PRECISIONS",
@@ -130,7 +131,7 @@ class LargeImageWarning(UserWarning):
 _DRAFT_FORMATS = ("JPEG", "MPO")
 
 
-def _decode(path: str | os.PathLike, size: int | None = None) -> tuple[Any, str | None]:
+def decode_image(path: str | os.PathLike, size: int | None = None) -> tuple[Any, str | None]:
     """:func:`load_image`'s work: ``(RGB image, note)``, the note a :class:`LargeImageWarning`
     message or ``None``. Issues no warning itself (it runs in decoding threads; Pillow's own
     decompression-bomb warning, which does not name the file, is the caller's to silence)."""
@@ -191,9 +192,9 @@ def load_image(path: str | os.PathLike, size: int | None = None) -> Any:
     if threading.current_thread() is threading.main_thread():
         with warnings.catch_warnings():  # Pillow's own warning does not name the file: ours does
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image, note = _decode(path, size)
+            image, note = decode_image(path, size)
     else:  # the warning filters are process-wide: not changed from another thread
-        image, note = _decode(path, size)
+        image, note = decode_image(path, size)
     if note is not None:
         warnings.warn(note, LargeImageWarning, stacklevel=2)
     return image

@@ -59,8 +59,8 @@ from graphrec.features.encoders import (
     LargeImageWarning,
     TextEncoder,
     UnreadableImage,
-    _decode,
     cache_key_of,
+    decode_image,
 )
 from graphrec.graphs.fuse import check_same_model, fuse_features, model_label
 
@@ -393,7 +393,7 @@ class _ImageChunks:
     def _prepare(self, path: Path) -> tuple[Any, str | None] | UnreadableImage:
         """In a decoding thread: (model input, LargeImageWarning message or None), or the error."""
         try:
-            image, note = _decode(path, self.size)
+            image, note = decode_image(path, self.size)
             return self.encoder.preprocess(image), note
         except UnreadableImage as e:
             return e

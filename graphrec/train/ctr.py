@@ -87,9 +87,10 @@ OPTIMIZERS = ("adam", "adagrad")
 SELECTION_METRIC = "auc"
 
 
-@dataclass
+@dataclass(frozen=True)
 class CTRConfig:
-    """Options of :func:`fit_ctr`.
+    """Options of :func:`fit_ctr` (frozen: ``dataclasses.replace(config, lr=0.01)`` makes a
+    changed copy, checked again).
 
     Attributes:
         epochs: maximum number of epochs.

@@ -79,8 +79,8 @@ def _graph_spec(record: Mapping[str, Any]) -> str | None:
 def load_ctr_run(
     run_dir: str | os.PathLike, data: CTRData, device: str | torch.device = "cpu", progress: bool = False
 ) -> tuple[dict[str, Any], CTRModel]:
-    """A finished CTR run's record and its model with the saved weights, on ``device``,
-    for ``data``: the samples the run trained on (their fingerprint is checked; make them
+    """A finished CTR run's record and its model with the saved weights, on ``device``, in
+    evaluation mode, for ``data``: the samples the run trained on (their fingerprint is checked; make them
     with :func:`ctr_run_source`'s options). The run's built item graphs are built again
     from the samples (``progress``: their bars); stored ones must be unchanged."""
     from graphrec.graphs.store import check_used_graph
@@ -102,6 +102,7 @@ def load_ctr_run(
     model = build_ctr_model(record["model"], data, record.get("model_params") or {}, graphs)
     _load_weights(model, state, run_dir, record)  # type: ignore[arg-type]
     model.to(resolve_device(device))
+    model.eval()
     return record, model
 
 

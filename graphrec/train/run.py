@@ -372,7 +372,8 @@ def load_run(
     data_path: str | os.PathLike | None = None,
 ) -> tuple[dict[str, Any], Dataset, Recommender]:
     """A saved run's record, its dataset (after the recorded transforms) and its model with
-    the saved weights, on ``device``.
+    the saved weights, on ``device``, in evaluation mode (``model.train()`` before training
+    it further: dropout and edge pruning are off in evaluation mode).
 
     The dataset is read from ``data_path`` or the path in the record; it must have the
     fingerprint the model was trained on, otherwise everything computed from the model
@@ -416,6 +417,7 @@ def load_run(
     model = build_model(record["model"], dataset, _recorded_params(record))
     _load_weights(model, state, run_dir, record)
     model.to(resolve_device(device))
+    model.eval()
     return record, dataset, model
 
 

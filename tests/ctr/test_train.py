@@ -83,6 +83,22 @@ def test_run_directory(data, tmp_path):
     state = load_state(tmp_path / "run")
     other = build_ctr_model("deepfm", data, {"dim": 8})
     other.load_state_dict(state)
+    from graphrec.train.ctr_eval import load_ctr_run
+
+    _, loaded = load_ctr_run(tmp_path / "run", data)  # ready to predict: dropout off
+    assert not any(m.training for m in loaded.modules())
+
+
+def test_a_ctr_config_is_frozen_and_replace_checks_again():
+    """As TrainConfig: ``cfg.lr = -1`` after construction escaped the checks."""
+    import dataclasses
+
+    cfg = CTRConfig(epochs=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = -1.0
+    assert dataclasses.replace(cfg, epochs=5).epochs == 5
+    with pytest.raises(ConfigError, match="lr"):
+        dataclasses.replace(cfg, lr=-1.0)
 
 
 def test_unknown_options_are_errors(data):

@@ -33,7 +33,6 @@ def trained(tmp_path_factory):
     run_training(ds, "lightgcn", {"embedding_dim": 8}, TrainConfig(epochs=2, progress=False),
                  out=root / "run", data_path=root / "data")
     _, dataset, model = load_run(root / "run")
-    model.eval()
     with torch.no_grad():
         u, i = model.embeddings()
         full = (u @ i.T).numpy()
@@ -170,6 +169,13 @@ def test_read_id_list(tmp_path: Path):
         read_id_list(f, "item_id")
 
 
+def test_load_run_gives_the_model_in_evaluation_mode(trained):
+    """A loaded model scored in training mode (FREEDOM's pruned graph, LATTICE's graph
+    rebuild, SMORE's dropout) unless the caller knew to call ``eval()``."""
+    _, _, model = load_run(trained["run"])
+    assert not any(m.training for m in model.modules())
+
+
 def test_index_level_recommend_keeps_its_contract(trained):
     """``graphrec.train.recommend.recommend_indices`` (used by the model contract suite):
     user indices in, ``len(users) x k`` item indices out, training items never among them."""
@@ -177,7 +183,6 @@ def test_index_level_recommend_keeps_its_contract(trained):
 
     ds = trained["dataset"]
     _, _, model = load_run(trained["run"])
-    model.eval()
     users = np.arange(ds.n_users)
     top, vals = recommend_indices(model.scorer(), ds, users, k=20)
     assert top.shape == vals.shape == (ds.n_users, 20)

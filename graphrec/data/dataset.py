@@ -23,6 +23,7 @@ Pure data: no device, no model. Datasets are built by the importers in
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -302,8 +303,13 @@ class Dataset:
     source: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.user_ids = _compact_str(self.user_ids)
-        self.item_ids = _compact_str(self.item_ids)
+        checked = _CHECKED_IDS.get()  # replace(): ids it did not change were checked already
+        for kind in ("user", "item"):
+            given = getattr(self, f"{kind}_ids")
+            ids = _compact_str(given)
+            if not any(given is c for c in checked):
+                _check_unique_ids(self.name, kind, ids)
+            setattr(self, f"{kind}_ids", ids)
         shape = (len(self.user_ids), len(self.item_ids))
         if "train" not in self.splits:
             raise DataError(f"dataset {self.name!r} has no train split")
@@ -422,7 +428,11 @@ class Dataset:
 
     def replace(self, **changes: Any) -> "Dataset":
         """A copy with some fields replaced (the fingerprint is recomputed)."""
-        return dataclasses.replace(self, **changes)
+        token = _CHECKED_IDS.set((self.user_ids, self.item_ids))
+        try:
+            return dataclasses.replace(self, **changes)
+        finally:
+            _CHECKED_IDS.reset(token)
 
     # ------------------------------------------------------------------ identity
     def fingerprint(self, fresh: bool = False) -> str:
@@ -505,15 +515,11 @@ class Dataset:
         """Write the dataset directory atomically (temporary folder, then rename).
 
         Raises:
-            DataError: a user or item id that appears twice (recommendations and every
-                lookup by id would reach only one of them)."""
+            DataError: a user or item id that appears twice (an id array changed in place
+                after the dataset was made; the constructor refuses them)."""
         path = Path(path)
-        for kind, ids in (("user", self.user_ids), ("item", self.item_ids)):
-            values, counts = np.unique(ids, return_counts=True)
-            if (counts > 1).any():
-                twice = values[counts > 1]
-                raise DataError(f"dataset {self.name!r}: {kind} id {str(twice[0])!r} appears {int(counts[counts > 1][0])} "
-                                f"times ({twice.size} such ids): every {kind} needs its own id")
+        for kind in ("user", "item"):
+            _check_unique_ids(self.name, kind, getattr(self, f"{kind}_ids"))
         with atomic_dir(path, overwrite) as tmp:
             np.savez(tmp / "ids.npz", user_ids=self.user_ids, item_ids=self.item_ids)
             arrays = {}
@@ -669,6 +675,20 @@ def _check_header(header: dict[str, Any], head_file: Path) -> None:
                 f"{head_file}: entry {key!r} is {shown}, expected {desc}: the header was edited or damaged: "
                 "re-run `graphrec prepare`"
             )
+
+
+#: id arrays a Dataset.replace() passes on unchanged (checked when that dataset was made)
+_CHECKED_IDS: contextvars.ContextVar[tuple[np.ndarray, ...]] = contextvars.ContextVar("checked_ids", default=())
+
+
+def _check_unique_ids(name: str, kind: str, ids: np.ndarray) -> None:
+    """A :class:`DataError` for an id listed twice: recommendations and every lookup by
+    id would reach only one of the two users (items)."""
+    values, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        twice = values[counts > 1]
+        raise DataError(f"dataset {name!r}: {kind} id {str(twice[0])!r} appears {int(counts[counts > 1][0])} "
+                        f"times ({twice.size} such ids): every {kind} needs its own id")
 
 
 def _compact_str(values: Iterable) -> np.ndarray:

@@ -143,11 +143,17 @@ def test_fingerprint_does_not_depend_on_id_string_width():
     assert a.fingerprint() == b.fingerprint()
 
 
-def test_an_id_that_appears_twice_is_refused_at_save_and_an_unknown_split_is_named(tmp_path):
+def test_an_id_that_appears_twice_is_refused_and_an_unknown_split_is_named(tmp_path):
     ds = build_dataset([0, 1, 1], [0, 1, 2], ["train", "train", "train"])
-    twice = ds.replace(item_ids=np.array(["x", "y", "x"]))
     with pytest.raises(DataError, match="item id 'x' appears 2 times .1 such ids.: every item needs its own id"):
-        twice.save(tmp_path / "d")
+        ds.replace(item_ids=np.array(["x", "y", "x"]))  # when the dataset is made, not when it is saved
+    with pytest.raises(DataError, match="user id '7' appears 2 times"):
+        Dataset(name="d", user_ids=np.array([7, 7]), item_ids=ds.item_ids, splits={"train": sp.csr_matrix((2, 3))})
+    renamed = ds.replace(name="other")  # ids passed on unchanged: still checked ones
+    assert renamed.user_ids.tolist() == ds.user_ids.tolist()
+    renamed.item_ids[2] = renamed.item_ids[0]  # changed in place after it was made: save refuses
+    with pytest.raises(DataError, match="every item needs its own id"):
+        renamed.save(tmp_path / "d")
     assert not (tmp_path / "d").exists()
     with pytest.raises(DataError, match="unknown split 'bogus': one of train, valid, test"):
         ds.split("bogus")

@@ -102,6 +102,34 @@ def test_every_python_function_defaults_to_the_cpu():
     assert checked >= 10 and not wrong, wrong
 
 
+def test_a_function_given_a_model_defaults_to_the_models_device():
+    """``model.cuda()`` then ``fit(model, ...)`` moved the model back to the CPU and trained
+    there (``device="cpu"`` by default): a function that takes a model defaults to where
+    its parameters are."""
+    from graphrec._device import model_device
+    from graphrec.models.ctr.testing import contract_ctr_data
+    from graphrec.testing import DEVICE
+    from graphrec.train import build_model
+    from graphrec.train.ctr import CTRConfig, build_ctr_model, fit_ctr, predict_ctr, split_tensors
+    from graphrec.train.fit import fit
+
+    lin = torch.nn.Linear(2, 2)
+    assert model_device(lin) == torch.device("cpu") and model_device(lin, "auto") == resolve_device("auto")
+    assert model_device(lin.to("meta")) == torch.device("meta")
+    only_buffers = torch.nn.Module()
+    only_buffers.register_buffer("b", torch.zeros(1, device="meta"))
+    assert model_device(only_buffers) == torch.device("meta") and model_device(torch.nn.Module()).type == "cpu"
+    # the loops themselves: a model already on DEVICE stays there (GRAPHREC_TEST_DEVICE=cuda)
+    ds = synthetic_catalogue(n_users=40, n_items=30, n_clusters=2, seed=0)
+    model = build_model("lightgcn", ds, {"embedding_dim": 4}).to(DEVICE)
+    fit(model, ds, TrainConfig(epochs=1, batch_size=256, ks=(20,), progress=False))
+    ctr = contract_ctr_data()
+    lr = build_ctr_model("lr", ctr).to(DEVICE)
+    fit_ctr(lr, ctr, CTRConfig(epochs=1, batch_size=64, progress=False))
+    assert predict_ctr(lr, split_tensors(ctr.samples["valid"])).shape == (len(ctr.samples["valid"].labels),)
+    assert {p.device.type for m in (model, lr) for p in m.parameters()} == {torch.device(DEVICE).type}
+
+
 def _entry_points(tmp_path):
     """Every public function taking a device, called on tiny data: name -> call(device)."""
     import numpy as np

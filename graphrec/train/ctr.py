@@ -41,7 +41,7 @@ from torch import Tensor
 
 import graphrec
 from graphrec._atomic import atomic_dir, check_output
-from graphrec._device import resolve_device
+from graphrec._device import model_device, resolve_device
 from graphrec.data.ctr import (
     CTRData, CTRSplit, check_training_samples, cold_mask, popularity_levels, property_codes,
 )
@@ -355,10 +355,11 @@ def _batch(t: Mapping[str, Tensor], idx: Tensor | slice, device: torch.device) -
 
 @torch.no_grad()
 def predict_ctr(
-    model: CTRModel, tensors: Mapping[str, Tensor], device: torch.device | str = "cpu", batch_size: int = 4096
+    model: CTRModel, tensors: Mapping[str, Tensor], device: torch.device | str | None = None, batch_size: int = 4096
 ) -> np.ndarray:
-    """Click probabilities of every sample of a split (in order)."""
-    device = resolve_device(device)
+    """Click probabilities of every sample of a split (in order), on ``device`` (default:
+    the model's)."""
+    device = model_device(model, device)
     model.eval()
     n = len(tensors["users"])
     out = []
@@ -386,7 +387,7 @@ def evaluate_ctr(
     data: CTRData,
     split: str,
     config: CTRConfig | None = None,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     slices: bool = False,
     tensors: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Any]:
@@ -415,18 +416,19 @@ def fit_ctr(
     model: CTRModel,
     data: CTRData,
     config: CTRConfig,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     log: Callable[[str], None] | None = None,
     keeper: StateKeeper | None = None,
 ) -> CTRFitResult:
-    """Train ``model`` on the training samples, select on validation AUC, test once.
+    """Train ``model`` on the training samples, select on validation AUC, test once, on
+    ``device`` (default: the model's own).
 
     With a ``keeper`` (:mod:`graphrec.train.state`), every epoch starts by storing the
     loop's state in it (weights, the three optimisers, every generator, the best state
     and history so far), so that after an interrupt it holds the last completed epoch; a
     keeper made with a saved state resumes from it, to the numbers of an uninterrupted run.
     """
-    device = resolve_device(device)
+    device = model_device(model, device)
     model.to(device)
     gen = torch.Generator().manual_seed(config.seed)
     train = split_tensors(data.samples["train"])
@@ -559,10 +561,10 @@ def fit_ctr(
 # ---------------------------------------------------------------------- runs
 @torch.no_grad()
 def modality_attention(
-    model: CTRModel, data: CTRData, split: str = "test", device: torch.device | str = "cpu", batch_size: int = 4096
+    model: CTRModel, data: CTRData, split: str = "test", device: torch.device | str | None = None, batch_size: int = 4096
 ) -> dict[str, np.ndarray] | None:
     """Per-sample modality weights of ``split`` (None when the model has none)."""
-    device = resolve_device(device)
+    device = model_device(model, device)
     t = split_tensors(data.samples[split])
     n = len(t["users"])
     model.eval()

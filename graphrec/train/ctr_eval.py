@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from graphrec._csv import write_columns
-from graphrec._device import resolve_device
+from graphrec._device import model_device, resolve_device
 from graphrec.data.ctr import CTRData
 from graphrec.errors import ConfigError, DataError
 from graphrec.models.ctr import CTRModel
@@ -124,12 +124,13 @@ def reevaluate_ctr(
 
 
 def ctr_predictions(
-    model: CTRModel, data: CTRData, splits: tuple[str, ...] = ("valid", "test"), device: str | torch.device = "cpu",
+    model: CTRModel, data: CTRData, splits: tuple[str, ...] = ("valid", "test"), device: str | torch.device | None = None,
     batch_size: int = 4096,
 ) -> dict[str, np.ndarray]:
     """Every sample of ``splits``, in order, with the model's click probability: columns
-    :data:`PREDICTION_COLUMNS` (user and item as the data's ids), as arrays."""
-    dev = resolve_device(device)
+    :data:`PREDICTION_COLUMNS` (user and item as the data's ids), as arrays; ``device``
+    defaults to the model's."""
+    dev = model_device(model, device)
     cols: dict[str, list[np.ndarray]] = {c: [] for c in PREDICTION_COLUMNS}
     ds = data.dataset
     for split in splits:

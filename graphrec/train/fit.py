@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from graphrec import distributed
-from graphrec._device import resolve_device
+from graphrec._device import model_device
 from graphrec.data import Dataset
 from graphrec.data.dataset import max_abs
 from graphrec.data.sampling import NegativeSampler, bpr_batches
@@ -268,13 +268,15 @@ def fit(
     model: Recommender,
     dataset: Dataset,
     config: TrainConfig,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     log: Callable[[str], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     evaluate_test: bool = True,
     keeper: StateKeeper | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``dataset.train``, select on valid, evaluate test once.
+    """Train ``model`` on ``dataset.train``, select on valid, evaluate test once, on
+    ``device`` (default: the model's own, so ``model.cuda()`` then ``fit(model, ...)``
+    trains on the GPU).
 
     ``on_epoch`` is called with each epoch's history row once the row is complete (after
     the validation of an epoch that validates); an exception it raises (e.g. Optuna's
@@ -289,7 +291,7 @@ def fit(
     check_config(config)
     check_selection(dataset, config)
     check_model_fits(model, dataset)
-    device = resolve_device(device)
+    device = model_device(model, device)
     model.to(device)
     if not any(p.requires_grad for p in model.parameters()):
         return _fit_nothing(model, dataset, config, device, on_epoch, evaluate_test)

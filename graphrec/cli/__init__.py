@@ -57,7 +57,9 @@ def make_app() -> typer.Typer:
         ("demo", demo, demo.demo),
     )
     for name, module, command in commands:
-        app.command(name, help=module.__doc__, cls=GraphrecCommand)(command)
+        # the list of commands shows the first paragraph, re-flowed (rich keeps its line breaks)
+        short = " ".join((module.__doc__ or "").split("\n\n")[0].split())
+        app.command(name, help=module.__doc__, short_help=short, cls=GraphrecCommand)(command)
     app.add_typer(train.make_app(), name="train")  # a group: one command per registered model
     return app
 

@@ -1,5 +1,5 @@
 """Re-evaluate a saved run on its dataset (valid and test): a ranking run's top-k
-metrics, or a CTR run's AUC, GAUC and logloss (and, with ``--predictions``, every
+metrics, or a CTR run's AUC, GAUC and logloss (and, with `--predictions`, every
 sample's click probability).
 
 Example:

@@ -42,6 +42,22 @@ def _commands(command, path=()):
         yield from _commands(sub, (*path, name))
 
 
+def test_the_list_of_commands_reflows_each_summary():
+    """`graphrec --help` broke "evaluate"'s and "demo"'s summaries where their docstrings'
+    lines broke ("a ranking run's top-k" / "metrics, ..."): each summary is the first
+    paragraph of the command's help on one line."""
+    import typer
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        if name == "train":
+            continue
+        first = " ".join((command.help or "").split("\n\n")[0].split())
+        assert command.short_help == first and "\n" not in command.short_help, name
+    res = runner.invoke(app, ["--help"])
+    assert "a ranking run's top-k metrics, or a CTR run's AUC" in " ".join(res.output.replace("│", " ").split())
+
+
 def test_every_help_text_is_printed_as_written():
     """Options state their defaults in brackets ("[both]", "[all]"): rich's help reads
     "[word]" as a style tag and dropped them. Every command's --help prints every bracket

@@ -245,7 +245,7 @@ def tune(
     config = TrainConfig.from_dict(base)
     writer_factory = _tensorboard_factory(tensorboard)  # before any work: a missing package is one line
     transforms = cold_start_transforms(cold_start, seed, cold_protocol)
-    study_name = study_name or (f"{model}-{_dataset_name(data)}" + (f"-cold{cold_start:g}" if cold_start else ""))
+    study_name = study_name or default_study_name(model, data, cold_start, cold_protocol, seed)
     if out is None:
         _check_study_folder(study_name)
         out = Path("runs") / f"tune-{study_name}"
@@ -449,6 +449,18 @@ def _open_storage(optuna: Any, url: str) -> Any:
             reason = " ".join(str(e).split())[:200]
             raise DataError(f"--storage {url}: not an Optuna study database ({reason})") from None
     raise AssertionError("unreachable")
+
+
+def default_study_name(model: str, data: str | os.PathLike, cold_start: float | None = None,
+                       cold_protocol: str = "papers", seed: int = 0) -> str:
+    """``MODEL-DATA``, and for a cold-start study ``-coldF`` with the split's protocol
+    (``-hidden``; none for the papers') and seed (``-seedS``; none for 0): studies of other
+    splits live side by side (the split is part of a study's settings)."""
+    name = f"{model}-{_dataset_name(data)}"
+    if cold_start:
+        name += f"-cold{cold_start:g}" + (f"-{cold_protocol}" if cold_protocol != "papers" else "")
+        name += f"-seed{seed}" if seed != 0 else ""
+    return name
 
 
 def _load_study(optuna, rdb, name, url, setup, pruning, startup, warmup, seed, points=None):

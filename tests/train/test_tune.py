@@ -393,6 +393,11 @@ def test_a_cold_start_study_trains_every_trial_on_one_cold_split_and_its_best_ru
     with pytest.raises(ConfigError, match=r"other settings \(transforms.cold_start: 0.2 in the study, 0.3 now\)"):
         _tune(data, tmp_path, trials=1, cold_start=0.3, config=_config(select_on="cold"),
               study_name="lightgcn-synthetic-cold0.2", out=tmp_path / "cold")
+    # another protocol or seed draws another split: its own study by default, not a refusal
+    # in the same database ("was run with other settings")
+    hidden = _tune(data, tmp_path, trials=1, cold_start=0.2, cold_protocol="hidden", out=tmp_path / "hidden")
+    reseeded = _tune(data, tmp_path, trials=1, cold_start=0.2, seed=1, out=tmp_path / "seed1")
+    assert (hidden.study, reseeded.study) == ("lightgcn-synthetic-cold0.2-hidden", "lightgcn-synthetic-cold0.2-seed1")
 
 
 @pytest.mark.parametrize("model", ["cb", "lightgcn"])

@@ -297,3 +297,23 @@ def read_back_line(ds: Any, fmt: str, out: Any, options: Iterable[str] = (), exa
         words += ["--unseen", "keep"]
     same = f" (same fingerprint {ds.fingerprint()[:16]})" if exact else ""
     return f"read back{same}: {' '.join(words)}"
+
+
+
+def split_line(record: dict[str, Any]) -> str | None:
+    """One line on a run's cold-start split (None without one): how it was drawn, its
+    cold items and the interactions of each split after it (the run record's figures)."""
+    dataset = record.get("dataset") or {}
+    tf = dataset.get("transforms") or {}
+    stats = dataset.get("stats") or {}
+    if tf.get("cold_start"):
+        how = (f"cold-start split: {tf['cold_start']:g} of the items ({tf.get('cold_start_protocol', 'papers')} "
+               f"protocol, seed {tf.get('cold_start_seed', 0)})")
+    elif stats.get("cold_items") is not None:
+        how = "cold-start split: the dataset's own"
+    else:
+        return None
+    counts = [f"{s} {stats[f'{s}_interactions']:,}" for s in ("train", "valid", "test")
+              if stats.get(f"{s}_interactions") is not None]
+    cold = f", {stats['cold_items']:,} cold items" if stats.get("cold_items") is not None else ""
+    return how + cold + (f"; interactions {' / '.join(counts)}" if counts else "")

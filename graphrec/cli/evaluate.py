@@ -23,6 +23,7 @@ from graphrec.cli._common import (
     ordered_metric_keys,
     resolve_device,
     set_threads,
+    split_line,
     user_errors,
     warnings_as_lines,
 )
@@ -53,7 +54,8 @@ def evaluate(
     from graphrec.train.record import load_record
 
     set_threads(threads)
-    if load_record(run_dir).get("task", "ranking") == "ctr":
+    record = load_record(run_dir)
+    if record.get("task", "ranking") == "ctr":
         if protocol is not None:
             raise ConfigError(f"--protocol is a ranking protocol; run {run_dir} is a CTR run: drop --protocol")
         _evaluate_ctr(run_dir, data, predictions, overwrite, device, quiet)
@@ -68,6 +70,13 @@ def evaluate(
         for group, metrics in groups.items():
             cols[split if group == "all" else f"{split}-{group}"] = metrics
     typer.echo(metric_table(cols, ordered_metric_keys(res["valid"]["all"])))
+    users = ", ".join(f"{split} {group} {int(m.get('users', 0))}" for split, groups in res.items()
+                      for group, m in groups.items())
+    used = protocol or (record.get("train_config") or {}).get("protocol", "recbole")
+    typer.echo(f"{record.get('model')} on {(record.get('dataset') or {}).get('name')} ({used} protocol): users {users}")
+    split = split_line(record)
+    if split:
+        typer.echo(split)
 
 
 def _evaluate_ctr(run_dir: Path, data: Optional[Path], predictions: Optional[Path], overwrite: bool, device: str,

@@ -30,6 +30,7 @@ from graphrec.cli._common import (
     Quiet,
     Threads,
     set_threads,
+    split_line,
     user_errors,
 )
 from graphrec.train.commands import TRAIN_OPTIONS, config_from_options, option_defaults
@@ -379,6 +380,10 @@ def print_record(record: dict[str, Any]) -> None:
         f"{t['eval_seconds_per_pass']:.2f} s/validation{sampled}, test users "
         + ", ".join(f"{g} {n}" for g, n in users.items())
     )
+    split = split_line(record)
+    if split:
+        typer.echo(split)
+
 
 
 def _common_parameters(trainable: bool, train_defaults: dict[str, Any]) -> list[inspect.Parameter]:

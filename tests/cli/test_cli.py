@@ -135,6 +135,18 @@ def test_train_with_cold_start_reports_warm_and_cold(data_dir, tmp_path):
     assert "test-cold" in res.output and "test-warm" in res.output
     record = json.loads((tmp_path / "run" / "record.json").read_text())
     assert record["dataset"]["transforms"]["cold_start_protocol"] == "hidden"
+    # the split is printed by train and evaluate alike (it was in record.json only), and
+    # evaluate names the protocol its figures used and the users behind each group
+    stats = record["dataset"]["stats"]
+    split = (f"cold-start split: 0.2 of the items (hidden protocol, seed 0), {stats['cold_items']} cold items; "
+             f"interactions train {stats['train_interactions']:,} / valid {stats['valid_interactions']:,} / "
+             f"test {stats['test_interactions']:,}")
+    assert split in res.output.splitlines()
+    again = run("evaluate", tmp_path / "run", "--device", "cpu", "--quiet", "--protocol", "mmrec")
+    assert again.exit_code == 0 and split in again.output.splitlines()
+    users = record["test"]["cold"]["users"]
+    assert f"lightgcn on synthetic (mmrec protocol): users valid all " in again.output
+    assert f"test cold {users}" in again.output
 
 
 def test_train_with_the_papers_cold_start_reports_cold_items_only(data_dir, tmp_path):

@@ -92,6 +92,8 @@ def _evaluate_ctr(run_dir: Path, data: Optional[Path], predictions: Optional[Pat
 
     src = ctr_run_source(run_dir)
     if predictions is not None:  # before anything is read or scored
+        if predictions.suffix.lower() != ".csv":  # --overwrite replaced record.json, model.pt, ... as well
+            raise ConfigError(f"--predictions {predictions}: write a .csv file (the probabilities are CSV)")
         check_output(predictions, overwrite, option="--predictions", kind="file")
     path = data if data is not None else src["path"]
     if not path:

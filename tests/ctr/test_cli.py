@@ -301,6 +301,12 @@ def test_evaluate_a_ctr_run_repeats_its_metrics_and_writes_its_probabilities(sam
     for args, words in ((["--predictions", str(preds)], "already exists"), (["--protocol", "mmrec"], "CTR run")):
         res = runner.invoke(app, ["evaluate", str(run), *args])
         assert res.exit_code == 1 and words in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    # --predictions RUN/record.json --overwrite replaced the run's own record (model.pt alike)
+    for own in ("record.json", "model.pt"):
+        before = (run / own).read_bytes()
+        res = runner.invoke(app, ["evaluate", str(run), "--predictions", str(run / own), "--overwrite"])
+        assert res.exit_code == 1 and "write a .csv file" in res.output, res.output
+        assert (run / own).read_bytes() == before
 
 
 def test_evaluate_a_ctr_run_refuses_other_samples(samples, tmp_path):

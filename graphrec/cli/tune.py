@@ -109,11 +109,10 @@ def tune(
     Example: graphrec tune lightgcn --data data/lfm2k --trials 20 --storage sqlite:///studies.db
     """
     from graphrec.train import TrainConfig
-    from graphrec.train.registry import get_model
-    from graphrec.train.tune import require_optuna, selected_label, tune as run_tune
+    from graphrec.train.tune import require_optuna, selected_label, tunable_model, tune as run_tune
 
     require_optuna()
-    entry = get_model(model, "ranking")
+    entry = tunable_model(model)
     overrides = _space(space) if space is not None else None
     set_threads(threads)
     dev = resolve_device(device)

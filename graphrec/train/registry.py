@@ -578,6 +578,9 @@ def get_model(name: str, task: str | None = None) -> ModelEntry:
     if entry is None or (task is not None and entry.task != task):
         names = ", ".join(e.name for e in registered_models(task))
         what = {"ranking": "ranking model", "ctr": "CTR model"}.get(task or "", "model")
+        if entry is not None:  # registered for the other task: "unknown" would be wrong
+            other = {"ranking": "a ranking model", "ctr": "a CTR model"}[entry.task]
+            raise ConfigError(f"{name!r} is {other}, and this takes a {what}: one of {names}")
         raise ConfigError(f"unknown {what} {name!r}: available are {names} (graphrec models lists them)")
     return entry
 

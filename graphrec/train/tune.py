@@ -75,6 +75,7 @@ from graphrec.train.config import TrainConfig
 from graphrec.train.fit import selected_label
 from graphrec.train.record import RECORD, load_record, save_run
 from graphrec.train.space import SearchSpace, as_suggested, grid_values, search_space, split_options, suggest
+from graphrec.train.registry import ModelEntry, get_model, registered_models
 
 __all__ = ["TuneResult", "tune", "require_optuna", "storage_url", "TUNE_FILE", "GRACE_SECONDS"]
 
@@ -220,7 +221,6 @@ def tune(
     command line and working directory) with the working directory.
     """
     optuna = require_optuna()
-    from graphrec.train.registry import get_model
 
     if trials is not None and trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
@@ -237,7 +237,7 @@ def tune(
     device = str(resolve_device(device))  # "auto" chosen once: every trial and the record name the device
     if pruning is None:  # a grid is a table of every point: none is cut short unless asked
         pruning = not grid
-    entry = get_model(model, "ranking")
+    entry = tunable_model(model)
     searched = search_space(model, space, space_source)
     points = grid_values(searched) if grid else None  # a space without a finite grid fails here
     url = storage_url(storage)
@@ -449,6 +449,15 @@ def _open_storage(optuna: Any, url: str) -> Any:
             reason = " ".join(str(e).split())[:200]
             raise DataError(f"--storage {url}: not an Optuna study database ({reason})") from None
     raise AssertionError("unreachable")
+
+
+def tunable_model(model: str) -> ModelEntry:
+    """The registry entry of ranking model ``model``; a CTR model is a one-line
+    :class:`ConfigError` that says where its grids are searched."""
+    if model in {e.name for e in registered_models("ctr")}:
+        raise ConfigError(f"graphrec tune searches ranking models; {model} is a CTR model: its grids are searched on "
+                          "validation AUC by experiments/ctr/run.py --parts tune (experiments/ctr/README.md)")
+    return get_model(model, "ranking")
 
 
 def default_study_name(model: str, data: str | os.PathLike, cold_start: float | None = None,

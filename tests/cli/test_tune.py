@@ -270,6 +270,8 @@ def test_user_errors_are_one_line_before_any_work(data, tmp_path, monkeypatch):
     _one_line_error(run("tune", "lightgcn", "--data", data), "Missing option '--storage'")
     _one_line_error(run(*_args(data, tmp_path, 1)[:1], "nosuchmodel", *_args(data, tmp_path, 1)[2:]),
                     "unknown ranking model 'nosuchmodel'")
+    _one_line_error(run(*_args(data, tmp_path, 1)[:1], "gmmf", *_args(data, tmp_path, 1)[2:]),
+                    "graphrec tune searches ranking models; gmmf is a CTR model")
     (tmp_path / "space.yaml").write_text("reg_weight: {low: 1, high: 0.1}\n")
     _one_line_error(run(*_args(data, tmp_path, 1), "--space", tmp_path / "space.yaml"),
                     "reg_weight: {low: 1, high: 0.1}: low must be below high: swap them")

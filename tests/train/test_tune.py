@@ -408,7 +408,7 @@ def test_a_study_selecting_on_cold_items_ranks_trials_by_their_cold_validation(d
     result = _tune(data, tmp_path, trials=3 if model == "cb" else 2, model=model, space=space, grid=True,
                    cold_start=0.3, cold_protocol="hidden", config=_config(select_on="cold"), pruning=False)
     values = {}
-    for trial in _study(tmp_path, f"{model}-synthetic-cold0.3").trials:
+    for trial in _study(tmp_path, f"{model}-synthetic-cold0.3-hidden").trials:
         record = load_record(tmp_path / "out" / "trials" / str(trial.number))
         row = next(h for h in record["history"] if h["epoch"] == record["best_epoch"])
         assert trial.value == pytest.approx(row["valid_groups"]["cold"]["recall@20"])

@@ -31,7 +31,10 @@ def _dataset_for(record, data: Optional[Path]):
             "(moved or deleted?): pass --data DIR naming the dataset it was built from"
         )
     ds = Dataset.load(source["data"]) if "data" in source else load_source(source)
-    if record.cold_start_fraction:
+    # a graph built under a cold-start split: the split is drawn again on a dataset
+    # without one (build-graph --cold-start); a dataset saved with its split (a folder
+    # holding cold_items.npy) is used as it is, load_graph checking that it is the graph's
+    if record.cold_start_fraction and ds.cold_items is None:
         ds = cold_start(ds, float(record.cold_start_fraction), int(record.cold_start_seed or 0),
                         record.cold_start_protocol or "hidden")
     return ds

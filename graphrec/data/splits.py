@@ -243,7 +243,14 @@ def cold_start(dataset: Dataset, fraction: float, seed: int = 0, protocol: str =
     if protocol not in COLD_PROTOCOLS:
         raise ConfigError(f"cold-start protocol {protocol!r} is not one of {', '.join(COLD_PROTOCOLS)}")
     if dataset.cold_items is not None:
-        raise DataError(f"dataset {dataset.name!r} already has a cold-start split")
+        info = dataset.meta.get("cold_start") if isinstance(dataset.meta, dict) else None
+        how = (f", fraction {info.get('fraction')} seed {info.get('seed')} protocol {info.get('protocol', 'papers')}"
+               if isinstance(info, dict) else "")
+        raise DataError(
+            f"dataset {dataset.name!r} already has a cold-start split ({len(dataset.cold_items)} cold items{how}; "
+            "a dataset folder saved after cold_start() keeps its split): drop --cold-start (or this cold_start() "
+            "call) to use that split, or draw another from the dataset without one"
+        )
     drawn = cold_start_items(dataset.n_items, fraction, seed)
     if protocol == "papers" and len(drawn) < 2:  # half test, half valid: one item leaves test empty
         raise DataError(f"cold-start fraction {fraction} of {dataset.n_items} items selects {len(drawn)} item; the "

@@ -57,3 +57,9 @@ def test_inspect_a_graph_of_a_dataset_saved_with_its_cold_split(cold_saved, cold
         res = run("inspect", cold_saved_graphs / kind, "--data", cold_saved, "--sample", "20")
         assert res.exit_code == 0, res.output
 
+
+def test_a_second_cold_start_split_names_the_fix(cold_saved, tmp_path):
+    line = one_error_line(run("build-graph", "--data", cold_saved, "--kind", "cooccur", "--cold-start", "0.2",
+                              "--out", tmp_path / "g", "--quiet"))
+    assert "already has a cold-start split (14 cold items, fraction 0.2 seed 0 protocol hidden" in line, line
+    assert "drop --cold-start" in line, line

@@ -16,6 +16,12 @@ but columns do not). Explicit zeros and duplicate entries are merged away first.
 * :func:`coconsumption_rate`: the share of a graph's edges (i, j), i != j, such that
   at least one training user consumed both i and j: 1[(R^T R)_ij > 0], evaluated per
   edge as a sparse row product R^T[i] . R^T[j], so R^T R is never formed.
+* :func:`cold_item_stats`: under a cold-start split, how the cold items (which have no
+  training interaction, hence no training user) sit in the graph: how many, how many are
+  isolated (all of them in a co-interaction graph), how many edges touch one, and how
+  many edges join two warm items. An edge touching a cold item is never co-consumed in
+  training, so :func:`graph_report` gives the co-consumption rate of the warm-warm edges
+  beside that of all edges.
 * :func:`local_clustering` / :func:`clustering_sample`: the local clustering
   coefficient of the undirected simple graph S = 1[(A + A^T) != 0] without self loops:
   c_v = 2 T_v / (d_v (d_v - 1)) where d_v is v's neighbour count and T_v the number
@@ -41,6 +47,7 @@ __all__ = [
     "overlap",
     "random_pair_overlap",
     "coconsumption_rate",
+    "cold_item_stats",
     "local_clustering",
     "clustering_sample",
     "neighbours",
@@ -207,6 +214,48 @@ def coconsumption_rate(knn: sp.spmatrix | sp.sparray, train: sp.spmatrix | sp.sp
     return float(hits / ei.size)
 
 
+def _cold_mask(n: int, cold: np.ndarray) -> np.ndarray:
+    """A boolean mask of the ``n`` nodes, True at the item indices ``cold``."""
+    cold = np.asarray(cold)
+    if cold.ndim != 1 or (cold.size and (not np.issubdtype(cold.dtype, np.integer)
+                                         or cold.min() < 0 or cold.max() >= n)):
+        raise DataError(f"cold items must be item indices in [0, {n}) (dataset.cold_items of this graph's data)")
+    mask = np.zeros(n, dtype=bool)
+    mask[cold] = True
+    return mask
+
+
+def _warm_part(g: sp.csr_matrix, is_cold: np.ndarray) -> sp.csr_matrix:
+    """``g`` without the edges that touch a cold item."""
+    coo = g.tocoo()
+    keep = ~(is_cold[coo.row] | is_cold[coo.col])
+    return sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=g.shape)
+
+
+def cold_item_stats(graph: sp.spmatrix | sp.sparray, cold: np.ndarray) -> dict[str, int]:
+    """How the ``cold`` items (indices, ``dataset.cold_items``) sit in an item graph.
+
+    Keys: ``cold_items`` (their number), ``cold_isolated`` (those with no edge to or
+    from another item), ``cold_edges`` (edges i -> j, i != j, with i or j cold) and
+    ``warm_edges`` (edges i -> j, i != j, between two warm items). Self loops are not
+    counted, as in :func:`coconsumption_rate`."""
+    g = _square(graph)
+    is_cold = _cold_mask(g.shape[0], cold)
+    coo = g.tocoo()
+    off = coo.row != coo.col
+    rows, cols = coo.row[off], coo.col[off]
+    touches = is_cold[rows] | is_cold[cols]
+    touched = np.zeros(g.shape[0], dtype=bool)
+    touched[rows] = True
+    touched[cols] = True
+    return {
+        "cold_items": int(is_cold.sum()),
+        "cold_isolated": int((is_cold & ~touched).sum()),
+        "cold_edges": int(touches.sum()),
+        "warm_edges": int((~touches).sum()),
+    }
+
+
 def _simple_undirected(graph: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
     g = _pattern(_square(graph))
     both = (g + g.T).tocoo()
@@ -287,6 +336,7 @@ def graph_report(
     train: sp.spmatrix | sp.sparray | None = None,
     sample: int = 1000,
     seed: int = 0,
+    cold: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Everything `graphrec inspect` prints about a graph, as plain numbers.
 
@@ -295,7 +345,11 @@ def graph_report(
     (``degree_hist``: number of nodes with out-degree 0, 1, 2, ...),
     and, when given, the overlap with ``other`` (share of this graph's edges that are
     edges of ``other``, and the same share for random pairs) and the co-consumption
-    rate of the edges in ``train``.
+    rate of the edges in ``train``. With ``cold`` (the cold items of the graph's
+    cold-start split, ``dataset.cold_items``): :func:`cold_item_stats` and, with
+    ``train`` and edges touching a cold item, ``coconsumption_rate_warm``, the rate of
+    the warm-warm edges alone (a cold item has no training user, so an edge touching
+    one is never co-consumed: the rate of all edges mixes in those zeros).
     """
     g = _square(graph)
     out: dict[str, Any] = dict(degree_stats(g))
@@ -310,4 +364,8 @@ def graph_report(
         out["random_pair_overlap_other"] = random_pair_overlap(other, 200_000, seed=seed)
     if train is not None:
         out["coconsumption_rate"] = coconsumption_rate(g, train)
+    if cold is not None:
+        out.update(cold_item_stats(g, cold))
+        if train is not None and out["cold_edges"]:
+            out["coconsumption_rate_warm"] = coconsumption_rate(_warm_part(g, _cold_mask(g.shape[0], cold)), train)
     return out

@@ -152,6 +152,32 @@ def test_coconsumption_rate_of_the_cooccurrence_graph_is_one():
     assert coconsumption_rate(g, train) == pytest.approx(co[gi[off], gj[off]].mean())
 
 
+def test_cold_item_stats_and_the_warm_coconsumption_rate_by_hand():
+    """Under a cold-start split, graph_report counts the cold items (isolated ones, edges
+    touching one) and gives the co-consumption rate of the warm-warm edges beside that
+    of all edges: a cold item has no training user, so its edges are never co-consumed."""
+    from graphrec.graphs.stats import cold_item_stats, graph_report
+
+    # items 0..4, item 3 and 4 cold (no training column); u0 consumed 0, 1; u1 consumed 1, 2
+    train = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [0, 1, 1, 0, 0]], dtype=np.float32))
+    # warm-warm: (0,1) yes, (1,2) yes, (0,2) no; touching cold 3: (3,0), (1,3); self loop (3,3) ignored; 4 isolated
+    g = graph(5, [(0, 1), (1, 2), (0, 2), (3, 0), (1, 3), (3, 3)])
+    cold = np.array([3, 4])
+    assert cold_item_stats(g, cold) == {"cold_items": 2, "cold_isolated": 1, "cold_edges": 2, "warm_edges": 3}
+    rep = graph_report(g, train=train, cold=cold, sample=5)
+    assert rep["coconsumption_rate"] == pytest.approx(2 / 5)
+    assert rep["coconsumption_rate_warm"] == pytest.approx(2 / 3)
+    assert rep["cold_isolated"] == 1 and rep["cold_edges"] == 2
+    # no edge touches a cold item (a co-interaction graph): one rate, nothing to separate
+    co = graph(5, [(0, 1), (1, 2)], symmetric=True)
+    rep = graph_report(co, train=train, cold=cold, sample=5)
+    assert rep["cold_isolated"] == 2 and rep["cold_edges"] == 0 and "coconsumption_rate_warm" not in rep
+    # without a split nothing changes
+    assert "cold_items" not in graph_report(g, train=train, sample=5)
+    with pytest.raises(DataError, match=r"cold items must be item indices in \[0, 5\)"):
+        cold_item_stats(g, np.array([5]))
+
+
 def test_local_clustering_by_hand():
     # triangle 0-1-2 plus 3 hanging on 2; given one direction per edge and a self loop
     g = graph(5, [(0, 1), (1, 2), (2, 0), (3, 2), (2, 2)])

@@ -51,6 +51,33 @@ def _weight_label(record) -> str:
     return what
 
 
+def _cold_line(rep, record) -> str:
+    """The line about the cold items of the graph's cold-start split (graph_report's
+    ``cold_*`` entries; the split as the record gives it)."""
+    n, isolated = rep["cold_items"], rep["cold_isolated"]
+    split = (f"fraction {record.cold_start_fraction}, seed {record.cold_start_seed}, "
+             f"{record.cold_start_protocol or 'papers'} protocol")
+    line = f"cold items {n} (cold-start split: {split}; no training interaction): "
+    if record.kind == "cooccur" and isolated == n:
+        return line + "all isolated, as in any co-interaction graph of the split"
+    return line + f"{isolated} isolated, {rep['cold_edges']} of the {rep['edges']} edges touch one"
+
+
+def _coconsumption_line(rep) -> str:
+    """The share of edges whose two items share a training user; with edges touching a
+    cold item (never co-consumed in training: it has no training user), that share among
+    the warm-warm edges beside the share among all edges."""
+    def share(rate) -> str:
+        return "none (no edge between two items)" if rate != rate else f"{rate:.4f}"
+
+    line = f"edges whose two items share a training user: {share(rep['coconsumption_rate'])}"
+    if "coconsumption_rate_warm" not in rep:
+        return line
+    warm = rep["warm_edges"]
+    return (line + f" of all edges; {share(rep['coconsumption_rate_warm']) if warm else 'none'} of the {warm} "
+            f"warm-warm edges ({rep['cold_edges']} edges touch a cold item, which has no training user)")
+
+
 @user_errors
 def inspect_graph(
     graph: Path = typer.Argument(..., help="A graph folder written by `graphrec build-graph` (e.g. graphs/NAME/knn) or `graphrec export-graph`."),
@@ -134,8 +161,10 @@ def inspect_graph(
                 why = e.problem if isinstance(e, GraphMismatch) else str(e)  # its fix is not this command's
                 typer.secho(f"note: not compared with the sibling graph ({why}); name a graph to compare with --compare",
                             err=True, fg=typer.colors.YELLOW)
-    # the co-consumption rate is about item pairs (every user-graph edge shares an item)
-    rep = graph_report(g, other=other, train=None if ds is None or users else ds.train, sample=sample)
+    # the co-consumption rate is about item pairs (every user-graph edge shares an item);
+    # so are the cold items of a cold-start split (they have no training interaction)
+    cold = None if ds is None or users or ds.cold_items is None else np.asarray(ds.cold_items)
+    rep = graph_report(g, other=other, train=None if ds is None or users else ds.train, sample=sample, cold=cold)
     if record.kind == "model":  # exported from a trained run (graphrec export-graph)
         o = record.options
         layers = f"{o.get('user_layers')} user layer(s)" if users else f"{o.get('item_layers')} item layer(s)"
@@ -147,6 +176,8 @@ def inspect_graph(
                    f"modalities={','.join(record.modalities) or '-'}, {record.normalization} normalisation"
                    + (f", {record.n_users} user nodes)" if users else ")"))
     typer.echo(f"nodes {rep['nodes']}, edges {rep['edges']}, symmetric {rep['symmetric']}, isolated {rep['isolated']}")
+    if cold is not None:
+        typer.echo(_cold_line(rep, record))
     typer.echo(f"out-degree min/median/mean/max {rep['degree_min']}/{rep['degree_median']:.0f}/"
                f"{rep['degree_mean']:.1f}/{rep['degree_max']}; in-degree max {rep['in_degree_max']}")
     typer.echo(f"weak components {rep['components']} (largest {rep['largest_component']} {record.nodes}); "
@@ -156,7 +187,7 @@ def inspect_graph(
         typer.echo(f"edges also in {compare}: {rep['overlap_with_other']:.4f} "
                    f"(random item pairs: {rep['random_pair_overlap_other']:.4f})")
     if "coconsumption_rate" in rep:
-        typer.echo(f"edges whose two items share a training user: {rep['coconsumption_rate']:.4f}")
+        typer.echo(_coconsumption_line(rep))
     if item is not None:
         titles = None
         for field in ("title", "text"):
@@ -164,14 +195,31 @@ def inspect_graph(
                 titles = np.asarray(ds.item_fields[field]).astype(str)
                 break
         i = node
+        is_cold = np.zeros(ds.n_items, dtype=bool)
+        if cold is not None:
+            is_cold[cold] = True
         head = f"neighbours of {item}" + (f" ({titles[i][:70]})" if titles is not None else "")
-        typer.echo(head + ":")
-        for j, w in neighbours(g, i, top):
+        found = neighbours(g, i, top)
+        if not found:  # said, not an empty list under a heading
+            why = f"{item} has no edge to another item in this graph"
+            if is_cold[i]:
+                why = (f"{item} is a cold item of the graph's cold-start split: it has no training interaction, "
+                       "hence no co-interaction edge" if record.kind == "cooccur"
+                       else f"{item} is a cold item of the graph's cold-start split, with no edge to another item "
+                       "in this graph")
+            typer.echo(f"{head}: none: {why}")
+        else:
+            typer.echo(head + (" [a cold item of the graph's cold-start split]" if is_cold[i] else "") + ":")
+        for j, w in found:
             label = f"  {w:.4f}  {ds.item_ids[j]}"
-            typer.echo(label + (f"  {titles[j][:70]}" if titles is not None else ""))
+            typer.echo(label + (f"  {titles[j][:70]}" if titles is not None else "") + ("  [cold]" if is_cold[j] else ""))
     if user is not None:
-        typer.echo(f"neighbours of user {user} (weight: {_weight_label(record)}):")
-        for j, w in neighbours(g, node, top):
+        found = neighbours(g, node, top)
+        if not found:
+            typer.echo(f"neighbours of user {user}: none: user {user} has no edge to another user in this graph")
+        else:
+            typer.echo(f"neighbours of user {user} (weight: {_weight_label(record)}):")
+        for j, w in found:
             typer.echo(f"  {w:.4f}  {ds.user_ids[j]}")
     if plot is not None:
         plot_degree_distribution(g, plot, title=f"{record.kind} graph of {record.dataset_name}", nodes=record.nodes)

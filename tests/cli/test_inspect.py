@@ -3,6 +3,7 @@ no graph, existing report files)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -63,3 +64,46 @@ def test_a_second_cold_start_split_names_the_fix(cold_saved, tmp_path):
                               "--out", tmp_path / "g", "--quiet"))
     assert "already has a cold-start split (14 cold items, fraction 0.2 seed 0 protocol hidden" in line, line
     assert "drop --cold-start" in line, line
+
+
+def test_inspect_reports_the_cold_items_and_a_cold_item_without_neighbours(cold_saved, cold_saved_graphs):
+    """A cold item of a co-interaction graph was shown as "neighbours of 3:" and nothing
+    under it; the statistics did not say that the graph was built under a cold-start
+    split, and the co-consumption rate of a kNN graph mixed in the edges touching a cold
+    item (never co-consumed: a cold item has no training user)."""
+    from graphrec.graphs.stats import coconsumption_rate
+    from graphrec.graphs.store import load_graph
+
+    ds = Dataset.load(cold_saved)
+    n_cold = len(ds.cold_items)
+    cold_id, warm_id = ds.item_ids[ds.cold_items[0]], ds.item_ids[np.setdiff1d(np.arange(ds.n_items), ds.cold_items)[0]]
+    res = run("inspect", cold_saved_graphs / "cooccur", "--item", cold_id, "--sample", "20")
+    assert res.exit_code == 0, res.output
+    assert (f"neighbours of {cold_id}: none: {cold_id} is a cold item of the graph's cold-start split: it has no "
+            "training interaction, hence no co-interaction edge") in res.output, res.output
+    assert (f"cold items {n_cold} (cold-start split: fraction 0.2, seed 0, hidden protocol; no training interaction): "
+            "all isolated, as in any co-interaction graph of the split") in res.output, res.output
+    assert "edges whose two items share a training user: 1.0000\n" in res.output  # no edge touches a cold item
+    # a kNN graph links cold items by content: the rate of the warm-warm edges is given beside
+    g, _ = load_graph(cold_saved_graphs / "knn")
+    is_cold = np.zeros(ds.n_items, bool)
+    is_cold[ds.cold_items] = True
+    r, c = g.nonzero()
+    warm = ~(is_cold[r] | is_cold[c]) & (r != c)
+    warm_rate = coconsumption_rate(sp_select(g, warm), ds.train)
+    res = run("inspect", cold_saved_graphs / "knn", "--item", cold_id, "--sample", "20")
+    assert res.exit_code == 0, res.output
+    assert (f"of all edges; {warm_rate:.4f} of the {int(warm.sum())} warm-warm edges ({int((~warm).sum())} edges "
+            "touch a cold item, which has no training user)") in res.output, res.output
+    assert f"neighbours of {cold_id} [a cold item of the graph's cold-start split]:" in res.output
+    # a warm item's neighbours are listed as before, cold ones marked
+    res = run("inspect", cold_saved_graphs / "knn", "--item", warm_id, "--sample", "20")
+    assert res.exit_code == 0 and f"neighbours of {warm_id}:" in res.output, res.output
+
+
+def sp_select(g, keep):
+    """The entries of sparse ``g`` (in ``g.nonzero()`` order) where ``keep`` holds."""
+    import scipy.sparse as sp
+
+    r, c = g.nonzero()
+    return sp.csr_matrix((np.asarray(g[r[keep], c[keep]]).ravel(), (r[keep], c[keep])), shape=g.shape)

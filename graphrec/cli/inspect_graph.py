@@ -40,6 +40,37 @@ def _dataset_for(record, data: Optional[Path]):
     return ds
 
 
+def _graph_record(path: Path, option: str = ""):
+    """The record of the graph at ``path`` (read_record), after refusing a training run
+    folder or a dataset folder with the command that makes a graph of it (read_record's
+    own message would suggest building a graph into that folder)."""
+    import json
+    import shlex
+
+    from graphrec.graphs.store import GRAPH_FILE, RECORD_FILE, read_record
+
+    if path.is_dir() and not (path / RECORD_FILE).is_file() and not (path / GRAPH_FILE).is_file():
+        shown = shlex.quote(str(path))
+        if (path / "record.json").is_file():  # graphrec.train.record.RECORD (importing it imports torch)
+            raise DataError(
+                f"{option}{path} is a training run folder, not a graph: export the graph its model propagates over "
+                f"with `graphrec export-graph {shown} --out DIR` (a model with an item or user graph), "
+                "then inspect DIR"
+            )
+        if (path / "dataset.json").is_file():
+            try:
+                name = json.loads((path / "dataset.json").read_text(encoding="utf-8"))["name"]
+                name = name if isinstance(name, str) and name and "/" not in name else "NAME"
+            except (OSError, ValueError, KeyError, TypeError):
+                name = "NAME"
+            out = shlex.quote(f"graphs/{name}")
+            raise DataError(
+                f"{option}{path} is a dataset folder, not a graph: build its graphs outside it with "
+                f"`graphrec build-graph --data {shown} --out {out}`, then inspect {out}/knn or {out}/cooccur"
+            )
+    return read_record(path)
+
+
 def _weight_label(record) -> str:
     """What a graph's edge weights are, from its record (weighting and normalisation)."""
     if record.kind == "model":  # the operator a trained model propagates over
@@ -114,7 +145,7 @@ def inspect_graph(
         check_image_output(plot, option="--plot")
     if graphml is not None:
         check_output(graphml, overwrite=True, option="--graphml", kind="file")
-    ds = _dataset_for(read_record(graph), data)
+    ds = _dataset_for(_graph_record(graph), data)
     g, record = load_graph(graph, dataset=ds)  # with a dataset: refuses a graph of other data
     users = record.nodes == "users"
     if users and item is not None:
@@ -137,7 +168,7 @@ def inspect_graph(
         node = int(where[0])
     other = None
     if compare is not None:  # named: a graph that does not fit is an error (its fix: another graph)
-        other_nodes = read_record(compare).nodes
+        other_nodes = _graph_record(compare, "--compare ").nodes
         if other_nodes != record.nodes:  # its size is another node count: say which, not "different sizes"
             a = {"items": "an item", "users": "a user"}
             raise ConfigError(

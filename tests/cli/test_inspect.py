@@ -107,3 +107,28 @@ def sp_select(g, keep):
 
     r, c = g.nonzero()
     return sp.csr_matrix((np.asarray(g[r[keep], c[keep]]).ravel(), (r[keep], c[keep])), shape=g.shape)
+
+
+def test_a_run_folder_or_a_dataset_folder_is_refused_with_the_command_that_makes_a_graph(data_dir, tmp_path):
+    """inspect RUN_DIR suggested `build-graph ... --out RUN_DIR` (writing graphs into the
+    run), inspect DATA_DIR writing them into the dataset folder; the fix is export-graph
+    for a run, build-graph into another folder for a dataset. --compare likewise."""
+    run_dir = tmp_path / "run"
+    res = run("train", "mf", "--data", data_dir, "--epochs", "1", "--dim", "4", "--device", "cpu", "--out", run_dir,
+              "--quiet")
+    assert res.exit_code == 0, res.output
+    line = one_error_line(run("inspect", run_dir))
+    assert line == (f"error: {run_dir} is a training run folder, not a graph: export the graph its model propagates "
+                    f"over with `graphrec export-graph {run_dir} --out DIR` (a model with an item or user graph), "
+                    "then inspect DIR"), line
+    assert "build-graph" not in line
+    line = one_error_line(run("inspect", data_dir))
+    assert line == (f"error: {data_dir} is a dataset folder, not a graph: build its graphs outside it with "
+                    f"`graphrec build-graph --data {data_dir} --out graphs/synthetic`, then inspect graphs/synthetic/knn "
+                    "or graphs/synthetic/cooccur"), line
+    out = tmp_path / "g"
+    assert run("build-graph", "--data", data_dir, "--kind", "cooccur", "--out", out, "--quiet").exit_code == 0
+    line = one_error_line(run("inspect", out / "cooccur", "--compare", run_dir))
+    assert line.startswith(f"error: --compare {run_dir} is a training run folder, not a graph: "), line
+    line = one_error_line(run("inspect", out / "cooccur", "--compare", data_dir))
+    assert line.startswith(f"error: --compare {data_dir} is a dataset folder, not a graph: "), line

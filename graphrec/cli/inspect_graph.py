@@ -120,6 +120,7 @@ def inspect_graph(
     plot: Optional[Path] = typer.Option(None, help="Write the degree distribution here (.png, .pdf, .svg, ...: the suffix picks the format)."),
     graphml: Optional[Path] = typer.Option(None, help="Export the graph with item attributes to GraphML."),
     sample: int = typer.Option(1000, help="Nodes sampled for the clustering coefficient."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --plot or --graphml file."),
 ) -> None:
     """Inspect a stored item graph: statistics, an item's neighbours, plots, GraphML.
 
@@ -139,12 +140,16 @@ def inspect_graph(
         raise ConfigError(f"--top {top}: show at least one neighbour (--top 1 or more)")
     if sample < 1:
         raise ConfigError(f"--sample {sample}: sample at least one node for the clustering coefficient (--sample 1 or more)")
-    # the files written at the end are checked before anything is read or computed
-    # (an existing file is replaced, as before: these are reports, not data)
+    # the files written at the end are checked before anything is read or computed: an
+    # existing one is refused without --overwrite (like every command's output); they are
+    # written to a temporary name and renamed into place (graphrec.graphs.export)
     if plot is not None:
+        check_output(plot, overwrite=overwrite, option="--plot", kind="file")
         check_image_output(plot, option="--plot")
     if graphml is not None:
-        check_output(graphml, overwrite=True, option="--graphml", kind="file")
+        check_output(graphml, overwrite=overwrite, option="--graphml", kind="file")
+    if plot is not None and graphml is not None and plot.absolute() == graphml.absolute():
+        raise ConfigError(f"--plot and --graphml both name {plot}: give them different files")
     ds = _dataset_for(_graph_record(graph), data)
     g, record = load_graph(graph, dataset=ds)  # with a dataset: refuses a graph of other data
     users = record.nodes == "users"

@@ -132,3 +132,25 @@ def test_a_run_folder_or_a_dataset_folder_is_refused_with_the_command_that_makes
     assert line.startswith(f"error: --compare {run_dir} is a training run folder, not a graph: "), line
     line = one_error_line(run("inspect", out / "cooccur", "--compare", data_dir))
     assert line.startswith(f"error: --compare {data_dir} is a dataset folder, not a graph: "), line
+
+
+def test_existing_report_files_are_refused_before_any_work_unless_overwrite(data_dir, tmp_path):
+    """inspect --plot/--graphml replaced an existing file silently, while every other
+    command refuses an existing output: refused up front (before the graph is read),
+    replaced with --overwrite."""
+    out = tmp_path / "g"
+    assert run("build-graph", "--data", data_dir, "--kind", "cooccur", "--out", out, "--quiet").exit_code == 0
+    plot, graphml = tmp_path / "deg.png", tmp_path / "g.graphml"
+    plot.write_text("keep")
+    graphml.write_text("keep")
+    for option, path in (("--plot", plot), ("--graphml", graphml)):
+        # checked first: the missing graph is not what the error is about
+        line = one_error_line(run("inspect", tmp_path / "missing", option, path))
+        assert line == f"error: {path} already exists: choose another {option} or pass --overwrite", line
+        assert path.read_text() == "keep"
+    res = run("inspect", out / "cooccur", "--plot", plot, "--graphml", graphml, "--overwrite", "--sample", "10")
+    assert res.exit_code == 0, res.output
+    assert plot.read_bytes().startswith(b"\x89PNG") and graphml.read_text().startswith("<?xml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deg.png", "g", "g.graphml"]  # no temporary left
+    line = one_error_line(run("inspect", out / "cooccur", "--plot", tmp_path / "x.png", "--graphml", tmp_path / "x.png"))
+    assert "--plot and --graphml both name" in line and not (tmp_path / "x.png").exists()

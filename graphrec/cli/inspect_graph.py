@@ -130,7 +130,7 @@ def inspect_graph(
 
     from graphrec.graphs.export import plot_degree_distribution, write_graphml
     from graphrec.graphs.stats import graph_report, neighbours
-    from graphrec.graphs.store import GraphMismatch, load_graph, read_record
+    from graphrec.graphs.store import GraphMismatch, load_graph
 
     if top is not None and item is None and user is None:
         raise ConfigError(f"--top {top} sets how many neighbours --item or --user shows, and neither is given: "

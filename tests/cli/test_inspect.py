@@ -154,3 +154,16 @@ def test_existing_report_files_are_refused_before_any_work_unless_overwrite(data
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deg.png", "g", "g.graphml"]  # no temporary left
     line = one_error_line(run("inspect", out / "cooccur", "--plot", tmp_path / "x.png", "--graphml", tmp_path / "x.png"))
     assert "--plot and --graphml both name" in line and not (tmp_path / "x.png").exists()
+
+
+def test_a_warm_item_without_neighbours_says_so(data_dir, tmp_path):
+    # no pair of items is co-consumed 1000 times: every item is isolated, none cold
+    out = tmp_path / "g"
+    res = run("build-graph", "--data", data_dir, "--kind", "cooccur", "--cooccur-min-count", "1000", "--out", out,
+              "--quiet")
+    assert res.exit_code == 0, res.output
+    item = Dataset.load(data_dir).item_ids[3]
+    res = run("inspect", out / "cooccur", "--item", item, "--sample", "10")
+    assert res.exit_code == 0, res.output
+    assert f"neighbours of {item}: none: {item} has no edge to another item in this graph" in res.output, res.output
+    assert "cold" not in res.output

@@ -89,11 +89,12 @@ def check_output(
     return path
 
 
-def check_image_output(path: str | os.PathLike, option: str = "--out") -> Path:
-    """:func:`check_output` for an image that a report replaces (``overwrite``), and its
-    format: matplotlib picks it by the suffix, so a suffix it cannot write (``.txt``) is
-    a one-line :class:`ConfigError` now, naming those it can; no suffix writes PNG."""
-    path = check_output(path, overwrite=True, option=option, kind="file")
+def check_image_output(path: str | os.PathLike, option: str = "--out", overwrite: bool = False) -> Path:
+    """:func:`check_output` for an image a report writes (an existing one is replaced
+    only with ``overwrite``), and its format: matplotlib picks it by the suffix, so a
+    suffix it cannot write (``.txt``) is a one-line :class:`ConfigError` now, naming
+    those it can; no suffix writes PNG."""
+    path = check_output(path, overwrite=overwrite, option=option, kind="file")
     if path.suffix:
         try:
             from matplotlib.backend_bases import FigureCanvasBase

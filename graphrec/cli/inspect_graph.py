@@ -144,8 +144,7 @@ def inspect_graph(
     # existing one is refused without --overwrite (like every command's output); they are
     # written to a temporary name and renamed into place (graphrec.graphs.export)
     if plot is not None:
-        check_output(plot, overwrite=overwrite, option="--plot", kind="file")
-        check_image_output(plot, option="--plot")
+        check_image_output(plot, option="--plot", overwrite=overwrite)
     if graphml is not None:
         check_output(graphml, overwrite=overwrite, option="--graphml", kind="file")
     if plot is not None and graphml is not None and plot.absolute() == graphml.absolute():

@@ -84,6 +84,7 @@ def plot_modality_attention(
     out: Annotated[Path, typer.Option("--out", help="Image file to write (.png, .pdf, .svg).")],
     rows: Annotated[int, typer.Option(help="Number of sampled positive test samples.")] = 20,
     seed: Annotated[int, typer.Option(help="Seed of the sampled rows.")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
 ) -> None:
     """Draw a run's per-sample modality weights as a heat map (GMMF/MARN Figure 4)."""
     from graphrec._atomic import check_image_output
@@ -94,6 +95,6 @@ def plot_modality_attention(
         raise ConfigError(f"--rows {rows}: draw at least one sample (--rows 1 or more)")
     if seed < 0:
         raise ConfigError(f"--seed {seed}: seeds are integers >= 0")
-    check_image_output(out, option="--out")  # before anything is read or drawn
+    check_image_output(out, option="--out", overwrite=overwrite)  # before anything is read or drawn
     draw_modality_attention(run_dir, out, rows, seed)
     typer.echo(f"heat map written to {out}")

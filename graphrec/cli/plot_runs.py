@@ -18,7 +18,7 @@ from graphrec.cli._common import user_errors, warnings_as_lines
 @user_errors
 def plot(
     runs: Annotated[List[Path], typer.Argument(help="Run directories (graphrec train --out, or tune trials).")],
-    out: Annotated[Path, typer.Option("--out", help="Image file to write (.png, .pdf, .svg); replaced if it exists.")],
+    out: Annotated[Path, typer.Option("--out", help="Image file to write (.png, .pdf, .svg).")],
     label: Annotated[
         Optional[List[str]], typer.Option("--label", help="Legend name of each run, in order (default: folder names).")
     ] = None,
@@ -29,6 +29,7 @@ def plot(
         Optional[str],
         typer.Option(help="Items the metric is of: all, cold or warm (default: what the first run selected on, --select-on)."),
     ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
 ) -> None:
     """Draw loss and validation metric per epoch of one or several runs, overlaid, each
     run's best epoch marked; for item-graph models also the learned weights over the
@@ -39,7 +40,7 @@ def plot(
     from graphrec._atomic import check_image_output
     from graphrec.train.plots import draw_runs, require_matplotlib
 
-    check_image_output(out, option="--out")  # before anything is read or drawn
+    check_image_output(out, option="--out", overwrite=overwrite)  # before anything is read or drawn
     require_matplotlib()
     with warnings_as_lines():  # a run without the metric drawn: a line naming it
         draw_runs(runs, out, labels=label or None, metric=metric, items=items)

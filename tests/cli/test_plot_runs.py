@@ -128,7 +128,8 @@ def test_a_run_selected_on_cold_items_is_drawn_with_their_curve(tmp_path, monkey
 
     monkeypatch.setattr(plots, "require_matplotlib", spying)
     for items, group in ((None, "cold"), ("all", None)):
-        res = run("plot", tmp_path / "mf", "--out", tmp_path / "c.png", *(("--items", items) if items else ()))
+        res = run("plot", tmp_path / "mf", "--out", tmp_path / "c.png", "--overwrite",
+                  *(("--items", items) if items else ()))
         assert res.exit_code == 0, res.output
         panel = drawn[-1][1]
         want = [(h["epoch"], (h["valid_groups"][group] if group else h["valid"])["recall@20"])
@@ -136,7 +137,7 @@ def test_a_run_selected_on_cold_items_is_drawn_with_their_curve(tmp_path, monkey
         assert panel.get_title() == "validation recall@20" + (", cold items" if group else "")
         curve = panel.lines[0]
         assert list(zip(curve.get_xdata(), curve.get_ydata())) == want
-    res = run("plot", tmp_path / "mf", "--out", tmp_path / "c.png", "--items", "hot")
+    res = run("plot", tmp_path / "mf", "--out", tmp_path / "c.png", "--items", "hot", "--overwrite")
     assert res.exit_code == 1 and "--items 'hot' is not one of all, cold, warm" in res.output
 
 
@@ -152,7 +153,12 @@ def test_a_run_without_the_items_drawn_is_named_not_silently_left_out(runs, tmp_
     assert res.exit_code == 0, res.output
     assert ("warning: run lightgcn has no validation recall@20 of the cold items in its history: it is left out "
             "of the validation panel") in res.output
+    # an existing image is replaced only with --overwrite, as every command's output
+    before = (tmp_path / "c.png").read_bytes()
     res = run("plot", tmp_path / "cold", runs["lightgcn"], "--out", tmp_path / "c.png", "--items", "all")
+    assert res.exit_code == 1 and "c.png already exists: choose another --out or pass --overwrite" in res.output
+    assert (tmp_path / "c.png").read_bytes() == before
+    res = run("plot", tmp_path / "cold", runs["lightgcn"], "--out", tmp_path / "c.png", "--items", "all", "--overwrite")
     assert res.exit_code == 0 and "warning" not in res.output
 
 

@@ -113,7 +113,7 @@ def build_graph(
     threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: torch's choice); recorded. A graph "
                                           "equals one built in a run bit for bit only at the same thread count."),
     out: Optional[Path] = typer.Option(None, help="Output folder [graphs/DATASET]; one subfolder per graph."),
-    overwrite: bool = typer.Option(False, help="Replace graphs that exist."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace graphs that exist."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     nproc: int = typer.Option(1, help="Build in N local processes on torch.distributed (each takes its kNN rows and "
                               "co-interaction item blocks; the graph is the one-process graph); torchrun -m graphrec "

@@ -24,7 +24,7 @@ COLD_RUNS = ("lightgcn-cold", "mmgef-cold", "mmgef-coldpath", "cb-cold")
 def demo(
     out: Path = typer.Option(Path("graphrec-demo"), help="Folder for the demo's dataset and run."),
     epochs: int = typer.Option(60, help="Maximum epochs of every training run."),
-    cold: float = typer.Option(0.2, help="Fraction of items made cold (never seen in training) in the cold-start part, in (0, 1) (0: skip it)."),
+    cold: float = typer.Option(0.2, "--cold-start", "--cold", help="Fraction of items made cold (never seen in training) in the cold-start part, in (0, 1) (0: skip it)."),
     seed: int = typer.Option(0, help="Seed of the catalogue and of training."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -45,7 +45,7 @@ def demo(
     if epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {epochs}")
     if not (cold == 0 or 0 < cold < 1):  # NaN too
-        raise ConfigError(f"--cold must be a fraction of the items in (0, 1), or 0 to skip the cold-start part, got {cold}")
+        raise ConfigError(f"--cold-start must be a fraction of the items in (0, 1), or 0 to skip the cold-start part, got {cold}")
     if seed < 0:
         raise ConfigError(f"--seed must be at least 0, got {seed}")
     dev = resolve_device(device)

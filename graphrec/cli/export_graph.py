@@ -27,7 +27,7 @@ def export_graph(
         "item or user (DRAGON); the error lists a run's."
     ),
     data: Optional[Path] = typer.Option(None, help="Dataset directory (default: the one in the run record)."),
-    overwrite: bool = typer.Option(False, help="Replace a graph stored at OUT."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a graph stored at OUT."),
 ) -> None:
     """Store a graph a trained run propagates over, with its learned weights, for `inspect`.
 

@@ -59,10 +59,10 @@ def export_mmrec(
         None, help="Dataset name = file prefix = OUT's folder name (default: the dataset's name)."
     ),
     drop_trailing_items: bool = typer.Option(
-        False, help="Leave out the items after the last one with interactions (MMRec counts max(itemID) + 1 items, "
+        False, "--drop-trailing-items", help="Leave out the items after the last one with interactions (MMRec counts max(itemID) + 1 items, "
                     "so it cannot hold them; without this option they are refused)."
     ),
-    overwrite: bool = typer.Option(False, help="Replace OUT if it holds an earlier export (a folder with a .inter file)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it holds an earlier export (a folder with a .inter file)."),
 ) -> None:
     """Write a graphrec dataset as an MMRec dataset folder that MMRec reads with no edits.
 

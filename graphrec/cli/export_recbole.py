@@ -32,7 +32,7 @@ def export_recbole(
     out: Path = typer.Argument(
         ..., help="Folder to write, named like the dataset RecBole should see: {data_path}/{name}."
     ),
-    overwrite: bool = typer.Option(False, help="Replace OUT if it holds an earlier export (a folder with a .inter file)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it holds an earlier export (a folder with a .inter file)."),
 ) -> None:
     """Write a graphrec dataset as RecBole atomic files that RecBole reads with no edits.
 

@@ -107,7 +107,7 @@ def features(
         "only graphrec's chunks in it are removed at the end."
     ),
     fuse: bool = typer.Option(False, "--fuse", help="Also store the early-fused vector as modality 'fused'."),
-    overwrite: bool = typer.Option(False, help="Replace existing image/text features (or an existing --out)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing image/text features (or an existing --out)."),
     restart: bool = typer.Option(False, "--restart", help="Discard chunks of an interrupted run instead of resuming."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:

@@ -118,7 +118,7 @@ def prepare(
     min_rating: Optional[float] = typer.Option(None, help="MovieLens: keep ratings >= this value."),
     feature_dim: Optional[int] = typer.Option(None, help="unisrec: the dimension of the raw float32 feature files "
                                               "(needed without NAME.item2index, which fixes the item count)."),
-    overwrite: bool = typer.Option(False, help="Replace OUT if it exists."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
     """Import a dataset from a community format into a graphrec dataset directory.
 

@@ -58,6 +58,20 @@ def test_the_list_of_commands_reflows_each_summary():
     assert "a ranking run's top-k metrics, or a CTR run's AUC" in " ".join(res.output.replace("│", " ").split())
 
 
+def test_overwrite_and_quiet_are_one_switch_everywhere():
+    """build-graph, export-graph, prepare, ... offered --overwrite/--no-overwrite while train,
+    recommend and evaluate offered --overwrite alone: the flags every command shares are
+    single switches (a --no-X twin is kept where a flag is on by default, --no-symmetric)."""
+    import typer
+
+    commands = list(_commands(typer.main.get_command(app)))
+    flags = [(path, p) for path, c in commands for p in c.params
+             if getattr(p, "is_flag", False) and p.name in ("overwrite", "quiet", "drop_trailing_items")]
+    assert len({" ".join(path) for path, p in flags if p.name == "overwrite"}) >= 12
+    twins = [(" ".join(path), p.opts, p.secondary_opts) for path, p in flags if p.secondary_opts]
+    assert not twins, twins
+
+
 def test_every_help_text_is_printed_as_written():
     """Options state their defaults in brackets ("[both]", "[all]"): rich's help reads
     "[word]" as a style tag and dropped them. Every command's --help prints every bracket

@@ -403,9 +403,10 @@ def test_demo_checks_every_output_before_writing_or_training(tmp_path, monkeypat
 @pytest.mark.parametrize(
     "option, message",
     [
-        (("--cold", "1.5"), "--cold must be a fraction of the items in (0, 1), or 0 to skip the cold-start part, got 1.5"),
-        (("--cold", "-0.2"), "--cold must be a fraction of the items in (0, 1)"),
-        (("--cold", "nan"), "--cold must be a fraction of the items in (0, 1)"),
+        (("--cold-start", "1.5"), "--cold-start must be a fraction of the items in (0, 1), or 0 to skip the cold-start "
+                                  "part, got 1.5"),
+        (("--cold-start", "-0.2"), "--cold-start must be a fraction of the items in (0, 1)"),
+        (("--cold", "nan"), "--cold-start must be a fraction of the items in (0, 1)"),  # the name it had before
         (("--epochs", "0"), "--epochs must be at least 1, got 0"),
         (("--seed", "-1"), "--seed must be at least 0, got -1"),
     ],

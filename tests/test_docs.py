@@ -72,3 +72,18 @@ def test_the_package_exports_its_entry_points_lazily():
     code = "import sys, graphrec; print(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_training_pages_command_table_lists_every_option_of_train_lightgcn():
+    """docs/training.md's row for `graphrec train lightgcn` lacked the cold-item path's,
+    the learning-rate decay's and --tensorboard, which --help shows."""
+    import typer
+
+    from graphrec.cli import app
+
+    command = typer.main.get_command(app).commands["train"].commands["lightgcn"]
+    options = {p.opts[0] for p in command.params if p.opts[0].startswith("--") and not getattr(p, "hidden", False)}
+    row = next(line for line in (REPO / "docs/training.md").read_text().splitlines()
+               if line.startswith("| `graphrec train lightgcn --data DIR` |"))
+    listed = set(re.findall(r"--[a-z][a-z-]*", row))
+    assert options - {"--data"} <= listed, sorted(options - listed - {"--data"})

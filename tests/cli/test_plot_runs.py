@@ -198,3 +198,11 @@ def test_ctr_loss_axis_names_the_auxiliary_terms():
         "log loss (mean per batch; MARN: + adversarial terms)"
     assert loss_label([dict(ctr, model="marn", model_params={"adversarial": "none"})]) == "log loss (mean per batch)"
     assert loss_label([{"task": "ranking"}]) == "BPR loss (mean per batch)"
+    # BM3 has no BPR term, SMORE adds InfoNCE, the cold-item path its regression
+    assert loss_label([{"task": "ranking", "model": "bm3"}]) == "training loss (mean per batch)"
+    assert loss_label([{"task": "ranking", "model": "lightgcn"}, {"task": "ranking", "model": "smore"}]) == \
+        "training loss (mean per batch)"
+    assert loss_label([{"task": "ranking", "model": "mmgef", "model_params": {"cold_path": "content"}}]) == \
+        "training loss (mean per batch)"
+    assert loss_label([{"task": "ranking", "model": "mmgef", "model_params": {"cold_path": "none"}}]) == \
+        "BPR loss (mean per batch)"

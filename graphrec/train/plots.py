@@ -79,6 +79,11 @@ def draw_runs(
 
     what = f"validation {selected_label(metric, items)}"
     if not any(metric in valid_metrics(row, items) for rec in records for row in rec["history"]):
+        protocols = {((rec.get("dataset") or {}).get("transforms") or {}).get("cold_start_protocol") for rec in records}
+        if items == "warm" and protocols == {"papers"}:  # a cold-start run, without a warm group
+            raise DataError("--items warm: under the papers' cold-start protocol validation holds cold items only, "
+                            "so there is no warm curve: use --items all or cold (--cold-protocol hidden keeps warm "
+                            "items in validation)")
         raise DataError(f"no run has a {what} in its history: choose another --metric"
                         + ("" if items == "all" else " or --items (cold and warm need a cold-start run)"))
     labels = list(labels) if labels is not None else _labels(runs)

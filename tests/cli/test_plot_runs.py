@@ -206,3 +206,15 @@ def test_ctr_loss_axis_names_the_auxiliary_terms():
         "training loss (mean per batch)"
     assert loss_label([{"task": "ranking", "model": "mmgef", "model_params": {"cold_path": "none"}}]) == \
         "BPR loss (mean per batch)"
+
+
+def test_warm_curves_of_a_papers_cold_start_run_are_refused_with_the_reason(tmp_path):
+    """--items warm of a papers-protocol run said "cold and warm need a cold-start run"
+    of a cold-start run: its validation holds cold items only."""
+    data = tmp_path / "data"
+    synthetic_catalogue(n_users=100, n_items=60, n_clusters=4, seed=1).save(data)
+    assert run("train", "mf", "--data", data, "--epochs", 2, "--batch-size", 512, "--device", "cpu", "--quiet",
+               "--cold-start", 0.2, "--out", tmp_path / "papers").exit_code == 0
+    _one_line_error(run("plot", tmp_path / "papers", "--out", tmp_path / "c.png", "--items", "warm"),
+                    "--items warm: under the papers' cold-start protocol validation holds cold items only")
+    assert not (tmp_path / "c.png").exists()

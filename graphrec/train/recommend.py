@@ -413,9 +413,11 @@ def recommend_run(
         missing = [i for i in ids if i not in pos]
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            new = ("" if new_items is not None else "; items that arrived after training are scored from their "
+                   "content with --new-items FILE (in Python new_items=FILE), given a run with the cold-item path")
             raise DataError(
                 f"item id {missing[0]!r} in {where} is not an item of the run's dataset{more}: "
-                "candidates must be items the model knows"
+                f"candidates must be items the model knows{new}"
             )
         candidates = np.unique(np.fromiter((pos[i] for i in ids), dtype=np.int64, count=len(ids)))
 

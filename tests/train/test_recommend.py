@@ -103,6 +103,10 @@ def test_candidates_and_users_as_original_ids(trained):
     assert list(dict.fromkeys(recs.user_id.tolist())) == list(ds.user_ids[[5, 0, 77]])
     assert set(recs.item_id.tolist()) <= set(ds.item_ids[cand].tolist())
     assert_matches(recs, ds, brute_force(scores[users[:3]], ds.train[users[:3]].toarray() > 0, 20, cand), users[:3])
+    # an id the catalogue lacks: the message names the way to score new items
+    with pytest.raises(DataError, match=r"item id 'new-1' in the items argument is not an item of the run's dataset: "
+                                        r"candidates must be items the model knows; .* --new-items FILE"):
+        graphrec.recommend(trained["run"], items=["new-1", *ds.item_ids[:2]], k=5)
 
 
 def test_unknown_users(trained, tmp_path):

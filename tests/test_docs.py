@@ -87,3 +87,25 @@ def test_the_training_pages_command_table_lists_every_option_of_train_lightgcn()
                if line.startswith("| `graphrec train lightgcn --data DIR` |"))
     listed = set(re.findall(r"--[a-z][a-z-]*", row))
     assert options - {"--data"} <= listed, sorted(options - listed - {"--data"})
+
+
+def test_graphrec_train_imports_lazily_and_its_names_win_over_its_submodules():
+    """graphrec.train imported every model and torch on import (so did the CLI through
+    it); lazily, importing the submodule graphrec.train.fit would set the package's `fit`
+    to the module and hide the function."""
+    import subprocess
+    import sys
+    import types
+
+    import graphrec
+    import graphrec.train
+    import graphrec.train.fit  # noqa: F401  the submodule, imported on purpose
+    from graphrec.train import fit
+
+    assert not isinstance(fit, types.ModuleType) and fit.__module__ == "graphrec.train.fit"
+    assert graphrec.train.fit is fit is graphrec.fit
+    assert set(graphrec.train.__all__) <= set(dir(graphrec.train))
+    code = ("import sys, graphrec.train.commands, graphrec.train.config; "
+            "print(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from graphrec.cli import (
     build_graph,
@@ -20,11 +23,37 @@ from graphrec.cli import (
     prepare,
     recommend,
     train,
-    train_ctr,
     tune,
 )
 from graphrec.cli._common import GraphrecCommand, GraphrecGroup
 
+
+class _LazyTrainGroup(TyperGroup):
+    """``graphrec train``: one command per registered model, made from the registry (which
+    imports every model, hence torch) the first time a command or the list of them is
+    needed, not when ``graphrec --help``, ``info`` or ``prepare`` start."""
+
+    def __init__(self) -> None:
+        self._real: TyperGroup | None = None
+        super().__init__(name="train", help=train.TRAIN_HELP, short_help=train.TRAIN_HELP, no_args_is_help=True)
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, Any]:
+        if self._real is None:
+            self._real = typer.main.get_group(train.make_app())
+        return self._real.commands
+
+    @commands.setter
+    def commands(self, value: Any) -> None:  # click's __init__ sets an empty dict: the real ones come later
+        pass
+
+
+class _RootGroup(GraphrecGroup):
+    """The ``graphrec`` group, with ``graphrec train`` added (:class:`_LazyTrainGroup`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_command(_LazyTrainGroup(), "train")
 
 
 def make_app() -> typer.Typer:
@@ -36,7 +65,7 @@ def make_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
-        cls=GraphrecGroup,
+        cls=_RootGroup,
     )
     # (name, module whose docstring is the help, the command); every one a GraphrecCommand
     commands = (
@@ -60,8 +89,7 @@ def make_app() -> typer.Typer:
         # the list of commands shows the first paragraph, re-flowed (rich keeps its line breaks)
         short = " ".join((module.__doc__ or "").split("\n\n")[0].split())
         app.command(name, help=module.__doc__, short_help=short, cls=GraphrecCommand)(command)
-    app.add_typer(train.make_app(), name="train")  # a group: one command per registered model
-    return app
+    return app  # `graphrec train` is added by _RootGroup, built when first used
 
 
 app = make_app()

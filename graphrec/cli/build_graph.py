@@ -16,7 +16,6 @@ from typing import Any, Callable, Optional
 import typer
 
 from graphrec._atomic import check_output, check_output_folder
-from graphrec import distributed
 from graphrec.cli._common import ARGV, resolve_device, set_threads, user_errors
 from graphrec.errors import ConfigError
 
@@ -154,6 +153,8 @@ def build_graph(
         raise ConfigError("no data: pass --data DIR or --recipe graphs/NAME.yaml")
     if opts["kind"] not in ("knn", "cooccur", "both", "user-cooccur"):
         raise ConfigError(f"--kind {opts['kind']!r} is not one of knn, cooccur, both, user-cooccur")
+    from graphrec import distributed  # torch: imported when a graph is built, not when the CLI starts
+
     dev = resolve_device(device)
     set_threads(threads)
     distributed.check_nproc(nproc)

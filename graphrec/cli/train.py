@@ -469,14 +469,17 @@ def command_help(entry: Any) -> str:
     return "\n\n".join(parts)
 
 
+#: the help of the ``graphrec train`` group
+TRAIN_HELP = "Train a model: graphrec train lightgcn --data DIR (graphrec models lists them)"
+
+
 def make_app() -> typer.Typer:
     """The ``graphrec train`` group: one command per registered ranking model, then the
     CTR models (:mod:`graphrec.cli.train_ctr`)."""
     from graphrec.cli import train_ctr
     from graphrec.train.registry import registered_models
 
-    train_app = typer.Typer(help="Train a model: graphrec train lightgcn --data DIR (graphrec models lists them)",
-                            no_args_is_help=True)
+    train_app = typer.Typer(help=TRAIN_HELP, no_args_is_help=True)
     for entry in registered_models("ranking"):
         fn = make_command(entry)
         train_app.command(entry.name, help=fn.__doc__, short_help=command_help(entry).split("\n\n")[0],

@@ -72,6 +72,28 @@ def test_overwrite_and_quiet_are_one_switch_everywhere():
     assert not twins, twins
 
 
+def test_the_cli_starts_without_torch_until_a_command_needs_it():
+    """`graphrec --help`, `info` and `prepare` took 4 s to import torch and every model
+    (build-graph imported torch.distributed, train built one command per registered model
+    when the CLI started): torch comes with the commands that use it, `graphrec train`
+    builds its commands when first used."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from typer.main import get_command\n"
+            "from graphrec.cli import app\n"
+            "group = get_command(app)\n"
+            "torch = lambda: any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
+            "print(torch(), group.commands['train'].get_short_help_str(200), torch())\n"
+            "print('lightgcn' in group.commands['train'].commands, torch())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["False Train a model: graphrec train lightgcn --data DIR (graphrec models lists them) False",
+                   "True True"]
+    res = run("train", "nosuch")
+    assert res.exit_code == 1 and "No such command 'nosuch'" in res.output
+
+
 def test_every_help_text_is_printed_as_written():
     """Options state their defaults in brackets ("[both]", "[all]"): rich's help reads
     "[word]" as a style tag and dropped them. Every command's --help prints every bracket

@@ -14,7 +14,7 @@ from graphrec.models.ctr.gmmf import min_pooling
 from graphrec.models.ctr.marn import lambda_schedule
 from graphrec.nn import grad_reverse
 from graphrec.models.ctr.testing import CTRModelContract, contract_ctr_data
-from graphrec.train.ctr import CTRConfig, build_ctr_model, fit_ctr
+from graphrec.train.ctr import CTRConfig, build_ctr_model, fit_ctr, run_ctr
 
 SMALL_GMMF = dict(id_dim=8, side_dim=4, user_dim=8, ae_hidden=16, gan_hidden=8, hidden=(16,))
 SMALL_MARN = dict(dim=8, id_dim=8, side_dim=4, user_dim=8, hidden=(16,))
@@ -314,3 +314,24 @@ def test_every_model_checks_its_modalities_alike(name, modality):
     has = "id, image, text" if name == "marn" else "image, text"
     with pytest.raises(ConfigError, match=f"modality '{modality}' is not in the data \\(has {has}"):
         build_ctr_model(name, data, {"modalities": [modality]})
+
+
+@pytest.mark.parametrize("name", ["deepfm", "youtubenet", "din", "gmmf", "marn"])
+def test_modalities_as_a_comma_separated_string(name):
+    """Python takes ``modalities`` as the command line does: ``"text"`` is the one
+    modality text (not the letters t, e, x, t), ``"image,text"`` a list of two."""
+    data = contract_ctr_data()
+    for given, want in (("text", ["text"]), ("image,text", ["image", "text"]), (" image , text", ["image", "text"])):
+        if name == "marn":
+            given, want = "id," + given, ["id"] + want
+        model = build_ctr_model(name, data, {"modalities": given})
+        used = getattr(model, "item_enc", model).modalities
+        assert used == want, (given, used)
+    with pytest.raises(ConfigError, match="lists 'text' twice"):
+        build_ctr_model(name, data, {"modalities": "text,text"})
+
+
+def test_run_ctr_takes_a_modalities_string(tmp_path):
+    data = contract_ctr_data()
+    record, model = run_ctr(data, "gmmf", dict(SMALL_GMMF, modalities="text"), CTRConfig(epochs=1, progress=False))
+    assert model.modalities == ["text"]

@@ -153,15 +153,19 @@ class CTRSchema:
     def modalities(self) -> list[str]:
         return list(self.item_features)
 
-    def chosen_modalities(self, modalities: Sequence[str] | None, *, with_id: bool = False) -> list[str]:
+    def chosen_modalities(self, modalities: str | Sequence[str] | None, *, with_id: bool = False) -> list[str]:
         """The modalities a model uses: ``modalities`` checked against the data, or (None)
         every content modality, after ``"id"`` when ``with_id`` (MARN, whose item ID is a
-        modality). A name the data lack is a one-line :class:`ConfigError` that lists
-        those they have (the one check of every CTR model)."""
+        modality). A string is a comma-separated list, as ``--modalities`` takes it
+        (``"image,text"``). An empty or repeated name, and a name the data lack, is a
+        one-line :class:`ConfigError`, the last listing those they have (the one check of
+        every CTR model)."""
+        from graphrec.graphs.build import parse_modalities
+
         have = (["id"] if with_id else []) + self.modalities
         if modalities is None:
             return have
-        mods = list(modalities)
+        mods = list(parse_modalities(modalities) if isinstance(modalities, str) else modalities)
         for m in mods:
             if m not in have:
                 hint = "; the item ID is always used, list content modalities only" if m == "id" else ""

@@ -44,8 +44,9 @@ __all__ = ["register", "make_command", "load_ctr_data", "print_ctr_record"]
 
 Data = Annotated[Path, typer.Option("--data", help="Source folder (UniSRec, MovieLens, graphrec dataset) or CTR samples directory.")]
 Task = Annotated[str, typer.Option(help="Task: ctr (click-through rate, AUC).")]
-MaxHistory = Annotated[Optional[int], typer.Option(help="Behaviours kept in a history [50].")]
-SampleSeed = Annotated[Optional[int], typer.Option(help="Seed of the sampled negatives [0].")]
+# (left out, they are the stored samples' own when --data holds samples: see make_command)
+MaxHistory = Annotated[int, typer.Option(help="Behaviours kept in a history (samples as --data: theirs).")]
+SampleSeed = Annotated[int, typer.Option(help="Seed of the sampled negatives (samples as --data: theirs).")]
 Samples = Annotated[Optional[Path], typer.Option(help="Store the samples here (first run) or check them against it.")]
 ItemGraph = Annotated[str, typer.Option(help="Graph enrichment: none, knn, cooccur, both, or stored graph dir(s), comma-separated.")]
 GraphK = Annotated[int, typer.Option(help="Neighbours per item of the kNN graph.")]
@@ -322,7 +323,7 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
 CTR_TRAIN_OPTIONS = ("epochs", "lr", "optimizer", "batch_size", "patience", "seed")
 _CONFIG = CTRConfig()
 COMMON_DEFAULTS: dict[str, Any] = {
-    "task": "ctr", "max_history": None, "sample_seed": None, "samples": None, "cold_start": 0.0,
+    "task": "ctr", "max_history": 50, "sample_seed": 0, "samples": None, "cold_start": 0.0,
     "item_graph": "none", "graph_k": 10, "cooccur_top_k": 20, "graph_layers": 2,
     **{name: getattr(_CONFIG, name) for name in CTR_TRAIN_OPTIONS},  # CTRConfig's defaults
     "device": "auto", "out": None, "overwrite": False, "resume": False, "threads": None, "quiet": False,
@@ -354,6 +355,9 @@ def make_command(entry: Any) -> Callable[..., None]:
                  if ctx.get_parameter_source(name).name in ("COMMANDLINE", "ENVIRONMENT")}
         data = values.pop("data")
         common = {name: values.pop(name) for name in COMMON}
+        for name in ("max_history", "sample_seed"):  # not typed: the stored samples' own, or the default
+            if name not in given:
+                common[name] = None
         params: dict[str, Any] = {}
         train_options: dict[str, Any] = {}
         for spec in specs:

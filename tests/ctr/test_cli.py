@@ -551,3 +551,25 @@ def test_item_graph_build_shows_progress_unless_quiet(samples, tmp_path, monkeyp
         assert bars == []
     else:
         assert any(b.startswith("kNN") for b in graph_bars) and "co-interactions" in graph_bars, bars
+
+
+def _help(*command):
+    res = runner.invoke(app, [*command, "--help"], terminal_width=400)
+    assert res.exit_code == 0, res.output
+    return " ".join(res.output.replace("│", " ").split())
+
+
+def test_max_history_and_sample_seed_show_their_defaults_as_the_other_options_do(samples, tmp_path):
+    """Their help said "[50]" and "[0]" where every other option says "[default: ...]";
+    left out, they are still the stored samples' own when --data holds samples (the
+    contract samples have max history 6)."""
+    text = _help("train", "din")
+    assert "--max-history <int> Behaviours kept in a history (samples as --data: theirs). [default: 50]" in text
+    assert "--sample-seed <int> Seed of the sampled negatives (samples as --data: theirs). [default: 0]" in text
+    assert "[50]" not in text and "[0]" not in text
+    run = ["train", "lr", "--data", str(samples), "--epochs", "1", "--device", "cpu", "--quiet"]
+    res = runner.invoke(app, [*run, "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert load_record(tmp_path / "r")["dataset"]["samples"]["max_history"] == 6
+    res = runner.invoke(app, [*run, "--max-history", "50", "--out", str(tmp_path / "r2")])
+    assert res.exit_code == 1 and f"{samples} holds samples with max history 6, not 50" in res.output, res.output

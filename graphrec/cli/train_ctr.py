@@ -18,7 +18,8 @@ candidates, and the results table reports them as the cold slice.
 The commands are generated from the registered CTR models
 (:mod:`graphrec.train.builders.ctr`) and added under ``graphrec train`` by
 :func:`register`: each model's declared hyper-parameters, then the options every CTR
-command shares (declared once below).
+command shares (declared once below; the item-graph options are hidden from the help
+of a model without an item ID embedding to enrich, LR, which refuses them).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from graphrec.cli._common import (
 )
 from graphrec.cli.train import Resume, report_saved  # Resume: the option `graphrec train` ranking models share
 from graphrec.train.commands import option_message
-from graphrec.train.ctr import CTRConfig
+from graphrec.train.ctr import CTRConfig, takes_item_graphs
 
 __all__ = ["register", "make_command", "load_ctr_data", "print_ctr_record"]
 
@@ -63,6 +64,9 @@ Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, 
 Out = Annotated[Optional[Path], typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run directory --out if it holds an earlier run.")]
 
+#: the item-graph options, hidden from the help of a model without an item ID embedding
+#: to enrich (LR), which refuses --item-graph in one line
+GRAPH_OPTIONS = ("item_graph", "graph_k", "cooccur_top_k", "graph_layers")
 COMMON = (
     "task", "max_history", "sample_seed", "samples", "item_graph", "graph_k", "cooccur_top_k", "graph_layers",
     "epochs", "lr", "optimizer", "batch_size", "patience", "seed", "device", "out", "overwrite", "resume", "threads",
@@ -338,7 +342,7 @@ COMMON_TYPES: dict[str, Any] = {
 
 def make_command(entry: Any) -> Callable[..., None]:
     """The ``graphrec train NAME --task ctr`` command of a registered CTR model."""
-    from graphrec.cli.train import command_help, model_parameter
+    from graphrec.cli.train import _hidden, command_help, model_parameter
 
     specs = [p for p in entry.params if p.option.cli]
     clash = {p.name for p in specs} & (set(COMMON) | {"data"})
@@ -377,7 +381,9 @@ def make_command(entry: Any) -> Callable[..., None]:
     sig = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
            inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, annotation=Data)]
     sig += [model_parameter(p) for p in specs]
-    sig += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=COMMON_TYPES[n], default=defaults[n])
+    hidden = () if takes_item_graphs(entry.name) else GRAPH_OPTIONS
+    sig += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=defaults[n],
+                              annotation=_hidden(COMMON_TYPES[n]) if n in hidden else COMMON_TYPES[n])
             for n in COMMON]
     command.__signature__ = inspect.Signature(sig)  # type: ignore[attr-defined]
     command.__name__ = command.__qualname__ = entry.name.replace("-", "_")

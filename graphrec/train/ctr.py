@@ -67,6 +67,7 @@ __all__ = [
     "CTRFitResult",
     "ctr_schema",
     "build_ctr_model",
+    "takes_item_graphs",
     "check_ctr_model",
     "item_graph_parts",
     "resolve_item_graphs",
@@ -253,6 +254,15 @@ def resolve_item_graphs(
         g.eliminate_zeros()
         tensors.append(to_torch_sparse(normalize_adjacency(g, "sym")))
     return tensors, records
+
+
+def takes_item_graphs(name: str) -> bool:
+    """Whether registered CTR model ``name`` takes item graphs (``item_graphs``: an item
+    ID embedding to enrich); LR does not, and :func:`build_ctr_model` refuses them."""
+    from graphrec.train.registry import get_model
+
+    cls = typing.get_type_hints(get_model(name, "ctr").build).get("return")
+    return not isinstance(cls, type) or "item_graphs" in inspect.signature(cls.__init__).parameters
 
 
 def build_ctr_model(

@@ -573,3 +573,23 @@ def test_max_history_and_sample_seed_show_their_defaults_as_the_other_options_do
     assert load_record(tmp_path / "r")["dataset"]["samples"]["max_history"] == 6
     res = runner.invoke(app, [*run, "--max-history", "50", "--out", str(tmp_path / "r2")])
     assert res.exit_code == 1 and f"{samples} holds samples with max history 6, not 50" in res.output, res.output
+
+
+def test_lr_help_hides_the_item_graph_options_it_refuses(samples, tmp_path):
+    """LR has no item ID embedding: its --help listed --item-graph, --graph-k,
+    --cooccur-top-k and --graph-layers, which it always refuses. They are hidden there
+    (still parsed: --item-graph gets LR's one-line refusal) and shown for the others."""
+    import typer.main
+
+    flags = ("--item-graph", "--graph-k", "--cooccur-top-k", "--graph-layers")
+    train = typer.main.get_command(app).commands["train"]
+    for name, command in train.commands.items():
+        if name not in ("lr", "fm", "deepfm", "youtubenet", "din", "gmmf", "marn"):
+            continue
+        shown = {o for p in command.params if not getattr(p, "hidden", False) for o in p.opts}
+        assert (set(flags) & shown) == (set() if name == "lr" else set(flags)), name
+    text = _help("train", "lr")
+    assert not any(flag in text for flag in flags), text
+    res = runner.invoke(app, ["train", "lr", "--data", str(samples), "--item-graph", "knn", "--quiet",
+                              "--device", "cpu", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and res.output.strip() == "error: lr has no item ID embedding to enrich: drop --item-graph"

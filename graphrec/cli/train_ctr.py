@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import inspect
+import math
 import shlex
 from pathlib import Path
 from typing import Annotated, Any, Callable, Mapping, Optional
@@ -55,6 +56,7 @@ CooccurTopK = Annotated[int, typer.Option(help="Co-interactions kept per item (0
 GraphLayers = Annotated[int, typer.Option(help="Propagation layers on the item graph.")]
 Epochs = Annotated[int, typer.Option(help="Maximum number of epochs.")]
 Lr = Annotated[float, typer.Option(help="Learning rate of the optimiser (--optimizer).")]
+WeightDecay = Annotated[float, typer.Option(help="Weight decay (L2) of the backbone optimiser (--optimizer; not GMMF's GAN).")]
 Optimizer = Annotated[str, typer.Option(help="Backbone optimiser: adam, or adagrad (MARN's paper: AdaGrad, --lr 0.1 --batch-size 32).")]
 BatchSize = Annotated[int, typer.Option(help="Samples per step.")]
 Patience = Annotated[int, typer.Option(help="Stop after this many epochs without a better validation AUC.")]
@@ -69,8 +71,8 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run di
 GRAPH_OPTIONS = ("item_graph", "graph_k", "cooccur_top_k", "graph_layers")
 COMMON = (
     "task", "max_history", "sample_seed", "samples", "item_graph", "graph_k", "cooccur_top_k", "graph_layers",
-    "epochs", "lr", "optimizer", "batch_size", "patience", "seed", "device", "out", "overwrite", "resume", "threads",
-    "quiet", "cold_start",
+    "epochs", "lr", "weight_decay", "optimizer", "batch_size", "patience", "seed", "device", "out", "overwrite",
+    "resume", "threads", "quiet", "cold_start",
 )
 
 
@@ -192,6 +194,8 @@ def check_options(common: Mapping[str, Any]) -> None:
     if common["cooccur_top_k"] < 0:
         raise ConfigError(f"--cooccur-top-k must be at least 0 (co-interactions kept per item; 0 keeps all), got "
                           f"{common['cooccur_top_k']}")
+    if not 0 <= common["weight_decay"] < math.inf:  # also refuses NaN (torch's optimisers refuse < 0 with a traceback)
+        raise ConfigError(f"--weight-decay must be >= 0 and finite (e.g. 1e-5; 0: none), got {common['weight_decay']}")
 
 
 def _flag(name: str) -> str:
@@ -324,7 +328,7 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
 
 
 #: the :class:`CTRConfig` fields the commands set (an option each, named as the field)
-CTR_TRAIN_OPTIONS = ("epochs", "lr", "optimizer", "batch_size", "patience", "seed")
+CTR_TRAIN_OPTIONS = ("epochs", "lr", "weight_decay", "optimizer", "batch_size", "patience", "seed")
 _CONFIG = CTRConfig()
 COMMON_DEFAULTS: dict[str, Any] = {
     "task": "ctr", "max_history": 50, "sample_seed": 0, "samples": None, "cold_start": 0.0,
@@ -335,7 +339,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
 COMMON_TYPES: dict[str, Any] = {
     "task": Task, "max_history": MaxHistory, "sample_seed": SampleSeed, "samples": Samples, "cold_start": ColdStart,
     "item_graph": ItemGraph, "graph_k": GraphK, "cooccur_top_k": CooccurTopK, "graph_layers": GraphLayers,
-    "epochs": Epochs, "lr": Lr, "optimizer": Optimizer, "batch_size": BatchSize, "patience": Patience, "seed": Seed,
+    "epochs": Epochs, "lr": Lr, "weight_decay": WeightDecay, "optimizer": Optimizer, "batch_size": BatchSize,
+    "patience": Patience, "seed": Seed,
     "device": Device, "out": Out, "overwrite": Overwrite, "resume": Resume, "threads": Threads, "quiet": Quiet,
 }
 

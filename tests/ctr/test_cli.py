@@ -593,3 +593,25 @@ def test_lr_help_hides_the_item_graph_options_it_refuses(samples, tmp_path):
     res = runner.invoke(app, ["train", "lr", "--data", str(samples), "--item-graph", "knn", "--quiet",
                               "--device", "cpu", "--out", str(tmp_path / "r")])
     assert res.exit_code == 1 and res.output.strip() == "error: lr has no item ID embedding to enrich: drop --item-graph"
+
+
+def test_weight_decay_is_a_training_option_recorded_with_the_others(samples, tmp_path):
+    """--weight-decay sets CTRConfig.weight_decay (the backbone optimiser's L2), which the
+    command line could not set; it is recorded in the run's train_config and changes the
+    training; a negative or NaN value is one line before anything is read."""
+    assert "--weight-decay <float> Weight decay (L2) of the backbone optimiser" in _help("train", "din")
+    run = ["train", "youtubenet", "--data", str(samples), "--epochs", "2", "--lr", "0.01", "--device", "cpu",
+           "--threads", "1", "--quiet"]
+    records = {}
+    for wd in ("0", "0.1"):
+        res = runner.invoke(app, [*run, "--weight-decay", wd, "--out", str(tmp_path / wd)])
+        assert res.exit_code == 0, res.output
+        records[wd] = load_record(tmp_path / wd)
+    assert records["0.1"]["train_config"]["weight_decay"] == 0.1 and records["0"]["train_config"]["weight_decay"] == 0
+    assert records["0.1"]["history"][-1]["loss"] != records["0"]["history"][-1]["loss"]
+    assert "--weight-decay 0.1" in records["0.1"]["command"]
+    for bad in ("-1", "nan"):
+        res = runner.invoke(app, [*run, "--weight-decay", bad, "--out", str(tmp_path / "bad")])
+        assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+        assert res.output.startswith(f"error: --weight-decay must be >= 0 and finite (e.g. 1e-5; 0: none), got "), res.output
+    assert not (tmp_path / "bad").exists()

@@ -242,6 +242,8 @@ def test_ctrl_c_keeps_the_ctr_run_and_the_printed_command_resumes_it(samples, da
         ("finished", ["--resume"], "finished, there is nothing to continue: drop --resume"),
         ("interrupted", ["--resume", "--overwrite"], "pass --out DIR, without --overwrite"),
         ("interrupted", ["--resume", "--lr", "0.05"], "--resume: lr is 0.05 here but 0.01 in the interrupted run"),
+        ("interrupted", ["--resume", "--weight-decay", "0.001"],
+         "--resume: weight_decay is 0.001 here but 0.0 in the interrupted run"),
         ("interrupted", ["--resume", "--dim", "4"], "--resume: id_dim is 4 here but"),
     ],
 )

@@ -298,14 +298,21 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
         # (the optimizer's message names its flag already: "optimizer 'sgd' is not one of ... (--optimizer)")
         fields = [name for name in (*CTR_TRAIN_OPTIONS, *(train_options or {})) if name != "optimizer"]
         raise ConfigError(option_message(str(e), {name: _flag(name) for name in fields})) from None
-    for line in without_effect(model_name, params, train_options or {}, common, given or {}):
-        typer.echo(f"note: {line}", err=True)
     item_graph = common["item_graph"]
     if item_graph != "none":
         params = dict(params, graph_layers=common["graph_layers"])
+    checked: list[bool] = []
+
+    def check(d: Any) -> None:
+        check_ctr_model(d, model_name, params, item_graph)
+        checked.append(True)
+
     ctr = load_ctr_data(data, common["samples"], common["max_history"], common["sample_seed"],
-                        common["cold_start"], common["seed"],
-                        check=lambda d: check_ctr_model(d, model_name, params, item_graph))  # before samples are stored
+                        common["cold_start"], common["seed"], check=check)  # before samples are stored
+    if not checked:  # what the samples refuse (GMMF without features) comes before any note
+        check(ctr)
+    for line in without_effect(model_name, params, train_options or {}, common, given or {}):
+        typer.echo(f"note: {line}", err=True)
     out = common["out"]
     default_out = out is None
     if default_out:

@@ -615,3 +615,24 @@ def test_weight_decay_is_a_training_option_recorded_with_the_others(samples, tmp
         assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
         assert res.output.startswith(f"error: --weight-decay must be >= 0 and finite (e.g. 1e-5; 0: none), got "), res.output
     assert not (tmp_path / "bad").exists()
+
+
+def test_gmmf_without_features_is_refused_before_any_note_and_names_the_fix(tmp_path):
+    """GMMF on data without item features said "needs at least one content modality"
+    without a fix, after the note that --epochs 1 never trains the GAN: the fatal error
+    now comes first and alone, names where features come from, and nothing is stored."""
+    _toy_source(30, tmp_path / "a")
+    res = runner.invoke(app, ["train", "gmmf", "--data", str(tmp_path / "a"), "--epochs", "1", "--device", "cpu",
+                              "--quiet", "--samples", str(tmp_path / "s"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    line = res.output.strip()
+    assert line.startswith("error: GMMF needs item content features, and these data have none: "), line
+    assert "`graphrec features`" in line and "`graphrec prepare --feature MODALITY=FILE`" in line, line
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
+    # stored samples as --data (the model is checked on them before the notes too)
+    from graphrec.data.ctr import load_ctr_source
+
+    load_ctr_source(tmp_path / "a").save(tmp_path / "s2")
+    res = runner.invoke(app, ["train", "gmmf", "--data", str(tmp_path / "s2"), "--epochs", "1", "--device", "cpu",
+                              "--quiet", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and res.output.strip().splitlines() == [line], res.output

@@ -335,3 +335,18 @@ def test_run_ctr_takes_a_modalities_string(tmp_path):
     data = contract_ctr_data()
     record, model = run_ctr(data, "gmmf", dict(SMALL_GMMF, modalities="text"), CTRConfig(epochs=1, progress=False))
     assert model.modalities == ["text"]
+
+
+def test_gmmf_without_content_features_names_where_they_come_from():
+    import dataclasses
+
+    from graphrec.errors import DataError
+
+    data = contract_ctr_data()
+    bare = dataclasses.replace(data, dataset=data.dataset.replace(item_features={}))
+    with pytest.raises(DataError, match="GMMF needs item content features, and these data have none: .*`graphrec "
+                                        "features` or `graphrec prepare --feature MODALITY=FILE`"):
+        build_ctr_model("gmmf", bare)
+    with pytest.raises(ConfigError, match="GMMF needs at least one content modality: choose modalities among image, "
+                                          "text"):
+        build_ctr_model("gmmf", data, {"modalities": []})

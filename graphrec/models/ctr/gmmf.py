@@ -76,7 +76,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphrec.errors import ConfigError
+from graphrec.errors import ConfigError, DataError
 from graphrec.models.ctr.base import (
     CTRBatch,
     CTRModel,
@@ -152,8 +152,15 @@ class GMMF(CTRModel):
         super().__init__()
         self.n_users, self.n_items = schema.n_users, schema.n_items
         mods = schema.chosen_modalities(modalities)
+        if not schema.modalities:
+            raise DataError(
+                "GMMF needs item content features, and these data have none: train it on data with features (a "
+                "UniSRec folder with its PREFIX.feat1CLS/.feat3CLS files, a MovieLens folder with text_minilm.npy), or "
+                "add them to a graphrec dataset with `graphrec features` or `graphrec prepare --feature MODALITY=FILE`"
+            )
         if not mods:
-            raise ConfigError("GMMF needs at least one content modality (image or text features)")
+            raise ConfigError(f"GMMF needs at least one content modality: choose modalities among "
+                              f"{', '.join(schema.modalities)} (None: all)")
         self.modalities = mods
         self.use_autoencoder, self.use_cgan, self.use_min = use_autoencoder, use_cgan, use_min
         self.candidate_in_head = candidate_in_head

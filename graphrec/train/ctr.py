@@ -45,7 +45,7 @@ from graphrec._device import model_device, resolve_device
 from graphrec.data.ctr import (
     CTRData, CTRSplit, check_training_samples, cold_mask, popularity_levels, property_codes,
 )
-from graphrec.errors import ConfigError
+from graphrec.errors import ConfigError, DataError
 from graphrec.metrics.ctr import auc, ctr_metrics
 from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
 from graphrec.train.fit import divergence_error, seed_everything
@@ -224,6 +224,7 @@ def resolve_item_graphs(
     parts = item_graph_parts(item_graph)
     if not parts:
         return None, []
+    _check_graph_features(parts, item_graph, data.dataset.item_features)
     mats, records = [], []
     for part in parts:
         if isinstance(part, str):  # a kind, built here
@@ -314,20 +315,33 @@ def _check_enriched(name: str, model: CTRModel) -> None:
                           "--graph-layers 1 or more")
 
 
+def _check_graph_features(parts: Sequence[str | Path], item_graph: str | None, features: Mapping[str, Any]) -> None:
+    """A kNN graph (``"knn"``, ``"both"``) needs the items' content features: without
+    any, a one-line :class:`~graphrec.errors.DataError` that names the CTR option's fix
+    (the graph builder's own message names ``graphrec build-graph``'s)."""
+    if "knn" in parts and not features:
+        raise DataError(f"--item-graph {item_graph} builds a kNN graph of the items' content features, and these "
+                        "data have none: pass --item-graph cooccur (the graph of the training co-interactions), or "
+                        "data with item features")
+
+
 def check_ctr_model(
     data: CTRData | CTRSchema, name: str, params: Mapping[str, Any] | None = None, item_graph: str | None = None
 ) -> None:
     """Refuse, before any graph is built or sample stored, what :func:`run_ctr` would:
     options model ``name`` refuses on these samples (e.g. a modality they lack), an
     ``item_graph`` that names no graph (:func:`item_graph_parts`), graph layers below 0,
-    and item graphs the model would not use (no item ID embedding, 0 layers). Builds the
-    model once on identity placeholder graphs (cheap: no graph is built or read)."""
+    item graphs the model would not use (no item ID embedding, 0 layers), and a kNN
+    graph of data without item features. Builds the model once on identity placeholder
+    graphs (cheap: no graph is built or read)."""
     from graphrec.nn import to_torch_sparse
 
     schema = data if isinstance(data, CTRSchema) else ctr_schema(data)
     eye = sp.identity(schema.n_items, dtype=np.float32, format="csr")
-    placeholders = [to_torch_sparse(eye) for _ in item_graph_parts(item_graph)]
+    parts = item_graph_parts(item_graph)
+    placeholders = [to_torch_sparse(eye) for _ in parts]
     build_ctr_model(name, schema, params, placeholders or None)
+    _check_graph_features(parts, item_graph, schema.item_features)
 
 
 # ---------------------------------------------------------------------- batches

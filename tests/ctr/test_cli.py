@@ -636,3 +636,18 @@ def test_gmmf_without_features_is_refused_before_any_note_and_names_the_fix(tmp_
     res = runner.invoke(app, ["train", "gmmf", "--data", str(tmp_path / "s2"), "--epochs", "1", "--device", "cpu",
                               "--quiet", "--out", str(tmp_path / "r")])
     assert res.exit_code == 1 and res.output.strip().splitlines() == [line], res.output
+
+
+@pytest.mark.parametrize("graph", ["knn", "both"])
+def test_knn_graph_without_features_names_the_ctr_option(tmp_path, graph):
+    """DIN --item-graph knn on data without features said "build --kind cooccur" (the
+    graph builder's flag); this command's fix is --item-graph cooccur, given before the
+    samples are stored."""
+    _toy_source(30, tmp_path / "a")
+    res = runner.invoke(app, ["train", "din", "--data", str(tmp_path / "a"), "--item-graph", graph, "--epochs", "1",
+                              "--device", "cpu", "--quiet", "--samples", str(tmp_path / "s"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    assert res.output.strip() == (
+        f"error: --item-graph {graph} builds a kNN graph of the items' content features, and these data have none: "
+        "pass --item-graph cooccur (the graph of the training co-interactions), or data with item features")
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()

@@ -99,3 +99,20 @@ def test_item_graphs_without_effect_are_refused(data):
     check_ctr_model(data, "marn", {"modalities": ["id", "image"]}, "both")
     check_ctr_model(data, "gmmf", {"graph_layers": 1}, "knn")
     check_ctr_model(data, "marn", {"modalities": ["image"], "adversarial": "none"}, "none")
+
+
+def test_knn_graph_of_data_without_features_names_the_ctr_fix(data):
+    """The graph builder's message said "build --kind cooccur" (graphrec build-graph's
+    flag); resolve_item_graphs and check_ctr_model name the CTR option."""
+    import dataclasses
+
+    bare = dataclasses.replace(data, dataset=data.dataset.replace(item_features={}))
+    for graph in ("knn", "both"):
+        message = (f"--item-graph {graph} builds a kNN graph of the items' content features, and these data have "
+                   "none: pass --item-graph cooccur")
+        with pytest.raises(DataError, match=message):
+            resolve_item_graphs(bare, graph)
+        with pytest.raises(DataError, match=message):
+            check_ctr_model(bare, "din", {}, graph)
+    check_ctr_model(bare, "din", {}, "cooccur")
+    assert len(resolve_item_graphs(bare, "cooccur")[0]) == 1

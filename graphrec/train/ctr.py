@@ -288,6 +288,12 @@ def build_ctr_model(
         allowed = {p for p in sig.parameters if p not in ("self", "schema", "item_graphs")}
         allowed |= {p.name for p in entry.params if p.option.target == "model"}
         unknown = sorted(set(params) - allowed)
+        train = [k for k in unknown if k in {p.name for p in entry.train_params}]
+        if train:  # declared with the model (graphrec models NAME --params) but the fit loop's
+            given = ", ".join(f"{k}={params[k]!r}" for k in train)
+            what = "is a training option" if len(train) == 1 else "are training options"
+            raise ConfigError(f"{', '.join(train)} {what} of {name} (its fit loop's), not model parameters: pass "
+                              f"CTRConfig({given}) to run_ctr / fit_ctr")
         if unknown:
             raise ConfigError(f"{name} has no option(s) {', '.join(unknown)}: valid are {', '.join(sorted(allowed)) or 'none'}")
     params = model_params(name, params, task="ctr")

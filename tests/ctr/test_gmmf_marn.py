@@ -350,3 +350,16 @@ def test_gmmf_without_content_features_names_where_they_come_from():
     with pytest.raises(ConfigError, match="GMMF needs at least one content modality: choose modalities among image, "
                                           "text"):
         build_ctr_model("gmmf", data, {"modalities": []})
+
+
+def test_gan_options_given_as_model_parameters_name_ctr_config():
+    """`graphrec models gmmf --params` lists gan_lr and gan_start_epoch with GMMF's
+    parameters; given to build_ctr_model they were refused as unknown ("gmmf has no
+    option(s) gan_lr: valid are ..."). The refusal says where they go."""
+    data = contract_ctr_data()
+    with pytest.raises(ConfigError, match=r"^gan_lr is a training option of gmmf \(its fit loop's\), not model "
+                                          r"parameters: pass CTRConfig\(gan_lr=0\.0001\) to run_ctr / fit_ctr$"):
+        build_ctr_model("gmmf", data, {"gan_lr": 1e-4})
+    with pytest.raises(ConfigError, match=r"gan_lr, gan_start_epoch are training options .* "
+                                          r"CTRConfig\(gan_lr=0\.0001, gan_start_epoch=2\)"):
+        run_ctr(data, "gmmf", {"gan_start_epoch": 2, "gan_lr": 1e-4}, CTRConfig(epochs=1, progress=False))

@@ -116,3 +116,30 @@ def test_knn_graph_of_data_without_features_names_the_ctr_fix(data):
             check_ctr_model(bare, "din", {}, graph)
     check_ctr_model(bare, "din", {}, "cooccur")
     assert len(resolve_item_graphs(bare, "cooccur")[0]) == 1
+
+
+def test_the_documented_build_graph_flags_store_the_graphs_a_ctr_run_builds(data, tmp_path):
+    """docs/models/ctr.md: `graphrec build-graph --data SAMPLES/dataset --kind both --k 10
+    --cooccur-top-k 20 --symmetric` stores the graphs `--item-graph both` builds (at the
+    run's --graph-k and --cooccur-top-k defaults): --item-graph DIR/knn,DIR/cooccur trains
+    on the same tensors (--symmetric only records the run's recipe: the run symmetrises
+    what it reads). build-graph's own defaults keep every co-interaction: another graph."""
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+    from graphrec.data.ctr import CTRData
+
+    data.save(tmp_path / "s")
+    stored = CTRData.load(tmp_path / "s")
+    built, _ = resolve_item_graphs(stored, "both")  # the run's defaults: k 10, cooccur_top_k 20
+    for out, flags in (("g", ["--k", "10", "--cooccur-top-k", "20", "--symmetric"]),
+                       ("nosym", ["--k", "10", "--cooccur-top-k", "20"]), ("default", [])):
+        res = CliRunner().invoke(app, ["build-graph", "--data", str(tmp_path / "s" / "dataset"), "--kind", "both",
+                                       *flags, "--threads", "1", "--quiet", "--out", str(tmp_path / out)])
+        assert res.exit_code == 0, res.output
+    for out in ("g", "nosym"):
+        same, _ = resolve_item_graphs(stored, f"{tmp_path / out / 'knn'},{tmp_path / out / 'cooccur'}")
+        for a, b in zip(built, same):
+            assert torch.equal(a.to_dense(), b.to_dense()), out
+    other, _ = resolve_item_graphs(stored, str(tmp_path / "default" / "cooccur"))
+    assert not torch.equal(other[0].to_dense(), built[1].to_dense())

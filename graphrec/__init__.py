@@ -11,7 +11,9 @@ The main entry points, importable from here (each imported on first use, so that
   lists them), :class:`TrainConfig`, :func:`run_training` (seeded, recorded, saved),
   :func:`fit`, :func:`evaluate_ranking`;
 * after training: :func:`recommend` (top-k with original ids from a saved run),
-  :func:`load_run`.
+  :func:`load_run`;
+* click-through rate: :func:`load_ctr_source` (CTR samples from a source folder),
+  :class:`CTRConfig`, :func:`run_ctr` (``docs/models/ctr.md``, "Python").
 
 Models themselves are in :mod:`graphrec.models` (``from graphrec.models import
 FREEDOM``), the CTR models in :mod:`graphrec.models.ctr`.
@@ -37,6 +39,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "fit": ("graphrec.train", "fit"),
     "evaluate_ranking": ("graphrec.train.evaluate", "evaluate_ranking"),
     "load_run": ("graphrec.train.run", "load_run"),
+    "load_ctr_source": ("graphrec.data.ctr", "load_ctr_source"),
+    "CTRConfig": ("graphrec.train.ctr", "CTRConfig"),
+    "run_ctr": ("graphrec.train.ctr", "run_ctr"),
 }
 
 __all__ = ["__version__", *_EXPORTS]

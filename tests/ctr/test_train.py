@@ -123,3 +123,30 @@ def test_din_beats_lr_on_amazon_scientific(shared_data):
     # measured: LR 0.606, DIN 0.792 test AUC after 4 epochs (seed 0)
     assert din_rec["test"]["auc"] > lr_rec["test"]["auc"] + 0.05
     assert din_rec["test"]["auc"] > 0.7
+
+
+def test_the_python_section_of_ctr_md_runs_as_written(shared_data, tmp_path, monkeypatch, capsys):
+    """docs/models/ctr.md's "Python" snippet, as written (its ../shared/data path read
+    from the real data's root): samples, a GMMF run saved, reloaded, re-evaluated to the
+    recorded numbers and its click probabilities."""
+    import re
+    import textwrap
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "models" / "ctr.md").read_text()
+    section = page.split("\n## Python\n", 1)[1].split("\n## ", 1)[0]
+    (snippet,) = [textwrap.dedent(b) for b in re.findall(r"^```python\n(.*?)^```", section, flags=re.S | re.M)]
+    assert "../shared/data/amazon-scientific" in snippet
+    snippet = snippet.replace("../shared/data/", f"{shared_data}/")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(snippet, "ctr.md", "exec"), namespace)
+    record, metrics, pred = namespace["record"], namespace["metrics"], namespace["pred"]
+    assert (tmp_path / "runs" / "gmmf-sci-py" / "record.json").is_file()
+    assert record["model"] == "gmmf" and record["train_config"]["epochs"] == 2
+    assert record["history"][-1]["gan_d_loss"] is not None  # the GAN trained in epoch 2
+    for key in ("auc", "gauc", "logloss"):
+        assert metrics["test"][key] == pytest.approx(record["test"][key], abs=1e-9)
+    test = namespace["data"].samples["test"]
+    assert len(pred["probability"]) == len(test) and set(pred["split"]) == {"test"}
+    assert list(pred["label"]) == list(test.labels)

@@ -29,6 +29,8 @@ def _mods(value: Optional[str]) -> Optional[list[str]]:
 
 
 Dim = Annotated[int, Option("--dim", help="Item ID embedding size (papers: 32).", min=1)]
+#: FM's and DeepFM's k: every field's embedding (user, item, side fields; DeepFM's modality projections)
+FieldDim = Annotated[int, Option("--dim", help="Embedding size k of every field (user, item, side fields; papers: 32).", min=1)]
 ModalityDim = Annotated[int, Option(help="Projection size of each content modality (0: raw features).", min=0)]
 Modalities = Annotated[
     Optional[list],
@@ -51,7 +53,7 @@ def build_lr(schema: CTRSchema, **more: Any) -> LR:
     summary="factorization machine on user, item and side-field IDs",
     example="graphrec train fm --data ../shared/data/ml100k --task ctr --item-graph knn",
 )
-def build_fm(schema: CTRSchema, dim: Dim = 32, **more: Any) -> FM:
+def build_fm(schema: CTRSchema, dim: FieldDim = 32, **more: Any) -> FM:
     """Pairwise interactions of the field embeddings."""
     return FM(schema, dim=dim, **more)
 
@@ -61,8 +63,9 @@ def build_fm(schema: CTRSchema, dim: Dim = 32, **more: Any) -> FM:
     summary="FM plus an MLP, content modalities as dense fields",
     example="graphrec train deepfm --data ../shared/data/amazon-scientific --task ctr",
 )
-def build_deepfm(schema: CTRSchema, dim: Dim = 32, modalities: Modalities = None, **more: Any) -> DeepFM:
-    """FM's field embeddings shared with an MLP over all fields."""
+def build_deepfm(schema: CTRSchema, dim: FieldDim = 32, modalities: Modalities = None, **more: Any) -> DeepFM:
+    """FM's field embeddings shared with an MLP over all fields; each content modality is
+    one more field, projected to the field size dim (there is no modality_dim)."""
     return DeepFM(schema, dim=dim, modalities=modalities, **more)
 
 
@@ -137,8 +140,9 @@ def build_marn(
     **more: Any,
 ) -> MARN:
     """Modality-specific and -invariant parts of every modality, fused by attention, and an
-    attentional property GRU over the history. The representation size ``dim`` follows
-    ``id_dim`` unless given."""
+    attentional property GRU over the history. The representation size (the modality
+    embeddings and the fused item vector) is --dim, the item ID size (id_dim); from
+    Python, ``dim=`` sets it apart."""
     more.setdefault("dim", id_dim)
     return MARN(schema, id_dim=id_dim, modalities=modalities, fusion=fusion, adversarial=adversarial,
                 sequence=sequence, adv_weight=adv_weight, **more)

@@ -133,6 +133,8 @@ class CTRConfig:
         for name in ("lr", "gan_lr"):
             if not 0 < getattr(self, name) < math.inf:  # also refuses NaN
                 raise ConfigError(f"{name} must be positive and finite (e.g. 0.001), got {getattr(self, name)}")
+        if not 0 <= self.weight_decay < math.inf:  # also refuses NaN (torch's optimisers: a traceback)
+            raise ConfigError(f"weight_decay must be >= 0 and finite (e.g. 1e-5; 0: none), got {self.weight_decay}")
         if self.gan_start_epoch < 0:
             raise ConfigError(f"gan_start_epoch must be >= 0, got {self.gan_start_epoch}")
         if self.optimizer not in OPTIMIZERS:

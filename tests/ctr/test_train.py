@@ -99,6 +99,9 @@ def test_a_ctr_config_is_frozen_and_replace_checks_again():
     assert dataclasses.replace(cfg, epochs=5).epochs == 5
     with pytest.raises(ConfigError, match="lr"):
         dataclasses.replace(cfg, lr=-1.0)
+    for bad in (-1.0, float("nan")):  # torch's optimiser refused -1 with a traceback
+        with pytest.raises(ConfigError, match="weight_decay must be >= 0 and finite"):
+            CTRConfig(weight_decay=bad)
 
 
 def test_unknown_options_are_errors(data):

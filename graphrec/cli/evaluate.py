@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from graphrec.errors import ConfigError, DataError
+from graphrec.errors import ConfigError
 from graphrec.cli._common import (
     Quiet,
     Threads,
@@ -85,7 +85,7 @@ def _evaluate_ctr(run_dir: Path, data: Optional[Path], predictions: Optional[Pat
     recorded fingerprint), its model loaded, valid and test evaluated (printed as
     ``graphrec train`` prints them), and the probabilities written when asked."""
     from graphrec._atomic import atomic_file, check_output
-    from graphrec.cli.train_ctr import load_ctr_data, print_ctr_record
+    from graphrec.cli.train_ctr import load_run_samples, print_ctr_record
     from graphrec.train.ctr import evaluate_ctr
     from graphrec.train.ctr_eval import (ctr_predictions, ctr_run_source, load_ctr_run, recorded_config,
                                          write_predictions)
@@ -95,14 +95,7 @@ def _evaluate_ctr(run_dir: Path, data: Optional[Path], predictions: Optional[Pat
         if predictions.suffix.lower() != ".csv":  # --overwrite replaced record.json, model.pt, ... as well
             raise ConfigError(f"--predictions {predictions}: write a .csv file (the probabilities are CSV)")
         check_output(predictions, overwrite, option="--predictions", kind="file")
-    path = data if data is not None else src["path"]
-    if not path:
-        raise DataError(f"{run_dir}: the record names no data path: pass --data DIR")
-    if not Path(path).exists():
-        raise DataError(f"run {run_dir} was trained on {path}, which is no longer there (moved or deleted?): pass "
-                        "--data DIR, its folder now")
-    samples = load_ctr_data(Path(path), None, src["max_history"], src["sample_seed"], src["cold_start"],
-                            src["cold_seed"])
+    samples = load_run_samples(run_dir, data, src)
     dev = resolve_device(device)
     with warnings_as_lines():
         record, model = load_ctr_run(run_dir, samples, dev, progress=not quiet)

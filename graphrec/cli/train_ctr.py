@@ -42,7 +42,7 @@ from graphrec.cli.train import Resume, report_saved  # Resume: the option `graph
 from graphrec.train.commands import option_message
 from graphrec.train.ctr import CTRConfig, takes_item_graphs
 
-__all__ = ["register", "make_command", "load_ctr_data", "print_ctr_record"]
+__all__ = ["register", "make_command", "load_ctr_data", "load_run_samples", "print_ctr_record"]
 
 Data = Annotated[Path, typer.Option("--data", help="Source folder (UniSRec, MovieLens, graphrec dataset) or CTR samples directory.")]
 Task = Annotated[str, typer.Option(help="Task: ctr (click-through rate, AUC).")]
@@ -149,6 +149,31 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
         built.dataset.source = {"path": str((samples / "dataset").resolve()), "cold": built.dataset.cold_items is not None}
         typer.echo(f"samples saved to {samples}")
     return built
+
+
+def load_run_samples(run_dir: Path, data: Optional[Path], source: Optional[Mapping[str, Any]] = None):
+    """The samples a finished CTR run trained on, made again from ``data`` (``--data``:
+    where the run's data moved) or the recorded ``--data`` with the recorded max history,
+    sample seed and cold-start split (``source``: :func:`~graphrec.train.ctr_eval.ctr_run_source`'s
+    entries, read from the run when None); a missing path is a one-line
+    :class:`~graphrec.errors.DataError`. :func:`~graphrec.train.ctr_eval.load_ctr_run`
+    checks them against the run's fingerprint (``graphrec evaluate`` and ``graphrec
+    predict`` of a CTR run)."""
+    from graphrec.errors import DataError
+    from graphrec.train.ctr_eval import ctr_run_source
+
+    src = ctr_run_source(run_dir) if source is None else source
+    if data is not None and not data.exists():
+        raise DataError(f"--data {data}: not found: pass the folder the run's data (its source folder or stored "
+                        "samples) is in now")
+    path = data if data is not None else src["path"]
+    if not path:
+        raise DataError(f"{run_dir}: the record names no data path: pass --data DIR")
+    if not Path(path).exists():
+        raise DataError(f"run {run_dir} was trained on {path}, which is no longer there (moved or deleted?): pass "
+                        "--data DIR, its folder now")
+    return load_ctr_data(Path(path), None, src["max_history"], src["sample_seed"], src["cold_start"],
+                         src["cold_seed"])
 
 
 def print_ctr_record(record: dict[str, Any]) -> None:

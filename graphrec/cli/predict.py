@@ -70,6 +70,7 @@ def predict(
                           "scores pairs with CTR runs; graphrec recommend writes a ranking run's top-k lists")
     set_threads(threads)
 
+    from graphrec._checks import counted
     from graphrec._csv import write_columns
     from graphrec.cli.train_ctr import load_run_samples
     from graphrec.train.ctr_eval import ctr_run_source, load_ctr_run, recorded_config
@@ -87,7 +88,7 @@ def predict(
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             write_columns(f, pred.columns())
     dropped = f", {pred.dropped} with an unknown id left out" if pred.dropped else ""
-    typer.echo(f"wrote {out}: {len(pred)} pairs{dropped}")
+    typer.echo(f"wrote {out}: {counted(len(pred), 'pair')}{dropped}")
     if pred.no_history:
         typer.echo(f"note: {pred.no_history} of them have a user without any known behaviour (scored from an empty "
                    "history)")

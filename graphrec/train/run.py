@@ -390,8 +390,8 @@ def load_run(
     if record.get("task", "ranking") != "ranking":
         raise ConfigError(
             f"run {run_dir} trained {record.get('model')} for the {record.get('task')} task: this reads top-k ranking "
-            "runs (graphrec train lightgcn|mmgef|...); for a CTR run, graphrec evaluate gives its AUC and "
-            "--predictions FILE its click probabilities"
+            "runs (graphrec train lightgcn|mmgef|...); for a CTR run, graphrec predict RUN --pairs FILE scores "
+            "(user, item) pairs, and graphrec evaluate gives its AUC (--predictions FILE: its samples' probabilities)"
         )
     check_record_fields(record, run_dir, {"dataset": dict, "model_params": dict, "train_config": dict})
     check_record_fields(record["dataset"], run_dir, {"fingerprint": str})

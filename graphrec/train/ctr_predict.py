@@ -245,6 +245,7 @@ def score_pairs(
     _check_indices("items", items, model.n_items, "an item index of the model")
     _check_indices("rows", rows, len(history), "a row of history")
     _check_indices("history", history, model.n_items, "an item index of the model", pad=True)
+    delta = None if hist_delta is None else np.asarray(hist_delta, dtype=np.float32)  # converted once
     out = np.empty(n, np.float32)
     for s in range(0, n, batch_size):
         e = min(n, s + batch_size)
@@ -255,8 +256,8 @@ def score_pairs(
             "history": torch.from_numpy(history[r].astype(np.int32, copy=False)),
             "labels": torch.zeros(e - s),  # unused by predict
         }
-        if hist_delta is not None:
-            t["hist_delta"] = torch.from_numpy(np.asarray(hist_delta, dtype=np.float32)[r])
+        if delta is not None:
+            t["hist_delta"] = torch.from_numpy(delta[r])
         out[s:e] = predict_ctr(model, t, dev, batch_size)
     return out
 

@@ -14,11 +14,20 @@ stored-ready graphs, shared by ``graphrec build-graph`` and the model builders:
 
 Each result carries a :class:`~graphrec.graphs.store.GraphRecord` (dataset fingerprint,
 cold-start split, options, build time) so a stored graph is never reused for other data.
+
+Within :func:`graph_memo`, :func:`build_item_graph` returns the graph a
+:class:`GraphMemo` holds for the same dataset (fingerprint) and :class:`GraphSpec`
+instead of building it, and adds those it builds: a training run keeps the graphs its
+model was built over and a loaded run is built over the same ones
+(:mod:`graphrec.train.run`), not over a kNN search made again (items^2 work, and float
+sums that follow the thread count).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import time
 import warnings
 from contextvars import ContextVar
@@ -40,8 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from graphrec.data import Dataset
     from graphrec.distributed import Shard
 
-__all__ = ["GRAPH_KINDS", "GraphSpec", "BuiltGraph", "build_item_graph", "build_progress", "check_graph_inputs",
-           "parse_modalities"]
+__all__ = ["GRAPH_KINDS", "GraphSpec", "BuiltGraph", "GraphMemo", "MemoEntry", "build_item_graph", "build_progress",
+           "check_graph_inputs", "graph_memo", "parse_modalities"]
 
 GRAPH_KINDS = ("knn", "cooccur", "user-cooccur")
 
@@ -123,6 +132,54 @@ class BuiltGraph:
     emptied_rows: int = 0
 
 
+@dataclass(frozen=True)
+class MemoEntry:
+    """A graph a :class:`GraphMemo` holds: as :func:`build_item_graph` returned it (its
+    ``graph`` and ``record``) and the rows its normalisation emptied."""
+
+    graph: sp.csr_matrix
+    record: GraphRecord
+    emptied_rows: int = 0
+
+
+class GraphMemo:
+    """Graphs by what they are of: a dataset (its fingerprint) and a :class:`GraphSpec`
+    (:meth:`key`). Within :func:`graph_memo`, :func:`build_item_graph` asks :meth:`get`
+    first and gives what it builds to :meth:`put`; this class keeps copies in memory (so a
+    builder that changes its graph in place changes no entry), a subclass may read them
+    from disk (:class:`graphrec.train.run.RunGraphs`)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, MemoEntry] = {}
+
+    @staticmethod
+    def key(dataset: "Dataset", spec: GraphSpec) -> str:
+        """The canonical JSON of ``{"dataset": fingerprint, "spec": spec's fields}``."""
+        return json.dumps({"dataset": dataset.fingerprint(), "spec": dataclasses.asdict(spec)}, sort_keys=True)
+
+    def get(self, dataset: "Dataset", spec: GraphSpec) -> MemoEntry | None:
+        entry = self.entries.get(self.key(dataset, spec))
+        return None if entry is None else dataclasses.replace(entry, graph=entry.graph.copy())
+
+    def put(self, dataset: "Dataset", spec: GraphSpec, built: BuiltGraph) -> None:
+        self.entries[self.key(dataset, spec)] = MemoEntry(built.graph.copy(), built.record, built.emptied_rows)
+
+
+#: the memo :func:`build_item_graph` consults and fills (:func:`graph_memo`)
+_MEMO: ContextVar[GraphMemo | None] = ContextVar("graphrec_graph_memo", default=None)
+
+
+@contextlib.contextmanager
+def graph_memo(memo: GraphMemo | None) -> Iterator[GraphMemo | None]:
+    """Within the block, :func:`build_item_graph` takes the graphs ``memo`` holds and adds
+    the ones it builds (None: no memo, every graph built)."""
+    token = _MEMO.set(memo)
+    try:
+        yield memo
+    finally:
+        _MEMO.reset(token)
+
+
 def check_graph_inputs(
     spec: GraphSpec, name: str, features: Mapping[str, Any], sources: Mapping[str, Mapping[str, Any]] | None = None
 ) -> None:
@@ -166,6 +223,17 @@ def build_item_graph(
     t0 = time.perf_counter()
     if progress is None:
         progress = _PROGRESS.get()
+    memo = _MEMO.get()
+    if memo is not None:
+        kept = memo.get(dataset, spec)
+        if kept is not None:  # the features fused again (cheap, and what MM-GEF's builder reads), no search
+            fused = None
+            if spec.kind == "knn":
+                sources = dataset.meta.get("features")
+                fused = fuse_features(dataset.item_features, spec.modalities, sources=sources)
+            return BuiltGraph(graph=kept.graph, record=kept.record, seconds=time.perf_counter() - t0, fused=fused,
+                              notes=[fused.describe(dataset.item_ids)] if fused is not None else [],
+                              emptied_rows=kept.emptied_rows)
     notes: list[str] = []
     fused = None
     lost = 0
@@ -236,8 +304,11 @@ def build_item_graph(
         **record_fields,
     )
     # the form save_graph stores: a model sees the same edges built here or loaded
-    return BuiltGraph(graph=canonical_graph(graph), record=record, seconds=seconds, fused=fused, notes=notes,
-                      emptied_rows=lost)
+    built = BuiltGraph(graph=canonical_graph(graph), record=record, seconds=seconds, fused=fused, notes=notes,
+                       emptied_rows=lost)
+    if memo is not None:
+        memo.put(dataset, spec, built)
+    return built
 
 
 def parse_modalities(value: str | Sequence[str] | None) -> tuple[str, ...] | None:

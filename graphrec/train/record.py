@@ -38,6 +38,7 @@ from typing import Any, Mapping
 import torch
 
 from graphrec._atomic import atomic_dir
+from graphrec.graphs.build import GraphMemo, MemoEntry
 from graphrec._device import resolve_device
 from graphrec.errors import DataError
 
@@ -47,6 +48,8 @@ __all__ = ["save_run", "load_record", "check_record_fields", "load_state", "file
 
 RECORD = "record.json"
 WEIGHTS = "model.pt"
+#: the folder of a run holding the graphs its model was built over (:func:`save_run`)
+RUN_GRAPHS = "graphs"
 
 
 class UnverifiedCheckpointWarning(UserWarning):
@@ -223,7 +226,7 @@ def checkpoint_entry(weights: Path, record: Mapping[str, Any]) -> dict[str, Any]
 
 def save_run(
     out: str | os.PathLike, record: dict[str, Any], state_dict: dict[str, Any], overwrite: bool = True,
-    *, claimed: bool = False, fallback: bool = False,
+    *, claimed: bool = False, fallback: bool = False, graphs: GraphMemo | None = None,
 ) -> Path:
     """Write ``record.json`` and ``model.pt`` to ``out`` atomically; returns the folder
     written.
@@ -232,14 +235,77 @@ def save_run(
     record (module doc). An existing ``out`` is replaced only with ``overwrite``; with
     ``fallback`` a taken ``out`` is kept and the run is written beside it, ``OUT-2``
     (``claimed``: ``out`` is the empty folder claimed for it; :func:`graphrec._atomic.atomic_dir`).
+    ``graphs``: the graphs the model was built over (:class:`~graphrec.graphs.build.GraphMemo`),
+    stored in ``out/graphs/N`` and listed in ``record["run_graphs"]`` (:class:`RunGraphs`
+    reads them back).
     """
     out = Path(out)
     placed: list[Path] = []
     with atomic_dir(out, overwrite=overwrite, claimed=claimed, fallback=fallback, placed=placed) as tmp:
+        if graphs is not None and graphs.entries:
+            record["run_graphs"] = _write_run_graphs(tmp, graphs)
         torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / WEIGHTS)
         record["checkpoint"] = checkpoint_entry(tmp / WEIGHTS, record)
         (tmp / RECORD).write_text(json.dumps(record, indent=2, default=_jsonable))
     return placed[0]
+
+
+def _write_run_graphs(folder: Path, graphs: GraphMemo) -> list[dict[str, Any]]:
+    """Store each graph of ``graphs`` in ``folder/graphs/N`` (:func:`graphrec.graphs.store.save_graph`);
+    the entries of ``record["run_graphs"]``: its memo key, folder, checksum and emptied rows."""
+    from graphrec.graphs.store import save_graph
+
+    entries = []
+    for n, (key, entry) in enumerate(graphs.entries.items()):
+        where = f"{RUN_GRAPHS}/{n}"
+        written = save_graph(folder / where, entry.graph, entry.record)
+        entries.append({"key": json.loads(key), "dir": where, "checksum": written.checksum,
+                        "emptied_rows": int(entry.emptied_rows)})
+    return entries
+
+
+def run_graphs(record: Mapping[str, Any], run_dir: str | os.PathLike) -> "RunGraphs | None":
+    """The memo of the graphs run ``run_dir`` stored (:func:`save_run`'s ``graphs``), for
+    building its model over them; None for a run that stored none (recorded before runs
+    kept their graphs, or a model without built graphs): its graphs are built again."""
+    entries = record.get("run_graphs")
+    if not entries:
+        return None
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) and isinstance(e.get("key"), Mapping)
+                                                 and isinstance(e.get("dir"), str) for e in entries):
+        raise DataError(f"{Path(run_dir) / RECORD}: the entry 'run_graphs' is damaged: restore the record or train again")
+    return RunGraphs(run_dir, entries)
+
+
+class RunGraphs(GraphMemo):
+    """The graphs a run stored (``record["run_graphs"]``), read from its folder when the
+    model's builder asks for them (:func:`graphrec.graphs.build.graph_memo`), each checked
+    against its checksum; a graph the run did not store is built (and not kept)."""
+
+    def __init__(self, run_dir: str | os.PathLike, entries: list[Mapping[str, Any]]) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.stored = {json.dumps(e["key"], sort_keys=True): e for e in entries}
+
+    def get(self, dataset: Any, spec: Any) -> MemoEntry | None:
+        from graphrec.graphs.store import load_graph
+
+        entry = self.stored.get(self.key(dataset, spec))
+        if entry is None:
+            return None
+        folder = self.run_dir / entry["dir"]
+        if not folder.is_dir():
+            raise DataError(f"run {self.run_dir} lists its graph {entry['dir']} but the folder is missing: restore it "
+                            "or train again")
+        graph, record = load_graph(folder)  # its checksum checked against its own record
+        if record.checksum != entry.get("checksum"):
+            raise DataError(f"{folder}: not the graph run {self.run_dir} was trained over (checksum "
+                            f"{str(record.checksum)[:12]}, the run recorded {str(entry.get('checksum'))[:12]}): "
+                            "restore it or train again")
+        return MemoEntry(graph, record, int(entry.get("emptied_rows") or 0))
+
+    def put(self, dataset: Any, spec: Any, built: Any) -> None:
+        pass  # a loaded run keeps no new graph
 
 
 def load_record(run_dir: str | os.PathLike) -> dict[str, Any]:

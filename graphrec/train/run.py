@@ -23,6 +23,7 @@ from graphrec._atomic import check_output
 from graphrec._device import resolve_device
 from graphrec.data import Dataset, cold_start
 from graphrec.errors import ConfigError, DataError
+from graphrec.graphs.build import GraphMemo, graph_memo
 from graphrec.graphs.store import GraphRecord, check_used_graph, save_graph, used_graph
 from graphrec.models import Recommender
 from graphrec.nn import to_scipy_csr
@@ -36,6 +37,7 @@ from graphrec.train.record import (
     environment,
     load_record,
     load_state,
+    run_graphs,
     save_run,
     source_state,
 )
@@ -177,7 +179,9 @@ def run_training(
     source_state()  # the record's commit (a git call) is asked now, not while a Ctrl-C is being handled
     seed_everything(config.seed)
     t0 = time.perf_counter()
-    model = build_model(model_name, dataset, params, progress=config.progress and main)  # kNN bars
+    memo = GraphMemo() if out is not None and main else None  # the graphs built, stored with the run
+    with graph_memo(memo):
+        model = build_model(model_name, dataset, params, progress=config.progress and main)  # kNN bars
     build_seconds = time.perf_counter() - t0
     try:
         result = fit(model, dataset, config, device=device, on_epoch=on_epoch, keeper=keeper)
@@ -200,7 +204,7 @@ def run_training(
     if out is not None and main:
         with signals_held():  # a Ctrl-C now waits for the run directory
             saved = save_run(out, record, model.state_dict(), overwrite=overwrite or resume, claimed=claimed,
-                             fallback=True)
+                             fallback=True, graphs=memo)
         if on_saved is not None:
             on_saved(saved)
     return record, model
@@ -414,7 +418,8 @@ def load_run(
         )
     state = load_state(run_dir, record=record)
     check_recorded_graphs(record, run_dir)
-    model = build_model(record["model"], dataset, _recorded_params(record))
+    with graph_memo(run_graphs(record, run_dir)):  # the graphs it trained over, not a kNN search again
+        model = build_model(record["model"], dataset, _recorded_params(record))
     _load_weights(model, state, run_dir, record)
     model.to(resolve_device(device))
     model.eval()

@@ -48,6 +48,7 @@ from graphrec.data.dataset import max_abs
 from graphrec.data.sampling import NegativeSampler, bpr_batches
 from graphrec.errors import ConfigError, DataError, GraphrecNote, TrainingDiverged
 from graphrec.models import Recommender
+from graphrec.models.base import Scorer
 from graphrec.train.config import TrainConfig, check_config
 from graphrec.train.evaluate import evaluate_cold_start, evaluate_ranking
 from graphrec.train.optim import adam
@@ -146,15 +147,18 @@ def evaluate_model(
     config: TrainConfig,
     device: torch.device | str,
     progress: bool | float = False,
+    scorer: Scorer | None = None,
 ) -> dict[str, dict[str, float]]:
     """Metrics of ``split`` for all items and, under cold start, warm and cold items (in a
     process group, every rank takes its share of the users: :mod:`graphrec.distributed`).
-    Validation is over ``config.valid_users`` users when set (:func:`validation_users`)."""
+    Validation is over ``config.valid_users`` users when set (:func:`validation_users`).
+    ``scorer``: the model's :meth:`~graphrec.models.Recommender.scorer`, made already (one
+    propagation for several splits of an unchanged model); made here when None."""
     check_model_fits(model, dataset)
     model.eval()
     shard = distributed.current()
     with torch.no_grad():
-        scorer = model.scorer()
+        scorer = model.scorer() if scorer is None else scorer
         kw = dict(
             protocol=config.protocol,
             ks=config.ks,

@@ -481,8 +481,11 @@ def reevaluate(
         cfg["protocol"] = protocol
     cfg["progress"] = False
     config = TrainConfig.from_dict(cfg)
+    model.eval()
+    with torch.no_grad():
+        scorer = model.scorer()  # one propagation for both splits
     return {
-        split: evaluate_model(model, dataset, split, config, device, progress=progress)
+        split: evaluate_model(model, dataset, split, config, device, progress=progress, scorer=scorer)
         for split in ("valid", "test")
     }
 

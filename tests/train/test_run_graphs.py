@@ -92,3 +92,19 @@ def test_a_stored_graph_changed_or_missing_is_refused(mmgef_run, tmp_path):
     shutil.rmtree(graph_dir)
     with pytest.raises(DataError, match=r"lists its graph graphs/0 but the folder is missing"):
         load_run(run)
+
+
+def test_reevaluate_propagates_once_for_both_splits(mmgef_run, monkeypatch):
+    """reevaluate made the model's scorer (a full propagation) once per split."""
+    from graphrec.models.mmgef import MMGEF
+    from graphrec.train import reevaluate
+
+    root, record, _ = mmgef_run
+    made = []
+    real = MMGEF.scorer
+    monkeypatch.setattr(MMGEF, "scorer", lambda self: made.append(1) or real(self))
+    again = reevaluate(root / "run")
+    assert len(made) == 1
+    for split in ("valid", "test"):
+        assert again[split]["all"]["recall@20"] == pytest.approx(
+            (record["best_valid"] if split == "valid" else record["test"]["all"])["recall@20"], abs=1e-12)

@@ -446,7 +446,21 @@ def recommend_run(
     kk = min(int(k), n_cols)
     idx = np.zeros((len(asked), kk), dtype=np.int64)
     val = np.full((len(asked), kk), -np.inf, dtype=np.float32)
-    if known.any():
+    # candidates and a model whose scores are inner products of its embeddings: only the
+    # candidates' columns are scored (a batch costs len(candidates) columns, not n_items)
+    restricted = None
+    if known.any() and candidates is not None and new is None:
+        model.eval()
+        restricted = _candidate_scorer(model, candidates)
+    if restricted is not None:
+        with torch.no_grad():
+            pos, val[known] = top_k(
+                restricted, user_idx[known], kk, len(candidates),
+                exclude=None if seen is None else seen[:, candidates], batch_size=batch_size, device=dev,
+                progress=progress,
+            )
+        idx[known] = candidates[pos]
+    elif known.any():
         model.eval()
         with torch.no_grad():
             scorer = model.scorer()
@@ -476,6 +490,23 @@ def recommend_run(
         popular_users=[str(u) for u in np.asarray(asked)[~known]],
         excluded=excluded,
     )
+
+
+@torch.no_grad()
+def _candidate_scorer(model: Any, candidates: np.ndarray) -> Scorer | None:
+    """``users -> scores of the candidates only`` (``B x len(candidates)``, in the order of
+    ``candidates``) for a model whose scorer is :meth:`Recommender.scorer
+    <graphrec.models.base.Recommender.scorer>`, the inner products of :meth:`embeddings`:
+    one propagation, the candidates' item embeddings sliced once. ``None`` for any other
+    scorer (content kNN, the cold-item path, a model's own ``scorer``): :func:`top_k`
+    then scores every item and keeps the candidates' columns."""
+    from graphrec.models.base import Recommender
+
+    if not isinstance(model, Recommender) or type(model).scorer is not Recommender.scorer:
+        return None
+    user_emb, item_emb = model.embeddings()
+    item_t = item_emb.index_select(0, torch.as_tensor(candidates, device=item_emb.device)).t().contiguous()
+    return lambda users: user_emb[users] @ item_t
 
 
 def _most_popular(

@@ -639,9 +639,24 @@ def _write_parquet(recs: Recommendations, path: str) -> None:
     import pyarrow as pa
 
     table = pa.table({
-        "user_id": pa.array(recs.user_id.tolist(), type=pa.string()),
-        "item_id": pa.array(recs.item_id.tolist(), type=pa.string()),
+        "user_id": _arrow_strings(pa, recs.user_id),
+        "item_id": _arrow_strings(pa, recs.item_id),
         "rank": pa.array(recs.rank.astype(np.int32)),
         "score": pa.array(recs.score.astype(np.float32)),
     })
     pq.write_table(table, path)
+
+
+def _arrow_strings(pa: Any, column: np.ndarray) -> Any:
+    """``column`` as an Arrow string array. numpy's fixed-width unicode converts in C++,
+    without a Python ``str`` per row (``.tolist()``: 10M ids made 10M str objects). pyarrow
+    ends an id at a NUL character: a column where fewer characters arrived than were sent,
+    or a column of objects, goes through its Python strings as before."""
+    import pyarrow.compute as pc
+
+    col = np.ascontiguousarray(column)
+    if col.dtype.kind == "U" and col.dtype.itemsize:
+        arr = pa.array(col, type=pa.string())
+        if (pc.sum(pc.utf8_length(arr)).as_py() or 0) == np.count_nonzero(col.view(np.uint32)):
+            return arr
+    return pa.array(col.tolist(), type=pa.string())

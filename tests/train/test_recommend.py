@@ -364,6 +364,41 @@ def test_csv_written_in_chunks_has_the_same_bytes(tmp_path, monkeypatch):
     assert [r[0] for r in back] == recs.user_id.tolist() and [r[1] for r in back] == recs.item_id.tolist()
 
 
+def test_parquet_ids_go_to_arrow_without_python_strings(tmp_path):
+    """Parquet's id columns were one Python str per row (.tolist()); numpy's fixed-width
+    unicode now converts in C++, except a column of objects or one with an id holding a
+    NUL before its end (pyarrow would cut the id there): every id reads back as written."""
+    import graphrec.train.recommend as rec
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    ids = np.array(["plain", "ünï-✓", "", "a,b", 'q"', "x" * 40, "z"])
+    nul = ids.copy()
+    nul[-1] = "a\x00b"
+
+    class Spy:  # pyarrow, recording whether each array is made from numpy or from a list
+        string = staticmethod(pa.string)
+        lists: list[bool] = []
+
+        def array(self, values, **kw):
+            self.lists.append(isinstance(values, list))
+            return pa.array(values, **kw)
+
+    for column, lists in ((ids, [False]), (ids[:0], [False]), (np.array(["", ""]), [False]), (nul, [False, True]),
+                          (np.array(["\x00x"]), [False, True]), (ids.astype(object), [True])):
+        Spy.lists = []
+        arrow = rec._arrow_strings(Spy(), column)
+        assert arrow.to_pylist() == column.tolist() and arrow.type == pa.string() and Spy.lists == lists
+    n = len(ids)
+    recs = Recommendations(user_id=np.array(["u\x00v", "w"] * 4)[:n], item_id=ids,
+                           rank=np.arange(1, n + 1, dtype=np.int32), score=np.linspace(1, 0, n, dtype=np.float32), k=n)
+    write_recommendations(recs, tmp_path / "r.parquet")
+    back = pq.read_table(tmp_path / "r.parquet")
+    assert [f.type for f in back.schema] == [pa.string(), pa.string(), pa.int32(), pa.float32()]
+    assert back.to_pydict() == {c: v.tolist() for c, v in recs.columns().items()}
+
+
 def test_write_columns_formats_each_kind_of_column(tmp_path):
     """graphrec._csv.write_columns (recommendations and CTR predictions): text quoted as
     the csv module quotes it, integers as they print, floats to 9 significant digits,

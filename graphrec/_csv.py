@@ -9,7 +9,7 @@ predictions of ``graphrec evaluate --predictions`` go through it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO
 
 import numpy as np
@@ -39,9 +39,12 @@ def _cells(column: np.ndarray) -> list[str]:
     return csv_cells([str(v) for v in column.tolist()])
 
 
-def write_columns(f: IO[str], columns: Mapping[str, np.ndarray]) -> None:
+def write_columns(
+    f: IO[str], columns: Mapping[str, np.ndarray], progress: Callable[[int], object] | None = None
+) -> None:
     """``columns`` (name -> 1-D array, equal lengths) as CSV into the text file ``f``
-    (opened with ``newline=""``): the names as header, then the rows."""
+    (opened with ``newline=""``): the names as header, then the rows; ``progress(n)``
+    after each block of ``n`` rows written (e.g. a tqdm bar's ``update``)."""
     names = list(columns)
     n = len(columns[names[0]]) if names else 0
     if any(len(columns[c]) != n for c in names):
@@ -51,3 +54,5 @@ def write_columns(f: IO[str], columns: Mapping[str, np.ndarray]) -> None:
         e = min(n, s + CHUNK_ROWS)
         cells = [_cells(np.asarray(columns[c][s:e])) for c in names]
         f.write("".join([",".join(row) + "\n" for row in zip(*cells)]))
+        if progress is not None:
+            progress(e - s)

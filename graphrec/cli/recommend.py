@@ -114,7 +114,7 @@ def recommend(
             progress=not quiet,
             new_items=new_items,
         )
-    write_recommendations(recs, out, overwrite=overwrite)
+    write_recommendations(recs, out, overwrite=overwrite, progress=not quiet)
     # users with a row: a user's rows are consecutive and the users distinct, so count where
     # the id changes (a set of every row's id took 1.6 s at 10M rows)
     ids = recs.user_id

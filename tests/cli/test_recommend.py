@@ -161,6 +161,20 @@ def test_the_closing_line_counts_the_users_with_rows(shop, tmp_path):
     assert f"wrote {out}: {len(rows)} rows, {len(got)} users, top 3 (seen train items excluded)" in res.output
 
 
+def test_a_large_csv_shows_the_write_progress_unless_quiet(shop, tmp_path, monkeypatch):
+    """Writing a CSV of several blocks (10M rows: ~15 s) shows a bar over its rows, as the
+    scoring shows one over its batches; --quiet shows neither. The files are the same."""
+    import graphrec._csv
+
+    monkeypatch.setattr(graphrec._csv, "CHUNK_ROWS", 100)  # 120 users x 5 rows: 6 blocks
+    res = run("recommend", shop["run"], "--k", K, "--out", tmp_path / "bar.csv", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "write: " in res.output and "recommend: " in res.output
+    res = run("recommend", shop["run"], "--k", K, "--out", tmp_path / "quiet.csv", "--device", "cpu", "--quiet")
+    assert res.exit_code == 0 and "write: " not in res.output and "recommend: " not in res.output
+    assert (tmp_path / "bar.csv").read_bytes() == (tmp_path / "quiet.csv").read_bytes()
+
+
 def test_users_file_in_both_formats_keeps_its_order(shop, tmp_path):
     chosen = sorted(shop["users"])[:7][::-1]
     plain = tmp_path / "users.txt"

@@ -73,7 +73,6 @@ UNKNOWN_CHOICES: tuple[str, ...] = ("error", "popular")
 
 
 # --------------------------------------------------------------------------- index level
-@torch.no_grad()
 def _check_top_k_inputs(
     users: Sequence[int] | np.ndarray, n_items: int, exclude: sp.csr_matrix | None, candidates: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -106,6 +105,7 @@ def _check_top_k_inputs(
     return arr, cand
 
 
+@torch.no_grad()
 def top_k(
     scorer: Scorer,
     users: Sequence[int] | np.ndarray,

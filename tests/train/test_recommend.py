@@ -252,6 +252,18 @@ def test_top_k_by_hand():
         top_k(scorer, [0], 0, 4)
 
 
+def test_top_k_takes_a_scorer_that_tracks_gradients():
+    """top_k runs without autograd, as it did before its input checks were split out (the
+    decorator stayed on the helper): a scorer built from trainable weights, e.g.
+    ``lambda u: user_emb[u] @ item_emb.T`` on a model in training, was a RuntimeError."""
+    gen = torch.Generator().manual_seed(0)
+    users, items = torch.randn(5, 4, generator=gen), torch.randn(7, 4, generator=gen, requires_grad=True)
+    idx, val = top_k(lambda u: users[u] @ items.T, np.arange(5), 3, 7)
+    expected = (users @ items.T).detach().numpy()
+    np.testing.assert_array_equal(idx, np.argsort(-expected, axis=1, kind="stable")[:, :3])
+    np.testing.assert_allclose(val, np.take_along_axis(expected, idx, 1), rtol=1e-6)
+
+
 def test_read_id_list(tmp_path: Path):
     f = tmp_path / "ids.csv"
     f.write_text('\ufeffname,user_id\n"Smith, J",a\nDoe,"b,c"\n\nX,a\n')

@@ -454,13 +454,11 @@ def recommend_run(
         model.eval()
         restricted = _candidate_scorer(model, candidates)
     if restricted is not None:
-        with torch.no_grad():
-            pos, val[known] = top_k(
-                restricted, user_idx[known], kk, len(candidates),
-                exclude=None if seen is None else seen[:, candidates], batch_size=batch_size, device=dev,
-                progress=progress,
-            )
-        idx[known] = candidates[pos]
+        at, val[known] = top_k(  # positions in candidates
+            restricted, user_idx[known], kk, len(candidates), exclude=None if seen is None else seen[:, candidates],
+            batch_size=batch_size, device=dev, progress=progress,
+        )
+        idx[known] = candidates[at]
     elif known.any():
         model.eval()
         with torch.no_grad():

@@ -24,7 +24,7 @@ from torch import Tensor
 from graphrec.errors import ConfigError
 from graphrec.models.base import Recommender, Scorer
 
-__all__ = ["ContentKNN"]
+__all__ = ["ContentKNN", "SparseRows"]
 
 
 class ContentKNN(Recommender):
@@ -54,19 +54,46 @@ class ContentKNN(Recommender):
     def reset_parameters(self) -> None:
         """Nothing to reset: the model has no parameters."""
 
-    def history_rows(self, users: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
-        """Dense (B x n_items) 0/1 rows of the users' training histories."""
+    def history_entries(self, users: Tensor) -> tuple[Tensor, Tensor]:
+        """The users' training interactions as (position of the user in ``users``, item)
+        pairs, in the order of ``users`` and, per user, of the items (sparse: the batch's
+        interactions, never B x n_items)."""
         crow, cols = self.history_crow, self.history_cols
         users = users.to(crow.device).long()
-        start, count = crow[users], crow[users + 1] - crow[users]
-        owner = torch.repeat_interleave(torch.arange(users.numel(), device=crow.device), count)
-        offset = torch.arange(int(count.sum()), device=crow.device) - torch.repeat_interleave(
-            torch.cumsum(count, 0) - count, count
-        )
-        items = cols[torch.repeat_interleave(start, count) + offset]
-        rows = torch.zeros(users.numel(), self.n_items, device=crow.device, dtype=dtype)
+        owner, entry = _expand_rows(crow, users)
+        return owner, cols[entry]
+
+    def history_rows(self, users: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Dense (B x n_items) 0/1 rows of the users' training histories."""
+        owner, items = self.history_entries(users)
+        rows = torch.zeros(users.numel(), self.n_items, device=self.history_crow.device, dtype=dtype)
         rows[owner, items] = 1
         return rows
+
+    def similarity_columns(self, items: Tensor) -> "SparseRows":
+        r"""The columns ``items`` of S, :math:`S_{:, items}` (n_items x m), as
+        :class:`SparseRows` (row j: the given items among j's neighbours, their position
+        in ``items`` and :math:`S_{ji}`), for :meth:`history_product`. One pass over S's
+        entries (O(n_items k)); extract once and reuse across batches."""
+        st = self.similarity_t  # S^T: row i lists i's in-neighbours j, the entries S_ji
+        dev = st.crow_indices().device
+        items = items.to(dev).long()
+        rows, entry = _expand_rows(st.crow_indices(), items)  # entries of S^T's rows ``items``
+        j, val = st.col_indices()[entry], st.values()[entry]
+        order = torch.sort(j, stable=True).indices  # by j, then by position in items
+        return SparseRows.from_entries(j[order], rows[order], val[order], self.n_items, items.numel())
+
+    def history_product(self, users: Tensor, matrix: "SparseRows", *, out: Tensor | None = None,
+                        scale: float = 1.0) -> Tensor:
+        r""":math:`R_B M` (B x m) for a sparse M (n_items x m): the batch's SPARSE history
+        rows times M, :math:`\sum_{j \in R_u} M_{j\cdot}`; with ``out`` (B x m,
+        contiguous), ``out += scale * R_B M`` in place, touching only the entries the
+        histories reach. Work and memory O(sum over the batch's interactions j of
+        nnz(M_j)) besides ``out``: no (B x n_items) row, no (B x m) temporary."""
+        owner, items = self.history_entries(users)
+        if out is None:
+            out = torch.zeros(users.numel(), matrix.shape[1], dtype=matrix.values.dtype, device=matrix.values.device)
+        return matrix.add_row_sums(out, owner, items, scale)
 
     def user_scores(self, users: Tensor) -> Tensor:
         """R_B S as (B x n_items)."""
@@ -78,14 +105,9 @@ class ContentKNN(Recommender):
         in a boolean mask of the batch's distinct users' histories (distinct users x
         n_items bytes). O(P k) for P pairs with k in-neighbours each."""
         st = self.similarity_t
-        crow, col, val = st.crow_indices(), st.col_indices(), st.values()
+        col, val = st.col_indices(), st.values()
         users, items = users.long(), items.long()
-        start, count = crow[items], crow[items + 1] - crow[items]
-        owner = torch.repeat_interleave(torch.arange(items.numel(), device=items.device), count)
-        offset = torch.arange(int(count.sum()), device=items.device) - torch.repeat_interleave(
-            torch.cumsum(count, 0) - count, count
-        )
-        entry = torch.repeat_interleave(start, count) + offset
+        owner, entry = _expand_rows(st.crow_indices(), items)
         distinct, row = torch.unique(users, return_inverse=True)
         hit = self.history_rows(distinct, dtype=torch.bool)[row[owner], col[entry]].to(val.dtype)
         return torch.zeros(items.numel(), dtype=val.dtype, device=items.device).index_add(0, owner, val[entry] * hit)
@@ -106,3 +128,75 @@ class ContentKNN(Recommender):
     @torch.no_grad()
     def scorer(self) -> Scorer:
         return self.user_scores
+
+
+def _expand_rows(crow: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    """The entries of CSR rows ``rows`` (compressed row pointers ``crow``), in order: for
+    each, the position of its row in ``rows`` and its index into the CSR's column and
+    value arrays."""
+    start, count = crow[rows], crow[rows + 1] - crow[rows]
+    owner = torch.repeat_interleave(torch.arange(rows.numel(), device=crow.device), count)
+    offset = torch.arange(int(count.sum()), device=crow.device) - torch.repeat_interleave(
+        torch.cumsum(count, 0) - count, count
+    )
+    return owner, torch.repeat_interleave(start, count) + offset
+
+
+#: entries expanded at once by :meth:`SparseRows.add_row_sums`: bounds its temporaries (a
+#: few int64 per entry, ~200 MB at most); larger products run in slices of whole owners
+_GATHER_CHUNK = 1 << 22
+
+
+class SparseRows:
+    """A sparse (n_rows x n_cols) matrix as CSR arrays (``crow``, ``cols``, ``values``, on
+    one device), for sums of some of its rows (:meth:`add_row_sums`): plain indexing,
+    ``unique`` and ``index_add``, the same code on CPU and CUDA."""
+
+    def __init__(self, crow: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> None:
+        self.crow, self.cols, self.values, self.shape = crow, cols, values, (int(shape[0]), int(shape[1]))
+
+    @classmethod
+    def from_entries(cls, rows: Tensor, cols: Tensor, values: Tensor, n_rows: int, n_cols: int) -> "SparseRows":
+        """From entries sorted by row."""
+        counts = torch.bincount(rows, minlength=n_rows)
+        crow = torch.zeros(n_rows + 1, dtype=torch.long, device=rows.device)
+        torch.cumsum(counts, 0, out=crow[1:])
+        return cls(crow, cols.long(), values, (n_rows, n_cols))
+
+    @property
+    def nnz(self) -> int:
+        return int(self.cols.numel())
+
+    def to(self, device: torch.device | str) -> "SparseRows":
+        return SparseRows(self.crow.to(device), self.cols.to(device), self.values.to(device), self.shape)
+
+    def add_row_sums(self, out: Tensor, owner: Tensor, rows: Tensor, scale: float = 1.0) -> Tensor:
+        """``out[b] += scale * (sum of the rows rows[e] over the e with owner[e] == b)``, in
+        place (``out``: contiguous, n_out x n_cols), and ``out``. Each entry's sum is
+        formed first, adding the rows in the order given, then scaled and added once (the
+        rounding of ``out + scale * dense_sum``); only the entries reached are touched.
+        ``owner``'s equal values should be contiguous (a batch's history entries are);
+        slices of whole owners bound the temporaries (:data:`_GATHER_CHUNK`)."""
+        crow, cols, values = self.crow, self.cols, self.values
+        n_cols = self.shape[1]
+        if tuple(out.shape) != (out.shape[0], n_cols) or not out.is_contiguous():
+            raise ValueError(f"out must be a contiguous (n x {n_cols}) tensor, got {tuple(out.shape)}")
+        flat = out.view(-1)
+        if rows.numel() == 0 or cols.numel() == 0:
+            return out
+        owner, rows = owner.to(crow.device), rows.to(crow.device)
+        ends = torch.cumsum(crow[rows + 1] - crow[rows], 0)  # entries expanded up to each (owner, row)
+        group_end = torch.cumsum(torch.unique_consecutive(owner, return_counts=True)[1], 0)
+        reach = ends[group_end - 1]  # ... up to the end of each owner's run
+        a = g = done = 0
+        while a < rows.numel():
+            g = max(int(torch.searchsorted(reach, done + _GATHER_CHUNK, right=True)), g + 1)
+            b, done = int(group_end[g - 1]), int(reach[g - 1])
+            e_owner, entry = _expand_rows(crow, rows[a:b])
+            keys, where = torch.unique(owner[a:b][e_owner] * n_cols + cols[entry], return_inverse=True)
+            sums = torch.zeros(keys.numel(), dtype=values.dtype, device=values.device).index_add_(0, where, values[entry])
+            if scale != 1.0:
+                sums.mul_(scale)
+            flat.index_add_(0, keys, sums.to(out.dtype))
+            a = b
+        return out

@@ -52,7 +52,9 @@ j whose k-th neighbour similarity it reaches, :math:`\cos(x_j, x) \ge \min_l S_{
 
 Cost per trained batch (every ``path_every``-th): the tower on ``2 path_triples`` items and the neighbour term of as many
 pairs (in-neighbours looked up in a boolean mask of the sampled users' histories); per
-evaluation, one sparse product for the unseen columns. Nothing n x n.
+batch of users scored, the batch's sparse histories times the unseen columns of S
+(O(batch x history x k), extracted once per scorer). Nothing n x n, no (batch x n_items)
+history rows.
 """
 
 from __future__ import annotations
@@ -264,6 +266,11 @@ class ColdItemRecommender(Recommender):
 
     @torch.no_grad()
     def scorer(self) -> Scorer:
+        """Scores of every item for a batch of users: the base model's, with the unseen
+        items' columns replaced by the path's. The neighbour term is computed for the
+        unseen columns only: the batch's sparse histories times :math:`S_{:, unseen}`
+        (extracted here, once per scorer), O(batch x history x k), never a
+        (batch x n_items) history row times the whole graph."""
         base = self.base.scorer()
         user_emb, _ = self.base.embeddings()
         idx = self.unseen_items
@@ -271,12 +278,12 @@ class ColdItemRecommender(Recommender):
             return base
         f_t = self.content_embeddings(self.features[idx]).t().contiguous()
         gamma = float(self.gamma)
+        columns = self.neighbours.similarity_columns(idx)
 
         def score(users: Tensor) -> Tensor:
             s = base(users)
-            nb = self.neighbours.user_scores(users)[:, idx]
-            s[:, idx] = user_emb[users] @ f_t + gamma * nb
-            return s
+            cold = self.neighbours.history_product(users, columns, out=user_emb[users] @ f_t, scale=gamma)
+            return s.index_copy_(1, idx, cold)  # in place, without s[:, idx]'s index temporaries
 
         return score
 

@@ -48,13 +48,14 @@ items' scores are exactly the base model's (tested).
 A NEW item (after training; features only) gets the same score as an unseen catalogue
 item: :math:`f(x)` needs nothing else, and its in-neighbours on S are the catalogue items
 j whose k-th neighbour similarity it reaches, :math:`\cos(x_j, x) \ge \min_l S_{jl}`
-(:meth:`ColdItemRecommender.new_item_scores`).
+(:meth:`ColdItemRecommender.new_item_scorer`).
 
 Cost per trained batch (every ``path_every``-th): the tower on ``2 path_triples`` items and the neighbour term of as many
 pairs (in-neighbours looked up in a boolean mask of the sampled users' histories); per
 batch of users scored, the batch's sparse histories times the unseen columns of S
-(O(batch x history x k), extracted once per scorer). Nothing n x n, no (batch x n_items)
-history rows.
+(O(batch x history x k), extracted once per scorer); new items: their neighbour lists once
+per scorer (slices of catalogue rows), then the same sparse product. Nothing n x n, no
+(batch x n_items) history rows, no dense (n_items x new items) matrix.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
 from graphrec.models.base import Recommender, Scorer
-from graphrec.models.cb import ContentKNN
+from graphrec.models.cb import ContentKNN, SparseRows
 from graphrec.nn import bpr_loss, l2_penalty, unit_rows
 
 __all__ = ["COLD_PATHS", "OBJECTIVES", "ColdItemRecommender", "unwrap"]
@@ -82,6 +83,10 @@ OBJECTIVES = ("regress", "rank")
 
 #: cosines recomputed here may differ from the stored graph's in the last float32 bits
 _COSINE_TOLERANCE = 1e-5
+
+#: cosines of new items computed at once (catalogue rows x new items) for their neighbour
+#: lists: 16 MB of float32, whatever the catalogue's size
+_SIMILARITY_SLICE = 1 << 22
 
 
 def unwrap(model: Recommender) -> Recommender:
@@ -288,23 +293,57 @@ class ColdItemRecommender(Recommender):
         return score
 
     @torch.no_grad()
-    def new_item_scores(self, users: Tensor, features: Tensor) -> Tensor:
-        """Scores (B x m) of m items that are not in the catalogue, from their early-fused
-        content features alone (fused and row-normalised as the catalogue's): the same
-        scores they would get as unseen catalogue items (module doc)."""
+    def new_item_scorer(self, features: Tensor) -> Scorer:
+        r"""``users -> scores (B x m)`` of m items that are not in the catalogue, from their
+        early-fused content features alone (fused and row-normalised as the catalogue's):
+        the same scores they would get as unseen catalogue items (module doc).
+
+        Everything that does not depend on the users is computed here, once: the base
+        model's user embeddings (one propagation), the tower's outputs f(x) and the new
+        items' in-neighbours on S as a sparse (n_items x m) matrix (catalogue item j ->
+        new item x where :math:`\cos(x_j, x) \ge \min_l S_{jl}`), from the cosines of
+        slices of catalogue rows, so no dense (n_items x m) matrix is held. A batch then
+        costs B x d x m for the inner products plus its histories' sparse product."""
         if features.dim() != 2 or features.shape[1] != self.features.shape[1]:
             raise ConfigError(
                 f"new items have features of shape {tuple(features.shape)}, expected (m, {self.features.shape[1]})"
             )
         x = features.to(self.features).float()
         user_emb, _ = self.base.embeddings()
-        f = self.content_embeddings(x)
-        sim = unit_rows(self.features) @ unit_rows(x).t()
+        f_t = self.content_embeddings(x).t().contiguous()
+        gamma = float(self.gamma)
+        in_neighbours = self._new_item_neighbours(x)
+
+        def score(users: Tensor) -> Tensor:
+            return self.neighbours.history_product(users, in_neighbours, out=user_emb[users] @ f_t, scale=gamma)
+
+        return score
+
+    @torch.no_grad()
+    def new_item_scores(self, users: Tensor, features: Tensor) -> Tensor:
+        """Scores (B x m) of m items that are not in the catalogue (:meth:`new_item_scorer`;
+        to score several batches against the same items, build that once)."""
+        return self.new_item_scorer(features)(users)
+
+    def _new_item_neighbours(self, x: Tensor) -> SparseRows:
+        r"""The new items (rows of ``x``) among the catalogue items' neighbour lists: the
+        sparse (n_items x m) matrix of :math:`\cos(x_j, x)` where it reaches j's entry
+        threshold, computed over slices of catalogue rows (at most
+        :data:`_SIMILARITY_SLICE` cosines at a time)."""
+        n, m = self.n_items, x.shape[0]
+        target = unit_rows(x).t()
         # catalogue item j lists the new item when the similarity reaches its k-th neighbour's
         # (within the rounding of the stored cosines: the k-th neighbour's own value must pass)
-        sim = torch.where(sim >= self.entry_threshold.unsqueeze(1) - _COSINE_TOLERANCE, sim, torch.zeros_like(sim))
-        hist = self.neighbours.history_rows(users)
-        return user_emb[users] @ f.t() + float(self.gamma) * (hist @ sim)
+        threshold = self.entry_threshold - _COSINE_TOLERANCE
+        step = max(1, _SIMILARITY_SLICE // max(m, 1))
+        rows, cols, vals = [], [], []
+        for a in range(0, n, step):
+            sim = unit_rows(self.features[a:a + step]) @ target
+            r, c = torch.nonzero(sim >= threshold[a:a + step].unsqueeze(1), as_tuple=True)
+            rows.append(r + a)
+            cols.append(c)
+            vals.append(sim[r, c])
+        return SparseRows.from_entries(torch.cat(rows), torch.cat(cols), torch.cat(vals), n, m)
 
     def log_values(self) -> dict[str, float]:
         out = dict(self.base.log_values())

@@ -463,11 +463,11 @@ def recommend_run(
         model.eval()
         with torch.no_grad():
             scorer = model.scorer()
-            if new is not None:
-                catalogue = scorer
+            if new is not None:  # the new items' neighbour lists and embeddings once, not per batch
+                catalogue, new_scorer = scorer, model.new_item_scorer(new)
 
                 def scorer(users: torch.Tensor) -> torch.Tensor:
-                    return torch.cat([catalogue(users), model.new_item_scores(users, new)], dim=1)
+                    return torch.cat([catalogue(users), new_scorer(users)], dim=1)
 
             idx[known], val[known] = top_k(
                 scorer, user_idx[known], kk, n_total, exclude=seen, candidates=candidates,

@@ -167,9 +167,6 @@ class SparseRows:
     def nnz(self) -> int:
         return int(self.cols.numel())
 
-    def to(self, device: torch.device | str) -> "SparseRows":
-        return SparseRows(self.crow.to(device), self.cols.to(device), self.values.to(device), self.shape)
-
     def add_row_sums(self, out: Tensor, owner: Tensor, rows: Tensor, scale: float = 1.0) -> Tensor:
         """``out[b] += scale * (sum of the rows rows[e] over the e with owner[e] == b)``, in
         place (``out``: contiguous, n_out x n_cols), and ``out``. Each entry's sum is

@@ -85,6 +85,13 @@ def cpu_wait_total() -> float | None:
         return None
 
 
+def cpu_wait_seconds() -> float | None:
+    """(Benchmarks.) :func:`cpu_wait_total` in seconds: its growth over a measurement says
+    how much of it other jobs took."""
+    total = cpu_wait_total()
+    return None if total is None else total / 1e6
+
+
 def best_of(repeats: int, fn: Callable[[], Any]) -> float:
     """Fastest wall-clock seconds of ``repeats`` calls of ``fn``."""
     best = float("inf")

@@ -66,14 +66,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _cpu_pressure() -> float | None:
-    try:
-        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-        return float(line.split("total=")[1]) / 1e6
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def _rss() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -174,6 +166,7 @@ def main() -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     sys.path.insert(0, str(REPO))
+    from experiments._script import cpu_wait_seconds
 
     import numpy as np
     import torch
@@ -213,7 +206,7 @@ def main() -> None:
     b_new = max(1, min(1024, MAX_BATCH_SCORES // (n + args.new)))
     draw = lambda b: torch.from_numpy(rng.choice(ds.n_users, b, replace=False)).to(dev)  # noqa: E731
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    p0, w0 = _cpu_pressure(), time.perf_counter()
+    p0, w0 = cpu_wait_seconds(), time.perf_counter()
     rows: list[tuple[str, float, float]] = []
 
     def timed(name: str, fn, batches):
@@ -274,7 +267,7 @@ def main() -> None:
               f"entries); all {ds.n_users} users ({nb} batches): {t_old_new * nb:.0f} s -> "
               f"{t_setup + t_new_new * nb:.1f} s ({t_old_new * nb / (t_setup + t_new_new * nb):.0f}x); "
               f"largest score difference {diff:.2e}", flush=True)
-    p1, wall = _cpu_pressure(), time.perf_counter() - w0
+    p1, wall = cpu_wait_seconds(), time.perf_counter() - w0
     if p0 is not None and p1 is not None:
         print(f"CPU pressure during the timed part: {100 * (p1 - p0) / wall:.1f}% of wall time "
               "(more than a few % = disturbed)")

@@ -156,14 +156,6 @@ def verdict(setting: dict, times: dict[str, list[float]], cpu: dict[str, list[fl
     return line
 
 
-def _cpu_pressure() -> float | None:
-    try:
-        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-        return float(line.split("total=")[1]) / 1e6
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def _folder(setting: str) -> tuple[str, str]:
     """(the dataset folder under --data-root, a pattern of a file it must hold) of ``setting``."""
     if setting.startswith("scientific"):
@@ -193,7 +185,7 @@ def main() -> None:
     ap.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
-    from experiments._script import check_data_root  # graphrec's checks: no numpy or torch imported yet
+    from experiments._script import check_data_root, cpu_wait_seconds  # graphrec's checks: no numpy or torch yet
 
     folder, needed = _folder(args.setting)
     check_data_root(args.data_root, f"{folder}/{needed}", f"{folder} (--setting {args.setting} reads it)")
@@ -230,7 +222,7 @@ def main() -> None:
     sampler = NegativeSampler(ds.train)
     times: dict[str, list[float]] = {label: [] for label in runs}
     cpu: dict[str, list[float]] = {label: [] for label in runs}
-    p0, w0 = _cpu_pressure(), time.perf_counter()
+    p0, w0 = cpu_wait_seconds(), time.perf_counter()
     for epoch in range(args.epochs + 1):
         for label, (model, opt, rng) in runs.items():
             model.train()
@@ -245,7 +237,7 @@ def main() -> None:
             if epoch:  # epoch 0 warms up
                 times[label].append(time.perf_counter() - t0)
                 cpu[label].append(time.process_time() - c0)
-    p1, wall = _cpu_pressure(), time.perf_counter() - w0
+    p1, wall = cpu_wait_seconds(), time.perf_counter() - w0
     print(
         f"{args.setting} ({ds.n_users} users, {ds.n_items} items, {ds.train.nnz} training interactions), "
         f"{args.threads} thread(s), {args.epochs} epochs each after a warm-up, torch {torch.__version__}, "

@@ -53,14 +53,6 @@ REPO = Path(__file__).resolve().parents[2]
 BAR_SECONDS = 10.0
 
 
-def _cpu_pressure() -> float | None:
-    try:
-        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-        return float(line.split("total=")[1]) / 1e6
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -78,7 +70,7 @@ def main() -> None:
                     help="keep the dataset, run and output here, reused by the next call (default: a temporary folder)")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
-    from experiments._script import check_data_root  # graphrec's checks: no numpy or torch imported yet
+    from experiments._script import check_data_root, cpu_wait_seconds  # graphrec's checks: no numpy or torch yet
 
     if args.run is not None and not (args.run / "record.json").is_file():
         raise SystemExit(f"--run {args.run}: no record.json there: give a run directory written by graphrec train")
@@ -129,7 +121,7 @@ def main() -> None:
     times: dict[str, list[float]] = {"recommend": [], "write": [], "total": [], "load_run": [], "validation pass": []}
     if items is not None:
         times[cand_step] = []
-    p0, w0 = _cpu_pressure(), time.perf_counter()
+    p0, w0 = cpu_wait_seconds(), time.perf_counter()
     recs = None
     for _ in range(args.repeats):
         t0 = time.perf_counter()
@@ -152,7 +144,7 @@ def main() -> None:
         t0 = time.perf_counter()
         evaluate_model(model, ds, "valid", cfg, "cpu")
         times["validation pass"].append(time.perf_counter() - t0)
-    p1, wall = _cpu_pressure(), time.perf_counter() - w0
+    p1, wall = cpu_wait_seconds(), time.perf_counter() - w0
 
     assert recs is not None
     n_users = len(np.unique(recs.user_id))

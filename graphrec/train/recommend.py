@@ -244,8 +244,16 @@ class Recommendations:
     def __len__(self) -> int:
         return len(self.user_id)
 
+    @property
+    def n_users(self) -> int:
+        """The users with rows: a user's rows are consecutive and the users distinct, so the
+        places where the id changes are counted (a set or ``np.unique`` of every row's id
+        took 1-2 s at 10M rows)."""
+        ids = self.user_id
+        return int((ids[1:] != ids[:-1]).sum()) + 1 if len(ids) else 0
+
     def __repr__(self) -> str:
-        return (f"Recommendations({len(self)} rows, {len(np.unique(self.user_id))} users, k={self.k}, "
+        return (f"Recommendations({len(self)} rows, {self.n_users} users, k={self.k}, "
                 f"excluded={self.excluded!r}; .columns() or .to_pandas() for the rows)")
 
     def columns(self) -> dict[str, np.ndarray]:

@@ -510,6 +510,9 @@ def test_recommendations_print_as_a_summary():
                            rank=np.array([1, 2, 1], dtype=np.int32), score=np.zeros(3, np.float32), k=2)
     assert repr(recs) == ("Recommendations(3 rows, 2 users, k=2, excluded=('train',); .columns() or .to_pandas() "
                           "for the rows)")
+    empty = Recommendations(user_id=np.array([], dtype=str), item_id=np.array([], dtype=str),
+                            rank=np.zeros(0, np.int32), score=np.zeros(0, np.float32), k=2)
+    assert (recs.n_users, empty.n_users) == (2, 0)
 
 
 def test_plausible_mistakes_from_python_are_one_line_errors():

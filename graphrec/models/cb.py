@@ -24,7 +24,7 @@ from torch import Tensor
 from graphrec.errors import ConfigError
 from graphrec.models.base import Recommender, Scorer
 
-__all__ = ["ContentKNN", "SparseRows"]
+__all__ = ["ContentKNN"]  # SparseRows and the history helpers: the cold-item path's, not a model
 
 
 class ContentKNN(Recommender):

@@ -324,7 +324,7 @@ def predict_pairs(
         k = int(np.argmax(bad))
         is_user = u[k] < 0
         kind = "user" if is_user else "item"
-        value = (users_asked if is_user else items_asked)[k]
+        value = str((users_asked if is_user else items_asked)[k])  # repr of a str, not of numpy 2's np.str_
         if source is not None and lines is not None:
             where = f"{source} line {int(lines[k])}: {kind} id {value!r}"
         else:

@@ -54,6 +54,8 @@ def check_output(
     kind: str = "dir",
     marker: str | None = None,
     what: str = "output",
+    suffixes: tuple[str, ...] = (),
+    format_note: str = "the suffix picks the format",
 ) -> Path:
     """Check, before any work, that ``path`` can be written.
 
@@ -67,9 +69,14 @@ def check_output(
     are caught even for root). Nothing is left behind: missing parents are created by
     the write at the end. ``option`` names the
     option or argument in the message, ``what`` the thing written (``run directory``).
+    ``suffixes``: the file suffixes the output may have (e.g. ``(".csv",)``: with
+    ``--overwrite``, a path such as ``RUN/record.json`` would be replaced by the output);
+    ``format_note`` says why in the message.
     """
     path = Path(path)
     shown = str(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{option} {shown}: write a {' or '.join(suffixes)} file ({format_note})")
     if kind not in ("dir", "file"):
         raise ValueError(f"kind={kind!r} is not dir or file")
     if path.exists() or path.is_symlink():

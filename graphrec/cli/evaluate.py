@@ -92,9 +92,8 @@ def _evaluate_ctr(run_dir: Path, data: Optional[Path], predictions: Optional[Pat
 
     src = ctr_run_source(run_dir)
     if predictions is not None:  # before anything is read or scored
-        if predictions.suffix.lower() != ".csv":  # --overwrite replaced record.json, model.pt, ... as well
-            raise ConfigError(f"--predictions {predictions}: write a .csv file (the probabilities are CSV)")
-        check_output(predictions, overwrite, option="--predictions", kind="file")
+        check_output(predictions, overwrite, option="--predictions", kind="file", suffixes=(".csv",),
+                     format_note="the probabilities are CSV")  # --overwrite would replace RUN/record.json too
     samples = load_run_samples(run_dir, data, src)
     dev = resolve_device(device)
     with warnings_as_lines():

@@ -61,9 +61,8 @@ def predict(
 
     if unknown not in ("error", "drop"):
         raise ConfigError(f"--unknown {unknown!r} is not one of error, drop")
-    if out.suffix.lower() != ".csv":
-        raise ConfigError(f"--out {out}: write a .csv file (the probabilities are CSV)")
-    check_output(out, overwrite, option="--out", kind="file")  # before anything is read or scored
+    check_output(out, overwrite, option="--out", kind="file", suffixes=(".csv",),
+                     format_note="the probabilities are CSV")  # before anything is read or scored
     record = load_record(run_dir)
     if record.get("task", "ranking") != "ctr":
         raise ConfigError(f"run {run_dir} trained {record.get('model')} for top-k ranking, not CTR: graphrec predict "

@@ -611,9 +611,7 @@ def check_recommendations_output(out: str | os.PathLike, overwrite: bool = False
     without ``overwrite``, a folder, an unwritable parent (:func:`graphrec._atomic.check_output`),
     a suffix other than ``.csv`` / ``.parquet``, ``.parquet`` without pyarrow."""
     out = Path(out)
-    if out.suffix.lower() not in FORMATS:
-        raise ConfigError(f"--out {out}: write a .csv or .parquet file (the suffix picks the format)")
-    check_output(out, overwrite, option="--out", kind="file")
+    check_output(out, overwrite, option="--out", kind="file", suffixes=tuple(FORMATS))
     if out.suffix.lower() == ".parquet":
         _parquet_module()
     return out

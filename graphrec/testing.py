@@ -318,3 +318,14 @@ def same_sparse_tensors(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Ten
         torch.equal(a[k].crow_indices(), b[k].crow_indices()) and torch.equal(a[k].col_indices(), b[k].col_indices())
         and torch.equal(a[k].values(), b[k].values()) for k in a
     )
+
+
+def one_error_line(result: Any) -> str:
+    """The single ``error:`` line of a refused ``graphrec`` command run by typer's
+    ``CliRunner`` (exit status 1, one line, no traceback): the contract of every user
+    error of the command line."""
+    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
+    err = result.stderr if hasattr(result, "stderr") else result.output
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    return lines[0]

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from graphrec.cli import app
+from graphrec.testing import one_error_line
 from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.errors import ConfigError
 from graphrec.models.ctr.testing import contract_ctr_data
@@ -29,14 +30,6 @@ runner = CliRunner()
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
-
-def one_error_line(res) -> str:
-    """The single ``error:`` line of a refused command (exit status 1, no traceback)."""
-    assert res.exit_code == 1, res.output
-    err = res.stderr if hasattr(res, "stderr") else res.output
-    lines = [l for l in err.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-
 @pytest.fixture(scope="module")
 def data_dir(saved_catalogue):
     return saved_catalogue("bad-inputs", "synthetic", n_users=100, n_items=60, n_clusters=3, seed=0)

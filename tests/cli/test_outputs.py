@@ -31,7 +31,6 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-
 @pytest.fixture(scope="module")
 def data_dir(saved_catalogue):
     return saved_catalogue("outputs", "synthetic", n_users=120, n_items=80, n_clusters=4, seed=0)

@@ -188,6 +188,25 @@ class RecommenderContract:
         with torch.no_grad():
             assert torch.allclose(model.scorer()(users), other.scorer()(users))
 
+    def test_candidate_scores_are_columns_of_the_full_scores(self) -> None:
+        """``scorer(candidates)`` (what ``recommend --items`` ranks with) gives the
+        candidates' columns of ``scorer()``'s scores, in the candidates' order, unseen
+        (cold) items among them included; no candidates, no columns."""
+        ds = self._dataset()
+        model = self._seeded(ds, 0)
+        model.eval()
+        users = torch.arange(ds.n_users, device=DEVICE)
+        cold = np.asarray(ds.cold_items if ds.cold_items is not None else [], dtype=np.int64)
+        rng = np.random.default_rng(0)
+        picked = np.concatenate([rng.choice(ds.n_items, size=ds.n_items // 3, replace=False), cold[:3]])
+        cand = torch.as_tensor(rng.permutation(np.unique(picked)), device=DEVICE)  # not sorted
+        with torch.no_grad():
+            full = model.scorer()(users)
+            part = model.scorer(cand)(users)
+            none = model.scorer(cand[:0])(users)
+        assert part.shape == (ds.n_users, cand.numel()) and none.shape == (ds.n_users, 0)
+        torch.testing.assert_close(part, full[:, cand], rtol=1e-5, atol=1e-6)
+
     def test_training_items_never_recommended(self) -> None:
         ds = self._dataset()
         model = self._seeded(ds, 0)

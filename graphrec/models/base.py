@@ -9,8 +9,11 @@ A model is a ``torch.nn.Module`` that
 * returns the training loss of a batch of (user, positive, negative) triples with
   :meth:`loss`;
 * exposes :meth:`embeddings` (final user and item representations) and :meth:`scorer`,
-  which does the expensive propagation once and returns a closure scoring all items for
-  a batch of users (used by the evaluator);
+  which does the expensive propagation once and returns a closure scoring all items (or
+  the given candidates only) for a batch of users (used by the evaluator and
+  ``recommend``); a model that scores with other embeddings than it trains with
+  (FREEDOM: the full user-item graph) overrides :meth:`scoring_embeddings`, not
+  :meth:`scorer`;
 * may override :meth:`start_epoch` (per-epoch work, called by the fit loop) and
   :meth:`log_values` (scalars recorded every epoch).
 """
@@ -26,9 +29,22 @@ from torch import Tensor, nn
 from graphrec.errors import ConfigError
 from graphrec.nn import bpr_loss, l2_penalty
 
-__all__ = ["FeatureTables", "ItemGraphRecommender", "Recommender", "Scorer"]
+__all__ = ["FeatureTables", "ItemGraphRecommender", "Recommender", "Scorer", "candidate_index"]
 
 Scorer = Callable[[Tensor], Tensor]
+
+
+def candidate_index(candidates: Tensor, n_items: int, device: torch.device) -> Tensor:
+    """``candidates`` as int64 item indices on ``device``, checked: a 1-D tensor of
+    indices in ``[0, n_items)`` (a one-line :class:`ConfigError` otherwise)."""
+    cand = torch.as_tensor(candidates, device=device)
+    if cand.dim() != 1 or cand.dtype in (torch.bool,) or cand.is_floating_point() or cand.is_complex():
+        raise ConfigError(f"candidates must be a 1-D tensor of item indices, got {cand.dtype} of shape "
+                          f"{tuple(cand.shape)}")
+    cand = cand.long()
+    if cand.numel() and (int(cand.min()) < 0 or int(cand.max()) >= n_items):
+        raise ConfigError(f"candidates hold indices outside [0, {n_items}): pass item indices, not ids")
+    return cand
 
 
 class Recommender(nn.Module):
@@ -101,10 +117,22 @@ class Recommender(nn.Module):
         export-graph`` beside the learned weights (:meth:`log_values`); none by default."""
         return {}
 
+    def scoring_embeddings(self) -> tuple[Tensor, Tensor]:
+        """The user and item representations whose inner products :meth:`scorer` serves:
+        :meth:`embeddings` by default; a model that trains on other representations than
+        it scores with (FREEDOM propagates over a pruned graph in training and over the
+        full graph when scoring) overrides this."""
+        return self.embeddings()
+
     @torch.no_grad()
-    def scorer(self) -> Scorer:
-        """Propagate once; return ``users -> scores of all items`` (B x n_items)."""
-        user_emb, item_emb = self.embeddings()
+    def scorer(self, candidates: Tensor | None = None) -> Scorer:
+        """Propagate once; return ``users -> scores`` of every item (B x n_items) or, given
+        ``candidates`` (item indices, a 1-D LongTensor), of those items only (B x
+        len(candidates), in their order): the candidates' item rows are sliced once, so a
+        batch costs len(candidates) columns, not n_items."""
+        user_emb, item_emb = self.scoring_embeddings()
+        if candidates is not None:
+            item_emb = item_emb.index_select(0, candidate_index(candidates, self.n_items, item_emb.device))
         item_t = item_emb.t().contiguous()
         return lambda users: user_emb[users] @ item_t
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from graphrec.errors import ConfigError
-from graphrec.models.base import Recommender, Scorer
+from graphrec.models.base import Recommender, Scorer, candidate_index
 
 __all__ = ["ContentKNN"]  # SparseRows and the history helpers: the cold-item path's, not a model
 
@@ -126,8 +126,14 @@ class ContentKNN(Recommender):
         raise NotImplementedError("ContentKNN has nothing to train")
 
     @torch.no_grad()
-    def scorer(self) -> Scorer:
-        return self.user_scores
+    def scorer(self, candidates: Tensor | None = None) -> Scorer:
+        """``users -> R_B S`` (B x n_items) or, given ``candidates``, its columns
+        :math:`R_B S_{:, candidates}` (B x len(candidates)) from the batch's sparse
+        histories (:meth:`history_product`; the columns extracted once, here)."""
+        if candidates is None:
+            return self.user_scores
+        columns = self.similarity_columns(candidate_index(candidates, self.n_items, self.history_crow.device))
+        return lambda users: self.history_product(users, columns)
 
 
 def _expand_rows(crow: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:

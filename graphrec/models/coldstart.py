@@ -67,7 +67,7 @@ import torch
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
-from graphrec.models.base import Recommender, Scorer
+from graphrec.models.base import Recommender, Scorer, candidate_index
 from graphrec.models.cb import ContentKNN, SparseRows
 from graphrec.nn import bpr_loss, l2_penalty, unit_rows
 
@@ -270,15 +270,32 @@ class ColdItemRecommender(Recommender):
                 self._served(user_emb, item_emb, users, neg_items))
 
     @torch.no_grad()
-    def scorer(self) -> Scorer:
-        """Scores of every item for a batch of users: the base model's, with the unseen
-        items' columns replaced by the path's. The neighbour term is computed for the
-        unseen columns only: the batch's sparse histories times :math:`S_{:, unseen}`
-        (extracted here, once per scorer), O(batch x history x k), never a
-        (batch x n_items) history row times the whole graph."""
-        base = self.base.scorer()
-        user_emb, _ = self.base.embeddings()
-        idx = self.unseen_items
+    def scorer(self, candidates: Tensor | None = None) -> Scorer:
+        """Scores of every item (or of the ``candidates`` only, B x len(candidates) in
+        their order) for a batch of users: the base model's, with the unseen items'
+        columns replaced by the path's. The base model propagates once (its
+        :meth:`~graphrec.models.base.Recommender.scoring_embeddings` serve both terms).
+        The neighbour term is computed for the unseen columns only: the batch's sparse
+        histories times :math:`S_{:, unseen}` (extracted here, once per scorer),
+        O(batch x history x k), never a (batch x n_items) history row times the whole
+        graph."""
+        base_model = self.base
+        if type(base_model).scorer is Recommender.scorer:  # inner products: one propagation for both terms
+            user_emb, item_emb = base_model.scoring_embeddings()
+            cand = None if candidates is None else candidate_index(candidates, self.n_items, item_emb.device)
+            item_t = (item_emb if cand is None else item_emb.index_select(0, cand)).t().contiguous()
+
+            def base(users: Tensor) -> Tensor:
+                return user_emb[users] @ item_t
+        else:  # a base model with its own scorer: its scores, and its embeddings for the path's term
+            cand = None if candidates is None else candidate_index(candidates, self.n_items, self.seen.device)
+            base = base_model.scorer() if cand is None else base_model.scorer(cand)
+            user_emb, _ = base_model.scoring_embeddings()
+        if cand is None:
+            idx = at = self.unseen_items  # the unseen items' columns
+        else:
+            at = torch.nonzero(~self.seen[cand]).view(-1)  # positions of the unseen candidates
+            idx = cand[at]
         if not idx.numel():
             return base
         f_t = self.content_embeddings(self.features[idx]).t().contiguous()
@@ -288,7 +305,7 @@ class ColdItemRecommender(Recommender):
         def score(users: Tensor) -> Tensor:
             s = base(users)
             cold = self.neighbours.history_product(users, columns, out=user_emb[users] @ f_t, scale=gamma)
-            return s.index_copy_(1, idx, cold)  # in place, without s[:, idx]'s index temporaries
+            return s.index_copy_(1, at, cold)  # in place, without s[:, at]'s index temporaries
 
         return score
 

@@ -27,7 +27,8 @@ replacement, each draw choosing edge (u, i) with probability proportional to
 :func:`graphrec.graphs.prune.degree_sensitive_sample`; the kept graph is re-normalised
 with ITS degrees, :math:`\hat A_ρ = D_ρ^{-1/2} A_ρ D_ρ^{-1/2}`. LightGCN propagates over
 :math:`\hat A_ρ` in training and over the full :math:`\hat A` when scoring
-(:meth:`FREEDOM.scorer` always uses the full graph):
+(:meth:`FREEDOM.scoring_embeddings`, which :meth:`~graphrec.models.base.Recommender.scorer`
+serves, always uses the full graph):
 
 .. math::
     E^{(l+1)} = \hat A_ρ E^{(l)}, \quad E = \frac{1}{L+1}\sum_{l=0}^{L} E^{(l)}, \qquad
@@ -77,7 +78,7 @@ from graphrec.graphs.prune import (
     n_kept,
     normalized_bipartite_csr,
 )
-from graphrec.models.base import FeatureTables, ItemGraphRecommender, Scorer
+from graphrec.models.base import FeatureTables, ItemGraphRecommender
 from graphrec.models.lightgcn import LightGCN
 from graphrec.nn import SparseOperator, bpr_loss
 
@@ -241,12 +242,10 @@ class FREEDOM(FeatureTables, ItemGraphRecommender):
         while training, the full graph in evaluation mode)."""
         return self._embeddings(self.train_adj())
 
-    @torch.no_grad()
-    def scorer(self) -> Scorer:
-        """Scores of all items over the FULL user-item graph, whatever the mode."""
-        user_emb, item_emb = self._embeddings(self.full_adj())
-        item_t = item_emb.t().contiguous()
-        return lambda users: user_emb[users] @ item_t
+    def scoring_embeddings(self) -> tuple[Tensor, Tensor]:
+        """The representations over the FULL user-item graph, whatever the mode: what
+        :meth:`scorer` serves."""
+        return self._embeddings(self.full_adj())
 
 
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:

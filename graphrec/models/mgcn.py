@@ -105,7 +105,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
-from graphrec.models.base import FeatureTables, Recommender, Scorer
+from graphrec.models.base import FeatureTables, Recommender
 from graphrec.models.lightgcn import LightGCN
 from graphrec.nn import SparseOperator, bpr_loss, l2_penalty, propagate
 
@@ -317,12 +317,6 @@ class MGCN(FeatureTables, Recommender):
         behaviour, fused, _ = self.representations()
         final = behaviour + fused
         return final[: self.n_users], final[self.n_users :]
-
-    @torch.no_grad()
-    def scorer(self) -> Scorer:
-        user_emb, item_emb = self.embeddings()
-        item_t = item_emb.t().contiguous()
-        return lambda users: user_emb[users] @ item_t
 
     def contrastive_loss(self, behaviour: Tensor, fused: Tensor, users: Tensor, pos_items: Tensor) -> Tensor:
         """The auxiliary task's two InfoNCE terms (unweighted) for a batch: the batch's

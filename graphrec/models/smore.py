@@ -384,12 +384,6 @@ class SMORE(Recommender):
         """Final user and item representations (no dropout, in any mode)."""
         return self._all()
 
-    @torch.no_grad()
-    def scorer(self):
-        user_emb, item_emb = self._all()
-        item_t = item_emb.t().contiguous()
-        return lambda users: user_emb[users] @ item_t
-
     # ------------------------------------------------------------------ training
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
         """BPR + L2 on the final representations + the InfoNCE terms (module doc); the

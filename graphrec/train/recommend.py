@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import io
+import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -455,8 +456,8 @@ def recommend_run(
     kk = min(int(k), n_cols)
     idx = np.zeros((len(asked), kk), dtype=np.int64)
     val = np.full((len(asked), kk), -np.inf, dtype=np.float32)
-    # candidates and a model whose scores are inner products of its embeddings: only the
-    # candidates' columns are scored (a batch costs len(candidates) columns, not n_items)
+    # candidates and a model whose scorer takes them: only the candidates' columns are
+    # scored (a batch costs len(candidates) columns, not n_items)
     restricted = None
     if known.any() and candidates is not None and new is None:
         model.eval()
@@ -502,18 +503,23 @@ def recommend_run(
 @torch.no_grad()
 def _candidate_scorer(model: Any, candidates: np.ndarray) -> Scorer | None:
     """``users -> scores of the candidates only`` (``B x len(candidates)``, in the order of
-    ``candidates``) for a model whose scorer is :meth:`Recommender.scorer
-    <graphrec.models.base.Recommender.scorer>`, the inner products of :meth:`embeddings`:
-    one propagation, the candidates' item embeddings sliced once. ``None`` for any other
-    scorer (content kNN, the cold-item path, a model's own ``scorer``): :func:`top_k`
-    then scores every item and keeps the candidates' columns."""
+    ``candidates``) for a model whose :meth:`~graphrec.models.base.Recommender.scorer`
+    takes ``candidates`` (every graphrec ranking model, the cold-item path included:
+    inner-product models slice the candidates' item rows once, the content kNN baseline
+    and the cold path take the candidates' columns of their graph). ``None`` for a model
+    whose scorer does not (one registered by another package that overrides ``scorer()``):
+    :func:`top_k` then scores every item and keeps the candidates' columns."""
     from graphrec.models.base import Recommender
 
-    if not isinstance(model, Recommender) or type(model).scorer is not Recommender.scorer:
+    if not isinstance(model, Recommender):
         return None
-    user_emb, item_emb = model.embeddings()
-    item_t = item_emb.index_select(0, torch.as_tensor(candidates, device=item_emb.device)).t().contiguous()
-    return lambda users: user_emb[users] @ item_t
+    try:
+        takes = "candidates" in inspect.signature(model.scorer).parameters
+    except (TypeError, ValueError):
+        takes = False
+    if not takes:
+        return None
+    return model.scorer(torch.as_tensor(candidates))
 
 
 def _most_popular(

@@ -64,6 +64,8 @@ def test_cb_scores_sum_similarities_from_the_history():
     assert np.allclose(m.scorer()(torch.tensor([0, 1])).numpy(), want)
     assert np.allclose(m.scorer()(torch.tensor([1, 1, 0])).numpy(), want[[1, 1, 0]])
     assert m(torch.tensor([1, 0]), torch.tensor([3, 1])).tolist() == pytest.approx([0.5, 0.9])
+    # candidates [3, 1]: the columns of S, summed over each history (user 1: 0.5, 0.9)
+    assert np.allclose(m.scorer(torch.tensor([3, 1]))(torch.tensor([0, 1])).numpy(), [[0.0, 0.9], [0.5, 0.9]])
     assert list(m.parameters()) == []
     with pytest.raises(NotImplementedError, match="scorer"):
         m.embeddings()

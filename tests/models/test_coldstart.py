@@ -116,6 +116,20 @@ def test_hand_computed_scores_and_neighbour_term():
     # forward / pairwise agree with the scorer
     torch.testing.assert_close(model(users, torch.tensor([3, 3, 3])), want_cold)
     torch.testing.assert_close(model(users, torch.tensor([0, 1, 2])), scores[[0, 1, 2], [0, 1, 2]])
+    # candidates [3, 1]: the path's column for the unseen item, the base model's for the seen one
+    torch.testing.assert_close(model.scorer(torch.tensor([3, 1]))(users), torch.stack([want_cold, scores[:, 1]], 1))
+
+
+def test_the_scorer_propagates_the_base_model_once(monkeypatch):
+    """Both terms of the served scores (the base model's inner products and the path's
+    e_u . f(x_i)) come from one propagation of the base model, with or without candidates."""
+    model, base = _tiny()
+    calls = []
+    inner = base.embeddings
+    monkeypatch.setattr(base, "embeddings", lambda: calls.append(1) or inner())
+    model.scorer()
+    model.scorer(torch.tensor([3, 0]))
+    assert len(calls) == 2
 
 
 def test_regression_objective_by_hand():

@@ -1033,12 +1033,14 @@ def _jsonable(obj: Any) -> Any:
 def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, device: str,
                 study_id: str | None = None):
     """``out/best``: the best trial's weights evaluated on test once, as a run directory
-    (kept as it is when it already holds this trial of this study: same name, storage,
-    study id and trial number; a best record without an id, of an earlier graphrec, is
-    tested again once). A trial of several seeds: every
+    with the graphs its model is built over (stored as ``graphrec train`` stores them, so
+    ``recommend`` does not search them again); kept as it is when it already holds this
+    trial of this study (same name, storage, study id and trial number; a best record
+    without an id, of an earlier graphrec, is tested again once). A trial of several seeds: every
     seed's weights are tested once, and the seed with the best validation metric (the
     first of equals) is the run directory. Returns (folder, its test metrics, whether
     test was read now, the seeds' ``{"seed", "value", "best_epoch", "test"}``)."""
+    from graphrec.graphs.build import GraphMemo, graph_memo
     from graphrec.train.fit import evaluate_model
     from graphrec.train.registry import build_model
     from graphrec.train.record import load_state
@@ -1067,7 +1069,9 @@ def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, de
     import torch
 
     records = [load_record(run) for run in runs]
-    model = build_model(records[0]["model"], dataset, records[0]["model_params"])  # the seeds share it
+    memo = GraphMemo()  # the graphs the model is built over, stored with the best run (as graphrec train's)
+    with graph_memo(memo):
+        model = build_model(records[0]["model"], dataset, records[0]["model_params"])  # the seeds share it
     model.to(resolve_device(device))
     tests, kept = [], None
     for run, record in zip(runs, records):
@@ -1084,7 +1088,7 @@ def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, de
     record["tune"] = {**record["tune"], "trial_run": str(trial_dir),
                       **({"value": best.value, "repeats": seeds, "test_mean": mean_metrics(tests)} if seeds else {})}
     record.pop("checkpoint", None)
-    save_run(best_dir, record, kept, overwrite=True)
+    save_run(best_dir, record, kept, overwrite=True, graphs=memo)
     return best_dir, record["test"], True, seeds
 
 

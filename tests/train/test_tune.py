@@ -127,6 +127,31 @@ def test_the_first_trial_is_the_default_run_where_the_builder_resolves_defaults(
     assert trial.params == {"lr": 1e-3, "reg_weight": 1e-5}
 
 
+
+def test_the_best_run_stores_its_graphs_and_loads_without_a_knn_search(data, tmp_path, monkeypatch):
+    """The best run holds the graphs its model is built over (as graphrec train's runs do):
+    recommend / evaluate of it take them instead of searching the kNN graph again."""
+    import torch
+
+    from graphrec.graphs import build
+    from graphrec.train.run import load_run
+
+    result = _tune(data, tmp_path, trials=1, model="mmgef")
+    best = load_record(result.best_run)
+    (entry,) = best["run_graphs"]  # MM-GEF's content kNN graph
+    assert entry["key"]["spec"]["kind"] == "knn" and (result.best_run / entry["dir"] / "graph.npz").is_file()
+    trial_dir = Path(best["tune"]["trial_run"])
+    _, _, searched = load_run(trial_dir)  # a trial's run stores none: its graph is searched again
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a kNN search ran")
+
+    monkeypatch.setattr(build, "knn_graph", refuse)
+    _, _, loaded = load_run(result.best_run)
+    with torch.no_grad():
+        users = torch.arange(20)
+        torch.testing.assert_close(loaded.scorer()(users), searched.scorer()(users), rtol=0, atol=0)
+
 DEFAULTS = {"lr": 1e-3, "reg_weight": 1e-4, "num_layers": 2}
 
 

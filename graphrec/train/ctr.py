@@ -50,6 +50,7 @@ from graphrec.metrics.ctr import auc, ctr_metrics
 from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
 from graphrec.train.fit import divergence_error, seed_everything
 from graphrec.train.optim import adam
+from graphrec.train.progress import epoch_line, progress_bar
 from graphrec.train.record import RECORD, WEIGHTS, checkpoint_entry, environment
 from graphrec.train.state import (
     FINISHED,
@@ -436,14 +437,6 @@ def evaluate_ctr(
 
 
 # ---------------------------------------------------------------------- fit loop
-def _progress(it, enabled: bool, **kw):
-    if not enabled:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, dynamic_ncols=True, leave=False, **kw)
-
-
 def fit_ctr(
     model: CTRModel,
     data: CTRData,
@@ -459,6 +452,10 @@ def fit_ctr(
     loop's state in it (weights, the three optimisers, every generator, the best state
     and history so far), so that after an interrupt it holds the last completed epoch; a
     keeper made with a saved state resumes from it, to the numbers of an uninterrupted run.
+
+    ``log`` receives one line per epoch (every epoch validates;
+    :func:`graphrec.train.progress.epoch_line`: loss, validation AUC, best so far,
+    seconds); None (the default) prints nothing.
     """
     device = model_device(model, device)
     model.to(device)
@@ -498,8 +495,8 @@ def fit_ctr(
         history, bad, (train_time, eval_time, _) = list(kept.history), kept.bad_evals, kept.clock
     first = 1 if kept is None else kept.epoch + 1
     step = (first - 1) * n_batches
-    bar = _progress(range(first, config.epochs + 1), config.progress, desc=f"train {type(model).__name__}",
-                    unit="epoch")
+    bar = progress_bar(range(first, config.epochs + 1), config.progress, desc=f"train {type(model).__name__}",
+                       unit="epoch", leave=False)
     for epoch in bar:
         if keeper is not None:  # the state an interrupt in this epoch keeps
             keeper.state = TrainState.capture(
@@ -512,7 +509,8 @@ def fit_ctr(
         gan_on = gan is not None and epoch > config.gan_start_epoch
         d_sum = g_sum = 0.0
         order = torch.randperm(n, generator=gen)
-        batches = _progress(range(n_batches), config.progress and n_batches > 50, desc=f"epoch {epoch}", unit="batch")
+        batches = progress_bar(range(n_batches), config.progress and n_batches > 50, desc=f"epoch {epoch}",
+                               unit="batch", leave=False)
         for b in batches:
             batch = _batch(train, order[b * config.batch_size : (b + 1) * config.batch_size], device)
             model.set_progress(step / max(total_steps, 1))
@@ -552,7 +550,8 @@ def fit_ctr(
             row["model"] = logged
         t1 = time.perf_counter()
         v = evaluate_ctr(model, data, "valid", config, device, slices=True, tensors=valid)
-        eval_time += time.perf_counter() - t1
+        et = time.perf_counter() - t1
+        eval_time += et
         row["valid"] = {k: x for k, x in v.items() if k != "slices"}  # slices: best epoch only
         history.append(row)
         if v["auc"] > best_score:
@@ -564,7 +563,8 @@ def fit_ctr(
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{row['loss']:.4f}", auc=f"{v['auc']:.4f}", best=best_epoch)
         if log is not None:
-            log(f"epoch {epoch}: loss {row['loss']:.4f} valid auc {v['auc']:.4f}")
+            log(epoch_line(epoch, config.epochs, row["loss"], SELECTION_METRIC, v["auc"], best_score, best_epoch,
+                           dt, et))
         if bad >= config.patience:
             stopped = True
             break
@@ -697,7 +697,8 @@ def run_ctr(
     ``graphrec ...`` line that started the run) is recorded; the resume command an
     interrupt names is made from it. Finished training is never discarded: an ``out``
     that appeared while it trained is kept, the run written beside it (``OUT-2``);
-    ``claimed`` and ``on_saved`` as in :func:`graphrec.train.run.run_training`."""
+    ``claimed`` and ``on_saved`` as in :func:`graphrec.train.run.run_training`; ``log``
+    receives the fit loop's line per epoch (:func:`fit_ctr`; None: no line)."""
     from graphrec.train.run import _provenance, identity_defaults
 
     device = resolve_device(device)  # "auto" or CUDA where there is none: one line, before the run folder

@@ -52,6 +52,7 @@ from graphrec.models.base import Scorer
 from graphrec.train.config import TrainConfig, check_config
 from graphrec.train.evaluate import evaluate_cold_start, evaluate_ranking
 from graphrec.train.optim import adam
+from graphrec.train.progress import epoch_line, progress_bar
 from graphrec.train.state import StateKeeper, TrainState
 
 __all__ = ["FitResult", "fit", "seed_everything", "evaluate_model", "divergence_error", "validation_users"]
@@ -291,6 +292,11 @@ def fit(
     With a ``keeper`` (:mod:`graphrec.train.state`), every epoch starts by storing the
     loop's state in it, so that after an interrupt it holds the last completed epoch; a
     keeper made with a saved state resumes from it, to the numbers of an uninterrupted run.
+
+    ``log`` receives one line per validated epoch (:func:`graphrec.train.progress.epoch_line`:
+    loss, validation metric, best so far, seconds), from the main rank only; None (the
+    default) prints nothing. ``config.progress`` draws tqdm bars instead or as well (the
+    command line shows bars on a terminal and lines otherwise: docs/training.md).
     """
     check_config(config)
     check_selection(dataset, config)
@@ -325,7 +331,7 @@ def fit(
                                                         kept.best_state, kept.best_valid)
         history, bad_evals, (train_time, eval_time, n_evals) = list(kept.history), kept.bad_evals, kept.clock
     first = 1 if kept is None else kept.epoch + 1
-    bar = _progress(range(first, config.epochs + 1), config.progress and main, desc="train", unit="epoch")
+    bar = progress_bar(range(first, config.epochs + 1), config.progress and main, desc="train", unit="epoch")
     for epoch in bar:
         if keeper is not None:  # the state an interrupt in this epoch keeps
             keeper.state = TrainState.capture(
@@ -336,8 +342,8 @@ def fit(
         model.start_epoch(epoch)
         total = 0.0
         # a bar over the epoch's steps, shown once an epoch has run 2 s (a million-item epoch takes hours)
-        steps = _progress(bpr_batches(dataset.train, config.batch_size, rng, sampler), config.progress and main,
-                          total=n_batches, desc=f"epoch {epoch}", unit="step", leave=False, delay=_BAR_DELAY)
+        steps = progress_bar(bpr_batches(dataset.train, config.batch_size, rng, sampler), config.progress and main,
+                             total=n_batches, desc=f"epoch {epoch}", unit="step", leave=False, delay=_BAR_DELAY)
         t_steps, done = time.perf_counter(), 0
         for users, pos, neg in steps:  # ranks split each step
             scale = 1.0
@@ -395,7 +401,8 @@ def fit(
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{row['loss']:.4f}", **{config.valid_metric: f"{score:.4f}"}, best=best_epoch)
             if log is not None and main:
-                log(f"epoch {epoch}: loss {row['loss']:.4f} {config.valid_metric} {score:.4f}")
+                log(epoch_line(epoch, config.epochs, row["loss"], selected_label(config.valid_metric, config.select_on),
+                               score, best_score, best_epoch, dt, et))
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
@@ -523,11 +530,3 @@ def _metric_names(config: TrainConfig) -> set[str]:
     from graphrec.metrics import METRICS
 
     return {f"{m}@{k}" for m in METRICS for k in config.ks}
-
-
-def _progress(it, enabled: bool, **kw):
-    if not enabled:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, dynamic_ncols=True, **kw)

@@ -130,12 +130,14 @@ def run_training(
     command: str | None = None,
     claimed: bool = False,
     on_saved: Callable[[Path], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], Recommender]:
     """Seed, build ``model_name`` for ``dataset``, fit it, and write a run directory.
 
     ``out`` is checked before anything is built or trained (:func:`check_run_output`):
     an existing ``out`` is replaced only with ``overwrite`` and only when it holds an
-    earlier run. ``on_epoch`` is the fit loop's per-epoch hook (:func:`fit`). Returns
+    earlier run. ``on_epoch`` is the fit loop's per-epoch hook and ``log`` receives its
+    line per validated epoch (:func:`fit`; None, the default: no line). Returns
     the run record (a JSON-able dict) and the trained model (best state).
 
     ``data_path`` and ``transforms`` (the cold-start split drawn on the stored data) are
@@ -184,7 +186,7 @@ def run_training(
         model = build_model(model_name, dataset, params, progress=config.progress and main)  # kNN bars
     build_seconds = time.perf_counter() - t0
     try:
-        result = fit(model, dataset, config, device=device, on_epoch=on_epoch, keeper=keeper)
+        result = fit(model, dataset, config, device=device, log=log, on_epoch=on_epoch, keeper=keeper)
     except KeyboardInterrupt:
         if keeper is None or keeper.state is None or not main:
             raise

@@ -153,3 +153,21 @@ def test_the_python_section_of_ctr_md_runs_as_written(shared_data, tmp_path, mon
     test = namespace["data"].samples["test"]
     assert len(pred["probability"]) == len(test) and set(pred["split"]) == {"test"}
     assert list(pred["label"]) == list(test.labels)
+
+
+def test_log_gets_a_line_per_epoch_with_the_history_s_numbers(data, capsys):
+    """``log`` gets each epoch's line (every CTR epoch validates), in the ranking loop's
+    format (graphrec.train.progress.epoch_line); without it fit_ctr prints nothing."""
+    lines: list[str] = []
+    model = build_ctr_model("din", data, {"id_dim": 8, "modality_dim": 8, "hidden": (16,)})
+    res = fit_ctr(model, data, _cfg(), log=lines.append)
+    assert len(lines) == len(res.history) == 3
+    best = -1.0
+    for line, row in zip(lines, res.history):
+        best = max(best, row["valid"]["auc"])
+        assert line.startswith(f"epoch {row['epoch']}/3  loss {row['loss']:.4f}  valid auc {row['valid']['auc']:.4f}  "
+                               f"best {best:.4f} (epoch ")
+        assert f"  {row['train_seconds']:.2f} s/epoch  " in line and line.endswith(" s/validation")
+    assert f"best {res.best_valid['auc']:.4f} (epoch {res.best_epoch})" in lines[-1]
+    fit_ctr(build_ctr_model("lr", data), data, _cfg(epochs=1))
+    assert capsys.readouterr() == ("", "")

@@ -87,3 +87,23 @@ def test_a_model_without_parameters_reports_its_one_validation(ds, evaluated):
     res = fit(model, ds, _config(), on_epoch=rows.append, evaluate_test=False)
     assert rows == res.history and rows[0]["epoch"] == 0 and "valid" in rows[0]
     assert evaluated == ["valid"] and res.test == {}
+
+
+def test_log_gets_a_line_per_validated_epoch_with_the_history_s_numbers(ds, capsys):
+    """``log`` (what `graphrec train` prints off a terminal) gets one line per validated
+    epoch, with its numbers as the history has them; without it fit prints nothing."""
+    lines: list[str] = []
+    model = build_model("lightgcn", ds, {"embedding_dim": 8})
+    res = fit(model, ds, _config(eval_every=2, epochs=5), log=lines.append)
+    validated = [r for r in res.history if "valid" in r]
+    assert [line.split()[1] for line in lines] == [f"{r['epoch']}/5" for r in validated] == ["2/5", "4/5", "5/5"]
+    best = -1.0
+    for line, row in zip(lines, validated):
+        best = max(best, row["valid"]["recall@20"])
+        assert line.startswith(f"epoch {row['epoch']}/5  loss {row['loss']:.4f}  "
+                               f"valid recall@20 {row['valid']['recall@20']:.4f}  best {best:.4f} (epoch ")
+        assert line.endswith(f"  {row['train_seconds']:.2f} s/epoch  {row['eval_seconds']:.2f} s/validation")
+    assert f"best {res.best_score:.4f} (epoch {res.best_epoch})" in lines[-1]
+    model = build_model("lightgcn", ds, {"embedding_dim": 8})
+    fit(model, ds, _config(epochs=2))
+    assert capsys.readouterr() == ("", "")

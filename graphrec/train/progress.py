@@ -1,0 +1,67 @@
+"""What a training shows while it runs, for the ranking and the CTR fit loops alike.
+
+The fit loops (:func:`graphrec.train.fit`, :func:`graphrec.train.ctr.fit_ctr`) print
+nothing of their own: they draw tqdm bars when their config's ``progress`` is on
+(:func:`progress_bar`), and hand one plain line per validated epoch to their ``log``
+callback when they are given one (:func:`epoch_line`; None, the default of the Python
+API, gives no line). The command line chooses between the two
+(:func:`graphrec.cli._common.training_progress`): bars on a terminal, lines when stderr
+is a file or a pipe (``2>&1 | tee log``, nohup, CI), neither with ``--quiet``; it opens
+the lines with :func:`start_line`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+__all__ = ["epoch_line", "start_line", "progress_bar"]
+
+
+def epoch_line(
+    epoch: int,
+    epochs: int,
+    loss: float,
+    metric: str,
+    score: float,
+    best_score: float,
+    best_epoch: int,
+    train_seconds: float,
+    valid_seconds: float,
+) -> str:
+    """The line of a validated epoch: its number of the most ``epochs``, its training
+    loss, its validation ``metric`` (``score``), the best validation score so far (this
+    epoch's included) and its epoch, and the seconds the epoch trained and validated::
+
+        epoch 5/200  loss 0.4123  valid recall@20 0.1234  best 0.1250 (epoch 3)  2.10 s/epoch  0.31 s/validation
+
+    Values are rounded to 4 decimals as the results table's are."""
+    return (f"epoch {epoch}/{epochs}  loss {loss:.4f}  valid {metric} {score:.4f}  best {best_score:.4f} "
+            f"(epoch {best_epoch})  {train_seconds:.2f} s/epoch  {valid_seconds:.2f} s/validation")
+
+
+def start_line(
+    model: str,
+    dataset: str,
+    device: str,
+    epochs: int,
+    eval_every: int = 1,
+    done: int = 0,
+    trainable: bool = True,
+) -> str:
+    """The line before the epoch lines: what trains on what, where, for how long; ``done``
+    epochs already trained (a resumed run goes on from the next); a model without
+    parameters (``trainable`` False) is only evaluated."""
+    if not trainable:
+        return f"evaluating {model} on {dataset} ({device}): no parameters to train, validated once"
+    every = "every epoch" if eval_every == 1 else f"every {eval_every} epochs and the last"
+    verb = f"resuming {model} after epoch {done}" if done else f"training {model}"
+    return f"{verb} on {dataset} ({device}): at most {epochs} epochs, validated {every}"
+
+
+def progress_bar(it: Iterable[Any], enabled: bool, **kw: Any) -> Iterable[Any]:
+    """``it`` under a tqdm bar (``kw``: tqdm's options) when ``enabled``, else ``it`` itself."""
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm  # here: tests replace tqdm.auto.tqdm to record the bars
+
+    return tqdm(it, dynamic_ncols=True, **kw)

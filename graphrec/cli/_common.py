@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 import warnings
+from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Iterable, Iterator, Mapping, Optional, TypeVar
 
 import typer
@@ -190,6 +192,53 @@ def resolve_device(device: str) -> str:
 Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
 #: the ``--quiet`` option of the commands that show progress bars
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+#: the ``--quiet`` option of the training commands (:func:`training_progress`)
+TrainQuiet = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        help="Show no progress on stderr: neither the progress bars (stderr a terminal) nor the line per validated "
+        "epoch (stderr a file or pipe: `2>&1 | tee log`, nohup, CI). Notes, errors and the results table still print.",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """How a training command shows its progress (:func:`training_progress`)."""
+
+    #: tqdm bars: the training config's ``progress``
+    bars: bool
+    #: the fit loop's ``log``: one line per validated epoch on stderr; None: no line
+    log: Optional[Callable[[str], None]]
+
+
+def stderr_is_terminal() -> bool:
+    """Whether stderr, where the bars and lines go, is a terminal (not a file, a pipe, a
+    notebook's captured stream or typer's test runner)."""
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError, OSError):  # no stream, or a closed one
+        return False
+
+
+def training_progress(quiet: bool) -> TrainingProgress:
+    """The progress a training command shows, the same for the ranking and CTR commands
+    and the demo: on a terminal, progress bars that clear as they end; when stderr is a
+    file or a pipe, where bars are carriage-return noise, no bars but one plain line per
+    validated epoch (:func:`graphrec.train.progress.epoch_line`), opened by a start
+    line; with ``--quiet`` neither. The Python API (``fit``, ``run_training``) has no
+    lines unless it is given a ``log``."""
+    if quiet:
+        return TrainingProgress(bars=False, log=None)
+    if stderr_is_terminal():
+        return TrainingProgress(bars=True, log=None)
+    return TrainingProgress(bars=False, log=_progress_line)
+
+
+def _progress_line(line: str) -> None:
+    """One progress line on stderr, flushed (a ``tee``'d log shows it at once)."""
+    typer.echo(line, err=True)
 
 
 def set_threads(threads: int | None) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from graphrec._atomic import check_output_folder
-from graphrec.cli._common import metric_table, resolve_device, user_errors
+from graphrec.cli._common import TrainQuiet, metric_table, resolve_device, training_progress, user_errors
 from graphrec.errors import ConfigError
 
 #: the runs of the cold-start part (OUT/runs/<name>)
@@ -27,7 +27,7 @@ def demo(
     cold: float = typer.Option(0.2, "--cold-start", "--cold", help="Fraction of items made cold (never seen in training) in the cold-start part, in (0, 1) (0: skip it)."),
     seed: int = typer.Option(0, help="Seed of the catalogue and of training."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    quiet: TrainQuiet = False,
 ) -> None:
     """Train LightGCN and MM-GEF on a built-in synthetic catalogue (no downloads): warm,
     then with 20% of the items never seen in training (cold start, the papers' protocol),
@@ -49,6 +49,7 @@ def demo(
     if seed < 0:
         raise ConfigError(f"--seed must be at least 0, got {seed}")
     dev = resolve_device(device)
+    shown = training_progress(quiet)  # bars on a terminal, a line per validated epoch otherwise
     runs = ["lightgcn", "mmgef"] + (list(COLD_RUNS) if cold else [])
     _check_outputs(out, runs)
     ds = synthetic_catalogue(seed=seed)
@@ -63,11 +64,11 @@ def demo(
 
     def train(name: str, data, lr: float, run: str, params: dict | None = None) -> dict:
         config = TrainConfig(epochs=epochs, lr=lr, batch_size=1024, patience=10, ks=(10, 20), seed=seed,
-                             progress=not quiet)
+                             progress=shown.bars)
         if not quiet:
             typer.echo(f"training {run}")
         record, model = run_training(data, name, params or {}, config, device=dev, out=out / "runs" / run,
-                                     data_path=data_dir, overwrite=True,
+                                     data_path=data_dir, overwrite=True, log=shown.log,
                                      transforms=cold_start_transforms(cold, seed) if data is not ds else None)
         models[run] = model
         return record

@@ -27,10 +27,11 @@ from graphrec.cli._common import (
     metric_table,
     ordered_metric_keys,
     resolve_device,
-    Quiet,
     Threads,
+    TrainQuiet,
     set_threads,
     split_line,
+    training_progress,
     user_errors,
 )
 from graphrec.train.commands import TRAIN_OPTIONS, config_from_options, option_defaults
@@ -106,7 +107,7 @@ OPTION_TYPES: dict[str, Any] = {
     "epochs": Epochs, "lr": Lr, "lr_decay": LrDecay, "lr_decay_every": LrDecayEvery, "batch_size": BatchSize,
     "patience": Patience, "eval_every": EvalEvery, "metric": Metric, "select_on": SelectOn, "negatives": Negatives,
     "protocol": Protocol, "valid_users": ValidUsers, "seed": Seed, "device": Device, "out": Out, "overwrite": Overwrite, "resume": Resume,
-    "cold_start": ColdStart, "cold_protocol": ColdProtocol, "threads": Threads, "nproc": Nproc, "quiet": Quiet,
+    "cold_start": ColdStart, "cold_protocol": ColdProtocol, "threads": Threads, "nproc": Nproc, "quiet": TrainQuiet,
     "tensorboard": TensorBoard,
 }
 
@@ -160,6 +161,10 @@ def train_command(
 
     ``untrained`` names the training options given to a model without parameters (a note
     says they have no effect).
+
+    Progress goes to stderr as :func:`~graphrec.cli._common.training_progress` says: bars
+    on a terminal, a start line and a line per validated epoch otherwise, nothing with
+    ``quiet``.
     """
     from graphrec import distributed
     from graphrec.train import run_training
@@ -190,7 +195,8 @@ def train_command(
     dev = resolve_device(device)
     # the training options are checked here, before any rank starts (a bad value is one
     # line, not one failure per rank)
-    config = config_from_options(train, progress=not quiet)
+    shown = training_progress(quiet)  # bars on a terminal, a line per validated epoch otherwise
+    config = config_from_options(train, progress=shown.bars)
     seed = config.seed
     if distributed.starts_ranks(nproc):
         if command is None:
@@ -216,6 +222,13 @@ def train_command(
         for line in notes:
             typer.echo(f"note: {line}", err=True)
     ds, transforms = _load(data, cold_start, seed, cold_protocol)
+    if shown.log is not None and main:
+        from graphrec.train.progress import start_line
+        from graphrec.train.registry import get_model
+
+        done = 0 if interrupted is None else int(interrupted.get("epochs_completed") or 0)
+        shown.log(start_line(model_name, ds.name, dev, config.epochs, config.eval_every, done,
+                             get_model(model_name, "ranking").trainable))
     default_out = out is None
     if default_out:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -233,7 +246,7 @@ def train_command(
             record, _ = run_training(
                 ds, model_name, model_overrides, config, device=dev, out=out, data_path=data.resolve(),
                 transforms=transforms, on_epoch=writer, overwrite=overwrite, resume=resume, command=command,
-                claimed=default_out, on_saved=saved.append,
+                claimed=default_out, on_saved=saved.append, log=shown.log,
             )
             if main and record.get("status") == "finished":
                 distributed.report_finished()  # a stop from now on interrupts nothing (the launcher exits 0)

@@ -36,7 +36,8 @@ import typer
 
 from graphrec._atomic import claimed_dir
 from graphrec.cli._common import (
-    ARGV, GraphrecCommand, Quiet, Threads, metric_table, resolve_device, set_threads, user_errors,
+    ARGV, GraphrecCommand, Threads, TrainQuiet, metric_table, resolve_device, set_threads, training_progress,
+    user_errors,
 )
 from graphrec.cli.train import Resume, report_saved  # Resume: the option `graphrec train` ranking models share
 from graphrec.train.commands import option_message
@@ -285,7 +286,9 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     (made from ``command``, the line as typed); ``resume`` continues such a run
     (:mod:`graphrec.train.state`). ``given`` maps the options set on the command line
     (parameter name -> flag) to their flags: those without effect get a note on stderr
-    (:func:`without_effect`)."""
+    (:func:`without_effect`). Progress goes to stderr as
+    :func:`~graphrec.cli._common.training_progress` says (bars on a terminal, a start line
+    and a line per epoch otherwise, nothing with ``--quiet``)."""
     from graphrec._atomic import check_output, check_output_folder
     from graphrec.errors import ConfigError
     from graphrec.train.ctr import check_ctr_model, run_ctr
@@ -298,10 +301,11 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     # graph option before samples are stored (load_ctr_data's check) or anything is trained
     overwrite = bool(common.get("overwrite", False))
     resume = bool(common.get("resume", False))
+    interrupted = None
     if resume:
         if common["out"] is None or overwrite:
             raise ConfigError("--resume continues the interrupted run in --out: pass --out DIR, without --overwrite")
-        check_resumable(common["out"])
+        interrupted = check_resumable(common["out"])
     elif common["out"] is not None:
         check_run_output(common["out"], overwrite)
     else:
@@ -316,8 +320,9 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     dev = resolve_device(common["device"])
     if not 0.0 <= common["cold_start"] < 1.0:
         raise ConfigError(f"--cold-start must be in [0, 1), got {common['cold_start']}")
+    shown = training_progress(common["quiet"])  # bars on a terminal, a line per epoch otherwise
     try:
-        config = CTRConfig(**{name: common[name] for name in CTR_TRAIN_OPTIONS}, progress=not common["quiet"],
+        config = CTRConfig(**{name: common[name] for name in CTR_TRAIN_OPTIONS}, progress=shown.bars,
                            **(train_options or {}))
     except ConfigError as e:  # named by the option (--batch-size), not CTRConfig's field
         # (the optimizer's message names its flag already: "optimizer 'sgd' is not one of ... (--optimizer)")
@@ -338,6 +343,11 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
         check(ctr)
     for line in without_effect(model_name, params, train_options or {}, common, given or {}):
         typer.echo(f"note: {line}", err=True)
+    if shown.log is not None:
+        from graphrec.train.progress import start_line
+
+        done = 0 if interrupted is None else int(interrupted.get("epochs_completed") or 0)
+        shown.log(start_line(model_name, ctr.dataset.name, dev, config.epochs, done=done))
     out = common["out"]
     default_out = out is None
     if default_out:
@@ -351,7 +361,7 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
                 ctr, model_name, params, config, device=dev, item_graph=item_graph,
                 graph_options={"k": common["graph_k"], "cooccur_top_k": common["cooccur_top_k"] or None},
                 out=out, data_path=data.resolve(), overwrite=overwrite, resume=resume, command=command,
-                claimed=default_out, on_saved=saved.append,
+                claimed=default_out, on_saved=saved.append, log=shown.log,
             )
     report_saved(out, saved[0] if saved else out)
     print_ctr_record(record)
@@ -373,7 +383,7 @@ COMMON_TYPES: dict[str, Any] = {
     "item_graph": ItemGraph, "graph_k": GraphK, "cooccur_top_k": CooccurTopK, "graph_layers": GraphLayers,
     "epochs": Epochs, "lr": Lr, "weight_decay": WeightDecay, "optimizer": Optimizer, "batch_size": BatchSize,
     "patience": Patience, "seed": Seed,
-    "device": Device, "out": Out, "overwrite": Overwrite, "resume": Resume, "threads": Threads, "quiet": Quiet,
+    "device": Device, "out": Out, "overwrite": Overwrite, "resume": Resume, "threads": Threads, "quiet": TrainQuiet,
 }
 
 

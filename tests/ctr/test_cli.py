@@ -527,11 +527,14 @@ def test_sources_without_timestamps_and_too_short_users_name_the_file_and_the_co
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("quiet", [False, True])
-def test_item_graph_build_shows_progress_unless_quiet(samples, tmp_path, monkeypatch, quiet):
+@pytest.mark.parametrize("quiet, terminal", [(False, True), (True, True), (False, False)])
+def test_item_graph_build_shows_progress_unless_quiet(samples, tmp_path, monkeypatch, quiet, terminal):
     """Building the item graphs (110 s at 10^5 items) showed nothing: the run passed
-    progress=False. The graph builds now follow the run's progress setting."""
+    progress=False. The graph builds now follow the run's progress setting: bars on a
+    terminal unless --quiet; off a terminal (a log file) no bar, as for the epochs."""
     import tqdm.auto
+
+    monkeypatch.setattr("graphrec.cli._common.stderr_is_terminal", lambda: terminal)
 
     bars: list[str] = []
 
@@ -547,7 +550,7 @@ def test_item_graph_build_shows_progress_unless_quiet(samples, tmp_path, monkeyp
                         + (["--quiet"] if quiet else []))
     assert res.exit_code == 0, res.output
     graph_bars = [b for b in bars if b.startswith("kNN") or b == "co-interactions"]
-    if quiet:
+    if quiet or not terminal:
         assert bars == []
     else:
         assert any(b.startswith("kNN") for b in graph_bars) and "co-interactions" in graph_bars, bars

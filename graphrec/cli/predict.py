@@ -40,6 +40,10 @@ def predict(
                           "(left out of --out)."),
     ] = "error",
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
+    batch_size: Annotated[
+        Optional[int],
+        typer.Option(help="Pairs scored at a time (memory on --device grows with it) [the run's evaluation batch size]."),
+    ] = None,
     threads: Threads = None,
     quiet: Quiet = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
@@ -61,6 +65,8 @@ def predict(
 
     if unknown not in ("error", "drop"):
         raise ConfigError(f"--unknown {unknown!r} is not one of error, drop")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     check_output(out, overwrite, option="--out", kind="file", suffixes=(".csv",),
                      format_note="the probabilities are CSV")  # before anything is read or scored
     record = load_record(run_dir)
@@ -82,7 +88,8 @@ def predict(
     with warnings_as_lines():
         record, model = load_ctr_run(run_dir, samples, dev, progress=not quiet)
     pred = predict_pairs(model, samples, users, items, unknown=unknown, device=dev,
-                         batch_size=recorded_config(record).eval_batch_size, source=str(pairs), lines=lines)
+                         batch_size=batch_size or recorded_config(record).eval_batch_size, source=str(pairs),
+                         lines=lines)
     with atomic_file(out) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             write_columns(f, pred.columns())

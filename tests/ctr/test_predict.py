@@ -19,7 +19,8 @@ from graphrec.errors import ConfigError, DataError
 from graphrec.models.ctr.testing import contract_ctr_data
 from graphrec.testing import DEVICE
 from graphrec.train.ctr import CTRConfig, build_ctr_model, fit_ctr, predict_ctr, run_ctr, split_tensors
-from graphrec.train.ctr_eval import load_ctr_run
+from graphrec.train.ctr_eval import load_ctr_run, recorded_config
+from graphrec.train.record import load_record
 from graphrec.train.ctr_predict import predict_pairs, read_pairs, score_pairs, serving_histories
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -317,8 +318,27 @@ def test_the_command_unknown_ids(ctr_run, tmp_path):
     assert [(r["user_id"], r["item_id"]) for r in _read(out)] == [("0", "1"), ("3", "4")]
 
 
+def test_the_command_scores_batch_size_pairs_at_a_time(ctr_run, tmp_path, monkeypatch):
+    """--batch-size reaches the scoring (default: the run's evaluation batch size); the
+    probabilities do not depend on it."""
+    import graphrec.train.ctr_predict as ctr_predict
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("user_id,item_id\n0,1\n3,4\n5,2\n0,4\n")
+    sizes, real = [], ctr_predict.predict_pairs
+    monkeypatch.setattr(ctr_predict, "predict_pairs", lambda *a, **kw: sizes.append(kw["batch_size"]) or real(*a, **kw))
+    outs = {}
+    for args in ([], ["--batch-size", "3"]):
+        outs[len(args)] = out = tmp_path / f"scores-{len(args)}.csv"
+        res = run("predict", ctr_run / "run", "--pairs", pairs, "--out", out, "--device", "cpu", "--quiet", *args)
+        assert res.exit_code == 0, res.output
+    assert sizes[1] == 3 and sizes[0] == recorded_config(load_record(ctr_run / "run")).eval_batch_size != 3
+    assert _read(outs[0]) == _read(outs[2])
+
+
 @pytest.mark.parametrize("args, message", [
     (["--unknown", "skip"], "error: --unknown 'skip' is not one of error, drop"),
+    (["--batch-size", "0"], "error: --batch-size must be at least 1, got 0"),
     (["--out", "{tmp}/scores.txt"], "error: --out {tmp}/scores.txt: write a .csv file (the probabilities are CSV)"),
     (["--pairs", "{tmp}/none.csv"], "error: {tmp}/none.csv: file not found: give a CSV with a user_id,item_id header "
                                     "and one pair a row"),

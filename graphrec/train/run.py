@@ -71,6 +71,11 @@ __all__ = [
 #: propagates over it, its own normalisation (sym, softmax, ...) included
 AS_PROPAGATED = "as-propagated"
 
+#: a model build at least this long (its kNN searches, co-interaction blocks) gets a line
+#: in the ``log`` of :func:`run_training` (the bars that show it on a terminal are off there)
+_BUILD_LINE_SECONDS = 2.0
+
+
 def check_run_output(out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Refuse, before any work, a run directory that cannot be written: it exists and
     ``overwrite`` is false, it exists and is not a run directory (``--overwrite`` replaces
@@ -137,7 +142,8 @@ def run_training(
     ``out`` is checked before anything is built or trained (:func:`check_run_output`):
     an existing ``out`` is replaced only with ``overwrite`` and only when it holds an
     earlier run. ``on_epoch`` is the fit loop's per-epoch hook and ``log`` receives its
-    line per validated epoch (:func:`fit`; None, the default: no line). Returns
+    line per validated epoch (:func:`fit`; None, the default: no line), after a line for
+    the model's build when it took 2 s or more (the item graphs' searches). Returns
     the run record (a JSON-able dict) and the trained model (best state).
 
     ``data_path`` and ``transforms`` (the cold-start split drawn on the stored data) are
@@ -185,6 +191,8 @@ def run_training(
     with graph_memo(memo):
         model = build_model(model_name, dataset, params, progress=config.progress and main)  # kNN bars
     build_seconds = time.perf_counter() - t0
+    if log is not None and main and build_seconds >= _BUILD_LINE_SECONDS:  # a long silence in a log gets its line
+        log(f"built {model_name} in {build_seconds:.1f} s (its item graphs and inputs)")
     try:
         result = fit(model, dataset, config, device=device, log=log, on_epoch=on_epoch, keeper=keeper)
     except KeyboardInterrupt:

@@ -74,8 +74,22 @@ def test_a_ranking_run_off_a_terminal_prints_a_line_per_validated_epoch(data_dir
     for m, row in zip(lines, record["history"]):
         assert m[9] == f"{row['eval_seconds']:.2f}"
     assert res.stderr.splitlines()[0] == "training lightgcn on synthetic (cpu): at most 3 epochs, validated every epoch"
+    assert not any(line.startswith("built ") for line in res.stderr.splitlines())  # a build under 2 s
     assert "epoch 1/3" not in res.stdout and "\r" not in res.stderr  # no bar drawn
     assert "valid@" in res.stdout and "run saved to" in res.stdout
+
+
+def test_a_long_build_gets_a_line_before_the_epochs(data_dir, tmp_path, monkeypatch):
+    """A build of 2 s or more (kNN searches at scale) would be a silence in the log: it gets
+    a line with its seconds, the record's build_seconds; a short one none (above)."""
+    import graphrec.train.run as run_module
+
+    monkeypatch.setattr(run_module, "_BUILD_LINE_SECONDS", 0.0)
+    res = _train("mmgef", "--data", data_dir, "--epochs", "1", "--dim", "8", "--out", tmp_path / "run")
+    lines = res.stderr.splitlines()
+    seconds = load_record(tmp_path / "run")["timings"]["build_seconds"]
+    assert lines[1] == f"built mmgef in {seconds:.1f} s (its item graphs and inputs)"
+    assert lines[2].startswith("epoch 1/1  ")
 
 
 def test_eval_every_prints_the_validated_epochs_only(data_dir, tmp_path):

@@ -87,6 +87,7 @@ def _matrix(graph: Any) -> sp.csr_matrix:
         raise DataError(f"got a {type(graph).__name__}, not a graph: pass a scipy sparse matrix, a torch sparse "
                         "tensor (a model's item_graphs()) or build_item_graph's result")
     g = sp.csr_matrix(graph, copy=True)  # a copy: the caller's matrix is never changed
+    g.sum_duplicates()  # a repeated entry is one edge weighing their sum, as scipy reads the matrix
     g.eliminate_zeros()  # an entry of weight 0 is no edge, as in a stored graph
     return g
 
@@ -111,9 +112,8 @@ def _checked(graph: Any, dataset: "Dataset | None", nodes: str) -> sp.csr_matrix
 
 def _is_directed(g: sp.csr_matrix) -> bool:
     """``directed=None``'s rule: a matrix is undirected when every entry has its mirror,
-    equal to a relative 1e-5 (float32 rounding), whatever the scale of the weights.
-    (``abs(g)`` sums the duplicate entries of a non-canonical ``g`` in place, so both
-    exports of such a matrix weigh a repeated entry by its sum under this rule.)"""
+    equal to a relative 1e-5 (float32 rounding), whatever the scale of the weights
+    (``g`` is canonical: :func:`_matrix` summed its repeated entries)."""
     gap, size = abs(g - g.T), abs(g).maximum(abs(g.T))
     return (gap > size.multiply(1e-5)).nnz > 0
 
@@ -133,8 +133,9 @@ def to_networkx(
     the weights) and a ``nx.DiGraph`` otherwise (a kNN graph is directed: j in i's list does not imply
     the converse). ``directed=False`` on a directed matrix gives the union of both
     directions, weight max(A_ij, A_ji) over the directions present (the ``symmetric``
-    rule of :func:`~graphrec.graphs.knn.knn_graph`). Edges are the non-zero entries;
-    self loops (an ``include_self`` graph's) are kept.
+    rule of :func:`~graphrec.graphs.knn.knn_graph`). Edges are the non-zero entries (an
+    entry a non-canonical matrix stores twice is one edge of their sum, as scipy reads
+    it); self loops (an ``include_self`` graph's) are kept.
 
     A networkx graph takes about 2 KB per edge (4.4 GB for a 2M-edge kNN graph): to
     export a large graph, :func:`write_graphml` writes the same GraphML straight from the

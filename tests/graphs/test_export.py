@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import networkx as nx
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from graphrec.data import build_dataset, cold_start
@@ -87,6 +88,26 @@ def test_export_keeps_self_loops_leaves_the_matrix_alone_and_unions_directions()
     assert all(np.array_equal(a, b) for a, b in zip(before, (g.indptr, g.indices, g.data)))  # unchanged
     # undirected: every pair once, from either direction, weight max over the directions present
     assert edges(to_networkx(g, directed=False), undirected=True) == [(0, 0, 1.0), (0, 1, 0.5), (0, 2, 0.7), (1, 2, 0.4)]
+
+
+def test_a_repeated_entry_is_one_edge_of_their_summed_weight(tmp_path):
+    """A non-canonical CSR (an entry stored twice) is the matrix scipy reads, the entries
+    summed: to_networkx, directed or not, and write_graphml give one edge of the sum."""
+    dup = sp.csr_matrix((np.float32([0.3, 0.1, 0.6, 0.2]), np.array([2, 1, 2, 0]), np.array([0, 3, 3, 4])),
+                        shape=(3, 3))
+    want = {(0, 1): 0.1, (0, 2): 0.9, (2, 0): 0.2}
+    for directed in (None, True):
+        g = to_networkx(dup, directed=directed)
+        assert g.is_directed() and {e: pytest.approx(w) for e, w in want.items()} == {
+            (u, v): w for u, v, w in g.edges(data="weight")}
+    undirected = to_networkx(dup, directed=False)  # the union of the directions, the larger weight
+    assert {frozenset((u, v)): w for u, v, w in undirected.edges(data="weight")} == {
+        frozenset((0, 1)): pytest.approx(0.1), frozenset((0, 2)): pytest.approx(0.9)}
+    write_graphml(dup, tmp_path / "g.graphml")
+    back = nx.read_graphml(tmp_path / "g.graphml")
+    assert {(int(u), int(v)): w for u, v, w in back.edges(data="weight")} == {
+        e: pytest.approx(w) for e, w in want.items()}
+    assert dup.nnz == 4 and not dup.has_canonical_format  # the caller's matrix is left alone
 
 
 def test_the_degree_plot_counts_the_graphs_nodes(tmp_path):
@@ -173,8 +194,8 @@ def cases():
                          ([0, 0, 1, 1, 2, 2, 3, 4, 4], [0, 1, 2, 3, 0, 1, 3, 0, 2])), shape=(5, 5))  # self loops
     sym = sp.csr_matrix((np.float32([0.5, 0.5, 1.0, 1.0000001, 0.3, 0.3, 2.0]),
                          ([0, 1, 1, 2, 2, 3, 4], [1, 0, 2, 1, 3, 2, 4])), shape=(5, 5))  # float32-rounded mirror
-    # unsorted, (0, 2) stored twice: to_networkx keeps the last weight (directed=True), the
-    # larger (directed=False), the sum (directed=None: its symmetry test sums them first)
+    # unsorted, (0, 2) stored twice: one edge weighing their sum, 0.9, whatever ``directed``
+    # (test_a_repeated_entry_is_one_edge_of_their_summed_weight)
     dup = sp.csr_matrix((np.float32([0.3, 0.1, 0.6, 0.2]), np.array([2, 1, 2, 0]), np.array([0, 3, 3, 4, 4, 4])),
                         shape=(5, 5))
     users = sp.csr_matrix(np.array([[0, 2], [2, 0]], np.float32))
@@ -233,7 +254,7 @@ def test_write_graphml_reads_back_as_networkxs_file(tmp_path, monkeypatch):
     union = nx.read_graphml(tmp_path / "4-new.graphml")  # (0, 4) only as 4 -> 0, of weight -0.3: kept
     assert not union.is_directed() and union.edges["0", "4"]["weight"] == float(np.float32(-0.3))
     weights = [nx.read_graphml(tmp_path / f"{i}-new.graphml").edges["0", "2"]["weight"] for i in (5, 6, 7)]
-    assert weights == [float(np.float32(0.3) + np.float32(0.6)), float(np.float32(0.6)), float(np.float32(0.6))]
+    assert weights == [float(np.float32(0.3) + np.float32(0.6))] * 3  # one edge of the summed weight
     assert nx.read_graphml(tmp_path / "9-new.graphml").nodes["0"] == {"user_id": "u&1", "n_train_items": 2}
 
 

@@ -313,6 +313,25 @@ def test_options_without_effect_are_noted(data_dir, tmp_path):
     assert "note:" not in res.output
 
 
+def test_a_modalities_the_cold_path_does_not_follow_is_noted(data_dir, tmp_path):
+    """--modalities is the model's; the cold-item path fuses every modality unless
+    --cold-modalities says otherwise: a note says so, and the path's record shows it."""
+    from graphrec.train.run import load_run
+
+    res = run("train", "vbpr", "--data", data_dir, "--epochs", "1", "--quiet", "--out", tmp_path / "r",
+              "--cold-start", "0.2", "--cold-path", "content", "--modalities", "image", "--dim", "8")
+    assert res.exit_code == 0, res.output
+    assert ("note: --modalities image is the model's: the cold-item path fuses every modality of the dataset "
+            "(pass --cold-modalities image for it to use the same)") in res.output
+    assert load_run(tmp_path / "r")[2].cold_modalities == ("image", "text")
+    res = run("train", "vbpr", "--data", data_dir, "--epochs", "1", "--quiet", "--out", tmp_path / "s",
+              "--cold-start", "0.2", "--cold-path", "content", "--modalities", "image", "--cold-modalities", "image",
+              "--dim", "8")
+    assert res.exit_code == 0, res.output
+    assert "note:" not in res.output
+    assert load_run(tmp_path / "s")[2].cold_modalities == ("image",)
+
+
 def test_lr_decay_every_without_lr_decay_is_noted(data_dir, tmp_path):
     res = run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--quiet", "--out", tmp_path / "r",
               "--lr-decay-every", "7")

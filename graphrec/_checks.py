@@ -1,11 +1,20 @@
-"""Type checks shared by the argument checks of the public functions."""
+"""Type checks shared by the argument checks of the public functions, and
+:func:`renamed`, which keeps their renamed keyword arguments working."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
-from typing import Any
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
+
+from graphrec.errors import ConfigError
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def is_int(value: Any) -> bool:
@@ -27,3 +36,31 @@ def is_int_text(text: str) -> bool:
 def counted(n: int, noun: str) -> str:
     """``1 such row``, ``3 such rows``: a count and its noun (plural by ``s``), for messages."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def renamed(**old_to_new: str) -> Callable[[_F], _F]:
+    """Keep a public function's renamed keyword arguments working: ``@renamed(data="data_path")``
+    accepts ``data=`` as ``data_path=`` with a :class:`FutureWarning` that names the new
+    one. Giving both (the new one as a keyword or positionally) is a one-line
+    :class:`~graphrec.errors.ConfigError`. Positional calls are untouched."""
+
+    def decorate(func: _F) -> _F:
+        names = list(inspect.signature(func).parameters)
+        position = {new: names.index(new) for new in old_to_new.values()}  # a wrong new name fails at import
+        where = func.__qualname__
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for old, new in old_to_new.items():
+                if old not in kwargs:
+                    continue
+                if new in kwargs or len(args) > position[new]:
+                    raise ConfigError(f"{where}() got both {new}= and its old name {old}=: pass {new} only")
+                warnings.warn(f"{where}(): the argument {old}= is renamed {new}=; {old}= will stop working",
+                              FutureWarning, stacklevel=2)
+                kwargs[new] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -37,6 +37,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Iterator, Mapping, Optional
 
+from graphrec._checks import renamed
 from graphrec.errors import ConfigError
 
 __all__ = [
@@ -629,9 +630,11 @@ def model_params(name: str, overrides: Mapping[str, Any] | None = None, task: st
     return params
 
 
-def build_model(name: str, data: Any, params: Mapping[str, Any] | None = None, *, progress: bool = False) -> Any:
-    """Construct ranking model ``name`` for ``data`` (on the CPU; move it with ``.to(device)``),
-    with the cold-item path around it when ``cold_path`` asks for one. ``progress``: the
+@renamed(data="dataset")
+def build_model(name: str, dataset: Any, params: Mapping[str, Any] | None = None, *, progress: bool = False) -> Any:
+    """Construct ranking model ``name`` for ``dataset`` (a :class:`~graphrec.data.Dataset`)
+    with the hyper-parameters ``params`` (on the CPU; move it with ``.to(device)``), with
+    the cold-item path around it when ``cold_path`` asks for one. ``progress``: the
     item graphs the builder builds (kNN searches, co-interaction blocks) show progress
     bars (:func:`graphrec.graphs.build.build_progress`); the model does not depend on it."""
     from graphrec.graphs.build import build_progress
@@ -640,10 +643,10 @@ def build_model(name: str, data: Any, params: Mapping[str, Any] | None = None, *
     params = model_params(name, params)
     cold = {k: params.pop(k) for k in COLD_PATH_KEYS if k in params}
     with build_progress(progress):
-        model = entry.build(data, **params)
+        model = entry.build(dataset, **params)
         if cold.get("cold_path", "none") != "none":
             from graphrec.train.builders._cold import attach_cold_path
 
-            model = attach_cold_path(model, data, k=cold["cold_k"], modalities=cold["cold_modalities"],
+            model = attach_cold_path(model, dataset, k=cold["cold_k"], modalities=cold["cold_modalities"],
                                      objective=cold["cold_objective"])
     return model

@@ -20,6 +20,7 @@ import torch
 import graphrec
 from graphrec import distributed
 from graphrec._atomic import check_output
+from graphrec._checks import renamed
 from graphrec._device import resolve_device
 from graphrec.data import Dataset, cold_start
 from graphrec.errors import ConfigError, DataError
@@ -120,10 +121,11 @@ def recorded_dataset(dataset: Dataset, transforms: Mapping[str, Any] | None) -> 
                            tf.get("cold_start_protocol", "hidden"))
 
 
+@renamed(model_overrides="params")
 def run_training(
     dataset: Dataset,
     model_name: str,
-    model_overrides: Mapping[str, Any] | None,
+    params: Mapping[str, Any] | None,
     config: TrainConfig,
     device: str | torch.device = "cpu",
     out: str | os.PathLike | None = None,
@@ -137,7 +139,10 @@ def run_training(
     on_saved: Callable[[Path], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], Recommender]:
-    """Seed, build ``model_name`` for ``dataset``, fit it, and write a run directory.
+    """Seed, build ``model_name`` for ``dataset`` with the hyper-parameters ``params``
+    (those differing from the model's defaults, checked by :func:`model_params`; the name
+    :func:`build_model` and :func:`~graphrec.train.ctr.run_ctr` use), fit it, and write a
+    run directory.
 
     ``out`` is checked before anything is built or trained (:func:`check_run_output`):
     an existing ``out`` is replaced only with ``overwrite`` and only when it holds an
@@ -176,7 +181,7 @@ def run_training(
     data_path, transforms = _recorded_source(dataset, data_path, transforms)
     device = resolve_device(device)  # "auto", or CUDA where there is none: one line now
     previous = open_run_dir(out, overwrite, resume, lambda o, ow: None if claimed else check_run_output(o, ow))
-    params = model_params(model_name, model_overrides)
+    params = model_params(model_name, params)
     graphs = used_graphs(params)  # read once, before training: what the record says was used
     keeper = None if out is None else StateKeeper()
     if previous is not None:

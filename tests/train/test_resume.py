@@ -206,11 +206,11 @@ def test_what_cannot_be_resumed(ds, data_dir, uninterrupted, tmp_path, monkeypat
         run_training(ds, "lightgcn", PARAMS["lightgcn"], config, out=out, resume=True, overwrite=True)
     for kwargs, expected in [
         (dict(model_name="mf"), "model is 'mf' here but 'lightgcn'"),
-        (dict(model_overrides={"embedding_dim": 16}), "embedding_dim is 16 here but 8"),
+        (dict(params={"embedding_dim": 16}), "embedding_dim is 16 here but 8"),
         (dict(config=TrainConfig(**dict(CONFIG, lr=0.01))), "lr is 0.01 here but 0.02"),
         (dict(config=TrainConfig(**dict(CONFIG, epochs=9))), "epochs is 9 here but 6"),
     ]:
-        args = dict(dataset=ds, model_name="lightgcn", model_overrides=PARAMS["lightgcn"], config=config)
+        args = dict(dataset=ds, model_name="lightgcn", params=PARAMS["lightgcn"], config=config)
         args.update(kwargs)
         with pytest.raises(ConfigError, match=f"--resume: {expected}.* in the interrupted run {out}: resume with the "
                                               "options it was started with, or pass --overwrite instead"):

@@ -110,7 +110,7 @@ def recommend(
             device=resolve_device(device),
             unknown=unknown,
             batch_size=batch_size,
-            data=data,
+            data_path=data,
             progress=not quiet,
             new_items=new_items,
         )

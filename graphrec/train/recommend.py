@@ -47,7 +47,7 @@ import scipy.sparse as sp
 import torch
 
 from graphrec import _csv
-from graphrec._checks import is_int
+from graphrec._checks import is_int, renamed
 from graphrec._csv import write_columns
 from graphrec._atomic import atomic_file, check_output
 from graphrec._device import resolve_device
@@ -356,8 +356,9 @@ def _excluded_splits(exclude_seen: bool | Sequence[str]) -> tuple[str, ...]:
     return splits
 
 
+@renamed(run="run_dir", data="data_path")
 def recommend_run(
-    run: str | os.PathLike,
+    run_dir: str | os.PathLike,
     users: Sequence[Any] | os.PathLike | None = None,
     k: int = 20,
     exclude_seen: bool | Sequence[str] = True,
@@ -366,7 +367,7 @@ def recommend_run(
     *,
     unknown: str = "error",
     batch_size: int = 1024,
-    data: str | os.PathLike | None = None,
+    data_path: str | os.PathLike | None = None,
     progress: bool = False,
     new_items: str | os.PathLike | None = None,
 ) -> Recommendations:
@@ -375,7 +376,7 @@ def recommend_run(
     Exported as ``graphrec.recommend``.
 
     Args:
-        run: a run directory written by ``graphrec train`` (record.json + model.pt).
+        run_dir: a run directory written by ``graphrec train`` (record.json + model.pt).
         users: original user ids (a list, or a :class:`pathlib.Path` to a file of them,
             see :func:`read_id_list`); ``None``: every user of the dataset, index order.
         k: items per user.
@@ -386,7 +387,8 @@ def recommend_run(
         unknown: ``error`` (an unknown user id is a :class:`DataError`) or ``popular``
             (unknown users get the most popular training items).
         batch_size: users scored per batch.
-        data: the dataset directory, when the path in the run record no longer points to it.
+        data_path: the dataset directory (``--data``), when the path in the run record no
+            longer points to it.
         progress: a tqdm bar over the batches.
         new_items: an ``.npz`` of items that arrived after training (:func:`read_new_items`),
             ranked beside the catalogue's; the run must have the cold-item path.
@@ -404,14 +406,14 @@ def recommend_run(
     # the id lists (files) first: a wrong file fails before the run is loaded
     user_list = None if users is None else _ids_arg(users, "user_id", "users")
     item_list = None if items is None else _ids_arg(items, "item_id", "items")
-    record, dataset, model = load_run(run, dev, data)  # a CTR run is refused there
+    record, dataset, model = load_run(run_dir, dev, data_path)  # a CTR run is refused there
     for s in excluded:
         dataset.split(s)  # a clear error when the dataset lacks the split
     item_ids = dataset.item_ids
     n_total = dataset.n_items
     new = None
     if new_items is not None:
-        new_ids, new_x = read_new_items(new_items, model, dataset, run, record.get("model"))
+        new_ids, new_x = read_new_items(new_items, model, dataset, run_dir, record.get("model"))
         new = new_x.to(dev)
         item_ids = np.concatenate([np.asarray(item_ids).astype(str), new_ids])
         n_total += len(new_ids)

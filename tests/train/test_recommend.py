@@ -72,6 +72,21 @@ def test_graphrec_recommend_is_the_run_level_function():
     assert graphrec.recommend is recommend_run
 
 
+def test_recommend_takes_run_dir_and_data_path_and_their_old_names(trained):
+    """run_dir and data_path as load_run, reevaluate and export_item_graph name them
+    (`data` is a loaded CTRData elsewhere); run= and data= still work, with a warning."""
+    new = graphrec.recommend(run_dir=trained["run"], k=3, data_path=trained["root"] / "data")
+    with pytest.warns(FutureWarning) as caught:
+        old = graphrec.recommend(run=trained["run"], k=3, data=trained["root"] / "data")
+    assert sorted(str(w.message).split(": ")[1].split(";")[0] for w in caught) == [
+        "the argument data= is renamed data_path=", "the argument run= is renamed run_dir="]
+    np.testing.assert_array_equal(old.item_id, new.item_id)
+    with pytest.raises(ConfigError, match=r"^recommend_run\(\) got both data_path= and its old name data=: "):
+        graphrec.recommend(trained["run"], data=trained["root"], data_path=trained["root"])
+    with pytest.raises(ConfigError, match="got both run_dir= and its old name run="):
+        graphrec.recommend(trained["run"], run=trained["run"])
+
+
 def test_top_k_equals_a_brute_force_argsort(trained):
     ds, scores = trained["dataset"], trained["scores"]
     recs = graphrec.recommend(trained["run"], k=10, device="cpu")

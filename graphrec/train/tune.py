@@ -68,6 +68,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import graphrec
 from graphrec._atomic import atomic_dir, atomic_file, check_output, check_output_folder
+from graphrec._checks import renamed
 from graphrec._device import resolve_device
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError
@@ -168,9 +169,10 @@ def storage_url(storage: str) -> str:
     return prefix + str(db.absolute())
 
 
+@renamed(data="data_path", model="model_name")
 def tune(
-    data: str | os.PathLike,
-    model: str,
+    data_path: str | os.PathLike,
+    model_name: str,
     trials: int | None,
     storage: str,
     *,
@@ -195,7 +197,8 @@ def tune(
     command: str | None = None,
 ) -> TuneResult:
     """Run ``trials`` more trials of the study ``study_name`` (default ``MODEL-DATASET``)
-    in ``storage`` (module doc) and write ``out`` (default ``runs/tune-STUDY``).
+    of model ``model_name`` on the dataset folder ``data_path`` (``graphrec tune MODEL
+    --data DIR``) in ``storage`` (module doc) and write ``out`` (default ``runs/tune-STUDY``).
 
     ``space``: the YAML overrides of the model's search space, or the name of one of its
     reference grids (``"mmrec"``; :func:`graphrec.train.space.search_space`).
@@ -237,21 +240,21 @@ def tune(
     device = str(resolve_device(device))  # "auto" chosen once: every trial and the record name the device
     if pruning is None:  # a grid is a table of every point: none is cut short unless asked
         pruning = not grid
-    entry = tunable_model(model)
-    searched = search_space(model, space, space_source)
+    entry = tunable_model(model_name)
+    searched = search_space(model_name, space, space_source)
     points = grid_values(searched) if grid else None  # a space without a finite grid fails here
     url = storage_url(storage)
     base = dict((config or TrainConfig(**dict(entry.train_defaults))).to_dict(), progress=False, seed=seed)
     config = TrainConfig.from_dict(base)
     writer_factory = _tensorboard_factory(tensorboard)  # before any work: a missing package is one line
     transforms = cold_start_transforms(cold_start, seed, cold_protocol)
-    study_name = study_name or default_study_name(model, data, cold_start, cold_protocol, seed)
+    study_name = study_name or default_study_name(model_name, data_path, cold_start, cold_protocol, seed)
     if out is None:
         _check_study_folder(study_name)
         out = Path("runs") / f"tune-{study_name}"
     out = Path(out)
     _check_out(out, study_name, url)  # before the data are read
-    source = Dataset.load(data)
+    source = Dataset.load(data_path)
     dataset = prepare_dataset(source, cold_start, seed, cold_protocol)
     check_selection(dataset, config)  # a wrong --select-on fails here, not in every trial
     if entry.check is not None:  # before any study or folder exists
@@ -260,7 +263,7 @@ def tune(
         else:
             _check_space(entry, searched, dataset)
     setup = {
-        "model": model,
+        "model": model_name,
         "dataset": {"name": source.name, "fingerprint": source.fingerprint()},
         "train_config": {k: v for k, v in config.to_dict().items() if k != "progress"},
         "space": searched.to_dict(),
@@ -290,7 +293,8 @@ def tune(
                 calls.append({"command": command, "cwd": os.getcwd(),
                               "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
             _write_json(out / TUNE_FILE, {"format": "graphrec-tune", "version": 1, "study": study_name, "storage": url,
-                                          "study_id": study_id, "model": model, "data": str(Path(data).resolve()),
+                                          "study_id": study_id, "model": model_name,
+                                          "data": str(Path(data_path).resolve()),
                                           **({"calls": calls} if calls else {})})
         for number, why in failed.items():
             again = "; its grid point will run again" if number in queued else ""
@@ -310,7 +314,7 @@ def tune(
             trials = DEFAULT_TRIALS
 
         objective = _Objective(
-            optuna, model, searched, dataset, Path(data).resolve(), config, device, out, url, study_name,
+            optuna, model_name, searched, dataset, Path(data_path).resolve(), config, device, out, url, study_name,
             pruning, writer_factory, transforms, repeats, study_id,
         )
 

@@ -44,6 +44,20 @@ def _tune(data, tmp_path, trials=3, **kw):
     return tune(data, kw.pop("model", "lightgcn"), trials, storage, **kw)
 
 
+def test_tune_takes_data_path_and_model_name_and_their_old_names(data, tmp_path):
+    """data_path and model_name, as run_training, run_ctr and load_run name them; data=
+    and model= still work, with a warning (here up to the check of trials)."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    with pytest.warns(FutureWarning) as caught, pytest.raises(ConfigError, match="--trials must be at least 1"):
+        tune(data=data, model="lightgcn", trials=0, storage=storage)
+    assert {str(w.message).split(": ")[1].split(";")[0] for w in caught} == {
+        "the argument data= is renamed data_path=", "the argument model= is renamed model_name="}
+    with pytest.raises(ConfigError, match="got both data_path= and its old name data="):
+        tune(data, "lightgcn", 1, storage, data=data)
+    with pytest.raises(ConfigError, match="got both model_name= and its old name model="):
+        tune(data_path=data, model_name="lightgcn", model="lightgcn", trials=1, storage=storage)
+
+
 def _study(tmp_path, name="lightgcn-synthetic"):
     return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'study.db'}")
 

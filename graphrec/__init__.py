@@ -17,6 +17,14 @@ The main entry points, importable from here (each imported on first use, so that
 
 Models themselves are in :mod:`graphrec.models` (``from graphrec.models import
 FREEDOM``), the CTR models in :mod:`graphrec.models.ctr`.
+
+Argument names across the entry points: ``dataset`` a loaded :class:`Dataset`, ``data``
+loaded CTR samples, ``data_path`` a dataset folder beside them or instead of them (the
+commands' ``--data``; a loader's own input is ``path``), ``run_dir`` a saved run's folder
+(``RUN_DIR``), ``out`` what the call writes (``--out``), ``model_name`` (``name`` in
+:func:`build_model`) and ``params`` the model and its hyper-parameters, ``k`` the length
+of a top-k list. The earlier names of renamed arguments still work, with a
+:class:`FutureWarning` naming the new one (:func:`graphrec._checks.renamed`).
 """
 
 from importlib import import_module

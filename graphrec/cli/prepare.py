@@ -147,8 +147,10 @@ def prepare(
                          dim=feature_dim)
     notes = [line for line in (*duplicate_notes(ds), unused_items_note(ds), unread_features_note(fmt, src, features))
              if line]
-    given = ds
-    ds = apply_split(ds, split, seed=seed, source=src)
+    resplit = apply_split(ds, split, seed=seed, source=src)
+    kept = resplit is ds  # the split as given (the dataset as read is not held beside a re-split one)
+    ds = resplit
+    del resplit
     for line in notes:  # once the split is accepted: a refused one is the only line
         typer.secho(line, err=True, fg=typer.colors.YELLOW)
     ds.save(out, overwrite=overwrite)
@@ -158,7 +160,7 @@ def prepare(
         + ", ".join(f"{s} {st[s + '_interactions']}" for s in ("train", "valid", "test") if s + "_interactions" in st)
         + (f", features {st['modalities']}" if st["modalities"] else "")
     )
-    if ds is given:
+    if kept:
         typer.echo("split: as given in the source")
         note = cross_split_note(ds)
         if note:

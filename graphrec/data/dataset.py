@@ -40,7 +40,7 @@ from graphrec._atomic import atomic_dir
 from graphrec._checks import counted, is_int_text
 from graphrec.errors import ARRAY_FILE_ERRORS, DataError
 
-__all__ = ["Dataset", "SPLITS", "build_dataset", "interactions_matrix", "check_modality_name", "MODALITY_RULE"]
+__all__ = ["Dataset", "IdColumn", "SPLITS", "build_dataset", "interactions_matrix", "check_modality_name", "MODALITY_RULE"]
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 FORMAT_NAME = "graphrec-dataset"
@@ -75,33 +75,95 @@ def interactions_matrix(
     Returns the matrix and, when ``timestamps`` is given, the per-entry timestamps
     aligned with ``matrix.data`` (latest time of each pair).
     """
-    users = np.asarray(users, dtype=np.int64)
-    items = np.asarray(items, dtype=np.int64)
+    users = np.asarray(users)
+    items = np.asarray(items)
+    # integer indices are used as they are (int32 ones take half the memory of a copy);
+    # anything else, and uint64 (which numpy does not add to int64), as int64
+    if users.dtype.kind not in "iu" or users.dtype == np.uint64:
+        users = users.astype(np.int64)
+    if items.dtype.kind not in "iu" or items.dtype == np.uint64:
+        items = items.astype(np.int64)
     n_users, n_items = shape
     if users.size:
         if users.min() < 0 or users.max() >= n_users or items.min() < 0 or items.max() >= n_items:
             raise DataError(f"interaction indices out of range for shape {shape}")
-    keys = users * n_items + items
+    # the key user * n_items + item of every pair, built in place in one int64 array
+    keys = users.astype(np.int64)
+    keys *= n_items
+    keys += items
     if timestamps is not None:
         ts = np.asarray(timestamps, dtype=np.float64)
         order = np.lexsort((ts, keys))  # by key, then time: the last of a run is the latest
-        keys_sorted = keys[order]
-        last = np.ones(keys_sorted.size, dtype=bool)
-        last[:-1] = keys_sorted[1:] != keys_sorted[:-1]
-        keys_u = keys_sorted[last]
-        ts_u = ts[order][last]
+        keys = keys[order]
+        last = np.ones(keys.size, dtype=bool)
+        last[:-1] = keys[1:] != keys[:-1]
+        keys_u = keys[last]
+        del keys
+        ts_u = ts[order[last]]
+        del order
     else:
         keys_u = np.unique(keys)
+        del keys
         ts_u = None
-    rows = keys_u // n_items
-    cols = keys_u % n_items
     indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+    np.cumsum(np.bincount(keys_u // n_items, minlength=n_users), out=indptr[1:])
+    cols = (keys_u % n_items).astype(np.int32)
     mat = sp.csr_matrix(
-        (np.ones(keys_u.size, dtype=np.float32), cols.astype(np.int32), indptr), shape=shape
+        (np.ones(keys_u.size, dtype=np.float32), cols, indptr), shape=shape
     )
     mat.has_sorted_indices = True
     return mat, ts_u
+
+
+class IdColumn:
+    """A column of ids stored as codes into its distinct values: row ``k`` holds
+    ``values[codes[k]]``. What the importers that read files in chunks hand
+    :func:`build_dataset` (and :func:`~graphrec.data.formats._common.check_unseen`,
+    :func:`~graphrec.data.formats._common.duplicate_rows`) instead of one string per
+    row: a few bytes per interaction, each distinct id once. ``values`` are distinct."""
+
+    __slots__ = ("codes", "values")
+
+    def __init__(self, codes: np.ndarray, values: np.ndarray):
+        self.codes = np.asarray(codes)
+        self.values = np.asarray(values)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, k: int) -> Any:
+        return self.values[self.codes[k]]
+
+    @classmethod
+    def of(cls, column: Any) -> "IdColumn":
+        """``column`` itself, or a column of values (any 1-d array) as codes into its
+        distinct values (sorted)."""
+        if isinstance(column, IdColumn):
+            return column
+        values, codes = np.unique(np.asarray(column), return_inverse=True)
+        return cls(codes.reshape(-1), values)
+
+    def used(self) -> np.ndarray:
+        """The values some row holds (``values`` may list more)."""
+        if not len(self.values):
+            return self.values
+        return self.values[np.bincount(self.codes, minlength=len(self.values)) > 0]
+
+    def rows_where(self, mask_of_values: np.ndarray) -> np.ndarray:
+        """Per row, ``mask_of_values`` (one bool per value) of the row's value."""
+        return np.asarray(mask_of_values, dtype=bool)[self.codes]
+
+
+def _as_str_column(x: Any) -> IdColumn:
+    """Ids compared as strings (:func:`build_dataset`): an :class:`IdColumn` with string
+    values, made distinct as strings (two int values never print alike, but be safe)."""
+    if isinstance(x, IdColumn):
+        values = x.values.astype(str)
+        if len(values) < 2 or x.values.dtype.kind == "U":
+            return IdColumn(x.codes, values)
+        uniq, inverse = np.unique(values, return_inverse=True)
+        return IdColumn(inverse.reshape(-1)[x.codes], uniq)
+    return IdColumn.of(np.asarray(x).astype(str))
 
 
 def _natural_unique(raw: np.ndarray) -> np.ndarray:
@@ -117,27 +179,33 @@ def _natural_unique(raw: np.ndarray) -> np.ndarray:
     return uniq[np.argsort(as_int, kind="stable")]
 
 
-def _index_of(raw: np.ndarray, ids: np.ndarray, what: str, source: str) -> np.ndarray:
-    """Positions of ``raw`` ids in ``ids``; a clear error for an unknown id."""
-    raw = raw.astype(str)
+def _index_of(raw: IdColumn, ids: np.ndarray, what: str, source: str) -> np.ndarray:
+    """Positions of the ``raw`` ids (one per row) in ``ids`` (int32 while they fit); a
+    clear error naming the first row's id that is not there."""
+    values = raw.values.astype(str)
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
-    pos = np.searchsorted(sorted_ids, raw)
+    pos = np.searchsorted(sorted_ids, values)
     pos_clipped = np.minimum(pos, max(len(ids) - 1, 0))
-    ok = (pos < len(ids)) & (sorted_ids[pos_clipped] == raw) if len(ids) else np.zeros(len(raw), bool)
+    ok = (pos < len(ids)) & (sorted_ids[pos_clipped] == values) if len(ids) else np.zeros(len(values), bool)
     if not np.all(ok):
-        bad = raw[~ok][0]
-        raise DataError(
-            f"{what} id {str(bad)!r} in {source} is not in the {what} id list: "
-            f"add it to the {what} mapping or remove its rows"
-        )
-    return order[pos_clipped]
+        bad_rows = raw.rows_where(~ok)
+        if bad_rows.any():
+            bad = values[raw.codes[int(np.argmax(bad_rows))]]
+            raise DataError(
+                f"{what} id {str(bad)!r} in {source} is not in the {what} id list: "
+                f"add it to the {what} mapping or remove its rows"
+            )
+    where = order[pos_clipped]
+    if len(ids) < 2**31:
+        where = where.astype(np.int32)
+    return where[raw.codes]
 
 
 def build_dataset(
-    users: Sequence | np.ndarray,
-    items: Sequence | np.ndarray,
-    split: Sequence | np.ndarray,
+    users: Sequence | np.ndarray | IdColumn,
+    items: Sequence | np.ndarray | IdColumn,
+    split: Sequence | np.ndarray | IdColumn,
     *,
     timestamps: Sequence | np.ndarray | None = None,
     user_ids: Sequence | np.ndarray | None = None,
@@ -153,8 +221,11 @@ def build_dataset(
     """Build a :class:`Dataset` from raw (original-id) interaction columns.
 
     Args:
-        users, items: original ids per interaction (any type; compared as strings).
-        split: per interaction, one of ``"train"``, ``"valid"``, ``"test"``.
+        users, items: original ids per interaction (any type; compared as strings), or an
+            :class:`IdColumn` of them (codes into the distinct ids: what the importers
+            that read large files pass, a few bytes per interaction).
+        split: per interaction, one of ``"train"``, ``"valid"``, ``"test"`` (or an
+            :class:`IdColumn` of them).
         timestamps: optional time per interaction.
         user_ids, item_ids: the complete id lists in index order (e.g. when feature rows
             follow a given item order). Inferred from the interactions when omitted
@@ -164,20 +235,27 @@ def build_dataset(
             ``"error"`` (default), ``"drop"`` their valid/test rows, or ``"keep"``. Rows
             dropped are counted in ``meta["unseen_dropped"]`` (``{split: [dropped, given]}``).
     """
-    users = np.asarray(users).astype(str)
-    items = np.asarray(items).astype(str)
-    split = np.asarray(split).astype(str)
-    if not (len(users) == len(items) == len(split)):
+    users = _as_str_column(users)
+    items = _as_str_column(items)
+    split = _as_str_column(split)
+    n = len(users)
+    if not (n == len(items) == len(split)):
         raise DataError(f"{source}: user, item and split columns differ in length")
-    bad_split = ~np.isin(split, SPLITS)
+    # the split of every row as 0 train, 1 valid, 2 test (-1: not a split name)
+    label_of = np.full(len(split.values), -1, dtype=np.int8)
+    for k, s in enumerate(SPLITS):
+        label_of[split.values == s] = k
+    label = label_of[split.codes]
+    bad_split = label < 0
     if bad_split.any():
         raise DataError(
-            f"{source}: unknown split label {str(split[bad_split][0])!r}: use train, valid or test"
+            f"{source}: unknown split label {str(split[int(np.argmax(bad_split))])!r}: use train, valid or test"
         )
+    del bad_split
     ts = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)
     if ts is not None:
-        if ts.shape != users.shape:
-            raise DataError(f"{source}: {ts.size} timestamps for {len(users)} interactions: give one per interaction")
+        if ts.shape != (n,):
+            raise DataError(f"{source}: {ts.size} timestamps for {n} interactions: give one per interaction")
         bad_ts = ~np.isfinite(ts)
         if bad_ts.any():
             k = int(np.flatnonzero(bad_ts)[0])
@@ -185,8 +263,9 @@ def build_dataset(
                 f"{source}: the timestamp of interaction {k} (user {str(users[k])!r}, item {str(items[k])!r}) is "
                 f"{ts[k]} ({int(bad_ts.sum())} such): timestamps must be finite numbers (a temporal split orders by them)"
             )
-    uids = _natural_unique(users) if user_ids is None else np.asarray(user_ids).astype(str)
-    iids = _natural_unique(items) if item_ids is None else np.asarray(item_ids).astype(str)
+        del bad_ts
+    uids = _natural_unique(users.used()) if user_ids is None else np.asarray(user_ids).astype(str)
+    iids = _natural_unique(items.used()) if item_ids is None else np.asarray(item_ids).astype(str)
     for ids, what in ((uids, "user"), (iids, "item")):
         u, c = np.unique(ids, return_counts=True)
         if (c > 1).any():
@@ -196,42 +275,49 @@ def build_dataset(
 
     if unseen not in ("error", "drop", "keep"):
         raise DataError(f"unseen={unseen!r} (--unseen) is not one of error, drop, keep")
-    in_train = split == "train"
+    in_train = label == 0
     if not in_train.any():
         raise DataError(f"{source}: the train split is empty: check the split column or files")
     seen_u = np.zeros(len(uids), bool)
     seen_u[u_idx[in_train]] = True
     seen_i = np.zeros(len(iids), bool)
     seen_i[i_idx[in_train]] = True
-    orphan = ~in_train & (~seen_u[u_idx] | ~seen_i[i_idx])
+    orphan = ~seen_u[u_idx]
+    orphan |= ~seen_i[i_idx]
+    orphan &= ~in_train
+    del in_train
     if orphan.any() and unseen == "error":
         k = np.flatnonzero(orphan)[0]
         who = f"user {str(users[k])!r}" if not seen_u[u_idx[k]] else f"item {str(items[k])!r}"
         raise DataError(
-            f"{source}: {who} appears in {split[k]} but never in train "
+            f"{source}: {who} appears in {SPLITS[label[k]]} but never in train "
             f"({counted(int(orphan.sum()), 'such interaction')}): pass unseen='drop' (CLI: --unseen drop) "
             "to remove them or unseen='keep' (--unseen keep) to keep them"
         )
-    keep = ~orphan if unseen == "drop" else np.ones(len(users), bool)
     meta = dict(meta or {})
-    if unseen == "drop" and orphan.any():
+    drop = unseen == "drop" and orphan.any()
+    if drop:
         # {split: [rows dropped, rows given]}: apply_split tells a split emptied here from one never given
         meta["unseen_dropped"] = {
-            s: [int((orphan & (split == s)).sum()), int((split == s).sum())]
-            for s in SPLITS if (orphan & (split == s)).any()
+            s: [int((orphan & (label == k)).sum()), int((label == k).sum())]
+            for k, s in enumerate(SPLITS) if (orphan & (label == k)).any()
         }
 
     shape = (len(uids), len(iids))
     mats: dict[str, sp.csr_matrix] = {}
     stamps: dict[str, np.ndarray] | None = {} if ts is not None else None
-    for s in SPLITS:
-        sel = keep & (split == s)
-        if s != "train" and not (split == s).any():
+    for k, s in enumerate(SPLITS):
+        sel = label == k
+        if s != "train" and not sel.any():
             continue
+        if drop:
+            sel &= ~orphan
         m, t = interactions_matrix(u_idx[sel], i_idx[sel], shape, None if ts is None else ts[sel])
+        del sel
         mats[s] = m
         if stamps is not None:
             stamps[s] = t
+    del u_idx, i_idx, label, orphan
     return Dataset(
         user_ids=uids,
         item_ids=iids,

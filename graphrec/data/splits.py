@@ -127,33 +127,61 @@ def apply_split(dataset: Dataset, split: str = "auto", seed: int = 0, source: ob
     return dataset
 
 
-def all_interactions(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(users, items, timestamps) of the union of all splits, one row per distinct pair."""
+def _index_dtype(n: int) -> type:
+    """int32 for indices below ``n`` when they fit (half the memory of int64)."""
+    return np.int32 if n < 2**31 else np.int64
+
+
+def _all_pairs(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`all_interactions` with int32 indices where they fit: the distinct pairs in
+    CSR order (by user, then item)."""
     users, items, ts = [], [], []
     for s in SPLITS:
         if s in dataset.splits:
-            u, i = dataset.pairs(s)
-            users.append(u)
-            items.append(i)
+            m = dataset.splits[s]
+            users.append(np.repeat(np.arange(dataset.n_users, dtype=_index_dtype(dataset.n_users)), np.diff(m.indptr)))
+            items.append(np.asarray(m.indices))
             if dataset.timestamps is not None:
                 ts.append(dataset.timestamps[s])
+    if len(users) == 1:  # one canonical matrix: its pairs are distinct and in order already
+        return users[0], items[0], ts[0] if dataset.timestamps is not None else None
     u = np.concatenate(users)
     i = np.concatenate(items)
     t = np.concatenate(ts) if dataset.timestamps is not None else None
+    del users, items, ts
     m, t_u = interactions_matrix(u, i, (dataset.n_users, dataset.n_items), t)
-    uu = np.repeat(np.arange(dataset.n_users), np.diff(m.indptr))
-    return uu, m.indices.astype(np.int64), t_u
+    del u, i, t
+    uu = np.repeat(np.arange(dataset.n_users, dtype=_index_dtype(dataset.n_users)), np.diff(m.indptr))
+    return uu, m.indices, t_u
+
+
+def all_interactions(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(users, items, timestamps) of the union of all splits, one row per distinct pair."""
+    u, i, t = _all_pairs(dataset)
+    return u.astype(np.int64), i.astype(np.int64), None if t is None else np.array(t, dtype=np.float64)
+
+
+def _sorted_pairs_matrix(u: np.ndarray, i: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """The matrix :func:`interactions_matrix` makes of pairs that are distinct and in CSR
+    order already (a subset of :func:`_all_pairs`'): no sort needed."""
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u, minlength=shape[0]), out=indptr[1:])
+    mat = sp.csr_matrix((np.ones(len(i), dtype=np.float32), i.astype(np.int32), indptr), shape=shape)
+    mat.has_sorted_indices = True
+    return mat
 
 
 def _assemble(dataset: Dataset, u, i, t, label: np.ndarray, how: str) -> Dataset:
+    """``dataset`` with the pairs ``(u, i)`` (distinct, in CSR order: :func:`_all_pairs`)
+    of ``label`` 0, 1, 2 as its train, valid and test splits."""
     shape = (dataset.n_users, dataset.n_items)
     splits, stamps = {}, ({} if t is not None else None)
     for k, s in enumerate(SPLITS):
         sel = label == k
-        m, ts = interactions_matrix(u[sel], i[sel], shape, None if t is None else t[sel])
-        splits[s] = m
+        splits[s] = _sorted_pairs_matrix(u[sel], i[sel], shape)
         if stamps is not None:
-            stamps[s] = ts
+            stamps[s] = t[sel]
+        del sel
     meta = {k: v for k, v in dataset.meta.items() if k != "cold_start"}  # re-splitting ends a cold start
     meta["split"] = how
     # another split of the interactions: no longer the stored dataset (cold_start restores it)
@@ -169,22 +197,28 @@ def _check_seed(seed: object) -> None:
 def random_split(dataset: Dataset, seed: int = 0) -> Dataset:
     """Re-split all interactions per user with the LATTICE/MMRec rule (module doc)."""
     _check_seed(seed)
-    u, i, t = all_interactions(dataset)
+    u, i, t = _all_pairs(dataset)
     rng = np.random.default_rng(seed)
     counts = np.bincount(u, minlength=dataset.n_users)
     # random rank of every interaction inside its user's list, vectorised:
     # sort by (user, random key); position within the user's run is the rank.
     order = np.lexsort((rng.random(len(u)), u))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.empty(len(u), np.int64)
-    rank[order] = np.arange(len(u)) - np.repeat(starts, counts)
-    n = counts[u]
+    dtype = _index_dtype(len(u))
+    position = np.arange(len(u), dtype=dtype)
+    position -= np.repeat(starts.astype(dtype), counts)
+    rank = np.empty(len(u), dtype)
+    rank[order] = position
+    del order, position
+    # per user: n items, held out, of them to valid
+    n = counts
     held = np.where(n < 10, 2, np.rint(0.2 * n).astype(np.int64))
     held = np.where(n < 3, 0, held)
     n_valid = np.where(n < 10, np.minimum(held, 1), held // 2)
-    label = np.zeros(len(u), np.int64)  # 0 train, 1 valid, 2 test
-    label[rank < held] = 2
-    label[rank < n_valid] = 1
+    label = np.zeros(len(u), np.int8)  # 0 train, 1 valid, 2 test
+    label[rank < held.astype(dtype)[u]] = 2
+    label[rank < n_valid.astype(dtype)[u]] = 1
+    del rank
     return _assemble(dataset, u, i, t, label, f"random(seed={seed})")
 
 
@@ -195,7 +229,7 @@ def temporal_split(dataset: Dataset) -> Dataset:
             f"dataset {dataset.name!r} has no timestamps: a temporal split needs them "
             "(use --split random instead)"
         )
-    u, i, t = all_interactions(dataset)
+    u, i, t = _all_pairs(dataset)
     counts = np.bincount(u, minlength=dataset.n_users)
     order = np.lexsort((i, t, u))  # per user by time, ties by item index
     ends = np.cumsum(counts)
@@ -259,7 +293,7 @@ def cold_start(dataset: Dataset, fraction: float, seed: int = 0, protocol: str =
     info: dict[str, object] = {"fraction": fraction, "seed": seed, "protocol": protocol}
     if protocol == "papers":
         test_items, valid_items = drawn[: len(drawn) // 2], drawn[len(drawn) // 2 :]
-        u, i, t = all_interactions(dataset)
+        u, i, t = _all_pairs(dataset)
         where = np.zeros(dataset.n_items, np.int64)  # 0 train, 1 valid, 2 test (SPLITS order)
         where[valid_items] = 1
         where[test_items] = 2

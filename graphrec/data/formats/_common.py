@@ -3,6 +3,13 @@
 Every helper raises :class:`~graphrec.errors.DataError` with a one-line message that
 names the file, the line (1-based, as an editor shows it) or the id, and the fix.
 Nothing here unpickles: ``.npy`` files are loaded with ``allow_pickle=False``.
+
+Interaction files are read in chunks of rows (:class:`TableScan`, :data:`CHUNK_BYTES`
+at a time), each checked by :class:`ColumnCheck` s (:func:`run_checks`) and kept as
+compact arrays (ids as codes of a :class:`Factorizer`): a file of tens of millions of
+rows never exists as one Python string per cell. The errors are those of the whole-file
+helpers (:func:`read_table`, :func:`parse_int`, ...), with the same lines, in the same
+order (an error found in a later chunk can still be the one reported).
 """
 
 from __future__ import annotations
@@ -10,18 +17,27 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from graphrec._checks import counted, is_int_text
-from graphrec.data.dataset import check_modality_name, nonfinite_rows
+from graphrec.data.dataset import IdColumn, check_modality_name, nonfinite_rows
 from graphrec.errors import ConfigError, DataError
 
 __all__ = [
     "PathLike",
     "SPLIT_NAMES",
     "Table",
+    "TableScan",
+    "CHUNK_BYTES",
+    "ColumnCheck",
+    "IntCheck",
+    "FloatCheck",
+    "TokenCheck",
+    "Factorizer",
+    "id_column",
+    "run_checks",
     "LazyWhere",
     "one_line",
     "require_file",
@@ -159,6 +175,8 @@ def check_not_missing(table: Table, column: str, values: Sequence[str], kind: st
     """A one-line DataError naming the file line of the first of ``values`` (column
     ``column`` of ``table``, ids of ``kind`` ``user``/``item``) that pandas reads as a
     missing value (:data:`PANDAS_NA`): ``reader`` (RecBole, MMRec) would see NaN there."""
+    if PANDAS_NA.isdisjoint(values):
+        return
     for k, v in enumerate(values):
         if v in PANDAS_NA:
             raise DataError(
@@ -227,6 +245,322 @@ def check_separator(path: Path, header: Sequence[str], sep: str, names: Sequence
     )
 
 
+#: bytes of a file read at a time by :class:`TableScan` (and MovieLens' CSV reader): the
+#: whole lines of such a block become one :class:`Table` of rows, so a file of any length
+#: is held as Python strings one block at a time (about 100,000 rows of a RecBole
+#: ``user_id item_id rating timestamp`` file: some 40 MB of strings), and as arrays of a
+#: few bytes per row otherwise
+CHUNK_BYTES = 1 << 22
+
+
+class _Blocks:
+    """The text of ``path`` in blocks of whole lines, ``chunk_bytes`` read at a time,
+    decoded as UTF-8 with universal newlines (``\\r\\n`` and ``\\r`` read as ``\\n``), which
+    is how :meth:`Path.read_text` reads the whole file: ``(text, its UTF-8 bytes)`` per
+    block. A byte that is no UTF-8 is a DataError naming its offset in the file,
+    whichever block holds it; ``os_errors``: an OSError while reading is a DataError too
+    (else it propagates)."""
+
+    def __init__(self, path: Path, chunk_bytes: int | None = None, os_errors: bool = True):
+        self.path = path
+        self.size = max(int(chunk_bytes or CHUNK_BYTES), 1)
+        self.os_errors = os_errors
+        self.count = 0  # blocks yielded so far
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        try:
+            yield from self._blocks()
+        except OSError as e:
+            if not self.os_errors:
+                raise
+            raise DataError(f"{self.path}: cannot be read ({one_line(e.strerror or e)})") from None
+
+    def _blocks(self) -> Iterator[tuple[str, bytes]]:
+        offset = 0
+        carry = b""
+        with open(self.path, "rb") as f:
+            while True:
+                data = f.read(self.size)
+                buf = carry + data if carry else data
+                if not data:  # end of file: what is left is the last block
+                    cut = len(buf)
+                else:
+                    cut = buf.rfind(b"\n") + 1
+                    if not cut:  # old Mac line ends: cut after a \r whose next byte is known (and no \n)
+                        cut = buf.rfind(b"\r", 0, len(buf) - 1) + 1
+                if cut:
+                    block, carry = buf[:cut], buf[cut:]
+                    try:
+                        text = block.decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        raise DataError(
+                            f"{self.path}: not UTF-8 text (byte {offset + e.start}): re-save the file as UTF-8"
+                        ) from None
+                    offset += len(block)
+                    if "\r" in text:
+                        text = text.replace("\r\n", "\n").replace("\r", "\n")
+                        block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                    self.count += 1
+                    yield text, block
+                else:
+                    carry = buf
+                if not data:
+                    return
+
+
+def _block_lines(text: str) -> list[str]:
+    """The lines of a block (:class:`_Blocks`): every block but a file's last ends with a
+    line break, and a final line break ends the last line (no empty line after it)."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _line_count(text: str) -> int:
+    """``len(_block_lines(text))``."""
+    return text.count("\n") + (0 if not text or text.endswith("\n") else 1)
+
+
+class _Stages:
+    """The error a whole-file reader raises first, found while reading in chunks: the
+    first error of the earliest stage (a reader checks stage by stage over the whole
+    file: the text, the header, the rows' fields...), the first in the file within a
+    stage. An error is kept while the rest of the file is read for earlier stages."""
+
+    def __init__(self) -> None:
+        self.stage: int | None = None
+        self.error: DataError | None = None
+
+    def add(self, stage: int, error: DataError) -> None:
+        if self.stage is None or stage < self.stage:
+            self.stage, self.error = stage, error
+
+    def before(self, stage: int) -> bool:
+        """Whether an error of stage ``stage`` could still be the one raised."""
+        return self.stage is None or stage < self.stage
+
+    def raise_first(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+class _Lines:
+    """Where the rows of a file read in chunks are: row ``k`` is on file line
+    ``first + k`` while the rows are one per line, else the line numbers are kept."""
+
+    def __init__(self, first: int):
+        self.first = first
+        self.rows = 0
+        self._parts: list[np.ndarray] | None = None  # line numbers, once the rows are no longer one per line
+
+    def add(self, start_line: int, n: int, lines: Sequence[int] | None) -> None:
+        regular = lines is None or (n > 0 and lines[0] == start_line and lines[-1] == start_line + n - 1)
+        if self._parts is None and regular and start_line == self.first + self.rows:
+            self.rows += n
+            return
+        if self._parts is None:
+            self._parts = [np.arange(self.first, self.first + self.rows, dtype=np.int64)]
+        self._parts.append(np.asarray(lines, dtype=np.int64) if lines is not None
+                           else np.arange(start_line, start_line + n, dtype=np.int64))
+        self.rows += n
+
+    def array(self) -> np.ndarray | None:
+        """The line of every row, or None when row ``k`` is on line ``first + k``."""
+        if self._parts is None:
+            return None
+        if len(self._parts) > 1:
+            self._parts = [np.concatenate(self._parts)]
+        return self._parts[0]
+
+    def line(self, row: int) -> int:
+        lines = self.array()
+        return int(lines[int(row)]) if lines is not None else self.first + int(row)
+
+
+class TableScan:
+    """A delimited text file (:func:`read_table`'s rules), read in chunks of rows.
+
+    ``header`` / ``keys``: the header fields as written and as column names; iterate
+    :meth:`chunks` for :class:`Table` s of consecutive rows, whose ``line`` gives file
+    lines. Every error :func:`read_table` raises is raised, with the same message: the
+    ones about the rows' fields, or the header, once the rest of the file has been read
+    (a byte that is no UTF-8 anywhere comes first, as when the whole file is decoded at
+    once), so it happens at the end of :meth:`chunks`; a chunk is only yielded while no
+    such error is known. After :meth:`chunks`, :meth:`line` maps a row (counted over the
+    whole file) to its file line and ``rows`` is the number of rows.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sep: str = "\t",
+        header: bool = True,
+        names: Sequence[str] | None = None,
+        strip_types: bool = False,
+        allow_empty: bool = False,
+        quoted_cells: bool = False,
+        chunk_bytes: int | None = None,
+    ):
+        require_file(path, "file")
+        self.path = path
+        self.sep = sep
+        self.allow_empty = allow_empty
+        self.quoted_cells = quoted_cells
+        self.errors = _Stages()
+        self._blocks = iter(_Blocks(path, chunk_bytes))
+        first_block = next(self._blocks, None)
+        text, raw = first_block if first_block is not None else ("", b"")
+        if header:
+            if not text:
+                raise DataError(f"{path}: file is empty (no header line): write the header and the rows")
+            cut = text.find("\n")
+            line = text if cut < 0 else text[:cut]
+            head = line.split(sep)
+            if line.startswith("\ufeff"):
+                head[0] = head[0][1:]
+            self._rest = ("", b"") if cut < 0 else (text[cut + 1:], raw[raw.index(b"\n") + 1:])
+            self.first = 2
+        else:
+            if names is None:
+                raise ValueError("names are required when header=False")
+            head = list(names)
+            self._rest, self.first = (text, raw), 1
+        self.header = head
+        self.keys = [h.split(":", 1)[0] if strip_types else h for h in head]
+        seen: set[str] = set()
+        for k in self.keys:
+            if k in seen:
+                if header and looks_like_data(self.keys):
+                    self.errors.add(0, DataError(
+                        f"{path} line 1: the header is missing: line 1 {head} looks like a data row, "
+                        "not column names: add the header line first"
+                    ))
+                else:
+                    self.errors.add(0, DataError(
+                        f"{path} line 1: column {k!r} appears twice in the header: rename or remove one"))
+                break
+            seen.add(k)
+        self._lines = _Lines(self.first)
+        self._any_rows = False
+
+    @property
+    def rows(self) -> int:
+        return self._lines.rows
+
+    def line(self, row: int) -> int:
+        """The file line of row ``row`` (counted over the whole file)."""
+        return self._lines.line(row)
+
+    def line_numbers(self) -> np.ndarray | None:
+        """The file line of every row, or None when row ``k`` is on line ``first + k``."""
+        return self._lines.array()
+
+    def head(self) -> Table:
+        """A :class:`Table` of the header and no rows: its ``col`` and ``has`` check the header."""
+        return Table(self.path, self.header, {k: [] for k in self.keys}, self.first)
+
+    def has(self, column: str) -> bool:
+        return column in self.keys
+
+    def chunks(self) -> Iterator[Table]:
+        start = self.first  # the file line of the block's first line
+        block: tuple[str, bytes] | None = self._rest
+        self._rest = ("", b"")
+        while block is not None:
+            text, raw = block
+            if self.errors.before(2) and text:
+                table = self._rows(text, raw, start)
+                if table is not None and len(table):
+                    yield table
+            start += _line_count(text)
+            block = next(self._blocks, None)
+        if not self._any_rows and not self.allow_empty:
+            self.errors.add(1, DataError(f"{self.path}: no data rows after the header: the file is empty, add its rows"))
+        self.errors.raise_first()
+
+    def _fields(self, text: str, raw: bytes) -> list[str] | None:
+        """The cells of a block, row by row, split at once: when every line has one field
+        per column (counted in its bytes) and none is blank; else None."""
+        n, sep = len(self.keys), self.sep
+        if n < 2 or len(sep) != 1 or sep == " " or not sep.isascii():
+            return None
+        b = np.frombuffer(raw, dtype=np.uint8)
+        ends = np.flatnonzero(b == 10)
+        if b[-1] != 10:
+            ends = np.append(ends, len(b))
+        starts = np.zeros_like(ends)
+        starts[1:] = ends[:-1] + 1
+        seps = np.flatnonzero(b == ord(sep))
+        if len(seps) != (n - 1) * len(ends):
+            return None
+        # a line with n - 1 separators is no blank line (spaces only)
+        if not (np.searchsorted(seps, ends) - np.searchsorted(seps, starts) == n - 1).all():
+            return None
+        cells = text.replace("\n", sep).split(sep)
+        if text.endswith("\n"):
+            cells.pop()
+        return cells
+
+    def _rows(self, text: str, raw: bytes, first: int) -> Table | None:
+        """The rows of one block, or None after recording its first line of a wrong field count."""
+        sep = self.sep
+        keys = self.keys
+        n = len(keys)
+        cells = self._fields(text, raw)
+        line_numbers: list[int] | None = None
+        if cells is not None:
+            columns = {k: cells[j::n] for j, k in enumerate(keys)}
+            del cells
+            rows_here = len(columns[keys[0]])
+        else:
+            body = _block_lines(text)
+            if any(not ln.strip(" ") for ln in body):  # blank lines are skipped; rows keep their file line numbers
+                line_numbers = [first + k for k, ln in enumerate(body) if ln.strip(" ")]
+                body = [ln for ln in body if ln.strip(" ")]
+            self._any_rows = self._any_rows or bool(body)
+            rows = [ln.split(sep) for ln in body]
+            for k, r in enumerate(rows):
+                if len(r) != n:
+                    what = "tab" if sep == "\t" else repr(sep)
+                    where = line_numbers[k] if line_numbers is not None else first + k
+                    # a whole line in one field that another separator splits into the columns: the file's separator is wrong
+                    other = next((o for o in SEPARATORS if o != sep and len(body[k].split(o)) == n), None) if len(r) == 1 else None
+                    if other is not None:
+                        self.errors.add(2, DataError(
+                            f"{self.path} line {where}: expected {n} {SEPARATORS.get(sep, what)}-separated fields "
+                            f"({', '.join(keys)}), found 1: the line is {SEPARATORS[other]}-separated: write the file with "
+                            f"{SEPARATORS.get(sep, what)}s between the columns"
+                        ))
+                    else:
+                        self.errors.add(2, DataError(
+                            f"{self.path} line {where}: expected {n} {what}-separated fields "
+                            f"({', '.join(keys)}), found {len(r)}: fix or remove the line"
+                        ))
+                    return None
+            cols = list(zip(*rows)) if rows else [() for _ in keys]
+            del rows
+            columns = {k: list(c) for k, c in zip(keys, cols)}
+            rows_here = len(body)
+        self._any_rows = self._any_rows or bool(rows_here)
+        if self.quoted_cells and '"' in text:
+            for k, c in columns.items():
+                if any(v.startswith('"') for v in c):
+                    columns[k] = [unquote_cell(v) for v in c]
+        self._lines.add(first, rows_here, line_numbers)
+        return Table(self.path, self.header, columns, first, line_numbers)
+
+    def read_all(self) -> Table:
+        """The whole file as one :class:`Table` (what :func:`read_table` returns)."""
+        columns: dict[str, list[str]] = {k: [] for k in self.keys}
+        for chunk in self.chunks():
+            for k, c in chunk.columns.items():
+                columns[k].extend(c)
+        lines = self.line_numbers()
+        return Table(self.path, self.header, columns, self.first, None if lines is None else lines.tolist())
+
+
 def read_table(
     path: Path,
     *,
@@ -236,6 +570,7 @@ def read_table(
     strip_types: bool = False,
     allow_empty: bool = False,
     quoted_cells: bool = False,
+    chunk_bytes: int | None = None,
 ) -> Table:
     """Read a delimited text file into string columns (rows are lines: no multi-line cells).
 
@@ -243,74 +578,15 @@ def read_table(
     style ``name:type`` header fields into ``name`` (the raw header is kept in
     ``Table.header``). ``quoted_cells`` reads a cell that starts and ends with ``"`` the
     way RecBole's CSV parser does (outer quotes removed, ``""`` -> ``"``); see
-    :func:`unquote_cell`. Lines may end in ``\\n`` or ``\\r\\n``; a final newline is
+    :func:`unquote_cell`. Lines may end in ``\\n``, ``\\r\\n`` or ``\\r``; a final newline is
     optional. Blank lines after the header (empty or spaces only: a trailing ``\\n\\n``, a
     blank line between rows) are skipped, as pandas (RecBole's and MMRec's reader) skips
     them; every other line must have one field per column (a line of tabs only is a row
-    of empty cells).
+    of empty cells). For a large file, read it in chunks of rows with :class:`TableScan`
+    (the same rules, errors and line numbers); ``chunk_bytes`` is its block size.
     """
-    require_file(path, "file")
-    text = _read_text(path)
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
-    if header:
-        if not lines:
-            raise DataError(f"{path}: file is empty (no header line): write the header and the rows")
-        head = lines[0].split(sep)
-        if lines[0].startswith("\ufeff"):
-            head[0] = head[0][1:]
-        body = lines[1:]
-        first = 2
-    else:
-        if names is None:
-            raise ValueError("names are required when header=False")
-        head = list(names)
-        body = lines
-        first = 1
-    keys = [h.split(":", 1)[0] if strip_types else h for h in head]
-    seen: set[str] = set()
-    for k in keys:
-        if k in seen:
-            if header and looks_like_data(keys):
-                raise DataError(
-                    f"{path} line 1: the header is missing: line 1 {head} looks like a data row, "
-                    "not column names: add the header line first"
-                )
-            raise DataError(f"{path} line 1: column {k!r} appears twice in the header: rename or remove one")
-        seen.add(k)
-    line_numbers: list[int] | None = None
-    if any(not ln.strip(" ") for ln in body):  # blank lines are skipped; rows keep their file line numbers
-        line_numbers = [first + k for k, ln in enumerate(body) if ln.strip(" ")]
-        body = [ln for ln in body if ln.strip(" ")]
-    if not body and not allow_empty:
-        raise DataError(f"{path}: no data rows after the header: the file is empty, add its rows")
-    n = len(keys)
-    rows = [ln.split(sep) for ln in body]
-    for k, r in enumerate(rows):
-        if len(r) != n:
-            what = "tab" if sep == "\t" else repr(sep)
-            where = line_numbers[k] if line_numbers is not None else first + k
-            # a whole line in one field that another separator splits into the columns: the file's separator is wrong
-            other = next((o for o in SEPARATORS if o != sep and len(body[k].split(o)) == n), None) if len(r) == 1 else None
-            if other is not None:
-                raise DataError(
-                    f"{path} line {where}: expected {n} {SEPARATORS.get(sep, what)}-separated fields "
-                    f"({', '.join(keys)}), found 1: the line is {SEPARATORS[other]}-separated: write the file with "
-                    f"{SEPARATORS.get(sep, what)}s between the columns"
-                )
-            raise DataError(
-                f"{path} line {where}: expected {n} {what}-separated fields "
-                f"({', '.join(keys)}), found {len(r)}: fix or remove the line"
-            )
-    cols = list(zip(*rows)) if rows else [() for _ in keys]
-    columns = {k: list(c) for k, c in zip(keys, cols)}
-    if quoted_cells:
-        for k, c in columns.items():
-            if any(v.startswith('"') for v in c):
-                columns[k] = [unquote_cell(v) for v in c]
-    return Table(path, head, columns, first, line_numbers)
+    return TableScan(path, sep=sep, header=header, names=names, strip_types=strip_types, allow_empty=allow_empty,
+                     quoted_cells=quoted_cells, chunk_bytes=chunk_bytes).read_all()
 
 
 def unquote_cell(value: str) -> str:
@@ -347,35 +623,87 @@ def _to_int64(v: str) -> np.int64:
     return np.int64(int(v))
 
 
+def _all_digits(values: Sequence[str]) -> bool:
+    """Whether every value is one or more ASCII digits (then each is an integer's text,
+    :func:`is_int_text`): one test of the values joined, not one per value."""
+    if not isinstance(values, list) or "" in values:
+        return False
+    try:
+        joined = "".join(values)
+    except TypeError:  # not all strings
+        return False
+    return joined.isascii() and joined.isdigit()
+
+
 def to_int64(values: Sequence[str]) -> tuple[np.ndarray | None, int]:
     """``(int64 array, -1)``, or ``(None, k)`` where ``values[k]`` is the first value that is
     not an integer in int64 range written with the digits 0-9 (an optional ``-``, and
     surrounding whitespace, which is ignored; ``+3``, ``1_0`` and ``1.0`` are refused)."""
     try:
-        if not all(is_int_text(v) for v in values):
+        if not _all_digits(values) and not all(is_int_text(v) for v in values):
             raise ValueError("not an integer")
         return (np.array(values, dtype=np.int64) if len(values) else np.zeros(0, np.int64)), -1
     except (TypeError, ValueError, OverflowError):
         return None, max(_first_bad(values, _to_int64), 0)
 
 
-def parse_int(table: Table, column: str, *, what: str = "an integer index", nonneg: bool = True) -> np.ndarray:
-    """Column ``column`` of ``table`` as int64, with the line of the first bad value."""
-    values = table.col(column)
+def _int_values(table: Table, column: str, values: Sequence[str], what: str) -> tuple[np.ndarray | None, DataError | None]:
+    """``values`` (column ``column`` of ``table``) as int64, or the error naming the first that is no integer."""
     out, k = to_int64(values)
     if out is None:
-        raise DataError(
+        return None, DataError(
             f"{table.path} line {table.line(k)}: {column} {values[k]!r} is not "
             f"{what}: {column} must be a whole number below 2**63, written with the digits 0-9 "
             "(no '+', '_' or decimal point)"
         )
-    if nonneg and out.size and out.min() < 0:
+    return out, None
+
+
+def _negative_error(table: Table, column: str, values: Sequence[str], out: np.ndarray, what: str) -> DataError | None:
+    if out.size and out.min() < 0:
         k = int(np.flatnonzero(out < 0)[0])
-        raise DataError(
+        return DataError(
             f"{table.path} line {table.line(k)}: {column} {values[k]!r} is negative: "
             f"{column} must be {what} >= 0"
         )
+    return None
+
+
+def parse_int(table: Table, column: str, *, what: str = "an integer index", nonneg: bool = True) -> np.ndarray:
+    """Column ``column`` of ``table`` as int64, with the line of the first bad value."""
+    values = table.col(column)
+    out, err = _int_values(table, column, values, what)
+    if out is None:
+        raise err  # type: ignore[misc]
+    if nonneg:
+        err = _negative_error(table, column, values, out, what)
+        if err is not None:
+            raise err
     return out
+
+
+def _float_values(
+    table: Table, column: str, values: Sequence[str], empty_nan: bool, typed: bool
+) -> tuple[np.ndarray | None, Sequence[str], DataError | None]:
+    """``(float64 array, the values read, None)`` or ``(None, values, the error naming the first that is no number)``."""
+    if empty_nan and ("" in values or any(map(str.isspace, values))):
+        values = [v if v.strip() else "nan" for v in values]
+    try:
+        return (np.array(values, dtype=np.float64) if values else np.zeros(0, np.float64)), values, None
+    except (TypeError, ValueError):
+        k = max(_first_bad(values, float), 0)
+        return None, values, DataError(
+            f"{table.path} line {table.line(k)}: {column} {values[k]!r} is not a number: "
+            + _float_fix(values[k], column, typed)
+        )
+
+
+def _nonfinite_error(path: Path, line: int, value: str, column: str, count: int) -> DataError:
+    return DataError(
+        f"{path} line {line}: {column} {value!r} is not a finite number "
+        f"({counted(count, 'such row')}): every {column} must be a finite number (e.g. unix seconds): "
+        "fix or remove the row"
+    )
 
 
 def parse_float(
@@ -386,26 +714,14 @@ def parse_float(
     ``typed``: the column is declared ``{column}:float`` (a RecBole header), so the error
     for a value that is no number says which type fits it (``float_seq`` for several
     numbers, ``token`` for text)."""
-    values = table.col(column)
-    if empty_nan:
-        values = [v if v.strip() else "nan" for v in values]
-    try:
-        out = np.array(values, dtype=np.float64) if values else np.zeros(0, np.float64)
-    except (TypeError, ValueError):
-        k = max(_first_bad(values, float), 0)
-        raise DataError(
-            f"{table.path} line {table.line(k)}: {column} {values[k]!r} is not a number: "
-            + _float_fix(values[k], column, typed)
-        ) from None
+    out, values, err = _float_values(table, column, table.col(column), empty_nan, typed)
+    if out is None:
+        raise err  # type: ignore[misc]
     if finite:
         bad = ~np.isfinite(out)
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{table.path} line {table.line(k)}: {column} {values[k]!r} is not a finite number "
-                f"({counted(int(bad.sum()), 'such row')}): every {column} must be a finite number (e.g. unix seconds): "
-                "fix or remove the row"
-            )
+            raise _nonfinite_error(table.path, table.line(k), values[k], column, int(bad.sum()))
     return out
 
 
@@ -584,15 +900,16 @@ def check_feature_matrix(
 
 
 def check_unseen(
-    users: np.ndarray,
-    items: np.ndarray,
-    split: np.ndarray,
+    users: np.ndarray | IdColumn,
+    items: np.ndarray | IdColumn,
+    split: np.ndarray | IdColumn,
     unseen: str,
     where: Sequence[str],
 ) -> None:
     """Raise, naming the file and line of the first one, for valid/test rows whose user or
     item never occurs in train, when ``unseen == "error"``.
 
+    ``users``, ``items``, ``split``: one value per row, or an :class:`IdColumn` of them.
     ``where[k]`` describes the origin of row ``k`` (e.g. ``"path line 12"``). The
     ``"drop"``/``"keep"`` cases are left to :func:`~graphrec.data.dataset.build_dataset`.
     """
@@ -600,14 +917,20 @@ def check_unseen(
         raise DataError(f"unseen={unseen!r} (--unseen) is not one of error, drop, keep")
     if unseen != "error":
         return
-    split = np.asarray(split)
-    in_train = split == "train"
+    split = IdColumn.of(split)
+    in_train = split.rows_where(split.values == "train")
     if in_train.all():
         return
-    users = np.asarray(users)
-    items = np.asarray(items)
-    u_ok = np.isin(users, users[in_train])
-    i_ok = np.isin(items, items[in_train])
+    users = IdColumn.of(users)
+    items = IdColumn.of(items)
+
+    def seen_in_train(col: IdColumn) -> np.ndarray:
+        seen = np.zeros(len(col.values), dtype=bool)
+        seen[col.codes[in_train]] = True
+        return col.rows_where(seen)
+
+    u_ok = seen_in_train(users)
+    i_ok = seen_in_train(items)
     orphan = ~in_train & ~(u_ok & i_ok)
     if not orphan.any():
         return
@@ -621,23 +944,35 @@ def check_unseen(
 
 
 def duplicate_rows(
-    users: np.ndarray, items: np.ndarray, split: np.ndarray, file_of: np.ndarray, files: Sequence[str]
+    users: np.ndarray | IdColumn,
+    items: np.ndarray | IdColumn,
+    split: np.ndarray | IdColumn,
+    file_of: np.ndarray,
+    files: Sequence[str],
 ) -> dict[str, int]:
     """``{file: rows}`` for the rows that repeat a (user, item) pair already listed in the
-    same split (``file_of[k]`` indexes ``files``, the file row ``k`` is in); files without
-    such rows are left out. :func:`~graphrec.data.dataset.build_dataset` merges those
-    rows into one interaction (the latest timestamp); readers record the count in
+    same split (``file_of[k]`` indexes ``files``, the file row ``k`` is in; ``users``,
+    ``items``, ``split``: one value per row, or an :class:`IdColumn` of them); files
+    without such rows are left out. :func:`~graphrec.data.dataset.build_dataset` merges
+    those rows into one interaction (the latest timestamp); readers record the count in
     ``meta["duplicate_rows"]`` and ``graphrec prepare`` prints it as a note."""
     if len(users) < 2:
         return {}
-    _, u = np.unique(np.asarray(users), return_inverse=True)
-    _, i = np.unique(np.asarray(items), return_inverse=True)
-    _, s = np.unique(np.asarray(split), return_inverse=True)
-    key = (u.astype(np.int64) * (int(i.max()) + 1) + i) * 3 + s
+    u = IdColumn.of(users).codes
+    i = IdColumn.of(items).codes
+    s = IdColumn.of(split).codes
+    key = u.astype(np.int64)
+    key *= int(i.max()) + 1
+    key += i
+    key *= 3
+    key += s
     order = np.argsort(key, kind="stable")
-    ordered = key[order]
-    dup = np.zeros(len(key), dtype=bool)
-    dup[order[1:]] = ordered[1:] == ordered[:-1]
+    key = key[order]
+    repeats = key[1:] == key[:-1]
+    del key
+    dup = np.zeros(len(order), dtype=bool)
+    dup[order[1:][repeats]] = True
+    del order, repeats
     counts = np.bincount(np.asarray(file_of)[dup], minlength=len(files))
     return {str(files[f]): int(n) for f, n in enumerate(counts.tolist()) if n}
 
@@ -667,6 +1002,202 @@ def find_prefix(directory: Path, suffix: str, name: str | None, what: str) -> st
         f"{directory}: several datasets ({', '.join(found)}) have {suffix} files: pass name= "
         "(CLI: --name) to choose one"
     )
+
+
+# ---------------------------------------------------------------------- columns read in chunks
+class Factorizer:
+    """Distinct strings and their codes, in the order they are first met: what a column of
+    ids read in chunks is stored as (one small integer per row, each distinct id once)."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def codes(self, values: Sequence[str]) -> np.ndarray:
+        """The code of every value (new values get the next codes, in the order they
+        first occur), int32 while they fit."""
+        index = self._codes
+        get = index.setdefault
+        codes = [get(v, len(index)) for v in values]
+        return np.array(codes, dtype=np.int32 if len(index) < 2**31 else np.int64)
+
+    def has_nul_end(self) -> bool:
+        """Whether a string ends with ``\\0`` (numpy drops those characters)."""
+        return any(k.endswith("\0") for k in self._codes)
+
+    def values(self) -> np.ndarray:
+        """The distinct strings in code order (code ``c`` is ``values()[c]``)."""
+        return np.array(list(self._codes), dtype=str) if self._codes else np.zeros(0, dtype="<U1")
+
+
+def id_column(codes: Sequence[np.ndarray] | np.ndarray, factorizer: Factorizer) -> IdColumn:
+    """An :class:`~graphrec.data.dataset.IdColumn` of the codes (one array, or the arrays
+    of several chunks or files, concatenated) of ``factorizer``'s strings. The strings are
+    made distinct as numpy compares them (it drops trailing ``\\0`` characters, so two ids
+    read as different could be one): equal values, equal codes, as ids compared as strings
+    would be."""
+    if isinstance(codes, (list, tuple)):
+        codes = np.concatenate(codes) if codes else np.zeros(0, np.int32)
+    codes = np.asarray(codes)
+    if not len(codes):
+        codes = codes.astype(np.int32)
+    values = factorizer.values()
+    if factorizer.has_nul_end():
+        values, inverse = np.unique(values, return_inverse=True)
+        codes = inverse.astype(codes.dtype)[codes]
+    return IdColumn(codes, values)
+
+
+class ColumnCheck:
+    """What a whole-column helper (:func:`parse_int`, :func:`parse_float`,
+    :func:`check_not_missing`) returns or raises, worked out over the chunks of a
+    :class:`TableScan` (fed in file order with :meth:`feed`): :meth:`values` gives the
+    column's values, compact (one array for the whole file), or raises the helper's error.
+    A helper checks a whole column kind by kind (is every value a number? then: is any
+    negative?); ``rank`` is that order, so a value of the first kind anywhere in the file
+    is reported before one of the second, and within a kind the first in the file wins."""
+
+    def __init__(self, column: str, store: bool = True):
+        self.column = column
+        self.store = store  # False: the values are checked, not kept (values() is then empty)
+        self._parts: list[np.ndarray] = []
+        self._errors: dict[int, DataError] = {}
+
+    @property
+    def failed(self) -> bool:
+        return bool(self._errors)
+
+    def _fail(self, rank: int, error: DataError | None) -> None:
+        if error is not None and rank not in self._errors:
+            self._errors[rank] = error
+
+    def feed(self, table: Table) -> None:
+        if 0 in self._errors:  # nothing later in the file can come before it
+            return
+        out = self._check(table, table.col(self.column))
+        if self._errors:
+            self._parts.clear()
+        elif out is not None and self.store:
+            self._parts.append(out)
+
+    def _check(self, table: Table, values: list[str]) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def _final_error(self) -> None:
+        """Errors known only at the end of the file (a count over the whole column)."""
+
+    def _empty(self) -> np.ndarray:
+        return np.zeros(0, dtype=np.int64)
+
+    def values(self) -> np.ndarray:
+        self._final_error()
+        if self._errors:
+            raise self._errors[min(self._errors)]
+        if len(self._parts) != 1:
+            self._parts = [np.concatenate(self._parts) if self._parts else self._empty()]
+        return self._parts[0]
+
+
+def run_checks(scan: Any, checks: Sequence[ColumnCheck]) -> None:
+    """Read ``scan`` (a :class:`TableScan`, or anything whose ``chunks()`` yields
+    :class:`Table` s of consecutive rows) to its end, feeding every chunk to ``checks``,
+    listed in the order the reader makes them: once one has failed, the later ones are no
+    longer fed (their errors could never be the first). An error of the file itself (its
+    fields, its text) is raised here."""
+    for chunk in scan.chunks():
+        for c in checks:
+            c.feed(chunk)
+            if c.failed:
+                break
+
+
+def _small_ints(out: np.ndarray) -> np.ndarray:
+    """``out`` (int64) as int32 when every value fits: half the memory for ids and indices."""
+    if out.size and (int(out.min()) < -(2**31) or int(out.max()) >= 2**31):
+        return out
+    return out.astype(np.int32)
+
+
+class IntCheck(ColumnCheck):
+    """:func:`parse_int` of a column read in chunks (int32 values while they fit);
+    ``limit(table, values, out)`` may add an error of the third rank (a value too large)."""
+
+    def __init__(self, column: str, *, what: str = "an integer index", nonneg: bool = True,
+                 limit: Any = None, dtype: Any = None):
+        super().__init__(column)
+        self.what, self.nonneg, self.limit, self.dtype = what, nonneg, limit, dtype
+
+    def _check(self, table: Table, values: list[str]) -> np.ndarray | None:
+        out, err = _int_values(table, self.column, values, self.what)
+        if out is None:
+            self._fail(0, err)
+            return None
+        if self.nonneg:
+            self._fail(1, _negative_error(table, self.column, values, out, self.what))
+        if self.limit is not None:
+            self._fail(2, self.limit(table, values, out))
+        return out.astype(self.dtype) if self.dtype is not None else _small_ints(out)
+
+
+class FloatCheck(ColumnCheck):
+    """:func:`parse_float` of a column read in chunks (float64 values)."""
+
+    def __init__(self, column: str, *, empty_nan: bool = False, finite: bool = False, typed: bool = False,
+                 store: bool = True):
+        super().__init__(column, store)
+        self.empty_nan, self.finite, self.typed = empty_nan, finite, typed
+        self._bad = 0  # non-finite values so far
+        self._first_bad: tuple[Path, int, str] | None = None
+
+    def _check(self, table: Table, values: list[str]) -> np.ndarray | None:
+        out, values, err = _float_values(table, self.column, values, self.empty_nan, self.typed)
+        if out is None:
+            self._fail(0, err)
+            return None
+        if self.finite:
+            bad = ~np.isfinite(out)
+            if bad.any():
+                self._bad += int(bad.sum())
+                if self._first_bad is None:
+                    k = int(np.flatnonzero(bad)[0])
+                    self._first_bad = (table.path, table.line(k), values[k])
+        return out
+
+    def _final_error(self) -> None:
+        if self._first_bad is not None:
+            self._fail(1, _nonfinite_error(*self._first_bad, self.column, self._bad))
+
+    def _empty(self) -> np.ndarray:
+        return np.zeros(0, dtype=np.float64)
+
+
+class TokenCheck(ColumnCheck):
+    """Ids of a column read in chunks, as codes of ``factorizer`` (shared by the files of
+    one kind of id): ``check(table, values)`` returns the error of a chunk's first bad
+    id (:func:`check_not_missing`'s), or None; ``strip``: ids without the whitespace around
+    them, and an empty one is an error of the first rank, ``empty(table, k)``."""
+
+    def __init__(self, column: str, factorizer: Factorizer, check: Any, *, strip: bool = False, empty: Any = None):
+        super().__init__(column)
+        self.factorizer, self.check, self.strip, self.empty = factorizer, check, strip, empty
+
+    def _check(self, table: Table, values: list[str]) -> np.ndarray | None:
+        rank = 0
+        if self.strip:
+            values = [v.strip() for v in values]
+            if not all(values):
+                self._fail(0, self.empty(table, values.index("")))
+                return None
+            rank = 1
+        self._fail(rank, self.check(table, values))
+        if self._errors:
+            return None
+        return self.factorizer.codes(values)
+
+    def _empty(self) -> np.ndarray:
+        return np.zeros(0, dtype=np.int32)
 
 
 class LazyWhere(Sequence[str]):

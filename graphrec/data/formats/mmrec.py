@@ -57,11 +57,18 @@ import numpy as np
 
 from graphrec._checks import counted
 from graphrec._atomic import atomic_dir
-from graphrec.data.dataset import SPLITS, Dataset, build_dataset
+from graphrec.data.dataset import SPLITS, Dataset, IdColumn, build_dataset
 from graphrec.data.formats._common import (
     SPLIT_NAMES,
+    ColumnCheck,
+    Factorizer,
+    FloatCheck,
+    IntCheck,
     LazyWhere,
     PathLike,
+    Table,
+    TableScan,
+    TokenCheck,
     check_earlier_export,
     check_feature_matrix,
     check_dense_indices,
@@ -70,15 +77,16 @@ from graphrec.data.formats._common import (
     check_unseen,
     duplicate_rows,
     find_prefix,
+    id_column,
     index_from_map,
     index_ids,
     item_count_from_features,
     load_feature_files,
-    parse_float,
     parse_int,
     quote_cell,
     read_table,
     require_file,
+    run_checks,
 )
 from graphrec.errors import DataError
 
@@ -141,12 +149,37 @@ def _check_in_map(
         )
 
 
+def _label_limit(table: Table, values: list[str], labels: np.ndarray) -> DataError | None:
+    """An x_label above 2 (IntCheck's third check)."""
+    bad = labels > 2
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        return DataError(
+            f"{table.path} line {table.line(k)}: {LABEL_COL} {int(labels[k])} is not a split label: "
+            "use 0 (train), 1 (valid) or 2 (test)"
+        )
+    return None
+
+
+def _empty_user(table: Table, k: int) -> DataError:
+    return DataError(f"{table.path} line {table.line(k)}: {USER_COL} is empty: give every row its user")
+
+
+def _user_not_missing(table: Table, cells: list[str]) -> DataError | None:
+    try:
+        check_not_missing(table, USER_COL, cells, "user", "MMRec")
+    except DataError as e:
+        return e
+    return None
+
+
 def read_mmrec(
     path: PathLike,
     *,
     features: Mapping[str, PathLike] | None = None,
     unseen: str = "error",
     name: str | None = None,
+    chunk_bytes: int | None = None,
 ) -> Dataset:
     """Read an MMRec dataset (module doc) into a :class:`Dataset`.
 
@@ -161,44 +194,56 @@ def read_mmrec(
             ``"drop"`` or ``"keep"``.
         name: dataset name (and file prefix when ``path`` is a folder); defaults to the
             ``.inter`` file's stem.
+        chunk_bytes: the ``.inter`` file is read this many bytes at a time (default
+            :data:`~graphrec.data.formats._common.CHUNK_BYTES`); only memory depends on it.
     """
     inter = _inter_file(Path(path), name)
-    table = read_table(inter)
+    user_map, item_map = inter.parent / USER_MAP, inter.parent / ITEM_MAP
+    scan = TableScan(inter, chunk_bytes=chunk_bytes)
+    # the checks of the rows, in the order of the whole-file reader's; the user ids are
+    # indices into u_id_mapping.csv when there is one (checked at the end, with the map)
+    checks: dict[str, ColumnCheck] = {}
+    if scan.has(ITEM_COL):
+        checks[ITEM_COL] = IntCheck(ITEM_COL)
+    if scan.has(LABEL_COL):
+        checks[LABEL_COL] = IntCheck(LABEL_COL, what="a split label (0 train, 1 valid, 2 test)",
+                                     limit=_label_limit, dtype=np.int8)
+    if scan.has(TIME_COL):
+        checks[TIME_COL] = FloatCheck(TIME_COL, finite=True)
+    user_codes = Factorizer()
+    has_user_map = user_map.is_file()
+    if scan.has(USER_COL):
+        if has_user_map:
+            checks[USER_COL] = IntCheck(USER_COL, what=f"a user index (the users are listed in {USER_MAP})")
+        else:
+            # a token, without the whitespace around it: MMRec's pandas reader parses the
+            # userID column as numbers, so ' 1', '1 ' and '1' are one user there too
+            checks[USER_COL] = TokenCheck(USER_COL, user_codes, _user_not_missing, strip=True, empty=_empty_user)
+    run_checks(scan, list(checks.values()))
+    table = scan.head()
     check_tab_separated(table, "MMRec .inter files", f"{USER_COL}<TAB>{ITEM_COL}<TAB>{RATING_COL}<TAB>{LABEL_COL}")
     table.col(USER_COL, f"MMRec needs columns {USER_COL}, {ITEM_COL}, {LABEL_COL}")
-    items = parse_int(table, ITEM_COL)
-    labels = parse_int(table, LABEL_COL, what="a split label (0 train, 1 valid, 2 test)")
-    bad = labels > 2
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{inter} line {table.line(k)}: {LABEL_COL} {int(labels[k])} is not a split label: "
-            "use 0 (train), 1 (valid) or 2 (test)"
-        )
-    ts = parse_float(table, TIME_COL, finite=True) if table.has(TIME_COL) else None
+    table.col(ITEM_COL)
+    items = checks[ITEM_COL].values()
+    table.col(LABEL_COL)
+    labels = checks[LABEL_COL].values()
+    ts = checks[TIME_COL].values() if TIME_COL in checks else None
 
-    user_map, item_map = inter.parent / USER_MAP, inter.parent / ITEM_MAP
     user_ids: np.ndarray | None = None
-    if user_map.is_file():
+    if has_user_map:
         user_ids = _read_id_map(user_map, USER_COL, "user")
-        uidx = parse_int(table, USER_COL, what=f"a user index (the users are listed in {USER_MAP})")
-        _check_in_map(uidx, len(user_ids), USER_COL, inter, table.line, user_map)
-        users = user_ids[uidx]
+        uidx = checks[USER_COL].values()
+        _check_in_map(uidx, len(user_ids), USER_COL, inter, scan.line, user_map)
+        users = IdColumn(uidx, user_ids)
     else:
-        # a token, without the whitespace around it: MMRec's pandas reader parses the
-        # userID column as numbers, so ' 1', '1 ' and '1' are one user there too
-        cells = [v.strip() for v in table.col(USER_COL)]
-        if not all(cells):
-            k = cells.index("")
-            raise DataError(f"{inter} line {table.line(k)}: {USER_COL} is empty: give every row its user")
-        check_not_missing(table, USER_COL, cells, "user", "MMRec")
-        users = np.array(cells, dtype=str)
+        users = id_column(checks[USER_COL].values(), user_codes)
+    del user_codes, checks
 
     feats = load_feature_files(features, inter.parent)
     if item_map.is_file():
         item_ids = _read_id_map(item_map, ITEM_COL, "item")
-        _check_in_map(items, len(item_ids), ITEM_COL, inter, table.line, item_map)
-        raw_items = item_ids[items]
+        _check_in_map(items, len(item_ids), ITEM_COL, inter, scan.line, item_map)
+        raw_items = IdColumn(items, item_ids)
     else:
         n_feat = item_count_from_features(feats)
         if n_feat is not None:
@@ -207,20 +252,20 @@ def read_mmrec(
                 k = int(np.flatnonzero(too_big)[0])
                 mod, (_, fpath) = next(iter(feats.items()))
                 raise DataError(
-                    f"{inter} line {table.line(k)}: itemID {int(items[k])} has no feature row "
+                    f"{inter} line {scan.line(k)}: itemID {int(items[k])} has no feature row "
                     f"({fpath} has {n_feat} rows for items 0..{n_feat - 1}): give one feature row "
                     "per item index"
                 )
             n_items = n_feat
         else:
             n_items = check_dense_indices(
-                items, lambda k: f"{inter} line {table.line(k)}", ITEM_COL,
+                items, lambda k: f"{inter} line {scan.line(k)}", ITEM_COL,
                 f"map the original ids to indices 0..n-1 in the .inter file and list them in {ITEM_MAP} "
                 f"({ITEM_MAP_ID}<TAB>{ITEM_COL}); if they really are indices, give the feature files, whose rows then "
                 "define the items",
             )
         item_ids = index_ids(n_items)
-        raw_items = items
+        raw_items = IdColumn(items, item_ids)
     item_features = {
         mod: check_feature_matrix(x, fpath, mod, item_ids) for mod, (x, fpath) in feats.items()
     }
@@ -229,11 +274,11 @@ def read_mmrec(
     maps = [f.name for f in (user_map, item_map) if f.is_file()]
     if maps:
         meta["id_maps"] = maps
-    split = SPLIT_NAMES[labels]
-    dups = duplicate_rows(users, raw_items, split, np.zeros(len(split), dtype=np.int64), [str(inter)])
+    split = IdColumn(labels, SPLIT_NAMES)
+    dups = duplicate_rows(users, raw_items, split, np.zeros(len(split), dtype=np.int8), [str(inter)])
     if dups:
         meta["duplicate_rows"] = dups
-    check_unseen(users, raw_items, split, unseen, LazyWhere(lambda k: f"{inter} line {table.line(k)}", len(split)))
+    check_unseen(users, raw_items, split, unseen, LazyWhere(lambda k: f"{inter} line {scan.line(k)}", len(split)))
     return build_dataset(
         users,
         raw_items,

@@ -39,14 +39,23 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-from graphrec.data.dataset import Dataset, build_dataset
+from graphrec.data.dataset import Dataset, IdColumn, build_dataset
 from graphrec.data.formats._common import (
+    ColumnCheck,
+    FloatCheck,
+    IntCheck,
     PathLike,
     Table,
+    TableScan,
+    _Blocks,
+    _Lines,
+    _Stages,
+    _block_lines,
+    _line_count,
     check_feature_matrix,
     check_npy_file,
     check_separator,
@@ -54,11 +63,10 @@ from graphrec.data.formats._common import (
     load_npy,
     looks_like_data,
     one_line,
-    parse_float,
     parse_int,
     read_json,
-    read_table,
     require_file,
+    run_checks,
 )
 from graphrec.errors import DataError
 
@@ -69,44 +77,273 @@ _ITEM_COLS = ("movieId", "item_id")
 _UDATA_COLS = ("user_id", "item_id", "rating", "timestamp")
 
 
+class _CsvLines:
+    """The lines of a CSV file's blocks (:class:`~graphrec.data.formats._common._Blocks`)
+    with their line breaks, one at a time for :mod:`csv`'s reader, or the rest of a
+    block at once (:meth:`take_block`); ``line``: the lines taken so far, which is the
+    reader's ``line_num`` over the whole file."""
+
+    def __init__(self, blocks: Iterator[tuple[str, bytes]]):
+        self._blocks = blocks
+        self._cur: io.StringIO | None = None  # the block being read line by line
+        self._text, self._raw = "", b""
+        self._first = True
+        self.line = 0
+        self.count = 0  # blocks started
+
+    def _next_block(self) -> bool:
+        block = next(self._blocks, None)
+        if block is None:
+            return False
+        text, raw = block
+        if self._first:  # the whole-file reader strips byte order marks from the start of the text
+            self._first = False
+            stripped = text.lstrip("\ufeff")
+            raw = raw[3 * (len(text) - len(stripped)):]
+            text = stripped
+        self.resume(text, raw)
+        self.count += 1
+        return True
+
+    def resume(self, text: str, raw: bytes) -> None:
+        """Read ``text`` (with its bytes ``raw``) line by line next."""
+        self._text, self._raw = text, raw
+        self._cur = io.StringIO(text, newline="")
+
+    def __iter__(self) -> "_CsvLines":
+        return self
+
+    def __next__(self) -> str:
+        while True:
+            if self._cur is not None:
+                line = self._cur.readline()
+                if line:
+                    self.line += 1
+                    return line
+            if not self._next_block():
+                raise StopIteration
+
+    def take_block(self) -> tuple[str, bytes] | None:
+        """The unread rest of the current block, else the next block; None at the end of
+        the file. Its lines are not counted in ``line`` (the caller counts them)."""
+        cur, self._cur = self._cur, None
+        if cur is not None:
+            pos = cur.tell()  # a character index (no newline translation)
+            if pos < len(self._text):
+                return self._text[pos:], self._raw[len(self._text[:pos].encode()):] if pos else self._raw
+        if not self._next_block():
+            return None
+        self._cur = None
+        return self._text, self._raw
+
+
+class _CsvScan:
+    """A comma-separated file with a header and CSV quoting, read in chunks of records
+    (what :func:`_read_csv` reads whole, with its errors and line numbers: see
+    :class:`~graphrec.data.formats._common.TableScan`, whose interface it shares). The
+    file's errors are raised in the order the whole-file reader finds them: a byte that
+    is no UTF-8 anywhere, then malformed quoting anywhere, then the header, then the
+    records' field counts.
+
+    Records come from :mod:`csv`'s reader, except in the blocks of lines without a
+    double quote (a ratings file): there a record is its line split at the commas (an
+    empty line an empty record), which is what the reader makes of such lines, and a
+    block whose every line has one field per column is split at once. The first block
+    with a double quote and the rest of the file go through the reader (a quoted field
+    may span lines, and blocks)."""
+
+    def __init__(self, path: Path, names: tuple[str, ...], example: str, *, allow_empty: bool = False,
+                 chunk_bytes: int | None = None):
+        require_file(path, "file")
+        self.path = path
+        self.allow_empty = allow_empty
+        self.errors = _Stages()
+        self._src = _CsvLines(iter(_Blocks(path, chunk_bytes, os_errors=False)))
+        self._reader = csv.reader(self._src)
+        self._quoted = False  # whether the reader reads the rest of the file
+        self.first = 2
+        self._lines = _Lines(2)
+        self._any_rows = False
+        try:
+            header = next(self._reader, None)
+        except csv.Error as e:
+            self._malformed(e)
+            header = []
+        if header is None:
+            raise DataError(f"{path}: file is empty (no header line): write the header and the rows")
+        self.header = header
+        self.keys = header
+        if self.errors.before(1):
+            try:
+                check_separator(path, header, ",", names,
+                                f"{path.name} is read as CSV: separate its columns with commas (e.g. {example})")
+            except DataError as e:
+                self.errors.add(1, e)
+
+    def _malformed(self, e: csv.Error) -> None:
+        self.errors.add(0, DataError(
+            f"{self.path} line {self._src.line}: malformed CSV ({one_line(e)}): fix the quoting"))
+        self._quoted = True
+        for _ in self._src:  # the rest is decoded all the same: a byte that is no UTF-8 comes first
+            pass
+
+    @property
+    def rows(self) -> int:
+        return self._lines.rows
+
+    def line(self, row: int) -> int:
+        return self._lines.line(row)
+
+    def line_numbers(self) -> np.ndarray | None:
+        return self._lines.array()
+
+    def head(self) -> Table:
+        return Table(self.path, self.header, {h: [] for h in self.header}, 2, [])
+
+    def has(self, column: str) -> bool:
+        return column in self.header
+
+    def chunks(self) -> Iterator[Table]:
+        n = len(self.header)
+        rows: list[list[str]] = []
+        ends: list[int] = []
+        empty: list[int] = []  # the lines of empty records not yet followed by a record: dropped at the end
+
+        def add(record: list[str], end: int) -> None:
+            nonlocal empty
+            if not record:
+                empty.append(end)
+                return
+            for e_line in empty:
+                rows.append([])
+                ends.append(e_line)
+            empty = []
+            rows.append(record)
+            ends.append(end)
+
+        def flush() -> Table | None:
+            nonlocal rows, ends
+            table = self._table(rows, ends, n) if rows and self.errors.before(3) else None
+            rows, ends = [], []
+            return table
+
+        while not self._quoted:
+            block = self._src.take_block()
+            if block is None:
+                break
+            text, raw = block
+            if '"' in text:
+                self._quoted = True
+                self._src.resume(text, raw)
+                break
+            first = self._src.line + 1
+            self._src.line += _line_count(text)
+            if not self.errors.before(3):  # the header or a field count is wrong: only the text matters now
+                continue
+            cells = None if empty else self._fields(text, raw, n)
+            if cells is not None:
+                table = self._flat(cells, first, n)
+                if table is not None:
+                    yield table
+                continue
+            lines = _block_lines(text)
+            if max(map(len, lines), default=0) > csv.field_size_limit():  # the reader's error, if any
+                self._quoted = True
+                self._src.resume(text, raw)
+                self._src.line = first - 1
+                break
+            for k, ln in enumerate(lines):
+                add(ln.split(",") if ln else [], first + k)
+            table = flush()
+            if table is not None:
+                yield table
+        if self._quoted:
+            reader = self._reader
+            block_no = self._src.count
+            while True:
+                try:
+                    r = next(reader, None)
+                except csv.Error as e:
+                    self._malformed(e)
+                    break
+                if r is None:
+                    break
+                if not self.errors.before(3):  # only the quoting matters now
+                    continue
+                add(r, self._src.line)
+                if self._src.count != block_no:
+                    block_no = self._src.count
+                    table = flush()
+                    if table is not None:
+                        yield table
+        table = flush()
+        if table is not None:
+            yield table
+        if not self._any_rows and not self.allow_empty:
+            self.errors.add(2, DataError(f"{self.path}: no data rows after the header: the file is empty, add its rows"))
+        self.errors.raise_first()
+
+    def _fields(self, text: str, raw: bytes, n: int) -> list[str] | None:
+        """The cells of a block without quotes, row by row, split at once: when every line
+        has one field per column (counted in its bytes) and none is empty; else None."""
+        if n < 2:
+            return None
+        b = np.frombuffer(raw, dtype=np.uint8)
+        ends = np.flatnonzero(b == 10)
+        if b[-1] != 10:
+            ends = np.append(ends, len(b))
+        starts = np.zeros_like(ends)
+        starts[1:] = ends[:-1] + 1
+        if (ends - starts).max() > csv.field_size_limit():
+            return None
+        commas = np.flatnonzero(b == 44)
+        if len(commas) != (n - 1) * len(ends):
+            return None
+        if not (np.searchsorted(commas, ends) - np.searchsorted(commas, starts) == n - 1).all():
+            return None
+        cells = text.replace("\n", ",").split(",")
+        if text.endswith("\n"):
+            cells.pop()
+        return cells
+
+    def _flat(self, cells: list[str], first: int, n: int) -> Table:
+        columns = {h: cells[j::n] for j, h in enumerate(self.header)}
+        count = len(cells) // n
+        self._any_rows = self._any_rows or bool(count)
+        self._lines.add(first, count, None)
+        return Table(self.path, self.header, columns, first, None)
+
+    def _table(self, rows: list[list[str]], ends: list[int], n: int) -> Table | None:
+        self._any_rows = True
+        for k, r in enumerate(rows):
+            if len(r) != n:
+                self.errors.add(3, DataError(
+                    f"{self.path} line {ends[k]}: expected {n} comma-separated fields ({', '.join(self.header)}), "
+                    f"found {len(r)}: fix or remove the line"
+                ))
+                return None
+        cols = list(zip(*rows)) if rows else [() for _ in self.header]
+        self._lines.add(ends[0], len(rows), ends)
+        return Table(self.path, self.header, {h: list(c) for h, c in zip(self.header, cols)}, 2, ends)
+
+    def read_all(self) -> Table:
+        columns: dict[str, list[str]] = {h: [] for h in self.header}
+        for chunk in self.chunks():
+            for k, c in chunk.columns.items():
+                columns[k].extend(c)
+        lines = self.line_numbers()
+        lines_l = (lines.tolist() if lines is not None
+                   else list(range(self.first, self.first + self.rows)))
+        return Table(self.path, self.header, columns, 2, lines_l)
+
+
 def _read_csv(path: Path, names: tuple[str, ...], example: str, *, allow_empty: bool = False) -> Table:
     """A comma-separated file with a header and CSV quoting, as a :class:`Table`.
 
     ``names``: column names of which the header holds at least one; a header that holds
     none, but does when split on a tab, semicolon, pipe or space, is a file written with
     that separator, refused in one line that says so (``example``: a header to copy)."""
-    require_file(path, "file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start}): re-save the file as UTF-8") from None
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
-    rows: list[list[str]] = []
-    ends: list[int] = []  # file line on which each record ends (its line, unless quoted breaks)
-    try:
-        for row in reader:
-            ends.append(reader.line_num)
-            rows.append(row)
-    except csv.Error as e:
-        raise DataError(f"{path} line {reader.line_num}: malformed CSV ({one_line(e)}): fix the quoting") from None
-    if not rows:
-        raise DataError(f"{path}: file is empty (no header line): write the header and the rows")
-    header, body, lines = rows[0], rows[1:], ends[1:]
-    check_separator(path, header, ",", names,
-                    f"{path.name} is read as CSV: separate its columns with commas (e.g. {example})")
-    while body and body[-1] == []:
-        body.pop()
-    if not body and not allow_empty:
-        raise DataError(f"{path}: no data rows after the header: the file is empty, add its rows")
-    n = len(header)
-    for k, r in enumerate(body):
-        if len(r) != n:
-            raise DataError(
-                f"{path} line {lines[k]}: expected {n} comma-separated fields ({', '.join(header)}), "
-                f"found {len(r)}: fix or remove the line"
-            )
-    cols = list(zip(*body)) if body else [() for _ in header]
-    return Table(path, header, {h: list(c) for h, c in zip(header, cols)}, 2, lines[: len(body)])
+    return _CsvScan(path, names, example, allow_empty=allow_empty).read_all()
 
 
 def _pick(table: Table, names: tuple[str, ...], what: str) -> str:
@@ -207,30 +444,49 @@ def _text_features(npy: Path, ids_file: Path, item_ids: np.ndarray) -> np.ndarra
     return check_feature_matrix(x[rows], npy, "text", item_ids)
 
 
-def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str | None = None) -> Dataset:
+def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str | None = None,
+                   chunk_bytes: int | None = None) -> Dataset:
     """Read MovieLens ratings (module doc) into a :class:`Dataset` (all in train).
 
     Args:
         path: ``ratings.csv`` / ``u.data`` or the folder holding it.
         min_rating: keep only ratings ``>= min_rating`` (default: keep all).
         name: dataset name (default: the folder name).
+        chunk_bytes: the ratings file is read this many bytes at a time (default
+            :data:`~graphrec.data.formats._common.CHUNK_BYTES`); only memory depends on it.
     """
     rfile = _ratings_file(Path(path))
     root = rfile.parent
     with open(rfile, encoding="utf-8", errors="replace") as f:
         if "::" in f.readline():
             _refuse_double_colon(rfile)
+    scan: TableScan | _CsvScan
     if _is_udata(rfile):
-        table = read_table(rfile, header=False, names=_UDATA_COLS)
-        ucol, icol = "user_id", "item_id"
+        scan = TableScan(rfile, header=False, names=_UDATA_COLS, chunk_bytes=chunk_bytes)
     else:
-        table = _read_csv(rfile, _USER_COLS + _ITEM_COLS, "userId,movieId,rating,timestamp")
-        ucol = _pick(table, _USER_COLS, "user id")
-        icol = _pick(table, _ITEM_COLS, "movie id")
-    users = parse_int(table, ucol, what="a MovieLens user id")
-    items = parse_int(table, icol, what="a MovieLens movie id")
-    ratings = parse_float(table, "rating") if table.has("rating") else None
-    ts = parse_float(table, "timestamp", finite=True) if table.has("timestamp") else None
+        scan = _CsvScan(rfile, _USER_COLS + _ITEM_COLS, "userId,movieId,rating,timestamp", chunk_bytes=chunk_bytes)
+    # the rows' checks in the order of the whole-file reader's (the columns it picks, if
+    # the header has them: a header without them is refused after the file's own errors)
+    ucol = next((c for c in _USER_COLS if scan.has(c)), None)
+    icol = next((c for c in _ITEM_COLS if scan.has(c)), None)
+    checks: dict[str, ColumnCheck] = {}
+    if ucol is not None and icol is not None:
+        checks["user"] = IntCheck(ucol, what="a MovieLens user id")
+        checks["item"] = IntCheck(icol, what="a MovieLens movie id")
+        if scan.has("rating"):  # parsed (a rating that is no number is an error), kept for min_rating
+            checks["rating"] = FloatCheck("rating", store=min_rating is not None)
+        if scan.has("timestamp"):
+            checks["timestamp"] = FloatCheck("timestamp", finite=True)
+    run_checks(scan, list(checks.values()))
+    table = scan.head()
+    if not isinstance(scan, TableScan):
+        _pick(table, _USER_COLS, "user id")
+        _pick(table, _ITEM_COLS, "movie id")
+    users = checks["user"].values()
+    items = checks["item"].values()
+    ratings = checks["rating"].values() if "rating" in checks else None
+    ts = checks["timestamp"].values() if "timestamp" in checks else None
+    del checks
     if min_rating is not None:
         if ratings is None:
             raise DataError(
@@ -243,9 +499,19 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
             )
         users, items = users[keep], items[keep]
         ts = None if ts is None else ts[keep]
+        del keep
+    del ratings
 
-    user_ids = np.array([str(u) for u in np.unique(users).tolist()], dtype=str)
-    item_ids = np.array([str(i) for i in np.unique(items).tolist()], dtype=str)
+    # users and items in numeric id order: codes into the distinct ids
+    users_u, user_codes = np.unique(users, return_inverse=True)
+    del users
+    items_u, item_codes = np.unique(items, return_inverse=True)
+    del items
+    user_ids = np.array([str(u) for u in users_u.tolist()], dtype=str)
+    item_ids = np.array([str(i) for i in items_u.tolist()], dtype=str)
+    users = IdColumn(user_codes.astype(np.int32 if len(user_ids) < 2**31 else np.int64), user_ids)
+    items = IdColumn(item_codes.astype(np.int32 if len(item_ids) < 2**31 else np.int64), item_ids)
+    del user_codes, item_codes
 
     item_fields: dict[str, np.ndarray] = {}
     movies = root / "movies.csv"
@@ -278,13 +544,14 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
         item_features["text"] = _text_features(npy, ids_file, item_ids)
 
     meta: dict[str, Any] = {"format": "movielens", "source": str(rfile), "min_rating": min_rating}
-    dups = duplicate_rows(users, items, np.full(len(users), "train"), np.zeros(len(users), np.int64), [str(rfile)])
+    split = IdColumn(np.zeros(len(users), np.int8), np.array(["train"]))
+    dups = duplicate_rows(users, items, split, np.zeros(len(users), np.int8), [str(rfile)])
     if dups:
         meta["duplicate_rows"] = dups
     return build_dataset(
         users,
         items,
-        np.full(len(users), "train"),
+        split,
         timestamps=ts,
         user_ids=user_ids,
         item_ids=item_ids,

@@ -52,23 +52,29 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from graphrec._atomic import atomic_dir
-from graphrec.data.dataset import SPLITS, Dataset, build_dataset, check_modality_name
+from graphrec.data.dataset import SPLITS, Dataset, IdColumn, build_dataset, check_modality_name
 from graphrec.data.formats._common import (
     PANDAS_NA,
+    ColumnCheck,
+    Factorizer,
+    FloatCheck,
     LazyWhere,
     PathLike,
     Table,
+    TableScan,
+    TokenCheck,
     check_earlier_export,
     check_feature_matrix,
     check_not_missing,
     check_tab_separated,
     check_unseen,
     duplicate_rows,
+    id_column,
     is_number,
     looks_like_data,
     one_line,
@@ -76,6 +82,7 @@ from graphrec.data.formats._common import (
     quote_cell,
     read_table,
     require_file,
+    run_checks,
 )
 from graphrec._checks import is_int_text
 from graphrec.errors import DataError, GraphrecNote
@@ -91,9 +98,10 @@ RECBOLE_BUNDLED = frozenset({"ml-100k"})
 FIELD_SUFFIX = "_field"  # renames an item field whose name is also a modality (see write_recbole)
 
 
-def _read_atomic(path: Path, id_field: str | None = None) -> tuple[Table, dict[str, str]]:
-    """A table with ``name:type`` header; returns it and ``{field: type}``."""
-    table = read_table(path, strip_types=True, quoted_cells=True)
+def _atomic_types(table: Table, path: Path, missing: Any = None) -> dict[str, str]:
+    """``{field: type}`` of a ``name:type`` header (``table``: the file's rows, or its
+    header only), with the errors of a bad header; ``missing(id_name)`` refuses the
+    user/item ids pandas would read as missing (default: check the rows of ``table``)."""
     types: dict[str, str] = {}
     # 'user_id:token,item_id:token' is one field of a file split by tabs
     check_tab_separated(table, "RecBole atomic files", "user_id:token<TAB>item_id:token")
@@ -123,10 +131,66 @@ def _read_atomic(path: Path, id_field: str | None = None) -> tuple[Table, dict[s
                     f"{path} line 1: field {id_name!r} has type {types[id_name]!r}, but RecBole reads {kind} ids as "
                     f"tokens: declare it {id_name}:token"
                 )
-            check_not_missing(table, id_name, table.col(id_name), kind, "RecBole")
+            if missing is None:
+                check_not_missing(table, id_name, table.col(id_name), kind, "RecBole")
+            else:
+                missing(id_name)
+    return types
+
+
+def _read_atomic(path: Path, id_field: str | None = None) -> tuple[Table, dict[str, str]]:
+    """A table with ``name:type`` header; returns it and ``{field: type}``."""
+    table = read_table(path, strip_types=True, quoted_cells=True)
+    types = _atomic_types(table, path)
     if id_field is not None:
         table.col(id_field, f"add a {id_field}:token column")
     return table, types
+
+
+def _na_check(kind: str) -> Any:
+    """check_not_missing of a chunk's ``kind`` ids, as an error (TokenCheck)."""
+
+    def check(table: Table, values: list[str]) -> DataError | None:
+        column = f"{kind}_id"
+        try:
+            check_not_missing(table, column, values, kind, "RecBole")
+        except DataError as e:
+            return e
+        return None
+
+    return check
+
+
+class _InterFile:
+    """One interaction file read in chunks: its columns as compact arrays (user and item
+    ids as codes of the factorizers shared by the files), with every error
+    :func:`_read_atomic` and the float checks of :func:`read_recbole` raise, in their order."""
+
+    def __init__(self, path: Path, users: Factorizer, items: Factorizer, chunk_bytes: int | None):
+        scan = TableScan(path, strip_types=True, quoted_cells=True, chunk_bytes=chunk_bytes)
+        self.scan = scan
+        # the checks the rows get, in the reader's order; a header that would be refused
+        # later (_atomic_types) needs none of them, but is read to the end all the same
+        declared = {raw.split(":", 1)[0]: raw.split(":", 1)[1] for raw in scan.header if ":" in raw}
+        self.checks: dict[str, ColumnCheck] = {}
+        for kind, codes in (("user", users), ("item", items)):
+            if scan.has(f"{kind}_id"):
+                self.checks[f"{kind}_id"] = TokenCheck(f"{kind}_id", codes, _na_check(kind))
+        self.floats = [k for k in scan.keys if declared.get(k) == "float" and k != "timestamp" and k not in self.checks]
+        for k in self.floats:
+            self.checks[k] = FloatCheck(k, empty_nan=True, typed=True, store=False)
+        if declared.get("timestamp") == "float" and scan.has("timestamp"):
+            self.checks["timestamp"] = FloatCheck("timestamp", finite=True)
+        run_checks(scan, list(self.checks.values()))
+        self.table = scan.head()
+        self.path = path
+        self.types = _atomic_types(self.table, path, lambda id_name: self.checks[id_name].values())
+
+    def __len__(self) -> int:
+        return self.scan.rows
+
+    def line(self, row: int) -> int:
+        return self.scan.line(row)
 
 
 def _unique_ids(table: Table, field: str, what: str) -> np.ndarray:
@@ -238,8 +302,9 @@ def _side_fields(
     return feats, fields
 
 
-def _check_listed(values: np.ndarray, table: Table, listed: np.ndarray, what: str, list_file: Path) -> None:
-    ok = np.isin(values, listed)
+def _check_listed(values: IdColumn, table: Any, listed: np.ndarray, what: str, list_file: Path) -> None:
+    """The first row of ``table`` (rows ``values``) whose id is not in ``listed`` is an error."""
+    ok = values.rows_where(np.isin(values.values, listed))
     if not ok.all():
         k = int(np.flatnonzero(~ok)[0])
         raise DataError(
@@ -276,6 +341,7 @@ def read_recbole(
     *,
     unseen: str = "error",
     split: str | None = None,
+    chunk_bytes: int | None = None,
 ) -> Dataset:
     """Read RecBole atomic files (module doc) into a :class:`Dataset`.
 
@@ -288,6 +354,8 @@ def read_recbole(
         split: ``None`` (default): use the benchmark files when ``{name}.train.inter``
             exists, else ``{name}.inter``; ``"given"``: require the benchmark files;
             ``"none"``: read ``{name}.inter`` into train even if benchmark files exist.
+        chunk_bytes: the interaction files are read this many bytes at a time (default
+            :data:`~graphrec.data.formats._common.CHUNK_BYTES`); only memory depends on it.
     """
     root = Path(dir)
     if split not in (None, "given", "none"):
@@ -321,17 +389,18 @@ def read_recbole(
         require_file(inter, "RecBole interaction file", f"expected {name}.inter or {name}.train.inter")
         files = [("train", inter)]
 
-    tables: list[Table] = []
-    users_l, items_l, split_l, ts_l = [], [], [], []
+    tables: list[_InterFile] = []
+    user_codes, item_codes = Factorizer(), Factorizer()
+    users_l, items_l, ts_l = [], [], []
     has_ts: bool | None = None
     for s, path in files:
-        table, types = _read_atomic(path)
-        table.col("user_id", "add a user_id:token column")
-        table.col("item_id", "add an item_id:token column")
+        table = _InterFile(path, user_codes, item_codes, chunk_bytes)
+        types = table.types
+        table.table.col("user_id", "add a user_id:token column")
+        table.table.col("item_id", "add an item_id:token column")
         tables.append(table)
-        users_l.append(np.asarray(table.col("user_id"), dtype=str))
-        items_l.append(np.asarray(table.col("item_id"), dtype=str))
-        split_l.append(np.full(len(table), s))
+        users_l.append(table.checks["user_id"].values())
+        items_l.append(table.checks["item_id"].values())
         t_here = "timestamp" in types
         if has_ts is None:
             has_ts = t_here
@@ -346,21 +415,28 @@ def read_recbole(
                 "token (remapped to ids), not as a time to order by: declare it timestamp:float (numbers, e.g. "
                 "unix seconds)"
             )
-        for fname, ftype in types.items():
-            if ftype == "float" and fname != "timestamp":
-                # not used here, but RecBole parses it as a number and fails on text
-                parse_float(table, fname, empty_nan=True, typed=True)
+        for fname in table.floats:
+            # not used here, but RecBole parses it as a number and fails on text
+            table.checks[fname].values()
         if t_here:
-            ts_l.append(parse_float(table, "timestamp", finite=True))
-    users = np.concatenate(users_l)
-    items = np.concatenate(items_l)
-    split_arr = np.concatenate(split_l)
+            ts_l.append(table.checks["timestamp"].values())
+        table.checks.clear()
+    users = id_column(users_l, user_codes)
+    items = id_column(items_l, item_codes)
+    del user_codes, item_codes
+    sizes = [len(t) for t in tables]
+    labels = np.repeat(np.array([SPLITS.index(s) for s, _ in files], dtype=np.int8), sizes)
+    split_arr = IdColumn(labels, np.array(SPLITS))
     ts = np.concatenate(ts_l) if has_ts else None
-    offsets = np.cumsum([0] + [len(t) for t in tables])
+    del ts_l
+    offsets = np.cumsum([0] + sizes)
 
     def where(k: int) -> str:
         ti = int(np.searchsorted(offsets, k, side="right") - 1)
         return f"{tables[ti].path} line {tables[ti].line(k - offsets[ti])}"
+
+    def rows_of(col: IdColumn, ti: int) -> IdColumn:
+        return IdColumn(col.codes[offsets[ti]:offsets[ti + 1]], col.values)
 
     item_ids: np.ndarray | None = None
     user_ids: np.ndarray | None = None
@@ -371,15 +447,15 @@ def read_recbole(
     if item_file.is_file():
         itab, itypes = _read_atomic(item_file, "item_id")
         item_ids = _unique_ids(itab, "item_id", "item")
-        for t, arr in zip(tables, items_l):
-            _check_listed(arr, t, item_ids, "item", item_file)
+        for ti, t in enumerate(tables):
+            _check_listed(rows_of(items, ti), t, item_ids, "item", item_file)
         item_features, item_fields = _side_fields(itab, itypes, "item_id", item_ids, True)
     user_file = root / f"{name}.user"
     if user_file.is_file():
         utab, utypes = _read_atomic(user_file, "user_id")
         user_ids = _unique_ids(utab, "user_id", "user")
-        for t, arr in zip(tables, users_l):
-            _check_listed(arr, t, user_ids, "user", user_file)
+        for ti, t in enumerate(tables):
+            _check_listed(rows_of(users, ti), t, user_ids, "user", user_file)
         _, user_fields = _side_fields(utab, utypes, "user_id", user_ids, False)
 
     missing = [s for s in ("valid", "test") if benchmark and s not in {f for f, _ in files}]
@@ -398,8 +474,9 @@ def read_recbole(
             "temporal) and --unseen keep (in Python: read_recbole(..., unseen='keep'), then random_split)"
         ) from e
     meta: dict[str, object] = {"format": "recbole", "source": str(root), "given_split": benchmark}
-    file_of = np.repeat(np.arange(len(tables)), [len(t) for t in tables])
+    file_of = np.repeat(np.arange(len(tables), dtype=np.int8), sizes)
     dups = duplicate_rows(users, items, split_arr, file_of, [str(t.path) for t in tables])
+    del file_of
     if dups:
         meta["duplicate_rows"] = dups
     return build_dataset(

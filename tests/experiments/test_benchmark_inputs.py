@@ -3,6 +3,7 @@ checkout or data folder is one line on stderr and exit 1, not a traceback minute
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,20 @@ def test_cooccur_scaling_refuses_a_data_root_without_baby(tmp_path):
                     "--data-root", "does not exist")
     _one_line_error(_run("cooccur_scaling.py", "--data-root", str(tmp_path), "--sizes", "1000"),
                     "--data-root", "no amazon-baby")
+
+
+def test_prepare_scaling_checks_its_arguments_first(tmp_path):
+    (tmp_path / "file").touch()
+    _one_line_error(_run("prepare_scaling.py", "--work", str(tmp_path / "file")), "--work")
+    _one_line_error(_run("prepare_scaling.py", "--work", str(tmp_path / "w"), "--compare", str(tmp_path)),
+                    "--compare", "graphrec/")
+    _one_line_error(_run("prepare_scaling.py", "--work", str(tmp_path / "w"), "--formats", "csv"), "--formats")
+    assert not (tmp_path / "w").exists()  # nothing was written
+
+
+def test_prepare_scaling_runs_small(tmp_path):
+    done = _run("prepare_scaling.py", "--rows", "3000", "--work", str(tmp_path), "--compare", str(REPO))
+    assert done.returncode == 0, done.stderr
+    for fmt in ("recbole", "mmrec", "movielens"):
+        assert re.search(rf"{fmt} +compare / this: .*fingerprints equal", done.stdout), done.stdout
+    assert (tmp_path / "mmrec-r3000-u150-i300-s0" / "mmrec-r3000-u150-i300-s0.inter").is_file()

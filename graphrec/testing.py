@@ -348,3 +348,21 @@ def one_error_line(result: Any) -> str:
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), err
     return lines[0]
+
+
+def recorded_bars(monkeypatch: Any) -> list[dict[str, Any]]:
+    """The keyword options (``desc``, ``unit``, ``total``, ``delay``, ...) of every tqdm bar
+    made through ``tqdm.auto`` from now on, in order; the bars are drawn nowhere.
+    ``monkeypatch``: pytest's fixture, which restores ``tqdm.auto.tqdm`` after the test."""
+    import tqdm.auto
+
+    bars: list[dict[str, Any]] = []
+
+    class Recorder(tqdm.auto.tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            bars.append(dict(kwargs))
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    return bars

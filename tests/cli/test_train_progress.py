@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from graphrec.cli import app
 from graphrec.models.ctr.testing import contract_ctr_data
+from graphrec.testing import recorded_bars
 from graphrec.train.record import load_record
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -116,17 +117,18 @@ def test_quiet_prints_no_progress_at_all(data_dir, tmp_path, monkeypatch):
     res = _train("lightgcn", "--data", data_dir, "--epochs", "2", "--dim", "8", "--out", tmp_path / "run", quiet=True)
     assert res.stderr == "" and "valid@" in res.stdout
     # on a terminal too: no bar
-    bars = _recorded_bars(monkeypatch)
+    bars = recorded_bars(monkeypatch)
     monkeypatch.setattr("graphrec.cli._common.stderr_is_terminal", lambda: True)
     res = _train("lightgcn", "--data", data_dir, "--epochs", "2", "--dim", "8", "--out", tmp_path / "tty", quiet=True)
     assert bars == [] and res.stderr == ""
 
 
 def test_a_terminal_gets_bars_and_no_lines(data_dir, tmp_path, monkeypatch):
-    bars = _recorded_bars(monkeypatch)
+    bars = recorded_bars(monkeypatch)
     monkeypatch.setattr("graphrec.cli._common.stderr_is_terminal", lambda: True)
     res = _train("lightgcn", "--data", data_dir, "--epochs", "2", "--dim", "8", "--out", tmp_path / "run")
-    assert "train" in bars and "evaluate valid" in bars
+    descs = [b.get("desc") for b in bars]
+    assert "train" in descs and "evaluate valid" in descs
     assert not any(line.startswith(("epoch ", "training ")) for line in res.stderr.splitlines()), res.stderr
 
 
@@ -148,10 +150,10 @@ def test_a_ctr_run_off_a_terminal_prints_a_line_per_epoch(samples, tmp_path):
 def test_a_quiet_ctr_run_prints_no_progress(samples, tmp_path, monkeypatch):
     res = _train("din", "--data", samples, "--epochs", "2", "--out", tmp_path / "run", quiet=True)
     assert res.stderr == "" and "valid@" in res.stdout
-    bars = _recorded_bars(monkeypatch)
+    bars = recorded_bars(monkeypatch)
     monkeypatch.setattr("graphrec.cli._common.stderr_is_terminal", lambda: True)
     res = _train("din", "--data", samples, "--epochs", "2", "--out", tmp_path / "tty")
-    assert "train DIN" in bars and not [line for line in res.stderr.splitlines() if line.startswith("epoch ")]
+    assert "train DIN" in [b.get("desc") for b in bars] and not [line for line in res.stderr.splitlines() if line.startswith("epoch ")]
 
 
 def test_quiet_help_says_what_it_silences():
@@ -159,19 +161,3 @@ def test_quiet_help_says_what_it_silences():
         res = runner.invoke(app, ["train", model, "--help"], terminal_width=400)
         text = " ".join(res.output.replace("│", " ").split())
         assert "neither the progress bars (stderr a terminal) nor the line per validated epoch" in text, text
-
-
-def _recorded_bars(monkeypatch) -> list[str]:
-    """The descriptions of the tqdm bars made from now on (drawn nowhere)."""
-    import tqdm.auto
-
-    bars: list[str] = []
-
-    class Recorder(tqdm.auto.tqdm):
-        def __init__(self, *args, **kwargs):
-            bars.append(str(kwargs.get("desc")))
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
-    return bars

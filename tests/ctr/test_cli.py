@@ -532,23 +532,15 @@ def test_item_graph_build_shows_progress_unless_quiet(samples, tmp_path, monkeyp
     """Building the item graphs (110 s at 10^5 items) showed nothing: the run passed
     progress=False. The graph builds now follow the run's progress setting: bars on a
     terminal unless --quiet; off a terminal (a log file) no bar, as for the epochs."""
-    import tqdm.auto
+    from graphrec.testing import recorded_bars
 
     monkeypatch.setattr("graphrec.cli._common.stderr_is_terminal", lambda: terminal)
-
-    bars: list[str] = []
-
-    class Recorder(tqdm.auto.tqdm):
-        def __init__(self, *args, **kwargs):
-            bars.append(str(kwargs.get("desc")))
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    recorded = recorded_bars(monkeypatch)
     res = runner.invoke(app, ["train", "din", "--data", str(samples), "--item-graph", "both", "--epochs", "1",
                               "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "r")]
                         + (["--quiet"] if quiet else []))
     assert res.exit_code == 0, res.output
+    bars = [str(b.get("desc")) for b in recorded]
     graph_bars = [b for b in bars if b.startswith("kNN") or b == "co-interactions"]
     if quiet or not terminal:
         assert bars == []

@@ -319,19 +319,12 @@ def test_progress_shows_each_epochs_steps_and_evaluations(ds, monkeypatch):
     """The bar counted epochs only: a million-item epoch (hours) and its validation showed
     nothing moving. With progress on, every epoch's steps get a bar (shown once the epoch
     has run 2 s) and validation/test show theirs; the numbers are those of a quiet run."""
-    import tqdm.auto
+    from graphrec.testing import recorded_bars
 
-    bars = []
-
-    class Recorder(tqdm.auto.tqdm):
-        def __init__(self, *args, **kwargs):
-            bars.append({k: kwargs.get(k) for k in ("desc", "unit", "total", "delay")})
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    recorded = recorded_bars(monkeypatch)
     cfg = TrainConfig(epochs=2, batch_size=512, ks=(20,), progress=True, seed=2)
     loud, _ = run_training(ds, "lightgcn", {"embedding_dim": 8}, cfg)
+    bars = [{k: b.get(k) for k in ("desc", "unit", "total", "delay")} for b in recorded]
     n_steps = -(-ds.train.nnz // 512)
     assert [b for b in bars if b["unit"] == "step"] == [
         {"desc": f"epoch {e}", "unit": "step", "total": n_steps, "delay": 2.0} for e in (1, 2)]

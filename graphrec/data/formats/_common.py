@@ -29,6 +29,7 @@ __all__ = [
     "PathLike",
     "SPLIT_NAMES",
     "Table",
+    "RowScan",
     "TableScan",
     "CHUNK_BYTES",
     "ColumnCheck",
@@ -378,7 +379,51 @@ class _Lines:
         return int(lines[int(row)]) if lines is not None else self.first + int(row)
 
 
-class TableScan:
+class RowScan:
+    """What the chunked readers of a file share (:class:`TableScan`; MovieLens' CSV
+    reader): after :meth:`chunks` (which subclasses implement, recording each chunk's
+    rows in ``self._lines``, a :class:`_Lines`), where each row is and how many there
+    are; the header (``self.header`` as written, ``self.keys`` as column names) before."""
+
+    path: Path
+    header: list[str]
+    keys: list[str]
+    first: int
+    _lines: _Lines
+
+    def chunks(self) -> Iterator[Table]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def rows(self) -> int:
+        return self._lines.rows
+
+    def line(self, row: int) -> int:
+        """The file line of row ``row`` (counted over the whole file)."""
+        return self._lines.line(row)
+
+    def line_numbers(self) -> np.ndarray | None:
+        """The file line of every row, or None when row ``k`` is on line ``first + k``."""
+        return self._lines.array()
+
+    def head(self) -> Table:
+        """A :class:`Table` of the header and no rows: its ``col`` and ``has`` check the header."""
+        return Table(self.path, self.header, {k: [] for k in self.keys}, self.first)
+
+    def has(self, column: str) -> bool:
+        return column in self.keys
+
+    def read_all(self) -> Table:
+        """The whole file as one :class:`Table` (what the whole-file reader returns)."""
+        columns: dict[str, list[str]] = {k: [] for k in self.keys}
+        for chunk in self.chunks():
+            for k, c in chunk.columns.items():
+                columns[k].extend(c)
+        lines = self.line_numbers()
+        return Table(self.path, self.header, columns, self.first, None if lines is None else lines.tolist())
+
+
+class TableScan(RowScan):
     """A delimited text file (:func:`read_table`'s rules), read in chunks of rows.
 
     ``header`` / ``keys``: the header fields as written and as column names; iterate
@@ -444,25 +489,6 @@ class TableScan:
             seen.add(k)
         self._lines = _Lines(self.first)
         self._any_rows = False
-
-    @property
-    def rows(self) -> int:
-        return self._lines.rows
-
-    def line(self, row: int) -> int:
-        """The file line of row ``row`` (counted over the whole file)."""
-        return self._lines.line(row)
-
-    def line_numbers(self) -> np.ndarray | None:
-        """The file line of every row, or None when row ``k`` is on line ``first + k``."""
-        return self._lines.array()
-
-    def head(self) -> Table:
-        """A :class:`Table` of the header and no rows: its ``col`` and ``has`` check the header."""
-        return Table(self.path, self.header, {k: [] for k in self.keys}, self.first)
-
-    def has(self, column: str) -> bool:
-        return column in self.keys
 
     def chunks(self) -> Iterator[Table]:
         start = self.first  # the file line of the block's first line
@@ -550,15 +576,6 @@ class TableScan:
                     columns[k] = [unquote_cell(v) for v in c]
         self._lines.add(first, rows_here, line_numbers)
         return Table(self.path, self.header, columns, first, line_numbers)
-
-    def read_all(self) -> Table:
-        """The whole file as one :class:`Table` (what :func:`read_table` returns)."""
-        columns: dict[str, list[str]] = {k: [] for k in self.keys}
-        for chunk in self.chunks():
-            for k, c in chunk.columns.items():
-                columns[k].extend(c)
-        lines = self.line_numbers()
-        return Table(self.path, self.header, columns, self.first, None if lines is None else lines.tolist())
 
 
 def read_table(

@@ -49,6 +49,7 @@ from graphrec.data.formats._common import (
     FloatCheck,
     IntCheck,
     PathLike,
+    RowScan,
     Table,
     TableScan,
     _Blocks,
@@ -137,7 +138,7 @@ class _CsvLines:
         return self._text, self._raw
 
 
-class _CsvScan:
+class _CsvScan(RowScan):
     """A comma-separated file with a header and CSV quoting, read in chunks of records
     (what :func:`_read_csv` reads whole, with its errors and line numbers: see
     :class:`~graphrec.data.formats._common.TableScan`, whose interface it shares). The
@@ -186,22 +187,6 @@ class _CsvScan:
         self._quoted = True
         for _ in self._src:  # the rest is decoded all the same: a byte that is no UTF-8 comes first
             pass
-
-    @property
-    def rows(self) -> int:
-        return self._lines.rows
-
-    def line(self, row: int) -> int:
-        return self._lines.line(row)
-
-    def line_numbers(self) -> np.ndarray | None:
-        return self._lines.array()
-
-    def head(self) -> Table:
-        return Table(self.path, self.header, {h: [] for h in self.header}, 2, [])
-
-    def has(self, column: str) -> bool:
-        return column in self.header
 
     def chunks(self) -> Iterator[Table]:
         n = len(self.header)
@@ -326,15 +311,6 @@ class _CsvScan:
         self._lines.add(ends[0], len(rows), ends)
         return Table(self.path, self.header, {h: list(c) for h, c in zip(self.header, cols)}, 2, ends)
 
-    def read_all(self) -> Table:
-        columns: dict[str, list[str]] = {h: [] for h in self.header}
-        for chunk in self.chunks():
-            for k, c in chunk.columns.items():
-                columns[k].extend(c)
-        lines = self.line_numbers()
-        lines_l = (lines.tolist() if lines is not None
-                   else list(range(self.first, self.first + self.rows)))
-        return Table(self.path, self.header, columns, 2, lines_l)
 
 
 def _read_csv(path: Path, names: tuple[str, ...], example: str, *, allow_empty: bool = False) -> Table:
@@ -460,7 +436,7 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
     with open(rfile, encoding="utf-8", errors="replace") as f:
         if "::" in f.readline():
             _refuse_double_colon(rfile)
-    scan: TableScan | _CsvScan
+    scan: RowScan
     if _is_udata(rfile):
         scan = TableScan(rfile, header=False, names=_UDATA_COLS, chunk_bytes=chunk_bytes)
     else:

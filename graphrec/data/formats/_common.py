@@ -30,6 +30,7 @@ __all__ = [
     "SPLIT_NAMES",
     "Table",
     "RowScan",
+    "line_bounds",
     "TableScan",
     "CHUNK_BYTES",
     "ColumnCheck",
@@ -309,6 +310,18 @@ class _Blocks:
                     return
 
 
+def line_bounds(raw: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A block's bytes (:class:`_Blocks`, not empty) as uint8, and where each of its lines
+    starts and ends (the offset of its ``\n``, or the block's end for a last line without one)."""
+    b = np.frombuffer(raw, dtype=np.uint8)
+    ends = np.flatnonzero(b == 10)
+    if b[-1] != 10:
+        ends = np.append(ends, len(b))
+    starts = np.zeros_like(ends)
+    starts[1:] = ends[:-1] + 1
+    return b, starts, ends
+
+
 def _block_lines(text: str) -> list[str]:
     """The lines of a block (:class:`_Blocks`): every block but a file's last ends with a
     line break, and a final line break ends the last line (no empty line after it)."""
@@ -512,12 +525,7 @@ class TableScan(RowScan):
         n, sep = len(self.keys), self.sep
         if n < 2 or len(sep) != 1 or sep == " " or not sep.isascii():
             return None
-        b = np.frombuffer(raw, dtype=np.uint8)
-        ends = np.flatnonzero(b == 10)
-        if b[-1] != 10:
-            ends = np.append(ends, len(b))
-        starts = np.zeros_like(ends)
-        starts[1:] = ends[:-1] + 1
+        b, starts, ends = line_bounds(raw)
         seps = np.flatnonzero(b == ord(sep))
         if len(seps) != (n - 1) * len(ends):
             return None

@@ -61,6 +61,7 @@ from graphrec.data.formats._common import (
     check_npy_file,
     check_separator,
     duplicate_rows,
+    line_bounds,
     load_npy,
     looks_like_data,
     one_line,
@@ -273,12 +274,7 @@ class _CsvScan(RowScan):
         has one field per column (counted in its bytes) and none is empty; else None."""
         if n < 2:
             return None
-        b = np.frombuffer(raw, dtype=np.uint8)
-        ends = np.flatnonzero(b == 10)
-        if b[-1] != 10:
-            ends = np.append(ends, len(b))
-        starts = np.zeros_like(ends)
-        starts[1:] = ends[:-1] + 1
+        b, starts, ends = line_bounds(raw)
         if (ends - starts).max() > csv.field_size_limit():
             return None
         commas = np.flatnonzero(b == 44)

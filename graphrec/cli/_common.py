@@ -212,6 +212,17 @@ class TrainingProgress:
     #: the fit loop's ``log``: one line per validated epoch on stderr; None: no line
     log: Optional[Callable[[str], None]]
 
+    def start(self, model: str, dataset: str, device: str, epochs: int, eval_every: int = 1,
+              interrupted: Optional[Mapping[str, Any]] = None, trainable: bool = True) -> None:
+        """The line before the epoch lines (:func:`graphrec.train.progress.start_line`),
+        where there are lines; ``interrupted``: the record of the run being resumed."""
+        if self.log is None:
+            return
+        from graphrec.train.progress import start_line
+
+        done = 0 if interrupted is None else int(interrupted.get("epochs_completed") or 0)
+        self.log(start_line(model, dataset, device, epochs, eval_every, done, trainable))
+
 
 def stderr_is_terminal() -> bool:
     """Whether stderr, where the bars and lines go, is a terminal (not a file, a pipe, a

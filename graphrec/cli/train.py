@@ -222,13 +222,11 @@ def train_command(
         for line in notes:
             typer.echo(f"note: {line}", err=True)
     ds, transforms = _load(data, cold_start, seed, cold_protocol)
-    if shown.log is not None and main:
-        from graphrec.train.progress import start_line
+    if main:
         from graphrec.train.registry import get_model
 
-        done = 0 if interrupted is None else int(interrupted.get("epochs_completed") or 0)
-        shown.log(start_line(model_name, ds.name, dev, config.epochs, config.eval_every, done,
-                             get_model(model_name, "ranking").trainable))
+        shown.start(model_name, ds.name, dev, config.epochs, config.eval_every, interrupted,
+                    get_model(model_name, "ranking").trainable)
     default_out = out is None
     if default_out:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -343,11 +343,7 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
         check(ctr)
     for line in without_effect(model_name, params, train_options or {}, common, given or {}):
         typer.echo(f"note: {line}", err=True)
-    if shown.log is not None:
-        from graphrec.train.progress import start_line
-
-        done = 0 if interrupted is None else int(interrupted.get("epochs_completed") or 0)
-        shown.log(start_line(model_name, ctr.dataset.name, dev, config.epochs, done=done))
+    shown.start(model_name, ctr.dataset.name, dev, config.epochs, interrupted=interrupted)
     out = common["out"]
     default_out = out is None
     if default_out:

@@ -161,3 +161,17 @@ def test_quiet_help_says_what_it_silences():
         res = runner.invoke(app, ["train", model, "--help"], terminal_width=400)
         text = " ".join(res.output.replace("│", " ").split())
         assert "neither the progress bars (stderr a terminal) nor the line per validated epoch" in text, text
+
+
+def test_the_start_line_of_a_resumed_run_names_the_epochs_done():
+    """A resumed run's start line says after which epoch it goes on (the interrupted
+    record's epochs_completed); without lines (a terminal, --quiet) nothing is written."""
+    from graphrec.cli._common import TrainingProgress
+
+    lines: list[str] = []
+    shown = TrainingProgress(bars=False, log=lines.append)
+    shown.start("lightgcn", "shop", "cpu", 50, 5, {"epochs_completed": 3})
+    shown.start("din", "shop", "cpu", 10)
+    TrainingProgress(bars=True, log=None).start("lightgcn", "shop", "cpu", 50, interrupted={"epochs_completed": 3})
+    assert lines == ["resuming lightgcn after epoch 3 on shop (cpu): at most 50 epochs, validated every 5 epochs "
+                     "and the last", "training din on shop (cpu): at most 10 epochs, validated every epoch"]

@@ -29,7 +29,8 @@ from torch import Tensor, nn
 from graphrec.errors import ConfigError
 from graphrec.nn import bpr_loss, l2_penalty
 
-__all__ = ["FeatureTables", "ItemGraphRecommender", "Recommender", "Scorer", "candidate_index"]
+__all__ = ["FeatureTables", "ItemGraphRecommender", "Recommender", "Scorer", "candidate_index",
+           "inner_product_scorer"]
 
 Scorer = Callable[[Tensor], Tensor]
 
@@ -38,13 +39,23 @@ def candidate_index(candidates: Tensor, n_items: int, device: torch.device) -> T
     """``candidates`` as int64 item indices on ``device``, checked: a 1-D tensor of
     indices in ``[0, n_items)`` (a one-line :class:`ConfigError` otherwise)."""
     cand = torch.as_tensor(candidates, device=device)
-    if cand.dim() != 1 or cand.dtype in (torch.bool,) or cand.is_floating_point() or cand.is_complex():
+    if cand.dim() != 1 or cand.dtype == torch.bool or cand.is_floating_point() or cand.is_complex():
         raise ConfigError(f"candidates must be a 1-D tensor of item indices, got {cand.dtype} of shape "
                           f"{tuple(cand.shape)}")
     cand = cand.long()
     if cand.numel() and (int(cand.min()) < 0 or int(cand.max()) >= n_items):
         raise ConfigError(f"candidates hold indices outside [0, {n_items}): pass item indices, not ids")
     return cand
+
+
+def inner_product_scorer(user_emb: Tensor, item_emb: Tensor, candidates: Tensor | None = None) -> Scorer:
+    """``users -> user_emb[users] @ item_emb.T`` (B x n_items), or of the ``candidates``'
+    rows only (B x len(candidates), checked by :func:`candidate_index`), the item rows
+    sliced and transposed once."""
+    if candidates is not None:
+        item_emb = item_emb.index_select(0, candidate_index(candidates, item_emb.shape[0], item_emb.device))
+    item_t = item_emb.t().contiguous()
+    return lambda users: user_emb[users] @ item_t
 
 
 class Recommender(nn.Module):
@@ -130,11 +141,7 @@ class Recommender(nn.Module):
         ``candidates`` (item indices, a 1-D LongTensor), of those items only (B x
         len(candidates), in their order): the candidates' item rows are sliced once, so a
         batch costs len(candidates) columns, not n_items."""
-        user_emb, item_emb = self.scoring_embeddings()
-        if candidates is not None:
-            item_emb = item_emb.index_select(0, candidate_index(candidates, self.n_items, item_emb.device))
-        item_t = item_emb.t().contiguous()
-        return lambda users: user_emb[users] @ item_t
+        return inner_product_scorer(*self.scoring_embeddings(), candidates)
 
     def extra_repr(self) -> str:
         return f"n_users={self.n_users}, n_items={self.n_items}"

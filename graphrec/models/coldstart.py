@@ -67,7 +67,7 @@ import torch
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
-from graphrec.models.base import Recommender, Scorer, candidate_index
+from graphrec.models.base import Recommender, Scorer, candidate_index, inner_product_scorer
 from graphrec.models.cb import ContentKNN, SparseRows
 from graphrec.nn import bpr_loss, l2_penalty, unit_rows
 
@@ -116,7 +116,7 @@ class ColdItemRecommender(Recommender):
     """A ranking model plus the cold-item path (module doc).
 
     Args:
-        base: the model (scores = inner products of ``base.embeddings()``).
+        base: the model (scores = inner products of ``base.scoring_embeddings()``).
         features: early-fused content features of the catalogue (n_items x d_feat),
             the tower's input (row-normalised by the builder).
         seen: boolean (n_items,): the item has training interactions.
@@ -255,6 +255,11 @@ class ColdItemRecommender(Recommender):
             item_emb = item_emb.index_copy(0, idx, self.content_embeddings(self.features[idx]))
         return user_emb, item_emb
 
+    def scoring_embeddings(self) -> tuple[Tensor, Tensor]:
+        """Not defined: the served scores add the neighbour term to inner products (use
+        :meth:`scorer`, ``forward`` or ``pairwise_scores``)."""
+        raise NotImplementedError("the cold-item path's scores are not inner products of embeddings: use scorer()")
+
     def _served(self, user_emb: Tensor, item_emb: Tensor, users: Tensor, items: Tensor) -> Tensor:
         """Scores of (user, item) pairs as served: the model's for seen items, the path's otherwise."""
         s = (user_emb[users] * item_emb[items]).sum(-1)
@@ -279,18 +284,11 @@ class ColdItemRecommender(Recommender):
         histories times :math:`S_{:, unseen}` (extracted here, once per scorer),
         O(batch x history x k), never a (batch x n_items) history row times the whole
         graph."""
-        base_model = self.base
-        if type(base_model).scorer is Recommender.scorer:  # inner products: one propagation for both terms
-            user_emb, item_emb = base_model.scoring_embeddings()
-            cand = None if candidates is None else candidate_index(candidates, self.n_items, item_emb.device)
-            item_t = (item_emb if cand is None else item_emb.index_select(0, cand)).t().contiguous()
-
-            def base(users: Tensor) -> Tensor:
-                return user_emb[users] @ item_t
-        else:  # a base model with its own scorer: its scores, and its embeddings for the path's term
-            cand = None if candidates is None else candidate_index(candidates, self.n_items, self.seen.device)
-            base = base_model.scorer() if cand is None else base_model.scorer(cand)
-            user_emb, _ = base_model.scoring_embeddings()
+        # the builder wraps models that score by inner products of their embeddings only
+        # (attach_cold_path): one propagation serves both terms
+        user_emb, item_emb = self.base.scoring_embeddings()
+        cand = None if candidates is None else candidate_index(candidates, self.n_items, item_emb.device)
+        base = inner_product_scorer(user_emb, item_emb, cand)
         if cand is None:
             idx = at = self.unseen_items  # the unseen items' columns
         else:
@@ -326,7 +324,7 @@ class ColdItemRecommender(Recommender):
                 f"new items have features of shape {tuple(features.shape)}, expected (m, {self.features.shape[1]})"
             )
         x = features.to(self.features).float()
-        user_emb, _ = self.base.embeddings()
+        user_emb, _ = self.base.scoring_embeddings()  # as scorer()'s: new items score as unseen ones
         f_t = self.content_embeddings(x).t().contiguous()
         gamma = float(self.gamma)
         in_neighbours = self._new_item_neighbours(x)

@@ -240,22 +240,12 @@ def _row_chunks(indptr: np.ndarray, size: int) -> Iterator[tuple[int, int]]:
         a = b
 
 
-def _directed_edges(g: sp.csr_matrix, a: int, b: int, canonical: bool) -> tuple[np.ndarray, ...]:
+def _directed_edges(g: sp.csr_matrix, a: int, b: int) -> tuple[np.ndarray, ...]:
     """The entries of rows ``a`` to ``b - 1`` in storage order (``to_networkx``'s edge
-    order); of a repeated entry the last, as networkx keeps the last weight of an edge
-    added twice."""
+    order; ``g`` is canonical, :func:`_matrix`)."""
     lo, hi = g.indptr[a], g.indptr[b]
     rows = np.repeat(np.arange(a, b, dtype=np.int64), np.diff(g.indptr[a : b + 1]))
-    cols, vals = g.indices[lo:hi].astype(np.int64), g.data[lo:hi]
-    if not canonical:
-        key = (rows - a) * np.int64(g.shape[0]) + cols
-        order = np.argsort(key, kind="stable")
-        ordered = key[order]
-        last = np.ones(order.size, dtype=bool)
-        last[:-1] = ordered[1:] != ordered[:-1]
-        keep = order[last]
-        rows, cols, vals = rows[keep], cols[keep], vals[keep]
-    return rows, cols, vals
+    return rows, g.indices[lo:hi].astype(np.int64), g.data[lo:hi]
 
 
 def _undirected_edges(g: sp.csr_matrix, gt: sp.csr_matrix, a: int, b: int) -> tuple[np.ndarray, ...]:
@@ -334,11 +324,10 @@ def write_graphml(
                     text = "".join([f'    <node id="{i}" />\n' for i in range(a, b)])
                 f.write(_xml_safe(text, columns, a, b, replaced))
                 bar.update(b - a)
-            canonical = bool(g.has_canonical_format)
             gt = None if directed else sp.csr_matrix(g.T)
             by = g.indptr if directed else g.indptr.astype(np.int64) + gt.indptr  # a chunk counts both rows' entries
             for a, b in _row_chunks(by, chunk_size):
-                rows, cols, vals = _directed_edges(g, a, b, canonical) if directed else _undirected_edges(g, gt, a, b)
+                rows, cols, vals = _directed_edges(g, a, b) if directed else _undirected_edges(g, gt, a, b)
                 f.write("".join([f'    <edge source="{r}" target="{c}">\n      <data key="{weight}">{w!r}</data>\n'
                                  "    </edge>\n"
                                  for r, c, w in zip(rows.tolist(), cols.tolist(), vals.astype(np.float64).tolist())]))

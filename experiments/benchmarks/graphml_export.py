@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -61,7 +60,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.append(str(REPO))  # after PYTHONPATH: a checkout named there is the one timed
 
-from experiments._script import best_of, check_out_folder, cpu_wait_total, fail, one_line_errors  # noqa: E402
+from experiments._script import best_of, check_out_folder, cpu_wait_seconds, fail, one_line_errors  # noqa: E402
 
 METHODS = ("networkx", "stream")
 
@@ -159,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{'directed=False' if args.undirected else 'directed'}, best of {args.repeats}", flush=True)
     with tempfile.TemporaryDirectory(dir=args.work) as work:
         results = {}
-        wait = cpu_wait_total()
+        wait = cpu_wait_seconds()
         t = time.perf_counter()
         for method in dict.fromkeys(methods):
             cmd = [sys.executable, __file__, "--child", method, "--work", work, "--items", str(args.items),
@@ -181,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"{(old['peak_mb'] - old['before_mb']) / max(new['peak_mb'] - new['before_mb'], 1):.1f}x the "
                   f"memory increase, {old['peak_mb'] / new['peak_mb']:.1f}x the peak RSS")
         if wait is not None and elapsed > 0:
-            print(f"CPU pressure: tasks waited {(cpu_wait_total() - wait) / 1e6 / elapsed:.1%} of the wall time "
+            print(f"CPU pressure: tasks waited {(cpu_wait_seconds() - wait) / elapsed:.1%} of the wall time "
                   "for a CPU (more than a few % means disturbed timings)")
         if args.check:
             same = read_back(Path(work) / "networkx.graphml") == read_back(Path(work) / "stream.graphml")

@@ -147,7 +147,7 @@ def main() -> None:
     p1, wall = cpu_wait_seconds(), time.perf_counter() - w0
 
     assert recs is not None
-    n_users = len(np.unique(recs.user_id))
+    n_users = recs.n_users
     name = "amazon-baby" if args.run is None else str(run_dir)
     print(
         f"{name}: {ds.n_users} users, {ds.n_items} items, {ds.train.nnz} training interactions; "

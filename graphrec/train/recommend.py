@@ -35,7 +35,6 @@ The rules (``docs/recommend.md``):
 from __future__ import annotations
 
 import csv
-import io
 import inspect
 import os
 from dataclasses import dataclass, field
@@ -48,7 +47,6 @@ import torch
 
 from graphrec import _csv
 from graphrec._checks import is_int, renamed
-from graphrec._csv import write_columns
 from graphrec._atomic import atomic_file, check_output
 from graphrec._device import resolve_device
 from graphrec.data import Dataset
@@ -649,12 +647,12 @@ def write_recommendations(
 def _write_csv(recs: Recommendations, path: str, progress: bool = False) -> None:
     with open(path, "w", encoding="utf-8", newline="") as f:
         if not progress or len(recs) <= _csv.CHUNK_ROWS:  # one block: nothing to follow
-            write_columns(f, recs.columns())
+            _csv.write_columns(f, recs.columns())
             return
         from tqdm.auto import tqdm
 
         with tqdm(total=len(recs), desc="write", unit="row", unit_scale=True, leave=False) as bar:
-            write_columns(f, recs.columns(), progress=bar.update)
+            _csv.write_columns(f, recs.columns(), progress=bar.update)
 
 
 def _write_parquet(recs: Recommendations, path: str) -> None:

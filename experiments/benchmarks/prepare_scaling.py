@@ -74,7 +74,6 @@ try:
 except SystemExit as e:
     rc = e.code or 0
 seconds = time.perf_counter() - t
-from graphrec.data.dataset import Dataset
 print("RESULT", json.dumps({"rc": rc, "seconds": seconds, "before_kb": before,
       "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "graphrec": graphrec.__file__}))
 """
@@ -174,8 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.generate:
         write(args.generate, Path(args.work), draw(args.rows, args.users, args.items, args.seed))
         return
-    args.users = args.users or max(args.rows // 20, 1)
-    args.items = args.items or max(args.rows // 10, 1)
+    args.users = max(args.rows // 20, 1) if args.users is None else args.users
+    args.items = max(args.rows // 10, 1) if args.items is None else args.items
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     if args.rows < 1 or args.users < 1 or args.items < 1:
         fail("prepare_scaling.py: --rows, --users and --items must be >= 1")

@@ -148,9 +148,7 @@ def prepare(
     notes = [line for line in (*duplicate_notes(ds), unused_items_note(ds), unread_features_note(fmt, src, features))
              if line]
     resplit = apply_split(ds, split, seed=seed, source=src)
-    kept = resplit is ds  # the split as given (the dataset as read is not held beside a re-split one)
-    ds = resplit
-    del resplit
+    kept, ds = resplit is ds, resplit  # kept: the split as given; the dataset as read is freed
     for line in notes:  # once the split is accepted: a refused one is the only line
         typer.secho(line, err=True, fg=typer.colors.YELLOW)
     ds.save(out, overwrite=overwrite)

@@ -105,14 +105,24 @@ def interactions_matrix(
         keys_u = np.unique(keys)
         del keys
         ts_u = None
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(keys_u // n_items, minlength=n_users), out=indptr[1:])
-    cols = (keys_u % n_items).astype(np.int32)
-    mat = sp.csr_matrix(
-        (np.ones(keys_u.size, dtype=np.float32), cols, indptr), shape=shape
-    )
+    return sorted_pairs_matrix(keys_u // n_items, (keys_u % n_items).astype(np.int32), shape), ts_u
+
+
+def sorted_pairs_matrix(users: np.ndarray, items: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """The binary CSR of ``(users, items)`` pairs that are distinct and in CSR order
+    already (by user, then item): no sort; ``items`` int32 are used as they are."""
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=shape[0]), out=indptr[1:])
+    mat = sp.csr_matrix((np.ones(len(items), dtype=np.float32), items.astype(np.int32, copy=False), indptr),
+                        shape=shape)
     mat.has_sorted_indices = True
-    return mat, ts_u
+    return mat
+
+
+def index_dtype(n: int) -> type:
+    """int32 for indices (or codes) below ``n`` while they fit, else int64: half the memory
+    of int64 for the ids and indices of any dataset of fewer than 2^31 users or items."""
+    return np.int32 if n < 2**31 else np.int64
 
 
 class IdColumn:
@@ -196,9 +206,7 @@ def _index_of(raw: IdColumn, ids: np.ndarray, what: str, source: str) -> np.ndar
                 f"{what} id {str(bad)!r} in {source} is not in the {what} id list: "
                 f"add it to the {what} mapping or remove its rows"
             )
-    where = order[pos_clipped]
-    if len(ids) < 2**31:
-        where = where.astype(np.int32)
+    where = order[pos_clipped].astype(index_dtype(len(ids)), copy=False)
     return where[raw.codes]
 
 
@@ -715,11 +723,11 @@ class Dataset:
         return ds
 
     # ------------------------------------------------------------------ helpers
-    def pairs(self, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-        """(user, item) index arrays of a split, in CSR order."""
+    def pairs(self, split: str = "train", dtype: type = np.int64) -> tuple[np.ndarray, np.ndarray]:
+        """(user, item) index arrays of a split, in CSR order, as ``dtype``."""
         m = self.split(split)
-        users = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(m.indptr))
-        return users, m.indices.astype(np.int64)
+        users = np.repeat(np.arange(self.n_users, dtype=dtype), np.diff(m.indptr))
+        return users, m.indices.astype(dtype, copy=False)
 
     def users_with(self, split: str) -> np.ndarray:
         """Indices of users with at least one interaction in ``split``."""

@@ -39,7 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec._checks import is_int
-from graphrec.data.dataset import SPLITS, Dataset, interactions_matrix
+from graphrec.data.dataset import SPLITS, Dataset, index_dtype, interactions_matrix, sorted_pairs_matrix
 from graphrec.errors import ConfigError, DataError
 
 __all__ = [
@@ -127,58 +127,33 @@ def apply_split(dataset: Dataset, split: str = "auto", seed: int = 0, source: ob
     return dataset
 
 
-def _index_dtype(n: int) -> type:
-    """int32 for indices below ``n`` when they fit (half the memory of int64)."""
-    return np.int32 if n < 2**31 else np.int64
-
-
-def _all_pairs(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """:func:`all_interactions` with int32 indices where they fit: the distinct pairs in
-    CSR order (by user, then item)."""
-    users, items, ts = [], [], []
-    for s in SPLITS:
-        if s in dataset.splits:
-            m = dataset.splits[s]
-            users.append(np.repeat(np.arange(dataset.n_users, dtype=_index_dtype(dataset.n_users)), np.diff(m.indptr)))
-            items.append(np.asarray(m.indices))
-            if dataset.timestamps is not None:
-                ts.append(dataset.timestamps[s])
-    if len(users) == 1:  # one canonical matrix: its pairs are distinct and in order already
-        return users[0], items[0], ts[0] if dataset.timestamps is not None else None
-    u = np.concatenate(users)
-    i = np.concatenate(items)
-    t = np.concatenate(ts) if dataset.timestamps is not None else None
-    del users, items, ts
+def all_interactions(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(users, items, timestamps) of the union of all splits, one row per distinct pair, in
+    CSR order (by user, then item); indices int32 where they fit (:func:`index_dtype`)."""
+    dtype = index_dtype(max(dataset.n_users, dataset.n_items))
+    present = [s for s in SPLITS if s in dataset.splits]
+    stamps = dataset.timestamps
+    if len(present) == 1:  # one canonical matrix: its pairs are distinct and in order already
+        u, i = dataset.pairs(present[0], dtype)
+        return u, i, None if stamps is None else stamps[present[0]]
+    parts = [dataset.pairs(s, dtype) for s in present]
+    u = np.concatenate([p[0] for p in parts])
+    i = np.concatenate([p[1] for p in parts])
+    t = None if stamps is None else np.concatenate([stamps[s] for s in present])
+    del parts
     m, t_u = interactions_matrix(u, i, (dataset.n_users, dataset.n_items), t)
     del u, i, t
-    uu = np.repeat(np.arange(dataset.n_users, dtype=_index_dtype(dataset.n_users)), np.diff(m.indptr))
-    return uu, m.indices, t_u
-
-
-def all_interactions(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(users, items, timestamps) of the union of all splits, one row per distinct pair."""
-    u, i, t = _all_pairs(dataset)
-    return u.astype(np.int64), i.astype(np.int64), None if t is None else np.array(t, dtype=np.float64)
-
-
-def _sorted_pairs_matrix(u: np.ndarray, i: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    """The matrix :func:`interactions_matrix` makes of pairs that are distinct and in CSR
-    order already (a subset of :func:`_all_pairs`'): no sort needed."""
-    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(u, minlength=shape[0]), out=indptr[1:])
-    mat = sp.csr_matrix((np.ones(len(i), dtype=np.float32), i.astype(np.int32), indptr), shape=shape)
-    mat.has_sorted_indices = True
-    return mat
+    return np.repeat(np.arange(dataset.n_users, dtype=dtype), np.diff(m.indptr)), m.indices, t_u
 
 
 def _assemble(dataset: Dataset, u, i, t, label: np.ndarray, how: str) -> Dataset:
-    """``dataset`` with the pairs ``(u, i)`` (distinct, in CSR order: :func:`_all_pairs`)
+    """``dataset`` with the pairs ``(u, i)`` (distinct, in CSR order: :func:`all_interactions`)
     of ``label`` 0, 1, 2 as its train, valid and test splits."""
     shape = (dataset.n_users, dataset.n_items)
     splits, stamps = {}, ({} if t is not None else None)
     for k, s in enumerate(SPLITS):
         sel = label == k
-        splits[s] = _sorted_pairs_matrix(u[sel], i[sel], shape)
+        splits[s] = sorted_pairs_matrix(u[sel], i[sel], shape)
         if stamps is not None:
             stamps[s] = t[sel]
         del sel
@@ -197,14 +172,14 @@ def _check_seed(seed: object) -> None:
 def random_split(dataset: Dataset, seed: int = 0) -> Dataset:
     """Re-split all interactions per user with the LATTICE/MMRec rule (module doc)."""
     _check_seed(seed)
-    u, i, t = _all_pairs(dataset)
+    u, i, t = all_interactions(dataset)
     rng = np.random.default_rng(seed)
     counts = np.bincount(u, minlength=dataset.n_users)
     # random rank of every interaction inside its user's list, vectorised:
     # sort by (user, random key); position within the user's run is the rank.
     order = np.lexsort((rng.random(len(u)), u))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    dtype = _index_dtype(len(u))
+    dtype = index_dtype(len(u))
     position = np.arange(len(u), dtype=dtype)
     position -= np.repeat(starts.astype(dtype), counts)
     rank = np.empty(len(u), dtype)
@@ -229,7 +204,7 @@ def temporal_split(dataset: Dataset) -> Dataset:
             f"dataset {dataset.name!r} has no timestamps: a temporal split needs them "
             "(use --split random instead)"
         )
-    u, i, t = _all_pairs(dataset)
+    u, i, t = all_interactions(dataset)
     counts = np.bincount(u, minlength=dataset.n_users)
     order = np.lexsort((i, t, u))  # per user by time, ties by item index
     ends = np.cumsum(counts)
@@ -293,7 +268,7 @@ def cold_start(dataset: Dataset, fraction: float, seed: int = 0, protocol: str =
     info: dict[str, object] = {"fraction": fraction, "seed": seed, "protocol": protocol}
     if protocol == "papers":
         test_items, valid_items = drawn[: len(drawn) // 2], drawn[len(drawn) // 2 :]
-        u, i, t = _all_pairs(dataset)
+        u, i, t = all_interactions(dataset)
         where = np.zeros(dataset.n_items, np.int64)  # 0 train, 1 valid, 2 test (SPLITS order)
         where[valid_items] = 1
         where[test_items] = 2

@@ -22,7 +22,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from graphrec._checks import counted, is_int_text
-from graphrec.data.dataset import IdColumn, check_modality_name, nonfinite_rows
+from graphrec.data.dataset import IdColumn, check_modality_name, index_dtype, nonfinite_rows
 from graphrec.errors import ConfigError, DataError
 
 __all__ = [
@@ -267,7 +267,6 @@ class _Blocks:
         self.path = path
         self.size = max(int(chunk_bytes or CHUNK_BYTES), 1)
         self.os_errors = os_errors
-        self.count = 0  # blocks yielded so far
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]:
         try:
@@ -302,7 +301,6 @@ class _Blocks:
                     if "\r" in text:
                         text = text.replace("\r\n", "\n").replace("\r", "\n")
                         block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-                    self.count += 1
                     yield text, block
                 else:
                     carry = buf
@@ -1037,16 +1035,13 @@ class Factorizer:
     def __init__(self) -> None:
         self._codes: dict[str, int] = {}
 
-    def __len__(self) -> int:
-        return len(self._codes)
-
     def codes(self, values: Sequence[str]) -> np.ndarray:
         """The code of every value (new values get the next codes, in the order they
         first occur), int32 while they fit."""
         index = self._codes
         get = index.setdefault
         codes = [get(v, len(index)) for v in values]
-        return np.array(codes, dtype=np.int32 if len(index) < 2**31 else np.int64)
+        return np.array(codes, dtype=index_dtype(len(index)))
 
     def has_nul_end(self) -> bool:
         """Whether a string ends with ``\\0`` (numpy drops those characters)."""
@@ -1146,21 +1141,19 @@ def _small_ints(out: np.ndarray) -> np.ndarray:
 
 
 class IntCheck(ColumnCheck):
-    """:func:`parse_int` of a column read in chunks (int32 values while they fit);
-    ``limit(table, values, out)`` may add an error of the third rank (a value too large)."""
+    """:func:`parse_int` of a column read in chunks (non-negative; int32 values while they
+    fit); ``limit(table, values, out)`` may add an error of the third rank (a value too large)."""
 
-    def __init__(self, column: str, *, what: str = "an integer index", nonneg: bool = True,
-                 limit: Any = None, dtype: Any = None):
+    def __init__(self, column: str, *, what: str = "an integer index", limit: Any = None, dtype: Any = None):
         super().__init__(column)
-        self.what, self.nonneg, self.limit, self.dtype = what, nonneg, limit, dtype
+        self.what, self.limit, self.dtype = what, limit, dtype
 
     def _check(self, table: Table, values: list[str]) -> np.ndarray | None:
         out, err = _int_values(table, self.column, values, self.what)
         if out is None:
             self._fail(0, err)
             return None
-        if self.nonneg:
-            self._fail(1, _negative_error(table, self.column, values, out, self.what))
+        self._fail(1, _negative_error(table, self.column, values, out, self.what))
         if self.limit is not None:
             self._fail(2, self.limit(table, values, out))
         return out.astype(self.dtype) if self.dtype is not None else _small_ints(out)

@@ -43,7 +43,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from graphrec.data.dataset import Dataset, IdColumn, build_dataset
+from graphrec.data.dataset import Dataset, IdColumn, build_dataset, index_dtype
 from graphrec.data.formats._common import (
     ColumnCheck,
     FloatCheck,
@@ -481,8 +481,8 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
     del items
     user_ids = np.array([str(u) for u in users_u.tolist()], dtype=str)
     item_ids = np.array([str(i) for i in items_u.tolist()], dtype=str)
-    users = IdColumn(user_codes.astype(np.int32 if len(user_ids) < 2**31 else np.int64), user_ids)
-    items = IdColumn(item_codes.astype(np.int32 if len(item_ids) < 2**31 else np.int64), item_ids)
+    users = IdColumn(user_codes.astype(index_dtype(len(user_ids))), user_ids)
+    items = IdColumn(item_codes.astype(index_dtype(len(item_ids))), item_ids)
     del user_codes, item_codes
 
     item_fields: dict[str, np.ndarray] = {}

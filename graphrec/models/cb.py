@@ -23,6 +23,7 @@ from torch import Tensor
 
 from graphrec.errors import ConfigError
 from graphrec.models.base import Recommender, Scorer, candidate_index
+from graphrec.nn.csr import csr_row_entries
 
 __all__ = ["ContentKNN"]  # SparseRows and the history helpers: the cold-item path's, not a model
 
@@ -60,7 +61,7 @@ class ContentKNN(Recommender):
         interactions, never B x n_items)."""
         crow, cols = self.history_crow, self.history_cols
         users = users.to(crow.device).long()
-        owner, entry = _expand_rows(crow, users)
+        owner, entry = csr_row_entries(crow, users)
         return owner, cols[entry]
 
     def history_rows(self, users: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -78,7 +79,7 @@ class ContentKNN(Recommender):
         st = self.similarity_t  # S^T: row i lists i's in-neighbours j, the entries S_ji
         dev = st.crow_indices().device
         items = items.to(dev).long()
-        rows, entry = _expand_rows(st.crow_indices(), items)  # entries of S^T's rows ``items``
+        rows, entry = csr_row_entries(st.crow_indices(), items)  # entries of S^T's rows ``items``
         j, val = st.col_indices()[entry], st.values()[entry]
         order = torch.sort(j, stable=True).indices  # by j, then by position in items
         return SparseRows.from_entries(j[order], rows[order], val[order], self.n_items, items.numel())
@@ -107,7 +108,7 @@ class ContentKNN(Recommender):
         st = self.similarity_t
         col, val = st.col_indices(), st.values()
         users, items = users.long(), items.long()
-        owner, entry = _expand_rows(st.crow_indices(), items)
+        owner, entry = csr_row_entries(st.crow_indices(), items)
         distinct, row = torch.unique(users, return_inverse=True)
         hit = self.history_rows(distinct, dtype=torch.bool)[row[owner], col[entry]].to(val.dtype)
         return torch.zeros(items.numel(), dtype=val.dtype, device=items.device).index_add(0, owner, val[entry] * hit)
@@ -134,18 +135,6 @@ class ContentKNN(Recommender):
             return self.user_scores
         columns = self.similarity_columns(candidate_index(candidates, self.n_items, self.history_crow.device))
         return lambda users: self.history_product(users, columns)
-
-
-def _expand_rows(crow: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    """The entries of CSR rows ``rows`` (compressed row pointers ``crow``), in order: for
-    each, the position of its row in ``rows`` and its index into the CSR's column and
-    value arrays."""
-    start, count = crow[rows], crow[rows + 1] - crow[rows]
-    owner = torch.repeat_interleave(torch.arange(rows.numel(), device=crow.device), count)
-    offset = torch.arange(int(count.sum()), device=crow.device) - torch.repeat_interleave(
-        torch.cumsum(count, 0) - count, count
-    )
-    return owner, torch.repeat_interleave(start, count) + offset
 
 
 #: entries expanded at once by :meth:`SparseRows.add_row_sums`: bounds its temporaries (a
@@ -195,7 +184,7 @@ class SparseRows:
         while a < rows.numel():
             g = max(int(torch.searchsorted(reach, done + _GATHER_CHUNK, right=True)), g + 1)
             b, done = int(group_end[g - 1]), int(reach[g - 1])
-            e_owner, entry = _expand_rows(crow, rows[a:b])
+            e_owner, entry = csr_row_entries(crow, rows[a:b])
             keys, where = torch.unique(owner[a:b][e_owner] * n_cols + cols[entry], return_inverse=True)
             sums = torch.zeros(keys.numel(), dtype=values.dtype, device=values.device).index_add_(0, where, values[entry])
             if scale != 1.0:

@@ -22,6 +22,7 @@ from graphrec.nn.propagation import (
     to_torch_sparse,
     weighted_sparse_sum,
 )
+from graphrec.nn.csr import csr_row_entries
 from graphrec.nn.reversal import GradientReversal, grad_reverse
 from graphrec.nn.rows import unit_rows
 
@@ -33,6 +34,7 @@ __all__ = [
     "as_sparse_csr",
     "bpr_loss",
     "cooccurrence_operator",
+    "csr_row_entries",
     "csr_transpose",
     "grad_reverse",
     "inv_sqrt_degree",

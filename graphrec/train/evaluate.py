@@ -48,6 +48,7 @@ from graphrec.data.dataset import Dataset
 from graphrec.distributed import Shard
 from graphrec.errors import ConfigError, GraphrecError
 from graphrec.metrics.ranking import METRICS, check_metrics, ranking_sums
+from graphrec.nn.csr import csr_row_entries
 
 __all__ = [
     "MAX_BATCH_SCORES",
@@ -107,15 +108,8 @@ def _gather_rows(
     indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Entries of CSR rows ``rows``: (batch row position, column, per-row count)."""
-    start = indptr[rows]
-    count = indptr[rows + 1] - start
-    total = int(count.sum())
-    pos = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), count, output_size=total)
-    # offset of each entry inside its row: global rank minus the row's first rank
-    first = torch.cumsum(count, 0) - count
-    within = torch.arange(total, device=rows.device) - first[pos]
-    cols = indices[start[pos] + within]
-    return pos, cols, count
+    pos, entry = csr_row_entries(indptr, rows)
+    return pos, indices[entry], indptr[rows + 1] - indptr[rows]
 
 
 def _indices(values: np.ndarray | Sequence[int], n: int, noun: str, example: str) -> np.ndarray:

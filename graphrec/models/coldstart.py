@@ -275,7 +275,7 @@ class ColdItemRecommender(Recommender):
                 self._served(user_emb, item_emb, users, neg_items))
 
     @torch.no_grad()
-    def scorer(self, candidates: Tensor | None = None) -> Scorer:
+    def scorer(self, candidates: Tensor | None = None, new_items: Tensor | None = None) -> Scorer:
         """Scores of every item (or of the ``candidates`` only, B x len(candidates) in
         their order) for a batch of users: the base model's, with the unseen items'
         columns replaced by the path's. The base model propagates once (its
@@ -283,10 +283,22 @@ class ColdItemRecommender(Recommender):
         The neighbour term is computed for the unseen columns only: the batch's sparse
         histories times :math:`S_{:, unseen}` (extracted here, once per scorer),
         O(batch x history x k), never a (batch x n_items) history row times the whole
-        graph."""
+        graph.
+
+        ``new_items``: the early-fused features (m x d) of items that are not in the
+        catalogue; their m columns follow the catalogue's (or the candidates'), scored as
+        :meth:`new_item_scorer` scores them, on the same propagation."""
         # the builder wraps models that score by inner products of their embeddings only
         # (attach_cold_path): one propagation serves both terms
         user_emb, item_emb = self.base.scoring_embeddings()
+        catalogue = self._catalogue_scorer(user_emb, item_emb, candidates)
+        if new_items is None:
+            return catalogue
+        fresh = self._new_item_scorer(user_emb, new_items)
+        return lambda users: torch.cat([catalogue(users), fresh(users)], dim=1)
+
+    def _catalogue_scorer(self, user_emb: Tensor, item_emb: Tensor, candidates: Tensor | None) -> Scorer:
+        """:meth:`scorer` of the catalogue's items (or ``candidates``) on given embeddings."""
         cand = None if candidates is None else candidate_index(candidates, self.n_items, item_emb.device)
         base = inner_product_scorer(user_emb, item_emb, cand)
         if cand is None:
@@ -311,7 +323,9 @@ class ColdItemRecommender(Recommender):
     def new_item_scorer(self, features: Tensor) -> Scorer:
         r"""``users -> scores (B x m)`` of m items that are not in the catalogue, from their
         early-fused content features alone (fused and row-normalised as the catalogue's):
-        the same scores they would get as unseen catalogue items (module doc).
+        the same scores they would get as unseen catalogue items (module doc). To rank
+        them beside the catalogue's items, ``scorer(new_items=features)`` serves both on
+        one propagation.
 
         Everything that does not depend on the users is computed here, once: the base
         model's user embeddings (one propagation), the tower's outputs f(x) and the new
@@ -319,12 +333,16 @@ class ColdItemRecommender(Recommender):
         new item x where :math:`\cos(x_j, x) \ge \min_l S_{jl}`), from the cosines of
         slices of catalogue rows, so no dense (n_items x m) matrix is held. A batch then
         costs B x d x m for the inner products plus its histories' sparse product."""
+        user_emb, _ = self.base.scoring_embeddings()  # as scorer()'s: new items score as unseen ones
+        return self._new_item_scorer(user_emb, features)
+
+    def _new_item_scorer(self, user_emb: Tensor, features: Tensor) -> Scorer:
+        """:meth:`new_item_scorer` on given user embeddings."""
         if features.dim() != 2 or features.shape[1] != self.features.shape[1]:
             raise ConfigError(
                 f"new items have features of shape {tuple(features.shape)}, expected (m, {self.features.shape[1]})"
             )
         x = features.to(self.features).float()
-        user_emb, _ = self.base.scoring_embeddings()  # as scorer()'s: new items score as unseen ones
         f_t = self.content_embeddings(x).t().contiguous()
         gamma = float(self.gamma)
         in_neighbours = self._new_item_neighbours(x)

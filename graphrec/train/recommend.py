@@ -456,28 +456,21 @@ def recommend_run(
     kk = min(int(k), n_cols)
     idx = np.zeros((len(asked), kk), dtype=np.int64)
     val = np.full((len(asked), kk), -np.inf, dtype=np.float32)
-    # candidates and a model whose scorer takes them: only the candidates' columns are
-    # scored (a batch costs len(candidates) columns, not n_items)
-    restricted = None
-    if known.any() and candidates is not None and new is None:
+    if known.any():
         model.eval()
-        restricted = _candidate_scorer(model, candidates)
-    if restricted is not None:
-        at, val[known] = top_k(  # positions in candidates
-            restricted, user_idx[known], kk, len(candidates), exclude=None if seen is None else seen[:, candidates],
-            batch_size=batch_size, device=dev, progress=progress,
-        )
-        idx[known] = candidates[at]
-    elif known.any():
-        model.eval()
-        with torch.no_grad():
-            scorer = model.scorer()
-            if new is not None:  # the new items' neighbour lists and embeddings once, not per batch
-                catalogue, new_scorer = scorer, model.new_item_scorer(new)
-
-                def scorer(users: torch.Tensor) -> torch.Tensor:
-                    return torch.cat([catalogue(users), new_scorer(users)], dim=1)
-
+        # candidates and a model whose scorer takes them: only the candidates' columns are
+        # scored (a batch costs len(candidates) columns, not n_items); new items: their
+        # columns follow the catalogue's, on the same propagation
+        scorer = _run_scorer(model, candidates, new, dataset.n_items)
+        if scorer is not None:  # scores n_cols columns: the candidates' (or every column)
+            if seen is not None and candidates is not None:
+                seen = seen[:, candidates]
+            at, val[known] = top_k(scorer, user_idx[known], kk, n_cols, exclude=seen,
+                                   batch_size=batch_size, device=dev, progress=progress)
+            idx[known] = at if candidates is None else candidates[at]
+        else:  # a scorer of every item; top_k keeps the candidates' columns
+            with torch.no_grad():
+                scorer = model.scorer()
             idx[known], val[known] = top_k(
                 scorer, user_idx[known], kk, n_total, exclude=seen, candidates=candidates,
                 batch_size=batch_size, device=dev, progress=progress,
@@ -501,14 +494,28 @@ def recommend_run(
 
 
 @torch.no_grad()
-def _candidate_scorer(model: Any, candidates: np.ndarray) -> Scorer | None:
-    """``users -> scores of the candidates only`` (``B x len(candidates)``, in the order of
-    ``candidates``) for a model whose :meth:`~graphrec.models.base.Recommender.scorer`
-    takes ``candidates`` (every graphrec ranking model, the cold-item path included:
-    inner-product models slice the candidates' item rows once, the content kNN baseline
-    and the cold path take the candidates' columns of their graph). ``None`` for a model
-    whose scorer does not (one registered by another package that overrides ``scorer()``):
-    :func:`top_k` then scores every item and keeps the candidates' columns."""
+def _run_scorer(model: Any, candidates: np.ndarray | None, new: torch.Tensor | None, n_items: int) -> Scorer | None:
+    """The scorer :func:`recommend_run` ranks with: ``users -> scores`` of the
+    ``candidates`` (positions in the catalogue followed by the ``new`` items, sorted), or
+    of every column (catalogue, then new items) when there are none. ``new``: the
+    early-fused features of the items that arrived after training (the run has the
+    cold-item path, :func:`read_new_items`); the new items' columns come from
+    ``scorer(new_items=...)`` on the same propagation as the catalogue's.
+
+    Without new items, ``None`` for a model whose
+    :meth:`~graphrec.models.base.Recommender.scorer` does not take ``candidates`` (one
+    registered by another package that overrides ``scorer()``): the caller then scores
+    every item and keeps the candidates' columns. Every graphrec ranking model takes
+    them (inner-product models slice the candidates' item rows once, the content kNN
+    baseline and the cold path take the candidates' columns of their graph)."""
+    if new is not None:
+        if candidates is None:
+            return model.scorer(new_items=new)
+        catalogue = torch.as_tensor(candidates[candidates < n_items])
+        fresh = torch.as_tensor(candidates[candidates >= n_items] - n_items, device=new.device)
+        return model.scorer(catalogue, new_items=new.index_select(0, fresh))
+    if candidates is None:
+        return None
     from graphrec.models.base import Recommender
 
     if not isinstance(model, Recommender):

@@ -129,7 +129,8 @@ def test_the_scorer_propagates_the_base_model_once(monkeypatch):
     monkeypatch.setattr(base, "embeddings", lambda: calls.append(1) or inner())
     model.scorer()
     model.scorer(torch.tensor([3, 0]))
-    assert len(calls) == 2
+    model.scorer(torch.tensor([3, 0]), new_items=model.features[[3, 1]])
+    assert len(calls) == 3
 
 
 def test_regression_objective_by_hand():
@@ -180,6 +181,14 @@ def test_new_item_scored_as_unseen_catalogue_item():
     torch.testing.assert_close(new, in_catalogue, rtol=1e-5, atol=1e-5)
     with pytest.raises(ConfigError, match="features of shape"):
         model.new_item_scores(users, x[cold][:, :3])
+    # beside the catalogue (or candidates), on one propagation: their columns follow
+    with torch.no_grad():
+        both = model.scorer(new_items=x[cold])(users)
+        some = model.scorer(torch.tensor([int(cold[0]), 0]), new_items=x[cold[:2]])(users)
+    torch.testing.assert_close(both, torch.cat([model.scorer()(users), new], 1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(some, both[:, [int(cold[0]), 0, ds.n_items, ds.n_items + 1]], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match="features of shape"):
+        model.scorer(new_items=x[cold][:, :3])
 
 
 def test_no_cold_interaction_reaches_a_training_structure():
@@ -317,6 +326,16 @@ def test_recommend_ranks_new_items_as_unseen_catalogue_items(tmp_path):
     # beside the catalogue: new items compete with every item
     both = recommend_run(tmp_path / "run", k=20, new_items=tmp_path / "new.npz")
     assert set(both.item_id) & set(new_ids) and set(both.item_id) - set(new_ids)
+    # candidates among both (the catalogue's warm items: a cold one ties with its new copy):
+    # the lists of every item ranked, kept to the candidates
+    warm = np.setdiff1d(np.arange(ds.n_items), cold)[:12]
+    mixed = [*np.asarray(ds.item_ids)[warm].astype(str), *new_ids[::2]]
+    (tmp_path / "mixed.txt").write_text("\n".join(mixed) + "\n")
+    some = recommend_run(tmp_path / "run", k=5, items=tmp_path / "mixed.txt", new_items=tmp_path / "new.npz")
+    every = recommend_run(tmp_path / "run", k=ds.n_items + len(new_ids), new_items=tmp_path / "new.npz")
+    for u in np.unique(some.user_id):
+        ranked = every.item_id[(every.user_id == u) & np.isin(every.item_id, mixed)][:5]
+        assert list(some.item_id[some.user_id == u]) == list(ranked), u
     # the CLI: written, and bad inputs are one line
     runner = CliRunner()
     res = runner.invoke(make_app(), ["recommend", str(tmp_path / "run"), "--new-items", str(tmp_path / "new.npz"),

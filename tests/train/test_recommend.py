@@ -180,7 +180,7 @@ def test_candidates_of_an_inner_product_model_score_their_columns_only(trained, 
     counts = np.bincount(ds.train.indices, minlength=ds.n_items)[cand]
     assert fast.item_id[fast.user_id == "ghost"].tolist() == ds.item_ids[cand[np.lexsort((cand, -counts))[:5]]].tolist()
     assert_matches(fast, ds, brute_force(scores[[7, 3]], ds.train[[7, 3]].toarray() > 0, 5, cand), np.array([7, 3]))
-    monkeypatch.setattr(rec, "_candidate_scorer", lambda model, candidates: None)  # the generic path
+    monkeypatch.setattr(rec, "_run_scorer", lambda model, candidates, new, n_items: None)  # the generic path
     generic = graphrec.recommend(trained["run"], users=asked, items=list(ds.item_ids[cand]), k=5, unknown="popular")
     assert generic.user_id.tolist() == fast.user_id.tolist() and generic.item_id.tolist() == fast.item_id.tolist()
     np.testing.assert_allclose(generic.score, fast.score, rtol=1e-6, atol=1e-7)

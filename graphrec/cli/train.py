@@ -296,10 +296,6 @@ def _without_effect(model_name: str, model_overrides: dict[str, Any], cold_start
         changed = [s for s in COLD_PATH_PARAMS if s.name != "cold_path" and s.name in model_overrides
                    and model_overrides[s.name] != s.default]
         out += [f"{s.flags[0]} {model_overrides[s.name]} has no effect without --cold-path content" for s in changed]
-    elif model_overrides.get("modalities") is not None and model_overrides.get("cold_modalities") is None:
-        mods = model_overrides["modalities"]
-        out.append(f"--modalities {mods} is the model's: the cold-item path fuses every modality of the dataset "
-                   f"(pass --cold-modalities {mods} for it to use the same)")
     return out
 
 

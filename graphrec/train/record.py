@@ -47,6 +47,11 @@ __all__ = ["save_run", "load_record", "check_record_fields", "load_state", "file
            "source_commit", "source_description", "UnverifiedCheckpointWarning"]
 
 RECORD = "record.json"
+#: the ``record_version`` of the ranking records this code writes. 2 (2026-12): a cold-item
+#: path with ``cold_modalities`` unset fuses the model's ``modalities``; records without
+#: the entry (version 1) fused every modality of the dataset, and rebuild as they trained
+#: (:func:`graphrec.train.run.buildable_params`)
+RECORD_VERSION = 2
 WEIGHTS = "model.pt"
 #: the folder of a run holding the graphs its model was built over (:func:`save_run`)
 RUN_GRAPHS = "graphs"

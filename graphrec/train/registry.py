@@ -403,7 +403,8 @@ def _cold_path_options(
     ] = "none",
     cold_k: Annotated[int, Option(help="Cold-item path: neighbours per item in its content kNN graph.", min=1)] = 50,
     cold_modalities: Annotated[
-        Optional[str], Option(help="Cold-item path: modalities fused early for its content input [all].")
+        Optional[str], Option(help="Cold-item path: modalities fused early for its content input [the model's "
+                              "--modalities; all when it has none].")
     ] = None,
     cold_objective: Annotated[
         str,
@@ -630,6 +631,14 @@ def model_params(name: str, overrides: Mapping[str, Any] | None = None, task: st
     return params
 
 
+def cold_modalities(params: Mapping[str, Any], cold: Mapping[str, Any]) -> Any:
+    """The modalities the cold-item path fuses: ``cold_modalities`` when given, else the
+    model's own ``modalities`` (None, every modality of the dataset, where it has none), so
+    that ``--modalities image`` trains the model and its path on the same content."""
+    chosen = cold.get("cold_modalities")
+    return params.get("modalities") if chosen is None else chosen
+
+
 @renamed(data="dataset")
 def build_model(name: str, dataset: Any, params: Mapping[str, Any] | None = None, *, progress: bool = False) -> Any:
     """Construct ranking model ``name`` for ``dataset`` (a :class:`~graphrec.data.Dataset`)
@@ -647,6 +656,6 @@ def build_model(name: str, dataset: Any, params: Mapping[str, Any] | None = None
         if cold.get("cold_path", "none") != "none":
             from graphrec.train.builders._cold import attach_cold_path
 
-            model = attach_cold_path(model, dataset, k=cold["cold_k"], modalities=cold["cold_modalities"],
+            model = attach_cold_path(model, dataset, k=cold["cold_k"], modalities=cold_modalities(params, cold),
                                      objective=cold["cold_objective"])
     return model

@@ -25,6 +25,7 @@ from graphrec._device import resolve_device
 from graphrec.data import Dataset, cold_start
 from graphrec.errors import ConfigError, DataError
 from graphrec.graphs.build import GraphMemo, graph_memo
+from graphrec.graphs.fuse import default_modalities
 from graphrec.graphs.store import GraphRecord, check_used_graph, save_graph, used_graph
 from graphrec.models import Recommender
 from graphrec.nn import to_scipy_csr
@@ -34,6 +35,7 @@ from graphrec.train.registry import get_model
 from graphrec.train.fit import FitResult, evaluate_model, fit, seed_everything
 from graphrec.train.record import (
     RECORD,
+    RECORD_VERSION,
     check_record_fields,
     environment,
     load_record,
@@ -193,8 +195,10 @@ def run_training(
     seed_everything(config.seed)
     t0 = time.perf_counter()
     memo = GraphMemo() if out is not None and main else None  # the graphs built, stored with the run
+    # a resumed run is rebuilt as its first part trained (an older record's defaults)
+    built = params if previous is None else buildable_params(previous, params, dataset)
     with graph_memo(memo):
-        model = build_model(model_name, dataset, params, progress=config.progress and main)  # kNN bars
+        model = build_model(model_name, dataset, built, progress=config.progress and main)  # kNN bars
     build_seconds = time.perf_counter() - t0
     if log is not None and main and build_seconds >= _BUILD_LINE_SECONDS:  # a long silence in a log gets its line
         log(f"built {model_name} in {build_seconds:.1f} s (its item graphs and inputs)")
@@ -304,8 +308,8 @@ def _provenance(command: str | None, previous: Mapping[str, Any] | None, keeper:
                 device: str | torch.device | None = None) -> dict[str, Any]:
     """The record entries saying how a run was started: its command line and the working
     directory it was typed in (``cwd``: its relative paths are relative to it) and, for a
-    resumed run, the first start's date, command and directory, the epochs it was resumed
-    after and each part's processes, device and torch threads (``parts``)."""
+    resumed run, the first start's date, command, directory and record version, the epochs
+    it was resumed after and each part's processes, device and torch threads (``parts``)."""
     out: dict[str, Any] = {} if command is None else {"command": command, "cwd": os.getcwd()}
     if previous is not None and keeper is not None and keeper.state is not None:
         out["created"] = previous.get("created")
@@ -313,6 +317,8 @@ def _provenance(command: str | None, previous: Mapping[str, Any] | None, keeper:
             out["command"] = previous["command"]
             out["cwd"] = previous.get("cwd")  # None: recorded before graphrec recorded it
         out["resumed_after"] = [*previous.get("resumed_after", []), keeper.state.epoch]
+        # the first part's defaults hold for the whole run (buildable_params)
+        out["record_version"] = int(previous.get("record_version", 1))
         # the processes of each part (one more entry than resumed_after): --nproc may change
         # on resume, and ``distributed`` describes the last part only
         shard = distributed.current()
@@ -350,6 +356,7 @@ def training_record(
     graphs = list(used_graphs(params) if graphs is None else graphs)
     record: dict[str, Any] = {
         "graphrec_version": graphrec.__version__,
+        "record_version": RECORD_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model": model_name,
         "model_params": params,
@@ -434,7 +441,7 @@ def load_run(
     state = load_state(run_dir, record=record)
     check_recorded_graphs(record, run_dir)
     with graph_memo(run_graphs(record, run_dir)):  # the graphs it trained over, not a kNN search again
-        model = build_model(record["model"], dataset, _recorded_params(record))
+        model = build_model(record["model"], dataset, buildable_params(record, _recorded_params(record), dataset))
     _load_weights(model, state, run_dir, record)
     model.to(resolve_device(device))
     model.eval()
@@ -451,6 +458,21 @@ def _recorded_params(record: Mapping[str, Any]) -> dict[str, Any]:
     if record.get("task", "ranking") == "ranking" and get_model(record["model"], "ranking").trainable:
         params.setdefault("cold_path", "none")
     return params
+
+
+def buildable_params(record: Mapping[str, Any], params: Mapping[str, Any], dataset: Dataset) -> dict[str, Any]:
+    """``params`` as :func:`build_model` must take them to rebuild the model a ranking
+    ``record`` trained: a record older than :data:`~graphrec.train.record.RECORD_VERSION`
+    2 whose cold-item path left ``cold_modalities`` unset beside the model's own
+    ``modalities`` fused every modality of the dataset (the default then), named here so
+    that the path is built as it trained, not over the model's modalities (today's
+    default)."""
+    out = dict(params)
+    old = int(record.get("record_version", 1)) < 2
+    if (old and out.get("cold_path", "none") != "none" and out.get("cold_modalities") is None
+            and out.get("modalities") is not None and dataset.item_features):
+        out["cold_modalities"] = ",".join(default_modalities(dataset.item_features))
+    return out
 
 
 def _load_weights(model: Recommender, state: Mapping[str, torch.Tensor], run_dir: Any, record: Mapping[str, Any]) -> None:

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from graphrec.cli import app
@@ -313,23 +314,45 @@ def test_options_without_effect_are_noted(data_dir, tmp_path):
     assert "note:" not in res.output
 
 
-def test_a_modalities_the_cold_path_does_not_follow_is_noted(data_dir, tmp_path):
-    """--modalities is the model's; the cold-item path fuses every modality unless
-    --cold-modalities says otherwise: a note says so, and the path's record shows it."""
+def test_the_cold_path_follows_the_models_modalities(data_dir, tmp_path):
+    """--modalities image trains the model and its cold-item path on the same content
+    (--cold-modalities overrides it); a record written before this default (no
+    record_version, whose path fused every modality) rebuilds its path as it trained."""
+    import json
+
     from graphrec.train.run import load_run
 
     res = run("train", "vbpr", "--data", data_dir, "--epochs", "1", "--quiet", "--out", tmp_path / "r",
               "--cold-start", "0.2", "--cold-path", "content", "--modalities", "image", "--dim", "8")
     assert res.exit_code == 0, res.output
-    assert ("note: --modalities image is the model's: the cold-item path fuses every modality of the dataset "
-            "(pass --cold-modalities image for it to use the same)") in res.output
-    assert load_run(tmp_path / "r")[2].cold_modalities == ("image", "text")
+    assert "note:" not in res.output
+    assert load_run(tmp_path / "r")[2].cold_modalities == ("image",)
     res = run("train", "vbpr", "--data", data_dir, "--epochs", "1", "--quiet", "--out", tmp_path / "s",
-              "--cold-start", "0.2", "--cold-path", "content", "--modalities", "image", "--cold-modalities", "image",
+              "--cold-start", "0.2", "--cold-path", "content", "--modalities", "image", "--cold-modalities", "text",
               "--dim", "8")
     assert res.exit_code == 0, res.output
-    assert "note:" not in res.output
-    assert load_run(tmp_path / "s")[2].cold_modalities == ("image",)
+    assert load_run(tmp_path / "s")[2].cold_modalities == ("text",)
+    res = run("train", "vbpr", "--data", data_dir, "--epochs", "1", "--quiet", "--out", tmp_path / "t",
+              "--cold-start", "0.2", "--cold-path", "content", "--dim", "8")
+    assert res.exit_code == 0, res.output
+    assert load_run(tmp_path / "t")[2].cold_modalities == ("image", "text")
+    # an older record (no record_version; the path then fused every modality, written
+    # here as a run trained with both named, its record then made as an older one wrote it)
+    res = run("train", "vbpr", "--data", data_dir, "--epochs", "1", "--quiet", "--out", tmp_path / "old",
+              "--cold-start", "0.2", "--cold-path", "content", "--modalities", "image", "--cold-modalities",
+              "image,text", "--dim", "8")
+    assert res.exit_code == 0, res.output
+    _, ds, trained = load_run(tmp_path / "old")
+    record = json.loads((tmp_path / "old" / "record.json").read_text())
+    assert record.pop("record_version") == 2
+    for params in (record["model_params"], record["checkpoint"]["model_params"]):
+        params["cold_modalities"] = None
+    (tmp_path / "old" / "record.json").write_text(json.dumps(record))
+    _, _, rebuilt = load_run(tmp_path / "old")
+    assert rebuilt.cold_modalities == ("image", "text")
+    users = torch.arange(ds.n_users)
+    with torch.no_grad():
+        assert torch.equal(rebuilt.scorer()(users), trained.scorer()(users))
 
 
 def test_lr_decay_every_without_lr_decay_is_noted(data_dir, tmp_path):

@@ -14,6 +14,7 @@ import torch
 import graphrec.train.state as state_module
 from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.errors import ConfigError, DataError
+from graphrec.models.coldstart import ColdItemRecommender
 from graphrec.models.lightgcn import LightGCN
 from graphrec.models.smore import SMORE
 from graphrec.train import TrainConfig, build_model, evaluate_model, load_record, load_state, reevaluate, run_training
@@ -303,3 +304,28 @@ def test_an_interrupt_that_breaks_the_save_leaves_the_earlier_state(ds, data_dir
                          resume=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_an_older_run_resumes_with_the_cold_path_it_trained(ds, data_dir, tmp_path, monkeypatch):
+    """A run interrupted before the cold-item path followed the model's modalities (its
+    record has no record_version; the path fused every modality) resumes with that path,
+    gives the numbers of the uninterrupted run and keeps its record version."""
+    import json
+
+    both = {"embedding_dim": 8, "modalities": "image", "cold_path": "content", "cold_modalities": "image,text"}
+    full, _ = run_training(ds, "vbpr", both, TrainConfig(**CONFIG), out=tmp_path / "full", data_path=data_dir)
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        Interrupt(m, ColdItemRecommender, 3, "start")
+        with pytest.raises(RunInterrupted):
+            run_training(ds, "vbpr", both, TrainConfig(**CONFIG), out=out, data_path=data_dir)
+    record = json.loads((out / "record.json").read_text())
+    assert record.pop("record_version") == 2
+    for params in (record["model_params"], record["checkpoint"]["model_params"]):
+        params["cold_modalities"] = None  # as an older graphrec wrote it: unset meant every modality
+    (out / "record.json").write_text(json.dumps(record))
+    resumed, model = run_training(ds, "vbpr", dict(both, cold_modalities=None), TrainConfig(**CONFIG), out=out,
+                                  resume=True)
+    assert model.cold_modalities == ("image", "text")
+    _same_numbers(full, resumed)
+    assert "record_version" in resumed and resumed["record_version"] == 1

@@ -30,8 +30,10 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from graphrec._progress import scope
+
         try:
-            with notes_as_lines():
+            with notes_as_lines(), scope():  # command_progress's choice ends with the command
                 return fn(*args, **kwargs)
         except (GraphrecError, FileNotFoundError) as e:
             if os.environ.get("GRAPHREC_DEBUG"):
@@ -190,8 +192,9 @@ def resolve_device(device: str) -> str:
 
 #: the ``--threads`` option of every command that runs torch on the CPU (see :func:`set_threads`)
 Threads = Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")]
-#: the ``--quiet`` option of the commands that show progress bars
-Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+#: the ``--quiet`` option of the commands that show progress (:func:`command_progress`)
+Quiet = Annotated[bool, typer.Option("--quiet", help="Show no progress on stderr (bars on a terminal, a line a minute "
+                                                     "in a file or pipe).")]
 #: the ``--quiet`` option of the training commands (:func:`training_progress`)
 TrainQuiet = Annotated[
     bool,
@@ -207,7 +210,7 @@ TrainQuiet = Annotated[
 class TrainingProgress:
     """How a training command shows its progress (:func:`training_progress`)."""
 
-    #: tqdm bars: the training config's ``progress``
+    #: progress shown (bars, or lines in a log): the training config's ``progress``
     bars: bool
     #: the fit loop's ``log``: one line per validated epoch on stderr; None: no line
     log: Optional[Callable[[str], None]]
@@ -233,18 +236,44 @@ def stderr_is_terminal() -> bool:
         return False
 
 
+#: the environment variable that sets the seconds between two progress lines of a loop
+PROGRESS_SECONDS_ENV = "GRAPHREC_PROGRESS_SECONDS"
+
+
+def command_progress(quiet: bool) -> bool:
+    """Whether a command shows progress (not ``--quiet``), and how: on a terminal, tqdm
+    bars that clear as they end; when stderr is a file or a pipe (``2>&1 | tee log``,
+    nohup, a batch job, CI), where bars are carriage-return noise, a plain line a minute
+    for each long loop (``$GRAPHREC_PROGRESS_SECONDS`` seconds apart, default 60) and one
+    when it ends (:mod:`graphrec._progress`), for the rest of the command."""
+    if quiet:
+        return False
+    if not stderr_is_terminal():
+        from graphrec._progress import LINE_SECONDS, show_lines
+        from graphrec.errors import ConfigError
+
+        raw = os.environ.get(PROGRESS_SECONDS_ENV, "").strip()
+        try:
+            every = float(raw) if raw else LINE_SECONDS
+        except ValueError:
+            every = -1.0
+        if not every >= 0 or every == float("inf"):
+            raise ConfigError(f"{PROGRESS_SECONDS_ENV}={raw!r} is not a number of seconds >= 0: set it to e.g. 60, "
+                              "or unset it")
+        show_lines(_progress_line, every)
+    return True
+
+
 def training_progress(quiet: bool) -> TrainingProgress:
     """The progress a training command shows, the same for the ranking and CTR commands
-    and the demo: on a terminal, progress bars that clear as they end; when stderr is a
-    file or a pipe, where bars are carriage-return noise, no bars but one plain line per
-    validated epoch (:func:`graphrec.train.progress.epoch_line`), opened by a start
-    line; with ``--quiet`` neither. The Python API (``fit``, ``run_training``) has no
-    lines unless it is given a ``log``."""
-    if quiet:
-        return TrainingProgress(bars=False, log=None)
-    if stderr_is_terminal():
-        return TrainingProgress(bars=True, log=None)
-    return TrainingProgress(bars=False, log=_progress_line)
+    and the demo (:func:`command_progress`): on a terminal, progress bars that clear as
+    they end; when stderr is a file or a pipe, no bars but one plain line per validated
+    epoch (:func:`graphrec.train.progress.epoch_line`), opened by a start line, and a
+    line a minute from within a long epoch, graph build or evaluation; with ``--quiet``
+    none. The Python API (``fit``, ``run_training``) has no lines unless it is given a
+    ``log`` (and bars with ``progress``)."""
+    shown = command_progress(quiet)
+    return TrainingProgress(bars=shown, log=None if not shown or stderr_is_terminal() else _progress_line)
 
 
 def _progress_line(line: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from graphrec._atomic import check_output, check_output_folder
-from graphrec.cli._common import ARGV, resolve_device, set_threads, user_errors
+from graphrec.cli._common import ARGV, Quiet, command_progress, resolve_device, set_threads, user_errors
 from graphrec.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
@@ -113,7 +113,7 @@ def build_graph(
                                           "equals one built in a run bit for bit only at the same thread count."),
     out: Optional[Path] = typer.Option(None, help="Output folder [graphs/DATASET]; one subfolder per graph."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace graphs that exist."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    quiet: Quiet = False,
     nproc: int = typer.Option(1, help="Build in N local processes on torch.distributed (each takes its kNN rows and "
                               "co-interaction item blocks; the graph is the one-process graph); torchrun -m graphrec "
                               "build-graph ... does the same across machines."),
@@ -333,7 +333,7 @@ def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], de
         check_outputs(out_dir)  # before the first graph is built
     built = {}
     for kd, spec in _specs(opts, kinds).items():  # checked by build_graph
-        res = build_item_graph(ds, spec, device=dev, progress=not quiet and main, shard=shard)
+        res = build_item_graph(ds, spec, device=dev, progress=main and command_progress(quiet), shard=shard)
         res.record.options["source"] = source
         if recipe is not None:  # a stale graph's rebuild command starts from it
             res.record.options["recipe"] = str(recipe.resolve())

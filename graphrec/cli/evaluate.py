@@ -19,6 +19,7 @@ from graphrec.errors import ConfigError
 from graphrec.cli._common import (
     Quiet,
     Threads,
+    command_progress,
     metric_table,
     ordered_metric_keys,
     resolve_device,
@@ -64,7 +65,8 @@ def evaluate(
         raise ConfigError(f"--predictions writes a CTR run's click probabilities; run {run_dir} ranks items: "
                           "graphrec recommend writes its top-k lists")
     with warnings_as_lines():  # e.g. a run too old to have its checkpoint hash
-        res = reevaluate(run_dir, device=resolve_device(device), data_path=data, protocol=protocol, progress=not quiet)
+        res = reevaluate(run_dir, device=resolve_device(device), data_path=data, protocol=protocol,
+                         progress=command_progress(quiet))
     cols = {}
     for split, groups in res.items():
         for group, metrics in groups.items():
@@ -97,7 +99,7 @@ def _evaluate_ctr(run_dir: Path, data: Optional[Path], predictions: Optional[Pat
     samples = load_run_samples(run_dir, data, src)
     dev = resolve_device(device)
     with warnings_as_lines():
-        record, model = load_ctr_run(run_dir, samples, dev, progress=not quiet)
+        record, model = load_ctr_run(run_dir, samples, dev, progress=command_progress(quiet))
     config = recorded_config(record)
     valid = evaluate_ctr(model, samples, "valid", config, dev)
     test = evaluate_ctr(model, samples, "test", config, dev, slices=True)

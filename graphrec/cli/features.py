@@ -18,7 +18,7 @@ from typing import Any, Optional
 import typer
 
 from graphrec._atomic import check_output, check_output_folder
-from graphrec.cli._common import Threads, resolve_device, set_threads, user_errors
+from graphrec.cli._common import Quiet, Threads, command_progress, resolve_device, set_threads, user_errors
 from graphrec.errors import ConfigError, DataError
 
 _RANDOM = ("none", "random")
@@ -109,7 +109,7 @@ def features(
     fuse: bool = typer.Option(False, "--fuse", help="Also store the early-fused vector as modality 'fused'."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing image/text features (or an existing --out)."),
     restart: bool = typer.Option(False, "--restart", help="Discard chunks of an interrupted run instead of resuming."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    quiet: Quiet = False,
 ) -> None:
     """Embed item images and texts with CLIP into a dataset directory (resumable).
 
@@ -312,7 +312,7 @@ def features(
                 chunk_size=chunk_size,
                 work_dir=wdir,
                 workers=workers,
-                progress=not quiet,
+                progress=command_progress(quiet),
             )
             # every matched image file unreadable: the check before the work knows only which
             # files exist, decoding tells which can be read (texts cannot fail: the empty ones

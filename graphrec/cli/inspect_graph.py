@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from graphrec._atomic import check_image_output, check_output
-from graphrec.cli._common import exported_graph_name, format_graph_weights, stderr_is_terminal, user_errors
+from graphrec.cli._common import command_progress, exported_graph_name, format_graph_weights, user_errors
 from graphrec.errors import ConfigError, DataError, GraphrecError
 
 
@@ -260,5 +260,5 @@ def inspect_graph(
         plot_degree_distribution(g, plot, title=f"{record.kind} graph of {record.dataset_name}", nodes=record.nodes)
         typer.echo(f"degree distribution plotted to {plot}")
     if graphml is not None:
-        write_graphml(g, graphml, ds, nodes=record.nodes, progress=stderr_is_terminal())  # a bar past 1 s
+        write_graphml(g, graphml, ds, nodes=record.nodes, progress=command_progress(False))  # a bar past 1 s
         typer.echo(f"GraphML written to {graphml}")

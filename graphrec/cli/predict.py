@@ -18,7 +18,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from graphrec.cli._common import Quiet, Threads, resolve_device, set_threads, user_errors, warnings_as_lines
+from graphrec.cli._common import (Quiet, Threads, command_progress, resolve_device, set_threads, user_errors,
+                                  warnings_as_lines)
 from graphrec.errors import ConfigError
 
 
@@ -86,7 +87,7 @@ def predict(
     samples = load_run_samples(run_dir, data, src)
     dev = resolve_device(device)
     with warnings_as_lines():
-        record, model = load_ctr_run(run_dir, samples, dev, progress=not quiet)
+        record, model = load_ctr_run(run_dir, samples, dev, progress=command_progress(quiet))
     pred = predict_pairs(model, samples, users, items, unknown=unknown, device=dev,
                          batch_size=batch_size or recorded_config(record).eval_batch_size, source=str(pairs),
                          lines=lines)

@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from graphrec.cli._common import Quiet, Threads, resolve_device, set_threads, user_errors, warnings_as_lines
+from graphrec.cli._common import (Quiet, Threads, command_progress, resolve_device, set_threads, user_errors,
+                                  warnings_as_lines)
 from graphrec.errors import ConfigError
 
 
@@ -100,6 +101,7 @@ def recommend(
     if not splits:
         raise ConfigError(f"--seen {seen!r} names no split: give comma-separated split names, e.g. --seen train,valid")
     set_threads(threads)
+    shown = command_progress(quiet)
     with warnings_as_lines():  # e.g. a run too old to have its checkpoint hash
         recs = recommend_run(
             run_dir,
@@ -111,10 +113,10 @@ def recommend(
             unknown=unknown,
             batch_size=batch_size,
             data_path=data,
-            progress=not quiet,
+            progress=shown,
             new_items=new_items,
         )
-    write_recommendations(recs, out, overwrite=overwrite, progress=not quiet)
+    write_recommendations(recs, out, overwrite=overwrite, progress=shown)
     n_users = recs.n_users  # users with a row
     masked = f"seen {'+'.join(recs.excluded)} items excluded" if recs.excluded else "seen items included"
     typer.echo(f"wrote {out}: {len(recs)} rows, {n_users} users, top {k} ({masked})")

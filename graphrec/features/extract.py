@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from graphrec._checks import is_int
+from graphrec._progress import counter
 from graphrec.errors import ConfigError, DataError
 from graphrec.features.encoders import (
     ImageEncoder,
@@ -307,14 +308,6 @@ def _write_chunk(path: Path, x: np.ndarray, ok: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _progress_bar(enabled: bool, total: int, initial: int, desc: str) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="item", dynamic_ncols=True, leave=False)
-
-
 def _embed_in_chunks(
     modality: str,
     inputs: Sequence[Any],
@@ -348,10 +341,9 @@ def _embed_in_chunks(
                 x[s:e], ok[s:e] = got
                 done[c] = True
     resumed = int(sum(min(n, (c + 1) * chunk_size) - c * chunk_size for c in np.flatnonzero(done)))
-    bar = _progress_bar(progress, n, resumed, modality)
-    advance = bar.update if bar is not None else (lambda k: None)
     todo = [int(c) for c in np.flatnonzero(~done)]
-    try:
+    with counter(progress, modality, total=n, unit="item", initial=resumed, leave=False) as bar:
+        advance = bar.update
         for i, c in enumerate(todo):
             s, e = c * chunk_size, min(n, (c + 1) * chunk_size)
             after = todo[i + 1] if i + 1 < len(todo) else None
@@ -367,9 +359,6 @@ def _embed_in_chunks(
                 _write_chunk(folder / f"{c:06d}.npz", xc, okc)
             if on_chunk is not None:
                 on_chunk(modality, c, n_chunks)
-    finally:
-        if bar is not None:
-            bar.close()
     return x, ok, resumed
 
 

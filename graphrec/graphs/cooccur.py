@@ -60,12 +60,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 import scipy.sparse as sp
 
 from graphrec._checks import is_int
+from graphrec._progress import tracked
 from graphrec.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -192,13 +193,8 @@ def _top_k_mask(
     return keep
 
 
-def _iter_blocks(bounds: list[tuple[int, int]], progress: bool) -> Iterator[tuple[int, int]]:
-    if not progress:
-        yield from bounds
-        return
-    from tqdm.auto import tqdm
-
-    yield from tqdm(bounds, desc="co-interactions", unit="block", leave=False, dynamic_ncols=True)
+def _iter_blocks(bounds: list[tuple[int, int]], progress: bool) -> Iterable[tuple[int, int]]:
+    return tracked(bounds, progress, "co-interactions", unit="block", leave=False)
 
 
 def cooccurrence_graph(

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec._atomic import atomic_file
+from graphrec._progress import counter
 from graphrec.errors import DataError, GraphrecNote
 from graphrec.graphs.knn import union_max
 
@@ -309,9 +310,9 @@ def write_graphml(
         head.append(f'  <key id="{weight}" for="edge" attr.name="weight" attr.type="double" />\n')
     head.append(f'  <graph edgedefault="{"directed" if directed else "undirected"}">\n')
     replaced: list[tuple[int, str]] = []  # (values, the first) per chunk that held characters XML cannot carry
-    bar = _bar(progress, n + g.nnz)
     path = Path(path)
-    try:
+    with counter(progress, "GraphML", total=n + g.nnz, unit=" entries", unit_scale=True, delay=1.0,
+                 leave=False) as bar:  # a bar once the write has taken a second
         with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
             f.write(_xml_safe("".join(head), columns, 0, 0, replaced))
             for a in range(0, n, chunk_size):
@@ -333,8 +334,6 @@ def write_graphml(
                                  for r, c, w in zip(rows.tolist(), cols.tolist(), vals.astype(np.float64).tolist())]))
                 bar.update(int(g.indptr[b] - g.indptr[a]))
             f.write("  </graph>\n</graphml>\n")
-    finally:
-        bar.close()
     if replaced:
         count = sum(r[0] for r in replaced)
         warnings.warn(f"{path}: {count} text value(s) held characters XML 1.0 cannot carry (control characters "
@@ -358,24 +357,6 @@ def _xml_safe(text: str, columns: "list[_NodeColumn]", a: int, b: int, replaced:
         node, name = min(hits)
         replaced.append((len(hits), f"{name!r} of node {node}"))
     return _NOT_XML.sub("\ufffd", text)
-
-
-def _bar(progress: bool, total: int) -> Any:
-    """A tqdm bar (shown once the write has taken a second) or a stand-in doing nothing."""
-    if progress:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc="GraphML", unit=" entries", unit_scale=True, delay=1.0, leave=False,
-                    dynamic_ncols=True)
-
-    class _Off:
-        def update(self, _: int) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    return _Off()
 
 
 def plot_degree_distribution(graph: sp.spmatrix, path: str | os.PathLike, title: str = "", nodes: str = "items") -> Path:

@@ -103,6 +103,7 @@ from torch.autograd.function import once_differentiable
 
 from graphrec._checks import is_int
 from graphrec._device import resolve_device
+from graphrec._progress import busy, tracked
 from graphrec.errors import ConfigError, DataError
 from graphrec.nn.rows import unit_rows
 
@@ -247,41 +248,7 @@ def _full_fp32() -> Iterator[None]:
 
 
 def _bar(it: Iterable[Any], total: int, progress: bool, desc: str) -> Iterable[Any]:
-    if not progress:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, total=total, desc=desc, unit="block", leave=False, dynamic_ncols=True)
-
-
-@contextlib.contextmanager
-def _busy(progress: bool, desc: str) -> Iterator[None]:
-    """A tqdm line with the elapsed time while the body runs one long call that has no
-    progress of its own (faiss's HNSW ``add``, which releases the GIL): a daemon thread
-    refreshes it twice a second. The call itself stays in the calling thread, unchanged
-    (Ctrl-C still reaches it). Nothing without ``progress``."""
-    if not progress:
-        yield
-        return
-    import threading
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=None, desc=desc, leave=False, dynamic_ncols=True, bar_format="{desc}: {elapsed}")
-    stop = threading.Event()
-
-    def tick() -> None:
-        while not stop.wait(0.5):
-            bar.refresh()
-
-    ticker = threading.Thread(target=tick, name="graphrec-busy", daemon=True)
-    ticker.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        ticker.join()
-        bar.close()
+    return tracked(it, progress, desc, total=total, unit="block", leave=False)
 
 
 def _faiss() -> Any:
@@ -793,7 +760,7 @@ def _hnsw_search(
     index.hnsw.efConstruction = int(params.ef_construction)
     # one add of all rows: adding them in blocks would build another graph (faiss inserts
     # each add's rows by level, in an order shuffled per call), so no per-block bar here
-    with _busy(progress, f"kNN (hnsw: indexing {xn.shape[0]} items)"):
+    with busy(progress, f"kNN (hnsw: indexing {xn.shape[0]} items)"):
         index.add(xn)
     index.hnsw.efSearch = int(max(params.ef_search, k + 1))
     nq = q_pos.size

@@ -50,7 +50,8 @@ from graphrec.metrics.ctr import auc, ctr_metrics
 from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
 from graphrec.train.fit import divergence_error, seed_everything
 from graphrec.train.optim import adam
-from graphrec.train.progress import epoch_line, progress_bar
+from graphrec._progress import tracked
+from graphrec.train.progress import epoch_line
 from graphrec.train.record import RECORD, WEIGHTS, checkpoint_entry, environment
 from graphrec.train.state import (
     FINISHED,
@@ -495,8 +496,8 @@ def fit_ctr(
         history, bad, (train_time, eval_time, _) = list(kept.history), kept.bad_evals, kept.clock
     first = 1 if kept is None else kept.epoch + 1
     step = (first - 1) * n_batches
-    bar = progress_bar(range(first, config.epochs + 1), config.progress, desc=f"train {type(model).__name__}",
-                       unit="epoch", leave=False)
+    bar = tracked(range(first, config.epochs + 1), config.progress, desc=f"train {type(model).__name__}",
+                  unit="epoch", lines=False, leave=False)  # in a log the epoch lines say it
     for epoch in bar:
         if keeper is not None:  # the state an interrupt in this epoch keeps
             keeper.state = TrainState.capture(
@@ -509,8 +510,8 @@ def fit_ctr(
         gan_on = gan is not None and epoch > config.gan_start_epoch
         d_sum = g_sum = 0.0
         order = torch.randperm(n, generator=gen)
-        batches = progress_bar(range(n_batches), config.progress and n_batches > 50, desc=f"epoch {epoch}",
-                               unit="batch", leave=False)
+        batches = tracked(range(n_batches), config.progress and n_batches > 50, desc=f"epoch {epoch}",
+                          unit="batch", leave=False)
         for b in batches:
             batch = _batch(train, order[b * config.batch_size : (b + 1) * config.batch_size], device)
             model.set_progress(step / max(total_steps, 1))

@@ -44,6 +44,7 @@ import torch
 
 from graphrec import distributed
 from graphrec._device import resolve_device
+from graphrec._progress import tracked
 from graphrec.data.dataset import Dataset
 from graphrec.distributed import Shard
 from graphrec.errors import ConfigError, GraphrecError
@@ -209,10 +210,8 @@ def _evaluate_groups(
     if shard is not None:
         starts = starts[shard.rank :: shard.world]
     if progress:
-        from tqdm.auto import tqdm
-
-        delay = 0.0 if progress is True else float(progress)  # a number: shown once the evaluation ran so long
-        starts = tqdm(starts, desc=f"evaluate {split}", unit="batch", leave=False, delay=delay)
+        delay = 0.0 if progress is True else float(progress)  # a number: a bar shown once the evaluation ran so long
+        starts = tracked(starts, True, f"evaluate {split}", unit="batch", leave=False, delay=delay)
     # no_grad, not inference_mode: a scorer may cache tensors that training reuses
     with torch.no_grad():
         for start in starts:

@@ -52,7 +52,8 @@ from graphrec.models.base import Scorer
 from graphrec.train.config import TrainConfig, check_config
 from graphrec.train.evaluate import evaluate_cold_start, evaluate_ranking
 from graphrec.train.optim import adam
-from graphrec.train.progress import epoch_line, progress_bar
+from graphrec._progress import tracked
+from graphrec.train.progress import epoch_line
 from graphrec.train.state import StateKeeper, TrainState
 
 __all__ = ["FitResult", "fit", "seed_everything", "evaluate_model", "divergence_error", "validation_users"]
@@ -331,7 +332,8 @@ def fit(
                                                         kept.best_state, kept.best_valid)
         history, bad_evals, (train_time, eval_time, n_evals) = list(kept.history), kept.bad_evals, kept.clock
     first = 1 if kept is None else kept.epoch + 1
-    bar = progress_bar(range(first, config.epochs + 1), config.progress and main, desc="train", unit="epoch")
+    # lines=False: in a log the epoch lines (``log``) say it
+    bar = tracked(range(first, config.epochs + 1), config.progress and main, desc="train", unit="epoch", lines=False)
     for epoch in bar:
         if keeper is not None:  # the state an interrupt in this epoch keeps
             keeper.state = TrainState.capture(
@@ -342,8 +344,8 @@ def fit(
         model.start_epoch(epoch)
         total = 0.0
         # a bar over the epoch's steps, shown once an epoch has run 2 s (a million-item epoch takes hours)
-        steps = progress_bar(bpr_batches(dataset.train, config.batch_size, rng, sampler), config.progress and main,
-                             total=n_batches, desc=f"epoch {epoch}", unit="step", leave=False, delay=_BAR_DELAY)
+        steps = tracked(bpr_batches(dataset.train, config.batch_size, rng, sampler), config.progress and main,
+                        desc=f"epoch {epoch}", total=n_batches, unit="step", leave=False, delay=_BAR_DELAY)
         t_steps, done = time.perf_counter(), 0
         for users, pos, neg in steps:  # ranks split each step
             scale = 1.0

@@ -1,20 +1,21 @@
 """What a training shows while it runs, for the ranking and the CTR fit loops alike.
 
 The fit loops (:func:`graphrec.train.fit`, :func:`graphrec.train.ctr.fit_ctr`) print
-nothing of their own: they draw tqdm bars when their config's ``progress`` is on
-(:func:`progress_bar`), and hand one plain line per validated epoch to their ``log``
-callback when they are given one (:func:`epoch_line`; None, the default of the Python
-API, gives no line). The command line chooses between the two
-(:func:`graphrec.cli._common.training_progress`): bars on a terminal, lines when stderr
-is a file or a pipe (``2>&1 | tee log``, nohup, CI), neither with ``--quiet``; it opens
-the lines with :func:`start_line`.
+nothing of their own: they show the progress of their epochs, steps and evaluations when
+their config's ``progress`` is on (:mod:`graphrec._progress`: tqdm bars, or a line a
+minute inside :func:`graphrec._progress.lines_to`), and hand one plain line per validated
+epoch to their ``log`` callback when they are given one (:func:`epoch_line`; None, the
+default of the Python API, gives no line). The command line chooses
+(:func:`graphrec.cli._common.training_progress`): bars on a terminal; when stderr is a
+file or a pipe (``2>&1 | tee log``, nohup, CI) the epoch lines, opened by
+:func:`start_line`, and a line a minute from within long work; neither with ``--quiet``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from graphrec._progress import lines_to
 
-__all__ = ["epoch_line", "start_line", "progress_bar"]
+__all__ = ["epoch_line", "lines_to", "start_line"]
 
 
 def epoch_line(
@@ -56,12 +57,3 @@ def start_line(
     every = "every epoch" if eval_every == 1 else f"every {eval_every} epochs and the last"
     verb = f"resuming {model} after epoch {done}" if done else f"training {model}"
     return f"{verb} on {dataset} ({device}): at most {epochs} epochs, validated {every}"
-
-
-def progress_bar(it: Iterable[Any], enabled: bool, **kw: Any) -> Iterable[Any]:
-    """``it`` under a tqdm bar (``kw``: tqdm's options) when ``enabled``, else ``it`` itself."""
-    if not enabled:
-        return it
-    from tqdm.auto import tqdm  # here: tests replace tqdm.auto.tqdm to record the bars
-
-    return tqdm(it, dynamic_ncols=True, **kw)

@@ -49,6 +49,7 @@ from graphrec import _csv
 from graphrec._checks import is_int, renamed
 from graphrec._atomic import atomic_file, check_output
 from graphrec._device import resolve_device
+from graphrec._progress import counter, tracked
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError, GraphrecError
 from graphrec.models.base import Scorer
@@ -165,10 +166,7 @@ def top_k(
     nonfinite_seen = torch.zeros((), dtype=torch.bool, device=dev)
     batch_size = max(1, min(int(batch_size), MAX_BATCH_SCORES // max(n_items, 1)))  # the scorer's [B, n_items]
     starts: Any = range(0, len(users_np), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc="recommend", unit="batch", leave=False)
+    starts = tracked(starts, progress, "recommend", unit="batch", leave=False)
     for start in starts:
         batch = users_t[start : start + batch_size]
         b = len(batch)
@@ -656,9 +654,7 @@ def _write_csv(recs: Recommendations, path: str, progress: bool = False) -> None
         if not progress or len(recs) <= _csv.CHUNK_ROWS:  # one block: nothing to follow
             _csv.write_columns(f, recs.columns())
             return
-        from tqdm.auto import tqdm
-
-        with tqdm(total=len(recs), desc="write", unit="row", unit_scale=True, leave=False) as bar:
+        with counter(True, "write", total=len(recs), unit="row", unit_scale=True, leave=False) as bar:
             _csv.write_columns(f, recs.columns(), progress=bar.update)
 
 

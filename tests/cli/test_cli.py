@@ -141,14 +141,17 @@ def test_train_then_evaluate_reproduces_the_test_metrics(data_dir, tmp_path):
     assert f"{record['test']['all']['recall@20']:.4f}" in line
 
 
-def test_evaluate_takes_threads_and_quiet(data_dir, tmp_path):
+def test_evaluate_takes_threads_and_quiet(data_dir, tmp_path, monkeypatch):
     """evaluate always drew its progress bars and ran on torch's thread count; it takes
-    --quiet and --threads as train, tune and recommend do (same helper, same checks)."""
+    --quiet and --threads as train, tune and recommend do (same helper, same checks).
+    (Its progress in a log, the test runner's stderr: a line per batch with
+    $GRAPHREC_PROGRESS_SECONDS=0.)"""
     import torch
 
     out = tmp_path / "run"
     assert run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--dim", "8",
                "--device", "cpu", "--out", out, "--quiet").exit_code == 0
+    monkeypatch.setenv("GRAPHREC_PROGRESS_SECONDS", "0")
     loud = run("evaluate", out, "--device", "cpu")
     assert loud.exit_code == 0 and "evaluate valid" in loud.output
     before = torch.get_num_threads()

@@ -162,14 +162,18 @@ def test_the_closing_line_counts_the_users_with_rows(shop, tmp_path):
 
 
 def test_a_large_csv_shows_the_write_progress_unless_quiet(shop, tmp_path, monkeypatch):
-    """Writing a CSV of several blocks (10M rows: ~15 s) shows a bar over its rows, as the
-    scoring shows one over its batches; --quiet shows neither. The files are the same."""
+    """Writing a CSV of several blocks (10M rows: ~15 s) shows its progress over its rows,
+    as the scoring does over its batches: in a log (the test runner's stderr is no
+    terminal) as plain lines, here one per step ($GRAPHREC_PROGRESS_SECONDS=0), never a
+    bar's carriage returns; --quiet shows neither. The files are the same."""
     import graphrec._csv
 
     monkeypatch.setattr(graphrec._csv, "CHUNK_ROWS", 100)  # 120 users x 5 rows: 6 blocks
+    monkeypatch.setenv("GRAPHREC_PROGRESS_SECONDS", "0")
     res = run("recommend", shop["run"], "--k", K, "--out", tmp_path / "bar.csv", "--device", "cpu")
     assert res.exit_code == 0, res.output
-    assert "write: " in res.output and "recommend: " in res.output
+    assert "write: 100/600 rows (17%)" in res.output and "write: 600 rows in 0:0" in res.output
+    assert "recommend: 1/1 batches (100%)" in res.output and "\r" not in res.output
     res = run("recommend", shop["run"], "--k", K, "--out", tmp_path / "quiet.csv", "--device", "cpu", "--quiet")
     assert res.exit_code == 0 and "write: " not in res.output and "recommend: " not in res.output
     assert (tmp_path / "bar.csv").read_bytes() == (tmp_path / "quiet.csv").read_bytes()

@@ -437,7 +437,7 @@ def test_hnsw_progress_shows_the_index_build_and_builds_the_same_graph(capsys):
     pytest.importorskip("faiss")
     import time
 
-    import graphrec.graphs.knn as knn
+    from graphrec._progress import busy
 
     x = np.random.default_rng(7).standard_normal((3000, 16)).astype(np.float32)
     params = HNSWParams(m=8, ef_construction=32, ef_search=32)
@@ -446,7 +446,7 @@ def test_hnsw_progress_shows_the_index_build_and_builds_the_same_graph(capsys):
     for a in ("indptr", "indices", "data"):
         assert getattr(quiet, a).tobytes() == getattr(shown, a).tobytes()
     assert "hnsw: indexing 3000 items" in capsys.readouterr().err
-    with knn._busy(True, "busy probe"):
+    with busy(True, "busy probe"):
         time.sleep(1.2)  # the ticker refreshes the line meanwhile
     assert capsys.readouterr().err.count("busy probe") >= 2
 

@@ -11,7 +11,18 @@ after its imports and at the end, and the peak above that baseline per interacti
   string ids (``U00a1b2c3``, ``B000012345``); no given split, so prepare splits at random;
 * ``mmrec``: ``{name}.inter``, ``userID itemID rating timestamp x_label`` (integer ids,
   x_label 0/1/2 about 80/10/10), read with ``--unseen drop``;
-* ``movielens``: ``ratings.csv``, ``userId,movieId,rating,timestamp``; random split.
+* ``movielens``: ``ratings.csv``, ``userId,movieId,rating,timestamp``; random split;
+* ``unisrec``: ``{name}.{train,valid,test}.inter`` (``user_id item_id_list item_id``, user
+  and item indices) with ``{name}.user2index`` / ``{name}.item2index``: each user's rows,
+  in drawn order, are the user's sequence; its last two items are the valid and test
+  targets, every earlier item but the first the target of a train row whose history is
+  the items before it (at most :data:`HISTORY` of them, newest last), as UniSRec writes
+  its downstream sets; read with ``--unseen drop``. ``--rows`` counts sequence items, so
+  the train file holds several times as many history entries (about 2.5x at 8 items per
+  user: ``--users`` of ``--rows / 8``);
+* ``lattice``: ``train.json``, ``val.json``, ``test.json`` (``{user index: [item
+  index, ...]}``, the split drawn as for ``mmrec``), ``user2id.json`` and
+  ``item2id.json``; read with ``--unseen drop``.
 
 The files are kept in ``--work`` and reused when they exist for the same ``--rows``,
 ``--users``, ``--items`` and ``--seed`` (generating 10M rows takes a minute per format).
@@ -24,6 +35,8 @@ Usage (from the repository root; nothing else running)::
     PYTHONPATH=. python experiments/benchmarks/prepare_scaling.py --rows 10000000 --work /tmp/prep-data
     PYTHONPATH=. python experiments/benchmarks/prepare_scaling.py --rows 1000000 --work /tmp/prep-data \\
         --compare /tmp/base --formats recbole
+    PYTHONPATH=. python experiments/benchmarks/prepare_scaling.py --rows 5000000 --users 625000 \\
+        --work /tmp/prep-data --formats unisrec,lattice --compare /tmp/base
 
 Measured 2026-12-07 on a 2-core VM (23 GB), 10,000,000 rows, 500,000 users, 1,000,000
 items; the process's imports take 54 MB::
@@ -37,6 +50,12 @@ and the same files with commit 0122014 (``/usr/bin/time -v``, other work on the 
 (quiet machine): 1.95x, 2.59x, 2.61x the time and 7.4x, 8.5x, 7.6x the memory above the
 imports before; fingerprints equal. See docs/scaling.md ("prepare at 10 million
 interactions").
+
+UniSRec and LATTICE, measured 2026-12-07 on the same VM (busy), ``--rows 5000000 --users
+625000`` with ``/usr/bin/time -v``, commit 89c6540 before: unisrec 87 s / 9.2 GB before,
+23 s / 0.86 GB now; lattice 26 s / 1.93 GB before, 14 s / 0.84 GB now; ``--rows 2000000
+--users 250000 --compare``: 10.3x (unisrec) and 2.4x (lattice) the memory above the
+imports before, fingerprints equal.
 """
 
 from __future__ import annotations
@@ -49,6 +68,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -57,8 +77,13 @@ sys.path.append(str(REPO))  # after PYTHONPATH: a checkout named there is the on
 
 from experiments._script import check_out_folder, cpu_wait_total, fail  # noqa: E402
 
-FORMATS = ("recbole", "mmrec", "movielens")
+FORMATS = ("recbole", "mmrec", "movielens", "unisrec", "lattice")
 BLOCK = 1_000_000  # rows formatted at a time while writing
+HISTORY = 50  # the longest history of a UniSRec row (UniSRec's MAX_ITEM_LIST_LENGTH)
+#: the file of each format whose presence means it was written (the folder is written
+#: whole under another name and renamed)
+MAIN_FILE = {"recbole": "{tag}.inter", "mmrec": "{tag}.inter", "movielens": "ratings.csv",
+             "unisrec": "{tag}.train.inter", "lattice": "train.json"}
 
 # the child: import the command line, note the peak RSS, run `graphrec prepare`, print both peaks
 _CHILD = r"""
@@ -94,15 +119,85 @@ def draw(rows: int, users: int, items: int, seed: int) -> dict[str, np.ndarray]:
     return {"u": u, "i": i, "rating": rating, "ts": ts, "label": label}
 
 
-def write(fmt: str, path: Path, cols: dict[str, np.ndarray]) -> None:
+def _lines(path: Path, lines: Iterator[str]) -> None:
+    """Write ``lines`` (without line breaks) to ``path``, :data:`BLOCK` at a time."""
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        block: list[str] = []
+        for line in lines:
+            block.append(line)
+            if len(block) == BLOCK:
+                f.write("\n".join(block) + "\n")
+                block.clear()
+        if block:
+            f.write("\n".join(block) + "\n")
+
+
+def _sequences(cols: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The users that have rows, where each one's rows start and end in ``order``, and
+    ``order``: the rows grouped by user, in drawn order within a user."""
+    order = np.argsort(cols["u"], kind="stable")
+    users, starts, counts = np.unique(cols["u"][order], return_index=True, return_counts=True)
+    return users, starts, order
+
+
+def write_unisrec(folder: Path, tag: str, cols: dict[str, np.ndarray], n_users: int, n_items: int) -> None:
+    """The UniSRec files of ``cols`` (module doc) in ``folder``, prefix ``tag``."""
+    users, starts, order = _sequences(cols)
+    seq = cols["i"][order].tolist()
+    ends = np.r_[starts[1:], len(order)].tolist()
+    head = "user_id:token\titem_id_list:token_seq\titem_id:token"
+
+    def rows(split: str) -> Iterator[str]:
+        yield head
+        for u, a, b in zip(users.tolist(), starts.tolist(), ends):
+            s = [str(x) for x in seq[a:b]]
+            if split == "train":  # newest prefix first, as UniSRec's files list them
+                for t in range(len(s) - 3 if len(s) >= 3 else len(s) - 1, 0, -1):
+                    yield f"{u}\t{' '.join(s[max(0, t - HISTORY):t])}\t{s[t]}"
+            elif len(s) >= 3:
+                t = len(s) - (2 if split == "valid" else 1)
+                yield f"{u}\t{' '.join(s[max(0, t - HISTORY):t])}\t{s[t]}"
+
+    for split in ("train", "valid", "test"):
+        _lines(folder / f"{tag}.{split}.inter", rows(split))
+    _lines(folder / f"{tag}.user2index", (f"A{k:08X}\t{k}" for k in range(n_users)))
+    _lines(folder / f"{tag}.item2index", (f"B{k:09d}\t{k}" for k in range(n_items)))
+
+
+def write_lattice(folder: Path, cols: dict[str, np.ndarray], n_users: int, n_items: int) -> None:
+    """The LATTICE files of ``cols`` (module doc) in ``folder``."""
+    for label, name in enumerate(("train.json", "val.json", "test.json")):
+        pick = cols["label"] == label
+        part = {k: v[pick] for k, v in cols.items()}
+        users, starts, order = _sequences(part)
+        items = part["i"][order].tolist()
+        ends = np.r_[starts[1:], len(order)].tolist()
+        split = {str(u): items[a:b] for u, a, b in zip(users.tolist(), starts.tolist(), ends)}
+        with open(folder / name, "w", encoding="utf-8") as f:
+            json.dump(split, f)
+        del split, items
+    for name, ids in (("user2id.json", (f"A{k:08X}" for k in range(n_users))),
+                      ("item2id.json", (f"B{k:09d}" for k in range(n_items)))):
+        with open(folder / name, "w", encoding="utf-8") as f:
+            json.dump({v: k for k, v in enumerate(ids)}, f)
+
+
+def write(fmt: str, folder: Path, tag: str, cols: dict[str, np.ndarray], n_users: int, n_items: int) -> None:
+    """The files of ``fmt`` (module doc) in ``folder``, their names made from ``tag``."""
+    if fmt == "unisrec":
+        write_unisrec(folder, tag, cols, n_users, n_items)
+        return
+    if fmt == "lattice":
+        write_lattice(folder, cols, n_users, n_items)
+        return
+    path = folder / MAIN_FILE[fmt].format(tag=tag)
     u, i, r, t, lab = cols["u"], cols["i"], cols["rating"], cols["ts"], cols["label"]
     heads = {
         "recbole": "user_id:token\titem_id:token\trating:float\ttimestamp:float",
         "mmrec": "userID\titemID\trating\ttimestamp\tx_label",
         "movielens": "userId,movieId,rating,timestamp",
     }
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write(heads[fmt] + "\n")
         for a in range(0, len(u), BLOCK):
             s = slice(a, a + BLOCK)
@@ -114,31 +209,34 @@ def write(fmt: str, path: Path, cols: dict[str, np.ndarray]) -> None:
             else:
                 lines = [f"{x},{y},{z},{w}" for x, y, z, w, _ in rows]
             f.write("\n".join(lines) + "\n")
-    tmp.replace(path)
 
 
 def source(work: Path, fmt: str, args: argparse.Namespace) -> Path:
     """The folder holding the file of ``fmt``, written unless it is there already."""
     tag = f"{fmt}-r{args.rows}-u{args.users}-i{args.items}-s{args.seed}"
     folder = work / tag
-    name = {"recbole": f"{tag}.inter", "mmrec": f"{tag}.inter", "movielens": "ratings.csv"}[fmt]
-    if not (folder / name).is_file():
-        folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / MAIN_FILE[fmt].format(tag=tag)).is_file():
+        tmp = work / f"{tag}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
         t = time.perf_counter()
         # in a process of its own: a child starts with the resident size of the process it
         # is forked from in its ru_maxrss, so this one must stay small
-        cmd = [sys.executable, __file__, "--generate", fmt, "--work", str(folder / name), "--rows", str(args.rows),
+        cmd = [sys.executable, __file__, "--generate", fmt, "--work", str(tmp), "--rows", str(args.rows),
                "--users", str(args.users), "--items", str(args.items), "--seed", str(args.seed)]
         if subprocess.run(cmd).returncode:
-            fail(f"prepare_scaling.py: writing {folder / name} failed")
-        print(f"wrote {folder / name} ({(folder / name).stat().st_size / 1e6:,.0f} MB) in "
-              f"{time.perf_counter() - t:.0f} s", flush=True)
+            fail(f"prepare_scaling.py: writing {folder} failed")
+        if folder.exists():  # an earlier layout of the same tag: the file written alone
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+        size = sum(f.stat().st_size for f in folder.iterdir())
+        print(f"wrote {folder} ({size / 1e6:,.0f} MB) in {time.perf_counter() - t:.0f} s", flush=True)
     return folder
 
 
 def prepare(checkout: Path, fmt: str, src: Path, out: Path) -> dict:
     """One ``graphrec prepare`` in a child process; its figures (module doc)."""
-    options = ["--unseen", "drop"] if fmt == "mmrec" else []
+    options = ["--unseen", "drop"] if fmt in ("mmrec", "unisrec", "lattice") else []
     cmd = [sys.executable, "-c", _CHILD, str(checkout), "prepare", "--format", fmt, str(src), str(out),
            "--overwrite", *options]
     env = {**os.environ, "PYTHONPATH": str(checkout)}
@@ -168,10 +266,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", required=True, help="folder for the generated files (kept) and the prepared datasets")
     p.add_argument("--compare", default=None, help="another graphrec checkout to prepare the same files with")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--generate", choices=FORMATS, help=argparse.SUPPRESS)  # write one file (--work: its path)
+    p.add_argument("--generate", choices=FORMATS, help=argparse.SUPPRESS)  # write one format (--work: its folder)
     args = p.parse_args(argv)
     if args.generate:
-        write(args.generate, Path(args.work), draw(args.rows, args.users, args.items, args.seed))
+        folder = Path(args.work)
+        tag = folder.name[: -len(".tmp")]
+        write(args.generate, folder, tag, draw(args.rows, args.users, args.items, args.seed), args.users, args.items)
         return
     args.users = max(args.rows // 20, 1) if args.users is None else args.users
     args.items = max(args.rows // 10, 1) if args.items is None else args.items

@@ -31,6 +31,7 @@ __all__ = [
     "Table",
     "RowScan",
     "line_bounds",
+    "split_token_seqs",
     "TableScan",
     "CHUNK_BYTES",
     "ColumnCheck",
@@ -318,6 +319,27 @@ def line_bounds(raw: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     starts = np.zeros_like(ends)
     starts[1:] = ends[:-1] + 1
     return b, starts, ends
+
+
+#: the ASCII characters ``str.split()`` splits at (``str.isspace``), by byte value
+_ASCII_SPACE = np.zeros(256, dtype=bool)
+_ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+
+
+def split_token_seqs(cells: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The tokens of ``token_seq`` cells (a column of a chunk: each cell split at
+    whitespace, as ``str.split()`` splits it), all cells' in one list, in order, and how
+    many each cell holds (int64). One split of the cells joined, the counts found in its
+    bytes (cells of ASCII text), rather than one list per cell."""
+    joined = " ".join(cells)
+    tokens = joined.split()
+    if not joined.isascii():
+        return tokens, np.fromiter(map(len, map(str.split, cells)), np.int64, len(cells))
+    space = _ASCII_SPACE[np.frombuffer(joined.encode("ascii"), dtype=np.uint8)]
+    starts = np.flatnonzero(~space & np.r_[True, space[:-1]])
+    # cell k ends before the space at ends[k] - 1: a token starting at p is in the cell of the ends <= p
+    ends = np.cumsum(np.fromiter(map(len, cells), np.int64, len(cells)) + 1)
+    return tokens, np.bincount(np.searchsorted(ends, starts, side="right"), minlength=len(cells))
 
 
 def _block_lines(text: str) -> list[str]:

@@ -53,20 +53,28 @@ from typing import Mapping
 import numpy as np
 
 from graphrec._checks import is_int
-from graphrec.data.dataset import Dataset, build_dataset, check_modality_name
+from graphrec.data.dataset import Dataset, IdColumn, build_dataset, check_modality_name
 from graphrec.data.formats._common import (
+    ColumnCheck,
+    Factorizer,
     LazyWhere,
     PathLike,
     Table,
+    TableScan,
+    TokenCheck,
+    _small_ints,
     check_dense_indices,
     check_feature_matrix,
     check_separator,
     check_unseen,
     find_prefix,
+    id_column,
     index_ids,
     read_index_map,
     read_table,
     require_file,
+    run_checks,
+    split_token_seqs,
     to_int64,
 )
 from graphrec.errors import ConfigError, DataError
@@ -90,29 +98,77 @@ def _check_header(table: Table, fields: tuple[str, ...]) -> None:
 def _indices(
     values: list[str],
     table: Table,
-    row_of: np.ndarray | None,
+    rows: np.ndarray | None,
     n: int | None,
     what: str,
     map_file: Path | None,
-) -> np.ndarray:
-    """Integer indices of ``values`` (``row_of[k]``: table row of value ``k``)."""
+) -> tuple[np.ndarray | None, int, DataError | None]:
+    """Integer indices of ``values`` (int32 while they fit), or the error of the first
+    that is none (kind 0) or that is out of range (kind 1): ``(indices, -1, None)`` or
+    ``(None, kind, error)``. ``rows``: how many of ``values`` each row of ``table`` holds
+    (value ``k`` is in row ``k`` when None)."""
+
+    def line(k: int) -> int:
+        return table.line(k if rows is None else int(np.searchsorted(np.cumsum(rows), k, side="right")))
+
     idx, k = to_int64(values)
     if idx is None:
-        row = k if row_of is None else int(row_of[k])
-        raise DataError(
-            f"{table.path} line {table.line(row)}: {what} {values[k]!r} is not an integer index: "
+        return None, 0, DataError(
+            f"{table.path} line {line(k)}: {what} {values[k]!r} is not an integer index: "
             f"ids in UniSRec .inter files are indices (original ids go in .{what}2index)"
         )
     bad = (idx < 0) if n is None else ((idx < 0) | (idx >= n))
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        row = k if row_of is None else int(row_of[k])
         limit = f"outside {map_file} (indices 0..{n - 1})" if map_file is not None else "negative"
-        raise DataError(
-            f"{table.path} line {table.line(row)}: {what} index {values[k]} is {limit}: fix the "
+        return None, 1, DataError(
+            f"{table.path} line {line(k)}: {what} index {values[k]} is {limit}: fix the "
             f"row or the {what} map"
         )
-    return idx
+    return _small_ints(idx), -1, None
+
+
+class _IndexCheck(ColumnCheck):
+    """The indices in column ``column`` of a ``.inter`` file read in chunks (:func:`_indices`;
+    ``n``: their count when ``map_file`` lists them), and with ``history`` those in the
+    ``item_id_list`` cells too (:attr:`history`, :attr:`counts`: per row, how many). The
+    whole-file reader checks a file's indices as one list, the column's before the
+    histories', every value for being an integer before any for its range: so an error
+    ranks 0 (the column) or 1 (a history) when a value is no integer, 2 or 3 when out of
+    range, and the first of the lowest rank in the file is the one raised (by :meth:`values`)."""
+
+    def __init__(self, column: str, what: str, n: int | None, map_file: Path | None, history: bool = False):
+        super().__init__(column)
+        self.what, self.n, self.map_file, self.with_history = what, n, map_file, history
+        self._history: list[np.ndarray] = []
+        self._counts: list[np.ndarray] = []
+
+    def _check(self, table: Table, values: list[str]) -> np.ndarray | None:
+        out, kind, err = _indices(values, table, None, self.n, self.what, self.map_file)
+        self._fail(2 * kind, err)
+        if self.with_history:
+            tokens, counts = split_token_seqs(table.col("item_id_list"))
+            hist, kind, err = _indices(tokens, table, counts, self.n, self.what, self.map_file)
+            self._fail(2 * kind + 1, err)
+            if not self._errors:
+                self._history.append(hist)  # type: ignore[arg-type]
+                self._counts.append(counts)
+        return out
+
+    @property
+    def history(self) -> np.ndarray:
+        """The history indices of every row, in file order (after :meth:`values`)."""
+        return np.concatenate(self._history) if self._history else np.zeros(0, np.int32)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """How many history indices each row holds (after :meth:`values`)."""
+        return np.concatenate(self._counts) if self._counts else np.zeros(0, np.int64)
+
+
+def _any_user(table: Table, values: list[str]) -> None:
+    """Users without ``{name}.user2index`` are tokens, any text (a TokenCheck's check)."""
+    return None
 
 
 def _divisors_from(total: int, low: int) -> list[int]:
@@ -268,6 +324,7 @@ def read_unisrec(
     features: Mapping[str, str] | None = None,
     dim: int | None = None,
     unseen: str = "error",
+    chunk_bytes: int | None = None,
 ) -> Dataset:
     """Read a UniSRec folder (module doc) into a :class:`Dataset`.
 
@@ -280,6 +337,8 @@ def read_unisrec(
             omitted, which needs ``{name}.item2index`` unless only one shape fits (module doc).
         unseen: users/items in valid/test but never in train: ``"error"``, ``"drop"``,
             ``"keep"``.
+        chunk_bytes: the ``.inter`` files are read this many bytes at a time (default
+            :data:`~graphrec.data.formats._common.CHUNK_BYTES`); only memory depends on it.
     """
     root = Path(dir)
     if dim is not None and (not is_int(dim) or dim < 1):
@@ -291,61 +350,56 @@ def read_unisrec(
     user_ids = read_index_map(user_map_file, "user") if user_map_file.is_file() else None
     item_ids = read_index_map(item_map_file, "item") if item_map_file.is_file() else None
 
-    tables = []
+    # the .inter files, read in chunks: item (and, with user2index, user) indices checked
+    # and kept as arrays, users without a map as codes; an error is raised where the
+    # whole-file reader raised it (after every file is read, items before users)
+    scans: list[TableScan] = []
+    item_checks: list[_IndexCheck] = []
+    user_checks: list[ColumnCheck] = []
+    user_codes = Factorizer()
     for s in _SPLITS:
         path = require_file(root / f"{prefix}.{s}.inter", f"UniSRec {s} file", f"expected {prefix}.{s}.inter")
-        t = read_table(path, strip_types=True, quoted_cells=True)
-        _check_header(t, ("user_id", "item_id_list", "item_id") if s == "train" else ("user_id", "item_id"))
-        tables.append(t)
+        scan = TableScan(path, strip_types=True, quoted_cells=True, chunk_bytes=chunk_bytes)
+        fields = ("user_id", "item_id_list", "item_id") if s == "train" else ("user_id", "item_id")
+        checks: list[ColumnCheck] = []
+        if all(scan.has(f) for f in fields):  # else the header check below refuses the file
+            item_checks.append(_IndexCheck("item_id", "item", None if item_ids is None else len(item_ids),
+                                           None if item_ids is None else item_map_file, history=s == "train"))
+            user_checks.append(_IndexCheck("user_id", "user", len(user_ids), user_map_file) if user_ids is not None
+                               else TokenCheck("user_id", user_codes, _any_user))
+            checks = [item_checks[-1], user_checks[-1]]
+        run_checks(scan, checks)
+        _check_header(scan.head(), fields)
+        scans.append(scan)
 
-    # Raw pairs: (table number, row, user token, item token, split label)
-    u_tok: list[str] = []
-    i_tok: list[str] = []
-    label: list[int] = []
-    src_table: list[int] = []
-    src_row: list[int] = []
-    for ti, t in enumerate(tables):
-        users = t.col("user_id")
-        targets = t.col("item_id")
-        n = len(users)
-        u_tok.extend(users)
-        i_tok.extend(targets)
-        label.extend([ti] * n)
-        src_table.extend([ti] * n)
-        src_row.extend(range(n))
-        if ti == 0:
-            for r, (u, hist) in enumerate(zip(users, t.col("item_id_list"))):
-                h = hist.split()
-                u_tok.extend([u] * len(h))
-                i_tok.extend(h)
-                label.extend([0] * len(h))
-                src_table.extend([0] * len(h))
-                src_row.extend([r] * len(h))
-    lab = np.asarray(label, dtype=np.int64)
-    st = np.asarray(src_table, dtype=np.int64)
-    sr = np.asarray(src_row, dtype=np.int64)
-
-    def where(k: int) -> str:
-        return f"{tables[st[k]].path} line {tables[st[k]].line(sr[k])}"
-
-    def indices(tokens: list[str], n: int | None, what: str, map_file: Path | None) -> np.ndarray:
-        idx = np.empty(len(tokens), np.int64)
-        for ti, t in enumerate(tables):
-            sel = np.flatnonzero(st == ti)
-            idx[sel] = _indices([tokens[k] for k in sel], t, sr[sel], n, what, map_file)
-        return idx
-
-    # Item tokens are indices (they address feature rows); user tokens are indices only
-    # when a user map exists. Without an item map the feature files fix the item count
-    # (module doc), else max(index) + 1.
     feats_spec = dict(features) if features is not None else {
         m: s for m, s in DEFAULT_FEATURES.items() if (root / f"{prefix}.{s}").is_file()
     }
     feat_files = _feature_sizes(root, prefix, feats_spec)
-    if item_ids is not None:
-        i_idx = indices(i_tok, len(item_ids), "item", item_map_file)
-    else:
-        i_idx = indices(i_tok, None, "item", None)
+    # Raw pairs, in this order: every train row's (user, target), then the (user, item)
+    # pairs of the train rows' histories, then valid's and test's (user, target); a
+    # label per pair (0 train, 1 valid, 2 test)
+    item_parts = [c.values() for c in item_checks]
+    counts = item_checks[0].counts
+    item_parts.insert(1, item_checks[0].history)
+    sizes = [len(p) for p in item_parts]
+    i_idx = np.concatenate(item_parts)
+    del item_parts
+    lab = np.repeat(np.array([0, 0, 1, 2], dtype=np.int8), sizes)
+    bounds = np.cumsum(sizes)
+    hist_ends = np.cumsum(counts)
+
+    def where(k: int) -> str:
+        part = int(np.searchsorted(bounds, k, side="right"))
+        if part == 1:  # a history item: the train row that holds it
+            return f"{scans[0].path} line {scans[0].line(int(np.searchsorted(hist_ends, k - bounds[0], side='right')))}"
+        scan = scans[max(part - 1, 0)]
+        return f"{scan.path} line {scan.line(k - (int(bounds[part - 1]) if part else 0))}"
+
+    # Item tokens are indices (they address feature rows); user tokens are indices only
+    # when a user map exists. Without an item map the feature files fix the item count
+    # (module doc), else max(index) + 1.
+    if item_ids is None:
         top = int(np.argmax(i_idx))
         n_min = int(i_idx[top]) + 1
         if feat_files:
@@ -357,27 +411,37 @@ def read_unisrec(
                 "indices in the .inter files",
             )
         item_ids = index_ids(n_rows)
-    items = item_ids[i_idx]
-    if user_ids is not None:
-        users_arr = user_ids[indices(u_tok, len(user_ids), "user", user_map_file)]
-    else:
-        users_arr = np.asarray(u_tok, dtype=str)
+    user_parts = [c.values() for c in user_checks]
+    user_parts.insert(1, np.repeat(user_parts[0], counts))
+    users = IdColumn(np.concatenate(user_parts), user_ids) if user_ids is not None else id_column(user_parts, user_codes)
+    del user_parts, user_codes, item_checks, user_checks
 
-    # Earliest split wins for a pair seen in several splits (module doc).
-    order = np.argsort(lab, kind="stable")
-    key = np.char.add(np.char.add(users_arr[order], "\t"), items[order])
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    keep = np.sort(order[first])
+    # Earliest split wins for a pair seen in several splits (module doc): the pairs
+    # sorted by (user, item, split), stably, the first of each pair kept
+    key = users.codes.astype(np.int64)
+    key *= len(item_ids)
+    key += i_idx
+    key *= 3
+    key += lab
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    key //= 3
+    first = np.r_[True, key[1:] != key[:-1]]
+    del key
+    lab_sorted = lab[order]
     # valid/test rows whose pair an earlier split already has: {split: [dropped, given]}
     # (apply_split refuses a given split this empties instead of re-splitting silently)
-    first_lab = np.empty(len(lab), np.int64)
-    first_lab[order] = lab[order][first][inverse.reshape(-1)]
+    repeated = lab_sorted > lab_sorted[first][np.cumsum(first) - 1]
     repeats = {
-        s: [int(((lab == k) & (first_lab < k)).sum()), int((lab == k).sum())]
-        for k, s in enumerate(_SPLITS) if k and ((lab == k) & (first_lab < k)).any()
+        s: [int((repeated & (lab_sorted == k)).sum()), int((lab == k).sum())]
+        for k, s in enumerate(_SPLITS) if k and (repeated & (lab_sorted == k)).any()
     }
-    users_arr, items, lab = users_arr[keep], items[keep], lab[keep]
-    split = np.asarray(_SPLITS)[lab]
+    keep = np.sort(order[first])
+    del order, first, lab_sorted, repeated
+    users = IdColumn(users.codes[keep], users.values)
+    items = IdColumn(i_idx[keep], item_ids)
+    split = IdColumn(lab[keep], np.asarray(_SPLITS))
+    del i_idx, lab
 
     count_from = (f"the {len(item_ids)} lines of {item_map_file}" if item_map_file.is_file()
                   else "the item count the .inter and feature files fix")
@@ -387,9 +451,9 @@ def read_unisrec(
     if text_file.is_file():
         item_fields["text"] = _read_text(text_file, item_ids)
 
-    check_unseen(users_arr, items, split, unseen, LazyWhere(lambda k: where(int(keep[k])), len(keep)))
+    check_unseen(users, items, split, unseen, LazyWhere(lambda k: where(int(keep[k])), len(keep)))
     return build_dataset(
-        users_arr,
+        users,
         items,
         split,
         user_ids=user_ids,
@@ -397,7 +461,7 @@ def read_unisrec(
         item_features=item_features,
         item_fields=item_fields,
         name=name or prefix,
-        source=str(tables[0].path),
+        source=str(scans[0].path),
         meta={
             "format": "unisrec",
             "source": str(root),

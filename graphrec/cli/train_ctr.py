@@ -60,7 +60,10 @@ Lr = Annotated[float, typer.Option(help="Learning rate of the optimiser (--optim
 WeightDecay = Annotated[float, typer.Option(help="Weight decay (L2) of the backbone optimiser (--optimizer; not GMMF's GAN).")]
 Optimizer = Annotated[str, typer.Option(help="Backbone optimiser: adam, or adagrad (MARN's paper: AdaGrad, --lr 0.1 --batch-size 32).")]
 BatchSize = Annotated[int, typer.Option(help="Samples per step.")]
-Patience = Annotated[int, typer.Option(help="Stop after this many epochs without a better validation AUC.")]
+Patience = Annotated[int, typer.Option(help="Stop after this many epochs without a better validation --metric.")]
+ValidMetric = Annotated[str, typer.Option(
+    "--metric", help="Validation metric that selects the best epoch and stops early: auc, gauc (per-user AUC) or "
+                     "logloss (minimised).")]
 Seed = Annotated[int, typer.Option(help="Seed of initialisation, shuffling and the cold-start items.")]
 ColdStart = Annotated[float, typer.Option(help="Hide every interaction with a fraction of the items (drawn with --seed) from training and histories (0: off).")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
@@ -72,9 +75,12 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run di
 GRAPH_OPTIONS = ("item_graph", "graph_k", "cooccur_top_k", "graph_layers")
 COMMON = (
     "task", "max_history", "sample_seed", "samples", "item_graph", "graph_k", "cooccur_top_k", "graph_layers",
-    "epochs", "lr", "weight_decay", "optimizer", "batch_size", "patience", "seed", "device", "out", "overwrite",
-    "resume", "threads", "quiet", "cold_start",
+    "epochs", "lr", "weight_decay", "optimizer", "batch_size", "patience", "valid_metric", "seed", "device", "out",
+    "overwrite", "resume", "threads", "quiet", "cold_start",
 )
+#: the shared options whose flag is not their name with dashes (``--metric`` sets
+#: ``valid_metric``, as ``graphrec train`` of a ranking model does)
+FLAGS = {"valid_metric": "--metric"}
 
 
 def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int], sample_seed: Optional[int],
@@ -179,7 +185,10 @@ def load_run_samples(run_dir: Path, data: Optional[Path], source: Optional[Mappi
 
 def print_ctr_record(record: dict[str, Any]) -> None:
     """The results table: AUC, GAUC, logloss (best validation epoch and test), then the
-    test AUC per popularity level and for cold items."""
+    test AUC per popularity level and for cold items, and the best epoch with the
+    validation metric that selected it."""
+    from graphrec.train.ctr_eval import recorded_config
+
     keys = ["auc", "gauc", "logloss"]
     cols = {f"valid@{record['best_epoch']}": record["best_valid"], "test": record["test"]}
     typer.echo("")
@@ -203,7 +212,8 @@ def print_ctr_record(record: dict[str, Any]) -> None:
         typer.echo(f"GAN losses at epoch {h['epoch']}: D {h['gan_d_loss']:.4f}, G {h['gan_g_loss']:.4f}")
     typer.echo(
         f"{record['model']} on {record['dataset']['name']} (item graph: {record['item_graph']['spec']}): best epoch "
-        f"{record['best_epoch']} of {t['epochs']}, {t['seconds_per_epoch']:.2f} s/epoch"
+        f"{record['best_epoch']} of {t['epochs']} by validation {recorded_config(record).valid_metric}, "
+        f"{t['seconds_per_epoch']:.2f} s/epoch"
     )
 
 
@@ -225,8 +235,9 @@ def check_options(common: Mapping[str, Any]) -> None:
 
 
 def _flag(name: str) -> str:
-    """A shared option's flag: ``graph_k`` -> ``--graph-k``."""
-    return "--" + name.replace("_", "-")
+    """A shared option's flag: ``graph_k`` -> ``--graph-k``, ``valid_metric`` -> ``--metric``
+    (:data:`FLAGS`)."""
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 def without_effect(model_name: str, params: Mapping[str, Any], train_options: Mapping[str, Any],
@@ -365,8 +376,9 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
     return record
 
 
-#: the :class:`CTRConfig` fields the commands set (an option each, named as the field)
-CTR_TRAIN_OPTIONS = ("epochs", "lr", "weight_decay", "optimizer", "batch_size", "patience", "seed")
+#: the :class:`CTRConfig` fields the commands set (an option each, named as the field;
+#: its flag: :func:`_flag`)
+CTR_TRAIN_OPTIONS = ("epochs", "lr", "weight_decay", "optimizer", "batch_size", "patience", "valid_metric", "seed")
 _CONFIG = CTRConfig()
 COMMON_DEFAULTS: dict[str, Any] = {
     "task": "ctr", "max_history": 50, "sample_seed": 0, "samples": None, "cold_start": 0.0,
@@ -378,7 +390,7 @@ COMMON_TYPES: dict[str, Any] = {
     "task": Task, "max_history": MaxHistory, "sample_seed": SampleSeed, "samples": Samples, "cold_start": ColdStart,
     "item_graph": ItemGraph, "graph_k": GraphK, "cooccur_top_k": CooccurTopK, "graph_layers": GraphLayers,
     "epochs": Epochs, "lr": Lr, "weight_decay": WeightDecay, "optimizer": Optimizer, "batch_size": BatchSize,
-    "patience": Patience, "seed": Seed,
+    "patience": Patience, "valid_metric": ValidMetric, "seed": Seed,
     "device": Device, "out": Out, "overwrite": Overwrite, "resume": Resume, "threads": Threads, "quiet": TrainQuiet,
 }
 

@@ -2,10 +2,12 @@
 
 :func:`fit_ctr` is the one fit loop of every CTR model: binary cross-entropy (plus the
 model's own auxiliary losses, :meth:`~graphrec.models.ctr.CTRModel.losses`) with Adam on
-shuffled training samples, validation AUC after every epoch, early stopping after
-``patience`` epochs without a better validation AUC, the best state restored, and the
-test split evaluated ONCE at the end (AUC, GAUC, logloss, plus the popularity-level and
-cold/warm-candidate slices, which are also reported for validation at the best epoch).
+shuffled training samples, validation AUC, GAUC and logloss after every epoch, early
+stopping after ``patience`` epochs without a better value of the selection metric
+(``CTRConfig.valid_metric``: AUC by default, GAUC, or logloss, which is minimised;
+:func:`improves`), the best state restored, and the test split evaluated ONCE at the end
+(AUC, GAUC, logloss, plus the popularity-level and cold/warm-candidate slices, which are
+also reported for validation at the best epoch).
 Under the cold-start protocol (:mod:`graphrec.data.ctr`) the cold slice holds exactly
 the samples whose candidate is a cold-start item. Everything is seeded by ``config.seed``.
 
@@ -80,14 +82,35 @@ __all__ = [
     "run_ctr",
     "save_ctr_run",
     "ATTENTION_FILE",
+    "METRIC_DIRECTIONS",
+    "SELECTION_METRIC",
+    "improves",
+    "worst_score",
 ]
 
 ATTENTION_FILE = "attention.npz"
 GRAPH_CHOICES = ("none", "knn", "cooccur", "both")
 #: the backbone optimisers of :class:`CTRConfig` (GMMF's paper: Adam; MARN's: AdaGrad)
 OPTIMIZERS = ("adam", "adagrad")
-#: the validation metric CTR training selects (and stops early) on
+#: the validation metrics CTR training can select its best epoch (and stop early) on
+#: (``CTRConfig.valid_metric``), each with its direction in Optuna's words: AUC and GAUC
+#: (per-user AUC, the papers' "AUC") are maximised, logloss (calibration) is minimised
+METRIC_DIRECTIONS: dict[str, str] = {"auc": "maximize", "gauc": "maximize", "logloss": "minimize"}
+#: the selection metric of a run that names none (every run recorded before the choice)
 SELECTION_METRIC = "auc"
+
+
+def improves(metric: str, score: float, best: float) -> bool:
+    """Whether validation ``metric`` (a :data:`METRIC_DIRECTIONS` key) ``score`` is better
+    than ``best``: higher AUC or GAUC, lower logloss. A NaN score (a split without both
+    classes) never improves; any number improves on :func:`worst_score`."""
+    return score < best if METRIC_DIRECTIONS[metric] == "minimize" else score > best
+
+
+def worst_score(metric: str) -> float:
+    """The best score before any epoch: the one every finite ``metric`` value improves on
+    (-inf for a maximised metric, +inf for logloss)."""
+    return math.inf if METRIC_DIRECTIONS[metric] == "minimize" else -math.inf
 
 
 @dataclass(frozen=True)
@@ -103,7 +126,7 @@ class CTRConfig:
         optimizer: the backbone's optimiser, ``"adam"`` (default) or ``"adagrad"``
             (MARN's paper: AdaGrad, lr 0.1, batches of 32); the GAN's two are Adam
             (``gan_lr``) either way.
-        patience: stop after this many epochs without a better validation AUC.
+        patience: stop after this many epochs without a better validation ``valid_metric``.
         seed: seeds initialisation and shuffling.
         gan_start_epoch: K of GMMF's Algorithm 1: the GAN is trained in epochs > K.
         gan_lr: Adam learning rate of the generator and discriminator (GMMF: 1e-5).
@@ -111,6 +134,9 @@ class CTRConfig:
         popularity_levels: number of popularity levels of the test slices (MARN: 10).
         cold_threshold: without a cold-start split, a candidate with train frequency below
             this is cold (with one, the cold-start items are).
+        valid_metric: the validation metric that selects the best epoch and stops early
+            (:data:`METRIC_DIRECTIONS`): ``"auc"`` (default), ``"gauc"`` (per-user AUC) or
+            ``"logloss"`` (minimised: selects calibrated click probabilities).
         progress: show progress bars.
     """
 
@@ -126,6 +152,7 @@ class CTRConfig:
     eval_batch_size: int = 4096
     popularity_levels: int = 10
     cold_threshold: int = 1
+    valid_metric: str = SELECTION_METRIC
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -141,6 +168,9 @@ class CTRConfig:
             raise ConfigError(f"gan_start_epoch must be >= 0, got {self.gan_start_epoch}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)} (--optimizer)")
+        if not isinstance(self.valid_metric, str) or self.valid_metric not in METRIC_DIRECTIONS:
+            raise ConfigError(f"valid_metric {self.valid_metric!r} is not one of {', '.join(METRIC_DIRECTIONS)} "
+                              "(the validation metric that selects the best epoch; logloss is minimised)")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "CTRConfig":
@@ -446,8 +476,9 @@ def fit_ctr(
     log: Callable[[str], None] | None = None,
     keeper: StateKeeper | None = None,
 ) -> CTRFitResult:
-    """Train ``model`` on the training samples, select on validation AUC, test once, on
-    ``device`` (default: the model's own).
+    """Train ``model`` on the training samples, select on validation ``config.valid_metric``
+    (AUC, GAUC or logloss: :func:`improves`), test once, on ``device`` (default: the
+    model's own).
 
     With a ``keeper`` (:mod:`graphrec.train.state`), every epoch starts by storing the
     loop's state in it (weights, the three optimisers, every generator, the best state
@@ -455,8 +486,8 @@ def fit_ctr(
     keeper made with a saved state resumes from it, to the numbers of an uninterrupted run.
 
     ``log`` receives one line per epoch (every epoch validates;
-    :func:`graphrec.train.progress.epoch_line`: loss, validation AUC, best so far,
-    seconds); None (the default) prints nothing.
+    :func:`graphrec.train.progress.epoch_line`: loss, the validation selection metric,
+    best so far, seconds); None (the default) prints nothing.
     """
     device = model_device(model, device)
     model.to(device)
@@ -482,7 +513,8 @@ def fit_ctr(
     else:
         opt = adam(backbone, lr=config.lr, weight_decay=config.weight_decay)
 
-    best_score, best_epoch, best_state, best_valid = -np.inf, 0, None, {}
+    metric = config.valid_metric
+    best_score, best_epoch, best_state, best_valid = worst_score(metric), 0, None, {}
     history: list[dict[str, Any]] = []
     bad, stopped = 0, False
     train_time = eval_time = 0.0
@@ -555,17 +587,16 @@ def fit_ctr(
         eval_time += et
         row["valid"] = {k: x for k, x in v.items() if k != "slices"}  # slices: best epoch only
         history.append(row)
-        if v["auc"] > best_score:
-            best_score, best_epoch, best_valid = v["auc"], epoch, v
+        if improves(metric, v[metric], best_score):
+            best_score, best_epoch, best_valid = v[metric], epoch, v
             best_state = copy.deepcopy(model.state_dict())
             bad = 0
         else:
             bad += 1
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{row['loss']:.4f}", auc=f"{v['auc']:.4f}", best=best_epoch)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", **{metric: f"{v[metric]:.4f}"}, best=best_epoch)
         if log is not None:
-            log(epoch_line(epoch, config.epochs, row["loss"], SELECTION_METRIC, v["auc"], best_score, best_epoch,
-                           dt, et))
+            log(epoch_line(epoch, config.epochs, row["loss"], metric, v[metric], best_score, best_epoch, dt, et))
         if bad >= config.patience:
             stopped = True
             break

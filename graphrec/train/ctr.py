@@ -86,6 +86,8 @@ __all__ = [
     "SELECTION_METRIC",
     "improves",
     "worst_score",
+    "recorded_params",
+    "recorded_data_path",
 ]
 
 ATTENTION_FILE = "attention.npz"
@@ -696,6 +698,42 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+def recorded_params(name: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """CTR model ``name``'s hyper-parameters ``params`` as a run builds and records them,
+    the same from Python as from the command line: a string given to an option that the
+    command line reads as text and converts (``modalities="image,text"`` becomes
+    ``["image", "text"]``, as ``--modalities image,text`` does; an empty or repeated name is
+    a one-line :class:`ConfigError`) is converted alike, and tuples become lists (JSON)."""
+    from graphrec.train.registry import get_model
+
+    convert = {p.name: p.option.to_value for p in get_model(name, "ctr").params
+               if p.option.to_value is not None and p.option.cli_type is not None}
+    out: dict[str, Any] = {}
+    for key, value in dict(params or {}).items():
+        if isinstance(value, str) and key in convert:
+            value = convert[key](value)
+        out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def recorded_data_path(data: CTRData, data_path: str | os.PathLike | None = None) -> str | None:
+    """What a CTR run records as its ``--data``, the folder ``graphrec evaluate`` and
+    ``graphrec predict`` make its samples again from: ``data_path`` where given; else the
+    samples folder ``data`` was read from (:meth:`CTRData.load`), or else the source folder
+    it was built from (``data.meta["source"]``, :func:`~graphrec.data.ctr.load_ctr_source`)
+    while it exists; None for samples built in memory (the commands then ask for
+    ``--data``)."""
+    if data_path is not None:
+        return str(data_path)
+    origin = data.dataset.source
+    if origin is not None and (Path(origin["path"]).parent / "ctr.json").is_file():
+        return str(Path(origin["path"]).parent)
+    source = data.meta.get("source")
+    if isinstance(source, str) and source and Path(source).exists():
+        return source
+    return None
+
+
 def run_ctr(
     data: CTRData,
     model_name: str,
@@ -715,6 +753,11 @@ def run_ctr(
     on_saved: Callable[[Path], None] | None = None,
 ) -> tuple[dict[str, Any], CTRModel]:
     """Seed, build (with graph enrichment when asked), fit, and record a CTR run.
+
+    ``params`` are built and recorded as the command line gives them
+    (:func:`recorded_params`: ``{"modalities": "image,text"}`` as ``["image", "text"]``);
+    ``data_path`` is recorded as the command records ``--data``, and left out, the folder
+    ``data`` came from (:func:`recorded_data_path`), so ``graphrec evaluate`` finds it.
 
     ``out`` is checked before anything is built or trained: an existing ``out`` is
     replaced only with ``overwrite`` and only when it holds an earlier run.
@@ -739,17 +782,17 @@ def run_ctr(
         lambda o, ow: None if claimed else check_output(o, ow, option="--out", marker=RECORD, what="run directory"),
     )
     graph_options = dict(graph_options or {})
-    params_rec = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(params or {}).items()}
+    params = recorded_params(model_name, params)
     record: dict[str, Any] = {
         "graphrec_version": graphrec.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "task": "ctr",
         "model": model_name,
-        "model_params": params_rec,
+        "model_params": params,
         "item_graph": {"spec": item_graph or "none", "options": graph_options, "graphs": []},
         "train_config": config.to_dict(),
         "dataset": {
-            "path": None if data_path is None else str(data_path),
+            "path": recorded_data_path(data, data_path),
             "name": data.dataset.name,
             "samples_fingerprint": data.fingerprint(),
             "dataset_fingerprint": data.dataset.fingerprint(),

@@ -1,7 +1,9 @@
 """The validation metric CTR training selects its best epoch (and stops early) on:
 ``CTRConfig.valid_metric`` / ``graphrec train MODEL --task ctr --metric auc|gauc|logloss``
 (logloss minimised, AUC and GAUC maximised), recorded, kept by ``graphrec evaluate`` and
-compared on ``--resume``; the default (AUC) selects as before."""
+compared on ``--resume``; the default (AUC) selects as before. Also what ``run_ctr``
+records of the model's modalities and of the data's folder when it is given neither as
+the command line gives them."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from graphrec.errors import ConfigError
 from graphrec.models.ctr.testing import contract_ctr_data
 from graphrec.testing import one_error_line
 from graphrec.train.ctr import (
-    METRIC_DIRECTIONS, CTRConfig, evaluate_ctr, improves, run_ctr, worst_score,
+    METRIC_DIRECTIONS, CTRConfig, evaluate_ctr, improves, recorded_data_path, run_ctr, worst_score,
 )
 from graphrec.train.ctr_eval import recorded_config
 from graphrec.train.record import load_record
@@ -204,3 +206,30 @@ def test_resume_with_another_metric_is_one_line(samples, data, tmp_path, monkeyp
     (out / "record.json").write_text(json.dumps(record))
     line = one_error_line(run(*args, "--metric", "gauc", "--resume"))
     assert "--resume: valid_metric is 'gauc' here but 'auc' in the interrupted run" in line, line
+
+
+# ---------------------------------------------------------------------- what run_ctr records
+def test_run_ctr_records_modalities_as_the_command_line_does(data, samples, tmp_path):
+    params = dict(DIN, modalities="image, text")
+    record, model = run_ctr(data, "din", params, CTRConfig(**dict(SMALL, epochs=1)))
+    assert record["model_params"]["modalities"] == ["image", "text"]
+    as_list, _ = run_ctr(data, "din", dict(DIN, modalities=("image", "text")), CTRConfig(**dict(SMALL, epochs=1)))
+    assert as_list["model_params"] == record["model_params"] and as_list["test"] == record["test"]
+    res = run("train", "din", "--data", samples, "--modalities", "image,text", "--dim", "8", "--modality-dim", "8",
+              "--epochs", "1", "--device", "cpu", "--quiet", "--out", tmp_path / "cli")
+    assert res.exit_code == 0, res.output
+    assert load_record(tmp_path / "cli")["model_params"]["modalities"] == ["image", "text"]
+    with pytest.raises(ConfigError, match="lists 'image' twice"):
+        run_ctr(data, "din", dict(DIN, modalities="image,image"), CTRConfig(**dict(SMALL, epochs=1)))
+
+
+def test_run_ctr_records_the_folder_the_samples_came_from(sci, shared_data, data, samples, tmp_path):
+    assert recorded_data_path(data) is None  # built in memory: nothing to record
+    assert recorded_data_path(CTRData.load(samples)) == str(samples.resolve())
+    assert recorded_data_path(data, tmp_path / "given") == str(tmp_path / "given")
+    out = tmp_path / "run"
+    record, _ = run_ctr(sci, "lr", None, CTRConfig(epochs=1, batch_size=1024, progress=False), out=out)
+    assert record["dataset"]["path"] == str((shared_data / "amazon-scientific").resolve())
+    res = run("evaluate", out, "--device", "cpu", "--quiet")  # no --data: the recorded source folder
+    assert res.exit_code == 0, res.output
+    assert f"{record['test']['auc']:.4f}" in res.output

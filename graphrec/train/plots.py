@@ -49,8 +49,8 @@ def draw_runs(
     """Draw the curves of the run directories ``runs`` into ``out`` (module doc).
 
     ``labels`` name the runs in the legend (default: their folder names); ``metric`` is
-    the validation metric drawn (default: the one the first run selected on, a ranking
-    run's ``valid_metric``, a CTR run's ``auc``) and ``items`` the items it is of (``all``, ``cold`` or
+    the validation metric drawn (default: the one the first run selected on, its
+    ``valid_metric``: a ranking run's ``recall@20``, a CTR run's ``auc``, unless chosen) and ``items`` the items it is of (``all``, ``cold`` or
     ``warm``; default: what the first run selected on, ``--select-on``). A run without
     that metric (``cold`` beside a run without a cold-start split) is left out of the
     validation panel with a ``UserWarning`` naming it (at least one run must have it).
@@ -68,11 +68,11 @@ def draw_runs(
         if not isinstance(record.get("history"), list) or not record["history"]:
             raise DataError(f"{run}: the record has no per-epoch history to draw")
     first = records[0].get("train_config") or {}
-    if metric is None:  # what the first run selected on: a CTR run on AUC, a ranking run on its valid_metric
+    if metric is None:  # what the first run selected on: its valid_metric (a CTR run recorded without one: AUC)
         from graphrec.train.ctr import SELECTION_METRIC
 
         ctr = records[0].get("task") == "ctr"
-        metric = SELECTION_METRIC if ctr else str(first.get("valid_metric", "recall@20"))
+        metric = str(first.get("valid_metric", SELECTION_METRIC if ctr else "recall@20"))
     items = items or str(first.get("select_on", "all"))
     if items not in SELECT_GROUPS:
         raise ConfigError(f"--items {items!r} is not one of {', '.join(sorted(SELECT_GROUPS))}")

@@ -183,6 +183,12 @@ def test_a_ctr_run_is_drawn_with_its_selection_metric_auc(tmp_path, monkeypatch)
     assert res.exit_code == 0, res.output
     assert drawn == [["training loss", "validation auc", "log loss (mean per batch)", "auc"]]
     _picture(tmp_path / "ctr.png")
+    # a run selected on validation logloss: its curve
+    run_ctr(contract_ctr_data(), "lr", {}, CTRConfig(epochs=2, progress=False, valid_metric="logloss"),
+            out=tmp_path / "ctr-ll")
+    res = run("plot", tmp_path / "ctr-ll", "--out", tmp_path / "ll.png")
+    assert res.exit_code == 0, res.output
+    assert drawn[-1] == ["training loss", "validation logloss", "log loss (mean per batch)", "logloss"]
 
 
 def test_ctr_loss_axis_names_the_auxiliary_terms():

@@ -295,6 +295,10 @@ def test_lattice_errors_name_the_first_bad_entry_in_file_order(tmp_path: Path) -
     (root / "train.json").write_text(json.dumps(train))
     with pytest.raises(DataError, match=rf"train\.json: user '{keys[5]}' has item 1\.0, not an integer index"):
         read_lattice(root)
+    train[keys[5]] = [1, 2**64]  # past int64: named, not an OverflowError
+    (root / "train.json").write_text(json.dumps(train))
+    with pytest.raises(DataError, match=rf"train\.json: user '{keys[5]}' has item index {2**64}, beyond any catalogue"):
+        read_lattice(root)
 
 
 def test_lattice_row_origins_across_files(tmp_path: Path) -> None:

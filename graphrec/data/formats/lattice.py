@@ -51,6 +51,8 @@ from graphrec.errors import DataError
 __all__ = ["read_lattice", "SPLIT_FILES"]
 
 SPLIT_FILES: dict[str, str] = {"train": "train.json", "valid": "val.json", "test": "test.json"}
+#: the largest item index a split file may hold (int64)
+_MAX_INDEX = int(np.iinfo(np.int64).max)
 
 
 class _Split:
@@ -88,6 +90,9 @@ def _check_entries(path: Path, data: dict[str, Any]) -> None:
                 )
             if it < 0:
                 raise DataError(f"{path}: user {user!r} has negative item index {it}: indices start at 0")
+            if it > _MAX_INDEX:
+                raise DataError(f"{path}: user {user!r} has item index {it}, beyond any catalogue (at most "
+                                f"{_MAX_INDEX}): indices count the items from 0")
 
 
 def _read_split(path: Path) -> _Split:
@@ -111,7 +116,11 @@ def _read_split(path: Path) -> _Split:
     total = int(counts.sum())
     if set(map(type, chain.from_iterable(lists))) - {int}:  # a bool, a float, a string, ...
         _check_entries(path, data)
-    items = np.fromiter(chain.from_iterable(lists), np.int64, total)
+    try:
+        items = np.fromiter(chain.from_iterable(lists), np.int64, total)
+    except OverflowError:  # an index past int64
+        _check_entries(path, data)
+        raise
     if total and items.min() < 0:
         _check_entries(path, data)
     keys = list(data)

@@ -560,6 +560,29 @@ def test_builder_learned_structure_from_a_stored_graph(tmp_path):
     assert np.allclose(model._features("fused").detach().numpy(), fuse_features(ds.item_features, ["text"]).x)
 
 
+def test_builder_beside_a_stored_cooccurrence_graph_builds_its_own_knn_graph(tmp_path):
+    """--graph of a co-interaction graph alone: the content kNN graph is built here at
+    the default k (10, what the record's resolved parameters say); two stored
+    co-interaction graphs are refused before any kNN search."""
+    from graphrec.graphs.store import save_graph
+    from graphrec.train.builders.mmgef import resolve_params
+
+    ds = contract_dataset()
+    built = build_item_graph(ds, GraphSpec(kind="cooccur", normalization="sym"))
+    save_graph(tmp_path / "co", built.graph, built.record)
+    graphs = [str(tmp_path / "co")]
+    model = build_model("mmgef", ds, {"embedding_dim": 8, "graphs": graphs})
+    want = build_item_graph(ds, GraphSpec(kind="knn", k=10, normalization="sym")).graph
+    assert model.k == 10
+    assert np.allclose(model.knn_adj.to_dense().numpy(), want.toarray(), atol=1e-6)
+    assert resolve_params({"graphs": graphs})["k"] == 10
+    knn = build_item_graph(ds, GraphSpec(kind="knn", k=5))
+    save_graph(tmp_path / "knn", knn.graph, knn.record)
+    assert resolve_params({"graphs": [*graphs, str(tmp_path / "knn")]}).get("k") is None  # the stored graph's own
+    with pytest.raises(DataError, match="2 stored cooccur graphs given"):
+        build_model("mmgef", ds, {"embedding_dim": 8, "graphs": graphs * 2})
+
+
 def test_projected_mode_sees_the_same_pattern_built_in_the_run_or_stored(tmp_path):
     """Items of 20 one-hot classes: each kNN list (k=5) holds its 2 class mates and 3 items
     of cosine exactly 0. The stored graph dropped those entries, the in-run build kept them,

@@ -4,6 +4,7 @@ co-interaction graph E^c, all from the TRAINING data."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any, Mapping, Optional
 
 import torch
@@ -44,14 +45,22 @@ DEFAULT_LAMBDA = 0.9
 DEFAULT_K = 10
 
 
+def _stored_kinds(paths: Any) -> set[str]:
+    """The kinds of the stored graphs ``paths`` names (``--graph``; one path or several)."""
+    if not paths:
+        return set()
+    return {read_record(p).kind for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)}
+
+
 def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """``params`` with the builder's values for ``reg_weight`` (it follows ``parity``),
-    ``k`` (10 where the content graph is built here) and, under the fixed structure,
+    ``k`` (10 where the content graph is built here, also beside a stored co-interaction
+    graph) and, under the fixed structure,
     ``feature_mode`` (``"fixed"``) when they are ``None``."""
     out = dict(params)
     if out.get("reg_weight") is None:
         out["reg_weight"] = default_reg_weight(out.get("parity", "none"))
-    if out.get("k") is None and out.get("use_knn_graph", True) and not out.get("graphs"):
+    if out.get("k") is None and out.get("use_knn_graph", True) and not _stored_kinds(out.get("graphs")) & {"knn"}:
         out["k"] = DEFAULT_K
     if out.get("feature_mode") is None and out.get("structure", DEFAULT_STRUCTURE) == "fixed":
         out["feature_mode"] = "fixed"
@@ -208,12 +217,13 @@ def build_mmgef(
     adj = parity_backbone(dataset.train, parity)
     resolved = resolve_params(dict(reg_weight=reg_weight, k=k, feature_mode=feature_mode, structure=structure,
                                    parity=parity, use_knn_graph=use_knn_graph, graphs=graphs))
-    reg_weight, k = resolved["reg_weight"], resolved["k"]  # k stays None with a stored graph (its own k)
+    reg_weight, k = resolved["reg_weight"], resolved["k"]  # k stays None with a stored kNN graph (its own k)
     feature_mode = resolved["feature_mode"] or "fixed"  # the learned structure has none: a placeholder
     learned = structure == "learned"
     stored = load_stored_graphs(dataset, graphs)
     mods = parse_modalities(modalities)
     given_knn = pick_graph(stored, "knn", "mmgef", ("knn", "cooccur"))
+    given_co = pick_graph(stored, "cooccur", "mmgef", ("knn", "cooccur"))  # refused before a kNN search
     if given_knn is not None and not use_knn_graph:
         raise ConfigError(f"graph {given_knn[2]} is a content kNN graph and --no-knn-graph drops it: drop one of them")
     include_self = reference
@@ -253,7 +263,6 @@ def build_mmgef(
     features = torch.from_numpy(fused_x) if fused_x is not None and (learned or feature_mode == "projected") else None
     cooccur = None
     if use_cf_graph:
-        given_co = pick_graph(stored, "cooccur", "mmgef", ("knn", "cooccur"))
         if given_co is not None:
             g, rec, path = given_co
             if cooccur_top_k is not None and rec.k != cooccur_top_k:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import csv
 import inspect
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -325,6 +326,20 @@ def _ids_arg(value: Any, column: str, what: str) -> tuple[list[str], str]:
     return list(dict.fromkeys(ids)), f"the {what} argument"
 
 
+def _check_no_header_read_as_id(first: str, known: bool, where: str, column: str) -> None:
+    """A file's first id that is no id of the dataset but reads as a column name
+    (``userid``, ``users``, ``user_id:token``: a header other than ``column``, which
+    :func:`read_id_list` would have taken as one) is a one-line :class:`DataError`
+    naming the header, whatever ``unknown`` says: it would otherwise be recommended to
+    (``--unknown popular``) or reported as an unknown id."""
+    kind = column.split("_")[0]  # user, item
+    name = re.sub(r"[^a-z0-9]", "", first.split(":")[0].lower())  # user_id:token -> userid; user9 stays
+    if known or not name or name not in {kind, kind + "s", kind + "id", kind + "ids", kind[0] + "id", "id", "ids"}:
+        return
+    raise DataError(f"{where}: its first line, {first!r}, is no {kind} of the run's dataset and reads as a column "
+                    f"name: name the header {column} (or drop it and give one id per line)")
+
+
 def _positions(all_ids: np.ndarray) -> dict[str, int]:
     return {str(v): i for i, v in enumerate(all_ids.tolist())}
 
@@ -418,6 +433,8 @@ def recommend_run(
     if item_list is not None:
         ids, where = item_list
         pos = _positions(item_ids)
+        if isinstance(items, os.PathLike):
+            _check_no_header_read_as_id(ids[0], ids[0] in pos, where, "item_id")
         missing = [i for i in ids if i not in pos]
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -436,6 +453,8 @@ def recommend_run(
     else:
         ids, where = user_list
         pos = _positions(dataset.user_ids)
+        if isinstance(users, os.PathLike):
+            _check_no_header_read_as_id(ids[0], ids[0] in pos, where, "user_id")
         missing = [u for u in ids if u not in pos]
         if missing and unknown == "error":
             more = f" (and {len(missing) - 1} more unknown ids)" if len(missing) > 1 else ""

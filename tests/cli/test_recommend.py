@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from graphrec.cli import app
 from graphrec.data.synthetic import synthetic_catalogue
+from graphrec.testing import one_error_line
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 runner = CliRunner()
@@ -308,3 +309,27 @@ def test_not_a_ranking_run(tmp_path):
     res = run("recommend", tmp_path / "nothing", "--out", tmp_path / "recs.csv")
     assert res.exit_code == 1 and "not a graphrec run directory" in res.output
     assert not (tmp_path / "recs.csv").exists()
+
+
+def test_a_header_read_as_an_id_is_named_not_recommended_to(shop, tmp_path):
+    """A one-column file whose header is not user_id (userid, users, user_id:token) is an
+    id list whose first 'id' is the header: one line naming it, even with --unknown
+    popular (which would give the header a list); an unknown id that merely starts like
+    one (user9999) is an unknown id as before."""
+    known = sorted(shop["users"])[0]
+    for header in ("userid", "Users", "user_id:token"):
+        users = tmp_path / f"{header.replace(':', '_')}.csv"
+        users.write_text(f"{header}\n{known}\n")
+        res = run("recommend", shop["run"], "--users", users, "--unknown", "popular", "--out", tmp_path / "r.csv")
+        assert one_error_line(res) == (f"error: {users}: its first line, {header!r}, is no user of the run's dataset "
+                                       "and reads as a column name: name the header user_id (or drop it and give one "
+                                       "id per line)")
+        assert not (tmp_path / "r.csv").exists()
+    items = tmp_path / "items.txt"
+    items.write_text("item\n" + "".join(f"{i}\n" for i in sorted({i for _, i in shop["pairs"]["train"]})[:3]))
+    res = run("recommend", shop["run"], "--items", items, "--out", tmp_path / "r.csv")
+    assert "its first line, 'item', is no item of the run's dataset" in one_error_line(res)
+    users = tmp_path / "plain.txt"
+    users.write_text(f"user9999\n{known}\n")
+    res = run("recommend", shop["run"], "--users", users, "--unknown", "popular", "--out", tmp_path / "r.csv")
+    assert res.exit_code == 0, res.output

@@ -38,16 +38,18 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def renamed(**old_to_new: str) -> Callable[[_F], _F]:
+def renamed(_public: str | None = None, **old_to_new: str) -> Callable[[_F], _F]:
     """Keep a public function's renamed keyword arguments working: ``@renamed(data="data_path")``
     accepts ``data=`` as ``data_path=`` with a :class:`FutureWarning` that names the new
     one. Giving both (the new one as a keyword or positionally) is a one-line
-    :class:`~graphrec.errors.ConfigError`. Positional calls are untouched."""
+    :class:`~graphrec.errors.ConfigError`. Positional calls are untouched. ``_public``:
+    the name the messages give the function where users call it by another
+    (``graphrec.recommend`` for ``recommend_run``)."""
 
     def decorate(func: _F) -> _F:
         names = list(inspect.signature(func).parameters)
         position = {new: names.index(new) for new in old_to_new.values()}  # a wrong new name fails at import
-        where = func.__qualname__
+        where = _public or func.__qualname__
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -69,3 +69,17 @@ def test_run_training_takes_params_and_its_old_name_model_overrides(ds):
         run_training(ds, "lightgcn", {}, config, model_overrides={})
     with pytest.raises(ConfigError, match="got both params= and its old name model_overrides="):
         run_training(ds, "lightgcn", params={}, model_overrides={}, config=config)
+
+
+def test_graphrec_recommend_is_named_as_users_call_it(ds, tmp_path):
+    """graphrec.recommend is recommend_run: its messages name graphrec.recommend."""
+    import graphrec
+
+    ds.save(tmp_path / "data")
+    run_training(ds, "lightgcn", {"embedding_dim": 4}, TrainConfig(epochs=1, progress=False), out=tmp_path / "run",
+                 data_path=tmp_path / "data")
+    with pytest.warns(FutureWarning, match=r"^graphrec\.recommend\(\): the argument run= is renamed run_dir="):
+        recs = graphrec.recommend(run=tmp_path / "run", k=3)
+    assert len(recs) == 3 * ds.n_users
+    with pytest.raises(ConfigError, match=r"^graphrec\.recommend\(\) got both run_dir= and its old name run="):
+        graphrec.recommend(tmp_path / "run", run=tmp_path / "run")

@@ -140,11 +140,36 @@ class GraphrecGroup(TyperGroup):
             return super().invoke(ctx)
 
 
+def _name_for_help(param: Any) -> None:
+    """An argument's metavar in capitals; a flag's empty (no value type shown)."""
+    if param.metavar is not None:
+        return
+    if param.param_type_name == "argument" and param.name:
+        param.metavar = param.name.upper()
+    elif getattr(param, "is_flag", False):
+        param.metavar = ""
+
+
 class GraphrecCommand(TyperCommand):
     """A ``graphrec`` command whose help prints its texts as written: the options' help
     strings state their defaults in brackets (``[both]``, ``[all]``), which typer's rich
     help would otherwise read as style tags and drop. They are escaped while the rich
-    help is drawn (typer's plain help, ``TYPER_USE_RICH=0``, shows them as they are)."""
+    help is drawn (typer's plain help, ``TYPER_USE_RICH=0``, shows them as they are).
+    Its arguments are named in capitals, as the docs write them (``RUN_DIR``, ``SRC``),
+    in the usage line, the help and a missing argument's error, not as Python
+    parameters; its flags (``--quiet``, ``--overwrite``, ``--help``) show no value type
+    (a ``<bool>`` would read as ``--quiet true``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            _name_for_help(p)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            _name_for_help(option)
+        return option
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         from rich.markup import escape

@@ -156,7 +156,7 @@ def prepare(
     typer.echo(
         f"wrote {out}: {st['users']} users, {st['items']} items, "
         + ", ".join(f"{s} {st[s + '_interactions']}" for s in ("train", "valid", "test") if s + "_interactions" in st)
-        + (f", features {st['modalities']}" if st["modalities"] else "")
+        + (", features " + ", ".join(f"{m} ({d})" for m, d in st["modalities"].items()) if st["modalities"] else "")
     )
     if kept:
         typer.echo("split: as given in the source")

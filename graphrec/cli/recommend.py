@@ -121,4 +121,5 @@ def recommend(
     masked = f"seen {'+'.join(recs.excluded)} items excluded" if recs.excluded else "seen items included"
     typer.echo(f"wrote {out}: {len(recs)} rows, {n_users} users, top {k} ({masked})")
     if recs.popular_users:
-        typer.echo(f"note: {len(recs.popular_users)} unknown users got the most popular training items")
+        n = len(recs.popular_users)
+        typer.echo(f"note: {n} unknown user{'' if n == 1 else 's'} got the most popular training items")

@@ -367,7 +367,7 @@ def _excluded_splits(exclude_seen: bool | Sequence[str]) -> tuple[str, ...]:
     return splits
 
 
-@renamed(run="run_dir", data="data_path")
+@renamed("graphrec.recommend", run="run_dir", data="data_path")
 def recommend_run(
     run_dir: str | os.PathLike,
     users: Sequence[Any] | os.PathLike | None = None,

@@ -424,8 +424,7 @@ def load_run(
     path = data_path or record["dataset"].get("path")
     if not path:
         raise DataError(f"{run_dir}: the record names no dataset path (the run trained on a dataset in memory): "
-                        "pass the dataset's folder, saved with Dataset.save (CLI --data DIR; Python data_path=, "
-                        "graphrec.recommend's data=)")
+                        "pass the dataset's folder, saved with Dataset.save (CLI --data DIR; Python data_path=)")
     if data_path is None and not (Path(path) / "dataset.json").is_file():
         # the recorded folder was moved or deleted: the fix is to say where it is now
         raise DataError(f"run {run_dir} was trained on the dataset {path}, which is no longer there (moved or "

@@ -351,3 +351,16 @@ def test_train_valid_users_validates_a_sample_and_evaluate_repeats_it(data_dir, 
     assert res.exit_code == 0, res.output
     line = next(l for l in res.output.splitlines() if l.startswith("recall@20"))
     assert line.split()[1] == f"{record['best_valid']['recall@20']:.4f}"  # the same 30 users
+
+
+def test_arguments_are_named_in_capitals_and_flags_show_no_value_type():
+    """Usage lines, help tables and a missing argument's error name the arguments as the
+    docs do (SRC, OUT, RUN_DIR), not as the Python parameters (src, run_dir)."""
+    usage = next(line for line in run("prepare", "--help").output.splitlines() if "Usage:" in line)
+    assert "SRC" in usage and "OUT" in usage and "src" not in usage
+    res = run("evaluate")
+    assert res.exit_code != 0 and "Missing argument 'RUN_DIR'" in res.output
+    # flags take no value: no <bool> beside --quiet, --overwrite or --help (on or off switches neither)
+    for args in (("evaluate", "--help"), ("train", "lightgcn", "--help"), ("build-graph", "--help")):
+        shown = run(*args).output
+        assert "--quiet" in shown and "<bool>" not in shown, args

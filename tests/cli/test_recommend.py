@@ -225,7 +225,7 @@ def test_unknown_popular_gives_the_most_popular_training_items(shop, tmp_path):
     out = tmp_path / "recs.csv"
     res = run("recommend", shop["run"], "--users", users, "--unknown", "popular", "--k", K, "--out", out, "--quiet")
     assert res.exit_code == 0, res.output
-    assert "1 unknown users got the most popular training items" in res.output
+    assert "note: 1 unknown user got the most popular training items" in res.output
     rows = by_user(read_csv(out))
     assert list(rows) == ["nobody-42", known]
     counts = Counter(i for _, i in shop["pairs"]["train"])

@@ -1022,6 +1022,11 @@ def duplicate_rows(
     return {str(files[f]): int(n) for f, n in enumerate(counts.tolist()) if n}
 
 
+def _article(word: str) -> str:
+    """``a`` or ``an`` before ``word`` as it is read aloud (an MMRec, a RecBole, an item)."""
+    return "an" if word[:1].lower() in "aeiou" or word[:2] in ("MM", "ML") else "a"
+
+
 def find_prefix(directory: Path, suffix: str, name: str | None, what: str) -> str:
     """The dataset prefix of files ``{prefix}{suffix}`` in ``directory``.
 
@@ -1042,7 +1047,7 @@ def find_prefix(directory: Path, suffix: str, name: str | None, what: str) -> st
     if len(found) == 1:
         return found[0]
     if not found:
-        raise DataError(f"{directory}: no *{suffix} file found: this is not a {what} directory")
+        raise DataError(f"{directory}: no *{suffix} file found: this is not {_article(what)} {what} directory")
     raise DataError(
         f"{directory}: several datasets ({', '.join(found)}) have {suffix} files: pass name= "
         "(CLI: --name) to choose one"

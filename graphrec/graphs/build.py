@@ -199,7 +199,8 @@ def check_graph_inputs(
     if not features:
         raise DataError(
             f"dataset {name!r} has no item features: a kNN graph needs them "
-            "(prepare with --feature MODALITY=FILE, or build --kind cooccur)"
+            "(embed images and texts with graphrec features, or prepare with --feature MODALITY=FILE where the "
+            "format takes one; or build --kind cooccur)"
         )
     check_fusable(features, spec.modalities, sources=sources)
 

@@ -167,7 +167,7 @@ def test_content_models_on_data_without_features(tmp_path):
     synthetic_catalogue(n_users=150, n_items=90, n_clusters=5, seed=0).replace(item_features={}).save(path)
     for model in ("lattice", "cb", "mmgef"):
         res = run("train", model, "--data", path, "--epochs", "1", "--device", "cpu", "--out", tmp_path / model, "--quiet")
-        assert res.exit_code == 1 and "has none: prepare it with --feature MODALITY=FILE" in res.output, res.output
+        assert res.exit_code == 1 and "has none: embed its images and texts with graphrec features, or prepare it with --feature MODALITY=FILE" in res.output, res.output
         assert ("--no-knn-graph" in res.output) == (model == "mmgef")
         assert not (tmp_path / model).exists()
     res = run("train", "mmgef", "--data", path, "--epochs", "1", "--dim", "8", "--no-knn-graph", "--device", "cpu",

@@ -71,7 +71,8 @@ def needs_features(dataset: Dataset, model: str, alternative: str = "", uses: st
     if not dataset.item_features:
         raise DataError(
             f"{model} needs item content features for {uses}, and dataset {dataset.name!r} has "
-            f"none: prepare it with --feature MODALITY=FILE (e.g. image=clip_image.npy){alternative}"
+            f"none: embed its images and texts with graphrec features, or prepare it with --feature "
+            f"MODALITY=FILE (e.g. image=clip_image.npy) where the format takes one{alternative}"
         )
 
 

@@ -364,6 +364,8 @@ def _lost_rank_as_error(shard: Any) -> Iterator[None]:
 
 def print_record(record: dict[str, Any]) -> None:
     """The final table: best validation and test (all / warm / cold) metrics."""
+    from graphrec.train.record import learned_weights
+
     cols = {f"valid@{record['best_epoch']}": record["best_valid"]}
     best_row = next((h for h in record["history"] if h["epoch"] == record["best_epoch"]), None)
     for group, metrics in ((best_row or {}).get("valid_groups") or {}).items():
@@ -374,8 +376,8 @@ def print_record(record: dict[str, Any]) -> None:
     t = record["timings"]
     typer.echo("")
     typer.echo(metric_table(cols, keys))
-    if best_row and best_row.get("model"):
-        typer.echo("learned at the best epoch: " + format_learned(best_row["model"]))
+    if best_row and learned_weights(best_row):
+        typer.echo("learned at the best epoch: " + format_learned(learned_weights(best_row)))
     users = {g: int(m.get("users", 0)) for g, m in record["test"].items()}
     if t["epochs"]:
         training = (

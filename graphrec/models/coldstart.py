@@ -162,6 +162,7 @@ class ColdItemRecommender(Recommender):
             raise ConfigError(f"cold path: path_every must be at least 1, got {path_every}")
         self.path_every = path_every
         self._steps = 0  # training batches of this epoch (start_epoch resets it), for path_every
+        self._base_loss_sum: Tensor = torch.zeros(())  # the base model's loss over them (log_values)
         #: the modalities fused into ``features`` (what new items must bring), when known
         self.cold_modalities = modalities
         n = base.n_items
@@ -218,6 +219,7 @@ class ColdItemRecommender(Recommender):
         with _captured_embeddings(self.base, captured):
             base_loss = self.base.loss(users, pos_items, neg_items)
         self._steps += 1
+        self._base_loss_sum = self._base_loss_sum + base_loss.detach()  # no host sync per step
         if (self._steps - 1) % self.path_every:
             return base_loss
         if captured:
@@ -379,13 +381,19 @@ class ColdItemRecommender(Recommender):
         return SparseRows.from_entries(torch.cat(rows), torch.cat(cols), torch.cat(vals), n, m)
 
     def log_values(self) -> dict[str, float]:
+        """The base model's values, the path's γ, and ``base_loss``: the base model's own
+        loss this epoch (mean per batch), which the training loss adds the path's terms to,
+        so that runs with and without the path compare on it."""
         out = dict(self.base.log_values())
         out["cold_gamma"] = float(self.gamma.detach())
+        if self._steps:
+            out["base_loss"] = float(self._base_loss_sum) / self._steps
         return out
 
     def start_epoch(self, epoch: int) -> None:
         # per epoch, so a run resumed at an epoch start trains the path on the same batches
         self._steps = 0
+        self._base_loss_sum = torch.zeros(())
         self.base.start_epoch(epoch)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]

@@ -57,7 +57,7 @@ def draw_runs(
     """
     from graphrec.train.config import SELECT_GROUPS
     from graphrec.train.fit import selected_label, valid_metrics
-    from graphrec.train.record import load_record
+    from graphrec.train.record import is_logged_loss, learned_weights, load_record
 
     if not runs:
         raise ConfigError("give at least one run directory")
@@ -89,7 +89,7 @@ def draw_runs(
     labels = list(labels) if labels is not None else _labels(runs)
     plt = require_matplotlib()
 
-    learned = any(row.get("model") for rec in records for row in rec["history"])
+    learned = any(learned_weights(row) for rec in records for row in rec["history"])
     n = 3 if learned else 2
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.0))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -99,6 +99,9 @@ def draw_runs(
         losses = [(r["epoch"], r["loss"]) for r in rows if isinstance(r.get("loss"), (int, float))]
         if losses:
             axes[0].plot(*zip(*losses), color=color, label=label)
+        for name in sorted({k for r in rows for k in (r.get("model") or {}) if is_logged_loss(k)}):  # the cold path's base_loss
+            pts = [(r["epoch"], r["model"][name]) for r in rows if name in (r.get("model") or {})]
+            axes[0].plot(*zip(*pts), color=color, linestyle="--", label=f"{label}: {name}")
         valid = [(r["epoch"], valid_metrics(r, items)[metric]) for r in rows if metric in valid_metrics(r, items)]
         if valid:
             best = record.get("best_epoch")
@@ -113,7 +116,7 @@ def draw_runs(
             warnings.warn(f"run {label} has no {what} in its history: it is left out of the validation panel",
                           stacklevel=2)
         if learned:
-            names = sorted({k for r in rows for k in (r.get("model") or {})})
+            names = sorted({k for r in rows for k in learned_weights(r)})
             styles = ["-", "--", "-.", ":"]
             for j, name in enumerate(names):
                 pts = [(r["epoch"], r["model"][name]) for r in rows if name in (r.get("model") or {})]

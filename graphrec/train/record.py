@@ -62,6 +62,17 @@ class UnverifiedCheckpointWarning(UserWarning):
     bound to their records): its weights are loaded unverified."""
 
 
+def is_logged_loss(name: str) -> bool:
+    """Whether a value a model logs per epoch (a history row's ``model`` entry,
+    ``log_values()``) is a loss (the cold-item path's ``base_loss``), not a learned weight."""
+    return name.endswith("_loss")
+
+
+def learned_weights(row: Mapping[str, Any]) -> dict[str, float]:
+    """A history row's learned weights: its model's logged values but the losses."""
+    return {k: v for k, v in (row.get("model") or {}).items() if not is_logged_loss(k)}
+
+
 def _cpuinfo_blocks(cpuinfo: str | os.PathLike) -> list[dict[str, str]]:
     """Linux's ``cpuinfo`` as one ``{field: value}`` per blank-line-separated block (one
     per processor); empty where the file cannot be read (macOS, Windows)."""

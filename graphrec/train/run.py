@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -23,7 +24,7 @@ from graphrec._atomic import check_output
 from graphrec._checks import renamed
 from graphrec._device import resolve_device
 from graphrec.data import Dataset, cold_start
-from graphrec.errors import ConfigError, DataError
+from graphrec.errors import ConfigError, DataError, GraphrecNote
 from graphrec.graphs.build import GraphMemo, graph_memo
 from graphrec.graphs.fuse import default_modalities
 from graphrec.graphs.store import GraphRecord, check_used_graph, save_graph, used_graph
@@ -200,6 +201,8 @@ def run_training(
     with graph_memo(memo):
         model = build_model(model_name, dataset, built, progress=config.progress and main)  # kNN bars
     build_seconds = time.perf_counter() - t0
+    if main:
+        _note_idle_cold_path(model)
     if log is not None and main and build_seconds >= _BUILD_LINE_SECONDS:  # a long silence in a log gets its line
         log(f"built {model_name} in {build_seconds:.1f} s (its item graphs and inputs)")
     try:
@@ -227,6 +230,21 @@ def run_training(
         if on_saved is not None:
             on_saved(saved)
     return record, model
+
+
+def _note_idle_cold_path(model: Recommender) -> None:
+    """A :class:`GraphrecNote` when a model trains with the cold-item path although no
+    item of the catalogue lacks training interactions: the path then scores none of them
+    (it serves items that arrive after training) and costs its training time."""
+    from graphrec.models.coldstart import ColdItemRecommender
+
+    if isinstance(model, ColdItemRecommender) and not model.unseen_items.numel():
+        warnings.warn(
+            "--cold-path content trains although every item has training interactions: the path scores none "
+            "of the catalogue's items (it serves items that arrive later, graphrec recommend --new-items); "
+            "--cold-start makes some items cold to measure it",
+            GraphrecNote, stacklevel=3,
+        )
 
 
 def resolved_params(model_name: str, params: Mapping[str, Any]) -> dict[str, Any]:

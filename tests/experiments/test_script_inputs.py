@@ -62,7 +62,7 @@ def test_lightgcn_three_ways_checks_its_data(tmp_path):
                     str(tmp_path / "nonexist"))
     # a folder that is no MMRec split: graphrec's reader's one line (needs the heavy imports)
     _one_line_error(_run("recbole/lightgcn_three_ways.py", "--data", str(tmp_path), "--paths", "graphrec",
-                         env=dict(os.environ, PYTHONPATH=str(REPO))), "not a MMRec directory")
+                         env=dict(os.environ, PYTHONPATH=str(REPO))), "not an MMRec directory")
 
 
 def test_distributed_checks_the_shared_folder_and_its_settings(tmp_path):

@@ -20,6 +20,7 @@ from graphrec.testing import RecommenderContract, contract_dataset
 from graphrec.train import TrainConfig, run_training
 from graphrec.train.builders import build_model
 from graphrec.train.builders._cold import cold_path_features
+from graphrec.train.record import learned_weights
 
 PATH = {"cold_path": "content", "cold_k": 5}
 
@@ -154,8 +155,12 @@ def test_path_leaves_the_base_models_training_and_warm_scores_unchanged():
     quality)."""
     ds = _cold_contract_dataset()
     cfg = TrainConfig(epochs=3, eval_every=3, progress=False)  # one evaluation: both keep epoch 3
-    _, alone = run_training(ds, "lightgcn", {"cold_path": "none"}, cfg)
-    _, wrapped = run_training(ds, "lightgcn", dict(PATH), cfg)
+    rec_alone, alone = run_training(ds, "lightgcn", {"cold_path": "none"}, cfg)
+    rec_wrapped, wrapped = run_training(ds, "lightgcn", dict(PATH), cfg)
+    # the record's loss adds the path's terms; its base_loss is the model's own, the loss alone
+    for a, w in zip(rec_alone["history"], rec_wrapped["history"]):
+        assert w["model"]["base_loss"] == pytest.approx(a["loss"], rel=1e-6) and w["loss"] > a["loss"]
+        assert "base_loss" not in learned_weights(w) and "cold_gamma" in learned_weights(w)
     assert isinstance(wrapped, ColdItemRecommender) and unwrap(wrapped) is wrapped.base
     for (k, a), (k2, b) in zip(alone.state_dict().items(), wrapped.base.state_dict().items()):
         assert k == k2 and torch.equal(a, b), k
@@ -399,3 +404,20 @@ def test_the_path_builds_around_every_trainable_ranking_model(name):
     assert model.features.shape[0] == model.n_items  # the path's fused content, not the base's
     scores = model.scorer()(torch.arange(3))
     assert scores.shape == (3, model.n_items) and torch.isfinite(scores).all()
+
+
+def test_a_path_with_no_item_to_score_is_noted():
+    """Every item of the catalogue has training interactions: the path trains but scores
+    none of them (it serves items that arrive later); a note says so, and not when some
+    item is cold."""
+    import warnings
+
+    from graphrec.errors import GraphrecNote
+
+    cfg = TrainConfig(epochs=1, progress=False)
+    for ds, noted in ((contract_dataset(), True), (_cold_contract_dataset(), False)):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            run_training(ds, "lightgcn", dict(PATH), cfg)
+        notes = [str(w.message) for w in seen if issubclass(w.category, GraphrecNote)]
+        assert any("every item has training interactions: the path scores none" in n for n in notes) == noted, notes

@@ -734,6 +734,23 @@ class Dataset:
         return np.flatnonzero(np.diff(self.split(split).indptr) > 0)
 
 
+#: the counts :func:`stats_difference` compares, in the order it names them
+_COMPARED_STATS = ("users", "items", "train_interactions", "valid_interactions", "test_interactions",
+                   "cold_items", "modalities")
+
+
+def stats_difference(recorded: Mapping[str, Any] | None, now: Mapping[str, Any]) -> str:
+    """What differs between two :meth:`Dataset.stats` (a run's recorded one and a
+    dataset's now), for a fingerprint mismatch's message: up to three counts
+    (``"train interactions 44100, was 44327"``), or, where every count is the same, that
+    the split, the ids or the feature values differ."""
+    diffs = [f"{key.replace('_', ' ')} {now.get(key)}, was {recorded.get(key)}" for key in _COMPARED_STATS
+             if recorded and key in recorded and recorded.get(key) != now.get(key)]
+    if diffs:
+        return "; ".join(diffs[:3])
+    return "the same counts: another split, other ids or other feature values"
+
+
 def _is_str_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 

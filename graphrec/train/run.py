@@ -24,6 +24,7 @@ from graphrec._atomic import check_output
 from graphrec._checks import renamed
 from graphrec._device import resolve_device
 from graphrec.data import Dataset, cold_start
+from graphrec.data.dataset import stats_difference
 from graphrec.errors import ConfigError, DataError, GraphrecNote
 from graphrec.graphs.build import GraphMemo, graph_memo
 from graphrec.graphs.fuse import default_modalities
@@ -452,8 +453,9 @@ def load_run(
     dataset = recorded_dataset(dataset, tf)
     if dataset.fingerprint() != record["dataset"]["fingerprint"]:
         raise DataError(
-            f"{path} differs from the data run {Path(run_dir).name} was trained on "
-            "(fingerprint mismatch): pass the original dataset with --data"
+            f"{path} differs from the data run {Path(run_dir).name} was trained on (fingerprint mismatch: "
+            f"{stats_difference(record['dataset'].get('stats'), dataset.stats())}): pass the original dataset "
+            "with --data, or train again on this one"
         )
     state = load_state(run_dir, record=record)
     check_recorded_graphs(record, run_dir)

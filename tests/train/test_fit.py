@@ -93,9 +93,18 @@ def test_a_run_recorded_before_protocols_existed_rebuilds_the_hidden_split(ds):
 def test_reevaluation_refuses_other_data(ds, tmp_path):
     cfg = TrainConfig(epochs=1, ks=(20,), progress=False)
     run_training(ds, "lightgcn", {"embedding_dim": 8}, cfg, out=tmp_path / "run", data_path=ds.save(tmp_path / "d"))
-    other = synthetic_catalogue(n_users=200, n_items=120, n_clusters=6, seed=2).save(tmp_path / "other")
-    with pytest.raises(DataError, match="fingerprint mismatch"):
+    other_ds = synthetic_catalogue(n_users=200, n_items=120, n_clusters=6, seed=2)
+    other, other_train = other_ds.save(tmp_path / "other"), other_ds.train.nnz
+    with pytest.raises(DataError, match=rf"fingerprint mismatch: train interactions {other_train}, was "
+                                        rf"{ds.train.nnz}; valid interactions \d+, was {ds.valid.nnz}; test "
+                                        r"interactions \d+, was \d+\): pass the original dataset with --data, or "
+                                        "train again on this one"):
         reevaluate(tmp_path / "run", data_path=other)
+    # the same counts, other values: said
+    moved = ds.replace(item_features={m: x[::-1].copy() for m, x in ds.item_features.items()}).save(tmp_path / "rev")
+    with pytest.raises(DataError, match="fingerprint mismatch: the same counts: another split, other ids or other "
+                                        "feature values"):
+        reevaluate(tmp_path / "run", data_path=moved)
 
 
 def test_config_rejects_unknown_keys_and_bad_values():

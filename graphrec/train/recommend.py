@@ -38,6 +38,7 @@ import csv
 import inspect
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -52,7 +53,7 @@ from graphrec._atomic import atomic_file, check_output
 from graphrec._device import resolve_device
 from graphrec._progress import counter, tracked
 from graphrec.data import Dataset
-from graphrec.errors import ConfigError, DataError, GraphrecError
+from graphrec.errors import ConfigError, DataError, GraphrecError, GraphrecNote
 from graphrec.models.base import Scorer
 from graphrec.train.evaluate import any_nonfinite, batch_scores
 
@@ -616,9 +617,19 @@ def read_new_items(
             raise DataError(f"{path}: {m!r} row {r} (new item {str(ids[r])!r}) contains NaN or inf: replace the row with "
                             "zeros to mark the modality as missing")
     known = np.isin(ids, np.asarray(dataset.item_ids).astype(str))
-    if known.any() or len(set(ids.tolist())) != len(ids):
-        bad = ids[known][0] if known.any() else next(i for i in ids if (ids == i).sum() > 1)
-        raise DataError(f"{path}: new item id {bad!r} is already an item of the catalogue or listed twice")
+    if known.any():
+        raise DataError(f"{path}: new item id {ids[known][0]!r} is already an item of the catalogue: give new items "
+                        "ids of their own (the catalogue's items are scored without --new-items)")
+    _, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        twice = first[counts > 1].min()
+        again = int(np.flatnonzero(ids == ids[twice])[1])
+        raise DataError(f"{path}: new item id {ids[twice]!r} is listed twice (rows {twice} and {again} of item_id): "
+                        "list each new item once")
+    unused = sorted(set(arrays) - {"item_id", *mods})
+    if unused:
+        warnings.warn(f"{path}: {', '.join(map(repr, unused))} not used: the run's cold-item path fuses "
+                      f"{', '.join(mods)} (--cold-modalities when it trained)", GraphrecNote, stacklevel=2)
     x = fuse_features({m: arrays[m] for m in mods}, list(mods)).x
     return ids, torch.from_numpy(x)
 

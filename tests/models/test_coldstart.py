@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from graphrec.data import Dataset, cold_start
-from graphrec.errors import ConfigError, DataError
+from graphrec.errors import ConfigError, DataError, GraphrecNote
 from graphrec.models import LightGCN
 from graphrec.models.cb import ContentKNN
 from graphrec.models.coldstart import ColdItemRecommender, unwrap
@@ -353,8 +353,19 @@ def test_recommend_ranks_new_items_as_unseen_catalogue_items(tmp_path):
     assert not (tmp_path / "recs2.csv").exists()
     np.savez(tmp_path / "dup.npz", item_id=np.asarray(ds.item_ids)[cold].astype(str),
              **{m: a[cold] for m, a in ds.item_features.items()})
-    with pytest.raises(Exception, match="already an item of the catalogue"):
+    with pytest.raises(DataError, match=f"new item id '{ds.item_ids[cold[0]]}' is already an item of the catalogue: "
+                                        "give new items ids of their own"):
         recommend_run(tmp_path / "run", k=5, new_items=tmp_path / "dup.npz")
+    twice = new_ids.copy()
+    twice[3] = twice[1]
+    np.savez(tmp_path / "twice.npz", item_id=twice, **{m: a[cold] for m, a in ds.item_features.items()})
+    with pytest.raises(DataError, match=f"new item id '{new_ids[1]}' is listed twice .rows 1 and 3 of item_id."):
+        recommend_run(tmp_path / "run", k=5, new_items=tmp_path / "twice.npz")
+    np.savez(tmp_path / "extra.npz", item_id=new_ids, audio=np.zeros((len(new_ids), 3)),
+             **{m: a[cold] for m, a in ds.item_features.items()})
+    with pytest.warns(GraphrecNote, match="'audio' not used: the run's cold-item path fuses"):
+        extra = recommend_run(tmp_path / "run", k=5, new_items=tmp_path / "extra.npz")
+    assert list(extra.item_id) == list(recommend_run(tmp_path / "run", k=5, new_items=tmp_path / "new.npz").item_id)
     feats = {m: a[cold].copy() for m, a in ds.item_features.items()}
     for name, ids, message in (("blank", np.array(["", *new_ids[1:]]), "new item id '' is empty or has surrounding"),
                                ("spaced", np.array([" 5", *new_ids[1:]]), "new item id ' 5' is empty or has surrounding"),

@@ -38,6 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec._checks import is_int
+from graphrec._device import resolve_device
 from graphrec.errors import ConfigError, DataError, GraphrecNote
 from graphrec.graphs.cooccur import cooccurrence_graph, user_cooccurrence_graph
 from graphrec.graphs.fuse import FusedFeatures, check_fusable, fuse_features
@@ -260,14 +261,17 @@ def build_item_graph(
         )
         import torch  # (imported by the kNN search already)
 
+        used = resolve_backend(spec.backend, device)
         record_fields = dict(
             modalities=list(fused.modalities),
             k=spec.k,
             weighting=spec.weighting,
             # backend: as asked (a rebuild asks the same); backend_used: what "auto" chose here;
-            # threads: torch's CPU threads, which order the float sums (the last bits of a weight)
-            options={"include_self": spec.include_self, "backend": spec.backend,
-                     "backend_used": resolve_backend(spec.backend, device), "threads": torch.get_num_threads()},
+            # device: where the search ran (faiss: the CPU) and threads: torch's CPU threads,
+            # which round and order the float sums (the last bits of a weight)
+            options={"include_self": spec.include_self, "backend": spec.backend, "backend_used": used,
+                     "device": "cpu" if used.startswith("faiss") else resolve_device(device).type,
+                     "threads": torch.get_num_threads()},
             content_fingerprint=dataset.content_fingerprint(fused.modalities),
         )
     else:  # co-interactions of the training matrix: items (MM-GEF's E^c) or users (DRAGON's)

@@ -311,9 +311,12 @@ _FLAG_NAMES = {
     ("user-cooccur", "k"): "cooccur_top_k",
     ("user-cooccur", "min_count"): "cooccur_min_count",
 }
-# the build-graph options that shape each kind of graph (what _rebuild prints)
+# the build-graph options that shape each kind of graph (what _rebuild prints): a kNN
+# graph's weights also follow where the search ran and torch's CPU thread count (the order
+# of its float sums), so a rebuild that gives the same checksum names both
 _KIND_FLAGS = {
-    "knn": ("modalities", "k", "weighting", "include_self", "backend", "symmetric", "normalization"),
+    "knn": ("modalities", "k", "weighting", "include_self", "backend", "symmetric", "normalization", "device",
+            "threads"),
     "cooccur": ("cooccur_top_k", "cooccur_min_count", "symmetric", "normalization"),
     "user-cooccur": ("cooccur_top_k", "cooccur_min_count", "symmetric", "normalization"),
 }
@@ -337,6 +340,8 @@ def _recorded_flags(record: GraphRecord) -> dict[str, Any]:
         "weighting": record.weighting,
         "include_self": record.options.get("include_self"),
         "backend": record.options.get("backend"),
+        "device": record.options.get("device"),  # None (left out) in records from before it was kept
+        "threads": record.options.get("threads"),
         "cooccur_top_k": record.k,
         "cooccur_min_count": record.pruning.get("min_count"),
         "symmetric": record.symmetric,
@@ -346,6 +351,17 @@ def _recorded_flags(record: GraphRecord) -> dict[str, Any]:
     fraction, seed, protocol, _ = _record_cold_start(record)
     opts.update(cold_start=fraction or 0, seed=seed, cold_protocol=protocol)
     return opts
+
+
+def _stores_split(folder: str | os.PathLike) -> bool:
+    """Whether the dataset folder ``folder`` holds its own cold-start split (a dataset saved
+    after ``cold_start()``: ``cold_items`` in its ``dataset.json``): a graph built from it
+    records that split, and a rebuild from it must not ask build-graph to draw it again."""
+    try:
+        header = json.loads((Path(folder) / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(header, dict) and bool(header.get("cold_items"))
 
 
 def _rebuild(path: Path | str, record: GraphRecord, data: str | None = None, fresh: bool = False, **changes: Any) -> str:
@@ -374,6 +390,8 @@ def _rebuild(path: Path | str, record: GraphRecord, data: str | None = None, fre
         where = f"--data {shlex.quote(str(data))}"
     elif "data" in source:
         where = f"--data {shlex.quote(str(source['data']))}"
+        if "cold_start" not in changes and _stores_split(source["data"]):
+            opts.update(cold_start=None, seed=None, cold_protocol=None)  # the folder holds the recorded split
     elif recipe:  # a recipe's own options are overridden by the flags below
         where = f"--recipe {shlex.quote(str(recipe))}"
     else:  # a graph stored before its source was recorded

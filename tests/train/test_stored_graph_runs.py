@@ -66,8 +66,8 @@ def test_a_run_is_refused_once_its_stored_graph_changed(ds, data_dir, tmp_path):
             f"run {out} was trained with the graph {graph}, which changed since (checksum {changed[:12]}, was "
             f"{entry['checksum'][:12]}; weighting 'binary', was 'cosine'): rebuild it with `graphrec build-graph "
             f"--data DATA --kind knn --modalities text --k 10 --weighting cosine --no-include-self --backend auto "
-            f"--no-symmetric --normalization none --out {graph.parent} --overwrite` (its recorded recipe), or "
-            "train the run again"
+            f"--no-symmetric --normalization none --device cpu --threads 1 --out {graph.parent} --overwrite` (its "
+            "recorded recipe), or train the run again"
         )
     # the CLI: one line, exit status 1, for evaluate and recommend alike
     recs = str(tmp_path / "r.csv")

@@ -44,7 +44,9 @@ def export_graph(
     """
     from graphrec.graphs.store import RECORD_FILE
     from graphrec.train import export_item_graph
+    from graphrec.train.run import check_export_out
 
+    check_export_out(run_dir, out)  # the run's own input graph: never replaced, --overwrite or not
     if (out / RECORD_FILE).is_file() and not overwrite:  # checked before the run is loaded
         raise ConfigError(f"a graph already exists at {out}: pass --overwrite to replace it, or choose another --out")
     check_output(out, overwrite, option="--out", marker=RECORD_FILE, what="graph directory")

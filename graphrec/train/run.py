@@ -59,6 +59,7 @@ from graphrec.train.state import (
 
 __all__ = [
     "check_run_output",
+    "check_export_out",
     "AS_PROPAGATED",
     "check_cold_start",
     "cold_start_transforms",
@@ -546,6 +547,35 @@ def reevaluate(
     }
 
 
+def check_export_out(run_dir: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Refuse (one-line :class:`ConfigError`, before anything is read or written) an
+    :func:`export_item_graph` ``out`` that is one of the run's own inputs: a stored graph
+    it trained with (``record["graphs"]``, ``--graph DIR``; a relative path read from here
+    and from the folder the run was started in) or one of the graphs it keeps under
+    ``RUN/graphs`` (``record["run_graphs"]``). Writing the exported graph there would
+    replace what the run is built over, and the run could not be loaded again."""
+    record = load_record(run_dir)
+    target = Path(out).resolve()
+    cwd = record.get("cwd")
+    inputs: list[tuple[str, Path]] = []
+    for entry in record.get("graphs") or []:
+        path = entry.get("path") if isinstance(entry, Mapping) else None
+        if isinstance(path, str):
+            inputs.append(("the stored graph it was trained with", Path(path)))
+            if isinstance(cwd, str) and not Path(path).is_absolute():
+                inputs.append(("the stored graph it was trained with", Path(cwd) / path))
+    for entry in record.get("run_graphs") or []:
+        folder = entry.get("dir") if isinstance(entry, Mapping) else None
+        if isinstance(folder, str):
+            inputs.append(("a graph it keeps and is built over", Path(run_dir) / folder))
+    for what, path in inputs:
+        if path.resolve() == target:
+            raise ConfigError(
+                f"--out {out} is {what}, {path}, of run {run_dir}: exporting over it would replace the run's own "
+                "input (the run could not be loaded again): choose another --out"
+            )
+
+
 def export_item_graph(
     run_dir: str | os.PathLike,
     out: str | os.PathLike,
@@ -570,8 +600,13 @@ def export_item_graph(
     (``model.log_values()``), how fixed modality graphs were merged where they were
     (``merge``: :meth:`~graphrec.models.Recommender.graph_merges`, e.g. FREEDOM's
     ``{"fixed_weights": {"image": 0.1, "text": 0.9}}``) and the dataset path.
+
+    ``out`` must not be one of the run's own input graphs (:func:`check_export_out`,
+    checked first): ``overwrite`` replaces an earlier export, never what the run is
+    built over.
     """
     t0 = time.perf_counter()
+    check_export_out(run_dir, out)
     record, dataset, model = load_run(run_dir, "cpu", data_path)
     check_record_fields(record, run_dir, {"best_epoch": int})
     name = record["model"]

@@ -1,0 +1,73 @@
+"""`graphrec export-graph RUN --out DIR --overwrite` never writes over the run's own input:
+a stored graph it was trained with (``--graph DIR``) or a graph it keeps under RUN/graphs.
+Refused with one line before anything is written; the run still loads afterwards."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from graphrec.cli import app
+from graphrec.data.synthetic import synthetic_catalogue
+from graphrec.errors import ConfigError
+from graphrec.graphs.build import GraphSpec, build_item_graph
+from graphrec.graphs.store import read_record, save_graph
+from graphrec.testing import one_error_line
+from graphrec.train import TrainConfig, export_item_graph, load_record, reevaluate, run_training
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+CONFIG = dict(epochs=1, eval_every=1, lr=0.01, batch_size=256, ks=(10,), progress=False, seed=1)
+PARAMS = {"embedding_dim": 8, "num_layers": 1}
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return synthetic_catalogue(n_users=60, n_items=40, n_clusters=3, seed=0)
+
+
+def export(run, out):
+    return CliRunner().invoke(app, ["export-graph", str(run), "--out", str(out), "--overwrite"])
+
+
+def test_the_stored_graph_a_run_trained_with_is_not_replaced(ds, tmp_path, monkeypatch):
+    data = ds.save(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    built = build_item_graph(ds, GraphSpec(kind="knn", k=10, modalities=("text",)))
+    graph = tmp_path / "graphs" / "knn"
+    save_graph(graph, built.graph, built.record)
+    run = tmp_path / "run"
+    # the run records the path as given, relative to the folder it was trained in (its cwd)
+    record = run_training(ds, "lattice", dict(PARAMS, graphs=["graphs/knn"]), TrainConfig(**CONFIG), out=run,
+                          data_path=data, command="graphrec train lattice --graph graphs/knn")[0]
+    before = (graph / "graph.npz").read_bytes(), (graph / "graph.json").read_bytes()
+    line = one_error_line(export(run, graph))
+    assert line == (f"error: --out {graph} is the stored graph it was trained with, graphs/knn, of run {run}: "
+                    "exporting over it would replace the run's own input (the run could not be loaded again): "
+                    "choose another --out")
+    # from another folder, the relative path recorded is found from the run's cwd
+    monkeypatch.chdir(tmp_path / "data")
+    one_error_line(export(run, graph))
+    with pytest.raises(ConfigError, match="the run's own input"):
+        export_item_graph(run, graph, overwrite=True)
+    monkeypatch.chdir(tmp_path)
+    assert ((graph / "graph.npz").read_bytes(), (graph / "graph.json").read_bytes()) == before
+    assert reevaluate(run)["test"] == record["test"]  # the run loads as trained
+    # another --out is fine
+    res = export(run, tmp_path / "exported")
+    assert res.exit_code == 0, res.output
+    assert read_record(tmp_path / "exported").kind == "model"
+
+
+def test_the_graphs_a_run_keeps_are_not_replaced(ds, tmp_path):
+    data = ds.save(tmp_path / "data")
+    run = tmp_path / "run"
+    record = run_training(ds, "lattice", dict(PARAMS), TrainConfig(**CONFIG), out=run, data_path=data)[0]
+    kept = load_record(run)["run_graphs"]
+    assert kept, "lattice keeps the kNN graphs it was built over"
+    own = run / kept[0]["dir"]
+    before = (own / "graph.npz").read_bytes()
+    line = one_error_line(export(run, own))
+    assert f"--out {own} is a graph it keeps and is built over, {own}, of run {run}:" in line, line
+    assert line.endswith("choose another --out"), line
+    assert (own / "graph.npz").read_bytes() == before
+    assert reevaluate(run)["test"] == record["test"]

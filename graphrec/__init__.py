@@ -6,7 +6,8 @@ The main entry points, importable from here (each imported on first use, so that
 * data: :class:`Dataset` (``Dataset.load(DIR)``), :func:`read_source` (MMRec, LATTICE,
   UniSRec, RecBole, MovieLens files), :func:`cold_start` (the papers' cold-start split);
 * graphs: :class:`GraphSpec` and :func:`build_item_graph` (kNN over fused features,
-  co-interactions), :func:`to_networkx`;
+  co-interactions), :func:`to_networkx`, :func:`graph_dataset` (the dataset a stored graph
+  was built from, its cold-start split included: the node attributes networkx shows);
 * models and training: :func:`build_model` (any registered model, ``graphrec models``
   lists them), :class:`TrainConfig`, :func:`run_training` (seeded, recorded, saved),
   :func:`fit`, :func:`evaluate_ranking`;
@@ -41,6 +42,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "GraphSpec": ("graphrec.graphs.build", "GraphSpec"),
     "build_item_graph": ("graphrec.graphs.build", "build_item_graph"),
     "to_networkx": ("graphrec.graphs.export", "to_networkx"),
+    "graph_dataset": ("graphrec.graphs.store", "graph_dataset"),
     "build_model": ("graphrec.train", "build_model"),
     "TrainConfig": ("graphrec.train", "TrainConfig"),
     "run_training": ("graphrec.train.run", "run_training"),

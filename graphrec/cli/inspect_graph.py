@@ -17,29 +17,6 @@ from graphrec.cli._common import command_progress, exported_graph_name, format_g
 from graphrec.errors import ConfigError, DataError, GraphrecError
 
 
-def _dataset_for(record, data: Optional[Path]):
-    """The dataset a graph was built from (its recorded source, or --data), checked."""
-    from graphrec.cli.sources import load_source
-    from graphrec.data import Dataset, cold_start
-
-    source = {"data": str(data)} if data is not None else record.options.get("source")
-    if not source:
-        return None
-    if data is None and "data" in source and not (Path(source["data"]) / "dataset.json").is_file():
-        raise DataError(
-            f"the graph's recorded dataset {source['data']} is not a graphrec dataset directory any more "
-            "(moved or deleted?): pass --data DIR naming the dataset it was built from"
-        )
-    ds = Dataset.load(source["data"]) if "data" in source else load_source(source)
-    # a graph built under a cold-start split: the split is drawn again on a dataset
-    # without one (build-graph --cold-start); a dataset saved with its split (a folder
-    # holding cold_items.npy) is used as it is, load_graph checking that it is the graph's
-    if record.cold_start_fraction and ds.cold_items is None:
-        ds = cold_start(ds, float(record.cold_start_fraction), int(record.cold_start_seed or 0),
-                        record.cold_start_protocol or "hidden")
-    return ds
-
-
 def _graph_record(path: Path, option: str = ""):
     """The record of the graph at ``path`` (read_record), after refusing a training run
     folder or a dataset folder with the command that makes a graph of it (read_record's
@@ -130,7 +107,7 @@ def inspect_graph(
 
     from graphrec.graphs.export import plot_degree_distribution, write_graphml
     from graphrec.graphs.stats import graph_report, neighbours
-    from graphrec.graphs.store import GraphMismatch, load_graph
+    from graphrec.graphs.store import GraphMismatch, graph_dataset, load_graph
 
     if top is not None and item is None and user is None:
         raise ConfigError(f"--top {top} sets how many neighbours --item or --user shows, and neither is given: "
@@ -149,7 +126,10 @@ def inspect_graph(
         check_output(graphml, overwrite=overwrite, option="--graphml", kind="file")
     if plot is not None and graphml is not None and plot.absolute() == graphml.absolute():
         raise ConfigError(f"--plot and --graphml both name {plot}: give them different files")
-    ds = _dataset_for(_graph_record(graph), data)
+    # the dataset as the graph saw it (its cold-start split drawn again), when it is known;
+    # without it, the statistics of the matrix alone
+    known = data is not None or _graph_record(graph).options.get("source")
+    ds = graph_dataset(graph, data, option="--data DIR") if known else None
     g, record = load_graph(graph, dataset=ds)  # with a dataset: refuses a graph of other data
     users = record.nodes == "users"
     if users and item is not None:

@@ -30,20 +30,8 @@ def resolve_source(spec: Mapping[str, Any], base: Path) -> dict[str, Any]:
 
 
 def load_source(source: Mapping[str, Any]):
-    """The Dataset a source description names (see module doc)."""
-    from graphrec.data import Dataset
-    from graphrec.data.splits import apply_split
-    from graphrec.data.formats import read_source
+    """The Dataset a source description names (see module doc;
+    :func:`graphrec.graphs.store.source_dataset`, which graph records are read with too)."""
+    from graphrec.graphs.store import source_dataset
 
-    if "data" in source:
-        return Dataset.load(source["data"])
-    ds = read_source(
-        source["format"],
-        Path(source["path"]),
-        features=source.get("features"),
-        name=source.get("name"),
-        unseen=source.get("unseen", "error"),
-        min_rating=source.get("min_rating"),
-        dim=source.get("dim"),
-    )
-    return apply_split(ds, source.get("split", "auto"), seed=int(source.get("seed", 0)), option="split:")
+    return source_dataset(source)

@@ -6,7 +6,7 @@ from graphrec.graphs.cooccur import cooccurrence_graph, user_cooccurrence_graph
 from graphrec.graphs.fuse import FusedFeatures, fuse_features
 from graphrec.graphs.knn import knn_graph, knn_recall
 from graphrec.graphs.normalize import NORMALIZATIONS, normalize_adjacency
-from graphrec.graphs.store import GraphRecord, load_graph, save_graph
+from graphrec.graphs.store import GraphRecord, graph_dataset, load_graph, save_graph
 
 __all__ = [
     "bipartite_adjacency",
@@ -25,5 +25,6 @@ __all__ = [
     "normalize_adjacency",
     "GraphRecord",
     "load_graph",
+    "graph_dataset",
     "save_graph",
 ]

@@ -75,6 +75,8 @@ __all__ = [
     "graph_change",
     "rebuild_as_recorded",
     "check_used_graph",
+    "source_dataset",
+    "graph_dataset",
 ]
 
 FORMAT_NAME = "graphrec-graph"
@@ -706,6 +708,84 @@ def check_used_graph(recorded: Mapping[str, Any], used_by: str, otherwise: str,
     if change is not None:
         raise error(f"{used_by} was trained with the graph {path}, which changed since ({change}): "
                     f"{rebuild_as_recorded(recorded)} (its recorded recipe), or {otherwise}")
+
+
+# ----------------------------------------------------- the dataset a graph was built from
+def source_dataset(source: Mapping[str, Any]) -> "Dataset":
+    """The dataset a source description names, as a graph record keeps it
+    (``record.options["source"]``, written by ``graphrec build-graph``; a recipe's
+    ``source:`` resolved): ``{"data": DIR}``, a dataset directory
+    (:meth:`~graphrec.data.Dataset.load`), or an importer's ``{"format": ..., "path": ...,
+    ...}``, read with :func:`~graphrec.data.formats.read_source` and split as its
+    ``split`` (default ``auto``) and ``seed`` say."""
+    from graphrec.data import Dataset
+    from graphrec.data.formats import read_source
+    from graphrec.data.splits import apply_split
+
+    if "data" in source:
+        return Dataset.load(source["data"])
+    ds = read_source(
+        source["format"],
+        Path(source["path"]),
+        features=source.get("features"),
+        name=source.get("name"),
+        unseen=source.get("unseen", "error"),
+        min_rating=source.get("min_rating"),
+        dim=source.get("dim"),
+    )
+    return apply_split(ds, source.get("split", "auto"), seed=int(source.get("seed", 0)), option="split:")
+
+
+def graph_dataset(
+    graph: "GraphRecord | str | os.PathLike",
+    data_path: str | os.PathLike | None = None,
+    *,
+    option: str = "data_path",
+) -> "Dataset":
+    """The dataset a stored graph was built from, as the graph saw it: its cold-start
+    split included, so that node attributes (``to_networkx``, ``write_graphml``: the
+    ``cold`` flag) and statistics (``graph_report(..., cold=ds.cold_items)``) describe the
+    graph's own split, as ``graphrec inspect`` does.
+
+    The data is read from the recorded source (:func:`source_dataset`), or from
+    ``data_path``, a dataset directory, when given (the data moved). A graph built under a
+    cold-start split gets that split drawn again from the recorded fraction, seed and
+    protocol, unless the folder holds its split already (a dataset saved after
+    ``cold_start()``: used as saved). The result is then checked against the record
+    (:func:`check_record`: item count, cold-start split, fingerprint).
+
+    Args:
+        graph: a graph directory, or its :class:`GraphRecord` (messages then name the
+            graph by its kind and dataset).
+        data_path: the dataset directory to read instead of the recorded source.
+        option: how messages name ``data_path`` (the CLI: ``--data DIR``).
+
+    Raises:
+        DataError: one line: the graph records no source and no ``data_path`` is given,
+            the recorded dataset directory is gone (pass ``data_path``), or the dataset
+            read is not the graph's (:class:`GraphMismatch`, with the fix).
+    """
+    from graphrec.data import cold_start
+
+    if isinstance(graph, GraphRecord):
+        record, where = graph, f"({graph.kind} graph of {graph.dataset_name!r})"
+    else:
+        record, where = read_record(graph), str(graph)
+    source = {"data": str(data_path)} if data_path is not None else record.options.get("source")
+    if not isinstance(source, Mapping) or not source:
+        raise DataError(f"graph {where} does not record the dataset it was built from (stored before graphrec "
+                        f"recorded it, or without options['source']): pass {option} naming that dataset")
+    if data_path is None and "data" in source and not (Path(source["data"]) / "dataset.json").is_file():
+        raise DataError(
+            f"the graph's recorded dataset {source['data']} is not a graphrec dataset directory any more "
+            f"(moved or deleted?): pass {option} naming the dataset it was built from"
+        )
+    ds = source_dataset(source)
+    if record.cold_start_fraction and ds.cold_items is None:  # drawn again (build-graph --cold-start)
+        _, seed, protocol, _ = _record_cold_start(record)
+        ds = cold_start(ds, float(record.cold_start_fraction), int(seed or 0), str(protocol))
+    check_record(record, dataset=ds, path=where)
+    return ds
 
 
 def load_graph(

@@ -31,10 +31,15 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-__all__ = ["LINE_SECONDS", "busy", "counter", "lines_to", "progress_lines", "scope", "show_lines", "tracked"]
+from graphrec.errors import ConfigError
+
+__all__ = ["BUSY_SECONDS", "LINE_SECONDS", "busy", "counter", "lines_to", "scope", "show_lines", "tracked"]
 
 #: seconds between two progress lines of one loop (:func:`lines_to`)
 LINE_SECONDS = 60.0
+#: the shortest interval of :func:`busy`'s lines, which has no steps to pace them (an
+#: interval of 0, a line per step elsewhere, would otherwise write as fast as it can)
+BUSY_SECONDS = 1.0
 
 #: where progress lines go, and how often, inside :func:`lines_to`; None: tqdm bars
 _LINES: contextvars.ContextVar[Optional[tuple[Callable[[str], None], float]]] = contextvars.ContextVar(
@@ -42,11 +47,19 @@ _LINES: contextvars.ContextVar[Optional[tuple[Callable[[str], None], float]]] = 
 )
 
 
+def _interval(every: float) -> float:
+    """``every`` as seconds between lines: a number >= 0 (0: a line per step)."""
+    seconds = float(every)
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(f"progress lines every {every!r} seconds: give a number of seconds >= 0")
+    return seconds
+
+
 @contextlib.contextmanager
 def lines_to(log: Optional[Callable[[str], None]], every: float = LINE_SECONDS) -> Iterator[None]:
     """Within the block, enabled progress is written as lines to ``log`` (one every
     ``every`` seconds per loop) instead of drawn as bars; ``log=None`` restores bars."""
-    token = _LINES.set(None if log is None else (log, float(every)))
+    token = _LINES.set(None if log is None else (log, _interval(every)))
     try:
         yield
     finally:
@@ -67,13 +80,7 @@ def scope() -> Iterator[None]:
 def show_lines(log: Callable[[str], None], every: float = LINE_SECONDS) -> None:
     """From here to the end of the enclosing :func:`scope` (or of the context), enabled
     progress is written as lines to ``log``: :func:`lines_to` without a block."""
-    _LINES.set((log, float(every)))
-
-
-def progress_lines() -> Optional[Callable[[str], None]]:
-    """The ``log`` of the enclosing :func:`lines_to`, None where progress is drawn as bars."""
-    lines = _LINES.get()
-    return None if lines is None else lines[0]
+    _LINES.set((log, _interval(every)))
 
 
 def _clock(seconds: float) -> str:
@@ -92,13 +99,19 @@ def _plural(unit: str) -> str:
     return unit if unit.endswith("s") or unit == "it" else unit + "s"
 
 
+def _count(n: int, units: str, unit: str) -> str:
+    """``n`` with its unit: ``1 step``, ``1,200 steps``."""
+    return f"{n:,} {unit.strip() or 'it' if n == 1 else units}"
+
+
 class _Lines:
     """A loop's progress as lines: :meth:`update` counts, a line at most every ``every``
     seconds; :meth:`close` writes the closing line when any was written."""
 
     def __init__(self, log: Callable[[str], None], every: float, desc: str, total: Optional[int], unit: str,
                  initial: int = 0) -> None:
-        self.log, self.every, self.desc, self.total, self.unit = log, every, desc, total, _plural(unit)
+        self.log, self.every, self.desc, self.total = log, every, desc, total
+        self.unit, self.units = unit, _plural(unit)
         self.n = self.initial = int(initial)
         self.start = time.monotonic()
         self.next = self.start + every
@@ -122,10 +135,11 @@ class _Lines:
     def line(self, now: float) -> str:
         elapsed = now - self.start
         if self.total is None:
-            done = f"{self.n:,} {self.unit}" if self.n else ""
+            done = _count(self.n, self.units, self.unit) if self.n else ""
             return f"{self.desc}: {done + ', ' if done else ''}{_clock(elapsed)} elapsed"
         share = self.n / self.total if self.total else 1.0
-        text = f"{self.desc}: {self.n:,}/{self.total:,} {self.unit} ({100 * share:.0f}%), {_clock(elapsed)} elapsed"
+        of = _count(self.total, self.units, self.unit).split(" ", 1)[1]
+        text = f"{self.desc}: {self.n:,}/{self.total:,} {of} ({100 * share:.0f}%), {_clock(elapsed)} elapsed"
         fresh = self.n - self.initial  # the pace of this call (a resumed count's first part is not timed)
         if 0 < fresh and self.n < self.total:
             text += f", about {_clock(elapsed / fresh * (self.total - self.n))} left"
@@ -133,7 +147,7 @@ class _Lines:
 
     def close(self) -> None:
         if self.wrote:
-            done = f"{self.n:,} {self.unit} in " if self.n else "done in "
+            done = f"{_count(self.n, self.units, self.unit)} in " if self.n else "done in "
             self.log(f"{self.desc}: {done}{_clock(time.monotonic() - self.start)}")
             self.wrote = False
 
@@ -211,8 +225,8 @@ def busy(enabled: bool, desc: str) -> Iterator[None]:
         shown: Any = _tqdm()(total=None, desc=desc, leave=False, dynamic_ncols=True, bar_format="{desc}: {elapsed}")
         period, tick, close = 0.5, shown.refresh, shown.close
     else:
-        shown = _Lines(where[0], where[1], desc, None, "")
-        period, tick, close = where[1], shown.tick, shown.close
+        shown = _Lines(where[0], max(where[1], BUSY_SECONDS), desc, None, "")
+        period, tick, close = shown.every, shown.tick, shown.close
     stop = threading.Event()
 
     def run() -> None:
@@ -226,4 +240,7 @@ def busy(enabled: bool, desc: str) -> Iterator[None]:
     finally:
         stop.set()
         ticker.join()
-        close()
+        if where is None:
+            close()  # the bar, whatever happened
+    if where is not None:
+        close()  # a closing line says "done": not after an error or an interrupt

@@ -7,6 +7,7 @@ import time
 import pytest
 
 import graphrec._progress as progress
+from graphrec.errors import ConfigError
 from graphrec._progress import busy, counter, lines_to, tracked
 
 
@@ -28,6 +29,10 @@ def test_lines_every_interval_with_share_pace_and_a_closing_line(monkeypatch):
         "epoch 1: 3/4 steps (75%), 1:15 elapsed, about 0:25 left",
         "epoch 1: 4 steps in 1:40",
     ]
+    got.clear()
+    with lines_to(got.append, every=0):
+        list(tracked(range(1), True, "epoch 2", unit="step"))
+    assert got[0].startswith("epoch 2: 1/1 step (100%)") and got[-1].startswith("epoch 2: 1 step in 0:00")
 
 
 def test_a_short_loop_writes_nothing_and_a_loop_left_early_no_closing_line(monkeypatch):
@@ -84,10 +89,11 @@ def test_an_unknown_total_counts_and_times():
     got: list[str] = []
     with lines_to(got.append, every=0):
         list(tracked(iter([1, 2]), True, "rows", unit="row"))
-    assert got[0].startswith("rows: 1 rows, 0:00 elapsed") and got[-1].startswith("rows: 2 rows in 0:0")
+    assert got[0].startswith("rows: 1 row, 0:00 elapsed") and got[-1].startswith("rows: 2 rows in 0:0")
 
 
-def test_busy_writes_lines_from_its_thread_while_the_call_runs():
+def test_busy_writes_lines_from_its_thread_while_the_call_runs(monkeypatch):
+    monkeypatch.setattr(progress, "BUSY_SECONDS", 0.05)
     got: list[str] = []
     with lines_to(got.append, every=0.05):
         with busy(True, "kNN (hnsw: indexing 10 items)"):
@@ -97,6 +103,29 @@ def test_busy_writes_lines_from_its_thread_while_the_call_runs():
     with lines_to(lambda line: pytest.fail(line), every=0):
         with busy(False, "off"):
             pass
+    # an error: its lines so far, no closing "done" line
+    got.clear()
+    with pytest.raises(MemoryError), lines_to(got.append, every=0.05):
+        with busy(True, "hnsw"):
+            time.sleep(0.2)
+            raise MemoryError
+    assert got and not any("done" in line for line in got)
+
+
+def test_busy_at_an_interval_of_0_writes_once_a_second_not_as_fast_as_it_can():
+    got: list[str] = []
+    with lines_to(got.append, every=0):
+        with busy(True, "hnsw"):
+            time.sleep(0.3)
+    assert got == []  # its first line would come after BUSY_SECONDS
+    assert progress.BUSY_SECONDS == 1.0
+
+
+def test_an_interval_is_seconds_at_or_above_0():
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="progress lines every .* seconds: give a number of seconds >= 0"):
+            with lines_to(print, every=bad):
+                pass
 
 
 def test_clock_and_units():
@@ -121,8 +150,8 @@ def test_a_command_in_a_log_writes_lines_and_a_bad_interval_is_one_line(tmp_path
     monkeypatch.setenv("GRAPHREC_PROGRESS_SECONDS", "0")
     res = CliRunner().invoke(make_app(), [*args, str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
-    assert "epoch 1: 1/" in res.output and " steps in 0:0" in res.output
-    assert "evaluate valid: 1/1 batches (100%)" in res.output and "epoch 1/1  loss" in res.output
+    assert "epoch 1: 1/" in res.stderr and " steps in 0:0" in res.stderr and "epoch 1: " not in res.stdout
+    assert "evaluate valid: 1/1 batch (100%)" in res.stderr and "epoch 1/1  loss" in res.stderr
     assert "\r" not in res.output
     monkeypatch.setenv("GRAPHREC_PROGRESS_SECONDS", "soon")
     res = CliRunner().invoke(make_app(), [*args, str(tmp_path / "bad")])

@@ -139,15 +139,33 @@ class GraphrecGroup(TyperGroup):
         with _usage_errors_as_lines(), _interrupts_as_status_130():
             return super().invoke(ctx)
 
+    def get_help_option(self, ctx: Any) -> Any:
+        return _help_option(super().get_help_option(ctx))
+
 
 def _name_for_help(param: Any) -> None:
-    """An argument's metavar in capitals; a flag's empty (no value type shown)."""
+    """An argument's metavar in capitals (one that takes several values keeps typer's
+    ``runs...``, which a metavar would drop); a flag's empty (no value type shown)."""
     if param.metavar is not None:
         return
-    if param.param_type_name == "argument" and param.name:
+    if param.param_type_name == "argument" and param.name and param.nargs == 1:
         param.metavar = param.name.upper()
     elif getattr(param, "is_flag", False):
         param.metavar = ""
+
+
+def _help_option(option: Any) -> Any:
+    """``--help`` named as the other flags (:func:`_name_for_help`)."""
+    if option is not None:
+        _name_for_help(option)
+    return option
+
+
+def _rich_help(command: Any) -> bool:
+    """Whether typer draws ``command``'s help with rich (not with ``TYPER_USE_RICH=0``)."""
+    import typer.core
+
+    return bool(getattr(typer.core, "HAS_RICH", True)) and getattr(command, "rich_markup_mode", None) is not None
 
 
 class GraphrecCommand(TyperCommand):
@@ -166,12 +184,12 @@ class GraphrecCommand(TyperCommand):
             _name_for_help(p)
 
     def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            _name_for_help(option)
-        return option
+        return _help_option(super().get_help_option(ctx))
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
+        if not _rich_help(self):  # the plain help prints the texts as they are
+            super().format_help(ctx, formatter)
+            return
         from rich.markup import escape
 
         texts = [(p, p.help) for p in self.params if getattr(p, "help", None)]

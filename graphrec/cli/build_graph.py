@@ -193,6 +193,7 @@ def build_graph(
         check_outputs(Path(opts["out"]))
     else:  # graphs/DATASET: the name is known once the data is read
         check_output_folder(Path("graphs"), "--out")
+    shown = command_progress(quiet)  # its environment variable is checked before any rank starts
     if distributed.starts_ranks(nproc):
         _check_before_ranks(source, opts, kinds, check_outputs)
         raise typer.Exit(distributed.launch(ctx.meta.get(ARGV) or [], nproc))
@@ -205,7 +206,7 @@ def build_graph(
         for line in notes:  # once, by the main rank
             if main:
                 typer.secho(line, err=True, fg=typer.colors.YELLOW)
-        _build(source=source, opts=opts, kinds=kinds, dev=dev, recipe=recipe, overwrite=overwrite, quiet=quiet,
+        _build(source=source, opts=opts, kinds=kinds, dev=dev, recipe=recipe, overwrite=overwrite, progress=shown,
                shard=shard, echo=echo, check_outputs=check_outputs)
     except BaseException:
         if shard is not None:
@@ -311,7 +312,7 @@ def _specs(opts: dict[str, Any], kinds: list[str], recipe: Optional[Path] = None
 
 
 def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], dev: str, recipe: Optional[Path],
-           overwrite: bool, quiet: bool, shard: Any, echo: Any, check_outputs: Any) -> None:
+           overwrite: bool, progress: bool, shard: Any, echo: Any, check_outputs: Any) -> None:
     """Read the data, build each graph (every rank its share), store it (rank 0) and report."""
     from graphrec.data import cold_start as make_cold
     from graphrec.graphs.build import build_item_graph
@@ -333,7 +334,7 @@ def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], de
         check_outputs(out_dir)  # before the first graph is built
     built = {}
     for kd, spec in _specs(opts, kinds).items():  # checked by build_graph
-        res = build_item_graph(ds, spec, device=dev, progress=main and command_progress(quiet), shard=shard)
+        res = build_item_graph(ds, spec, device=dev, progress=main and progress, shard=shard)
         res.record.options["source"] = source
         if recipe is not None:  # a stale graph's rebuild command starts from it
             res.record.options["recipe"] = str(recipe.resolve())

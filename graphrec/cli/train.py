@@ -275,8 +275,7 @@ def _without_effect(model_name: str, model_overrides: dict[str, Any], cold_start
                     negatives: str, untrained: tuple[str, ...] = (), lr_decay: float = 1.0,
                     lr_decay_every: int | None = None) -> list[str]:
     """The options given a value that changes nothing in this run (a run is still made: a
-    note per option, so that a mistyped pairing is seen), and a --modalities that the
-    cold-item path does not follow (it fuses every modality unless --cold-modalities)."""
+    note per option, so that a mistyped pairing is seen)."""
     from graphrec.train import TrainConfig
     from graphrec.train.registry import COLD_PATH_PARAMS, get_model
 

@@ -13,7 +13,10 @@ file or a pipe (``2>&1 | tee log``, nohup, CI) the epoch lines, opened by
 
 from __future__ import annotations
 
-from graphrec._progress import lines_to
+import warnings
+from typing import Any, Iterable
+
+from graphrec._progress import lines_to, tracked
 
 __all__ = ["epoch_line", "lines_to", "start_line"]
 
@@ -57,3 +60,10 @@ def start_line(
     every = "every epoch" if eval_every == 1 else f"every {eval_every} epochs and the last"
     verb = f"resuming {model} after epoch {done}" if done else f"training {model}"
     return f"{verb} on {dataset} ({device}): at most {epochs} epochs, validated {every}"
+
+
+def progress_bar(it: Iterable[Any], enabled: bool, **kw: Any) -> Iterable[Any]:
+    """Deprecated: :func:`graphrec._progress.tracked` (a bar, or lines in a log)."""
+    warnings.warn("graphrec.train.progress.progress_bar is deprecated: loops report through "
+                  "graphrec._progress.tracked", FutureWarning, stacklevel=2)
+    return tracked(it, enabled, str(kw.pop("desc", "")), **kw)

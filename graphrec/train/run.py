@@ -245,7 +245,7 @@ def _note_idle_cold_path(model: Recommender) -> None:
             "--cold-path content trains although every item has training interactions: the path scores none "
             "of the catalogue's items (it serves items that arrive later, graphrec recommend --new-items); "
             "--cold-start makes some items cold to measure it",
-            GraphrecNote, stacklevel=3,
+            GraphrecNote, stacklevel=4,  # the caller of run_training (through renamed's wrapper)
         )
 
 
@@ -338,7 +338,7 @@ def _provenance(command: str | None, previous: Mapping[str, Any] | None, keeper:
             out["cwd"] = previous.get("cwd")  # None: recorded before graphrec recorded it
         out["resumed_after"] = [*previous.get("resumed_after", []), keeper.state.epoch]
         # the first part's defaults hold for the whole run (buildable_params)
-        out["record_version"] = int(previous.get("record_version", 1))
+        out["record_version"] = record_version(previous)
         # the processes of each part (one more entry than resumed_after): --nproc may change
         # on resume, and ``distributed`` describes the last part only
         shard = distributed.current()
@@ -480,6 +480,21 @@ def _recorded_params(record: Mapping[str, Any]) -> dict[str, Any]:
     return params
 
 
+def record_version(record: Mapping[str, Any]) -> int:
+    """A ranking record's ``record_version`` (1 where it has none): a one-line
+    :class:`DataError` for a value that is no integer >= 1 (a hand edit) or one newer than
+    :data:`~graphrec.train.record.RECORD_VERSION` (a record of a newer graphrec, whose
+    defaults this one does not know)."""
+    version = record.get("record_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise DataError(f"record.json: record_version {version!r} is not an integer >= 1: restore the record or "
+                        "train again")
+    if version > RECORD_VERSION:
+        raise DataError(f"record.json: record_version {version} is from a newer graphrec (this one reads up to "
+                        f"{RECORD_VERSION}): upgrade graphrec to load the run")
+    return version
+
+
 def buildable_params(record: Mapping[str, Any], params: Mapping[str, Any], dataset: Dataset) -> dict[str, Any]:
     """``params`` as :func:`build_model` must take them to rebuild the model a ranking
     ``record`` trained: a record older than :data:`~graphrec.train.record.RECORD_VERSION`
@@ -488,7 +503,7 @@ def buildable_params(record: Mapping[str, Any], params: Mapping[str, Any], datas
     that the path is built as it trained, not over the model's modalities (today's
     default)."""
     out = dict(params)
-    old = int(record.get("record_version", 1)) < 2
+    old = record_version(record) < 2
     if (old and out.get("cold_path", "none") != "none" and out.get("cold_modalities") is None
             and out.get("modalities") is not None and dataset.item_features):
         out["cold_modalities"] = ",".join(default_modalities(dataset.item_features))

@@ -1072,10 +1072,14 @@ def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, de
             raise DataError(f"the best trial {best.number}'s run directory {run} is missing: it cannot be tested")
     import torch
 
+    from graphrec.train.run import buildable_params
+
     records = [load_record(run) for run in runs]
     memo = GraphMemo()  # the graphs the model is built over, stored with the best run (as graphrec train's)
     with graph_memo(memo):
-        model = build_model(records[0]["model"], dataset, records[0]["model_params"])  # the seeds share it
+        # the seeds share it; a trial recorded by an older graphrec is rebuilt as it trained
+        model = build_model(records[0]["model"], dataset,
+                            buildable_params(records[0], records[0]["model_params"], dataset))
     model.to(resolve_device(device))
     tests, kept = [], None
     for run, record in zip(runs, records):

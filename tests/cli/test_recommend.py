@@ -174,7 +174,7 @@ def test_a_large_csv_shows_the_write_progress_unless_quiet(shop, tmp_path, monke
     res = run("recommend", shop["run"], "--k", K, "--out", tmp_path / "bar.csv", "--device", "cpu")
     assert res.exit_code == 0, res.output
     assert "write: 100/600 rows (17%)" in res.output and "write: 600 rows in 0:0" in res.output
-    assert "recommend: 1/1 batches (100%)" in res.output and "\r" not in res.output
+    assert "recommend: 1/1 batch (100%)" in res.output and "\r" not in res.output
     res = run("recommend", shop["run"], "--k", K, "--out", tmp_path / "quiet.csv", "--device", "cpu", "--quiet")
     assert res.exit_code == 0 and "write: " not in res.output and "recommend: " not in res.output
     assert (tmp_path / "bar.csv").read_bytes() == (tmp_path / "quiet.csv").read_bytes()

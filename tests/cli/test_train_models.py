@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from graphrec.cli import app
 from graphrec.data.synthetic import synthetic_catalogue
+from graphrec.testing import one_error_line
 
 runner = CliRunner()
 
@@ -350,6 +351,12 @@ def test_the_cold_path_follows_the_models_modalities(data_dir, tmp_path):
     (tmp_path / "old" / "record.json").write_text(json.dumps(record))
     _, _, rebuilt = load_run(tmp_path / "old")
     assert rebuilt.cold_modalities == ("image", "text")
+    # a version this graphrec does not know, or no integer: one line, not a traceback
+    for version, message in ((3, "record_version 3 is from a newer graphrec (this one reads up to 2)"),
+                             (None, "record_version None is not an integer >= 1")):
+        (tmp_path / "old" / "record.json").write_text(json.dumps(dict(record, record_version=version)))
+        res = run("evaluate", tmp_path / "old")
+        assert message in one_error_line(res)
     users = torch.arange(ds.n_users)
     with torch.no_grad():
         assert torch.equal(rebuilt.scorer()(users), trained.scorer()(users))

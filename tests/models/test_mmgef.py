@@ -560,7 +560,7 @@ def test_builder_learned_structure_from_a_stored_graph(tmp_path):
     assert np.allclose(model._features("fused").detach().numpy(), fuse_features(ds.item_features, ["text"]).x)
 
 
-def test_builder_beside_a_stored_cooccurrence_graph_builds_its_own_knn_graph(tmp_path):
+def test_builder_beside_a_stored_cooccurrence_graph_builds_its_own_knn_graph(tmp_path, monkeypatch):
     """--graph of a co-interaction graph alone: the content kNN graph is built here at
     the default k (10, what the record's resolved parameters say); two stored
     co-interaction graphs are refused before any kNN search."""
@@ -579,6 +579,12 @@ def test_builder_beside_a_stored_cooccurrence_graph_builds_its_own_knn_graph(tmp
     knn = build_item_graph(ds, GraphSpec(kind="knn", k=5))
     save_graph(tmp_path / "knn", knn.graph, knn.record)
     assert resolve_params({"graphs": [*graphs, str(tmp_path / "knn")]}).get("k") is None  # the stored graph's own
+    import graphrec.train.builders.mmgef as builder
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("a kNN graph was built before the stored graphs were checked")
+
+    monkeypatch.setattr(builder, "build_item_graph", no_search)
     with pytest.raises(DataError, match="2 stored cooccur graphs given"):
         build_model("mmgef", ds, {"embedding_dim": 8, "graphs": graphs * 2})
 

@@ -18,34 +18,17 @@ from graphrec.errors import ConfigError, DataError, GraphrecError
 
 
 def _graph_record(path: Path, option: str = ""):
-    """The record of the graph at ``path`` (read_record), after refusing a training run
-    folder or a dataset folder with the command that makes a graph of it (read_record's
-    own message would suggest building a graph into that folder)."""
-    import json
-    import shlex
+    """The record of the graph at ``path`` (read_record, which refuses a training run or a
+    dataset folder with the command that makes a graph of it), its error prefixed with
+    ``option`` (``--compare``) when it names one."""
+    from graphrec.graphs.store import read_record
 
-    from graphrec.graphs.store import GRAPH_FILE, RECORD_FILE, read_record
-
-    if path.is_dir() and not (path / RECORD_FILE).is_file() and not (path / GRAPH_FILE).is_file():
-        shown = shlex.quote(str(path))
-        if (path / "record.json").is_file():  # graphrec.train.record.RECORD (importing it imports torch)
-            raise DataError(
-                f"{option}{path} is a training run folder, not a graph: export the graph its model propagates over "
-                f"with `graphrec export-graph {shown} --out DIR` (a model with an item or user graph), "
-                "then inspect DIR"
-            )
-        if (path / "dataset.json").is_file():
-            try:
-                name = json.loads((path / "dataset.json").read_text(encoding="utf-8"))["name"]
-                name = name if isinstance(name, str) and name and "/" not in name else "NAME"
-            except (OSError, ValueError, KeyError, TypeError):
-                name = "NAME"
-            out = shlex.quote(f"graphs/{name}")
-            raise DataError(
-                f"{option}{path} is a dataset folder, not a graph: build its graphs outside it with "
-                f"`graphrec build-graph --data {shown} --out {out}`, then inspect {out}/knn or {out}/cooccur"
-            )
-    return read_record(path)
+    try:
+        return read_record(path)
+    except DataError as e:
+        if option:
+            raise DataError(f"{option}{e}") from None
+        raise
 
 
 def _weight_label(record) -> str:
@@ -128,7 +111,7 @@ def inspect_graph(
         raise ConfigError(f"--plot and --graphml both name {plot}: give them different files")
     # the dataset as the graph saw it (its cold-start split drawn again), when it is known;
     # without it, the statistics of the matrix alone
-    known = data is not None or _graph_record(graph).options.get("source")
+    known = _graph_record(graph).options.get("source") or data is not None  # a run or dataset folder: refused
     ds = graph_dataset(graph, data, option="--data DIR") if known else None
     g, record = load_graph(graph, dataset=ds)  # with a dataset: refuses a graph of other data
     users = record.nodes == "users"

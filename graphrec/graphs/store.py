@@ -607,12 +607,37 @@ def check_record(
         )
 
 
+def _refuse_other_folder(path: Path) -> None:
+    """A training run folder or a dataset folder given where a graph is expected: a
+    one-line :class:`DataError` with the command that makes a graph of it (the not-found
+    message would suggest building a graph into that folder)."""
+    shown = shlex.quote(str(path))
+    if (path / "record.json").is_file():  # graphrec.train.record.RECORD (importing it imports torch)
+        raise DataError(
+            f"{path} is a training run folder, not a graph: export the graph its model propagates over "
+            f"with `graphrec export-graph {shown} --out DIR` (a model with an item or user graph), then use DIR"
+        )
+    if (path / "dataset.json").is_file():
+        try:
+            name = json.loads((path / "dataset.json").read_text(encoding="utf-8"))["name"]
+            name = name if isinstance(name, str) and name and "/" not in name else "NAME"
+        except (OSError, ValueError, KeyError, TypeError):
+            name = "NAME"
+        out = shlex.quote(f"graphs/{name}")
+        raise DataError(
+            f"{path} is a dataset folder, not a graph: build its graphs outside it with "
+            f"`graphrec build-graph --data {shown} --out {out}`, then use {out}/knn or {out}/cooccur"
+        )
+
+
 def read_record(path: str | os.PathLike) -> GraphRecord:
     """The provenance record of a graph directory (``graph.json``), without reading the
     matrix or checking it against data (:func:`load_graph` does both)."""
     path = Path(path)
     rec_file, npz_file = path / RECORD_FILE, path / GRAPH_FILE
     if not rec_file.is_file() or not npz_file.is_file():
+        if path.is_dir() and not rec_file.is_file() and not npz_file.is_file():
+            _refuse_other_folder(path)
         missing = RECORD_FILE if not rec_file.is_file() else GRAPH_FILE
         inside = sorted(p.name for p in path.iterdir() if _is_graph_dir(p)) if path.is_dir() else []
         if inside and missing == RECORD_FILE:  # the folder build-graph wrote KIND/ into

@@ -112,12 +112,21 @@ def test_a_run_folder_or_a_dataset_folder_is_refused_with_the_command_that_makes
     line = one_error_line(run("inspect", run_dir))
     assert line == (f"error: {run_dir} is a training run folder, not a graph: export the graph its model propagates "
                     f"over with `graphrec export-graph {run_dir} --out DIR` (a model with an item or user graph), "
-                    "then inspect DIR"), line
+                    "then use DIR"), line
     assert "build-graph" not in line
+    # with --data too (the dataset as the graph saw it is read after the folder is checked)
+    assert one_error_line(run("inspect", run_dir, "--data", data_dir)) == line
     line = one_error_line(run("inspect", data_dir))
     assert line == (f"error: {data_dir} is a dataset folder, not a graph: build its graphs outside it with "
-                    f"`graphrec build-graph --data {data_dir} --out graphs/synthetic`, then inspect graphs/synthetic/knn "
+                    f"`graphrec build-graph --data {data_dir} --out graphs/synthetic`, then use graphs/synthetic/knn "
                     "or graphs/synthetic/cooccur"), line
+    assert one_error_line(run("inspect", data_dir, "--data", data_dir)) == line
+    # Python: graph_dataset and read_record say the same
+    from graphrec.errors import DataError
+    from graphrec.graphs.store import graph_dataset
+
+    with pytest.raises(DataError, match="is a training run folder, not a graph: export the graph"):
+        graph_dataset(run_dir)
     out = tmp_path / "g"
     assert run("build-graph", "--data", data_dir, "--kind", "cooccur", "--out", out, "--quiet").exit_code == 0
     line = one_error_line(run("inspect", out / "cooccur", "--compare", run_dir))

@@ -109,6 +109,15 @@ def improves(metric: str, score: float, best: float) -> bool:
     return score < best if METRIC_DIRECTIONS[metric] == "minimize" else score > best
 
 
+def _undefined_metric(metric: str) -> str:
+    """The error of a selection metric the validation samples leave undefined: AUC with
+    one class only, GAUC with no user having both (logloss, always defined, is not)."""
+    why = ("no validation user has both a click and a non-click" if metric == "gauc"
+           else "the validation samples hold one class only")
+    return (f"validation {metric} is undefined on these samples ({why}), so no epoch could be selected on it: "
+            "train with --metric logloss (or make samples with both classes)")
+
+
 def worst_score(metric: str) -> float:
     """The best score before any epoch: the one every finite ``metric`` value improves on
     (-inf for a maximised metric, +inf for logloss)."""
@@ -589,6 +598,8 @@ def fit_ctr(
         eval_time += et
         row["valid"] = {k: x for k, x in v.items() if k != "slices"}  # slices: best epoch only
         history.append(row)
+        if metric != "logloss" and not np.isfinite(v[metric]):  # the labels decide it: undefined every epoch
+            raise DataError(_undefined_metric(metric))
         if improves(metric, v[metric], best_score):
             best_score, best_epoch, best_valid = v[metric], epoch, v
             best_state = copy.deepcopy(model.state_dict())

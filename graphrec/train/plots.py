@@ -13,6 +13,7 @@ Images are written under a temporary name beside the output and renamed into pla
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -102,12 +103,16 @@ def draw_runs(
         for name in sorted({k for r in rows for k in (r.get("model") or {}) if is_logged_loss(k)}):  # the cold path's base_loss
             pts = [(r["epoch"], r["model"][name]) for r in rows if name in (r.get("model") or {})]
             axes[0].plot(*zip(*pts), color=color, linestyle="--", label=f"{label}: {name}")
-        valid = [(r["epoch"], valid_metrics(r, items)[metric]) for r in rows if metric in valid_metrics(r, items)]
+        # a metric left undefined (NaN, stored as null) is no point of the curve
+        valid = [(r["epoch"], float(valid_metrics(r, items)[metric])) for r in rows
+                 if isinstance(valid_metrics(r, items).get(metric), (int, float))
+                 and math.isfinite(valid_metrics(r, items)[metric])]
         if valid:
             best = record.get("best_epoch")
             at = next((v for e, v in valid if e == best), None)
-            if at is None:  # no recorded best epoch (an old record): the highest value
-                best, at = max(valid, key=lambda ev: ev[1])
+            if at is None:  # no recorded best epoch (an old record): the best value, logloss the lowest
+                pick = min if metric == "logloss" else max
+                best, at = pick(valid, key=lambda ev: ev[1])
             axes[1].plot(*zip(*valid), color=color, marker="." if len(valid) < 60 else None,
                          label=f"{label} (best epoch {best}: {at:.4f})")
             axes[1].axvline(best, color=color, linestyle=":", linewidth=1)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -224,3 +226,36 @@ def test_warm_curves_of_a_papers_cold_start_run_are_refused_with_the_reason(tmp_
     _one_line_error(run("plot", tmp_path / "papers", "--out", tmp_path / "c.png", "--items", "warm"),
                     "--items warm: under the papers' cold-start protocol validation holds cold items only")
     assert not (tmp_path / "c.png").exists()
+
+
+def test_undefined_validation_values_are_no_points_and_an_old_logloss_best_is_the_lowest(tmp_path, monkeypatch):
+    """A metric left undefined at an epoch (NaN, stored as null) is no point of the
+    curve (it failed with a TypeError); a record without best_epoch marks the best value,
+    the lowest for logloss."""
+    pytest.importorskip("matplotlib", reason="graphrec plot needs matplotlib (the plot extra)")
+    import graphrec.train.plots as plots
+    from graphrec.models.ctr.testing import contract_ctr_data
+    from graphrec.train.ctr import CTRConfig, run_ctr
+
+    run_ctr(contract_ctr_data(), "lr", {}, CTRConfig(epochs=3, progress=False), out=tmp_path / "ctr")
+    path = tmp_path / "ctr" / "record.json"
+    record = json.loads(path.read_text())
+    record["history"][0]["valid"]["gauc"] = None
+    del record["best_epoch"]
+    path.write_text(json.dumps(record))
+    drawn = []
+    real = plots.save_figure
+
+    def save(fig, out, plt, **kw):
+        drawn.append([line.get_label() for line in fig.axes[1].get_lines()])
+        return real(fig, out, plt, **kw)
+
+    monkeypatch.setattr(plots, "save_figure", save)
+    for metric in ("gauc", "logloss"):
+        res = run("plot", tmp_path / "ctr", "--out", tmp_path / f"{metric}.png", "--metric", metric)
+        assert res.exit_code == 0, res.output
+    rows = record["history"]
+    lowest = min(rows, key=lambda r: r["valid"]["logloss"])
+    assert f"(best epoch {lowest['epoch']}: {lowest['valid']['logloss']:.4f})" in drawn[-1][0]
+    highest = max(rows[1:], key=lambda r: r["valid"]["gauc"])
+    assert f"(best epoch {highest['epoch']}: {highest['valid']['gauc']:.4f})" in drawn[0][0]

@@ -233,3 +233,30 @@ def test_run_ctr_records_the_folder_the_samples_came_from(sci, shared_data, data
     res = run("evaluate", out, "--device", "cpu", "--quiet")  # no --data: the recorded source folder
     assert res.exit_code == 0, res.output
     assert f"{record['test']['auc']:.4f}" in res.output
+
+
+def test_a_metric_the_validation_samples_leave_undefined_is_one_line_not_a_run_of_nothing(data):
+    """Every validation user with one class only (overall both): GAUC is undefined every
+    epoch (the labels decide it), so selecting on it would keep epoch 0 and test the last
+    weights: refused after the first validation, naming logloss; AUC and logloss select."""
+    import dataclasses
+
+    import numpy as np
+
+    from graphrec.errors import DataError
+
+    valid = data.samples["valid"]
+    keep = np.flatnonzero((valid.labels == 1) == (valid.users % 2 == 0))  # even users clicks, odd non-clicks
+    one_class = dataclasses.replace(data, samples=dict(data.samples, valid=valid.subset(keep)))
+    assert set(one_class.samples["valid"].labels.tolist()) == {0.0, 1.0}
+    with pytest.raises(DataError, match=r"validation gauc is undefined on these samples \(no validation user has both "
+                                        r"a click and a non-click\), so no epoch could be selected on it: train with "
+                                        "--metric logloss"):
+        run_ctr(one_class, "lr", {}, CTRConfig(epochs=2, progress=False, valid_metric="gauc"))
+    for metric in ("auc", "logloss"):
+        record, _ = run_ctr(one_class, "lr", {}, CTRConfig(epochs=2, progress=False, valid_metric=metric))
+        assert record["best_epoch"] >= 1
+    positives = dataclasses.replace(data, samples=dict(data.samples, valid=valid.subset(np.flatnonzero(valid.labels == 1))))
+    with pytest.raises(DataError, match="validation auc is undefined on these samples .the validation samples hold one "
+                                        "class only."):
+        run_ctr(positives, "lr", {}, CTRConfig(epochs=2, progress=False))

@@ -342,7 +342,9 @@ def _recorded_flags(record: GraphRecord) -> dict[str, Any]:
         "weighting": record.weighting,
         "include_self": record.options.get("include_self"),
         "backend": record.options.get("backend"),
-        "device": record.options.get("device"),  # None (left out) in records from before it was kept
+        # None (left out) in records from before it was kept, but a faiss search ran on the CPU
+        "device": record.options.get("device") or ("cpu" if str(record.options.get("backend_used", "")).startswith(
+            "faiss") else None),
         "threads": record.options.get("threads"),
         "cooccur_top_k": record.k,
         "cooccur_min_count": record.pruning.get("min_count"),
@@ -401,7 +403,8 @@ def _rebuild(path: Path | str, record: GraphRecord, data: str | None = None, fre
     if where.startswith("--data") and not opts["cold_start"]:
         opts["cold_start"] = None  # build-graph's default; a recipe may set another
     flags = [_flag(name, opts[name]) for name in (*_KIND_FLAGS.get(kind, ()), *_COLD_FLAGS) if opts.get(name) is not None]
-    if fresh:
+    if fresh:  # another dataset's graph: where and on how many threads it runs is the user's choice
+        flags = [f for f in flags if not f.startswith(("--device ", "--threads "))]
         command = " ".join(["graphrec build-graph", where, f"--kind {kind}", *flags, "--out NEW_DIR"])
         return f"build a graph for this data with `{command}` and pass NEW_DIR/{kind} (keep {path} for the data it fits)"
     # build-graph writes OUT/KIND: the graph's own folder when it is named after its kind
@@ -702,7 +705,11 @@ def graph_change(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> str
         return None
     diffs = [f"{k} {_jsonable(current.get(k))!r}, was {_jsonable(recorded.get(k))!r}"
              for k in sorted(set(recorded) | set(current))
-             if k not in _NOT_RECIPE and _jsonable(recorded.get(k)) != _jsonable(current.get(k))]
+             if k not in _NOT_RECIPE and k != "options" and _jsonable(recorded.get(k)) != _jsonable(current.get(k))]
+    # options entry by entry, those both records have (a key one predates is no change)
+    old_opts, new_opts = recorded.get("options") or {}, current.get("options") or {}
+    diffs += [f"option {k} {_jsonable(new_opts[k])!r}, was {_jsonable(old_opts[k])!r}"
+              for k in sorted(set(old_opts) & set(new_opts)) if _jsonable(old_opts[k]) != _jsonable(new_opts[k])]
     shown = "; ".join(diffs[:3]) + (f"; {len(diffs) - 3} more" if len(diffs) > 3 else "")
     return f"checksum {str(new)[:12]}, was {str(old)[:12]}" + (f"; {shown}" if shown else "")
 

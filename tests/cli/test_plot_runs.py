@@ -4,10 +4,9 @@ errors."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-
-import json
 
 import pytest
 from typer.testing import CliRunner

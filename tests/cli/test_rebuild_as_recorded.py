@@ -78,3 +78,27 @@ def test_a_graph_of_a_folder_saved_with_its_cold_split(data_dir, tmp_path):
     assert "--cold-start" not in rebuild_as_recorded(used_graph(out / "cooccur"))
     after = rebuilt(out / "cooccur")
     assert after.checksum == before.checksum and after.dataset_fingerprint == before.dataset_fingerprint
+
+
+def test_records_from_before_device_was_kept(data_dir, tmp_path):
+    """A graph recorded before its device was kept: a faiss search (backend_used) ran on
+    the CPU, so its rebuild names --device cpu; the 'build one for this data' command pins
+    neither device nor threads; a change report compares options both records have, entry
+    by entry (a key one record predates is no change)."""
+    from graphrec.graphs.store import GraphRecord, _rebuild, graph_change
+
+    out = tmp_path / "g"
+    assert run("build-graph", "--data", data_dir, "--kind", "knn", "--k", 5, "--threads", 1, "--out", out,
+               "--quiet").exit_code == 0
+    rec = read_record(out / "knn").to_dict()
+    old = dict(rec, options={k: v for k, v in rec["options"].items() if k != "device"})
+    for used, named in (("faiss", "--device cpu"), ("torch", None)):
+        entry = dict(old, options=dict(old["options"], backend_used=used))
+        command = rebuild_as_recorded(dict(entry, path=str(out / "knn")))
+        assert (named in command) if named else ("--device" not in command), command
+    fresh = _rebuild(out / "knn", GraphRecord.from_dict(rec), str(data_dir), fresh=True)
+    assert "--device" not in fresh and "--threads" not in fresh and "--k 5" in fresh
+    now = dict(rec, checksum="0" * 64, options=dict(rec["options"], threads=2))
+    change = graph_change(dict(old, path="p"), dict(now, path="p"))
+    assert change.startswith("checksum 000000000000, was ") and "option threads 2, was 1" in change
+    assert "device" not in change

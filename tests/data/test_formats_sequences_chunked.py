@@ -125,7 +125,17 @@ def test_unisrec_default_chunk_size_is_used(tmp_path: Path, monkeypatch: pytest.
     root = unisrec_folder(tmp_path / "u", sequences(seed=1), maps=True)
     whole = read_unisrec(root, unseen="keep")
     monkeypatch.setattr(common, "CHUNK_BYTES", 3)
+    reads: list[int] = []
+    blocks = common._Blocks._blocks
+
+    def counted(self):  # the blocks read, over the three .inter files
+        for block in blocks(self):
+            reads.append(self.size)
+            yield block
+
+    monkeypatch.setattr(common._Blocks, "_blocks", counted)
     same(read_unisrec(root, unseen="keep"), whole)
+    assert len(reads) > 3 and set(reads) == {3}  # many blocks of the default's 3 bytes, not one per file
 
 
 def late(root: Path, split: str, line: int, text: str) -> None:

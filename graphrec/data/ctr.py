@@ -233,26 +233,48 @@ def read_unisrec_sequences(directory: str | os.PathLike, dataset: Dataset, name:
 
     test = tables["test"]
     seqs: dict[int, list[int]] = {}
+    longest = 0  # the longest history of any row: the cut of files that truncate histories
     for r, (u, hist, tgt) in enumerate(zip(test.col("user_id"), test.col("item_id_list"), test.col("item_id"))):
         uk = user_index(u, test, r)
         if uk in seqs:
             raise DataError(f"{test.path} line {test.line(r)}: user {u!r} has two test rows: keep one row per user")
         seqs[uk] = item_indices(hist.split() + [tgt], test, r)
+        longest = max(longest, len(seqs[uk]) - 1)
+    rows: dict[str, list[tuple[int, str, list[int], int]]] = {}  # per split: (user, its cell, history + target, row)
+    kept: dict[str, dict[int, list[list[int]]]] = {"valid": {}, "train": {}}  # per split and user: its rows' windows
     for s in ("valid", "train"):
         t = tables[s]
+        rows[s] = []
         for r, (u, hist, tgt) in enumerate(zip(t.col("user_id"), t.col("item_id_list"), t.col("item_id"))):
             uk = user_index(u, t, r)
             row = item_indices(hist.split() + [tgt], t, r)
-            full = seqs.get(uk)
-            if full is None:
+            if uk not in seqs:
                 raise DataError(f"{t.path} line {t.line(r)}: user {u!r} has no test row: every user needs one")
+            rows[s].append((uk, u, row, r))
+            kept[s].setdefault(uk, []).append(row)
+            longest = max(longest, len(row) - 1)
+    windowed: set[int] = set()  # users whose sequence was put together from cut histories
+    for s in ("valid", "train"):
+        t = tables[s]
+        for uk, u, row, r in rows[s]:
+            if uk in windowed:
+                continue
+            full = seqs[uk]
             ok = row == full[:-1] if s == "valid" else (len(row) < len(full) and row == full[: len(row)])
-            if not ok:
-                what = "the test sequence without its last item" if s == "valid" else "a prefix of the test sequence"
-                raise DataError(
-                    f"{t.path} line {t.line(r)}: history + target of user {u!r} is not {what}: "
-                    "the .inter files do not belong together"
-                )
+            if ok:
+                continue
+            valid = kept["valid"].get(uk, [])
+            joined = _join_windows(kept["train"].get(uk, []), valid[0] if len(valid) == 1 else None, full, longest)
+            if joined is not None:  # histories cut to their last `longest` items
+                seqs[uk] = joined
+                windowed.add(uk)
+                continue
+            what = "the test sequence without its last item" if s == "valid" else "a prefix of the test sequence"
+            raise DataError(
+                f"{t.path} line {t.line(r)}: history + target of user {u!r} is not {what}, nor (histories cut to "
+                f"their last {longest} items) a window of the sequence its rows make: the .inter files do not "
+                "belong together"
+            )
     lengths = np.zeros(dataset.n_users, np.int64)
     for uk, sq in seqs.items():
         lengths[uk] = len(sq)
@@ -262,6 +284,43 @@ def read_unisrec_sequences(directory: str | os.PathLike, dataset: Dataset, name:
     for uk, sq in seqs.items():
         items[indptr[uk] : indptr[uk + 1]] = sq
     return Sequences(indptr, items, None)
+
+
+def _join_windows(train: list[list[int]], valid: list[int] | None, test: list[int], cut: int) -> list[int] | None:
+    """A user's whole sequence from UniSRec rows whose histories keep only their last
+    ``cut`` items (each row as history + target: the ``train`` rows in any order, the
+    ``valid`` row, the ``test`` row), or None where the rows do not make one sequence.
+
+    A row whose history is shorter than ``cut`` is uncut: a prefix of the sequence (the
+    longest such starts it). A cut row (``cut`` items + target) continues the sequence
+    from its last ``cut`` items, so the sequence grows one target at a time, whatever
+    order the rows are stored in. It must end with the test row's window, the valid row's
+    just before it, and every row must be one of its windows; two rows continuing the same
+    ``cut`` items differently (a repeat the cut cannot tell apart) leave it undecided."""
+    windows = [*train, *([valid] if valid is not None else []), test]
+    uncut = sorted((w for w in windows if len(w) - 1 < cut), key=len)
+    follows: dict[tuple[int, ...], int] = {}
+    for w in windows:
+        if len(w) - 1 == cut and follows.setdefault(tuple(w[:-1]), w[-1]) != w[-1]:
+            return None
+    if uncut:
+        seq = list(uncut[-1])
+        if any(w != seq[: len(w)] for w in uncut):
+            return None
+    else:  # every history cut: the sequence starts with the one row no other row continues into
+        continued = {tuple(w[1:]) for w in windows}
+        starts = [w for w in windows if tuple(w[:-1]) not in continued]
+        if len(starts) != 1:
+            return None
+        seq = list(starts[0])
+    while len(seq) >= cut and len(seq) <= len(windows) + cut and tuple(seq[len(seq) - cut:]) in follows:
+        seq.append(follows[tuple(seq[len(seq) - cut:])])
+    made = {tuple(seq[max(0, t - cut): t + 1]) for t in range(1, len(seq))}
+    if seq[len(seq) - len(test):] != test or not all(tuple(w) in made for w in windows):
+        return None
+    if valid is not None and seq[len(seq) - 1 - len(valid): len(seq) - 1] != valid:
+        return None
+    return seq
 
 
 # ---------------------------------------------------------------------- side fields

@@ -227,3 +227,42 @@ def test_ml100k(shared_data):
     # sequences follow time
     te = data.samples["test"]
     assert np.all(np.nan_to_num(te.hist_delta, nan=0.0) >= 0)
+
+
+def test_unisrec_sequences_from_histories_cut_to_their_last_items(tmp_path):
+    """UniSRec files usually keep the last 50 items of each history: a long sequence is
+    then no test row alone. Rows cut to their last 4 items (stored newest first, as the
+    row order is free) give back every user's whole sequence, repeats included; a
+    missing row is still an error naming its neighbour's line."""
+    from graphrec.data.formats import read_unisrec
+
+    rng = np.random.default_rng(3)
+    seqs = {u: rng.integers(0, 9, rng.integers(3, 14)).tolist() for u in range(12)}
+    seqs[0] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 5, 6]  # a repeat of 3 items, continued differently
+    head = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
+
+    def rows(u, ts):
+        return "".join(f"{u}\t{' '.join(map(str, seqs[u][max(0, t - 4):t]))}\t{seqs[u][t]}\n" for t in ts)
+
+    def write(skip=None):
+        (tmp_path / "x.train.inter").write_text(head + "".join(
+            rows(u, [t for t in range(len(s) - 3, 0, -1) if (u, t) != skip]) for u, s in seqs.items()))
+        (tmp_path / "x.valid.inter").write_text(head + "".join(rows(u, [len(s) - 2]) for u, s in seqs.items()))
+        (tmp_path / "x.test.inter").write_text(head + "".join(rows(u, [len(s) - 1]) for u, s in seqs.items()))
+
+    write()
+    ds = read_unisrec(tmp_path, unseen="keep", features={})
+    got = read_unisrec_sequences(tmp_path, ds)
+    users = {str(u): k for k, u in enumerate(ds.user_ids.tolist())}
+    for u, seq in seqs.items():
+        assert [int(ds.item_ids[i]) for i in got.of(users[str(u)])] == seq, u
+    seqs[0] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 5]  # 4 items (the cut) repeated, continued differently:
+    write()  # which continuation came first, the rows cannot tell
+    with pytest.raises(DataError, match=r"x\.valid\.inter line 2: history \+ target of user '0' is not the test"):
+        read_unisrec_sequences(tmp_path, read_unisrec(tmp_path, unseen="keep", features={}))
+    seqs[0] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 5, 6]
+    write(skip=(5, 6))  # user 5's row at t=6 is missing: its sequence cannot be made
+    with pytest.raises(DataError, match=r"x\.valid\.inter line \d+: history \+ target of user '5' is not the test "
+                                        r"sequence without its last item, nor \(histories cut to their last 4 items\) a "
+                                        "window of the sequence its rows make"):
+        read_unisrec_sequences(tmp_path, read_unisrec(tmp_path, unseen="keep", features={}))

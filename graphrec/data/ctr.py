@@ -88,6 +88,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -98,7 +99,7 @@ from graphrec._checks import counted
 from graphrec._atomic import atomic_dir
 from graphrec.data.dataset import Dataset, array_bytes, interactions_matrix
 from graphrec.data.sampling import NegativeSampler
-from graphrec.errors import ARRAY_FILE_ERRORS, ConfigError, DataError
+from graphrec.errors import ARRAY_FILE_ERRORS, ConfigError, DataError, GraphrecNote
 
 __all__ = [
     "CTR_SPLITS",
@@ -691,6 +692,24 @@ def _compact(seqs: Sequences, keep: np.ndarray) -> tuple[Sequences, np.ndarray]:
     return out, rank
 
 
+#: the largest timestamp read as seconds (year 5138): one above it is milliseconds or finer
+_LARGEST_SECONDS = 1e11
+
+
+def _note_millisecond_times(sequences: Sequences, name: str) -> None:
+    """A :class:`GraphrecNote` when the behaviours' timestamps look like milliseconds
+    (beyond :data:`_LARGEST_SECONDS`): the samples' ``hist_delta`` and MARN's time-gap
+    buckets (:func:`property_codes`) read seconds, so such gaps land 1000 times too far."""
+    times = sequences.times
+    if times is None or not len(times):
+        return
+    largest = float(np.nanmax(np.abs(times)))
+    if largest > _LARGEST_SECONDS:
+        warnings.warn(f"dataset {name!r}: timestamps up to {largest:.4g} look like milliseconds, and CTR samples read "
+                      "seconds (the gaps MARN buckets would be 1000 times too long): divide the timestamp column by "
+                      "1000 before graphrec prepare", GraphrecNote, stacklevel=3)
+
+
 def build_ctr_data(
     dataset: Dataset,
     sequences: Sequences,
@@ -715,6 +734,7 @@ def build_ctr_data(
         raise DataError(f"sequences cover {sequences.n_users} users but the dataset has {dataset.n_users}")
     if len(sequences.items) and (sequences.items.min() < 0 or sequences.items.max() >= dataset.n_items):
         raise DataError("a sequence item index is outside the dataset's items")
+    _note_millisecond_times(sequences, dataset.name)
     n_users, n_items = dataset.n_users, dataset.n_items
     cold = None if not cold_start else select_cold_items(n_items, float(cold_start), int(cold_seed))
     is_cold = np.zeros(n_items, bool)
@@ -1165,10 +1185,6 @@ def note_merged_rows(data: CTRData) -> None:
     prepare`` notes them: the sequences are shorter than the file's row count says.
     For data read from a source file (a graphrec dataset directory's note was printed
     when it was prepared)."""
-    import warnings
-
-    from graphrec.errors import GraphrecNote
-
     for path, n in (data.dataset.meta.get("duplicate_rows") or {}).items():
         warnings.warn(
             f"{n} duplicate row{'s' if n != 1 else ''} of {path} merged (a (user, item) pair listed again is one "

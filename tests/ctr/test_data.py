@@ -266,3 +266,23 @@ def test_unisrec_sequences_from_histories_cut_to_their_last_items(tmp_path):
                                         r"sequence without its last item, nor \(histories cut to their last 4 items\) a "
                                         "window of the sequence its rows make"):
         read_unisrec_sequences(tmp_path, read_unisrec(tmp_path, unseen="keep", features={}))
+
+
+def test_millisecond_timestamps_are_noted():
+    """Samples read seconds (hist_delta, MARN's time-gap buckets): timestamps in
+    milliseconds (1.7e12 now) would make every gap 1000 times too long: a note says so;
+    seconds give none."""
+    import warnings
+
+    from graphrec.errors import GraphrecNote
+
+    base = 1_700_000_000
+    for scale, noted in ((1, False), (1000, True)):
+        u, i = ["a"] * 5 + ["b"] * 4, [str(k) for k in range(9)]
+        t = [(base + 60 * k) * scale for k in range(9)]
+        ds = build_dataset(u, i, ["train"] * 9, timestamps=t, item_ids=i, name="clock")
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            build_ctr_data(ds, sequences_from_dataset(ds), max_history=3, seed=0)
+        notes = [str(w.message) for w in seen if issubclass(w.category, GraphrecNote)]
+        assert any("look like milliseconds" in n for n in notes) == noted, notes

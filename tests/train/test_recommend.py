@@ -81,7 +81,7 @@ def test_recommend_takes_run_dir_and_data_path_and_their_old_names(trained):
     assert sorted(str(w.message).split(": ")[1].split(";")[0] for w in caught) == [
         "the argument data= is renamed data_path=", "the argument run= is renamed run_dir="]
     np.testing.assert_array_equal(old.item_id, new.item_id)
-    with pytest.raises(ConfigError, match=r"^recommend_run\(\) got both data_path= and its old name data=: "):
+    with pytest.raises(ConfigError, match=r"^graphrec\.recommend\(\) got both data_path= and its old name data=: "):
         graphrec.recommend(trained["run"], data=trained["root"], data_path=trained["root"])
     with pytest.raises(ConfigError, match="got both run_dir= and its old name run="):
         graphrec.recommend(trained["run"], run=trained["run"])

@@ -618,13 +618,13 @@ def read_new_items(
                             "zeros to mark the modality as missing")
     known = np.isin(ids, np.asarray(dataset.item_ids).astype(str))
     if known.any():
-        raise DataError(f"{path}: new item id {ids[known][0]!r} is already an item of the catalogue: give new items "
+        raise DataError(f"{path}: new item id {str(ids[known][0])!r} is already an item of the catalogue: give new items "
                         "ids of their own (the catalogue's items are scored without --new-items)")
     _, first, counts = np.unique(ids, return_index=True, return_counts=True)
     if (counts > 1).any():
         twice = first[counts > 1].min()
         again = int(np.flatnonzero(ids == ids[twice])[1])
-        raise DataError(f"{path}: new item id {ids[twice]!r} is listed twice (rows {twice} and {again} of item_id): "
+        raise DataError(f"{path}: new item id {str(ids[twice])!r} is listed twice (rows {twice} and {again} of item_id): "
                         "list each new item once")
     unused = sorted(set(arrays) - {"item_id", *mods})
     if unused:

@@ -49,7 +49,7 @@ def duplicate_notes(ds) -> list[str]:
     for path, n in (ds.meta.get("duplicate_rows") or {}).items():
         notes.append(
             f"note: {n} duplicate row{'s' if n > 1 else ''} of {path} merged (a (user, item) pair listed again in the "
-            "same split is one interaction, with its latest timestamp"
+            "same split is one interaction" + (", with its latest timestamp" if ds.timestamps is not None else "")
             + ("; RecBole keeps every row unless rm_dup_inter is set)" if recbole else ")")
         )
     return notes

@@ -119,7 +119,8 @@ def recommend(
     write_recommendations(recs, out, overwrite=overwrite, progress=shown)
     n_users = recs.n_users  # users with a row
     masked = f"seen {'+'.join(recs.excluded)} items excluded" if recs.excluded else "seen items included"
-    typer.echo(f"wrote {out}: {len(recs)} rows, {n_users} users, top {k} ({masked})")
+    typer.echo(f"wrote {out}: {len(recs)} row{'' if len(recs) == 1 else 's'}, {n_users} user"
+               f"{'' if n_users == 1 else 's'}, top {k}{' at most' if len(recs) < n_users * k else ''} ({masked})")
     if recs.popular_users:
         n = len(recs.popular_users)
         typer.echo(f"note: {n} unknown user{'' if n == 1 else 's'} got the most popular training items")

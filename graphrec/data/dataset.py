@@ -516,7 +516,8 @@ class Dataset:
         if name not in self.splits:
             raise DataError(
                 f"dataset {self.name!r} has no {name} split: re-run `graphrec prepare` with "
-                "--split random or --split temporal"
+                "--split random or --split temporal (in Python: graphrec.data.random_split(dataset) or "
+                "temporal_split(dataset))"
             )
         return self.splits[name]
 

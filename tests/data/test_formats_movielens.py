@@ -269,3 +269,25 @@ def test_headerless_u_data_with_another_separator_says_so(tmp_path, sep, name):
     with pytest.raises(DataError, match=rf"u\.data line 1: expected 4 tab-separated fields \(user_id, item_id, rating, "
                                         rf"timestamp\), found 1: the line is {name}-separated: write the file with tabs"):
         read_movielens(tmp_path / "u")
+
+
+def test_columns_not_read_are_noted_and_a_missing_column_names_every_column_read(tmp_path: Path) -> None:
+    """A time column named ts is not the timestamp column: the dataset gets no timestamps,
+    which a note says when the file is read (not later, at --split temporal); a header
+    without an id column names every column the reader takes."""
+    import warnings
+
+    from graphrec.errors import GraphrecNote
+
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating,ts\n1,10,4.0,100\n1,11,3.0,200\n2,10,5.0,300\n")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ds = read_movielens(tmp_path)
+    notes = [str(w.message) for w in seen if issubclass(w.category, GraphrecNote)]
+    assert ds.timestamps is None
+    assert notes == [f"{tmp_path / 'ratings.csv'}: column 'ts' not read (the time of each rating is read from a "
+                     "column named timestamp)"]
+    (tmp_path / "ratings.csv").write_text("user,movieId,rating,timestamp\n1,10,4.0,100\n")
+    with pytest.raises(DataError, match=r"header has no user id column .*: name it userId or user_id \(the columns read: "
+                                        "userId or user_id, movieId or item_id, and, if given, rating and timestamp"):
+        read_movielens(tmp_path)

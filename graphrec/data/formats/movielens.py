@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -70,7 +71,7 @@ from graphrec.data.formats._common import (
     require_file,
     run_checks,
 )
-from graphrec.errors import DataError
+from graphrec.errors import DataError, GraphrecNote
 
 __all__ = ["read_movielens"]
 
@@ -318,6 +319,18 @@ def _read_csv(path: Path, names: tuple[str, ...], example: str, *, allow_empty: 
     return _CsvScan(path, names, example, allow_empty=allow_empty).read_all()
 
 
+def _note_unread_columns(table: Table) -> None:
+    """A :class:`GraphrecNote` naming the header's columns the reader does not read (a
+    time column named ``ts`` would be dropped silently: the dataset has no timestamps)."""
+    read = {*_USER_COLS, *_ITEM_COLS, "rating", "timestamp"}
+    unread = [str(c) for c in table.header if str(c).strip() and str(c) not in read]
+    if unread:
+        hint = (" (the time of each rating is read from a column named timestamp)"
+                if "timestamp" not in table.header else "")
+        warnings.warn(f"{table.path}: column{'s' if len(unread) > 1 else ''} {', '.join(map(repr, unread))} not read"
+                      f"{hint}", GraphrecNote, stacklevel=3)
+
+
 def _pick(table: Table, names: tuple[str, ...], what: str) -> str:
     for n in names:
         if table.has(n):
@@ -329,7 +342,8 @@ def _pick(table: Table, names: tuple[str, ...], what: str) -> str:
         )
     raise DataError(
         f"{table.path} line 1: header has no {what} column (found {table.header}): "
-        f"name it {' or '.join(names)}"
+        f"name it {' or '.join(names)} (the columns read: userId or user_id, movieId or item_id, and, if given, "
+        "rating and timestamp)"
     )
 
 
@@ -454,6 +468,7 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
     if not isinstance(scan, TableScan):
         _pick(table, _USER_COLS, "user id")
         _pick(table, _ITEM_COLS, "movie id")
+        _note_unread_columns(table)
     users = checks["user"].values()
     items = checks["item"].values()
     ratings = checks["rating"].values() if "rating" in checks else None

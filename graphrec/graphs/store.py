@@ -805,8 +805,9 @@ def graph_dataset(
         record, where = read_record(graph), str(graph)
     source = {"data": str(data_path)} if data_path is not None else record.options.get("source")
     if not isinstance(source, Mapping) or not source:
-        raise DataError(f"graph {where} does not record the dataset it was built from (stored before graphrec "
-                        f"recorded it, or without options['source']): pass {option} naming that dataset")
+        raise DataError(f"graph {where} does not record the dataset it was built from (it was built from a dataset "
+                        "in memory, or stored before graphrec recorded its source): pass "
+                        f"{option} naming that dataset's folder (Dataset.save writes one)")
     if data_path is None and "data" in source and not (Path(source["data"]) / "dataset.json").is_file():
         raise DataError(
             f"the graph's recorded dataset {source['data']} is not a graphrec dataset directory any more "

@@ -242,6 +242,11 @@ def build_dataset(
         unseen: what to do with users/items that occur in valid/test but never in train:
             ``"error"`` (default), ``"drop"`` their valid/test rows, or ``"keep"``. Rows
             dropped are counted in ``meta["unseen_dropped"]`` (``{split: [dropped, given]}``).
+
+    A (user, item) pair given again in the same split is one interaction (the later
+    timestamp); how many rows were merged so is ``meta["duplicate_rows"]``
+    (``{source: rows}``) when no ``meta`` is given (the file readers pass theirs, with the
+    rows they count per file; a UniSRec history repeats its pairs by design).
     """
     users = _as_str_column(users)
     items = _as_str_column(items)
@@ -302,6 +307,7 @@ def build_dataset(
             f"({counted(int(orphan.sum()), 'such interaction')}): pass unseen='drop' (CLI: --unseen drop) "
             "to remove them or unseen='keep' (--unseen keep) to keep them"
         )
+    counts_merged = meta is None  # the readers (who pass meta) count repeated rows per file themselves
     meta = dict(meta or {})
     drop = unseen == "drop" and orphan.any()
     if drop:
@@ -314,6 +320,7 @@ def build_dataset(
     shape = (len(uids), len(iids))
     mats: dict[str, sp.csr_matrix] = {}
     stamps: dict[str, np.ndarray] | None = {} if ts is not None else None
+    merged = 0  # rows repeating a (user, item) pair of their split: one interaction each
     for k, s in enumerate(SPLITS):
         sel = label == k
         if s != "train" and not sel.any():
@@ -321,10 +328,13 @@ def build_dataset(
         if drop:
             sel &= ~orphan
         m, t = interactions_matrix(u_idx[sel], i_idx[sel], shape, None if ts is None else ts[sel])
+        merged += int(sel.sum()) - int(m.nnz)
         del sel
         mats[s] = m
         if stamps is not None:
             stamps[s] = t
+    if merged and counts_merged:
+        meta["duplicate_rows"] = {source: merged}
     del u_idx, i_idx, label, orphan
     return Dataset(
         user_ids=uids,

@@ -31,6 +31,8 @@ def test_build_remaps_ids_and_merges_duplicates():
     assert ds.valid.toarray().tolist() == [[0, 0, 1], [0, 0, 0], [0, 0, 0]]
     assert ds.test.toarray().tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 1]]
     assert ds.timestamps["train"].tolist() == [9, 6, 1, 3]
+    assert ds.meta["duplicate_rows"] == {"input": 1}  # counted, as the file readers count theirs
+    assert "duplicate_rows" not in build_dataset(["u"], ["a"], ["train"]).meta
 
 
 def test_numeric_ids_are_ordered_numerically():

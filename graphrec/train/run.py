@@ -199,7 +199,7 @@ def run_training(
     t0 = time.perf_counter()
     memo = GraphMemo() if out is not None and main else None  # the graphs built, stored with the run
     # a resumed run is rebuilt as its first part trained (an older record's defaults)
-    built = params if previous is None else buildable_params(previous, params, dataset)
+    built = params if previous is None else buildable_params(previous, dataset, params)
     with graph_memo(memo):
         model = build_model(model_name, dataset, built, progress=config.progress and main)  # kNN bars
     build_seconds = time.perf_counter() - t0
@@ -461,23 +461,11 @@ def load_run(
     state = load_state(run_dir, record=record)
     check_recorded_graphs(record, run_dir)
     with graph_memo(run_graphs(record, run_dir)):  # the graphs it trained over, not a kNN search again
-        model = build_model(record["model"], dataset, buildable_params(record, _recorded_params(record), dataset))
+        model = build_model(record["model"], dataset, buildable_params(record, dataset))
     _load_weights(model, state, run_dir, record)
     model.to(resolve_device(device))
     model.eval()
     return record, dataset, model
-
-
-def _recorded_params(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A record's model parameters; a ranking run recorded before the cold-item path
-    existed had none (``cold_path`` absent means ``none``, whatever the default). Models
-    without trainable parameters (the content kNN baseline) have no cold-item path."""
-    from graphrec.train.registry import get_model
-
-    params = dict(record["model_params"])
-    if record.get("task", "ranking") == "ranking" and get_model(record["model"], "ranking").trainable:
-        params.setdefault("cold_path", "none")
-    return params
 
 
 def record_version(record: Mapping[str, Any]) -> int:
@@ -495,14 +483,22 @@ def record_version(record: Mapping[str, Any]) -> int:
     return version
 
 
-def buildable_params(record: Mapping[str, Any], params: Mapping[str, Any], dataset: Dataset) -> dict[str, Any]:
-    """``params`` as :func:`build_model` must take them to rebuild the model a ranking
-    ``record`` trained: a record older than :data:`~graphrec.train.record.RECORD_VERSION`
-    2 whose cold-item path left ``cold_modalities`` unset beside the model's own
-    ``modalities`` fused every modality of the dataset (the default then), named here so
-    that the path is built as it trained, not over the model's modalities (today's
-    default)."""
-    out = dict(params)
+def buildable_params(record: Mapping[str, Any], dataset: Dataset,
+                     params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters :func:`build_model` must take to rebuild the model a ranking
+    ``record`` trained (``params``: the record's ``model_params`` unless given, e.g. a
+    resumed run's), with the defaults of the graphrec that wrote it where they changed
+    since: a record from before the cold-item path has no ``cold_path`` (it means
+    ``none``, whatever the default; models without trainable parameters have no path);
+    a record older than :data:`~graphrec.train.record.RECORD_VERSION` 2 whose path left
+    ``cold_modalities`` unset beside the model's own ``modalities`` fused every modality
+    of the dataset (named here, so that the path is built as it trained, not over the
+    model's modalities, today's default)."""
+    from graphrec.train.registry import get_model
+
+    out = dict(record["model_params"] if params is None else params)
+    if record.get("task", "ranking") == "ranking" and get_model(record["model"], "ranking").trainable:
+        out.setdefault("cold_path", "none")
     old = record_version(record) < 2
     if (old and out.get("cold_path", "none") != "none" and out.get("cold_modalities") is None
             and out.get("modalities") is not None and dataset.item_features):

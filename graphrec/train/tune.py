@@ -1078,8 +1078,7 @@ def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, de
     memo = GraphMemo()  # the graphs the model is built over, stored with the best run (as graphrec train's)
     with graph_memo(memo):
         # the seeds share it; a trial recorded by an older graphrec is rebuilt as it trained
-        model = build_model(records[0]["model"], dataset,
-                            buildable_params(records[0], records[0]["model_params"], dataset))
+        model = build_model(records[0]["model"], dataset, buildable_params(records[0], dataset))
     model.to(resolve_device(device))
     tests, kept = [], None
     for run, record in zip(runs, records):

@@ -275,14 +275,15 @@ def test_off_by_default_and_on_for_any_registered_model(tmp_path):
 def test_records_from_before_the_path_rebuild_without_it():
     """A ranking run recorded before the cold-item path existed has no cold_path: it
     means none, so the model rebuilt for its checkpoint is the one it trained."""
-    from graphrec.train.run import _recorded_params
+    from graphrec.train.run import buildable_params
 
+    ds = _cold_contract_dataset()
     old = {"model": "lightgcn", "model_params": {"embedding_dim": 64, "num_layers": 2, "reg_weight": 1e-4}}
-    params = _recorded_params(old)
+    params = buildable_params(old, ds)
     assert params["cold_path"] == "none"
-    assert isinstance(build_model("lightgcn", _cold_contract_dataset(), params), LightGCN)
+    assert isinstance(build_model("lightgcn", ds, params), LightGCN)
     new = {"model": "lightgcn", "model_params": dict(old["model_params"], cold_path="content")}
-    assert _recorded_params(new)["cold_path"] == "content"
+    assert buildable_params(new, ds)["cold_path"] == "content"
 
 
 def test_path_on_real_data_reaches_new_items(shared_data):

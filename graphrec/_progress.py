@@ -99,9 +99,14 @@ def _plural(unit: str) -> str:
     return unit if unit.endswith("s") or unit == "it" else unit + "s"
 
 
-def _count(n: int, units: str, unit: str) -> str:
+def _word(n: int, unit: str, units: str) -> str:
+    """The unit for a count of ``n``: ``step`` for 1, ``steps`` otherwise."""
+    return (unit.strip() or "it") if n == 1 else units
+
+
+def _count(n: int, unit: str, units: str) -> str:
     """``n`` with its unit: ``1 step``, ``1,200 steps``."""
-    return f"{n:,} {unit.strip() or 'it' if n == 1 else units}"
+    return f"{n:,} {_word(n, unit, units)}"
 
 
 class _Lines:
@@ -135,10 +140,10 @@ class _Lines:
     def line(self, now: float) -> str:
         elapsed = now - self.start
         if self.total is None:
-            done = _count(self.n, self.units, self.unit) if self.n else ""
+            done = _count(self.n, self.unit, self.units) if self.n else ""
             return f"{self.desc}: {done + ', ' if done else ''}{_clock(elapsed)} elapsed"
         share = self.n / self.total if self.total else 1.0
-        of = _count(self.total, self.units, self.unit).split(" ", 1)[1]
+        of = _word(self.total, self.unit, self.units)
         text = f"{self.desc}: {self.n:,}/{self.total:,} {of} ({100 * share:.0f}%), {_clock(elapsed)} elapsed"
         fresh = self.n - self.initial  # the pace of this call (a resumed count's first part is not timed)
         if 0 < fresh and self.n < self.total:
@@ -147,7 +152,7 @@ class _Lines:
 
     def close(self) -> None:
         if self.wrote:
-            done = f"{_count(self.n, self.units, self.unit)} in " if self.n else "done in "
+            done = f"{_count(self.n, self.unit, self.units)} in " if self.n else "done in "
             self.log(f"{self.desc}: {done}{_clock(time.monotonic() - self.start)}")
             self.wrote = False
 

@@ -44,12 +44,10 @@ def export_graph(
     """
     from graphrec.graphs.store import RECORD_FILE
     from graphrec.train import export_item_graph
-    from graphrec.train.run import check_export_out
 
     if (out / RECORD_FILE).is_file() and not overwrite:  # checked before the run is loaded
         raise ConfigError(f"a graph already exists at {out}: pass --overwrite to replace it, or choose another --out")
     check_output(out, overwrite, option="--out", marker=RECORD_FILE, what="graph directory")
-    check_export_out(run_dir, out)  # the run's own input graph: never replaced, --overwrite or not
     with warnings_as_lines():  # e.g. a run too old to have its checkpoint hash
         rec = export_item_graph(run_dir, out, data_path=data, overwrite=overwrite, view=view)
     o = rec.options

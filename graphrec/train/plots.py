@@ -104,9 +104,8 @@ def draw_runs(
             pts = [(r["epoch"], r["model"][name]) for r in rows if name in (r.get("model") or {})]
             axes[0].plot(*zip(*pts), color=color, linestyle="--", label=f"{label}: {name}")
         # a metric left undefined (NaN, stored as null) is no point of the curve
-        valid = [(r["epoch"], float(valid_metrics(r, items)[metric])) for r in rows
-                 if isinstance(valid_metrics(r, items).get(metric), (int, float))
-                 and math.isfinite(valid_metrics(r, items)[metric])]
+        values = [(r["epoch"], valid_metrics(r, items).get(metric)) for r in rows]
+        valid = [(e, float(v)) for e, v in values if isinstance(v, (int, float)) and math.isfinite(v)]
         if valid:
             best = record.get("best_epoch")
             at = next((v for e, v in valid if e == best), None)

@@ -5,7 +5,9 @@ then builds the command tree; a Ctrl-C in that time, or in any other moment outs
 command's own handling, ends the command as an interrupt at any later point does (one
 line, status 130), not with a traceback. A command's own interrupt handling (``graphrec
 train`` says where it kept its state and how to resume) ends in its own exit status before
-this one is reached. ``GRAPHREC_DEBUG=1`` keeps the traceback.
+this one is reached. A :class:`~graphrec.errors.GraphrecError` raised while the commands are
+made (a model whose declaration is refused, :class:`~graphrec.errors.ModelDefinitionError`)
+is one ``error:`` line, status 1. ``GRAPHREC_DEBUG=1`` keeps the traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ __all__ = ["main"]
 
 def main() -> None:
     """Import the command line, then run it; a Ctrl-C that no command handled is one line."""
+    from graphrec.errors import GraphrecError
+
     try:
         from graphrec.cli import main as cli_main
 
@@ -27,3 +31,8 @@ def main() -> None:
             raise
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
+    except GraphrecError as e:  # outside every command: a model's declaration refused as the commands are made
+        if os.environ.get("GRAPHREC_DEBUG"):
+            raise
+        sys.stderr.write(f"error: {e}\n")
+        raise SystemExit(1) from None

@@ -11,7 +11,10 @@ from __future__ import annotations
 import zipfile
 import zlib
 
-__all__ = ["GraphrecError", "DataError", "ConfigError", "TrainingDiverged", "GraphrecNote", "ARRAY_FILE_ERRORS"]
+__all__ = [
+    "GraphrecError", "DataError", "ConfigError", "ModelDefinitionError", "TrainingDiverged", "GraphrecNote",
+    "ARRAY_FILE_ERRORS",
+]
 
 #: What ``numpy.load`` raises on a damaged ``.npy`` / ``.npz`` (truncated, not a zip, a
 #: bad header, a missing member): readers turn these into one-line :class:`DataError`\ s.
@@ -30,6 +33,15 @@ class DataError(GraphrecError, ValueError):
 
 class ConfigError(GraphrecError, ValueError):
     """An option or configuration value is invalid."""
+
+
+class ModelDefinitionError(GraphrecError, TypeError, ValueError):
+    """A registered model's declaration or builder is inconsistent: a mistake of the model's
+    author (a hyper-parameter without a type or default, two options on one flag, a search
+    space naming an unknown parameter, a builder returning something other than a model),
+    found when the model registers or is first built. One line naming the builder and the
+    fix, like every :class:`GraphrecError`; also a ``TypeError`` and a ``ValueError``, what
+    these mistakes raised before."""
 
 
 class TrainingDiverged(GraphrecError, FloatingPointError):

@@ -109,13 +109,20 @@ class RecommenderContract:
     def test_shapes(self) -> None:
         ds = self._dataset()
         model = self._seeded(ds, 0)
-        assert model.n_users == ds.n_users and model.n_items == ds.n_items
+        # the messages say the values: pytest rewrites no assertion of an installed module
+        # unless the project's conftest.py registers it (docs/models/adding-a-model.md)
+        assert (model.n_users, model.n_items) == (ds.n_users, ds.n_items), \
+            f"model.n_users, n_items = {model.n_users}, {model.n_items}; the dataset's {ds.n_users}, {ds.n_items}"
         users_emb, items_emb = model.embeddings()
-        assert users_emb.shape[0] == ds.n_users and items_emb.shape[0] == ds.n_items
+        assert (users_emb.shape[0], items_emb.shape[0]) == (ds.n_users, ds.n_items), \
+            f"embeddings() returned {tuple(users_emb.shape)} and {tuple(items_emb.shape)} for {ds.n_users} users, " \
+            f"{ds.n_items} items"
         scores = model.scorer()(torch.arange(5, device=DEVICE))
-        assert scores.shape == (5, ds.n_items)
+        assert scores.shape == (5, ds.n_items), f"scorer()(5 users) returned {tuple(scores.shape)}, not (5, {ds.n_items})"
         loss = model.loss(*self._batch(ds))
-        assert loss.dim() == 0
+        assert isinstance(loss, torch.Tensor) and loss.dim() == 0, \
+            f"loss() returned {tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}: " \
+            "return the batch's mean, a 0-dimensional tensor"
 
     def test_deterministic_reset(self) -> None:
         ds = self._dataset()

@@ -14,6 +14,10 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import pytest  # noqa: E402
 
+# the shared contract suites' assertions report their values (pytest rewrites the
+# assertions of test files only, and of the modules registered before their import)
+pytest.register_assert_rewrite("graphrec.testing", "graphrec.models.ctr.testing")
+
 REPO = Path(__file__).resolve().parents[1]
 
 

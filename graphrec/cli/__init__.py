@@ -48,6 +48,10 @@ class _LazyTrainGroup(TyperGroup):
     def commands(self, value: Any) -> None:  # click's __init__ sets an empty dict: the real ones come later
         pass
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.commands  # made before any help is written: a refused model declaration is its only line
+        super().format_help(ctx, formatter)
+
 
 class _RootGroup(GraphrecGroup):
     """The ``graphrec`` group, with ``graphrec train`` added (:class:`_LazyTrainGroup`)."""

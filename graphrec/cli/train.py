@@ -34,6 +34,7 @@ from graphrec.cli._common import (
     training_progress,
     user_errors,
 )
+from graphrec.errors import ModelDefinitionError
 from graphrec.train.commands import TRAIN_OPTIONS, config_from_options, option_defaults
 
 Data = Annotated[Path, typer.Option("--data", help="Dataset directory (from `graphrec prepare`).")]
@@ -432,10 +433,9 @@ def make_command(entry: Any) -> Callable[..., None]:
     """The ``graphrec train NAME`` command of a registered ranking model."""
     specs = [p for p in entry.params if p.option.cli]
     if any(p.option.target != "model" for p in specs):
-        raise TypeError(f"ranking model {entry.name!r}: training options cannot be declared as hyper-parameters")
-    clash = {p.name for p in specs} & (set(COMMON_OPTIONS) | {"data"})
-    if clash:
-        raise TypeError(f"model {entry.name!r} declares {', '.join(sorted(clash))}, which are shared training options")
+        raise ModelDefinitionError(f"{entry.build.__module__}: ranking model {entry.name!r}: training options cannot be "
+                                   "declared as hyper-parameters (Option(target='train') is for CTR models)")
+    check_shared_options(entry, specs, {name: "--" + name.replace("_", "-") for name in COMMON_OPTIONS}, "training")
 
     @user_errors
     def command(**values: Any) -> None:
@@ -470,16 +470,55 @@ def make_command(entry: Any) -> Callable[..., None]:
     return command
 
 
+def check_shared_options(entry: Any, specs: list[Any], shared: Mapping[str, str], what: str) -> None:
+    """A model's command-line options against the options every model's command has
+    (``shared``: name -> flag): a hyper-parameter may take neither a shared option's name
+    (both would be one keyword of the command) nor its flag (the shared option would take
+    the value, and the hyper-parameter could never be set). A one-line
+    :class:`ModelDefinitionError` naming the builder's module otherwise."""
+    where = f"{entry.build.__module__}: model {entry.name!r}"
+    names = sorted({p.name for p in specs} & (set(shared) | {"data", "ctx"}))
+    if names:
+        raise ModelDefinitionError(f"{where} declares {', '.join(names)}, which {'is a' if len(names) == 1 else 'are'} "
+                                   f"shared {what} option{'s' * (len(names) > 1)}: give the hyper-parameter another name")
+    taken = {flag: name for name, flag in shared.items()} | {"--data": "data", "--help": "help"}
+    for p in specs:
+        for flag in p.flags:
+            for part in (f.strip() for f in flag.split("/")):
+                if part in taken:
+                    raise ModelDefinitionError(
+                        f"{where}: hyper-parameter {p.name!r} takes the flag {part}, which is the shared {what} "
+                        f"option {taken[part]!r}'s: give it another flag (Option('--other-flag'))"
+                    )
+
+
 def command_help(entry: Any) -> str:
     """Help of a model's command: what it is, its paper, its builder's notes, an example."""
     verb = "Train" if entry.trainable else "Evaluate"
     task = " (CTR task)" if entry.task == "ctr" else ""
     parts = [f"{verb} {entry.title} ({entry.paper}): {entry.summary}{task}."]
-    if entry.description:
-        parts.append(entry.description.replace("``", ""))
+    if entry.description:  # each paragraph one line: typer re-flows none of a docstring's line breaks
+        parts += [" ".join(par.split()) for par in entry.description.replace("``", "").split("\n\n") if par.strip()]
     if entry.example:
         parts.append(f"Example: {entry.example}")
     return "\n\n".join(parts)
+
+
+def plugin_command(entry: Any, make: Callable[[Any], Callable[..., None]]) -> Optional[Callable[..., None]]:
+    """``make(entry)``, the command of a registered model; for a plug-in's model (a builder
+    outside graphrec) whose declaration the command refuses, None and a warning (a broken
+    plug-in must not break graphrec's other commands, as at its import); graphrec's own
+    models raise the one-line :class:`ModelDefinitionError`."""
+    try:
+        return make(entry)
+    except ModelDefinitionError as e:
+        module = getattr(entry.build, "__module__", "") or ""
+        if module == "graphrec" or module.startswith("graphrec."):
+            raise
+        import warnings
+
+        warnings.warn(f"graphrec: the model plug-in {entry.name!r} has no command: {e}", stacklevel=2)
+        return None
 
 
 #: the help of the ``graphrec train`` group
@@ -494,7 +533,9 @@ def make_app() -> typer.Typer:
 
     train_app = typer.Typer(help=TRAIN_HELP, no_args_is_help=True)
     for entry in registered_models("ranking"):
-        fn = make_command(entry)
+        fn = plugin_command(entry, make_command)
+        if fn is None:
+            continue
         train_app.command(entry.name, help=fn.__doc__, short_help=command_help(entry).split("\n\n")[0],
                           cls=GraphrecCommand)(fn)
     train_ctr.register(train_app)

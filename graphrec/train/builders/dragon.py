@@ -132,6 +132,7 @@ def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
     "dragon",
     title="DRAGON",
     paper="Zhou, Zhou & Shen, ECAI 2023",
+    loss="BPR loss",  # graphrec plot's axis: BPR plus L2 alone
     summary="per-modality user-item graphs over projected features, attentive concatenation, "
     "frozen item-item kNN and user-user co-occurrence graphs for dual representations",
     example="graphrec train dragon --data data/lfm2k --reg 0.001 --user-k 40",

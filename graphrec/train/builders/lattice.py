@@ -57,6 +57,7 @@ def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
     "lattice",
     title="LATTICE",
     paper="Zhang et al., ACM MM 2021",
+    loss="BPR loss",  # graphrec plot's axis: BPR plus L2 alone
     summary="LightGCN plus learned and original per-modality item graphs, rebuilt every epoch",
     example="graphrec train lattice --data data/scientific --lambda 0.9 --cold-start 0.2",
     needs_features=True,

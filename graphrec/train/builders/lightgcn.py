@@ -16,6 +16,7 @@ from graphrec.train.registry import FloatRange, IntRange, Option, register_model
     "lightgcn",
     title="LightGCN",
     paper="He et al., SIGIR 2020",
+    loss="BPR loss",  # graphrec plot's axis: BPR plus L2 alone
     summary="parameter-free propagation over the user-item graph, layers averaged; BPR",
     example="graphrec train lightgcn --data data/lfm2k --epochs 200 --layers 2 --out runs/lightgcn-lfm2k",
     search_space={"lr": LR_SPACE, "reg_weight": FloatRange(1e-6, 1e-2, log=True), "num_layers": IntRange(1, 4)},

@@ -12,6 +12,7 @@ from graphrec.train.registry import FloatRange, register_model
     "mf",
     title="MF-BPR",
     paper="Rendle et al., UAI 2009",
+    loss="BPR loss",  # graphrec plot's axis: BPR plus L2 alone
     summary="matrix factorisation with BPR, no graph",
     example="graphrec train mf --data data/lfm2k --dim 64 --reg 1e-4",
     search_space={"lr": LR_SPACE, "reg_weight": FloatRange(1e-6, 1e-1, log=True)},

@@ -120,6 +120,7 @@ def check_params(dataset: Dataset, params: Mapping[str, Any]) -> None:
     "mmgef",
     title="MM-GEF",
     paper="Wu et al., Multi-modal representation meet collaborative filtering",
+    loss="BPR loss",  # graphrec plot's axis: BPR plus L2 alone
     summary="LightGCN plus attention-merged LATTICE structure of the early-fused features and co-interaction item graphs",
     example="graphrec train mmgef --data data/scientific --modalities image,text --structure learned --cold-start 0.2",
     needs_features=lambda params: params["use_knn_graph"],

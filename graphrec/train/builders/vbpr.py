@@ -42,6 +42,7 @@ check_params = check_features("vbpr", uses="its content factors")
     "vbpr",
     title="VBPR",
     paper="He & McAuley, AAAI 2016",
+    loss="BPR loss",  # graphrec plot's axis: BPR plus L2 alone
     summary="matrix factorisation plus user factors over a learned linear projection of the item's content features",
     example="graphrec train vbpr --data data/lfm2k --modalities image,text --reg 2.0 --cold-start 0.2",
     needs_features=True,

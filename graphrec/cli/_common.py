@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import sys
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Callable, Iterable, Iterator, Mapping, Optional, TypeVar
 
 import typer
@@ -35,14 +37,55 @@ def user_errors(fn: F) -> F:
         try:
             with notes_as_lines(), scope():  # command_progress's choice ends with the command
                 return fn(*args, **kwargs)
-        except (GraphrecError, FileNotFoundError) as e:
+        except (GraphrecError, OSError) as e:
             if os.environ.get("GRAPHREC_DEBUG"):
                 raise
+            line = str(e) if isinstance(e, (GraphrecError, FileNotFoundError)) else os_error_line(e)
             if not _left_to_launcher(e):
-                typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
+                typer.secho(f"error: {line}", err=True, fg=typer.colors.RED)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def check_apart(out: Path | None, option: str, *, files: Mapping[str, Path | None] | None = None,
+                folders: Mapping[str, Path | None] | None = None) -> None:
+    """An output (``option``, e.g. ``--out``) that is one of the command's input ``files``
+    or inside one of its input ``folders`` (a run, a stored graph, a dataset) is a one-line
+    :class:`~graphrec.errors.ConfigError` before any work: ``--overwrite`` would replace
+    the input itself (``recommend --users u.csv --out u.csv``), or write into a folder that
+    graphrec checks by its checksums (``inspect GRAPH --graphml GRAPH/graph.npz``).
+    Both map a flag or argument name to its path (None: not given)."""
+    from graphrec.errors import ConfigError
+
+    if out is None:
+        return
+    target = Path(out).resolve()
+    for name, path in {**(files or {}), **(folders or {})}.items():
+        if path is not None and target == Path(path).resolve():
+            raise ConfigError(f"{option} {out} is the {name} input itself: write to another file")
+    for name, path in (folders or {}).items():
+        if path is not None and Path(path).resolve() in target.parents:
+            raise ConfigError(f"{option} {out} lies inside {name} {path}, which is an input (graphrec keeps those "
+                              "folders as it wrote them): write it outside that folder")
+
+
+#: the fix of an OSError by its errno: the disk, or the permission
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def os_error_line(error: OSError) -> str:
+    """One line for an :class:`OSError` a command met reading or writing (a full disk, a
+    read-only or forbidden folder): the file where known, the system's reason, and what to
+    do."""
+    where = f"{error.filename}: " if error.filename else ""
+    reason = error.strerror or str(error)
+    if error.errno in _FULL:
+        return f"{where}{reason}: free space there, or choose an output folder on another disk"
+    if error.errno in _DENIED:
+        return f"{where}{reason}: choose a folder you can write to, or change its permissions"
+    return f"{where}{reason}"
 
 
 def _left_to_launcher(error: BaseException) -> bool:

@@ -13,7 +13,8 @@ from typing import Optional
 import typer
 
 from graphrec._atomic import check_image_output, check_output
-from graphrec.cli._common import command_progress, exported_graph_name, format_graph_weights, user_errors
+from graphrec.cli._common import (check_apart, command_progress, exported_graph_name, format_graph_weights,
+                                  user_errors)
 from graphrec.errors import ConfigError, DataError, GraphrecError
 
 
@@ -109,6 +110,8 @@ def inspect_graph(
         check_output(graphml, overwrite=overwrite, option="--graphml", kind="file")
     if plot is not None and graphml is not None and plot.absolute() == graphml.absolute():
         raise ConfigError(f"--plot and --graphml both name {plot}: give them different files")
+    check_apart(plot, "--plot", folders={"GRAPH": graph})
+    check_apart(graphml, "--graphml", folders={"GRAPH": graph})
     # the dataset as the graph saw it (its cold-start split drawn again), when it is known;
     # without it, the statistics of the matrix alone
     known = _graph_record(graph).options.get("source") or data is not None  # a run or dataset folder: refused

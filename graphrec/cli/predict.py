@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from graphrec.cli._common import (Quiet, Threads, command_progress, resolve_device, set_threads, user_errors,
+from graphrec.cli._common import (Quiet, Threads, check_apart, command_progress, resolve_device, set_threads, user_errors,
                                   warnings_as_lines)
 from graphrec.errors import ConfigError
 
@@ -70,6 +70,7 @@ def predict(
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     check_output(out, overwrite, option="--out", kind="file", suffixes=(".csv",),
                      format_note="the probabilities are CSV")  # before anything is read or scored
+    check_apart(out, "--out", files={"--pairs": pairs}, folders={"RUN_DIR": run_dir, "--data": data})
     record = load_record(run_dir)
     if record.get("task", "ranking") != "ctr":
         raise ConfigError(f"run {run_dir} trained {record.get('model')} for top-k ranking, not CTR: graphrec predict "

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from graphrec.cli._common import (Quiet, Threads, command_progress, resolve_device, set_threads, user_errors,
+from graphrec.cli._common import (Quiet, Threads, check_apart, command_progress, resolve_device, set_threads, user_errors,
                                   warnings_as_lines)
 from graphrec.errors import ConfigError
 
@@ -88,6 +88,8 @@ def recommend(
     )
 
     check_recommendations_output(out, overwrite)  # before anything is read or scored
+    check_apart(out, "--out", files={"--users": users, "--items": items, "--new-items": new_items},
+                folders={"RUN_DIR": run_dir, "--data": data})
     if users is not None and all_users:
         raise ConfigError("--users and --all exclude each other: pass one (no option = every user)")
     if unknown not in UNKNOWN_CHOICES:

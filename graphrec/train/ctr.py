@@ -54,7 +54,7 @@ from graphrec.train.fit import divergence_error, scalar_loss, seed_everything
 from graphrec.train.optim import adam
 from graphrec._progress import tracked
 from graphrec.train.progress import epoch_line
-from graphrec.train.record import RECORD, WEIGHTS, checkpoint_entry, environment
+from graphrec.train.record import RECORD, WEIGHTS, checkpoint_entry, environment, save_tensors
 from graphrec.train.state import (
     FINISHED,
     StateKeeper,
@@ -683,7 +683,7 @@ def save_ctr_run(
     out = Path(out)
     placed: list[Path] = []
     with atomic_dir(out, overwrite=overwrite, claimed=claimed, fallback=fallback, placed=placed) as tmp:
-        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / WEIGHTS)
+        save_tensors({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / WEIGHTS)
         record["checkpoint"] = checkpoint_entry(tmp / WEIGHTS, record)
         (tmp / RECORD).write_text(json.dumps(record, indent=2, default=_jsonable))
         if attention is not None:

@@ -24,12 +24,14 @@ before the binding existed (no ``checkpoint`` entry) still loads, with a
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -42,8 +44,8 @@ from graphrec.graphs.build import GraphMemo, MemoEntry
 from graphrec._device import resolve_device
 from graphrec.errors import DataError
 
-__all__ = ["save_run", "load_record", "check_record_fields", "load_state", "file_sha256", "checkpoint_entry",
-           "environment", "processor", "cpu_name", "cpu_identity", "torch_cpu_kernels", "source_state",
+__all__ = ["save_run", "save_tensors", "load_record", "check_record_fields", "load_state", "file_sha256",
+           "checkpoint_entry", "environment", "processor", "cpu_name", "cpu_identity", "torch_cpu_kernels", "source_state",
            "source_commit", "source_description", "UnverifiedCheckpointWarning"]
 
 RECORD = "record.json"
@@ -240,6 +242,26 @@ def checkpoint_entry(weights: Path, record: Mapping[str, Any]) -> dict[str, Any]
     }
 
 
+def save_tensors(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)``, where a failed write is an :class:`OSError` naming the
+    file, as any other write's is: torch's zip writer reports a full disk as a
+    ``RuntimeError`` (``[enforce fail at inline_container.cc] unexpected pos ...``), which
+    the command line would show as a traceback."""
+    try:
+        torch.save(obj, path)
+    except RuntimeError as e:
+        text = str(e)
+        if "inline_container" not in text and "PytorchStreamWriter" not in text and "file write failed" not in text:
+            raise
+        try:
+            full = shutil.disk_usage(Path(path).parent).free < 1 << 20
+        except OSError:
+            full = False
+        code = errno.ENOSPC if full else errno.EIO
+        raise OSError(code, os.strerror(code) if full else f"torch.save could not write it ({text.splitlines()[0]})",
+                      str(path)) from None
+
+
 def save_run(
     out: str | os.PathLike, record: dict[str, Any], state_dict: dict[str, Any], overwrite: bool = True,
     *, claimed: bool = False, fallback: bool = False, graphs: GraphMemo | None = None,
@@ -260,7 +282,7 @@ def save_run(
     with atomic_dir(out, overwrite=overwrite, claimed=claimed, fallback=fallback, placed=placed) as tmp:
         if graphs is not None and graphs.entries:
             record["run_graphs"] = _write_run_graphs(tmp, graphs)
-        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / WEIGHTS)
+        save_tensors({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / WEIGHTS)
         record["checkpoint"] = checkpoint_entry(tmp / WEIGHTS, record)
         (tmp / RECORD).write_text(json.dumps(record, indent=2, default=_jsonable))
     return placed[0]

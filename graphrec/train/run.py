@@ -226,9 +226,13 @@ def run_training(
     if resolved:
         record["resolved_params"] = resolved
     if out is not None and main:
-        with signals_held():  # a Ctrl-C now waits for the run directory
-            saved = save_run(out, record, model.state_dict(), overwrite=overwrite or resume, claimed=claimed,
-                             fallback=True, graphs=memo)
+        try:
+            with signals_held():  # a Ctrl-C now waits for the run directory
+                saved = save_run(out, record, model.state_dict(), overwrite=overwrite or resume, claimed=claimed,
+                                 fallback=True, graphs=memo)
+        except OSError as e:  # a full disk: say that the training is lost with it (its metrics are above)
+            raise OSError(e.errno, f"{e.strerror or e}; the trained run could not be saved in {out}, and its "
+                          "training is lost", e.filename) from None
         if on_saved is not None:
             on_saved(saved)
     return record, model

@@ -58,7 +58,9 @@ import torch
 
 from graphrec._atomic import atomic_dir
 from graphrec.errors import ConfigError, DataError
-from graphrec.train.record import RECORD, WEIGHTS, _jsonable, checkpoint_entry, file_sha256, load_record, load_state
+from graphrec.train.record import (
+    RECORD, WEIGHTS, _jsonable, checkpoint_entry, file_sha256, load_record, load_state, save_tensors,
+)
 
 __all__ = [
     "FINISHED",
@@ -350,9 +352,9 @@ def keep_interrupted(out: str | Path, record: dict[str, Any], state: TrainState,
     weights = state.best_state if state.best_state is not None else state.model
     placed: list[Path] = []
     with signals_held(), atomic_dir(out, overwrite=overwrite, claimed=claimed, fallback=True, placed=placed) as tmp:
-        torch.save(_cpu(weights), tmp / WEIGHTS)
+        save_tensors(_cpu(weights), tmp / WEIGHTS)
         record["checkpoint"] = checkpoint_entry(tmp / WEIGHTS, record)
-        torch.save(state.payload(), tmp / RESUME)
+        save_tensors(state.payload(), tmp / RESUME)
         record["resume"] = {"file": RESUME, "sha256": file_sha256(tmp / RESUME), "command": command}
         (tmp / RECORD).write_text(json.dumps(record, indent=2, default=_jsonable))
     epochs = int((record.get("train_config") or {}).get("epochs", state.epoch))

@@ -155,6 +155,13 @@ def test_existing_report_files_are_refused_before_any_work_unless_overwrite(data
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deg.png", "g", "g.graphml"]  # no temporary left
     line = one_error_line(run("inspect", out / "cooccur", "--plot", tmp_path / "x.png", "--graphml", tmp_path / "x.png"))
     assert "--plot and --graphml both name" in line and not (tmp_path / "x.png").exists()
+    # the graph's own file was overwritten with GraphML (exit 0), the graph unreadable after it
+    stored = (out / "cooccur" / "graph.npz").read_bytes()
+    for option, path in (("--graphml", out / "cooccur" / "graph.npz"), ("--plot", out / "cooccur" / "deg.png")):
+        line = one_error_line(run("inspect", out / "cooccur", option, path, "--overwrite"))
+        assert line == (f"error: {option} {path} lies inside GRAPH {out / 'cooccur'}, which is an input (graphrec keeps "
+                        "those folders as it wrote them): write it outside that folder"), line
+    assert (out / "cooccur" / "graph.npz").read_bytes() == stored and not (out / "cooccur" / "deg.png").exists()
 
 
 def test_a_warm_item_without_neighbours_says_so(data_dir, tmp_path):

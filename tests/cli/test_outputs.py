@@ -408,3 +408,56 @@ def test_demo_options_are_checked_before_any_work(tmp_path, option, message):
     line = one_error_line(run("demo", "--out", tmp_path / "d", "--device", "cpu", "--quiet", *option))
     assert message in line, line
     assert not (tmp_path / "d").exists()
+
+
+# ------------------------------------------------------------------ a full disk
+FULL_DISK = "[enforce fail at inline_container.cc:672] . unexpected pos 832 vs 726"
+
+
+def test_a_full_disk_while_a_run_is_saved_is_one_line_saying_the_training_is_lost(data_dir, tmp_path, monkeypatch):
+    """torch's zip writer reports a full disk as a RuntimeError: a 70-line traceback after
+    training, the run gone without a word."""
+    import shutil
+    import torch
+
+    real_save = torch.save
+
+    def full(obj, f, *args, **kwargs):
+        if str(f).endswith("model.pt"):
+            raise RuntimeError(FULL_DISK)
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1 << 30, 1 << 30, 0))
+    out = tmp_path / "run"
+    line = one_error_line(run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--dim", "8", "--device", "cpu",
+                              "--out", out, "--quiet"))
+    assert line.startswith("error: ") and "model.pt: No space left on device; the trained run could not be saved in " \
+        f"{out}, and its training is lost: free space there, or choose an output folder on another disk" in line
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing half-written
+
+
+def test_an_os_error_writing_any_output_is_one_line(data_dir, tmp_path, monkeypatch):
+    """prepare, build-graph, recommend, export-*: OSError(ENOSPC) was a traceback."""
+    import errno
+
+    import numpy as np
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    monkeypatch.setattr(np, "savez_compressed", full)
+    line = one_error_line(run("build-graph", "--data", data_dir, "--kind", "cooccur", "--out", tmp_path / "g"))
+    assert line == "error: No space left on device: free space there, or choose an output folder on another disk"
+    assert not (tmp_path / "g" / "cooccur").exists()
+    monkeypatch.undo()
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "x.csv"))
+
+    monkeypatch.setattr(np, "savez_compressed", denied)
+    monkeypatch.setattr(np, "savez", denied)
+    line = one_error_line(run("build-graph", "--data", data_dir, "--kind", "cooccur", "--out", tmp_path / "g"))
+    assert line == f"error: {tmp_path / 'x.csv'}: Permission denied: choose a folder you can write to, or change " \
+        "its permissions"

@@ -197,6 +197,14 @@ def test_users_file_in_both_formats_keeps_its_order(shop, tmp_path):
         check_lists(rows, K)
         outputs.append(out.read_text())
     assert outputs[0] == outputs[1]
+    # --out naming the users file replaced it with --overwrite; inside the run folder: refused too
+    kept = table.read_text()
+    for out, what in ((table, f"is the --users input itself: write to another file"),
+                      (shop["run"] / "recs.csv", f"lies inside RUN_DIR {shop['run']}, which is an input (graphrec keeps "
+                                                 "those folders as it wrote them): write it outside that folder")):
+        line = one_error_line(run("recommend", shop["run"], "--users", table, "--out", out, "--overwrite"))
+        assert line == f"error: --out {out} {what}", line
+    assert table.read_text() == kept and not (shop["run"] / "recs.csv").exists()
     whole = tmp_path / "all.csv"
     assert run("recommend", shop["run"], "--k", K, "--out", whole, "--quiet").exit_code == 0
     every = by_user(read_csv(whole))

@@ -298,6 +298,12 @@ def test_the_command_writes_the_pairs_probabilities_in_order(ctr_run, tmp_path):
     res = run("predict", ctr_run / "run", "--pairs", pairs, "--out", out, "--device", "cpu", "--overwrite", "--quiet")
     assert res.exit_code == 0, res.output
     assert _read(out) == rows
+    # --out naming the pairs themselves replaced them with --overwrite
+    kept = pairs.read_text()
+    res = run("predict", ctr_run / "run", "--pairs", pairs, "--out", pairs, "--device", "cpu", "--overwrite")
+    assert res.exit_code == 1 and res.output.strip() == f"error: --out {pairs} is the --pairs input itself: write to " \
+        "another file"
+    assert pairs.read_text() == kept
 
 
 def test_the_command_unknown_ids(ctr_run, tmp_path):

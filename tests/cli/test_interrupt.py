@@ -256,3 +256,30 @@ def test_the_entry_keeps_a_commands_own_interrupt_line(data_dir, tmp_path, monke
         _entry.main()
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert exit_.value.code == 130 and len(err) == 1 and "--resume" in err[0], err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM")
+def test_sigterm_ends_any_command_as_an_interrupt_leaving_no_temporary(data_dir, tmp_path):
+    """A `kill` of `graphrec build-graph` (or prepare, recommend, tune) ended with status
+    143, no word, and a hidden `.NAME.tmp-*` folder beside the output: one line now,
+    status 130, the half-written graph removed."""
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        import scipy.sparse as sp
+        save = sp.save_npz
+        def save_npz(*args, **kwargs):  # the graph is being written in its temporary folder
+            os.kill(os.getpid(), signal.SIGTERM)
+            return save(*args, **kwargs)
+        sp.save_npz = save_npz
+        from graphrec._entry import main
+        sys.argv = ["graphrec", *sys.argv[1:]]
+        main()
+        """
+    )
+    out = tmp_path / "graphs"
+    proc = subprocess.run([sys.executable, "-c", script, "build-graph", "--data", str(data_dir), "--kind", "cooccur",
+                           "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130, proc.stderr
+    assert [l for l in proc.stderr.splitlines() if l.strip()] == ["interrupted"], proc.stderr
+    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())

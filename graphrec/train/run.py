@@ -50,6 +50,7 @@ from graphrec.train.state import (
     FINISHED,
     StateKeeper,
     check_finished,
+    interrupted_run_note,
     open_run_dir,
     check_same_run,
     keep_interrupted,
@@ -445,6 +446,9 @@ def load_run(
         )
     check_record_fields(record, run_dir, {"dataset": dict, "model_params": dict, "train_config": dict})
     check_record_fields(record["dataset"], run_dir, {"fingerprint": str})
+    note = interrupted_run_note(record, run_dir)  # untrained weights (no epoch ended): refused here
+    if note is not None:
+        warnings.warn(note, GraphrecNote, stacklevel=2)
     path = data_path or record["dataset"].get("path")
     if not path:
         raise DataError(f"{run_dir}: the record names no dataset path (the run trained on a dataset in memory): "

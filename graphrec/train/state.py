@@ -414,6 +414,26 @@ def check_finished(record: Mapping[str, Any], run_dir: str | Path) -> None:
     )
 
 
+def interrupted_run_note(record: Mapping[str, Any], run_dir: str | Path) -> str | None:
+    """For a run that was interrupted, what serving it uses (``recommend``, ``export-graph``:
+    the best validated weights so far, or the weights reached when no epoch was validated)
+    and how to resume it; None for a finished run. A run interrupted before its first
+    epoch ended holds untrained weights: a one-line :class:`ConfigError` saying to resume
+    it (nothing it would serve was learnt)."""
+    if record.get("status", FINISHED) != INTERRUPTED:
+        return None
+    done, epochs = record.get("epochs_completed", "?"), (record.get("train_config") or {}).get("epochs", "?")
+    cmd = recorded_resume_command(record, run_dir)
+    how = f"`{cmd}`" if cmd else "`graphrec train MODEL ... --out RUN --resume` with the options it was started with"
+    if done == 0:
+        raise ConfigError(f"run {run_dir} was interrupted before its first epoch ended, so its weights are untrained: "
+                          f"resume it with {how}")
+    best = record.get("best_epoch")
+    weights = (f"the best validated weights so far (epoch {best})" if isinstance(best, int) and best > 0
+               else f"the weights after epoch {done} (no epoch was validated yet)")
+    return f"run {run_dir} was interrupted after {done} of {epochs} epochs: this uses {weights}; resume it with {how}"
+
+
 def check_same_run(previous: Mapping[str, Any], out: str | Path, run: Mapping[str, Any],
                    defaults: Mapping[str, Any] | None = None) -> None:
     """A one-line error unless ``run`` (``model``, ``model_params``, ``train_config``,

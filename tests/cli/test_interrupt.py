@@ -283,3 +283,29 @@ def test_sigterm_ends_any_command_as_an_interrupt_leaving_no_temporary(data_dir,
     assert proc.returncode == 130, proc.stderr
     assert [l for l in proc.stderr.splitlines() if l.strip()] == ["interrupted"], proc.stderr
     assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
+
+
+def test_serving_an_interrupted_run_says_so_and_refuses_untrained_weights(data_dir, tmp_path, monkeypatch):
+    """recommend and export-graph used an interrupted run without a word, even one stopped
+    in its first epoch (random weights), exit 0."""
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        interrupt_at(m, 3)
+        assert run(*train_args(data_dir), "--out", out).exit_code == 130
+    res = run("recommend", out, "--all", "--k", "3", "--out", tmp_path / "recs.csv", "--device", "cpu", "--quiet")
+    assert res.exit_code == 0, res.output
+    notes = [l for l in lines(res) if l.startswith("note:")]
+    assert len(notes) == 1 and notes[0].startswith(
+        f"note: run {out} was interrupted after 2 of 5 epochs: this uses the best validated weights so far (epoch 2); "
+        "resume it with `graphrec train lightgcn"), notes
+    first = tmp_path / "first"
+    with monkeypatch.context() as m:
+        interrupt_at(m, 1)
+        assert run(*train_args(data_dir), "--out", first).exit_code == 130
+    assert json.loads((first / "record.json").read_text())["epochs_completed"] == 0
+    for args in (["recommend", first, "--all", "--out", tmp_path / "r1.csv"], ["export-graph", first, "--out", tmp_path / "g"]):
+        res = run(*args)
+        assert res.exit_code == 1 and lines(res)[-1].startswith(
+            f"error: run {first} was interrupted before its first epoch ended, so its weights are untrained: resume it "
+            "with `graphrec train lightgcn"), res.output
+    assert not (tmp_path / "r1.csv").exists() and not (tmp_path / "g").exists()

@@ -70,6 +70,17 @@ def _square(graph: sp.spmatrix | sp.sparray, what: str = "graph") -> sp.csr_matr
     return g
 
 
+def _canonical(graph: sp.spmatrix | sp.sparray, what: str = "graph") -> sp.csr_matrix:
+    """``graph`` itself (as a csr_matrix sharing its arrays, no copy) when it is already a
+    canonical square CSR (sorted indices, no duplicates, no explicit zeros), else
+    :func:`_square`'s canonical copy. Only for readers: the result may be the caller's."""
+    if (sp.issparse(graph) and graph.format == "csr" and graph.ndim == 2 and graph.shape[0] == graph.shape[1]):
+        g = graph if isinstance(graph, sp.csr_matrix) else sp.csr_matrix(graph)
+        if g.has_canonical_format and np.asarray(g.data).all():  # scipy's C check of sorted, unique indices
+            return g
+    return _square(graph, what)
+
+
 def _pattern(g: sp.csr_matrix) -> sp.csr_matrix:
     p = g.copy()
     p.data = np.ones(p.nnz, dtype=np.int8)
@@ -95,19 +106,20 @@ def degree_stats(graph: sp.spmatrix | sp.sparray) -> dict[str, Any]:
     ``degree_min/median/mean/max`` (out-degree: entries per row), ``in_degree_*``
     (entries per column), ``isolated`` (no edge to or from another node).
     """
-    g = _square(graph)
+    g = _canonical(graph)
     n = g.shape[0]
-    rows = np.repeat(np.arange(n), np.diff(g.indptr))
-    self_loops = int(np.count_nonzero(rows == g.indices))
-    diff = g - g.T
-    diff.eliminate_zeros()
-    symmetric = diff.nnz == 0
     out_deg = np.diff(g.indptr)
     in_deg = np.bincount(g.indices, minlength=n)
-    off = rows != g.indices
-    touched = np.zeros(n, dtype=bool)
-    touched[rows[off]] = True
-    touched[g.indices[off]] = True
+    loop = g.diagonal() != 0  # canonical: a stored diagonal entry is a self loop
+    self_loops = int(np.count_nonzero(loop))
+    if not np.array_equal(out_deg, in_deg):  # A = A^T needs every row as full as its column
+        symmetric = False
+    else:  # the transpose of a canonical CSR, in CSR: canonical, same indptr; compare its arrays
+        t = g.T.tocsr()
+        t.sort_indices()
+        symmetric = np.array_equal(t.indices, g.indices) and np.array_equal(t.data, g.data)
+        del t
+    touched = (out_deg > loop) | (in_deg > loop)  # an edge to or from another node
     stats: dict[str, Any] = {
         "nodes": int(n),
         "edges": int(g.nnz),
@@ -126,14 +138,14 @@ def connected_components(graph: sp.spmatrix | sp.sparray) -> tuple[int, np.ndarr
 
     Component sizes are ``np.bincount(labels)``; an isolated node is its own component.
     """
-    g = _square(graph)
+    g = _canonical(graph)
     n_comp, labels = csgraph.connected_components(g, directed=True, connection="weak", return_labels=True)
     return int(n_comp), labels
 
 
 def overlap(a: sp.spmatrix | sp.sparray, b: sp.spmatrix | sp.sparray) -> float:
     """Share of ``a``'s edges (i, j) that are also edges of ``b`` (NaN when a has none)."""
-    ga, gb = _square(a, "a"), _square(b, "b")
+    ga, gb = _canonical(a, "a"), _canonical(b, "b")
     if ga.shape != gb.shape:
         raise DataError(f"graphs of different sizes: a is {ga.shape}, b is {gb.shape}: compare graphs over the same "
                         "nodes (item graphs of one dataset with each other, user graphs with user graphs)")
@@ -144,14 +156,26 @@ def overlap(a: sp.spmatrix | sp.sparray, b: sp.spmatrix | sp.sparray) -> float:
 
 
 def _has_edges(g: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Whether (i[t], j[t]) is a stored entry of canonical CSR ``g`` (vectorised)."""
-    n = g.shape[1]
-    rows = np.repeat(np.arange(g.shape[0], dtype=np.int64), np.diff(g.indptr))
-    keys = rows * n + g.indices.astype(np.int64)  # sorted: CSR order with sorted indices
-    q = i.astype(np.int64) * n + j.astype(np.int64)
-    pos = np.searchsorted(keys, q)
-    pos = np.minimum(pos, max(keys.size - 1, 0))
-    return (keys[pos] == q) if keys.size else np.zeros(q.size, dtype=bool)
+    """Whether (i[t], j[t]) is a stored entry of canonical CSR ``g``: a binary search for
+    j[t] in row i[t]'s sorted indices, all pairs at once (nothing of the graph's size)."""
+    i = np.asarray(i, dtype=np.int64)
+    j = np.asarray(j, dtype=np.int64)
+    indices = g.indices
+    if indices.size == 0:
+        return np.zeros(i.size, dtype=bool)
+    lo = g.indptr[i].astype(np.int64)
+    end = g.indptr[i + 1].astype(np.int64)
+    hi = end.copy()
+    last = indices.size - 1
+    while True:  # lower bound of j in indices[lo:hi], log2(longest row) rounds
+        active = lo < hi
+        if not active.any():
+            break
+        mid = (lo + hi) // 2
+        below = indices[np.minimum(mid, last)] < j
+        lo = np.where(active & below, mid + 1, lo)
+        hi = np.where(active & ~below, mid, hi)
+    return (lo < end) & (indices[np.minimum(lo, last)] == j)
 
 
 def random_pair_overlap(b: sp.spmatrix | sp.sparray, n_pairs: int, seed: int = 0) -> float:
@@ -160,7 +184,7 @@ def random_pair_overlap(b: sp.spmatrix | sp.sparray, n_pairs: int, seed: int = 0
     Pairs are drawn uniformly with replacement; the expectation is b's off-diagonal
     density, the chance level of :func:`overlap` (module doc).
     """
-    gb = _square(b, "b")
+    gb = _canonical(b, "b")
     n = gb.shape[0]
     if n < 2:
         raise DataError(f"random pairs need at least 2 items, the graph has {n}")
@@ -181,7 +205,7 @@ def coconsumption_rate(knn: sp.spmatrix | sp.sparray, train: sp.spmatrix | sp.sp
     blocks of bounded size; cost O(sum over edges of |users(i)| + |users(j)|). Self
     loops are not counted. NaN when the graph has no such edge.
     """
-    g = _square(knn, "knn")
+    g = _canonical(knn, "knn")
     if not sp.issparse(train) or train.ndim != 2:
         raise DataError("train must be a 2-D scipy sparse user-item matrix (dataset.train)")
     if train.shape[1] != g.shape[0]:
@@ -239,7 +263,7 @@ def cold_item_stats(graph: sp.spmatrix | sp.sparray, cold: np.ndarray) -> dict[s
     from another item), ``cold_edges`` (edges i -> j, i != j, with i or j cold) and
     ``warm_edges`` (edges i -> j, i != j, between two warm items). Self loops are not
     counted, as in :func:`coconsumption_rate`."""
-    g = _square(graph)
+    g = _canonical(graph)
     is_cold = _cold_mask(g.shape[0], cold)
     coo = g.tocoo()
     off = coo.row != coo.col
@@ -257,7 +281,7 @@ def cold_item_stats(graph: sp.spmatrix | sp.sparray, cold: np.ndarray) -> dict[s
 
 
 def _simple_undirected(graph: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
-    g = _pattern(_square(graph))
+    g = _pattern(_canonical(graph))
     both = (g + g.T).tocoo()
     off = both.row != both.col
     s = sp.csr_matrix(
@@ -315,7 +339,7 @@ def neighbours(graph: sp.spmatrix | sp.sparray, item: int, top: int = 10) -> lis
 
     Raises:
         ConfigError: ``item`` is not a node of the graph, or ``top`` is below 1."""
-    g = _square(graph)
+    g = _canonical(graph)
     if not is_int(item) or not 0 <= item < g.shape[0]:
         shown = item if isinstance(item, (int, np.integer)) else repr(item)  # numpy 2 reprs np.int64(3)
         raise ConfigError(f"node {shown} is not in the graph (nodes 0..{g.shape[0] - 1}): give a node index")
@@ -351,7 +375,7 @@ def graph_report(
     the warm-warm edges alone (a cold item has no training user, so an edge touching
     one is never co-consumed: the rate of all edges mixes in those zeros).
     """
-    g = _square(graph)
+    g = _canonical(graph)
     out: dict[str, Any] = dict(degree_stats(g))
     n_comp, labels = connected_components(g)
     out["components"] = int(n_comp)

@@ -236,3 +236,80 @@ def test_neighbours_and_the_bipartite_graph_check_their_inputs():
             neighbours(g, item, top)
     with pytest.raises(DataError, match="interactions must be a users x items matrix"):
         bipartite_adjacency(None)
+
+
+# ----------------------------------------------------------------------- no-copy path
+def _reference_degree_stats(dense: np.ndarray) -> dict:
+    """degree_stats from a dense matrix, by definition (module doc)."""
+    a = dense != 0
+    n = a.shape[0]
+    loops = int(np.trace(a)) if n else 0
+    sym = bool(np.array_equal(np.where(a, dense, 0), np.where(a, dense, 0).T))
+    off = a & ~np.eye(n, dtype=bool)
+    out_deg, in_deg = a.sum(1), a.sum(0)
+    s = {"nodes": n, "edges": int(a.sum()), "self_loops": loops, "symmetric": sym,
+         "undirected_edges": int((a.sum() + loops) // 2) if sym else None}
+    for name, d in (("degree", out_deg), ("in_degree", in_deg)):
+        s.update({f"{name}_min": int(d.min()), f"{name}_median": float(np.median(d)), f"{name}_mean": float(d.mean()),
+                  f"{name}_max": int(d.max())})
+    s["isolated"] = int(n - (off.any(0) | off.any(1)).sum())
+    return s
+
+
+def _variants(g: sp.csr_matrix) -> list:
+    """``g`` canonical, as csr_array, as COO, and non-canonical (unsorted, duplicated, zeros)."""
+    coo = g.tocoo()
+    order = np.random.default_rng(0).permutation(coo.nnz)
+    half = coo.data[order] / 2  # each entry as two halves, plus an explicit zero, unsorted
+    messy = sp.csr_matrix((np.r_[half, half, 0.0], (np.r_[coo.row[order], coo.row[order], 0],
+                                                    np.r_[coo.col[order], coo.col[order], 1])), shape=g.shape)
+    messy.has_sorted_indices = False
+    return [g, sp.csr_array(g), coo, messy]
+
+
+@pytest.mark.parametrize("sym", [False, True])
+def test_degree_stats_equals_the_dense_reference_on_any_input_form(sym):
+    rng = np.random.default_rng(1)
+    d = (rng.random((30, 30)) < 0.15) * rng.integers(1, 4, (30, 30)).astype(np.float64)
+    d[:5] = 0
+    d[:, :5] = 0  # isolated nodes
+    if sym:
+        d = np.maximum(d, d.T)
+    g = sp.csr_matrix(d)
+    ref = _reference_degree_stats(d)
+    assert ref["symmetric"] is sym
+    for v in _variants(g):
+        before = v.copy()
+        assert degree_stats(v) == ref
+        assert (v != before).nnz == 0  # the caller's matrix is read only
+    # same degrees in and out, different values or pattern: not symmetric
+    ring = graph(4, [(0, 1), (1, 2), (2, 3), (3, 0)])
+    assert degree_stats(ring) == _reference_degree_stats(ring.toarray()) and not degree_stats(ring)["symmetric"]
+
+
+def test_canonical_input_is_read_without_a_copy():
+    g = graph(4, [(0, 1), (1, 2), (2, 0)])
+    g.sort_indices()
+    assert stats._canonical(g).indices is g.indices  # shared, not copied
+    arr = sp.csr_array(g)
+    assert np.shares_memory(stats._canonical(arr).data, arr.data)
+    z = g.copy()
+    z.data[0] = 0  # an explicit zero: the copy drops it
+    assert stats._canonical(z).nnz == 2 and z.nnz == 3
+
+
+def test_random_pair_overlap_equals_a_dense_lookup_of_the_same_pairs():
+    rng = np.random.default_rng(4)
+    d = (rng.random((200, 200)) < 0.05) * rng.random((200, 200))
+    d[7] = 0  # an empty row
+    d[9, :] = rng.random(200) + 0.1  # a full row
+    g = sp.csr_matrix(d)
+    draw = np.random.default_rng(5)
+    i = draw.integers(0, 200, size=50_000)
+    j = draw.integers(0, 199, size=50_000)
+    j += j >= i
+    ref = float((d[i, j] != 0).mean())
+    for v in _variants(g):
+        assert random_pair_overlap(v, 50_000, seed=5) == ref
+    assert np.array_equal(stats._has_edges(g, i, j), d[i, j] != 0)
+    assert not stats._has_edges(sp.csr_matrix((3, 3)), np.array([0, 1]), np.array([1, 2])).any()

@@ -12,12 +12,19 @@ splits) is generated in memory, and the script reports
 * for each model of ``--models``, the mean wall seconds of one training step (forward,
   backward; batch ``--batch-size``, after one warm-up step) over ``--steps`` random
   batches, optionally with ``--item-graph`` enrichment (the graph is built first and
-  its build time printed).
+  its build time printed);
+* with ``--predict``, for each model, the seconds of :func:`graphrec.train.ctr.predict_ctr`
+  over the validation split (batches of 4096), which propagates a graph-enriched item
+  table once per call, against the same batches each propagating it again (the path
+  before :func:`graphrec.models.ctr.base.item_tables_once`), alternated in one process
+  over ``--rounds`` rounds, with whether the probabilities are identical.
 
 Usage (from the repository root; one thread, nothing else running)::
 
     PYTHONPATH=. python experiments/benchmarks/ctr_scale.py --items 100000 --impressions 1e5 \\
         --models din,youtubenet,marn,gmmf,deepfm
+    PYTHONPATH=. python experiments/benchmarks/ctr_scale.py --items 100000 --impressions 1e5 \\
+        --models din,gmmf --item-graph cooccur --predict --steps 1
     PYTHONPATH=. python experiments/benchmarks/ctr_scale.py --items 100000 --impressions 5e6 --models none
 
 To time another checkout of graphrec with the same script (before/after a change, back
@@ -88,9 +95,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--predict", action="store_true", help="also time predict_ctr on the validation split")
+    p.add_argument("--rounds", type=int, default=2, help="--predict: alternated rounds")
     args = p.parse_args(argv)
-    if args.items < 2 or args.dim < 1 or args.impressions < 100 or args.steps < 1 or args.batch_size < 1:
-        fail("ctr_scale.py: --items >= 2, --dim >= 1, --impressions >= 100, --steps >= 1 and --batch-size >= 1")
+    if (args.items < 2 or args.dim < 1 or args.impressions < 100 or args.steps < 1 or args.batch_size < 1
+            or args.rounds < 1):
+        fail("ctr_scale.py: --items >= 2, --dim >= 1, --impressions >= 100, --steps >= 1, --batch-size >= 1 and "
+             "--rounds >= 1")
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
@@ -139,6 +150,37 @@ def main(argv: list[str] | None = None) -> None:
                 seconds.append(time.perf_counter() - t)
             print(f"{name:11s} {np.mean(seconds[1:]):.4f} s per step (batch {args.batch_size}, mean of {args.steps}"
                   f" after a warm-up; graph: {args.item_graph or 'none'})", flush=True)
+            if args.predict:
+                _time_predict(name, model, split_tensors(data.samples["valid"]), args.rounds, args.item_graph)
+
+
+def _time_predict(name, model, valid, rounds: int, graph: str | None) -> None:
+    """predict_ctr (item tables once per call) against per-batch propagation, alternated."""
+    import torch
+
+    from graphrec.train.ctr import _batch, predict_ctr
+
+    def per_batch():  # each batch propagates the item table again
+        model.eval()
+        n = len(valid["users"])
+        with torch.no_grad():
+            return torch.cat([model.predict(_batch(valid, slice(s, min(n, s + 4096)), torch.device("cpu"))).float()
+                              for s in range(0, n, 4096)]).numpy()
+
+    best = {"per batch": np.inf, "once": np.inf}
+    same = True
+    for _ in range(rounds):
+        t = time.perf_counter()
+        ref = per_batch()
+        best["per batch"] = min(best["per batch"], time.perf_counter() - t)
+        t = time.perf_counter()
+        got = predict_ctr(model, valid, "cpu", 4096)
+        best["once"] = min(best["once"], time.perf_counter() - t)
+        same = same and np.array_equal(ref, got)
+    n = len(valid["users"])
+    print(f"{name:11s} predict {n:,} valid samples ({-(-n // 4096)} batches of 4096; graph: {graph or 'none'}): "
+          f"per-batch table {best['per batch']:.2f} s, table once {best['once']:.2f} s, "
+          f"{best['per batch'] / best['once']:.1f}x; identical {same}", flush=True)
 
 
 if __name__ == "__main__":

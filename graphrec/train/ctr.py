@@ -50,6 +50,7 @@ from graphrec.data.ctr import (
 from graphrec.errors import ConfigError, DataError
 from graphrec.metrics.ctr import auc, ctr_metrics
 from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
+from graphrec.models.ctr.base import item_tables_once
 from graphrec.train.fit import divergence_error, scalar_loss, seed_everything
 from graphrec.train.optim import adam
 from graphrec._progress import tracked
@@ -438,8 +439,9 @@ def predict_ctr(
     model.eval()
     n = len(tensors["users"])
     out = []
-    for s in range(0, n, batch_size):
-        out.append(model.predict(_batch(tensors, slice(s, min(n, s + batch_size)), device)).float().cpu())
+    with item_tables_once(model):  # a graph-propagated item table is a constant here: once per call
+        for s in range(0, n, batch_size):
+            out.append(model.predict(_batch(tensors, slice(s, min(n, s + batch_size)), device)).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 

@@ -47,9 +47,10 @@ content) stays zero.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -69,6 +70,7 @@ __all__ = [
     "MLP",
     "ItemGraphPropagation",
     "ItemIDEncoder",
+    "item_tables_once",
     "SideEncoder",
     "ConcatItemEncoder",
     "UserEncoder",
@@ -298,7 +300,8 @@ class ItemIDEncoder(nn.Module):
 
     :meth:`table` returns the ``(n_items, dim)`` table (propagated when graphs are
     given); :meth:`rows` the vectors of some items only (an embedding lookup, or rows of
-    the propagated table, which depends on every item).
+    the propagated table, which depends on every item). Inside :meth:`table_once`, with
+    gradients off, the propagated table is computed once and served to every call.
     """
 
     def __init__(
@@ -309,6 +312,8 @@ class ItemIDEncoder(nn.Module):
         self.embedding = nn.Embedding(n_items, dim)
         self.propagation = ItemGraphPropagation(graphs, graph_layers, learn_graph_weights) if graphs else None
         self.dim = dim
+        self._once_depth = 0  # open table_once contexts
+        self._once: Tensor | None = None  # the table they share
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -316,9 +321,28 @@ class ItemIDEncoder(nn.Module):
         if self.propagation is not None:
             self.propagation.reset_parameters()
 
+    @contextlib.contextmanager
+    def table_once(self) -> Iterator[None]:
+        """Inside (nestable), while gradients are off, :meth:`table` and :meth:`rows`
+        serve one propagated table, computed at the first call and dropped when the
+        outermost context ends: prediction's table is a constant, and propagating it
+        again per batch (a sparse product over every item per graph and layer) is the
+        cost of a batch. With gradients on (training) every call propagates afresh."""
+        self._once_depth += 1
+        try:
+            yield
+        finally:
+            self._once_depth -= 1
+            if not self._once_depth:
+                self._once = None
+
     def table(self) -> Tensor:
         if self.propagation is None:
             return self.embedding.weight
+        if self._once_depth and not torch.is_grad_enabled():
+            if self._once is None:
+                self._once = self.propagation(self.embedding.weight)
+            return self._once
         return self.propagation(self.embedding.weight)
 
     def rows(self, items: Tensor) -> Tensor:
@@ -327,6 +351,17 @@ class ItemIDEncoder(nn.Module):
         if self.propagation is None:
             return self.embedding(items)
         return self.table()[items]
+
+
+@contextlib.contextmanager
+def item_tables_once(model: nn.Module) -> Iterator[None]:
+    """:meth:`ItemIDEncoder.table_once` for every item ID encoder of ``model``: inside,
+    under ``torch.no_grad``, each graph-propagated item table is computed once."""
+    with contextlib.ExitStack() as stack:
+        for m in model.modules():
+            if isinstance(m, ItemIDEncoder):
+                stack.enter_context(m.table_once())
+        yield
 
 
 class SideEncoder(nn.Module):

@@ -540,15 +540,16 @@ def fit_ctr(
                                                         kept.best_state, kept.best_valid)
         history, bad, (train_time, eval_time, _) = list(kept.history), kept.bad_evals, kept.clock
     first = 1 if kept is None else kept.epoch + 1
+    kept = None  # the keeper's copy alone: renew releases it before the next capture
     step = (first - 1) * n_batches
     bar = tracked(range(first, config.epochs + 1), config.progress, desc=f"train {type(model).__name__}",
                   unit="epoch", lines=False, leave=False)  # in a log the epoch lines say it
     for epoch in bar:
-        if keeper is not None:  # the state an interrupt in this epoch keeps
-            keeper.state = TrainState.capture(
+        if keeper is not None:  # the state an interrupt in this epoch keeps (one copy at a time)
+            keeper.renew(lambda: TrainState.capture(
                 epoch - 1, model, opt, None, gen, best_epoch=best_epoch, best_score=best_score, best_valid=best_valid,
                 best_state=best_state, bad_evals=bad, history=history, clock=(train_time, eval_time, len(history)),
-                optimizers=optimizers)
+                optimizers=optimizers))
         model.train()
         t0 = time.perf_counter()
         sums: dict[str, float] = {}

@@ -345,13 +345,14 @@ def fit(
                                                         kept.best_state, kept.best_valid)
         history, bad_evals, (train_time, eval_time, n_evals) = list(kept.history), kept.bad_evals, kept.clock
     first = 1 if kept is None else kept.epoch + 1
+    kept = None  # the keeper's copy alone: renew releases it before the next capture
     # lines=False: in a log the epoch lines (``log``) say it
     bar = tracked(range(first, config.epochs + 1), config.progress and main, desc="train", unit="epoch", lines=False)
     for epoch in bar:
-        if keeper is not None:  # the state an interrupt in this epoch keeps
-            keeper.state = TrainState.capture(
+        if keeper is not None:  # the state an interrupt in this epoch keeps (one copy at a time)
+            keeper.renew(lambda: TrainState.capture(
                 epoch - 1, model, opt, sched, rng, best_epoch=best_epoch, best_score=best_score, best_valid=best_valid,
-                best_state=best_state, bad_evals=bad_evals, history=history, clock=(train_time, eval_time, n_evals))
+                best_state=best_state, bad_evals=bad_evals, history=history, clock=(train_time, eval_time, n_evals)))
         t0 = time.perf_counter()  # per-epoch work (LATTICE's rebuild, FREEDOM's pruning) counts
         model.train()
         model.start_epoch(epoch)

@@ -18,7 +18,9 @@ batch generator, torch's CPU (and CUDA) one, and the ``torch.Generator`` attribu
 the model's modules (e.g. SMORE's dropout masks). An interrupt anywhere in the next
 epoch, its validation or the final test loses only that epoch: the kept state is the
 one it started from, and a resumed run repeats it exactly. The copy costs about three
-times the model's parameters in memory (weights and Adam's two moments).
+times the model's parameters in memory (weights and Adam's two moments); the keeper
+holds one copy at a time (:meth:`StateKeeper.renew` releases the old one before making
+the new, with SIGINT and SIGTERM held meanwhile), not two.
 
 An interrupted run directory holds
 
@@ -173,10 +175,23 @@ class TrainState:
 class StateKeeper:
     """Holds the fit loop's latest :class:`TrainState` (``state``) for an interrupt to
     keep; made with a saved state, :func:`graphrec.train.fit` resumes from it. The loop
-    replaces ``state`` in one assignment, so an interrupt never leaves half of one."""
+    replaces ``state`` through :meth:`renew`, so an interrupt never finds half of one,
+    nor none."""
 
     def __init__(self, state: TrainState | None = None) -> None:
         self.state = state
+
+    def renew(self, capture: Callable[[], TrainState]) -> None:
+        """Replace ``state`` by ``capture()`` with one copy alive at a time: the old state
+        is released before the new one is made (holding both doubled the peak: about six
+        times the parameters with Adam). SIGINT and SIGTERM are held meanwhile
+        (:func:`signals_held`) and raised again once the new state is in place, so an
+        interrupt always finds a whole state: the new one."""
+        with signals_held() as held:
+            self.state = None
+            self.state = capture()
+        for signum in dict.fromkeys(held):  # delivered now, to the handlers the run had
+            signal.raise_signal(signum)
 
 
 class RunInterrupted(KeyboardInterrupt):

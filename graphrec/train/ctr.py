@@ -650,12 +650,13 @@ def modality_attention(
     n = len(t["users"])
     model.eval()
     names, parts = None, []
-    for s in range(0, n, batch_size):
-        res = model.modality_attention(_batch(t, slice(s, min(n, s + batch_size)), device))
-        if res is None:
-            return None
-        names, w = res
-        parts.append(w.float().cpu())
+    with item_tables_once(model):  # the graph-propagated item tables: once, not per batch
+        for s in range(0, n, batch_size):
+            res = model.modality_attention(_batch(t, slice(s, min(n, s + batch_size)), device))
+            if res is None:
+                return None
+            names, w = res
+            parts.append(w.float().cpu())
     if names is None:
         return None
     sp_ = data.samples[split]

@@ -68,6 +68,7 @@ from graphrec._device import model_device
 from graphrec.data.ctr import CTRData
 from graphrec.errors import ConfigError, DataError
 from graphrec.models.ctr import CTRModel
+from graphrec.models.ctr.base import item_tables_once
 from graphrec.train.ctr import predict_ctr
 
 __all__ = ["PAIR_COLUMNS", "UNKNOWN_CHOICES", "PairPredictions", "predict_pairs", "read_pairs", "score_pairs",
@@ -247,18 +248,19 @@ def score_pairs(
     _check_indices("history", history, model.n_items, "an item index of the model", pad=True)
     delta = None if hist_delta is None else np.asarray(hist_delta, dtype=np.float32)  # converted once
     out = np.empty(n, np.float32)
-    for s in range(0, n, batch_size):
-        e = min(n, s + batch_size)
-        r = rows[s:e]
-        t = {
-            "users": torch.from_numpy(users[s:e]),
-            "items": torch.from_numpy(items[s:e]),
-            "history": torch.from_numpy(history[r].astype(np.int32, copy=False)),
-            "labels": torch.zeros(e - s),  # unused by predict
-        }
-        if delta is not None:
-            t["hist_delta"] = torch.from_numpy(delta[r])
-        out[s:e] = predict_ctr(model, t, dev, batch_size)
+    with item_tables_once(model):  # the graph-propagated item tables: once, not per batch (no_grad: above)
+        for s in range(0, n, batch_size):
+            e = min(n, s + batch_size)
+            r = rows[s:e]
+            t = {
+                "users": torch.from_numpy(users[s:e]),
+                "items": torch.from_numpy(items[s:e]),
+                "history": torch.from_numpy(history[r].astype(np.int32, copy=False)),
+                "labels": torch.zeros(e - s),  # unused by predict
+            }
+            if delta is not None:
+                t["hist_delta"] = torch.from_numpy(delta[r])
+            out[s:e] = predict_ctr(model, t, dev, batch_size)
     return out
 
 

@@ -86,3 +86,29 @@ def test_training_still_propagates_with_the_gradient(data):
     assert enc._once is None
     with torch.no_grad():
         assert enc.table() is not enc.table()  # outside the context: no cache
+
+
+@pytest.mark.parametrize("name", ["din", "marn"])
+def test_score_pairs_and_modality_attention_propagate_once_per_call(data, name, monkeypatch):
+    """graphrec predict's loop (score_pairs) and the modality weights a run saves
+    (modality_attention) cut their own batches: each propagated the table per batch."""
+    from graphrec.train.ctr import modality_attention
+    from graphrec.train.ctr_predict import score_pairs
+
+    torch.manual_seed(0)
+    model = _models(CTRSchema.from_data(data), contract_graphs(data.n_items))[name]
+    n_encoders = sum(isinstance(m, ItemIDEncoder) and m.propagation is not None for m in model.modules())
+    t = split_tensors(data.samples["valid"])
+    calls = []
+    forward = ItemGraphPropagation.forward
+    monkeypatch.setattr(ItemGraphPropagation, "forward", lambda self, emb: calls.append(self) or forward(self, emb))
+    ref = _per_batch(model, t, 16)
+    calls.clear()
+    got = score_pairs(model, t["users"].numpy(), t["items"].numpy(), t["history"].numpy(),
+                      None if "hist_delta" not in t else t["hist_delta"].numpy(), batch_size=16)
+    assert np.array_equal(got, ref) and len(calls) == n_encoders
+    calls.clear()
+    weights = modality_attention(model, data, "valid", batch_size=16)
+    assert (weights is not None) == (name == "marn")  # DIN has no modality weights: it stops at the first batch
+    if name == "marn":
+        assert len(calls) == n_encoders

@@ -339,6 +339,9 @@ def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], de
         if recipe is not None:  # a stale graph's rebuild command starts from it
             res.record.options["recipe"] = str(recipe.resolve())
         built[kd] = res
+    # stored once every kind is built: an interrupt or a failure while the second builds
+    # (--kind both) leaves no half result, which the same command would then refuse
+    for kd, res in built.items():
         if not main:
             continue
         record = save_graph(out_dir / kd, res.graph, res.record, overwrite=overwrite)

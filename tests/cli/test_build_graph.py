@@ -324,3 +324,27 @@ def test_inspect_top_without_a_node_is_refused(data_dir, tmp_path):
     assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
     assert ("error: --top 5 sets how many neighbours --item or --user shows, and neither is given: pass --item ITEM_ID "
             "(--user USER_ID for a user graph), or drop --top") in res.output
+
+
+def test_an_interrupt_while_the_second_kind_builds_stores_neither(data_dir, tmp_path, monkeypatch):
+    """`--kind both` stored the kNN graph, then was interrupted building the co-interaction
+    graph: the folder held knn alone, and the same command refused to run again (`knn
+    already exists`)."""
+    import graphrec.graphs.build as build
+
+    real = build.build_item_graph
+
+    def stop_at_cooccur(ds, spec, **kwargs):
+        if spec.kind == "cooccur":
+            raise KeyboardInterrupt
+        return real(ds, spec, **kwargs)
+
+    monkeypatch.setattr(build, "build_item_graph", stop_at_cooccur)
+    out = tmp_path / "g"
+    args = ("build-graph", "--data", data_dir, "--kind", "both", "--k", "5", "--out", out, "--quiet", "--device", "cpu")
+    assert run(*args).exit_code != 0
+    assert not (out / "knn").exists() and not (out / "cooccur").exists()
+    monkeypatch.undo()
+    res = run(*args)  # the same command, without --overwrite
+    assert res.exit_code == 0, res.output
+    assert (out / "knn" / "graph.npz").is_file() and (out / "cooccur" / "graph.npz").is_file()

@@ -22,7 +22,8 @@ COLD_RUNS = ("lightgcn-cold", "mmgef-cold", "mmgef-coldpath", "cb-cold")
 
 @user_errors
 def demo(
-    out: Path = typer.Option(Path("graphrec-demo"), help="Folder for the demo's dataset and run."),
+    out: Path = typer.Option(Path("graphrec-demo"), help="Folder for the demo's dataset and runs (OUT/data, "
+                             "OUT/runs/NAME); a later demo replaces them there, nothing else."),
     epochs: int = typer.Option(60, help="Maximum epochs of every training run."),
     cold: float = typer.Option(0.2, "--cold-start", "--cold", help="Fraction of items made cold (never seen in training) in the cold-start part, in (0, 1) (0: skip it)."),
     seed: int = typer.Option(0, help="Seed of the catalogue and of training."),
@@ -51,7 +52,13 @@ def demo(
     dev = resolve_device(device)
     shown = training_progress(quiet)  # bars on a terminal, a line per validated epoch otherwise
     runs = ["lightgcn", "mmgef"] + (list(COLD_RUNS) if cold else [])
-    _check_outputs(out, runs)
+    earlier = _check_outputs(out, runs)
+    if earlier:
+        typer.echo(f"note: replacing the earlier demo's {', '.join(earlier)} in {out}", err=True)
+    stale = [r for r in COLD_RUNS if not cold and (out / "runs" / r).is_dir()]
+    if stale:
+        typer.echo(f"note: {out}/runs holds {', '.join(stale)} of an earlier demo with --cold-start, which this one "
+                   "(--cold-start 0) leaves as they were", err=True)
     ds = synthetic_catalogue(seed=seed)
     st = ds.stats()
     typer.echo(
@@ -118,15 +125,21 @@ def demo(
     typer.echo(f"outputs in {out}/ (data/: the dataset, runs/: record.json + model.pt of every run)")
 
 
-def _check_outputs(out: Path, runs: list[str]) -> None:
+def _check_outputs(out: Path, runs: list[str]) -> list[str]:
     """The demo replaces OUT/data and OUT/runs/<run> on every call: each must be absent,
     an empty folder, or an earlier output of its kind (a dataset, a run directory), never
-    a folder of other files; and OUT must be writable."""
+    a folder of other files; and OUT must be writable, and neither a dataset nor a run
+    folder itself. Returns the earlier outputs it will replace (``data``, ``runs/NAME``)."""
     from graphrec.train.record import RECORD
 
     check_output_folder(out, "--out")
+    for marker, what in (("dataset.json", "a graphrec dataset"), (RECORD, "a run directory")):
+        if (out / marker).is_file():
+            raise ConfigError(f"--out {out} is {what} ({marker}), and the demo writes data/ and runs/ into --out: "
+                              "choose another --out (default graphrec-demo)")
     wanted = [(out / "data", "dataset.json", "graphrec dataset")]
     wanted += [(out / "runs" / r, RECORD, "run directory") for r in runs]
+    earlier = []
     for path, marker, what in wanted:
         if not (path.exists() or path.is_symlink()):
             continue
@@ -137,6 +150,9 @@ def _check_outputs(out: Path, runs: list[str]) -> None:
             raise ConfigError(f"--out {out}: {path} is not a {what} (no {marker} in it), and the demo replaces it: "
                               f"choose another --out, or move {path} away")
         check_output_folder(path.parent, "--out")
+        if (path / marker).is_file():
+            earlier.append(path.relative_to(out).as_posix())
+    return earlier
 
 
 def _new_item_share(model, dataset, device) -> float:

@@ -390,6 +390,27 @@ def test_demo_checks_every_output_before_writing_or_training(tmp_path, monkeypat
     line = one_error_line(run("demo", "--out", out, "--epochs", "1", "--device", "cpu", "--quiet"))
     assert f"{out / 'runs' / 'cb-cold'} is not a folder" in line, line
     assert sorted(p.name for p in (out / "data").iterdir()) == []
+    # a dataset folder as --out got data/ and runs/ written into it
+    (out / "runs" / "cb-cold").unlink()
+    (out / "data" / "dataset.json").write_text("{}")
+    line = one_error_line(run("demo", "--out", out / "data", "--epochs", "1", "--device", "cpu", "--quiet"))
+    assert line == (f"error: --out {out / 'data'} is a graphrec dataset (dataset.json), and the demo writes data/ and "
+                    "runs/ into --out: choose another --out (default graphrec-demo)"), line
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["dataset.json"]
+
+
+def test_demo_names_the_earlier_outputs_it_replaces(tmp_path):
+    """A second demo replaced data/ and runs/* without a word."""
+    from graphrec.cli.demo import _check_outputs
+
+    out = tmp_path / "d"
+    assert _check_outputs(out, ["lightgcn", "mmgef"]) == []
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "dataset.json").write_text("{}")
+    (out / "runs" / "mmgef").mkdir(parents=True)
+    (out / "runs" / "mmgef" / "record.json").write_text("{}")
+    (out / "runs" / "lightgcn").mkdir()  # empty: nothing of an earlier demo in it
+    assert _check_outputs(out, ["lightgcn", "mmgef"]) == ["data", "runs/mmgef"]
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ def draw_runs(
     """
     from graphrec.train.config import SELECT_GROUPS
     from graphrec.train.fit import selected_label, valid_metrics
-    from graphrec.train.record import is_logged_loss, learned_weights, load_record
+    from graphrec.train.record import check_history, is_logged_loss, learned_weights, load_record
 
     if not runs:
         raise ConfigError("give at least one run directory")
@@ -68,6 +68,7 @@ def draw_runs(
     for run, record in zip(runs, records):
         if not isinstance(record.get("history"), list) or not record["history"]:
             raise DataError(f"{run}: the record has no per-epoch history to draw")
+        check_history(record, run)  # the rows it draws from: an edited one is a line naming it
     first = records[0].get("train_config") or {}
     if metric is None:  # what the first run selected on: its valid_metric (a CTR run recorded without one: AUC)
         from graphrec.train.ctr import SELECTION_METRIC

@@ -44,8 +44,8 @@ from graphrec.graphs.build import GraphMemo, MemoEntry
 from graphrec._device import resolve_device
 from graphrec.errors import DataError
 
-__all__ = ["save_run", "save_tensors", "load_record", "check_record_fields", "load_state", "file_sha256",
-           "checkpoint_entry", "environment", "processor", "cpu_name", "cpu_identity", "torch_cpu_kernels", "source_state",
+__all__ = ["save_run", "save_tensors", "load_record", "check_record_fields", "check_history", "load_state",
+           "file_sha256", "checkpoint_entry", "environment", "processor", "cpu_name", "cpu_identity", "torch_cpu_kernels", "source_state",
            "source_commit", "source_description", "UnverifiedCheckpointWarning"]
 
 RECORD = "record.json"
@@ -379,6 +379,39 @@ def check_record_fields(record: Mapping[str, Any], run_dir: str | os.PathLike, f
                 f"{path}: the entry {name!r} is {got}, not a JSON {_json_name(typ)}: the record "
                 "was damaged or edited; restore it or train again"
             )
+
+
+def check_history(record: Mapping[str, Any], run_dir: str | os.PathLike) -> list[Mapping[str, Any]]:
+    """The record's per-epoch ``history`` when it is a list of rows that each have an
+    integer ``epoch`` (what ``graphrec plot`` draws against) and, where present, a numeric
+    (or null) ``loss`` and objects for ``valid``, ``valid_groups`` and ``model``; a
+    one-line :class:`DataError` naming the record and the row otherwise (a hand edit gave a
+    ``KeyError`` traceback)."""
+    path = Path(run_dir) / RECORD
+    check_record_fields(record, run_dir, {"history": list})
+    for n, row in enumerate(record["history"]):
+        where = f"{path}: history[{n}]"
+        if not isinstance(row, dict):
+            raise DataError(f"{where} is a JSON {_json_name(type(row))}, not a JSON object: the record was damaged or "
+                            "edited; restore it or train again")
+        epoch = row.get("epoch")
+        if not isinstance(epoch, int) or isinstance(epoch, bool):
+            got = "missing" if "epoch" not in row else f"a JSON {_json_name(type(epoch))}"
+            raise DataError(f"{where}: the entry 'epoch' is {got}, not a JSON number: the record was damaged or "
+                            "edited; restore it or train again")
+        loss = row.get("loss")
+        if loss is not None and (not isinstance(loss, (int, float)) or isinstance(loss, bool)):
+            raise DataError(f"{where}: the entry 'loss' is a JSON {_json_name(type(loss))}, not a JSON number: the "
+                            "record was damaged or edited; restore it or train again")
+        for key in ("valid", "valid_groups", "model"):
+            if row.get(key) is not None and not isinstance(row[key], dict):
+                raise DataError(f"{where}: the entry {key!r} is a JSON {_json_name(type(row[key]))}, not a JSON "
+                                "object: the record was damaged or edited; restore it or train again")
+    best = record.get("best_epoch")
+    if best is not None and (not isinstance(best, int) or isinstance(best, bool)):
+        raise DataError(f"{path}: the entry 'best_epoch' is a JSON {_json_name(type(best))}, not a JSON number: the "
+                        "record was damaged or edited; restore it or train again")
+    return record["history"]
 
 
 def _json_name(typ: type) -> str:

@@ -258,3 +258,25 @@ def test_undefined_validation_values_are_no_points_and_an_old_logloss_best_is_th
     assert f"(best epoch {lowest['epoch']}: {lowest['valid']['logloss']:.4f})" in drawn[-1][0]
     highest = max(rows[1:], key=lambda r: r["valid"]["gauc"])
     assert f"(best epoch {highest['epoch']}: {highest['valid']['gauc']:.4f})" in drawn[0][0]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda rec: rec["history"][0].pop("epoch"), "history[0]: the entry 'epoch' is missing, not a JSON number"),
+    (lambda rec: rec["history"].__setitem__(0, 5), "history[0] is a JSON number, not a JSON object"),
+    (lambda rec: rec["history"][1].__setitem__("loss", "x"), "history[1]: the entry 'loss' is a JSON string, not a JSON number"),
+    (lambda rec: rec.__setitem__("best_epoch", "two"), "the entry 'best_epoch' is a JSON string, not a JSON number"),
+])
+def test_a_hand_edited_history_is_one_line_naming_the_row(runs, tmp_path, edit, message):
+    """A row without 'epoch' was a KeyError traceback, a row that is a number an
+    AttributeError; a string loss or best epoch passed silently."""
+    import json
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(runs["lightgcn"], copy)
+    record = json.loads((copy / "record.json").read_text())
+    edit(record)
+    (copy / "record.json").write_text(json.dumps(record))
+    _one_line_error(run("plot", copy, "--out", tmp_path / "x.png"),
+                    f"{copy / 'record.json'}: {message}: the record was damaged or edited; restore it or train again")
+    assert not (tmp_path / "x.png").exists()

@@ -121,12 +121,13 @@ class ParamSpec:
     def flags(self) -> tuple[str, ...]:
         return self.option.flags or ("--" + self.name.replace("_", "-"),)
 
-    def check(self, model: str, value: Any) -> Any:
-        """``value`` checked against the declared choices and range (one-line errors)."""
+    def check(self, model: str, value: Any, name_flag: bool = True) -> Any:
+        """``value`` checked against the declared choices and range (one-line errors, which
+        name the command-line flag too unless ``name_flag`` is False: a value from a file)."""
         if value is None:
             return value
         opt = self.option
-        flag = f" ({self.flags[0].split('/')[0]} on the command line)" if opt.cli else ""  # the Python name first
+        flag = f" ({self.flags[0].split('/')[0]} on the command line)" if opt.cli and name_flag else ""  # Python name first
         want = _scalar_type(self.type)
         if want is not None and not _is_a(value, want):
             raise ConfigError(

@@ -552,11 +552,13 @@ def reevaluate(
     check_finished(load_record(run_dir), run_dir)
     device = resolve_device(device)
     record, dataset, model = load_run(run_dir, device, data_path)
-    cfg = dict(record["train_config"])
+    try:  # the recorded options first: a bad value there is the record's, not an option's
+        config = TrainConfig.from_dict({**record["train_config"], "progress": False})
+    except ConfigError as e:
+        raise DataError(f"{Path(run_dir) / RECORD}: train_config: {e}: the record was damaged or edited; restore it "
+                        "or train again") from None
     if protocol is not None:
-        cfg["protocol"] = protocol
-    cfg["progress"] = False
-    config = TrainConfig.from_dict(cfg)
+        config = TrainConfig.from_dict({**config.to_dict(), "protocol": protocol})
     model.eval()
     with torch.no_grad():
         scorer = model.scorer()  # one propagation for both splits

@@ -312,7 +312,7 @@ def _check_value(entry: ModelEntry, key: str, value: Any, source: str) -> Any:
             raise ConfigError(f"{source}: {e}") from None
         return value
     try:
-        return entry.param(key).check(entry.name, value)
+        return entry.param(key).check(entry.name, value, name_flag=False)  # the value is the file's
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
 

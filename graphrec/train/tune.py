@@ -451,7 +451,8 @@ def _open_storage(optuna: Any, url: str) -> Any:
             time.sleep(0.5 * (attempt + 1))  # "table already exists": another program created it first
         except (sqlalchemy.exc.SQLAlchemyError, RuntimeError) as e:
             reason = " ".join(str(e).split())[:200]
-            raise DataError(f"--storage {url}: not an Optuna study database ({reason})") from None
+            raise DataError(f"--storage {url}: not an Optuna study database ({reason}): name a new file (created "
+                            "then) or a database an earlier graphrec tune wrote") from None
     raise AssertionError("unreachable")
 
 

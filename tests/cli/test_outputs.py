@@ -482,3 +482,17 @@ def test_an_os_error_writing_any_output_is_one_line(data_dir, tmp_path, monkeypa
     line = one_error_line(run("build-graph", "--data", data_dir, "--kind", "cooccur", "--out", tmp_path / "g"))
     assert line == f"error: {tmp_path / 'x.csv'}: Permission denied: choose a folder you can write to, or change " \
         "its permissions"
+
+
+def test_a_damaged_training_option_in_a_record_is_named_as_the_records(data_dir, tmp_path):
+    """`graphrec evaluate` said `batch_size must be an integer, got 'many'`, as if an option
+    of the command were wrong."""
+    out = tmp_path / "run"
+    assert run("train", "mf", "--data", data_dir, "--epochs", "1", "--dim", "8", "--device", "cpu", "--out", out,
+               "--quiet").exit_code == 0
+    record = json.loads((out / "record.json").read_text())
+    record["train_config"]["batch_size"] = "many"
+    (out / "record.json").write_text(json.dumps(record))
+    line = one_error_line(run("evaluate", out, "--device", "cpu"))
+    assert line == (f"error: {out / 'record.json'}: train_config: batch_size must be an integer, got 'many': the record "
+                    "was damaged or edited; restore it or train again"), line

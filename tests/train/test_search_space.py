@@ -181,6 +181,8 @@ def test_a_trials_stored_parameters_read_as_the_model_received_them():
         ({"lr": -1}, "lr must be positive"),
         ({"lr_decay": 1.5}, r"lr_decay must be in \(0, 1\], got 1.5"),
         ({"lr_decay": {"low": 0.5, "high": 1.5}}, r"lr_decay must be in \(0, 1\], got 1.5"),
+        # the value is the file's: no "(--dim on the command line)"
+        ({"embedding_dim": 0}, r"lightgcn option embedding_dim must be >= 1, got 0$"),
     ],
 )
 def test_bad_entries_are_one_line_errors_naming_the_file_and_entry(entry, message):

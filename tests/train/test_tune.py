@@ -364,6 +364,7 @@ def test_a_file_that_is_not_a_study_database_is_a_one_line_error(data, tmp_path)
     with pytest.raises(Exception) as e:
         _tune(data, tmp_path, trials=1)
     assert "not an Optuna study database" in str(e.value) and "\n" not in str(e.value)
+    assert str(e.value).endswith(": name a new file (created then) or a database an earlier graphrec tune wrote")
 
 
 def test_without_optuna_tune_says_how_to_install_it(monkeypatch):

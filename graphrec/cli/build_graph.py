@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from graphrec._atomic import check_output, check_output_folder
-from graphrec.cli._common import ARGV, Quiet, command_progress, resolve_device, set_threads, user_errors
+from graphrec.cli._common import ARGV, Quiet, check_apart, command_progress, resolve_device, set_threads, user_errors
 from graphrec.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
@@ -190,6 +190,8 @@ def build_graph(
             check_output(out_dir / kd, overwrite, option="--out", marker=RECORD_FILE, what="graph directory")
 
     if opts["out"] is not None:  # refuse before any work is done
+        # inside the dataset folder, graphs would be deleted when the dataset is replaced
+        check_apart(Path(opts["out"]), "--out", folders={"--data": source.get("data")})
         check_outputs(Path(opts["out"]))
     else:  # graphs/DATASET: the name is known once the data is read
         check_output_folder(Path("graphs"), "--out")

@@ -23,6 +23,7 @@ from graphrec._atomic import check_output_folder, claimed_dir
 from graphrec.cli._common import (
     ARGV,
     GraphrecCommand,
+    check_apart,
     format_learned,
     metric_table,
     ordered_metric_keys,
@@ -188,6 +189,8 @@ def train_command(
             raise ConfigError("--resume continues the interrupted run in --out: pass --out DIR, without --overwrite")
         interrupted = check_resumable(out)
     elif out is not None:
+        # inside the dataset folder, the run would be deleted when the dataset is replaced
+        check_apart(out, "--out", folders={"--data": data})
         check_run_output(out, overwrite)
     else:
         check_output_folder(Path("runs"), "--out")

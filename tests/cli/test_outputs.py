@@ -496,3 +496,15 @@ def test_a_damaged_training_option_in_a_record_is_named_as_the_records(data_dir,
     line = one_error_line(run("evaluate", out, "--device", "cpu"))
     assert line == (f"error: {out / 'record.json'}: train_config: batch_size must be an integer, got 'many': the record "
                     "was damaged or edited; restore it or train again"), line
+
+
+@pytest.mark.parametrize("command", [("train", "mf", "--epochs", "1"), ("build-graph", "--kind", "cooccur")])
+def test_an_output_inside_the_dataset_folder_is_refused(command, tmp_path, saved_catalogue):
+    """A run or graphs stored inside the dataset folder were deleted without a word when
+    the dataset was replaced (prepare --overwrite, features in place)."""
+    data = saved_catalogue("outputs-inside", "synthetic", n_users=40, n_items=30, n_clusters=2, seed=0)
+    out = data / "mine"
+    line = one_error_line(run(*command, "--data", data, "--out", out))
+    assert line == (f"error: --out {out} lies inside --data {data}, which is an input (graphrec keeps those folders as "
+                    "it wrote them): write it outside that folder"), line
+    assert not out.exists()

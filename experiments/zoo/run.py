@@ -157,9 +157,10 @@ MODELS = {
                         "learning_rate": [0.1, 0.01, 0.001, 0.0001, 0.00001]},
                        {"aggr_mode": "aggregation", "reg_weight": "reg_weight", "learning_rate": "--lr"}, {},
                        scale={"reg_weight": math.log(2)}),
+    # MMRec's LightGCN regularises with EmbLoss (norms, not squared, over B): graphrec's --reg-form norm
     "lightgcn": ZooModel("lightgcn", "LightGCN",
                          {"n_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]},
-                         {"n_layers": "num_layers", "reg_weight": "reg_weight"}, {}),
+                         {"n_layers": "num_layers", "reg_weight": "reg_weight"}, {"reg_form": "norm"}),
 }
 
 #: what ``--parts`` may name (the module docstring says what each runs)

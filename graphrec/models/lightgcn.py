@@ -11,11 +11,23 @@ propagation, and the final representation averages all layers (paper eq. 8-9):
     E = \frac{1}{L + 1} \sum_{l=0}^{L} E^{(l)}, \qquad
     \hat y_{ui} = e_u^\top e_i.
 
-Training minimises BPR with L2 on the layer-0 embeddings of the batch (eq. 15):
+Training minimises BPR with L2 on the layer-0 embeddings of the batch (eq. 15;
+``reg_form="squared"``, the default):
 
 .. math::
     \mathcal{L} = -\frac{1}{B}\sum \ln \sigma(\hat y_{ui^+} - \hat y_{ui^-})
       + \frac{\lambda}{2B} \sum \left(\|e^{(0)}_u\|^2 + \|e^{(0)}_{i^+}\|^2 + \|e^{(0)}_{i^-}\|^2\right)
+
+MMRec's LightGCN (and RecBole's with its default ``require_pow: False``) regularises the
+same rows with ``EmbLoss``, the Frobenius norms of the batch's three row blocks, not
+squared, over B (``reg_form="norm"``): with :math:`U, P, N` the batch's layer-0 user,
+positive and negative rows,
+
+.. math::
+    \frac{\lambda}{B} \left(\|U\|_F + \|P\|_F + \|N\|_F\right),
+
+a different penalty at the same :math:`\lambda` (its gradient scales each block by the
+inverse of its norm): MMRec's grid values of ``reg_weight`` mean this form.
 
 Shapes: ``adj`` is a sparse (n_users + n_items) square tensor (see
 :func:`graphrec.graphs.normalized_bipartite` and :func:`graphrec.nn.to_torch_sparse`);
@@ -28,9 +40,12 @@ import torch
 from torch import Tensor, nn
 
 from graphrec.models.base import Recommender
-from graphrec.nn import bpr_loss, l2_penalty, propagate
+from graphrec.nn import bpr_loss, l2_penalty, norm_penalty, propagate
 
-__all__ = ["LightGCN"]
+__all__ = ["LightGCN", "REG_FORMS"]
+
+#: the regulariser forms: ``squared`` (the paper's eq. 15), ``norm`` (MMRec's ``EmbLoss``)
+REG_FORMS = ("squared", "norm")
 
 
 class LightGCN(Recommender):
@@ -43,7 +58,15 @@ class LightGCN(Recommender):
         embedding_dim: size d of the ID embeddings (paper: 64).
         num_layers: number of propagation layers L (paper: 3; RecBole default 2).
         reg_weight: L2 coefficient lambda on the batch's layer-0 embeddings (paper: 1e-4).
+        reg_form: ``"squared"`` (sum of squares over 2B, the paper's) or ``"norm"`` (sum of
+            the Frobenius norms over B, MMRec's ``EmbLoss``).
     """
+
+    @property
+    def couples_batch(self) -> bool:
+        """``reg_form="norm"`` penalises norms over the whole batch, not a mean of per-triple
+        terms (Recommender.couples_batch); ``"squared"`` does not."""
+        return self.reg_form == "norm"
 
     def __init__(
         self,
@@ -53,10 +76,14 @@ class LightGCN(Recommender):
         embedding_dim: int = 64,
         num_layers: int = 2,
         reg_weight: float = 1e-4,
+        reg_form: str = "squared",
     ) -> None:
         super().__init__()
         if adj.shape != (n_users + n_items, n_users + n_items):
             raise ValueError(f"adj has shape {tuple(adj.shape)}, expected {(n_users + n_items,) * 2}")
+        if reg_form not in REG_FORMS:
+            raise ValueError(f"reg_form must be one of {', '.join(REG_FORMS)}, got {reg_form!r}")
+        self.reg_form = reg_form
         self.n_users = n_users
         self.n_items = n_items
         self.embedding_dim = embedding_dim
@@ -88,7 +115,6 @@ class LightGCN(Recommender):
 
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
         pos, neg = self.pairwise_scores(users, pos_items, neg_items)
-        reg = l2_penalty(
-            self.user_embedding(users), self.item_embedding(pos_items), self.item_embedding(neg_items)
-        )
+        rows = (self.user_embedding(users), self.item_embedding(pos_items), self.item_embedding(neg_items))
+        reg = norm_penalty(*rows) / users.shape[0] if self.reg_form == "norm" else l2_penalty(*rows)
         return bpr_loss(pos, neg) + self.reg_weight * reg

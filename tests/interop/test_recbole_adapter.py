@@ -212,7 +212,7 @@ def test_params_from_config() -> None:
     with pytest.warns(GraphrecNote, match=r"^graphrec lightgcn ignores the RecBole config key lambda_coeff: neither "):
         assert model_params_from_config("lightgcn", {"learning_rate": 0.1, "lambda_coeff": 0.5})["reg_weight"] == 1e-4
     assert model_params_from_config("lightgcn", {}) == {"embedding_dim": 64, "num_layers": 2, "reg_weight": 1e-4,
-                                                         "cold_path": "none", "cold_k": 50, "cold_modalities": None,
+                                                         "reg_form": "squared", "cold_path": "none", "cold_k": 50, "cold_modalities": None,
                                                          "cold_objective": "regress"}
     with pytest.raises(ConfigError, match="both embedding_size=32 and embedding_dim=16"):
         model_params_from_config("lightgcn", {"embedding_size": 32, "embedding_dim": 16})

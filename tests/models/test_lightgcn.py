@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
@@ -47,3 +48,33 @@ def test_loss_is_bpr_plus_l2_on_layer0():
     bpr = -torch.log(torch.sigmoid((eu[0] * ei[0]).sum() - (eu[0] * ei[1]).sum()))
     l2 = (model.user_embedding.weight[0] ** 2).sum() + (model.item_embedding.weight[0] ** 2).sum() + (model.item_embedding.weight[1] ** 2).sum()
     assert torch.allclose(model.loss(u, p, n), bpr + 0.5 * l2 / 2)
+
+
+def test_the_norm_regulariser_is_mmrecs_embloss_by_hand():
+    """MMRec's LightGCN (EmbLoss) penalises (||U||_F + ||P||_F + ||N||_F) / B, not the
+    squares over 2B: two triples, computed from the rows themselves."""
+    r = sp.csr_matrix(np.array([[1, 0, 1], [0, 1, 0]], dtype=np.float32))
+    adj = to_torch_sparse(normalized_bipartite(r))
+    torch.manual_seed(0)
+    model = LightGCN(2, 3, adj, embedding_dim=4, num_layers=2, reg_weight=0.3, reg_form="norm")
+    u, p, n = torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([1, 2])
+    eu, ei = model.embeddings()
+    diff = (eu[u] * ei[p]).sum(1) - (eu[u] * ei[n]).sum(1)
+    bpr = -torch.log(torch.sigmoid(diff)).mean()
+    U, P, N = model.user_embedding.weight[u], model.item_embedding.weight[p], model.item_embedding.weight[n]
+    norms = sum(float(torch.sqrt((m ** 2).sum())) for m in (U, P, N))
+    assert torch.allclose(model.loss(u, p, n), bpr + 0.3 * norms / 2, atol=1e-6)
+    assert model.couples_batch and not LightGCN(2, 3, adj).couples_batch
+    with pytest.raises(ValueError, match="reg_form must be one of squared, norm"):
+        LightGCN(2, 3, adj, reg_form="l1")
+
+
+class TestLightGCNNormFormContract(RecommenderContract):
+    def make_model(self, dataset):
+        return build_model("lightgcn", dataset, {"embedding_dim": 8, "reg_form": "norm"})
+
+
+def test_the_mmrec_grid_trains_mmrecs_regulariser():
+    from graphrec.train.space import search_space
+
+    assert search_space("lightgcn", "mmrec").fixed["reg_form"] == "norm"

@@ -105,7 +105,7 @@ def test_train_help_lists_every_model_with_its_paper():
 
 
 def test_defaults_and_checks_come_from_the_declaration():
-    assert model_params("lightgcn") == {"embedding_dim": 64, "num_layers": 2, "reg_weight": 1e-4,
+    assert model_params("lightgcn") == {"embedding_dim": 64, "num_layers": 2, "reg_weight": 1e-4, "reg_form": "squared",
                                         # the cold-item path's options, which every trainable ranking model has
                                         "cold_path": "none", "cold_k": 50, "cold_modalities": None,
                                         "cold_objective": "regress"}

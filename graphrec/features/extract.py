@@ -54,7 +54,7 @@ import numpy as np
 
 from graphrec._checks import is_int
 from graphrec._progress import counter
-from graphrec.errors import ConfigError, DataError
+from graphrec.errors import ARRAY_FILE_ERRORS, ConfigError, DataError
 from graphrec.features.encoders import (
     ImageEncoder,
     LargeImageWarning,
@@ -288,13 +288,14 @@ def _prepare_chunk_dir(folder: Path, manifest: dict[str, Any]) -> None:
 
 
 def _read_chunk(path: Path, rows: int, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """A saved chunk, or None when it is absent, truncated or of the wrong shape."""
+    """A saved chunk, or None when it is absent, truncated or of the wrong shape (a damaged
+    chunk, e.g. a truncated zip that numpy reports as ``BadZipFile``, is computed again)."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
             x, ok = z["x"], z["ok"]
-    except (OSError, ValueError, KeyError, EOFError):
+    except ARRAY_FILE_ERRORS:
         return None
     if x.shape != (rows, dim) or ok.shape != (rows,) or x.dtype != np.float32 or ok.dtype != bool:
         return None

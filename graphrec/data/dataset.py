@@ -695,11 +695,13 @@ class Dataset:
             with np.load(path / "interactions.npz", allow_pickle=False) as z:
                 for s in header["splits"]:
                     indptr, indices = z[f"{s}_indptr"], z[f"{s}_indices"]
+                    t = z[f"{s}_timestamps"] if stamps is not None else None
+                    _check_stored_split(path / "interactions.npz", s, indptr, indices, t, shape)
                     splits[s] = sp.csr_matrix(
                         (np.ones(len(indices), np.float32), indices, indptr), shape=shape
                     )
                     if stamps is not None:
-                        stamps[s] = z[f"{s}_timestamps"]
+                        stamps[s] = t
             feats = {
                 m: np.load(path / "features" / f"{m}.npy", allow_pickle=False)
                 for m in header["modalities"]
@@ -711,6 +713,8 @@ class Dataset:
                     user_fields = {k: z[f"user__{k}"] for k in header["user_fields"]}
                     item_fields = {k: z[f"item__{k}"] for k in header["item_fields"]}
             cold = np.load(path / "cold_items.npy", allow_pickle=False) if header["cold_items"] else None
+        except DataError:  # a check's own message (a DataError is also a ValueError)
+            raise
         except ARRAY_FILE_ERRORS as e:
             raise DataError(f"{path}: dataset directory is incomplete or corrupt ({e}): re-run `graphrec prepare`") from None
         ds = cls(
@@ -819,6 +823,54 @@ def _compact_str(values: Iterable) -> np.ndarray:
     arr = np.asarray(values).astype(str)
     width = int(np.char.str_len(arr).max()) if arr.size else 1
     return arr.astype(f"<U{max(width, 1)}")
+
+
+def _check_stored_split(file: Path, split: str, indptr: np.ndarray, indices: np.ndarray,
+                        stamps: np.ndarray | None, shape: tuple[int, int]) -> None:
+    """What :meth:`Dataset.save` writes for a split, checked as :meth:`Dataset.load` reads it
+    (vectorised, a few passes over the arrays): ``indptr`` of ``n_users + 1`` integers from
+    0, non-decreasing, ending at ``len(indices)``; item ``indices`` in ``[0, n_items)``,
+    strictly increasing within each user's row; one timestamp per entry. Anything else is
+    a damaged file (a truncated or hand-made copy), a one-line :class:`DataError` naming
+    ``file`` and ``split`` instead of scipy's traceback or a misleading message later."""
+    n_users, n_items = shape
+
+    def damaged(what: str) -> DataError:
+        return DataError(f"{file}: split {split!r}: {what}: the dataset directory is damaged: re-run `graphrec prepare`")
+
+    for name, arr in (("indptr", indptr), ("indices", indices)):
+        if arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise damaged(f"{split}_{name} has shape {arr.shape} dtype {arr.dtype}, expected a 1-d integer array")
+    if len(indptr) != n_users + 1:
+        raise damaged(f"{split}_indptr has {len(indptr)} entries, expected {n_users + 1} (one more than the "
+                      f"{n_users} users of ids.npz)")
+    if indptr[0] != 0:
+        raise damaged(f"{split}_indptr starts at {int(indptr[0])}, not 0")
+    if indptr[-1] != len(indices):
+        raise damaged(f"{split}_indptr ends at {int(indptr[-1])}, but {split}_indices has {len(indices)} entries")
+    falls = np.flatnonzero(indptr[1:] < indptr[:-1])
+    if falls.size:
+        u = int(falls[0])
+        raise damaged(f"{split}_indptr decreases at user {u} ({int(indptr[u])} then {int(indptr[u + 1])}; "
+                      f"{falls.size} such)")
+    if indices.size:
+        out = (indices < 0) | (indices >= n_items)
+        if out.any():
+            k = int(np.argmax(out))
+            raise damaged(f"{split}_indices[{k}] is {int(indices[k])}, outside 0..{n_items - 1} (the {n_items} items "
+                          f"of ids.npz; {int(out.sum())} such)")
+        del out
+        # within a row, items strictly increase; a new row may start anywhere
+        steps = np.diff(indices.astype(np.int64, copy=False)) <= 0
+        starts = indptr[1:-1]
+        steps[starts[(starts > 0) & (starts < len(indices))] - 1] = False
+        if steps.any():
+            k = int(np.argmax(steps)) + 1
+            u = int(np.searchsorted(indptr, k, side="right")) - 1
+            raise damaged(f"the items of user {u} are not strictly increasing ({split}_indices[{k}] is "
+                          f"{int(indices[k])} after {int(indices[k - 1])}): each pair is stored once, in item order")
+    if stamps is not None and (stamps.ndim != 1 or len(stamps) != len(indices)):
+        raise damaged(f"{split}_timestamps has shape {stamps.shape}, expected ({len(indices)},): one per interaction")
 
 
 def _canonical_order(m: sp.spmatrix, t: np.ndarray, split: str) -> np.ndarray:

@@ -226,6 +226,56 @@ def test_a_header_entry_that_is_missing_is_named(tmp_path):
         Dataset.load(tmp_path / "d")
 
 
+def _damage_train(z, how):
+    # small()'s train split: indptr [0, 2, 3, 4], indices [0, 1, 0, 1] (3 users, 3 items)
+    ptr, idx = z["train_indptr"], z["train_indices"]
+    if how == "index":
+        idx[1] = 99999
+    elif how == "negative":
+        idx[1] = -1
+    elif how == "indptr":
+        ptr[1], ptr[2] = ptr[2], ptr[1]
+    elif how == "start":
+        ptr += 1
+    elif how == "short":
+        z["train_indices"] = idx[:-1]
+    elif how == "users":
+        z["train_indptr"] = ptr[:-1]
+    elif how == "twice":
+        idx[1] = idx[0]
+    elif how == "stamps":
+        z["train_timestamps"] = z["train_timestamps"][:-1]
+
+
+@pytest.mark.parametrize("how, expected", [
+    # a scipy traceback ("column index exceeds matrix dimensions") before
+    ("index", "train_indices[1] is 99999, outside 0..2 (the 3 items of ids.npz; 1 such)"),
+    ("negative", "train_indices[1] is -1, outside 0..2"),
+    # "stores the pair (user ..) more than once and has timestamps" before
+    ("indptr", "train_indptr decreases at user 1 (3 then 2; 1 such)"),
+    ("start", "train_indptr starts at 1, not 0"),
+    ("short", "train_indptr ends at 4, but train_indices has 3 entries"),
+    ("users", "train_indptr has 3 entries, expected 4 (one more than the 3 users of ids.npz)"),
+    ("twice", "the items of user 0 are not strictly increasing (train_indices[1] is 0 after 0)"),
+    ("stamps", "train_timestamps has shape (3,), expected (4,): one per interaction"),
+])
+def test_damaged_interactions_are_one_line_naming_file_and_split(tmp_path, how, expected):
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+    from graphrec.testing import one_error_line
+
+    out = small().save(tmp_path / "d")
+    z = dict(np.load(out / "interactions.npz"))
+    _damage_train(z, how)
+    np.savez_compressed(out / "interactions.npz", **z)
+    with pytest.raises(DataError, match=re.escape(f"{out / 'interactions.npz'}: split 'train': {expected}")) as e:
+        Dataset.load(out)
+    assert str(e.value).endswith(": the dataset directory is damaged: re-run `graphrec prepare`")
+    line = one_error_line(CliRunner().invoke(app, ["info", str(out)]))
+    assert line == f"error: {e.value}"
+
+
 def test_info_shows_each_modality_s_scale_and_items_without_content(tmp_path):
     """`graphrec info` lists what a diverged training's message points to: the largest
     |feature| per modality, and the items whose content is all zeros."""

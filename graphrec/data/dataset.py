@@ -702,8 +702,11 @@ class Dataset:
                     )
                     if stamps is not None:
                         stamps[s] = t
+            from graphrec.data.formats._common import read_npy  # (it imports this module)
+
+            damaged = "the dataset directory is damaged: re-run `graphrec prepare`"
             feats = {
-                m: np.load(path / "features" / f"{m}.npy", allow_pickle=False)
+                m: read_npy(path / "features" / f"{m}.npy", damaged, damaged)
                 for m in header["modalities"]
             }
             user_fields: dict[str, np.ndarray] = {}
@@ -712,7 +715,7 @@ class Dataset:
                 with np.load(path / "fields.npz", allow_pickle=False) as z:
                     user_fields = {k: z[f"user__{k}"] for k in header["user_fields"]}
                     item_fields = {k: z[f"item__{k}"] for k in header["item_fields"]}
-            cold = np.load(path / "cold_items.npy", allow_pickle=False) if header["cold_items"] else None
+            cold = read_npy(path / "cold_items.npy", damaged, damaged) if header["cold_items"] else None
         except DataError:  # a check's own message (a DataError is also a ValueError)
             raise
         except ARRAY_FILE_ERRORS as e:

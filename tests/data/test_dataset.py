@@ -276,6 +276,27 @@ def test_damaged_interactions_are_one_line_naming_file_and_split(tmp_path, how, 
     assert line == f"error: {e.value}"
 
 
+def test_a_truncated_or_missing_feature_file_of_a_dataset_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+    from graphrec.testing import one_error_line
+
+    out = small(item_features={"img": np.ones((3, 2), np.float32)}).save(tmp_path / "d")
+    npy = out / "features" / "img.npy"
+    data = npy.read_bytes()
+    npy.write_bytes(data[:-4])
+    # was "incomplete or corrupt (cannot reshape array of size 5 into shape (3,2))"
+    expected = (f"{npy}: truncated: {len(data) - 4} of {len(data)} bytes (the header's shape (3, 2), dtype float32): "
+                "the dataset directory is damaged: re-run `graphrec prepare`")
+    with pytest.raises(DataError, match=re.escape(expected) + "$"):
+        Dataset.load(out)
+    assert one_error_line(CliRunner().invoke(app, ["info", str(out)])) == f"error: {expected}"
+    npy.unlink()
+    with pytest.raises(DataError, match=re.escape(f"{npy}: no such file: the dataset directory is damaged")):
+        Dataset.load(out)
+
+
 def test_info_shows_each_modality_s_scale_and_items_without_content(tmp_path):
     """`graphrec info` lists what a diverged training's message points to: the largest
     |feature| per modality, and the items whose content is all zeros."""

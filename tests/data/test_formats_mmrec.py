@@ -269,6 +269,27 @@ def test_pickled_features_are_not_loaded(tmp_path: Path) -> None:
         read_mmrec(f, features={"image": "obj.npy"})
 
 
+def test_a_truncated_feature_file_says_truncated_not_pickle(tmp_path: Path) -> None:
+    # was "cannot be loaded without pickle (cannot reshape array of size 2 into shape (3,2))"
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+    from graphrec.testing import one_error_line
+
+    write(tmp_path / "src" / "src.inter", GOOD)
+    np.save(tmp_path / "src" / "full.npy", np.ones((3, 2), np.float32))
+    data = (tmp_path / "src" / "full.npy").read_bytes()
+    (tmp_path / "src" / "cut.npy").write_bytes(data[:-16])  # 2 of the 6 float32 values
+    res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(tmp_path / "src"), str(tmp_path / "out"),
+                                   "--feature", "text=cut.npy"])
+    assert one_error_line(res) == (f"error: {tmp_path / 'src' / 'cut.npy'}: truncated: {len(data) - 16} of {len(data)} "
+                                   "bytes (the header's shape (3, 2), dtype float32): re-save it")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "src" / "head.npy").write_bytes(data[:20])  # inside the header
+    with pytest.raises(DataError, match=r"head\.npy: the \.npy header is damaged \(.*\): re-save it$"):
+        read_mmrec(tmp_path / "src", features={"text": "head.npy"})
+
+
 def test_one_dimensional_features(tmp_path: Path) -> None:
     f = write(tmp_path / "d.inter", GOOD)
     np.save(tmp_path / "v.npy", np.ones(3, np.float32))

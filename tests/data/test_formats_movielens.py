@@ -133,6 +133,23 @@ def test_feature_id_count_mismatch(tmp_path: Path) -> None:
         read_movielens(root)
 
 
+def test_truncated_feature_ids(tmp_path: Path) -> None:
+    # was "cannot be loaded without pickle (cannot reshape array ...)"
+    root = tmp_path / "m"
+    write(root / "ratings.csv", "user_id,item_id,rating,timestamp\n1,5,4,1\n1,2,4,2\n")
+    np.save(root / "text_minilm.npy", np.ones((2, 2), np.float32))
+    np.save(root / "text_minilm_item_ids.npy", np.array([5, 2], np.int64))
+    data = (root / "text_minilm_item_ids.npy").read_bytes()
+    (root / "text_minilm_item_ids.npy").write_bytes(data[:-8])
+    with pytest.raises(DataError, match=rf"text_minilm_item_ids\.npy: truncated: {len(data) - 8} of {len(data)} bytes "
+                       r"\(the header's shape \(2,\), dtype int64\): re-save it$"):
+        read_movielens(root)
+    np.save(root / "text_minilm_item_ids.npy", np.array([5, None], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match=r"text_minilm_item_ids\.npy: cannot be loaded without pickle \(an array of "
+                       r"Python objects, dtype object, shape \(2,\)\): save the movie id of each feature row"):
+        read_movielens(root)
+
+
 def test_feature_ids_without_matrix(tmp_path: Path) -> None:
     root = tmp_path / "m"
     write(root / "ratings.csv", "user_id,item_id,rating,timestamp\n1,5,4,1\n")

@@ -60,6 +60,7 @@ __all__ = [
     "item_count_from_features",
     "check_feature_matrix",
     "check_npy_file",
+    "read_npy",
     "is_number",
     "looks_like_data",
     "PANDAS_NA",
@@ -854,16 +855,7 @@ def load_npy(path: Path, modality: str) -> np.ndarray:
     require_file(path, f"feature file for modality {modality!r}",
                  "check the path in features (CLI: --feature MODALITY=FILE; a relative FILE is read from the "
                  "source folder)")
-    check_npy_file(path, "save the features as one items x dim matrix with numpy.save")
-    try:
-        x = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise DataError(
-            f"{path}: cannot be loaded without pickle ({one_line(e)}): save the features as a "
-            "numeric array with numpy.save"
-        ) from None
-    except OSError as e:
-        raise DataError(f"{path}: not a .npy file ({one_line(e)}): save it with numpy.save") from None
+    x = read_npy(path, "save the features as one items x dim matrix with numpy.save")
     # (numpy counts timedelta64 as a number: durations are no features; booleans are 0/1)
     numeric = isinstance(x, np.ndarray) and (np.issubdtype(x.dtype, np.number) or x.dtype.kind == "b")
     if not isinstance(x, np.ndarray) or x.ndim != 2 or not numeric or x.dtype.kind == "m":
@@ -895,16 +887,51 @@ def load_npy(path: Path, modality: str) -> np.ndarray:
     return x.astype(np.float32, copy=False)
 
 
-def check_npy_file(path: Path, fix: str) -> None:
-    """A DataError saying what ``path`` is when it is not a ``.npy`` file: numpy.load
-    takes anything without its magic bytes for a pickle ("cannot be loaded without
-    pickle" for a text file) and returns an NpzFile for a ``.npz`` archive."""
+def read_npy(path: Path, fix: str, damaged: str = "re-save it") -> Any:
+    """The array of the ``.npy`` file ``path``, loaded without pickle, after
+    :func:`check_npy_file`: every problem is a one-line DataError, ending in ``fix`` (what
+    to write instead) or, for a damaged file, ``damaged``."""
+    check_npy_file(path, fix, damaged)
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as e:  # what the header and size checks cannot tell
+        raise DataError(f"{path}: cannot be read as a .npy array ({one_line(e)}): {damaged}") from None
+    except OSError as e:
+        raise DataError(f"{path}: not a .npy file ({one_line(e.strerror or e)}): {fix}") from None
+
+
+def check_npy_file(path: Path, fix: str, damaged: str = "re-save it") -> None:
+    """A DataError saying what ``path`` is when it is not a ``.npy`` file numpy loads
+    without pickle: numpy.load takes anything without its magic bytes for a pickle
+    ("cannot be loaded without pickle" for a text file) and returns an NpzFile for a
+    ``.npz`` archive; an array of Python objects needs pickle (``fix``: what to save
+    instead). A damaged header, or a file shorter than the header's shape and dtype need
+    (truncated: numpy's "cannot reshape array of size ..."), ends in ``damaged``. Reads the
+    header only."""
     try:
         with open(path, "rb") as f:
             magic = f.read(6)
+            if magic == b"\x93NUMPY":
+                f.seek(0)
+                try:
+                    version = np.lib.format.read_magic(f)
+                    shape, _, dtype = np.lib.format._read_array_header(f, version)
+                except (ValueError, EOFError, SyntaxError, TypeError) as e:
+                    raise DataError(f"{path}: the .npy header is damaged ({one_line(e)}): {damaged}") from None
+                start = f.tell()
+                size = os.fstat(f.fileno()).st_size
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file: {damaged}") from None
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({one_line(e.strerror or e)})") from None
     if magic == b"\x93NUMPY":
+        if dtype.hasobject:
+            raise DataError(f"{path}: cannot be loaded without pickle (an array of Python objects, dtype "
+                            f"{dtype}, shape {shape}): {fix}")
+        need = start + int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if size < need:
+            raise DataError(f"{path}: truncated: {size} of {need} bytes (the header's shape {shape}, dtype {dtype}): "
+                            f"{damaged}")
         return
     if magic.startswith(b"PK\x03\x04") or magic.startswith(b"PK\x05\x06"):
         what = "a .npz archive (numpy.savez), not a .npy array"

@@ -59,7 +59,6 @@ from graphrec.data.formats._common import (
     _block_lines,
     _line_count,
     check_feature_matrix,
-    check_npy_file,
     check_separator,
     duplicate_rows,
     line_bounds,
@@ -68,6 +67,7 @@ from graphrec.data.formats._common import (
     one_line,
     parse_int,
     read_json,
+    read_npy,
     require_file,
     run_checks,
 )
@@ -400,13 +400,7 @@ def _item_info(path: Path) -> dict[str, dict[str, str]]:
 def _text_features(npy: Path, ids_file: Path, item_ids: np.ndarray) -> np.ndarray:
     x = load_npy(npy, "text")
     require_file(ids_file, "row id file of text_minilm.npy", "it lists the movie id of each feature row")
-    check_npy_file(ids_file, "save the movie id of each feature row with numpy.save")
-    try:
-        row_ids = np.load(ids_file, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise DataError(
-            f"{ids_file}: cannot be loaded without pickle ({one_line(e)}): save the ids with numpy.save"
-        ) from None
+    row_ids = read_npy(ids_file, "save the movie id of each feature row with numpy.save")
     row_ids = np.asarray(row_ids).reshape(-1)
     if row_ids.dtype.kind not in "iu":
         raise DataError(f"{ids_file}: movie ids must be integers, got dtype {row_ids.dtype}: save them as int64")

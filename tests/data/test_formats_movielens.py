@@ -251,10 +251,31 @@ def test_non_finite_timestamp_is_refused(tmp_path: Path, stamp: str) -> None:
         read_movielens(tmp_path / "u")
 
 
-def test_nan_rating_is_still_a_rating_below_every_threshold(tmp_path: Path) -> None:
-    write(tmp_path / "m" / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4,100\n1,20,nan,150\n")
-    assert read_movielens(tmp_path / "m").train.nnz == 2  # ratings are not needed without min_rating
-    assert read_movielens(tmp_path / "m", min_rating=1).train.nnz == 1
+@pytest.mark.parametrize("min_rating", [None, 4.0])
+def test_non_finite_ratings_are_refused(tmp_path: Path, min_rating: float | None) -> None:
+    # a nan rating was dropped by --min-rating 4 while an inf one was kept, both silently
+    write(tmp_path / "m" / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4,100\n1,20,nan,150\n2,10,inf,160\n")
+    with pytest.raises(DataError, match=r"ratings\.csv line 3: rating 'nan' is not a finite number \(2 such rows\): "
+                       r"every rating must be a finite number: fix or remove the row$"):
+        read_movielens(tmp_path / "m", min_rating=min_rating)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_non_finite_min_rating_names_the_flag(shared_data: Path, tmp_path: Path, value: str) -> None:
+    # was "no rating is >= min_rating=nan", after reading the whole file
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+    from graphrec.errors import ConfigError
+    from graphrec.testing import one_error_line
+
+    res = CliRunner().invoke(app, ["prepare", "--format", "movielens", str(shared_data / "ml100k"),
+                                   str(tmp_path / "out"), "--min-rating", value])
+    assert one_error_line(res) == (f"error: min_rating={float(value)} (--min-rating) is not a finite number: pass a "
+                                   "rating, e.g. 4, or leave it out to keep every rating")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match=r"min_rating=nan \(--min-rating\) is not a finite number"):
+        read_movielens(tmp_path / "nowhere", min_rating=float("nan"))
 
 
 def test_loose_integer_ids_are_refused(tmp_path: Path) -> None:

@@ -747,7 +747,8 @@ def _float_values(
 def _nonfinite_error(path: Path, line: int, value: str, column: str, count: int) -> DataError:
     return DataError(
         f"{path} line {line}: {column} {value!r} is not a finite number "
-        f"({counted(count, 'such row')}): every {column} must be a finite number (e.g. unix seconds): "
+        f"({counted(count, 'such row')}): every {column} must be a finite number"
+        f"{' (e.g. unix seconds)' if 'time' in column.lower() else ''}: "
         "fix or remove the row"
     )
 

@@ -71,7 +71,7 @@ from graphrec.data.formats._common import (
     require_file,
     run_checks,
 )
-from graphrec.errors import DataError, GraphrecNote
+from graphrec.errors import ConfigError, DataError, GraphrecNote
 
 __all__ = ["read_movielens"]
 
@@ -435,6 +435,9 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
         chunk_bytes: the ratings file is read this many bytes at a time (default
             :data:`~graphrec.data.formats._common.CHUNK_BYTES`); only memory depends on it.
     """
+    if min_rating is not None and not np.isfinite(min_rating):  # every comparison with nan is False
+        raise ConfigError(f"min_rating={min_rating} (--min-rating) is not a finite number: pass a rating, e.g. 4, "
+                          "or leave it out to keep every rating")
     rfile = _ratings_file(Path(path))
     root = rfile.parent
     with open(rfile, encoding="utf-8", errors="replace") as f:
@@ -453,8 +456,8 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
     if ucol is not None and icol is not None:
         checks["user"] = IntCheck(ucol, what="a MovieLens user id")
         checks["item"] = IntCheck(icol, what="a MovieLens movie id")
-        if scan.has("rating"):  # parsed (a rating that is no number is an error), kept for min_rating
-            checks["rating"] = FloatCheck("rating", store=min_rating is not None)
+        if scan.has("rating"):  # parsed (a rating that is no finite number is an error), kept for min_rating
+            checks["rating"] = FloatCheck("rating", finite=True, store=min_rating is not None)
         if scan.has("timestamp"):
             checks["timestamp"] = FloatCheck("timestamp", finite=True)
     run_checks(scan, list(checks.values()))

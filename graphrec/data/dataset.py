@@ -40,7 +40,8 @@ from graphrec._atomic import atomic_dir
 from graphrec._checks import counted, is_int_text
 from graphrec.errors import ARRAY_FILE_ERRORS, DataError
 
-__all__ = ["Dataset", "IdColumn", "SPLITS", "build_dataset", "interactions_matrix", "check_modality_name", "MODALITY_RULE"]
+__all__ = ["Dataset", "IdColumn", "SPLITS", "build_dataset", "interactions_matrix", "check_modality_name", "MODALITY_RULE",
+           "check_dataset_name", "dataset_name_from"]
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 FORMAT_NAME = "graphrec-dataset"
@@ -62,6 +63,33 @@ def check_modality_name(name: Any, where: str = "", error: type[Exception] = Dat
             f"(features/NAME.npy), so it must be {MODALITY_RULE}: rename it"
         )
     return name
+
+
+def check_dataset_name(name: Any, where: str = "", error: type[Exception] = DataError) -> str:
+    """``name`` if it is a valid dataset name (the characters of :data:`MODALITY_RULE`),
+    else ``error`` with a one-line message (``where``, e.g. ``"--name"``, says where it
+    came from). A dataset name becomes part of file and folder names (``NAME.inter`` of
+    export-mmrec and export-recbole, ``graphs/NAME``, ``runs/MODEL-NAME-...``), so a name
+    with a path separator, ``..`` or a space would write elsewhere or need quoting."""
+    if not isinstance(name, str) or not _MODALITY_NAME.fullmatch(name):
+        at = f"{where}: " if where else ""
+        raise error(
+            f"{at}dataset name {name!r} is not allowed: a dataset name becomes part of file names (NAME.inter, "
+            f"graphs/NAME), so it must be {MODALITY_RULE}: choose another name, e.g. "
+            f"{dataset_name_from(str(name))!r}"
+        )
+    return name
+
+
+def dataset_name_from(text: str) -> str:
+    """A valid dataset name made of ``text`` (a source folder or file name, the default
+    name of an imported dataset): ``text`` itself when it is valid, else with every run of
+    other characters as ``_``, without leading ``.``, ``-`` or ``_``, at most 100
+    characters; ``"dataset"`` when nothing is left."""
+    if _MODALITY_NAME.fullmatch(text):
+        return text
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).lstrip("._-")[:100]
+    return name or "dataset"
 
 
 def interactions_matrix(
@@ -407,6 +435,7 @@ class Dataset:
     source: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        check_dataset_name(self.name)
         checked = _CHECKED_IDS.get()  # replace(): ids it did not change were checked already
         for kind in ("user", "item"):
             given = getattr(self, f"{kind}_ids")
@@ -684,6 +713,7 @@ class Dataset:
                 f"is not {FORMAT_NAME} v{FORMAT_VERSION}: re-run `graphrec prepare`"
             )
         _check_header(header, head_file)
+        check_dataset_name(header["name"], f"{head_file}: entry 'name'")
         for m in header["modalities"]:  # names become paths features/{m}.npy: none may leave the directory
             check_modality_name(m, f"{head_file}")
         try:

@@ -177,6 +177,31 @@ def test_modality_names_that_are_paths_are_refused(tmp_path, mod):
         Dataset.load(tmp_path / "d")
 
 
+@pytest.mark.parametrize("name", ["../x y", "a/b", ".hidden", "-x", "", "a b"])
+def test_dataset_names_that_are_not_file_names_are_refused(tmp_path, name):
+    # a name becomes part of file names (NAME.inter of export-mmrec, graphs/NAME)
+    with pytest.raises(DataError, match=rf"^dataset name {re.escape(repr(name))} is not allowed: a dataset name "
+                       r"becomes part of file names .*: choose another name, e\.g\. '"):
+        small(name=name)
+    # nor can a hand-edited dataset.json bring one in
+    small(name="ok").save(tmp_path / "d")
+    head = json.loads((tmp_path / "d" / "dataset.json").read_text())
+    head["name"] = name
+    (tmp_path / "d" / "dataset.json").write_text(json.dumps(head))
+    with pytest.raises(DataError, match=rf"dataset\.json: entry 'name': dataset name {re.escape(repr(name))} is not "
+                       "allowed"):
+        Dataset.load(tmp_path / "d")
+
+
+def test_a_default_name_from_a_folder_name_is_made_valid():
+    from graphrec.data.dataset import check_dataset_name, dataset_name_from
+
+    for text, name in [("ml-100k", "ml-100k"), ("ml 100k", "ml_100k"), ("../x y", "x_y"), (".hidden", "hidden"),
+                       ("_ok", "_ok"), ("", "dataset"), ("a" * 150, "a" * 100)]:
+        assert dataset_name_from(text) == name
+        assert check_dataset_name(name) == name
+
+
 def test_integer_looking_ids_beyond_int64_fall_back_to_string_order():
     # np.array(["18446744073709551615"]).astype(np.int64) raises OverflowError, not ValueError
     ds = build_dataset(["u", "u", "u"], ["18446744073709551615", "5", "40"], ["train"] * 3)

@@ -260,6 +260,26 @@ def test_non_finite_ratings_are_refused(tmp_path: Path, min_rating: float | None
         read_movielens(tmp_path / "m", min_rating=min_rating)
 
 
+def test_prepare_refuses_a_name_that_is_no_file_name_and_makes_a_default_one_valid(shared_data, tmp_path):
+    # '../x y' was accepted; export-mmrec then asked for a folder named '../x y'
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+    from graphrec.testing import one_error_line
+
+    write(tmp_path / "ml 100k" / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4,100\n2,10,3,150\n")
+    res = CliRunner().invoke(app, ["prepare", "--format", "movielens", str(tmp_path / "ml 100k"),
+                                   str(tmp_path / "out"), "--name", "../x y"])
+    assert one_error_line(res) == (
+        "error: --name: dataset name '../x y' is not allowed: a dataset name becomes part of file names (NAME.inter, "
+        "graphs/NAME), so it must be 1 to 100 letters, digits, '_', '.' or '-', not starting with '.' or '-': "
+        "choose another name, e.g. 'x_y'")
+    assert not (tmp_path / "out").exists()
+    res = CliRunner().invoke(app, ["prepare", "--format", "movielens", str(tmp_path / "ml 100k"), str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert Dataset.load(tmp_path / "out").name == "ml_100k"  # the folder's name, made valid
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_a_non_finite_min_rating_names_the_flag(shared_data: Path, tmp_path: Path, value: str) -> None:
     # was "no rating is >= min_rating=nan", after reading the whole file

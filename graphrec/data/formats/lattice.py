@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from graphrec.data.dataset import Dataset, IdColumn, build_dataset
+from graphrec.data.dataset import Dataset, IdColumn, build_dataset, dataset_name_from
 from graphrec.data.formats._common import (
     Factorizer,
     LazyWhere,
@@ -235,7 +235,7 @@ def read_lattice(
         user_ids=user_ids,
         item_ids=item_ids,
         item_features=item_features,
-        name=name or root.name,
+        name=name or dataset_name_from(root.name),
         source=str(root / SPLIT_FILES["train"]),
         meta={"format": "lattice", "source": str(root)},
         unseen=unseen,

@@ -57,7 +57,7 @@ import numpy as np
 
 from graphrec._checks import counted
 from graphrec._atomic import atomic_dir
-from graphrec.data.dataset import SPLITS, Dataset, IdColumn, build_dataset
+from graphrec.data.dataset import SPLITS, Dataset, IdColumn, build_dataset, dataset_name_from
 from graphrec.data.formats._common import (
     SPLIT_NAMES,
     ColumnCheck,
@@ -287,7 +287,7 @@ def read_mmrec(
         user_ids=user_ids,
         item_ids=item_ids,
         item_features=item_features,
-        name=name or inter.stem,
+        name=name or dataset_name_from(inter.stem),
         source=str(inter),
         meta=meta,
         unseen=unseen,

@@ -44,7 +44,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from graphrec.data.dataset import Dataset, IdColumn, build_dataset, index_dtype
+from graphrec.data.dataset import Dataset, IdColumn, build_dataset, dataset_name_from, index_dtype
 from graphrec.data.formats._common import (
     ColumnCheck,
     FloatCheck,
@@ -542,7 +542,7 @@ def read_movielens(path: PathLike, *, min_rating: float | None = None, name: str
         item_features=item_features,
         user_fields=user_fields,
         item_fields=item_fields,
-        name=name or root.name,
+        name=name or dataset_name_from(root.name),
         source=str(rfile),
         meta=meta,
     )

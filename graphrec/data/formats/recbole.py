@@ -57,7 +57,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from graphrec._atomic import atomic_dir
-from graphrec.data.dataset import SPLITS, Dataset, IdColumn, build_dataset, check_modality_name
+from graphrec.data.dataset import SPLITS, Dataset, IdColumn, build_dataset, check_modality_name, dataset_name_from
 from graphrec.data.formats._common import (
     PANDAS_NA,
     ColumnCheck,
@@ -362,6 +362,7 @@ def read_recbole(
         raise DataError(f"split={split!r} is not one of None, 'given', 'none'")
     if not root.is_dir():
         raise DataError(f"{root}: directory not found: pass the RecBole dataset folder")
+    named = name is not None  # a name given is used as it is (a bad one is refused), an inferred one made valid
     if name is None:
         name = _infer_name(root)
     benchmark = (root / f"{name}.train.inter").is_file()
@@ -489,7 +490,7 @@ def read_recbole(
         item_features=item_features,
         user_fields=user_fields,
         item_fields=item_fields,
-        name=name,
+        name=name if named else dataset_name_from(name),
         source=str(tables[0].path),
         meta=meta,
         unseen=unseen,

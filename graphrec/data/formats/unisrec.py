@@ -53,7 +53,7 @@ from typing import Mapping
 import numpy as np
 
 from graphrec._checks import is_int
-from graphrec.data.dataset import Dataset, IdColumn, build_dataset, check_modality_name
+from graphrec.data.dataset import Dataset, IdColumn, build_dataset, check_modality_name, dataset_name_from
 from graphrec.data.formats._common import (
     ColumnCheck,
     Factorizer,
@@ -460,7 +460,7 @@ def read_unisrec(
         item_ids=item_ids,
         item_features=item_features,
         item_fields=item_fields,
-        name=name or prefix,
+        name=name or dataset_name_from(prefix),
         source=str(scans[0].path),
         meta={
             "format": "unisrec",

@@ -40,6 +40,7 @@ __all__ = [
     "check_output",
     "check_output_folder",
     "claimed_dir",
+    "is_stale_temporary",
     "remove_stale_temporaries",
     "replace_dir",
     "temporary_dir",
@@ -392,6 +393,17 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
                 entry.unlink()
         removed.append(entry)
     return removed
+
+
+def is_stale_temporary(entry: str | os.PathLike) -> bool:
+    """Whether ``entry`` is the temporary of a write that no longer runs
+    (``.NAME.tmp-HOST.PID-XXXXXXXX``, :func:`temporary_dir` / :func:`atomic_file`, of this
+    host, :func:`_stale`): garbage that the next write of that output removes. A ``.old``
+    folder is never counted (it may be the only copy of an earlier output), nor is a
+    temporary that is still being written."""
+    entry = Path(entry)
+    found = re.fullmatch(rf"\..+\.tmp-{re.escape(_host())}\.(\d+)-[A-Za-z0-9_]+(?:\.[^.]*)?", entry.name)
+    return bool(found) and not entry.is_symlink() and _stale(entry, int(found.group(1)))
 
 
 def _stale(entry: Path, pid: int) -> bool:

@@ -124,7 +124,7 @@ def prepare(
 
     Example: graphrec prepare --format mmrec ../shared/data/lfm2k data/lfm2k --feature text=all-MiniLM-L6-v2.npy
     """
-    from graphrec.data.dataset import check_dataset_name, check_modality_name
+    from graphrec.data.dataset import check_dataset_name, check_modality_name, check_replaceable
     from graphrec.data.splits import apply_split
     from graphrec.data.formats import read_source
 
@@ -144,6 +144,8 @@ def prepare(
     if name is not None:  # it becomes part of file names (NAME.inter of export-mmrec, graphs/NAME)
         check_dataset_name(name, "--name", ConfigError)
     check_output(out, overwrite, option="OUT", marker="dataset.json", what="graphrec dataset directory")
+    if overwrite:  # --overwrite replaces the folder as a whole: nothing but a dataset's files may be in it
+        check_replaceable(out, f"OUT {out}")
     with warnings_as_lines():  # e.g. a RecBole float_seq field read as text
         ds = read_source(fmt, src, features=features or None, name=name, unseen=unseen, min_rating=min_rating,
                          dim=feature_dim)

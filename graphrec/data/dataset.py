@@ -36,14 +36,18 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from graphrec._atomic import atomic_dir
+from graphrec._atomic import atomic_dir, is_stale_temporary
 from graphrec._checks import counted, is_int_text
-from graphrec.errors import ARRAY_FILE_ERRORS, DataError
+from graphrec.errors import ARRAY_FILE_ERRORS, ConfigError, DataError
 
 __all__ = ["Dataset", "IdColumn", "SPLITS", "build_dataset", "interactions_matrix", "check_modality_name", "MODALITY_RULE",
            "check_dataset_name", "dataset_name_from"]
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
+#: the files :meth:`Dataset.save` writes into a dataset directory, beside the folder
+#: :data:`FEATURES_DIR` of ``{modality}.npy`` files: nothing else (a test checks it)
+DATASET_FILES: tuple[str, ...] = ("dataset.json", "ids.npz", "interactions.npz", "fields.npz", "cold_items.npy")
+FEATURES_DIR = "features"
 FORMAT_NAME = "graphrec-dataset"
 FORMAT_VERSION = 1
 #: a modality name is also a file name (``features/{name}.npy`` of a dataset directory)
@@ -648,12 +652,19 @@ class Dataset:
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write the dataset directory atomically (temporary folder, then rename).
 
+        With ``overwrite`` an existing ``path`` is replaced as a whole: refused first
+        (:func:`check_replaceable`) when it holds anything a dataset does not write (a run
+        folder, stored graphs, notes), which the replacement would delete.
+
         Raises:
             DataError: a user or item id that appears twice (an id array changed in place
-                after the dataset was made; the constructor refuses them)."""
+                after the dataset was made; the constructor refuses them).
+            ConfigError: ``path`` holds entries a dataset does not write."""
         path = Path(path)
         for kind in ("user", "item"):
             _check_unique_ids(self.name, kind, getattr(self, f"{kind}_ids"))
+        if overwrite:
+            check_replaceable(path)
         with atomic_dir(path, overwrite) as tmp:
             np.savez(tmp / "ids.npz", user_ids=self.user_ids, item_ids=self.item_ids)
             arrays = {}
@@ -780,6 +791,54 @@ class Dataset:
     def users_with(self, split: str) -> np.ndarray:
         """Indices of users with at least one interaction in ``split``."""
         return np.flatnonzero(np.diff(self.split(split).indptr) > 0)
+
+
+def foreign_entries(path: str | os.PathLike) -> list[str]:
+    """What the folder ``path`` holds that :meth:`Dataset.save` does not write (sorted;
+    ``run/``, ``notes.txt``, ``features/notes.txt``), which replacing the folder by a new
+    save would delete; ``[]`` when it is missing or not a folder. Not counted: the files of
+    :data:`DATASET_FILES`, the folder :data:`FEATURES_DIR` with its ``.npy`` files, and
+    the stale temporaries of an interrupted graphrec write
+    (:func:`~graphrec._atomic.is_stale_temporary`, garbage graphrec removes anyway)."""
+    path = Path(path)
+    if not path.is_dir():
+        return []
+
+    def shown(entry: Path, prefix: str = "") -> str:
+        return prefix + entry.name + ("/" if entry.is_dir() and not entry.is_symlink() else "")
+
+    foreign = []
+    for entry in sorted(path.iterdir()):
+        if is_stale_temporary(entry):
+            continue
+        if entry.name in DATASET_FILES and entry.is_file():
+            continue
+        if entry.name == FEATURES_DIR and entry.is_dir() and not entry.is_symlink():
+            foreign += [shown(f, f"{FEATURES_DIR}/") for f in sorted(entry.iterdir())
+                        if not (f.suffix == ".npy" and f.is_file() and not f.name.startswith("."))
+                        and not is_stale_temporary(f)]
+            continue
+        foreign.append(shown(entry))
+    return foreign
+
+
+def check_replaceable(path: str | os.PathLike, where: str | None = None) -> Path:
+    """``path``, when a dataset may be saved over it with ``overwrite``: missing, or a
+    folder holding only what a dataset writes (:func:`foreign_entries`). Anything else is
+    a one-line :class:`ConfigError` naming up to three foreign entries (``where``, e.g.
+    ``"OUT data/ml"``, names the folder; default its path): the save replaces the folder
+    as a whole, and would delete them. Called by :meth:`Dataset.save` and, before any
+    work, by ``graphrec prepare``."""
+    path = Path(path)
+    foreign = foreign_entries(path)
+    if foreign:
+        names = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ConfigError(
+            f"{where or path} holds {names}, which a dataset does not write: move "
+            f"{'it' if len(foreign) == 1 else 'them'} out of the dataset folder first (replacing it would delete "
+            f"{'it' if len(foreign) == 1 else 'them'})"
+        )
+    return path
 
 
 #: the counts :func:`stats_difference` compares, in the order it names them

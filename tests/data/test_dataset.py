@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import scipy.sparse as sp
@@ -113,6 +114,51 @@ def test_save_refuses_to_overwrite_and_overwrites_when_asked(tmp_path):
     ds2.save(tmp_path / "ds", overwrite=True)
     assert Dataset.load(tmp_path / "ds").modalities == ["t"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_save_writes_only_the_entries_it_declares(tmp_path):
+    from graphrec.data.dataset import DATASET_FILES, FEATURES_DIR, foreign_entries
+
+    ds = cold_start(small(item_features={"img": np.ones((3, 2), np.float32)}, item_fields={"t": np.array(["a", "b", "c"])}),
+                    0.34, seed=1, protocol="hidden")
+    out = ds.save(tmp_path / "ds")
+    assert sorted(p.name for p in out.iterdir()) == sorted((*DATASET_FILES, FEATURES_DIR))
+    assert foreign_entries(out) == []
+
+
+def test_overwrite_refuses_a_folder_holding_what_a_dataset_does_not_write(tmp_path):
+    # a run folder, stored graphs or notes kept inside the dataset folder were deleted silently
+    from graphrec._atomic import _host
+    from graphrec.errors import ConfigError
+
+    out = small().save(tmp_path / "ds")
+    before = (out / "dataset.json").read_text()
+    (out / "run").mkdir()
+    (out / "run" / "record.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    (out / "features").mkdir()
+    (out / "features" / "readme.md").write_text("mine")
+    (out / "graphs").mkdir()
+    ds2 = small(item_features={"t": np.ones((3, 2))})
+    with pytest.raises(ConfigError, match=re.escape(
+            f"{out} holds features/readme.md, graphs/, notes.txt and 1 more, which a dataset does not write: move them "
+            "out of the dataset folder first (replacing it would delete them)") + "$"):
+        ds2.save(out, overwrite=True)
+    assert (out / "dataset.json").read_text() == before and (out / "run" / "record.json").is_file()
+    for name in ("features", "graphs", "notes.txt"):
+        shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+    with pytest.raises(ConfigError, match=re.escape(f"{out} holds run/, which a dataset does not write: move it out")):
+        ds2.save(out, overwrite=True)
+    shutil.rmtree(out / "run")
+    # the temporary of a killed graphrec write (its process is gone) is garbage, not the user's
+    (out / f".x.tmp-{_host()}.999999999-abcdefgh").mkdir()
+    ds2.save(out, overwrite=True)
+    assert Dataset.load(out).modalities == ["t"]
+    # a folder that is no dataset at all is refused as well, by what it holds
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.csv").write_text("x")
+    with pytest.raises(ConfigError, match="other holds a.csv, which a dataset does not write"):
+        ds2.save(tmp_path / "other", overwrite=True)
 
 
 def test_load_detects_tampering_and_non_datasets(tmp_path):

@@ -280,6 +280,27 @@ def test_prepare_refuses_a_name_that_is_no_file_name_and_makes_a_default_one_val
     assert Dataset.load(tmp_path / "out").name == "ml_100k"  # the folder's name, made valid
 
 
+def test_prepare_overwrite_refuses_a_dataset_folder_holding_other_files(tmp_path):
+    # `prepare --overwrite` replaced the folder as a whole: a run kept inside it was deleted silently
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+    from graphrec.testing import one_error_line
+
+    write(tmp_path / "m" / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4,100\n2,10,3,150\n")
+    args = ["prepare", "--format", "movielens", str(tmp_path / "m"), str(tmp_path / "out"), "--overwrite"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    (tmp_path / "out" / "run").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    line = one_error_line(CliRunner().invoke(app, args))
+    assert line == (f"error: OUT {tmp_path / 'out'} holds notes.txt, run/, which a dataset does not write: move them "
+                    "out of the dataset folder first (replacing it would delete them)")
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine" and (tmp_path / "out" / "run").is_dir()
+    (tmp_path / "out" / "notes.txt").unlink()
+    (tmp_path / "out" / "run").rmdir()
+    assert CliRunner().invoke(app, args).exit_code == 0
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_a_non_finite_min_rating_names_the_flag(shared_data: Path, tmp_path: Path, value: str) -> None:
     # was "no rating is >= min_rating=nan", after reading the whole file

@@ -209,6 +209,31 @@ def test_all_images_unreadable_is_refused_before_saving_and_resumes(poster_of, d
     assert Dataset.load(data_copy).modalities == ["image", "text"] and not work.exists()
 
 
+def test_in_place_features_keep_what_the_user_stored_in_the_dataset_folder(data_copy, tiny_config):
+    # the in-place save replaced the folder as a whole: a run folder and notes inside it were deleted silently
+    (data_copy / "run").mkdir()
+    (data_copy / "run" / "record.json").write_text("{}")
+    (data_copy / "notes.txt").write_text("mine")
+    args = ("features", "--data", data_copy, "--text-fields", "title", "--model", tiny_config, "--pretrained", "none",
+            "--device", "cpu", "--quiet")
+    res = run(*args)
+    assert res.exit_code == 1, res.output
+    error = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert error == [f"error: {data_copy} holds notes.txt, run/, which a dataset does not write: move them out of the "
+                     "dataset folder first (replacing it would delete them)"]
+    assert "Traceback" not in res.output
+    assert (data_copy / "notes.txt").read_text() == "mine" and (data_copy / "run" / "record.json").is_file()
+    assert Dataset.load(data_copy).modalities == []  # nothing saved
+    work = data_copy.parent / ".ml.features-work"
+    assert sorted(p.name for p in (work / "text").glob("*.npz"))  # the chunks are kept: moved out, it resumes
+    shutil.move(data_copy / "run", data_copy.parent / "run")
+    (data_copy / "notes.txt").unlink()
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    assert "9724 resumed from an earlier run" in res.output
+    assert Dataset.load(data_copy).modalities == ["text"] and not work.exists()
+
+
 def test_data_given_as_dot_or_dotdot_puts_the_chunks_beside_the_dataset(data_copy, tiny_config, monkeypatch):
     # `--data .` inside the dataset folder: Path(".").name is "", and the default work folder
     # used to be "..features-work" inside the dataset, refused as such

@@ -139,9 +139,29 @@ def _usage_errors_as_lines() -> Iterator[None]:
             raise
         message = " ".join(e.format_message().split()).rstrip(".")  # type: ignore[attr-defined]
         ctx = getattr(e, "ctx", None)
+        reference = _reference_option(e, ctx)  # --knn-k: MMRec's name for --k
+        if reference:
+            message += f"; {reference}"
         hint = f": see `{ctx.command_path} --help`" if ctx is not None else ""
         typer.secho(f"error: {message}{hint}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from None
+
+
+def _reference_option(error: Exception, ctx: Any) -> str | None:
+    """For an unknown option of ``graphrec train MODEL`` that is a reference
+    implementation's name (MMRec's ``--knn-k``, ``--learning-rate``), what it is in
+    graphrec (:func:`graphrec.train.registry.reference_hint`); None otherwise."""
+    name = getattr(error, "option_name", None)
+    parent = getattr(ctx, "parent", None)
+    if not name or ctx is None or parent is None or parent.command.name != "train":
+        return None
+    from graphrec.train.registry import get_model, reference_hint
+
+    try:
+        entry = get_model(ctx.command.name)
+    except GraphrecError:
+        return None
+    return reference_hint(entry, name.lstrip("-"))
 
 
 #: ``ctx.meta`` key of the command line as typed after ``graphrec`` (a list of strings)

@@ -58,6 +58,7 @@ __all__ = [
     "model_params",
     "build_model",
     "check_built",
+    "reference_hint",
 ]
 
 #: the tasks a model can serve
@@ -636,6 +637,43 @@ def _check_space(entry: ModelEntry) -> None:
                 raise ModelDefinitionError(f"model {entry.name!r}: search_space[{key!r}]: {e}") from None
 
 
+#: how the messages name a reference implementation of ``reference_names``
+REFERENCE_TITLES = {"mmrec": "MMRec", "recbole": "RecBole"}
+
+#: MMRec's and RecBole's names of the training options (their ``overall.yaml``) and of
+#: the embedding size, graphrec's option for each: what an unknown-option message suggests
+TRAINING_REFERENCE_NAMES = {
+    "learning_rate": "lr", "train_batch_size": "batch_size", "stopping_step": "patience", "eval_step": "eval_every",
+    "embedding_size": "embedding_dim", "learning_rate_scheduler": "lr_decay",
+}
+
+
+def reference_hint(entry: ModelEntry, key: str) -> str | None:
+    """What ``key``, a name the model does not declare, is in graphrec's names, when it is a
+    reference implementation's (the entry's ``reference_names``, or MMRec's and RecBole's
+    training names, :data:`TRAINING_REFERENCE_NAMES`): e.g. ``"knn_k is MMRec's name for
+    FREEDOM's k (--k)"``; None otherwise. The unknown-option messages of the command line,
+    :func:`model_params` and ``--space`` files add it."""
+    key = key.replace("-", "_")
+    for ref, names in entry.reference_names.items():
+        if key in names:
+            target, _, how = names[key].partition(":")
+            target = target.strip()
+            flags = entry.param(target).flags
+            hint = f"{key} is {REFERENCE_TITLES.get(ref, ref)}'s name for {entry.title}'s {target} ({flags[0].split('/')[0]})"
+            return hint + (f", its value W meaning {how.strip()}" if how else "")
+    ours = TRAINING_REFERENCE_NAMES.get(key)
+    if ours is None:
+        return None
+    if ours == "embedding_dim":
+        if "embedding_dim" not in {p.name for p in entry.params}:
+            return None
+        flag = entry.param("embedding_dim").flags[0]
+    else:
+        flag = "--" + ours.replace("_", "-")
+    return f"{key} is MMRec's and RecBole's name for {ours} ({flag})"
+
+
 def unregister_model(name: str) -> None:
     """Remove model ``name`` from the registry (tests, plug-ins replacing a model)."""
     _REGISTRY.pop(name, None)
@@ -703,7 +741,9 @@ def model_params(name: str, overrides: Mapping[str, Any] | None = None, task: st
             if entry.passes_more:
                 params[key] = value
                 continue
-            raise ConfigError(f"model {name!r} has no option {key!r}: valid are {', '.join(sorted(params))}")
+            hint = reference_hint(entry, key)
+            raise ConfigError(f"model {name!r} has no option {key!r}" + (f" ({hint})" if hint else "")
+                              + f": valid are {', '.join(sorted(params))}")
         if value is not None:
             params[key] = specs[key].check(name, value)
     return params

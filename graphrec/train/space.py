@@ -34,7 +34,9 @@ from typing import Any, Mapping
 
 from graphrec.errors import ConfigError
 from graphrec.train.config import TrainConfig
-from graphrec.train.registry import TUNABLE_TRAIN_OPTIONS, Choice, FloatRange, IntRange, ModelEntry, get_model, model_params
+from graphrec.train.registry import (
+    TUNABLE_TRAIN_OPTIONS, Choice, FloatRange, IntRange, ModelEntry, get_model, model_params, reference_hint,
+)
 
 __all__ = ["SearchSpace", "load_space_file", "search_space", "suggest", "split_options", "dim_to_dict",
            "dim_from_dict", "grid_values", "as_suggested", "yaml_flow"]
@@ -266,7 +268,9 @@ def _declared_type(entry: ModelEntry, key: str, source: str) -> type | None:
     specs = {p.name: p for p in entry.params if p.option.target == "model"}
     if key not in specs:
         valid = sorted(specs) + list(TUNABLE_TRAIN_OPTIONS)
-        raise ConfigError(f"{source}: {entry.name} has no hyper-parameter {key!r}: valid are {', '.join(valid)}")
+        hint = reference_hint(entry, key)
+        raise ConfigError(f"{source}: {entry.name} has no hyper-parameter {key!r}" + (f" ({hint})" if hint else "")
+                          + f": valid are {', '.join(valid)}")
     return _numeric(specs[key].type)
 
 

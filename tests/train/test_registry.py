@@ -543,3 +543,30 @@ def test_every_registered_model_has_its_doc_page():
         page = docs / SHARED_PAGES.get(entry.name, f"{entry.name}.md")
         assert page.is_file(), f"model {entry.name!r} has no doc page: write docs/models/{entry.name}.md"
         assert entry.title in page.read_text(encoding="utf-8"), f"{page.name} does not name {entry.title}"
+
+
+def test_a_reference_implementations_name_is_translated_in_every_unknown_option_message(data_dir):
+    """`--knn-k 10`, `{'knn_k': 5}` or a space file's `knn_k` said only that the name is
+    unknown; the RecBole adapter alone said what it is in graphrec."""
+    from graphrec.train.registry import reference_hint
+    from graphrec.train.space import search_space
+
+    freedom = get_model("freedom")
+    assert reference_hint(freedom, "knn_k") == "knn_k is MMRec's name for FREEDOM's k (--k)"
+    assert reference_hint(freedom, "mm_image_weight") == ("mm_image_weight is MMRec's name for FREEDOM's "
+                                                          "modality_weights (--modality-weights), its value W meaning "
+                                                          "{image: W, text: 1 - W}")
+    assert reference_hint(freedom, "learning_rate") == "learning_rate is MMRec's and RecBole's name for lr (--lr)"
+    assert reference_hint(get_model("cb"), "embedding_size") is None  # cb has no embeddings
+    assert reference_hint(freedom, "nosuch") is None
+    res = runner.invoke(make_app(), ["train", "freedom", "--data", str(data_dir), "--knn-k", "10"])
+    assert res.exit_code == 1 and res.output.strip() == (
+        "error: No such option: --knn-k (Possible options: --k); knn_k is MMRec's name for FREEDOM's k (--k): see "
+        "`graphrec train freedom --help`"), res.output
+    res = runner.invoke(make_app(), ["train", "lightgcn", "--data", str(data_dir), "--learning-rate", "0.01"])
+    assert "learning_rate is MMRec's and RecBole's name for lr (--lr)" in res.output
+    with pytest.raises(ConfigError, match=r"model 'freedom' has no option 'knn_k' \(knn_k is MMRec's name for FREEDOM's "
+                       r"k \(--k\)\): valid are"):
+        model_params("freedom", {"knn_k": 5})
+    with pytest.raises(ConfigError, match=r"^s.yaml: freedom has no hyper-parameter 'knn_k' \(knn_k is MMRec's name"):
+        search_space("freedom", {"knn_k": [10, 20]}, source="s.yaml")

@@ -126,6 +126,12 @@ def tune(
     except ConfigError as e:  # named by the option (--batch-size), not TrainConfig's field
         raise ConfigError(option_message(str(e))) from None
     echo = (lambda line: None) if quiet else typer.echo
+    if (isinstance(overrides, str) and overrides == "mmrec" and protocol == "recbole"
+            and ctx.get_parameter_source("protocol").name == "DEFAULT"):
+        typer.secho(
+            "note: --space mmrec searches MMRec's grid under graphrec's default protocol, recbole (test masks train "
+            "and valid items); --protocol mmrec evaluates as MMRec does (test masks train items only), "
+            "docs/evaluation.md", err=True, fg=typer.colors.YELLOW)
     try:
         result = run_tune(
             data, model, trials, storage, study_name=study, space=overrides, space_source=f"--space {space}",

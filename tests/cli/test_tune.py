@@ -305,3 +305,15 @@ def test_valid_users_validates_every_trial_on_the_same_sample_and_the_best_is_te
     best = load_record(tmp_path / "out" / "best")
     assert best["best_valid"]["users"] == 25 and best["test"]["all"]["users"] > 25
     assert shlex.split(best["command"])[:3] == ["graphrec", "train", "lightgcn"]
+
+
+def test_the_mmrec_grid_under_the_default_protocol_is_noted(data, tmp_path):
+    """`tune --space mmrec` reported recbole-protocol test figures next to MMRec's grid
+    without a word; an explicit --protocol is the user's choice and gets no note."""
+    note = "note: --space mmrec searches MMRec's grid under graphrec's default protocol, recbole"
+    args = ("tune", "lightgcn", "--data", data, "--space", "mmrec", "--grid", "--storage", "sqlite:///:memory:")
+    res = run(*args)
+    assert res.exit_code == 1 and note in res.output and "give a SQLite file" in res.output, res.output
+    for protocol in ("recbole", "mmrec"):
+        res = run(*args, "--protocol", protocol)
+        assert res.exit_code == 1 and note not in res.output, res.output

@@ -98,7 +98,7 @@ def unread_features_note(fmt: str, src: Path, features: dict[str, str]) -> str |
     shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
     return (
         f"note: {folder} holds {shown} but no --feature was given: the dataset has no item features, which "
-        f"the multimodal models need; to read them, pass {flags or '--feature MODALITY=FILE for each (e.g. --feature audio=' + found[0] + ', naming its modality)'}"
+        f"the multimodal models need; to read them, pass {flags or '--feature MODALITY=FILE for each (e.g. --feature MODALITY=' + found[0] + '), MODALITY naming what the file holds: image, text, audio, ...'}"
     )
 
 

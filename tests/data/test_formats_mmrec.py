@@ -824,4 +824,21 @@ def test_prepare_notes_feature_files_it_was_not_asked_to_read(tmp_path: Path) ->
     (tmp_path / "d" / "text_feat.npy").unlink()
     res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(f), str(tmp_path / "out3")])
     assert res.exit_code == 0, res.output
-    assert ("pass --feature MODALITY=FILE for each (e.g. --feature audio=vggish.npy, naming its modality)" in res.stderr)
+    # no guess at the modality: lfm2k's all-MiniLM-L6-v2.npy was offered as "audio"
+    assert ("pass --feature MODALITY=FILE for each (e.g. --feature MODALITY=vggish.npy), MODALITY naming what the file "
+            "holds: image, text, audio, ..." in res.stderr)
+
+
+@pytest.mark.parametrize("files, hint", [
+    (("train.json", "val.json", "test.json"), "it holds LATTICE's train.json, val.json and test.json: use --format lattice"),
+    (("Sci.train.inter", "Sci.valid.inter", "Sci.test.inter"), "it holds UniSRec's NAME.train.inter: use --format unisrec"),
+    (("ratings.csv",), "it holds MovieLens ratings (ratings.csv): use --format movielens"),
+])
+def test_another_formats_folder_names_its_format(tmp_path, files, hint):
+    """`prepare --format mmrec` of amazon-baby (LATTICE's files) said only 'no *.inter file
+    found'; of amazon-scientific (UniSRec's) it took the split files for three datasets."""
+    for f in files:
+        (tmp_path / f).write_text("x\n")
+    with pytest.raises(DataError) as e:
+        read_mmrec(tmp_path)
+    assert str(e.value).startswith(f"{tmp_path}: ") and str(e.value).endswith(f"this is not an MMRec directory; {hint}")

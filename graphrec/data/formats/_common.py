@@ -1074,12 +1074,30 @@ def find_prefix(directory: Path, suffix: str, name: str | None, what: str) -> st
     )
     if len(found) == 1:
         return found[0]
-    if not found:
-        raise DataError(f"{directory}: no *{suffix} file found: this is not {_article(what)} {what} directory")
+    guess = guess_format(directory)
+    if not found or (guess is not None and guess[0] == "unisrec" and suffix == ".inter"):
+        there = f"no *{suffix} file found" if not found else f"{', '.join(found)} are split files"
+        raise DataError(f"{directory}: {there}: this is not {_article(what)} {what} directory"
+                        + (f"; it holds {guess[1]}: use --format {guess[0]}" if guess else ""))
     raise DataError(
         f"{directory}: several datasets ({', '.join(found)}) have {suffix} files: pass name= "
         "(CLI: --name) to choose one"
     )
+
+
+def guess_format(directory: Path) -> tuple[str, str] | None:
+    """The community format whose files ``directory`` holds, as ``(format, what was
+    seen)``, for a message when it was read as another; None when none is recognised."""
+    def has(*names: str) -> bool:
+        return all((directory / n).is_file() for n in names)
+
+    if has("train.json", "val.json", "test.json"):
+        return "lattice", "LATTICE's train.json, val.json and test.json"
+    if any(directory.glob("*.train.inter")):
+        return "unisrec", "UniSRec's NAME.train.inter"
+    if has("ratings.csv") or has("u.data"):
+        return "movielens", "MovieLens ratings (" + ("ratings.csv" if has("ratings.csv") else "u.data") + ")"
+    return None
 
 
 # ---------------------------------------------------------------------- columns read in chunks

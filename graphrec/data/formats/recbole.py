@@ -62,6 +62,7 @@ from graphrec.data.formats._common import (
     PANDAS_NA,
     ColumnCheck,
     Factorizer,
+    guess_format,
     FloatCheck,
     LazyWhere,
     PathLike,
@@ -328,7 +329,9 @@ def _infer_name(root: Path) -> str:
     if len(prefixes) == 1:
         return prefixes.pop()
     if not prefixes:
-        raise DataError(f"{root}: no *.inter file found: this is not a RecBole dataset folder")
+        guess = guess_format(root)
+        raise DataError(f"{root}: no *.inter file found: this is not a RecBole dataset folder"
+                        + (f"; it holds {guess[1]}: use --format {guess[0]}" if guess else ""))
     raise DataError(
         f"{root}: several datasets ({', '.join(sorted(prefixes))}) have .inter files: pass name= "
         "(CLI: --name) to choose one"

@@ -386,7 +386,10 @@ def _refuse_reference_names(name: str, entry: ModelEntry, config: Any, written: 
     for k in found:
         _, target, how = renames[k]
         value = _get(config, k)
-        writes.append(f"{how} with W = {yaml_flow(value)}" if how else f"{target}: {yaml_flow(value)}")
+        if how and isinstance(value, (int, float)) and not isinstance(value, bool):  # the value written out
+            writes.append(how.replace("1 - W", yaml_flow(round(1 - value, 12))).replace("W", yaml_flow(value)))
+        else:
+            writes.append(f"{how} with W = {yaml_flow(value)}" if how else f"{target}: {yaml_flow(value)}")
     targets = ", ".join(renames[k][1] for k in found)
     if len(found) == 1:
         head = f"{found[0]} is {who}'s name for {entry.title}'s {targets}"

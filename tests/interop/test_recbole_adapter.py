@@ -460,7 +460,7 @@ def test_a_copied_mmrec_config_is_refused_with_graphrecs_names(rb: Any) -> None:
                                                                "write feature_weight: 0.0001 instead")
     assert refused("freedom", {"mm_image_weight": 0.1}).startswith(
         "mm_image_weight is MMRec's name for FREEDOM's modality_weights: write modality_weights: "
-        "{image: W, text: 1 - W} with W = 0.1 instead")
+        "{image: 0.1, text: 0.9} instead")  # the value written out, not a formula
     assert refused("dragon", {"n_mm_layers": 1, "aggr_mode": "add"}).startswith(
         "n_mm_layers, aggr_mode are MMRec's names for DRAGON's item_layers, aggregation: write item_layers: 1; "
         "aggregation: add instead")

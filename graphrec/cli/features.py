@@ -117,6 +117,7 @@ def features(
     --texts movies.csv --text-fields title,genres --model ViT-B-32 --pretrained openai --fuse
     """
     from graphrec.data import Dataset
+    from graphrec.data.dataset import check_replaceable
     from graphrec.features import (
         ClipEncoder,
         SentenceTextEncoder,
@@ -174,6 +175,8 @@ def features(
     in_place = out is None or out.resolve() == data.resolve()
     if not in_place:  # before anything is read or encoded
         check_output(out_dir, overwrite, option="--out", marker="dataset.json", what="graphrec dataset directory")
+    # the save replaces the folder whole: files of the user's in it are refused now, not after the encoding
+    check_replaceable(out_dir, f"{'--out' if not in_place else '--data'} {out_dir}")
     wdir = work_dir if work_dir is not None else default_work_dir(out_dir)
     if work_dir is not None:  # the resumable chunks go there (it may exist: a run to resume)
         check_output_folder(work_dir, "--work-dir")

@@ -219,18 +219,17 @@ def test_in_place_features_keep_what_the_user_stored_in_the_dataset_folder(data_
     res = run(*args)
     assert res.exit_code == 1, res.output
     error = [line for line in res.output.splitlines() if line.startswith("error:")]
-    assert error == [f"error: {data_copy} holds notes.txt, run/, which a dataset does not write: move them out of the "
-                     "dataset folder first (replacing it would delete them)"]
+    assert error == [f"error: --data {data_copy} holds notes.txt, run/, which a dataset does not write: move them out "
+                     "of the dataset folder first (replacing it would delete them)"]
     assert "Traceback" not in res.output
     assert (data_copy / "notes.txt").read_text() == "mine" and (data_copy / "run" / "record.json").is_file()
     assert Dataset.load(data_copy).modalities == []  # nothing saved
     work = data_copy.parent / ".ml.features-work"
-    assert sorted(p.name for p in (work / "text").glob("*.npz"))  # the chunks are kept: moved out, it resumes
+    assert not work.exists()  # refused before any encoding: no chunk was made
     shutil.move(data_copy / "run", data_copy.parent / "run")
     (data_copy / "notes.txt").unlink()
     res = run(*args)
     assert res.exit_code == 0, res.output
-    assert "9724 resumed from an earlier run" in res.output
     assert Dataset.load(data_copy).modalities == ["text"] and not work.exists()
 
 

@@ -141,6 +141,8 @@ def prepare(
         features[mod] = file
     if split not in SPLIT_CHOICES:
         raise ConfigError(f"--split {split!r} is not one of {', '.join(SPLIT_CHOICES)}")
+    if seed < 0:  # before the source is read (the split's own check says 'seed', not the flag)
+        raise ConfigError(f"--seed must be at least 0, got {seed}")
     if name is not None:  # it becomes part of file names (NAME.inter of export-mmrec, graphs/NAME)
         check_dataset_name(name, "--name", ConfigError)
     check_output(out, overwrite, option="OUT", marker="dataset.json", what="graphrec dataset directory")

@@ -444,3 +444,9 @@ def test_training_option_errors_name_the_option(data_dir, tmp_path, option, mess
     line = one_error_line(run("train", "lightgcn", "--data", data_dir, "--device", "cpu", "--out", tmp_path / "r",
                               *option))
     assert line == message, line
+
+
+def test_a_negative_prepare_seed_names_the_flag(tmp_path):
+    """It said `seed must be an integer >= 0`, and only once the source was read."""
+    line = one_error_line(run("prepare", "--format", "mmrec", tmp_path / "missing", tmp_path / "out", "--seed", "-5"))
+    assert line == "error: --seed must be at least 0, got -5", line

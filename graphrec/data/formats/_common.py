@@ -916,7 +916,11 @@ def check_npy_file(path: Path, fix: str, damaged: str = "re-save it") -> None:
                 f.seek(0)
                 try:
                     version = np.lib.format.read_magic(f)
-                    shape, _, dtype = np.lib.format._read_array_header(f, version)
+                    # numpy's public readers (its _read_array_header is private, gone from numpy 2's
+                    # np.lib.format): 2.0 and 3.0 headers both start with a 4-byte length
+                    fmt = np.lib.format
+                    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                    shape, _, dtype = read(f)
                 except (ValueError, EOFError, SyntaxError, TypeError) as e:
                     raise DataError(f"{path}: the .npy header is damaged ({one_line(e)}): {damaged}") from None
                 start = f.tell()

@@ -88,6 +88,19 @@ def test_a_resumed_fit_releases_the_loaded_state_too(monkeypatch, tmp_path):
     assert loaded and alive == [False, False]  # epochs 3 and 4: the loaded state was already released
 
 
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own SIGINT handler for the test (KeyboardInterrupt), restored after: a
+    process started in the background by a shell (./dev test runs the two environments'
+    suites side by side) inherits SIGINT ignored, where no Ctrl-C is ever raised."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("python_ctrl_c")
 def test_renew_holds_one_state_and_an_interrupt_during_it_finds_the_new_one():
     keeper = StateKeeper(_state(1))
     old = weakref.ref(keeper.state)
@@ -107,6 +120,7 @@ def test_renew_holds_one_state_and_an_interrupt_during_it_finds_the_new_one():
     assert keeper.state.epoch == 3
 
 
+@pytest.mark.usefixtures("python_ctrl_c")
 def test_a_failing_capture_leaves_the_handlers_as_they_were():
     keeper = StateKeeper(_state(1))
 

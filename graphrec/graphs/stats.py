@@ -156,26 +156,12 @@ def overlap(a: sp.spmatrix | sp.sparray, b: sp.spmatrix | sp.sparray) -> float:
 
 
 def _has_edges(g: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Whether (i[t], j[t]) is a stored entry of canonical CSR ``g``: a binary search for
-    j[t] in row i[t]'s sorted indices, all pairs at once (nothing of the graph's size)."""
-    i = np.asarray(i, dtype=np.int64)
-    j = np.asarray(j, dtype=np.int64)
-    indices = g.indices
-    if indices.size == 0:
-        return np.zeros(i.size, dtype=bool)
-    lo = g.indptr[i].astype(np.int64)
-    end = g.indptr[i + 1].astype(np.int64)
-    hi = end.copy()
-    last = indices.size - 1
-    while True:  # lower bound of j in indices[lo:hi], log2(longest row) rounds
-        active = lo < hi
-        if not active.any():
-            break
-        mid = (lo + hi) // 2
-        below = indices[np.minimum(mid, last)] < j
-        lo = np.where(active & below, mid + 1, lo)
-        hi = np.where(active & ~below, mid, hi)
-    return (lo < end) & (indices[np.minimum(lo, last)] == j)
+    """Whether (i[t], j[t]) is a stored entry of canonical CSR ``g`` (no explicit zeros):
+    scipy's per-pair binary search in each row's sorted indices, nothing of the graph's
+    size (a lookup table of every entry took 589 MiB at 19M edges)."""
+    if not len(i):
+        return np.zeros(0, dtype=bool)
+    return np.asarray(g[np.asarray(i), np.asarray(j)]).ravel() != 0
 
 
 def random_pair_overlap(b: sp.spmatrix | sp.sparray, n_pairs: int, seed: int = 0) -> float:

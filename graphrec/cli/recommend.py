@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from graphrec.cli._common import (Quiet, Threads, check_apart, command_progress, resolve_device, set_threads, user_errors,
-                                  warnings_as_lines)
+from graphrec.cli._common import (Quiet, Threads, check_apart, command_progress, resolve_device, set_threads,
+                                  user_errors, warnings_as_lines)
 from graphrec.errors import ConfigError
 
 

@@ -482,8 +482,9 @@ def check_shared_options(entry: Any, specs: list[Any], shared: Mapping[str, str]
     where = f"{entry.build.__module__}: model {entry.name!r}"
     names = sorted({p.name for p in specs} & (set(shared) | {"data", "ctx"}))
     if names:
-        raise ModelDefinitionError(f"{where} declares {', '.join(names)}, which {'is a' if len(names) == 1 else 'are'} "
-                                   f"shared {what} option{'s' * (len(names) > 1)}: give the hyper-parameter another name")
+        which = f"is a shared {what} option" if len(names) == 1 else f"are shared {what} options"
+        raise ModelDefinitionError(f"{where} declares {', '.join(names)}, which {which}: give the hyper-parameter "
+                                   "another name")
     taken = {flag: name for name, flag in shared.items()} | {"--data": "data", "--help": "help"}
     for p in specs:
         for flag in p.flags:

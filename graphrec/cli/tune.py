@@ -126,8 +126,7 @@ def tune(
     except ConfigError as e:  # named by the option (--batch-size), not TrainConfig's field
         raise ConfigError(option_message(str(e))) from None
     echo = (lambda line: None) if quiet else typer.echo
-    if (isinstance(overrides, str) and overrides == "mmrec" and protocol == "recbole"
-            and ctx.get_parameter_source("protocol").name == "DEFAULT"):
+    if overrides == "mmrec" and protocol == "recbole" and ctx.get_parameter_source("protocol").name == "DEFAULT":
         typer.secho(
             "note: --space mmrec searches MMRec's grid under graphrec's default protocol, recbole (test masks train "
             "and valid items); --protocol mmrec evaluates as MMRec does (test masks train items only), "

@@ -135,7 +135,7 @@ from graphrec.errors import ConfigError, DataError, GraphrecNote
 from graphrec.models import Recommender, Scorer
 from graphrec.models.coldstart import ColdItemRecommender
 from graphrec.train.builders import MODELS, build_model, model_params
-from graphrec.train.registry import ModelEntry, ParamSpec, get_model
+from graphrec.train.registry import REFERENCE_TITLES, ModelEntry, ParamSpec, get_model, reference_renames
 from graphrec.train.space import yaml_flow
 
 
@@ -184,7 +184,7 @@ __all__ = [
 RECBOLE_ALIASES: dict[str, str] = {"embedding_size": "embedding_dim", "n_layers": "num_layers"}
 
 #: how messages name the references of ``ModelEntry.reference_names``
-REFERENCES: dict[str, str] = {"mmrec": "MMRec"}
+REFERENCES: Mapping[str, str] = REFERENCE_TITLES
 
 #: config keys the adapters read besides the model's hyper-parameters
 FEATURE_KEYS = ("feature_fields", "feature_files", "feature_item_ids")
@@ -361,22 +361,11 @@ def _written_keys(config: Any) -> list[str]:
     return [k for k in values if isinstance(k, str) and k not in known]
 
 
-def _reference_names(entry: ModelEntry) -> dict[str, tuple[str, str, str]]:
-    """``{their name: (reference, graphrec's hyper-parameter, how to write the value)}``
-    of a model's ``reference_names``; ``how`` is empty where it is the value itself."""
-    out: dict[str, tuple[str, str, str]] = {}
-    for ref, names in entry.reference_names.items():
-        for theirs, ours in names.items():
-            target, _, how = ours.partition(":")
-            out.setdefault(theirs, (ref, target.strip(), ours.strip() if how else ""))
-    return out
-
-
 def _refuse_reference_names(name: str, entry: ModelEntry, config: Any, written: list[str]) -> None:
     """A one-line ConfigError when the config uses a reference implementation's names
     (``ModelEntry.reference_names``) for the model's hyper-parameters, saying graphrec's
     names and how to write each value; an alias that means the same parameter is not one."""
-    renames = _reference_names(entry)
+    renames = reference_renames(entry)
     found = [k for k in written if k in renames and renames[k][1] != RECBOLE_ALIASES.get(k)]
     if not found:
         return
@@ -421,7 +410,7 @@ def model_params_from_config(name: str, config: Any) -> dict[str, Any]:
     entry = get_model(name, "ranking")
     defaults = entry.defaults
     specs = {p.name: p for p in entry.params}
-    renames = _reference_names(entry)
+    renames = reference_renames(entry)
     aliases = {
         alias: key for alias, key in RECBOLE_ALIASES.items()
         if key in defaults and renames.get(alias, ("", key, ""))[1] == key

@@ -576,9 +576,9 @@ def fit_ctr(
                 d_sum += float(d_loss.detach())
                 g_sum += float(g_loss.detach())
             parts = model.losses(batch)
-            scalar_loss(parts.get("loss") if isinstance(parts, dict) else parts, model, "losses")
+            loss = scalar_loss(parts.get("loss") if isinstance(parts, dict) else parts, model, "losses()['loss']")
             opt.zero_grad(set_to_none=True)
-            parts["loss"].backward()
+            loss.backward()
             opt.step()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())

@@ -45,8 +45,8 @@ from graphrec._device import resolve_device
 from graphrec.errors import DataError
 
 __all__ = ["save_run", "save_tensors", "load_record", "check_record_fields", "check_history", "load_state",
-           "file_sha256", "checkpoint_entry", "environment", "processor", "cpu_name", "cpu_identity", "torch_cpu_kernels", "source_state",
-           "source_commit", "source_description", "UnverifiedCheckpointWarning"]
+           "file_sha256", "checkpoint_entry", "environment", "processor", "cpu_name", "cpu_identity",
+           "torch_cpu_kernels", "source_state", "source_commit", "source_description", "UnverifiedCheckpointWarning"]
 
 RECORD = "record.json"
 #: the ``record_version`` of the ranking records this code writes. 2 (2026-12): a cold-item
@@ -389,28 +389,30 @@ def check_history(record: Mapping[str, Any], run_dir: str | os.PathLike) -> list
     ``KeyError`` traceback)."""
     path = Path(run_dir) / RECORD
     check_record_fields(record, run_dir, {"history": list})
+
+    def damaged(where: str, key: str, value: Any, want: str, present: bool = True) -> DataError:
+        got = f"a JSON {_json_name(type(value))}" if present else "missing"
+        return DataError(f"{where}: the entry {key!r} is {got}, not a JSON {want}: the record was damaged or edited; "
+                         "restore it or train again")
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
     for n, row in enumerate(record["history"]):
         where = f"{path}: history[{n}]"
         if not isinstance(row, dict):
             raise DataError(f"{where} is a JSON {_json_name(type(row))}, not a JSON object: the record was damaged or "
                             "edited; restore it or train again")
-        epoch = row.get("epoch")
-        if not isinstance(epoch, int) or isinstance(epoch, bool):
-            got = "missing" if "epoch" not in row else f"a JSON {_json_name(type(epoch))}"
-            raise DataError(f"{where}: the entry 'epoch' is {got}, not a JSON number: the record was damaged or "
-                            "edited; restore it or train again")
-        loss = row.get("loss")
-        if loss is not None and (not isinstance(loss, (int, float)) or isinstance(loss, bool)):
-            raise DataError(f"{where}: the entry 'loss' is a JSON {_json_name(type(loss))}, not a JSON number: the "
-                            "record was damaged or edited; restore it or train again")
+        if not (number(row.get("epoch")) and isinstance(row["epoch"], int)):
+            raise damaged(where, "epoch", row.get("epoch"), "number", "epoch" in row)
+        if row.get("loss") is not None and not number(row["loss"]):
+            raise damaged(where, "loss", row["loss"], "number")
         for key in ("valid", "valid_groups", "model"):
             if row.get(key) is not None and not isinstance(row[key], dict):
-                raise DataError(f"{where}: the entry {key!r} is a JSON {_json_name(type(row[key]))}, not a JSON "
-                                "object: the record was damaged or edited; restore it or train again")
+                raise damaged(where, key, row[key], "object")
     best = record.get("best_epoch")
-    if best is not None and (not isinstance(best, int) or isinstance(best, bool)):
-        raise DataError(f"{path}: the entry 'best_epoch' is a JSON {_json_name(type(best))}, not a JSON number: the "
-                        "record was damaged or edited; restore it or train again")
+    if best is not None and not (number(best) and isinstance(best, int)):
+        raise damaged(str(path), "best_epoch", best, "number")
     return record["history"]
 
 

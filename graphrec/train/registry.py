@@ -59,6 +59,7 @@ __all__ = [
     "build_model",
     "check_built",
     "reference_hint",
+    "reference_renames",
 ]
 
 #: the tasks a model can serve
@@ -128,7 +129,8 @@ class ParamSpec:
         if value is None:
             return value
         opt = self.option
-        flag = f" ({self.flags[0].split('/')[0]} on the command line)" if opt.cli and name_flag else ""  # Python name first
+        # the Python name first, then the flag (not for a value from a file)
+        flag = f" ({self.flags[0].split('/')[0]} on the command line)" if opt.cli and name_flag else ""
         want = _scalar_type(self.type)
         if want is not None and not _is_a(value, want):
             raise ConfigError(
@@ -231,7 +233,8 @@ def _check_range(r: FloatRange | IntRange, typ: type) -> None:
     plain_step = 1 if typ is int else None  # the step that means "every value"
     if r.step is not None and r.step != plain_step:
         if r.step <= 0 or r.log or (typ is int and int(r.step) != r.step):
-            raise ModelDefinitionError(f"{name} step must be a positive {typ.__name__} and cannot be combined with log=True")
+            raise ModelDefinitionError(
+                f"{name} step must be a positive {typ.__name__} and cannot be combined with log=True")
 
 
 #: one entry of a search space
@@ -590,10 +593,12 @@ def _check_grids(entry: ModelEntry) -> None:
     names = {p.name for p in entry.params if p.option.target == "model"} | set(TUNABLE_TRAIN_OPTIONS)
     for grid, values in entry.reference_grids.items():
         if not grid or grid != grid.lower() or not grid.replace("-", "").replace("_", "").isalnum():
-            raise ModelDefinitionError(f"model {entry.name!r}: reference grid name {grid!r} must be lower-case letters or digits")
+            raise ModelDefinitionError(
+                f"model {entry.name!r}: reference grid name {grid!r} must be lower-case letters or digits")
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ModelDefinitionError(f"model {entry.name!r}: reference grid {grid!r} names {', '.join(unknown)}, which are "
+            raise ModelDefinitionError(
+                f"model {entry.name!r}: reference grid {grid!r} names {', '.join(unknown)}, which are "
                             f"neither hyper-parameters nor one of {', '.join(TUNABLE_TRAIN_OPTIONS)}")
 
 
@@ -607,10 +612,12 @@ def _check_reference_names(entry: ModelEntry) -> None:
         for theirs, ours in renames.items():
             target = ours.partition(":")[0].strip()
             if not theirs.isidentifier() or theirs in names:
-                raise ModelDefinitionError(f"model {entry.name!r}: reference name {theirs!r} of {ref!r} must be an identifier "
+                raise ModelDefinitionError(
+                    f"model {entry.name!r}: reference name {theirs!r} of {ref!r} must be an identifier "
                                 "that is not one of the model's own hyper-parameters")
             if target not in names:
-                raise ModelDefinitionError(f"model {entry.name!r}: reference name {theirs!r} of {ref!r} stands for {target!r}, "
+                raise ModelDefinitionError(
+                    f"model {entry.name!r}: reference name {theirs!r} of {ref!r} stands for {target!r}, "
                                 "which is not a hyper-parameter")
 
 
@@ -621,7 +628,8 @@ def _check_space(entry: ModelEntry) -> None:
     specs = {p.name: p for p in entry.params if p.option.target == "model"}
     for key, dim in entry.search_space.items():
         if not isinstance(dim, (FloatRange, IntRange, Choice)):
-            raise ModelDefinitionError(f"model {entry.name!r}: search_space[{key!r}] must be a FloatRange, IntRange or Choice")
+            raise ModelDefinitionError(
+                f"model {entry.name!r}: search_space[{key!r}] must be a FloatRange, IntRange or Choice")
         if key in TUNABLE_TRAIN_OPTIONS:
             continue
         if key not in specs:
@@ -648,6 +656,18 @@ TRAINING_REFERENCE_NAMES = {
 }
 
 
+def reference_renames(entry: ModelEntry) -> dict[str, tuple[str, str, str]]:
+    """``{their name: (reference, graphrec's hyper-parameter, how to write the value)}``
+    of a model's ``reference_names``; ``how`` is empty where it is the value itself (the
+    first reference naming a key wins)."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for ref, names in entry.reference_names.items():
+        for theirs, ours in names.items():
+            target, _, how = ours.partition(":")
+            out.setdefault(theirs, (ref, target.strip(), ours.strip() if how else ""))
+    return out
+
+
 def reference_hint(entry: ModelEntry, key: str) -> str | None:
     """What ``key``, a name the model does not declare, is in graphrec's names, when it is a
     reference implementation's (the entry's ``reference_names``, or MMRec's and RecBole's
@@ -655,13 +675,12 @@ def reference_hint(entry: ModelEntry, key: str) -> str | None:
     FREEDOM's k (--k)"``; None otherwise. The unknown-option messages of the command line,
     :func:`model_params` and ``--space`` files add it."""
     key = key.replace("-", "_")
-    for ref, names in entry.reference_names.items():
-        if key in names:
-            target, _, how = names[key].partition(":")
-            target = target.strip()
-            flags = entry.param(target).flags
-            hint = f"{key} is {REFERENCE_TITLES.get(ref, ref)}'s name for {entry.title}'s {target} ({flags[0].split('/')[0]})"
-            return hint + (f", its value W meaning {how.strip()}" if how else "")
+    rename = reference_renames(entry).get(key)
+    if rename is not None:
+        ref, target, how = rename
+        flag = entry.param(target).flags[0].split("/")[0]
+        hint = f"{key} is {REFERENCE_TITLES.get(ref, ref)}'s name for {entry.title}'s {target} ({flag})"
+        return hint + (f", its value W meaning {how.partition(':')[2].strip()}" if how else "")
     ours = TRAINING_REFERENCE_NAMES.get(key)
     if ours is None:
         return None

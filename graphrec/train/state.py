@@ -415,16 +415,23 @@ def recorded_resume_command(record: Mapping[str, Any], out: str | Path) -> str |
     return resume_command((record.get("resume") or {}).get("command"), out)
 
 
+def _interrupted_at(record: Mapping[str, Any], run_dir: str | Path) -> tuple[Any, Any, str]:
+    """An interrupted run's epochs completed, epochs asked for, and how to resume it (its
+    recorded resume command, quoted)."""
+    done, epochs = record.get("epochs_completed", "?"), (record.get("train_config") or {}).get("epochs", "?")
+    cmd = recorded_resume_command(record, run_dir)
+    how = f"`{cmd}`" if cmd else "`graphrec train MODEL ... --out RUN --resume` with the options it was started with"
+    return done, epochs, how
+
+
 def check_finished(record: Mapping[str, Any], run_dir: str | Path) -> None:
     """A one-line error for an interrupted run, which has no test metrics yet: how to
     resume it."""
     if record.get("status", FINISHED) != INTERRUPTED:
         return
-    epochs = (record.get("train_config") or {}).get("epochs", "?")
-    cmd = recorded_resume_command(record, run_dir)
-    how = f"`{cmd}`" if cmd else "`graphrec train MODEL ... --out RUN --resume` with the options it was started with"
+    done, epochs, how = _interrupted_at(record, run_dir)
     raise ConfigError(
-        f"run {run_dir} was interrupted after {record.get('epochs_completed', '?')} of {epochs} epochs, so it has no "
+        f"run {run_dir} was interrupted after {done} of {epochs} epochs, so it has no "
         f"test metrics (the test split is evaluated once, when training ends): resume it with {how}"
     )
 
@@ -437,9 +444,7 @@ def interrupted_run_note(record: Mapping[str, Any], run_dir: str | Path) -> str 
     it (nothing it would serve was learnt)."""
     if record.get("status", FINISHED) != INTERRUPTED:
         return None
-    done, epochs = record.get("epochs_completed", "?"), (record.get("train_config") or {}).get("epochs", "?")
-    cmd = recorded_resume_command(record, run_dir)
-    how = f"`{cmd}`" if cmd else "`graphrec train MODEL ... --out RUN --resume` with the options it was started with"
+    done, epochs, how = _interrupted_at(record, run_dir)
     if done == 0:
         raise ConfigError(f"run {run_dir} was interrupted before its first epoch ended, so its weights are untrained: "
                           f"resume it with {how}")

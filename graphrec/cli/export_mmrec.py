@@ -43,6 +43,31 @@ def mmrec_config_lines(name: str, slots: Iterable[str], timestamps: bool = True)
     return lines
 
 
+def merge_weights_note(slots: dict[str, str]) -> str | None:
+    """A note when MMRec's fixed modality weights (``mm_image_weight``: image_feat.npy's
+    item graph 0.1, text_feat.npy's 0.9, in FREEDOM and DRAGON) fall on modalities that
+    graphrec's default weighs otherwise: its 0.1 / 0.9 belongs to modalities named image
+    and text only (others weigh equally), so ``--image audio`` would train two mixes."""
+    if set(slots) != {"image", "text"} or (slots["image"], slots["text"]) == ("image", "text"):
+        return None
+    from graphrec.train.builders.freedom import MMREC_IMAGE_WEIGHT, freedom_modality_weights
+    from graphrec.train.registry import registered_models
+
+    models = [e.title for e in registered_models("ranking")
+              if "mm_image_weight" in e.reference_names.get("mmrec", {})]
+    if not models:
+        return None
+    img, txt = slots["image"], slots["text"]
+    ours = freedom_modality_weights({img: None, txt: None}, (img, txt))
+    mmrec = {img: MMREC_IMAGE_WEIGHT, txt: 1.0 - MMREC_IMAGE_WEIGHT}
+    return (
+        f"note: MMRec's {' and '.join(models)} merge the item graphs of image_feat.npy ({img}) and text_feat.npy "
+        f"({txt}) with weights {mmrec[img]:g} / {mmrec[txt]:g} (mm_image_weight), graphrec's default with "
+        f"{ours[img]:g} / {ours[txt]:g}: train graphrec with --modality-weights {img}={mmrec[img]:g},"
+        f"{txt}={mmrec[txt]:g} for MMRec's merge"
+    )
+
+
 @user_errors
 def export_mmrec(
     data: Path = typer.Argument(..., help="A dataset directory written by `graphrec prepare`."),
@@ -111,6 +136,9 @@ def export_mmrec(
                 f"note: no {FEATURE_FILES[slot]} written (no modality for MMRec's {slot} features; --{slot} "
                 f"MODALITY chooses one): the config sets {CONFIG_KEYS[slot]}: '' so MMRec loads no {slot} features"
             )
+    merge = merge_weights_note(slots)
+    if merge:
+        typer.echo(merge)
     fields = [f"user {f}" for f in ds.user_fields] + [f"item {f}" for f in ds.item_fields]
     if fields:
         exact = False

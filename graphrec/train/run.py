@@ -226,6 +226,9 @@ def run_training(
     resolved = resolved_params(model_name, params)
     if resolved:
         record["resolved_params"] = resolved
+    merges = model.graph_merges()  # e.g. FREEDOM's modality weights, which follow the dataset's features
+    if merges:
+        record["graph_merges"] = merges
     if out is not None and main:
         try:
             with signals_held():  # a Ctrl-C now waits for the run directory

@@ -88,6 +88,10 @@ def test_chosen_slots_read_back_under_their_names(tmp_path: Path) -> None:
     res = run("export-mmrec", tmp_path / "ds", out, "--image", "clip", "--text", "minilm")
     assert res.exit_code == 0, res.output
     assert "--feature clip=image_feat.npy --feature minilm=text_feat.npy" in res.output
+    # MMRec's FREEDOM weighs its image_feat graph 0.1, graphrec's default weighs clip and minilm equally
+    assert ("note: MMRec's DRAGON and FREEDOM merge the item graphs of image_feat.npy (clip) and text_feat.npy "
+            "(minilm) with weights 0.1 / 0.9 (mm_image_weight), graphrec's default with 0.5 / 0.5: train graphrec "
+            "with --modality-weights clip=0.1,minilm=0.9 for MMRec's merge") in res.output
     assert read_back(res.output, tmp_path / "back").fingerprint() == ds.fingerprint()
 
 

@@ -318,6 +318,10 @@ def test_freedom_beats_most_popular_on_lastfm(shared_data):
     config = TrainConfig(epochs=8, lr=5e-3, batch_size=2048, ks=(20,), progress=False, seed=0)
     record, _ = run_training(ds, "freedom", {"embedding_dim": 32}, config, device=DEVICE)
     pop = evaluate_ranking(most_popular_scorer(ds), ds, "test", ks=(20,))
+    # modality_weights left unset: the record names the weights the data gave (MMRec's 0.1 / 0.9)
+    assert record["model_params"]["modality_weights"] is None
+    assert record["graph_merges"] == {"item": {"fixed_weights": {"image": pytest.approx(0.1),
+                                                                 "text": pytest.approx(0.9)}}}
     ours = record["test"]["all"]
     assert ours["users"] == pop["users"]
     assert ours["recall@20"] > 1.5 * pop["recall@20"], (ours["recall@20"], pop["recall@20"])

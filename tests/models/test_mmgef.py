@@ -476,6 +476,7 @@ def test_run_record_names_the_values_the_builder_resolved():
     given = dict(SMALL, reg_weight=3e-4, feature_mode="fixed")
     record, _ = run_training(ds, "mmgef", given, config, device=DEVICE)
     assert "resolved_params" not in record  # nothing left to the builder
+    assert "graph_merges" not in record  # MM-GEF's merge attention is learned, not fixed
 
 
 def test_builder_graphs_and_cold_items_never_in_the_cooccurrence_graph():

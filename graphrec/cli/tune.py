@@ -153,9 +153,15 @@ def tune(
                    f"{_seeds_note(result.repeat_tests)}; {params}")
         when = "evaluated once now" if result.test_evaluated else "evaluated when this trial became the best"
         if result.repeat_tests:
-            mean = result.test_mean
-            typer.echo(f"test of the best trial, mean over its {len(result.repeat_tests)} seeds ({when}):")
-            typer.echo(metric_table(mean, ordered_metric_keys(mean["all"])))
+            mean, sd = result.test_mean, result.test_sd or {}
+            typer.echo(f"test of the best trial, mean and standard deviation over its {len(result.repeat_tests)} "
+                       f"seeds ({when}):")
+            columns = {}
+            for group, values in mean.items():  # each group's mean, then its seeds' s.d.
+                columns[group] = values
+                if group in sd:
+                    columns[f"{group} s.d."] = sd[group]
+            typer.echo(metric_table(columns, ordered_metric_keys(mean["all"])))
             kept = max(result.repeat_tests, key=lambda r: r["value"])["seed"]
             # the items the study selects on (all, cold or warm), as the trials' values
             per_seed = " / ".join(f"{r['test'][select_on][metric]:.4f}" for r in result.repeat_tests)

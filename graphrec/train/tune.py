@@ -140,11 +140,27 @@ class TuneResult:
         """The mean test metrics over the best trial's seeds (``repeats`` > 1), else None."""
         return mean_metrics([r["test"] for r in self.repeat_tests]) if self.repeat_tests else None
 
+    @property
+    def test_sd(self) -> dict[str, dict[str, float]] | None:
+        """The sample standard deviation of the test metrics over the best trial's seeds
+        (``repeats`` > 1), else None."""
+        return sd_metrics([r["test"] for r in self.repeat_tests]) if len(self.repeat_tests) > 1 else None
+
 
 def mean_metrics(runs: list[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
     """``{group: {metric: mean}}`` over runs' ``{group: {metric: value}}`` (the groups and
     metrics of the first run)."""
     return {g: {k: sum(float(r[g][k]) for r in runs) / len(runs) for k in m} for g, m in runs[0].items()}
+
+
+def sd_metrics(runs: list[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """``{group: {metric: sample standard deviation}}`` (n - 1 in the denominator) over
+    two or more runs' ``{group: {metric: value}}``, beside :func:`mean_metrics`: the seeds'
+    spread, whose standard error of the mean is ``sd / sqrt(len(runs))``."""
+    means = mean_metrics(runs)
+    n = len(runs)
+    return {g: {k: math.sqrt(sum((float(r[g][k]) - mu) ** 2 for r in runs) / (n - 1)) for k, mu in m.items()}
+            for g, m in means.items()}
 
 
 def storage_url(storage: str) -> str:
@@ -1094,7 +1110,8 @@ def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, de
     record = records[runs.index(trial_dir)]
     seeds = [{k: r[k] for k in ("seed", "value", "best_epoch")} | {"test": t} for r, t in zip(repeats, tests)]
     record["tune"] = {**record["tune"], "trial_run": str(trial_dir),
-                      **({"value": best.value, "repeats": seeds, "test_mean": mean_metrics(tests)} if seeds else {})}
+                      **({"value": best.value, "repeats": seeds, "test_mean": mean_metrics(tests),
+                          **({"test_sd": sd_metrics(tests)} if len(tests) > 1 else {})} if seeds else {})}
     record.pop("checkpoint", None)
     save_run(best_dir, record, kept, overwrite=True, graphs=memo)
     return best_dir, record["test"], True, seeds
@@ -1147,7 +1164,8 @@ def _summary(result: TuneResult) -> dict[str, Any]:
         "best_params": result.best_params,
         "best_run": None if result.best_run is None else str(result.best_run),
         "test": result.test,
-        **({"repeats": result.repeat_tests, "test_mean": result.test_mean} if result.repeat_tests else {}),
+        **({"repeats": result.repeat_tests, "test_mean": result.test_mean, "test_sd": result.test_sd}
+           if result.repeat_tests else {}),
     }
 
 

@@ -4,6 +4,7 @@ continued, Ctrl-C, the best run accepted by evaluate and recommend, one-line err
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import signal
 import sqlite3
@@ -203,7 +204,12 @@ def test_repeats_select_on_the_mean_of_seeds_and_report_each_seed_of_the_best(da
     assert "trial 0: valid recall@20 " in res.output and "(mean of seeds 0, 1: " in res.output
     best = [line for line in res.output.splitlines() if line.startswith("best: trial")]
     assert len(best) == 1 and "(mean of seeds 0, 1);" in best[0], res.output
-    assert "test of the best trial, mean over its 2 seeds (evaluated once now):" in res.output
+    assert "test of the best trial, mean and standard deviation over its 2 seeds (evaluated once now):" in res.output
+    tune = json.loads((tmp_path / "out" / "best" / "record.json").read_text())["tune"]
+    header = next(line for line in res.output.splitlines() if line.startswith("metric "))
+    assert header.split() == ["metric", "all", "all", "s.d."], res.output
+    row = next(line for line in res.output.splitlines() if line.startswith("recall@20 "))
+    assert row.split()[1:] == [f"{tune['test_mean']['all']['recall@20']:.4f}", f"{tune['test_sd']['all']['recall@20']:.4f}"]
     per_seed = [line for line in res.output.splitlines() if line.startswith("test recall@20 per seed: ")]
     assert len(per_seed) == 1 and "the best run holds seed " in per_seed[0], res.output
     res = run("evaluate", tmp_path / "out" / "best", "--device", "cpu")  # the kept seed is a normal run
@@ -252,8 +258,6 @@ def test_repeats_selecting_on_cold_items_report_each_seeds_cold_test(data, tmp_p
     res = run(*_args(data, tmp_path, 1, 2, "--cold-start", 0.2, "--cold-protocol", "hidden", "--select-on", "cold",
                      "--repeats", 2))
     assert res.exit_code == 0, res.output
-    import json
-
     seeds = json.loads((tmp_path / "out" / "best" / "record.json").read_text())["tune"]["repeats"]
     cold = " / ".join(f"{s['test']['cold']['recall@20']:.4f}" for s in seeds)
     assert cold != " / ".join(f"{s['test']['all']['recall@20']:.4f}" for s in seeds)

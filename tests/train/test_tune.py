@@ -534,6 +534,10 @@ def test_repeats_score_a_trial_by_the_mean_of_its_seeds_and_test_every_seed_of_t
     assert record["test"] == result.test == next(r["test"] for r in seeds if r["seed"] == kept)
     mean = {k: (seeds[0]["test"]["all"][k] + seeds[1]["test"]["all"][k]) / 2 for k in seeds[0]["test"]["all"]}
     assert result.test_mean["all"] == pytest.approx(mean) and record["tune"]["test_mean"]["all"] == pytest.approx(mean)
+    # two seeds' sample standard deviation: |a - b| / sqrt(2)
+    sd = {k: abs(seeds[0]["test"]["all"][k] - seeds[1]["test"]["all"][k]) / 2 ** 0.5 for k in mean}
+    assert result.test_sd["all"] == pytest.approx(sd) and record["tune"]["test_sd"]["all"] == pytest.approx(sd)
+    assert json.loads((tmp_path / "out" / "tune.json").read_text())["summary"]["test_sd"]["all"] == pytest.approx(sd)
     trial_dir = tmp_path / "out" / "trials" / str(result.best_trial) / f"seed{kept}"
     saved, chosen = torch.load(result.best_run / "model.pt"), torch.load(trial_dir / "model.pt")
     assert saved.keys() == chosen.keys() and all(torch.equal(saved[k], chosen[k]) for k in saved)

@@ -21,13 +21,15 @@ from graphrec.cli._common import read_back_line, user_errors
 CONFIG_KEYS = {"image": "vision_feature_file", "text": "text_feature_file"}
 
 
-def mmrec_config_lines(name: str, slots: Iterable[str], timestamps: bool = True) -> list[str]:
+def mmrec_config_lines(name: str, slots: Iterable[str], timestamps: bool = True,
+                       user_graph: bool = False) -> list[str]:
     """MMRec's dataset config (``src/configs/dataset/{name}.yaml``) for an exported folder
     whose feature files are those of ``slots`` (``image``, ``text``). With one of the two
     written, the other key is set to ``''``: MMRec joins both keys into paths and skips
     one that is no file, so ``''`` loads nothing and names no file that was not written.
-    ``TIME_FIELD`` is named only when the ``.inter`` file has a ``timestamp`` column."""
-    from graphrec.data.formats.mmrec import FEATURE_FILES, TIME_COL
+    ``TIME_FIELD`` is named only when the ``.inter`` file has a ``timestamp`` column,
+    ``user_graph_dict_file`` only when ``user_graph_dict.npy`` was written."""
+    from graphrec.data.formats.mmrec import FEATURE_FILES, TIME_COL, USER_GRAPH_FILE
 
     slots = set(slots)
     lines = [
@@ -39,6 +41,8 @@ def mmrec_config_lines(name: str, slots: Iterable[str], timestamps: bool = True)
     ]
     if slots:
         lines += [f"{CONFIG_KEYS[slot]}: '{FEATURE_FILES[slot] if slot in slots else ''}'" for slot in CONFIG_KEYS]
+    if user_graph:
+        lines.append(f"user_graph_dict_file: '{USER_GRAPH_FILE}'")
     lines.append('field_separator: "\\t"')
     return lines
 
@@ -87,6 +91,11 @@ def export_mmrec(
         False, "--drop-trailing-items", help="Leave out the items after the last one with interactions (MMRec counts max(itemID) + 1 items, "
                     "so it cannot hold them; without this option they are refused)."
     ),
+    user_graph: bool = typer.Option(
+        False, "--user-graph", help="Also write user_graph_dict.npy, the user-user graph MMRec's DRAGON and DualGNN "
+        "read: each user's 200 most co-occurring users in training, as MMRec's preprocessing script writes it "
+        "(built sparse here, seconds where the script takes minutes)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it holds an earlier export (a folder with a .inter file)."),
 ) -> None:
     """Write a graphrec dataset as an MMRec dataset folder that MMRec reads with no edits.
@@ -95,26 +104,35 @@ def export_mmrec(
     (userID itemID rating [timestamp] x_label; ids are graphrec's 0-based indices,
     rating 1, x_label 0/1/2 = train/valid/test), u_id_mapping.csv and i_id_mapping.csv
     (the original ids, as MMRec's preprocessing writes them) and image_feat.npy /
-    text_feat.npy (row i = item i) from the modalities chosen with --image / --text.
+    text_feat.npy (row i = item i) from the modalities chosen with --image / --text;
+    with --user-graph, user_graph_dict.npy (for MMRec's DRAGON and DualGNN).
     `graphrec prepare --format mmrec OUT ...` reads it back (the command is printed).
     Prints the MMRec dataset config that reads the folder.
 
     Example: graphrec export-mmrec data/lfm2k mmrec_data/lfm2k
     """
     from graphrec.data import Dataset
-    from graphrec.data.formats.mmrec import (FEATURE_FILES, mmrec_slots, trailing_unused_items, write_mmrec,
-                                             writes_timestamps)
+    from graphrec.data.formats.mmrec import (FEATURE_FILES, USER_GRAPH_FILE, USER_GRAPH_NEIGHBOURS, mmrec_slots,
+                                             trailing_unused_items, write_mmrec, writes_timestamps)
 
     # --overwrite replaces an earlier export (it holds a .inter file), never another folder
     check_output(out, overwrite, option="OUT", marker="*.inter", what="folder written by export-mmrec")
     ds = Dataset.load(data)
     name = name or ds.name
     slots = mmrec_slots(ds, image=image, text=text)
-    write_mmrec(ds, out, name, image=image, text=text, overwrite=overwrite, drop_trailing_items=drop_trailing_items)
+    users = None
+    if user_graph:
+        from graphrec.graphs import user_cooccurrence_graph
+
+        users = user_cooccurrence_graph(ds.train, top_k=USER_GRAPH_NEIGHBOURS, progress=True)
+    write_mmrec(ds, out, name, image=image, text=text, overwrite=overwrite, drop_trailing_items=drop_trailing_items,
+                user_graph=users)
 
     dropped = trailing_unused_items(ds) if drop_trailing_items else 0
     counts = ", ".join(f"{s} {ds.splits[s].nnz}" for s in ("train", "valid", "test"))
     feats = ", ".join(f"{FEATURE_FILES[s]} = {m} ({ds.item_features[m].shape[1]}-d)" for s, m in slots.items())
+    if users is not None:
+        feats += (", " if feats else "") + f"{USER_GRAPH_FILE} ({users.nnz} user-user edges)"
     typer.echo(f"wrote {out}: {ds.n_users} users, {ds.n_items - dropped} items, {counts}"
                + (f"; {feats}" if feats else ""))
 
@@ -166,5 +184,7 @@ def export_mmrec(
     opts = [f"--feature {m}={FEATURE_FILES[s]}" for s, m in slots.items()]
     typer.echo(read_back_line(ds, "mmrec", out, opts, exact))
     typer.echo(f"MMRec dataset config (src/configs/dataset/{name}.yaml; data_path: {out.resolve().parent}/):")
-    for line in mmrec_config_lines(name, slots, timestamps=with_ts):
+    for line in mmrec_config_lines(name, slots, timestamps=with_ts, user_graph=users is not None):
         typer.echo(f"  {line}")
+    if users is None and slots:
+        typer.echo(f"(MMRec's DRAGON and DualGNN also read {USER_GRAPH_FILE}: --user-graph writes it)")

@@ -89,8 +89,11 @@ def unread_features_note(fmt: str, src: Path, features: dict[str, str]) -> str |
     multimodal models miss, at training time; None otherwise."""
     if fmt not in ("mmrec", "lattice") or features:
         return None
+    from graphrec.data.formats.mmrec import USER_GRAPH_FILE
+
     folder = src if src.is_dir() else src.parent
-    found = sorted(p.name for p in folder.glob("*.npy") if p.is_file())
+    # MMRec's user_graph_dict.npy (DRAGON's user-user graph) holds no item features
+    found = sorted(p.name for p in folder.glob("*.npy") if p.is_file() and p.name != USER_GRAPH_FILE)
     if not found:
         return None
     # MMRec's own names (image_feat.npy, text_feat.npy) give their modality

@@ -241,3 +241,28 @@ def test_printed_config_names_time_field_only_with_a_timestamp_column(data_dir: 
     assert res.exit_code == 0, res.output
     assert "timestamp" not in (out / "synthetic.inter").read_text().splitlines()[0]
     assert "TIME_FIELD" not in res.output and "timestamps are not written" not in res.output
+
+
+def test_user_graph_is_mmrecs_user_graph_dict_of_the_training_counts(data_dir: Path, tmp_path: Path) -> None:
+    """--user-graph writes what MMRec's preprocessing/dualgnn-gen-u-u-matrix.py writes for
+    DRAGON and DualGNN: per user, the other users by the number of training items both
+    have, most first; checked against a dense count of the 60 users."""
+    ds = Dataset.load(data_dir)
+    out = tmp_path / "synthetic"
+    res = run("export-mmrec", data_dir, out, "--user-graph")
+    assert res.exit_code == 0, res.output
+    graph = np.load(out / "user_graph_dict.npy", allow_pickle=True).item()
+    r = (ds.train.toarray() > 0).astype(np.int64)
+    counts = r @ r.T
+    np.fill_diagonal(counts, 0)
+    assert sorted(graph) == list(range(ds.n_users))
+    for u in range(ds.n_users):
+        expected = sorted(np.flatnonzero(counts[u]).tolist(), key=lambda v: (-counts[u, v], v))
+        assert graph[u] == [expected, [float(counts[u, v]) for v in expected]]
+    assert f"user_graph_dict.npy ({int((counts > 0).sum())} user-user edges)" in res.output
+    assert "  user_graph_dict_file: 'user_graph_dict.npy'\n" in res.output.split("MMRec dataset config", 1)[1]
+    assert "--user-graph writes it" not in res.output
+    assert read_back(res.output, tmp_path / "back").fingerprint() == ds.fingerprint()
+    res = run("export-mmrec", data_dir, tmp_path / "plain" / "synthetic")
+    assert "user_graph_dict_file" not in res.output and not (tmp_path / "plain" / "synthetic" / "user_graph_dict.npy").exists()
+    assert "(MMRec's DRAGON and DualGNN also read user_graph_dict.npy: --user-graph writes it)" in res.output

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from graphrec.data.dataset import Dataset, build_dataset
 from graphrec.data.formats import read_mmrec, write_mmrec
-from graphrec.data.formats.mmrec import mmrec_slots
+from graphrec.data.formats.mmrec import mmrec_slots, user_graph_dict
 from graphrec.data.synthetic import synthetic_catalogue
 from graphrec.errors import ConfigError, DataError
 
@@ -810,6 +810,7 @@ def test_prepare_notes_feature_files_it_was_not_asked_to_read(tmp_path: Path) ->
     f = write(tmp_path / "d" / "d.inter", GOOD)
     for m in ("image", "text"):
         np.save(tmp_path / "d" / f"{m}_feat.npy", np.ones((3, 2), np.float32))
+    np.save(tmp_path / "d" / "user_graph_dict.npy", np.array({0: [[], []]}, dtype=object), allow_pickle=True)
     res = CliRunner().invoke(app, ["prepare", "--format", "mmrec", str(f.parent), str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     notes = [ln for ln in res.stderr.splitlines() if ln.startswith("note:")]
@@ -842,3 +843,20 @@ def test_another_formats_folder_names_its_format(tmp_path, files, hint):
     with pytest.raises(DataError) as e:
         read_mmrec(tmp_path)
     assert str(e.value).startswith(f"{tmp_path}: ") and str(e.value).endswith(f"this is not an MMRec directory; {hint}")
+
+
+def test_user_graph_dict_is_mmrecs_layout_largest_first_ties_by_index_capped():
+    """MMRec's DRAGON reads ``{u: [neighbours, weights]}``, each user's neighbours by
+    weight, largest first (at most 200): here by hand on 4 users, cap 2."""
+    g = sp.csr_matrix(np.array([[0, 1, 3, 1],
+                                [1, 0, 0, 0],
+                                [3, 0, 0, 2],
+                                [1, 0, 2, 0]], dtype=np.float32))
+    assert user_graph_dict(g, max_neighbours=2) == {
+        0: [[2, 1], [3.0, 1.0]],  # 1 and 3 tie at 1: the lower index first, then cut at 2
+        1: [[0], [1.0]],
+        2: [[0, 3], [3.0, 2.0]],
+        3: [[2, 0], [2.0, 1.0]],
+    }
+    # users past the graph's rows (MMRec counts max(userID) + 1) have no neighbours
+    assert user_graph_dict(sp.csr_matrix((1, 1), dtype=np.float32), n_users=2) == {0: [[], []], 1: [[], []]}

@@ -51,9 +51,10 @@ holds nothing MMRec cannot (see :func:`write_mmrec`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
+import scipy.sparse as sp
 
 from graphrec._checks import counted
 from graphrec._atomic import atomic_dir
@@ -90,7 +91,8 @@ from graphrec.data.formats._common import (
 )
 from graphrec.errors import DataError
 
-__all__ = ["read_mmrec", "write_mmrec", "writes_timestamps", "mmrec_slots", "trailing_unused_items", "FEATURE_FILES", "USER_MAP", "ITEM_MAP"]
+__all__ = ["read_mmrec", "write_mmrec", "writes_timestamps", "mmrec_slots", "trailing_unused_items",
+           "user_graph_dict", "FEATURE_FILES", "USER_MAP", "ITEM_MAP", "USER_GRAPH_FILE", "USER_GRAPH_NEIGHBOURS"]
 
 USER_COL = "userID"
 ITEM_COL = "itemID"
@@ -104,6 +106,10 @@ USER_MAP_ID = "user_id"
 ITEM_MAP_ID = "asin"
 # MMRec's feature slots: {slot: file name} (its dataset yaml: vision_/text_feature_file)
 FEATURE_FILES: dict[str, str] = {"image": "image_feat.npy", "text": "text_feat.npy"}
+#: the user-user graph MMRec's DRAGON and DualGNN read (its dataset config's ``user_graph_dict_file``)
+USER_GRAPH_FILE = "user_graph_dict.npy"
+#: neighbours per user MMRec's preprocessing script keeps in it (the most co-occurring)
+USER_GRAPH_NEIGHBOURS = 200
 
 
 def _inter_file(path: Path, name: str | None) -> Path:
@@ -377,6 +383,7 @@ def write_mmrec(
     text: str | None = None,
     overwrite: bool = False,
     drop_trailing_items: bool = False,
+    user_graph: sp.spmatrix | sp.sparray | None = None,
 ) -> Path:
     """Write ``dataset`` as an MMRec dataset folder ``out_dir`` (atomically).
 
@@ -394,7 +401,11 @@ def write_mmrec(
       index, users and items without interactions included;
     * ``image_feat.npy`` / ``text_feat.npy``: float32, row ``i`` = item ``i``, the
       modalities chosen by :func:`mmrec_slots` (``image`` / ``text``; none are written
-      for a dataset without features).
+      for a dataset without features);
+    * ``user_graph_dict.npy``, with ``user_graph`` given (the n_users x n_users training
+      co-occurrence counts, e.g. :func:`graphrec.graphs.user_cooccurrence_graph` with
+      ``top_k=USER_GRAPH_NEIGHBOURS``): the user-user graph MMRec's DRAGON and DualGNN
+      read, in the layout of its preprocessing script (:func:`user_graph_dict`).
 
     Refused (:class:`DataError`, nothing written): an existing ``out_dir`` without
     ``overwrite``, or with it a folder that holds no ``.inter`` file (``overwrite``
@@ -449,6 +460,16 @@ def write_mmrec(
         )
     user_cells = _check_ids(dataset.user_ids, "user")
     item_cells = _check_ids(dataset.item_ids[:n_items], "item")
+    neighbours = None
+    if user_graph is not None:
+        if user_graph.shape != (dataset.n_users, dataset.n_users):
+            raise DataError(
+                f"user_graph is {user_graph.shape[0]} x {user_graph.shape[1]} but the dataset has {dataset.n_users} "
+                "users: pass the user co-occurrence graph of this dataset's training split"
+            )
+        # MMRec counts max(userID) + 1 users: the graph's rows up to the last user written
+        written = np.flatnonzero(sum(np.diff(dataset.splits[s].indptr) for s in SPLITS))
+        neighbours = user_graph_dict(user_graph, int(written[-1]) + 1 if len(written) else 0)
 
     stamps = dataset.timestamps
     with_ts = writes_timestamps(dataset)
@@ -470,6 +491,33 @@ def write_mmrec(
         for slot, mod in slots.items():
             np.save(tmp / FEATURE_FILES[slot],
                     np.ascontiguousarray(dataset.item_features[mod][:n_items], dtype=np.float32))
+        if neighbours is not None:
+            np.save(tmp / USER_GRAPH_FILE, np.array(neighbours, dtype=object), allow_pickle=True)
+    return out
+
+
+def user_graph_dict(graph: sp.spmatrix | sp.sparray, n_users: int | None = None,
+                    max_neighbours: int = USER_GRAPH_NEIGHBOURS) -> dict[int, list[list[Any]]]:
+    """A user-user graph in the layout MMRec's DRAGON and DualGNN load from
+    ``user_graph_dict.npy`` (``np.load(..., allow_pickle=True).item()``), which MMRec's
+    ``preprocessing/dualgnn-gen-u-u-matrix.py`` writes: ``{u: [neighbours, weights]}`` for
+    every user ``u`` in ``0..n_users-1`` (default: the graph's rows), ``neighbours`` the
+    user indices of row ``u``'s nonzero entries by weight, largest first (equal weights:
+    the lower index first; MMRec's ``torch.topk`` leaves their order unspecified), at
+    most ``max_neighbours`` of them, ``weights`` their values as floats; ``[[], []]`` for
+    a user without neighbours. DRAGON keeps each user's first ``k`` of them."""
+    g = sp.csr_matrix(graph)
+    g.sum_duplicates()
+    g.eliminate_zeros()
+    n = g.shape[0] if n_users is None else n_users
+    rows = np.repeat(np.arange(g.shape[0]), np.diff(g.indptr))
+    order = np.lexsort((g.indices, -g.data, rows))  # by row, then weight descending, then index
+    cols, vals = g.indices[order], g.data[order].astype(np.float64)
+    out: dict[int, list[list[Any]]] = {}
+    for u in range(n):
+        a, b = (int(g.indptr[u]), int(g.indptr[u + 1])) if u < g.shape[0] else (0, 0)
+        b = min(b, a + max_neighbours)
+        out[u] = [cols[a:b].tolist(), vals[a:b].tolist()]
     return out
 
 

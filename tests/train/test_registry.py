@@ -545,6 +545,29 @@ def test_every_registered_model_has_its_doc_page():
         assert entry.title in page.read_text(encoding="utf-8"), f"{page.name} does not name {entry.title}"
 
 
+def test_builder_defaults_are_the_model_constructors_defaults():
+    """A default is written twice, in the builder (what the CLI, the record and tune use)
+    and in the model's constructor (what Python users of the class get): the two must
+    agree, after the builder's ``resolve`` rule for those that follow other parameters
+    (a model author changing one of them alone passed every other test)."""
+    import inspect
+    import typing
+
+    for entry in registered_models():
+        model_class = typing.get_type_hints(entry.build).get("return")
+        assert inspect.isclass(model_class), entry.name
+        constructor = inspect.signature(model_class.__init__).parameters
+        defaults = entry.resolve(entry.defaults) if entry.resolve is not None else entry.defaults
+        for name, value in defaults.items():
+            own = constructor.get(name)
+            if own is None or own.default is inspect.Parameter.empty:
+                continue  # a builder-only parameter, or one the constructor requires
+            assert value == own.default, (
+                f"{entry.name}: the builder's default {name}={value!r} differs from "
+                f"{model_class.__name__}'s {own.default!r}"
+            )
+
+
 def test_a_reference_implementations_name_is_translated_in_every_unknown_option_message(data_dir):
     """`--knn-k 10`, `{'knn_k': 5}` or a space file's `knn_k` said only that the name is
     unknown; the RecBole adapter alone said what it is in graphrec."""

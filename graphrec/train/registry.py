@@ -546,7 +546,9 @@ def register_model(
         return fn
 
     def _register(fn: Callable[..., Any]) -> None:
-        if name in _REGISTRY and not replace:
+        if not getattr(fn, "__module__", "").startswith("graphrec.train.builders"):
+            _load()  # a plug-in's name is checked against (and replaces) the built-in models, never the reverse
+        if name in _REGISTRY and not replace and not _same_definition(_REGISTRY[name].build, fn):
             raise ModelDefinitionError(f"model {name!r} is already registered (by {_REGISTRY[name].build.__module__}): "
                                        "choose another name, or pass replace=True to replace it")
         if task == "ranking" and train_defaults:
@@ -585,6 +587,13 @@ def register_model(
         _REGISTRY[name] = entry
 
     return decorate
+
+
+def _same_definition(old: Callable[..., Any], new: Callable[..., Any]) -> bool:
+    """``new`` is ``old`` defined again: the same function of the same module (a notebook
+    cell or a reloaded module run twice), which replaces it without ``replace=True``."""
+    key = ("__module__", "__qualname__")
+    return all(getattr(old, k, None) == getattr(new, k, None) is not None for k in key)
 
 
 def _check_grids(entry: ModelEntry) -> None:

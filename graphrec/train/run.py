@@ -449,6 +449,7 @@ def load_run(
         )
     check_record_fields(record, run_dir, {"dataset": dict, "model_params": dict, "train_config": dict})
     check_record_fields(record["dataset"], run_dir, {"fingerprint": str})
+    _check_model_known(record, run_dir)
     note = interrupted_run_note(record, run_dir)  # untrained weights (no epoch ended): refused here
     if note is not None:
         warnings.warn(note, GraphrecNote, stacklevel=2)
@@ -477,6 +478,21 @@ def load_run(
     model.to(resolve_device(device))
     model.eval()
     return record, dataset, model
+
+
+def _check_model_known(record: Mapping[str, Any], run_dir: Any) -> None:
+    """A one-line :class:`DataError` when the run's model is registered by nothing this
+    process has loaded: a plug-in model (registered in a notebook or script, or by a
+    package's ``graphrec.models`` entry point) must be registered again to rebuild it."""
+    from graphrec.train.registry import registered_models
+
+    name = record.get("model")
+    if name not in {e.name for e in registered_models("ranking")}:
+        raise DataError(
+            f"run {run_dir} trained the model {name!r}, which nothing registers here: a plug-in model must be "
+            "registered before its runs load (import the module whose register_model defines it, or install the "
+            "package that declares it under the graphrec.models entry point)"
+        )
 
 
 def record_version(record: Mapping[str, Any]) -> int:

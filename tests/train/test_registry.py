@@ -166,6 +166,12 @@ def test_a_model_registered_in_a_test_gets_train_evaluate_and_python(data_dir, t
         assert res.exit_code == 1 and "scale must be > 0.0" in res.output
     assert name not in {e.name for e in registered_models()}
     assert name not in _registered_commands(make_app())
+    # its run, once nothing registers the model, says what to do rather than "unknown model"
+    res = runner.invoke(make_app(), ["evaluate", str(out), "--device", "cpu"])
+    assert res.exit_code == 1 and res.output.strip().splitlines() == [
+        f"error: run {out} trained the model 'toy-mf', which nothing registers here: a plug-in model must be "
+        "registered before its runs load (import the module whose register_model defines it, or install the "
+        "package that declares it under the graphrec.models entry point)"], res.output
 
 
 def _registered_commands(app) -> set[str]:
@@ -195,12 +201,23 @@ def test_registration_rules():
     def build(dataset, width: Annotated[int, Option(help="w")] = 3) -> ScaledMF:
         return ScaledMF(dataset.n_users, dataset.n_items, width)
 
+    def other(dataset, width: int = 3) -> ScaledMF:
+        return ScaledMF(dataset.n_users, dataset.n_items, width)
+
     register_model("toy-rules", title="T", paper="p", summary="s")(build)
     try:
-        with pytest.raises(ValueError, match="already registered"):
-            register_model("toy-rules", title="T", paper="p", summary="s")(build)
+        with pytest.raises(ValueError, match="already registered"):  # another function, the same name
+            register_model("toy-rules", title="T", paper="p", summary="s")(other)
         register_model("toy-rules", title="T2", paper="p", summary="s", replace=True)(build)
         assert get_model("toy-rules").title == "T2" and get_model("toy-rules").param("width").flags == ("--width",)
+        # a notebook cell run again defines the same function anew: it replaces itself
+        unregister_model("toy-rules")
+        for width in (4, 5):
+            def rerun(dataset, width: int = width) -> ScaledMF:
+                return ScaledMF(dataset.n_users, dataset.n_items, width)
+
+            register_model("toy-rules", title="T3", paper="p", summary="s")(rerun)
+        assert get_model("toy-rules").defaults["width"] == 5
     finally:
         unregister_model("toy-rules")
     with pytest.raises(ValueError, match="lower-case"):
@@ -241,6 +258,43 @@ def test_plugins_are_loaded_from_entry_points(monkeypatch):
         assert "toy-plugin" in names and "lightgcn" in names
     finally:
         unregister_model("toy-plugin")
+
+
+PLUGIN_FIRST = """
+from graphrec.testing import ScaledMF
+from graphrec.train.registry import register_model
+{decorator}
+def build_mf(dataset, scale: float = 1.0) -> ScaledMF:
+    return ScaledMF(dataset.n_users, dataset.n_items, scale=scale)
+import graphrec
+from graphrec.data.synthetic import synthetic_catalogue
+from graphrec.train import build_model
+from graphrec.train.registry import get_model
+ds = synthetic_catalogue(n_users=20, n_items=15, seed=0)
+print(type(build_model("lightgcn", ds, {{}})).__name__, get_model("mf").build.__module__)
+"""
+
+
+@pytest.mark.parametrize("replace", [True, False])
+def test_a_plugin_registered_before_the_registry_loaded_meets_the_built_in_models(replace):
+    """A notebook registering its own 'mf' before anything loaded the registry: with
+    replace=True it replaced MF and every built-in model stayed usable; without it, the
+    registration is refused at once. (The built-ins used to register after the plug-in
+    and collide with it: every later registry call failed, lightgcn's included.)"""
+    import subprocess
+    import sys
+
+    flag = "replace=True" if replace else "replace=False"
+    code = PLUGIN_FIRST.format(decorator=f'@register_model("mf", title="My MF", paper="p", summary="s", {flag})')
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if replace:
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.split() == ["LightGCN", "__main__"]
+    else:
+        assert res.returncode == 1
+        assert res.stderr.strip().splitlines()[-1].endswith(
+            "model 'mf' is already registered (by graphrec.train.builders.mf): choose another name, "
+            "or pass replace=True to replace it"), res.stderr
 
 
 def test_ctr_models_are_registered_with_their_training_options():

@@ -28,10 +28,15 @@ of a top-k list. The earlier names of renamed arguments still work, with a
 :class:`FutureWarning` naming the new one (:func:`graphrec._checks.renamed`).
 """
 
-from importlib import import_module
-from typing import Any
+from importlib import import_module as _import_module
+from typing import Any as _Any
 
 __version__ = "0.1.0"
+
+#: the subpackages, imported on first attribute access (``graphrec.train.reevaluate``
+#: after a bare ``import graphrec``), as ``import graphrec.train`` would
+_SUBPACKAGES = ("data", "features", "graphs", "models", "metrics", "nn", "train", "interop", "distributed", "testing",
+                "errors")
 
 #: name -> (module, attribute) of the lazily imported entry points
 _EXPORTS: dict[str, tuple[str, str]] = {
@@ -57,14 +62,18 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    """The entry points of :data:`_EXPORTS`, imported on first use."""
+def __getattr__(name: str) -> _Any:
+    """The entry points of :data:`_EXPORTS` and the subpackages, imported on first use."""
     if name in _EXPORTS:
         module, attr = _EXPORTS[name]
-        return getattr(import_module(module), attr)
+        return getattr(_import_module(module), attr)
+    if name in _SUBPACKAGES:
+        return _import_module(f"graphrec.{name}")
     raise AttributeError(f"module 'graphrec' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    """The lazily imported entry points too (tab completion, ``dir(graphrec)``)."""
-    return sorted(set(globals()) | set(__all__))
+    """The lazily imported entry points and subpackages too (tab completion,
+    ``dir(graphrec)``), without the module's private helpers."""
+    public = {n for n in globals() if not n.startswith("_")} | {"__version__"}
+    return sorted(public | set(__all__) | set(_SUBPACKAGES))

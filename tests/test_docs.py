@@ -74,6 +74,22 @@ def test_the_package_exports_its_entry_points_lazily():
     assert out.strip() == "False"
 
 
+def test_the_subpackages_and_their_modules_the_docs_name_resolve_after_a_bare_import():
+    """After `import graphrec` alone, graphrec.train.reevaluate, graphrec.graphs.stats.graph_report
+    and graphrec.train.progress.lines_to (names the docs use) were AttributeErrors until
+    something else imported the submodule; dir(graphrec) listed Any and import_module."""
+    import subprocess
+    import sys
+
+    code = ("import graphrec; print(graphrec.train.reevaluate.__name__, graphrec.graphs.stats.graph_report.__name__, "
+            "graphrec.train.progress.lines_to.__name__, graphrec.data.Dataset.__name__); "
+            "print(sorted(n for n in dir(graphrec) if n[0].isupper() or n in ('train', 'graphs', 'Any'))); "
+            "print(hasattr(graphrec.graphs, 'no_such_module'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["reevaluate graph_report lines_to Dataset",
+                   "['CTRConfig', 'Dataset', 'GraphSpec', 'TrainConfig', 'graphs', 'train']", "False"]
+
+
 def test_the_training_pages_command_table_lists_every_option_of_train_lightgcn():
     """docs/training.md's row for `graphrec train lightgcn` lacked the cold-item path's,
     the learning-rate decay's and --tensorboard, which --help shows."""

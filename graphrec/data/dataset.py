@@ -431,9 +431,9 @@ class Dataset:
     cold_items: np.ndarray | None = None
     name: str = "dataset"
     meta: dict[str, Any] = field(default_factory=dict)
-    #: where the data came from, when it was read by :meth:`load` (not saved, not part of
-    #: the fingerprint): ``{"path": the directory, "cold": whether it was stored with a
-    #: cold-start split}``. :meth:`replace` and :func:`~graphrec.data.cold_start` keep it
+    #: where the data came from, when it was read by :meth:`load` or written by
+    #: :meth:`save` (not itself saved, not part of the fingerprint): ``{"path": the
+    #: directory, "cold": whether it was stored with a cold-start split}``. :meth:`replace` and :func:`~graphrec.data.cold_start` keep it
     #: (a run trained on the dataset then records the path and the cold-start split that
     #: reproduce it); a re-split drops it.
     source: dict[str, Any] | None = field(default=None, compare=False, repr=False)
@@ -700,6 +700,8 @@ class Dataset:
                 "meta": self.meta,
             }
             (tmp / "dataset.json").write_text(json.dumps(header, indent=2, default=str))
+        # the folder now holds this content: a run trained on it records the folder (load_run reads it back)
+        self.source = {"path": str(path.resolve()), "cold": self.cold_items is not None}
         return path
 
     @classmethod

@@ -21,6 +21,8 @@ _EXPORTS: dict[str, str] = {
     "evaluate_model": "graphrec.train.fit",
     "fit": "graphrec.train.fit",
     "seed_everything": "graphrec.train.fit",
+    "RunInterrupted": "graphrec.train.state",
+    "TrainingInterrupted": "graphrec.train.state",
     "load_record": "graphrec.train.record",
     "load_state": "graphrec.train.record",
     "save_run": "graphrec.train.record",
@@ -37,6 +39,10 @@ def __getattr__(name: str) -> Any:
     """The names of :data:`_EXPORTS`, imported on first use."""
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
+    from importlib.util import find_spec  # a submodule (graphrec.train.progress), as `import` would
+
+    if not name.startswith("_") and find_spec(f"{__name__}.{name}") is not None:
+        return import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'graphrec.train' has no attribute {name!r}")
 
 

@@ -51,7 +51,7 @@ from graphrec.errors import ConfigError, DataError
 from graphrec.metrics.ctr import auc, ctr_metrics
 from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
 from graphrec.models.ctr.base import item_tables_once
-from graphrec.train.fit import divergence_error, scalar_loss, seed_everything
+from graphrec.train.fit import divergence_error, keeps_global_rngs, scalar_loss, seed_everything
 from graphrec.train.optim import adam
 from graphrec._progress import tracked
 from graphrec.train.progress import epoch_line
@@ -750,6 +750,7 @@ def recorded_data_path(data: CTRData, data_path: str | os.PathLike | None = None
     return None
 
 
+@keeps_global_rngs  # it seeds them: a caller's draws after it go on as without it
 def run_ctr(
     data: CTRData,
     model_name: str,

@@ -32,11 +32,13 @@ exactly. A group of one rank gives the numbers of no group, bit for bit.
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import random
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -54,7 +56,7 @@ from graphrec.train.evaluate import evaluate_cold_start, evaluate_ranking
 from graphrec.train.optim import adam
 from graphrec._progress import tracked
 from graphrec.train.progress import epoch_line
-from graphrec.train.state import StateKeeper, TrainState
+from graphrec.train.state import StateKeeper, TrainingInterrupted, TrainState
 
 __all__ = ["FitResult", "fit", "seed_everything", "evaluate_model", "divergence_error", "validation_users"]
 
@@ -133,11 +135,36 @@ def _check_negatives_exist(sampler: NegativeSampler, dataset: Dataset, config: T
                     "them; remove the user from the data")
 
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) generators."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+def keeps_global_rngs(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """``fn`` (a training that seeds the global generators with :func:`seed_everything`)
+    restoring Python's, NumPy's and torch's global generators (CUDA's where initialised)
+    when it returns or raises: the caller's own draws after it go on as without it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        py, legacy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            random.setstate(py)
+            np.random.set_state(legacy)
+            torch.set_rng_state(cpu)
+            if cuda is not None:
+                torch.cuda.set_rng_state_all(cuda)
+
+    return wrapper
 
 
 @dataclass
@@ -271,15 +298,35 @@ def _empty_split(dataset: Dataset, split: str) -> str:
     return f"the {split} split of dataset {dataset.name!r} holds no interaction: nothing to {'select on' if split == 'valid' else 'test'}"
 
 
+def training_key(dataset: Dataset) -> str:
+    """A digest of ``dataset``'s training interactions (the pattern of ``dataset.train``):
+    :func:`~graphrec.train.registry.build_model` stores it on the model it builds as
+    ``model.built_on``, and :func:`fit` compares."""
+    train = dataset.train
+    h = hashlib.sha256(f"{train.shape}".encode())
+    for arr in (train.indptr, train.indices):
+        h.update(np.ascontiguousarray(arr, dtype=np.int64).data)
+    return h.hexdigest()[:16]
+
+
 def check_model_fits(model: Recommender, dataset: Dataset) -> None:
-    """A model built for other data (another number of users or items) is a one-line
-    :class:`ConfigError` before any work, not an index error or a wrong-shape score
-    matrix an epoch later."""
+    """A model built for other data is a one-line :class:`ConfigError` before any work:
+    another number of users or items (not an index error or a wrong-shape score matrix
+    an epoch later), or, for a model :func:`~graphrec.train.registry.build_model` built,
+    other training interactions (its graphs would hold interactions the dataset holds out,
+    e.g. a model built before ``cold_start``: the test would score items it saw)."""
     have = (getattr(model, "n_users", None), getattr(model, "n_items", None))
     if None not in have and have != (dataset.n_users, dataset.n_items):
         raise ConfigError(
             f"the model was built for {have[0]} users and {have[1]} items, dataset {dataset.name!r} has "
             f"{dataset.n_users} and {dataset.n_items}: build it for this dataset (build_model(name, dataset, params))"
+        )
+    built_on = getattr(model, "built_on", None)
+    if isinstance(built_on, str) and built_on != training_key(dataset):
+        raise ConfigError(
+            f"the model was built on other training interactions than dataset {dataset.name!r} has (a split or "
+            "cold-start split made after build_model?): its graphs hold interactions this dataset holds out, so its "
+            "test would leak them; build it on the dataset it trains on (build_model(name, dataset, params))"
         )
 
 
@@ -348,84 +395,95 @@ def fit(
     kept = None  # the keeper's copy alone: renew releases it before the next capture
     # lines=False: in a log the epoch lines (``log``) say it
     bar = tracked(range(first, config.epochs + 1), config.progress and main, desc="train", unit="epoch", lines=False)
-    for epoch in bar:
-        if keeper is not None:  # the state an interrupt in this epoch keeps (one copy at a time)
-            keeper.renew(lambda: TrainState.capture(
-                epoch - 1, model, opt, sched, rng, best_epoch=best_epoch, best_score=best_score, best_valid=best_valid,
-                best_state=best_state, bad_evals=bad_evals, history=history, clock=(train_time, eval_time, n_evals)))
-        t0 = time.perf_counter()  # per-epoch work (LATTICE's rebuild, FREEDOM's pruning) counts
-        model.train()
-        model.start_epoch(epoch)
-        total = 0.0
-        # a bar over the epoch's steps, shown once an epoch has run 2 s (a million-item epoch takes hours)
-        steps = tracked(bpr_batches(dataset.train, config.batch_size, rng, sampler), config.progress and main,
-                        desc=f"epoch {epoch}", total=n_batches, unit="step", leave=False, delay=_BAR_DELAY)
-        t_steps, done = time.perf_counter(), 0
-        for users, pos, neg in steps:  # ranks split each step
-            scale = 1.0
-            if split_steps:  # this rank's part of the step (module doc)
-                mine = distributed.part(len(users), shard)
-                scale = shard.world * (mine.stop - mine.start) / len(users)
-                if mine.start == mine.stop:  # fewer triples than ranks: a zero-weight row keeps the step in sync
-                    mine = slice(0, 1)
-                users, pos, neg = users[mine], pos[mine], neg[mine]
-            loss = step_loss(
-                torch.from_numpy(users).to(device),
-                torch.from_numpy(pos).to(device),
-                torch.from_numpy(neg).to(device),
-            )
-            loss = scalar_loss(loss, model)
-            if scale != 1.0:
-                loss = loss * scale
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-            done += 1
-            if epoch == first and done == _SLOW_EPOCH_STEPS and main:  # judged once per run, on the first epoch
-                note = slow_epoch_note((time.perf_counter() - t_steps) / done, n_batches, config.batch_size)
-                if note is not None:
-                    warnings.warn(note, GraphrecNote, stacklevel=2)
-        if shard is not None:  # the mean over the step's triples, averaged over the steps
-            total = float(distributed.all_sum(torch.tensor([total], dtype=torch.float64))) / shard.world
-        if sched is not None:
-            sched.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        dt = time.perf_counter() - t0
-        train_time += dt
-        row: dict[str, Any] = {"epoch": epoch, "loss": total / n_batches, "train_seconds": dt}
-        logged = model.log_values()
-        if logged:
-            row["model"] = logged
-        if not np.isfinite(row["loss"]):
-            raise divergence_error("training loss", row["loss"], epoch, dataset.item_features)
-        if epoch % config.eval_every == 0 or epoch == config.epochs:
-            t1 = time.perf_counter()
-            groups = evaluate_model(model, dataset, "valid", config, device, progress=_bars(config))
-            valid = groups["all"]
-            et = time.perf_counter() - t1
-            eval_time += et
-            n_evals += 1
-            row.update(_valid_entries(groups), eval_seconds=et)
-            score = selected_score(row, config.select_on, config.valid_metric)
-            if score > best_score:
-                best_score, best_epoch, best_valid = score, epoch, valid
-                best_state = copy.deepcopy(model.state_dict())
-                bad_evals = 0
-            else:
-                bad_evals += 1
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{row['loss']:.4f}", **{config.valid_metric: f"{score:.4f}"}, best=best_epoch)
-            if log is not None and main:
-                log(epoch_line(epoch, config.epochs, row["loss"], selected_label(config.valid_metric, config.select_on),
-                               score, best_score, best_epoch, dt, et))
-        history.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
-        if bad_evals >= config.patience:
-            stopped = True
-            break
+    epoch = first - 1
+    try:
+        for epoch in bar:
+            if keeper is not None:  # the state an interrupt in this epoch keeps (one copy at a time)
+                keeper.renew(lambda: TrainState.capture(
+                    epoch - 1, model, opt, sched, rng, best_epoch=best_epoch, best_score=best_score,
+                    best_valid=best_valid, best_state=best_state, bad_evals=bad_evals, history=history,
+                    clock=(train_time, eval_time, n_evals)))
+            t0 = time.perf_counter()  # per-epoch work (LATTICE's rebuild, FREEDOM's pruning) counts
+            model.train()
+            model.start_epoch(epoch)
+            total = 0.0
+            # a bar over the epoch's steps, shown once an epoch has run 2 s (a million-item epoch takes hours)
+            steps = tracked(bpr_batches(dataset.train, config.batch_size, rng, sampler), config.progress and main,
+                            desc=f"epoch {epoch}", total=n_batches, unit="step", leave=False, delay=_BAR_DELAY)
+            t_steps, done = time.perf_counter(), 0
+            for users, pos, neg in steps:  # ranks split each step
+                scale = 1.0
+                if split_steps:  # this rank's part of the step (module doc)
+                    mine = distributed.part(len(users), shard)
+                    scale = shard.world * (mine.stop - mine.start) / len(users)
+                    if mine.start == mine.stop:  # fewer triples than ranks: a zero-weight row keeps the step in sync
+                        mine = slice(0, 1)
+                    users, pos, neg = users[mine], pos[mine], neg[mine]
+                loss = step_loss(
+                    torch.from_numpy(users).to(device),
+                    torch.from_numpy(pos).to(device),
+                    torch.from_numpy(neg).to(device),
+                )
+                loss = scalar_loss(loss, model)
+                if scale != 1.0:
+                    loss = loss * scale
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+                done += 1
+                if epoch == first and done == _SLOW_EPOCH_STEPS and main:  # judged once per run, on the first epoch
+                    note = slow_epoch_note((time.perf_counter() - t_steps) / done, n_batches, config.batch_size)
+                    if note is not None:
+                        warnings.warn(note, GraphrecNote, stacklevel=2)
+            if shard is not None:  # the mean over the step's triples, averaged over the steps
+                total = float(distributed.all_sum(torch.tensor([total], dtype=torch.float64))) / shard.world
+            if sched is not None:
+                sched.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            dt = time.perf_counter() - t0
+            train_time += dt
+            row: dict[str, Any] = {"epoch": epoch, "loss": total / n_batches, "train_seconds": dt}
+            logged = model.log_values()
+            if logged:
+                row["model"] = logged
+            if not np.isfinite(row["loss"]):
+                raise divergence_error("training loss", row["loss"], epoch, dataset.item_features)
+            if epoch % config.eval_every == 0 or epoch == config.epochs:
+                t1 = time.perf_counter()
+                groups = evaluate_model(model, dataset, "valid", config, device, progress=_bars(config))
+                valid = groups["all"]
+                et = time.perf_counter() - t1
+                eval_time += et
+                n_evals += 1
+                row.update(_valid_entries(groups), eval_seconds=et)
+                score = selected_score(row, config.select_on, config.valid_metric)
+                if score > best_score:
+                    best_score, best_epoch, best_valid = score, epoch, valid
+                    best_state = copy.deepcopy(model.state_dict())
+                    bad_evals = 0
+                else:
+                    bad_evals += 1
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", **{config.valid_metric: f"{score:.4f}"},
+                                    best=best_epoch)
+                if log is not None and main:
+                    log(epoch_line(epoch, config.epochs, row["loss"],
+                                   selected_label(config.valid_metric, config.select_on),
+                                   score, best_score, best_epoch, dt, et))
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+            if bad_evals >= config.patience:
+                stopped = True
+                break
+    except KeyboardInterrupt as e:
+        if isinstance(e, TrainingInterrupted) or not main:
+            raise
+        if best_state is not None:  # the model left behind is the best validated one, as after training
+            model.load_state_dict(best_state)
+        raise TrainingInterrupted(model, epoch, config.epochs, best_epoch, history) from None
     if hasattr(bar, "close"):
         bar.close()
     if best_state is not None:

@@ -546,7 +546,7 @@ def register_model(
         return fn
 
     def _register(fn: Callable[..., Any]) -> None:
-        if not getattr(fn, "__module__", "").startswith("graphrec.train.builders"):
+        if not (getattr(fn, "__module__", None) or "").startswith("graphrec.train.builders"):
             _load()  # a plug-in's name is checked against (and replaces) the built-in models, never the reverse
         if name in _REGISTRY and not replace and not _same_definition(_REGISTRY[name].build, fn):
             raise ModelDefinitionError(f"model {name!r} is already registered (by {_REGISTRY[name].build.__module__}): "
@@ -822,4 +822,7 @@ def build_model(name: str, dataset: Any, params: Mapping[str, Any] | None = None
 
             model = attach_cold_path(model, dataset, k=cold["cold_k"], modalities=cold_modalities(params, cold),
                                      objective=cold["cold_objective"])
+    from graphrec.train.fit import training_key  # (fit imports this module)
+
+    model.built_on = training_key(dataset)  # fit refuses a dataset with other training interactions
     return model

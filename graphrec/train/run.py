@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import time
 import warnings
@@ -34,7 +35,7 @@ from graphrec.nn import to_scipy_csr
 from graphrec.train.builders import build_model, content_modalities, model_params
 from graphrec.train.config import TrainConfig, check_config
 from graphrec.train.registry import get_model
-from graphrec.train.fit import FitResult, evaluate_model, fit, seed_everything
+from graphrec.train.fit import FitResult, evaluate_model, fit, keeps_global_rngs, seed_everything
 from graphrec.train.record import (
     RECORD,
     RECORD_VERSION,
@@ -48,6 +49,7 @@ from graphrec.train.record import (
 )
 from graphrec.train.state import (
     FINISHED,
+    INTERRUPTED,
     StateKeeper,
     check_finished,
     interrupted_run_note,
@@ -87,7 +89,16 @@ def check_run_output(out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Refuse, before any work, a run directory that cannot be written: it exists and
     ``overwrite`` is false, it exists and is not a run directory (``--overwrite`` replaces
     only an earlier run), or its parent is a file or not writable (one-line
-    :class:`~graphrec.errors.ConfigError`, see :func:`graphrec._atomic.check_output`)."""
+    :class:`~graphrec.errors.ConfigError`, see :func:`graphrec._atomic.check_output`). An
+    existing interrupted run is named as such, with the way to continue it."""
+    if not overwrite and (Path(out) / RECORD).is_file():
+        try:
+            status = json.loads((Path(out) / RECORD).read_text(encoding="utf-8")).get("status")
+        except (OSError, ValueError, AttributeError):
+            status = None
+        if status == INTERRUPTED:
+            raise ConfigError(f"{out} holds an interrupted run: --resume (Python: resume=True) continues it; "
+                              "--overwrite (overwrite=True) replaces it, or choose another --out")
     return check_output(out, overwrite, option="--out", marker=RECORD, what="run directory")
 
 
@@ -128,6 +139,7 @@ def recorded_dataset(dataset: Dataset, transforms: Mapping[str, Any] | None) -> 
 
 
 @renamed(model_overrides="params")
+@keeps_global_rngs  # it seeds them: a caller's draws after it go on as without it
 def run_training(
     dataset: Dataset,
     model_name: str,
@@ -181,6 +193,9 @@ def run_training(
     this with the same arguments; they train together (:func:`graphrec.train.fit`) and
     rank 0 alone writes ``out`` (and keeps an interrupted run).
     """
+    if not isinstance(dataset, Dataset):  # a folder's path: the one-line fix, not an AttributeError
+        raise ConfigError(f"run_training takes a Dataset, got a {type(dataset).__name__}: load the folder with "
+                          "Dataset.load(DIR) (graphrec.Dataset)")
     shard = distributed.current()
     main = shard is None or shard.is_main  # in a process group rank 0 alone writes
     check_config(config)
@@ -188,6 +203,8 @@ def run_training(
     device = resolve_device(device)  # "auto", or CUDA where there is none: one line now
     previous = open_run_dir(out, overwrite, resume, lambda o, ow: None if claimed else check_run_output(o, ow))
     params = model_params(model_name, params)
+    if stored_graph_paths(params):  # recorded absolute, as the CLI's: the run loads from any directory
+        params["graphs"] = [str(Path(p).resolve()) for p in stored_graph_paths(params)]
     graphs = used_graphs(params)  # read once, before training: what the record says was used
     keeper = None if out is None else StateKeeper()
     if previous is not None:
@@ -253,7 +270,7 @@ def _note_idle_cold_path(model: Recommender) -> None:
             "--cold-path content trains although every item has training interactions: the path scores none "
             "of the catalogue's items (it serves items that arrive later, graphrec recommend --new-items); "
             "--cold-start makes some items cold to measure it",
-            GraphrecNote, stacklevel=4,  # the caller of run_training (through renamed's wrapper)
+            GraphrecNote, stacklevel=5,  # the caller of run_training (through its two wrappers)
         )
 
 
@@ -321,15 +338,44 @@ def _recorded_source(
     given, else what the dataset knows (:attr:`Dataset.source`): the directory it was
     read from and, when the cold-start split was drawn after reading it, that split."""
     origin = dataset.source
+    if data_path is not None:
+        data_path = str(Path(data_path).resolve())  # load_run may run in another directory
     if origin is None:
         return data_path, transforms
-    if data_path is None:
-        data_path = origin["path"]
     if transforms is None and dataset.cold_items is not None and not origin.get("cold"):
         cs = dataset.meta.get("cold_start") or {}
         if "fraction" in cs:
             transforms = cold_start_transforms(cs["fraction"], cs.get("seed", 0), cs.get("protocol", "papers"))
+    if data_path is None:
+        changed = _changed_since_read(dataset, origin["path"], transforms)
+        if changed:
+            warnings.warn(
+                f"the dataset differs from {origin['path']}, which it was read from ({changed}): the run records no "
+                "dataset folder, so loading it (load_run, recommend, evaluate) needs the data passed again; "
+                "Dataset.save(DIR) before training makes the run name DIR",
+                GraphrecNote, stacklevel=5,  # the caller of run_training (through its two wrappers)
+            )
+            return None, transforms
+        data_path = origin["path"]
     return data_path, transforms
+
+
+def _changed_since_read(dataset: Dataset, folder: str, transforms: Mapping[str, Any] | None) -> str | None:
+    """What differs between ``dataset`` and the dataset folder it was read from, as far
+    as the folder's header tells without reading its arrays: the modalities and their
+    widths, and (no cold-start split drawn since reading: ``transforms``) the content's
+    fingerprint, e.g. features changed in place; None when nothing does."""
+    try:
+        header = json.loads((Path(folder) / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # a folder gone or damaged since: load_run says so, naming the fix
+    ours = {m: int(x.shape[1]) for m, x in sorted(dataset.item_features.items())}
+    theirs = header.get("modalities")
+    if theirs != ours:
+        return f"modalities {ours}, the folder's {dict(sorted(theirs.items())) if isinstance(theirs, dict) else theirs}"
+    if not transforms and header.get("fingerprint") != dataset.fingerprint(fresh=True):
+        return "its content's fingerprint: arrays replaced or changed in place"
+    return None
 
 
 def _provenance(command: str | None, previous: Mapping[str, Any] | None, keeper: StateKeeper | None,

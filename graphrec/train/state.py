@@ -209,6 +209,23 @@ class RunInterrupted(KeyboardInterrupt):
         )
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """A Ctrl-C (or SIGTERM) ended :func:`~graphrec.train.fit` between or within epochs:
+    ``model`` is the model it trained, holding its best validated weights (those of
+    ``best_epoch``; its last weights when no epoch validated), ``history`` the epochs
+    completed. A run with ``out`` is kept on disk instead (:class:`RunInterrupted`)."""
+
+    def __init__(self, model: torch.nn.Module, epoch: int, epochs: int, best_epoch: int,
+                 history: list[dict[str, Any]]) -> None:
+        self.model, self.epoch, self.best_epoch, self.history = model, epoch, best_epoch, history
+        held = (f"holds its best validated weights (epoch {best_epoch})" if best_epoch
+                else "holds its last weights (no epoch validated)")
+        super().__init__(
+            f"interrupted in epoch {epoch} of {epochs}: the model {held}; it is this exception's .model (in a "
+            "notebook: sys.last_value.model); run_training(..., out=DIR) keeps a run that resumes"
+        )
+
+
 # ----------------------------------------------------------------------- random generators
 def _model_generators(model: torch.nn.Module) -> dict[str, torch.Generator]:
     """The ``torch.Generator`` attributes of the model's modules, by qualified name."""

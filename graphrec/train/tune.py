@@ -239,6 +239,9 @@ def tune(
     tune ...`` line of this call, recorded in ``tune.json`` (``calls``: each call's
     command line and working directory) with the working directory.
     """
+    if not isinstance(data_path, (str, os.PathLike)):  # a Dataset: trials reload it from disk, each in its process
+        raise ConfigError(f"tune takes the dataset's folder (data_path), got a {type(data_path).__name__}: save it "
+                          "with Dataset.save(DIR) and pass DIR")
     optuna = require_optuna()
 
     if trials is not None and trials < 1:

@@ -307,6 +307,60 @@ def test_a_model_built_for_other_data_is_refused_before_training(ds):
         evaluate_model(model, ds, "valid", cfg, "cpu")
 
 
+def test_a_model_built_before_a_cold_start_split_is_refused_by_its_fit(ds):
+    """A model built on the whole data and fitted on its cold-start split propagated over
+    the cold items' training interactions: its cold test recall read 0.20 on lfm2k where a
+    model built on the split reads 0.001. fit refuses it; built on the split, it trains."""
+    from graphrec.data.splits import cold_start
+
+    cold = cold_start(ds, 0.2, seed=0)
+    cfg = TrainConfig(epochs=1, batch_size=512, ks=(20,), progress=False)
+    with pytest.raises(ConfigError, match=r"built on other training interactions than dataset .* build it on the "
+                                          r"dataset it trains on"):
+        fit(build_model("mmgef", ds, {"embedding_dim": 8}), cold, cfg)
+    fit(build_model("mmgef", cold, {"embedding_dim": 8}), cold, cfg)
+    # the same training interactions under other valid/test splits: the graphs hold nothing held out
+    fit(build_model("lightgcn", ds, {"embedding_dim": 8}), ds.replace(splits={**ds.splits, "valid": ds.test}, timestamps=None),
+        cfg)
+
+
+def test_an_interrupted_fit_leaves_the_best_validated_model_on_its_exception(ds):
+    """A Ctrl-C in a notebook's run_training (no out) lost the model, and fit left the last
+    weights in it: the exception now carries the model with its best validated weights."""
+    from graphrec.train import TrainingInterrupted
+
+    cfg = TrainConfig(epochs=10, batch_size=512, ks=(20,), progress=False, seed=0, lr=0.2)  # best at epoch 3
+
+    def interrupt_at_5(row):
+        if row["epoch"] == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted, match=r"interrupted in epoch 5 of 10: the model holds its best validated "
+                                                  r"weights \(epoch \d\)") as caught:
+        run_training(ds, "lightgcn", {"embedding_dim": 8}, cfg, on_epoch=interrupt_at_5)
+    err = caught.value
+    assert [r["epoch"] for r in err.history] == [1, 2, 3, 4, 5]  # (the interrupt came after epoch 5's row)
+    best = max(err.history, key=lambda r: r["valid"]["recall@20"])
+    assert best["epoch"] != 5, "choose settings where the last epoch is not the best: the test must tell them apart"
+    again = evaluate_model(err.model, ds, "valid", cfg, "cpu")["all"]
+    assert err.best_epoch == best["epoch"] and again["recall@20"] == pytest.approx(best["valid"]["recall@20"])
+
+
+def test_run_training_leaves_the_callers_global_generators_as_they_were(ds):
+    """run_training seeds Python's, NumPy's and torch's global generators: a notebook's
+    draws after it repeated those of seed 0 whatever the caller had seeded."""
+    import random
+
+    cfg = TrainConfig(epochs=1, batch_size=512, ks=(20,), progress=False, seed=0)
+    draws = []
+    for trained in (False, True):
+        random.seed(100), np.random.seed(100), torch.manual_seed(100)
+        if trained:
+            run_training(ds, "mf", {"embedding_dim": 4}, cfg)
+        draws.append((random.random(), float(np.random.rand()), float(torch.rand(1))))
+    assert draws[0] == draws[1]
+
+
 def test_a_user_without_a_possible_negative_is_named_by_id_before_training():
     """BPR needs a negative per triple: a user whose training items cover every item (or,
     with --negatives warm, every warm item) is named by id, with the fix, before training."""

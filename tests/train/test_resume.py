@@ -181,11 +181,16 @@ def test_interrupt_before_any_validation(ds, data_dir, uninterrupted, tmp_path, 
     _same_numbers(uninterrupted["lightgcn"], record)
 
 
-def test_without_a_run_directory_an_interrupt_is_a_plain_keyboard_interrupt(ds, monkeypatch):
+def test_without_a_run_directory_an_interrupt_keeps_nothing_on_disk_and_hands_over_the_model(ds, monkeypatch,
+                                                                                               tmp_path):
+    from graphrec.train import TrainingInterrupted
+
+    monkeypatch.chdir(tmp_path)
     Interrupt(monkeypatch, LightGCN, 2, "batch")
-    with pytest.raises(KeyboardInterrupt) as info:
+    with pytest.raises(TrainingInterrupted) as info:  # a KeyboardInterrupt
         run_training(ds, "lightgcn", PARAMS["lightgcn"], TrainConfig(**CONFIG))
-    assert type(info.value) is KeyboardInterrupt
+    assert isinstance(info.value.model, LightGCN) and info.value.epoch == 2
+    assert not list(tmp_path.iterdir())
 
 
 def test_what_cannot_be_resumed(ds, data_dir, uninterrupted, tmp_path, monkeypatch):
@@ -205,6 +210,9 @@ def test_what_cannot_be_resumed(ds, data_dir, uninterrupted, tmp_path, monkeypat
             run_training(ds, "lightgcn", PARAMS["lightgcn"], config, out=out, data_path=data_dir)
     with pytest.raises(ConfigError, match="pass --out DIR, without --overwrite"):
         run_training(ds, "lightgcn", PARAMS["lightgcn"], config, out=out, resume=True, overwrite=True)
+    # the same call again (a notebook cell re-run) is pointed at resume, not only at overwrite
+    with pytest.raises(ConfigError, match=r"holds an interrupted run: --resume \(Python: resume=True\) continues it"):
+        run_training(ds, "lightgcn", PARAMS["lightgcn"], config, out=out, data_path=data_dir)
     for kwargs, expected in [
         (dict(model_name="mf"), "model is 'mf' here but 'lightgcn'"),
         (dict(params={"embedding_dim": 16}), "embedding_dim is 16 here but 8"),

@@ -158,3 +158,67 @@ def test_a_run_of_a_loaded_dataset_records_where_it_came_from_and_reloads(tmp_pa
     assert record["dataset"]["path"] is None
     with pytest.raises(DataError, match=r"the record names no dataset path \(the run trained on a dataset in memory\): pass the dataset.s folder, saved with Dataset.save \(CLI --data DIR; Python data_path="):
         reevaluate(tmp_path / "r3")
+
+
+def test_a_saved_dataset_is_recorded_and_one_changed_in_memory_is_not(tmp_path):
+    """A dataset made in Python and saved (Dataset.save) recorded no path: its runs could
+    not be reloaded; one whose features were replaced or changed in place after loading
+    recorded the folder, and loading the run failed with a fingerprint mismatch. Now the
+    saved folder is recorded, and a changed dataset records none, with a note at the start."""
+    from graphrec.data import Dataset
+    from graphrec.errors import GraphrecNote
+
+    cfg = TrainConfig(epochs=1, batch_size=512, ks=(20,), progress=False)
+    ds = synthetic_catalogue(n_users=120, n_items=80, n_clusters=4, seed=0)
+    data = ds.save(tmp_path / "data")
+    record, _ = run_training(ds, "mf", {"embedding_dim": 8}, cfg, out=tmp_path / "saved")
+    assert record["dataset"]["path"] == str(data.resolve())
+    assert reevaluate(tmp_path / "saved")["test"] == record["test"]
+    loaded = Dataset.load(data)
+    for how, changed in (
+        ("modalities {'mine': 4, 'text': 32}, the folder's", loaded.replace(
+            item_features={**{m: x for m, x in loaded.item_features.items() if m != "image"},
+                           "mine": loaded.item_features["image"][:, :4]})),
+        ("its content's fingerprint", loaded),
+    ):
+        if changed is loaded:
+            loaded.item_features["text"] *= 2.0  # in place, after loading
+        with pytest.warns(GraphrecNote, match=rf"the dataset differs from {data.resolve()}, which it was read from "
+                                              rf"\({how}.*the run records no dataset folder"):
+            record, _ = run_training(changed, "mf", {"embedding_dim": 8}, cfg, out=tmp_path / "changed", overwrite=True)
+        assert record["dataset"]["path"] is None
+
+
+def test_a_python_run_over_a_stored_graph_given_relatively_loads_from_another_directory(tmp_path, monkeypatch):
+    """run_training(..., {"graphs": ["graphs/knn"]}) recorded the relative path: the run
+    did not load from any other working directory (the CLI records it absolute)."""
+    from graphrec.graphs.build import GraphSpec, build_item_graph
+    from graphrec.graphs.store import save_graph
+    from graphrec.train import load_run
+
+    ds = synthetic_catalogue(n_users=80, n_items=60, n_clusters=3, seed=0)
+    ds.save(tmp_path / "data")
+    built = build_item_graph(ds, GraphSpec(kind="knn", k=10))
+    save_graph(tmp_path / "graphs" / "knn", built.graph, built.record)
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainConfig(epochs=1, batch_size=512, ks=(20,), progress=False)
+    record, _ = run_training(ds, "mmgef", {"embedding_dim": 8, "graphs": ["graphs/knn"]}, cfg, out="runs/m")
+    assert record["model_params"]["graphs"] == [str(tmp_path / "graphs" / "knn")]
+    monkeypatch.chdir(tmp_path / "graphs")
+    again, _, _ = load_run(tmp_path / "runs" / "m")
+    assert again["model_params"] == record["model_params"]
+
+
+def test_a_path_where_a_dataset_goes_and_a_dataset_where_a_path_goes_are_one_line(tmp_path):
+    """run_training takes a Dataset and tune a folder: swapping them failed deep inside
+    (AttributeError 'str' object has no attribute 'source'; os.fspath's TypeError)."""
+    from graphrec.errors import ConfigError
+    from graphrec.train.tune import tune
+
+    ds = synthetic_catalogue(n_users=40, n_items=30, n_clusters=2, seed=0)
+    with pytest.raises(ConfigError, match=r"run_training takes a Dataset, got a str: load the folder with "
+                                          r"Dataset.load\(DIR\)"):
+        run_training(str(tmp_path), "mf", {}, TrainConfig(epochs=1, progress=False))
+    with pytest.raises(ConfigError, match=r"tune takes the dataset's folder \(data_path\), got a Dataset: save it "
+                                          r"with Dataset.save\(DIR\) and pass DIR"):
+        tune(ds, "mf", 1, f"sqlite:///{tmp_path / 's.db'}")

@@ -415,18 +415,45 @@ def _rebuild(path: Path | str, record: GraphRecord, data: str | None = None, fre
 
 def graph_checksum(graph: sp.csr_matrix) -> str:
     """SHA-256 over shape, indptr, indices and data (dtypes included) of a CSR matrix."""
+    return _arrays_checksum(graph.shape, graph.indptr, graph.indices, graph.data)
+
+
+def _arrays_checksum(shape: tuple[int, ...], indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> str:
+    """:func:`graph_checksum` of the CSR arrays as they are (a file's, before scipy may
+    convert their index dtype)."""
     h = hashlib.sha256()
-    h.update(f"csr:{graph.shape[0]}x{graph.shape[1]}".encode())
-    for name in ("indptr", "indices", "data"):
-        arr = np.ascontiguousarray(getattr(graph, name))
+    h.update(f"csr:{shape[0]}x{shape[1]}".encode())
+    for name, arr in (("indptr", indptr), ("indices", indices), ("data", data)):
+        arr = np.ascontiguousarray(arr)
         h.update(f"{name}:{arr.dtype.str}:{arr.size}".encode())
         h.update(memoryview(arr).cast("B"))
     return h.hexdigest()
 
 
+def _index_dtype(shape: tuple[int, ...], nnz: int) -> type[np.signedinteger]:
+    """The index dtype of a canonical graph: int32 when every row and column index and the
+    entry count fit in it (every graph graphrec builds), int64 beyond.
+
+    Fixed here rather than left to scipy, which keeps the int64 indices of a
+    ``scipy.sparse.csr_array`` (networkx's ``to_scipy_sparse_array``) but reads them
+    back from a file as int32: the checksum covers the dtype, so the stored form and the
+    loaded one must be the same."""
+    return np.int32 if max(*shape, nnz) <= np.iinfo(np.int32).max else np.int64
+
+
+def _with_index_dtype(graph: sp.csr_matrix) -> sp.csr_matrix:
+    """``graph`` with its ``indptr`` and ``indices`` in :func:`_index_dtype` (in place)."""
+    idx = _index_dtype(graph.shape, graph.nnz)
+    graph.indptr = graph.indptr.astype(idx, copy=False)
+    graph.indices = graph.indices.astype(idx, copy=False)
+    return graph
+
+
 def canonical_graph(graph: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
     """``graph`` as a stored graph holds it: a float32 CSR copy, duplicates summed, entries of
-    weight 0 dropped (a graph's edges are its nonzero entries), column indices sorted.
+    weight 0 dropped (a graph's edges are its nonzero entries), column indices sorted, index
+    arrays in :func:`_index_dtype` (int32 unless the graph is too large for it, whatever
+    dtype ``graph``'s indices had: a ``csr_array`` may hold int64).
 
     :func:`save_graph` stores this form and :func:`graphrec.graphs.build_item_graph` returns
     it, so a model trained on an in-run graph and one trained on the same graph stored and
@@ -446,7 +473,7 @@ def canonical_graph(graph: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
     g.sort_indices()
     if not np.isfinite(g.data).all():
         raise DataError("the graph holds NaN or inf weights: fix the builder before saving it")
-    return g
+    return _with_index_dtype(g)
 
 
 def _fsync_file(path: Path) -> None:
@@ -870,14 +897,16 @@ def load_graph(
             f"{npz_file}: holds {len(data)} entries but {RECORD_FILE} says nnz={record.nnz}: "
             f"the files do not belong together; {_rebuild(path, record)}"
         )
-    graph = sp.csr_matrix((data, indices, indptr), shape=shape)
     if verify and record.checksum is not None:
-        got = graph_checksum(graph)
+        # the arrays as stored, which save_graph hashed: a graph saved before canonical_graph
+        # fixed the index dtype may hold int64 indices, and loads as int32 like any other
+        got = _arrays_checksum(shape, indptr, indices, data)
         if got != record.checksum:
             raise DataError(
                 f"{npz_file}: checksum is {got[:12]} but {RECORD_FILE} says {record.checksum[:12]} "
                 f"(the matrix was modified): {_rebuild(path, record)}"
             )
+    graph = _with_index_dtype(sp.csr_matrix((data, indices, indptr), shape=shape))
     graph.has_sorted_indices = True
     if graph.dtype != np.float32:
         graph = graph.astype(np.float32)

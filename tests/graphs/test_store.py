@@ -87,6 +87,66 @@ def test_canonicalises_on_save(ds, tmp_path):
     assert out.nnz == 1 and g[0, 1] == 3.0 and g.dtype == np.float32
 
 
+
+def test_the_checksum_of_a_stored_graph_stays_what_it_was(ds, tmp_path):
+    # pinned: a change of the canonical form (dtypes, order) would refuse every graph already stored
+    g = sp.coo_matrix((np.array([0.5, 2.0, 1.0]), ([0, 1, 2], [1, 2, 0])), shape=(3, 3))
+    assert store.graph_checksum(store.canonical_graph(g)) == (
+        "fa768ff066c49e30794ef244e5d150725aa1ffb637eb6458ebec1b68b0fd6087"
+    )
+
+
+def _int64_forms(g: sp.csr_matrix) -> dict[str, sp.spmatrix | sp.sparray]:
+    """``g`` as csr_array / csr_matrix / coo_array with int64 indices (networkx's
+    ``to_scipy_sparse_array`` gives the first)."""
+    coo = g.tocoo()
+    rows, cols = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    wide = g.copy()
+    wide.indptr, wide.indices = g.indptr.astype(np.int64), g.indices.astype(np.int64)
+    return {
+        "csr_array": sp.csr_array((coo.data, (rows, cols)), shape=g.shape),
+        "csr_matrix": wide,
+        "coo_array": sp.coo_array((coo.data, (rows, cols)), shape=g.shape),
+    }
+
+
+def test_a_graph_with_int64_indices_saves_as_the_same_graph_and_loads(ds, tmp_path):
+    g, rec = _build(ds)
+    same = save_graph(tmp_path / "plain", g, rec).checksum
+    for name, m in _int64_forms(store.canonical_graph(g)).items():
+        assert name == "coo_array" or m.indices.dtype == np.int64
+        written = save_graph(tmp_path / name, m, rec)
+        assert written.checksum == same, name  # the container and its index dtype are no part of the graph
+        g2, rec2 = load_graph(tmp_path / name, dataset=ds)
+        assert rec2.checksum == store.graph_checksum(g2) == same
+        assert g2.indices.dtype == g2.indptr.dtype == np.int32 and (g2 != g).nnz == 0
+
+
+def test_a_graph_stored_with_int64_indices_by_an_earlier_version_loads(ds, tmp_path):
+    # before the index dtype was fixed, save_graph stored a csr_array's int64 indices and
+    # hashed them: the checksum is of the arrays as stored, so that graph loads (as int32)
+    g, rec = _build(ds)
+    save_graph(tmp_path / "g", g, rec)
+    wide = _int64_forms(store.canonical_graph(g))["csr_matrix"]
+    sp.save_npz(tmp_path / "g" / "graph.npz", wide)
+    header = json.loads((tmp_path / "g" / "graph.json").read_text())
+    header["checksum"] = store.graph_checksum(wide)
+    (tmp_path / "g" / "graph.json").write_text(json.dumps(header))
+    g2, rec2 = load_graph(tmp_path / "g", dataset=ds)
+    assert rec2.checksum == store.graph_checksum(wide) and g2.indices.dtype == np.int32 and (g2 != g).nnz == 0
+    # and a changed weight is still found
+    wide.data[0] += 1
+    sp.save_npz(tmp_path / "g" / "graph.npz", wide)
+    with pytest.raises(DataError, match="checksum is .* but graph.json says .*the matrix was modified"):
+        load_graph(tmp_path / "g")
+
+
+def test_only_a_graph_too_large_for_int32_indices_gets_int64():
+    big = np.iinfo(np.int32).max
+    assert store._index_dtype((big, big), big) is np.int32
+    assert store._index_dtype((10, 10), big + 1) is np.int64
+    assert store._index_dtype((big + 1, big + 1), 3) is np.int64
+
 def test_cold_start_fields_come_from_the_dataset(ds, tmp_path):
     cold = cold_start(ds, 0.25, seed=3)
     g, rec = _build(cold)

@@ -226,5 +226,6 @@ def inspect_graph(
         plot_degree_distribution(g, plot, title=f"{record.kind} graph of {record.dataset_name}", nodes=record.nodes)
         typer.echo(f"degree distribution plotted to {plot}")
     if graphml is not None:
-        write_graphml(g, graphml, ds, nodes=record.nodes, progress=command_progress(False))  # a bar past 1 s
+        write_graphml(g, graphml, ds, nodes=record.nodes, overwrite=overwrite,
+                      progress=command_progress(False))  # a bar past 1 s
         typer.echo(f"GraphML written to {graphml}")

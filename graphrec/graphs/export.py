@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from graphrec._atomic import atomic_file
 from graphrec._progress import counter
-from graphrec.errors import DataError, GraphrecNote
+from graphrec.errors import ConfigError, DataError, GraphrecNote
 from graphrec.graphs.knn import union_max
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -272,6 +272,7 @@ def write_graphml(
     directed: bool | None = None,
     nodes: str = "items",
     *,
+    overwrite: bool = False,
     progress: bool = False,
     chunk_size: int = 65_536,
 ) -> Path:
@@ -279,6 +280,10 @@ def write_graphml(
     GraphML, atomically: the file networkx writes for :func:`to_networkx`'s graph
     (``nx.read_graphml`` reads back the same nodes, attributes with their types, edges,
     weights and directedness), written straight from the sparse matrix.
+
+    An existing file at ``path`` is refused before any work unless ``overwrite``; the
+    file is written to a temporary name beside ``path`` and renamed into place once
+    complete, so an interrupted write leaves an existing file as it was.
 
     Nodes, then edges, are written ``chunk_size`` at a time (edges: whole rows, about
     ``chunk_size`` matrix entries), so the memory beyond the matrix and the node
@@ -292,7 +297,11 @@ def write_graphml(
     parser reads) are written as U+FFFD, with a :class:`~graphrec.errors.GraphrecNote`
     counting them. ``progress``: a tqdm bar over nodes and entries, shown once the write
     has taken a second.
+
+    Raises:
+        ConfigError: ``path`` exists and ``overwrite`` is False, or ``path`` is a folder.
     """
+    path = _checked_output(path, overwrite)
     g = _checked(graph, dataset, nodes)
     if chunk_size < 1:
         raise DataError(f"chunk_size {chunk_size}: write at least one row at a time (1 or more)")
@@ -310,7 +319,6 @@ def write_graphml(
         head.append(f'  <key id="{weight}" for="edge" attr.name="weight" attr.type="double" />\n')
     head.append(f'  <graph edgedefault="{"directed" if directed else "undirected"}">\n')
     replaced: list[tuple[int, str]] = []  # (values, the first) per chunk that held characters XML cannot carry
-    path = Path(path)
     with counter(progress, "GraphML", total=n + g.nnz, unit=" entries", unit_scale=True, delay=1.0,
                  leave=False) as bar:  # a bar once the write has taken a second
         with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
@@ -334,10 +342,23 @@ def write_graphml(
                                  for r, c, w in zip(rows.tolist(), cols.tolist(), vals.astype(np.float64).tolist())]))
                 bar.update(int(g.indptr[b] - g.indptr[a]))
             f.write("  </graph>\n</graphml>\n")
+            _checked_output(path, overwrite)  # created meanwhile by someone else: kept
     if replaced:
         count = sum(r[0] for r in replaced)
         warnings.warn(f"{path}: {count} text value(s) held characters XML 1.0 cannot carry (control characters "
                       f"such as \\x0b): written as U+FFFD (first: {replaced[0][1]})", GraphrecNote, stacklevel=2)
+    return path
+
+
+def _checked_output(path: str | os.PathLike, overwrite: bool) -> Path:
+    """``path`` as a :class:`~pathlib.Path`, refused (one line) when it is a folder, or an
+    existing file and ``overwrite`` is False."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a file: write the GraphML to a file path")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise ConfigError(f"{path} already exists: pass overwrite=True (CLI: --overwrite) to replace it, "
+                          "or choose another path")
     return path
 
 

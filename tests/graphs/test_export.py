@@ -269,7 +269,8 @@ def test_write_graphml_gives_the_same_file_whatever_the_chunk_size(tmp_path):
                        item_fields={"title": np.array([f"t&{i}<é>" for i in range(40)])})
     for name, g, kw in (("directed", knn, {}), ("a row over the chunk size", big, {}), ("symmetric", sym, {}),
                         ("union", knn, {"directed": False}), ("users", sp.csr_matrix((7, 7)), {"nodes": "users"})):
-        files = [write_graphml(g, tmp_path / f"{c}.graphml", ds, chunk_size=c, progress=c == 7, **kw).read_bytes()
+        files = [write_graphml(g, tmp_path / f"{c}.graphml", ds, chunk_size=c, progress=c == 7,
+                               overwrite=True, **kw).read_bytes()  # each case replaces the last one's files
                  for c in (1, 7, 10**6)]
         assert files[0] == files[1] == files[2], name
 
@@ -330,3 +331,41 @@ def test_graphml_refuses_a_value_networkx_cannot_write(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="node attribute 'score' holds a NoneType value, which GraphML cannot carry"):
         write_graphml(g, tmp_path / "g.graphml", tiny())
     assert not (tmp_path / "g.graphml").exists()
+
+
+def test_write_graphml_refuses_an_existing_file_unless_overwrite(tmp_path):
+    """write_graphml replaced an existing file silently, unlike write_recommendations,
+    Dataset.save and save_graph: it is refused before any work without overwrite=True."""
+    from graphrec.errors import ConfigError
+
+    g = sp.csr_matrix(np.eye(3, dtype=np.float32))
+    path = tmp_path / "g.graphml"
+    path.write_text("keep")
+    with pytest.raises(ConfigError) as e:
+        write_graphml(g, path, tiny())
+    assert str(e.value) == (f"{path} already exists: pass overwrite=True (CLI: --overwrite) to replace it, "
+                            "or choose another path")
+    assert path.read_text() == "keep"
+    assert write_graphml(g, path, tiny(), overwrite=True) == path
+    assert nx.read_graphml(path).number_of_nodes() == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.graphml"]  # no temporary left
+    with pytest.raises(ConfigError, match=f"^{tmp_path} is a folder, not a file: write the GraphML to a file path$"):
+        write_graphml(g, tmp_path, overwrite=True)
+
+
+def test_write_graphml_keeps_a_file_created_while_it_wrote(tmp_path, monkeypatch):
+    import graphrec.graphs.export as export
+    from graphrec.errors import ConfigError
+
+    path = tmp_path / "g.graphml"
+    xml_safe = export._xml_safe
+
+    def meanwhile(text, *args):
+        if not path.exists():
+            path.write_text("someone else's")
+        return xml_safe(text, *args)
+
+    monkeypatch.setattr(export, "_xml_safe", meanwhile)
+    with pytest.raises(ConfigError, match="already exists: pass overwrite=True"):
+        write_graphml(sp.csr_matrix(np.eye(3, dtype=np.float32)), path, tiny())
+    assert path.read_text() == "someone else's" and sorted(p.name for p in tmp_path.iterdir()) == ["g.graphml"]

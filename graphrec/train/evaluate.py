@@ -413,15 +413,26 @@ def evaluate_cold_start(
 
 
 def batch_scores(scorer: Scorer, users: torch.Tensor, n_items: int, device: torch.device) -> torch.Tensor:
-    """``scorer(users)`` checked (a tensor of ``len(users) x n_items`` scores, else a
-    one-line :class:`GraphrecError`) and made writable: floating point, contiguous, on
-    ``device`` (an expanded view gets its own memory before scores are masked in place).
-    Shared by the evaluator and :func:`graphrec.train.recommend.top_k`."""
+    """``scorer(users)`` checked (a torch tensor of ``len(users) x n_items`` scores, else a
+    one-line :class:`GraphrecError` naming what it returned: another type, a numpy array
+    of any shape included, or a tensor of another shape) and made writable: floating
+    point, contiguous, on ``device`` (an expanded view gets its own memory before scores
+    are masked in place). Shared by the evaluator and :func:`graphrec.train.recommend.top_k`."""
     b = len(users)
     scores = scorer(users)
-    if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (b, n_items):
-        got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-        raise GraphrecError(f"scorer returned {got} for {b} users, expected ({b}, {n_items}) scores")
+    if not isinstance(scores, torch.Tensor):
+        kind = type(scores)
+        got = f"a {kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else f"a {kind.__name__}"
+        got = "None" if scores is None else got
+        if isinstance(scores, np.ndarray):
+            got += f" of shape {scores.shape}"
+            fix = "return torch.from_numpy(scores) instead"
+        else:
+            fix = "return its scores as one tensor"
+        raise GraphrecError(f"scorer returned {got} for {b} users, but it must return a torch.Tensor of "
+                            f"({b}, {n_items}) scores: {fix}")
+    if tuple(scores.shape) != (b, n_items):
+        raise GraphrecError(f"scorer returned {tuple(scores.shape)} for {b} users, expected ({b}, {n_items}) scores")
     scores = scores.to(device)
     if not scores.is_floating_point():
         scores = scores.float()

@@ -265,6 +265,24 @@ def test_scorer_errors_and_options():
     assert a == b
 
 
+def test_a_scorer_returning_another_type_is_told_to_return_a_tensor():
+    """A numpy scorer of the right shape was told "returned ndarray for 3 users, expected
+    (3, 6) scores": the shape was never the problem. The type is named, with the fix."""
+    ds = _tiny()  # 3 users have a positive at valid
+    with pytest.raises(GraphrecError) as e:
+        evaluate_ranking(lambda u: SCORES[u].numpy(), ds, "valid")
+    assert str(e.value) == ("scorer returned a numpy.ndarray of shape (3, 6) for 3 users, but it must return a "
+                            "torch.Tensor of (3, 6) scores: return torch.from_numpy(scores) instead")
+    with pytest.raises(GraphrecError, match=r"^scorer returned a list for 3 users, but it must return a "
+                                            r"torch.Tensor of \(3, 6\) scores: return its scores as one tensor$"):
+        evaluate_ranking(lambda u: SCORES[u].tolist(), ds, "valid")
+    with pytest.raises(GraphrecError, match=r"^scorer returned None for 3 users, but it must return a torch"):
+        evaluate_ranking(lambda u: None, ds, "valid")
+    # a tensor of the wrong shape keeps the shape message
+    with pytest.raises(GraphrecError, match=r"^scorer returned \(3, 5\) for 3 users, expected \(3, 6\) scores$"):
+        evaluate_ranking(lambda u: torch.zeros(len(u), 5), ds, "valid")
+
+
 def test_most_popular_scorer():
     ds = _tiny()
     scorer = most_popular_scorer(ds)

@@ -33,6 +33,52 @@ def test_cuda_without_cuda_is_one_line_in_every_entry_point(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="checks the message of a machine without MPS")
+def test_mps_without_mps_is_one_line_before_any_work(tmp_path):
+    """``device="mps"`` passed the check and failed in torch ("PyTorch is not linked with
+    support for mps devices") once the model and its graphs were built."""
+    why = "is built without MPS" if not torch.backends.mps.is_built() else "MPS is not available on this machine"
+    with pytest.raises(ConfigError, match=rf"^device mps: .*{why}.*: use cpu or auto \(usable here: cpu"):
+        resolve_device("mps")
+    with pytest.raises(ConfigError, match=r"^--device mps: .*: use --device cpu or auto"):
+        resolve_device("mps", option="--device")
+    ds = synthetic_catalogue(n_users=40, n_items=30, n_clusters=2, seed=0)
+    cfg = TrainConfig(epochs=1, batch_size=256, ks=(20,), progress=False)
+    with pytest.raises(ConfigError, match=why):
+        run_training(ds, "lightgcn", {"embedding_dim": 4}, cfg, device="mps", out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_mps_where_torch_has_it(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_built", lambda: True)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"^device mps: MPS is not available on this machine \(it needs Apple "):
+        resolve_device("mps")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("mps") == resolve_device(torch.device("mps")) == torch.device("mps")
+    with pytest.raises(ConfigError, match=r"^device mps:1: MPS has one device, mps: use cpu or auto \(usable here: "
+                                          r"cpu.*, mps\)$"):
+        resolve_device("mps:1")
+
+
+@pytest.mark.parametrize("name", ["xpu", "meta", "hpu", "xla"])
+def test_device_types_graphrec_does_not_run_on_are_refused(name):
+    with pytest.raises(ConfigError) as e:
+        resolve_device(name)
+    assert str(e.value).startswith(f"device {name}: graphrec runs on cpu, cuda and mps devices, not {name}: "
+                                   "use cpu or auto (usable here: cpu")
+
+
+def test_a_cuda_index_beyond_the_machines_gpus_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1") and resolve_device("cuda") == torch.device("cuda")
+    with pytest.raises(ConfigError, match=r"^--device cuda:2: this machine has 2 CUDA device\(s\), cuda:0 to cuda:1: "
+                                          r"use one of them \(or auto\)$"):
+        resolve_device("cuda:2", option="--device")
+    with pytest.raises(ConfigError, match=r"not xpu: use cpu or auto \(usable here: cpu, cuda:0 to cuda:1"):
+        resolve_device("xpu")
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
 def test_test_device_without_cuda_stops_pytest_once():
     """GRAPHREC_TEST_DEVICE=cuda without CUDA: one line before collection (tests/conftest.py),
@@ -188,6 +234,15 @@ def test_cuda_without_cuda_is_one_line_everywhere(tmp_path):
         assert "\n" not in str(e.value), name
     assert not (tmp_path / "ctr-cuda").exists() and not (tmp_path / "run-cuda").exists()
 
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="checks the message of a machine without MPS")
+def test_mps_without_mps_is_one_line_everywhere(tmp_path):
+    for name, call in _entry_points(tmp_path).items():
+        with pytest.raises(ConfigError, match="device mps: .*MPS") as e:
+            call("mps")
+        assert "\n" not in str(e.value), name
+    assert not (tmp_path / "ctr-mps").exists() and not (tmp_path / "run-mps").exists()
 
 def test_every_public_name_exists():
     """``graphrec.train.recommend.__all__`` named a ``recommend`` the module does not have

@@ -125,3 +125,19 @@ def test_graphrec_train_imports_lazily_and_its_names_win_over_its_submodules():
             "print(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_knn_pages_example_runs_on_the_readmes_dataset(tmp_path, monkeypatch):
+    """docs/graphs-knn.md fused ["image", "text"]: on the README's data/lfm2k, whose only
+    modality is text, it failed with "unknown modality 'image'". The example runs as
+    written on a dataset of the same shape (text features only) at data/lfm2k."""
+    from graphrec.data.synthetic import synthetic_catalogue
+
+    ds = synthetic_catalogue(n_users=60, n_items=40, n_clusters=2, seed=0)
+    ds.replace(item_features={"text": ds.item_features["text"]}).save(tmp_path / "data" / "lfm2k")
+    monkeypatch.chdir(tmp_path)
+    (snippet,) = [b for b in _python_blocks(REPO / "docs/graphs-knn.md") if "fuse_features(" in b]
+    assert 'Dataset.load("data/lfm2k")' in snippet  # the README's dataset, named
+    namespace: dict = {}
+    exec(compile(snippet, "graphs-knn.md", "exec"), namespace)
+    assert namespace["E_m"].shape == (40, 40) and namespace["E_m"].nnz == 400

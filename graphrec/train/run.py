@@ -200,6 +200,13 @@ def run_training(
     main = shard is None or shard.is_main  # in a process group rank 0 alone writes
     check_config(config)
     data_path, transforms = _recorded_source(dataset, data_path, transforms)
+    if out is not None and data_path is None and main and dataset.source is None:
+        warnings.warn(
+            "the dataset was neither read from nor saved to a folder (Dataset.load / Dataset.save): the run records "
+            "no dataset folder, so loading it (load_run, recommend, evaluate) needs the data passed again; "
+            "Dataset.save(DIR) before training, or data_path=DIR, makes the run name DIR",
+            GraphrecNote, stacklevel=4,  # the caller of run_training (through its two wrappers)
+        )
     device = resolve_device(device)  # "auto", or CUDA where there is none: one line now
     previous = open_run_dir(out, overwrite, resume, lambda o, ow: None if claimed else check_run_output(o, ow))
     params = model_params(model_name, params)

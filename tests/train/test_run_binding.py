@@ -170,6 +170,10 @@ def test_a_saved_dataset_is_recorded_and_one_changed_in_memory_is_not(tmp_path):
 
     cfg = TrainConfig(epochs=1, batch_size=512, ks=(20,), progress=False)
     ds = synthetic_catalogue(n_users=120, n_items=80, n_clusters=4, seed=0)
+    with pytest.warns(GraphrecNote, match=r"the dataset was neither read from nor saved to a folder .* the run records "
+                                          r"no dataset folder"):
+        record, _ = run_training(ds, "mf", {"embedding_dim": 8}, cfg, out=tmp_path / "unsaved")
+    assert record["dataset"]["path"] is None
     data = ds.save(tmp_path / "data")
     record, _ = run_training(ds, "mf", {"embedding_dim": 8}, cfg, out=tmp_path / "saved")
     assert record["dataset"]["path"] == str(data.resolve())

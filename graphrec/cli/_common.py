@@ -155,12 +155,16 @@ def _reference_option(error: Exception, ctx: Any) -> str | None:
     parent = getattr(ctx, "parent", None)
     if not name or ctx is None or parent is None or parent.command.name != "train":
         return None
-    from graphrec.train.registry import get_model, reference_hint
+    from graphrec.train.registry import get_model, reference_hint, registered_models
 
     try:
         entry = get_model(ctx.command.name)
     except GraphrecError:
         return None
+    if name == "--task" and entry.task == "ranking":  # a CTR user on a ranking model
+        ctr = [e.name for e in registered_models("ctr")]
+        return (f"{entry.name} ranks items (top-k, recall/ndcg); the click-through-rate models ({', '.join(ctr)}) "
+                f"take --task ctr, e.g. graphrec train {'gmmf' if 'gmmf' in ctr else ctr[0]} --task ctr")
     return reference_hint(entry, name.lstrip("-"))
 
 

@@ -647,3 +647,12 @@ def test_a_reference_implementations_name_is_translated_in_every_unknown_option_
         model_params("freedom", {"knn_k": 5})
     with pytest.raises(ConfigError, match=r"^s.yaml: freedom has no hyper-parameter 'knn_k' \(knn_k is MMRec's name"):
         search_space("freedom", {"knn_k": [10, 20]}, source="s.yaml")
+
+
+def test_task_ctr_on_a_ranking_model_names_the_ctr_models(data_dir):
+    """`graphrec train lightgcn --task ctr` said only "No such option: --task"."""
+    res = runner.invoke(make_app(), ["train", "lightgcn", "--data", str(data_dir), "--task", "ctr"])
+    assert res.exit_code == 1
+    ctr = ", ".join(e.name for e in registered_models("ctr"))
+    assert (f"lightgcn ranks items (top-k, recall/ndcg); the click-through-rate models ({ctr}) take --task ctr, "
+            "e.g. graphrec train gmmf --task ctr") in " ".join(res.output.split()), res.output

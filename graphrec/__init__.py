@@ -12,7 +12,7 @@ The main entry points, importable from here (each imported on first use, so that
   lists them), :class:`TrainConfig`, :func:`run_training` (seeded, recorded, saved),
   :func:`fit`, :func:`evaluate_ranking`;
 * after training: :func:`recommend` (top-k with original ids from a saved run),
-  :func:`load_run`;
+  :func:`recommend_model` (the same for a model in memory), :func:`load_run`;
 * click-through rate: :func:`load_ctr_source` (CTR samples from a source folder),
   :class:`CTRConfig`, :func:`run_ctr` (``docs/models/ctr.md``, "Python").
 
@@ -41,6 +41,7 @@ _SUBPACKAGES = ("data", "features", "graphs", "models", "metrics", "nn", "train"
 #: name -> (module, attribute) of the lazily imported entry points
 _EXPORTS: dict[str, tuple[str, str]] = {
     "recommend": ("graphrec.train.recommend", "recommend_run"),
+    "recommend_model": ("graphrec.train.recommend", "recommend_model"),
     "Dataset": ("graphrec.data", "Dataset"),
     "read_source": ("graphrec.data.formats", "read_source"),
     "cold_start": ("graphrec.data", "cold_start"),

@@ -63,6 +63,7 @@ __all__ = [
     "check_recommendations_output",
     "read_id_list",
     "recommend_indices",
+    "recommend_model",
     "recommend_run",
     "top_k",
     "write_recommendations",
@@ -407,25 +408,74 @@ def recommend_run(
     """
     from graphrec.train.run import load_run
 
+    excluded = _check_recommend_args(unknown, k, batch_size, exclude_seen)
+    dev = resolve_device(device)
+    # the id lists (files) first: a wrong file fails before the run is loaded
+    user_list = None if users is None else _ids_arg(users, "user_id", "users")
+    item_list = None if items is None else _ids_arg(items, "item_id", "items")
+    record, dataset, model = load_run(run_dir, dev, data_path)  # a CTR run is refused there
+    return _recommend(model, dataset, users, user_list, items, item_list, k, excluded, dev, unknown, batch_size,
+                      progress, new_items, run_dir, record.get("model"))
+
+
+def recommend_model(
+    model: Any,
+    dataset: Dataset,
+    users: Sequence[Any] | os.PathLike | None = None,
+    k: int = 20,
+    exclude_seen: bool | Sequence[str] = True,
+    items: Sequence[Any] | os.PathLike | None = None,
+    *,
+    unknown: str = "error",
+    batch_size: int = 1024,
+    progress: bool = False,
+    new_items: str | os.PathLike | None = None,
+) -> Recommendations:
+    """Top-``k`` items with original ids for users of ``dataset`` from a ranking model in
+    memory (``run_training``'s or ``fit``'s, trained on ``dataset``), on the model's own
+    device: what :func:`recommend_run` (``graphrec.recommend``) gives for a saved run, with
+    the same arguments (``users``, ``items``: original ids, lists or files; ``unknown``,
+    ``exclude_seen``, ``new_items``, ...). Exported as ``graphrec.recommend_model``."""
+    from graphrec._device import model_device
+    from graphrec.train.fit import check_model_fits
+
+    excluded = _check_recommend_args(unknown, k, batch_size, exclude_seen)
+    check_model_fits(model, dataset)  # a model of other data: one line, not wrong ids
+    user_list = None if users is None else _ids_arg(users, "user_id", "users")
+    item_list = None if items is None else _ids_arg(items, "item_id", "items")
+    training = model.training
+    try:
+        return _recommend(model, dataset, users, user_list, items, item_list, k, excluded, model_device(model, None),
+                          unknown, batch_size, progress, new_items, "the model", None)
+    finally:
+        model.train(training)  # scored in eval mode; the caller's model is left as it was
+
+
+def _check_recommend_args(unknown: str, k: int, batch_size: int,
+                          exclude_seen: bool | Sequence[str]) -> tuple[str, ...]:
+    """The options of :func:`recommend_run` and :func:`recommend_model`, checked (one-line
+    ConfigError); returns the splits whose items are excluded."""
     if unknown not in UNKNOWN_CHOICES:
         raise ConfigError(f"unknown={unknown!r} is not one of {', '.join(UNKNOWN_CHOICES)}")
     if not is_int(k) or k < 1:
         raise ConfigError(f"k must be an integer >= 1, got {k!r}")
     if not is_int(batch_size) or batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    excluded = _excluded_splits(exclude_seen)
-    dev = resolve_device(device)
-    # the id lists (files) first: a wrong file fails before the run is loaded
-    user_list = None if users is None else _ids_arg(users, "user_id", "users")
-    item_list = None if items is None else _ids_arg(items, "item_id", "items")
-    record, dataset, model = load_run(run_dir, dev, data_path)  # a CTR run is refused there
+    return _excluded_splits(exclude_seen)
+
+
+def _recommend(model: Any, dataset: Dataset, users: Any, user_list: Any, items: Any, item_list: Any, k: int,
+               excluded: tuple[str, ...], dev: torch.device, unknown: str, batch_size: int, progress: bool,
+               new_items: str | os.PathLike | None, run_dir: Any, model_name: str | None) -> Recommendations:
+    """:func:`recommend_run`'s and :func:`recommend_model`'s work, on a model loaded or
+    in memory (``user_list`` / ``item_list``: the parsed ``users`` / ``items``)."""
     for s in excluded:
         dataset.split(s)  # a clear error when the dataset lacks the split
     item_ids = dataset.item_ids
     n_total = dataset.n_items
     new = None
     if new_items is not None:
-        new_ids, new_x = read_new_items(new_items, model, dataset, run_dir, record.get("model"))
+        new_ids, new_x = read_new_items(new_items, model, dataset, run_dir, model_name)
         new = new_x.to(dev)
         item_ids = np.concatenate([np.asarray(item_ids).astype(str), new_ids])
         n_total += len(new_ids)

@@ -492,7 +492,7 @@ def load_run(
     if not isinstance(run_dir, (str, os.PathLike)):  # graphrec.recommend(model), load_run(model)
         raise ConfigError(f"got a {type(run_dir).__name__}, not a run folder: pass the folder a run was saved to "
                           "(run_training(..., out=DIR), graphrec train --out DIR); for a model in memory use "
-                          "graphrec.train.recommend.recommend_indices(model.scorer(), dataset, users, k)")
+                          "graphrec.recommend_model(model, dataset, users, k)")
     record = load_record(run_dir)
     if record.get("task", "ranking") != "ranking":
         raise ConfigError(

@@ -87,6 +87,24 @@ def test_recommend_takes_run_dir_and_data_path_and_their_old_names(trained):
         graphrec.recommend(trained["run"], run=trained["run"])
 
 
+def test_a_model_in_memory_recommends_as_its_saved_run(trained):
+    """graphrec.recommend refused a model in memory and pointed at recommend_indices
+    (indices only); recommend_model gives the saved run's lists, ids and all, with the same
+    arguments, and leaves the model's mode as it was."""
+    _, dataset, model = load_run(trained["run"])
+    model.train()
+    users = [str(u) for u in dataset.user_ids[[5, 0, 7]]] + ["nobody"]
+    items = [str(i) for i in dataset.item_ids[:30]]
+    kw = dict(users=users, k=5, items=items, unknown="popular")
+    mine = graphrec.recommend_model(model, dataset, **kw)
+    saved = graphrec.recommend(trained["run"], **kw)
+    assert mine.user_id.tolist() == saved.user_id.tolist() and mine.item_id.tolist() == saved.item_id.tolist()
+    np.testing.assert_allclose(mine.score, saved.score, rtol=1e-6)
+    assert mine.popular_users == ["nobody"] and model.training
+    with pytest.raises(ConfigError, match="built for 90 users and 50 items"):
+        graphrec.recommend_model(model, synthetic_catalogue(n_users=20, n_items=10, seed=0))
+
+
 def test_top_k_equals_a_brute_force_argsort(trained):
     ds, scores = trained["dataset"], trained["scores"]
     recs = graphrec.recommend(trained["run"], k=10, device="cpu")

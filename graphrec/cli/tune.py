@@ -46,6 +46,10 @@ def tune(
     repeats: Annotated[
         int, typer.Option(help="Train each trial on this many seeds (--seed, --seed + 1, ...) and select on the mean.")
     ] = 1,
+    report_seeds: Annotated[
+        int, typer.Option(help="Train the best configuration again on this many seeds no trial used, and report their "
+                          "test mean and s.d. (OUT/report).", min=0)
+    ] = 0,
     out: Annotated[
         Optional[Path], typer.Option(help="Folder of the trials' records, the best run and the plots (default runs/tune-STUDY).")
     ] = None,
@@ -106,6 +110,12 @@ def tune(
     reference grid), in several calls or processes if need be; --grid --repeats 3 selects
     on the 3-seed mean over the whole grid.
 
+    With --report-seeds N the best configuration then trains again on the N seeds after
+    those the trials used (--seed + R, ...), none of which chose anything, and their test
+    mean and standard deviation are printed: the configuration's test figure without the
+    luck of the seeds that selected it (kept in OUT/report; trained again only when the
+    best changes).
+
     Example: graphrec tune lightgcn --data data/lfm2k --trials 20 --storage sqlite:///studies.db
     """
     from graphrec.train import TrainConfig
@@ -137,6 +147,7 @@ def tune(
             config=config, timeout=timeout, seed=seed, out=out, device=dev, pruning=pruning,
             prune_startup=prune_startup, prune_warmup=prune_warmup, tensorboard=tensorboard, log=echo,
             cold_start=cold_start, cold_protocol=cold_protocol, repeats=repeats, grid=grid,
+            report_seeds=report_seeds,
             command=None if ctx.meta.get(ARGV) is None else shlex.join(["graphrec", *ctx.meta[ARGV]]),
         )
     except KeyboardInterrupt as e:
@@ -153,15 +164,10 @@ def tune(
                    f"{_seeds_note(result.repeat_tests)}; {params}")
         when = "evaluated once now" if result.test_evaluated else "evaluated when this trial became the best"
         if result.repeat_tests:
-            mean, sd = result.test_mean, result.test_sd or {}
+            mean = result.test_mean
             typer.echo(f"test of the best trial, mean and standard deviation over its {len(result.repeat_tests)} "
                        f"seeds ({when}):")
-            columns = {}
-            for group, values in mean.items():  # each group's mean, then its seeds' s.d.
-                columns[group] = values
-                if group in sd:
-                    columns[f"{group} s.d."] = sd[group]
-            typer.echo(metric_table(columns, ordered_metric_keys(mean["all"])))
+            typer.echo(metric_table(_with_sd(mean, result.test_sd or {}), ordered_metric_keys(mean["all"])))
             kept = max(result.repeat_tests, key=lambda r: r["value"])["seed"]
             # the items the study selects on (all, cold or warm), as the trials' values
             per_seed = " / ".join(f"{r['test'][select_on][metric]:.4f}" for r in result.repeat_tests)
@@ -170,6 +176,12 @@ def tune(
         elif result.test:
             typer.echo(f"test of the best trial ({when}):")
             typer.echo(metric_table(result.test, ordered_metric_keys(result.test["all"])))
+        if result.report_tests:
+            seeds = [r["seed"] for r in result.report_tests]
+            typer.echo(f"test of the best configuration on {len(seeds)} fresh seeds ({', '.join(map(str, seeds))}: "
+                       "none chose anything), mean and standard deviation:")
+            typer.echo(metric_table(_with_sd(result.report_mean, result.report_sd or {}),
+                                    ordered_metric_keys(result.report_mean["all"])))
         typer.echo(f"best run: {result.best_run} (graphrec evaluate / graphrec recommend accept it)")
     for note in result.notes:
         typer.secho(f"note: {note}", err=True, fg=typer.colors.YELLOW)
@@ -191,3 +203,13 @@ def _space(space: Path) -> dict | str:
     if not space.exists() and len(space.parts) == 1 and not space.suffix:
         return str(space)
     return load_space_file(space)
+
+
+def _with_sd(mean: dict[str, dict[str, float]], sd: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """The columns of a seeds' metric table: each group's mean, then its seeds' s.d."""
+    columns = {}
+    for group, values in mean.items():
+        columns[group] = values
+        if group in sd:
+            columns[f"{group} s.d."] = sd[group]
+    return columns

@@ -128,6 +128,9 @@ class TuneResult:
     test_evaluated: bool = False
     #: with ``repeats`` > 1: the best trial's seeds, each ``{"seed", "value", "best_epoch", "test"}``
     repeat_tests: list[dict[str, Any]] = field(default_factory=list)
+    #: with ``report_seeds`` > 0: the best configuration trained again on seeds no trial
+    #: used, each ``{"seed", "best_epoch", "valid", "test", "run_dir"}``
+    report_tests: list[dict[str, Any]] = field(default_factory=list)
     plots: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -145,6 +148,16 @@ class TuneResult:
         """The sample standard deviation of the test metrics over the best trial's seeds
         (``repeats`` > 1), else None."""
         return sd_metrics([r["test"] for r in self.repeat_tests]) if len(self.repeat_tests) > 1 else None
+
+    @property
+    def report_mean(self) -> dict[str, dict[str, float]] | None:
+        """The mean test metrics of the best configuration over the report seeds, else None."""
+        return mean_metrics([r["test"] for r in self.report_tests]) if self.report_tests else None
+
+    @property
+    def report_sd(self) -> dict[str, dict[str, float]] | None:
+        """Their sample standard deviation (two report seeds or more), else None."""
+        return sd_metrics([r["test"] for r in self.report_tests]) if len(self.report_tests) > 1 else None
 
 
 def mean_metrics(runs: list[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
@@ -211,6 +224,7 @@ def tune(
     repeats: int = 1,
     grid: bool = False,
     command: str | None = None,
+    report_seeds: int = 0,
 ) -> TuneResult:
     """Run ``trials`` more trials of the study ``study_name`` (default ``MODEL-DATASET``)
     of model ``model_name`` on the dataset folder ``data_path`` (``graphrec tune MODEL
@@ -237,7 +251,11 @@ def tune(
     sampler, instead of TPE; ``trials`` None: every point not yet run (otherwise at most
     ``trials`` of them), and 20 trials without ``grid``. ``command``: the ``graphrec
     tune ...`` line of this call, recorded in ``tune.json`` (``calls``: each call's
-    command line and working directory) with the working directory.
+    command line and working directory) with the working directory. ``report_seeds`` N > 0:
+    once the study's best is known, its configuration trains again, tested, on the N seeds
+    after those the trials used (``seed + repeats``, ...), none of which chose anything:
+    an estimate of its test metrics without the selection's luck, in ``OUT/report/seed<s>``
+    (``TuneResult.report_tests``; kept, and trained again only for another best).
     """
     if not isinstance(data_path, (str, os.PathLike)):  # a Dataset: trials reload it from disk, each in its process
         raise ConfigError(f"tune takes the dataset's folder (data_path), got a {type(data_path).__name__}: save it "
@@ -248,6 +266,8 @@ def tune(
         raise ConfigError(f"--trials must be at least 1, got {trials}")
     if repeats < 1:
         raise ConfigError(f"--repeats must be at least 1, got {repeats}")
+    if not isinstance(report_seeds, int) or isinstance(report_seeds, bool) or report_seeds < 0:
+        raise ConfigError(f"--report-seeds must be an integer >= 0, got {report_seeds!r}")
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"--timeout must be positive seconds, got {timeout}")
     if prune_startup < 0 or prune_warmup < 0:
@@ -387,6 +407,10 @@ def tune(
             result.best_run, result.test, result.test_evaluated, result.repeat_tests = written
         else:
             result.notes.append("no trial completed: no best run written")
+        if report_seeds and result.best_run is not None:
+            first = config.seed + repeats  # the seeds after the trials': none of them chose anything
+            result.report_tests = _report_on_fresh_seeds(result.best_run, range(first, first + report_seeds), dataset,
+                                                         Path(data_path).resolve(), transforms, device, out, log)
         if plots:
             from graphrec.train.plots import draw_study
 
@@ -1120,6 +1144,57 @@ def _write_best(best: Any, study: str, url: str, out: Path, dataset: Dataset, de
     return best_dir, record["test"], True, seeds
 
 
+#: OUT's folder of the best configuration's runs on the report seeds
+REPORT = "report"
+
+
+def _report_on_fresh_seeds(best_run: Path, seeds: range, dataset: Dataset, data_path: Path,
+                           transforms: Mapping[str, Any], device: str, out: Path,
+                           log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The best run's configuration (its record's model, hyper-parameters and training
+    options) trained and tested on each of ``seeds`` as ``graphrec train`` would, into
+    ``out/report/seed<s>``; a finished run there of the same configuration is read, not
+    trained again. Returns each seed's ``{"seed", "best_epoch", "valid", "test", "run_dir"}``."""
+    from graphrec.train.run import run_training
+    from graphrec.train.state import RunInterrupted
+
+    chosen = load_record(best_run)
+    model, params = chosen["model"], chosen["model_params"]
+    config = TrainConfig.from_dict(chosen["train_config"])
+    done = []
+    for seed in seeds:
+        folder = (out / REPORT / f"seed{seed}").absolute()
+        seeded = TrainConfig.from_dict({**config.to_dict(), "seed": seed})
+        record = _finished_run_of(folder, model, params, seeded)
+        if record is None:
+            log(f"report: the best configuration on seed {seed} ({folder})")
+            try:
+                record, _ = run_training(dataset, model, params, seeded, device=device, out=folder,
+                                         overwrite=folder.exists(), data_path=data_path, transforms=transforms)
+            except RunInterrupted:
+                raise KeyboardInterrupt(f"interrupted while training the best configuration on report seed {seed}: "
+                                        "run the same command again (the seeds finished so far are kept)") from None
+        done.append({"seed": seed, "best_epoch": record["best_epoch"], "valid": record["best_valid"],
+                     "test": record["test"], "run_dir": str(folder)})
+    return done
+
+
+def _finished_run_of(folder: Path, model: str, params: Mapping[str, Any],
+                     config: TrainConfig) -> dict[str, Any] | None:
+    """The record in ``folder`` when it is a finished run of this model, hyper-parameters
+    and training options (seed included); None otherwise (none there, interrupted, or of
+    an earlier best), which is then trained (again)."""
+    from graphrec.train.state import FINISHED
+
+    try:
+        record = load_record(folder)
+    except (DataError, OSError):
+        return None
+    same = (record.get("status", FINISHED) == FINISHED and record.get("model") == model
+            and record.get("model_params") == dict(params) and record.get("train_config") == config.to_dict())
+    return record if same and record.get("test") else None
+
+
 def _best_trial(optuna: Any, study: Any) -> Any | None:
     """The study's best completed trial as the storage holds it now (None: none completed)."""
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
@@ -1169,6 +1244,8 @@ def _summary(result: TuneResult) -> dict[str, Any]:
         "test": result.test,
         **({"repeats": result.repeat_tests, "test_mean": result.test_mean, "test_sd": result.test_sd}
            if result.repeat_tests else {}),
+        **({"report": {"seeds": result.report_tests, "test_mean": result.report_mean, "test_sd": result.report_sd}}
+           if result.report_tests else {}),
     }
 
 

@@ -216,6 +216,40 @@ def test_repeats_select_on_the_mean_of_seeds_and_report_each_seed_of_the_best(da
     assert res.exit_code == 0, res.output
 
 
+def test_report_seeds_test_the_best_configuration_on_seeds_no_trial_used(data, tmp_path, monkeypatch):
+    """--report-seeds N: the best configuration trains again on the N seeds after the
+    trials' (here 2 and 3 after --repeats 2's 0 and 1), tested, kept in OUT/report; a later
+    call with the same best reads them instead of training them again."""
+    import graphrec.train.run as run_module
+
+    (tmp_path / "grid.yaml").write_text("lr: 1.0e-3\nnum_layers: [1, 2]\nreg_weight: 1.0e-4\n")
+    args = _args(data, tmp_path, 2, 3, "--repeats", 2, "--grid", "--space", tmp_path / "grid.yaml")
+    res = run(*args, "--report-seeds", 2)
+    assert res.exit_code == 0, res.output
+    best = json.loads((tmp_path / "out" / "best" / "record.json").read_text())
+    tests = []
+    for seed in (2, 3):
+        record = json.loads((tmp_path / "out" / "report" / f"seed{seed}" / "record.json").read_text())
+        assert record["train_config"] == dict(best["train_config"], seed=seed)
+        assert record["model_params"] == best["model_params"] and record["status"] == "finished"
+        tests.append(record["test"]["all"]["recall@20"])
+    assert "test of the best configuration on 2 fresh seeds (2, 3: none chose anything), mean and standard deviation:" \
+        in res.output
+    row = [line for line in res.output.splitlines() if line.startswith("recall@20 ")][-1]
+    mean, sd = (tests[0] + tests[1]) / 2, abs(tests[0] - tests[1]) / 2 ** 0.5
+    assert row.split()[1:] == [f"{mean:.4f}", f"{sd:.4f}"]
+    report = json.loads((tmp_path / "out" / "tune.json").read_text())["summary"]["report"]
+    assert [r["seed"] for r in report["seeds"]] == [2, 3] and report["test_mean"]["all"]["recall@20"] == \
+        pytest.approx(mean)
+    trained = []
+    real = run_module.run_training
+    monkeypatch.setattr(run_module, "run_training", lambda *a, **k: trained.append(k["out"]) or real(*a, **k))
+    res = run(*args, "--report-seeds", 3)  # the grid has run: no trial, the same best
+    assert res.exit_code == 0 and "0 run now" in res.output, res.output
+    assert [p.name for p in trained] == ["seed4"]  # seeds 2 and 3 were read, not trained again
+    _one_line_error(run(*_args(data, tmp_path, 1), "--report-seeds", -1), "--report-seeds")
+
+
 def test_a_grid_study_runs_the_points_of_a_space_file_and_then_stops(data, tmp_path):
     (tmp_path / "grid.yaml").write_text("lr: 1.0e-3\nnum_layers: [1, 2, 3]\nreg_weight: 1.0e-4\n")
     args = _args(data, tmp_path, 1)

@@ -95,6 +95,14 @@ ATTENTION_FILE = "attention.npz"
 GRAPH_CHOICES = ("none", "knn", "cooccur", "both")
 #: the backbone optimisers of :class:`CTRConfig` (GMMF's paper: Adam; MARN's: AdaGrad)
 OPTIMIZERS = ("adam", "adagrad")
+#: AdaGrad's starting accumulator (the per-parameter sum of squared gradients) of the
+#: ``"adagrad"`` backbone optimiser: TensorFlow's default (``tf.compat.v1.train.AdagradOptimizer``
+#: and Keras' ``Adagrad``: ``initial_accumulator_value=0.1``), not PyTorch's 0. MARN's paper
+#: says only "AdaGrad (Duchi et al., 2011) ... learning rate of 0.1" and names no framework;
+#: the reading (docs/models/ctr.md, Optimisers) is that of the TensorFlow code its CTR line
+#: (DIN, Zhou et al. 2018) was released in. With PyTorch's 0 the first step moves every
+#: parameter with a gradient by about +-lr (0.1), whatever the gradient's size.
+ADAGRAD_INITIAL_ACCUMULATOR = 0.1
 #: the validation metrics CTR training can select its best epoch (and stop early) on
 #: (``CTRConfig.valid_metric``), each with its direction in Optuna's words: AUC and GAUC
 #: (per-user AUC, the papers' "AUC") are maximised, logloss (calibration) is minimised
@@ -136,8 +144,9 @@ class CTRConfig:
         lr: learning rate of the backbone's optimiser.
         weight_decay: the backbone optimiser's weight decay (L2).
         optimizer: the backbone's optimiser, ``"adam"`` (default) or ``"adagrad"``
-            (MARN's paper: AdaGrad, lr 0.1, batches of 32); the GAN's two are Adam
-            (``gan_lr``) either way.
+            (MARN's paper: AdaGrad, lr 0.1, batches of 32; its accumulator starts at
+            TensorFlow's 0.1, :data:`ADAGRAD_INITIAL_ACCUMULATOR`); the GAN's two are
+            Adam (``gan_lr``) either way.
         patience: stop after this many epochs without a better validation ``valid_metric``.
         seed: seeds initialisation and shuffling.
         gan_start_epoch: K of GMMF's Algorithm 1: the GAN is trained in epochs > K.
@@ -522,7 +531,8 @@ def fit_ctr(
         opt_d = adam(d_params, lr=config.gan_lr)
     backbone = [p for p in model.parameters() if id(p) not in gan_ids]
     if config.optimizer == "adagrad":
-        opt = torch.optim.Adagrad(backbone, lr=config.lr, weight_decay=config.weight_decay)
+        opt = torch.optim.Adagrad(backbone, lr=config.lr, weight_decay=config.weight_decay,
+                                  initial_accumulator_value=ADAGRAD_INITIAL_ACCUMULATOR)
     else:
         opt = adam(backbone, lr=config.lr, weight_decay=config.weight_decay)
 

@@ -243,8 +243,9 @@ def test_stored_graph_of_other_data_names_the_samples_dataset(samples, tmp_path)
 
 
 def test_optimizer_adagrad_trains_the_backbone_and_is_recorded(samples, tmp_path, monkeypatch):
-    """--optimizer adagrad (MARN's paper) replaces the backbone's Adam; GMMF's GAN keeps
-    its two Adam optimisers (gan_lr)."""
+    """--optimizer adagrad (MARN's paper) replaces the backbone's Adam, its accumulator
+    starting at TensorFlow's 0.1 (not PyTorch's 0, whose first step moves every parameter
+    by about +-lr); GMMF's GAN keeps its two Adam optimisers (gan_lr)."""
     import torch
 
     made = []
@@ -261,6 +262,7 @@ def test_optimizer_adagrad_trains_the_backbone_and_is_recorded(samples, tmp_path
     res = runner.invoke(app, [*args, "--optimizer", "adagrad", "--out", str(tmp_path / "ada")])
     assert res.exit_code == 0, res.output
     assert len(made) == 1 and made[0][1]["lr"] == 0.1  # one: the backbone's
+    assert made[0][1].get("initial_accumulator_value") == 0.1
     rec = load_record(tmp_path / "ada")
     assert rec["train_config"]["optimizer"] == "adagrad"
     res = runner.invoke(app, [*args, "--out", str(tmp_path / "adam")])

@@ -52,6 +52,13 @@ with the reversal coefficient ramped :math:`\lambda_p = 2 / (1 + e^{-\gamma p}) 
 :math:`\gamma = 10`, :math:`p` the training progress from 0 to 1 (section 4.1), set by the
 fit loop through :meth:`MARN.set_progress`.
 
+Training (section 4.1): AdaGrad, learning rate 0.1, batches of 32 on Amazon, i.e.
+``CTRConfig(optimizer="adagrad", lr=0.1, batch_size=32)`` (``--optimizer adagrad --lr 0.1
+--batch-size 32``); graphrec's default is Adam 1e-3, batches of 256, for every model. The
+paper names no starting accumulator: AdaGrad's starts at TensorFlow's 0.1
+(:data:`graphrec.train.ctr.ADAGRAD_INITIAL_ACCUMULATOR`), not PyTorch's 0, from which
+the first step moves every parameter by about +-lr.
+
 Ablations (Table 3): ``fusion="concat"`` (BaseModel+CONC: the sum of the projected
 modality features), ``adversarial="none" | "adv" | "ddma"`` (``adv``: the original
 one-to-one adversarial transfer, unweighted features, no :math:`D_1`, no

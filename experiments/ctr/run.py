@@ -66,6 +66,29 @@ TABLE2 = [  # (row, model, params, graph-enrichable)
     ("MARN", "marn", {}, True),
     ("GMMF", "gmmf", {}, True),
 ]
+#: the models whose fields changed: LR and FM see the candidate item's ID fields only (GMMF
+#: and MARN section 4.2), no longer the user's; their runs cached before (no "user_fields"
+#: key) are refused rather than reported as the papers' LR and FM
+ITEM_FIELD_MODELS = ("lr", "fm")
+
+
+def _enrichable(model: str, data: CTRData, params: dict) -> bool:
+    """Whether ``model`` takes item graphs on ``data``: FM with the item ID its only field
+    (no item side field, as on amazon-scientific) has nothing for a graph to change, and
+    graphrec refuses it (as it does LR's)."""
+    import scipy.sparse as sp
+
+    from graphrec.errors import ConfigError
+    from graphrec.nn import to_torch_sparse
+    from graphrec.train.ctr import build_ctr_model
+
+    try:
+        build_ctr_model(model, data, params, item_graphs=[to_torch_sparse(sp.identity(data.n_items, format="csr"))])
+    except ConfigError:
+        return False
+    return True
+
+
 # GMMF Table 3, rows (a)-(h); the paper's AUC on Electronics / Home / Cell Phones
 GMMF_ABLATION = [
     ("(a) Base", dict(use_autoencoder=False, use_cgan=False, use_min=False), (0.7999, 0.7316, 0.7613)),
@@ -150,6 +173,10 @@ def _run(data: CTRData, key: str, model: str, params: dict, graph: str | None, s
     settings.update(train or {})
     if path.is_file():
         cached = json.loads(path.read_text())
+        if model in ITEM_FIELD_MODELS and "user_fields" not in cached:
+            raise SystemExit(f"{path} is a run of {model} with the user fields it had before it took the papers' "
+                             f"item fields only: delete the {model} runs of {cache} (t2-{model}-*, tu-{model}-*, "
+                             f"cold-{model}-*) to train them again")
         differ = {k: (cached["train"].get(k), v) for k, v in settings.items()
                   if "train" in cached and cached["train"].get(k) != v}
         if differ and cached_only:  # another part's run of other settings: not one of these
@@ -172,6 +199,7 @@ def _run(data: CTRData, key: str, model: str, params: dict, graph: str | None, s
         "cold": rec["test"]["slices"]["cold"], "warm": rec["test"]["slices"]["warm"],
         "valid_slices": {k: rec["best_valid"]["slices"][k] for k in ("cold", "warm")},
         "seconds": time.perf_counter() - t0, "train": settings,
+        **({"user_fields": bool(params.get("user_fields", False))} if model in ITEM_FIELD_MODELS else {}),
         "gan": [(h["epoch"], h.get("gan_d_loss"), h.get("gan_g_loss")) for h in rec["history"] if "gan_d_loss" in h],
     }
     tmp = path.with_suffix(".tmp")
@@ -271,8 +299,12 @@ def main() -> None:
                       f"| model | item graph | test AUC | test GAUC | test logloss | valid AUC | GMMF paper (Elec/Home/Cell) | MARN paper (Elec/Cloth) |",
                       "|---|---|---|---|---|---|---|---|"]
             levels_rows = []
+            refused = []
             for row, model, params, enrich in TABLE2:
                 allowed = "table2" in parts and (models is None or model in models)
+                if enrich and not _enrichable(model, data, params):
+                    enrich = False
+                    refused.append(row)
                 for graph in ([None, args.graph] if enrich else [None]):
                     key = f"t2-{model}-{graph or 'none'}"
                     runs = runs_of("table2", allowed, key, model, params, graph)
@@ -288,6 +320,9 @@ def main() -> None:
                     cold = [r["cold"]["auc"] for r in runs]
                     levels_rows.append(f"| {row} | {graph or 'none'} | " + " | ".join(f"{x:.3f}" for x in lv)
                                        + f" | {_fmt(cold)} ({runs[0]['cold']['samples']}) |")
+            if refused:
+                table2 += ["", f"No item-graph row for {', '.join(refused)}: on these data the item ID is "
+                           "its only field, so an item graph would change nothing (graphrec refuses it)."]
             table2 += ["", "## Test AUC per candidate popularity level (MARN Table 4; 0 = least popular), mean over seeds", "",
                       "| model | item graph | " + " | ".join(str(k) for k in range(10)) + " | cold (samples) |",
                       "|---|---|" + "---|" * 11] + levels_rows
@@ -453,8 +488,9 @@ def _cold_part(ds: str, root: Path, models: set[str] | None, args) -> list[str]:
         cache = sdir.parent / "runs"
         cache.mkdir(exist_ok=True)
         for m in names:
+            enrich = m != "lr" and _enrichable(m, data, {})
             for g in graphs:
-                if m == "lr" and g != "none":
+                if g != "none" and not enrich:
                     continue
                 rows[(m, g)].append(_run(data, f"cold-{m}-{g}", m, {}, None if g == "none" else g, s, args, cache))
     row_name = {m: r for r, m, _, _ in TABLE2}

@@ -374,6 +374,10 @@ def _check_enriched(name: str, model: CTRModel) -> None:
     if all(p.num_layers == 0 for p in props):
         raise ConfigError("--graph-layers 0 propagates nothing over the item graph: drop --item-graph or pass "
                           "--graph-layers 1 or more")
+    if getattr(model, "n_fields", 2) < 2:  # FM with the item ID its one field: no pair, no second-order term
+        raise ConfigError(f"{name} has one field on these data, the item ID (no item side field; the user fields "
+                          "are off, as in the papers), so its item vector enters no pair and an item graph would "
+                          "change nothing: drop --item-graph or pass --user-fields")
 
 
 def _check_graph_features(parts: Sequence[str | Path], item_graph: str | None, features: Mapping[str, Any]) -> None:

@@ -139,7 +139,7 @@ def test_content_projections_see_only_the_batch_items(data, name):
 def test_side_and_id_rows_equal_their_tables(data, graphs):
     schema = CTRSchema.from_data(data)
     torch.manual_seed(0)
-    fm = FM(schema, dim=8, item_graphs=contract_graphs(data.n_items) if graphs else None)
+    fm = FM(schema, dim=8, item_graphs=contract_graphs(data.n_items) if graphs else None, user_fields=True)
     items = torch.tensor([3, 0, 3, 7, 49])
     users = torch.tensor([1, 1, 0, 59])
     assert fm.item_side.names and fm.user_side.names  # genres (multi-valued), gender

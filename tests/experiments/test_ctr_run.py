@@ -52,3 +52,27 @@ def test_one_part_at_a_time_keeps_the_other_parts_tables(root):
     assert "| LR | none |" not in md and "| (a) Base |" not in md
     assert "## MARN Table 3 ablations" in md and md.count("| BaseModel") == 1
     assert not (root / "out" / "ml100k-tune.md").exists()
+
+
+def test_fm_without_item_side_fields_has_no_graph_row_and_stale_lr_fm_runs_are_refused(root):
+    """The papers' FM sees the item's ID fields only: on data without item side fields (this
+    catalogue, amazon-scientific) the item ID is its one field, graphrec refuses item
+    graphs for it, and Table 2 says so instead of failing. LR and FM runs cached before
+    they dropped the user fields (no "user_fields" key) are refused, not reported."""
+    import json
+
+    out = root / "out-fields"
+    cmd = [sys.executable, str(SCRIPT), "--data-root", str(root / "data"), "--datasets", "ml100k", "--seeds", "1",
+           "--epochs", "1", "--out", str(out), "--parts", "table2", "--models", "lr,fm"]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    md = (out / "ml100k.md").read_text()
+    assert "| LR | none |" in md and "| FM | none |" in md and "| FM | both |" not in md
+    assert "No item-graph row for FM: on these data the item ID is its only field" in md
+    cached = out / "ml100k" / "runs" / "t2-fm-none-s0.json"
+    run = json.loads(cached.read_text())
+    assert run["user_fields"] is False
+    del run["user_fields"]  # as cached before the change
+    cached.write_text(json.dumps(run))
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode != 0 and "with the user fields it had before" in res.stderr + res.stdout

@@ -50,7 +50,8 @@ class DeepFM(CTRModel):
     ) -> None:
         super().__init__()
         self.n_users, self.n_items = schema.n_users, schema.n_items
-        self.fm = FM(schema, dim, item_graphs, graph_layers)  # shares its field embeddings
+        # shares its field embeddings; DeepFM keeps the user fields (GMMF: "ID" features, not item ID only)
+        self.fm = FM(schema, dim, item_graphs, graph_layers, user_fields=True)
         mods = schema.chosen_modalities(modalities)
         self.modalities = mods
         self.proj = nn.ModuleDict()

@@ -9,8 +9,10 @@ A model's test module supplies only a constructor::
 and inherits the checks: output shapes and probabilities in (0, 1), deterministic
 reset, finite loss and gradients, a loss that decreases when optimised, ``state_dict``
 round trip through ``torch.load(weights_only=True)``, predictions that do not depend on
-extra padding of the history, and (for models with an item ID embedding) graph
-enrichment that changes the item representation and trains the graph weights.
+extra padding of the history, (for models with an item ID embedding) graph
+enrichment that changes the item representation and trains the graph weights, and (for
+models that score the candidate item alone, ``item_only = True``: LR and FM as the
+papers give them) predictions that the user and the history do not change.
 
 Like :class:`graphrec.testing.RecommenderContract`, the suite runs on
 ``$GRAPHREC_TEST_DEVICE`` (default ``cpu``) and, off the CPU, also checks that loss,
@@ -65,6 +67,9 @@ class CTRModelContract:
 
     #: set False for models without an item ID embedding (LR)
     supports_item_graph: bool = True
+    #: set True for models that see the candidate item's fields only (GMMF and MARN
+    #: section 4.2: LR and FM): no user, no history
+    item_only: bool = False
 
     def make_model(self, schema: CTRSchema, item_graphs: list[torch.Tensor] | None = None) -> CTRModel:  # pragma: no cover
         raise NotImplementedError
@@ -153,6 +158,18 @@ class CTRModelContract:
                          torch.cat([batch.props, torch.zeros_like(pad)], 1), batch.labels)
         with torch.no_grad():
             assert torch.allclose(model(batch), model(wider), atol=1e-5)
+
+    def test_item_only_models_ignore_the_user_and_the_history(self) -> None:
+        if not self.item_only:
+            return
+        model = self._seeded(0)
+        model.eval()
+        batch = self._batch()
+        assert not any("user" in name for name, _ in model.named_parameters())
+        others = CTRBatch(batch.users.flip(0), batch.items, batch.history.flip(0), batch.props.flip(0), batch.labels)
+        assert not torch.equal(others.users, batch.users)
+        with torch.no_grad():
+            assert torch.equal(model(batch), model(others))
 
     def test_graph_enrichment(self) -> None:
         if not self.supports_item_graph:

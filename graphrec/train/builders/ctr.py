@@ -29,9 +29,12 @@ def _mods(value: Optional[str]) -> Optional[list[str]]:
 
 
 Dim = Annotated[int, Option("--dim", help="Item ID embedding size (papers: 32).", min=1)]
-#: FM's and DeepFM's k: every field's embedding (user, item, side fields; DeepFM's modality projections)
-FieldDim = Annotated[int, Option("--dim", help="Embedding size k of every field (user, item, side fields; papers: 32).", min=1)]
+#: FM's and DeepFM's k: every field's embedding (ID and side fields; DeepFM's modality projections)
+FieldDim = Annotated[int, Option("--dim", help="Embedding size k of every field (ID and side fields; papers: 32).", min=1)]
 ModalityDim = Annotated[int, Option(help="Projection size of each content modality (0: raw features).", min=0)]
+#: LR's and FM's user fields: off by default, as in both papers (item ID fields only)
+UserFields = Annotated[bool, Option(
+    "--user-fields", help="Also use the user ID and user side fields (not in the papers: item ID fields only).")]
 Modalities = Annotated[
     Optional[list],
     Option(help="Content modalities used, e.g. image,text [all].", cli_type=Optional[str], to_value=_mods),
@@ -40,22 +43,24 @@ Modalities = Annotated[
 
 @register_model(
     "lr", task="ctr", title="LR", paper="McMahan et al., KDD 2013",
-    summary="logistic regression on user, item and side-field IDs",
+    summary="logistic regression on the candidate item's ID fields",
     example="graphrec train lr --data ../shared/data/ml100k --task ctr --epochs 30",
 )
-def build_lr(schema: CTRSchema, **more: Any) -> LR:
-    """One weight per user, item and side-field value."""
-    return LR(schema, **more)
+def build_lr(schema: CTRSchema, user_fields: UserFields = False, **more: Any) -> LR:
+    """One weight per item and item side-field value (GMMF, MARN section 4.2); with
+    ``--user-fields`` also per user and user side-field value."""
+    return LR(schema, user_fields=user_fields, **more)
 
 
 @register_model(
     "fm", task="ctr", title="FM", paper="Rendle, ICDM 2010",
-    summary="factorization machine on user, item and side-field IDs",
+    summary="factorization machine on the candidate item's ID fields",
     example="graphrec train fm --data ../shared/data/ml100k --task ctr --item-graph knn",
 )
-def build_fm(schema: CTRSchema, dim: FieldDim = 32, **more: Any) -> FM:
-    """Pairwise interactions of the field embeddings."""
-    return FM(schema, dim=dim, **more)
+def build_fm(schema: CTRSchema, dim: FieldDim = 32, user_fields: UserFields = False, **more: Any) -> FM:
+    """Pairwise interactions of the item's field embeddings (GMMF, MARN section 4.2);
+    with ``--user-fields`` also of the user's."""
+    return FM(schema, dim=dim, user_fields=user_fields, **more)
 
 
 @register_model(

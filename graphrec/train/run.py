@@ -502,7 +502,6 @@ def load_run(
         )
     check_record_fields(record, run_dir, {"dataset": dict, "model_params": dict, "train_config": dict})
     check_record_fields(record["dataset"], run_dir, {"fingerprint": str})
-    _check_model_known(record, run_dir)
     note = interrupted_run_note(record, run_dir)  # untrained weights (no epoch ended): refused here
     if note is not None:
         warnings.warn(note, GraphrecNote, stacklevel=2)
@@ -523,7 +522,8 @@ def load_run(
             f"{stats_difference(record['dataset'].get('stats'), dataset.stats())}): pass the original dataset "
             "with --data, or train again on this one"
         )
-    state = load_state(run_dir, record=record)
+    state = load_state(run_dir, record=record)  # first: a record edited to name another model says so
+    _check_model_known(record, run_dir)
     check_recorded_graphs(record, run_dir)
     with graph_memo(run_graphs(record, run_dir)):  # the graphs it trained over, not a kNN search again
         model = build_model(record["model"], dataset, buildable_params(record, dataset))

@@ -149,7 +149,7 @@ def test_record_naming_an_unknown_model(run_dir, tmp_path):
     lines = res.output.strip().splitlines()
     assert res.exit_code == 1 and len(lines) == 2, res.output
     assert lines[0].startswith("warning:") and "no checkpoint hash" in lines[0]
-    assert lines[1].startswith("error: unknown ranking model 'nosuch'")
+    assert lines[1].startswith(f"error: run {bad} trained the model 'nosuch', which nothing registers here")
 
 
 def test_model_pt_of_another_dataset(run_dir, tmp_path):

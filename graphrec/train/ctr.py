@@ -32,6 +32,7 @@ import math
 import os
 import time
 import typing
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -47,7 +48,7 @@ from graphrec._device import model_device, resolve_device
 from graphrec.data.ctr import (
     CTRData, CTRSplit, check_training_samples, cold_mask, popularity_levels, property_codes,
 )
-from graphrec.errors import ConfigError, DataError
+from graphrec.errors import ConfigError, DataError, GraphrecNote
 from graphrec.metrics.ctr import auc, ctr_metrics
 from graphrec.models.ctr import CTR_MODELS, CTRBatch, CTRModel, CTRSchema
 from graphrec.models.ctr.base import item_tables_once
@@ -542,6 +543,7 @@ def fit_ctr(
 
     metric = config.valid_metric
     best_score, best_epoch, best_state, best_valid = worst_score(metric), 0, None, {}
+    collapsed = False  # noted once
     history: list[dict[str, Any]] = []
     bad, stopped = 0, False
     train_time = eval_time = 0.0
@@ -618,6 +620,13 @@ def fit_ctr(
         history.append(row)
         if metric != "logloss" and not np.isfinite(v[metric]):  # the labels decide it: undefined every epoch
             raise DataError(_undefined_metric(metric))
+        if v["auc"] == 0.5 and not collapsed:  # one probability for every sample: nothing ranks
+            collapsed = True
+            warnings.warn(
+                f"epoch {epoch}: the model gives every validation sample the same probability (AUC 0.5): it has "
+                "collapsed to a constant, e.g. a --lr too large for its optimiser; the best epoch before it is kept",
+                GraphrecNote, stacklevel=2,
+            )
         if improves(metric, v[metric], best_score):
             best_score, best_epoch, best_valid = v[metric], epoch, v
             best_state = copy.deepcopy(model.state_dict())

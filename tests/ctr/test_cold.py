@@ -217,3 +217,22 @@ def test_cli_cold_start(cold_data, tmp_path):
     assert res.exit_code == 1 and "holds samples built with no cold start" in res.output
     res = runner.invoke(app, args + ["--cold-start", "1.5", "--out", str(tmp_path / "r4")])
     assert res.exit_code == 1 and "--cold-start must be in [0, 1)" in res.output
+
+
+def test_a_model_collapsed_to_one_probability_is_noted_once(cold_data, monkeypatch):
+    """DIN under AdaGrad at lr 0.1 collapsed to a constant output (validation AUC exactly
+    0.5) for two epochs without a word: the fit notes it once."""
+    import warnings
+
+    import graphrec.train.ctr as ctr_module
+    from graphrec.errors import GraphrecNote
+
+    _, _, data = cold_data
+    model = build_ctr_model("lr", data, {})
+    monkeypatch.setattr(ctr_module, "predict_ctr", lambda model, t, *a, **k: np.full(len(t["labels"]), 0.3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_ctr(model, data, CTRConfig(epochs=3, patience=5, progress=False, seed=0))
+    notes = [str(w.message) for w in caught if issubclass(w.category, GraphrecNote)]
+    assert notes == ["epoch 1: the model gives every validation sample the same probability (AUC 0.5): it has "
+                     "collapsed to a constant, e.g. a --lr too large for its optimiser; the best epoch before it is kept"]

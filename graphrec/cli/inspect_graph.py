@@ -223,7 +223,8 @@ def inspect_graph(
         for j, w in found:
             typer.echo(f"  {w:.4f}  {ds.user_ids[j]}")
     if plot is not None:
-        plot_degree_distribution(g, plot, title=f"{record.kind} graph of {record.dataset_name}", nodes=record.nodes)
+        plot_degree_distribution(g, plot, title=f"{record.kind} graph of {record.dataset_name}", nodes=record.nodes,
+                                 overwrite=overwrite)
         typer.echo(f"degree distribution plotted to {plot}")
     if graphml is not None:
         write_graphml(g, graphml, ds, nodes=record.nodes, overwrite=overwrite,

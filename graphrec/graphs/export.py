@@ -350,12 +350,12 @@ def write_graphml(
     return path
 
 
-def _checked_output(path: str | os.PathLike, overwrite: bool) -> Path:
+def _checked_output(path: str | os.PathLike, overwrite: bool, what: str = "the GraphML") -> Path:
     """``path`` as a :class:`~pathlib.Path`, refused (one line) when it is a folder, or an
     existing file and ``overwrite`` is False."""
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{path} is a folder, not a file: write the GraphML to a file path")
+        raise ConfigError(f"{path} is a folder, not a file: write {what} to a file path")
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise ConfigError(f"{path} already exists: pass overwrite=True (CLI: --overwrite) to replace it, "
                           "or choose another path")
@@ -380,10 +380,13 @@ def _xml_safe(text: str, columns: "list[_NodeColumn]", a: int, b: int, replaced:
     return _NOT_XML.sub("\ufffd", text)
 
 
-def plot_degree_distribution(graph: sp.spmatrix, path: str | os.PathLike, title: str = "", nodes: str = "items") -> Path:
+def plot_degree_distribution(graph: sp.spmatrix, path: str | os.PathLike, title: str = "", nodes: str = "items",
+                             overwrite: bool = False) -> Path:
     """Log-log plot of the out- and in-degree distributions to a PNG (matplotlib, extra
     ``plot``). A kNN graph has constant out-degree k; its in-degree shows the hubs.
-    ``nodes`` (``"items"`` or ``"users"``, a record's ``nodes``) labels the counts."""
+    ``nodes`` (``"items"`` or ``"users"``, a record's ``nodes``) labels the counts. An
+    existing file at ``path`` is refused unless ``overwrite`` (one-line ConfigError)."""
+    _checked_output(path, overwrite, "the plot")
     try:
         import matplotlib
 

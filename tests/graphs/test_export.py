@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from graphrec.data import build_dataset, cold_start
+from graphrec.errors import ConfigError
 from graphrec.graphs.export import to_networkx, write_graphml
 
 
@@ -120,6 +121,11 @@ def test_the_degree_plot_counts_the_graphs_nodes(tmp_path):
     g = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32))
     users = plot_degree_distribution(g, tmp_path / "u.svg", nodes="users").read_text()
     items = plot_degree_distribution(g, tmp_path / "i.svg").read_text()
+    # an existing file is kept unless overwrite (it was replaced without a word)
+    with pytest.raises(ConfigError, match=r"u.svg already exists: pass overwrite=True \(CLI: --overwrite\)"):
+        plot_degree_distribution(g, tmp_path / "u.svg")
+    assert (tmp_path / "u.svg").read_text() == users
+    plot_degree_distribution(g, tmp_path / "u.svg", nodes="users", overwrite=True)
     assert "<!-- users -->" in users and "<!-- items -->" not in users  # the SVG names each text it draws
     assert "<!-- items -->" in items and "<!-- users -->" not in items
 

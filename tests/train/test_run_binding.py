@@ -226,3 +226,33 @@ def test_a_path_where_a_dataset_goes_and_a_dataset_where_a_path_goes_are_one_lin
     with pytest.raises(ConfigError, match=r"tune takes the dataset's folder \(data_path\), got a Dataset: save it "
                                           r"with Dataset.save\(DIR\) and pass DIR"):
         tune(ds, "mf", 1, f"sqlite:///{tmp_path / 's.db'}")
+
+
+def test_a_cold_start_run_notes_what_its_cold_figures_mean():
+    """LightGCN under a cold start printed a cold recall below chance without a word, and
+    the cold-item path under the papers' protocol its flooded lists' win."""
+    import warnings
+
+    from graphrec.data import cold_start
+    from graphrec.errors import GraphrecNote
+
+    ds = synthetic_catalogue(n_users=80, n_items=60, n_clusters=3, seed=0)
+    cfg = TrainConfig(epochs=1, batch_size=512, ks=(20,), progress=False)
+
+    def notes(dataset, model, params):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run_training(dataset, model, params, cfg)
+        return [str(w.message) for w in caught if issubclass(w.category, GraphrecNote)]
+
+    papers, hidden = cold_start(ds, 0.2, seed=0), cold_start(ds, 0.2, seed=0, protocol="hidden")
+    assert notes(papers, "lightgcn", {"embedding_dim": 8}) == [
+        "lightgcn uses no item content: it scores the 12 cold items from embeddings no interaction trained, so its "
+        "cold metrics are near zero by construction (a reference point); --cold-path content gives it a content "
+        "path (docs/models/cold-start.md)"]
+    assert notes(papers, "mmgef", {"embedding_dim": 8}) == []  # content graph: it can score them
+    assert notes(ds, "lightgcn", {"embedding_dim": 8}) == []  # no cold items
+    flooded = notes(papers, "lightgcn", {"embedding_dim": 8, "cold_path": "content"})
+    assert len(flooded) == 1 and flooded[0].startswith("under --cold-protocol papers validation and test hold cold "
+                                                       "items only")
+    assert notes(hidden, "lightgcn", {"embedding_dim": 8, "cold_path": "content"}) == []

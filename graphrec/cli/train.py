@@ -64,7 +64,12 @@ ValidUsers = Annotated[
         show_default=False,
     ),
 ]
-Seed = Annotated[int, typer.Option(help="Seed of initialisation, sampling and the cold-start items.")]
+Seed = Annotated[int, typer.Option(help="Seed of initialisation, sampling and (unless --cold-seed) the cold-start items.")]
+ColdSeed = Annotated[
+    Optional[int],
+    typer.Option(help="Seed of the cold-start items, to keep one split while --seed varies the training (as "
+                 "LATTICE's fixed split). [default: --seed]", show_default=False),
+]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
 Out = Annotated[Optional[Path], typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run directory --out if it holds an earlier run.")]
@@ -100,7 +105,7 @@ TensorBoard = Annotated[
 #: the options of a run that are not training options (:data:`TRAIN_OPTIONS`), with their defaults
 RUN_DEFAULTS: dict[str, Any] = {
     "device": "auto", "out": None, "overwrite": False, "resume": False, "cold_start": 0.0, "cold_protocol": "papers",
-    "threads": None, "nproc": 1, "quiet": False, "tensorboard": None,
+    "cold_seed": None, "threads": None, "nproc": 1, "quiet": False, "tensorboard": None,
 }
 #: every option of every ``graphrec train MODEL`` command (the training options first)
 COMMON_OPTIONS = (*TRAIN_OPTIONS, *RUN_DEFAULTS)
@@ -109,7 +114,7 @@ OPTION_TYPES: dict[str, Any] = {
     "epochs": Epochs, "lr": Lr, "lr_decay": LrDecay, "lr_decay_every": LrDecayEvery, "batch_size": BatchSize,
     "patience": Patience, "eval_every": EvalEvery, "metric": Metric, "select_on": SelectOn, "negatives": Negatives,
     "protocol": Protocol, "valid_users": ValidUsers, "seed": Seed, "device": Device, "out": Out, "overwrite": Overwrite, "resume": Resume,
-    "cold_start": ColdStart, "cold_protocol": ColdProtocol, "threads": Threads, "nproc": Nproc, "quiet": TrainQuiet,
+    "cold_start": ColdStart, "cold_protocol": ColdProtocol, "cold_seed": ColdSeed, "threads": Threads, "nproc": Nproc, "quiet": TrainQuiet,
     "tensorboard": TensorBoard,
 }
 
@@ -147,6 +152,7 @@ def train_command(
     command: Optional[str] = None,
     nproc: int = 1,
     untrained: tuple[str, ...] = (),
+    cold_seed: Optional[int] = None,
 ) -> dict[str, Any] | None:
     """What every `graphrec train MODEL` does; returns the run record.
 
@@ -201,7 +207,7 @@ def train_command(
     # line, not one failure per rank)
     shown = training_progress(quiet)  # bars on a terminal, a line per validated epoch otherwise
     config = config_from_options(train, progress=shown.bars)
-    seed = config.seed
+    seed = config.seed if cold_seed is None else cold_seed  # the cold-start split's
     if distributed.starts_ranks(nproc):
         if command is None:
             raise ConfigError("--nproc needs the command line: run graphrec train from the shell")
@@ -218,7 +224,7 @@ def train_command(
         earlier_rows = [] if _has_events(tensorboard) else list(interrupted.get("history") or [])
     if main:
         notes = _without_effect(model_name, model_overrides, cold_start, cold_protocol, config.negatives, untrained,
-                                config.lr_decay, config.lr_decay_every)
+                                config.lr_decay, config.lr_decay_every, cold_seed)
         if tensorboard is not None and interrupted is not None and not earlier_rows and interrupted.get("history"):
             done = int(interrupted.get("epochs_completed") or len(interrupted["history"]))
             notes.append(f"--tensorboard {tensorboard} already holds events: the resumed run adds epochs "
@@ -277,7 +283,7 @@ def _has_events(folder: Path) -> bool:
 
 def _without_effect(model_name: str, model_overrides: dict[str, Any], cold_start: float, cold_protocol: str,
                     negatives: str, untrained: tuple[str, ...] = (), lr_decay: float = 1.0,
-                    lr_decay_every: int | None = None) -> list[str]:
+                    lr_decay_every: int | None = None, cold_seed: int | None = None) -> list[str]:
     """The options given a value that changes nothing in this run (a run is still made: a
     note per option, so that a mistyped pairing is seen)."""
     from graphrec.train import TrainConfig
@@ -293,6 +299,8 @@ def _without_effect(model_name: str, model_overrides: dict[str, Any], cold_start
         out.append(f"--lr-decay-every {lr_decay_every} has no effect without --lr-decay (the learning rate is constant)")
     if not cold_start and cold_protocol != "papers":
         out.append(f"--cold-protocol {cold_protocol} has no effect without --cold-start")
+    if not cold_start and cold_seed is not None:
+        out.append(f"--cold-seed {cold_seed} has no effect without --cold-start")
     if not cold_start and negatives != "all" and "--negatives" not in untrained:
         out.append(f"--negatives {negatives} has no effect without --cold-start (every item is warm)")
     if model_overrides.get("cold_path", "none") == "none":

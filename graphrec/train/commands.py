@@ -4,11 +4,11 @@ A tune trial (and the best run of a study) records the command that reproduces i
 (:func:`train_command_line`): the model's hyper-parameters are written with the flags
 the registry derives for them (:attr:`graphrec.train.registry.ParamSpec.flags`, the
 flags ``graphrec train MODEL`` is generated with), every training option explicitly,
-the dataset's absolute path, the cold-start split, the device and torch's thread count
-(float sums on the CPU depend on it). A configuration the command line cannot express
-(a hyper-parameter without a flag, a training option ``graphrec train`` has no flag
-for, a cold-start split drawn with another seed than the training's) has no command:
-``None``. Training options at ``graphrec train MODEL``'s defaults are left out, and so
+the dataset's absolute path, the cold-start split (``--cold-seed`` where it was drawn
+with another seed than the training's), the device and torch's thread count (float sums
+on the CPU depend on it). A configuration the command line cannot express (a
+hyper-parameter without a flag, a training option ``graphrec train`` has no flag for)
+has no command: ``None``. Training options at ``graphrec train MODEL``'s defaults are left out, and so
 is ``--lr-decay-every`` of a constant rate (``--lr-decay 1``), where it has no effect.
 """
 
@@ -154,10 +154,11 @@ def train_command_line(
         words += [CONFIG_FLAGS[key], _text(value)]
     tf = dict(transforms or {})
     if tf.get("cold_start"):
-        if int(tf.get("cold_start_seed", config.seed)) != config.seed:
-            return None  # graphrec train draws the split with --seed
         words += ["--cold-start", _text(float(tf["cold_start"])),
                   "--cold-protocol", str(tf.get("cold_start_protocol", "papers"))]
+        split_seed = int(tf.get("cold_start_seed", config.seed))
+        if split_seed != config.seed:  # (graphrec train draws the split with --seed otherwise)
+            words += ["--cold-seed", str(split_seed)]
     if device is not None:
         words += ["--device", str(device)]
     if threads is not None:

@@ -208,6 +208,26 @@ def test_train_with_the_papers_cold_start_reports_cold_items_only(data_dir, tmp_
     assert not (tmp_path / "warm").exists()
 
 
+def test_cold_seed_keeps_one_split_while_seed_varies_the_training(data_dir, tmp_path):
+    """--seed drew the cold items and the training together: every seed was another split
+    (LATTICE keeps one split and varies the run). --cold-seed fixes the split."""
+    records = {}
+    for seed in (0, 1):
+        out = tmp_path / f"s{seed}"
+        res = run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--dim", "8", "--cold-start", "0.2",
+                  "--seed", str(seed), "--cold-seed", "0", "--device", "cpu", "--out", out, "--quiet")
+        assert res.exit_code == 0, res.output
+        records[seed] = json.loads((out / "record.json").read_text())
+    assert records[0]["dataset"]["fingerprint"] == records[1]["dataset"]["fingerprint"]  # one split
+    assert records[1]["dataset"]["transforms"]["cold_start_seed"] == 0 and records[1]["train_config"]["seed"] == 1
+    assert records[0]["test"] != records[1]["test"]  # two trainings
+    res = run("evaluate", tmp_path / "s1", "--device", "cpu")  # the split is rebuilt with the cold seed
+    assert res.exit_code == 0, res.output
+    res = run("train", "lightgcn", "--data", data_dir, "--epochs", "1", "--dim", "8", "--cold-seed", "3",
+              "--device", "cpu", "--out", tmp_path / "warm", "--quiet")
+    assert res.exit_code == 0 and "note: --cold-seed 3 has no effect without --cold-start" in res.output
+
+
 def test_prepare_movielens_with_random_split(shared_data, tmp_path):
     out = tmp_path / "ml"
     res = run("prepare", "--format", "movielens", shared_data / "ml100k" / "ratings.csv", out)

@@ -42,8 +42,15 @@ def test_a_model_s_own_training_defaults_are_not_repeated_and_a_cold_split_is(tm
 def test_what_graphrec_train_cannot_say_has_no_command(tmp_path):
     lightgcn = model_params("lightgcn", {})
     assert train_command_line("lightgcn", lightgcn, TrainConfig(weight_decay=0.1), tmp_path) is None
+
+
+def test_a_cold_split_drawn_with_another_seed_than_the_training_s_is_said_with_cold_seed(tmp_path):
+    """A --repeats study's later seeds train on the split of --seed: their command had none."""
     cold = {"cold_start": 0.2, "cold_start_seed": 0, "cold_start_protocol": "papers"}
-    assert train_command_line("lightgcn", lightgcn, TrainConfig(seed=1), tmp_path, cold) is None  # --repeats seed 1
+    words = shlex.split(train_command_line("lightgcn", model_params("lightgcn", {}), TrainConfig(seed=1), tmp_path,
+                                           cold))
+    assert words[words.index("--seed") + 1] == "1" and words[-6:] == [
+        "--cold-start", "0.2", "--cold-protocol", "papers", "--cold-seed", "0"]
 
 
 def _command(model: str):

@@ -12,8 +12,11 @@ in two parts:
 * a content tower (DropoutNet: Volkovs, Yu, Poutanen, "DropoutNet: Addressing Cold
   Start in Recommender Systems", NeurIPS 2017): an MLP :math:`f(x_i) =
   W_2 \tanh(W_1 x_i + b_1) + b_2` from the item's early-fused content feature to the
-  model's embedding space, trained on WARM items with their ID representation dropped
-  (DropoutNet's input dropout, here over every pair of the batch, see below);
+  model's embedding space, trained on items with their ID representation dropped
+  (DropoutNet's input dropout, here over every pair of the sample, see below): the
+  training positives are warm items; sampled negatives may be cold items unless
+  ``--negatives warm`` (their content then shapes the tower through the negative's
+  pair and the L2 term; no interaction of theirs is used);
 * the item-graph neighbour term: the user's training items :math:`R_u` among the
   item's in-neighbours on the content kNN graph S (raw cosines, top-k of every item),
   :math:`\mathrm{nb}(u, i) = \sum_{j \in R_u} S_{ji}` (the content item-kNN of
@@ -27,8 +30,8 @@ Scores:
     \hat y_{ui} = e_u^\top f(x_i) + \gamma\, \mathrm{nb}(u, i) \ \text{(unseen)},
 
 with :math:`e_u, e_i` the base model's final embeddings. Training (``objective``) adds a
-loss on a uniform sample of every batch (its first ``path_triples`` triples; batches are
-shuffled), with the base model's scores :math:`s_{ui} = e_u^\top e_i` as constants:
+loss on a uniform sample of every ``path_every``-th batch (its first ``path_triples``
+triples; batches are shuffled), with the base model's scores :math:`s_{ui} = e_u^\top e_i` as constants:
 
 * ``"regress"`` (default; DropoutNet's objective, which reconstructs the preference
   model's scores from content): :math:`\mathcal L_{path} = \mathrm{mean}_{(u,i)}
@@ -118,7 +121,7 @@ class ColdItemRecommender(Recommender):
     Args:
         base: the model (scores = inner products of ``base.scoring_embeddings()``).
         features: early-fused content features of the catalogue (n_items x d_feat),
-            the tower's input (row-normalised by the builder).
+            the tower's input (the builder's early fusion, :func:`graphrec.graphs.fuse.fuse_features`).
         seen: boolean (n_items,): the item has training interactions.
         neighbours: the content item-kNN (:class:`ContentKNN`: training histories and
             the raw-cosine top-k graph S of ``features``).
@@ -324,7 +327,7 @@ class ColdItemRecommender(Recommender):
     @torch.no_grad()
     def new_item_scorer(self, features: Tensor) -> Scorer:
         r"""``users -> scores (B x m)`` of m items that are not in the catalogue, from their
-        early-fused content features alone (fused and row-normalised as the catalogue's):
+        early-fused content features alone (fused as the catalogue's):
         the same scores they would get as unseen catalogue items (module doc). To rank
         them beside the catalogue's items, ``scorer(new_items=features)`` serves both on
         one propagation.

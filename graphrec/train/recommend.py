@@ -676,6 +676,12 @@ def read_new_items(
         again = int(np.flatnonzero(ids == ids[twice])[1])
         raise DataError(f"{path}: new item id {str(ids[twice])!r} is listed twice (rows {twice} and {again} of item_id): "
                         "list each new item once")
+    empty = ~np.any([np.asarray(arrays[m]).any(axis=1) for m in mods], axis=0)
+    if empty.any():  # zeros mark a missing modality; every modality missing leaves nothing to score from
+        shown = ", ".join(repr(str(i)) for i in ids[empty][:3]) + (" ..." if empty.sum() > 3 else "")
+        warnings.warn(f"{path}: {int(empty.sum())} new item(s) ({shown}) have no content (zeros in every modality "
+                      f"of {', '.join(mods)}): they are scored as an item without content, the same for all of them",
+                      GraphrecNote, stacklevel=2)
     unused = sorted(set(arrays) - {"item_id", *mods})
     if unused:
         warnings.warn(f"{path}: {', '.join(map(repr, unused))} not used: the run's cold-item path fuses "

@@ -374,6 +374,13 @@ def test_recommend_ranks_new_items_as_unseen_catalogue_items(tmp_path):
         np.savez(tmp_path / f"{name}.npz", item_id=ids, **feats)
         with pytest.raises(DataError, match=message):
             recommend_run(tmp_path / "run", k=5, new_items=tmp_path / f"{name}.npz")
+    blank = {m: a.copy() for m, a in feats.items()}
+    for a in blank.values():
+        a[1] = 0.0  # one new item without any content
+    np.savez(tmp_path / "blank_row.npz", item_id=new_ids, **blank)
+    with pytest.warns(GraphrecNote, match=rf"1 new item\(s\) \('{new_ids[1]}'\) have no content \(zeros in every "
+                                          r"modality of image, text\)"):
+        recommend_run(tmp_path / "run", k=5, new_items=tmp_path / "blank_row.npz")
     feats["image"][2, 0] = np.nan
     np.savez(tmp_path / "nan.npz", item_id=new_ids, **feats)
     with pytest.raises(DataError, match=f"'image' row 2 .new item '{new_ids[2]}'. contains NaN or inf"):

@@ -437,6 +437,13 @@ class Dataset:
     #: (a run trained on the dataset then records the path and the cold-start split that
     #: reproduce it); a re-split drops it.
     source: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    #: the training interactions a ``"hidden"`` cold-start split removed (the cold items'
+    #: ones: n_users x n_items CSR; :func:`~graphrec.data.cold_start`), or None. No model
+    #: sees them; ranking masks them as it masks training items (the user consumed them:
+    #: ranking one is no miss) and ``recommend`` excludes them with the training items.
+    #: Saved and loaded with the dataset, not part of its fingerprint (the cold-start
+    #: split it comes from is: :attr:`cold_items`).
+    hidden: sp.csr_matrix | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         check_dataset_name(self.name)
@@ -517,6 +524,14 @@ class Dataset:
                 raise DataError(f"dataset {self.name!r}: cold_items must be item indices in [0, {shape[1]}), got "
                                 f"{shown}{', ...' if cold.size > 3 else ''}: pass indices, not ids")
             self.cold_items = np.unique(cold.astype(np.int64))
+        if self.hidden is not None:
+            hidden = sp.csr_matrix(self.hidden, dtype=np.float32)
+            if hidden.shape != shape:
+                raise DataError(f"dataset {self.name!r}: hidden interactions have shape {hidden.shape}, expected {shape}")
+            hidden.sum_duplicates()
+            hidden.sort_indices()
+            hidden.data[:] = 1.0
+            self.hidden = hidden
         self._fingerprint: str | None = None
         self._content_fingerprints: dict[tuple[str, ...], str] = {}
 
@@ -673,6 +688,9 @@ class Dataset:
                 arrays[f"{s}_indices"] = m.indices.astype(np.int64)
                 if self.timestamps is not None and s in self.timestamps:
                     arrays[f"{s}_timestamps"] = self.timestamps[s]
+            if self.hidden is not None:
+                arrays["hidden_indptr"] = self.hidden.indptr.astype(np.int64)
+                arrays["hidden_indices"] = self.hidden.indices.astype(np.int64)
             np.savez_compressed(tmp / "interactions.npz", **arrays)
             if self.item_features:
                 (tmp / "features").mkdir()
@@ -696,6 +714,7 @@ class Dataset:
                 "user_fields": list(self.user_fields),
                 "item_fields": list(self.item_fields),
                 "cold_items": self.cold_items is not None,
+                **({"hidden": True} if self.hidden is not None else {}),
                 "fingerprint": self.fingerprint(),
                 "meta": self.meta,
             }
@@ -745,6 +764,11 @@ class Dataset:
                     )
                     if stamps is not None:
                         stamps[s] = t
+                hidden = None
+                if header.get("hidden") is True:  # a hidden cold-start split's removed interactions
+                    indptr, indices = z["hidden_indptr"], z["hidden_indices"]
+                    _check_stored_split(path / "interactions.npz", "hidden", indptr, indices, None, shape)
+                    hidden = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=shape)
             from graphrec.data.formats._common import read_npy  # (it imports this module)
 
             damaged = "the dataset directory is damaged: re-run `graphrec prepare`"
@@ -772,6 +796,7 @@ class Dataset:
             user_fields=user_fields,
             item_fields=item_fields,
             cold_items=cold,
+            hidden=hidden,
             name=header["name"],
             meta=header.get("meta", {}),
             source={"path": str(path.resolve()), "cold": cold is not None},

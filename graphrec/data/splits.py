@@ -20,8 +20,9 @@ new one; the input is never modified. Randomness comes only from the ``seed`` ar
     test, and train keeps all the interactions of the other items (also those that were
     in valid/test). Valid and test therefore hold cold items only.
   - ``"hidden"``: graphrec's earlier protocol. The training interactions of the drawn
-    items are removed; valid/test stay as they are (the per-user split), so they mix
-    warm and cold items and evaluation reports warm, cold and all.
+    items are removed (kept in ``Dataset.hidden``: ranking masks them as training items,
+    since the user consumed them); valid/test stay as they are (the per-user split), so
+    they mix warm and cold items and evaluation reports warm, cold and all.
 
   Both draw the same items for the same ``fraction`` and ``seed``; both record them in
   ``Dataset.cold_items`` and the protocol in ``meta["cold_start"]``. Content features
@@ -287,9 +288,12 @@ def cold_start(dataset: Dataset, fraction: float, seed: int = 0, protocol: str =
         (train.data[mask], train.indices[mask], indptr), shape=train.shape
     )
     _check_train_left(new_train, fraction, dataset.n_items, len(drawn))
+    # the removed interactions: masked when ranking as training items are (the user consumed them)
+    removed = sp.csr_matrix((np.ones(int((~mask).sum()), np.float32), (rows[~mask], train.indices[~mask])),
+                            shape=train.shape)
     splits = dict(dataset.splits, train=new_train)
     stamps = None
     if dataset.timestamps is not None:
         stamps = dict(dataset.timestamps, train=dataset.timestamps["train"][mask])
     meta = dict(dataset.meta, cold_start=info)
-    return dataset.replace(splits=splits, timestamps=stamps, cold_items=cold, meta=meta)
+    return dataset.replace(splits=splits, timestamps=stamps, cold_items=cold, meta=meta, hidden=removed)

@@ -178,6 +178,8 @@ def _evaluate_groups(
         if s in dataset.splits:  # a dataset without a valid split masks train only
             mask_mat = dataset.splits[s] if mask_mat is None else mask_mat + dataset.splits[s]
     assert mask_mat is not None  # train always exists
+    if dataset.hidden is not None:  # training interactions a hidden cold-start split removed: seen, as train
+        mask_mat = mask_mat + dataset.hidden
     mask_mat = sp.csr_matrix(mask_mat)
     if protocol == "recbole":  # RecBole masks a user's earlier items except the split's positives
         mask_mat = _without_pattern(mask_mat, target)

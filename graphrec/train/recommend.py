@@ -217,11 +217,15 @@ def recommend_indices(
 
 
 def seen_matrix(dataset: Dataset, splits: Sequence[str]) -> sp.csr_matrix | None:
-    """The union of the interactions of ``splits`` (a split the dataset lacks is an error)."""
+    """The union of the interactions of ``splits`` (a split the dataset lacks is an error);
+    with ``train``, the training interactions a hidden cold-start split removed too
+    (:attr:`~graphrec.data.Dataset.hidden`: the user consumed them)."""
     mat = None
     for s in splits:
         m = dataset.split(s)
         mat = m if mat is None else mat + m
+    if mat is not None and "train" in splits and dataset.hidden is not None:
+        mat = mat + dataset.hidden
     return None if mat is None else sp.csr_matrix(mat)
 
 

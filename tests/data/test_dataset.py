@@ -96,6 +96,7 @@ def test_save_load_round_trip_is_lossless(tmp_path):
     assert back.fingerprint() == ds.fingerprint()
     assert back.name == ds.name and back.meta["source"] == "test"
     assert np.array_equal(back.cold_items, ds.cold_items)
+    assert ds.hidden.nnz and (back.hidden != ds.hidden).nnz == 0  # the hidden split's removed interactions
     for s in ds.splits:
         assert (back.splits[s] != ds.splits[s]).nnz == 0
         assert np.array_equal(back.timestamps[s], ds.timestamps[s])

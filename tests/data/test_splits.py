@@ -80,6 +80,10 @@ def test_cold_start_hidden_removes_all_training_interactions_of_the_cold_items()
     assert (cold.train[:, warm] != ds.train[:, warm]).nnz == 0
     assert (cold.valid != ds.valid).nnz == 0 and (cold.test != ds.test).nnz == 0
     assert len(cold.timestamps["train"]) == cold.train.nnz
+    # the removed interactions are kept apart (ranking masks them as training items)
+    assert (cold.hidden + cold.train != ds.train).nnz == 0 and cold.hidden.multiply(cold.train).nnz == 0
+    assert cold.hidden[:, warm].nnz == 0 and cold.hidden.nnz == ds.train[:, cold.cold_items].nnz > 0
+    assert cold_start(ds, 0.2, seed=7).hidden is None  # the papers' protocol moves them to valid/test
     # same seed, same items (under both protocols); another seed, other items
     assert np.array_equal(cold_start(ds, 0.2, seed=7, protocol="hidden").cold_items, cold.cold_items)
     assert np.array_equal(cold_start(ds, 0.2, seed=7).cold_items, cold.cold_items)

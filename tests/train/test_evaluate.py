@@ -212,6 +212,30 @@ def test_cold_start_all_warm_cold():
         evaluate_cold_start(_fixed(SCORES), _tiny())
 
 
+def test_a_hidden_cold_start_masks_the_interactions_it_removed_as_training_items():
+    """Under the hidden protocol a cold item's training interactions are removed: ranking
+    one of them for its user counted as a miss (content-based rankers that find it lost);
+    they are masked as the training items are, and recommend excludes them likewise."""
+    from graphrec.data import cold_start
+    from graphrec.data.synthetic import synthetic_catalogue
+    from graphrec.train.recommend import recommend_indices, seen_matrix
+
+    ds = cold_start(synthetic_catalogue(n_users=40, n_items=30, n_clusters=3, seed=0), 0.2, seed=0, protocol="hidden")
+    removed = ds.hidden.tocoo()
+    # a user with a removed pair and a test item that is not that pair
+    u, i = next((int(a), int(b)) for a, b in zip(removed.row, removed.col)
+                if ds.test[a].nnz and b not in ds.test[a].indices)
+    scores = torch.zeros((ds.n_users, ds.n_items))
+    scores[u, i] = 10.0  # the removed pair first, one of the user's test items second
+    scores[u, int(ds.test[u].indices[0])] = 5.0
+    masked = evaluate_ranking(_fixed(scores), ds, "test", ks=(1,), metrics=("hit",), users=[u])
+    assert masked["hit@1"] == pytest.approx(1.0)  # the test item is at rank 1
+    unmasked = evaluate_ranking(_fixed(scores), ds.replace(hidden=None), "test", ks=(1,), metrics=("hit",), users=[u])
+    assert unmasked["hit@1"] == pytest.approx(0.0)
+    top, _ = recommend_indices(_fixed(scores), ds, np.array([u]), k=1)
+    assert top[0, 0] != i and seen_matrix(ds, ("train",))[u, i] == 1
+
+
 # ---------------------------------------------------------------- batching, errors
 
 

@@ -94,7 +94,7 @@ def cold_views(model, data, config) -> dict[str, Any]:
 
         def cold_only(users):
             s = scorer(users).clone()
-            s[:, warm] = -torch.inf
+            s[:, warm] = torch.finfo(s.dtype).min  # below every cold score (the evaluator refuses -inf)
             return s
 
         among = evaluate_cold_start(cold_only, data, "test", ks=(20,), protocol=config.protocol)

@@ -40,7 +40,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -181,6 +181,32 @@ def all_gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def check_same_everywhere(what: Mapping[str, Any], fix: str) -> None:
+    """Refuse, on every rank, a process group whose ranks were started with other
+    ``what`` (the options and the data's fingerprint, by name; JSON-able values) than rank
+    0's: under ``torchrun`` each rank is its own command line, and ranks that disagree
+    train two models as one (a record naming rank 0's options over mixed metrics) or
+    wait for each other forever. A one-line :class:`~graphrec.errors.ConfigError` naming
+    the first entry that differs and the rank, ending in ``fix``. Nothing outside a group."""
+    if current() is None:
+        return
+    mine = {k: json.dumps(v, sort_keys=True, default=str) for k, v in what.items()}
+    every = all_gather_objects(mine)
+    for rank, theirs in enumerate(every):
+        differs = [k for k in mine if theirs.get(k) != every[0].get(k)]
+        if differs:
+            from graphrec.errors import ConfigError
+
+            k = differs[0]
+            a, b = json.loads(theirs[k]), json.loads(every[0][k])
+            if isinstance(a, dict) and isinstance(b, dict):  # name the entry: "lr 0.05 against 0.001"
+                sub = next(n for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n))
+                shown = f"{sub} {a.get(sub)!r} against {b.get(sub)!r}"
+            else:
+                shown = f"{a!r} against {b!r}"
+            raise ConfigError(f"rank {rank} was started with other {k} than rank 0 ({shown}): {fix}")
 
 
 def host_store() -> dist.TCPStore:

@@ -232,6 +232,13 @@ def train_command(
         for line in notes:
             typer.echo(f"note: {line}", err=True)
     ds, transforms = _load(data, cold_start, seed, cold_protocol)
+    # torchrun starts each rank with its own command line: ranks that disagree are refused
+    distributed.check_same_everywhere(
+        {"model": model_name, "hyper-parameters": model_overrides, "data": ds.fingerprint(),
+         "training options": {k: v for k, v in config.to_dict().items() if k != "progress"},
+         "cold-start split": transforms, "--out": None if out is None else str(out), "--resume": resume},
+        "start every rank with the same command line on the same data",
+    )
     if main:
         from graphrec.train.registry import get_model
 

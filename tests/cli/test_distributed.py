@@ -510,3 +510,22 @@ def test_a_stop_after_the_run_was_saved_exits_0_without_a_resume_hint(data_dir, 
     assert res.returncode == 0, res.stderr
     assert res.stderr.strip().splitlines()[-1] == "note: the stop came after the run was finished and saved: nothing to resume"
     assert "--resume" not in res.stderr
+
+
+def test_ranks_started_with_other_options_are_refused_on_every_rank(data_dir, tmp_path):
+    """Under torchrun each rank is its own command line: ranks given other learning rates
+    trained two models as one (a record of rank 0's options over mixed metrics), other
+    epoch counts waited for each other forever. Every rank now refuses, in one line."""
+    script = tmp_path / "rank.sh"
+    args = shlex.join(map(str, [*TRAIN, "--data", data_dir, "--out", "mixed"]))
+    script.write_text(f'lr=0.001; [ "$RANK" = 0 ] || lr=0.05\n'
+                      f'exec {shlex.quote(sys.executable)} -m graphrec {args} --lr "$lr"\n')
+    env = {k: v for k, v in os.environ.items() if k not in (*distributed.ENV, distributed.HOSTED_STORE)}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "--no-python", "bash", str(script)], cwd=tmp_path, env=dict(env, OMP_NUM_THREADS="1"),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    line = ("error: rank 1 was started with other training options than rank 0 (lr 0.05 against 0.001): start every "
+            "rank with the same command line on the same data")
+    assert res.stderr.count(line) == 2, res.stderr  # one per rank
+    assert not (tmp_path / "mixed").exists()

@@ -304,6 +304,20 @@ _FAILURE_GRACE_S = 1.0
 _ABORT_GRACE_S = 15.0
 
 
+def _die_with_parent() -> None:
+    """In a rank, before it runs (Linux): SIGTERM when the launcher dies, the stop the
+    launcher forwards itself (a training rank takes it as Ctrl-C: rank 0 keeps the run,
+    resumable). A launcher killed by a signal it cannot forward (``kill -9``) left its
+    ranks training on, to write the finished run later into a folder nobody waits for."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # another C library: the ranks then outlive a killed launcher, as before
+        pass
+
+
 def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     """Run ``python -m graphrec ARGV`` as ``nproc`` local ranks; return the exit status.
 
@@ -362,6 +376,7 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "graphrec", *argv], env=env,
                 stdout=None if rank == 0 else subprocess.DEVNULL, stderr=None if rank == 0 else log,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             ))
             if interrupted:  # an interrupt while the ranks were starting reaches the later ones too
                 stop(rank)

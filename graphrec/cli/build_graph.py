@@ -198,7 +198,7 @@ def build_graph(
     shown = command_progress(quiet)  # its environment variable is checked before any rank starts
     if distributed.starts_ranks(nproc):
         _check_before_ranks(source, opts, kinds, check_outputs)
-        raise typer.Exit(distributed.launch(ctx.meta.get(ARGV) or [], nproc))
+        raise typer.Exit(distributed.launch(ctx.meta.get(ARGV) or [], nproc, threads))  # OpenMP too (faiss)
     shard = distributed.init_from_env(dev)
     if shard is not None and dev.startswith("cuda"):
         dev = f"cuda:{shard.local_rank}"

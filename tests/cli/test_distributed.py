@@ -67,9 +67,14 @@ def test_two_ranks_build_the_one_process_graphs(data_dir, tmp_path):
     opts = ["build-graph", "--data", data_dir, "--quiet", "--cooccur-top-k", "4", "--symmetric", "--k", "6"]
     one = graphrec(*opts, "--out", "one", cwd=tmp_path)
     assert one.returncode == 0, one.stderr
-    two = graphrec(*opts, "--out", "two", "--nproc", "2", cwd=tmp_path)
+    # --threads reaches the ranks' OpenMP too (faiss follows it): it stayed at the CPU count / nproc
+    record_omp = "import os\nif os.environ.get('RANK'):\n    open(os.path.join(os.environ['OMP_DIR'], 'rank' + " \
+                 "os.environ['RANK']), 'w').write(os.environ['OMP_NUM_THREADS'])\n"
+    two = graphrec(*opts, "--out", "two", "--nproc", "2", "--threads", "3", cwd=tmp_path,
+                   env={**hook_env(tmp_path, record_omp), "OMP_DIR": str(tmp_path)})
     assert two.returncode == 0, two.stderr
     assert "rank 0 of 2 processes" in two.stdout
+    assert [(tmp_path / f"rank{r}").read_text() for r in range(2)] == ["3", "3"]
     for kind in ("knn", "cooccur"):
         a = sp.load_npz(tmp_path / "one" / kind / "graph.npz")
         b = sp.load_npz(tmp_path / "two" / kind / "graph.npz")
@@ -197,6 +202,39 @@ def test_sigterm_to_the_launcher_keeps_the_run_like_ctrl_c(data_dir, two_ranks, 
     got = json.loads((tmp_path / "run" / "record.json").read_text())
     want = json.loads((two_ranks[0] / "two" / "record.json").read_text())
     assert got["resumed_after"] == [2] and got["test"] == want["test"]
+
+
+SIGKILL_TO_LAUNCHER_AT_EPOCH_3 = SIGTERM_TO_LAUNCHER_AT_EPOCH_3.replace("signal.SIGTERM)", "signal.SIGKILL)") + (
+    "\nif os.environ.get('RANK'):  # each rank's pid, for the test to look for\n"
+    "    open(os.path.join(os.environ['PID_DIR'], 'rank' + os.environ['RANK']), 'w').write(str(os.getpid()))\n"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_launcher_killed_outright_stops_its_ranks_which_keep_the_run(data_dir, tmp_path):
+    """`kill -9` of the launcher (it cannot forward it) left both ranks training on; they
+    finished later and wrote the run into a folder nobody waited for. The ranks now get the
+    launcher's own stop when it dies: rank 0 keeps the run, resumable, and none is left."""
+    import time
+
+    res = graphrec(*TRAIN, "--data", data_dir, "--batch-size", "128", "--nproc", "2", "--out", "run", cwd=tmp_path,
+                   env={**hook_env(tmp_path, SIGKILL_TO_LAUNCHER_AT_EPOCH_3), "PID_DIR": str(tmp_path)}, timeout=120)
+    assert res.returncode == -9
+    pids = [int((tmp_path / f"rank{r}").read_text()) for r in range(2)]
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    record = tmp_path / "run" / "record.json"
+    deadline = time.monotonic() + 60  # the ranks end by themselves (orphans: nobody waits for them)
+    while (any(alive(p) for p in pids) or not record.exists()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in pids)
+    assert json.loads(record.read_text())["status"] == "interrupted"
 
 
 SIGINT_AT_EPOCH_3 = textwrap.dedent(

@@ -8,7 +8,7 @@ holds the dataset, the graphs and the model; work is split by :class:`Shard`:
   step's triples and DistributedDataParallel averages the gradients;
 * evaluation (:func:`graphrec.train.evaluate.evaluate_ranking`): rank ``r`` scores the
   user batches ``r, r + world, ...``; the per-batch metric sums are gathered and added
-  in batch order, so the metrics are exactly those of one process;
+  in batch order, so the metrics are exactly those of one process for the same weights;
 * graph building (:func:`graphrec.graphs.knn.knn_graph`,
   :func:`graphrec.graphs.cooccur.cooccurrence_graph`): rank ``r`` computes its row
   blocks; the blocks are gathered into the one graph a single process builds.

@@ -36,15 +36,15 @@ def test_the_stored_graph_a_run_trained_with_is_not_replaced(ds, tmp_path, monke
     graph = tmp_path / "graphs" / "knn"
     save_graph(graph, built.graph, built.record)
     run = tmp_path / "run"
-    # the run records the path as given, relative to the folder it was trained in (its cwd)
+    # a path given relatively is recorded absolute (as the CLI records it)
     record = run_training(ds, "lattice", dict(PARAMS, graphs=["graphs/knn"]), TrainConfig(**CONFIG), out=run,
                           data_path=data, command="graphrec train lattice --graph graphs/knn")[0]
     before = (graph / "graph.npz").read_bytes(), (graph / "graph.json").read_bytes()
     line = one_error_line(export(run, graph))
-    assert line == (f"error: --out {graph} is the stored graph it was trained with, graphs/knn, of run {run}: "
+    assert line == (f"error: --out {graph} is the stored graph it was trained with, {graph}, of run {run}: "
                     "exporting over it would replace the run's own input (the run could not be loaded again): "
                     "choose another --out")
-    # from another folder, the relative path recorded is found from the run's cwd
+    # from another folder too
     monkeypatch.chdir(tmp_path / "data")
     one_error_line(export(run, graph))
     with pytest.raises(ConfigError, match="the run's own input"):

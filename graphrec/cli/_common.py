@@ -161,6 +161,9 @@ def _reference_option(error: Exception, ctx: Any) -> str | None:
         entry = get_model(ctx.command.name)
     except GraphrecError:
         return None
+    if name.startswith("--cold-") and not entry.trainable:  # the cold-item path of a model without parameters
+        return (f"{entry.name} has no parameters to train a cold-item path with; it scores items without training "
+                "interactions from their content already (docs/models/cold-start.md)")
     if name == "--task" and entry.task == "ranking":  # a CTR user on a ranking model
         ctr = [e.name for e in registered_models("ctr")]
         return (f"{entry.name} ranks items (top-k, recall/ndcg); the click-through-rate models ({', '.join(ctr)}) "

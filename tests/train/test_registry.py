@@ -656,3 +656,11 @@ def test_task_ctr_on_a_ranking_model_names_the_ctr_models(data_dir):
     ctr = ", ".join(e.name for e in registered_models("ctr"))
     assert (f"lightgcn ranks items (top-k, recall/ndcg); the click-through-rate models ({ctr}) take --task ctr, "
             "e.g. graphrec train gmmf --task ctr") in " ".join(res.output.split()), res.output
+
+
+def test_the_cold_item_path_on_a_model_without_parameters_says_why(data_dir):
+    """`graphrec train cb --cold-path content` said only "No such option: --cold-path"."""
+    res = runner.invoke(make_app(), ["train", "cb", "--data", str(data_dir), "--cold-path", "content"])
+    assert res.exit_code == 1
+    assert ("cb has no parameters to train a cold-item path with; it scores items without training interactions "
+            "from their content already") in " ".join(res.output.split()), res.output

@@ -99,7 +99,12 @@ def load_ctr_run(
             check_used_graph(dict(entry, path=str(where)), f"run {run_dir}", "train the run again")
     options = dict((record.get("item_graph") or {}).get("options") or {})
     graphs, _ = resolve_item_graphs(data, _graph_spec(record), progress=progress, **options)
-    model = build_ctr_model(record["model"], data, record.get("model_params") or {}, graphs)
+    params = dict(record.get("model_params") or {})
+    if record["model"] in ("lr", "fm") and "user_fields" not in params:
+        # recorded before LR and FM took the papers' item fields only (user_fields, default
+        # False, came with them): such a run trained with the user fields
+        params["user_fields"] = True
+    model = build_ctr_model(record["model"], data, params, graphs)
     _load_weights(model, state, run_dir, record)  # type: ignore[arg-type]
     model.to(resolve_device(device))
     model.eval()

@@ -648,3 +648,22 @@ def test_knn_graph_without_features_names_the_ctr_option(tmp_path, graph):
         f"error: --item-graph {graph} builds a kNN graph of the items' content features, and these data have none: "
         "pass --item-graph cooccur (the graph of the training co-interactions), or data with item features")
     assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
+
+
+def test_an_fm_run_recorded_before_the_item_only_default_evaluates_as_it_trained(samples, tmp_path):
+    """LR and FM took the papers' item fields only, with user_fields (default False); a run
+    recorded before has no such entry and trained with the user fields: it is rebuilt so."""
+    import json
+
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["train", "fm", "--data", str(samples), "--task", "ctr", "--epochs", "1",
+                              "--user-fields", "--threads", "1", "--device", "cpu", "--out", str(run), "--quiet"])
+    assert res.exit_code == 0, res.output
+    rec = load_record(run)
+    for params in (rec["model_params"], rec["checkpoint"]["model_params"]):  # as an older graphrec wrote them
+        del params["user_fields"]
+    (run / "record.json").write_text(json.dumps(rec))
+    res = runner.invoke(app, ["evaluate", str(run), "--device", "cpu", "--quiet"])
+    assert res.exit_code == 0, res.output
+    rows = {line.split()[0]: line.split()[1:] for line in res.output.splitlines() if line.split()}
+    assert rows["auc"] == [f"{rec['best_valid']['auc']:.4f}", f"{rec['test']['auc']:.4f}"]

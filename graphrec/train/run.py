@@ -199,14 +199,7 @@ def run_training(
     shard = distributed.current()
     main = shard is None or shard.is_main  # in a process group rank 0 alone writes
     check_config(config)
-    data_path, transforms = _recorded_source(dataset, data_path, transforms)
-    if out is not None and data_path is None and main and dataset.source is None:
-        warnings.warn(
-            "the dataset was neither read from nor saved to a folder (Dataset.load / Dataset.save): the run records "
-            "no dataset folder, so loading it (load_run, recommend, evaluate) needs the data passed again; "
-            "Dataset.save(DIR) before training, or data_path=DIR, makes the run name DIR",
-            GraphrecNote, stacklevel=4,  # the caller of run_training (through its two wrappers)
-        )
+    data_path, transforms = _recorded_source(dataset, data_path, transforms, saved=out is not None and main)
     device = resolve_device(device)  # "auto", or CUDA where there is none: one line now
     previous = open_run_dir(out, overwrite, resume, lambda o, ow: None if claimed else check_run_output(o, ow))
     params = model_params(model_name, params)
@@ -369,32 +362,41 @@ def check_recorded_graphs(record: Mapping[str, Any], run_dir: str | os.PathLike)
 
 
 def _recorded_source(
-    dataset: Dataset, data_path: str | os.PathLike | None, transforms: Mapping[str, Any] | None
+    dataset: Dataset, data_path: str | os.PathLike | None, transforms: Mapping[str, Any] | None, saved: bool = False
 ) -> tuple[str | os.PathLike | None, Mapping[str, Any] | None]:
     """What a run records to rebuild its dataset: ``data_path`` and ``transforms`` where
     given, else what the dataset knows (:attr:`Dataset.source`): the directory it was
-    read from and, when the cold-start split was drawn after reading it, that split."""
+    read from (or saved to) and, when the cold-start split was drawn after reading it,
+    that split. ``saved``: the run will be written; then a dataset that names no folder,
+    or differs from the one it names (:func:`_changed_since_read`), records none, with a
+    :class:`GraphrecNote` now rather than a failed load later."""
     origin = dataset.source
     if data_path is not None:
         data_path = str(Path(data_path).resolve())  # load_run may run in another directory
     if origin is None:
+        if saved and data_path is None:
+            _note_no_folder("the dataset was neither read from nor saved to a folder (Dataset.load / Dataset.save)")
         return data_path, transforms
     if transforms is None and dataset.cold_items is not None and not origin.get("cold"):
         cs = dataset.meta.get("cold_start") or {}
         if "fraction" in cs:
             transforms = cold_start_transforms(cs["fraction"], cs.get("seed", 0), cs.get("protocol", "papers"))
-    if data_path is None:
-        changed = _changed_since_read(dataset, origin["path"], transforms)
-        if changed:
-            warnings.warn(
-                f"the dataset differs from {origin['path']}, which it was read from ({changed}): the run records no "
-                "dataset folder, so loading it (load_run, recommend, evaluate) needs the data passed again; "
-                "Dataset.save(DIR) before training makes the run name DIR",
-                GraphrecNote, stacklevel=5,  # the caller of run_training (through its two wrappers)
-            )
-            return None, transforms
-        data_path = origin["path"]
-    return data_path, transforms
+    if data_path is not None:
+        return data_path, transforms
+    changed = _changed_since_read(dataset, origin["path"], transforms) if saved else None
+    if changed:
+        _note_no_folder(f"the dataset differs from {origin['path']}, which it was read from ({changed})")
+        return None, transforms
+    return origin["path"], transforms
+
+
+def _note_no_folder(why: str) -> None:
+    """The note of a run that will record no dataset folder, saying ``why``."""
+    warnings.warn(
+        f"{why}: the run records no dataset folder, so loading it (load_run, recommend, evaluate) needs the data "
+        "passed again; Dataset.save(DIR) before training, or data_path=DIR, makes the run name DIR",
+        GraphrecNote, stacklevel=6,  # the caller of run_training (through _recorded_source and its two wrappers)
+    )
 
 
 def _changed_since_read(dataset: Dataset, folder: str, transforms: Mapping[str, Any] | None) -> str | None:

@@ -73,6 +73,17 @@ def __getattr__(name: str) -> _Any:
     raise AttributeError(f"module 'graphrec' has no attribute {name!r}")
 
 
+def _submodule(package: str, name: str) -> _Any:
+    """``package.name`` imported, for a package's module ``__getattr__``: a submodule its
+    ``__init__`` does not import (``graphrec.graphs.stats``) resolves on first attribute
+    access, as ``import package.name`` would; anything else is an AttributeError."""
+    from importlib.util import find_spec
+
+    if not name.startswith("_") and find_spec(f"{package}.{name}") is not None:
+        return _import_module(f"{package}.{name}")
+    raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+
 def __dir__() -> list[str]:
     """The lazily imported entry points and subpackages too (tab completion,
     ``dir(graphrec)``), without the module's private helpers."""

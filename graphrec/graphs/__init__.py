@@ -32,10 +32,7 @@ __all__ = [
 
 def __getattr__(name: str) -> "object":
     """A submodule not imported above (``graphrec.graphs.stats``, ``.prune``), imported on
-    first attribute access, as ``import graphrec.graphs.stats`` would."""
-    from importlib import import_module
-    from importlib.util import find_spec
+    first attribute access (:func:`graphrec._submodule`)."""
+    from graphrec import _submodule
 
-    if not name.startswith("_") and find_spec(f"{__name__}.{name}") is not None:
-        return import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _submodule(__name__, name)

@@ -39,11 +39,9 @@ def __getattr__(name: str) -> Any:
     """The names of :data:`_EXPORTS`, imported on first use."""
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
-    from importlib.util import find_spec  # a submodule (graphrec.train.progress), as `import` would
+    from graphrec import _submodule  # a submodule (graphrec.train.progress), as `import` would
 
-    if not name.startswith("_") and find_spec(f"{__name__}.{name}") is not None:
-        return import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module 'graphrec.train' has no attribute {name!r}")
+    return _submodule(__name__, name)
 
 
 def __dir__() -> list[str]:

@@ -100,9 +100,9 @@ def load_ctr_run(
     options = dict((record.get("item_graph") or {}).get("options") or {})
     graphs, _ = resolve_item_graphs(data, _graph_spec(record), progress=progress, **options)
     params = dict(record.get("model_params") or {})
-    if record["model"] in ("lr", "fm") and "user_fields" not in params:
+    if record["model"] in ("lr", "fm") and "user_fields" not in params and "user_weight.weight" in state:
         # recorded before LR and FM took the papers' item fields only (user_fields, default
-        # False, came with them): such a run trained with the user fields
+        # False, came with them): its weights say it trained with the user fields
         params["user_fields"] = True
     model = build_ctr_model(record["model"], data, params, graphs)
     _load_weights(model, state, run_dir, record)  # type: ignore[arg-type]

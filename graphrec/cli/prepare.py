@@ -16,7 +16,8 @@ from graphrec._atomic import check_output
 from graphrec.cli._common import user_errors, warnings_as_lines
 from graphrec.errors import ConfigError
 
-SPLIT_CHOICES = ("auto", "keep", "random", "temporal")  # graphrec.data.splits.SPLIT_CHOICES
+SPLIT_CHOICES = ("auto", "keep", "random", "temporal")
+_CSV = "The csv format (a plain table of interactions)"  # graphrec.data.splits.SPLIT_CHOICES
 
 
 def cross_split_note(ds) -> str | None:
@@ -57,9 +58,18 @@ def duplicate_notes(ds) -> list[str]:
 
 def unused_items_note(ds) -> str | None:
     """A note on the items of an MMRec source without any interaction (feature rows or
-    id-map entries beyond the items used, gaps in the itemIDs); None when there are none."""
+    id-map entries beyond the items used, gaps in the itemIDs), or of a csv source's
+    item table; None when there are none."""
     import numpy as np
 
+    if ds.meta.get("format") == "csv" and ds.meta.get("items"):
+        used = np.zeros(ds.n_items, dtype=bool)
+        for m in ds.splits.values():
+            used[m.indices] = True
+        n = int((~used).sum())
+        return (f"note: {n} of the {ds.n_items} items of {ds.meta['items']} {'has' if n == 1 else 'have'} no "
+                "interactions: kept as items, "
+                "ranked but never a target (new items: the content models can recommend them)") if n else None
     if ds.meta.get("format") != "mmrec":
         return None
     used = np.zeros(ds.n_items, dtype=bool)
@@ -109,23 +119,44 @@ def unread_features_note(fmt: str, src: Path, features: dict[str, str]) -> str |
 def prepare(
     src: Path = typer.Argument(..., help="Source file or directory in the chosen format."),
     out: Path = typer.Argument(..., help="Dataset directory to write."),
-    fmt: str = typer.Option(..., "--format", "-f", help="mmrec, lattice, unisrec, recbole or movielens."),
+    fmt: str = typer.Option(..., "--format", "-f", help="mmrec, lattice, unisrec, recbole, movielens, or csv (a plain "
+                            "CSV/TSV of interactions: the csv options below)."),
     feature: List[str] = typer.Option([], "--feature", help="A modality's features (repeatable). mmrec, lattice: MODALITY=FILE, a .npy "
-                                       "(relative to the source folder), e.g. text=all-MiniLM-L6-v2.npy; unisrec: "
+                                       "(relative to the source folder), e.g. text=all-MiniLM-L6-v2.npy; csv: the same, row r = the r-th "
+                                       "item of --items; unisrec: "
                                        "MODALITY=SUFFIX of the file NAME.SUFFIX, e.g. text=feat1CLS (default: "
                                        "text=feat1CLS, image=feat3CLS where they exist); recbole, movielens: none."),
     name: Optional[str] = typer.Option(None, help="Dataset name (default: from the source)."),
     split: str = typer.Option("auto", help="auto (keep a given split, else random), keep, random, temporal."),
     seed: int = typer.Option(0, help="Seed of a random split."),
     unseen: str = typer.Option("error", help="Users/items only in valid/test: error, drop or keep."),
-    min_rating: Optional[float] = typer.Option(None, help="MovieLens: keep ratings >= this value."),
+    min_rating: Optional[float] = typer.Option(None, help="MovieLens, csv: keep ratings >= this value."),
     feature_dim: Optional[int] = typer.Option(None, help="unisrec: the dimension of the raw float32 feature files "
                                               "(needed without NAME.item2index, which fixes the item count)."),
+    user_col: Optional[str] = typer.Option(None, help="csv: the user id column [user_id, userId or user].",
+                                           rich_help_panel=_CSV),
+    item_col: Optional[str] = typer.Option(None, help="csv: the item id column [item_id, itemId or item].",
+                                           rich_help_panel=_CSV),
+    time_col: Optional[str] = typer.Option(None, help="csv: the time column, unix seconds or ISO 8601 "
+                                           "[timestamp when present; '' for none].", rich_help_panel=_CSV),
+    rating_col: Optional[str] = typer.Option(None, help="csv: the rating column that --min-rating filters on "
+                                             "[rating when present].", rich_help_panel=_CSV),
+    split_col: Optional[str] = typer.Option(None, help="csv: a column labelling each row train, valid or test "
+                                            "(a given split; default: none, every row is train).",
+                                            rich_help_panel=_CSV),
+    items: Optional[Path] = typer.Option(None, help="csv: a table of items (one row each, by item id): its columns "
+                                         "become item fields, its rows the item order and the rows of --feature "
+                                         "files; its items without interactions are kept.", rich_help_panel=_CSV),
+    users: Optional[Path] = typer.Option(None, help="csv: a table of users (one row each, by user id): its columns "
+                                         "become user fields.", rich_help_panel=_CSV),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
     """Import a dataset from a community format into a graphrec dataset directory.
 
     Example: graphrec prepare --format mmrec ../shared/data/lfm2k data/lfm2k --feature text=all-MiniLM-L6-v2.npy
+
+    Your own interactions: graphrec prepare --format csv orders.csv data/shop --user-col customer_id
+    --item-col product_id --time-col ordered_at --items products.csv (docs/data-formats.md)
     """
     from graphrec.data.dataset import check_dataset_name, check_modality_name, check_replaceable
     from graphrec.data.splits import apply_split
@@ -153,7 +184,8 @@ def prepare(
         check_replaceable(out, f"OUT {out}")
     with warnings_as_lines():  # e.g. a RecBole float_seq field read as text
         ds = read_source(fmt, src, features=features or None, name=name, unseen=unseen, min_rating=min_rating,
-                         dim=feature_dim)
+                         dim=feature_dim, user_col=user_col, item_col=item_col, time_col=time_col,
+                         rating_col=rating_col, split_col=split_col, items=items, users=users)
     notes = [line for line in (*duplicate_notes(ds), unused_items_note(ds), unread_features_note(fmt, src, features))
              if line]
     resplit = apply_split(ds, split, seed=seed, source=src)

@@ -11,13 +11,14 @@ from graphrec.errors import ConfigError, DataError
 
 
 def test_formats_table() -> None:
-    assert sorted(FORMATS) == ["lattice", "mmrec", "movielens", "recbole", "unisrec"]
+    assert sorted(FORMATS) == ["csv", "lattice", "mmrec", "movielens", "recbole", "unisrec"]
     assert FORMATS["lattice"] is read_lattice
 
 
 def test_unknown_format() -> None:
-    with pytest.raises(DataError, match=r"unknown data format 'csv': use one of mmrec, lattice, unisrec, recbole, movielens"):
-        read_source("csv", Path("x"))
+    with pytest.raises(DataError, match=r"unknown data format 'tsv': use one of mmrec, lattice, unisrec, recbole, "
+                                        r"movielens, csv"):
+        read_source("tsv", Path("x"))
 
 
 def test_option_not_taken() -> None:
@@ -55,7 +56,7 @@ def test_a_graphrec_dataset_is_not_imported_again(tmp_path: Path) -> None:
 
 def test_option_not_taken_names_the_cli_flag() -> None:
     with pytest.raises(ConfigError, match=r"format 'movielens' does not take features \(formats that do: mmrec, lattice, "
-                       r"unisrec\): remove features= \(CLI: --feature\)$"):
+                       r"unisrec, csv\): remove features= \(CLI: --feature\)$"):
         read_source("movielens", Path("x"), features={"text": "t.npy"})
     with pytest.raises(ConfigError, match=r"remove min_rating= \(CLI: --min-rating\)$"):
         read_source("mmrec", Path("x"), min_rating=3.0)

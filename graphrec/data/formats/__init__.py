@@ -8,6 +8,7 @@ format                reader
 ``unisrec``           :func:`read_unisrec`: ``{name}.{train,valid,test}.inter`` + raw float32
 ``recbole``           :func:`read_recbole` / :func:`write_recbole`: RecBole atomic files
 ``movielens``         :func:`read_movielens`: ratings CSV / ``u.data`` + side files
+``csv``               :func:`read_table`: a plain CSV/TSV of interactions (+ item/user tables, ``.npy``)
 ====================  =================================================================
 
 Every reader is a pure function of its files; bad input raises
@@ -25,6 +26,7 @@ from graphrec.data.formats.lattice import read_lattice
 from graphrec.data.formats.mmrec import read_mmrec, write_mmrec
 from graphrec.data.formats.movielens import read_movielens
 from graphrec.data.formats.recbole import read_recbole, write_recbole
+from graphrec.data.formats.table import read_table
 from graphrec.data.formats.unisrec import read_unisrec
 from graphrec.errors import ConfigError, DataError
 
@@ -38,6 +40,7 @@ __all__ = [
     "read_recbole",
     "write_recbole",
     "read_movielens",
+    "read_table",
 ]
 
 FORMATS: dict[str, Callable[..., Dataset]] = {
@@ -46,6 +49,7 @@ FORMATS: dict[str, Callable[..., Dataset]] = {
     "unisrec": read_unisrec,
     "recbole": read_recbole,
     "movielens": read_movielens,
+    "csv": read_table,
 }
 
 # Which read_source options each format takes (beyond the path).
@@ -55,11 +59,15 @@ _OPTIONS: dict[str, frozenset[str]] = {
     "unisrec": frozenset({"features", "name", "unseen", "dim"}),
     "recbole": frozenset({"name", "unseen"}),
     "movielens": frozenset({"name", "min_rating"}),
+    "csv": frozenset({"features", "name", "unseen", "min_rating", "user_col", "item_col", "time_col", "rating_col",
+                      "split_col", "items", "users"}),
 }
 
 # the command-line flag of each option (graphrec prepare), for the messages
 _CLI_FLAGS: dict[str, str] = {"features": "--feature", "name": "--name", "min_rating": "--min-rating",
-                              "dim": "--feature-dim"}
+                              "dim": "--feature-dim", "user_col": "--user-col", "item_col": "--item-col",
+                              "time_col": "--time-col", "rating_col": "--rating-col", "split_col": "--split-col",
+                              "items": "--items", "users": "--users"}
 UNSEEN_CHOICES = ("error", "drop", "keep")
 
 
@@ -72,16 +80,25 @@ def read_source(
     unseen: str = "error",
     min_rating: float | None = None,
     dim: int | None = None,
+    user_col: str | None = None,
+    item_col: str | None = None,
+    time_col: str | None = None,
+    rating_col: str | None = None,
+    split_col: str | None = None,
+    items: str | Path | None = None,
+    users: str | Path | None = None,
 ) -> Dataset:
     """Read ``src`` with the importer of format ``fmt`` (a key of :data:`FORMATS`).
 
     Options a format does not take are rejected with a :class:`ConfigError` when they
-    are set (``features`` for recbole/movielens, ``min_rating`` for all but movielens, ``dim``
+    are set (``features`` for recbole/movielens, ``min_rating`` for all but movielens and csv, ``dim``
     for all but unisrec),
     rather than silently ignored. ``unseen`` is the exception: movielens has no given
     split, so nothing can be unseen and the value is accepted and has no effect (it must
     still be one of ``error``, ``drop``, ``keep``).
-    ``features`` maps modality -> ``.npy`` path for mmrec and lattice, and modality ->
+    ``user_col`` .. ``users`` are the csv format's (:func:`read_table`: which columns
+    hold what, the item and user tables).
+    ``features`` maps modality -> ``.npy`` path for mmrec, lattice and csv, and modality ->
     file suffix (e.g. ``feat1CLS``) for unisrec; ``dim`` (unisrec only) is the dimension of
     its raw feature files.
 
@@ -92,7 +109,9 @@ def read_source(
     key = str(fmt).strip().lower()
     if key not in FORMATS:
         raise DataError(f"unknown data format {fmt!r}: use one of {', '.join(FORMATS)}")
-    given: dict[str, Any] = {"features": features, "name": name, "min_rating": min_rating, "dim": dim}
+    given: dict[str, Any] = {"features": features, "name": name, "min_rating": min_rating, "dim": dim,
+                             "user_col": user_col, "item_col": item_col, "time_col": time_col,
+                             "rating_col": rating_col, "split_col": split_col, "items": items, "users": users}
     takes = _OPTIONS[key]
     for opt, val in given.items():
         if val is not None and opt not in takes:

@@ -677,6 +677,9 @@ def select_cold_items(n_items: int, fraction: float, seed: int = 0) -> np.ndarra
     n_cold = int(round(fraction * n_items))
     if n_cold < 1:
         raise ConfigError(f"cold-start fraction {fraction} of {n_items} items selects no item: use a larger fraction")
+    from graphrec.data.splits import note_cold_fraction
+
+    note_cold_fraction(fraction, n_cold, n_items)
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n_items, size=n_cold, replace=False)).astype(np.int64)
 

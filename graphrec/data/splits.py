@@ -36,12 +36,14 @@ new one; the input is never modified. Randomness comes only from the ``seed`` ar
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 
 from graphrec._checks import is_int
 from graphrec.data.dataset import SPLITS, Dataset, index_dtype, interactions_matrix, sorted_pairs_matrix
-from graphrec.errors import ConfigError, DataError
+from graphrec.errors import ConfigError, DataError, GraphrecNote
 
 __all__ = [
     "apply_split",
@@ -232,6 +234,27 @@ def cold_start_items(n_items: int, fraction: float, seed: int = 0) -> np.ndarray
     return rng.choice(n_items, size=n_cold, replace=False).astype(np.int64)
 
 
+#: a cold-start fraction above this is noted (:func:`note_cold_fraction`): most items unseen in training
+LARGE_COLD_FRACTION = 0.5
+
+
+def note_cold_fraction(fraction: float, n_cold: int, n_items: int, train: int | None = None,
+                       before: int | None = None) -> None:
+    """A :class:`GraphrecNote` for a cold-start fraction above :data:`LARGE_COLD_FRACTION`:
+    most of the catalogue is never seen in training (``--cold-start 0.999`` trained on a
+    handful of interactions without a word); ``train`` of ``before`` interactions are left
+    to train on, when known. The papers' protocol makes 20% of the items cold."""
+    if fraction <= LARGE_COLD_FRACTION:
+        return
+    left = "" if train is None else (f" and {train:,} training interactions"
+                                     + (f" of {before:,} ({train / before:.1%})" if before else ""))
+    warnings.warn(
+        f"--cold-start {fraction} makes {n_cold:,} of the {n_items:,} items cold: training keeps "
+        f"{n_items - n_cold:,} items{left}, so the model learns from a small part of the data; the papers' "
+        "protocol makes 20% of the items cold (MM-GEF Table 3, LATTICE)",
+        GraphrecNote, stacklevel=3)
+
+
 def _check_train_left(train: sp.csr_matrix, fraction: float, n_items: int, n_cold: int) -> None:
     """Refuse a cold-start split that leaves no training interaction (nothing to train on)."""
     if train.nnz == 0:
@@ -275,6 +298,7 @@ def cold_start(dataset: Dataset, fraction: float, seed: int = 0, protocol: str =
         where[test_items] = 2
         out = _assemble(dataset, u, i, t, where[i], dataset.meta.get("split", "given"))
         _check_train_left(out.train, fraction, dataset.n_items, len(drawn))
+        note_cold_fraction(fraction, len(drawn), dataset.n_items, int(out.train.nnz), int(len(u)))
         meta = dict(out.meta, cold_start=dict(info, valid_items=int(len(valid_items)), test_items=int(len(test_items))))
         return out.replace(cold_items=cold, meta=meta, source=dataset.source)
     keep_col = np.ones(dataset.n_items, np.float32)
@@ -288,6 +312,7 @@ def cold_start(dataset: Dataset, fraction: float, seed: int = 0, protocol: str =
         (train.data[mask], train.indices[mask], indptr), shape=train.shape
     )
     _check_train_left(new_train, fraction, dataset.n_items, len(drawn))
+    note_cold_fraction(fraction, len(drawn), dataset.n_items, int(new_train.nnz), int(train.nnz))
     # the removed interactions: masked when ranking as training items are (the user consumed them)
     removed = sp.csr_matrix((np.ones(int((~mask).sum()), np.float32), (rows[~mask], train.indices[~mask])),
                             shape=train.shape)

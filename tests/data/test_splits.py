@@ -7,7 +7,7 @@ import pytest
 
 from graphrec.data import build_dataset, cold_start, random_split, temporal_split
 from graphrec.data.splits import all_interactions, cold_start_items
-from graphrec.errors import ConfigError, DataError
+from graphrec.errors import ConfigError, DataError, GraphrecNote
 
 
 def user_sizes_dataset(sizes, n_items=60, seed=0):
@@ -238,4 +238,28 @@ def test_a_fraction_that_makes_every_item_cold_is_refused(protocol):
     with pytest.raises(DataError, match="fraction 0.98 makes 20 of 20 items cold and leaves no training interaction: "
                                         "use a smaller fraction"):
         cold_start(ds, 0.98, protocol=protocol)
-    assert cold_start(ds, 0.9, protocol=protocol).train.nnz > 0
+    with pytest.warns(GraphrecNote):  # most items cold: noted (the next test)
+        assert cold_start(ds, 0.9, protocol=protocol).train.nnz > 0
+
+
+@pytest.mark.parametrize("protocol", ["papers", "hidden"])
+def test_a_fraction_that_makes_most_items_cold_is_noted(protocol):
+    """--cold-start 0.999 trained on a handful of interactions without a word: a fraction
+    above one half names what training keeps; the papers' 0.2 says nothing."""
+    import warnings
+
+    from graphrec.data.ctr import select_cold_items
+    from graphrec.data.synthetic import synthetic_catalogue
+
+    ds = synthetic_catalogue(n_users=30, n_items=20, n_clusters=2, seed=0)
+    with pytest.warns(GraphrecNote, match=r"--cold-start 0.9 makes 18 of the 20 items cold: training keeps 2 items "
+                                          r"and \d+ training interactions of \d+ \(\d+\.\d%\)"):
+        out = cold_start(ds, 0.9, protocol=protocol)
+    assert out.train.nnz > 0
+    with pytest.warns(GraphrecNote, match=r"--cold-start 0.9 makes 18 of the 20 items cold: training keeps 2 items, "):
+        select_cold_items(20, 0.9)  # the CTR samples' draw
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GraphrecNote)
+        cold_start(ds, 0.2, protocol=protocol)
+        cold_start(ds, 0.5, protocol=protocol)
+        select_cold_items(20, 0.2)

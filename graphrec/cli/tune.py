@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from graphrec.cli._common import ARGV, Threads, metric_table, ordered_metric_keys, resolve_device, set_threads, user_errors
-from graphrec.cli.train import ColdProtocol, ColdStart, Negatives, SelectOn
+from graphrec.cli.train import ColdProtocol, ColdSeed, ColdStart, Negatives, SelectOn
 from graphrec.errors import ConfigError
 from graphrec.train.commands import option_defaults, option_message
 
@@ -74,6 +74,7 @@ def tune(
     ] = None,
     cold_start: ColdStart = 0.0,
     cold_protocol: ColdProtocol = "papers",
+    cold_seed: ColdSeed = None,
     select_on: SelectOn = _DEFAULTS["select_on"],
     negatives: Negatives = _DEFAULTS["negatives"],
     pruning: Annotated[Optional[bool], typer.Option(
@@ -96,9 +97,9 @@ def tune(
     directory OUT/best, which graphrec evaluate and graphrec recommend accept. Needs
     Optuna: pip install 'graphrec[tune]'.
 
-    With --cold-start F every trial trains on the same cold-start split (seed --seed,
-    --cold-protocol), the study is named MODEL-DATASET-coldF, and --select-on cold selects
-    on the cold items (under the papers' protocol validation holds cold items only).
+    With --cold-start F every trial trains on the same cold-start split (seed --cold-seed,
+    default --seed; --cold-protocol), the study is named MODEL-DATASET-coldF, and --select-on
+    cold selects on the cold items (under the papers' protocol validation holds cold items only).
 
     With --repeats R each trial trains seeds --seed .. --seed + R - 1 and its value is the
     mean of their best validation metrics (a steadier choice among near-equal points; the
@@ -147,7 +148,7 @@ def tune(
             config=config, timeout=timeout, seed=seed, out=out, device=dev, pruning=pruning,
             prune_startup=prune_startup, prune_warmup=prune_warmup, tensorboard=tensorboard, log=echo,
             cold_start=cold_start, cold_protocol=cold_protocol, repeats=repeats, grid=grid,
-            report_seeds=report_seeds,
+            report_seeds=report_seeds, cold_seed=cold_seed,
             command=None if ctx.meta.get(ARGV) is None else shlex.join(["graphrec", *ctx.meta[ARGV]]),
         )
     except KeyboardInterrupt as e:

@@ -68,7 +68,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import graphrec
 from graphrec._atomic import atomic_dir, atomic_file, check_output, check_output_folder
-from graphrec._checks import renamed
+from graphrec._checks import is_int, renamed
 from graphrec._device import resolve_device
 from graphrec.data import Dataset
 from graphrec.errors import ConfigError, DataError
@@ -225,6 +225,7 @@ def tune(
     grid: bool = False,
     command: str | None = None,
     report_seeds: int = 0,
+    cold_seed: int | None = None,
 ) -> TuneResult:
     """Run ``trials`` more trials of the study ``study_name`` (default ``MODEL-DATASET``)
     of model ``model_name`` on the dataset folder ``data_path`` (``graphrec tune MODEL
@@ -240,8 +241,9 @@ def tune(
     all train to their early stop unless ``pruning`` is True. ``tensorboard``: a folder
     for TensorBoard scalars, one run per trial. ``log``: receives one line per finished
     trial. ``cold_start``: make this fraction of the items cold under ``cold_protocol``
-    (seed ``seed``), as ``graphrec train --cold-start`` does: every trial trains on the same split, the runs record it, and the
-    default study name ends in ``-coldF``; select on the cold items with
+    (seed ``cold_seed``, default ``seed``), as ``graphrec train --cold-start`` does: every trial trains on the same
+    split, the runs record it, and the default study name ends in ``-coldF`` (``-splitS`` for a ``cold_seed``
+    other than ``seed``: the split of a ``graphrec train --cold-seed S`` run); select on the cold items with
     ``config.select_on`` (under the ``papers`` protocol validation holds cold items only).
     ``repeats``: seeds each trial trains (``seed``, ``seed + 1``, ...; the cold-start split
     stays the one of ``seed``); the trial's value is the mean of their best validation
@@ -272,6 +274,8 @@ def tune(
         raise ConfigError(f"--timeout must be positive seconds, got {timeout}")
     if prune_startup < 0 or prune_warmup < 0:
         raise ConfigError("--prune-startup and --prune-warmup must be at least 0")
+    if cold_seed is not None and not (is_int(cold_seed) and cold_seed >= 0):
+        raise ConfigError(f"--cold-seed must be an integer >= 0, got {cold_seed!r}")
     from graphrec.train.fit import check_selection
     from graphrec.train.run import check_cold_start, cold_start_transforms, prepare_dataset
 
@@ -286,15 +290,16 @@ def tune(
     base = dict((config or TrainConfig(**dict(entry.train_defaults))).to_dict(), progress=False, seed=seed)
     config = TrainConfig.from_dict(base)
     writer_factory = _tensorboard_factory(tensorboard)  # before any work: a missing package is one line
-    transforms = cold_start_transforms(cold_start, seed, cold_protocol)
-    study_name = study_name or default_study_name(model_name, data_path, cold_start, cold_protocol, seed)
+    split_seed = seed if cold_seed is None else cold_seed  # the cold-start split's
+    transforms = cold_start_transforms(cold_start, split_seed, cold_protocol)
+    study_name = study_name or default_study_name(model_name, data_path, cold_start, cold_protocol, seed, cold_seed)
     if out is None:
         _check_study_folder(study_name)
         out = Path("runs") / f"tune-{study_name}"
     out = Path(out)
     _check_out(out, study_name, url)  # before the data are read
     source = Dataset.load(data_path)
-    dataset = prepare_dataset(source, cold_start, seed, cold_protocol)
+    dataset = prepare_dataset(source, cold_start, split_seed, cold_protocol)
     check_selection(dataset, config)  # a wrong --select-on fails here, not in every trial
     if entry.check is not None:  # before any study or folder exists
         if grid:
@@ -343,7 +348,7 @@ def tune(
             log(f"trial {number}: failed without a result (not a diverging loss); its grid point will run again")
         if requeued is not None and requeued not in failed:
             log(f"trial {requeued}: the default configuration ended without a result; it will run again")
-        notes = []
+        notes = [f"--cold-seed {cold_seed} has no effect without --cold-start"] if cold_seed is not None and not cold_start else []
         if grid:
             left = _grid_left(optuna, study, points)
             if left == 0:
@@ -509,14 +514,16 @@ def tunable_model(model: str) -> ModelEntry:
 
 
 def default_study_name(model: str, data: str | os.PathLike, cold_start: float | None = None,
-                       cold_protocol: str = "papers", seed: int = 0) -> str:
+                       cold_protocol: str = "papers", seed: int = 0, cold_seed: int | None = None) -> str:
     """``MODEL-DATA``, and for a cold-start study ``-coldF`` with the split's protocol
-    (``-hidden``; none for the papers') and seed (``-seedS``; none for 0): studies of other
-    splits live side by side (the split is part of a study's settings)."""
+    (``-hidden``; none for the papers') and seed (``-seedS``; none for 0; ``-splitC`` for a
+    ``cold_seed`` C other than ``seed``): studies of other splits live side by side (the
+    split is part of a study's settings)."""
     name = f"{model}-{_dataset_name(data)}"
     if cold_start:
         name += f"-cold{cold_start:g}" + (f"-{cold_protocol}" if cold_protocol != "papers" else "")
         name += f"-seed{seed}" if seed != 0 else ""
+        name += f"-split{cold_seed}" if cold_seed is not None and cold_seed != seed else ""
     return name
 
 

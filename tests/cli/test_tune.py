@@ -285,6 +285,11 @@ def test_a_cold_start_study_selects_on_cold_items_and_evaluate_rebuilds_its_spli
     res = run("tune", "lightgcn", "--data", data, "--trials", 1, "--storage", f"sqlite:///{tmp_path / 'other.db'}",
               "--select-on", "cold")
     _one_line_error(res, "needs a cold-start split: add --cold-start")
+    # --cold-seed: the split of a `graphrec train --cold-seed 0` run, trained with --seed 1
+    res = run("tune", "lightgcn", "--data", data, "--trials", 1, "--storage", f"sqlite:///{tmp_path / 'seeded.db'}",
+              "--epochs", 2, "--cold-start", 0.2, "--cold-seed", 0, "--seed", 1, "--out", tmp_path / "seeded")
+    assert res.exit_code == 0, res.output
+    assert "study lightgcn-synthetic-cold0.2-seed1-split0: 1 trials" in res.output
 
 
 def test_repeats_selecting_on_cold_items_report_each_seeds_cold_test(data, tmp_path):

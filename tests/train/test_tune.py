@@ -440,6 +440,27 @@ def test_a_cold_start_study_trains_every_trial_on_one_cold_split_and_its_best_ru
     assert (hidden.study, reseeded.study) == ("lightgcn-synthetic-cold0.2-hidden", "lightgcn-synthetic-cold0.2-seed1")
 
 
+def test_cold_seed_keeps_the_split_of_a_train_run_while_the_training_seed_varies(data, tmp_path):
+    """--cold-seed C (as graphrec train's): the trials train on the split of seed C, with
+    the training seed --seed; the study's default name says both; the best trial's
+    record gives a train command that draws the same split."""
+    from graphrec.data import Dataset, cold_start
+
+    res = _tune(data, tmp_path, trials=1, cold_start=0.2, seed=1, cold_seed=0, out=tmp_path / "c")
+    assert res.study == "lightgcn-synthetic-cold0.2-seed1-split0"
+    record = load_record(tmp_path / "c" / "trials" / "0")
+    assert record["dataset"]["transforms"]["cold_start_seed"] == 0 and record["train_config"]["seed"] == 1
+    assert record["dataset"]["fingerprint"] == cold_start(Dataset.load(data), 0.2, 0, "papers").fingerprint()
+    assert "--cold-seed 0" in record["command"] and "--seed 1" in record["command"]
+    # the same split and training seed as without --cold-seed: the study of before, by name
+    same = _tune(data, tmp_path, trials=1, cold_start=0.2, seed=1, cold_seed=1, out=tmp_path / "s1")
+    assert same.study == "lightgcn-synthetic-cold0.2-seed1"
+    with pytest.raises(ConfigError, match=r"--cold-seed must be an integer >= 0, got -1"):
+        _tune(data, tmp_path, trials=1, cold_start=0.2, cold_seed=-1)
+    warm = _tune(data, tmp_path, trials=1, cold_seed=3, out=tmp_path / "w")
+    assert "--cold-seed 3 has no effect without --cold-start" in warm.notes
+
+
 @pytest.mark.parametrize("model", ["cb", "lightgcn"])
 def test_a_study_selecting_on_cold_items_ranks_trials_by_their_cold_validation(data, tmp_path, model):
     """--select-on cold: a trial's value is the validation metric of the cold items (hidden

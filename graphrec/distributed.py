@@ -342,6 +342,8 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     waits for them and exits 130 -- or 0, with a note, when rank 0 had already reported
     the run finished and saved (:func:`report_finished`) and every rank ended by the stop:
     a stop during the ranks' teardown interrupts nothing and leaves nothing to resume.
+    A rank 0 that the forwarded SIGTERM killed before it could say anything (still
+    starting) gets the one line one process gives, ``interrupted``.
     """
     store = host_store()  # serves until the ranks are done (it lives in this frame)
     port = store.port
@@ -441,6 +443,10 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
         # a rank that lost its peer can abort while exiting, after its error line (gloo's
         # threads, "terminate called without an active exception"): a signal is exit 1
         return 1
+    if interrupted and codes[0] == -signal.SIGTERM:
+        # the forwarded stop killed rank 0 before it could say anything (still importing, or a
+        # command that leaves SIGTERM at its default): the line one process gives
+        sys.stderr.write("interrupted\n")
     return 130 if interrupted or 130 in codes else 1
 
 

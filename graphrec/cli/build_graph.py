@@ -199,6 +199,8 @@ def build_graph(
     if distributed.starts_ranks(nproc):
         _check_before_ranks(source, opts, kinds, check_outputs)
         raise typer.Exit(distributed.launch(ctx.meta.get(ARGV) or [], nproc, threads))  # OpenMP too (faiss)
+    from graphrec.train.state import sigterm_as_interrupt
+
     shard = distributed.init_from_env(dev)
     if shard is not None and dev.startswith("cuda"):
         dev = f"cuda:{shard.local_rank}"
@@ -208,8 +210,11 @@ def build_graph(
         for line in notes:  # once, by the main rank
             if main:
                 typer.secho(line, err=True, fg=typer.colors.YELLOW)
-        _build(source=source, opts=opts, kinds=kinds, dev=dev, recipe=recipe, overwrite=overwrite, progress=shown,
-               shard=shard, echo=echo, check_outputs=check_outputs)
+        # a rank of --nproc takes the launcher's forwarded Ctrl-C (SIGTERM) as one process takes
+        # Ctrl-C: its temporary files removed, "interrupted" (it was killed without a word)
+        with sigterm_as_interrupt():
+            _build(source=source, opts=opts, kinds=kinds, dev=dev, recipe=recipe, overwrite=overwrite,
+                   progress=shown, shard=shard, echo=echo, check_outputs=check_outputs)
     except BaseException:
         if shard is not None:
             distributed.leave()

@@ -567,3 +567,37 @@ def test_ranks_started_with_other_options_are_refused_on_every_rank(data_dir, tm
             "rank with the same command line on the same data")
     assert res.stderr.count(line) == 2, res.stderr  # one per rank
     assert not (tmp_path / "mixed").exists()
+
+
+STOP_LAUNCHER_IN_RANK_0 = textwrap.dedent(
+    """
+    import os, signal, time
+    WHEN = os.environ.get("STOP_WHEN")
+    if os.environ.get("RANK") == "0" and WHEN == "start":  # `kill LAUNCHER` while rank 0 starts
+        os.kill(os.getppid(), signal.SIGTERM)
+        time.sleep(60)  # the launcher's forwarded SIGTERM ends this (its default action: no word)
+    if os.environ.get("RANK") == "0" and WHEN == "build":
+        import graphrec.graphs.build as build
+        real = build.build_item_graph
+
+        def build_item_graph(*args, **kwargs):  # ... or while it builds
+            os.kill(os.getppid(), signal.SIGTERM)
+            time.sleep(60)
+            return real(*args, **kwargs)
+
+        build.build_item_graph = build_item_graph
+    """
+)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM")
+@pytest.mark.parametrize("when", ["start", "build"])
+def test_a_stopped_two_rank_build_says_interrupted_and_leaves_nothing(data_dir, tmp_path, when):
+    """Ctrl-C of `build-graph --nproc 2` ended with status 130 and no line (its ranks died of
+    the forwarded SIGTERM): now one process's `interrupted`, and no output or temporary."""
+    env = dict(hook_env(tmp_path, STOP_LAUNCHER_IN_RANK_0), STOP_WHEN=when)
+    res = graphrec("build-graph", "--data", data_dir, "--kind", "knn", "--k", "5", "--nproc", "2", "--quiet",
+                   "--out", tmp_path / "g", cwd=tmp_path, env=env)
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 130 and err == ["interrupted"], res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hook"]  # no g, no .g.tmp-*

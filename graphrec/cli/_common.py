@@ -276,23 +276,34 @@ class GraphrecCommand(TyperCommand):
 
 
 @contextlib.contextmanager
-def warnings_as_lines() -> Iterator[None]:
+def warnings_as_lines(defer: bool = False) -> Iterator[None]:
     """Python warnings raised inside print as one ``warning: ...`` line on stderr each
     (not the interpreter's two-line file:line form); a :class:`GraphrecNote` stays a
-    ``note:`` line, once per message (:func:`notes_as_lines`)."""
+    ``note:`` line, once per message (:func:`notes_as_lines`). ``defer``: the lines are
+    printed when the block ends, and not at all when it raises (an input refused after a
+    note about it is one error line)."""
     seen: set[str] = set()
+    pending: list[tuple[Any, type]] = []
 
-    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    def emit(message: Any, category: type) -> None:
         if issubclass(category, GraphrecNote):
             _note_once(message, seen)
         else:
             typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if defer:
+            pending.append((message, category))
+        else:
+            emit(message, category)
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.simplefilter("always", GraphrecNote)
         warnings.showwarning = show
         yield
+    for message, category in pending:
+        emit(message, category)
 
 
 def resolve_device(device: str) -> str:

@@ -3,6 +3,11 @@
 Example:
 
     graphrec prepare --format mmrec ../shared/data/lfm2k data/lfm2k --feature text=all-MiniLM-L6-v2.npy
+
+Your own table of interactions (CSV/TSV with a header; side files are found beside it):
+
+    graphrec prepare --format csv raw/orders.csv data/shop --user-col customer_id --item-col product_id \\
+        --time-col ordered_at --items products.csv
 """
 
 from __future__ import annotations
@@ -68,8 +73,8 @@ def unused_items_note(ds) -> str | None:
             used[m.indices] = True
         n = int((~used).sum())
         return (f"note: {n} of the {ds.n_items} items of {ds.meta['items']} {'has' if n == 1 else 'have'} no "
-                "interactions: kept as items, "
-                "ranked but never a target (new items: the content models can recommend them)") if n else None
+                "interactions: kept as items, ranked but never a target (new items: the content models can "
+                "recommend them; an ID-only model, lightgcn or mf, ranks them by embeddings nothing trained)") if n else None
     if ds.meta.get("format") != "mmrec":
         return None
     used = np.zeros(ds.n_items, dtype=bool)
@@ -182,13 +187,15 @@ def prepare(
     check_output(out, overwrite, option="OUT", marker="dataset.json", what="graphrec dataset directory")
     if overwrite:  # --overwrite replaces the folder as a whole: nothing but a dataset's files may be in it
         check_replaceable(out, f"OUT {out}")
-    with warnings_as_lines():  # e.g. a RecBole float_seq field read as text
+    # the readers' notes (e.g. a RecBole float_seq field read as text) once the input and
+    # its split are accepted: a refused one is the only line
+    with warnings_as_lines(defer=True):
         ds = read_source(fmt, src, features=features or None, name=name, unseen=unseen, min_rating=min_rating,
                          dim=feature_dim, user_col=user_col, item_col=item_col, time_col=time_col,
                          rating_col=rating_col, split_col=split_col, items=items, users=users)
-    notes = [line for line in (*duplicate_notes(ds), unused_items_note(ds), unread_features_note(fmt, src, features))
-             if line]
-    resplit = apply_split(ds, split, seed=seed, source=src)
+        notes = [line for line in (*duplicate_notes(ds), unused_items_note(ds),
+                                   unread_features_note(fmt, src, features)) if line]
+        resplit = apply_split(ds, split, seed=seed, source=src)
     kept, ds = resplit is ds, resplit  # kept: the split as given; the dataset as read is freed
     for line in notes:  # once the split is accepted: a refused one is the only line
         typer.secho(line, err=True, fg=typer.colors.YELLOW)
@@ -205,4 +212,6 @@ def prepare(
         if note:
             typer.echo(note)
     else:
-        typer.echo(f"split: {ds.meta.get('split')}" + (" (the source gives no valid/test split)" if split == "auto" else ""))
+        hint = "; --split temporal holds out each user's latest" if ds.timestamps is not None else ""
+        typer.echo(f"split: {ds.meta.get('split')}"
+                   + (f" (the source gives no valid/test split{hint})" if split == "auto" else ""))

@@ -696,18 +696,18 @@ def _compact(seqs: Sequences, keep: np.ndarray) -> tuple[Sequences, np.ndarray]:
 
 
 #: the largest timestamp read as seconds (year 5138): one above it is milliseconds or finer
-_LARGEST_SECONDS = 1e11
+LARGEST_SECONDS = 1e11
 
 
 def _note_millisecond_times(sequences: Sequences, name: str) -> None:
     """A :class:`GraphrecNote` when the behaviours' timestamps look like milliseconds
-    (beyond :data:`_LARGEST_SECONDS`): the samples' ``hist_delta`` and MARN's time-gap
+    (beyond :data:`LARGEST_SECONDS`): the samples' ``hist_delta`` and MARN's time-gap
     buckets (:func:`property_codes`) read seconds, so such gaps land 1000 times too far."""
     times = sequences.times
     if times is None or not len(times):
         return
     largest = float(np.nanmax(np.abs(times)))
-    if largest > _LARGEST_SECONDS:
+    if largest > LARGEST_SECONDS:
         warnings.warn(f"dataset {name!r}: timestamps up to {largest:.4g} look like milliseconds, and CTR samples read "
                       "seconds (the gaps MARN buckets would be 1000 times too long): divide the timestamp column by "
                       "1000 before graphrec prepare", GraphrecNote, stacklevel=3)

@@ -120,13 +120,19 @@ def test_users_table_gives_fields(tmp_path: Path) -> None:
     assert ds.user_fields["country"].tolist() == ["DE", "", "FR"]  # bob has no row; zoe no interaction
 
 
-def test_side_files_relative_to_the_current_directory(tmp_path: Path, monkeypatch) -> None:
+def test_side_files_relative_to_the_current_directory_or_the_tables_folder(tmp_path: Path, monkeypatch) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
     _shop(raw)
+    x = np.arange(8, dtype=np.float32).reshape(4, 2)
+    np.save(raw / "emb.npy", x)
     monkeypatch.chdir(tmp_path)
-    ds = _read(Path("raw/orders.csv"), user_col="customer_id", item_col="product_id", items="raw/products.csv")
-    assert ds.n_items == 4
+    for items, emb in (("raw/products.csv", "raw/emb.npy"), ("products.csv", "emb.npy")):
+        # the folder was joined twice to a feature file named from it (raw/raw/emb.npy)
+        ds = _read(Path("raw/orders.csv"), user_col="customer_id", item_col="product_id", items=items,
+                   features={"text": emb})
+        assert ds.n_items == 4
+        np.testing.assert_array_equal(ds.item_features["text"], x)
 
 
 def test_split_column_and_unseen(tmp_path: Path) -> None:
@@ -212,7 +218,7 @@ def test_notes_name_unread_columns_and_the_ratings(tmp_path: Path) -> None:
     with pytest.warns(GraphrecNote) as notes:
         read_table(src)
     said = " ".join(str(n.message) for n in notes)
-    assert "column 'ts' not read (a time column is read with --time-col)" in said
+    assert "column 'ts' not read (name a time column with --time-col)" in said
     assert "every row is an interaction, whatever its 'rating': --min-rating R" in said
 
 
@@ -243,3 +249,58 @@ def test_prepare_csv_cli(tmp_path: Path) -> None:
     r = runner.invoke(app, ["prepare", "--format", "csv", str(src), str(tmp_path / "x"), "--user-col", "who"])
     assert r.exit_code == 1 and r.output.count("\n") == 1 and "header has no column 'who' (--user-col" in r.output
     assert not (tmp_path / "x").exists()
+    # an input refused after a note about it (column 'stars' not read) is one line
+    (tmp_path / "few.csv").write_text("product_id,title\nP1,a\n")
+    r = runner.invoke(app, ["prepare", "--format", "csv", str(src), str(tmp_path / "x"), "--user-col", "customer_id",
+                            "--item-col", "product_id", "--items", "few.csv"])
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and "has no row in" in r.output, r.output
+    # times and no split given: the random split says how to split by time
+    r = runner.invoke(app, ["prepare", "--format", "csv", str(src), str(tmp_path / "y"), "--user-col", "customer_id",
+                            "--item-col", "product_id", "--time-col", "ordered_at"])
+    assert r.exit_code == 0 and "--split temporal holds out each user's latest" in r.output, r.output
+
+
+def test_blank_lines_are_skipped_and_line_numbers_kept(tmp_path: Path) -> None:
+    src = tmp_path / "log.csv"
+    src.write_text("user_id,item_id\nu1,i1\n\nu2,i2\n\n\nu3,\n")
+    with pytest.raises(DataError, match=r"log.csv line 7: empty item id"):
+        _read(src)
+    src.write_text("user_id,item_id\nu1,i1\n\nu2,i2\n")
+    assert _pairs(_read(src)) == {("u1", "i1"), ("u2", "i2")}
+    src.write_text("\nuser_id,item_id\nu1,i1\n")
+    with pytest.raises(DataError, match=r"log.csv line 1: the line is empty: the header .* must be the first line"):
+        _read(src)
+
+
+def test_a_column_named_twice_is_refused(tmp_path: Path) -> None:
+    # the CSV reader kept the last of the two: every item read as 'x'
+    src = tmp_path / "log.csv"
+    src.write_text("user_id,item_id,item_id\nu1,i1,x\nu2,i2,x\n")
+    with pytest.raises(DataError, match=r"log.csv line 1: column 'item_id' appears twice in the header"):
+        _read(src)
+
+
+def test_header_names_are_stripped_and_a_near_name_is_suggested(tmp_path: Path) -> None:
+    src = tmp_path / "log.csv"
+    src.write_text("user_id, item_id\nu1,i1\n")
+    assert _pairs(_read(src)) == {("u1", "i1")}
+    src.write_text("UserID,ItemID\nu1,i1\n")
+    with pytest.raises(DataError, match=r"header has no user id column .*: name it with --user-col .* "
+                                        r"\(did you mean --user-col UserID\?\)"):
+        _read(src)
+    (tmp_path / "products.csv").write_text("sku,title\nP1,a\n")
+    src.write_text("user_id,product_id\nu1,P1\n")
+    with pytest.raises(DataError, match=r"products.csv line 1: header has no item id column \(found \['sku', "
+                                        r"'title'\]\): rename its item id column to product_id or item_id"):
+        _read(src, item_col="product_id", items="products.csv")
+
+
+def test_millisecond_times_and_unmatched_users_are_noted(tmp_path: Path) -> None:
+    src = tmp_path / "log.csv"
+    src.write_text("user_id,item_id,timestamp\nu1,i1,1714571100000\nu2,i1,1714571200000\n")
+    with pytest.warns(GraphrecNote, match=r"the times of 'timestamp' reach 1.715e\+12, .* look like milliseconds"):
+        read_table(src)
+    (tmp_path / "people.csv").write_text("user_id,age\n1,30\n2,40\n")
+    with pytest.warns(GraphrecNote, match=r"people.csv: 2 of the 2 users have no row \(e.g. 'u1'\): their user "
+                                          r"fields are empty; no user matches"):
+        read_table(src, users="people.csv", time_col="")

@@ -105,10 +105,11 @@ class CsvScan(RowScan):
     may span lines, and blocks)."""
 
     def __init__(self, path: Path, names: tuple[str, ...], example: str, *, allow_empty: bool = False,
-                 chunk_bytes: int | None = None):
+                 chunk_bytes: int | None = None, skip_blank: bool = False):
         require_file(path, "file")
         self.path = path
         self.allow_empty = allow_empty
+        self.skip_blank = skip_blank  # empty lines after the header are no records (pandas' reading)
         self.errors = _Stages()
         self._src = _CsvLines(iter(_Blocks(path, chunk_bytes, os_errors=False)))
         self._reader = csv.reader(self._src)
@@ -148,7 +149,8 @@ class CsvScan(RowScan):
         def add(record: list[str], end: int) -> None:
             nonlocal empty
             if not record:
-                empty.append(end)
+                if not self.skip_blank:
+                    empty.append(end)
                 return
             for e_line in empty:
                 rows.append([])

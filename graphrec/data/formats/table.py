@@ -72,6 +72,7 @@ from graphrec.data.formats._common import (
     require_file,
     run_checks,
 )
+from graphrec.data.ctr import LARGEST_SECONDS
 from graphrec.data.formats._csvscan import CsvScan
 from graphrec.errors import ConfigError, DataError, GraphrecNote
 
@@ -97,32 +98,61 @@ def _is_tab_separated(path: Path) -> bool:
 def _scan(path: Path, names: tuple[str, ...], example: str, chunk_bytes: int | None = None) -> RowScan:
     """The rows of ``path`` in chunks, comma- or tab-separated (module doc)."""
     require_file(path, "file")
+    scan: RowScan
     if _is_tab_separated(path):
-        return TableScan(path, sep="\t", chunk_bytes=chunk_bytes)
-    return CsvScan(path, names, example, chunk_bytes=chunk_bytes)
+        scan = TableScan(path, sep="\t", chunk_bytes=chunk_bytes)
+    else:
+        scan = CsvScan(path, names, example, chunk_bytes=chunk_bytes, skip_blank=True)
+    header = [str(h).strip() for h in scan.keys]
+    if not any(header):
+        raise DataError(f"{path} line 1: the line is empty: the header (the column names, e.g. {example}) must be "
+                        "the first line")
+    seen: set[str] = set()
+    for h in header:
+        if h in seen and h:
+            raise DataError(f"{path} line 1: column {h!r} appears twice in the header: rename or remove one")
+        seen.add(h)
+    return scan
 
 
 def _column(scan: RowScan, given: str | None, defaults: tuple[str, ...], what: str, option: str,
             example: str) -> str:
     """The column read as ``what``: ``given`` (which must be in the header), else the first
     of ``defaults`` the header has; a one-line error naming the header and the option."""
-    header = [str(h) for h in scan.keys]
+    written = [str(h) for h in scan.keys]
+    header = [h.strip() for h in written]  # `user_id, item_id`: the spaces are no part of the names
     if given is not None:
-        if given in header:
-            return given
+        if given.strip() in header:
+            return written[header.index(given.strip())]
         raise DataError(f"{scan.path} line 1: header has no column {given!r} ({option}; found {header}): "
-                        f"pass the name of the {what} column as written in the header")
+                        f"pass the name of the {what} column as written in the header{_did_you_mean(given, header)}")
     for name in defaults:
         if name in header:
-            return name
+            return written[header.index(name)]
     sep = getattr(scan, "sep", ",")
-    check_separator(scan.path, header, sep, defaults,
+    check_separator(scan.path, written, sep, defaults,
                     f"write it with {SEPARATORS[sep]}s between the columns (e.g. {example.replace(',', sep)})")
     if header and all(is_number(h) for h in header):
         raise DataError(f"{scan.path} line 1: the header is missing: line 1 {header} looks like a data row, not "
                         f"column names: add the header line first (e.g. {example})")
-    raise DataError(f"{scan.path} line 1: header has no {what} column (found {header}): name it with {option} "
-                    f"(or call it {' or '.join(defaults)})")
+    if option.startswith("--"):
+        fix = f"name it with {option} (or call it {' or '.join(defaults)})"
+    else:  # a side table, keyed by the interactions' column name or a usual one
+        fix = f"rename its {what} column to {' or '.join(defaults)}"
+    raise DataError(f"{scan.path} line 1: header has no {what} column (found {header}): {fix}"
+                    + _did_you_mean(defaults[0], header, option if option.startswith("--") else None))
+
+
+def _did_you_mean(wanted: str, header: list[str], option: str | None = None) -> str:
+    """`` (did you mean ...?)`` naming the header's column like ``wanted`` (the same letters
+    in another case or with other separators: ``userID`` for ``user_id``), or nothing."""
+    def key(name: str) -> str:
+        return "".join(c for c in name.lower() if c.isalnum()).removesuffix("id")
+
+    close = [h for h in header if key(h) and key(h) == key(wanted)]
+    if not close:
+        return ""
+    return f" (did you mean {option + ' ' if option else ''}{close[0]}?)"
 
 
 class _TimeCheck(ColumnCheck):
@@ -205,7 +235,7 @@ def _side_table(path: Path, id_names: tuple[str, ...], kind: str, example: str
     """A side table's ids (stripped, distinct, non-empty) and its other columns."""
     scan = _scan(path, id_names, example)
     table = scan.read_all()
-    col = _column(scan, None, id_names, f"{kind} id", f"a {kind} id column", example)
+    col = _column(scan, None, id_names, f"{kind} id", "", example)
     ids = [v.strip() for v in table.col(col)]
     seen: dict[str, int] = {}
     for k, v in enumerate(ids):
@@ -304,7 +334,9 @@ def read_table(
     read = {c for c in (ucol, icol, tcol, rcol, scol) if c}
     unread = [str(h) for h in scan.keys if str(h).strip() and str(h) not in read]
     if unread:
-        hint = "" if tcol else " (a time column is read with --time-col)"
+        hints = [] if tcol or time_col == "" else ["a time column with --time-col"]
+        hints += [] if rcol else ["a rating column to filter on with --rating-col and --min-rating"]
+        hint = f" (name {' and '.join(hints)})" if hints else ""
         warnings.warn(f"{src}: column{'s' if len(unread) > 1 else ''} {', '.join(map(repr, unread))} not read{hint}",
                       GraphrecNote, stacklevel=2)
     if rcol is not None and min_rating is None:
@@ -318,6 +350,10 @@ def read_table(
     else:
         split = IdColumn(np.zeros(n, np.int8), np.array(["train"]))
     ts = checks["time"].values() if "time" in checks else None
+    if ts is not None and len(ts) and not checks["time"].dates and float(np.abs(ts).max()) > LARGEST_SECONDS:
+        warnings.warn(f"{src}: the times of {tcol!r} reach {float(np.abs(ts).max()):.4g}, beyond the year 5000 in "
+                      "seconds: they look like milliseconds (or finer), and the CTR models read gaps between times as "
+                      "seconds: write unix seconds", GraphrecNote, stacklevel=2)
     lines = scan.line_numbers()
     if min_rating is not None:
         keep = checks["rating"].values() >= float(min_rating)
@@ -366,6 +402,13 @@ def read_table(
         for f, vals in fields.items():
             col = np.array([*vals, ""], dtype=str)
             user_fields[f] = col[rows]  # -1: the appended ""
+        missing_users = int((rows < 0).sum())
+        if missing_users:
+            example_user = str(uids[int(np.flatnonzero(rows < 0)[0])])
+            warnings.warn(f"{upath}: {missing_users:,} of the {len(uids):,} users have no row (e.g. {example_user!r}): "
+                          "their user fields are empty" + ("; no user matches: is the table keyed by another id?"
+                                                           if missing_users == len(uids) else ""),
+                          GraphrecNote, stacklevel=2)
     if scol is not None:
         check_unseen(u, i, split, unseen, _Where(src, line))
     meta: dict[str, Any] = {"format": "csv", "source": str(src), "min_rating": min_rating,
@@ -430,5 +473,5 @@ def _side_path(p: PathLike, root: Path) -> Path:
     that exists: ``--items raw/products.csv`` beside ``raw/orders.csv`` works either way."""
     q = Path(p).expanduser()
     if q.is_absolute() or (root / q).exists() or not q.exists():
-        return q if q.is_absolute() else root / q
+        return q if q.is_absolute() else (root / q).absolute()
     return q.absolute()

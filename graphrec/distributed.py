@@ -291,6 +291,15 @@ def check_nproc(nproc: int) -> None:
                           "processes: use one of the two")
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's or ``taskset``'s
+    limit), which ``os.cpu_count()`` ignores."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def starts_ranks(nproc: int) -> bool:
     """Whether this process is to start ``nproc`` ranks (not one of them already)."""
     return nproc > 1 and not launched()
@@ -324,7 +333,8 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     Each rank gets the environment torchrun gives (``RANK``, ``LOCAL_RANK``,
     ``WORLD_SIZE``, ``MASTER_ADDR=127.0.0.1``, ``MASTER_PORT``: the port of the store
     this launcher hosts for them, :func:`host_store`) and ``OMP_NUM_THREADS`` =
-    ``threads`` or the CPU count divided by ``nproc``. Rank 0 keeps the terminal; the
+    ``threads`` or the usable CPUs (:func:`usable_cpus`) divided by ``nproc``; more ranks
+    than CPUs is noted. Rank 0 keeps the terminal; the
     others are silent (their stderr goes to a temporary file, read only if they fail).
     When a rank exits with an error the others are stopped a second later (SIGKILL:
     nothing of theirs is half-written, writes happen through temporary names). The
@@ -347,7 +357,11 @@ def launch(argv: Sequence[str], nproc: int, threads: int | None = None) -> int:
     """
     store = host_store()  # serves until the ranks are done (it lives in this frame)
     port = store.port
-    per_rank = threads or max(1, (os.cpu_count() or 1) // nproc)
+    cpus = usable_cpus()
+    per_rank = threads or max(1, cpus // nproc)
+    if nproc > cpus:
+        sys.stderr.write(f"note: --nproc {nproc} starts more processes than the {cpus} CPUs this process may use: "
+                         "they share cores (slower than fewer), and each holds its own copy of the data\n")
     procs: list[subprocess.Popen] = []
     logs: list[Any] = []
     signalled: set[int] = set()  # the ranks this launcher sent a signal to

@@ -601,3 +601,18 @@ def test_a_stopped_two_rank_build_says_interrupted_and_leaves_nothing(data_dir, 
     err = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 130 and err == ["interrupted"], res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hook"]  # no g, no .g.tmp-*
+
+
+def test_more_ranks_than_cpus_are_noted_and_threads_follow_the_affinity(tmp_path, capfd, monkeypatch):
+    """os.cpu_count() ignores a container's or taskset's limit: the ranks' OpenMP threads
+    and the note on too many ranks follow the CPUs this process may use."""
+    cpus = distributed.usable_cpus()
+    assert 1 <= cpus <= (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        assert cpus == len(os.sched_getaffinity(0))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(distributed, "usable_cpus", lambda: 1)
+    code = distributed.launch(["models", "lightgcn"], 2)
+    assert code == 0
+    err = capfd.readouterr().err
+    assert "note: --nproc 2 starts more processes than the 1 CPUs this process may use" in err, err

@@ -336,6 +336,16 @@ def _build(*, source: dict[str, Any], opts: dict[str, Any], kinds: list[str], de
     echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {ds.train.nnz} training interactions "
                f"(loaded in {time.perf_counter() - t_load:.2f} s)"
                + (f", {len(ds.cold_items)} cold items" if ds.cold_items is not None else ""))
+    # torchrun starts each rank with its own command line: ranks that disagree would build
+    # their rows of different graphs into one (or wait for each other forever)
+    if shard is not None:  # (the fingerprint of an imported source costs a hash of its features)
+        from graphrec import distributed
+
+        distributed.check_same_everywhere(
+            {"graph options": {k: v for k, v in opts.items() if k != "out"}, "kinds": kinds,
+             "data": ds.fingerprint(), "--out": None if opts["out"] is None else str(opts["out"])},
+            "start every rank with the same command line on the same data",
+        )
     out_dir = Path(opts["out"]) if opts["out"] is not None else Path("graphs") / ds.name
     if opts["out"] is None:
         check_outputs(out_dir)  # before the first graph is built

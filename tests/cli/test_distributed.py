@@ -569,6 +569,24 @@ def test_ranks_started_with_other_options_are_refused_on_every_rank(data_dir, tm
     assert not (tmp_path / "mixed").exists()
 
 
+
+def test_build_graph_ranks_started_with_other_options_are_refused(data_dir, tmp_path):
+    """build-graph under torchrun had no such check: ranks given other --k built their
+    rows of two graphs into one record."""
+    script = tmp_path / "rank.sh"
+    args = shlex.join(map(str, ["build-graph", "--data", data_dir, "--kind", "knn", "--quiet", "--out", "g"]))
+    script.write_text(f'k=5; [ "$RANK" = 0 ] || k=7\n'
+                      f'exec {shlex.quote(sys.executable)} -m graphrec {args} --k "$k"\n')
+    env = {k: v for k, v in os.environ.items() if k not in (*distributed.ENV, distributed.HOSTED_STORE)}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "--no-python", "bash", str(script)], cwd=tmp_path, env=dict(env, OMP_NUM_THREADS="1"),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    line = ("error: rank 1 was started with other graph options than rank 0 (k 7 against 5): start every rank with "
+            "the same command line on the same data")
+    assert res.stderr.count(line) == 2, res.stderr
+    assert not (tmp_path / "g").exists()
+
 STOP_LAUNCHER_IN_RANK_0 = textwrap.dedent(
     """
     import os, signal, time

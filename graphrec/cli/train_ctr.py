@@ -39,7 +39,7 @@ from graphrec.cli._common import (
     ARGV, GraphrecCommand, Threads, TrainQuiet, metric_table, resolve_device, set_threads, training_progress,
     user_errors,
 )
-from graphrec.cli.train import Resume, report_saved  # Resume: the option `graphrec train` ranking models share
+from graphrec.cli.train import ColdSeed, Resume, report_saved  # the options `graphrec train` ranking models share
 from graphrec.train.commands import option_message
 from graphrec.train.ctr import CTRConfig, takes_item_graphs
 
@@ -64,8 +64,8 @@ Patience = Annotated[int, typer.Option(help="Stop after this many epochs without
 ValidMetric = Annotated[str, typer.Option(
     "--metric", help="Validation metric that selects the best epoch and stops early: auc, gauc (per-user AUC) or "
                      "logloss (minimised).")]
-Seed = Annotated[int, typer.Option(help="Seed of initialisation, shuffling and the cold-start items.")]
-ColdStart = Annotated[float, typer.Option(help="Hide every interaction with a fraction of the items (drawn with --seed) from training and histories (0: off).")]
+Seed = Annotated[int, typer.Option(help="Seed of initialisation, shuffling and (unless --cold-seed) the cold-start items.")]
+ColdStart = Annotated[float, typer.Option(help="Hide every interaction with a fraction of the items (drawn with --cold-seed) from training and histories (0: off).")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
 Out = Annotated[Optional[Path], typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run directory --out if it holds an earlier run.")]
@@ -76,7 +76,7 @@ GRAPH_OPTIONS = ("item_graph", "graph_k", "cooccur_top_k", "graph_layers")
 COMMON = (
     "task", "max_history", "sample_seed", "samples", "item_graph", "graph_k", "cooccur_top_k", "graph_layers",
     "epochs", "lr", "weight_decay", "optimizer", "batch_size", "patience", "valid_metric", "seed", "device", "out",
-    "overwrite", "resume", "threads", "quiet", "cold_start",
+    "overwrite", "resume", "threads", "quiet", "cold_start", "cold_seed",
 )
 #: the shared options whose flag is not their name with dashes (``--metric`` sets
 #: ``valid_metric``, as ``graphrec train`` of a ranking model does)
@@ -96,9 +96,9 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
 
     def _cold(meta: dict[str, Any]) -> str:
         c = meta.get("cold_start")
-        return "no cold start" if not c else f"--cold-start {c['fraction']} --seed {c['seed']}"
+        return "no cold start" if not c else f"--cold-start {c['fraction']} --cold-seed {c['seed']}"
 
-    for option, value in (("--sample-seed", sample_seed), ("--seed", cold_seed)):
+    for option, value in (("--sample-seed", sample_seed), ("--cold-seed", cold_seed)):
         if value is not None and value < 0:  # numpy's generators take none: one line before any data are read
             raise ConfigError(f"{option} {value}: seeds are integers >= 0")
     if (data / "ctr.json").is_file():
@@ -123,7 +123,7 @@ def load_ctr_data(data: Path, samples: Optional[Path], max_history: Optional[int
         have = loaded.meta.get("cold_start")
         if want is not None and (have is None or {k: have[k] for k in ("fraction", "seed")} != want):
             raise ConfigError(
-                f"{data} holds samples built with {_cold(loaded.meta)}, not --cold-start {cold_start} --seed "
+                f"{data} holds samples built with {_cold(loaded.meta)}, not --cold-start {cold_start} --cold-seed "
                 f"{cold_seed}: drop --cold-start or pass the source folder"
             )
         return loaded
@@ -199,7 +199,7 @@ def print_ctr_record(record: dict[str, Any]) -> None:
         row = {k: {"test auc": slices[k]["auc"], "samples": slices[k]["samples"]} for k in names if k in slices}
         typer.echo("")
         cs = record["dataset"]["samples"].get("cold_start")
-        cold_what = (f"cold = the {cs['n_cold_items']} cold-start items (--cold-start {cs['fraction']} --seed {cs['seed']})"
+        cold_what = (f"cold = the {cs['n_cold_items']} cold-start items (--cold-start {cs['fraction']} --cold-seed {cs['seed']})"
                      if cs else "cold = unseen in training")
         typer.echo(f"test AUC by candidate popularity (level 0 = least popular; {cold_what}):")
         typer.echo(metric_table({"test auc": {k: v["test auc"] for k, v in row.items()},
@@ -273,6 +273,8 @@ def without_effect(model_name: str, params: Mapping[str, Any], train_options: Ma
             note("recon_weight", "with --no-autoencoder (there is no reconstruction loss)")
     if model_name == "marn" and params.get("adversarial") == "none":
         note("adv_weight", "with --adversarial none (there are no adversarial terms)")
+    if not common["cold_start"]:
+        note("cold_seed", "without --cold-start")
     item_graph = common["item_graph"]
     if item_graph == "none":
         for name in ("graph_layers", "graph_k", "cooccur_top_k"):
@@ -348,8 +350,9 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
         check_ctr_model(d, model_name, params, item_graph)
         checked.append(True)
 
+    cold_seed = common["seed"] if common["cold_seed"] is None else common["cold_seed"]  # the cold items'
     ctr = load_ctr_data(data, common["samples"], common["max_history"], common["sample_seed"],
-                        common["cold_start"], common["seed"], check=check)  # before samples are stored
+                        common["cold_start"], cold_seed, check=check)  # before samples are stored
     if not checked:  # what the samples refuse (GMMF without features) comes before any note
         check(ctr)
     for line in without_effect(model_name, params, train_options or {}, common, given or {}):
@@ -381,13 +384,14 @@ def ctr_command(model_name: str, params: dict[str, Any], data: Path, *, train_op
 CTR_TRAIN_OPTIONS = ("epochs", "lr", "weight_decay", "optimizer", "batch_size", "patience", "valid_metric", "seed")
 _CONFIG = CTRConfig()
 COMMON_DEFAULTS: dict[str, Any] = {
-    "task": "ctr", "max_history": 50, "sample_seed": 0, "samples": None, "cold_start": 0.0,
+    "task": "ctr", "max_history": 50, "sample_seed": 0, "samples": None, "cold_start": 0.0, "cold_seed": None,
     "item_graph": "none", "graph_k": 10, "cooccur_top_k": 20, "graph_layers": 2,
     **{name: getattr(_CONFIG, name) for name in CTR_TRAIN_OPTIONS},  # CTRConfig's defaults
     "device": "auto", "out": None, "overwrite": False, "resume": False, "threads": None, "quiet": False,
 }
 COMMON_TYPES: dict[str, Any] = {
     "task": Task, "max_history": MaxHistory, "sample_seed": SampleSeed, "samples": Samples, "cold_start": ColdStart,
+    "cold_seed": ColdSeed,
     "item_graph": ItemGraph, "graph_k": GraphK, "cooccur_top_k": CooccurTopK, "graph_layers": GraphLayers,
     "epochs": Epochs, "lr": Lr, "weight_decay": WeightDecay, "optimizer": Optimizer, "batch_size": BatchSize,
     "patience": Patience, "valid_metric": ValidMetric, "seed": Seed,

@@ -786,8 +786,8 @@ def build_ctr_data(
     else:
         warm_sampler = NegativeSampler(all_pos, exclude_items=cold)
         cold_sampler = NegativeSampler(all_pos, exclude_items=np.flatnonzero(~is_cold))
-        chosen = f"--cold-start {cold_start} --seed {cold_seed}"
-        fix = "pass another --seed (or --cold-start) to draw other cold-start items"
+        chosen = f"--cold-start {cold_start} --cold-seed {cold_seed}"
+        fix = "pass another --cold-seed (or --cold-start) to draw other cold-start items"
         n_cold = len(cold)
 
         def draw(users: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -1164,7 +1164,7 @@ def check_training_samples(data: CTRData, what: str) -> None:
     if cold:
         warm = int(np.diff(data.dataset.train.indptr).max()) if data.n_users else 0
         raise DataError(
-            f"{lead}: with --cold-start {cold.get('fraction')} --seed {cold.get('seed')} a user's training "
+            f"{lead}: with --cold-start {cold.get('fraction')} --cold-seed {cold.get('seed')} a user's training "
             f"behaviours (all but the last two) keep their warm items only, and none of the {n_with} users with "
             f"samples has the 2 a training sample needs (at most {warm}): pass a smaller --cold-start, or use data "
             "with longer behaviour sequences"

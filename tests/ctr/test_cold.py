@@ -62,8 +62,8 @@ def test_no_negative_names_the_user_id_the_pool_and_the_fix():
     with pytest.raises(DataError) as e:
         build_ctr_data(ds, sequences_from_dataset(ds), max_history=3, seed=0, cold_start=0.2, cold_seed=0)
     msg = str(e.value)
-    assert msg.startswith("user u7 of 'hand' interacted with all 4 cold-start items (--cold-start 0.2 --seed 0)"), msg
-    assert "a cold target of theirs has no cold negative" in msg and "pass another --seed" in msg, msg
+    assert msg.startswith("user u7 of 'hand' interacted with all 4 cold-start items (--cold-start 0.2 --cold-seed 0)"), msg
+    assert "a cold target of theirs has no cold negative" in msg and "pass another --cold-seed" in msg, msg
     assert "index" not in msg
     # without cold start: every item is a candidate
     ds = _dataset({"a": [0, 1, 2, 3], "z": list(range(20))})
@@ -205,11 +205,20 @@ def test_cli_cold_start(cold_data, tmp_path):
     assert stored.dataset.cold_items.tolist() == select_cold_items(60, 0.3, 4).tolist()
     # the stored samples are checked: another cold seed is refused, in one line
     res = runner.invoke(app, args + ["--cold-start", "0.3", "--seed", "5", "--out", str(tmp_path / "r2")])
-    assert res.exit_code == 1 and "--cold-start 0.3 --seed 4" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 1 and "--cold-start 0.3 --cold-seed 4" in res.output and "Traceback" not in res.output
     # a samples directory is used as built; another cold-start split is refused
     res = runner.invoke(app, ["train", "din", "--data", str(tmp_path / "s"), "--cold-start", "0.2", "--seed", "4",
                               "--epochs", "1", "--device", "cpu", "--quiet", "--out", str(tmp_path / "r3")])
-    assert res.exit_code == 1 and "holds samples built with --cold-start 0.3 --seed 4" in res.output
+    assert res.exit_code == 1 and "holds samples built with --cold-start 0.3 --cold-seed 4" in res.output
+    # --cold-seed: the same cold items while --seed varies the initialisation (the stored samples fit)
+    res = runner.invoke(app, args + ["--cold-start", "0.3", "--cold-seed", "4", "--seed", "9", "--out",
+                                     str(tmp_path / "r6")])
+    assert res.exit_code == 0, res.output
+    rec = load_record(tmp_path / "r6")
+    assert rec["dataset"]["samples"]["cold_start"]["seed"] == 4 and rec["train_config"]["seed"] == 9
+    res = runner.invoke(app, args[:-2] + ["--cold-seed", "4", "--out", str(tmp_path / "r7")])  # no --samples
+    assert res.exit_code == 0, res.output
+    assert "--cold-seed 4 has no effect without --cold-start" in res.output
     plain = build_ctr_data(ds, sequences_from_dataset(ds), max_history=8)
     plain.save(tmp_path / "plain")
     res = runner.invoke(app, ["train", "din", "--data", str(tmp_path / "plain"), "--cold-start", "0.3",

@@ -550,18 +550,22 @@ def test_a_stop_after_the_run_was_saved_exits_0_without_a_resume_hint(data_dir, 
     assert "--resume" not in res.stderr
 
 
+def _torchrun_ranks_differing_in(tmp_path, args, flag: str, rank0: str, others: str) -> subprocess.CompletedProcess:
+    """``graphrec ARGS FLAG VALUE`` under torchrun, two ranks: rank 0 with ``rank0``, rank 1 with ``others``."""
+    script = tmp_path / "rank.sh"
+    script.write_text(f'v={rank0}; [ "$RANK" = 0 ] || v={others}\n'
+                      f'exec {shlex.quote(sys.executable)} -m graphrec {shlex.join(map(str, args))} {flag} "$v"\n')
+    env = {k: v for k, v in os.environ.items() if k not in (*distributed.ENV, distributed.HOSTED_STORE)}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "--no-python", "bash", str(script)], cwd=tmp_path, env=dict(env, OMP_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=300)
+
+
 def test_ranks_started_with_other_options_are_refused_on_every_rank(data_dir, tmp_path):
     """Under torchrun each rank is its own command line: ranks given other learning rates
     trained two models as one (a record of rank 0's options over mixed metrics), other
     epoch counts waited for each other forever. Every rank now refuses, in one line."""
-    script = tmp_path / "rank.sh"
-    args = shlex.join(map(str, [*TRAIN, "--data", data_dir, "--out", "mixed"]))
-    script.write_text(f'lr=0.001; [ "$RANK" = 0 ] || lr=0.05\n'
-                      f'exec {shlex.quote(sys.executable)} -m graphrec {args} --lr "$lr"\n')
-    env = {k: v for k, v in os.environ.items() if k not in (*distributed.ENV, distributed.HOSTED_STORE)}
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          "--no-python", "bash", str(script)], cwd=tmp_path, env=dict(env, OMP_NUM_THREADS="1"),
-                         capture_output=True, text=True, timeout=300)
+    res = _torchrun_ranks_differing_in(tmp_path, [*TRAIN, "--data", data_dir, "--out", "mixed"], "--lr", "0.001", "0.05")
     assert res.returncode != 0
     line = ("error: rank 1 was started with other training options than rank 0 (lr 0.05 against 0.001): start every "
             "rank with the same command line on the same data")
@@ -569,23 +573,17 @@ def test_ranks_started_with_other_options_are_refused_on_every_rank(data_dir, tm
     assert not (tmp_path / "mixed").exists()
 
 
-
 def test_build_graph_ranks_started_with_other_options_are_refused(data_dir, tmp_path):
     """build-graph under torchrun had no such check: ranks given other --k built their
     rows of two graphs into one record."""
-    script = tmp_path / "rank.sh"
-    args = shlex.join(map(str, ["build-graph", "--data", data_dir, "--kind", "knn", "--quiet", "--out", "g"]))
-    script.write_text(f'k=5; [ "$RANK" = 0 ] || k=7\n'
-                      f'exec {shlex.quote(sys.executable)} -m graphrec {args} --k "$k"\n')
-    env = {k: v for k, v in os.environ.items() if k not in (*distributed.ENV, distributed.HOSTED_STORE)}
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          "--no-python", "bash", str(script)], cwd=tmp_path, env=dict(env, OMP_NUM_THREADS="1"),
-                         capture_output=True, text=True, timeout=300)
+    res = _torchrun_ranks_differing_in(
+        tmp_path, ["build-graph", "--data", data_dir, "--kind", "knn", "--quiet", "--out", "g"], "--k", "5", "7")
     assert res.returncode != 0
     line = ("error: rank 1 was started with other graph options than rank 0 (k 7 against 5): start every rank with "
             "the same command line on the same data")
     assert res.stderr.count(line) == 2, res.stderr
     assert not (tmp_path / "g").exists()
+
 
 STOP_LAUNCHER_IN_RANK_0 = textwrap.dedent(
     """

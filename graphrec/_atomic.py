@@ -178,7 +178,7 @@ def atomic_dir(
     """
     path = Path(path)
     if path.exists() and not (overwrite or claimed or fallback):
-        raise DataError(f"{path} already exists: choose another output or pass --overwrite")
+        raise DataError(f"{path} already exists: choose another output or pass overwrite=True (CLI: --overwrite)")
     with _made_parents(path):
         tmp = temporary_dir(path)
         try:
@@ -207,7 +207,7 @@ def place_new_dir(tmp: str | os.PathLike, path: str | os.PathLike, *, claimed: b
     if _take(tmp, path, claimed):
         return path
     if not fallback:
-        raise DataError(f"{path} already exists: choose another output or pass --overwrite")
+        raise DataError(f"{path} already exists: choose another output or pass overwrite=True (CLI: --overwrite)")
     for n in itertools.count(2):
         other = path.with_name(f"{path.name}-{n}")
         if _take(tmp, other, False):

@@ -735,7 +735,7 @@ def write_recommendations(
         else:
             _write_parquet(recs, str(tmp))
         if out.exists() and not overwrite:  # created meanwhile by someone else
-            raise ConfigError(f"{out} already exists: choose another --out or pass --overwrite")
+            raise ConfigError(f"{out} already exists: choose another output or pass overwrite=True (CLI: --overwrite)")
     return out
 
 

@@ -181,3 +181,13 @@ def test_a_temporary_older_than_the_process_now_using_its_id_is_stale(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_an_existing_output_names_the_python_keyword_and_the_flag(tmp_path):
+    """Called from Python (Dataset.save, export_graph, write_recommendations ...) the
+    refusal said only `pass --overwrite`, a flag a notebook user has no way to pass."""
+    (tmp_path / "d").mkdir()
+    with pytest.raises(DataError, match=r"d already exists: choose another output or pass overwrite=True "
+                                        r"\(CLI: --overwrite\)$"):
+        with atomic_dir(tmp_path / "d"):
+            pass

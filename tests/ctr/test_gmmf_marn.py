@@ -363,3 +363,34 @@ def test_gan_options_given_as_model_parameters_name_ctr_config():
     with pytest.raises(ConfigError, match=r"gan_lr, gan_start_epoch are training options .* "
                                           r"CTRConfig\(gan_lr=0\.0001, gan_start_epoch=2\)"):
         run_ctr(data, "gmmf", {"gan_start_epoch": 2, "gan_lr": 1e-4}, CTRConfig(epochs=1, progress=False))
+
+
+def test_gmmf_eq12_head_is_one_linear_layer_over_the_pooled_history_and_the_user(tmp_path):
+    """--eq12-head: eq. 12 read literally (the CTR audit found it Python-only): no candidate
+    in the head's input and no hidden layer; the default head has both."""
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+    from graphrec.train.record import load_record
+
+    data = contract_ctr_data()
+    small = {k: v for k, v in SMALL_GMMF.items() if k != "hidden"}
+    literal = build_ctr_model("gmmf", data, dict(small, eq12_head=True))
+    default = build_ctr_model("gmmf", data, small)
+    assert literal.candidate_in_head is False and default.candidate_in_head is True
+    linear = [m for m in literal.head.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linear) == 1 and linear[0].out_features == 1
+    first = [m for m in default.head.modules() if isinstance(m, torch.nn.Linear)]
+    # the default head: MLP [128, 64] over an input that holds the candidate's representations too
+    assert len(first) == 3 and first[0].in_features > linear[0].in_features
+    with pytest.raises(ConfigError, match=r"eq12_head sets hidden .*: give eq12_head or hidden, not both"):
+        build_ctr_model("gmmf", data, dict(SMALL_GMMF, eq12_head=True))
+    # from the command line, recorded, and rebuilt as trained by evaluate
+    data.save(tmp_path / "s")
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "gmmf", "--data", str(tmp_path / "s"), "--epochs", "1", "--eq12-head",
+                              "--device", "cpu", "--quiet", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert load_record(tmp_path / "r")["model_params"]["eq12_head"] is True
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "r"), "--device", "cpu"])
+    assert res.exit_code == 0, res.output

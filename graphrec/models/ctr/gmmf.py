@@ -51,7 +51,8 @@ Readings of points the paper leaves open (``docs/models/ctr.md``):
   "all features are merged and sent into the downstream network". By default the
   candidate's :math:`H'^{\,c}_m` join the concatenation (``candidate_in_head``) and the
   downstream network is the MLP [128, 64] that MARN fixes for all models on Amazon
-  (``hidden=()`` gives eq. 12's single linear layer).
+  (``hidden=()`` gives eq. 12's single linear layer; ``candidate_in_head=False,
+  hidden=()`` is eq. 12 as printed, ``graphrec train gmmf --eq12-head``).
 * eq. 11's gate is a softmax over the :math:`d_m` dimensions, whose entries average
   :math:`1/d_m`: it shrinks every pooled vector about :math:`d_m`-fold. We scale it by
   :math:`d_m` (a uniform gate is then the identity; the proportions between dimensions

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 
+from graphrec.errors import ConfigError
 from graphrec.models.ctr import DIN, FM, GMMF, LR, MARN, CTRSchema, DeepFM, YouTubeNet
 from graphrec.models.ctr.marn import ADVERSARIAL, FUSIONS, SEQUENCES
 from graphrec.train.registry import Option, register_model
@@ -111,6 +112,11 @@ def build_gmmf(
     use_autoencoder: Annotated[bool, Option("--no-autoencoder", invert=True, help="Ablation: original features, no AE.")] = True,
     use_cgan: Annotated[bool, Option("--no-cgan", invert=True, help="Ablation: no CGAN + auto-difference.")] = True,
     use_min: Annotated[bool, Option("--no-min", invert=True, help="Ablation: mean pooling, no user gates (no MIN).")] = True,
+    eq12_head: Annotated[bool, Option(
+        "--eq12-head/--figure2-head",
+        help="The prediction as eq. 12 prints it: one linear layer over the pooled history and the user. Default: "
+             "Figure 2's 'all features merged into the downstream network' (the candidate's representations join; "
+             "MLP [128, 64]).")] = False,
     gan_start_epoch: Annotated[
         int, Option(help="K of Algorithm 1: the GAN trains in epochs > K.", min=0, target="train")
     ] = 1,
@@ -121,7 +127,14 @@ def build_gmmf(
 ) -> GMMF:
     """Auto-encoders, a CGAN conditioned on the item ID and auto-difference per modality,
     then per-modality attention pooling with user gates. ``gan_start_epoch`` and
-    ``gan_lr`` configure the fit loop (Algorithm 1), not the model."""
+    ``gan_lr`` configure the fit loop (Algorithm 1), not the model. ``eq12_head``: the
+    constructor's ``candidate_in_head=False, hidden=()`` (eq. 12 read literally)."""
+    if eq12_head:
+        given = [k for k in ("candidate_in_head", "hidden") if k in more]
+        if given:
+            raise ConfigError(f"eq12_head sets {' and '.join(given)} (eq. 12's head: no candidate, one linear "
+                              f"layer): give eq12_head or {', '.join(given)}, not both")
+        more.update(candidate_in_head=False, hidden=())
     return GMMF(schema, id_dim=id_dim, modalities=modalities, recon_weight=recon_weight,
                 use_autoencoder=use_autoencoder, use_cgan=use_cgan, use_min=use_min, **more)
 

@@ -23,7 +23,7 @@ def recommend(
     out: Annotated[Path, typer.Option("--out", help="File to write: .csv, or .parquet (needs pyarrow: the [parquet] extra).")],
     users: Annotated[
         Optional[Path],
-        typer.Option("--users", help="Original user ids: one per line, or a CSV with a user_id column."),
+        typer.Option("--users", help="Original user ids: one per line, or a CSV with a user_id column (or the user column a csv-imported dataset was read from)."),
     ] = None,
     all_users: Annotated[bool, typer.Option("--all", help="Every user of the run's dataset (the default).")] = False,
     k: Annotated[int, typer.Option("--k", help="Items per user.")] = 20,

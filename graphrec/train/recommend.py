@@ -41,7 +41,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -275,10 +275,12 @@ class Recommendations:
 
 
 # --------------------------------------------------------------------------- ids
-def read_id_list(path: str | os.PathLike, column: str) -> list[str]:
+def read_id_list(path: str | os.PathLike, column: str, also: Sequence[str] = ()) -> list[str]:
     """Original ids from ``path``: one id per line (no header), or a CSV file whose header
-    has a ``column`` column (other columns are ignored). Blank lines are skipped,
+    has a ``column`` column, or one of ``also`` (the id column a csv-imported dataset was
+    read from, e.g. ``customer_id``; other columns are ignored). Blank lines are skipped,
     surrounding spaces removed, repeated ids kept once (first place)."""
+    names_ok = (column, *[a for a in also if a and a != column])
     path = Path(path)
     if not path.is_file():
         what = "a folder, not a file" if path.is_dir() else "file not found"
@@ -292,14 +294,16 @@ def read_id_list(path: str | os.PathLike, column: str) -> list[str]:
         raise DataError(f"{path} lists no ids: give one id per line or a CSV with a {column} column")
     header = next(csv.reader([lines[0][1]]))
     ids: list[str]
-    if len(header) > 1 or header[0].strip() == column:
+    if len(header) > 1 or header[0].strip() in names_ok:
         names = [h.strip() for h in header]
-        if column not in names:
+        found = next((c for c in names_ok if c in names), None)
+        if found is None:
             raise DataError(
-                f"{path}: the CSV header ({', '.join(names)}) has no {column} column: "
+                f"{path}: the CSV header ({', '.join(names)}) has no {' or '.join(names_ok)} column: "
                 f"name the id column {column}, or give one id per line"
             )
-        col = names.index(column)
+        col = names.index(found)
+        column = found
         ids = []
         for (n, _), row in zip(lines[1:], csv.reader([line for _, line in lines[1:]])):
             if len(row) <= col:
@@ -313,10 +317,11 @@ def read_id_list(path: str | os.PathLike, column: str) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _ids_arg(value: Any, column: str, what: str) -> tuple[list[str], str]:
-    """``(ids, where they came from)`` for a ``users=`` / ``items=`` argument."""
+def _ids_arg(value: Any, column: str, what: str, also: Sequence[str] = ()) -> tuple[list[str], str]:
+    """``(ids, where they came from)`` for a ``users=`` / ``items=`` argument (a file's id
+    column: ``column`` or one of ``also``, :func:`read_id_list`)."""
     if isinstance(value, os.PathLike):
-        return read_id_list(value, column), str(value)
+        return read_id_list(value, column, also), str(value)
     if isinstance(value, (str, bytes)):
         raise ConfigError(
             f"{what}={value!r}: pass a list of original {what[:-1]} ids, or a pathlib.Path to a file of them"
@@ -415,8 +420,9 @@ def recommend_run(
     excluded = _check_recommend_args(unknown, k, batch_size, exclude_seen)
     dev = resolve_device(device)
     # the id lists (files) first: a wrong file fails before the run is loaded
-    user_list = None if users is None else _ids_arg(users, "user_id", "users")
-    item_list = None if items is None else _ids_arg(items, "item_id", "items")
+    columns = _recorded_id_columns(run_dir, data_path)
+    user_list = None if users is None else _ids_arg(users, "user_id", "users", columns[:1])
+    item_list = None if items is None else _ids_arg(items, "item_id", "items", columns[1:])
     record, dataset, model = load_run(run_dir, dev, data_path)  # a CTR run is refused there
     return _recommend(model, dataset, users, user_list, items, item_list, k, excluded, dev, unknown, batch_size,
                       progress, new_items, run_dir, record.get("model"))
@@ -445,14 +451,38 @@ def recommend_model(
 
     excluded = _check_recommend_args(unknown, k, batch_size, exclude_seen)
     check_model_fits(model, dataset)  # a model of other data: one line, not wrong ids
-    user_list = None if users is None else _ids_arg(users, "user_id", "users")
-    item_list = None if items is None else _ids_arg(items, "item_id", "items")
+    columns = _id_columns(dataset.meta)
+    user_list = None if users is None else _ids_arg(users, "user_id", "users", columns[:1])
+    item_list = None if items is None else _ids_arg(items, "item_id", "items", columns[1:])
     training = model.training
     try:
         return _recommend(model, dataset, users, user_list, items, item_list, k, excluded, model_device(model, None),
                           unknown, batch_size, progress, new_items, "the model", None)
     finally:
         model.train(training)  # scored in eval mode; the caller's model is left as it was
+
+
+def _id_columns(meta: Mapping[str, Any] | None) -> tuple[str, str]:
+    """The user and item id columns a csv-imported dataset was read from (``meta["columns"]``,
+    :func:`graphrec.data.formats.read_table`), ``""`` where none is recorded."""
+    cols = (meta or {}).get("columns") if isinstance(meta, Mapping) else None
+    cols = cols if isinstance(cols, Mapping) else {}
+    return tuple(str(cols.get(k) or "").strip() for k in ("user", "item"))  # type: ignore[return-value]
+
+
+def _recorded_id_columns(run_dir: str | os.PathLike, data_path: str | os.PathLike | None) -> tuple[str, str]:
+    """:func:`_id_columns` of a run's dataset, read from its ``dataset.json`` alone (before
+    the run is loaded); ``("", "")`` when that cannot be read (the load says why)."""
+    import json
+
+    from graphrec.train.record import load_record
+
+    try:
+        folder = data_path if data_path is not None else load_record(run_dir)["dataset"].get("path")
+        header = json.loads((Path(folder) / "dataset.json").read_text()) if folder else {}
+    except (GraphrecError, OSError, ValueError, TypeError, KeyError, AttributeError):
+        return "", ""
+    return _id_columns(header.get("meta") if isinstance(header, dict) else None)
 
 
 def _check_recommend_args(unknown: str, k: int, batch_size: int,

@@ -304,3 +304,35 @@ def test_millisecond_times_and_unmatched_users_are_noted(tmp_path: Path) -> None
     with pytest.warns(GraphrecNote, match=r"people.csv: 2 of the 2 users have no row \(e.g. 'u1'\): their user "
                                           r"fields are empty; no user matches"):
         read_table(src, users="people.csv", time_col="")
+
+
+def test_recommend_reads_the_tables_own_id_columns(tmp_path: Path) -> None:
+    """After `prepare --format csv --user-col customer_id`, a customers file keyed by
+    customer_id was refused by recommend --users (it wanted a user_id column)."""
+    from graphrec.cli import app
+    from graphrec.data.dataset import Dataset
+    from graphrec import recommend_model
+    from graphrec.train.registry import build_model
+
+    src = _shop(tmp_path)
+    runner = CliRunner()
+    args = ["--format", "csv", str(src), str(tmp_path / "shop"), "--user-col", "customer_id", "--item-col",
+            "product_id", "--items", str(tmp_path / "products.csv")]
+    assert runner.invoke(app, ["prepare", *args]).exit_code == 0
+    r = runner.invoke(app, ["train", "lightgcn", "--data", str(tmp_path / "shop"), "--epochs", "1", "--quiet",
+                            "--device", "cpu", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    (tmp_path / "who.csv").write_text("country,customer_id\nDE,carol\n")
+    (tmp_path / "what.csv").write_text("product_id\nP2\nP4\n")
+    r = runner.invoke(app, ["recommend", str(tmp_path / "run"), "--users", str(tmp_path / "who.csv"), "--items",
+                            str(tmp_path / "what.csv"), "--include-seen", "--k", "2", "--out", str(tmp_path / "r.csv")])
+    assert r.exit_code == 0, r.output
+    rows = (tmp_path / "r.csv").read_text().splitlines()[1:]
+    assert sorted(row.split(",")[1] for row in rows) == ["P2", "P4"] and all(row.startswith("carol,") for row in rows)
+    ds = Dataset.load(tmp_path / "shop")
+    recs = recommend_model(build_model("lightgcn", ds, {}), ds, users=tmp_path / "who.csv", k=2)
+    assert set(recs.user_id.tolist()) == {"carol"}
+    (tmp_path / "bad.csv").write_text("country,client\nDE,carol\n")
+    r = runner.invoke(app, ["recommend", str(tmp_path / "run"), "--users", str(tmp_path / "bad.csv"),
+                            "--out", str(tmp_path / "r2.csv")])
+    assert r.exit_code == 1 and "has no user_id or customer_id column" in r.output

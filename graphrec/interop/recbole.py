@@ -284,10 +284,14 @@ def _get(config: Any, key: str) -> Any:
 
 def _number_type(declared: Any, default: Any) -> type | None:
     """int or float when the parameter is a number (``float``, ``Optional[float]``, or a
-    numeric default), else None."""
+    numeric default), else None; None too for one that also takes text (SMORE's
+    ``knn_k``: a number or ``MODALITY=K`` pairs, which its builder reads)."""
     if isinstance(default, (int, float)) and not isinstance(default, bool):
         return type(default)
-    for tp in (declared, *typing.get_args(declared)):
+    args = typing.get_args(declared)
+    if str in args or any(str in typing.get_args(a) for a in args):
+        return None
+    for tp in (declared, *args):
         if tp in (int, float):
             return tp
     return None
@@ -858,6 +862,9 @@ class _Adapters(Mapping[str, type[GraphrecRecommender]]):
 
     def __len__(self) -> int:
         return len(self._names())
+
+    def __repr__(self) -> str:  # `print(ADAPTERS)` lists them (docs/recbole.md)
+        return "{" + ", ".join(f"{n!r}: {recbole_model(n).__name__}" for n in self._names()) + "}"
 
 
 #: graphrec model name -> RecBole adapter class, for every registered trainable ranking model

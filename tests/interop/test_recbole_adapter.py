@@ -530,6 +530,26 @@ def test_builder_errors_name_config_keys(rb: Any, name: str, changes: dict, erro
     assert e.value.__cause__ is None and e.value.__suppress_context__
 
 
+def test_the_knn_k_a_message_asks_for_is_accepted_as_written(rb: Any) -> None:
+    """The message above says `knn_k: text=20`; written so in a YAML file (a string) it was
+    refused as 'not a number', while {text: 20} and 20 were taken."""
+    from graphrec.interop.recbole import model_params_from_config
+
+    assert model_params_from_config("smore", {"knn_k": "text=20"})["knn_k"] == "text=20"
+    model = make(ADAPTERS["smore"], rb, knn_k="text=20", modalities="text")
+    assert model.inner is not None
+    for value in ({"text": 20}, 20):
+        make(ADAPTERS["smore"], rb, knn_k=value, modalities="text")
+    with pytest.raises(ConfigError, match=r"knn_k 'twenty' is neither a number nor MODALITY=K pairs"):
+        make(ADAPTERS["smore"], rb, knn_k="twenty", modalities="text")
+
+
+def test_print_adapters_lists_them() -> None:
+    # docs/recbole.md: `print(ADAPTERS)` "lists them all"; it printed <..._Adapters object at 0x...>
+    shown = repr(ADAPTERS)
+    assert shown.startswith("{'") and all(f"'{n}': {ADAPTERS[n].__name__}" in shown for n in ADAPTERS)
+
+
 def test_config_keys_in_message() -> None:
     """Switches become true / false, a flag's value follows its key, other flags stay."""
     from graphrec.interop.recbole import _config_keys_in_message

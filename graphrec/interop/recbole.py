@@ -237,7 +237,8 @@ def _check_training_split(model: str, dataset: Any) -> None:
     """Refuse a RecBole dataset known not to be the training split: one ``Dataset.build``
     split (the whole), its valid or test split, or (unmarked: built before this module was
     imported, or a dataset of training interactions the caller made) the whole dataset of
-    benchmark files."""
+    benchmark files, or one of as many interactions as the valid or test file (a split
+    built before this module was imported)."""
     split = getattr(dataset, SPLIT_ATTR, None)
     if split == "train":
         return
@@ -249,6 +250,11 @@ def _check_training_split(model: str, dataset: Any) -> None:
         what = f"RecBole's {split} split ({n} interactions)"
     elif sizes and len(sizes) > 1 and n == sum(sizes) and sizes[0] < n:
         what = f"the whole RecBole dataset ({n} interactions of all benchmark files)"
+    elif sizes and len(sizes) > 1 and n != sizes[0] and n in sizes[1:]:
+        # a valid or test split built before this module was imported (no mark): its size is its file's
+        which = ("valid", "test")[list(sizes[1:]).index(n)] if len(sizes) == 3 else "a later"
+        what = (f"{n} interactions, the size of the benchmark {which} file, not of the training file "
+                f"({sizes[0]})")
     else:
         return  # unmarked: its interactions are taken as the training interactions
     raise ConfigError(

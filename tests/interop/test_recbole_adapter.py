@@ -307,6 +307,27 @@ def test_only_the_training_split_is_accepted(lfm2k_small: Dataset, tmp_path: Pat
         GraphrecLightGCN(rs.config, pickle.loads(pickle.dumps(rs.dataset)))
 
 
+def test_an_unmarked_valid_or_test_split_of_benchmark_files_is_refused(rb: Any) -> None:
+    """graphrec.interop.recbole imported after data_preparation leaves the splits unmarked:
+    the whole dataset was refused by its benchmark file sizes, but the test split was taken
+    as training interactions (its graph built from the test rows). Their sizes tell them too."""
+    from graphrec.interop.recbole import SPLIT_ATTR
+
+    sizes = rb.dataset.file_size_list
+    assert len(sizes) == 3 and len(set(sizes)) == 3
+    for name, split in (("valid", rb.valid), ("test", rb.test)):
+        unmarked = split.dataset.copy(split.dataset.inter_feat)
+        if hasattr(unmarked, SPLIT_ATTR):
+            delattr(unmarked, SPLIT_ATTR)
+        with pytest.raises(ConfigError, match=rf"got {len(unmarked.inter_feat)} interactions, the size of the "
+                                              rf"benchmark {name} file, not of the training file"):
+            GraphrecLightGCN(rb.config, unmarked)
+    train = rb.train.dataset.copy(rb.train.dataset.inter_feat)
+    if hasattr(train, SPLIT_ATTR):
+        delattr(train, SPLIT_ATTR)
+    assert GraphrecLightGCN(rb.config, train).inner.adj._nnz() == 2 * sizes[0]
+
+
 def test_no_negative_sampling_is_refused_when_the_model_is_built(rb: Any) -> None:
     """train_neg_sample_args: None used to fail at the first batch (KeyError 'neg_item_id')."""
     from recbole.config import Config

@@ -319,6 +319,19 @@ def test_only_train_benchmark_file(tmp_path: Path) -> None:
     assert set(ds.splits) == {"train"}
 
 
+def test_benchmark_files_of_other_suffixes_are_named(tmp_path: Path) -> None:
+    """RecBole's benchmark_filename takes any suffixes: r.val.inter was not read, and the
+    error said only that the given split had no valid part."""
+    root = write(tmp_path / "r", r__train__inter=BENCH + "1\ta\n2\tb\n", r__val__inter=BENCH + "1\tb\n",
+                 r__test__inter=BENCH + "2\ta\n")
+    with pytest.raises(DataError, match=r"r\.val\.inter is not read: graphrec reads the benchmark files "
+                                        r"r\.train\.inter, r\.valid\.inter and r\.test\.inter .*: rename r\.val\.inter "
+                                        r"to r\.valid\.inter$"):
+        read_recbole(root)
+    (root / "r.val.inter").rename(root / "r.valid.inter")
+    assert read_recbole(root).splits["valid"].nnz == 1
+
+
 def test_prepare_prints_the_ragged_float_seq_warning_as_one_line(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

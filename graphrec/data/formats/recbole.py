@@ -388,6 +388,16 @@ def read_recbole(
     if benchmark:
         files = [(s, root / f"{name}.{s}.inter") for s in SPLITS]
         files = [(s, p) for s, p in files if s == "train" or p.is_file()]
+        # RecBole's benchmark_filename takes any suffixes (val, dev, ...); graphrec reads train, valid, test
+        others = sorted(p.name for p in root.glob(f"{name}.*.inter")
+                        if p.is_file() and p.name[len(name) + 1:-len(".inter")] not in SPLITS)
+        absent = [s for s in ("valid", "test") if s not in {f for f, _ in files}]
+        if others and absent:
+            raise DataError(
+                f"{root}: {', '.join(others)} {'is' if len(others) == 1 else 'are'} not read: graphrec reads the "
+                f"benchmark files {name}.train.inter, {name}.valid.inter and {name}.test.inter (in RecBole: "
+                f"benchmark_filename: [train, valid, test]): rename {others[0]} to {name}.{absent[0]}.inter"
+            )
     else:
         inter = root / f"{name}.inter"
         require_file(inter, "RecBole interaction file", f"expected {name}.inter or {name}.train.inter")

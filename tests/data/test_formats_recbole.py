@@ -332,6 +332,21 @@ def test_benchmark_files_of_other_suffixes_are_named(tmp_path: Path) -> None:
     assert read_recbole(root).splits["valid"].nnz == 1
 
 
+def test_rating_and_label_fields_and_knowledge_files_are_noted_as_not_read(tmp_path: Path) -> None:
+    """A label 0 row is a negative to RecBole (LABEL_FIELD) and graphrec's reader took it as
+    an interaction without a word; .kg/.link files were dropped silently."""
+    from graphrec.errors import GraphrecNote
+
+    root = write(tmp_path / "r", r__inter="user_id:token\titem_id:token\tlabel:float\nu\ta\t1\nu\tb\t0\n",
+                 r__kg="head_id:token\trelation_id:token\ttail_id:token\nx\tr\ty\n")
+    with pytest.warns(GraphrecNote) as notes:
+        ds = read_recbole(root)
+    said = [str(n.message) for n in notes]
+    assert ds.train.nnz == 2
+    assert any("field 'label' not read: every row is an interaction" in m for m in said), said
+    assert any("r.kg not read" in m for m in said), said
+
+
 def test_prepare_prints_the_ragged_float_seq_warning_as_one_line(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

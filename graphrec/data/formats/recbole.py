@@ -435,6 +435,16 @@ def read_recbole(
         if t_here:
             ts_l.append(table.checks["timestamp"].values())
         table.checks.clear()
+    unread = [k for k in tables[0].types if k in ("rating", "label")]
+    if unread:  # RecBole's RATING_FIELD / LABEL_FIELD: its threshold or label can make rows negatives
+        warnings.warn(
+            f"{tables[0].path}: field{'s' if len(unread) > 1 else ''} {', '.join(map(repr, unread))} not read: every "
+            "row is an interaction (RecBole's threshold or label negatives are not applied): keep only the "
+            "positive rows in the files", GraphrecNote, stacklevel=2)
+    side = sorted(p.name for suffix in (".kg", ".link", ".net") for p in root.glob(f"{name}{suffix}") if p.is_file())
+    if side:
+        warnings.warn(f"{root}: {', '.join(side)} not read (graphrec builds its own item graphs; knowledge-graph "
+                      "and social files have no counterpart)", GraphrecNote, stacklevel=2)
     users = id_column(users_l, user_codes)
     items = id_column(items_l, item_codes)
     del user_codes, item_codes

@@ -192,6 +192,10 @@ def build_graph(
     if opts["out"] is not None:  # refuse before any work is done
         # inside the dataset folder, graphs would be deleted when the dataset is replaced
         check_apart(Path(opts["out"]), "--out", folders={"--data": source.get("data")})
+        if (Path(opts["out"]) / RECORD_FILE).is_file():  # OUT/KIND would nest a graph inside a graph
+            raise ConfigError(f"--out {opts['out']} is a stored graph (it holds {RECORD_FILE}): build-graph writes "
+                              f"OUT/KIND, so pass the folder that is to hold the graph folders (e.g. "
+                              f"{Path(opts['out']).parent})")
         check_outputs(Path(opts["out"]))
     else:  # graphs/DATASET: the name is known once the data is read
         check_output_folder(Path("graphs"), "--out")

@@ -271,7 +271,9 @@ def build_item_graph(
             # which round and order the float sums (the last bits of a weight)
             options={"include_self": spec.include_self, "backend": spec.backend, "backend_used": used,
                      "device": "cpu" if used.startswith("faiss") else resolve_device(device).type,
-                     "threads": torch.get_num_threads()},
+                     "threads": torch.get_num_threads(),
+                     # the processes' split of the rows rounds the weights too (a rebuild names it)
+                     **({"nproc": shard.world} if shard is not None and shard.world > 1 else {})},
             content_fingerprint=dataset.content_fingerprint(fused.modalities),
         )
     else:  # co-interactions of the training matrix: items (MM-GEF's E^c) or users (DRAGON's)

@@ -318,7 +318,7 @@ _FLAG_NAMES = {
 # of its float sums), so a rebuild that gives the same checksum names both
 _KIND_FLAGS = {
     "knn": ("modalities", "k", "weighting", "include_self", "backend", "symmetric", "normalization", "device",
-            "threads"),
+            "threads", "nproc"),
     "cooccur": ("cooccur_top_k", "cooccur_min_count", "symmetric", "normalization"),
     "user-cooccur": ("cooccur_top_k", "cooccur_min_count", "symmetric", "normalization"),
 }
@@ -346,6 +346,7 @@ def _recorded_flags(record: GraphRecord) -> dict[str, Any]:
         "device": record.options.get("device") or ("cpu" if str(record.options.get("backend_used", "")).startswith(
             "faiss") else None),
         "threads": record.options.get("threads"),
+        "nproc": record.options.get("nproc"),  # recorded for a build in several processes only
         "cooccur_top_k": record.k,
         "cooccur_min_count": record.pruning.get("min_count"),
         "symmetric": record.symmetric,
@@ -404,13 +405,18 @@ def _rebuild(path: Path | str, record: GraphRecord, data: str | None = None, fre
         opts["cold_start"] = None  # build-graph's default; a recipe may set another
     flags = [_flag(name, opts[name]) for name in (*_KIND_FLAGS.get(kind, ()), *_COLD_FLAGS) if opts.get(name) is not None]
     if fresh:  # another dataset's graph: where and on how many threads it runs is the user's choice
-        flags = [f for f in flags if not f.startswith(("--device ", "--threads "))]
+        flags = [f for f in flags if not f.startswith(("--device ", "--threads ", "--nproc "))]
         command = " ".join(["graphrec build-graph", where, f"--kind {kind}", *flags, "--out NEW_DIR"])
         return f"build a graph for this data with `{command}` and pass NEW_DIR/{kind} (keep {path} for the data it fits)"
-    # build-graph writes OUT/KIND: the graph's own folder when it is named after its kind
-    out, note = (path.parent, "") if path.name == kind else (path, f" (it writes {path / kind})")
-    command = " ".join(["graphrec build-graph", where, f"--kind {kind}", *flags, f"--out {shlex.quote(str(out))}", "--overwrite"])
-    return f"rebuild it with `{command}`{note}"
+    # build-graph writes OUT/KIND: the graph's own folder when it is named after its kind;
+    # another name is rebuilt beside it and moved over it (OUT itself would get OUT/KIND inside)
+    if path.name == kind:
+        command = " ".join(["graphrec build-graph", where, f"--kind {kind}", *flags,
+                            f"--out {shlex.quote(str(path.parent))}", "--overwrite"])
+        return f"rebuild it with `{command}`"
+    beside = path.with_name(f"{path.name}-rebuilt")
+    command = " ".join(["graphrec build-graph", where, f"--kind {kind}", *flags, f"--out {shlex.quote(str(beside))}"])
+    return f"rebuild it with `{command}`, then replace {path} with {beside / kind}"
 
 
 def graph_checksum(graph: sp.csr_matrix) -> str:

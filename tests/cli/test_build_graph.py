@@ -348,3 +348,22 @@ def test_an_interrupt_while_the_second_kind_builds_stores_neither(data_dir, tmp_
     res = run(*args)  # the same command, without --overwrite
     assert res.exit_code == 0, res.output
     assert (out / "knn" / "graph.npz").is_file() and (out / "cooccur" / "graph.npz").is_file()
+
+
+def test_out_that_is_a_stored_graph_is_refused(tmp_path):
+    """build-graph writes OUT/KIND: --out naming a graph folder nested a second graph inside
+    it (the rebuild command printed for a graph folder named otherwise led there)."""
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+    from graphrec.data.synthetic import synthetic_catalogue
+
+    data = synthetic_catalogue(n_users=30, n_items=20, n_clusters=2, seed=0).save(tmp_path / "d")
+    runner = CliRunner()
+    res = runner.invoke(app, ["build-graph", "--data", str(data), "--kind", "cooccur", "--quiet", "--out", str(tmp_path / "g")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["build-graph", "--data", str(data), "--kind", "cooccur", "--quiet", "--out",
+                              str(tmp_path / "g" / "cooccur"), "--overwrite"])
+    assert res.exit_code == 1 and res.output.count("\n") == 1, res.output
+    assert "is a stored graph (it holds graph.json): build-graph writes OUT/KIND" in res.output
+    assert not (tmp_path / "g" / "cooccur" / "cooccur").exists()

@@ -81,6 +81,13 @@ def test_two_ranks_build_the_one_process_graphs(data_dir, tmp_path):
         assert a.nnz > 0
         for attr in ("indptr", "indices", "data"):
             np.testing.assert_array_equal(getattr(b, attr), getattr(a, attr), err_msg=f"{kind} {attr}")
+    # the processes' split of the rows can round a kNN weight (docs/scaling.md): the record says
+    # how many there were and the command that rebuilds it as recorded names them
+    from graphrec.graphs.store import read_record as load_graph_record, rebuild_as_recorded
+
+    two_knn = load_graph_record(tmp_path / "two" / "knn")
+    assert two_knn.options["nproc"] == 2 and "nproc" not in load_graph_record(tmp_path / "one" / "knn").options
+    assert "--threads 3 --nproc 2 --out" in rebuild_as_recorded({**two_knn.to_dict(), "path": str(tmp_path / "two" / "knn")})
 
 
 @pytest.mark.parametrize("model", ["bm3", "mgcn", "freedom", "lattice", "mmgef", "smore", "dragon"])

@@ -273,7 +273,8 @@ def test_refuses_other_options(ds, tmp_path, expect, field, have, want):
     msg = _one_line(e)
     assert f": {field} is {have} but {want} was requested: " in msg
     kind = expect.get("kind", "cooccur")
-    assert f"rebuild it with `graphrec build-graph --data DATASET_DIR --kind {kind} " in msg and "--overwrite`" in msg
+    assert f"rebuild it with `graphrec build-graph --data DATASET_DIR --kind {kind} " in msg
+    assert f"--out {tmp_path / 'g-rebuilt'}`, then replace {tmp_path / 'g'} with {tmp_path / 'g-rebuilt' / kind}" in msg
     if field in ("k", "min_count"):  # the co-interaction pruning options have recipe names
         assert f"--cooccur-{field.replace('k', 'top-k').replace('_', '-')} {want}" in msg
 
@@ -294,11 +295,17 @@ def test_refusal_message_suggests_the_requested_value(ds, tmp_path):
     save_graph(tmp_path / "g", *_build(ds, k=20))
     with pytest.raises(DataError) as e:
         load_graph(tmp_path / "g", expect={"k": 10})
+    # a graph folder not named after its kind: rebuilt beside it and moved over it (the command
+    # once wrote g/cooccur inside the graph g, which repaired nothing)
     assert (
         "k is 20 but 10 was requested: rebuild it with `graphrec build-graph --data DATASET_DIR --kind cooccur "
-        f"--cooccur-top-k 10 --cooccur-min-count 1 --no-symmetric --normalization none --out {tmp_path / 'g'} --overwrite` "
-        f"(it writes {tmp_path / 'g' / 'cooccur'})"
+        f"--cooccur-top-k 10 --cooccur-min-count 1 --no-symmetric --normalization none --out {tmp_path / 'g-rebuilt'}`, "
+        f"then replace {tmp_path / 'g'} with {tmp_path / 'g-rebuilt' / 'cooccur'}"
     ) in _one_line(e)
+    save_graph(tmp_path / "h" / "cooccur", *_build(ds, k=20))  # named after its kind: rebuilt in place
+    with pytest.raises(DataError) as e:
+        load_graph(tmp_path / "h" / "cooccur", expect={"k": 10})
+    assert f"--out {tmp_path / 'h'} --overwrite`" in _one_line(e) and "then replace" not in _one_line(e)
 
 
 def test_refuses_a_graph_from_another_split(ds, tmp_path):

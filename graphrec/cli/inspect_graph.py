@@ -8,7 +8,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -41,6 +41,27 @@ def _weight_label(record) -> str:
     if record.normalization and record.normalization != "none":
         what += f", {record.normalization}-normalised"
     return what
+
+
+def _in_degree_line(g: Any, rep: dict[str, Any], ds: Any, users: bool) -> str:
+    """``in-degree median/max M/X; never another's neighbour Z; hubs ID (D), ...``: how
+    unevenly the graph's edges point at its nodes (a kNN graph's hubs, and the nodes no
+    row lists), self loops left out."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    graph = sp.csr_matrix(g)
+    in_deg = np.bincount(graph.indices, minlength=graph.shape[0])
+    diag = graph.diagonal() != 0  # a self loop makes no node another's neighbour
+    in_deg = in_deg - diag
+    line = f"in-degree median/max {float(np.median(in_deg)) if len(in_deg) else 0:.0f}/{int(in_deg.max(initial=0))}"
+    line += f"; never another's neighbour {int((in_deg == 0).sum())}"
+    ids = None if ds is None else (ds.user_ids if users else ds.item_ids)
+    top = np.argsort(-in_deg, kind="stable")[:3]
+    top = [int(t) for t in top if in_deg[t] > 0]
+    if top:
+        line += "; hubs " + ", ".join(f"{ids[t] if ids is not None else t} ({int(in_deg[t])})" for t in top)
+    return line
 
 
 def _cold_line(rep, record) -> str:
@@ -176,11 +197,15 @@ def inspect_graph(
         typer.echo(f"{graph}: {record.kind} graph of {record.dataset_name} ({record.builder}, k={record.k}, "
                    f"modalities={','.join(record.modalities) or '-'}, {record.normalization} normalisation"
                    + (f", {record.n_users} user nodes)" if users else ")"))
-    typer.echo(f"nodes {rep['nodes']}, edges {rep['edges']}, symmetric {rep['symmetric']}, isolated {rep['isolated']}")
+    # a symmetric graph's stored entries count each edge twice (GraphML and Gephi show it once)
+    undirected = f" ({rep['undirected_edges']} undirected)" if rep.get("undirected_edges") is not None else ""
+    loops = f", self loops {rep['self_loops']}" if rep.get("self_loops") else ""
+    typer.echo(f"nodes {rep['nodes']}, edges {rep['edges']}{undirected}, symmetric {rep['symmetric']}{loops}, "
+               f"isolated {rep['isolated']}")
     if cold is not None:
         typer.echo(_cold_line(rep, record))
     typer.echo(f"out-degree min/median/mean/max {rep['degree_min']}/{rep['degree_median']:.0f}/"
-               f"{rep['degree_mean']:.1f}/{rep['degree_max']}; in-degree max {rep['in_degree_max']}")
+               f"{rep['degree_mean']:.1f}/{rep['degree_max']}; {_in_degree_line(g, rep, ds, users)}")
     typer.echo(f"weak components {rep['components']} (largest {rep['largest_component']} {record.nodes}); "
                f"mean local clustering on {min(sample, rep['nodes'])} sampled {record.nodes} "
                f"{rep['clustering_sample']:.4f}")
@@ -214,6 +239,9 @@ def inspect_graph(
         for j, w in found:
             label = f"  {w:.4f}  {ds.item_ids[j]}"
             typer.echo(label + (f"  {titles[j][:70]}" if titles is not None else "") + ("  [cold]" if is_cold[j] else ""))
+        own = float(g[i, i])
+        if own:  # a self loop is part of what the model propagates (FREEDOM's, --include-self)
+            typer.echo(f"  {own:.4f}  {item}  (its own self loop)")
     if user is not None:
         found = neighbours(g, node, top)
         if not found:

@@ -175,3 +175,26 @@ def test_a_warm_item_without_neighbours_says_so(data_dir, tmp_path):
     assert res.exit_code == 0, res.output
     assert f"neighbours of {item}: none: {item} has no edge to another item in this graph" in res.output, res.output
     assert "cold" not in res.output
+
+
+def test_the_summary_counts_undirected_edges_self_loops_and_names_the_hubs(data_dir, tmp_path):
+    """A researcher opening the GraphML saw half the edges inspect printed (a symmetric graph
+    stores each twice), never saw the self loops a model propagates over (--item left the
+    item's own out), nor which items the kNN graph piles onto, nor how many no row lists."""
+    import scipy.sparse as sp
+
+    res = run("build-graph", "--data", data_dir, "--kind", "knn", "--k", "4", "--include-self", "--symmetric",
+              "--out", tmp_path / "g", "--quiet", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    g = sp.load_npz(tmp_path / "g" / "knn" / "graph.npz").tocsr()
+    loops = int((g.diagonal() != 0).sum())
+    assert loops == 70
+    in_deg = np.bincount(g.indices, minlength=70) - (g.diagonal() != 0)
+    hub = int(np.argsort(-in_deg, kind="stable")[0])
+    ds = Dataset.load(data_dir)
+    res = run("inspect", tmp_path / "g" / "knn", "--item", ds.item_ids[5], "--top", "2", "--sample", "20")
+    assert res.exit_code == 0, res.output
+    assert f"edges {g.nnz} ({(g.nnz + loops) // 2} undirected), symmetric True, self loops {loops}" in res.output
+    assert (f"in-degree median/max {np.median(in_deg):.0f}/{in_deg.max()}; never another's neighbour "
+            f"{int((in_deg == 0).sum())}; hubs {ds.item_ids[hub]} ({in_deg[hub]})") in res.output, res.output
+    assert f"  {g[5, 5]:.4f}  {ds.item_ids[5]}  (its own self loop)" in res.output

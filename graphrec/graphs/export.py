@@ -3,9 +3,10 @@
 A node is an item index; its attributes come from the dataset when given:
 ``item_id`` (original id), ``title`` (the dataset's ``title`` item field, else its
 ``text`` field, when present), ``has_<modality>`` (the item has a non-zero feature row
-for that modality) and ``cold`` (the item is a cold-start item). Edges carry the graph's
-value as ``weight``. A USER graph (``nodes="users"``, e.g. DRAGON's user-user
-co-occurrence graph) has user nodes instead, with attributes ``user_id`` and
+for that modality), ``cold`` (the item is a cold-start item) and ``label`` (the title, or
+the original id where there is none: the name Gephi shows a node by). Edges carry the
+graph's value as ``weight``. A USER graph (``nodes="users"``, e.g. DRAGON's user-user
+co-occurrence graph) has user nodes instead, with attributes ``user_id``, ``label`` and
 ``n_train_items`` (the user's training interactions). networkx is imported inside
 :func:`to_networkx`; :func:`write_graphml` writes the GraphML networkx would write for
 that graph straight from the sparse matrix, in chunks of rows, without networkx.
@@ -44,6 +45,11 @@ def item_attributes(dataset: "Dataset") -> dict[str, np.ndarray]:
         if field in dataset.item_fields:
             attrs["title"] = np.asarray(dataset.item_fields[field]).astype(str)
             break
+    # Gephi's node label (it shows the GraphML node id, an index, otherwise): the title where
+    # the item has one, else its original id
+    title = attrs.get("title")
+    attrs["label"] = dataset.item_ids if title is None else np.where(np.char.str_len(title) > 0, title,
+                                                                        dataset.item_ids.astype(str))
     for mod, x in dataset.item_features.items():
         attrs[f"has_{mod}"] = np.abs(x).sum(axis=1) > 0
     cold = np.zeros(dataset.n_items, dtype=bool)
@@ -57,6 +63,7 @@ def user_attributes(dataset: "Dataset") -> dict[str, np.ndarray]:
     """Per-user attribute columns of a user graph: ``user_id`` and ``n_train_items``."""
     return {
         "user_id": dataset.user_ids,
+        "label": dataset.user_ids,  # Gephi's node label
         "n_train_items": np.diff(sp.csr_matrix(dataset.train).indptr).astype(np.int64),
     }
 

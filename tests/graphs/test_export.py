@@ -261,7 +261,7 @@ def test_write_graphml_reads_back_as_networkxs_file(tmp_path, monkeypatch):
     assert not union.is_directed() and union.edges["0", "4"]["weight"] == float(np.float32(-0.3))
     weights = [nx.read_graphml(tmp_path / f"{i}-new.graphml").edges["0", "2"]["weight"] for i in (5, 6, 7)]
     assert weights == [float(np.float32(0.3) + np.float32(0.6))] * 3  # one edge of the summed weight
-    assert nx.read_graphml(tmp_path / "9-new.graphml").nodes["0"] == {"user_id": "u&1", "n_train_items": 2}
+    assert nx.read_graphml(tmp_path / "9-new.graphml").nodes["0"] == {"user_id": "u&1", "label": "u&1", "n_train_items": 2}
 
 
 def test_write_graphml_gives_the_same_file_whatever_the_chunk_size(tmp_path):
@@ -291,7 +291,8 @@ def test_write_graphml_builds_no_networkx_graph(tmp_path, monkeypatch):
     monkeypatch.undo()
     back = nx.read_graphml(path)
     assert back.is_directed() and sorted(back.edges()) == [("0", "1"), ("1", "2"), ("2", "0")]
-    assert back.nodes["2"] == {"item_id": "c", "title": "Cherry", "has_image": True, "has_text": True, "cold": False}
+    assert back.nodes["2"] == {"item_id": "c", "title": "Cherry", "label": "Cherry", "has_image": True, "has_text": True,
+                               "cold": False}
 
 
 def test_row_chunks_hold_at_most_the_chunk_size_of_entries():
@@ -317,8 +318,9 @@ def test_graphml_text_that_xml_cannot_carry(tmp_path):
     ds = build_dataset([0, 0, 1], ["a", "b\x1f", "c"], ["train"] * 3,
                        item_fields={"title": np.array(["vertical\x0btab and \x00nul", "ok", "crlf\r\nand cr\r"])})
     g = sp.csr_matrix(np.array([[0, 1, 0], [0, 0, 1], [1, 0, 0]], np.float32))
-    with pytest.warns(GraphrecNote, match=r"2 text value\(s\) held characters XML 1.0 cannot carry .* U\+FFFD "
-                                          r"\(first: 'title' of node 0\)"):
+    # the title twice (as the node's label too) and the item id
+    with pytest.warns(GraphrecNote, match=r"3 text value\(s\) held characters XML 1.0 cannot carry .* U\+FFFD "
+                                          r"\(first: '(title|label)' of node 0\)"):
         path = write_graphml(g, tmp_path / "g.graphml", ds, chunk_size=2)
     back = nx.read_graphml(path)
     assert back.nodes["0"]["title"] == "vertical\ufffdtab and \ufffdnul" and back.nodes["1"]["item_id"] == "b\ufffd"

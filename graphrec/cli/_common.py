@@ -63,7 +63,7 @@ def check_apart(out: Path | None, option: str, *, files: Mapping[str, Path | Non
     target = Path(out).resolve()
     for name, path in {**(files or {}), **(folders or {})}.items():
         if path is not None and target == Path(path).resolve():
-            raise ConfigError(f"{option} {out} is the {name} input itself: write to another file")
+            raise ConfigError(f"{option} {out} is the {name} input itself: write to another path")
     for name, path in (folders or {}).items():
         if path is not None and Path(path).resolve() in target.parents:
             raise ConfigError(f"{option} {out} lies inside {name} {path}, which is an input (graphrec keeps those "

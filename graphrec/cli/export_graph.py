@@ -45,6 +45,9 @@ def export_graph(
     from graphrec.graphs.store import RECORD_FILE
     from graphrec.train import export_item_graph
 
+    if (run_dir / RECORD_FILE).is_file():  # a stored graph is looked at, not exported
+        raise ConfigError(f"{run_dir} is a stored graph, not a run: export-graph writes the graph a trained run "
+                          f"propagates over; look at this one with `graphrec inspect {run_dir}`")
     if (out / RECORD_FILE).is_file() and not overwrite:  # checked before the run is loaded
         raise ConfigError(f"a graph already exists at {out}: pass --overwrite to replace it, or choose another --out")
     check_output(out, overwrite, option="--out", marker=RECORD_FILE, what="graph directory")

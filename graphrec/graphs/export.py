@@ -111,6 +111,12 @@ def _checked(graph: Any, dataset: "Dataset | None", nodes: str) -> sp.csr_matrix
     if dataset is not None:
         n = dataset.n_users if nodes == "users" else dataset.n_items
         if n != g.shape[0]:
+            other = "items" if nodes == "users" else "users"
+            if g.shape[0] == (dataset.n_items if other == "items" else dataset.n_users):  # the other kind of node
+                raise DataError(
+                    f"graph has {g.shape[0]} nodes, as many as dataset {dataset.name!r} has {other}, not {nodes} "
+                    f"({n}): a graph of {other} takes nodes={other!r} (inspect: the record says which)"
+                )
             raise DataError(
                 f"graph has {g.shape[0]} {nodes} but dataset {dataset.name!r} has {n}: "
                 "pass the dataset the graph was built from"

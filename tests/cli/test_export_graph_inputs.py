@@ -71,3 +71,21 @@ def test_the_graphs_a_run_keeps_are_not_replaced(ds, tmp_path):
     assert line.endswith("choose another --out"), line
     assert (own / "graph.npz").read_bytes() == before
     assert reevaluate(run)["test"] == record["test"]
+
+
+def test_a_stored_graph_given_as_the_run_points_to_inspect(ds, tmp_path):
+    """export-graph GRAPH said only that GRAPH is no run directory; and to_networkx of a user
+    graph without nodes="users" said the graph has the wrong number of items."""
+    import numpy as np
+
+    from graphrec.graphs.export import to_networkx
+
+    built = build_item_graph(ds, GraphSpec(kind="cooccur", cooccur_top_k=5))
+    save_graph(tmp_path / "g" / "cooccur", built.graph, built.record)
+    line = one_error_line(export(tmp_path / "g" / "cooccur", tmp_path / "out"))
+    assert "is a stored graph, not a run" in line and f"graphrec inspect {tmp_path / 'g' / 'cooccur'}" in line
+    users = build_item_graph(ds, GraphSpec(kind="user-cooccur", cooccur_top_k=5)).graph
+    with pytest.raises(Exception, match=r"as many as dataset .* has users, not items \(40\): a graph of users takes "
+                                        r"nodes='users'"):
+        to_networkx(users, ds)
+    assert to_networkx(users, ds, nodes="users").number_of_nodes() == ds.n_users == 60

@@ -199,7 +199,7 @@ def test_users_file_in_both_formats_keeps_its_order(shop, tmp_path):
     assert outputs[0] == outputs[1]
     # --out naming the users file replaced it with --overwrite; inside the run folder: refused too
     kept = table.read_text()
-    for out, what in ((table, f"is the --users input itself: write to another file"),
+    for out, what in ((table, f"is the --users input itself: write to another path"),
                       (shop["run"] / "recs.csv", f"lies inside RUN_DIR {shop['run']}, which is an input (graphrec keeps "
                                                  "those folders as it wrote them): write it outside that folder")):
         line = one_error_line(run("recommend", shop["run"], "--users", table, "--out", out, "--overwrite"))

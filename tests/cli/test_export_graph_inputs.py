@@ -76,8 +76,6 @@ def test_the_graphs_a_run_keeps_are_not_replaced(ds, tmp_path):
 def test_a_stored_graph_given_as_the_run_points_to_inspect(ds, tmp_path):
     """export-graph GRAPH said only that GRAPH is no run directory; and to_networkx of a user
     graph without nodes="users" said the graph has the wrong number of items."""
-    import numpy as np
-
     from graphrec.graphs.export import to_networkx
 
     built = build_item_graph(ds, GraphSpec(kind="cooccur", cooccur_top_k=5))

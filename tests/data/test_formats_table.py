@@ -282,8 +282,9 @@ def test_a_column_named_twice_is_refused(tmp_path: Path) -> None:
 
 def test_header_names_are_stripped_and_a_near_name_is_suggested(tmp_path: Path) -> None:
     src = tmp_path / "log.csv"
-    src.write_text("user_id, item_id\nu1,i1\n")
-    assert _pairs(_read(src)) == {("u1", "i1")}
+    src.write_text("user_id, item_id, timestamp\nu1,i1,5\n")
+    ds = _read(src)
+    assert _pairs(ds) == {("u1", "i1")} and _time(ds, "u1", "i1") == 5.0  # ' timestamp' found too
     src.write_text("UserID,ItemID\nu1,i1\n")
     with pytest.raises(DataError, match=r"header has no user id column .*: name it with --user-col .* "
                                         r"\(did you mean --user-col UserID\?\)"):

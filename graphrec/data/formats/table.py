@@ -143,6 +143,11 @@ def _column(scan: RowScan, given: str | None, defaults: tuple[str, ...], what: s
                     + _did_you_mean(defaults[0], header, option if option.startswith("--") else None))
 
 
+def _present(scan: RowScan, name: str) -> str | None:
+    """The header's column named ``name`` (spaces around it aside), as written; None without one."""
+    return next((str(h) for h in scan.keys if str(h).strip() == name), None)
+
+
 def _did_you_mean(wanted: str, header: list[str], option: str | None = None) -> str:
     """`` (did you mean ...?)`` naming the header's column like ``wanted`` (the same letters
     in another case or with other separators: ``userID`` for ``user_id``), or nothing."""
@@ -222,10 +227,10 @@ def _iso_seconds(values: list[str]) -> np.ndarray | None:
     return out
 
 
-def _id_error(kind: str, column: str):
+def _id_error(kind: str, column: str, what: str = "id"):
     def empty(table: Table, k: int) -> DataError:
-        return DataError(f"{table.path} line {table.line(k)}: empty {kind} id in column {column!r}: give every row "
-                         f"its {kind}, or remove the line")
+        return DataError(f"{table.path} line {table.line(k)}: empty {kind} {what} in column {column!r}: give every "
+                         f"row its {kind}, or remove the line")
 
     return empty
 
@@ -308,10 +313,10 @@ def read_table(
     if time_col == "":
         tcol = None
     else:
-        tcol = _column(scan, time_col, (), "time", "--time-col", example) if time_col else (
-            "timestamp" if scan.has("timestamp") else None)
+        tcol = (_column(scan, time_col, (), "time", "--time-col", example) if time_col
+                else _present(scan, "timestamp"))
     rcol = (_column(scan, rating_col, (), "rating", "--rating-col", example) if rating_col
-            else ("rating" if scan.has("rating") else None))
+            else _present(scan, "rating"))
     if min_rating is not None and rcol is None:
         raise DataError(f"{src} line 1: min_rating (--min-rating) needs a rating column (found {scan.keys}): name "
                         "it with --rating-col, or leave --min-rating out")
@@ -325,7 +330,7 @@ def read_table(
     split_codes = Factorizer()
     if scol is not None:
         checks["split"] = TokenCheck(scol, split_codes, _split_labels(scol), strip=True,
-                                     empty=_id_error("split", scol))
+                                     empty=_id_error("split", scol, "label"))
     if min_rating is not None:  # a rating column is only read to filter on it
         checks["rating"] = FloatCheck(rcol, finite=True)
     if tcol is not None:

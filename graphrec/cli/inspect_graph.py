@@ -111,7 +111,7 @@ def inspect_graph(
     import numpy as np
 
     from graphrec.graphs.export import plot_degree_distribution, write_graphml
-    from graphrec.graphs.stats import graph_report, neighbours
+    from graphrec.graphs.stats import graph_report, nearly_symmetric, neighbours
     from graphrec.graphs.store import GraphMismatch, graph_dataset, load_graph
 
     if top is not None and item is None and user is None:
@@ -200,7 +200,10 @@ def inspect_graph(
     # a symmetric graph's stored entries count each edge twice (GraphML and Gephi show it once)
     undirected = f" ({rep['undirected_edges']} undirected)" if rep.get("undirected_edges") is not None else ""
     loops = f", self loops {rep['self_loops']}" if rep.get("self_loops") else ""
-    typer.echo(f"nodes {rep['nodes']}, edges {rep['edges']}{undirected}, symmetric {rep['symmetric']}{loops}, "
+    symmetric = str(rep["symmetric"])
+    if not rep["symmetric"] and nearly_symmetric(g):  # mirrored weights computed twice (cosines), float32 apart
+        symmetric = "True up to float rounding (mirrored weights within a relative 1e-5; GraphML: undirected)"
+    typer.echo(f"nodes {rep['nodes']}, edges {rep['edges']}{undirected}, symmetric {symmetric}{loops}, "
                f"isolated {rep['isolated']}")
     if cold is not None:
         typer.echo(_cold_line(rep, record))

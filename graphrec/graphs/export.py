@@ -127,9 +127,10 @@ def _checked(graph: Any, dataset: "Dataset | None", nodes: str) -> sp.csr_matrix
 def _is_directed(g: sp.csr_matrix) -> bool:
     """``directed=None``'s rule: a matrix is undirected when every entry has its mirror,
     equal to a relative 1e-5 (float32 rounding), whatever the scale of the weights
-    (``g`` is canonical: :func:`_matrix` summed its repeated entries)."""
-    gap, size = abs(g - g.T), abs(g).maximum(abs(g.T))
-    return (gap > size.multiply(1e-5)).nnz > 0
+    (:func:`~graphrec.graphs.stats.nearly_symmetric`)."""
+    from graphrec.graphs.stats import nearly_symmetric
+
+    return not nearly_symmetric(g)
 
 
 def _node_attributes(dataset: "Dataset", nodes: str) -> dict[str, np.ndarray]:

@@ -43,6 +43,7 @@ from graphrec.errors import ConfigError, DataError
 
 __all__ = [
     "degree_stats",
+    "nearly_symmetric",
     "connected_components",
     "overlap",
     "random_pair_overlap",
@@ -131,6 +132,16 @@ def degree_stats(graph: sp.spmatrix | sp.sparray) -> dict[str, Any]:
     stats.update(_summary(in_deg, "in_degree"))
     stats["isolated"] = int(n - touched.sum())
     return stats
+
+
+def nearly_symmetric(graph: sp.spmatrix | sp.sparray, rtol: float = 1e-5) -> bool:
+    """Whether every entry has its mirror, equal to a relative ``rtol`` (float32 rounding of
+    weights computed twice, e.g. a kNN graph's mirrored cosines), whatever the scale of the
+    weights: :func:`~graphrec.graphs.export.to_networkx`'s rule for an undirected graph,
+    where :func:`degree_stats`' ``symmetric`` asks for equal values."""
+    g = _canonical(graph)
+    gap, size = abs(g - g.T), abs(g).maximum(abs(g.T))
+    return (gap > size.multiply(rtol)).nnz == 0
 
 
 def connected_components(graph: sp.spmatrix | sp.sparray) -> tuple[int, np.ndarray]:

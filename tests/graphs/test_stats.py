@@ -313,3 +313,21 @@ def test_random_pair_overlap_equals_a_dense_lookup_of_the_same_pairs():
         assert random_pair_overlap(v, 50_000, seed=5) == ref
     assert np.array_equal(stats._has_edges(g, i, j), d[i, j] != 0)
     assert not stats._has_edges(sp.csr_matrix((3, 3)), np.array([0, 1]), np.array([1, 2])).any()
+
+
+def test_nearly_symmetric_takes_float_rounding_of_mirrored_weights():
+    """A complete kNN graph's mirrored cosines differ in their last bits (computed twice):
+    degree_stats says symmetric False (values equal), nearly_symmetric True, as to_networkx
+    decides undirected; a missing mirror or a real difference is not symmetric either way."""
+    import numpy as np
+
+    from graphrec.graphs.stats import nearly_symmetric
+
+    a = np.array([[0, 0.5, 0.25], [0.5 + 1e-7, 0, 0.75], [0.25, 0.75, 0]], dtype=np.float32)
+    g = sp.csr_matrix(a)
+    assert degree_stats(g)["symmetric"] is False and nearly_symmetric(g) is True
+    a[1, 0] = 0.6
+    assert nearly_symmetric(sp.csr_matrix(a)) is False
+    a[1, 0] = 0.0  # no mirror
+    assert nearly_symmetric(sp.csr_matrix(a)) is False
+    assert nearly_symmetric(sp.csr_matrix(a * 1e-9 + a.T * 1e-9)) is True  # scale-free

@@ -214,7 +214,9 @@ def inspect_graph(
                f"{rep['clustering_sample']:.4f}")
     if other is not None:
         typer.echo(f"edges also in {compare}: {rep['overlap_with_other']:.4f} "
-                   f"(random item pairs: {rep['random_pair_overlap_other']:.4f})")
+                   f"(random item pairs: {rep['random_pair_overlap_other']:.4f}); Jaccard of the two edge sets "
+                   f"{rep['jaccard_with_other']:.4f}, {int(rep['shared_with_other'])} shared edges, whose weights "
+                   f"rank alike to a Spearman {rep['weight_spearman_with_other']:.4f}")
     if "coconsumption_rate" in rep:
         typer.echo(_coconsumption_line(rep))
     if item is not None:

@@ -331,3 +331,21 @@ def test_nearly_symmetric_takes_float_rounding_of_mirrored_weights():
     a[1, 0] = 0.0  # no mirror
     assert nearly_symmetric(sp.csr_matrix(a)) is False
     assert nearly_symmetric(sp.csr_matrix(a * 1e-9 + a.T * 1e-9)) is True  # scale-free
+
+
+def test_edge_agreement_by_hand():
+    """Jaccard over the directed off-diagonal edges and the rank correlation of the shared
+    edges' weights, on two 4-node graphs worked out by hand."""
+    import numpy as np
+
+    from graphrec.graphs.stats import edge_agreement
+
+    a = graph(4, [(0, 1), (1, 2), (2, 3), (0, 3), (1, 1)], weights=[0.9, 0.8, 0.1, 0.5, 1.0])
+    b = graph(4, [(0, 1), (1, 2), (2, 3), (3, 0), (2, 2)], weights=[3, 2, 1, 7, 4])
+    got = edge_agreement(a, b)
+    # shared (0,1), (1,2), (2,3); union adds (0,3) and (3,0): 3 / 5; self loops left out
+    assert got["shared"] == 3 and got["jaccard"] == 3 / 5
+    assert got["weight_spearman"] == 1.0  # 0.9 > 0.8 > 0.1 and 3 > 2 > 1
+    c = graph(4, [(0, 1), (1, 2), (2, 3)], weights=[1, 2, 3])
+    assert edge_agreement(a, c)["weight_spearman"] == -1.0
+    assert np.isnan(edge_agreement(a, graph(4, [(3, 2)]))["weight_spearman"])  # nothing shared

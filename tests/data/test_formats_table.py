@@ -337,3 +337,15 @@ def test_recommend_reads_the_tables_own_id_columns(tmp_path: Path) -> None:
     r = runner.invoke(app, ["recommend", str(tmp_path / "run"), "--users", str(tmp_path / "bad.csv"),
                             "--out", str(tmp_path / "r2.csv")])
     assert r.exit_code == 1 and "has no user_id or customer_id column" in r.output
+
+
+def test_a_record_spanning_lines_is_named_by_its_first_line(tmp_path: Path) -> None:
+    # a quoted field with a line break: the error named the record's last line
+    src = tmp_path / "log.csv"
+    src.write_text('user_id,item_id,note\nu1,i1,ok\n,i2,"two\nlines"\nu3,i3,x\n')
+    with pytest.raises(DataError, match=r"log.csv line 3: empty user id"):
+        _read(src)
+    (tmp_path / "items.csv").write_text('item_id,title\ni1,"a\nb"\ni2,c\ni1,d\n')
+    src.write_text("user_id,item_id\nu1,i1\nu2,i2\n")
+    with pytest.raises(DataError, match=r"items.csv line 5: item 'i1' is listed again \(first on line 2\)"):
+        _read(src, items="items.csv")

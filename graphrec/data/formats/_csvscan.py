@@ -199,6 +199,7 @@ class CsvScan(RowScan):
             reader = self._reader
             block_no = self._src.count
             while True:
+                start = self._src.line + 1  # a record's first line: a quoted field may span several
                 try:
                     r = next(reader, None)
                 except csv.Error as e:
@@ -208,7 +209,7 @@ class CsvScan(RowScan):
                     break
                 if not self.errors.before(3):  # only the quoting matters now
                     continue
-                add(r, self._src.line)
+                add(r, start)
                 if self._src.count != block_no:
                     block_no = self._src.count
                     table = flush()

@@ -349,3 +349,13 @@ def test_a_record_spanning_lines_is_named_by_its_first_line(tmp_path: Path) -> N
     src.write_text("user_id,item_id\nu1,i1\nu2,i2\n")
     with pytest.raises(DataError, match=r"items.csv line 5: item 'i1' is listed again \(first on line 2\)"):
         _read(src, items="items.csv")
+
+
+def test_quoted_ids_of_a_tab_separated_file_are_noted(tmp_path: Path) -> None:
+    # a .tsv is read without quoting: "u1" stayed an id with its quotes, and recommend --users u1 failed
+    src = tmp_path / "log.tsv"
+    src.write_text('user_id\titem_id\n"u1"\t"i1"\n"u2"\t"i1"\n')
+    with pytest.warns(GraphrecNote, match=r"the ids of 'user_id', 'item_id' are in double quotes .*read without "
+                                          r"quoting"):
+        ds = read_table(src)
+    assert ds.user_ids.tolist() == ['"u1"', '"u2"']  # as documented: the quotes stay

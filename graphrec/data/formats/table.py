@@ -350,6 +350,13 @@ def read_table(
     u = id_column(checks["user"].values(), user_codes)
     i = id_column(checks["item"].values(), item_codes)
     n = len(u)
+    if isinstance(scan, TableScan):  # tab-separated: no quoting, a quote is part of the id
+        quoted = [(c, str(ids[0])) for c, ids in ((ucol, u.values), (icol, i.values))
+                  if len(ids) and all(len(v) > 1 and v[0] == v[-1] == '"' for v in ids[:1000].tolist())]
+        if quoted:
+            warnings.warn(f"{src}: the ids of {', '.join(repr(c) for c, _ in quoted)} are in double quotes "
+                          f"({quoted[0][1]}): a tab-separated file is read without quoting, so the quotes are part "
+                          "of the ids: write it without them, or as CSV (commas)", GraphrecNote, stacklevel=2)
     if scol is not None:
         split = id_column(checks["split"].values(), split_codes)
     else:

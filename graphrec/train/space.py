@@ -192,6 +192,11 @@ def search_space(
     model_fixed = {k: v for k, v in fixed.items() if k not in TUNABLE_TRAIN_OPTIONS}
     model_params(model, model_fixed)  # the builder's own checks of names and values
     if not searched:
+        if entry.search_space or isinstance(overrides, Mapping) and overrides:  # a space left with fixed values only
+            raise ConfigError(
+                f"nothing to search for {model}: {source} fixes every parameter it names and leaves no other "
+                "searched; give at least one a list of values or a range (docs/tune.md)"
+            )
         raise ConfigError(
             f"nothing to search for {model}: it declares no search space and {source} searches nothing; "
             "give ranges in a --space file (docs/tune.md)"

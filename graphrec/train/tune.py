@@ -374,7 +374,7 @@ def tune(
                 callbacks.append(lambda st, tr: st.stop() if _grid_left(optuna, st, points) == 0 else None)
             if trials:
                 started = time.monotonic()
-                study.optimize(run_trial, n_trials=trials, timeout=timeout, catch=(FloatingPointError,),
+                study.optimize(run_trial, n_trials=trials, timeout=timeout, catch=(FloatingPointError, PointRefused),
                                callbacks=callbacks)
                 timed_out = (timeout is not None and objective.calls < trials
                              and time.monotonic() - started >= timeout
@@ -638,7 +638,7 @@ def _queue_defaults(optuna: Any, study: Any, point: Mapping[str, Any]) -> int | 
     for t in study.get_trials(deepcopy=False):
         if _key(_params(t)) != key:
             continue
-        if t.state in (state.COMPLETE, state.RUNNING, state.WAITING) or "diverged" in t.user_attrs:
+        if t.state in (state.COMPLETE, state.RUNNING, state.WAITING) or {"diverged", "refused"} & set(t.user_attrs):
             return None
         if t.state in (state.FAIL, state.PRUNED):  # killed (or pruned, before defaults were exempt)
             lost = t.number if lost is None else lost
@@ -779,7 +779,7 @@ def _queue_lost_points(optuna: Any, study: Any, names: set[str]) -> list[int]:
     by_id: dict[int, dict[str, Any]] | None = None
     queued = []
     for t in trials:
-        if t.state != state.FAIL or "diverged" in t.user_attrs or t.number in handed_on:
+        if t.state != state.FAIL or {"diverged", "refused"} & set(t.user_attrs) or t.number in handed_on:
             continue
         params = _params(t)  # a queued rerun's values where it never suggested them
         if set(params) != names:
@@ -954,6 +954,13 @@ def _check_out_study(out: Path, study: str, url: str, study_id: str, new_study: 
 # --- one trial ---------------------------------------------------------------------------
 
 
+class PointRefused(ConfigError):
+    """A trial's point that its model refuses (MM-GEF's ``lambda_coeff`` under a fixed
+    structure), met once the study has a completed trial: the trial is marked failed with
+    the refusal and the study goes on (a space whose every point fails is refused before
+    any trial; a refusal before any trial completed is the call's one-line error)."""
+
+
 class _Objective:
     """Train one trial's configuration (on each of ``repeats`` seeds); its record (and
     weights) under ``out/trials/N`` (``out/trials/N/seed<s>`` per seed when ``repeats`` > 1)."""
@@ -991,6 +998,18 @@ class _Objective:
             trial.set_user_attr("repeats", done)
         return sum(d["value"] for d in done) / len(done)
 
+    def _refuse_point(self, trial: Any, error: Exception) -> None:
+        """A point the model refuses: the trial fails with the refusal, and the study goes on,
+        once one of its trials has completed (else the refusal is the call's error: the
+        settings, not one point, may be at fault)."""
+        from graphrec.distributed import clip
+
+        done = self.optuna.trial.TrialState.COMPLETE
+        if not trial.study.get_trials(deepcopy=False, states=(done,)):
+            raise error
+        trial.set_user_attr("refused", clip(str(error), 200))
+        raise PointRefused(str(error)) from None
+
     def _train(self, trial: Any, params: dict[str, Any], config: TrainConfig, run_dir: Path, name: str,
                report: bool) -> tuple[float, int]:
         """One training of the trial's configuration: (best validation metric, its epoch)."""
@@ -1018,7 +1037,10 @@ class _Objective:
 
         seed_everything(config.seed)
         t0 = time.perf_counter()
-        built = build_model(self.model, self.dataset, params)
+        try:
+            built = build_model(self.model, self.dataset, params)
+        except (ConfigError, DataError) as e:
+            self._refuse_point(trial, e)
         build_seconds = time.perf_counter() - t0
         state, value, error = "complete", None, None
         try:
@@ -1273,7 +1295,8 @@ def _trial_line(study: Any, trial: Any, metric: str, space: SearchSpace | None =
         what = f"pruned at epoch {trial.last_step} (valid {metric} {last:.4f})"
     else:
         why = trial.user_attrs.get("failure") or trial.user_attrs.get("diverged")
-        what = "failed" + (f" ({why})" if why else "")
+        refused = trial.user_attrs.get("refused")
+        what = f"refused by the model ({refused})" if refused else "failed" + (f" ({why})" if why else "")
     try:
         best = study.best_trial
         tail = f"; best {best.value:.4f} (trial {best.number})"

@@ -194,7 +194,9 @@ def test_bad_entries_are_one_line_errors_naming_the_file_and_entry(entry, messag
 
 
 def test_fixing_everything_leaves_nothing_to_search():
-    with pytest.raises(ConfigError, match="nothing to search for mf"):
+    # the message said "it declares no search space" of a model that declares one
+    with pytest.raises(ConfigError, match=r"nothing to search for mf: --space fixes every parameter it names and "
+                                          r"leaves no other searched; give at least one a list of values or a range"):
         search_space("mf", {"lr": 0.01, "reg_weight": 1e-4})
 
 

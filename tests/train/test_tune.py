@@ -440,6 +440,33 @@ def test_a_cold_start_study_trains_every_trial_on_one_cold_split_and_its_best_ru
     assert (hidden.study, reseeded.study) == ("lightgcn-synthetic-cold0.2-hidden", "lightgcn-synthetic-cold0.2-seed1")
 
 
+def test_a_point_the_model_refuses_fails_its_trial_and_the_study_goes_on(data, tmp_path, monkeypatch):
+    """MM-GEF's lambda_coeff drawn under its fixed structure aborted the whole call (no best,
+    no trials table) once TPE drew it; the space check passes a space one of whose points
+    trains. Now such a trial fails with the refusal in its line; the first trial of a study
+    refused is still the call's error (the settings may be at fault)."""
+    from graphrec.train import registry
+
+    real, calls = registry.build_model, []
+
+    def build_model(name, dataset, params):
+        calls.append(name)
+        if len(calls) == 2:
+            raise ConfigError("this point is refused")
+        return real(name, dataset, params)
+
+    monkeypatch.setattr(registry, "build_model", build_model)
+    lines: list[str] = []
+    res = _tune(data, tmp_path, trials=3, log=lines.append)
+    assert res.states == {"complete": 2, "fail": 1} and res.best_run is not None
+    assert lines[1].startswith("trial 1: refused by the model (this point is refused)"), lines
+    assert (res.out / "trials.csv").is_file()
+    calls.clear()
+    calls.append("first")  # the next call's first build is the second: refused before any trial completed
+    with pytest.raises(ConfigError, match="this point is refused"):
+        _tune(data, tmp_path, trials=1, study_name="other", out=tmp_path / "other")
+
+
 def test_cold_seed_keeps_the_split_of_a_train_run_while_the_training_seed_varies(data, tmp_path):
     """--cold-seed C (as graphrec train's): the trials train on the split of seed C, with
     the training seed --seed; the study's default name says both; the best trial's
@@ -501,10 +528,11 @@ def test_a_new_study_whose_trials_fail_on_the_settings_leaves_nothing(data, tmp_
     assert "lightgcn-synthetic" not in optuna.get_all_study_names(storage=f"sqlite:///{tmp_path / 'study.db'}")
     monkeypatch.setattr(registry, "build_model", real)
     assert _tune(data, tmp_path, trials=1).best_trial == 0  # with other settings, not refused
-    # an existing study keeps its trials when a later call fails
+    # an existing study keeps its trials when a later call's trial fails: with a completed
+    # trial (the same settings and data built), it is that point the model refuses
     monkeypatch.setattr(registry, "build_model", refuse)
-    with pytest.raises(ConfigError):
-        _tune(data, tmp_path, trials=1)
+    res = _tune(data, tmp_path, trials=1)
+    assert res.states == {"complete": 1, "fail": 1} and res.best_trial == 0
     assert (tmp_path / "out" / "tune.json").is_file() and len(_study(tmp_path).trials) == 2
 
 

@@ -302,7 +302,7 @@ def test_the_command_writes_the_pairs_probabilities_in_order(ctr_run, tmp_path):
     kept = pairs.read_text()
     res = run("predict", ctr_run / "run", "--pairs", pairs, "--out", pairs, "--device", "cpu", "--overwrite")
     assert res.exit_code == 1 and res.output.strip() == f"error: --out {pairs} is the --pairs input itself: write to " \
-        "another file"
+        "another path"
     assert pairs.read_text() == kept
 
 

@@ -205,7 +205,9 @@ def test_networkx_export_of_a_user_graph():
     assert not nxg.is_directed() and nxg.number_of_nodes() == 4 and nxg.number_of_edges() == 3
     assert nxg.nodes[0]["user_id"] == "a" and nxg.nodes[2]["n_train_items"] == 2
     assert nxg.edges[1, 2]["weight"] == 1.0
-    with pytest.raises(DataError, match="graph has 4 items but dataset .* has 3"):
+    # a user graph passed as an item graph: the message says which nodes it has
+    with pytest.raises(DataError, match=r"graph has 4 nodes, as many as dataset .* has users, not items \(3\): a "
+                                        r"graph of users takes nodes='users'"):
         to_networkx(g, build_dataset(["a", "b"], ["x", "y"], ["train"] * 2, user_ids=["a", "b", "c", "d"],
                                      item_ids=["x", "y", "z"]))
 

@@ -43,24 +43,15 @@ def _weight_label(record) -> str:
     return what
 
 
-def _in_degree_line(g: Any, rep: dict[str, Any], ds: Any, users: bool) -> str:
+def _in_degree_line(rep: dict[str, Any], ids: Any) -> str:
     """``in-degree median/max M/X; never another's neighbour Z; hubs ID (D), ...``: how
-    unevenly the graph's edges point at its nodes (a kNN graph's hubs, and the nodes no
-    row lists), self loops left out."""
-    import numpy as np
-    import scipy.sparse as sp
-
-    graph = sp.csr_matrix(g)
-    in_deg = np.bincount(graph.indices, minlength=graph.shape[0])
-    diag = graph.diagonal() != 0  # a self loop makes no node another's neighbour
-    in_deg = in_deg - diag
-    line = f"in-degree median/max {float(np.median(in_deg)) if len(in_deg) else 0:.0f}/{int(in_deg.max(initial=0))}"
-    line += f"; never another's neighbour {int((in_deg == 0).sum())}"
-    ids = None if ds is None else (ds.user_ids if users else ds.item_ids)
-    top = np.argsort(-in_deg, kind="stable")[:3]
-    top = [int(t) for t in top if in_deg[t] > 0]
-    if top:
-        line += "; hubs " + ", ".join(f"{ids[t] if ids is not None else t} ({int(in_deg[t])})" for t in top)
+    unevenly the graph's edges point at its nodes (graph_report's in-degree from other
+    nodes; ``ids``: the nodes' original ids, or None for indices)."""
+    top = max((d for _, d in rep["hubs"]), default=0)
+    line = (f"in-degree median/max {rep['in_degree_median_others']:.0f}/{top}; never another's neighbour "
+            f"{rep['never_neighbour']}")
+    if rep["hubs"]:
+        line += "; hubs " + ", ".join(f"{ids[t] if ids is not None else t} ({d})" for t, d in rep["hubs"])
     return line
 
 
@@ -208,7 +199,8 @@ def inspect_graph(
     if cold is not None:
         typer.echo(_cold_line(rep, record))
     typer.echo(f"out-degree min/median/mean/max {rep['degree_min']}/{rep['degree_median']:.0f}/"
-               f"{rep['degree_mean']:.1f}/{rep['degree_max']}; {_in_degree_line(g, rep, ds, users)}")
+               f"{rep['degree_mean']:.1f}/{rep['degree_max']}; "
+               f"{_in_degree_line(rep, None if ds is None else (ds.user_ids if users else ds.item_ids))}")
     typer.echo(f"weak components {rep['components']} (largest {rep['largest_component']} {record.nodes}); "
                f"mean local clustering on {min(sample, rep['nodes'])} sampled {record.nodes} "
                f"{rep['clustering_sample']:.4f}")

@@ -21,8 +21,8 @@ from graphrec._atomic import check_output
 from graphrec.cli._common import user_errors, warnings_as_lines
 from graphrec.errors import ConfigError
 
-SPLIT_CHOICES = ("auto", "keep", "random", "temporal")
-_CSV = "The csv format (a plain table of interactions)"  # graphrec.data.splits.SPLIT_CHOICES
+SPLIT_CHOICES = ("auto", "keep", "random", "temporal")  # graphrec.data.splits.SPLIT_CHOICES
+_CSV = "The csv format (a plain table of interactions)"  # the help panel of its options
 
 
 def cross_split_note(ds) -> str | None:
@@ -67,15 +67,8 @@ def unused_items_note(ds) -> str | None:
     item table; None when there are none."""
     import numpy as np
 
-    if ds.meta.get("format") == "csv" and ds.meta.get("items"):
-        used = np.zeros(ds.n_items, dtype=bool)
-        for m in ds.splits.values():
-            used[m.indices] = True
-        n = int((~used).sum())
-        return (f"note: {n} of the {ds.n_items} items of {ds.meta['items']} {'has' if n == 1 else 'have'} no "
-                "interactions: kept as items, ranked but never a target (new items: the content models can "
-                "recommend them; an ID-only model, lightgcn or mf, ranks them by embeddings nothing trained)") if n else None
-    if ds.meta.get("format") != "mmrec":
+    csv_items = ds.meta.get("format") == "csv" and ds.meta.get("items")
+    if ds.meta.get("format") != "mmrec" and not csv_items:
         return None
     used = np.zeros(ds.n_items, dtype=bool)
     for m in ds.splits.values():
@@ -83,6 +76,10 @@ def unused_items_note(ds) -> str | None:
     n = int((~used).sum())
     if not n:
         return None
+    if csv_items:
+        return (f"note: {n} of the {ds.n_items} items of {ds.meta['items']} {'has' if n == 1 else 'have'} no "
+                "interactions: kept as items, ranked but never a target (new items: the content models can "
+                "recommend them; an ID-only model, lightgcn or mf, ranks them by embeddings nothing trained)")
     dropped = " or whose rows --unseen drop removed" if ds.meta.get("unseen_dropped") else ""
     line = (
         f"note: {n} of {ds.n_items} items have no interactions in {ds.meta.get('source')} (feature rows, id-map "

@@ -196,10 +196,9 @@ def edge_agreement(a: sp.spmatrix | sp.sparray, b: sp.spmatrix | sp.sparray) -> 
         wa = np.asarray(ga[coo.row, coo.col]).ravel()
         wb = np.asarray(gb[coo.row, coo.col]).ravel()
         if np.ptp(wa) > 0 and np.ptp(wb) > 0:
-            from scipy.stats import rankdata
+            from scipy.stats import spearmanr
 
-            ra, rb = rankdata(wa), rankdata(wb)
-            out["weight_spearman"] = float(np.corrcoef(ra, rb)[0, 1])
+            out["weight_spearman"] = float(spearmanr(wa, wb)[0])
     return out
 
 
@@ -400,9 +399,12 @@ def graph_report(
 
     ``degree_stats`` plus the number of weak components and the largest one's size,
     the mean local clustering on a sample of ``sample`` nodes, a degree histogram
-    (``degree_hist``: number of nodes with out-degree 0, 1, 2, ...),
-    and, when given, the overlap with ``other`` (share of this graph's edges that are
-    edges of ``other``, and the same share for random pairs) and the co-consumption
+    (``degree_hist``: number of nodes with out-degree 0, 1, 2, ...), the in-degree from
+    other nodes (self loops left out): its median (``in_degree_median_others``), the
+    nodes no other node lists (``never_neighbour``) and the three most listed (``hubs``:
+    ``(node, in-degree)``), and, when given, the overlap with ``other`` (share of this
+    graph's edges that are edges of ``other``, and the same share for random pairs; and
+    :func:`edge_agreement`'s entries as ``*_with_other``) and the co-consumption
     rate of the edges in ``train``. With ``cold`` (the cold items of the graph's
     cold-start split, ``dataset.cold_items``): :func:`cold_item_stats` and, with
     ``train`` and edges touching a cold item, ``coconsumption_rate_warm``, the rate of
@@ -417,6 +419,11 @@ def graph_report(
     out["clustering_sample"] = float(clustering_sample(g, min(sample, g.shape[0]), seed=seed))
     deg = np.diff(g.indptr)
     out["degree_hist"] = np.bincount(deg).tolist()
+    # in-edges from other nodes: the items no row lists, and the hubs most rows list
+    in_deg = np.bincount(g.indices, minlength=g.shape[0]) - (g.diagonal() != 0)
+    out["in_degree_median_others"] = float(np.median(in_deg)) if in_deg.size else 0.0
+    out["never_neighbour"] = int((in_deg == 0).sum())
+    out["hubs"] = [(int(t), int(in_deg[t])) for t in np.argsort(-in_deg, kind="stable")[:3] if in_deg[t] > 0]
     if other is not None:
         out["overlap_with_other"] = overlap(g, other)
         out.update({f"{k}_with_other": v for k, v in edge_agreement(g, other).items()})

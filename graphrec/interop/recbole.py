@@ -252,7 +252,8 @@ def _check_training_split(model: str, dataset: Any) -> None:
         what = f"the whole RecBole dataset ({n} interactions of all benchmark files)"
     elif sizes and len(sizes) > 1 and n != sizes[0] and n in sizes[1:]:
         # a valid or test split built before this module was imported (no mark): its size is its file's
-        which = ("valid", "test")[list(sizes[1:]).index(n)] if len(sizes) == 3 else "a later"
+        k = list(sizes[1:]).index(n)
+        which = ("valid", "test")[k] if len(sizes) == 3 else f"number {k + 2}"
         what = (f"{n} interactions, the size of the benchmark {which} file, not of the training file "
                 f"({sizes[0]})")
     else:

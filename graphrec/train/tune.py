@@ -348,7 +348,9 @@ def tune(
             log(f"trial {number}: failed without a result (not a diverging loss); its grid point will run again")
         if requeued is not None and requeued not in failed:
             log(f"trial {requeued}: the default configuration ended without a result; it will run again")
-        notes = [f"--cold-seed {cold_seed} has no effect without --cold-start"] if cold_seed is not None and not cold_start else []
+        notes = []
+        if cold_seed is not None and not cold_start:
+            notes.append(f"--cold-seed {cold_seed} has no effect without --cold-start")
         if grid:
             left = _grid_left(optuna, study, points)
             if left == 0:

@@ -236,7 +236,7 @@ def _id_error(kind: str, column: str, what: str = "id"):
 
 
 def _side_table(path: Path, id_names: tuple[str, ...], kind: str, example: str
-                ) -> tuple[list[str], dict[str, list[str]], Table]:
+                ) -> tuple[list[str], dict[str, list[str]]]:
     """A side table's ids (stripped, distinct, non-empty) and its other columns."""
     scan = _scan(path, id_names, example)
     table = scan.read_all()
@@ -252,7 +252,7 @@ def _side_table(path: Path, id_names: tuple[str, ...], kind: str, example: str
                             f"{table.line(seen[v])}): keep one row per {kind}")
         seen[v] = k
     fields = {str(h): table.col(h) for h in table.header if h != col and str(h).strip()}
-    return ids, fields, table
+    return ids, fields
 
 
 def read_table(
@@ -383,10 +383,12 @@ def read_table(
 
     item_ids: np.ndarray | None = None
     item_fields: dict[str, np.ndarray] = {}
-    if items is not None:
-        ipath = _side_path(items, root)
+    item_features: dict[str, np.ndarray] = {}
+    ipath = None if items is None else _side_path(items, root)
+    upath = None if users is None else _side_path(users, root)
+    if ipath is not None:
         names = tuple(dict.fromkeys((icol, *_ITEM_NAMES, "id")))
-        ids, fields, itable = _side_table(ipath, names, "item", f"{icol},title")
+        ids, fields = _side_table(ipath, names, "item", f"{icol},title")
         listed = set(ids)
         missing = [k for k, v in enumerate(i.values.tolist()) if v not in listed]
         if missing:
@@ -402,12 +404,12 @@ def read_table(
             mod, (x, p) = next(iter(feats.items()))
             raise DataError(f"{p}: modality {mod!r} has {x.shape[0]} rows but {ipath} lists {len(ids)} items: "
                             f"row r of every feature file is the r-th item of {ipath.name}, one row per item")
-        del itable
+        item_features = {mod: check_feature_matrix(x, p, mod, item_ids) for mod, (x, p) in feats.items()}
     user_fields: dict[str, np.ndarray] = {}
-    if users is not None:
-        upath = _side_path(users, root)
+    uids = None
+    if upath is not None:
         names = tuple(dict.fromkeys((ucol, *_USER_NAMES, "id")))
-        ids, fields, _ = _side_table(upath, names, "user", f"{ucol},age")
+        ids, fields = _side_table(upath, names, "user", f"{ucol},age")
         row_of = {v: k for k, v in enumerate(ids)}
         uids = _user_order(u)
         rows = np.array([row_of.get(v, -1) for v in uids.tolist()], dtype=np.int64)
@@ -425,19 +427,19 @@ def read_table(
         check_unseen(u, i, split, unseen, _Where(src, line))
     meta: dict[str, Any] = {"format": "csv", "source": str(src), "min_rating": min_rating,
                             "columns": {"user": ucol, "item": icol, "time": tcol, "rating": rcol, "split": scol}}
-    if items is not None:
-        meta["items"] = str(_side_path(items, root))
-    if users is not None:
-        meta["users"] = str(_side_path(users, root))
+    if ipath is not None:
+        meta["items"] = str(ipath)
+    if upath is not None:
+        meta["users"] = str(upath)
     dups = duplicate_rows(u, i, split, np.zeros(len(u), np.int8), [str(src)])
     if dups:
         meta["duplicate_rows"] = dups
-    ds = build_dataset(
+    return build_dataset(
         u, i, split,
         timestamps=ts,
-        user_ids=_user_order(u) if users is not None else None,
+        user_ids=uids,  # the users table's fields are in this order
         item_ids=item_ids,
-        item_features={},
+        item_features=item_features,
         user_fields=user_fields,
         item_fields=item_fields,
         name=name or dataset_name_from(src.stem),
@@ -445,9 +447,6 @@ def read_table(
         meta=meta,
         unseen=unseen,
     )
-    for mod, (x, p) in feats.items():
-        ds.item_features[mod] = check_feature_matrix(x, p, mod, ds.item_ids)
-    return ds
 
 
 def _user_order(u: IdColumn) -> np.ndarray:
